@@ -11,14 +11,18 @@ from noisereg.layers import NoiseLayer
 from tests.noise.cases import CASES, IDS, Case
 
 
-def _input(case: Case, shape=(4, 6, 16), dtype=torch.float32, seed=0) -> torch.Tensor:
+# CUDA joins the device-dependent checks wherever a GPU is present; CI runs them on the CPU.
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _input(case: Case, shape=(4, 6, 16), dtype=torch.float32, seed=0, device="cpu") -> torch.Tensor:
     x = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     x = x.abs() if case.positive_input else x
-    return x.to(dtype)
+    return x.to(dtype=dtype, device=device)
 
 
-def _gen(seed: int = 1) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+def _gen(seed: int = 1, device="cpu") -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 @pytest.fixture(params=CASES, ids=IDS)
@@ -26,10 +30,11 @@ def case(request) -> Case:
     return request.param
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
-def test_shape_dtype_device_kept(case, dtype):
-    x = _input(case, dtype=dtype)
-    y = case.make(case.strength)(x, generator=_gen())
+def test_shape_dtype_device_kept(case, dtype, device):
+    x = _input(case, dtype=dtype, device=device)
+    y = case.make(case.strength)(x, generator=_gen(device=device))
     assert y.shape == x.shape and y.dtype == dtype and y.device == x.device
     assert torch.isfinite(y).all()
     assert not torch.equal(y, x)
@@ -46,12 +51,13 @@ def test_eval_mode_returns_input_itself(case):
     assert layer(x) is x
 
 
-def test_same_seed_same_noise(case):
-    x = _input(case)
+@pytest.mark.parametrize("device", DEVICES)
+def test_same_seed_same_noise(case, device):
+    x = _input(case, device=device)
     kind = case.make(case.strength)
-    a = kind(x, generator=_gen(7))
-    b = kind(x, generator=_gen(7))
-    c = kind(x, generator=_gen(8))
+    a = kind(x, generator=_gen(7, device))
+    b = kind(x, generator=_gen(7, device))
+    c = kind(x, generator=_gen(8, device))
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
 
