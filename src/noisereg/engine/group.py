@@ -5,6 +5,9 @@ from its own seed; ``tests/engine/test_group.py`` checks this):
 
 - replicas whose folds differ in size (train, test or validation) go to different chunks; replicas
   of equal-size folds are stacked together, whatever their fold;
+- replicas on which different sites are switched off (a constant identity strength, such as the
+  no-noise arm of a group that also holds noisy arms) go to different chunks, so that no chunk
+  pays for noise that none of its replicas gets;
 - ``workers`` processes each own every ``workers``-th replica (interleaved, so that cheap and
   expensive replicas spread evenly); torch's CPU generator is single-threaded and noise is most of
   the work, so processes, not threads, are what use several cores;
@@ -30,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from noisereg.engine.specs import FoldData, Group, check_folds
+from noisereg.engine.specs import FoldData, Group, Replica, check_folds, is_constantly_off, site_kinds
 from noisereg.engine.train import ChunkResult, evaluated_epochs, train_chunk
 
 __all__ = ["GroupResult", "train_group", "estimate_replica_bytes", "plan_chunks"]
@@ -69,6 +72,11 @@ class GroupResult:
 
 def _signature(fold: FoldData) -> tuple[int, ...]:
     return tuple(getattr(fold, f"x_{part}").shape[0] for part in fold.parts)
+
+
+def _active_sites(group: Group, replica: Replica) -> tuple[bool, ...]:
+    """Which sites can put noise on this replica (False: a constant identity strength)."""
+    return tuple(not is_constantly_off(kind) for kind in site_kinds(group, replica))
 
 
 def estimate_replica_bytes(group: Group, folds: Sequence[FoldData], dtype: torch.dtype = torch.float32) -> int:
@@ -117,9 +125,11 @@ def plan_chunks(
         chunk_size = min(chunk_size, max(1, memory_budget // estimate_replica_bytes(group, folds, dtype)))
     plan = []
     for w in range(workers):
-        by_signature: dict[tuple[int, ...], list[int]] = {}
+        by_signature: dict[tuple[object, ...], list[int]] = {}
         for i in range(w, len(group.replicas), workers):
-            by_signature.setdefault(_signature(folds[group.replicas[i].fold]), []).append(i)
+            replica = group.replicas[i]
+            key = (_signature(folds[replica.fold]), _active_sites(group, replica))
+            by_signature.setdefault(key, []).append(i)
         plan.append(
             [idx[k : k + chunk_size] for idx in by_signature.values() for k in range(0, len(idx), chunk_size)]
         )

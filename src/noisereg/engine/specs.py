@@ -17,7 +17,17 @@ import torch
 from noisereg.schedules import Schedule
 from noisereg.seeding import check_seed
 
-__all__ = ["MLPSpec", "OptimSpec", "SiteNoise", "Replica", "Group", "FoldData", "check_folds"]
+__all__ = [
+    "MLPSpec",
+    "OptimSpec",
+    "SiteNoise",
+    "Replica",
+    "Group",
+    "FoldData",
+    "check_folds",
+    "site_kinds",
+    "is_constantly_off",
+]
 
 Activation = Literal["relu", "tanh", "gelu", "sigmoid", "elu", "selu", "identity"]
 Init = Literal["default", "he", "glorot", "normal"]
@@ -282,6 +292,18 @@ class FoldData:
     def parts(self) -> tuple[str, ...]:
         """The data parts present: ("train", "test") and "val" when validation data is given."""
         return ("train", "test", "val") if self.x_val is not None else ("train", "test")
+
+
+def site_kinds(group: Group, replica: Replica) -> list[object]:
+    """The noise kind of each site of ``group`` for ``replica`` (with its strength override)."""
+    if not replica.strengths:
+        return [site.kind for site in group.sites]
+    return [site.kind.with_strength(v) for site, v in zip(group.sites, replica.strengths, strict=True)]
+
+
+def is_constantly_off(kind: object) -> bool:
+    """True when ``kind`` has a constant strength at its identity value (it never adds noise)."""
+    return isinstance(kind.strength, numbers.Real) and kind.is_off(0)
 
 
 def check_folds(group: Group, folds: Sequence[FoldData]) -> None:

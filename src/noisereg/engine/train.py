@@ -27,7 +27,7 @@ from noisereg.engine.injection import SiteStream
 from noisereg.engine.losses import batch_loss, evaluate, output_grad, training_targets
 from noisereg.engine.optim import StackedOptimizer
 from noisereg.engine.replicas import StackedMLP, initial_state_dict
-from noisereg.engine.specs import FoldData, Group
+from noisereg.engine.specs import FoldData, Group, is_constantly_off, site_kinds
 from noisereg.seeding import derive_seed, make_generator
 
 __all__ = ["ChunkResult", "train_chunk", "evaluated_epochs"]
@@ -76,7 +76,12 @@ class _Chunk:
         for part in self.parts:
             xs = {f: self.model.augment(getattr(folds[f], f"x_{part}").to(device, dtype)) for f in used}
             ys = {f: getattr(folds[f], f"y_{part}").to(device) for f in used}
-            self.x[part], self.y[part] = _stack(xs, fold_ids), _stack(ys, fold_ids)
+            # Inputs materialized per replica: a batched matmul over an expanded (stride-0) stack is
+            # several times slower than over a contiguous one.
+            self.x[part], self.y[part] = _stack(xs, fold_ids).contiguous(), _stack(ys, fold_ids)
+        self.x_eval = torch.cat([self.x[part] for part in self.parts], dim=1)
+        ends = np.cumsum([self.x[part].shape[1] for part in self.parts]).tolist()
+        self.eval_slices = {part: (end - self.x[part].shape[1], end) for part, end in zip(self.parts, ends)}
         self.q_train = _stack(
             {f: training_targets(group.loss, folds[f].y_train.to(device), spec.out_features, dtype) for f in used},
             fold_ids,
@@ -84,8 +89,11 @@ class _Chunk:
         self.batch_generators = [make_generator(derive_seed(r.seed, "batches"), device) for r in replicas]
         self.streams: dict[str, list[SiteStream]] = {s: [] for s in ("input", "targets", "gradients")}
         self.hidden = [([], []) for _ in spec.widths]
+        per_replica = [site_kinds(group, r) for r in replicas]
         for i, site in enumerate(group.sites):
-            kinds = [site.kind.with_strength(r.strengths[i]) if r.strengths else site.kind for r in replicas]
+            kinds = [k[i] for k in per_replica]
+            if all(is_constantly_off(k) for k in kinds):
+                continue
             keys = group.stream_keys(i)
             gens = [make_generator(derive_seed(r.seed, "noise", *keys), device) for r in replicas]
             stream = SiteStream(kinds, gens, name=f"sites[{i}]", clock=site.clock)
@@ -147,12 +155,13 @@ class _Chunk:
         self.optimizer.step(self.grads)
         return zT, qb
 
-    def evaluate(self) -> dict[str, Tensor]:
+    def evaluate(self) -> dict[str, np.ndarray]:
+        """Clean metrics on every data part, from one forward pass over all of them."""
+        zT = self.model.forward_eval(self.x_eval, "eval")
         metrics = {}
-        with torch.no_grad():
-            for part in self.parts:
-                for name, value in evaluate(self.group.loss, self.model.forward_eval(self.x[part]), self.y[part]).items():
-                    metrics[f"{part}_{name}"] = value
+        for part, (start, stop) in self.eval_slices.items():
+            for name, value in evaluate(self.group.loss, zT[..., start:stop], self.y[part]).items():
+                metrics[f"{part}_{name}"] = value
         return metrics
 
 
@@ -193,7 +202,7 @@ def _run(chunk: _Chunk, progress: Callable[[int], None] | None) -> ChunkResult:
         for k in range(n_batches):
             zT, qb = chunk.train_step(perm, k * group.batch_size, step, epoch)
             if record:
-                noisy_loss = noisy_loss + batch_loss(group.loss, zT, qb) * zT.shape[-1]
+                noisy_loss = noisy_loss + batch_loss(group.loss, zT, qb)
             step += 1
         if progress is not None:
             progress(R)
@@ -204,9 +213,9 @@ def _run(chunk: _Chunk, progress: Callable[[int], None] | None) -> ChunkResult:
         metrics["train_loss_noisy"] = noisy_loss / n_train
         for name, value in metrics.items():
             row = curves.setdefault(name, np.full((R, len(eval_epochs)), np.nan))
-            row[:, column] = np.where(stopped, np.nan, value.double().cpu().numpy())
+            row[:, column] = np.where(stopped, np.nan, value)
         if best_params is not None:
-            val = metrics["val_loss"].double().cpu().numpy()
+            val = metrics["val_loss"]
             improved = (val < best_loss) & ~stopped
             if improved.any():
                 rows = torch.as_tensor(np.flatnonzero(improved), device=best_params.device)
