@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from torch.optim.adam import adam as torch_adam
-from torch.optim.sgd import sgd as torch_sgd
 from torch import Tensor
 
 from noisereg.engine.specs import OptimSpec
@@ -37,9 +35,11 @@ def clip_grad_norm(blocks: Sequence[Tensor], max_norm: float) -> Tensor:
 class StackedOptimizer:
     """One optimizer state per replica over a flat parameter buffer.
 
-    The update is torch's own: the fused kernels of ``torch.optim.SGD``/``Adam``/``AdamW``
-    (``fused=True``) through their functional forms, applied to the flat buffer. They are
-    elementwise, so each replica's update depends only on its own parameters, gradient and state.
+    The update is torch's own: the fused kernels behind ``torch.optim.SGD``/``Adam``/``AdamW`` with
+    ``fused=True`` (``torch._fused_sgd_``, ``_fused_adam_``, ``_fused_adamw_``), called on the flat
+    buffer directly, since the optimizers' Python wrappers cost more than the update itself here.
+    The kernels are elementwise, so each replica's update depends only on its own parameters,
+    gradient and state.
 
     Args:
         spec: the optimizer.
@@ -50,10 +50,12 @@ class StackedOptimizer:
 
     def __init__(self, spec: OptimSpec, params: Tensor, blocks: Callable[[Tensor], list[Tensor]]) -> None:
         self.spec, self.params, self.blocks = spec, params, blocks
-        self.momentum_buffers: list[Tensor | None] = [None]
-        self.exp_avg = torch.zeros_like(params)
-        self.exp_avg_sq = torch.zeros_like(params)
-        self.state_step = torch.zeros((), dtype=torch.float32, device=params.device)
+        self.first_step = True
+        if spec.name == "sgd":
+            self.state = [torch.empty_like(params)] if spec.momentum else []
+        else:
+            self.state = [torch.zeros_like(params), torch.zeros_like(params)]
+            self.steps = torch.zeros((), dtype=torch.float32, device=params.device)
 
     def step(self, grads: Tensor) -> None:
         """Clip (if asked) and apply one update from ``grads`` (flat; clipping changes it in place)."""
@@ -61,19 +63,20 @@ class StackedOptimizer:
         if spec.clip_grad_norm is not None:
             clip_grad_norm(self.blocks(grads), spec.clip_grad_norm)
         if spec.name == "sgd":
-            torch_sgd(
-                [self.params], [grads], self.momentum_buffers, fused=True, weight_decay=spec.weight_decay,
-                momentum=spec.momentum, lr=spec.lr, dampening=0.0, nesterov=False, maximize=False,
+            torch._fused_sgd_(
+                [self.params], [grads], self.state, weight_decay=spec.weight_decay, momentum=spec.momentum,
+                lr=spec.lr, dampening=0.0, nesterov=False, maximize=False, is_first_step=self.first_step,
             )
-            return
-        torch_adam(
-            [self.params], [grads], [self.exp_avg], [self.exp_avg_sq], [], [self.state_step], fused=True,
-            decoupled_weight_decay=spec.name == "adamw", amsgrad=False, beta1=spec.betas[0],
-            beta2=spec.betas[1], lr=spec.lr, weight_decay=spec.weight_decay, eps=spec.eps, maximize=False,
-        )
+        else:
+            self.steps.add_(1)
+            update = torch._fused_adamw_ if spec.name == "adamw" else torch._fused_adam_
+            update(
+                [self.params], [grads], [self.state[0]], [self.state[1]], [], [self.steps], lr=spec.lr,
+                beta1=spec.betas[0], beta2=spec.betas[1], weight_decay=spec.weight_decay, eps=spec.eps,
+                amsgrad=False, maximize=False,
+            )
+        self.first_step = False
 
     def state_tensors(self) -> list[Tensor]:
         """The per-element state buffers (for memory accounting)."""
-        if self.spec.name == "sgd":
-            return [b for b in self.momentum_buffers if b is not None]
-        return [self.exp_avg, self.exp_avg_sq]
+        return list(self.state)
