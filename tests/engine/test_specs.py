@@ -71,7 +71,7 @@ def test_bad_specs_are_refused(make, error, match):
     ("group", "folds", "error", "match"),
     [
         (_group(), _fold(), TypeError, "sequence of FoldData"),
-        (_group(), [_fold(x_train=torch.zeros(6, 3))], ValueError, "x_train has 3 features"),
+        (_group(), [_fold(x_train=torch.zeros(6, 3))], ValueError, r"x_train has shape \(6, 3\)"),
         (_group(), [_fold(x_test=torch.full((6, 2), float("nan")))], ValueError, "finite"),
         (_group(), [_fold(y_train=torch.full((6,), 0.5))], ValueError, "0/1 labels"),
         (_group(replicas=(Replica(0, fold=1),)), [_fold()], ValueError, "fold=1"),

@@ -22,6 +22,7 @@ arithmetic the same whatever the number of workers.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import queue
 import time
@@ -33,7 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from noisereg.engine.specs import FoldData, Group, Replica, check_folds, is_constantly_off, site_kinds
+from noisereg.engine.modules import initial_module
+from noisereg.engine.specs import FoldData, Group, MLPSpec, Replica, check_folds, is_constantly_off, site_kinds
 from noisereg.engine.train import ChunkResult, evaluated_epochs, train_chunk
 
 __all__ = ["GroupResult", "train_group", "estimate_replica_bytes", "plan_chunks"]
@@ -80,30 +82,36 @@ def _active_sites(group: Group, replica: Replica) -> tuple[bool, ...]:
 
 
 def estimate_replica_bytes(group: Group, folds: Sequence[FoldData], dtype: torch.dtype = torch.float32) -> int:
-    """Bytes one replica of ``group`` needs while training (an upper estimate, without torch's own).
+    """Bytes one replica of ``group`` needs while training (an estimate, without torch's own).
 
     Counts the parameters with their gradient, optimizer state, best copy and gradient-noise buffers;
     the batch's activations with the buffers of each noise site; the largest evaluation pass; and a
-    private copy of the replica's data.
+    private copy of the replica's data. For a ModuleSpec the module's own activations are not known
+    and are counted as the batch's inputs and outputs only.
     """
     spec, itemsize = group.model, torch.empty(0, dtype=dtype).element_size()
-    sizes = spec.layer_sizes
-    n_params = sum((sizes[i] + 1) * sizes[i + 1] for i in range(len(sizes) - 1))
     state = {"sgd": 1 if group.optimizer.momentum else 0}.get(group.optimizer.name, 2)
     per_param = 2 + state + (group.patience is not None)
     per_param += 2 * sum(s.site == "gradients" for s in group.sites)
     n_rows = max(max(_signature(f)) for f in folds)
     n_train = max(f.x_train.shape[0] for f in folds)
     batch = min(group.batch_size, n_train)
-    activations = 0
-    for layer, width in enumerate(spec.widths):
-        streams = sum(s.site in ("pre", "post") and (s.layers is None or layer in s.layers) for s in group.sites)
-        activations += batch * width * (3 + streams)
-    inputs = batch * (spec.in_features + 1) * (1 + sum(s.site == "input" for s in group.sites))
-    outputs = batch * spec.out_features * 4
-    evaluation = n_rows * (2 * max(spec.widths, default=0) + spec.out_features)
-    data = n_rows * len(folds[0].parts) * (spec.in_features + 1 + spec.out_features)
-    return itemsize * (n_params * per_param + activations + inputs + outputs + evaluation + data)
+    sample = math.prod(folds[0].x_train.shape[1:]) + (1 if isinstance(spec, MLPSpec) else 0)
+    inputs = batch * sample * (1 + sum(s.site == "input" for s in group.sites))
+    data = n_rows * len(folds[0].parts) * (sample + spec.out_features)
+    outputs = batch * spec.out_features * 4 + n_rows * spec.out_features
+    if isinstance(spec, MLPSpec):
+        sizes = spec.layer_sizes
+        n_params = sum((sizes[i] + 1) * sizes[i + 1] for i in range(len(sizes) - 1))
+        activations = 0
+        for layer, width in enumerate(spec.widths):
+            streams = sum(s.site in ("pre", "post") and (s.layers is None or layer in s.layers) for s in group.sites)
+            activations += batch * width * (3 + streams)
+        activations += n_rows * len(folds[0].parts) * sum(spec.widths)
+    else:
+        n_params = sum(p.numel() for p in initial_module(spec, 0).parameters())
+        activations = 0
+    return itemsize * (n_params * per_param + activations + inputs + outputs + data)
 
 
 def plan_chunks(
@@ -116,6 +124,8 @@ def plan_chunks(
     dtype: torch.dtype = torch.float32,
 ) -> list[list[list[int]]]:
     """For each worker, its chunks, each a list of replica indices into ``group.replicas``."""
+    if chunk_size is None and not isinstance(group.model, MLPSpec):
+        chunk_size = len(group.replicas)
     if chunk_size is None:
         n_train = max(f.x_train.shape[0] for f in folds)
         widest = max(group.model.widths, default=group.model.out_features)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["training_targets", "output_grad", "batch_loss", "evaluate", "per_replica"]
+__all__ = ["training_targets", "output_grad", "training_loss", "batch_loss", "evaluate", "per_replica"]
 
 # torch's CPU kernels run 2 vectors at a time and finish a tensor's tail with scalar code, which for
 # some functions (sigmoid, elu, selu, gelu in float64) rounds differently. Padding each replica's
@@ -54,6 +54,15 @@ def output_grad(loss: str, zT: Tensor, q: Tensor) -> Tensor:
     if loss == "ce":
         return torch.softmax(zT, dim=1).sub_(q.transpose(1, 2)).div_(batch)
     return (zT - q.transpose(1, 2)).mul_(2.0 / (batch * zT.shape[1]))
+
+
+def training_loss(loss: str, zT: Tensor, q: Tensor) -> Tensor:
+    """Mean loss of each replica on its batch, differentiable, shape [R] (output_grad's loss)."""
+    if loss == "bce":
+        return F.binary_cross_entropy_with_logits(zT[:, 0], q, reduction="none").mean(-1)
+    if loss == "ce":
+        return -(torch.log_softmax(zT, dim=1) * q.transpose(1, 2)).sum(1).mean(-1)
+    return (zT - q.transpose(1, 2)).square().mean((1, 2))
 
 
 def _rows(x: Tensor) -> np.ndarray:

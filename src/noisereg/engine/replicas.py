@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from noisereg.engine.injection import SiteStream
-from noisereg.engine.losses import per_replica
+from noisereg.engine.losses import output_grad, per_replica
 from noisereg.engine.specs import MLPSpec
 from noisereg.seeding import derive_seed, make_generator
 
@@ -179,6 +179,10 @@ class StackedMLP:
         positions = torch.arange(self.params.numel(), device=self.device)
         return torch.cat([v.reshape(self.replicas, -1) for v in self.torch_views(positions)], dim=1)
 
+    def blocks(self, flat: Tensor) -> list[Tensor]:
+        """Per-parameter [R, k] views of a flat buffer laid out like ``params``."""
+        return [t.reshape(self.replicas, -1) for w, b in self.views(flat) for t in (w, b) if t is not None]
+
     def load_state(self, states: Sequence[dict[str, Tensor]]) -> None:
         """Set replica r's weights from ``states[r]`` (a state dict of :func:`build_module`)."""
         for key, view in zip(self.state_keys(), self.torch_views(self.params), strict=True):
@@ -209,6 +213,16 @@ class StackedMLP:
         if not self.augmented:
             return x
         return torch.cat([x, x.new_ones(x.shape[:-1] + (1,))], dim=-1)
+
+    def input_view(self, x: Tensor) -> Tensor:
+        """The data columns of a network input (without the column of ones)."""
+        return x[..., : self.spec.in_features]
+
+    def compute_grads(self, loss: str, x: Tensor, q: Tensor, hidden_noise, *, step: int, epoch: int, grads: Tensor) -> Tensor:
+        """Forward with noise, then write d(mean loss)/d params into ``grads``; return the outputs zᵀ."""
+        zT = self.forward_train(x, hidden_noise, step=step, epoch=epoch)
+        self.backward(output_grad(loss, zT, q), grads)
+        return zT
 
     def _linear(self, i: int, h: Tensor, out: Tensor | None = None) -> Tensor:
         w, b = self.param_views[i]
