@@ -146,6 +146,20 @@ class SiteStream:
         multiplier = eps.mul_(sigma).add_(1.0)
         return x.mul_(multiplier), multiplier
 
+    def unit_normals(self, like: Tensor, *, step: int, epoch: int, slot: object) -> tuple[Tensor, Tensor | None]:
+        """Per-replica σ [R, 1, ...] and unit normals shaped like ``like`` (None when all σ are 0).
+
+        For samplers that use the site's formula through another parametrization (projection).
+        """
+        if self.form != "additive":
+            raise ValueError(f"{self.name}: unit normals are drawn for Gaussian noise only")
+        sigma, rows = self._sigma(epoch if self.clock == "epoch" else step, like)
+        if not rows:
+            return sigma, None
+        eps = self._buffer(slot, like)
+        _draw_unit_normals(eps, self.generators, rows)
+        return sigma, eps
+
     def _apply_general(self, x: Tensor, step: int) -> Tensor:
         out = []
         for r, (kind, generator) in enumerate(zip(self.kinds, self.generators, strict=True)):

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from noisereg.engine.injection import SiteStream
 from noisereg.engine.losses import output_grad, per_replica
+from noisereg.engine.projection import ProjectedPostNoise
 from noisereg.engine.specs import MLPSpec
 from noisereg.seeding import derive_seed, make_generator
 
@@ -143,6 +144,7 @@ class StackedMLP:
         self.param_views = self.views(self.params)
         self._buffers: dict[object, Tensor] = {}
         self._saved: list[object] = []
+        self.projected: list[ProjectedPostNoise] = []
         self._grad_views: tuple[Tensor, list[tuple[Tensor, Tensor | None]]] | None = None
 
     # ---- layout -------------------------------------------------------------------------------
@@ -259,7 +261,10 @@ class StackedMLP:
             else:
                 h, local = self._hidden_autograd(i, pre, pre_streams, post_streams, step, epoch)
             self._saved += [local, h]
-        return self._linear(self.n_layers - 1, h)
+        zT = self._linear(self.n_layers - 1, h)
+        for site in self.projected:
+            zT = site.forward(zT, self.param_views[-1][0], step=step, epoch=epoch)
+        return zT
 
     def _hidden_closed_form(self, i, pre, pre_streams, post_streams, step, epoch):
         """Noise, activation, noise; returns the output and d output / d pre (None when it is 1)."""
@@ -297,6 +302,8 @@ class StackedMLP:
         last = self.n_layers - 1
         g_w, g_b = views[last]
         torch.bmm(dzT, self._saved[-1], out=g_w)
+        for site in self.projected:
+            site.backward(g_w, dzT, self.param_views[-1][0])
         # Sums over the batch as matmuls with ones: a batched matmul rounds each replica alike
         # whatever the stack's size, a torch.sum over a stack need not.
         torch.bmm(dzT, self._ones(dzT.shape[-1]).transpose(1, 2), out=g_b)

@@ -27,6 +27,7 @@ from noisereg.engine.injection import SiteStream
 from noisereg.engine.losses import batch_loss, evaluate, training_targets
 from noisereg.engine.modules import StackedModule
 from noisereg.engine.optim import StackedOptimizer
+from noisereg.engine.projection import ProjectedPostNoise
 from noisereg.engine.replicas import StackedMLP, initial_state_dict
 from noisereg.engine.specs import FoldData, Group, MLPSpec, is_constantly_off, site_kinds
 from noisereg.seeding import derive_seed, make_generator
@@ -102,7 +103,9 @@ class _Chunk:
             keys = group.stream_keys(i)
             gens = [make_generator(derive_seed(r.seed, "noise", *keys), device) for r in replicas]
             stream = SiteStream(kinds, gens, name=f"sites[{i}]", clock=site.clock)
-            if site.site in ("pre", "post"):
+            if site.sampling == "projected":
+                self.model.projected.append(ProjectedPostNoise(stream))
+            elif site.site in ("pre", "post"):
                 for layer in site.layers if site.layers is not None else range(hidden_layers):
                     self.hidden[layer][0 if site.site == "pre" else 1].append(stream)
             else:
