@@ -234,14 +234,22 @@ class StackedMLP:
             return torch.baddbmm(b, w, h.transpose(1, 2), out=out)
         return torch.baddbmm(b, h, w, out=out)
 
-    def forward_eval(self, x: Tensor, key: object = None) -> Tensor:
+    def forward_eval(self, x: Tensor, rows: int | None = None) -> Tensor:
         """Outputs zᵀ [R, out, n] without noise, for network input ``x`` [R, n, in(+1)].
 
-        With a ``key`` the hidden activations go to buffers kept under that key for the next call.
+        With ``rows``, samples go through in blocks of that many, in reused buffers: the hidden
+        activations of a whole evaluation set would push the training step's buffers out of cache.
         """
+        if rows is None or rows >= x.shape[1]:
+            return self._forward_clean(x, None)
+        rows = math.ceil(x.shape[1] / math.ceil(x.shape[1] / rows))  # equal blocks, one buffer
+        blocks = [self._forward_clean(x[:, a : a + rows], "eval") for a in range(0, x.shape[1], rows)]
+        return torch.cat(blocks, dim=-1)
+
+    def _forward_clean(self, x: Tensor, key: object) -> Tensor:
         h = x
         for i in range(self.n_layers - 1):
-            out = None if key is None else self._buffer((key, i), h.shape[:2] + (self.spec.widths[i],))
+            out = None if key is None else self._buffer((key, i, x.shape[1]), h.shape[:2] + (self.spec.widths[i],))
             pre = self._linear(i, h, out=out)
             h = pre.relu_() if self.spec.activation == "relu" else _activate_autograd(self.spec.activation, pre)
         return self._linear(self.n_layers - 1, h)
