@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import resource
 import subprocess
 import sys
@@ -96,24 +97,36 @@ def plain_training(args: tuple[int, tuple[float, float, float], int]) -> float:
     return accuracy
 
 
-def run_plain(epochs: int) -> tuple[float, dict[str, float]]:
+def timed(fn):
+    """(wall seconds, CPU seconds of this process and its finished children, fn())."""
+
+    def cpu() -> float:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    wall, used = time.perf_counter(), cpu()
+    out = fn()
+    return time.perf_counter() - wall, cpu() - used, out
+
+
+def run_plain(epochs: int) -> tuple[float, float, dict[str, float]]:
     jobs = [(s, arm, epochs) for arm in ARMS.values() for s in range(SEEDS)]
-    start = time.perf_counter()
-    with multiprocessing.get_context("fork").Pool(WORKERS) as pool:
-        accuracies = pool.map(plain_training, jobs, chunksize=1)
-    seconds = time.perf_counter() - start
+
+    def work():
+        with multiprocessing.get_context("fork").Pool(WORKERS) as pool:
+            return pool.map(plain_training, jobs, chunksize=1)
+
+    seconds, cpu, accuracies = timed(work)
     acc = np.asarray(accuracies).reshape(len(ARMS), SEEDS).mean(1)
-    return seconds, dict(zip(ARMS, acc, strict=True))
+    return seconds, cpu, dict(zip(ARMS, acc, strict=True))
 
 
 # ---- the engine -----------------------------------------------------------------------------------
-def run_engine(epochs: int, zero: bool = False, projected: bool = False) -> tuple[float, dict[str, float]]:
-    fold = case_study()
-    start = time.perf_counter()
-    result = train_group(grid(epochs, zero, projected=projected), [fold], workers=WORKERS)
-    seconds = time.perf_counter() - start
+def run_engine(epochs: int, zero: bool = False, projected: bool = False) -> tuple[float, float, dict[str, float]]:
+    fold, group = case_study(), grid(epochs, zero, projected=projected)
+    seconds, cpu, result = timed(lambda: train_group(group, [fold], workers=WORKERS))
     acc = result.final["test_acc"].reshape(len(ARMS), SEEDS).mean(1)
-    return seconds, dict(zip(ARMS, acc, strict=True))
+    return seconds, cpu, dict(zip(ARMS, acc, strict=True))
 
 
 def normal_ns() -> float:
@@ -167,26 +180,32 @@ def main() -> None:
         return
     epochs = args.epochs
     print(f"case-study grid: {len(ARMS)} arms x {SEEDS} seeds x {epochs} epochs, {WORKERS} processes each side")
-    engine_s, engine_acc = run_engine(epochs)
-    compute_s, _ = run_engine(epochs, zero=True)
+    print("load average before: " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + " (the machine may be shared)")
+    engine_s, engine_cpu, engine_acc = run_engine(epochs)
+    compute_s, compute_cpu, _ = run_engine(epochs, zero=True)
     draws = SEEDS * epochs * 30 * (2 + 500 + 500)
     ns = normal_ns()
     noise_floor = draws * ns * 1e-9 / WORKERS
-    print(f"engine: {engine_s:.2f} s  (compute {compute_s:.2f} s, noise {engine_s - compute_s:.2f} s)")
-    print(f"  {draws / 1e9:.2f} G normals at {ns:.2f} ns each on {WORKERS} cores: {noise_floor:.2f} s;"
-          f" floor estimate (compute + draws) {compute_s + noise_floor:.2f} s")
+    print(f"engine: {engine_s:.2f} s wall, {engine_cpu:.1f} s CPU")
+    print(f"  split: compute {compute_s:.2f} s (the same grid with every strength 0: nothing drawn), "
+          f"noise {engine_s - compute_s:.2f} s")
+    print(f"  {draws / 1e9:.2f} G normals at {ns:.2f} ns each (torch's CPU generator) on {WORKERS} cores: "
+          f"{noise_floor:.2f} s; floor estimate (compute + draws) {compute_s + noise_floor:.2f} s")
     print("  mean test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in engine_acc.items()))
-    projected_s, projected_acc = run_engine(epochs, projected=True)
-    print(f"engine, post-ReLU noise sampled through its projection (opt-in): {projected_s:.2f} s")
+    projected_s, projected_cpu, projected_acc = run_engine(epochs, projected=True)
+    print(f"engine, post-ReLU noise sampled through its projection (opt-in): {projected_s:.2f} s wall, "
+          f"{projected_cpu:.1f} s CPU")
     print("  mean test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in projected_acc.items()))
     print("memory (one stack, 20 epochs):")
     for line in memory_table():
         print(line)
     if args.skip_plain:
         return
-    plain_s, plain_acc = run_plain(epochs)
-    print(f"plain loop: {plain_s:.2f} s")
+    plain_s, plain_cpu, plain_acc = run_plain(epochs)
+    print(f"plain loop: {plain_s:.2f} s wall, {plain_cpu:.1f} s CPU")
     print("  mean test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in plain_acc.items()))
+    print("load average after: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
+    print(f"CPU-time ratio: {plain_cpu / engine_cpu:.2f}")
     print(f"ratio with projected post-ReLU sampling (opt-in): {plain_s / projected_s:.2f}")
     print(f"ratio: {plain_s / engine_s:.2f}")
 
