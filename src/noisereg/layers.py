@@ -1,0 +1,259 @@
+"""Noise as ``nn.Module`` layers: the generic :class:`NoiseLayer`, Keras-compatible layers, and the switches.
+
+A noise layer is on only in training mode and returns its input itself in eval mode or at zero
+strength. :func:`noise_enabled` forces every noise of a model on (test-time noise) or off for the
+duration of a ``with`` block. :func:`bind_clock` gives a model one :class:`~noisereg.schedules.Clock`
+that resolves the schedules of all its noise layers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+import weakref
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from noisereg import noise as kinds
+from noisereg.noise.base import NoiseKind, check_strength
+from noisereg.schedules import Clock, Schedule, resolve
+from noisereg.seeding import check_seed, make_generator
+
+__all__ = [
+    "NoiseLayer",
+    "GaussianNoise",
+    "GaussianDropout",
+    "AlphaDropout",
+    "noise_enabled",
+    "noise_layers",
+    "bind_clock",
+    "unbind_clock",
+]
+
+# Noise that sits beside a module rather than inside it (hooks placed by noisereg.attach) is listed
+# here so that noise_enabled, bind_clock and describe find it without the user's model being changed.
+# Weak keys: the entry goes away with the module.
+_beside: weakref.WeakKeyDictionary[nn.Module, list[NoiseLayer]] = weakref.WeakKeyDictionary()
+_clocks: weakref.WeakKeyDictionary[nn.Module, tuple[Clock, object]] = weakref.WeakKeyDictionary()
+
+
+class NoiseLayer(nn.Module):
+    """Applies any noise kind during training; the identity in eval mode and at zero strength.
+
+    Training: y = kind(x, step=t) with t the step of the layer's clock (its own count of training
+    forwards unless :func:`bind_clock` gave it the model's clock) and noise drawn from the layer's own
+    generator when ``seed`` is given (never touching torch's global generator), from torch's global
+    generator otherwise. Eval: y = x, unless :func:`noise_enabled` forces the noise on.
+
+    Args:
+        kind: a config from :mod:`noisereg.noise`, e.g. ``Gaussian(std=0.1)``; any strength may be a
+            schedule.
+        seed: int >= 0 for a private, reproducible stream (one generator per device, made on first use).
+
+    ``forward(x, mask=None)``: ``mask`` (bool, True = leave untouched) is passed to the kind.
+
+    >>> layer = NoiseLayer(kinds.Gaussian(std=0.5), seed=0)
+    >>> x = torch.ones(2, 3)
+    >>> bool((layer.eval()(x) == x).all())
+    True
+    """
+
+    def __init__(self, kind: NoiseKind, *, seed: int | None = None) -> None:
+        super().__init__()
+        if not isinstance(kind, NoiseKind):
+            raise TypeError(
+                f"kind must be a noise config from noisereg.noise (e.g. Gaussian(std=0.1)), "
+                f"got {type(kind).__name__}"
+            )
+        self.kind = kind
+        self.seed = None if seed is None else check_seed(seed)
+        self.clock: Clock | None = None
+        self.forced: bool | None = None
+        self.applied = 0
+        self._own_step = 0
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    @property
+    def step(self) -> int:
+        """The step at which the next training forward resolves the kind's schedules."""
+        return self.clock.step if self.clock is not None else self._own_step
+
+    @property
+    def active(self) -> bool:
+        """Whether the next forward draws noise (training mode, or forced by noise_enabled)."""
+        return self.training if self.forced is None else self.forced
+
+    def generator(self, device: torch.device) -> torch.Generator | None:
+        if self.seed is None:
+            return None
+        if device not in self._generators:
+            self._generators[device] = make_generator(self.seed, device)
+        return self._generators[device]
+
+    def reseed(self, seed: int | None) -> None:
+        """Restart the noise stream from ``seed`` (None: torch's global generator)."""
+        self.seed = None if seed is None else check_seed(seed)
+        self._generators.clear()
+
+    @torch.compiler.disable
+    def _advance(self) -> int:
+        # Counters are plain Python state: kept out of compiled graphs so they never cause recompiles.
+        step = self.step
+        if self.training and self.clock is None:
+            self._own_step += 1
+        return step
+
+    @torch.compiler.disable
+    def _count(self) -> None:
+        self.applied += 1
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        if not self.active:
+            return x
+        step = self._advance()
+        if self.kind.is_off(step):
+            return x
+        self._count()
+        return self.kind(x, step=step, generator=self.generator(x.device), mask=mask)
+
+    def current_strength(self) -> object:
+        """The kind's main strength at the current step (a number unless it is a tensor)."""
+        return resolve(self.kind.strength, self.step)
+
+    def extra_repr(self) -> str:
+        parts = [repr(self.kind)]
+        if self.seed is not None:
+            parts.append(f"seed={self.seed}")
+        if self.forced is not None:
+            parts.append(f"forced={'on' if self.forced else 'off'}")
+        return ", ".join(parts)
+
+
+def _keras_rate(rate: object) -> float:
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= rate < 1.0:
+        raise ValueError(f"{rate=} must be a number in [0, 1)")
+    return float(rate)
+
+
+class GaussianNoise(NoiseLayer):
+    """Keras-compatible ``GaussianNoise(stddev, seed)``: adds N(0, stddev²) in training only.
+
+    Unlike Keras 3, a ``stddev`` above 1 is accepted (inputs need not be normalized), and ``stddev``
+    may be a schedule.
+    """
+
+    def __init__(self, stddev: float | Schedule, seed: int | None = None) -> None:
+        if not callable(stddev):
+            check_strength(stddev, name="stddev", x=torch.empty(0))
+        super().__init__(kinds.Gaussian(std=stddev), seed=seed)
+
+
+class GaussianDropout(NoiseLayer):
+    """Keras-compatible ``GaussianDropout(rate, seed)``: multiplies by N(1, rate/(1−rate)) in training."""
+
+    def __init__(self, rate: float | Schedule, seed: int | None = None) -> None:
+        if not callable(rate):
+            _keras_rate(rate)
+        super().__init__(kinds.GaussianDropout(rate=rate), seed=seed)
+
+
+class AlphaDropout(NoiseLayer):
+    """Keras-compatible ``AlphaDropout(rate, noise_shape=None, seed=None)`` for SELU networks."""
+
+    def __init__(
+        self, rate: float | Schedule, noise_shape: tuple[int, ...] | None = None, seed: int | None = None
+    ) -> None:
+        if not callable(rate):
+            _keras_rate(rate)
+        shape = None if noise_shape is None else tuple(int(d) for d in noise_shape)
+        super().__init__(kinds.AlphaDropout(rate=rate, noise_shape=shape), seed=seed)
+
+
+def noise_layers(model: nn.Module) -> list[NoiseLayer]:
+    """Every noise layer of ``model``: those among its modules and those attached beside them."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    found: list[NoiseLayer] = []
+    for module in model.modules():
+        if isinstance(module, NoiseLayer):
+            found.append(module)
+        found.extend(_beside.get(module, ()))
+    return found
+
+
+@contextlib.contextmanager
+def noise_enabled(model: nn.Module, enabled: bool) -> Iterator[list[NoiseLayer]]:
+    """Force every noise of ``model`` on (test-time noise, even in eval mode) or off; restore on exit.
+
+    >>> model = nn.Sequential(GaussianNoise(0.1, seed=0), nn.Linear(2, 1)).eval()
+    >>> with noise_enabled(model, True):
+    ...     noisy = model(torch.zeros(1, 2))
+
+    Yields the list of noise layers it switched. Raises ``ValueError`` if the model has none, since
+    a switch that finds nothing to switch usually means the noise was never attached.
+    """
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled={enabled!r} must be True or False")
+    layers = noise_layers(model)
+    if not layers:
+        raise ValueError(
+            "noise_enabled found no noise in the model: add a noisereg layer or use noisereg.attach"
+        )
+    previous = [layer.forced for layer in layers]
+    for layer in layers:
+        layer.forced = enabled
+    try:
+        yield layers
+    finally:
+        for layer, state in zip(layers, previous, strict=True):
+            layer.forced = state
+
+
+def bind_clock(model: nn.Module, clock: Clock | None = None) -> Clock:
+    """Give every noise layer of ``model`` one clock, advanced once per training-mode forward.
+
+    Returns the clock (a new ``Clock()`` unless given). Binding again replaces the previous clock of
+    the model; layers added later are bound by calling it again. A clock with ``auto=False`` is
+    never advanced by the model: drive it with ``clock.tick()`` or ``clock.step = n``.
+    """
+    layers = noise_layers(model)
+    if clock is None:
+        clock = _clocks[model][0] if model in _clocks else Clock()
+    if not isinstance(clock, Clock):
+        raise TypeError(f"clock must be a noisereg.Clock, got {type(clock).__name__}")
+    if model in _clocks:
+        _clocks.pop(model)[1].remove()
+
+    def tick(module: nn.Module, args: object, output: object) -> None:
+        if module.training and clock.auto:
+            clock.tick()
+
+    handle = model.register_forward_hook(torch.compiler.disable(tick))
+    _clocks[model] = (clock, handle)
+    for layer in layers:
+        layer.clock = clock
+    return clock
+
+
+def unbind_clock(model: nn.Module) -> None:
+    """Remove the clock :func:`bind_clock` gave ``model``; its layers count their own steps again."""
+    if model in _clocks:
+        _clocks.pop(model)[1].remove()
+    for layer in noise_layers(model):
+        layer.clock = None
+
+
+def add_beside(module: nn.Module, layer: NoiseLayer) -> None:
+    """Record noise applied beside ``module`` by a hook (for noise_enabled, bind_clock, describe)."""
+    _beside.setdefault(module, []).append(layer)
+
+
+def remove_beside(module: nn.Module, layer: NoiseLayer) -> None:
+    entries = _beside.get(module, [])
+    if layer in entries:
+        entries.remove(layer)
+    if not entries and module in _beside:
+        del _beside[module]
+

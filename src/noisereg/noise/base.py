@@ -1,0 +1,217 @@
+"""What every noise kind shares: input checks, strength broadcasting, clip and mask, the config base.
+
+Conventions that hold for every kind (and that the contract suite in ``tests/noise`` checks):
+
+- ``x`` must be a floating-point tensor. Integer or boolean tensors (token ids, labels) raise a
+  ``TypeError``: put noise on embeddings or targets instead.
+- A strength is a Python number or a tensor of shape ``[batch]``, broadcast along dim 0. A stack of
+  replicas ``[replicas, batch, ...]`` therefore takes one strength per replica.
+- ``mask`` is a boolean tensor broadcastable to ``x``; ``True`` marks a position left untouched
+  (padding). ``clip=(low, high)`` clamps the noisy output; neither is applied where no noise is.
+- dtype and device are kept. Noise is drawn in the input's dtype for float32/float64 and in float32 for
+  float16/bfloat16 inputs (bf16 draws on CPU have clipped tails), then cast back to the input's dtype.
+- At the identity strength (``std=0``, ``rate=0``, ``snr_db=inf``, ...) the input itself is returned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from noisereg.schedules import Schedule, resolve
+
+__all__ = ["NoiseKind", "Strength", "Clip"]
+
+Strength = float | Tensor
+Clip = tuple[float, float] | None
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def check_input(x: object, *, kind: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{kind} noise: x must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        hint = (
+            " Token ids and labels cannot take additive noise: use embedding noise"
+            " (noisereg.attach(..., at='embeddings')) or target noise instead."
+        )
+        raise TypeError(f"{kind} noise: x must be a floating-point tensor, got dtype={x.dtype}.{hint}")
+    return x
+
+
+def draw_dtype(x: Tensor) -> torch.dtype:
+    return torch.float32 if x.dtype in _LOW_PRECISION else x.dtype
+
+
+def check_strength(
+    value: object,
+    *,
+    name: str,
+    x: Tensor,
+    low: float = 0.0,
+    low_open: bool = False,
+    high: float = math.inf,
+    high_open: bool = False,
+    allow_inf: bool = False,
+) -> Strength:
+    """Validate a scalar or per-sample strength; return it as a float or a tensor broadcast to ``x``.
+
+    Per-sample tensors are checked only outside ``torch.compile`` tracing, where reading their values
+    would break the graph.
+    """
+    upper = f"< {high}" if high_open else f"<= {high}"
+    expected = f"must be {'>' if low_open else '>='} {low}" + ("" if high == math.inf else f" and {upper}")
+    if isinstance(value, Tensor):
+        if value.dim() > 1 or (value.dim() == 1 and x.dim() >= 1 and value.shape[0] not in (1, x.shape[0])):
+            raise ValueError(
+                f"{name} must be a number or a tensor of shape [batch]={list(x.shape[:1])}, "
+                f"got shape {list(value.shape)}"
+            )
+        value = value.to(dtype=draw_dtype(x), device=x.device)
+        if not torch.compiler.is_compiling():
+            finite_ok = torch.isfinite(value) | (allow_inf & torch.isinf(value) & (value > 0))
+            above = value > low if low_open else value >= low
+            below = value < high if high_open else value <= high
+            if not bool((finite_ok & above & below).all()):
+                bad = value[~(finite_ok & above & below)][:3].tolist()
+                raise ValueError(f"{name} {expected}, got values {bad}")
+        return value.reshape((-1,) + (1,) * (x.dim() - 1)) if value.dim() == 1 else value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}={value!r} must be a float or a tensor of shape [batch]")
+    value = float(value)
+    ok = (math.isfinite(value) or (allow_inf and value == math.inf)) and (
+        value > low if low_open else value >= low
+    )
+    ok = ok and (value < high if high_open else value <= high)
+    if not ok:
+        raise ValueError(f"{name}={value!r} {expected}{' (inf allowed)' if allow_inf else ''}")
+    return value
+
+
+def is_identity(value: Strength, identity: float) -> bool:
+    """True when a scalar strength equals the kind's identity value (tensors are never short-cut)."""
+    return not isinstance(value, Tensor) and value == identity
+
+
+def check_mask(mask: object, x: Tensor) -> Tensor | None:
+    if mask is None:
+        return None
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        got = f"dtype={mask.dtype}" if isinstance(mask, Tensor) else type(mask).__name__
+        raise TypeError(f"mask must be a bool tensor (True = leave untouched), got {got}")
+    try:
+        torch.broadcast_shapes(mask.shape, x.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"mask of shape {list(mask.shape)} does not broadcast to x of shape {list(x.shape)}"
+        ) from None
+    if torch.broadcast_shapes(mask.shape, x.shape) != x.shape:
+        raise ValueError(f"mask of shape {list(mask.shape)} would enlarge x of shape {list(x.shape)}")
+    return mask
+
+
+def check_clip(clip: object) -> Clip:
+    if clip is None:
+        return None
+    if (
+        not isinstance(clip, (tuple, list))
+        or len(clip) != 2
+        or not all(isinstance(c, numbers.Real) and not isinstance(c, bool) for c in clip)
+    ):
+        raise TypeError(f"clip={clip!r} must be None or a pair (low, high) of numbers")
+    low, high = float(clip[0]), float(clip[1])
+    if not low <= high:
+        raise ValueError(f"clip={clip!r} must have low <= high")
+    return low, high
+
+
+def finish(noisy: Tensor, x: Tensor, *, mask: Tensor | None, clip: Clip) -> Tensor:
+    """Clip, cast back to the input's dtype and restore masked positions, in place where possible."""
+    if clip is not None:
+        noisy = noisy.clamp_(clip[0], clip[1])
+    if noisy.dtype != x.dtype:
+        noisy = noisy.to(x.dtype)
+    if mask is not None:
+        noisy = torch.where(mask, x, noisy)
+    return noisy
+
+
+def check_generator(generator: object, x: Tensor) -> torch.Generator | None:
+    if generator is None:
+        return None
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    if generator.device.type != x.device.type:
+        raise ValueError(
+            f"generator is on {generator.device} but x is on {x.device}: make the generator on the "
+            f"input's device (noisereg.seeding.make_generator(seed, x.device))"
+        )
+    return generator
+
+
+def randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    return torch.randn(x.shape, generator=generator, dtype=draw_dtype(x), device=x.device)
+
+
+def rand_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    return torch.rand(x.shape, generator=generator, dtype=draw_dtype(x), device=x.device)
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseKind:
+    """Base of the small frozen configs, one per noise kind.
+
+    A config holds the parameters of its kind's pure function; any strength may be a
+    :class:`~noisereg.schedules.Schedule`, resolved at the step the caller passes. Subclasses set
+    ``strength_field`` (the field that is "how much noise"), ``identity`` (its value for no noise)
+    and ``function`` (the pure tensor function).
+    """
+
+    strength_field: ClassVar[str]
+    identity: ClassVar[float] = 0.0
+
+    @staticmethod
+    def function(x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        raise TypeError("NoiseKind is abstract: use one of the kinds in noisereg.noise")
+
+    @property
+    def strength(self) -> float | Schedule | Tensor:
+        return getattr(self, self.strength_field)
+
+    def with_strength(self, value: float | Schedule | Tensor) -> NoiseKind:
+        """A copy with the main strength replaced (grids and per-replica strengths use this)."""
+        return dataclasses.replace(self, **{self.strength_field: value})
+
+    def resolved(self, step: int = 0) -> dict[str, Any]:
+        """The function's keyword arguments with every schedule evaluated at ``step``."""
+        return {f.name: resolve(getattr(self, f.name), step) for f in dataclasses.fields(self)}
+
+    def is_off(self, step: int = 0) -> bool:
+        return is_identity(resolve(self.strength, step), self.identity)
+
+    def __call__(
+        self,
+        x: Tensor,
+        *,
+        step: int = 0,
+        generator: torch.Generator | None = None,
+        mask: Tensor | None = None,
+    ) -> Tensor:
+        kwargs = self.resolved(step)
+        strength = kwargs.pop(self.strength_field)
+        if "mask" in self._function_params():
+            kwargs["mask"] = mask
+        elif mask is not None:
+            raise ValueError(f"{type(self).__name__} does not take a mask")
+        return type(self).function(x, strength, generator=generator, **kwargs)
+
+    @classmethod
+    def _function_params(cls) -> tuple[str, ...]:
+        code = cls.function.__code__
+        return code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]

@@ -1,0 +1,123 @@
+"""Noise that replaces or resamples values: impulse (salt-and-pepper) and shot (Poisson) noise."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+
+import torch
+from torch import Tensor
+
+from noisereg.noise.base import (
+    Clip,
+    NoiseKind,
+    Strength,
+    check_clip,
+    check_generator,
+    check_input,
+    check_mask,
+    check_strength,
+    draw_dtype,
+    finish,
+    is_identity,
+    rand_like,
+)
+from noisereg.schedules import Schedule
+
+__all__ = ["impulse", "shot", "Impulse", "Shot"]
+
+
+def _finite(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise TypeError(f"{name}={value!r} must be a finite number")
+    return float(value)
+
+
+def impulse(
+    x: Tensor,
+    amount: Strength,
+    *,
+    salt_vs_pepper: float = 0.5,
+    low: float = 0.0,
+    high: float = 1.0,
+    mask: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Impulse (salt-and-pepper) noise: each position is replaced with probability ``amount``.
+
+    A replaced position becomes ``high`` (salt) with probability ``salt_vs_pepper``, else ``low``
+    (pepper). One uniform draw u per position decides both: salt if u < amount·salt_vs_pepper,
+    pepper if amount·salt_vs_pepper <= u < amount. Defaults suit images in [0, 1]; for standardized
+    data pass the range you want. Replaced positions carry no gradient.
+    """
+    check_input(x, kind="impulse")
+    amount = check_strength(amount, name="amount", x=x, high=1.0)
+    if isinstance(salt_vs_pepper, bool) or not isinstance(salt_vs_pepper, numbers.Real) or not (
+        0.0 <= salt_vs_pepper <= 1.0
+    ):
+        raise ValueError(f"{salt_vs_pepper=} must be a number in [0, 1]")
+    low, high = _finite(low, "low"), _finite(high, "high")
+    mask, generator = check_mask(mask, x), check_generator(generator, x)
+    if is_identity(amount, 0.0):
+        return x
+    u = rand_like(x, generator)
+    replaced = u < amount
+    salt = u < amount * salt_vs_pepper
+    del u
+    noisy = x.masked_fill(replaced, low).masked_fill_(salt, high)
+    return finish(noisy, x, mask=mask, clip=None)
+
+
+def shot(
+    x: Tensor,
+    scale: Strength,
+    *,
+    clip: Clip = None,
+    mask: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Shot (Poisson) noise: x̃ = Poisson(x·scale) / scale, for x >= 0.
+
+    ``scale`` is the photon count of a unit value: the larger, the weaker the noise (relative std
+    1/√(x·scale)); ``inf`` means no noise. Hendrycks & Dietterich's shot corruption is this with
+    ``clip=(0, 1)``. Gradients pass straight through (x̃ = x + a detached perturbation).
+    """
+    check_input(x, kind="shot")
+    scale = check_strength(scale, name="scale", x=x, low_open=True, allow_inf=True)
+    mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
+    if is_identity(scale, math.inf):
+        return x
+    if not torch.compiler.is_compiling() and bool((x < 0).any()):
+        raise ValueError(
+            f"shot noise counts photons: x must be >= 0, got min {x.min().item()}; shift or rescale "
+            "the data to a non-negative range first"
+        )
+    counts = torch.poisson(x.detach().to(draw_dtype(x)) * scale, generator=generator).div_(scale)
+    noisy = x + (counts - x.detach()) if x.requires_grad else counts
+    return finish(noisy, x, mask=mask, clip=clip)
+
+
+@dataclasses.dataclass(frozen=True)
+class Impulse(NoiseKind):
+    """Config of :func:`impulse` (salt-and-pepper)."""
+
+    amount: float | Schedule | Tensor = 0.05
+    salt_vs_pepper: float = 0.5
+    low: float = 0.0
+    high: float = 1.0
+
+    strength_field = "amount"
+    function = staticmethod(impulse)
+
+
+@dataclasses.dataclass(frozen=True)
+class Shot(NoiseKind):
+    """Config of :func:`shot`: Poisson(x·scale)/scale."""
+
+    scale: float | Schedule | Tensor = 100.0
+    clip: Clip = None
+
+    strength_field = "scale"
+    identity = math.inf
+    function = staticmethod(shot)

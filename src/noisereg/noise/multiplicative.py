@@ -1,0 +1,165 @@
+"""Noise that scales with the signal: multiplicative Gaussian (speckle), Gaussian and alpha dropout."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+from torch import Tensor
+
+from noisereg.noise.base import (
+    Clip,
+    NoiseKind,
+    Strength,
+    check_clip,
+    check_generator,
+    check_input,
+    check_mask,
+    check_strength,
+    draw_dtype,
+    finish,
+    is_identity,
+    rand_like,
+    randn_like,
+)
+from noisereg.schedules import Schedule
+
+__all__ = [
+    "multiplicative_gaussian",
+    "speckle",
+    "gaussian_dropout",
+    "alpha_dropout",
+    "MultiplicativeGaussian",
+    "Speckle",
+    "GaussianDropout",
+    "AlphaDropout",
+]
+
+# SELU's constants (Klambauer et al. 2017); alpha dropout sets dropped units to SELU's negative
+# saturation value −λα so the activations keep zero mean and unit variance.
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+_ALPHA_PRIME = -_SELU_ALPHA * _SELU_SCALE
+
+
+def multiplicative_gaussian(
+    x: Tensor,
+    std: Strength,
+    *,
+    clip: Clip = None,
+    mask: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Multiplicative Gaussian noise, also called speckle: x̃ = x·(1 + std·ε) = x + x·std·ε.
+
+    The noise has mean 1 and standard deviation ``std``, so E[x̃] = x. Hendrycks & Dietterich's speckle
+    corruption is this with ``clip=(0, 1)``.
+    """
+    check_input(x, kind="multiplicative_gaussian")
+    std = check_strength(std, name="std", x=x)
+    mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
+    if is_identity(std, 0.0):
+        return x
+    noisy = randn_like(x, generator).mul_(std).add_(1.0).mul_(x)
+    return finish(noisy, x, mask=mask, clip=clip)
+
+
+speckle = multiplicative_gaussian
+
+
+def _dropout_std(rate: Strength) -> Strength:
+    if isinstance(rate, Tensor):
+        return torch.sqrt(rate / (1.0 - rate))
+    return math.sqrt(rate / (1.0 - rate))
+
+
+def gaussian_dropout(
+    x: Tensor,
+    rate: Strength,
+    *,
+    clip: Clip = None,
+    mask: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Gaussian dropout (Srivastava et al. 2014; Keras ``GaussianDropout``): x̃ = x·(1 + σε).
+
+    σ = √(rate / (1 − rate)), the standard deviation that matches the variance of dropout at that
+    rate; the multiplier has mean 1. ``rate`` must be in [0, 1).
+    """
+    check_input(x, kind="gaussian_dropout")
+    rate = check_strength(rate, name="rate", x=x, high=1.0, high_open=True)
+    if is_identity(rate, 0.0):
+        check_mask(mask, x), check_clip(clip), check_generator(generator, x)
+        return x
+    return multiplicative_gaussian(x, _dropout_std(rate), clip=clip, mask=mask, generator=generator)
+
+
+def alpha_dropout(
+    x: Tensor,
+    rate: Strength,
+    *,
+    noise_shape: tuple[int, ...] | None = None,
+    mask: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Alpha dropout (Klambauer et al. 2017) with the parametrization of Keras 3 ``AlphaDropout``.
+
+    Each unit is kept with probability 1 − rate, else set to α′ = −λα (SELU's saturation); then
+    x̃ = a·x′ + b with a = ((1 − rate)(1 + rate·α′²))^(−1/2) and b = −a·α′·rate, which keeps zero
+    mean and unit variance for standardized SELU activations. ``noise_shape`` (broadcastable to x)
+    shares one keep/drop draw along dimensions of size 1, as in Keras.
+    """
+    check_input(x, kind="alpha_dropout")
+    rate = check_strength(rate, name="rate", x=x, high=1.0, high_open=True)
+    mask, generator = check_mask(mask, x), check_generator(generator, x)
+    shape = x.shape if noise_shape is None else torch.Size(noise_shape)
+    try:
+        if torch.broadcast_shapes(shape, x.shape) != x.shape:
+            raise RuntimeError
+    except RuntimeError:
+        raise ValueError(f"noise_shape={noise_shape!r} must broadcast to x's shape {list(x.shape)}") from None
+    if is_identity(rate, 0.0):
+        return x
+    kept = torch.rand(shape, generator=generator, dtype=torch.float32, device=x.device) >= rate
+    a = ((1.0 - rate) * (1.0 + rate * _ALPHA_PRIME**2)) ** -0.5
+    b = -a * _ALPHA_PRIME * rate
+    dtype = draw_dtype(x)
+    noisy = torch.where(kept, x.to(dtype), torch.tensor(_ALPHA_PRIME, dtype=dtype, device=x.device))
+    return finish(noisy.mul_(a).add_(b), x, mask=mask, clip=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiplicativeGaussian(NoiseKind):
+    """Config of :func:`multiplicative_gaussian`: x·(1 + std·ε)."""
+
+    std: float | Schedule | Tensor = 0.1
+    clip: Clip = None
+
+    strength_field = "std"
+    function = staticmethod(multiplicative_gaussian)
+
+
+Speckle = MultiplicativeGaussian
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianDropout(NoiseKind):
+    """Config of :func:`gaussian_dropout`: x·(1 + σε), σ = √(rate/(1−rate))."""
+
+    rate: float | Schedule | Tensor = 0.1
+    clip: Clip = None
+
+    strength_field = "rate"
+    function = staticmethod(gaussian_dropout)
+
+
+@dataclasses.dataclass(frozen=True)
+class AlphaDropout(NoiseKind):
+    """Config of :func:`alpha_dropout` (Keras 3 semantics)."""
+
+    rate: float | Schedule | Tensor = 0.1
+    noise_shape: tuple[int, ...] | None = None
+
+    strength_field = "rate"
+    function = staticmethod(alpha_dropout)

@@ -1,0 +1,202 @@
+"""Noise for signals and images: strength set by SNR, 1/f^β colored noise, spatially correlated noise."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+
+import torch
+from torch import Tensor
+
+from noisereg.noise.base import (
+    Clip,
+    NoiseKind,
+    Strength,
+    check_clip,
+    check_generator,
+    check_input,
+    check_mask,
+    check_strength,
+    draw_dtype,
+    finish,
+    is_identity,
+    randn_like,
+)
+from noisereg.schedules import Schedule
+
+__all__ = ["snr_gaussian", "colored", "spatial", "SNRGaussian", "Colored", "Spatial"]
+
+
+def _check_batched(x: Tensor, *, kind: str, dims: int) -> None:
+    if x.dim() < dims:
+        raise ValueError(
+            f"{kind} noise needs x with at least {dims} dimensions ([batch, ...]), got shape "
+            f"{list(x.shape)}; for a single sample pass x.unsqueeze(0)"
+        )
+
+
+def _check_number(value: object, name: str, *, low: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise TypeError(f"{name}={value!r} must be a finite number")
+    if value < low:
+        raise ValueError(f"{name}={value!r} must be >= {low}")
+    return float(value)
+
+
+def snr_gaussian(
+    x: Tensor,
+    snr_db: Strength,
+    *,
+    clip: Clip = None,
+    mask: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Gaussian noise at a target signal-to-noise ratio, measured per sample.
+
+    For each sample i (dim 0): P_i = mean of x_i² over its non-batch positions that are not masked,
+    σ_i = √P_i / 10^(snr_db / 20) (so 10·log10(P_i / σ_i²) = snr_db), x̃_i = x_i + σ_i·ε.
+    As audiomentations' ``AddGaussianSNR`` with a fixed SNR. ``snr_db`` may be negative; ``inf``
+    means no noise. A silent sample (P_i = 0) gets no noise.
+    """
+    check_input(x, kind="snr_gaussian")
+    _check_batched(x, kind="snr_gaussian", dims=2)
+    snr = check_strength(snr_db, name="snr_db", x=x, low=-math.inf, allow_inf=True)
+    mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
+    if is_identity(snr, math.inf):
+        return x
+    dims = tuple(range(1, x.dim()))
+    # The noise level is a property of the signal, not a path for gradients.
+    power_of = x.detach().to(draw_dtype(x))
+    if mask is None:
+        power = power_of.square().mean(dim=dims, keepdim=True)
+    else:
+        real = (~mask).expand(x.shape)
+        count = real.sum(dim=dims, keepdim=True).clamp_(min=1)
+        power = power_of.square().masked_fill_(~real, 0.0).sum(dim=dims, keepdim=True) / count
+    std = power.sqrt_() / 10.0 ** (snr / 20.0)
+    noisy = randn_like(x, generator).mul_(std).add_(x)
+    return finish(noisy, x, mask=mask, clip=clip)
+
+
+def _filtered_white(x: Tensor, gain: Tensor, dims: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
+    """Unit-variance stationary Gaussian noise shaped like x, filtered by ``gain`` along ``dims``.
+
+    White noise w is filtered circularly in the Fourier domain; for unit-variance w the output's
+    variance is mean(|gain|²) over the full spectrum, which is divided out so every position has
+    variance exactly 1 in expectation. ``gain`` is given on the rfftn half-spectrum.
+    """
+    sizes = [x.shape[d] for d in dims]
+    white = randn_like(x, generator)
+    spectrum = torch.fft.rfftn(white, dim=dims)
+    del white
+    spectrum.mul_(gain)
+    # Power of the full (Hermitian) spectrum from the half one: every column of the last axis but the
+    # first (and the Nyquist one for even sizes) stands for two conjugate columns.
+    weight = torch.full((gain.shape[-1],), 2.0, dtype=gain.dtype, device=gain.device)
+    weight[0] = 1.0
+    if sizes[-1] % 2 == 0:
+        weight[-1] = 1.0
+    variance = (gain.square() * weight).sum() / math.prod(sizes)
+    return torch.fft.irfftn(spectrum, s=sizes, dim=dims).div_(variance.sqrt())
+
+
+def colored(
+    x: Tensor,
+    std: Strength,
+    *,
+    beta: float = 1.0,
+    clip: Clip = None,
+    mask: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Additive colored Gaussian noise with power spectrum ∝ 1/f^β along the last dimension.
+
+    β = 0 white, 1 pink, 2 brown (red). White noise is filtered with amplitude f^(−β/2) (the zero
+    frequency takes the lowest non-zero frequency's gain) and rescaled so that each position's
+    expected variance is std²: x̃ = x + std·c, c stationary with Var(c_t) = 1. Drawn in the Fourier
+    domain, so it allocates a spectrum beside the one draw.
+    """
+    check_input(x, kind="colored")
+    std = check_strength(std, name="std", x=x)
+    beta = _check_number(beta, "beta")
+    mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
+    if is_identity(std, 0.0):
+        return x
+    if x.dim() == 0:
+        raise ValueError("colored noise needs x with a last dimension to color along, got a scalar")
+    n = x.shape[-1]
+    dtype = draw_dtype(x)
+    freq = torch.arange(n // 2 + 1, dtype=dtype, device=x.device)
+    if n > 1:
+        freq[0] = 1.0
+    gain = freq.pow(-beta / 2.0)
+    noise = _filtered_white(x, gain, (-1,), generator)
+    return finish(noise.mul_(std).add_(x), x, mask=mask, clip=clip)
+
+
+def spatial(
+    x: Tensor,
+    std: Strength,
+    *,
+    length: float = 2.0,
+    clip: Clip = None,
+    mask: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Spatially correlated Gaussian noise for images (over the last two dimensions).
+
+    White noise is smoothed with a Gaussian kernel of standard deviation ``length`` pixels (circularly,
+    in the Fourier domain: gain exp(−2π²·length²·(f_h² + f_w²))) and rescaled to variance std² at every
+    pixel: x̃ = x + std·c. ``length=0`` gives white noise.
+    """
+    check_input(x, kind="spatial")
+    _check_batched(x, kind="spatial", dims=2)
+    std = check_strength(std, name="std", x=x)
+    length = _check_number(length, "length")
+    mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
+    if is_identity(std, 0.0):
+        return x
+    h, w = x.shape[-2], x.shape[-1]
+    dtype = draw_dtype(x)
+    fh = torch.fft.fftfreq(h, dtype=dtype, device=x.device)[:, None]
+    fw = torch.fft.rfftfreq(w, dtype=dtype, device=x.device)[None, :]
+    gain = torch.exp(-2.0 * math.pi**2 * length**2 * (fh.square() + fw.square()))
+    noise = _filtered_white(x, gain, (-2, -1), generator)
+    return finish(noise.mul_(std).add_(x), x, mask=mask, clip=clip)
+
+
+@dataclasses.dataclass(frozen=True)
+class SNRGaussian(NoiseKind):
+    """Config of :func:`snr_gaussian`: Gaussian noise at ``snr_db`` decibels per sample."""
+
+    snr_db: float | Schedule | Tensor = 20.0
+    clip: Clip = None
+
+    strength_field = "snr_db"
+    identity = math.inf
+    function = staticmethod(snr_gaussian)
+
+
+@dataclasses.dataclass(frozen=True)
+class Colored(NoiseKind):
+    """Config of :func:`colored`: 1/f^β noise of standard deviation ``std`` along the last dim."""
+
+    std: float | Schedule | Tensor = 0.1
+    beta: float = 1.0
+    clip: Clip = None
+
+    strength_field = "std"
+    function = staticmethod(colored)
+
+
+@dataclasses.dataclass(frozen=True)
+class Spatial(NoiseKind):
+    """Config of :func:`spatial`: Gaussian-smoothed 2-D noise of standard deviation ``std``."""
+
+    std: float | Schedule | Tensor = 0.1
+    length: float = 2.0
+    clip: Clip = None
+
+    strength_field = "std"
+    function = staticmethod(spatial)
