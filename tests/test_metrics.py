@@ -123,7 +123,8 @@ def test_bins_are_closed_on_the_left():
     # top-label for two classes, so use the positive-class mode for it.
     p = torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)
     labels = torch.tensor([0, 1, 1])
-    assert reliability(p, labels, from_logits=False, n_bins=4, mode="positive_class").count == (0, 1, 1, 1)
+    bins = reliability(p, labels, from_logits=False, n_bins=4, mode="positive_class")
+    assert bins.count == (0, 1, 1, 1)
 
 
 def test_ece_hand_example_two_bins():

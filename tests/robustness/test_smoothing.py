@@ -157,8 +157,9 @@ def test_noise_is_gaussian_in_input_space_and_model_runs_in_eval_mode():
 
 def test_plain_callable_and_probability_outputs():
     x = _point(0.5)[None]
-    prob = certify(lambda b: torch.sigmoid(b @ W + B), x, sigma=SIGMA, n0=20, n=200, seed=9, from_logits=False)
-    logit = certify(lambda b: b @ W + B, x, sigma=SIGMA, n0=20, n=200, seed=9)
+    kwargs = {"sigma": SIGMA, "n0": 20, "n": 200, "seed": 9}
+    prob = certify(lambda b: torch.sigmoid(b @ W + B), x, from_logits=False, **kwargs)
+    logit = certify(lambda b: b @ W + B, x, **kwargs)
     assert torch.equal(prob.count, logit.count)
 
 

@@ -5,17 +5,21 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from torch import Tensor, nn
 
 Model = Callable[[Tensor], Tensor]
 
+# Random draws are made in chunks of about this many values, whatever the batch size.
+CHUNK_ELEMENTS = 1 << 20
+
 
 def check_model(model: object) -> Model:
     if not callable(model):
-        raise TypeError(f"model must be an nn.Module or a callable on a batch, got {type(model).__name__}")
+        got = type(model).__name__
+        raise TypeError(f"model must be an nn.Module or a callable on a batch, got {got}")
     return model
 
 
@@ -63,8 +67,35 @@ def predicted_classes(outputs: Tensor, *, from_logits: bool, batch: int) -> tupl
     """
     if not isinstance(outputs, Tensor) or outputs.dim() not in (1, 2) or outputs.shape[0] != batch:
         shape = list(outputs.shape) if isinstance(outputs, Tensor) else type(outputs).__name__
-        raise ValueError(f"the model must return [batch] or [batch, classes] outputs for {batch} inputs, got {shape}")
+        raise ValueError(
+            f"the model must return [batch] or [batch, classes] outputs for {batch} inputs, got {shape}"
+        )
     if outputs.dim() == 2 and outputs.shape[1] > 1:
         return outputs.argmax(dim=1), outputs.shape[1]
     scores = outputs.reshape(batch)
     return (scores > (0.0 if from_logits else 0.5)).long(), 2
+
+
+def rebatch(chunks: Iterable[Tensor], batch_size: int) -> Iterator[Tensor]:
+    """The rows of ``chunks``, in order, regrouped into batches of ``batch_size`` (the last smaller).
+
+    Random draws are made per chunk, with chunk sizes that do not depend on ``batch_size``; regrouping
+    them here is what keeps results independent of the batch size.
+    """
+    pending: list[Tensor] = []
+    ready = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        ready += len(chunk)
+        while ready >= batch_size:
+            block = torch.cat(pending) if len(pending) > 1 else pending[0]
+            yield block[:batch_size]
+            rest = block[batch_size:]
+            pending, ready = ([rest] if len(rest) else []), len(rest)
+    if ready:
+        yield torch.cat(pending) if len(pending) > 1 else pending[0]
+
+
+def rows_per_chunk(row: Tensor) -> int:
+    """How many rows shaped like ``row`` one random draw makes: about 2^20 values, at least one row."""
+    return max(1, CHUNK_ELEMENTS // max(1, row.numel()))

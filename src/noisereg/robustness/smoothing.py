@@ -16,8 +16,9 @@ or the probability > 0.5.
 
 Sampling: for each input, noisy copies are drawn from one generator in chunks whose size depends only
 on the input's shape, then evaluated ``batch_size`` at a time, so ``batch_size`` changes speed and
-memory but never the result for a fixed seed. Inputs are processed in order, each using the next
-n0 + n (or n) draws of the stream.
+memory but never the noise for a fixed seed (a class count could move only if a noisy copy sat on a
+decision boundary within the model's float rounding, which can depend on the batch shape). Inputs are
+processed in order, each using the next n0 + n (or n) draws of the stream.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from noisereg.robustness._evaluation import (
     check_positive,
     evaluating,
     predicted_classes,
+    rebatch,
+    rows_per_chunk,
 )
 from noisereg.seeding import make_generator
 
@@ -47,10 +50,6 @@ __all__ = ["ABSTAIN", "Certificate", "certified_accuracy", "certify", "predict"]
 
 ABSTAIN = -1
 """The class index returned where the smoothed classifier abstains."""
-
-# Noisy copies are drawn this many elements at a time (at least one copy per chunk).
-_CHUNK_ELEMENTS = 1 << 20
-
 
 def _check_alpha(alpha: object) -> float:
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
@@ -62,21 +61,15 @@ def _noisy_batches(
     x: Tensor, sigma: float, total: int, batch_size: int, generator: torch.Generator | None
 ) -> Iterator[Tensor]:
     """``total`` copies x + σ·ε in batches of ``batch_size``; the stream does not depend on it."""
-    chunk = max(1, _CHUNK_ELEMENTS // max(1, x.numel()))
-    pending: list[Tensor] = []
-    ready, left = 0, total
-    while left or ready:
-        while ready < batch_size and left:
-            size = min(chunk, left)
-            pending.append(gaussian(x.expand(size, *x.shape), sigma, generator=generator))
-            ready, left = ready + size, left - size
-        block = torch.cat(pending) if len(pending) > 1 else pending[0]
-        yield block[:batch_size]
-        rest = block[batch_size:]
-        pending, ready = ([rest] if len(rest) else []), len(rest)
+    chunk = rows_per_chunk(x)
+    sizes = [min(chunk, total - start) for start in range(0, total, chunk)]
+    chunks = (gaussian(x.expand(size, *x.shape), sigma, generator=generator) for size in sizes)
+    return rebatch(chunks, batch_size)
 
 
-def _counts(model: Model, x: Tensor, total: int, *, sigma, batch_size, generator, from_logits) -> Tensor:
+def _counts(
+    model: Model, x: Tensor, total: int, *, sigma, batch_size, generator, from_logits
+) -> Tensor:
     """How often the base classifier picks each class over ``total`` noisy copies of one input."""
     counts = None
     for batch in _noisy_batches(x, sigma, total, batch_size, generator):
@@ -86,17 +79,18 @@ def _counts(model: Model, x: Tensor, total: int, *, sigma, batch_size, generator
     return counts
 
 
-def _check_common(model, x, sigma, n, alpha, batch_size, from_logits):
+def _checked(model, x, sigma, n, alpha, batch_size, seed, from_logits):
+    """The checked arguments: (model, x, n, alpha, the keyword arguments of :func:`_counts`)."""
     if not isinstance(from_logits, bool):
         raise TypeError(f"{from_logits=} must be a bool")
-    return (
-        check_model(model),
-        check_inputs(x),
-        check_positive(sigma, "sigma"),
-        check_count(n, "n"),
-        _check_alpha(alpha),
-        check_count(batch_size, "batch_size"),
-    )
+    model, x = check_model(model), check_inputs(x)
+    options = {
+        "sigma": check_positive(sigma, "sigma"),
+        "batch_size": check_count(batch_size, "batch_size"),
+        "generator": make_generator(seed, x.device),
+        "from_logits": from_logits,
+    }
+    return model, x, check_count(n, "n"), _check_alpha(alpha), options
 
 
 def predict(
@@ -123,7 +117,7 @@ def predict(
         sigma: noise standard deviation, > 0.
         n: Monte-Carlo samples per input, >= 1 (default 100,000 as in the paper).
         alpha: test level in (0, 1) (default 0.001).
-        batch_size: noisy copies per forward pass, >= 1; does not change the result.
+        batch_size: noisy copies per forward pass, >= 1; does not change the noise.
         seed: an int, a ``torch.Generator`` on x's device (used as is), or None (torch's global one).
         from_logits: for one-column outputs, whether they are logits (True) or probabilities.
 
@@ -134,14 +128,11 @@ def predict(
         ValueError: ``sigma <= 0``, ``n < 1``, ``alpha`` outside (0, 1), ``batch_size < 1``, model
             outputs of the wrong shape. TypeError: x not floating point, model not callable.
     """
-    model, x, sigma, n, alpha, batch_size = _check_common(model, x, sigma, n, alpha, batch_size, from_logits)
-    generator = make_generator(seed, x.device)
+    model, x, n, alpha, options = _checked(model, x, sigma, n, alpha, batch_size, seed, from_logits)
     result = torch.full((len(x),), ABSTAIN, dtype=torch.long)
     with evaluating(model):
         for i in range(len(x)):
-            counts = _counts(
-                model, x[i], n, sigma=sigma, batch_size=batch_size, generator=generator, from_logits=from_logits
-            )
+            counts = _counts(model, x[i], n, **options)
             top = torch.topk(counts, 2)
             n_a, n_b = int(top.values[0]), int(top.values[1])
             if binomtest(n_a, n_a + n_b, 0.5).pvalue <= alpha:
@@ -200,12 +191,10 @@ def certify(
     Raises:
         ValueError: as :func:`predict`, and ``n0 >= n``.
     """
-    model, x, sigma, n, alpha, batch_size = _check_common(model, x, sigma, n, alpha, batch_size, from_logits)
+    model, x, n, alpha, options = _checked(model, x, sigma, n, alpha, batch_size, seed, from_logits)
     n0 = check_count(n0, "n0")
     if n0 >= n:
         raise ValueError(f"{n0=} must be < {n=}: the selection samples are meant to be a small prelude")
-    generator = make_generator(seed, x.device)
-    options = {"sigma": sigma, "batch_size": batch_size, "generator": generator, "from_logits": from_logits}
     prediction = torch.full((len(x),), ABSTAIN, dtype=torch.long)
     radius = torch.full((len(x),), math.nan, dtype=torch.float64)
     p_lower = torch.zeros(len(x), dtype=torch.float64)
@@ -219,7 +208,7 @@ def certify(
             count[i], p_lower[i] = n_a, bound
             if bound >= 0.5:
                 prediction[i], radius[i] = c_a, sigma * float(norm.ppf(bound))
-    return Certificate(prediction, radius, p_lower, count, sigma, n0, n, alpha)
+    return Certificate(prediction, radius, p_lower, count, options["sigma"], n0, n, alpha)
 
 
 def certified_accuracy(
@@ -239,7 +228,8 @@ def certified_accuracy(
         ValueError: no inputs, labels of the wrong shape, a negative or non-finite radius.
     """
     if not isinstance(certificate, Certificate):
-        raise TypeError(f"certificate must be a Certificate from certify(), got {type(certificate).__name__}")
+        got = type(certificate).__name__
+        raise TypeError(f"certificate must be a Certificate from certify(), got {got}")
     labels = torch.as_tensor(labels).reshape(-1).cpu()
     if len(certificate.prediction) == 0 or labels.shape != certificate.prediction.shape:
         raise ValueError(
