@@ -127,6 +127,7 @@ def test_image_constants_refuse_data_outside_unit_range():
         (("gaussian", 1), {"constants": "cifar100"}, "constants"),
         (("gaussian", 1), {"constants": "cifar10", "scale": 2.0}, "scale"),
         (("gaussian", 1), {"constants": "tabular", "scale": 0.0}, "scale"),
+        (("speckle", 1), {"constants": "tabular", "scale": -1.0}, "scale"),
     ],
 )
 def test_bad_arguments(args, kwargs, match):

@@ -135,6 +135,10 @@ def test_errors(digits):
         evaluate_corruptions(model, x, y, constants="mnist")
     with pytest.raises(ValueError, match="labels"):
         evaluate_corruptions(model, x, y[:10], constants="cifar10")
+    with pytest.raises(TypeError, match="sequences"):
+        evaluate_corruptions(model, x, y, constants="cifar10", corruptions="gaussian")
+    with pytest.raises(TypeError, match="sequences"):
+        evaluate_corruptions(model, x, y, constants="cifar10", severities=3)
 
 
 def test_mce_hand_example():

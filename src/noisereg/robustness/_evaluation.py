@@ -80,7 +80,7 @@ def rebatch(chunks: Iterable[Tensor], batch_size: int) -> Iterator[Tensor]:
     """The rows of ``chunks``, in order, regrouped into batches of ``batch_size`` (the last smaller).
 
     Random draws are made per chunk, with chunk sizes that do not depend on ``batch_size``; regrouping
-    them here is what keeps results independent of the batch size.
+    them here is what keeps the noise independent of the batch size.
     """
     pending: list[Tensor] = []
     ready = 0

@@ -1,22 +1,20 @@
-"""Noise corruptions at five severities and the model evaluation over them (Hendrycks & Dietterich 2019).
+"""Noise corruptions at five severities: Hendrycks & Dietterich 2019's constants, and tabular levels.
 
 Severity constants, from Hendrycks & Dietterich, "Benchmarking Neural Network Robustness to Common
 Corruptions and Perturbations", ICLR 2019 (the ImageNet-C and CIFAR-10-C code of
 github.com/hendrycks/robustness), for images in [0, 1], each result clipped back to [0, 1]:
 
-============  ==========================  ==========================  ===========================
-corruption    formula                     ImageNet-C c (severity 1-5)  CIFAR-10-C c (severity 1-5)
-============  ==========================  ==========================  ===========================
-gaussian      x + N(0, c²)                .08 .12 .18 .26 .38          .04 .06 .08 .09 .10
-shot          Poisson(x·c) / c            60 25 12 5 3                 500 250 100 75 50
-impulse       salt-and-pepper, amount c   .03 .06 .09 .17 .27          .01 .02 .03 .05 .07
-speckle       x + x·N(0, c²)              .15 .2 .35 .45 .6            .06 .1 .12 .16 .2
-============  ==========================  ==========================  ===========================
+corruption  formula                    ImageNet-C c, severity 1-5   CIFAR-10-C c, severity 1-5
+----------  -------------------------  ---------------------------  --------------------------
+gaussian    x + N(0, c²)               .08 .12 .18 .26 .38          .04 .06 .08 .09 .10
+shot        Poisson(x·c) / c           60 25 12 5 3                 500 250 100 75 50
+impulse     salt-and-pepper, amount c  .03 .06 .09 .17 .27          .01 .02 .03 .05 .07
+speckle     x + x·N(0, c²)             .15 .2 .35 .45 .6            .06 .1 .12 .16 .2
 
-Two noises the paper does not have are added with noisereg's own levels, the same for every set:
-``uniform`` is x + U(-a, a) with the Gaussian's standard deviation c (a = c·√3), a same-power test of
-the noise's shape; ``snr_gaussian`` is Gaussian noise at 20, 15, 10, 5, 0 dB signal-to-noise ratio per
-sample (noise rms = signal rms / 10^(dB/20)). The images are not rounded to 8 bits as the saved
+Two noises the paper does not have are added with noisereg's own levels: ``uniform`` is x + U(-a, a)
+with the same set's Gaussian standard deviation c (a = c·√3), a same-power test of the noise's shape;
+``snr_gaussian`` is Gaussian noise at 20, 15, 10, 5, 0 dB signal-to-noise ratio per sample (noise rms
+= signal rms / 10^(dB/20)) for every set. The images are not rounded to 8 bits as the saved
 ImageNet-C files are.
 
 For standardized tabular data (``constants="tabular"``, no clipping) the strengths are multiples k of
@@ -25,7 +23,8 @@ the feature scale s (1 for standardized data): gaussian std k·s and uniform std
 impulse replaces values by ±3·s (three scales out: an outlier) with amounts .01 .02 .03 .05 .07; SNR as
 above. Shot noise counts photons of non-negative data and has no tabular form.
 
-The noise itself is drawn by :mod:`noisereg.noise`; this module only chooses the strengths.
+The noise itself is drawn by :mod:`noisereg.noise`; this module only chooses the strengths. The
+evaluation of a model over the suite is :func:`noisereg.robustness.evaluate_corruptions`.
 """
 
 from __future__ import annotations
@@ -154,10 +153,9 @@ def corruption_strength(
     """
     constants = _check_constants(constants)
     corruption = _check_corruption(corruption, constants)
+    scale = _check_scale(scale, constants)
     value = SEVERITY_CONSTANTS[constants][corruption][_check_severity(severity) - 1]
-    if corruption in ("gaussian", "uniform"):
-        value *= _check_scale(scale, constants)
-    return value
+    return value * scale if corruption in ("gaussian", "uniform") else value
 
 
 def corrupt(

@@ -51,6 +51,7 @@ __all__ = ["ABSTAIN", "Certificate", "certified_accuracy", "certify", "predict"]
 ABSTAIN = -1
 """The class index returned where the smoothed classifier abstains."""
 
+
 def _check_alpha(alpha: object) -> float:
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
         raise ValueError(f"{alpha=} must be a number in (0, 1)")

@@ -202,6 +202,11 @@ def evaluate_corruptions(
     seed, batch_size = check_seed(seed), check_count(batch_size, "batch_size")
     if constants not in SEVERITY_CONSTANTS:
         raise ValueError(f"{constants=} must be one of {tuple(SEVERITY_CONSTANTS)}")
+    if isinstance(corruptions, str) or not isinstance(severities, Sequence):
+        raise TypeError(
+            f"corruptions={corruptions!r} and severities={severities!r} must be sequences, "
+            "e.g. corruptions=['gaussian'], severities=(1, 2)"
+        )
     names = tuple(SEVERITY_CONSTANTS[constants] if corruptions is None else corruptions)
     levels = tuple(severities)
     if not names or len(set(names)) != len(names):
