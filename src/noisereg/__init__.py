@@ -4,7 +4,7 @@ The public surface. Kinds of noise live in :mod:`noisereg.noise`, schedules in
 :mod:`noisereg.schedules`, stream derivation in :mod:`noisereg.seeding`.
 """
 
-from noisereg import noise, schedules, seeding
+from noisereg import distributed, noise, schedules, seeding
 from noisereg.layers import (
     AlphaDropout,
     GaussianDropout,
@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "distributed",
     "noise",
     "schedules",
     "seeding",
