@@ -1,3 +1,4 @@
+import doctest
 import json
 import math
 
@@ -10,6 +11,7 @@ from torchmetrics.functional.classification import (
     multiclass_calibration_error,
 )
 
+import noisereg.metrics
 from noisereg.metrics import (
     accuracy,
     adaptive_ece,
@@ -237,3 +239,8 @@ def test_bad_binning_options(kwargs, match):
     logits, labels = _multiclass(n=10, c=3)
     with pytest.raises(ValueError, match=match):
         reliability(logits, labels, from_logits=True, **kwargs)
+
+
+def test_docstring_examples():
+    result = doctest.testmod(noisereg.metrics)
+    assert result.attempted > 0 and result.failed == 0

@@ -21,6 +21,7 @@ from scipy.stats import beta, binom, norm
 from torch import nn
 
 from noisereg.robustness import ABSTAIN, Certificate, certified_accuracy, certify, predict
+from tests.conftest import six_se_mean, six_se_var
 
 W = torch.tensor([3.0, 4.0])  # ‖w‖ = 5
 B = 0.5
@@ -149,10 +150,8 @@ def test_noise_is_gaussian_in_input_space_and_model_runs_in_eval_mode():
         units.append((torch.cat(model.seen) - x) / sigma)
     # Same seed, two strengths: the same unit noise, scaled.
     torch.testing.assert_close(units[0], units[1])
-    unit = units[0].double()
-    count = unit.numel()
-    assert abs(unit.mean().item()) < 6 / math.sqrt(count)
-    assert abs(unit.var().item() - 1) < 6 * math.sqrt(2 / count)
+    for distance, bound in (six_se_mean(units[0], 0.0), six_se_var(units[0], 1.0)):
+        assert distance < bound
 
 
 def test_plain_callable_and_probability_outputs():

@@ -1,3 +1,4 @@
+import doctest
 import json
 import math
 
@@ -6,6 +7,7 @@ import torch
 from sklearn.datasets import load_digits
 from torch import nn
 
+import noisereg.robustness.suite
 from noisereg import metrics
 from noisereg.robustness import CorruptionResult, corrupt, evaluate_corruptions, mce, relative_mce
 from noisereg.seeding import derive_seed, make_generator
@@ -180,3 +182,8 @@ def test_mce_errors(errors, baseline, match):
 def test_relative_mce_zero_denominator():
     with pytest.raises(ValueError, match="undefined"):
         relative_mce({"shot": [0.3]}, 0.1, {"shot": [0.2]}, 0.2)
+
+
+def test_docstring_examples():
+    result = doctest.testmod(noisereg.robustness.suite)
+    assert result.attempted > 0 and result.failed == 0
