@@ -1,9 +1,15 @@
-"""Noise at every site of a model users already have.
+"""Noise at every site of a model users already have: ``attach``, its handle, and ``describe``.
 
-Target noise (labels, regression targets, mixing) lives in :mod:`noisereg.sites.targets` and
-:mod:`noisereg.sites.mixing` as pure tensor functions and frozen configs.
+Sites: the input, activations, embeddings (NEFTune), weights, gradients and targets — see
+:func:`attach`. Learned noise (:class:`NoisyLinear`, :class:`PNILinear`) and noisy activation
+functions (:class:`NoisyHardTanh`, :class:`NoisyHardSigmoid`) are modules to swap in; target noise,
+mixing and denoising pairs are also pure tensor functions.
 """
 
+from noisereg.sites.attach import Handle, MaskedHandle, TargetsHandle, WeightsHandle, attach
+from noisereg.sites.describe import Description, Entry, describe
+from noisereg.sites.embeddings import NEFTune, neftune
+from noisereg.sites.gradients import annealed_gaussian
 from noisereg.sites.mixing import CutMix, MixingLayer, Mixup, cutmix, mixup
 from noisereg.sites.targets import (
     PATRINI_MNIST,
@@ -16,8 +22,21 @@ from noisereg.sites.targets import (
     regression_noise,
     transition_matrix,
 )
+from noisereg.sites.weights import WeightNoise
 
 __all__ = [
+    "attach",
+    "describe",
+    "Handle",
+    "MaskedHandle",
+    "WeightsHandle",
+    "TargetsHandle",
+    "Entry",
+    "Description",
+    "NEFTune",
+    "neftune",
+    "annealed_gaussian",
+    "WeightNoise",
     "PATRINI_MNIST",
     "label_smoothing",
     "flip_labels",
