@@ -63,6 +63,8 @@ class WeightNoise(nn.Module):
             noisy = self.noise(clean)
             self._delta = None if noisy is clean else (noisy - clean).to(weight.dtype)
             self.stale = False
+        elif self._delta is not None:
+            self.noise._count()  # held noise used again: count every use, as for any noise layer
         return weight if self._delta is None else weight + self._delta
 
     def extra_repr(self) -> str:
