@@ -94,8 +94,7 @@ def test_step_resampling_holds_the_noise_for_a_whole_forward():
     model(x)
     assert all(torch.equal(seen[0], w) for w in seen[1:4])
     assert not torch.equal(seen[0], seen[4]) and all(torch.equal(seen[4], w) for w in seen[5:8])
-    # Every use counts as an application; the pre-hook's own reads add one per time step.
-    assert handle.layers[0].applied == 16 and handle.layers[0].step == 2
+    assert handle.layers[0].applied == 2 and handle.layers[0].step == 2  # one draw per forward
 
 
 def test_forward_and_manual_resampling():

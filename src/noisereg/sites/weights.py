@@ -16,7 +16,8 @@ When δ is drawn (``resample``): ``"step"`` (default) once per training forward 
 was attached to, so every use of a weight inside one forward (an unrolled LSTMCell, a weight shared by
 two layers) sees the same noise — Graves 2013's one sample per training sequence when a forward is one
 batch of sequences; ``"forward"`` on every use of the weight; ``"manual"`` held until
-``handle.resample()``. Graves (2011) notes that early stopping is usually needed with weight noise.
+``handle.resample()``. The layer's ``applied`` counter and schedule step count draws (a weight may be
+read several times per forward: nn.LSTM reads each weight more than once). Graves (2011) notes that early stopping is usually needed with weight noise.
 
 ``torch.save(model)`` (pickling the whole model) is refused by torch for parametrized modules; save
 ``model.state_dict()``, which is clean.
@@ -63,8 +64,6 @@ class WeightNoise(nn.Module):
             noisy = self.noise(clean)
             self._delta = None if noisy is clean else (noisy - clean).to(weight.dtype)
             self.stale = False
-        elif self._delta is not None:
-            self.noise._count()  # held noise used again: count every use, as for any noise layer
         return weight if self._delta is None else weight + self._delta
 
     def extra_repr(self) -> str:
