@@ -147,3 +147,15 @@ def test_input_by_keyword():
     assert torch.equal(model(features=X), first)
     assert torch.equal(model(X), second)
     assert torch.equal(model.eval()(features=X), clean)
+
+
+def test_argument_errors_and_masks_skip_packed_sequences():
+    with pytest.raises(ValueError, match=r"arg='inputs' is not an argument of Sequential.forward"):
+        attach(mlp(), Gaussian(0.1), at="input", arg="inputs")
+    gru = nn.GRU(4, 6, batch_first=True)
+    x = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0))
+    handle = attach(gru, Gaussian(0.5), at="activations", select="", seed=2)
+    packed = pack_padded_sequence(x, torch.tensor([3, 2]), batch_first=True)
+    with handle.attention_mask(torch.tensor([[1, 1, 1], [1, 1, 0]])):
+        noisy, _ = gru(packed)  # packed data has no padding: the mask is not applied to it
+    assert noisy.data.shape == (5, 6)

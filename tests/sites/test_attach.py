@@ -170,3 +170,32 @@ def test_wrappers_are_unwrapped():
         attach(compiled, Gaussian(0.1), at="activations", select="1")
     handle.remove()
     assert torch.equal(wrapped(x), model(x))
+
+
+def test_each_distributed_rank_gets_its_own_stream(monkeypatch):
+    from noisereg.sites.placement import stream_seed
+
+    single = stream_seed(3, "input", "before:")
+    dist = torch.distributed
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 4)
+    seeds = set()
+    for rank in range(4):
+        monkeypatch.setattr(dist, "get_rank", lambda rank=rank: rank)
+        seeds.add(stream_seed(3, "input", "before:"))
+    assert len(seeds) == 4 and single not in seeds
+
+
+def test_distributed_data_parallel_is_unwrapped():
+    dist = torch.distributed
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        model = mlp()
+        ddp = nn.parallel.DistributedDataParallel(model)
+        handle = attach(ddp, Gaussian(0.1), at="activations", select="1", seed=0)
+        assert handle.places == ["after '1'"] and len(model[1]._forward_hooks) == 1
+        ddp(_floats()[0]).sum().backward()
+        assert handle.layers[0].applied == 1
+        handle.remove()
+    finally:
+        dist.destroy_process_group()

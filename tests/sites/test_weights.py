@@ -118,10 +118,13 @@ def test_forward_and_manual_resampling():
 def test_lstm_weight_noise_reaches_every_time_step():
     model = SeqNet()
     ids = torch.tensor([[3, 4, 5, 6], [7, 1, 2, 9]])
-    attach(model, Gaussian(0.2), at="weights", select="lstm.weight_hh_l0", seed=0)
+    handle = attach(model, Gaussian(0.2), at="weights", select="lstm.weight_hh_l0", seed=0)
     seen = _uses(model.lstm, "weight_hh_l0")
+    model(ids)  # one training forward of the model: one draw, held for the whole sequence batch
+    assert handle.layers[0].applied == 1
     emb = model.emb(ids)
     out, _ = model.lstm(emb)
+    assert handle.layers[0].applied == 1 and torch.equal(seen[0], seen[1])
     clean = SeqNet()
     expected, _ = functional_call(clean.lstm, {"weight_hh_l0": seen[0]}, (emb,))
     assert torch.allclose(out, expected, atol=1e-6)

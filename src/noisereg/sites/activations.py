@@ -13,7 +13,6 @@ For the "before or after the activation" choice of the reference case study, wit
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -22,7 +21,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from noisereg.layers import NoiseLayer, add_beside, remove_beside
 from noisereg.noise.base import NoiseKind
-from noisereg.sites.placement import MaskSource, Placement, padding_mask, stream_seed
+from noisereg.sites.placement import MaskSource, Placement, argument_position, padding_mask, stream_seed
 from noisereg.sites.selectors import Selector, select_modules
 
 __all__ = ["place_input", "place_activations", "noisy_value"]
@@ -30,8 +29,8 @@ __all__ = ["place_input", "place_activations", "noisy_value"]
 Where = Literal["after", "before"]
 
 
-def noisy_value(value: Any, noise: Callable[[Tensor], Tensor], *, where: str) -> Any:
-    """Apply ``noise`` to a tensor, a PackedSequence's data, or the first item of a tuple."""
+def noisy_value(value: Any, noise: Callable[[Tensor, bool], Tensor], *, where: str) -> Any:
+    """Apply ``noise(x, packed)`` to a tensor, a PackedSequence's data, or the first item of a tuple."""
     if isinstance(value, Tensor):
         if not value.is_floating_point():
             raise ValueError(
@@ -39,9 +38,11 @@ def noisy_value(value: Any, noise: Callable[[Tensor], Tensor], *, where: str) ->
                 "additive noise; put the noise on the embeddings with attach(model, NEFTune(alpha=5), "
                 "at='embeddings') or on their output with at='activations', select=nn.Embedding"
             )
-        return noise(value)
+        return noise(value, False)
     if isinstance(value, PackedSequence):
-        return value._replace(data=noisy_value(value.data, noise, where=where))
+        # Packed data holds no padding: [total real steps, features].
+        data = noisy_value(value.data, lambda x, packed: noise(x, True), where=where)
+        return value._replace(data=data)
     if isinstance(value, (tuple, list)) and value and isinstance(value[0], (Tensor, PackedSequence)):
         first = noisy_value(value[0], noise, where=where)
         if hasattr(value, "_fields"):
@@ -57,8 +58,8 @@ def _apply(layer: NoiseLayer, module: nn.Module, masks: MaskSource, value: Any, 
     layer.training = module.training
     attention = masks.current()
 
-    def noise(x: Tensor) -> Tensor:
-        return layer(x, None if attention is None else padding_mask(attention, x))
+    def noise(x: Tensor, packed: bool) -> Tensor:
+        return layer(x, None if attention is None or packed else padding_mask(attention, x))
 
     return noisy_value(value, noise, where=where)
 
@@ -71,15 +72,7 @@ def _argument_slot(module: nn.Module, arg: int | str) -> tuple[int | None, str |
         if arg < 0:
             raise ValueError(f"arg={arg} must be >= 0")
         return arg, None
-    try:
-        params = [
-            p.name
-            for p in inspect.signature(module.forward).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-    except (TypeError, ValueError):
-        params = []
-    return (params.index(arg) if arg in params else None), arg
+    return argument_position(module, arg, option="arg"), arg
 
 
 def _input_hook(layer: NoiseLayer, masks: MaskSource, arg: int | str, label: str, module: nn.Module):

@@ -26,7 +26,7 @@ from noisereg.noise.base import NoiseKind
 from noisereg.sites.activations import Where, place_activations, place_input
 from noisereg.sites.embeddings import place_embeddings
 from noisereg.sites.gradients import place_gradients
-from noisereg.sites.mixing import MixingLayer, _Mixing
+from noisereg.sites.mixing import MixingLayer, MixingKind
 from noisereg.sites.placement import MaskSource, PlaceInfo, Placement, placed, run_beside, stream_seed
 from noisereg.sites.selectors import Selector, unwrap
 from noisereg.sites.targets import DisturbLabel, LabelFlip, LabelSmoothing
@@ -150,7 +150,7 @@ def _check_kind(noise: object, at: str) -> None:
             f"noise must be a noise config such as noisereg.noise.Gaussian(std=0.1), got {type(noise).__name__}"
         )
     name = type(noise).__name__
-    if isinstance(noise, (_Mixing, *_LABEL_KINDS)) and at != "targets":
+    if isinstance(noise, (MixingKind, *_LABEL_KINDS)) and at != "targets":
         raise ValueError(f"{name} is target noise: use at='targets' (got {at=})")
 
 
@@ -260,7 +260,7 @@ def attach(
 
 
 def _place_targets(root: nn.Module, noise: NoiseKind, seed: int | None) -> list[Placement]:
-    layer_type = MixingLayer if isinstance(noise, _Mixing) else NoiseLayer
+    layer_type = MixingLayer if isinstance(noise, MixingKind) else NoiseLayer
     layer = layer_type(noise, seed=stream_seed(seed, "targets", type(noise).__name__))
     add_beside(root, layer)
     undo = lambda: remove_beside(root, layer)  # noqa: E731

@@ -31,7 +31,7 @@ from noisereg.noise.additive import Gaussian
 from noisereg.noise.base import NoiseKind
 from noisereg.schedules import Annealed, Clock
 from noisereg.sites.placement import Placement, stream_seed
-from noisereg.sites.selectors import Selector, parameter, select_parameters
+from noisereg.sites.selectors import Selector, clean_name, parameter, select_parameters
 
 __all__ = ["annealed_gaussian", "place_gradients"]
 
@@ -51,7 +51,7 @@ def _chosen(root: nn.Module, optimizer: torch.optim.Optimizer, select: Selector 
             f"at='gradients' needs optimizer= a torch.optim.Optimizer, got {type(optimizer).__name__}"
         )
     if select is None:
-        named = {id(p): name for name, p in root.named_parameters()}
+        named = {id(p): clean_name(name) for name, p in root.named_parameters()}
     else:
         named = {id(parameter(o, local)): name for name, o, local in select_parameters(root, select, biases=True)}
     in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}

@@ -20,7 +20,7 @@ from noisereg.noise.base import NoiseKind, check_generator, draw_dtype
 from noisereg.schedules import Schedule
 from noisereg.sites.targets import as_soft, check_count, class_count
 
-__all__ = ["mixup", "cutmix", "Mixup", "CutMix", "MixingLayer"]
+__all__ = ["mixup", "cutmix", "MixingKind", "Mixup", "CutMix", "MixingLayer"]
 
 
 def _check_alpha(alpha: object) -> float:
@@ -134,13 +134,19 @@ def cutmix(
     return torch.where(box, x[perm], x), ly * soft + (1.0 - ly) * soft[perm]
 
 
-class _Mixing(NoiseKind):
-    """A noise kind on a pair (inputs, targets): called as ``kind(x, y, step=..., generator=...)``."""
+@dataclasses.dataclass(frozen=True)
+class MixingKind(NoiseKind):
+    """Base of the mixing configs: a noise kind on a pair, ``kind(x, y, step=..., generator=...)``."""
+
+    alpha: float | Schedule = 1.0
+    num_classes: int | None = None
+    per_sample: bool = False
+
+    strength_field = "alpha"
 
     def __post_init__(self) -> None:
-        strength = self.strength
-        if not callable(strength):
-            _check_alpha(strength)
+        if not callable(self.alpha):
+            _check_alpha(self.alpha)
         if self.num_classes is not None:
             check_count(self.num_classes, "num_classes", 1)
 
@@ -153,26 +159,20 @@ class _Mixing(NoiseKind):
 
 
 @dataclasses.dataclass(frozen=True)
-class Mixup(_Mixing):
-    """Config of :func:`mixup`."""
+class Mixup(MixingKind):
+    """Config of :func:`mixup` (α = 0.2 by default)."""
 
     alpha: float | Schedule = 0.2
-    num_classes: int | None = None
-    per_sample: bool = False
 
-    strength_field = "alpha"
     function = staticmethod(mixup)
 
 
 @dataclasses.dataclass(frozen=True)
-class CutMix(_Mixing):
-    """Config of :func:`cutmix`."""
+class CutMix(MixingKind):
+    """Config of :func:`cutmix` (α = 1 by default, as in the paper)."""
 
     alpha: float | Schedule = 1.0
-    num_classes: int | None = None
-    per_sample: bool = False
 
-    strength_field = "alpha"
     function = staticmethod(cutmix)
 
 
@@ -183,8 +183,8 @@ class MixingLayer(NoiseLayer):
     ``noise_enabled``), returns ``(x, y)`` unchanged otherwise and at α = 0.
     """
 
-    def __init__(self, kind: Mixup | CutMix, *, seed: int | None = None) -> None:
-        if not isinstance(kind, _Mixing):
+    def __init__(self, kind: MixingKind, *, seed: int | None = None) -> None:
+        if not isinstance(kind, MixingKind):
             raise TypeError(f"kind must be Mixup or CutMix, got {type(kind).__name__}")
         super().__init__(kind, seed=seed)
 

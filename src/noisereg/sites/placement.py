@@ -15,12 +15,13 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from noisereg.layers import NoiseLayer
 from noisereg.seeding import derive_seed
 
-__all__ = ["Placement", "PlaceInfo", "placed", "stream_seed", "MaskSource", "padding_mask", "run_beside"]
+__all__ = ["Placement", "PlaceInfo", "placed", "stream_seed", "MaskSource", "padding_mask", "run_beside", "argument_position"]
 
 
 @dataclasses.dataclass(eq=False)
@@ -65,8 +66,18 @@ placed: weakref.WeakKeyDictionary[NoiseLayer, PlaceInfo] = weakref.WeakKeyDictio
 
 
 def stream_seed(seed: int | None, site: str, name: str) -> int | None:
-    """The seed of one place's noise: ``derive_seed(seed, site, name)``, or None for torch's global RNG."""
-    return None if seed is None else derive_seed(seed, site, name)
+    """The seed of one place's noise: ``derive_seed(seed, site, name)``; None uses torch's global RNG.
+
+    Under ``torch.distributed`` with more than one process the rank is a key too,
+    ``derive_seed(seed, site, name, "rank", rank)``: the same seed on every rank would otherwise give
+    every replica the same noise.
+    """
+    if seed is None:
+        return None
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return derive_seed(seed, site, name, "rank", dist.get_rank())
+    return derive_seed(seed, site, name)
 
 
 def run_beside(layer: NoiseLayer, host: nn.Module, *inputs: Any) -> Any:
@@ -103,7 +114,7 @@ class MaskSource:
             return
         if not isinstance(argument, str):
             raise TypeError(f"mask={argument!r} must be the name of the model's attention-mask argument")
-        position = _position(root, argument)
+        position = argument_position(root, argument, option="mask")
 
         def capture(module: nn.Module, args: tuple, kwargs: dict) -> None:
             if argument in kwargs:
@@ -140,15 +151,19 @@ class MaskSource:
         self._hooks = []
 
 
-def _position(root: nn.Module, argument: str) -> int | None:
+def argument_position(module: nn.Module, argument: str, *, option: str) -> int | None:
+    """Position of ``module.forward``'s argument ``argument`` (None: keyword-only or taken by **kwargs).
+
+    Raises ValueError naming ``option`` when ``forward`` has no such argument.
+    """
     try:
-        params = list(inspect.signature(root.forward).parameters.values())
+        params = list(inspect.signature(module.forward).parameters.values())
     except (TypeError, ValueError):
         return None
     positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     names = [p.name for p in params]
     if argument not in names and not any(p.kind == p.VAR_KEYWORD for p in params):
         raise ValueError(
-            f"mask={argument!r} is not an argument of {type(root).__name__}.forward (arguments: {names})"
+            f"{option}={argument!r} is not an argument of {type(module).__name__}.forward (arguments: {names})"
         )
     return positional.index(argument) if argument in positional else None

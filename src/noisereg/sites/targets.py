@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from noisereg.noise.additive import gaussian
-from noisereg.noise.base import NoiseKind, check_generator, check_strength, draw_dtype, is_identity
+from noisereg.noise.base import NoiseKind, check_generator, check_strength, is_identity
 from noisereg.schedules import Schedule
 
 __all__ = [

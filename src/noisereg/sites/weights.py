@@ -58,7 +58,7 @@ class WeightNoise(nn.Module):
         if not self.registered or not self.noise.active:
             return weight
         held = self._delta
-        fits = held is not None and held.shape == weight.shape and held.device == weight.device
+        fits = held is not None and (held.shape, held.device, held.dtype) == (weight.shape, weight.device, weight.dtype)
         if self.stale or self.resample == "forward" or (held is not None and not fits):
             clean = weight.detach()
             noisy = self.noise(clean)
