@@ -77,9 +77,8 @@ def main() -> None:
         rows.append((name, *zip(*results, strict=True)))
     print(f"\n{'variant':<12} {'train':>14} {'test':>14} {'best test':>14}   ({args.seeds} seed(s))")
     for name, *columns in rows:
-        cells = [
-            f"{statistics.mean(c):.3f}" + (f" ± {statistics.stdev(c):.3f}" if len(c) > 1 else "") for c in columns
-        ]
+        cells = [f"{statistics.mean(c):.3f}" + (f" ± {statistics.stdev(c):.3f}" if len(c) > 1 else "")
+                 for c in columns]
         print(f"{name:<12} " + " ".join(f"{cell:>14}" for cell in cells))
 
 

@@ -44,7 +44,8 @@ def main() -> None:
                 opt.step()
         with torch.no_grad():
             error = nn.functional.mse_loss(model(corrupted_test), test).item()
-        print(f"{'denoising' if denoising else 'plain':<10} autoencoder: MSE on corrupted test images {error:.4f}")
+        name = "denoising" if denoising else "plain"
+        print(f"{name:<10} autoencoder: MSE on corrupted test images {error:.4f}")
     print(f"doing nothing (corrupted vs clean): {nn.functional.mse_loss(corrupted_test, test).item():.4f}")
 
 

@@ -54,7 +54,8 @@ def train(alpha: float | None, data: tuple[torch.Tensor, ...], epochs: int = 30)
         model.train()
         for batch in torch.randperm(len(y_tr), generator=order).split(64):
             opt.zero_grad()
-            nn.functional.cross_entropy(model(ids_tr[batch], attention_mask=mask_tr[batch]), y_tr[batch]).backward()
+            logits = model(ids_tr[batch], attention_mask=mask_tr[batch])
+            nn.functional.cross_entropy(logits, y_tr[batch]).backward()
             opt.step()
     if alpha is not None:
         print(describe(model))

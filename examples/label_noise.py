@@ -22,7 +22,8 @@ def tensors(x, y, y_dtype):
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.5, random_state=0)
     scaler = StandardScaler().fit(x_train)
     as_x = lambda a: torch.tensor(scaler.transform(a), dtype=torch.float32)  # noqa: E731
-    return as_x(x_train), as_x(x_test), torch.tensor(y_train, dtype=y_dtype), torch.tensor(y_test, dtype=y_dtype)
+    as_y = lambda a: torch.tensor(a, dtype=y_dtype)  # noqa: E731
+    return as_x(x_train), as_x(x_test), as_y(y_train), as_y(y_test)
 
 
 def fit(model, x, y, loss_fn, targets=None, epochs=60):
@@ -62,7 +63,8 @@ def regression() -> None:
         targets = attach(model, Gaussian(std=sigma), at="targets", seed=0) if sigma else None
         fit(model, x_train, y_train, nn.functional.mse_loss, targets, epochs=150)
         with torch.no_grad():
-            print(f"target noise σ={sigma}: test MSE {nn.functional.mse_loss(model(x_test), y_test).item():.3f}")
+            error = nn.functional.mse_loss(model(x_test), y_test).item()
+            print(f"target noise σ={sigma}: test MSE {error:.3f}")
 
 
 if __name__ == "__main__":

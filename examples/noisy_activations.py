@@ -19,8 +19,10 @@ EPOCHS, BATCHES = 20, 15
 
 
 def model(noisy: bool) -> nn.Sequential:
-    act = (lambda: NoisyHardTanh(c=Linear(1.0, 0.1, steps=EPOCHS * BATCHES), seed=0)) if noisy else nn.Hardtanh
-    return nn.Sequential(nn.Linear(64, 128), act(), nn.Linear(128, 128), act(), nn.Linear(128, 10))
+    def act(seed: int) -> nn.Module:  # each noisy layer its own stream
+        return NoisyHardTanh(c=Linear(1.0, 0.1, steps=EPOCHS * BATCHES), seed=seed) if noisy else nn.Hardtanh()
+
+    return nn.Sequential(nn.Linear(64, 128), act(1), nn.Linear(128, 128), act(2), nn.Linear(128, 10))
 
 
 def main() -> None:

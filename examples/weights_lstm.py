@@ -77,4 +77,5 @@ if __name__ == "__main__":
     data = split()
     for noisy in (False, True):
         test, epoch = train(noisy, data)
-        print(f"{'weight + input noise' if noisy else 'no noise':<20} best epoch {epoch:2d}  test accuracy {test:.3f}")
+        name = "weight + input noise" if noisy else "no noise"
+        print(f"{name:<20} best epoch {epoch:2d}  test accuracy {test:.3f}")

@@ -47,7 +47,8 @@ def test_noise_is_added_to_the_gradient_before_the_step():
 
 def test_scale_by_learning_rate_and_selection():
     model = mlp()
-    opt = torch.optim.Adam([{"params": [model[0].weight], "lr": 0.1}, {"params": [model[2].weight], "lr": 0.01}])
+    groups = [{"params": [model[0].weight], "lr": 0.1}, {"params": [model[2].weight], "lr": 0.01}]
+    opt = torch.optim.Adam(groups)
     attach(model, Gaussian(1.0), at="gradients", optimizer=opt, scale_by_lr=True, select="*.weight", seed=0)
     for p in model.parameters():
         p.grad = torch.zeros_like(p)

@@ -58,7 +58,8 @@ def test_mixup_soft_and_regression_targets_and_identity():
 def test_cutmix_box_area_sets_the_target_weights(batch, per_sample):
     x = torch.arange(batch, dtype=torch.float32).reshape(batch, 1, 1, 1).expand(batch, 2, 9, 11).clone()
     before = x.clone()
-    mx, my = cutmix(x, torch.arange(batch), 1.0, num_classes=batch, per_sample=per_sample, generator=gen(batch))
+    y = torch.arange(batch)
+    mx, my = cutmix(x, y, 1.0, num_classes=batch, per_sample=per_sample, generator=gen(batch))
     assert torch.equal(x, before)
     assert torch.allclose(my.sum(-1), torch.ones(batch))
     for i in range(batch):

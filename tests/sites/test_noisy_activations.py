@@ -4,7 +4,12 @@ import pytest
 import torch
 
 from noisereg.schedules import Linear
-from noisereg.sites.noisy_activations import NoisyHardSigmoid, NoisyHardTanh, SaturationNoise, noisy_hard_activation
+from noisereg.sites.noisy_activations import (
+    NoisyHardSigmoid,
+    NoisyHardTanh,
+    SaturationNoise,
+    noisy_hard_activation,
+)
 
 X = torch.linspace(-4, 4, 81)
 

@@ -14,12 +14,17 @@ from noisereg.sites.selectors import clean_name
 
 from .models import CellNet, SeqNet, assert_same, mlp, snapshot
 
+def _stream(name: str) -> torch.Generator:
+    return make_generator(derive_seed(7, "weights", name))
+
+
 X = torch.randn(6, 3, generator=torch.Generator().manual_seed(2))
 Y = torch.randn(6, 2, generator=torch.Generator().manual_seed(3))
 
 
 @pytest.mark.parametrize(
-    ("kind", "function"), [(Gaussian(std=0.2), gaussian), (MultiplicativeGaussian(std=0.3), multiplicative_gaussian)]
+    ("kind", "function"),
+    [(Gaussian(std=0.2), gaussian), (MultiplicativeGaussian(std=0.3), multiplicative_gaussian)],
 )
 def test_gradient_is_taken_at_the_noisy_weights_and_applied_to_the_clean_ones(kind, function):
     model, reference = mlp(), mlp()
@@ -27,7 +32,7 @@ def test_gradient_is_taken_at_the_noisy_weights_and_applied_to_the_clean_ones(ki
     F.mse_loss(model(X), Y).backward()
     grads = {clean_name(n): p.grad for n, p in model.named_parameters()}
     noisy = {
-        n: function(p.detach(), kind.strength, generator=make_generator(derive_seed(7, "weights", n))).requires_grad_()
+        n: function(p.detach(), kind.strength, generator=_stream(n)).requires_grad_()
         for n, p in reference.named_parameters()
     }
     loss = F.mse_loss(functional_call(reference, noisy, (X,)), Y)
@@ -36,7 +41,8 @@ def test_gradient_is_taken_at_the_noisy_weights_and_applied_to_the_clean_ones(ki
     for name in grads:
         assert torch.allclose(grads[name], expected[name], rtol=1e-5, atol=1e-7), name
     # The clean weights are what the model stores.
-    for (name, value), (_, ref) in zip(model.state_dict().items(), reference.state_dict().items(), strict=True):
+    pairs = zip(model.state_dict().items(), reference.state_dict().items(), strict=True)
+    for (name, value), (_, ref) in pairs:
         assert torch.equal(value, ref), name
 
 

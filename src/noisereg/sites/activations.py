@@ -129,7 +129,13 @@ def place_hooks(
 
 
 def place_input(
-    root: nn.Module, kind: NoiseKind, *, select: Selector | None, arg: int | str, seed: int | None, masks: MaskSource
+    root: nn.Module,
+    kind: NoiseKind,
+    *,
+    select: Selector | None,
+    arg: int | str,
+    seed: int | None,
+    masks: MaskSource,
 ) -> list[Placement]:
     """Noise on the model's input (argument ``arg`` of its forward), or on the inputs of ``select``."""
     modules = [("", root)] if select is None else select_modules(root, select)
@@ -143,7 +149,13 @@ def place_input(
 
 
 def place_activations(
-    root: nn.Module, kind: NoiseKind, *, select: Selector | None, where: Where, seed: int | None, masks: MaskSource
+    root: nn.Module,
+    kind: NoiseKind,
+    *,
+    select: Selector | None,
+    where: Where,
+    seed: int | None,
+    masks: MaskSource,
 ) -> list[Placement]:
     """Noise on the outputs (``where="after"``) or inputs (``"before"``) of the modules ``select`` names."""
     if select is None:

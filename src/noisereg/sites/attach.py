@@ -79,7 +79,8 @@ class Handle:
         Raises ValueError when called a second time.
         """
         if self.removed:
-            raise ValueError(f"this handle's {self.site} noise ({', '.join(self.places)}) was already removed")
+            places = ", ".join(self.places)
+            raise ValueError(f"this handle's {self.site} noise ({places}) was already removed")
         for placement in reversed(self._placements):
             placement.undo()
             placed.pop(placement.layer, None)
@@ -140,14 +141,16 @@ class TargetsHandle(Handle):
         expected = 2 if isinstance(layer, MixingLayer) else 1
         if len(tensors) != expected:
             shape = "handle(x, y)" if expected == 2 else "handle(y)"
-            raise TypeError(f"call this {type(layer.kind).__name__} handle as {shape}, got {len(tensors)} tensors")
+            name = type(layer.kind).__name__
+            raise TypeError(f"call this {name} handle as {shape}, got {len(tensors)} tensors")
         return run_beside(layer, root, *tensors)
 
 
 def _check_kind(noise: object, at: str) -> None:
     if not isinstance(noise, NoiseKind):
         raise TypeError(
-            f"noise must be a noise config such as noisereg.noise.Gaussian(std=0.1), got {type(noise).__name__}"
+            "noise must be a noise config such as noisereg.noise.Gaussian(std=0.1), "
+            f"got {type(noise).__name__}"
         )
     name = type(noise).__name__
     if isinstance(noise, (MixingKind, *_LABEL_KINDS)) and at != "targets":
@@ -234,7 +237,9 @@ def attach(
             if at == "input":
                 placements = place_input(root, noise, select=select, arg=arg, seed=seed, masks=masks)
             elif at == "activations":
-                placements = place_activations(root, noise, select=select, where=where, seed=seed, masks=masks)
+                placements = place_activations(
+                    root, noise, select=select, where=where, seed=seed, masks=masks
+                )
             else:
                 placements = place_embeddings(root, noise, select=select, seed=seed, masks=masks)
         except Exception:

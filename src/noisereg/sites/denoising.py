@@ -41,7 +41,9 @@ def _input(value: Any, item: int) -> Tensor:
         value = value[item]
     tensor = torch.as_tensor(value)
     if not tensor.is_floating_point():
-        raise ValueError(f"denoising needs floating-point inputs, got dtype={tensor.dtype}: convert with .float()")
+        raise ValueError(
+            f"denoising needs floating-point inputs, got dtype={tensor.dtype}: convert with .float()"
+        )
     return tensor
 
 
@@ -81,7 +83,7 @@ class DenoisingDataset(Dataset, _Epochs):
 
 
 class DenoisingCollate(_Epochs):
-    """A ``collate_fn`` giving ``(noise(x), x)`` batches: ``DataLoader(data, collate_fn=DenoisingCollate(...))``.
+    """A ``collate_fn`` giving ``(noise(x), x)`` batches, as ``DataLoader(data, collate_fn=...)``.
 
     ``collate_fn`` (default ``torch.utils.data.default_collate``) builds the batch first; a batch of
     tuples keeps its ``item``-th element as the input.
@@ -102,6 +104,7 @@ class DenoisingCollate(_Epochs):
             worker = 0 if info is None else info.id + 1
             key = (self.epoch, worker, clean.device)
             if key not in self._generators:
-                self._generators[key] = make_generator(derive_seed(self.seed, self.epoch, worker), clean.device)
+                stream = derive_seed(self.seed, self.epoch, worker)
+                self._generators[key] = make_generator(stream, clean.device)
             generator = self._generators[key]
         return self.noise(clean, step=self.epoch, generator=generator), clean

@@ -20,7 +20,8 @@ class Entry:
     ``site``: the attach site, or "module" for a noise layer that is part of the model;
     ``where``: the place; ``noise``: the config; ``strength``: its main strength at the current step
     (schedules resolved); ``step``: the step its schedules are at; ``applied``: how many times noise
-    was drawn since it was attached; ``state``: whether the next forward (or step) adds noise and why.
+    was drawn since it was attached (weight noise held across uses counts once per draw);
+    ``state``: whether the next forward (or step) adds noise and why.
     """
 
     site: str
@@ -41,7 +42,8 @@ class Description(list):
         fields = [f.name for f in dataclasses.fields(Entry)]
         rows = [fields] + [[_cell(getattr(e, f)) for f in fields] for e in self]
         widths = [max(len(row[i]) for row in rows) for i in range(len(fields))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+        lines = ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+        return "\n".join(lines)
 
 
 def _cell(value: object) -> str:
@@ -69,7 +71,7 @@ def describe(model: nn.Module) -> Description:
 
     >>> from noisereg.layers import GaussianNoise
     >>> print(describe(nn.Sequential(GaussianNoise(0.1), nn.Linear(2, 1))))
-    site    where  noise                            strength  step  applied  state
+    site    where  noise                         strength  step  applied  state
     module  '0'    Gaussian(std=0.1, clip=None)  0.1       0     0        on (training)
     """
     root = unwrap(model)

@@ -61,8 +61,8 @@ def neftune(
         real = (~pad).sum(dim=1)
     scale = 1.0 / torch.sqrt(real.clamp(min=1).to(batched.dtype) * batched.shape[-1])
     half_width = (alpha.flatten() if isinstance(alpha, Tensor) else alpha) * scale
-    noisy = uniform(batched, half_width, mask=None if mask is None else mask.expand(x.shape).reshape(batched.shape),
-                    generator=generator)
+    kept = None if mask is None else mask.expand(x.shape).reshape(batched.shape)
+    noisy = uniform(batched, half_width, mask=kept, generator=generator)
     return noisy.squeeze(0) if single else noisy
 
 
@@ -83,14 +83,14 @@ class NEFTune(NoiseKind):
 def place_embeddings(
     root: nn.Module, kind: NoiseKind, *, select: Selector | None, seed: int | None, masks: MaskSource
 ) -> list[Placement]:
-    """Noise on the output of every ``nn.Embedding`` (or of the modules ``select`` names), padding excluded."""
+    """Noise on the output of every ``nn.Embedding`` (or of ``select``'s modules), padding excluded."""
     modules = select_modules(root, nn.Embedding if select is None else select)
     placements = []
     for name, module in modules:
         layer = NoiseLayer(kind, seed=stream_seed(seed, "embeddings", name))
         padding_idx = getattr(module, "padding_idx", None)
 
-        def hook(mod: nn.Module, args: tuple, output: Any, layer: NoiseLayer = layer, pad_id=padding_idx) -> Any:
+        def hook(mod: nn.Module, args: tuple, output: Any, layer: NoiseLayer = layer, pad_id=padding_idx):
             if not isinstance(output, Tensor) or not output.is_floating_point():
                 raise TypeError(f"embedding noise needs a float tensor output, got {type(output).__name__}")
             layer.training = mod.training

@@ -53,7 +53,8 @@ def _chosen(root: nn.Module, optimizer: torch.optim.Optimizer, select: Selector 
     if select is None:
         named = {id(p): clean_name(name) for name, p in root.named_parameters()}
     else:
-        named = {id(parameter(o, local)): name for name, o, local in select_parameters(root, select, biases=True)}
+        chosen_names = select_parameters(root, select, biases=True)
+        named = {id(parameter(owner, local)): name for name, owner, local in chosen_names}
     in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
     chosen = {pid: name for pid, name in named.items() if pid in in_optimizer}
     if not chosen:
@@ -112,5 +113,5 @@ def place_gradients(
         remove_beside(root, layer)
 
     key: tuple[Any, ...] = ("gradients", optimizer)
-    return [Placement("gradients", f"gradients of {len(chosen)} parameters at {type(optimizer).__name__}.step",
-                      key, layer, None, undo)]
+    where = f"gradients of {len(chosen)} parameters at {type(optimizer).__name__}.step"
+    return [Placement("gradients", where, key, layer, None, undo)]

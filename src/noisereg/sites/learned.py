@@ -146,7 +146,8 @@ class PNI(NoiseLayer):
         super().__init__(Gaussian(std=1.0), seed=seed)
         weight = getattr(module, name, None) if isinstance(module, nn.Module) else None
         if not isinstance(weight, nn.Parameter) or not weight.is_floating_point():
-            raise ValueError(f"PNI needs a module with a floating parameter {name=}, got {type(module).__name__}")
+            got = type(module).__name__
+            raise ValueError(f"PNI needs a module with a floating parameter {name=}, got {got}")
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
             raise ValueError(f"{alpha=} must be a finite number")
         self.module, self.name = module, name

@@ -50,7 +50,8 @@ def noisy_hard_activation(
     check_input(x, kind="noisy_hard_activation")
     if activation not in ("hard_tanh", "hard_sigmoid"):
         raise ValueError(f"{activation=} must be 'hard_tanh' or 'hard_sigmoid'")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha == 1:
+    number = not isinstance(alpha, bool) and isinstance(alpha, (int, float))
+    if not number or not math.isfinite(alpha) or alpha == 1:
         raise ValueError(f"{alpha=} must be a finite number other than 1 (alpha = 1 gives no noise)")
     c = check_strength(c, name="c", x=x)
     generator = check_generator(generator, x)
@@ -84,7 +85,8 @@ class SaturationNoise(NoiseKind):
     def __post_init__(self) -> None:
         if not callable(self.c) and not isinstance(self.c, Tensor):
             check_strength(self.c, name="c", x=torch.empty(0))
-        noisy_hard_activation(torch.zeros(1), 0.0, activation=self.activation, alpha=self.alpha, expected=True)
+        check = torch.zeros(1)
+        noisy_hard_activation(check, 0.0, activation=self.activation, alpha=self.alpha, expected=True)
 
 
 class _NoisyHard(NoiseLayer):
@@ -92,8 +94,8 @@ class _NoisyHard(NoiseLayer):
 
     def __init__(self, c: float | Schedule = 0.5, *, alpha: float = 1.15, half_normal: bool = True,
                  num_features: int | None = None, seed: int | None = None) -> None:
-        super().__init__(SaturationNoise(c=c, activation=self.activation, alpha=alpha, half_normal=half_normal),
-                         seed=seed)
+        kind = SaturationNoise(c=c, activation=self.activation, alpha=alpha, half_normal=half_normal)
+        super().__init__(kind, seed=seed)
         if num_features is not None and (isinstance(num_features, bool) or not isinstance(num_features, int)
                                          or num_features < 1):
             raise ValueError(f"{num_features=} must be None (one p) or an int >= 1 (one p per feature)")
@@ -121,7 +123,7 @@ class NoisyHardTanh(_NoisyHard):
 
 
 class NoisyHardSigmoid(_NoisyHard):
-    """Hard sigmoid clip(x/4 + 1/2, 0, 1) with noise where it saturates (|x| > 2); see the module docstring."""
+    """Hard sigmoid clip(x/4 + 1/2, 0, 1), noisy where it saturates (|x| > 2); see the module docstring."""
 
     activation = "hard_sigmoid"
 

@@ -21,17 +21,26 @@ from torch import Tensor, nn
 from noisereg.layers import NoiseLayer
 from noisereg.seeding import derive_seed
 
-__all__ = ["Placement", "PlaceInfo", "placed", "stream_seed", "MaskSource", "padding_mask", "run_beside", "argument_position"]
+__all__ = [
+    "Placement",
+    "PlaceInfo",
+    "placed",
+    "stream_seed",
+    "MaskSource",
+    "padding_mask",
+    "run_beside",
+    "argument_position",
+]
 
 
 @dataclasses.dataclass(eq=False)
 class Placement:
     """One noise placed by a site.
 
-    ``key`` is ``(position, object, *extra)``: the place (a module, parameter or optimizer and where on
-    it) so that attaching the same site twice is caught; ``host`` is the module whose mode switches the noise (None: the noise
-    is on whenever it is called, as gradient noise at an optimizer step); ``undo`` takes it off;
-    ``refresh``, where given, makes held noise be drawn anew (weight noise).
+    ``key`` is ``(position, object, *extra)``: the place (a module, parameter or optimizer, and where
+    on it), so that attaching the same site twice is caught; ``host`` is the module whose mode
+    switches the noise (None: on whenever called, as gradient noise at an optimizer step); ``undo``
+    takes it off; ``refresh``, where given, makes held noise be drawn anew (weight noise).
     """
 
     site: str
@@ -138,7 +147,8 @@ class MaskSource:
     @contextlib.contextmanager
     def use(self, attention_mask: Tensor) -> Iterator[None]:
         if not isinstance(attention_mask, Tensor):
-            raise TypeError(f"attention_mask must be a tensor (1 = real token), got {type(attention_mask).__name__}")
+            got = type(attention_mask).__name__
+            raise TypeError(f"attention_mask must be a tensor (1 = real token), got {got}")
         previous, self.registered = self.registered, attention_mask
         try:
             yield
@@ -164,6 +174,7 @@ def argument_position(module: nn.Module, argument: str, *, option: str) -> int |
     names = [p.name for p in params]
     if argument not in names and not any(p.kind == p.VAR_KEYWORD for p in params):
         raise ValueError(
-            f"{option}={argument!r} is not an argument of {type(module).__name__}.forward (arguments: {names})"
+            f"{option}={argument!r} is not an argument of {type(module).__name__}.forward "
+            f"(arguments: {names})"
         )
     return positional.index(argument) if argument in positional else None

@@ -23,7 +23,7 @@ _PARAMETRIZED = re.compile(r"(^|\.)parametrizations\.([^.]+)\.original\d*$")
 
 
 def unwrap(model: object) -> nn.Module:
-    """The module that holds the layers: ``torch.compile``'s ``_orig_mod``, DDP's or DataParallel's ``module``."""
+    """The module holding the layers: ``torch.compile``'s ``_orig_mod``, DDP's/DataParallel's ``module``."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     while True:
@@ -72,7 +72,8 @@ def _no_match(argument: str, item: str | type, root: nn.Module, names: list[str]
     if isinstance(item, type):
         types = sorted({type(m).__name__ for m in root.modules()})
         return ValueError(
-            f"{argument}={item.__name__} matches no {what} of the model (its module types: {', '.join(types)})"
+            f"{argument}={item.__name__} matches no {what} of the model "
+            f"(its module types: {', '.join(types)})"
         )
     close = difflib.get_close_matches(item, names, n=5, cutoff=0.5)
     hint = f"; close names: {', '.join(repr(c) for c in close)}" if close else ""
@@ -80,7 +81,9 @@ def _no_match(argument: str, item: str | type, root: nn.Module, names: list[str]
     return ValueError(f"{argument}={item!r} matches no {what} of the model{hint} (names: {shown})")
 
 
-def select_modules(root: nn.Module, select: Selector, *, argument: str = "select") -> list[tuple[str, nn.Module]]:
+def select_modules(
+    root: nn.Module, select: Selector, *, argument: str = "select"
+) -> list[tuple[str, nn.Module]]:
     """``(name, module)`` for every module a selector matches, in the model's order, each once.
 
     Raises ValueError naming the selector that matched nothing, with the closest names.
@@ -119,7 +122,8 @@ def select_parameters(
             owned.append((f"{owner_name}.{local}" if owner_name else local, owner, local))
     is_bias = [local.startswith("bias") for _, _, local in owned]
     if select is None:
-        picked = [p for p, b in zip(owned, is_bias, strict=True) if p[2].startswith("weight") or (b and biases)]
+        pairs = zip(owned, is_bias, strict=True)
+        picked = [p for p, bias in pairs if p[2].startswith("weight") or (bias and biases)]
         if not picked:
             raise ValueError("the model has no parameter named weight*: name parameters with select=")
         return picked
@@ -134,7 +138,9 @@ def select_parameters(
             raise _no_match(argument, item, root, [n for n, _, _ in owned], "parameter")
         kept = [i for i in hits if biases or not is_bias[i]]
         if not kept:
-            raise ValueError(f"{argument}={item!r} matches only biases: pass biases=True to put noise on them")
+            raise ValueError(
+                f"{argument}={item!r} matches only biases: pass biases=True to put noise on them"
+            )
         picked_ids.update(kept)
     return [owned[i] for i in sorted(picked_ids)]
 

@@ -164,7 +164,8 @@ def check_pattern(pattern: object, classes: int | None) -> Pattern:
     if isinstance(pattern, Tensor):
         ok = pattern.dim() == 2 and pattern.shape[0] == pattern.shape[1] and pattern.is_floating_point()
         if not ok or (classes is not None and pattern.shape[0] != classes):
-            raise ValueError(f"pattern must be a float [C, C] matrix with C={classes}, got {list(pattern.shape)}")
+            shape = list(pattern.shape)
+            raise ValueError(f"pattern must be a float [C, C] matrix with C={classes}, got {shape}")
         sums = pattern.sum(dim=1)
         ones = (sums - 1.0).abs() < 1e-5
         if not bool(((pattern >= 0).all() & (ones | (sums == 0)).all())):
@@ -181,7 +182,10 @@ def check_pattern(pattern: object, classes: int | None) -> Pattern:
                 if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= c < limit:
                     raise ValueError(f"pattern {name} class {c!r} must be an int in [0, {limit})")
         return types.MappingProxyType(pairs)
-    raise TypeError(f"pattern must be a str, a mapping, (source, target) pairs or a tensor, got {type(pattern).__name__}")
+    raise TypeError(
+        "pattern must be a str, a mapping, (source, target) pairs or a tensor, "
+        f"got {type(pattern).__name__}"
+    )
 
 
 def transition_matrix(num_classes: int, rate: float, pattern: Pattern = "symmetric") -> Tensor:

@@ -17,7 +17,8 @@ was attached to, so every use of a weight inside one forward (an unrolled LSTMCe
 two layers) sees the same noise — Graves 2013's one sample per training sequence when a forward is one
 batch of sequences; ``"forward"`` on every use of the weight; ``"manual"`` held until
 ``handle.resample()``. The layer's ``applied`` counter and schedule step count draws (a weight may be
-read several times per forward: nn.LSTM reads each weight more than once). Graves (2011) notes that early stopping is usually needed with weight noise.
+read several times per forward: nn.LSTM reads each weight more than once). Graves (2011) notes that
+early stopping is usually needed with weight noise.
 
 ``torch.save(model)`` (pickling the whole model) is refused by torch for parametrized modules; save
 ``model.state_dict()``, which is clean.
@@ -58,7 +59,9 @@ class WeightNoise(nn.Module):
         if not self.registered or not self.noise.active:
             return weight
         held = self._delta
-        fits = held is not None and (held.shape, held.device, held.dtype) == (weight.shape, weight.device, weight.dtype)
+        fits = held is not None and (held.shape, held.device, held.dtype) == (
+            weight.shape, weight.device, weight.dtype
+        )
         if self.stale or self.resample == "forward" or (held is not None and not fits):
             clean = weight.detach()
             noisy = self.noise(clean)
@@ -157,7 +160,9 @@ def _check_untied(root: nn.Module, chosen: list[tuple[str, nn.Module, str]]) -> 
     for name, owner, local in chosen:
         p = parameter(owner, local)
         if not p.is_floating_point():
-            raise ValueError(f"weight noise on {name!r}: the parameter has dtype={p.dtype}, not floating point")
+            raise ValueError(
+                f"weight noise on {name!r}: the parameter has dtype={p.dtype}, not floating point"
+            )
         if len(names.get(id(p), ())) > 1:
             raise ValueError(
                 f"weight noise on {name!r}: the parameter is shared with {names[id(p)]}; noise on tied "
