@@ -20,7 +20,8 @@ EPOCHS, BATCHES = 20, 15
 
 def model(noisy: bool) -> nn.Sequential:
     def act(seed: int) -> nn.Module:  # each noisy layer its own stream
-        return NoisyHardTanh(c=Linear(1.0, 0.1, steps=EPOCHS * BATCHES), seed=seed) if noisy else nn.Hardtanh()
+        annealed = Linear(1.0, 0.1, steps=EPOCHS * BATCHES)
+        return NoisyHardTanh(c=annealed, seed=seed) if noisy else nn.Hardtanh()
 
     return nn.Sequential(nn.Linear(64, 128), act(1), nn.Linear(128, 128), act(2), nn.Linear(128, 10))
 

@@ -7,10 +7,18 @@ mixing and denoising pairs are also pure tensor functions.
 """
 
 from noisereg.sites.attach import Handle, MaskedHandle, TargetsHandle, WeightsHandle, attach
+from noisereg.sites.denoising import DenoisingCollate, DenoisingDataset
 from noisereg.sites.describe import Description, Entry, describe
 from noisereg.sites.embeddings import NEFTune, neftune
 from noisereg.sites.gradients import annealed_gaussian
-from noisereg.sites.mixing import CutMix, MixingLayer, Mixup, cutmix, mixup
+from noisereg.sites.learned import PNI, NoisyLinear
+from noisereg.sites.mixing import CutMix, MixingKind, MixingLayer, Mixup, cutmix, mixup
+from noisereg.sites.noisy_activations import (
+    NoisyHardSigmoid,
+    NoisyHardTanh,
+    SaturationNoise,
+    noisy_hard_activation,
+)
 from noisereg.sites.targets import (
     PATRINI_MNIST,
     DisturbLabel,
@@ -37,6 +45,14 @@ __all__ = [
     "neftune",
     "annealed_gaussian",
     "WeightNoise",
+    "NoisyLinear",
+    "PNI",
+    "NoisyHardTanh",
+    "NoisyHardSigmoid",
+    "SaturationNoise",
+    "noisy_hard_activation",
+    "DenoisingDataset",
+    "DenoisingCollate",
     "PATRINI_MNIST",
     "label_smoothing",
     "flip_labels",
@@ -50,5 +66,6 @@ __all__ = [
     "DisturbLabel",
     "Mixup",
     "CutMix",
+    "MixingKind",
     "MixingLayer",
 ]
