@@ -75,8 +75,8 @@ def _argument_slot(module: nn.Module, arg: int | str) -> tuple[int | None, str |
     return argument_position(module, arg, option="arg"), arg
 
 
-def _input_hook(layer: NoiseLayer, masks: MaskSource, arg: int | str, label: str, module: nn.Module):
-    position, keyword = _argument_slot(module, arg)
+def _input_hook(layer: NoiseLayer, masks: MaskSource, arg: int | str, label: str, slot: tuple):
+    position, keyword = slot
 
     def hook(mod: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         if keyword is not None and keyword in kwargs:
@@ -103,8 +103,10 @@ def place_hooks(
     masks: MaskSource,
 ) -> list[Placement]:
     """One noise layer per module, on its input (``where="before"``) or output (``"after"``)."""
+    # Check every module's arguments before placing anything, so an error leaves no hook behind.
+    slots = [_argument_slot(module, arg) for _, module in modules] if where == "before" else []
     placements = []
-    for name, module in modules:
+    for i, (name, module) in enumerate(modules):
         label = f"{where} {name!r}" if name else f"{where} the model"
         layer = NoiseLayer(kind, seed=stream_seed(seed, site, f"{where}:{name}"))
         if where == "after":
@@ -115,7 +117,7 @@ def place_hooks(
             key = ("after", module)
         else:
             handle = module.register_forward_pre_hook(
-                _input_hook(layer, masks, arg, label, module), with_kwargs=True
+                _input_hook(layer, masks, arg, label, slots[i]), with_kwargs=True
             )
             key = ("before", module, arg)
         add_beside(module, layer)
