@@ -214,21 +214,21 @@ class SNRGaussianNoise(_Clip):
 
 
 class LabelSmoothing(_Site):
-    """Soft targets. ``variant = 'uniform'``: (1−ε)·onehot + ε/K (torch's); ``'others'``: ε spread
+    """Soft targets. ``spread = 'all'``: (1−ε)·onehot + ε/K (torch's); ``'others'``: ε spread
     as ε/(K−1) over the wrong classes only."""
 
     kind: Literal["label_smoothing"]
     epsilon: Probability
-    variant: Literal["uniform", "others"] = "uniform"
+    spread: Literal["all", "others"] = "all"
 
 
 class LabelFlip(_Site):
-    """Label noise. ``mode = 'disturb'`` (DisturbLabel: with probability rate redraw over all K
-    classes); ``'symmetric'``: flip to one of the K−1 other classes with probability rate."""
+    """Label noise. ``mode = 'symmetric'``: flip to one of the K−1 other classes with probability
+    rate (the realized flip rate is rate); ``'disturb'`` (DisturbLabel): redraw over all K classes."""
 
     kind: Literal["label_flip"]
     rate: Probability
-    mode: Literal["disturb", "symmetric"] = "disturb"
+    mode: Literal["symmetric", "disturb"] = "symmetric"
 
 
 NoiseConfig = Annotated[

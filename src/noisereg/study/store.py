@@ -193,7 +193,9 @@ class Store:
 
     def reap(self) -> None:
         """Mark RUNNING trials without a recent heartbeat FAIL and enqueue their retries."""
-        optuna.storages.fail_stale_trials(self.study)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
 
     def counts(self) -> dict[str, int]:
         """Number of trials per state name."""
