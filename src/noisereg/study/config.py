@@ -49,7 +49,13 @@ __all__ = [
     "NoiseConfig",
     "load_config",
     "parse_config",
+    "builtin_studies",
+    "resolve_study",
+    "DEFAULT_STUDY",
 ]
+
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+DEFAULT_STUDY = "case-study"
 
 
 class StudyConfigError(ValueError):
@@ -403,3 +409,26 @@ def load_config(path: str | Path) -> StudyConfig:
     if isinstance(data, dict) and isinstance(data.get("path"), str) and not Path(data["path"]).is_absolute():
         raw["data"] = {**data, "path": str((path.parent / data["path"]).resolve())}
     return parse_config(raw, source=str(path))
+
+
+def builtin_studies() -> dict[str, Path]:
+    """The built-in study files by name (the file name without ``.toml``)."""
+    return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.toml"))}
+
+
+def resolve_study(name_or_path: str | Path | None) -> StudyConfig:
+    """Load a study file, or a built-in study by name; ``None`` is the default (the case study)."""
+    if name_or_path is None:
+        name_or_path = DEFAULT_STUDY
+    builtins = builtin_studies()
+    if str(name_or_path) in builtins:
+        return load_config(builtins[str(name_or_path)])
+    path = Path(name_or_path)
+    if not path.exists() and path.suffix != ".toml":
+        close = difflib.get_close_matches(str(name_or_path), list(builtins), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise StudyConfigError(
+            [("", f"{str(name_or_path)!r} is neither a study file nor a built-in study ({', '.join(builtins)}){hint}")],
+            str(name_or_path),
+        )
+    return load_config(path)

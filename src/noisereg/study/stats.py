@@ -75,8 +75,8 @@ def paired(arm: Sequence[float], baseline: Sequence[float]) -> dict[str, float |
 
     Returns n, mean_diff (arm − baseline), std_diff, ci95_diff, p_ttest, p_wilcoxon (two-sided),
     cohen_dz, rank_biserial, wins, ties, losses (arm above / equal to / below baseline). When every
-    difference is 0 the p-values are 1 and the effect sizes 0; with fewer than 2 pairs the tests are
-    None. Raises ``ValueError`` for sequences of different lengths or non-finite values.
+    difference is 0 the p-values are 1 and the effect sizes 0; when all differences are equal but not
+    0 the t-test and d_z are undefined (None); with fewer than 2 pairs the tests are None. Raises ``ValueError`` for sequences of different lengths or non-finite values.
     """
     a, b = _finite(arm, "arm"), _finite(baseline, "baseline")
     if a.shape != b.shape or a.size == 0:
@@ -88,7 +88,7 @@ def paired(arm: Sequence[float], baseline: Sequence[float]) -> dict[str, float |
         "n": n,
         "mean_diff": mean,
         "std_diff": _none(std),
-        "ci95_diff": _interval(mean, std, n),
+        "ci95_diff": [_none(v) if v is not None else None for v in _interval(mean, std, n)],
         "wins": int((d > 0).sum()),
         "ties": int((d == 0).sum()),
         "losses": int((d < 0).sum()),
@@ -99,7 +99,7 @@ def paired(arm: Sequence[float], baseline: Sequence[float]) -> dict[str, float |
     elif nonzero.size == 0:
         out.update(p_ttest=1.0, p_wilcoxon=1.0, cohen_dz=0.0, rank_biserial=0.0)
     else:
-        p_t = float(sps.ttest_rel(a, b).pvalue) if std > 0 else 0.0
+        p_t = float(sps.ttest_rel(a, b).pvalue) if std > 0 else None
         p_w = float(sps.wilcoxon(nonzero, zero_method="wilcox").pvalue)
         ranks = sps.rankdata(np.abs(nonzero))
         w_plus, w_minus = float(ranks[nonzero > 0].sum()), float(ranks[nonzero < 0].sum())

@@ -103,8 +103,7 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
     lines = [
         f"# Study {summary['study']}",
         "",
-        summary.get("description") or "",
-        "",
+        *([summary["description"], ""] if summary.get("description") else []),
         f"**Verdict.** {summary['verdict']['text']}",
         "",
         f"Metric: test {summary['metric']} ({'higher' if summary['higher_is_better'] else 'lower'} is better), "
