@@ -45,6 +45,12 @@ def check_input(x: object, *, kind: str) -> Tensor:
     return x
 
 
+def can_inspect_values() -> bool:
+    """Whether tensor values may be read for validation: not while compiling or under vmap/grad
+    transforms, where data-dependent checks either break the graph or are refused."""
+    return not (torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active())
+
+
 def draw_dtype(x: Tensor) -> torch.dtype:
     return torch.float32 if x.dtype in _LOW_PRECISION else x.dtype
 
@@ -62,8 +68,7 @@ def check_strength(
 ) -> Strength:
     """Validate a scalar or per-sample strength; return it as a float or a tensor broadcast to ``x``.
 
-    Per-sample tensors are checked only outside ``torch.compile`` tracing, where reading their values
-    would break the graph.
+    Per-sample tensors are checked only where their values can be read (see can_inspect_values).
     """
     upper = f"< {high}" if high_open else f"<= {high}"
     expected = f"must be {'>' if low_open else '>='} {low}" + ("" if high == math.inf else f" and {upper}")
@@ -74,7 +79,7 @@ def check_strength(
                 f"got shape {list(value.shape)}"
             )
         value = value.to(dtype=draw_dtype(x), device=x.device)
-        if not torch.compiler.is_compiling():
+        if can_inspect_values():
             finite_ok = torch.isfinite(value) | (allow_inf & torch.isinf(value) & (value > 0))
             above = value > low if low_open else value >= low
             below = value < high if high_open else value <= high

@@ -61,6 +61,12 @@ def multiplicative_gaussian(
     mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
     if is_identity(std, 0.0):
         return x
+    return _times_one_plus_noise(x, std, clip=clip, mask=mask, generator=generator)
+
+
+def _times_one_plus_noise(
+    x: Tensor, std: Strength, *, clip: Clip, mask: Tensor | None, generator: torch.Generator | None
+) -> Tensor:
     noisy = randn_like(x, generator).mul_(std).add_(1.0).mul_(x)
     return finish(noisy, x, mask=mask, clip=clip)
 
@@ -89,10 +95,10 @@ def gaussian_dropout(
     """
     check_input(x, kind="gaussian_dropout")
     rate = check_strength(rate, name="rate", x=x, high=1.0, high_open=True)
+    mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
     if is_identity(rate, 0.0):
-        check_mask(mask, x), check_clip(clip), check_generator(generator, x)
         return x
-    return multiplicative_gaussian(x, _dropout_std(rate), clip=clip, mask=mask, generator=generator)
+    return _times_one_plus_noise(x, _dropout_std(rate), clip=clip, mask=mask, generator=generator)
 
 
 def alpha_dropout(

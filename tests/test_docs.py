@@ -1,0 +1,31 @@
+"""The examples in the README and in docstrings run as written."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pathlib
+import re
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DOCTESTED = [
+    "noisereg.seeding",
+    "noisereg.noise.additive",
+    "noisereg.layers",
+]
+
+
+def test_readme_quick_start_runs():
+    text = (ROOT / "README.md").read_text()
+    snippets = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert snippets, "the README lost its Python quick start"
+    for code in snippets:
+        exec(compile(code, "README.md", "exec"), {})
+
+
+@pytest.mark.parametrize("name", DOCTESTED)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0
