@@ -112,41 +112,36 @@ def _train_batch(
     per_cell = {c.key: strengths(c) for c in cells}
     shared = all(per_cell.values()) or not sites
     collected: dict[str, dict[str, Any]] = {c.key: {"test": {}, "cv": {}} for c in cells}
-    shapes = sorted({prep.folds[i].shape_key for c in cells for i in prep.folds_of(c)})
     epochs = None
-    for shape in shapes:
-        fold_ids = [i for i, f in enumerate(prep.folds) if f.shape_key == shape]
+    # Folds with and without validation data go to separate engine calls: a GroupResult holds the
+    # metrics its first chunk has, so mixing them could drop the val_* ones.
+    for role in ("test", "cv"):
+        fold_ids = sorted({g for c in cells for g in prep.folds_of(c) if prep.folds[g].role == role})
+        if not fold_ids:
+            continue
         local = {g: j for j, g in enumerate(fold_ids)}
-        plan: list[tuple[Cell, int, int]] = []
-        groups: list[tuple[tuple[Any, ...], list[tuple[Cell, int, int]]]] = []
-        for cell in cells:
-            cell_sites = sites if shared else tuple(site_noise(t) for t in cell.noise)
-            rows = [(cell, s, g) for s in range(len(prep.seeds)) for g in prep.folds_of(cell) if g in local]
-            if shared:
-                plan += rows
-            elif rows:
-                groups.append((cell_sites, rows))
-        if shared and plan:
-            groups = [(sites, plan)]
+        rows_of = {c.key: [(c, s, g) for s in range(len(prep.seeds)) for g in prep.folds_of(c) if g in local] for c in cells}
+        if shared:
+            groups = [(sites, [row for c in cells for row in rows_of[c.key]])]
+        else:
+            groups = [(tuple(site_noise(t) for t in c.noise), rows_of[c.key]) for c in cells if rows_of[c.key]]
+        folds = [_fold_data(prep.folds[g], prep.loss, dtype) for g in fold_ids]
         for group_sites, rows in groups:
-            replicas = tuple(
-                Replica(prep.seeds[s], local[g], per_cell[c.key] if shared else ()) for c, s, g in rows
-            )
+            if not rows:
+                continue
+            replicas = tuple(Replica(prep.seeds[s], local[g], per_cell[c.key] if shared else ()) for c, s, g in rows)
             group = Group(
                 model=prep.model, optimizer=prep.optimizer, loss=prep.loss, epochs=cfg.training.epochs,
                 batch_size=cfg.training.batch_size, sites=group_sites, replicas=replicas,
                 eval_every=cfg.training.eval_every, patience=cfg.training.patience,
             )
-            folds = [_fold_data(prep.folds[g], prep.loss, dtype) for g in fold_ids]
             result = train(group, folds, device=device, dtype=dtype, workers=workers, progress=advance)
             epochs = np.asarray(result.epochs)
             for r, (cell, s, g) in enumerate(rows):
-                part = "test" if prep.folds[g].role == "test" else "cv"
-                slot = collected[cell.key][part].setdefault(s, [])
                 final = {k: float(v[r]) for k, v in result.final.items()}
                 final["stopped_epoch"] = float(result.stopped_epoch[r])
                 curves = {k: np.asarray(v[r], dtype=np.float64) for k, v in result.curves.items() if not k.startswith("val_")}
-                slot.append((g, final, curves))
+                collected[cell.key][role].setdefault(s, []).append((g, final, curves))
     assert epochs is not None
     return {key: _cell_results(prep, key, parts, epochs) for key, parts in collected.items()}
 
