@@ -191,12 +191,14 @@ def _from_file(config: DataConfig) -> Dataset:
 def _check_finite(x: np.ndarray, names: tuple[str, ...], path: Path) -> None:
     bad = ~np.isfinite(x)
     if bad.any():
-        j = int(np.flatnonzero(bad.any(axis=0))[0])
-        rows = (np.flatnonzero(bad[:, j]) + 1).tolist()
-        what = "NaN" if np.isnan(x[:, j]).any() else "inf"
+        places = []
+        for j in np.flatnonzero(bad.any(axis=0))[:3]:
+            rows = (np.flatnonzero(bad[:, j]) + 1).tolist()
+            what = "NaN" if np.isnan(x[:, j]).any() else "inf"
+            places.append(f"{what} in column {names[j]!r} at data rows {rows[:5]}{' ...' if len(rows) > 5 else ''}")
         raise DataError(
-            f"{path}: {what} in column {names[j]!r} at data rows {rows[:5]}{' ...' if len(rows) > 5 else ''} "
-            f"(1-based, header not counted); {int(bad.sum())} non-finite value(s) in all"
+            f"{path}: {'; '.join(places)} (rows 1-based, header not counted); "
+            f"{int(bad.sum())} non-finite value(s) in all"
         )
 
 
