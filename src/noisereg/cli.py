@@ -1,7 +1,7 @@
 """The ``noisereg`` command: a thin shell over :mod:`noisereg.study`.
 
     noisereg study [CONFIG | BUILTIN] [--list] [--out DIR] [--storage URL] [--device cpu|cuda]
-                   [--workers N] [--quiet]
+                   [--workers N] [--heartbeat SECONDS] [--quiet]
     noisereg report RUN_DIR [--storage URL] [--study NAME]
 
 Exit codes: 0 done; 1 the run finished with cells that failed; 2 the study, its data or the run
@@ -84,6 +84,7 @@ def study(
     storage: Annotated[Optional[str], typer.Option("--storage", help="SQLAlchemy URL of the Optuna storage (default: SQLite in the run directory).")] = None,
     device: Annotated[Device, typer.Option("--device", help="Where the engine trains.")] = Device.cpu,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Engine worker processes.")] = 1,
+    heartbeat: Annotated[int, typer.Option("--heartbeat", min=1, help="Seconds between heartbeats of running cells; a cell silent for 3x this is retried.")] = 10,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
 ) -> None:
     """Run a study (or resume it in its run directory), print the result table, write the report."""
@@ -104,7 +105,10 @@ def study(
         from noisereg.study.runner import run_study
 
         with _progress(console, quiet) as advance:
-            summary = run_study(cfg, run_dir, storage=storage, device=device.value, workers=workers, progress=advance)
+            summary = run_study(
+                cfg, run_dir, storage=storage, device=device.value, workers=workers, progress=advance,
+                heartbeat_interval=heartbeat,
+            )
     except (StudyConfigError, DataError, StoreError) as exc:
         raise _fail(str(exc), 2) from None
     except KeyboardInterrupt:

@@ -1,0 +1,119 @@
+"""Running studies through the engine: results, pairing, batching, resume, errors before storage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from noisereg.engine import train_group
+from noisereg.study.config import StudyConfigError
+from noisereg.study.runner import prepare, run_study, thin_indices
+from noisereg.study.store import Store, StoreError, default_url
+from tests.study.fakes import tiny_config, tiny_raw
+
+
+class Counting:
+    """The engine, counting its calls and the replicas it was given."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def __call__(self, group, folds, **kwargs):
+        self.calls.append(len(group.replicas))
+        return train_group(group, folds, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, dict, Counting]:
+    run_dir = tmp_path_factory.mktemp("run")
+    engine = Counting()
+    summary = run_study(tiny_config(curve_points=3), run_dir, train=engine)
+    return run_dir, summary, engine
+
+
+def test_results_have_the_stored_shapes(tiny_run) -> None:
+    run_dir, summary, _ = tiny_run
+    done = Store(default_url(run_dir), "tiny").completed()
+    assert set(done) == {"none", "input", "pre", "grid[std=0.0]", "grid[std=0.1]", "grid[std=1.0]"}
+    pre = done["pre"]
+    assert pre["seeds"] == [0, 1, 2] and pre["epochs"] == [1, 3, 5] and pre["cv"] is None
+    assert np.asarray(pre["curve:test_acc"]).shape == (3, 3)
+    assert set(pre["final"]) >= {"test_acc", "test_loss", "train_acc", "train_loss", "stopped_epoch"}
+    grid = done["grid[std=0.1]"]
+    assert np.asarray(grid["cv"]["val_loss"]).shape == (3, 3) and grid["replicas"] == 3 * 4
+    assert summary["cells_complete"] == 6 and summary["selection"]["chosen"] in (0.0, 0.1, 1.0)
+
+
+def test_zero_strength_reproduces_the_baseline_bitwise(tiny_run) -> None:
+    run_dir, _, _ = tiny_run
+    done = Store(default_url(run_dir), "tiny").completed()
+    assert done["grid[std=0.0]"]["final"] == done["none"]["final"]
+    assert done["grid[std=0.0]"]["curve:test_acc"] == done["none"]["curve:test_acc"]
+    assert done["pre"]["final"] == done["grid[std=0.1]"]["final"]  # same seeds, same noise streams
+
+
+def test_cells_that_differ_in_strength_train_as_one_group(tiny_run) -> None:
+    _, _, engine = tiny_run
+    # none, input, then pre + 3 grid cells on the test fold (12 replicas) and the grid's CV folds (27)
+    assert engine.calls == [3, 3, 12, 27]
+
+
+def test_rerun_resumes_without_training_again(tiny_run) -> None:
+    run_dir, summary, _ = tiny_run
+    engine = Counting()
+    again = run_study(tiny_config(curve_points=3), run_dir, train=engine)
+    assert engine.calls == [] and again == summary
+    assert Store(default_url(run_dir), "tiny").counts() == {"COMPLETE": 6}
+
+
+def test_a_failing_cell_is_stored_as_failed_and_retried_on_rerun(tmp_path) -> None:
+    def broken(group, folds, **kwargs):
+        if group.sites and group.sites[0].site == "input":
+            raise RuntimeError("engine exploded")
+        return train_group(group, folds, **kwargs)
+
+    cfg = tiny_config(selection=None, arms=tiny_raw()["arms"][:3])
+    with pytest.raises(RuntimeError, match="engine exploded"):
+        run_study(cfg, tmp_path, train=broken)
+    store = Store(default_url(tmp_path), "tiny")
+    assert store.unfinished()["input"] == "FAIL"
+    assert "engine exploded" in next(t for t in store.study.trials if t.state.name == "FAIL").user_attrs["error"]
+    run_study(cfg, tmp_path)
+    assert store.unfinished() == {} and store.counts() == {"COMPLETE": 3, "FAIL": 1}
+
+
+def test_problems_are_raised_before_anything_is_stored(tmp_path) -> None:
+    cnn = tiny_config(model={"kind": "cnn", "input_shape": [1, 1, 2]})
+    with pytest.raises(StudyConfigError, match="model.kind: 'cnn' models are not trained by noisereg's engine yet"):
+        run_study(cnn, tmp_path / "a")
+    wide = tiny_config(arms=[{"name": "none"}, {"name": "x", "noise": {"site": "pre", "kind": "gaussian", "std": 0.1, "layers": [3]}}], selection=None)
+    with pytest.raises(StudyConfigError, match=r"arms\[1\].noise\[0\].layers: hidden layer 3 does not exist"):
+        run_study(wide, tmp_path / "b")
+    label = tiny_config(arms=[{"name": "none"}, {"name": "x", "noise": {"site": "targets", "kind": "gaussian", "std": 0.1}}], selection=None)
+    with pytest.raises(StudyConfigError, match="label_smoothing"):
+        run_study(label, tmp_path / "c")
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_changed_study_is_not_mixed_into_an_old_run(tiny_run) -> None:
+    run_dir, _, _ = tiny_run
+    with pytest.raises(StoreError, match="differs at: training.epochs"):
+        run_study(tiny_config(curve_points=3, training={"epochs": 6, "eval_every": 1}), run_dir)
+
+
+def test_regression_and_kfold_through_the_engine(tmp_path) -> None:
+    cfg = tiny_config(
+        data={"source": "diabetes"}, split={"kind": "kfold", "folds": 2}, selection=None, seeds=2,
+        arms=[{"name": "none"}, {"name": "targets", "noise": {"site": "targets", "kind": "gaussian", "std": 0.3}}],
+    )
+    summary = run_study(cfg, tmp_path)
+    assert summary["metric"] == "r2" and [a["n"] for a in summary["arms"]] == [2, 2]
+    assert prepare(cfg).loss == "mse"
+
+
+def test_thin_indices_keep_first_and_last() -> None:
+    assert thin_indices(5, 10).tolist() == [0, 1, 2, 3, 4]
+    kept = thin_indices(400, 100)
+    assert kept[0] == 0 and kept[-1] == 399 and len(kept) == 100 and np.all(np.diff(kept) > 0)
