@@ -71,6 +71,14 @@ def _print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> 
     console.print(f"Report: {run_dir / 'report.html'}")
 
 
+def _console(quiet: bool) -> Console:
+    """Standard output; wide when it is not a terminal, so that a piped table is not folded."""
+    console = Console(quiet=quiet)
+    if not console.is_terminal:
+        console.width = max(console.width, 150)
+    return console
+
+
 def _fail(message: str, code: int) -> typer.Exit:
     _err.print(Text("error: ", style="red") + Text(message), highlight=False)
     return typer.Exit(code)
@@ -92,12 +100,12 @@ def study(
     from noisereg.study.data import DataError
     from noisereg.study.store import StoreError
 
-    console = Console(quiet=quiet)
+    console = _console(quiet)
     if list_:
         for name in builtin_studies():
             cfg = resolve_study(name)
             first = re.split(r"\.\s", cfg.description, maxsplit=1)[0].rstrip(".")
-            Console().print(f"[bold]{name}[/bold]: {first}. ({len(cfg.arms)} arms, {cfg.seeds} seeds)", highlight=False)
+            _console(False).print(f"[bold]{name}[/bold]: {first}. ({len(cfg.arms)} arms, {cfg.seeds} seeds)", highlight=False)
         return
     try:
         cfg = resolve_study(config)
@@ -163,7 +171,7 @@ def report(
         summary = build_report(run_dir, storage=storage, study=study_name)
     except StoreError as exc:
         raise _fail(str(exc), 2) from None
-    _print_summary(Console(quiet=quiet), summary, run_dir)
+    _print_summary(_console(quiet), summary, run_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

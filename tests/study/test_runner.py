@@ -113,6 +113,14 @@ def test_regression_and_kfold_through_the_engine(tmp_path) -> None:
     assert prepare(cfg).loss == "mse"
 
 
+def test_selection_seeds_limit_the_cv_trainings(tmp_path) -> None:
+    engine = Counting()
+    run_study(tiny_config(selection={"arm": "grid", "folds": 3, "seeds": 2}), tmp_path, train=engine)
+    assert engine.calls == [3, 3, 12, 18]
+    cv = Store(default_url(tmp_path), "tiny").completed()["grid[std=1.0]"]["cv"]
+    assert np.asarray(cv["val_loss"]).shape == (2, 3)
+
+
 def test_thin_indices_keep_first_and_last() -> None:
     assert thin_indices(5, 10).tolist() == [0, 1, 2, 3, 4]
     kept = thin_indices(400, 100)

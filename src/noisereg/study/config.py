@@ -262,11 +262,14 @@ class SelectionConfig(Strict):
     ``criterion = 'likelihood'`` maximizes the cross-validated likelihood, i.e. minimizes the mean
     validation loss (Holmstrom & Koistinen 1992); ``'accuracy'`` maximizes validation accuracy. Both
     are reported; the chosen value's test result is the grid cell trained on the whole training part.
+    ``seeds``: how many of the study's seeds (the first ones) also train on the CV folds; default
+    all. Fewer keep the cost of CV down: the CV score averages seeds x folds trainings.
     """
 
     arm: str
     folds: Annotated[int, Field(ge=2)] = 5
     criterion: Literal["likelihood", "accuracy"] = "likelihood"
+    seeds: Annotated[int, Field(ge=1)] | None = None
 
 
 class StudyConfig(Strict):
@@ -304,6 +307,8 @@ class StudyConfig(Strict):
                 raise ValueError(f"selection.arm={self.selection.arm!r} is not an arm{hint}")
             if self.arms[names.index(self.selection.arm)].grid is None:
                 raise ValueError(f"selection.arm={self.selection.arm!r} has no grid to choose from")
+            if self.selection.seeds is not None and self.selection.seeds > self.seeds:
+                raise ValueError(f"selection.seeds={self.selection.seeds} exceeds the study's seeds={self.seeds}")
             if self.split.kind != "holdout":
                 raise ValueError("selection cross-validates inside a holdout training part: use split.kind = 'holdout'")
         if self.training.patience is not None and self.selection is None:

@@ -61,8 +61,18 @@ class Prepared:
     def folds_of(self, cell: Cell) -> list[int]:
         return [i for i, f in enumerate(self.folds) if f.role == "test" or cell.selection]
 
+    def seeds_on(self, fold: int) -> range:
+        """Seed indices that train on ``fold``: all on test folds, ``selection.seeds`` on CV folds."""
+        sel = self.config.selection
+        if self.folds[fold].role == "cv" and sel is not None and sel.seeds is not None:
+            return range(sel.seeds)
+        return range(len(self.seeds))
+
+    def replicas(self, cell: Cell) -> int:
+        return sum(len(self.seeds_on(g)) for g in self.folds_of(cell))
+
     def units(self, cell: Cell) -> int:
-        return len(self.seeds) * len(self.folds_of(cell)) * self.config.training.epochs
+        return self.replicas(cell) * self.config.training.epochs
 
     def meta(self) -> dict[str, Any]:
         test = [f for f in self.folds if f.role == "test"]
@@ -120,7 +130,7 @@ def _train_batch(
         if not fold_ids:
             continue
         local = {g: j for j, g in enumerate(fold_ids)}
-        rows_of = {c.key: [(c, s, g) for s in range(len(prep.seeds)) for g in prep.folds_of(c) if g in local] for c in cells}
+        rows_of = {c.key: [(c, s, g) for g in prep.folds_of(c) if g in local for s in prep.seeds_on(g)] for c in cells}
         if shared:
             groups = [(sites, [row for c in cells for row in rows_of[c.key]])]
         else:
@@ -256,7 +266,7 @@ def run_study(
                 break
             time.sleep(min(heartbeat_interval, 2))  # other workers, or a dead one's heartbeat to expire
             continue
-        budget = max_replicas - len(prep.seeds) * len(prep.folds_of(prep.by_key[first[0].cell]))
+        budget = max_replicas - prep.replicas(prep.by_key[first[0].cell])
         claims = first + _claim_more(store, prep, sig[first[0].cell], sig, budget)
         _run_claims(store, prep, claims, train=train, device=device, dtype=dtype, workers=workers, advance=advance)
 
@@ -278,7 +288,7 @@ def _claim_more(store: Store, prep: Prepared, sig: tuple[Any, ...], sigs: dict[s
         if not more:
             break
         claims += more
-        budget -= len(prep.seeds) * len(prep.folds_of(prep.by_key[more[0].cell]))
+        budget -= prep.replicas(prep.by_key[more[0].cell])
     return claims
 
 
