@@ -40,17 +40,26 @@ def test_cv_folds_partition_the_training_part_and_keep_the_test_part() -> None:
     folds = make_folds(load_dataset(raw), SplitConfig(kind="holdout", n_train=30), raw, cv_folds=5)
     x, _ = make_circles(n_samples=100, noise=0.1, random_state=1)
     cv = folds[1:]
-    assert [f.role for f in cv] == ["cv"] * 5 and all(f.shape_key == (24, 6, 70) for f in cv)
+    assert [f.role for f in cv] == ["cv"] * 5 and all(f.shape_key == (24, 0, 6) for f in cv)
     rows = {tuple(r): i for i, r in enumerate(x[:30])}
-    val_rows = sorted(rows[tuple(r)] for f in cv for r in f.x_val)
-    assert val_rows == list(range(30))
+    held_out = sorted(rows[tuple(r)] for f in cv for r in f.x_test)
+    assert held_out == list(range(30))
     for f in cv:
-        assert sorted(rows[tuple(r)] for r in np.vstack([f.x_train, f.x_val])) == list(range(30))
-        np.testing.assert_array_equal(f.x_test, x[30:])
+        assert sorted(rows[tuple(r)] for r in np.vstack([f.x_train, f.x_test])) == list(range(30))
+    np.testing.assert_array_equal(folds[0].x_test, x[30:])
     scaled = make_folds(load_dataset(circles()), SplitConfig(kind="holdout", n_train=30), circles(), cv_folds=5)
     for f in scaled[1:]:  # each CV fold is standardized with its own training rows
         assert np.abs(f.x_train.mean(axis=0)).max() < 1e-12
         np.testing.assert_allclose(f.x_train.std(axis=0), 1.0, atol=1e-12)
+
+
+def test_validation_rows_are_split_from_each_training_part() -> None:
+    cfg = circles()
+    folds = make_folds(load_dataset(cfg), SplitConfig(kind="holdout", n_train=30), cfg, cv_folds=3, validation=0.2)
+    assert [f.shape_key for f in folds] == [(24, 6, 70), (16, 4, 10), (16, 4, 10), (16, 4, 10)]
+    assert all(np.bincount(f.y_val).tolist() in ([3, 3], [2, 2]) for f in folds)
+    with pytest.raises(DataError, match="training.validation=0.01"):
+        make_folds(load_dataset(cfg), SplitConfig(kind="holdout", n_train=30), cfg, validation=0.01)
 
 
 def test_stratified_kfold_tests_every_sample_once() -> None:

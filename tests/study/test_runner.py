@@ -57,7 +57,7 @@ def test_zero_strength_reproduces_the_baseline_bitwise(tiny_run) -> None:
 def test_cells_that_differ_in_strength_train_as_one_group(tiny_run) -> None:
     _, _, engine = tiny_run
     # none, input, then pre + 3 grid cells on the test fold (12 replicas) and the grid's CV folds (27)
-    assert engine.calls == [3, 3, 12, 27]
+    assert engine.calls == [3, 3, 39]
 
 
 def test_rerun_resumes_without_training_again(tiny_run) -> None:
@@ -116,9 +116,18 @@ def test_regression_and_kfold_through_the_engine(tmp_path) -> None:
 def test_selection_seeds_limit_the_cv_trainings(tmp_path) -> None:
     engine = Counting()
     run_study(tiny_config(selection={"arm": "grid", "folds": 3, "seeds": 2}), tmp_path, train=engine)
-    assert engine.calls == [3, 3, 12, 18]
+    assert engine.calls == [3, 3, 12 + 18]
     cv = Store(default_url(tmp_path), "tiny").completed()["grid[std=1.0]"]["cv"]
     assert np.asarray(cv["val_loss"]).shape == (2, 3)
+
+
+def test_early_stopping_on_validation_rows(tmp_path) -> None:
+    cfg = tiny_config(training={"epochs": 40, "eval_every": 1, "patience": 3, "validation": 0.2}, seeds=2)
+    run_study(cfg, tmp_path)
+    done = Store(default_url(tmp_path), "tiny").completed()
+    stopped = [e for cell in done.values() for e in cell["final"]["stopped_epoch"]]
+    assert all(1 <= e <= 40 for e in stopped) and min(stopped) < 40
+    assert np.asarray(done["grid[std=0.1]"]["cv"]["val_loss"]).shape == (2, 3)
 
 
 def test_thin_indices_keep_first_and_last() -> None:

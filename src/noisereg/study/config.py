@@ -190,16 +190,24 @@ class OptimizerConfig(Strict):
 class TrainingConfig(Strict):
     """Epochs, batch size, how often test metrics are recorded, and the loss.
 
-    ``loss = 'auto'`` picks bce for two classes, ce for more, mse for regression. ``patience`` stops
-    a replica after that many evaluations without improvement of its validation loss; it needs
-    validation data, i.e. a ``[selection]`` whose cross-validation folds provide it.
+    ``loss = 'auto'`` picks bce for two classes, ce for more, mse for regression. ``patience``
+    (epochs) turns on early stopping on the validation loss: ``validation`` (a fraction in (0, 1))
+    of every fold's training rows is held out, stratified, to decide it; each replica ends with the
+    weights of its best validation epoch (see :class:`noisereg.engine.Group`).
     """
 
     epochs: Annotated[int, Field(ge=1)]
     batch_size: Annotated[int, Field(ge=1)] = 32
     eval_every: Annotated[int, Field(ge=1)] = 10
     patience: Annotated[int, Field(ge=1)] | None = None
+    validation: Annotated[float, Field(gt=0, lt=1)] | None = None
     loss: Literal["auto", "bce", "ce", "mse"] = "auto"
+
+    @model_validator(mode="after")
+    def _validation_for_patience(self) -> TrainingConfig:
+        if (self.patience is None) != (self.validation is None):
+            raise ValueError("patience and validation go together: early stopping needs validation rows")
+        return self
 
 
 class GridConfig(Strict):
@@ -311,8 +319,6 @@ class StudyConfig(Strict):
                 raise ValueError(f"selection.seeds={self.selection.seeds} exceeds the study's seeds={self.seeds}")
             if self.split.kind != "holdout":
                 raise ValueError("selection cross-validates inside a holdout training part: use split.kind = 'holdout'")
-        if self.training.patience is not None and self.selection is None:
-            raise ValueError("training.patience needs validation data: add a [selection] (its folds validate)")
         return self
 
     @property

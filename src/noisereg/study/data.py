@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 from sklearn import datasets as skdata
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from noisereg.study.config import DataConfig, SplitConfig
 
@@ -56,7 +56,7 @@ class Dataset:
 class Fold:
     """One training/testing arrangement. ``role = 'test'``: trains on the whole training part (of
     outer fold ``outer``) and tests on the test part; ``role = 'cv'``: a cross-validation fold of the
-    training part, validating on ``x_val`` (the test part is still evaluated, never used to choose)."""
+    training part, whose ``x_test`` is its held-out part. ``x_val`` (optional) is for early stopping."""
 
     name: str
     role: Literal["test", "cv"]
@@ -228,11 +228,17 @@ def _scale(train: np.ndarray, *others: np.ndarray | None) -> list[np.ndarray | N
 
 def _fold(
     name: str, role: Literal["test", "cv"], outer: int, data: Dataset, config: DataConfig,
-    train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray] | None = None,
+    train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], validation: float | None, seed: int,
 ) -> Fold:
     (xtr, ytr), (xte, yte) = train, test
-    xva, yva = val if val is not None else (None, None)
+    xva = yva = None
+    if validation is not None:
+        strat = ytr if data.task == "classification" else None
+        try:
+            tr, va = train_test_split(np.arange(len(ytr)), test_size=validation, random_state=seed, stratify=strat)
+        except ValueError as exc:
+            raise DataError(f"training.validation={validation}: cannot split the {len(ytr)} training rows of fold {name!r}: {exc}") from None
+        xtr, ytr, xva, yva = xtr[tr], ytr[tr], xtr[va], ytr[va]
     if config.standardize:
         xtr, xte, xva = _scale(xtr, xte, xva)
     if data.task == "regression" and config.standardize_target:
@@ -254,24 +260,30 @@ def _splitter(data: Dataset, k: int, key: str, rows: np.ndarray, seed: int) -> K
     return KFold(n_splits=k, shuffle=True, random_state=seed)
 
 
-def make_folds(data: Dataset, split: SplitConfig, config: DataConfig, *, cv_folds: int | None = None) -> list[Fold]:
+def make_folds(
+    data: Dataset, split: SplitConfig, config: DataConfig, *, cv_folds: int | None = None, validation: float | None = None
+) -> list[Fold]:
     """The folds of a study: ``role='test'`` folds (one for holdout, k for kfold) then, with
     ``cv_folds``, that many cross-validation folds of the holdout training part.
 
     Holdout: the first ``split.n_train`` samples (after a permutation by ``shuffle_seed`` if
     ``split.shuffle``) train; the rest, or the generated fresh test sample, test. Kfold and the CV folds
-    are stratified for classification and shuffled with ``split.shuffle_seed``.
+    are stratified for classification and shuffled with ``split.shuffle_seed``. A CV fold tests on its
+    held-out part (``x_test``); the real test part is not used by it. With ``validation`` (a fraction
+    in (0, 1)), every fold's training rows are split once more, stratified, into training and
+    validation rows (for early stopping).
     """
+    seed = split.shuffle_seed
     n = len(data.y)
     rows = np.arange(n)
     if split.kind == "kfold":
-        splitter = _splitter(data, split.folds, "split.folds", rows, split.shuffle_seed)
+        splitter = _splitter(data, split.folds, "split.folds", rows, seed)
         folds = []
         for i, (tr, te) in enumerate(splitter.split(data.x, data.y if data.task == "classification" else None)):
-            folds.append(_fold(f"fold{i}", "test", i, data, config, (data.x[tr], data.y[tr]), (data.x[te], data.y[te])))
+            folds.append(_fold(f"fold{i}", "test", i, data, config, (data.x[tr], data.y[tr]), (data.x[te], data.y[te]), validation, seed))
         return folds
     if split.shuffle:
-        rows = np.random.default_rng(split.shuffle_seed).permutation(n)
+        rows = np.random.default_rng(seed).permutation(n)
     n_train = int(split.n_train or 0)
     fresh = data.x_test is not None
     if n_train > n or (n_train == n and not fresh):
@@ -281,11 +293,11 @@ def make_folds(data: Dataset, split: SplitConfig, config: DataConfig, *, cv_fold
         raise DataError(f"split.n_train={n_train}: the training part holds one class only")
     train = (data.x[train_rows], data.y[train_rows])
     test = (data.x_test, data.y_test) if fresh else (data.x[rows[n_train:]], data.y[rows[n_train:]])
-    folds = [_fold("test", "test", 0, data, config, train, test)]
+    folds = [_fold("test", "test", 0, data, config, train, test, validation, seed)]
     if cv_folds is not None:
-        splitter = _splitter(data, cv_folds, "selection.folds", train_rows, split.shuffle_seed)
+        splitter = _splitter(data, cv_folds, "selection.folds", train_rows, seed)
         y_strat = train[1] if data.task == "classification" else None
         for i, (tr, va) in enumerate(splitter.split(train[0], y_strat)):
-            fold_train = (train[0][tr], train[1][tr])
-            folds.append(_fold(f"cv{i}", "cv", 0, data, config, fold_train, test, (train[0][va], train[1][va])))
+            held_out = (train[0][va], train[1][va])
+            folds.append(_fold(f"cv{i}", "cv", 0, data, config, (train[0][tr], train[1][tr]), held_out, validation, seed))
     return folds

@@ -47,7 +47,9 @@ class Prepared:
         self.config = config
         self.data: Dataset = load_dataset(config.data)
         cv = config.selection.folds if config.selection is not None else None
-        self.folds: list[Fold] = make_folds(self.data, config.split, config.data, cv_folds=cv)
+        self.folds: list[Fold] = make_folds(
+            self.data, config.split, config.data, cv_folds=cv, validation=config.training.validation
+        )
         self.loss = loss_for(config, self.data)
         self.model = model_spec(config, self.data)
         self.optimizer = optimizer_spec(config)
@@ -122,36 +124,29 @@ def _train_batch(
     per_cell = {c.key: strengths(c) for c in cells}
     shared = all(per_cell.values()) or not sites
     collected: dict[str, dict[str, Any]] = {c.key: {"test": {}, "cv": {}} for c in cells}
+    fold_ids = sorted({g for c in cells for g in prep.folds_of(c)})
+    local = {g: j for j, g in enumerate(fold_ids)}
+    rows_of = {c.key: [(c, s, g) for g in prep.folds_of(c) for s in prep.seeds_on(g)] for c in cells}
+    if shared:
+        groups = [(sites, [row for c in cells for row in rows_of[c.key]])]
+    else:
+        groups = [(tuple(site_noise(t) for t in c.noise), rows_of[c.key]) for c in cells]
+    folds = [_fold_data(prep.folds[g], prep.loss, dtype) for g in fold_ids]
     epochs = None
-    # Folds with and without validation data go to separate engine calls: a GroupResult holds the
-    # metrics its first chunk has, so mixing them could drop the val_* ones.
-    for role in ("test", "cv"):
-        fold_ids = sorted({g for c in cells for g in prep.folds_of(c) if prep.folds[g].role == role})
-        if not fold_ids:
-            continue
-        local = {g: j for j, g in enumerate(fold_ids)}
-        rows_of = {c.key: [(c, s, g) for g in prep.folds_of(c) if g in local for s in prep.seeds_on(g)] for c in cells}
-        if shared:
-            groups = [(sites, [row for c in cells for row in rows_of[c.key]])]
-        else:
-            groups = [(tuple(site_noise(t) for t in c.noise), rows_of[c.key]) for c in cells if rows_of[c.key]]
-        folds = [_fold_data(prep.folds[g], prep.loss, dtype) for g in fold_ids]
-        for group_sites, rows in groups:
-            if not rows:
-                continue
-            replicas = tuple(Replica(prep.seeds[s], local[g], per_cell[c.key] if shared else ()) for c, s, g in rows)
-            group = Group(
-                model=prep.model, optimizer=prep.optimizer, loss=prep.loss, epochs=cfg.training.epochs,
-                batch_size=cfg.training.batch_size, sites=group_sites, replicas=replicas,
-                eval_every=cfg.training.eval_every, patience=cfg.training.patience,
-            )
-            result = train(group, folds, device=device, dtype=dtype, workers=workers, progress=advance)
-            epochs = np.asarray(result.epochs)
-            for r, (cell, s, g) in enumerate(rows):
-                final = {k: float(v[r]) for k, v in result.final.items()}
-                final["stopped_epoch"] = float(result.stopped_epoch[r])
-                curves = {k: np.asarray(v[r], dtype=np.float64) for k, v in result.curves.items() if not k.startswith("val_")}
-                collected[cell.key][role].setdefault(s, []).append((g, final, curves))
+    for group_sites, rows in groups:
+        replicas = tuple(Replica(prep.seeds[s], local[g], per_cell[c.key] if shared else ()) for c, s, g in rows)
+        group = Group(
+            model=prep.model, optimizer=prep.optimizer, loss=prep.loss, epochs=cfg.training.epochs,
+            batch_size=cfg.training.batch_size, sites=group_sites, replicas=replicas,
+            eval_every=cfg.training.eval_every, patience=cfg.training.patience,
+        )
+        result = train(group, folds, device=device, dtype=dtype, workers=workers, progress=advance)
+        epochs = np.asarray(result.epochs)
+        for r, (cell, s, g) in enumerate(rows):
+            final = {k: float(v[r]) for k, v in result.final.items()}
+            final["stopped_epoch"] = float(result.stopped_epoch[r])
+            curves = {k: np.asarray(v[r], dtype=np.float64) for k, v in result.curves.items() if not k.startswith("val_")}
+            collected[cell.key][prep.folds[g].role].setdefault(s, []).append((g, final, curves))
     assert epochs is not None
     return {key: _cell_results(prep, key, parts, epochs) for key, parts in collected.items()}
 
@@ -185,9 +180,9 @@ def _cell_results(prep: Prepared, key: str, parts: dict[str, dict[int, list[Any]
         cv: dict[str, list[list[float]]] = {}
         for s in sorted(parts["cv"]):
             rows = sorted(parts["cv"][s], key=lambda row: row[0])
-            for name in ("val_loss", "val_acc", "val_r2"):
-                if name in rows[0][1]:
-                    cv.setdefault(name, []).append([r[1][name] for r in rows])
+            for name in ("loss", "acc", "r2"):  # a CV fold's test part is its held-out part
+                if f"test_{name}" in rows[0][1]:
+                    cv.setdefault(f"val_{name}", []).append([r[1][f"test_{name}"] for r in rows])
         out["cv"] = cv
     else:
         out["cv"] = None

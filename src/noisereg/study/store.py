@@ -49,7 +49,9 @@ SCHEMA_VERSION = 1
 DB_NAME = "study.db"
 RESULT_KEYS = ("cell", "seeds", "final", "cv", "epochs", "curves", "elapsed_s", "replicas")
 """User attributes of a completed trial: ``cell`` (its key), ``seeds`` (seed indices), ``final``
-({metric: [one value per seed]}), ``cv`` ({metric: [[per fold] per seed]} or None), ``epochs`` (the
+({metric: [one value per seed]}, e.g. ``test_acc``, averaged over outer folds), ``cv``
+(``{"val_loss" | "val_acc" | "val_r2": [[per CV fold] per seed]}``, the CV folds' held-out metrics,
+or None), ``epochs`` (the
 kept evaluation epochs), ``curve:<name>`` ([[per kept epoch] per seed], one attribute per curve so that
 each stays small), ``elapsed_s`` and ``replicas``."""
 

@@ -65,7 +65,9 @@ def test_selection_minimizes_cross_validated_loss_and_reports_the_test_result() 
     assert sel["values"] == [0.0, 0.1, 1.0] and sel["param"] == "std" and sel["folds"] == 3
     assert sel["chosen"] == 0.1 == sel["chosen_by_likelihood"] == sel["chosen_by_accuracy"]
     assert sel["cv_loss"] == pytest.approx([0.51, 0.46, 0.53])
-    assert sel["test"]["name"] == "grid[std=0.1]" and sel["cell"] == "grid[std=0.1]"
+    assert sel["test"]["name"] == "grid[std=0.1]" and sel["cell"] == "grid[std=0.1]" and sel["at_edge"] is None
+    edge = summarize(study_attrs(), results({"grid[std=1.0]": 0.05}))["selection"]
+    assert edge["chosen"] == 1.0 and edge["at_edge"] == "largest"
 
 
 def test_missing_cells_are_listed_not_invented(tmp_path) -> None:

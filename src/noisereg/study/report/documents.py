@@ -85,6 +85,8 @@ def _selection_lines(sel: Mapping[str, Any] | None) -> list[str]:
 def selection_texts(sel: Mapping[str, Any]) -> list[str]:
     """Two sentences: the values chosen by each criterion, and the chosen value's test result."""
     texts = [f"Chosen by likelihood: {fmt(sel['chosen_by_likelihood'])}; by accuracy: {fmt(sel['chosen_by_accuracy'])}."]
+    if sel.get("at_edge"):
+        texts[0] += f" The chosen value is the {sel['at_edge']} of the grid: the best may lie beyond it; extend the grid."
     test = sel.get("test")
     if test:
         p = test.get("paired") or {}

@@ -20,7 +20,9 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   ``text`` (one plain sentence);
 - ``selection``: null, or ``arm``, ``param``, ``criterion`` (likelihood | accuracy), ``folds``,
   ``values``, ``cv_loss`` / ``cv_loss_se`` / ``cv_acc`` (mean over seeds × folds and its standard
-  error, per value; None for missing cells), ``chosen`` (by the criterion), ``chosen_by_likelihood``,
+  error, per value; None for missing cells), ``chosen`` (by the criterion), ``at_edge`` (None, or
+  ``"largest"`` / ``"smallest"`` when the chosen value is at that end of the grid, so that the best
+  may lie beyond it; 0 as the smallest is not an edge), ``chosen_by_likelihood``,
   ``chosen_by_accuracy``, ``cell`` (the chosen cell's name) and ``test`` (that cell's entry from
   ``arms``: its test result on the whole training part).
 
@@ -74,11 +76,17 @@ def _selection(config: Mapping[str, Any], cells: Mapping[str, Any], done: Mappin
         loss_se.append(float(flat.std(ddof=1) / math.sqrt(flat.size)) if flat.size > 1 else None)
         accs = np.asarray(cv.get("val_acc", []), dtype=float).ravel()
         acc.append(float(accs.mean()) if accs.size else None)
-    by_lik = min((v, k) for v, k in zip(loss, keys) if v is not None)[1] if any(v is not None for v in loss) else None
-    by_acc = max((v, -i) for i, v in enumerate(acc) if v is not None) if any(v is not None for v in acc) else None
-    acc_key = keys[-by_acc[1]] if by_acc is not None else None
+    by_lik = _best(keys, loss, lower=True)
+    acc_key = _best(keys, acc, lower=False)
     chosen_key = acc_key if sel.get("criterion") == "accuracy" else by_lik
     entry = next((a for a in arms if a["name"] == chosen_key), None)
+    chosen = cells[chosen_key]["value"] if chosen_key else None
+    edge = None
+    if chosen is not None and len(values) > 1:
+        if chosen == max(values):
+            edge = "largest"
+        elif chosen == min(values) and chosen > 0:
+            edge = "smallest"
     return {
         "arm": sel["arm"],
         "param": cells[keys[0]]["param"] if keys else None,
@@ -88,12 +96,19 @@ def _selection(config: Mapping[str, Any], cells: Mapping[str, Any], done: Mappin
         "cv_loss": loss,
         "cv_loss_se": loss_se,
         "cv_acc": acc,
-        "chosen": cells[chosen_key]["value"] if chosen_key else None,
+        "chosen": chosen,
+        "at_edge": edge,
         "chosen_by_likelihood": cells[by_lik]["value"] if by_lik else None,
         "chosen_by_accuracy": cells[acc_key]["value"] if acc_key else None,
         "cell": chosen_key,
         "test": entry,
     }
+
+
+def _best(keys: list[str], scores: list[float | None], *, lower: bool) -> str | None:
+    """The key with the best score (first one on ties); None if no score is known."""
+    known = [(s if lower else -s, i) for i, s in enumerate(scores) if s is not None]
+    return keys[min(known)[1]] if known else None
 
 
 def _verdict(arms: list[dict[str, Any]], baseline: str, metric: str, higher: bool) -> dict[str, Any]:
