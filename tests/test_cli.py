@@ -49,7 +49,7 @@ def test_list_shows_the_builtin_studies(capsys) -> None:
 def test_study_runs_prints_the_table_and_report_rebuilds(tmp_path, capsys) -> None:
     study = write_study(tmp_path / "tiny.toml", tiny_raw(selection=None, arms=tiny_raw()["arms"][:3]))
     out_dir = tmp_path / "run"
-    assert main(["study", str(study), "--out", str(out_dir)]) == 0
+    assert main(["study", str(study), "--out", str(out_dir), "--workers", "1"]) == 0
     printed = capsys.readouterr().out
     assert "input" in printed and "Verdict." in printed and "95% CI" in printed
     assert {p.name for p in out_dir.iterdir()} >= {"study.db", "run.json", "summary.json", "summary.md", "report.html", "plots"}
@@ -62,7 +62,7 @@ def test_study_runs_prints_the_table_and_report_rebuilds(tmp_path, capsys) -> No
 def test_default_run_directory_is_runs_slash_name(tmp_path, monkeypatch) -> None:
     study = write_study(tmp_path / "tiny.toml", tiny_raw(selection=None, arms=tiny_raw()["arms"][:1]))
     monkeypatch.chdir(tmp_path)
-    assert main(["study", str(study), "--quiet"]) == 0
+    assert main(["study", str(study), "--quiet", "--workers", "1"]) == 0
     assert (tmp_path / "runs" / "tiny" / "summary.json").is_file()
 
 
@@ -95,7 +95,7 @@ def test_kill_9_loses_no_finished_cell_and_the_rerun_resumes(tmp_path) -> None:
     raw = tiny_raw(seeds=2, training={"epochs": 1500, "batch_size": 32, "eval_every": 50})
     study = write_study(tmp_path / "tiny.toml", raw)
     run_dir = tmp_path / "run"
-    args = ["study", str(study), "--out", str(run_dir), "--quiet", "--heartbeat", "1"]
+    args = ["study", str(study), "--out", str(run_dir), "--quiet", "--heartbeat", "1", "--workers", "1"]
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     proc = subprocess.Popen([sys.executable, "-m", "noisereg", *args], env=env)
     deadline = time.monotonic() + 120
@@ -124,6 +124,6 @@ def test_kill_9_loses_no_finished_cell_and_the_rerun_resumes(tmp_path) -> None:
     assert sorted(t.params["cell"] for t in after if t.state.name == "FAIL") == sorted(killed)
 
     clean = tmp_path / "clean"
-    assert main(["study", str(study), "--out", str(clean), "--quiet"]) == 0
+    assert main(["study", str(study), "--out", str(clean), "--quiet", "--workers", "1"]) == 0
     strip = lambda s: [{k: v for k, v in a.items() if k != "elapsed_s"} for a in s["arms"]]  # noqa: E731
     assert strip(json.loads((clean / "summary.json").read_text())) == strip(json.loads((run_dir / "summary.json").read_text()))

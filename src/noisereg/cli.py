@@ -11,6 +11,7 @@ resume). ``report`` and ``--list`` do not import torch from this module.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from enum import Enum
@@ -91,7 +92,7 @@ def study(
     out: Annotated[Optional[Path], typer.Option("--out", help="Run directory (default: runs/<study name>).")] = None,
     storage: Annotated[Optional[str], typer.Option("--storage", help="SQLAlchemy URL of the Optuna storage (default: SQLite in the run directory).")] = None,
     device: Annotated[Device, typer.Option("--device", help="Where the engine trains.")] = Device.cpu,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Engine worker processes.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Engine worker processes (default: the CPU count, at most 4).")] = min(4, os.cpu_count() or 1),
     heartbeat: Annotated[int, typer.Option("--heartbeat", min=1, help="Seconds between heartbeats of running cells; a cell silent for 3x this is retried.")] = 10,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
 ) -> None:

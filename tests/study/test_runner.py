@@ -84,6 +84,32 @@ def test_a_failing_cell_is_stored_as_failed_and_retried_on_rerun(tmp_path) -> No
     assert store.unfinished() == {} and store.counts() == {"COMPLETE": 3, "FAIL": 1}
 
 
+def test_ctrl_c_keeps_finished_cells_and_the_rerun_finishes(tmp_path) -> None:
+    def interrupted(group, folds, **kwargs):
+        if group.sites:
+            raise KeyboardInterrupt
+        return train_group(group, folds, **kwargs)
+
+    cfg = tiny_config(selection=None, arms=tiny_raw()["arms"][:3])
+    with pytest.raises(KeyboardInterrupt):
+        run_study(cfg, tmp_path, train=interrupted)
+    store = Store(default_url(tmp_path), "tiny")
+    assert list(store.completed()) == ["none"] and store.unfinished()["input"] == "FAIL"
+    engine = Counting()
+    run_study(cfg, tmp_path, train=engine)
+    assert engine.calls == [3, 3] and store.unfinished() == {}
+
+
+def test_another_storage_url_is_recorded_for_the_report(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    cfg = tiny_config(selection=None, arms=tiny_raw()["arms"][:2])
+    run_study(cfg, tmp_path / "run", storage=url)
+    assert not (tmp_path / "run" / "study.db").exists()
+    from noisereg.study.report import build_report
+
+    assert build_report(tmp_path / "run")["cells_complete"] == 2
+
+
 def test_problems_are_raised_before_anything_is_stored(tmp_path) -> None:
     cnn = tiny_config(model={"kind": "cnn", "input_shape": [1, 1, 2]})
     with pytest.raises(StudyConfigError, match="model.kind: 'cnn' models are not trained by noisereg's engine yet"):

@@ -117,8 +117,8 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
 
     p_(i) sorted ascending among m values: adj_(i) = max_{j <= i} min(1, (m − j + 1)·p_(j)).
 
-    >>> holm([0.01, 0.04, 0.03])
-    [0.03, 0.06, 0.06]
+    >>> holm([0.25, 0.5, 0.125])
+    [0.5, 0.5, 0.375]
     """
     idx = [i for i, p in enumerate(pvalues) if p is not None]
     for i in idx:
@@ -130,5 +130,5 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     running = 0.0
     for rank, i in enumerate(order):
         running = max(running, min(1.0, (m - rank) * float(pvalues[i])))
-        out[i] = round(running, 15)
+        out[i] = running
     return out
