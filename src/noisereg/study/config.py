@@ -23,7 +23,6 @@ objects, and the report reads the stored config as plain data.
 from __future__ import annotations
 
 import difflib
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, ValidationError, model_validator
 
+from noisereg.study.keypaths import StudyConfigError, message, problems
 from noisereg.study.noise_config import NoiseConfig, Strict, check_sites, noise_strength_path, with_value
 
 __all__ = [
@@ -56,16 +56,6 @@ __all__ = [
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 DEFAULT_STUDY = "case-study"
-
-
-class StudyConfigError(ValueError):
-    """A study file that cannot run; ``problems`` lists ``(key path, message)`` pairs."""
-
-    def __init__(self, problems: list[tuple[str, str]], source: str = "study") -> None:
-        self.problems = problems
-        self.source = source
-        lines = [f"{path}: {msg}" if path else msg for path, msg in problems]
-        super().__init__(f"{source}: {len(problems)} problem(s)\n  " + "\n  ".join(lines))
 
 
 Generated = Literal["circles", "moons"]
@@ -254,7 +244,7 @@ class ArmConfig(Strict):
                 except ValidationError as exc:
                     err = exc.errors()[0]
                     field = self.grid.param or noise_strength_path(self.noise, None)[1][0]
-                    raise ValueError(f"grid.values[{i}] sets {field}: {_message(err)}") from None
+                    raise ValueError(f"grid.values[{i}] sets {field}: {message(err)}") from None
         return self
 
     def cells(self) -> list[tuple[float | None, list[Any]]]:
@@ -327,60 +317,6 @@ class StudyConfig(Strict):
         return self.baseline or next(a.name for a in self.arms if not a.noise)
 
 
-def _user_path(loc: tuple[int | str, ...], raw: Any, *, missing: bool = False) -> str:
-    """The key path as the user wrote it, walking the raw TOML data beside pydantic's location.
-
-    Pydantic's location also holds union tags and list indices the user did not write (a single
-    ``noise`` table is validated as a list of one); those are dropped. Only a missing key is named
-    although it is absent from the data.
-    """
-    parts: list[int | str] = []
-    node = raw
-    for i, part in enumerate(loc):
-        if isinstance(node, Mapping) and isinstance(part, str) and part in node:
-            parts.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            parts.append(part)
-            node = node[part]
-        elif missing and i == len(loc) - 1 and isinstance(node, Mapping):
-            parts.append(part)
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
-_MESSAGES = {
-    "greater_than_equal": "must be >= {ge}",
-    "greater_than": "must be > {gt}",
-    "less_than_equal": "must be <= {le}",
-    "less_than": "must be < {lt}",
-    "too_short": "must have at least {min_length} item(s)",
-    "too_long": "must have at most {max_length} item(s)",
-    "string_pattern_mismatch": "must match {pattern}",
-}
-
-
-def _message(err: Mapping[str, Any]) -> str:
-    kind, ctx, value = err["type"], err.get("ctx", {}), err.get("input")
-    if kind == "missing":
-        return "required key is missing"
-    if kind in _MESSAGES:
-        ctx = {k: f"{v:g}" if isinstance(v, float) else v for k, v in ctx.items()}
-        return _MESSAGES[kind].format(**ctx) + f", got {value!r}"
-    if kind in ("literal_error", "union_tag_invalid"):
-        expected = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", ctx.get("expected", ""))))
-        got = value if kind == "literal_error" else ctx.get("tag")
-        close = difflib.get_close_matches(str(got), expected, n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"must be one of {', '.join(repr(e) for e in expected)}, got {got!r}{hint}"
-    if kind == "union_tag_not_found":
-        return "required key is missing"
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    return msg if kind == "value_error" else f"{msg}, got {value!r}"
-
-
 def parse_config(raw: Mapping[str, Any], *, source: str = "study") -> StudyConfig:
     """Validate a study given as plain data (a parsed TOML document); raise :class:`StudyConfigError`."""
     if not isinstance(raw, Mapping):
@@ -388,14 +324,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "study") -> StudyConfi
     try:
         return StudyConfig.model_validate(dict(raw))
     except ValidationError as exc:
-        problems = []
-        for e in exc.errors():
-            loc = e["loc"]
-            if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
-                loc = (*loc, e["ctx"]["discriminator"].strip("'"))
-            missing = e["type"] in ("missing", "union_tag_not_found")
-            problems.append((_user_path(loc, raw, missing=missing), _message(e)))
-        raise StudyConfigError(problems, source) from None
+        raise StudyConfigError(problems(exc, raw), source) from None
 
 
 def load_config(path: str | Path) -> StudyConfig:
