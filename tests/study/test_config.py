@@ -139,3 +139,9 @@ def test_every_builtin_study_validates_and_the_default_is_the_case_study() -> No
     ]
     with pytest.raises(StudyConfigError, match="did you mean 'moons'"):
         resolve_study("mons")
+
+
+def test_a_stored_configuration_validates_back_to_the_same_study() -> None:
+    for name in builtin_studies():
+        config = resolve_study(name)
+        assert parse_config(config.model_dump(mode="json")) == config

@@ -110,6 +110,23 @@ def test_another_storage_url_is_recorded_for_the_report(tmp_path) -> None:
     assert build_report(tmp_path / "run")["cells_complete"] == 2
 
 
+def test_two_workers_share_one_study_and_finish_every_cell_once(tmp_path) -> None:
+    from noisereg.study.runner import work
+
+    cfg = tiny_config(selection=None)
+    prep = prepare(cfg)
+    store = Store(default_url(tmp_path), cfg.name)
+    store.create(cfg.model_dump(mode="json"), {c.key: c.meta() for c in prep.cells}, prep.meta())
+    store.enqueue([c.key for c in prep.cells])
+    other = Store(default_url(tmp_path), cfg.name)
+    first, second = Counting(), Counting()
+    [claim] = other.claim(1)  # the second worker finishes one cell before the first one starts
+    other.complete(claim, 0.0, {"cell": claim.cell, "seeds": [], "final": {}})
+    work(prep, store, train=first, max_replicas=3)  # one 3-replica cell per claim
+    work(prep, other, train=second)
+    assert store.counts() == {"COMPLETE": 6} and second.calls == [] and len(first.calls) == 5
+
+
 def test_problems_are_raised_before_anything_is_stored(tmp_path) -> None:
     cnn = tiny_config(model={"kind": "cnn", "input_shape": [1, 1, 2]})
     with pytest.raises(StudyConfigError, match="model.kind: 'cnn' models are not trained by noisereg's engine yet"):

@@ -32,7 +32,7 @@ from noisereg.study.models import loss_for, model_spec, optimizer_spec
 from noisereg.study.sites import site_noise
 from noisereg.study.store import Claim, Store, default_url
 
-__all__ = ["run_study", "prepare", "Prepared", "thin_indices"]
+__all__ = ["run_study", "work", "prepare", "Prepared", "thin_indices"]
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` in replica-epochs."""
@@ -241,6 +241,35 @@ def run_study(
     store.requeue_failed()
     store.enqueue([c.key for c in prep.cells])
 
+    work(prep, store, progress=progress, max_replicas=max_replicas, train=train, device=device, dtype=dtype, workers=workers)
+    failed = sorted(store.unfinished())
+    summary: dict[str, Any] = {}
+    if report:
+        from noisereg.study.report import build_report
+
+        summary = build_report(run_dir, storage=url, study=config.name)
+    if failed:
+        raise RuntimeError(f"cells without a result after retries: {failed}; rerun to retry them")
+    return summary
+
+
+def work(
+    prep: Prepared,
+    store: Store,
+    *,
+    progress: Progress | None = None,
+    max_replicas: int = 4096,
+    train: Callable[..., Any] = train_group,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    workers: int = 1,
+) -> None:
+    """Claim and train waiting cells of ``store``'s study until none is waiting or running.
+
+    Any number of processes may call this on one storage (each claim is exclusive); it returns once
+    every cell is COMPLETE or has failed for good. Cells of dead processes are retried after their
+    grace period (:meth:`Store.reap`). Arguments as in :func:`run_study`.
+    """
     total = sum(prep.units(c) for c in prep.cells)
     done = sum(prep.units(prep.by_key[k]) for k in store.completed() if k in prep.by_key)
 
@@ -258,22 +287,12 @@ def run_study(
         if not first:
             pending = [k for k, s in store.unfinished().items() if s in ("WAITING", "RUNNING")]
             if not pending:
-                break
-            time.sleep(min(heartbeat_interval, 2))  # other workers, or a dead one's heartbeat to expire
+                return
+            time.sleep(min(store.heartbeat_interval, 2))  # other workers, or a dead one's heartbeat to expire
             continue
         budget = max_replicas - prep.replicas(prep.by_key[first[0].cell])
         claims = first + _claim_more(store, prep, sig[first[0].cell], sig, budget)
         _run_claims(store, prep, claims, train=train, device=device, dtype=dtype, workers=workers, advance=advance)
-
-    failed = sorted(store.unfinished())
-    summary: dict[str, Any] = {}
-    if report:
-        from noisereg.study.report import build_report
-
-        summary = build_report(run_dir, storage=url, study=config.name)
-    if failed:
-        raise RuntimeError(f"cells without a result after retries: {failed}; rerun to retry them")
-    return summary
 
 
 def _claim_more(store: Store, prep: Prepared, sig: tuple[Any, ...], sigs: dict[str, Any], budget: int) -> list[Claim]:
