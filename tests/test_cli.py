@@ -66,6 +66,17 @@ def test_default_run_directory_is_runs_slash_name(tmp_path, monkeypatch) -> None
     assert (tmp_path / "runs" / "tiny" / "summary.json").is_file()
 
 
+def test_storage_url_option_and_report_from_it(tmp_path, capsys) -> None:
+    study = write_study(tmp_path / "tiny.toml", tiny_raw(selection=None, arms=tiny_raw()["arms"][:2]))
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    run_dir = tmp_path / "run"
+    assert main(["study", str(study), "--out", str(run_dir), "--storage", url, "--quiet", "--workers", "1"]) == 0
+    assert json.loads((run_dir / "run.json").read_text()) == {"study": "tiny", "storage": url}
+    assert main(["report", str(run_dir)]) == 0 and "Verdict." in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "elsewhere"), "--storage", url, "--study", "tiny", "-q"]) == 0
+    assert (tmp_path / "elsewhere" / "report.html").is_file()
+
+
 def test_bad_study_exits_2_naming_the_key(tmp_path, capsys) -> None:
     raw = tiny_raw()
     raw["arms"][1]["noise"]["std"] = -0.1

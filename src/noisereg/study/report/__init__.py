@@ -60,6 +60,7 @@ def build_report(run_dir: str | Path, *, storage: str | None = None, study: str 
     url, name = read_run(run_dir, storage, study)
     store = Store(url, name)
     attrs = store.attrs()
+    run_dir.mkdir(parents=True, exist_ok=True)
     done = store.completed()
     summary = _clean(summarize(attrs, done))
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
