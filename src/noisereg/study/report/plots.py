@@ -84,7 +84,9 @@ def plot_grid(path: Path, arm: str, entries: Sequence[Mapping[str, Any]], metric
     for a in axes:
         if scale == "symlog":
             positive = values[values > 0]
-            a.set_xscale("symlog", linthresh=float(positive.min()) if positive.size else 1.0)
+            linthresh = float(positive.min()) if positive.size else 1.0
+            a.set_xscale("symlog", linthresh=linthresh)
+            a.set_xlim(-0.3 * linthresh, values.max() * 1.6)
         elif scale == "log":
             a.set_xscale("log")
         a.set_xlabel(entries[0].get("param") or "value")
