@@ -147,7 +147,8 @@ def _train_batch(
             final["stopped_epoch"] = float(result.stopped_epoch[r])
             curves = {k: np.asarray(v[r], dtype=np.float64) for k, v in result.curves.items() if not k.startswith("val_")}
             collected[cell.key][prep.folds[g].role].setdefault(s, []).append((g, final, curves))
-    assert epochs is not None
+    if epochs is None:
+        raise ValueError("no cells to train")
     return {key: _cell_results(prep, key, parts, epochs) for key, parts in collected.items()}
 
 

@@ -70,6 +70,13 @@ def test_selection_minimizes_cross_validated_loss_and_reports_the_test_result() 
     assert edge["chosen"] == 1.0 and edge["at_edge"] == "largest"
 
 
+def test_a_seed_with_a_non_finite_metric_is_left_out() -> None:
+    done = results({}, noise=0.01)
+    done["input"]["final"]["test_acc"][2] = float("nan")
+    entry = next(a for a in summarize(study_attrs(), done)["arms"] if a["name"] == "input")
+    assert entry["n"] == 5 and entry["paired"]["n"] == 5 and len(entry["per_seed"]) == 5
+
+
 def test_missing_cells_are_listed_not_invented(tmp_path) -> None:
     done = results({})
     del done["pre"]

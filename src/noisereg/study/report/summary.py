@@ -11,7 +11,7 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
 - ``arms``: one object per completed cell, in file order: ``name`` (the cell key: the arm's name, or
   ``arm[param=value]`` for a grid cell), ``arm``, ``grid_value``, ``param``, ``n`` (seeds), ``mean``,
   ``std``, ``ci95`` [low, high] (95% t-interval over seeds), ``median``, ``min``, ``max``,
-  ``per_seed`` (the values), ``train`` (same statistics of the training metric), ``loss`` (of the test
+  ``per_seed`` (the values; a seed whose value is not finite is left out of everything), ``train`` (same statistics of the training metric), ``loss`` (of the test
   loss), and, except for the baseline, ``paired``: ``n``, ``mean_diff`` (cell − baseline),
   ``std_diff``, ``ci95_diff``, ``p_ttest``, ``p_wilcoxon``, ``p_holm`` (paired t-test p adjusted by
   Holm over all cells), ``cohen_dz``, ``rank_biserial``, ``wins``/``ties``/``losses``, ``better`` and
@@ -50,16 +50,21 @@ def _metric(config: Mapping[str, Any], task: str) -> str:
     return config.get("metric") or ("r2" if task == "regression" else "accuracy")
 
 
-def _stats(values: list[float] | None) -> dict[str, Any] | None:
-    return None if not values else describe(values)
+def _stats(res: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    values = list(_by_seed(res, key).values())
+    return describe(values) if values else None
+
+
+def _by_seed(res: Mapping[str, Any], key: str) -> dict[int, float]:
+    """{seed: value} of a stored final metric, leaving out seeds whose value is not finite."""
+    values = res["final"].get(key) or []
+    return {s: float(v) for s, v in zip(res["seeds"], values) if v is not None and math.isfinite(v)}
 
 
 def _paired(cell: Mapping[str, Any], base: Mapping[str, Any], key: str) -> dict[str, Any]:
-    pos = {s: i for i, s in enumerate(base["seeds"])}
-    common = [(i, pos[s]) for i, s in enumerate(cell["seeds"]) if s in pos]
-    a = [cell["final"][key][i] for i, _ in common]
-    b = [base["final"][key][j] for _, j in common]
-    return paired(a, b) if common else {"n": 0}
+    a, b = _by_seed(cell, key), _by_seed(base, key)
+    common = [s for s in a if s in b]
+    return paired([a[s] for s in common], [b[s] for s in common]) if common else {"n": 0}
 
 
 def _selection(config: Mapping[str, Any], cells: Mapping[str, Any], done: Mapping[str, Any], arms: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -140,13 +145,14 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
     arms: list[dict[str, Any]] = []
     for name, cmeta in cells.items():
         res = done.get(name)
-        if res is None or key not in res["final"]:
+        main = _stats(res, key) if res is not None else None
+        if main is None:
             continue
         entry: dict[str, Any] = {"name": name, "arm": cmeta["arm"], "grid_value": cmeta["value"], "param": cmeta["param"]}
-        entry.update(describe(res["final"][key]))
-        entry["per_seed"] = list(res["final"][key])
-        entry["train"] = _stats(res["final"].get(train_key))
-        entry["loss"] = _stats(res["final"].get("test_loss"))
+        entry.update(main)
+        entry["per_seed"] = list(_by_seed(res, key).values())
+        entry["train"] = _stats(res, train_key)
+        entry["loss"] = _stats(res, "test_loss")
         entry["elapsed_s"] = res.get("elapsed_s")
         entry["paired"] = None
         if name != baseline and baseline in done:
