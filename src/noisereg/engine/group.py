@@ -5,6 +5,9 @@ from its own seed; ``tests/engine/test_group.py`` checks this):
 
 - replicas whose folds differ in size (train, test or validation) go to different chunks; replicas
   of equal-size folds are stacked together, whatever their fold;
+- replicas on which different sites are switched off (a constant identity strength, such as the
+  no-noise arm of a group that also holds noisy arms) go to different chunks, so that no chunk
+  pays for noise that none of its replicas gets;
 - ``workers`` processes each own every ``workers``-th replica (interleaved, so that cheap and
   expensive replicas spread evenly); torch's CPU generator is single-threaded and noise is most of
   the work, so processes, not threads, are what use several cores;
@@ -19,6 +22,7 @@ arithmetic the same whatever the number of workers.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import queue
 import time
@@ -30,7 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from noisereg.engine.specs import FoldData, Group, check_folds
+from noisereg.engine.modules import initial_module
+from noisereg.engine.specs import FoldData, Group, MLPSpec, Replica, check_folds, is_constantly_off, site_kinds
 from noisereg.engine.train import ChunkResult, evaluated_epochs, train_chunk
 
 __all__ = ["GroupResult", "train_group", "estimate_replica_bytes", "plan_chunks"]
@@ -71,31 +76,42 @@ def _signature(fold: FoldData) -> tuple[int, ...]:
     return tuple(getattr(fold, f"x_{part}").shape[0] for part in fold.parts)
 
 
+def _active_sites(group: Group, replica: Replica) -> tuple[bool, ...]:
+    """Which sites can put noise on this replica (False: a constant identity strength)."""
+    return tuple(not is_constantly_off(kind) for kind in site_kinds(group, replica))
+
+
 def estimate_replica_bytes(group: Group, folds: Sequence[FoldData], dtype: torch.dtype = torch.float32) -> int:
-    """Bytes one replica of ``group`` needs while training (an upper estimate, without torch's own).
+    """Bytes one replica of ``group`` needs while training (an estimate, without torch's own).
 
     Counts the parameters with their gradient, optimizer state, best copy and gradient-noise buffers;
     the batch's activations with the buffers of each noise site; the largest evaluation pass; and a
-    private copy of the replica's data.
+    private copy of the replica's data. For a ModuleSpec the module's own activations are not known
+    and are counted as the batch's inputs and outputs only.
     """
     spec, itemsize = group.model, torch.empty(0, dtype=dtype).element_size()
-    sizes = spec.layer_sizes
-    n_params = sum((sizes[i] + 1) * sizes[i + 1] for i in range(len(sizes) - 1))
     state = {"sgd": 1 if group.optimizer.momentum else 0}.get(group.optimizer.name, 2)
     per_param = 2 + state + (group.patience is not None)
     per_param += 2 * sum(s.site == "gradients" for s in group.sites)
     n_rows = max(max(_signature(f)) for f in folds)
     n_train = max(f.x_train.shape[0] for f in folds)
     batch = min(group.batch_size, n_train)
-    activations = 0
-    for layer, width in enumerate(spec.widths):
-        streams = sum(s.site in ("pre", "post") and (s.layers is None or layer in s.layers) for s in group.sites)
-        activations += batch * width * (3 + streams)
-    inputs = batch * (spec.in_features + 1) * (1 + sum(s.site == "input" for s in group.sites))
-    outputs = batch * spec.out_features * 4
-    evaluation = n_rows * (2 * max(spec.widths, default=0) + spec.out_features)
-    data = n_rows * len(folds[0].parts) * (spec.in_features + 1 + spec.out_features)
-    return itemsize * (n_params * per_param + activations + inputs + outputs + evaluation + data)
+    sample = math.prod(folds[0].x_train.shape[1:]) + (1 if isinstance(spec, MLPSpec) else 0)
+    inputs = batch * sample * (1 + sum(s.site == "input" for s in group.sites))
+    data = n_rows * len(folds[0].parts) * (sample + spec.out_features)
+    outputs = batch * spec.out_features * 4 + n_rows * spec.out_features
+    if isinstance(spec, MLPSpec):
+        sizes = spec.layer_sizes
+        n_params = sum((sizes[i] + 1) * sizes[i + 1] for i in range(len(sizes) - 1))
+        activations = 0
+        for layer, width in enumerate(spec.widths):
+            streams = sum(s.site in ("pre", "post") and (s.layers is None or layer in s.layers) for s in group.sites)
+            activations += batch * width * (3 + streams)
+        activations += n_rows * len(folds[0].parts) * sum(spec.widths)
+    else:
+        n_params = sum(p.numel() for p in initial_module(spec, 0).parameters())
+        activations = 0
+    return itemsize * (n_params * per_param + activations + inputs + outputs + data)
 
 
 def plan_chunks(
@@ -108,6 +124,8 @@ def plan_chunks(
     dtype: torch.dtype = torch.float32,
 ) -> list[list[list[int]]]:
     """For each worker, its chunks, each a list of replica indices into ``group.replicas``."""
+    if chunk_size is None and not isinstance(group.model, MLPSpec):
+        chunk_size = len(group.replicas)
     if chunk_size is None:
         n_train = max(f.x_train.shape[0] for f in folds)
         widest = max(group.model.widths, default=group.model.out_features)
@@ -117,9 +135,11 @@ def plan_chunks(
         chunk_size = min(chunk_size, max(1, memory_budget // estimate_replica_bytes(group, folds, dtype)))
     plan = []
     for w in range(workers):
-        by_signature: dict[tuple[int, ...], list[int]] = {}
+        by_signature: dict[tuple[object, ...], list[int]] = {}
         for i in range(w, len(group.replicas), workers):
-            by_signature.setdefault(_signature(folds[group.replicas[i].fold]), []).append(i)
+            replica = group.replicas[i]
+            key = (_signature(folds[replica.fold]), _active_sites(group, replica))
+            by_signature.setdefault(key, []).append(i)
         plan.append(
             [idx[k : k + chunk_size] for idx in by_signature.values() for k in range(0, len(idx), chunk_size)]
         )

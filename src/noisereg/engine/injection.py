@@ -141,7 +141,8 @@ class SiteStream:
         eps = self._buffer(slot, x)
         _draw_unit_normals(eps, self.generators, rows)
         if self.form == "additive":
-            return x.addcmul_(eps, sigma), None
+            # (σ·ε) + x as two roundings, as the core computes it (a fused x + σ·ε rounds once)
+            return x.add_(eps.mul_(sigma)), None
         multiplier = eps.mul_(sigma).add_(1.0)
         return x.mul_(multiplier), multiplier
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from noisereg.engine.injection import SiteStream
-from noisereg.engine.losses import per_replica
+from noisereg.engine.losses import output_grad, per_replica
 from noisereg.engine.specs import MLPSpec
 from noisereg.seeding import derive_seed, make_generator
 
@@ -136,10 +136,14 @@ class StackedMLP:
             else:
                 self._blocks.append(((replicas, fan_in, fan_out), (replicas, 1, fan_out)))
         self.numel = sum(math.prod(w) + (math.prod(b) if b else 0) for w, b in self._blocks)
-        self.params = torch.zeros(self.numel, device=self.device, dtype=dtype)
+        # The buffer is padded to whole vector blocks (the padding stays 0): elementwise kernels then
+        # never fall back to their scalar tail, which may round differently (see losses.per_replica),
+        # so an optimizer step rounds each replica alike whatever the stack's size.
+        self.params = torch.zeros(self.numel + -self.numel % 64, device=self.device, dtype=dtype)
         self.param_views = self.views(self.params)
         self._buffers: dict[object, Tensor] = {}
         self._saved: list[object] = []
+        self._grad_views: tuple[Tensor, list[tuple[Tensor, Tensor | None]]] | None = None
 
     # ---- layout -------------------------------------------------------------------------------
     def views(self, flat: Tensor) -> list[tuple[Tensor, Tensor | None]]:
@@ -172,8 +176,12 @@ class StackedMLP:
 
     def torch_index(self) -> Tensor:
         """[R, P]: position in ``params`` of each replica's parameters in torch (state-dict) order."""
-        positions = torch.arange(self.numel, device=self.device)
+        positions = torch.arange(self.params.numel(), device=self.device)
         return torch.cat([v.reshape(self.replicas, -1) for v in self.torch_views(positions)], dim=1)
+
+    def blocks(self, flat: Tensor) -> list[Tensor]:
+        """Per-parameter [R, k] views of a flat buffer laid out like ``params``."""
+        return [t.reshape(self.replicas, -1) for w, b in self.views(flat) for t in (w, b) if t is not None]
 
     def load_state(self, states: Sequence[dict[str, Tensor]]) -> None:
         """Set replica r's weights from ``states[r]`` (a state dict of :func:`build_module`)."""
@@ -191,12 +199,30 @@ class StackedMLP:
             self._buffers[key] = buffer
         return buffer
 
+    def _ones(self, n: int) -> Tensor:
+        """Ones [R, 1, n]."""
+        ones = self._buffers.get("ones")
+        if ones is None or ones.shape[-1] != n:
+            ones = torch.ones(self.replicas, 1, n, device=self.device, dtype=self.dtype)
+            self._buffers["ones"] = ones
+        return ones
+
     # ---- forward and backward ------------------------------------------------------------------
     def augment(self, x: Tensor) -> Tensor:
         """The network's input for data [R, n, in]: with a column of ones when layer 0 carries its bias."""
         if not self.augmented:
             return x
         return torch.cat([x, x.new_ones(x.shape[:-1] + (1,))], dim=-1)
+
+    def input_view(self, x: Tensor) -> Tensor:
+        """The data columns of a network input (without the column of ones)."""
+        return x[..., : self.spec.in_features]
+
+    def compute_grads(self, loss: str, x: Tensor, q: Tensor, hidden_noise, *, step: int, epoch: int, grads: Tensor) -> Tensor:
+        """Forward with noise, then write d(mean loss)/d params into ``grads``; return the outputs zᵀ."""
+        zT = self.forward_train(x, hidden_noise, step=step, epoch=epoch)
+        self.backward(output_grad(loss, zT, q), grads)
+        return zT
 
     def _linear(self, i: int, h: Tensor, out: Tensor | None = None) -> Tensor:
         w, b = self.param_views[i]
@@ -206,11 +232,16 @@ class StackedMLP:
             return torch.baddbmm(b, w, h.transpose(1, 2), out=out)
         return torch.baddbmm(b, h, w, out=out)
 
-    def forward_eval(self, x: Tensor) -> Tensor:
-        """Outputs zᵀ [R, out, n] without noise, for network input ``x`` [R, n, in(+1)]."""
+    def forward_eval(self, x: Tensor, key: object = None) -> Tensor:
+        """Outputs zᵀ [R, out, n] without noise, for network input ``x`` [R, n, in(+1)].
+
+        With a ``key`` the hidden activations go to buffers kept under that key for the next call.
+        """
         h = x
         for i in range(self.n_layers - 1):
-            h = _activate_autograd(self.spec.activation, self._linear(i, h))
+            out = None if key is None else self._buffer((key, i), h.shape[:2] + (self.spec.widths[i],))
+            pre = self._linear(i, h, out=out)
+            h = pre.relu_() if self.spec.activation == "relu" else _activate_autograd(self.spec.activation, pre)
         return self._linear(self.n_layers - 1, h)
 
     def forward_train(
@@ -260,14 +291,27 @@ class StackedMLP:
 
     def backward(self, dzT: Tensor, grads: Tensor) -> None:
         """Write d(mean loss)/d params into ``grads`` (flat, laid out like ``params``) from dL/dzᵀ."""
-        views = self.views(grads)
+        if self._grad_views is None or self._grad_views[0] is not grads:
+            self._grad_views = (grads, self.views(grads))
+        views = self._grad_views[1]
         last = self.n_layers - 1
         g_w, g_b = views[last]
         torch.bmm(dzT, self._saved[-1], out=g_w)
-        torch.sum(dzT, dim=2, keepdim=True, out=g_b)
+        # Sums over the batch as matmuls with ones: a batched matmul rounds each replica alike
+        # whatever the stack's size, a torch.sum over a stack need not.
+        torch.bmm(dzT, self._ones(dzT.shape[-1]).transpose(1, 2), out=g_b)
         if last == 0:
             return
         w_out = self.param_views[last][0]
+        local = self._saved[1]
+        if last == 1 and w_out.shape[1] == 1 and isinstance(local, Tensor):
+            # One hidden layer and one output: δ_bj = dz_b·w_j·D_bj, so the first layer's gradient
+            # Σ_b x_bi·δ_bj = w_j·Σ_b (x_bi·dz_b)·D_bj is one matmul against D, without building δ.
+            h_in = self._saved[0]
+            weighted = torch.mul(h_in.transpose(1, 2), dzT, out=self._buffer("weighted", h_in.shape[:1] + h_in.shape[:0:-1]))
+            torch.bmm(weighted, local, out=views[0][0]).mul_(w_out)
+            self._saved = []
+            return
         delta = torch.bmm(dzT.transpose(1, 2), w_out, out=self._buffer("delta", self._saved[-1].shape))
         for i in range(last - 1, -1, -1):
             local = self._saved[2 * i + 1]
@@ -280,7 +324,7 @@ class StackedMLP:
             g_w, g_b = views[i]
             torch.bmm(h_in.transpose(1, 2), delta, out=g_w)
             if g_b is not None:
-                torch.sum(delta, dim=1, keepdim=True, out=g_b)
+                torch.bmm(self._ones(delta.shape[1]), delta, out=g_b)
             if i > 0:
                 delta = torch.bmm(delta, self.param_views[i][0].transpose(1, 2))
         self._saved = []

@@ -14,10 +14,21 @@ from typing import Literal, get_args
 
 import torch
 
+from noisereg.engine.modules import ModuleSpec
 from noisereg.schedules import Schedule
 from noisereg.seeding import check_seed
 
-__all__ = ["MLPSpec", "OptimSpec", "SiteNoise", "Replica", "Group", "FoldData", "check_folds"]
+__all__ = [
+    "MLPSpec",
+    "OptimSpec",
+    "SiteNoise",
+    "Replica",
+    "Group",
+    "FoldData",
+    "check_folds",
+    "site_kinds",
+    "is_constantly_off",
+]
 
 Activation = Literal["relu", "tanh", "gelu", "sigmoid", "elu", "selu", "identity"]
 Init = Literal["default", "he", "glorot", "normal"]
@@ -197,7 +208,7 @@ class Group:
     is ``patience`` or more epochs behind; it needs validation data in every fold.
     """
 
-    model: MLPSpec
+    model: MLPSpec | ModuleSpec
     optimizer: OptimSpec
     loss: Loss
     epochs: int
@@ -208,8 +219,8 @@ class Group:
     patience: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.model, MLPSpec):
-            raise TypeError(f"model={self.model!r} must be an MLPSpec")
+        if not isinstance(self.model, (MLPSpec, ModuleSpec)):
+            raise TypeError(f"model={self.model!r} must be an MLPSpec or a ModuleSpec")
         if not isinstance(self.optimizer, OptimSpec):
             raise TypeError(f"optimizer={self.optimizer!r} must be an OptimSpec")
         _check_choice("loss", self.loss, Loss)
@@ -224,8 +235,13 @@ class Group:
             _check_int("patience", self.patience, 1)
         if not isinstance(self.sites, tuple) or not all(isinstance(s, SiteNoise) for s in self.sites):
             raise TypeError(f"sites={self.sites!r} must be a tuple of SiteNoise")
-        hidden = len(self.model.widths)
+        hidden = len(self.model.widths) if isinstance(self.model, MLPSpec) else 0
         for i, site in enumerate(self.sites):
+            if site.site in ("pre", "post") and isinstance(self.model, ModuleSpec):
+                raise ValueError(
+                    f"sites[{i}].site={site.site!r}: hidden-layer noise needs an MLPSpec model; for a "
+                    "ModuleSpec put the noise inside the module (noisereg.layers) or use input/targets/gradients"
+                )
             if site.site in ("pre", "post") and hidden == 0:
                 raise ValueError(f"sites[{i}].site={site.site!r} needs a hidden layer; model.widths is empty")
             for layer in site.layers or ():
@@ -255,7 +271,7 @@ class Group:
 class FoldData:
     """One fold: training and test data, optional validation data (for early stopping).
 
-    ``x_*`` are float tensors [n, in_features]. Targets: for ``bce`` floats in {0, 1} of shape [n];
+    ``x_*`` are float tensors [n, in_features] (for a ModuleSpec: [n, ...], what the module takes). Targets: for ``bce`` floats in {0, 1} of shape [n];
     for ``ce`` integer class labels [n]; for ``mse`` floats [n] (one output) or [n, out_features].
     """
 
@@ -273,8 +289,8 @@ class FoldData:
             x, y = getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
             if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
                 raise TypeError(f"x_{part} and y_{part} must be torch tensors")
-            if x.ndim != 2 or x.shape[0] == 0:
-                raise ValueError(f"x_{part} must have shape [n >= 1, features], got {tuple(x.shape)}")
+            if x.ndim < 2 or x.shape[0] == 0:
+                raise ValueError(f"x_{part} must have shape [n >= 1, ...features], got {tuple(x.shape)}")
             if y.shape[0] != x.shape[0]:
                 raise ValueError(f"y_{part} has {y.shape[0]} rows but x_{part} has {x.shape[0]}")
 
@@ -282,6 +298,18 @@ class FoldData:
     def parts(self) -> tuple[str, ...]:
         """The data parts present: ("train", "test") and "val" when validation data is given."""
         return ("train", "test", "val") if self.x_val is not None else ("train", "test")
+
+
+def site_kinds(group: Group, replica: Replica) -> list[object]:
+    """The noise kind of each site of ``group`` for ``replica`` (with its strength override)."""
+    if not replica.strengths:
+        return [site.kind for site in group.sites]
+    return [site.kind.with_strength(v) for site, v in zip(group.sites, replica.strengths, strict=True)]
+
+
+def is_constantly_off(kind: object) -> bool:
+    """True when ``kind`` has a constant strength at its identity value (it never adds noise)."""
+    return isinstance(kind.strength, numbers.Real) and kind.is_off(0)
 
 
 def check_folds(group: Group, folds: Sequence[FoldData]) -> None:
@@ -296,9 +324,15 @@ def check_folds(group: Group, folds: Sequence[FoldData]) -> None:
             raise ValueError(f"group.patience={group.patience} needs validation data; folds[{i}] has none")
         for part in fold.parts:
             x, y = getattr(fold, f"x_{part}"), getattr(fold, f"y_{part}")
-            if x.shape[1] != spec.in_features:
+            if isinstance(spec, MLPSpec) and (x.ndim != 2 or x.shape[1] != spec.in_features):
                 raise ValueError(
-                    f"folds[{i}].x_{part} has {x.shape[1]} features; model.in_features={spec.in_features}"
+                    f"folds[{i}].x_{part} has shape {tuple(x.shape)}; an MLP with in_features="
+                    f"{spec.in_features} needs [n, {spec.in_features}]"
+                )
+            if x.shape[1:] != folds[0].x_train.shape[1:]:
+                raise ValueError(
+                    f"folds[{i}].x_{part} has samples of shape {tuple(x.shape[1:])}, "
+                    f"folds[0].x_train has {tuple(folds[0].x_train.shape[1:])}"
                 )
             if not torch.is_floating_point(x) or not bool(torch.isfinite(x).all()):
                 raise ValueError(f"folds[{i}].x_{part} must be a finite floating-point tensor")

@@ -24,10 +24,11 @@ import torch
 from torch import Tensor
 
 from noisereg.engine.injection import SiteStream
-from noisereg.engine.losses import batch_loss, evaluate, output_grad, training_targets
+from noisereg.engine.losses import batch_loss, evaluate, training_targets
+from noisereg.engine.modules import StackedModule
 from noisereg.engine.optim import StackedOptimizer
 from noisereg.engine.replicas import StackedMLP, initial_state_dict
-from noisereg.engine.specs import FoldData, Group
+from noisereg.engine.specs import FoldData, Group, MLPSpec, is_constantly_off, site_kinds
 from noisereg.seeding import derive_seed, make_generator
 
 __all__ = ["ChunkResult", "train_chunk", "evaluated_epochs"]
@@ -67,8 +68,11 @@ class _Chunk:
         replicas = [group.replicas[i] for i in self.indices]
         self.R = len(replicas)
         spec = group.model
-        self.model = StackedMLP(spec, self.R, device=device, dtype=dtype)
-        self.model.load_state([initial_state_dict(spec, r.seed) for r in replicas])
+        if isinstance(spec, MLPSpec):
+            self.model = StackedMLP(spec, self.R, device=device, dtype=dtype)
+            self.model.load_state([initial_state_dict(spec, r.seed) for r in replicas])
+        else:
+            self.model = StackedModule(spec, [r.seed for r in replicas], device=device, dtype=dtype)
         used = sorted({r.fold for r in replicas})
         fold_ids = [r.fold for r in replicas]
         self.parts = folds[fold_ids[0]].parts
@@ -76,43 +80,50 @@ class _Chunk:
         for part in self.parts:
             xs = {f: self.model.augment(getattr(folds[f], f"x_{part}").to(device, dtype)) for f in used}
             ys = {f: getattr(folds[f], f"y_{part}").to(device) for f in used}
-            self.x[part], self.y[part] = _stack(xs, fold_ids), _stack(ys, fold_ids)
+            # Inputs materialized per replica: a batched matmul over an expanded (stride-0) stack is
+            # several times slower than over a contiguous one.
+            self.x[part], self.y[part] = _stack(xs, fold_ids).contiguous(), _stack(ys, fold_ids)
+        self.x_eval = torch.cat([self.x[part] for part in self.parts], dim=1)
+        ends = np.cumsum([self.x[part].shape[1] for part in self.parts]).tolist()
+        self.eval_slices = {part: (end - self.x[part].shape[1], end) for part, end in zip(self.parts, ends)}
         self.q_train = _stack(
             {f: training_targets(group.loss, folds[f].y_train.to(device), spec.out_features, dtype) for f in used},
             fold_ids,
         )
         self.batch_generators = [make_generator(derive_seed(r.seed, "batches"), device) for r in replicas]
         self.streams: dict[str, list[SiteStream]] = {s: [] for s in ("input", "targets", "gradients")}
-        self.hidden = [([], []) for _ in spec.widths]
+        hidden_layers = len(spec.widths) if isinstance(spec, MLPSpec) else 0
+        self.hidden = [([], []) for _ in range(hidden_layers)]
+        per_replica = [site_kinds(group, r) for r in replicas]
         for i, site in enumerate(group.sites):
-            kinds = [site.kind.with_strength(r.strengths[i]) if r.strengths else site.kind for r in replicas]
+            kinds = [k[i] for k in per_replica]
+            if all(is_constantly_off(k) for k in kinds):
+                continue
             keys = group.stream_keys(i)
             gens = [make_generator(derive_seed(r.seed, "noise", *keys), device) for r in replicas]
             stream = SiteStream(kinds, gens, name=f"sites[{i}]", clock=site.clock)
             if site.site in ("pre", "post"):
-                for layer in site.layers if site.layers is not None else range(len(spec.widths)):
+                for layer in site.layers if site.layers is not None else range(hidden_layers):
                     self.hidden[layer][0 if site.site == "pre" else 1].append(stream)
             else:
                 self.streams[site.site].append(stream)
         self.grads = torch.zeros_like(self.model.params)
-        self.optimizer = StackedOptimizer(group.optimizer, self.model.params, self.blocks)
+        self.optimizer = StackedOptimizer(group.optimizer, self.model.params, self.model.blocks)
         self.torch_index = self.model.torch_index() if self.streams["gradients"] else None
 
     def blocks(self, flat: Tensor) -> list[Tensor]:
-        return [t.reshape(self.R, -1) for w, b in self.model.views(flat) for t in (w, b) if t is not None]
+        return self.model.blocks(flat)
 
     def _batch(self, perm: Tensor | None, start: int) -> tuple[Tensor, Tensor]:
         x, q = self.x["train"], self.q_train
         if perm is None:
             return x.clone() if self.streams["input"] else x, q.clone() if self.streams["targets"] else q
         idx = perm[:, start : start + self.group.batch_size]
-        xb = torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
-        qb = torch.gather(q, 1, idx.view(idx.shape + (1,) * (q.dim() - 2)).expand((-1, -1) + tuple(q.shape[2:])))
-        return xb, qb
+        rows = torch.arange(self.R, device=idx.device).unsqueeze(1)
+        return x[rows, idx], q[rows, idx]
 
     def _noisy_inputs(self, xb: Tensor, step: int, epoch: int) -> Tensor:
-        features = self.group.model.in_features
-        xin = xb[..., :features]
+        xin = self.model.input_view(xb)
         for stream in self.streams["input"]:
             noisy, _ = stream.apply(xin, step=step, epoch=epoch, slot="input")
             if noisy is not xin:
@@ -140,19 +151,19 @@ class _Chunk:
         xb, qb = self._batch(perm, start)
         xb = self._noisy_inputs(xb, step, epoch)
         qb = self._noisy_targets(qb, step, epoch)
-        zT = self.model.forward_train(xb, self.hidden, step=step, epoch=epoch)
-        self.model.backward(output_grad(self.group.loss, zT, qb), self.grads)
+        zT = self.model.compute_grads(self.group.loss, xb, qb, self.hidden, step=step, epoch=epoch, grads=self.grads)
         if self.torch_index is not None:
             self._noisy_gradients(step, epoch)
         self.optimizer.step(self.grads)
         return zT, qb
 
-    def evaluate(self) -> dict[str, Tensor]:
+    def evaluate(self) -> dict[str, np.ndarray]:
+        """Clean metrics on every data part, from one forward pass over all of them."""
+        zT = self.model.forward_eval(self.x_eval, "eval")
         metrics = {}
-        with torch.no_grad():
-            for part in self.parts:
-                for name, value in evaluate(self.group.loss, self.model.forward_eval(self.x[part]), self.y[part]).items():
-                    metrics[f"{part}_{name}"] = value
+        for part, (start, stop) in self.eval_slices.items():
+            for name, value in evaluate(self.group.loss, zT[..., start:stop], self.y[part]).items():
+                metrics[f"{part}_{name}"] = value
         return metrics
 
 
@@ -193,7 +204,7 @@ def _run(chunk: _Chunk, progress: Callable[[int], None] | None) -> ChunkResult:
         for k in range(n_batches):
             zT, qb = chunk.train_step(perm, k * group.batch_size, step, epoch)
             if record:
-                noisy_loss = noisy_loss + batch_loss(group.loss, zT, qb) * zT.shape[-1]
+                noisy_loss = noisy_loss + batch_loss(group.loss, zT, qb)
             step += 1
         if progress is not None:
             progress(R)
@@ -204,9 +215,9 @@ def _run(chunk: _Chunk, progress: Callable[[int], None] | None) -> ChunkResult:
         metrics["train_loss_noisy"] = noisy_loss / n_train
         for name, value in metrics.items():
             row = curves.setdefault(name, np.full((R, len(eval_epochs)), np.nan))
-            row[:, column] = np.where(stopped, np.nan, value.double().cpu().numpy())
+            row[:, column] = np.where(stopped, np.nan, value)
         if best_params is not None:
-            val = metrics["val_loss"].double().cpu().numpy()
+            val = metrics["val_loss"]
             improved = (val < best_loss) & ~stopped
             if improved.any():
                 rows = torch.as_tensor(np.flatnonzero(improved), device=best_params.device)
