@@ -87,8 +87,8 @@ def test_bad_study_exits_2_naming_the_key(tmp_path, capsys) -> None:
 
 
 def test_refusals_and_usage_errors(tmp_path, capsys) -> None:
-    assert main(["study", "digits", "--out", str(tmp_path / "d")]) == 2
-    assert "'cnn' models are not trained" in capsys.readouterr().err
+    assert main(["study", "nosuch", "--out", str(tmp_path / "d")]) == 2
+    assert "neither a study file nor a built-in study" in capsys.readouterr().err
     assert main(["study", "--device", "tpu"]) == 2
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "no run.json" in capsys.readouterr().err

@@ -128,8 +128,11 @@ def test_two_workers_share_one_study_and_finish_every_cell_once(tmp_path) -> Non
 
 
 def test_problems_are_raised_before_anything_is_stored(tmp_path) -> None:
+    cnn = tiny_config(model={"kind": "cnn", "input_shape": [1, 1, 3]})
+    with pytest.raises(StudyConfigError, match=r"model.input_shape: \[1, 1, 3\] holds 3 values, the data has 2 features"):
+        run_study(cnn, tmp_path / "a")
     cnn = tiny_config(model={"kind": "cnn", "input_shape": [1, 1, 2]})
-    with pytest.raises(StudyConfigError, match="model.kind: 'cnn' models are not trained by noisereg's engine yet"):
+    with pytest.raises(StudyConfigError, match=r"arms\[2\].noise\[0\].site: 'pre' \(hidden-layer\) noise needs model.kind = 'mlp'"):
         run_study(cnn, tmp_path / "a")
     wide = tiny_config(arms=[{"name": "none"}, {"name": "x", "noise": {"site": "pre", "kind": "gaussian", "std": 0.1, "layers": [3]}}], selection=None)
     with pytest.raises(StudyConfigError, match=r"arms\[1\].noise\[0\].layers: hidden layer 3 does not exist"):
@@ -171,6 +174,22 @@ def test_early_stopping_on_validation_rows(tmp_path) -> None:
     stopped = [e for cell in done.values() for e in cell["final"]["stopped_epoch"]]
     assert all(1 <= e <= 40 for e in stopped) and min(stopped) < 40
     assert np.asarray(done["grid[std=0.1]"]["cv"]["val_loss"]).shape == (2, 3)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"kind": "cnn", "input_shape": [1, 1, 2], "channels": [2], "hidden": 4, "init": "he"},
+        {"kind": "gru", "input_shape": [2, 1], "hidden": 3},
+        {"kind": "lstm", "input_shape": [1, 2], "hidden": 3},
+    ],
+)
+def test_cnn_and_recurrent_models_train_through_the_engine(tmp_path, model: dict) -> None:
+    arms = [{"name": "none"}, {"name": "input", "noise": {"site": "input", "kind": "gaussian", "std": 0.1}},
+            {"name": "smooth", "noise": {"site": "targets", "kind": "label_smoothing", "epsilon": 0.1}}]
+    summary = run_study(tiny_config(model=model, arms=arms, selection=None, seeds=2), tmp_path)
+    assert [a["n"] for a in summary["arms"]] == [2, 2, 2]
+    assert all(0.0 <= a["mean"] <= 1.0 for a in summary["arms"])
 
 
 def test_thin_indices_keep_first_and_last() -> None:

@@ -144,7 +144,7 @@ class CNNConfig(Strict):
     channels: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [16, 32]
     hidden: Annotated[int, Field(ge=1)] = 64
     activation: Activation = "relu"
-    init: Literal["default", "he", "glorot", "normal"] = "default"
+    init: Literal["default", "he", "glorot"] = "default"
 
 
 class RecurrentConfig(Strict):

@@ -1,17 +1,21 @@
 """From a study's model, optimizer and training tables to the engine's specs, checked against the data.
 
-Everything here raises :class:`~noisereg.study.config.StudyConfigError` naming the study key, before
-any training: a model the engine cannot train yet (CNN, GRU/LSTM), a model or loss that does not fit
-the data (features, classes, task), a hidden layer index that does not exist.
+An MLP becomes the engine's hand-written :class:`~noisereg.engine.MLPSpec`; a CNN or GRU/LSTM a
+:class:`~noisereg.engine.ModuleSpec` over :mod:`noisereg.study.networks`. Everything here raises
+:class:`~noisereg.study.config.StudyConfigError` naming the study key, before any training: a model or
+loss that does not fit the data (features, classes, task, input shape), a hidden layer index that does
+not exist, hidden-layer noise on a model that is not an MLP.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
-from noisereg.engine import MLPSpec, OptimSpec
+from noisereg.engine import MLPSpec, ModuleSpec, OptimSpec
 from noisereg.study.config import StudyConfig, StudyConfigError
 from noisereg.study.data import Dataset
+from noisereg.study.networks import make_cnn, make_recurrent
 
 __all__ = ["loss_for", "model_spec", "optimizer_spec"]
 
@@ -39,30 +43,54 @@ def loss_for(config: StudyConfig, data: Dataset) -> Loss:
     return loss
 
 
-def model_spec(config: StudyConfig, data: Dataset) -> MLPSpec:
-    """The engine's :class:`~noisereg.engine.MLPSpec` for the study's model and data."""
+def model_spec(config: StudyConfig, data: Dataset) -> MLPSpec | ModuleSpec:
+    """The engine's model spec for the study's model and data."""
     model = config.model
     features = data.x.shape[1]
-    if model.kind != "mlp":
-        shape = getattr(model, "input_shape", None)
-        size = 1
-        for s in shape or ():
-            size *= s
-        if shape is not None and size != features:
-            raise _refuse("model.input_shape", f"{shape} holds {size} values, the data has {features} features")
-        raise _refuse(
-            "model.kind",
-            f"{model.kind!r} models are not trained by noisereg's engine yet (it trains MLPs: "
-            "noisereg.engine.MLPSpec); use kind = 'mlp' with the flattened inputs",
-        )
     loss = loss_for(config, data)
     out = data.n_classes if loss == "ce" else 1
+    if model.kind != "mlp":
+        size = 1
+        for s in model.input_shape:
+            size *= s
+        if size != features:
+            raise _refuse("model.input_shape", f"{model.input_shape} holds {size} values, the data has {features} features")
+        for i, arm in enumerate(config.arms):
+            for j, site in enumerate(arm.noise):
+                if site.site in ("pre", "post"):
+                    raise _refuse(
+                        f"arms[{i}].noise[{j}].site",
+                        f"{site.site!r} (hidden-layer) noise needs model.kind = 'mlp'; a {model.kind!r} takes "
+                        "input, gradients and targets noise",
+                    )
+        _check_targets(config, data)
+        if model.kind == "cnn":
+            factory = functools.partial(
+                make_cnn, tuple(model.input_shape), tuple(model.channels), model.hidden, out, model.activation, model.init
+            )
+        else:
+            factory = functools.partial(make_recurrent, model.kind, tuple(model.input_shape), model.hidden, model.layers, out)
+        return ModuleSpec(factory=factory, out_features=out, name=model.kind)
     hidden = len(model.widths)
     for i, arm in enumerate(config.arms):
         for j, site in enumerate(arm.noise):
             for layer in site.layers or ():
                 if layer >= hidden:
                     raise _refuse(f"arms[{i}].noise[{j}].layers", f"hidden layer {layer} does not exist; the model has 0..{hidden - 1}")
+    _check_targets(config, data)
+    return MLPSpec(
+        in_features=features,
+        widths=tuple(model.widths),
+        out_features=out,
+        activation=model.activation,
+        init=model.init,
+        init_std=model.init_std,
+    )
+
+
+def _check_targets(config: StudyConfig, data: Dataset) -> None:
+    for i, arm in enumerate(config.arms):
+        for j, site in enumerate(arm.noise):
             if site.site == "targets":
                 label = site.kind in ("label_smoothing", "label_flip")
                 if data.task == "regression" and label:
@@ -72,14 +100,6 @@ def model_spec(config: StudyConfig, data: Dataset) -> MLPSpec:
                         f"arms[{i}].noise[{j}].kind",
                         f"{site.kind!r} on class labels: use 'label_smoothing' or 'label_flip' for classifiers",
                     )
-    return MLPSpec(
-        in_features=features,
-        widths=tuple(model.widths),
-        out_features=out,
-        activation=model.activation,
-        init=model.init,
-        init_std=model.init_std,
-    )
 
 
 def optimizer_spec(config: StudyConfig) -> OptimSpec:
