@@ -1,0 +1,187 @@
+"""Speed of the replica engine on the reference case-study grid, against a plain PyTorch loop.
+
+The grid: make_circles(100, noise=0.1, random_state=1), the first 30 samples train and the other 70
+test; MLP 2→500→1 (ReLU), Adam lr 1e-3, binary cross-entropy, batch 32 (one batch per epoch), 4000
+epochs, test accuracy every 10th epoch; 4 arms (no noise / input σ=0.01 / pre-ReLU σ=0.1 / post-ReLU
+σ=0.1) × 30 seeds = 120 trainings.
+
+Both sides get both cores: the plain loop runs its 120 trainings in 2 processes of one thread each
+(an nn.Sequential, torch.optim.Adam, noise from noisereg.noise.gaussian); the engine trains one group
+of 120 replicas with ``workers=2``. Printed: both times and mean test accuracies per arm (they
+should agree within seed noise), the engine's split into compute (the same grid with every strength
+at 0, so nothing is drawn) and noise, a floor estimate, memory per replica for a few replica counts,
+and as the last line ``ratio: <plain seconds / engine seconds>``.
+
+Run by hand: ``PYTHONPATH=src python benchmarks/study_speed.py`` (``--epochs N`` for a quick look;
+``--skip-plain`` reuses nothing and prints no ratio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from sklearn.datasets import make_circles
+
+from noisereg import noise
+from noisereg.engine import (
+    FoldData,
+    Group,
+    MLPSpec,
+    OptimSpec,
+    Replica,
+    SiteNoise,
+    estimate_replica_bytes,
+    train_group,
+)
+from noisereg.seeding import derive_seed, make_generator
+
+ARMS = {"none": (0.0, 0.0, 0.0), "input 0.01": (0.01, 0.0, 0.0), "pre 0.1": (0.0, 0.1, 0.0), "post 0.1": (0.0, 0.0, 0.1)}
+SITES = ("input", "pre", "post")
+SEEDS = 30
+WORKERS = 2
+
+
+def case_study() -> FoldData:
+    x, y = make_circles(n_samples=100, noise=0.1, random_state=1)
+    x, y = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+    return FoldData(x[:30], y[:30], x[30:], y[30:])
+
+
+def grid(epochs: int, zero: bool = False, seeds: int = SEEDS) -> Group:
+    replicas = tuple(
+        Replica(seed=s, strengths=(0.0, 0.0, 0.0) if zero else arm) for arm in ARMS.values() for s in range(seeds)
+    )
+    sites = tuple(SiteNoise(site, noise.Gaussian(std=0.0)) for site in SITES)
+    return Group(MLPSpec(2, (500,), 1), OptimSpec("adam", lr=1e-3), "bce", epochs, 32, sites, replicas)
+
+
+# ---- the plain loop -------------------------------------------------------------------------------
+def plain_training(args: tuple[int, tuple[float, float, float], int]) -> float:
+    """One training as a user would write it; returns the final test accuracy."""
+    seed, (s_in, s_pre, s_post), epochs = args
+    torch.set_num_threads(1)
+    fold = case_study()
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 500), torch.nn.ReLU(), torch.nn.Linear(500, 1))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    generator = make_generator(derive_seed(seed, "plain"))
+    n = fold.x_train.shape[0]
+    accuracy = float("nan")
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, 32):
+            idx = order[start : start + 32]
+            x = noise.gaussian(fold.x_train[idx], s_in, generator=generator)
+            h = noise.gaussian(model[0](x), s_pre, generator=generator)
+            h = noise.gaussian(model[1](h), s_post, generator=generator)
+            loss = loss_fn(model[2](h).squeeze(-1), fold.y_train[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        if (epoch + 1) % 10 == 0 or epoch + 1 == epochs:
+            with torch.no_grad():
+                accuracy = ((model(fold.x_test).squeeze(-1) > 0).float() == fold.y_test).float().mean().item()
+    return accuracy
+
+
+def run_plain(epochs: int) -> tuple[float, dict[str, float]]:
+    jobs = [(s, arm, epochs) for arm in ARMS.values() for s in range(SEEDS)]
+    start = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(WORKERS) as pool:
+        accuracies = pool.map(plain_training, jobs, chunksize=1)
+    seconds = time.perf_counter() - start
+    acc = np.asarray(accuracies).reshape(len(ARMS), SEEDS).mean(1)
+    return seconds, dict(zip(ARMS, acc, strict=True))
+
+
+# ---- the engine -----------------------------------------------------------------------------------
+def run_engine(epochs: int, zero: bool = False) -> tuple[float, dict[str, float]]:
+    fold = case_study()
+    start = time.perf_counter()
+    result = train_group(grid(epochs, zero), [fold], workers=WORKERS)
+    seconds = time.perf_counter() - start
+    acc = result.final["test_acc"].reshape(len(ARMS), SEEDS).mean(1)
+    return seconds, dict(zip(ARMS, acc, strict=True))
+
+
+def normal_ns() -> float:
+    """Nanoseconds per N(0, 1) draw of torch's CPU generator on this machine (one thread)."""
+    torch.set_num_threads(1)
+    generator, out = torch.Generator().manual_seed(0), torch.empty(30, 500)
+    for _ in range(100):
+        torch.randn(30, 500, generator=generator, out=out)
+    start = time.perf_counter()
+    for _ in range(2000):
+        torch.randn(30, 500, generator=generator, out=out)
+    return (time.perf_counter() - start) / (2000 * out.numel()) * 1e9
+
+
+def peak_rss_child(replicas: int) -> None:
+    """In a fresh process: peak RSS growth while training ``replicas`` replicas as one stack."""
+    torch.set_num_threads(1)
+    fold = case_study()
+    base = grid(20, seeds=1)
+    noisy = tuple(Replica(seed=s, strengths=ARMS["pre 0.1"]) for s in range(replicas))
+    group = Group(base.model, base.optimizer, "bce", 20, 32, base.sites, noisy)
+    train_group(grid(20, seeds=1), [fold])  # warm up torch's own allocations
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    train_group(group, [fold], chunk_size=replicas)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+
+
+def memory_table() -> list[str]:
+    lines, points = [], []
+    estimate = estimate_replica_bytes(grid(20), [case_study()])
+    for count in (16, 32, 64, 128):
+        out = subprocess.run(
+            [sys.executable, __file__, "--rss-child", str(count)], capture_output=True, text=True, check=True
+        )
+        grown = int(out.stdout.strip().splitlines()[-1]) * 1024
+        points.append((count, grown))
+        lines.append(f"  {count:4d} replicas: peak RSS +{grown / 2**20:7.1f} MiB = {grown / count / 1024:6.1f} KiB/replica")
+    slope = np.polyfit([c for c, _ in points], [g for _, g in points], 1)[0]
+    lines.append(f"  slope {slope / 1024:.1f} KiB per replica; estimate_replica_bytes: {estimate / 1024:.1f} KiB")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=4000)
+    parser.add_argument("--skip-plain", action="store_true")
+    parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child:
+        peak_rss_child(args.rss_child)
+        return
+    epochs = args.epochs
+    print(f"case-study grid: {len(ARMS)} arms x {SEEDS} seeds x {epochs} epochs, {WORKERS} processes each side")
+    engine_s, engine_acc = run_engine(epochs)
+    compute_s, _ = run_engine(epochs, zero=True)
+    draws = SEEDS * epochs * 30 * (2 + 500 + 500)
+    ns = normal_ns()
+    noise_floor = draws * ns * 1e-9 / WORKERS
+    print(f"engine: {engine_s:.2f} s  (compute {compute_s:.2f} s, noise {engine_s - compute_s:.2f} s)")
+    print(f"  {draws / 1e9:.2f} G normals at {ns:.2f} ns each on {WORKERS} cores: {noise_floor:.2f} s;"
+          f" floor estimate (compute + draws) {compute_s + noise_floor:.2f} s")
+    print("  mean test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in engine_acc.items()))
+    print("memory (one stack, 20 epochs):")
+    for line in memory_table():
+        print(line)
+    if args.skip_plain:
+        return
+    plain_s, plain_acc = run_plain(epochs)
+    print(f"plain loop: {plain_s:.2f} s")
+    print("  mean test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in plain_acc.items()))
+    print(f"ratio: {plain_s / engine_s:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Per-replica noise on stacked tensors: each replica draws from its own generator.
+
+A :class:`SiteStream` puts one site's noise on a stack ``[R, ...]`` whose dim 0 is the replica. Every
+replica has its own kind (the site's kind with the replica's strength) and its own
+``torch.Generator``, so a replica's draws never depend on which other replicas share its stack.
+
+Two paths, one formula:
+
+- the general path calls the kind itself (:mod:`noisereg.noise`) on each replica's slice with that
+  replica's generator;
+- the fast path, for :class:`~noisereg.noise.Gaussian`, :class:`~noisereg.noise.MultiplicativeGaussian`
+  and :class:`~noisereg.noise.GaussianDropout` without clip, draws each replica's unit normals
+  ε_r with ``torch.randn`` from the same generator into one preallocated stack
+  (:func:`_draw_unit_normals`, the only place that draws directly) and applies the core's own formula
+  with per-replica strengths broadcast along dim 0: x + σ·ε (Gaussian) or x·(1 + σ·ε) (the others,
+  σ = √(rate/(1−rate)) for Gaussian dropout). It consumes each generator exactly as the kind's
+  function would and gives the same numbers; ``tests/engine/test_injection.py`` checks both.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from noisereg import noise
+from noisereg.noise.multiplicative import _dropout_std
+from noisereg.schedules import resolve
+
+__all__ = ["SiteStream"]
+
+Form = Literal["additive", "multiplicative"]
+
+_ADDITIVE = (noise.Gaussian,)
+_MULTIPLICATIVE = (noise.MultiplicativeGaussian, noise.GaussianDropout)
+
+
+def _fast_form(kinds: Sequence[object]) -> Form | None:
+    kind_type = type(kinds[0])
+    if any(type(k) is not kind_type or getattr(k, "clip", None) is not None for k in kinds):
+        return None
+    if kind_type in _ADDITIVE:
+        return "additive"
+    if kind_type in _MULTIPLICATIVE:
+        return "multiplicative"
+    return None
+
+
+def _draw_unit_normals(buffer: Tensor, generators: Sequence[torch.Generator], rows: Sequence[int]) -> None:
+    """Fill ``buffer[r]`` with N(0, 1) draws from ``generators[r]`` for each r in ``rows``.
+
+    ``torch.randn(shape, generator=g, out=...)`` consumes ``g`` exactly as the core's
+    ``randn_like(x, g)`` does for a float32/float64 ``x`` of that shape.
+    """
+    shape = buffer.shape[1:]
+    for r in rows:
+        torch.randn(shape, generator=generators[r], out=buffer[r])
+
+
+class SiteStream:
+    """One site's noise for the replicas of a stack.
+
+    Args:
+        kinds: one noise config per replica (the site's kind with that replica's strength).
+        generators: one generator per replica, on the stack's device.
+        name: the site's name for error messages (e.g. ``"sites[2]"``).
+        clock: whether schedules read the step or the epoch.
+
+    ``apply(x, step=, epoch=)`` returns ``(x̃, multiplier)``: the multiplier m (x̃ = x·m, also dx̃/dx) on the
+    fast multiplicative path, else None. On the fast path ``x`` is changed in place.
+    """
+
+    def __init__(
+        self,
+        kinds: Sequence[object],
+        generators: Sequence[torch.Generator],
+        *,
+        name: str,
+        clock: Literal["step", "epoch"] = "step",
+    ) -> None:
+        if len(kinds) != len(generators) or not kinds:
+            raise ValueError(f"{name}: need one kind and one generator per replica")
+        self.clock = clock
+        self.kinds = list(kinds)
+        self.generators = list(generators)
+        self.name = name
+        self.form = _fast_form(self.kinds)
+        self._constant = all(isinstance(k.strength, numbers.Real) for k in self.kinds)
+        self._sigma_cache: dict[tuple[torch.dtype, torch.device], tuple[Tensor, list[int]]] = {}
+        self._buffers: dict[object, Tensor] = {}
+
+    @property
+    def closed_form(self) -> bool:
+        """Whether the fast path applies (its derivative is known in closed form)."""
+        return self.form is not None
+
+    def _unit_sigma(self, value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ValueError(f"{self.name}: strength {value!r} must be a finite number")
+        if isinstance(self.kinds[0], noise.GaussianDropout):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{self.name}: rate={value!r} must be in [0, 1)")
+            return _dropout_std(float(value))
+        if value < 0:
+            raise ValueError(f"{self.name}: std={value!r} must be >= 0")
+        return float(value)
+
+    def _sigma(self, step: int, like: Tensor) -> tuple[Tensor, list[int]]:
+        """Per-replica σ of ε, shaped [R, 1, ...] for ``like``, and the replicas with σ > 0."""
+        key = (like.dtype, like.device)
+        if self._constant and key in self._sigma_cache:
+            sigma, rows = self._sigma_cache[key]
+        else:
+            values = [self._unit_sigma(resolve(k.strength, step)) for k in self.kinds]
+            rows = [r for r, v in enumerate(values) if v != 0.0]
+            sigma = torch.tensor(values, dtype=like.dtype, device=like.device)
+            self._sigma_cache[key] = (sigma, rows)
+        return sigma.view((-1,) + (1,) * (like.dim() - 1)), rows
+
+    def _buffer(self, slot: object, like: Tensor) -> Tensor:
+        buffer = self._buffers.get(slot)
+        if buffer is None or buffer.shape != like.shape or buffer.dtype != like.dtype:
+            # Zeros, not empty: rows of replicas without noise at a step keep finite values, so that
+            # σ·ε with σ = 0 adds exactly zero.
+            buffer = torch.zeros_like(like)
+            self._buffers[slot] = buffer
+        return buffer
+
+    def apply(self, x: Tensor, *, step: int, epoch: int, slot: object = None) -> tuple[Tensor, Tensor | None]:
+        """Noise on ``x`` [R, ...] at this step or epoch; ``slot`` names the buffer (one per place of use)."""
+        step = epoch if self.clock == "epoch" else step
+        if self.form is None:
+            return self._apply_general(x, step), None
+        sigma, rows = self._sigma(step, x)
+        if not rows:
+            return x, None
+        eps = self._buffer(slot, x)
+        _draw_unit_normals(eps, self.generators, rows)
+        if self.form == "additive":
+            # (σ·ε) + x as two roundings, as the core computes it (a fused x + σ·ε rounds once)
+            return x.add_(eps.mul_(sigma)), None
+        multiplier = eps.mul_(sigma).add_(1.0)
+        return x.mul_(multiplier), multiplier
+
+    def _apply_general(self, x: Tensor, step: int) -> Tensor:
+        out = []
+        for r, (kind, generator) in enumerate(zip(self.kinds, self.generators, strict=True)):
+            out.append(x[r] if kind.is_off(step) else kind(x[r], step=step, generator=generator))
+        return torch.stack(out)

@@ -1,0 +1,111 @@
+"""Losses, their gradients and evaluation metrics for stacked replicas.
+
+Outputs come in the engine's orientation ``zT`` of shape ``[R, out, n]`` (replica, output, sample).
+Training targets are class probabilities (``bce``: P(y = 1) [R, n]; ``ce``: [R, n, C]) or values
+(``mse``: [R, n, out]), so that noisy targets need no special case. Every loss is the mean over the
+batch, as torch's ``BCEWithLogitsLoss``, ``CrossEntropyLoss`` and ``MSELoss`` (mean over samples and
+outputs) compute it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["training_targets", "output_grad", "training_loss", "batch_loss", "evaluate", "per_replica"]
+
+# torch's CPU kernels run 2 vectors at a time and finish a tensor's tail with scalar code, which for
+# some functions (sigmoid, elu, selu, gelu in float64) rounds differently. Padding each replica's
+# values to a multiple of this many elements keeps every value on the vector path, so a replica's
+# numbers do not depend on how many replicas share its stack.
+_VECTOR_ELEMENTS = 64
+
+
+def per_replica(fn, x: Tensor) -> Tensor:
+    """``fn(x)`` for an elementwise ``fn`` on a stack ``x`` [R, ...], computed so that each replica's
+    result is bitwise the same whatever R is (see _VECTOR_ELEMENTS)."""
+    rows = x.shape[0]
+    size = x.numel() // rows if rows else 0
+    pad = -size % _VECTOR_ELEMENTS
+    if pad == 0 and x.is_contiguous():
+        return fn(x)
+    padded = F.pad(x.reshape(rows, size), (0, pad))
+    return fn(padded)[:, :size].reshape(x.shape)
+
+
+def training_targets(loss: str, y: Tensor, out_features: int, dtype: torch.dtype) -> Tensor:
+    """Targets of one data part [n, ...] in the training representation described above."""
+    if loss == "bce":
+        return y.to(dtype)
+    if loss == "ce":
+        return F.one_hot(y.long(), out_features).to(dtype)
+    return y.to(dtype).reshape(y.shape[0], out_features)
+
+
+def output_grad(loss: str, zT: Tensor, q: Tensor) -> Tensor:
+    """d(mean loss)/d zT, shape [R, out, B]."""
+    batch = zT.shape[-1]
+    if loss == "bce":
+        # σ(z) = 1 / (1 + e^(−z)), from exp, which rounds alike on every code path (torch.sigmoid
+        # does not, see per_replica), and keeps full relative precision in both tails.
+        return torch.neg(zT).exp_().add_(1.0).reciprocal_().sub_(q.unsqueeze(1)).div_(batch)
+    if loss == "ce":
+        return torch.softmax(zT, dim=1).sub_(q.transpose(1, 2)).div_(batch)
+    return (zT - q.transpose(1, 2)).mul_(2.0 / (batch * zT.shape[1]))
+
+
+def training_loss(loss: str, zT: Tensor, q: Tensor) -> Tensor:
+    """Mean loss of each replica on its batch, differentiable, shape [R] (output_grad's loss)."""
+    if loss == "bce":
+        return F.binary_cross_entropy_with_logits(zT[:, 0], q, reduction="none").mean(-1)
+    if loss == "ce":
+        return -(torch.log_softmax(zT, dim=1) * q.transpose(1, 2)).sum(1).mean(-1)
+    return (zT - q.transpose(1, 2)).square().mean((1, 2))
+
+
+def _rows(x: Tensor) -> np.ndarray:
+    """x [R, ...] as float64 numpy rows [R, k]; numpy reduces each row on its own (pairwise), so a
+    row's mean does not depend on how many rows there are."""
+    return x.detach().reshape(x.shape[0], -1).to("cpu", torch.float64).numpy()
+
+
+def batch_loss(loss: str, zT: Tensor, q: Tensor) -> np.ndarray:
+    """Summed loss of each replica over its batch against (possibly soft) targets, shape [R]."""
+    if loss == "bce":
+        per_sample = F.binary_cross_entropy_with_logits(zT[:, 0], q, reduction="none")
+    elif loss == "ce":
+        per_sample = -(torch.log_softmax(zT, dim=1) * q.transpose(1, 2))
+    else:
+        per_sample = (zT - q.transpose(1, 2)).square_().div_(zT.shape[1])
+    return _rows(per_sample).sum(-1)
+
+
+def evaluate(loss: str, zT: Tensor, y: Tensor) -> dict[str, np.ndarray]:
+    """Clean metrics [R] of each replica on one data part (y as given in FoldData, stacked [R, n, ...]).
+
+    ``loss`` always (the mean over samples, and over outputs for mse); ``acc`` (fraction correct;
+    bce predicts 1 when the logit is > 0) for classification; ``r2`` = 1 − SS_res/SS_tot per output,
+    averaged over outputs (scikit-learn's ``r2_score`` default), for regression.
+    """
+    if loss == "bce":
+        z = zT[:, 0]
+        yf = y.to(z.dtype)
+        return {
+            "loss": _rows(F.binary_cross_entropy_with_logits(z, yf, reduction="none")).mean(-1),
+            "acc": _rows((z > 0).to(z.dtype) == yf).mean(-1),
+        }
+    if loss == "ce":
+        labels = y.long()
+        return {
+            "loss": _rows(F.cross_entropy(zT, labels, reduction="none")).mean(-1),
+            "acc": _rows(zT.argmax(1) == labels).mean(-1),
+        }
+    out = _rows(zT).reshape(zT.shape)
+    target = _rows(y).reshape(y.shape[0], y.shape[1], zT.shape[1]).transpose(0, 2, 1)
+    residual = ((out - target) ** 2).sum(-1)
+    total = ((target - target.mean(-1, keepdims=True)) ** 2).sum(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = (1.0 - residual / total).mean(-1)
+    return {"loss": ((out - target) ** 2).reshape(zT.shape[0], -1).mean(-1), "r2": r2}

@@ -1,0 +1,82 @@
+"""Optimizers over the flat parameter buffer of stacked replicas, with torch's own update rules.
+
+Every update is elementwise, so one kernel updates all replicas at once; each replica has its own
+state (moments, momentum buffer) in buffers laid out like the parameters.
+``tests/engine/test_equivalence.py`` checks the result against the real optimizers in float64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from noisereg.engine.specs import OptimSpec
+
+__all__ = ["StackedOptimizer", "clip_grad_norm"]
+
+
+def clip_grad_norm(blocks: Sequence[Tensor], max_norm: float) -> Tensor:
+    """Rescale each replica's gradient as ``torch.nn.utils.clip_grad_norm_`` does; return the norms.
+
+    ``blocks`` are [R, k] views of one gradient per parameter. ‖g‖ = (Σ_p ‖g_p‖₂²)^½ per replica;
+    every block is multiplied by min(1, max_norm / (‖g‖ + 1e-6)). The squared norms are batched
+    dot products, which round each replica alike whatever the number of replicas.
+    """
+    squares = sum(torch.bmm(b.unsqueeze(1), b.unsqueeze(2)) for b in blocks)
+    total = squares.view(-1).sqrt()
+    coef = (max_norm / (total + 1e-6)).clamp_(max=1.0).unsqueeze(1)
+    for block in blocks:
+        block.mul_(coef)
+    return total
+
+
+class StackedOptimizer:
+    """One optimizer state per replica over a flat parameter buffer.
+
+    The update is torch's own: the fused kernels behind ``torch.optim.SGD``/``Adam``/``AdamW`` with
+    ``fused=True`` (``torch._fused_sgd_``, ``_fused_adam_``, ``_fused_adamw_``), called on the flat
+    buffer directly, since the optimizers' Python wrappers cost more than the update itself here.
+    The kernels are elementwise, so each replica's update depends only on its own parameters,
+    gradient and state.
+
+    Args:
+        spec: the optimizer.
+        params: the flat parameter buffer (updated in place by :meth:`step`).
+        blocks: maps a flat buffer laid out like ``params`` to its per-parameter [R, k] views (for
+            per-replica gradient clipping).
+    """
+
+    def __init__(self, spec: OptimSpec, params: Tensor, blocks: Callable[[Tensor], list[Tensor]]) -> None:
+        self.spec, self.params, self.blocks = spec, params, blocks
+        self.first_step = True
+        if spec.name == "sgd":
+            self.state = [torch.empty_like(params)] if spec.momentum else []
+        else:
+            self.state = [torch.zeros_like(params), torch.zeros_like(params)]
+            self.steps = torch.zeros((), dtype=torch.float32, device=params.device)
+
+    def step(self, grads: Tensor) -> None:
+        """Clip (if asked) and apply one update from ``grads`` (flat; clipping changes it in place)."""
+        spec = self.spec
+        if spec.clip_grad_norm is not None:
+            clip_grad_norm(self.blocks(grads), spec.clip_grad_norm)
+        if spec.name == "sgd":
+            torch._fused_sgd_(
+                [self.params], [grads], self.state, weight_decay=spec.weight_decay, momentum=spec.momentum,
+                lr=spec.lr, dampening=0.0, nesterov=False, maximize=False, is_first_step=self.first_step,
+            )
+        else:
+            self.steps.add_(1)
+            update = torch._fused_adamw_ if spec.name == "adamw" else torch._fused_adam_
+            update(
+                [self.params], [grads], [self.state[0]], [self.state[1]], [], [self.steps], lr=spec.lr,
+                beta1=spec.betas[0], beta2=spec.betas[1], weight_decay=spec.weight_decay, eps=spec.eps,
+                amsgrad=False, maximize=False,
+            )
+        self.first_step = False
+
+    def state_tensors(self) -> list[Tensor]:
+        """The per-element state buffers (for memory accounting)."""
+        return list(self.state)

@@ -1,0 +1,358 @@
+"""What the engine trains: frozen descriptions of a model, an optimizer, noise sites, replicas and data.
+
+These are plain frozen dataclasses that validate themselves on construction, so that a bad group is
+refused before any work starts. The engine itself lives in :mod:`noisereg.engine.train`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import torch
+
+from noisereg.engine.modules import ModuleSpec
+from noisereg.schedules import Schedule
+from noisereg.seeding import check_seed
+
+__all__ = [
+    "MLPSpec",
+    "OptimSpec",
+    "SiteNoise",
+    "Replica",
+    "Group",
+    "FoldData",
+    "check_folds",
+    "site_kinds",
+    "is_constantly_off",
+]
+
+Activation = Literal["relu", "tanh", "gelu", "sigmoid", "elu", "selu", "identity"]
+Init = Literal["default", "he", "glorot", "normal"]
+Loss = Literal["bce", "ce", "mse"]
+SiteName = Literal["input", "pre", "post", "gradients", "targets"]
+Clock = Literal["step", "epoch"]
+
+
+def _check_choice(name: str, value: object, literal: object) -> None:
+    choices = get_args(literal)
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} must be one of {choices}")
+
+
+def _check_int(name: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}={value!r} must be an int >= {low}, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name}={value!r} must be an int >= {low}")
+
+
+def _check_float(name: str, value: object, low: float, *, strict: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}={value!r} must be a real number, got {type(value).__name__}")
+    if not math.isfinite(value) or value < low or (strict and value == low):
+        bound = ">" if strict else ">="
+        raise ValueError(f"{name}={value!r} must be finite and {bound} {low}")
+
+
+@dataclass(frozen=True)
+class MLPSpec:
+    """A multilayer perceptron: Linear(in, w0), act, Linear(w0, w1), act, ..., Linear(w_last, out).
+
+    ``init``: ``"default"`` is ``torch.nn.Linear``'s own (weights and biases U(-1/√fan_in, 1/√fan_in));
+    ``"he"`` draws weights from N(0, 2/fan_in) and ``"glorot"`` from U(-a, a), a = √(6/(fan_in+fan_out)),
+    both with zero biases; ``"normal"`` draws weights from N(0, init_std²) with zero biases.
+    ``widths`` may be empty (a linear model). ``elu`` uses alpha = 1 and ``gelu`` the exact erf form,
+    as torch's defaults do.
+    """
+
+    in_features: int
+    widths: tuple[int, ...]
+    out_features: int
+    activation: Activation = "relu"
+    init: Init = "default"
+    init_std: float = 0.01
+
+    def __post_init__(self) -> None:
+        _check_int("in_features", self.in_features, 1)
+        _check_int("out_features", self.out_features, 1)
+        if not isinstance(self.widths, tuple):
+            raise TypeError(f"widths={self.widths!r} must be a tuple of ints >= 1")
+        for i, width in enumerate(self.widths):
+            _check_int(f"widths[{i}]", width, 1)
+        _check_choice("activation", self.activation, Activation)
+        _check_choice("init", self.init, Init)
+        _check_float("init_std", self.init_std, 0.0, strict=True)
+
+    @property
+    def layer_sizes(self) -> tuple[int, ...]:
+        """(in_features, *widths, out_features)."""
+        return (self.in_features, *self.widths, self.out_features)
+
+
+@dataclass(frozen=True)
+class OptimSpec:
+    """An optimizer with torch's exact update rules (``torch.optim.SGD``/``Adam``/``AdamW``).
+
+    ``weight_decay`` is L2 added to the gradient for ``sgd`` and ``adam`` and decoupled
+    (p ← p·(1 − lr·wd)) for ``adamw``; SGD momentum has no dampening and no Nesterov term.
+    ``clip_grad_norm`` rescales each replica's whole gradient as ``torch.nn.utils.clip_grad_norm_``
+    does (factor min(1, c / (‖g‖₂ + 1e-6))).
+    """
+
+    name: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    clip_grad_norm: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("name", self.name, Literal["sgd", "adam", "adamw"])
+        _check_float("lr", self.lr, 0.0, strict=True)
+        _check_float("momentum", self.momentum, 0.0)
+        if self.momentum >= 1:
+            raise ValueError(f"momentum={self.momentum!r} must be in [0, 1)")
+        _check_float("weight_decay", self.weight_decay, 0.0)
+        if not (isinstance(self.betas, tuple) and len(self.betas) == 2):
+            raise TypeError(f"betas={self.betas!r} must be a tuple of two floats in [0, 1)")
+        for i, beta in enumerate(self.betas):
+            _check_float(f"betas[{i}]", beta, 0.0)
+            if beta >= 1:
+                raise ValueError(f"betas[{i}]={beta!r} must be in [0, 1)")
+        _check_float("eps", self.eps, 0.0)
+        if self.clip_grad_norm is not None:
+            _check_float("clip_grad_norm", self.clip_grad_norm, 0.0, strict=True)
+
+
+@dataclass(frozen=True)
+class SiteNoise:
+    """One noise site of a group.
+
+    ``site``: ``"input"`` (the batch's inputs), ``"pre"``/``"post"`` (a hidden layer's linear output
+    before/after its activation), ``"gradients"`` (g̃ = g + noise, added to each replica's gradient
+    before clipping and the optimizer's own scaling, as Neelakantan et al. 2015 and optax do) or
+    ``"targets"`` (the batch's targets). ``kind`` is a :mod:`noisereg.noise` config (or, for
+    targets, :class:`~noisereg.engine.targets.LabelSmoothing` / :class:`~noisereg.engine.targets.LabelFlip`);
+    a schedule in its main strength is read at ``clock``: the 0-based optimizer step (``"step"``,
+    the default and Neelakantan's t) or the 0-based epoch (``"epoch"``).
+    ``layers`` picks hidden layers (0-based) for pre/post; None means all hidden layers.
+    """
+
+    site: SiteName
+    kind: object
+    layers: tuple[int, ...] | None = None
+    clock: Clock = "step"
+
+    def __post_init__(self) -> None:
+        _check_choice("site", self.site, SiteName)
+        _check_choice("clock", self.clock, Clock)
+        if not (callable(self.kind) and hasattr(self.kind, "with_strength")):
+            raise TypeError(
+                f"kind={self.kind!r} must be a noise config (e.g. noisereg.noise.Gaussian(std=0.1))"
+            )
+        if self.layers is not None:
+            if self.site not in ("pre", "post"):
+                raise ValueError(f"layers={self.layers!r} is only for sites 'pre' and 'post', not {self.site!r}")
+            if not isinstance(self.layers, tuple) or not self.layers:
+                raise TypeError(f"layers={self.layers!r} must be a non-empty tuple of ints >= 0, or None")
+            for layer in self.layers:
+                _check_int("layers[]", layer, 0)
+            if len(set(self.layers)) != len(self.layers):
+                raise ValueError(f"layers={self.layers!r} repeats a layer")
+
+    @property
+    def stream_keys(self) -> tuple[str, str]:
+        """The stream keys of this site (an occurrence index is appended by the group)."""
+        layers = "all" if self.layers is None else ",".join(map(str, self.layers))
+        return (self.site, f"layers={layers}")
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One training of a group: its root seed, the fold it trains on, per-site strength overrides.
+
+    Every random stream of the replica (initial weights, batch order, each noise site) derives from
+    ``seed`` with :func:`noisereg.seeding.derive_seed`, so its results do not depend on the other
+    replicas of its group. ``strengths[i]`` replaces the main strength of ``group.sites[i]``
+    (``kind.with_strength``), a number or a :mod:`noisereg.schedules` schedule; empty means the kinds'
+    own values.
+    """
+
+    seed: int
+    fold: int = 0
+    strengths: tuple[float | Schedule, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_seed(self.seed)
+        _check_int("fold", self.fold, 0)
+        if not isinstance(self.strengths, tuple):
+            raise TypeError(f"strengths={self.strengths!r} must be a tuple of floats")
+        for i, value in enumerate(self.strengths):
+            if isinstance(value, bool) or not (isinstance(value, numbers.Real) or callable(value)):
+                raise TypeError(f"strengths[{i}]={value!r} must be a real number or a schedule")
+
+
+@dataclass(frozen=True)
+class Group:
+    """Replicas trained together as one batched model.
+
+    All replicas share the model, optimizer, loss, epochs, batch size and sites; they differ in seed,
+    fold and strengths. Evaluation runs after every ``eval_every``-th epoch and after the last one.
+    ``patience`` (epochs, checked at evaluations) turns on early stopping on the validation loss:
+    each replica keeps the weights of its best validation epoch and stops updating once that epoch
+    is ``patience`` or more epochs behind; it needs validation data in every fold.
+    """
+
+    model: MLPSpec | ModuleSpec
+    optimizer: OptimSpec
+    loss: Loss
+    epochs: int
+    batch_size: int
+    sites: tuple[SiteNoise, ...]
+    replicas: tuple[Replica, ...]
+    eval_every: int = 10
+    patience: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, (MLPSpec, ModuleSpec)):
+            raise TypeError(f"model={self.model!r} must be an MLPSpec or a ModuleSpec")
+        if not isinstance(self.optimizer, OptimSpec):
+            raise TypeError(f"optimizer={self.optimizer!r} must be an OptimSpec")
+        _check_choice("loss", self.loss, Loss)
+        if self.loss == "bce" and self.model.out_features != 1:
+            raise ValueError(f"loss='bce' needs model.out_features == 1, got {self.model.out_features}")
+        if self.loss == "ce" and self.model.out_features < 2:
+            raise ValueError(f"loss='ce' needs model.out_features >= 2, got {self.model.out_features}")
+        _check_int("epochs", self.epochs, 1)
+        _check_int("batch_size", self.batch_size, 1)
+        _check_int("eval_every", self.eval_every, 1)
+        if self.patience is not None:
+            _check_int("patience", self.patience, 1)
+        if not isinstance(self.sites, tuple) or not all(isinstance(s, SiteNoise) for s in self.sites):
+            raise TypeError(f"sites={self.sites!r} must be a tuple of SiteNoise")
+        hidden = len(self.model.widths) if isinstance(self.model, MLPSpec) else 0
+        for i, site in enumerate(self.sites):
+            if site.site in ("pre", "post") and isinstance(self.model, ModuleSpec):
+                raise ValueError(
+                    f"sites[{i}].site={site.site!r}: hidden-layer noise needs an MLPSpec model; for a "
+                    "ModuleSpec put the noise inside the module (noisereg.layers) or use input/targets/gradients"
+                )
+            if site.site in ("pre", "post") and hidden == 0:
+                raise ValueError(f"sites[{i}].site={site.site!r} needs a hidden layer; model.widths is empty")
+            for layer in site.layers or ():
+                if layer >= hidden:
+                    raise ValueError(
+                        f"sites[{i}].layers contains {layer}; the model has hidden layers 0..{hidden - 1}"
+                    )
+        if not isinstance(self.replicas, tuple) or not self.replicas:
+            raise ValueError(f"replicas={self.replicas!r} must be a non-empty tuple of Replica")
+        for i, replica in enumerate(self.replicas):
+            if not isinstance(replica, Replica):
+                raise TypeError(f"replicas[{i}]={replica!r} must be a Replica")
+            if replica.strengths and len(replica.strengths) != len(self.sites):
+                raise ValueError(
+                    f"replicas[{i}].strengths has {len(replica.strengths)} values; "
+                    f"the group has {len(self.sites)} sites (give one per site, or none)"
+                )
+
+    def stream_keys(self, index: int) -> tuple[str, str, int]:
+        """Stream keys of ``sites[index]``: its site, its layers, and its occurrence among equal ones."""
+        keys = self.sites[index].stream_keys
+        occurrence = sum(1 for s in self.sites[:index] if s.stream_keys == keys)
+        return (*keys, occurrence)
+
+
+@dataclass(frozen=True)
+class FoldData:
+    """One fold: training and test data, optional validation data (for early stopping).
+
+    ``x_*`` are float tensors [n, in_features] (for a ModuleSpec: [n, ...], what the module takes). Targets: for ``bce`` floats in {0, 1} of shape [n];
+    for ``ce`` integer class labels [n]; for ``mse`` floats [n] (one output) or [n, out_features].
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if (self.x_val is None) != (self.y_val is None):
+            raise ValueError("x_val and y_val must be given together")
+        for part in self.parts:
+            x, y = getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
+            if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+                raise TypeError(f"x_{part} and y_{part} must be torch tensors")
+            if x.ndim < 2 or x.shape[0] == 0:
+                raise ValueError(f"x_{part} must have shape [n >= 1, ...features], got {tuple(x.shape)}")
+            if y.shape[0] != x.shape[0]:
+                raise ValueError(f"y_{part} has {y.shape[0]} rows but x_{part} has {x.shape[0]}")
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The data parts present: ("train", "test") and "val" when validation data is given."""
+        return ("train", "test", "val") if self.x_val is not None else ("train", "test")
+
+
+def site_kinds(group: Group, replica: Replica) -> list[object]:
+    """The noise kind of each site of ``group`` for ``replica`` (with its strength override)."""
+    if not replica.strengths:
+        return [site.kind for site in group.sites]
+    return [site.kind.with_strength(v) for site, v in zip(group.sites, replica.strengths, strict=True)]
+
+
+def is_constantly_off(kind: object) -> bool:
+    """True when ``kind`` has a constant strength at its identity value (it never adds noise)."""
+    return isinstance(kind.strength, numbers.Real) and kind.is_off(0)
+
+
+def check_folds(group: Group, folds: Sequence[FoldData]) -> None:
+    """Check that ``folds`` fit ``group`` (shapes, target types, fold indices, validation data)."""
+    if isinstance(folds, FoldData) or not isinstance(folds, Sequence) or not folds:
+        raise TypeError(f"folds must be a non-empty sequence of FoldData, got {type(folds).__name__}")
+    spec = group.model
+    for i, fold in enumerate(folds):
+        if not isinstance(fold, FoldData):
+            raise TypeError(f"folds[{i}] must be a FoldData, got {type(fold).__name__}")
+        if group.patience is not None and fold.x_val is None:
+            raise ValueError(f"group.patience={group.patience} needs validation data; folds[{i}] has none")
+        for part in fold.parts:
+            x, y = getattr(fold, f"x_{part}"), getattr(fold, f"y_{part}")
+            if isinstance(spec, MLPSpec) and (x.ndim != 2 or x.shape[1] != spec.in_features):
+                raise ValueError(
+                    f"folds[{i}].x_{part} has shape {tuple(x.shape)}; an MLP with in_features="
+                    f"{spec.in_features} needs [n, {spec.in_features}]"
+                )
+            if x.shape[1:] != folds[0].x_train.shape[1:]:
+                raise ValueError(
+                    f"folds[{i}].x_{part} has samples of shape {tuple(x.shape[1:])}, "
+                    f"folds[0].x_train has {tuple(folds[0].x_train.shape[1:])}"
+                )
+            if not torch.is_floating_point(x) or not bool(torch.isfinite(x).all()):
+                raise ValueError(f"folds[{i}].x_{part} must be a finite floating-point tensor")
+            _check_targets(f"folds[{i}].y_{part}", y, group.loss, spec.out_features)
+    for i, replica in enumerate(group.replicas):
+        if replica.fold >= len(folds):
+            raise ValueError(f"replicas[{i}].fold={replica.fold} but only {len(folds)} folds were given")
+
+
+def _check_targets(name: str, y: torch.Tensor, loss: str, out_features: int) -> None:
+    if loss == "ce":
+        if torch.is_floating_point(y) or y.dtype == torch.bool or y.ndim != 1:
+            raise TypeError(f"{name} must be integer class labels of shape [n] for loss='ce'")
+        if bool((y < 0).any()) or bool((y >= out_features).any()):
+            raise ValueError(f"{name} must hold class labels in [0, {out_features})")
+        return
+    if not torch.is_floating_point(y) or not bool(torch.isfinite(y).all()):
+        raise TypeError(f"{name} must be a finite floating-point tensor for loss={loss!r}")
+    if loss == "bce":
+        if y.ndim != 1 or not bool(((y == 0) | (y == 1)).all()):
+            raise ValueError(f"{name} must hold 0/1 labels of shape [n] for loss='bce'")
+    elif not (y.ndim == 1 and out_features == 1) and tuple(y.shape[1:]) != (out_features,):
+        raise ValueError(f"{name} must have shape [n] or [n, {out_features}] for loss='mse', got {tuple(y.shape)}")

@@ -1,0 +1,242 @@
+"""The epoch loop of one chunk of replicas: batches, noise, backward, updates, evaluation, early stopping.
+
+A chunk is a set of replicas of one group whose folds have the same sizes, trained as one
+:class:`~noisereg.engine.replicas.StackedMLP`. :func:`noisereg.engine.group.train_group` splits a group
+into chunks (by fold sizes, memory budget and workers) and merges their results.
+
+Per replica and per step, in this order: the batch (see below); input noise; target noise; the
+forward pass with pre/post noise of the hidden layers; the mean-loss gradient; gradient noise
+(g̃ = g + noise, on the replica's gradient in torch's state-dict order); gradient clipping; the
+optimizer's update. Batches: each epoch, when the training set takes more than one batch, the
+replica's ``"batches"`` stream draws ``torch.randperm(n)`` and the batches are consecutive slices of
+it (the last one may be smaller); when one batch holds the whole training set it is used in its
+stored order, since reordering a single full batch changes nothing but rounding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from noisereg.engine.injection import SiteStream
+from noisereg.engine.losses import batch_loss, evaluate, training_targets
+from noisereg.engine.modules import StackedModule
+from noisereg.engine.optim import StackedOptimizer
+from noisereg.engine.replicas import StackedMLP, initial_state_dict
+from noisereg.engine.specs import FoldData, Group, MLPSpec, is_constantly_off, site_kinds
+from noisereg.seeding import derive_seed, make_generator
+
+__all__ = ["ChunkResult", "train_chunk", "evaluated_epochs"]
+
+
+def evaluated_epochs(group: Group) -> np.ndarray:
+    """The epochs (1-based counts of epochs trained) after which replicas are evaluated."""
+    epochs = list(range(group.eval_every, group.epochs + 1, group.eval_every))
+    if not epochs or epochs[-1] != group.epochs:
+        epochs.append(group.epochs)
+    return np.asarray(epochs, dtype=np.int64)
+
+
+@dataclass
+class ChunkResult:
+    """Results of one chunk: the group's replica indices it trained and their metrics and weights."""
+
+    indices: list[int]
+    curves: dict[str, np.ndarray]
+    final: dict[str, np.ndarray]
+    stopped_epoch: np.ndarray
+    best_epoch: np.ndarray
+    state: dict[str, Tensor]
+
+
+def _stack(tensors: Sequence[Tensor], fold_ids: Sequence[int]) -> Tensor:
+    """Stack per-fold tensors for the replicas' folds; a shared fold is expanded, not copied."""
+    if len(set(fold_ids)) == 1:
+        t = tensors[fold_ids[0]]
+        return t.unsqueeze(0).expand((len(fold_ids),) + tuple(t.shape))
+    return torch.stack([tensors[f] for f in fold_ids])
+
+
+class _Chunk:
+    def __init__(self, group: Group, folds: Sequence[FoldData], indices: Sequence[int], device, dtype) -> None:
+        self.group, self.indices = group, list(indices)
+        replicas = [group.replicas[i] for i in self.indices]
+        self.R = len(replicas)
+        spec = group.model
+        if isinstance(spec, MLPSpec):
+            self.model = StackedMLP(spec, self.R, device=device, dtype=dtype)
+            self.model.load_state([initial_state_dict(spec, r.seed) for r in replicas])
+        else:
+            self.model = StackedModule(spec, [r.seed for r in replicas], device=device, dtype=dtype)
+        used = sorted({r.fold for r in replicas})
+        fold_ids = [r.fold for r in replicas]
+        self.parts = folds[fold_ids[0]].parts
+        self.x, self.y = {}, {}
+        for part in self.parts:
+            xs = {f: self.model.augment(getattr(folds[f], f"x_{part}").to(device, dtype)) for f in used}
+            ys = {f: getattr(folds[f], f"y_{part}").to(device) for f in used}
+            # Inputs materialized per replica: a batched matmul over an expanded (stride-0) stack is
+            # several times slower than over a contiguous one.
+            self.x[part], self.y[part] = _stack(xs, fold_ids).contiguous(), _stack(ys, fold_ids)
+        self.x_eval = torch.cat([self.x[part] for part in self.parts], dim=1)
+        ends = np.cumsum([self.x[part].shape[1] for part in self.parts]).tolist()
+        self.eval_slices = {part: (end - self.x[part].shape[1], end) for part, end in zip(self.parts, ends)}
+        self.q_train = _stack(
+            {f: training_targets(group.loss, folds[f].y_train.to(device), spec.out_features, dtype) for f in used},
+            fold_ids,
+        )
+        self.batch_generators = [make_generator(derive_seed(r.seed, "batches"), device) for r in replicas]
+        self.streams: dict[str, list[SiteStream]] = {s: [] for s in ("input", "targets", "gradients")}
+        hidden_layers = len(spec.widths) if isinstance(spec, MLPSpec) else 0
+        self.hidden = [([], []) for _ in range(hidden_layers)]
+        per_replica = [site_kinds(group, r) for r in replicas]
+        for i, site in enumerate(group.sites):
+            kinds = [k[i] for k in per_replica]
+            if all(is_constantly_off(k) for k in kinds):
+                continue
+            keys = group.stream_keys(i)
+            gens = [make_generator(derive_seed(r.seed, "noise", *keys), device) for r in replicas]
+            stream = SiteStream(kinds, gens, name=f"sites[{i}]", clock=site.clock)
+            if site.site in ("pre", "post"):
+                for layer in site.layers if site.layers is not None else range(hidden_layers):
+                    self.hidden[layer][0 if site.site == "pre" else 1].append(stream)
+            else:
+                self.streams[site.site].append(stream)
+        self.grads = torch.zeros_like(self.model.params)
+        self.optimizer = StackedOptimizer(group.optimizer, self.model.params, self.model.blocks)
+        self.torch_index = self.model.torch_index() if self.streams["gradients"] else None
+
+    def blocks(self, flat: Tensor) -> list[Tensor]:
+        return self.model.blocks(flat)
+
+    def _batch(self, perm: Tensor | None, start: int) -> tuple[Tensor, Tensor]:
+        x, q = self.x["train"], self.q_train
+        if perm is None:
+            return x.clone() if self.streams["input"] else x, q.clone() if self.streams["targets"] else q
+        idx = perm[:, start : start + self.group.batch_size]
+        rows = torch.arange(self.R, device=idx.device).unsqueeze(1)
+        return x[rows, idx], q[rows, idx]
+
+    def _noisy_inputs(self, xb: Tensor, step: int, epoch: int) -> Tensor:
+        xin = self.model.input_view(xb)
+        for stream in self.streams["input"]:
+            noisy, _ = stream.apply(xin, step=step, epoch=epoch, slot="input")
+            if noisy is not xin:
+                xin.copy_(noisy)
+        return xb
+
+    def _noisy_targets(self, qb: Tensor, step: int, epoch: int) -> Tensor:
+        for stream in self.streams["targets"]:
+            if self.group.loss == "bce":
+                noisy, _ = stream.apply(torch.stack([1.0 - qb, qb], dim=-1), step=step, epoch=epoch)
+                qb = noisy[..., 1]
+            else:
+                qb, _ = stream.apply(qb, step=step, epoch=epoch, slot="targets")
+        return qb
+
+    def _noisy_gradients(self, step: int, epoch: int) -> None:
+        flat_index = self.torch_index.reshape(-1)
+        gvec = self.grads[flat_index].view(self.torch_index.shape)
+        for stream in self.streams["gradients"]:
+            gvec, _ = stream.apply(gvec, step=step, epoch=epoch, slot="gradients")
+        self.grads[flat_index] = gvec.reshape(-1)
+
+    def train_step(self, perm: Tensor | None, start: int, step: int, epoch: int) -> tuple[Tensor, Tensor]:
+        """One update of every replica; returns the batch's outputs zᵀ and its (noisy) targets."""
+        xb, qb = self._batch(perm, start)
+        xb = self._noisy_inputs(xb, step, epoch)
+        qb = self._noisy_targets(qb, step, epoch)
+        zT = self.model.compute_grads(self.group.loss, xb, qb, self.hidden, step=step, epoch=epoch, grads=self.grads)
+        if self.torch_index is not None:
+            self._noisy_gradients(step, epoch)
+        self.optimizer.step(self.grads)
+        return zT, qb
+
+    def evaluate(self) -> dict[str, np.ndarray]:
+        """Clean metrics on every data part, from one forward pass over all of them."""
+        zT = self.model.forward_eval(self.x_eval, "eval")
+        metrics = {}
+        for part, (start, stop) in self.eval_slices.items():
+            for name, value in evaluate(self.group.loss, zT[..., start:stop], self.y[part]).items():
+                metrics[f"{part}_{name}"] = value
+        return metrics
+
+
+def train_chunk(
+    group: Group,
+    folds: Sequence[FoldData],
+    indices: Sequence[int],
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    progress: Callable[[int], None] | None = None,
+) -> ChunkResult:
+    """Train the replicas ``group.replicas[i]`` for i in ``indices`` (their folds of equal sizes)."""
+    with torch.no_grad():
+        chunk = _Chunk(group, folds, indices, torch.device(device), dtype)
+        return _run(chunk, progress)
+
+
+def _run(chunk: _Chunk, progress: Callable[[int], None] | None) -> ChunkResult:
+    group, R = chunk.group, chunk.R
+    eval_epochs = evaluated_epochs(group)
+    curves: dict[str, np.ndarray] = {}
+    n_train = chunk.x["train"].shape[1]
+    n_batches = math.ceil(n_train / group.batch_size)
+    stopped = np.zeros(R, dtype=bool)
+    stopped_epoch = np.full(R, group.epochs, dtype=np.int64)
+    best_epoch = np.full(R, group.epochs, dtype=np.int64)
+    best_loss = np.full(R, np.inf)
+    best_column = np.full(R, len(eval_epochs) - 1, dtype=np.int64)
+    best_params = chunk.model.params.clone() if group.patience is not None else None
+    step, column, reported = 0, 0, 0
+    for epoch in range(group.epochs):
+        perm = None
+        if n_batches > 1:
+            perm = torch.stack([torch.randperm(n_train, generator=g, device=chunk.x["train"].device) for g in chunk.batch_generators])
+        record = epoch + 1 == eval_epochs[column]
+        noisy_loss = 0.0
+        for k in range(n_batches):
+            zT, qb = chunk.train_step(perm, k * group.batch_size, step, epoch)
+            if record:
+                noisy_loss = noisy_loss + batch_loss(group.loss, zT, qb)
+            step += 1
+        if progress is not None:
+            progress(R)
+            reported += R
+        if not record:
+            continue
+        metrics = chunk.evaluate()
+        metrics["train_loss_noisy"] = noisy_loss / n_train
+        for name, value in metrics.items():
+            row = curves.setdefault(name, np.full((R, len(eval_epochs)), np.nan))
+            row[:, column] = np.where(stopped, np.nan, value)
+        if best_params is not None:
+            val = metrics["val_loss"]
+            improved = (val < best_loss) & ~stopped
+            if improved.any():
+                rows = torch.as_tensor(np.flatnonzero(improved), device=best_params.device)
+                for best_block, block in zip(chunk.blocks(best_params), chunk.blocks(chunk.model.params), strict=True):
+                    best_block[rows] = block[rows]
+                best_loss[improved], best_epoch[improved], best_column[improved] = val[improved], epoch + 1, column
+            newly = ~stopped & (epoch + 1 - best_epoch >= group.patience)
+            stopped_epoch[newly] = epoch + 1
+            stopped |= newly
+        column += 1
+        if stopped.all():
+            break
+    if progress is not None and reported < R * group.epochs:
+        progress(R * group.epochs - reported)
+    if best_params is None:
+        best_epoch[:] = group.epochs
+        best_column[:] = len(eval_epochs) - 1
+    else:
+        chunk.model.params.copy_(best_params)
+    final = {name: values[np.arange(R), best_column] for name, values in curves.items()}
+    state = {k: v.cpu() for k, v in chunk.model.export_state().items()}
+    return ChunkResult(chunk.indices, curves, final, stopped_epoch, best_epoch, state)
