@@ -21,6 +21,8 @@ _PUBLIC = {
     "robustness": "noisereg.robustness",
     "schedules": "noisereg.schedules",
     "seeding": "noisereg.seeding",
+    "sites": "noisereg.sites",
+    "study": "noisereg.study",
     "NoiseLayer": "noisereg.layers",
     "GaussianNoise": "noisereg.layers",
     "GaussianDropout": "noisereg.layers",
@@ -30,6 +32,21 @@ _PUBLIC = {
     "bind_clock": "noisereg.layers",
     "unbind_clock": "noisereg.layers",
     "Clock": "noisereg.schedules",
+    "attach": "noisereg.sites",
+    "describe": "noisereg.sites",
+    "NEFTune": "noisereg.sites",
+    "annealed_gaussian": "noisereg.sites",
+    "LabelSmoothing": "noisereg.sites",
+    "LabelFlip": "noisereg.sites",
+    "DisturbLabel": "noisereg.sites",
+    "Mixup": "noisereg.sites",
+    "CutMix": "noisereg.sites",
+    "NoisyLinear": "noisereg.sites",
+    "PNI": "noisereg.sites",
+    "NoisyHardTanh": "noisereg.sites",
+    "NoisyHardSigmoid": "noisereg.sites",
+    "DenoisingDataset": "noisereg.sites",
+    "DenoisingCollate": "noisereg.sites",
 }
 
 __all__ = ["__version__", *_PUBLIC]
@@ -49,7 +66,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from noisereg import distributed, metrics, noise, robustness, schedules, seeding
+    from noisereg import distributed, metrics, noise, robustness, schedules, seeding, sites, study
     from noisereg.layers import (
         AlphaDropout,
         GaussianDropout,
@@ -61,3 +78,20 @@ if TYPE_CHECKING:
         unbind_clock,
     )
     from noisereg.schedules import Clock
+    from noisereg.sites import (
+        CutMix,
+        DenoisingCollate,
+        DenoisingDataset,
+        DisturbLabel,
+        LabelFlip,
+        LabelSmoothing,
+        Mixup,
+        NEFTune,
+        NoisyHardSigmoid,
+        NoisyHardTanh,
+        NoisyLinear,
+        PNI,
+        annealed_gaussian,
+        attach,
+        describe,
+    )
