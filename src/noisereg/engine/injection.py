@@ -50,15 +50,15 @@ def _fast_form(kinds: Sequence[object]) -> Form | None:
     return None
 
 
-def _draw_unit_normals(buffer: Tensor, generators: Sequence[torch.Generator], rows: Sequence[int]) -> None:
-    """Fill ``buffer[r]`` with N(0, 1) draws from ``generators[r]`` for each r in ``rows``.
+def _draw_unit_normals(slices: Sequence[Tensor], generators: Sequence[torch.Generator], rows: Sequence[int]) -> None:
+    """Fill ``slices[r]`` (replica r's contiguous slice of a stack) with N(0, 1) draws from
+    ``generators[r]`` for each r in ``rows``.
 
-    ``torch.randn(shape, generator=g, out=...)`` consumes ``g`` exactly as the core's
-    ``randn_like(x, g)`` does for a float32/float64 ``x`` of that shape.
+    ``Tensor.normal_(generator=g)`` on a contiguous slice consumes ``g`` exactly as the core's
+    ``randn_like(x, g)`` does for a float32/float64 ``x`` of that shape, and gives the same numbers.
     """
-    shape = buffer.shape[1:]
     for r in rows:
-        torch.randn(shape, generator=generators[r], out=buffer[r])
+        slices[r].normal_(generator=generators[r])
 
 
 class SiteStream:
@@ -91,7 +91,7 @@ class SiteStream:
         self.form = _fast_form(self.kinds)
         self._constant = all(isinstance(k.strength, numbers.Real) for k in self.kinds)
         self._sigma_cache: dict[tuple[torch.dtype, torch.device], tuple[Tensor, list[int]]] = {}
-        self._buffers: dict[object, Tensor] = {}
+        self._buffers: dict[object, tuple[Tensor, list[Tensor]]] = {}
 
     @property
     def closed_form(self) -> bool:
@@ -121,14 +121,16 @@ class SiteStream:
             self._sigma_cache[key] = (sigma, rows)
         return sigma.view((-1,) + (1,) * (like.dim() - 1)), rows
 
-    def _buffer(self, slot: object, like: Tensor) -> Tensor:
-        buffer = self._buffers.get(slot)
-        if buffer is None or buffer.shape != like.shape or buffer.dtype != like.dtype:
+    def _buffer(self, slot: object, like: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """A stack shaped like ``like`` kept under ``slot``, with its per-replica slices."""
+        entry = self._buffers.get(slot)
+        if entry is None or entry[0].shape != like.shape or entry[0].dtype != like.dtype:
             # Zeros, not empty: rows of replicas without noise at a step keep finite values, so that
             # σ·ε with σ = 0 adds exactly zero.
-            buffer = torch.zeros_like(like)
-            self._buffers[slot] = buffer
-        return buffer
+            buffer = torch.zeros_like(like, memory_format=torch.contiguous_format)
+            entry = (buffer, list(buffer.unbind(0)))
+            self._buffers[slot] = entry
+        return entry
 
     def apply(self, x: Tensor, *, step: int, epoch: int, slot: object = None) -> tuple[Tensor, Tensor | None]:
         """Noise on ``x`` [R, ...] at this step or epoch; ``slot`` names the buffer (one per place of use)."""
@@ -138,13 +140,27 @@ class SiteStream:
         sigma, rows = self._sigma(step, x)
         if not rows:
             return x, None
-        eps = self._buffer(slot, x)
-        _draw_unit_normals(eps, self.generators, rows)
+        eps, slices = self._buffer(slot, x)
+        _draw_unit_normals(slices, self.generators, rows)
         if self.form == "additive":
             # (σ·ε) + x as two roundings, as the core computes it (a fused x + σ·ε rounds once)
             return x.add_(eps.mul_(sigma)), None
         multiplier = eps.mul_(sigma).add_(1.0)
         return x.mul_(multiplier), multiplier
+
+    def unit_normals(self, like: Tensor, *, step: int, epoch: int, slot: object) -> tuple[Tensor, Tensor | None]:
+        """Per-replica σ [R, 1, ...] and unit normals shaped like ``like`` (None when all σ are 0).
+
+        For samplers that use the site's formula through another parametrization (projection).
+        """
+        if self.form != "additive":
+            raise ValueError(f"{self.name}: unit normals are drawn for Gaussian noise only")
+        sigma, rows = self._sigma(epoch if self.clock == "epoch" else step, like)
+        if not rows:
+            return sigma, None
+        eps, slices = self._buffer(slot, like)
+        _draw_unit_normals(slices, self.generators, rows)
+        return sigma, eps
 
     def _apply_general(self, x: Tensor, step: int) -> Tensor:
         out = []

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["training_targets", "output_grad", "training_loss", "batch_loss", "evaluate", "per_replica"]
+__all__ = ["training_targets", "output_grad", "training_loss", "batch_loss", "Evaluator", "per_replica"]
 
 # torch's CPU kernels run 2 vectors at a time and finish a tensor's tail with scalar code, which for
 # some functions (sigmoid, elu, selu, gelu in float64) rounds differently. Padding each replica's
@@ -82,30 +82,51 @@ def batch_loss(loss: str, zT: Tensor, q: Tensor) -> np.ndarray:
     return _rows(per_sample).sum(-1)
 
 
-def evaluate(loss: str, zT: Tensor, y: Tensor) -> dict[str, np.ndarray]:
-    """Clean metrics [R] of each replica on one data part (y as given in FoldData, stacked [R, n, ...]).
+class Evaluator:
+    """Clean metrics [R] of each replica on every data part, from one forward pass over all parts.
 
-    ``loss`` always (the mean over samples, and over outputs for mse); ``acc`` (fraction correct;
-    bce predicts 1 when the logit is > 0) for classification; ``r2`` = 1 − SS_res/SS_tot per output,
-    averaged over outputs (scikit-learn's ``r2_score`` default), for regression.
+    ``parts`` maps a part's name to its targets as given in FoldData, stacked [R, n, ...]. Per part:
+    ``loss`` (the mean over samples, and over outputs for mse); ``acc`` (fraction correct; bce
+    predicts 1 when the logit is > 0) for classification; ``r2`` = 1 − SS_res/SS_tot per output,
+    averaged over outputs (scikit-learn's ``r2_score`` default), for regression. Per-sample values
+    are computed in torch for all parts at once and reduced per part in float64 numpy.
     """
-    if loss == "bce":
-        z = zT[:, 0]
-        yf = y.to(z.dtype)
-        return {
-            "loss": _rows(F.binary_cross_entropy_with_logits(z, yf, reduction="none")).mean(-1),
-            "acc": _rows((z > 0).to(z.dtype) == yf).mean(-1),
-        }
-    if loss == "ce":
-        labels = y.long()
-        return {
-            "loss": _rows(F.cross_entropy(zT, labels, reduction="none")).mean(-1),
-            "acc": _rows(zT.argmax(1) == labels).mean(-1),
-        }
-    out = _rows(zT).reshape(zT.shape)
-    target = _rows(y).reshape(y.shape[0], y.shape[1], zT.shape[1]).transpose(0, 2, 1)
-    residual = ((out - target) ** 2).sum(-1)
-    total = ((target - target.mean(-1, keepdims=True)) ** 2).sum(-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = (1.0 - residual / total).mean(-1)
-    return {"loss": ((out - target) ** 2).reshape(zT.shape[0], -1).mean(-1), "r2": r2}
+
+    def __init__(self, loss: str, parts: dict[str, Tensor]) -> None:
+        self.loss = loss
+        ends = np.cumsum([y.shape[1] for y in parts.values()]).tolist()
+        self.slices = {name: slice(end - y.shape[1], end) for (name, y), end in zip(parts.items(), ends)}
+        self.y = torch.cat(list(parts.values()), dim=1)
+        if loss == "mse":
+            target = _rows(self.y).reshape(self.y.shape[0], self.y.shape[1], -1)
+            self.target = target.transpose(0, 2, 1)  # [R, out, n]
+            self.total = {
+                name: ((self.target[..., sl] - self.target[..., sl].mean(-1, keepdims=True)) ** 2).sum(-1)
+                for name, sl in self.slices.items()
+            }
+
+    def __call__(self, zT: Tensor) -> dict[str, np.ndarray]:
+        """Metrics named ``{part}_{metric}`` for outputs zᵀ [R, out, n_all] of the concatenated parts."""
+        if self.loss == "mse":
+            out = _rows(zT).reshape(zT.shape)
+            squares = (out - self.target) ** 2
+            metrics = {}
+            for name, sl in self.slices.items():
+                metrics[f"{name}_loss"] = squares[..., sl].reshape(zT.shape[0], -1).mean(-1)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    metrics[f"{name}_r2"] = (1.0 - squares[..., sl].sum(-1) / self.total[name]).mean(-1)
+            return metrics
+        if self.loss == "bce":
+            z, y = zT[:, 0], self.y.to(zT.dtype)
+            per_sample = F.binary_cross_entropy_with_logits(z, y, reduction="none")
+            correct = (z > 0).to(z.dtype) == y
+        else:
+            labels = self.y.long()
+            per_sample = F.cross_entropy(zT, labels, reduction="none")
+            correct = zT.argmax(1) == labels
+        losses, hits = _rows(per_sample), _rows(correct)
+        metrics = {}
+        for name, sl in self.slices.items():
+            metrics[f"{name}_loss"] = losses[:, sl].mean(-1)
+            metrics[f"{name}_acc"] = hits[:, sl].mean(-1)
+        return metrics

@@ -129,7 +129,7 @@ class StackedModule:
         out = [self._one({k: v[r] for k, v in params.items()}, x[r]) for r in range(self.replicas)]
         return torch.stack(out).transpose(1, 2)
 
-    def forward_eval(self, x: Tensor, key: object = None) -> Tensor:
+    def forward_eval(self, x: Tensor, rows: int | None = None) -> Tensor:
         return self.forward(self.params, x)
 
     def compute_grads(self, loss: str, x: Tensor, q: Tensor, hidden: object, *, step: int, epoch: int, grads: Tensor) -> Tensor:

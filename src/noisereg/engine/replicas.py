@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from noisereg.engine.injection import SiteStream
 from noisereg.engine.losses import output_grad, per_replica
+from noisereg.engine.projection import ProjectedPostNoise
 from noisereg.engine.specs import MLPSpec
 from noisereg.seeding import derive_seed, make_generator
 
@@ -143,6 +144,7 @@ class StackedMLP:
         self.param_views = self.views(self.params)
         self._buffers: dict[object, Tensor] = {}
         self._saved: list[object] = []
+        self.projected: list[ProjectedPostNoise] = []
         self._grad_views: tuple[Tensor, list[tuple[Tensor, Tensor | None]]] | None = None
 
     # ---- layout -------------------------------------------------------------------------------
@@ -232,14 +234,22 @@ class StackedMLP:
             return torch.baddbmm(b, w, h.transpose(1, 2), out=out)
         return torch.baddbmm(b, h, w, out=out)
 
-    def forward_eval(self, x: Tensor, key: object = None) -> Tensor:
+    def forward_eval(self, x: Tensor, rows: int | None = None) -> Tensor:
         """Outputs zᵀ [R, out, n] without noise, for network input ``x`` [R, n, in(+1)].
 
-        With a ``key`` the hidden activations go to buffers kept under that key for the next call.
+        With ``rows``, samples go through in blocks of that many, in reused buffers: the hidden
+        activations of a whole evaluation set would push the training step's buffers out of cache.
         """
+        if rows is None or rows >= x.shape[1]:
+            return self._forward_clean(x, None)
+        rows = math.ceil(x.shape[1] / math.ceil(x.shape[1] / rows))  # equal blocks, one buffer
+        blocks = [self._forward_clean(x[:, a : a + rows], "eval") for a in range(0, x.shape[1], rows)]
+        return torch.cat(blocks, dim=-1)
+
+    def _forward_clean(self, x: Tensor, key: object) -> Tensor:
         h = x
         for i in range(self.n_layers - 1):
-            out = None if key is None else self._buffer((key, i), h.shape[:2] + (self.spec.widths[i],))
+            out = None if key is None else self._buffer((key, i, x.shape[1]), h.shape[:2] + (self.spec.widths[i],))
             pre = self._linear(i, h, out=out)
             h = pre.relu_() if self.spec.activation == "relu" else _activate_autograd(self.spec.activation, pre)
         return self._linear(self.n_layers - 1, h)
@@ -259,7 +269,10 @@ class StackedMLP:
             else:
                 h, local = self._hidden_autograd(i, pre, pre_streams, post_streams, step, epoch)
             self._saved += [local, h]
-        return self._linear(self.n_layers - 1, h)
+        zT = self._linear(self.n_layers - 1, h)
+        for site in self.projected:
+            zT = site.forward(zT, self.param_views[-1][0], step=step, epoch=epoch)
+        return zT
 
     def _hidden_closed_form(self, i, pre, pre_streams, post_streams, step, epoch):
         """Noise, activation, noise; returns the output and d output / d pre (None when it is 1)."""
@@ -297,6 +310,8 @@ class StackedMLP:
         last = self.n_layers - 1
         g_w, g_b = views[last]
         torch.bmm(dzT, self._saved[-1], out=g_w)
+        for site in self.projected:
+            site.backward(g_w, dzT, self.param_views[-1][0])
         # Sums over the batch as matmuls with ones: a batched matmul rounds each replica alike
         # whatever the stack's size, a torch.sum over a stack need not.
         torch.bmm(dzT, self._ones(dzT.shape[-1]).transpose(1, 2), out=g_b)

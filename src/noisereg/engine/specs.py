@@ -15,6 +15,7 @@ from typing import Literal, get_args
 import torch
 
 from noisereg.engine.modules import ModuleSpec
+from noisereg.noise import Gaussian
 from noisereg.schedules import Schedule
 from noisereg.seeding import check_seed
 
@@ -141,16 +142,21 @@ class SiteNoise:
     a schedule in its main strength is read at ``clock``: the 0-based optimizer step (``"step"``,
     the default and Neelakantan's t) or the 0-based epoch (``"epoch"``).
     ``layers`` picks hidden layers (0-based) for pre/post; None means all hidden layers.
+    ``sampling="projected"`` draws Gaussian post-activation noise of the last hidden layer of an MLP
+    with one output through its projection (:mod:`noisereg.engine.projection`): the same
+    distribution with far fewer draws; the default ``"exact"`` draws every ε.
     """
 
     site: SiteName
     kind: object
     layers: tuple[int, ...] | None = None
     clock: Clock = "step"
+    sampling: Literal["exact", "projected"] = "exact"
 
     def __post_init__(self) -> None:
         _check_choice("site", self.site, SiteName)
         _check_choice("clock", self.clock, Clock)
+        _check_choice("sampling", self.sampling, Literal["exact", "projected"])
         if not (callable(self.kind) and hasattr(self.kind, "with_strength")):
             raise TypeError(
                 f"kind={self.kind!r} must be a noise config (e.g. noisereg.noise.Gaussian(std=0.1))"
@@ -244,6 +250,8 @@ class Group:
                 )
             if site.site in ("pre", "post") and hidden == 0:
                 raise ValueError(f"sites[{i}].site={site.site!r} needs a hidden layer; model.widths is empty")
+            if site.sampling == "projected":
+                _check_projected(i, site, self.model)
             for layer in site.layers or ():
                 if layer >= hidden:
                     raise ValueError(
@@ -265,6 +273,18 @@ class Group:
         keys = self.sites[index].stream_keys
         occurrence = sum(1 for s in self.sites[:index] if s.stream_keys == keys)
         return (*keys, occurrence)
+
+
+def _check_projected(i: int, site: SiteNoise, model: MLPSpec | ModuleSpec) -> None:
+    if site.site != "post" or type(site.kind) is not Gaussian or site.kind.clip is not None:
+        raise ValueError(f"sites[{i}].sampling='projected' needs site='post' with Gaussian noise without clip")
+    hidden = len(model.widths) if isinstance(model, MLPSpec) else 0
+    layers = site.layers if site.layers is not None else tuple(range(hidden))
+    if hidden == 0 or model.out_features != 1 or layers != (hidden - 1,):
+        raise ValueError(
+            f"sites[{i}].sampling='projected' needs an MLP with one output and the noise on its last "
+            f"hidden layer only (layers=({max(hidden - 1, 0)},))"
+        )
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,10 @@ import torch
 from torch import Tensor
 
 from noisereg.engine.injection import SiteStream
-from noisereg.engine.losses import batch_loss, evaluate, training_targets
+from noisereg.engine.losses import Evaluator, batch_loss, training_targets
 from noisereg.engine.modules import StackedModule
 from noisereg.engine.optim import StackedOptimizer
+from noisereg.engine.projection import ProjectedPostNoise
 from noisereg.engine.replicas import StackedMLP, initial_state_dict
 from noisereg.engine.specs import FoldData, Group, MLPSpec, is_constantly_off, site_kinds
 from noisereg.seeding import derive_seed, make_generator
@@ -84,8 +85,7 @@ class _Chunk:
             # several times slower than over a contiguous one.
             self.x[part], self.y[part] = _stack(xs, fold_ids).contiguous(), _stack(ys, fold_ids)
         self.x_eval = torch.cat([self.x[part] for part in self.parts], dim=1)
-        ends = np.cumsum([self.x[part].shape[1] for part in self.parts]).tolist()
-        self.eval_slices = {part: (end - self.x[part].shape[1], end) for part, end in zip(self.parts, ends)}
+        self.evaluator = Evaluator(group.loss, self.y)
         self.q_train = _stack(
             {f: training_targets(group.loss, folds[f].y_train.to(device), spec.out_features, dtype) for f in used},
             fold_ids,
@@ -102,7 +102,9 @@ class _Chunk:
             keys = group.stream_keys(i)
             gens = [make_generator(derive_seed(r.seed, "noise", *keys), device) for r in replicas]
             stream = SiteStream(kinds, gens, name=f"sites[{i}]", clock=site.clock)
-            if site.site in ("pre", "post"):
+            if site.sampling == "projected":
+                self.model.projected.append(ProjectedPostNoise(stream))
+            elif site.site in ("pre", "post"):
                 for layer in site.layers if site.layers is not None else range(hidden_layers):
                     self.hidden[layer][0 if site.site == "pre" else 1].append(stream)
             else:
@@ -159,12 +161,7 @@ class _Chunk:
 
     def evaluate(self) -> dict[str, np.ndarray]:
         """Clean metrics on every data part, from one forward pass over all of them."""
-        zT = self.model.forward_eval(self.x_eval, "eval")
-        metrics = {}
-        for part, (start, stop) in self.eval_slices.items():
-            for name, value in evaluate(self.group.loss, zT[..., start:stop], self.y[part]).items():
-                metrics[f"{part}_{name}"] = value
-        return metrics
+        return self.evaluator(self.model.forward_eval(self.x_eval, rows=self.group.batch_size))
 
 
 def train_chunk(
@@ -214,8 +211,9 @@ def _run(chunk: _Chunk, progress: Callable[[int], None] | None) -> ChunkResult:
         metrics = chunk.evaluate()
         metrics["train_loss_noisy"] = noisy_loss / n_train
         for name, value in metrics.items():
-            row = curves.setdefault(name, np.full((R, len(eval_epochs)), np.nan))
-            row[:, column] = np.where(stopped, np.nan, value)
+            if name not in curves:
+                curves[name] = np.full((R, len(eval_epochs)), np.nan)
+            curves[name][:, column] = np.where(stopped, np.nan, value)
         if best_params is not None:
             val = metrics["val_loss"]
             improved = (val < best_loss) & ~stopped
