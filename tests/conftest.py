@@ -17,3 +17,62 @@ def six_se_var(samples: torch.Tensor, expected: float) -> tuple[float, float]:
     m4 = centred.pow(4).mean()
     se = math.sqrt(max((m4 - var**2).item(), 0.0) / s.numel())
     return abs(var.item() - expected), 6.0 * se
+
+
+# --- A throwaway PostgreSQL server on 127.0.0.1 for the multi-worker tests -------------------------
+
+import getpass  # noqa: E402
+import glob  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """URL of a fresh PostgreSQL database; the server is stopped and deleted after the session.
+
+    PostgreSQL refuses to run as root, so as root the server runs as the ``postgres`` system user.
+    """
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        as_user = ["runuser", "-u", "postgres", "--"]
+    root = tempfile.mkdtemp(prefix="noisereg-pg-")
+    if as_user:
+        shutil.chown(root, user="postgres")
+    data, sock = os.path.join(root, "data"), root
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    user = "postgres" if as_user else getpass.getuser()
+    try:
+        subprocess.run([*as_user, initdb, "-D", data, "-U", user, "--auth=trust", "-E", "UTF8"],
+                       check=True, capture_output=True)
+        opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run([*as_user, pg_ctl, "-D", data, "-o", opts, "-w", "-l", os.path.join(root, "log"), "start"],
+                       check=True, capture_output=True)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.skip(f"PostgreSQL could not start: {exc}")
+    try:
+        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", "postgres",
+                        "-c", "CREATE DATABASE noisereg"], check=True, capture_output=True)
+        yield f"postgresql+psycopg2://{user}@127.0.0.1:{port}/noisereg"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", data, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

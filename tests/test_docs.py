@@ -14,6 +14,8 @@ DOCTESTED = [
     "noisereg.seeding",
     "noisereg.noise.additive",
     "noisereg.layers",
+    "noisereg.metrics",
+    "noisereg.robustness.suite",
 ]
 
 

@@ -133,10 +133,3 @@ def test_layer_seed_stream_and_reseed():
     first = GaussianNoise(1.0, seed=11)(x)
     a.reseed(11)
     assert torch.equal(a(x), first)
-
-
-def test_public_surface_imports():
-    for name in noisereg.__all__:
-        assert getattr(noisereg, name) is not None
-    for name in noise.__all__:
-        assert getattr(noise, name) is not None

@@ -1,36 +1,97 @@
 """noisereg: train neural networks with injected noise, and measure what the noise does.
 
-The public surface. Kinds of noise live in :mod:`noisereg.noise`, schedules in
-:mod:`noisereg.schedules`, stream derivation in :mod:`noisereg.seeding`.
+The curated public surface. Names are loaded on first use (PEP 562), so that ``noisereg.study.report``
+can rebuild a report from stored results without importing torch. Kinds of noise live in
+:mod:`noisereg.noise`, schedules in :mod:`noisereg.schedules`, stream derivation in
+:mod:`noisereg.seeding`, metrics in :mod:`noisereg.metrics`, robustness in :mod:`noisereg.robustness`.
 """
 
-from noisereg import noise, schedules, seeding
-from noisereg.layers import (
-    AlphaDropout,
-    GaussianDropout,
-    GaussianNoise,
-    NoiseLayer,
-    bind_clock,
-    noise_enabled,
-    noise_layers,
-    unbind_clock,
-)
-from noisereg.schedules import Clock
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "__version__",
-    "noise",
-    "schedules",
-    "seeding",
-    "NoiseLayer",
-    "GaussianNoise",
-    "GaussianDropout",
-    "AlphaDropout",
-    "noise_enabled",
-    "noise_layers",
-    "bind_clock",
-    "unbind_clock",
-    "Clock",
-]
+# public name -> module that defines it (a module's own name maps to the module itself)
+_PUBLIC = {
+    "distributed": "noisereg.distributed",
+    "metrics": "noisereg.metrics",
+    "noise": "noisereg.noise",
+    "robustness": "noisereg.robustness",
+    "schedules": "noisereg.schedules",
+    "seeding": "noisereg.seeding",
+    "sites": "noisereg.sites",
+    "study": "noisereg.study",
+    "NoiseLayer": "noisereg.layers",
+    "GaussianNoise": "noisereg.layers",
+    "GaussianDropout": "noisereg.layers",
+    "AlphaDropout": "noisereg.layers",
+    "noise_enabled": "noisereg.layers",
+    "noise_layers": "noisereg.layers",
+    "bind_clock": "noisereg.layers",
+    "unbind_clock": "noisereg.layers",
+    "Clock": "noisereg.schedules",
+    "attach": "noisereg.sites",
+    "describe": "noisereg.sites",
+    "NEFTune": "noisereg.sites",
+    "annealed_gaussian": "noisereg.sites",
+    "LabelSmoothing": "noisereg.sites",
+    "LabelFlip": "noisereg.sites",
+    "DisturbLabel": "noisereg.sites",
+    "Mixup": "noisereg.sites",
+    "CutMix": "noisereg.sites",
+    "NoisyLinear": "noisereg.sites",
+    "PNI": "noisereg.sites",
+    "NoisyHardTanh": "noisereg.sites",
+    "NoisyHardSigmoid": "noisereg.sites",
+    "DenoisingDataset": "noisereg.sites",
+    "DenoisingCollate": "noisereg.sites",
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'noisereg' has no attribute {name!r}")
+    module = importlib.import_module(_PUBLIC[name])
+    value = module if _PUBLIC[name].endswith("." + name) else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from noisereg import distributed, metrics, noise, robustness, schedules, seeding, sites, study
+    from noisereg.layers import (
+        AlphaDropout,
+        GaussianDropout,
+        GaussianNoise,
+        NoiseLayer,
+        bind_clock,
+        noise_enabled,
+        noise_layers,
+        unbind_clock,
+    )
+    from noisereg.schedules import Clock
+    from noisereg.sites import (
+        CutMix,
+        DenoisingCollate,
+        DenoisingDataset,
+        DisturbLabel,
+        LabelFlip,
+        LabelSmoothing,
+        Mixup,
+        NEFTune,
+        NoisyHardSigmoid,
+        NoisyHardTanh,
+        NoisyLinear,
+        PNI,
+        annealed_gaussian,
+        attach,
+        describe,
+    )

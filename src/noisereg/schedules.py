@@ -89,49 +89,44 @@ class Constant(_ScheduleBase):
 
 
 @dataclasses.dataclass(frozen=True)
-class Linear(_ScheduleBase):
+class _Ramp(_ScheduleBase):
+    """A move from ``start`` to ``end`` over ``steps`` steps after ``begin``, constant outside."""
+
+    start: float
+    end: float
+    steps: int
+    begin: int = 0
+
+    def __post_init__(self) -> None:
+        _number(self.start, "start")
+        _number(self.end, "end")
+        _count(self.steps, "steps", low=1)
+        _count(self.begin, "begin")
+
+    def _progress(self, step: int) -> float:
+        return min(max((_step(step) - self.begin) / self.steps, 0.0), 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Linear(_Ramp):
     """From ``start`` to ``end`` linearly over ``steps`` steps after ``begin``; constant outside.
 
     v(t) = start + (end − start) · clamp((t − begin) / steps, 0, 1)
     """
 
-    start: float
-    end: float
-    steps: int
-    begin: int = 0
-
-    def __post_init__(self) -> None:
-        _number(self.start, "start")
-        _number(self.end, "end")
-        _count(self.steps, "steps", low=1)
-        _count(self.begin, "begin")
-
     def __call__(self, step: int) -> float:
-        frac = min(max((_step(step) - self.begin) / self.steps, 0.0), 1.0)
-        return self.start + (self.end - self.start) * frac
+        return self.start + (self.end - self.start) * self._progress(step)
 
 
 @dataclasses.dataclass(frozen=True)
-class Cosine(_ScheduleBase):
+class Cosine(_Ramp):
     """Half-cosine from ``start`` to ``end`` over ``steps`` steps after ``begin``.
 
     v(t) = end + (start − end) · (1 + cos(π · clamp((t − begin) / steps, 0, 1))) / 2
     """
 
-    start: float
-    end: float
-    steps: int
-    begin: int = 0
-
-    def __post_init__(self) -> None:
-        _number(self.start, "start")
-        _number(self.end, "end")
-        _count(self.steps, "steps", low=1)
-        _count(self.begin, "begin")
-
     def __call__(self, step: int) -> float:
-        frac = min(max((_step(step) - self.begin) / self.steps, 0.0), 1.0)
-        return self.end + (self.start - self.end) * (1.0 + math.cos(math.pi * frac)) / 2.0
+        return self.end + (self.start - self.end) * (1.0 + math.cos(math.pi * self._progress(step))) / 2.0
 
 
 @dataclasses.dataclass(frozen=True)

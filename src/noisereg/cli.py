@@ -1,0 +1,187 @@
+"""The ``noisereg`` command: a thin shell over :mod:`noisereg.study`.
+
+    noisereg study [CONFIG | BUILTIN] [--list] [--out DIR] [--storage URL] [--device cpu|cuda]
+                   [--workers N] [--heartbeat SECONDS] [--quiet]
+    noisereg report RUN_DIR [--storage URL] [--study NAME]
+
+Exit codes: 0 done; 1 the run finished with cells that failed; 2 the study, its data or the run
+directory cannot be used (nothing was trained); 130 interrupted (finished cells are kept; rerun to
+resume). ``report`` and ``--list`` do not import torch from this module.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train with injected noise and measure what it does.")
+_err = Console(stderr=True)
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def _table(summary: dict[str, Any]) -> Table:
+    from noisereg.study.report.documents import table_rows
+
+    table = Table(title=f"{summary['study']}: test {summary['metric']} over seeds (baseline: {summary['baseline']})")
+    for key, header in _COLUMNS.items():
+        table.add_column(header, justify="left" if key == "arm" else "right", overflow="fold")
+    for row in table_rows(summary):
+        style = {"better": "green", "worse": "red"}.get(row["verdict"])
+        table.add_row(*(Text(row[k]) for k in _COLUMNS), style=style)
+    return table
+
+
+_COLUMNS = {
+    "arm": "arm",
+    "n": "n",
+    "mean": "test mean ± sd",
+    "ci95": "95% CI",
+    "diff": "Δ vs base",
+    "p_ttest": "p t",
+    "p_wilcoxon": "p W",
+    "p_holm": "p Holm",
+    "verdict": "",
+}
+
+
+def _print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> None:
+    from noisereg.study.report.documents import selection_texts
+
+    console.print(_table(summary))
+    console.print(Text("Verdict. ", style="bold") + Text(summary["verdict"]["text"]))
+    if summary.get("selection"):
+        for text in selection_texts(summary["selection"]):
+            console.print(Text(text))
+    if summary["missing"]:
+        console.print(Text(f"{len(summary['missing'])} cell(s) without results: {', '.join(summary['missing'])}", style="yellow"))
+    console.print(f"Report: {run_dir / 'report.html'}")
+
+
+def _console(quiet: bool) -> Console:
+    """Standard output; wide when it is not a terminal, so that a piped table is not folded."""
+    console = Console(quiet=quiet)
+    if not console.is_terminal:
+        console.width = max(console.width, 150)
+    return console
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    _err.print(Text("error: ", style="red") + Text(message), highlight=False)
+    return typer.Exit(code)
+
+
+@app.command()
+def study(
+    config: Annotated[Optional[str], typer.Argument(help="A study TOML file or a built-in study name (default: case-study).")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the built-in studies and exit.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Run directory (default: runs/<study name>).")] = None,
+    storage: Annotated[Optional[str], typer.Option("--storage", help="SQLAlchemy URL of the Optuna storage (default: SQLite in the run directory).")] = None,
+    device: Annotated[Device, typer.Option("--device", help="Where the engine trains.")] = Device.cpu,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Engine worker processes (default: the CPU count, at most 4).")] = min(4, os.cpu_count() or 1),
+    heartbeat: Annotated[int, typer.Option("--heartbeat", min=1, help="Seconds between heartbeats of running cells; a cell silent for 3x this is retried.")] = 10,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
+) -> None:
+    """Run a study (or resume it in its run directory), print the result table, write the report."""
+    from noisereg.study.config import StudyConfigError, builtin_studies, resolve_study
+    from noisereg.study.data import DataError
+    from noisereg.study.store import StoreError
+
+    console = _console(quiet)
+    if list_:
+        for name in builtin_studies():
+            cfg = resolve_study(name)
+            first = re.split(r"\.\s", cfg.description, maxsplit=1)[0].rstrip(".")
+            _console(False).print(f"[bold]{name}[/bold]: {first}. ({len(cfg.arms)} arms, {cfg.seeds} seeds)", highlight=False)
+        return
+    try:
+        cfg = resolve_study(config)
+        run_dir = out if out is not None else Path("runs") / cfg.name
+        from noisereg.study.runner import run_study
+
+        with _progress(console, quiet) as advance:
+            summary = run_study(
+                cfg, run_dir, storage=storage, device=device.value, workers=workers, progress=advance,
+                heartbeat_interval=heartbeat,
+            )
+    except (StudyConfigError, DataError, StoreError) as exc:
+        raise _fail(str(exc), 2) from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted: finished cells are stored; run the same command again to resume", 130) from None
+    except RuntimeError as exc:
+        raise _fail(str(exc), 1) from None
+    _print_summary(console, summary, run_dir)
+
+
+class _progress:
+    """A rich progress bar over replica-epochs (nothing when quiet)."""
+
+    def __init__(self, console: Console, quiet: bool) -> None:
+        self.bar = None
+        if not quiet:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+            )
+        self.task = None
+
+    def __enter__(self) -> Any:
+        if self.bar is None:
+            return None
+        self.bar.start()
+        self.task = self.bar.add_task("replica-epochs", total=None)
+
+        def advance(done: int, total: int) -> None:
+            self.bar.update(self.task, completed=done, total=total)
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by 'noisereg study'.")],
+    storage: Annotated[Optional[str], typer.Option("--storage", help="Storage URL, if not the run directory's own.")] = None,
+    study_name: Annotated[Optional[str], typer.Option("--study", help="Study name, if run.json is missing.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print the table.")] = False,
+) -> None:
+    """Rebuild summary.json, summary.md, report.html and the plots from the stored results alone."""
+    from noisereg.study.report import build_report
+    from noisereg.study.store import StoreError
+
+    try:
+        summary = build_report(run_dir, storage=storage, study=study_name)
+    except StoreError as exc:
+        raise _fail(str(exc), 2) from None
+    _print_summary(_console(quiet), summary, run_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``) and return its exit code."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        app(args=argv if argv is not None else sys.argv[1:], prog_name="noisereg")
+    except SystemExit as exc:  # click's standalone mode ends every run with SystemExit
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0

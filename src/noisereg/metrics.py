@@ -1,0 +1,310 @@
+"""Classification metrics: accuracy, NLL, Brier score, calibration error and reliability bins.
+
+Every function takes model ``outputs`` and integer ``labels`` and must be told what the outputs are,
+with the keyword ``from_logits`` (no guessing from the values):
+
+- binary: shape ``[N]`` or ``[N, 1]``, the logit (``from_logits=True``) or the probability of class 1
+  (``from_logits=False``). It is read as the two-class distribution ``[1 - p, p]``, so a binary model
+  and a two-logit model that agree give the same numbers.
+- multi-class: shape ``[N, C]`` with ``C >= 2``, logits (softmax is applied) or probabilities (each
+  row in [0, 1] and summing to 1).
+
+All sums are taken in float64; results are Python floats.
+
+Calibration follows Guo et al. 2017 ("On Calibration of Modern Neural Networks"): with bins
+``B_1..B_M`` of the confidences, ``ECE = sum_m |B_m|/N * |acc(B_m) - conf(B_m)|``. Equal-width bins
+are ``[m/M, (m+1)/M)``, the last one closed, ``[(M-1)/M, 1]``, so a confidence of exactly 1.0 is
+counted in it. The adaptive ECE uses equal-mass bins instead (Nixon et al. 2019, "Measuring
+Calibration in Deep Learning"): the samples sorted by confidence (stable sort) and cut into ``M``
+groups whose sizes differ by at most one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "Reliability",
+    "accuracy",
+    "adaptive_ece",
+    "brier_score",
+    "classification_metrics",
+    "ece",
+    "nll",
+    "reliability",
+]
+
+Binning = Literal["equal_width", "equal_mass"]
+Mode = Literal["top_label", "positive_class"]
+
+_BINNINGS = ("equal_width", "equal_mass")
+_MODES = ("top_label", "positive_class")
+_ROW_SUM_TOL = 1e-4
+
+
+def _log_probs(outputs: torch.Tensor | np.ndarray, from_logits: bool) -> torch.Tensor:
+    """Log-probabilities ``[N, C]`` in float64 from binary or multi-class outputs."""
+    if not isinstance(from_logits, bool):
+        raise TypeError(f"{from_logits=} must be True (logits) or False (probabilities)")
+    outputs = torch.as_tensor(outputs)
+    if not outputs.is_floating_point():
+        raise TypeError(f"outputs must be a floating tensor, got dtype {outputs.dtype}")
+    outputs = outputs.detach().to(torch.float64)
+    if outputs.ndim == 2 and outputs.shape[1] == 1:
+        outputs = outputs[:, 0]
+    if outputs.ndim not in (1, 2) or outputs.shape[0] == 0:
+        raise ValueError(
+            f"outputs must have shape [N] or [N, 1] (binary) or [N, C] (multi-class), N >= 1; "
+            f"got {tuple(outputs.shape)}"
+        )
+    if outputs.isnan().any():
+        raise ValueError("outputs contain NaN")
+    if from_logits:
+        if outputs.ndim == 1:
+            return torch.stack([F.logsigmoid(-outputs), F.logsigmoid(outputs)], dim=1)
+        return torch.log_softmax(outputs, dim=1)
+    if outputs.min() < 0 or outputs.max() > 1:
+        raise ValueError(
+            "outputs must be probabilities in [0, 1] with from_logits=False; "
+            f"got values in [{outputs.min().item():.4g}, {outputs.max().item():.4g}] "
+            "(pass from_logits=True for logits)"
+        )
+    if outputs.ndim == 1:
+        outputs = torch.stack([1 - outputs, outputs], dim=1)
+    worst = (outputs.sum(dim=1) - 1).abs().max().item()
+    if worst > _ROW_SUM_TOL:
+        raise ValueError(
+            f"probability rows must sum to 1 (within {_ROW_SUM_TOL}); the worst is off by {worst:.4g} "
+            "(pass from_logits=True for logits)"
+        )
+    return outputs.log()
+
+
+def _labels(labels: torch.Tensor | np.ndarray, n: int, num_classes: int) -> torch.Tensor:
+    labels = torch.as_tensor(labels).detach()
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.shape != (n,):
+        raise ValueError(f"labels must have shape [{n}] to match outputs, got {tuple(labels.shape)}")
+    if labels.is_floating_point():
+        # Float 0/1 targets are what BCE training uses; accept them only when they are whole numbers.
+        if not torch.equal(labels, labels.round()):
+            raise ValueError("labels must be class indices; got non-integer floating values")
+    labels = labels.to(torch.long)
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(
+            f"labels must be in [0, {num_classes - 1}] for {num_classes} classes; "
+            f"got values in [{labels.min().item()}, {labels.max().item()}]"
+        )
+    return labels
+
+
+def _prepare(outputs, labels, from_logits: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    log_probs = _log_probs(outputs, from_logits)
+    return log_probs, _labels(labels, log_probs.shape[0], log_probs.shape[1])
+
+
+def accuracy(outputs, labels, *, from_logits: bool) -> float:
+    """Fraction of samples whose most probable class is the label.
+
+    Ties go to the lower class index (a binary probability of exactly 0.5 predicts class 0).
+
+    Args:
+        outputs: ``[N]``/``[N, 1]`` binary or ``[N, C]`` multi-class logits or probabilities.
+        labels: ``[N]`` class indices.
+        from_logits: True if ``outputs`` are logits, False if probabilities.
+
+    >>> accuracy(torch.tensor([2.0, -1.0, 0.5]), torch.tensor([1, 1, 1]), from_logits=True)
+    0.6666666666666666
+    """
+    log_probs, labels = _prepare(outputs, labels, from_logits)
+    return (log_probs.argmax(dim=1) == labels).double().mean().item()
+
+
+def nll(outputs, labels, *, from_logits: bool) -> float:
+    """Mean negative log-likelihood, ``-(1/N) sum_i log p_i[y_i]`` (natural log).
+
+    From logits it is computed with ``log_softmax``/``logsigmoid`` (no overflow); a probability of 0
+    on the true class gives ``inf``, which is the honest value (no clipping).
+
+    Args: as :func:`accuracy`.
+    """
+    log_probs, labels = _prepare(outputs, labels, from_logits)
+    return -log_probs.gather(1, labels[:, None]).mean().item()
+
+
+def brier_score(outputs, labels, *, from_logits: bool) -> float:
+    """Brier score, ``(1/N) sum_i sum_c (p_ic - y_ic)^2`` with ``y`` one-hot, in [0, 2] (Brier 1950).
+
+    The same definition for binary and multi-class outputs: for a binary model it is twice the
+    customary ``mean((p - y)^2)`` (sklearn's ``brier_score_loss`` default halves binary scores).
+
+    Args: as :func:`accuracy`.
+    """
+    log_probs, labels = _prepare(outputs, labels, from_logits)
+    one_hot = F.one_hot(labels, log_probs.shape[1]).to(torch.float64)
+    return ((log_probs.exp() - one_hot) ** 2).sum(dim=1).mean().item()
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """Per-bin calibration data: the numbers behind a reliability diagram.
+
+    ``lower``/``upper`` are the bin edges (for equal-mass bins, the smallest and largest confidence in
+    the bin; NaN for an empty bin); ``confidence`` the mean confidence and ``accuracy`` the observed
+    frequency of being right in each bin (NaN where ``count`` is 0). With ``mode="positive_class"``
+    the confidence is ``p(class 1)`` and ``accuracy`` the fraction of samples labelled 1.
+    """
+
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+    confidence: tuple[float, ...]
+    accuracy: tuple[float, ...]
+    count: tuple[int, ...]
+    binning: Binning
+    mode: Mode
+
+    @property
+    def ece(self) -> float:
+        """``sum_m count_m/N * |accuracy_m - confidence_m|`` over the non-empty bins."""
+        total = sum(self.count)
+        return math.fsum(
+            n / total * abs(a - c)
+            for n, a, c in zip(self.count, self.accuracy, self.confidence)
+            if n
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-ready data (None for the NaNs of empty bins), as the report module reads it."""
+
+        def clean(values: tuple[float, ...]) -> list[float | None]:
+            return [None if math.isnan(v) else v for v in values]
+
+        return {
+            "lower": clean(self.lower),
+            "upper": clean(self.upper),
+            "confidence": clean(self.confidence),
+            "accuracy": clean(self.accuracy),
+            "count": list(self.count),
+            "binning": self.binning,
+            "mode": self.mode,
+        }
+
+
+def _bin_index(confidence: torch.Tensor, n_bins: int, binning: Binning) -> torch.Tensor:
+    if binning == "equal_width":
+        # edges[m] <= c < edges[m + 1] gives bin m; the clamp sends c == 1.0 into the last bin.
+        edges = torch.linspace(0, 1, n_bins + 1, dtype=confidence.dtype)
+        return (torch.bucketize(confidence, edges, right=True) - 1).clamp_(0, n_bins - 1)
+    order = torch.argsort(confidence, stable=True)
+    index = torch.empty_like(order)
+    for m, chunk in enumerate(torch.tensor_split(order, n_bins)):
+        index[chunk] = m
+    return index
+
+
+def reliability(
+    outputs,
+    labels,
+    *,
+    from_logits: bool,
+    n_bins: int = 15,
+    binning: Binning = "equal_width",
+    mode: Mode = "top_label",
+) -> Reliability:
+    """Bin the predictions by confidence and return each bin's mean confidence, accuracy and count.
+
+    Args:
+        outputs, labels, from_logits: as :func:`accuracy`.
+        n_bins: number of bins, >= 1 (default 15, as in Guo et al. 2017).
+        binning: ``"equal_width"`` (bins ``[m/M, (m+1)/M)``, the last closed at 1) or
+            ``"equal_mass"`` (sorted samples cut into groups of equal size, sizes differing by <= 1).
+        mode: ``"top_label"`` (confidence = the highest class probability, correct = the argmax is
+            the label; the usual ECE) or ``"positive_class"`` (binary only: confidence = p(class 1),
+            correct = label is 1; what torchmetrics' ``binary_calibration_error`` and sklearn's
+            ``calibration_curve`` bin).
+
+    Raises:
+        ValueError: bad ``n_bins``, ``binning`` or ``mode``, or ``positive_class`` with more than two
+            classes; the errors of :func:`accuracy`.
+    """
+    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
+        raise ValueError(f"{n_bins=} must be an int >= 1")
+    if binning not in _BINNINGS:
+        raise ValueError(f"{binning=} must be one of {_BINNINGS}")
+    if mode not in _MODES:
+        raise ValueError(f"{mode=} must be one of {_MODES}")
+    log_probs, labels = _prepare(outputs, labels, from_logits)
+    probs = log_probs.exp()
+    if mode == "top_label":
+        confidence, predicted = probs.max(dim=1)
+        hit = (predicted == labels).to(torch.float64)
+    elif probs.shape[1] == 2:
+        confidence, hit = probs[:, 1].contiguous(), labels.to(torch.float64)
+    else:
+        raise ValueError(f"{mode=} needs binary outputs; got {probs.shape[1]} classes")
+    index = _bin_index(confidence, n_bins, binning)
+    count = torch.bincount(index, minlength=n_bins)
+    # 0 / 0 = NaN marks the empty bins.
+    mean_conf = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, index, confidence) / count
+    mean_hit = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, index, hit) / count
+    if binning == "equal_width":
+        edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+        lower, upper = edges[:-1], edges[1:]
+    else:
+        fill = torch.full((n_bins,), math.nan, dtype=torch.float64)
+        lower = fill.scatter_reduce(0, index, confidence, "amin", include_self=False)
+        upper = fill.scatter_reduce(0, index, confidence, "amax", include_self=False)
+    return Reliability(
+        lower=tuple(lower.tolist()),
+        upper=tuple(upper.tolist()),
+        confidence=tuple(mean_conf.tolist()),
+        accuracy=tuple(mean_hit.tolist()),
+        count=tuple(count.tolist()),
+        binning=binning,
+        mode=mode,
+    )
+
+
+def ece(outputs, labels, *, from_logits: bool, n_bins: int = 15, mode: Mode = "top_label") -> float:
+    """Expected calibration error with ``n_bins`` equal-width bins (Guo et al. 2017).
+
+    ``ECE = sum_m |B_m|/N * |acc(B_m) - conf(B_m)|``; bins ``[m/M, (m+1)/M)``, the last one closed so
+    that a confidence of exactly 1.0 is counted. Arguments as :func:`reliability`.
+
+    Three binary probabilities, all with top-label confidence 0.75, two of them right:
+
+    >>> round(ece(torch.tensor([0.75, 0.75, 0.25]), torch.tensor([1, 0, 0]), from_logits=False), 6)
+    0.083333
+    """
+    return reliability(outputs, labels, from_logits=from_logits, n_bins=n_bins, mode=mode).ece
+
+
+def adaptive_ece(
+    outputs, labels, *, from_logits: bool, n_bins: int = 15, mode: Mode = "top_label"
+) -> float:
+    """ECE over ``n_bins`` equal-mass bins (Nixon et al. 2019). Arguments as :func:`reliability`."""
+    return reliability(
+        outputs, labels, from_logits=from_logits, n_bins=n_bins, binning="equal_mass", mode=mode
+    ).ece
+
+
+def classification_metrics(outputs, labels, *, from_logits: bool, n_bins: int = 15) -> dict[str, float]:
+    """All scalar metrics at once: ``accuracy``, ``nll``, ``brier``, ``ece``, ``adaptive_ece``.
+
+    ECEs are top-label with ``n_bins`` bins. Arguments as :func:`reliability`.
+    """
+    kwargs = {"from_logits": from_logits}
+    return {
+        "accuracy": accuracy(outputs, labels, **kwargs),
+        "nll": nll(outputs, labels, **kwargs),
+        "brier": brier_score(outputs, labels, **kwargs),
+        "ece": ece(outputs, labels, n_bins=n_bins, **kwargs),
+        "adaptive_ece": adaptive_ece(outputs, labels, n_bins=n_bins, **kwargs),
+    }

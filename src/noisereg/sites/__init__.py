@@ -1,0 +1,71 @@
+"""Noise at every site of a model users already have: ``attach``, its handle, and ``describe``.
+
+Sites: the input, activations, embeddings (NEFTune), weights, gradients and targets — see
+:func:`attach`. Learned noise (:class:`NoisyLinear`, :class:`PNILinear`) and noisy activation
+functions (:class:`NoisyHardTanh`, :class:`NoisyHardSigmoid`) are modules to swap in; target noise,
+mixing and denoising pairs are also pure tensor functions.
+"""
+
+from noisereg.sites.attach import Handle, MaskedHandle, TargetsHandle, WeightsHandle, attach
+from noisereg.sites.denoising import DenoisingCollate, DenoisingDataset
+from noisereg.sites.describe import Description, Entry, describe
+from noisereg.sites.embeddings import NEFTune, neftune
+from noisereg.sites.gradients import annealed_gaussian
+from noisereg.sites.learned import PNI, NoisyLinear
+from noisereg.sites.mixing import CutMix, MixingKind, MixingLayer, Mixup, cutmix, mixup
+from noisereg.sites.noisy_activations import (
+    NoisyHardSigmoid,
+    NoisyHardTanh,
+    SaturationNoise,
+    noisy_hard_activation,
+)
+from noisereg.sites.targets import (
+    PATRINI_MNIST,
+    DisturbLabel,
+    LabelFlip,
+    LabelSmoothing,
+    disturb_labels,
+    flip_labels,
+    label_smoothing,
+    regression_noise,
+    transition_matrix,
+)
+from noisereg.sites.weights import WeightNoise
+
+__all__ = [
+    "attach",
+    "describe",
+    "Handle",
+    "MaskedHandle",
+    "WeightsHandle",
+    "TargetsHandle",
+    "Entry",
+    "Description",
+    "NEFTune",
+    "neftune",
+    "annealed_gaussian",
+    "WeightNoise",
+    "NoisyLinear",
+    "PNI",
+    "NoisyHardTanh",
+    "NoisyHardSigmoid",
+    "SaturationNoise",
+    "noisy_hard_activation",
+    "DenoisingDataset",
+    "DenoisingCollate",
+    "PATRINI_MNIST",
+    "label_smoothing",
+    "flip_labels",
+    "disturb_labels",
+    "transition_matrix",
+    "regression_noise",
+    "mixup",
+    "cutmix",
+    "LabelSmoothing",
+    "LabelFlip",
+    "DisturbLabel",
+    "Mixup",
+    "CutMix",
+    "MixingKind",
+    "MixingLayer",
+]

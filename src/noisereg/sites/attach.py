@@ -1,0 +1,273 @@
+"""One entry point to put noise on a model users already have, a handle to take it off, and describe.
+
+>>> import torch
+>>> from torch import nn
+>>> from noisereg.noise import Gaussian
+>>> model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
+>>> handle = attach(model, Gaussian(std=0.1), at="activations", select=nn.ReLU, seed=0)
+>>> _ = model(torch.zeros(4, 2))
+>>> handle.layers[0].applied
+1
+>>> handle.remove()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from noisereg.layers import NoiseLayer, add_beside, remove_beside
+from noisereg.noise.base import NoiseKind
+from noisereg.sites.activations import Where, place_activations, place_input
+from noisereg.sites.embeddings import place_embeddings
+from noisereg.sites.gradients import place_gradients
+from noisereg.sites.mixing import MixingLayer, MixingKind
+from noisereg.sites.placement import MaskSource, PlaceInfo, Placement, placed, run_beside, stream_seed
+from noisereg.sites.selectors import Selector, unwrap
+from noisereg.sites.targets import DisturbLabel, LabelFlip, LabelSmoothing
+from noisereg.sites.weights import Resample, place_weights
+
+__all__ = ["attach", "Handle", "MaskedHandle", "WeightsHandle", "TargetsHandle"]
+
+Site = Literal["input", "activations", "embeddings", "weights", "gradients", "targets"]
+
+_LABEL_KINDS = (LabelSmoothing, LabelFlip, DisturbLabel)
+_DEFAULTS: dict[str, Any] = {
+    "select": None, "where": "after", "arg": 0, "mask": None, "biases": False, "resample": "step",
+    "optimizer": None, "scale_by_lr": False,
+}
+_OPTIONS: dict[str, tuple[str, ...]] = {
+    "input": ("select", "arg", "mask"),
+    "activations": ("select", "where", "mask"),
+    "embeddings": ("select", "mask"),
+    "weights": ("select", "biases", "resample"),
+    "gradients": ("select", "optimizer", "scale_by_lr"),
+    "targets": (),
+}
+
+
+class Handle:
+    """What :func:`attach` returns: the noise it placed, and :meth:`remove` to take it off exactly.
+
+    Also a context manager: ``with attach(...):`` removes the noise at the end of the block.
+    """
+
+    def __init__(self, site: str, placements: list[Placement], cleanup: list[Any]) -> None:
+        self.site = site
+        self._placements = placements
+        self._cleanup = cleanup
+        self.removed = False
+
+    @property
+    def places(self) -> list[str]:
+        """Where the noise sits, one entry per place (e.g. ``"after '0'"``, ``"weight '0.weight'"``)."""
+        return [p.where for p in self._placements]
+
+    @property
+    def layers(self) -> list[NoiseLayer]:
+        """The noise layers placed (their ``applied`` counters, ``step``, ``reseed``)."""
+        return [p.layer for p in self._placements]
+
+    def remove(self) -> None:
+        """Take the noise off: hooks, parametrizations and registrations go; the model is as before.
+
+        Raises ValueError when called a second time.
+        """
+        if self.removed:
+            places = ", ".join(self.places)
+            raise ValueError(f"this handle's {self.site} noise ({places}) was already removed")
+        for placement in reversed(self._placements):
+            placement.undo()
+            placed.pop(placement.layer, None)
+        for item in self._cleanup:
+            item.remove()
+        self.removed = True
+
+    def __enter__(self) -> Handle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.removed:
+            self.remove()
+
+    def __repr__(self) -> str:
+        state = "removed" if self.removed else ", ".join(self.places)
+        return f"{type(self).__name__}(at={self.site!r}: {state})"
+
+
+class MaskedHandle(Handle):
+    """Handle of input, activation and embedding noise: also registers an attention mask."""
+
+    def __init__(self, site: str, placements: list[Placement], masks: MaskSource) -> None:
+        super().__init__(site, placements, [masks])
+        self._masks = masks
+
+    @contextlib.contextmanager
+    def attention_mask(self, mask: Tensor) -> Iterator[None]:
+        """Within the block, positions where ``mask`` is 0/False (padding) take no noise."""
+        with self._masks.use(mask):
+            yield
+
+
+class WeightsHandle(Handle):
+    """Handle of weight noise: also :meth:`resample`."""
+
+    def resample(self) -> None:
+        """Draw new weight noise at the next training use of each weight (``resample="manual"``)."""
+        if self.removed:
+            raise ValueError("this handle's weight noise was removed: nothing to resample")
+        for placement in self._placements:
+            placement.refresh()
+
+
+class TargetsHandle(Handle):
+    """Handle of target noise: call it on the targets, ``y = handle(y)``, or ``x, y = handle(x, y)``
+    for mixup and CutMix. Noise is applied while the model is in training mode."""
+
+    def __init__(self, site: str, placements: list[Placement], root: nn.Module) -> None:
+        super().__init__(site, placements, [])
+        self._root = weakref.ref(root)
+
+    def __call__(self, *tensors: Tensor) -> Any:
+        if self.removed:
+            raise ValueError("this target noise handle was removed")
+        root = self._root()
+        layer = self._placements[0].layer
+        expected = 2 if isinstance(layer, MixingLayer) else 1
+        if len(tensors) != expected:
+            shape = "handle(x, y)" if expected == 2 else "handle(y)"
+            name = type(layer.kind).__name__
+            raise TypeError(f"call this {name} handle as {shape}, got {len(tensors)} tensors")
+        return run_beside(layer, root, *tensors)
+
+
+def _check_kind(noise: object, at: str) -> None:
+    if not isinstance(noise, NoiseKind):
+        raise TypeError(
+            "noise must be a noise config such as noisereg.noise.Gaussian(std=0.1), "
+            f"got {type(noise).__name__}"
+        )
+    name = type(noise).__name__
+    if isinstance(noise, (MixingKind, *_LABEL_KINDS)) and at != "targets":
+        raise ValueError(f"{name} is target noise: use at='targets' (got {at=})")
+
+
+def _check_options(at: str, given: dict[str, Any]) -> None:
+    if at not in _OPTIONS:
+        raise ValueError(f"{at=} must be one of {tuple(_OPTIONS)}")
+    for option, value in given.items():
+        default = _DEFAULTS[option]
+        if option not in _OPTIONS[at] and (value is not default and value != default):
+            sites = [s for s, opts in _OPTIONS.items() if option in opts]
+            raise ValueError(f"{option}={value!r} does not apply to {at=} (it is an option of at={sites})")
+    if at == "gradients" and given["optimizer"] is None:
+        raise ValueError("at='gradients' needs optimizer=: the torch.optim optimizer that trains the model")
+
+
+def _check_free(placements: list[Placement], stack: bool, at: str) -> None:
+    if stack:
+        return
+    for placement in placements:
+        position, target, *extra = placement.key
+        for info in list(placed.values()):
+            if info.position == position and info.anchor() is target and info.extra == tuple(extra):
+                raise ValueError(
+                    f"{at} noise is already attached {info.where} (at={info.site!r}); remove that handle "
+                    "first, or pass stack=True to add this noise on top of it"
+                )
+
+
+def attach(
+    model: nn.Module,
+    noise: NoiseKind,
+    at: Site,
+    *,
+    select: Selector | None = None,
+    where: Where = "after",
+    arg: int | str = 0,
+    mask: str | None = None,
+    biases: bool = False,
+    resample: Resample = "step",
+    optimizer: torch.optim.Optimizer | None = None,
+    scale_by_lr: bool = False,
+    seed: int | None = None,
+    stack: bool = False,
+) -> Handle:
+    """Put ``noise`` at one site of ``model``, unchanged otherwise; returns a :class:`Handle`.
+
+    Sites (``at``) and their options:
+
+    - ``"input"``: the model's input (argument ``arg`` of its forward: position or name), or the input
+      of the modules ``select`` names. Integer inputs (token ids) are refused: use ``"embeddings"``.
+    - ``"activations"``: the output (``where="after"``) or input (``"before"``) of the modules that
+      ``select`` names by qualified-name glob (``"layers.*.fc1"``) or type (``nn.ReLU``). LSTM/GRU
+      outputs take noise on the output sequence.
+    - ``"embeddings"``: the output of every ``nn.Embedding`` (or of ``select``), never on padding;
+      ``NEFTune(alpha)`` is the usual noise. Padding from ``padding_idx``, from the forward argument
+      named by ``mask`` (an attention mask, 1 = real token), or from ``handle.attention_mask(m)``.
+    - ``"weights"``: W̃ = noise(W) on the parameters ``select`` names (default: every ``weight*``;
+      biases only with ``biases=True``), redrawn per ``resample`` ("step", "forward", "manual").
+      Gradients are taken at W̃ and applied to W; ``state_dict()`` stays clean.
+    - ``"gradients"``: g̃ = noise(g) before each ``optimizer.step()`` (``scale_by_lr`` multiplies the
+      perturbation by the learning rate); see :func:`noisereg.sites.annealed_gaussian`.
+    - ``"targets"``: label or target noise and mixing; call the returned handle on the targets.
+
+    Noise is on in training mode only (``model.eval()`` gives exactly the clean model) unless
+    :func:`noisereg.noise_enabled` forces it. ``seed`` gives each place its own stream,
+    ``derive_seed(seed, site, place)``; None uses torch's global generator. DDP and ``torch.compile``
+    wrappers are unwrapped first, and names are those of the unwrapped model.
+
+    Raises ValueError for a selector that matches nothing (with close names), an option that does not
+    apply to the site, a place that already has noise from ``attach`` (unless ``stack=True``), weight
+    noise on a non-float or tied parameter; TypeError for a noise that is not a noise config.
+    """
+    root = unwrap(model)
+    _check_kind(noise, at)
+    given = {"select": select, "where": where, "arg": arg, "mask": mask, "biases": biases,
+             "resample": resample, "optimizer": optimizer, "scale_by_lr": scale_by_lr}
+    _check_options(at, given)
+    if at in ("input", "activations", "embeddings"):
+        masks = MaskSource(root, mask)
+        try:
+            if at == "input":
+                placements = place_input(root, noise, select=select, arg=arg, seed=seed, masks=masks)
+            elif at == "activations":
+                placements = place_activations(
+                    root, noise, select=select, where=where, seed=seed, masks=masks
+                )
+            else:
+                placements = place_embeddings(root, noise, select=select, seed=seed, masks=masks)
+        except Exception:
+            masks.remove()
+            raise
+        handle: Handle = MaskedHandle(at, placements, masks)
+    elif at == "weights":
+        handle = WeightsHandle(at, place_weights(root, noise, select=select, biases=biases,
+                                                 resample=resample, seed=seed), [])
+    elif at == "gradients":
+        handle = Handle(at, place_gradients(root, noise, optimizer=optimizer, select=select,
+                                            scale_by_lr=scale_by_lr, seed=seed), [])
+    else:
+        handle = TargetsHandle(at, _place_targets(root, noise, seed), root)
+    try:
+        _check_free(handle._placements, stack, at)
+    except ValueError:
+        handle.remove()
+        raise
+    for p in handle._placements:
+        placed[p.layer] = PlaceInfo.of(p)
+    return handle
+
+
+def _place_targets(root: nn.Module, noise: NoiseKind, seed: int | None) -> list[Placement]:
+    layer_type = MixingLayer if isinstance(noise, MixingKind) else NoiseLayer
+    layer = layer_type(noise, seed=stream_seed(seed, "targets", type(noise).__name__))
+    add_beside(root, layer)
+    undo = lambda: remove_beside(root, layer)  # noqa: E731
+    return [Placement("targets", f"targets ({type(noise).__name__})", ("targets", root, type(noise)),
+                      layer, root, undo)]

@@ -1,0 +1,180 @@
+"""What every site shares: the record of one placed noise, stream seeds, masks, running noise beside a module.
+
+A site places one :class:`~noisereg.layers.NoiseLayer` per place (a module's input or output, a
+parameter, an optimizer, the targets) and returns :class:`Placement` records; ``attach`` turns them into
+a handle. Noise that sits beside a module (not inside it) is run with the host module's train/eval
+mode, so ``model.eval()`` switches it off like any child layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from noisereg.layers import NoiseLayer
+from noisereg.seeding import derive_seed
+
+__all__ = [
+    "Placement",
+    "PlaceInfo",
+    "placed",
+    "stream_seed",
+    "MaskSource",
+    "padding_mask",
+    "run_beside",
+    "argument_position",
+]
+
+
+@dataclasses.dataclass(eq=False)
+class Placement:
+    """One noise placed by a site.
+
+    ``key`` is ``(position, object, *extra)``: the place (a module, parameter or optimizer, and where
+    on it), so that attaching the same site twice is caught; ``host`` is the module whose mode
+    switches the noise (None: on whenever called, as gradient noise at an optimizer step); ``undo``
+    takes it off; ``refresh``, where given, makes held noise be drawn anew (weight noise).
+    """
+
+    site: str
+    where: str
+    key: tuple[Any, ...]
+    layer: NoiseLayer
+    host: nn.Module | None
+    undo: Callable[[], None]
+    refresh: Callable[[], None] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PlaceInfo:
+    """What ``attach`` records about a placed noise, holding the model only weakly."""
+
+    site: str
+    where: str
+    position: str
+    anchor: weakref.ref
+    extra: tuple[Any, ...]
+    host: weakref.ref | None
+
+    @classmethod
+    def of(cls, p: Placement) -> PlaceInfo:
+        position, target, *extra = p.key
+        host = None if p.host is None else weakref.ref(p.host)
+        return cls(p.site, p.where, position, weakref.ref(target), tuple(extra), host)
+
+
+# Every noise attach placed and has not removed, keyed by its noise layer (an entry goes with its layer).
+placed: weakref.WeakKeyDictionary[NoiseLayer, PlaceInfo] = weakref.WeakKeyDictionary()
+
+
+def stream_seed(seed: int | None, site: str, name: str) -> int | None:
+    """The seed of one place's noise: ``derive_seed(seed, site, name)``; None uses torch's global RNG.
+
+    Under ``torch.distributed`` with more than one process the rank is a key too,
+    ``derive_seed(seed, site, name, "rank", rank)``: the same seed on every rank would otherwise give
+    every replica the same noise.
+    """
+    if seed is None:
+        return None
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return derive_seed(seed, site, name, "rank", dist.get_rank())
+    return derive_seed(seed, site, name)
+
+
+def run_beside(layer: NoiseLayer, host: nn.Module, *inputs: Any) -> Any:
+    """Call a noise layer that is not a child of ``host`` in ``host``'s train/eval mode."""
+    layer.training = host.training
+    return layer(*inputs)
+
+
+def padding_mask(attention_mask: Tensor, like: Tensor) -> Tensor:
+    """noisereg's mask (True = leave untouched) from an attention mask (1/True = real token).
+
+    Trailing dimensions of size 1 are added so that a [batch, length] mask covers [batch, length, d].
+    """
+    if not isinstance(attention_mask, Tensor):
+        raise TypeError(f"attention mask must be a tensor, got {type(attention_mask).__name__}")
+    pad = ~attention_mask.bool()
+    while pad.dim() < like.dim():
+        pad = pad.unsqueeze(-1)
+    return pad
+
+
+class MaskSource:
+    """Where a hook site finds the attention mask of the current forward.
+
+    A mask registered with :meth:`use` (a ``with`` block) wins; otherwise, with ``argument`` set,
+    the mask is read from the root model's forward call, by keyword or by position.
+    """
+
+    def __init__(self, root: nn.Module, argument: str | None) -> None:
+        self.registered: Tensor | None = None
+        self.captured: Tensor | None = None
+        self._hooks: list[Any] = []
+        if argument is None:
+            return
+        if not isinstance(argument, str):
+            raise TypeError(f"mask={argument!r} must be the name of the model's attention-mask argument")
+        position = argument_position(root, argument, option="mask")
+
+        def capture(module: nn.Module, args: tuple, kwargs: dict) -> None:
+            if argument in kwargs:
+                self.captured = kwargs[argument]
+            elif position is not None and len(args) > position:
+                self.captured = args[position]
+            else:
+                self.captured = None
+
+        def release(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+            self.captured = None
+
+        self._hooks = [
+            root.register_forward_pre_hook(capture, with_kwargs=True),
+            root.register_forward_hook(release, with_kwargs=True, always_call=True),
+        ]
+
+    def current(self) -> Tensor | None:
+        return self.registered if self.registered is not None else self.captured
+
+    @contextlib.contextmanager
+    def use(self, attention_mask: Tensor) -> Iterator[None]:
+        if not isinstance(attention_mask, Tensor):
+            got = type(attention_mask).__name__
+            raise TypeError(f"attention_mask must be a tensor (1 = real token), got {got}")
+        previous, self.registered = self.registered, attention_mask
+        try:
+            yield
+        finally:
+            self.registered = previous
+
+    def remove(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+
+
+def argument_position(module: nn.Module, argument: str, *, option: str) -> int | None:
+    """Position of ``module.forward``'s argument ``argument`` (None: keyword-only or taken by **kwargs).
+
+    Raises ValueError naming ``option`` when ``forward`` has no such argument.
+    """
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    names = [p.name for p in params]
+    if argument not in names and not any(p.kind == p.VAR_KEYWORD for p in params):
+        raise ValueError(
+            f"{option}={argument!r} is not an argument of {type(module).__name__}.forward "
+            f"(arguments: {names})"
+        )
+    return positional.index(argument) if argument in positional else None

@@ -1,0 +1,187 @@
+"""Noise on weights: W̃ = noise(W) in training, the gradient at W̃ applied to the clean W.
+
+Each selected parameter gets a ``torch.nn.utils.parametrize`` parametrization whose forward returns
+W + δ with δ = noise(W) − W drawn without gradient. So
+
+- the forward and backward passes run at the noisy weights W̃, and ∂L/∂W = ∂L/∂W̃ exactly: the
+  gradient taken at W̃ is the update applied to the clean W (for every noise kind, multiplicative ones
+  included, since δ carries no gradient);
+- the Parameter object is the one the model had: an optimizer built before attaching keeps working;
+- ``state_dict()`` holds the clean weights under their usual names (``fc.weight``, not
+  ``fc.parametrizations.weight.original``), so a checkpoint saved mid-training loads into the clean
+  model, and a clean checkpoint loads into the noisy one;
+- in eval mode the parametrization returns W itself.
+
+When δ is drawn (``resample``): ``"step"`` (default) once per training forward of the model the noise
+was attached to, so every use of a weight inside one forward (an unrolled LSTMCell, a weight shared by
+two layers) sees the same noise — Graves 2013's one sample per training sequence when a forward is one
+batch of sequences; ``"forward"`` on every use of the weight; ``"manual"`` held until
+``handle.resample()``. The layer's ``applied`` counter and schedule step count draws (a weight may be
+read several times per forward: nn.LSTM reads each weight more than once). Graves (2011) notes that
+early stopping is usually needed with weight noise.
+
+``torch.save(model)`` (pickling the whole model) is refused by torch for parametrized modules; save
+``model.state_dict()``, which is clean.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from noisereg.layers import NoiseLayer
+from noisereg.noise.base import NoiseKind
+from noisereg.sites.placement import Placement, stream_seed
+from noisereg.sites.selectors import Selector, parameter, select_parameters
+
+__all__ = ["WeightNoise", "place_weights"]
+
+Resample = Literal["step", "forward", "manual"]
+_RESAMPLE = ("step", "forward", "manual")
+
+
+class WeightNoise(nn.Module):
+    """The parametrization: W ↦ W + δ in training, W in eval; δ = noise(W) − W, held per ``resample``."""
+
+    def __init__(self, layer: NoiseLayer, resample: Resample) -> None:
+        super().__init__()
+        self.noise = layer
+        self.resample = resample
+        self.stale = True
+        self.registered = False  # torch evaluates a parametrization while registering it: draw nothing then
+        self._delta: Tensor | None = None
+
+    def forward(self, weight: Tensor) -> Tensor:
+        if not self.registered or not self.noise.active:
+            return weight
+        held = self._delta
+        fits = held is not None and (held.shape, held.device, held.dtype) == (
+            weight.shape, weight.device, weight.dtype
+        )
+        if self.stale or self.resample == "forward" or (held is not None and not fits):
+            clean = weight.detach()
+            noisy = self.noise(clean)
+            self._delta = None if noisy is clean else (noisy - clean).to(weight.dtype)
+            self.stale = False
+        return weight if self._delta is None else weight + self._delta
+
+    def extra_repr(self) -> str:
+        return f"resample={self.resample!r}"
+
+
+# The clean order of each noised module's parameters and state-dict keys, recorded before its first
+# weight noise, so that any sequence of attaching and removing restores them exactly.
+_clean_orders: weakref.WeakKeyDictionary[nn.Module, tuple[list[str], list[str]]] = weakref.WeakKeyDictionary()
+
+
+def _clean_order(owner: nn.Module) -> tuple[list[str], list[str]]:
+    if owner not in _clean_orders:
+        _clean_orders[owner] = (list(owner._parameters), list(owner.state_dict(keep_vars=True)))
+    return _clean_orders[owner]
+
+
+def _state_hooks(owner: nn.Module, local: str) -> tuple[Any, Any]:
+    """State-dict hooks that show ``local`` under its clean name and place, and accept clean checkpoints."""
+    stored, order = f"parametrizations.{local}.original", _clean_order(owner)[1]
+    rank = {name: i for i, name in enumerate(order)}
+
+    def save(mod: nn.Module, state: dict, prefix: str, local_metadata: Any) -> None:
+        # The module's own keys are the tail of the dict when its post-hook runs.
+        tail = []
+        for key in reversed(list(state)):
+            if not key.startswith(prefix):
+                break
+            tail.append(key)
+        items = [(k[len(prefix):], state.pop(k)) for k in reversed(tail)]
+        items = [(local if k == stored else k, v) for k, v in items]
+        items.sort(key=lambda kv: rank.get(kv[0], len(rank)))
+        state.update((prefix + k, v) for k, v in items)
+
+    def load(mod: nn.Module, state: dict, prefix: str, *args: Any) -> None:
+        if prefix + local in state and prefix + stored not in state:
+            state[prefix + stored] = state.pop(prefix + local)
+
+    return owner.register_state_dict_post_hook(save), owner.register_load_state_dict_pre_hook(load)
+
+
+def _restore_parameter_order(owner: nn.Module) -> None:
+    order = _clean_order(owner)[0]
+    current = dict(owner._parameters)
+    owner._parameters.clear()
+    for key in [k for k in order if k in current] + [k for k in current if k not in order]:
+        owner._parameters[key] = current[key]
+    plist = getattr(owner, "parametrizations", {})
+    if not any(isinstance(p, WeightNoise) for entries in plist.values() for p in entries):
+        del _clean_orders[owner]
+
+
+def _place_one(root: nn.Module, kind: NoiseKind, name: str, owner: nn.Module, local: str,
+               resample: Resample, seed: int | None) -> Placement:
+    layer = NoiseLayer(kind, seed=stream_seed(seed, "weights", name))
+    param = WeightNoise(layer, resample)
+    plist = getattr(owner, "parametrizations", None)
+    ours_only = not (isinstance(plist, nn.ModuleDict) and local in plist)
+    _clean_order(owner)
+    parametrize.register_parametrization(owner, local, param)
+    param.registered = True
+    hooks = list(_state_hooks(owner, local)) if ours_only else []
+    if resample == "step":
+        def mark(module: nn.Module, args: tuple) -> None:
+            if module.training:
+                param.stale = True
+
+        hooks.append(root.register_forward_pre_hook(torch.compiler.disable(mark)))
+
+    def undo() -> None:
+        for hook in hooks:
+            hook.remove()
+        entries = owner.parametrizations[local]
+        if len(entries) == 1:
+            parametrize.remove_parametrizations(owner, local, leave_parametrized=False)
+        else:
+            del entries[next(i for i, p in enumerate(entries) if p is param)]
+        _restore_parameter_order(owner)
+
+    def refresh() -> None:
+        param.stale = True
+
+    key = ("weights", parameter(owner, local))
+    return Placement("weights", f"weight {name!r}", key, layer, owner, undo, refresh)
+
+
+def _check_untied(root: nn.Module, chosen: list[tuple[str, nn.Module, str]]) -> None:
+    names: dict[int, list[str]] = {}
+    for name, p in root.named_parameters(remove_duplicate=False):
+        names.setdefault(id(p), []).append(name)
+    for name, owner, local in chosen:
+        p = parameter(owner, local)
+        if not p.is_floating_point():
+            raise ValueError(
+                f"weight noise on {name!r}: the parameter has dtype={p.dtype}, not floating point"
+            )
+        if len(names.get(id(p), ())) > 1:
+            raise ValueError(
+                f"weight noise on {name!r}: the parameter is shared with {names[id(p)]}; noise on tied "
+                "weights is not supported (select one name and untie the weights, or use another site)"
+            )
+
+
+def place_weights(
+    root: nn.Module,
+    kind: NoiseKind,
+    *,
+    select: Selector | None,
+    biases: bool,
+    resample: Resample,
+    seed: int | None,
+) -> list[Placement]:
+    """A :class:`WeightNoise` parametrization on each selected parameter (see the module docstring)."""
+    if resample not in _RESAMPLE:
+        raise ValueError(f"{resample=} must be one of {_RESAMPLE}")
+    chosen = select_parameters(root, select, biases=biases)
+    _check_untied(root, chosen)
+    return [_place_one(root, kind, name, owner, local, resample, seed) for name, owner, local in chosen]

@@ -1,0 +1,44 @@
+"""Studies: many seeds, noise settings and cross-validation in one vectorized run, with evidence.
+
+Names load on first use (PEP 562): ``noisereg.study.run_study`` brings in torch and the engine,
+``build_report`` and the configuration do not.
+
+>>> from noisereg.study import resolve_study
+>>> resolve_study("case-study").seeds
+30
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "StudyConfig": "noisereg.study.config",
+    "StudyConfigError": "noisereg.study.config",
+    "load_config": "noisereg.study.config",
+    "parse_config": "noisereg.study.config",
+    "resolve_study": "noisereg.study.config",
+    "builtin_studies": "noisereg.study.config",
+    "DataError": "noisereg.study.data",
+    "Store": "noisereg.study.store",
+    "StoreError": "noisereg.study.store",
+    "run_study": "noisereg.study.runner",
+    "prepare": "noisereg.study.runner",
+    "build_report": "noisereg.study.report",
+    "summarize": "noisereg.study.report",
+}
+
+__all__ = list(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'noisereg.study' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

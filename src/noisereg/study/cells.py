@@ -1,0 +1,78 @@
+"""Cells of a study (arm × grid value) and how they map to replicas and engine groups.
+
+Torch-free: the plan is plain data, so that the store's metadata and the report can use it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from noisereg.study.config import StudyConfig
+from noisereg.study.noise_config import MAIN_STRENGTH
+
+__all__ = ["Cell", "plan_cells", "cell_key", "signature"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One arm at one grid value. ``selection``: this cell's arm is chosen by cross-validation, so
+    it also trains on the CV folds."""
+
+    key: str
+    arm: str
+    value: float | None
+    param: str | None
+    noise: tuple[Any, ...]
+    selection: bool
+
+    def meta(self) -> dict[str, Any]:
+        """Plain data stored with the study (no noise objects)."""
+        return {
+            "arm": self.arm,
+            "value": self.value,
+            "param": self.param,
+            "selection": self.selection,
+            "noise": [n.model_dump(mode="json") for n in self.noise],
+        }
+
+
+def cell_key(arm: str, value: float | None, param: str | None = None) -> str:
+    """``arm`` for a plain arm, ``arm[param=value]`` for a grid cell (``repr`` keeps floats exact)."""
+    if value is None:
+        return arm
+    return f"{arm}[{param or 'value'}={value!r}]"
+
+
+def plan_cells(config: StudyConfig) -> list[Cell]:
+    """Every cell of the study in file order."""
+    chosen = config.selection.arm if config.selection is not None else None
+    cells = []
+    for arm in config.arms:
+        param = None if arm.grid is None else (arm.grid.param or MAIN_STRENGTH[arm.noise[0].kind])
+        for value, noise in arm.cells():
+            cells.append(Cell(cell_key(arm.name, value, param), arm.name, value, param, tuple(noise), arm.name == chosen))
+    return cells
+
+
+def _main_float(table: Any) -> float | None:
+    value = getattr(table, MAIN_STRENGTH[table.kind])
+    return None if hasattr(value, "schedule") else float(value)
+
+
+def signature(cell: Cell) -> tuple[Any, ...]:
+    """Cells with equal signatures differ only in float main strengths and train as one group,
+    each replica carrying its cell's strengths. A scheduled strength is part of the signature."""
+    parts = []
+    for table in cell.noise:
+        dump = table.model_dump(mode="json")
+        if _main_float(table) is not None:
+            dump[MAIN_STRENGTH[table.kind]] = None
+        parts.append(repr(sorted(dump.items())))
+    return tuple(parts)
+
+
+def strengths(cell: Cell) -> tuple[float, ...]:
+    """Per-site main strengths of ``cell`` ( () when any of them is a schedule)."""
+    values = [_main_float(t) for t in cell.noise]
+    return () if any(v is None for v in values) else tuple(values)  # type: ignore[arg-type]

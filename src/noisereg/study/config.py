@@ -1,0 +1,374 @@
+"""Study files: the pydantic models of a study, TOML loading, and errors that name the user's key path.
+
+A study file is TOML. Everything is validated before any work starts; a mistake is reported as
+:class:`StudyConfigError`, one line per problem, each naming the key path the user wrote::
+
+    arms[2].noise.std: must be >= 0, got -0.1
+    optimizer: unknown key 'lrate'; did you mean 'lr'?
+
+The schema (every table rejects unknown keys):
+
+- ``name`` (run directory name), ``description``, ``seed`` (root seed, default 0), ``seeds`` (seeds
+  per arm, default 30), ``metric`` (``accuracy`` | ``loss`` | ``r2``; default accuracy for
+  classification, r2 for regression), ``curve_points`` (bound on stored points per curve),
+  ``baseline`` (name of the no-noise arm; default the first arm without noise).
+- ``[data]``: see :class:`DataConfig`; ``[split]``: :class:`SplitConfig`; ``[model]``:
+  :class:`MLPConfig` / :class:`CNNConfig` / :class:`RecurrentConfig`; ``[optimizer]``;
+  ``[training]``; ``[[arms]]``: :class:`ArmConfig`; ``[selection]``: :class:`SelectionConfig`.
+
+This module imports neither torch nor the engine: the runner turns the validated config into engine
+objects, and the report reads the stored config as plain data.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, ValidationError, model_validator
+
+from noisereg.study.keypaths import StudyConfigError, message, problems
+from noisereg.study.noise_config import NoiseConfig, Strict, check_sites, noise_strength_path, with_value
+
+__all__ = [
+    "StudyConfig",
+    "DataConfig",
+    "SplitConfig",
+    "MLPConfig",
+    "CNNConfig",
+    "RecurrentConfig",
+    "OptimizerConfig",
+    "TrainingConfig",
+    "ArmConfig",
+    "GridConfig",
+    "SelectionConfig",
+    "StudyConfigError",
+    "NoiseConfig",
+    "load_config",
+    "parse_config",
+    "builtin_studies",
+    "resolve_study",
+    "DEFAULT_STUDY",
+]
+
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+DEFAULT_STUDY = "case-study"
+
+
+Generated = Literal["circles", "moons"]
+Bundled = Literal["digits", "breast_cancer", "wine", "iris", "diabetes"]
+
+
+class DataConfig(Strict):
+    """Where the samples come from.
+
+    ``source``: ``circles`` / ``moons`` (sklearn generators: ``n_samples``, ``noise``, ``factor`` for
+    circles, ``random_state``; ``test_samples`` draws a separate test sample of that size from the same
+    distribution with ``test_random_state``, default ``random_state + 1``), a bundled scikit-learn set
+    (``digits``, ``breast_cancer``, ``wine``, ``iris``, ``diabetes``), or ``file`` (``path`` to a
+    .csv/.npz/.parquet file with a ``target`` column; ``task`` is then required). ``standardize``
+    rescales features to zero mean and unit variance with statistics of the training part only;
+    ``standardize_target`` does the same for regression targets.
+    """
+
+    source: Literal["circles", "moons", "digits", "breast_cancer", "wine", "iris", "diabetes", "file"]
+    n_samples: Annotated[int, Field(ge=2)] = 100
+    noise: Annotated[float, Field(ge=0)] = 0.1
+    factor: Annotated[float, Field(gt=0, lt=1)] = 0.8
+    random_state: Annotated[int, Field(ge=0)] = 0
+    test_samples: Annotated[int, Field(ge=1)] | None = None
+    test_random_state: Annotated[int, Field(ge=0)] | None = None
+    path: str | None = None
+    target: str | None = None
+    task: Literal["auto", "classification", "regression"] = "auto"
+    standardize: bool = True
+    standardize_target: bool = True
+
+    @model_validator(mode="after")
+    def _source_keys(self) -> DataConfig:
+        generated = self.source in ("circles", "moons")
+        if self.source == "file":
+            if self.path is None or self.target is None:
+                raise ValueError("source = 'file' needs 'path' and 'target'")
+            if self.task == "auto":
+                raise ValueError("source = 'file' needs task = 'classification' or 'regression'")
+        elif self.path is not None or self.target is not None:
+            raise ValueError(f"'path' and 'target' are for source = 'file', not {self.source!r}")
+        if not generated and self.test_samples is not None:
+            raise ValueError(f"test_samples draws fresh test data: only for circles/moons, not {self.source!r}")
+        return self
+
+
+class SplitConfig(Strict):
+    """How samples are split. ``holdout``: the first ``n_train`` samples train, the rest (or the
+    fresh test sample) test; ``shuffle = true`` permutes first with ``shuffle_seed``. ``kfold``:
+    stratified k-fold (plain k-fold for regression) over all samples, ``folds`` >= 2; every seed
+    trains once per fold and its metric is the mean over folds."""
+
+    kind: Literal["holdout", "kfold"] = "holdout"
+    n_train: Annotated[int, Field(ge=2)] | None = None
+    folds: Annotated[int, Field(ge=2)] = 5
+    shuffle: bool = False
+    shuffle_seed: Annotated[int, Field(ge=0)] = 0
+
+    @model_validator(mode="after")
+    def _kind_keys(self) -> SplitConfig:
+        if self.kind == "holdout" and self.n_train is None:
+            raise ValueError("kind = 'holdout' needs n_train (the first n_train samples train)")
+        if self.kind == "kfold" and self.n_train is not None:
+            raise ValueError("n_train is for kind = 'holdout'; kfold uses every sample for testing once")
+        return self
+
+
+Activation = Literal["relu", "tanh", "gelu", "sigmoid", "elu", "selu", "identity"]
+
+
+class MLPConfig(Strict):
+    """A multilayer perceptron: inputs -> ``widths`` hidden layers -> outputs (set from the data)."""
+
+    kind: Literal["mlp"] = "mlp"
+    widths: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [500]
+    activation: Activation = "relu"
+    init: Literal["default", "he", "glorot", "normal"] = "default"
+    init_std: Annotated[float, Field(gt=0)] = 0.01
+
+
+class CNNConfig(Strict):
+    """A small CNN for images: ``channels`` conv layers (3x3, ReLU, 2x2 max-pool) then ``hidden``."""
+
+    kind: Literal["cnn"]
+    input_shape: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=3, max_length=3)]
+    channels: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [16, 32]
+    hidden: Annotated[int, Field(ge=1)] = 64
+    activation: Activation = "relu"
+    init: Literal["default", "he", "glorot"] = "default"
+
+
+class RecurrentConfig(Strict):
+    """A GRU or LSTM over sequences of ``input_shape = [steps, features]``, then a linear head."""
+
+    kind: Literal["gru", "lstm"]
+    input_shape: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)]
+    hidden: Annotated[int, Field(ge=1)] = 64
+    layers: Annotated[int, Field(ge=1)] = 1
+
+
+ModelConfig = Annotated[Union[MLPConfig, CNNConfig, RecurrentConfig], Field(discriminator="kind")]
+
+
+class OptimizerConfig(Strict):
+    """SGD (with ``momentum``), Adam or AdamW; ``clip_grad_norm`` clips each replica's gradient norm."""
+
+    name: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: Annotated[float, Field(gt=0)] = 1e-3
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
+    eps: Annotated[float, Field(gt=0)] = 1e-8
+    clip_grad_norm: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _momentum_is_sgd(self) -> OptimizerConfig:
+        if self.momentum and self.name != "sgd":
+            raise ValueError(f"momentum is for name = 'sgd'; {self.name!r} uses betas")
+        return self
+
+
+class TrainingConfig(Strict):
+    """Epochs, batch size, how often test metrics are recorded, and the loss.
+
+    ``loss = 'auto'`` picks bce for two classes, ce for more, mse for regression. ``patience``
+    (epochs) turns on early stopping on the validation loss: ``validation`` (a fraction in (0, 1))
+    of every fold's training rows is held out, stratified, to decide it; each replica ends with the
+    weights of its best validation epoch (see :class:`noisereg.engine.Group`).
+    """
+
+    epochs: Annotated[int, Field(ge=1)]
+    batch_size: Annotated[int, Field(ge=1)] = 32
+    eval_every: Annotated[int, Field(ge=1)] = 10
+    patience: Annotated[int, Field(ge=1)] | None = None
+    validation: Annotated[float, Field(gt=0, lt=1)] | None = None
+    loss: Literal["auto", "bce", "ce", "mse"] = "auto"
+
+    @model_validator(mode="after")
+    def _validation_for_patience(self) -> TrainingConfig:
+        if (self.patience is None) != (self.validation is None):
+            raise ValueError("patience and validation go together: early stopping needs validation rows")
+        return self
+
+
+class GridConfig(Strict):
+    """Values for one strength of the arm's noise; ``param`` is its path inside ``noise``
+    (``"std"`` for a single site, ``"[1].std"`` for the second of several, ``"std.eta"`` for a
+    schedule's parameter). Without ``param`` the arm must have exactly one site."""
+
+    values: Annotated[list[float], Field(min_length=1)]
+    param: str | None = None
+
+
+class ArmConfig(Strict):
+    """A named noise setting: ``noise`` is one table or a list of tables (sites used together);
+    no ``noise`` means no noise. ``grid`` (a list of values, or a :class:`GridConfig`) makes one cell
+    per value."""
+
+    name: Annotated[str, Field(min_length=1, max_length=80)]
+    noise: list[NoiseConfig] = []
+    grid: GridConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthands(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            data = dict(data)
+            if isinstance(data.get("noise"), Mapping):
+                data["noise"] = [data["noise"]]
+            if isinstance(data.get("grid"), list):
+                data["grid"] = {"values": data["grid"]}
+        return data
+
+    @model_validator(mode="after")
+    def _grid_target(self) -> ArmConfig:
+        check_sites(self.noise)
+        if self.grid is not None:
+            if not self.noise:
+                raise ValueError("grid needs noise to vary: this arm has no 'noise'")
+            noise_strength_path(self.noise, self.grid.param)
+            if len(set(self.grid.values)) != len(self.grid.values):
+                raise ValueError(f"grid values must be distinct, got {self.grid.values}")
+            for i, value in enumerate(self.grid.values):
+                try:
+                    with_value(self.noise, self.grid.param, value)
+                except ValidationError as exc:
+                    err = exc.errors()[0]
+                    field = self.grid.param or noise_strength_path(self.noise, None)[1][0]
+                    raise ValueError(f"grid.values[{i}] sets {field}: {message(err)}") from None
+        return self
+
+    def cells(self) -> list[tuple[float | None, list[Any]]]:
+        """(grid value or None, the noise of that cell) for each cell of this arm."""
+        if self.grid is None:
+            return [(None, list(self.noise))]
+        return [(v, with_value(self.noise, self.grid.param, v)) for v in self.grid.values]
+
+
+class SelectionConfig(Strict):
+    """Choose an arm's grid value by k-fold cross-validation on the training part.
+
+    ``criterion = 'likelihood'`` maximizes the cross-validated likelihood, i.e. minimizes the mean
+    validation loss (Holmstrom & Koistinen 1992); ``'accuracy'`` maximizes validation accuracy. Both
+    are reported; the chosen value's test result is the grid cell trained on the whole training part.
+    ``seeds``: how many of the study's seeds (the first ones) also train on the CV folds; default
+    all. Fewer keep the cost of CV down: the CV score averages seeds x folds trainings.
+    """
+
+    arm: str
+    folds: Annotated[int, Field(ge=2)] = 5
+    criterion: Literal["likelihood", "accuracy"] = "likelihood"
+    seeds: Annotated[int, Field(ge=1)] | None = None
+
+
+class StudyConfig(Strict):
+    """A whole study (see the module docstring for the file layout)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)]
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] = 0
+    seeds: Annotated[int, Field(ge=1, le=10_000)] = 30
+    metric: Literal["accuracy", "loss", "r2"] | None = None
+    curve_points: Annotated[int, Field(ge=2, le=1000)] = 100
+    baseline: str | None = None
+    data: DataConfig
+    split: SplitConfig
+    model: ModelConfig = MLPConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    training: TrainingConfig
+    arms: Annotated[list[ArmConfig], Field(min_length=1)]
+    selection: SelectionConfig | None = None
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> StudyConfig:
+        names = [a.name for a in self.arms]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"arm names must be unique; repeated: {dupes}")
+        if self.baseline is not None and self.baseline not in names:
+            raise ValueError(f"baseline={self.baseline!r} is not an arm; arms: {names}")
+        if self.baseline is None and not any(not a.noise for a in self.arms):
+            raise ValueError("no arm without noise to compare with: add one (no 'noise' key) or set baseline")
+        if self.selection is not None:
+            if self.selection.arm not in names:
+                close = difflib.get_close_matches(self.selection.arm, names, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; arms: {names}"
+                raise ValueError(f"selection.arm={self.selection.arm!r} is not an arm{hint}")
+            if self.arms[names.index(self.selection.arm)].grid is None:
+                raise ValueError(f"selection.arm={self.selection.arm!r} has no grid to choose from")
+            if self.selection.seeds is not None and self.selection.seeds > self.seeds:
+                raise ValueError(f"selection.seeds={self.selection.seeds} exceeds the study's seeds={self.seeds}")
+            if self.split.kind != "holdout":
+                raise ValueError("selection cross-validates inside a holdout training part: use split.kind = 'holdout'")
+        return self
+
+    @property
+    def baseline_arm(self) -> str:
+        """The name of the arm every other arm is compared with."""
+        return self.baseline or next(a.name for a in self.arms if not a.noise)
+
+
+def parse_config(raw: Mapping[str, Any], *, source: str = "study") -> StudyConfig:
+    """Validate a study given as plain data (a parsed TOML document); raise :class:`StudyConfigError`."""
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"a study must be a mapping of keys, got {type(raw).__name__}")
+    try:
+        return StudyConfig.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise StudyConfigError(problems(exc, raw), source) from None
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """Read and validate a TOML study file.
+
+    Relative ``data.path`` entries are resolved against the file's folder. Raises
+    :class:`StudyConfigError` for a missing file, malformed TOML (with its line and column) or invalid
+    content.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StudyConfigError([("", f"no such study file: {path}")], str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StudyConfigError([("", f"cannot read {path}: {exc}")], str(path)) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyConfigError([("", f"not valid TOML: {exc}")], str(path)) from None
+    data = raw.get("data")
+    if isinstance(data, dict) and isinstance(data.get("path"), str) and not Path(data["path"]).is_absolute():
+        raw["data"] = {**data, "path": str((path.parent / data["path"]).resolve())}
+    return parse_config(raw, source=str(path))
+
+
+def builtin_studies() -> dict[str, Path]:
+    """The built-in study files by name (the file name without ``.toml``)."""
+    return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.toml"))}
+
+
+def resolve_study(name_or_path: str | Path | None) -> StudyConfig:
+    """Load a study file, or a built-in study by name; ``None`` is the default (the case study)."""
+    if name_or_path is None:
+        name_or_path = DEFAULT_STUDY
+    builtins = builtin_studies()
+    if str(name_or_path) in builtins:
+        return load_config(builtins[str(name_or_path)])
+    path = Path(name_or_path)
+    if not path.exists() and path.suffix != ".toml":
+        close = difflib.get_close_matches(str(name_or_path), list(builtins), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise StudyConfigError(
+            [("", f"{str(name_or_path)!r} is neither a study file nor a built-in study ({', '.join(builtins)}){hint}")],
+            str(name_or_path),
+        )
+    return load_config(path)

@@ -1,0 +1,303 @@
+"""Data for studies: generated and bundled data sets, user files, splits, folds and standardization.
+
+Everything here is numpy (no torch): the runner turns :class:`Fold` arrays into tensors. Every check
+runs before training and raises :class:`DataError` naming the study key and, for files, the column and
+rows at fault.
+
+Standardization (``data.standardize``): each fold's features are rescaled with the mean and the
+standard deviation (ddof = 0) of that fold's training rows only, x' = (x − mean_train) / std_train; a
+constant feature keeps std 1. Regression targets are rescaled the same way when
+``data.standardize_target`` is set (losses are then on that scale; R² is unchanged by it).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import difflib
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from sklearn import datasets as skdata
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+from noisereg.study.config import DataConfig, SplitConfig
+
+__all__ = ["DataError", "Dataset", "Fold", "load_dataset", "make_folds"]
+
+Task = Literal["classification", "regression"]
+
+
+class DataError(ValueError):
+    """Data that cannot be used for the study; the message names the key and, for files, where."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """Features ``x`` [n, f] (float64), targets ``y`` [n] (class codes 0..K−1, or floats), and for
+    generated data an optional separate test sample."""
+
+    name: str
+    task: Task
+    x: np.ndarray
+    y: np.ndarray
+    feature_names: tuple[str, ...]
+    classes: tuple[str, ...] = ()
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Fold:
+    """One training/testing arrangement. ``role = 'test'``: trains on the whole training part (of
+    outer fold ``outer``) and tests on the test part; ``role = 'cv'``: a cross-validation fold of the
+    training part, whose ``x_test`` is its held-out part. ``x_val`` (optional) is for early stopping."""
+
+    name: str
+    role: Literal["test", "cv"]
+    outer: int
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+
+    @property
+    def shape_key(self) -> tuple[int, int, int]:
+        """(train, validation, test) sizes: folds with equal keys can share one batched training."""
+        return len(self.y_train), 0 if self.y_val is None else len(self.y_val), len(self.y_test)
+
+
+def _bundled(source: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...], Task]:
+    loader = {
+        "digits": skdata.load_digits,
+        "breast_cancer": skdata.load_breast_cancer,
+        "wine": skdata.load_wine,
+        "iris": skdata.load_iris,
+        "diabetes": skdata.load_diabetes,
+    }[source]
+    bunch = loader()
+    names = tuple(str(n) for n in getattr(bunch, "feature_names", [f"x{i}" for i in range(bunch.data.shape[1])]))
+    if source == "diabetes":
+        return bunch.data.astype(np.float64), bunch.target.astype(np.float64), names, (), "regression"
+    classes = tuple(str(c) for c in getattr(bunch, "target_names", np.unique(bunch.target)))
+    return bunch.data.astype(np.float64), bunch.target.astype(np.int64), names, classes, "classification"
+
+
+def _generated(config: DataConfig, n: int, random_state: int) -> tuple[np.ndarray, np.ndarray]:
+    if config.source == "circles":
+        x, y = skdata.make_circles(n_samples=n, noise=config.noise, factor=config.factor, random_state=random_state)
+    else:
+        x, y = skdata.make_moons(n_samples=n, noise=config.noise, random_state=random_state)
+    return x.astype(np.float64), y.astype(np.int64)
+
+
+def _read_columns(path: Path) -> dict[str, np.ndarray]:
+    """Columns of a CSV (with a header row), NPZ (one array per column; 2-D arrays give several
+    columns) or Parquet file, as 1-D arrays (numbers as float64, anything else as str)."""
+    if not path.is_file():
+        raise DataError(f"data.path: no such file: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return _read_csv(path)
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                columns: dict[str, np.ndarray] = {}
+                for key in archive.files:
+                    arr = archive[key]
+                    if arr.ndim == 1:
+                        columns[key] = arr
+                    elif arr.ndim == 2:
+                        columns.update({f"{key}[{j}]": arr[:, j] for j in range(arr.shape[1])})
+                    else:
+                        raise DataError(f"{path}: array {key!r} has {arr.ndim} dims; expected 1 or 2")
+                return columns
+        if suffix == ".parquet":
+            try:
+                import pyarrow.parquet as pq
+            except ImportError:
+                raise DataError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+            table = pq.read_table(path)
+            return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+    except DataError:
+        raise
+    except Exception as exc:  # a file the reader cannot parse: say which and why
+        raise DataError(f"data.path: cannot read {path}: {type(exc).__name__}: {exc}") from None
+    raise DataError(f"data.path: {path} must end in .csv, .npz or .parquet, got {suffix or 'no suffix'!r}")
+
+
+def _read_csv(path: Path) -> dict[str, np.ndarray]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        raise DataError(f"{path}: empty file; expected a header row and data rows")
+    header, body = rows[0], rows[1:]
+    if not body:
+        raise DataError(f"{path}: a header but no data rows")
+    bad = [i + 2 for i, r in enumerate(body) if len(r) != len(header)]
+    if bad:
+        raise DataError(f"{path}: lines {bad[:5]} have a different number of fields than the header ({len(header)})")
+    columns: dict[str, np.ndarray] = {}
+    for j, name in enumerate(header):
+        cells = [r[j].strip() for r in body]
+        try:
+            columns[name] = np.array([float(c) for c in cells], dtype=np.float64)
+        except ValueError:
+            columns[name] = np.array(cells, dtype=str)
+    return columns
+
+
+def _from_file(config: DataConfig) -> Dataset:
+    path = Path(str(config.path))
+    columns = _read_columns(path)
+    target = str(config.target)
+    if target not in columns:
+        close = difflib.get_close_matches(target, list(columns), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise DataError(f"data.target={target!r} is not a column of {path}; columns: {list(columns)}{hint}")
+    n = len(columns[target])
+    feature_names = tuple(c for c in columns if c != target)
+    if not feature_names:
+        raise DataError(f"{path}: no feature columns besides the target {target!r}")
+    for name in feature_names:
+        col = columns[name]
+        if len(col) != n:
+            raise DataError(f"{path}: column {name!r} has {len(col)} rows, the target has {n}")
+        if col.dtype.kind not in "biuf":
+            raise DataError(f"{path}: feature column {name!r} is not numeric (e.g. {col[0]!r})")
+    x = np.column_stack([columns[c].astype(np.float64) for c in feature_names])
+    _check_finite(x, feature_names, path)
+    raw_y = columns[target]
+    if config.task == "regression":
+        if raw_y.dtype.kind not in "biuf":
+            raise DataError(f"{path}: task = 'regression' needs a numeric target; {target!r} holds {raw_y[0]!r}")
+        y = raw_y.astype(np.float64)
+        _check_finite(y[:, None], (target,), path)
+        return Dataset(path.stem, "regression", x, y, feature_names)
+    if raw_y.dtype.kind == "f":
+        _check_finite(raw_y[:, None], (target,), path)
+    labels, y = np.unique(raw_y, return_inverse=True)
+    classes = tuple(str(int(c)) if raw_y.dtype.kind == "f" and float(c).is_integer() else str(c) for c in labels)
+    return Dataset(path.stem, "classification", x, y.astype(np.int64), feature_names, classes)
+
+
+def _check_finite(x: np.ndarray, names: tuple[str, ...], path: Path) -> None:
+    bad = ~np.isfinite(x)
+    if bad.any():
+        places = []
+        for j in np.flatnonzero(bad.any(axis=0))[:3]:
+            rows = (np.flatnonzero(bad[:, j]) + 1).tolist()
+            what = "NaN" if np.isnan(x[:, j]).any() else "inf"
+            places.append(f"{what} in column {names[j]!r} at data rows {rows[:5]}{' ...' if len(rows) > 5 else ''}")
+        raise DataError(
+            f"{path}: {'; '.join(places)} (rows 1-based, header not counted); "
+            f"{int(bad.sum())} non-finite value(s) in all"
+        )
+
+
+def load_dataset(config: DataConfig) -> Dataset:
+    """Load the data a study names (see :class:`~noisereg.study.config.DataConfig`)."""
+    if config.source == "file":
+        return _from_file(config)
+    if config.source in ("circles", "moons"):
+        x, y = _generated(config, config.n_samples, config.random_state)
+        x_test = y_test = None
+        if config.test_samples is not None:
+            seed = config.random_state + 1 if config.test_random_state is None else config.test_random_state
+            x_test, y_test = _generated(config, config.test_samples, seed)
+        return Dataset(config.source, "classification", x, y, ("x0", "x1"), ("0", "1"), x_test, y_test)
+    x, y, names, classes, task = _bundled(config.source)
+    if config.task not in ("auto", task):
+        raise DataError(f"data.task={config.task!r} but {config.source!r} is a {task} data set")
+    return Dataset(config.source, task, x, y, names, classes)
+
+
+def _scale(train: np.ndarray, *others: np.ndarray | None) -> list[np.ndarray | None]:
+    mean = train.mean(axis=0)
+    std = train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return [(train - mean) / std] + [None if o is None else (o - mean) / std for o in others]
+
+
+def _fold(
+    name: str, role: Literal["test", "cv"], outer: int, data: Dataset, config: DataConfig,
+    train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], validation: float | None, seed: int,
+) -> Fold:
+    (xtr, ytr), (xte, yte) = train, test
+    xva = yva = None
+    if validation is not None:
+        strat = ytr if data.task == "classification" else None
+        try:
+            tr, va = train_test_split(np.arange(len(ytr)), test_size=validation, random_state=seed, stratify=strat)
+        except ValueError as exc:
+            raise DataError(f"training.validation={validation}: cannot split the {len(ytr)} training rows of fold {name!r}: {exc}") from None
+        xtr, ytr, xva, yva = xtr[tr], ytr[tr], xtr[va], ytr[va]
+    if config.standardize:
+        xtr, xte, xva = _scale(xtr, xte, xva)
+    if data.task == "regression" and config.standardize_target:
+        col = [None if v is None else v[:, None] for v in (ytr, yte, yva)]
+        ytr, yte, yva = (None if v is None else v[:, 0] for v in _scale(*col))
+    return Fold(name, role, outer, xtr, ytr, xte, yte, xva, yva)
+
+
+def _splitter(data: Dataset, k: int, key: str, rows: np.ndarray, seed: int) -> KFold | StratifiedKFold:
+    y = data.y[rows] if data.task == "classification" else None
+    if len(rows) < k:
+        raise DataError(f"{key}={k} but only {len(rows)} sample(s) are there to split")
+    if y is not None:
+        counts = np.bincount(y, minlength=data.n_classes)
+        small = [(data.classes[c], int(n)) for c, n in enumerate(counts) if 0 < n < k]
+        if small:
+            raise DataError(f"{key}={k} but class(es) {small} have fewer members than folds (stratified split)")
+        return StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return KFold(n_splits=k, shuffle=True, random_state=seed)
+
+
+def make_folds(
+    data: Dataset, split: SplitConfig, config: DataConfig, *, cv_folds: int | None = None, validation: float | None = None
+) -> list[Fold]:
+    """The folds of a study: ``role='test'`` folds (one for holdout, k for kfold) then, with
+    ``cv_folds``, that many cross-validation folds of the holdout training part.
+
+    Holdout: the first ``split.n_train`` samples (after a permutation by ``shuffle_seed`` if
+    ``split.shuffle``) train; the rest, or the generated fresh test sample, test. Kfold and the CV folds
+    are stratified for classification and shuffled with ``split.shuffle_seed``. A CV fold tests on its
+    held-out part (``x_test``); the real test part is not used by it. With ``validation`` (a fraction
+    in (0, 1)), every fold's training rows are split once more, stratified, into training and
+    validation rows (for early stopping).
+    """
+    seed = split.shuffle_seed
+    n = len(data.y)
+    rows = np.arange(n)
+    if split.kind == "kfold":
+        splitter = _splitter(data, split.folds, "split.folds", rows, seed)
+        folds = []
+        for i, (tr, te) in enumerate(splitter.split(data.x, data.y if data.task == "classification" else None)):
+            folds.append(_fold(f"fold{i}", "test", i, data, config, (data.x[tr], data.y[tr]), (data.x[te], data.y[te]), validation, seed))
+        return folds
+    if split.shuffle:
+        rows = np.random.default_rng(seed).permutation(n)
+    n_train = int(split.n_train or 0)
+    fresh = data.x_test is not None
+    if n_train > n or (n_train == n and not fresh):
+        raise DataError(f"split.n_train={n_train} leaves no test samples: the data has {n}")
+    train_rows = rows[:n_train]
+    if data.task == "classification" and len(np.unique(data.y[train_rows])) < 2:
+        raise DataError(f"split.n_train={n_train}: the training part holds one class only")
+    train = (data.x[train_rows], data.y[train_rows])
+    test = (data.x_test, data.y_test) if fresh else (data.x[rows[n_train:]], data.y[rows[n_train:]])
+    folds = [_fold("test", "test", 0, data, config, train, test, validation, seed)]
+    if cv_folds is not None:
+        splitter = _splitter(data, cv_folds, "selection.folds", train_rows, seed)
+        y_strat = train[1] if data.task == "classification" else None
+        for i, (tr, va) in enumerate(splitter.split(train[0], y_strat)):
+            held_out = (train[0][va], train[1][va])
+            folds.append(_fold(f"cv{i}", "cv", 0, data, config, (train[0][tr], train[1][tr]), held_out, validation, seed))
+    return folds

@@ -1,0 +1,116 @@
+"""From a study's model, optimizer and training tables to the engine's specs, checked against the data.
+
+An MLP becomes the engine's hand-written :class:`~noisereg.engine.MLPSpec`; a CNN or GRU/LSTM a
+:class:`~noisereg.engine.ModuleSpec` over :mod:`noisereg.study.networks`. Everything here raises
+:class:`~noisereg.study.config.StudyConfigError` naming the study key, before any training: a model or
+loss that does not fit the data (features, classes, task, input shape), a hidden layer index that does
+not exist, hidden-layer noise on a model that is not an MLP.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+from noisereg.engine import MLPSpec, ModuleSpec, OptimSpec
+from noisereg.study.config import StudyConfig, StudyConfigError
+from noisereg.study.data import Dataset
+from noisereg.study.networks import make_cnn, make_recurrent
+
+__all__ = ["loss_for", "model_spec", "optimizer_spec"]
+
+Loss = Literal["bce", "ce", "mse"]
+
+
+def _refuse(path: str, message: str) -> StudyConfigError:
+    return StudyConfigError([(path, message)])
+
+
+def loss_for(config: StudyConfig, data: Dataset) -> Loss:
+    """The loss: ``training.loss`` or, for ``auto``, bce (2 classes), ce (more), mse (regression)."""
+    loss = config.training.loss
+    if loss == "auto":
+        if data.task == "regression":
+            return "mse"
+        return "bce" if data.n_classes == 2 else "ce"
+    if data.task == "regression" and loss != "mse":
+        raise _refuse("training.loss", f"{loss!r} is a classification loss; {data.name!r} is a regression: use 'mse'")
+    if data.task == "classification":
+        if loss == "mse":
+            raise _refuse("training.loss", f"'mse' is for regression; {data.name!r} has {data.n_classes} classes: use 'bce' or 'ce'")
+        if loss == "bce" and data.n_classes != 2:
+            raise _refuse("training.loss", f"'bce' needs 2 classes, {data.name!r} has {data.n_classes}: use 'ce'")
+    return loss
+
+
+def model_spec(config: StudyConfig, data: Dataset) -> MLPSpec | ModuleSpec:
+    """The engine's model spec for the study's model and data."""
+    model = config.model
+    features = data.x.shape[1]
+    loss = loss_for(config, data)
+    out = data.n_classes if loss == "ce" else 1
+    if model.kind != "mlp":
+        size = 1
+        for s in model.input_shape:
+            size *= s
+        if size != features:
+            raise _refuse("model.input_shape", f"{model.input_shape} holds {size} values, the data has {features} features")
+        for i, arm in enumerate(config.arms):
+            for j, site in enumerate(arm.noise):
+                if site.site in ("pre", "post"):
+                    raise _refuse(
+                        f"arms[{i}].noise[{j}].site",
+                        f"{site.site!r} (hidden-layer) noise needs model.kind = 'mlp'; a {model.kind!r} takes "
+                        "input, gradients and targets noise",
+                    )
+        _check_targets(config, data)
+        if model.kind == "cnn":
+            factory = functools.partial(
+                make_cnn, tuple(model.input_shape), tuple(model.channels), model.hidden, out, model.activation, model.init
+            )
+        else:
+            factory = functools.partial(make_recurrent, model.kind, tuple(model.input_shape), model.hidden, model.layers, out)
+        return ModuleSpec(factory=factory, out_features=out, name=model.kind)
+    hidden = len(model.widths)
+    for i, arm in enumerate(config.arms):
+        for j, site in enumerate(arm.noise):
+            for layer in site.layers or ():
+                if layer >= hidden:
+                    raise _refuse(f"arms[{i}].noise[{j}].layers", f"hidden layer {layer} does not exist; the model has 0..{hidden - 1}")
+    _check_targets(config, data)
+    return MLPSpec(
+        in_features=features,
+        widths=tuple(model.widths),
+        out_features=out,
+        activation=model.activation,
+        init=model.init,
+        init_std=model.init_std,
+    )
+
+
+def _check_targets(config: StudyConfig, data: Dataset) -> None:
+    for i, arm in enumerate(config.arms):
+        for j, site in enumerate(arm.noise):
+            if site.site == "targets":
+                label = site.kind in ("label_smoothing", "label_flip")
+                if data.task == "regression" and label:
+                    raise _refuse(f"arms[{i}].noise[{j}].kind", f"{site.kind!r} is for class labels; {data.name!r} is a regression")
+                if data.task == "classification" and not label:
+                    raise _refuse(
+                        f"arms[{i}].noise[{j}].kind",
+                        f"{site.kind!r} on class labels: use 'label_smoothing' or 'label_flip' for classifiers",
+                    )
+
+
+def optimizer_spec(config: StudyConfig) -> OptimSpec:
+    """The engine's :class:`~noisereg.engine.OptimSpec` for ``[optimizer]``."""
+    o = config.optimizer
+    return OptimSpec(
+        name=o.name,
+        lr=o.lr,
+        momentum=o.momentum,
+        weight_decay=o.weight_decay,
+        betas=tuple(o.betas),
+        eps=o.eps,
+        clip_grad_norm=o.clip_grad_norm,
+    )

@@ -1,0 +1,93 @@
+"""The small CNN and the GRU/LSTM classifier of study files, as plain ``nn.Module`` classes.
+
+The engine trains them through :class:`noisereg.engine.ModuleSpec` (replicas under
+``torch.func.vmap``). Both take the flat feature rows of a study's data, [n, prod(input_shape)], and
+reshape them to their input shape, so that input noise and standardization act on the same flat
+features as for an MLP. Neither has buffers nor randomness of its own (the engine's noise sites
+supply the noise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["SmallCNN", "RecurrentClassifier", "make_cnn", "make_recurrent"]
+
+_ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "sigmoid": nn.Sigmoid,
+    "elu": nn.ELU,
+    "selu": nn.SELU,
+    "identity": nn.Identity,
+}
+
+
+def _initialize(module: nn.Module, init: str) -> None:
+    """``default`` keeps torch's own; ``he`` N(0, 2/fan_in), ``glorot`` U(±√(6/(fan_in+fan_out))),
+    both with zero biases, on every conv and linear layer (as the engine's MLP does)."""
+    if init == "default":
+        return
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            if init == "he":
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            elif init == "glorot":
+                nn.init.xavier_uniform_(layer.weight)
+            else:
+                raise ValueError(f"init={init!r} must be 'default', 'he' or 'glorot' for a CNN")
+            nn.init.zeros_(layer.bias)
+
+
+class SmallCNN(nn.Module):
+    """Conv(3x3, same padding) → activation → 2x2 max-pool per entry of ``channels`` (no pool once
+    the map is 1 pixel wide), then Linear(·, hidden) → activation → Linear(hidden, out)."""
+
+    def __init__(self, input_shape: Sequence[int], channels: Sequence[int], hidden: int, out_features: int, activation: str = "relu") -> None:
+        super().__init__()
+        c, h, w = (int(v) for v in input_shape)
+        self.input_shape = (c, h, w)
+        layers: list[nn.Module] = []
+        for width in channels:
+            layers += [nn.Conv2d(c, width, 3, padding=1), _ACTIVATIONS[activation]()]
+            if min(h, w) >= 2:
+                layers.append(nn.MaxPool2d(2))
+                h, w = h // 2, w // 2
+            c = width
+        layers += [nn.Flatten(), nn.Linear(c * h * w, hidden), _ACTIVATIONS[activation](), nn.Linear(hidden, out_features)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x.reshape(x.shape[0], *self.input_shape))
+
+
+class RecurrentClassifier(nn.Module):
+    """A GRU or LSTM over [steps, features] (batch first); the last step's output → Linear(out)."""
+
+    def __init__(self, kind: str, input_shape: Sequence[int], hidden: int, layers: int, out_features: int) -> None:
+        super().__init__()
+        self.input_shape = (int(input_shape[0]), int(input_shape[1]))
+        rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[kind]
+        self.rnn = rnn(self.input_shape[1], hidden, num_layers=layers, batch_first=True)
+        self.head = nn.Linear(hidden, out_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out, _ = self.rnn(x.reshape(x.shape[0], *self.input_shape))
+        return self.head(out[:, -1])
+
+
+def make_cnn(input_shape: Sequence[int], channels: Sequence[int], hidden: int, out_features: int, activation: str, init: str) -> SmallCNN:
+    """A :class:`SmallCNN` initialized by ``init`` (a top-level factory, picklable with ``partial``)."""
+    model = SmallCNN(input_shape, channels, hidden, out_features, activation)
+    with torch.no_grad():
+        _initialize(model, init)
+    return model
+
+
+def make_recurrent(kind: str, input_shape: Sequence[int], hidden: int, layers: int, out_features: int) -> RecurrentClassifier:
+    """A :class:`RecurrentClassifier` with torch's default initialization."""
+    return RecurrentClassifier(kind, input_shape, hidden, layers, out_features)

@@ -1,0 +1,89 @@
+"""Reports of a study, rebuilt from the store alone (optuna, numpy, scipy, matplotlib, jinja2; no torch).
+
+:func:`build_report` reads the completed cells and writes into the run directory ``summary.json``
+(schema in :mod:`noisereg.study.report.summary`), ``summary.md``, ``report.html`` and PNG plots under
+``plots/``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from noisereg.study.report.documents import table_rows, to_html, to_markdown
+from noisereg.study.report.plots import plot_grid, plot_learning_curves, plot_seeds
+from noisereg.study.report.summary import SCHEMA, summarize
+from noisereg.study.store import Store, StoreError, default_url
+
+__all__ = ["build_report", "read_run", "summarize", "table_rows", "SCHEMA"]
+
+
+def read_run(run_dir: str | Path, storage: str | None = None, study: str | None = None) -> tuple[str, str]:
+    """(storage URL, study name) of a run directory: the arguments, else ``run.json``, else the
+    default SQLite file. Raises :class:`StoreError` when neither says which study."""
+    run_dir = Path(run_dir)
+    info: dict[str, Any] = {}
+    if (run_dir / "run.json").is_file():
+        info = json.loads((run_dir / "run.json").read_text())
+    url = storage or info.get("storage") or default_url(run_dir)
+    if "***" in url:
+        raise StoreError(f"{run_dir}/run.json names a storage with a hidden password: pass --storage URL")
+    name = study or info.get("study")
+    if name is None:
+        raise StoreError(f"{run_dir} has no run.json: pass the study name")
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise StoreError(f"no study store at {url}: is {run_dir} a run directory?")
+    return url, name
+
+
+def _clean(value: Any) -> Any:
+    """Strict JSON: NaN and infinities become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "arm"
+
+
+def build_report(run_dir: str | Path, *, storage: str | None = None, study: str | None = None) -> dict[str, Any]:
+    """Write summary.json, summary.md, report.html and plots/*.png into ``run_dir``; return the summary."""
+    run_dir = Path(run_dir)
+    url, name = read_run(run_dir, storage, study)
+    store = Store(url, name)
+    attrs = store.attrs()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    done = store.completed()
+    summary = _clean(summarize(attrs, done))
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    (run_dir / "summary.md").write_text(to_markdown(summary))
+    plots = _plots(run_dir / "plots", summary, attrs["cells"], done)
+    (run_dir / "report.html").write_text(to_html(summary, [(t, f"plots/{p.name}") for t, p in plots]))
+    return summary
+
+
+def _plots(folder: Path, summary: dict[str, Any], cells: dict[str, Any], done: dict[str, Any]) -> list[tuple[str, Path]]:
+    folder.mkdir(parents=True, exist_ok=True)
+    arms = summary["arms"]
+    if not arms:
+        return []
+    metric = summary["metric"]
+    sel = summary.get("selection")
+    shown = [a for a in arms if a["grid_value"] is None or (sel and a["name"] == sel.get("cell"))]
+    panels = [(a["name"], done[a["name"]]) for a in shown]
+    out = [("Learning curves", plot_learning_curves(folder / "learning_curves.png", panels, metric))]
+    grid_arms = list(dict.fromkeys(a["arm"] for a in arms if a["grid_value"] is not None))
+    for arm in grid_arms:
+        entries = [a for a in arms if a["arm"] == arm]
+        arm_sel = sel if sel and sel["arm"] == arm else None
+        out.append((f"{arm}: test {metric} against {entries[0]['param']}", plot_grid(folder / f"grid_{_slug(arm)}.png", arm, entries, metric, arm_sel)))
+    out.append(("Per-seed results", plot_seeds(folder / "seeds.png", arms, metric, summary["baseline"])))
+    return out

@@ -1,0 +1,137 @@
+"""summary.md and report.html from a summary (plain text and a jinja2 template; no torch)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jinja2
+
+__all__ = ["to_markdown", "to_html", "table_rows", "selection_texts", "fmt", "HEADERS"]
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """A number for tables: ``digits`` significant digits, '—' for None."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if value != 0 and abs(value) < 1e-3:
+            return f"{value:.2e}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def table_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
+    """One row of display strings per arm: the table that the CLI, summary.md and the HTML show."""
+    rows = []
+    for a in summary["arms"]:
+        p = a.get("paired") or {}
+        lo, hi = a["ci95"]
+        mark = ""
+        if p.get("better"):
+            mark = "better"
+        elif p.get("worse"):
+            mark = "worse"
+        rows.append({
+            "arm": a["name"],
+            "n": str(a["n"]),
+            "train": fmt(a["train"]["mean"]) if a.get("train") else "—",
+            "mean": f"{fmt(a['mean'])} ± {fmt(a['std'])}",
+            "ci95": f"[{fmt(lo)}, {fmt(hi)}]",
+            "diff": "baseline" if a["name"] == summary["baseline"] else (f"{p['mean_diff']:+.4f}" if p.get("n") else "—"),
+            "p_ttest": fmt(p.get("p_ttest"), 3),
+            "p_wilcoxon": fmt(p.get("p_wilcoxon"), 3),
+            "p_holm": fmt(p.get("p_holm"), 3),
+            "dz": fmt(p.get("cohen_dz"), 3),
+            "verdict": mark,
+        })
+    return rows
+
+
+HEADERS = {
+    "arm": "arm",
+    "n": "n",
+    "train": "train",
+    "mean": "test mean ± sd",
+    "ci95": "95% CI",
+    "diff": "Δ vs baseline",
+    "p_ttest": "p (t)",
+    "p_wilcoxon": "p (Wilcoxon)",
+    "p_holm": "p (Holm)",
+    "dz": "d_z",
+    "verdict": "",
+}
+
+
+def _selection_lines(sel: Mapping[str, Any] | None) -> list[str]:
+    if not sel:
+        return []
+    lines = [
+        "",
+        "## Selection by cross-validation",
+        "",
+        f"Arm **{sel['arm']}**, {sel['folds']}-fold cross-validation on the training part; criterion: "
+        f"{'maximum cross-validated likelihood (minimum validation loss)' if sel['criterion'] == 'likelihood' else 'validation accuracy'}.",
+        "",
+        f"| {sel['param']} | CV loss (mean ± se) | CV accuracy |",
+        "|---|---|---|",
+    ]
+    for v, loss, se, acc in zip(sel["values"], sel["cv_loss"], sel["cv_loss_se"], sel["cv_acc"]):
+        star = " ← chosen" if v == sel["chosen"] else ""
+        lines.append(f"| {fmt(v)}{star} | {fmt(loss)} ± {fmt(se)} | {fmt(acc)} |")
+    return lines + ["", *selection_texts(sel)]
+
+
+def selection_texts(sel: Mapping[str, Any]) -> list[str]:
+    """Two sentences: the values chosen by each criterion, and the chosen value's test result."""
+    texts = [f"Chosen by likelihood: {fmt(sel['chosen_by_likelihood'])}; by accuracy: {fmt(sel['chosen_by_accuracy'])}."]
+    if sel.get("at_edge"):
+        texts[0] += f" The chosen value is the {sel['at_edge']} of the grid: the best may lie beyond it; extend the grid."
+    test = sel.get("test")
+    if test:
+        p = test.get("paired") or {}
+        texts.append(
+            f"Test result of the chosen value ({test['name']}): {fmt(test['mean'])} ± {fmt(test['std'])} "
+            f"(95% CI [{fmt(test['ci95'][0])}, {fmt(test['ci95'][1])}], n = {test['n']})"
+            + (f"; vs baseline {p['mean_diff']:+.4f}, p (t) = {fmt(p.get('p_ttest'), 3)}." if p.get("n") else ".")
+        )
+    return texts
+
+
+def to_markdown(summary: Mapping[str, Any]) -> str:
+    """The summary as Markdown: the verdict, the table, the selection, missing cells."""
+    rows = table_rows(summary)
+    keys = list(HEADERS)
+    lines = [
+        f"# Study {summary['study']}",
+        "",
+        *([summary["description"], ""] if summary.get("description") else []),
+        f"**Verdict.** {summary['verdict']['text']}",
+        "",
+        f"Metric: test {summary['metric']} ({'higher' if summary['higher_is_better'] else 'lower'} is better), "
+        f"{summary['seeds']} seeds per arm, paired with the baseline **{summary['baseline']}** on the same seeds.",
+        "",
+        "| " + " | ".join(HEADERS[k] for k in keys) + " |",
+        "|" + "---|" * len(keys),
+    ]
+    lines += ["| " + " | ".join(r[k] for k in keys) + " |" for r in rows]
+    lines += _selection_lines(summary.get("selection"))
+    if summary["missing"]:
+        lines += ["", f"**Incomplete:** {len(summary['missing'])} cell(s) without results: {', '.join(summary['missing'])}."]
+    return "\n".join(lines) + "\n"
+
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("noisereg.study.report", "templates"),
+    autoescape=jinja2.select_autoescape(["html", "j2"]),
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def to_html(summary: Mapping[str, Any], plots: Sequence[tuple[str, str]]) -> str:
+    """report.html: the Markdown's content as HTML with the PNG ``plots`` ((title, file name) pairs)."""
+    template = _ENV.get_template("report.html.j2")
+    return template.render(
+        s=summary, rows=table_rows(summary), headers=HEADERS, plots=plots,
+        selection=selection_texts(summary["selection"]) if summary.get("selection") else [], fmt=fmt,
+    )

@@ -1,0 +1,112 @@
+"""PNG figures of a study, drawn from stored results with matplotlib's Agg canvas (no pyplot state,
+no torch).
+
+- :func:`plot_learning_curves`: train (dashed) and test (solid) metric per evaluated epoch, mean over
+  seeds ± one standard deviation as a band, one panel per arm (the reference article's figure).
+- :func:`plot_grid`: test metric against the grid value with 95% t-interval error bars, and the
+  cross-validated loss (mean ± standard error) when the arm is selected by cross-validation.
+- :func:`plot_seeds`: every seed's test metric per arm, a box per arm and the points spread evenly
+  across the box (a deterministic spread, not random jitter).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = ["plot_learning_curves", "plot_grid", "plot_seeds"]
+
+_CURVE = {"accuracy": "acc", "loss": "loss", "r2": "r2"}
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def plot_learning_curves(path: Path, panels: Sequence[tuple[str, Mapping[str, Any]]], metric: str) -> Path:
+    """One panel per ``(title, cell results)``; curves ``curve:train_<m>`` and ``curve:test_<m>``."""
+    suffix = _CURVE[metric]
+    cols = min(3, max(1, len(panels)))
+    rows = math.ceil(len(panels) / cols)
+    fig = Figure(figsize=(4.2 * cols, 3.0 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
+    for ax, (title, res) in zip(axes.ravel(), panels):
+        epochs = np.asarray(res["epochs"], dtype=float)
+        for part, style, color in (("train", "--", "tab:blue"), ("test", "-", "tab:orange")):
+            data = res.get(f"curve:{part}_{suffix}")
+            if data is None:
+                continue
+            arr = np.asarray(data, dtype=float)
+            mean, std = np.nanmean(arr, axis=0), np.nanstd(arr, axis=0)
+            ax.plot(epochs, mean, style, color=color, label=f"{part} (mean)")
+            ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+        ax.set_title(f"{title} (n={len(res['seeds'])})", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
+    axes[0, 0].set_ylabel(metric)
+    axes[0, 0].legend(fontsize=8, loc="best")
+    fig.suptitle(f"Learning curves: mean ± 1 sd over seeds", fontsize=10)
+    return _save(fig, path)
+
+
+def plot_grid(path: Path, arm: str, entries: Sequence[Mapping[str, Any]], metric: str, selection: Mapping[str, Any] | None) -> Path:
+    """Test metric vs grid value for ``arm`` (entries of summary['arms']); CV loss if selected."""
+    values = np.array([e["grid_value"] for e in entries], dtype=float)
+    mean = np.array([e["mean"] for e in entries], dtype=float)
+    ci = np.array([[math.nan if c is None else c for c in e["ci95"]] for e in entries], dtype=float)
+    err = np.nan_to_num(np.abs(ci - mean[:, None]).T)
+    panels = 2 if selection else 1
+    fig = Figure(figsize=(5.0 * panels, 3.4), layout="constrained")
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    scale = "symlog" if values.min() <= 0 < values.max() else ("log" if values.min() > 0 else "linear")
+    ax = axes[0]
+    ax.errorbar(values, mean, yerr=err, fmt="o-", capsize=3)
+    ax.set_title(f"{arm}: test {metric} (mean, 95% CI)", fontsize=9)
+    if selection:
+        ax2 = axes[1]
+        loss = np.array([math.nan if v is None else v for v in selection["cv_loss"]], dtype=float)
+        se = np.array([0.0 if v is None else v for v in selection["cv_loss_se"]], dtype=float)
+        ax2.errorbar(np.array(selection["values"], dtype=float), loss, yerr=se, fmt="s-", color="tab:green", capsize=3)
+        if selection.get("chosen") is not None:
+            ax2.axvline(selection["chosen"], color="tab:red", linestyle=":", label=f"chosen {selection['chosen']:g}")
+            ax2.legend(fontsize=8)
+        ax2.set_title(f"{selection['folds']}-fold CV loss (−log-likelihood), mean ± se", fontsize=9)
+    for a in axes:
+        if scale == "symlog":
+            positive = values[values > 0]
+            linthresh = float(positive.min()) if positive.size else 1.0
+            a.set_xscale("symlog", linthresh=linthresh)
+            a.set_xlim(-0.3 * linthresh, values.max() * 1.6)
+        elif scale == "log":
+            a.set_xscale("log")
+        a.set_xlabel(entries[0].get("param") or "value")
+        a.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_seeds(path: Path, entries: Sequence[Mapping[str, Any]], metric: str, baseline: str) -> Path:
+    """Per-seed test metric per cell: a box and every seed's value."""
+    fig = Figure(figsize=(max(5.0, 0.7 * len(entries) + 2), 3.8), layout="constrained")
+    ax = fig.subplots()
+    data = [np.asarray(e["per_seed"], dtype=float) for e in entries]
+    ax.boxplot(data, widths=0.6, showfliers=False)
+    for i, d in enumerate(data, start=1):
+        order = np.argsort(np.argsort(d, kind="stable"), kind="stable")
+        offsets = (order / max(1, len(d) - 1) - 0.5) * 0.4 if len(d) > 1 else np.zeros(1)
+        color = "tab:gray" if entries[i - 1]["name"] == baseline else "tab:blue"
+        ax.plot(i + offsets, d, "o", color=color, alpha=0.6, markersize=3)
+    ax.set_xticks(range(1, len(entries) + 1), [e["name"] for e in entries], rotation=40, ha="right", fontsize=8)
+    ax.set_ylabel(f"test {metric}")
+    ax.set_title("Every seed's result per arm", fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)

@@ -1,0 +1,184 @@
+"""The study summary: statistics over seeds per cell, paired comparisons, the CV selection, a verdict.
+
+Built from the store's plain data alone (no torch). The schema of ``summary.json``
+(``"schema": "noisereg.summary/1"``):
+
+- ``study``, ``description``, ``task``, ``data`` (data name, sizes, classes, loss);
+- ``metric`` (``accuracy`` | ``loss`` | ``r2``), ``metric_key`` (the stored final metric, e.g.
+  ``test_acc``), ``higher_is_better``;
+- ``baseline``: the no-noise arm's name; ``seeds``; ``cells_total``, ``cells_complete``, ``missing``
+  (cell keys without a COMPLETE trial);
+- ``arms``: one object per completed cell, in file order: ``name`` (the cell key: the arm's name, or
+  ``arm[param=value]`` for a grid cell), ``arm``, ``grid_value``, ``param``, ``n`` (seeds), ``mean``,
+  ``std``, ``ci95`` [low, high] (95% t-interval over seeds), ``median``, ``min``, ``max``,
+  ``per_seed`` (the values; a seed whose value is not finite is left out of everything), ``train`` (same statistics of the training metric), ``loss`` (of the test
+  loss), and, except for the baseline, ``paired``: ``n``, ``mean_diff`` (cell − baseline),
+  ``std_diff``, ``ci95_diff``, ``p_ttest``, ``p_wilcoxon``, ``p_holm`` (paired t-test p adjusted by
+  Holm over all cells), ``cohen_dz``, ``rank_biserial``, ``wins``/``ties``/``losses``, ``better`` and
+  ``worse`` (Holm p < 0.05 in that direction);
+- ``verdict``: ``any_better``, ``better`` (cell names), ``best_mean`` (cell with the best mean),
+  ``text`` (one plain sentence);
+- ``selection``: null, or ``arm``, ``param``, ``criterion`` (likelihood | accuracy), ``folds``,
+  ``values``, ``cv_loss`` / ``cv_loss_se`` / ``cv_acc`` (mean over seeds × folds and its standard
+  error, per value; None for missing cells), ``chosen`` (by the criterion), ``at_edge`` (None, or
+  ``"largest"`` / ``"smallest"`` when the chosen value is at that end of the grid, so that the best
+  may lie beyond it; 0 as the smallest is not an edge), ``chosen_by_likelihood``,
+  ``chosen_by_accuracy``, ``cell`` (the chosen cell's name) and ``test`` (that cell's entry from
+  ``arms``: its test result on the whole training part).
+
+Numbers that are undefined (a standard deviation of one seed) are null.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from noisereg.study.stats import describe, holm, paired
+
+__all__ = ["summarize", "SCHEMA", "ALPHA"]
+
+SCHEMA = "noisereg.summary/1"
+ALPHA = 0.05
+_METRIC_KEY = {"accuracy": ("test_acc", "train_acc", True), "loss": ("test_loss", "train_loss", False), "r2": ("test_r2", "train_r2", True)}
+
+
+def _metric(config: Mapping[str, Any], task: str) -> str:
+    return config.get("metric") or ("r2" if task == "regression" else "accuracy")
+
+
+def _stats(res: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    values = list(_by_seed(res, key).values())
+    return describe(values) if values else None
+
+
+def _by_seed(res: Mapping[str, Any], key: str) -> dict[int, float]:
+    """{seed: value} of a stored final metric, leaving out seeds whose value is not finite."""
+    values = res["final"].get(key) or []
+    return {s: float(v) for s, v in zip(res["seeds"], values) if v is not None and math.isfinite(v)}
+
+
+def _paired(cell: Mapping[str, Any], base: Mapping[str, Any], key: str) -> dict[str, Any]:
+    a, b = _by_seed(cell, key), _by_seed(base, key)
+    common = [s for s in a if s in b]
+    return paired([a[s] for s in common], [b[s] for s in common]) if common else {"n": 0}
+
+
+def _selection(config: Mapping[str, Any], cells: Mapping[str, Any], done: Mapping[str, Any], arms: list[dict[str, Any]]) -> dict[str, Any] | None:
+    sel = config.get("selection")
+    if not sel:
+        return None
+    keys = [k for k, m in cells.items() if m["arm"] == sel["arm"]]
+    values = [cells[k]["value"] for k in keys]
+    loss, loss_se, acc = [], [], []
+    for k in keys:
+        cv = (done.get(k) or {}).get("cv") or {}
+        flat = np.asarray(cv.get("val_loss", []), dtype=float).ravel()
+        loss.append(float(flat.mean()) if flat.size else None)
+        loss_se.append(float(flat.std(ddof=1) / math.sqrt(flat.size)) if flat.size > 1 else None)
+        accs = np.asarray(cv.get("val_acc", []), dtype=float).ravel()
+        acc.append(float(accs.mean()) if accs.size else None)
+    by_lik = _best(keys, loss, lower=True)
+    acc_key = _best(keys, acc, lower=False)
+    chosen_key = acc_key if sel.get("criterion") == "accuracy" else by_lik
+    entry = next((a for a in arms if a["name"] == chosen_key), None)
+    chosen = cells[chosen_key]["value"] if chosen_key else None
+    edge = None
+    if chosen is not None and len(values) > 1:
+        if chosen == max(values):
+            edge = "largest"
+        elif chosen == min(values) and chosen > 0:
+            edge = "smallest"
+    return {
+        "arm": sel["arm"],
+        "param": cells[keys[0]]["param"] if keys else None,
+        "criterion": sel.get("criterion", "likelihood"),
+        "folds": sel.get("folds"),
+        "values": values,
+        "cv_loss": loss,
+        "cv_loss_se": loss_se,
+        "cv_acc": acc,
+        "chosen": chosen,
+        "at_edge": edge,
+        "chosen_by_likelihood": cells[by_lik]["value"] if by_lik else None,
+        "chosen_by_accuracy": cells[acc_key]["value"] if acc_key else None,
+        "cell": chosen_key,
+        "test": entry,
+    }
+
+
+def _best(keys: list[str], scores: list[float | None], *, lower: bool) -> str | None:
+    """The key with the best score (first one on ties); None if no score is known."""
+    known = [(s if lower else -s, i) for i, s in enumerate(scores) if s is not None]
+    return keys[min(known)[1]] if known else None
+
+
+def _verdict(arms: list[dict[str, Any]], baseline: str, metric: str, higher: bool) -> dict[str, Any]:
+    others = [a for a in arms if a.get("paired")]
+    better = [a["name"] for a in others if a["paired"].get("better")]
+    worse = [a["name"] for a in others if a["paired"].get("worse")]
+    best = max(arms, key=lambda a: a["mean"] if higher else -a["mean"])["name"] if arms else None
+    test = f"paired t-test over seeds, Holm-corrected over {len(others)} comparison(s), alpha = {ALPHA}"
+    if not others:
+        text = f"Only the baseline {baseline!r} has results: nothing to compare."
+    elif better:
+        text = f"{len(better)} noise setting(s) beat no noise ({baseline!r}) on test {metric}: {', '.join(better)} ({test})."
+    else:
+        text = f"No noise setting beats no noise ({baseline!r}) on test {metric} ({test})."
+        if best != baseline:
+            text += f" The best mean, {best!r}, is not significantly better."
+    if worse:
+        text += f" Significantly worse than no noise: {', '.join(worse)}."
+    return {"any_better": bool(better), "better": better, "worse": worse, "best_mean": best, "text": text}
+
+
+def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The summary (schema in the module docstring) from the study's attributes (``config``,
+    ``cells``, ``meta``) and the completed cells' results ``{cell key: attributes}``."""
+    config, cells, meta = study["config"], study["cells"], study.get("meta", {})
+    metric = _metric(config, meta.get("task", "classification"))
+    key, train_key, higher = _METRIC_KEY[metric]
+    baseline = config.get("baseline") or next(a["name"] for a in config["arms"] if not a.get("noise"))
+    arms: list[dict[str, Any]] = []
+    for name, cmeta in cells.items():
+        res = done.get(name)
+        main = _stats(res, key) if res is not None else None
+        if main is None:
+            continue
+        entry: dict[str, Any] = {"name": name, "arm": cmeta["arm"], "grid_value": cmeta["value"], "param": cmeta["param"]}
+        entry.update(main)
+        entry["per_seed"] = list(_by_seed(res, key).values())
+        entry["train"] = _stats(res, train_key)
+        entry["loss"] = _stats(res, "test_loss")
+        entry["elapsed_s"] = res.get("elapsed_s")
+        entry["paired"] = None
+        if name != baseline and baseline in done:
+            entry["paired"] = _paired(res, done[baseline], key)
+        arms.append(entry)
+    compared = [a for a in arms if a["paired"] and a["paired"].get("n")]
+    for a, p in zip(compared, holm([a["paired"].get("p_ttest") for a in compared])):
+        d = a["paired"]["mean_diff"] * (1 if higher else -1)
+        a["paired"]["p_holm"] = p
+        a["paired"]["better"] = bool(p is not None and p < ALPHA and d > 0)
+        a["paired"]["worse"] = bool(p is not None and p < ALPHA and d < 0)
+    return {
+        "schema": SCHEMA,
+        "study": config["name"],
+        "description": config.get("description", ""),
+        "task": meta.get("task"),
+        "data": meta,
+        "metric": metric,
+        "metric_key": key,
+        "higher_is_better": higher,
+        "baseline": baseline,
+        "seeds": config.get("seeds"),
+        "cells_total": len(cells),
+        "cells_complete": sum(1 for k in cells if k in done),
+        "missing": [k for k in cells if k not in done],
+        "arms": arms,
+        "verdict": _verdict(arms, baseline, metric, higher),
+        "selection": _selection(config, cells, done, arms),
+    }

@@ -1,0 +1,335 @@
+"""Run a study: check everything, store the plan, train waiting cells in batches, write the report.
+
+:func:`run_study` is idempotent: a second call on the same run directory (or storage) trains only
+the cells that have no COMPLETE trial yet, so a killed or interrupted run resumes where it stopped
+(see :mod:`noisereg.study.store` for the crash contract). Cells whose noise differs only in float
+strengths are claimed together and trained as one engine group, each replica carrying its cell's
+strengths; folds of equal sizes share a group.
+
+Seeds: seed index i of every arm trains replica seed ``derive_seed(study.seed, "seed", i)``, so arms
+are paired: the same seed index means the same initial weights and batch order (the engine derives
+all of a replica's streams from its seed), and only the noise differs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from noisereg.engine import FoldData, Group, Replica, train_group
+from noisereg.seeding import derive_seed
+from noisereg.study.cells import Cell, plan_cells, signature, strengths
+from noisereg.study.config import StudyConfig
+from noisereg.study.data import Dataset, Fold, load_dataset, make_folds
+from noisereg.study.models import loss_for, model_spec, optimizer_spec
+from noisereg.study.sites import site_noise
+from noisereg.study.store import Claim, Store, default_url
+
+__all__ = ["run_study", "work", "prepare", "Prepared", "thin_indices"]
+
+Progress = Callable[[int, int], None]
+"""Called as ``progress(done, total)`` in replica-epochs."""
+
+_MAX_ATTR_VALUES = 4000  # values per stored curve attribute (keeps each well under 64 KB of JSON)
+
+
+class Prepared:
+    """A study checked against its data and the engine, ready to run; nothing stored yet."""
+
+    def __init__(self, config: StudyConfig) -> None:
+        self.config = config
+        self.data: Dataset = load_dataset(config.data)
+        cv = config.selection.folds if config.selection is not None else None
+        self.folds: list[Fold] = make_folds(
+            self.data, config.split, config.data, cv_folds=cv, validation=config.training.validation
+        )
+        self.loss = loss_for(config, self.data)
+        self.model = model_spec(config, self.data)
+        self.optimizer = optimizer_spec(config)
+        self.cells: list[Cell] = plan_cells(config)
+        self.by_key = {c.key: c for c in self.cells}
+        for cell in self.cells:  # every site must build before any training
+            for table in cell.noise:
+                site_noise(table)
+        self.seeds = [derive_seed(config.seed, "seed", i) for i in range(config.seeds)]
+
+    def folds_of(self, cell: Cell) -> list[int]:
+        return [i for i, f in enumerate(self.folds) if f.role == "test" or cell.selection]
+
+    def seeds_on(self, fold: int) -> range:
+        """Seed indices that train on ``fold``: all on test folds, ``selection.seeds`` on CV folds."""
+        sel = self.config.selection
+        if self.folds[fold].role == "cv" and sel is not None and sel.seeds is not None:
+            return range(sel.seeds)
+        return range(len(self.seeds))
+
+    def replicas(self, cell: Cell) -> int:
+        return sum(len(self.seeds_on(g)) for g in self.folds_of(cell))
+
+    def units(self, cell: Cell) -> int:
+        return self.replicas(cell) * self.config.training.epochs
+
+    def meta(self) -> dict[str, Any]:
+        test = [f for f in self.folds if f.role == "test"]
+        return {
+            "data": self.data.name,
+            "task": self.data.task,
+            "classes": list(self.data.classes),
+            "features": int(self.data.x.shape[1]),
+            "n_train": [int(len(f.y_train)) for f in test],
+            "n_test": [int(len(f.y_test)) for f in test],
+            "loss": self.loss,
+            "seeds": len(self.seeds),
+        }
+
+
+def prepare(config: StudyConfig) -> Prepared:
+    """Load and check the data, folds, model and every cell's noise; raise before any work."""
+    return Prepared(config)
+
+
+def thin_indices(length: int, points: int) -> np.ndarray:
+    """At most ``points`` indices evenly spread over ``range(length)``, first and last included."""
+    if length <= points:
+        return np.arange(length)
+    return np.unique(np.round(np.linspace(0, length - 1, points)).astype(int))
+
+
+def _fold_data(fold: Fold, loss: str, dtype: torch.dtype) -> FoldData:
+    def y(v: np.ndarray | None) -> torch.Tensor | None:
+        if v is None:
+            return None
+        return torch.as_tensor(v, dtype=torch.long) if loss == "ce" else torch.as_tensor(v, dtype=dtype)
+
+    def x(v: np.ndarray | None) -> torch.Tensor | None:
+        return None if v is None else torch.as_tensor(v, dtype=dtype)
+
+    return FoldData(x(fold.x_train), y(fold.y_train), x(fold.x_test), y(fold.y_test), x(fold.x_val), y(fold.y_val))
+
+
+def _train_batch(
+    prep: Prepared, cells: Sequence[Cell], *, train: Callable[..., Any], device: str, dtype: torch.dtype,
+    workers: int, advance: Callable[[int], None],
+) -> dict[str, dict[str, Any]]:
+    """Train ``cells`` (equal signatures) and return each cell's results for the store."""
+    cfg = prep.config
+    sites = tuple(site_noise(t) for t in cells[0].noise)
+    per_cell = {c.key: strengths(c) for c in cells}
+    shared = all(per_cell.values()) or not sites
+    collected: dict[str, dict[str, Any]] = {c.key: {"test": {}, "cv": {}} for c in cells}
+    fold_ids = sorted({g for c in cells for g in prep.folds_of(c)})
+    local = {g: j for j, g in enumerate(fold_ids)}
+    rows_of = {c.key: [(c, s, g) for g in prep.folds_of(c) for s in prep.seeds_on(g)] for c in cells}
+    if shared:
+        groups = [(sites, [row for c in cells for row in rows_of[c.key]])]
+    else:
+        groups = [(tuple(site_noise(t) for t in c.noise), rows_of[c.key]) for c in cells]
+    folds = [_fold_data(prep.folds[g], prep.loss, dtype) for g in fold_ids]
+    epochs = None
+    for group_sites, rows in groups:
+        replicas = tuple(Replica(prep.seeds[s], local[g], per_cell[c.key] if shared else ()) for c, s, g in rows)
+        group = Group(
+            model=prep.model, optimizer=prep.optimizer, loss=prep.loss, epochs=cfg.training.epochs,
+            batch_size=cfg.training.batch_size, sites=group_sites, replicas=replicas,
+            eval_every=cfg.training.eval_every, patience=cfg.training.patience,
+        )
+        result = train(group, folds, device=device, dtype=dtype, workers=workers, progress=advance)
+        epochs = np.asarray(result.epochs)
+        for r, (cell, s, g) in enumerate(rows):
+            final = {k: float(v[r]) for k, v in result.final.items()}
+            final["stopped_epoch"] = float(result.stopped_epoch[r])
+            curves = {k: np.asarray(v[r], dtype=np.float64) for k, v in result.curves.items() if not k.startswith("val_")}
+            collected[cell.key][prep.folds[g].role].setdefault(s, []).append((g, final, curves))
+    if epochs is None:
+        raise ValueError("no cells to train")
+    return {key: _cell_results(prep, key, parts, epochs) for key, parts in collected.items()}
+
+
+def _round(values: np.ndarray) -> list[Any]:
+    return np.vectorize(lambda v: float(f"{v:.6g}") if np.isfinite(v) else None, otypes=[object])(values).tolist()
+
+
+def _cell_results(prep: Prepared, key: str, parts: dict[str, dict[int, list[Any]]], epochs: np.ndarray) -> dict[str, Any]:
+    seeds = sorted(parts["test"])
+    finals: dict[str, list[float]] = {}
+    curves: dict[str, np.ndarray] = {}
+    for s in seeds:
+        rows = sorted(parts["test"][s], key=lambda row: row[0])
+        for name in rows[0][1]:
+            finals.setdefault(name, []).append(float(np.mean([r[1][name] for r in rows])))
+        for name in rows[0][2]:
+            curves.setdefault(name, []).append(np.mean([r[2][name] for r in rows], axis=0))
+    points = max(2, min(prep.config.curve_points, _MAX_ATTR_VALUES // max(1, len(seeds))))
+    keep = thin_indices(len(epochs), points)
+    out: dict[str, Any] = {
+        "cell": key,
+        "seeds": seeds,
+        "final": finals,
+        "epochs": [int(e) for e in epochs[keep]],
+        "replicas": sum(len(v) for part in parts.values() for v in part.values()),
+    }
+    for name, stack in curves.items():
+        out[f"curve:{name}"] = _round(np.stack(stack)[:, keep])
+    if parts["cv"]:
+        cv: dict[str, list[list[float]]] = {}
+        for s in sorted(parts["cv"]):
+            rows = sorted(parts["cv"][s], key=lambda row: row[0])
+            for name in ("loss", "acc", "r2"):  # a CV fold's test part is its held-out part
+                if f"test_{name}" in rows[0][1]:
+                    cv.setdefault(f"val_{name}", []).append([r[1][f"test_{name}"] for r in rows])
+        out["cv"] = cv
+    else:
+        out["cv"] = None
+    return out
+
+
+def _objective(results: dict[str, Any]) -> float:
+    """The trial value (lower is better): mean CV validation loss if the cell has CV folds, else its
+    mean test loss. Reports do not select on it."""
+    if results.get("cv"):
+        return float(np.mean(results["cv"]["val_loss"]))
+    return float(np.mean(results["final"]["test_loss"]))
+
+
+def run_study(
+    config: StudyConfig,
+    run_dir: str | Path,
+    *,
+    storage: str | None = None,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    workers: int = 1,
+    progress: Progress | None = None,
+    max_replicas: int = 4096,
+    heartbeat_interval: int = 10,
+    grace_period: int | None = None,
+    train: Callable[..., Any] = train_group,
+    report: bool = True,
+) -> dict[str, Any]:
+    """Run (or resume) ``config`` into ``run_dir`` and return the summary (see
+    :mod:`noisereg.study.report`).
+
+    Args:
+        run_dir: folder for the report files, and for the SQLite store unless ``storage`` is given.
+        storage: SQLAlchemy URL of the Optuna storage; default ``sqlite:///<run_dir>/study.db``.
+        device / dtype / workers: passed to the engine (``workers`` processes share the replicas).
+        progress: ``progress(done, total)`` in replica-epochs, including cells done before a resume.
+        max_replicas: upper bound on replicas claimed into one engine batch.
+        heartbeat_interval / grace_period: seconds; a cell without heartbeat for ``grace_period`` is
+            retried (see :class:`~noisereg.study.store.Store`).
+        train: the engine entry point (``noisereg.engine.train_group``).
+        report: write summary.json, summary.md, report.html and plots at the end.
+
+    Raises:
+        StudyConfigError / DataError: before anything is stored.
+        StoreError: the run directory holds a study from another configuration.
+        RuntimeError: cells still failed after the run (their errors are in the store).
+    """
+    prep = prepare(config)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    url = storage or default_url(run_dir)
+    store = Store(url, config.name, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    store.create(config.model_dump(mode="json"), {c.key: c.meta() for c in prep.cells}, prep.meta())
+    (run_dir / "run.json").write_text(json.dumps({"study": config.name, "storage": _masked(url)}, indent=2) + "\n")
+    store.requeue_failed()
+    store.enqueue([c.key for c in prep.cells])
+
+    work(prep, store, progress=progress, max_replicas=max_replicas, train=train, device=device, dtype=dtype, workers=workers)
+    failed = sorted(store.unfinished())
+    summary: dict[str, Any] = {}
+    if report:
+        from noisereg.study.report import build_report
+
+        summary = build_report(run_dir, storage=url, study=config.name)
+    if failed:
+        raise RuntimeError(f"cells without a result after retries: {failed}; rerun to retry them")
+    return summary
+
+
+def work(
+    prep: Prepared,
+    store: Store,
+    *,
+    progress: Progress | None = None,
+    max_replicas: int = 4096,
+    train: Callable[..., Any] = train_group,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    workers: int = 1,
+) -> None:
+    """Claim and train waiting cells of ``store``'s study until none is waiting or running.
+
+    Any number of processes may call this on one storage (each claim is exclusive); it returns once
+    every cell is COMPLETE or has failed for good. Cells of dead processes are retried after their
+    grace period (:meth:`Store.reap`). Arguments as in :func:`run_study`.
+    """
+    total = sum(prep.units(c) for c in prep.cells)
+    done = sum(prep.units(prep.by_key[k]) for k in store.completed() if k in prep.by_key)
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(min(done, total), total)
+
+    advance(0)
+    sig = {c.key: signature(c) for c in prep.cells}
+    while True:
+        store.reap()
+        first = store.claim(1)
+        if not first:
+            pending = [k for k, s in store.unfinished().items() if s in ("WAITING", "RUNNING")]
+            if not pending:
+                return
+            time.sleep(min(store.heartbeat_interval, 2))  # other workers, or a dead one's heartbeat to expire
+            continue
+        budget = max_replicas - prep.replicas(prep.by_key[first[0].cell])
+        claims = first + _claim_more(store, prep, sig[first[0].cell], sig, budget)
+        _run_claims(store, prep, claims, train=train, device=device, dtype=dtype, workers=workers, advance=advance)
+
+
+def _claim_more(store: Store, prep: Prepared, sig: tuple[Any, ...], sigs: dict[str, Any], budget: int) -> list[Claim]:
+    claims: list[Claim] = []
+    while budget > 0:
+        more = store.claim(1, accept=lambda k: sigs.get(k) == sig)
+        if not more:
+            break
+        claims += more
+        budget -= prep.replicas(prep.by_key[more[0].cell])
+    return claims
+
+
+def _run_claims(store: Store, prep: Prepared, claims: list[Claim], **kwargs: Any) -> None:
+    cells = [prep.by_key[c.cell] for c in claims]
+    start = time.perf_counter()
+    with store.heartbeat(claims):
+        try:
+            results = _train_batch(prep, cells, **kwargs)
+        except BaseException as exc:  # Ctrl-C included: leave the cells to be retried, then re-raise
+            for claim in claims:
+                store.fail(claim, "".join(traceback.format_exception(exc)))
+            raise
+    elapsed = time.perf_counter() - start
+    units = sum(prep.units(c) for c in cells)
+    for claim, cell in zip(claims, cells):
+        res = results[cell.key]
+        res["elapsed_s"] = round(elapsed * prep.units(cell) / units, 3)
+        curves = {k: res.pop(k) for k in [k for k in res if k.startswith("curve:")]}
+        store.complete(claim, _objective(res), {**res, **curves})
+
+
+def _masked(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (the run directory may be shared)."""
+    head, sep, tail = url.partition("://")
+    if "@" not in tail or ":" not in tail.split("@", 1)[0]:
+        return url
+    creds, rest = tail.split("@", 1)
+    return f"{head}{sep}{creds.split(':', 1)[0]}:***@{rest}"

@@ -1,0 +1,134 @@
+"""Evidence over seeds: summaries with t-intervals, paired comparisons, Holm's correction, a verdict.
+
+All functions take plain sequences of floats (one value per seed) and return plain dicts of floats,
+None where a number is undefined (e.g. a standard deviation of one value), so that the results go
+straight into JSON. No torch.
+
+- :func:`describe`: n, mean, sample standard deviation s (ddof = 1), and the 95% t-interval
+  mean ± t_{0.975, n−1}·s/√n.
+- :func:`paired`: differences d_i = arm_i − baseline_i on the same seeds; mean and t-interval of d,
+  the paired t-test (scipy ``ttest_rel``), the Wilcoxon signed-rank test (scipy ``wilcoxon``, zero
+  differences dropped as in Wilcoxon's original method), the effect sizes Cohen's d_z = mean(d)/s_d
+  and the matched-pairs rank-biserial correlation r = (W⁺ − W⁻)/(W⁺ + W⁻), and wins/ties/losses.
+- :func:`holm`: Holm–Bonferroni adjusted p-values for a family of comparisons.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats as sps
+
+__all__ = ["describe", "paired", "holm", "CONFIDENCE"]
+
+CONFIDENCE = 0.95
+
+
+def _finite(values: Sequence[float], name: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D sequence of numbers, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {arr[~np.isfinite(arr)][:3].tolist()}")
+    return arr
+
+
+def _none(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _interval(mean: float, std: float, n: int) -> list[float | None]:
+    if n < 2:
+        return [None, None]
+    half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
+    return [mean - half, mean + half]
+
+
+def describe(values: Sequence[float]) -> dict[str, float | int | None | list[float | None]]:
+    """n, mean, std (ddof = 1), ci95 [low, high] (t-interval), median, min, max of ``values``.
+
+    Raises ``ValueError`` for an empty or non-finite input.
+
+    >>> describe([1.0, 2.0, 3.0])["ci95"]  # doctest: +ELLIPSIS
+    [-0.48..., 4.48...]
+    """
+    x = _finite(values, "values")
+    if x.size == 0:
+        raise ValueError("values must not be empty")
+    n, mean = int(x.size), float(x.mean())
+    std = float(x.std(ddof=1)) if n > 1 else math.nan
+    return {
+        "n": n,
+        "mean": mean,
+        "std": _none(std),
+        "ci95": [_none(v) if v is not None else None for v in _interval(mean, std, n)],
+        "median": float(np.median(x)),
+        "min": float(x.min()),
+        "max": float(x.max()),
+    }
+
+
+def paired(arm: Sequence[float], baseline: Sequence[float]) -> dict[str, float | int | None | list[float | None]]:
+    """Compare ``arm`` with ``baseline`` value by value (the same seeds in the same order).
+
+    Returns n, mean_diff (arm − baseline), std_diff, ci95_diff, p_ttest, p_wilcoxon (two-sided),
+    cohen_dz, rank_biserial, wins, ties, losses (arm above / equal to / below baseline). When every
+    difference is 0 the p-values are 1 and the effect sizes 0; when all differences are equal but not
+    0 the t-test and d_z are undefined (None); with fewer than 2 pairs the tests are None. Raises ``ValueError`` for sequences of different lengths or non-finite values.
+    """
+    a, b = _finite(arm, "arm"), _finite(baseline, "baseline")
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"arm and baseline must have the same non-zero length, got {a.size} and {b.size}")
+    d = a - b
+    n, mean = int(d.size), float(d.mean())
+    std = float(d.std(ddof=1)) if n > 1 else math.nan
+    out: dict[str, float | int | None | list[float | None]] = {
+        "n": n,
+        "mean_diff": mean,
+        "std_diff": _none(std),
+        "ci95_diff": [_none(v) if v is not None else None for v in _interval(mean, std, n)],
+        "wins": int((d > 0).sum()),
+        "ties": int((d == 0).sum()),
+        "losses": int((d < 0).sum()),
+    }
+    nonzero = d[d != 0]
+    if n < 2:
+        out.update(p_ttest=None, p_wilcoxon=None, cohen_dz=None, rank_biserial=None)
+    elif nonzero.size == 0:
+        out.update(p_ttest=1.0, p_wilcoxon=1.0, cohen_dz=0.0, rank_biserial=0.0)
+    else:
+        p_t = float(sps.ttest_rel(a, b).pvalue) if std > 0 else None
+        p_w = float(sps.wilcoxon(nonzero, zero_method="wilcox").pvalue)
+        ranks = sps.rankdata(np.abs(nonzero))
+        w_plus, w_minus = float(ranks[nonzero > 0].sum()), float(ranks[nonzero < 0].sum())
+        out.update(
+            p_ttest=p_t,
+            p_wilcoxon=p_w,
+            cohen_dz=_none(mean / std) if std > 0 else None,
+            rank_biserial=(w_plus - w_minus) / (w_plus + w_minus),
+        )
+    return out
+
+
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm–Bonferroni adjusted p-values (None entries are passed through and not counted).
+
+    p_(i) sorted ascending among m values: adj_(i) = max_{j <= i} min(1, (m − j + 1)·p_(j)).
+
+    >>> holm([0.25, 0.5, 0.125])
+    [0.5, 0.5, 0.375]
+    """
+    idx = [i for i, p in enumerate(pvalues) if p is not None]
+    for i in idx:
+        if not 0.0 <= float(pvalues[i]) <= 1.0:
+            raise ValueError(f"pvalues[{i}]={pvalues[i]!r} must be in [0, 1]")
+    order = sorted(idx, key=lambda i: float(pvalues[i]))
+    m = len(order)
+    out: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * float(pvalues[i])))
+        out[i] = running
+    return out

@@ -1,0 +1,279 @@
+"""The study store: Optuna's storage, with one trial per cell and results as trial attributes.
+
+A *cell* is one arm × one grid value with all its seeds and folds. Each cell is one Optuna trial whose
+only parameter ``cell`` (categorical over the study's cell keys) names it. The study holds the
+validated configuration (``config``), its fingerprint, and the cells' metadata as study user
+attributes; a trial holds its cell's results as user attributes (see :data:`RESULT_KEYS`).
+
+The contract (the tests in ``tests/study/test_store.py`` check each point, kill -9 included):
+
+- **Enqueueing is idempotent.** :meth:`Store.enqueue` calls ``study.enqueue_trial({"cell": key},
+  skip_if_exists=True)`` for every cell: a cell that already has a trial in any state is not
+  enqueued again, so rerunning a study never duplicates work. Run it from one process at a time
+  (Optuna's check and insert are two statements); workers only claim.
+- **Claiming is exclusive.** :meth:`Store.claim` moves a WAITING trial to RUNNING with Optuna's
+  row-locked state update; two claimants never get the same trial. A heartbeat is recorded *before*
+  the claim, so a RUNNING trial always has one.
+- **What survives a crash.** A cell's results are written, then its trial is marked COMPLETE in a
+  last transaction: a COMPLETE trial always has all its results. Killing the process at any moment
+  loses at most the cells it was training. Their trials stay RUNNING until their heartbeat is older
+  than ``grace_period``; then :meth:`Store.reap` marks them FAIL and Optuna's
+  ``RetryHeartbeatStaleTrialCallback`` enqueues a WAITING copy (up to ``max_retry`` times).
+  A cell that failed by an exception (or ran out of retries) is enqueued again by
+  :meth:`Store.requeue_failed`, which a rerun of the study calls once.
+- **What counts.** Results and reports read COMPLETE trials only; a FAIL trial beside its COMPLETE
+  retry is ignored. Should a cell ever have two COMPLETE trials, the first finished one counts.
+- **What raises.** :class:`StoreError` for a study created from a different configuration
+  (with the keys that differ), for a storage URL that cannot be opened, and for a study that does
+  not exist when reading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import threading
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+__all__ = ["Store", "StoreError", "Claim", "default_url", "SCHEMA_VERSION", "RESULT_KEYS"]
+
+SCHEMA_VERSION = 1
+DB_NAME = "study.db"
+RESULT_KEYS = ("cell", "seeds", "final", "cv", "epochs", "curves", "elapsed_s", "replicas")
+"""User attributes of a completed trial: ``cell`` (its key), ``seeds`` (seed indices), ``final``
+({metric: [one value per seed]}, e.g. ``test_acc``, averaged over outer folds), ``cv``
+(``{"val_loss" | "val_acc" | "val_r2": [[per CV fold] per seed]}``, the CV folds' held-out metrics,
+or None), ``epochs`` (the
+kept evaluation epochs), ``curve:<name>`` ([[per kept epoch] per seed], one attribute per curve so that
+each stays small), ``elapsed_s`` and ``replicas``."""
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used as asked (another configuration, no such study, bad URL)."""
+
+
+def default_url(run_dir: str | Path) -> str:
+    """The SQLite file ``<run_dir>/study.db`` as an SQLAlchemy URL."""
+    return f"sqlite:///{(Path(run_dir) / DB_NAME).resolve()}"
+
+
+def fingerprint(config: Mapping[str, Any]) -> str:
+    """SHA-256 of the configuration as canonical JSON."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(data, list):
+        out = {}
+        for i, v in enumerate(data):
+            out.update(_flat(v, f"{prefix}[{i}]"))
+        return out
+    return {prefix: data}
+
+
+class Claim:
+    """A cell this process is running: its trial id and key."""
+
+    def __init__(self, trial_id: int, number: int, cell: str) -> None:
+        self.trial_id, self.number, self.cell = trial_id, number, cell
+
+    def __repr__(self) -> str:
+        return f"Claim(trial={self.number}, cell={self.cell!r})"
+
+
+class Store:
+    """One study in an Optuna storage (see the module docstring for the contract).
+
+    Args:
+        url: SQLAlchemy URL (``sqlite:///path``, ``postgresql://...``).
+        study_name: the study's name in the storage.
+        heartbeat_interval: seconds between heartbeats of running cells (int >= 1).
+        grace_period: seconds without heartbeat after which a RUNNING cell counts as dead
+            (default 3 × heartbeat_interval).
+        max_retry: how often a dead cell is retried by the heartbeat callback.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        study_name: str,
+        *,
+        heartbeat_interval: int = 10,
+        grace_period: int | None = None,
+        max_retry: int = 3,
+    ) -> None:
+        if isinstance(heartbeat_interval, bool) or not isinstance(heartbeat_interval, int) or heartbeat_interval < 1:
+            raise ValueError(f"{heartbeat_interval=} must be an int >= 1 (seconds)")
+        self.url, self.study_name = url, study_name
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = 3 * heartbeat_interval if grace_period is None else grace_period
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.storage = optuna.storages.RDBStorage(
+                    url,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=self.grace_period,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+                )
+        except Exception as exc:  # SQLAlchemy raises many kinds; name the URL
+            raise StoreError(f"cannot open storage {url!r}: {type(exc).__name__}: {exc}") from None
+        self._study: optuna.Study | None = None
+
+    # ---- study level -------------------------------------------------------------------------
+    @property
+    def study(self) -> optuna.Study:
+        if self._study is None:
+            try:
+                self._study = optuna.load_study(study_name=self.study_name, storage=self.storage)
+            except KeyError:
+                names = optuna.get_all_study_names(self.storage)
+                raise StoreError(f"no study {self.study_name!r} in {self.url}; studies there: {names}") from None
+        return self._study
+
+    def create(self, config: Mapping[str, Any], cells: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any]) -> bool:
+        """Create the study (True), or open it if it exists with the same configuration (False).
+
+        ``cells`` maps each cell key to its metadata (arm, value, param); ``meta`` is stored beside
+        (data sizes, task). Raises :class:`StoreError` if the stored configuration differs.
+        """
+        study = optuna.create_study(study_name=self.study_name, storage=self.storage, load_if_exists=True, direction="minimize")
+        self._study = study
+        stored = study.user_attrs.get("fingerprint")
+        if stored is None:
+            study.set_user_attr("schema_version", SCHEMA_VERSION)
+            study.set_user_attr("config", dict(config))
+            study.set_user_attr("cells", {k: dict(v) for k, v in cells.items()})
+            study.set_user_attr("meta", dict(meta))
+            study.set_user_attr("fingerprint", fingerprint(config))  # last: marks the study as set up
+            return True
+        if stored != fingerprint(config):
+            old, new = _flat(study.user_attrs.get("config", {})), _flat(dict(config))
+            changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            raise StoreError(
+                f"study {self.study_name!r} in {self.url} was made from a different configuration "
+                f"(differs at: {', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''}); "
+                "use another run directory (--out) or delete that one"
+            )
+        return False
+
+    def attrs(self) -> dict[str, Any]:
+        """The study's user attributes (config, cells, meta, fingerprint, schema_version)."""
+        return dict(self.study.user_attrs)
+
+    def enqueue(self, keys: Sequence[str]) -> int:
+        """Enqueue each cell key unless it already has a trial; return how many were new."""
+        before = len(self.study.get_trials(deepcopy=False))
+        for key in keys:
+            self.study.enqueue_trial({"cell": key}, skip_if_exists=True)
+        return len(self.study.get_trials(deepcopy=False)) - before
+
+    def requeue_failed(self) -> list[str]:
+        """Enqueue again every cell whose trials all ended FAIL (no COMPLETE, none waiting/running)."""
+        by_cell: dict[str, set[TrialState]] = {}
+        for t in self.study.get_trials(deepcopy=False):
+            key = t.system_attrs.get("fixed_params", t.params).get("cell")
+            if key is not None:
+                by_cell.setdefault(key, set()).add(t.state)
+        again = sorted(k for k, states in by_cell.items() if states == {TrialState.FAIL})
+        for key in again:
+            self.study.enqueue_trial({"cell": key})
+        return again
+
+    def reap(self) -> None:
+        """Mark RUNNING trials without a recent heartbeat FAIL and enqueue their retries."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
+
+    def counts(self) -> dict[str, int]:
+        """Number of trials per state name."""
+        out: dict[str, int] = {}
+        for t in self.study.get_trials(deepcopy=False):
+            out[t.state.name] = out.get(t.state.name, 0) + 1
+        return out
+
+    # ---- cells -------------------------------------------------------------------------------
+    def claim(self, limit: int = 1, accept: Any = None) -> list[Claim]:
+        """Claim up to ``limit`` WAITING cells (those for which ``accept(key)`` is true, if given)."""
+        claims: list[Claim] = []
+        choices = tuple(self.study.user_attrs["cells"])
+        dist = CategoricalDistribution(choices)
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            if len(claims) >= limit:
+                break
+            key = t.system_attrs.get("fixed_params", {}).get("cell")
+            if key not in choices or (accept is not None and not accept(key)):
+                continue
+            self.storage.record_heartbeat(t._trial_id)
+            try:
+                if not self.storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+            self.storage.set_trial_param(t._trial_id, "cell", dist.to_internal_repr(key), dist)
+            claims.append(Claim(t._trial_id, t.number, key))
+        return claims
+
+    @contextlib.contextmanager
+    def heartbeat(self, claims: Sequence[Claim]) -> Iterator[None]:
+        """Record a heartbeat for ``claims`` every ``heartbeat_interval`` seconds while inside."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.heartbeat_interval):
+                for c in claims:
+                    self.storage.record_heartbeat(c.trial_id)
+
+        thread = threading.Thread(target=beat, name="noisereg-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def complete(self, claim: Claim, value: float, results: Mapping[str, Any]) -> None:
+        """Write ``results`` as user attributes, then mark the trial COMPLETE with ``value``."""
+        for key, val in results.items():
+            self.storage.set_trial_user_attr(claim.trial_id, key, val)
+        self.storage.set_trial_state_values(claim.trial_id, TrialState.COMPLETE, values=[float(value)])
+
+    def fail(self, claim: Claim, error: str) -> None:
+        """Mark the trial FAIL, keeping ``error`` as its ``error`` attribute."""
+        self.storage.set_trial_user_attr(claim.trial_id, "error", error[-2000:])
+        self.storage.set_trial_state_values(claim.trial_id, TrialState.FAIL)
+
+    def completed(self) -> dict[str, dict[str, Any]]:
+        """Results of every completed cell: {cell key: user attributes}, first COMPLETE trial wins."""
+        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        out: dict[str, dict[str, Any]] = {}
+        for t in sorted(done, key=lambda t: (t.datetime_complete is None, t.datetime_complete, t.number)):
+            key = t.params.get("cell", t.user_attrs.get("cell"))
+            if key is not None and key not in out:
+                out[key] = dict(t.user_attrs)
+        return out
+
+    def unfinished(self) -> dict[str, str]:
+        """Cells without a COMPLETE trial: {key: 'WAITING' | 'RUNNING' | 'FAIL' | 'MISSING'}."""
+        complete = set(self.completed())
+        status: dict[str, str] = {k: "MISSING" for k in self.study.user_attrs.get("cells", {}) if k not in complete}
+        rank = {"FAIL": 0, "WAITING": 1, "RUNNING": 2}
+        for t in self.study.get_trials(deepcopy=False):
+            key = t.system_attrs.get("fixed_params", t.params).get("cell")
+            if key in status and t.state.name in rank and rank[t.state.name] >= rank.get(status[key], -1):
+                status[key] = t.state.name
+        return status

@@ -1,0 +1,85 @@
+"""The summary from stored results: statistics, pairing on seeds, verdict, CV selection."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.study.fakes import fake_results, tiny_config, populate
+from noisereg.study.cells import plan_cells
+from noisereg.study.report.summary import summarize
+from noisereg.study.stats import describe, paired
+
+
+def study_attrs() -> dict:
+    cfg = tiny_config()
+    return {
+        "config": cfg.model_dump(mode="json"),
+        "cells": {c.key: c.meta() for c in plan_cells(cfg)},
+        "meta": {"task": "classification"},
+    }
+
+
+def results(shifts: dict[str, float], noise: float = 0.0) -> dict:
+    out = {}
+    for key, meta in study_attrs()["cells"].items():
+        res = fake_results(key, 6, shifts.get(key, 0.0), cv=meta["selection"])
+        # seed-dependent wobble so that differences are not constant
+        res["final"]["test_acc"] = [a + noise * ((i * 7 + len(key)) % 3 - 1) for i, a in enumerate(res["final"]["test_acc"])]
+        out[key] = res
+    return out
+
+
+def test_arms_hold_describe_and_paired_on_the_same_seeds() -> None:
+    done = results({"pre": 0.05}, noise=0.01)
+    s = summarize(study_attrs(), done)
+    assert (s["metric"], s["metric_key"], s["baseline"], s["higher_is_better"]) == ("accuracy", "test_acc", "none", True)
+    by = {a["name"]: a for a in s["arms"]}
+    assert list(by) == list(study_attrs()["cells"])
+    pre = by["pre"]
+    expected = describe(done["pre"]["final"]["test_acc"])
+    assert {k: pre[k] for k in expected} == expected
+    assert by["none"]["paired"] is None
+    ref = paired(done["pre"]["final"]["test_acc"], done["none"]["final"]["test_acc"])
+    assert {k: pre["paired"][k] for k in ref} == ref
+    assert pre["paired"]["better"] and s["verdict"]["better"] == ["pre"] and s["verdict"]["any_better"]
+    assert "1 noise setting(s) beat no noise ('none')" in s["verdict"]["text"]
+
+
+def test_pairing_uses_common_seeds_only() -> None:
+    done = results({}, noise=0.01)
+    done["input"] = dict(done["input"], seeds=[2, 3, 4, 5, 6, 7])
+    s = summarize(study_attrs(), done)
+    assert next(a for a in s["arms"] if a["name"] == "input")["paired"]["n"] == 4
+
+
+def test_says_plainly_when_no_noise_setting_beats_no_noise() -> None:
+    s = summarize(study_attrs(), results({"input": -0.05, "pre": 0.001}, noise=0.01))
+    assert not s["verdict"]["any_better"]
+    assert s["verdict"]["text"].startswith("No noise setting beats no noise ('none') on test accuracy")
+    assert s["verdict"]["worse"] == ["input"] and "Significantly worse than no noise: input" in s["verdict"]["text"]
+
+
+def test_selection_minimizes_cross_validated_loss_and_reports_the_test_result() -> None:
+    s = summarize(study_attrs(), results({"grid[std=0.1]": 0.05, "grid[std=1.0]": -0.02}, noise=0.01))
+    sel = s["selection"]
+    assert sel["values"] == [0.0, 0.1, 1.0] and sel["param"] == "std" and sel["folds"] == 3
+    assert sel["chosen"] == 0.1 == sel["chosen_by_likelihood"] == sel["chosen_by_accuracy"]
+    assert sel["cv_loss"] == pytest.approx([0.51, 0.46, 0.53])
+    assert sel["test"]["name"] == "grid[std=0.1]" and sel["cell"] == "grid[std=0.1]" and sel["at_edge"] is None
+    edge = summarize(study_attrs(), results({"grid[std=1.0]": 0.05}))["selection"]
+    assert edge["chosen"] == 1.0 and edge["at_edge"] == "largest"
+
+
+def test_a_seed_with_a_non_finite_metric_is_left_out() -> None:
+    done = results({}, noise=0.01)
+    done["input"]["final"]["test_acc"][2] = float("nan")
+    entry = next(a for a in summarize(study_attrs(), done)["arms"] if a["name"] == "input")
+    assert entry["n"] == 5 and entry["paired"]["n"] == 5 and len(entry["per_seed"]) == 5
+
+
+def test_missing_cells_are_listed_not_invented(tmp_path) -> None:
+    done = results({})
+    del done["pre"]
+    s = summarize(study_attrs(), done)
+    assert s["missing"] == ["pre"] and s["cells_complete"] == 5 and "pre" not in [a["name"] for a in s["arms"]]
+    assert populate(tmp_path, tiny_config(), {}, skip=("input",)).unfinished() == {"input": "RUNNING"}

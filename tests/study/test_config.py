@@ -1,0 +1,147 @@
+"""Study files: validation before any work, errors that name the key path the user wrote."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.study.fakes import tiny_raw
+from noisereg.study.cells import plan_cells, signature, strengths
+from noisereg.study.config import StudyConfigError, builtin_studies, load_config, parse_config, resolve_study
+
+
+def problems(raw: dict) -> list[tuple[str, str]]:
+    with pytest.raises(StudyConfigError) as info:
+        parse_config(raw)
+    return info.value.problems
+
+
+def with_arm(arm: dict) -> dict:
+    raw = tiny_raw()
+    raw["arms"] = [{"name": "none"}, {"name": "a"}, arm]
+    raw.pop("selection")
+    return raw
+
+
+def test_negative_std_names_the_key_path() -> None:
+    arm = {"name": "bad", "noise": {"site": "pre", "kind": "gaussian", "std": -0.1}}
+    assert problems(with_arm(arm)) == [("arms[2].noise.std", "must be >= 0, got -0.1")]
+
+
+def test_list_of_sites_keeps_the_index_the_user_wrote() -> None:
+    arm = {"name": "bad", "noise": [{"site": "input", "kind": "gaussian", "std": 0.1}, {"site": "pre", "kind": "gaussian", "std": -1.0}]}
+    assert problems(with_arm(arm)) == [("arms[2].noise[1].std", "must be >= 0, got -1.0")]
+
+
+def test_unknown_key_suggests_close_matches() -> None:
+    raw = tiny_raw(optimizer={"name": "adam", "lr_rate": 0.1})
+    [(path, msg)] = problems(raw)
+    assert path == "optimizer" and "unknown key 'lr_rate'" in msg and "did you mean 'lr'" in msg
+
+
+def test_unknown_kind_and_schedule_suggest_the_right_name() -> None:
+    arm = {"name": "bad", "noise": {"site": "gradients", "kind": "gausian", "std": 0.1}}
+    [(path, msg)] = problems(with_arm(arm))
+    assert path == "arms[2].noise.kind" and "did you mean 'gaussian'" in msg
+    arm = {"name": "bad", "noise": {"site": "gradients", "kind": "gaussian", "std": {"schedule": "anealed", "eta": 0.3}}}
+    [(path, msg)] = problems(with_arm(arm))
+    assert path == "arms[2].noise.std.schedule" and "did you mean 'annealed'" in msg
+
+
+def test_schedule_parameters_are_checked() -> None:
+    arm = {"name": "bad", "noise": {"site": "gradients", "kind": "gaussian", "std": {"schedule": "annealed", "eta": -1}}}
+    assert problems(with_arm(arm)) == [("arms[2].noise.std.eta", "must be >= 0, got -1")]
+
+
+def test_missing_key_and_several_problems_at_once() -> None:
+    raw = tiny_raw(training={"batch_size": 0})
+    found = dict(problems(raw))
+    assert found["training.epochs"] == "required key is missing"
+    assert found["training.batch_size"] == "must be >= 1, got 0"
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [([], "must have at least 1 item(s)"), ([0.1, 0.1], "distinct"), ([0.1, -0.2], "grid.values[1] sets std: must be >= 0, got -0.2")],
+)
+def test_bad_grids_are_refused(grid: list, message: str) -> None:
+    arm = {"name": "g", "noise": {"site": "pre", "kind": "gaussian", "std": 0.1}, "grid": grid}
+    [(path, msg)] = problems(with_arm(arm))
+    assert path.startswith("arms[2]") and message in msg
+
+
+def test_grid_needs_a_param_when_an_arm_has_several_sites() -> None:
+    noise = [{"site": "input", "kind": "gaussian", "std": 0.1}, {"site": "pre", "kind": "gaussian", "std": 0.1}]
+    [(_, msg)] = problems(with_arm({"name": "g", "noise": noise, "grid": [0.1, 0.2]}))
+    assert "param" in msg
+    raw = with_arm({"name": "g", "noise": noise, "grid": {"values": [0.1, 0.2], "param": "[1].std"}})
+    cells = plan_cells(parse_config(raw))
+    assert [c.noise[1].std for c in cells[2:]] == [0.1, 0.2] and cells[2].key == "g[[1].std=0.1]"
+
+
+def test_label_noise_only_on_targets_and_unique_sites() -> None:
+    arm = {"name": "bad", "noise": {"site": "input", "kind": "label_smoothing", "epsilon": 0.1}}
+    [(_, msg)] = problems(with_arm(arm))
+    assert "only for site 'targets'" in msg
+    twice = [{"site": "input", "kind": "gaussian", "std": 0.1}, {"site": "input", "kind": "uniform", "half_width": 0.1}]
+    [(_, msg)] = problems(with_arm({"name": "bad", "noise": twice}))
+    assert "appears twice" in msg
+
+
+def test_cross_checks_baseline_selection_and_names() -> None:
+    raw = tiny_raw()
+    raw["arms"] = [a for a in raw["arms"] if a["name"] != "none"]
+    assert "no arm without noise" in problems(raw)[0][1]
+    raw = tiny_raw(selection={"arm": "gird"})
+    assert "did you mean 'grid'" in problems(raw)[0][1]
+    raw = tiny_raw(selection={"arm": "pre"})
+    assert "has no grid" in problems(raw)[0][1]
+    raw = tiny_raw()
+    raw["arms"].append({"name": "pre"})
+    assert "repeated: ['pre']" in problems(raw)[0][1]
+
+
+def test_cells_of_one_arm_share_a_signature_and_differ_in_strength() -> None:
+    cells = plan_cells(parse_config(tiny_raw()))
+    by = {c.key: c for c in cells}
+    assert signature(by["pre"]) == signature(by["grid[std=0.1]"]) != signature(by["input"])
+    assert [strengths(by[f"grid[std={v!r}]"]) for v in (0.0, 0.1, 1.0)] == [(0.0,), (0.1,), (1.0,)]
+    assert by["grid[std=0.1]"].selection and not by["pre"].selection
+
+
+def test_load_config_reports_file_problems(tmp_path) -> None:
+    with pytest.raises(StudyConfigError, match="no such study file"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = 'x'\n[data\n")
+    with pytest.raises(StudyConfigError, match="not valid TOML.*line 2"):
+        load_config(bad)
+
+
+def test_relative_data_path_resolves_against_the_study_file(tmp_path) -> None:
+    (tmp_path / "sub").mkdir()
+    study = tmp_path / "sub" / "s.toml"
+    study.write_text(
+        'name = "f"\n[data]\nsource = "file"\npath = "d.csv"\ntarget = "y"\ntask = "classification"\n'
+        '[split]\nn_train = 5\n[training]\nepochs = 1\n[[arms]]\nname = "none"\n'
+    )
+    assert load_config(study).data.path == str((tmp_path / "sub" / "d.csv").resolve())
+
+
+def test_every_builtin_study_validates_and_the_default_is_the_case_study() -> None:
+    names = set(builtin_studies())
+    assert {"case-study", "moons", "digits", "breast-cancer", "diabetes"} <= names
+    for name in names:
+        resolve_study(name)
+    case = resolve_study(None)
+    assert (case.name, case.seeds, case.training.epochs, case.data.random_state) == ("case-study", 30, 4000, 1)
+    assert [a.name for a in case.arms][:5] == [
+        "no noise", "input 0.01", "hidden 0.1 before ReLU", "hidden 0.1 after ReLU", "input 0.01 + hidden 0.1",
+    ]
+    with pytest.raises(StudyConfigError, match="did you mean 'moons'"):
+        resolve_study("mons")
+
+
+def test_a_stored_configuration_validates_back_to_the_same_study() -> None:
+    for name in builtin_studies():
+        config = resolve_study(name)
+        assert parse_config(config.model_dump(mode="json")) == config

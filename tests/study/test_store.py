@@ -1,0 +1,93 @@
+"""The store's contract: idempotent enqueueing, exclusive claims, retries of dead cells, COMPLETE only."""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+import pytest
+
+from noisereg.study.store import Store, StoreError, default_url
+
+CELLS = {"a": {"arm": "a"}, "b": {"arm": "b"}, "c": {"arm": "c"}}
+
+
+@pytest.fixture()
+def store(tmp_path) -> Store:
+    s = Store(default_url(tmp_path), "s", heartbeat_interval=1, grace_period=1)
+    assert s.create({"x": 1}, CELLS, {"task": "classification"}) is True
+    return s
+
+
+def test_enqueue_is_idempotent_and_claims_are_exclusive(store: Store, tmp_path) -> None:
+    assert store.enqueue(list(CELLS)) == 3
+    assert store.enqueue(list(CELLS)) == 0
+    other = Store(default_url(tmp_path), "s")  # a second process's view of the same storage
+    first = store.claim(2)
+    second = other.claim(5)
+    assert [c.cell for c in first] == ["a", "b"] and [c.cell for c in second] == ["c"]
+    assert store.claim(5) == [] and other.claim(5) == []
+    assert store.counts() == {"RUNNING": 3}
+
+
+def test_results_count_only_once_complete(store: Store) -> None:
+    store.enqueue(list(CELLS))
+    a, b, c = store.claim(3)
+    store.complete(a, 0.5, {"final": {"test_acc": [1.0]}})
+    store.fail(b, "boom")
+    assert list(store.completed()) == ["a"] and store.completed()["a"]["final"] == {"test_acc": [1.0]}
+    assert store.unfinished() == {"b": "FAIL", "c": "RUNNING"}
+    assert store.requeue_failed() == ["b"]
+    assert store.requeue_failed() == []  # b is waiting again now
+    [again] = store.claim(1, accept=lambda k: k == "b")
+    store.complete(again, 0.1, {"final": {"test_acc": [0.0]}})
+    assert store.completed()["b"]["final"] == {"test_acc": [0.0]}
+    trial_states = sorted(t.state.name for t in store.study.get_trials() if t.params.get("cell") == "b")
+    assert trial_states == ["COMPLETE", "FAIL"]
+
+
+def test_a_dead_cell_is_retried_after_its_grace_period(store: Store) -> None:
+    store.enqueue(["a"])
+    [claim] = store.claim(1)  # the claimant "dies": no more heartbeats
+    store.reap()
+    assert store.unfinished() == {"a": "RUNNING", "b": "MISSING", "c": "MISSING"}
+    time.sleep(2.5)
+    store.reap()
+    assert store.unfinished()["a"] == "WAITING"
+    assert store.enqueue(["a"]) == 0  # the retry counts as existing
+    [retry] = store.claim(1)
+    assert retry.cell == "a" and retry.trial_id != claim.trial_id
+
+
+def test_heartbeat_keeps_a_long_cell_alive(store: Store) -> None:
+    store.enqueue(["a"])
+    claims = store.claim(1)
+    with store.heartbeat(claims):
+        time.sleep(2.5)
+        store.reap()
+    assert store.unfinished()["a"] == "RUNNING"
+
+
+def test_another_configuration_is_refused_with_the_keys_that_differ(store: Store, tmp_path) -> None:
+    again = Store(default_url(tmp_path), "s")
+    assert again.create({"x": 1}, CELLS, {}) is False
+    with pytest.raises(StoreError, match=r"different configuration \(differs at: x, y\)"):
+        again.create({"x": 2, "y": 3}, CELLS, {})
+
+
+def test_reading_a_missing_study_or_a_bad_url_raises(tmp_path) -> None:
+    with pytest.raises(StoreError, match="no study 'other'"):
+        Store(default_url(tmp_path), "other").attrs()
+    with pytest.raises(StoreError, match="cannot open storage"):
+        Store("nosuchdialect://x", "s")
+    with pytest.raises(ValueError, match="heartbeat_interval"):
+        Store(default_url(tmp_path), "s", heartbeat_interval=0)
+
+
+def test_the_storage_is_plain_optuna(store: Store) -> None:
+    store.enqueue(list(CELLS))
+    for claim in store.claim(3):
+        store.complete(claim, 1.0, {"cell": claim.cell})
+    study = optuna.load_study(study_name="s", storage=store.url)
+    assert sorted(t.params["cell"] for t in study.trials) == ["a", "b", "c"]
+    assert study.user_attrs["config"] == {"x": 1}

@@ -1,0 +1,140 @@
+"""The command line, in-process: exit codes, messages, files; and kill -9 then resume, for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import optuna
+import pytest
+
+from noisereg.cli import main
+from tests.study.fakes import tiny_raw
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def toml_value(value) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
+def write_study(path: Path, raw: dict) -> Path:
+    raw = {k: v for k, v in raw.items() if v is not None}
+    lines = [f"{k} = {toml_value(v)}" for k, v in raw.items() if k != "arms"]
+    lines += ["arms = " + toml_value(raw["arms"])]
+    path.write_text("\n".join(lines) + "\n")
+    assert tomllib.loads(path.read_text()) == raw
+    return path
+
+
+def test_list_shows_the_builtin_studies(capsys) -> None:
+    assert main(["study", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("case-study", "moons", "digits", "breast-cancer", "diabetes"):
+        assert f"{name}:" in out
+
+
+def test_study_runs_prints_the_table_and_report_rebuilds(tmp_path, capsys) -> None:
+    study = write_study(tmp_path / "tiny.toml", tiny_raw(selection=None, arms=tiny_raw()["arms"][:3]))
+    out_dir = tmp_path / "run"
+    assert main(["study", str(study), "--out", str(out_dir), "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "input" in printed and "Verdict." in printed and "95% CI" in printed
+    assert {p.name for p in out_dir.iterdir()} >= {"study.db", "run.json", "summary.json", "summary.md", "report.html", "plots"}
+    (out_dir / "summary.json").unlink()
+    assert main(["report", str(out_dir), "--quiet"]) == 0
+    assert json.loads((out_dir / "summary.json").read_text())["baseline"] == "none"
+    assert capsys.readouterr().out == ""
+
+
+def test_default_run_directory_is_runs_slash_name(tmp_path, monkeypatch) -> None:
+    study = write_study(tmp_path / "tiny.toml", tiny_raw(selection=None, arms=tiny_raw()["arms"][:1]))
+    monkeypatch.chdir(tmp_path)
+    assert main(["study", str(study), "--quiet", "--workers", "1"]) == 0
+    assert (tmp_path / "runs" / "tiny" / "summary.json").is_file()
+
+
+def test_storage_url_option_and_report_from_it(tmp_path, capsys) -> None:
+    study = write_study(tmp_path / "tiny.toml", tiny_raw(selection=None, arms=tiny_raw()["arms"][:2]))
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    run_dir = tmp_path / "run"
+    assert main(["study", str(study), "--out", str(run_dir), "--storage", url, "--quiet", "--workers", "1"]) == 0
+    assert json.loads((run_dir / "run.json").read_text()) == {"study": "tiny", "storage": url}
+    assert main(["report", str(run_dir)]) == 0 and "Verdict." in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "elsewhere"), "--storage", url, "--study", "tiny", "-q"]) == 0
+    assert (tmp_path / "elsewhere" / "report.html").is_file()
+
+
+def test_bad_study_exits_2_naming_the_key(tmp_path, capsys) -> None:
+    raw = tiny_raw()
+    raw["arms"][1]["noise"]["std"] = -0.1
+    study = write_study(tmp_path / "bad.toml", raw)
+    assert main(["study", str(study), "--out", str(tmp_path / "run")]) == 2
+    assert "arms[1].noise.std: must be >= 0, got -0.1" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_refusals_and_usage_errors(tmp_path, capsys) -> None:
+    assert main(["study", "nosuch", "--out", str(tmp_path / "d")]) == 2
+    assert "neither a study file nor a built-in study" in capsys.readouterr().err
+    assert main(["study", "--device", "tpu"]) == 2
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "no run.json" in capsys.readouterr().err
+
+
+def _states(db: Path) -> list[str]:
+    try:
+        study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}")
+    except (KeyError, Exception):
+        return []
+    return [t.state.name for t in study.get_trials(deepcopy=False)]
+
+
+def test_kill_9_loses_no_finished_cell_and_the_rerun_resumes(tmp_path) -> None:
+    raw = tiny_raw(seeds=2, training={"epochs": 1500, "batch_size": 32, "eval_every": 50})
+    study = write_study(tmp_path / "tiny.toml", raw)
+    run_dir = tmp_path / "run"
+    args = ["study", str(study), "--out", str(run_dir), "--quiet", "--heartbeat", "1", "--workers", "1"]
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    proc = subprocess.Popen([sys.executable, "-m", "noisereg", *args], env=env)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            states = _states(run_dir / "study.db")
+            if "COMPLETE" in states and "RUNNING" in states:
+                break
+            assert proc.poll() is None, "the study ended before it could be killed: make it longer"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    study_db = optuna.load_study(study_name="tiny", storage=f"sqlite:///{run_dir / 'study.db'}")
+    before = {t.params["cell"]: (t.number, t.user_attrs["final"]) for t in study_db.get_trials() if t.state.name == "COMPLETE"}
+    killed = [t.params["cell"] for t in study_db.get_trials() if t.state.name == "RUNNING"]
+    assert before and killed
+
+    assert main(args) == 0  # resumes: waits out the dead cells' grace period, retries them
+    after = optuna.load_study(study_name="tiny", storage=f"sqlite:///{run_dir / 'study.db'}").get_trials()
+    complete = [t for t in after if t.state.name == "COMPLETE"]
+    assert sorted(t.params["cell"] for t in complete) == sorted(json.loads((run_dir / "summary.json").read_text())["arms"][i]["name"] for i in range(6))
+    for cell, (number, final) in before.items():  # finished cells were neither redone nor duplicated
+        [t] = [t for t in complete if t.params["cell"] == cell]
+        assert (t.number, t.user_attrs["final"]) == (number, final)
+    assert sorted(t.params["cell"] for t in after if t.state.name == "FAIL") == sorted(killed)
+
+    clean = tmp_path / "clean"
+    assert main(["study", str(study), "--out", str(clean), "--quiet", "--workers", "1"]) == 0
+    strip = lambda s: [{k: v for k, v in a.items() if k != "elapsed_s"} for a in s["arms"]]  # noqa: E731
+    assert strip(json.loads((clean / "summary.json").read_text())) == strip(json.loads((run_dir / "summary.json").read_text()))
