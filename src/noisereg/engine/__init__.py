@@ -1,7 +1,12 @@
-"""The replica engine: many trainings of one MLP (seeds x noise strengths x folds) as one batched model.
+"""The replica engine: many trainings of one model (seeds × noise strengths × folds) as one batched model.
 
-Describe the work with :class:`MLPSpec`, :class:`OptimSpec`, :class:`SiteNoise`, :class:`Replica` and
-:class:`Group`, give the data as :class:`FoldData`, and call :func:`train_group`.
+Describe the work with :class:`MLPSpec` (hand-written batched forward/backward, every noise site) or
+:class:`ModuleSpec` (any ``nn.Module`` through ``torch.func``; input, target and gradient noise),
+:class:`OptimSpec`, :class:`SiteNoise`, :class:`Replica` and :class:`Group`; give the data as
+:class:`FoldData`; call :func:`train_group`. Each replica's initial weights, batch order and noise
+streams derive from its own seed, so its result does not depend on the other replicas of its group,
+nor on chunking or worker processes (bitwise on CPU for MLPs). ``tests/engine/test_equivalence.py``
+checks a replica against a plain ``nn.Sequential`` + ``torch.optim`` loop given the same draws.
 """
 
 from noisereg.engine.group import GroupResult, estimate_replica_bytes, plan_chunks, train_group
