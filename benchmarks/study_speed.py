@@ -44,7 +44,12 @@ from noisereg.engine import (
 )
 from noisereg.seeding import derive_seed, make_generator
 
-ARMS = {"none": (0.0, 0.0, 0.0), "input 0.01": (0.01, 0.0, 0.0), "pre 0.1": (0.0, 0.1, 0.0), "post 0.1": (0.0, 0.0, 0.1)}
+ARMS = {  # strengths of the sites (input, pre, post)
+    "none": (0.0, 0.0, 0.0),
+    "input 0.01": (0.01, 0.0, 0.0),
+    "pre 0.1": (0.0, 0.1, 0.0),
+    "post 0.1": (0.0, 0.0, 0.1),
+}
 SITES = ("input", "pre", "post")
 SEEDS = 30
 WORKERS = 2
@@ -163,7 +168,8 @@ def memory_table() -> list[str]:
         )
         grown = int(out.stdout.strip().splitlines()[-1]) * 1024
         points.append((count, grown))
-        lines.append(f"  {count:4d} replicas: peak RSS +{grown / 2**20:7.1f} MiB = {grown / count / 1024:6.1f} KiB/replica")
+        per_replica = grown / count / 1024
+        lines.append(f"  {count:4d} replicas: peak RSS +{grown / 2**20:7.1f} MiB = {per_replica:6.1f} KiB/replica")
     slope = np.polyfit([c for c, _ in points], [g for _, g in points], 1)[0]
     lines.append(f"  slope {slope / 1024:.1f} KiB per replica; estimate_replica_bytes: {estimate / 1024:.1f} KiB")
     return lines

@@ -19,6 +19,7 @@ from noisereg.engine import (
     initial_module,
     train_group,
 )
+from noisereg.engine.specs import site_kinds
 from noisereg.seeding import derive_seed, make_generator
 
 
@@ -84,7 +85,7 @@ def _plain(group: Group, replica: Replica, fold: FoldData) -> dict[str, torch.Te
     params = list(model.parameters())
     opt = torch.optim.AdamW(params, lr=0.01, weight_decay=0.01)
     gens = [make_generator(derive_seed(replica.seed, "noise", *group.stream_keys(i))) for i in range(3)]
-    kinds = [site.kind.with_strength(v) for site, v in zip(group.sites, replica.strengths)] if replica.strengths else [s.kind for s in group.sites]
+    kinds = site_kinds(group, replica)
 
     def noisy(i, t):
         return t if kinds[i].is_off(step) else kinds[i](t, step=step, generator=gens[i])

@@ -8,13 +8,24 @@ import pytest
 import torch
 
 from noisereg import noise
-from noisereg.engine import FoldData, Group, MLPSpec, OptimSpec, Replica, SiteNoise, build_module, initial_state_dict, train_group
+from noisereg.engine import (
+    FoldData,
+    Group,
+    MLPSpec,
+    OptimSpec,
+    Replica,
+    SiteNoise,
+    build_module,
+    initial_state_dict,
+    train_group,
+)
 from noisereg.engine.projection import projected_noise_gradient
 from noisereg.seeding import derive_seed, make_generator
 
 
 def test_projected_draws_have_the_covariance_of_direct_sampling():
-    """(u, s) = (‖w‖ξ, s(ξ, ζ)) against (εw, Σ_b dz_b ε_b): Cov(u) = ‖w‖²I, Cov(s) = ‖dz‖²I, Cov(s, u_b) = dz_b·w."""
+    """(u, s) = (‖w‖ξ, s(ξ, ζ)) has the covariance of (εw, Σ_b dz_b ε_b):
+    Cov(u) = ‖w‖²I, Cov(s) = ‖dz‖²I, Cov(s, u_b) = dz_b·w."""
     g = torch.Generator().manual_seed(0)
     n, hidden, batch = 40000, 4, 3
     w = torch.randn(1, 1, hidden, generator=g, dtype=torch.float64)

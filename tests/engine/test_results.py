@@ -30,7 +30,8 @@ def _fold(loss: str) -> FoldData:
 @pytest.mark.parametrize("loss", list(CASES))
 def test_final_metrics_match_sklearn_on_the_returned_weights(loss):
     spec = MLPSpec(5, (16,), CASES[loss], activation="gelu", init="he")
-    group = Group(spec, OptimSpec("adam", lr=0.01), loss, epochs=7, batch_size=10, sites=(), replicas=(Replica(0), Replica(1)), eval_every=3)
+    replicas = (Replica(0), Replica(1))
+    group = Group(spec, OptimSpec("adam", lr=0.01), loss, 7, 10, sites=(), replicas=replicas, eval_every=3)
     fold = _fold(loss)
     result = train_group(group, [fold], dtype=torch.float64)
     assert list(result.epochs) == [3, 6, 7]
@@ -62,7 +63,7 @@ def test_noisy_training_loss_is_the_mean_over_the_epochs_batches():
     """Without noise, the last epoch's batch losses average to the loss of the weights before it."""
     fold = _fold("bce")
     spec = MLPSpec(5, (8,), 1)
-    group = Group(spec, OptimSpec("sgd", lr=1e-9), "bce", epochs=2, batch_size=7, sites=(), replicas=(Replica(0),), eval_every=1)
+    group = Group(spec, OptimSpec("sgd", lr=1e-9), "bce", 2, 7, sites=(), replicas=(Replica(0),), eval_every=1)
     result = train_group(group, [fold], dtype=torch.float64)
     np.testing.assert_allclose(result.curves["train_loss_noisy"][0, 1], result.curves["train_loss"][0, 0], rtol=1e-6)
 

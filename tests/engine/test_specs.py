@@ -86,7 +86,12 @@ def test_folds_that_do_not_fit_the_group_are_refused(group, folds, error, match)
 
 @pytest.mark.parametrize(
     ("options", "match"),
-    [({"dtype": torch.float16}, "dtype"), ({"workers": 0}, "workers=0"), ({"chunk_size": 0}, "chunk_size=0"), ({"memory_budget": -5}, "memory_budget")],
+    [
+        ({"dtype": torch.float16}, "dtype"),
+        ({"workers": 0}, "workers=0"),
+        ({"chunk_size": 0}, "chunk_size=0"),
+        ({"memory_budget": -5}, "memory_budget"),
+    ],
 )
 def test_bad_options_are_refused(options, match):
     with pytest.raises(ValueError, match=match):
@@ -94,8 +99,13 @@ def test_bad_options_are_refused(options, match):
 
 
 def test_group_is_frozen_and_stream_keys_count_equal_sites():
-    sites = (SiteNoise("pre", noise.Gaussian(0.1)), SiteNoise("pre", noise.Uniform(half_width=0.1)), SiteNoise("pre", noise.Gaussian(0.1), layers=(0,)))
+    sites = (
+        SiteNoise("pre", noise.Gaussian(0.1)),
+        SiteNoise("pre", noise.Uniform(half_width=0.1)),
+        SiteNoise("pre", noise.Gaussian(0.1), layers=(0,)),
+    )
     group = _group(sites=sites)
-    assert [group.stream_keys(i) for i in range(3)] == [("pre", "layers=all", 0), ("pre", "layers=all", 1), ("pre", "layers=0", 0)]
+    expected = [("pre", "layers=all", 0), ("pre", "layers=all", 1), ("pre", "layers=0", 0)]
+    assert [group.stream_keys(i) for i in range(3)] == expected
     with pytest.raises(dataclasses.FrozenInstanceError):
         group.epochs = 3

@@ -265,7 +265,8 @@ def _train_in_processes(group, folds, plan, device, dtype, progress) -> list[Chu
             except queue.Empty:
                 dead = [w for w, p in enumerate(processes) if w not in done and not p.is_alive()]
                 if dead:
-                    raise RuntimeError(f"engine worker {dead[0]} died (exit code {processes[dead[0]].exitcode})") from None
+                    code = processes[dead[0]].exitcode
+                    raise RuntimeError(f"engine worker {dead[0]} died (exit code {code})") from None
                 continue
             if kind == "progress":
                 if progress is not None and payload:

@@ -58,7 +58,10 @@ def initial_module(spec: ModuleSpec, seed: int) -> nn.Module:
         raise TypeError(f"ModuleSpec.factory returned {type(module).__name__}, expected an nn.Module")
     if any(True for _ in module.buffers()):
         names = [n for n, _ in module.named_buffers()]
-        raise ValueError(f"ModuleSpec.factory built a module with buffers {names}; modules with buffers (BatchNorm) are not supported")
+        raise ValueError(
+            f"ModuleSpec.factory built a module with buffers {names}; modules with buffers (BatchNorm) "
+            "are not supported"
+        )
     return module
 
 
@@ -132,7 +135,9 @@ class StackedModule:
     def forward_eval(self, x: Tensor, rows: int | None = None) -> Tensor:
         return self.forward(self.params, x)
 
-    def compute_grads(self, loss: str, x: Tensor, q: Tensor, hidden: object, *, step: int, epoch: int, grads: Tensor) -> Tensor:
+    def compute_grads(
+        self, loss: str, x: Tensor, q: Tensor, hidden: object, *, step: int, epoch: int, grads: Tensor
+    ) -> Tensor:
         """Write d(mean loss)/d params of every replica into ``grads``; return the outputs zᵀ."""
         leaf = self.params.detach().requires_grad_(True)
         with torch.enable_grad():

@@ -41,6 +41,8 @@ _MODULES = {
     "selu": nn.SELU,
     "identity": nn.Identity,
 }
+# per hidden layer: the noise streams before and after its activation
+HiddenNoise = Sequence[tuple[Sequence[SiteStream], Sequence[SiteStream]]]
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 
@@ -220,7 +222,9 @@ class StackedMLP:
         """The data columns of a network input (without the column of ones)."""
         return x[..., : self.spec.in_features]
 
-    def compute_grads(self, loss: str, x: Tensor, q: Tensor, hidden_noise, *, step: int, epoch: int, grads: Tensor) -> Tensor:
+    def compute_grads(
+        self, loss: str, x: Tensor, q: Tensor, hidden_noise: HiddenNoise, *, step: int, epoch: int, grads: Tensor
+    ) -> Tensor:
         """Forward with noise, then write d(mean loss)/d params into ``grads``; return the outputs zᵀ."""
         zT = self.forward_train(x, hidden_noise, step=step, epoch=epoch)
         self.backward(output_grad(loss, zT, q), grads)
@@ -255,7 +259,7 @@ class StackedMLP:
         return self._linear(self.n_layers - 1, h)
 
     def forward_train(
-        self, x: Tensor, hidden_noise: Sequence[tuple[Sequence[SiteStream], Sequence[SiteStream]]], *, step: int, epoch: int
+        self, x: Tensor, hidden_noise: HiddenNoise, *, step: int, epoch: int
     ) -> Tensor:
         """Outputs zᵀ [R, out, B] of a training batch with the (pre, post) noise of each hidden layer."""
         self._saved = [x]
@@ -323,7 +327,8 @@ class StackedMLP:
             # One hidden layer and one output: δ_bj = dz_b·w_j·D_bj, so the first layer's gradient
             # Σ_b x_bi·δ_bj = w_j·Σ_b (x_bi·dz_b)·D_bj is one matmul against D, without building δ.
             h_in = self._saved[0]
-            weighted = torch.mul(h_in.transpose(1, 2), dzT, out=self._buffer("weighted", h_in.shape[:1] + h_in.shape[:0:-1]))
+            shape = (h_in.shape[0], h_in.shape[2], h_in.shape[1])
+            weighted = torch.mul(h_in.transpose(1, 2), dzT, out=self._buffer("weighted", shape))
             torch.bmm(weighted, local, out=views[0][0]).mul_(w_out)
             self._saved = []
             return

@@ -291,7 +291,8 @@ def _check_projected(i: int, site: SiteNoise, model: MLPSpec | ModuleSpec) -> No
 class FoldData:
     """One fold: training and test data, optional validation data (for early stopping).
 
-    ``x_*`` are float tensors [n, in_features] (for a ModuleSpec: [n, ...], what the module takes). Targets: for ``bce`` floats in {0, 1} of shape [n];
+    ``x_*`` are float tensors [n, in_features] (for a ModuleSpec: [n, ...], what the module takes).
+    Targets: for ``bce`` floats in {0, 1} of shape [n];
     for ``ce`` integer class labels [n]; for ``mse`` floats [n] (one output) or [n, out_features].
     """
 

@@ -1,7 +1,7 @@
 """The epoch loop of one chunk of replicas: batches, noise, backward, updates, evaluation, early stopping.
 
 A chunk is a set of replicas of one group whose folds have the same sizes, trained as one
-:class:`~noisereg.engine.replicas.StackedMLP`. :func:`noisereg.engine.group.train_group` splits a group
+:class:`~noisereg.engine.replicas.StackedMLP` (or :class:`~noisereg.engine.modules.StackedModule`). :func:`noisereg.engine.group.train_group` splits a group
 into chunks (by fold sizes, memory budget and workers) and merges their results.
 
 Per replica and per step, in this order: the batch (see below); input noise; target noise; the
@@ -195,7 +195,8 @@ def _run(chunk: _Chunk, progress: Callable[[int], None] | None) -> ChunkResult:
     for epoch in range(group.epochs):
         perm = None
         if n_batches > 1:
-            perm = torch.stack([torch.randperm(n_train, generator=g, device=chunk.x["train"].device) for g in chunk.batch_generators])
+            device = chunk.x["train"].device
+            perm = torch.stack([torch.randperm(n_train, generator=g, device=device) for g in chunk.batch_generators])
         record = epoch + 1 == eval_epochs[column]
         noisy_loss = 0.0
         for k in range(n_batches):
