@@ -10,11 +10,13 @@ Both sides get both cores: the plain loop runs its 120 trainings in 2 processes 
 of 120 replicas with ``workers=2``. Printed: both times and mean test accuracies per arm (they
 should agree within seed noise), the engine's split into compute (the same grid with every strength
 at 0, so nothing is drawn) and noise, a floor estimate, memory per replica for a few replica counts,
-the same grid with the opt-in projected sampling of the post-ReLU noise, and as the last line
-``ratio: <plain seconds / engine seconds>`` for the default (exact) sampling.
+the same grid with the opt-in projected sampling of the post-ReLU noise, the load average (the
+machine may be shared: a loaded machine slows the memory-bound engine more than the Python-bound
+plain loop, so the CPU-time ratio is printed too), and as the last line
+``ratio: <plain wall seconds / engine wall seconds>`` for the default (exact) sampling.
 
 Run by hand: ``PYTHONPATH=src python benchmarks/study_speed.py`` (``--epochs N`` for a quick look;
-``--skip-plain`` reuses nothing and prints no ratio).
+``--skip-plain`` skips the plain loop and prints no ratio).
 """
 
 from __future__ import annotations

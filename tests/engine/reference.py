@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from noisereg.engine import FoldData, Group, Replica, build_module, initial_state_dict
+from noisereg.engine.specs import site_kinds
 from noisereg.seeding import derive_seed, make_generator
 
 
@@ -33,10 +34,7 @@ def reference_training(group: Group, replica: Replica, fold: FoldData, dtype=tor
     model = build_module(group.model).to(dtype)
     model.load_state_dict(initial_state_dict(group.model, replica.seed))
     optimizer = _optimizer(group, model)
-    kinds = [
-        site.kind.with_strength(replica.strengths[i]) if replica.strengths else site.kind
-        for i, site in enumerate(group.sites)
-    ]
+    kinds = site_kinds(group, replica)
     gens = [make_generator(derive_seed(replica.seed, "noise", *group.stream_keys(i))) for i in range(len(group.sites))]
     batches = make_generator(derive_seed(replica.seed, "batches"))
     x_all, y_all = fold.x_train.to(dtype), fold.y_train
