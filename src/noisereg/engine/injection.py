@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from noisereg import noise
-from noisereg.noise.multiplicative import _dropout_std
+from noisereg.noise.multiplicative import dropout_std
 from noisereg.schedules import resolve
 
 __all__ = ["SiteStream"]
@@ -104,7 +104,7 @@ class SiteStream:
         if isinstance(self.kinds[0], noise.GaussianDropout):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{self.name}: rate={value!r} must be in [0, 1)")
-            return _dropout_std(float(value))
+            return dropout_std(float(value))
         if value < 0:
             raise ValueError(f"{self.name}: std={value!r} must be >= 0")
         return float(value)

@@ -32,7 +32,7 @@ from noisereg.seeding import derive_seed, make_generator
 
 __all__ = ["StackedMLP", "build_module", "initial_state_dict"]
 
-_MODULES = {
+ACTIVATION_MODULES = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
     "gelu": nn.GELU,
@@ -54,7 +54,7 @@ def build_module(spec: MLPSpec) -> nn.Sequential:
     for i in range(len(sizes) - 1):
         layers.append(nn.Linear(sizes[i], sizes[i + 1]))
         if i < len(sizes) - 2:
-            layers.append(_MODULES[spec.activation]())
+            layers.append(ACTIVATION_MODULES[spec.activation]())
     return nn.Sequential(*layers)
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "Speckle",
     "GaussianDropout",
     "AlphaDropout",
+    "dropout_std",
 ]
 
 # SELU's constants (Klambauer et al. 2017); alpha dropout sets dropped units to SELU's negative
@@ -74,7 +75,8 @@ def _times_one_plus_noise(
 speckle = multiplicative_gaussian
 
 
-def _dropout_std(rate: Strength) -> Strength:
+def dropout_std(rate: Strength) -> Strength:
+    """σ = √(rate / (1 − rate)): the multiplicative-noise std that matches dropout's variance at ``rate``."""
     if isinstance(rate, Tensor):
         return torch.sqrt(rate / (1.0 - rate))
     return math.sqrt(rate / (1.0 - rate))
@@ -98,7 +100,7 @@ def gaussian_dropout(
     mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
     if is_identity(rate, 0.0):
         return x
-    return _times_one_plus_noise(x, _dropout_std(rate), clip=clip, mask=mask, generator=generator)
+    return _times_one_plus_noise(x, dropout_std(rate), clip=clip, mask=mask, generator=generator)
 
 
 def alpha_dropout(

@@ -14,17 +14,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from noisereg.engine.replicas import ACTIVATION_MODULES
+
 __all__ = ["SmallCNN", "RecurrentClassifier", "make_cnn", "make_recurrent"]
 
-_ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "gelu": nn.GELU,
-    "sigmoid": nn.Sigmoid,
-    "elu": nn.ELU,
-    "selu": nn.SELU,
-    "identity": nn.Identity,
-}
+_ACTIVATIONS = ACTIVATION_MODULES  # one table for the engine's MLPs and the study's networks
 
 
 def _initialize(module: nn.Module, init: str) -> None:
