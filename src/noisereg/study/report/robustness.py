@@ -12,7 +12,8 @@ seeds; a seed whose value is not finite is left out):
   ``relative_mce`` (against the baseline, per seed), and ``by_severity`` {corruption: {``mean``,
   ``std``: [per severity]}};
 - ``certified``: ``radii``, ``mean`` and ``std`` of certified accuracy at each radius, ``abstained``
-  (share of certified inputs abstained on), ``n`` (seeds).
+  (share of certified inputs abstained on), ``seeds`` (how many), ``inputs`` (certified per seed),
+  and the smoothing settings ``sigma``, ``n0``, ``n``, ``alpha``.
 
 ``summary["robustness"]``: ``monitor`` (the noisy evaluation's corruption, severity, parameter and
 value), ``settings`` (of the suite), ``measured`` and ``unmeasured`` (cell keys).
@@ -78,7 +79,7 @@ def _certified(stored: Mapping[str, Any]) -> dict[str, Any]:
         "mean": np.mean(table, axis=0).tolist() if len(table) else [],
         "std": std.tolist(),
         "abstained": _stats(stored["abstained"]),
-        "n": len(table),
+        "seeds": len(table),
         **{k: stored[k] for k in ("sigma", "n0", "n", "alpha")},
         "inputs": stored["inputs"][0] if stored["inputs"] else 0,
     }
