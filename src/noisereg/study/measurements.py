@@ -9,8 +9,10 @@ on the same corrupted inputs (common random numbers).
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
@@ -80,80 +82,131 @@ def _pool(results: Sequence[CorruptionResult], weights: Sequence[int]) -> Corrup
     )
 
 
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread for the duration, as the engine trains: the tensors are small, and two
+    threads on a busy machine made the measurements several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@dataclass
+class _Replica:
+    """What one replica's measurements give: its clean outputs, corruption result and certificate."""
+
+    outputs: torch.Tensor
+    labels: torch.Tensor
+    corrupted: CorruptionResult
+    certified: list[float] | None
+    abstained: float
+    inputs: int
+
+
+def _measure(prep: Prepared, state: dict[str, torch.Tensor], fold_index: int, settings: dict[str, Any], *, smooth: bool) -> _Replica:
+    module = _module(prep, state)
+    dtype = next(iter(state.values())).dtype
+    fold = prep.folds[fold_index]
+    x, y = torch.as_tensor(fold.x_test, dtype=dtype), torch.as_tensor(fold.y_test, dtype=torch.long)
+    with torch.no_grad():
+        outputs = module(x)
+    corrupted = evaluate_corruptions(
+        module, x, y, constants=settings["constants"], corruptions=settings["corruptions"],
+        severities=tuple(settings["severities"]), scale=settings["scale"],
+        seed=derive_seed(settings["seed"], "corruptions", fold_index), batch_size=settings["batch_size"],
+    )
+    sm = settings["smoothing"]
+    if not smooth:
+        return _Replica(outputs, y, corrupted, None, 0.0, 0)
+    from noisereg.study.runner import thin_indices
+
+    pick = torch.as_tensor(thin_indices(len(y), sm["inputs_per_fold"]))
+    cert = certify(
+        module, x[pick], sigma=sm["sigma"], n0=sm["n0"], n=sm["n"], alpha=sm["alpha"],
+        batch_size=sm["batch_size"], seed=derive_seed(settings["seed"], "smoothing", fold_index),
+    )
+    share = certified_accuracy(cert, y[pick], sm["radii"])
+    return _Replica(outputs, y, corrupted, share, cert.abstained.double().mean().item(), len(pick))
+
+
+def _calibration(parts: dict[int, list[_Replica]], bins: int) -> dict[str, Any]:
+    seeds = list(parts)
+    per_seed = {
+        s: metrics.classification_metrics(
+            torch.cat([p.outputs for p in parts[s]]), torch.cat([p.labels for p in parts[s]]), from_logits=True, n_bins=bins
+        )
+        for s in seeds
+    }
+    everything = [p for s in seeds for p in parts[s]]
+    pooled = metrics.reliability(
+        torch.cat([p.outputs for p in everything]), torch.cat([p.labels for p in everything]), from_logits=True, n_bins=bins
+    )
+    out: dict[str, Any] = {"bins": bins}
+    out.update({k: [per_seed[s][k] for s in seeds] for k in ("accuracy", "ece", "adaptive_ece", "nll", "brier")})
+    out["reliability"] = pooled.to_dict()
+    return out
+
+
+def _corruptions(parts: dict[int, list[_Replica]]) -> dict[str, Any]:
+    pooled = [_pool([p.corrupted for p in reps], [len(p.labels) for p in reps]) for reps in parts.values()]
+    first = pooled[0].to_dict()
+    return {
+        "constants": first["constants"],
+        "severities": first["severities"],
+        "strengths": first["strengths"],
+        "clean_accuracy": [p.clean_accuracy for p in pooled],
+        "clean_loss": [p.clean_loss for p in pooled],
+        "accuracy": {c: [list(p.accuracy[c]) for p in pooled] for c in first["accuracy"]},
+        "loss": {c: [list(p.loss[c]) for p in pooled] for c in first["loss"]},
+    }
+
+
+def _smoothing(parts: dict[int, list[_Replica]], sm: dict[str, Any]) -> dict[str, Any]:
+    done = [s for s, reps in parts.items() if reps[0].certified is not None]
+    weights = {s: [p.inputs for p in parts[s]] for s in done}
+    return {
+        **{k: sm[k] for k in ("sigma", "n0", "n", "alpha", "radii")},
+        "seeds": done,
+        "inputs": [sum(weights[s]) for s in done],
+        "certified": [np.average([p.certified for p in parts[s]], axis=0, weights=weights[s]).tolist() for s in done],
+        "abstained": [float(np.average([p.abstained for p in parts[s]], weights=weights[s])) for s in done],
+    }
+
+
 def evaluate_cell(prep: Prepared, models: CellModels, settings: dict[str, Any], *, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Measure every replica of one cell; return the plain data stored as ``robustness:<cell>``:
 
     ``settings``; ``seeds`` (seed indices); ``calibration`` {``bins``, ``accuracy``, ``ece``,
     ``adaptive_ece``, ``nll``, ``brier``: [per seed], ``reliability``: bins pooled over seeds
-    (:meth:`noisereg.metrics.Reliability.to_dict`)}; ``corruptions`` (or None) {``constants``,
+    (:meth:`noisereg.metrics.Reliability.to_dict`)}; ``corruptions`` {``constants``,
     ``severities``, ``strengths`` {c: [per severity]}, ``clean_accuracy``, ``clean_loss``: [per seed],
     ``accuracy``, ``loss``: {c: [[per severity] per seed]}}; ``smoothing`` (or None) {``sigma``,
     ``n0``, ``n``, ``alpha``, ``radii``, ``seeds``, ``inputs`` (certified inputs per seed),
     ``certified``: [[per radius] per seed], ``abstained``: [share per seed]}.
-    """
-    sm = settings["smoothing"]
-    seeds = sorted(set(models.seeds))
-    test_folds = len({g for g in models.folds})
-    outputs: dict[int, list[torch.Tensor]] = {s: [] for s in seeds}
-    labels: dict[int, list[torch.Tensor]] = {s: [] for s in seeds}
-    corrupted: dict[int, list[tuple[CorruptionResult, int]]] = {s: [] for s in seeds}
-    certified: dict[int, list[tuple[list[float], float, int]]] = {s: [] for s in seeds}
-    smooth_seeds = seeds[: sm["seeds"]] if sm["seeds"] is not None else seeds
-    for r, (s, g) in enumerate(zip(models.seeds, models.folds)):
-        module = _module(prep, models.state_dict(r))
-        dtype = next(iter(models.state.values())).dtype
-        fold = prep.folds[g]
-        x, y = torch.as_tensor(fold.x_test, dtype=dtype), torch.as_tensor(fold.y_test, dtype=torch.long)
-        with torch.no_grad():
-            outputs[s].append(module(x))
-        labels[s].append(y)
-        result = evaluate_corruptions(
-            module, x, y, constants=settings["constants"], corruptions=settings["corruptions"],
-            severities=tuple(settings["severities"]), scale=settings["scale"],
-            seed=derive_seed(settings["seed"], "corruptions", g), batch_size=settings["batch_size"],
-        )
-        corrupted[s].append((result, len(y)))
-        if sm["enabled"] and s in smooth_seeds:
-            from noisereg.study.runner import thin_indices
 
-            pick = torch.as_tensor(thin_indices(len(y), math.ceil(sm["inputs"] / test_folds)))
-            cert = certify(
-                module, x[pick], sigma=sm["sigma"], n0=sm["n0"], n=sm["n"], alpha=sm["alpha"],
-                batch_size=sm["batch_size"], seed=derive_seed(settings["seed"], "smoothing", g),
-            )
-            share = certified_accuracy(cert, y[pick], sm["radii"])
-            certified[s].append((share, cert.abstained.double().mean().item(), len(pick)))
-        if progress is not None:
-            progress(1)
-    bins = settings["ece_bins"]
-    per_seed = {s: metrics.classification_metrics(torch.cat(outputs[s]), torch.cat(labels[s]), from_logits=True, n_bins=bins) for s in seeds}
-    pooled = metrics.reliability(
-        torch.cat([o for s in seeds for o in outputs[s]]), torch.cat([t for s in seeds for t in labels[s]]), from_logits=True, n_bins=bins
-    )
-    calibration: dict[str, Any] = {"bins": bins}
-    calibration.update({k: [per_seed[s][k] for s in seeds] for k in ("accuracy", "ece", "adaptive_ece", "nll", "brier")})
-    calibration["reliability"] = pooled.to_dict()
-    out: dict[str, Any] = {"settings": settings, "seeds": seeds, "calibration": calibration, "corruptions": None, "smoothing": None}
-    if seeds:
-        pooled_results = [_pool([c for c, _ in corrupted[s]], [n for _, n in corrupted[s]]) for s in seeds]
-        first = pooled_results[0].to_dict()
-        out["corruptions"] = {
-            "constants": first["constants"],
-            "severities": first["severities"],
-            "strengths": first["strengths"],
-            "clean_accuracy": [p.clean_accuracy for p in pooled_results],
-            "clean_loss": [p.clean_loss for p in pooled_results],
-            "accuracy": {c: [list(p.accuracy[c]) for p in pooled_results] for c in first["accuracy"]},
-            "loss": {c: [list(p.loss[c]) for p in pooled_results] for c in first["loss"]},
-        }
-    if sm["enabled"]:
-        done = [s for s in smooth_seeds if certified[s]]
-        out["smoothing"] = {
-            **{k: sm[k] for k in ("sigma", "n0", "n", "alpha", "radii")},
-            "seeds": done,
-            "inputs": [sum(n for *_, n in certified[s]) for s in done],
-            "certified": [list(np.average([a for a, _, _ in certified[s]], axis=0, weights=[n for *_, n in certified[s]])) for s in done],
-            "abstained": [float(np.average([b for _, b, _ in certified[s]], weights=[n for *_, n in certified[s]])) for s in done],
+    ``settings`` are the suite's settings as :func:`noisereg.study.robustness.evaluate_robustness`
+    resolves them (radii and smoothing seeds filled in). A seed's ``smoothing.inputs`` test inputs are
+    spread evenly over its test parts.
+    """
+    sm = dict(settings["smoothing"])
+    seeds = sorted(set(models.seeds))
+    sm["inputs_per_fold"] = math.ceil(sm["inputs"] / len(set(models.folds)))
+    certified_seeds = set(seeds[: sm["seeds"]] if sm["enabled"] else ())
+    parts: dict[int, list[_Replica]] = {s: [] for s in seeds}
+    with _one_thread():
+        for r, (s, g) in enumerate(zip(models.seeds, models.folds)):
+            parts[s].append(_measure(prep, models.state_dict(r), g, {**settings, "smoothing": sm}, smooth=s in certified_seeds))
+            if progress is not None:
+                progress(1)
+        out = {
+            "settings": settings,
+            "seeds": seeds,
+            "calibration": _calibration(parts, settings["ece_bins"]),
+            "corruptions": _corruptions(parts),
+            "smoothing": _smoothing(parts, sm) if sm["enabled"] else None,
         }
     return _rounded(out)
 

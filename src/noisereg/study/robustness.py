@@ -36,7 +36,7 @@ from noisereg.robustness.corruptions import check_range
 from noisereg.study.config import StudyConfig, StudyConfigError, parse_config
 from noisereg.study.data import Dataset, Fold
 from noisereg.study.measurements import compare_with_baseline, default_radii, evaluate_cell
-from noisereg.study.robustness_config import RobustnessConfig
+from noisereg.study.robustness_config import SMOOTHING_SEEDS, RobustnessConfig
 from noisereg.study.store import ROBUSTNESS_PREFIX, ROBUSTNESS_VS_BASELINE, Store
 from noisereg.study.weights import load_cell_models, model_path
 
@@ -119,6 +119,8 @@ def _settings(config: RobustnessConfig) -> dict[str, Any]:
     sm = config.smoothing
     if sm.enabled and sm.radii is None:
         out["smoothing"]["radii"] = default_radii(sm.sigma, sm.n, sm.alpha)
+    if sm.seeds is None:
+        out["smoothing"]["seeds"] = SMOOTHING_SEEDS
     return out
 
 
@@ -158,16 +160,9 @@ def evaluate_robustness(
             progress(count, total)
 
     advance(0)
-    threads = torch.get_num_threads()
-    # One intra-op thread, as the engine trains: the tensors are small, and two threads on a busy
-    # machine made this pass several times slower.
-    torch.set_num_threads(1)
-    try:
-        for key in todo:
-            stored[key] = evaluate_cell(prep, load_cell_models(models_dir, key), settings, progress=advance)
-            store.set_attr(ROBUSTNESS_PREFIX + key, stored[key])
-    finally:
-        torch.set_num_threads(threads)
+    for key in todo:
+        stored[key] = evaluate_cell(prep, load_cell_models(models_dir, key), settings, progress=advance)
+        store.set_attr(ROBUSTNESS_PREFIX + key, stored[key])
     current = {k: v for k, v in stored.items() if v.get("settings") == settings}
     store.set_attr(ROBUSTNESS_VS_BASELINE, {"settings": settings, **compare_with_baseline(current, prep.config.baseline_arm)})
     return {"evaluated": todo, "kept": kept, "without_models": missing}
