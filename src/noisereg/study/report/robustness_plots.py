@@ -93,7 +93,7 @@ def plot_noisy_gap(path: Path, panels: Sequence[tuple[str, Mapping[str, Any]]], 
     ax.axhline(0.0, color="0.5", linewidth=0.8)
     name = "accuracy" if suffix == "acc" else "R²"
     ax.set(xlabel="epoch", ylabel=f"clean − noisy test {name}")
-    ax.set_title("Clean − noisy test metric during training: mean ± 1 sd (smaller: more robust)", fontsize=9)
+    ax.set_title("Clean − noisy test metric during training (mean ± 1 sd; lower: more robust)", fontsize=8)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
