@@ -138,3 +138,26 @@ def test_kill_9_loses_no_finished_cell_and_the_rerun_resumes(tmp_path) -> None:
     assert main(["study", str(study), "--out", str(clean), "--quiet", "--workers", "1"]) == 0
     strip = lambda s: [{k: v for k, v in a.items() if k != "elapsed_s"} for a in s["arms"]]  # noqa: E731
     assert strip(json.loads((clean / "summary.json").read_text())) == strip(json.loads((run_dir / "summary.json").read_text()))
+
+
+def test_robustness_measures_the_stored_models_of_a_finished_study(tmp_path, capsys) -> None:
+    raw = tiny_raw(selection=None, arms=tiny_raw()["arms"][:2], seeds=2, robustness={"enabled": False})
+    study = write_study(tmp_path / "tiny.toml", raw)
+    run_dir = tmp_path / "run"
+    assert main(["study", str(study), "--out", str(run_dir), "--quiet", "--workers", "1"]) == 0
+    assert json.loads((run_dir / "summary.json").read_text())["arms"][0]["certified"] is None
+    capsys.readouterr()
+
+    assert main(["robustness", str(run_dir), "--n", "60", "--n0", "5", "--inputs", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "Calibration" in out and "Corruption robustness" in out and "Certified accuracy" in out
+    arms = json.loads((run_dir / "summary.json").read_text())["arms"]
+    assert [(a["certified"]["n"], a["certified"]["inputs"], a["certified"]["seeds"]) for a in arms] == [(60, 3, 2)] * 2
+
+    assert main(["robustness", str(run_dir), "--n0", "80", "--n", "60", "-q"]) == 2
+    assert "robustness.smoothing: n0=80 must be < n=60" in capsys.readouterr().err
+    assert main(["robustness", str(tmp_path / "nothing"), "-q"]) == 2
+    for path in (run_dir / "models").iterdir():
+        path.unlink()
+    assert main(["robustness", str(run_dir), "--n", "70", "--n0", "5", "--inputs", "3", "-q"]) == 1
+    assert "2 cell(s) have no stored models" in capsys.readouterr().err

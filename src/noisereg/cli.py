@@ -3,6 +3,8 @@
     noisereg study [CONFIG | BUILTIN] [--list] [--out DIR] [--storage URL] [--device cpu|cuda]
                    [--workers N] [--heartbeat SECONDS] [--quiet]
     noisereg report RUN_DIR [--storage URL] [--study NAME]
+    noisereg robustness RUN_DIR [--storage URL] [--study NAME] [--sigma S] [--n N] [--n0 N0]
+                        [--alpha A] [--inputs K] [--quiet]
 
 Exit codes: 0 done; 1 the run finished with cells that failed; 2 the study, its data or the run
 directory cannot be used (nothing was trained); 130 interrupted (finished cells are kept; rerun to
@@ -173,6 +175,46 @@ def report(
     except StoreError as exc:
         raise _fail(str(exc), 2) from None
     _print_summary(_console(quiet), summary, run_dir)
+
+
+@app.command()
+def robustness(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by 'noisereg study'.")],
+    storage: Annotated[Optional[str], typer.Option("--storage", help="Storage URL, if not the run directory's own.")] = None,
+    study_name: Annotated[Optional[str], typer.Option("--study", help="Study name, if run.json is missing.")] = None,
+    sigma: Annotated[Optional[float], typer.Option("--sigma", help="Smoothing noise σ (robustness.smoothing.sigma).")] = None,
+    n: Annotated[Optional[int], typer.Option("--n", help="Estimation samples per certified input (robustness.smoothing.n).")] = None,
+    n0: Annotated[Optional[int], typer.Option("--n0", help="Selection samples per certified input (robustness.smoothing.n0).")] = None,
+    alpha: Annotated[Optional[float], typer.Option("--alpha", help="Certification level (robustness.smoothing.alpha).")] = None,
+    inputs: Annotated[Optional[int], typer.Option("--inputs", help="Test inputs certified per seed (robustness.smoothing.inputs).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print the tables.")] = False,
+) -> None:
+    """Measure a study's stored models (calibration, corruptions, certified accuracy), rebuild the report."""
+    from noisereg.study.config import StudyConfigError
+    from noisereg.study.data import DataError
+    from noisereg.study.report.documents import robustness_tables
+    from noisereg.study.robustness import measure_run
+    from noisereg.study.store import StoreError
+
+    given = {"sigma": sigma, "n": n, "n0": n0, "alpha": alpha, "inputs": inputs}
+    smoothing = {k: v for k, v in given.items() if v is not None}
+    console = _console(quiet)
+    try:
+        with console.status("measuring the stored models"):
+            summary = measure_run(run_dir, storage=storage, study=study_name, changes={"smoothing": smoothing} if smoothing else None)
+    except (StudyConfigError, DataError, StoreError) as exc:
+        raise _fail(str(exc), 2) from None
+    for title, note, headers, rows in robustness_tables(summary):
+        table = Table(title=title, caption=note)
+        for i, header in enumerate(headers):
+            table.add_column(header, justify="left" if i == 0 else "right", overflow="fold")
+        for row in rows:
+            table.add_row(*(Text(cell) for cell in row))
+        console.print(table)
+    console.print(f"Report: {run_dir / 'report.html'}")
+    missing = summary["measured"]["without_models"]
+    if missing:
+        raise _fail(f"{len(missing)} cell(s) have no stored models in {run_dir / 'models'}: {', '.join(missing)}", 1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,7 +52,9 @@ class GroupResult:
     ``{train,test,val}_loss`` and, for classification, ``{train,test,val}_acc`` (``val_*`` only with
     validation data), for regression ``{train,test,val}_r2``; all on clean data with the replica's
     weights at that epoch. ``train_loss_noisy`` is the mean training loss over that epoch's noisy
-    batches. ``final[name]`` [R] is the value at the last epoch, or at the best validation epoch with
+    batches. With ``group.eval_noise``, ``noisy_test_loss`` and ``noisy_test_acc`` (or
+    ``noisy_test_r2``) are the same metrics on the replica's noisy copy of its test inputs
+    (:mod:`noisereg.engine.noisy_eval`). ``final[name]`` [R] is the value at the last epoch, or at the best validation epoch with
     early stopping. ``stopped_epoch`` [R] is the epoch a replica stopped at (``group.epochs`` if it
     did not); ``best_epoch`` [R] the epoch whose weights it ends with.
     """

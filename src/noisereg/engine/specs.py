@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -212,6 +212,9 @@ class Group:
     ``patience`` (epochs, checked at evaluations) turns on early stopping on the validation loss:
     each replica keeps the weights of its best validation epoch and stops updating once that epoch
     is ``patience`` or more epochs behind; it needs validation data in every fold.
+    ``eval_noise`` (optional) also evaluates every replica on a noisy copy of its test inputs, drawn
+    once per replica (see :mod:`noisereg.engine.noisy_eval`); it is a callable
+    ``eval_noise(x, generator=g) -> x̃``, e.g. ``noisereg.noise.Gaussian(std=0.1)``.
     """
 
     model: MLPSpec | ModuleSpec
@@ -223,6 +226,7 @@ class Group:
     replicas: tuple[Replica, ...]
     eval_every: int = 10
     patience: int | None = None
+    eval_noise: Callable[..., torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, (MLPSpec, ModuleSpec)):
@@ -239,6 +243,11 @@ class Group:
         _check_int("eval_every", self.eval_every, 1)
         if self.patience is not None:
             _check_int("patience", self.patience, 1)
+        if self.eval_noise is not None and not callable(self.eval_noise):
+            raise TypeError(
+                f"eval_noise={self.eval_noise!r} must be a callable f(x, generator=g) such as "
+                "noisereg.noise.Gaussian(std=0.1), or None"
+            )
         if not isinstance(self.sites, tuple) or not all(isinstance(s, SiteNoise) for s in self.sites):
             raise TypeError(f"sites={self.sites!r} must be a tuple of SiteNoise")
         hidden = len(self.model.widths) if isinstance(self.model, MLPSpec) else 0

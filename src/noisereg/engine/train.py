@@ -26,6 +26,7 @@ from torch import Tensor
 from noisereg.engine.injection import SiteStream
 from noisereg.engine.losses import Evaluator, batch_loss, training_targets
 from noisereg.engine.modules import StackedModule
+from noisereg.engine.noisy_eval import with_noisy_part
 from noisereg.engine.optim import StackedOptimizer
 from noisereg.engine.projection import ProjectedPostNoise
 from noisereg.engine.replicas import StackedMLP, initial_state_dict
@@ -84,8 +85,9 @@ class _Chunk:
             # Inputs materialized per replica: a batched matmul over an expanded (stride-0) stack is
             # several times slower than over a contiguous one.
             self.x[part], self.y[part] = _stack(xs, fold_ids).contiguous(), _stack(ys, fold_ids)
-        self.x_eval = torch.cat([self.x[part] for part in self.parts], dim=1)
-        self.evaluator = Evaluator(group.loss, self.y)
+        eval_x, eval_y = with_noisy_part(group.eval_noise, self.x, self.y, self.model.input_view, [r.seed for r in replicas])
+        self.x_eval = torch.cat(list(eval_x.values()), dim=1)
+        self.evaluator = Evaluator(group.loss, eval_y)
         self.q_train = _stack(
             {f: training_targets(group.loss, folds[f].y_train.to(device), spec.out_features, dtype) for f in used},
             fold_ids,

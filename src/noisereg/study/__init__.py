@@ -25,6 +25,8 @@ _PUBLIC = {
     "StoreError": "noisereg.study.store",
     "run_study": "noisereg.study.runner",
     "prepare": "noisereg.study.runner",
+    "measure_run": "noisereg.study.robustness",
+    "load_cell_models": "noisereg.study.weights",
     "build_report": "noisereg.study.report",
     "summarize": "noisereg.study.report",
 }

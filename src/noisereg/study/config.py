@@ -14,7 +14,8 @@ The schema (every table rejects unknown keys):
   ``baseline`` (name of the no-noise arm; default the first arm without noise).
 - ``[data]``: see :class:`DataConfig`; ``[split]``: :class:`SplitConfig`; ``[model]``:
   :class:`MLPConfig` / :class:`CNNConfig` / :class:`RecurrentConfig`; ``[optimizer]``;
-  ``[training]``; ``[[arms]]``: :class:`ArmConfig`; ``[selection]``: :class:`SelectionConfig`.
+  ``[training]``; ``[[arms]]``: :class:`ArmConfig`; ``[selection]``: :class:`SelectionConfig`;
+  ``[robustness]``: :class:`~noisereg.study.robustness_config.RobustnessConfig`.
 
 This module imports neither torch nor the engine: the runner turns the validated config into engine
 objects, and the report reads the stored config as plain data.
@@ -32,6 +33,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from noisereg.study.keypaths import StudyConfigError, message, problems
 from noisereg.study.noise_config import NoiseConfig, Strict, check_sites, noise_strength_path, with_value
+from noisereg.study.robustness_config import RobustnessConfig
 
 __all__ = [
     "StudyConfig",
@@ -47,6 +49,7 @@ __all__ = [
     "SelectionConfig",
     "StudyConfigError",
     "NoiseConfig",
+    "RobustnessConfig",
     "load_config",
     "parse_config",
     "builtin_studies",
@@ -71,7 +74,10 @@ class DataConfig(Strict):
     (``digits``, ``breast_cancer``, ``wine``, ``iris``, ``diabetes``), or ``file`` (``path`` to a
     .csv/.npz/.parquet file with a ``target`` column; ``task`` is then required). ``standardize``
     rescales features to zero mean and unit variance with statistics of the training part only;
-    ``standardize_target`` does the same for regression targets.
+    ``standardize_target`` does the same for regression targets. ``value_range = [low, high]``
+    instead maps every feature from that known range to [0, 1], x' = (x − low) / (high − low) (pixel
+    intensities: digits are in [0, 16]), the range the image corruption constants are defined on; it
+    needs ``standardize = false``, and data outside the range are refused.
     """
 
     source: Literal["circles", "moons", "digits", "breast_cancer", "wine", "iris", "diabetes", "file"]
@@ -86,6 +92,7 @@ class DataConfig(Strict):
     task: Literal["auto", "classification", "regression"] = "auto"
     standardize: bool = True
     standardize_target: bool = True
+    value_range: tuple[float, float] | None = None
 
     @model_validator(mode="after")
     def _source_keys(self) -> DataConfig:
@@ -99,6 +106,12 @@ class DataConfig(Strict):
             raise ValueError(f"'path' and 'target' are for source = 'file', not {self.source!r}")
         if not generated and self.test_samples is not None:
             raise ValueError(f"test_samples draws fresh test data: only for circles/moons, not {self.source!r}")
+        if self.value_range is not None:
+            low, high = self.value_range
+            if not low < high:
+                raise ValueError(f"value_range={list(self.value_range)} must be [low, high] with low < high")
+            if self.standardize:
+                raise ValueError("value_range maps the features to [0, 1]; set standardize = false (standardizing would undo it)")
         return self
 
 
@@ -287,6 +300,7 @@ class StudyConfig(Strict):
     training: TrainingConfig
     arms: Annotated[list[ArmConfig], Field(min_length=1)]
     selection: SelectionConfig | None = None
+    robustness: RobustnessConfig = RobustnessConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> StudyConfig:
@@ -309,6 +323,9 @@ class StudyConfig(Strict):
                 raise ValueError(f"selection.seeds={self.selection.seeds} exceeds the study's seeds={self.seeds}")
             if self.split.kind != "holdout":
                 raise ValueError("selection cross-validates inside a holdout training part: use split.kind = 'holdout'")
+        smoothing = self.robustness.smoothing.seeds
+        if smoothing is not None and smoothing > self.seeds:
+            raise ValueError(f"robustness.smoothing.seeds={smoothing} exceeds the study's seeds={self.seeds}")
         return self
 
     @property

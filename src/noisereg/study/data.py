@@ -203,7 +203,16 @@ def _check_finite(x: np.ndarray, names: tuple[str, ...], path: Path) -> None:
 
 
 def load_dataset(config: DataConfig) -> Dataset:
-    """Load the data a study names (see :class:`~noisereg.study.config.DataConfig`)."""
+    """Load the data a study names (see :class:`~noisereg.study.config.DataConfig`), mapped to
+    [0, 1] when ``data.value_range`` is set."""
+    data = _load(config)
+    if config.value_range is None:
+        return data
+    x_test = None if data.x_test is None else _to_unit(data.x_test, config.value_range, data.feature_names)
+    return dataclasses.replace(data, x=_to_unit(data.x, config.value_range, data.feature_names), x_test=x_test)
+
+
+def _load(config: DataConfig) -> Dataset:
     if config.source == "file":
         return _from_file(config)
     if config.source in ("circles", "moons"):
@@ -217,6 +226,18 @@ def load_dataset(config: DataConfig) -> Dataset:
     if config.task not in ("auto", task):
         raise DataError(f"data.task={config.task!r} but {config.source!r} is a {task} data set")
     return Dataset(config.source, task, x, y, names, classes)
+
+
+def _to_unit(x: np.ndarray, value_range: tuple[float, float], names: tuple[str, ...]) -> np.ndarray:
+    low, high = value_range
+    outside = (x < low) | (x > high)
+    if outside.any():
+        j = int(np.flatnonzero(outside.any(axis=0))[0])
+        raise DataError(
+            f"data.value_range={[low, high]} but feature {names[j]!r} holds values in "
+            f"[{x[:, j].min():g}, {x[:, j].max():g}] ({int(outside.sum())} value(s) outside the range)"
+        )
+    return (x - low) / (high - low)
 
 
 def _scale(train: np.ndarray, *others: np.ndarray | None) -> list[np.ndarray | None]:

@@ -9,6 +9,12 @@ strengths; folds of equal sizes share a group.
 Seeds: seed index i of every arm trains replica seed ``derive_seed(study.seed, "seed", i)``, so arms
 are paired: the same seed index means the same initial weights and batch order (the engine derives
 all of a replica's streams from its seed), and only the noise differs.
+
+The run directory: ``study.db`` (the store, unless another storage is given), ``run.json``,
+``models/<cell>.pt`` (every test-fold replica's final weights, :mod:`noisereg.study.weights`), and
+the report files. Every replica is also evaluated on noisy test inputs while it trains
+(``[robustness.monitor]``); after training, :mod:`noisereg.study.robustness` measures the stored
+models (calibration, corruptions, certification) unless ``robustness.enabled`` turns it off.
 """
 
 from __future__ import annotations
@@ -29,8 +35,10 @@ from noisereg.study.cells import Cell, plan_cells, signature, strengths
 from noisereg.study.config import StudyConfig
 from noisereg.study.data import Dataset, Fold, load_dataset, make_folds
 from noisereg.study.models import loss_for, model_spec, optimizer_spec
+from noisereg.study.robustness import check_robustness, evaluate_robustness, monitor_meta, monitor_noise, suite_enabled
 from noisereg.study.sites import site_noise
 from noisereg.study.store import Claim, Store, default_url
+from noisereg.study.weights import save_cell_models
 
 __all__ = ["run_study", "work", "prepare", "Prepared", "thin_indices"]
 
@@ -50,6 +58,8 @@ class Prepared:
         self.folds: list[Fold] = make_folds(
             self.data, config.split, config.data, cv_folds=cv, validation=config.training.validation
         )
+        check_robustness(config, self.data, self.folds)
+        self.eval_noise = monitor_noise(config.robustness)
         self.loss = loss_for(config, self.data)
         self.model = model_spec(config, self.data)
         self.optimizer = optimizer_spec(config)
@@ -87,6 +97,7 @@ class Prepared:
             "n_test": [int(len(f.y_test)) for f in test],
             "loss": self.loss,
             "seeds": len(self.seeds),
+            "monitor": monitor_meta(self.config.robustness),
         }
 
 
@@ -117,8 +128,9 @@ def _fold_data(fold: Fold, loss: str, dtype: torch.dtype) -> FoldData:
 def _train_batch(
     prep: Prepared, cells: Sequence[Cell], *, train: Callable[..., Any], device: str, dtype: torch.dtype,
     workers: int, advance: Callable[[int], None],
-) -> dict[str, dict[str, Any]]:
-    """Train ``cells`` (equal signatures) and return each cell's results for the store."""
+) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[list[int], list[int], dict[str, torch.Tensor]]]]:
+    """Train ``cells`` (equal signatures); return each cell's results for the store, and its test
+    folds' weights as (seed indices, fold indices, stacked state)."""
     cfg = prep.config
     sites = tuple(site_noise(t) for t in cells[0].noise)
     per_cell = {c.key: strengths(c) for c in cells}
@@ -133,12 +145,13 @@ def _train_batch(
         groups = [(tuple(site_noise(t) for t in c.noise), rows_of[c.key]) for c in cells]
     folds = [_fold_data(prep.folds[g], prep.loss, dtype) for g in fold_ids]
     epochs = None
+    weights: dict[str, tuple[list[int], list[int], dict[str, torch.Tensor]]] = {}
     for group_sites, rows in groups:
         replicas = tuple(Replica(prep.seeds[s], local[g], per_cell[c.key] if shared else ()) for c, s, g in rows)
         group = Group(
             model=prep.model, optimizer=prep.optimizer, loss=prep.loss, epochs=cfg.training.epochs,
             batch_size=cfg.training.batch_size, sites=group_sites, replicas=replicas,
-            eval_every=cfg.training.eval_every, patience=cfg.training.patience,
+            eval_every=cfg.training.eval_every, patience=cfg.training.patience, eval_noise=prep.eval_noise,
         )
         result = train(group, folds, device=device, dtype=dtype, workers=workers, progress=advance)
         epochs = np.asarray(result.epochs)
@@ -147,9 +160,14 @@ def _train_batch(
             final["stopped_epoch"] = float(result.stopped_epoch[r])
             curves = {k: np.asarray(v[r], dtype=np.float64) for k, v in result.curves.items() if not k.startswith("val_")}
             collected[cell.key][prep.folds[g].role].setdefault(s, []).append((g, final, curves))
+        for cell in cells:
+            kept = sorted((s, g, r) for r, (c, s, g) in enumerate(rows) if c.key == cell.key and prep.folds[g].role == "test")
+            if kept:
+                index = torch.as_tensor([r for *_, r in kept])
+                weights[cell.key] = ([s for s, *_ in kept], [g for _, g, _ in kept], {k: v[index] for k, v in result.weights.items()})
     if epochs is None:
         raise ValueError("no cells to train")
-    return {key: _cell_results(prep, key, parts, epochs) for key, parts in collected.items()}
+    return {key: _cell_results(prep, key, parts, epochs) for key, parts in collected.items()}, weights
 
 
 def _round(values: np.ndarray) -> list[Any]:
@@ -212,6 +230,7 @@ def run_study(
     grace_period: int | None = None,
     train: Callable[..., Any] = train_group,
     report: bool = True,
+    robustness: bool = True,
 ) -> dict[str, Any]:
     """Run (or resume) ``config`` into ``run_dir`` and return the summary (see
     :mod:`noisereg.study.report`).
@@ -226,6 +245,8 @@ def run_study(
             retried (see :class:`~noisereg.study.store.Store`).
         train: the engine entry point (``noisereg.engine.train_group``).
         report: write summary.json, summary.md, report.html and plots at the end.
+        robustness: measure the stored models after training when the study's
+            ``robustness.enabled`` (default: for classifiers) says so.
 
     Raises:
         StudyConfigError / DataError: before anything is stored.
@@ -242,8 +263,14 @@ def run_study(
     store.requeue_failed()
     store.enqueue([c.key for c in prep.cells])
 
-    work(prep, store, progress=progress, max_replicas=max_replicas, train=train, device=device, dtype=dtype, workers=workers)
+    models_dir = run_dir / "models"
+    work(
+        prep, store, progress=progress, max_replicas=max_replicas, train=train, device=device, dtype=dtype,
+        workers=workers, models_dir=models_dir,
+    )
     failed = sorted(store.unfinished())
+    if robustness and suite_enabled(config, prep.data.task):
+        evaluate_robustness(prep, store, models_dir)
     summary: dict[str, Any] = {}
     if report:
         from noisereg.study.report import build_report
@@ -264,12 +291,15 @@ def work(
     device: str = "cpu",
     dtype: torch.dtype = torch.float32,
     workers: int = 1,
+    models_dir: str | Path | None = None,
 ) -> None:
     """Claim and train waiting cells of ``store``'s study until none is waiting or running.
 
     Any number of processes may call this on one storage (each claim is exclusive); it returns once
     every cell is COMPLETE or has failed for good. Cells of dead processes are retried after their
-    grace period (:meth:`Store.reap`). Arguments as in :func:`run_study`.
+    grace period (:meth:`Store.reap`). ``models_dir``: where each cell's final weights are written
+    before it is marked COMPLETE (:mod:`noisereg.study.weights`; None keeps none, and the robustness
+    suite then has nothing to measure). Other arguments as in :func:`run_study`.
     """
     total = sum(prep.units(c) for c in prep.cells)
     done = sum(prep.units(prep.by_key[k]) for k in store.completed() if k in prep.by_key)
@@ -293,7 +323,9 @@ def work(
             continue
         budget = max_replicas - prep.replicas(prep.by_key[first[0].cell])
         claims = first + _claim_more(store, prep, sig[first[0].cell], sig, budget)
-        _run_claims(store, prep, claims, train=train, device=device, dtype=dtype, workers=workers, advance=advance)
+        _run_claims(
+            store, prep, claims, models_dir, train=train, device=device, dtype=dtype, workers=workers, advance=advance
+        )
 
 
 def _claim_more(store: Store, prep: Prepared, sig: tuple[Any, ...], sigs: dict[str, Any], budget: int) -> list[Claim]:
@@ -307,12 +339,16 @@ def _claim_more(store: Store, prep: Prepared, sig: tuple[Any, ...], sigs: dict[s
     return claims
 
 
-def _run_claims(store: Store, prep: Prepared, claims: list[Claim], **kwargs: Any) -> None:
+def _run_claims(store: Store, prep: Prepared, claims: list[Claim], models_dir: str | Path | None, **kwargs: Any) -> None:
     cells = [prep.by_key[c.cell] for c in claims]
     start = time.perf_counter()
     with store.heartbeat(claims):
         try:
-            results = _train_batch(prep, cells, **kwargs)
+            results, weights = _train_batch(prep, cells, **kwargs)
+            if models_dir is not None:
+                model = json.dumps(prep.config.model.model_dump(mode="json"), sort_keys=True)
+                for key, (seeds, folds, state) in weights.items():
+                    save_cell_models(models_dir, key, model, seeds, folds, state)
         except BaseException as exc:  # Ctrl-C included: leave the cells to be retried, then re-raise
             for claim in claims:
                 store.fail(claim, "".join(traceback.format_exception(exc)))

@@ -21,6 +21,11 @@ The contract (the tests in ``tests/study/test_store.py`` check each point, kill 
   ``RetryHeartbeatStaleTrialCallback`` enqueues a WAITING copy (up to ``max_retry`` times).
   A cell that failed by an exception (or ran out of retries) is enqueued again by
   :meth:`Store.requeue_failed`, which a rerun of the study calls once.
+- **Measurements after training.** Robustness and calibration of a completed cell's models are
+  written later, by another pass, as study attributes (:meth:`Store.set_attr`; a finished trial
+  cannot be changed): ``robustness:<cell key>`` and ``robustness:vs-baseline`` (see
+  :mod:`noisereg.study.robustness`). Each is one JSON value written in one transaction, whole or
+  absent; writing it again replaces it.
 - **What counts.** Results and reports read COMPLETE trials only; a FAIL trial beside its COMPLETE
   retry is ignored. Should a cell ever have two COMPLETE trials, the first finished one counts.
 - **What raises.** :class:`StoreError` for a study created from a different configuration
@@ -43,7 +48,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-__all__ = ["Store", "StoreError", "Claim", "default_url", "SCHEMA_VERSION", "RESULT_KEYS"]
+__all__ = ["Store", "StoreError", "Claim", "default_url", "SCHEMA_VERSION", "RESULT_KEYS", "ROBUSTNESS_PREFIX", "ROBUSTNESS_VS_BASELINE"]
 
 SCHEMA_VERSION = 1
 DB_NAME = "study.db"
@@ -54,6 +59,13 @@ RESULT_KEYS = ("cell", "seeds", "final", "cv", "epochs", "curves", "elapsed_s", 
 or None), ``epochs`` (the
 kept evaluation epochs), ``curve:<name>`` ([[per kept epoch] per seed], one attribute per curve so that
 each stays small), ``elapsed_s`` and ``replicas``."""
+
+
+_OWN_ATTRS = ("config", "cells", "meta", "fingerprint", "schema_version")
+ROBUSTNESS_PREFIX = "robustness:"
+"""Study attribute ``robustness:<cell key>``: that cell's measurements after training."""
+ROBUSTNESS_VS_BASELINE = "robustness:vs-baseline"
+"""Study attribute: every measured cell compared with the baseline cell (mCE)."""
 
 
 class StoreError(RuntimeError):
@@ -169,6 +181,13 @@ class Store:
                 "use another run directory (--out) or delete that one"
             )
         return False
+
+    def set_attr(self, key: str, value: Any) -> None:
+        """Set a study attribute holding JSON ``value`` (one transaction; replaces an older value).
+        The keys the store itself keeps (config, cells, meta, fingerprint, schema_version) are refused."""
+        if key in _OWN_ATTRS:
+            raise ValueError(f"{key=} is kept by the store itself; choose another name")
+        self.study.set_user_attr(key, value)
 
     def attrs(self) -> dict[str, Any]:
         """The study's user attributes (config, cells, meta, fingerprint, schema_version)."""

@@ -15,8 +15,10 @@ from typing import Any
 
 from noisereg.study.report.documents import table_rows, to_html, to_markdown
 from noisereg.study.report.plots import plot_grid, plot_learning_curves, plot_seeds
+from noisereg.study.report.reliability import plot_reliability
+from noisereg.study.report.robustness_plots import plot_certified, plot_corruptions, plot_noisy_gap
 from noisereg.study.report.summary import SCHEMA, summarize
-from noisereg.study.store import Store, StoreError, default_url
+from noisereg.study.store import ROBUSTNESS_PREFIX, Store, StoreError, default_url
 
 __all__ = ["build_report", "read_run", "summarize", "table_rows", "SCHEMA"]
 
@@ -66,6 +68,7 @@ def build_report(run_dir: str | Path, *, storage: str | None = None, study: str 
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     (run_dir / "summary.md").write_text(to_markdown(summary))
     plots = _plots(run_dir / "plots", summary, attrs["cells"], done)
+    plots += _robustness_plots(run_dir / "plots", summary, attrs, done)
     (run_dir / "report.html").write_text(to_html(summary, [(t, f"plots/{p.name}") for t, p in plots]))
     return summary
 
@@ -77,7 +80,7 @@ def _plots(folder: Path, summary: dict[str, Any], cells: dict[str, Any], done: d
         return []
     metric = summary["metric"]
     sel = summary.get("selection")
-    shown = [a for a in arms if a["grid_value"] is None or (sel and a["name"] == sel.get("cell"))]
+    shown = _shown(summary)
     panels = [(a["name"], done[a["name"]]) for a in shown]
     out = [("Learning curves", plot_learning_curves(folder / "learning_curves.png", panels, metric))]
     grid_arms = list(dict.fromkeys(a["arm"] for a in arms if a["grid_value"] is not None))
@@ -86,4 +89,33 @@ def _plots(folder: Path, summary: dict[str, Any], cells: dict[str, Any], done: d
         arm_sel = sel if sel and sel["arm"] == arm else None
         out.append((f"{arm}: test {metric} against {entries[0]['param']}", plot_grid(folder / f"grid_{_slug(arm)}.png", arm, entries, metric, arm_sel)))
     out.append(("Per-seed results", plot_seeds(folder / "seeds.png", arms, metric, summary["baseline"])))
+    return out
+
+
+def _shown(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The arms drawn in figures: every arm without a grid, and the grid value chosen by selection."""
+    sel = summary.get("selection")
+    return [a for a in summary["arms"] if a["grid_value"] is None or (sel and a["name"] == sel.get("cell"))]
+
+
+def _robustness_plots(folder: Path, summary: dict[str, Any], attrs: dict[str, Any], done: dict[str, Any]) -> list[tuple[str, Path]]:
+    shown = _shown(summary)
+    out: list[tuple[str, Path]] = []
+    noisy = [(a["name"], done[a["name"]]) for a in shown if a.get("noisy")]
+    if noisy:
+        out.append(("Clean-vs-noisy gap during training", plot_noisy_gap(folder / "noisy_gap.png", noisy, summary["metric"])))
+    corrupted = [a for a in shown if a.get("corruption")]
+    if corrupted:
+        out.append(("Accuracy against corruption severity", plot_corruptions(folder / "corruptions.png", corrupted)))
+    calibrated = [a for a in shown if a.get("calibration")]
+    if calibrated:
+        bins = calibrated[0]["calibration"]["bins"]
+        curves = {a["name"]: a["calibration"]["reliability"] for a in calibrated}
+        title = f"Reliability diagram, {bins} bins, pooled over seeds"
+        out.append(("Reliability diagram", plot_reliability(curves, folder / "reliability.png", title=title)))
+        seeds = [{"name": a["name"], "per_seed": [v for v in attrs[ROBUSTNESS_PREFIX + a["name"]]["calibration"]["ece"] if v is not None]} for a in calibrated]
+        out.append((f"ECE ({bins} bins) per seed", plot_seeds(folder / "ece.png", seeds, f"ECE ({bins} bins)", summary["baseline"])))
+    certified = [a for a in shown if a.get("certified")]
+    if certified:
+        out.append(("Certified accuracy against radius", plot_certified(folder / "certified.png", certified)))
     return out

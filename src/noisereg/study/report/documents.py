@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jinja2
 
-__all__ = ["to_markdown", "to_html", "table_rows", "selection_texts", "fmt", "HEADERS"]
+__all__ = ["to_markdown", "to_html", "table_rows", "selection_texts", "robustness_tables", "fmt", "HEADERS"]
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -98,6 +99,65 @@ def selection_texts(sel: Mapping[str, Any]) -> list[str]:
     return texts
 
 
+def _pm(stats: Mapping[str, Any] | None, digits: int = 3) -> str:
+    if not stats:
+        return "—"
+    return f"{fmt(stats['mean'], digits)} ± {fmt(stats['std'], 2)}" if stats.get("std") is not None else fmt(stats["mean"], digits)
+
+
+Table = tuple[str, str, list[str], list[list[str]]]
+
+
+def _monitor_text(monitor: Mapping[str, Any] | None) -> str:
+    if not monitor:
+        return "no noisy evaluation during training"
+    level = f" severity {monitor['severity']}" if monitor.get("severity") else ""
+    return f"{monitor['corruption']}{level} ({monitor['parameter']} = {fmt(monitor['strength'])}, {monitor['constants']} constants)"
+
+
+def _radius_cells(certified: Mapping[str, Any]) -> list[str]:
+    cells = []
+    for mean, std in zip(certified["mean"], certified["std"]):
+        spread = std is not None and math.isfinite(std)
+        cells.append(f"{fmt(mean, 3)} ± {fmt(std, 2)}" if spread else fmt(mean, 3))
+    return cells
+
+
+def robustness_tables(summary: Mapping[str, Any]) -> list[Table]:
+    """(title, note, headers, rows of display strings) of each robustness table that has data."""
+    arms, info = summary["arms"], summary.get("robustness") or {}
+    metric = summary["metric"]
+    tables: list[Table] = []
+    noisy = [a for a in arms if a.get("noisy")]
+    if noisy:
+        name = "accuracy" if metric == "loss" else metric
+        rows = [[a["name"], _pm(a["noisy"]["test"]), _pm(a["noisy"]["gap"]), _pm(a["noisy"]["loss"])] for a in noisy]
+        note = f"Last evaluation of each replica on its noisy copy of the test inputs: {_monitor_text(info.get('monitor'))}. Mean ± sd over seeds."
+        tables.append(("Noisy test data during training", note, ["arm", f"noisy test {name}", f"gap (clean − noisy {name})", "noisy test loss"], rows))
+    cal = [a for a in arms if a.get("calibration")]
+    if cal:
+        bins = cal[0]["calibration"]["bins"]
+        keys = ("accuracy", "ece", "adaptive_ece", "nll", "brier")
+        rows = [[a["name"], *(_pm(a["calibration"][k]) for k in keys)] for a in cal]
+        note = f"Clean test set; ECE with {bins} equal-width bins, adaptive ECE with {bins} equal-mass bins; lower is better except accuracy. Mean ± sd over seeds."
+        tables.append(("Calibration", note, ["arm", "accuracy", f"ECE ({bins} bins)", "adaptive ECE", "NLL", "Brier"], rows))
+    cor = [a for a in arms if a.get("corruption")]
+    if cor:
+        settings = info.get("settings") or {}
+        rows = [[a["name"], *(_pm(a["corruption"][k]) for k in ("clean", "mean", "gap", "loss", "mce", "relative_mce"))] for a in cor]
+        note = (f"Corruptions with the {settings.get('constants')} severity constants (Hendrycks & Dietterich 2019 for images), "
+                f"severities {settings.get('severities')}; mCE and relative mCE per seed against {summary['baseline']!r} (1 = as the baseline, lower is better).")
+        tables.append(("Corruption robustness", note, ["arm", "clean acc", "mean corruption acc", "gap", "corrupted loss", "mCE", "relative mCE"], rows))
+    cert = [a for a in arms if a.get("certified")]
+    if cert:
+        c0 = cert[0]["certified"]
+        rows = [[a["name"], *_radius_cells(a["certified"]), _pm(a["certified"]["abstained"])] for a in cert]
+        note = (f"Randomized smoothing (Cohen et al. 2019): σ = {fmt(c0['sigma'])}, n0 = {c0['n0']}, n = {c0['n']}, α = {fmt(c0['alpha'])}, "
+                f"{c0['inputs']} test inputs per seed; share certified correct within each L2 radius, mean ± sd over seeds.")
+        tables.append(("Certified accuracy", note, ["arm", *(f"r = {fmt(r, 3)}" for r in c0["radii"]), "abstained"], rows))
+    return tables
+
+
 def to_markdown(summary: Mapping[str, Any]) -> str:
     """The summary as Markdown: the verdict, the table, the selection, missing cells."""
     rows = table_rows(summary)
@@ -116,6 +176,9 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
     ]
     lines += ["| " + " | ".join(r[k] for k in keys) + " |" for r in rows]
     lines += _selection_lines(summary.get("selection"))
+    for title, note, headers, rows in robustness_tables(summary):
+        lines += ["", f"## {title}", "", note, "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
     if summary["missing"]:
         lines += ["", f"**Incomplete:** {len(summary['missing'])} cell(s) without results: {', '.join(summary['missing'])}."]
     return "\n".join(lines) + "\n"
@@ -134,4 +197,5 @@ def to_html(summary: Mapping[str, Any], plots: Sequence[tuple[str, str]]) -> str
     return template.render(
         s=summary, rows=table_rows(summary), headers=HEADERS, plots=plots,
         selection=selection_texts(summary["selection"]) if summary.get("selection") else [], fmt=fmt,
+        tables=robustness_tables(summary),
     )

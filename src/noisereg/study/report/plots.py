@@ -2,7 +2,8 @@
 no torch).
 
 - :func:`plot_learning_curves`: train (dashed) and test (solid) metric per evaluated epoch, mean over
-  seeds ± one standard deviation as a band, one panel per arm (the reference article's figure).
+  seeds ± one standard deviation as a band, one panel per arm (the reference article's figure), and
+  the test metric on noisy test inputs (dotted) where the study recorded it.
 - :func:`plot_grid`: test metric against the grid value with 95% t-interval error bars, and the
   cross-validated loss (mean ± standard error) when the arm is selected by cross-validation.
 - :func:`plot_seeds`: every seed's test metric per arm, a box per arm and the points spread evenly
@@ -40,13 +41,13 @@ def plot_learning_curves(path: Path, panels: Sequence[tuple[str, Mapping[str, An
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
     for ax, (title, res) in zip(axes.ravel(), panels):
         epochs = np.asarray(res["epochs"], dtype=float)
-        for part, style, color in (("train", "--", "tab:blue"), ("test", "-", "tab:orange")):
+        for part, style, color in (("train", "--", "tab:blue"), ("test", "-", "tab:orange"), ("noisy_test", ":", "tab:red")):
             data = res.get(f"curve:{part}_{suffix}")
             if data is None:
                 continue
             arr = np.asarray(data, dtype=float)
             mean, std = np.nanmean(arr, axis=0), np.nanstd(arr, axis=0)
-            ax.plot(epochs, mean, style, color=color, label=f"{part} (mean)")
+            ax.plot(epochs, mean, style, color=color, label=f"{part.replace('_', ' ')} (mean)")
             ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
         ax.set_title(f"{title} (n={len(res['seeds'])})", fontsize=9)
         ax.set_xlabel("epoch")

@@ -24,7 +24,9 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   ``"largest"`` / ``"smallest"`` when the chosen value is at that end of the grid, so that the best
   may lie beyond it; 0 as the smallest is not an edge), ``chosen_by_likelihood``,
   ``chosen_by_accuracy``, ``cell`` (the chosen cell's name) and ``test`` (that cell's entry from
-  ``arms``: its test result on the whole training part).
+  ``arms``: its test result on the whole training part);
+- per arm also ``noisy``, ``calibration``, ``corruption``, ``certified``, and at the top
+  ``robustness``: see :mod:`noisereg.study.report.robustness`.
 
 Numbers that are undefined (a standard deviation of one seed) are null.
 """
@@ -37,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from noisereg.study.report.robustness import annotate_robustness
 from noisereg.study.stats import describe, holm, paired
 
 __all__ = ["summarize", "SCHEMA", "ALPHA"]
@@ -164,6 +167,7 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         a["paired"]["p_holm"] = p
         a["paired"]["better"] = bool(p is not None and p < ALPHA and d > 0)
         a["paired"]["worse"] = bool(p is not None and p < ALPHA and d < 0)
+    robustness = annotate_robustness(study, done, arms, metric)
     return {
         "schema": SCHEMA,
         "study": config["name"],
@@ -181,4 +185,5 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         "arms": arms,
         "verdict": _verdict(arms, baseline, metric, higher),
         "selection": _selection(config, cells, done, arms),
+        "robustness": robustness,
     }
