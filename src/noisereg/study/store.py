@@ -12,7 +12,8 @@ The contract (the tests in ``tests/study/test_store.py`` check each point, kill 
   enqueued again, so rerunning a study never duplicates work. Run it from one process at a time
   (Optuna's check and insert are two statements); workers only claim.
 - **Claiming is exclusive.** :meth:`Store.claim` moves a WAITING trial to RUNNING with Optuna's
-  row-locked state update; two claimants never get the same trial. A heartbeat is recorded *before*
+  row-locked state update (on SQLite, inside a transaction that holds the write lock from its
+  start); two claimants, in any processes, never get the same trial. A heartbeat is recorded *before*
   the claim, so a RUNNING trial always has one.
 - **What survives a crash.** A cell's results are written, then its trial is marked COMPLETE in a
   last transaction: a COMPLETE trial always has all its results. Killing the process at any moment
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
@@ -84,6 +86,18 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: data}
 
 
+# pysqlite starts a transaction only at the first write, so Optuna's read-check-write claim
+# (SELECT ... FOR UPDATE is a no-op on SQLite) let two processes both move one WAITING trial to
+# RUNNING. Every SQLite transaction takes the write lock up front instead (SQLAlchemy's documented
+# recipe): claims across processes on one file are then exclusive; waiting for the lock is bounded
+# by ``timeout`` seconds.
+_SQLITE_ENGINE = {"connect_args": {"isolation_level": None, "timeout": 60}}
+
+
+def _begin_immediate(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 class Claim:
     """A cell this process is running: its trial id and key."""
 
@@ -125,12 +139,15 @@ class Store:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 self.storage = optuna.storages.RDBStorage(
                     url,
+                    engine_kwargs=_SQLITE_ENGINE if url.startswith("sqlite") else None,
                     heartbeat_interval=heartbeat_interval,
                     grace_period=self.grace_period,
                     heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
                 )
         except Exception as exc:  # SQLAlchemy raises many kinds; name the URL
             raise StoreError(f"cannot open storage {url!r}: {type(exc).__name__}: {exc}") from None
+        if url.startswith("sqlite"):
+            sqlalchemy.event.listen(self.storage.engine, "begin", _begin_immediate)
         self._study: optuna.Study | None = None
 
     # ---- study level -------------------------------------------------------------------------
