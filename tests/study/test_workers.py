@@ -37,3 +37,20 @@ def test_claims_are_exclusive_across_processes_on_sqlite(tmp_path) -> None:
         p.join()
     assert not set(first) & set(second)
     assert sorted(first + second) == sorted(cells)
+
+
+def test_an_interrupted_claimant_gives_back_only_its_own_failed_cells(tmp_path) -> None:
+    cells = {k: {"arm": k} for k in "abc"}
+    store, other = Store(default_url(tmp_path), "s"), Store(default_url(tmp_path), "s")
+    store.create({"x": 1}, cells, {})
+    store.enqueue(list(cells))
+    a, b = store.claim(2)
+    [c] = other.claim(1)
+    assert store.claimed == [a, b] and other.claimed == [c]
+    for s, claim in ((store, a), (store, b), (other, c)):
+        s.fail(claim, "KeyboardInterrupt")
+    other.study.enqueue_trial({"cell": "b"})  # b was already retried elsewhere
+    other.claim(1)
+    assert store.give_back(store.claimed) == ["a"]
+    assert store.give_back(store.claimed) == []
+    assert store.unfinished() == {"a": "WAITING", "b": "RUNNING", "c": "FAIL"}

@@ -149,6 +149,7 @@ class Store:
         if url.startswith("sqlite"):
             sqlalchemy.event.listen(self.storage.engine, "begin", _begin_immediate)
         self._study: optuna.Study | None = None
+        self.claimed: list[Claim] = []  # every claim made through this object, for give_back
 
     # ---- study level -------------------------------------------------------------------------
     @property
@@ -210,6 +211,22 @@ class Store:
             self.study.enqueue_trial({"cell": key})
         return again
 
+    def give_back(self, claims: Sequence[Claim]) -> list[str]:
+        """Enqueue again the cells of ``claims`` whose trial ended FAIL, unless the cell already has
+        another trial waiting, running or complete; return their keys.
+
+        For a worker that was interrupted (its cells are marked FAIL on the way out): the other
+        workers take them at once instead of after a rerun. Only the process that made ``claims``
+        may give them back, so that no cell is enqueued twice.
+        """
+        failed = {c.cell for c in claims if self.storage.get_trial(c.trial_id).state == TrialState.FAIL}
+        live = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
+        taken = {t.system_attrs.get("fixed_params", t.params).get("cell") for t in self.study.get_trials(deepcopy=False, states=live)}
+        again = sorted(failed - taken)
+        for key in again:
+            self.study.enqueue_trial({"cell": key})
+        return again
+
     def reap(self) -> None:
         """Mark RUNNING trials without a recent heartbeat FAIL and enqueue their retries."""
         with warnings.catch_warnings():
@@ -243,6 +260,7 @@ class Store:
                 continue
             self.storage.set_trial_param(t._trial_id, "cell", dist.to_internal_repr(key), dist)
             claims.append(Claim(t._trial_id, t.number, key))
+        self.claimed += claims
         return claims
 
     @contextlib.contextmanager
