@@ -242,11 +242,15 @@ class Store:
 
     # ---- cells -------------------------------------------------------------------------------
     def claim(self, limit: int = 1, accept: Any = None) -> list[Claim]:
-        """Claim up to ``limit`` WAITING cells (those for which ``accept(key)`` is true, if given)."""
+        """Claim up to ``limit`` WAITING cells (those for which ``accept(key)`` is true, if given), in
+        the order of the study's cells, whatever order their trials were enqueued in (a retry is
+        enqueued late), so that one worker trains the cells in the same order on every run."""
         claims: list[Claim] = []
         choices = tuple(self.study.user_attrs["cells"])
         dist = CategoricalDistribution(choices)
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        order = {key: i for i, key in enumerate(choices)}
+        waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        for t in sorted(waiting, key=lambda t: (order.get(t.system_attrs.get("fixed_params", {}).get("cell"), len(order)), t.number)):
             if len(claims) >= limit:
                 break
             key = t.system_attrs.get("fixed_params", {}).get("cell")
