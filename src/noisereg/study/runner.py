@@ -29,6 +29,7 @@ from noisereg.study.cells import Cell, plan_cells, signature, strengths
 from noisereg.study.config import StudyConfig
 from noisereg.study.data import Dataset, Fold, load_dataset, make_folds
 from noisereg.study.models import loss_for, model_spec, optimizer_spec
+from noisereg.study.search import propose_cell
 from noisereg.study.sites import site_noise
 from noisereg.study.store import Claim, Store, default_url
 
@@ -309,6 +310,8 @@ def work(
                 return
             time.sleep(min(store.heartbeat_interval, 2))  # other workers, or a dead one's heartbeat to expire
             continue
+        if prep.by_key[first[0].cell].search:  # the sampler proposes this cell's value now
+            prep.by_key[first[0].cell] = propose_cell(prep, store, first[0])
         budget = max_replicas - prep.replicas(prep.by_key[first[0].cell])
         claims = first + _claim_more(store, prep, sig[first[0].cell], sig, budget)
         _run_claims(store, prep, claims, train=train, device=device, dtype=dtype, workers=workers, advance=advance)
