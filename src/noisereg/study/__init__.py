@@ -24,7 +24,11 @@ _PUBLIC = {
     "Store": "noisereg.study.store",
     "StoreError": "noisereg.study.store",
     "run_study": "noisereg.study.runner",
+    "enqueue_study": "noisereg.study.runner",
     "prepare": "noisereg.study.runner",
+    "run_worker": "noisereg.study.workers",
+    "WorkerReport": "noisereg.study.workers",
+    "SearchConfig": "noisereg.study.config",
     "build_report": "noisereg.study.report",
     "summarize": "noisereg.study.report",
 }
