@@ -118,6 +118,8 @@ class Store:
         grace_period: seconds without heartbeat after which a RUNNING cell counts as dead
             (default 3 × heartbeat_interval).
         max_retry: how often a dead cell is retried by the heartbeat callback.
+
+    ``claimed`` lists every claim made through this object, for :meth:`give_back`.
     """
 
     def __init__(
@@ -149,7 +151,7 @@ class Store:
         if url.startswith("sqlite"):
             sqlalchemy.event.listen(self.storage.engine, "begin", _begin_immediate)
         self._study: optuna.Study | None = None
-        self.claimed: list[Claim] = []  # every claim made through this object, for give_back
+        self.claimed: list[Claim] = []
 
     # ---- study level -------------------------------------------------------------------------
     @property
