@@ -1,7 +1,9 @@
 """The ``noisereg`` command: a thin shell over :mod:`noisereg.study`.
 
     noisereg study [CONFIG | BUILTIN] [--list] [--out DIR] [--storage URL] [--device cpu|cuda]
-                   [--workers N] [--heartbeat SECONDS] [--quiet]
+                   [--workers N] [--heartbeat SECONDS] [--no-train] [--quiet]
+    noisereg worker --storage URL --study NAME [--device cpu|cuda] [--processes N]
+                    [--max-replicas N] [--heartbeat SECONDS] [--quiet]
     noisereg report RUN_DIR [--storage URL] [--study NAME]
     noisereg robustness RUN_DIR [--storage URL] [--study NAME] [--sigma S] [--n N] [--n0 N0]
                         [--alpha A] [--inputs K] [--quiet]
@@ -13,9 +15,11 @@ resume). ``report`` and ``--list`` do not import torch from this module.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -96,12 +100,11 @@ def study(
     device: Annotated[Device, typer.Option("--device", help="Where the engine trains.")] = Device.cpu,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Engine worker processes (default: the CPU count, at most 4).")] = min(4, os.cpu_count() or 1),
     heartbeat: Annotated[int, typer.Option("--heartbeat", min=1, help="Seconds between heartbeats of running cells; a cell silent for 3x this is retried.")] = 10,
+    no_train: Annotated[bool, typer.Option("--no-train", help="Create the study in the storage and enqueue its cells for 'noisereg worker'; train nothing.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
 ) -> None:
     """Run a study (or resume it in its run directory), print the result table, write the report."""
-    from noisereg.study.config import StudyConfigError, builtin_studies, resolve_study
-    from noisereg.study.data import DataError
-    from noisereg.study.store import StoreError
+    from noisereg.study.config import builtin_studies, resolve_study
 
     console = _console(quiet)
     if list_:
@@ -110,23 +113,78 @@ def study(
             first = re.split(r"\.\s", cfg.description, maxsplit=1)[0].rstrip(".")
             _console(False).print(f"[bold]{name}[/bold]: {first}. ({len(cfg.arms)} arms, {cfg.seeds} seeds)", highlight=False)
         return
-    try:
+    with _exit_codes("interrupted: finished cells are stored; run the same command again to resume"):
         cfg = resolve_study(config)
         run_dir = out if out is not None else Path("runs") / cfg.name
-        from noisereg.study.runner import run_study
+        from noisereg.study.runner import enqueue_study, run_study
 
+        if no_train:
+            prep, store = enqueue_study(cfg, run_dir, storage=storage, heartbeat_interval=heartbeat)
+            states = store.unfinished()
+            waiting = sum(1 for v in states.values() if v == "WAITING")
+            console.print(
+                f"{cfg.name}: {len(prep.cells)} cells, {len(prep.cells) - len(states)} complete, {waiting} waiting.\n"
+                f"Start workers (same storage URL, same --heartbeat) with:\n"
+                f"  noisereg worker --storage URL --study {cfg.name}\n"
+                f"Build the report with:\n  noisereg report {run_dir}",
+                highlight=False,
+            )
+            return
         with _progress(console, quiet) as advance:
             summary = run_study(
                 cfg, run_dir, storage=storage, device=device.value, workers=workers, progress=advance,
                 heartbeat_interval=heartbeat,
             )
+    _print_summary(console, summary, run_dir)
+
+
+@app.command()
+def worker(
+    storage: Annotated[str, typer.Option("--storage", help="SQLAlchemy URL of the storage that holds the study.")],
+    study_name: Annotated[str, typer.Option("--study", help="The study's name in the storage.")],
+    device: Annotated[Device, typer.Option("--device", help="Where the engine trains.")] = Device.cpu,
+    processes: Annotated[int, typer.Option("--processes", min=1, help="Engine processes of this worker.")] = 1,
+    max_replicas: Annotated[Optional[int], typer.Option("--max-replicas", min=1, help="Most replicas of compatible cells trained as one batch (default 128).")] = None,
+    heartbeat: Annotated[int, typer.Option("--heartbeat", min=1, help="Seconds between heartbeats; the same for every worker of a study.")] = 10,
+    models: Annotated[Optional[Path], typer.Option("--models", help="Directory for the trained weights (the study's <run dir>/models) so `noisereg robustness` can measure them.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no closing line.")] = False,
+) -> None:
+    """Train waiting cells of a stored study until none is left (start as many as you like, anywhere)."""
+    from noisereg.study.store import Store
+
+    console = _console(quiet)
+    with _exit_codes("interrupted: finished cells are stored; the cells in training went back to the queue"):
+        store = Store(storage, study_name, heartbeat_interval=heartbeat)
+        from noisereg.study.workers import WORKER_MAX_REPLICAS, run_worker
+
+        batch = WORKER_MAX_REPLICAS if max_replicas is None else max_replicas
+        with _progress(console, quiet) as advance:
+            done = run_worker(
+                store, device=device.value, workers=processes, max_replicas=batch, progress=advance, models_dir=models
+            )
+    console.print(f"worker: trained {len(done.trained)} cell(s); {len(done.unfinished)} of the study's cells without a result.", highlight=False)
+    if done.unfinished:
+        raise _fail(
+            f"cells without a result: {', '.join(sorted(done.unfinished))}; their errors are in the storage; "
+            "enqueue them again with 'noisereg study CONFIG --storage URL --no-train'", 1,
+        )
+
+
+@contextlib.contextmanager
+def _exit_codes(interrupted: str) -> Iterator[None]:
+    """Exit 2 for a study, data or store that cannot be used, 130 when interrupted, 1 for a failed run."""
+    from noisereg.study.config import StudyConfigError
+    from noisereg.study.data import DataError
+    from noisereg.study.store import StoreError
+
+    try:
+        yield
     except (StudyConfigError, DataError, StoreError) as exc:
         raise _fail(str(exc), 2) from None
     except KeyboardInterrupt:
-        raise _fail("interrupted: finished cells are stored; run the same command again to resume", 130) from None
+        raise _fail(interrupted, 130) from None
     except RuntimeError as exc:
         raise _fail(str(exc), 1) from None
-    _print_summary(console, summary, run_dir)
 
 
 class _progress:

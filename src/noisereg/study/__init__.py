@@ -24,9 +24,13 @@ _PUBLIC = {
     "Store": "noisereg.study.store",
     "StoreError": "noisereg.study.store",
     "run_study": "noisereg.study.runner",
+    "enqueue_study": "noisereg.study.runner",
     "prepare": "noisereg.study.runner",
     "measure_run": "noisereg.study.robustness",
     "load_cell_models": "noisereg.study.weights",
+    "run_worker": "noisereg.study.workers",
+    "WorkerReport": "noisereg.study.workers",
+    "SearchConfig": "noisereg.study.config",
     "build_report": "noisereg.study.report",
     "summarize": "noisereg.study.report",
 }

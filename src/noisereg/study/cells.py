@@ -17,7 +17,8 @@ __all__ = ["Cell", "plan_cells", "cell_key", "signature"]
 @dataclasses.dataclass(frozen=True)
 class Cell:
     """One arm at one grid value. ``selection``: this cell's arm is chosen by cross-validation, so
-    it also trains on the CV folds."""
+    it also trains on the CV folds. ``search``: one trial of the arm's ``search``; until the sampler
+    proposes its value (:mod:`noisereg.study.search`), ``value`` is None and ``noise`` is the arm's."""
 
     key: str
     arm: str
@@ -25,6 +26,7 @@ class Cell:
     param: str | None
     noise: tuple[Any, ...]
     selection: bool
+    search: bool = False
 
     def meta(self) -> dict[str, Any]:
         """Plain data stored with the study (no noise objects)."""
@@ -34,6 +36,7 @@ class Cell:
             "param": self.param,
             "selection": self.selection,
             "noise": [n.model_dump(mode="json") for n in self.noise],
+            **({"search": True} if self.search else {}),
         }
 
 
@@ -49,6 +52,11 @@ def plan_cells(config: StudyConfig) -> list[Cell]:
     chosen = config.selection.arm if config.selection is not None else None
     cells = []
     for arm in config.arms:
+        if arm.search is not None:
+            param = arm.search.param or MAIN_STRENGTH[arm.noise[0].kind]
+            for i in range(1, arm.search.trials + 1):
+                cells.append(Cell(cell_key(arm.name, i, "trial"), arm.name, None, param, tuple(arm.noise), True, search=True))
+            continue
         param = None if arm.grid is None else (arm.grid.param or MAIN_STRENGTH[arm.noise[0].kind])
         for value, noise in arm.cells():
             cells.append(Cell(cell_key(arm.name, value, param), arm.name, value, param, tuple(noise), arm.name == chosen))
@@ -62,7 +70,10 @@ def _main_float(table: Any) -> float | None:
 
 def signature(cell: Cell) -> tuple[Any, ...]:
     """Cells with equal signatures differ only in float main strengths and train as one group,
-    each replica carrying its cell's strengths. A scheduled strength is part of the signature."""
+    each replica carrying its cell's strengths. A scheduled strength is part of the signature; a
+    search cell has a signature of its own (the sampler proposes one cell at a time)."""
+    if cell.search:
+        return ("search", cell.key)
     parts = []
     for table in cell.noise:
         dump = table.model_dump(mode="json")

@@ -34,6 +34,7 @@ from pydantic import Field, ValidationError, model_validator
 from noisereg.study.keypaths import StudyConfigError, message, problems
 from noisereg.study.noise_config import NoiseConfig, Strict, check_sites, noise_strength_path, with_value
 from noisereg.study.robustness_config import RobustnessConfig
+from noisereg.study.search_config import SearchConfig, check_search
 
 __all__ = [
     "StudyConfig",
@@ -46,6 +47,7 @@ __all__ = [
     "TrainingConfig",
     "ArmConfig",
     "GridConfig",
+    "SearchConfig",
     "SelectionConfig",
     "StudyConfigError",
     "NoiseConfig",
@@ -225,11 +227,12 @@ class GridConfig(Strict):
 class ArmConfig(Strict):
     """A named noise setting: ``noise`` is one table or a list of tables (sites used together);
     no ``noise`` means no noise. ``grid`` (a list of values, or a :class:`GridConfig`) makes one cell
-    per value."""
+    per value; ``search`` (a :class:`SearchConfig`) makes cells whose values a sampler proposes."""
 
     name: Annotated[str, Field(min_length=1, max_length=80)]
     noise: list[NoiseConfig] = []
     grid: GridConfig | None = None
+    search: SearchConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -258,6 +261,8 @@ class ArmConfig(Strict):
                     err = exc.errors()[0]
                     field = self.grid.param or noise_strength_path(self.noise, None)[1][0]
                     raise ValueError(f"grid.values[{i}] sets {field}: {message(err)}") from None
+        if self.search is not None:
+            check_search(self.noise, self.search, has_grid=self.grid is not None)
         return self
 
     def cells(self) -> list[tuple[float | None, list[Any]]]:
@@ -317,8 +322,9 @@ class StudyConfig(Strict):
                 close = difflib.get_close_matches(self.selection.arm, names, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else f"; arms: {names}"
                 raise ValueError(f"selection.arm={self.selection.arm!r} is not an arm{hint}")
-            if self.arms[names.index(self.selection.arm)].grid is None:
-                raise ValueError(f"selection.arm={self.selection.arm!r} has no grid to choose from")
+            chosen = self.arms[names.index(self.selection.arm)]
+            if chosen.grid is None and chosen.search is None:
+                raise ValueError(f"selection.arm={self.selection.arm!r} has no grid or search to choose from")
             if self.selection.seeds is not None and self.selection.seeds > self.seeds:
                 raise ValueError(f"selection.seeds={self.selection.seeds} exceeds the study's seeds={self.seeds}")
             if self.split.kind != "holdout":
@@ -326,6 +332,14 @@ class StudyConfig(Strict):
         smoothing = self.robustness.smoothing.seeds
         if smoothing is not None and smoothing > self.seeds:
             raise ValueError(f"robustness.smoothing.seeds={smoothing} exceeds the study's seeds={self.seeds}")
+        for i, arm in enumerate(self.arms):
+            if arm.search is not None and (self.selection is None or self.selection.arm != arm.name):
+                raise ValueError(
+                    f"arms[{i}].search needs [selection] arm = {arm.name!r}: the sampler ranks values by their "
+                    "cross-validated score, never by the test set"
+                )
+            if arm.search is not None and self.model.kind != "mlp" and {"pre", "post"} & set(arm.search.sites or ()):
+                raise ValueError(f"arms[{i}].search.sites: 'pre' and 'post' (hidden-layer) noise need model.kind = 'mlp'")
         return self
 
     @property

@@ -36,11 +36,12 @@ from noisereg.study.config import StudyConfig
 from noisereg.study.data import Dataset, Fold, load_dataset, make_folds
 from noisereg.study.models import loss_for, model_spec, optimizer_spec
 from noisereg.study.robustness import check_robustness, evaluate_robustness, monitor_meta, monitor_noise, suite_enabled
+from noisereg.study.search import propose_cell
 from noisereg.study.sites import site_noise
 from noisereg.study.store import Claim, Store, default_url
 from noisereg.study.weights import save_cell_models
 
-__all__ = ["run_study", "work", "prepare", "Prepared", "thin_indices"]
+__all__ = ["run_study", "enqueue_study", "work", "prepare", "Prepared", "thin_indices"]
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` in replica-epochs."""
@@ -216,6 +217,33 @@ def _objective(results: dict[str, Any]) -> float:
     return float(np.mean(results["final"]["test_loss"]))
 
 
+def enqueue_study(
+    config: StudyConfig,
+    run_dir: str | Path,
+    *,
+    storage: str | None = None,
+    heartbeat_interval: int = 10,
+    grace_period: int | None = None,
+) -> tuple[Prepared, Store]:
+    """Check ``config``, create (or reopen) its study in the storage and enqueue every cell that has
+    no trial yet, plus the cells that failed for good; train nothing. Return the prepared study and
+    its store.
+
+    The first half of :func:`run_study`: workers (:mod:`noisereg.study.workers`) do the rest. Run it
+    from one process at a time. Arguments and errors as in :func:`run_study`.
+    """
+    prep = prepare(config)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    url = storage or default_url(run_dir)
+    store = Store(url, config.name, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    store.create(config.model_dump(mode="json"), {c.key: c.meta() for c in prep.cells}, prep.meta())
+    (run_dir / "run.json").write_text(json.dumps({"study": config.name, "storage": _masked(url)}, indent=2) + "\n")
+    store.requeue_failed()
+    store.enqueue([c.key for c in prep.cells])
+    return prep, store
+
+
 def run_study(
     config: StudyConfig,
     run_dir: str | Path,
@@ -253,17 +281,8 @@ def run_study(
         StoreError: the run directory holds a study from another configuration.
         RuntimeError: cells still failed after the run (their errors are in the store).
     """
-    prep = prepare(config)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    url = storage or default_url(run_dir)
-    store = Store(url, config.name, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
-    store.create(config.model_dump(mode="json"), {c.key: c.meta() for c in prep.cells}, prep.meta())
-    (run_dir / "run.json").write_text(json.dumps({"study": config.name, "storage": _masked(url)}, indent=2) + "\n")
-    store.requeue_failed()
-    store.enqueue([c.key for c in prep.cells])
-
-    models_dir = run_dir / "models"
+    prep, store = enqueue_study(config, run_dir, storage=storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    models_dir = Path(run_dir) / "models"
     work(
         prep, store, progress=progress, max_replicas=max_replicas, train=train, device=device, dtype=dtype,
         workers=workers, models_dir=models_dir,
@@ -275,7 +294,7 @@ def run_study(
     if report:
         from noisereg.study.report import build_report
 
-        summary = build_report(run_dir, storage=url, study=config.name)
+        summary = build_report(run_dir, storage=store.url, study=config.name)
     if failed:
         raise RuntimeError(f"cells without a result after retries: {failed}; rerun to retry them")
     return summary
@@ -321,6 +340,8 @@ def work(
                 return
             time.sleep(min(store.heartbeat_interval, 2))  # other workers, or a dead one's heartbeat to expire
             continue
+        if prep.by_key[first[0].cell].search:  # the sampler proposes this cell's value now
+            prep.by_key[first[0].cell] = propose_cell(prep, store, first[0])
         budget = max_replicas - prep.replicas(prep.by_key[first[0].cell])
         claims = first + _claim_more(store, prep, sig[first[0].cell], sig, budget)
         _run_claims(

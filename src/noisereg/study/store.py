@@ -12,7 +12,8 @@ The contract (the tests in ``tests/study/test_store.py`` check each point, kill 
   enqueued again, so rerunning a study never duplicates work. Run it from one process at a time
   (Optuna's check and insert are two statements); workers only claim.
 - **Claiming is exclusive.** :meth:`Store.claim` moves a WAITING trial to RUNNING with Optuna's
-  row-locked state update; two claimants never get the same trial. A heartbeat is recorded *before*
+  row-locked state update (on SQLite, inside a transaction that holds the write lock from its
+  start); two claimants, in any processes, never get the same trial. A heartbeat is recorded *before*
   the claim, so a RUNNING trial always has one.
 - **What survives a crash.** A cell's results are written, then its trial is marked COMPLETE in a
   last transaction: a COMPLETE trial always has all its results. Killing the process at any moment
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
@@ -96,6 +98,18 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: data}
 
 
+# pysqlite starts a transaction only at the first write, so Optuna's read-check-write claim
+# (SELECT ... FOR UPDATE is a no-op on SQLite) let two processes both move one WAITING trial to
+# RUNNING. Every SQLite transaction takes the write lock up front instead (SQLAlchemy's documented
+# recipe): claims across processes on one file are then exclusive; waiting for the lock is bounded
+# by ``timeout`` seconds.
+_SQLITE_ENGINE = {"connect_args": {"isolation_level": None, "timeout": 60}}
+
+
+def _begin_immediate(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 class Claim:
     """A cell this process is running: its trial id and key."""
 
@@ -116,6 +130,8 @@ class Store:
         grace_period: seconds without heartbeat after which a RUNNING cell counts as dead
             (default 3 × heartbeat_interval).
         max_retry: how often a dead cell is retried by the heartbeat callback.
+
+    ``claimed`` lists every claim made through this object, for :meth:`give_back`.
     """
 
     def __init__(
@@ -137,13 +153,17 @@ class Store:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 self.storage = optuna.storages.RDBStorage(
                     url,
+                    engine_kwargs=_SQLITE_ENGINE if url.startswith("sqlite") else None,
                     heartbeat_interval=heartbeat_interval,
                     grace_period=self.grace_period,
                     heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
                 )
         except Exception as exc:  # SQLAlchemy raises many kinds; name the URL
             raise StoreError(f"cannot open storage {url!r}: {type(exc).__name__}: {exc}") from None
+        if url.startswith("sqlite"):
+            sqlalchemy.event.listen(self.storage.engine, "begin", _begin_immediate)
         self._study: optuna.Study | None = None
+        self.claimed: list[Claim] = []
 
     # ---- study level -------------------------------------------------------------------------
     @property
@@ -212,6 +232,22 @@ class Store:
             self.study.enqueue_trial({"cell": key})
         return again
 
+    def give_back(self, claims: Sequence[Claim]) -> list[str]:
+        """Enqueue again the cells of ``claims`` whose trial ended FAIL, unless the cell already has
+        another trial waiting, running or complete; return their keys.
+
+        For a worker that was interrupted (its cells are marked FAIL on the way out): the other
+        workers take them at once instead of after a rerun. Only the process that made ``claims``
+        may give them back, so that no cell is enqueued twice.
+        """
+        failed = {c.cell for c in claims if self.storage.get_trial(c.trial_id).state == TrialState.FAIL}
+        live = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
+        taken = {t.system_attrs.get("fixed_params", t.params).get("cell") for t in self.study.get_trials(deepcopy=False, states=live)}
+        again = sorted(failed - taken)
+        for key in again:
+            self.study.enqueue_trial({"cell": key})
+        return again
+
     def reap(self) -> None:
         """Mark RUNNING trials without a recent heartbeat FAIL and enqueue their retries."""
         with warnings.catch_warnings():
@@ -227,11 +263,15 @@ class Store:
 
     # ---- cells -------------------------------------------------------------------------------
     def claim(self, limit: int = 1, accept: Any = None) -> list[Claim]:
-        """Claim up to ``limit`` WAITING cells (those for which ``accept(key)`` is true, if given)."""
+        """Claim up to ``limit`` WAITING cells (those for which ``accept(key)`` is true, if given), in
+        the order of the study's cells, whatever order their trials were enqueued in (a retry is
+        enqueued late), so that one worker trains the cells in the same order on every run."""
         claims: list[Claim] = []
         choices = tuple(self.study.user_attrs["cells"])
         dist = CategoricalDistribution(choices)
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        order = {key: i for i, key in enumerate(choices)}
+        waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        for t in sorted(waiting, key=lambda t: (order.get(t.system_attrs.get("fixed_params", {}).get("cell"), len(order)), t.number)):
             if len(claims) >= limit:
                 break
             key = t.system_attrs.get("fixed_params", {}).get("cell")
@@ -245,6 +285,7 @@ class Store:
                 continue
             self.storage.set_trial_param(t._trial_id, "cell", dist.to_internal_repr(key), dist)
             claims.append(Claim(t._trial_id, t.number, key))
+        self.claimed += claims
         return claims
 
     @contextlib.contextmanager

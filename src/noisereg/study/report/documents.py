@@ -8,7 +8,9 @@ from typing import Any
 
 import jinja2
 
-__all__ = ["to_markdown", "to_html", "table_rows", "selection_texts", "robustness_tables", "fmt", "HEADERS"]
+__all__ = [
+    "to_markdown", "to_html", "table_rows", "selection_texts", "selection_value", "robustness_tables", "fmt", "HEADERS",
+]
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -34,7 +36,7 @@ def table_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
         elif p.get("worse"):
             mark = "worse"
         rows.append({
-            "arm": a["name"],
+            "arm": _label(a),
             "n": str(a["n"]),
             "train": fmt(a["train"]["mean"]) if a.get("train") else "—",
             "mean": f"{fmt(a['mean'])} ± {fmt(a['std'])}",
@@ -47,6 +49,20 @@ def table_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
             "verdict": mark,
         })
     return rows
+
+
+def _label(arm: Mapping[str, Any]) -> str:
+    """A cell's name; for a search cell with the value (and site) the sampler proposed."""
+    if not arm.get("search"):
+        return arm["name"]
+    site = f"{arm['site']} " if arm.get("site") else ""
+    return f"{arm['name']}: {site}{arm['param']}={fmt(arm['grid_value'])}"
+
+
+def selection_value(sel: Mapping[str, Any], i: int) -> str:
+    """The selection's i-th value as shown: ``site: value`` for a search that also proposes sites."""
+    site = sel["sites"][i] if sel.get("sites") else None
+    return f"{site}: {fmt(sel['values'][i])}" if site else fmt(sel["values"][i])
 
 
 HEADERS = {
@@ -77,15 +93,27 @@ def _selection_lines(sel: Mapping[str, Any] | None) -> list[str]:
         f"| {sel['param']} | CV loss (mean ± se) | CV accuracy |",
         "|---|---|---|",
     ]
-    for v, loss, se, acc in zip(sel["values"], sel["cv_loss"], sel["cv_loss_se"], sel["cv_acc"]):
-        star = " ← chosen" if v == sel["chosen"] else ""
-        lines.append(f"| {fmt(v)}{star} | {fmt(loss)} ± {fmt(se)} | {fmt(acc)} |")
+    for i, (v, loss, se, acc) in enumerate(zip(sel["values"], sel["cv_loss"], sel["cv_loss_se"], sel["cv_acc"])):
+        star = " ← chosen" if v is not None and v == sel["chosen"] else ""
+        lines.append(f"| {selection_value(sel, i)}{star} | {fmt(loss)} ± {fmt(se)} | {fmt(acc)} |")
     return lines + ["", *selection_texts(sel)]
 
 
 def selection_texts(sel: Mapping[str, Any]) -> list[str]:
-    """Two sentences: the values chosen by each criterion, and the chosen value's test result."""
+    """The search that proposed the values, if any; the values chosen by each criterion; the chosen
+    value's test result."""
     texts = [f"Chosen by likelihood: {fmt(sel['chosen_by_likelihood'])}; by accuracy: {fmt(sel['chosen_by_accuracy'])}."]
+    search = sel.get("search")
+    if search:
+        tried = sum(v is not None for v in sel["values"])
+        sampler = "TPE sampler" if search["sampler"] == "tpe" else "random sampler"
+        first = f", the first {search['startup']} at random" if search["sampler"] == "tpe" else ""
+        sites = f" and the site among {', '.join(search['sites'])}" if search.get("sites") else ""
+        texts.insert(0, (
+            f"Values proposed by Optuna's {sampler}: {tried} of {search['trials']} trials of {sel['param']} in "
+            f"[{fmt(search['low'])}, {fmt(search['high'])}]{' on a log scale' if search['log'] else ''}{sites}{first}, "
+            "each ranked by its cross-validated score; rows in the order proposed."
+        ))
     if sel.get("at_edge"):
         texts[0] += f" The chosen value is the {sel['at_edge']} of the grid: the best may lie beyond it; extend the grid."
     test = sel.get("test")
@@ -196,6 +224,6 @@ def to_html(summary: Mapping[str, Any], plots: Sequence[tuple[str, str]]) -> str
     template = _ENV.get_template("report.html.j2")
     return template.render(
         s=summary, rows=table_rows(summary), headers=HEADERS, plots=plots,
-        selection=selection_texts(summary["selection"]) if summary.get("selection") else [], fmt=fmt,
+        selection=selection_texts(summary["selection"]) if summary.get("selection") else [], fmt=fmt, value=selection_value,
         tables=robustness_tables(summary),
     )

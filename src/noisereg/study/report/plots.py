@@ -61,7 +61,9 @@ def plot_learning_curves(path: Path, panels: Sequence[tuple[str, Mapping[str, An
 
 
 def plot_grid(path: Path, arm: str, entries: Sequence[Mapping[str, Any]], metric: str, selection: Mapping[str, Any] | None) -> Path:
-    """Test metric vs grid value for ``arm`` (entries of summary['arms']); CV loss if selected."""
+    """Test metric vs grid value for ``arm`` (entries of summary['arms']); CV loss if selected.
+    Points are joined in the order of their values; a search over sites draws one series per site."""
+    entries = sorted(entries, key=lambda e: e["grid_value"])
     values = np.array([e["grid_value"] for e in entries], dtype=float)
     mean = np.array([e["mean"] for e in entries], dtype=float)
     ci = np.array([[math.nan if c is None else c for c in e["ci95"]] for e in entries], dtype=float)
@@ -71,13 +73,15 @@ def plot_grid(path: Path, arm: str, entries: Sequence[Mapping[str, Any]], metric
     axes = fig.subplots(1, panels, squeeze=False)[0]
     scale = "symlog" if values.min() <= 0 < values.max() else ("log" if values.min() > 0 else "linear")
     ax = axes[0]
-    ax.errorbar(values, mean, yerr=err, fmt="o-", capsize=3)
+    _series(ax, values, mean, err, [e.get("site") for e in entries], fmt="o-")
     ax.set_title(f"{arm}: test {metric} (mean, 95% CI)", fontsize=9)
     if selection:
         ax2 = axes[1]
-        loss = np.array([math.nan if v is None else v for v in selection["cv_loss"]], dtype=float)
-        se = np.array([0.0 if v is None else v for v in selection["cv_loss_se"]], dtype=float)
-        ax2.errorbar(np.array(selection["values"], dtype=float), loss, yerr=se, fmt="s-", color="tab:green", capsize=3)
+        order = sorted((i for i, v in enumerate(selection["values"]) if v is not None), key=lambda i: selection["values"][i])
+        loss = np.array([math.nan if selection["cv_loss"][i] is None else selection["cv_loss"][i] for i in order], dtype=float)
+        se = np.array([selection["cv_loss_se"][i] or 0.0 for i in order], dtype=float)
+        sites = [selection["sites"][i] for i in order] if selection.get("sites") else [None] * len(order)
+        _series(ax2, np.array([selection["values"][i] for i in order], dtype=float), loss, se, sites, fmt="s-")
         if selection.get("chosen") is not None:
             ax2.axvline(selection["chosen"], color="tab:red", linestyle=":", label=f"chosen {selection['chosen']:g}")
             ax2.legend(fontsize=8)
@@ -93,6 +97,15 @@ def plot_grid(path: Path, arm: str, entries: Sequence[Mapping[str, Any]], metric
         a.set_xlabel(entries[0].get("param") or "value")
         a.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def _series(ax: Any, x: np.ndarray, y: np.ndarray, err: np.ndarray, sites: Sequence[str | None], fmt: str) -> None:
+    """Error bars joined in the order of ``x``, one series per site (a search over sites)."""
+    for site in dict.fromkeys(sites):
+        on = np.array([s == site for s in sites], dtype=bool)
+        ax.errorbar(x[on], y[on], yerr=err[..., on], fmt=fmt, capsize=3, label=site)
+    if any(sites):
+        ax.legend(fontsize=8)
 
 
 def plot_seeds(path: Path, entries: Sequence[Mapping[str, Any]], metric: str, baseline: str) -> Path:

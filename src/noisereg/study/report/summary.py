@@ -15,7 +15,8 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   loss), and, except for the baseline, ``paired``: ``n``, ``mean_diff`` (cell − baseline),
   ``std_diff``, ``ci95_diff``, ``p_ttest``, ``p_wilcoxon``, ``p_holm`` (paired t-test p adjusted by
   Holm over all cells), ``cohen_dz``, ``rank_biserial``, ``wins``/``ties``/``losses``, ``better`` and
-  ``worse`` (Holm p < 0.05 in that direction);
+  ``worse`` (Holm p < 0.05 in that direction); a cell of a ``search`` also has ``search: true`` and
+  ``site`` (the proposed site, or null), and its ``grid_value`` is the proposed value;
 - ``verdict``: ``any_better``, ``better`` (cell names), ``best_mean`` (cell with the best mean),
   ``text`` (one plain sentence);
 - ``selection``: null, or ``arm``, ``param``, ``criterion`` (likelihood | accuracy), ``folds``,
@@ -24,7 +25,9 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   ``"largest"`` / ``"smallest"`` when the chosen value is at that end of the grid, so that the best
   may lie beyond it; 0 as the smallest is not an edge), ``chosen_by_likelihood``,
   ``chosen_by_accuracy``, ``cell`` (the chosen cell's name) and ``test`` (that cell's entry from
-  ``arms``: its test result on the whole training part);
+  ``arms``: its test result on the whole training part); for a search arm, ``values`` are the
+  proposed values in the order proposed (null for a cell not finished), ``sites`` the proposed sites
+  (or null), and ``search`` the arm's search table (sampler, trials, low, high, log, ...);
 - per arm also ``noisy``, ``calibration``, ``corruption``, ``certified``, and at the top
   ``robustness``: see :mod:`noisereg.study.report.robustness`.
 
@@ -40,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from noisereg.study.report.robustness import annotate_robustness
+from noisereg.study.search_config import SearchConfig
 from noisereg.study.stats import describe, holm, paired
 
 __all__ = ["summarize", "SCHEMA", "ALPHA"]
@@ -76,6 +80,9 @@ def _selection(config: Mapping[str, Any], cells: Mapping[str, Any], done: Mappin
         return None
     keys = [k for k, m in cells.items() if m["arm"] == sel["arm"]]
     values = [cells[k]["value"] for k in keys]
+    search = next((a.get("search") for a in config["arms"] if a["name"] == sel["arm"]), None)
+    if search:
+        search = {**search, "startup": SearchConfig.model_validate(search).n_startup}
     loss, loss_se, acc = [], [], []
     for k in keys:
         cv = (done.get(k) or {}).get("cv") or {}
@@ -90,10 +97,11 @@ def _selection(config: Mapping[str, Any], cells: Mapping[str, Any], done: Mappin
     entry = next((a for a in arms if a["name"] == chosen_key), None)
     chosen = cells[chosen_key]["value"] if chosen_key else None
     edge = None
-    if chosen is not None and len(values) > 1:
-        if chosen == max(values):
+    known = [v for v in values if v is not None]  # a search's unfinished cells have no value yet
+    if chosen is not None and len(known) > 1:
+        if chosen == max(known):
             edge = "largest"
-        elif chosen == min(values) and chosen > 0:
+        elif chosen == min(known) and chosen > 0:
             edge = "smallest"
     return {
         "arm": sel["arm"],
@@ -110,6 +118,8 @@ def _selection(config: Mapping[str, Any], cells: Mapping[str, Any], done: Mappin
         "chosen_by_accuracy": cells[acc_key]["value"] if acc_key else None,
         "cell": chosen_key,
         "test": entry,
+        "search": search,
+        "sites": [cells[k].get("site") for k in keys] if search and search.get("sites") else None,
     }
 
 
@@ -138,10 +148,19 @@ def _verdict(arms: list[dict[str, Any]], baseline: str, metric: str, higher: boo
     return {"any_better": bool(better), "better": better, "worse": worse, "best_mean": best, "text": text}
 
 
+def _proposed(cells: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Cell metadata with each finished search cell's proposed value and site (stored with its results)."""
+    out = {}
+    for key, meta in cells.items():
+        proposal = (done.get(key) or {}).get("proposal") if meta.get("search") else None
+        out[key] = {**meta, "value": proposal["value"], "site": proposal.get("site")} if proposal else meta
+    return out
+
+
 def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The summary (schema in the module docstring) from the study's attributes (``config``,
     ``cells``, ``meta``) and the completed cells' results ``{cell key: attributes}``."""
-    config, cells, meta = study["config"], study["cells"], study.get("meta", {})
+    config, cells, meta = study["config"], _proposed(study["cells"], done), study.get("meta", {})
     metric = _metric(config, meta.get("task", "classification"))
     key, train_key, higher = _METRIC_KEY[metric]
     baseline = config.get("baseline") or next(a["name"] for a in config["arms"] if not a.get("noise"))
@@ -152,6 +171,8 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         if main is None:
             continue
         entry: dict[str, Any] = {"name": name, "arm": cmeta["arm"], "grid_value": cmeta["value"], "param": cmeta["param"]}
+        if cmeta.get("search"):
+            entry.update(search=True, site=cmeta.get("site"))
         entry.update(main)
         entry["per_seed"] = list(_by_seed(res, key).values())
         entry["train"] = _stats(res, train_key)

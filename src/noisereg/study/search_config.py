@@ -1,0 +1,101 @@
+"""The ``search`` table of study files: a sampler proposes an arm's strength (and site) within bounds.
+
+::
+
+    [[arms]]
+    name = "hidden sigma"
+    noise = { site = "pre", kind = "gaussian", std = 0.1 }
+    search = { sampler = "tpe", trials = 16, low = 0.001, high = 3.0, log = true }
+
+    [selection]
+    arm = "hidden sigma"     # required: proposals are ranked by cross-validation
+
+Torch-free and Optuna-free, like the rest of the study file's schema; :mod:`noisereg.study.search`
+makes the proposals.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from noisereg.study.keypaths import message
+from noisereg.study.noise_config import Strict, check_sites, noise_strength_path, with_value
+
+__all__ = ["SearchConfig", "check_search"]
+
+
+class SearchConfig(Strict):
+    """Let Optuna's sampler propose one strength of an arm (and where its noise goes) instead of a grid.
+
+    The arm gets ``trials`` cells, ``arm[trial=1]`` ... ``arm[trial=N]``; each trains like a grid
+    cell (every seed, and the CV folds of ``[selection]``, which must name this arm). A cell's
+    strength is proposed when a worker takes it, from the cells finished before: the sampler
+    minimizes the selection's cross-validated criterion (mean validation loss for ``likelihood``,
+    minus mean validation accuracy for ``accuracy``), never a test metric, so that the chosen value's
+    test result stays honest. Each cell's proposal is seeded (``derive_seed(seed, "search", arm, i)``):
+    one worker proposes the same values on every run and on every resume; several workers propose
+    from whatever has finished, so their values depend on timing (cells in training count as bad
+    ones, Optuna's "constant liar", so that simultaneous proposals spread out).
+
+    Keys: ``sampler``: ``tpe`` (Optuna's TPESampler; its first ``startup`` proposals are drawn at
+    random, default ``max(1, min(10, trials // 3))``) or ``random``. ``trials``: how many cells
+    (1–1000). ``low`` < ``high``: bounds of the strength, both valid values of it. ``log``: sample
+    on a log scale (needs ``low > 0``). ``param``: the strength's path inside ``noise``, as for grids
+    (default: the main strength of the arm's single site). ``sites``: also propose where the arm's
+    single noise table goes, among these (``input``, ``pre``, ``post``).
+    """
+
+    sampler: Literal["tpe", "random"] = "tpe"
+    trials: Annotated[int, Field(ge=1, le=1000)]
+    low: Annotated[float, Field(allow_inf_nan=False)]
+    high: Annotated[float, Field(allow_inf_nan=False)]
+    log: bool = False
+    param: str | None = None
+    sites: Annotated[list[Literal["input", "pre", "post"]], Field(min_length=1)] | None = None
+    startup: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> SearchConfig:
+        if not self.low < self.high:
+            raise ValueError(f"low={self.low} must be < high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log = true needs low > 0, got low={self.low}")
+        if self.sites is not None and len(set(self.sites)) != len(self.sites):
+            raise ValueError(f"sites must be distinct, got {self.sites}")
+        return self
+
+    @property
+    def n_startup(self) -> int:
+        """How many proposals are drawn at random before TPE models the finished cells."""
+        return self.startup if self.startup is not None else max(1, min(10, self.trials // 3))
+
+    def noise_at(self, noise: list[Any], value: float, site: str | None = None) -> list[Any]:
+        """``noise`` with the searched strength set to ``value`` and, if ``site`` is given, its single
+        table moved there; validated again (raises ``ValueError``, pydantic's for a bad value)."""
+        if site is not None:
+            table = noise[0]
+            noise = [type(table).model_validate({**table.model_dump(), "site": site})]
+            check_sites(noise)
+        return with_value(noise, self.param, value)
+
+
+def check_search(noise: list[Any], search: SearchConfig, has_grid: bool) -> None:
+    """Raise ``ValueError`` unless ``search`` fits an arm with this ``noise``: a strength to vary,
+    both bounds valid for it at every site searched."""
+    if has_grid:
+        raise ValueError("an arm has a grid or a search, not both")
+    if not noise:
+        raise ValueError("search needs noise to vary: this arm has no 'noise'")
+    if search.sites is not None and len(noise) != 1:
+        raise ValueError(f"search.sites moves the arm's single noise table; this arm has {len(noise)}")
+    noise_strength_path(noise, search.param)
+    field = search.param or noise_strength_path(noise, None)[1][0]
+    for site in search.sites or [None]:
+        for bound in ("low", "high"):
+            try:
+                search.noise_at(noise, getattr(search, bound), site)
+            except ValidationError as exc:
+                where = f" at site {site!r}" if site else ""
+                raise ValueError(f"search.{bound} sets {field}{where}: {message(exc.errors()[0])}") from None
