@@ -27,11 +27,12 @@ import difflib
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
 from noisereg.study.keypaths import StudyConfigError, message, problems
+from noisereg.study.model_config import CNNConfig, MLPConfig, ModelConfig, RecurrentConfig
 from noisereg.study.noise_config import NoiseConfig, Strict, check_sites, noise_strength_path, with_value
 from noisereg.study.robustness_config import RobustnessConfig
 from noisereg.study.search_config import SearchConfig, check_search
@@ -138,40 +139,6 @@ class SplitConfig(Strict):
         return self
 
 
-Activation = Literal["relu", "tanh", "gelu", "sigmoid", "elu", "selu", "identity"]
-
-
-class MLPConfig(Strict):
-    """A multilayer perceptron: inputs -> ``widths`` hidden layers -> outputs (set from the data)."""
-
-    kind: Literal["mlp"] = "mlp"
-    widths: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [500]
-    activation: Activation = "relu"
-    init: Literal["default", "he", "glorot", "normal"] = "default"
-    init_std: Annotated[float, Field(gt=0)] = 0.01
-
-
-class CNNConfig(Strict):
-    """A small CNN for images: ``channels`` conv layers (3x3, ReLU, 2x2 max-pool) then ``hidden``."""
-
-    kind: Literal["cnn"]
-    input_shape: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=3, max_length=3)]
-    channels: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [16, 32]
-    hidden: Annotated[int, Field(ge=1)] = 64
-    activation: Activation = "relu"
-    init: Literal["default", "he", "glorot"] = "default"
-
-
-class RecurrentConfig(Strict):
-    """A GRU or LSTM over sequences of ``input_shape = [steps, features]``, then a linear head."""
-
-    kind: Literal["gru", "lstm"]
-    input_shape: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)]
-    hidden: Annotated[int, Field(ge=1)] = 64
-    layers: Annotated[int, Field(ge=1)] = 1
-
-
-ModelConfig = Annotated[Union[MLPConfig, CNNConfig, RecurrentConfig], Field(discriminator="kind")]
 
 
 class OptimizerConfig(Strict):

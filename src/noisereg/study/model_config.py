@@ -1,0 +1,47 @@
+"""The ``[model]`` table of a study file: an MLP, a small CNN, or a GRU/LSTM."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field
+
+from noisereg.study.noise_config import Strict
+
+__all__ = ["Activation", "MLPConfig", "CNNConfig", "RecurrentConfig", "ModelConfig"]
+
+
+Activation = Literal["relu", "tanh", "gelu", "sigmoid", "elu", "selu", "identity"]
+
+
+class MLPConfig(Strict):
+    """A multilayer perceptron: inputs -> ``widths`` hidden layers -> outputs (set from the data)."""
+
+    kind: Literal["mlp"] = "mlp"
+    widths: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [500]
+    activation: Activation = "relu"
+    init: Literal["default", "he", "glorot", "normal"] = "default"
+    init_std: Annotated[float, Field(gt=0)] = 0.01
+
+
+class CNNConfig(Strict):
+    """A small CNN for images: ``channels`` conv layers (3x3, ReLU, 2x2 max-pool) then ``hidden``."""
+
+    kind: Literal["cnn"]
+    input_shape: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=3, max_length=3)]
+    channels: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [16, 32]
+    hidden: Annotated[int, Field(ge=1)] = 64
+    activation: Activation = "relu"
+    init: Literal["default", "he", "glorot"] = "default"
+
+
+class RecurrentConfig(Strict):
+    """A GRU or LSTM over sequences of ``input_shape = [steps, features]``, then a linear head."""
+
+    kind: Literal["gru", "lstm"]
+    input_shape: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)]
+    hidden: Annotated[int, Field(ge=1)] = 64
+    layers: Annotated[int, Field(ge=1)] = 1
+
+
+ModelConfig = Annotated[Union[MLPConfig, CNNConfig, RecurrentConfig], Field(discriminator="kind")]
