@@ -12,11 +12,13 @@ import pytest
 from noisereg.engine import train_group
 from noisereg.study.cells import plan_cells, signature
 from noisereg.study.config import StudyConfigError, parse_config
+from noisereg.study.report import summarize, table_rows
+from noisereg.study.report.documents import selection_texts
 from noisereg.study.runner import enqueue_study, prepare, run_study
 from noisereg.study.search import PROPOSAL, objective, propose, propose_cell
 from noisereg.study.search_config import SearchConfig
 from noisereg.study.store import Store, default_url
-from tests.study.fakes import tiny_raw
+from tests.study.fakes import fake_results, tiny_raw
 
 SEARCH = {"trials": 4, "low": 0.01, "high": 3.0, "log": True}
 
@@ -207,3 +209,20 @@ def test_a_dead_workers_search_cell_is_retried_with_its_proposal(tmp_path) -> No
     store.reap()
     [retry] = store.claim(1, accept=lambda k: k == "tpe[trial=1]")
     assert retry.trial_id != claim.trial_id and propose_cell(prepare(cfg), store, retry) == cell
+
+
+def test_a_search_over_sites_is_reported_with_each_cells_site() -> None:
+    cfg = parse_config(search_raw({**SEARCH, "trials": 3, "sites": ["input", "pre"]}))
+    cells = {c.key: c.meta() for c in plan_cells(cfg)}
+    done = {k: fake_results(k, 2, 0.1 if k == "tpe[trial=2]" else 0.0, cv=cells[k]["selection"]) for k in cells}
+    done["tpe[trial=1]"]["proposal"] = {"value": 0.5, "site": "input"}
+    done["tpe[trial=2]"]["proposal"] = {"value": 0.2, "site": "pre"}
+    del done["tpe[trial=3]"]  # still in training
+    summary = summarize({"config": cfg.model_dump(mode="json"), "cells": cells, "meta": {"task": "classification"}}, done)
+    sel = summary["selection"]
+    assert sel["values"] == [0.5, 0.2, None] and sel["sites"] == ["input", "pre", None] and sel["chosen"] == 0.2
+    assert [r["arm"] for r in table_rows(summary)][2:] == ["tpe[trial=1]: input std=0.5", "tpe[trial=2]: pre std=0.2"]
+    assert summary["missing"] == ["tpe[trial=3]"]
+    texts = selection_texts(sel)
+    assert texts[0].startswith("Values proposed by Optuna's TPE sampler: 2 of 3 trials of std in [0.01, 3] on a log scale and the site among input, pre")
+    assert texts[1] == "Chosen by likelihood: pre: 0.2; by accuracy: pre: 0.2."

@@ -102,12 +102,12 @@ def _selection_lines(sel: Mapping[str, Any] | None) -> list[str]:
 def selection_texts(sel: Mapping[str, Any]) -> list[str]:
     """The search that proposed the values, if any; the values chosen by each criterion; the chosen
     value's test result."""
-    texts = [f"Chosen by likelihood: {fmt(sel['chosen_by_likelihood'])}; by accuracy: {fmt(sel['chosen_by_accuracy'])}."]
+    texts = [f"Chosen by likelihood: {_chosen(sel, 'chosen_by_likelihood')}; by accuracy: {_chosen(sel, 'chosen_by_accuracy')}."]
     search = sel.get("search")
     if search:
         tried = sum(v is not None for v in sel["values"])
         sampler = "TPE sampler" if search["sampler"] == "tpe" else "random sampler"
-        first = f", the first {search['startup']} at random" if search["sampler"] == "tpe" else ""
+        first = f", {search['startup']} of them random to start" if search["sampler"] == "tpe" else ""
         sites = f" and the site among {', '.join(search['sites'])}" if search.get("sites") else ""
         texts.insert(0, (
             f"Values proposed by Optuna's {sampler}: {tried} of {search['trials']} trials of {sel['param']} in "
@@ -125,6 +125,13 @@ def selection_texts(sel: Mapping[str, Any]) -> list[str]:
             + (f"; vs baseline {p['mean_diff']:+.4f}, p (t) = {fmt(p.get('p_ttest'), 3)}." if p.get("n") else ".")
         )
     return texts
+
+
+def _chosen(sel: Mapping[str, Any], key: str) -> str:
+    """A chosen value as shown, with its site for a search over sites."""
+    if sel.get(key) is None or not sel.get("sites"):
+        return fmt(sel.get(key))
+    return selection_value(sel, sel["values"].index(sel[key]))
 
 
 def _pm(stats: Mapping[str, Any] | None, digits: int = 3) -> str:
