@@ -104,6 +104,15 @@ def is_identity(value: Strength, identity: float) -> bool:
     return not isinstance(value, Tensor) and value == identity
 
 
+def check_number(value: object, name: str, *, low: float = -math.inf) -> float:
+    """A finite real number >= ``low`` (a non-strength parameter such as beta or length), as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise TypeError(f"{name}={value!r} must be a finite number")
+    if value < low:
+        raise ValueError(f"{name}={value!r} must be >= {low}")
+    return float(value)
+
+
 def check_mask(mask: object, x: Tensor) -> Tensor | None:
     if mask is None:
         return None

@@ -17,6 +17,7 @@ from noisereg.noise.base import (
     check_clip,
     check_generator,
     check_input,
+    check_number,
     check_mask,
     check_strength,
     draw_dtype,
@@ -27,12 +28,6 @@ from noisereg.noise.base import (
 from noisereg.schedules import Schedule
 
 __all__ = ["impulse", "shot", "Impulse", "Shot"]
-
-
-def _finite(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise TypeError(f"{name}={value!r} must be a finite number")
-    return float(value)
 
 
 def impulse(
@@ -58,7 +53,7 @@ def impulse(
         0.0 <= salt_vs_pepper <= 1.0
     ):
         raise ValueError(f"{salt_vs_pepper=} must be a number in [0, 1]")
-    low, high = _finite(low, "low"), _finite(high, "high")
+    low, high = check_number(low, "low"), check_number(high, "high")
     mask, generator = check_mask(mask, x), check_generator(generator, x)
     if is_identity(amount, 0.0):
         return x

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 
 import torch
 from torch import Tensor
@@ -16,6 +15,7 @@ from noisereg.noise.base import (
     check_clip,
     check_generator,
     check_input,
+    check_number,
     check_mask,
     check_strength,
     draw_dtype,
@@ -34,14 +34,6 @@ def _check_batched(x: Tensor, *, kind: str, dims: int) -> None:
             f"{kind} noise needs x with at least {dims} dimensions ([batch, ...]), got shape "
             f"{list(x.shape)}; for a single sample pass x.unsqueeze(0)"
         )
-
-
-def _check_number(value: object, name: str, *, low: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise TypeError(f"{name}={value!r} must be a finite number")
-    if value < low:
-        raise ValueError(f"{name}={value!r} must be >= {low}")
-    return float(value)
 
 
 def snr_gaussian(
@@ -119,7 +111,7 @@ def colored(
     """
     check_input(x, kind="colored")
     std = check_strength(std, name="std", x=x)
-    beta = _check_number(beta, "beta")
+    beta = check_number(beta, "beta", low=0.0)
     mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
     if is_identity(std, 0.0):
         return x
@@ -153,7 +145,7 @@ def spatial(
     check_input(x, kind="spatial")
     _check_batched(x, kind="spatial", dims=2)
     std = check_strength(std, name="std", x=x)
-    length = _check_number(length, "length")
+    length = check_number(length, "length", low=0.0)
     mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
     if is_identity(std, 0.0):
         return x
