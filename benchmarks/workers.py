@@ -3,7 +3,7 @@
 The study is the built-in case study (630 replicas of MLP 2→500→1 × 4000 epochs in 11 cells: five
 arms × 30 seeds and a six-value σ grid × (30 seeds + 10 seeds × 5 CV folds)). It is created in a
 fresh storage (an SQLite file in a temporary folder unless ``--storage URL``) and trained by 1, then
-by 2 worker processes started at once (``noisereg.study.workers.run_worker``, one engine process
+by 2 worker processes started at once (``noisereg.study.run.workers.run_worker``, one engine process
 each, the default batch bound of 128 replicas), as ``noisereg worker`` does on this machine's cores.
 For context the same study also runs as one ``noisereg study`` process with two engine processes.
 The training seconds per cell with 2 workers against 1 show what the machine allows at all: its two
@@ -34,9 +34,9 @@ from typing import Any
 from noisereg.engine import train_group
 from noisereg.study.cells import plan_cells
 from noisereg.study.config import resolve_study
-from noisereg.study.runner import enqueue_study, run_study
+from noisereg.study.run.runner import enqueue_study, run_study
 from noisereg.study.store import Store, default_url
-from noisereg.study.workers import run_worker
+from noisereg.study.run.workers import run_worker
 
 HEARTBEAT = 10
 

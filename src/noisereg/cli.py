@@ -116,7 +116,7 @@ def study(
     with _exit_codes("interrupted: finished cells are stored; run the same command again to resume"):
         cfg = resolve_study(config)
         run_dir = out if out is not None else Path("runs") / cfg.name
-        from noisereg.study.runner import enqueue_study, run_study
+        from noisereg.study.run.runner import enqueue_study, run_study
 
         if no_train:
             prep, store = enqueue_study(cfg, run_dir, storage=storage, heartbeat_interval=heartbeat)
@@ -155,7 +155,7 @@ def worker(
     console = _console(quiet)
     with _exit_codes("interrupted: finished cells are stored; the cells in training went back to the queue"):
         store = Store(storage, study_name, heartbeat_interval=heartbeat)
-        from noisereg.study.workers import WORKER_MAX_REPLICAS, run_worker
+        from noisereg.study.run.workers import WORKER_MAX_REPLICAS, run_worker
 
         batch = WORKER_MAX_REPLICAS if max_replicas is None else max_replicas
         with _progress(console, quiet) as advance:
@@ -251,7 +251,7 @@ def robustness(
     from noisereg.study.config import StudyConfigError
     from noisereg.study.data import DataError
     from noisereg.study.report.documents import robustness_tables
-    from noisereg.study.robustness import measure_run
+    from noisereg.study.measure.robustness import measure_run
     from noisereg.study.store import StoreError
 
     given = {"sigma": sigma, "n": n, "n0": n0, "alpha": alpha, "inputs": inputs}

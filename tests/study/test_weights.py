@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from noisereg.study.weights import FORMAT, load_cell_models, model_path, save_cell_models
+from noisereg.study.weights import (
+    FORMAT,
+    load_cell_models,
+    model_path,
+    save_cell_models,
+)
 
 
 def _state(count: int) -> dict[str, torch.Tensor]:

@@ -9,7 +9,7 @@ import dataclasses
 from typing import Any
 
 from noisereg.study.config import StudyConfig
-from noisereg.study.noise_config import MAIN_STRENGTH
+from noisereg.study.config.noise import MAIN_STRENGTH
 
 __all__ = ["Cell", "plan_cells", "cell_key", "signature"]
 
@@ -18,7 +18,7 @@ __all__ = ["Cell", "plan_cells", "cell_key", "signature"]
 class Cell:
     """One arm at one grid value. ``selection``: this cell's arm is chosen by cross-validation, so
     it also trains on the CV folds. ``search``: one trial of the arm's ``search``; until the sampler
-    proposes its value (:mod:`noisereg.study.search`), ``value`` is None and ``noise`` is the arm's."""
+    proposes its value (:mod:`noisereg.study.run.search`), ``value`` is None and ``noise`` is the arm's."""
 
     key: str
     arm: str

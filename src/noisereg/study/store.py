@@ -25,7 +25,7 @@ The contract (the tests in ``tests/study/test_store.py`` check each point, kill 
 - **Measurements after training.** Robustness and calibration of a completed cell's models are
   written later, by another pass, as study attributes (:meth:`Store.set_attr`; a finished trial
   cannot be changed): ``robustness:<cell key>`` and ``robustness:vs-baseline`` (see
-  :mod:`noisereg.study.robustness`). Each is one JSON value written in one transaction, whole or
+  :mod:`noisereg.study.measure.robustness`). Each is one JSON value written in one transaction, whole or
   absent; writing it again replaces it.
 - **What counts.** Results and reports read COMPLETE trials only; a FAIL trial beside its COMPLETE
   retry is ignored. Should a cell ever have two COMPLETE trials, the first finished one counts.

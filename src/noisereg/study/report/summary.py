@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from noisereg.study.report.robustness import annotate_robustness
-from noisereg.study.search_config import SearchConfig
+from noisereg.study.config.search import SearchConfig
 from noisereg.study.stats import describe, holm, paired
 
 __all__ = ["summarize", "SCHEMA", "ALPHA"]

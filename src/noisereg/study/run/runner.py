@@ -13,7 +13,7 @@ all of a replica's streams from its seed), and only the noise differs.
 The run directory: ``study.db`` (the store, unless another storage is given), ``run.json``,
 ``models/<cell>.pt`` (every test-fold replica's final weights, :mod:`noisereg.study.weights`), and
 the report files. Every replica is also evaluated on noisy test inputs while it trains
-(``[robustness.monitor]``); after training, :mod:`noisereg.study.robustness` measures the stored
+(``[robustness.monitor]``); after training, :mod:`noisereg.study.measure.robustness` measures the stored
 models (calibration, corruptions, certification) unless ``robustness.enabled`` turns it off.
 """
 
@@ -30,88 +30,24 @@ import numpy as np
 import torch
 
 from noisereg.engine import FoldData, Group, Replica, train_group
-from noisereg.seeding import derive_seed
-from noisereg.study.cells import Cell, plan_cells, signature, strengths
+from noisereg.study.bridge.prepare import Prepared, prepare, thin_indices
+from noisereg.study.bridge.robustness import suite_enabled
+from noisereg.study.bridge.sites import site_noise
+from noisereg.study.cells import Cell, signature, strengths
 from noisereg.study.config import StudyConfig
-from noisereg.study.data import Dataset, Fold, load_dataset, make_folds
-from noisereg.study.models import loss_for, model_spec, optimizer_spec
-from noisereg.study.robustness import check_robustness, evaluate_robustness, monitor_meta, monitor_noise, suite_enabled
-from noisereg.study.search import propose_cell
-from noisereg.study.sites import site_noise
+from noisereg.study.data import Fold
+from noisereg.study.measure.robustness import evaluate_robustness
+from noisereg.study.report import build_report
+from noisereg.study.run.search import propose_cell
 from noisereg.study.store import Claim, Store, default_url
 from noisereg.study.weights import save_cell_models
 
-__all__ = ["run_study", "enqueue_study", "work", "prepare", "Prepared", "thin_indices"]
+__all__ = ["run_study", "enqueue_study", "work"]
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` in replica-epochs."""
 
 _MAX_ATTR_VALUES = 4000  # values per stored curve attribute (keeps each well under 64 KB of JSON)
-
-
-class Prepared:
-    """A study checked against its data and the engine, ready to run; nothing stored yet."""
-
-    def __init__(self, config: StudyConfig) -> None:
-        self.config = config
-        self.data: Dataset = load_dataset(config.data)
-        cv = config.selection.folds if config.selection is not None else None
-        self.folds: list[Fold] = make_folds(
-            self.data, config.split, config.data, cv_folds=cv, validation=config.training.validation
-        )
-        check_robustness(config, self.data, self.folds)
-        self.eval_noise = monitor_noise(config.robustness)
-        self.loss = loss_for(config, self.data)
-        self.model = model_spec(config, self.data)
-        self.optimizer = optimizer_spec(config)
-        self.cells: list[Cell] = plan_cells(config)
-        self.by_key = {c.key: c for c in self.cells}
-        for cell in self.cells:  # every site must build before any training
-            for table in cell.noise:
-                site_noise(table)
-        self.seeds = [derive_seed(config.seed, "seed", i) for i in range(config.seeds)]
-
-    def folds_of(self, cell: Cell) -> list[int]:
-        return [i for i, f in enumerate(self.folds) if f.role == "test" or cell.selection]
-
-    def seeds_on(self, fold: int) -> range:
-        """Seed indices that train on ``fold``: all on test folds, ``selection.seeds`` on CV folds."""
-        sel = self.config.selection
-        if self.folds[fold].role == "cv" and sel is not None and sel.seeds is not None:
-            return range(sel.seeds)
-        return range(len(self.seeds))
-
-    def replicas(self, cell: Cell) -> int:
-        return sum(len(self.seeds_on(g)) for g in self.folds_of(cell))
-
-    def units(self, cell: Cell) -> int:
-        return self.replicas(cell) * self.config.training.epochs
-
-    def meta(self) -> dict[str, Any]:
-        test = [f for f in self.folds if f.role == "test"]
-        return {
-            "data": self.data.name,
-            "task": self.data.task,
-            "classes": list(self.data.classes),
-            "features": int(self.data.x.shape[1]),
-            "n_train": [int(len(f.y_train)) for f in test],
-            "n_test": [int(len(f.y_test)) for f in test],
-            "loss": self.loss,
-            "seeds": len(self.seeds),
-            "monitor": monitor_meta(self.config.robustness),
-        }
-
-
-def prepare(config: StudyConfig) -> Prepared:
-    """Load and check the data, folds, model and every cell's noise; raise before any work."""
-    return Prepared(config)
-
-
-def thin_indices(length: int, points: int) -> np.ndarray:
-    """At most ``points`` indices evenly spread over ``range(length)``, first and last included."""
-    if length <= points:
-        return np.arange(length)
-    return np.unique(np.round(np.linspace(0, length - 1, points)).astype(int))
 
 
 def _fold_data(fold: Fold, loss: str, dtype: torch.dtype) -> FoldData:
@@ -229,7 +165,7 @@ def enqueue_study(
     no trial yet, plus the cells that failed for good; train nothing. Return the prepared study and
     its store.
 
-    The first half of :func:`run_study`: workers (:mod:`noisereg.study.workers`) do the rest. Run it
+    The first half of :func:`run_study`: workers (:mod:`noisereg.study.run.workers`) do the rest. Run it
     from one process at a time. Arguments and errors as in :func:`run_study`.
     """
     prep = prepare(config)
@@ -292,7 +228,6 @@ def run_study(
         evaluate_robustness(prep, store, models_dir)
     summary: dict[str, Any] = {}
     if report:
-        from noisereg.study.report import build_report
 
         summary = build_report(run_dir, storage=store.url, study=config.name)
     if failed:

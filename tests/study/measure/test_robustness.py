@@ -16,10 +16,20 @@ from noisereg import metrics
 from noisereg.engine import build_module
 from noisereg.robustness import corrupt
 from noisereg.seeding import derive_seed, make_generator
-from noisereg.study.measurements import evaluate_cell
-from noisereg.study.robustness import _settings, evaluate_robustness, measure_run
-from noisereg.study.runner import prepare, run_study
-from noisereg.study.store import ROBUSTNESS_PREFIX, ROBUSTNESS_VS_BASELINE, Store, default_url
+from noisereg.study.bridge.prepare import prepare
+from noisereg.study.measure.measurements import evaluate_cell
+from noisereg.study.measure.robustness import (
+    _settings,
+    evaluate_robustness,
+    measure_run,
+)
+from noisereg.study.run.runner import run_study
+from noisereg.study.store import (
+    ROBUSTNESS_PREFIX,
+    ROBUSTNESS_VS_BASELINE,
+    Store,
+    default_url,
+)
 from noisereg.study.weights import load_cell_models, model_path
 from tests.study.fakes import tiny_config
 from tests.study.report.test_build import NO_TORCH, SRC

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.study.fakes import tiny_raw
 from noisereg.study.cells import plan_cells, signature, strengths
-from noisereg.study.config import StudyConfigError, builtin_studies, load_config, parse_config, resolve_study
+from noisereg.study.config import (
+    StudyConfigError,
+    builtin_studies,
+    load_config,
+    parse_config,
+    resolve_study,
+)
+from tests.study.fakes import tiny_raw
 
 
 def problems(raw: dict) -> list[tuple[str, str]]:

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from noisereg.engine import train_group
+from noisereg.study.bridge.prepare import prepare
 from noisereg.study.cells import plan_cells, signature
 from noisereg.study.config import StudyConfigError, parse_config
+from noisereg.study.config.search import SearchConfig
 from noisereg.study.report import summarize, table_rows
 from noisereg.study.report.documents import selection_texts
-from noisereg.study.runner import enqueue_study, prepare, run_study
-from noisereg.study.search import PROPOSAL, objective, propose, propose_cell
-from noisereg.study.search_config import SearchConfig
+from noisereg.study.run.runner import enqueue_study, run_study
+from noisereg.study.run.search import PROPOSAL, objective, propose, propose_cell
 from noisereg.study.store import Store, default_url
 from tests.study.fakes import fake_results, tiny_raw
 

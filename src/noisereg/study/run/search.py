@@ -1,6 +1,6 @@
 """Proposals for search cells: Optuna's sampler picks a cell's strength (and site) when a worker takes it.
 
-A search arm's cells (``arm[trial=i]``, see :class:`~noisereg.study.search_config.SearchConfig`) are
+A search arm's cells (``arm[trial=i]``, see :class:`~noisereg.study.config.search.SearchConfig`) are
 planned, enqueued, claimed, retried and stored like grid cells; only their value is open. When a
 worker claims one, :func:`propose_cell` asks the sampler for it, records the proposal on the trial
 (user attribute ``proposal``: ``{"value": float, "site": str | None}``) before training, and returns
@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 
 from noisereg.seeding import derive_seed
 from noisereg.study.cells import Cell
-from noisereg.study.search_config import SearchConfig
+from noisereg.study.config.search import SearchConfig
 from noisereg.study.store import Claim, Store
 
 __all__ = ["propose", "propose_cell", "objective", "PROPOSAL"]
@@ -95,7 +95,7 @@ def _params(proposal: Mapping[str, Any], space: Mapping[str, Any]) -> dict[str, 
 
 def propose_cell(prep: Any, store: Store, claim: Claim) -> Cell:
     """The search cell of ``claim`` with its proposed value (and site), proposed now unless the trial
-    already holds one; ``prep`` is the worker's :class:`~noisereg.study.runner.Prepared` study.
+    already holds one; ``prep`` is the worker's :class:`~noisereg.study.run.runner.Prepared` study.
 
     The sampler's seed is ``derive_seed(study seed, "search", arm, i) mod 2**32`` (numpy's legacy
     seeding, which Optuna's samplers use, takes 32 bits) for the arm's i-th cell, counted from 1.

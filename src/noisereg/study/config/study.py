@@ -15,7 +15,7 @@ The schema (every table rejects unknown keys):
 - ``[data]``: see :class:`DataConfig`; ``[split]``: :class:`SplitConfig`; ``[model]``:
   :class:`MLPConfig` / :class:`CNNConfig` / :class:`RecurrentConfig`; ``[optimizer]``;
   ``[training]``; ``[[arms]]``: :class:`ArmConfig`; ``[selection]``: :class:`SelectionConfig`;
-  ``[robustness]``: :class:`~noisereg.study.robustness_config.RobustnessConfig`.
+  ``[robustness]``: :class:`~noisereg.study.config.robustness.RobustnessConfig`.
 
 This module imports neither torch nor the engine: the runner turns the validated config into engine
 objects, and the report reads the stored config as plain data.
@@ -31,11 +31,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from noisereg.study.keypaths import StudyConfigError, message, problems
-from noisereg.study.model_config import CNNConfig, MLPConfig, ModelConfig, RecurrentConfig
-from noisereg.study.noise_config import NoiseConfig, Strict, check_sites, noise_strength_path, with_value
-from noisereg.study.robustness_config import RobustnessConfig
-from noisereg.study.search_config import SearchConfig, check_search
+from noisereg.study.config.keypaths import StudyConfigError, message, problems
+from noisereg.study.config.model import CNNConfig, MLPConfig, ModelConfig, RecurrentConfig
+from noisereg.study.config.noise import NoiseConfig, Strict, check_sites, noise_strength_path, with_value
+from noisereg.study.config.robustness import RobustnessConfig
+from noisereg.study.config.search import SearchConfig, check_search
 
 __all__ = [
     "StudyConfig",
@@ -60,7 +60,7 @@ __all__ = [
     "DEFAULT_STUDY",
 ]
 
-BUILTIN_DIR = Path(__file__).parent / "builtin"
+BUILTIN_DIR = Path(__file__).parent.parent / "builtin"
 DEFAULT_STUDY = "case-study"
 
 

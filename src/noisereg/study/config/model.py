@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
-from noisereg.study.noise_config import Strict
+from noisereg.study.config.noise import Strict
 
 __all__ = ["Activation", "MLPConfig", "CNNConfig", "RecurrentConfig", "ModelConfig"]
 

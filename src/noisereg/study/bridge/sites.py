@@ -8,7 +8,7 @@ from typing import Any
 
 from noisereg import noise, schedules
 from noisereg.engine import LabelFlip, LabelSmoothing, SiteNoise
-from noisereg.study.noise_config import MAIN_STRENGTH
+from noisereg.study.config.noise import MAIN_STRENGTH
 
 __all__ = ["schedule_of", "site_noise"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from noisereg.study.bridge.prepare import prepare
 from noisereg.study.config import StudyConfigError, parse_config, resolve_study
 from noisereg.study.data import DataError, load_dataset
-from noisereg.study.runner import prepare
 from tests.study.fakes import tiny_raw
 
 

@@ -10,7 +10,7 @@
     [selection]
     arm = "hidden sigma"     # required: proposals are ranked by cross-validation
 
-Torch-free and Optuna-free, like the rest of the study file's schema; :mod:`noisereg.study.search`
+Torch-free and Optuna-free, like the rest of the study file's schema; :mod:`noisereg.study.run.search`
 makes the proposals.
 """
 
@@ -20,8 +20,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from noisereg.study.keypaths import message
-from noisereg.study.noise_config import Strict, check_sites, noise_strength_path, with_value
+from noisereg.study.config.keypaths import message
+from noisereg.study.config.noise import Strict, check_sites, noise_strength_path, with_value
 
 __all__ = ["SearchConfig", "check_search"]
 

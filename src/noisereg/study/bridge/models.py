@@ -1,7 +1,7 @@
 """From a study's model, optimizer and training tables to the engine's specs, checked against the data.
 
 An MLP becomes the engine's hand-written :class:`~noisereg.engine.MLPSpec`; a CNN or GRU/LSTM a
-:class:`~noisereg.engine.ModuleSpec` over :mod:`noisereg.study.networks`. Everything here raises
+:class:`~noisereg.engine.ModuleSpec` over :mod:`noisereg.study.bridge.networks`. Everything here raises
 :class:`~noisereg.study.config.StudyConfigError` naming the study key, before any training: a model or
 loss that does not fit the data (features, classes, task, input shape), a hidden layer index that does
 not exist, hidden-layer noise on a model that is not an MLP.
@@ -13,9 +13,9 @@ import functools
 from typing import Literal
 
 from noisereg.engine import MLPSpec, ModuleSpec, OptimSpec
+from noisereg.study.bridge.networks import make_cnn, make_recurrent
 from noisereg.study.config import StudyConfig, StudyConfigError
 from noisereg.study.data import Dataset
-from noisereg.study.networks import make_cnn, make_recurrent
 
 __all__ = ["loss_for", "model_spec", "optimizer_spec"]
 

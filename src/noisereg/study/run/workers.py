@@ -9,7 +9,7 @@ report is built from the storage at any time (it counts COMPLETE cells only)::
 
 A worker reads the study's validated configuration from the storage, so every worker trains the same
 study; it checks it against the data (as ``noisereg study`` does) before it claims anything. Then it
-claims and trains waiting cells (:func:`noisereg.study.runner.work`) until no cell is waiting or
+claims and trains waiting cells (:func:`noisereg.study.run.runner.work`) until no cell is waiting or
 running, and returns. What the store guarantees (:mod:`noisereg.study.store`): claims are exclusive,
 so no cell is trained twice by two live workers; a worker killed mid-cell (SIGKILL, a lost machine)
 stops its heartbeats and its cells are retried by the others once their ``grace_period`` has passed;
@@ -25,10 +25,9 @@ Optuna's duplicate check and insert are two statements.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,7 +35,7 @@ from optuna.trial import TrialState
 
 from noisereg.engine import train_group
 from noisereg.study.config import parse_config
-from noisereg.study.runner import Progress, prepare, work
+from noisereg.study.run.runner import Progress, prepare, work
 from noisereg.study.store import Store
 
 __all__ = ["run_worker", "WorkerReport", "WORKER_MAX_REPLICAS"]

@@ -19,9 +19,9 @@ from optuna.trial import TrialState
 from noisereg.cli import main
 from noisereg.engine import train_group
 from noisereg.study.config import parse_config
-from noisereg.study.runner import enqueue_study, run_study
+from noisereg.study.run.runner import enqueue_study, run_study
+from noisereg.study.run.workers import WorkerReport, run_worker
 from noisereg.study.store import Store, default_url
-from noisereg.study.workers import WorkerReport, run_worker
 from tests.study.fakes import tiny_raw
 from tests.test_cli import write_study
 
@@ -77,7 +77,7 @@ def test_an_interrupted_claimant_gives_back_only_its_own_failed_cells(tmp_path) 
 
 # ---- workers as processes ------------------------------------------------------------------------
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+SRC = Path(__file__).resolve().parents[3] / "src"
 ARMS = [
     {"name": "none"},
     {"name": "input", "noise": {"site": "input", "kind": "gaussian", "std": 0.1}},

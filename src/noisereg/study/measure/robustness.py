@@ -14,7 +14,7 @@
   (Hendrycks & Dietterich 2019) of each cell against the baseline are computed per seed index.
 
 Stored in the study's Optuna storage as study attributes (plain JSON, read by the report without
-torch): ``robustness:<cell key>`` per cell (see :func:`noisereg.study.measurements.evaluate_cell`) and ``robustness:vs-baseline``
+torch): ``robustness:<cell key>`` per cell (see :func:`noisereg.study.measure.measurements.evaluate_cell`) and ``robustness:vs-baseline``
 (``{"settings": ..., "baseline": name, "cells": {key: {"seeds", "mce", "relative_mce"}}}``; the
 report shows the cells measured with these settings). A cell is evaluated again
 only when its stored settings differ from the requested ones, so the pass resumes after a crash.
@@ -23,94 +23,24 @@ only when its stored settings differ from the requested ones, so the pass resume
 from __future__ import annotations
 
 import copy
-import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import torch
-
-from noisereg import noise
-from noisereg.robustness import PARAMETERS, corrupt, corruption_strength
-from noisereg.robustness.corruptions import check_range
-from noisereg.study.config import StudyConfig, StudyConfigError, parse_config
-from noisereg.study.data import Dataset, Fold
-from noisereg.study.measurements import compare_with_baseline, default_radii, evaluate_cell
-from noisereg.study.robustness_config import SMOOTHING_SEEDS, RobustnessConfig
+from noisereg.study.bridge.prepare import Prepared, prepare
+from noisereg.study.config import parse_config
+from noisereg.study.config.robustness import SMOOTHING_SEEDS, RobustnessConfig
+from noisereg.study.measure.measurements import (
+    compare_with_baseline,
+    default_radii,
+    evaluate_cell,
+)
+from noisereg.study.report import build_report, read_run
 from noisereg.study.store import ROBUSTNESS_PREFIX, ROBUSTNESS_VS_BASELINE, Store
 from noisereg.study.weights import load_cell_models, model_path
 
-if TYPE_CHECKING:
-    from noisereg.study.runner import Prepared
+__all__ = ["evaluate_robustness", "measure_run"]
 
-__all__ = ["check_robustness", "monitor_noise", "monitor_meta", "suite_enabled", "evaluate_robustness", "measure_run"]
-
-
-
-def suite_enabled(config: StudyConfig, task: str) -> bool:
-    """Whether the suite runs after training: ``robustness.enabled``, by default for classifiers."""
-    enabled = config.robustness.enabled
-    return task == "classification" if enabled is None else enabled
-
-
-def monitor_noise(config: RobustnessConfig) -> Callable[..., torch.Tensor] | None:
-    """The noise of the evaluation during training (``Group.eval_noise``), or None when disabled."""
-    m = config.monitor
-    if not m.enabled:
-        return None
-    if m.std is not None:
-        return noise.Gaussian(std=m.std, clip=None if config.constants == "tabular" else (0.0, 1.0))
-    return functools.partial(corrupt, corruption=m.corruption, severity=m.severity, constants=config.constants, scale=config.scale)
-
-
-def monitor_meta(config: RobustnessConfig) -> dict[str, Any] | None:
-    """Plain description of the monitor noise for the report (its parameter's value included)."""
-    m = config.monitor
-    if not m.enabled:
-        return None
-    if m.std is not None:
-        return {"corruption": "gaussian", "severity": None, "constants": config.constants, "parameter": "std", "strength": m.std}
-    value = corruption_strength(m.corruption, m.severity, constants=config.constants, scale=config.scale)
-    return {"corruption": m.corruption, "severity": m.severity, "constants": config.constants, "parameter": PARAMETERS[m.corruption], "strength": value}
-
-
-def check_robustness(config: StudyConfig, data: Dataset, folds: Sequence[Fold]) -> None:
-    """Run the library's checks on ``[robustness]`` against the data; raise :class:`StudyConfigError`
-    with every problem under its key path."""
-    r = config.robustness
-    problems: list[tuple[str, str]] = []
-
-    def attempt(path: str, check: Callable[[], object]) -> None:
-        try:
-            check()
-        except ValueError as exc:
-            problems.append((path, str(exc)))
-
-    uses_constants = r.monitor.enabled and r.monitor.std is None
-    if uses_constants:
-        attempt("robustness.monitor.corruption", lambda: corruption_strength(r.monitor.corruption, r.monitor.severity, constants=r.constants, scale=r.scale))
-    suite = suite_enabled(config, data.task)
-    if r.enabled and data.task != "classification":
-        problems.append(("robustness.enabled", f"the corruption suite and certification need a classifier; {data.name!r} is a {data.task}: set enabled = false"))
-    elif suite:
-        for i, name in enumerate(r.corruptions or []):
-            attempt(f"robustness.corruptions[{i}]", lambda name=name: [corruption_strength(name, s, constants=r.constants, scale=r.scale) for s in r.severities])
-    if r.constants != "tabular" and (suite or r.monitor.enabled):
-        for fold in folds:
-            def in_range(fold: Fold = fold) -> None:
-                try:
-                    check_range(torch.as_tensor(fold.x_test), r.constants)
-                except ValueError as exc:
-                    raise ValueError(
-                        f"{exc} (the test inputs of fold {fold.name!r}; data.value_range = [low, high] with "
-                        "data.standardize = false maps raw pixel values to [0, 1])"
-                    ) from None
-
-            attempt("robustness.constants", in_range)
-            if problems and problems[-1][0] == "robustness.constants":
-                break
-    if problems:
-        raise StudyConfigError(problems)
 
 
 def _settings(config: RobustnessConfig) -> dict[str, Any]:
@@ -196,8 +126,6 @@ def measure_run(
         StoreError: no study in ``run_dir``. StudyConfigError: bad changes (with their key paths),
             a regression study, or data that do not fit the constants.
     """
-    from noisereg.study.report import build_report, read_run
-    from noisereg.study.runner import prepare
 
     url, name = read_run(run_dir, storage, study)
     store = Store(url, name)

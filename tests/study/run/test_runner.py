@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from noisereg.engine import train_group
+from noisereg.study.bridge.prepare import prepare, thin_indices
 from noisereg.study.config import StudyConfigError
-from noisereg.study.runner import prepare, run_study, thin_indices
+from noisereg.study.run.runner import run_study
 from noisereg.study.store import Store, StoreError, default_url
 from tests.study.fakes import tiny_config, tiny_raw
 
@@ -111,7 +112,7 @@ def test_another_storage_url_is_recorded_for_the_report(tmp_path) -> None:
 
 
 def test_two_workers_share_one_study_and_finish_every_cell_once(tmp_path) -> None:
-    from noisereg.study.runner import work
+    from noisereg.study.run.runner import work
 
     cfg = tiny_config(selection=None)
     prep = prepare(cfg)

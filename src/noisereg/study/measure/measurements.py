@@ -1,6 +1,6 @@
 """Measuring one cell's stored models: calibration, corruption suite, certification; mCE vs the baseline.
 
-Used by :func:`noisereg.study.robustness.evaluate_robustness`, which decides what to measure and
+Used by :func:`noisereg.study.measure.robustness.evaluate_robustness`, which decides what to measure and
 stores the results. Every replica is measured on its test part; a seed's numbers pool its test parts
 (with k folds, the whole data set once). Corruption and smoothing noise derive from
 ``robustness.seed`` and the fold, never from the arm or the training seed, so every model is measured
@@ -14,18 +14,21 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from noisereg import metrics
-from noisereg.robustness import CorruptionResult, certified_accuracy, certify, evaluate_corruptions
+from noisereg.robustness import (
+    CorruptionResult,
+    certified_accuracy,
+    certify,
+    evaluate_corruptions,
+)
 from noisereg.seeding import derive_seed
+from noisereg.study.bridge.prepare import Prepared, thin_indices
 from noisereg.study.weights import CellModels
-
-if TYPE_CHECKING:
-    from noisereg.study.runner import Prepared
 
 __all__ = ["default_radii", "evaluate_cell", "compare_with_baseline"]
 
@@ -121,7 +124,6 @@ def _measure(prep: Prepared, state: dict[str, torch.Tensor], fold_index: int, se
     sm = settings["smoothing"]
     if not smooth:
         return _Replica(outputs, y, corrupted, None, 0.0, 0)
-    from noisereg.study.runner import thin_indices
 
     pick = torch.as_tensor(thin_indices(len(y), sm["inputs_per_fold"]))
     cert = certify(
@@ -187,7 +189,7 @@ def evaluate_cell(prep: Prepared, models: CellModels, settings: dict[str, Any], 
     ``n0``, ``n``, ``alpha``, ``radii``, ``seeds``, ``inputs`` (certified inputs per seed),
     ``certified``: [[per radius] per seed], ``abstained``: [share per seed]}.
 
-    ``settings`` are the suite's settings as :func:`noisereg.study.robustness.evaluate_robustness`
+    ``settings`` are the suite's settings as :func:`noisereg.study.measure.robustness.evaluate_robustness`
     resolves them (radii and smoothing seeds filled in). A seed's ``smoothing.inputs`` test inputs are
     spread evenly over its test parts.
     """

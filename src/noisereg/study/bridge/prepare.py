@@ -1,0 +1,90 @@
+"""A study checked against its data, the engine and its robustness settings, before anything is stored.
+
+:func:`prepare` loads the data, makes the folds, builds the model, loss and optimizer specs and every
+cell's noise, and raises on the first problem: nothing has been trained or stored when it returns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from noisereg.seeding import derive_seed
+from noisereg.study.bridge.models import loss_for, model_spec, optimizer_spec
+from noisereg.study.bridge.robustness import (
+    check_robustness,
+    monitor_meta,
+    monitor_noise,
+)
+from noisereg.study.bridge.sites import site_noise
+from noisereg.study.cells import Cell, plan_cells
+from noisereg.study.config import StudyConfig
+from noisereg.study.data import Dataset, Fold, load_dataset, make_folds
+
+__all__ = ["Prepared", "prepare", "thin_indices"]
+
+
+class Prepared:
+    """A study checked against its data and the engine, ready to run; nothing stored yet."""
+
+    def __init__(self, config: StudyConfig) -> None:
+        self.config = config
+        self.data: Dataset = load_dataset(config.data)
+        cv = config.selection.folds if config.selection is not None else None
+        self.folds: list[Fold] = make_folds(
+            self.data, config.split, config.data, cv_folds=cv, validation=config.training.validation
+        )
+        check_robustness(config, self.data, self.folds)
+        self.eval_noise = monitor_noise(config.robustness)
+        self.loss = loss_for(config, self.data)
+        self.model = model_spec(config, self.data)
+        self.optimizer = optimizer_spec(config)
+        self.cells: list[Cell] = plan_cells(config)
+        self.by_key = {c.key: c for c in self.cells}
+        for cell in self.cells:  # every site must build before any training
+            for table in cell.noise:
+                site_noise(table)
+        self.seeds = [derive_seed(config.seed, "seed", i) for i in range(config.seeds)]
+
+    def folds_of(self, cell: Cell) -> list[int]:
+        return [i for i, f in enumerate(self.folds) if f.role == "test" or cell.selection]
+
+    def seeds_on(self, fold: int) -> range:
+        """Seed indices that train on ``fold``: all on test folds, ``selection.seeds`` on CV folds."""
+        sel = self.config.selection
+        if self.folds[fold].role == "cv" and sel is not None and sel.seeds is not None:
+            return range(sel.seeds)
+        return range(len(self.seeds))
+
+    def replicas(self, cell: Cell) -> int:
+        return sum(len(self.seeds_on(g)) for g in self.folds_of(cell))
+
+    def units(self, cell: Cell) -> int:
+        return self.replicas(cell) * self.config.training.epochs
+
+    def meta(self) -> dict[str, Any]:
+        test = [f for f in self.folds if f.role == "test"]
+        return {
+            "data": self.data.name,
+            "task": self.data.task,
+            "classes": list(self.data.classes),
+            "features": int(self.data.x.shape[1]),
+            "n_train": [int(len(f.y_train)) for f in test],
+            "n_test": [int(len(f.y_test)) for f in test],
+            "loss": self.loss,
+            "seeds": len(self.seeds),
+            "monitor": monitor_meta(self.config.robustness),
+        }
+
+
+def prepare(config: StudyConfig) -> Prepared:
+    """Load and check the data, folds, model and every cell's noise; raise before any work."""
+    return Prepared(config)
+
+
+def thin_indices(length: int, points: int) -> np.ndarray:
+    """At most ``points`` indices evenly spread over ``range(length)``, first and last included."""
+    if length <= points:
+        return np.arange(length)
+    return np.unique(np.round(np.linspace(0, length - 1, points)).astype(int))

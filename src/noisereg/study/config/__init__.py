@@ -1,0 +1,51 @@
+"""Study files: pydantic models of every table, TOML loading, and errors that name the key path.
+
+Nothing here imports torch: a study file is checked completely before any training starts, and the
+report can read a stored configuration without the engine.
+"""
+
+from noisereg.study.config.study import (
+    DEFAULT_STUDY,
+    ArmConfig,
+    CNNConfig,
+    DataConfig,
+    GridConfig,
+    MLPConfig,
+    NoiseConfig,
+    OptimizerConfig,
+    RecurrentConfig,
+    RobustnessConfig,
+    SearchConfig,
+    SelectionConfig,
+    SplitConfig,
+    StudyConfig,
+    StudyConfigError,
+    TrainingConfig,
+    builtin_studies,
+    load_config,
+    parse_config,
+    resolve_study,
+)
+
+__all__ = [
+    "StudyConfig",
+    "DataConfig",
+    "SplitConfig",
+    "MLPConfig",
+    "CNNConfig",
+    "RecurrentConfig",
+    "OptimizerConfig",
+    "TrainingConfig",
+    "ArmConfig",
+    "GridConfig",
+    "SearchConfig",
+    "SelectionConfig",
+    "StudyConfigError",
+    "NoiseConfig",
+    "RobustnessConfig",
+    "load_config",
+    "parse_config",
+    "builtin_studies",
+    "resolve_study",
+    "DEFAULT_STUDY",
+]
