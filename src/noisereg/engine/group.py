@@ -1,7 +1,7 @@
 """Train a group of replicas: split it into chunks and worker processes, merge the results.
 
-How a group is split (none of it changes any replica's result, since each replica's streams derive
-from its own seed; ``tests/engine/test_group.py`` checks this):
+How a group is split (none of it changes any replica's result beyond floating-point rounding, since
+each replica's streams derive from its own seed; ``tests/engine/test_group.py`` checks this):
 
 - replicas whose folds differ in size (train, test or validation) go to different chunks; replicas
   of equal-size folds are stacked together, whatever their fold;
@@ -176,8 +176,9 @@ def train_group(
         chunk_size: most replicas trained as one stack (default: cache-sized, see the module doc).
         memory_budget: bytes one stack may use, by :func:`estimate_replica_bytes` (default: no limit).
 
-    Results do not depend on ``workers``, ``chunk_size`` or ``memory_budget``; the same seeds give
-    bitwise the same results on CPU.
+    Results do not depend on ``workers``, ``chunk_size`` or ``memory_budget`` beyond floating-point
+    rounding (another stack size may round differently, see :mod:`noisereg.engine`); the same group
+    and options give bitwise the same results on the same machine, on CPU.
 
     Raises:
         TypeError/ValueError: a bad group, folds that do not fit it, bad options.

@@ -18,14 +18,15 @@ __all__ = ["training_targets", "output_grad", "training_loss", "batch_loss", "Ev
 
 # torch's CPU kernels run 2 vectors at a time and finish a tensor's tail with scalar code, which for
 # some functions (sigmoid, elu, selu, gelu in float64) rounds differently. Padding each replica's
-# values to a multiple of this many elements keeps every value on the vector path, so a replica's
-# numbers do not depend on how many replicas share its stack.
+# values to a multiple of this many elements keeps every value on the vector path, so these functions
+# do not round a replica's values differently with the size of its stack (other kernels still may:
+# the engine promises independence of the stack size to rounding only, see noisereg.engine).
 _VECTOR_ELEMENTS = 64
 
 
 def per_replica(fn, x: Tensor) -> Tensor:
     """``fn(x)`` for an elementwise ``fn`` on a stack ``x`` [R, ...], computed so that each replica's
-    result is bitwise the same whatever R is (see _VECTOR_ELEMENTS)."""
+    values take the vector path whatever R is (see _VECTOR_ELEMENTS)."""
     rows = x.shape[0]
     size = x.numel() // rows if rows else 0
     pad = -size % _VECTOR_ELEMENTS
