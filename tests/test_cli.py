@@ -15,7 +15,7 @@ import optuna
 import pytest
 
 from noisereg.cli import main
-from tests.study.fakes import tiny_raw
+from tests.study.fakes import assert_stored_close, tiny_raw
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -136,8 +136,10 @@ def test_kill_9_loses_no_finished_cell_and_the_rerun_resumes(tmp_path) -> None:
 
     clean = tmp_path / "clean"
     assert main(["study", str(study), "--out", str(clean), "--quiet", "--workers", "1"]) == 0
-    strip = lambda s: [{k: v for k, v in a.items() if k != "elapsed_s"} for a in s["arms"]]  # noqa: E731
-    assert strip(json.loads((clean / "summary.json").read_text())) == strip(json.loads((run_dir / "summary.json").read_text()))
+    # Every cell's stored results equal a clean run's. Retried cells may train in stacks of another
+    # size, which the engine promises to agree to rounding only: compare at the stored precision.
+    final = lambda d: {t.params["cell"]: t.user_attrs["final"] for t in optuna.load_study(study_name="tiny", storage=f"sqlite:///{d / 'study.db'}").get_trials() if t.state.name == "COMPLETE"}  # noqa: E731
+    assert_stored_close(final(clean), final(run_dir))
 
 
 def test_robustness_measures_the_stored_models_of_a_finished_study(tmp_path, capsys) -> None:

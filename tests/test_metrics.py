@@ -1,10 +1,13 @@
 import doctest
 import json
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, brier_score_loss, log_loss
 from torchmetrics.functional.classification import (
     binary_calibration_error,
@@ -13,6 +16,7 @@ from torchmetrics.functional.classification import (
 
 import noisereg.metrics
 from noisereg.metrics import (
+    equal_width_edges,
     accuracy,
     adaptive_ece,
     brier_score,
@@ -127,6 +131,34 @@ def test_bins_are_closed_on_the_left():
     labels = torch.tensor([0, 1, 1])
     bins = reliability(p, labels, from_logits=False, n_bins=4, mode="positive_class")
     assert bins.count == (0, 1, 1, 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+def test_every_edge_m_over_M_opens_bin_m(dtype):
+    """A confidence equal to m/M in its own precision lands in bin m, for every m < M <= 50 (linspace's
+    edges sent 11/15 and 3/10 one bin low). m/M is made the way a user makes it: ``m / M`` in float64,
+    then rounded to the tensor's type, and also the exactly nearest number of that type."""
+    for n_bins in range(1, 51):
+        for m in range(n_bins):
+            values = {torch.tensor(m / n_bins, dtype=torch.float64).to(dtype).item()}
+            values.add(float(equal_width_edges(n_bins, dtype)[m]))
+            for v in values:
+                if not (Fraction(m, n_bins) - Fraction(1, 2 * n_bins) < Fraction(v) < Fraction(m + 1, n_bins)):
+                    continue  # rounded into the neighbouring bin's half: not "m/M" in this precision
+                p = torch.tensor([v], dtype=dtype)
+                bins = reliability(p, torch.tensor([1]), from_logits=False, n_bins=n_bins, mode="positive_class")
+                assert bins.count[m] == 1, (n_bins, m, v, dtype)
+
+
+@given(st.integers(1, 60), st.data())
+def test_edges_are_the_nearest_numbers_to_m_over_M(n_bins, data):
+    dtype = data.draw(st.sampled_from([torch.float64, torch.float32, torch.float16, torch.bfloat16]))
+    edges = equal_width_edges(n_bins, dtype)
+    assert edges[0].item() == 0.0 and edges[-1].item() == 1.0
+    for m, e in enumerate(edges.tolist()):
+        exact = Fraction(m, n_bins)
+        for neighbour in (torch.nextafter(edges[m], torch.tensor(2.0, dtype=dtype)), torch.nextafter(edges[m], torch.tensor(-1.0, dtype=dtype))):
+            assert abs(Fraction(e) - exact) <= abs(Fraction(neighbour.item()) - exact)
 
 
 def test_ece_hand_example_two_bins():

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal
 
 import numpy as np
@@ -50,11 +51,20 @@ _ROW_SUM_TOL = 1e-4
 
 def _log_probs(outputs: torch.Tensor | np.ndarray, from_logits: bool) -> torch.Tensor:
     """Log-probabilities ``[N, C]`` in float64 from binary or multi-class outputs."""
+    probs, log_probs, _ = _outputs(outputs, from_logits)
+    return log_probs if probs is None else probs.log()
+
+
+def _outputs(outputs: torch.Tensor | np.ndarray, from_logits: bool) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.dtype]:
+    """Checked outputs as ``(probabilities, None, dtype)`` when given probabilities (float64 ``[N, C]``,
+    the given values unchanged) or ``(None, log-probabilities, float64)`` from logits; ``dtype`` is the
+    precision the probabilities are exact in."""
     if not isinstance(from_logits, bool):
         raise TypeError(f"{from_logits=} must be True (logits) or False (probabilities)")
     outputs = torch.as_tensor(outputs)
     if not outputs.is_floating_point():
         raise TypeError(f"outputs must be a floating tensor, got dtype {outputs.dtype}")
+    given = outputs.dtype
     outputs = outputs.detach().to(torch.float64)
     if outputs.ndim == 2 and outputs.shape[1] == 1:
         outputs = outputs[:, 0]
@@ -67,8 +77,8 @@ def _log_probs(outputs: torch.Tensor | np.ndarray, from_logits: bool) -> torch.T
         raise ValueError("outputs contain NaN")
     if from_logits:
         if outputs.ndim == 1:
-            return torch.stack([F.logsigmoid(-outputs), F.logsigmoid(outputs)], dim=1)
-        return torch.log_softmax(outputs, dim=1)
+            return None, torch.stack([F.logsigmoid(-outputs), F.logsigmoid(outputs)], dim=1), torch.float64
+        return None, torch.log_softmax(outputs, dim=1), torch.float64
     if outputs.min() < 0 or outputs.max() > 1:
         raise ValueError(
             "outputs must be probabilities in [0, 1] with from_logits=False; "
@@ -83,7 +93,7 @@ def _log_probs(outputs: torch.Tensor | np.ndarray, from_logits: bool) -> torch.T
             f"probability rows must sum to 1 (within {_ROW_SUM_TOL}); the worst is off by {worst:.4g} "
             "(pass from_logits=True for logits)"
         )
-    return outputs.log()
+    return outputs, None, given
 
 
 def _labels(labels: torch.Tensor | np.ndarray, n: int, num_classes: int) -> torch.Tensor:
@@ -197,11 +207,38 @@ class Reliability:
         }
 
 
-def _bin_index(confidence: torch.Tensor, n_bins: int, binning: Binning) -> torch.Tensor:
+def _nearest(value: Fraction, dtype: torch.dtype) -> float:
+    """``value`` rounded to the nearest number of ``dtype`` (ties to the lower one).
+
+    Rounding to float64 first and then to a narrower type can round twice; the neighbours of that
+    first guess are compared with the exact value instead."""
+    guess = torch.tensor(float(value), dtype=torch.float64).to(dtype)
+    up = torch.nextafter(guess, torch.tensor(math.inf, dtype=dtype))
+    down = torch.nextafter(guess, torch.tensor(-math.inf, dtype=dtype))
+    candidates = [float(c) for c in (down, guess, up) if math.isfinite(float(c))]
+    return min(candidates, key=lambda c: (abs(Fraction(c) - value), c))
+
+
+def equal_width_edges(n_bins: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The edges ``m/M``, m = 0..M, each rounded to the nearest number of ``dtype``.
+
+    A confidence equal to ``m/M`` in its own precision (what ``m / M`` gives in that type) lands in
+    bin m: linspace's ``m * (1/M)`` can be one unit low (11/15, 3/10), which sent such confidences
+    one bin low.
+
+    >>> equal_width_edges(10)[3].item() == 3 / 10
+    True
+    """
+    return torch.tensor([_nearest(Fraction(m, n_bins), dtype) for m in range(n_bins + 1)], dtype=dtype)
+
+
+def _bin_index(confidence: torch.Tensor, n_bins: int, binning: Binning, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     if binning == "equal_width":
-        # edges[m] <= c < edges[m + 1] gives bin m; the clamp sends c == 1.0 into the last bin.
-        edges = torch.linspace(0, 1, n_bins + 1, dtype=confidence.dtype)
-        return (torch.bucketize(confidence, edges, right=True) - 1).clamp_(0, n_bins - 1)
+        # edges[m] <= c < edges[m + 1] gives bin m; the clamp sends c == 1.0 into the last bin. The
+        # comparison runs in the precision the confidences were given in, so that a float32 11/15
+        # meets the float32 edge 11/15 (in float64 it sits just above or below the float64 edge).
+        edges = equal_width_edges(n_bins, dtype)
+        return (torch.bucketize(confidence.to(dtype), edges, right=True) - 1).clamp_(0, n_bins - 1)
     order = torch.argsort(confidence, stable=True)
     index = torch.empty_like(order)
     for m, chunk in enumerate(torch.tensor_split(order, n_bins)):
@@ -240,8 +277,10 @@ def reliability(
         raise ValueError(f"{binning=} must be one of {_BINNINGS}")
     if mode not in _MODES:
         raise ValueError(f"{mode=} must be one of {_MODES}")
-    log_probs, labels = _prepare(outputs, labels, from_logits)
-    probs = log_probs.exp()
+    given, log_probs, precision = _outputs(outputs, from_logits)
+    # Probabilities are binned as given: exp(log(p)) can differ from p in the last place.
+    probs = given if given is not None else log_probs.exp()
+    labels = _labels(labels, probs.shape[0], probs.shape[1])
     if mode == "top_label":
         confidence, predicted = probs.max(dim=1)
         hit = (predicted == labels).to(torch.float64)
@@ -249,13 +288,13 @@ def reliability(
         confidence, hit = probs[:, 1].contiguous(), labels.to(torch.float64)
     else:
         raise ValueError(f"{mode=} needs binary outputs; got {probs.shape[1]} classes")
-    index = _bin_index(confidence, n_bins, binning)
+    index = _bin_index(confidence, n_bins, binning, precision)
     count = torch.bincount(index, minlength=n_bins)
     # 0 / 0 = NaN marks the empty bins.
     mean_conf = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, index, confidence) / count
     mean_hit = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, index, hit) / count
     if binning == "equal_width":
-        edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+        edges = equal_width_edges(n_bins)
         lower, upper = edges[:-1], edges[1:]
     else:
         fill = torch.full((n_bins,), math.nan, dtype=torch.float64)

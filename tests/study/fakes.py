@@ -80,3 +80,25 @@ def populate(run_dir: Path, config: StudyConfig, shifts: dict[str, float], *, sk
         res = fake_results(claim.cell, config.seeds, shifts.get(claim.cell, 0.0), cv=by_key[claim.cell].selection)
         store.complete(claim, float(np.mean(res["final"]["test_loss"])), res)
     return store
+
+
+STORED_RTOL = 1e-5
+"""Results are stored to 6 significant digits: half a unit there is at most 5e-6 relative."""
+
+
+def assert_stored_close(a: Any, b: Any, path: str = "") -> None:
+    """Nested stored results agree to their stored precision. Cells trained in stacks of other sizes
+    agree to rounding only (see noisereg.engine), which 6-digit rounding can turn into one unit of the
+    last stored digit; anything else (a different noise stream, another seed) moves them far more."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), path
+        for k in a:
+            assert_stored_close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_stored_close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, (int, float)):
+        assert abs(a - b) <= STORED_RTOL * max(abs(a), abs(b)), (path, a, b)
+    else:
+        assert a == b, (path, a, b)

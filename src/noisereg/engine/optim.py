@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from noisereg._compat import adam_step_, sgd_step_
 from noisereg.engine.specs import OptimSpec
 
 __all__ = ["StackedOptimizer", "clip_grad_norm"]
@@ -36,8 +37,8 @@ class StackedOptimizer:
     """One optimizer state per replica over a flat parameter buffer.
 
     The update is torch's own: the fused kernels behind ``torch.optim.SGD``/``Adam``/``AdamW`` with
-    ``fused=True`` (``torch._fused_sgd_``, ``_fused_adam_``, ``_fused_adamw_``), called on the flat
-    buffer directly, since the optimizers' Python wrappers cost more than the update itself here.
+    ``fused=True``, called on the flat buffer directly through :mod:`noisereg._compat` (the
+    optimizers' Python wrappers cost more than the update itself here; they are the fallback).
     The kernels are elementwise, so each replica's update depends only on its own parameters,
     gradient and state.
 
@@ -63,17 +64,14 @@ class StackedOptimizer:
         if spec.clip_grad_norm is not None:
             clip_grad_norm(self.blocks(grads), spec.clip_grad_norm)
         if spec.name == "sgd":
-            torch._fused_sgd_(
-                [self.params], [grads], self.state, weight_decay=spec.weight_decay, momentum=spec.momentum,
-                lr=spec.lr, dampening=0.0, nesterov=False, maximize=False, is_first_step=self.first_step,
+            sgd_step_(
+                self.params, grads, self.state[0] if self.state else None, lr=spec.lr, momentum=spec.momentum,
+                weight_decay=spec.weight_decay, first_step=self.first_step,
             )
         else:
-            self.steps.add_(1)
-            update = torch._fused_adamw_ if spec.name == "adamw" else torch._fused_adam_
-            update(
-                [self.params], [grads], [self.state[0]], [self.state[1]], [], [self.steps], lr=spec.lr,
-                beta1=spec.betas[0], beta2=spec.betas[1], weight_decay=spec.weight_decay, eps=spec.eps,
-                amsgrad=False, maximize=False,
+            adam_step_(
+                self.params, grads, self.state[0], self.state[1], self.steps, lr=spec.lr, betas=spec.betas,
+                eps=spec.eps, weight_decay=spec.weight_decay, decoupled=spec.name == "adamw",
             )
         self.first_step = False
 

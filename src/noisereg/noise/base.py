@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from noisereg._compat import values_readable
 from noisereg.schedules import Schedule, resolve
 
 __all__ = ["NoiseKind", "Strength", "Clip"]
@@ -45,10 +46,10 @@ def check_input(x: object, *, kind: str) -> Tensor:
     return x
 
 
-def can_inspect_values() -> bool:
-    """Whether tensor values may be read for validation: not while compiling or under vmap/grad
+def can_inspect_values(tensor: Tensor) -> bool:
+    """Whether ``tensor``'s values may be read for validation: not while compiling or under vmap/grad
     transforms, where data-dependent checks either break the graph or are refused."""
-    return not (torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active())
+    return not torch.compiler.is_compiling() and values_readable(tensor)
 
 
 def draw_dtype(x: Tensor) -> torch.dtype:
@@ -79,7 +80,7 @@ def check_strength(
                 f"got shape {list(value.shape)}"
             )
         value = value.to(dtype=draw_dtype(x), device=x.device)
-        if can_inspect_values():
+        if can_inspect_values(value):
             finite_ok = torch.isfinite(value) | (allow_inf & torch.isinf(value) & (value > 0))
             above = value > low if low_open else value >= low
             below = value < high if high_open else value <= high

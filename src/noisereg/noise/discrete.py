@@ -84,7 +84,7 @@ def shot(
     mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
     if is_identity(scale, math.inf):
         return x
-    if can_inspect_values() and bool((x < 0).any()):
+    if can_inspect_values(x) and bool((x < 0).any()):
         raise ValueError(
             f"shot noise counts photons: x must be >= 0, got min {x.min().item()}; shift or rescale "
             "the data to a non-negative range first"

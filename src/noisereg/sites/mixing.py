@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from noisereg._compat import beta_symmetric
 from noisereg.layers import NoiseLayer
 from noisereg.noise.base import NoiseKind, check_generator, draw_dtype
 from noisereg.schedules import Schedule
@@ -46,10 +47,7 @@ def _mixing_targets(y: Tensor, num_classes: int | None, dtype: torch.dtype) -> T
 
 
 def _draw_lambda(alpha: float, n: int, dtype: torch.dtype, generator, device) -> Tensor:
-    # λ ~ Beta(α, α) as the first coordinate of a Dirichlet(α, α) draw: torch's Dirichlet sampler takes
-    # a generator and stays finite for small α, where the ratio of two gamma draws underflows to 0/0.
-    concentration = torch.full((n, 2), alpha, dtype=torch.float64, device=device)
-    return torch._sample_dirichlet(concentration, generator=generator)[:, 0].to(dtype)
+    return beta_symmetric(alpha, n, generator=generator, device=device).to(dtype)
 
 
 def _by_sample(values: Tensor, ndim: int) -> Tensor:

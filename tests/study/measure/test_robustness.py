@@ -31,7 +31,7 @@ from noisereg.study.store import (
     default_url,
 )
 from noisereg.study.weights import load_cell_models, model_path
-from tests.study.fakes import tiny_config
+from tests.study.fakes import assert_stored_close, tiny_config
 from tests.study.report.test_build import NO_TORCH, SRC
 
 SMALL = {"smoothing": {"n0": 10, "n": 100, "inputs": 6}}
@@ -88,8 +88,9 @@ def test_stored_calibration_is_that_of_the_stored_models(measured) -> None:
 def test_a_zero_strength_cell_is_measured_exactly_as_the_baseline(measured) -> None:
     run_dir, _ = measured
     attrs = _store(run_dir).attrs()
-    # same weights bitwise and the same corruption and smoothing noise (common random numbers)
-    assert attrs[ROBUSTNESS_PREFIX + "grid[std=0.0]"] == attrs[ROBUSTNESS_PREFIX + "none"]
+    # the same weights (to rounding: trained in stacks of other sizes) and the same corruption and
+    # smoothing noise (common random numbers)
+    assert_stored_close(attrs[ROBUSTNESS_PREFIX + "grid[std=0.0]"], attrs[ROBUSTNESS_PREFIX + "none"])
     versus = attrs[ROBUSTNESS_VS_BASELINE]
     assert versus["baseline"] == "none" and versus["settings"] == attrs[ROBUSTNESS_PREFIX + "none"]["settings"]
     for cell in ("none", "grid[std=0.0]"):

@@ -12,7 +12,7 @@ from noisereg.study.bridge.prepare import prepare, thin_indices
 from noisereg.study.config import StudyConfigError
 from noisereg.study.run.runner import run_study
 from noisereg.study.store import Store, StoreError, default_url
-from tests.study.fakes import tiny_config, tiny_raw
+from tests.study.fakes import assert_stored_close, tiny_config, tiny_raw
 
 
 class Counting:
@@ -47,11 +47,12 @@ def test_results_have_the_stored_shapes(tiny_run) -> None:
     assert summary["cells_complete"] == 6 and summary["selection"]["chosen"] in (0.0, 0.1, 1.0)
 
 
-def test_zero_strength_reproduces_the_baseline_bitwise(tiny_run) -> None:
+def test_zero_strength_reproduces_the_baseline(tiny_run) -> None:
     run_dir, _, _ = tiny_run
     done = Store(default_url(run_dir), "tiny").completed()
-    assert done["grid[std=0.0]"]["final"] == done["none"]["final"]
-    assert done["grid[std=0.0]"]["curve:test_acc"] == done["none"]["curve:test_acc"]
+    # Trained in stacks of other sizes, so equal to rounding (see noisereg.engine), not bitwise.
+    assert_stored_close(done["grid[std=0.0]"]["final"], done["none"]["final"])
+    assert_stored_close(done["grid[std=0.0]"]["curve:test_acc"], done["none"]["curve:test_acc"])
     assert done["pre"]["final"] == done["grid[std=0.1]"]["final"]  # same seeds, same noise streams
 
 

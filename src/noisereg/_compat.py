@@ -1,0 +1,112 @@
+"""The only place that calls private torch functions: each behind a public-API fallback.
+
+torch's private functions are faster or the only ones that take what we need (a generator, a flat
+buffer), but they may change without notice. Each function here uses the private path when it exists
+with the expected signature and falls back to public API otherwise; ``tests/test_compat.py`` forces
+every fallback and compares its numbers with the private path. ``PRIVATE`` switches the private
+paths off as a whole (the tests use it; a user hit by a torch change can too).
+
+- :func:`adam_step_` / :func:`sgd_step_`: the fused optimizer kernels (``torch._fused_adam_``,
+  ``_fused_adamw_``, ``_fused_sgd_``); fallback: ``torch.optim.Adam``/``AdamW``/``SGD`` stepping the
+  same buffers (the same update rule; rounding may differ in the last place).
+- :func:`beta_symmetric`: λ ~ Beta(α, α) from a ``torch.Generator`` (``torch._sample_dirichlet``);
+  fallback: the inverse CDF (``scipy.special.betaincinv``) of uniforms from the same generator, the
+  same distribution but other numbers.
+- :func:`values_readable`: whether a tensor's values may be read, i.e. no vmap/grad transform is
+  running (``torch._C._are_functorch_transforms_active``); fallback: try reading one value and treat
+  torch's refusal as "not readable".
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["PRIVATE", "adam_step_", "sgd_step_", "beta_symmetric", "values_readable"]
+
+PRIVATE = {"enabled": True}
+"""``PRIVATE["enabled"] = False`` makes every function here take its public fallback."""
+
+
+def _private(name: str, owner: object = torch) -> object | None:
+    return getattr(owner, name, None) if PRIVATE["enabled"] else None
+
+
+def adam_step_(
+    params: Tensor, grads: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, step: Tensor, *,
+    lr: float, betas: tuple[float, float], eps: float, weight_decay: float, decoupled: bool,
+) -> None:
+    """One Adam (``decoupled=False``) or AdamW step on flat buffers, in place; ``step`` (a 0-d float
+    tensor) counts the steps and is incremented here."""
+    fused = _private("_fused_adamw_" if decoupled else "_fused_adam_")
+    if fused is not None:
+        step.add_(1)
+        fused(
+            [params], [grads], [exp_avg], [exp_avg_sq], [], [step], lr=lr, beta1=betas[0], beta2=betas[1],
+            weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False,
+        )
+        return
+    optimizer = (torch.optim.AdamW if decoupled else torch.optim.Adam)(
+        [params], lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=False
+    )
+    optimizer.state[params] = {"step": step, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
+    _step_public(optimizer, params, grads)
+
+
+def sgd_step_(
+    params: Tensor, grads: Tensor, momentum_buffer: Tensor | None, *, lr: float, momentum: float,
+    weight_decay: float, first_step: bool,
+) -> None:
+    """One SGD step (momentum without dampening or Nesterov) on flat buffers, in place. On the first
+    step the momentum buffer becomes the gradient, as in ``torch.optim.SGD``."""
+    fused = _private("_fused_sgd_")
+    if fused is not None:
+        fused(
+            [params], [grads], [] if momentum_buffer is None else [momentum_buffer], weight_decay=weight_decay,
+            momentum=momentum, lr=lr, dampening=0.0, nesterov=False, maximize=False, is_first_step=first_step,
+        )
+        return
+    optimizer = torch.optim.SGD([params], lr=lr, momentum=momentum, weight_decay=weight_decay, foreach=False)
+    if momentum_buffer is not None and not first_step:
+        optimizer.state[params] = {"momentum_buffer": momentum_buffer}
+    _step_public(optimizer, params, grads)
+    if momentum_buffer is not None and first_step:
+        momentum_buffer.copy_(optimizer.state[params]["momentum_buffer"])
+
+
+def _step_public(optimizer: torch.optim.Optimizer, params: Tensor, grads: Tensor) -> None:
+    params.grad = grads
+    try:
+        with torch.no_grad():
+            optimizer.step()
+    finally:
+        params.grad = None
+
+
+def beta_symmetric(alpha: float, n: int, *, generator: torch.Generator | None, device: torch.device | str) -> Tensor:
+    """``n`` draws of λ ~ Beta(α, α) in float64 from ``generator``.
+
+    The private path draws a Dirichlet(α, α) and keeps its first coordinate, which stays finite for
+    small α (the ratio of two gamma draws underflows to 0/0 there).
+    """
+    concentration = torch.full((n, 2), float(alpha), dtype=torch.float64, device=device)
+    dirichlet = _private("_sample_dirichlet")
+    if dirichlet is not None:
+        return dirichlet(concentration, generator=generator)[:, 0]
+    from scipy.special import betaincinv
+
+    u = torch.rand(n, dtype=torch.float64, generator=generator, device=device)
+    return torch.as_tensor(betaincinv(alpha, alpha, u.cpu().numpy()), dtype=torch.float64, device=device)
+
+
+def values_readable(tensor: Tensor) -> bool:
+    """Whether ``tensor``'s values may be read: not under a ``torch.func`` transform (vmap, grad),
+    where torch refuses data-dependent reads (compiling is checked by the caller)."""
+    active = _private("_are_functorch_transforms_active", torch._C)
+    if active is not None:
+        return not active()
+    try:
+        tensor.reshape(-1)[:1].sum().item()
+    except RuntimeError:
+        return False
+    return True
