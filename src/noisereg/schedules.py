@@ -70,12 +70,8 @@ def _step(step: object) -> int:
     return _count(step, "step")
 
 
-class _ScheduleBase:
-    """Common base of the built-in schedules (any callable of the step also serves as a schedule)."""
-
-
 @dataclasses.dataclass(frozen=True)
-class Constant(_ScheduleBase):
+class Constant:
     """``value`` at every step."""
 
     value: float
@@ -89,7 +85,7 @@ class Constant(_ScheduleBase):
 
 
 @dataclasses.dataclass(frozen=True)
-class _Ramp(_ScheduleBase):
+class _Ramp:
     """A move from ``start`` to ``end`` over ``steps`` steps after ``begin``, constant outside."""
 
     start: float
@@ -130,7 +126,7 @@ class Cosine(_Ramp):
 
 
 @dataclasses.dataclass(frozen=True)
-class ExponentialDecay(_ScheduleBase):
+class ExponentialDecay:
     """v(t) = init · rate^(t / decay_steps), or rate^⌊t / decay_steps⌋ with ``staircase=True``."""
 
     init: float
@@ -150,7 +146,7 @@ class ExponentialDecay(_ScheduleBase):
 
 
 @dataclasses.dataclass(frozen=True)
-class Annealed(_ScheduleBase):
+class Annealed:
     """The annealed gradient-noise std of Neelakantan et al. 2015: σ_t = √(η / (1 + t)^γ).
 
     The paper states the *variance* σ_t² = η / (1 + t)^γ with η ∈ {0.01, 0.3, 1.0} and γ = 0.55; this
@@ -169,7 +165,7 @@ class Annealed(_ScheduleBase):
 
 
 @dataclasses.dataclass(frozen=True)
-class Piecewise(_ScheduleBase):
+class Piecewise:
     """``values[i]`` for ``boundaries[i-1] <= t < boundaries[i]`` (step function).
 
     ``len(values) == len(boundaries) + 1``; boundaries strictly increasing.
@@ -199,7 +195,7 @@ class Piecewise(_ScheduleBase):
 
 
 @dataclasses.dataclass(frozen=True)
-class Interval(_ScheduleBase):
+class Interval:
     """Noise at scheduled intervals: ``value`` for ``on`` steps, then ``off_value`` for ``off`` steps, repeating.
 
     v(t) = value if (t − offset) mod (on + off) < on else off_value (and off_value before ``offset``).
@@ -227,7 +223,7 @@ class Interval(_ScheduleBase):
 
 
 @dataclasses.dataclass(frozen=True)
-class WarmUp(_ScheduleBase):
+class WarmUp:
     """No noise for ``delay`` steps, then a linear ramp to ``value`` over ``ramp`` steps (curriculum).
 
     v(t) = value · clamp((t − delay) / ramp, 0, 1); with ``ramp=0`` the noise switches on at ``delay``.
@@ -255,7 +251,7 @@ def _check_schedule(value: object, name: str) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class Product(_ScheduleBase):
+class Product:
     """v(t) = Π_i schedules[i](t); e.g. ``Product((Interval(1.0, 5, 5), Annealed(0.3)))``."""
 
     schedules: tuple[Schedule, ...]
@@ -272,7 +268,7 @@ class Product(_ScheduleBase):
 
 
 @dataclasses.dataclass(frozen=True)
-class Sequence(_ScheduleBase):
+class Sequence:
     """``schedules[i]`` from ``boundaries[i-1]`` on, each seeing its own step count from 0."""
 
     schedules: tuple[Schedule, ...]
@@ -301,7 +297,7 @@ class Sequence(_ScheduleBase):
 
 
 @dataclasses.dataclass(frozen=True)
-class _PerEpoch(_ScheduleBase):
+class _PerEpoch:
     schedule: Schedule
     steps_per_epoch: int
 

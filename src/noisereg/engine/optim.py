@@ -76,7 +76,3 @@ class StackedOptimizer:
                 amsgrad=False, maximize=False,
             )
         self.first_step = False
-
-    def state_tensors(self) -> list[Tensor]:
-        """The per-element state buffers (for memory accounting)."""
-        return list(self.state)

@@ -79,11 +79,6 @@ class CorruptionResult:
         return self.clean_accuracy - self.mean_corruption_accuracy
 
     @property
-    def mean_noisy_loss(self) -> float:
-        """Mean loss over all corruptions and severities."""
-        return math.fsum(v for losses in self.loss.values() for v in losses) / self._cells
-
-    @property
     def _cells(self) -> int:
         return len(self.accuracy) * len(self.severities)
 
