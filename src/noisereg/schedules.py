@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "per_epoch",
     "resolve",
     "Clock",
+    "NAMED",
 ]
 
 
@@ -303,6 +306,22 @@ class _PerEpoch:
 
     def __call__(self, step: int) -> float:
         return self.schedule(_step(step) // self.steps_per_epoch)
+
+
+NAMED: Mapping[str, type] = MappingProxyType(
+    {
+        "constant": Constant,
+        "linear": Linear,
+        "cosine": Cosine,
+        "exponential_decay": ExponentialDecay,
+        "annealed": Annealed,
+        "piecewise": Piecewise,
+        "interval": Interval,
+        "warmup": WarmUp,
+    }
+)
+"""The schedules a study file names (``std = { schedule = "annealed", eta = 0.3 }``), each taking its
+fields as keys; the study's schema of schedule tables is derived from these classes."""
 
 
 def per_epoch(schedule: Schedule, steps_per_epoch: int) -> Schedule:

@@ -10,14 +10,13 @@ from noisereg import noise, schedules
 from noisereg.engine import (
     FoldData,
     Group,
-    LabelFlip,
-    LabelSmoothing,
     MLPSpec,
     OptimSpec,
     Replica,
     SiteNoise,
     train_group,
 )
+from noisereg.sites import LabelFlip, LabelSmoothing
 from tests.engine.reference import reference_training
 
 

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from noisereg.noise.kinds import KINDS
 from noisereg.schedules import Schedule, resolve
 
 __all__ = ["NoiseKind", "Strength", "Clip"]
@@ -97,6 +98,12 @@ def check_strength(
     if not ok:
         raise ValueError(f"{name}={value!r} {expected}{' (inf allowed)' if allow_inf else ''}")
     return value
+
+
+def check_main_strength(value: object, *, kind: str, x: Tensor) -> Strength:
+    """:func:`check_strength` for the main strength of ``kind``, with the bounds of its registry entry."""
+    entry = KINDS[kind]
+    return check_strength(value, name=entry.strength, x=x, **entry.bounds)
 
 
 def is_identity(value: Strength, identity: float) -> bool:
@@ -182,13 +189,21 @@ class NoiseKind:
     """Base of the small frozen configs, one per noise kind.
 
     A config holds the parameters of its kind's pure function; any strength may be a
-    :class:`~noisereg.schedules.Schedule`, resolved at the step the caller passes. Subclasses set
-    ``strength_field`` (the field that is "how much noise"), ``identity`` (its value for no noise)
-    and ``function`` (the pure tensor function).
+    :class:`~noisereg.schedules.Schedule`, resolved at the step the caller passes. Subclasses name
+    their entry of :data:`~noisereg.noise.kinds.KINDS` (``class Gaussian(NoiseKind, kind="gaussian")``),
+    which gives ``strength_field`` (the field that is "how much noise") and ``identity`` (its value
+    for no noise), and set ``function`` (the pure tensor function).
     """
 
+    kind: ClassVar[str]
     strength_field: ClassVar[str]
     identity: ClassVar[float] = 0.0
+
+    def __init_subclass__(cls, kind: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            entry = KINDS[kind]
+            cls.kind, cls.strength_field, cls.identity = kind, entry.strength, entry.identity
 
     @staticmethod
     def function(x: Tensor, *args: Any, **kwargs: Any) -> Tensor:

@@ -305,14 +305,13 @@ def _check_fields(kind: NoiseKind, *, high: float = 1.0) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class LabelSmoothing(NoiseKind):
+class LabelSmoothing(NoiseKind, kind="label_smoothing"):
     """Config of :func:`label_smoothing`; ``spread="all"`` (torch's formula) by default."""
 
     epsilon: float | Schedule | Tensor = 0.1
     num_classes: int | None = None
     spread: Spread = "all"
 
-    strength_field = "epsilon"
     function = staticmethod(label_smoothing)
 
     def __post_init__(self) -> None:
@@ -322,7 +321,7 @@ class LabelSmoothing(NoiseKind):
 
 
 @dataclasses.dataclass(frozen=True)
-class LabelFlip(NoiseKind):
+class LabelFlip(NoiseKind, kind="label_flip"):
     """Config of :func:`flip_labels`: flip with probability ``rate`` along ``pattern``.
 
     A mapping pattern is stored as sorted ``(source, target)`` pairs so the config stays hashable.
@@ -333,7 +332,6 @@ class LabelFlip(NoiseKind):
     pattern: Literal["symmetric", "pair", "uniform"] | tuple[tuple[int, int], ...] | Tensor = "symmetric"
     ignore_index: int | None = -100
 
-    strength_field = "rate"
     function = staticmethod(flip_labels)
 
     def __post_init__(self) -> None:
@@ -344,14 +342,13 @@ class LabelFlip(NoiseKind):
 
 
 @dataclasses.dataclass(frozen=True)
-class DisturbLabel(NoiseKind):
+class DisturbLabel(NoiseKind, kind="disturb_label"):
     """Config of :func:`disturb_labels`: redraw over all C classes with probability ``alpha``."""
 
     alpha: float | Schedule | Tensor = 0.1
     num_classes: int | None = None
     ignore_index: int | None = -100
 
-    strength_field = "alpha"
     function = staticmethod(disturb_labels)
 
     def __post_init__(self) -> None:

@@ -6,12 +6,10 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
-from noisereg.study.config.noise import Strict
+from noisereg.engine.vocabulary import Activation, Init
+from noisereg.study.config.strict import Strict
 
-__all__ = ["Activation", "MLPConfig", "CNNConfig", "RecurrentConfig", "ModelConfig"]
-
-
-Activation = Literal["relu", "tanh", "gelu", "sigmoid", "elu", "selu", "identity"]
+__all__ = ["MLPConfig", "CNNConfig", "RecurrentConfig", "ModelConfig"]
 
 
 class MLPConfig(Strict):
@@ -20,7 +18,7 @@ class MLPConfig(Strict):
     kind: Literal["mlp"] = "mlp"
     widths: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [500]
     activation: Activation = "relu"
-    init: Literal["default", "he", "glorot", "normal"] = "default"
+    init: Init = "default"
     init_std: Annotated[float, Field(gt=0)] = 0.01
 
 

@@ -21,7 +21,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from noisereg.study.config.keypaths import message
-from noisereg.study.config.noise import Strict, check_sites, noise_strength_path, with_value
+from noisereg.study.config.strict import Strict
+from noisereg.study.config.noise import check_sites, noise_strength_path, with_value
 
 __all__ = ["SearchConfig", "check_search"]
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from noisereg import metrics
+from noisereg.engine import MLPSpec, build_module
 from noisereg.robustness import (
     CorruptionResult,
     certified_accuracy,
@@ -41,8 +42,6 @@ def default_radii(sigma: float, n: int, alpha: float, count: int = 9) -> list[fl
 
 
 def _module(prep: Prepared, state: dict[str, torch.Tensor]) -> torch.nn.Module:
-    from noisereg.engine import MLPSpec, build_module
-
     spec = prep.model
     with torch.random.fork_rng(devices=[]):  # the modules' own initialization is overwritten below
         module = build_module(spec) if isinstance(spec, MLPSpec) else spec.factory()
