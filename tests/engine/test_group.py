@@ -12,7 +12,6 @@ from noisereg import noise, schedules
 from noisereg.engine import (
     FoldData,
     Group,
-    LabelSmoothing,
     MLPSpec,
     OptimSpec,
     Replica,
@@ -21,6 +20,7 @@ from noisereg.engine import (
     plan_chunks,
     train_group,
 )
+from noisereg.sites import LabelSmoothing
 
 SITES = (
     SiteNoise("input", noise.Gaussian(std=0.2)),

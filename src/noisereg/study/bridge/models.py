@@ -106,14 +106,5 @@ def _label_kinds() -> str:
 
 
 def optimizer_spec(config: StudyConfig) -> OptimSpec:
-    """The engine's :class:`~noisereg.engine.OptimSpec` for ``[optimizer]``."""
-    o = config.optimizer
-    return OptimSpec(
-        name=o.name,
-        lr=o.lr,
-        momentum=o.momentum,
-        weight_decay=o.weight_decay,
-        betas=tuple(o.betas),
-        eps=o.eps,
-        clip_grad_norm=o.clip_grad_norm,
-    )
+    """The engine's :class:`~noisereg.engine.OptimSpec` for ``[optimizer]``: the same keys, one to one."""
+    return OptimSpec(**config.optimizer.model_dump())

@@ -144,7 +144,11 @@ class SplitConfig(Strict):
 
 
 class OptimizerConfig(Strict):
-    """SGD (with ``momentum``), Adam or AdamW; ``clip_grad_norm`` clips each replica's gradient norm."""
+    """SGD (with ``momentum``), Adam or AdamW; ``clip_grad_norm`` clips each replica's gradient norm.
+
+    The keys, defaults and ranges are those of :class:`noisereg.engine.OptimSpec`, which the bridge
+    builds from them one to one (``tests/study/test_bridge.py`` keeps the two the same schema).
+    """
 
     name: Literal["sgd", "adam", "adamw"] = "adam"
     lr: Annotated[float, Field(gt=0)] = 1e-3
