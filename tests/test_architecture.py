@@ -79,11 +79,7 @@ def test_every_module_has_a_layer():
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_imports_flow_down_the_layers(module):
-    upward = [
-        target
-        for target, _ in _imports(module)
-        if _RANK[_layer(target)] > _RANK[_layer(module)]
-    ]
+    upward = [target for target, _ in _imports(module) if _RANK[_layer(target)] > _RANK[_layer(module)]]
     assert upward == [], f"{module} ({_layer(module)}) imports from a layer above it"
 
 

@@ -56,11 +56,12 @@ def resolve(strength: object, step: int) -> object:
 def _number(value: object, name: str, *, low: float = -math.inf, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise TypeError(f"{name}={value!r} must be a finite number")
-    if positive and not value > 0:
+    number = float(value)
+    if positive and not number > 0:
         raise ValueError(f"{name}={value!r} must be > 0")
-    if value < low:
+    if number < low:
         raise ValueError(f"{name}={value!r} must be >= {low}")
-    return float(value)
+    return number
 
 
 def _count(value: object, name: str, *, low: int = 0) -> int:

@@ -106,7 +106,7 @@ def check_main_strength(value: object, *, kind: str, x: Tensor) -> Strength:
     return check_strength(value, name=entry.strength, x=x, **entry.bounds)
 
 
-def is_identity(value: Strength, identity: float) -> bool:
+def is_identity(value: object, identity: float) -> bool:
     """True when a scalar strength equals the kind's identity value (tensors are never short-cut)."""
     return not isinstance(value, Tensor) and value == identity
 

@@ -92,9 +92,6 @@ class Kind:
         return getattr(importlib.import_module(module), name)
 
 
-_PROBABILITY = {"high": 1.0}
-_RATE = {"high": 1.0, "high_open": True}
-
 KINDS: Mapping[str, Kind] = MappingProxyType(
     {
         k.name: k
@@ -102,8 +99,8 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
             Kind("gaussian", "noisereg.noise.additive:Gaussian", "std"),
             Kind("uniform", "noisereg.noise.additive:Uniform", "half_width"),
             Kind("multiplicative_gaussian", "noisereg.noise.multiplicative:MultiplicativeGaussian", "std"),
-            Kind("gaussian_dropout", "noisereg.noise.multiplicative:GaussianDropout", "rate", **_RATE),
-            Kind("alpha_dropout", "noisereg.noise.multiplicative:AlphaDropout", "rate", clip=False, **_RATE),
+            Kind("gaussian_dropout", "noisereg.noise.multiplicative:GaussianDropout", "rate", high=1.0, high_open=True),
+            Kind("alpha_dropout", "noisereg.noise.multiplicative:AlphaDropout", "rate", clip=False, high=1.0, high_open=True),
             Kind(
                 "impulse",
                 "noisereg.noise.discrete:Impulse",
@@ -114,7 +111,7 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
                     "low": Option(0.0),
                     "high": Option(1.0),
                 },
-                **_PROBABILITY,
+                high=1.0,
             ),
             Kind(
                 "shot",
@@ -133,8 +130,20 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
                 low=-math.inf,
                 allow_inf=True,
             ),
-            Kind("colored", "noisereg.noise.signal:Colored", "std", options={"beta": Option(1.0, low=0.0)}, in_studies=False),
-            Kind("spatial", "noisereg.noise.signal:Spatial", "std", options={"length": Option(2.0, low=0.0)}, in_studies=False),
+            Kind(
+                "colored",
+                "noisereg.noise.signal:Colored",
+                "std",
+                options={"beta": Option(1.0, low=0.0)},
+                in_studies=False,
+            ),
+            Kind(
+                "spatial",
+                "noisereg.noise.signal:Spatial",
+                "std",
+                options={"length": Option(2.0, low=0.0)},
+                in_studies=False,
+            ),
             Kind(
                 "label_smoothing",
                 "noisereg.sites.targets:LabelSmoothing",
@@ -142,7 +151,7 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
                 clip=False,
                 options={"spread": Option("all", choices=("all", "others"))},
                 labels=True,
-                **_PROBABILITY,
+                high=1.0,
             ),
             Kind(
                 "label_flip",
@@ -151,7 +160,7 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
                 clip=False,
                 options={"pattern": Option("symmetric", choices=("symmetric", "pair", "uniform"))},
                 labels=True,
-                **_PROBABILITY,
+                high=1.0,
             ),
             Kind(
                 "disturb_label",
@@ -160,7 +169,7 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
                 clip=False,
                 labels=True,
                 in_studies=False,
-                **_PROBABILITY,
+                high=1.0,
             ),
         )
     }

@@ -8,8 +8,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from noisereg.study.config import StudyConfig
 from noisereg.noise.kinds import KINDS
+from noisereg.study.config import StudyConfig
 
 __all__ = ["Cell", "plan_cells", "cell_key", "signature"]
 

@@ -10,6 +10,7 @@ not exist, hidden-layer noise on a model that is not an MLP.
 from __future__ import annotations
 
 import functools
+
 from noisereg.engine import MLPSpec, ModuleSpec, OptimSpec
 from noisereg.engine.vocabulary import HIDDEN_SITES, Loss
 from noisereg.noise.kinds import KINDS

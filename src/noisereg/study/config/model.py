@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -42,4 +42,4 @@ class RecurrentConfig(Strict):
     layers: Annotated[int, Field(ge=1)] = 1
 
 
-ModelConfig = Annotated[Union[MLPConfig, CNNConfig, RecurrentConfig], Field(discriminator="kind")]
+ModelConfig = Annotated[MLPConfig | CNNConfig | RecurrentConfig, Field(discriminator="kind")]

@@ -43,10 +43,6 @@ STUDY_KINDS: dict[str, Kind] = {name: kind for name, kind in KINDS.items() if ki
 """The kinds study files may name, by name."""
 
 
-class _Per(Strict):
-    per: ClockUnit = "step"
-
-
 # A schedule's numbers are strengths or counts: none is negative. Finer bounds (steps >= 1, a decay
 # rate in (0, 1], piecewise lengths) are the schedule classes' own, checked by building one.
 _FIELD_TYPES: dict[str, Any] = {
@@ -58,13 +54,21 @@ _FIELD_TYPES: dict[str, Any] = {
 }
 
 
-def _builds(self: Any) -> Any:
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in self.model_dump(exclude={"schedule", "per"}).items()}
-    try:
-        NAMED[self.schedule](**fields)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(str(exc)) from None
-    return self
+class _Named(Strict):
+    """A schedule table: checked by building the :data:`~noisereg.schedules.NAMED` schedule it names."""
+
+    per: ClockUnit = "step"
+    schedule: str
+
+    @model_validator(mode="after")
+    def _builds(self) -> _Named:
+        fields = self.model_dump(exclude={"schedule", "per"})
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+        try:
+            NAMED[self.schedule](**fields)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 def _schedule_table(name: str, cls: type) -> type[BaseModel]:
@@ -72,18 +76,12 @@ def _schedule_table(name: str, cls: type) -> type[BaseModel]:
     for f in dataclasses.fields(cls):
         default = ... if f.default is dataclasses.MISSING else f.default
         fields[f.name] = (_FIELD_TYPES[str(f.type)], default)
-    return create_model(
-        f"{cls.__name__}Schedule",
-        __base__=_Per,
-        __doc__=cls.__doc__,
-        __validators__={"_builds": model_validator(mode="after")(_builds)},
-        **fields,
-    )
+    return create_model(f"{cls.__name__}Schedule", __base__=_Named, __doc__=cls.__doc__, **fields)
 
 
 _SCHEDULE_TABLES = tuple(_schedule_table(name, cls) for name, cls in NAMED.items())
 
-ScheduleConfig = Annotated[Union[_SCHEDULE_TABLES], Field(discriminator="schedule")]  # type: ignore[valid-type]
+ScheduleConfig = Annotated[Union[_SCHEDULE_TABLES], Field(discriminator="schedule")]  # type: ignore[valid-type]  # noqa: UP007
 
 
 def _number_or_schedule(value: Any) -> str:
@@ -101,7 +99,7 @@ def _strength(kind: Kind) -> Any:
         bounds["allow_inf_nan"] = False
     number = Annotated[float, Field(**bounds)]
     return Annotated[
-        Union[Annotated[number, Tag("number")], Annotated[ScheduleConfig, Tag("schedule table")]],
+        Annotated[number, Tag("number")] | Annotated[ScheduleConfig, Tag("schedule table")],
         Discriminator(_number_or_schedule),
     ]
 
@@ -109,7 +107,7 @@ def _strength(kind: Kind) -> Any:
 def _option(option: Option) -> Any:
     if option.choices:
         return Literal[option.choices]
-    bounds = {"ge": option.low} if option.low > -math.inf else {}
+    bounds: dict[str, Any] = {"ge": option.low} if option.low > -math.inf else {}
     if option.high < math.inf:
         bounds["le"] = option.high
     return Annotated[float, Field(**bounds)]
@@ -138,7 +136,7 @@ def _noise_table(kind: Kind) -> type[BaseModel]:
 
 _NOISE_TABLES = tuple(_noise_table(kind) for kind in STUDY_KINDS.values())
 
-NoiseConfig = Annotated[Union[_NOISE_TABLES], Field(discriminator="kind")]  # type: ignore[valid-type]
+NoiseConfig = Annotated[Union[_NOISE_TABLES], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
 
 _NOISE: TypeAdapter[Any] = TypeAdapter(NoiseConfig)
 
@@ -162,7 +160,7 @@ def noise_strength_path(noise: list[Any], param: str | None) -> tuple[int, tuple
         if len(noise) != 1:
             raise ValueError(
                 f"grid without 'param' needs exactly one noise site, this arm has {len(noise)}: "
-                "write grid = { values = [...], param = \"[1].std\" }"
+                'write grid = { values = [...], param = "[1].std" }'
             )
         return 0, (STUDY_KINDS[noise[0].kind].strength,)
     index = 0

@@ -23,9 +23,10 @@ class Strict(BaseModel):
             allowed = list(cls.model_fields)
             for key in data:
                 if key not in allowed:
-                    close = difflib.get_close_matches(str(key), allowed, n=3, cutoff=0.6) or [
-                        a for a in allowed if len(a) > 1 and (a in str(key) or str(key) in a)
-                    ][:3]
+                    close = (
+                        difflib.get_close_matches(str(key), allowed, n=3, cutoff=0.6)
+                        or [a for a in allowed if len(a) > 1 and (a in str(key) or str(key) in a)][:3]
+                    )
                     hint = (
                         f"did you mean {' or '.join(repr(c) for c in close)}?"
                         if close

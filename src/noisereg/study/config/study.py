@@ -34,10 +34,10 @@ from pydantic import Field, ValidationError, model_validator
 from noisereg.engine.vocabulary import HIDDEN_SITES
 from noisereg.study.config.keypaths import StudyConfigError, message, problems
 from noisereg.study.config.model import CNNConfig, MLPConfig, ModelConfig, RecurrentConfig
-from noisereg.study.config.strict import Strict
 from noisereg.study.config.noise import NoiseConfig, check_sites, noise_strength_path, with_value
 from noisereg.study.config.robustness import RobustnessConfig
 from noisereg.study.config.search import SearchConfig, check_search
+from noisereg.study.config.strict import Strict
 
 __all__ = [
     "StudyConfig",

@@ -198,7 +198,7 @@ def evaluate_cell(prep: Prepared, models: CellModels, settings: dict[str, Any], 
     certified_seeds = set(seeds[: sm["seeds"]] if sm["enabled"] else ())
     parts: dict[int, list[_Replica]] = {s: [] for s in seeds}
     with _one_thread():
-        for r, (s, g) in enumerate(zip(models.seeds, models.folds)):
+        for r, (s, g) in enumerate(zip(models.seeds, models.folds, strict=True)):
             parts[s].append(_measure(prep, models.state_dict(r), g, {**settings, "smoothing": sm}, smooth=s in certified_seeds))
             if progress is not None:
                 progress(1)
