@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
+
+from noisereg._checks import check_count, check_number
 
 __all__ = [
     "Schedule",
@@ -53,25 +54,8 @@ def resolve(strength: object, step: int) -> object:
     return strength
 
 
-def _number(value: object, name: str, *, low: float = -math.inf, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise TypeError(f"{name}={value!r} must be a finite number")
-    number = float(value)
-    if positive and not number > 0:
-        raise ValueError(f"{name}={value!r} must be > 0")
-    if number < low:
-        raise ValueError(f"{name}={value!r} must be >= {low}")
-    return number
-
-
-def _count(value: object, name: str, *, low: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name}={value!r} must be an int >= {low}")
-    return int(value)
-
-
 def _step(step: object) -> int:
-    return _count(step, "step")
+    return check_count(step, "step")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +65,7 @@ class Constant:
     value: float
 
     def __post_init__(self) -> None:
-        _number(self.value, "value")
+        check_number(self.value, "value")
 
     def __call__(self, step: int) -> float:
         _step(step)
@@ -98,10 +82,10 @@ class _Ramp:
     begin: int = 0
 
     def __post_init__(self) -> None:
-        _number(self.start, "start")
-        _number(self.end, "end")
-        _count(self.steps, "steps", low=1)
-        _count(self.begin, "begin")
+        check_number(self.start, "start")
+        check_number(self.end, "end")
+        check_count(self.steps, "steps", low=1)
+        check_count(self.begin, "begin")
 
     def _progress(self, step: int) -> float:
         return min(max((_step(step) - self.begin) / self.steps, 0.0), 1.0)
@@ -139,10 +123,10 @@ class ExponentialDecay:
     staircase: bool = False
 
     def __post_init__(self) -> None:
-        _number(self.init, "init")
-        if not 0 < _number(self.rate, "rate") <= 1:
+        check_number(self.init, "init")
+        if not 0 < check_number(self.rate, "rate") <= 1:
             raise ValueError(f"rate={self.rate!r} must be in (0, 1]")
-        _count(self.decay_steps, "decay_steps", low=1)
+        check_count(self.decay_steps, "decay_steps", low=1)
 
     def __call__(self, step: int) -> float:
         power = _step(step) / self.decay_steps
@@ -161,8 +145,8 @@ class Annealed:
     gamma: float = 0.55
 
     def __post_init__(self) -> None:
-        _number(self.eta, "eta", low=0.0)
-        _number(self.gamma, "gamma", low=0.0)
+        check_number(self.eta, "eta", low=0.0)
+        check_number(self.gamma, "gamma", low=0.0)
 
     def __call__(self, step: int) -> float:
         return math.sqrt(self.eta / (1.0 + _step(step)) ** self.gamma)
@@ -182,9 +166,9 @@ class Piecewise:
         object.__setattr__(self, "boundaries", tuple(self.boundaries))
         object.__setattr__(self, "values", tuple(self.values))
         for i, b in enumerate(self.boundaries):
-            _count(b, f"boundaries[{i}]")
+            check_count(b, f"boundaries[{i}]")
         for i, v in enumerate(self.values):
-            _number(v, f"values[{i}]")
+            check_number(v, f"values[{i}]")
         if list(self.boundaries) != sorted(set(self.boundaries)):
             raise ValueError(f"boundaries={self.boundaries!r} must be strictly increasing")
         if len(self.values) != len(self.boundaries) + 1:
@@ -213,11 +197,11 @@ class Interval:
     off_value: float = 0.0
 
     def __post_init__(self) -> None:
-        _number(self.value, "value")
-        _number(self.off_value, "off_value")
-        _count(self.on, "on", low=1)
-        _count(self.off, "off")
-        _count(self.offset, "offset")
+        check_number(self.value, "value")
+        check_number(self.off_value, "off_value")
+        check_count(self.on, "on", low=1)
+        check_count(self.off, "off")
+        check_count(self.offset, "offset")
 
     def __call__(self, step: int) -> float:
         t = _step(step) - self.offset
@@ -238,9 +222,9 @@ class WarmUp:
     ramp: int = 0
 
     def __post_init__(self) -> None:
-        _number(self.value, "value")
-        _count(self.delay, "delay")
-        _count(self.ramp, "ramp")
+        check_number(self.value, "value")
+        check_count(self.delay, "delay")
+        check_count(self.ramp, "ramp")
 
     def __call__(self, step: int) -> float:
         t = _step(step) - self.delay
@@ -284,7 +268,7 @@ class Sequence:
         for i, s in enumerate(self.schedules):
             _check_schedule(s, f"schedules[{i}]")
         for i, b in enumerate(self.boundaries):
-            _count(b, f"boundaries[{i}]", low=1)
+            check_count(b, f"boundaries[{i}]", low=1)
         if list(self.boundaries) != sorted(set(self.boundaries)):
             raise ValueError(f"boundaries={self.boundaries!r} must be strictly increasing")
         if len(self.schedules) != len(self.boundaries) + 1:
@@ -328,7 +312,7 @@ fields as keys; the study's schema of schedule tables is derived from these clas
 def per_epoch(schedule: Schedule, steps_per_epoch: int) -> Schedule:
     """Evaluate ``schedule`` at the epoch ``step // steps_per_epoch`` instead of at the step."""
     _check_schedule(schedule, "schedule")
-    _count(steps_per_epoch, "steps_per_epoch", low=1)
+    check_count(steps_per_epoch, "steps_per_epoch", low=1)
     return _PerEpoch(schedule, int(steps_per_epoch))
 
 
@@ -350,10 +334,10 @@ class Clock:
 
     @step.setter
     def step(self, value: int) -> None:
-        self._step = _count(value, "step")
+        self._step = check_count(value, "step")
 
     def tick(self, n: int = 1) -> int:
-        self._step += _count(n, "n")
+        self._step += check_count(n, "n")
         return self._step
 
     def __repr__(self) -> str:

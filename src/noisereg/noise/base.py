@@ -23,10 +23,11 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from noisereg._checks import check_number
 from noisereg.noise.kinds import KINDS
 from noisereg.schedules import Schedule, resolve
 
-__all__ = ["NoiseKind", "Strength", "Clip"]
+__all__ = ["NoiseKind", "Strength", "Clip", "check_number"]
 
 Strength = float | Tensor
 Clip = tuple[float, float] | None
@@ -109,15 +110,6 @@ def check_main_strength(value: object, *, kind: str, x: Tensor) -> Strength:
 def is_identity(value: object, identity: float) -> bool:
     """True when a scalar strength equals the kind's identity value (tensors are never short-cut)."""
     return not isinstance(value, Tensor) and value == identity
-
-
-def check_number(value: object, name: str, *, low: float = -math.inf) -> float:
-    """A finite real number >= ``low`` (a non-strength parameter such as beta or length), as a float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise TypeError(f"{name}={value!r} must be a finite number")
-    if value < low:
-        raise ValueError(f"{name}={value!r} must be >= {low}")
-    return float(value)
 
 
 def check_mask(mask: object, x: Tensor) -> Tensor | None:

@@ -100,7 +100,14 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
             Kind("uniform", "noisereg.noise.additive:Uniform", "half_width"),
             Kind("multiplicative_gaussian", "noisereg.noise.multiplicative:MultiplicativeGaussian", "std"),
             Kind("gaussian_dropout", "noisereg.noise.multiplicative:GaussianDropout", "rate", high=1.0, high_open=True),
-            Kind("alpha_dropout", "noisereg.noise.multiplicative:AlphaDropout", "rate", clip=False, high=1.0, high_open=True),
+            Kind(
+                "alpha_dropout",
+                "noisereg.noise.multiplicative:AlphaDropout",
+                "rate",
+                clip=False,
+                high=1.0,
+                high_open=True,
+            ),
             Kind(
                 "impulse",
                 "noisereg.noise.discrete:Impulse",

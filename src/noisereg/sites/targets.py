@@ -21,6 +21,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from noisereg._checks import check_count
 from noisereg.noise.additive import gaussian
 from noisereg.noise.base import NoiseKind, check_generator, check_strength, is_identity
 from noisereg.schedules import Schedule
@@ -44,12 +45,6 @@ Pattern = Literal["symmetric", "pair", "uniform"] | Mapping[int, int] | Tensor
 PATRINI_MNIST: Mapping[int, int] = types.MappingProxyType({2: 7, 3: 8, 5: 6, 6: 5, 7: 1})
 
 _PATTERNS = ("symmetric", "pair", "uniform")
-
-
-def check_count(value: object, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name}={value!r} must be an int >= {low}")
-    return int(value)
 
 
 def class_count(y: Tensor, num_classes: int | None) -> int:
