@@ -119,3 +119,22 @@ def test_the_module_graph_has_no_cycle():
 def test_study_files_are_validated_without_torch(package):
     code = f"import sys, {package}\nassert 'torch' not in sys.modules, sorted(sys.modules)[:3]\n"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_public_name_is_defined_once_in_the_package():
+    """One concept, one name: a public class, function or alias is defined in one module only."""
+    where: dict[str, list[str]] = {}
+    for module, path in MODULES.items():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+                names = [node.name]
+            elif isinstance(node, ast.Assign):
+                names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                names = [node.target.id]
+            else:
+                names = []
+            for name in names:
+                if not name.startswith("_"):
+                    where.setdefault(name, []).append(module)
+    assert {name: modules for name, modules in where.items() if len(modules) > 1} == {}

@@ -29,8 +29,8 @@ _PUBLIC = {
     "Uniform": "noisereg.noise.additive",
     "MultiplicativeGaussian": "noisereg.noise.multiplicative",
     "Speckle": "noisereg.noise.multiplicative",
-    "GaussianDropout": "noisereg.noise.multiplicative",
-    "AlphaDropout": "noisereg.noise.multiplicative",
+    "GaussianDropoutNoise": "noisereg.noise.multiplicative",
+    "AlphaDropoutNoise": "noisereg.noise.multiplicative",
     "SNRGaussian": "noisereg.noise.signal",
     "Impulse": "noisereg.noise.discrete",
     "Shot": "noisereg.noise.discrete",
@@ -59,8 +59,8 @@ if TYPE_CHECKING:
     from noisereg.noise.discrete import Impulse, Shot, impulse, shot
     from noisereg.noise.kinds import KINDS
     from noisereg.noise.multiplicative import (
-        AlphaDropout,
-        GaussianDropout,
+        AlphaDropoutNoise,
+        GaussianDropoutNoise,
         MultiplicativeGaussian,
         Speckle,
         alpha_dropout,

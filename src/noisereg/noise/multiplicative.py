@@ -31,8 +31,8 @@ __all__ = [
     "alpha_dropout",
     "MultiplicativeGaussian",
     "Speckle",
-    "GaussianDropout",
-    "AlphaDropout",
+    "GaussianDropoutNoise",
+    "AlphaDropoutNoise",
     "dropout_std",
     "SELU_ALPHA",
     "SELU_SCALE",
@@ -155,7 +155,7 @@ Speckle = MultiplicativeGaussian
 
 
 @dataclasses.dataclass(frozen=True)
-class GaussianDropout(NoiseKind, kind="gaussian_dropout"):
+class GaussianDropoutNoise(NoiseKind, kind="gaussian_dropout"):
     """Config of :func:`gaussian_dropout`: x·(1 + σε), σ = √(rate/(1−rate))."""
 
     rate: float | Schedule | Tensor = 0.1
@@ -165,7 +165,7 @@ class GaussianDropout(NoiseKind, kind="gaussian_dropout"):
 
 
 @dataclasses.dataclass(frozen=True)
-class AlphaDropout(NoiseKind, kind="alpha_dropout"):
+class AlphaDropoutNoise(NoiseKind, kind="alpha_dropout"):
     """Config of :func:`alpha_dropout` (Keras 3 semantics)."""
 
     rate: float | Schedule | Tensor = 0.1
