@@ -99,7 +99,13 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
             Kind("gaussian", "noisereg.noise.additive:Gaussian", "std"),
             Kind("uniform", "noisereg.noise.additive:Uniform", "half_width"),
             Kind("multiplicative_gaussian", "noisereg.noise.multiplicative:MultiplicativeGaussian", "std"),
-            Kind("gaussian_dropout", "noisereg.noise.multiplicative:GaussianDropoutNoise", "rate", high=1.0, high_open=True),
+            Kind(
+                "gaussian_dropout",
+                "noisereg.noise.multiplicative:GaussianDropoutNoise",
+                "rate",
+                high=1.0,
+                high_open=True,
+            ),
             Kind(
                 "alpha_dropout",
                 "noisereg.noise.multiplicative:AlphaDropoutNoise",
