@@ -12,6 +12,9 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCTESTED = [
     "noisereg.seeding",
+    "noisereg._checks",
+    "noisereg.noise.kinds",
+    "noisereg.engine.vocabulary",
     "noisereg.noise.additive",
     "noisereg.layers",
     "noisereg.metrics",

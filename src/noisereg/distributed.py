@@ -2,9 +2,10 @@
 
 The same seed on every rank gives every rank the same noise, so the ranks' gradients share their
 noise and averaging them removes none of it: the effective batch sees one noise draw repeated. Here
-each noise layer's stream is derived from (seed, rank, layer name):
+each noise layer's stream is derived from (seed, layer name, rank), as attached noise derives its own
+under a process group (:func:`noisereg.seeding.rank_seed`):
 
-    layer seed = derive_seed(seed, "rank", rank, qualified name of the layer)
+    layer seed = rank_seed(seed, qualified name of the layer, rank=rank)
 
 so noise differs across ranks and layers, and a rerun with the same seed and world size draws the
 same noise. Model initialization stays identical across ranks (DDP broadcasts rank 0's parameters
@@ -21,35 +22,20 @@ Recipe (see examples/ddp_noise.py), launched with ``torchrun --nproc_per_node=2 
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from noisereg.layers import NoiseLayer, _beside
-from noisereg.seeding import check_seed, derive_seed
+from noisereg.seeding import check_seed, current_rank, rank_seed
+from noisereg.sites.selectors import unwrap
 
 __all__ = ["seed_per_rank", "current_rank"]
-
-
-def current_rank() -> int:
-    """This process's rank in the default process group, or 0 when none is initialized."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank()
-    return 0
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    while True:
-        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
-        if not isinstance(inner, nn.Module):
-            return model
-        model = inner
 
 
 def seed_per_rank(model: nn.Module, seed: int, rank: int | None = None) -> dict[str, int]:
     """Give every noise layer of ``model`` its own stream for this rank; return {layer name: seed}.
 
-    ``rank`` defaults to the rank of the initialized process group (0 without one). DDP and
-    ``torch.compile`` wrappers are unwrapped first. Noise attached beside a module is named
+    ``rank`` defaults to the rank of the initialized process group (0 without one). DDP,
+    DataParallel and ``torch.compile`` wrappers are unwrapped first (:func:`noisereg.sites.selectors.unwrap`). Noise attached beside a module is named
     ``"<module name>@<index>"``. Raises ``ValueError`` if the model holds no noise.
     """
     if not isinstance(model, nn.Module):
@@ -57,12 +43,12 @@ def seed_per_rank(model: nn.Module, seed: int, rank: int | None = None) -> dict[
     root = check_seed(seed)
     rank = current_rank() if rank is None else check_seed(rank, name="rank")
     seeds: dict[str, int] = {}
-    for name, module in _unwrap(model).named_modules():
+    for name, module in unwrap(model).named_modules():
         layers = ([(name or "<root>", module)] if isinstance(module, NoiseLayer) else []) + [
             (f"{name or '<root>'}@{i}", layer) for i, layer in enumerate(_beside.get(module, ()))
         ]
         for key, layer in layers:
-            seeds[key] = derive_seed(root, "rank", rank, key)
+            seeds[key] = rank_seed(root, key, rank=rank)
             layer.reseed(seeds[key])
     if not seeds:
         raise ValueError("seed_per_rank found no noise in the model: add noisereg layers or attach noise first")

@@ -156,7 +156,7 @@ class GaussianDropout(NoiseLayer):
     def __init__(self, rate: float | Schedule, seed: int | None = None) -> None:
         if not callable(rate):
             _keras_rate(rate)
-        super().__init__(kinds.GaussianDropout(rate=rate), seed=seed)
+        super().__init__(kinds.GaussianDropoutNoise(rate=rate), seed=seed)
 
 
 class AlphaDropout(NoiseLayer):
@@ -168,7 +168,7 @@ class AlphaDropout(NoiseLayer):
         if not callable(rate):
             _keras_rate(rate)
         shape = None if noise_shape is None else tuple(int(d) for d in noise_shape)
-        super().__init__(kinds.AlphaDropout(rate=rate, noise_shape=shape), seed=seed)
+        super().__init__(kinds.AlphaDropoutNoise(rate=rate, noise_shape=shape), seed=seed)
 
 
 def noise_layers(model: nn.Module) -> list[NoiseLayer]:

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Protocol, runtime_checkable
+
+from noisereg._checks import check_count, check_number
 
 __all__ = [
     "Schedule",
@@ -32,6 +35,7 @@ __all__ = [
     "per_epoch",
     "resolve",
     "Clock",
+    "NAMED",
 ]
 
 
@@ -50,38 +54,18 @@ def resolve(strength: object, step: int) -> object:
     return strength
 
 
-def _number(value: object, name: str, *, low: float = -math.inf, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise TypeError(f"{name}={value!r} must be a finite number")
-    if positive and not value > 0:
-        raise ValueError(f"{name}={value!r} must be > 0")
-    if value < low:
-        raise ValueError(f"{name}={value!r} must be >= {low}")
-    return float(value)
-
-
-def _count(value: object, name: str, *, low: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name}={value!r} must be an int >= {low}")
-    return int(value)
-
-
 def _step(step: object) -> int:
-    return _count(step, "step")
-
-
-class _ScheduleBase:
-    """Common base of the built-in schedules (any callable of the step also serves as a schedule)."""
+    return check_count(step, "step")
 
 
 @dataclasses.dataclass(frozen=True)
-class Constant(_ScheduleBase):
+class Constant:
     """``value`` at every step."""
 
     value: float
 
     def __post_init__(self) -> None:
-        _number(self.value, "value")
+        check_number(self.value, "value")
 
     def __call__(self, step: int) -> float:
         _step(step)
@@ -89,7 +73,7 @@ class Constant(_ScheduleBase):
 
 
 @dataclasses.dataclass(frozen=True)
-class _Ramp(_ScheduleBase):
+class _Ramp:
     """A move from ``start`` to ``end`` over ``steps`` steps after ``begin``, constant outside."""
 
     start: float
@@ -98,10 +82,10 @@ class _Ramp(_ScheduleBase):
     begin: int = 0
 
     def __post_init__(self) -> None:
-        _number(self.start, "start")
-        _number(self.end, "end")
-        _count(self.steps, "steps", low=1)
-        _count(self.begin, "begin")
+        check_number(self.start, "start")
+        check_number(self.end, "end")
+        check_count(self.steps, "steps", low=1)
+        check_count(self.begin, "begin")
 
     def _progress(self, step: int) -> float:
         return min(max((_step(step) - self.begin) / self.steps, 0.0), 1.0)
@@ -130,7 +114,7 @@ class Cosine(_Ramp):
 
 
 @dataclasses.dataclass(frozen=True)
-class ExponentialDecay(_ScheduleBase):
+class ExponentialDecay:
     """v(t) = init · rate^(t / decay_steps), or rate^⌊t / decay_steps⌋ with ``staircase=True``."""
 
     init: float
@@ -139,10 +123,10 @@ class ExponentialDecay(_ScheduleBase):
     staircase: bool = False
 
     def __post_init__(self) -> None:
-        _number(self.init, "init")
-        if not 0 < _number(self.rate, "rate") <= 1:
+        check_number(self.init, "init")
+        if not 0 < check_number(self.rate, "rate") <= 1:
             raise ValueError(f"rate={self.rate!r} must be in (0, 1]")
-        _count(self.decay_steps, "decay_steps", low=1)
+        check_count(self.decay_steps, "decay_steps", low=1)
 
     def __call__(self, step: int) -> float:
         power = _step(step) / self.decay_steps
@@ -150,7 +134,7 @@ class ExponentialDecay(_ScheduleBase):
 
 
 @dataclasses.dataclass(frozen=True)
-class Annealed(_ScheduleBase):
+class Annealed:
     """The annealed gradient-noise std of Neelakantan et al. 2015: σ_t = √(η / (1 + t)^γ).
 
     The paper states the *variance* σ_t² = η / (1 + t)^γ with η ∈ {0.01, 0.3, 1.0} and γ = 0.55; this
@@ -161,15 +145,15 @@ class Annealed(_ScheduleBase):
     gamma: float = 0.55
 
     def __post_init__(self) -> None:
-        _number(self.eta, "eta", low=0.0)
-        _number(self.gamma, "gamma", low=0.0)
+        check_number(self.eta, "eta", low=0.0)
+        check_number(self.gamma, "gamma", low=0.0)
 
     def __call__(self, step: int) -> float:
         return math.sqrt(self.eta / (1.0 + _step(step)) ** self.gamma)
 
 
 @dataclasses.dataclass(frozen=True)
-class Piecewise(_ScheduleBase):
+class Piecewise:
     """``values[i]`` for ``boundaries[i-1] <= t < boundaries[i]`` (step function).
 
     ``len(values) == len(boundaries) + 1``; boundaries strictly increasing.
@@ -182,9 +166,9 @@ class Piecewise(_ScheduleBase):
         object.__setattr__(self, "boundaries", tuple(self.boundaries))
         object.__setattr__(self, "values", tuple(self.values))
         for i, b in enumerate(self.boundaries):
-            _count(b, f"boundaries[{i}]")
+            check_count(b, f"boundaries[{i}]")
         for i, v in enumerate(self.values):
-            _number(v, f"values[{i}]")
+            check_number(v, f"values[{i}]")
         if list(self.boundaries) != sorted(set(self.boundaries)):
             raise ValueError(f"boundaries={self.boundaries!r} must be strictly increasing")
         if len(self.values) != len(self.boundaries) + 1:
@@ -199,7 +183,7 @@ class Piecewise(_ScheduleBase):
 
 
 @dataclasses.dataclass(frozen=True)
-class Interval(_ScheduleBase):
+class Interval:
     """Noise at scheduled intervals: ``value`` for ``on`` steps, then ``off_value`` for ``off`` steps, repeating.
 
     v(t) = value if (t − offset) mod (on + off) < on else off_value (and off_value before ``offset``).
@@ -213,11 +197,11 @@ class Interval(_ScheduleBase):
     off_value: float = 0.0
 
     def __post_init__(self) -> None:
-        _number(self.value, "value")
-        _number(self.off_value, "off_value")
-        _count(self.on, "on", low=1)
-        _count(self.off, "off")
-        _count(self.offset, "offset")
+        check_number(self.value, "value")
+        check_number(self.off_value, "off_value")
+        check_count(self.on, "on", low=1)
+        check_count(self.off, "off")
+        check_count(self.offset, "offset")
 
     def __call__(self, step: int) -> float:
         t = _step(step) - self.offset
@@ -227,7 +211,7 @@ class Interval(_ScheduleBase):
 
 
 @dataclasses.dataclass(frozen=True)
-class WarmUp(_ScheduleBase):
+class WarmUp:
     """No noise for ``delay`` steps, then a linear ramp to ``value`` over ``ramp`` steps (curriculum).
 
     v(t) = value · clamp((t − delay) / ramp, 0, 1); with ``ramp=0`` the noise switches on at ``delay``.
@@ -238,9 +222,9 @@ class WarmUp(_ScheduleBase):
     ramp: int = 0
 
     def __post_init__(self) -> None:
-        _number(self.value, "value")
-        _count(self.delay, "delay")
-        _count(self.ramp, "ramp")
+        check_number(self.value, "value")
+        check_count(self.delay, "delay")
+        check_count(self.ramp, "ramp")
 
     def __call__(self, step: int) -> float:
         t = _step(step) - self.delay
@@ -255,7 +239,7 @@ def _check_schedule(value: object, name: str) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class Product(_ScheduleBase):
+class Product:
     """v(t) = Π_i schedules[i](t); e.g. ``Product((Interval(1.0, 5, 5), Annealed(0.3)))``."""
 
     schedules: tuple[Schedule, ...]
@@ -272,7 +256,7 @@ class Product(_ScheduleBase):
 
 
 @dataclasses.dataclass(frozen=True)
-class Sequence(_ScheduleBase):
+class Sequence:
     """``schedules[i]`` from ``boundaries[i-1]`` on, each seeing its own step count from 0."""
 
     schedules: tuple[Schedule, ...]
@@ -284,7 +268,7 @@ class Sequence(_ScheduleBase):
         for i, s in enumerate(self.schedules):
             _check_schedule(s, f"schedules[{i}]")
         for i, b in enumerate(self.boundaries):
-            _count(b, f"boundaries[{i}]", low=1)
+            check_count(b, f"boundaries[{i}]", low=1)
         if list(self.boundaries) != sorted(set(self.boundaries)):
             raise ValueError(f"boundaries={self.boundaries!r} must be strictly increasing")
         if len(self.schedules) != len(self.boundaries) + 1:
@@ -301,7 +285,7 @@ class Sequence(_ScheduleBase):
 
 
 @dataclasses.dataclass(frozen=True)
-class _PerEpoch(_ScheduleBase):
+class _PerEpoch:
     schedule: Schedule
     steps_per_epoch: int
 
@@ -309,10 +293,26 @@ class _PerEpoch(_ScheduleBase):
         return self.schedule(_step(step) // self.steps_per_epoch)
 
 
+NAMED: Mapping[str, type] = MappingProxyType(
+    {
+        "constant": Constant,
+        "linear": Linear,
+        "cosine": Cosine,
+        "exponential_decay": ExponentialDecay,
+        "annealed": Annealed,
+        "piecewise": Piecewise,
+        "interval": Interval,
+        "warmup": WarmUp,
+    }
+)
+"""The schedules a study file names (``std = { schedule = "annealed", eta = 0.3 }``), each taking its
+fields as keys; the study's schema of schedule tables is derived from these classes."""
+
+
 def per_epoch(schedule: Schedule, steps_per_epoch: int) -> Schedule:
     """Evaluate ``schedule`` at the epoch ``step // steps_per_epoch`` instead of at the step."""
     _check_schedule(schedule, "schedule")
-    _count(steps_per_epoch, "steps_per_epoch", low=1)
+    check_count(steps_per_epoch, "steps_per_epoch", low=1)
     return _PerEpoch(schedule, int(steps_per_epoch))
 
 
@@ -334,10 +334,10 @@ class Clock:
 
     @step.setter
     def step(self, value: int) -> None:
-        self._step = _count(value, "step")
+        self._step = check_count(value, "step")
 
     def tick(self, n: int = 1) -> int:
-        self._step += _count(n, "n")
+        self._step += check_count(n, "n")
         return self._step
 
     def __repr__(self) -> str:

@@ -21,7 +21,7 @@ import numbers
 import numpy as np
 import torch
 
-__all__ = ["derive_seed", "make_generator", "check_seed"]
+__all__ = ["derive_seed", "rank_seed", "current_rank", "make_generator", "check_seed"]
 
 _SEED_BITS = 63
 
@@ -59,6 +59,25 @@ def derive_seed(seed: int, *keys: int | str) -> int:
     spawn_key = tuple(_key_to_int(k) for k in keys)
     state = np.random.SeedSequence(entropy=root, spawn_key=spawn_key).generate_state(2, np.uint32)
     return (int(state[0]) | (int(state[1]) << 32)) & ((1 << _SEED_BITS) - 1)
+
+
+def rank_seed(seed: int, *keys: int | str, rank: int) -> int:
+    """The stream of ``keys`` on process ``rank`` of a distributed run: ``derive_seed(seed, *keys, "rank", rank)``.
+
+    The same seed on every rank would give every rank the same noise, which averaging the ranks'
+    gradients cannot remove; the rank as the last key makes the ranks' streams independent.
+
+    >>> rank_seed(0, "input", rank=1) == derive_seed(0, "input", "rank", 1)
+    True
+    """
+    return derive_seed(seed, *keys, "rank", check_seed(rank, name="rank"))
+
+
+def current_rank() -> int:
+    """This process's rank in the default ``torch.distributed`` process group, or 0 when none is initialized."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank()
+    return 0
 
 
 def make_generator(

@@ -10,14 +10,13 @@ from noisereg import noise, schedules
 from noisereg.engine import (
     FoldData,
     Group,
-    LabelFlip,
-    LabelSmoothing,
     MLPSpec,
     OptimSpec,
     Replica,
     SiteNoise,
     train_group,
 )
+from noisereg.sites import LabelFlip, LabelSmoothing
 from tests.engine.reference import reference_training
 
 
@@ -54,7 +53,7 @@ CASES = {
         "elu",
         "bce",
         (
-            SiteNoise("pre", noise.GaussianDropout(rate=0.2), layers=(0,)),
+            SiteNoise("pre", noise.GaussianDropoutNoise(rate=0.2), layers=(0,)),
             SiteNoise("post", noise.MultiplicativeGaussian(std=0.3)),
             SiteNoise("targets", LabelSmoothing(0.2, spread="others")),
         ),
@@ -66,7 +65,7 @@ CASES = {
         (
             SiteNoise("input", noise.Uniform(half_width=0.2)),
             SiteNoise("pre", noise.Impulse(amount=0.1, low=-1.0, high=1.0), layers=(1,)),
-            SiteNoise("post", noise.AlphaDropout(rate=0.1)),
+            SiteNoise("post", noise.AlphaDropoutNoise(rate=0.1)),
             SiteNoise("targets", noise.Gaussian(std=0.1)),
             SiteNoise("gradients", noise.Uniform(half_width=0.01)),
         ),

@@ -12,7 +12,6 @@ from noisereg import noise, schedules
 from noisereg.engine import (
     FoldData,
     Group,
-    LabelSmoothing,
     MLPSpec,
     OptimSpec,
     Replica,
@@ -21,11 +20,12 @@ from noisereg.engine import (
     plan_chunks,
     train_group,
 )
+from noisereg.sites import LabelSmoothing
 
 SITES = (
     SiteNoise("input", noise.Gaussian(std=0.2)),
     SiteNoise("pre", noise.Gaussian(std=0.1), layers=(0,)),
-    SiteNoise("post", noise.GaussianDropout(rate=0.1)),
+    SiteNoise("post", noise.GaussianDropoutNoise(rate=0.1)),
     SiteNoise("targets", LabelSmoothing(0.1)),
     SiteNoise("gradients", noise.Gaussian(std=schedules.Annealed(eta=0.01))),
 )

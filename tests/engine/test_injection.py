@@ -12,7 +12,7 @@ from noisereg.seeding import make_generator
 FAST = [
     lambda s: noise.Gaussian(std=s),
     lambda s: noise.MultiplicativeGaussian(std=s),
-    lambda s: noise.GaussianDropout(rate=s),
+    lambda s: noise.GaussianDropoutNoise(rate=s),
 ]
 
 
@@ -59,7 +59,7 @@ def test_schedules_are_read_at_the_sites_clock():
 
 @pytest.mark.parametrize(
     ("kind", "match"),
-    [(noise.Gaussian(std=-0.1), "std=-0.1"), (noise.GaussianDropout(rate=1.0), "rate=1.0")],
+    [(noise.Gaussian(std=-0.1), "std=-0.1"), (noise.GaussianDropoutNoise(rate=1.0), "rate=1.0")],
 )
 def test_bad_strengths_are_refused_on_the_fast_path(kind, match):
     stream = SiteStream([kind], [make_generator(0)], name="sites[3]")

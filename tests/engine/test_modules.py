@@ -11,7 +11,6 @@ from noisereg import noise, schedules
 from noisereg.engine import (
     FoldData,
     Group,
-    LabelSmoothing,
     ModuleSpec,
     OptimSpec,
     Replica,
@@ -21,6 +20,7 @@ from noisereg.engine import (
 )
 from noisereg.engine.specs import site_kinds
 from noisereg.seeding import derive_seed, make_generator
+from noisereg.sites import LabelSmoothing
 
 
 class SmallCNN(nn.Module):

@@ -97,7 +97,7 @@ def test_zero_strength_is_no_noise_and_draws_matter():
     ("site", "model"),
     [
         (SiteNoise("pre", noise.Gaussian(0.1), sampling="projected"), MLPSpec(2, (5,), 1)),
-        (SiteNoise("post", noise.GaussianDropout(0.1), sampling="projected"), MLPSpec(2, (5,), 1)),
+        (SiteNoise("post", noise.GaussianDropoutNoise(0.1), sampling="projected"), MLPSpec(2, (5,), 1)),
         (SiteNoise("post", noise.Gaussian(0.1, clip=(0, 1)), sampling="projected"), MLPSpec(2, (5,), 1)),
         (SiteNoise("post", noise.Gaussian(0.1), sampling="projected"), MLPSpec(2, (5, 4), 1)),
         (SiteNoise("post", noise.Gaussian(0.1), layers=(0,), sampling="projected"), MLPSpec(2, (5, 4), 1)),

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from noisereg.study.stats import describe, holm, paired
+from noisereg.study.stats import summary_statistics, holm, paired
 
 A = [0.81, 0.79, 0.84, 0.80, 0.83, 0.78, 0.82, 0.85]
 B = [0.76, 0.77, 0.80, 0.74, 0.79, 0.78, 0.75, 0.80]
 
 
 def test_describe_matches_scipy_t_interval() -> None:
-    d = describe(A)
+    d = summary_statistics(A)
     lo, hi = sps.t.interval(0.95, len(A) - 1, loc=np.mean(A), scale=sps.sem(A))
     assert d["n"] == 8 and d["mean"] == pytest.approx(np.mean(A), abs=1e-15)
     assert d["std"] == pytest.approx(np.std(A, ddof=1), abs=1e-15)
@@ -24,11 +24,11 @@ def test_describe_matches_scipy_t_interval() -> None:
 
 
 def test_describe_of_one_value_has_no_spread() -> None:
-    assert describe([0.5]) == {"n": 1, "mean": 0.5, "std": None, "ci95": [None, None], "median": 0.5, "min": 0.5, "max": 0.5}
+    assert summary_statistics([0.5]) == {"n": 1, "mean": 0.5, "std": None, "ci95": [None, None], "median": 0.5, "min": 0.5, "max": 0.5}
     with pytest.raises(ValueError, match="empty"):
-        describe([])
+        summary_statistics([])
     with pytest.raises(ValueError, match="finite"):
-        describe([1.0, math.nan])
+        summary_statistics([1.0, math.nan])
 
 
 def test_paired_matches_scipy_tests() -> None:

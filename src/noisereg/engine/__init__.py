@@ -12,29 +12,47 @@ results on CPU. ``tests/engine/test_equivalence.py`` checks a replica against a 
 ``nn.Sequential`` + ``torch.optim`` loop given the same draws.
 """
 
-from noisereg.engine.group import GroupResult, estimate_replica_bytes, plan_chunks, train_group
-from noisereg.engine.modules import ModuleSpec, initial_module
-from noisereg.engine.replicas import build_module, initial_state_dict
-from noisereg.engine.specs import FoldData, Group, MLPSpec, OptimSpec, Replica, SiteNoise
-from noisereg.engine.targets import LabelFlip, LabelSmoothing, label_flip, label_smoothing
+from __future__ import annotations
 
-__all__ = [
-    "MLPSpec",
-    "ModuleSpec",
-    "OptimSpec",
-    "SiteNoise",
-    "Replica",
-    "Group",
-    "FoldData",
-    "GroupResult",
-    "train_group",
-    "estimate_replica_bytes",
-    "plan_chunks",
-    "build_module",
-    "initial_state_dict",
-    "initial_module",
-    "LabelSmoothing",
-    "LabelFlip",
-    "label_smoothing",
-    "label_flip",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> module that defines it; loaded on first use (PEP 562) so that study files can read
+# the engine's vocabulary (noisereg.engine.vocabulary) without importing torch
+_PUBLIC = {
+    "MLPSpec": "noisereg.engine.specs",
+    "ModuleSpec": "noisereg.engine.modules",
+    "OptimSpec": "noisereg.engine.specs",
+    "SiteNoise": "noisereg.engine.specs",
+    "Replica": "noisereg.engine.specs",
+    "Group": "noisereg.engine.specs",
+    "FoldData": "noisereg.engine.specs",
+    "GroupResult": "noisereg.engine.group",
+    "train_group": "noisereg.engine.group",
+    "estimate_replica_bytes": "noisereg.engine.group",
+    "plan_chunks": "noisereg.engine.group",
+    "build_module": "noisereg.engine.replicas",
+    "initial_state_dict": "noisereg.engine.replicas",
+    "initial_module": "noisereg.engine.modules",
+}
+
+__all__ = list(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'noisereg.engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from noisereg.engine.group import GroupResult, estimate_replica_bytes, plan_chunks, train_group
+    from noisereg.engine.modules import ModuleSpec, initial_module
+    from noisereg.engine.replicas import build_module, initial_state_dict
+    from noisereg.engine.specs import FoldData, Group, MLPSpec, OptimSpec, Replica, SiteNoise

@@ -9,7 +9,7 @@ Two paths, one formula:
 - the general path calls the kind itself (:mod:`noisereg.noise`) on each replica's slice with that
   replica's generator;
 - the fast path, for :class:`~noisereg.noise.Gaussian`, :class:`~noisereg.noise.MultiplicativeGaussian`
-  and :class:`~noisereg.noise.GaussianDropout` without clip, draws each replica's unit normals
+  and :class:`~noisereg.noise.GaussianDropoutNoise` without clip, draws each replica's unit normals
   ε_r with ``torch.randn`` from the same generator into one preallocated stack
   (:func:`_draw_unit_normals`, the only place that draws directly) and applies the core's own formula
   with per-replica strengths broadcast along dim 0: x + σ·ε (Gaussian) or x·(1 + σ·ε) (the others,
@@ -36,7 +36,7 @@ __all__ = ["SiteStream"]
 Form = Literal["additive", "multiplicative"]
 
 _ADDITIVE = (noise.Gaussian,)
-_MULTIPLICATIVE = (noise.MultiplicativeGaussian, noise.GaussianDropout)
+_MULTIPLICATIVE = (noise.MultiplicativeGaussian, noise.GaussianDropoutNoise)
 
 
 def _fast_form(kinds: Sequence[object]) -> Form | None:
@@ -101,7 +101,7 @@ class SiteStream:
     def _unit_sigma(self, value: object) -> float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
             raise ValueError(f"{self.name}: strength {value!r} must be a finite number")
-        if isinstance(self.kinds[0], noise.GaussianDropout):
+        if isinstance(self.kinds[0], noise.GaussianDropoutNoise):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{self.name}: rate={value!r} must be in [0, 1)")
             return dropout_std(float(value))

@@ -74,7 +74,3 @@ class StackedOptimizer:
                 eps=spec.eps, weight_decay=spec.weight_decay, decoupled=spec.name == "adamw",
             )
         self.first_step = False
-
-    def state_tensors(self) -> list[Tensor]:
-        """The per-element state buffers (for memory accounting)."""
-        return list(self.state)

@@ -28,6 +28,7 @@ from noisereg.engine.injection import SiteStream
 from noisereg.engine.losses import output_grad, per_replica
 from noisereg.engine.projection import ProjectedPostNoise
 from noisereg.engine.specs import MLPSpec
+from noisereg.noise.multiplicative import SELU_ALPHA, SELU_SCALE
 from noisereg.seeding import derive_seed, make_generator
 
 __all__ = ["StackedMLP", "build_module", "initial_state_dict"]
@@ -43,8 +44,6 @@ ACTIVATION_MODULES = {
 }
 # per hidden layer: the noise streams before and after its activation
 HiddenNoise = Sequence[tuple[Sequence[SiteStream], Sequence[SiteStream]]]
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def build_module(spec: MLPSpec) -> nn.Sequential:
@@ -105,7 +104,7 @@ def _activate(name: str, pre: Tensor, deriv: Tensor) -> tuple[Tensor, Tensor | N
         torch.clamp(pre, max=0.0, out=deriv).exp_()
         return pre.copy_(per_replica(F.elu, pre)), deriv
     if name == "selu":
-        torch.clamp(pre, max=0.0, out=deriv).exp_().mul_(_SELU_SCALE * _SELU_ALPHA).masked_fill_(pre > 0, _SELU_SCALE)
+        torch.clamp(pre, max=0.0, out=deriv).exp_().mul_(SELU_SCALE * SELU_ALPHA).masked_fill_(pre > 0, SELU_SCALE)
         return pre.copy_(per_replica(F.selu, pre)), deriv
     return pre, None
 

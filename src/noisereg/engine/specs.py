@@ -15,6 +15,7 @@ from typing import Literal, get_args
 import torch
 
 from noisereg.engine.modules import ModuleSpec
+from noisereg.engine.vocabulary import HIDDEN_SITES, Activation, ClockUnit, Init, Loss, SiteName
 from noisereg.noise import Gaussian
 from noisereg.schedules import Schedule
 from noisereg.seeding import check_seed
@@ -31,11 +32,6 @@ __all__ = [
     "is_constantly_off",
 ]
 
-Activation = Literal["relu", "tanh", "gelu", "sigmoid", "elu", "selu", "identity"]
-Init = Literal["default", "he", "glorot", "normal"]
-Loss = Literal["bce", "ce", "mse"]
-SiteName = Literal["input", "pre", "post", "gradients", "targets"]
-Clock = Literal["step", "epoch"]
 
 
 def _check_choice(name: str, value: object, literal: object) -> None:
@@ -137,8 +133,10 @@ class SiteNoise:
     ``site``: ``"input"`` (the batch's inputs), ``"pre"``/``"post"`` (a hidden layer's linear output
     before/after its activation), ``"gradients"`` (g̃ = g + noise, added to each replica's gradient
     before clipping and the optimizer's own scaling, as Neelakantan et al. 2015 and optax do) or
-    ``"targets"`` (the batch's targets). ``kind`` is a :mod:`noisereg.noise` config (or, for
-    targets, :class:`~noisereg.engine.targets.LabelSmoothing` / :class:`~noisereg.engine.targets.LabelFlip`);
+    ``"targets"`` (the batch's targets). ``kind`` is a :mod:`noisereg.noise` config (or, for the
+    class-probability rows of a classifier's targets, :class:`noisereg.sites.LabelSmoothing`,
+    :class:`~noisereg.sites.LabelFlip` or :class:`~noisereg.sites.DisturbLabel`; the engine trains
+    ``bce`` targets y as rows ``[1 − y, y]``);
     a schedule in its main strength is read at ``clock``: the 0-based optimizer step (``"step"``,
     the default and Neelakantan's t) or the 0-based epoch (``"epoch"``).
     ``layers`` picks hidden layers (0-based) for pre/post; None means all hidden layers.
@@ -150,19 +148,19 @@ class SiteNoise:
     site: SiteName
     kind: object
     layers: tuple[int, ...] | None = None
-    clock: Clock = "step"
+    clock: ClockUnit = "step"
     sampling: Literal["exact", "projected"] = "exact"
 
     def __post_init__(self) -> None:
         _check_choice("site", self.site, SiteName)
-        _check_choice("clock", self.clock, Clock)
+        _check_choice("clock", self.clock, ClockUnit)
         _check_choice("sampling", self.sampling, Literal["exact", "projected"])
         if not (callable(self.kind) and hasattr(self.kind, "with_strength")):
             raise TypeError(
                 f"kind={self.kind!r} must be a noise config (e.g. noisereg.noise.Gaussian(std=0.1))"
             )
         if self.layers is not None:
-            if self.site not in ("pre", "post"):
+            if self.site not in HIDDEN_SITES:
                 raise ValueError(f"layers={self.layers!r} is only for sites 'pre' and 'post', not {self.site!r}")
             if not isinstance(self.layers, tuple) or not self.layers:
                 raise TypeError(f"layers={self.layers!r} must be a non-empty tuple of ints >= 0, or None")
@@ -252,12 +250,12 @@ class Group:
             raise TypeError(f"sites={self.sites!r} must be a tuple of SiteNoise")
         hidden = len(self.model.widths) if isinstance(self.model, MLPSpec) else 0
         for i, site in enumerate(self.sites):
-            if site.site in ("pre", "post") and isinstance(self.model, ModuleSpec):
+            if site.site in HIDDEN_SITES and isinstance(self.model, ModuleSpec):
                 raise ValueError(
                     f"sites[{i}].site={site.site!r}: hidden-layer noise needs an MLPSpec model; for a "
                     "ModuleSpec put the noise inside the module (noisereg.layers) or use input/targets/gradients"
                 )
-            if site.site in ("pre", "post") and hidden == 0:
+            if site.site in HIDDEN_SITES and hidden == 0:
                 raise ValueError(f"sites[{i}].site={site.site!r} needs a hidden layer; model.widths is empty")
             if site.sampling == "projected":
                 _check_projected(i, site, self.model)

@@ -1,46 +1,71 @@
 """Kinds of noise: each a pure tensor function and a small frozen config with the same parameters.
 
 See :mod:`noisereg.noise.base` for the conventions every kind follows (strength broadcasting, mask,
-clip, dtype).
+clip, dtype) and :mod:`noisereg.noise.kinds` for the registry of kinds (strength, identity, bounds).
+Names are loaded on first use (PEP 562), so that the registry can be read without importing torch.
 """
 
-from noisereg.noise.additive import Gaussian, Uniform, gaussian, uniform
-from noisereg.noise.base import NoiseKind
-from noisereg.noise.discrete import Impulse, Shot, impulse, shot
-from noisereg.noise.multiplicative import (
-    AlphaDropout,
-    GaussianDropout,
-    MultiplicativeGaussian,
-    Speckle,
-    alpha_dropout,
-    gaussian_dropout,
-    multiplicative_gaussian,
-    speckle,
-)
-from noisereg.noise.signal import Colored, SNRGaussian, Spatial, colored, snr_gaussian, spatial
+from __future__ import annotations
 
-__all__ = [
-    "NoiseKind",
-    "gaussian",
-    "uniform",
-    "multiplicative_gaussian",
-    "speckle",
-    "gaussian_dropout",
-    "alpha_dropout",
-    "snr_gaussian",
-    "impulse",
-    "shot",
-    "colored",
-    "spatial",
-    "Gaussian",
-    "Uniform",
-    "MultiplicativeGaussian",
-    "Speckle",
-    "GaussianDropout",
-    "AlphaDropout",
-    "SNRGaussian",
-    "Impulse",
-    "Shot",
-    "Colored",
-    "Spatial",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> module that defines it
+_PUBLIC = {
+    "KINDS": "noisereg.noise.kinds",
+    "NoiseKind": "noisereg.noise.base",
+    "gaussian": "noisereg.noise.additive",
+    "uniform": "noisereg.noise.additive",
+    "multiplicative_gaussian": "noisereg.noise.multiplicative",
+    "speckle": "noisereg.noise.multiplicative",
+    "gaussian_dropout": "noisereg.noise.multiplicative",
+    "alpha_dropout": "noisereg.noise.multiplicative",
+    "snr_gaussian": "noisereg.noise.signal",
+    "impulse": "noisereg.noise.discrete",
+    "shot": "noisereg.noise.discrete",
+    "colored": "noisereg.noise.signal",
+    "spatial": "noisereg.noise.signal",
+    "Gaussian": "noisereg.noise.additive",
+    "Uniform": "noisereg.noise.additive",
+    "MultiplicativeGaussian": "noisereg.noise.multiplicative",
+    "Speckle": "noisereg.noise.multiplicative",
+    "GaussianDropoutNoise": "noisereg.noise.multiplicative",
+    "AlphaDropoutNoise": "noisereg.noise.multiplicative",
+    "SNRGaussian": "noisereg.noise.signal",
+    "Impulse": "noisereg.noise.discrete",
+    "Shot": "noisereg.noise.discrete",
+    "Colored": "noisereg.noise.signal",
+    "Spatial": "noisereg.noise.signal",
+}
+
+__all__ = list(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'noisereg.noise' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from noisereg.noise.additive import Gaussian, Uniform, gaussian, uniform
+    from noisereg.noise.base import NoiseKind
+    from noisereg.noise.discrete import Impulse, Shot, impulse, shot
+    from noisereg.noise.kinds import KINDS
+    from noisereg.noise.multiplicative import (
+        AlphaDropoutNoise,
+        GaussianDropoutNoise,
+        MultiplicativeGaussian,
+        Speckle,
+        alpha_dropout,
+        gaussian_dropout,
+        multiplicative_gaussian,
+        speckle,
+    )
+    from noisereg.noise.signal import Colored, SNRGaussian, Spatial, colored, snr_gaussian, spatial

@@ -15,6 +15,7 @@ from noisereg.noise.base import (
     check_clip,
     check_generator,
     check_input,
+    check_main_strength,
     check_mask,
     check_strength,
     finish,
@@ -54,7 +55,7 @@ def gaussian(
     torch.Size([2, 3])
     """
     check_input(x, kind="gaussian")
-    std = check_strength(std, name="std", x=x)
+    std = check_main_strength(std, kind="gaussian", x=x)
     mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
     if is_identity(std, 0.0):
         return x
@@ -75,7 +76,7 @@ def uniform(
     The standard deviation of u is a/√3; :class:`Uniform` takes ``std`` and sets a = std·√3.
     """
     check_input(x, kind="uniform")
-    a = check_strength(half_width, name="half_width", x=x)
+    a = check_main_strength(half_width, kind="uniform", x=x)
     mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
     if is_identity(a, 0.0):
         return x
@@ -84,25 +85,23 @@ def uniform(
 
 
 @dataclasses.dataclass(frozen=True)
-class Gaussian(NoiseKind):
+class Gaussian(NoiseKind, kind="gaussian"):
     """Config of :func:`gaussian`: x + std·ε."""
 
     std: float | Schedule | Tensor = 0.1
     clip: Clip = None
 
-    strength_field = "std"
     function = staticmethod(gaussian)
 
 
 @dataclasses.dataclass(frozen=True)
-class Uniform(NoiseKind):
+class Uniform(NoiseKind, kind="uniform"):
     """Config of :func:`uniform`: x + U(−a, a). Give ``half_width`` a, or ``std`` for a = std·√3."""
 
     half_width: float | Schedule | Tensor | None = None
     clip: Clip = None
     std: dataclasses.InitVar[float | None] = None
 
-    strength_field = "half_width"
     function = staticmethod(uniform)
 
     def __post_init__(self, std: float | None) -> None:

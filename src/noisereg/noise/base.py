@@ -23,10 +23,12 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from noisereg._checks import check_number
 from noisereg._compat import values_readable
+from noisereg.noise.kinds import KINDS
 from noisereg.schedules import Schedule, resolve
 
-__all__ = ["NoiseKind", "Strength", "Clip"]
+__all__ = ["NoiseKind", "Strength", "Clip", "check_number"]
 
 Strength = float | Tensor
 Clip = tuple[float, float] | None
@@ -100,18 +102,15 @@ def check_strength(
     return value
 
 
-def is_identity(value: Strength, identity: float) -> bool:
+def check_main_strength(value: object, *, kind: str, x: Tensor) -> Strength:
+    """:func:`check_strength` for the main strength of ``kind``, with the bounds of its registry entry."""
+    entry = KINDS[kind]
+    return check_strength(value, name=entry.strength, x=x, **entry.bounds)
+
+
+def is_identity(value: object, identity: float) -> bool:
     """True when a scalar strength equals the kind's identity value (tensors are never short-cut)."""
     return not isinstance(value, Tensor) and value == identity
-
-
-def check_number(value: object, name: str, *, low: float = -math.inf) -> float:
-    """A finite real number >= ``low`` (a non-strength parameter such as beta or length), as a float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise TypeError(f"{name}={value!r} must be a finite number")
-    if value < low:
-        raise ValueError(f"{name}={value!r} must be >= {low}")
-    return float(value)
 
 
 def check_mask(mask: object, x: Tensor) -> Tensor | None:
@@ -183,13 +182,21 @@ class NoiseKind:
     """Base of the small frozen configs, one per noise kind.
 
     A config holds the parameters of its kind's pure function; any strength may be a
-    :class:`~noisereg.schedules.Schedule`, resolved at the step the caller passes. Subclasses set
-    ``strength_field`` (the field that is "how much noise"), ``identity`` (its value for no noise)
-    and ``function`` (the pure tensor function).
+    :class:`~noisereg.schedules.Schedule`, resolved at the step the caller passes. Subclasses name
+    their entry of :data:`~noisereg.noise.kinds.KINDS` (``class Gaussian(NoiseKind, kind="gaussian")``),
+    which gives ``strength_field`` (the field that is "how much noise") and ``identity`` (its value
+    for no noise), and set ``function`` (the pure tensor function).
     """
 
+    kind: ClassVar[str]
     strength_field: ClassVar[str]
     identity: ClassVar[float] = 0.0
+
+    def __init_subclass__(cls, kind: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            entry = KINDS[kind]
+            cls.kind, cls.strength_field, cls.identity = kind, entry.strength, entry.identity
 
     @staticmethod
     def function(x: Tensor, *args: Any, **kwargs: Any) -> Tensor:

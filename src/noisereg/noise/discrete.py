@@ -17,9 +17,9 @@ from noisereg.noise.base import (
     check_clip,
     check_generator,
     check_input,
-    check_number,
+    check_main_strength,
     check_mask,
-    check_strength,
+    check_number,
     draw_dtype,
     finish,
     is_identity,
@@ -48,7 +48,7 @@ def impulse(
     data pass the range you want. Replaced positions carry no gradient.
     """
     check_input(x, kind="impulse")
-    amount = check_strength(amount, name="amount", x=x, high=1.0)
+    amount = check_main_strength(amount, kind="impulse", x=x)
     if isinstance(salt_vs_pepper, bool) or not isinstance(salt_vs_pepper, numbers.Real) or not (
         0.0 <= salt_vs_pepper <= 1.0
     ):
@@ -80,7 +80,7 @@ def shot(
     ``clip=(0, 1)``. Gradients pass straight through (x̃ = x + a detached perturbation).
     """
     check_input(x, kind="shot")
-    scale = check_strength(scale, name="scale", x=x, low_open=True, allow_inf=True)
+    scale = check_main_strength(scale, kind="shot", x=x)
     mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
     if is_identity(scale, math.inf):
         return x
@@ -95,7 +95,7 @@ def shot(
 
 
 @dataclasses.dataclass(frozen=True)
-class Impulse(NoiseKind):
+class Impulse(NoiseKind, kind="impulse"):
     """Config of :func:`impulse` (salt-and-pepper)."""
 
     amount: float | Schedule | Tensor = 0.05
@@ -103,17 +103,14 @@ class Impulse(NoiseKind):
     low: float = 0.0
     high: float = 1.0
 
-    strength_field = "amount"
     function = staticmethod(impulse)
 
 
 @dataclasses.dataclass(frozen=True)
-class Shot(NoiseKind):
+class Shot(NoiseKind, kind="shot"):
     """Config of :func:`shot`: Poisson(x·scale)/scale."""
 
     scale: float | Schedule | Tensor = 100.0
     clip: Clip = None
 
-    strength_field = "scale"
-    identity = math.inf
     function = staticmethod(shot)

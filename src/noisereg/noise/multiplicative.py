@@ -15,12 +15,11 @@ from noisereg.noise.base import (
     check_clip,
     check_generator,
     check_input,
+    check_main_strength,
     check_mask,
-    check_strength,
     draw_dtype,
     finish,
     is_identity,
-    rand_like,
     randn_like,
 )
 from noisereg.schedules import Schedule
@@ -32,16 +31,21 @@ __all__ = [
     "alpha_dropout",
     "MultiplicativeGaussian",
     "Speckle",
-    "GaussianDropout",
-    "AlphaDropout",
+    "GaussianDropoutNoise",
+    "AlphaDropoutNoise",
     "dropout_std",
+    "SELU_ALPHA",
+    "SELU_SCALE",
 ]
 
-# SELU's constants (Klambauer et al. 2017); alpha dropout sets dropped units to SELU's negative
-# saturation value −λα so the activations keep zero mean and unit variance.
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
-_ALPHA_PRIME = -_SELU_ALPHA * _SELU_SCALE
+SELU_ALPHA = 1.6732632423543772848170429916717
+"""SELU's α (Klambauer et al. 2017), as ``torch.nn.SELU``."""
+SELU_SCALE = 1.0507009873554804934193349852946
+"""SELU's λ (Klambauer et al. 2017), as ``torch.nn.SELU``."""
+
+# Alpha dropout sets dropped units to SELU's negative saturation value −λα so the activations keep
+# zero mean and unit variance.
+_ALPHA_PRIME = -SELU_ALPHA * SELU_SCALE
 
 
 def multiplicative_gaussian(
@@ -58,7 +62,7 @@ def multiplicative_gaussian(
     corruption is this with ``clip=(0, 1)``.
     """
     check_input(x, kind="multiplicative_gaussian")
-    std = check_strength(std, name="std", x=x)
+    std = check_main_strength(std, kind="multiplicative_gaussian", x=x)
     mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
     if is_identity(std, 0.0):
         return x
@@ -96,7 +100,7 @@ def gaussian_dropout(
     rate; the multiplier has mean 1. ``rate`` must be in [0, 1).
     """
     check_input(x, kind="gaussian_dropout")
-    rate = check_strength(rate, name="rate", x=x, high=1.0, high_open=True)
+    rate = check_main_strength(rate, kind="gaussian_dropout", x=x)
     mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
     if is_identity(rate, 0.0):
         return x
@@ -119,7 +123,7 @@ def alpha_dropout(
     shares one keep/drop draw along dimensions of size 1, as in Keras.
     """
     check_input(x, kind="alpha_dropout")
-    rate = check_strength(rate, name="rate", x=x, high=1.0, high_open=True)
+    rate = check_main_strength(rate, kind="alpha_dropout", x=x)
     mask, generator = check_mask(mask, x), check_generator(generator, x)
     shape = x.shape if noise_shape is None else torch.Size(noise_shape)
     try:
@@ -138,13 +142,12 @@ def alpha_dropout(
 
 
 @dataclasses.dataclass(frozen=True)
-class MultiplicativeGaussian(NoiseKind):
+class MultiplicativeGaussian(NoiseKind, kind="multiplicative_gaussian"):
     """Config of :func:`multiplicative_gaussian`: x·(1 + std·ε)."""
 
     std: float | Schedule | Tensor = 0.1
     clip: Clip = None
 
-    strength_field = "std"
     function = staticmethod(multiplicative_gaussian)
 
 
@@ -152,22 +155,20 @@ Speckle = MultiplicativeGaussian
 
 
 @dataclasses.dataclass(frozen=True)
-class GaussianDropout(NoiseKind):
+class GaussianDropoutNoise(NoiseKind, kind="gaussian_dropout"):
     """Config of :func:`gaussian_dropout`: x·(1 + σε), σ = √(rate/(1−rate))."""
 
     rate: float | Schedule | Tensor = 0.1
     clip: Clip = None
 
-    strength_field = "rate"
     function = staticmethod(gaussian_dropout)
 
 
 @dataclasses.dataclass(frozen=True)
-class AlphaDropout(NoiseKind):
+class AlphaDropoutNoise(NoiseKind, kind="alpha_dropout"):
     """Config of :func:`alpha_dropout` (Keras 3 semantics)."""
 
     rate: float | Schedule | Tensor = 0.1
     noise_shape: tuple[int, ...] | None = None
 
-    strength_field = "rate"
     function = staticmethod(alpha_dropout)

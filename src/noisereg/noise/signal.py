@@ -15,9 +15,9 @@ from noisereg.noise.base import (
     check_clip,
     check_generator,
     check_input,
-    check_number,
+    check_main_strength,
     check_mask,
-    check_strength,
+    check_number,
     draw_dtype,
     finish,
     is_identity,
@@ -53,7 +53,7 @@ def snr_gaussian(
     """
     check_input(x, kind="snr_gaussian")
     _check_batched(x, kind="snr_gaussian", dims=2)
-    snr = check_strength(snr_db, name="snr_db", x=x, low=-math.inf, allow_inf=True)
+    snr = check_main_strength(snr_db, kind="snr_gaussian", x=x)
     mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
     if is_identity(snr, math.inf):
         return x
@@ -110,7 +110,7 @@ def colored(
     domain, so it allocates a spectrum beside the one draw.
     """
     check_input(x, kind="colored")
-    std = check_strength(std, name="std", x=x)
+    std = check_main_strength(std, kind="colored", x=x)
     beta = check_number(beta, "beta", low=0.0)
     mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
     if is_identity(std, 0.0):
@@ -144,7 +144,7 @@ def spatial(
     """
     check_input(x, kind="spatial")
     _check_batched(x, kind="spatial", dims=2)
-    std = check_strength(std, name="std", x=x)
+    std = check_main_strength(std, kind="spatial", x=x)
     length = check_number(length, "length", low=0.0)
     mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
     if is_identity(std, 0.0):
@@ -159,36 +159,32 @@ def spatial(
 
 
 @dataclasses.dataclass(frozen=True)
-class SNRGaussian(NoiseKind):
+class SNRGaussian(NoiseKind, kind="snr_gaussian"):
     """Config of :func:`snr_gaussian`: Gaussian noise at ``snr_db`` decibels per sample."""
 
     snr_db: float | Schedule | Tensor = 20.0
     clip: Clip = None
 
-    strength_field = "snr_db"
-    identity = math.inf
     function = staticmethod(snr_gaussian)
 
 
 @dataclasses.dataclass(frozen=True)
-class Colored(NoiseKind):
+class Colored(NoiseKind, kind="colored"):
     """Config of :func:`colored`: 1/f^β noise of standard deviation ``std`` along the last dim."""
 
     std: float | Schedule | Tensor = 0.1
     beta: float = 1.0
     clip: Clip = None
 
-    strength_field = "std"
     function = staticmethod(colored)
 
 
 @dataclasses.dataclass(frozen=True)
-class Spatial(NoiseKind):
+class Spatial(NoiseKind, kind="spatial"):
     """Config of :func:`spatial`: Gaussian-smoothed 2-D noise of standard deviation ``std``."""
 
     std: float | Schedule | Tensor = 0.1
     length: float = 2.0
     clip: Clip = None
 
-    strength_field = "std"
     function = staticmethod(spatial)

@@ -32,12 +32,6 @@ def check_inputs(x: object, *, name: str = "x") -> Tensor:
     return x
 
 
-def check_count(value: object, name: str, *, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name}={value!r} must be an int >= {low}")
-    return int(value)
-
-
 def check_positive(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name}={value!r} must be a finite number > 0")

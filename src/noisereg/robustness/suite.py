@@ -20,9 +20,9 @@ import torch
 from torch import Tensor
 
 from noisereg import metrics
+from noisereg._checks import check_count
 from noisereg.robustness._evaluation import (
     Model,
-    check_count,
     check_inputs,
     check_model,
     evaluating,
@@ -77,11 +77,6 @@ class CorruptionResult:
     def gap(self) -> float:
         """Clean accuracy minus mean corruption accuracy: the smaller, the more robust."""
         return self.clean_accuracy - self.mean_corruption_accuracy
-
-    @property
-    def mean_noisy_loss(self) -> float:
-        """Mean loss over all corruptions and severities."""
-        return math.fsum(v for losses in self.loss.values() for v in losses) / self._cells
 
     @property
     def _cells(self) -> int:
@@ -199,7 +194,7 @@ def evaluate_corruptions(
             outside 1-5 or repeated, image data outside [0, 1], labels that do not fit the outputs.
     """
     model, x = check_model(model), check_inputs(x)
-    seed, batch_size = check_seed(seed), check_count(batch_size, "batch_size")
+    seed, batch_size = check_seed(seed), check_count(batch_size, "batch_size", 1)
     if constants not in SEVERITY_CONSTANTS:
         raise ValueError(f"{constants=} must be one of {tuple(SEVERITY_CONSTANTS)}")
     if isinstance(corruptions, str) or not isinstance(severities, Sequence):

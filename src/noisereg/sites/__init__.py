@@ -1,22 +1,24 @@
 """Noise at every site of a model users already have: ``attach``, its handle, and ``describe``.
 
 Sites: the input, activations, embeddings (NEFTune), weights, gradients and targets — see
-:func:`attach`. Learned noise (:class:`NoisyLinear`, :class:`PNILinear`) and noisy activation
+:func:`attach`. Learned noise (:class:`NoisyLinear`, :class:`PNI`) and noisy activation
 functions (:class:`NoisyHardTanh`, :class:`NoisyHardSigmoid`) are modules to swap in; target noise,
 mixing and denoising pairs are also pure tensor functions.
+
+``__all__`` holds what users call; the machinery behind it (the handle subclasses, ``describe``'s
+entries, the kinds and layers that attach builds) stays importable from its own module.
 """
 
-from noisereg.sites.attach import Handle, MaskedHandle, TargetsHandle, WeightsHandle, attach
+from noisereg.sites.attach import Handle, attach
 from noisereg.sites.denoising import DenoisingCollate, DenoisingDataset
-from noisereg.sites.describe import Description, Entry, describe
+from noisereg.sites.describe import describe
 from noisereg.sites.embeddings import NEFTune, neftune
 from noisereg.sites.gradients import annealed_gaussian
 from noisereg.sites.learned import PNI, NoisyLinear
-from noisereg.sites.mixing import CutMix, MixingKind, MixingLayer, Mixup, cutmix, mixup
+from noisereg.sites.mixing import CutMix, Mixup, cutmix, mixup
 from noisereg.sites.noisy_activations import (
     NoisyHardSigmoid,
     NoisyHardTanh,
-    SaturationNoise,
     noisy_hard_activation,
 )
 from noisereg.sites.targets import (
@@ -30,26 +32,18 @@ from noisereg.sites.targets import (
     regression_noise,
     transition_matrix,
 )
-from noisereg.sites.weights import WeightNoise
 
 __all__ = [
     "attach",
     "describe",
     "Handle",
-    "MaskedHandle",
-    "WeightsHandle",
-    "TargetsHandle",
-    "Entry",
-    "Description",
     "NEFTune",
     "neftune",
     "annealed_gaussian",
-    "WeightNoise",
     "NoisyLinear",
     "PNI",
     "NoisyHardTanh",
     "NoisyHardSigmoid",
-    "SaturationNoise",
     "noisy_hard_activation",
     "DenoisingDataset",
     "DenoisingCollate",
@@ -66,6 +60,4 @@ __all__ = [
     "DisturbLabel",
     "Mixup",
     "CutMix",
-    "MixingKind",
-    "MixingLayer",
 ]

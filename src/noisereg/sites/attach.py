@@ -34,7 +34,7 @@ from noisereg.sites.weights import Resample, place_weights
 
 __all__ = ["attach", "Handle", "MaskedHandle", "WeightsHandle", "TargetsHandle"]
 
-Site = Literal["input", "activations", "embeddings", "weights", "gradients", "targets"]
+At = Literal["input", "activations", "embeddings", "weights", "gradients", "targets"]
 
 _LABEL_KINDS = (LabelSmoothing, LabelFlip, DisturbLabel)
 _DEFAULTS: dict[str, Any] = {
@@ -185,7 +185,7 @@ def _check_free(placements: list[Placement], stack: bool, at: str) -> None:
 def attach(
     model: nn.Module,
     noise: NoiseKind,
-    at: Site,
+    at: At,
     *,
     select: Selector | None = None,
     where: Where = "after",

@@ -15,11 +15,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from noisereg._checks import check_count
 from noisereg._compat import beta_symmetric
 from noisereg.layers import NoiseLayer
 from noisereg.noise.base import NoiseKind, check_generator, draw_dtype
 from noisereg.schedules import Schedule
-from noisereg.sites.targets import as_soft, check_count, class_count
+from noisereg.sites.targets import as_soft, class_count
 
 __all__ = ["mixup", "cutmix", "MixingKind", "Mixup", "CutMix", "MixingLayer"]
 

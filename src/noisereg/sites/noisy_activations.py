@@ -27,14 +27,14 @@ from noisereg.schedules import Schedule
 
 __all__ = ["noisy_hard_activation", "SaturationNoise", "NoisyHardTanh", "NoisyHardSigmoid"]
 
-Activation = Literal["hard_tanh", "hard_sigmoid"]
+HardActivation = Literal["hard_tanh", "hard_sigmoid"]
 
 
 def noisy_hard_activation(
     x: Tensor,
     c: Strength,
     *,
-    activation: Activation = "hard_tanh",
+    activation: HardActivation = "hard_tanh",
     alpha: float = 1.15,
     half_normal: bool = True,
     p: float | Tensor = 1.0,
@@ -75,7 +75,7 @@ class SaturationNoise(NoiseKind):
     """Config of :func:`noisy_hard_activation` (with p = 1; the modules learn p)."""
 
     c: float | Schedule | Tensor = 0.5
-    activation: Activation = "hard_tanh"
+    activation: HardActivation = "hard_tanh"
     alpha: float = 1.15
     half_normal: bool = True
 
@@ -90,7 +90,7 @@ class SaturationNoise(NoiseKind):
 
 
 class _NoisyHard(NoiseLayer):
-    activation: Activation
+    activation: HardActivation
 
     def __init__(self, c: float | Schedule = 0.5, *, alpha: float = 1.15, half_normal: bool = True,
                  num_features: int | None = None, seed: int | None = None) -> None:

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from noisereg.layers import NoiseLayer
-from noisereg.seeding import derive_seed
+from noisereg.seeding import current_rank, derive_seed, rank_seed
 
 __all__ = [
     "Placement",
@@ -78,14 +78,14 @@ def stream_seed(seed: int | None, site: str, name: str) -> int | None:
     """The seed of one place's noise: ``derive_seed(seed, site, name)``; None uses torch's global RNG.
 
     Under ``torch.distributed`` with more than one process the rank is a key too,
-    ``derive_seed(seed, site, name, "rank", rank)``: the same seed on every rank would otherwise give
+    :func:`noisereg.seeding.rank_seed` ``(seed, site, name, rank=rank)``: the same seed on every rank would otherwise give
     every replica the same noise.
     """
     if seed is None:
         return None
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        return derive_seed(seed, site, name, "rank", dist.get_rank())
+        return rank_seed(seed, site, name, rank=current_rank())
     return derive_seed(seed, site, name)
 
 

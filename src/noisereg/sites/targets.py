@@ -21,6 +21,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from noisereg._checks import check_count
 from noisereg.noise.additive import gaussian
 from noisereg.noise.base import NoiseKind, check_generator, check_strength, is_identity
 from noisereg.schedules import Schedule
@@ -44,12 +45,6 @@ Pattern = Literal["symmetric", "pair", "uniform"] | Mapping[int, int] | Tensor
 PATRINI_MNIST: Mapping[int, int] = types.MappingProxyType({2: 7, 3: 8, 5: 6, 6: 5, 7: 1})
 
 _PATTERNS = ("symmetric", "pair", "uniform")
-
-
-def check_count(value: object, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name}={value!r} must be an int >= {low}")
-    return int(value)
 
 
 def class_count(y: Tensor, num_classes: int | None) -> int:
@@ -305,14 +300,13 @@ def _check_fields(kind: NoiseKind, *, high: float = 1.0) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class LabelSmoothing(NoiseKind):
+class LabelSmoothing(NoiseKind, kind="label_smoothing"):
     """Config of :func:`label_smoothing`; ``spread="all"`` (torch's formula) by default."""
 
     epsilon: float | Schedule | Tensor = 0.1
     num_classes: int | None = None
     spread: Spread = "all"
 
-    strength_field = "epsilon"
     function = staticmethod(label_smoothing)
 
     def __post_init__(self) -> None:
@@ -322,7 +316,7 @@ class LabelSmoothing(NoiseKind):
 
 
 @dataclasses.dataclass(frozen=True)
-class LabelFlip(NoiseKind):
+class LabelFlip(NoiseKind, kind="label_flip"):
     """Config of :func:`flip_labels`: flip with probability ``rate`` along ``pattern``.
 
     A mapping pattern is stored as sorted ``(source, target)`` pairs so the config stays hashable.
@@ -333,7 +327,6 @@ class LabelFlip(NoiseKind):
     pattern: Literal["symmetric", "pair", "uniform"] | tuple[tuple[int, int], ...] | Tensor = "symmetric"
     ignore_index: int | None = -100
 
-    strength_field = "rate"
     function = staticmethod(flip_labels)
 
     def __post_init__(self) -> None:
@@ -344,14 +337,13 @@ class LabelFlip(NoiseKind):
 
 
 @dataclasses.dataclass(frozen=True)
-class DisturbLabel(NoiseKind):
+class DisturbLabel(NoiseKind, kind="disturb_label"):
     """Config of :func:`disturb_labels`: redraw over all C classes with probability ``alpha``."""
 
     alpha: float | Schedule | Tensor = 0.1
     num_classes: int | None = None
     ignore_index: int | None = -100
 
-    strength_field = "alpha"
     function = staticmethod(disturb_labels)
 
     def __post_init__(self) -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from noisereg.noise.kinds import KINDS
 from noisereg.study.config import StudyConfig
-from noisereg.study.config.noise import MAIN_STRENGTH
 
 __all__ = ["Cell", "plan_cells", "cell_key", "signature"]
 
@@ -53,18 +53,18 @@ def plan_cells(config: StudyConfig) -> list[Cell]:
     cells = []
     for arm in config.arms:
         if arm.search is not None:
-            param = arm.search.param or MAIN_STRENGTH[arm.noise[0].kind]
+            param = arm.search.param or KINDS[arm.noise[0].kind].strength
             for i in range(1, arm.search.trials + 1):
                 cells.append(Cell(cell_key(arm.name, i, "trial"), arm.name, None, param, tuple(arm.noise), True, search=True))
             continue
-        param = None if arm.grid is None else (arm.grid.param or MAIN_STRENGTH[arm.noise[0].kind])
+        param = None if arm.grid is None else (arm.grid.param or KINDS[arm.noise[0].kind].strength)
         for value, noise in arm.cells():
             cells.append(Cell(cell_key(arm.name, value, param), arm.name, value, param, tuple(noise), arm.name == chosen))
     return cells
 
 
 def _main_float(table: Any) -> float | None:
-    value = getattr(table, MAIN_STRENGTH[table.kind])
+    value = getattr(table, KINDS[table.kind].strength)
     return None if hasattr(value, "schedule") else float(value)
 
 
@@ -78,7 +78,7 @@ def signature(cell: Cell) -> tuple[Any, ...]:
     for table in cell.noise:
         dump = table.model_dump(mode="json")
         if _main_float(table) is not None:
-            dump[MAIN_STRENGTH[table.kind]] = None
+            dump[KINDS[table.kind].strength] = None
         parts.append(repr(sorted(dump.items())))
     return tuple(parts)
 

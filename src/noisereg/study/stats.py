@@ -4,7 +4,7 @@ All functions take plain sequences of floats (one value per seed) and return pla
 None where a number is undefined (e.g. a standard deviation of one value), so that the results go
 straight into JSON. No torch.
 
-- :func:`describe`: n, mean, sample standard deviation s (ddof = 1), and the 95% t-interval
+- :func:`summary_statistics`: n, mean, sample standard deviation s (ddof = 1), and the 95% t-interval
   mean ± t_{0.975, n−1}·s/√n.
 - :func:`paired`: differences d_i = arm_i − baseline_i on the same seeds; mean and t-interval of d,
   the paired t-test (scipy ``ttest_rel``), the Wilcoxon signed-rank test (scipy ``wilcoxon``, zero
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats as sps
 
-__all__ = ["describe", "paired", "holm", "CONFIDENCE"]
+__all__ = ["summary_statistics", "paired", "holm", "CONFIDENCE"]
 
 CONFIDENCE = 0.95
 
@@ -46,12 +46,12 @@ def _interval(mean: float, std: float, n: int) -> list[float | None]:
     return [mean - half, mean + half]
 
 
-def describe(values: Sequence[float]) -> dict[str, float | int | None | list[float | None]]:
+def summary_statistics(values: Sequence[float]) -> dict[str, float | int | None | list[float | None]]:
     """n, mean, std (ddof = 1), ci95 [low, high] (t-interval), median, min, max of ``values``.
 
     Raises ``ValueError`` for an empty or non-finite input.
 
-    >>> describe([1.0, 2.0, 3.0])["ci95"]  # doctest: +ELLIPSIS
+    >>> summary_statistics([1.0, 2.0, 3.0])["ci95"]  # doctest: +ELLIPSIS
     [-0.48..., 4.48...]
     """
     x = _finite(values, "values")

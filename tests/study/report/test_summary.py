@@ -7,7 +7,7 @@ import pytest
 from tests.study.fakes import fake_results, tiny_config, populate
 from noisereg.study.cells import plan_cells
 from noisereg.study.report.summary import summarize
-from noisereg.study.stats import describe, paired
+from noisereg.study.stats import summary_statistics, paired
 
 
 def study_attrs() -> dict:
@@ -36,7 +36,7 @@ def test_arms_hold_describe_and_paired_on_the_same_seeds() -> None:
     by = {a["name"]: a for a in s["arms"]}
     assert list(by) == list(study_attrs()["cells"])
     pre = by["pre"]
-    expected = describe(done["pre"]["final"]["test_acc"])
+    expected = summary_statistics(done["pre"]["final"]["test_acc"])
     assert {k: pre[k] for k in expected} == expected
     assert by["none"]["paired"] is None
     ref = paired(done["pre"]["final"]["test_acc"], done["none"]["final"]["test_acc"])

@@ -10,17 +10,16 @@ not exist, hidden-layer noise on a model that is not an MLP.
 from __future__ import annotations
 
 import functools
-from typing import Literal
 
 from noisereg.engine import MLPSpec, ModuleSpec, OptimSpec
+from noisereg.engine.vocabulary import HIDDEN_SITES, Loss
+from noisereg.noise.kinds import KINDS
 from noisereg.study.bridge.networks import make_cnn, make_recurrent
 from noisereg.study.config import StudyConfig, StudyConfigError
+from noisereg.study.config.noise import STUDY_KINDS
 from noisereg.study.data import Dataset
 
 __all__ = ["loss_for", "model_spec", "optimizer_spec"]
-
-Loss = Literal["bce", "ce", "mse"]
-
 
 def _refuse(path: str, message: str) -> StudyConfigError:
     return StudyConfigError([(path, message)])
@@ -57,7 +56,7 @@ def model_spec(config: StudyConfig, data: Dataset) -> MLPSpec | ModuleSpec:
             raise _refuse("model.input_shape", f"{model.input_shape} holds {size} values, the data has {features} features")
         for i, arm in enumerate(config.arms):
             for j, site in enumerate(arm.noise):
-                if site.site in ("pre", "post"):
+                if site.site in HIDDEN_SITES:
                     raise _refuse(
                         f"arms[{i}].noise[{j}].site",
                         f"{site.site!r} (hidden-layer) noise needs model.kind = 'mlp'; a {model.kind!r} takes "
@@ -92,25 +91,21 @@ def _check_targets(config: StudyConfig, data: Dataset) -> None:
     for i, arm in enumerate(config.arms):
         for j, site in enumerate(arm.noise):
             if site.site == "targets":
-                label = site.kind in ("label_smoothing", "label_flip")
+                label = KINDS[site.kind].labels
                 if data.task == "regression" and label:
                     raise _refuse(f"arms[{i}].noise[{j}].kind", f"{site.kind!r} is for class labels; {data.name!r} is a regression")
                 if data.task == "classification" and not label:
                     raise _refuse(
                         f"arms[{i}].noise[{j}].kind",
-                        f"{site.kind!r} on class labels: use 'label_smoothing' or 'label_flip' for classifiers",
+                        f"{site.kind!r} on class labels: use {_label_kinds()} for classifiers",
                     )
 
 
+def _label_kinds() -> str:
+    names = [repr(name) for name, kind in STUDY_KINDS.items() if kind.labels]
+    return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
 def optimizer_spec(config: StudyConfig) -> OptimSpec:
-    """The engine's :class:`~noisereg.engine.OptimSpec` for ``[optimizer]``."""
-    o = config.optimizer
-    return OptimSpec(
-        name=o.name,
-        lr=o.lr,
-        momentum=o.momentum,
-        weight_decay=o.weight_decay,
-        betas=tuple(o.betas),
-        eps=o.eps,
-        clip_grad_norm=o.clip_grad_norm,
-    )
+    """The engine's :class:`~noisereg.engine.OptimSpec` for ``[optimizer]``: the same keys, one to one."""
+    return OptimSpec(**config.optimizer.model_dump())

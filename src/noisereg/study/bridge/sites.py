@@ -1,53 +1,31 @@
-"""From a study's noise tables to the engine's :class:`~noisereg.engine.SiteNoise` with
-:mod:`noisereg.noise` kinds (and the engine's label-noise kinds for targets) and
-:mod:`noisereg.schedules` schedules."""
+"""From a study's noise tables to the engine's :class:`~noisereg.engine.SiteNoise`: each table's kind
+is the config class of its :data:`~noisereg.noise.kinds.KINDS` entry, each schedule table the
+:data:`~noisereg.schedules.NAMED` schedule."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from noisereg import noise, schedules
-from noisereg.engine import LabelFlip, LabelSmoothing, SiteNoise
-from noisereg.study.config.noise import MAIN_STRENGTH
+from noisereg.engine import SiteNoise
+from noisereg.noise.kinds import KINDS
+from noisereg.schedules import NAMED, Schedule
 
 __all__ = ["schedule_of", "site_noise"]
 
-_KINDS: dict[str, Any] = {
-    "gaussian": noise.Gaussian,
-    "uniform": noise.Uniform,
-    "multiplicative_gaussian": noise.MultiplicativeGaussian,
-    "gaussian_dropout": noise.GaussianDropout,
-    "alpha_dropout": noise.AlphaDropout,
-    "impulse": noise.Impulse,
-    "snr_gaussian": noise.SNRGaussian,
-    "label_smoothing": LabelSmoothing,
-    "label_flip": LabelFlip,
-}
 
-_SCHEDULES: dict[str, Any] = {
-    "constant": schedules.Constant,
-    "linear": schedules.Linear,
-    "cosine": schedules.Cosine,
-    "exponential_decay": schedules.ExponentialDecay,
-    "annealed": schedules.Annealed,
-    "piecewise": schedules.Piecewise,
-    "interval": schedules.Interval,
-    "warmup": schedules.WarmUp,
-}
-
-
-def schedule_of(table: Any) -> schedules.Schedule:
+def schedule_of(table: Any) -> Schedule:
     """The :mod:`noisereg.schedules` object of a validated schedule table (without its ``per``)."""
     fields = table.model_dump(exclude={"schedule", "per"})
     for key in ("boundaries", "values"):
         if key in fields:
             fields[key] = tuple(fields[key])
-    return _SCHEDULES[table.schedule](**fields)
+    schedule: Schedule = NAMED[table.schedule](**fields)
+    return schedule
 
 
 def site_noise(table: Any, *, strength: float | None = None) -> SiteNoise:
     """The engine site of one validated noise table; ``strength`` replaces its main strength."""
-    main = MAIN_STRENGTH[table.kind]
+    main = KINDS[table.kind].strength
     value = getattr(table, main)
     clock = "step"
     if hasattr(value, "schedule"):
@@ -60,6 +38,6 @@ def site_noise(table: Any, *, strength: float | None = None) -> SiteNoise:
         fields["clip"] = tuple(fields["clip"])
     elif "clip" in fields:
         del fields["clip"]
-    kind = _KINDS[table.kind](**{main: value}, **fields)
+    kind = KINDS[table.kind].load()(**{main: value}, **fields)
     layers = None if table.layers is None else tuple(table.layers)
     return SiteNoise(site=table.site, kind=kind, layers=layers, clock=clock)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from noisereg.study.config.noise import Strict
+from noisereg.engine.vocabulary import Activation, Init
+from noisereg.study.config.strict import Strict
 
-__all__ = ["Activation", "MLPConfig", "CNNConfig", "RecurrentConfig", "ModelConfig"]
-
-
-Activation = Literal["relu", "tanh", "gelu", "sigmoid", "elu", "selu", "identity"]
+__all__ = ["MLPConfig", "CNNConfig", "RecurrentConfig", "ModelConfig"]
 
 
 class MLPConfig(Strict):
@@ -20,7 +18,7 @@ class MLPConfig(Strict):
     kind: Literal["mlp"] = "mlp"
     widths: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [500]
     activation: Activation = "relu"
-    init: Literal["default", "he", "glorot", "normal"] = "default"
+    init: Init = "default"
     init_std: Annotated[float, Field(gt=0)] = 0.01
 
 
@@ -44,4 +42,4 @@ class RecurrentConfig(Strict):
     layers: Annotated[int, Field(ge=1)] = 1
 
 
-ModelConfig = Annotated[Union[MLPConfig, CNNConfig, RecurrentConfig], Field(discriminator="kind")]
+ModelConfig = Annotated[MLPConfig | CNNConfig | RecurrentConfig, Field(discriminator="kind")]

@@ -8,271 +8,144 @@ One table per site::
 
 Sites: ``input`` (the features), ``pre`` / ``post`` (a hidden layer's linear output before / after
 its activation; ``layers`` picks hidden layers by 0-based index, default all), ``gradients``, and
-``targets``. Kinds and their main strength (the one a grid varies): gaussian ``std``, uniform
-``half_width``, multiplicative_gaussian ``std``, gaussian_dropout ``rate``, alpha_dropout ``rate``,
-impulse ``amount``, snr_gaussian ``snr_db``; for targets of classifiers label_smoothing ``epsilon``
-and label_flip ``rate``. Any strength may be a schedule table (``schedule = "annealed"`` etc., with
-``per = "step"`` or ``"epoch"``). Formulas are those of :mod:`noisereg.noise` and
-:mod:`noisereg.schedules`; this module only validates and imports neither torch nor them.
+``targets``. The kinds, their main strength (the one a grid varies), its range and their other keys
+are those of the registry :data:`noisereg.noise.kinds.KINDS` (for targets of classifiers the label
+kinds ``label_smoothing`` and ``label_flip``); any strength may be a schedule table
+(``schedule = "annealed"`` etc., with ``per = "step"`` or ``"epoch"``) of
+:data:`noisereg.schedules.NAMED`. The tables are derived from those definitions here, so a kind or a
+schedule is added in one place; this module validates and imports no torch.
 """
 
 from __future__ import annotations
 
-import difflib
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, TypeAdapter, create_model, model_validator
+
+from noisereg.engine.vocabulary import HIDDEN_SITES, ClockUnit, SiteName
+from noisereg.noise.kinds import KINDS, Kind, Option
+from noisereg.schedules import NAMED
+from noisereg.study.config.strict import Strict
 
 __all__ = [
-    "Strict",
     "NoiseConfig",
     "ScheduleConfig",
-    "MAIN_STRENGTH",
-    "IDENTITY",
+    "STUDY_KINDS",
     "check_sites",
     "noise_strength_path",
     "with_value",
 ]
 
-Site = Literal["input", "pre", "post", "gradients", "targets"]
+STUDY_KINDS: dict[str, Kind] = {name: kind for name, kind in KINDS.items() if kind.in_studies}
+"""The kinds study files may name, by name."""
 
 
-class Strict(BaseModel):
-    """Base of every study-file table: unknown keys are refused with the closest allowed names."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            allowed = list(cls.model_fields)
-            for key in data:
-                if key not in allowed:
-                    close = difflib.get_close_matches(str(key), allowed, n=3, cutoff=0.6) or [
-                        a for a in allowed if len(a) > 1 and (a in str(key) or str(key) in a)
-                    ][:3]
-                    hint = (
-                        f"did you mean {' or '.join(repr(c) for c in close)}?"
-                        if close
-                        else f"allowed: {', '.join(allowed)}"
-                    )
-                    raise ValueError(f"unknown key {key!r}; {hint}")
-        return data
+# A schedule's numbers are strengths or counts: none is negative. Finer bounds (steps >= 1, a decay
+# rate in (0, 1], piecewise lengths) are the schedule classes' own, checked by building one.
+_FIELD_TYPES: dict[str, Any] = {
+    "float": Annotated[float, Field(ge=0)],
+    "int": Annotated[int, Field(ge=0)],
+    "bool": bool,
+    "tuple[float, ...]": list[Annotated[float, Field(ge=0)]],
+    "tuple[int, ...]": list[Annotated[int, Field(ge=0)]],
+}
 
 
-_Strict = Strict
+class _Named(Strict):
+    """A schedule table: checked by building the :data:`~noisereg.schedules.NAMED` schedule it names."""
 
-
-class _Per(_Strict):
-    per: Literal["step", "epoch"] = "step"
-
-
-class ConstantSchedule(_Per):
-    schedule: Literal["constant"]
-    value: Annotated[float, Field(ge=0)]
-
-
-class LinearSchedule(_Per):
-    schedule: Literal["linear", "cosine"]
-    start: Annotated[float, Field(ge=0)]
-    end: Annotated[float, Field(ge=0)]
-    steps: Annotated[int, Field(ge=1)]
-    begin: Annotated[int, Field(ge=0)] = 0
-
-
-class ExponentialDecaySchedule(_Per):
-    schedule: Literal["exponential_decay"]
-    init: Annotated[float, Field(ge=0)]
-    rate: Annotated[float, Field(gt=0, le=1)]
-    decay_steps: Annotated[int, Field(ge=1)] = 1
-    staircase: bool = False
-
-
-class AnnealedSchedule(_Per):
-    """Neelakantan et al. 2015: σ_t = √(eta / (1 + t)^gamma)."""
-
-    schedule: Literal["annealed"]
-    eta: Annotated[float, Field(ge=0)]
-    gamma: Annotated[float, Field(ge=0)] = 0.55
-
-
-class PiecewiseSchedule(_Per):
-    schedule: Literal["piecewise"]
-    boundaries: list[Annotated[int, Field(ge=0)]]
-    values: Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=1)]
+    per: ClockUnit = "step"
+    schedule: str
 
     @model_validator(mode="after")
-    def _lengths(self) -> PiecewiseSchedule:
-        if len(self.values) != len(self.boundaries) + 1:
-            raise ValueError(f"values needs len(boundaries) + 1 = {len(self.boundaries) + 1} entries")
-        if self.boundaries != sorted(set(self.boundaries)):
-            raise ValueError(f"boundaries must be strictly increasing, got {self.boundaries}")
+    def _builds(self) -> _Named:
+        fields = self.model_dump(exclude={"schedule", "per"})
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+        try:
+            NAMED[self.schedule](**fields)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(str(exc)) from None
         return self
 
 
-class IntervalSchedule(_Per):
-    schedule: Literal["interval"]
-    value: Annotated[float, Field(ge=0)]
-    on: Annotated[int, Field(ge=1)]
-    off: Annotated[int, Field(ge=0)]
-    offset: Annotated[int, Field(ge=0)] = 0
-    off_value: Annotated[float, Field(ge=0)] = 0.0
+def _schedule_table(name: str, cls: type) -> type[BaseModel]:
+    fields: dict[str, Any] = {"schedule": (Literal[name], ...)}
+    for f in dataclasses.fields(cls):
+        default = ... if f.default is dataclasses.MISSING else f.default
+        fields[f.name] = (_FIELD_TYPES[str(f.type)], default)
+    return create_model(f"{cls.__name__}Schedule", __base__=_Named, __doc__=cls.__doc__, **fields)
 
 
-class WarmUpSchedule(_Per):
-    schedule: Literal["warmup"]
-    value: Annotated[float, Field(ge=0)]
-    delay: Annotated[int, Field(ge=0)]
-    ramp: Annotated[int, Field(ge=0)] = 0
+_SCHEDULE_TABLES = tuple(_schedule_table(name, cls) for name, cls in NAMED.items())
 
-
-ScheduleConfig = Annotated[
-    Union[
-        ConstantSchedule,
-        LinearSchedule,
-        ExponentialDecaySchedule,
-        AnnealedSchedule,
-        PiecewiseSchedule,
-        IntervalSchedule,
-        WarmUpSchedule,
-    ],
-    Field(discriminator="schedule"),
-]
-
+ScheduleConfig = Annotated[Union[_SCHEDULE_TABLES], Field(discriminator="schedule")]  # type: ignore[valid-type]  # noqa: UP007
 
 
 def _number_or_schedule(value: Any) -> str:
     return "schedule table" if isinstance(value, (Mapping, BaseModel)) else "number"
 
 
-def _strength(number: Any) -> Any:
-    """A strength: a number with the given constraints, or a schedule table (errors from one only)."""
+def _strength(kind: Kind) -> Any:
+    """A strength in the kind's range: a number or a schedule table (errors from one only)."""
+    bounds: dict[str, Any] = {}
+    if kind.low > -math.inf:
+        bounds["gt" if kind.low_open else "ge"] = kind.low
+    if kind.high < math.inf:
+        bounds["lt" if kind.high_open else "le"] = kind.high
+    elif not kind.allow_inf:
+        bounds["allow_inf_nan"] = False
+    number = Annotated[float, Field(**bounds)]
     return Annotated[
-        Union[Annotated[number, Tag("number")], Annotated[ScheduleConfig, Tag("schedule table")]],
+        Annotated[number, Tag("number")] | Annotated[ScheduleConfig, Tag("schedule table")],
         Discriminator(_number_or_schedule),
     ]
 
 
-NonNegative = _strength(Annotated[float, Field(ge=0, allow_inf_nan=False)])
-Rate = _strength(Annotated[float, Field(ge=0, lt=1)])
-Probability = _strength(Annotated[float, Field(ge=0, le=1)])
-Decibels = _strength(float)
+def _option(option: Option) -> Any:
+    if option.choices:
+        return Literal[option.choices]
+    bounds: dict[str, Any] = {"ge": option.low} if option.low > -math.inf else {}
+    if option.high < math.inf:
+        bounds["le"] = option.high
+    return Annotated[float, Field(**bounds)]
 
 
-class _Site(_Strict):
-    site: Site
+class _Site(Strict):
+    site: SiteName
     layers: list[Annotated[int, Field(ge=0)]] | None = None
 
     @model_validator(mode="after")
     def _layers_for_hidden(self) -> _Site:
-        if self.layers is not None and self.site not in ("pre", "post"):
+        if self.layers is not None and self.site not in HIDDEN_SITES:
             raise ValueError(f"layers selects hidden layers: only for site 'pre' or 'post', not {self.site!r}")
         return self
 
 
-class _Clip(_Site):
-    clip: tuple[float, float] | None = None
+def _noise_table(kind: Kind) -> type[BaseModel]:
+    fields: dict[str, Any] = {"kind": (Literal[kind.name], ...), kind.strength: (_strength(kind), ...)}
+    if kind.clip:
+        fields["clip"] = (tuple[float, float] | None, None)
+    for name, option in kind.options.items():
+        fields[name] = (_option(option), option.default)
+    camel = "".join(part.title() for part in kind.name.split("_"))
+    return create_model(f"{camel}Table", __base__=_Site, __doc__=f"A site of {kind.name!r} noise.", **fields)
 
 
-class GaussianNoise(_Clip):
-    kind: Literal["gaussian"]
-    std: NonNegative
+_NOISE_TABLES = tuple(_noise_table(kind) for kind in STUDY_KINDS.values())
 
-
-class UniformNoise(_Clip):
-    kind: Literal["uniform"]
-    half_width: NonNegative
-
-
-class MultiplicativeGaussianNoise(_Clip):
-    kind: Literal["multiplicative_gaussian"]
-    std: NonNegative
-
-
-class GaussianDropoutNoise(_Clip):
-    kind: Literal["gaussian_dropout"]
-    rate: Rate
-
-
-class AlphaDropoutNoise(_Site):
-    kind: Literal["alpha_dropout"]
-    rate: Rate
-
-
-class ImpulseNoise(_Site):
-    kind: Literal["impulse"]
-    amount: Probability
-    salt_vs_pepper: Annotated[float, Field(ge=0, le=1)] = 0.5
-    low: float = 0.0
-    high: float = 1.0
-
-
-class SNRGaussianNoise(_Clip):
-    kind: Literal["snr_gaussian"]
-    snr_db: Decibels
-
-
-class LabelSmoothing(_Site):
-    """Soft targets. ``spread = 'all'``: (1−ε)·onehot + ε/K (torch's); ``'others'``: ε spread
-    as ε/(K−1) over the wrong classes only."""
-
-    kind: Literal["label_smoothing"]
-    epsilon: Probability
-    spread: Literal["all", "others"] = "all"
-
-
-class LabelFlip(_Site):
-    """Label noise. ``mode = 'symmetric'``: flip to one of the K−1 other classes with probability
-    rate (the realized flip rate is rate); ``'disturb'`` (DisturbLabel): redraw over all K classes."""
-
-    kind: Literal["label_flip"]
-    rate: Probability
-    mode: Literal["symmetric", "disturb"] = "symmetric"
-
-
-NoiseConfig = Annotated[
-    Union[
-        GaussianNoise,
-        UniformNoise,
-        MultiplicativeGaussianNoise,
-        GaussianDropoutNoise,
-        AlphaDropoutNoise,
-        ImpulseNoise,
-        SNRGaussianNoise,
-        LabelSmoothing,
-        LabelFlip,
-    ],
-    Field(discriminator="kind"),
-]
-
-MAIN_STRENGTH = {
-    "gaussian": "std",
-    "uniform": "half_width",
-    "multiplicative_gaussian": "std",
-    "gaussian_dropout": "rate",
-    "alpha_dropout": "rate",
-    "impulse": "amount",
-    "snr_gaussian": "snr_db",
-    "label_smoothing": "epsilon",
-    "label_flip": "rate",
-}
-"""The field each kind's grid varies by default; its identity (no noise) is 0, or inf for snr_db."""
+NoiseConfig = Annotated[Union[_NOISE_TABLES], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
 
 _NOISE: TypeAdapter[Any] = TypeAdapter(NoiseConfig)
-
-IDENTITY = {kind: (math.inf if field == "snr_db" else 0.0) for kind, field in MAIN_STRENGTH.items()}
-
-_LABEL_KINDS = ("label_smoothing", "label_flip")
 
 
 def check_sites(noise: list[Any]) -> None:
     """Refuse label noise away from the targets and a site given twice with the same layers."""
     seen = set()
     for i, n in enumerate(noise):
-        if n.kind in _LABEL_KINDS and n.site != "targets":
+        if STUDY_KINDS[n.kind].labels and n.site != "targets":
             raise ValueError(f"noise[{i}]: kind {n.kind!r} is label noise: only for site 'targets'")
         key = (n.site, tuple(n.layers) if n.layers is not None else None)
         if key in seen:
@@ -287,9 +160,9 @@ def noise_strength_path(noise: list[Any], param: str | None) -> tuple[int, tuple
         if len(noise) != 1:
             raise ValueError(
                 f"grid without 'param' needs exactly one noise site, this arm has {len(noise)}: "
-                "write grid = { values = [...], param = \"[1].std\" }"
+                'write grid = { values = [...], param = "[1].std" }'
             )
-        return 0, (MAIN_STRENGTH[noise[0].kind],)
+        return 0, (STUDY_KINDS[noise[0].kind].strength,)
     index = 0
     rest = param
     if param.startswith("["):

@@ -33,7 +33,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from noisereg.study.config.noise import Strict
+from noisereg.study.config.strict import Strict
 
 __all__ = ["RobustnessConfig", "MonitorConfig", "SmoothingConfig", "SMOOTHING_SEEDS"]
 

@@ -21,7 +21,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from noisereg.study.config.keypaths import message
-from noisereg.study.config.noise import Strict, check_sites, noise_strength_path, with_value
+from noisereg.study.config.noise import check_sites, noise_strength_path, with_value
+from noisereg.study.config.strict import Strict
 
 __all__ = ["SearchConfig", "check_search"]
 
@@ -92,7 +93,8 @@ def check_search(noise: list[Any], search: SearchConfig, has_grid: bool) -> None
         raise ValueError(f"search.sites moves the arm's single noise table; this arm has {len(noise)}")
     noise_strength_path(noise, search.param)
     field = search.param or noise_strength_path(noise, None)[1][0]
-    for site in search.sites or [None]:
+    sites: list[str | None] = list(search.sites) if search.sites else [None]
+    for site in sites:
         for bound in ("low", "high"):
             try:
                 search.noise_at(noise, getattr(search, bound), site)

@@ -31,11 +31,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
+from noisereg.engine.vocabulary import HIDDEN_SITES
 from noisereg.study.config.keypaths import StudyConfigError, message, problems
 from noisereg.study.config.model import CNNConfig, MLPConfig, ModelConfig, RecurrentConfig
-from noisereg.study.config.noise import NoiseConfig, Strict, check_sites, noise_strength_path, with_value
+from noisereg.study.config.noise import NoiseConfig, check_sites, noise_strength_path, with_value
 from noisereg.study.config.robustness import RobustnessConfig
 from noisereg.study.config.search import SearchConfig, check_search
+from noisereg.study.config.strict import Strict
 
 __all__ = [
     "StudyConfig",
@@ -142,7 +144,11 @@ class SplitConfig(Strict):
 
 
 class OptimizerConfig(Strict):
-    """SGD (with ``momentum``), Adam or AdamW; ``clip_grad_norm`` clips each replica's gradient norm."""
+    """SGD (with ``momentum``), Adam or AdamW; ``clip_grad_norm`` clips each replica's gradient norm.
+
+    The keys, defaults and ranges are those of :class:`noisereg.engine.OptimSpec`, which the bridge
+    builds from them one to one (``tests/study/test_bridge.py`` keeps the two the same schema).
+    """
 
     name: Literal["sgd", "adam", "adamw"] = "adam"
     lr: Annotated[float, Field(gt=0)] = 1e-3
@@ -305,7 +311,7 @@ class StudyConfig(Strict):
                     f"arms[{i}].search needs [selection] arm = {arm.name!r}: the sampler ranks values by their "
                     "cross-validated score, never by the test set"
                 )
-            if arm.search is not None and self.model.kind != "mlp" and {"pre", "post"} & set(arm.search.sites or ()):
+            if arm.search is not None and self.model.kind != "mlp" and set(HIDDEN_SITES) & set(arm.search.sites or ()):
                 raise ValueError(f"arms[{i}].search.sites: 'pre' and 'post' (hidden-layer) noise need model.kind = 'mlp'")
         return self
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from noisereg import metrics
+from noisereg.engine import MLPSpec, build_module
 from noisereg.robustness import (
     CorruptionResult,
     certified_accuracy,
@@ -41,8 +42,6 @@ def default_radii(sigma: float, n: int, alpha: float, count: int = 9) -> list[fl
 
 
 def _module(prep: Prepared, state: dict[str, torch.Tensor]) -> torch.nn.Module:
-    from noisereg.engine import MLPSpec, build_module
-
     spec = prep.model
     with torch.random.fork_rng(devices=[]):  # the modules' own initialization is overwritten below
         module = build_module(spec) if isinstance(spec, MLPSpec) else spec.factory()
@@ -199,7 +198,7 @@ def evaluate_cell(prep: Prepared, models: CellModels, settings: dict[str, Any], 
     certified_seeds = set(seeds[: sm["seeds"]] if sm["enabled"] else ())
     parts: dict[int, list[_Replica]] = {s: [] for s in seeds}
     with _one_thread():
-        for r, (s, g) in enumerate(zip(models.seeds, models.folds)):
+        for r, (s, g) in enumerate(zip(models.seeds, models.folds, strict=True)):
             parts[s].append(_measure(prep, models.state_dict(r), g, {**settings, "smoothing": sm}, smooth=s in certified_seeds))
             if progress is not None:
                 progress(1)

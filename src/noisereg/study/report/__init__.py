@@ -67,13 +67,13 @@ def build_report(run_dir: str | Path, *, storage: str | None = None, study: str 
     summary = _clean(summarize(attrs, done))
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     (run_dir / "summary.md").write_text(to_markdown(summary))
-    plots = _plots(run_dir / "plots", summary, attrs["cells"], done)
+    plots = _plots(run_dir / "plots", summary, done)
     plots += _robustness_plots(run_dir / "plots", summary, attrs, done)
     (run_dir / "report.html").write_text(to_html(summary, [(t, f"plots/{p.name}") for t, p in plots]))
     return summary
 
 
-def _plots(folder: Path, summary: dict[str, Any], cells: dict[str, Any], done: dict[str, Any]) -> list[tuple[str, Path]]:
+def _plots(folder: Path, summary: dict[str, Any], done: dict[str, Any]) -> list[tuple[str, Path]]:
     folder.mkdir(parents=True, exist_ok=True)
     arms = summary["arms"]
     if not arms:

@@ -1,6 +1,6 @@
 """Robustness and calibration in the summary, from the stored plain data (no torch).
 
-Per arm (cell) of ``summary["arms"]`` (statistics are :func:`noisereg.study.stats.describe` over
+Per arm (cell) of ``summary["arms"]`` (statistics are :func:`noisereg.study.stats.summary_statistics` over
 seeds; a seed whose value is not finite is left out):
 
 - ``noisy``: the last evaluation on the noisy test inputs of the training monitor: ``test`` (the
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from noisereg.study.stats import describe
+from noisereg.study.stats import summary_statistics
 from noisereg.study.store import ROBUSTNESS_PREFIX as ATTR_PREFIX
 from noisereg.study.store import ROBUSTNESS_VS_BASELINE as VS_BASELINE
 
@@ -38,7 +38,7 @@ _NOISY = {"accuracy": "acc", "loss": "loss", "r2": "r2"}
 
 def _stats(values: Sequence[float | None] | None) -> dict[str, Any] | None:
     finite = [float(v) for v in values or () if v is not None and math.isfinite(v)]
-    return describe(finite) if finite else None
+    return summary_statistics(finite) if finite else None
 
 
 def _noisy(res: Mapping[str, Any], metric: str) -> dict[str, Any] | None:

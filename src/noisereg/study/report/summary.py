@@ -44,7 +44,7 @@ import numpy as np
 
 from noisereg.study.report.robustness import annotate_robustness
 from noisereg.study.config.search import SearchConfig
-from noisereg.study.stats import describe, holm, paired
+from noisereg.study.stats import summary_statistics, holm, paired
 
 __all__ = ["summarize", "SCHEMA", "ALPHA"]
 
@@ -59,7 +59,7 @@ def _metric(config: Mapping[str, Any], task: str) -> str:
 
 def _stats(res: Mapping[str, Any], key: str) -> dict[str, Any] | None:
     values = list(_by_seed(res, key).values())
-    return describe(values) if values else None
+    return summary_statistics(values) if values else None
 
 
 def _by_seed(res: Mapping[str, Any], key: str) -> dict[int, float]:

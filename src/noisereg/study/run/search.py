@@ -26,6 +26,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from noisereg.seeding import derive_seed
+from noisereg.study.bridge.prepare import Prepared
 from noisereg.study.cells import Cell
 from noisereg.study.config.search import SearchConfig
 from noisereg.study.store import Claim, Store
@@ -93,9 +94,9 @@ def _params(proposal: Mapping[str, Any], space: Mapping[str, Any]) -> dict[str, 
     return {name: proposal[name] for name in space}
 
 
-def propose_cell(prep: Any, store: Store, claim: Claim) -> Cell:
+def propose_cell(prep: Prepared, store: Store, claim: Claim) -> Cell:
     """The search cell of ``claim`` with its proposed value (and site), proposed now unless the trial
-    already holds one; ``prep`` is the worker's :class:`~noisereg.study.run.runner.Prepared` study.
+    already holds one; ``prep`` is the worker's :class:`~noisereg.study.bridge.prepare.Prepared` study.
 
     The sampler's seed is ``derive_seed(study seed, "search", arm, i) mod 2**32`` (numpy's legacy
     seeding, which Optuna's samplers use, takes 32 bits) for the arm's i-th cell, counted from 1.

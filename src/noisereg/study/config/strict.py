@@ -1,0 +1,36 @@
+"""The base of every study-file table: frozen, and unknown keys refused with the closest allowed names."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+__all__ = ["Strict"]
+
+
+class Strict(BaseModel):
+    """Base of every study-file table: unknown keys are refused with the closest allowed names."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            allowed = list(cls.model_fields)
+            for key in data:
+                if key not in allowed:
+                    close = (
+                        difflib.get_close_matches(str(key), allowed, n=3, cutoff=0.6)
+                        or [a for a in allowed if len(a) > 1 and (a in str(key) or str(key) in a)][:3]
+                    )
+                    hint = (
+                        f"did you mean {' or '.join(repr(c) for c in close)}?"
+                        if close
+                        else f"allowed: {', '.join(allowed)}"
+                    )
+                    raise ValueError(f"unknown key {key!r}; {hint}")
+        return data
