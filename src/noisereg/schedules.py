@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from typing import Protocol, runtime_checkable
+
+from noisereg._checks import check_int, check_real
 
 __all__ = [
     "Schedule",
@@ -51,19 +52,11 @@ def resolve(strength: object, step: int) -> object:
 
 
 def _number(value: object, name: str, *, low: float = -math.inf, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise TypeError(f"{name}={value!r} must be a finite number")
-    if positive and not value > 0:
-        raise ValueError(f"{name}={value!r} must be > 0")
-    if value < low:
-        raise ValueError(f"{name}={value!r} must be >= {low}")
-    return float(value)
+    return check_real(value, name, low=0.0 if positive else low, low_open=positive)
 
 
 def _count(value: object, name: str, *, low: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name}={value!r} must be an int >= {low}")
-    return int(value)
+    return check_int(value, name, low=low)
 
 
 def _step(step: object) -> int:

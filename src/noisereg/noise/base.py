@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from noisereg._checks import check_real, expected_range
 from noisereg.schedules import Schedule, resolve
 
 __all__ = ["NoiseKind", "Strength", "Clip"]
@@ -70,8 +71,7 @@ def check_strength(
 
     Per-sample tensors are checked only where their values can be read (see can_inspect_values).
     """
-    upper = f"< {high}" if high_open else f"<= {high}"
-    expected = f"must be {'>' if low_open else '>='} {low}" + ("" if high == math.inf else f" and {upper}")
+    expected = expected_range(low, high, low_open=low_open, high_open=high_open, allow_inf=allow_inf)
     if isinstance(value, Tensor):
         if value.dim() > 1 or (value.dim() == 1 and x.dim() >= 1 and value.shape[0] not in (1, x.shape[0])):
             raise ValueError(
@@ -85,18 +85,11 @@ def check_strength(
             below = value < high if high_open else value <= high
             if not bool((finite_ok & above & below).all()):
                 bad = value[~(finite_ok & above & below)][:3].tolist()
-                raise ValueError(f"{name} {expected}, got values {bad}")
+                raise ValueError(f"{name} must be {expected}, got values {bad}")
         return value.reshape((-1,) + (1,) * (x.dim() - 1)) if value.dim() == 1 else value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}={value!r} must be a float or a tensor of shape [batch]")
-    value = float(value)
-    ok = (math.isfinite(value) or (allow_inf and value == math.inf)) and (
-        value > low if low_open else value >= low
-    )
-    ok = ok and (value < high if high_open else value <= high)
-    if not ok:
-        raise ValueError(f"{name}={value!r} {expected}{' (inf allowed)' if allow_inf else ''}")
-    return value
+    return check_real(value, name, low=low, high=high, low_open=low_open, high_open=high_open, allow_inf=allow_inf)
 
 
 def is_identity(value: Strength, identity: float) -> bool:
@@ -105,12 +98,9 @@ def is_identity(value: Strength, identity: float) -> bool:
 
 
 def check_number(value: object, name: str, *, low: float = -math.inf) -> float:
-    """A finite real number >= ``low`` (a non-strength parameter such as beta or length), as a float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise TypeError(f"{name}={value!r} must be a finite number")
-    if value < low:
-        raise ValueError(f"{name}={value!r} must be >= {low}")
-    return float(value)
+    """A finite real number >= ``low`` (a non-strength parameter such as beta or length), as a float
+    (the rule of :mod:`noisereg._checks`: TypeError for a non-number, ValueError for NaN, inf or < low)."""
+    return check_real(value, name, low=low)
 
 
 def check_mask(mask: object, x: Tensor) -> Tensor | None:

@@ -21,6 +21,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from noisereg._checks import check_int
 from noisereg.noise.additive import gaussian
 from noisereg.noise.base import NoiseKind, check_generator, check_strength, is_identity
 from noisereg.schedules import Schedule
@@ -47,9 +48,7 @@ _PATTERNS = ("symmetric", "pair", "uniform")
 
 
 def check_count(value: object, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name}={value!r} must be an int >= {low}")
-    return int(value)
+    return check_int(value, name, low=low)
 
 
 def class_count(y: Tensor, num_classes: int | None) -> int:
