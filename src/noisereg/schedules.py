@@ -32,6 +32,7 @@ __all__ = [
     "Sequence",
     "per_epoch",
     "resolve",
+    "span",
     "Clock",
 ]
 
@@ -49,6 +50,27 @@ def resolve(strength: object, step: int) -> object:
     if callable(strength):
         return strength(step)
     return strength
+
+
+def span(schedule: object) -> tuple[float, float] | None:
+    """The smallest closed interval [low, high] that holds every value of a built-in ``schedule``;
+    None for any other callable, whose values cannot be known before it is called.
+
+    Decays (:class:`ExponentialDecay`, :class:`Annealed`) approach 0 without reaching it; their
+    interval includes 0. Configs use this to refuse, when they are made, a schedule that would leave
+    a strength's range at some step.
+
+    >>> span(Linear(1.0, -1.0, steps=10))
+    (-1.0, 1.0)
+    >>> span(lambda step: 0.1) is None
+    True
+    """
+    ends = getattr(schedule, "_span", None)
+    return ends() if callable(ends) else None
+
+
+def _hull(*values: float) -> tuple[float, float]:
+    return min(values), max(values)
 
 
 def _number(value: object, name: str, *, low: float = -math.inf, positive: bool = False) -> float:
@@ -80,6 +102,9 @@ class Constant(_ScheduleBase):
         _step(step)
         return float(self.value)
 
+    def _span(self) -> tuple[float, float]:
+        return _hull(self.value)
+
 
 @dataclasses.dataclass(frozen=True)
 class _Ramp(_ScheduleBase):
@@ -98,6 +123,9 @@ class _Ramp(_ScheduleBase):
 
     def _progress(self, step: int) -> float:
         return min(max((_step(step) - self.begin) / self.steps, 0.0), 1.0)
+
+    def _span(self) -> tuple[float, float]:
+        return _hull(self.start, self.end)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +169,9 @@ class ExponentialDecay(_ScheduleBase):
         power = _step(step) / self.decay_steps
         return self.init * self.rate ** (math.floor(power) if self.staircase else power)
 
+    def _span(self) -> tuple[float, float]:
+        return _hull(self.init) if self.rate == 1 else _hull(self.init, 0.0)
+
 
 @dataclasses.dataclass(frozen=True)
 class Annealed(_ScheduleBase):
@@ -159,6 +190,9 @@ class Annealed(_ScheduleBase):
 
     def __call__(self, step: int) -> float:
         return math.sqrt(self.eta / (1.0 + _step(step)) ** self.gamma)
+
+    def _span(self) -> tuple[float, float]:
+        return _hull(math.sqrt(self.eta), 0.0 if self.gamma > 0 else math.sqrt(self.eta))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,6 +224,9 @@ class Piecewise(_ScheduleBase):
         t = _step(step)
         return float(self.values[sum(1 for b in self.boundaries if t >= b)])
 
+    def _span(self) -> tuple[float, float]:
+        return _hull(*self.values)
+
 
 @dataclasses.dataclass(frozen=True)
 class Interval(_ScheduleBase):
@@ -218,6 +255,9 @@ class Interval(_ScheduleBase):
             return float(self.off_value)
         return float(self.value if t % (self.on + self.off) < self.on else self.off_value)
 
+    def _span(self) -> tuple[float, float]:
+        return _hull(self.value, self.off_value)
+
 
 @dataclasses.dataclass(frozen=True)
 class WarmUp(_ScheduleBase):
@@ -241,6 +281,9 @@ class WarmUp(_ScheduleBase):
             return 0.0
         return float(self.value) if self.ramp == 0 else self.value * min(t / self.ramp, 1.0)
 
+    def _span(self) -> tuple[float, float]:
+        return _hull(0.0, self.value)
+
 
 def _check_schedule(value: object, name: str) -> None:
     if not callable(value):
@@ -262,6 +305,15 @@ class Product(_ScheduleBase):
 
     def __call__(self, step: int) -> float:
         return math.prod(s(step) for s in self.schedules)
+
+    def _span(self) -> tuple[float, float] | None:
+        low, high = 1.0, 1.0
+        for schedule in self.schedules:
+            ends = span(schedule)
+            if ends is None:
+                return None
+            low, high = _hull(*(a * b for a in (low, high) for b in ends))
+        return low, high
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,6 +344,12 @@ class Sequence(_ScheduleBase):
         start = self.boundaries[i - 1] if i else 0
         return self.schedules[i](t - start)
 
+    def _span(self) -> tuple[float, float] | None:
+        ends = [span(s) for s in self.schedules]
+        if any(e is None for e in ends):
+            return None
+        return _hull(*(v for e in ends for v in e))
+
 
 @dataclasses.dataclass(frozen=True)
 class _PerEpoch(_ScheduleBase):
@@ -300,6 +358,9 @@ class _PerEpoch(_ScheduleBase):
 
     def __call__(self, step: int) -> float:
         return self.schedule(_step(step) // self.steps_per_epoch)
+
+    def _span(self) -> tuple[float, float] | None:
+        return span(self.schedule)
 
 
 def per_epoch(schedule: Schedule, steps_per_epoch: int) -> Schedule:

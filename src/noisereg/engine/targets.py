@@ -54,8 +54,10 @@ class LabelFlip(NoiseKind):
     mode: Literal["symmetric", "disturb"] = "symmetric"
 
     strength_field = "rate"
+    strength_bounds = {"low": 0.0, "high": 1.0}
     function = staticmethod(label_flip)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.mode not in _PATTERN:
             raise ValueError(f"mode={self.mode!r} must be 'symmetric' or 'disturb'")

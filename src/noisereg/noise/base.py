@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from noisereg._checks import check_real, expected_range
-from noisereg.schedules import Schedule, resolve
+from noisereg.schedules import Schedule, resolve, span
 
 __all__ = ["NoiseKind", "Strength", "Clip"]
 
@@ -32,6 +32,7 @@ Strength = float | Tensor
 Clip = tuple[float, float] | None
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
+_NO_INPUT = torch.empty(0)  # the x that check_strength needs when a config is checked without one
 
 
 def check_input(x: object, *, kind: str) -> Tensor:
@@ -173,12 +174,39 @@ class NoiseKind:
 
     A config holds the parameters of its kind's pure function; any strength may be a
     :class:`~noisereg.schedules.Schedule`, resolved at the step the caller passes. Subclasses set
-    ``strength_field`` (the field that is "how much noise"), ``identity`` (its value for no noise)
-    and ``function`` (the pure tensor function).
+    ``strength_field`` (the field that is "how much noise"), ``identity`` (its value for no noise),
+    ``strength_bounds`` (the range the function accepts, as keyword arguments of
+    :func:`check_strength`) and ``function`` (the pure tensor function).
+
+    The strength is checked when the config is made: a number against ``strength_bounds``, a built-in
+    schedule by the range of values it can take (:func:`~noisereg.schedules.span`), so that
+    ``Gaussian(std=-1.0)`` or ``Gaussian(std=Linear(1.0, -1.0, 10))`` raise ``ValueError`` at once. A
+    schedule whose range cannot be known (any callable) is checked at each step it is resolved, and
+    the error names the kind, the step and the value. A per-sample tensor is checked where it meets
+    ``x`` (its shape must match the batch).
     """
 
     strength_field: ClassVar[str]
     identity: ClassVar[float] = 0.0
+    strength_bounds: ClassVar[dict[str, Any]] = {"low": 0.0}
+
+    def __post_init__(self) -> None:
+        value = self.strength
+        if isinstance(value, Tensor):
+            return
+        name = f"{type(self).__name__}.{self.strength_field}"
+        if not callable(value):
+            check_strength(value, name=name, x=_NO_INPUT, **self.strength_bounds)
+            return
+        ends = span(value)
+        for end in ends or ():
+            try:
+                check_real(end, name, **self.strength_bounds)
+            except ValueError:
+                raise ValueError(
+                    f"{name}={value!r} reaches {end!r}; {self.strength_field} must be "
+                    f"{expected_range(**self.strength_bounds)} at every step"
+                ) from None
 
     @staticmethod
     def function(x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
@@ -193,8 +221,23 @@ class NoiseKind:
         return dataclasses.replace(self, **{self.strength_field: value})
 
     def resolved(self, step: int = 0) -> dict[str, Any]:
-        """The function's keyword arguments with every schedule evaluated at ``step``."""
-        return {f.name: resolve(getattr(self, f.name), step) for f in dataclasses.fields(self)}
+        """The function's keyword arguments with every schedule evaluated at ``step``.
+
+        Raises:
+            ValueError: a scheduled strength is out of ``strength_bounds`` at ``step`` (the message
+                names the kind, the step, the value and the schedule).
+        """
+        kwargs = {f.name: resolve(getattr(self, f.name), step) for f in dataclasses.fields(self)}
+        schedule, value = self.strength, kwargs[self.strength_field]
+        if callable(schedule) and isinstance(value, numbers.Real):
+            try:
+                check_real(value, self.strength_field, **self.strength_bounds)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(
+                    f"{type(self).__name__}.{self.strength_field} at step {step} is {value!r} (from {schedule!r}); "
+                    f"it must be {expected_range(**self.strength_bounds)}"
+                ) from None
+        return kwargs
 
     def is_off(self, step: int = 0) -> bool:
         return is_identity(resolve(self.strength, step), self.identity)

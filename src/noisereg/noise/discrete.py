@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 
 import torch
 from torch import Tensor
 
+from noisereg._checks import check_real
 from noisereg.noise.base import (
     Clip,
     NoiseKind,
@@ -49,10 +49,7 @@ def impulse(
     """
     check_input(x, kind="impulse")
     amount = check_strength(amount, name="amount", x=x, high=1.0)
-    if isinstance(salt_vs_pepper, bool) or not isinstance(salt_vs_pepper, numbers.Real) or not (
-        0.0 <= salt_vs_pepper <= 1.0
-    ):
-        raise ValueError(f"{salt_vs_pepper=} must be a number in [0, 1]")
+    check_real(salt_vs_pepper, "salt_vs_pepper", low=0.0, high=1.0)
     low, high = check_number(low, "low"), check_number(high, "high")
     mask, generator = check_mask(mask, x), check_generator(generator, x)
     if is_identity(amount, 0.0):
@@ -104,6 +101,7 @@ class Impulse(NoiseKind):
     high: float = 1.0
 
     strength_field = "amount"
+    strength_bounds = {"low": 0.0, "high": 1.0}
     function = staticmethod(impulse)
 
 
@@ -115,5 +113,6 @@ class Shot(NoiseKind):
     clip: Clip = None
 
     strength_field = "scale"
+    strength_bounds = {"low": 0.0, "low_open": True, "allow_inf": True}
     identity = math.inf
     function = staticmethod(shot)

@@ -159,6 +159,7 @@ class GaussianDropout(NoiseKind):
     clip: Clip = None
 
     strength_field = "rate"
+    strength_bounds = {"low": 0.0, "high": 1.0, "high_open": True}
     function = staticmethod(gaussian_dropout)
 
 
@@ -170,4 +171,5 @@ class AlphaDropout(NoiseKind):
     noise_shape: tuple[int, ...] | None = None
 
     strength_field = "rate"
+    strength_bounds = {"low": 0.0, "high": 1.0, "high_open": True}
     function = staticmethod(alpha_dropout)

@@ -166,6 +166,7 @@ class SNRGaussian(NoiseKind):
     clip: Clip = None
 
     strength_field = "snr_db"
+    strength_bounds = {"low": -math.inf, "allow_inf": True}
     identity = math.inf
     function = staticmethod(snr_gaussian)
 

@@ -294,10 +294,8 @@ def regression_noise(y: Tensor, std: float | Tensor, *, generator: torch.Generat
     return gaussian(y, std, generator=generator)
 
 
-def _check_fields(kind: NoiseKind, *, high: float = 1.0) -> None:
-    strength = kind.strength
-    if not callable(strength) and not isinstance(strength, Tensor):
-        check_strength(strength, name=kind.strength_field, x=torch.empty(0), high=high)
+def _check_fields(kind: NoiseKind) -> None:
+    NoiseKind.__post_init__(kind)
     classes = getattr(kind, "num_classes", None)
     if classes is not None:
         check_count(classes, "num_classes", 1)
@@ -312,6 +310,7 @@ class LabelSmoothing(NoiseKind):
     spread: Spread = "all"
 
     strength_field = "epsilon"
+    strength_bounds = {"low": 0.0, "high": 1.0}
     function = staticmethod(label_smoothing)
 
     def __post_init__(self) -> None:
@@ -333,6 +332,7 @@ class LabelFlip(NoiseKind):
     ignore_index: int | None = -100
 
     strength_field = "rate"
+    strength_bounds = {"low": 0.0, "high": 1.0}
     function = staticmethod(flip_labels)
 
     def __post_init__(self) -> None:
@@ -351,6 +351,7 @@ class DisturbLabel(NoiseKind):
     ignore_index: int | None = -100
 
     strength_field = "alpha"
+    strength_bounds = {"low": 0.0, "high": 1.0}
     function = staticmethod(disturb_labels)
 
     def __post_init__(self) -> None:
