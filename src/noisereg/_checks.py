@@ -18,7 +18,12 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["check_real", "check_int", "expected_range"]
+__all__ = ["check_real", "check_int", "expected_range", "SEED_MAX", "NUMPY_SEED_MAX"]
+
+SEED_MAX = 2**64 - 1
+"""The largest seed: ``torch.Generator.manual_seed`` takes 64 bits."""
+NUMPY_SEED_MAX = 2**32 - 1
+"""The largest ``random_state`` scikit-learn passes to numpy's legacy ``RandomState``."""
 
 
 def expected_range(

@@ -21,7 +21,7 @@ import numbers
 import numpy as np
 import torch
 
-from noisereg._checks import check_int
+from noisereg._checks import SEED_MAX, check_int
 
 __all__ = ["derive_seed", "make_generator", "check_seed"]
 
@@ -36,10 +36,6 @@ def _key_to_int(key: int | str) -> int:
     if key < 0:
         raise ValueError(f"stream key {key!r} must be >= 0")
     return int(key)
-
-
-SEED_MAX = 2**64 - 1
-"""The largest seed: ``torch.Generator.manual_seed`` takes 64 bits."""
 
 
 def check_seed(seed: object, *, name: str = "seed") -> int:
