@@ -66,7 +66,11 @@ def snr_gaussian(
         real = (~mask).expand(x.shape)
         count = real.sum(dim=dims, keepdim=True).clamp_(min=1)
         power = power_of.square().masked_fill_(~real, 0.0).sum(dim=dims, keepdim=True) / count
-    std = power.sqrt_() / 10.0 ** (snr / 20.0)
+    try:  # 10^(-snr/20) as a float overflows below about -6165 dB (a tensor snr gives inf instead)
+        gain = 10.0 ** (-snr / 20.0)
+    except OverflowError:
+        raise ValueError(f"snr_db={snr!r} is so low that the noise std overflows a float") from None
+    std = power.sqrt_() * gain
     noisy = randn_like(x, generator).mul_(std).add_(x)
     return finish(noisy, x, mask=mask, clip=clip)
 
