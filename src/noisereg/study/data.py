@@ -169,6 +169,16 @@ def _read_csv(path: Path) -> dict[str, np.ndarray]:
     return columns
 
 
+def _first_text(column: np.ndarray) -> str:
+    """Where a column first holds something that is not a number, e.g. "'x3' in data row 4"."""
+    for i, value in enumerate(column.tolist()):
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return f"{value!r} in data row {i + 1}"
+    return f"its values have dtype {column.dtype}"
+
+
 def _from_file(config: DataConfig) -> Dataset:
     path = Path(str(config.path))
     columns = _read_columns(path)
@@ -186,7 +196,7 @@ def _from_file(config: DataConfig) -> Dataset:
         if len(col) != n:
             raise DataError(f"{path}: column {name!r} has {len(col)} rows, the target has {n}")
         if col.dtype.kind not in "biuf":
-            raise DataError(f"{path}: feature column {name!r} is not numeric (e.g. {col[0]!r})")
+            raise DataError(f"{path}: feature column {name!r} is not numeric: {_first_text(col)}")
     x = np.column_stack([columns[c].astype(np.float64) for c in feature_names])
     _check_finite(x, feature_names, path)
     raw_y = columns[target]

@@ -23,10 +23,11 @@ import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
 
 __all__ = [
     "Strict",
+    "FiniteOrInf",
     "NoiseConfig",
     "ScheduleConfig",
     "MAIN_STRENGTH",
@@ -42,7 +43,9 @@ Site = Literal["input", "pre", "post", "gradients", "targets"]
 class Strict(BaseModel):
     """Base of every study-file table: unknown keys are refused with the closest allowed names."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity are refused in every float key (pydantic accepts them by default); the few
+    # keys where inf means something (decibels: no noise) say so with FiniteOrInf.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -148,6 +151,16 @@ def _number_or_schedule(value: Any) -> str:
     return "schedule table" if isinstance(value, (Mapping, BaseModel)) else "number"
 
 
+def _not_nan(value: float) -> float:
+    if math.isnan(value):
+        raise ValueError("must be a number, got nan")
+    return value
+
+
+FiniteOrInf = Annotated[float, Field(allow_inf_nan=True), AfterValidator(_not_nan)]
+"""A float key where ±inf is a value (snr_db = inf is no noise) and NaN is refused."""
+
+
 def _strength(number: Any) -> Any:
     """A strength: a number with the given constraints, or a schedule table (errors from one only)."""
     return Annotated[
@@ -159,7 +172,7 @@ def _strength(number: Any) -> Any:
 NonNegative = _strength(Annotated[float, Field(ge=0, allow_inf_nan=False)])
 Rate = _strength(Annotated[float, Field(ge=0, lt=1)])
 Probability = _strength(Annotated[float, Field(ge=0, le=1)])
-Decibels = _strength(float)
+Decibels = _strength(FiniteOrInf)
 
 
 class _Site(_Strict):

@@ -34,7 +34,7 @@ from pydantic import Field, ValidationError, model_validator
 from noisereg._checks import NUMPY_SEED_MAX, SEED_MAX
 from noisereg.study.config.keypaths import StudyConfigError, message, problems
 from noisereg.study.config.model import CNNConfig, MLPConfig, ModelConfig, RecurrentConfig
-from noisereg.study.config.noise import NoiseConfig, Strict, check_sites, noise_strength_path, with_value
+from noisereg.study.config.noise import FiniteOrInf, NoiseConfig, Strict, check_sites, noise_strength_path, with_value
 from noisereg.study.config.robustness import RobustnessConfig
 from noisereg.study.config.search import SearchConfig, check_search
 
@@ -188,7 +188,7 @@ class GridConfig(Strict):
     (``"std"`` for a single site, ``"[1].std"`` for the second of several, ``"std.eta"`` for a
     schedule's parameter). Without ``param`` the arm must have exactly one site."""
 
-    values: Annotated[list[float], Field(min_length=1)]
+    values: Annotated[list[FiniteOrInf], Field(min_length=1)]
     param: str | None = None
 
 
