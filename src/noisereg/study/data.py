@@ -111,7 +111,7 @@ def _read_columns(path: Path) -> dict[str, np.ndarray]:
         if suffix == ".npz":
             if not zipfile.is_zipfile(path):
                 raise DataError(
-                    f"data.path: {path} is not an .npz archive (a zip of .npy arrays, as numpy.savez writes); "
+                    f"data.path: cannot read {path}: it is not an .npz archive (a zip of .npy arrays, as numpy.savez writes); "
                     "save the columns with numpy.savez(path, name=array, ...)"
                 )
             with np.load(path, allow_pickle=False) as archive:
