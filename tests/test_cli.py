@@ -12,7 +12,6 @@ import tomllib
 from pathlib import Path
 
 import optuna
-import pytest
 
 from noisereg.cli import main
 from tests.study.fakes import assert_stored_close, tiny_raw
@@ -163,3 +162,22 @@ def test_robustness_measures_the_stored_models_of_a_finished_study(tmp_path, cap
         path.unlink()
     assert main(["robustness", str(run_dir), "--n", "70", "--n0", "5", "--inputs", "3", "-q"]) == 1
     assert "2 cell(s) have no stored models" in capsys.readouterr().err
+
+
+def test_a_failed_training_is_one_line_naming_the_cells_and_debug_shows_the_traceback(tmp_path, capsys, monkeypatch) -> None:
+    from noisereg.study.run import runner
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB\nmore torch detail")
+
+    monkeypatch.setattr(runner, "_train_batch", out_of_memory)
+    study = write_study(tmp_path / "tiny.toml", tiny_raw(selection=None, arms=tiny_raw()["arms"][:2]))
+    args = ["study", str(study), "--out", str(tmp_path / "run"), "--quiet", "--workers", "1"]
+    assert main(args) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "training cell(s) none failed: RuntimeError: CUDA out of memory. Tried to allocate 20.00 GiB" in err
+    assert "more torch detail" not in err and "Traceback" not in err and "--debug" in err
+    assert sorted(_states(tmp_path / "run" / "study.db")) == ["FAIL", "WAITING"]  # the failed cell keeps its traceback
+    assert main(["--debug", *args]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "more torch detail" in err

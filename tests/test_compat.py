@@ -100,9 +100,8 @@ def test_per_sample_strength_checks_run_under_vmap_with_the_fallback(public):
 
 
 def test_the_engine_trains_the_same_with_the_public_optimizers(monkeypatch):
-    from tests.engine.test_group import FOLDS, REPLICAS, _group
-
     from noisereg.engine import train_group
+    from tests.engine.test_group import FOLDS, REPLICAS, _group
 
     fused = train_group(_group(REPLICAS[:2]), FOLDS, dtype=torch.float64)
     monkeypatch.setitem(_compat.PRIVATE, "enabled", False)

@@ -11,6 +11,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCTESTED = [
+    "noisereg._checks",
+    "noisereg.schedules",
     "noisereg.seeding",
     "noisereg._checks",
     "noisereg.noise.kinds",

@@ -16,12 +16,12 @@ from torchmetrics.functional.classification import (
 
 import noisereg.metrics
 from noisereg.metrics import (
-    equal_width_edges,
     accuracy,
     adaptive_ece,
     brier_score,
     classification_metrics,
     ece,
+    equal_width_edges,
     nll,
     reliability,
 )

@@ -79,6 +79,7 @@ if TYPE_CHECKING:
     )
     from noisereg.schedules import Clock
     from noisereg.sites import (
+        PNI,
         CutMix,
         DenoisingCollate,
         DenoisingDataset,
@@ -90,7 +91,6 @@ if TYPE_CHECKING:
         NoisyHardSigmoid,
         NoisyHardTanh,
         NoisyLinear,
-        PNI,
         annealed_gaussian,
         attach,
         describe,

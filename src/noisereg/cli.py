@@ -8,9 +8,12 @@
     noisereg robustness RUN_DIR [--storage URL] [--study NAME] [--sigma S] [--n N] [--n0 N0]
                         [--alpha A] [--inputs K] [--quiet]
 
-Exit codes: 0 done; 1 the run finished with cells that failed; 2 the study, its data or the run
-directory cannot be used (nothing was trained); 130 interrupted (finished cells are kept; rerun to
-resume). ``report`` and ``--list`` do not import torch from this module.
+Exit codes: 0 done; 1 a failure during the work (a cell's training failed, or the run finished
+with cells that failed); 2 bad input: the study, its data, an option or the run directory cannot be
+used (nothing was trained or stored); 130 interrupted (finished cells are kept; rerun to resume).
+An error is one line naming what failed (the key, the file, the cell); ``noisereg --debug ...`` (or
+``NOISEREG_DEBUG=1``) also prints its traceback. ``report`` and ``--list`` do not import torch from
+this module.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import contextlib
 import os
 import re
 import sys
+import traceback
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
@@ -91,6 +95,16 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+_debug = {"on": False}
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="Print the traceback of an error (also: NOISEREG_DEBUG=1).")] = False,
+) -> None:
+    _debug["on"] = debug or os.environ.get("NOISEREG_DEBUG", "") not in ("", "0")
+
+
 @app.command()
 def study(
     config: Annotated[Optional[str], typer.Argument(help="A study TOML file or a built-in study name (default: case-study).")] = None,
@@ -119,7 +133,7 @@ def study(
         from noisereg.study.run.runner import enqueue_study, run_study
 
         if no_train:
-            prep, store = enqueue_study(cfg, run_dir, storage=storage, heartbeat_interval=heartbeat)
+            prep, store = enqueue_study(cfg, run_dir, storage=storage, heartbeat_interval=heartbeat, device=device.value)
             states = store.unfinished()
             waiting = sum(1 for v in states.values() if v == "WAITING")
             console.print(
@@ -172,19 +186,44 @@ def worker(
 
 @contextlib.contextmanager
 def _exit_codes(interrupted: str) -> Iterator[None]:
-    """Exit 2 for a study, data or store that cannot be used, 130 when interrupted, 1 for a failed run."""
+    """Exit 2 for bad input (a study, data, option or store that cannot be used: StudyConfigError,
+    DataError, StoreError, and the ValueError/TypeError of an argument check), 130 when interrupted,
+    1 for anything that fails during the work; each as one line, the traceback only with --debug."""
     from noisereg.study.config import StudyConfigError
     from noisereg.study.data import DataError
     from noisereg.study.store import StoreError
 
     try:
         yield
-    except (StudyConfigError, DataError, StoreError) as exc:
-        raise _fail(str(exc), 2) from None
     except KeyboardInterrupt:
         raise _fail(interrupted, 130) from None
-    except RuntimeError as exc:
-        raise _fail(str(exc), 1) from None
+    except (StudyConfigError, DataError, StoreError, ValueError, TypeError) as exc:
+        raise _error(exc, 2) from None
+    except Exception as exc:
+        raise _error(exc, 1) from None
+
+
+def _error(exc: Exception, code: int) -> typer.Exit:
+    """The one-line report of ``exc`` (our own errors say what failed; others get their type)."""
+    from noisereg.study.cells import TrainingError
+    from noisereg.study.config import StudyConfigError
+    from noisereg.study.data import DataError
+    from noisereg.study.store import StoreError
+
+    if _debug["on"]:
+        traceback.print_exception(exc, file=sys.stderr)
+    text = str(exc).strip()
+    if isinstance(exc, (StudyConfigError, DataError, StoreError, TrainingError)):
+        message = text
+    elif code == 2:  # an argument check: its message names the argument and the value
+        message = (text.splitlines() or [type(exc).__name__])[0]
+    else:  # torch's own errors (shapes, out of memory) and anything unforeseen
+        message = f"{type(exc).__name__}: {(text.splitlines() or [''])[0]}"
+    if isinstance(exc, TrainingError):
+        message += "; each cell's traceback is stored with it (FAIL); rerun to retry"
+    if code == 1 and not _debug["on"]:
+        message += " (noisereg --debug ... shows the traceback)"
+    return _fail(message, code)
 
 
 class _progress:
@@ -226,12 +265,9 @@ def report(
 ) -> None:
     """Rebuild summary.json, summary.md, report.html and the plots from the stored results alone."""
     from noisereg.study.report import build_report
-    from noisereg.study.store import StoreError
 
-    try:
+    with _exit_codes("interrupted: the report may be incomplete; run the same command again"):
         summary = build_report(run_dir, storage=storage, study=study_name)
-    except StoreError as exc:
-        raise _fail(str(exc), 2) from None
     _print_summary(_console(quiet), summary, run_dir)
 
 
@@ -248,20 +284,15 @@ def robustness(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print the tables.")] = False,
 ) -> None:
     """Measure a study's stored models (calibration, corruptions, certified accuracy), rebuild the report."""
-    from noisereg.study.config import StudyConfigError
-    from noisereg.study.data import DataError
-    from noisereg.study.report.documents import robustness_tables
     from noisereg.study.measure.robustness import measure_run
-    from noisereg.study.store import StoreError
+    from noisereg.study.report.documents import robustness_tables
 
     given = {"sigma": sigma, "n": n, "n0": n0, "alpha": alpha, "inputs": inputs}
     smoothing = {k: v for k, v in given.items() if v is not None}
     console = _console(quiet)
-    try:
+    with _exit_codes("interrupted: the measurements finished so far are stored; run the same command again"):
         with console.status("measuring the stored models"):
             summary = measure_run(run_dir, storage=storage, study=study_name, changes={"smoothing": smoothing} if smoothing else None)
-    except (StudyConfigError, DataError, StoreError) as exc:
-        raise _fail(str(exc), 2) from None
     for title, note, headers, rows in robustness_tables(summary):
         table = Table(title=title, caption=note)
         for i, header in enumerate(headers):

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
-from noisereg._checks import check_count, check_number
+from noisereg._checks import check_int, check_real
 
 __all__ = [
     "Schedule",
@@ -34,6 +34,7 @@ __all__ = [
     "Sequence",
     "per_epoch",
     "resolve",
+    "span",
     "Clock",
     "NAMED",
 ]
@@ -54,8 +55,37 @@ def resolve(strength: object, step: int) -> object:
     return strength
 
 
+def span(schedule: object) -> tuple[float, float] | None:
+    """The smallest closed interval [low, high] that holds every value of a built-in ``schedule``;
+    None for any other callable, whose values cannot be known before it is called.
+
+    Decays (:class:`ExponentialDecay`, :class:`Annealed`) approach 0 without reaching it; their
+    interval includes 0. Configs use this to refuse, when they are made, a schedule that would leave
+    a strength's range at some step.
+
+    >>> span(Linear(1.0, -1.0, steps=10))
+    (-1.0, 1.0)
+    >>> span(lambda step: 0.1) is None
+    True
+    """
+    ends = getattr(schedule, "_span", None)
+    return ends() if callable(ends) else None
+
+
+def _hull(*values: float) -> tuple[float, float]:
+    return min(values), max(values)
+
+
+def _number(value: object, name: str, *, low: float = -math.inf, positive: bool = False) -> float:
+    return check_real(value, name, low=0.0 if positive else low, low_open=positive)
+
+
+def _count(value: object, name: str, *, low: int = 0) -> int:
+    return check_int(value, name, low=low)
+
+
 def _step(step: object) -> int:
-    return check_count(step, "step")
+    return check_int(step, "step", low=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,11 +95,14 @@ class Constant:
     value: float
 
     def __post_init__(self) -> None:
-        check_number(self.value, "value")
+        check_real(self.value, "value")
 
     def __call__(self, step: int) -> float:
         _step(step)
         return float(self.value)
+
+    def _span(self) -> tuple[float, float]:
+        return _hull(self.value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,13 +115,16 @@ class _Ramp:
     begin: int = 0
 
     def __post_init__(self) -> None:
-        check_number(self.start, "start")
-        check_number(self.end, "end")
-        check_count(self.steps, "steps", low=1)
-        check_count(self.begin, "begin")
+        check_real(self.start, "start")
+        check_real(self.end, "end")
+        check_int(self.steps, "steps", low=1)
+        check_int(self.begin, "begin", low=0)
 
     def _progress(self, step: int) -> float:
         return min(max((_step(step) - self.begin) / self.steps, 0.0), 1.0)
+
+    def _span(self) -> tuple[float, float]:
+        return _hull(self.start, self.end)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,14 +159,17 @@ class ExponentialDecay:
     staircase: bool = False
 
     def __post_init__(self) -> None:
-        check_number(self.init, "init")
-        if not 0 < check_number(self.rate, "rate") <= 1:
+        check_real(self.init, "init")
+        if not 0 < check_real(self.rate, "rate") <= 1:
             raise ValueError(f"rate={self.rate!r} must be in (0, 1]")
-        check_count(self.decay_steps, "decay_steps", low=1)
+        check_int(self.decay_steps, "decay_steps", low=1)
 
     def __call__(self, step: int) -> float:
         power = _step(step) / self.decay_steps
         return self.init * self.rate ** (math.floor(power) if self.staircase else power)
+
+    def _span(self) -> tuple[float, float]:
+        return _hull(self.init) if self.rate == 1 else _hull(self.init, 0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,11 +184,14 @@ class Annealed:
     gamma: float = 0.55
 
     def __post_init__(self) -> None:
-        check_number(self.eta, "eta", low=0.0)
-        check_number(self.gamma, "gamma", low=0.0)
+        check_real(self.eta, "eta", low=0.0)
+        check_real(self.gamma, "gamma", low=0.0)
 
     def __call__(self, step: int) -> float:
         return math.sqrt(self.eta / (1.0 + _step(step)) ** self.gamma)
+
+    def _span(self) -> tuple[float, float]:
+        return _hull(math.sqrt(self.eta), 0.0 if self.gamma > 0 else math.sqrt(self.eta))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,9 +208,9 @@ class Piecewise:
         object.__setattr__(self, "boundaries", tuple(self.boundaries))
         object.__setattr__(self, "values", tuple(self.values))
         for i, b in enumerate(self.boundaries):
-            check_count(b, f"boundaries[{i}]")
+            check_int(b, f"boundaries[{i}]", low=0)
         for i, v in enumerate(self.values):
-            check_number(v, f"values[{i}]")
+            check_real(v, f"values[{i}]")
         if list(self.boundaries) != sorted(set(self.boundaries)):
             raise ValueError(f"boundaries={self.boundaries!r} must be strictly increasing")
         if len(self.values) != len(self.boundaries) + 1:
@@ -180,6 +222,9 @@ class Piecewise:
     def __call__(self, step: int) -> float:
         t = _step(step)
         return float(self.values[sum(1 for b in self.boundaries if t >= b)])
+
+    def _span(self) -> tuple[float, float]:
+        return _hull(*self.values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,17 +242,20 @@ class Interval:
     off_value: float = 0.0
 
     def __post_init__(self) -> None:
-        check_number(self.value, "value")
-        check_number(self.off_value, "off_value")
-        check_count(self.on, "on", low=1)
-        check_count(self.off, "off")
-        check_count(self.offset, "offset")
+        check_real(self.value, "value")
+        check_real(self.off_value, "off_value")
+        check_int(self.on, "on", low=1)
+        check_int(self.off, "off", low=0)
+        check_int(self.offset, "offset", low=0)
 
     def __call__(self, step: int) -> float:
         t = _step(step) - self.offset
         if t < 0:
             return float(self.off_value)
         return float(self.value if t % (self.on + self.off) < self.on else self.off_value)
+
+    def _span(self) -> tuple[float, float]:
+        return _hull(self.value, self.off_value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,15 +270,18 @@ class WarmUp:
     ramp: int = 0
 
     def __post_init__(self) -> None:
-        check_number(self.value, "value")
-        check_count(self.delay, "delay")
-        check_count(self.ramp, "ramp")
+        check_real(self.value, "value")
+        check_int(self.delay, "delay", low=0)
+        check_int(self.ramp, "ramp", low=0)
 
     def __call__(self, step: int) -> float:
         t = _step(step) - self.delay
         if t < 0:
             return 0.0
         return float(self.value) if self.ramp == 0 else self.value * min(t / self.ramp, 1.0)
+
+    def _span(self) -> tuple[float, float]:
+        return _hull(0.0, self.value)
 
 
 def _check_schedule(value: object, name: str) -> None:
@@ -254,6 +305,15 @@ class Product:
     def __call__(self, step: int) -> float:
         return math.prod(s(step) for s in self.schedules)
 
+    def _span(self) -> tuple[float, float] | None:
+        low, high = 1.0, 1.0
+        for schedule in self.schedules:
+            ends = span(schedule)
+            if ends is None:
+                return None
+            low, high = _hull(*(a * b for a in (low, high) for b in ends))
+        return low, high
+
 
 @dataclasses.dataclass(frozen=True)
 class Sequence:
@@ -268,7 +328,7 @@ class Sequence:
         for i, s in enumerate(self.schedules):
             _check_schedule(s, f"schedules[{i}]")
         for i, b in enumerate(self.boundaries):
-            check_count(b, f"boundaries[{i}]", low=1)
+            check_int(b, f"boundaries[{i}]", low=1)
         if list(self.boundaries) != sorted(set(self.boundaries)):
             raise ValueError(f"boundaries={self.boundaries!r} must be strictly increasing")
         if len(self.schedules) != len(self.boundaries) + 1:
@@ -283,6 +343,12 @@ class Sequence:
         start = self.boundaries[i - 1] if i else 0
         return self.schedules[i](t - start)
 
+    def _span(self) -> tuple[float, float] | None:
+        ends = [span(s) for s in self.schedules]
+        if any(e is None for e in ends):
+            return None
+        return _hull(*(v for e in ends for v in e))
+
 
 @dataclasses.dataclass(frozen=True)
 class _PerEpoch:
@@ -291,6 +357,9 @@ class _PerEpoch:
 
     def __call__(self, step: int) -> float:
         return self.schedule(_step(step) // self.steps_per_epoch)
+
+    def _span(self) -> tuple[float, float] | None:
+        return span(self.schedule)
 
 
 NAMED: Mapping[str, type] = MappingProxyType(
@@ -312,7 +381,7 @@ fields as keys; the study's schema of schedule tables is derived from these clas
 def per_epoch(schedule: Schedule, steps_per_epoch: int) -> Schedule:
     """Evaluate ``schedule`` at the epoch ``step // steps_per_epoch`` instead of at the step."""
     _check_schedule(schedule, "schedule")
-    check_count(steps_per_epoch, "steps_per_epoch", low=1)
+    check_int(steps_per_epoch, "steps_per_epoch", low=1)
     return _PerEpoch(schedule, int(steps_per_epoch))
 
 
@@ -334,10 +403,10 @@ class Clock:
 
     @step.setter
     def step(self, value: int) -> None:
-        self._step = check_count(value, "step")
+        self._step = check_int(value, "step", low=0)
 
     def tick(self, n: int = 1) -> int:
-        self._step += check_count(n, "n")
+        self._step += check_int(n, "n", low=0)
         return self._step
 
     def __repr__(self) -> str:

@@ -21,6 +21,8 @@ import numbers
 import numpy as np
 import torch
 
+from noisereg._checks import SEED_MAX, check_int
+
 __all__ = ["derive_seed", "rank_seed", "current_rank", "make_generator", "check_seed"]
 
 _SEED_BITS = 63
@@ -37,12 +39,9 @@ def _key_to_int(key: int | str) -> int:
 
 
 def check_seed(seed: object, *, name: str = "seed") -> int:
-    """Return ``seed`` as an int, or raise a ``TypeError``/``ValueError`` naming ``name``."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"{name}={seed!r} must be an int >= 0, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"{name}={seed!r} must be an int >= 0")
-    return int(seed)
+    """Return ``seed`` as an int in [0, 2**64 − 1], or raise a ``TypeError`` (not an int) or a
+    ``ValueError`` (out of range) naming ``name``."""
+    return check_int(seed, name, low=0, high=SEED_MAX)
 
 
 def derive_seed(seed: int, *keys: int | str) -> int:

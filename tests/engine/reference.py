@@ -4,7 +4,6 @@ the core kind itself. The engine must end where this loop ends."""
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 

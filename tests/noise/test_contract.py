@@ -10,7 +10,6 @@ import torch
 from noisereg.layers import NoiseLayer
 from tests.noise.cases import CASES, IDS, Case
 
-
 # CUDA joins the device-dependent checks wherever a GPU is present; CI runs them on the CPU.
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

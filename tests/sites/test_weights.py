@@ -14,6 +14,7 @@ from noisereg.sites.selectors import clean_name
 
 from .models import CellNet, SeqNet, assert_same, mlp, snapshot
 
+
 def _stream(name: str) -> torch.Generator:
     return make_generator(derive_seed(7, "weights", name))
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from noisereg.study.stats import summary_statistics, holm, paired
+from noisereg.study.stats import holm, paired, summary_statistics
 
 A = [0.81, 0.79, 0.84, 0.80, 0.83, 0.78, 0.82, 0.85]
 B = [0.76, 0.77, 0.80, 0.74, 0.79, 0.78, 0.75, 0.80]

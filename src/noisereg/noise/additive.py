@@ -110,5 +110,6 @@ class Uniform(NoiseKind, kind="uniform"):
                 f"Uniform takes exactly one of half_width={self.half_width!r} and std={std!r}"
             )
         if std is not None:
-            value = check_strength(std, name="std", x=torch.empty(0))
+            value = check_strength(std, name="Uniform.std", x=torch.empty(0))
             object.__setattr__(self, "half_width", value * math.sqrt(3.0))
+        super().__post_init__()

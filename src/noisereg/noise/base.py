@@ -23,17 +23,18 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from noisereg._checks import check_number
+from noisereg._checks import check_real, expected_range
 from noisereg._compat import values_readable
 from noisereg.noise.kinds import KINDS
-from noisereg.schedules import Schedule, resolve
+from noisereg.schedules import Schedule, resolve, span
 
-__all__ = ["NoiseKind", "Strength", "Clip", "check_number"]
+__all__ = ["NoiseKind", "Strength", "Clip"]
 
 Strength = float | Tensor
 Clip = tuple[float, float] | None
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
+_NO_INPUT = torch.empty(0)  # the x that check_strength needs when a config is checked without one
 
 
 def check_input(x: object, *, kind: str) -> Tensor:
@@ -73,8 +74,7 @@ def check_strength(
 
     Per-sample tensors are checked only where their values can be read (see can_inspect_values).
     """
-    upper = f"< {high}" if high_open else f"<= {high}"
-    expected = f"must be {'>' if low_open else '>='} {low}" + ("" if high == math.inf else f" and {upper}")
+    expected = expected_range(low, high, low_open=low_open, high_open=high_open, allow_inf=allow_inf)
     if isinstance(value, Tensor):
         if value.dim() > 1 or (value.dim() == 1 and x.dim() >= 1 and value.shape[0] not in (1, x.shape[0])):
             raise ValueError(
@@ -88,18 +88,11 @@ def check_strength(
             below = value < high if high_open else value <= high
             if not bool((finite_ok & above & below).all()):
                 bad = value[~(finite_ok & above & below)][:3].tolist()
-                raise ValueError(f"{name} {expected}, got values {bad}")
+                raise ValueError(f"{name} must be {expected}, got values {bad}")
         return value.reshape((-1,) + (1,) * (x.dim() - 1)) if value.dim() == 1 else value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}={value!r} must be a float or a tensor of shape [batch]")
-    value = float(value)
-    ok = (math.isfinite(value) or (allow_inf and value == math.inf)) and (
-        value > low if low_open else value >= low
-    )
-    ok = ok and (value < high if high_open else value <= high)
-    if not ok:
-        raise ValueError(f"{name}={value!r} {expected}{' (inf allowed)' if allow_inf else ''}")
-    return value
+    return check_real(value, name, low=low, high=high, low_open=low_open, high_open=high_open, allow_inf=allow_inf)
 
 
 def check_main_strength(value: object, *, kind: str, x: Tensor) -> Strength:
@@ -184,19 +177,47 @@ class NoiseKind:
     A config holds the parameters of its kind's pure function; any strength may be a
     :class:`~noisereg.schedules.Schedule`, resolved at the step the caller passes. Subclasses name
     their entry of :data:`~noisereg.noise.kinds.KINDS` (``class Gaussian(NoiseKind, kind="gaussian")``),
-    which gives ``strength_field`` (the field that is "how much noise") and ``identity`` (its value
-    for no noise), and set ``function`` (the pure tensor function).
+    which gives ``strength_field`` (the field that is "how much noise"), ``identity`` (its value for
+    no noise) and ``strength_bounds`` (the range the function accepts, as keyword arguments of
+    :func:`check_strength`), and set ``function`` (the pure tensor function).
+
+    The strength is checked when the config is made: a number against ``strength_bounds``, a built-in
+    schedule by the range of values it can take (:func:`~noisereg.schedules.span`), so that
+    ``Gaussian(std=-1.0)`` or ``Gaussian(std=Linear(1.0, -1.0, 10))`` raise ``ValueError`` at once. A
+    schedule whose range cannot be known (any callable) is checked at each step it is resolved, and
+    the error names the kind, the step and the value. A per-sample tensor is checked where it meets
+    ``x`` (its shape must match the batch).
     """
 
     kind: ClassVar[str]
     strength_field: ClassVar[str]
     identity: ClassVar[float] = 0.0
+    strength_bounds: ClassVar[dict[str, Any]] = {"low": 0.0}
+
+    def __post_init__(self) -> None:
+        value = self.strength
+        if isinstance(value, Tensor):
+            return
+        name = f"{type(self).__name__}.{self.strength_field}"
+        if not callable(value):
+            check_strength(value, name=name, x=_NO_INPUT, **self.strength_bounds)
+            return
+        ends = span(value)
+        for end in ends or ():
+            try:
+                check_real(end, name, **self.strength_bounds)
+            except ValueError:
+                raise ValueError(
+                    f"{name}={value!r} reaches {end!r}; {self.strength_field} must be "
+                    f"{expected_range(**self.strength_bounds)} at every step"
+                ) from None
 
     def __init_subclass__(cls, kind: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if kind is not None:
             entry = KINDS[kind]
             cls.kind, cls.strength_field, cls.identity = kind, entry.strength, entry.identity
+            cls.strength_bounds = entry.bounds
 
     @staticmethod
     def function(x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
@@ -211,8 +232,23 @@ class NoiseKind:
         return dataclasses.replace(self, **{self.strength_field: value})
 
     def resolved(self, step: int = 0) -> dict[str, Any]:
-        """The function's keyword arguments with every schedule evaluated at ``step``."""
-        return {f.name: resolve(getattr(self, f.name), step) for f in dataclasses.fields(self)}
+        """The function's keyword arguments with every schedule evaluated at ``step``.
+
+        Raises:
+            ValueError: a scheduled strength is out of ``strength_bounds`` at ``step`` (the message
+                names the kind, the step, the value and the schedule).
+        """
+        kwargs = {f.name: resolve(getattr(self, f.name), step) for f in dataclasses.fields(self)}
+        schedule, value = self.strength, kwargs[self.strength_field]
+        if callable(schedule) and isinstance(value, numbers.Real):
+            try:
+                check_real(value, self.strength_field, **self.strength_bounds)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(
+                    f"{type(self).__name__}.{self.strength_field} at step {step} is {value!r} (from {schedule!r}); "
+                    f"it must be {expected_range(**self.strength_bounds)}"
+                ) from None
+        return kwargs
 
     def is_off(self, step: int = 0) -> bool:
         return is_identity(resolve(self.strength, step), self.identity)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 
 import torch
 from torch import Tensor
 
+from noisereg._checks import check_real
 from noisereg.noise.base import (
     Clip,
     NoiseKind,
@@ -19,7 +19,6 @@ from noisereg.noise.base import (
     check_input,
     check_main_strength,
     check_mask,
-    check_number,
     draw_dtype,
     finish,
     is_identity,
@@ -49,11 +48,8 @@ def impulse(
     """
     check_input(x, kind="impulse")
     amount = check_main_strength(amount, kind="impulse", x=x)
-    if isinstance(salt_vs_pepper, bool) or not isinstance(salt_vs_pepper, numbers.Real) or not (
-        0.0 <= salt_vs_pepper <= 1.0
-    ):
-        raise ValueError(f"{salt_vs_pepper=} must be a number in [0, 1]")
-    low, high = check_number(low, "low"), check_number(high, "high")
+    check_real(salt_vs_pepper, "salt_vs_pepper", low=0.0, high=1.0)
+    low, high = check_real(low, "low"), check_real(high, "high")
     mask, generator = check_mask(mask, x), check_generator(generator, x)
     if is_identity(amount, 0.0):
         return x

@@ -8,6 +8,7 @@ import math
 import torch
 from torch import Tensor
 
+from noisereg._checks import check_real
 from noisereg.noise.base import (
     Clip,
     NoiseKind,
@@ -17,7 +18,6 @@ from noisereg.noise.base import (
     check_input,
     check_main_strength,
     check_mask,
-    check_number,
     draw_dtype,
     finish,
     is_identity,
@@ -66,7 +66,11 @@ def snr_gaussian(
         real = (~mask).expand(x.shape)
         count = real.sum(dim=dims, keepdim=True).clamp_(min=1)
         power = power_of.square().masked_fill_(~real, 0.0).sum(dim=dims, keepdim=True) / count
-    std = power.sqrt_() / 10.0 ** (snr / 20.0)
+    try:  # 10^(-snr/20) as a float overflows below about -6165 dB (a tensor snr gives inf instead)
+        gain = 10.0 ** (-snr / 20.0)
+    except OverflowError:
+        raise ValueError(f"snr_db={snr!r} is so low that the noise std overflows a float") from None
+    std = power.sqrt_() * gain
     noisy = randn_like(x, generator).mul_(std).add_(x)
     return finish(noisy, x, mask=mask, clip=clip)
 
@@ -111,7 +115,7 @@ def colored(
     """
     check_input(x, kind="colored")
     std = check_main_strength(std, kind="colored", x=x)
-    beta = check_number(beta, "beta", low=0.0)
+    beta = check_real(beta, "beta", low=0.0)
     mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
     if is_identity(std, 0.0):
         return x
@@ -145,7 +149,7 @@ def spatial(
     check_input(x, kind="spatial")
     _check_batched(x, kind="spatial", dims=2)
     std = check_main_strength(std, kind="spatial", x=x)
-    length = check_number(length, "length", low=0.0)
+    length = check_real(length, "length", low=0.0)
     mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
     if is_identity(std, 0.0):
         return x

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import math
-import numbers
 from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from torch import Tensor, nn
+
+from noisereg._checks import check_real
 
 Model = Callable[[Tensor], Tensor]
 
@@ -33,11 +33,7 @@ def check_inputs(x: object, *, name: str = "x") -> Tensor:
 
 
 def check_positive(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name}={value!r} must be a finite number > 0")
-    if value <= 0:
-        raise ValueError(f"{name}={value!r} must be > 0")
-    return float(value)
+    return check_real(value, name, low=0.0, low_open=True)
 
 
 @contextlib.contextmanager

@@ -32,7 +32,7 @@ import torch
 from scipy.stats import beta, binomtest, norm
 from torch import Tensor
 
-from noisereg._checks import check_count
+from noisereg._checks import check_int
 from noisereg.noise import gaussian
 from noisereg.robustness._evaluation import (
     Model,
@@ -87,11 +87,11 @@ def _checked(model, x, sigma, n, alpha, batch_size, seed, from_logits):
     model, x = check_model(model), check_inputs(x)
     options = {
         "sigma": check_positive(sigma, "sigma"),
-        "batch_size": check_count(batch_size, "batch_size", 1),
+        "batch_size": check_int(batch_size, "batch_size", low=1),
         "generator": make_generator(seed, x.device),
         "from_logits": from_logits,
     }
-    return model, x, check_count(n, "n", 1), _check_alpha(alpha), options
+    return model, x, check_int(n, "n", low=1), _check_alpha(alpha), options
 
 
 def predict(
@@ -193,7 +193,7 @@ def certify(
         ValueError: as :func:`predict`, and ``n0 >= n``.
     """
     model, x, n, alpha, options = _checked(model, x, sigma, n, alpha, batch_size, seed, from_logits)
-    n0 = check_count(n0, "n0", 1)
+    n0 = check_int(n0, "n0", low=1)
     if n0 >= n:
         raise ValueError(f"{n0=} must be < {n=}: the selection samples are meant to be a small prelude")
     prediction = torch.full((len(x),), ABSTAIN, dtype=torch.long)

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from noisereg import metrics
-from noisereg._checks import check_count
+from noisereg._checks import check_int
 from noisereg.robustness._evaluation import (
     Model,
     check_inputs,
@@ -194,7 +194,7 @@ def evaluate_corruptions(
             outside 1-5 or repeated, image data outside [0, 1], labels that do not fit the outputs.
     """
     model, x = check_model(model), check_inputs(x)
-    seed, batch_size = check_seed(seed), check_count(batch_size, "batch_size", 1)
+    seed, batch_size = check_seed(seed), check_int(batch_size, "batch_size", low=1)
     if constants not in SEVERITY_CONSTANTS:
         raise ValueError(f"{constants=} must be one of {tuple(SEVERITY_CONSTANTS)}")
     if isinstance(corruptions, str) or not isinstance(severities, Sequence):

@@ -23,10 +23,11 @@ from torch import Tensor, nn
 
 from noisereg.layers import NoiseLayer, add_beside, remove_beside
 from noisereg.noise.base import NoiseKind
+from noisereg.seeding import check_seed
 from noisereg.sites.activations import Where, place_activations, place_input
 from noisereg.sites.embeddings import place_embeddings
 from noisereg.sites.gradients import place_gradients
-from noisereg.sites.mixing import MixingLayer, MixingKind
+from noisereg.sites.mixing import MixingKind, MixingLayer
 from noisereg.sites.placement import MaskSource, PlaceInfo, Placement, placed, run_beside, stream_seed
 from noisereg.sites.selectors import Selector, unwrap
 from noisereg.sites.targets import DisturbLabel, LabelFlip, LabelSmoothing
@@ -231,6 +232,8 @@ def attach(
     given = {"select": select, "where": where, "arg": arg, "mask": mask, "biases": biases,
              "resample": resample, "optimizer": optimizer, "scale_by_lr": scale_by_lr}
     _check_options(at, given)
+    if seed is not None:
+        check_seed(seed)
     if at in ("input", "activations", "embeddings"):
         masks = MaskSource(root, mask)
         try:

@@ -76,8 +76,7 @@ class NEFTune(NoiseKind):
     function = staticmethod(neftune)
 
     def __post_init__(self) -> None:
-        if not callable(self.alpha) and not isinstance(self.alpha, Tensor):
-            check_strength(self.alpha, name="alpha", x=torch.empty(0))
+        super().__post_init__()
 
 
 def place_embeddings(

@@ -8,14 +8,12 @@ handle is called as ``x, y = handle(x, y)`` and mixes in training only.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from noisereg._checks import check_count
+from noisereg._checks import check_int, check_real
 from noisereg._compat import beta_symmetric
 from noisereg.layers import NoiseLayer
 from noisereg.noise.base import NoiseKind, check_generator, draw_dtype
@@ -26,9 +24,7 @@ __all__ = ["mixup", "cutmix", "MixingKind", "Mixup", "CutMix", "MixingLayer"]
 
 
 def _check_alpha(alpha: object) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha < math.inf:
-        raise ValueError(f"{alpha=} must be a finite number >= 0 (0 means no mixing)")
-    return float(alpha)
+    return check_real(alpha, "alpha", low=0.0)
 
 
 def _check_pair(x: Tensor, y: Tensor, *, kind: str, min_dims: int) -> None:
@@ -144,10 +140,9 @@ class MixingKind(NoiseKind):
     strength_field = "alpha"
 
     def __post_init__(self) -> None:
-        if not callable(self.alpha):
-            _check_alpha(self.alpha)
+        super().__post_init__()
         if self.num_classes is not None:
-            check_count(self.num_classes, "num_classes", 1)
+            check_int(self.num_classes, "num_classes", low=1)
 
     def __call__(  # type: ignore[override]
         self, x: Tensor, y: Tensor, *, step: int = 0, generator: torch.Generator | None = None

@@ -83,8 +83,7 @@ class SaturationNoise(NoiseKind):
     function = staticmethod(noisy_hard_activation)
 
     def __post_init__(self) -> None:
-        if not callable(self.c) and not isinstance(self.c, Tensor):
-            check_strength(self.c, name="c", x=torch.empty(0))
+        super().__post_init__()
         check = torch.zeros(1)
         noisy_hard_activation(check, 0.0, activation=self.activation, alpha=self.alpha, expected=True)
 

@@ -56,6 +56,11 @@ def _pattern(pattern: str) -> re.Pattern[str]:
 
 
 def _as_list(select: Selector, argument: str) -> list[str | type]:
+    if not isinstance(select, (str, type, Sequence)):
+        raise TypeError(
+            f"{argument}={select!r} must be a name pattern (str), a module type (e.g. nn.ReLU) or a "
+            f"list of them, got {type(select).__name__}; to pick layers by position use a pattern such as '0' or '2'"
+        )
     items = [select] if isinstance(select, (str, type)) else list(select)
     if not items:
         raise ValueError(f"{argument}={select!r} is empty: name at least one pattern or module type")

@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from noisereg._checks import check_count
+from noisereg._checks import check_int
 from noisereg.noise.additive import gaussian
 from noisereg.noise.base import NoiseKind, check_generator, check_strength, is_identity
 from noisereg.schedules import Schedule
@@ -64,7 +64,7 @@ def class_count(y: Tensor, num_classes: int | None) -> int:
         raise TypeError(f"targets must be integer class indices or float soft targets, got dtype={y.dtype}")
     if num_classes is None:
         raise ValueError("num_classes is required with integer class indices (e.g. num_classes=10)")
-    return check_count(num_classes, "num_classes", 1)
+    return check_int(num_classes, "num_classes", low=1)
 
 
 def _check_ids(y: Tensor, classes: int, ignore_index: int | None) -> None:
@@ -189,7 +189,7 @@ def transition_matrix(num_classes: int, rate: float, pattern: Pattern = "symmetr
     D is the pattern's destination distribution; a class that a mapping does not name never flips.
     Use it for loss correction or to compute the expected realized flip rate 1 − Σ_i p_i T[i, i].
     """
-    classes = check_count(num_classes, "num_classes", 1)
+    classes = check_int(num_classes, "num_classes", low=1)
     rate = check_strength(rate, name="rate", x=torch.empty(0), high=1.0)
     dest = _pattern_matrix(check_pattern(pattern, classes), classes, torch.device("cpu"))
     return (1.0 - rate) * torch.eye(classes) + rate * dest
@@ -290,13 +290,11 @@ def regression_noise(y: Tensor, std: float | Tensor, *, generator: torch.Generat
     return gaussian(y, std, generator=generator)
 
 
-def _check_fields(kind: NoiseKind, *, high: float = 1.0) -> None:
-    strength = kind.strength
-    if not callable(strength) and not isinstance(strength, Tensor):
-        check_strength(strength, name=kind.strength_field, x=torch.empty(0), high=high)
+def _check_fields(kind: NoiseKind) -> None:
+    NoiseKind.__post_init__(kind)
     classes = getattr(kind, "num_classes", None)
     if classes is not None:
-        check_count(classes, "num_classes", 1)
+        check_int(classes, "num_classes", low=1)
 
 
 @dataclasses.dataclass(frozen=True)

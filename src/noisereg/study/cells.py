@@ -11,7 +11,16 @@ from typing import Any
 from noisereg.noise.kinds import KINDS
 from noisereg.study.config import StudyConfig
 
-__all__ = ["Cell", "plan_cells", "cell_key", "signature"]
+__all__ = ["Cell", "plan_cells", "cell_key", "signature", "TrainingError"]
+
+
+class TrainingError(RuntimeError):
+    """Training some cells failed: ``cells`` names them; each is stored as FAIL with the traceback
+    (``__cause__`` holds the original error)."""
+
+    def __init__(self, message: str, cells: list[str]) -> None:
+        super().__init__(message)
+        self.cells = cells
 
 
 @dataclasses.dataclass(frozen=True)

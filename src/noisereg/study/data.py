@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import difflib
+import zipfile
 from pathlib import Path
 from typing import Literal
 
@@ -108,6 +109,11 @@ def _read_columns(path: Path) -> dict[str, np.ndarray]:
         if suffix == ".csv":
             return _read_csv(path)
         if suffix == ".npz":
+            if not zipfile.is_zipfile(path):
+                raise DataError(
+                    f"data.path: cannot read {path}: it is not an .npz archive (a zip of .npy arrays, as numpy.savez writes); "
+                    "save the columns with numpy.savez(path, name=array, ...)"
+                )
             with np.load(path, allow_pickle=False) as archive:
                 columns: dict[str, np.ndarray] = {}
                 for key in archive.files:
@@ -141,17 +147,36 @@ def _read_csv(path: Path) -> dict[str, np.ndarray]:
     header, body = rows[0], rows[1:]
     if not body:
         raise DataError(f"{path}: a header but no data rows")
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise DataError(f"{path}: column name(s) {repeated} appear more than once in the header; name every column once")
     bad = [i + 2 for i, r in enumerate(body) if len(r) != len(header)]
     if bad:
         raise DataError(f"{path}: lines {bad[:5]} have a different number of fields than the header ({len(header)})")
     columns: dict[str, np.ndarray] = {}
     for j, name in enumerate(header):
         cells = [r[j].strip() for r in body]
+        empty = [i + 2 for i, c in enumerate(cells) if not c]
+        if empty:
+            raise DataError(
+                f"{path}: column {name!r} is empty at lines {empty[:5]}{' ...' if len(empty) > 5 else ''} "
+                f"({len(empty)} empty value(s)); fill in or drop those rows (missing values are not imputed)"
+            )
         try:
             columns[name] = np.array([float(c) for c in cells], dtype=np.float64)
         except ValueError:
             columns[name] = np.array(cells, dtype=str)
     return columns
+
+
+def _first_text(column: np.ndarray) -> str:
+    """Where a column first holds something that is not a number, e.g. "'x3' in data row 4"."""
+    for i, value in enumerate(column.tolist()):
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return f"{value!r} in data row {i + 1}"
+    return f"its values have dtype {column.dtype}"
 
 
 def _from_file(config: DataConfig) -> Dataset:
@@ -171,7 +196,7 @@ def _from_file(config: DataConfig) -> Dataset:
         if len(col) != n:
             raise DataError(f"{path}: column {name!r} has {len(col)} rows, the target has {n}")
         if col.dtype.kind not in "biuf":
-            raise DataError(f"{path}: feature column {name!r} is not numeric (e.g. {col[0]!r})")
+            raise DataError(f"{path}: feature column {name!r} is not numeric: {_first_text(col)}")
     x = np.column_stack([columns[c].astype(np.float64) for c in feature_names])
     _check_finite(x, feature_names, path)
     raw_y = columns[target]
@@ -296,6 +321,10 @@ def make_folds(
     """
     seed = split.shuffle_seed
     n = len(data.y)
+    if data.task == "classification" and len(np.unique(data.y)) < 2:
+        only = data.classes[int(data.y[0])] if len(data.y) else "none"
+        key = f"data.target={config.target!r}" if config.source == "file" else f"data.source={config.source!r}"
+        raise DataError(f"{key}: the targets hold one class only ({only!r}); a classifier needs at least 2 classes")
     rows = np.arange(n)
     if split.kind == "kfold":
         splitter = _splitter(data, split.folds, "split.folds", rows, seed)

@@ -192,6 +192,12 @@ class Store:
             study.set_user_attr("meta", dict(meta))
             study.set_user_attr("fingerprint", fingerprint(config))  # last: marks the study as set up
             return True
+        version = study.user_attrs.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"study {self.study_name!r} in {self.url} was written by another version of noisereg "
+                f"(store schema {version!r}, this version uses {SCHEMA_VERSION}); use another run directory (--out)"
+            )
         if stored != fingerprint(config):
             old, new = _flat(study.user_attrs.get("config", {})), _flat(dict(config))
             changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.study.fakes import tiny_config, populate
 from noisereg.study.report import build_report
+from tests.study.fakes import populate, tiny_config
 
 SRC = Path(__file__).resolve().parents[3] / "src"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.study.fakes import fake_results, tiny_config, populate
 from noisereg.study.cells import plan_cells
 from noisereg.study.report.summary import summarize
-from noisereg.study.stats import summary_statistics, paired
+from noisereg.study.stats import paired, summary_statistics
+from tests.study.fakes import fake_results, populate, tiny_config
 
 
 def study_attrs() -> dict:

@@ -9,27 +9,32 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
+from noisereg.engine import FoldData, Group, Replica
 from noisereg.seeding import derive_seed
 from noisereg.study.bridge.models import loss_for, model_spec, optimizer_spec
+from noisereg.study.bridge.resources import check_device, check_generated_size, check_replica_fits
 from noisereg.study.bridge.robustness import (
     check_robustness,
     monitor_meta,
     monitor_noise,
 )
 from noisereg.study.bridge.sites import site_noise
-from noisereg.study.cells import Cell, plan_cells
-from noisereg.study.config import StudyConfig
+from noisereg.study.cells import Cell, plan_cells, signature, strengths
+from noisereg.study.config import StudyConfig, StudyConfigError
 from noisereg.study.data import Dataset, Fold, load_dataset, make_folds
 
-__all__ = ["Prepared", "prepare", "thin_indices"]
+__all__ = ["Prepared", "prepare", "fold_data", "thin_indices"]
 
 
 class Prepared:
     """A study checked against its data and the engine, ready to run; nothing stored yet."""
 
-    def __init__(self, config: StudyConfig) -> None:
+    def __init__(self, config: StudyConfig, device: str = "cpu") -> None:
         self.config = config
+        self.device = check_device(device)
+        check_generated_size(config.data, f"study {config.name!r}")
         self.data: Dataset = load_dataset(config.data)
         cv = config.selection.folds if config.selection is not None else None
         self.folds: list[Fold] = make_folds(
@@ -46,6 +51,33 @@ class Prepared:
             for table in cell.noise:
                 site_noise(table)
         self.seeds = [derive_seed(config.seed, "seed", i) for i in range(config.seeds)]
+        self._check_groups()
+
+    def group_options(self) -> dict[str, Any]:
+        """The engine :class:`~noisereg.engine.Group` arguments every cell of the study shares."""
+        training = self.config.training
+        return {
+            "model": self.model, "optimizer": self.optimizer, "loss": self.loss, "epochs": training.epochs,
+            "batch_size": training.batch_size, "eval_every": training.eval_every,
+            "patience": training.patience, "eval_noise": self.eval_noise,
+        }
+
+    def _check_groups(self) -> None:
+        """Build one engine group per kind of cell, so the engine's own checks run now, and refuse a
+        study of which one replica cannot fit in memory."""
+        groups, options = [], self.group_options()
+        for cell in {signature(c): c for c in self.cells}.values():
+            sites = tuple(site_noise(t) for t in cell.noise)
+            try:
+                groups.append(Group(sites=sites, replicas=(Replica(self.seeds[0], 0, strengths(cell)),), **options))
+            except (TypeError, ValueError) as exc:
+                raise StudyConfigError(
+                    [(f"arms ({cell.key})", f"the engine refuses this cell: {exc}")], f"study {self.config.name!r}"
+                ) from None
+        folds = [fold_data(f, self.loss, torch.float32) for f in self.folds]
+        model = self.config.model
+        key, value = ("model.widths", list(model.widths)) if model.kind == "mlp" else ("model", model.kind)
+        check_replica_fits(groups, folds, self.device, key, value, f"study {self.config.name!r}")
 
     def folds_of(self, cell: Cell) -> list[int]:
         return [i for i, f in enumerate(self.folds) if f.role == "test" or cell.selection]
@@ -78,9 +110,24 @@ class Prepared:
         }
 
 
-def prepare(config: StudyConfig) -> Prepared:
-    """Load and check the data, folds, model and every cell's noise; raise before any work."""
-    return Prepared(config)
+def prepare(config: StudyConfig, *, device: str = "cpu") -> Prepared:
+    """Load and check the data, folds, model and every cell's noise, and that the study can train on
+    ``device`` (it exists, one replica fits in its memory); raise before any work."""
+    return Prepared(config, device)
+
+
+def fold_data(fold: Fold, loss: str, dtype: torch.dtype) -> FoldData:
+    """A study fold's numpy arrays as the engine's tensors (class codes as int64 for ``ce``)."""
+
+    def y(v: np.ndarray | None) -> torch.Tensor | None:
+        if v is None:
+            return None
+        return torch.as_tensor(v, dtype=torch.long) if loss == "ce" else torch.as_tensor(v, dtype=dtype)
+
+    def x(v: np.ndarray | None) -> torch.Tensor | None:
+        return None if v is None else torch.as_tensor(v, dtype=dtype)
+
+    return FoldData(x(fold.x_train), y(fold.y_train), x(fold.x_test), y(fold.y_test), x(fold.x_val), y(fold.y_val))
 
 
 def thin_indices(length: int, points: int) -> np.ndarray:

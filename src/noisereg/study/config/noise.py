@@ -28,7 +28,7 @@ from pydantic import BaseModel, Discriminator, Field, Tag, TypeAdapter, create_m
 from noisereg.engine.vocabulary import HIDDEN_SITES, ClockUnit, SiteName
 from noisereg.noise.kinds import KINDS, Kind, Option
 from noisereg.schedules import NAMED
-from noisereg.study.config.strict import Strict
+from noisereg.study.config.strict import FiniteOrInf, Strict
 
 __all__ = [
     "NoiseConfig",
@@ -95,9 +95,9 @@ def _strength(kind: Kind) -> Any:
         bounds["gt" if kind.low_open else "ge"] = kind.low
     if kind.high < math.inf:
         bounds["lt" if kind.high_open else "le"] = kind.high
-    elif not kind.allow_inf:
-        bounds["allow_inf_nan"] = False
     number = Annotated[float, Field(**bounds)]
+    if kind.allow_inf:  # inf is a strength here (no noise, for decibels); NaN never is
+        number = Annotated[FiniteOrInf, Field(**bounds)]
     return Annotated[
         Annotated[number, Tag("number")] | Annotated[ScheduleConfig, Tag("schedule table")],
         Discriminator(_number_or_schedule),

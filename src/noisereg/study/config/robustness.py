@@ -33,6 +33,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from noisereg._checks import SEED_MAX
 from noisereg.study.config.strict import Strict
 
 __all__ = ["RobustnessConfig", "MonitorConfig", "SmoothingConfig", "SMOOTHING_SEEDS"]
@@ -101,7 +102,7 @@ class RobustnessConfig(Strict):
     corruptions: Annotated[list[str], Field(min_length=1)] | None = None
     severities: Annotated[list[Severity], Field(min_length=1)] = [1, 2, 3, 4, 5]
     scale: Annotated[float, Field(gt=0)] | None = None
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 0
     ece_bins: Annotated[int, Field(ge=1)] = 15
     batch_size: Annotated[int, Field(ge=1)] = 1000
     monitor: MonitorConfig = MonitorConfig()

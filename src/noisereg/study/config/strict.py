@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["Strict"]
+__all__ = ["Strict", "FiniteOrInf"]
+
+
+def _not_nan(value: float) -> float:
+    if math.isnan(value):
+        raise ValueError("must be a number, got nan")
+    return value
+
+
+FiniteOrInf = Annotated[float, Field(allow_inf_nan=True), AfterValidator(_not_nan)]
+"""A float key where ±inf is a value (snr_db = inf is no noise) and NaN is refused."""
 
 
 class Strict(BaseModel):
     """Base of every study-file table: unknown keys are refused with the closest allowed names."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity are refused in every float key (pydantic accepts them by default); the few
+    # keys where inf means something (decibels: no noise) say so with FiniteOrInf.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

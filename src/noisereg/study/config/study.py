@@ -31,13 +31,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
+from noisereg._checks import NUMPY_SEED_MAX, SEED_MAX
 from noisereg.engine.vocabulary import HIDDEN_SITES
 from noisereg.study.config.keypaths import StudyConfigError, message, problems
 from noisereg.study.config.model import CNNConfig, MLPConfig, ModelConfig, RecurrentConfig
 from noisereg.study.config.noise import NoiseConfig, check_sites, noise_strength_path, with_value
 from noisereg.study.config.robustness import RobustnessConfig
 from noisereg.study.config.search import SearchConfig, check_search
-from noisereg.study.config.strict import Strict
+from noisereg.study.config.strict import FiniteOrInf, Strict
 
 __all__ = [
     "StudyConfig",
@@ -89,9 +90,9 @@ class DataConfig(Strict):
     n_samples: Annotated[int, Field(ge=2)] = 100
     noise: Annotated[float, Field(ge=0)] = 0.1
     factor: Annotated[float, Field(gt=0, lt=1)] = 0.8
-    random_state: Annotated[int, Field(ge=0)] = 0
+    random_state: Annotated[int, Field(ge=0, le=NUMPY_SEED_MAX)] = 0
     test_samples: Annotated[int, Field(ge=1)] | None = None
-    test_random_state: Annotated[int, Field(ge=0)] | None = None
+    test_random_state: Annotated[int, Field(ge=0, le=NUMPY_SEED_MAX)] | None = None
     path: str | None = None
     target: str | None = None
     task: Literal["auto", "classification", "regression"] = "auto"
@@ -130,7 +131,7 @@ class SplitConfig(Strict):
     n_train: Annotated[int, Field(ge=2)] | None = None
     folds: Annotated[int, Field(ge=2)] = 5
     shuffle: bool = False
-    shuffle_seed: Annotated[int, Field(ge=0)] = 0
+    shuffle_seed: Annotated[int, Field(ge=0, le=NUMPY_SEED_MAX)] = 0
 
     @model_validator(mode="after")
     def _kind_keys(self) -> SplitConfig:
@@ -193,7 +194,7 @@ class GridConfig(Strict):
     (``"std"`` for a single site, ``"[1].std"`` for the second of several, ``"std.eta"`` for a
     schedule's parameter). Without ``param`` the arm must have exactly one site."""
 
-    values: Annotated[list[float], Field(min_length=1)]
+    values: Annotated[list[FiniteOrInf], Field(min_length=1)]
     param: str | None = None
 
 
@@ -266,7 +267,7 @@ class StudyConfig(Strict):
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)]
     description: str = ""
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 0
     seeds: Annotated[int, Field(ge=1, le=10_000)] = 30
     metric: Literal["accuracy", "loss", "r2"] | None = None
     curve_points: Annotated[int, Field(ge=2, le=1000)] = 100

@@ -25,12 +25,30 @@ __all__ = ["build_report", "read_run", "summarize", "table_rows", "SCHEMA"]
 
 def read_run(run_dir: str | Path, storage: str | None = None, study: str | None = None) -> tuple[str, str]:
     """(storage URL, study name) of a run directory: the arguments, else ``run.json``, else the
-    default SQLite file. Raises :class:`StoreError` when neither says which study."""
+    default SQLite file.
+
+    ``run.json`` holds ``{"study": name, "storage": url}``; a storage without ``://`` is a file path
+    relative to the run directory (the default ``study.db`` is written so, and a copied or moved run
+    directory then reads its own store). Raises :class:`StoreError` when neither says which study, or
+    run.json cannot be read.
+    """
     run_dir = Path(run_dir)
     info: dict[str, Any] = {}
-    if (run_dir / "run.json").is_file():
-        info = json.loads((run_dir / "run.json").read_text())
-    url = storage or info.get("storage") or default_url(run_dir)
+    path = run_dir / "run.json"
+    if path.is_file():
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise StoreError(f"{path} cannot be read ({exc}); pass --storage URL and --study NAME") from None
+        if not isinstance(info, dict) or not all(isinstance(info.get(k, ""), str) for k in ("study", "storage")):
+            raise StoreError(
+                f"{path} is not a run.json written by noisereg (expected {{\"study\": name, \"storage\": url}}); "
+                "pass --storage URL and --study NAME"
+            )
+    stored = info.get("storage")
+    if stored and "://" not in stored:
+        stored = f"sqlite:///{(run_dir / stored).resolve()}"
+    url = storage or stored or default_url(run_dir)
     if "***" in url:
         raise StoreError(f"{run_dir}/run.json names a storage with a hidden password: pass --storage URL")
     name = study or info.get("study")

@@ -42,9 +42,9 @@ from typing import Any
 
 import numpy as np
 
-from noisereg.study.report.robustness import annotate_robustness
 from noisereg.study.config.search import SearchConfig
-from noisereg.study.stats import summary_statistics, holm, paired
+from noisereg.study.report.robustness import annotate_robustness
+from noisereg.study.stats import holm, paired, summary_statistics
 
 __all__ = ["summarize", "SCHEMA", "ALPHA"]
 

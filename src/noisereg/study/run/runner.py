@@ -29,17 +29,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from noisereg.engine import FoldData, Group, Replica, train_group
-from noisereg.study.bridge.prepare import Prepared, prepare, thin_indices
+from noisereg.engine import Group, Replica, train_group
+from noisereg.study.bridge.prepare import Prepared, fold_data, prepare, thin_indices
 from noisereg.study.bridge.robustness import suite_enabled
 from noisereg.study.bridge.sites import site_noise
-from noisereg.study.cells import Cell, signature, strengths
+from noisereg.study.cells import Cell, TrainingError, signature, strengths
 from noisereg.study.config import StudyConfig
-from noisereg.study.data import Fold
 from noisereg.study.measure.robustness import evaluate_robustness
 from noisereg.study.report import build_report
 from noisereg.study.run.search import propose_cell
-from noisereg.study.store import Claim, Store, default_url
+from noisereg.study.store import DB_NAME, Claim, Store, StoreError, default_url
 from noisereg.study.weights import save_cell_models
 
 __all__ = ["run_study", "enqueue_study", "work"]
@@ -50,25 +49,12 @@ Progress = Callable[[int, int], None]
 _MAX_ATTR_VALUES = 4000  # values per stored curve attribute (keeps each well under 64 KB of JSON)
 
 
-def _fold_data(fold: Fold, loss: str, dtype: torch.dtype) -> FoldData:
-    def y(v: np.ndarray | None) -> torch.Tensor | None:
-        if v is None:
-            return None
-        return torch.as_tensor(v, dtype=torch.long) if loss == "ce" else torch.as_tensor(v, dtype=dtype)
-
-    def x(v: np.ndarray | None) -> torch.Tensor | None:
-        return None if v is None else torch.as_tensor(v, dtype=dtype)
-
-    return FoldData(x(fold.x_train), y(fold.y_train), x(fold.x_test), y(fold.y_test), x(fold.x_val), y(fold.y_val))
-
-
 def _train_batch(
     prep: Prepared, cells: Sequence[Cell], *, train: Callable[..., Any], device: str, dtype: torch.dtype,
     workers: int, advance: Callable[[int], None],
 ) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[list[int], list[int], dict[str, torch.Tensor]]]]:
     """Train ``cells`` (equal signatures); return each cell's results for the store, and its test
     folds' weights as (seed indices, fold indices, stacked state)."""
-    cfg = prep.config
     sites = tuple(site_noise(t) for t in cells[0].noise)
     per_cell = {c.key: strengths(c) for c in cells}
     shared = all(per_cell.values()) or not sites
@@ -80,16 +66,12 @@ def _train_batch(
         groups = [(sites, [row for c in cells for row in rows_of[c.key]])]
     else:
         groups = [(tuple(site_noise(t) for t in c.noise), rows_of[c.key]) for c in cells]
-    folds = [_fold_data(prep.folds[g], prep.loss, dtype) for g in fold_ids]
+    folds = [fold_data(prep.folds[g], prep.loss, dtype) for g in fold_ids]
     epochs = None
     weights: dict[str, tuple[list[int], list[int], dict[str, torch.Tensor]]] = {}
     for group_sites, rows in groups:
         replicas = tuple(Replica(prep.seeds[s], local[g], per_cell[c.key] if shared else ()) for c, s, g in rows)
-        group = Group(
-            model=prep.model, optimizer=prep.optimizer, loss=prep.loss, epochs=cfg.training.epochs,
-            batch_size=cfg.training.batch_size, sites=group_sites, replicas=replicas,
-            eval_every=cfg.training.eval_every, patience=cfg.training.patience, eval_noise=prep.eval_noise,
-        )
+        group = Group(sites=group_sites, replicas=replicas, **prep.group_options())
         result = train(group, folds, device=device, dtype=dtype, workers=workers, progress=advance)
         epochs = np.asarray(result.epochs)
         for r, (cell, s, g) in enumerate(rows):
@@ -160,21 +142,27 @@ def enqueue_study(
     storage: str | None = None,
     heartbeat_interval: int = 10,
     grace_period: int | None = None,
+    device: str = "cpu",
 ) -> tuple[Prepared, Store]:
     """Check ``config``, create (or reopen) its study in the storage and enqueue every cell that has
     no trial yet, plus the cells that failed for good; train nothing. Return the prepared study and
     its store.
 
     The first half of :func:`run_study`: workers (:mod:`noisereg.study.run.workers`) do the rest. Run it
-    from one process at a time. Arguments and errors as in :func:`run_study`.
+    from one process at a time. ``device``: where the study will train (checked: it exists and one
+    replica fits in its memory). Arguments and errors as in :func:`run_study`.
     """
-    prep = prepare(config)
+    prep = prepare(config, device=device)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission: nothing has been written yet
+        raise StoreError(f"run directory {run_dir} cannot be made: {exc.strerror or exc}; choose another --out") from None
     url = storage or default_url(run_dir)
     store = Store(url, config.name, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     store.create(config.model_dump(mode="json"), {c.key: c.meta() for c in prep.cells}, prep.meta())
-    (run_dir / "run.json").write_text(json.dumps({"study": config.name, "storage": _masked(url)}, indent=2) + "\n")
+    written = DB_NAME if storage is None else _masked(url)  # the default file relative: the folder may move
+    (run_dir / "run.json").write_text(json.dumps({"study": config.name, "storage": written}, indent=2) + "\n")
     store.requeue_failed()
     store.enqueue([c.key for c in prep.cells])
     return prep, store
@@ -213,11 +201,15 @@ def run_study(
             ``robustness.enabled`` (default: for classifiers) says so.
 
     Raises:
-        StudyConfigError / DataError: before anything is stored.
-        StoreError: the run directory holds a study from another configuration.
+        StudyConfigError / DataError: before anything is stored (also: ``device`` has no memory for
+            one replica, or does not exist).
+        StoreError: the run directory cannot be made, or holds a study from another configuration.
+        TrainingError (:mod:`noisereg.study.cells`): training a batch of cells failed (they are stored as FAIL with the traceback).
         RuntimeError: cells still failed after the run (their errors are in the store).
     """
-    prep, store = enqueue_study(config, run_dir, storage=storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    prep, store = enqueue_study(
+        config, run_dir, storage=storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period, device=device
+    )
     models_dir = Path(run_dir) / "models"
     work(
         prep, store, progress=progress, max_replicas=max_replicas, train=train, device=device, dtype=dtype,
@@ -308,7 +300,11 @@ def _run_claims(store: Store, prep: Prepared, claims: list[Claim], models_dir: s
         except BaseException as exc:  # Ctrl-C included: leave the cells to be retried, then re-raise
             for claim in claims:
                 store.fail(claim, "".join(traceback.format_exception(exc)))
-            raise
+            if not isinstance(exc, Exception):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0]
+            keys = [c.cell for c in claims]
+            raise TrainingError(f"training cell(s) {', '.join(keys)} failed: {type(exc).__name__}: {first}", keys) from exc
     elapsed = time.perf_counter() - start
     units = sum(prep.units(c) for c in cells)
     for claim, cell in zip(claims, cells):

@@ -88,7 +88,7 @@ def run_worker(
     if isinstance(max_replicas, bool) or not isinstance(max_replicas, int) or max_replicas < 1:
         raise ValueError(f"{max_replicas=} must be an int >= 1")
     config = parse_config(store.attrs()["config"], source=f"study {store.study_name!r} in the storage")
-    prep = prepare(config)
+    prep = prepare(config, device=device)
     try:
         work(
             prep, store, progress=progress, max_replicas=max_replicas, train=train, device=device, dtype=dtype,
