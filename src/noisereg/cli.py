@@ -93,7 +93,7 @@ _RETRY_HELP = "Seconds to keep retrying a database server that cannot be reached
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    _err.print(Text("error: ", style="red") + Text(message), highlight=False)
+    _err.print(Text("error: ", style="red") + Text(message), highlight=False, soft_wrap=True)  # one error, one line
     return typer.Exit(code)
 
 

@@ -32,8 +32,8 @@ The contract (the tests in ``tests/study/test_store.py`` check each point, kill 
 - **A database server that goes away.** On a server storage (PostgreSQL, MySQL) the pool pings a
   connection before it hands it out, and every storage call that fails because the server cannot be
   reached (a restart, a dropped connection) is tried again, with waits growing from 0.1 s to 2 s, for
-  up to ``retry_for`` seconds; the first failure and the reconnection are logged (logger
-  ``noisereg.study``, level WARNING). Then :class:`StoreUnreachable` is raised. A call whose commit
+  up to ``retry_for`` seconds; the lost connection (a failed call, or a pooled connection found
+  broken) and the reconnection are logged once per outage (logger ``noisereg.study``, WARNING). Then :class:`StoreUnreachable` is raised. A call whose commit
   reached the server before the connection broke may run twice: the calls the workers make are safe
   to repeat (a claim that finds its trial RUNNING skips it, and that trial is retried after its grace
   period; a COMPLETE that finds its trial COMPLETE is done), except an enqueue, which may then add a
@@ -192,7 +192,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 class _Retrying:
-    """Runs storage calls again while the server cannot be reached, for up to ``retry_for`` seconds.
+    """Runs storage calls again while the server cannot be reached, for up to ``retry_for`` seconds,
+    and logs each outage once: when it is first seen, and when a connection is made again.
 
     Only the outermost call in a thread retries (a call made inside a retried call fails through to
     it), so the time bound holds; a thread that must not wait (the heartbeat) runs in :meth:`once`.
@@ -201,6 +202,29 @@ class _Retrying:
     def __init__(self, url: str, retry_for: float) -> None:
         self.url, self.retry_for = masked_url(url), retry_for
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._down = False
+
+    def down(self, reason: str) -> None:
+        """The server was found unreachable (a failed call, or a pooled connection found broken)."""
+        with self._lock:
+            if self._down:
+                return
+            self._down = True
+        log.warning("lost the connection to the storage at %s (%s); reconnecting for up to %g s", self.url, reason, self.retry_for)
+
+    def connected(self, *_: Any) -> None:
+        """SQLAlchemy's pool made a new connection (its ``connect`` event)."""
+        with self._lock:
+            if not self._down:
+                return
+            self._down = False
+        log.warning("reconnected to the storage at %s", self.url)
+
+    def invalidated(self, _connection: Any, _record: Any, exception: BaseException | None) -> None:
+        """SQLAlchemy's pool dropped a connection (its ``invalidate`` event: pre-ping or a failed call)."""
+        if exception is not None:
+            self.down(_first_line(exception))
 
     @contextlib.contextmanager
     def once(self) -> Iterator[None]:
@@ -220,7 +244,7 @@ class _Retrying:
             while True:
                 tries += 1
                 try:
-                    result = fn(*args, **kwargs)
+                    return fn(*args, **kwargs)
                 except Exception as exc:
                     if not _unreachable(exc):
                         raise
@@ -230,15 +254,9 @@ class _Retrying:
                             f"could not reach the storage at {self.url} after {tries} tries over {waited:.0f} s "
                             f"({_first_line(exc)}); finished cells are stored; rerun once the database is up"
                         ) from None
-                    if tries == 1:
-                        log.warning("lost the connection to the storage at %s (%s); retrying for up to %g s",
-                                    self.url, _first_line(exc), self.retry_for)
+                    self.down(_first_line(exc))
                     time.sleep(min(wait, self.retry_for - waited))
                     wait = min(2 * wait, 2.0)
-                    continue
-                if tries > 1:
-                    log.warning("reconnected to the storage at %s after %d tries (%.1f s)", self.url, tries, time.monotonic() - start)
-                return result
 
 
 class _ReconnectingStorage(optuna.storages.RDBStorage):
@@ -412,14 +430,23 @@ class Store:
                     heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
                 )
 
-        try:
-            self.storage = self.retrying(open_storage)
-        except StoreUnreachable:
-            raise
-        except Exception as exc:  # SQLAlchemy raises many kinds; name the URL
-            raise StoreError(f"cannot open storage {masked_url(url)!r}: {type(exc).__name__}: {exc}") from None
+        for attempt in range(3):
+            try:
+                self.storage = self.retrying(open_storage)
+                break
+            except StoreUnreachable:
+                raise
+            except Exception as exc:  # SQLAlchemy raises many kinds; name the URL
+                if isinstance(exc, sqlalchemy.exc.IntegrityError) and attempt < 2:
+                    # processes opening a fresh database at once race to create Optuna's tables (PostgreSQL:
+                    # "duplicate key ... pg_type_typname_nsp_index"); the loser finds them made on its next try
+                    continue
+                raise StoreError(f"cannot open storage {masked_url(url)!r}: {type(exc).__name__}: {exc}") from None
         if sqlite:
             sqlalchemy.event.listen(self.storage.engine, "begin", _begin_immediate)
+        else:
+            sqlalchemy.event.listen(self.storage.engine, "invalidate", self.retrying.invalidated)
+            sqlalchemy.event.listen(self.storage.engine, "connect", self.retrying.connected)
         self._study: optuna.Study | None = None
         self.claimed: list[Claim] = []
 
@@ -543,7 +570,7 @@ class Store:
             if not isinstance(owner, dict):
                 out[key] = "an unknown process"
             elif owner.get("machine") == _machine():
-                out[key] = f"process {owner.get('pid')} on this machine, still running"
+                out[key] = f"process {owner.get('pid')} on this machine, {'which is gone' if _gone(owner) else 'still running'}"
             else:
                 out[key] = f"process {owner.get('pid')} on {str(owner.get('machine')).split('/')[0]}"
         return out
