@@ -212,7 +212,7 @@ def _owner_of(argv: list[str]) -> dict:
 
 
 def test_a_claim_of_a_gone_process_here_is_retried_at_once_and_a_live_one_is_waited_for(tmp_path, caplog) -> None:
-    url = default_url(tmp_path)
+    url = default_url(tmp_path / "run")
     cfg = parse_config(tiny_raw(selection=None, arms=tiny_raw()["arms"][:3]))
     enqueue_study(cfg, tmp_path / "run", heartbeat_interval=600)  # a grace period of 30 minutes
     holder = Store(url, "tiny", heartbeat_interval=600)
@@ -230,12 +230,24 @@ def test_a_claim_of_a_gone_process_here_is_retried_at_once_and_a_live_one_is_wai
     assert other.unfinished() == {"none": "WAITING", "input": "RUNNING", "pre": "RUNNING"}
     holder.fail(elsewhere, "given up by hand")  # so that only the live claim is left to wait for
     holder.give_back([elsewhere])
-    short = Store(url, "tiny", heartbeat_interval=1)  # a grace period of 3 s: the live claim then counts as dead
+    short = Store(url, "tiny", heartbeat_interval=2)  # a grace period of 6 s
+    beating = threading.Event()
+
+    def hold_until_waited_for() -> None:  # the live claimant beats until the worker says it waits for it, then stops
+        holder.storage.record_heartbeat(alive.trial_id)
+        beating.set()
+        with Store(url, "tiny", heartbeat_interval=1).heartbeat([alive]):
+            wait_for(lambda: any(r.getMessage().startswith("waiting for cell") for r in caplog.records), "the message", 120)
+
+    holding = threading.Thread(target=hold_until_waited_for)
     with caplog.at_level(logging.INFO, logger="noisereg.study"):
+        holding.start()
+        beating.wait()
         report = run_worker(short)
+    holding.join()
     assert sorted(report.trained) == ["input", "none", "pre"] and report.unfinished == {}
     waited = [r.getMessage() for r in caplog.records if r.getMessage().startswith("waiting for cell")]
     assert waited == [
         f"waiting for cell input, held by process {os.getpid()} on this machine, still running; should its heartbeat "
-        "stop, it is retried 3 s after its last one (grace period)"
+        "stop, it is retried 6 s after its last one (grace period)"
     ]
