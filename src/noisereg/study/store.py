@@ -343,10 +343,11 @@ class Heartbeat:
         self.lost: str | None = None
 
     def run(self) -> None:
-        """Beat until ``stop`` is set; never raise (a failure is logged and tried again)."""
+        """Beat at once, then every interval until ``stop`` is set; never raise (a failure is logged,
+        and the beat tried again at the next interval)."""
         store, failing = self.store, False
         cells = ", ".join(c.cell for c in self.claims)
-        while not self.stop.wait(store.heartbeat_interval):
+        while self.lost is None:
             try:
                 with store.retrying.once():
                     for c in self.claims:
@@ -357,14 +358,14 @@ class Heartbeat:
                     log.warning("heartbeat of cell(s) %s could not be recorded (%s); trying again every %d s",
                                 cells, _first_line(exc), store.heartbeat_interval)
                 failing = True
-                continue
-            if failing:
-                log.warning("heartbeat of cell(s) %s recorded again after %.0f s", cells, time.monotonic() - self.last)
-            failing = False
-            self.last = time.monotonic()
-            taken = sorted(k for k, state in states.items() if state != TrialState.RUNNING)
-            if taken:
-                self.lost = f"marked {states[taken[0]].name} by another process (its heartbeat had lapsed)"
+            else:
+                if failing:
+                    log.warning("heartbeat of cell(s) %s recorded again after %.0f s", cells, time.monotonic() - self.last)
+                failing, self.last = False, time.monotonic()
+                taken = sorted(k for k, state in states.items() if state != TrialState.RUNNING)
+                if taken:
+                    self.lost = f"marked {states[taken[0]].name} by another process (its heartbeat had lapsed)"
+            if self.stop.wait(store.heartbeat_interval):
                 return
 
     def check(self) -> None:
