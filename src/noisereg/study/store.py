@@ -188,7 +188,8 @@ def _unreachable(exc: BaseException) -> bool:
 def _first_line(exc: BaseException) -> str:
     err = exc.__cause__ if exc.__cause__ is not None else exc
     text = str(getattr(err, "orig", None) or err).strip().splitlines()
-    return f"{type(getattr(err, 'orig', None) or err).__name__}: {text[0] if text else ''}"
+    name = type(getattr(err, "orig", None) or err).__name__
+    return f"{name}: {text[0]}" if text else name
 
 
 class _Retrying:
