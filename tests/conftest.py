@@ -47,9 +47,25 @@ def _pg_bin(name: str) -> str | None:
     return candidates[-1] if candidates else None
 
 
+class PostgresServer:
+    """A throwaway PostgreSQL server: ``url`` of its database; ``stop`` and ``start`` it (fault tests)."""
+
+    def __init__(self, pg_ctl: str, as_user: list[str], data: str, opts: str, log: str) -> None:
+        self._ctl, self._as_user, self._data, self._opts, self._log = pg_ctl, as_user, data, opts, log
+        self.url = ""
+
+    def stop(self, mode: str = "fast") -> None:
+        """``pg_ctl stop -m mode``: every connection breaks; "immediate" is a crash (recovery on start)."""
+        subprocess.run([*self._as_user, self._ctl, "-D", self._data, "-m", mode, "-w", "stop"], check=True, capture_output=True)
+
+    def start(self) -> None:
+        subprocess.run([*self._as_user, self._ctl, "-D", self._data, "-o", self._opts, "-w", "-l", self._log, "start"],
+                       check=True, capture_output=True)
+
+
 @pytest.fixture(scope="session")
-def postgres_url():
-    """URL of a fresh PostgreSQL database; the server is stopped and deleted after the session.
+def postgres_server():
+    """A fresh PostgreSQL server and database (:class:`PostgresServer`); stopped and deleted after the session.
 
     PostgreSQL refuses to run as root, so as root the server runs as the ``postgres`` system user.
     """
@@ -67,22 +83,29 @@ def postgres_url():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     user = "postgres" if as_user else getpass.getuser()
+    opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"
+    server = PostgresServer(pg_ctl, as_user, data, opts, os.path.join(root, "log"))
     try:
         subprocess.run([*as_user, initdb, "-D", data, "-U", user, "--auth=trust", "-E", "UTF8"],
                        check=True, capture_output=True)
-        opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"
-        subprocess.run([*as_user, pg_ctl, "-D", data, "-o", opts, "-w", "-l", os.path.join(root, "log"), "start"],
-                       check=True, capture_output=True)
+        server.start()
     except (subprocess.CalledProcessError, OSError) as exc:
         shutil.rmtree(root, ignore_errors=True)
         _unavailable(f"PostgreSQL could not start: {exc}")
     try:
         subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", "postgres",
                         "-c", "CREATE DATABASE noisereg"], check=True, capture_output=True)
-        yield f"postgresql+psycopg2://{user}@127.0.0.1:{port}/noisereg"
+        server.url = f"postgresql+psycopg2://{user}@127.0.0.1:{port}/noisereg"
+        yield server
     finally:
         subprocess.run([*as_user, pg_ctl, "-D", data, "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server) -> str:
+    """URL of a fresh PostgreSQL database (see :func:`postgres_server`)."""
+    return postgres_server.url
 
 
 # --- Tests that assert bitwise results carry the `bitwise` marker -----------------------------------

@@ -1,24 +1,27 @@
 """The ``noisereg`` command: a thin shell over :mod:`noisereg.study`.
 
     noisereg study [CONFIG | BUILTIN] [--list] [--out DIR] [--storage URL] [--device cpu|cuda]
-                   [--workers N] [--heartbeat SECONDS] [--no-train] [--quiet]
+                   [--workers N] [--heartbeat SECONDS] [--retry SECONDS] [--no-train] [--quiet]
     noisereg worker --storage URL --study NAME [--device cpu|cuda] [--processes N]
-                    [--max-replicas N] [--heartbeat SECONDS] [--quiet]
+                    [--max-replicas N] [--heartbeat SECONDS] [--retry SECONDS] [--quiet]
     noisereg report RUN_DIR [--storage URL] [--study NAME]
     noisereg robustness RUN_DIR [--storage URL] [--study NAME] [--sigma S] [--n N] [--n0 N0]
                         [--alpha A] [--inputs K] [--quiet]
 
-Exit codes: 0 done; 1 a failure during the work (a cell's training failed, or the run finished
-with cells that failed); 2 bad input: the study, its data, an option or the run directory cannot be
-used (nothing was trained or stored); 130 interrupted (finished cells are kept; rerun to resume).
-An error is one line naming what failed (the key, the file, the cell); ``noisereg --debug ...`` (or
-``NOISEREG_DEBUG=1``) also prints its traceback. ``report`` and ``--list`` do not import torch from
-this module.
+Exit codes: 0 done; 1 a failure during the work (a cell's training failed, the run finished with
+cells that failed, the database server stayed unreachable, or a file of the run directory could not
+be written; finished cells are kept); 2 bad input: the study, its data, an option or the run
+directory cannot be used (nothing was trained or stored); 130 interrupted (finished cells are kept;
+rerun to resume). An error is one line naming what failed (the key, the file, the cell);
+``noisereg --debug ...`` (or ``NOISEREG_DEBUG=1``) also prints its traceback. Messages of the store
+and the runner (a reconnection, a lost cell, a cell waited for) go to standard error. ``report`` and
+``--list`` do not import torch from this module.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -90,8 +93,11 @@ def _console(quiet: bool) -> Console:
     return console
 
 
+_RETRY_HELP = "Seconds to keep retrying a database server that cannot be reached (a restart) before giving up."
+
+
 def _fail(message: str, code: int) -> typer.Exit:
-    _err.print(Text("error: ", style="red") + Text(message), highlight=False)
+    _err.print(Text("error: ", style="red") + Text(message), highlight=False, soft_wrap=True)  # one error, one line
     return typer.Exit(code)
 
 
@@ -114,6 +120,7 @@ def study(
     device: Annotated[Device, typer.Option("--device", help="Where the engine trains.")] = Device.cpu,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Engine worker processes (default: the CPU count, at most 4).")] = min(4, os.cpu_count() or 1),
     heartbeat: Annotated[int, typer.Option("--heartbeat", min=1, help="Seconds between heartbeats of running cells; a cell silent for 3x this is retried.")] = 10,
+    retry: Annotated[float, typer.Option("--retry", min=0, help=_RETRY_HELP)] = 60.0,
     no_train: Annotated[bool, typer.Option("--no-train", help="Create the study in the storage and enqueue its cells for 'noisereg worker'; train nothing.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
 ) -> None:
@@ -133,7 +140,7 @@ def study(
         from noisereg.study.run.runner import enqueue_study, run_study
 
         if no_train:
-            prep, store = enqueue_study(cfg, run_dir, storage=storage, heartbeat_interval=heartbeat, device=device.value)
+            prep, store = enqueue_study(cfg, run_dir, storage=storage, heartbeat_interval=heartbeat, device=device.value, retry_for=retry)
             states = store.unfinished()
             waiting = sum(1 for v in states.values() if v == "WAITING")
             console.print(
@@ -147,7 +154,7 @@ def study(
         with _progress(console, quiet) as advance:
             summary = run_study(
                 cfg, run_dir, storage=storage, device=device.value, workers=workers, progress=advance,
-                heartbeat_interval=heartbeat,
+                heartbeat_interval=heartbeat, retry_for=retry,
             )
     _print_summary(console, summary, run_dir)
 
@@ -160,6 +167,7 @@ def worker(
     processes: Annotated[int, typer.Option("--processes", min=1, help="Engine processes of this worker.")] = 1,
     max_replicas: Annotated[Optional[int], typer.Option("--max-replicas", min=1, help="Most replicas of compatible cells trained as one batch (default 128).")] = None,
     heartbeat: Annotated[int, typer.Option("--heartbeat", min=1, help="Seconds between heartbeats; the same for every worker of a study.")] = 10,
+    retry: Annotated[float, typer.Option("--retry", min=0, help=_RETRY_HELP)] = 60.0,
     models: Annotated[Optional[Path], typer.Option("--models", help="Directory for the trained weights (the study's <run dir>/models) so `noisereg robustness` can measure them.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no closing line.")] = False,
 ) -> None:
@@ -168,7 +176,7 @@ def worker(
 
     console = _console(quiet)
     with _exit_codes("interrupted: finished cells are stored; the cells in training went back to the queue"):
-        store = Store(storage, study_name, heartbeat_interval=heartbeat)
+        store = Store(storage, study_name, heartbeat_interval=heartbeat, retry_for=retry)
         from noisereg.study.run.workers import WORKER_MAX_REPLICAS, run_worker
 
         batch = WORKER_MAX_REPLICAS if max_replicas is None else max_replicas
@@ -208,12 +216,13 @@ def _error(exc: Exception, code: int) -> typer.Exit:
     from noisereg.study.cells import TrainingError
     from noisereg.study.config import StudyConfigError
     from noisereg.study.data import DataError
-    from noisereg.study.store import StoreError
+    from noisereg.study.rundir import RunDirError
+    from noisereg.study.store import StoreError, StoreUnreachable
 
     if _debug["on"]:
         traceback.print_exception(exc, file=sys.stderr)
     text = str(exc).strip()
-    if isinstance(exc, (StudyConfigError, DataError, StoreError, TrainingError)):
+    if isinstance(exc, (StudyConfigError, DataError, StoreError, TrainingError, RunDirError, StoreUnreachable)):
         message = text
     elif code == 2:  # an argument check: its message names the argument and the value
         message = (text.splitlines() or [type(exc).__name__])[0]
@@ -311,8 +320,17 @@ def main(argv: list[str] | None = None) -> int:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    messages = logging.StreamHandler(sys.stderr)  # this call's stderr: main may run many times in one process
+    messages.setFormatter(logging.Formatter("noisereg: %(message)s"))
+    logger = logging.getLogger("noisereg")
+    logger.addHandler(messages)
+    level = logger.level
+    logger.setLevel(logging.INFO)
     try:
         app(args=argv if argv is not None else sys.argv[1:], prog_name="noisereg")
     except SystemExit as exc:  # click's standalone mode ends every run with SystemExit
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        logger.removeHandler(messages)
+        logger.setLevel(level)
     return 0

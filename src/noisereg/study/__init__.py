@@ -23,6 +23,8 @@ _PUBLIC = {
     "DataError": "noisereg.study.data",
     "Store": "noisereg.study.store",
     "StoreError": "noisereg.study.store",
+    "StoreUnreachable": "noisereg.study.store",
+    "RunDirError": "noisereg.study.rundir",
     "run_study": "noisereg.study.run.runner",
     "enqueue_study": "noisereg.study.run.runner",
     "prepare": "noisereg.study.bridge.prepare",

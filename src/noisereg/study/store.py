@@ -29,17 +29,46 @@ The contract (the tests in ``tests/study/test_store.py`` check each point, kill 
   absent; writing it again replaces it.
 - **What counts.** Results and reports read COMPLETE trials only; a FAIL trial beside its COMPLETE
   retry is ignored. Should a cell ever have two COMPLETE trials, the first finished one counts.
+- **A database server that goes away.** On a server storage (PostgreSQL, MySQL) the pool pings a
+  connection before it hands it out, and every storage call that fails because the server cannot be
+  reached (a restart, a dropped connection) is tried again, with waits growing from 0.1 s to 2 s, for
+  up to ``retry_for`` seconds; the lost connection (a failed call, or a pooled connection found
+  broken) and the reconnection are logged once per outage (logger ``noisereg.study``, WARNING). Then :class:`StoreUnreachable` is raised. A call whose commit
+  reached the server before the connection broke may run twice: the calls the workers make are safe
+  to repeat (a claim that finds its trial RUNNING skips it, and that trial is retried after its grace
+  period; a COMPLETE that finds its trial COMPLETE is done), except an enqueue, which may then add a
+  second WAITING trial for one cell: that cell is trained twice and its first COMPLETE trial counts.
+  SQLite calls are not retried: a local file has no server to come back, and waiting for its write
+  lock is bounded by the driver's 60 s timeout.
+- **A heartbeat that cannot beat.** The heartbeat thread of :meth:`Store.heartbeat` never raises:
+  when a beat fails it logs it and tries again at the next interval. If no beat has been recorded
+  for ``grace_period`` seconds, or the trial is no longer RUNNING (another process took the cell for
+  dead and failed it), :meth:`Heartbeat.check` raises :class:`CellLost`; the runner calls it between
+  epochs, stops that cell's work, says so and goes on with the next cell. :meth:`Store.complete` of
+  a trial that is no longer RUNNING raises :class:`CellLost` too, and writes nothing that counts.
+- **Dead claimants on this machine.** A claim records its owner (machine, process id and the
+  process's start time) as the trial's ``noisereg:owner`` system attribute. :meth:`Store.reap`
+  also fails (and retries) at once every RUNNING trial whose owner ran on this machine (same host
+  name, boot and process namespace) and is gone: that process cannot beat any more, so waiting out
+  its grace period would only delay a rerun. A claim made elsewhere, or by a process still alive,
+  is only retried after its grace period; :meth:`Store.running` says who holds each one, so a
+  waiting worker can say what it waits for.
 - **What raises.** :class:`StoreError` for a study created from a different configuration
   (with the keys that differ), for a storage URL that cannot be opened, and for a study that does
-  not exist when reading.
+  not exist when reading; :class:`StoreUnreachable` for a server that stays unreachable.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
+import logging
+import os
+import socket
 import threading
+import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -50,7 +79,12 @@ import sqlalchemy
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-__all__ = ["Store", "StoreError", "Claim", "default_url", "SCHEMA_VERSION", "RESULT_KEYS", "ROBUSTNESS_PREFIX", "ROBUSTNESS_VS_BASELINE"]
+__all__ = [
+    "Store", "StoreError", "StoreUnreachable", "CellLost", "Claim", "Heartbeat", "default_url", "masked_url",
+    "SCHEMA_VERSION", "RESULT_KEYS", "ROBUSTNESS_PREFIX", "ROBUSTNESS_VS_BASELINE", "OWNER",
+]
+
+log = logging.getLogger("noisereg.study")
 
 SCHEMA_VERSION = 1
 DB_NAME = "study.db"
@@ -70,8 +104,33 @@ ROBUSTNESS_VS_BASELINE = "robustness:vs-baseline"
 """Study attribute: every measured cell compared with the baseline cell (mCE)."""
 
 
+OWNER = "noisereg:owner"
+"""Trial system attribute: the claimant of a RUNNING trial, ``{"machine", "pid", "started"}``."""
+
+
 class StoreError(RuntimeError):
     """The store cannot be used as asked (another configuration, no such study, bad URL)."""
+
+
+class StoreUnreachable(RuntimeError):
+    """The database server could not be reached for ``retry_for`` seconds (see the module docstring)."""
+
+
+class CellLost(RuntimeError):
+    """This process no longer holds a claimed cell: its heartbeat lapsed, or another process failed it."""
+
+
+def masked_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for messages and a shared run directory).
+
+    >>> masked_url("postgresql://ann:secret@db:5432/runs")
+    'postgresql://ann:***@db:5432/runs'
+    """
+    head, sep, tail = url.partition("://")
+    if "@" not in tail or ":" not in tail.split("@", 1)[0]:
+        return url
+    creds, rest = tail.split("@", 1)
+    return f"{head}{sep}{creds.split(':', 1)[0]}:***@{rest}"
 
 
 def default_url(run_dir: str | Path) -> str:
@@ -110,6 +169,160 @@ def _begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# A server storage: ping each pooled connection before use (a server restart breaks them all), and
+# give up connecting after 10 s so that a call cannot hang past its retry budget.
+_SERVER_ENGINE = {"pool_pre_ping": True}
+_CONNECT_TIMEOUT = {"postgresql": {"connect_timeout": 10}, "mysql": {"connect_timeout": 10}}
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or the SQLAlchemy error Optuna wrapped in it) says the server was not reached."""
+    for err in (exc, exc.__cause__):
+        if isinstance(err, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.DisconnectionError)):
+            return True
+        if isinstance(err, sqlalchemy.exc.DBAPIError) and err.connection_invalidated:
+            return True
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    err = exc.__cause__ if exc.__cause__ is not None else exc
+    text = str(getattr(err, "orig", None) or err).strip().splitlines()
+    name = type(getattr(err, "orig", None) or err).__name__
+    return f"{name}: {text[0]}" if text else name
+
+
+class _Retrying:
+    """Runs storage calls again while the server cannot be reached, for up to ``retry_for`` seconds,
+    and logs each outage once: when it is first seen, and when a connection is made again.
+
+    Only the outermost call in a thread retries (a call made inside a retried call fails through to
+    it), so the time bound holds; a thread that must not wait (the heartbeat) runs in :meth:`once`.
+    """
+
+    def __init__(self, url: str, retry_for: float) -> None:
+        self.url, self.retry_for = masked_url(url), retry_for
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._down = False
+
+    def down(self, reason: str) -> None:
+        """The server was found unreachable (a failed call, or a pooled connection found broken)."""
+        with self._lock:
+            if self._down:
+                return
+            self._down = True
+        log.warning("lost the connection to the storage at %s (%s); reconnecting for up to %g s", self.url, reason, self.retry_for)
+
+    def connected(self, *_: Any) -> None:
+        """SQLAlchemy's pool made a new connection (its ``connect`` event)."""
+        with self._lock:
+            if not self._down:
+                return
+            self._down = False
+        log.warning("reconnected to the storage at %s", self.url)
+
+    def invalidated(self, _connection: Any, _record: Any, exception: BaseException | None) -> None:
+        """SQLAlchemy's pool dropped a connection (its ``invalidate`` event: pre-ping or a failed call)."""
+        if exception is not None:
+            self.down(_first_line(exception))
+
+    @contextlib.contextmanager
+    def once(self) -> Iterator[None]:
+        """Calls inside are tried once, in this thread."""
+        depth = getattr(self._local, "depth", 0)
+        self._local.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._local.depth = depth
+
+    def __call__(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(self._local, "depth", 0) or self.retry_for <= 0:
+            return fn(*args, **kwargs)
+        start, tries, wait = time.monotonic(), 0, 0.1
+        with self.once():
+            while True:
+                tries += 1
+                try:
+                    return fn(*args, **kwargs)
+                except Exception as exc:
+                    if not _unreachable(exc):
+                        raise
+                    waited = time.monotonic() - start
+                    if waited >= self.retry_for:
+                        raise StoreUnreachable(
+                            f"could not reach the storage at {self.url} after {tries} tries over {waited:.0f} s "
+                            f"({_first_line(exc)}); finished cells are stored; rerun once the database is up"
+                        ) from None
+                    self.down(_first_line(exc))
+                    time.sleep(min(wait, self.retry_for - waited))
+                    wait = min(2 * wait, 2.0)
+
+
+class _ReconnectingStorage(optuna.storages.RDBStorage):
+    """Optuna's RDBStorage whose every call of the storage interface goes through ``retrying``."""
+
+    def __init__(self, url: str, retrying: _Retrying, **kwargs: Any) -> None:
+        self.retrying = retrying
+        with retrying.once():  # the caller retries the whole opening, not each call inside it
+            super().__init__(url, **kwargs)
+
+
+def _retried(name: str) -> Any:
+    method = getattr(optuna.storages.RDBStorage, name)
+
+    @functools.wraps(method)
+    def call(self: _ReconnectingStorage, *args: Any, **kwargs: Any) -> Any:
+        return self.retrying(method, self, *args, **kwargs)
+
+    return call
+
+
+for _name in sorted(optuna.storages.BaseStorage.__abstractmethods__ | {"record_heartbeat"}):
+    setattr(_ReconnectingStorage, _name, _retried(_name))
+
+
+def _machine() -> str:
+    """This machine and process namespace: host name, plus (on Linux) boot id and pid namespace."""
+    parts = [socket.gethostname()]
+    with contextlib.suppress(OSError):
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    return "/".join(parts)
+
+
+def _started(pid: int) -> str | None:
+    """Process ``pid``'s start time in clock ticks since boot (Linux), "?" without /proc, None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        if Path("/proc/self/stat").is_file():
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return "?"
+    except OSError:
+        return "?"
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _owner() -> dict[str, Any]:
+    return {"machine": _machine(), "pid": os.getpid(), "started": _started(os.getpid())}
+
+
+def _gone(owner: Any) -> bool:
+    """Whether the claimant ``owner`` ran on this machine and no longer exists (pid gone or reused)."""
+    if not isinstance(owner, dict) or owner.get("machine") != _machine() or not isinstance(owner.get("pid"), int):
+        return False
+    now = _started(owner["pid"])
+    return now is None or (now != "?" and now != owner.get("started"))
+
+
 class Claim:
     """A cell this process is running: its trial id and key."""
 
@@ -118,6 +331,52 @@ class Claim:
 
     def __repr__(self) -> str:
         return f"Claim(trial={self.number}, cell={self.cell!r})"
+
+
+class Heartbeat:
+    """The heartbeat of one batch of claims (see :meth:`Store.heartbeat`); ``lost`` says why they were
+    lost, or is None while they are held."""
+
+    def __init__(self, store: Store, claims: Sequence[Claim]) -> None:
+        self.store, self.claims = store, tuple(claims)
+        self.stop = threading.Event()
+        self.last = time.monotonic()  # the claim recorded the first heartbeat
+        self.lost: str | None = None
+
+    def run(self) -> None:
+        """Beat at once, then every interval until ``stop`` is set; never raise (a failure is logged,
+        and the beat tried again at the next interval)."""
+        store, failing = self.store, False
+        cells = ", ".join(c.cell for c in self.claims)
+        while self.lost is None:
+            try:
+                with store.retrying.once():
+                    for c in self.claims:
+                        store.storage.record_heartbeat(c.trial_id)
+                    states = {c.cell: store.storage.get_trial(c.trial_id).state for c in self.claims}
+            except Exception as exc:  # noqa: BLE001 - a heartbeat must not die unseen: log, try again
+                if not failing:
+                    log.warning("heartbeat of cell(s) %s could not be recorded (%s); trying again every %d s",
+                                cells, _first_line(exc), store.heartbeat_interval)
+                failing = True
+            else:
+                if failing:
+                    log.warning("heartbeat of cell(s) %s recorded again after %.0f s", cells, time.monotonic() - self.last)
+                failing, self.last = False, time.monotonic()
+                taken = sorted(k for k, state in states.items() if state != TrialState.RUNNING)
+                if taken:
+                    self.lost = f"marked {states[taken[0]].name} by another process (its heartbeat had lapsed)"
+            if self.stop.wait(store.heartbeat_interval):
+                return
+
+    def check(self) -> None:
+        """Raise :class:`CellLost` if the claims are lost: no heartbeat for ``grace_period`` seconds
+        (another process may take them for dead at any moment), or failed by another process."""
+        silent = time.monotonic() - self.last
+        if self.lost is None and silent > self.store.grace_period:
+            self.lost = f"no heartbeat could be recorded for {silent:.0f} s (grace period {self.store.grace_period} s)"
+        if self.lost is not None:
+            raise CellLost(f"lost cell(s) {', '.join(c.cell for c in self.claims)}: {self.lost}")
 
 
 class Store:
@@ -130,6 +389,11 @@ class Store:
         grace_period: seconds without heartbeat after which a RUNNING cell counts as dead
             (default 3 × heartbeat_interval).
         max_retry: how often a dead cell is retried by the heartbeat callback.
+        retry_for: seconds (>= 0) to keep trying a storage call while a database server cannot be
+            reached (default 60; 0 tries once; SQLite is never retried).
+
+    Raises:
+        StoreError: the URL cannot be opened. StoreUnreachable: its server stayed unreachable.
 
     ``claimed`` lists every claim made through this object, for :meth:`give_back`.
     """
@@ -142,26 +406,49 @@ class Store:
         heartbeat_interval: int = 10,
         grace_period: int | None = None,
         max_retry: int = 3,
+        retry_for: float = 60.0,
     ) -> None:
         if isinstance(heartbeat_interval, bool) or not isinstance(heartbeat_interval, int) or heartbeat_interval < 1:
             raise ValueError(f"{heartbeat_interval=} must be an int >= 1 (seconds)")
+        if isinstance(retry_for, bool) or not isinstance(retry_for, (int, float)) or not 0 <= retry_for < float("inf"):
+            raise ValueError(f"{retry_for=} must be a finite number >= 0 (seconds)")
         self.url, self.study_name = url, study_name
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = 3 * heartbeat_interval if grace_period is None else grace_period
-        try:
+        sqlite = url.startswith("sqlite")
+        self.retrying = _Retrying(url, 0 if sqlite else retry_for)
+        dialect = url.split(":", 1)[0].split("+", 1)[0]
+        engine = _SQLITE_ENGINE if sqlite else {**_SERVER_ENGINE, "connect_args": _CONNECT_TIMEOUT.get(dialect, {})}
+
+        def open_storage() -> _ReconnectingStorage:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                self.storage = optuna.storages.RDBStorage(
+                return _ReconnectingStorage(
                     url,
-                    engine_kwargs=_SQLITE_ENGINE if url.startswith("sqlite") else None,
+                    self.retrying,
+                    engine_kwargs=engine,
                     heartbeat_interval=heartbeat_interval,
                     grace_period=self.grace_period,
                     heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
                 )
-        except Exception as exc:  # SQLAlchemy raises many kinds; name the URL
-            raise StoreError(f"cannot open storage {url!r}: {type(exc).__name__}: {exc}") from None
-        if url.startswith("sqlite"):
+
+        for attempt in range(3):
+            try:
+                self.storage = self.retrying(open_storage)
+                break
+            except StoreUnreachable:
+                raise
+            except Exception as exc:  # SQLAlchemy raises many kinds; name the URL
+                if isinstance(exc, sqlalchemy.exc.IntegrityError) and attempt < 2:
+                    # processes opening a fresh database at once race to create Optuna's tables (PostgreSQL:
+                    # "duplicate key ... pg_type_typname_nsp_index"); the loser finds them made on its next try
+                    continue
+                raise StoreError(f"cannot open storage {masked_url(url)!r}: {type(exc).__name__}: {exc}") from None
+        if sqlite:
             sqlalchemy.event.listen(self.storage.engine, "begin", _begin_immediate)
+        else:
+            sqlalchemy.event.listen(self.storage.engine, "invalidate", self.retrying.invalidated)
+            sqlalchemy.event.listen(self.storage.engine, "connect", self.retrying.connected)
         self._study: optuna.Study | None = None
         self.claimed: list[Claim] = []
 
@@ -255,10 +542,54 @@ class Store:
         return again
 
     def reap(self) -> None:
-        """Mark RUNNING trials without a recent heartbeat FAIL and enqueue their retries."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(self.study)
+        """Mark RUNNING trials without a recent heartbeat FAIL and enqueue their retries; do the same at
+        once for trials whose claimant ran on this machine and is gone (module docstring)."""
+
+        def run() -> None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(self.study)
+            retry = self.storage.get_heartbeat_stale_trial_callback()
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                owner = t.system_attrs.get(OWNER)
+                if not _gone(owner):
+                    continue
+                try:
+                    if not self.storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+                        continue
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    continue  # another process failed it first, and enqueued its retry
+                log.info("cell %s: its claimant (process %s on this machine) is gone; retrying it now",
+                         t.system_attrs.get("fixed_params", {}).get("cell"), owner["pid"])
+                if retry is not None:
+                    retry(self.study, self.storage.get_trial(t._trial_id))
+
+        self.retrying(run)
+
+    def running(self) -> dict[str, str]:
+        """RUNNING cells not claimed through this object: {key: who holds it, in words}."""
+        mine = {c.trial_id for c in self.claimed}
+        out: dict[str, str] = {}
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            key = t.system_attrs.get("fixed_params", {}).get("cell")
+            if key is None or t._trial_id in mine:
+                continue
+            owner = t.system_attrs.get(OWNER)
+            if not isinstance(owner, dict):
+                out[key] = "an unknown process"
+            elif owner.get("machine") == _machine():
+                out[key] = f"process {owner.get('pid')} on this machine, {'which is gone' if _gone(owner) else 'still running'}"
+            else:
+                out[key] = f"process {owner.get('pid')} on {str(owner.get('machine')).split('/')[0]}"
+        return out
+
+    def integrity(self) -> str | None:
+        """SQLite's ``PRAGMA integrity_check`` of the store ("ok" when intact); None on a server storage."""
+        if not self.url.startswith("sqlite"):
+            return None
+        with self.storage.engine.connect() as connection:
+            rows = connection.exec_driver_sql("PRAGMA integrity_check").fetchall()
+        return "; ".join(str(r[0]) for r in rows)
 
     def counts(self) -> dict[str, int]:
         """Number of trials per state name."""
@@ -290,33 +621,38 @@ class Store:
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue
             self.storage.set_trial_param(t._trial_id, "cell", dist.to_internal_repr(key), dist)
+            self.storage.set_trial_system_attr(t._trial_id, OWNER, _owner())
             claims.append(Claim(t._trial_id, t.number, key))
         self.claimed += claims
         return claims
 
     @contextlib.contextmanager
-    def heartbeat(self, claims: Sequence[Claim]) -> Iterator[None]:
-        """Record a heartbeat for ``claims`` every ``heartbeat_interval`` seconds while inside."""
-        stop = threading.Event()
-
-        def beat() -> None:
-            while not stop.wait(self.heartbeat_interval):
-                for c in claims:
-                    self.storage.record_heartbeat(c.trial_id)
-
-        thread = threading.Thread(target=beat, name="noisereg-heartbeat", daemon=True)
+    def heartbeat(self, claims: Sequence[Claim]) -> Iterator[Heartbeat]:
+        """Record a heartbeat for ``claims`` every ``heartbeat_interval`` seconds while inside; yield
+        the :class:`Heartbeat`, whose ``check()`` raises :class:`CellLost` once the claims are lost."""
+        beat = Heartbeat(self, claims)
+        thread = threading.Thread(target=beat.run, name="noisereg-heartbeat", daemon=True)
         thread.start()
         try:
-            yield
+            yield beat
         finally:
-            stop.set()
-            thread.join()
+            beat.stop.set()
+            thread.join(timeout=self.grace_period + 15)  # a beat cannot hang longer (connect timeout 10 s)
 
     def complete(self, claim: Claim, value: float, results: Mapping[str, Any]) -> None:
-        """Write ``results`` as user attributes, then mark the trial COMPLETE with ``value``."""
-        for key, val in results.items():
-            self.storage.set_trial_user_attr(claim.trial_id, key, val)
-        self.storage.set_trial_state_values(claim.trial_id, TrialState.COMPLETE, values=[float(value)])
+        """Write ``results`` as user attributes, then mark the trial COMPLETE with ``value``.
+
+        Raises:
+            CellLost: the trial is no longer RUNNING (another process failed it); nothing counts.
+        """
+        try:
+            for key, val in results.items():
+                self.storage.set_trial_user_attr(claim.trial_id, key, val)
+            self.storage.set_trial_state_values(claim.trial_id, TrialState.COMPLETE, values=[float(value)])
+        except optuna.exceptions.UpdateFinishedTrialError:
+            state = self.storage.get_trial(claim.trial_id).state
+            if state != TrialState.COMPLETE:  # COMPLETE: our own commit went through before a reconnect
+                raise CellLost(f"cell {claim.cell!r} (trial {claim.number}) was marked {state.name} by another process") from None
 
     def fail(self, claim: Claim, error: str) -> None:
         """Mark the trial FAIL, keeping ``error`` as its ``error`` attribute."""

@@ -11,15 +11,14 @@ running any pickled code::
 Replica r trained seed index ``seeds[r]`` on test fold ``folds[r]`` (the study's folds with role
 ``test``; cross-validation folds are not kept); ``{name: t[r] for name, t in state.items()}`` is its
 state dict, for the engine's MLP (:func:`noisereg.engine.build_module`) or the study's CNN / GRU /
-LSTM module. Files are written to a temporary name and renamed, so a file is either whole or absent,
-and they are written before the cell's results are committed to the store: a COMPLETE cell has its
+LSTM module. Files are written to a temporary name and renamed, so a file is either whole or absent
+(a failed write raises :class:`~noisereg.study.rundir.RunDirError` naming the file), and they are written before the cell's results are committed to the store: a COMPLETE cell has its
 models, and a cell trained again after a crash rewrites the same file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from noisereg.study.rundir import write_file
 
 __all__ = ["FORMAT", "CellModels", "model_path", "save_cell_models", "load_cell_models"]
 
@@ -60,13 +61,16 @@ def model_path(models_dir: str | Path, cell: str) -> Path:
 def save_cell_models(
     models_dir: str | Path, cell: str, model: str, seeds: Sequence[int], folds: Sequence[int], state: Mapping[str, Tensor]
 ) -> Path:
-    """Write one cell's stacked weights (``state[name]`` is [R, ...] for the R replicas) atomically."""
+    """Write one cell's stacked weights (``state[name]`` is [R, ...] for the R replicas) atomically.
+
+    Raises:
+        ValueError: seeds, folds and weights disagree. RunDirError: the file could not be written.
+    """
     count = len(seeds)
     if len(folds) != count or not state or any(t.shape[0] != count for t in state.values()):
         shapes = {k: tuple(t.shape) for k, t in state.items()}
         raise ValueError(f"cell {cell!r}: {count} seeds, {len(folds)} folds and stacked weights {shapes} must agree")
     path = model_path(models_dir, cell)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "cell": cell,
@@ -75,10 +79,8 @@ def save_cell_models(
         "folds": [int(f) for f in folds],
         "state": {k: t.detach().cpu().contiguous() for k, t in state.items()},
     }
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
-    return path
+    # into an open file, not a path: torch's own file writer reports a full disk as a bare RuntimeError
+    return write_file(path, lambda f: torch.save(payload, f))
 
 
 def load_cell_models(models_dir: str | Path, cell: str) -> CellModels:

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
-import optuna
 import pytest
 from optuna.trial import TrialState
 
 from noisereg.cli import main
 from noisereg.engine import train_group
 from noisereg.study.config import parse_config
-from noisereg.study.run.runner import enqueue_study, run_study
+from noisereg.study.run.runner import enqueue_study
 from noisereg.study.run.workers import WorkerReport, run_worker
 from noisereg.study.store import Store, default_url
 from tests.study.fakes import assert_stored_close, tiny_raw
+from tests.study.run.processes import ARMS, finals, long_cells, start_worker, trials
 from tests.test_cli import write_study
 
 RACE_CELLS = 120
@@ -76,43 +73,6 @@ def test_an_interrupted_claimant_gives_back_only_its_own_failed_cells(tmp_path) 
 
 
 # ---- workers as processes ------------------------------------------------------------------------
-
-SRC = Path(__file__).resolve().parents[3] / "src"
-ARMS = [
-    {"name": "none"},
-    {"name": "input", "noise": {"site": "input", "kind": "gaussian", "std": 0.1}},
-    {"name": "pre", "noise": {"site": "pre", "kind": "gaussian", "std": 0.1}},
-    {"name": "post", "noise": {"site": "post", "kind": "gaussian", "std": 0.1}},
-]
-
-
-def long_cells(name: str) -> dict:
-    """Four cells of about a second each, so that a worker can be stopped in the middle of one."""
-    training = {"epochs": 15000, "batch_size": 32, "eval_every": 500}
-    return tiny_raw(name=name, seeds=2, selection=None, arms=ARMS, training=training, model={"kind": "mlp", "widths": [64]})
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict:
-    """Every cell's stored final results, from the same study trained in one process."""
-    # Workers measure no robustness (that pass runs once, after training): compare the training results.
-    run_dir = tmp_path_factory.mktemp("reference")
-    run_study(parse_config(long_cells("workers")), run_dir, workers=1, robustness=False)
-    return finals(Store(default_url(run_dir), "workers"))
-
-
-def finals(store: Store) -> dict:
-    return {cell: results["final"] for cell, results in store.completed().items()}
-
-
-def start_worker(url: str, name: str) -> subprocess.Popen:
-    args = ["worker", "--storage", url, "--study", name, "--heartbeat", "1", "--max-replicas", "2", "--quiet"]
-    return subprocess.Popen([sys.executable, "-m", "noisereg", *args], env={**os.environ, "PYTHONPATH": str(SRC)})
-
-
-def trials(url: str, name: str) -> list:
-    return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
-
 
 def stop_in_second_cell(proc: subprocess.Popen, url: str, name: str, sig: int) -> None:
     """Send ``sig`` to the worker as soon as it has started a cell after finishing one."""

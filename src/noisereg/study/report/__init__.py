@@ -2,11 +2,14 @@
 
 :func:`build_report` reads the completed cells and writes into the run directory ``summary.json``
 (schema in :mod:`noisereg.study.report.summary`), ``summary.md``, ``report.html`` and PNG plots under
-``plots/``.
+``plots/``. Each file is written whole or not at all; when one cannot be written (a full disk, a
+directory that cannot be written) :class:`~noisereg.study.rundir.RunDirError` names it and says that
+the results are safe in the store (on SQLite, after the store passed SQLite's integrity check).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -18,7 +21,8 @@ from noisereg.study.report.plots import plot_grid, plot_learning_curves, plot_se
 from noisereg.study.report.reliability import plot_reliability
 from noisereg.study.report.robustness_plots import plot_certified, plot_corruptions, plot_noisy_gap
 from noisereg.study.report.summary import SCHEMA, summarize
-from noisereg.study.store import ROBUSTNESS_PREFIX, Store, StoreError, default_url
+from noisereg.study.rundir import RunDirError, write_file, writing
+from noisereg.study.store import ROBUSTNESS_PREFIX, Store, StoreError, default_url, masked_url
 
 __all__ = ["build_report", "read_run", "summarize", "table_rows", "SCHEMA"]
 
@@ -75,24 +79,48 @@ def _slug(text: str) -> str:
 
 
 def build_report(run_dir: str | Path, *, storage: str | None = None, study: str | None = None) -> dict[str, Any]:
-    """Write summary.json, summary.md, report.html and plots/*.png into ``run_dir``; return the summary."""
+    """Write summary.json, summary.md, report.html and plots/*.png into ``run_dir``; return the summary.
+
+    Raises:
+        StoreError: no study to report (see :func:`read_run`). RunDirError: a report file could not be
+            written; the message names it and what the store holds.
+    """
     run_dir = Path(run_dir)
     url, name = read_run(run_dir, storage, study)
     store = Store(url, name)
     attrs = store.attrs()
-    run_dir.mkdir(parents=True, exist_ok=True)
     done = store.completed()
     summary = _clean(summarize(attrs, done))
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    (run_dir / "summary.md").write_text(to_markdown(summary))
-    plots = _plots(run_dir / "plots", summary, done)
-    plots += _robustness_plots(run_dir / "plots", summary, attrs, done)
-    (run_dir / "report.html").write_text(to_html(summary, [(t, f"plots/{p.name}") for t, p in plots]))
+    try:
+        write_file(run_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
+        write_file(run_dir / "summary.md", to_markdown(summary))
+        plots = _plots(run_dir / "plots", summary, done)
+        plots += _robustness_plots(run_dir / "plots", summary, attrs, done)
+        write_file(run_dir / "report.html", to_html(summary, [(t, f"plots/{p.name}") for t, p in plots]))
+    except RunDirError as exc:
+        intact = store.integrity()
+        checked = "" if intact is None else (" (it passed SQLite's integrity check)" if intact == "ok" else f" (but SQLite's integrity check says: {intact})")
+        raise RunDirError(
+            exc.path, exc.error,
+            f"the report could not be written; the results of {len(done)} cell(s) are safe in the store at "
+            f"{masked_url(url)}{checked}; once there is room, run 'noisereg report {run_dir}'",
+        ) from None
     return summary
 
 
+def _draw(plot: Any, path: Path, *args: Any) -> Path:
+    """``plot(path, ...)``; a failed write removes the partial file and raises RunDirError naming it."""
+    try:
+        return plot(path, *args)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise RunDirError(path, exc) from None
+
+
 def _plots(folder: Path, summary: dict[str, Any], done: dict[str, Any]) -> list[tuple[str, Path]]:
-    folder.mkdir(parents=True, exist_ok=True)
+    with writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
     arms = summary["arms"]
     if not arms:
         return []
@@ -100,13 +128,13 @@ def _plots(folder: Path, summary: dict[str, Any], done: dict[str, Any]) -> list[
     sel = summary.get("selection")
     shown = _shown(summary)
     panels = [(a["name"], done[a["name"]]) for a in shown]
-    out = [("Learning curves", plot_learning_curves(folder / "learning_curves.png", panels, metric))]
+    out = [("Learning curves", _draw(plot_learning_curves, folder / "learning_curves.png", panels, metric))]
     grid_arms = list(dict.fromkeys(a["arm"] for a in arms if a["grid_value"] is not None))
     for arm in grid_arms:
         entries = [a for a in arms if a["arm"] == arm]
         arm_sel = sel if sel and sel["arm"] == arm else None
-        out.append((f"{arm}: test {metric} against {entries[0]['param']}", plot_grid(folder / f"grid_{_slug(arm)}.png", arm, entries, metric, arm_sel)))
-    out.append(("Per-seed results", plot_seeds(folder / "seeds.png", arms, metric, summary["baseline"])))
+        out.append((f"{arm}: test {metric} against {entries[0]['param']}", _draw(plot_grid, folder / f"grid_{_slug(arm)}.png", arm, entries, metric, arm_sel)))
+    out.append(("Per-seed results", _draw(plot_seeds, folder / "seeds.png", arms, metric, summary["baseline"])))
     return out
 
 
@@ -121,19 +149,19 @@ def _robustness_plots(folder: Path, summary: dict[str, Any], attrs: dict[str, An
     out: list[tuple[str, Path]] = []
     noisy = [(a["name"], done[a["name"]]) for a in shown if a.get("noisy")]
     if noisy:
-        out.append(("Clean-vs-noisy gap during training", plot_noisy_gap(folder / "noisy_gap.png", noisy, summary["metric"])))
+        out.append(("Clean-vs-noisy gap during training", _draw(plot_noisy_gap, folder / "noisy_gap.png", noisy, summary["metric"])))
     corrupted = [a for a in shown if a.get("corruption")]
     if corrupted:
-        out.append(("Accuracy against corruption severity", plot_corruptions(folder / "corruptions.png", corrupted)))
+        out.append(("Accuracy against corruption severity", _draw(plot_corruptions, folder / "corruptions.png", corrupted)))
     calibrated = [a for a in shown if a.get("calibration")]
     if calibrated:
         bins = calibrated[0]["calibration"]["bins"]
         curves = {a["name"]: a["calibration"]["reliability"] for a in calibrated}
         title = f"Reliability diagram, {bins} bins, pooled over seeds"
-        out.append(("Reliability diagram", plot_reliability(curves, folder / "reliability.png", title=title)))
+        out.append(("Reliability diagram", _draw(lambda path: plot_reliability(curves, path, title=title), folder / "reliability.png")))
         seeds = [{"name": a["name"], "per_seed": [v for v in attrs[ROBUSTNESS_PREFIX + a["name"]]["calibration"]["ece"] if v is not None]} for a in calibrated]
-        out.append((f"ECE ({bins} bins) per seed", plot_seeds(folder / "ece.png", seeds, f"ECE ({bins} bins)", summary["baseline"])))
+        out.append((f"ECE ({bins} bins) per seed", _draw(plot_seeds, folder / "ece.png", seeds, f"ECE ({bins} bins)", summary["baseline"])))
     certified = [a for a in shown if a.get("certified")]
     if certified:
-        out.append(("Certified accuracy against radius", plot_certified(folder / "certified.png", certified)))
+        out.append(("Certified accuracy against radius", _draw(plot_certified, folder / "certified.png", certified)))
     return out

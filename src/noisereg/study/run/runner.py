@@ -20,6 +20,7 @@ models (calibration, corruptions, certification) unless ``robustness.enabled`` t
 from __future__ import annotations
 
 import json
+import logging
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -38,10 +39,13 @@ from noisereg.study.config import StudyConfig
 from noisereg.study.measure.robustness import evaluate_robustness
 from noisereg.study.report import build_report
 from noisereg.study.run.search import propose_cell
-from noisereg.study.store import DB_NAME, Claim, Store, StoreError, default_url
+from noisereg.study.rundir import RunDirError, write_file
+from noisereg.study.store import DB_NAME, CellLost, Claim, Store, StoreError, default_url, masked_url
 from noisereg.study.weights import save_cell_models
 
 __all__ = ["run_study", "enqueue_study", "work"]
+
+log = logging.getLogger("noisereg.study")
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` in replica-epochs."""
@@ -143,6 +147,7 @@ def enqueue_study(
     heartbeat_interval: int = 10,
     grace_period: int | None = None,
     device: str = "cpu",
+    retry_for: float = 60.0,
 ) -> tuple[Prepared, Store]:
     """Check ``config``, create (or reopen) its study in the storage and enqueue every cell that has
     no trial yet, plus the cells that failed for good; train nothing. Return the prepared study and
@@ -159,10 +164,13 @@ def enqueue_study(
     except OSError as exc:  # a file in the way, no permission: nothing has been written yet
         raise StoreError(f"run directory {run_dir} cannot be made: {exc.strerror or exc}; choose another --out") from None
     url = storage or default_url(run_dir)
-    store = Store(url, config.name, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    store = Store(url, config.name, heartbeat_interval=heartbeat_interval, grace_period=grace_period, retry_for=retry_for)
     store.create(config.model_dump(mode="json"), {c.key: c.meta() for c in prep.cells}, prep.meta())
-    written = DB_NAME if storage is None else _masked(url)  # the default file relative: the folder may move
-    (run_dir / "run.json").write_text(json.dumps({"study": config.name, "storage": written}, indent=2) + "\n")
+    written = DB_NAME if storage is None else masked_url(url)  # the default file relative: the folder may move
+    info = json.dumps({"study": config.name, "storage": written}, indent=2) + "\n"
+    run_json = run_dir / "run.json"
+    if not run_json.is_file() or run_json.read_text() != info:  # a resumed run writes nothing it need not
+        write_file(run_json, info)
     store.requeue_failed()
     store.enqueue([c.key for c in prep.cells])
     return prep, store
@@ -180,6 +188,7 @@ def run_study(
     max_replicas: int = 4096,
     heartbeat_interval: int = 10,
     grace_period: int | None = None,
+    retry_for: float = 60.0,
     train: Callable[..., Any] = train_group,
     report: bool = True,
     robustness: bool = True,
@@ -195,6 +204,7 @@ def run_study(
         max_replicas: upper bound on replicas claimed into one engine batch.
         heartbeat_interval / grace_period: seconds; a cell without heartbeat for ``grace_period`` is
             retried (see :class:`~noisereg.study.store.Store`).
+        retry_for: seconds to keep retrying a database server that cannot be reached.
         train: the engine entry point (``noisereg.engine.train_group``).
         report: write summary.json, summary.md, report.html and plots at the end.
         robustness: measure the stored models after training when the study's
@@ -204,11 +214,15 @@ def run_study(
         StudyConfigError / DataError: before anything is stored (also: ``device`` has no memory for
             one replica, or does not exist).
         StoreError: the run directory cannot be made, or holds a study from another configuration.
+        StoreUnreachable: the database server stayed unreachable for ``retry_for`` seconds.
+        RunDirError: a file of the run directory could not be written (the message names it; the
+            finished cells are stored, the cells in training are marked FAIL where the store allows).
         TrainingError (:mod:`noisereg.study.cells`): training a batch of cells failed (they are stored as FAIL with the traceback).
         RuntimeError: cells still failed after the run (their errors are in the store).
     """
     prep, store = enqueue_study(
-        config, run_dir, storage=storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period, device=device
+        config, run_dir, storage=storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+        device=device, retry_for=retry_for
     )
     models_dir = Path(run_dir) / "models"
     work(
@@ -258,6 +272,7 @@ def work(
 
     advance(0)
     sig = {c.key: signature(c) for c in prep.cells}
+    told: set[str] = set()
     while True:
         store.reap()
         first = store.claim(1)
@@ -265,6 +280,11 @@ def work(
             pending = [k for k, s in store.unfinished().items() if s in ("WAITING", "RUNNING")]
             if not pending:
                 return
+            for key, holder in store.running().items():
+                if key not in told:  # say once what this process waits for, and for how long at most
+                    told.add(key)
+                    log.info("waiting for cell %s, held by %s; should its heartbeat stop, it is retried "
+                             "%d s after its last one (grace period)", key, holder, store.grace_period)
             time.sleep(min(store.heartbeat_interval, 2))  # other workers, or a dead one's heartbeat to expire
             continue
         if prep.by_key[first[0].cell].search:  # the sampler proposes this cell's value now
@@ -287,19 +307,39 @@ def _claim_more(store: Store, prep: Prepared, sig: tuple[Any, ...], sigs: dict[s
     return claims
 
 
-def _run_claims(store: Store, prep: Prepared, claims: list[Claim], models_dir: str | Path | None, **kwargs: Any) -> None:
+def _run_claims(
+    store: Store, prep: Prepared, claims: list[Claim], models_dir: str | Path | None, *, advance: Callable[[int], None], **kwargs: Any
+) -> None:
+    """Train ``claims`` as one batch and complete them. A lost claim (:class:`CellLost`) is logged and
+    dropped; any other error marks the batch's cells FAIL and is raised."""
     cells = [prep.by_key[c.cell] for c in claims]
     start = time.perf_counter()
-    with store.heartbeat(claims):
+    with store.heartbeat(claims) as beat:
+
+        def step(n: int) -> None:  # between epochs: stop the work of cells this process no longer holds
+            beat.check()
+            advance(n)
+
         try:
-            results, weights = _train_batch(prep, cells, **kwargs)
+            results, weights = _train_batch(prep, cells, advance=step, **kwargs)
+            beat.check()
             if models_dir is not None:
                 model = json.dumps(prep.config.model.model_dump(mode="json"), sort_keys=True)
                 for key, (seeds, folds, state) in weights.items():
                     save_cell_models(models_dir, key, model, seeds, folds, state)
+        except CellLost as lost:
+            log.warning("%s; dropped its work (another process trains it again); going on with the next cell", lost)
+            return
+        except RunDirError as exc:
+            marked = _mark_failed(store, claims, exc)
+            complete = len(store.completed())
+            raise RunDirError(
+                exc.path, exc.error,
+                f"{complete} of {len(prep.cells)} cells are complete in the store; {marked}; "
+                "once the directory can be written, run the same command again to train the rest",
+            ) from None
         except BaseException as exc:  # Ctrl-C included: leave the cells to be retried, then re-raise
-            for claim in claims:
-                store.fail(claim, "".join(traceback.format_exception(exc)))
+            _mark_failed(store, claims, exc)
             if not isinstance(exc, Exception):
                 raise
             first = (str(exc).strip().splitlines() or [""])[0]
@@ -311,13 +351,21 @@ def _run_claims(store: Store, prep: Prepared, claims: list[Claim], models_dir: s
         res = results[cell.key]
         res["elapsed_s"] = round(elapsed * prep.units(cell) / units, 3)
         curves = {k: res.pop(k) for k in [k for k in res if k.startswith("curve:")]}
-        store.complete(claim, _objective(res), {**res, **curves})
+        try:
+            store.complete(claim, _objective(res), {**res, **curves})
+        except CellLost as lost:
+            log.warning("lost %s; its results are dropped (another process trains it again); going on with the next cell", lost)
 
 
-def _masked(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (the run directory may be shared)."""
-    head, sep, tail = url.partition("://")
-    if "@" not in tail or ":" not in tail.split("@", 1)[0]:
-        return url
-    creds, rest = tail.split("@", 1)
-    return f"{head}{sep}{creds.split(':', 1)[0]}:***@{rest}"
+def _mark_failed(store: Store, claims: Sequence[Claim], exc: BaseException) -> str:
+    """Mark ``claims`` FAIL with ``exc``'s traceback; say what was done, also when the store refuses."""
+    error = "".join(traceback.format_exception(exc))
+    try:
+        for claim in claims:
+            store.fail(claim, error)
+    except Exception as failure:  # noqa: BLE001 - the first error is the one to raise; say what this means
+        log.warning("could not mark cell(s) %s FAIL in the storage (%s: %s); they are retried once their "
+                    "claimant is seen to be gone", ", ".join(c.cell for c in claims), type(failure).__name__,
+                    str(failure).splitlines()[0] if str(failure) else "")
+        return f"the cell(s) in training ({', '.join(c.cell for c in claims)}) could not be marked FAIL either"
+    return f"the cell(s) in training ({', '.join(c.cell for c in claims)}) are marked FAIL"

@@ -12,8 +12,10 @@ study; it checks it against the data (as ``noisereg study`` does) before it clai
 claims and trains waiting cells (:func:`noisereg.study.run.runner.work`) until no cell is waiting or
 running, and returns. What the store guarantees (:mod:`noisereg.study.store`): claims are exclusive,
 so no cell is trained twice by two live workers; a worker killed mid-cell (SIGKILL, a lost machine)
-stops its heartbeats and its cells are retried by the others once their ``grace_period`` has passed;
-a finished cell is never lost. Ctrl-C (``KeyboardInterrupt``) keeps the finished cells, marks the
+stops its heartbeats and its cells are retried by the others once their ``grace_period`` has passed
+(at once by a worker on the same machine, which sees the claimant's process gone); a finished cell is
+never lost. A database server that restarts is ridden out (reconnection with bounded retries); a
+worker whose heartbeat lapsed for the grace period drops that cell's work, says so, and goes on. Ctrl-C (``KeyboardInterrupt``) keeps the finished cells, marks the
 cells in training FAIL and enqueues them again at once for the other workers, then re-raises.
 
 Two rules for a study's workers: give them all the same heartbeat interval (a worker with a short

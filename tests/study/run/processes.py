@@ -1,0 +1,56 @@
+"""Studies and worker processes shared by the multi-worker and fault tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tests.study.fakes import tiny_raw
+
+SRC = Path(__file__).resolve().parents[3] / "src"
+ARMS = [
+    {"name": "none"},
+    {"name": "input", "noise": {"site": "input", "kind": "gaussian", "std": 0.1}},
+    {"name": "pre", "noise": {"site": "pre", "kind": "gaussian", "std": 0.1}},
+    {"name": "post", "noise": {"site": "post", "kind": "gaussian", "std": 0.1}},
+]
+
+
+def long_cells(name: str, epochs: int = 15000, arms: int = 4) -> dict:
+    """``arms`` cells of about ``epochs`` / 15000 seconds each, so that a worker can be stopped in the middle of one."""
+    training = {"epochs": epochs, "batch_size": 32, "eval_every": 500}
+    return tiny_raw(name=name, seeds=2, selection=None, arms=ARMS[:arms], training=training, model={"kind": "mlp", "widths": [64]})
+
+
+def finals(store: Any) -> dict:
+    """Every complete cell's stored final results. Cells trained by other workers stack with other
+    cells than in one process, so compare them with ``assert_stored_close`` (equal to rounding, see
+    noisereg.engine), not bitwise."""
+    return {cell: results["final"] for cell, results in store.completed().items()}
+
+
+def start_worker(url: str, name: str, *extra: str, capture: bool = False) -> subprocess.Popen:
+    """``noisereg worker`` as a process (heartbeat 1 s, one cell per batch); ``capture`` its output as text."""
+    args = ["worker", "--storage", url, "--study", name, "--heartbeat", "1", "--max-replicas", "2", "--quiet", *extra]
+    pipes: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True} if capture else {}
+    return subprocess.Popen([sys.executable, "-m", "noisereg", *args], env={**os.environ, "PYTHONPATH": str(SRC)}, **pipes)
+
+
+def trials(url: str, name: str) -> list:
+    return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 300) -> None:
+    """Poll ``condition`` every 20 ms until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
