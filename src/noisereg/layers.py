@@ -54,6 +54,12 @@ class NoiseLayer(nn.Module):
 
     ``forward(x, mask=None)``: ``mask`` (bool, True = leave untouched) is passed to the kind.
 
+    Checkpoints: the layer's noise state (schedule step, ``applied`` count, seed and the position of
+    its streams) is its ``get_extra_state()``, saved by the model's ``state_dict()`` under
+    ``<name>._extra_state``; loading it resumes the noise where it stopped rather than replaying it
+    from the seed. A strict ``load_state_dict`` of a checkpoint made without the layer raises torch's
+    "Missing key(s)" error naming that key; ``strict=False`` keeps the layer's current noise state.
+
     >>> layer = NoiseLayer(kinds.Gaussian(std=0.5), seed=0)
     >>> x = torch.ones(2, 3)
     >>> bool((layer.eval()(x) == x).all())
@@ -96,6 +102,31 @@ class NoiseLayer(nn.Module):
         """Restart the noise stream from ``seed`` (None: torch's global generator)."""
         self.seed = None if seed is None else check_seed(seed)
         self._generators.clear()
+
+    def get_extra_state(self) -> dict[str, object]:
+        """The noise state a checkpoint carries: ``{"step", "applied", "seed", "streams"}``."""
+        return {
+            "step": self.step,
+            "applied": self.applied,
+            "seed": self.seed,
+            "streams": {str(device): g.get_state() for device, g in self._generators.items()},
+        }
+
+    def set_extra_state(self, state: object) -> None:
+        """Resume from :meth:`get_extra_state`: the step goes to the bound clock if there is one."""
+        expected = ("step", "applied", "seed", "streams")
+        if not isinstance(state, dict) or any(key not in state for key in expected):
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"noise layer state must be a dict with keys {expected}, got {got}")
+        step = state["step"]
+        if self.clock is not None:
+            self.clock.step = step
+        else:
+            self._own_step = check_seed(step, name="step")
+        self.applied = check_seed(state["applied"], name="applied")
+        self.reseed(state["seed"])
+        for device, stream in state["streams"].items():
+            self.generator(torch.device(device)).set_state(stream)
 
     @torch.compiler.disable
     def _advance(self) -> int:

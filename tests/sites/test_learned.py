@@ -24,7 +24,7 @@ def test_noisy_linear_is_factorised_gaussian_and_eval_uses_the_means():
     bias = layer.bias_mu + layer.bias_sigma * eps_out
     assert torch.allclose(out, F.linear(X, weight, bias), atol=1e-6)
     assert torch.equal(layer.eval()(X), F.linear(X, layer.weight_mu, layer.bias_mu))
-    assert set(layer.state_dict()) == {"weight_mu", "weight_sigma", "bias_mu", "bias_sigma"}
+    assert set(layer.state_dict()) == {"weight_mu", "weight_sigma", "bias_mu", "bias_sigma", "_extra_state"}
 
 
 def test_noisy_linear_learns_sigma_and_resamples_as_asked():
@@ -68,6 +68,6 @@ def test_pni_adds_scaled_weight_noise_with_learnable_alpha():
     assert torch.equal(layer.eval()(x), conv(x))
     model = nn.Sequential(layer)
     assert [(e.site, e.where, e.strength) for e in describe(model)] == [("module", "'0'", 0.25)]
-    assert set(model.state_dict()) == {"0.alpha", "0.module.weight", "0.module.bias"}
+    assert set(model.state_dict()) == {"0.alpha", "0.module.weight", "0.module.bias", "0._extra_state"}
     with pytest.raises(ValueError, match="floating parameter name='kernel'"):
         PNI(conv, name="kernel")

@@ -90,6 +90,20 @@ class NoisyLinear(NoiseLayer):
             buffer.copy_(_signed_sqrt(draw))
         self._fresh = True
 
+    def get_extra_state(self) -> dict[str, object]:
+        """The layer's noise state plus the factorised noise it holds (``resample="manual"``)."""
+        held = (self.eps_in.clone(), self.eps_out.clone()) if self._fresh else None
+        return {**super().get_extra_state(), "held": held}
+
+    def set_extra_state(self, state: object) -> None:
+        super().set_extra_state(state)
+        held = state.get("held")  # type: ignore[union-attr]
+        self._fresh = held is not None
+        if held is not None:
+            with torch.no_grad():
+                self.eps_in.copy_(held[0])
+                self.eps_out.copy_(held[1])
+
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
         if not self.active:
             return F.linear(x, self.weight_mu, self.bias_mu)
