@@ -18,6 +18,7 @@ from torch.func import functional_call
 
 from noisereg.layers import NoiseLayer
 from noisereg.noise.additive import Gaussian
+from noisereg.noise.base import randn
 
 __all__ = ["NoisyLinear", "PNI"]
 
@@ -86,7 +87,7 @@ class NoisyLinear(NoiseLayer):
         """Draw new factorised noise ε_in, ε_out from the layer's stream."""
         generator = self.generator(self.eps_in.device)
         for buffer in (self.eps_in, self.eps_out):
-            draw = torch.randn(buffer.shape, generator=generator, device=buffer.device, dtype=torch.float32)
+            draw = randn(buffer.shape, generator, device=buffer.device, dtype=torch.float32)
             buffer.copy_(_signed_sqrt(draw))
         self._fresh = True
 
@@ -173,8 +174,7 @@ class PNI(NoiseLayer):
         self._advance()
         self._count()
         weight = getattr(self.module, self.name)
-        eta = torch.randn(weight.shape, generator=self.generator(weight.device), device=weight.device,
-                          dtype=weight.dtype)
+        eta = randn(weight.shape, self.generator(weight.device), device=weight.device, dtype=weight.dtype)
         noisy = weight + self.alpha * weight.detach().std() * eta
         return functional_call(self.module, {self.name: noisy}, args, kwargs)
 
