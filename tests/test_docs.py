@@ -12,6 +12,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCTESTED = [
     "noisereg.seeding",
+    "noisereg.streams",
     "noisereg.noise.additive",
     "noisereg.layers",
     "noisereg.metrics",
