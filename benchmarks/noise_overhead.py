@@ -3,8 +3,10 @@
 Two models, each with and without Gaussian noise on the input and after every hidden layer:
 an MLP 784→1024→1024→10 and a small CNN on 1×28×28, batch 256, Adam. Steps of the noisy and the
 clean model are interleaved so that both see the same machine load; the ratio of the medians of
-noisy to clean step times is printed last (target: <= 1.05). Also printed: the time of the noise
-draws alone, so a ratio above target can be attributed.
+noisy to clean step times is printed last (target: <= 1.05), for noise drawn by noisereg's default
+Philox ``Stream``; the same ratio with torch's generator (``set_noise_generator("torch")``) is printed
+beside it. Also printed: the time of the noise draws alone by each, so a ratio above target can be
+attributed.
 
 Run by hand: ``python benchmarks/noise_overhead.py [--steps 60] [--threads N]``.
 """
@@ -12,6 +14,7 @@ Run by hand: ``python benchmarks/noise_overhead.py [--steps 60] [--threads N]``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -19,6 +22,8 @@ import torch
 from torch import nn
 
 from noisereg.layers import GaussianNoise
+from noisereg.seeding import set_noise_generator
+from noisereg.streams import Stream
 
 
 def mlp(noisy: bool) -> nn.Sequential:
@@ -60,28 +65,39 @@ def compare(name: str, build, x: torch.Tensor, steps: int) -> float:
     y = torch.randint(0, 10, (x.shape[0],), generator=torch.Generator().manual_seed(0))
     torch.manual_seed(0)
     clean = build(False)
-    torch.manual_seed(0)
-    noisy = build(True)  # noise layers hold no parameters: the same initial weights
-    run_clean, run_noisy = step_timer(clean, x, y), step_timer(noisy, x, y)
+    runs = {"clean": step_timer(clean, x, y)}
+    for family in ("philox", "torch"):
+        previous = set_noise_generator(family)
+        try:
+            torch.manual_seed(0)
+            noisy = build(True)  # noise layers hold no parameters: the same initial weights
+            runs[family] = step_timer(noisy, x, y)
+            runs[family]()  # the layers make their generators on first use, under this family
+        finally:
+            set_noise_generator(previous)
     for _ in range(5):
-        run_clean(), run_noisy()
-    t_clean, t_noisy = [], []
+        for run in runs.values():
+            run()
+    times: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(steps):
-        t_clean.append(run_clean())
-        t_noisy.append(run_noisy())
+        for k, run in runs.items():
+            times[k].append(run())
     with torch.no_grad():
         sizes = [m.numel() for m in _site_inputs(noisy, x)]
-    gen = torch.Generator().manual_seed(1)
-    draws = []
+    draws: dict[str, list[float]] = {"philox": [], "torch": []}
+    gen, stream = torch.Generator().manual_seed(1), Stream(1)
     for _ in range(steps):
-        start = time.perf_counter()
-        for n in sizes:
-            torch.randn(n, generator=gen)
-        draws.append(time.perf_counter() - start)
-    c, n, d = (statistics.median(t) for t in (t_clean, t_noisy, draws))
-    print(f"{name}: clean {c * 1e3:.2f} ms, noisy {n * 1e3:.2f} ms, draws alone {d * 1e3:.2f} ms "
-          f"({sum(sizes) / 1e6:.2f} M normals), ratio {n / c:.3f}")
-    return n / c
+        for k, draw in (("torch", lambda n: torch.randn(n, generator=gen)), ("philox", lambda n: stream.normal((n,)))):
+            start = time.perf_counter()
+            for n in sizes:
+                draw(n)
+            draws[k].append(time.perf_counter() - start)
+    c, p, t = (statistics.median(times[k]) for k in ("clean", "philox", "torch"))
+    dp, dt = statistics.median(draws["philox"]), statistics.median(draws["torch"])
+    print(f"{name}: clean {c * 1e3:.2f} ms, noisy {p * 1e3:.2f} ms (Stream) / {t * 1e3:.2f} ms (torch), "
+          f"draws alone {dp * 1e3:.2f} / {dt * 1e3:.2f} ms ({sum(sizes) / 1e6:.2f} M normals), "
+          f"ratio {p / c:.3f} (Stream) / {t / c:.3f} (torch generator)")
+    return p / c
 
 
 def _site_inputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
@@ -106,6 +122,7 @@ def main() -> None:
         compare("mlp 784-1024-1024-10", mlp, torch.randn(256, 784, generator=gen), args.steps),
         compare("cnn 1x28x28", cnn, torch.randn(256, 1, 28, 28, generator=gen), args.steps),
     ]
+    print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())} (the machine may be shared)")
     print(f"ratio: {max(ratios):.4f}")
 
 

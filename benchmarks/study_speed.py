@@ -8,7 +8,8 @@ epochs, test accuracy every 10th epoch; 4 arms (no noise / input σ=0.01 / pre-R
 Both sides get both cores: the plain loop runs its 120 trainings in 2 processes of one thread each
 (an nn.Sequential, torch.optim.Adam, noise from noisereg.noise.gaussian); the engine trains one group
 of 120 replicas with ``workers=2``. Printed: both times and mean test accuracies per arm (they
-should agree within seed noise), the engine's split into compute (the same grid with every strength
+should agree within seed noise), first the generator alone (noisereg's Stream against ``torch.randn``
+with a generator, normals per second on 1 and 2 threads), the engine's split into compute (the same grid with every strength
 at 0, so nothing is drawn) and noise, a floor estimate, memory per replica for a few replica counts,
 the same grid with the opt-in projected sampling of the post-ReLU noise, the load average (the
 machine may be shared: a loaded machine slows the memory-bound engine more than the Python-bound
@@ -16,7 +17,7 @@ plain loop, so the CPU-time ratio is printed too), and as the last line
 ``ratio: <plain wall seconds / engine wall seconds>`` for the default (exact) sampling.
 
 Run by hand: ``PYTHONPATH=src python benchmarks/study_speed.py`` (``--epochs N`` for a quick look;
-``--skip-plain`` skips the plain loop and prints no ratio).
+``--skip-plain`` skips the plain loop and prints no ratio; ``--generator-only`` the generator line only).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from noisereg.engine import (
     train_group,
 )
 from noisereg.seeding import derive_seed, make_generator
+from noisereg.streams import Stream
 
 ARMS = {  # strengths of the sites (input, pre, post)
     "none": (0.0, 0.0, 0.0),
@@ -148,6 +150,33 @@ def normal_ns() -> float:
     return (time.perf_counter() - start) / (2000 * out.numel()) * 1e9
 
 
+def generator_rates(values: int = 1 << 20, repeats: int = 20) -> list[str]:
+    """Normals per second of noisereg's Stream alone against ``torch.randn`` with a generator (float32,
+    ``values`` per call, the best of three rounds), on 1 and 2 threads, measured side by side."""
+    lines, threads = [], torch.get_num_threads()
+    out, generator, stream = torch.empty(values), torch.Generator().manual_seed(0), Stream(0)
+    stream.normal_(out)  # compiled or loaded from numba's cache before timing
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            rates = {}
+            for name, draw in (("torch", lambda: torch.randn(values, generator=generator, out=out)),
+                               ("stream", lambda: stream.normal_(out))):
+                best = float("inf")
+                for _ in range(3):
+                    start = time.perf_counter()
+                    for _ in range(repeats):
+                        draw()
+                    best = min(best, (time.perf_counter() - start) / repeats)
+                rates[name] = values / best
+            lines.append(f"  {count} thread(s): Stream {rates['stream'] / 1e6:7.1f} M normals/s "
+                         f"({1e9 / rates['stream']:.2f} ns), torch.randn {rates['torch'] / 1e6:7.1f} M/s "
+                         f"({1e9 / rates['torch']:.2f} ns); Stream / torch {rates['stream'] / rates['torch']:.2f}")
+    finally:
+        torch.set_num_threads(threads)
+    return lines
+
+
 def peak_rss_child(replicas: int) -> None:
     """In a fresh process: peak RSS growth while training ``replicas`` replicas as one stack."""
     torch.set_num_threads(1)
@@ -181,10 +210,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=4000)
     parser.add_argument("--skip-plain", action="store_true")
+    parser.add_argument("--generator-only", action="store_true", help="print the generator line only")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
         peak_rss_child(args.rss_child)
+        return
+    print("generator alone (float32, 2^20 values a call; the machine may be shared):")
+    for line in generator_rates():
+        print(line)
+    if args.generator_only:
         return
     epochs = args.epochs
     print(f"case-study grid: {len(ARMS)} arms x {SEEDS} seeds x {epochs} epochs, {WORKERS} processes each side")
@@ -197,7 +232,8 @@ def main() -> None:
     print(f"engine: {engine_s:.2f} s wall, {engine_cpu:.1f} s CPU")
     print(f"  split: compute {compute_s:.2f} s (the same grid with every strength 0: nothing drawn), "
           f"noise {engine_s - compute_s:.2f} s")
-    print(f"  {draws / 1e9:.2f} G normals at {ns:.2f} ns each (torch's CPU generator) on {WORKERS} cores: "
+    print(f"  {draws / 1e9:.2f} G normals at {ns:.2f} ns each (torch's CPU generator; the engine draws "
+          f"with noisereg's Stream, see the generator line) on {WORKERS} cores: "
           f"{noise_floor:.2f} s; floor estimate (compute + draws) {compute_s + noise_floor:.2f} s")
     print("  mean test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in engine_acc.items()))
     projected_s, projected_cpu, projected_acc = run_engine(epochs, projected=True)

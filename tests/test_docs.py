@@ -17,6 +17,7 @@ DOCTESTED = [
     "noisereg._checks",
     "noisereg.noise.kinds",
     "noisereg.engine.vocabulary",
+    "noisereg.streams",
     "noisereg.noise.additive",
     "noisereg.layers",
     "noisereg.metrics",

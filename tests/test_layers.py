@@ -9,6 +9,7 @@ from torch import nn
 import noisereg
 from noisereg import noise, schedules
 from noisereg.layers import AlphaDropout, GaussianDropout, GaussianNoise, NoiseLayer, bind_clock, noise_enabled
+from noisereg.seeding import noise_generator
 
 
 def test_keras_gaussian_noise_train_only():
@@ -27,7 +28,7 @@ def test_stddev_above_one_is_accepted():
 def test_keras_gaussian_dropout_equals_functional():
     x = torch.randn(5, 6)
     y = GaussianDropout(0.2, seed=3)(x)
-    expected = noise.gaussian_dropout(x, 0.2, generator=torch.Generator().manual_seed(3))
+    expected = noise.gaussian_dropout(x, 0.2, generator=noise_generator(3))
     assert torch.equal(y, expected)
 
 

@@ -19,7 +19,8 @@ from torch import Tensor, nn
 from noisereg import noise as kinds
 from noisereg.noise.base import NoiseKind, check_strength
 from noisereg.schedules import Clock, Schedule, resolve
-from noisereg.seeding import check_seed, make_generator
+from noisereg.seeding import NoiseGenerator, check_seed, noise_generator
+from noisereg.streams import Stream
 
 __all__ = [
     "NoiseLayer",
@@ -44,8 +45,9 @@ class NoiseLayer(nn.Module):
 
     Training: y = kind(x, step=t) with t the step of the layer's clock (its own count of training
     forwards unless :func:`bind_clock` gave it the model's clock) and noise drawn from the layer's own
-    generator when ``seed`` is given (never touching torch's global generator), from torch's global
-    generator otherwise. Eval: y = x, unless :func:`noise_enabled` forces the noise on.
+    stream when ``seed`` is given (never touching torch's global generator: on a CPU a Philox
+    :class:`~noisereg.streams.Stream` keyed by ``seed``, see :func:`noisereg.seeding.noise_generator`),
+    from torch's global generator otherwise. Eval: y = x, unless :func:`noise_enabled` forces the noise on.
 
     Args:
         kind: a config from :mod:`noisereg.noise`, e.g. ``Gaussian(std=0.1)``; any strength may be a
@@ -53,6 +55,12 @@ class NoiseLayer(nn.Module):
         seed: int >= 0 for a private, reproducible stream (one generator per device, made on first use).
 
     ``forward(x, mask=None)``: ``mask`` (bool, True = leave untouched) is passed to the kind.
+
+    Checkpoints: the layer's noise state (schedule step, ``applied`` count, seed and the position of
+    its streams) is its ``get_extra_state()``, saved by the model's ``state_dict()`` under
+    ``<name>._extra_state``; loading it resumes the noise where it stopped rather than replaying it
+    from the seed. A strict ``load_state_dict`` of a checkpoint made without the layer raises torch's
+    "Missing key(s)" error naming that key; ``strict=False`` keeps the layer's current noise state.
 
     >>> layer = NoiseLayer(kinds.Gaussian(std=0.5), seed=0)
     >>> x = torch.ones(2, 3)
@@ -73,7 +81,7 @@ class NoiseLayer(nn.Module):
         self.forced: bool | None = None
         self.applied = 0
         self._own_step = 0
-        self._generators: dict[torch.device, torch.Generator] = {}
+        self._generators: dict[torch.device, NoiseGenerator] = {}
 
     @property
     def step(self) -> int:
@@ -85,17 +93,54 @@ class NoiseLayer(nn.Module):
         """Whether the next forward draws noise (training mode, or forced by noise_enabled)."""
         return self.training if self.forced is None else self.forced
 
-    def generator(self, device: torch.device) -> torch.Generator | None:
+    def generator(self, device: torch.device) -> NoiseGenerator | None:
+        """The layer's stream on ``device`` (see :func:`noisereg.seeding.noise_generator`), made on first use."""
         if self.seed is None:
             return None
         if device not in self._generators:
-            self._generators[device] = make_generator(self.seed, device)
+            self._generators[device] = noise_generator(self.seed, device)
         return self._generators[device]
 
     def reseed(self, seed: int | None) -> None:
         """Restart the noise stream from ``seed`` (None: torch's global generator)."""
         self.seed = None if seed is None else check_seed(seed)
         self._generators.clear()
+
+    def get_extra_state(self) -> dict[str, object]:
+        """The noise state a checkpoint carries: ``{"step", "applied", "seed", "streams"}``."""
+        return {
+            "step": self.step,
+            "applied": self.applied,
+            "seed": self.seed,
+            "streams": {str(device): g.state_dict() if isinstance(g, Stream) else g.get_state()
+                        for device, g in self._generators.items()},
+        }
+
+    def set_extra_state(self, state: object) -> None:
+        """Resume from :meth:`get_extra_state`: the step goes to the bound clock if there is one."""
+        expected = ("step", "applied", "seed", "streams")
+        if not isinstance(state, dict) or any(key not in state for key in expected):
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"noise layer state must be a dict with keys {expected}, got {got}")
+        step = state["step"]
+        if self.clock is not None:
+            self.clock.step = step
+        else:
+            self._own_step = check_seed(step, name="step")
+        self.applied = check_seed(state["applied"], name="applied")
+        self.reseed(state["seed"])
+        for device, saved in state["streams"].items():
+            generator = self.generator(torch.device(device))
+            if isinstance(generator, Stream) != isinstance(saved, dict):
+                drew = "noisereg's Philox streams" if isinstance(saved, dict) else "torch's generator"
+                raise ValueError(
+                    f"the checkpoint's noise on {device} was drawn by {drew}, this layer draws with the "
+                    "other: choose the same with noisereg.seeding.set_noise_generator before loading"
+                )
+            if isinstance(generator, Stream):
+                generator.load_state_dict(saved)
+            else:
+                generator.set_state(saved)
 
     @torch.compiler.disable
     def _advance(self) -> int:

@@ -409,6 +409,16 @@ class Clock:
         self._step += check_int(n, "n", low=0)
         return self._step
 
+    def state_dict(self) -> dict[str, int]:
+        """``{"step": step}``, for a checkpoint (a bound model's layers also carry it)."""
+        return {"step": self._step}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Set the step saved by :meth:`state_dict`."""
+        if not isinstance(state, dict) or "step" not in state:
+            raise ValueError(f"clock state must be a dict with a 'step' (from Clock.state_dict()), got {state!r}")
+        self.step = state["step"]
+
     def __repr__(self) -> str:
         return f"Clock(step={self._step}, auto={self.auto})"
 

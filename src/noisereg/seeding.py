@@ -11,19 +11,41 @@ so that streams for different keys are statistically independent, and it never t
 torch's global state. String keys (site names) are turned into integers with BLAKE2b, so the stream of a
 site depends on its name and not on the order in which sites were attached. A replica's stream depends
 only on (root seed, its own keys), never on how many other replicas share its batch.
+
+Which generator draws the noise is decided in one place, :func:`noise_generator`: on a CPU a
+counter-based :class:`~noisereg.streams.Stream` (Philox4x32-10, key = the stream seed, counter from 0),
+unless :func:`set_noise_generator` chose torch's generator; on other devices torch's generator of the
+device. Draws that a Stream does not make itself (Poisson, Beta, permutations, categorical draws, and
+the engine's batch order and weight initialization) use torch's generators.
 """
 
 from __future__ import annotations
 
 import hashlib
 import numbers
+from typing import Literal
 
 import numpy as np
 import torch
 
 from noisereg._checks import SEED_MAX, check_int
+from noisereg.streams import Stream
 
-__all__ = ["derive_seed", "rank_seed", "current_rank", "make_generator", "check_seed"]
+__all__ = [
+    "derive_seed",
+    "rank_seed",
+    "current_rank",
+    "make_generator",
+    "check_seed",
+    "noise_generator",
+    "set_noise_generator",
+    "NoiseGenerator",
+]
+
+Family = Literal["philox", "torch"]
+NoiseGenerator = Stream | torch.Generator
+_FAMILIES = ("philox", "torch")
+_family: list[str] = ["philox"]  # the one setting: which generator draws noise on a CPU
 
 _SEED_BITS = 63
 
@@ -77,6 +99,40 @@ def current_rank() -> int:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank()
     return 0
+
+def set_noise_generator(family: Family) -> Family:
+    """Choose what draws noisereg's seeded noise on a CPU; returns the previous choice.
+
+    ``"philox"`` (the default): :class:`noisereg.streams.Stream`, counter-based, parallel, resumable at
+    any position. ``"torch"``: torch's CPU generator (Mersenne Twister), for torch's own streams. On
+    other devices noise always comes from torch's generator of that device. Applies to generators made
+    after the call (layers made earlier keep theirs until ``reseed``); a checkpoint of one family does
+    not load into the other.
+    """
+    if family not in _FAMILIES:
+        raise ValueError(f"{family=} must be one of {_FAMILIES}")
+    previous = _family[0]
+    _family[0] = family
+    return previous  # type: ignore[return-value]
+
+
+def noise_generator(
+    seed: int | NoiseGenerator | None, device: torch.device | str = "cpu"
+) -> NoiseGenerator | None:
+    """The generator that draws noise from ``seed`` on ``device``: the place that decides which.
+
+    A :class:`~noisereg.streams.Stream` keyed by ``seed`` on a CPU (unless
+    ``set_noise_generator("torch")``), ``make_generator(seed, device)`` otherwise. A given generator or
+    stream is returned as is; ``None`` (torch's global generator) too.
+
+    >>> noise_generator(3)
+    Stream(key=3, counter=0)
+    """
+    if seed is None or isinstance(seed, (torch.Generator, Stream)):
+        return seed
+    if torch.device(device).type == "cpu" and _family[0] == "philox":
+        return Stream(check_seed(seed))
+    return make_generator(seed, device)
 
 
 def make_generator(

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from noisereg.engine import FoldData, Group, Replica, build_module, initial_state_dict
 from noisereg.engine.specs import site_kinds
-from noisereg.seeding import derive_seed, make_generator
+from noisereg.seeding import derive_seed, make_generator, noise_generator
 
 
 def _optimizer(group: Group, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -34,7 +34,7 @@ def reference_training(group: Group, replica: Replica, fold: FoldData, dtype=tor
     model.load_state_dict(initial_state_dict(group.model, replica.seed))
     optimizer = _optimizer(group, model)
     kinds = site_kinds(group, replica)
-    gens = [make_generator(derive_seed(replica.seed, "noise", *group.stream_keys(i))) for i in range(len(group.sites))]
+    gens = [noise_generator(derive_seed(replica.seed, "noise", *group.stream_keys(i))) for i in range(len(group.sites))]
     batches = make_generator(derive_seed(replica.seed, "batches"))
     x_all, y_all = fold.x_train.to(dtype), fold.y_train
     n = x_all.shape[0]

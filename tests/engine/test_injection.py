@@ -7,7 +7,7 @@ import torch
 
 from noisereg import noise, schedules
 from noisereg.engine.injection import SiteStream
-from noisereg.seeding import make_generator
+from noisereg.seeding import make_generator, noise_generator
 
 FAST = [
     lambda s: noise.Gaussian(std=s),
@@ -22,29 +22,32 @@ def _stack(dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("make", FAST, ids=["gaussian", "multiplicative", "dropout"])
-def test_fast_path_equals_the_kind_called_on_each_replica(make, dtype):
-    strengths = [0.3, 0.0, 0.1, 0.5]
+@pytest.mark.parametrize("streams", [noise_generator, make_generator], ids=["philox", "torch"])
+@pytest.mark.parametrize("strengths", [[0.3, 0.0, 0.1, 0.5], [0.3, 0.2, 0.1, 0.5]], ids=["one-off", "all-on"])
+def test_fast_path_equals_the_kind_called_on_each_replica(make, dtype, streams, strengths):
     kinds = [make(s) for s in strengths]
-    stream = SiteStream(kinds, [make_generator(10 + r) for r in range(4)], name="site")
+    stream = SiteStream(kinds, [streams(10 + r) for r in range(4)], name="site")
     assert stream.closed_form
     x = _stack(dtype)
-    refs = [make_generator(10 + r) for r in range(4)]
+    refs = [streams(10 + r) for r in range(4)]
     for step in range(3):  # several steps: the generators advance as the kind's would
         expected = torch.stack([kind(x[r], generator=refs[r]) for r, kind in enumerate(kinds)])
         got, multiplier = stream.apply(x.clone(), step=step, epoch=0)
         assert torch.equal(got, expected)
         if multiplier is not None:
             assert torch.equal(x * multiplier, got)
-        assert torch.equal(got[1], x[1])  # zero strength: exactly the input
+        if strengths[1] == 0.0:
+            assert torch.equal(got[1], x[1])  # zero strength: exactly the input
 
 
-def test_general_path_calls_the_kind_with_each_replicas_generator():
+@pytest.mark.parametrize("streams", [noise_generator, make_generator], ids=["philox", "torch"])
+def test_general_path_calls_the_kind_with_each_replicas_generator(streams):
     kinds = [noise.Uniform(half_width=s) for s in (0.2, 0.0, 0.4)]
-    stream = SiteStream(kinds, [make_generator(r) for r in range(3)], name="site")
+    stream = SiteStream(kinds, [streams(r) for r in range(3)], name="site")
     assert not stream.closed_form
     x = _stack(torch.float32)[:3]
     got, multiplier = stream.apply(x, step=0, epoch=0)
-    refs = [make_generator(r) for r in range(3)]
+    refs = [streams(r) for r in range(3)]
     expected = torch.stack([k(x[r], generator=refs[r]) for r, k in enumerate(kinds)])
     assert multiplier is None and torch.equal(got, expected) and torch.equal(got[1], x[1])
 

@@ -19,7 +19,7 @@ from noisereg.engine import (
     train_group,
 )
 from noisereg.engine.specs import site_kinds
-from noisereg.seeding import derive_seed, make_generator
+from noisereg.seeding import derive_seed, make_generator, noise_generator
 from noisereg.sites import LabelSmoothing
 
 
@@ -84,7 +84,7 @@ def _plain(group: Group, replica: Replica, fold: FoldData) -> dict[str, torch.Te
     model = initial_module(group.model, replica.seed).double()
     params = list(model.parameters())
     opt = torch.optim.AdamW(params, lr=0.01, weight_decay=0.01)
-    gens = [make_generator(derive_seed(replica.seed, "noise", *group.stream_keys(i))) for i in range(3)]
+    gens = [noise_generator(derive_seed(replica.seed, "noise", *group.stream_keys(i))) for i in range(3)]
     kinds = site_kinds(group, replica)
 
     def noisy(i, t):

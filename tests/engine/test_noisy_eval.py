@@ -11,7 +11,7 @@ from torch import nn
 
 from noisereg import noise
 from noisereg.engine import FoldData, Group, MLPSpec, ModuleSpec, OptimSpec, Replica, build_module, train_group
-from noisereg.seeding import derive_seed, make_generator
+from noisereg.seeding import derive_seed, noise_generator
 
 
 def _fold() -> FoldData:
@@ -59,7 +59,7 @@ def test_noisy_metrics_match_a_plain_evaluation_of_the_returned_weights(kind) ->
     for r, seed in enumerate((0, 1, 2)):
         model = (build_module(spec) if kind == "mlp" else Tiny()).double()
         model.load_state_dict(result.state_dict(r))
-        generator = make_generator(derive_seed(seed, "noisy_eval"))
+        generator = noise_generator(derive_seed(seed, "noisy_eval"))
         x_noisy = noise.gaussian(fold.x_test, std, generator=generator)
         with torch.no_grad():
             logits = model(x_noisy)

@@ -20,7 +20,8 @@ from noisereg.engine import (
     train_group,
 )
 from noisereg.engine.projection import projected_noise_gradient
-from noisereg.seeding import derive_seed, make_generator
+from noisereg.noise.base import randn
+from noisereg.seeding import derive_seed, noise_generator
 
 
 def test_projected_draws_have_the_covariance_of_direct_sampling():
@@ -68,8 +69,9 @@ def test_one_step_uses_the_projected_draws_as_documented():
     result = train_group(group, [fold], dtype=torch.float64)
     model = build_module(group.model).double()
     model.load_state_dict(initial_state_dict(group.model, 4))
-    gen = make_generator(derive_seed(4, "noise", *group.stream_keys(0)))
-    xi, zeta = torch.randn(1, 6, generator=gen, dtype=torch.float64), torch.randn(1, 5, generator=gen, dtype=torch.float64)
+    gen = noise_generator(derive_seed(4, "noise", *group.stream_keys(0)))
+    cpu = torch.device("cpu")
+    xi, zeta = randn((1, 6), gen, dtype=torch.float64, device=cpu), randn((1, 5), gen, dtype=torch.float64, device=cpu)
     w = model[2].weight
     a = model[1](model[0](fold.x_train.double()))
     z = model[2](a)[:, 0] + (0.3 * w.norm() * xi[0]).detach()

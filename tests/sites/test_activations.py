@@ -4,14 +4,14 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from noisereg.noise import Gaussian, gaussian
-from noisereg.seeding import derive_seed, make_generator
+from noisereg.seeding import NoiseGenerator, derive_seed, noise_generator
 from noisereg.sites import attach
 
 from .models import SeqNet, mlp
 
 
-def _gen(seed: int, site: str, place: str) -> torch.Generator:
-    return make_generator(derive_seed(seed, site, place))
+def _gen(seed: int, site: str, place: str) -> NoiseGenerator:
+    return noise_generator(derive_seed(seed, site, place))
 
 
 X = torch.randn(5, 3, generator=torch.Generator().manual_seed(1))

@@ -6,8 +6,9 @@ from torch import nn
 
 from noisereg.layers import NoiseLayer
 from noisereg.noise import Gaussian
+from noisereg.noise.base import rand
 from noisereg.schedules import Linear
-from noisereg.seeding import derive_seed, make_generator
+from noisereg.seeding import NoiseGenerator, derive_seed, noise_generator
 from noisereg.sites import NEFTune, attach, neftune
 
 from .models import SeqNet
@@ -15,9 +16,9 @@ from .models import SeqNet
 D = 8
 
 
-def _reference(x: torch.Tensor, alpha: float, real: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def _reference(x: torch.Tensor, alpha: float, real: torch.Tensor, generator: NoiseGenerator) -> torch.Tensor:
     """NEFTune written out: uniform(-1, 1) scaled per sequence by alpha / sqrt(L_i * d), padding kept."""
-    u = torch.rand(x.shape, generator=generator).mul_(2.0).sub_(1.0)
+    u = rand(x.shape, generator, dtype=x.dtype, device=x.device).mul_(2.0).sub_(1.0)
     lengths = real.sum(dim=1).to(x.dtype)
     scale = (alpha / torch.sqrt(lengths * x.shape[-1])).reshape(-1, 1, 1)
     return torch.where(real.bool().unsqueeze(-1), u.mul_(scale).add_(x), x)
@@ -58,7 +59,7 @@ def test_embedding_site_uses_padding_idx():
     model.emb.register_forward_hook(lambda m, a, out: seen.append(out))
     model(ids)
     real = (ids != 0).long()
-    expected = _reference(clean, 5.0, real, make_generator(derive_seed(2, "embeddings", "emb")))
+    expected = _reference(clean, 5.0, real, noise_generator(derive_seed(2, "embeddings", "emb")))
     assert torch.allclose(seen[0], expected, rtol=0, atol=1e-6)
     assert torch.equal(seen[0][0, 2:], clean[0, 2:])
 

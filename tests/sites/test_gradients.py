@@ -5,7 +5,7 @@ from torch import nn
 from noisereg.layers import noise_enabled
 from noisereg.noise import Gaussian, gaussian
 from noisereg.schedules import Annealed
-from noisereg.seeding import derive_seed, make_generator
+from noisereg.seeding import derive_seed, noise_generator
 from noisereg.sites import annealed_gaussian, attach, describe
 
 from .helpers import six_se_var
@@ -40,7 +40,7 @@ def test_noise_is_added_to_the_gradient_before_the_step():
     model(torch.ones(2, 3)).sum().backward()
     grads = [p.grad.clone() for p in model.parameters()]
     flat = torch.cat([g.reshape(-1) for g in grads])
-    expected = gaussian(flat, 0.2, generator=make_generator(derive_seed(3, "gradients", "SGD")))
+    expected = gaussian(flat, 0.2, generator=noise_generator(derive_seed(3, "gradients", "SGD")))
     opt.step()
     assert torch.equal(torch.cat([p.grad.reshape(-1) for p in model.parameters()]), expected)
 
@@ -53,7 +53,7 @@ def test_scale_by_learning_rate_and_selection():
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
     opt.step()
-    stream = make_generator(derive_seed(0, "gradients", "Adam"))
+    stream = noise_generator(derive_seed(0, "gradients", "Adam"))
     noise = gaussian(torch.zeros(16 * 3 + 2 * 16), 1.0, generator=stream)
     assert torch.allclose(model[0].weight.grad.reshape(-1), 0.1 * noise[:48])
     assert torch.allclose(model[2].weight.grad.reshape(-1), 0.01 * noise[48:])

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from noisereg.layers import noise_enabled
+from noisereg.seeding import noise_generator
 from noisereg.sites import describe
 from noisereg.sites.learned import PNI, NoisyLinear
 
@@ -17,14 +18,14 @@ def test_noisy_linear_is_factorised_gaussian_and_eval_uses_the_means():
     bound, sigma = 1 / math.sqrt(6), 0.5 / math.sqrt(6)
     assert bool((layer.weight_mu.abs() <= bound).all()) and bool((layer.weight_sigma == sigma).all())
     out = layer(X)
-    g = torch.Generator().manual_seed(11)
+    g = noise_generator(11)
     f = lambda z: z.sign() * z.abs().sqrt()  # noqa: E731
-    eps_in, eps_out = f(torch.randn(6, generator=g)), f(torch.randn(3, generator=g))
+    eps_in, eps_out = f(g.normal((6,))), f(g.normal((3,)))
     weight = layer.weight_mu + layer.weight_sigma * torch.outer(eps_out, eps_in)
     bias = layer.bias_mu + layer.bias_sigma * eps_out
     assert torch.allclose(out, F.linear(X, weight, bias), atol=1e-6)
     assert torch.equal(layer.eval()(X), F.linear(X, layer.weight_mu, layer.bias_mu))
-    assert set(layer.state_dict()) == {"weight_mu", "weight_sigma", "bias_mu", "bias_sigma"}
+    assert set(layer.state_dict()) == {"weight_mu", "weight_sigma", "bias_mu", "bias_sigma", "_extra_state"}
 
 
 def test_noisy_linear_learns_sigma_and_resamples_as_asked():
@@ -60,7 +61,7 @@ def test_pni_adds_scaled_weight_noise_with_learnable_alpha():
     layer = PNI(conv, seed=4)
     assert layer.alpha.item() == 0.25
     out = layer(x)
-    eta = torch.randn(conv.weight.shape, generator=torch.Generator().manual_seed(4))
+    eta = noise_generator(4).normal(conv.weight.shape)
     noisy = conv.weight + 0.25 * conv.weight.detach().std() * eta
     assert torch.allclose(out, F.conv2d(x, noisy, conv.bias), atol=1e-6)
     out.sum().backward()
@@ -68,6 +69,6 @@ def test_pni_adds_scaled_weight_noise_with_learnable_alpha():
     assert torch.equal(layer.eval()(x), conv(x))
     model = nn.Sequential(layer)
     assert [(e.site, e.where, e.strength) for e in describe(model)] == [("module", "'0'", 0.25)]
-    assert set(model.state_dict()) == {"0.alpha", "0.module.weight", "0.module.bias"}
+    assert set(model.state_dict()) == {"0.alpha", "0.module.weight", "0.module.bias", "0._extra_state"}
     with pytest.raises(ValueError, match="floating parameter name='kernel'"):
         PNI(conv, name="kernel")

@@ -2,6 +2,7 @@ import pytest
 import torch
 from scipy import stats
 
+from noisereg.seeding import noise_generator
 from noisereg.sites.mixing import CutMix, MixingLayer, Mixup, cutmix, mixup
 
 from .helpers import gen
@@ -81,7 +82,7 @@ def test_mixing_layer_is_train_only_and_seeded():
     x, y = torch.randn(6, 3, 4, 4, generator=gen()), torch.arange(6) % 3
     layer = MixingLayer(CutMix(1.0, num_classes=3), seed=4)
     a = layer(x, y)
-    assert torch.equal(a[0], cutmix(x, y, 1.0, num_classes=3, generator=gen(4))[0])
+    assert torch.equal(a[0], cutmix(x, y, 1.0, num_classes=3, generator=noise_generator(4))[0])
     layer.eval()
     assert layer(x, y) == (x, y)
     with pytest.raises(TypeError, match="Mixup or CutMix"):

@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from noisereg.layers import NoiseLayer
 from noisereg.noise import gaussian
 from noisereg.schedules import Linear
+from noisereg.seeding import noise_generator
 from noisereg.sites.targets import (
     PATRINI_MNIST,
     DisturbLabel,
@@ -189,4 +190,4 @@ def test_kinds_as_train_only_layers():
     flip.reseed(3)
     assert torch.equal(first, flip(y)) and flip.applied == 2
     disturb = NoiseLayer(DisturbLabel(1.0, num_classes=3), seed=1)
-    assert torch.equal(disturb(y), disturb_labels(y, 1.0, num_classes=3, generator=gen(1)))
+    assert torch.equal(disturb(y), disturb_labels(y, 1.0, num_classes=3, generator=noise_generator(1)))

@@ -8,15 +8,15 @@ from torch.func import functional_call
 from torch.nn.utils import parametrize
 
 from noisereg.noise import Gaussian, MultiplicativeGaussian, gaussian, multiplicative_gaussian
-from noisereg.seeding import derive_seed, make_generator
+from noisereg.seeding import NoiseGenerator, derive_seed, noise_generator
 from noisereg.sites import attach, describe
 from noisereg.sites.selectors import clean_name
 
 from .models import CellNet, SeqNet, assert_same, mlp, snapshot
 
 
-def _stream(name: str) -> torch.Generator:
-    return make_generator(derive_seed(7, "weights", name))
+def _stream(name: str) -> NoiseGenerator:
+    return noise_generator(derive_seed(7, "weights", name))
 
 
 X = torch.randn(6, 3, generator=torch.Generator().manual_seed(2))

@@ -1,8 +1,10 @@
-"""Per-replica noise on stacked tensors: each replica draws from its own generator.
+"""Per-replica noise on stacked tensors: each replica draws from its own stream.
 
 A :class:`SiteStream` puts one site's noise on a stack ``[R, ...]`` whose dim 0 is the replica. Every
-replica has its own kind (the site's kind with the replica's strength) and its own
-``torch.Generator``, so a replica's draws never depend on which other replicas share its stack.
+replica has its own kind (the site's kind with the replica's strength) and its own stream (a
+:class:`~noisereg.streams.Stream` on a CPU, a ``torch.Generator`` elsewhere, as
+:func:`noisereg.seeding.noise_generator` decides), so a replica's draws never depend on which other
+replicas share its stack.
 
 Two paths, one formula:
 
@@ -10,8 +12,8 @@ Two paths, one formula:
   replica's generator;
 - the fast path, for :class:`~noisereg.noise.Gaussian`, :class:`~noisereg.noise.MultiplicativeGaussian`
   and :class:`~noisereg.noise.GaussianDropoutNoise` without clip, draws each replica's unit normals
-  ε_r with ``torch.randn`` from the same generator into one preallocated stack
-  (:func:`_draw_unit_normals`, the only place that draws directly) and applies the core's own formula
+  ε_r from the same stream into one preallocated stack (:func:`_draw_unit_normals`, the only place
+  that draws directly; Streams of all replicas in one parallel call) and applies the core's own formula
   with per-replica strengths broadcast along dim 0: x + σ·ε (Gaussian) or x·(1 + σ·ε) (the others,
   σ = √(rate/(1−rate)) for Gaussian dropout). It consumes each generator exactly as the kind's
   function would and gives the same numbers; ``tests/engine/test_injection.py`` checks both.
@@ -29,7 +31,10 @@ from torch import Tensor
 
 from noisereg import noise
 from noisereg.noise.multiplicative import dropout_std
+from noisereg.noise.base import randn
 from noisereg.schedules import resolve
+from noisereg.seeding import NoiseGenerator
+from noisereg.streams import Stream, fill_normals
 
 __all__ = ["SiteStream"]
 
@@ -50,15 +55,27 @@ def _fast_form(kinds: Sequence[object]) -> Form | None:
     return None
 
 
-def _draw_unit_normals(slices: Sequence[Tensor], generators: Sequence[torch.Generator], rows: Sequence[int]) -> None:
-    """Fill ``slices[r]`` (replica r's contiguous slice of a stack) with N(0, 1) draws from
-    ``generators[r]`` for each r in ``rows``.
+@torch.compiler.disable
+def _draw_unit_normals(
+    stack: Tensor, slices: Sequence[Tensor], generators: Sequence[NoiseGenerator], rows: Sequence[int]
+) -> None:
+    """Fill ``slices[r]`` (replica r's contiguous slice of ``stack``) with N(0, 1) draws from
+    ``generators[r]`` for each r in ``rows``, consuming each stream exactly as the core's
+    ``randn_like(x, g)`` does for a float32/float64 ``x`` of that shape, with the same numbers.
 
-    ``Tensor.normal_(generator=g)`` on a contiguous slice consumes ``g`` exactly as the core's
-    ``randn_like(x, g)`` does for a float32/float64 ``x`` of that shape, and gives the same numbers.
+    Streams of every replica are drawn by one call on all cores when all replicas draw; a Stream's
+    values at (key, counter) do not depend on that grouping.
     """
+    streams = all(isinstance(generators[r], Stream) for r in rows)
+    if streams and len(rows) == len(slices) and stack.dtype in (torch.float32, torch.float64):
+        flat = stack.view(len(slices), -1)
+        fill_normals(flat, [g.key for g in generators], [g.reserve(flat.shape[1]) for g in generators])
+        return
     for r in rows:
-        slices[r].normal_(generator=generators[r])
+        if isinstance(generators[r], Stream):
+            slices[r].copy_(randn(slices[r].shape, generators[r], dtype=slices[r].dtype, device=stack.device))
+        else:
+            slices[r].normal_(generator=generators[r])
 
 
 class SiteStream:
@@ -66,7 +83,7 @@ class SiteStream:
 
     Args:
         kinds: one noise config per replica (the site's kind with that replica's strength).
-        generators: one generator per replica, on the stack's device.
+        generators: one stream per replica for the stack's device (Stream or torch.Generator).
         name: the site's name for error messages (e.g. ``"sites[2]"``).
         clock: whether schedules read the step or the epoch.
 
@@ -77,7 +94,7 @@ class SiteStream:
     def __init__(
         self,
         kinds: Sequence[object],
-        generators: Sequence[torch.Generator],
+        generators: Sequence[NoiseGenerator],
         *,
         name: str,
         clock: Literal["step", "epoch"] = "step",
@@ -141,7 +158,7 @@ class SiteStream:
         if not rows:
             return x, None
         eps, slices = self._buffer(slot, x)
-        _draw_unit_normals(slices, self.generators, rows)
+        _draw_unit_normals(eps, slices, self.generators, rows)
         if self.form == "additive":
             # (σ·ε) + x as two roundings, as the core computes it (a fused x + σ·ε rounds once)
             return x.add_(eps.mul_(sigma)), None
@@ -159,7 +176,7 @@ class SiteStream:
         if not rows:
             return sigma, None
         eps, slices = self._buffer(slot, like)
-        _draw_unit_normals(slices, self.generators, rows)
+        _draw_unit_normals(eps, slices, self.generators, rows)
         return sigma, eps
 
     def _apply_general(self, x: Tensor, step: int) -> Tensor:

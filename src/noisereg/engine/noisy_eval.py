@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from noisereg.seeding import derive_seed, make_generator
+from noisereg.seeding import derive_seed, noise_generator
 
 __all__ = ["NOISY_PART", "noisy_copy", "with_noisy_part"]
 
@@ -29,11 +29,11 @@ def noisy_copy(
 ) -> Tensor:
     """A noisy copy of the network inputs ``x`` [R, n, ...]: replica r's data columns
     (``input_view``; an MLP's column of ones is left alone) replaced by
-    ``eval_noise(columns_r, generator=make_generator(derive_seed(seeds[r], "noisy_eval")))``."""
+    ``eval_noise(columns_r, generator=noise_generator(derive_seed(seeds[r], "noisy_eval")))``."""
     noisy = x.clone()
     columns = input_view(noisy)
     for r, seed in enumerate(seeds):
-        generator = make_generator(derive_seed(seed, "noisy_eval"), x.device)
+        generator = noise_generator(derive_seed(seed, "noisy_eval"), x.device)
         out = eval_noise(columns[r], generator=generator)
         if not isinstance(out, Tensor) or out.shape != columns[r].shape:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__

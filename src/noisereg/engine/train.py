@@ -31,7 +31,7 @@ from noisereg.engine.optim import StackedOptimizer
 from noisereg.engine.projection import ProjectedPostNoise
 from noisereg.engine.replicas import StackedMLP, initial_state_dict
 from noisereg.engine.specs import FoldData, Group, MLPSpec, is_constantly_off, site_kinds
-from noisereg.seeding import derive_seed, make_generator
+from noisereg.seeding import derive_seed, make_generator, noise_generator
 
 __all__ = ["ChunkResult", "train_chunk", "evaluated_epochs"]
 
@@ -102,7 +102,7 @@ class _Chunk:
             if all(is_constantly_off(k) for k in kinds):
                 continue
             keys = group.stream_keys(i)
-            gens = [make_generator(derive_seed(r.seed, "noise", *keys), device) for r in replicas]
+            gens = [noise_generator(derive_seed(r.seed, "noise", *keys), device) for r in replicas]
             stream = SiteStream(kinds, gens, name=f"sites[{i}]", clock=site.clock)
             if site.sampling == "projected":
                 self.model.projected.append(ProjectedPostNoise(stream))

@@ -24,6 +24,7 @@ from noisereg.noise.base import (
     randn_like,
 )
 from noisereg.schedules import Schedule
+from noisereg.seeding import NoiseGenerator
 
 __all__ = ["gaussian", "uniform", "Gaussian", "Uniform"]
 
@@ -34,7 +35,7 @@ def gaussian(
     *,
     clip: Clip = None,
     mask: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: NoiseGenerator | None = None,
 ) -> Tensor:
     """Additive Gaussian noise: x̃ = x + std·ε, ε ~ N(0, I).
 
@@ -43,7 +44,7 @@ def gaussian(
         std: standard deviation >= 0 (not the variance); a float or a tensor of shape [batch].
         clip: optional (low, high) applied to the noisy output.
         mask: bool tensor broadcastable to x; True positions are left untouched.
-        generator: a torch.Generator on x's device; None uses torch's global generator.
+        generator: a noisereg Stream (CPU) or torch.Generator on x's device; None: torch's global one.
 
     Raises:
         TypeError: x is not floating point; ValueError: std is negative, NaN or infinite.
@@ -69,7 +70,7 @@ def uniform(
     *,
     clip: Clip = None,
     mask: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: NoiseGenerator | None = None,
 ) -> Tensor:
     """Additive uniform noise: x̃ = x + u, u ~ U(−a, a) with a = ``half_width``.
 

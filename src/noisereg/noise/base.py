@@ -27,6 +27,8 @@ from noisereg._checks import check_real, expected_range
 from noisereg._compat import values_readable
 from noisereg.noise.kinds import KINDS
 from noisereg.schedules import Schedule, resolve, span
+from noisereg.seeding import NoiseGenerator
+from noisereg.streams import Stream
 
 __all__ = ["NoiseKind", "Strength", "Clip"]
 
@@ -149,11 +151,20 @@ def finish(noisy: Tensor, x: Tensor, *, mask: Tensor | None, clip: Clip) -> Tens
     return noisy
 
 
-def check_generator(generator: object, x: Tensor) -> torch.Generator | None:
+def check_generator(generator: object, x: Tensor) -> NoiseGenerator | None:
     if generator is None:
         return None
+    if isinstance(generator, Stream):
+        if x.device.type != "cpu":
+            raise ValueError(
+                f"a noisereg Stream draws on the CPU but x is on {x.device}: use a torch.Generator on the "
+                f"input's device (noisereg.seeding.noise_generator(seed, x.device))"
+            )
+        return generator
     if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        raise TypeError(
+            f"generator must be a torch.Generator, a noisereg Stream or None, got {type(generator).__name__}"
+        )
     if generator.device.type != x.device.type:
         raise ValueError(
             f"generator is on {generator.device} but x is on {x.device}: make the generator on the "
@@ -162,12 +173,42 @@ def check_generator(generator: object, x: Tensor) -> torch.Generator | None:
     return generator
 
 
-def randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    return torch.randn(x.shape, generator=generator, dtype=draw_dtype(x), device=x.device)
+@torch.compiler.disable
+def _from_stream(stream: Stream, normal: bool, shape: torch.Size, dtype: torch.dtype) -> Tensor:
+    # Compiled graphs call the numba kernel as an opaque step (graph break), never trace it.
+    drawn = torch.float64 if dtype == torch.float64 else torch.float32
+    values = stream.normal(shape, drawn) if normal else stream.uniform(shape, drawn)
+    return values if drawn == dtype else values.to(dtype)
 
 
-def rand_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    return torch.rand(x.shape, generator=generator, dtype=draw_dtype(x), device=x.device)
+def randn(shape: torch.Size | tuple[int, ...], generator: NoiseGenerator | None, *,
+          dtype: torch.dtype, device: torch.device) -> Tensor:
+    """N(0, 1) values: from a noisereg Stream (CPU), a torch.Generator, or torch's global one (None)."""
+    if isinstance(generator, Stream):
+        return _from_stream(generator, True, torch.Size(shape), dtype)
+    return torch.randn(shape, generator=generator, dtype=dtype, device=device)
+
+
+def rand(shape: torch.Size | tuple[int, ...], generator: NoiseGenerator | None, *,
+         dtype: torch.dtype, device: torch.device) -> Tensor:
+    """U[0, 1) values, from the same choice of generator as :func:`randn`."""
+    if isinstance(generator, Stream):
+        return _from_stream(generator, False, torch.Size(shape), dtype)
+    return torch.rand(shape, generator=generator, dtype=dtype, device=device)
+
+
+def torch_generator(generator: NoiseGenerator | None) -> torch.Generator | None:
+    """A torch.Generator for draws a Stream does not make (Poisson, Beta, randint, randperm, multinomial):
+    a stream gives one seeded from its next block; a torch.Generator or None is returned as is."""
+    return generator.spawn_generator() if isinstance(generator, Stream) else generator
+
+
+def randn_like(x: Tensor, generator: NoiseGenerator | None) -> Tensor:
+    return randn(x.shape, generator, dtype=draw_dtype(x), device=x.device)
+
+
+def rand_like(x: Tensor, generator: NoiseGenerator | None) -> Tensor:
+    return rand(x.shape, generator, dtype=draw_dtype(x), device=x.device)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,7 +299,7 @@ class NoiseKind:
         x: Tensor,
         *,
         step: int = 0,
-        generator: torch.Generator | None = None,
+        generator: NoiseGenerator | None = None,
         mask: Tensor | None = None,
     ) -> Tensor:
         kwargs = self.resolved(step)

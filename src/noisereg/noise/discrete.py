@@ -23,8 +23,10 @@ from noisereg.noise.base import (
     finish,
     is_identity,
     rand_like,
+    torch_generator,
 )
 from noisereg.schedules import Schedule
+from noisereg.seeding import NoiseGenerator
 
 __all__ = ["impulse", "shot", "Impulse", "Shot"]
 
@@ -37,7 +39,7 @@ def impulse(
     low: float = 0.0,
     high: float = 1.0,
     mask: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: NoiseGenerator | None = None,
 ) -> Tensor:
     """Impulse (salt-and-pepper) noise: each position is replaced with probability ``amount``.
 
@@ -67,7 +69,7 @@ def shot(
     *,
     clip: Clip = None,
     mask: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: NoiseGenerator | None = None,
 ) -> Tensor:
     """Shot (Poisson) noise: x̃ = Poisson(x·scale) / scale, for x >= 0.
 
@@ -85,7 +87,7 @@ def shot(
             f"shot noise counts photons: x must be >= 0, got min {x.min().item()}; shift or rescale "
             "the data to a non-negative range first"
         )
-    counts = torch.poisson(x.detach().to(draw_dtype(x)) * scale, generator=generator).div_(scale)
+    counts = torch.poisson(x.detach().to(draw_dtype(x)) * scale, generator=torch_generator(generator)).div_(scale)
     noisy = x + (counts - x.detach()) if x.requires_grad else counts
     return finish(noisy, x, mask=mask, clip=clip)
 

@@ -20,9 +20,11 @@ from noisereg.noise.base import (
     draw_dtype,
     finish,
     is_identity,
+    rand,
     randn_like,
 )
 from noisereg.schedules import Schedule
+from noisereg.seeding import NoiseGenerator
 
 __all__ = [
     "multiplicative_gaussian",
@@ -54,7 +56,7 @@ def multiplicative_gaussian(
     *,
     clip: Clip = None,
     mask: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: NoiseGenerator | None = None,
 ) -> Tensor:
     """Multiplicative Gaussian noise, also called speckle: x̃ = x·(1 + std·ε) = x + x·std·ε.
 
@@ -70,7 +72,7 @@ def multiplicative_gaussian(
 
 
 def _times_one_plus_noise(
-    x: Tensor, std: Strength, *, clip: Clip, mask: Tensor | None, generator: torch.Generator | None
+    x: Tensor, std: Strength, *, clip: Clip, mask: Tensor | None, generator: NoiseGenerator | None
 ) -> Tensor:
     noisy = randn_like(x, generator).mul_(std).add_(1.0).mul_(x)
     return finish(noisy, x, mask=mask, clip=clip)
@@ -92,7 +94,7 @@ def gaussian_dropout(
     *,
     clip: Clip = None,
     mask: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: NoiseGenerator | None = None,
 ) -> Tensor:
     """Gaussian dropout (Srivastava et al. 2014; Keras ``GaussianDropout``): x̃ = x·(1 + σε).
 
@@ -113,7 +115,7 @@ def alpha_dropout(
     *,
     noise_shape: tuple[int, ...] | None = None,
     mask: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: NoiseGenerator | None = None,
 ) -> Tensor:
     """Alpha dropout (Klambauer et al. 2017) with the parametrization of Keras 3 ``AlphaDropout``.
 
@@ -133,7 +135,7 @@ def alpha_dropout(
         raise ValueError(f"noise_shape={noise_shape!r} must broadcast to x's shape {list(x.shape)}") from None
     if is_identity(rate, 0.0):
         return x
-    kept = torch.rand(shape, generator=generator, dtype=torch.float32, device=x.device) >= rate
+    kept = rand(shape, generator, dtype=torch.float32, device=x.device) >= rate
     a = ((1.0 - rate) * (1.0 + rate * _ALPHA_PRIME**2)) ** -0.5
     b = -a * _ALPHA_PRIME * rate
     dtype = draw_dtype(x)

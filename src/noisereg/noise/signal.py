@@ -24,6 +24,7 @@ from noisereg.noise.base import (
     randn_like,
 )
 from noisereg.schedules import Schedule
+from noisereg.seeding import NoiseGenerator
 
 __all__ = ["snr_gaussian", "colored", "spatial", "SNRGaussian", "Colored", "Spatial"]
 
@@ -42,7 +43,7 @@ def snr_gaussian(
     *,
     clip: Clip = None,
     mask: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: NoiseGenerator | None = None,
 ) -> Tensor:
     """Gaussian noise at a target signal-to-noise ratio, measured per sample.
 
@@ -75,7 +76,7 @@ def snr_gaussian(
     return finish(noisy, x, mask=mask, clip=clip)
 
 
-def _filtered_white(x: Tensor, gain: Tensor, dims: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
+def _filtered_white(x: Tensor, gain: Tensor, dims: tuple[int, ...], generator: NoiseGenerator | None) -> Tensor:
     """Unit-variance stationary Gaussian noise shaped like x, filtered by ``gain`` along ``dims``.
 
     White noise w is filtered circularly in the Fourier domain; for unit-variance w the output's
@@ -104,7 +105,7 @@ def colored(
     beta: float = 1.0,
     clip: Clip = None,
     mask: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: NoiseGenerator | None = None,
 ) -> Tensor:
     """Additive colored Gaussian noise with power spectrum ∝ 1/f^β along the last dimension.
 
@@ -138,7 +139,7 @@ def spatial(
     length: float = 2.0,
     clip: Clip = None,
     mask: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: NoiseGenerator | None = None,
 ) -> Tensor:
     """Spatially correlated Gaussian noise for images (over the last two dimensions).
 

@@ -74,6 +74,37 @@ class Handle:
         """The noise layers placed (their ``applied`` counters, ``step``, ``reseed``)."""
         return [p.layer for p in self._placements]
 
+    def state_dict(self) -> dict[str, Any]:
+        """The noise state of every place, for a checkpoint beside the model's and optimizer's.
+
+        Per place: the schedule step, the ``applied`` count, the seed, the position of its streams and,
+        for weight noise, the noise it holds. The model's own ``state_dict()`` never holds it (attached
+        noise leaves it clean), so save this too to resume the noise rather than replay it:
+        ``torch.save({"model": model.state_dict(), "noise": handle.state_dict()}, path)``.
+        """
+        return {"site": self.site,
+                "places": [{"where": p.where, "state": p.noise_state()} for p in self._placements]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume the noise from :meth:`state_dict` of a handle placed the same way (same site, places).
+
+        Raises ValueError when the checkpoint holds another site or other places (e.g. a checkpoint
+        made before this noise was attached has none: it cannot resume it).
+        """
+        if self.removed:
+            raise ValueError(f"this handle's {self.site} noise was removed: nothing to load into")
+        if not isinstance(state, dict) or "site" not in state or "places" not in state:
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"state must be a handle's state_dict() with 'site' and 'places', got {got}")
+        saved = [entry["where"] for entry in state["places"]]
+        if state["site"] != self.site or saved != self.places:
+            raise ValueError(
+                f"the state holds {state['site']} noise at {saved}, this handle {self.site} noise at "
+                f"{self.places}: load the state saved from a handle attached the same way"
+            )
+        for placement, entry in zip(self._placements, state["places"], strict=True):
+            placement.load_noise_state(entry["state"])
+
     def remove(self) -> None:
         """Take the noise off: hooks, parametrizations and registrations go; the model is as before.
 

@@ -23,6 +23,7 @@ from noisereg.layers import NoiseLayer, add_beside, remove_beside
 from noisereg.noise.additive import uniform
 from noisereg.noise.base import NoiseKind, Strength, check_input, check_mask, check_strength
 from noisereg.schedules import Schedule
+from noisereg.seeding import NoiseGenerator
 from noisereg.sites.placement import MaskSource, Placement, padding_mask, stream_seed
 from noisereg.sites.selectors import Selector, select_modules
 
@@ -30,7 +31,7 @@ __all__ = ["neftune", "NEFTune", "place_embeddings"]
 
 
 def neftune(
-    x: Tensor, alpha: Strength, *, mask: Tensor | None = None, generator: torch.Generator | None = None
+    x: Tensor, alpha: Strength, *, mask: Tensor | None = None, generator: NoiseGenerator | None = None
 ) -> Tensor:
     """NEFTune noise on embeddings ``x`` of shape [batch, L, d] (or [L, d], one sequence).
 

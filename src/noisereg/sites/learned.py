@@ -18,6 +18,7 @@ from torch.func import functional_call
 
 from noisereg.layers import NoiseLayer
 from noisereg.noise.additive import Gaussian
+from noisereg.noise.base import randn
 
 __all__ = ["NoisyLinear", "PNI"]
 
@@ -86,9 +87,23 @@ class NoisyLinear(NoiseLayer):
         """Draw new factorised noise ε_in, ε_out from the layer's stream."""
         generator = self.generator(self.eps_in.device)
         for buffer in (self.eps_in, self.eps_out):
-            draw = torch.randn(buffer.shape, generator=generator, device=buffer.device, dtype=torch.float32)
+            draw = randn(buffer.shape, generator, device=buffer.device, dtype=torch.float32)
             buffer.copy_(_signed_sqrt(draw))
         self._fresh = True
+
+    def get_extra_state(self) -> dict[str, object]:
+        """The layer's noise state plus the factorised noise it holds (``resample="manual"``)."""
+        held = (self.eps_in.clone(), self.eps_out.clone()) if self._fresh else None
+        return {**super().get_extra_state(), "held": held}
+
+    def set_extra_state(self, state: object) -> None:
+        super().set_extra_state(state)
+        held = state.get("held")  # type: ignore[union-attr]
+        self._fresh = held is not None
+        if held is not None:
+            with torch.no_grad():
+                self.eps_in.copy_(held[0])
+                self.eps_out.copy_(held[1])
 
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
         if not self.active:
@@ -159,8 +174,7 @@ class PNI(NoiseLayer):
         self._advance()
         self._count()
         weight = getattr(self.module, self.name)
-        eta = torch.randn(weight.shape, generator=self.generator(weight.device), device=weight.device,
-                          dtype=weight.dtype)
+        eta = randn(weight.shape, self.generator(weight.device), device=weight.device, dtype=weight.dtype)
         noisy = weight + self.alpha * weight.detach().std() * eta
         return functional_call(self.module, {self.name: noisy}, args, kwargs)
 

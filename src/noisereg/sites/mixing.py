@@ -16,8 +16,9 @@ from torch import Tensor
 from noisereg._checks import check_int, check_real
 from noisereg._compat import beta_symmetric
 from noisereg.layers import NoiseLayer
-from noisereg.noise.base import NoiseKind, check_generator, draw_dtype
+from noisereg.noise.base import NoiseKind, check_generator, draw_dtype, torch_generator
 from noisereg.schedules import Schedule
+from noisereg.seeding import NoiseGenerator
 from noisereg.sites.targets import as_soft, class_count
 
 __all__ = ["mixup", "cutmix", "MixingKind", "Mixup", "CutMix", "MixingLayer"]
@@ -58,7 +59,7 @@ def mixup(
     *,
     num_classes: int | None = None,
     per_sample: bool = False,
-    generator: torch.Generator | None = None,
+    generator: NoiseGenerator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """mixup (Zhang et al. 2018): x̃ = λ·x + (1 − λ)·x[π], ỹ = λ·y + (1 − λ)·y[π], λ ~ Beta(α, α).
 
@@ -70,7 +71,7 @@ def mixup(
     """
     _check_pair(x, y, kind="mixup", min_dims=1)
     alpha = _check_alpha(alpha)
-    generator = check_generator(generator, x)
+    generator = torch_generator(check_generator(generator, x))
     if alpha == 0.0:
         return x, y
     dtype = draw_dtype(x)
@@ -83,7 +84,7 @@ def mixup(
     return mixed_x, ly * soft + (1.0 - ly) * soft[perm]
 
 
-def _box_span(size: int, cut: Tensor, generator: torch.Generator | None, device: torch.device) -> Tensor:
+def _box_span(size: int, cut: Tensor, generator: NoiseGenerator | None, device: torch.device) -> Tensor:
     """[n, size] booleans: positions inside a span of length ``cut`` centred at a uniform position."""
     centre = torch.randint(0, size, cut.shape, generator=generator, device=device)
     low = centre - cut // 2
@@ -98,7 +99,7 @@ def cutmix(
     *,
     num_classes: int | None = None,
     per_sample: bool = False,
-    generator: torch.Generator | None = None,
+    generator: NoiseGenerator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """CutMix (Yun et al. 2019): paste a box of x[π] into x; mix targets by the box's area.
 
@@ -109,7 +110,7 @@ def cutmix(
     """
     _check_pair(x, y, kind="cutmix", min_dims=3)
     alpha = _check_alpha(alpha)
-    generator = check_generator(generator, x)
+    generator = torch_generator(check_generator(generator, x))
     if alpha == 0.0:
         return x, y
     dtype, device = draw_dtype(x), x.device
@@ -145,7 +146,7 @@ class MixingKind(NoiseKind):
             check_int(self.num_classes, "num_classes", low=1)
 
     def __call__(  # type: ignore[override]
-        self, x: Tensor, y: Tensor, *, step: int = 0, generator: torch.Generator | None = None
+        self, x: Tensor, y: Tensor, *, step: int = 0, generator: NoiseGenerator | None = None
     ) -> tuple[Tensor, Tensor]:
         kwargs: dict[str, Any] = self.resolved(step)
         alpha = kwargs.pop(self.strength_field)

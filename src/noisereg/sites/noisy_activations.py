@@ -22,8 +22,9 @@ import torch
 from torch import Tensor, nn
 
 from noisereg.layers import NoiseLayer
-from noisereg.noise.base import NoiseKind, Strength, check_generator, check_input, check_strength, draw_dtype
+from noisereg.noise.base import NoiseKind, Strength, check_generator, check_input, check_strength, draw_dtype, randn
 from noisereg.schedules import Schedule
+from noisereg.seeding import NoiseGenerator
 
 __all__ = ["noisy_hard_activation", "SaturationNoise", "NoisyHardTanh", "NoisyHardSigmoid"]
 
@@ -39,7 +40,7 @@ def noisy_hard_activation(
     half_normal: bool = True,
     p: float | Tensor = 1.0,
     expected: bool = False,
-    generator: torch.Generator | None = None,
+    generator: NoiseGenerator | None = None,
 ) -> Tensor:
     """φ(x) of the module docstring; ``expected=True`` uses E[ξ] instead of drawing ξ.
 
@@ -65,7 +66,7 @@ def noisy_hard_activation(
     if expected:
         xi: Tensor | float = math.sqrt(2.0 / math.pi) if half_normal else 0.0
     else:
-        xi = torch.randn(z.shape, generator=generator, dtype=dtype, device=z.device)
+        xi = randn(z.shape, generator, dtype=dtype, device=z.device)
         xi = xi.abs() if half_normal else xi
     return (alpha * h + (1.0 - alpha) * u + direction * sigma * xi).to(x.dtype)
 

@@ -40,7 +40,8 @@ class Placement:
     ``key`` is ``(position, object, *extra)``: the place (a module, parameter or optimizer, and where
     on it), so that attaching the same site twice is caught; ``host`` is the module whose mode
     switches the noise (None: on whenever called, as gradient noise at an optimizer step); ``undo``
-    takes it off; ``refresh``, where given, makes held noise be drawn anew (weight noise).
+    takes it off; ``refresh``, where given, makes held noise be drawn anew (weight noise); ``save`` and
+    ``load`` give and take the place's noise state for a checkpoint (default: the layer's extra state).
     """
 
     site: str
@@ -50,6 +51,17 @@ class Placement:
     host: nn.Module | None
     undo: Callable[[], None]
     refresh: Callable[[], None] | None = None
+    save: Callable[[], dict[str, Any]] | None = None
+    load: Callable[[dict[str, Any]], None] | None = None
+
+    def noise_state(self) -> dict[str, Any]:
+        return self.save() if self.save is not None else self.layer.get_extra_state()
+
+    def load_noise_state(self, state: dict[str, Any]) -> None:
+        if self.load is not None:
+            self.load(state)
+        else:
+            self.layer.set_extra_state(state)
 
 
 @dataclasses.dataclass(frozen=True)

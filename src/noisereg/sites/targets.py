@@ -23,8 +23,9 @@ from torch import Tensor
 
 from noisereg._checks import check_int
 from noisereg.noise.additive import gaussian
-from noisereg.noise.base import NoiseKind, check_generator, check_strength, is_identity
+from noisereg.noise.base import NoiseKind, check_generator, check_strength, is_identity, torch_generator
 from noisereg.schedules import Schedule
+from noisereg.seeding import NoiseGenerator
 
 __all__ = [
     "PATRINI_MNIST",
@@ -94,7 +95,7 @@ def label_smoothing(
     *,
     num_classes: int | None = None,
     spread: Spread = "all",
-    generator: torch.Generator | None = None,
+    generator: NoiseGenerator | None = None,
 ) -> Tensor:
     """Label smoothing (Szegedy et al. 2016): soft targets that move mass ε off the labelled class.
 
@@ -196,7 +197,7 @@ def transition_matrix(num_classes: int, rate: float, pattern: Pattern = "symmetr
 
 
 def _draw_destinations(
-    hard: Tensor, classes: int, pattern: Pattern, generator: torch.Generator | None
+    hard: Tensor, classes: int, pattern: Pattern, generator: NoiseGenerator | None
 ) -> Tensor:
     shape, device = hard.shape, hard.device
     if pattern == "symmetric":
@@ -218,7 +219,7 @@ def flip_labels(
     num_classes: int | None = None,
     pattern: Pattern = "symmetric",
     ignore_index: int | None = -100,
-    generator: torch.Generator | None = None,
+    generator: NoiseGenerator | None = None,
 ) -> Tensor:
     """Label noise: each label is flipped with probability ``rate`` to a class drawn from ``pattern``.
 
@@ -247,7 +248,7 @@ def flip_labels(
     ignored = None if soft_input or ignore_index is None else hard == ignore_index
     if ignored is not None:
         hard = hard.masked_fill(ignored, 0)
-    generator = check_generator(generator, y)
+    generator = torch_generator(check_generator(generator, y))
     u = torch.rand(hard.shape, generator=generator, device=y.device)
     rate = check_strength(rate, name="rate", x=u, high=1.0)
     if is_identity(rate, 0.0):
@@ -273,7 +274,7 @@ def disturb_labels(
     *,
     num_classes: int | None = None,
     ignore_index: int | None = -100,
-    generator: torch.Generator | None = None,
+    generator: NoiseGenerator | None = None,
 ) -> Tensor:
     """DisturbLabel (Xie et al. 2016): with probability α a label is redrawn uniformly over all C classes.
 
@@ -285,7 +286,7 @@ def disturb_labels(
     )
 
 
-def regression_noise(y: Tensor, std: float | Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+def regression_noise(y: Tensor, std: float | Tensor, *, generator: NoiseGenerator | None = None) -> Tensor:
     """Noise on regression targets: ỹ = y + σ·ε, ε ~ N(0, I) (:func:`noisereg.noise.gaussian`)."""
     return gaussian(y, std, generator=generator)
 

@@ -69,6 +69,17 @@ class WeightNoise(nn.Module):
             self.stale = False
         return weight if self._delta is None else weight + self._delta
 
+    def noise_state(self) -> dict[str, object]:
+        """The noise layer's state plus the held δ (what ``handle.state_dict()`` saves for this weight)."""
+        held = None if self.stale or self._delta is None else self._delta.clone()
+        return {**self.noise.get_extra_state(), "held": held}
+
+    def load_noise_state(self, state: dict[str, object]) -> None:
+        self.noise.set_extra_state(state)
+        held = state.get("held")
+        self._delta = held if isinstance(held, Tensor) else None
+        self.stale = held is None
+
     def extra_repr(self) -> str:
         return f"resample={self.resample!r}"
 
@@ -108,6 +119,25 @@ def _state_hooks(owner: nn.Module, local: str) -> tuple[Any, Any]:
     return owner.register_state_dict_post_hook(save), owner.register_load_state_dict_pre_hook(load)
 
 
+def _noise_state_hooks(owner: nn.Module, local: str, param: WeightNoise) -> tuple[Any, Any]:
+    """State-dict hooks that keep the noise layer's own state (``..._extra_state``) out of the model's
+    checkpoint: it travels with the handle's ``state_dict()``, so the model's stays clean."""
+
+    def key(mod: nn.Module, prefix: str) -> str:
+        index = next(i for i, p in enumerate(mod.parametrizations[local]) if p is param)
+        return f"{prefix}parametrizations.{local}.{index}.noise._extra_state"
+
+    def save(mod: nn.Module, state: dict, prefix: str, local_metadata: Any) -> None:
+        state.pop(key(mod, prefix), None)
+
+    def load(mod: nn.Module, state: dict, prefix: str, *args: Any) -> None:
+        state.setdefault(key(mod, prefix), param.noise.get_extra_state())
+
+    # Registered before _state_hooks, so the key is gone before its reordering sees the tail.
+    return (owner.register_state_dict_post_hook(save),
+            owner.register_load_state_dict_pre_hook(load))
+
+
 def _restore_parameter_order(owner: nn.Module) -> None:
     order = _clean_order(owner)[0]
     current = dict(owner._parameters)
@@ -128,7 +158,7 @@ def _place_one(root: nn.Module, kind: NoiseKind, name: str, owner: nn.Module, lo
     _clean_order(owner)
     parametrize.register_parametrization(owner, local, param)
     param.registered = True
-    hooks = list(_state_hooks(owner, local)) if ours_only else []
+    hooks = [*_noise_state_hooks(owner, local, param), *(_state_hooks(owner, local) if ours_only else ())]
     if resample == "step":
         def mark(module: nn.Module, args: tuple) -> None:
             if module.training:
@@ -150,7 +180,8 @@ def _place_one(root: nn.Module, kind: NoiseKind, name: str, owner: nn.Module, lo
         param.stale = True
 
     key = ("weights", parameter(owner, local))
-    return Placement("weights", f"weight {name!r}", key, layer, owner, undo, refresh)
+    return Placement("weights", f"weight {name!r}", key, layer, owner, undo, refresh,
+                     save=param.noise_state, load=param.load_noise_state)
 
 
 def _check_untied(root: nn.Module, chosen: list[tuple[str, nn.Module, str]]) -> None:

@@ -1,0 +1,333 @@
+"""Counter-based noise streams: Philox4x32-10 with an exact Box–Muller transform, on all CPU cores.
+
+A :class:`Stream` is a key and a counter, nothing else. Its output at (key, position) is a pure
+function, so a stream can be resumed at any position without replaying it, and a replica's noise does
+not depend on the other replicas of its batch or on the number of threads that drew it.
+
+Block function: Philox4x32-10 (Salmon, Moraes, Dror & Shaw 2011, "Parallel random numbers: as easy as
+1, 2, 3"), the generator torch uses on CUDA and JAX everywhere; counter (c0, c1, c2, c3) = (block index
+low 32 bits, high 32 bits, 0, 0), key (k0, k1) = (key low 32 bits, high 32 bits). Its known-answer
+vectors (Random123's ``kat_vectors``) are checked by ``tests/test_streams.py``.
+
+One block gives four 32-bit words w0..w3. A draw of n values from a stream at counter c uses blocks
+c, c+1, ..., c + ⌈n/4⌉ − 1 (value j from word j mod 4 of block c + ⌊j/4⌋) and leaves the counter at
+c + ⌈n/4⌉.
+
+- Uniform on [0, 1): float32 (w >> 8)·2⁻²⁴ (24 random bits, never 1.0); float64 w·2⁻³².
+- Normal: Box–Muller on the pairs (w0, w1) and (w2, w3), u = (w_even + 1)·2⁻³² ∈ (0, 1],
+  θ = 2π·w_odd·2⁻³²: z = √(−2 ln u)·cos θ, √(−2 ln u)·sin θ. The transform is evaluated in float64
+  with series whose truncation error is below float64 rounding (ln by 2·atanh((m−1)/(m+1)) after an
+  exact exponent split, sin and cos by Taylor series after an exact integer quadrant reduction), then
+  rounded to the output dtype. Exact but for the 32-bit resolution of u: |z| ≤ √(64 ln 2) ≈ 6.66,
+  a tail of probability 2.7·10⁻¹¹ that is cut, for float64 output too.
+
+The kernel is compiled with numba (cached on disk after the first run, ``NUMBA_CACHE_DIR`` to move the
+cache) and runs on ``torch.get_num_threads()`` threads (so the engine's one-thread workers draw on one). CPU tensors only: on CUDA noisereg draws with
+torch's own generator (see :func:`noisereg.seeding.make_generator`).
+
+>>> s = Stream(7)
+>>> a = s.normal((5,))
+>>> s.counter
+2
+>>> bool(torch.equal(Stream(7).normal((5,)), a))
+True
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import math
+import numbers
+import os
+from typing import Any
+
+import numba
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["Stream", "philox4x32", "fill_normals", "fill_uniforms"]
+
+_MASK = np.uint64(0xFFFFFFFF)
+_M0, _M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
+_W0, _W1 = np.uint64(0x9E3779B9), np.uint64(0xBB67AE85)
+_S32, _S8 = np.uint64(32), np.uint64(8)
+_KEY_BITS, _COUNTER_BITS = 64, 64
+_CHUNK = 1024  # blocks per task: 4096 values, scratch that stays in L1/L2
+
+_LN2 = math.log(2.0)
+_SQRT2 = math.sqrt(2.0)
+_HALF_PI_SCALED = (math.pi / 2.0) * 2.0**-30
+# ln m = 2·atanh(s) = 2·Σ s^(2k+1)/(2k+1), |s| ≤ 3 − 2√2 ≈ 0.172: eleven terms leave < 1.5·10⁻¹⁷ relative.
+_ATANH = tuple(2.0 / (2 * k + 1) for k in range(11))
+# sin and cos on |φ| ≤ π/4 by Taylor series to φ¹⁹ and φ²⁰: the next terms are below 10⁻¹⁹.
+_SIN = tuple((-1.0) ** k / math.factorial(2 * k + 1) for k in range(10))
+_COS = tuple((-1.0) ** k / math.factorial(2 * k) for k in range(11))
+_S, _C = _SIN, _COS
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _rounds(c0: np.uint64, c1: np.uint64, c2: np.uint64, c3: np.uint64, k0: np.uint64, k1: np.uint64) -> tuple:
+    """Philox4x32-10 of counter (c0, c1, c2, c3) under key (k0, k1); 32-bit values held in uint64."""
+    for _ in range(10):
+        p0 = c0 * _M0
+        p1 = c2 * _M1
+        c0, c1, c2, c3 = (p1 >> _S32) ^ c1 ^ k0, p1 & _MASK, (p0 >> _S32) ^ c3 ^ k1, p0 & _MASK
+        k0 = (k0 + _W0) & _MASK
+        k1 = (k1 + _W1) & _MASK
+    return c0, c1, c2, c3
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _block(c0: np.uint64, c1: np.uint64, k0: np.uint64, k1: np.uint64) -> tuple:
+    """The block of a stream: counter (block index low word, high word, 0, 0)."""
+    return _rounds(c0, c1, np.uint64(0), np.uint64(0), k0, k1)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _philox_words(words: np.ndarray) -> tuple:
+    return _rounds(words[0], words[1], words[2], words[3], words[4], words[5])
+
+
+def philox4x32(counter: tuple[int, int, int, int], key: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The Philox4x32-10 block function on one 128-bit counter and 64-bit key (32-bit words).
+
+    >>> [hex(w) for w in philox4x32((0, 0, 0, 0), (0, 0))]
+    ['0x6627e8d5', '0xe169c58d', '0xbc57ac4c', '0x9b00dbd8']
+    """
+    words = [*counter, *key]
+    if len(counter) != 4 or len(key) != 2 or not all(0 <= int(w) < 2**32 for w in words):
+        raise ValueError(f"philox4x32 needs 4 counter and 2 key words in [0, 2**32), got {counter}, {key}")
+    return tuple(int(w) for w in _philox_words(np.array(words, dtype=np.uint64)))  # type: ignore[return-value]
+
+
+_FRACTION, _ONE = np.uint64((1 << 52) - 1), np.uint64(1023 << 52)
+_TWO52_BITS, _TWO52_PLUS_BIAS = np.uint64(0x4330000000000000), 2.0**52 + 1023 + 32
+_A = _ATANH
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _radius(m: float, exponent: float) -> float:
+    """√(−2·ln u) for u = m·2^exponent, m ∈ [1, 2): series for ln m after moving m into [√½, √2)."""
+    big = m > _SQRT2
+    m = m * 0.5 if big else m
+    e = exponent + 1.0 if big else exponent
+    s = (m - 1.0) / (m + 1.0)
+    z = s * s
+    series = _A[0] + z * (_A[1] + z * (_A[2] + z * (_A[3] + z * (_A[4] + z * (_A[5] + z * (
+        _A[6] + z * (_A[7] + z * (_A[8] + z * (_A[9] + z * _A[10])))))))))
+    return math.sqrt(-2.0 * (e * _LN2 + s * series))
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _cos_sin(w: np.uint64) -> tuple:
+    """(cos θ, sin θ) for θ = 2π·w·2⁻³²: quadrant q and remainder d found exactly in integers."""
+    q = ((w + np.uint64(1 << 29)) >> np.uint64(30)) & np.uint64(3)
+    d = np.int64(w & np.uint64((1 << 30) - 1))
+    if d >= (1 << 29):
+        d -= 1 << 30
+    phi = d * _HALF_PI_SCALED
+    z = phi * phi
+    s = phi * (_S[0] + z * (_S[1] + z * (_S[2] + z * (_S[3] + z * (_S[4] + z * (_S[5] + z * (
+        _S[6] + z * (_S[7] + z * (_S[8] + z * _S[9])))))))))
+    c = _C[0] + z * (_C[1] + z * (_C[2] + z * (_C[3] + z * (_C[4] + z * (_C[5] + z * (
+        _C[6] + z * (_C[7] + z * (_C[8] + z * (_C[9] + z * _C[10])))))))))
+    odd = (q & np.uint64(1)) != 0
+    cos_t = s if odd else c
+    sin_t = c if odd else s
+    if ((q + np.uint64(1)) & np.uint64(2)) != 0:
+        cos_t = -cos_t
+    if (q & np.uint64(2)) != 0:
+        sin_t = -sin_t
+    return cos_t, sin_t
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _normal_chunk(out: np.ndarray, start: int, stop: int, key: np.uint64, counter: np.uint64) -> None:
+    """Normals of values [start, stop) of one row (start a multiple of 4) into ``out``."""
+    k0, k1 = key & _MASK, key >> _S32
+    first = start // 4
+    blocks = (stop - start + 3) // 4
+    radii = np.empty(2 * blocks, dtype=np.float64)
+    radii_bits = radii.view(np.uint64)
+    angles = np.empty(2 * blocks, dtype=np.uint64)
+    base = counter + np.uint64(first)
+    for b in range(blocks):
+        ctr = base + np.uint64(b)
+        w0, w1, w2, w3 = _block(ctr & _MASK, ctr >> _S32, k0, k1)
+        radii[2 * b] = np.float64(w0) + 1.0
+        radii[2 * b + 1] = np.float64(w2) + 1.0
+        angles[2 * b] = w1
+        angles[2 * b + 1] = w3
+    # Exponent split in integers (one pass), the float series in another: both passes vectorize.
+    # The biased exponent b becomes the float 2⁵² + b by its bits (AVX2 has no int64 -> float64).
+    exponents = np.empty(2 * blocks, dtype=np.float64)
+    exponent_bits = exponents.view(np.uint64)
+    for i in range(2 * blocks):
+        bits = radii_bits[i]
+        exponent_bits[i] = _TWO52_BITS | (bits >> np.uint64(52))
+        radii_bits[i] = (bits & _FRACTION) | _ONE
+    for i in range(2 * blocks):
+        radii[i] = _radius(radii[i], exponents[i] - _TWO52_PLUS_BIAS)
+    pairs = (stop - start) // 2
+    for i in range(pairs):
+        c, s = _cos_sin(angles[i])
+        out[start + 2 * i] = radii[i] * c
+        out[start + 2 * i + 1] = radii[i] * s
+    if (stop - start) % 2:
+        out[stop - 1] = radii[pairs] * _cos_sin(angles[pairs])[0]
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _normals(out: np.ndarray, keys: np.ndarray, counters: np.ndarray, first: int, last: int) -> None:
+    """Tasks [first, last) of the normals of ``out``: task t is chunk t mod chunks of row t // chunks."""
+    n = out.shape[1]
+    chunks = (n + 4 * _CHUNK - 1) // (4 * _CHUNK)
+    for task in range(first, last):
+        r, c = task // chunks, task % chunks
+        start = 4 * _CHUNK * c
+        _normal_chunk(out[r], start, min(n, start + 4 * _CHUNK), keys[r], counters[r])
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _uniforms(out: np.ndarray, keys: np.ndarray, counters: np.ndarray, single: bool, first: int, last: int) -> None:
+    """Tasks [first, last) of the uniforms of ``out``: task t is chunk t mod chunks of row t // chunks."""
+    n = out.shape[1]
+    chunks = (n + 4 * _CHUNK - 1) // (4 * _CHUNK)
+    for task in range(first, last):
+        r, c = task // chunks, task % chunks
+        for b in range(_CHUNK * c, min((n + 3) // 4, _CHUNK * (c + 1))):
+            ctr = counters[r] + np.uint64(b)
+            words = _block(ctr & _MASK, ctr >> _S32, keys[r] & _MASK, keys[r] >> _S32)
+            for j in range(min(4, n - 4 * b)):
+                if single:
+                    out[r, 4 * b + j] = np.float64(words[j] >> _S8) * 2.0**-24
+                else:
+                    out[r, 4 * b + j] = np.float64(words[j]) * 2.0**-32
+
+
+# Threads of our own, not numba's threading layer: its OpenMP layer aborts in processes forked after
+# use (the engine's workers fork), and its workqueue layer refuses concurrent callers. The kernels
+# release the GIL; one pool per process (a forked child makes its own).
+_pools: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
+
+
+def _run(kernel: Any, array: np.ndarray, keys: list[int], counters: list[int], *extra: object) -> None:
+    rows, n = array.shape
+    tasks = rows * ((n + 4 * _CHUNK - 1) // (4 * _CHUNK))
+    keys_, counters_ = np.array(keys, dtype=np.uint64), np.array(counters, dtype=np.uint64)
+    threads = min(torch.get_num_threads(), tasks)
+    if threads <= 1:
+        kernel(array, keys_, counters_, *extra, 0, tasks)
+        return
+    pool = _pools.get(os.getpid())
+    if pool is None or pool._max_workers < threads:
+        pool = _pools[os.getpid()] = concurrent.futures.ThreadPoolExecutor(threads, "noisereg-stream")
+    bounds = [tasks * i // threads for i in range(threads + 1)]
+    jobs = [pool.submit(kernel, array, keys_, counters_, *extra, lo, hi) for lo, hi in itertools.pairwise(bounds)]
+    for job in jobs:
+        job.result()
+
+
+def _check_rows(out: Tensor, keys: list[int], counters: list[int]) -> np.ndarray:
+    if not isinstance(out, Tensor) or out.dim() != 2 or out.device.type != "cpu":
+        raise ValueError("out must be a 2-d CPU tensor [rows, values]")
+    if out.dtype not in (torch.float32, torch.float64) or not out.is_contiguous():
+        raise ValueError(f"out must be contiguous float32 or float64, got dtype={out.dtype}")
+    if len(keys) != out.shape[0] or len(counters) != out.shape[0]:
+        raise ValueError(f"need one key and one counter per row: {out.shape[0]} rows")
+    return out.numpy()
+
+
+def fill_normals(out: Tensor, keys: list[int], counters: list[int]) -> None:
+    """Fill row r of ``out`` [rows, n] with N(0, 1) values of stream (keys[r], counters[r]), in place.
+
+    All rows at once, on ``torch.get_num_threads()`` threads; row r is exactly
+    ``Stream(keys[r], counters[r]).normal((n,))`` whatever the rows and threads.
+    """
+    array = _check_rows(out, keys, counters)
+    if out.numel():
+        _run(_normals, array, keys, counters)
+
+
+def fill_uniforms(out: Tensor, keys: list[int], counters: list[int]) -> None:
+    """Fill row r of ``out`` [rows, n] with U[0, 1) values of stream (keys[r], counters[r]), in place."""
+    array = _check_rows(out, keys, counters)
+    if out.numel():
+        _run(_uniforms, array, keys, counters, out.dtype == torch.float32)
+
+
+def _check_dtype(dtype: torch.dtype) -> torch.dtype:
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"a Stream draws float32 or float64, got {dtype=}")
+    return dtype
+
+
+class Stream:
+    """A Philox4x32-10 stream: a 64-bit ``key`` and a 64-bit block ``counter`` (see the module docstring).
+
+    Stands where a CPU ``torch.Generator`` stands in noisereg (``generator=`` of every noise kind): its
+    draws advance the counter, and ``state_dict()`` / ``load_state_dict()`` save and resume it.
+
+    Args:
+        key: int in [0, 2⁶⁴), usually a :func:`noisereg.seeding.derive_seed`.
+        counter: the block to start from, default 0.
+    """
+
+    device = torch.device("cpu")
+
+    def __init__(self, key: int, counter: int = 0) -> None:
+        self.key = self._word(key, "key", _KEY_BITS)
+        self.counter = self._word(counter, "counter", _COUNTER_BITS)
+
+    @staticmethod
+    def _word(value: object, name: str, bits: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name}={value!r} must be an int in [0, 2**{bits}), got {type(value).__name__}")
+        if not 0 <= value < 1 << bits:
+            raise ValueError(f"{name}={value!r} must be an int in [0, 2**{bits})")
+        return int(value)
+
+    def reserve(self, n: int) -> int:
+        """Move the counter past the ⌈n/4⌉ blocks that n values use; return the first of them."""
+        start = self.counter
+        self.counter = (start + (n + 3) // 4) % (1 << _COUNTER_BITS)
+        return start
+
+    def normal(self, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> Tensor:
+        """A new CPU tensor of N(0, 1) values of ``shape``; the counter moves on by ⌈numel/4⌉."""
+        out = torch.empty(shape, dtype=_check_dtype(dtype))
+        return self.normal_(out)
+
+    def normal_(self, out: Tensor) -> Tensor:
+        """Fill the contiguous CPU tensor ``out`` with N(0, 1) values, in place; returns ``out``."""
+        fill_normals(out.view(1, -1), [self.key], [self.reserve(out.numel())])
+        return out
+
+    def uniform(self, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> Tensor:
+        """A new CPU tensor of U[0, 1) values of ``shape``; the counter moves on by ⌈numel/4⌉."""
+        out = torch.empty(shape, dtype=_check_dtype(dtype))
+        fill_uniforms(out.view(1, -1), [self.key], [self.reserve(out.numel())])
+        return out
+
+    def spawn_generator(self) -> torch.Generator:
+        """A torch CPU generator seeded from this stream (one block of it), for the draws a Stream does
+        not make itself (Poisson, Beta, permutations, categorical draws)."""
+        words = self.uniform((2,), torch.float64).mul_(2.0**32).to(torch.int64).tolist()
+        return torch.Generator().manual_seed((words[0] | (words[1] << 32)) >> 1)
+
+    def state_dict(self) -> dict[str, int]:
+        """``{"key", "counter"}``: all of the stream's state."""
+        return {"key": self.key, "counter": self.counter}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume at the key and counter of :meth:`state_dict`."""
+        if not isinstance(state, dict) or set(state) != {"key", "counter"}:
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"stream state must be a dict with keys 'key' and 'counter', got {got}")
+        self.key = self._word(state["key"], "key", _KEY_BITS)
+        self.counter = self._word(state["counter"], "counter", _COUNTER_BITS)
+
+    def __repr__(self) -> str:
+        return f"Stream(key={self.key}, counter={self.counter})"

@@ -1,0 +1,171 @@
+"""The counter-based generator: known answers, the exact transform, statistics, positions, threads."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from noisereg import noise
+from noisereg.layers import GaussianNoise
+from noisereg.seeding import derive_seed, noise_generator, set_noise_generator
+from noisereg.streams import Stream, fill_normals, fill_uniforms, philox4x32
+from tests.conftest import six_se_mean, six_se_var
+
+# Random123 kat_vectors, Philox4x32-10: counter (4 words), key (2 words) -> output (4 words).
+KAT = [
+    ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+    ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
+     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+]
+N = 1 << 18
+
+
+def _words(key: int, counter: int, blocks: int) -> np.ndarray:
+    """The raw 32-bit words of ``blocks`` blocks (float64 uniforms are w·2⁻³², exact)."""
+    u = Stream(key, counter).uniform((4 * blocks,), torch.float64)
+    return (u.numpy() * 2.0**32).astype(np.uint64)
+
+
+@pytest.mark.parametrize(("counter", "key", "expected"), KAT)
+def test_block_function_matches_the_published_vectors(counter, key, expected) -> None:
+    assert philox4x32(counter, key) == expected
+
+
+@pytest.mark.parametrize(("key", "counter"), [(0, 0), (0xA4093822 | (0x299F31D0 << 32), 2**32 - 1), (2**64 - 1, 7)])
+def test_stream_blocks_are_the_block_function_of_key_and_counter(key, counter) -> None:
+    words = _words(key, counter, 3).reshape(3, 4)
+    for b in range(3):
+        c = counter + b
+        expected = philox4x32((c & 0xFFFFFFFF, c >> 32, 0, 0), (key & 0xFFFFFFFF, key >> 32))
+        assert tuple(int(w) for w in words[b]) == expected
+
+
+def test_normals_are_box_muller_of_the_words_to_float64_rounding() -> None:
+    words = _words(11, 5, N // 4).reshape(-1, 2)
+    u = (words[:, 0].astype(np.float64) + 1.0) * 2.0**-32
+    theta = 2.0 * math.pi * words[:, 1].astype(np.float64) * 2.0**-32
+    r = np.sqrt(-2.0 * np.log(u))
+    expected = np.stack([r * np.cos(theta), r * np.sin(theta)], axis=1).reshape(-1)
+    z64 = Stream(11, 5).normal((N,), torch.float64)
+    # Both sides are within a few float64 ulps (libm to 1 ulp, the series below rounding) of |z| <= 6.66.
+    largest = math.sqrt(64 * math.log(2.0))
+    np.testing.assert_allclose(z64.numpy(), expected, rtol=0, atol=16 * np.finfo(np.float64).eps * largest)
+    assert torch.equal(Stream(11, 5).normal((N,), torch.float32), z64.float())
+    assert float(z64.abs().max()) <= largest
+
+
+def test_moments_and_kolmogorov_smirnov() -> None:
+    z = Stream(derive_seed(0, "moments")).normal((N,), torch.float64)
+    for observed, bound in (six_se_mean(z, 0.0), six_se_var(z, 1.0)):
+        assert observed < bound
+    # 4th moment 3 with standard error √((E z⁸ − 9)/N) = √(96/N)
+    assert abs(float(z.pow(4).mean()) - 3.0) < 6 * math.sqrt(96 / N)
+    # KS at level 1e-6 (a fixed key: the same statistic on every run)
+    alpha = 1e-6
+    assert stats.kstest(z.numpy(), "norm").statistic < math.sqrt(-math.log(alpha / 2) / (2 * N))
+    u = Stream(derive_seed(0, "uniform")).uniform((N,), torch.float32).double()
+    assert float(u.min()) >= 0.0 and float(u.max()) < 1.0
+    assert stats.kstest(u.numpy(), "uniform").statistic < math.sqrt(-math.log(alpha / 2) / (2 * N))
+
+
+def _corr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.corrcoef(torch.stack([a.double(), b.double()]))[0, 1])
+
+
+@pytest.mark.parametrize("replica", [0, 1, 7])
+def test_neighbouring_keys_and_counters_are_uncorrelated(replica: int) -> None:
+    bound = 6.0 / math.sqrt(N)  # six standard errors of a correlation of independent samples
+    a = Stream(derive_seed(3, "replica", replica)).normal((N,))
+    b = Stream(derive_seed(3, "replica", replica + 1)).normal((N,))
+    assert abs(_corr(a, b)) < bound
+    raw = Stream(replica).normal((N,)), Stream(replica + 1).normal((N,))  # keys one apart
+    assert abs(_corr(*raw)) < bound
+    blocks = raw[0].view(-1, 4)  # value j of block c against value j of block c + 1, each j
+    for j in range(4):
+        assert abs(_corr(blocks[:-1, j], blocks[1:, j])) < 6.0 / math.sqrt(blocks.shape[0] - 1)
+    assert abs(_corr(blocks[:, 0], blocks[:, 1])) < 6.0 / math.sqrt(blocks.shape[0])  # a Box–Muller pair
+
+
+def test_a_stream_resumes_at_any_position() -> None:
+    whole = Stream(5).normal((40,))
+    s = Stream(5)
+    first, second = s.normal((10,)), s.normal((7,))
+    assert s.counter == 3 + 2
+    assert torch.equal(first, whole[:10]) and torch.equal(second, whole[12:19])
+    assert torch.equal(Stream(5, counter=3).normal((7,)), second)
+    copy = Stream(0)
+    copy.load_state_dict(s.state_dict())
+    assert torch.equal(copy.normal((9,)), s.normal((9,)))
+
+
+def test_values_do_not_depend_on_threads_or_on_the_other_rows() -> None:
+    keys, counters = [derive_seed(1, "replica", r) for r in range(3)], [0, 5, 2**40]
+    previous = torch.get_num_threads()
+    rows = {}
+    try:
+        for threads in (1, 2, 5):
+            torch.set_num_threads(threads)
+            out = torch.empty(3, 10_001)
+            fill_normals(out, keys, counters)
+            rows[threads] = out
+            uniform = torch.empty(2, 9_999, dtype=torch.float64)
+            fill_uniforms(uniform, keys[:2], counters[:2])
+            rows[-threads] = uniform
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(rows[1], rows[2]) and torch.equal(rows[1], rows[5])
+    assert torch.equal(rows[-1], rows[-2]) and torch.equal(rows[-1], rows[-5])
+    for r in range(3):
+        assert torch.equal(rows[1][r], Stream(keys[r], counters[r]).normal((10_001,)))
+
+
+def test_kinds_draw_from_a_stream_like_from_a_generator() -> None:
+    x = torch.randn(6, 5, dtype=torch.float64)
+    noisy = noise.gaussian(x, 0.3, generator=Stream(9))
+    assert torch.equal(noisy, Stream(9).normal(x.shape, torch.float64).mul_(0.3).add_(x))
+    half = noise.gaussian(x.half(), 0.3, generator=Stream(9))
+    assert half.dtype == torch.float16
+    with pytest.raises(ValueError, match="Stream draws on the CPU"):
+        noise.gaussian(torch.zeros(2, device="meta"), 0.1, generator=Stream(0))
+    photons = torch.rand(4, 4)  # Poisson draws come from a torch generator seeded by the stream's next block
+    shot = noise.shot(photons, 10.0, generator=Stream(2))
+    assert torch.equal(shot, noise.shot(photons, 10.0, generator=Stream(2).spawn_generator()))
+
+
+def test_choosing_torchs_generator() -> None:
+    assert isinstance(noise_generator(4), Stream)
+    previous = set_noise_generator("torch")
+    try:
+        assert isinstance(noise_generator(4), torch.Generator)
+        layer = GaussianNoise(0.1, seed=4)
+        expected = noise.gaussian(torch.zeros(3), 0.1, generator=torch.Generator().manual_seed(4))
+        assert torch.equal(layer(torch.zeros(3)), expected)
+        philox_state = {"step": 1, "applied": 1, "seed": 4, "streams": {"cpu": {"key": 4, "counter": 1}}}
+        with pytest.raises(ValueError, match="set_noise_generator"):
+            GaussianNoise(0.1, seed=4).set_extra_state(philox_state)
+    finally:
+        set_noise_generator(previous)
+    with pytest.raises(ValueError, match="family='mt'"):
+        set_noise_generator("mt")  # type: ignore[arg-type]
+
+
+def test_bad_keys_counters_and_buffers_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"key=-1 must be an int in \[0, 2\*\*64\)"):
+        Stream(-1)
+    with pytest.raises(ValueError, match="counter"):
+        Stream(0, 2**64)
+    with pytest.raises(TypeError, match="key=True"):
+        Stream(True)
+    with pytest.raises(ValueError, match="keys 'key' and 'counter'"):
+        Stream(0).load_state_dict({"key": 1})
+    with pytest.raises(ValueError, match="float32 or float64"):
+        Stream(0).normal((2,), torch.int64)
+    with pytest.raises(ValueError, match="one key and one counter per row"):
+        fill_normals(torch.empty(2, 3), [0], [0, 0])
+    with pytest.raises(ValueError, match="contiguous"):
+        fill_normals(torch.empty(3, 2).t(), [0, 0], [0, 0])
