@@ -27,6 +27,7 @@ class Cell:
     noise: tuple[Any, ...]
     selection: bool
     search: bool = False
+    standardize: bool | None = None
 
     def meta(self) -> dict[str, Any]:
         """Plain data stored with the study (no noise objects)."""
@@ -37,6 +38,7 @@ class Cell:
             "selection": self.selection,
             "noise": [n.model_dump(mode="json") for n in self.noise],
             **({"search": True} if self.search else {}),
+            **({"standardize": self.standardize} if self.standardize is not None else {}),
         }
 
 
@@ -55,11 +57,13 @@ def plan_cells(config: StudyConfig) -> list[Cell]:
         if arm.search is not None:
             param = arm.search.param or MAIN_STRENGTH[arm.noise[0].kind]
             for i in range(1, arm.search.trials + 1):
-                cells.append(Cell(cell_key(arm.name, i, "trial"), arm.name, None, param, tuple(arm.noise), True, search=True))
+                cells.append(
+                    Cell(cell_key(arm.name, i, "trial"), arm.name, None, param, tuple(arm.noise), True, search=True, standardize=arm.standardize)
+                )
             continue
         param = None if arm.grid is None else (arm.grid.param or MAIN_STRENGTH[arm.noise[0].kind])
         for value, noise in arm.cells():
-            cells.append(Cell(cell_key(arm.name, value, param), arm.name, value, param, tuple(noise), arm.name == chosen))
+            cells.append(Cell(cell_key(arm.name, value, param), arm.name, value, param, tuple(noise), arm.name == chosen, standardize=arm.standardize))
     return cells
 
 

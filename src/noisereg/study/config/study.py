@@ -194,12 +194,18 @@ class GridConfig(Strict):
 class ArmConfig(Strict):
     """A named noise setting: ``noise`` is one table or a list of tables (sites used together);
     no ``noise`` means no noise. ``grid`` (a list of values, or a :class:`GridConfig`) makes one cell
-    per value; ``search`` (a :class:`SearchConfig`) makes cells whose values a sampler proposes."""
+    per value; ``search`` (a :class:`SearchConfig`) makes cells whose values a sampler proposes.
+    ``standardize`` overrides ``data.standardize`` for this arm only (its folds are rescaled, or not,
+    with the training part's statistics; the samples, seeds and batch order stay the same, so arms
+    with and without it are paired). ``versus`` names another arm (without grid or search) that this
+    one is also compared with, seed by seed, besides the baseline."""
 
     name: Annotated[str, Field(min_length=1, max_length=80)]
     noise: list[NoiseConfig] = []
     grid: GridConfig | None = None
     search: SearchConfig | None = None
+    standardize: bool | None = None
+    versus: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -307,7 +313,30 @@ class StudyConfig(Strict):
                 )
             if arm.search is not None and self.model.kind != "mlp" and {"pre", "post"} & set(arm.search.sites or ()):
                 raise ValueError(f"arms[{i}].search.sites: 'pre' and 'post' (hidden-layer) noise need model.kind = 'mlp'")
+        self._check_contrasts(names)
         return self
+
+    def _check_contrasts(self, names: list[str]) -> None:
+        """``standardize`` and ``versus`` of each arm (see :class:`ArmConfig`)."""
+        for i, arm in enumerate(self.arms):
+            if arm.standardize and self.data.value_range is not None:
+                raise ValueError(f"arms[{i}].standardize = true with data.value_range: standardizing would undo the [0, 1] map")
+            if arm.standardize is not None and (
+                self.selection is not None and self.selection.arm == arm.name and arm.standardize != self.data.standardize
+            ):
+                raise ValueError(f"arms[{i}].standardize: the selection arm uses data.standardize (its CV folds are shared)")
+            if arm.versus is None:
+                continue
+            if arm.versus not in names:
+                close = difflib.get_close_matches(arm.versus, names, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; arms: {names}"
+                raise ValueError(f"arms[{i}].versus={arm.versus!r} is not an arm{hint}")
+            other = self.arms[names.index(arm.versus)]
+            if arm.versus == arm.name:
+                raise ValueError(f"arms[{i}].versus={arm.versus!r} names the arm itself")
+            for which in (arm, other):
+                if which.grid is not None or which.search is not None:
+                    raise ValueError(f"arms[{i}].versus: {which.name!r} has a grid or search; compare arms of one cell each")
 
     @property
     def baseline_arm(self) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import jinja2
 
 __all__ = [
-    "to_markdown", "to_html", "table_rows", "selection_texts", "selection_value", "robustness_tables", "fmt", "HEADERS",
+    "to_markdown", "to_html", "table_rows", "contrast_rows", "CONTRAST_HEADERS", "selection_texts", "selection_value", "robustness_tables", "fmt", "HEADERS",
 ]
 
 
@@ -193,6 +193,22 @@ def robustness_tables(summary: Mapping[str, Any]) -> list[Table]:
     return tables
 
 
+def contrast_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+    """One row per arm compared with another (``versus``): arm, other, Δ, 95% CI, p (t), p (Holm), verdict."""
+    rows = []
+    for a in summary["arms"]:
+        v = a.get("versus")
+        if not v or not v.get("n"):
+            continue
+        lo, hi = v["ci95_diff"]
+        mark = "better" if v.get("better") else ("worse" if v.get("worse") else "no significant difference")
+        rows.append([a["name"], v["arm"], f"{v['mean_diff']:+.4f}", f"[{fmt(lo)}, {fmt(hi)}]", fmt(v.get("p_ttest"), 3), fmt(v.get("p_holm"), 3), mark])
+    return rows
+
+
+CONTRAST_HEADERS = ["arm", "versus", "Δ (arm − versus)", "95% CI", "p (t)", "p (Holm)", ""]
+
+
 def to_markdown(summary: Mapping[str, Any]) -> str:
     """The summary as Markdown: the verdict, the table, the selection, missing cells."""
     rows = table_rows(summary)
@@ -210,6 +226,11 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
         "|" + "---|" * len(keys),
     ]
     lines += ["| " + " | ".join(r[k] for k in keys) + " |" for r in rows]
+    contrasts = contrast_rows(summary)
+    if contrasts:
+        lines += ["", "## Paired contrasts", "", "Each arm against the arm it names (same seeds); Holm over these comparisons.", "",
+                  "| " + " | ".join(CONTRAST_HEADERS) + " |", "|" + "---|" * len(CONTRAST_HEADERS)]
+        lines += ["| " + " | ".join(r) + " |" for r in contrasts]
     lines += _selection_lines(summary.get("selection"))
     for title, note, headers, rows in robustness_tables(summary):
         lines += ["", f"## {title}", "", note, "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
@@ -232,5 +253,11 @@ def to_html(summary: Mapping[str, Any], plots: Sequence[tuple[str, str]]) -> str
     return template.render(
         s=summary, rows=table_rows(summary), headers=HEADERS, plots=plots,
         selection=selection_texts(summary["selection"]) if summary.get("selection") else [], fmt=fmt, value=selection_value,
-        tables=robustness_tables(summary),
+        tables=_contrast_table(summary) + robustness_tables(summary),
     )
+
+
+def _contrast_table(summary: Mapping[str, Any]) -> list[Table]:
+    rows = contrast_rows(summary)
+    note = "Each arm against the arm it names (same seeds); Holm over these comparisons."
+    return [("Paired contrasts", note, CONTRAST_HEADERS, rows)] if rows else []

@@ -16,7 +16,9 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   ``std_diff``, ``ci95_diff``, ``p_ttest``, ``p_wilcoxon``, ``p_holm`` (paired t-test p adjusted by
   Holm over all cells), ``cohen_dz``, ``rank_biserial``, ``wins``/``ties``/``losses``, ``better`` and
   ``worse`` (Holm p < 0.05 in that direction); a cell of a ``search`` also has ``search: true`` and
-  ``site`` (the proposed site, or null), and its ``grid_value`` is the proposed value;
+  ``site`` (the proposed site, or null), and its ``grid_value`` is the proposed value; an arm with
+  ``versus`` in its config also has ``versus``: ``arm`` (the other arm) and the same paired fields
+  against it (this − other), Holm-corrected over the ``versus`` comparisons;
 - ``verdict``: ``any_better``, ``better`` (cell names), ``best_mean`` (cell with the best mean),
   ``text`` (one plain sentence);
 - ``selection``: null, or ``arm``, ``param``, ``criterion`` (likelihood | accuracy), ``folds``,
@@ -148,6 +150,23 @@ def _verdict(arms: list[dict[str, Any]], baseline: str, metric: str, higher: boo
     return {"any_better": bool(better), "better": better, "worse": worse, "best_mean": best, "text": text}
 
 
+def _contrasts(config: Mapping[str, Any], done: Mapping[str, Any], arms: list[dict[str, Any]], key: str, higher: bool) -> None:
+    """Each arm with ``versus`` gets ``versus``: the other arm's name and the paired comparison (this
+    − other), with Holm's correction over the arms that have one (a family of its own)."""
+    others = {a["name"]: a.get("versus") for a in config["arms"] if a.get("versus")}
+    compared = []
+    for entry in arms:
+        other = others.get(entry["name"])
+        if other is None or other not in done:
+            continue
+        entry["versus"] = {"arm": other, **_paired(done[entry["name"]], done[other], key)}
+        if entry["versus"].get("n"):
+            compared.append(entry["versus"])
+    for v, p in zip(compared, holm([v.get("p_ttest") for v in compared])):
+        d = v["mean_diff"] * (1 if higher else -1)
+        v.update(p_holm=p, better=bool(p is not None and p < ALPHA and d > 0), worse=bool(p is not None and p < ALPHA and d < 0))
+
+
 def _proposed(cells: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """Cell metadata with each finished search cell's proposed value and site (stored with its results)."""
     out = {}
@@ -188,6 +207,7 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         a["paired"]["p_holm"] = p
         a["paired"]["better"] = bool(p is not None and p < ALPHA and d > 0)
         a["paired"]["worse"] = bool(p is not None and p < ALPHA and d < 0)
+    _contrasts(config, done, arms, key, higher)
     robustness = annotate_robustness(study, done, arms, metric)
     return {
         "schema": SCHEMA,
