@@ -77,4 +77,4 @@ def test_bad_arguments_are_named() -> None:
 
 def test_procedure_names() -> None:
     assert procedure_name("likelihood", "one_se", 3) == "likelihood, 1-SE, 3 seeds"
-    assert procedure_name("accuracy") == "accuracy, all seeds"
+    assert procedure_name("accuracy") == "accuracy"

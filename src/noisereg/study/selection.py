@@ -125,7 +125,7 @@ def choose(
 
 
 def procedure_name(score: str, rule: str = "best", seeds: int | None = None) -> str:
-    """A procedure's display name, e.g. ``likelihood, 1-SE, 3 seeds``."""
+    """A procedure's display name, e.g. ``likelihood, 1-SE, 3 seeds`` (no seed count for None)."""
     _check(score, rule, seeds)
-    parts = [score] + (["1-SE"] if rule == "one_se" else []) + ([f"{seeds} seed{'s' * (seeds != 1)}"] if seeds else ["all seeds"])
+    parts = [score] + (["1-SE"] if rule == "one_se" else []) + ([f"{seeds} seed{'s' * (seeds != 1)}"] if seeds else [])
     return ", ".join(parts)

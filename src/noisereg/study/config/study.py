@@ -248,16 +248,22 @@ class ArmConfig(Strict):
 class SelectionConfig(Strict):
     """Choose an arm's grid value by k-fold cross-validation on the training part.
 
-    ``criterion = 'likelihood'`` maximizes the cross-validated likelihood, i.e. minimizes the mean
-    validation loss (Holmstrom & Koistinen 1992); ``'accuracy'`` maximizes validation accuracy. Both
-    are reported; the chosen value's test result is the grid cell trained on the whole training part.
-    ``seeds``: how many of the study's seeds (the first ones) also train on the CV folds; default
-    all. Fewer keep the cost of CV down: the CV score averages seeds x folds trainings.
+    ``criterion``: the held-out score (:mod:`noisereg.study.selection`): ``likelihood`` (minimum mean
+    validation loss: maximum cross-validated likelihood, Holmstrom & Koistinen 1992), ``accuracy``,
+    ``brier`` (minimum Brier score; classifiers), ``calibrated`` (likelihood after temperature
+    scaling; classifiers) or ``early`` (likelihood at the epoch where the mean validation loss is
+    lowest). ``rule``: ``best``, or ``one_se`` (the least noise within one standard error of the
+    best). The defaults are the procedure that did best on ``benchmarks/selection.py`` (see the
+    README). Every criterion's choice is reported; the chosen value's test result is the grid cell
+    trained on the whole training part. ``seeds``: how many of the study's seeds (the first ones)
+    also train on the CV folds; default all. Fewer keep the cost of CV down: the CV score averages
+    seeds x folds trainings.
     """
 
     arm: str
     folds: Annotated[int, Field(ge=2)] = 5
-    criterion: Literal["likelihood", "accuracy"] = "likelihood"
+    criterion: Literal["likelihood", "accuracy", "brier", "calibrated", "early"] = "likelihood"
+    rule: Literal["best", "one_se"] = "one_se"
     seeds: Annotated[int, Field(ge=1)] | None = None
 
 

@@ -88,7 +88,8 @@ def _selection_lines(sel: Mapping[str, Any] | None) -> list[str]:
         "## Selection by cross-validation",
         "",
         f"Arm **{sel['arm']}**, {sel['folds']}-fold cross-validation on the training part; criterion: "
-        f"{'maximum cross-validated likelihood (minimum validation loss)' if sel['criterion'] == 'likelihood' else 'validation accuracy'}.",
+        f"{_CRITERIA.get(sel['criterion'], sel['criterion'])}"
+        f"{', one-standard-error rule (the least noise within one standard error of the best)' if sel.get('rule') == 'one_se' else ''}.",
         "",
         f"| {sel['param']} | CV loss (mean ± se) | CV accuracy |",
         "|---|---|---|",
@@ -97,6 +98,15 @@ def _selection_lines(sel: Mapping[str, Any] | None) -> list[str]:
         star = " ← chosen" if v is not None and v == sel["chosen"] else ""
         lines.append(f"| {selection_value(sel, i)}{star} | {fmt(loss)} ± {fmt(se)} | {fmt(acc)} |")
     return lines + ["", *selection_texts(sel)]
+
+
+_CRITERIA = {
+    "likelihood": "maximum cross-validated likelihood (minimum validation loss)",
+    "accuracy": "validation accuracy",
+    "brier": "minimum validation Brier score",
+    "calibrated": "maximum cross-validated likelihood after temperature scaling",
+    "early": "maximum cross-validated likelihood at the best epoch (early stopping)",
+}
 
 
 def selection_texts(sel: Mapping[str, Any]) -> list[str]:
@@ -114,6 +124,8 @@ def selection_texts(sel: Mapping[str, Any]) -> list[str]:
             f"[{fmt(search['low'])}, {fmt(search['high'])}]{' on a log scale' if search['log'] else ''}{sites}{first}, "
             "each ranked by its cross-validated score; rows in the order proposed."
         ))
+    if sel.get("chosen_by"):
+        texts.append("Every procedure's choice: " + "; ".join(f"{name}: {fmt(v)}" for name, v in sel["chosen_by"].items()) + ".")
     if sel.get("at_edge"):
         texts[0] += f" The chosen value is the {sel['at_edge']} of the grid: the best may lie beyond it; extend the grid."
     test = sel.get("test")
@@ -209,6 +221,15 @@ def contrast_rows(summary: Mapping[str, Any]) -> list[list[str]]:
 CONTRAST_HEADERS = ["arm", "versus", "Δ (arm − versus)", "95% CI", "p (t)", "p (Holm)", ""]
 
 
+def _recommendation_lines(rec: Mapping[str, Any] | None) -> list[str]:
+    if not rec:
+        return []
+    lines = ["## Recommendation", "", f"**{rec['text']}**", ""]
+    lines += [f"- Evidence: {e}." for e in rec["evidence"]]
+    lines += [f"- {c}" for c in rec["caveats"]]
+    return lines + ([""] if rec["evidence"] or rec["caveats"] else [])
+
+
 def to_markdown(summary: Mapping[str, Any]) -> str:
     """The summary as Markdown: the verdict, the table, the selection, missing cells."""
     rows = table_rows(summary)
@@ -219,6 +240,7 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
         *([summary["description"], ""] if summary.get("description") else []),
         f"**Verdict.** {summary['verdict']['text']}",
         "",
+        *_recommendation_lines(summary.get("recommendation")),
         f"Metric: test {summary['metric']} ({'higher' if summary['higher_is_better'] else 'lower'} is better), "
         f"{summary['seeds']} seeds per arm, paired with the baseline **{summary['baseline']}** on the same seeds.",
         "",
