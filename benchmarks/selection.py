@@ -33,12 +33,22 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import optimize, stats as sps
+from scipy import optimize
+from scipy import stats as sps
 from sklearn.datasets import make_blobs, make_circles, make_friedman1, make_moons
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from noisereg import noise
-from noisereg.engine import FoldData, Group, MLPSpec, OptimSpec, Replica, SiteNoise, build_module, train_group
+from noisereg.engine import (
+    FoldData,
+    Group,
+    MLPSpec,
+    OptimSpec,
+    Replica,
+    SiteNoise,
+    build_module,
+    train_group,
+)
 from noisereg.study.selection import choose, procedure_name
 
 GRID = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0)
@@ -281,7 +291,8 @@ def main() -> None:
             with open(args.out, "w") as fh:
                 json.dump({"epochs": epochs, "results": results}, fh)
     elapsed = time.perf_counter() - start
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    with open("/proc/cpuinfo") as fh:
+        cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), platform.processor())
     print(f"command: PYTHONPATH=src python benchmarks/selection.py {' '.join(sys.argv[1:])}".rstrip())
     print(f"machine: {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__}; load average {os.getloadavg()[0]:.2f} "
           f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; {elapsed / 60:.1f} min")

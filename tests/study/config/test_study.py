@@ -155,7 +155,7 @@ def test_a_stored_configuration_validates_back_to_the_same_study() -> None:
 
 def test_versus_must_name_another_single_cell_arm() -> None:
     raw = with_arm({"name": "b", "versus": "non"})
-    [(path, msg)] = problems(raw)
+    [(_, msg)] = problems(raw)
     assert "arms[2].versus='non' is not an arm; did you mean 'none'?" in msg
     assert "names the arm itself" in problems(with_arm({"name": "b", "versus": "b"}))[0][1]
     raw = tiny_raw(arms=[{"name": "none"}, {"name": "g", "noise": {"site": "pre", "kind": "gaussian", "std": 0.1}, "grid": [0.0, 0.1]},

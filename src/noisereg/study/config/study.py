@@ -8,7 +8,8 @@ A study file is TOML. Everything is validated before any work starts; a mistake 
 
 The schema (every table rejects unknown keys):
 
-- ``name`` (run directory name), ``description``, ``seed`` (root seed, default 0), ``seeds`` (seeds
+- ``name`` (run directory name), ``description``, ``claim`` (a published claim the study tests,
+  shown in the report beside what it measured), ``seed`` (root seed, default 0), ``seeds`` (seeds
   per arm, default 30), ``metric`` (``accuracy`` | ``loss`` | ``r2``; default accuracy for
   classification, r2 for regression), ``curve_points`` (bound on stored points per curve),
   ``baseline`` (name of the no-noise arm; default the first arm without noise).
@@ -272,6 +273,7 @@ class StudyConfig(Strict):
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)]
     description: str = ""
+    claim: str = ""
     seed: Annotated[int, Field(ge=0)] = 0
     seeds: Annotated[int, Field(ge=1, le=10_000)] = 30
     metric: Literal["accuracy", "loss", "r2"] | None = None

@@ -87,9 +87,11 @@ def _selection_lines(sel: Mapping[str, Any] | None) -> list[str]:
         "",
         "## Selection by cross-validation",
         "",
-        f"Arm **{sel['arm']}**, {sel['folds']}-fold cross-validation on the training part; criterion: "
-        f"{_CRITERIA.get(sel['criterion'], sel['criterion'])}"
-        f"{', one-standard-error rule (the least noise within one standard error of the best)' if sel.get('rule') == 'one_se' else ''}.",
+        (
+            f"Arm **{sel['arm']}**, {sel['folds']}-fold cross-validation on the training part; criterion: "
+            f"{_CRITERIA.get(sel['criterion'], sel['criterion'])}"
+            f"{', one-standard-error rule (the least noise within one standard error of the best)' if sel.get('rule') == 'one_se' else ''}."
+        ),
         "",
         f"| {sel['param']} | CV loss (mean ± se) | CV accuracy |",
         "|---|---|---|",
@@ -238,7 +240,8 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
         f"# Study {summary['study']}",
         "",
         *([summary["description"], ""] if summary.get("description") else []),
-        f"**Verdict.** {summary['verdict']['text']}",
+        *([f"**Published claim.** {summary['claim']}", ""] if summary.get("claim") else []),
+        f"**{'Measured here' if summary.get('claim') else 'Verdict'}.** {summary['verdict']['text']}",
         "",
         *_recommendation_lines(summary.get("recommendation")),
         f"Metric: test {summary['metric']} ({'higher' if summary['higher_is_better'] else 'lower'} is better), "

@@ -3,7 +3,7 @@
 Built from the store's plain data alone (no torch). The schema of ``summary.json``
 (``"schema": "noisereg.summary/1"``):
 
-- ``study``, ``description``, ``task``, ``data`` (data name, sizes, classes, loss);
+- ``study``, ``description``, ``claim`` (the published claim the study tests, or ""), ``task``, ``data`` (data name, sizes, classes, loss);
 - ``metric`` (``accuracy`` | ``loss`` | ``r2``), ``metric_key`` (the stored final metric, e.g.
   ``test_acc``), ``higher_is_better``;
 - ``baseline``: the no-noise arm's name; ``seeds``; ``cells_total``, ``cells_complete``, ``missing``
@@ -230,6 +230,7 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         "schema": SCHEMA,
         "study": config["name"],
         "description": config.get("description", ""),
+        "claim": config.get("claim", ""),
         "task": meta.get("task"),
         "data": meta,
         "metric": metric,
