@@ -172,6 +172,12 @@ def _radius_cells(certified: Mapping[str, Any]) -> list[str]:
     return cells
 
 
+def _ece_diff(p: Mapping[str, Any] | None) -> str:
+    if not p or not p.get("n"):
+        return "—"
+    return f"{p['mean_diff']:+.4f} (p = {fmt(p.get('p_ttest'), 3)})"
+
+
 def robustness_tables(summary: Mapping[str, Any]) -> list[Table]:
     """(title, note, headers, rows of display strings) of each robustness table that has data."""
     arms, info = summary["arms"], summary.get("robustness") or {}
@@ -187,9 +193,9 @@ def robustness_tables(summary: Mapping[str, Any]) -> list[Table]:
     if cal:
         bins = cal[0]["calibration"]["bins"]
         keys = ("accuracy", "ece", "adaptive_ece", "nll", "brier")
-        rows = [[a["name"], *(_pm(a["calibration"][k]) for k in keys)] for a in cal]
+        rows = [[a["name"], *(_pm(a["calibration"][k]) for k in keys), _ece_diff(a["calibration"].get("ece_paired"))] for a in cal]
         note = f"Clean test set; ECE with {bins} equal-width bins, adaptive ECE with {bins} equal-mass bins; lower is better except accuracy. Mean ± sd over seeds."
-        tables.append(("Calibration", note, ["arm", "accuracy", f"ECE ({bins} bins)", "adaptive ECE", "NLL", "Brier"], rows))
+        tables.append(("Calibration", note, ["arm", "accuracy", f"ECE ({bins} bins)", "adaptive ECE", "NLL", "Brier", "Δ ECE vs baseline (paired t p)"], rows))
     cor = [a for a in arms if a.get("corruption")]
     if cor:
         settings = info.get("settings") or {}
