@@ -36,6 +36,7 @@ class Cell:
     noise: tuple[Any, ...]
     selection: bool
     search: bool = False
+    standardize: bool | None = None
 
     def meta(self) -> dict[str, Any]:
         """Plain data stored with the study (no noise objects)."""
@@ -46,6 +47,7 @@ class Cell:
             "selection": self.selection,
             "noise": [n.model_dump(mode="json") for n in self.noise],
             **({"search": True} if self.search else {}),
+            **({"standardize": self.standardize} if self.standardize is not None else {}),
         }
 
 
@@ -64,11 +66,13 @@ def plan_cells(config: StudyConfig) -> list[Cell]:
         if arm.search is not None:
             param = arm.search.param or KINDS[arm.noise[0].kind].strength
             for i in range(1, arm.search.trials + 1):
-                cells.append(Cell(cell_key(arm.name, i, "trial"), arm.name, None, param, tuple(arm.noise), True, search=True))
+                cells.append(
+                    Cell(cell_key(arm.name, i, "trial"), arm.name, None, param, tuple(arm.noise), True, search=True, standardize=arm.standardize)
+                )
             continue
         param = None if arm.grid is None else (arm.grid.param or KINDS[arm.noise[0].kind].strength)
         for value, noise in arm.cells():
-            cells.append(Cell(cell_key(arm.name, value, param), arm.name, value, param, tuple(noise), arm.name == chosen))
+            cells.append(Cell(cell_key(arm.name, value, param), arm.name, value, param, tuple(noise), arm.name == chosen, standardize=arm.standardize))
     return cells
 
 

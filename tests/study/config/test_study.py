@@ -151,3 +151,50 @@ def test_a_stored_configuration_validates_back_to_the_same_study() -> None:
     for name in builtin_studies():
         config = resolve_study(name)
         assert parse_config(config.model_dump(mode="json")) == config
+
+
+def test_versus_must_name_another_single_cell_arm() -> None:
+    raw = with_arm({"name": "b", "versus": "non"})
+    [(_, msg)] = problems(raw)
+    assert "arms[2].versus='non' is not an arm; did you mean 'none'?" in msg
+    assert "names the arm itself" in problems(with_arm({"name": "b", "versus": "b"}))[0][1]
+    raw = tiny_raw(arms=[{"name": "none"}, {"name": "g", "noise": {"site": "pre", "kind": "gaussian", "std": 0.1}, "grid": [0.0, 0.1]},
+                         {"name": "b", "versus": "g"}])
+    raw.pop("selection")
+    assert "has a grid or search" in problems(raw)[0][1]
+
+
+def test_an_arm_may_override_standardize_and_trains_on_its_own_folds() -> None:
+    from noisereg.study.bridge.prepare import prepare
+
+    raw = with_arm({"name": "b", "standardize": False, "versus": "none"})
+    prep = prepare(parse_config(raw))
+    assert prep.fold_scaling == [True, False]
+    by = {c.key: prep.folds_of(c) for c in prep.cells}
+    assert by == {"none": [0], "a": [0], "b": [1]}
+    raw_x, scaled_x = prep.folds[1].x_train, prep.folds[0].x_train
+    assert abs(scaled_x.mean(0)).max() < 1e-12 and abs(raw_x - prep.data.x[:30]).max() == 0
+    assert prep.meta()["n_train"] == [30]
+
+
+def test_standardize_with_value_range_is_refused() -> None:
+    raw = with_arm({"name": "b", "standardize": True})
+    raw["data"] = {**raw["data"], "standardize": False, "value_range": [-2.0, 2.0]}
+    assert "standardizing would undo" in problems(raw)[0][1]
+
+
+def test_the_default_study_is_the_article_as_written() -> None:
+    cfg = resolve_study(None)
+    assert cfg.name == "case-study" and cfg.data.standardize is False
+    assert (cfg.data.source, cfg.data.n_samples, cfg.data.noise, cfg.data.random_state) == ("circles", 100, 0.1, 1)
+    assert (cfg.split.kind, cfg.split.n_train) == ("holdout", 30)
+    assert (cfg.model.widths, cfg.model.activation, cfg.model.init) == ([500], "relu", "glorot")
+    assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.training.epochs, cfg.training.batch_size, cfg.training.eval_every) == ("adam", 1e-3, 4000, 32, 1)
+
+
+@pytest.mark.parametrize("name", sorted(builtin_studies()))
+def test_every_builtin_study_prepares(name: str) -> None:
+    from noisereg.study.bridge.prepare import prepare
+
+    prep = prepare(resolve_study(name))
+    assert prep.cells and all(prep.folds_of(c) for c in prep.cells)

@@ -16,6 +16,7 @@ from noisereg import metrics
 from noisereg.engine import build_module
 from noisereg.robustness import corrupt
 from noisereg.seeding import derive_seed, make_generator
+from noisereg.study.stats import paired
 from noisereg.study.bridge.prepare import prepare
 from noisereg.study.measure.measurements import evaluate_cell
 from noisereg.study.measure.robustness import (
@@ -110,6 +111,9 @@ def test_results_have_the_documented_shape_and_the_summary_carries_them(measured
     arm = next(a for a in summary["arms"] if a["name"] == "pre")
     assert arm["calibration"]["ece"]["n"] == 3 and arm["corruption"]["mce"]["n"] == 3 and arm["certified"]["seeds"] == 3
     assert arm["noisy"]["gap"]["n"] == 3
+    base_ece = _store(run_dir).attrs()[ROBUSTNESS_PREFIX + "none"]["calibration"]["ece"]
+    assert arm["calibration"]["ece_paired"] == paired(stored["calibration"]["ece"], base_ece)
+    assert "ece_paired" not in next(a for a in summary["arms"] if a["name"] == "none")["calibration"]
     assert summary["robustness"]["monitor"]["strength"] == 0.5 and summary["robustness"]["unmeasured"] == []
 
 

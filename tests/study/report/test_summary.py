@@ -83,3 +83,18 @@ def test_missing_cells_are_listed_not_invented(tmp_path) -> None:
     s = summarize(study_attrs(), done)
     assert s["missing"] == ["pre"] and s["cells_complete"] == 5 and "pre" not in [a["name"] for a in s["arms"]]
     assert populate(tmp_path, tiny_config(), {}, skip=("input",)).unfinished() == {"input": "RUNNING"}
+
+
+def test_versus_compares_two_arms_on_the_same_seeds_with_holm_over_the_contrasts() -> None:
+    attrs = study_attrs()
+    attrs["config"]["arms"][2]["versus"] = "input"
+    done = results({"pre": 0.05}, noise=0.01)
+    s = summarize(attrs, done)
+    pre = next(a for a in s["arms"] if a["name"] == "pre")
+    ref = paired(done["pre"]["final"]["test_acc"], done["input"]["final"]["test_acc"])
+    assert {k: pre["versus"][k] for k in ref} == ref and pre["versus"]["arm"] == "input"
+    assert pre["versus"]["p_holm"] == ref["p_ttest"] and pre["versus"]["better"]
+    assert all("versus" not in a for a in s["arms"] if a["name"] != "pre")
+    from noisereg.study.report.documents import to_markdown
+
+    assert "## Paired contrasts" in to_markdown(s) and "| pre | input | +0.0500" in to_markdown(s)

@@ -44,6 +44,12 @@ def test_results_have_the_stored_shapes(tiny_run) -> None:
     assert set(pre["final"]) >= {"test_acc", "test_loss", "train_acc", "train_loss", "stopped_epoch"}
     grid = done["grid[std=0.1]"]
     assert np.asarray(grid["cv"]["val_loss"]).shape == (3, 3) and grid["replicas"] == 3 * 4
+    for key in ("val_acc", "val_brier", "val_loss_calibrated"):
+        assert np.asarray(grid["cv"][key]).shape == (3, 3)
+    assert np.asarray(grid["cv"]["val_loss_curve"]).shape == (3, 3, len(grid["cv"]["val_epochs"]))
+    assert all(0.0 <= b <= 2.0 for row in grid["cv"]["val_brier"] for b in row)
+    assert summary["selection"]["rule"] == "one_se" and "brier" in summary["selection"]["chosen_by"]
+    assert summary["recommendation"]["status"] in ("use", "no_noise", "undecided")
     assert summary["cells_complete"] == 6 and summary["selection"]["chosen"] in (0.0, 0.1, 1.0)
 
 

@@ -40,6 +40,12 @@ class Prepared:
         self.folds: list[Fold] = make_folds(
             self.data, config.split, config.data, cv_folds=cv, validation=config.training.validation
         )
+        self.fold_scaling = [config.data.standardize] * len(self.folds)
+        for flag in sorted({a.standardize for a in config.arms} - {None, config.data.standardize}):
+            rescaled = config.data.model_copy(update={"standardize": flag})
+            extra = make_folds(self.data, config.split, rescaled, validation=config.training.validation)
+            self.folds += extra
+            self.fold_scaling += [flag] * len(extra)
         check_robustness(config, self.data, self.folds)
         self.eval_noise = monitor_noise(config.robustness)
         self.loss = loss_for(config, self.data)
@@ -80,7 +86,12 @@ class Prepared:
         check_replica_fits(groups, folds, self.device, key, value, f"study {self.config.name!r}")
 
     def folds_of(self, cell: Cell) -> list[int]:
-        return [i for i, f in enumerate(self.folds) if f.role == "test" or cell.selection]
+        """The folds ``cell`` trains on: the test folds of its scaling (``arms[].standardize``, else
+        ``data.standardize``), and the CV folds too for a selection cell."""
+        scaling = self.config.data.standardize if cell.standardize is None else cell.standardize
+        return [
+            i for i, f in enumerate(self.folds) if self.fold_scaling[i] == scaling and (f.role == "test" or cell.selection)
+        ]
 
     def seeds_on(self, fold: int) -> range:
         """Seed indices that train on ``fold``: all on test folds, ``selection.seeds`` on CV folds."""
@@ -96,7 +107,7 @@ class Prepared:
         return self.replicas(cell) * self.config.training.epochs
 
     def meta(self) -> dict[str, Any]:
-        test = [f for f in self.folds if f.role == "test"]
+        test = [f for f, s in zip(self.folds, self.fold_scaling) if f.role == "test" and s == self.config.data.standardize]
         return {
             "data": self.data.name,
             "task": self.data.task,

@@ -8,7 +8,8 @@ A study file is TOML. Everything is validated before any work starts; a mistake 
 
 The schema (every table rejects unknown keys):
 
-- ``name`` (run directory name), ``description``, ``seed`` (root seed, default 0), ``seeds`` (seeds
+- ``name`` (run directory name), ``description``, ``claim`` (a published claim the study tests,
+  shown in the report beside what it measured), ``seed`` (root seed, default 0), ``seeds`` (seeds
   per arm, default 30), ``metric`` (``accuracy`` | ``loss`` | ``r2``; default accuracy for
   classification, r2 for regression), ``curve_points`` (bound on stored points per curve),
   ``baseline`` (name of the no-noise arm; default the first arm without noise).
@@ -201,12 +202,18 @@ class GridConfig(Strict):
 class ArmConfig(Strict):
     """A named noise setting: ``noise`` is one table or a list of tables (sites used together);
     no ``noise`` means no noise. ``grid`` (a list of values, or a :class:`GridConfig`) makes one cell
-    per value; ``search`` (a :class:`SearchConfig`) makes cells whose values a sampler proposes."""
+    per value; ``search`` (a :class:`SearchConfig`) makes cells whose values a sampler proposes.
+    ``standardize`` overrides ``data.standardize`` for this arm only (its folds are rescaled, or not,
+    with the training part's statistics; the samples, seeds and batch order stay the same, so arms
+    with and without it are paired). ``versus`` names another arm (without grid or search) that this
+    one is also compared with, seed by seed, besides the baseline."""
 
     name: Annotated[str, Field(min_length=1, max_length=80)]
     noise: list[NoiseConfig] = []
     grid: GridConfig | None = None
     search: SearchConfig | None = None
+    standardize: bool | None = None
+    versus: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -249,16 +256,22 @@ class ArmConfig(Strict):
 class SelectionConfig(Strict):
     """Choose an arm's grid value by k-fold cross-validation on the training part.
 
-    ``criterion = 'likelihood'`` maximizes the cross-validated likelihood, i.e. minimizes the mean
-    validation loss (Holmstrom & Koistinen 1992); ``'accuracy'`` maximizes validation accuracy. Both
-    are reported; the chosen value's test result is the grid cell trained on the whole training part.
-    ``seeds``: how many of the study's seeds (the first ones) also train on the CV folds; default
-    all. Fewer keep the cost of CV down: the CV score averages seeds x folds trainings.
+    ``criterion``: the held-out score (:mod:`noisereg.study.selection`): ``likelihood`` (minimum mean
+    validation loss: maximum cross-validated likelihood, Holmstrom & Koistinen 1992), ``accuracy``,
+    ``brier`` (minimum Brier score; classifiers), ``calibrated`` (likelihood after temperature
+    scaling; classifiers) or ``early`` (likelihood at the epoch where the mean validation loss is
+    lowest). ``rule``: ``best``, or ``one_se`` (the least noise within one standard error of the
+    best). The defaults are the procedure that did best on ``benchmarks/selection.py`` (see the
+    README). Every criterion's choice is reported; the chosen value's test result is the grid cell
+    trained on the whole training part. ``seeds``: how many of the study's seeds (the first ones)
+    also train on the CV folds; default all. Fewer keep the cost of CV down: the CV score averages
+    seeds x folds trainings.
     """
 
     arm: str
     folds: Annotated[int, Field(ge=2)] = 5
-    criterion: Literal["likelihood", "accuracy"] = "likelihood"
+    criterion: Literal["likelihood", "accuracy", "brier", "calibrated", "early"] = "likelihood"
+    rule: Literal["best", "one_se"] = "one_se"
     seeds: Annotated[int, Field(ge=1)] | None = None
 
 
@@ -267,6 +280,7 @@ class StudyConfig(Strict):
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)]
     description: str = ""
+    claim: str = ""
     seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 0
     seeds: Annotated[int, Field(ge=1, le=10_000)] = 30
     metric: Literal["accuracy", "loss", "r2"] | None = None
@@ -314,7 +328,30 @@ class StudyConfig(Strict):
                 )
             if arm.search is not None and self.model.kind != "mlp" and set(HIDDEN_SITES) & set(arm.search.sites or ()):
                 raise ValueError(f"arms[{i}].search.sites: 'pre' and 'post' (hidden-layer) noise need model.kind = 'mlp'")
+        self._check_contrasts(names)
         return self
+
+    def _check_contrasts(self, names: list[str]) -> None:
+        """``standardize`` and ``versus`` of each arm (see :class:`ArmConfig`)."""
+        for i, arm in enumerate(self.arms):
+            if arm.standardize and self.data.value_range is not None:
+                raise ValueError(f"arms[{i}].standardize = true with data.value_range: standardizing would undo the [0, 1] map")
+            if arm.standardize is not None and (
+                self.selection is not None and self.selection.arm == arm.name and arm.standardize != self.data.standardize
+            ):
+                raise ValueError(f"arms[{i}].standardize: the selection arm uses data.standardize (its CV folds are shared)")
+            if arm.versus is None:
+                continue
+            if arm.versus not in names:
+                close = difflib.get_close_matches(arm.versus, names, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; arms: {names}"
+                raise ValueError(f"arms[{i}].versus={arm.versus!r} is not an arm{hint}")
+            other = self.arms[names.index(arm.versus)]
+            if arm.versus == arm.name:
+                raise ValueError(f"arms[{i}].versus={arm.versus!r} names the arm itself")
+            for which in (arm, other):
+                if which.grid is not None or which.search is not None:
+                    raise ValueError(f"arms[{i}].versus: {which.name!r} has a grid or search; compare arms of one cell each")
 
     @property
     def baseline_arm(self) -> str:

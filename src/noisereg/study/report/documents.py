@@ -9,7 +9,7 @@ from typing import Any
 import jinja2
 
 __all__ = [
-    "to_markdown", "to_html", "table_rows", "selection_texts", "selection_value", "robustness_tables", "fmt", "HEADERS",
+    "to_markdown", "to_html", "table_rows", "contrast_rows", "CONTRAST_HEADERS", "selection_texts", "selection_value", "robustness_tables", "fmt", "HEADERS",
 ]
 
 
@@ -87,8 +87,11 @@ def _selection_lines(sel: Mapping[str, Any] | None) -> list[str]:
         "",
         "## Selection by cross-validation",
         "",
-        f"Arm **{sel['arm']}**, {sel['folds']}-fold cross-validation on the training part; criterion: "
-        f"{'maximum cross-validated likelihood (minimum validation loss)' if sel['criterion'] == 'likelihood' else 'validation accuracy'}.",
+        (
+            f"Arm **{sel['arm']}**, {sel['folds']}-fold cross-validation on the training part; criterion: "
+            f"{_CRITERIA.get(sel['criterion'], sel['criterion'])}"
+            f"{', one-standard-error rule (the least noise within one standard error of the best)' if sel.get('rule') == 'one_se' else ''}."
+        ),
         "",
         f"| {sel['param']} | CV loss (mean ± se) | CV accuracy |",
         "|---|---|---|",
@@ -97,6 +100,15 @@ def _selection_lines(sel: Mapping[str, Any] | None) -> list[str]:
         star = " ← chosen" if v is not None and v == sel["chosen"] else ""
         lines.append(f"| {selection_value(sel, i)}{star} | {fmt(loss)} ± {fmt(se)} | {fmt(acc)} |")
     return lines + ["", *selection_texts(sel)]
+
+
+_CRITERIA = {
+    "likelihood": "maximum cross-validated likelihood (minimum validation loss)",
+    "accuracy": "validation accuracy",
+    "brier": "minimum validation Brier score",
+    "calibrated": "maximum cross-validated likelihood after temperature scaling",
+    "early": "maximum cross-validated likelihood at the best epoch (early stopping)",
+}
 
 
 def selection_texts(sel: Mapping[str, Any]) -> list[str]:
@@ -114,6 +126,8 @@ def selection_texts(sel: Mapping[str, Any]) -> list[str]:
             f"[{fmt(search['low'])}, {fmt(search['high'])}]{' on a log scale' if search['log'] else ''}{sites}{first}, "
             "each ranked by its cross-validated score; rows in the order proposed."
         ))
+    if sel.get("chosen_by"):
+        texts.append("Every procedure's choice: " + "; ".join(f"{name}: {fmt(v)}" for name, v in sel["chosen_by"].items()) + ".")
     if sel.get("at_edge"):
         texts[0] += f" The chosen value is the {sel['at_edge']} of the grid: the best may lie beyond it; extend the grid."
     test = sel.get("test")
@@ -158,6 +172,12 @@ def _radius_cells(certified: Mapping[str, Any]) -> list[str]:
     return cells
 
 
+def _ece_diff(p: Mapping[str, Any] | None) -> str:
+    if not p or not p.get("n"):
+        return "—"
+    return f"{p['mean_diff']:+.4f} (p = {fmt(p.get('p_ttest'), 3)})"
+
+
 def robustness_tables(summary: Mapping[str, Any]) -> list[Table]:
     """(title, note, headers, rows of display strings) of each robustness table that has data."""
     arms, info = summary["arms"], summary.get("robustness") or {}
@@ -173,9 +193,9 @@ def robustness_tables(summary: Mapping[str, Any]) -> list[Table]:
     if cal:
         bins = cal[0]["calibration"]["bins"]
         keys = ("accuracy", "ece", "adaptive_ece", "nll", "brier")
-        rows = [[a["name"], *(_pm(a["calibration"][k]) for k in keys)] for a in cal]
+        rows = [[a["name"], *(_pm(a["calibration"][k]) for k in keys), _ece_diff(a["calibration"].get("ece_paired"))] for a in cal]
         note = f"Clean test set; ECE with {bins} equal-width bins, adaptive ECE with {bins} equal-mass bins; lower is better except accuracy. Mean ± sd over seeds."
-        tables.append(("Calibration", note, ["arm", "accuracy", f"ECE ({bins} bins)", "adaptive ECE", "NLL", "Brier"], rows))
+        tables.append(("Calibration", note, ["arm", "accuracy", f"ECE ({bins} bins)", "adaptive ECE", "NLL", "Brier", "Δ ECE vs baseline (paired t p)"], rows))
     cor = [a for a in arms if a.get("corruption")]
     if cor:
         settings = info.get("settings") or {}
@@ -193,6 +213,31 @@ def robustness_tables(summary: Mapping[str, Any]) -> list[Table]:
     return tables
 
 
+def contrast_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+    """One row per arm compared with another (``versus``): arm, other, Δ, 95% CI, p (t), p (Holm), verdict."""
+    rows = []
+    for a in summary["arms"]:
+        v = a.get("versus")
+        if not v or not v.get("n"):
+            continue
+        lo, hi = v["ci95_diff"]
+        mark = "better" if v.get("better") else ("worse" if v.get("worse") else "no significant difference")
+        rows.append([a["name"], v["arm"], f"{v['mean_diff']:+.4f}", f"[{fmt(lo)}, {fmt(hi)}]", fmt(v.get("p_ttest"), 3), fmt(v.get("p_holm"), 3), mark])
+    return rows
+
+
+CONTRAST_HEADERS = ["arm", "versus", "Δ (arm − versus)", "95% CI", "p (t)", "p (Holm)", ""]
+
+
+def _recommendation_lines(rec: Mapping[str, Any] | None) -> list[str]:
+    if not rec:
+        return []
+    lines = ["## Recommendation", "", f"**{rec['text']}**", ""]
+    lines += [f"- Evidence: {e}." for e in rec["evidence"]]
+    lines += [f"- {c}" for c in rec["caveats"]]
+    return lines + ([""] if rec["evidence"] or rec["caveats"] else [])
+
+
 def to_markdown(summary: Mapping[str, Any]) -> str:
     """The summary as Markdown: the verdict, the table, the selection, missing cells."""
     rows = table_rows(summary)
@@ -201,8 +246,10 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
         f"# Study {summary['study']}",
         "",
         *([summary["description"], ""] if summary.get("description") else []),
-        f"**Verdict.** {summary['verdict']['text']}",
+        *([f"**Published claim.** {summary['claim']}", ""] if summary.get("claim") else []),
+        f"**{'Measured here' if summary.get('claim') else 'Verdict'}.** {summary['verdict']['text']}",
         "",
+        *_recommendation_lines(summary.get("recommendation")),
         f"Metric: test {summary['metric']} ({'higher' if summary['higher_is_better'] else 'lower'} is better), "
         f"{summary['seeds']} seeds per arm, paired with the baseline **{summary['baseline']}** on the same seeds.",
         "",
@@ -210,6 +257,11 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
         "|" + "---|" * len(keys),
     ]
     lines += ["| " + " | ".join(r[k] for k in keys) + " |" for r in rows]
+    contrasts = contrast_rows(summary)
+    if contrasts:
+        lines += ["", "## Paired contrasts", "", "Each arm against the arm it names (same seeds); Holm over these comparisons.", "",
+                  "| " + " | ".join(CONTRAST_HEADERS) + " |", "|" + "---|" * len(CONTRAST_HEADERS)]
+        lines += ["| " + " | ".join(r) + " |" for r in contrasts]
     lines += _selection_lines(summary.get("selection"))
     for title, note, headers, rows in robustness_tables(summary):
         lines += ["", f"## {title}", "", note, "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
@@ -232,5 +284,11 @@ def to_html(summary: Mapping[str, Any], plots: Sequence[tuple[str, str]]) -> str
     return template.render(
         s=summary, rows=table_rows(summary), headers=HEADERS, plots=plots,
         selection=selection_texts(summary["selection"]) if summary.get("selection") else [], fmt=fmt, value=selection_value,
-        tables=robustness_tables(summary),
+        tables=_contrast_table(summary) + robustness_tables(summary),
     )
+
+
+def _contrast_table(summary: Mapping[str, Any]) -> list[Table]:
+    rows = contrast_rows(summary)
+    note = "Each arm against the arm it names (same seeds); Holm over these comparisons."
+    return [("Paired contrasts", note, CONTRAST_HEADERS, rows)] if rows else []

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from noisereg.study.stats import summary_statistics
+from noisereg.study.stats import paired, summary_statistics
 from noisereg.study.store import ROBUSTNESS_PREFIX as ATTR_PREFIX
 from noisereg.study.store import ROBUSTNESS_VS_BASELINE as VS_BASELINE
 
@@ -85,6 +85,29 @@ def _certified(stored: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _paired_ece(study: Mapping[str, Any], arms: list[dict[str, Any]]) -> None:
+    """``calibration.ece_paired``: each measured arm's ECE against the baseline's, seed by seed
+    on their common seeds (:func:`~noisereg.study.stats.paired`, arm − baseline; lower is better)."""
+    config = study.get("config") or {}
+    base = config.get("baseline") or next((a["name"] for a in config.get("arms", []) if not a.get("noise")), None)
+    stored_base = study.get(ATTR_PREFIX + base) if base else None
+    if not stored_base:
+        return
+    def by_seed(stored: Mapping[str, Any]) -> dict[int, float]:
+        pairs = zip(stored["seeds"], stored["calibration"]["ece"])
+        return {s: float(v) for s, v in pairs if v is not None and math.isfinite(v)}
+
+    ref = by_seed(stored_base)
+    for entry in arms:
+        stored = study.get(ATTR_PREFIX + entry["name"])
+        if entry["name"] == base or not entry.get("calibration") or not stored:
+            continue
+        ece = by_seed(stored)
+        common = [s for s in ece if s in ref]
+        if len(common) > 1:
+            entry["calibration"]["ece_paired"] = paired([ece[s] for s in common], [ref[s] for s in common])
+
+
 def annotate_robustness(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]], arms: list[dict[str, Any]], metric: str) -> dict[str, Any]:
     """Add ``noisy``, ``calibration``, ``corruption`` and ``certified`` to each arm entry (None where
     not measured) and return ``summary["robustness"]`` (see the module docstring)."""
@@ -107,5 +130,6 @@ def annotate_robustness(study: Mapping[str, Any], done: Mapping[str, Mapping[str
             entry["corruption"] = _corruption(stored["corruptions"], versus.get(name))
         if stored.get("smoothing") and stored["smoothing"]["seeds"]:
             entry["certified"] = _certified(stored["smoothing"])
+    _paired_ece(study, arms)
     monitor = study.get("meta", {}).get("monitor")
     return {"monitor": monitor, "settings": settings, "measured": measured, "unmeasured": unmeasured if measured else []}

@@ -3,7 +3,7 @@
 Built from the store's plain data alone (no torch). The schema of ``summary.json``
 (``"schema": "noisereg.summary/1"``):
 
-- ``study``, ``description``, ``task``, ``data`` (data name, sizes, classes, loss);
+- ``study``, ``description``, ``claim`` (the published claim the study tests, or ""), ``task``, ``data`` (data name, sizes, classes, loss);
 - ``metric`` (``accuracy`` | ``loss`` | ``r2``), ``metric_key`` (the stored final metric, e.g.
   ``test_acc``), ``higher_is_better``;
 - ``baseline``: the no-noise arm's name; ``seeds``; ``cells_total``, ``cells_complete``, ``missing``
@@ -16,10 +16,17 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   ``std_diff``, ``ci95_diff``, ``p_ttest``, ``p_wilcoxon``, ``p_holm`` (paired t-test p adjusted by
   Holm over all cells), ``cohen_dz``, ``rank_biserial``, ``wins``/``ties``/``losses``, ``better`` and
   ``worse`` (Holm p < 0.05 in that direction); a cell of a ``search`` also has ``search: true`` and
-  ``site`` (the proposed site, or null), and its ``grid_value`` is the proposed value;
+  ``site`` (the proposed site, or null), and its ``grid_value`` is the proposed value; an arm with
+  ``versus`` in its config also has ``versus``: ``arm`` (the other arm) and the same paired fields
+  against it (this − other), Holm-corrected over the ``versus`` comparisons;
+- ``recommendation``: ``status`` (use | no_noise | undecided), ``cell``, ``noise`` (arm, param,
+  value), ``text``, ``evidence`` and ``caveats`` (sentences): see
+  :mod:`noisereg.study.report.recommendation`;
 - ``verdict``: ``any_better``, ``better`` (cell names), ``best_mean`` (cell with the best mean),
   ``text`` (one plain sentence);
-- ``selection``: null, or ``arm``, ``param``, ``criterion`` (likelihood | accuracy), ``folds``,
+- ``selection``: null, or ``arm``, ``param``, ``criterion`` (a score of
+  :mod:`noisereg.study.selection`), ``rule`` (best | one_se), ``chosen_by`` (procedure name -> the
+  value it chooses, for every score and rule the stored results allow), ``folds``,
   ``values``, ``cv_loss`` / ``cv_loss_se`` / ``cv_acc`` (mean over seeds × folds and its standard
   error, per value; None for missing cells), ``chosen`` (by the criterion), ``at_edge`` (None, or
   ``"largest"`` / ``"smallest"`` when the chosen value is at that end of the grid, so that the best
@@ -43,7 +50,9 @@ from typing import Any
 import numpy as np
 
 from noisereg.study.config.search import SearchConfig
+from noisereg.study.report.recommendation import recommend
 from noisereg.study.report.robustness import annotate_robustness
+from noisereg.study.selection import RULES, SCORES, choose, procedure_name
 from noisereg.study.stats import holm, paired, summary_statistics
 
 __all__ = ["summarize", "SCHEMA", "ALPHA"]
@@ -91,9 +100,17 @@ def _selection(config: Mapping[str, Any], cells: Mapping[str, Any], done: Mappin
         loss_se.append(float(flat.std(ddof=1) / math.sqrt(flat.size)) if flat.size > 1 else None)
         accs = np.asarray(cv.get("val_acc", []), dtype=float).ravel()
         acc.append(float(accs.mean()) if accs.size else None)
-    by_lik = _best(keys, loss, lower=True)
-    acc_key = _best(keys, acc, lower=False)
-    chosen_key = acc_key if sel.get("criterion") == "accuracy" else by_lik
+    cvs = [(done.get(k) or {}).get("cv") for k in keys]
+    by_lik = _chosen_key(keys, values, cvs, "likelihood", "best")
+    acc_key = _chosen_key(keys, values, cvs, "accuracy", "best")
+    criterion, rule = sel.get("criterion", "likelihood"), sel.get("rule", "best")
+    chosen_key = _chosen_key(keys, values, cvs, criterion, rule)
+    chosen_by = {}
+    for score in SCORES:
+        for r in RULES:
+            key = _chosen_key(keys, values, cvs, score, r)
+            if key is not None:
+                chosen_by[procedure_name(score, r)] = cells[key]["value"]
     entry = next((a for a in arms if a["name"] == chosen_key), None)
     chosen = cells[chosen_key]["value"] if chosen_key else None
     edge = None
@@ -106,7 +123,9 @@ def _selection(config: Mapping[str, Any], cells: Mapping[str, Any], done: Mappin
     return {
         "arm": sel["arm"],
         "param": cells[keys[0]]["param"] if keys else None,
-        "criterion": sel.get("criterion", "likelihood"),
+        "criterion": criterion,
+        "rule": rule,
+        "chosen_by": chosen_by,
         "folds": sel.get("folds"),
         "values": values,
         "cv_loss": loss,
@@ -123,10 +142,10 @@ def _selection(config: Mapping[str, Any], cells: Mapping[str, Any], done: Mappin
     }
 
 
-def _best(keys: list[str], scores: list[float | None], *, lower: bool) -> str | None:
-    """The key with the best score (first one on ties); None if no score is known."""
-    known = [(s if lower else -s, i) for i, s in enumerate(scores) if s is not None]
-    return keys[min(known)[1]] if known else None
+def _chosen_key(keys: list[str], values: list[Any], cvs: list[Any], score: str, rule: str) -> str | None:
+    """The cell key :func:`noisereg.study.selection.choose` picks; None if no cell has the score."""
+    i = choose(values, cvs, score=score, rule=rule)
+    return None if i is None else keys[i]
 
 
 def _verdict(arms: list[dict[str, Any]], baseline: str, metric: str, higher: bool) -> dict[str, Any]:
@@ -146,6 +165,23 @@ def _verdict(arms: list[dict[str, Any]], baseline: str, metric: str, higher: boo
     if worse:
         text += f" Significantly worse than no noise: {', '.join(worse)}."
     return {"any_better": bool(better), "better": better, "worse": worse, "best_mean": best, "text": text}
+
+
+def _contrasts(config: Mapping[str, Any], done: Mapping[str, Any], arms: list[dict[str, Any]], key: str, higher: bool) -> None:
+    """Each arm with ``versus`` gets ``versus``: the other arm's name and the paired comparison (this
+    − other), with Holm's correction over the arms that have one (a family of its own)."""
+    others = {a["name"]: a.get("versus") for a in config["arms"] if a.get("versus")}
+    compared = []
+    for entry in arms:
+        other = others.get(entry["name"])
+        if other is None or other not in done:
+            continue
+        entry["versus"] = {"arm": other, **_paired(done[entry["name"]], done[other], key)}
+        if entry["versus"].get("n"):
+            compared.append(entry["versus"])
+    for v, p in zip(compared, holm([v.get("p_ttest") for v in compared])):
+        d = v["mean_diff"] * (1 if higher else -1)
+        v.update(p_holm=p, better=bool(p is not None and p < ALPHA and d > 0), worse=bool(p is not None and p < ALPHA and d < 0))
 
 
 def _proposed(cells: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -188,11 +224,13 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         a["paired"]["p_holm"] = p
         a["paired"]["better"] = bool(p is not None and p < ALPHA and d > 0)
         a["paired"]["worse"] = bool(p is not None and p < ALPHA and d < 0)
+    _contrasts(config, done, arms, key, higher)
     robustness = annotate_robustness(study, done, arms, metric)
-    return {
+    out = {
         "schema": SCHEMA,
         "study": config["name"],
         "description": config.get("description", ""),
+        "claim": config.get("claim", ""),
         "task": meta.get("task"),
         "data": meta,
         "metric": metric,
@@ -208,3 +246,5 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         "selection": _selection(config, cells, done, arms),
         "robustness": robustness,
     }
+    out["recommendation"] = recommend(out, {a["name"]: _by_seed(done[a["name"]], key) for a in arms}, ALPHA)
+    return out

@@ -38,6 +38,7 @@ from noisereg.study.cells import Cell, TrainingError, signature, strengths
 from noisereg.study.config import StudyConfig
 from noisereg.study.measure.robustness import evaluate_robustness
 from noisereg.study.report import build_report
+from noisereg.study.run.heldout import brier, calibrated_losses, held_out_logits
 from noisereg.study.run.search import propose_cell
 from noisereg.study.rundir import RunDirError, write_file
 from noisereg.study.store import DB_NAME, CellLost, Claim, Store, StoreError, default_url, masked_url
@@ -81,6 +82,8 @@ def _train_batch(
         for r, (cell, s, g) in enumerate(rows):
             final = {k: float(v[r]) for k, v in result.final.items()}
             final["stopped_epoch"] = float(result.stopped_epoch[r])
+            if prep.folds[g].role == "cv" and prep.loss != "mse":
+                final["held_out_logits"] = held_out_logits(prep, g, result.state_dict(r))  # type: ignore[assignment]
             curves = {k: np.asarray(v[r], dtype=np.float64) for k, v in result.curves.items() if not k.startswith("val_")}
             collected[cell.key][prep.folds[g].role].setdefault(s, []).append((g, final, curves))
         for cell in cells:
@@ -118,17 +121,33 @@ def _cell_results(prep: Prepared, key: str, parts: dict[str, dict[int, list[Any]
     }
     for name, stack in curves.items():
         out[f"curve:{name}"] = _round(np.stack(stack)[:, keep])
-    if parts["cv"]:
-        cv: dict[str, list[list[float]]] = {}
-        for s in sorted(parts["cv"]):
-            rows = sorted(parts["cv"][s], key=lambda row: row[0])
-            for name in ("loss", "acc", "r2"):  # a CV fold's test part is its held-out part
-                if f"test_{name}" in rows[0][1]:
-                    cv.setdefault(f"val_{name}", []).append([r[1][f"test_{name}"] for r in rows])
-        out["cv"] = cv
-    else:
-        out["cv"] = None
+    out["cv"] = _cv_results(prep, parts["cv"], epochs) if parts["cv"] else None
     return out
+
+
+_MAX_CV_CURVE_VALUES = 2000  # seeds × folds × points of the stored held-out loss curves
+
+
+def _cv_results(prep: Prepared, parts: dict[int, list[Any]], epochs: np.ndarray) -> dict[str, Any]:
+    """Per seed × fold held-out scores of a selection cell (the inputs of
+    :mod:`noisereg.study.selection`): val_loss, val_acc or val_r2, val_brier and
+    val_loss_calibrated (classifiers), and val_loss_curve (thinned) with its ``val_epochs``."""
+    cv: dict[str, Any] = {}
+    seeds = sorted(parts)
+    folds = max(len(parts[s]) for s in seeds)
+    keep = thin_indices(len(epochs), max(2, min(prep.config.curve_points, _MAX_CV_CURVE_VALUES // (len(seeds) * folds))))
+    for s in seeds:
+        rows = sorted(parts[s], key=lambda row: row[0])
+        for name in ("loss", "acc", "r2"):  # a CV fold's test part is its held-out part
+            if f"test_{name}" in rows[0][1]:
+                cv.setdefault(f"val_{name}", []).append([r[1][f"test_{name}"] for r in rows])
+        cv.setdefault("val_loss_curve", []).append([_round(np.asarray(r[2]["test_loss"])[keep]) for r in rows])
+        if "held_out_logits" in rows[0][1]:
+            held = [(r[1]["held_out_logits"], prep.folds[r[0]].y_test) for r in rows]
+            cv.setdefault("val_brier", []).append([brier(z, y) for z, y in held])
+            cv.setdefault("val_loss_calibrated", []).append(calibrated_losses(held))
+    cv["val_epochs"] = [int(e) for e in epochs[keep]]
+    return cv
 
 
 def _objective(results: dict[str, Any]) -> float:

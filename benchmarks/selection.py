@@ -1,0 +1,306 @@
+"""Which way of choosing the noise strength by cross-validation holds up? A benchmark of generated
+small-data problems (none of them a built-in study).
+
+Each problem: a generated training set (circles, moons, blobs, XOR, a 1-D sine and Friedman #1
+regression; 30 or 60 training points; with and without label noise), a fresh test sample of 2000
+points from the same distribution, features (and regression targets) standardized with training
+statistics, an MLP (one layer of 100 or two of 50; ReLU or tanh), Adam lr 1e-3, batch 32, EPOCHS
+epochs, and Gaussian noise at one site (input, or the first hidden layer before its activation) with
+strength in GRID. The grid is trained ONCE per problem, as one engine group: every value with
+TEST_SEEDS seeds on the whole training set (its test result) and CV_SEEDS seeds on each of FOLDS
+stratified cross-validation folds of the training set. Every selection procedure of
+:mod:`noisereg.study.selection` is then a function of the stored held-out predictions, so all are
+compared on the same trainings.
+
+A procedure's choice is scored on the test sample: regret = best grid value's mean test metric −
+chosen value's (accuracy for classifiers, R² for regression; over the TEST_SEEDS seeds), and whether
+the chosen value is significantly worse (or better) than no noise (paired t-test over the test seeds,
+p < 0.05). Printed: one table (Markdown) with the command, the machine and the load average.
+
+Run: ``PYTHONPATH=src python benchmarks/selection.py`` (``--quick`` for 4 problems and 300 epochs;
+``--out FILE`` also writes the per-problem results as JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import optimize
+from scipy import stats as sps
+from sklearn.datasets import make_blobs, make_circles, make_friedman1, make_moons
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from noisereg import noise
+from noisereg.engine import (
+    FoldData,
+    Group,
+    MLPSpec,
+    OptimSpec,
+    Replica,
+    SiteNoise,
+    build_module,
+    train_group,
+)
+from noisereg.study.selection import choose, procedure_name
+
+GRID = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0)
+TEST_SEEDS = 10
+CV_SEEDS = 3
+FOLDS = 5
+EPOCHS = 1000
+EVAL_EVERY = 50
+TEST_SAMPLES = 2000
+PROCEDURES = [(score, rule, seeds) for score in ("likelihood", "accuracy", "brier", "calibrated", "early")
+              for rule in ("best", "one_se") for seeds in (1, CV_SEEDS)]
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str
+    n_train: int
+    label_noise: float
+    widths: tuple[int, ...]
+    activation: str
+    site: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        arch = "x".join(map(str, self.widths))
+        flip = f", flip {self.label_noise:g}" if self.label_noise else ""
+        return f"{self.kind} n={self.n_train}{flip}, {arch} {self.activation}, {self.site}"
+
+    @property
+    def regression(self) -> bool:
+        return self.kind in ("sine", "friedman")
+
+
+def problems() -> list[Problem]:
+    kinds = ("circles", "moons", "blobs", "xor", "sine", "friedman")
+    out = []
+    for i, kind in enumerate(kinds):
+        for j, n in enumerate((30, 60)):
+            for k, flip in enumerate((0.0, 0.1)):
+                if kind in ("sine", "friedman") and flip:
+                    flip = 0.0  # regression: the second variant has more target noise instead (see _draw)
+                index = 4 * i + 2 * j + k
+                widths = (100,) if index % 2 == 0 else (50, 50)
+                activation = "relu" if (index // 2) % 2 == 0 else "tanh"
+                site = "input" if (index // 4 + j) % 2 == 0 else "pre"
+                out.append(Problem(kind, n, flip if k else 0.0, widths, activation, site, seed=100 + index))
+    return out
+
+
+def _draw(p: Problem, n: int, rng: np.random.Generator, variant: int) -> tuple[np.ndarray, np.ndarray]:
+    seed = int(rng.integers(2**31))
+    if p.kind == "circles":
+        x, y = make_circles(n, noise=0.15, factor=0.5, random_state=seed)
+    elif p.kind == "moons":
+        x, y = make_moons(n, noise=0.25, random_state=seed)
+    elif p.kind == "blobs":
+        x, y = make_blobs(n, centers=[[0, 0], [2, 1], [0, 2.5]], cluster_std=1.0, random_state=seed)
+    elif p.kind == "xor":
+        x = rng.uniform(-1, 1, size=(n, 2))
+        y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
+    elif p.kind == "sine":
+        x = rng.uniform(-2, 2, size=(n, 1))
+        y = np.sin(2 * x[:, 0]) + rng.normal(0, 0.2 + 0.3 * variant, size=n)
+    else:
+        x, y = make_friedman1(n, n_features=6, noise=1.0 + 2.0 * variant, random_state=seed)
+    if not p.regression and p.label_noise:
+        classes = int(y.max()) + 1
+        flip = rng.random(n) < p.label_noise
+        y = np.where(flip, (y + rng.integers(1, classes, size=n)) % classes, y)
+    return x.astype(np.float64), y
+
+
+def data(p: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train, y_train, x_test, y_test), standardized with training statistics. The test sample
+    has no label noise flipped in, so that test accuracy measures the true rule."""
+    rng = np.random.default_rng(p.seed)
+    variant = int(p.label_noise > 0 or (p.regression and p.seed % 2 == 1))
+    x, y = _draw(p, p.n_train, rng, variant)
+    clean = Problem(p.kind, p.n_train, 0.0, p.widths, p.activation, p.site, p.seed)
+    xt, yt = _draw(clean, TEST_SAMPLES, rng, variant)
+    mean, std = x.mean(0), x.std(0)
+    x, xt = (x - mean) / std, (xt - mean) / std
+    if p.regression:
+        ym, ys = y.mean(), y.std()
+        y, yt = (y - ym) / ys, (yt - ym) / ys
+    return x, y, xt, yt
+
+
+def _tensors(p: Problem, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    ty = torch.as_tensor(y, dtype=torch.long if p.kind == "blobs" else torch.float32)
+    return torch.as_tensor(x, dtype=torch.float32), ty
+
+
+def _loss(p: Problem) -> str:
+    return "mse" if p.regression else ("ce" if p.kind == "blobs" else "bce")
+
+
+def _scores(loss: str, logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Held-out loss, accuracy and Brier score of one replica (logits [n, out])."""
+    if loss == "mse":
+        return {"loss": float(np.mean((logits[:, 0] - y) ** 2))}
+    probs = _probs(loss, logits, 1.0)
+    onehot = np.eye(probs.shape[1])[y.astype(int)]
+    return {
+        "loss": float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y.astype(int)], 1e-12, None)))),
+        "acc": float(np.mean(probs.argmax(1) == y)),
+        "brier": float(np.mean(((probs - onehot) ** 2).sum(1))),
+    }
+
+
+def _probs(loss: str, logits: np.ndarray, temperature: float) -> np.ndarray:
+    z = logits / temperature
+    if loss == "bce":
+        p1 = 1.0 / (1.0 + np.exp(-z[:, 0]))
+        return np.stack([1 - p1, p1], axis=1)
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def _calibrated(loss: str, parts: list[tuple[np.ndarray, np.ndarray]]) -> list[float]:
+    """Per-fold log-loss after one temperature fitted on the pooled held-out predictions."""
+    logits = np.concatenate([z for z, _ in parts])
+    y = np.concatenate([t for _, t in parts]).astype(int)
+
+    def nll(log_t: float) -> float:
+        probs = _probs(loss, logits, float(np.exp(log_t)))
+        return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None))))
+
+    t = float(np.exp(optimize.minimize_scalar(nll, bounds=(-5, 8), method="bounded").x))
+    return [_scores(loss, z / t, yy)["loss"] for z, yy in parts]
+
+
+def run_problem(p: Problem, epochs: int, workers: int) -> dict:
+    x, y, xt, yt = data(p)
+    loss = _loss(p)
+    strat = None if p.regression else y
+    splitter = (KFold if p.regression else StratifiedKFold)(FOLDS, shuffle=True, random_state=p.seed)
+    cv_splits = list(splitter.split(x, strat))
+    folds = [FoldData(*_tensors(p, x, y), *_tensors(p, xt, yt))]
+    for tr, va in cv_splits:
+        folds.append(FoldData(*_tensors(p, x[tr], y[tr]), *_tensors(p, x[va], y[va])))
+    rows = [(v, s, 0) for v in GRID for s in range(TEST_SEEDS)]
+    rows += [(v, s, f + 1) for v in GRID for f in range(FOLDS) for s in range(CV_SEEDS)]
+    out_features = 3 if p.kind == "blobs" else 1
+    spec = MLPSpec(x.shape[1], p.widths, out_features, activation=p.activation)
+    group = Group(
+        spec, OptimSpec("adam", lr=1e-3), loss, epochs, 32, (SiteNoise(p.site, noise.Gaussian(std=0.0)),),
+        tuple(Replica(seed=1000 * p.seed + s, fold=f, strengths=(v,)) for v, s, f in rows), eval_every=EVAL_EVERY,
+    )
+    result = train_group(group, folds, workers=workers)
+    metric = "test_r2" if p.regression else "test_acc"
+    test = {v: np.zeros(TEST_SEEDS) for v in GRID}
+    cv = {v: {"val_loss": np.zeros((CV_SEEDS, FOLDS)), "val_acc": np.zeros((CV_SEEDS, FOLDS)),
+              "val_brier": np.zeros((CV_SEEDS, FOLDS)), "val_loss_calibrated": np.zeros((CV_SEEDS, FOLDS)),
+              "val_loss_curve": np.zeros((CV_SEEDS, FOLDS, len(result.epochs)))} for v in GRID}
+    held: dict[tuple[float, int], list[tuple[np.ndarray, np.ndarray]]] = {}
+    module = build_module(spec)
+    for r, (v, s, f) in enumerate(rows):
+        if f == 0:
+            test[v][s] = result.final[metric][r]
+            continue
+        module.load_state_dict(result.state_dict(r))
+        va = cv_splits[f - 1][1]
+        with torch.no_grad():
+            logits = module(torch.as_tensor(x[va], dtype=torch.float32)).double().numpy()
+        scores = _scores(loss, logits, y[va])
+        for name, value in scores.items():
+            cv[v][f"val_{name}"][s, f - 1] = value
+        cv[v]["val_loss_curve"][s, f - 1] = result.curves["test_loss"][r]
+        held.setdefault((v, s), []).append((logits, y[va]))
+    for (v, s), parts in held.items():
+        cv[v]["val_loss_calibrated"][s] = _calibrated(loss, parts) if loss != "mse" else cv[v]["val_loss"][s]
+    if loss == "mse":
+        for v in GRID:
+            cv[v]["val_acc"] = None
+            cv[v]["val_brier"] = None
+    return {"problem": p.name, "regression": p.regression, "test": {str(v): t.tolist() for v, t in test.items()},
+            "choices": _choices(cv)}
+
+
+def _choices(cv: dict) -> dict[str, float | None]:
+    out = {}
+    for score, rule, seeds in PROCEDURES:
+        i = choose(GRID, [cv[v] for v in GRID], score=score, rule=rule, seeds=seeds)
+        out[procedure_name(score, rule, seeds)] = None if i is None else GRID[i]
+    return out
+
+
+def table(results: list[dict]) -> list[str]:
+    names = list(results[0]["choices"]) + ["always no noise", "oracle (best on test)"]
+    lines = ["| procedure | problems | mean regret | median regret | max regret | sig. worse than no noise | sig. better | mean Δ vs no noise |",
+             "|---|---|---|---|---|---|---|---|"]
+    rows = []
+    for name in names:
+        regrets, worse, better, deltas = [], 0, 0, []
+        for res in results:
+            test = {float(v): np.asarray(t) for v, t in res["test"].items()}
+            means = {v: t.mean() for v, t in test.items()}
+            best = max(means.values())
+            if name == "always no noise":
+                chosen = 0.0
+            elif name.startswith("oracle"):
+                chosen = max(means, key=means.get)
+            else:
+                chosen = res["choices"][name]
+            if chosen is None:
+                continue
+            regrets.append(best - means[chosen])
+            d = test[chosen] - test[0.0]
+            deltas.append(d.mean())
+            if chosen != 0.0 and np.any(d != 0):
+                p = sps.ttest_rel(test[chosen], test[0.0]).pvalue
+                worse += int(p < 0.05 and d.mean() < 0)
+                better += int(p < 0.05 and d.mean() > 0)
+        if regrets:
+            rows.append((float(np.mean(regrets)), name, len(regrets), regrets, worse, better, deltas))
+    for mean, name, n, regrets, worse, better, deltas in sorted(rows, key=lambda r: r[0]):
+        lines.append(f"| {name} | {n} | {mean:.4f} | {np.median(regrets):.4f} | {np.max(regrets):.4f} | {worse} | {better} | {np.mean(deltas):+.4f} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="4 problems, 300 epochs (a smoke run)")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", default=None, help="also write the per-problem results here (JSON)")
+    args = parser.parse_args()
+    todo = problems()[::6] if args.quick else problems()
+    epochs = args.epochs or (300 if args.quick else EPOCHS)
+    start = time.perf_counter()
+    results = []
+    for i, p in enumerate(todo):
+        t0 = time.perf_counter()
+        results.append(run_problem(p, epochs, args.workers))
+        print(f"[{i + 1}/{len(todo)}] {p.name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        if args.out:
+            with open(args.out, "w") as fh:
+                json.dump({"epochs": epochs, "results": results}, fh)
+    elapsed = time.perf_counter() - start
+    with open("/proc/cpuinfo") as fh:
+        cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), platform.processor())
+    print(f"command: PYTHONPATH=src python benchmarks/selection.py {' '.join(sys.argv[1:])}".rstrip())
+    print(f"machine: {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__}; load average {os.getloadavg()[0]:.2f} "
+          f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; {elapsed / 60:.1f} min")
+    print(f"{len(todo)} problems, grid {list(GRID)}, {epochs} epochs, {TEST_SEEDS} test seeds, "
+          f"{FOLDS}-fold CV x {CV_SEEDS} seeds; regret in test accuracy (R^2 for the "
+          f"{sum(r['regression'] for r in results)} regression problems)")
+    print("\n".join(table(results)))
+
+
+if __name__ == "__main__":
+    main()
