@@ -42,7 +42,7 @@ from noisereg.study.run.search import propose_cell
 from noisereg.study.store import Claim, Store, default_url
 from noisereg.study.weights import save_cell_models
 
-__all__ = ["run_study", "enqueue_study", "work"]
+__all__ = ["run_study", "enqueue_study", "work", "cell_results", "objective"]
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` in replica-epochs."""
@@ -104,14 +104,18 @@ def _train_batch(
                 weights[cell.key] = ([s for s, *_ in kept], [g for _, g, _ in kept], {k: v[index] for k, v in result.weights.items()})
     if epochs is None:
         raise ValueError("no cells to train")
-    return {key: _cell_results(prep, key, parts, epochs) for key, parts in collected.items()}, weights
+    points = prep.config.curve_points
+    return {key: cell_results(key, parts, epochs, points) for key, parts in collected.items()}, weights
 
 
 def _round(values: np.ndarray) -> list[Any]:
     return np.vectorize(lambda v: float(f"{v:.6g}") if np.isfinite(v) else None, otypes=[object])(values).tolist()
 
 
-def _cell_results(prep: Prepared, key: str, parts: dict[str, dict[int, list[Any]]], epochs: np.ndarray) -> dict[str, Any]:
+def cell_results(key: str, parts: dict[str, dict[int, list[Any]]], epochs: np.ndarray, curve_points: int) -> dict[str, Any]:
+    """A cell's stored results from ``parts[role][seed index] = [(fold, final, curves), ...]``: finals
+    and curves averaged over a seed's test folds, curves thinned to about ``curve_points`` epochs, and
+    the CV folds' held-out metrics."""
     seeds = sorted(parts["test"])
     finals: dict[str, list[float]] = {}
     curves: dict[str, np.ndarray] = {}
@@ -121,7 +125,7 @@ def _cell_results(prep: Prepared, key: str, parts: dict[str, dict[int, list[Any]
             finals.setdefault(name, []).append(float(np.mean([r[1][name] for r in rows])))
         for name in rows[0][2]:
             curves.setdefault(name, []).append(np.mean([r[2][name] for r in rows], axis=0))
-    points = max(2, min(prep.config.curve_points, _MAX_ATTR_VALUES // max(1, len(seeds))))
+    points = max(2, min(curve_points, _MAX_ATTR_VALUES // max(1, len(seeds))))
     keep = thin_indices(len(epochs), points)
     out: dict[str, Any] = {
         "cell": key,
@@ -145,7 +149,7 @@ def _cell_results(prep: Prepared, key: str, parts: dict[str, dict[int, list[Any]
     return out
 
 
-def _objective(results: dict[str, Any]) -> float:
+def objective(results: dict[str, Any]) -> float:
     """The trial value (lower is better): mean CV validation loss if the cell has CV folds, else its
     mean test loss. Reports do not select on it."""
     if results.get("cv"):
@@ -315,7 +319,7 @@ def _run_claims(store: Store, prep: Prepared, claims: list[Claim], models_dir: s
         res = results[cell.key]
         res["elapsed_s"] = round(elapsed * prep.units(cell) / units, 3)
         curves = {k: res.pop(k) for k in [k for k in res if k.startswith("curve:")]}
-        store.complete(claim, _objective(res), {**res, **curves})
+        store.complete(claim, objective(res), {**res, **curves})
 
 
 def _masked(url: str) -> str:
