@@ -289,7 +289,7 @@ def run_model(
         _check_sites(factory, cells, fit, step)
     make_optimizer = optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3))
     replica_seeds = [derive_seed(seed, "seed", i) for i in range(seeds)]
-    why = "the per-replica loop with noisereg.attach (every model, every site)"
+    why = "a plain training loop per replica with noisereg.attach, which takes every model and site"
     name = name or Path(out).name
     config = {
         "name": name, "description": description, "seed": seed, "seeds": seeds, "metric": metric,
