@@ -39,14 +39,15 @@ from noisereg.engine.loop import AttachSite, LoopResult, LoopTask, train_replica
 from noisereg.noise.base import NoiseKind
 from noisereg.seeding import check_seed, derive_seed
 from noisereg.sites import attach
-from noisereg.study.bridge.user import as_factory, describe_part, infer_task, make_loss, split_data, training_part
+from noisereg.study.bridge.user import file_arguments, as_factory, describe_part, infer_task, make_loss, split_data, training_part
 from noisereg.study.cells import cell_key
+from noisereg.study.config import StudyConfigError, UserStudyConfig
 from noisereg.study.report import build_report, summarize, table_rows
 from noisereg.study.run.runner import _masked, cell_results, objective
 from noisereg.study.store import Store, default_url
 from noisereg.study.weights import save_cell_models
 
-__all__ = ["run_model", "site", "StudyResult", "PER_REPLICA"]
+__all__ = ["run_model", "run_config", "site", "StudyResult", "PER_REPLICA"]
 
 PER_REPLICA = "per-replica"
 _SITES = ("input", "activations", "embeddings", "weights", "gradients", "targets")
@@ -163,7 +164,13 @@ def _run_job(i: int) -> tuple[int, LoopResult | str]:
 def _train_all(tasks: list[LoopTask], workers: int) -> list[LoopResult]:
     global _JOBS
     if workers == 1 or len(tasks) == 1:
-        return [train_replica(t) for t in tasks]
+        out = []
+        for i, task in enumerate(tasks):
+            try:
+                out.append(train_replica(task))
+            except Exception as exc:  # the user's model, step or data failed: not an argument error
+                raise RuntimeError(f"replica {i} failed: {type(exc).__name__}: {exc}") from exc
+        return out
     _JOBS = tasks
     try:
         with multiprocessing.get_context("fork").Pool(min(workers, len(tasks))) as pool:
@@ -220,13 +227,14 @@ def run_model(
     collate: Callable[[list[Any]], Any] | None = None,
     eval_every: int = 1,
     workers: int = 1,
-    threads: int | None = None,
+    threads: int = 1,
     name: str | None = None,
     description: str = "",
     storage: str | None = None,
     dtype: torch.dtype = torch.float32,
     device: str = "cpu",
     save_models: bool = True,
+    study_file: Mapping[str, Any] | None = None,
 ) -> StudyResult:
     """Run (or resume) a study of the user's model into ``out``; return its :class:`StudyResult`.
 
@@ -249,10 +257,12 @@ def run_model(
             optionally "epochs": [...], "curves": {...}}``: the whole loop is the user's; input,
             activation, embedding and weight noise are still attached and seeded per replica.
         workers: processes that train replicas side by side (forked).
-        threads: torch threads per process while replicas train; None: 1 when ``workers`` > 1, else
-            torch's setting (small models are fastest on one thread per process).
+        threads: torch's threads per process while replicas train (restored afterwards); replicas
+            run side by side through ``workers``, and small models are fastest on one thread each.
         storage: Optuna storage URL (default SQLite in ``out``). save_models: write the test folds'
             final weights to ``out/models`` (:mod:`noisereg.study.weights`).
+        study_file: the validated study file this run comes from (stored with the configuration, so
+            a changed file is told apart from a resume).
 
     Raises:
         TypeError / ValueError: a bad argument, named, before anything is stored or trained.
@@ -261,8 +271,7 @@ def run_model(
     seed = check_seed(seed)
     epochs, batch_size = _check_int(epochs, "epochs", 1), _check_int(batch_size, "batch_size", 1)
     seeds, workers = _check_int(seeds, "seeds", 1), _check_int(workers, "workers", 1)
-    if threads is not None:
-        threads = _check_int(threads, "threads", 1)
+    threads = _check_int(threads, "threads", 1)
     eval_every = _check_int(eval_every, "eval_every", 1)
     if task not in ("auto", "classification", "regression"):
         raise ValueError(f"task={task!r} must be 'auto', 'classification' or 'regression'")
@@ -299,7 +308,7 @@ def run_model(
         "model": {"factory": _describe(model) if not isinstance(model, torch.nn.Module) else type(model).__name__},
         "training": {"epochs": epochs, "batch_size": batch_size, "eval_every": eval_every, "loss": loss_name,
                      "optimizer": _describe(optimizer), "step": _describe(step), "fit": _describe(fit)},
-        "folds": folds, "task": kind, "selection": None,
+        "folds": folds, "task": kind, "selection": None, "study_file": dict(study_file) if study_file else None,
     }
     parts = [describe_part(f.train, kind) for f in the_folds], [describe_part(f.test, kind) for f in the_folds]
     meta = {
@@ -325,7 +334,7 @@ def run_model(
                 model=factory, sites=cell.sites, train=the_folds[g].train, test=the_folds[g].test, loss=loss_fn,
                 optimizer=make_optimizer, epochs=epochs, batch_size=batch_size, task=kind, seed=replica_seeds[s],
                 eval_every=eval_every, step=step, fit=fit, collate=collate, metrics=extra, threshold=threshold,
-                dtype=dtype, device=device, threads=threads if threads is not None else (1 if workers > 1 else None),
+                dtype=dtype, device=device, threads=threads,
             )
             for cell, s, g in rows
         ]
@@ -371,3 +380,19 @@ def _collect(claims: Sequence[Any], rows: Sequence[tuple[_Cell, int, int]], resu
             save_cell_models(models_dir / "models", key, json.dumps(config["model"], sort_keys=True),
                              [s for s, *_ in mine], [g for _, g, _ in mine], state)
     return out
+
+
+def run_config(cfg: UserStudyConfig, out: str | Path, *, storage: str | None = None, workers: int = 1,
+               source: str = "study") -> StudyResult:
+    """Run a user study file (:mod:`noisereg.study.config.user`) into ``out`` and write its report.
+
+    Raises :class:`StudyConfigError` naming the key of a failing import, call or setting."""
+    kwargs = file_arguments(cfg, source=source)
+    try:
+        result = run_model(**kwargs, out=out, storage=storage, workers=workers, study_file=cfg.model_dump(mode="json"))
+    except StudyConfigError:
+        raise
+    except (TypeError, ValueError) as exc:  # run_model's checks (training failures are RuntimeErrors)
+        raise StudyConfigError([("", str(exc))], source) from exc
+    result.report()
+    return result

@@ -17,10 +17,17 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset, Subset
 
-from noisereg.engine.loop import Part
+from noisereg.engine.loop import AttachSite, Part
+from noisereg.noise import (
+    AlphaDropout, Colored, Gaussian, GaussianDropout, Impulse, MultiplicativeGaussian, NoiseKind, Shot, SNRGaussian,
+    Spatial, Speckle, Uniform,
+)
 from noisereg.seeding import derive_seed
+from noisereg.sites import NEFTune, CutMix, DisturbLabel, LabelFlip, LabelSmoothing, Mixup
+from noisereg.study.config import StudyConfigError
+from noisereg.study.config.user import KINDS, UserStudyConfig
 
-__all__ = ["UserFold", "as_factory", "import_object", "make_loss", "split_data", "infer_task", "describe_part", "training_part"]
+__all__ = ["KIND_CLASSES", "file_arguments", "UserFold", "as_factory", "import_object", "make_loss", "split_data", "infer_task", "describe_part", "training_part"]
 
 _CLASSIFICATION_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss, nn.BCELoss, nn.BCEWithLogitsLoss)
 _REGRESSION_LOSSES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
@@ -186,3 +193,69 @@ def describe_part(part: Part, task: str) -> dict[str, Any]:
     if isinstance(part, tuple):
         out["features"] = list(part[0].shape[1:])
     return out
+
+
+KIND_CLASSES: dict[str, type[NoiseKind]] = {
+    "gaussian": Gaussian, "uniform": Uniform, "multiplicative_gaussian": MultiplicativeGaussian, "speckle": Speckle,
+    "gaussian_dropout": GaussianDropout, "alpha_dropout": AlphaDropout, "snr_gaussian": SNRGaussian, "impulse": Impulse,
+    "shot": Shot, "colored": Colored, "spatial": Spatial, "label_smoothing": LabelSmoothing, "label_flip": LabelFlip,
+    "disturb_label": DisturbLabel, "mixup": Mixup, "cutmix": CutMix, "neftune": NEFTune,
+}
+if set(KIND_CLASSES) != set(KINDS):  # the config's names and this table are one list
+    raise ImportError(f"KIND_CLASSES and config.user.KINDS differ: {set(KIND_CLASSES) ^ set(KINDS)}")
+
+
+def _call(fn: Any, kwargs: Mapping[str, Any], key: str, source: str) -> Any:
+    try:
+        return fn(**kwargs)
+    except Exception as exc:  # the user's code: any failure is reported under the key that named it
+        raise StudyConfigError([(key, f"calling it with {dict(kwargs)} failed: {type(exc).__name__}: {exc}")], source) from exc
+
+
+def _imported(path: str, key: str, source: str) -> Any:
+    try:
+        return import_object(path, name=key)
+    except ValueError as exc:
+        raise StudyConfigError([(key, str(exc))], source) from None
+
+
+def file_arguments(cfg: UserStudyConfig, *, source: str = "study") -> dict[str, Any]:
+    """The keyword arguments of :func:`noisereg.study.run_model` for a user study file: the factory
+    and loader imported (the loader called once), every site built. Raises :class:`StudyConfigError`
+    naming the key (``model.factory``, ``data.loader``, ``arms[i].noise[j]``) of what fails."""
+    factory = _imported(cfg.model.factory, "model.factory", source)
+    kwargs = dict(cfg.model.kwargs)
+
+    def model() -> nn.Module:
+        return _call(factory, kwargs, "model.factory", source)
+
+    data = _call(_imported(cfg.data.loader, "data.loader", source), cfg.data.kwargs, "data.loader", source)
+    loss: Any = cfg.training.loss
+    if ":" in loss:
+        loss = _imported(loss, "training.loss", source)
+        loss = loss() if isinstance(loss, type) else loss
+    arms: dict[str, list[AttachSite]] = {}
+    grid: dict[str, Any] = {}
+    for i, arm in enumerate(cfg.arms):
+        sites = []
+        for j, table in enumerate(arm.noise):
+            try:
+                noise = KIND_CLASSES[table.kind](**table.parameters())
+            except (TypeError, ValueError) as exc:
+                raise StudyConfigError([(f"arms[{i}].noise[{j}]", f"{table.kind}: {exc}")], source) from None
+            sites.append(AttachSite(noise, table.at, tuple(sorted(table.options().items()))))
+        arms[arm.name] = sites
+        if arm.grid is not None:
+            grid[arm.name] = arm.grid if isinstance(arm.grid, list) else {"site": arm.grid.site, "values": arm.grid.values}
+    opt = cfg.optimizer
+    makers = {
+        "sgd": lambda p: torch.optim.SGD(p, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay),
+        "adam": lambda p: torch.optim.Adam(p, lr=opt.lr, betas=opt.betas, eps=opt.eps, weight_decay=opt.weight_decay),
+        "adamw": lambda p: torch.optim.AdamW(p, lr=opt.lr, betas=opt.betas, eps=opt.eps, weight_decay=opt.weight_decay),
+    }
+    return {
+        "model": model, "data": data, "arms": arms, "grid": grid, "loss": loss, "optimizer": makers[opt.name],
+        "epochs": cfg.training.epochs, "batch_size": cfg.training.batch_size, "eval_every": cfg.training.eval_every,
+        "task": cfg.training.task, "seeds": cfg.seeds, "seed": cfg.seed, "folds": cfg.folds, "metric": cfg.metric,
+        "name": cfg.name, "description": cfg.description,
+    }

@@ -34,8 +34,10 @@ from pydantic import Field, ValidationError, model_validator
 from noisereg.study.config.keypaths import StudyConfigError, message, problems
 from noisereg.study.config.model import CNNConfig, MLPConfig, ModelConfig, RecurrentConfig
 from noisereg.study.config.noise import NoiseConfig, Strict, check_sites, noise_strength_path, with_value
+from noisereg.study.config.optimizer import OptimizerConfig
 from noisereg.study.config.robustness import RobustnessConfig
 from noisereg.study.config.search import SearchConfig, check_search
+from noisereg.study.config.user import UserStudyConfig, is_user_study, parse_user_config
 
 __all__ = [
     "StudyConfig",
@@ -139,24 +141,6 @@ class SplitConfig(Strict):
         return self
 
 
-
-
-class OptimizerConfig(Strict):
-    """SGD (with ``momentum``), Adam or AdamW; ``clip_grad_norm`` clips each replica's gradient norm."""
-
-    name: Literal["sgd", "adam", "adamw"] = "adam"
-    lr: Annotated[float, Field(gt=0)] = 1e-3
-    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    weight_decay: Annotated[float, Field(ge=0)] = 0.0
-    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
-    eps: Annotated[float, Field(gt=0)] = 1e-8
-    clip_grad_norm: Annotated[float, Field(gt=0)] | None = None
-
-    @model_validator(mode="after")
-    def _momentum_is_sgd(self) -> OptimizerConfig:
-        if self.momentum and self.name != "sgd":
-            raise ValueError(f"momentum is for name = 'sgd'; {self.name!r} uses betas")
-        return self
 
 
 class TrainingConfig(Strict):
@@ -325,8 +309,8 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "study") -> StudyConfi
         raise StudyConfigError(problems(exc, raw), source) from None
 
 
-def load_config(path: str | Path) -> StudyConfig:
-    """Read and validate a TOML study file.
+def load_config(path: str | Path) -> StudyConfig | UserStudyConfig:
+    """Read and validate a TOML study file (a :class:`UserStudyConfig` when ``[model]`` names a factory).
 
     Relative ``data.path`` entries are resolved against the file's folder. Raises
     :class:`StudyConfigError` for a missing file, malformed TOML (with its line and column) or invalid
@@ -343,6 +327,8 @@ def load_config(path: str | Path) -> StudyConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise StudyConfigError([("", f"not valid TOML: {exc}")], str(path)) from None
+    if is_user_study(raw):  # [model] names the user's factory: a study of their own model
+        return parse_user_config(raw, source=str(path))
     data = raw.get("data")
     if isinstance(data, dict) and isinstance(data.get("path"), str) and not Path(data["path"]).is_absolute():
         raw["data"] = {**data, "path": str((path.parent / data["path"]).resolve())}
@@ -354,7 +340,7 @@ def builtin_studies() -> dict[str, Path]:
     return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.toml"))}
 
 
-def resolve_study(name_or_path: str | Path | None) -> StudyConfig:
+def resolve_study(name_or_path: str | Path | None) -> StudyConfig | UserStudyConfig:
     """Load a study file, or a built-in study by name; ``None`` is the default (the case study)."""
     if name_or_path is None:
         name_or_path = DEFAULT_STUDY
