@@ -178,3 +178,21 @@ def test_site_checks_its_arguments() -> None:
         study.site(noise.Gaussian(std=0.1), at="gradients", optimizer=None)
     with pytest.raises(TypeError, match="noise config"):
         study.site(0.1)  # type: ignore[arg-type]
+
+
+def test_a_dataset_with_a_collate_function_and_a_regression(tmp_path: Path) -> None:
+    from torch.utils.data import TensorDataset
+
+    collated = []
+
+    def collate(items: list) -> tuple[torch.Tensor, torch.Tensor]:
+        collated.append(len(items))
+        return torch.stack([i[0] for i in items]), torch.stack([i[1] for i in items])
+
+    target = X[:, :1] - 0.5 * X[:, 1:]
+    model = lambda: nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1))  # noqa: E731
+    arms = {"none": [], "input": [study.site(noise.Gaussian(std=0.1), at="input")]}
+    result = _run(tmp_path, model=model, data=TensorDataset(X, target), folds=2, loss="mse", collate=collate, arms=arms)
+    assert result.summary["task"] == "regression" and result.summary["metric"] == "r2"
+    assert collated and max(collated) <= 256
+    assert all(a["n"] == 2 for a in result.summary["arms"])
