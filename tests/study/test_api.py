@@ -190,7 +190,7 @@ def test_a_dataset_with_a_collate_function_and_a_regression(tmp_path: Path) -> N
         return torch.stack([i[0] for i in items]), torch.stack([i[1] for i in items])
 
     target = X[:, :1] - 0.5 * X[:, 1:]
-    model = lambda: nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1))  # noqa: E731
+    model = lambda: nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1))
     arms = {"none": [], "input": [study.site(noise.Gaussian(std=0.1), at="input")]}
     result = _run(tmp_path, model=model, data=TensorDataset(X, target), folds=2, loss="mse", collate=collate, arms=arms)
     assert result.summary["task"] == "regression" and result.summary["metric"] == "r2"

@@ -35,7 +35,7 @@ from noisereg.sites import attach
 from noisereg.sites.attach import TargetsHandle
 from noisereg.sites.mixing import MixingLayer
 
-__all__ = ["AttachSite", "Part", "LoopTask", "LoopResult", "train_replica", "evaluate", "default_step"]
+__all__ = ["AttachSite", "LoopResult", "LoopTask", "Part", "default_step", "evaluate", "train_replica"]
 
 Part = tuple[Tensor, Tensor] | Dataset
 """One part of the data: ``(x, y)`` tensors, or a ``Dataset`` whose batches are ``(x, y)``."""

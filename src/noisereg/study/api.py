@@ -39,7 +39,15 @@ from noisereg.engine.loop import AttachSite, LoopResult, LoopTask, train_replica
 from noisereg.noise.base import NoiseKind
 from noisereg.seeding import check_seed, derive_seed
 from noisereg.sites import attach
-from noisereg.study.bridge.user import file_arguments, as_factory, describe_part, infer_task, make_loss, split_data, training_part
+from noisereg.study.bridge.user import (
+    as_factory,
+    describe_part,
+    file_arguments,
+    infer_task,
+    make_loss,
+    split_data,
+    training_part,
+)
 from noisereg.study.cells import cell_key
 from noisereg.study.config import StudyConfigError, UserStudyConfig
 from noisereg.study.report import build_report, summarize, table_rows
@@ -47,7 +55,7 @@ from noisereg.study.run.runner import _masked, cell_results, objective
 from noisereg.study.store import Store, default_url
 from noisereg.study.weights import save_cell_models
 
-__all__ = ["run_model", "run_config", "site", "StudyResult", "PER_REPLICA"]
+__all__ = ["PER_REPLICA", "StudyResult", "run_config", "run_model", "site"]
 
 PER_REPLICA = "per-replica"
 _SITES = ("input", "activations", "embeddings", "weights", "gradients", "targets")

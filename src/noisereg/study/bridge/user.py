@@ -19,15 +19,32 @@ from torch.utils.data import Dataset, Subset
 
 from noisereg.engine.loop import AttachSite, Part
 from noisereg.noise import (
-    AlphaDropout, Colored, Gaussian, GaussianDropout, Impulse, MultiplicativeGaussian, NoiseKind, Shot, SNRGaussian,
-    Spatial, Speckle, Uniform,
+    AlphaDropout,
+    Colored,
+    Gaussian,
+    GaussianDropout,
+    Impulse,
+    MultiplicativeGaussian,
+    NoiseKind,
+    Shot,
+    SNRGaussian,
+    Spatial,
+    Speckle,
+    Uniform,
 )
 from noisereg.seeding import derive_seed
-from noisereg.sites import NEFTune, CutMix, DisturbLabel, LabelFlip, LabelSmoothing, Mixup
+from noisereg.sites import (
+    CutMix,
+    DisturbLabel,
+    LabelFlip,
+    LabelSmoothing,
+    Mixup,
+    NEFTune,
+)
 from noisereg.study.config import StudyConfigError
 from noisereg.study.config.user import KINDS, UserStudyConfig
 
-__all__ = ["KIND_CLASSES", "file_arguments", "UserFold", "as_factory", "import_object", "make_loss", "split_data", "infer_task", "describe_part", "training_part"]
+__all__ = ["KIND_CLASSES", "UserFold", "as_factory", "describe_part", "file_arguments", "import_object", "infer_task", "make_loss", "split_data", "training_part"]
 
 _CLASSIFICATION_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss, nn.BCELoss, nn.BCEWithLogitsLoss)
 _REGRESSION_LOSSES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)

@@ -38,8 +38,17 @@ from noisereg.study.config.keypaths import StudyConfigError, problems
 from noisereg.study.config.noise import Strict
 from noisereg.study.config.optimizer import OptimizerConfig
 
-__all__ = ["UserStudyConfig", "FactoryConfig", "LoaderConfig", "UserSiteConfig", "UserArmConfig", "UserTrainingConfig",
-           "KINDS", "is_user_study", "parse_user_config"]
+__all__ = [
+    "KINDS",
+    "FactoryConfig",
+    "LoaderConfig",
+    "UserArmConfig",
+    "UserSiteConfig",
+    "UserStudyConfig",
+    "UserTrainingConfig",
+    "is_user_study",
+    "parse_user_config",
+]
 
 KINDS = (
     "gaussian", "uniform", "multiplicative_gaussian", "speckle", "gaussian_dropout", "alpha_dropout", "snr_gaussian",
