@@ -125,7 +125,7 @@ def study(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
 ) -> None:
     """Run a study (or resume it in its run directory), print the result table, write the report."""
-    from noisereg.study.config import builtin_studies, resolve_study
+    from noisereg.study.config import UserStudyConfig, builtin_studies, resolve_study
 
     console = _console(quiet)
     if list_:
@@ -137,6 +137,14 @@ def study(
     with _exit_codes("interrupted: finished cells are stored; run the same command again to resume"):
         cfg = resolve_study(config)
         run_dir = out if out is not None else Path("runs") / cfg.name
+        if isinstance(cfg, UserStudyConfig):  # [model] names the user's factory
+            if no_train:
+                raise _fail("--no-train: a study of your own model trains in this process (its factory is Python code)", 2)
+            from noisereg.study.api import run_config
+
+            result = run_config(cfg, run_dir, storage=storage, workers=workers, source=str(config))
+            _print_summary(console, result.summary, run_dir)
+            return
         from noisereg.study.run.runner import enqueue_study, run_study
 
         if no_train:

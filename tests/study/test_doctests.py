@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("name", ["noisereg.study", "noisereg.study.stats", "noisereg.study.store", "noisereg.study.selection"])
+@pytest.mark.parametrize("name", ["noisereg.study", "noisereg.study.stats", "noisereg.study.store", "noisereg.study.selection", "noisereg.study.api"])
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0

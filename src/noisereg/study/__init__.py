@@ -35,6 +35,9 @@ _PUBLIC = {
     "SearchConfig": "noisereg.study.config",
     "build_report": "noisereg.study.report",
     "summarize": "noisereg.study.report",
+    "run_model": "noisereg.study.api",
+    "site": "noisereg.study.api",
+    "StudyResult": "noisereg.study.api",
 }
 
 __all__ = list(_PUBLIC)

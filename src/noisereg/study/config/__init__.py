@@ -26,6 +26,7 @@ from noisereg.study.config.study import (
     parse_config,
     resolve_study,
 )
+from noisereg.study.config.user import UserStudyConfig
 
 __all__ = [
     "StudyConfig",
@@ -48,4 +49,5 @@ __all__ = [
     "builtin_studies",
     "resolve_study",
     "DEFAULT_STUDY",
+    "UserStudyConfig",
 ]

@@ -37,9 +37,11 @@ from noisereg.engine.vocabulary import HIDDEN_SITES
 from noisereg.study.config.keypaths import StudyConfigError, message, problems
 from noisereg.study.config.model import CNNConfig, MLPConfig, ModelConfig, RecurrentConfig
 from noisereg.study.config.noise import NoiseConfig, check_sites, noise_strength_path, with_value
+from noisereg.study.config.optimizer import OptimizerConfig
 from noisereg.study.config.robustness import RobustnessConfig
 from noisereg.study.config.search import SearchConfig, check_search
 from noisereg.study.config.strict import FiniteOrInf, Strict
+from noisereg.study.config.user import UserStudyConfig, is_user_study, parse_user_config
 
 __all__ = [
     "StudyConfig",
@@ -143,28 +145,6 @@ class SplitConfig(Strict):
         return self
 
 
-
-
-class OptimizerConfig(Strict):
-    """SGD (with ``momentum``), Adam or AdamW; ``clip_grad_norm`` clips each replica's gradient norm.
-
-    The keys, defaults and ranges are those of :class:`noisereg.engine.OptimSpec`, which the bridge
-    builds from them one to one (``tests/study/test_bridge.py`` keeps the two the same schema).
-    """
-
-    name: Literal["sgd", "adam", "adamw"] = "adam"
-    lr: Annotated[float, Field(gt=0)] = 1e-3
-    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    weight_decay: Annotated[float, Field(ge=0)] = 0.0
-    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
-    eps: Annotated[float, Field(gt=0)] = 1e-8
-    clip_grad_norm: Annotated[float, Field(gt=0)] | None = None
-
-    @model_validator(mode="after")
-    def _momentum_is_sgd(self) -> OptimizerConfig:
-        if self.momentum and self.name != "sgd":
-            raise ValueError(f"momentum is for name = 'sgd'; {self.name!r} uses betas")
-        return self
 
 
 class TrainingConfig(Strict):
@@ -369,8 +349,8 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "study") -> StudyConfi
         raise StudyConfigError(problems(exc, raw), source) from None
 
 
-def load_config(path: str | Path) -> StudyConfig:
-    """Read and validate a TOML study file.
+def load_config(path: str | Path) -> StudyConfig | UserStudyConfig:
+    """Read and validate a TOML study file (a :class:`UserStudyConfig` when ``[model]`` names a factory).
 
     Relative ``data.path`` entries are resolved against the file's folder. Raises
     :class:`StudyConfigError` for a missing file, malformed TOML (with its line and column) or invalid
@@ -387,6 +367,8 @@ def load_config(path: str | Path) -> StudyConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise StudyConfigError([("", f"not valid TOML: {exc}")], str(path)) from None
+    if is_user_study(raw):  # [model] names the user's factory: a study of their own model
+        return parse_user_config(raw, source=str(path))
     data = raw.get("data")
     if isinstance(data, dict) and isinstance(data.get("path"), str) and not Path(data["path"]).is_absolute():
         raw["data"] = {**data, "path": str((path.parent / data["path"]).resolve())}
@@ -398,7 +380,7 @@ def builtin_studies() -> dict[str, Path]:
     return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.toml"))}
 
 
-def resolve_study(name_or_path: str | Path | None) -> StudyConfig:
+def resolve_study(name_or_path: str | Path | None) -> StudyConfig | UserStudyConfig:
     """Load a study file, or a built-in study by name; ``None`` is the default (the case study)."""
     if name_or_path is None:
         name_or_path = DEFAULT_STUDY

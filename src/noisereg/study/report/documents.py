@@ -238,6 +238,16 @@ def _recommendation_lines(rec: Mapping[str, Any] | None) -> list[str]:
     return lines + ([""] if rec["evidence"] or rec["caveats"] else [])
 
 
+def path_lines(summary: Mapping[str, Any]) -> list[str]:
+    """One sentence per training path of the run (which engine path trained which cells, and why);
+    none for studies that do not record paths."""
+    paths = (summary.get("data") or {}).get("paths") or {}
+    groups: dict[tuple[str, str], list[str]] = {}
+    for cell, info in paths.items():
+        groups.setdefault((info["path"], info["why"]), []).append(cell)
+    return [f"Trained by the {path} path ({why}): {', '.join(cells)}." for (path, why), cells in groups.items()]
+
+
 def to_markdown(summary: Mapping[str, Any]) -> str:
     """The summary as Markdown: the verdict, the table, the selection, missing cells."""
     rows = table_rows(summary)
@@ -253,6 +263,7 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
         f"Metric: test {summary['metric']} ({'higher' if summary['higher_is_better'] else 'lower'} is better), "
         f"{summary['seeds']} seeds per arm, paired with the baseline **{summary['baseline']}** on the same seeds.",
         "",
+        *[line for text in path_lines(summary) for line in (text, "")],
         "| " + " | ".join(HEADERS[k] for k in keys) + " |",
         "|" + "---|" * len(keys),
     ]
@@ -284,7 +295,7 @@ def to_html(summary: Mapping[str, Any], plots: Sequence[tuple[str, str]]) -> str
     return template.render(
         s=summary, rows=table_rows(summary), headers=HEADERS, plots=plots,
         selection=selection_texts(summary["selection"]) if summary.get("selection") else [], fmt=fmt, value=selection_value,
-        tables=_contrast_table(summary) + robustness_tables(summary),
+        tables=_contrast_table(summary) + robustness_tables(summary), paths=path_lines(summary),
     )
 
 

@@ -44,7 +44,7 @@ from noisereg.study.rundir import RunDirError, write_file
 from noisereg.study.store import DB_NAME, CellLost, Claim, Store, StoreError, default_url, masked_url
 from noisereg.study.weights import save_cell_models
 
-__all__ = ["run_study", "enqueue_study", "work"]
+__all__ = ["run_study", "enqueue_study", "work", "cell_results", "objective"]
 
 log = logging.getLogger("noisereg.study")
 
@@ -93,14 +93,20 @@ def _train_batch(
                 weights[cell.key] = ([s for s, *_ in kept], [g for _, g, _ in kept], {k: v[index] for k, v in result.weights.items()})
     if epochs is None:
         raise ValueError("no cells to train")
-    return {key: _cell_results(prep, key, parts, epochs) for key, parts in collected.items()}, weights
+    points = prep.config.curve_points
+    return {key: cell_results(key, parts, epochs, points, prep) for key, parts in collected.items()}, weights
 
 
 def _round(values: np.ndarray) -> list[Any]:
     return np.vectorize(lambda v: float(f"{v:.6g}") if np.isfinite(v) else None, otypes=[object])(values).tolist()
 
 
-def _cell_results(prep: Prepared, key: str, parts: dict[str, dict[int, list[Any]]], epochs: np.ndarray) -> dict[str, Any]:
+def cell_results(
+    key: str, parts: dict[str, dict[int, list[Any]]], epochs: np.ndarray, curve_points: int, prep: Prepared | None = None
+) -> dict[str, Any]:
+    """A cell's stored results from ``parts[role][seed index] = [(fold, final, curves), ...]``: finals
+    and curves averaged over a seed's test folds, curves thinned to about ``curve_points`` epochs, and
+    the CV folds' held-out metrics (built-in studies: ``prep`` gives the CV folds' labels)."""
     seeds = sorted(parts["test"])
     finals: dict[str, list[float]] = {}
     curves: dict[str, np.ndarray] = {}
@@ -110,7 +116,7 @@ def _cell_results(prep: Prepared, key: str, parts: dict[str, dict[int, list[Any]
             finals.setdefault(name, []).append(float(np.mean([r[1][name] for r in rows])))
         for name in rows[0][2]:
             curves.setdefault(name, []).append(np.mean([r[2][name] for r in rows], axis=0))
-    points = max(2, min(prep.config.curve_points, _MAX_ATTR_VALUES // max(1, len(seeds))))
+    points = max(2, min(curve_points, _MAX_ATTR_VALUES // max(1, len(seeds))))
     keep = thin_indices(len(epochs), points)
     out: dict[str, Any] = {
         "cell": key,
@@ -121,7 +127,7 @@ def _cell_results(prep: Prepared, key: str, parts: dict[str, dict[int, list[Any]
     }
     for name, stack in curves.items():
         out[f"curve:{name}"] = _round(np.stack(stack)[:, keep])
-    out["cv"] = _cv_results(prep, parts["cv"], epochs) if parts["cv"] else None
+    out["cv"] = _cv_results(prep, parts["cv"], epochs) if prep is not None and parts.get("cv") else None
     return out
 
 
@@ -150,7 +156,7 @@ def _cv_results(prep: Prepared, parts: dict[int, list[Any]], epochs: np.ndarray)
     return cv
 
 
-def _objective(results: dict[str, Any]) -> float:
+def objective(results: dict[str, Any]) -> float:
     """The trial value (lower is better): mean CV validation loss if the cell has CV folds, else its
     mean test loss. Reports do not select on it."""
     if results.get("cv"):
@@ -371,7 +377,7 @@ def _run_claims(
         res["elapsed_s"] = round(elapsed * prep.units(cell) / units, 3)
         curves = {k: res.pop(k) for k in [k for k in res if k.startswith("curve:")]}
         try:
-            store.complete(claim, _objective(res), {**res, **curves})
+            store.complete(claim, objective(res), {**res, **curves})
         except CellLost as lost:
             log.warning("lost %s; its results are dropped (another process trains it again); going on with the next cell", lost)
 

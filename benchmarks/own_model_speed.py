@@ -1,0 +1,157 @@
+"""Studies of the user's own model: ``noisereg.study.run_model`` against a plain PyTorch loop with attach.
+
+Two user-defined models, each 4 arms (no noise, input, activations, weights) x ``--seeds`` seeds:
+
+- ``cnn``: a small ResNet-style CNN (examples/study_own_model.py) on scikit-learn's digits
+  (first 1200 samples train, the rest test), pixels in [0, 1];
+- ``transformer``: a one-layer transformer encoder on a generated sequence task (is the first
+  feature's mean over the first half of the sequence above its mean over the second half?).
+
+The plain loop trains the same replicas (fresh seeded model, ``noisereg.attach`` per site, Adam, the
+same batches) in ``--workers`` processes, one torch thread each; noisereg trains them through
+``run_model(workers=...)`` (store, curves, report data included). Prints for each model the two
+times, the memory one replica holds (parameters, gradients and Adam's two moments), and
+``ratio: <plain / noisereg>`` last. Run by hand::
+
+    python benchmarks/own_model_speed.py                       # 10 seeds, 20 epochs
+    python benchmarks/own_model_speed.py --seeds 2 --epochs 2  # a quick look
+    python benchmarks/own_model_speed.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import runpy
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+
+from noisereg import attach, noise, study
+from noisereg.seeding import derive_seed
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class TinyTransformer(nn.Module):
+    def __init__(self, features: int = 4, width: int = 16) -> None:
+        super().__init__()
+        self.embed = nn.Linear(features, width)
+        layer = nn.TransformerEncoderLayer(width, nhead=2, dim_feedforward=32, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False)
+        self.act = nn.Identity()  # the named activation site: the encoder's output
+        self.head = nn.Linear(width, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.act(self.encoder(self.embed(x))).mean(dim=1))
+
+
+def _cnn_task() -> tuple[type[nn.Module], dict, dict]:
+    net = runpy.run_path(str(ROOT / "examples" / "study_own_model.py"), run_name="benchmark")["SmallResNet"]
+    digits = load_digits()
+    x = torch.tensor(digits.data / 16.0, dtype=torch.float32)
+    y = torch.tensor(digits.target)
+    data = {"train": (x[:1200], y[:1200]), "test": (x[1200:], y[1200:])}
+    arms = {
+        "no noise": [],
+        "input": [study.site(noise.Gaussian(std=0.1), at="input")],
+        "activations": [study.site(noise.Gaussian(std=0.1), at="activations", select="blocks.*.act", where="before")],
+        "weights": [study.site(noise.Gaussian(std=0.01), at="weights", select="head.weight")],
+    }
+    return net, data, arms
+
+
+def _transformer_task() -> tuple[type[nn.Module], dict, dict]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1000, 12, 4, generator=g)
+    y = (x[:, :6, 0].mean(1) > x[:, 6:, 0].mean(1)).long()
+    data = {"train": (x[:700], y[:700]), "test": (x[700:], y[700:])}
+    arms = {
+        "no noise": [],
+        "input": [study.site(noise.Gaussian(std=0.1), at="input")],
+        "activations": [study.site(noise.Gaussian(std=0.1), at="activations", select="act")],
+        "weights": [study.site(noise.Gaussian(std=0.01), at="weights", select="head.weight")],
+    }
+    return TinyTransformer, data, arms
+
+
+_PLAIN: list = []
+
+
+def _plain_replica(i: int) -> float:
+    """One replica in a plain loop: the model, attach per site, Adam, shuffled batches, eval each epoch."""
+    torch.set_num_threads(1)
+    net, data, sites, seed, epochs, batch_size, device = _PLAIN[i]
+    torch.manual_seed(derive_seed(seed, "init"))
+    model = net().to(device)
+    handles = [attach(model, s.noise, s.at, seed=derive_seed(seed, "site", j), **dict(s.options)) for j, s in enumerate(sites)]
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    (x, y), (xt, yt) = ((a.to(device), b.to(device)) for a, b in (data["train"], data["test"]))
+    order = torch.Generator().manual_seed(derive_seed(seed, "batches"))
+    acc = 0.0
+    for _ in range(epochs):
+        model.train()
+        perm = torch.randperm(len(x), generator=order)
+        for start in range(0, len(x), batch_size):
+            idx = perm[start : start + batch_size].to(device)
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            nn.functional.cross_entropy(model(x), y)
+            acc = float((model(xt).argmax(1) == yt).float().mean())
+    for h in handles:
+        h.remove()
+    return acc
+
+
+def _plain(net: type[nn.Module], data: dict, arms: dict, seeds: int, epochs: int, batch_size: int, workers: int, device: str) -> float:
+    global _PLAIN
+    _PLAIN = [(net, data, sites, derive_seed(0, "seed", s), epochs, batch_size, device) for sites in arms.values() for s in range(seeds)]
+    start = time.perf_counter()
+    if workers == 1:
+        for i in range(len(_PLAIN)):
+            _plain_replica(i)
+    else:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            pool.map(_plain_replica, range(len(_PLAIN)))
+    return time.perf_counter() - start
+
+
+def _noisereg(net: type[nn.Module], data: dict, arms: dict, seeds: int, epochs: int, batch_size: int, workers: int, device: str) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        study.run_model(model=net, data=data, arms=arms, loss="ce", epochs=epochs, batch_size=batch_size, seeds=seeds,
+                        workers=workers, device=device, out=Path(out) / "run", save_models=False)
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--models", nargs="+", default=["cnn", "transformer"], choices=["cnn", "transformer"])
+    args = parser.parse_args()
+    tasks = {"cnn": _cnn_task, "transformer": _transformer_task}
+    for name in args.models:
+        net, data, arms = tasks[name]()
+        params = sum(p.numel() * p.element_size() for p in net().parameters())
+        replicas = len(arms) * args.seeds
+        plain = _plain(net, data, arms, args.seeds, args.epochs, args.batch_size, args.workers, args.device)
+        ours = _noisereg(net, data, arms, args.seeds, args.epochs, args.batch_size, args.workers, args.device)
+        print(f"{name}: {replicas} replicas x {args.epochs} epochs on {args.device}, {args.workers} processes")
+        print(f"  plain loop with attach: {plain:.1f} s   noisereg run_model (per-replica path): {ours:.1f} s")
+        print(f"  memory per replica (parameters, gradients, Adam moments): {4 * params / 1024:.1f} KiB")
+        print(f"ratio: {plain / ours:.3f}")
+
+
+if __name__ == "__main__":
+    main()

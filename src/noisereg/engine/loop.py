@@ -1,0 +1,291 @@
+"""The per-replica path: one replica of any ``nn.Module`` trained in a plain loop, its noise put on with
+:func:`noisereg.attach`.
+
+This is the path that works for every model (the vectorized paths are faster where they apply) and the
+reference they are checked against. One replica, from its seed ``s`` alone:
+
+- the model is built (or re-initialized) with torch's global generator seeded ``derive_seed(s, "init")``;
+  training then runs with the global generator seeded ``derive_seed(s, "train")`` (the model's own
+  dropout draws from it), all inside ``torch.random.fork_rng`` so the caller's state is untouched;
+- batch order: ``torch.randperm`` from a generator seeded ``derive_seed(s, "batches")`` every epoch
+  (a ``Dataset`` goes through a ``DataLoader`` with that generator and the user's ``collate``);
+- site j of the arm is attached with ``seed = derive_seed(s, "site", j, at)``; :func:`noisereg.attach`
+  then gives each place its own stream. A replica's noise depends on its seed and its sites only.
+
+Training mode for the steps (noise on, BatchNorm updates its running statistics, dropout on), eval mode
+for every measurement (noise off, BatchNorm uses its running statistics): what a user of
+``model.train()`` / ``model.eval()`` expects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from noisereg.noise.base import NoiseKind
+from noisereg.seeding import derive_seed
+from noisereg.sites import attach
+from noisereg.sites.attach import TargetsHandle
+from noisereg.sites.mixing import MixingLayer
+
+__all__ = ["AttachSite", "LoopResult", "LoopTask", "Part", "default_step", "evaluate", "train_replica"]
+
+Part = tuple[Tensor, Tensor] | Dataset
+"""One part of the data: ``(x, y)`` tensors, or a ``Dataset`` whose batches are ``(x, y)``."""
+
+Step = Callable[[nn.Module, Any, torch.optim.Optimizer], Any]
+Fit = Callable[[nn.Module, Mapping[str, Any], int], Mapping[str, Any]]
+Metric = Callable[[Tensor, Tensor], float]
+
+
+@dataclasses.dataclass(frozen=True)
+class AttachSite:
+    """One place of an arm's noise: the arguments of :func:`noisereg.attach` except the model and seed.
+
+    ``options`` holds attach's keyword options (``select``, ``where``, ``arg``, ``mask``, ``biases``,
+    ``resample``, ``scale_by_lr``); at ``"gradients"`` the replica's optimizer is passed for you.
+    """
+
+    noise: NoiseKind
+    at: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def with_strength(self, value: float) -> AttachSite:
+        return dataclasses.replace(self, noise=self.noise.with_strength(value))
+
+    def describe(self) -> dict[str, Any]:
+        """Plain, JSON-safe data: the kind, its fields and the options (stored with the study)."""
+        fields = {f.name: _plain(getattr(self.noise, f.name)) for f in dataclasses.fields(self.noise)}
+        return {"at": self.at, "kind": type(self.noise).__name__, **fields, **{k: _plain(v) for k, v in self.options}}
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, type):
+        return value.__name__
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return repr(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopTask:
+    """Everything one replica needs. ``model(seed)`` returns a fresh module (see :func:`train_replica`).
+
+    ``step`` trains on one batch (default :func:`default_step`); ``fit`` replaces the whole loop and
+    returns its final metrics. ``metrics``: extra ``name -> fn(outputs, targets)`` measured on every
+    evaluation. ``threshold``: a single-output classifier predicts 1 above it (0 for logits).
+    ``threads``: torch's intra-op threads while this replica trains (None: unchanged); small models
+    train fastest on one (a thread pool's start-up per tiny operation costs more than it saves).
+    """
+
+    model: Callable[[], nn.Module]
+    sites: tuple[AttachSite, ...]
+    train: Part
+    test: Part
+    loss: Callable[[Tensor, Tensor], Tensor]
+    optimizer: Callable[[Any], torch.optim.Optimizer]
+    epochs: int
+    batch_size: int
+    task: str
+    seed: int
+    eval_every: int = 1
+    step: Step | None = None
+    fit: Fit | None = None
+    collate: Callable[[list[Any]], Any] | None = None
+    metrics: tuple[tuple[str, Metric], ...] = ()
+    threshold: float = 0.0
+    dtype: torch.dtype = torch.float32
+    device: str = "cpu"
+    threads: int | None = None
+
+
+@dataclasses.dataclass
+class LoopResult:
+    """``final``: metric -> value after training (``train_loss``, ``test_acc``, ...); ``curves``: metric
+    -> values at ``epochs`` (1-based); ``state``: the final state dict on the CPU."""
+
+    final: dict[str, float]
+    curves: dict[str, np.ndarray]
+    epochs: list[int]
+    state: dict[str, Tensor]
+
+
+def default_step(loss: Callable[[Tensor, Tensor], Tensor]) -> Step:
+    """The usual step: zero the gradients, ``loss(model(x), y).backward()``, ``optimizer.step()``."""
+
+    def step(model: nn.Module, batch: Any, optimizer: torch.optim.Optimizer) -> Tensor:
+        x, y = batch
+        optimizer.zero_grad(set_to_none=True)
+        value = loss(model(x), y)
+        value.backward()
+        optimizer.step()
+        return value.detach()
+
+    return step
+
+
+def _to(batch: Any, dtype: torch.dtype, device: str) -> Any:
+    if isinstance(batch, Tensor):
+        return batch.to(device=device, dtype=dtype) if batch.is_floating_point() else batch.to(device)
+    if isinstance(batch, (list, tuple)):
+        return tuple(_to(b, dtype, device) for b in batch)
+    if isinstance(batch, Mapping):
+        return {k: _to(v, dtype, device) for k, v in batch.items()}
+    return batch
+
+
+def _batches(part: Part, size: int, generator: torch.Generator | None, collate: Any) -> Any:
+    """Batches of ``part``, shuffled by ``generator`` (None keeps the order)."""
+    if isinstance(part, tuple):
+        x, y = part
+        n = len(x)
+        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        for start in range(0, n, size):
+            index = order[start : start + size]
+            yield x[index], y[index]
+        return
+    yield from DataLoader(part, batch_size=size, shuffle=generator is not None, generator=generator, collate_fn=collate)
+
+
+def evaluate(model: nn.Module, part: Part, task: LoopTask) -> dict[str, float]:
+    """``loss`` (mean over samples of ``task.loss``), ``acc`` or ``r2``, and ``task.metrics`` of the
+    model in eval mode on ``part`` (batches of at least 256)."""
+    was_training = model.training
+    model.eval()
+    outs, ys, total, n = [], [], 0.0, 0
+    with torch.no_grad():
+        for batch in _batches(part, max(task.batch_size, 256), None, task.collate):
+            x, y = _to(batch, task.dtype, task.device)
+            out = model(x)
+            count = len(y)
+            total += float(task.loss(out, y)) * count
+            n += count
+            outs.append(out.detach().to("cpu", torch.float64))
+            ys.append(y.detach().to("cpu"))
+    model.train(was_training)
+    out, y = torch.cat(outs), torch.cat(ys)
+    result = {"loss": total / n}
+    if task.task == "classification":
+        if out.dim() >= 2 and out.shape[-1] > 1:
+            predicted = out.argmax(-1)
+        else:
+            predicted = (out.reshape(-1) > task.threshold).long()
+        result["acc"] = float((predicted == y.reshape(predicted.shape).long()).double().mean())
+    else:
+        target = y.to(torch.float64).reshape(out.shape)
+        flat_out, flat_y = out.reshape(len(out), -1), target.reshape(len(target), -1)
+        ss_res = ((flat_y - flat_out) ** 2).sum(0)
+        ss_tot = ((flat_y - flat_y.mean(0)) ** 2).sum(0)
+        result["r2"] = float((1 - ss_res / ss_tot).mean())
+    for name, fn in task.metrics:
+        result[name] = float(fn(out, y))
+    return result
+
+
+def _attach_all(model: nn.Module, task: LoopTask, optimizer: torch.optim.Optimizer | None) -> tuple[list[Any], list[TargetsHandle]]:
+    handles, targets = [], []
+    for j, site in enumerate(task.sites):
+        if (site.at == "gradients") != (optimizer is not None):
+            continue
+        options = dict(site.options)
+        if site.at == "gradients":
+            options["optimizer"] = optimizer
+        handle = attach(model, site.noise, site.at, seed=derive_seed(task.seed, "site", j, site.at), **options)
+        handles.append(handle)
+        if isinstance(handle, TargetsHandle):
+            targets.append(handle)
+    return handles, targets
+
+
+def train_replica(task: LoopTask) -> LoopResult:
+    """Train one replica of ``task`` (seeding in the module docstring); noise is removed at the end."""
+    threads = torch.get_num_threads()
+    if task.threads is not None:
+        torch.set_num_threads(task.threads)
+    try:
+        return _seeded(task)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _seeded(task: LoopTask) -> LoopResult:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(task.seed, "init"))
+        model = task.model().to(device=task.device, dtype=task.dtype)
+        torch.manual_seed(derive_seed(task.seed, "train"))
+        handles, targets = _attach_all(model, task, None)
+        try:
+            if task.fit is not None:
+                return _fitted(model, task)
+            optimizer = task.optimizer(model.parameters())
+            more, _ = _attach_all(model, task, optimizer)
+            handles += more
+            return _loop(model, task, optimizer, targets)
+        finally:
+            for handle in handles:
+                handle.remove()
+
+
+def _loop(model: nn.Module, task: LoopTask, optimizer: torch.optim.Optimizer, targets: Sequence[TargetsHandle]) -> LoopResult:
+    step = task.step or default_step(task.loss)
+    order = torch.Generator().manual_seed(derive_seed(task.seed, "batches"))
+    curves: dict[str, list[float]] = {}
+    epochs: list[int] = []
+    for epoch in range(1, task.epochs + 1):
+        model.train()
+        for batch in _batches(task.train, task.batch_size, order, task.collate):
+            batch = _to(batch, task.dtype, task.device)
+            for handle in targets:
+                batch = _noisy_targets(handle, batch)
+            step(model, batch, optimizer)
+        if epoch % task.eval_every == 0 or epoch == task.epochs:
+            epochs.append(epoch)
+            for part_name, part in (("train", task.train), ("test", task.test)):
+                for name, value in evaluate(model, part, task).items():
+                    curves.setdefault(f"{part_name}_{name}", []).append(value)
+    final = {name: values[-1] for name, values in curves.items()}
+    state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+    return LoopResult(final, {k: np.asarray(v, dtype=np.float64) for k, v in curves.items()}, epochs, state)
+
+
+def _noisy_targets(handle: TargetsHandle, batch: Any) -> Any:
+    if not (isinstance(batch, (list, tuple)) and len(batch) == 2):
+        raise TypeError(f"target noise needs batches of (x, y), got a {type(batch).__name__} of {len(batch) if hasattr(batch, '__len__') else '?'} items")
+    x, y = batch
+    if isinstance(handle.layers[0], MixingLayer):
+        return tuple(handle(x, y))
+    return x, handle(y)
+
+
+def _fitted(model: nn.Module, task: LoopTask) -> LoopResult:
+    metrics = task.fit(model, {"train": task.train, "test": task.test}, task.seed)  # type: ignore[misc]
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"fit must return a dict of metrics such as {{'test_acc': 0.9}}, got {type(metrics).__name__}")
+    final: dict[str, float] = {}
+    curves: dict[str, np.ndarray] = {}
+    raw_curves = metrics.get("curves") or {}
+    epochs = [int(e) for e in metrics.get("epochs", [])]
+    for name, value in metrics.items():
+        if name in ("curves", "epochs"):
+            continue
+        final[name] = float(value)
+    for name, values in raw_curves.items():
+        curves[name] = np.asarray(values, dtype=np.float64)
+        if len(curves[name]) != len(epochs):
+            raise ValueError(f"fit returned curve {name!r} of {len(curves[name])} values but {len(epochs)} epochs")
+    if not epochs:
+        epochs = [task.epochs]
+        curves = {name: np.asarray([v]) for name, v in final.items()}
+    state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+    return LoopResult(final, curves, epochs, state)

@@ -1,0 +1,406 @@
+"""A study of the user's own model, data and loss, from Python: :func:`run_model` and :func:`site`.
+
+>>> import tempfile, torch
+>>> from torch import nn
+>>> from noisereg import noise, study
+>>> x, y = torch.randn(40, 2), (torch.arange(40) % 2)
+>>> result = study.run_model(
+...     model=lambda: nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2)),
+...     data=(x, y), folds=2, loss="ce", epochs=2, batch_size=10, seeds=2,
+...     arms={"no noise": [], "input 0.1": [study.site(noise.Gaussian(std=0.1), at="input")]},
+...     out=tempfile.mkdtemp(), threads=1)
+>>> [a["name"] for a in result.summary["arms"]]
+['no noise', 'input 0.1']
+
+The same store, cells, statistics and report as ``noisereg study``: each (arm, grid value) is a cell,
+stored in the Optuna store in ``out`` (a rerun resumes: finished cells are not trained again); seed
+index i of every arm trains replica seed ``derive_seed(seed, "seed", i)`` on every fold, so arms are
+paired (same initial weights and batch order; only the noise differs), and a seed's metric is its
+mean over folds. Replicas train through :mod:`noisereg.engine.loop` (the per-replica path, with
+``noisereg.attach``); the run's metadata and the report say which path trained each cell, and why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import numbers
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from noisereg.engine.loop import AttachSite, LoopResult, LoopTask, train_replica
+from noisereg.noise.base import NoiseKind
+from noisereg.seeding import check_seed, derive_seed
+from noisereg.sites import attach
+from noisereg.study.bridge.user import (
+    as_factory,
+    describe_part,
+    file_arguments,
+    infer_task,
+    make_loss,
+    split_data,
+    training_part,
+)
+from noisereg.study.cells import cell_key
+from noisereg.study.config import StudyConfigError, UserStudyConfig
+from noisereg.study.report import build_report, summarize, table_rows
+from noisereg.study.run.runner import _masked, cell_results, objective
+from noisereg.study.store import Store, default_url
+from noisereg.study.weights import save_cell_models
+
+__all__ = ["PER_REPLICA", "StudyResult", "run_config", "run_model", "site"]
+
+PER_REPLICA = "per-replica"
+_SITES = ("input", "activations", "embeddings", "weights", "gradients", "targets")
+_OPTIONS = ("select", "where", "arg", "mask", "biases", "resample", "scale_by_lr")
+
+
+def site(noise: NoiseKind, at: str = "input", **options: Any) -> AttachSite:
+    """One site of an arm: the arguments of :func:`noisereg.attach` but the model, seed and optimizer.
+
+    ``options``: ``select``, ``where``, ``arg``, ``mask``, ``biases``, ``resample``, ``scale_by_lr``
+    as in ``attach``. Each replica attaches it with its own seed (see :mod:`noisereg.engine.loop`).
+
+    >>> from noisereg.noise import Gaussian
+    >>> site(Gaussian(std=0.1), at="activations", select="blocks.*.act", where="before").at
+    'activations'
+
+    Raises TypeError for a noise that is not a noise config, ValueError for an unknown site or option.
+    """
+    if not isinstance(noise, NoiseKind):
+        raise TypeError(f"noise must be a noise config such as noisereg.noise.Gaussian(std=0.1), got {type(noise).__name__}")
+    if at not in _SITES:
+        raise ValueError(f"at={at!r} must be one of {_SITES}")
+    for key in options:
+        if key not in _OPTIONS:
+            raise ValueError(f"site option {key!r} is not one of {_OPTIONS} (the optimizer of at='gradients' is the replica's own)")
+    return AttachSite(noise, at, tuple(sorted(options.items())))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cell:
+    key: str
+    arm: str
+    value: float | None
+    param: str | None
+    sites: tuple[AttachSite, ...]
+
+    def meta(self, path: str, why: str) -> dict[str, Any]:
+        return {"arm": self.arm, "value": self.value, "param": self.param, "selection": False,
+                "noise": [s.describe() for s in self.sites], "path": path, "path_reason": why}
+
+
+class StudyResult:
+    """What :func:`run_model` returns: ``summary`` (the schema of :mod:`noisereg.study.report.summary`),
+    :meth:`table` and :meth:`report`."""
+
+    def __init__(self, out: Path, name: str, summary: dict[str, Any]) -> None:
+        self.out, self.name, self.summary = out, name, summary
+
+    def table(self) -> str:
+        """The evidence table of ``noisereg study`` (test metric over seeds, paired tests) as text."""
+        rows = table_rows(self.summary)
+        heads = {"arm": "arm", "n": "n", "mean": "test mean ± sd", "ci95": "95% CI", "diff": "Δ vs base", "p_holm": "p Holm", "verdict": ""}
+        widths = {k: max(len(h), *(len(r[k]) for r in rows)) if rows else len(h) for k, h in heads.items()}
+        lines = ["  ".join(h.ljust(widths[k]) for k, h in heads.items()).rstrip()]
+        lines += ["  ".join(r[k].ljust(widths[k]) for k in heads).rstrip() for r in rows]
+        title = f"{self.summary['study']}: test {self.summary['metric']} over seeds (baseline: {self.summary['baseline']})"
+        return "\n".join([title, *lines, self.summary["verdict"]["text"]])
+
+    def report(self) -> Path:
+        """Write summary.json, summary.md, report.html and plots into ``out``; return report.html's path."""
+        self.summary = build_report(self.out, study=self.name)
+        return self.out / "report.html"
+
+
+def _check_int(value: object, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name}={value!r} must be an int >= {low}")
+    return int(value)
+
+
+def _plan(arms: Mapping[str, Sequence[AttachSite]], grid: Mapping[str, Any]) -> list[_Cell]:
+    if not isinstance(arms, Mapping) or not arms:
+        raise ValueError(f"arms must be a non-empty dict of name -> list of study.site(...), got {arms!r}")
+    for name in grid:
+        if name not in arms:
+            raise ValueError(f"grid names arm {name!r}, which is not one of the arms {list(arms)}")
+    cells = []
+    for name, sites in arms.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"arm name {name!r} must be a non-empty str")
+        if not isinstance(sites, (list, tuple)) or not all(isinstance(s, AttachSite) for s in sites):
+            raise TypeError(f"arms[{name!r}] must be a list of study.site(...), got {sites!r}")
+        if name not in grid:
+            cells.append(_Cell(name, name, None, None, tuple(sites)))
+            continue
+        spec = grid[name]
+        index, values = (spec.get("site", 0), spec.get("values")) if isinstance(spec, Mapping) else (None, spec)
+        if index is None:
+            if len(sites) != 1:
+                raise ValueError(f"grid[{name!r}]: arm {name!r} has {len(sites)} sites: give {{'site': i, 'values': [...]}}")
+            index = 0
+        if not isinstance(index, int) or not 0 <= index < len(sites):
+            raise ValueError(f"grid[{name!r}]['site']={index!r} must index one of the arm's {len(sites)} sites")
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ValueError(f"grid[{name!r}] must be a non-empty list of strengths, got {values!r}")
+        param = sites[index].noise.strength_field if len(sites) == 1 else f"[{index}].{sites[index].noise.strength_field}"
+        for value in values:
+            changed = list(sites)
+            changed[index] = sites[index].with_strength(value)
+            cells.append(_Cell(cell_key(name, float(value), param), name, float(value), param, tuple(changed)))
+    return cells
+
+
+_JOBS: list[LoopTask] = []  # the tasks a forked pool's workers read (fork copies them; nothing is pickled)
+
+
+def _run_job(i: int) -> tuple[int, LoopResult | str]:
+    try:
+        return i, train_replica(_JOBS[i])
+    except Exception:  # a worker's failure comes back as text and is raised by the parent
+        return i, traceback.format_exc()
+
+
+def _train_all(tasks: list[LoopTask], workers: int) -> list[LoopResult]:
+    global _JOBS
+    if workers == 1 or len(tasks) == 1:
+        out = []
+        for i, task in enumerate(tasks):
+            try:
+                out.append(train_replica(task))
+            except Exception as exc:  # the user's model, step or data failed: not an argument error
+                raise RuntimeError(f"replica {i} failed: {type(exc).__name__}: {exc}") from exc
+        return out
+    _JOBS = tasks
+    try:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(tasks))) as pool:
+            results: list[Any] = [None] * len(tasks)
+            for i, result in pool.imap_unordered(_run_job, range(len(tasks))):
+                if isinstance(result, str):
+                    raise RuntimeError(f"replica {i} failed in a worker process:\n{result}")
+                results[i] = result
+    finally:
+        _JOBS = []
+    return results
+
+
+def _check_sites(factory: Callable[[], torch.nn.Module], cells: list[_Cell], fit: Any, step: Any) -> None:
+    """Attach every arm's sites to one model and take them off: bad selectors fail before training."""
+    model = factory()
+    for cell in cells:
+        for j, s in enumerate(cell.sites):
+            if fit is not None and s.at in ("gradients", "targets"):
+                raise ValueError(f"arms[{cell.arm!r}] site {j} at={s.at!r} needs noisereg's loop: with fit=, use input, activations, embeddings or weights noise")
+            if s.at == "gradients":
+                continue
+            try:
+                attach(model, s.noise, s.at, seed=0, **dict(s.options)).remove()
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"arms[{cell.arm!r}] site {j} (at={s.at!r}): {exc}") from exc
+
+
+def _describe(fn: Any) -> str | None:
+    if fn is None:
+        return None
+    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
+def run_model(
+    *,
+    model: Any,
+    data: Any,
+    arms: Mapping[str, Sequence[AttachSite]],
+    out: str | Path,
+    epochs: int,
+    loss: Any = "auto",
+    optimizer: Callable[[Any], torch.optim.Optimizer] | None = None,
+    batch_size: int = 32,
+    seeds: int = 10,
+    folds: int | None = None,
+    grid: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    task: str = "auto",
+    metric: str | None = None,
+    metrics: Mapping[str, Callable[[torch.Tensor, torch.Tensor], float]] | None = None,
+    step: Callable[..., Any] | None = None,
+    fit: Callable[..., Mapping[str, Any]] | None = None,
+    collate: Callable[[list[Any]], Any] | None = None,
+    eval_every: int = 1,
+    workers: int = 1,
+    threads: int = 1,
+    name: str | None = None,
+    description: str = "",
+    storage: str | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
+    save_models: bool = True,
+    study_file: Mapping[str, Any] | None = None,
+) -> StudyResult:
+    """Run (or resume) a study of the user's model into ``out``; return its :class:`StudyResult`.
+
+    Args:
+        model: a function returning a fresh ``nn.Module`` (called under a seeded generator per
+            replica), or a module (deep-copied and re-initialized per replica with ``reset_parameters``).
+        data: ``(x, y)`` tensors or arrays or a torch ``Dataset`` (with ``folds``), or
+            ``{"train": ..., "test": ...}``; batches of a Dataset are ``(x, y)`` after ``collate``.
+        arms: name -> list of :func:`site` (an empty list is no noise; the first such arm is the baseline).
+        out: the run directory (store, report). epochs / batch_size / seeds: per replica.
+        loss: ``"auto"`` (ce for classification, mse for regression), ``"ce"``, ``"bce"``, ``"mse"``,
+            or the user's ``loss(outputs, targets)``. optimizer: ``params -> torch.optim.Optimizer``
+            (default Adam, lr 1e-3).
+        folds: k-fold over one data set (each seed trains once per fold). grid: arm -> strengths of
+            its site's main strength (or ``{"site": i, "values": [...]}`` for an arm of several sites).
+        task: ``auto`` | ``classification`` | ``regression``. metric: what the verdict compares
+            (``accuracy``/``loss``/``r2``). metrics: more ``name -> fn(outputs, targets)`` recorded.
+        step: ``step(model, batch, optimizer)`` instead of the default training step.
+        fit: ``fit(model, {"train": ..., "test": ...}, seed) -> {"test_loss": ..., "test_acc": ...,
+            optionally "epochs": [...], "curves": {...}}``: the whole loop is the user's; input,
+            activation, embedding and weight noise are still attached and seeded per replica.
+        workers: processes that train replicas side by side (forked).
+        threads: torch's threads per process while replicas train (restored afterwards); replicas
+            run side by side through ``workers``, and small models are fastest on one thread each.
+        storage: Optuna storage URL (default SQLite in ``out``). save_models: write the test folds'
+            final weights to ``out/models`` (:mod:`noisereg.study.weights`).
+        study_file: the validated study file this run comes from (stored with the configuration, so
+            a changed file is told apart from a resume).
+
+    Raises:
+        TypeError / ValueError: a bad argument, named, before anything is stored or trained.
+        StoreError: ``out`` holds a study with other settings.
+    """
+    seed = check_seed(seed)
+    epochs, batch_size = _check_int(epochs, "epochs", 1), _check_int(batch_size, "batch_size", 1)
+    seeds, workers = _check_int(seeds, "seeds", 1), _check_int(workers, "workers", 1)
+    threads = _check_int(threads, "threads", 1)
+    eval_every = _check_int(eval_every, "eval_every", 1)
+    if task not in ("auto", "classification", "regression"):
+        raise ValueError(f"task={task!r} must be 'auto', 'classification' or 'regression'")
+    if metric not in (None, "accuracy", "loss", "r2"):
+        raise ValueError(f"metric={metric!r} must be None, 'accuracy', 'loss' or 'r2'")
+    if step is not None and fit is not None:
+        raise ValueError("give step= or fit=, not both: fit replaces the whole loop, step one batch of it")
+    factory = as_factory(model)
+    cells = _plan(arms, grid or {})
+    baseline = next((c.arm for c in cells if not c.sites), None)
+    if baseline is None:
+        raise ValueError(f"arms need one arm without noise (an empty list) to compare against, got {list(arms)}")
+    kind = task if task != "auto" else infer_task(loss, training_part(data))
+    the_folds, whole = split_data(data, folds, kind, seed)
+    loss_name, loss_fn, threshold = make_loss(loss, kind)
+    metric = metric or ("accuracy" if kind == "classification" else "r2")
+    if (metric == "accuracy") != (kind == "classification") and metric != "loss":
+        raise ValueError(f"metric={metric!r} does not fit a {kind} task")
+    extra = tuple((metrics or {}).items())
+    for metric_name, fn in extra:
+        if not isinstance(metric_name, str) or not callable(fn) or metric_name in ("loss", "acc", "r2"):
+            raise ValueError(f"metrics[{metric_name!r}] must map a new name to fn(outputs, targets) -> float")
+    with torch.random.fork_rng(devices=[]):
+        _check_sites(factory, cells, fit, step)
+    make_optimizer = optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3))
+    replica_seeds = [derive_seed(seed, "seed", i) for i in range(seeds)]
+    why = "a plain training loop per replica with noisereg.attach, which takes every model and site"
+    name = name or Path(out).name
+    config = {
+        "name": name, "description": description, "seed": seed, "seeds": seeds, "metric": metric,
+        "baseline": baseline, "curve_points": 200,
+        "arms": [{"name": a, "noise": [s.describe() for s in sites]} for a, sites in arms.items()],
+        "grid": {a: list(v) if not isinstance(v, Mapping) else dict(v) for a, v in (grid or {}).items()},
+        "model": {"factory": _describe(model) if not isinstance(model, torch.nn.Module) else type(model).__name__},
+        "training": {"epochs": epochs, "batch_size": batch_size, "eval_every": eval_every, "loss": loss_name,
+                     "optimizer": _describe(optimizer), "step": _describe(step), "fit": _describe(fit)},
+        "folds": folds, "task": kind, "selection": None, "study_file": dict(study_file) if study_file else None,
+    }
+    parts = [describe_part(f.train, kind) for f in the_folds], [describe_part(f.test, kind) for f in the_folds]
+    meta = {
+        "data": "user data", "task": kind, "classes": describe_part(whole, kind).get("classes", []),
+        "features": parts[0][0].get("features"), "n_train": [p["n"] for p in parts[0]],
+        "n_test": [p["n"] for p in parts[1]], "loss": loss_name, "seeds": seeds, "monitor": None,
+        "paths": {c.key: {"path": PER_REPLICA, "why": why} for c in cells},
+    }
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    url = storage or default_url(out)
+    store = Store(url, name)
+    store.create(config, {c.key: c.meta(PER_REPLICA, why) for c in cells}, meta)
+    (out / "run.json").write_text(json.dumps({"study": name, "storage": _masked(url)}, indent=2) + "\n")
+    store.requeue_failed()
+    store.enqueue([c.key for c in cells])
+    by_key = {c.key: c for c in cells}
+    claims = store.claim(len(cells))
+    if claims:
+        rows = [(by_key[c.cell], s, g) for c in claims for g in range(len(the_folds)) for s in range(seeds)]
+        tasks = [
+            LoopTask(
+                model=factory, sites=cell.sites, train=the_folds[g].train, test=the_folds[g].test, loss=loss_fn,
+                optimizer=make_optimizer, epochs=epochs, batch_size=batch_size, task=kind, seed=replica_seeds[s],
+                eval_every=eval_every, step=step, fit=fit, collate=collate, metrics=extra, threshold=threshold,
+                dtype=dtype, device=device, threads=threads,
+            )
+            for cell, s, g in rows
+        ]
+        start = time.perf_counter()
+        with store.heartbeat(claims):
+            try:
+                results = _train_all(tasks, workers)
+                stored = _collect(claims, rows, results, by_key, out if save_models else None, config)
+            except BaseException as exc:
+                for claim in claims:
+                    store.fail(claim, "".join(traceback.format_exception(exc)))
+                raise
+        elapsed = time.perf_counter() - start
+        for claim in claims:
+            res = stored[claim.cell]
+            res["elapsed_s"] = round(elapsed / len(claims), 3)
+            res["path"], res["path_reason"] = PER_REPLICA, why
+            store.complete(claim, objective(res), res)
+    failed = sorted(store.unfinished())
+    if failed:
+        raise RuntimeError(f"cells without a result: {failed}; rerun to retry them")
+    summary = summarize(store.attrs(), store.completed())
+    return StudyResult(out, name, summary)
+
+
+def _collect(claims: Sequence[Any], rows: Sequence[tuple[_Cell, int, int]], results: Sequence[LoopResult],
+             by_key: Mapping[str, _Cell], models_dir: Path | None, config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    parts: dict[str, dict[str, dict[int, list[Any]]]] = {c.cell: {"test": {}, "cv": {}} for c in claims}
+    epochs: list[int] | None = None
+    for (cell, s, g), result in zip(rows, results):
+        if epochs is None:
+            epochs = result.epochs
+        elif result.epochs != epochs:
+            raise ValueError(f"replicas recorded different epochs ({epochs} and {result.epochs}): fit must return the same 'epochs' for every replica")
+        parts[cell.key]["test"].setdefault(s, []).append((g, result.final, result.curves))
+    out = {}
+    for claim in claims:
+        key = claim.cell
+        out[key] = cell_results(key, parts[key], np.asarray(epochs), int(config["curve_points"]))
+        if models_dir is not None:
+            mine = [(s, g, r) for (c, s, g), r in zip(rows, results) if c.key == key]
+            state = {k: torch.stack([r.state[k] for *_, r in mine]) for k in mine[0][2].state}
+            save_cell_models(models_dir / "models", key, json.dumps(config["model"], sort_keys=True),
+                             [s for s, *_ in mine], [g for _, g, _ in mine], state)
+    return out
+
+
+def run_config(cfg: UserStudyConfig, out: str | Path, *, storage: str | None = None, workers: int = 1,
+               source: str = "study") -> StudyResult:
+    """Run a user study file (:mod:`noisereg.study.config.user`) into ``out`` and write its report.
+
+    Raises :class:`StudyConfigError` naming the key of a failing import, call or setting."""
+    kwargs = file_arguments(cfg, source=source)
+    try:
+        result = run_model(**kwargs, out=out, storage=storage, workers=workers, study_file=cfg.model_dump(mode="json"))
+    except StudyConfigError:
+        raise
+    except (TypeError, ValueError) as exc:  # run_model's checks (training failures are RuntimeErrors)
+        raise StudyConfigError([("", str(exc))], source) from exc
+    result.report()
+    return result

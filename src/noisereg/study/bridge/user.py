@@ -1,0 +1,278 @@
+"""The user's own data, loss and model factory, checked and turned into what the per-replica loop takes.
+
+Torch is imported here (the user's objects are torch objects); nothing is trained.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset, Subset
+
+from noisereg.engine.loop import AttachSite, Part
+from noisereg.noise import (
+    AlphaDropout,
+    Colored,
+    Gaussian,
+    GaussianDropout,
+    Impulse,
+    MultiplicativeGaussian,
+    NoiseKind,
+    Shot,
+    SNRGaussian,
+    Spatial,
+    Speckle,
+    Uniform,
+)
+from noisereg.seeding import derive_seed
+from noisereg.sites import (
+    CutMix,
+    DisturbLabel,
+    LabelFlip,
+    LabelSmoothing,
+    Mixup,
+    NEFTune,
+)
+from noisereg.study.config import StudyConfigError
+from noisereg.study.config.user import KINDS, UserStudyConfig
+
+__all__ = ["KIND_CLASSES", "UserFold", "as_factory", "describe_part", "file_arguments", "import_object", "infer_task", "make_loss", "split_data", "training_part"]
+
+_CLASSIFICATION_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss, nn.BCELoss, nn.BCEWithLogitsLoss)
+_REGRESSION_LOSSES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
+
+
+@dataclasses.dataclass(frozen=True)
+class UserFold:
+    """One train/test split of the user's data; ``role`` as in :class:`noisereg.study.data.Fold`."""
+
+    train: Part
+    test: Part
+    role: str = "test"
+
+
+def import_object(path: str, *, name: str) -> Any:
+    """The object named ``"package.module:attribute"``; raises ValueError naming ``name`` otherwise."""
+    if not isinstance(path, str) or path.count(":") != 1:
+        raise ValueError(f"{name}={path!r} must be an import path 'package.module:attribute'")
+    module_name, attribute = path.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"{name}={path!r}: cannot import module {module_name!r} ({exc})") from exc
+    target: Any = module
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise ValueError(f"{name}={path!r}: module {module_name!r} has no attribute {attribute!r}")
+        target = getattr(target, part)
+    return target
+
+
+def as_factory(model: Any) -> Callable[[], nn.Module]:
+    """A zero-argument factory of fresh modules: ``model`` itself if it is a callable, else (a module)
+    a deep copy whose every submodule with ``reset_parameters`` is re-initialized (under the caller's
+    seeded generator). Raises TypeError for anything else, and when the factory returns a non-module."""
+    if isinstance(model, nn.Module):
+        template = copy.deepcopy(model)
+
+        def fresh() -> nn.Module:
+            module = copy.deepcopy(template)
+            for sub in module.modules():
+                if callable(getattr(sub, "reset_parameters", None)):
+                    sub.reset_parameters()
+            return module
+
+        return fresh
+    if not callable(model):
+        raise TypeError(f"model must be an nn.Module or a function returning one (e.g. lambda: MyNet()), got {type(model).__name__}")
+
+    def built() -> nn.Module:
+        module = model()
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"model() must return an nn.Module, got {type(module).__name__}")
+        return module
+
+    return built
+
+
+def _as_part(value: Any, *, name: str) -> Part:
+    if isinstance(value, Dataset):
+        return value
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        x, y = (torch.as_tensor(np.asarray(v)) if not isinstance(v, Tensor) else v for v in value)
+        if x.is_floating_point() is False and x.dtype != torch.long:
+            x = x.to(torch.float32)
+        if len(x) != len(y):
+            raise ValueError(f"{name}: x has {len(x)} samples but y has {len(y)}")
+        if len(x) == 0:
+            raise ValueError(f"{name}: no samples")
+        return (x, y)
+    raise TypeError(f"{name} must be (x, y) tensors or arrays, or a torch Dataset, got {type(value).__name__}")
+
+
+def training_part(data: Any) -> Part:
+    """The part of ``data`` that trains (all of it when it is one set), for inferring the task."""
+    if isinstance(data, Mapping) and "train" in data:
+        return _as_part(data["train"], name="data['train']")
+    return _as_part(data, name="data")
+
+
+def _labels(part: Part) -> Tensor | None:
+    if isinstance(part, tuple):
+        return part[1]
+    targets = getattr(part, "targets", None)
+    return torch.as_tensor(np.asarray(targets)) if targets is not None else None
+
+
+def infer_task(loss: Any, part: Part) -> str:
+    """``classification`` or ``regression``: from a known loss, else from the dtype of the labels."""
+    if loss in ("ce", "bce") or isinstance(loss, _CLASSIFICATION_LOSSES):
+        return "classification"
+    if loss == "mse" or isinstance(loss, _REGRESSION_LOSSES):
+        return "regression"
+    labels = _labels(part)
+    if labels is None:
+        raise ValueError("task='auto' cannot tell classification from regression for this loss and data: pass task=")
+    return "regression" if labels.is_floating_point() else "classification"
+
+
+def make_loss(loss: Any, task: str) -> tuple[str, Callable[[Tensor, Tensor], Tensor], float]:
+    """(name, loss function, decision threshold of a single output) of ``loss``: a name (``ce``,
+    ``bce`` = BCEWithLogits, ``mse``, ``auto``) or the user's callable. ``bce``/``mse`` reshape the
+    targets to the outputs; ``nn.BCELoss`` (probabilities) thresholds at 0.5, everything else at 0."""
+    if loss == "auto":
+        loss = "ce" if task == "classification" else "mse"
+    if loss == "ce":
+        return "ce", nn.CrossEntropyLoss(), 0.0
+    if loss == "bce":
+        fn = nn.BCEWithLogitsLoss()
+        return "bce", lambda out, y: fn(out, y.to(out.dtype).reshape(out.shape)), 0.0
+    if loss == "mse":
+        fn2 = nn.MSELoss()
+        return "mse", lambda out, y: fn2(out, y.to(out.dtype).reshape(out.shape)), 0.0
+    if isinstance(loss, str) or not callable(loss):
+        raise ValueError(f"loss={loss!r} must be 'auto', 'ce', 'bce', 'mse' or a callable loss(outputs, targets)")
+    name = type(loss).__name__ if isinstance(loss, nn.Module) else getattr(loss, "__qualname__", repr(loss))
+    return name, loss, 0.5 if isinstance(loss, nn.BCELoss) else 0.0
+
+
+def _subset(part: Part, index: np.ndarray) -> Part:
+    if isinstance(part, tuple):
+        i = torch.as_tensor(index, dtype=torch.long)
+        return (part[0][i], part[1][i])
+    return Subset(part, index.tolist())
+
+
+def split_data(data: Any, folds: int | None, task: str, seed: int) -> tuple[list[UserFold], Part]:
+    """The folds of ``data`` and its training part (for checks). ``data``: ``{"train": ..., "test": ...}``
+    (one holdout split), or one part with ``folds`` = k >= 2: k-fold (stratified for classification
+    with known labels), shuffled with ``derive_seed(seed, "folds")``; each sample is tested once."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if isinstance(data, Mapping):
+        unknown = set(data) - {"train", "test"}
+        if unknown or "train" not in data or "test" not in data:
+            raise ValueError(f"data as a dict needs exactly the keys 'train' and 'test', got {sorted(data)}")
+        if folds is not None:
+            raise ValueError(f"folds={folds} splits one data set; data already has 'train' and 'test' parts: pass folds=None")
+        train, test = _as_part(data["train"], name="data['train']"), _as_part(data["test"], name="data['test']")
+        return [UserFold(train, test)], train
+    part = _as_part(data, name="data")
+    if folds is None:
+        raise ValueError("data is one set: pass folds=k (k >= 2) for k-fold, or data={'train': ..., 'test': ...}")
+    if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
+        raise ValueError(f"folds={folds!r} must be an int >= 2 or None")
+    n = len(part[0]) if isinstance(part, tuple) else len(part)  # type: ignore[arg-type]
+    labels = _labels(part)
+    state = derive_seed(seed, "folds") % (2**32)
+    if task == "classification" and labels is not None:
+        splitter: Any = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=state)
+        pieces = splitter.split(np.zeros(n), labels.numpy())
+    else:
+        pieces = KFold(n_splits=int(folds), shuffle=True, random_state=state).split(np.zeros(n))
+    return [UserFold(_subset(part, tr), _subset(part, te)) for tr, te in pieces], part
+
+
+def describe_part(part: Part, task: str) -> dict[str, Any]:
+    """Sizes, feature shape and classes of one part (for the study's stored metadata)."""
+    out: dict[str, Any] = {"n": len(part[0]) if isinstance(part, tuple) else len(part)}  # type: ignore[arg-type]
+    labels = _labels(part)
+    if task == "classification" and labels is not None:
+        out["classes"] = [v.item() for v in torch.unique(labels)]
+    if isinstance(part, tuple):
+        out["features"] = list(part[0].shape[1:])
+    return out
+
+
+KIND_CLASSES: dict[str, type[NoiseKind]] = {
+    "gaussian": Gaussian, "uniform": Uniform, "multiplicative_gaussian": MultiplicativeGaussian, "speckle": Speckle,
+    "gaussian_dropout": GaussianDropout, "alpha_dropout": AlphaDropout, "snr_gaussian": SNRGaussian, "impulse": Impulse,
+    "shot": Shot, "colored": Colored, "spatial": Spatial, "label_smoothing": LabelSmoothing, "label_flip": LabelFlip,
+    "disturb_label": DisturbLabel, "mixup": Mixup, "cutmix": CutMix, "neftune": NEFTune,
+}
+if set(KIND_CLASSES) != set(KINDS):  # the config's names and this table are one list
+    raise ImportError(f"KIND_CLASSES and config.user.KINDS differ: {set(KIND_CLASSES) ^ set(KINDS)}")
+
+
+def _call(fn: Any, kwargs: Mapping[str, Any], key: str, source: str) -> Any:
+    try:
+        return fn(**kwargs)
+    except Exception as exc:  # the user's code: any failure is reported under the key that named it
+        raise StudyConfigError([(key, f"calling it with {dict(kwargs)} failed: {type(exc).__name__}: {exc}")], source) from exc
+
+
+def _imported(path: str, key: str, source: str) -> Any:
+    try:
+        return import_object(path, name=key)
+    except ValueError as exc:
+        raise StudyConfigError([(key, str(exc))], source) from None
+
+
+def file_arguments(cfg: UserStudyConfig, *, source: str = "study") -> dict[str, Any]:
+    """The keyword arguments of :func:`noisereg.study.run_model` for a user study file: the factory
+    and loader imported (the loader called once), every site built. Raises :class:`StudyConfigError`
+    naming the key (``model.factory``, ``data.loader``, ``arms[i].noise[j]``) of what fails."""
+    factory = _imported(cfg.model.factory, "model.factory", source)
+    kwargs = dict(cfg.model.kwargs)
+
+    def model() -> nn.Module:
+        return _call(factory, kwargs, "model.factory", source)
+
+    data = _call(_imported(cfg.data.loader, "data.loader", source), cfg.data.kwargs, "data.loader", source)
+    loss: Any = cfg.training.loss
+    if ":" in loss:
+        loss = _imported(loss, "training.loss", source)
+        loss = loss() if isinstance(loss, type) else loss
+    arms: dict[str, list[AttachSite]] = {}
+    grid: dict[str, Any] = {}
+    for i, arm in enumerate(cfg.arms):
+        sites = []
+        for j, table in enumerate(arm.noise):
+            try:
+                noise = KIND_CLASSES[table.kind](**table.parameters())
+            except (TypeError, ValueError) as exc:
+                raise StudyConfigError([(f"arms[{i}].noise[{j}]", f"{table.kind}: {exc}")], source) from None
+            sites.append(AttachSite(noise, table.at, tuple(sorted(table.options().items()))))
+        arms[arm.name] = sites
+        if arm.grid is not None:
+            grid[arm.name] = arm.grid if isinstance(arm.grid, list) else {"site": arm.grid.site, "values": arm.grid.values}
+    opt = cfg.optimizer
+    makers = {
+        "sgd": lambda p: torch.optim.SGD(p, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay),
+        "adam": lambda p: torch.optim.Adam(p, lr=opt.lr, betas=opt.betas, eps=opt.eps, weight_decay=opt.weight_decay),
+        "adamw": lambda p: torch.optim.AdamW(p, lr=opt.lr, betas=opt.betas, eps=opt.eps, weight_decay=opt.weight_decay),
+    }
+    return {
+        "model": model, "data": data, "arms": arms, "grid": grid, "loss": loss, "optimizer": makers[opt.name],
+        "epochs": cfg.training.epochs, "batch_size": cfg.training.batch_size, "eval_every": cfg.training.eval_every,
+        "task": cfg.training.task, "seeds": cfg.seeds, "seed": cfg.seed, "folds": cfg.folds, "metric": cfg.metric,
+        "name": cfg.name, "description": cfg.description,
+    }

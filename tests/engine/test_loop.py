@@ -1,0 +1,150 @@
+"""The per-replica path (engine/loop.py) equals a plain loop written with attach, in float64, for an MLP
+with BatchNorm, a small ResNet-style CNN, a GRU and a tiny transformer encoder, with noise at every site."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+
+from noisereg import LabelSmoothing, attach, noise
+from noisereg.engine.loop import AttachSite, LoopTask, train_replica
+from noisereg.seeding import derive_seed
+
+
+class MLP(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.bn, self.act, self.head = nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.act(self.bn(self.fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.act, self.conv2 = nn.Conv2d(2, 2, 3, padding=1), nn.ReLU(), nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.conv2(self.act(self.conv1(x))))
+
+
+class ResNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.blocks, self.head = nn.Conv2d(1, 2, 3, padding=1), nn.Sequential(Block()), nn.Linear(2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(torch.relu(self.stem(x.reshape(-1, 1, 2, 3)))).mean(dim=(2, 3)))
+
+
+class GRUNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn, self.head = nn.GRU(2, 5, batch_first=True), nn.Linear(5, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x.reshape(-1, 3, 2))
+        return self.head(out[:, -1])
+
+
+class Encoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(2, 4)
+        layer = nn.TransformerEncoderLayer(4, nhead=2, dim_feedforward=8, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(self.embed(x.reshape(-1, 3, 2))).mean(dim=1))
+
+
+CASES: dict[str, tuple[Callable[[], nn.Module], str, str]] = {  # model, activation site, weight site
+    "mlp-batchnorm": (MLP, "act", "head.weight"),
+    "resnet-cnn": (ResNet, "blocks.*.act", "blocks.0.conv2.weight"),
+    "gru": (GRUNet, "rnn", "rnn.weight_hh_l0"),
+    "transformer": (Encoder, "encoder.layers.0.linear1", "encoder.layers.0.linear2.weight"),
+}
+
+g = torch.Generator().manual_seed(0)
+X = torch.randn(20, 6, generator=g, dtype=torch.float64)
+Y = torch.arange(20) % 3
+EPOCHS, BATCH = 2, 5
+
+
+def _sites(act: str, weight: str) -> tuple[AttachSite, ...]:
+    return (
+        AttachSite(noise.Gaussian(std=0.1), "input"),
+        AttachSite(noise.Gaussian(std=0.2), "activations", (("select", act), ("where", "before"))),
+        AttachSite(noise.Gaussian(std=0.05), "weights", (("select", weight),)),
+        AttachSite(noise.Gaussian(std=0.01), "gradients"),
+        AttachSite(LabelSmoothing(epsilon=0.1, num_classes=3), "targets"),
+    )
+
+
+def _plain(factory: Callable[[], nn.Module], sites: tuple[AttachSite, ...], seed: int) -> tuple[dict[str, torch.Tensor], list[float]]:
+    """The reference, written out: seeded model, attach per site, Adam, shuffled batches, eval each epoch."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "init"))
+        model = factory().double()
+        torch.manual_seed(derive_seed(seed, "train"))
+        handles = [attach(model, s.noise, s.at, seed=derive_seed(seed, "site", j, s.at), **dict(s.options))
+                   for j, s in enumerate(sites) if s.at != "gradients"]
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        handles += [attach(model, s.noise, s.at, optimizer=opt, seed=derive_seed(seed, "site", j, s.at))
+                    for j, s in enumerate(sites) if s.at == "gradients"]
+        targets = [h for h, s in zip(handles, [s for s in sites if s.at != "gradients"]) if s.at == "targets"]
+        order = torch.Generator().manual_seed(derive_seed(seed, "batches"))
+        losses = []
+        for _ in range(EPOCHS):
+            model.train()
+            perm = torch.randperm(len(X), generator=order)
+            for start in range(0, len(X), BATCH):
+                i = perm[start : start + BATCH]
+                x, y = X[i], Y[i]
+                for h in targets:
+                    y = h(y)
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(x), y).backward()
+                opt.step()
+            model.eval()
+            with torch.no_grad():
+                losses.append(float(nn.functional.cross_entropy(model(X), Y)))
+        for h in handles:
+            h.remove()
+        return {k: v.clone() for k, v in model.state_dict().items()}, losses
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_replica_equals_the_plain_loop_with_attach(case: str) -> None:
+    factory, act, weight = CASES[case]
+    sites = _sites(act, weight)
+    seed = derive_seed(0, "seed", 3)
+    task = LoopTask(
+        model=factory, sites=sites, train=(X, Y), test=(X, Y), loss=nn.CrossEntropyLoss(),
+        optimizer=lambda p: torch.optim.Adam(p, lr=1e-2), epochs=EPOCHS, batch_size=BATCH,
+        task="classification", seed=seed, dtype=torch.float64, threads=torch.get_num_threads(),
+    )
+    result = train_replica(task)
+    state, losses = _plain(factory, sites, seed)
+    for name, value in state.items():  # float64; same thread count, so the same reductions
+        torch.testing.assert_close(result.state[name], value, rtol=1e-12, atol=1e-12, msg=name)
+    torch.testing.assert_close(result.curves["test_loss"], torch.tensor(losses, dtype=torch.float64).numpy(), rtol=1e-12, atol=1e-12)
+    assert result.epochs == [1, 2]
+    clean = train_replica(LoopTask(**{**task.__dict__, "sites": ()}))
+    assert not torch.equal(clean.state[weight], result.state[weight])  # the noise did something
+
+
+def test_a_replica_leaves_the_callers_random_state_and_threads_alone() -> None:
+    factory, act, weight = CASES["mlp-batchnorm"]
+    before, threads = torch.random.get_rng_state(), torch.get_num_threads()
+    task = LoopTask(model=factory, sites=_sites(act, weight), train=(X, Y), test=(X, Y), loss=nn.CrossEntropyLoss(),
+                    optimizer=lambda p: torch.optim.Adam(p, lr=1e-2), epochs=1, batch_size=BATCH, task="classification",
+                    seed=1, dtype=torch.float64, threads=1)
+    train_replica(task)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert torch.get_num_threads() == threads

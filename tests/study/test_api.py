@@ -1,0 +1,198 @@
+"""noisereg.study.run_model: a study of the user's own model through the per-replica path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from noisereg import attach, noise, study
+from noisereg.engine.loop import AttachSite
+from noisereg.seeding import derive_seed
+from noisereg.study.weights import load_cell_models
+
+X = torch.linspace(-2, 2, 48).reshape(24, 2)
+Y = (X.sum(1) > 0).long()
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(2, 6)
+        self.act = nn.ReLU()
+        self.bn = nn.BatchNorm1d(6)
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.bn(self.act(self.fc(x))))
+
+
+ARMS = {
+    "none": [],
+    "mixed": [
+        study.site(noise.Gaussian(std=0.2), at="input"),
+        study.site(noise.Gaussian(std=0.3), at="activations", select="act", where="before"),
+        study.site(noise.Gaussian(std=0.05), at="weights", select="head.*"),
+    ],
+}
+DATA = {"train": (X[:16], Y[:16]), "test": (X[16:], Y[16:])}
+
+
+def _run(tmp_path: Path, **kwargs: object) -> study.StudyResult:
+    settings = dict(model=Net, data=DATA, arms=ARMS, out=tmp_path / "run", epochs=2, batch_size=4, seeds=2, threads=1, dtype=torch.float64)
+    settings.update(kwargs)
+    return study.run_model(**settings)  # type: ignore[arg-type]
+
+
+def _plain_loop(replica_seed: int, sites: list[AttachSite]) -> dict[str, torch.Tensor]:
+    """The reference: the same replica written out by hand with attach (seeding as documented)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(replica_seed, "init"))
+        model = Net().double()
+        torch.manual_seed(derive_seed(replica_seed, "train"))
+        handles = [attach(model, s.noise, s.at, seed=derive_seed(replica_seed, "site", j, s.at), **dict(s.options)) for j, s in enumerate(sites)]
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        order = torch.Generator().manual_seed(derive_seed(replica_seed, "batches"))
+        x, y = DATA["train"]
+        x = x.double()
+        for _ in range(2):
+            model.train()
+            perm = torch.randperm(16, generator=order)
+            for start in range(0, 16, 4):
+                i = perm[start : start + 4]
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(x[i]), y[i]).backward()
+                opt.step()
+        for h in handles:
+            h.remove()
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_a_replica_equals_the_plain_loop_with_attach(tmp_path: Path) -> None:
+    result = _run(tmp_path)
+    stored = load_cell_models(tmp_path / "run" / "models", "mixed")
+    for r, s in enumerate(stored.seeds):
+        expected = _plain_loop(derive_seed(0, "seed", s), ARMS["mixed"])
+        got = stored.state_dict(r)
+        for name, value in expected.items():  # float64: only the order of reductions may differ
+            torch.testing.assert_close(got[name], value, rtol=1e-12, atol=1e-12, msg=name)
+    assert [a["name"] for a in result.summary["arms"]] == ["none", "mixed"]
+    assert "mixed" in result.table()
+    attrs = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert attrs["study"] == "run"
+
+
+def test_zero_strength_is_exactly_no_noise_and_seeds_are_paired(tmp_path: Path) -> None:
+    zero = {"none": [], "zero": [study.site(noise.Gaussian(std=0.0), at="activations", select="act")]}
+    result = _run(tmp_path, arms=zero)
+    none, z = result.summary["arms"]
+    assert none["per_seed"] == z["per_seed"]
+    assert z["paired"]["mean_diff"] == 0.0
+
+
+def test_a_rerun_resumes_without_training_again(tmp_path: Path) -> None:
+    calls = []
+
+    def factory() -> nn.Module:
+        calls.append(1)
+        return Net()
+
+    first = _run(tmp_path, model=factory)
+    built = len(calls)
+    second = _run(tmp_path, model=factory)
+    assert len(calls) == built + 1  # only the check that every arm's sites attach
+    assert second.summary["arms"] == first.summary["arms"]
+
+
+def test_grid_cells_and_report(tmp_path: Path) -> None:
+    arms = {"none": [], "act": [study.site(noise.Gaussian(std=0.1), at="activations", select="act")]}
+    result = _run(tmp_path, arms=arms, grid={"act": [0.1, 0.5]}, seeds=2)
+    assert [a["name"] for a in result.summary["arms"]] == ["none", "act[std=0.1]", "act[std=0.5]"]
+    assert result.report().is_file()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["data"]["paths"]["act[std=0.1]"]["path"] == "per-replica"
+
+
+def test_user_fit_gets_the_noise_attached(tmp_path: Path) -> None:
+    seen = []
+
+    def fit(model: nn.Module, data: dict, seed: int) -> dict:
+        from noisereg import describe
+
+        seen.append(describe(model))
+        x, y = data["test"]
+        with torch.no_grad():
+            loss = float(nn.functional.cross_entropy(model.eval()(x.double()), y))
+        return {"test_loss": loss, "test_acc": 0.5, "train_acc": 0.5, "train_loss": loss}
+
+    arms = {"none": [], "act": [study.site(noise.Gaussian(std=0.1), at="activations", select="act")]}
+    result = _run(tmp_path, arms=arms, fit=fit)
+    assert len(seen) == 4 and result.summary["arms"][1]["mean"] == 0.5
+    with pytest.raises(ValueError, match="needs noisereg's loop"):
+        _run(tmp_path / "g", arms={"none": [], "g": [study.site(noise.Gaussian(std=0.1), at="gradients")]}, fit=fit)
+
+
+def test_kfold_over_one_data_set_and_a_custom_step(tmp_path: Path) -> None:
+    steps = []
+
+    def step(model: nn.Module, batch: tuple, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+        x, y = batch
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        steps.append(1)
+        return loss
+
+    result = _run(tmp_path, data=(X, Y), folds=2, step=step, arms={"none": []})
+    assert result.summary["data"]["n_test"] == [12, 12]
+    assert len(steps) == 2 * 2 * 2 * 3  # seeds x folds x epochs x batches
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"arms": {"a": [study.site(noise.Gaussian(std=0.1))]}}, ValueError, "one arm without noise"),
+        ({"grid": {"nope": [0.1]}}, ValueError, "grid names arm 'nope'"),
+        ({"folds": 3}, ValueError, "folds=3 splits one data set"),
+        ({"data": (X, Y)}, ValueError, "pass folds=k"),
+        ({"epochs": 0}, ValueError, "epochs=0"),
+        ({"arms": {"n": [], "w": [study.site(noise.Gaussian(std=0.1), at="weights", select="head")]}}, ValueError, r"arms\['w'\] site 0.*close names: 'head.bias'"),
+        ({"model": 3}, TypeError, "model must be an nn.Module"),
+        ({"loss": "hinge"}, ValueError, "loss='hinge'"),
+    ],
+)
+def test_bad_arguments_are_named(tmp_path: Path, kwargs: dict, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        _run(tmp_path, **kwargs)
+    assert not (tmp_path / "run" / "study.db").exists()
+
+
+def test_site_checks_its_arguments() -> None:
+    with pytest.raises(ValueError, match="at='hidden'"):
+        study.site(noise.Gaussian(std=0.1), at="hidden")
+    with pytest.raises(ValueError, match="'optimizer'"):
+        study.site(noise.Gaussian(std=0.1), at="gradients", optimizer=None)
+    with pytest.raises(TypeError, match="noise config"):
+        study.site(0.1)  # type: ignore[arg-type]
+
+
+def test_a_dataset_with_a_collate_function_and_a_regression(tmp_path: Path) -> None:
+    from torch.utils.data import TensorDataset
+
+    collated = []
+
+    def collate(items: list) -> tuple[torch.Tensor, torch.Tensor]:
+        collated.append(len(items))
+        return torch.stack([i[0] for i in items]), torch.stack([i[1] for i in items])
+
+    target = X[:, :1] - 0.5 * X[:, 1:]
+    model = lambda: nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1))
+    arms = {"none": [], "input": [study.site(noise.Gaussian(std=0.1), at="input")]}
+    result = _run(tmp_path, model=model, data=TensorDataset(X, target), folds=2, loss="mse", collate=collate, arms=arms)
+    assert result.summary["task"] == "regression" and result.summary["metric"] == "r2"
+    assert collated and max(collated) <= 256
+    assert all(a["n"] == 2 for a in result.summary["arms"])

@@ -1,0 +1,99 @@
+"""Study files of the user's own model: factory and loader by import path, arms in attach's vocabulary."""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from noisereg.cli import main
+from noisereg.study.config import StudyConfigError, UserStudyConfig, load_config
+
+MODULE = '''
+import torch
+from torch import nn
+
+def make_net(width=4):
+    return nn.Sequential(nn.Linear(2, width), nn.ReLU(), nn.Linear(width, 2))
+
+def load(n=24):
+    x = torch.linspace(-2, 2, 2 * n).reshape(n, 2)
+    return x, (x.sum(1) > 0).long()
+
+def broken():
+    raise OSError("the data disk is gone")
+'''
+
+FILE = '''
+name = "own"
+seeds = 2
+folds = 2
+[model]
+factory = "ownnets:make_net"
+kwargs = { width = 5 }
+[data]
+loader = "ownnets:load"
+[training]
+epochs = 1
+batch_size = 6
+[[arms]]
+name = "none"
+[[arms]]
+name = "hidden"
+noise = { kind = "gaussian", std = 0.1, at = "activations", select = "1", where = "before" }
+grid = [0.1, 0.2]
+'''
+
+
+@pytest.fixture
+def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "ownnets.py").write_text(MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def _write(folder: Path, text: str) -> Path:
+    path = folder / "own.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_a_file_naming_a_factory_runs_to_a_report(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(files, FILE)
+    assert isinstance(load_config(path), UserStudyConfig)
+    assert main(["study", str(path), "--out", str(files / "run"), "--workers", "1"]) == 0
+    summary = json.loads((files / "run" / "summary.json").read_text())
+    assert [a["name"] for a in summary["arms"]] == ["none", "hidden[std=0.1]", "hidden[std=0.2]"]
+    assert (files / "run" / "report.html").is_file()
+    assert "hidden[std=0.2]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        ('factory = "ownnets:make_net"', 'factory = "ownnets:make_nett"', r"model.factory: .*has no attribute 'make_nett'"),
+        ('factory = "ownnets:make_net"', 'factory = "nosuchpkg:make_net"', r"model.factory: .*cannot import module 'nosuchpkg'"),
+        ('loader = "ownnets:load"', 'loader = "ownnets:broken"', r"data.loader: calling it .*OSError: the data disk is gone"),
+        ("std = 0.1,", "sdt = 0.1,", r"arms\[1\].noise\[0\]: gaussian: .*sdt"),
+        ('at = "activations"', 'at = "hidden"', r"arms\[1\].noise.at: must be one of"),
+        ('select = "1"', 'select = "relu"', r"select='relu' matches no"),
+    ],
+)
+def test_a_failing_import_call_or_site_names_its_key(files: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, match: str) -> None:
+    assert old in FILE
+    path = _write(files, FILE.replace(old, new))
+    assert main(["study", str(path), "--out", str(files / "run"), "--workers", "1"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert re.search(match, err), err
+
+
+def test_the_file_is_checked_without_torch_objects() -> None:
+    raw = {"name": "x", "model": {"factory": "a.b:c"}, "data": {"loader": "a:b"}, "training": {"epochs": 1},
+           "arms": [{"name": "a", "noise": {"kind": "gaussian", "std": 0.1}}]}
+    with pytest.raises(StudyConfigError, match="no arm without noise"):
+        from noisereg.study.config.user import parse_user_config
+
+        parse_user_config(raw)
