@@ -205,7 +205,8 @@ def attach(
     - ``"input"``: the model's input (argument ``arg`` of its forward: position or name), or the input
       of the modules ``select`` names. Integer inputs (token ids) are refused: use ``"embeddings"``.
     - ``"activations"``: the output (``where="after"``) or input (``"before"``) of the modules that
-      ``select`` names by qualified-name glob (``"layers.*.fc1"``) or type (``nn.ReLU``). LSTM/GRU
+      ``select`` names by qualified-name glob (``"layers.*.fc1"``), type (``nn.ReLU``) or the module
+      object itself (``model.encoder.layer[0]``). LSTM/GRU
       outputs take noise on the output sequence.
     - ``"embeddings"``: the output of every ``nn.Embedding`` (or of ``select``), never on padding;
       ``NEFTune(alpha)`` is the usual noise. Padding from ``padding_idx``, from the forward argument
@@ -261,6 +262,9 @@ def attach(
         raise
     for p in handle._placements:
         placed[p.layer] = PlaceInfo.of(p)
+        # The layer keeps its handle alive (a reference cycle, not a global one), so that
+        # noisereg.strip can take the noise off after the user dropped the handle.
+        p.layer._attach_handle = handle
     return handle
 
 
