@@ -52,7 +52,8 @@ class NoiseLayer(nn.Module):
             schedule.
         seed: int >= 0 for a private, reproducible stream (one generator per device, made on first use).
 
-    ``forward(x, mask=None)``: ``mask`` (bool, True = leave untouched) is passed to the kind.
+    ``forward(x, mask=None, documents=None)``: ``mask`` (bool, True = leave untouched) and
+    ``documents`` (packed-sequence labels, for NEFTune) are passed to the kind.
 
     >>> layer = NoiseLayer(kinds.Gaussian(std=0.5), seed=0)
     >>> x = torch.ones(2, 3)
@@ -109,14 +110,14 @@ class NoiseLayer(nn.Module):
     def _count(self) -> None:
         self.applied += 1
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None, documents: Tensor | None = None) -> Tensor:
         if not self.active:
             return x
         step = self._advance()
         if self.kind.is_off(step):
             return x
         self._count()
-        return self.kind(x, step=step, generator=self.generator(x.device), mask=mask)
+        return self.kind(x, step=step, generator=self.generator(x.device), mask=mask, documents=documents)
 
     def current_strength(self) -> object:
         """The kind's main strength at the current step (a number unless it is a tensor)."""
