@@ -11,7 +11,7 @@ def test_a_missing_framework_names_the_extra():
         require("noisereg_no_such_framework", "lightning")
 
 
-@pytest.mark.parametrize("name", ["spec", "lightning", "transformers"])
+@pytest.mark.parametrize("name", ["spec", "lightning", "transformers", "vision"])
 def test_docstring_examples_run(name):
     module = importlib.import_module(f"noisereg.integrations.{name}")
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
