@@ -206,8 +206,8 @@ class MixupOrCutMix:
 
     With probability ``p`` the batch is mixed, then by CutMix with probability ``switch``, else by
     mixup, as timm's ``Mixup(switch_prob=...)`` and torchvision's ``RandomChoice([MixUp(), CutMix()])``
-    do; otherwise x passes unchanged and class ids become one-hot targets, as mixed batches have. Each choice and λ comes from
-    the stream ``derive_seed(seed, "batches")``, advancing batch by batch.
+    do; otherwise x passes unchanged and class ids become one-hot targets, as mixed batches have.
+    Each choice and λ comes from the stream ``derive_seed(seed, "batches")``, advancing batch by batch.
 
     Args:
         mixup, cutmix: the configs, e.g. ``Mixup(alpha=0.2, num_classes=10)``, ``CutMix(alpha=1.0, ...)``.

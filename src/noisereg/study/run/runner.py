@@ -38,6 +38,7 @@ from noisereg.study.config import StudyConfig
 from noisereg.study.data import Fold
 from noisereg.study.measure.robustness import evaluate_robustness
 from noisereg.study.report import build_report
+from noisereg.study.run import dashboard
 from noisereg.study.run.search import propose_cell
 from noisereg.study.store import Claim, Store, default_url
 from noisereg.study.weights import save_cell_models
@@ -145,14 +146,6 @@ def _cell_results(prep: Prepared, key: str, parts: dict[str, dict[int, list[Any]
     return out
 
 
-def _objective(results: dict[str, Any]) -> float:
-    """The trial value (lower is better): mean CV validation loss if the cell has CV folds, else its
-    mean test loss. Reports do not select on it."""
-    if results.get("cv"):
-        return float(np.mean(results["cv"]["val_loss"]))
-    return float(np.mean(results["final"]["test_loss"]))
-
-
 def enqueue_study(
     config: StudyConfig,
     run_dir: str | Path,
@@ -174,6 +167,7 @@ def enqueue_study(
     url = storage or default_url(run_dir)
     store = Store(url, config.name, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     store.create(config.model_dump(mode="json"), {c.key: c.meta() for c in prep.cells}, prep.meta())
+    store.name_objective(dashboard.OBJECTIVE_NAME)
     (run_dir / "run.json").write_text(json.dumps({"study": config.name, "storage": _masked(url)}, indent=2) + "\n")
     store.requeue_failed()
     store.enqueue([c.key for c in prep.cells])
@@ -315,7 +309,10 @@ def _run_claims(store: Store, prep: Prepared, claims: list[Claim], models_dir: s
         res = results[cell.key]
         res["elapsed_s"] = round(elapsed * prep.units(cell) / units, 3)
         curves = {k: res.pop(k) for k in [k for k in res if k.startswith("curve:")]}
-        store.complete(claim, _objective(res), {**res, **curves})
+        params, spaces = dashboard.trial_params(prep.config, prep.cells, cell)
+        shown = dashboard.learning_curve({**res, **curves})
+        store.show(claim, params, spaces, {} if shown is None else shown[1])
+        store.complete(claim, dashboard.objective(res), {**res, **curves})
 
 
 def _masked(url: str) -> str:
