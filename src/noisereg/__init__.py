@@ -34,6 +34,7 @@ _PUBLIC = {
     "Clock": "noisereg.schedules",
     "attach": "noisereg.sites",
     "describe": "noisereg.sites",
+    "strip": "noisereg.sites",
     "NEFTune": "noisereg.sites",
     "annealed_gaussian": "noisereg.sites",
     "LabelSmoothing": "noisereg.sites",
@@ -94,4 +95,5 @@ if TYPE_CHECKING:
         annealed_gaussian,
         attach,
         describe,
+        strip,
     )

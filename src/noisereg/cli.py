@@ -5,6 +5,7 @@
     noisereg worker --storage URL --study NAME [--device cpu|cuda] [--processes N]
                     [--max-replicas N] [--heartbeat SECONDS] [--retry SECONDS] [--quiet]
     noisereg report RUN_DIR [--storage URL] [--study NAME]
+    noisereg export RUN_DIR --to csv|parquet|tensorboard [--out PATH] [--storage URL] [--study NAME]
     noisereg robustness RUN_DIR [--storage URL] [--study NAME] [--sigma S] [--n N] [--n0 N0]
                         [--alpha A] [--inputs K] [--quiet]
 
@@ -286,6 +287,34 @@ def report(
     with _exit_codes("interrupted: the report may be incomplete; run the same command again"):
         summary = build_report(run_dir, storage=storage, study=study_name)
     _print_summary(_console(quiet), summary, run_dir)
+
+
+class ExportFormat(str, Enum):
+    csv = "csv"
+    parquet = "parquet"
+    tensorboard = "tensorboard"
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by 'noisereg study'.")],
+    to: Annotated[ExportFormat, typer.Option("--to", help="csv or parquet: a tidy table; tensorboard: scalars per cell and seed.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Where to write (default: RUN_DIR/results.csv, results.parquet or tensorboard/).")] = None,
+    storage: Annotated[Optional[str], typer.Option("--storage", help="Storage URL, if not the run directory's own.")] = None,
+    study_name: Annotated[Optional[str], typer.Option("--study", help="Study name, if run.json is missing.")] = None,
+) -> None:
+    """Export the stored results (no retraining): one row per arm x value x seed x fold x epoch."""
+    from noisereg.study.export import export_run
+    from noisereg.study.report import read_run
+    from noisereg.study.store import Store, StoreError
+
+    default = {"csv": "results.csv", "parquet": "results.parquet", "tensorboard": "tensorboard"}[to.value]
+    try:
+        url, name = read_run(run_dir, storage, study_name)
+        written = export_run(Store(url, name), to.value, out or run_dir / default)
+    except (StoreError, ValueError, ImportError) as exc:
+        raise _fail(str(exc), 2) from None
+    Console().print(f"Exported: {written}")
 
 
 @app.command()

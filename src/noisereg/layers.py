@@ -54,7 +54,8 @@ class NoiseLayer(nn.Module):
             schedule.
         seed: int >= 0 for a private, reproducible stream (one generator per device, made on first use).
 
-    ``forward(x, mask=None)``: ``mask`` (bool, True = leave untouched) is passed to the kind.
+    ``forward(x, mask=None, documents=None)``: ``mask`` (bool, True = leave untouched) and
+    ``documents`` (packed-sequence labels, for NEFTune) are passed to the kind.
 
     Checkpoints: the layer's noise state (schedule step, ``applied`` count, seed and the position of
     its streams) is its ``get_extra_state()``, saved by the model's ``state_dict()`` under
@@ -154,14 +155,14 @@ class NoiseLayer(nn.Module):
     def _count(self) -> None:
         self.applied += 1
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None, documents: Tensor | None = None) -> Tensor:
         if not self.active:
             return x
         step = self._advance()
         if self.kind.is_off(step):
             return x
         self._count()
-        return self.kind(x, step=step, generator=self.generator(x.device), mask=mask)
+        return self.kind(x, step=step, generator=self.generator(x.device), mask=mask, documents=documents)
 
     def current_strength(self) -> object:
         """The kind's main strength at the current step (a number unless it is a tensor)."""

@@ -3,7 +3,7 @@ import importlib
 
 import pytest
 
-MODULES = ["attach", "describe", "embeddings", "targets"]
+MODULES = ["attach", "describe", "embeddings", "targets", "strip"]
 
 
 @pytest.mark.parametrize("name", MODULES)

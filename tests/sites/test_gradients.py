@@ -87,3 +87,32 @@ def test_optimizer_must_train_the_model():
         attach(model, Gaussian(0.1), at="gradients", optimizer=opt)
     with pytest.raises(TypeError, match="torch.optim.Optimizer"):
         attach(model, Gaussian(0.1), at="gradients", optimizer="adam")
+
+
+def _closure_or_not(use_closure: bool) -> list[torch.Tensor]:
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    handle = attach(model, annealed_gaussian(0.3), at="gradients", optimizer=opt, seed=3)
+    x = torch.ones(2, 3)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = model(x).sum()
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        if use_closure:
+            opt.step(closure)
+        else:
+            closure()
+            opt.step()
+    assert handle.layers[0].step == 3 and handle.layers[0].applied == 3
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_a_closure_step_noises_the_fresh_gradients():
+    # step(closure) computes the gradients inside the step (LBFGS, Lightning): the noise must land
+    # on them, exactly as when backward runs before step().
+    for a, b in zip(_closure_or_not(True), _closure_or_not(False), strict=True):
+        assert torch.equal(a, b)

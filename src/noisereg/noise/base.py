@@ -301,13 +301,15 @@ class NoiseKind:
         step: int = 0,
         generator: NoiseGenerator | None = None,
         mask: Tensor | None = None,
+        documents: Tensor | None = None,
     ) -> Tensor:
         kwargs = self.resolved(step)
         strength = kwargs.pop(self.strength_field)
-        if "mask" in self._function_params():
-            kwargs["mask"] = mask
-        elif mask is not None:
-            raise ValueError(f"{type(self).__name__} does not take a mask")
+        for name, value, shown in (("mask", mask, "a mask"), ("documents", documents, "documents")):
+            if name in self._function_params():
+                kwargs[name] = value
+            elif value is not None:
+                raise ValueError(f"{type(self).__name__} does not take {shown}")
         return type(self).function(x, strength, generator=generator, **kwargs)
 
     @classmethod

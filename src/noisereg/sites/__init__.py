@@ -1,6 +1,6 @@
 """Noise at every site of a model users already have: ``attach``, its handle, and ``describe``.
 
-Sites: the input, activations, embeddings (NEFTune), weights, gradients and targets — see
+:func:`strip` takes every noise off for export. Sites: the input, activations, embeddings (NEFTune), weights, gradients and targets — see
 :func:`attach`. Learned noise (:class:`NoisyLinear`, :class:`PNI`) and noisy activation
 functions (:class:`NoisyHardTanh`, :class:`NoisyHardSigmoid`) are modules to swap in; target noise,
 mixing and denoising pairs are also pure tensor functions.
@@ -32,10 +32,14 @@ from noisereg.sites.targets import (
     regression_noise,
     transition_matrix,
 )
+from noisereg.sites.strip import random_ops, strip
+from noisereg.sites.weights import WeightNoise
 
 __all__ = [
     "attach",
     "describe",
+    "strip",
+    "random_ops",
     "Handle",
     "NEFTune",
     "neftune",

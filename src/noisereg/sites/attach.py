@@ -40,12 +40,12 @@ At = Literal["input", "activations", "embeddings", "weights", "gradients", "targ
 _LABEL_KINDS = (LabelSmoothing, LabelFlip, DisturbLabel)
 _DEFAULTS: dict[str, Any] = {
     "select": None, "where": "after", "arg": 0, "mask": None, "biases": False, "resample": "step",
-    "optimizer": None, "scale_by_lr": False,
+    "optimizer": None, "scale_by_lr": False, "packed": False,
 }
 _OPTIONS: dict[str, tuple[str, ...]] = {
     "input": ("select", "arg", "mask"),
     "activations": ("select", "where", "mask"),
-    "embeddings": ("select", "mask"),
+    "embeddings": ("select", "mask", "packed"),
     "weights": ("select", "biases", "resample"),
     "gradients": ("select", "optimizer", "scale_by_lr"),
     "targets": (),
@@ -227,6 +227,7 @@ def attach(
     resample: Resample = "step",
     optimizer: torch.optim.Optimizer | None = None,
     scale_by_lr: bool = False,
+    packed: bool = False,
     seed: int | None = None,
     stack: bool = False,
 ) -> Handle:
@@ -237,11 +238,15 @@ def attach(
     - ``"input"``: the model's input (argument ``arg`` of its forward: position or name), or the input
       of the modules ``select`` names. Integer inputs (token ids) are refused: use ``"embeddings"``.
     - ``"activations"``: the output (``where="after"``) or input (``"before"``) of the modules that
-      ``select`` names by qualified-name glob (``"layers.*.fc1"``) or type (``nn.ReLU``). LSTM/GRU
+      ``select`` names by qualified-name glob (``"layers.*.fc1"``), type (``nn.ReLU``) or the module
+      object itself (``model.encoder.layer[0]``). LSTM/GRU
       outputs take noise on the output sequence.
-    - ``"embeddings"``: the output of every ``nn.Embedding`` (or of ``select``), never on padding;
+    - ``"embeddings"``: the output of the token embedding (``get_input_embeddings()`` of a
+      transformers model, else every ``nn.Embedding``; or ``select``), never on padding;
       ``NEFTune(alpha)`` is the usual noise. Padding from ``padding_idx``, from the forward argument
       named by ``mask`` (an attention mask, 1 = real token), or from ``handle.attention_mask(m)``.
+      ``packed=True`` reads packed rows' documents from the forward's ``cu_seq_lens_q`` or
+      ``position_ids`` (restarting at 0): NEFTune then scales by each document's length.
     - ``"weights"``: W̃ = noise(W) on the parameters ``select`` names (default: every ``weight*``;
       biases only with ``biases=True``), redrawn per ``resample`` ("step", "forward", "manual").
       Gradients are taken at W̃ and applied to W; ``state_dict()`` stays clean.
@@ -261,12 +266,17 @@ def attach(
     root = unwrap(model)
     _check_kind(noise, at)
     given = {"select": select, "where": where, "arg": arg, "mask": mask, "biases": biases,
-             "resample": resample, "optimizer": optimizer, "scale_by_lr": scale_by_lr}
+             "resample": resample, "optimizer": optimizer, "scale_by_lr": scale_by_lr, "packed": packed}
     _check_options(at, given)
     if seed is not None:
         check_seed(seed)
+    if packed is not False and (packed is not True or "documents" not in noise._function_params()):
+        raise ValueError(
+            f"packed={packed!r} must be True or False, and True needs a noise that scales by document "
+            f"length (NEFTune), got {type(noise).__name__}"
+        )
     if at in ("input", "activations", "embeddings"):
-        masks = MaskSource(root, mask)
+        masks = MaskSource(root, mask, packed=packed)
         try:
             if at == "input":
                 placements = place_input(root, noise, select=select, arg=arg, seed=seed, masks=masks)
@@ -295,6 +305,9 @@ def attach(
         raise
     for p in handle._placements:
         placed[p.layer] = PlaceInfo.of(p)
+        # The layer keeps its handle alive (a reference cycle, not a global one), so that
+        # noisereg.strip can take the noise off after the user dropped the handle.
+        p.layer._attach_handle = handle
     return handle
 
 

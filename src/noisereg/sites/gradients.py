@@ -10,7 +10,9 @@ class or per-parameter gradient hooks:
 - the user keeps their optimizer object, its ``state_dict`` and their training loop unchanged, and
   the hook's handle removes the noise exactly; a wrapper would have to be threaded through the loop.
 
-The schedule's step t counts optimizer steps since attaching (unless ``bind_clock`` gives the model's
+With ``optimizer.step(closure)`` (LBFGS, Lightning's automatic optimization) the gradients are
+computed inside the step: the noise is added after each call of the closure, so it lands on the fresh
+gradients. The schedule's step t counts optimizer steps since attaching (unless ``bind_clock`` gives the model's
 clock). The documented default is Neelakantan et al. 2015's annealed Gaussian noise,
 :func:`annealed_gaussian`: σ_t² = η / (1 + t)^0.55 with η ∈ {0.01, 0.3, 1.0}. With
 ``scale_by_lr=True`` the perturbation is multiplied by each parameter group's current learning rate:
@@ -82,7 +84,7 @@ def place_gradients(
     own = layer.clock = Clock(auto=False)
 
     @torch.no_grad()
-    def add_noise(opt: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+    def noise(opt: torch.optim.Optimizer) -> None:
         # An optimizer step is training by definition: only noise_enabled(model, False) turns it off.
         layer.training = True
         if not layer.active:
@@ -102,14 +104,35 @@ def place_gradients(
             for (grad, lr), chunk in zip(grads, noisy.split([g.numel() for g, _ in grads]), strict=True):
                 chunk = chunk.view_as(grad)
                 grad.copy_(grad + lr * (chunk - grad) if scale_by_lr else chunk)
-        if layer.clock is own:
+
+    def add_noise(opt: torch.optim.Optimizer, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        # args holds the optimizer itself first, then step's own arguments.
+        closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
+        if closure is None:
+            noise(opt)
+            return None
+
+        # step(closure) computes the gradients inside the step (LBFGS, Lightning's automatic
+        # optimization): the noise goes on after the closure's backward, not on stale gradients.
+        def noisy_closure() -> Any:
+            loss = closure()
+            noise(opt)
+            return loss
+
+        if "closure" in kwargs:
+            return args, {**kwargs, "closure": noisy_closure}
+        return (args[0], noisy_closure, *args[2:]), kwargs
+
+    def tick(opt: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        if layer.clock is own and layer.active:
             own.tick()
 
-    hook = optimizer.register_step_pre_hook(add_noise)
+    hooks = [optimizer.register_step_pre_hook(add_noise), optimizer.register_step_post_hook(tick)]
     add_beside(root, layer)
 
     def undo() -> None:
-        hook.remove()
+        for hook in hooks:
+            hook.remove()
         remove_beside(root, layer)
 
     key: tuple[Any, ...] = ("gradients", optimizer)

@@ -30,6 +30,8 @@ __all__ = [
     "padding_mask",
     "run_beside",
     "argument_position",
+    "documents_from_positions",
+    "documents_from_cu_seqlens",
 ]
 
 
@@ -120,33 +122,71 @@ def padding_mask(attention_mask: Tensor, like: Tensor) -> Tensor:
     return pad
 
 
+def documents_from_positions(position_ids: Tensor) -> Tensor:
+    """Document labels of packed rows from ``position_ids`` that restart at 0 for each document.
+
+    >>> documents_from_positions(torch.tensor([[0, 1, 2, 0, 1, 0]]))
+    tensor([[1, 1, 1, 2, 2, 3]])
+    """
+    if not isinstance(position_ids, Tensor) or position_ids.is_floating_point():
+        raise TypeError("position_ids must be an integer tensor [batch, L]")
+    return (position_ids == 0).long().cumsum(dim=-1)
+
+
+def documents_from_cu_seqlens(cu_seq_lens: Tensor, shape: torch.Size | tuple[int, int]) -> Tensor:
+    """Document labels [batch, L] from cumulative sequence lengths over the flattened batch.
+
+    ``cu_seq_lens`` = [0, l_1, l_1 + l_2, ...] as flash-attention's varlen kernels and
+    transformers' ``DataCollatorWithFlattening`` give it.
+
+    >>> documents_from_cu_seqlens(torch.tensor([0, 3, 5]), (1, 6))
+    tensor([[0, 0, 0, 1, 1, 2]])
+    """
+    if not isinstance(cu_seq_lens, Tensor) or cu_seq_lens.is_floating_point() or cu_seq_lens.dim() != 1:
+        raise TypeError("cu_seq_lens must be a 1-d integer tensor [documents + 1]")
+    flat = torch.arange(shape[0] * shape[1], device=cu_seq_lens.device)
+    return torch.bucketize(flat, cu_seq_lens[1:].to(flat.dtype), right=True).reshape(shape[0], shape[1])
+
+
 class MaskSource:
-    """Where a hook site finds the attention mask of the current forward.
+    """Where a hook site finds the attention mask (and, for packed rows, the documents) of a forward.
 
     A mask registered with :meth:`use` (a ``with`` block) wins; otherwise, with ``argument`` set,
-    the mask is read from the root model's forward call, by keyword or by position.
+    the mask is read from the root model's forward call, by keyword or by position. With
+    ``packed=True`` the forward's ``cu_seq_lens_q`` (flash-attention varlen) or ``position_ids``
+    (restarting at 0 for each document) are read too, for :meth:`documents`.
     """
 
-    def __init__(self, root: nn.Module, argument: str | None) -> None:
+    _PACKED = ("cu_seq_lens_q", "position_ids")
+
+    def __init__(self, root: nn.Module, argument: str | None, *, packed: bool = False) -> None:
         self.registered: Tensor | None = None
         self.captured: Tensor | None = None
+        self.packing: dict[str, Tensor] = {}
         self._hooks: list[Any] = []
-        if argument is None:
+        if argument is None and not packed:
             return
-        if not isinstance(argument, str):
+        if argument is not None and not isinstance(argument, str):
             raise TypeError(f"mask={argument!r} must be the name of the model's attention-mask argument")
-        position = argument_position(root, argument, option="mask")
+        position = None if argument is None else argument_position(root, argument, option="mask")
+        packed_positions = {name: _optional_position(root, name) for name in self._PACKED} if packed else {}
 
         def capture(module: nn.Module, args: tuple, kwargs: dict) -> None:
-            if argument in kwargs:
+            if argument is not None and argument in kwargs:
                 self.captured = kwargs[argument]
             elif position is not None and len(args) > position:
                 self.captured = args[position]
             else:
                 self.captured = None
+            self.packing = {}
+            for name, at in packed_positions.items():
+                value = kwargs.get(name, args[at] if at is not None and len(args) > at else None)
+                if isinstance(value, Tensor):
+                    self.packing[name] = value
 
         def release(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
             self.captured = None
+            self.packing = {}
 
         self._hooks = [
             root.register_forward_pre_hook(capture, with_kwargs=True),
@@ -155,6 +195,15 @@ class MaskSource:
 
     def current(self) -> Tensor | None:
         return self.registered if self.registered is not None else self.captured
+
+    def documents(self, shape: torch.Size) -> Tensor | None:
+        """Document labels [batch, L] of the current forward's packed rows (None: not packed)."""
+        if "cu_seq_lens_q" in self.packing:
+            return documents_from_cu_seqlens(self.packing["cu_seq_lens_q"], shape)
+        if "position_ids" in self.packing:
+            positions = self.packing["position_ids"]
+            return documents_from_positions(positions.expand(shape[0], -1)) if positions.shape[-1] == shape[1] else None
+        return None
 
     @contextlib.contextmanager
     def use(self, attention_mask: Tensor) -> Iterator[None]:
@@ -171,6 +220,15 @@ class MaskSource:
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
+
+
+def _optional_position(module: nn.Module, argument: str) -> int | None:
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return positional.index(argument) if argument in positional else None
 
 
 def argument_position(module: nn.Module, argument: str, *, option: str) -> int | None:

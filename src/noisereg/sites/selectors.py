@@ -1,7 +1,7 @@
 """Finding the modules and parameters a site names: unwrapping, glob patterns, types, close names.
 
-A selector is a qualified-name pattern (``"layers.*.fc1"``), a module type (``nn.ReLU``) or a list of
-them. In a pattern ``*`` matches within one dotted segment, ``**`` across segments and ``?`` one
+A selector is a qualified-name pattern (``"layers.*.fc1"``), a module type (``nn.ReLU``), a module
+object of the model itself (``model.encoder.embed_tokens``) or a list of them. In a pattern ``*`` matches within one dotted segment, ``**`` across segments and ``?`` one
 character, so ``"layers.*.fc1"`` matches ``layers.0.fc1`` but not ``layers.0.block.fc1``. Names are
 those of the unwrapped model (no ``module.`` or ``_orig_mod.`` prefix).
 """
@@ -16,7 +16,7 @@ from torch import nn
 
 __all__ = ["Selector", "unwrap", "select_modules", "select_parameters", "clean_name", "parameter"]
 
-Selector = str | type | Sequence[str | type]
+Selector = str | type | nn.Module | Sequence[str | type | nn.Module]
 
 # A parametrized tensor's Parameter lives at "<owner>.parametrizations.<name>.original".
 _PARAMETRIZED = re.compile(r"(^|\.)parametrizations\.([^.]+)\.original\d*$")
@@ -55,25 +55,34 @@ def _pattern(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out))
 
 
-def _as_list(select: Selector, argument: str) -> list[str | type]:
-    if not isinstance(select, (str, type, Sequence)):
+def _as_list(select: Selector, argument: str) -> list[str | type | nn.Module]:
+    if not isinstance(select, (str, type, nn.Module, Sequence)):
         raise TypeError(
-            f"{argument}={select!r} must be a name pattern (str), a module type (e.g. nn.ReLU) or a "
-            f"list of them, got {type(select).__name__}; to pick layers by position use a pattern such as '0' or '2'"
+            f"{argument}={select!r} must be a name pattern (str), a module type (e.g. nn.ReLU), a module of "
+            f"the model or a list of them, got {type(select).__name__}; to pick layers by position use a "
+            "pattern such as '0' or '2'"
         )
-    items = [select] if isinstance(select, (str, type)) else list(select)
+    # A module is one selector even when it is iterable (nn.Sequential, nn.ModuleList).
+    items = [select] if isinstance(select, (str, type, nn.Module)) else list(select)
     if not items:
         raise ValueError(f"{argument}={select!r} is empty: name at least one pattern or module type")
     for item in items:
-        if not isinstance(item, (str, type)):
+        if not isinstance(item, (str, type, nn.Module)):
             raise TypeError(
-                f"{argument}={select!r}: each selector must be a name pattern (str) or a module type, "
-                f"got {type(item).__name__}"
+                f"{argument}={select!r}: each selector must be a name pattern (str), a module type or a "
+                f"module of the model, got {type(item).__name__}"
             )
     return items
 
 
-def _no_match(argument: str, item: str | type, root: nn.Module, names: list[str], what: str) -> ValueError:
+def _no_match(
+    argument: str, item: str | type | nn.Module, root: nn.Module, names: list[str], what: str
+) -> ValueError:
+    if isinstance(item, nn.Module):
+        return ValueError(
+            f"{argument}=<{type(item).__name__} object> is not a module of the model (a copy, or a module "
+            "of another model?): pass one of model.modules(), or a name pattern"
+        )
     if isinstance(item, type):
         types = sorted({type(m).__name__ for m in root.modules()})
         return ValueError(
@@ -96,7 +105,9 @@ def select_modules(
     modules = list(root.named_modules())
     chosen: dict[int, tuple[str, nn.Module]] = {}
     for item in _as_list(select, argument):
-        if isinstance(item, type):
+        if isinstance(item, nn.Module):
+            hits = [(n, m) for n, m in modules if m is item][:1]
+        elif isinstance(item, type):
             hits = [(n, m) for n, m in modules if isinstance(m, item)]
         else:
             regex = _pattern(item)
@@ -116,7 +127,7 @@ def select_parameters(
 
     Default (``select=None``): every parameter whose own name starts with "weight" (``weight``,
     ``weight_ih_l0``, ...). A pattern matches qualified parameter names; a module type selects the
-    parameters of its modules. Biases (own name starting with "bias") are kept only with
+    parameters of its modules; a module object selects its parameters and those of its submodules. Biases (own name starting with "bias") are kept only with
     ``biases=True``. Raises ValueError for a selector matching nothing, or only biases.
     """
     owned = []
@@ -134,7 +145,10 @@ def select_parameters(
         return picked
     picked_ids: set[int] = set()
     for item in _as_list(select, argument):
-        if isinstance(item, type):
+        if isinstance(item, nn.Module):
+            inside = {id(m) for m in item.modules()}
+            hits = [i for i, (_, owner, _) in enumerate(owned) if id(owner) in inside]
+        elif isinstance(item, type):
             hits = [i for i, (_, owner, _) in enumerate(owned) if isinstance(owner, item)]
         else:
             regex = _pattern(item)

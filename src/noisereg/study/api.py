@@ -51,8 +51,9 @@ from noisereg.study.bridge.user import (
 from noisereg.study.cells import cell_key
 from noisereg.study.config import StudyConfigError, UserStudyConfig
 from noisereg.study.report import build_report, summarize, table_rows
-from noisereg.study.run.runner import _masked, cell_results, objective
-from noisereg.study.store import Store, default_url
+from noisereg.study.run.dashboard import objective
+from noisereg.study.run.runner import cell_results
+from noisereg.study.store import Store, default_url, masked_url
 from noisereg.study.weights import save_cell_models
 
 __all__ = ["PER_REPLICA", "StudyResult", "run_config", "run_model", "site"]
@@ -330,7 +331,7 @@ def run_model(
     url = storage or default_url(out)
     store = Store(url, name)
     store.create(config, {c.key: c.meta(PER_REPLICA, why) for c in cells}, meta)
-    (out / "run.json").write_text(json.dumps({"study": name, "storage": _masked(url)}, indent=2) + "\n")
+    (out / "run.json").write_text(json.dumps({"study": name, "storage": masked_url(url)}, indent=2) + "\n")
     store.requeue_failed()
     store.enqueue([c.key for c in cells])
     by_key = {c.key: c for c in cells}

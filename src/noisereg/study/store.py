@@ -639,8 +639,9 @@ class Store:
             beat.stop.set()
             thread.join(timeout=self.grace_period + 15)  # a beat cannot hang longer (connect timeout 10 s)
 
-    def complete(self, claim: Claim, value: float, results: Mapping[str, Any]) -> None:
-        """Write ``results`` as user attributes, then mark the trial COMPLETE with ``value``.
+    def complete(self, claim: Claim, value: float | None, results: Mapping[str, Any]) -> None:
+        """Write ``results`` as user attributes, then mark the trial COMPLETE with ``value`` (None:
+        complete without a value, as a cell without cross-validation has no objective).
 
         Raises:
             CellLost: the trial is no longer RUNNING (another process failed it); nothing counts.
@@ -648,11 +649,27 @@ class Store:
         try:
             for key, val in results.items():
                 self.storage.set_trial_user_attr(claim.trial_id, key, val)
-            self.storage.set_trial_state_values(claim.trial_id, TrialState.COMPLETE, values=[float(value)])
+            self.storage.set_trial_state_values(claim.trial_id, TrialState.COMPLETE, values=None if value is None else [float(value)])
         except optuna.exceptions.UpdateFinishedTrialError:
             state = self.storage.get_trial(claim.trial_id).state
             if state != TrialState.COMPLETE:  # COMPLETE: our own commit went through before a reconnect
                 raise CellLost(f"cell {claim.cell!r} (trial {claim.number}) was marked {state.name} by another process") from None
+
+    def show(self, claim: Claim, params: Mapping[str, Any], distributions: Mapping[str, Any],
+             curve: Mapping[int, float]) -> None:
+        """What optuna-dashboard shows of a running trial: parameters, and a curve as intermediate
+        values (see :mod:`noisereg.study.run.dashboard`); call it before :meth:`complete`."""
+        for name, value in params.items():
+            dist = distributions[name]
+            self.storage.set_trial_param(claim.trial_id, name, dist.to_internal_repr(value), dist)
+        for step, value in curve.items():
+            self.storage.set_trial_intermediate_value(claim.trial_id, int(step), float(value))
+
+    def name_objective(self, name: str) -> None:
+        """Name the trial value in the storage (``Study.set_metric_names``), as dashboards show it."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study.set_metric_names([name])
 
     def fail(self, claim: Claim, error: str) -> None:
         """Mark the trial FAIL, keeping ``error`` as its ``error`` attribute."""

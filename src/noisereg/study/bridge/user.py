@@ -18,26 +18,11 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, Subset
 
 from noisereg.engine.loop import AttachSite, Part
-from noisereg.noise import (
-    AlphaDropout,
-    Colored,
-    Gaussian,
-    GaussianDropout,
-    Impulse,
-    MultiplicativeGaussian,
-    NoiseKind,
-    Shot,
-    SNRGaussian,
-    Spatial,
-    Speckle,
-    Uniform,
-)
+from noisereg.noise import NoiseKind, Speckle
+from noisereg.noise.kinds import KINDS as REGISTRY
 from noisereg.seeding import derive_seed
 from noisereg.sites import (
     CutMix,
-    DisturbLabel,
-    LabelFlip,
-    LabelSmoothing,
     Mixup,
     NEFTune,
 )
@@ -212,11 +197,10 @@ def describe_part(part: Part, task: str) -> dict[str, Any]:
     return out
 
 
+# The registry of noise kinds, plus what attach takes beyond it (an alias, mixing and NEFTune).
 KIND_CLASSES: dict[str, type[NoiseKind]] = {
-    "gaussian": Gaussian, "uniform": Uniform, "multiplicative_gaussian": MultiplicativeGaussian, "speckle": Speckle,
-    "gaussian_dropout": GaussianDropout, "alpha_dropout": AlphaDropout, "snr_gaussian": SNRGaussian, "impulse": Impulse,
-    "shot": Shot, "colored": Colored, "spatial": Spatial, "label_smoothing": LabelSmoothing, "label_flip": LabelFlip,
-    "disturb_label": DisturbLabel, "mixup": Mixup, "cutmix": CutMix, "neftune": NEFTune,
+    **{name: kind.load() for name, kind in REGISTRY.items()},
+    "speckle": Speckle, "mixup": Mixup, "cutmix": CutMix, "neftune": NEFTune,
 }
 if set(KIND_CLASSES) != set(KINDS):  # the config's names and this table are one list
     raise ImportError(f"KIND_CLASSES and config.user.KINDS differ: {set(KIND_CLASSES) ^ set(KINDS)}")

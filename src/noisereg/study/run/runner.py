@@ -39,12 +39,13 @@ from noisereg.study.config import StudyConfig
 from noisereg.study.measure.robustness import evaluate_robustness
 from noisereg.study.report import build_report
 from noisereg.study.run.heldout import brier, calibrated_losses, held_out_logits
+from noisereg.study.run import dashboard
 from noisereg.study.run.search import propose_cell
 from noisereg.study.rundir import RunDirError, write_file
 from noisereg.study.store import DB_NAME, CellLost, Claim, Store, StoreError, default_url, masked_url
 from noisereg.study.weights import save_cell_models
 
-__all__ = ["run_study", "enqueue_study", "work", "cell_results", "objective"]
+__all__ = ["run_study", "enqueue_study", "work", "cell_results"]
 
 log = logging.getLogger("noisereg.study")
 
@@ -156,14 +157,6 @@ def _cv_results(prep: Prepared, parts: dict[int, list[Any]], epochs: np.ndarray)
     return cv
 
 
-def objective(results: dict[str, Any]) -> float:
-    """The trial value (lower is better): mean CV validation loss if the cell has CV folds, else its
-    mean test loss. Reports do not select on it."""
-    if results.get("cv"):
-        return float(np.mean(results["cv"]["val_loss"]))
-    return float(np.mean(results["final"]["test_loss"]))
-
-
 def enqueue_study(
     config: StudyConfig,
     run_dir: str | Path,
@@ -191,6 +184,7 @@ def enqueue_study(
     url = storage or default_url(run_dir)
     store = Store(url, config.name, heartbeat_interval=heartbeat_interval, grace_period=grace_period, retry_for=retry_for)
     store.create(config.model_dump(mode="json"), {c.key: c.meta() for c in prep.cells}, prep.meta())
+    store.name_objective(dashboard.OBJECTIVE_NAME)
     written = DB_NAME if storage is None else masked_url(url)  # the default file relative: the folder may move
     info = json.dumps({"study": config.name, "storage": written}, indent=2) + "\n"
     run_json = run_dir / "run.json"
@@ -376,8 +370,11 @@ def _run_claims(
         res = results[cell.key]
         res["elapsed_s"] = round(elapsed * prep.units(cell) / units, 3)
         curves = {k: res.pop(k) for k in [k for k in res if k.startswith("curve:")]}
+        params, spaces = dashboard.trial_params(prep.config, prep.cells, cell)
+        shown = dashboard.learning_curve({**res, **curves})
         try:
-            store.complete(claim, objective(res), {**res, **curves})
+            store.show(claim, params, spaces, {} if shown is None else shown[1])
+            store.complete(claim, dashboard.objective(res), {**res, **curves})
         except CellLost as lost:
             log.warning("lost %s; its results are dropped (another process trains it again); going on with the next cell", lost)
 

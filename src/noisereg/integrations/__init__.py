@@ -1,0 +1,15 @@
+"""noisereg where users already train: each framework an optional extra, imported on first use.
+
+- :mod:`noisereg.integrations.lightning`: ``NoiseCallback`` for a Lightning ``Trainer``
+  (``pip install "noisereg[lightning]"``);
+- :mod:`noisereg.integrations.transformers`: input-embedding noise for a ``PreTrainedModel`` and a
+  ``TrainerCallback`` (``pip install "noisereg[transformers]"``);
+- :mod:`noisereg.integrations.vision`: per-item seeded image noise as a data-pipeline transform
+  (a torchvision v2 ``Transform`` where torchvision imports).
+
+:class:`Attach` describes one ``noisereg.attach`` call that a callback makes when the model is ready.
+"""
+
+from noisereg.integrations.spec import Attach, require
+
+__all__ = ["Attach", "require"]

@@ -1,0 +1,64 @@
+"""noisereg export: the tidy table and TensorBoard scalars, from the store alone."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from noisereg.cli import main
+from noisereg.study.export import export_run, tidy_rows
+from noisereg.study.store import Store, default_url
+from tests.study.fakes import fake_results, populate, tiny_config
+
+
+def test_one_row_per_cell_seed_stage_fold_epoch(tmp_path: Path) -> None:
+    config = tiny_config()
+    store = populate(tmp_path, config, {"pre": 0.05})
+    rows = tidy_rows(store)
+    done = store.completed()
+    expected = 0
+    for key, res in done.items():
+        folds = 3 if res["cv"] else 0
+        expected += config.seeds * (len(res["epochs"]) + 1 + folds)
+    assert len(rows) == expected
+    pre = {(r["seed"], r["epoch"]): r for r in rows if r["cell"] == "pre" and r["stage"] == "curve"}
+    res = fake_results("pre", config.seeds, 0.05, cv=False)
+    assert pre[(2, 3)]["test_acc"] == res["curve:test_acc"][2][2]
+    finals = [r for r in rows if r["cell"] == "pre" and r["stage"] == "final"]
+    assert [r["test_acc"] for r in finals] == res["final"]["test_acc"]
+    cv = [r for r in rows if r["stage"] == "cv"]
+    assert cv and {r["fold"] for r in cv} == {0, 1, 2} and all(r["arm"] == "grid" for r in cv)
+    assert {r["value"] for r in cv} == {0.0, 0.1, 1.0}
+
+
+def test_cli_writes_csv_and_parquet(tmp_path: Path) -> None:
+    populate(tmp_path, tiny_config(), {})
+    assert main(["export", str(tmp_path), "--to", "csv"]) == 0
+    with (tmp_path / "results.csv").open() as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == len(tidy_rows(Store(default_url(tmp_path), "tiny")))
+    assert {"cell", "arm", "value", "seed", "stage", "fold", "epoch", "test_acc"} <= set(table[0])
+    pq = pytest.importorskip("pyarrow.parquet")
+    assert main(["export", str(tmp_path), "--to", "parquet"]) == 0
+    assert pq.read_table(tmp_path / "results.parquet").num_rows == len(table)
+
+
+def test_tensorboard_scalars_read_back(tmp_path: Path) -> None:
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    store = populate(tmp_path, tiny_config(), {})
+    out = export_run(store, "tensorboard", tmp_path / "tb")
+    events = accumulator.EventAccumulator(str(out / "pre" / "seed_1"))
+    events.Reload()
+    curve = [(e.step, e.value) for e in events.Scalars("curve/test_acc")]
+    res = fake_results("pre", 3, 0.0, cv=False)
+    assert [s for s, _ in curve] == res["epochs"]
+    assert [v for _, v in curve] == pytest.approx(res["curve:test_acc"][1], rel=1e-6)
+
+
+def test_bad_format_and_empty_store(tmp_path: Path) -> None:
+    store = populate(tmp_path, tiny_config(), {})
+    with pytest.raises(ValueError, match="must be one of"):
+        export_run(store, "xlsx", tmp_path / "x")
+    assert main(["export", str(tmp_path / "nowhere"), "--to", "csv"]) == 2
