@@ -13,7 +13,7 @@ from torch import nn
 
 from noisereg.noise.base import NoiseKind
 from noisereg.sites.activations import Where
-from noisereg.sites.attach import Handle, Site, attach
+from noisereg.sites.attach import At, Handle, attach
 from noisereg.sites.selectors import Selector
 from noisereg.sites.weights import Resample
 
@@ -46,7 +46,7 @@ class Attach:
     """
 
     noise: NoiseKind
-    at: Site
+    at: At
     select: Selector | None = None
     where: Where = "after"
     arg: int | str = 0
@@ -62,8 +62,8 @@ class Attach:
                 "noise must be a noise config such as noisereg.noise.Gaussian(std=0.1), "
                 f"got {type(self.noise).__name__}"
             )
-        if self.at not in get_args(Site):
-            raise ValueError(f"at={self.at!r} must be one of {get_args(Site)}")
+        if self.at not in get_args(At):
+            raise ValueError(f"at={self.at!r} must be one of {get_args(At)}")
 
     def __repr__(self) -> str:
         shown = [f"noise={self.noise!r}", f"at={self.at!r}"]

@@ -24,7 +24,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 
 from noisereg.study.cells import Cell
 from noisereg.study.config import StudyConfig
-from noisereg.study.config.noise import MAIN_STRENGTH
+from noisereg.noise.kinds import KINDS
 
 __all__ = ["OBJECTIVE_NAME", "objective", "trial_params", "learning_curve"]
 
@@ -48,7 +48,7 @@ def _strength(cell: Cell) -> float | None:
         return float(cell.value)
     if not cell.noise:
         return None
-    value = getattr(cell.noise[0], MAIN_STRENGTH[cell.noise[0].kind], None)
+    value = getattr(cell.noise[0], KINDS[cell.noise[0].kind].strength, None)
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
