@@ -101,23 +101,29 @@ def test_wheel_and_sdist_hold_the_package_data(dist) -> None:
 def test_the_wheel_installs_in_a_fresh_venv_and_its_tests_pass(dist, tmp_path) -> None:
     (wheel,) = dist.glob("*.whl")
     venv = tmp_path / "venv"
-    # --system-site-packages reuses the installed torch; the wheel's noisereg shadows any other.
+    # --system-site-packages reuses the installed torch; --ignore-installed puts the wheel in the venv
+    # even where another noisereg (an editable install) is installed system-wide, and shadows it.
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     python = venv / "bin" / "python"
-    subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)], check=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # no source tree on the path
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--ignore-installed", str(wheel)],
+        check=True,
+    )
     site = subprocess.run(
         [python, "-c", "import noisereg, importlib.metadata as m; print(noisereg.__file__); print(m.version('noisereg'))"],
-        cwd=tmp_path, check=True, capture_output=True, text=True,
+        cwd=tmp_path, env=env, check=True, capture_output=True, text=True,
     ).stdout.split()
     assert pathlib.Path(site[0]).is_relative_to(venv), f"noisereg imported from {site[0]}, not from the wheel"
     assert site[1] == noisereg.__version__
-    command = subprocess.run([venv / "bin" / "noisereg", "--version"], check=True, capture_output=True, text=True)
+    command = subprocess.run(
+        [venv / "bin" / "noisereg", "--version"], cwd=tmp_path, env=env, check=True, capture_output=True, text=True
+    )
     assert command.stdout.strip() == f"noisereg {noisereg.__version__}"
 
     # A copy of the tests away from the checkout: pyproject's pythonpath = ["src"] must not apply.
     shutil.copytree(ROOT / "tests", tmp_path / "tests")
     (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run(
         [python, "-m", "pytest", "-q", "-x", *WHEEL_TESTS], cwd=tmp_path, env=env, capture_output=True, text=True,
     )
