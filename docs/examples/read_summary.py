@@ -10,7 +10,8 @@ import sys
 run = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "runs/case-study")
 summary = json.loads((run / "summary.json").read_text())
 
-print(f"{summary['study']}: test {summary['metric']} over {summary['seeds']} seeds; baseline {summary['baseline']!r}")
+print(f"{summary['study']}: test {summary['metric']} over {summary['seeds']} seeds; "
+      f"baseline {summary['baseline']!r}")
 for arm in summary["arms"]:
     low, high = arm["ci95"]  # the 95% t-interval of the mean over seeds (None with a single seed)
     line = f"  {arm['name']:<26} mean {arm['mean']:.3f}"
@@ -20,7 +21,8 @@ for arm in summary["arms"]:
     if paired is not None:
         # the same seeds with and without noise: difference, paired t-test, Holm over all arms
         p = paired["p_holm"]
-        line += f"  Δ {paired['mean_diff']:+.3f}  wins/ties/losses {paired['wins']}/{paired['ties']}/{paired['losses']}"
+        line += f"  Δ {paired['mean_diff']:+.3f}"
+        line += f"  wins/ties/losses {paired['wins']}/{paired['ties']}/{paired['losses']}"
         line += f"  p Holm {p:.3g}" if p is not None else "  p Holm undefined"
     print(line)
 

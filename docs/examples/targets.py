@@ -11,7 +11,8 @@ y = torch.tensor([0, 2, 1])
 # torch's convention, (1 − ε)·onehot + ε/C: the true class keeps 1 − ε + ε/C
 print([round(v, 4) for v in label_smoothing(y, 0.3, num_classes=3)[0].tolist()])  # [0.8, 0.1, 0.1]
 # the other convention, ε/(C − 1) on the wrong classes only: the true class keeps exactly 1 − ε
-print([round(v, 4) for v in label_smoothing(y, 0.3, num_classes=3, spread="others")[0].tolist()])  # [0.7, 0.15, 0.15]
+others = label_smoothing(y, 0.3, num_classes=3, spread="others")
+print([round(v, 4) for v in others[0].tolist()])  # [0.7, 0.15, 0.15]
 
 # A stated flip rate is the realized one: each flipped label moves to one of the C − 1 others.
 labels = torch.randint(0, 10, (100_000,), generator=torch.Generator().manual_seed(0))

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Literal, Union
 
 import annotated_types as at
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from noisereg.study.config import StudyConfig, builtin_studies
@@ -133,7 +133,8 @@ def render_type(tp: Any, links: Mapping[type[BaseModel], str]) -> tuple[str, lis
         return text, bounds + inner
     origin = typing.get_origin(tp)
     if origin is Literal:
-        return "one of " + ", ".join(f"`{v!r}`" if isinstance(v, str) else f"`{v}`" for v in typing.get_args(tp)), bounds
+        values = (f"`{v!r}`" if isinstance(v, str) else f"`{v}`" for v in typing.get_args(tp))
+        return "one of " + ", ".join(values), bounds
     if origin in (list, tuple):
         items = [a for a in typing.get_args(tp) if a is not Ellipsis]
         rendered = [render_type(a, links) for a in items]
@@ -243,7 +244,8 @@ def _toml_snippet(path: str, item: Mapping[str, Any]) -> str:
         if field == "noise":
             return head + f"noise = {_toml_value(value)}\n"
         if field == "grid":
-            return head + 'noise = [{ site = "input", kind = "gaussian", std = 0.1 }, { site = "pre", kind = "gaussian", std = 0.1 }]\n' + f"grid = {_toml_value(value)}\n"
+            two_sites = '[{ site = "input", kind = "gaussian", std = 0.1 }, { site = "pre", kind = "gaussian", std = 0.1 }]'
+            return head + f"noise = {two_sites}\ngrid = {_toml_value(value)}\n"
         return head + f"{field} = {_toml_value(value)}\n"
     if path == "arms[]":
         return "[[arms]]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in item.items())
