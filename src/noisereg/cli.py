@@ -1,5 +1,6 @@
 """The ``noisereg`` command: a thin shell over :mod:`noisereg.study`.
 
+    noisereg --version | --install-completion | --show-completion   (completion for the shell in use)
     noisereg study [CONFIG | BUILTIN] [--list] [--out DIR] [--storage URL] [--device cpu|cuda]
                    [--workers N] [--heartbeat SECONDS] [--retry SECONDS] [--no-train] [--quiet]
     noisereg worker --storage URL --study NAME [--device cpu|cuda] [--processes N]
@@ -39,8 +40,23 @@ from rich.text import Text
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train with injected noise and measure what it does.")
+app = typer.Typer(add_completion=True, no_args_is_help=True, help="Train with injected noise and measure what it does.")
 _err = Console(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from noisereg import __version__
+
+        typer.echo(f"noisereg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Train with injected noise and measure what it does."""
 
 
 class Device(str, Enum):

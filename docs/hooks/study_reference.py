@@ -1,0 +1,305 @@
+"""The study-file reference, generated from the pydantic models of :mod:`noisereg.study.config`.
+
+A mkdocs hook: the page ``reference/study-file.md`` holds the marker ``<!-- study-file-tables -->``,
+replaced at build time by one section per table of a study file. Each section lists every key with
+its type, default and bounds, read from the models themselves, and an example: the table as a
+built-in study writes it, or else a written example that the build validates through the model, so
+the page cannot drift from the code.
+
+``python docs/hooks/study_reference.py`` prints the generated Markdown.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal, Union
+
+import annotated_types as at
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from noisereg.study.config import StudyConfig, builtin_studies
+
+MARKER = "<!-- study-file-tables -->"
+PAGE = "reference/study-file.md"
+
+# Tables that no built-in study writes: examples validated through their model at build time.
+WRITTEN_EXAMPLES: dict[str, Any] = {
+    "CNNConfig": {"kind": "cnn", "input_shape": [1, 8, 8], "channels": [16, 32], "hidden": 64},
+    "RecurrentConfig": {"kind": "lstm", "input_shape": [20, 3], "hidden": 64, "layers": 1},
+    "SearchConfig": {"sampler": "tpe", "trials": 16, "low": 0.001, "high": 3.0, "log": True},
+    "UniformNoise": {"site": "input", "kind": "uniform", "half_width": 0.05},
+    "MultiplicativeGaussianNoise": {"site": "post", "kind": "multiplicative_gaussian", "std": 0.2},
+    "GaussianDropoutNoise": {"site": "post", "kind": "gaussian_dropout", "rate": 0.2},
+    "AlphaDropoutNoise": {"site": "post", "kind": "alpha_dropout", "rate": 0.05},
+    "ImpulseNoise": {"site": "input", "kind": "impulse", "amount": 0.02, "low": -3.0, "high": 3.0},
+    "SNRGaussianNoise": {"site": "input", "kind": "snr_gaussian", "snr_db": 20.0},
+    "LabelSmoothing": {"site": "targets", "kind": "label_smoothing", "epsilon": 0.1, "spread": "others"},
+    "LabelFlip": {"site": "targets", "kind": "label_flip", "rate": 0.1, "mode": "disturb"},
+    "ConstantSchedule": {"schedule": "constant", "value": 0.1},
+    "LinearSchedule": {"schedule": "linear", "start": 0.0, "end": 0.1, "steps": 500},
+    "ExponentialDecaySchedule": {"schedule": "exponential_decay", "init": 0.3, "rate": 0.5, "decay_steps": 1000},
+    "AnnealedSchedule": {"schedule": "annealed", "eta": 0.3},
+    "PiecewiseSchedule": {"schedule": "piecewise", "boundaries": [100, 200], "values": [0.0, 0.1, 0.05]},
+    "IntervalSchedule": {"schedule": "interval", "value": 0.1, "on": 5, "off": 5, "per": "epoch"},
+    "WarmUpSchedule": {"schedule": "warmup", "value": 0.1, "delay": 1000, "ramp": 500},
+    "GridConfig": {"values": [0.0, 0.1, 0.3], "param": "[1].std"},
+    "MonitorConfig": {"corruption": "gaussian", "severity": 3},
+    "SmoothingConfig": {"sigma": 0.25, "n0": 100, "n": 1000, "alpha": 0.001, "inputs": 50},
+}
+
+
+def _unwrap(tp: Any) -> tuple[Any, list[Any]]:
+    """The bare type and the constraints written on it with ``Annotated``."""
+    meta: list[Any] = []
+    while typing.get_origin(tp) is typing.Annotated:
+        tp, *extra = typing.get_args(tp)
+        for m in extra:
+            meta.extend(m.metadata if isinstance(m, FieldInfo) else [m])
+    return tp, meta
+
+
+def _union_args(tp: Any) -> tuple[Any, ...] | None:
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        return typing.get_args(tp)
+    return None
+
+
+def models_in(tp: Any) -> Iterator[type[BaseModel]]:
+    """Every pydantic model named inside a type annotation, in order."""
+    tp, _ = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        yield tp
+        return
+    for arg in typing.get_args(tp):
+        if not isinstance(arg, (str, int, float)):
+            yield from models_in(arg)
+
+
+def tables() -> list[tuple[str, type[BaseModel]]]:
+    """(key path, model) for every table a study file can hold, depth first from StudyConfig."""
+    found: dict[type[BaseModel], str] = {}
+
+    def walk(model: type[BaseModel], path: str) -> None:
+        if model in found:
+            return
+        found[model] = path
+        for key, field in model.model_fields.items():
+            tp = field.annotation
+            is_list = any(typing.get_origin(_unwrap(a)[0]) is list for a in (_union_args(tp) or (tp,)))
+            sub = f"{path}.{key}" if path else key
+            for inner in models_in(tp):
+                walk(inner, sub + ("[]" if is_list else ""))
+
+    walk(StudyConfig, "")
+    return [(path, model) for model, path in found.items()]
+
+
+def _constraints(meta: list[Any]) -> list[str]:
+    out = []
+    for m in meta:
+        if isinstance(m, at.Ge):
+            out.append(f"≥ {m.ge}")
+        elif isinstance(m, at.Gt):
+            out.append(f"> {m.gt}")
+        elif isinstance(m, at.Le):
+            out.append(f"≤ {m.le}")
+        elif isinstance(m, at.Lt):
+            out.append(f"< {m.lt}")
+        elif isinstance(m, at.MinLen):
+            out.append(f"at least {m.min_length} item(s)" if m.min_length > 1 else "not empty")
+        elif isinstance(m, at.MaxLen):
+            out.append(f"at most {m.max_length} long")
+        elif getattr(m, "pattern", None):
+            out.append(f"matches `{m.pattern}`")
+        elif getattr(m, "allow_inf_nan", None) is False:
+            out.append("finite")
+    return out
+
+
+def render_type(tp: Any, links: Mapping[type[BaseModel], str]) -> tuple[str, list[str]]:
+    """A readable type and the constraints found inside it (``each`` for list items)."""
+    tp, meta = _unwrap(tp)
+    bounds = _constraints(meta)
+    args = _union_args(tp)
+    if args is not None:
+        parts = [render_type(a, links) for a in args if a is not type(None)]
+        text = " or ".join(p[0] for p in parts)
+        inner = [b for p in parts for b in p[1]]
+        return text, bounds + inner
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        values = (f"`{v!r}`" if isinstance(v, str) else f"`{v}`" for v in typing.get_args(tp))
+        return "one of " + ", ".join(values), bounds
+    if origin in (list, tuple):
+        items = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        rendered = [render_type(a, links) for a in items]
+        if origin is tuple:
+            text = "[" + ", ".join(r[0] for r in rendered) + "]"
+        else:
+            text = f"list of {rendered[0][0]}"
+        inner = [f"each {b}" for r in rendered for b in r[1]]
+        return text, bounds + list(dict.fromkeys(inner))
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return f"[{tp.__name__}](#{links[tp]})", bounds
+    names = {int: "integer", float: "number", str: "string", bool: "boolean"}
+    return names.get(tp, getattr(tp, "__name__", str(tp))), bounds
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return repr(value)
+
+
+def _default(field: FieldInfo) -> str:
+    if field.is_required():
+        return "required"
+    value = field.default
+    if value is None:
+        return "unset"
+    if isinstance(value, BaseModel):
+        return "its defaults"
+    return f"`{_toml_value(value)}`"
+
+
+def _describe(model: type[BaseModel]) -> str:
+    doc = (model.__doc__ or "").strip()
+    if model.__doc__ == BaseModel.__doc__ or not doc:
+        return ""
+    doc = re.sub(r":(?:class|func|mod|data|meth):`~?([^`]+)`", r"`\1`", doc)
+    doc = doc.replace("``", "`")
+    lines = doc.splitlines()
+    body = "\n".join(line[4:] if line.startswith("    ") else line for line in lines)
+    return re.sub(r"::\n", ":\n", body)
+
+
+def _builtin_example(path: str) -> tuple[str, Any] | None:
+    """(study name, value) of the first built-in study that writes the table at ``path``."""
+    keys = [k for k in path.split(".") if k]
+    for name, file in builtin_studies().items():
+        node: Any = tomllib.loads(file.read_text())
+        for key in keys:
+            listed = key.endswith("[]")
+            key = key.removesuffix("[]")
+            if isinstance(node, list):
+                node = next((n[key] for n in node if isinstance(n, Mapping) and key in n), None)
+            elif isinstance(node, Mapping):
+                node = node.get(key)
+            if node is None:
+                break
+            if listed and isinstance(node, Mapping):
+                node = [node]
+        if node is not None:
+            return name, node
+    return None
+
+
+def _matches(model: type[BaseModel], value: Any) -> Any:
+    """The fullest entry of ``value`` (a table or a list of tables) that validates as ``model``."""
+    valid = []
+    for item in value if isinstance(value, list) else [value]:
+        if not isinstance(item, Mapping):
+            continue
+        try:
+            model.model_validate(item)
+        except ValueError:
+            continue
+        valid.append(item)
+    return max(valid, key=len, default=None)
+
+
+def example(path: str, model: type[BaseModel]) -> tuple[str, str]:
+    """(where it comes from, TOML text) of an example of this table, validated through ``model``."""
+    if model is StudyConfig:
+        name = "case-study"
+        return f"the built-in study `{name}`", builtin_studies()[name].read_text()
+    found = _builtin_example(path)
+    if found is not None and model.__name__ not in WRITTEN_EXAMPLES:
+        item = _matches(model, found[1])
+        if item is not None:
+            return f"the built-in study `{found[0]}`", _toml_snippet(path, item)
+    item = WRITTEN_EXAMPLES[model.__name__]
+    model.model_validate(item)  # a written example that no longer validates fails the build
+    return "this page (validated through the model when the site is built)", _toml_snippet(path, item)
+
+
+def _toml_snippet(path: str, item: Mapping[str, Any]) -> str:
+    keys = [k.removesuffix("[]") for k in path.split(".")]
+    if path.startswith("arms[]") and len(keys) > 1:
+        field = keys[1]
+        rest = ".".join(keys[2:])
+        value = dict(item) if not rest else _nest(keys[2:], item)
+        head = '[[arms]]\nname = "my arm"\n'
+        if field == "noise":
+            return head + f"noise = {_toml_value(value)}\n"
+        if field == "grid":
+            two_sites = '[{ site = "input", kind = "gaussian", std = 0.1 }, { site = "pre", kind = "gaussian", std = 0.1 }]'
+            return head + f"noise = {two_sites}\ngrid = {_toml_value(value)}\n"
+        return head + f"{field} = {_toml_value(value)}\n"
+    if path == "arms[]":
+        return "[[arms]]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in item.items())
+    scalars = {k: v for k, v in item.items() if not isinstance(v, Mapping)}
+    out = f"[{path}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in scalars.items())
+    for k, v in item.items():
+        if isinstance(v, Mapping):
+            out += f"\n[{path}.{k}]\n" + "".join(f"{kk} = {_toml_value(vv)}\n" for kk, vv in v.items())
+    return out
+
+
+def _nest(keys: list[str], item: Mapping[str, Any]) -> Any:
+    # a schedule table under arms[].noise[].<strength>: show it inside a noise table
+    return {"site": "gradients", "kind": "gaussian", keys[-1]: dict(item)}
+
+
+def _title(path: str, model: type[BaseModel]) -> str:
+    if not path:
+        return "the top level"
+    if "schedule" in model.model_fields:
+        return "any strength, as a schedule table"
+    if "[]" in path:
+        return f"`{path}`"
+    return f"`[{path}]`"
+
+
+def reference_markdown() -> str:
+    """The generated sections: one per table, every key with type, default and bounds, an example."""
+    found = tables()
+    links = {model: model.__name__.lower() for _, model in found}
+    parts = []
+    for path, model in found:
+        parts.append(f"## {model.__name__}: {_title(path, model)} {{#{links[model]}}}\n")
+        text = _describe(model)
+        if text:
+            parts.append(text + "\n")
+        parts.append("| key | type | default | bounds |\n|---|---|---|---|")
+        for key, field in model.model_fields.items():
+            tp, inner = render_type(field.annotation, links)
+            bounds = _constraints(field.metadata) + inner
+            parts.append(f"| `{key}` | {tp} | {_default(field)} | {'; '.join(bounds) or '—'} |")
+        source, snippet = example(path, model)
+        parts.append(f"\nExample, from {source}:\n\n```toml\n{snippet.rstrip()}\n```\n")
+    return "\n".join(parts)
+
+
+def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
+    """mkdocs hook: fill the reference page's marker with the generated tables."""
+    if page.file.src_uri != PAGE:
+        return markdown
+    if MARKER not in markdown:
+        raise ValueError(f"{PAGE} lost its marker {MARKER}")
+    return markdown.replace(MARKER, reference_markdown())
+
+
+if __name__ == "__main__":
+    print(reference_markdown())
