@@ -109,3 +109,19 @@ def test_the_engine_trains_the_same_with_the_public_optimizers(monkeypatch):
     eps = torch.finfo(torch.float64).eps
     for key in fused.weights:
         torch.testing.assert_close(public.weights[key], fused.weights[key], rtol=0, atol=2**10 * eps * float(fused.weights[key].abs().max()))
+
+
+def test_trial_ids_and_enqueued_cells_without_private_optuna(tmp_path, monkeypatch):
+    import optuna
+
+    from noisereg._compat import enqueued_cell, trial_id
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'x.db'}")
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.enqueue_trial({"cell": "a"}, user_attrs={"cell": "a"})
+    study.enqueue_trial({"cell": "b"})  # as stores made before the user attribute
+    private = [(trial_id(storage, "s", t), enqueued_cell(t)) for t in study.get_trials()]
+    monkeypatch.setitem(_compat.PRIVATE, "enabled", False)
+    public = [(trial_id(storage, "s", t), enqueued_cell(t)) for t in study.get_trials()]
+    assert [i for i, _ in public] == [i for i, _ in private] == [t._trial_id for t in study.get_trials()]
+    assert [c for _, c in private] == ["a", "b"] and [c for _, c in public] == ["a", None]

@@ -8,7 +8,8 @@ attributes; a trial holds its cell's results as user attributes (see :data:`RESU
 The contract (the tests in ``tests/study/test_store.py`` check each point, kill -9 included):
 
 - **Enqueueing is idempotent.** :meth:`Store.enqueue` calls ``study.enqueue_trial({"cell": key},
-  skip_if_exists=True)`` for every cell: a cell that already has a trial in any state is not
+  user_attrs={"cell": key}, skip_if_exists=True)`` for every cell (the user attribute names a waiting
+  trial's cell through public API; stores made before it are read through :mod:`noisereg._compat`): a cell that already has a trial in any state is not
   enqueued again, so rerunning a study never duplicates work. Run it from one process at a time
   (Optuna's check and insert are two statements); workers only claim.
 - **Claiming is exclusive.** :meth:`Store.claim` moves a WAITING trial to RUNNING with Optuna's
@@ -78,6 +79,8 @@ import optuna
 import sqlalchemy
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
+
+from noisereg._compat import ENQUEUED, enqueued_cell, trial_id
 
 __all__ = [
     "Store", "StoreError", "StoreUnreachable", "CellLost", "Claim", "Heartbeat", "default_url", "masked_url",
@@ -506,23 +509,26 @@ class Store:
         """The study's user attributes (config, cells, meta, fingerprint, schema_version)."""
         return dict(self.study.user_attrs)
 
+    def _id(self, trial: optuna.trial.FrozenTrial) -> int:
+        return trial_id(self.storage, self.study.study_name, trial)
+
     def enqueue(self, keys: Sequence[str]) -> int:
         """Enqueue each cell key unless it already has a trial; return how many were new."""
         before = len(self.study.get_trials(deepcopy=False))
         for key in keys:
-            self.study.enqueue_trial({"cell": key}, skip_if_exists=True)
+            self.study.enqueue_trial({"cell": key}, user_attrs={ENQUEUED: key}, skip_if_exists=True)
         return len(self.study.get_trials(deepcopy=False)) - before
 
     def requeue_failed(self) -> list[str]:
         """Enqueue again every cell whose trials all ended FAIL (no COMPLETE, none waiting/running)."""
         by_cell: dict[str, set[TrialState]] = {}
         for t in self.study.get_trials(deepcopy=False):
-            key = t.system_attrs.get("fixed_params", t.params).get("cell")
+            key = enqueued_cell(t, t.params.get("cell"))
             if key is not None:
                 by_cell.setdefault(key, set()).add(t.state)
         again = sorted(k for k, states in by_cell.items() if states == {TrialState.FAIL})
         for key in again:
-            self.study.enqueue_trial({"cell": key})
+            self.study.enqueue_trial({"cell": key}, user_attrs={ENQUEUED: key})
         return again
 
     def give_back(self, claims: Sequence[Claim]) -> list[str]:
@@ -535,10 +541,10 @@ class Store:
         """
         failed = {c.cell for c in claims if self.storage.get_trial(c.trial_id).state == TrialState.FAIL}
         live = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
-        taken = {t.system_attrs.get("fixed_params", t.params).get("cell") for t in self.study.get_trials(deepcopy=False, states=live)}
+        taken = {enqueued_cell(t, t.params.get("cell")) for t in self.study.get_trials(deepcopy=False, states=live)}
         again = sorted(failed - taken)
         for key in again:
-            self.study.enqueue_trial({"cell": key})
+            self.study.enqueue_trial({"cell": key}, user_attrs={ENQUEUED: key})
         return again
 
     def reap(self) -> None:
@@ -555,14 +561,14 @@ class Store:
                 if not _gone(owner):
                     continue
                 try:
-                    if not self.storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+                    if not self.storage.set_trial_state_values(self._id(t), TrialState.FAIL):
                         continue
                 except optuna.exceptions.UpdateFinishedTrialError:
                     continue  # another process failed it first, and enqueued its retry
                 log.info("cell %s: its claimant (process %s on this machine) is gone; retrying it now",
-                         t.system_attrs.get("fixed_params", {}).get("cell"), owner["pid"])
+                         enqueued_cell(t), owner["pid"])
                 if retry is not None:
-                    retry(self.study, self.storage.get_trial(t._trial_id))
+                    retry(self.study, self.storage.get_trial(self._id(t)))
 
         self.retrying(run)
 
@@ -571,8 +577,8 @@ class Store:
         mine = {c.trial_id for c in self.claimed}
         out: dict[str, str] = {}
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            key = t.system_attrs.get("fixed_params", {}).get("cell")
-            if key is None or t._trial_id in mine:
+            key = enqueued_cell(t)
+            if key is None or self._id(t) in mine:
                 continue
             owner = t.system_attrs.get(OWNER)
             if not isinstance(owner, dict):
@@ -608,21 +614,21 @@ class Store:
         dist = CategoricalDistribution(choices)
         order = {key: i for i, key in enumerate(choices)}
         waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        for t in sorted(waiting, key=lambda t: (order.get(t.system_attrs.get("fixed_params", {}).get("cell"), len(order)), t.number)):
+        for t in sorted(waiting, key=lambda t: (order.get(enqueued_cell(t), len(order)), t.number)):
             if len(claims) >= limit:
                 break
-            key = t.system_attrs.get("fixed_params", {}).get("cell")
+            key = enqueued_cell(t)
             if key not in choices or (accept is not None and not accept(key)):
                 continue
-            self.storage.record_heartbeat(t._trial_id)
+            self.storage.record_heartbeat(self._id(t))
             try:
-                if not self.storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
+                if not self.storage.set_trial_state_values(self._id(t), TrialState.RUNNING):
                     continue
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue
-            self.storage.set_trial_param(t._trial_id, "cell", dist.to_internal_repr(key), dist)
-            self.storage.set_trial_system_attr(t._trial_id, OWNER, _owner())
-            claims.append(Claim(t._trial_id, t.number, key))
+            self.storage.set_trial_param(self._id(t), "cell", dist.to_internal_repr(key), dist)
+            self.storage.set_trial_system_attr(self._id(t), OWNER, _owner())
+            claims.append(Claim(self._id(t), t.number, key))
         self.claimed += claims
         return claims
 
@@ -692,7 +698,7 @@ class Store:
         status: dict[str, str] = {k: "MISSING" for k in self.study.user_attrs.get("cells", {}) if k not in complete}
         rank = {"FAIL": 0, "WAITING": 1, "RUNNING": 2}
         for t in self.study.get_trials(deepcopy=False):
-            key = t.system_attrs.get("fixed_params", t.params).get("cell")
+            key = enqueued_cell(t, t.params.get("cell"))
             if key in status and t.state.name in rank and rank[t.state.name] >= rank.get(status[key], -1):
                 status[key] = t.state.name
         return status

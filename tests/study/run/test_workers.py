@@ -12,6 +12,7 @@ from collections import Counter
 import pytest
 from optuna.trial import TrialState
 
+from noisereg._compat import enqueued_cell
 from noisereg.cli import main
 from noisereg.engine import train_group
 from noisereg.study.config import parse_config
@@ -106,7 +107,7 @@ def test_workers_finish_every_cell_once_after_one_is_stopped(tmp_path, request, 
     if sig == signal.SIGINT:  # Ctrl-C: the cell in training went back to the queue at once
         assert first.returncode == 130
         [stopped] = [t.params["cell"] for t in before if t.state == TrialState.FAIL]
-        assert any(t.state == TrialState.WAITING and t.system_attrs["fixed_params"]["cell"] == stopped for t in before)
+        assert any(t.state == TrialState.WAITING and enqueued_cell(t) == stopped for t in before)
     else:  # kill -9: the cell stays RUNNING until its heartbeat is stale, then it is retried
         assert first.returncode == -signal.SIGKILL
         [stopped] = [t.params["cell"] for t in before if t.state == TrialState.RUNNING]

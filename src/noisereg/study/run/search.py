@@ -112,7 +112,7 @@ def propose_cell(prep: Prepared, store: Store, claim: Claim) -> Cell:
         running = [
             t.user_attrs[PROPOSAL]
             for t in store.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if t.params.get("cell") in keys and PROPOSAL in t.user_attrs and t._trial_id != claim.trial_id
+            if t.params.get("cell") in keys and PROPOSAL in t.user_attrs and t.number != claim.number
         ]
         seed = derive_seed(prep.config.seed, "search", planned.arm, keys.index(claim.cell) + 1) % 2**32
         proposal = propose(search, finished, running, seed=seed)
