@@ -62,7 +62,8 @@ def test_schedules_are_read_at_the_sites_clock():
 
 @pytest.mark.parametrize(
     ("kind", "match"),
-    [(noise.Gaussian(std=-0.1), "std=-0.1"), (noise.GaussianDropoutNoise(rate=1.0), "rate=1.0")],
+    # Numbers are refused when the config is made; a schedule's value only at the step it takes it.
+    [(noise.Gaussian(std=lambda step: -0.1), "-0.1"), (noise.GaussianDropoutNoise(rate=lambda step: 1.0), "1.0")],
 )
 def test_bad_strengths_are_refused_on_the_fast_path(kind, match):
     stream = SiteStream([kind], [make_generator(0)], name="sites[3]")
