@@ -75,9 +75,6 @@ class NEFTune(NoiseKind):
     strength_field = "alpha"
     function = staticmethod(neftune)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-
 
 def place_embeddings(
     root: nn.Module, kind: NoiseKind, *, select: Selector | None, seed: int | None, masks: MaskSource
