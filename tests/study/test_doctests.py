@@ -8,7 +8,10 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("name", ["noisereg.study", "noisereg.study.stats", "noisereg.study.store", "noisereg.study.selection", "noisereg.study.api"])
+@pytest.mark.parametrize(
+    "name",
+    ["noisereg.study", "noisereg.study.stats", "noisereg.study.store", "noisereg.study.selection", "noisereg.study.api", "noisereg.study.bridge.resources"],
+)
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0

@@ -91,7 +91,11 @@ def check_replica_fits(
 ) -> None:
     """Refuse a study of which one replica of the largest ``group`` cannot fit in ``device``'s memory;
     the error names the study key ``key`` and its ``value``."""
-    need = max(estimate_replica_bytes(g, folds) for g in groups)
+    try:  # a module spec is built once to count its parameters: an absurd one fails right here
+        need = max(estimate_replica_bytes(g, folds) for g in groups)
+    except (RuntimeError, MemoryError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StudyConfigError([(key, f"{value!r}: building one replica failed: {first}")], source) from None
     have = available(device)
     if have is not None and need > have:
         raise StudyConfigError(
