@@ -351,11 +351,13 @@ def _run_claims(
             return
         except RunDirError as exc:
             marked = _mark_failed(store, claims, exc)
-            complete = len(store.completed())
+            try:
+                complete = f"{len(store.completed())} of {len(prep.cells)} cells are complete in the store"
+            except Exception:  # noqa: BLE001 - a store in that directory may not answer either
+                complete = "the cells finished before are complete in the store"
             raise RunDirError(
                 exc.path, exc.error,
-                f"{complete} of {len(prep.cells)} cells are complete in the store; {marked}; "
-                "once the directory can be written, run the same command again to train the rest",
+                f"{complete}; {marked}; once the directory can be written, run the same command again to train the rest",
             ) from None
         except BaseException as exc:  # Ctrl-C included: leave the cells to be retried, then re-raise
             _mark_failed(store, claims, exc)
