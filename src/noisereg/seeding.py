@@ -45,7 +45,9 @@ __all__ = [
 Family = Literal["philox", "torch"]
 NoiseGenerator = Stream | torch.Generator
 _FAMILIES = ("philox", "torch")
-_family: list[str] = ["philox"]  # the one setting: which generator draws noise on a CPU
+# The one setting: which generator draws noise on a CPU. torch's, until the counter-based kernel beats
+# it: benchmarks/study_speed.py --generator-only measured Stream at 0.37-0.51x torch.randn here.
+_family: list[str] = ["torch"]
 
 _SEED_BITS = 63
 
@@ -103,8 +105,10 @@ def current_rank() -> int:
 def set_noise_generator(family: Family) -> Family:
     """Choose what draws noisereg's seeded noise on a CPU; returns the previous choice.
 
-    ``"philox"`` (the default): :class:`noisereg.streams.Stream`, counter-based, parallel, resumable at
-    any position. ``"torch"``: torch's CPU generator (Mersenne Twister), for torch's own streams. On
+    ``"torch"`` (the default): torch's CPU generator (Mersenne Twister), torch's own streams.
+    ``"philox"``: :class:`noisereg.streams.Stream`, counter-based, resumable at any position, and
+    independent of the thread count and of the other replicas by construction (slower than torch's
+    generator for now, see ``benchmarks/study_speed.py --generator-only``). On
     other devices noise always comes from torch's generator of that device. Applies to generators made
     after the call (layers made earlier keep theirs until ``reseed``); a checkpoint of one family does
     not load into the other.
@@ -121,12 +125,16 @@ def noise_generator(
 ) -> NoiseGenerator | None:
     """The generator that draws noise from ``seed`` on ``device``: the place that decides which.
 
-    A :class:`~noisereg.streams.Stream` keyed by ``seed`` on a CPU (unless
-    ``set_noise_generator("torch")``), ``make_generator(seed, device)`` otherwise. A given generator or
-    stream is returned as is; ``None`` (torch's global generator) too.
+    ``make_generator(seed, device)``, or a :class:`~noisereg.streams.Stream` keyed by ``seed`` on a CPU
+    after ``set_noise_generator("philox")``. A given generator or stream is returned as is; ``None``
+    (torch's global generator) too.
 
+    >>> type(noise_generator(3)).__name__
+    'Generator'
+    >>> previous = set_noise_generator("philox")
     >>> noise_generator(3)
     Stream(key=3, counter=0)
+    >>> _ = set_noise_generator(previous)
     """
     if seed is None or isinstance(seed, (torch.Generator, Stream)):
         return seed

@@ -190,5 +190,5 @@ def test_patience_without_validation_data_is_refused():
 
 def test_a_failing_worker_raises_its_own_error():
     group = _group([Replica(seed=1, strengths=(-1.0, 0.0, 0.0, 0.0, 0.0)), Replica(seed=2)])
-    with pytest.raises(ValueError, match="must be >= 0"):
+    with pytest.raises(ValueError, match="must be finite and >= 0"):
         train_group(group, FOLDS, workers=2)

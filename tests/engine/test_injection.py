@@ -7,7 +7,8 @@ import torch
 
 from noisereg import noise, schedules
 from noisereg.engine.injection import SiteStream
-from noisereg.seeding import make_generator, noise_generator
+from noisereg.seeding import make_generator
+from noisereg.streams import Stream
 
 FAST = [
     lambda s: noise.Gaussian(std=s),
@@ -22,7 +23,7 @@ def _stack(dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("make", FAST, ids=["gaussian", "multiplicative", "dropout"])
-@pytest.mark.parametrize("streams", [noise_generator, make_generator], ids=["philox", "torch"])
+@pytest.mark.parametrize("streams", [Stream, make_generator], ids=["philox", "torch"])
 @pytest.mark.parametrize("strengths", [[0.3, 0.0, 0.1, 0.5], [0.3, 0.2, 0.1, 0.5]], ids=["one-off", "all-on"])
 def test_fast_path_equals_the_kind_called_on_each_replica(make, dtype, streams, strengths):
     kinds = [make(s) for s in strengths]
@@ -40,7 +41,7 @@ def test_fast_path_equals_the_kind_called_on_each_replica(make, dtype, streams, 
             assert torch.equal(got[1], x[1])  # zero strength: exactly the input
 
 
-@pytest.mark.parametrize("streams", [noise_generator, make_generator], ids=["philox", "torch"])
+@pytest.mark.parametrize("streams", [Stream, make_generator], ids=["philox", "torch"])
 def test_general_path_calls_the_kind_with_each_replicas_generator(streams):
     kinds = [noise.Uniform(half_width=s) for s in (0.2, 0.0, 0.4)]
     stream = SiteStream(kinds, [streams(r) for r in range(3)], name="site")

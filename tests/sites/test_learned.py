@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from noisereg.layers import noise_enabled
+from noisereg.noise.base import randn
 from noisereg.seeding import noise_generator
 from noisereg.sites import describe
 from noisereg.sites.learned import PNI, NoisyLinear
@@ -20,7 +21,8 @@ def test_noisy_linear_is_factorised_gaussian_and_eval_uses_the_means():
     out = layer(X)
     g = noise_generator(11)
     f = lambda z: z.sign() * z.abs().sqrt()  # noqa: E731
-    eps_in, eps_out = f(g.normal((6,))), f(g.normal((3,)))
+    draw = lambda n: randn((n,), g, dtype=torch.float32, device=torch.device("cpu"))  # noqa: E731
+    eps_in, eps_out = f(draw(6)), f(draw(3))
     weight = layer.weight_mu + layer.weight_sigma * torch.outer(eps_out, eps_in)
     bias = layer.bias_mu + layer.bias_sigma * eps_out
     assert torch.allclose(out, F.linear(X, weight, bias), atol=1e-6)
@@ -61,7 +63,7 @@ def test_pni_adds_scaled_weight_noise_with_learnable_alpha():
     layer = PNI(conv, seed=4)
     assert layer.alpha.item() == 0.25
     out = layer(x)
-    eta = noise_generator(4).normal(conv.weight.shape)
+    eta = randn(conv.weight.shape, noise_generator(4), dtype=conv.weight.dtype, device=conv.weight.device)
     noisy = conv.weight + 0.25 * conv.weight.detach().std() * eta
     assert torch.allclose(out, F.conv2d(x, noisy, conv.bias), atol=1e-6)
     out.sum().backward()
