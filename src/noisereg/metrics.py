@@ -21,6 +21,7 @@ groups whose sizes differ by at most one.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -229,7 +230,15 @@ def equal_width_edges(n_bins: int, dtype: torch.dtype = torch.float64) -> torch.
     >>> equal_width_edges(10)[3].item() == 3 / 10
     True
     """
-    return torch.tensor([_nearest(Fraction(m, n_bins), dtype) for m in range(n_bins + 1)], dtype=dtype)
+    return torch.tensor(_edges(n_bins, dtype), dtype=dtype)
+
+
+@functools.lru_cache(maxsize=128)
+def _edges(n_bins: int, dtype: torch.dtype) -> tuple[float, ...]:
+    # Python's int / int is correctly rounded to float64; narrower types compare neighbours exactly.
+    if dtype == torch.float64:
+        return tuple(m / n_bins for m in range(n_bins + 1))
+    return tuple(_nearest(Fraction(m, n_bins), dtype) for m in range(n_bins + 1))
 
 
 def _bin_index(confidence: torch.Tensor, n_bins: int, binning: Binning, dtype: torch.dtype = torch.float64) -> torch.Tensor:
