@@ -100,7 +100,8 @@ def check_int(value: object, name: str, *, low: int | None = None, high: int | N
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}={value!r} must be an int, got {type(value).__name__}")
-    if (low is not None and value < low) or (high is not None and value > high):
+    number = int(value)
+    if (low is not None and number < low) or (high is not None and number > high):
         bounds = [f">= {low}"] * (low is not None) + [f"<= {high}"] * (high is not None)
         raise ValueError(f"{name}={value!r} must be an int {' and '.join(bounds)}")
-    return int(value)
+    return number

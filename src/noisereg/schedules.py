@@ -345,9 +345,10 @@ class Sequence:
 
     def _span(self) -> tuple[float, float] | None:
         ends = [span(s) for s in self.schedules]
-        if any(e is None for e in ends):
+        known = [e for e in ends if e is not None]
+        if len(known) < len(ends):
             return None
-        return _hull(*(v for e in ends for v in e))
+        return _hull(*(v for e in known for v in e))
 
 
 @dataclasses.dataclass(frozen=True)

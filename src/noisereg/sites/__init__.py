@@ -21,6 +21,7 @@ from noisereg.sites.noisy_activations import (
     NoisyHardTanh,
     noisy_hard_activation,
 )
+from noisereg.sites.strip import random_ops, strip
 from noisereg.sites.targets import (
     PATRINI_MNIST,
     DisturbLabel,
@@ -32,7 +33,6 @@ from noisereg.sites.targets import (
     regression_noise,
     transition_matrix,
 )
-from noisereg.sites.strip import random_ops, strip
 from noisereg.sites.weights import WeightNoise
 
 __all__ = [

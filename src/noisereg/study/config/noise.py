@@ -95,9 +95,8 @@ def _strength(kind: Kind) -> Any:
         bounds["gt" if kind.low_open else "ge"] = kind.low
     if kind.high < math.inf:
         bounds["lt" if kind.high_open else "le"] = kind.high
-    number = Annotated[float, Field(**bounds)]
-    if kind.allow_inf:  # inf is a strength here (no noise, for decibels); NaN never is
-        number = Annotated[FiniteOrInf, Field(**bounds)]
+    # inf is a strength where the kind allows it (no noise, for decibels); NaN never is
+    number: Any = Annotated[FiniteOrInf if kind.allow_inf else float, Field(**bounds)]
     return Annotated[
         Annotated[number, Tag("number")] | Annotated[ScheduleConfig, Tag("schedule table")],
         Discriminator(_number_or_schedule),
