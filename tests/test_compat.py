@@ -8,7 +8,7 @@ import torch
 from scipy import stats
 
 from noisereg import _compat
-from noisereg._compat import adam_step_, beta_symmetric, sgd_step_, values_readable
+from noisereg._compat.torch_private import adam_step_, beta_symmetric, sgd_step_, values_readable
 from noisereg.noise import Gaussian
 
 
@@ -114,7 +114,7 @@ def test_the_engine_trains_the_same_with_the_public_optimizers(monkeypatch):
 def test_trial_ids_and_enqueued_cells_without_private_optuna(tmp_path, monkeypatch):
     import optuna
 
-    from noisereg._compat import enqueued_cell, trial_id
+    from noisereg._compat.optuna_private import enqueued_cell, trial_id
 
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'x.db'}")
     study = optuna.create_study(storage=storage, study_name="s")

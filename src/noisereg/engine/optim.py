@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from noisereg._compat import adam_step_, sgd_step_
+from noisereg._compat.torch_private import adam_step_, sgd_step_
 from noisereg.engine.specs import OptimSpec
 
 __all__ = ["StackedOptimizer", "clip_grad_norm"]

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from noisereg._checks import check_real, expected_range
-from noisereg._compat import values_readable
+from noisereg._compat.torch_private import values_readable
 from noisereg.noise.kinds import KINDS
 from noisereg.schedules import Schedule, resolve, span
 from noisereg.seeding import NoiseGenerator

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from noisereg._checks import check_int, check_real
-from noisereg._compat import beta_symmetric
+from noisereg._compat.torch_private import beta_symmetric
 from noisereg.layers import NoiseLayer
 from noisereg.noise.base import NoiseKind, check_generator, draw_dtype, torch_generator
 from noisereg.schedules import Schedule

@@ -80,7 +80,7 @@ import sqlalchemy
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from noisereg._compat import ENQUEUED, enqueued_cell, trial_id
+from noisereg._compat.optuna_private import ENQUEUED, enqueued_cell, trial_id
 
 __all__ = [
     "Store", "StoreError", "StoreUnreachable", "CellLost", "Claim", "Heartbeat", "default_url", "masked_url",

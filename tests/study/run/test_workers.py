@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 from optuna.trial import TrialState
 
-from noisereg._compat import enqueued_cell
+from noisereg._compat.optuna_private import enqueued_cell
 from noisereg.cli import main
 from noisereg.engine import train_group
 from noisereg.study.config import parse_config

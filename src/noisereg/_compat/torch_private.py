@@ -1,4 +1,4 @@
-"""The only place that touches private torch or Optuna internals: each behind a public-API fallback.
+"""Private torch functions behind public fallbacks (see :mod:`noisereg._compat`).
 
 torch's private functions are faster or the only ones that take what we need (a generator, a flat
 buffer), but they may change without notice. Each function here uses the private path when it exists
@@ -12,11 +12,6 @@ paths off as a whole (the tests use it; a user hit by a torch change can too).
 - :func:`beta_symmetric`: λ ~ Beta(α, α) from a ``torch.Generator`` (``torch._sample_dirichlet``);
   fallback: the inverse CDF (``scipy.special.betaincinv``) of uniforms from the same generator, the
   same distribution but other numbers.
-- :func:`trial_id`: the storage's id of an Optuna trial (``FrozenTrial._trial_id``); fallback:
-  ``storage.get_trial_id_from_study_id_trial_number`` (one query more).
-- :func:`enqueued_cell`: the cell key a trial was enqueued for. The store writes it as a user attribute
-  at enqueueing (public); stores made before that keep it only in Optuna's private
-  ``system_attrs["fixed_params"]``, read when the private paths are on.
 - :func:`values_readable`: whether a tensor's values may be read, i.e. no vmap/grad transform is
   running (``torch._C._are_functorch_transforms_active``); fallback: try reading one value and treat
   torch's refusal as "not readable".
@@ -24,15 +19,13 @@ paths off as a whole (the tests use it; a user hit by a torch change can too).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
-__all__ = ["PRIVATE", "adam_step_", "sgd_step_", "beta_symmetric", "values_readable", "trial_id", "enqueued_cell", "ENQUEUED"]
+from noisereg._compat import PRIVATE
 
-PRIVATE = {"enabled": True}
-"""``PRIVATE["enabled"] = False`` makes every function here take its public fallback."""
+__all__ = ["adam_step_", "sgd_step_", "beta_symmetric", "values_readable"]
+
 
 
 def _private(name: str, owner: object = torch) -> object | None:
@@ -118,24 +111,3 @@ def values_readable(tensor: Tensor) -> bool:
         return False
     return True
 
-
-ENQUEUED = "cell"
-"""The user attribute in which the store records the cell a trial was enqueued for."""
-
-
-def trial_id(storage: Any, study_name: str, trial: Any) -> int:
-    """The storage's id of ``trial`` (an ``optuna.trial.FrozenTrial`` of the study ``study_name``)."""
-    private = getattr(trial, "_trial_id", None) if PRIVATE["enabled"] else None
-    if private is not None:
-        return int(private)
-    study_id = storage.get_study_id_from_name(study_name)
-    return int(storage.get_trial_id_from_study_id_trial_number(study_id, trial.number))
-
-
-def enqueued_cell(trial: Any, default: Any = None) -> Any:
-    """The cell key ``trial`` was enqueued for, or ``default``."""
-    if ENQUEUED in trial.user_attrs:
-        return trial.user_attrs[ENQUEUED]
-    if PRIVATE["enabled"]:
-        return trial.system_attrs.get("fixed_params", {}).get("cell", default)
-    return default
