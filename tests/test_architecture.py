@@ -17,15 +17,15 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 
 # Bottom to top; a module may import its own layer and those below it, never one above.
 LAYERS = [
-    ("noise", "schedules", "seeding", "_checks", "_compat"),
+    ("noise", "schedules", "seeding", "streams", "_checks", "_compat"),
     ("layers", "sites", "metrics", "robustness", "distributed"),
     ("engine",),
     ("study.config",),
-    ("study.data", "study.cells", "study.stats", "study.store", "study.weights"),
+    ("study.data", "study.cells", "study.stats", "study.selection", "study.rundir", "study.store", "study.weights"),
     ("study.bridge", "study.report"),
     ("study.measure",),
-    ("study.run",),
-    ("study", "integrations"),
+    ("study.run", "study.export"),
+    ("study", "study.api", "integrations"),
     ("cli", "__main__", ""),
 ]
 _RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

@@ -87,7 +87,7 @@ __all__ = [
     "SCHEMA_VERSION", "RESULT_KEYS", "ROBUSTNESS_PREFIX", "ROBUSTNESS_VS_BASELINE", "OWNER",
 ]
 
-log = logging.getLogger("noisereg.study")
+_log = logging.getLogger("noisereg.study")
 
 SCHEMA_VERSION = 1
 DB_NAME = "study.db"
@@ -215,7 +215,7 @@ class _Retrying:
             if self._down:
                 return
             self._down = True
-        log.warning("lost the connection to the storage at %s (%s); reconnecting for up to %g s", self.url, reason, self.retry_for)
+        _log.warning("lost the connection to the storage at %s (%s); reconnecting for up to %g s", self.url, reason, self.retry_for)
 
     def connected(self, *_: Any) -> None:
         """SQLAlchemy's pool made a new connection (its ``connect`` event)."""
@@ -223,7 +223,7 @@ class _Retrying:
             if not self._down:
                 return
             self._down = False
-        log.warning("reconnected to the storage at %s", self.url)
+        _log.warning("reconnected to the storage at %s", self.url)
 
     def invalidated(self, _connection: Any, _record: Any, exception: BaseException | None) -> None:
         """SQLAlchemy's pool dropped a connection (its ``invalidate`` event: pre-ping or a failed call)."""
@@ -359,12 +359,12 @@ class Heartbeat:
                     states = {c.cell: store.storage.get_trial(c.trial_id).state for c in self.claims}
             except Exception as exc:  # noqa: BLE001 - a heartbeat must not die unseen: log, try again
                 if not failing:
-                    log.warning("heartbeat of cell(s) %s could not be recorded (%s); trying again every %d s",
+                    _log.warning("heartbeat of cell(s) %s could not be recorded (%s); trying again every %d s",
                                 cells, _first_line(exc), store.heartbeat_interval)
                 failing = True
             else:
                 if failing:
-                    log.warning("heartbeat of cell(s) %s recorded again after %.0f s", cells, time.monotonic() - self.last)
+                    _log.warning("heartbeat of cell(s) %s recorded again after %.0f s", cells, time.monotonic() - self.last)
                 failing, self.last = False, time.monotonic()
                 taken = sorted(k for k, state in states.items() if state != TrialState.RUNNING)
                 if taken:
@@ -565,7 +565,7 @@ class Store:
                         continue
                 except optuna.exceptions.UpdateFinishedTrialError:
                     continue  # another process failed it first, and enqueued its retry
-                log.info("cell %s: its claimant (process %s on this machine) is gone; retrying it now",
+                _log.info("cell %s: its claimant (process %s on this machine) is gone; retrying it now",
                          enqueued_cell(t), owner["pid"])
                 if retry is not None:
                     retry(self.study, self.storage.get_trial(self._id(t)))

@@ -17,7 +17,7 @@ from noisereg.study.config.search import SearchConfig
 from noisereg.study.report import summarize, table_rows
 from noisereg.study.report.documents import selection_texts
 from noisereg.study.run.runner import enqueue_study, run_study
-from noisereg.study.run.search import PROPOSAL, objective, propose, propose_cell
+from noisereg.study.run.search import PROPOSAL, cv_score, propose, propose_cell
 from noisereg.study.store import Store, default_url
 from tests.study.fakes import fake_results, tiny_raw
 
@@ -142,9 +142,9 @@ def test_sites_are_proposed_from_the_list_and_tpe_prefers_the_better_one() -> No
 
 def test_objective_follows_the_selection_criterion() -> None:
     results = {"cv": {"val_loss": [[0.5, 0.7], [0.3, 0.5]], "val_acc": [[0.6, 0.8], [1.0, 0.6]]}}
-    assert objective(results, "likelihood") == pytest.approx(0.5)
-    assert objective(results, "accuracy") == pytest.approx(-0.75)
-    assert objective({"cv": {"val_loss": [[2.0]]}}, "accuracy") == 2.0
+    assert cv_score(results, "likelihood") == pytest.approx(0.5)
+    assert cv_score(results, "accuracy") == pytest.approx(-0.75)
+    assert cv_score({"cv": {"val_loss": [[2.0]]}}, "accuracy") == 2.0
 
 
 # ---- whole studies ---------------------------------------------------------------------------------

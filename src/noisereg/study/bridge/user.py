@@ -27,7 +27,7 @@ from noisereg.sites import (
     NEFTune,
 )
 from noisereg.study.config import StudyConfigError
-from noisereg.study.config.user import KINDS, UserStudyConfig
+from noisereg.study.config.user import USER_KINDS, UserStudyConfig
 
 __all__ = ["KIND_CLASSES", "UserFold", "as_factory", "describe_part", "file_arguments", "import_object", "infer_task", "make_loss", "split_data", "training_part"]
 
@@ -202,8 +202,8 @@ KIND_CLASSES: dict[str, type[NoiseKind]] = {
     **{name: kind.load() for name, kind in REGISTRY.items()},
     "speckle": Speckle, "mixup": Mixup, "cutmix": CutMix, "neftune": NEFTune,
 }
-if set(KIND_CLASSES) != set(KINDS):  # the config's names and this table are one list
-    raise ImportError(f"KIND_CLASSES and config.user.KINDS differ: {set(KIND_CLASSES) ^ set(KINDS)}")
+if set(KIND_CLASSES) != set(USER_KINDS):  # the config's names and this table are one list
+    raise ImportError(f"KIND_CLASSES and config.user.USER_KINDS differ: {set(KIND_CLASSES) ^ set(USER_KINDS)}")
 
 
 def _call(fn: Any, kwargs: Mapping[str, Any], key: str, source: str) -> Any:

@@ -20,7 +20,7 @@ A study file whose ``[model]`` table has a ``factory`` key is one of these (:fun
     noise = [{ kind = "gaussian", std = 0.1, at = "activations", select = "blocks.*.act", where = "before" }]
     grid = [0.03, 0.1, 0.3]     # or { site = 1, values = [...] } for an arm of several sites
 
-``kind`` is one of :data:`KINDS`; its other keys are the kind's parameters (numbers; schedules are
+``kind`` is one of :data:`USER_KINDS`; its other keys are the kind's parameters (numbers; schedules are
 for the Python entry), and ``at``, ``select``, ``where``, ``arg``, ``mask``, ``biases``, ``resample``,
 ``scale_by_lr`` are attach's. No torch here: the bridge imports the factory, loader and kinds and
 reports a failing import or call under the key that named it.
@@ -39,7 +39,7 @@ from noisereg.study.config.noise import Strict
 from noisereg.study.config.optimizer import OptimizerConfig
 
 __all__ = [
-    "KINDS",
+    "USER_KINDS",
     "FactoryConfig",
     "LoaderConfig",
     "UserArmConfig",
@@ -50,7 +50,7 @@ __all__ = [
     "parse_user_config",
 ]
 
-KINDS = (
+USER_KINDS = (
     "gaussian", "uniform", "multiplicative_gaussian", "speckle", "gaussian_dropout", "alpha_dropout", "snr_gaussian",
     "impulse", "shot", "colored", "spatial", "label_smoothing", "label_flip", "disturb_label", "mixup", "cutmix", "neftune",
 )
@@ -79,7 +79,7 @@ class UserSiteConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    kind: Literal[KINDS]  # type: ignore[valid-type]
+    kind: Literal[USER_KINDS]  # type: ignore[valid-type]
     at: Literal["input", "activations", "embeddings", "weights", "gradients", "targets"] = "input"
     select: str | None = None
     where: Literal["before", "after"] | None = None

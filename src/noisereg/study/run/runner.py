@@ -47,7 +47,7 @@ from noisereg.study.weights import save_cell_models
 
 __all__ = ["run_study", "enqueue_study", "work", "cell_results"]
 
-log = logging.getLogger("noisereg.study")
+_log = logging.getLogger("noisereg.study")
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` in replica-epochs."""
@@ -302,7 +302,7 @@ def work(
             for key, holder in store.running().items():
                 if key not in told:  # say once what this process waits for, and for how long at most
                     told.add(key)
-                    log.info("waiting for cell %s, held by %s; should its heartbeat stop, it is retried "
+                    _log.info("waiting for cell %s, held by %s; should its heartbeat stop, it is retried "
                              "%d s after its last one (grace period)", key, holder, store.grace_period)
             time.sleep(min(store.heartbeat_interval, 2))  # other workers, or a dead one's heartbeat to expire
             continue
@@ -347,7 +347,7 @@ def _run_claims(
                 for key, (seeds, folds, state) in weights.items():
                     save_cell_models(models_dir, key, model, seeds, folds, state)
         except CellLost as lost:
-            log.warning("%s; dropped its work (another process trains it again); going on with the next cell", lost)
+            _log.warning("%s; dropped its work (another process trains it again); going on with the next cell", lost)
             return
         except RunDirError as exc:
             marked = _mark_failed(store, claims, exc)
@@ -378,7 +378,7 @@ def _run_claims(
             store.show(claim, params, spaces, {} if shown is None else shown[1])
             store.complete(claim, dashboard.objective(res), {**res, **curves})
         except CellLost as lost:
-            log.warning("lost %s; its results are dropped (another process trains it again); going on with the next cell", lost)
+            _log.warning("lost %s; its results are dropped (another process trains it again); going on with the next cell", lost)
 
 
 def _mark_failed(store: Store, claims: Sequence[Claim], exc: BaseException) -> str:
@@ -388,7 +388,7 @@ def _mark_failed(store: Store, claims: Sequence[Claim], exc: BaseException) -> s
         for claim in claims:
             store.fail(claim, error)
     except Exception as failure:  # noqa: BLE001 - the first error is the one to raise; say what this means
-        log.warning("could not mark cell(s) %s FAIL in the storage (%s: %s); they are retried once their "
+        _log.warning("could not mark cell(s) %s FAIL in the storage (%s: %s); they are retried once their "
                     "claimant is seen to be gone", ", ".join(c.cell for c in claims), type(failure).__name__,
                     str(failure).splitlines()[0] if str(failure) else "")
         return f"the cell(s) in training ({', '.join(c.cell for c in claims)}) could not be marked FAIL either"

@@ -31,12 +31,12 @@ from noisereg.study.cells import Cell
 from noisereg.study.config.search import SearchConfig
 from noisereg.study.store import Claim, Store
 
-__all__ = ["propose", "propose_cell", "objective", "PROPOSAL"]
+__all__ = ["propose", "propose_cell", "cv_score", "PROPOSAL"]
 
 PROPOSAL = "proposal"
 
 
-def objective(results: Mapping[str, Any], criterion: str) -> float:
+def cv_score(results: Mapping[str, Any], criterion: str) -> float:
     """What the sampler minimizes for a finished cell: its mean cross-validated loss over seeds ×
     folds for ``criterion = 'likelihood'`` (Holmstrom & Koistinen 1992), minus its mean validation
     accuracy for ``'accuracy'`` (the loss where no accuracy is stored, as for regression)."""
@@ -108,7 +108,7 @@ def propose_cell(prep: Prepared, store: Store, claim: Claim) -> Cell:
     if proposal is None:
         keys = [c.key for c in prep.cells if c.search and c.arm == planned.arm]
         criterion = prep.config.selection.criterion
-        finished = [(r[PROPOSAL], objective(r, criterion)) for k, r in store.completed().items() if k in keys and PROPOSAL in r]
+        finished = [(r[PROPOSAL], cv_score(r, criterion)) for k, r in store.completed().items() if k in keys and PROPOSAL in r]
         running = [
             t.user_attrs[PROPOSAL]
             for t in store.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
