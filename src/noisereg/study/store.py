@@ -40,7 +40,8 @@ The contract (the tests in ``tests/study/test_store.py`` check each point, kill 
   period; a COMPLETE that finds its trial COMPLETE is done), except an enqueue, which may then add a
   second WAITING trial for one cell: that cell is trained twice and its first COMPLETE trial counts.
   SQLite calls are not retried: a local file has no server to come back, and waiting for its write
-  lock is bounded by the driver's 60 s timeout.
+  lock is bounded by the driver's 60 s timeout. Opening the store is not retried either: a server
+  that does not answer when the store is opened is a wrong ``--storage`` (:class:`StoreError`).
 - **A heartbeat that cannot beat.** The heartbeat thread of :meth:`Store.heartbeat` never raises:
   when a beat fails it logs it and tries again at the next interval. If no beat has been recorded
   for ``grace_period`` seconds, or the trial is no longer RUNNING (another process took the cell for
@@ -437,16 +438,20 @@ class Store:
 
         for attempt in range(3):
             try:
-                self.storage = self.retrying(open_storage)
+                # Opening is not retried: a server that does not answer at the start is a bad --storage
+                # (exit 2), not an outage; reconnection covers a server lost after the store opened.
+                with self.retrying.once():
+                    self.storage = open_storage()
                 break
-            except StoreUnreachable:
-                raise
             except Exception as exc:  # SQLAlchemy raises many kinds; name the URL
                 if isinstance(exc, sqlalchemy.exc.IntegrityError) and attempt < 2:
                     # processes opening a fresh database at once race to create Optuna's tables (PostgreSQL:
                     # "duplicate key ... pg_type_typname_nsp_index"); the loser finds them made on its next try
                     continue
-                raise StoreError(f"cannot open storage {masked_url(url)!r}: {type(exc).__name__}: {exc}") from None
+                raise StoreError(
+                    f"cannot open storage {masked_url(url)!r}: {type(exc).__name__}: {_first_line(exc)} "
+                    "(check --storage, and that the database server is running)"
+                ) from None
         if sqlite:
             sqlalchemy.event.listen(self.storage.engine, "begin", _begin_immediate)
         else:
