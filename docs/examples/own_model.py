@@ -48,7 +48,7 @@ seeds = range(8)  # use 30 or more for a real study
 baseline = [run(s, 0.0) for s in seeds]
 arms = {f"input σ={sigma}": [run(s, sigma) for s in seeds] for sigma in (0.1, 0.5)}
 
-summary = stats.describe(baseline)  # mean, sd and the 95% t-interval over seeds
+summary = stats.summary_statistics(baseline)  # mean, sd and the 95% t-interval over seeds
 print(f"no noise: {summary['mean']:.3f}, 95% CI [{summary['ci95'][0]:.3f}, {summary['ci95'][1]:.3f}]")
 comparisons = {name: stats.paired(values, baseline) for name, values in arms.items()}
 adjusted = stats.holm([c["p_ttest"] for c in comparisons.values()])  # one family of comparisons
