@@ -123,7 +123,7 @@ def test_the_study_file_reference_lists_every_key_of_every_table() -> None:
     tables = ref.tables()
     assert tables[0] == ("", StudyConfig)
     names = {model.__name__ for _, model in tables}
-    expected = {"DataConfig", "ArmConfig", "GaussianNoise", "AnnealedSchedule", "SearchConfig", "SmoothingConfig"}
+    expected = {"DataConfig", "ArmConfig", "GaussianTable", "AnnealedSchedule", "SearchConfig", "SmoothingConfig"}
     assert expected <= names
     sections = re.split(r"^## ", text, flags=re.MULTILINE)[1:]
     assert len(sections) == len(tables)

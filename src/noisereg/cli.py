@@ -52,13 +52,6 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
-def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
-) -> None:
-    """Train with injected noise and measure what it does."""
-
-
 class Device(str, Enum):
     cpu = "cpu"
     cuda = "cuda"
@@ -124,7 +117,9 @@ _debug = {"on": False}
 @app.callback()
 def _options(
     debug: Annotated[bool, typer.Option("--debug", help="Print the traceback of an error (also: NOISEREG_DEBUG=1).")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
+    """Train with injected noise and measure what it does."""
     _debug["on"] = debug or os.environ.get("NOISEREG_DEBUG", "") not in ("", "0")
 
 
