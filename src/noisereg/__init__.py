@@ -8,8 +8,9 @@ can rebuild a report from stored results without importing torch. Kinds of noise
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from noisereg._lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -53,17 +54,7 @@ _PUBLIC = {
 __all__ = ["__version__", *_PUBLIC]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'noisereg' has no attribute {name!r}")
-    module = importlib.import_module(_PUBLIC[name])
-    value = module if _PUBLIC[name].endswith("." + name) else getattr(module, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names("noisereg", _PUBLIC, globals())
 
 
 if TYPE_CHECKING:

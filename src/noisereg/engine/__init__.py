@@ -14,8 +14,9 @@ results on CPU. ``tests/engine/test_equivalence.py`` checks a replica against a 
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from noisereg._lazy import lazy_names
 
 # public name -> module that defines it; loaded on first use (PEP 562) so that study files can read
 # the engine's vocabulary (noisereg.engine.vocabulary) without importing torch
@@ -39,16 +40,7 @@ _PUBLIC = {
 __all__ = list(_PUBLIC)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'noisereg.engine' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names("noisereg.engine", _PUBLIC, globals())
 
 
 if TYPE_CHECKING:

@@ -7,8 +7,9 @@ Names are loaded on first use (PEP 562), so that the registry can be read withou
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from noisereg._lazy import lazy_names
 
 # public name -> module that defines it
 _PUBLIC = {
@@ -41,16 +42,7 @@ _PUBLIC = {
 __all__ = list(_PUBLIC)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'noisereg.noise' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names("noisereg.noise", _PUBLIC, globals())
 
 
 if TYPE_CHECKING:

@@ -10,8 +10,9 @@ Names load on first use (PEP 562): ``noisereg.study.run_study`` brings in torch 
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from noisereg._lazy import lazy_names
 
 _PUBLIC = {
     "StudyConfig": "noisereg.study.config",
@@ -43,13 +44,4 @@ _PUBLIC = {
 __all__ = list(_PUBLIC)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'noisereg.study' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names("noisereg.study", _PUBLIC, globals())
