@@ -161,7 +161,8 @@ def study(
 
         if no_train:
             prep, store = enqueue_study(cfg, run_dir, storage=storage, heartbeat_interval=heartbeat, device=device.value, retry_for=retry)
-            states = store.unfinished()
+            with store:
+                states = store.unfinished()
             waiting = sum(1 for v in states.values() if v == "WAITING")
             console.print(
                 f"{cfg.name}: {len(prep.cells)} cells, {len(prep.cells) - len(states)} complete, {waiting} waiting.\n"
@@ -196,11 +197,10 @@ def worker(
 
     console = _console(quiet)
     with _exit_codes("interrupted: finished cells are stored; the cells in training went back to the queue"):
-        store = Store(storage, study_name, heartbeat_interval=heartbeat, retry_for=retry)
         from noisereg.study.run.workers import WORKER_MAX_REPLICAS, run_worker
 
         batch = WORKER_MAX_REPLICAS if max_replicas is None else max_replicas
-        with _progress(console, quiet) as advance:
+        with Store(storage, study_name, heartbeat_interval=heartbeat, retry_for=retry) as store, _progress(console, quiet) as advance:
             done = run_worker(
                 store, device=device.value, workers=processes, max_replicas=batch, progress=advance, models_dir=models
             )
@@ -322,7 +322,8 @@ def export(
     default = {"csv": "results.csv", "parquet": "results.parquet", "tensorboard": "tensorboard"}[to.value]
     try:
         url, name = read_run(run_dir, storage, study_name)
-        written = export_run(Store(url, name), to.value, out or run_dir / default)
+        with Store(url, name) as store:
+            written = export_run(store, to.value, out or run_dir / default)
     except (StoreError, ValueError, ImportError) as exc:
         raise _fail(str(exc), 2) from None
     Console().print(f"Exported: {written}")

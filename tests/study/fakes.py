@@ -61,6 +61,8 @@ def fake_results(key: str, seeds: int, shift: float, *, cv: bool, epochs: int = 
         out["cv"] = {
             "val_loss": [[0.5 - shift + 0.01 * f for f in range(folds)] for _ in range(seeds)],
             "val_acc": [[0.8 + shift] * folds for _ in range(seeds)],
+            "val_loss_curve": [[[0.9 - shift - 0.1 * e + 0.01 * f for e in range(2)] for f in range(folds)] for _ in range(seeds)],
+            "val_epochs": [1, epochs],
         }
     return out
 

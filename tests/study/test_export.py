@@ -21,7 +21,8 @@ def test_one_row_per_cell_seed_stage_fold_epoch(tmp_path: Path) -> None:
     expected = 0
     for key, res in done.items():
         folds = 3 if res["cv"] else 0
-        expected += config.seeds * (len(res["epochs"]) + 1 + folds)
+        cv_points = len(res["cv"]["val_epochs"]) if res["cv"] else 0
+        expected += config.seeds * (len(res["epochs"]) + 1 + folds * (1 + cv_points))
     assert len(rows) == expected
     pre = {(r["seed"], r["epoch"]): r for r in rows if r["cell"] == "pre" and r["stage"] == "curve"}
     res = fake_results("pre", config.seeds, 0.05, cv=False)
@@ -31,6 +32,11 @@ def test_one_row_per_cell_seed_stage_fold_epoch(tmp_path: Path) -> None:
     cv = [r for r in rows if r["stage"] == "cv"]
     assert cv and {r["fold"] for r in cv} == {0, 1, 2} and all(r["arm"] == "grid" for r in cv)
     assert {r["value"] for r in cv} == {0.0, 0.1, 1.0}
+    grid = next(k for k, r in done.items() if r["cv"])
+    curve = {(r["seed"], r["fold"], r["epoch"]): r["val_loss"] for r in rows if r["cell"] == grid and r["stage"] == "cv_curve"}
+    stored = done[grid]["cv"]
+    assert len(curve) == config.seeds * 3 * len(stored["val_epochs"])
+    assert curve[(1, 2, stored["val_epochs"][-1])] == stored["val_loss_curve"][1][2][-1]
 
 
 def test_cli_writes_csv_and_parquet(tmp_path: Path) -> None:

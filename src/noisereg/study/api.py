@@ -329,43 +329,43 @@ def run_model(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     url = storage or default_url(out)
-    store = Store(url, name)
-    store.create(config, {c.key: c.meta(PER_REPLICA, why) for c in cells}, meta)
-    (out / "run.json").write_text(json.dumps({"study": name, "storage": masked_url(url)}, indent=2) + "\n")
-    store.requeue_failed()
-    store.enqueue([c.key for c in cells])
-    by_key = {c.key: c for c in cells}
-    claims = store.claim(len(cells))
-    if claims:
-        rows = [(by_key[c.cell], s, g) for c in claims for g in range(len(the_folds)) for s in range(seeds)]
-        tasks = [
-            LoopTask(
-                model=factory, sites=cell.sites, train=the_folds[g].train, test=the_folds[g].test, loss=loss_fn,
-                optimizer=make_optimizer, epochs=epochs, batch_size=batch_size, task=kind, seed=replica_seeds[s],
-                eval_every=eval_every, step=step, fit=fit, collate=collate, metrics=extra, threshold=threshold,
-                dtype=dtype, device=device, threads=threads,
-            )
-            for cell, s, g in rows
-        ]
-        start = time.perf_counter()
-        with store.heartbeat(claims):
-            try:
-                results = _train_all(tasks, workers)
-                stored = _collect(claims, rows, results, by_key, out if save_models else None, config)
-            except BaseException as exc:
-                for claim in claims:
-                    store.fail(claim, "".join(traceback.format_exception(exc)))
-                raise
-        elapsed = time.perf_counter() - start
-        for claim in claims:
-            res = stored[claim.cell]
-            res["elapsed_s"] = round(elapsed / len(claims), 3)
-            res["path"], res["path_reason"] = PER_REPLICA, why
-            store.complete(claim, objective(res), res)
-    failed = sorted(store.unfinished())
-    if failed:
-        raise RuntimeError(f"cells without a result: {failed}; rerun to retry them")
-    summary = summarize(store.attrs(), store.completed())
+    with Store(url, name) as store:
+        store.create(config, {c.key: c.meta(PER_REPLICA, why) for c in cells}, meta)
+        (out / "run.json").write_text(json.dumps({"study": name, "storage": masked_url(url)}, indent=2) + "\n")
+        store.requeue_failed()
+        store.enqueue([c.key for c in cells])
+        by_key = {c.key: c for c in cells}
+        claims = store.claim(len(cells))
+        if claims:
+            rows = [(by_key[c.cell], s, g) for c in claims for g in range(len(the_folds)) for s in range(seeds)]
+            tasks = [
+                LoopTask(
+                    model=factory, sites=cell.sites, train=the_folds[g].train, test=the_folds[g].test, loss=loss_fn,
+                    optimizer=make_optimizer, epochs=epochs, batch_size=batch_size, task=kind, seed=replica_seeds[s],
+                    eval_every=eval_every, step=step, fit=fit, collate=collate, metrics=extra, threshold=threshold,
+                    dtype=dtype, device=device, threads=threads,
+                )
+                for cell, s, g in rows
+            ]
+            start = time.perf_counter()
+            with store.heartbeat(claims):
+                try:
+                    results = _train_all(tasks, workers)
+                    stored = _collect(claims, rows, results, by_key, out if save_models else None, config)
+                except BaseException as exc:
+                    for claim in claims:
+                        store.fail(claim, "".join(traceback.format_exception(exc)))
+                    raise
+            elapsed = time.perf_counter() - start
+            for claim in claims:
+                res = stored[claim.cell]
+                res["elapsed_s"] = round(elapsed / len(claims), 3)
+                res["path"], res["path_reason"] = PER_REPLICA, why
+                store.complete(claim, objective(res), res)
+        failed = sorted(store.unfinished())
+        if failed:
+            raise RuntimeError(f"cells without a result: {failed}; rerun to retry them")
+        summary = summarize(store.attrs(), store.completed())
     return StudyResult(out, name, summary)
 
 

@@ -6,8 +6,9 @@ The tidy table has one row per cell × seed × (stage, fold, epoch), with the co
 - ``cell``, ``arm``, ``value`` (the grid value, empty without a grid), ``param`` (what the value sets),
   ``seed`` (the seed index);
 - ``stage``: ``"curve"`` (a kept evaluation epoch of the learning curves, outer folds averaged as
-  stored), ``"final"`` (the end of training) or ``"cv"`` (one cross-validation fold's held-out metrics);
-- ``fold`` (CV stage only) and ``epoch`` (curve stage only), empty elsewhere;
+  stored), ``"final"`` (the end of training), ``"cv"`` (one cross-validation fold's held-out metrics)
+  or ``"cv_curve"`` (a kept epoch of a fold's held-out learning curve, e.g. ``val_loss``);
+- ``fold`` (CV stages only) and ``epoch`` (curve stages only), empty elsewhere;
 - one column per metric (``test_acc``, ``train_loss``, ``val_loss``, ...), empty where a stage has none.
 
 TensorBoard: one run folder per cell (``<out>/<cell>/seed_<s>``) with each curve as a scalar
@@ -49,11 +50,16 @@ def tidy_rows(store: Store) -> list[dict[str, Any]]:
                 rows.append({**row, "stage": "curve", "fold": None, "epoch": epoch, **metrics})
             final = {m: v[s] for m, v in (results.get("final") or {}).items() if s < len(v)}
             rows.append({**row, "stage": "final", "fold": None, "epoch": None, **final})
-            cv = results.get("cv") or {}
+            cv = dict(results.get("cv") or {})
+            val_epochs = cv.pop("val_epochs", [])
+            cv_curves = {m.removesuffix("_curve"): cv.pop(m) for m in list(cv) if m.endswith("_curve")}
             folds = max((len(v[s]) for v in cv.values() if s < len(v)), default=0)
             for f in range(folds):
                 metrics = {m: v[s][f] for m, v in cv.items() if s < len(v) and f < len(v[s])}
                 rows.append({**row, "stage": "cv", "fold": f, "epoch": None, **metrics})
+                for e, epoch in enumerate(val_epochs):
+                    points = {m: v[s][f][e] for m, v in cv_curves.items() if s < len(v) and f < len(v[s]) and e < len(v[s][f])}
+                    rows.append({**row, "stage": "cv_curve", "fold": f, "epoch": epoch, **points})
     return rows
 
 

@@ -460,6 +460,22 @@ class Store:
         self._study: optuna.Study | None = None
         self.claimed: list[Claim] = []
 
+    def close(self) -> None:
+        """Close the store's database connections (its pool); idempotent.
+
+        A server has a bounded number of connections (PostgreSQL: ``max_connections``, 100 by
+        default), and a pool otherwise holds its connections until the garbage collector finds it:
+        a process that opens many stores (a notebook, a test suite, a long-lived worker) would run
+        the server out of them. A store used after ``close`` opens new connections as needed.
+        """
+        self.storage.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # ---- study level -------------------------------------------------------------------------
     @property
     def study(self) -> optuna.Study:

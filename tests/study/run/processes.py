@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 
 from tests.study.fakes import tiny_raw
 
@@ -44,7 +45,13 @@ def start_worker(url: str, name: str, *extra: str, capture: bool = False) -> sub
 
 
 def trials(url: str, name: str) -> list:
-    return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+    """The study's trials, read over one connection that is closed on return: a test polls this every
+    20 ms, and a pooled connection per call would exhaust PostgreSQL's ``max_connections``."""
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"poolclass": sqlalchemy.pool.NullPool})
+    try:
+        return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    finally:
+        storage.engine.dispose()
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 300) -> None:

@@ -128,10 +128,10 @@ def measure_run(
     """
 
     url, name = read_run(run_dir, storage, study)
-    store = Store(url, name)
-    raw = copy.deepcopy(store.attrs()["config"])
-    raw["robustness"] = _merged(raw.get("robustness") or {}, {**(changes or {}), "enabled": True})
-    prep = prepare(parse_config(raw, source=f"{name} with the requested changes"))
-    measured = evaluate_robustness(prep, store, Path(run_dir) / "models", progress=progress)
+    with Store(url, name) as store:
+        raw = copy.deepcopy(store.attrs()["config"])
+        raw["robustness"] = _merged(raw.get("robustness") or {}, {**(changes or {}), "enabled": True})
+        prep = prepare(parse_config(raw, source=f"{name} with the requested changes"))
+        measured = evaluate_robustness(prep, store, Path(run_dir) / "models", progress=progress)
     summary = build_report(run_dir, storage=url, study=name)
     return {**summary, "measured": measured}

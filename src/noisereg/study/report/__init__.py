@@ -87,24 +87,28 @@ def build_report(run_dir: str | Path, *, storage: str | None = None, study: str 
     """
     run_dir = Path(run_dir)
     url, name = read_run(run_dir, storage, study)
-    store = Store(url, name)
-    attrs = store.attrs()
-    done = store.completed()
+    with Store(url, name) as store:
+        attrs = store.attrs()
+        done = store.completed()
+        try:
+            return _write_report(run_dir, attrs, done)
+        except RunDirError as exc:
+            intact = store.integrity()
+            checked = "" if intact is None else (" (it passed SQLite's integrity check)" if intact == "ok" else f" (but SQLite's integrity check says: {intact})")
+            raise RunDirError(
+                exc.path, exc.error,
+                f"the report could not be written; the results of {len(done)} cell(s) are safe in the store at "
+                f"{masked_url(url)}{checked}; once there is room, run 'noisereg report {run_dir}'",
+            ) from None
+
+
+def _write_report(run_dir: Path, attrs: dict[str, Any], done: Any) -> dict[str, Any]:
     summary = _clean(summarize(attrs, done))
-    try:
-        write_file(run_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
-        write_file(run_dir / "summary.md", to_markdown(summary))
-        plots = _plots(run_dir / "plots", summary, done)
-        plots += _robustness_plots(run_dir / "plots", summary, attrs, done)
-        write_file(run_dir / "report.html", to_html(summary, [(t, f"plots/{p.name}") for t, p in plots]))
-    except RunDirError as exc:
-        intact = store.integrity()
-        checked = "" if intact is None else (" (it passed SQLite's integrity check)" if intact == "ok" else f" (but SQLite's integrity check says: {intact})")
-        raise RunDirError(
-            exc.path, exc.error,
-            f"the report could not be written; the results of {len(done)} cell(s) are safe in the store at "
-            f"{masked_url(url)}{checked}; once there is room, run 'noisereg report {run_dir}'",
-        ) from None
+    write_file(run_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    write_file(run_dir / "summary.md", to_markdown(summary))
+    plots = _plots(run_dir / "plots", summary, done)
+    plots += _robustness_plots(run_dir / "plots", summary, attrs, done)
+    write_file(run_dir / "report.html", to_html(summary, [(t, f"plots/{p.name}") for t, p in plots]))
     return summary
 
 

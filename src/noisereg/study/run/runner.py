@@ -244,13 +244,14 @@ def run_study(
         device=device, retry_for=retry_for
     )
     models_dir = Path(run_dir) / "models"
-    work(
-        prep, store, progress=progress, max_replicas=max_replicas, train=train, device=device, dtype=dtype,
-        workers=workers, models_dir=models_dir,
-    )
-    failed = sorted(store.unfinished())
-    if robustness and suite_enabled(config, prep.data.task):
-        evaluate_robustness(prep, store, models_dir)
+    with store:
+        work(
+            prep, store, progress=progress, max_replicas=max_replicas, train=train, device=device, dtype=dtype,
+            workers=workers, models_dir=models_dir,
+        )
+        failed = sorted(store.unfinished())
+        if robustness and suite_enabled(config, prep.data.task):
+            evaluate_robustness(prep, store, models_dir)
     summary: dict[str, Any] = {}
     if report:
 
