@@ -226,4 +226,5 @@ def test_a_search_over_sites_is_reported_with_each_cells_site() -> None:
     assert summary["missing"] == ["tpe[trial=3]"]
     texts = selection_texts(sel)
     assert texts[0].startswith("Values proposed by Optuna's TPE sampler: 2 of 3 trials of std in [0.01, 3] on a log scale and the site among input, pre")
-    assert texts[1] == "Chosen by likelihood: pre: 0.2; by accuracy: pre: 0.2."
+    criterion = "maximum cross-validated likelihood (minimum validation loss)"
+    assert texts[1] == f"Chosen: pre: 0.2 ({criterion}, one-standard-error rule). By likelihood alone: pre: 0.2; by accuracy alone: pre: 0.2."

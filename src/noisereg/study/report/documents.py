@@ -114,7 +114,14 @@ _CRITERIA = {
 def selection_texts(sel: Mapping[str, Any]) -> list[str]:
     """The search that proposed the values, if any; the values chosen by each criterion; the chosen
     value's test result."""
-    texts = [f"Chosen by likelihood: {_chosen(sel, 'chosen_by_likelihood')}; by accuracy: {_chosen(sel, 'chosen_by_accuracy')}."]
+    # The study's own criterion and rule lead: the plain likelihood and accuracy choices follow for
+    # comparison, so a reader never takes one of them for the value the study chose.
+    rule = ", one-standard-error rule" if sel.get("rule") == "one_se" else ""
+    criterion = _CRITERIA.get(sel.get("criterion") or "likelihood", sel.get("criterion"))
+    chosen = f"Chosen: {_chosen(sel, 'chosen')} ({criterion}{rule})."
+    if sel.get("at_edge"):
+        chosen += f" The chosen value is the {sel['at_edge']} of the grid: the best may lie beyond it; extend the grid."
+    texts = [chosen + f" By likelihood alone: {_chosen(sel, 'chosen_by_likelihood')}; by accuracy alone: {_chosen(sel, 'chosen_by_accuracy')}."]
     search = sel.get("search")
     if search:
         tried = sum(v is not None for v in sel["values"])
@@ -128,8 +135,6 @@ def selection_texts(sel: Mapping[str, Any]) -> list[str]:
         ))
     if sel.get("chosen_by"):
         texts.append("Every procedure's choice: " + "; ".join(f"{name}: {fmt(v)}" for name, v in sel["chosen_by"].items()) + ".")
-    if sel.get("at_edge"):
-        texts[0] += f" The chosen value is the {sel['at_edge']} of the grid: the best may lie beyond it; extend the grid."
     test = sel.get("test")
     if test:
         p = test.get("paired") or {}

@@ -30,7 +30,7 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   ``values``, ``cv_loss`` / ``cv_loss_se`` / ``cv_acc`` (mean over seeds × folds and its standard
   error, per value; None for missing cells), ``chosen`` (by the criterion), ``at_edge`` (None, or
   ``"largest"`` / ``"smallest"`` when the chosen value is at that end of the grid, so that the best
-  may lie beyond it; 0 as the smallest is not an edge), ``chosen_by_likelihood``,
+  may lie beyond it; 0 as the smallest is not an edge; never for a search), ``chosen_by_likelihood``,
   ``chosen_by_accuracy``, ``cell`` (the chosen cell's name) and ``test`` (that cell's entry from
   ``arms``: its test result on the whole training part); for a search arm, ``values`` are the
   proposed values in the order proposed (null for a cell not finished), ``sites`` the proposed sites
@@ -115,7 +115,8 @@ def _selection(config: Mapping[str, Any], cells: Mapping[str, Any], done: Mappin
     chosen = cells[chosen_key]["value"] if chosen_key else None
     edge = None
     known = [v for v in values if v is not None]  # a search's unfinished cells have no value yet
-    if chosen is not None and len(known) > 1:
+    # A search proposes values from its whole range, so the extremes of what it tried are no grid edge.
+    if chosen is not None and len(known) > 1 and not search:
         if chosen == max(known):
             edge = "largest"
         elif chosen == min(known) and chosen > 0:
