@@ -5,6 +5,9 @@
 - :func:`enqueued_cell`: the cell key a trial was enqueued for. The store writes it as a user attribute
   at enqueueing (public); stores made before that keep it only in Optuna's private
   ``system_attrs["fixed_params"]``, read when the private paths are on.
+- :data:`CACHED_BACKEND_CALLS`: the private methods of ``RDBStorage`` that Optuna's own cache in front
+  of it (``optuna.load_study`` wraps an RDBStorage in one) calls instead of the public interface, so a
+  wrapper of the storage interface must cover them too; a name a later Optuna drops is skipped.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from typing import Any
 
 from noisereg._compat import PRIVATE
 
-__all__ = ["ENQUEUED", "trial_id", "enqueued_cell"]
+__all__ = ["ENQUEUED", "CACHED_BACKEND_CALLS", "trial_id", "enqueued_cell"]
 
 ENQUEUED = "cell"
 """The user attribute in which the store records the cell a trial was enqueued for."""
+
+CACHED_BACKEND_CALLS = ("_create_new_trial", "_get_best_trial_id", "_get_stale_trial_ids", "_get_trials", "_set_trial_param")
 
 
 def trial_id(storage: Any, study_name: str, trial: Any) -> int:

@@ -81,7 +81,7 @@ import sqlalchemy
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from noisereg._compat.optuna_private import ENQUEUED, enqueued_cell, trial_id
+from noisereg._compat.optuna_private import CACHED_BACKEND_CALLS, ENQUEUED, enqueued_cell, trial_id
 
 __all__ = [
     "Store", "StoreError", "StoreUnreachable", "CellLost", "Claim", "Heartbeat", "default_url", "masked_url",
@@ -283,7 +283,10 @@ def _retried(name: str) -> Any:
     return call
 
 
-for _name in sorted(optuna.storages.BaseStorage.__abstractmethods__ | {"record_heartbeat"}):
+# Optuna's cache in front of the storage reads trials through private methods: a read not retried
+# would fail at the first broken connection, however long retry_for is.
+_CACHED = {name for name in CACHED_BACKEND_CALLS if hasattr(optuna.storages.RDBStorage, name)}
+for _name in sorted(optuna.storages.BaseStorage.__abstractmethods__ | {"record_heartbeat"} | _CACHED):
     setattr(_ReconnectingStorage, _name, _retried(_name))
 
 

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from noisereg.cli import main
 from noisereg.study.config import parse_config
 from noisereg.study.run.runner import enqueue_study
 from noisereg.study.run.workers import run_worker
-from noisereg.study.store import OWNER, Store, StoreError, default_url
+from noisereg.study.store import OWNER, Store, StoreError, StoreUnreachable, default_url
 from tests.study.fakes import assert_stored_close, tiny_raw
 from tests.study.run.processes import ARMS, SRC, finals, long_cells, start_worker, trials, wait_for
 from tests.test_cli import write_study
@@ -90,6 +91,25 @@ def test_a_heartbeat_that_cannot_beat_stops_its_cells_work_and_the_worker_goes_o
     after = complete_once(url, name, ["none", "input"])
     lost = [t for t in after if t.state == TrialState.FAIL]
     assert sorted(t.params["cell"] for t in lost) == ["input", "none"]  # each cell lost once, trained again once
+
+
+def test_a_server_lost_after_opening_is_retried_for_retry_for_seconds_then_named(postgres_server, caplog) -> None:
+    url = postgres_server.url
+    with Store(url, "give-up", retry_for=2) as store:
+        store.create({"x": 1}, {"a": {"arm": "a"}}, {"task": "classification"})
+        postgres_server.stop("fast")
+        try:
+            start = time.monotonic()
+            with caplog.at_level(logging.WARNING, logger="noisereg.study"), pytest.raises(StoreUnreachable) as raised:
+                store.counts()
+            waited = time.monotonic() - start
+        finally:
+            postgres_server.start()
+        # the bound: retry_for, plus the last try's refused connection and the 2 s cap of one back-off
+        assert 2 <= waited < 2 + 2 + 10, waited
+        assert f"could not reach the storage at {url}" in str(raised.value) and "rerun once the database is up" in str(raised.value)
+        assert "lost the connection to the storage" in caplog.text
+        assert store.counts() == {}  # the server is back: the same store reconnects
 
 
 def test_a_database_that_does_not_answer_when_opened_is_named_with_its_password_hidden(capsys) -> None:
