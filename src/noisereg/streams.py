@@ -136,11 +136,9 @@ def _cos_sin(w: np.uint64) -> tuple:
     odd = (q & np.uint64(1)) != 0
     cos_t = s if odd else c
     sin_t = c if odd else s
-    if ((q + np.uint64(1)) & np.uint64(2)) != 0:
-        cos_t = -cos_t
-    if (q & np.uint64(2)) != 0:
-        sin_t = -sin_t
-    return cos_t, sin_t
+    cos_sign = -1.0 if ((q + np.uint64(1)) & np.uint64(2)) != 0 else 1.0
+    sin_sign = -1.0 if (q & np.uint64(2)) != 0 else 1.0
+    return cos_t * cos_sign, sin_t * sin_sign
 
 
 @numba.njit(inline="always", error_model="numpy")
@@ -170,13 +168,19 @@ def _normal_chunk(out: np.ndarray, start: int, stop: int, key: np.uint64, counte
         radii_bits[i] = (bits & _FRACTION) | _ONE
     for i in range(2 * blocks):
         radii[i] = _radius(radii[i], exponents[i] - _TWO52_PLUS_BIAS)
+    # cos and sin into contiguous scratch (a loop the compiler vectorizes), then the interleaved store.
+    cosines = np.empty(2 * blocks, dtype=np.float64)
+    sines = np.empty(2 * blocks, dtype=np.float64)
+    for i in range(2 * blocks):
+        c, s = _cos_sin(angles[i])
+        cosines[i] = radii[i] * c
+        sines[i] = radii[i] * s
     pairs = (stop - start) // 2
     for i in range(pairs):
-        c, s = _cos_sin(angles[i])
-        out[start + 2 * i] = radii[i] * c
-        out[start + 2 * i + 1] = radii[i] * s
+        out[start + 2 * i] = cosines[i]
+        out[start + 2 * i + 1] = sines[i]
     if (stop - start) % 2:
-        out[stop - 1] = radii[pairs] * _cos_sin(angles[pairs])[0]
+        out[stop - 1] = cosines[pairs]
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -195,16 +199,25 @@ def _uniforms(out: np.ndarray, keys: np.ndarray, counters: np.ndarray, single: b
     """Tasks [first, last) of the uniforms of ``out``: task t is chunk t mod chunks of row t // chunks."""
     n = out.shape[1]
     chunks = (n + 4 * _CHUNK - 1) // (4 * _CHUNK)
+    shift, scale = (_S8, 2.0**-24) if single else (np.uint64(0), 2.0**-32)
     for task in range(first, last):
         r, c = task // chunks, task % chunks
-        for b in range(_CHUNK * c, min((n + 3) // 4, _CHUNK * (c + 1))):
+        k0, k1 = keys[r] & _MASK, keys[r] >> _S32
+        row = out[r]
+        stop = min((n + 3) // 4, _CHUNK * (c + 1))
+        full = min(stop, n // 4)  # blocks whose four values all fit: a branch-free loop that vectorizes
+        for b in range(_CHUNK * c, full):
             ctr = counters[r] + np.uint64(b)
-            words = _block(ctr & _MASK, ctr >> _S32, keys[r] & _MASK, keys[r] >> _S32)
-            for j in range(min(4, n - 4 * b)):
-                if single:
-                    out[r, 4 * b + j] = np.float64(words[j] >> _S8) * 2.0**-24
-                else:
-                    out[r, 4 * b + j] = np.float64(words[j]) * 2.0**-32
+            w0, w1, w2, w3 = _block(ctr & _MASK, ctr >> _S32, k0, k1)
+            row[4 * b] = np.float64(w0 >> shift) * scale
+            row[4 * b + 1] = np.float64(w1 >> shift) * scale
+            row[4 * b + 2] = np.float64(w2 >> shift) * scale
+            row[4 * b + 3] = np.float64(w3 >> shift) * scale
+        for b in range(max(full, _CHUNK * c), stop):  # the last, partial block
+            ctr = counters[r] + np.uint64(b)
+            words = _block(ctr & _MASK, ctr >> _S32, k0, k1)
+            for j in range(n - 4 * b):
+                row[4 * b + j] = np.float64(words[j] >> shift) * scale
 
 
 # Threads of our own, not numba's threading layer: its OpenMP layer aborts in processes forked after
