@@ -85,7 +85,7 @@ from noisereg._compat.optuna_private import ENQUEUED, enqueued_cell, trial_id
 
 __all__ = [
     "Store", "StoreError", "StoreUnreachable", "CellLost", "Claim", "Heartbeat", "default_url", "masked_url",
-    "SCHEMA_VERSION", "RESULT_KEYS", "ROBUSTNESS_PREFIX", "ROBUSTNESS_VS_BASELINE", "OWNER",
+    "SCHEMA_VERSION", "RESULT_KEYS", "PROPOSAL", "ROBUSTNESS_PREFIX", "ROBUSTNESS_VS_BASELINE", "OWNER",
 ]
 
 _log = logging.getLogger("noisereg.study")
@@ -99,6 +99,10 @@ RESULT_KEYS = ("cell", "seeds", "final", "cv", "epochs", "curves", "elapsed_s", 
 or None), ``epochs`` (the
 kept evaluation epochs), ``curve:<name>`` ([[per kept epoch] per seed], one attribute per curve so that
 each stays small), ``elapsed_s`` and ``replicas``."""
+
+PROPOSAL = "proposal"
+"""User attribute of a search cell's trial: the value (and site) its sampler proposed,
+``{"value": v, "site": s}`` (:mod:`noisereg.study.run.search`)."""
 
 
 _OWN_ATTRS = ("config", "cells", "meta", "fingerprint", "schema_version")
