@@ -1,17 +1,24 @@
-"""NoiseCallback under a real Lightning DDP Trainer: two gloo processes on CPU (``ddp_spawn``).
+"""NoiseCallback under a real Lightning DDP Trainer: two gloo processes on CPU.
 
 Each rank draws its own noise (streams differ across ranks), a rerun draws the same noise on each
 rank, the ranks' weights stay identical (gradient noise is added after DDP's average, the same on
 every rank), and every rank ends its fit without noise.
+
+The two processes are started once, as a launcher such as ``torchrun`` would (Lightning then uses
+them instead of starting its own), and each runs ``Trainer(strategy="ddp", devices=2).fit`` twice:
+one start of torch and Lightning per rank instead of one per rank and fit.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import warnings
 from pathlib import Path
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -59,8 +66,8 @@ class Record(Callback):
                     "left": bool(left)}, self.out / f"rank{trainer.global_rank}.pt")
 
 
-def _fit(out: Path) -> tuple[dict, dict]:
-    out.mkdir()
+def _fit(out: Path) -> None:
+    """One DDP fit in this rank's process, recording into ``out``."""
     noise = NoiseCallback(
         Attach(Gaussian(std=0.5), at="activations", select=nn.ReLU),
         Attach(annealed_gaussian(0.01), at="gradients"),
@@ -71,18 +78,31 @@ def _fit(out: Path) -> tuple[dict, dict]:
     loader = DataLoader(TensorDataset(x, x.sum(dim=1, keepdim=True)), batch_size=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer = Trainer(strategy="ddp_spawn", accelerator="cpu", devices=2, max_steps=STEPS, logger=False,
+        trainer = Trainer(strategy="ddp", accelerator="cpu", devices=2, max_steps=STEPS, logger=False,
                           enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                           default_root_dir=out, callbacks=[noise, Record(out)])
-        model = Tiny()
-        trainer.fit(model, loader)
-    assert noise_layers(model) == []  # the weights came back to this process, no noise with them
-    return torch.load(out / "rank0.pt"), torch.load(out / "rank1.pt")
+        trainer.fit(Tiny(), loader)
+
+
+def _rank(rank: int, port: int, root: Path) -> None:
+    # what a launcher sets: Lightning's environment then uses these processes
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", NODE_RANK="0",
+                      RANK=str(rank), LOCAL_RANK=str(rank))
+    for run in ("first", "again"):
+        (root / run).mkdir(exist_ok=True)
+        _fit(root / run)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_ddp_ranks_draw_their_own_noise_repeatably_and_end_clean(tmp_path: Path) -> None:
-    first, again = _fit(tmp_path / "first"), _fit(tmp_path / "again")
-    for rank in first:
+    mp.spawn(_rank, args=(_free_port(), tmp_path), nprocs=2, join=True)
+    first, again = ([torch.load(tmp_path / run / f"rank{r}.pt") for r in range(2)] for run in ("first", "again"))
+    for rank in first + again:
         assert len(rank["noise"]) == STEPS and not rank["left"]
     # per-rank streams: the two ranks' noise differs at every step
     assert all(not torch.equal(a, b) for a, b in zip(first[0]["noise"], first[1]["noise"], strict=True))

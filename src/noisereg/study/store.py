@@ -757,7 +757,7 @@ class Store:
         if folder is None or self.artifacts is None:
             raise StoreError(f"the storage {masked_url(self.url)} keeps no artifacts; curves stay user attributes")
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder) as scratch:
+        with tempfile.TemporaryDirectory() as scratch:
             path = Path(scratch) / CURVES_ARTIFACT
             path.write_text(json.dumps(curves, separators=(",", ":")))
             optuna.artifacts.upload_artifact(
