@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -21,7 +22,7 @@ def test_one_row_per_cell_seed_stage_fold_epoch(tmp_path: Path) -> None:
     rows = tidy_rows(store)
     done = store.completed()
     expected = 0
-    for key, res in done.items():
+    for res in done.values():
         folds = 3 if res["cv"] else 0
         cv_points = len(res["cv"]["val_epochs"]) if res["cv"] else 0
         expected += config.seeds * (len(res["epochs"]) + 1 + folds * (1 + cv_points))
@@ -108,11 +109,14 @@ def test_mlflow_runs_read_back_with_the_mlflow_client(tmp_path: Path) -> None:
     assert len(client.search_runs([experiment])) == len(done)
 
 
-def test_mlflow_out_must_be_a_folder(tmp_path: Path) -> None:
-    pytest.importorskip("mlflow")
-    populate(tmp_path, tiny_config(), {})
+@pytest.mark.parametrize("to", ["tensorboard", "mlflow"])
+def test_a_folder_format_refuses_a_file_as_out(tmp_path: Path, to: str) -> None:
+    store = populate(tmp_path, tiny_config(), {})
     (tmp_path / "taken").write_text("")
-    assert main(["export", str(tmp_path), "--to", "mlflow", "--out", str(tmp_path / "taken")]) == 2
+    message = f"out='{tmp_path / 'taken'}' (--out) is a file: --to {to} writes a folder"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        export_run(store, to, tmp_path / "taken")
+    assert main(["export", str(tmp_path), "--to", to, "--out", str(tmp_path / "taken")]) == 2
 
 
 def test_mlflow_missing_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -205,8 +205,6 @@ def _write_mlflow(store: Store, folder: Path) -> None:
         tracking = importlib.import_module("mlflow.tracking")
     except ImportError as error:
         raise ImportError('--to mlflow needs mlflow-skinny: pip install "noisereg[mlflow]"') from error
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"--out {str(folder)!r} is a file; --to mlflow writes a folder (its tracking database and artifacts)")
     folder.mkdir(parents=True, exist_ok=True)
     # MLflow and its migrations announce every table they create at INFO on the root handler
     for name in ("mlflow", "alembic"):
@@ -247,6 +245,8 @@ def export_run(store: Store, to: Format, out: str | Path) -> Path:
     if not rows:
         raise ValueError("the study has no completed cell yet: nothing to export")
     out = Path(out)
+    if to in ("tensorboard", "mlflow") and out.exists() and not out.is_dir():
+        raise ValueError(f"out={str(out)!r} (--out) is a file: --to {to} writes a folder")
     if to == "mlflow":
         _write_mlflow(store, out)
     elif to == "tensorboard":
