@@ -19,7 +19,8 @@
 - Each strength is logged per step as ``noise/<site> <place>``.
 
 Under DDP, ``setup`` runs after the process group exists, so each rank draws from its own stream
-(``derive_seed(seed, site, place, "rank", rank)``).
+(``derive_seed(seed, site, place, "rank", rank)``), except gradient noise: it lands on the gradients
+DDP has averaged, so it is one stream on every rank and the replicas stay identical.
 """
 
 from __future__ import annotations
