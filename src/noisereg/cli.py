@@ -6,7 +6,7 @@
     noisereg worker --storage URL --study NAME [--device cpu|cuda] [--processes N]
                     [--max-replicas N] [--heartbeat SECONDS] [--retry SECONDS] [--quiet]
     noisereg report RUN_DIR [--storage URL] [--study NAME]
-    noisereg export RUN_DIR --to csv|parquet|tensorboard [--out PATH] [--storage URL] [--study NAME]
+    noisereg export RUN_DIR --to csv|parquet|tensorboard|mlflow [--out PATH] [--storage URL] [--study NAME]
     noisereg robustness RUN_DIR [--storage URL] [--study NAME] [--sigma S] [--n N] [--n0 N0]
                         [--alpha A] [--inputs K] [--quiet]
 
@@ -304,13 +304,14 @@ class ExportFormat(str, Enum):
     csv = "csv"
     parquet = "parquet"
     tensorboard = "tensorboard"
+    mlflow = "mlflow"
 
 
 @app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by 'noisereg study'.")],
-    to: Annotated[ExportFormat, typer.Option("--to", help="csv or parquet: a tidy table; tensorboard: scalars per cell and seed.")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Where to write (default: RUN_DIR/results.csv, results.parquet or tensorboard/).")] = None,
+    to: Annotated[ExportFormat, typer.Option("--to", help="csv or parquet: a tidy table; tensorboard: scalars per cell and seed; mlflow: a run per cell.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Where to write (default: RUN_DIR/results.csv, results.parquet, tensorboard/ or mlruns/).")] = None,
     storage: Annotated[Optional[str], typer.Option("--storage", help="Storage URL, if not the run directory's own.")] = None,
     study_name: Annotated[Optional[str], typer.Option("--study", help="Study name, if run.json is missing.")] = None,
 ) -> None:
@@ -319,7 +320,7 @@ def export(
     from noisereg.study.report import read_run
     from noisereg.study.store import Store, StoreError
 
-    default = {"csv": "results.csv", "parquet": "results.parquet", "tensorboard": "tensorboard"}[to.value]
+    default = {"csv": "results.csv", "parquet": "results.parquet", "tensorboard": "tensorboard", "mlflow": "mlruns"}[to.value]
     try:
         url, name = read_run(run_dir, storage, study_name)
         with Store(url, name) as store:

@@ -116,3 +116,18 @@ def test_a_closure_step_noises_the_fresh_gradients():
     # on them, exactly as when backward runs before step().
     for a, b in zip(_closure_or_not(True), _closure_or_not(False), strict=True):
         assert torch.equal(a, b)
+
+
+def test_gradient_noise_is_one_stream_on_every_rank(monkeypatch):
+    # DDP averages gradients before the step: different noise per rank would make the replicas diverge
+    dist = torch.distributed
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    seeds = set()
+    for rank in range(2):
+        monkeypatch.setattr(dist, "get_rank", lambda rank=rank: rank)
+        model = mlp()
+        handle = attach(model, Gaussian(0.1), at="gradients", optimizer=torch.optim.SGD(model.parameters(), lr=0.1), seed=5)
+        seeds.add(handle.layers[0].seed)
+        handle.remove()
+    assert seeds == {derive_seed(5, "gradients", "SGD")}

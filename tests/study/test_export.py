@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import json
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,7 @@ def test_one_row_per_cell_seed_stage_fold_epoch(tmp_path: Path) -> None:
     rows = tidy_rows(store)
     done = store.completed()
     expected = 0
-    for key, res in done.items():
+    for res in done.values():
         folds = 3 if res["cv"] else 0
         cv_points = len(res["cv"]["val_epochs"]) if res["cv"] else 0
         expected += config.seeds * (len(res["epochs"]) + 1 + folds * (1 + cv_points))
@@ -68,3 +71,56 @@ def test_bad_format_and_empty_store(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="must be one of"):
         export_run(store, "xlsx", tmp_path / "x")
     assert main(["export", str(tmp_path / "nowhere"), "--to", "csv"]) == 2
+
+
+def test_mlflow_runs_read_back_with_the_mlflow_client(tmp_path: Path) -> None:
+    tracking = pytest.importorskip("mlflow.tracking")
+    config = tiny_config()
+    store = populate(tmp_path, config, {"pre": 0.05})
+    assert main(["export", str(tmp_path), "--to", "mlflow"]) == 0
+    client = tracking.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny").experiment_id
+    runs = {r.data.params["cell"]: r for r in client.search_runs([experiment])}
+    done = store.completed()
+    assert set(runs) == set(done)
+    pre = runs["pre"]
+    assert pre.info.run_name == "pre" and pre.data.tags["noisereg.cell"] == "pre"
+    assert {k: pre.data.params[k] for k in ("arm", "site", "kind", "strength", "value", "seeds")} == {
+        "arm": "pre", "site": "pre", "kind": "gaussian", "strength": "0.1", "value": "none", "seeds": "0,1,2"}
+    assert runs["none"].data.params["site"] == "none" and runs["none"].data.params["strength"] == "none"
+    res = fake_results("pre", config.seeds, 0.05, cv=False)
+    history = client.get_metric_history(pre.info.run_id, "final/test_acc")
+    assert sorted((m.step, m.value) for m in history) == list(enumerate(res["final"]["test_acc"]))
+    curve = client.get_metric_history(pre.info.run_id, "curve/test_acc/seed_2")
+    assert sorted((m.step, m.value) for m in curve) == list(zip(res["epochs"], res["curve:test_acc"][2], strict=True))
+    mean = sorted((m.step, m.value) for m in client.get_metric_history(pre.info.run_id, "curve/test_acc"))
+    assert [s for s, _ in mean] == res["epochs"]
+    assert [v for _, v in mean] == pytest.approx([sum(c) / 3 for c in zip(*res["curve:test_acc"], strict=True)], rel=1e-12)
+    grid = next(k for k, r in done.items() if r["cv"])
+    assert runs[grid].data.params["value"] in ("0.0", "0.1", "1.0")
+    assert runs[grid].data.params["strength"] == runs[grid].data.params["value"]
+    assert runs[grid].data.metrics["cv_val_loss"] == pytest.approx(
+        sum(map(sum, done[grid]["cv"]["val_loss"])) / (3 * config.seeds), rel=1e-12)
+    assert "cv_val_loss" not in pre.data.metrics  # no cross-validation, no objective
+    folder = client.download_artifacts(pre.info.run_id, "study.json", str(tmp_path / "down"))
+    assert json.loads(Path(folder).read_text()) == store.attrs()["config"]
+    # exporting again replaces the runs rather than adding to them
+    assert main(["export", str(tmp_path), "--to", "mlflow"]) == 0
+    assert len(client.search_runs([experiment])) == len(done)
+
+
+@pytest.mark.parametrize("to", ["tensorboard", "mlflow"])
+def test_a_folder_format_refuses_a_file_as_out(tmp_path: Path, to: str) -> None:
+    store = populate(tmp_path, tiny_config(), {})
+    (tmp_path / "taken").write_text("")
+    message = f"out='{tmp_path / 'taken'}' (--out) is a file: --to {to} writes a folder"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        export_run(store, to, tmp_path / "taken")
+    assert main(["export", str(tmp_path), "--to", to, "--out", str(tmp_path / "taken")]) == 2
+
+
+def test_mlflow_missing_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = populate(tmp_path, tiny_config(), {})
+    monkeypatch.setitem(sys.modules, "mlflow.entities", None)  # what an environment without mlflow imports
+    with pytest.raises(ImportError, match=r'noisereg\[mlflow\]'):
+        export_run(store, "mlflow", tmp_path / "mlruns")

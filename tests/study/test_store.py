@@ -91,3 +91,38 @@ def test_the_storage_is_plain_optuna(store: Store) -> None:
     study = optuna.load_study(study_name="s", storage=store.url)
     assert sorted(t.params["cell"] for t in study.trials) == ["a", "b", "c"]
     assert study.user_attrs["config"] == {"x": 1}
+
+
+RESULTS = {
+    "final": {"test_acc": [1.0, 0.5]},
+    "curve:test_acc": [[0.25, 1.0], [0.5, 0.5]],
+    "cv": {"val_loss": [[0.5], [0.25]], "val_loss_curve": [[[1.0, 0.5]], [[0.75, 0.25]]], "val_epochs": [1, 2]},
+}
+
+
+def test_curves_are_an_artifact_beside_a_sqlite_file_and_read_back_whole(store: Store, tmp_path) -> None:
+    store.enqueue(["a"])
+    [claim] = store.claim(1)
+    store.complete(claim, 0.5, RESULTS)
+    [trial] = store.study.get_trials()
+    assert "curve:test_acc" not in trial.user_attrs and "val_loss_curve" not in trial.user_attrs["cv"]
+    assert [m.filename for m in optuna.artifacts.get_all_artifact_meta(trial, storage=store.storage)] == ["curves.json"]
+    assert store.artifact_folder == tmp_path / "artifacts"
+    assert store.completed()["a"] == {"cell": "a", **RESULTS}  # the cell key written at enqueueing
+    for path in (tmp_path / "artifacts").iterdir():  # a run directory copied without its artifacts
+        path.unlink()
+    with pytest.raises(StoreError, match="curves of cell 'a' are missing.*artifacts/ folder"):
+        store.completed()
+
+
+def test_curves_stay_user_attributes_on_a_server_storage(postgres_url: str) -> None:
+    s = Store(postgres_url, f"curves-{time.time_ns()}")
+    try:
+        s.create({"x": 1}, CELLS, {})
+        s.enqueue(["a"])
+        [claim] = s.claim(1)
+        s.complete(claim, 0.5, RESULTS)
+        assert s.artifacts is None and s.study.get_trials()[0].user_attrs["curve:test_acc"] == RESULTS["curve:test_acc"]
+        assert s.completed()["a"] == {"cell": "a", **RESULTS}
+    finally:
+        s.close()

@@ -12,12 +12,15 @@
 - ``teardown`` (also ``on_exception``, so an interrupted or early-stopped fit leaves nothing behind)
   removes what it attached; checkpoints hold the clean weights (weight noise keeps ``state_dict``
   clean).
-- The callback's ``state_dict`` holds each noise layer's counters and generator state, per rank
-  under DDP, so a fit resumed from a checkpoint draws the same noise as an uninterrupted one.
+- The callback's ``state_dict`` holds each attach handle's ``state_dict()`` (every place's schedule
+  step, counters, stream position and, for weight noise, the noise it holds: the one definition of
+  noise state, :meth:`noisereg.sites.attach.Handle.state_dict`), per rank under DDP, so a fit resumed
+  from a checkpoint draws the same noise as an uninterrupted one.
 - Each strength is logged per step as ``noise/<site> <place>``.
 
 Under DDP, ``setup`` runs after the process group exists, so each rank draws from its own stream
-(``derive_seed(seed, site, place, "rank", rank)``).
+(``derive_seed(seed, site, place, "rank", rank)``), except gradient noise: it lands on the gradients
+DDP has averaged, so it is one stream on every rank and the replicas stay identical.
 """
 
 from __future__ import annotations
@@ -37,24 +40,6 @@ from noisereg.sites.describe import describe
 pl = require("lightning.pytorch", "lightning")
 
 __all__ = ["NoiseCallback"]
-
-
-def _layer_state(layer: NoiseLayer) -> dict[str, Any]:
-    """One noise layer's stream position: its counters and each device generator's state."""
-    return {
-        "applied": layer.applied,
-        "own_step": layer._own_step,
-        "generators": {str(device): g.get_state() for device, g in layer._generators.items()},
-    }
-
-
-def _restore_layer(layer: NoiseLayer, state: dict[str, Any]) -> None:
-    layer.applied = int(state["applied"])
-    layer._own_step = int(state["own_step"])
-    for device, generator_state in state["generators"].items():
-        generator = layer.generator(torch.device(device))
-        if generator is not None:
-            generator.set_state(generator_state)
 
 
 def _rank_and_world() -> tuple[int, int]:
@@ -134,9 +119,10 @@ class NoiseCallback(pl.Callback):
 
     def _bind(self) -> None:
         bind_clock(self._model, self.clock)
-        if self._pending is not None and len(self._pending) == len(self.layers):
-            for layer, state in zip(self.layers, self._pending, strict=True):
-                _restore_layer(layer, state)
+        # gradient noise is attached at on_fit_start, after Lightning restores callbacks: wait for all
+        if self._pending is not None and len(self._pending) == len(self.handles):
+            for handle, state in zip(self.handles, self._pending, strict=True):
+                handle.load_state_dict(state)
             self._pending = None
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
@@ -167,8 +153,8 @@ class NoiseCallback(pl.Callback):
             self._model = None
 
     def state_dict(self) -> dict[str, Any]:
-        """The stream position of every attached noise layer, one list per rank."""
-        mine = [_layer_state(layer) for layer in self.layers]
+        """Every attach handle's ``state_dict()``, one list per rank."""
+        mine = [handle.state_dict() for handle in self.handles]
         rank, world = _rank_and_world()
         ranks: list[Any] = [mine]
         if world > 1:
@@ -191,5 +177,5 @@ class NoiseCallback(pl.Callback):
         if len(ranks) != world:
             raise ValueError(f"the checkpoint holds noise streams of {len(ranks)} ranks, this run has {world}")
         self._pending = ranks[rank]
-        if self.layers:
+        if self.handles:
             self._bind()

@@ -19,6 +19,11 @@ clock). The documented default is Neelakantan et al. 2015's annealed Gaussian no
 g̃ = g + lr_t·(noise(g) − g), i.e. N(0, (lr_t·σ_t)²) for Gaussian noise, so the noise follows a
 learning-rate schedule. (SGLD also ties the variance to the step size, for posterior sampling — a
 different goal.)
+
+Under ``torch.distributed`` the gradient noise is the same on every rank, unlike the other sites'
+per-rank streams: DDP averages the gradients before the step, so this noise lands on the whole
+batch's gradient, as in one process, and ranks that added different noise would step to different
+weights (DDP never synchronizes the weights again).
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from noisereg.layers import NoiseLayer, add_beside, remove_beside
 from noisereg.noise.additive import Gaussian
 from noisereg.noise.base import NoiseKind
 from noisereg.schedules import Annealed, Clock
-from noisereg.sites.placement import Placement, stream_seed
+from noisereg.seeding import derive_seed
+from noisereg.sites.placement import Placement
 from noisereg.sites.selectors import Selector, clean_name, parameter, select_parameters
 
 __all__ = ["annealed_gaussian", "place_gradients"]
@@ -80,7 +86,8 @@ def place_gradients(
     chosen = _chosen(root, optimizer, select)
     if not isinstance(scale_by_lr, bool):
         raise TypeError(f"{scale_by_lr=} must be True or False")
-    layer = NoiseLayer(kind, seed=stream_seed(seed, "gradients", type(optimizer).__name__))
+    # derive_seed, not stream_seed: one stream on every rank keeps DDP replicas identical (module docstring)
+    layer = NoiseLayer(kind, seed=None if seed is None else derive_seed(seed, "gradients", type(optimizer).__name__))
     own = layer.clock = Clock(auto=False)
 
     @torch.no_grad()

@@ -1,5 +1,5 @@
-"""A study's stored results in the tools people already use: a tidy table (CSV, Parquet) and
-TensorBoard scalars, from the store alone (no retraining).
+"""A study's stored results in the tools people already use: a tidy table (CSV, Parquet),
+TensorBoard scalars and MLflow runs, from the store alone (no retraining).
 
 The tidy table has one row per cell × seed × (stage, fold, epoch), with the columns
 
@@ -12,25 +12,44 @@ The tidy table has one row per cell × seed × (stage, fold, epoch), with the co
 - one column per metric (``test_acc``, ``train_loss``, ``val_loss``, ...), empty where a stage has none.
 
 TensorBoard: one run folder per cell (``<out>/<cell>/seed_<s>``) with each curve as a scalar
-``curve/<metric>`` at its epoch and each final metric as ``final/<metric>``. Importing this module
-imports no torch; the TensorBoard writer does (``torch.utils.tensorboard``, which needs the
-``tensorboard`` package).
+``curve/<metric>`` at its epoch and each final metric as ``final/<metric>``.
+
+MLflow: one run per cell (named by the cell key, tagged ``noisereg.cell``) in the experiment named
+after the study, in the tracking database ``<out>/mlflow.db`` (SQLite, artifacts in
+``<out>/artifacts``; no server: ``mlflow ui --backend-store-uri sqlite:///<out>/mlflow.db`` shows
+it). Parameters: ``cell``, ``arm``, ``site`` and ``kind`` (``+``-joined over the cell's noise,
+``none`` without), ``strength`` (each noise's main strength, ``+``-joined), ``value`` and ``param``
+(the grid or searched value and what it sets), ``seeds`` (the seed indices). Metrics:
+``final/<metric>`` per seed (step = seed index) and ``mean/<metric>`` over seeds; ``curve/<metric>``
+(mean over seeds) and ``curve/<metric>/seed_<s>`` at each kept epoch (step = epoch); ``cv/<metric>``
+per seed (mean over folds, step = seed index) and the dashboards' objective ``cv_val_loss`` where the
+cell was cross-validated. The study configuration is each run's artifact ``study.json``. Exporting
+again replaces the study's runs (the old ones are deleted).
+
+Importing this module imports no torch; the TensorBoard writer does (``torch.utils.tensorboard``,
+which needs the ``tensorboard`` package); MLflow needs ``mlflow-skinny`` (the ``mlflow`` extra).
 """
 
 from __future__ import annotations
 
 import csv
 import importlib
+import logging
+import math
 import re
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from noisereg.study.store import Store
+from noisereg.noise.kinds import KINDS
+from noisereg.study.run.dashboard import OBJECTIVE_NAME, objective
+from noisereg.study.store import PROPOSAL, Store
 
 __all__ = ["tidy_rows", "export_run", "Format"]
 
-Format = Literal["csv", "parquet", "tensorboard"]
-FORMATS: tuple[str, ...] = ("csv", "parquet", "tensorboard")
+Format = Literal["csv", "parquet", "tensorboard", "mlflow"]
+FORMATS: tuple[str, ...] = ("csv", "parquet", "tensorboard", "mlflow")
 _KEYS = ["cell", "arm", "value", "param", "seed", "stage", "fold", "epoch"]
 
 
@@ -115,11 +134,110 @@ def _write_tensorboard(rows: list[dict[str, Any]], folder: Path) -> None:
             writer.close()
 
 
-def export_run(store: Store, to: Format, out: str | Path) -> Path:
-    """Write ``store``'s results to ``out`` as ``to`` ("csv", "parquet": a file; "tensorboard": a folder).
+def _main_strength(table: Mapping[str, Any]) -> str | None:
+    """The name of a stored noise table's main strength field (None for a kind the library does not know)."""
+    kind = KINDS.get(table.get("kind", ""))
+    return None if kind is None else kind.strength
 
-    Raises ValueError for an unknown format or a store with no completed cell; ImportError naming the
-    extra when the format's package is missing.
+
+def _cell_params(key: str, meta: Mapping[str, Any], results: Mapping[str, Any]) -> dict[str, str]:
+    """The MLflow parameters of one cell (see the module docstring), as strings."""
+    noise = [dict(table) for table in meta.get("noise") or []]
+    value, proposal = meta.get("value"), results.get(PROPOSAL)
+    if value is None and isinstance(proposal, Mapping) and noise:
+        # a search cell: the stored plan holds the arm's table; its sampler proposed the value (and site)
+        value = proposal.get("value")
+        noise[0]["site"] = proposal.get("site") or noise[0].get("site")
+        if meta.get("param") == _main_strength(noise[0]):
+            noise[0][meta["param"]] = value
+    strengths = [table.get(_main_strength(table) or "") for table in noise]
+    return {
+        "cell": key,
+        "arm": meta.get("arm", key),
+        "site": "+".join(str(t.get("site")) for t in noise) or "none",
+        "kind": "+".join(str(t.get("kind")) for t in noise) or "none",
+        "strength": "+".join(str(v) for v in strengths) or "none",
+        "value": "none" if value is None else repr(value),
+        "param": str(meta.get("param")),
+        "seeds": ",".join(str(s) for s in results.get("seeds", [])),
+    }
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _cell_metrics(results: Mapping[str, Any]) -> list[tuple[str, float, int]]:
+    """(name, value, step) of every MLflow metric of one cell (see the module docstring)."""
+    out: list[tuple[str, float, int]] = []
+    seeds = results.get("seeds", [])
+    for name, values in sorted((results.get("final") or {}).items()):
+        kept = [(s, v) for s, v in zip(seeds, values, strict=True) if _number(v)]
+        out += [(f"final/{name}", float(v), int(s)) for s, v in kept]
+        if kept:
+            out.append((f"mean/{name}", sum(v for _, v in kept) / len(kept), 0))
+    epochs = results.get("epochs") or []
+    for key in sorted(k for k in results if k.startswith("curve:")):
+        name = key.removeprefix("curve:")
+        for s, row in zip(seeds, results[key], strict=True):
+            out += [(f"curve/{name}/seed_{s}", float(v), int(e)) for e, v in zip(epochs, row, strict=True) if _number(v)]
+        for i, epoch in enumerate(epochs):
+            points = [row[i] for row in results[key] if i < len(row) and _number(row[i])]
+            if points:
+                out.append((f"curve/{name}", sum(points) / len(points), int(epoch)))
+    cv = results.get("cv") or {}
+    for name, per_seed in sorted(cv.items()):
+        if name == "val_epochs" or name.endswith("_curve"):
+            continue
+        for s, folds in zip(seeds, per_seed, strict=True):
+            kept = [v for v in folds if _number(v)]
+            if kept:
+                out.append((f"cv/{name}", sum(kept) / len(kept), int(s)))
+    score = objective(dict(results))
+    if score is not None:
+        out.append((OBJECTIVE_NAME, score, 0))
+    return out
+
+
+def _write_mlflow(store: Store, folder: Path) -> None:
+    try:
+        entities = importlib.import_module("mlflow.entities")
+        tracking = importlib.import_module("mlflow.tracking")
+    except ImportError as error:
+        raise ImportError('--to mlflow needs mlflow-skinny: pip install "noisereg[mlflow]"') from error
+    folder.mkdir(parents=True, exist_ok=True)
+    # MLflow and its migrations announce every table they create at INFO on the root handler
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    client = tracking.MlflowClient(tracking_uri=f"sqlite:///{(folder / 'mlflow.db').resolve()}")
+    attrs = store.attrs()
+    found = client.get_experiment_by_name(store.study_name)
+    if found is None:
+        experiment = client.create_experiment(store.study_name, artifact_location=(folder / "artifacts").resolve().as_uri())
+    else:
+        experiment = found.experiment_id
+        for old in client.search_runs([experiment], max_results=50000):
+            client.delete_run(old.info.run_id)
+    cells = attrs.get("cells", {})
+    for key, results in sorted(store.completed().items()):
+        run = client.create_run(experiment, run_name=key, tags={"noisereg.cell": key})
+        run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        client.log_batch(
+            run_id,
+            metrics=[entities.Metric(name, value, now, step) for name, value, step in _cell_metrics(results)],
+            params=[entities.Param(k, v) for k, v in _cell_params(key, cells.get(key, {}), results).items()],
+        )
+        client.log_dict(run_id, attrs.get("config", {}), "study.json")
+        client.set_terminated(run_id)
+
+
+def export_run(store: Store, to: Format, out: str | Path) -> Path:
+    """Write ``store``'s results to ``out`` as ``to`` ("csv", "parquet": a file; "tensorboard",
+    "mlflow": a folder).
+
+    Raises ValueError for an unknown format, a store with no completed cell, or an ``out`` that is a
+    file where a folder is written; ImportError naming the extra when the format's package is missing.
     """
     if to not in FORMATS:
         raise ValueError(f"{to=} must be one of {FORMATS}")
@@ -127,7 +245,11 @@ def export_run(store: Store, to: Format, out: str | Path) -> Path:
     if not rows:
         raise ValueError("the study has no completed cell yet: nothing to export")
     out = Path(out)
-    if to == "tensorboard":
+    if to in ("tensorboard", "mlflow") and out.exists() and not out.is_dir():
+        raise ValueError(f"out={str(out)!r} (--out) is a file: --to {to} writes a folder")
+    if to == "mlflow":
+        _write_mlflow(store, out)
+    elif to == "tensorboard":
         out.mkdir(parents=True, exist_ok=True)
         _write_tensorboard(rows, out)
     else:

@@ -23,6 +23,16 @@ The contract (the tests in ``tests/study/test_store.py`` check each point, kill 
   ``RetryHeartbeatStaleTrialCallback`` enqueues a WAITING copy (up to ``max_retry`` times).
   A cell that failed by an exception (or ran out of retries) is enqueued again by
   :meth:`Store.requeue_failed`, which a rerun of the study calls once.
+- **Curves as artifacts.** A cell's learning curves (``curve:<name>``, and the CV folds' held-out
+  curves ``cv.*_curve``) are large, and optuna-dashboard slows down on large attributes: on a SQLite
+  storage they are one Optuna artifact per trial, ``curves.json``, in the
+  :class:`~optuna.artifacts.FileSystemArtifactStore` ``artifacts/`` beside the database file
+  (:attr:`Store.artifacts`; ``optuna-dashboard sqlite:///<run dir>/study.db --artifact-dir <run dir>/artifacts``
+  shows them). The artifact is written before the trial is COMPLETE, so a COMPLETE trial has it.
+  On a server storage (PostgreSQL, MySQL) workers on other machines share no folder: the curves stay
+  user attributes there, each bounded by the runner's thinning. :meth:`Store.completed` reads both
+  alike, so every reader sees the same results; a run directory copied without its ``artifacts/``
+  folder raises :class:`StoreError` naming it.
 - **Measurements after training.** Robustness and calibration of a completed cell's models are
   written later, by another pass, as study attributes (:meth:`Store.set_attr`; a finished trial
   cannot be changed): ``robustness:<cell key>`` and ``robustness:vs-baseline`` (see
@@ -69,6 +79,7 @@ import json
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
 import warnings
@@ -85,20 +96,70 @@ from noisereg._compat.optuna_private import CACHED_BACKEND_CALLS, ENQUEUED, enqu
 
 __all__ = [
     "Store", "StoreError", "StoreUnreachable", "CellLost", "Claim", "Heartbeat", "default_url", "masked_url",
-    "SCHEMA_VERSION", "RESULT_KEYS", "ROBUSTNESS_PREFIX", "ROBUSTNESS_VS_BASELINE", "OWNER",
+    "SCHEMA_VERSION", "RESULT_KEYS", "PROPOSAL", "CURVES_ARTIFACT", "ROBUSTNESS_PREFIX", "ROBUSTNESS_VS_BASELINE", "OWNER",
 ]
 
 _log = logging.getLogger("noisereg.study")
 
 SCHEMA_VERSION = 1
 DB_NAME = "study.db"
-RESULT_KEYS = ("cell", "seeds", "final", "cv", "epochs", "curves", "elapsed_s", "replicas")
+RESULT_KEYS = ("cell", "seeds", "final", "cv", "epochs", "curves", "intermediate", "elapsed_s", "replicas")
 """User attributes of a completed trial: ``cell`` (its key), ``seeds`` (seed indices), ``final``
 ({metric: [one value per seed]}, e.g. ``test_acc``, averaged over outer folds), ``cv``
 (``{"val_loss" | "val_acc" | "val_r2": [[per CV fold] per seed]}``, the CV folds' held-out metrics,
 or None), ``epochs`` (the
-kept evaluation epochs), ``curve:<name>`` ([[per kept epoch] per seed], one attribute per curve so that
-each stays small), ``elapsed_s`` and ``replicas``."""
+kept evaluation epochs), ``curve:<name>`` ([[per kept epoch] per seed]; in the trial's artifact
+:data:`CURVES_ARTIFACT` on SQLite, else one attribute per curve so that each stays small),
+``intermediate`` (the curve shown as the trial's intermediate values, see
+:mod:`noisereg.study.run.dashboard`), ``elapsed_s`` and ``replicas``."""
+
+PROPOSAL = "proposal"
+"""User attribute of a search cell's trial: the value (and site) its sampler proposed,
+``{"value": v, "site": s}`` (:mod:`noisereg.study.run.search`)."""
+
+
+CURVES_ARTIFACT = "curves.json"
+"""The artifact of a completed trial on a SQLite storage that holds its curves (module docstring)."""
+ARTIFACTS_DIR = "artifacts"
+
+
+def artifact_dir(url: str) -> Path | None:
+    """The artifact folder of the storage ``url``: ``artifacts/`` beside a SQLite file; None for a
+    server or in-memory storage, whose curves stay user attributes.
+
+    >>> artifact_dir("sqlite:////runs/x/study.db").as_posix()
+    '/runs/x/artifacts'
+    >>> artifact_dir("postgresql://ann@db/runs") is None
+    True
+    """
+    if not url.startswith("sqlite") or ":///" not in url:
+        return None
+    path = url.split(":///", 1)[1].split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path).parent / ARTIFACTS_DIR
+
+
+def split_curves(results: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``results`` as (small attributes, curves): ``curve:<name>`` and the ``*_curve`` entries of
+    ``cv`` go to the curves (under ``cv``); :func:`merge_curves` puts them back.
+
+    >>> split_curves({"seeds": [0], "curve:a": [[1.0]], "cv": {"val_loss": [[2.0]], "val_loss_curve": [[[3.0]]]}})
+    ({'seeds': [0], 'cv': {'val_loss': [[2.0]]}}, {'curve:a': [[1.0]], 'cv': {'val_loss_curve': [[[3.0]]]}})
+    """
+    small = {k: v for k, v in results.items() if not k.startswith("curve:")}
+    curves: dict[str, Any] = {k: v for k, v in results.items() if k.startswith("curve:")}
+    cv = small.get("cv")
+    if isinstance(cv, Mapping) and any(k.endswith("_curve") for k in cv):
+        small["cv"] = {k: v for k, v in cv.items() if not k.endswith("_curve")}
+        curves["cv"] = {k: v for k, v in cv.items() if k.endswith("_curve")}
+    return small, curves
+
+
+def merge_curves(small: Mapping[str, Any], curves: Mapping[str, Any]) -> dict[str, Any]:
+    """The results that :func:`split_curves` split into ``small`` and ``curves``."""
+    out = dict(small)
+    for key, value in curves.items():
+        out[key] = {**out[key], **value} if key == "cv" and isinstance(out.get(key), Mapping) else value
+    return out
 
 
 _OWN_ATTRS = ("config", "cells", "meta", "fingerprint", "schema_version")
@@ -399,6 +460,9 @@ class Store:
         retry_for: seconds (>= 0) to keep trying a storage call while a database server cannot be
             reached (default 60; 0 tries once; SQLite is never retried).
 
+    ``artifacts`` is the artifact store holding the cells' curves, in ``artifact_folder``
+    (:func:`artifact_dir`); both are None where the curves stay user attributes (module docstring).
+
     Raises:
         StoreError: the URL cannot be opened. StoreUnreachable: its server stayed unreachable.
 
@@ -462,6 +526,8 @@ class Store:
             sqlalchemy.event.listen(self.storage.engine, "connect", self.retrying.connected)
         self._study: optuna.Study | None = None
         self.claimed: list[Claim] = []
+        self.artifact_folder = artifact_dir(url)
+        self.artifacts = None if self.artifact_folder is None else optuna.artifacts.FileSystemArtifactStore(self.artifact_folder)
 
     def close(self) -> None:
         """Close the store's database connections (its pool); idempotent.
@@ -676,14 +742,46 @@ class Store:
         Raises:
             CellLost: the trial is no longer RUNNING (another process failed it); nothing counts.
         """
+        small, curves = split_curves(results) if self.artifacts is not None else (dict(results), {})
         try:
-            for key, val in results.items():
+            if curves:
+                self._upload(claim.trial_id, curves)
+            for key, val in small.items():
                 self.storage.set_trial_user_attr(claim.trial_id, key, val)
             self.storage.set_trial_state_values(claim.trial_id, TrialState.COMPLETE, values=None if value is None else [float(value)])
         except optuna.exceptions.UpdateFinishedTrialError:
             state = self.storage.get_trial(claim.trial_id).state
             if state != TrialState.COMPLETE:  # COMPLETE: our own commit went through before a reconnect
                 raise CellLost(f"cell {claim.cell!r} (trial {claim.number}) was marked {state.name} by another process") from None
+
+    def _upload(self, trial: int, curves: Mapping[str, Any]) -> None:
+        """Write ``curves`` as the artifact :data:`CURVES_ARTIFACT` of the trial with id ``trial``."""
+        folder = self.artifact_folder
+        if folder is None or self.artifacts is None:
+            raise StoreError(f"the storage {masked_url(self.url)} keeps no artifacts; curves stay user attributes")
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / CURVES_ARTIFACT
+            path.write_text(json.dumps(curves, separators=(",", ":")))
+            optuna.artifacts.upload_artifact(
+                artifact_store=self.artifacts, file_path=str(path), study_or_trial=self.storage.get_trial(trial), storage=self.storage
+            )
+
+    def _curves(self, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+        """The curves a completed trial keeps as its artifact; {} where it keeps them as user attributes."""
+        if self.artifacts is None:
+            return {}
+        metas = [m for m in optuna.artifacts.get_all_artifact_meta(trial, storage=self.storage) if m.filename == CURVES_ARTIFACT]
+        if not metas:
+            return {}
+        try:
+            with self.artifacts.open_reader(metas[-1].artifact_id) as reader:
+                return dict(json.load(reader))
+        except optuna.artifacts.exceptions.ArtifactNotFound:
+            raise StoreError(
+                f"the curves of cell {enqueued_cell(trial, trial.params.get('cell'))!r} are missing: no file "
+                f"{metas[-1].artifact_id} in {self.artifact_folder} (copy a run directory with its {ARTIFACTS_DIR}/ folder)"
+            ) from None
 
     def show(self, claim: Claim, params: Mapping[str, Any], distributions: Mapping[str, Any],
              curve: Mapping[int, float]) -> None:
@@ -707,13 +805,14 @@ class Store:
         self.storage.set_trial_state_values(claim.trial_id, TrialState.FAIL)
 
     def completed(self) -> dict[str, dict[str, Any]]:
-        """Results of every completed cell: {cell key: user attributes}, first COMPLETE trial wins."""
+        """Results of every completed cell: {cell key: user attributes with its curves}, first COMPLETE
+        trial wins."""
         done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         out: dict[str, dict[str, Any]] = {}
         for t in sorted(done, key=lambda t: (t.datetime_complete is None, t.datetime_complete, t.number)):
             key = t.params.get("cell", t.user_attrs.get("cell"))
             if key is not None and key not in out:
-                out[key] = dict(t.user_attrs)
+                out[key] = merge_curves(t.user_attrs, self._curves(t))
         return out
 
     def unfinished(self) -> dict[str, str]:

@@ -9,8 +9,10 @@ objective's name, and a learning curve as intermediate values.
   searched value, else the arm's main strength when it is a number; the distribution spans every
   strength the study can take).
 - **Intermediate values**: the mean over seeds of the ``test_loss`` learning curve (another stored
-  curve where there is none) at each kept epoch; the trial attribute ``curve:<name>`` names it. Curves
-  are stored thinned (``curve_points``), so attributes stay small.
+  curve where there is none) at each kept epoch; the trial's user attribute ``intermediate`` names it.
+- **Artifacts**: on a SQLite storage the trial's curves (every curve of every seed) are its artifact
+  ``curves.json`` rather than user attributes, which stay small (:mod:`noisereg.study.store`); start
+  the dashboard with ``--artifact-dir <run dir>/artifacts`` to see it.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from noisereg.study.cells import Cell
 from noisereg.study.config import StudyConfig
 from noisereg.noise.kinds import KINDS
 
-__all__ = ["OBJECTIVE_NAME", "objective", "trial_params", "learning_curve"]
+__all__ = ["OBJECTIVE_NAME", "INTERMEDIATE", "objective", "trial_params", "learning_curve"]
 
 OBJECTIVE_NAME = "cv_val_loss"
+INTERMEDIATE = "intermediate"
+"""The user attribute naming the curve shown as intermediate values."""
 
 
 def objective(results: dict[str, Any]) -> float | None:

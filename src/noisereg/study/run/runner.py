@@ -372,12 +372,13 @@ def _run_claims(
     for claim, cell in zip(claims, cells):
         res = results[cell.key]
         res["elapsed_s"] = round(elapsed * prep.units(cell) / units, 3)
-        curves = {k: res.pop(k) for k in [k for k in res if k.startswith("curve:")]}
         params, spaces = dashboard.trial_params(prep.config, prep.cells, cell)
-        shown = dashboard.learning_curve({**res, **curves})
+        shown = dashboard.learning_curve(res)
+        if shown is not None:
+            res[dashboard.INTERMEDIATE] = shown[0]
         try:
             store.show(claim, params, spaces, {} if shown is None else shown[1])
-            store.complete(claim, dashboard.objective(res), {**res, **curves})
+            store.complete(claim, dashboard.objective(res), res)
         except CellLost as lost:
             _log.warning("lost %s; its results are dropped (another process trains it again); going on with the next cell", lost)
 

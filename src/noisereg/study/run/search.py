@@ -29,11 +29,9 @@ from noisereg.seeding import derive_seed
 from noisereg.study.bridge.prepare import Prepared
 from noisereg.study.cells import Cell
 from noisereg.study.config.search import SearchConfig
-from noisereg.study.store import Claim, Store
+from noisereg.study.store import PROPOSAL, Claim, Store
 
 __all__ = ["propose", "propose_cell", "cv_score", "PROPOSAL"]
-
-PROPOSAL = "proposal"
 
 
 def cv_score(results: Mapping[str, Any], criterion: str) -> float:
