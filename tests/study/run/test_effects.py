@@ -16,3 +16,29 @@ def test_moons_sites_runs_and_states_the_claim_beside_the_measurement(tmp_path) 
     text = (tmp_path / "summary.md").read_text()
     assert "**Published claim.**" in text and "**Measured here.**" in text and "## Paired contrasts" in text
     assert "## Recommendation" in text and "Recommendation" in (tmp_path / "report.html").read_text()
+
+
+def test_tikhonov_ridge_arm_is_closed_form_ridge_and_input_noise_lands_beside_it(tmp_path) -> None:
+    import numpy as np
+
+    from noisereg.study.bridge.prepare import prepare
+
+    raw = resolve_study("tikhonov").model_dump(mode="json")
+    raw["seeds"], raw["arms"] = 2, raw["arms"][:3]  # least squares, ridge lambda 27, input noise 0.3
+    raw["training"] = {**raw["training"], "epochs": 1500, "eval_every": 500}
+    config = parse_config(raw)
+    fold = prepare(config).folds[0]
+    x, y = fold.x_train, fold.y_train
+    n, sigma = len(y), 0.3
+    # centered features and target: the bias's optimum is 0, so weight decay on it changes nothing
+    assert abs(x.mean(0)).max() < 1e-12 and abs(y.mean()) < 1e-12 and n == 300
+    ridge = np.linalg.solve(x.T @ x + n * sigma**2 * np.eye(x.shape[1]), x.T @ y)  # sum loss + lambda |w|^2, lambda = n sigma^2
+    summary = run_study(config, tmp_path, robustness=False)
+    arms = {a["name"]: a for a in summary["arms"]}
+    fitted = np.asarray(arms["ridge lambda 27 (sigma 0.3)"]["coef"]["mean"])
+    # 1500 full-batch steps contract the error by (1 - 0.1 * 2 * (0.0072 + 0.09))^1500 < 1e-12; float32 rounding remains
+    np.testing.assert_allclose(fitted, ridge, atol=1e-4)
+    distance = arms["input noise 0.3"]["versus"]["distance"]
+    assert distance["means"] < 0.25 * distance["other_from_baseline"]
+    text = (tmp_path / "summary.md").read_text()
+    assert "## Fitted weights" in text and "## Distance between weight vectors" in text and "| bmi |" in text

@@ -6,6 +6,7 @@ cell's noise, and raises on the first problem: nothing has been trained or store
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -59,11 +60,15 @@ class Prepared:
         self.seeds = [derive_seed(config.seed, "seed", i) for i in range(config.seeds)]
         self._check_groups()
 
-    def group_options(self) -> dict[str, Any]:
-        """The engine :class:`~noisereg.engine.Group` arguments every cell of the study shares."""
+    def group_options(self, cell: Cell) -> dict[str, Any]:
+        """The engine :class:`~noisereg.engine.Group` arguments of ``cell`` but its sites and replicas:
+        the study's, with the cell's ``weight_decay`` in the optimizer."""
         training = self.config.training
+        optimizer = self.optimizer
+        if cell.weight_decay is not None:
+            optimizer = dataclasses.replace(optimizer, weight_decay=cell.weight_decay)
         return {
-            "model": self.model, "optimizer": self.optimizer, "loss": self.loss, "epochs": training.epochs,
+            "model": self.model, "optimizer": optimizer, "loss": self.loss, "epochs": training.epochs,
             "batch_size": training.batch_size, "eval_every": training.eval_every,
             "patience": training.patience, "eval_noise": self.eval_noise,
         }
@@ -71,11 +76,11 @@ class Prepared:
     def _check_groups(self) -> None:
         """Build one engine group per kind of cell, so the engine's own checks run now, and refuse a
         study of which one replica cannot fit in memory."""
-        groups, options = [], self.group_options()
+        groups = []
         for cell in {signature(c): c for c in self.cells}.values():
             sites = tuple(site_noise(t) for t in cell.noise)
             try:
-                groups.append(Group(sites=sites, replicas=(Replica(self.seeds[0], 0, strengths(cell)),), **options))
+                groups.append(Group(sites=sites, replicas=(Replica(self.seeds[0], 0, strengths(cell)),), **self.group_options(cell)))
             except (TypeError, ValueError) as exc:
                 raise StudyConfigError(
                     [(f"arms ({cell.key})", f"the engine refuses this cell: {exc}")], f"study {self.config.name!r}"

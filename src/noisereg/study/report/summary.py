@@ -19,6 +19,11 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   ``site`` (the proposed site, or null), and its ``grid_value`` is the proposed value; an arm with
   ``versus`` in its config also has ``versus``: ``arm`` (the other arm) and the same paired fields
   against it (this − other), Holm-corrected over the ``versus`` comparisons;
+- per arm of a one-output linear model also ``coef``: ``names`` (features), ``mean`` and ``std``
+  (over seeds) of each fitted weight, ``norm`` (‖mean‖₂); and its ``versus`` then has ``distance``:
+  ``means`` ‖w̄_arm − w̄_other‖₂, ``relative`` (that over ‖w̄_other‖₂), ``per_seed`` (statistics of
+  ‖w_arm − w_other‖₂ seed by seed), ``other_from_baseline`` ‖w̄_other − w̄_baseline‖₂ (the scale
+  to judge the distance by);
 - ``recommendation``: ``status`` (use | no_noise | undecided), ``cell``, ``noise`` (arm, param,
   value), ``text``, ``evidence`` and ``caveats`` (sentences): see
   :mod:`noisereg.study.report.recommendation`;
@@ -81,6 +86,40 @@ def _paired(cell: Mapping[str, Any], base: Mapping[str, Any], key: str) -> dict[
     a, b = _by_seed(cell, key), _by_seed(base, key)
     common = [s for s in a if s in b]
     return paired([a[s] for s in common], [b[s] for s in common]) if common else {"n": 0}
+
+
+def _coefficients(res: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Mean, sd and norm over seeds of a linear model's fitted weights (``coef`` of the stored results)."""
+    coef = res.get("coef")
+    if not coef or not coef.get("weight"):
+        return None
+    w = np.asarray(coef["weight"], dtype=float)
+    std = w.std(axis=0, ddof=1).tolist() if len(w) > 1 else None
+    mean = w.mean(axis=0)
+    return {"names": coef["names"], "mean": mean.tolist(), "std": std, "norm": float(np.linalg.norm(mean))}
+
+
+def _distance(a: Mapping[str, Any], b: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """How far arm ``a``'s fitted weights are from arm ``b``'s (see ``distance`` in the module docstring)."""
+    ca, cb = a.get("coef"), b.get("coef")
+    if not ca or not cb:
+        return None
+    wa = dict(zip(ca["seeds"], np.asarray(ca["weight"], dtype=float)))
+    wb = dict(zip(cb["seeds"], np.asarray(cb["weight"], dtype=float)))
+    common = [s for s in wa if s in wb]
+    mean_a, mean_b = np.mean(list(wa.values()), axis=0), np.mean(list(wb.values()), axis=0)
+    gap = float(np.linalg.norm(mean_a - mean_b))
+    norm_b = float(np.linalg.norm(mean_b))
+    out: dict[str, Any] = {
+        "means": gap,
+        "relative": gap / norm_b if norm_b > 0 else None,
+        "per_seed": summary_statistics([float(np.linalg.norm(wa[s] - wb[s])) for s in common]) if common else None,
+        "other_from_baseline": None,
+    }
+    cbase = (base or {}).get("coef")
+    if cbase:
+        out["other_from_baseline"] = float(np.linalg.norm(mean_b - np.mean(np.asarray(cbase["weight"], dtype=float), axis=0)))
+    return out
 
 
 def _selection(config: Mapping[str, Any], cells: Mapping[str, Any], done: Mapping[str, Any], arms: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -167,9 +206,12 @@ def _verdict(arms: list[dict[str, Any]], baseline: str, metric: str, higher: boo
     return {"any_better": bool(better), "better": better, "worse": worse, "best_mean": best, "text": text}
 
 
-def _contrasts(config: Mapping[str, Any], done: Mapping[str, Any], arms: list[dict[str, Any]], key: str, higher: bool) -> None:
+def _contrasts(
+    config: Mapping[str, Any], done: Mapping[str, Any], arms: list[dict[str, Any]], key: str, higher: bool, baseline: str
+) -> None:
     """Each arm with ``versus`` gets ``versus``: the other arm's name and the paired comparison (this
-    − other), with Holm's correction over the arms that have one (a family of its own)."""
+    − other), with Holm's correction over the arms that have one (a family of its own); for a linear
+    model also the ``distance`` between the two arms' fitted weights."""
     others = {a["name"]: a.get("versus") for a in config["arms"] if a.get("versus")}
     compared = []
     for entry in arms:
@@ -177,6 +219,9 @@ def _contrasts(config: Mapping[str, Any], done: Mapping[str, Any], arms: list[di
         if other is None or other not in done:
             continue
         entry["versus"] = {"arm": other, **_paired(done[entry["name"]], done[other], key)}
+        distance = _distance(done[entry["name"]], done[other], done.get(baseline))
+        if distance is not None:
+            entry["versus"]["distance"] = distance
         if entry["versus"].get("n"):
             compared.append(entry["versus"])
     for v, p in zip(compared, holm([v.get("p_ttest") for v in compared])):
@@ -214,6 +259,9 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         entry["train"] = _stats(res, train_key)
         entry["loss"] = _stats(res, "test_loss")
         entry["elapsed_s"] = res.get("elapsed_s")
+        coef = _coefficients(res)
+        if coef is not None:
+            entry["coef"] = coef
         entry["paired"] = None
         if name != baseline and baseline in done:
             entry["paired"] = _paired(res, done[baseline], key)
@@ -224,7 +272,7 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         a["paired"]["p_holm"] = p
         a["paired"]["better"] = bool(p is not None and p < ALPHA and d > 0)
         a["paired"]["worse"] = bool(p is not None and p < ALPHA and d < 0)
-    _contrasts(config, done, arms, key, higher)
+    _contrasts(config, done, arms, key, higher, baseline)
     robustness = annotate_robustness(study, done, arms, metric)
     out = {
         "schema": SCHEMA,

@@ -77,7 +77,7 @@ def _train_batch(
     weights: dict[str, tuple[list[int], list[int], dict[str, torch.Tensor]]] = {}
     for group_sites, rows in groups:
         replicas = tuple(Replica(prep.seeds[s], local[g], per_cell[c.key] if shared else ()) for c, s, g in rows)
-        group = Group(sites=group_sites, replicas=replicas, **prep.group_options())
+        group = Group(sites=group_sites, replicas=replicas, **prep.group_options(cells[0]))
         result = train(group, folds, device=device, dtype=dtype, workers=workers, progress=advance)
         epochs = np.asarray(result.epochs)
         for r, (cell, s, g) in enumerate(rows):
@@ -95,7 +95,27 @@ def _train_batch(
     if epochs is None:
         raise ValueError("no cells to train")
     points = prep.config.curve_points
-    return {key: cell_results(key, parts, epochs, points, prep) for key, parts in collected.items()}, weights
+    results = {key: cell_results(key, parts, epochs, points, prep) for key, parts in collected.items()}
+    if prep.config.model.kind == "linear" and prep.model.out_features == 1:
+        for key, (seeds, _, state) in weights.items():
+            results[key]["coef"] = linear_coefficients(seeds, state, prep.data.feature_names)
+    return results, weights
+
+
+def linear_coefficients(seeds: Sequence[int], state: dict[str, torch.Tensor], names: Sequence[str]) -> dict[str, Any]:
+    """A one-output linear model's fitted weights per seed index, each the mean over that seed's test
+    folds (``state["0.weight"]`` is [R, 1, features]): ``names`` (the features), ``seeds`` (sorted),
+    ``weight`` (one list of floats per seed) and ``bias``."""
+    weight = state["0.weight"].double().reshape(len(seeds), -1).numpy()
+    bias = state["0.bias"].double().reshape(len(seeds)).numpy()
+    order = sorted(set(seeds))
+    rows = [[r for r, s in enumerate(seeds) if s == seed] for seed in order]
+    return {
+        "names": list(names),
+        "seeds": order,
+        "weight": [weight[r].mean(axis=0).tolist() for r in rows],
+        "bias": [float(bias[r].mean()) for r in rows],
+    }
 
 
 def _round(values: np.ndarray) -> list[Any]:
