@@ -227,3 +227,14 @@ def test_a_linear_model_is_an_mlp_without_hidden_layers_and_refuses_hidden_noise
         prepare(parse_config(raw))
     [(path, msg)] = info.value.problems
     assert path == "arms[3].noise[0].site" and "'linear' model has no hidden layer" in msg
+
+
+def test_weight_noise_is_a_study_site_without_layers() -> None:
+    from noisereg.study.bridge.sites import site_noise
+
+    arm = {"name": "w", "noise": {"site": "weights", "kind": "gaussian", "std": 0.05}}
+    config = parse_config(with_arm(arm))
+    assert site_noise(config.arms[2].noise[0]).site == "weights"
+    arm["noise"] = {**arm["noise"], "layers": [0]}
+    [(path, msg)] = problems(with_arm(arm))
+    assert path == "arms[2].noise" and "only for site 'pre' or 'post', not 'weights'" in msg
