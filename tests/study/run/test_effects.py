@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from noisereg.study.config import parse_config, resolve_study
+import pytest
+
+from noisereg.study.config import StudyConfigError, parse_config, resolve_study
 from noisereg.study.run.runner import run_study
 
 
@@ -42,3 +44,34 @@ def test_tikhonov_ridge_arm_is_closed_form_ridge_and_input_noise_lands_beside_it
     assert distance["means"] < 0.25 * distance["other_from_baseline"]
     text = (tmp_path / "summary.md").read_text()
     assert "## Fitted weights" in text and "## Distance between weight vectors" in text and "| bmi |" in text
+
+
+def test_nested_selection_estimates_choose_then_train_per_outer_fold(tmp_path) -> None:
+    from noisereg.study.bridge.prepare import prepare
+    from noisereg.study.selection import choose
+    from noisereg.study.store import Store, default_url
+    from tests.study.fakes import tiny_raw
+
+    raw = tiny_raw(seeds=2, selection={"arm": "grid", "folds": 3, "nested": True, "rule": "best"})
+    config = parse_config(raw)
+    prep = prepare(config)
+    roles = {c.key: sorted({prep.folds[g].role for g in prep.folds_of(c)}) for c in prep.cells}
+    assert roles["none"] == ["nested_test", "test"] and roles["input"] == ["test"]
+    assert roles["grid[std=0.1]"] == ["cv", "nested_cv", "nested_test", "test"]
+    summary = run_study(config, tmp_path, robustness=False)
+    nested = summary["selection"]["nested"]
+    assert nested["folds"] == 3 and nested["seeds"] == 2 and set(nested["chosen"]) <= {0.0, 0.1, 1.0}
+    done = Store(default_url(tmp_path), "tiny").completed()
+    keys = ["grid[std=0.0]", "grid[std=0.1]", "grid[std=1.0]"]
+    for o in range(3):
+        i = choose([0.0, 0.1, 1.0], [done[k]["nested"][o]["cv"] for k in keys], score="likelihood", rule="best")
+        picked, base = done[keys[i]]["nested"][o]["test"]["test_acc"], done["none"]["nested"][o]["test"]["test_acc"]
+        assert nested["chosen"][o] == [0.0, 0.1, 1.0][i]
+        assert abs(nested["chosen_metric"][o] - sum(picked) / 2) < 1e-12
+        assert abs(nested["baseline_metric"][o] - sum(base) / 2) < 1e-12
+    gains = [c - b for c, b in zip(nested["chosen_metric"], nested["baseline_metric"])]
+    assert abs(nested["gain"]["mean"] - sum(gains) / 3) < 1e-12
+    assert "Nested cross-validation (3 outer folds" in (tmp_path / "summary.md").read_text()
+    with_early = tiny_raw(selection={"arm": "grid", "folds": 3, "nested": True, "criterion": "early"})
+    with pytest.raises(StudyConfigError, match="use a criterion other than 'early'"):
+        parse_config(with_early)

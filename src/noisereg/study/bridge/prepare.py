@@ -38,8 +38,9 @@ class Prepared:
         check_generated_size(config.data, f"study {config.name!r}")
         self.data: Dataset = load_dataset(config.data)
         cv = config.selection.folds if config.selection is not None else None
+        nested = config.selection is not None and config.selection.nested
         self.folds: list[Fold] = make_folds(
-            self.data, config.split, config.data, cv_folds=cv, validation=config.training.validation
+            self.data, config.split, config.data, cv_folds=cv, validation=config.training.validation, nested=nested
         )
         self.fold_scaling = [config.data.standardize] * len(self.folds)
         for flag in sorted({a.standardize for a in config.arms} - {None, config.data.standardize}):
@@ -92,16 +93,20 @@ class Prepared:
 
     def folds_of(self, cell: Cell) -> list[int]:
         """The folds ``cell`` trains on: the test folds of its scaling (``arms[].standardize``, else
-        ``data.standardize``), and the CV folds too for a selection cell."""
+        ``data.standardize``); the CV (and nested) folds too for a selection cell; and the nested test
+        folds for the baseline cell of a nested selection."""
         scaling = self.config.data.standardize if cell.standardize is None else cell.standardize
-        return [
-            i for i, f in enumerate(self.folds) if self.fold_scaling[i] == scaling and (f.role == "test" or cell.selection)
-        ]
+        roles = {"test"}
+        if cell.selection:
+            roles |= {"cv", "nested_test", "nested_cv"}
+        elif cell.arm == self.config.baseline_arm and cell.value is None:
+            roles.add("nested_test")
+        return [i for i, f in enumerate(self.folds) if self.fold_scaling[i] == scaling and f.role in roles]
 
     def seeds_on(self, fold: int) -> range:
-        """Seed indices that train on ``fold``: all on test folds, ``selection.seeds`` on CV folds."""
+        """Seed indices that train on ``fold``: all on test folds, ``selection.seeds`` on CV and nested folds."""
         sel = self.config.selection
-        if self.folds[fold].role == "cv" and sel is not None and sel.seeds is not None:
+        if self.folds[fold].role != "test" and sel is not None and sel.seeds is not None:
             return range(sel.seeds)
         return range(len(self.seeds))
 

@@ -252,6 +252,14 @@ class SelectionConfig(Strict):
     trained on the whole training part. ``seeds``: how many of the study's seeds (the first ones)
     also train on the CV folds; default all. Fewer keep the cost of CV down: the CV score averages
     seeds x folds trainings.
+
+    ``nested = true`` also estimates the whole procedure ("choose the value by this CV, then train")
+    by nested cross-validation of the training part: for each of the ``folds`` outer folds, the value
+    is chosen by the same criterion and rule from an inner ``folds``-fold CV of the other rows, trained
+    on those rows and tested on the outer fold, beside the baseline arm trained on the same rows. The
+    report gives the chosen values and the mean gain over the baseline with a t-interval over the
+    outer folds. It costs ``folds`` × (``folds`` + 1) more trainings per value and ``selection.seeds``
+    seed, and ``folds`` per seed for the baseline; not with a ``search`` arm nor the ``early`` criterion.
     """
 
     arm: str
@@ -259,6 +267,7 @@ class SelectionConfig(Strict):
     criterion: Literal["likelihood", "accuracy", "brier", "calibrated", "early"] = "likelihood"
     rule: Literal["best", "one_se"] = "one_se"
     seeds: Annotated[int, Field(ge=1)] | None = None
+    nested: bool = False
 
 
 class StudyConfig(Strict):
@@ -303,6 +312,13 @@ class StudyConfig(Strict):
                 raise ValueError(f"selection.seeds={self.selection.seeds} exceeds the study's seeds={self.seeds}")
             if self.split.kind != "holdout":
                 raise ValueError("selection cross-validates inside a holdout training part: use split.kind = 'holdout'")
+            if self.selection.nested and self.selection.criterion == "early":
+                raise ValueError("selection.nested keeps no held-out loss curves: use a criterion other than 'early'")
+            if self.selection.nested and chosen.search is not None:
+                raise ValueError(f"selection.nested needs a grid: arm {chosen.name!r} has a search (its values are proposed one by one)")
+            base = self.arms[names.index(self.baseline_arm)]
+            if self.selection.nested and base.standardize not in (None, self.data.standardize):
+                raise ValueError(f"selection.nested: the baseline {base.name!r} must use data.standardize (it trains on the nested folds)")
         smoothing = self.robustness.smoothing.seeds
         if smoothing is not None and smoothing > self.seeds:
             raise ValueError(f"robustness.smoothing.seeds={smoothing} exceeds the study's seeds={self.seeds}")

@@ -130,6 +130,16 @@ def selection_texts(sel: Mapping[str, Any]) -> list[str]:
         texts.append("Every procedure's choice: " + "; ".join(f"{name}: {fmt(v)}" for name, v in sel["chosen_by"].items()) + ".")
     if sel.get("at_edge"):
         texts[0] += f" The chosen value is the {sel['at_edge']} of the grid: the best may lie beyond it; extend the grid."
+    nested = sel.get("nested")
+    if nested:
+        gain = nested["gain"]
+        lo, hi = gain["ci95"]
+        texts.append(
+            f"Nested cross-validation ({nested['folds']} outer folds of the training part, each choosing by the same procedure "
+            f"from an inner {nested['folds']}-fold CV, {nested['seeds']} seed(s)): choosing then training changes the held-out "
+            f"result by {gain['mean']:+.4f} against no noise (positive is better; 95% t-interval over the outer folds "
+            f"[{fmt(lo)}, {fmt(hi)}]); values chosen per outer fold: {', '.join(fmt(v) for v in nested['chosen'])}."
+        )
     test = sel.get("test")
     if test:
         p = test.get("paired") or {}

@@ -39,7 +39,11 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   ``chosen_by_accuracy``, ``cell`` (the chosen cell's name) and ``test`` (that cell's entry from
   ``arms``: its test result on the whole training part); for a search arm, ``values`` are the
   proposed values in the order proposed (null for a cell not finished), ``sites`` the proposed sites
-  (or null), and ``search`` the arm's search table (sampler, trials, low, high, log, ...);
+  (or null), and ``search`` the arm's search table (sampler, trials, low, high, log, ...); with
+  ``selection.nested``, ``nested``: ``folds`` (outer folds), ``chosen`` (the value chosen in each),
+  ``chosen_metric`` and ``baseline_metric`` (per outer fold, mean over seeds), ``gain`` (statistics
+  over the outer folds of chosen − baseline, oriented so that positive is better: ``mean``, ``std``,
+  ``ci95``, ...) and ``seeds``;
 - per arm also ``noisy``, ``calibration``, ``corruption``, ``certified``, and at the top
   ``robustness``: see :mod:`noisereg.study.report.robustness`.
 
@@ -122,7 +126,41 @@ def _distance(a: Mapping[str, Any], b: Mapping[str, Any], base: Mapping[str, Any
     return out
 
 
-def _selection(config: Mapping[str, Any], cells: Mapping[str, Any], done: Mapping[str, Any], arms: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _nested(
+    sel: Mapping[str, Any], keys: list[str], values: list[Any], done: Mapping[str, Any], baseline: str, metric_key: str, higher: bool
+) -> dict[str, Any] | None:
+    """The nested-CV estimate of choosing the value by ``sel``'s criterion and rule, then training."""
+    base = (done.get(baseline) or {}).get("nested")
+    outer = [(done.get(k) or {}).get("nested") for k in keys]
+    if not base or any(not o for o in outer):
+        return None
+    criterion, rule = sel.get("criterion", "likelihood"), sel.get("rule", "best")
+    chosen, chosen_metric, base_metric, gains = [], [], [], []
+    for o, base_fold in enumerate(base):
+        i = choose(values, [cell[o]["cv"] for cell in outer], score=criterion, rule=rule)
+        if i is None:
+            return None
+        picked = outer[i][o]
+        a = dict(zip(picked["seeds"], picked["test"].get(metric_key, [])))
+        b = dict(zip(base_fold["seeds"], base_fold["test"].get(metric_key, [])))
+        common = [s for s in a if s in b and a[s] is not None and b[s] is not None]
+        if not common:
+            return None
+        mean_a, mean_b = float(np.mean([a[s] for s in common])), float(np.mean([b[s] for s in common]))
+        chosen.append(values[i])
+        chosen_metric.append(mean_a)
+        base_metric.append(mean_b)
+        gains.append((mean_a - mean_b) * (1 if higher else -1))
+    return {
+        "folds": len(base), "chosen": chosen, "chosen_metric": chosen_metric, "baseline_metric": base_metric,
+        "gain": summary_statistics(gains), "seeds": len(common),
+    }
+
+
+def _selection(
+    config: Mapping[str, Any], cells: Mapping[str, Any], done: Mapping[str, Any], arms: list[dict[str, Any]],
+    baseline: str, metric_key: str, higher: bool,
+) -> dict[str, Any] | None:
     sel = config.get("selection")
     if not sel:
         return None
@@ -160,6 +198,7 @@ def _selection(config: Mapping[str, Any], cells: Mapping[str, Any], done: Mappin
         elif chosen == min(known) and chosen > 0:
             edge = "smallest"
     return {
+        "nested": _nested(sel, keys, values, done, baseline, metric_key, higher) if sel.get("nested") else None,
         "arm": sel["arm"],
         "param": cells[keys[0]]["param"] if keys else None,
         "criterion": criterion,
@@ -291,7 +330,7 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         "missing": [k for k in cells if k not in done],
         "arms": arms,
         "verdict": _verdict(arms, baseline, metric, higher),
-        "selection": _selection(config, cells, done, arms),
+        "selection": _selection(config, cells, done, arms, baseline, key, higher),
         "robustness": robustness,
     }
     out["recommendation"] = recommend(out, {a["name"]: _by_seed(done[a["name"]], key) for a in arms}, ALPHA)
