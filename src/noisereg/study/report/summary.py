@@ -45,7 +45,8 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   over the outer folds of chosen − baseline, oriented so that positive is better: ``mean``, ``std``,
   ``ci95``, ...) and ``seeds``;
 - per arm also ``noisy``, ``calibration``, ``corruption``, ``certified``, and at the top
-  ``robustness``: see :mod:`noisereg.study.report.robustness`.
+  ``robustness``: see :mod:`noisereg.study.report.robustness`; ``noisy`` also has ``paired``, the
+  noisy test metric against the baseline's on the same seeds (as ``paired``; no correction).
 
 Numbers that are undefined (a standard deviation of one seed) are null.
 """
@@ -268,6 +269,17 @@ def _contrasts(
         v.update(p_holm=p, better=bool(p is not None and p < ALPHA and d > 0), worse=bool(p is not None and p < ALPHA and d < 0))
 
 
+def _noisy_paired(done: Mapping[str, Any], arms: list[dict[str, Any]], baseline: str, metric: str) -> None:
+    """``noisy.paired``: each arm's metric on the noisy test inputs against the baseline's, seed by
+    seed (arm − baseline; accuracy for the loss metric)."""
+    if baseline not in done:
+        return
+    key = "noisy_test_r2" if metric == "r2" else "noisy_test_acc"
+    for entry in arms:
+        if entry["name"] != baseline and entry.get("noisy"):
+            entry["noisy"]["paired"] = _paired(done[entry["name"]], done[baseline], key)
+
+
 def _proposed(cells: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """Cell metadata with each finished search cell's proposed value and site (stored with its results)."""
     out = {}
@@ -313,6 +325,7 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         a["paired"]["worse"] = bool(p is not None and p < ALPHA and d < 0)
     _contrasts(config, done, arms, key, higher, baseline)
     robustness = annotate_robustness(study, done, arms, metric)
+    _noisy_paired(done, arms, baseline, metric)
     out = {
         "schema": SCHEMA,
         "study": config["name"],
