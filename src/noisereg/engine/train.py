@@ -115,17 +115,19 @@ class _Chunk:
         self.optimizer = StackedOptimizer(group.optimizer, self.model.params, self.model.blocks)
         noisy_params = self.streams["gradients"] or self.streams["weights"]
         self.torch_index = self.model.torch_index() if noisy_params else None
-        self.clean, self.weight_index = None, None
-        if self.streams["weights"]:
+        # the clean parameters during a noisy forward, and where the weight* parameters lie in them
+        self.clean: Tensor | None = None
+        self.weight_index: Tensor | None = None
+        if self.torch_index is not None and self.streams["weights"]:
             self.clean = torch.empty_like(self.model.params)
-            self.weight_index = self._weight_columns()
+            self.weight_index = self._weight_columns(self.torch_index)
 
-    def _weight_columns(self) -> Tensor:
-        """[R, W]: positions in ``params`` of the parameters named ``weight*`` (biases left out, as
-        :func:`noisereg.sites.attach`'s weight site does by default), in state-dict order."""
+    def _weight_columns(self, torch_index: Tensor) -> Tensor:
+        """[R, W]: the columns of ``torch_index`` of the parameters named ``weight*`` (biases left out,
+        as :func:`noisereg.sites.attach`'s weight site does by default), in state-dict order."""
         sizes = {name: v[0].numel() for name, v in self.model.export_state().items()}
         mask = torch.cat([torch.full((n,), name.rsplit(".", 1)[-1].startswith("weight")) for name, n in sizes.items()])
-        return self.torch_index[:, mask.to(self.torch_index.device)].contiguous()
+        return torch_index[:, mask.to(torch_index.device)].contiguous()
 
     def blocks(self, flat: Tensor) -> list[Tensor]:
         return self.model.blocks(flat)
@@ -162,13 +164,13 @@ class _Chunk:
             gvec, _ = stream.apply(gvec, step=step, epoch=epoch, slot="gradients")
         self.grads[flat_index] = gvec.reshape(-1)
 
-    def _noisy_weights(self, step: int, epoch: int) -> None:
-        """W ← W + noise on each replica's ``weight*`` parameters in state-dict order, after keeping
-        the clean parameters in ``self.clean``."""
+    def _noisy_weights(self, clean: Tensor, index: Tensor, step: int, epoch: int) -> None:
+        """W ← W + noise on each replica's ``weight*`` parameters (``index``, state-dict order), after
+        keeping the clean parameters in ``clean``."""
         params = self.model.params
-        self.clean.copy_(params)
-        flat_index = self.weight_index.reshape(-1)
-        wvec = params[flat_index].view(self.weight_index.shape)
+        clean.copy_(params)
+        flat_index = index.reshape(-1)
+        wvec = params[flat_index].view(index.shape)
         for stream in self.streams["weights"]:
             wvec, _ = stream.apply(wvec, step=step, epoch=epoch, slot="weights")
         params[flat_index] = wvec.reshape(-1)
@@ -178,11 +180,12 @@ class _Chunk:
         xb, qb = self._batch(perm, start)
         xb = self._noisy_inputs(xb, step, epoch)
         qb = self._noisy_targets(qb, step, epoch)
-        if self.clean is not None:
-            self._noisy_weights(step, epoch)
+        clean, index = self.clean, self.weight_index
+        if clean is not None and index is not None:
+            self._noisy_weights(clean, index, step, epoch)
         zT = self.model.compute_grads(self.group.loss, xb, qb, self.hidden, step=step, epoch=epoch, grads=self.grads)
-        if self.clean is not None:  # the gradient at the noisy weights updates the clean ones
-            self.model.params.copy_(self.clean)
+        if clean is not None:  # the gradient at the noisy weights updates the clean ones
+            self.model.params.copy_(clean)
         if self.streams["gradients"]:
             self._noisy_gradients(step, epoch)
         self.optimizer.step(self.grads)

@@ -69,7 +69,7 @@ def test_nested_selection_estimates_choose_then_train_per_outer_fold(tmp_path) -
         assert nested["chosen"][o] == [0.0, 0.1, 1.0][i]
         assert abs(nested["chosen_metric"][o] - sum(picked) / 2) < 1e-12
         assert abs(nested["baseline_metric"][o] - sum(base) / 2) < 1e-12
-    gains = [c - b for c, b in zip(nested["chosen_metric"], nested["baseline_metric"])]
+    gains = [c - b for c, b in zip(nested["chosen_metric"], nested["baseline_metric"], strict=True)]
     assert abs(nested["gain"]["mean"] - sum(gains) / 3) < 1e-12
     assert "Nested cross-validation (3 outer folds" in (tmp_path / "summary.md").read_text()
     with_early = tiny_raw(selection={"arm": "grid", "folds": 3, "nested": True, "criterion": "early"})

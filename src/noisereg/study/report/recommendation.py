@@ -83,30 +83,34 @@ def _weigh_other_measurements(
 ) -> None:
     """Evidence and caveats from the measurements of :data:`_OTHER` (see the module docstring)."""
     metric, base = summary["metric"], summary["baseline"]
-    for key, pkey, label, quantity, higher in _OTHER:
-        quantity = quantity.format(metric="accuracy" if metric == "loss" else metric)
-
-        def verdict(arm: Mapping[str, Any]) -> tuple[int, str]:
-            p = (arm.get(key) or {}).get(pkey) or {}
-            if not p.get("n") or p.get("p_ttest") is None or p["p_ttest"] >= alpha:
-                return 0, ""
-            sign = 1 if (p["mean_diff"] > 0) == higher else -1
-            return sign, f"{quantity} {p['mean_diff']:+.4f} against no noise (paired t-test p = {_fmt(p['p_ttest'])}, {p['n']} seeds)"
-
+    for measurement in _OTHER:
+        label = measurement[2]
         if cell is not None and cell["name"] != base and status == "use":
-            sign, said = verdict(cell)
+            sign, said = _other_verdict(cell, measurement, metric, alpha)
             if sign < 0:
                 caveats.append(f"{label} contradicts this choice: {cell['name']} is significantly worse on {said}.")
             elif sign > 0:
                 evidence.append(f"{cell['name']} is also better on {said}")
         elif status in ("no_noise", "undecided"):
-            better = [a for a in summary["arms"] if a["name"] != base and verdict(a)[0] > 0]
+            better = [a for a in summary["arms"] if a["name"] != base and _other_verdict(a, measurement, metric, alpha)[0] > 0]
             if better:
-                best = better[0]
+                said = _other_verdict(better[0], measurement, metric, alpha)[1]
                 caveats.append(
-                    f"{label} says otherwise: {best['name']} does not beat no noise on test {metric}, but is significantly "
-                    f"better on {verdict(best)[1]}; choose it if that matters more."
+                    f"{label} says otherwise: {better[0]['name']} does not beat no noise on test {metric}, but is significantly "
+                    f"better on {said}; choose it if that matters more."
                 )
+
+
+def _other_verdict(arm: Mapping[str, Any], measurement: tuple[str, str, str, str, bool], metric: str, alpha: float) -> tuple[int, str]:
+    """(+1 better, −1 worse, 0 no significant difference from no noise, and the words) of ``arm`` on
+    one measurement of :data:`_OTHER`."""
+    key, pkey, _, quantity, higher = measurement
+    p = (arm.get(key) or {}).get(pkey) or {}
+    if not p.get("n") or p.get("p_ttest") is None or p["p_ttest"] >= alpha:
+        return 0, ""
+    sign = 1 if (p["mean_diff"] > 0) == higher else -1
+    quantity = quantity.format(metric="accuracy" if metric == "loss" else metric)
+    return sign, f"{quantity} {p['mean_diff']:+.4f} against no noise (paired t-test p = {_fmt(p['p_ttest'])}, {p['n']} seeds)"
 
 
 def recommend(summary: Mapping[str, Any], per_seed: Mapping[str, Mapping[int, float]], alpha: float = 0.05) -> dict[str, Any]:

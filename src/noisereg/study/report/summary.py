@@ -109,8 +109,8 @@ def _distance(a: Mapping[str, Any], b: Mapping[str, Any], base: Mapping[str, Any
     ca, cb = a.get("coef"), b.get("coef")
     if not ca or not cb:
         return None
-    wa = dict(zip(ca["seeds"], np.asarray(ca["weight"], dtype=float)))
-    wb = dict(zip(cb["seeds"], np.asarray(cb["weight"], dtype=float)))
+    wa = dict(zip(ca["seeds"], np.asarray(ca["weight"], dtype=float), strict=True))
+    wb = dict(zip(cb["seeds"], np.asarray(cb["weight"], dtype=float), strict=True))
     common = [s for s in wa if s in wb]
     mean_a, mean_b = np.mean(list(wa.values()), axis=0), np.mean(list(wb.values()), axis=0)
     gap = float(np.linalg.norm(mean_a - mean_b))
@@ -142,8 +142,8 @@ def _nested(
         if i is None:
             return None
         picked = outer[i][o]
-        a = dict(zip(picked["seeds"], picked["test"].get(metric_key, [])))
-        b = dict(zip(base_fold["seeds"], base_fold["test"].get(metric_key, [])))
+        a = dict(zip(picked["seeds"], picked["test"].get(metric_key, []), strict=True))
+        b = dict(zip(base_fold["seeds"], base_fold["test"].get(metric_key, []), strict=True))
         common = [s for s in a if s in b and a[s] is not None and b[s] is not None]
         if not common:
             return None
