@@ -171,12 +171,12 @@ def recommend(summary: Mapping[str, Any], per_seed: Mapping[str, Mapping[int, fl
             f"The value chosen by cross-validation ({test['name']}) does significantly worse than no noise on the test set: "
             "do not follow it."
         )
+    _weigh_other_measurements(summary, cell, status, alpha, evidence, caveats)  # before the general caveat: it is specific
     if cell is not None and cell["name"] != base:
         caveats.append(
             "The best of several settings, picked on the test set, looks better there than it will on new data"
             + ("; the nested cross-validation estimate does not have that bias." if sel.get("nested") else ".")
         )
-    _weigh_other_measurements(summary, cell, status, alpha, evidence, caveats)
     nested = sel.get("nested")
     if nested:
         gain = nested["gain"]
