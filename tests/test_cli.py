@@ -50,7 +50,7 @@ def test_study_runs_prints_the_table_and_report_rebuilds(tmp_path, capsys) -> No
     out_dir = tmp_path / "run"
     assert main(["study", str(study), "--out", str(out_dir), "--workers", "1"]) == 0
     printed = capsys.readouterr().out
-    assert "input" in printed and "Verdict." in printed and "95% CI" in printed
+    assert "input" in printed and "Verdict." in printed and "Recommendation." in printed and "95% CI" in printed
     assert {p.name for p in out_dir.iterdir()} >= {"study.db", "run.json", "summary.json", "summary.md", "report.html", "plots"}
     (out_dir / "summary.json").unlink()
     assert main(["report", str(out_dir), "--quiet"]) == 0

@@ -87,6 +87,8 @@ def _print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> 
 
     console.print(_table(summary))
     console.print(Text("Verdict. ", style="bold") + Text(summary["verdict"]["text"]))
+    if summary.get("recommendation"):
+        console.print(Text("Recommendation. ", style="bold") + Text(summary["recommendation"]["text"]))
     if summary.get("selection"):
         for text in selection_texts(summary["selection"]):
             console.print(Text(text))

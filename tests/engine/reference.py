@@ -66,13 +66,19 @@ def reference_training(group: Group, replica: Replica, fold: FoldData, dtype=tor
                 q = noisy(torch.stack([1 - q, q], dim=-1), "targets")[..., 1]
             else:
                 q = noisy(q, "targets")
+            params = list(model.parameters())
+            weights = [p for name, p in model.named_parameters() if name.rsplit(".", 1)[-1].startswith("weight")]
+            clean = torch.nn.utils.parameters_to_vector(weights).detach().clone()
+            with torch.no_grad():
+                torch.nn.utils.vector_to_parameters(noisy(clean.clone(), "weights"), weights)
             h = x
             for layer, linear in enumerate(linears[:-1]):
                 h = noisy(act(noisy(linear(h), "pre", layer)), "post", layer)
             loss = _loss(group, linears[-1](h), q)
             optimizer.zero_grad()
             loss.backward()
-            params = list(model.parameters())
+            with torch.no_grad():  # the gradient at the noisy weights updates the clean ones
+                torch.nn.utils.vector_to_parameters(clean, weights)
             g = torch.nn.utils.parameters_to_vector([p.grad for p in params])
             g = noisy(g, "gradients")
             torch.nn.utils.vector_to_parameters(g, [p.grad for p in params])

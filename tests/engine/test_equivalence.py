@@ -70,6 +70,22 @@ CASES = {
             SiteNoise("gradients", noise.Uniform(half_width=0.01)),
         ),
     ),
+    "sgd-weights-tanh-mse": (
+        OptimSpec("sgd", lr=0.05, momentum=0.9, clip_grad_norm=1.0),
+        "tanh",
+        "mse",
+        (
+            SiteNoise("weights", noise.Gaussian(std=0.05)),
+            SiteNoise("input", noise.Gaussian(std=0.1)),
+            SiteNoise("gradients", noise.Gaussian(std=0.01)),
+        ),
+    ),
+    "adam-weights-schedule-bce": (
+        OptimSpec("adam", lr=0.01),
+        "relu",
+        "bce",
+        (SiteNoise("weights", noise.Gaussian(std=schedules.Linear(0.1, 0.0, steps=10))),),
+    ),
     "sigmoid-epoch-clock": (
         OptimSpec("adam", lr=0.02),
         "sigmoid",

@@ -65,6 +65,7 @@ SITES = (
     SiteNoise("input", noise.Gaussian(std=0.1)),
     SiteNoise("targets", LabelSmoothing(0.1)),
     SiteNoise("gradients", noise.Gaussian(std=schedules.Annealed(eta=0.01))),
+    SiteNoise("weights", noise.Gaussian(std=0.05)),
 )
 
 
@@ -83,8 +84,9 @@ def _group(factory, replicas) -> Group:
 def _plain(group: Group, replica: Replica, fold: FoldData) -> dict[str, torch.Tensor]:
     model = initial_module(group.model, replica.seed).double()
     params = list(model.parameters())
+    weights = [p for name, p in model.named_parameters() if name.rsplit(".", 1)[-1].startswith("weight")]  # biases stay clean
     opt = torch.optim.AdamW(params, lr=0.01, weight_decay=0.01)
-    gens = [noise_generator(derive_seed(replica.seed, "noise", *group.stream_keys(i))) for i in range(3)]
+    gens = [noise_generator(derive_seed(replica.seed, "noise", *group.stream_keys(i))) for i in range(4)]
     kinds = site_kinds(group, replica)
 
     def noisy(i, t):
@@ -98,9 +100,14 @@ def _plain(group: Group, replica: Replica, fold: FoldData) -> dict[str, torch.Te
             idx = order[start : start + 7]
             x = noisy(0, x_all[idx])
             q = noisy(1, q_all[idx])
+            clean = torch.nn.utils.parameters_to_vector(weights).detach().clone()
+            with torch.no_grad():
+                torch.nn.utils.vector_to_parameters(noisy(3, clean.clone()), weights)
             loss = -(torch.log_softmax(model(x), 1) * q).sum(1).mean()
             opt.zero_grad()
             loss.backward()
+            with torch.no_grad():  # the gradient at the noisy weights updates the clean ones
+                torch.nn.utils.vector_to_parameters(clean, weights)
             g = noisy(2, torch.nn.utils.parameters_to_vector([p.grad for p in params]))
             torch.nn.utils.vector_to_parameters(g, [p.grad for p in params])
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -111,7 +118,7 @@ def _plain(group: Group, replica: Replica, fold: FoldData) -> dict[str, torch.Te
 
 @pytest.mark.parametrize(("factory", "shape"), [(SmallCNN, (1, 6, 6)), (SmallGRU, (4, 2))])
 def test_module_replicas_end_with_the_weights_of_a_plain_loop(factory, shape):
-    replicas = [Replica(3), Replica(4, strengths=(0.3, 0.0, 0.05))]
+    replicas = [Replica(3), Replica(4, strengths=(0.3, 0.0, 0.05, 0.02))]
     group, fold = _group(factory, replicas), _fold(shape)
     result = train_group(group, [fold], dtype=torch.float64)
     for r, replica in enumerate(replicas):
@@ -122,7 +129,7 @@ def test_module_replicas_end_with_the_weights_of_a_plain_loop(factory, shape):
 
 
 def test_a_module_replica_alone_matches_it_in_a_group():
-    replicas = [Replica(s, strengths=(0.1 * s, 0.05, 0.0)) for s in range(4)]
+    replicas = [Replica(s, strengths=(0.1 * s, 0.05, 0.0, 0.02)) for s in range(4)]
     fold = _fold((1, 6, 6))
     together = train_group(_group(SmallCNN, replicas), [fold])
     alone = train_group(_group(SmallCNN, replicas[2:3]), [fold])

@@ -44,7 +44,7 @@ def _fold(**changes) -> FoldData:
         (lambda: OptimSpec(lr=-1.0), ValueError, "lr=-1.0"),
         (lambda: OptimSpec(betas=(0.9, 1.0)), ValueError, r"betas\[1\]"),
         (lambda: OptimSpec(clip_grad_norm=0.0), ValueError, "clip_grad_norm"),
-        (lambda: SiteNoise("weights", noise.Gaussian(0.1)), ValueError, "site='weights'"),
+        (lambda: SiteNoise("activations", noise.Gaussian(0.1)), ValueError, "site='activations'"),
         (lambda: SiteNoise("pre", 0.1), TypeError, "noise config"),
         (lambda: SiteNoise("input", noise.Gaussian(0.1), layers=(0,)), ValueError, "only for sites"),
         (lambda: SiteNoise("pre", noise.Gaussian(0.1), layers=(0, 0)), ValueError, "repeats"),

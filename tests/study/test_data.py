@@ -53,6 +53,26 @@ def test_cv_folds_partition_the_training_part_and_keep_the_test_part() -> None:
         np.testing.assert_allclose(f.x_train.std(axis=0), 1.0, atol=1e-12)
 
 
+def test_nested_folds_hold_each_outer_fold_out_of_its_inner_cross_validation() -> None:
+    raw = circles(standardize=False)
+    folds = make_folds(load_dataset(raw), SplitConfig(kind="holdout", n_train=30), raw, cv_folds=3, nested=True)
+    x, _ = make_circles(n_samples=100, noise=0.1, random_state=1)
+    rows = {tuple(r): i for i, r in enumerate(x[:30])}
+
+    def ids(a: np.ndarray) -> set[int]:
+        return {rows[tuple(r)] for r in a}
+
+    cv = [f for f in folds if f.role == "cv"]
+    outer = [f for f in folds if f.role == "nested_test"]
+    assert [f.outer for f in outer] == [0, 1, 2] and len([f for f in folds if f.role == "nested_cv"]) == 9
+    for o, fold in enumerate(outer):
+        assert ids(fold.x_test) == ids(cv[o].x_test) and ids(fold.x_train) == set(range(30)) - ids(fold.x_test)
+        inner = [f for f in folds if f.role == "nested_cv" and f.outer == o]
+        assert sorted(r for f in inner for r in ids(f.x_test)) == sorted(ids(fold.x_train))  # a partition
+        for f in inner:  # the outer fold's held-out rows never reach its inner folds
+            assert not (ids(f.x_train) | ids(f.x_test)) & ids(fold.x_test)
+
+
 def test_validation_rows_are_split_from_each_training_part() -> None:
     cfg = circles()
     folds = make_folds(load_dataset(cfg), SplitConfig(kind="holdout", n_train=30), cfg, cv_folds=3, validation=0.2)

@@ -131,7 +131,11 @@ class SiteNoise:
     """One noise site of a group.
 
     ``site``: ``"input"`` (the batch's inputs), ``"pre"``/``"post"`` (a hidden layer's linear output
-    before/after its activation), ``"gradients"`` (g̃ = g + noise, added to each replica's gradient
+    before/after its activation), ``"weights"`` (W̃ = W + noise on every parameter named ``weight*``,
+    biases left out as in :func:`noisereg.sites.attach`; drawn once per optimizer step and held for
+    every sample of the minibatch; the gradient is taken at W̃ and the optimizer updates the clean W,
+    as Graves 2011/2013 do; with ``batch_size = 1`` that is one draw
+    per training sequence, Graves 2013's setting), ``"gradients"`` (g̃ = g + noise, added to each replica's gradient
     before clipping and the optimizer's own scaling, as Neelakantan et al. 2015 and optax do) or
     ``"targets"`` (the batch's targets). ``kind`` is a :mod:`noisereg.noise` config (or, for the
     class-probability rows of a classifier's targets, :class:`noisereg.sites.LabelSmoothing`,

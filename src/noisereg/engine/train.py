@@ -93,7 +93,7 @@ class _Chunk:
             fold_ids,
         )
         self.batch_generators = [make_generator(derive_seed(r.seed, "batches"), device) for r in replicas]
-        self.streams: dict[str, list[SiteStream]] = {s: [] for s in ("input", "targets", "gradients")}
+        self.streams: dict[str, list[SiteStream]] = {s: [] for s in ("input", "targets", "weights", "gradients")}
         hidden_layers = len(spec.widths) if isinstance(spec, MLPSpec) else 0
         self.hidden = [([], []) for _ in range(hidden_layers)]
         per_replica = [site_kinds(group, r) for r in replicas]
@@ -113,7 +113,21 @@ class _Chunk:
                 self.streams[site.site].append(stream)
         self.grads = torch.zeros_like(self.model.params)
         self.optimizer = StackedOptimizer(group.optimizer, self.model.params, self.model.blocks)
-        self.torch_index = self.model.torch_index() if self.streams["gradients"] else None
+        noisy_params = self.streams["gradients"] or self.streams["weights"]
+        self.torch_index = self.model.torch_index() if noisy_params else None
+        # the clean parameters during a noisy forward, and where the weight* parameters lie in them
+        self.clean: Tensor | None = None
+        self.weight_index: Tensor | None = None
+        if self.torch_index is not None and self.streams["weights"]:
+            self.clean = torch.empty_like(self.model.params)
+            self.weight_index = self._weight_columns(self.torch_index)
+
+    def _weight_columns(self, torch_index: Tensor) -> Tensor:
+        """[R, W]: the columns of ``torch_index`` of the parameters named ``weight*`` (biases left out,
+        as :func:`noisereg.sites.attach`'s weight site does by default), in state-dict order."""
+        sizes = {name: v[0].numel() for name, v in self.model.export_state().items()}
+        mask = torch.cat([torch.full((n,), name.rsplit(".", 1)[-1].startswith("weight")) for name, n in sizes.items()])
+        return torch_index[:, mask.to(torch_index.device)].contiguous()
 
     def blocks(self, flat: Tensor) -> list[Tensor]:
         return self.model.blocks(flat)
@@ -150,13 +164,29 @@ class _Chunk:
             gvec, _ = stream.apply(gvec, step=step, epoch=epoch, slot="gradients")
         self.grads[flat_index] = gvec.reshape(-1)
 
+    def _noisy_weights(self, clean: Tensor, index: Tensor, step: int, epoch: int) -> None:
+        """W ← W + noise on each replica's ``weight*`` parameters (``index``, state-dict order), after
+        keeping the clean parameters in ``clean``."""
+        params = self.model.params
+        clean.copy_(params)
+        flat_index = index.reshape(-1)
+        wvec = params[flat_index].view(index.shape)
+        for stream in self.streams["weights"]:
+            wvec, _ = stream.apply(wvec, step=step, epoch=epoch, slot="weights")
+        params[flat_index] = wvec.reshape(-1)
+
     def train_step(self, perm: Tensor | None, start: int, step: int, epoch: int) -> tuple[Tensor, Tensor]:
         """One update of every replica; returns the batch's outputs zᵀ and its (noisy) targets."""
         xb, qb = self._batch(perm, start)
         xb = self._noisy_inputs(xb, step, epoch)
         qb = self._noisy_targets(qb, step, epoch)
+        clean, index = self.clean, self.weight_index
+        if clean is not None and index is not None:
+            self._noisy_weights(clean, index, step, epoch)
         zT = self.model.compute_grads(self.group.loss, xb, qb, self.hidden, step=step, epoch=epoch, grads=self.grads)
-        if self.torch_index is not None:
+        if clean is not None:  # the gradient at the noisy weights updates the clean ones
+            self.model.params.copy_(clean)
+        if self.streams["gradients"]:
             self._noisy_gradients(step, epoch)
         self.optimizer.step(self.grads)
         return zT, qb

@@ -20,9 +20,10 @@ Init = Literal["default", "he", "glorot", "normal"]
 Loss = Literal["bce", "ce", "mse"]
 """The training loss: binary or multi-class cross-entropy, or mean squared error."""
 
-SiteName = Literal["input", "pre", "post", "gradients", "targets"]
+SiteName = Literal["input", "pre", "post", "weights", "gradients", "targets"]
 """Where the engine puts noise: the inputs, a hidden layer's linear output before (``pre``) or after
-(``post``) its activation, each replica's gradient, or the targets."""
+(``post``) its activation, the model's ``weight*`` parameters (``weights``: drawn once per optimizer step
+and held for every sample of its minibatch), each replica's gradient, or the targets."""
 
 ClockUnit = Literal["step", "epoch"]
 """What a scheduled strength counts: optimizer steps or epochs (both 0-based)."""

@@ -27,7 +27,8 @@ class TrainingError(RuntimeError):
 class Cell:
     """One arm at one grid value. ``selection``: this cell's arm is chosen by cross-validation, so
     it also trains on the CV folds. ``search``: one trial of the arm's ``search``; until the sampler
-    proposes its value (:mod:`noisereg.study.run.search`), ``value`` is None and ``noise`` is the arm's."""
+    proposes its value (:mod:`noisereg.study.run.search`), ``value`` is None and ``noise`` is the arm's.
+    ``standardize`` and ``weight_decay``: the arm's overrides of the study's (None: the study's)."""
 
     key: str
     arm: str
@@ -37,6 +38,7 @@ class Cell:
     selection: bool
     search: bool = False
     standardize: bool | None = None
+    weight_decay: float | None = None
 
     def meta(self) -> dict[str, Any]:
         """Plain data stored with the study (no noise objects)."""
@@ -48,6 +50,7 @@ class Cell:
             "noise": [n.model_dump(mode="json") for n in self.noise],
             **({"search": True} if self.search else {}),
             **({"standardize": self.standardize} if self.standardize is not None else {}),
+            **({"weight_decay": self.weight_decay} if self.weight_decay is not None else {}),
         }
 
 
@@ -66,13 +69,17 @@ def plan_cells(config: StudyConfig) -> list[Cell]:
         if arm.search is not None:
             param = arm.search.param or KINDS[arm.noise[0].kind].strength
             for i in range(1, arm.search.trials + 1):
-                cells.append(
-                    Cell(cell_key(arm.name, i, "trial"), arm.name, None, param, tuple(arm.noise), True, search=True, standardize=arm.standardize)
-                )
+                cells.append(Cell(
+                    cell_key(arm.name, i, "trial"), arm.name, None, param, tuple(arm.noise), True, search=True,
+                    standardize=arm.standardize, weight_decay=arm.weight_decay,
+                ))
             continue
         param = None if arm.grid is None else (arm.grid.param or KINDS[arm.noise[0].kind].strength)
         for value, noise in arm.cells():
-            cells.append(Cell(cell_key(arm.name, value, param), arm.name, value, param, tuple(noise), arm.name == chosen, standardize=arm.standardize))
+            cells.append(Cell(
+                cell_key(arm.name, value, param), arm.name, value, param, tuple(noise), arm.name == chosen,
+                standardize=arm.standardize, weight_decay=arm.weight_decay,
+            ))
     return cells
 
 
@@ -84,10 +91,11 @@ def _main_float(table: Any) -> float | None:
 def signature(cell: Cell) -> tuple[Any, ...]:
     """Cells with equal signatures differ only in float main strengths and train as one group,
     each replica carrying its cell's strengths. A scheduled strength is part of the signature; a
-    search cell has a signature of its own (the sampler proposes one cell at a time)."""
+    search cell has a signature of its own (the sampler proposes one cell at a time); cells of
+    different weight decay train with different optimizers, so never together."""
     if cell.search:
         return ("search", cell.key)
-    parts = []
+    parts: list[Any] = [("weight_decay", cell.weight_decay)]
     for table in cell.noise:
         dump = table.model_dump(mode="json")
         if _main_float(table) is not None:

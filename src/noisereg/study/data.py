@@ -53,14 +53,20 @@ class Dataset:
         return len(self.classes)
 
 
+Role = Literal["test", "cv", "nested_test", "nested_cv"]
+
+
 @dataclasses.dataclass(frozen=True)
 class Fold:
     """One training/testing arrangement. ``role = 'test'``: trains on the whole training part (of
     outer fold ``outer``) and tests on the test part; ``role = 'cv'``: a cross-validation fold of the
-    training part, whose ``x_test`` is its held-out part. ``x_val`` (optional) is for early stopping."""
+    training part, whose ``x_test`` is its held-out part. Nested cross-validation of the training
+    part: ``role = 'nested_test'`` trains on all of it but outer fold ``outer`` and tests on that fold;
+    ``role = 'nested_cv'`` is a cross-validation fold of that outer fold's training rows. ``x_val``
+    (optional) is for early stopping."""
 
     name: str
-    role: Literal["test", "cv"]
+    role: Role
     outer: int
     x_train: np.ndarray
     y_train: np.ndarray
@@ -273,7 +279,7 @@ def _scale(train: np.ndarray, *others: np.ndarray | None) -> list[np.ndarray | N
 
 
 def _fold(
-    name: str, role: Literal["test", "cv"], outer: int, data: Dataset, config: DataConfig,
+    name: str, role: Role, outer: int, data: Dataset, config: DataConfig,
     train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], validation: float | None, seed: int,
 ) -> Fold:
     (xtr, ytr), (xte, yte) = train, test
@@ -307,10 +313,13 @@ def _splitter(data: Dataset, k: int, key: str, rows: np.ndarray, seed: int) -> K
 
 
 def make_folds(
-    data: Dataset, split: SplitConfig, config: DataConfig, *, cv_folds: int | None = None, validation: float | None = None
+    data: Dataset, split: SplitConfig, config: DataConfig, *, cv_folds: int | None = None, validation: float | None = None,
+    nested: bool = False,
 ) -> list[Fold]:
     """The folds of a study: ``role='test'`` folds (one for holdout, k for kfold) then, with
-    ``cv_folds``, that many cross-validation folds of the holdout training part.
+    ``cv_folds``, that many cross-validation folds of the holdout training part; with ``nested`` too,
+    for each of those k outer folds a ``nested_test`` fold (the outer fold's training rows against its
+    held-out rows) and k ``nested_cv`` folds of its training rows.
 
     Holdout: the first ``split.n_train`` samples (after a permutation by ``shuffle_seed`` if
     ``split.shuffle``) train; the rest, or the generated fresh test sample, test. Kfold and the CV folds
@@ -347,7 +356,29 @@ def make_folds(
     if cv_folds is not None:
         splitter = _splitter(data, cv_folds, "selection.folds", train_rows, seed)
         y_strat = train[1] if data.task == "classification" else None
-        for i, (tr, va) in enumerate(splitter.split(train[0], y_strat)):
+        outer = list(splitter.split(train[0], y_strat))
+        for i, (tr, va) in enumerate(outer):
             held_out = (train[0][va], train[1][va])
             folds.append(_fold(f"cv{i}", "cv", 0, data, config, (train[0][tr], train[1][tr]), held_out, validation, seed))
+        if nested:
+            folds += _nested_folds(data, config, train_rows, outer, cv_folds, validation, seed)
+    return folds
+
+
+def _nested_folds(
+    data: Dataset, config: DataConfig, train_rows: np.ndarray, outer: list[tuple[np.ndarray, np.ndarray]], k: int,
+    validation: float | None, seed: int,
+) -> list[Fold]:
+    """For each outer split (tr, va) of the training rows: its ``nested_test`` fold, then ``k``
+    ``nested_cv`` folds of ``tr`` (stratified for classification, shuffled with ``seed``)."""
+    folds = []
+    for o, (tr, va) in enumerate(outer):
+        rows = train_rows[tr]
+        held_out = (data.x[train_rows[va]], data.y[train_rows[va]])
+        folds.append(_fold(f"nest{o}", "nested_test", o, data, config, (data.x[rows], data.y[rows]), held_out, validation, seed))
+        inner = _splitter(data, k, "selection.folds", rows, seed)
+        strat = data.y[rows] if data.task == "classification" else None
+        for i, (itr, iva) in enumerate(inner.split(data.x[rows], strat)):
+            train = (data.x[rows[itr]], data.y[rows[itr]])
+            folds.append(_fold(f"nest{o}cv{i}", "nested_cv", o, data, config, train, (data.x[rows[iva]], data.y[rows[iva]]), validation, seed))
     return folds

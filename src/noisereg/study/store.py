@@ -103,11 +103,13 @@ _log = logging.getLogger("noisereg.study")
 
 SCHEMA_VERSION = 1
 DB_NAME = "study.db"
-RESULT_KEYS = ("cell", "seeds", "final", "cv", "epochs", "curves", "intermediate", "elapsed_s", "replicas")
+RESULT_KEYS = ("cell", "seeds", "final", "cv", "nested", "coef", "epochs", "curves", "intermediate", "elapsed_s", "replicas")
 """User attributes of a completed trial: ``cell`` (its key), ``seeds`` (seed indices), ``final``
 ({metric: [one value per seed]}, e.g. ``test_acc``, averaged over outer folds), ``cv``
 (``{"val_loss" | "val_acc" | "val_r2": [[per CV fold] per seed]}``, the CV folds' held-out metrics,
-or None), ``epochs`` (the
+or None), ``nested`` (a nested selection's results per outer fold, see
+:func:`noisereg.study.run.runner.cell_results`; absent otherwise), ``coef`` (a one-output linear
+model's fitted weights per seed; absent otherwise), ``epochs`` (the
 kept evaluation epochs), ``curve:<name>`` ([[per kept epoch] per seed]; in the trial's artifact
 :data:`CURVES_ARTIFACT` on SQLite, else one attribute per curve so that each stays small),
 ``intermediate`` (the curve shown as the trial's intermediate values, see

@@ -198,3 +198,43 @@ def test_every_builtin_study_prepares(name: str) -> None:
 
     prep = prepare(resolve_study(name))
     assert prep.cells and all(prep.folds_of(c) for c in prep.cells)
+
+
+def test_an_arm_weight_decay_is_checked_and_trains_with_its_own_optimizer() -> None:
+    from noisereg.study.bridge.prepare import prepare
+    from noisereg.study.cells import signature
+
+    raw = with_arm({"name": "b", "weight_decay": -1.0})
+    assert problems(raw) == [("arms[2].weight_decay", "must be >= 0, got -1.0")]
+    prep = prepare(parse_config(with_arm({"name": "b", "weight_decay": 0.5})))
+    by = {c.key: c for c in prep.cells}
+    assert signature(by["b"]) != signature(by["none"])
+    assert prep.group_options(by["b"])["optimizer"].weight_decay == 0.5
+    assert prep.group_options(by["none"])["optimizer"].weight_decay == prep.optimizer.weight_decay == 0.0
+    assert by["b"].meta()["weight_decay"] == 0.5 and "weight_decay" not in by["none"].meta()
+
+
+def test_a_linear_model_is_an_mlp_without_hidden_layers_and_refuses_hidden_noise() -> None:
+    from noisereg.engine import MLPSpec
+    from noisereg.study.bridge.prepare import prepare
+
+    raw = with_arm({"name": "b", "noise": {"site": "input", "kind": "gaussian", "std": 0.1}})
+    raw["model"] = {"kind": "linear", "init": "normal", "init_std": 0.1}
+    prep = prepare(parse_config(raw))
+    assert prep.model == MLPSpec(in_features=2, widths=(), out_features=1, init="normal", init_std=0.1)
+    raw["arms"].append({"name": "c", "noise": {"site": "post", "kind": "gaussian", "std": 0.1}})
+    with pytest.raises(StudyConfigError) as info:
+        prepare(parse_config(raw))
+    [(path, msg)] = info.value.problems
+    assert path == "arms[3].noise[0].site" and "'linear' model has no hidden layer" in msg
+
+
+def test_weight_noise_is_a_study_site_without_layers() -> None:
+    from noisereg.study.bridge.sites import site_noise
+
+    arm = {"name": "w", "noise": {"site": "weights", "kind": "gaussian", "std": 0.05}}
+    config = parse_config(with_arm(arm))
+    assert site_noise(config.arms[2].noise[0]).site == "weights"
+    arm["noise"] = {**arm["noise"], "layers": [0]}
+    [(path, msg)] = problems(with_arm(arm))
+    assert path == "arms[2].noise" and "only for site 'pre' or 'post', not 'weights'" in msg

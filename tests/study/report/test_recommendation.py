@@ -63,3 +63,37 @@ def test_no_winner_keeps_no_noise_or_says_the_data_cannot_decide() -> None:
     s, per_seed = summary({"none": wobble(0.70), "a": wobble(0.702, 1)})
     rec = recommend(s, per_seed)
     assert rec["status"] == "undecided" and rec["cell"] == "a" and rec["text"].startswith("The data cannot decide")
+
+
+def test_a_calibration_measurement_that_contradicts_the_choice_is_said_plainly() -> None:
+    s, per_seed = summary({"none": wobble(0.70), "a": wobble(0.80, 1)})
+    a = next(x for x in s["arms"] if x["name"] == "a")
+    a["calibration"] = {"ece_paired": paired(wobble(0.14, 1), wobble(0.02))}
+    rec = recommend(s, per_seed)
+    assert rec["status"] == "use"
+    [said] = [c for c in rec["caveats"] if c.startswith("Calibration contradicts this choice: a is significantly worse on")]
+    assert f"expected calibration error (ECE) {a['calibration']['ece_paired']['mean_diff']:+.4f} against no noise" in said
+    a["calibration"] = {"ece_paired": paired(wobble(0.01, 1), wobble(0.10))}
+    assert any("a is also better on expected calibration error" in e for e in recommend(s, per_seed)["evidence"])
+
+
+def test_with_no_noise_recommended_a_more_robust_setting_is_named() -> None:
+    s, per_seed = summary({"none": wobble(0.70), "a": wobble(0.60, 1)})
+    a = next(x for x in s["arms"] if x["name"] == "a")
+    a["noisy"] = {"paired": paired(wobble(0.65, 1), wobble(0.50))}
+    rec = recommend(s, per_seed)
+    assert rec["status"] == "no_noise"
+    diff = a["noisy"]["paired"]["mean_diff"]
+    assert any(c.startswith("Robustness says otherwise: a does not beat no noise") and f"test accuracy on noisy inputs {diff:+.4f}" in c
+               for c in rec["caveats"])
+    a["noisy"] = {"paired": paired(wobble(0.5, 1), wobble(0.50))}  # no difference: nothing said
+    assert not any("Robustness" in c for c in recommend(s, per_seed)["caveats"])
+
+
+def test_the_nested_estimate_is_evidence_and_a_caveat_when_it_lies_below_zero() -> None:
+    s, per_seed = summary({"none": wobble(0.70), "a": wobble(0.80, 1)})
+    s["selection"] = {"param": "std", "nested": {"folds": 5, "gain": summary_statistics([-0.05, -0.04, -0.06, -0.05, -0.045])}}
+    rec = recommend(s, per_seed)
+    assert any(e.startswith("nested cross-validation of choosing std by CV, then training: -0.0490") for e in rec["evidence"])
+    assert any("does worse than no noise" in c for c in rec["caveats"])
+    assert any("the nested cross-validation estimate does not have that bias" in c for c in rec["caveats"])

@@ -1,6 +1,7 @@
 """From a study's model, optimizer and training tables to the engine's specs, checked against the data.
 
-An MLP becomes the engine's hand-written :class:`~noisereg.engine.MLPSpec`; a CNN or GRU/LSTM a
+An MLP becomes the engine's hand-written :class:`~noisereg.engine.MLPSpec`, and so does a linear model
+(an MLPSpec without hidden layers); a CNN or GRU/LSTM a
 :class:`~noisereg.engine.ModuleSpec` over :mod:`noisereg.study.bridge.networks`. Everything here raises
 :class:`~noisereg.study.config.StudyConfigError` naming the study key, before any training: a model or
 loss that does not fit the data (features, classes, task, input shape), a hidden layer index that does
@@ -48,20 +49,17 @@ def model_spec(config: StudyConfig, data: Dataset) -> MLPSpec | ModuleSpec:
     features = data.x.shape[1]
     loss = loss_for(config, data)
     out = data.n_classes if loss == "ce" else 1
+    if model.kind == "linear":
+        _refuse_hidden_sites(config, "a 'linear' model has no hidden layer; it takes input, gradients and targets noise")
+        _check_targets(config, data)
+        return MLPSpec(in_features=features, widths=(), out_features=out, init=model.init, init_std=model.init_std)
     if model.kind != "mlp":
         size = 1
         for s in model.input_shape:
             size *= s
         if size != features:
             raise _refuse("model.input_shape", f"{model.input_shape} holds {size} values, the data has {features} features")
-        for i, arm in enumerate(config.arms):
-            for j, site in enumerate(arm.noise):
-                if site.site in HIDDEN_SITES:
-                    raise _refuse(
-                        f"arms[{i}].noise[{j}].site",
-                        f"{site.site!r} (hidden-layer) noise needs model.kind = 'mlp'; a {model.kind!r} takes "
-                        "input, gradients and targets noise",
-                    )
+        _refuse_hidden_sites(config, f"a {model.kind!r} takes input, gradients and targets noise")
         _check_targets(config, data)
         if model.kind == "cnn":
             factory = functools.partial(
@@ -85,6 +83,13 @@ def model_spec(config: StudyConfig, data: Dataset) -> MLPSpec | ModuleSpec:
         init=model.init,
         init_std=model.init_std,
     )
+
+
+def _refuse_hidden_sites(config: StudyConfig, why: str) -> None:
+    for i, arm in enumerate(config.arms):
+        for j, site in enumerate(arm.noise):
+            if site.site in HIDDEN_SITES:
+                raise _refuse(f"arms[{i}].noise[{j}].site", f"{site.site!r} (hidden-layer) noise needs model.kind = 'mlp'; {why}")
 
 
 def _check_targets(config: StudyConfig, data: Dataset) -> None:

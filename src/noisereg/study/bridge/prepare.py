@@ -6,6 +6,7 @@ cell's noise, and raises on the first problem: nothing has been trained or store
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -37,8 +38,9 @@ class Prepared:
         check_generated_size(config.data, f"study {config.name!r}")
         self.data: Dataset = load_dataset(config.data)
         cv = config.selection.folds if config.selection is not None else None
+        nested = config.selection is not None and config.selection.nested
         self.folds: list[Fold] = make_folds(
-            self.data, config.split, config.data, cv_folds=cv, validation=config.training.validation
+            self.data, config.split, config.data, cv_folds=cv, validation=config.training.validation, nested=nested
         )
         self.fold_scaling = [config.data.standardize] * len(self.folds)
         for flag in sorted({a.standardize for a in config.arms} - {None, config.data.standardize}):
@@ -59,11 +61,15 @@ class Prepared:
         self.seeds = [derive_seed(config.seed, "seed", i) for i in range(config.seeds)]
         self._check_groups()
 
-    def group_options(self) -> dict[str, Any]:
-        """The engine :class:`~noisereg.engine.Group` arguments every cell of the study shares."""
+    def group_options(self, cell: Cell) -> dict[str, Any]:
+        """The engine :class:`~noisereg.engine.Group` arguments of ``cell`` but its sites and replicas:
+        the study's, with the cell's ``weight_decay`` in the optimizer."""
         training = self.config.training
+        optimizer = self.optimizer
+        if cell.weight_decay is not None:
+            optimizer = dataclasses.replace(optimizer, weight_decay=cell.weight_decay)
         return {
-            "model": self.model, "optimizer": self.optimizer, "loss": self.loss, "epochs": training.epochs,
+            "model": self.model, "optimizer": optimizer, "loss": self.loss, "epochs": training.epochs,
             "batch_size": training.batch_size, "eval_every": training.eval_every,
             "patience": training.patience, "eval_noise": self.eval_noise,
         }
@@ -71,11 +77,11 @@ class Prepared:
     def _check_groups(self) -> None:
         """Build one engine group per kind of cell, so the engine's own checks run now, and refuse a
         study of which one replica cannot fit in memory."""
-        groups, options = [], self.group_options()
+        groups = []
         for cell in {signature(c): c for c in self.cells}.values():
             sites = tuple(site_noise(t) for t in cell.noise)
             try:
-                groups.append(Group(sites=sites, replicas=(Replica(self.seeds[0], 0, strengths(cell)),), **options))
+                groups.append(Group(sites=sites, replicas=(Replica(self.seeds[0], 0, strengths(cell)),), **self.group_options(cell)))
             except (TypeError, ValueError) as exc:
                 raise StudyConfigError(
                     [(f"arms ({cell.key})", f"the engine refuses this cell: {exc}")], f"study {self.config.name!r}"
@@ -87,16 +93,20 @@ class Prepared:
 
     def folds_of(self, cell: Cell) -> list[int]:
         """The folds ``cell`` trains on: the test folds of its scaling (``arms[].standardize``, else
-        ``data.standardize``), and the CV folds too for a selection cell."""
+        ``data.standardize``); the CV (and nested) folds too for a selection cell; and the nested test
+        folds for the baseline cell of a nested selection."""
         scaling = self.config.data.standardize if cell.standardize is None else cell.standardize
-        return [
-            i for i, f in enumerate(self.folds) if self.fold_scaling[i] == scaling and (f.role == "test" or cell.selection)
-        ]
+        roles = {"test"}
+        if cell.selection:
+            roles |= {"cv", "nested_test", "nested_cv"}
+        elif cell.arm == self.config.baseline_arm and cell.value is None:
+            roles.add("nested_test")
+        return [i for i, f in enumerate(self.folds) if self.fold_scaling[i] == scaling and f.role in roles]
 
     def seeds_on(self, fold: int) -> range:
-        """Seed indices that train on ``fold``: all on test folds, ``selection.seeds`` on CV folds."""
+        """Seed indices that train on ``fold``: all on test folds, ``selection.seeds`` on CV and nested folds."""
         sel = self.config.selection
-        if self.folds[fold].role == "cv" and sel is not None and sel.seeds is not None:
+        if self.folds[fold].role != "test" and sel is not None and sel.seeds is not None:
             return range(sel.seeds)
         return range(len(self.seeds))
 

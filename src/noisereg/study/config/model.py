@@ -1,4 +1,4 @@
-"""The ``[model]`` table of a study file: an MLP, a small CNN, or a GRU/LSTM."""
+"""The ``[model]`` table of a study file: an MLP, a linear model, a small CNN, or a GRU/LSTM."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import Field
 from noisereg.engine.vocabulary import Activation, Init
 from noisereg.study.config.strict import Strict
 
-__all__ = ["MLPConfig", "CNNConfig", "RecurrentConfig", "ModelConfig"]
+__all__ = ["MLPConfig", "LinearConfig", "CNNConfig", "RecurrentConfig", "ModelConfig"]
 
 
 class MLPConfig(Strict):
@@ -18,6 +18,16 @@ class MLPConfig(Strict):
     kind: Literal["mlp"] = "mlp"
     widths: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [500]
     activation: Activation = "relu"
+    init: Init = "default"
+    init_std: Annotated[float, Field(gt=0)] = 0.01
+
+
+class LinearConfig(Strict):
+    """A linear model, ŷ = W·x + b (the engine's MLP without hidden layers): with ``mse`` this is
+    least squares fitted by the optimizer. ``init`` as for an MLP (``normal`` uses ``init_std``).
+    It has no hidden layer, so it takes input, gradients and targets noise, not ``pre``/``post``."""
+
+    kind: Literal["linear"]
     init: Init = "default"
     init_std: Annotated[float, Field(gt=0)] = 0.01
 
@@ -42,4 +52,4 @@ class RecurrentConfig(Strict):
     layers: Annotated[int, Field(ge=1)] = 1
 
 
-ModelConfig = Annotated[MLPConfig | CNNConfig | RecurrentConfig, Field(discriminator="kind")]
+ModelConfig = Annotated[MLPConfig | LinearConfig | CNNConfig | RecurrentConfig, Field(discriminator="kind")]

@@ -14,7 +14,7 @@ The schema (every table rejects unknown keys):
   classification, r2 for regression), ``curve_points`` (bound on stored points per curve),
   ``baseline`` (name of the no-noise arm; default the first arm without noise).
 - ``[data]``: see :class:`DataConfig`; ``[split]``: :class:`SplitConfig`; ``[model]``:
-  :class:`MLPConfig` / :class:`CNNConfig` / :class:`RecurrentConfig`; ``[optimizer]``;
+  :class:`MLPConfig` / :class:`LinearConfig` / :class:`CNNConfig` / :class:`RecurrentConfig`; ``[optimizer]``;
   ``[training]``; ``[[arms]]``: :class:`ArmConfig`; ``[selection]``: :class:`SelectionConfig`;
   ``[robustness]``: :class:`~noisereg.study.config.robustness.RobustnessConfig`.
 
@@ -35,7 +35,7 @@ from pydantic import Field, ValidationError, model_validator
 from noisereg._checks import NUMPY_SEED_MAX, SEED_MAX
 from noisereg.engine.vocabulary import HIDDEN_SITES
 from noisereg.study.config.keypaths import StudyConfigError, message, problems
-from noisereg.study.config.model import CNNConfig, MLPConfig, ModelConfig, RecurrentConfig
+from noisereg.study.config.model import CNNConfig, LinearConfig, MLPConfig, ModelConfig, RecurrentConfig
 from noisereg.study.config.noise import NoiseConfig, check_sites, noise_strength_path, with_value
 from noisereg.study.config.optimizer import OptimizerConfig
 from noisereg.study.config.robustness import RobustnessConfig
@@ -48,6 +48,7 @@ __all__ = [
     "DataConfig",
     "SplitConfig",
     "MLPConfig",
+    "LinearConfig",
     "CNNConfig",
     "RecurrentConfig",
     "OptimizerConfig",
@@ -185,14 +186,19 @@ class ArmConfig(Strict):
     per value; ``search`` (a :class:`SearchConfig`) makes cells whose values a sampler proposes.
     ``standardize`` overrides ``data.standardize`` for this arm only (its folds are rescaled, or not,
     with the training part's statistics; the samples, seeds and batch order stay the same, so arms
-    with and without it are paired). ``versus`` names another arm (without grid or search) that this
-    one is also compared with, seed by seed, besides the baseline."""
+    with and without it are paired). ``weight_decay`` overrides ``optimizer.weight_decay`` for this
+    arm only (same seeds, so a weight-decay arm and a noise arm are paired): for ``sgd`` and ``adam``
+    it adds ``weight_decay``·θ to the gradient, i.e. minimizes loss + (weight_decay/2)·‖θ‖². With the
+    mean squared error of n training rows that is ridge regression Σ(y − ŷ)² + λ‖θ‖² with
+    λ = n·weight_decay/2. ``versus`` names another arm (without grid or search) that this one is also
+    compared with, seed by seed, besides the baseline."""
 
     name: Annotated[str, Field(min_length=1, max_length=80)]
     noise: list[NoiseConfig] = []
     grid: GridConfig | None = None
     search: SearchConfig | None = None
     standardize: bool | None = None
+    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     versus: str | None = None
 
     @model_validator(mode="before")
@@ -246,6 +252,14 @@ class SelectionConfig(Strict):
     trained on the whole training part. ``seeds``: how many of the study's seeds (the first ones)
     also train on the CV folds; default all. Fewer keep the cost of CV down: the CV score averages
     seeds x folds trainings.
+
+    ``nested = true`` also estimates the whole procedure ("choose the value by this CV, then train")
+    by nested cross-validation of the training part: for each of the ``folds`` outer folds, the value
+    is chosen by the same criterion and rule from an inner ``folds``-fold CV of the other rows, trained
+    on those rows and tested on the outer fold, beside the baseline arm trained on the same rows. The
+    report gives the chosen values and the mean gain over the baseline with a t-interval over the
+    outer folds. It costs ``folds`` × (``folds`` + 1) more trainings per value and ``selection.seeds``
+    seed, and ``folds`` per seed for the baseline; not with a ``search`` arm nor the ``early`` criterion.
     """
 
     arm: str
@@ -253,6 +267,7 @@ class SelectionConfig(Strict):
     criterion: Literal["likelihood", "accuracy", "brier", "calibrated", "early"] = "likelihood"
     rule: Literal["best", "one_se"] = "one_se"
     seeds: Annotated[int, Field(ge=1)] | None = None
+    nested: bool = False
 
 
 class StudyConfig(Strict):
@@ -297,6 +312,13 @@ class StudyConfig(Strict):
                 raise ValueError(f"selection.seeds={self.selection.seeds} exceeds the study's seeds={self.seeds}")
             if self.split.kind != "holdout":
                 raise ValueError("selection cross-validates inside a holdout training part: use split.kind = 'holdout'")
+            if self.selection.nested and self.selection.criterion == "early":
+                raise ValueError("selection.nested keeps no held-out loss curves: use a criterion other than 'early'")
+            if self.selection.nested and chosen.search is not None:
+                raise ValueError(f"selection.nested needs a grid: arm {chosen.name!r} has a search (its values are proposed one by one)")
+            base = self.arms[names.index(self.baseline_arm)]
+            if self.selection.nested and base.standardize not in (None, self.data.standardize):
+                raise ValueError(f"selection.nested: the baseline {base.name!r} must use data.standardize (it trains on the nested folds)")
         smoothing = self.robustness.smoothing.seeds
         if smoothing is not None and smoothing > self.seeds:
             raise ValueError(f"robustness.smoothing.seeds={smoothing} exceeds the study's seeds={self.seeds}")

@@ -9,7 +9,7 @@ from typing import Any
 import jinja2
 
 __all__ = [
-    "to_markdown", "to_html", "table_rows", "contrast_rows", "CONTRAST_HEADERS", "selection_texts", "selection_value", "robustness_tables", "fmt", "HEADERS",
+    "to_markdown", "to_html", "table_rows", "contrast_rows", "CONTRAST_HEADERS", "weight_tables", "selection_texts", "selection_value", "robustness_tables", "fmt", "HEADERS",
 ]
 
 
@@ -135,6 +135,16 @@ def selection_texts(sel: Mapping[str, Any]) -> list[str]:
         ))
     if sel.get("chosen_by"):
         texts.append("Every procedure's choice: " + "; ".join(f"{name}: {fmt(v)}" for name, v in sel["chosen_by"].items()) + ".")
+    nested = sel.get("nested")
+    if nested:
+        gain = nested["gain"]
+        lo, hi = gain["ci95"]
+        texts.append(
+            f"Nested cross-validation ({nested['folds']} outer folds of the training part, each choosing by the same procedure "
+            f"from an inner {nested['folds']}-fold CV, {nested['seeds']} seed(s)): choosing then training changes the held-out "
+            f"result by {gain['mean']:+.4f} against no noise (positive is better; 95% t-interval over the outer folds "
+            f"[{fmt(lo)}, {fmt(hi)}]); values chosen per outer fold: {', '.join(fmt(v) for v in nested['chosen'])}."
+        )
     test = sel.get("test")
     if test:
         p = test.get("paired") or {}
@@ -234,6 +244,40 @@ def contrast_rows(summary: Mapping[str, Any]) -> list[list[str]]:
 CONTRAST_HEADERS = ["arm", "versus", "Δ (arm − versus)", "95% CI", "p (t)", "p (Holm)", ""]
 
 
+def weight_tables(summary: Mapping[str, Any]) -> list[Table]:
+    """A linear model's fitted weights per arm side by side, and the distance between each arm's and
+    the arm it names with ``versus``; none for other models."""
+    fitted = [a for a in summary["arms"] if a.get("coef")]
+    if not fitted:
+        return []
+    names = fitted[0]["coef"]["names"]
+    rows = []
+    for i, name in enumerate(names):
+        cells = []
+        for a in fitted:
+            c = a["coef"]
+            cells.append(f"{fmt(c['mean'][i], 4)} ± {fmt(c['std'][i], 2)}" if c["std"] else fmt(c["mean"][i], 4))
+        rows.append([name, *cells])
+    rows.append(["‖w̄‖₂", *(fmt(a["coef"]["norm"], 4) for a in fitted)])
+    note = "Fitted weights of the linear model (bias left out), mean ± sd over seeds."
+    tables: list[Table] = [("Fitted weights", note, ["feature", *(a["name"] for a in fitted)], rows)]
+    pairs = []
+    for a in fitted:
+        d = (a.get("versus") or {}).get("distance")
+        if d:
+            per = d["per_seed"] or {}
+            pairs.append([
+                a["name"], a["versus"]["arm"], fmt(d["means"], 3), fmt(d["relative"], 3),
+                f"{fmt(per.get('mean'), 3)} ± {fmt(per.get('std'), 2)}", fmt(d["other_from_baseline"], 3),
+            ])
+    if pairs:
+        note = (f"‖w̄_arm − w̄_versus‖₂ between the mean weight vectors, relative to ‖w̄_versus‖₂, the same seed by seed, "
+                f"and for scale how far the versus arm's mean weights are from the baseline's ({summary['baseline']}).")
+        headers = ["arm", "versus", "‖w̄_arm − w̄_versus‖₂", "relative", "per seed (mean ± sd)", "‖w̄_versus − w̄_baseline‖₂"]
+        tables.append(("Distance between weight vectors", note, headers, pairs))
+    return tables
+
+
 def _recommendation_lines(rec: Mapping[str, Any] | None) -> list[str]:
     if not rec:
         return []
@@ -279,7 +323,7 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
                   "| " + " | ".join(CONTRAST_HEADERS) + " |", "|" + "---|" * len(CONTRAST_HEADERS)]
         lines += ["| " + " | ".join(r) + " |" for r in contrasts]
     lines += _selection_lines(summary.get("selection"))
-    for title, note, headers, rows in robustness_tables(summary):
+    for title, note, headers, rows in weight_tables(summary) + robustness_tables(summary):
         lines += ["", f"## {title}", "", note, "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
     if summary["missing"]:
@@ -300,7 +344,7 @@ def to_html(summary: Mapping[str, Any], plots: Sequence[tuple[str, str]]) -> str
     return template.render(
         s=summary, rows=table_rows(summary), headers=HEADERS, plots=plots,
         selection=selection_texts(summary["selection"]) if summary.get("selection") else [], fmt=fmt, value=selection_value,
-        tables=_contrast_table(summary) + robustness_tables(summary), paths=path_lines(summary),
+        tables=_contrast_table(summary) + weight_tables(summary) + robustness_tables(summary), paths=path_lines(summary),
     )
 
 

@@ -18,6 +18,15 @@ it); too few points (fewer than ``FEW_TRAIN`` training samples, fewer than ``FEW
 seeds); a cross-validation choice that does worse than no noise on the test set; and always that
 picking the best of several settings on the test set flatters it (the nested cross-validation
 estimate, where present, does not).
+
+Other measurements, where the study made them, are weighed against the choice on the main metric
+(each a paired t-test against no noise on the same seeds, uncorrected, at ``alpha``): the calibration
+error (``calibration.ece_paired``, lower is better) and the metric on noisy test inputs
+(``noisy.paired``, the training monitor's). A measurement that contradicts the choice is a caveat
+said plainly ("Calibration contradicts this choice: ..."), one that supports it is evidence; with no
+noise recommended, a setting that is significantly better on such a measurement is named as the
+choice for users who need that property. The nested cross-validation estimate of the selection, when
+present, is evidence, and a caveat when its interval lies below zero.
 """
 
 from __future__ import annotations
@@ -59,6 +68,49 @@ def _edge(arm: Mapping[str, Any], arms: Sequence[Mapping[str, Any]]) -> str | No
     if arm["grid_value"] == grid[0] and grid[0] > 0:
         return "smallest"
     return None
+
+
+_OTHER = (
+    ("calibration", "ece_paired", "Calibration", "expected calibration error (ECE)", False),
+    ("noisy", "paired", "Robustness", "test {metric} on noisy inputs", True),
+)
+"""(arm key, paired key, what it is, the measured quantity, higher is better) of the measurements
+weighed beside the main metric."""
+
+
+def _weigh_other_measurements(
+    summary: Mapping[str, Any], cell: Mapping[str, Any] | None, status: str, alpha: float, evidence: list[str], caveats: list[str]
+) -> None:
+    """Evidence and caveats from the measurements of :data:`_OTHER` (see the module docstring)."""
+    metric, base = summary["metric"], summary["baseline"]
+    for measurement in _OTHER:
+        label = measurement[2]
+        if cell is not None and cell["name"] != base and status == "use":
+            sign, said = _other_verdict(cell, measurement, metric, alpha)
+            if sign < 0:
+                caveats.append(f"{label} contradicts this choice: {cell['name']} is significantly worse on {said}.")
+            elif sign > 0:
+                evidence.append(f"{cell['name']} is also better on {said}")
+        elif status in ("no_noise", "undecided"):
+            better = [a for a in summary["arms"] if a["name"] != base and _other_verdict(a, measurement, metric, alpha)[0] > 0]
+            if better:
+                said = _other_verdict(better[0], measurement, metric, alpha)[1]
+                caveats.append(
+                    f"{label} says otherwise: {better[0]['name']} does not beat no noise on test {metric}, but is significantly "
+                    f"better on {said}; choose it if that matters more."
+                )
+
+
+def _other_verdict(arm: Mapping[str, Any], measurement: tuple[str, str, str, str, bool], metric: str, alpha: float) -> tuple[int, str]:
+    """(+1 better, −1 worse, 0 no significant difference from no noise, and the words) of ``arm`` on
+    one measurement of :data:`_OTHER`."""
+    key, pkey, _, quantity, higher = measurement
+    p = (arm.get(key) or {}).get(pkey) or {}
+    if not p.get("n") or p.get("p_ttest") is None or p["p_ttest"] >= alpha:
+        return 0, ""
+    sign = 1 if (p["mean_diff"] > 0) == higher else -1
+    quantity = quantity.format(metric="accuracy" if metric == "loss" else metric)
+    return sign, f"{quantity} {p['mean_diff']:+.4f} against no noise (paired t-test p = {_fmt(p['p_ttest'])}, {p['n']} seeds)"
 
 
 def recommend(summary: Mapping[str, Any], per_seed: Mapping[str, Mapping[int, float]], alpha: float = 0.05) -> dict[str, Any]:
@@ -119,11 +171,22 @@ def recommend(summary: Mapping[str, Any], per_seed: Mapping[str, Mapping[int, fl
             f"The value chosen by cross-validation ({test['name']}) does significantly worse than no noise on the test set: "
             "do not follow it."
         )
+    _weigh_other_measurements(summary, cell, status, alpha, evidence, caveats)  # before the general caveat: it is specific
     if cell is not None and cell["name"] != base:
         caveats.append(
             "The best of several settings, picked on the test set, looks better there than it will on new data"
             + ("; the nested cross-validation estimate does not have that bias." if sel.get("nested") else ".")
         )
+    nested = sel.get("nested")
+    if nested:
+        gain = nested["gain"]
+        lo, hi = gain["ci95"]
+        evidence.append(
+            f"nested cross-validation of choosing {sel.get('param') or 'the value'} by CV, then training: {gain['mean']:+.4f} held-out "
+            f"{metric} against no noise (positive is better), 95% CI [{_fmt(lo)}, {_fmt(hi)}] over {nested['folds']} outer folds"
+        )
+        if hi is not None and hi < 0:
+            caveats.append("Nested cross-validation says choosing the value by cross-validation, then training, does worse than no noise.")
     noise = None
     if cell is not None:
         noise = {"arm": cell["arm"], "param": cell.get("param"), "value": cell.get("grid_value")}

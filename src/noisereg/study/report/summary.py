@@ -19,6 +19,11 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   ``site`` (the proposed site, or null), and its ``grid_value`` is the proposed value; an arm with
   ``versus`` in its config also has ``versus``: ``arm`` (the other arm) and the same paired fields
   against it (this − other), Holm-corrected over the ``versus`` comparisons;
+- per arm of a one-output linear model also ``coef``: ``names`` (features), ``mean`` and ``std``
+  (over seeds) of each fitted weight, ``norm`` (‖mean‖₂); and its ``versus`` then has ``distance``:
+  ``means`` ‖w̄_arm − w̄_other‖₂, ``relative`` (that over ‖w̄_other‖₂), ``per_seed`` (statistics of
+  ‖w_arm − w_other‖₂ seed by seed), ``other_from_baseline`` ‖w̄_other − w̄_baseline‖₂ (the scale
+  to judge the distance by);
 - ``recommendation``: ``status`` (use | no_noise | undecided), ``cell``, ``noise`` (arm, param,
   value), ``text``, ``evidence`` and ``caveats`` (sentences): see
   :mod:`noisereg.study.report.recommendation`;
@@ -34,9 +39,14 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   ``chosen_by_accuracy``, ``cell`` (the chosen cell's name) and ``test`` (that cell's entry from
   ``arms``: its test result on the whole training part); for a search arm, ``values`` are the
   proposed values in the order proposed (null for a cell not finished), ``sites`` the proposed sites
-  (or null), and ``search`` the arm's search table (sampler, trials, low, high, log, ...);
+  (or null), and ``search`` the arm's search table (sampler, trials, low, high, log, ...); with
+  ``selection.nested``, ``nested``: ``folds`` (outer folds), ``chosen`` (the value chosen in each),
+  ``chosen_metric`` and ``baseline_metric`` (per outer fold, mean over seeds), ``gain`` (statistics
+  over the outer folds of chosen − baseline, oriented so that positive is better: ``mean``, ``std``,
+  ``ci95``, ...) and ``seeds``;
 - per arm also ``noisy``, ``calibration``, ``corruption``, ``certified``, and at the top
-  ``robustness``: see :mod:`noisereg.study.report.robustness`.
+  ``robustness``: see :mod:`noisereg.study.report.robustness`; ``noisy`` also has ``paired``, the
+  noisy test metric against the baseline's on the same seeds (as ``paired``; no correction).
 
 Numbers that are undefined (a standard deviation of one seed) are null.
 """
@@ -83,7 +93,75 @@ def _paired(cell: Mapping[str, Any], base: Mapping[str, Any], key: str) -> dict[
     return paired([a[s] for s in common], [b[s] for s in common]) if common else {"n": 0}
 
 
-def _selection(config: Mapping[str, Any], cells: Mapping[str, Any], done: Mapping[str, Any], arms: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _coefficients(res: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Mean, sd and norm over seeds of a linear model's fitted weights (``coef`` of the stored results)."""
+    coef = res.get("coef")
+    if not coef or not coef.get("weight"):
+        return None
+    w = np.asarray(coef["weight"], dtype=float)
+    std = w.std(axis=0, ddof=1).tolist() if len(w) > 1 else None
+    mean = w.mean(axis=0)
+    return {"names": coef["names"], "mean": mean.tolist(), "std": std, "norm": float(np.linalg.norm(mean))}
+
+
+def _distance(a: Mapping[str, Any], b: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """How far arm ``a``'s fitted weights are from arm ``b``'s (see ``distance`` in the module docstring)."""
+    ca, cb = a.get("coef"), b.get("coef")
+    if not ca or not cb:
+        return None
+    wa = dict(zip(ca["seeds"], np.asarray(ca["weight"], dtype=float), strict=True))
+    wb = dict(zip(cb["seeds"], np.asarray(cb["weight"], dtype=float), strict=True))
+    common = [s for s in wa if s in wb]
+    mean_a, mean_b = np.mean(list(wa.values()), axis=0), np.mean(list(wb.values()), axis=0)
+    gap = float(np.linalg.norm(mean_a - mean_b))
+    norm_b = float(np.linalg.norm(mean_b))
+    out: dict[str, Any] = {
+        "means": gap,
+        "relative": gap / norm_b if norm_b > 0 else None,
+        "per_seed": summary_statistics([float(np.linalg.norm(wa[s] - wb[s])) for s in common]) if common else None,
+        "other_from_baseline": None,
+    }
+    cbase = (base or {}).get("coef")
+    if cbase:
+        out["other_from_baseline"] = float(np.linalg.norm(mean_b - np.mean(np.asarray(cbase["weight"], dtype=float), axis=0)))
+    return out
+
+
+def _nested(
+    sel: Mapping[str, Any], keys: list[str], values: list[Any], done: Mapping[str, Any], baseline: str, metric_key: str, higher: bool
+) -> dict[str, Any] | None:
+    """The nested-CV estimate of choosing the value by ``sel``'s criterion and rule, then training."""
+    base = (done.get(baseline) or {}).get("nested")
+    outer = [(done.get(k) or {}).get("nested") for k in keys]
+    if not base or any(not o for o in outer):
+        return None
+    criterion, rule = sel.get("criterion", "likelihood"), sel.get("rule", "best")
+    chosen, chosen_metric, base_metric, gains = [], [], [], []
+    for o, base_fold in enumerate(base):
+        i = choose(values, [cell[o]["cv"] for cell in outer], score=criterion, rule=rule)
+        if i is None:
+            return None
+        picked = outer[i][o]
+        a = dict(zip(picked["seeds"], picked["test"].get(metric_key, []), strict=True))
+        b = dict(zip(base_fold["seeds"], base_fold["test"].get(metric_key, []), strict=True))
+        common = [s for s in a if s in b and a[s] is not None and b[s] is not None]
+        if not common:
+            return None
+        mean_a, mean_b = float(np.mean([a[s] for s in common])), float(np.mean([b[s] for s in common]))
+        chosen.append(values[i])
+        chosen_metric.append(mean_a)
+        base_metric.append(mean_b)
+        gains.append((mean_a - mean_b) * (1 if higher else -1))
+    return {
+        "folds": len(base), "chosen": chosen, "chosen_metric": chosen_metric, "baseline_metric": base_metric,
+        "gain": summary_statistics(gains), "seeds": len(common),
+    }
+
+
+def _selection(
+    config: Mapping[str, Any], cells: Mapping[str, Any], done: Mapping[str, Any], arms: list[dict[str, Any]],
+    baseline: str, metric_key: str, higher: bool,
+) -> dict[str, Any] | None:
     sel = config.get("selection")
     if not sel:
         return None
@@ -122,6 +200,7 @@ def _selection(config: Mapping[str, Any], cells: Mapping[str, Any], done: Mappin
         elif chosen == min(known) and chosen > 0:
             edge = "smallest"
     return {
+        "nested": _nested(sel, keys, values, done, baseline, metric_key, higher) if sel.get("nested") else None,
         "arm": sel["arm"],
         "param": cells[keys[0]]["param"] if keys else None,
         "criterion": criterion,
@@ -168,9 +247,12 @@ def _verdict(arms: list[dict[str, Any]], baseline: str, metric: str, higher: boo
     return {"any_better": bool(better), "better": better, "worse": worse, "best_mean": best, "text": text}
 
 
-def _contrasts(config: Mapping[str, Any], done: Mapping[str, Any], arms: list[dict[str, Any]], key: str, higher: bool) -> None:
+def _contrasts(
+    config: Mapping[str, Any], done: Mapping[str, Any], arms: list[dict[str, Any]], key: str, higher: bool, baseline: str
+) -> None:
     """Each arm with ``versus`` gets ``versus``: the other arm's name and the paired comparison (this
-    − other), with Holm's correction over the arms that have one (a family of its own)."""
+    − other), with Holm's correction over the arms that have one (a family of its own); for a linear
+    model also the ``distance`` between the two arms' fitted weights."""
     others = {a["name"]: a.get("versus") for a in config["arms"] if a.get("versus")}
     compared = []
     for entry in arms:
@@ -178,11 +260,25 @@ def _contrasts(config: Mapping[str, Any], done: Mapping[str, Any], arms: list[di
         if other is None or other not in done:
             continue
         entry["versus"] = {"arm": other, **_paired(done[entry["name"]], done[other], key)}
+        distance = _distance(done[entry["name"]], done[other], done.get(baseline))
+        if distance is not None:
+            entry["versus"]["distance"] = distance
         if entry["versus"].get("n"):
             compared.append(entry["versus"])
     for v, p in zip(compared, holm([v.get("p_ttest") for v in compared])):
         d = v["mean_diff"] * (1 if higher else -1)
         v.update(p_holm=p, better=bool(p is not None and p < ALPHA and d > 0), worse=bool(p is not None and p < ALPHA and d < 0))
+
+
+def _noisy_paired(done: Mapping[str, Any], arms: list[dict[str, Any]], baseline: str, metric: str) -> None:
+    """``noisy.paired``: each arm's metric on the noisy test inputs against the baseline's, seed by
+    seed (arm − baseline; accuracy for the loss metric)."""
+    if baseline not in done:
+        return
+    key = "noisy_test_r2" if metric == "r2" else "noisy_test_acc"
+    for entry in arms:
+        if entry["name"] != baseline and entry.get("noisy"):
+            entry["noisy"]["paired"] = _paired(done[entry["name"]], done[baseline], key)
 
 
 def _proposed(cells: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -215,6 +311,9 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         entry["train"] = _stats(res, train_key)
         entry["loss"] = _stats(res, "test_loss")
         entry["elapsed_s"] = res.get("elapsed_s")
+        coef = _coefficients(res)
+        if coef is not None:
+            entry["coef"] = coef
         entry["paired"] = None
         if name != baseline and baseline in done:
             entry["paired"] = _paired(res, done[baseline], key)
@@ -225,8 +324,9 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         a["paired"]["p_holm"] = p
         a["paired"]["better"] = bool(p is not None and p < ALPHA and d > 0)
         a["paired"]["worse"] = bool(p is not None and p < ALPHA and d < 0)
-    _contrasts(config, done, arms, key, higher)
+    _contrasts(config, done, arms, key, higher, baseline)
     robustness = annotate_robustness(study, done, arms, metric)
+    _noisy_paired(done, arms, baseline, metric)
     out = {
         "schema": SCHEMA,
         "study": config["name"],
@@ -244,7 +344,7 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         "missing": [k for k in cells if k not in done],
         "arms": arms,
         "verdict": _verdict(arms, baseline, metric, higher),
-        "selection": _selection(config, cells, done, arms),
+        "selection": _selection(config, cells, done, arms, baseline, key, higher),
         "robustness": robustness,
     }
     out["recommendation"] = recommend(out, {a["name"]: _by_seed(done[a["name"]], key) for a in arms}, ALPHA)

@@ -64,7 +64,7 @@ def _train_batch(
     sites = tuple(site_noise(t) for t in cells[0].noise)
     per_cell = {c.key: strengths(c) for c in cells}
     shared = all(per_cell.values()) or not sites
-    collected: dict[str, dict[str, Any]] = {c.key: {"test": {}, "cv": {}} for c in cells}
+    collected: dict[str, dict[str, Any]] = {c.key: {"test": {}, "cv": {}, "nested_test": {}, "nested_cv": {}} for c in cells}
     fold_ids = sorted({g for c in cells for g in prep.folds_of(c)})
     local = {g: j for j, g in enumerate(fold_ids)}
     rows_of = {c.key: [(c, s, g) for g in prep.folds_of(c) for s in prep.seeds_on(g)] for c in cells}
@@ -77,13 +77,13 @@ def _train_batch(
     weights: dict[str, tuple[list[int], list[int], dict[str, torch.Tensor]]] = {}
     for group_sites, rows in groups:
         replicas = tuple(Replica(prep.seeds[s], local[g], per_cell[c.key] if shared else ()) for c, s, g in rows)
-        group = Group(sites=group_sites, replicas=replicas, **prep.group_options())
+        group = Group(sites=group_sites, replicas=replicas, **prep.group_options(cells[0]))
         result = train(group, folds, device=device, dtype=dtype, workers=workers, progress=advance)
         epochs = np.asarray(result.epochs)
         for r, (cell, s, g) in enumerate(rows):
             final = {k: float(v[r]) for k, v in result.final.items()}
             final["stopped_epoch"] = float(result.stopped_epoch[r])
-            if prep.folds[g].role == "cv" and prep.loss != "mse":
+            if prep.folds[g].role in ("cv", "nested_cv") and prep.loss != "mse":
                 final["held_out_logits"] = held_out_logits(prep, g, result.state_dict(r))  # type: ignore[assignment]
             curves = {k: np.asarray(v[r], dtype=np.float64) for k, v in result.curves.items() if not k.startswith("val_")}
             collected[cell.key][prep.folds[g].role].setdefault(s, []).append((g, final, curves))
@@ -95,7 +95,27 @@ def _train_batch(
     if epochs is None:
         raise ValueError("no cells to train")
     points = prep.config.curve_points
-    return {key: cell_results(key, parts, epochs, points, prep) for key, parts in collected.items()}, weights
+    results = {key: cell_results(key, parts, epochs, points, prep) for key, parts in collected.items()}
+    if prep.config.model.kind == "linear" and prep.model.out_features == 1:
+        for key, (seeds, _, state) in weights.items():
+            results[key]["coef"] = linear_coefficients(seeds, state, prep.data.feature_names)
+    return results, weights
+
+
+def linear_coefficients(seeds: Sequence[int], state: dict[str, torch.Tensor], names: Sequence[str]) -> dict[str, Any]:
+    """A one-output linear model's fitted weights per seed index, each the mean over that seed's test
+    folds (``state["0.weight"]`` is [R, 1, features]): ``names`` (the features), ``seeds`` (sorted),
+    ``weight`` (one list of floats per seed) and ``bias``."""
+    weight = state["0.weight"].double().reshape(len(seeds), -1).numpy()
+    bias = state["0.bias"].double().reshape(len(seeds)).numpy()
+    order = sorted(set(seeds))
+    rows = [[r for r, s in enumerate(seeds) if s == seed] for seed in order]
+    return {
+        "names": list(names),
+        "seeds": order,
+        "weight": [weight[r].mean(axis=0).tolist() for r in rows],
+        "bias": [float(bias[r].mean()) for r in rows],
+    }
 
 
 def _round(values: np.ndarray) -> list[Any]:
@@ -129,6 +149,31 @@ def cell_results(
     for name, stack in curves.items():
         out[f"curve:{name}"] = _round(np.stack(stack)[:, keep])
     out["cv"] = _cv_results(prep, parts["cv"], epochs) if prep is not None and parts.get("cv") else None
+    if prep is not None and (parts.get("nested_test") or parts.get("nested_cv")):
+        out["nested"] = _nested_results(prep, parts, epochs)
+    return out
+
+
+def _nested_results(prep: Prepared, parts: dict[str, dict[int, list[Any]]], epochs: np.ndarray) -> list[dict[str, Any]]:
+    """Per outer fold of a nested selection: ``test`` ({metric: [value per seed]} on the outer fold's
+    held-out rows, with ``seeds``) and, for a selection cell, ``cv`` (its inner folds' held-out scores,
+    as ``cv`` but without the loss curves)."""
+    out = []
+    outers = sorted({prep.folds[g].outer for role in ("nested_test", "nested_cv") for rows in parts.get(role, {}).values() for g, *_ in rows})
+    for o in outers:
+        test = {s: [r for r in rows if prep.folds[r[0]].outer == o] for s, rows in parts.get("nested_test", {}).items()}
+        inner = {s: [r for r in rows if prep.folds[r[0]].outer == o] for s, rows in parts.get("nested_cv", {}).items()}
+        seeds = sorted(s for s, rows in test.items() if rows)
+        entry: dict[str, Any] = {"seeds": seeds, "test": {}}
+        for s in seeds:
+            for name, value in test[s][0][1].items():
+                if name.startswith("test_"):
+                    entry["test"].setdefault(name, []).append(value)
+        inner = {s: rows for s, rows in inner.items() if rows}
+        entry["cv"] = None
+        if inner:  # without the held-out loss curves: the outer folds would multiply their size
+            entry["cv"] = {k: v for k, v in _cv_results(prep, inner, epochs).items() if k not in ("val_loss_curve", "val_epochs")}
+        out.append(entry)
     return out
 
 
