@@ -31,7 +31,7 @@ one unit in the last place per operation); ``tests/engine/test_vectorized.py`` c
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -49,7 +49,7 @@ from noisereg.sites.mixing import MixingLayer
 from noisereg.sites.placement import MaskSource
 from noisereg.sites.weights import WeightNoise
 
-__all__ = ["VECTORIZED", "VectorizedGroup", "group_key", "probe", "refusal", "replica_bytes", "train_vectorized"]
+__all__ = ["VECTORIZED", "VectorizedGroup", "group_key", "per_replica", "probe", "refusal", "replica_bytes", "train_vectorized"]
 
 VECTORIZED = "vectorized"
 _OPTIMIZERS = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
@@ -72,6 +72,15 @@ def refusal(task: LoopTask) -> str | None:
         if site.at == "weights" and options.get("resample", "step") != "step":
             return f"site {j}: weight noise with resample={options['resample']!r} runs per replica"
     return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two settings of tasks are the same: tensors (data) the same objects, the rest equal."""
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same(u, v) for u, v in zip(a, b))
+    if isinstance(a, (Tensor, torch.utils.data.Dataset)) or isinstance(b, (Tensor, torch.utils.data.Dataset)):
+        return a is b
+    return bool(a == b)
 
 
 def group_key(task: LoopTask) -> tuple[str, ...]:
@@ -100,6 +109,12 @@ class _PerReplica(torch.autograd.Function):
         return fn(stack), 0
 
 
+def per_replica(x: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
+    """Inside ``vmap`` over R replicas: ``fn`` on the stack ``[R, ...]`` behind the batched ``x``
+    (slice r is replica r's value), its result batched again. Outside ``vmap``: RuntimeError."""
+    return _PerReplica.apply(x, fn)
+
+
 class _Place:
     """One place of activation or input noise, for every replica: replica r's layers (in the order
     they were attached) on slice r; a replica without noise there keeps its slice."""
@@ -111,7 +126,7 @@ class _Place:
     def __call__(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         if not self.training:
             return x
-        return _PerReplica.apply(x, self._stacked)
+        return per_replica(x, self._stacked)
 
     def _stacked(self, xs: Tensor) -> Tensor:
         out = []
@@ -161,9 +176,9 @@ class VectorizedGroup:
 
     def __init__(self, tasks: Sequence[LoopTask]) -> None:
         first = tasks[0]
+        fields = [f.name for f in dataclasses.fields(LoopTask) if f.name not in ("seed", "sites")]
         for task in tasks[1:]:
-            same = dataclasses.replace(task, seed=first.seed, sites=first.sites)
-            if same != first or group_key(task) != group_key(first):
+            if not all(_same(getattr(task, f), getattr(first, f)) for f in fields) or group_key(task) != group_key(first):
                 raise ValueError("a vectorized group's tasks must differ in seed and sites only, with the same target noise kinds")
         reason = refusal(first) or next((refusal(t) for t in tasks if refusal(t)), None)
         if reason is not None:
@@ -249,7 +264,6 @@ class VectorizedGroup:
             for r, replica in enumerate(self.replicas):
                 value = self.params[name][r]
                 for noise in replica.weights.get(name, ()):
-                    noise.train()
                     noise.stale = True
                     value = noise(value)
                 rows.append(value)
@@ -303,9 +317,10 @@ class VectorizedGroup:
 
     def train_step(self, x: Tensor, y: Tensor) -> Tensor:
         """One step of every replica on its batch ``x[r]``, ``y[r]``; returns the per-replica losses."""
-        self.base.train()
-        for replica in self.replicas:
-            replica.module.train()
+        if not self.base.training or not all(r.module.training for r in self.replicas):
+            self.base.train()
+            for replica in self.replicas:
+                replica.module.train()
         x, y = self._targets(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         out = self._forward(self._noisy_params(), self.buffers, x)
