@@ -152,3 +152,16 @@ def test_label_smoothing_groups_apart_from_hard_labels() -> None:
     smoothing = (AttachSite(LabelSmoothing(epsilon=0.1, num_classes=3), "targets"),)
     with pytest.raises(ValueError, match="same target noise kinds"):
         train_vectorized([_task(MLP, smoothing, 0), _task(MLP, (), 1)])
+
+
+def test_gradient_noise_goes_per_replica_where_torch_hides_the_step_hooks() -> None:
+    from noisereg._compat import PRIVATE
+
+    gradients = (AttachSite(noise.Gaussian(std=0.01), "gradients"),)
+    PRIVATE["enabled"] = False
+    try:
+        reason = probe(_task(MLP, gradients, 0))
+    finally:
+        PRIVATE["enabled"] = True
+    assert reason is not None and "step hooks" in reason
+    assert probe(_task(MLP, gradients, 0)) is None

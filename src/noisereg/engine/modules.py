@@ -10,7 +10,7 @@ Noise sites: ``input``, ``targets``, ``gradients``, and hidden ``pre``/``post`` 
 ``ModuleSpec.hidden`` names: hidden layer i is ``(pre, post)``, the qualified names of the module whose
 output is the layer's linear output (a Conv2d, a Linear) and of its activation; noise goes on that
 module's output (a recurrent layer's output sequence, the first item of its ``(output, state)``),
-replica r's from its own stream (:func:`noisereg.engine.vectorized.per_replica`). Modules must have
+replica r's from its own stream (:func:`noisereg.engine.vectorized.on_replicas`). Modules must have
 no buffers (BatchNorm running statistics cannot be batched this way) and no randomness of their own
 (use the engine's sites instead of dropout layers).
 """
@@ -27,7 +27,7 @@ from torch.func import functional_call, vmap
 
 from noisereg._compat.torch_private import batch_rnn_rules
 from noisereg.engine.losses import training_loss
-from noisereg.engine.vectorized import per_replica
+from noisereg.engine.vectorized import on_replicas
 from noisereg.seeding import derive_seed
 from noisereg.sites.activations import noisy_value
 
@@ -126,7 +126,7 @@ class StackedModule:
 
             if not self.vectorized:
                 raise ValueError(f"{label}: hidden-layer noise needs the module under vmap, which {self.spec.name!r} is not")
-            return noisy_value(output, lambda x, packed: per_replica(x, noisy), where=label)
+            return noisy_value(output, lambda x, packed: on_replicas(x, noisy), where=label)
 
         return hook
 

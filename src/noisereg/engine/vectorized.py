@@ -49,7 +49,7 @@ from noisereg.sites.mixing import MixingLayer
 from noisereg.sites.placement import MaskSource
 from noisereg.sites.weights import WeightNoise
 
-__all__ = ["VECTORIZED", "VectorizedGroup", "group_key", "per_replica", "probe", "refusal", "replica_bytes", "train_vectorized"]
+__all__ = ["VECTORIZED", "VectorizedGroup", "group_key", "on_replicas", "probe", "refusal", "train_vectorized"]
 
 VECTORIZED = "vectorized"
 _OPTIMIZERS = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
@@ -109,7 +109,7 @@ class _PerReplica(torch.autograd.Function):
         return fn(stack), 0
 
 
-def per_replica(x: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
+def on_replicas(x: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
     """Inside ``vmap`` over R replicas: ``fn`` on the stack ``[R, ...]`` behind the batched ``x``
     (slice r is replica r's value), its result batched again. Outside ``vmap``: RuntimeError."""
     return _PerReplica.apply(x, fn)
@@ -126,7 +126,7 @@ class _Place:
     def __call__(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         if not self.training:
             return x
-        return per_replica(x, self._stacked)
+        return on_replicas(x, self._stacked)
 
     def _stacked(self, xs: Tensor) -> Tensor:
         out = []
@@ -444,13 +444,3 @@ def probe(task: LoopTask) -> str | None:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return f"vmap trial failed: {type(exc).__name__}: {first[:300]}"
     return None
-
-
-def replica_bytes(task: LoopTask) -> int:
-    """Bytes one replica's parameters, buffers and Adam-sized optimizer state take (3× the parameters)."""
-    with torch.random.fork_rng(devices=[]):
-        module = task.model()
-    size = torch.tensor([], dtype=task.dtype).element_size()
-    params = sum(p.numel() for p in module.parameters())
-    buffers = sum(b.numel() * b.element_size() for b in module.buffers())
-    return 4 * params * size + buffers
