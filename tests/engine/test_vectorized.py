@@ -23,7 +23,7 @@ from noisereg import LabelSmoothing, noise
 from noisereg.engine.loop import AttachSite, LoopTask, train_replica
 from noisereg.engine.vectorized import VECTORIZED, probe, refusal, train_vectorized
 from noisereg.seeding import derive_seed
-from tests.engine.test_loop import BATCH, EPOCHS, X, Y, Block, GRUNet, _plain, _sites
+from tests.engine.test_loop import BATCH, EPOCHS, Block, GRUNet, X, Y, _plain, _sites
 
 TOL = 2.0**16 * torch.finfo(torch.float64).eps
 
@@ -98,7 +98,7 @@ def test_a_vectorized_replica_equals_the_plain_loop_with_attach(case: str) -> No
     tasks = [_task(factory, sites, i) for i, sites in enumerate(arms)]
     assert probe(tasks[0]) is None
     results = train_vectorized(tasks)
-    for task, result in zip(tasks, results):
+    for task, result in zip(tasks, results, strict=True):
         state, losses = _plain(factory, task.sites, task.seed)
         assert set(result.state) == set(state)
         for name, value in state.items():
@@ -124,7 +124,7 @@ def test_vectorized_results_match_the_per_replica_path_without_noise_and_with_sg
 
     sites = (AttachSite(noise.Gaussian(std=0.3), "input"),)
     tasks = [_task(MLP, s, i, optimizer=sgd, eval_every=2, epochs=3) for i, s in enumerate([(), sites])]
-    for task, result in zip(tasks, train_vectorized(tasks)):
+    for task, result in zip(tasks, train_vectorized(tasks), strict=True):
         expected = train_replica(task)
         assert result.epochs == expected.epochs == [2, 3]
         for name in expected.curves:

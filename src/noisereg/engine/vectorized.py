@@ -77,7 +77,7 @@ def refusal(task: LoopTask) -> str | None:
 def _same(a: Any, b: Any) -> bool:
     """Whether two settings of tasks are the same: tensors (data) the same objects, the rest equal."""
     if isinstance(a, tuple) and isinstance(b, tuple):
-        return len(a) == len(b) and all(_same(u, v) for u, v in zip(a, b))
+        return len(a) == len(b) and all(_same(u, v) for u, v in zip(a, b, strict=True))
     if isinstance(a, (Tensor, torch.utils.data.Dataset)) or isinstance(b, (Tensor, torch.utils.data.Dataset)):
         return a is b
     return bool(a == b)
@@ -424,8 +424,9 @@ def _train(group: VectorizedGroup) -> list[LoopResult]:
 
 
 def probe(task: LoopTask) -> str | None:
-    """Why ``task`` cannot train vectorized, or None: :func:`refusal`, then one trial step of two
-    replicas on a batch of at most two samples (a vmap trial forward, loss and backward), thrown away."""
+    """Why ``task`` cannot train vectorized, or None: :func:`refusal`, then one trial step of the
+    task's replica on a batch of at most two samples (a vmap trial forward, loss and backward, and an
+    evaluation), thrown away."""
     reason = refusal(task)
     if reason is not None:
         return reason
@@ -433,10 +434,10 @@ def probe(task: LoopTask) -> str | None:
     n = min(2, len(x))
     trial = dataclasses.replace(task, train=(x[:n], y[:n]), test=(x[:n], y[:n]), epochs=1, batch_size=n)
     try:
-        group = VectorizedGroup([trial, dataclasses.replace(trial, seed=derive_seed(task.seed, "probe"))])
+        group = VectorizedGroup([trial])
         try:
             xs, ys = _part(trial.train, trial)
-            group.train_step(torch.stack([xs, xs]), torch.stack([ys, ys]))
+            group.train_step(xs.unsqueeze(0), ys.unsqueeze(0))
             group.outputs(xs)
         finally:
             group.close()
