@@ -93,7 +93,8 @@ class StackedModule:
         for view, name in zip(self.views(self.params), self.names, strict=True):
             view.copy_(torch.stack([dict(m.named_parameters())[name].detach() for m in modules]))
 
-        batch_rnn_rules()
+        if any(isinstance(m, nn.RNNBase) for m in self.base.modules()):
+            batch_rnn_rules()
         self._vmapped = vmap(self._one, randomness="error")
         self.vectorized = True
         self._noise: tuple[object, int, int] | None = None  # (hidden streams, step, epoch) while training

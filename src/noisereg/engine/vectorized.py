@@ -184,10 +184,11 @@ class VectorizedGroup:
         if reason is not None:
             raise ValueError(reason)
         self.tasks, self.task = list(tasks), first
-        batch_rnn_rules()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(first.seed, "init"))
             self.base = first.model().to(device=first.device, dtype=first.dtype)
+        if any(isinstance(m, nn.RNNBase) for m in self.base.modules()):
+            batch_rnn_rules()
         self.names = [name for name, _ in self.base.named_parameters()]
         self.buffer_names = [name for name, _ in self.base.named_buffers()]
         self.replicas = [self._replica(task) for task in tasks]
