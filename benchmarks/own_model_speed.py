@@ -9,9 +9,11 @@ Two user-defined models, each 4 arms (no noise, input, activations, weights) x `
 
 The plain loop trains the same replicas (fresh seeded model, ``noisereg.attach`` per site, Adam, the
 same batches) in ``--workers`` processes, one torch thread each; noisereg trains them through
-``run_model(workers=...)`` (store, curves, report data included). Prints for each model the two
-times, the memory one replica holds (parameters, gradients and Adam's two moments), and
-``ratio: <plain / noisereg>`` last. Run by hand::
+``run_model(workers=...)`` (store, curves, report data included): on the vectorized path, the
+replicas stacked under ``torch.func.vmap`` in ``--workers`` groups (``--per-replica`` times the
+per-replica path too). Prints for each model the times, the path each arm took, the memory one
+replica holds (parameters, gradients and Adam's two moments), and ``ratio: <plain / noisereg>``
+last. Run by hand::
 
     python benchmarks/own_model_speed.py                       # 10 seeds, 20 epochs
     python benchmarks/own_model_speed.py --seeds 2 --epochs 2  # a quick look
@@ -123,12 +125,15 @@ def _plain(net: type[nn.Module], data: dict, arms: dict, seeds: int, epochs: int
     return time.perf_counter() - start
 
 
-def _noisereg(net: type[nn.Module], data: dict, arms: dict, seeds: int, epochs: int, batch_size: int, workers: int, device: str) -> float:
+def _noisereg(net: type[nn.Module], data: dict, arms: dict, seeds: int, epochs: int, batch_size: int, workers: int,
+              device: str, vectorize: bool = True) -> tuple[float, set[str]]:
+    """Seconds ``run_model`` takes, and the paths its cells took."""
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        study.run_model(model=net, data=data, arms=arms, loss="ce", epochs=epochs, batch_size=batch_size, seeds=seeds,
-                        workers=workers, device=device, out=Path(out) / "run", save_models=False)
-        return time.perf_counter() - start
+        result = study.run_model(model=net, data=data, arms=arms, loss="ce", epochs=epochs, batch_size=batch_size, seeds=seeds,
+                                 workers=workers, device=device, out=Path(out) / "run", save_models=False, vectorize=vectorize)
+        elapsed = time.perf_counter() - start
+        return elapsed, {f"{p['path']} ({p['why']})" for p in result.summary["data"]["paths"].values()}
 
 
 def main() -> None:
@@ -139,6 +144,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--models", nargs="+", default=["cnn", "transformer"], choices=["cnn", "transformer"])
+    parser.add_argument("--per-replica", action="store_true", help="also time run_model(vectorize=False)")
     args = parser.parse_args()
     tasks = {"cnn": _cnn_task, "transformer": _transformer_task}
     for name in args.models:
@@ -146,9 +152,13 @@ def main() -> None:
         params = sum(p.numel() * p.element_size() for p in net().parameters())
         replicas = len(arms) * args.seeds
         plain = _plain(net, data, arms, args.seeds, args.epochs, args.batch_size, args.workers, args.device)
-        ours = _noisereg(net, data, arms, args.seeds, args.epochs, args.batch_size, args.workers, args.device)
+        ours, paths = _noisereg(net, data, arms, args.seeds, args.epochs, args.batch_size, args.workers, args.device)
         print(f"{name}: {replicas} replicas x {args.epochs} epochs on {args.device}, {args.workers} processes")
-        print(f"  plain loop with attach: {plain:.1f} s   noisereg run_model (per-replica path): {ours:.1f} s")
+        print(f"  plain loop with attach: {plain:.1f} s   noisereg run_model: {ours:.1f} s")
+        print(f"  paths: {'; '.join(sorted(paths))}")
+        if args.per_replica:
+            alone, _ = _noisereg(net, data, arms, args.seeds, args.epochs, args.batch_size, args.workers, args.device, False)
+            print(f"  noisereg run_model(vectorize=False), the per-replica path: {alone:.1f} s (ratio {plain / alone:.3f})")
         print(f"  memory per replica (parameters, gradients, Adam moments): {4 * params / 1024:.1f} KiB")
         print(f"ratio: {plain / ours:.3f}")
 

@@ -142,7 +142,7 @@ def test_a_module_replica_alone_matches_it_in_a_group():
     [
         (WithBatchNorm, (), "buffers"),
         (WithDropout, (), "draws random numbers"),
-        (SmallCNN, (SiteNoise("pre", noise.Gaussian(0.1)),), "needs an MLPSpec"),
+        (SmallCNN, (SiteNoise("pre", noise.Gaussian(0.1)),), "model.hidden"),
     ],
 )
 def test_unsupported_modules_and_sites_are_refused(factory, sites, match):
@@ -157,3 +157,52 @@ def test_module_init_leaves_the_global_generator_alone():
     assert torch.equal(torch.get_rng_state(), state)
     b = initial_module(ModuleSpec(SmallCNN, 3), 5)
     assert torch.equal(a.conv.weight, b.conv.weight)
+
+
+def _plain_hidden(group: Group, replica: Replica, fold: FoldData, place: str) -> dict[str, torch.Tensor]:
+    """A plain loop with the group's one hidden site as a forward hook on ``place`` (SGD, no clipping)."""
+    model = initial_module(group.model, replica.seed).double()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    gen = noise_generator(derive_seed(replica.seed, "noise", *group.stream_keys(0)))
+    kind = site_kinds(group, replica)[0]
+    step = 0
+
+    def hook(module, args, out):
+        first = out[0] if isinstance(out, tuple) else out
+        noisy = kind(first, step=step, generator=gen)
+        return (noisy, *out[1:]) if isinstance(out, tuple) else noisy
+
+    model.get_submodule(place).register_forward_hook(hook)
+    batches = make_generator(derive_seed(replica.seed, "batches"))
+    for _ in range(group.epochs):
+        order = torch.randperm(18, generator=batches)
+        for start in range(0, 18, 7):
+            idx = order[start : start + 7]
+            opt.zero_grad()
+            F.cross_entropy(model(fold.x_train.double()[idx]), fold.y_train[idx]).backward()
+            opt.step()
+            step += 1
+    return {k: v.detach() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize(("factory", "shape", "place", "site"), [
+    (SmallCNN, (1, 6, 6), "conv", "pre"), (SmallGRU, (4, 2), "gru", "post"),
+])
+def test_hidden_noise_of_a_module_equals_a_hook_in_a_plain_loop(factory, shape, place, site):
+    spec = ModuleSpec(factory, 3, hidden=((place, place),))
+    sites = (SiteNoise(site, noise.Gaussian(std=schedules.Annealed(eta=0.04))),)
+    replicas = (Replica(3), Replica(4, strengths=(0.0,)), Replica(5))
+    group, fold = Group(spec, OptimSpec("sgd", lr=0.1), "ce", 2, 7, sites, replicas), _fold(shape)
+    result = train_group(group, [fold], dtype=torch.float64)
+    for r, replica in enumerate(replicas):
+        for key, value in _plain_hidden(group, replica, fold, place).items():
+            torch.testing.assert_close(result.state_dict(r)[key], value, rtol=1e-10, atol=1e-12, msg=key)
+    clean = train_group(Group(spec, OptimSpec("sgd", lr=0.1), "ce", 2, 7, (), replicas[:1]), [fold], dtype=torch.float64)
+    assert not torch.equal(clean.state_dict(0)["head.weight"], result.state_dict(0)["head.weight"])
+
+
+def test_a_hidden_place_the_module_lacks_is_named():
+    with pytest.raises(ValueError, match=r"hidden\[0\] names 'nope'"):
+        group = Group(ModuleSpec(SmallCNN, 3, hidden=(("nope", "conv"),)), OptimSpec(), "ce", 1, 4,
+                      (SiteNoise("pre", noise.Gaussian(0.1)),), (Replica(0),))
+        train_group(group, [_fold((1, 6, 6))])

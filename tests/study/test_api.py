@@ -1,4 +1,4 @@
-"""noisereg.study.run_model: a study of the user's own model through the per-replica path."""
+"""noisereg.study.run_model: a study of the user's own model (the vectorized path where it applies)."""
 
 from __future__ import annotations
 
@@ -103,7 +103,8 @@ def test_a_rerun_resumes_without_training_again(tmp_path: Path) -> None:
     first = _run(tmp_path, model=factory)
     built = len(calls)
     second = _run(tmp_path, model=factory)
-    assert len(calls) == built + 1  # only the check that every arm's sites attach
+    # only the checks: every arm's sites attach (one model), the vmap trial of each arm (a base and a replica)
+    assert len(calls) == built + 1 + 2 * len(ARMS)
     assert second.summary["arms"] == first.summary["arms"]
 
 
@@ -113,7 +114,37 @@ def test_grid_cells_and_report(tmp_path: Path) -> None:
     assert [a["name"] for a in result.summary["arms"]] == ["none", "act[std=0.1]", "act[std=0.5]"]
     assert result.report().is_file()
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["data"]["paths"]["act[std=0.1]"]["path"] == "per-replica"
+    assert summary["data"]["paths"]["act[std=0.1]"]["path"] == "vectorized"
+
+
+def _paths(result: study.StudyResult) -> dict[str, tuple[str, str]]:
+    result.report()
+    summary = json.loads((result.out / "summary.json").read_text())
+    return {cell: (info["path"], info["why"]) for cell, info in summary["data"]["paths"].items()}
+
+
+class Dropped(Net):
+    def __init__(self) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(self.bn(self.act(self.fc(x)))))
+
+
+def test_the_vectorized_path_equals_the_per_replica_path_and_each_cell_says_which_ran(tmp_path: Path) -> None:
+    vectorized = _run(tmp_path / "v")
+    plain = _run(tmp_path / "p", vectorize=False)
+    for mine, theirs in zip(vectorized.summary["arms"], plain.summary["arms"], strict=True):
+        assert mine["per_seed"] == pytest.approx(theirs["per_seed"], rel=1e-12, abs=1e-12)
+    v = load_cell_models(tmp_path / "v" / "run" / "models", "mixed")
+    p = load_cell_models(tmp_path / "p" / "run" / "models", "mixed")
+    for name, value in p.state_dict(1).items():  # float64: only the kernels' rounding differs
+        torch.testing.assert_close(v.state_dict(1)[name], value, rtol=1e-12, atol=1e-12, msg=name)
+    assert _paths(vectorized)["mixed"][0] == "vectorized"
+    assert _paths(plain)["none"] == ("per-replica", "vectorize=False: a plain training loop per replica with noisereg.attach")
+    path, why = _paths(_run(tmp_path / "d", model=Dropped))["mixed"]  # dropout draws from the global generator
+    assert path == "per-replica" and "vmap trial failed" in why and "random" in why
 
 
 def test_user_fit_gets_the_noise_attached(tmp_path: Path) -> None:

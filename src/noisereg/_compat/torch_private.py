@@ -12,6 +12,13 @@ paths off as a whole (the tests use it; a user hit by a torch change can too).
 - :func:`beta_symmetric`: λ ~ Beta(α, α) from a ``torch.Generator`` (``torch._sample_dirichlet``);
   fallback: the inverse CDF (``scipy.special.betaincinv``) of uniforms from the same generator, the
   same distribution but other numbers.
+- :func:`batch_rnn_rules`: ``vmap`` rules for ``nn.GRU``/``nn.LSTM``/``nn.RNN`` (torch has none), from
+  torch's own decompositions of those ops (``torch._decomp``) registered for the batching key;
+  fallback: none registered, so ``vmap`` over a recurrent model fails and the engine trains it
+  replica by replica.
+- :func:`step_hooks`: an optimizer's step pre- and post-hooks (``Optimizer._optimizer_step_pre_hooks``),
+  so that gradient noise attached to one replica's optimizer can act on its slice of stacked gradients;
+  fallback: ValueError (the engine then trains that replica on its own).
 - :func:`values_readable`: whether a tensor's values may be read, i.e. no vmap/grad transform is
   running (``torch._C._are_functorch_transforms_active``); fallback: try reading one value and treat
   torch's refusal as "not readable".
@@ -24,7 +31,7 @@ from torch import Tensor
 
 from noisereg._compat import PRIVATE
 
-__all__ = ["adam_step_", "sgd_step_", "beta_symmetric", "values_readable"]
+__all__ = ["adam_step_", "sgd_step_", "batch_rnn_rules", "beta_symmetric", "step_hooks", "values_readable"]
 
 
 
@@ -111,3 +118,40 @@ def values_readable(tensor: Tensor) -> bool:
         return False
     return True
 
+
+
+_RNN_RULES: list[object] = []  # the torch.library registration, held so that it stays in force
+
+
+def batch_rnn_rules() -> bool:
+    """Register (once) torch's decompositions of ``aten::gru``/``lstm``/``rnn_tanh``/``rnn_relu`` as their
+    ``vmap`` rules, so that a stack of recurrent models runs under ``torch.func.vmap``. Returns whether
+    the rules are in force. The decompositions compute the same cell equations with other kernels, so
+    results agree with the native ones up to rounding."""
+    if _RNN_RULES:
+        return True
+    if not PRIVATE["enabled"]:
+        return False
+    try:
+        from torch._decomp import decomposition_table
+
+        aten = torch.ops.aten
+        ops = [aten.gru.input, aten.gru.data, aten.lstm.input, aten.lstm.data, aten.rnn_tanh.input, aten.rnn_relu.input]
+        library = torch.library.Library("aten", "IMPL", "FuncTorchBatched")
+        for op in ops:
+            library.impl(op, decomposition_table[op])
+    except (ImportError, KeyError, RuntimeError, AttributeError):
+        return False
+    _RNN_RULES.append(library)
+    return True
+
+
+def step_hooks(optimizer: torch.optim.Optimizer) -> tuple[list, list]:
+    """The step pre-hooks and post-hooks registered on ``optimizer`` (each ``hook(opt, args, kwargs)``).
+
+    Raises ValueError where they cannot be read (private paths off, or torch changed them)."""
+    pre = getattr(optimizer, "_optimizer_step_pre_hooks", None) if PRIVATE["enabled"] else None
+    post = getattr(optimizer, "_optimizer_step_post_hooks", None) if PRIVATE["enabled"] else None
+    if not (isinstance(pre, dict) and isinstance(post, dict)):
+        raise ValueError("this torch does not expose an optimizer's step hooks: gradient noise needs the per-replica path")
+    return list(pre.values()), list(post.values())

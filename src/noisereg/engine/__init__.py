@@ -1,7 +1,7 @@
 """The replica engine: many trainings of one model (seeds × noise strengths × folds) as one batched model.
 
 Describe the work with :class:`MLPSpec` (hand-written batched forward/backward, every noise site) or
-:class:`ModuleSpec` (any ``nn.Module`` through ``torch.func``; input, target and gradient noise),
+:class:`ModuleSpec` (any ``nn.Module`` through ``torch.func``; input, hidden, target and gradient noise),
 :class:`OptimSpec`, :class:`SiteNoise`, :class:`Replica` and :class:`Group`; give the data as
 :class:`FoldData`; call :func:`train_group`. Each replica's initial weights, batch order and noise
 streams derive from its own seed, so its result does not depend on the other replicas of its group,
@@ -10,6 +10,10 @@ another kernel (vector width, blocking) that rounds differently, by about one un
 The same group trained again on the same machine, in the same configuration, gives bitwise the same
 results on CPU. ``tests/engine/test_equivalence.py`` checks a replica against a plain
 ``nn.Sequential`` + ``torch.optim`` loop given the same draws.
+
+The studies of a user's own model train through :mod:`noisereg.engine.vectorized` (any model that
+``torch.func`` can batch, every ``attach`` site but embeddings) or :mod:`noisereg.engine.loop` (one
+replica at a time, every model and site).
 """
 
 from __future__ import annotations

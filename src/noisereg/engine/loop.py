@@ -35,7 +35,7 @@ from noisereg.sites import attach
 from noisereg.sites.attach import TargetsHandle
 from noisereg.sites.mixing import MixingLayer
 
-__all__ = ["AttachSite", "LoopResult", "LoopTask", "Part", "default_step", "evaluate", "train_replica"]
+__all__ = ["AttachSite", "LoopResult", "LoopTask", "Part", "attach_sites", "default_step", "evaluate", "score", "train_replica"]
 
 Part = tuple[Tensor, Tensor] | Dataset
 """One part of the data: ``(x, y)`` tensors, or a ``Dataset`` whose batches are ``(x, y)``."""
@@ -174,8 +174,14 @@ def evaluate(model: nn.Module, part: Part, task: LoopTask) -> dict[str, float]:
             outs.append(out.detach().to("cpu", torch.float64))
             ys.append(y.detach().to("cpu"))
     model.train(was_training)
-    out, y = torch.cat(outs), torch.cat(ys)
-    result = {"loss": total / n}
+    return score(torch.cat(outs), torch.cat(ys), total / n, task)
+
+
+def score(out: Tensor, y: Tensor, loss: float, task: LoopTask) -> dict[str, float]:
+    """The metrics of outputs ``out`` (float64, CPU) against targets ``y``: ``loss`` as given, ``acc``
+    (classification: argmax, or a single output above ``task.threshold``) or ``r2`` (regression: mean
+    over outputs of 1 − SS_res/SS_tot), and ``task.metrics``."""
+    result = {"loss": loss}
     if task.task == "classification":
         if out.dim() >= 2 and out.shape[-1] > 1:
             predicted = out.argmax(-1)
@@ -193,7 +199,9 @@ def evaluate(model: nn.Module, part: Part, task: LoopTask) -> dict[str, float]:
     return result
 
 
-def _attach_all(model: nn.Module, task: LoopTask, optimizer: torch.optim.Optimizer | None) -> tuple[list[Any], list[TargetsHandle]]:
+def attach_sites(model: nn.Module, task: LoopTask, optimizer: torch.optim.Optimizer | None) -> tuple[list[Any], list[TargetsHandle]]:
+    """Attach the task's sites to ``model`` with their per-replica seeds: all but gradient noise when
+    ``optimizer`` is None, only gradient noise (on ``optimizer``) otherwise. Returns (handles, target handles)."""
     handles, targets = [], []
     for j, site in enumerate(task.sites):
         if (site.at == "gradients") != (optimizer is not None):
@@ -224,12 +232,12 @@ def _seeded(task: LoopTask) -> LoopResult:
         torch.manual_seed(derive_seed(task.seed, "init"))
         model = task.model().to(device=task.device, dtype=task.dtype)
         torch.manual_seed(derive_seed(task.seed, "train"))
-        handles, targets = _attach_all(model, task, None)
+        handles, targets = attach_sites(model, task, None)
         try:
             if task.fit is not None:
                 return _fitted(model, task)
             optimizer = task.optimizer(model.parameters())
-            more, _ = _attach_all(model, task, optimizer)
+            more, _ = attach_sites(model, task, optimizer)
             handles += more
             return _loop(model, task, optimizer, targets)
         finally:

@@ -6,9 +6,13 @@ blocks in ``named_parameters`` order, like :class:`~noisereg.engine.replicas.Sta
 forward pass is ``torch.func.vmap`` over ``torch.func.functional_call``. Gradients come from autograd
 on the flat buffer, so the optimizers, clipping and gradient noise are the MLP path's own.
 
-Noise sites: ``input``, ``targets`` and ``gradients`` (hidden ``pre``/``post`` noise needs the MLP
-path). Modules must have no buffers (BatchNorm running statistics cannot be batched this way) and no
-randomness of their own (use the engine's sites instead of dropout layers).
+Noise sites: ``input``, ``targets``, ``gradients``, and hidden ``pre``/``post`` noise at the places
+``ModuleSpec.hidden`` names: hidden layer i is ``(pre, post)``, the qualified names of the module whose
+output is the layer's linear output (a Conv2d, a Linear) and of its activation; noise goes on that
+module's output (a recurrent layer's output sequence, the first item of its ``(output, state)``),
+replica r's from its own stream (:func:`noisereg.engine.vectorized.on_replicas`). Modules must have
+no buffers (BatchNorm running statistics cannot be batched this way) and no randomness of their own
+(use the engine's sites instead of dropout layers).
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
+from noisereg._compat.torch_private import batch_rnn_rules
 from noisereg.engine.losses import training_loss
+from noisereg.engine.vectorized import on_replicas
 from noisereg.seeding import derive_seed
+from noisereg.sites.activations import noisy_value
 
 __all__ = ["ModuleSpec", "StackedModule", "initial_module"]
 
@@ -33,18 +40,25 @@ class ModuleSpec:
     processes can receive it). It maps inputs [n, ...] to outputs [n, out_features].
 
     ``name`` labels the model in reports. The module's own initialization runs under each replica's
-    seed (see :func:`initial_module`).
+    seed (see :func:`initial_module`). ``hidden``: per hidden layer, the qualified names of the
+    submodules whose outputs take its ``pre`` and ``post`` noise (the same name twice where the layer
+    has no separate activation module, e.g. a GRU's output sequence).
     """
 
     factory: Callable[[], nn.Module]
     out_features: int
     name: str = "module"
+    hidden: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not callable(self.factory):
             raise TypeError(f"factory={self.factory!r} must be a callable that returns an nn.Module")
         if isinstance(self.out_features, bool) or not isinstance(self.out_features, int) or self.out_features < 1:
             raise ValueError(f"out_features={self.out_features!r} must be an int >= 1")
+        if not isinstance(self.hidden, tuple) or not all(
+            isinstance(h, tuple) and len(h) == 2 and all(isinstance(n, str) for n in h) for h in self.hidden
+        ):
+            raise TypeError(f"hidden={self.hidden!r} must be a tuple of (pre, post) module-name pairs")
 
 
 def initial_module(spec: ModuleSpec, seed: int) -> nn.Module:
@@ -79,8 +93,43 @@ class StackedModule:
         for view, name in zip(self.views(self.params), self.names, strict=True):
             view.copy_(torch.stack([dict(m.named_parameters())[name].detach() for m in modules]))
 
+        if any(isinstance(m, nn.RNNBase) for m in self.base.modules()):
+            batch_rnn_rules()
         self._vmapped = vmap(self._one, randomness="error")
         self.vectorized = True
+        self._noise: tuple[object, int, int] | None = None  # (hidden streams, step, epoch) while training
+        for layer, places in enumerate(spec.hidden):
+            for which, name in enumerate(places):
+                try:
+                    module = self.base.get_submodule(name)
+                except AttributeError as error:
+                    raise ValueError(f"ModuleSpec.hidden[{layer}] names {name!r}, which the module does not have") from error
+                module.register_forward_hook(self._hidden_hook(layer, which, name))
+
+    def _hidden_hook(self, layer: int, which: int, name: str) -> Callable[..., object]:
+        """The forward hook that puts hidden layer ``layer``'s pre (``which`` 0) or post (1) noise on
+        ``name``'s output, each replica's slice from its own streams, while training."""
+        label = f"{('pre', 'post')[which]} noise of hidden layer {layer} ({name!r})"
+
+        def hook(module: nn.Module, args: tuple, output: object) -> object:
+            if self._noise is None:
+                return None
+            hidden, step, epoch = self._noise
+            streams = hidden[layer][which]  # type: ignore[index]
+            if not streams:
+                return None
+
+            def noisy(stack: Tensor) -> Tensor:
+                stack = stack.clone()  # the streams may write in place; the module's output is autograd's
+                for stream in streams:
+                    stack, _ = stream.apply(stack, step=step, epoch=epoch, slot=(layer, which))
+                return stack
+
+            if not self.vectorized:
+                raise ValueError(f"{label}: hidden-layer noise needs the module under vmap, which {self.spec.name!r} is not")
+            return noisy_value(output, lambda x, packed: on_replicas(x, noisy), where=label)
+
+        return hook
 
     def views(self, flat: Tensor) -> list[Tensor]:
         """Views [R, *shape] of each parameter in a flat buffer laid out like ``params``."""
@@ -140,8 +189,12 @@ class StackedModule:
     ) -> Tensor:
         """Write d(mean loss)/d params of every replica into ``grads``; return the outputs zᵀ."""
         leaf = self.params.detach().requires_grad_(True)
-        with torch.enable_grad():
-            zT = self.forward(leaf, x)
-            (grad,) = torch.autograd.grad(training_loss(loss, zT, q).sum(), leaf)
+        self._noise = (hidden, step, epoch)
+        try:
+            with torch.enable_grad():
+                zT = self.forward(leaf, x)
+                (grad,) = torch.autograd.grad(training_loss(loss, zT, q).sum(), leaf)
+        finally:
+            self._noise = None
         grads.copy_(grad)
         return zT.detach()

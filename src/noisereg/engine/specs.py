@@ -252,15 +252,11 @@ class Group:
             )
         if not isinstance(self.sites, tuple) or not all(isinstance(s, SiteNoise) for s in self.sites):
             raise TypeError(f"sites={self.sites!r} must be a tuple of SiteNoise")
-        hidden = len(self.model.widths) if isinstance(self.model, MLPSpec) else 0
+        hidden = len(self.model.widths) if isinstance(self.model, MLPSpec) else len(self.model.hidden)
         for i, site in enumerate(self.sites):
-            if site.site in HIDDEN_SITES and isinstance(self.model, ModuleSpec):
-                raise ValueError(
-                    f"sites[{i}].site={site.site!r}: hidden-layer noise needs an MLPSpec model; for a "
-                    "ModuleSpec put the noise inside the module (noisereg.layers) or use input/targets/gradients"
-                )
             if site.site in HIDDEN_SITES and hidden == 0:
-                raise ValueError(f"sites[{i}].site={site.site!r} needs a hidden layer; model.widths is empty")
+                where = "model.widths" if isinstance(self.model, MLPSpec) else "model.hidden (the ModuleSpec's named hidden places)"
+                raise ValueError(f"sites[{i}].site={site.site!r} needs a hidden layer; {where} is empty")
             if site.sampling == "projected":
                 _check_projected(i, site, self.model)
             for layer in site.layers or ():

@@ -94,7 +94,7 @@ class _Chunk:
         )
         self.batch_generators = [make_generator(derive_seed(r.seed, "batches"), device) for r in replicas]
         self.streams: dict[str, list[SiteStream]] = {s: [] for s in ("input", "targets", "weights", "gradients")}
-        hidden_layers = len(spec.widths) if isinstance(spec, MLPSpec) else 0
+        hidden_layers = len(spec.widths) if isinstance(spec, MLPSpec) else len(spec.hidden)
         self.hidden = [([], []) for _ in range(hidden_layers)]
         per_replica = [site_kinds(group, r) for r in replicas]
         for i, site in enumerate(group.sites):

@@ -16,8 +16,11 @@ The same store, cells, statistics and report as ``noisereg study``: each (arm, g
 stored in the Optuna store in ``out`` (a rerun resumes: finished cells are not trained again); seed
 index i of every arm trains replica seed ``derive_seed(seed, "seed", i)`` on every fold, so arms are
 paired (same initial weights and batch order; only the noise differs), and a seed's metric is its
-mean over folds. Replicas train through :mod:`noisereg.engine.loop` (the per-replica path, with
-``noisereg.attach``); the run's metadata and the report say which path trained each cell, and why.
+mean over folds. Replicas train on the vectorized path (:mod:`noisereg.engine.vectorized`: the
+replicas of a fold stacked under ``torch.func.vmap``, each with its own noise streams) where a trial
+step shows it applies, else on the per-replica path (:mod:`noisereg.engine.loop`, a plain loop with
+``noisereg.attach``), with the same results up to rounding; the run's metadata and the report say
+which path trained each cell, and why.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import numpy as np
 import torch
 
 from noisereg.engine.loop import AttachSite, LoopResult, LoopTask, train_replica
+from noisereg.engine.vectorized import VECTORIZED, group_key, probe, train_vectorized
 from noisereg.noise.base import NoiseKind
 from noisereg.seeding import check_seed, derive_seed
 from noisereg.sites import attach
@@ -160,37 +164,63 @@ def _plan(arms: Mapping[str, Sequence[AttachSite]], grid: Mapping[str, Any]) -> 
     return cells
 
 
-_JOBS: list[LoopTask] = []  # the tasks a forked pool's workers read (fork copies them; nothing is pickled)
+Job = LoopTask | list[LoopTask]
+"""One replica on the per-replica path, or a group of replicas trained together on the vectorized path."""
+
+_JOBS: list[Job] = []  # the jobs a forked pool's workers read (fork copies them; nothing is pickled)
 
 
-def _run_job(i: int) -> tuple[int, LoopResult | str]:
+def _train_job(job: Job) -> list[LoopResult]:
+    return train_vectorized(job) if isinstance(job, list) else [train_replica(job)]
+
+
+def _run_job(i: int) -> tuple[int, list[LoopResult] | str]:
     try:
-        return i, train_replica(_JOBS[i])
+        return i, _train_job(_JOBS[i])
     except Exception:  # a worker's failure comes back as text and is raised by the parent
         return i, traceback.format_exc()
 
 
-def _train_all(tasks: list[LoopTask], workers: int) -> list[LoopResult]:
+def _train_all(jobs: list[Job], workers: int) -> list[list[LoopResult]]:
     global _JOBS
-    if workers == 1 or len(tasks) == 1:
+    if workers == 1 or len(jobs) == 1:
         out = []
-        for i, task in enumerate(tasks):
+        for i, job in enumerate(jobs):
             try:
-                out.append(train_replica(task))
+                out.append(_train_job(job))
             except Exception as exc:  # the user's model, step or data failed: not an argument error
-                raise RuntimeError(f"replica {i} failed: {type(exc).__name__}: {exc}") from exc
+                raise RuntimeError(f"job {i} failed: {type(exc).__name__}: {exc}") from exc
         return out
-    _JOBS = tasks
+    _JOBS = jobs
     try:
-        with multiprocessing.get_context("fork").Pool(min(workers, len(tasks))) as pool:
-            results: list[Any] = [None] * len(tasks)
-            for i, result in pool.imap_unordered(_run_job, range(len(tasks))):
+        with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+            results: list[Any] = [None] * len(jobs)
+            for i, result in pool.imap_unordered(_run_job, range(len(jobs))):
                 if isinstance(result, str):
-                    raise RuntimeError(f"replica {i} failed in a worker process:\n{result}")
+                    raise RuntimeError(f"job {i} failed in a worker process:\n{result}")
                 results[i] = result
     finally:
         _JOBS = []
     return results
+
+
+def _jobs(tasks: Sequence[LoopTask], vectorized: Sequence[bool], folds: Sequence[int], workers: int) -> list[tuple[list[int], Job]]:
+    """The jobs that train ``tasks``, each with the indices of the tasks it trains: one per task on the
+    per-replica path; the vectorized tasks of one fold (and target noise kind) as one group, split into
+    ``workers`` groups of nearly equal size so that every process trains a share."""
+    jobs: list[tuple[list[int], Job]] = []
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, task in enumerate(tasks):
+        if vectorized[i]:
+            groups.setdefault((folds[i], group_key(task)), []).append(i)
+        else:
+            jobs.append(([i], task))
+    for members in groups.values():
+        parts = min(workers, len(members))
+        for k in range(parts):
+            chunk = members[k::parts]
+            jobs.append((chunk, [tasks[i] for i in chunk]))
+    return jobs
 
 
 def _check_sites(factory: Callable[[], torch.nn.Module], cells: list[_Cell], fit: Any, step: Any) -> None:
@@ -206,6 +236,16 @@ def _check_sites(factory: Callable[[], torch.nn.Module], cells: list[_Cell], fit
                 attach(model, s.noise, s.at, seed=0, **dict(s.options)).remove()
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"arms[{cell.arm!r}] site {j} (at={s.at!r}): {exc}") from exc
+
+
+def _path(task: LoopTask | None) -> tuple[str, str]:
+    """(path, why) for a cell whose first replica is ``task`` (None: vectorization was switched off)."""
+    if task is None:
+        return PER_REPLICA, "vectorize=False: a plain training loop per replica with noisereg.attach"
+    reason = probe(task)
+    if reason is None:
+        return VECTORIZED, "the replicas of a fold stacked under torch.func.vmap, each with its own noise streams"
+    return PER_REPLICA, f"a plain training loop per replica with noisereg.attach: {reason}"
 
 
 def _describe(fn: Any) -> str | None:
@@ -244,6 +284,7 @@ def run_model(
     device: str = "cpu",
     save_models: bool = True,
     study_file: Mapping[str, Any] | None = None,
+    vectorize: bool = True,
 ) -> StudyResult:
     """Run (or resume) a study of the user's model into ``out``; return its :class:`StudyResult`.
 
@@ -272,6 +313,8 @@ def run_model(
             final weights to ``out/models`` (:mod:`noisereg.study.weights`).
         study_file: the validated study file this run comes from (stored with the configuration, so
             a changed file is told apart from a resume).
+        vectorize: train the replicas of a fold together under ``torch.func.vmap`` where a trial step
+            shows it applies (False: every replica on its own, the per-replica path).
 
     Raises:
         TypeError / ValueError: a bad argument, named, before anything is stored or trained.
@@ -281,6 +324,8 @@ def run_model(
     epochs, batch_size = _check_int(epochs, "epochs", 1), _check_int(batch_size, "batch_size", 1)
     seeds, workers = _check_int(seeds, "seeds", 1), _check_int(workers, "workers", 1)
     threads = _check_int(threads, "threads", 1)
+    if not isinstance(vectorize, bool):
+        raise TypeError(f"vectorize={vectorize!r} must be True or False")
     eval_every = _check_int(eval_every, "eval_every", 1)
     if task not in ("auto", "classification", "regression"):
         raise ValueError(f"task={task!r} must be 'auto', 'classification' or 'regression'")
@@ -307,7 +352,19 @@ def run_model(
         _check_sites(factory, cells, fit, step)
     make_optimizer = optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3))
     replica_seeds = [derive_seed(seed, "seed", i) for i in range(seeds)]
-    why = "a plain training loop per replica with noisereg.attach, which takes every model and site"
+    def template(cell: _Cell) -> LoopTask:
+        return LoopTask(
+            model=factory, sites=cell.sites, train=the_folds[0].train, test=the_folds[0].test, loss=loss_fn,
+            optimizer=make_optimizer, epochs=epochs, batch_size=batch_size, task=kind, seed=replica_seeds[0],
+            eval_every=eval_every, step=step, fit=fit, collate=collate, metrics=extra, threshold=threshold,
+            dtype=dtype, device=device, threads=threads,
+        )
+
+    by_arm: dict[str, tuple[str, str]] = {}  # one trial per arm: its grid cells differ in strength only
+    for c in cells:
+        if c.arm not in by_arm:
+            by_arm[c.arm] = _path(template(c) if vectorize else None)
+    paths = {c.key: by_arm[c.arm] for c in cells}
     name = name or Path(out).name
     config = {
         "name": name, "description": description, "seed": seed, "seeds": seeds, "metric": metric,
@@ -324,13 +381,13 @@ def run_model(
         "data": "user data", "task": kind, "classes": describe_part(whole, kind).get("classes", []),
         "features": parts[0][0].get("features"), "n_train": [p["n"] for p in parts[0]],
         "n_test": [p["n"] for p in parts[1]], "loss": loss_name, "seeds": seeds, "monitor": None,
-        "paths": {c.key: {"path": PER_REPLICA, "why": why} for c in cells},
+        "paths": {key: {"path": path, "why": why} for key, (path, why) in paths.items()},
     }
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     url = storage or default_url(out)
     with Store(url, name) as store:
-        store.create(config, {c.key: c.meta(PER_REPLICA, why) for c in cells}, meta)
+        store.create(config, {c.key: c.meta(*paths[c.key]) for c in cells}, meta)
         (out / "run.json").write_text(json.dumps({"study": name, "storage": masked_url(url)}, indent=2) + "\n")
         store.requeue_failed()
         store.enqueue([c.key for c in cells])
@@ -338,19 +395,16 @@ def run_model(
         claims = store.claim(len(cells))
         if claims:
             rows = [(by_key[c.cell], s, g) for c in claims for g in range(len(the_folds)) for s in range(seeds)]
-            tasks = [
-                LoopTask(
-                    model=factory, sites=cell.sites, train=the_folds[g].train, test=the_folds[g].test, loss=loss_fn,
-                    optimizer=make_optimizer, epochs=epochs, batch_size=batch_size, task=kind, seed=replica_seeds[s],
-                    eval_every=eval_every, step=step, fit=fit, collate=collate, metrics=extra, threshold=threshold,
-                    dtype=dtype, device=device, threads=threads,
-                )
-                for cell, s, g in rows
-            ]
+            tasks = [dataclasses.replace(template(cell), train=the_folds[g].train, test=the_folds[g].test, seed=replica_seeds[s])
+                     for cell, s, g in rows]
+            jobs = _jobs(tasks, [paths[cell.key][0] == VECTORIZED for cell, _, _ in rows], [g for *_, g in rows], workers)
             start = time.perf_counter()
             with store.heartbeat(claims):
                 try:
-                    results = _train_all(tasks, workers)
+                    results: list[Any] = [None] * len(tasks)
+                    for (members, _), trained in zip(jobs, _train_all([job for _, job in jobs], workers)):
+                        for i, result in zip(members, trained):
+                            results[i] = result
                     stored = _collect(claims, rows, results, by_key, out if save_models else None, config)
                 except BaseException as exc:
                     for claim in claims:
@@ -360,7 +414,7 @@ def run_model(
             for claim in claims:
                 res = stored[claim.cell]
                 res["elapsed_s"] = round(elapsed / len(claims), 3)
-                res["path"], res["path_reason"] = PER_REPLICA, why
+                res["path"], res["path_reason"] = paths[claim.cell]
                 store.complete(claim, objective(res), res)
         failed = sorted(store.unfinished())
         if failed:

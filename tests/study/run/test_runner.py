@@ -139,8 +139,9 @@ def test_problems_are_raised_before_anything_is_stored(tmp_path) -> None:
     cnn = tiny_config(model={"kind": "cnn", "input_shape": [1, 1, 3]})
     with pytest.raises(StudyConfigError, match=r"model.input_shape: \[1, 1, 3\] holds 3 values, the data has 2 features"):
         run_study(cnn, tmp_path / "a")
-    cnn = tiny_config(model={"kind": "cnn", "input_shape": [1, 1, 2]})
-    with pytest.raises(StudyConfigError, match=r"arms\[2\].noise\[0\].site: 'pre' \(hidden-layer\) noise needs model.kind = 'mlp'"):
+    deep = [{"name": "none"}, {"name": "x", "noise": {"site": "pre", "kind": "gaussian", "std": 0.1, "layers": [2]}}]
+    cnn = tiny_config(model={"kind": "cnn", "input_shape": [1, 1, 2], "channels": [2]}, arms=deep, selection=None)
+    with pytest.raises(StudyConfigError, match=r"arms\[1\].noise\[0\].layers: hidden layer 2 does not exist; the model has 0..1"):
         run_study(cnn, tmp_path / "a")
     wide = tiny_config(arms=[{"name": "none"}, {"name": "x", "noise": {"site": "pre", "kind": "gaussian", "std": 0.1, "layers": [3]}}], selection=None)
     with pytest.raises(StudyConfigError, match=r"arms\[1\].noise\[0\].layers: hidden layer 3 does not exist"):
@@ -155,6 +156,20 @@ def test_a_changed_study_is_not_mixed_into_an_old_run(tiny_run) -> None:
     run_dir, _, _ = tiny_run
     with pytest.raises(StoreError, match="differs at: training.epochs"):
         run_study(tiny_config(curve_points=3, training={"epochs": 6, "eval_every": 1}), run_dir)
+
+
+@pytest.mark.parametrize("model", [
+    {"kind": "cnn", "input_shape": [1, 1, 2], "channels": [2], "hidden": 4},
+    {"kind": "gru", "input_shape": [2, 1], "hidden": 4},
+])
+def test_the_builtin_cnn_and_gru_take_hidden_layer_noise(tmp_path, model) -> None:
+    arms = [{"name": "none"},
+            {"name": "pre", "noise": {"site": "pre", "kind": "gaussian", "std": 0.5}},
+            {"name": "post", "noise": {"site": "post", "kind": "gaussian", "std": 0.5, "layers": [0]}}]
+    run_study(tiny_config(model=model, arms=arms, selection=None, seeds=2), tmp_path)
+    done = Store(default_url(tmp_path), "tiny").completed()
+    none, pre, post = (done[arm]["final"]["test_loss"] for arm in ("none", "pre", "post"))
+    assert none != pre and none != post and pre != post  # the noise reached the model (same seeds, paired)
 
 
 def test_regression_and_kfold_through_the_engine(tmp_path) -> None:

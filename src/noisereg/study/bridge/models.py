@@ -5,7 +5,12 @@ An MLP becomes the engine's hand-written :class:`~noisereg.engine.MLPSpec`, and 
 :class:`~noisereg.engine.ModuleSpec` over :mod:`noisereg.study.bridge.networks`. Everything here raises
 :class:`~noisereg.study.config.StudyConfigError` naming the study key, before any training: a model or
 loss that does not fit the data (features, classes, task, input shape), a hidden layer index that does
-not exist, hidden-layer noise on a model that is not an MLP.
+not exist.
+
+Hidden-layer (``pre``/``post``) noise on a CNN goes on each convolution's output (pre) or its
+activation's output (post), then the hidden Linear's; hidden layers are numbered in that order. On a
+GRU/LSTM there is one hidden layer, the recurrent output sequence (its gates run inside torch's
+kernel): ``pre`` and ``post`` both put noise on it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import functools
 
 from noisereg.engine import MLPSpec, ModuleSpec, OptimSpec
-from noisereg.engine.vocabulary import HIDDEN_SITES, Loss
+from noisereg.engine.vocabulary import Loss
 from noisereg.noise.kinds import KINDS
 from noisereg.study.bridge.networks import make_cnn, make_recurrent
 from noisereg.study.config import StudyConfig, StudyConfigError
@@ -59,7 +64,6 @@ def model_spec(config: StudyConfig, data: Dataset) -> MLPSpec | ModuleSpec:
             size *= s
         if size != features:
             raise _refuse("model.input_shape", f"{model.input_shape} holds {size} values, the data has {features} features")
-        _refuse_hidden_sites(config, f"a {model.kind!r} takes input, gradients and targets noise")
         _check_targets(config, data)
         if model.kind == "cnn":
             factory = functools.partial(
@@ -67,13 +71,10 @@ def model_spec(config: StudyConfig, data: Dataset) -> MLPSpec | ModuleSpec:
             )
         else:
             factory = functools.partial(make_recurrent, model.kind, tuple(model.input_shape), model.hidden, model.layers, out)
-        return ModuleSpec(factory=factory, out_features=out, name=model.kind)
-    hidden = len(model.widths)
-    for i, arm in enumerate(config.arms):
-        for j, site in enumerate(arm.noise):
-            for layer in site.layers or ():
-                if layer >= hidden:
-                    raise _refuse(f"arms[{i}].noise[{j}].layers", f"hidden layer {layer} does not exist; the model has 0..{hidden - 1}")
+        places = factory().hidden_places()
+        _check_layers(config, len(places))
+        return ModuleSpec(factory=factory, out_features=out, name=model.kind, hidden=places)
+    _check_layers(config, len(model.widths))
     _check_targets(config, data)
     return MLPSpec(
         in_features=features,
@@ -89,7 +90,15 @@ def _refuse_hidden_sites(config: StudyConfig, why: str) -> None:
     for i, arm in enumerate(config.arms):
         for j, site in enumerate(arm.noise):
             if site.site in HIDDEN_SITES:
-                raise _refuse(f"arms[{i}].noise[{j}].site", f"{site.site!r} (hidden-layer) noise needs model.kind = 'mlp'; {why}")
+                raise _refuse(f"arms[{i}].noise[{j}].site", f"{site.site!r} (hidden-layer) noise needs a model with hidden layers; {why}")
+
+
+def _check_layers(config: StudyConfig, hidden: int) -> None:
+    for i, arm in enumerate(config.arms):
+        for j, site in enumerate(arm.noise):
+            for layer in site.layers or ():
+                if layer >= hidden:
+                    raise _refuse(f"arms[{i}].noise[{j}].layers", f"hidden layer {layer} does not exist; the model has 0..{hidden - 1}")
 
 
 def _check_targets(config: StudyConfig, data: Dataset) -> None:

@@ -58,6 +58,14 @@ class SmallCNN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.body(x.reshape(x.shape[0], *self.input_shape))
 
+    def hidden_places(self) -> tuple[tuple[str, str], ...]:
+        """Per hidden layer (each convolution, then the hidden Linear): the names of the module whose
+        output is its linear output (``pre`` noise) and of its activation (``post`` noise)."""
+        names = [name for name, _ in self.body.named_children()]
+        modules = list(self.body.children())
+        return tuple((f"body.{names[i]}", f"body.{names[i + 1]}") for i, m in enumerate(modules[:-1])
+                     if isinstance(m, (nn.Conv2d, nn.Linear)))
+
 
 class RecurrentClassifier(nn.Module):
     """A GRU or LSTM over [steps, features] (batch first); the last step's output → Linear(out)."""
@@ -72,6 +80,11 @@ class RecurrentClassifier(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out, _ = self.rnn(x.reshape(x.shape[0], *self.input_shape))
         return self.head(out[:, -1])
+
+    def hidden_places(self) -> tuple[tuple[str, str], ...]:
+        """One hidden layer: the recurrent layers' output sequence. Its activations (tanh, the gates)
+        run inside torch's recurrent kernel, so ``pre`` and ``post`` noise both go on that output."""
+        return (("rnn", "rnn"),)
 
 
 def make_cnn(input_shape: Sequence[int], channels: Sequence[int], hidden: int, out_features: int, activation: str, init: str) -> SmallCNN:

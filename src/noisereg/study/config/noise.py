@@ -7,9 +7,10 @@ One table per site::
     noise = { site = "targets", kind = "label_smoothing", epsilon = 0.1 }
 
 Sites: ``input`` (the features), ``pre`` / ``post`` (a hidden layer's linear output before / after
-its activation; ``layers`` picks hidden layers by 0-based index, default all), ``weights`` (every
-parameter named ``weight*``, drawn once per optimizer step and held for its minibatch; the gradient at
-the noisy weights updates the clean ones), ``gradients``, and ``targets``. The kinds, their main strength (the one a grid varies), its range and their other keys
+its activation; ``layers`` picks hidden layers by 0-based index, default all: an MLP's layers, a CNN's
+convolutions then its hidden Linear, a GRU/LSTM's output sequence, where ``pre`` and ``post`` are one
+place), ``weights`` (every parameter named ``weight*``, drawn once per optimizer step and held for its
+minibatch; the gradient at the noisy weights updates the clean ones), ``gradients``, and ``targets``. The kinds, their main strength (the one a grid varies), its range and their other keys
 are those of the registry :data:`noisereg.noise.kinds.KINDS` (for targets of classifiers the label
 kinds ``label_smoothing`` and ``label_flip``); any strength may be a schedule table
 (``schedule = "annealed"`` etc., with ``per = "step"`` or ``"epoch"``) of

@@ -33,7 +33,6 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from noisereg._checks import NUMPY_SEED_MAX, SEED_MAX
-from noisereg.engine.vocabulary import HIDDEN_SITES
 from noisereg.study.config.keypaths import StudyConfigError, message, problems
 from noisereg.study.config.model import CNNConfig, LinearConfig, MLPConfig, ModelConfig, RecurrentConfig
 from noisereg.study.config.noise import NoiseConfig, check_sites, noise_strength_path, with_value
@@ -328,8 +327,6 @@ class StudyConfig(Strict):
                     f"arms[{i}].search needs [selection] arm = {arm.name!r}: the sampler ranks values by their "
                     "cross-validated score, never by the test set"
                 )
-            if arm.search is not None and self.model.kind != "mlp" and set(HIDDEN_SITES) & set(arm.search.sites or ()):
-                raise ValueError(f"arms[{i}].search.sites: 'pre' and 'post' (hidden-layer) noise need model.kind = 'mlp'")
         self._check_contrasts(names)
         return self
 

@@ -1,0 +1,448 @@
+"""The vectorized generic path: replicas of any ``nn.Module`` that ``torch.func`` can batch, trained as one.
+
+The replicas of a group share one model's code (``base``) and data split; each has its own seed, so its
+own initial weights, batch order and noise streams, exactly as :mod:`noisereg.engine.loop` builds them:
+
+- parameters and buffers of the replicas are stacked into ``[R, ...]`` tensors
+  (``torch.func.stack_module_state`` semantics); the forward is ``torch.func.vmap`` over
+  ``torch.func.functional_call(base, ...)``, with replica r's batch ``x[r]`` (its own shuffle);
+- the loss is ``Σ_r loss(out_r, y_r)`` (each term the mean of its own batch), so one backward gives
+  each replica the gradient of its own loss, exactly: ∂(Σ_q L_q)/∂θ_r = ∂L_r/∂θ_r;
+- the optimizer is the user's (``torch.optim.SGD``, ``Adam`` or ``AdamW``) over the stacked tensors:
+  their updates are elementwise, so each replica's update reads only its own slice and state;
+- noise: every replica gets a model of its own (never run) with its arm's sites attached by
+  :func:`noisereg.attach` under the per-replica path's seeds, and slice r of each place takes replica
+  r's own noise layer: activations and inputs through hooks on ``base`` (outside ``vmap``'s batching,
+  :class:`_PerReplica`), weights on the stacked weights before the forward, gradients by replica r's
+  optimizer hooks on its slice of the stacked gradient, targets on its batch. A replica's draws have the
+  shapes of a lone replica's, so its noise is the per-replica path's noise, whatever its group.
+
+BatchNorm: each replica has its own running statistics (stacked buffers updated in place under
+``vmap``); training uses batch statistics, evaluation the replica's running ones, as ``model.train()``
+/ ``model.eval()`` do. Dropout and any other randomness of the model's own forward cannot draw from a
+replica's stream under ``vmap``: such a model goes to the per-replica path (the probe finds it), as do a
+user's ``step``/``fit``, ``Dataset`` data, embedding noise and weight noise not redrawn per step.
+:func:`refusal` and :func:`probe` say why, for the run's metadata.
+
+Equal to the per-replica path up to floating-point rounding (batched kernels round differently, about
+one unit in the last place per operation); ``tests/engine/test_vectorized.py`` checks it in float64.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+from noisereg._compat.torch_private import batch_rnn_rules, step_hooks
+from noisereg.engine.loop import LoopResult, LoopTask, attach_sites, score
+from noisereg.layers import NoiseLayer
+from noisereg.seeding import derive_seed
+from noisereg.sites.activations import _apply, _argument_slot, _input_hook
+from noisereg.sites.attach import TargetsHandle
+from noisereg.sites.mixing import MixingLayer
+from noisereg.sites.placement import MaskSource
+from noisereg.sites.weights import WeightNoise
+
+__all__ = ["VECTORIZED", "VectorizedGroup", "group_key", "on_replicas", "probe", "refusal", "train_vectorized"]
+
+VECTORIZED = "vectorized"
+_OPTIMIZERS = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
+
+
+def refusal(task: LoopTask) -> str | None:
+    """Why ``task`` cannot train on the vectorized path, read from its settings; None when it may."""
+    if task.fit is not None:
+        return "fit= is the user's whole loop: each replica runs it"
+    if task.step is not None:
+        return "step= is the user's own training step: each replica runs it"
+    if not (isinstance(task.train, tuple) and isinstance(task.test, tuple)) or task.collate is not None:
+        return "the data is a Dataset: its batches come from a DataLoader per replica"
+    for j, site in enumerate(task.sites):
+        options = dict(site.options)
+        if site.at == "embeddings":
+            return f"site {j}: embedding noise (padding, sequence lengths) runs per replica"
+        if options.get("mask") is not None:
+            return f"site {j}: mask={options['mask']!r} reads the forward's attention mask per replica"
+        if site.at == "weights" and options.get("resample", "step") != "step":
+            return f"site {j}: weight noise with resample={options['resample']!r} runs per replica"
+    return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two settings of tasks are the same: tensors (data) the same objects, the rest equal."""
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same(u, v) for u, v in zip(a, b, strict=True))
+    if isinstance(a, (Tensor, torch.utils.data.Dataset)) or isinstance(b, (Tensor, torch.utils.data.Dataset)):
+        return a is b
+    return bool(a == b)
+
+
+def group_key(task: LoopTask) -> tuple[str, ...]:
+    """Tasks of one group must agree on this: the kinds of their target noise (soft labels from label
+    smoothing, say, cannot be stacked with class indices)."""
+    return tuple(type(site.noise).__name__ for site in task.sites if site.at == "targets")
+
+
+class _PerReplica(torch.autograd.Function):
+    """``fn`` on the stack ``[R, ...]`` behind a value batched by ``vmap``: replica r's noise layer
+    draws on slice r from its own stream. Its vmap rule runs below the batching level, so the draws
+    are ordinary ones, and autograd records ``fn``'s operations as for any tensor code."""
+
+    @staticmethod
+    def forward(x: Tensor, fn: Any) -> Tensor:
+        raise RuntimeError("per-replica noise runs under the vectorized path's vmap only")
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        pass
+
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple[int | None, None], x: Tensor, fn: Any) -> tuple[Tensor, int]:
+        dim = in_dims[0]
+        stack = x.movedim(dim, 0) if dim is not None else x.expand(info.batch_size, *x.shape)
+        return fn(stack), 0
+
+
+def on_replicas(x: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
+    """Inside ``vmap`` over R replicas: ``fn`` on the stack ``[R, ...]`` behind the batched ``x``
+    (slice r is replica r's value), its result batched again. Outside ``vmap``: RuntimeError."""
+    return _PerReplica.apply(x, fn)
+
+
+class _Place:
+    """One place of activation or input noise, for every replica: replica r's layers (in the order
+    they were attached) on slice r; a replica without noise there keeps its slice."""
+
+    def __init__(self, layers: list[list[NoiseLayer]]) -> None:
+        self.layers = layers
+        self.training = True
+
+    def __call__(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        if not self.training:
+            return x
+        return on_replicas(x, self._stacked)
+
+    def _stacked(self, xs: Tensor) -> Tensor:
+        out = []
+        for r, layers in enumerate(self.layers):
+            value = xs[r]
+            for layer in layers:
+                layer.training = True
+                value = layer(value)
+            out.append(value)
+        return torch.stack(out)
+
+
+@dataclasses.dataclass
+class _Replica:
+    """One replica's own objects: its (never run) model with the arm's noise attached, its optimizer
+    over that model (gradient noise only), its parameters and initial buffers by name, weight noise by
+    parameter name."""
+
+    module: nn.Module
+    handles: list[Any]
+    targets: list[TargetsHandle]
+    optimizer: torch.optim.Optimizer | None
+    params: dict[str, nn.Parameter]
+    buffers: dict[str, Tensor]
+    weights: dict[str, list[WeightNoise]]
+
+
+def _weight_noise(module: nn.Module) -> dict[str, list[WeightNoise]]:
+    found: dict[str, list[WeightNoise]] = {}
+    for prefix, owner in module.named_modules():
+        plist = getattr(owner, "parametrizations", None)
+        if not isinstance(plist, nn.ModuleDict):
+            continue
+        for local, entries in plist.items():
+            noisy = [p for p in entries if isinstance(p, WeightNoise)]
+            if noisy:
+                found[f"{prefix}.{local}" if prefix else local] = noisy
+    return found
+
+
+class VectorizedGroup:
+    """The replicas of ``tasks`` (one split, one model, one training setting; seeds and sites vary).
+
+    Raises ValueError when the tasks differ in anything but seed and sites, or the optimizer is not
+    SGD, Adam or AdamW with one parameter group; torch's own errors when the model cannot be batched.
+    """
+
+    def __init__(self, tasks: Sequence[LoopTask]) -> None:
+        first = tasks[0]
+        fields = [f.name for f in dataclasses.fields(LoopTask) if f.name not in ("seed", "sites")]
+        for task in tasks[1:]:
+            if not all(_same(getattr(task, f), getattr(first, f)) for f in fields) or group_key(task) != group_key(first):
+                raise ValueError("a vectorized group's tasks must differ in seed and sites only, with the same target noise kinds")
+        reason = refusal(first) or next((refusal(t) for t in tasks if refusal(t)), None)
+        if reason is not None:
+            raise ValueError(reason)
+        self.tasks, self.task = list(tasks), first
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(first.seed, "init"))
+            self.base = first.model().to(device=first.device, dtype=first.dtype)
+        if any(isinstance(m, nn.RNNBase) for m in self.base.modules()):
+            batch_rnn_rules()
+        self.names = [name for name, _ in self.base.named_parameters()]
+        self.buffer_names = [name for name, _ in self.base.named_buffers()]
+        self.replicas = [self._replica(task) for task in tasks]
+        with torch.no_grad():
+            self.params = {n: torch.stack([r.params[n].detach() for r in self.replicas]).requires_grad_(True)
+                           for n in self.names}
+            self.buffers = {n: torch.stack([r.buffers.pop(n) for r in self.replicas]) for n in self.buffer_names}
+        self.optimizer = first.optimizer(list(self.params.values()))
+        if type(self.optimizer) not in _OPTIMIZERS or len(self.optimizer.param_groups) != 1:
+            raise ValueError(f"the optimizer is {type(self.optimizer).__name__} with {len(self.optimizer.param_groups)} "
+                             "parameter groups: the vectorized path steps torch.optim.SGD/Adam/AdamW with one group")
+        self._hooks = self._place_hooks()
+        self._forward = vmap(self._one, in_dims=(0, 0, 0), randomness="error")
+        self._shared = vmap(self._one, in_dims=(0, 0, None), randomness="error")
+        self._vmapped_loss: bool | None = None
+
+    def _replica(self, task: LoopTask) -> _Replica:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(task.seed, "init"))
+            module = task.model().to(device=task.device, dtype=task.dtype)
+            torch.manual_seed(derive_seed(task.seed, "train"))
+            params = dict(module.named_parameters())
+            buffers = {n: b.detach().clone() for n, b in module.named_buffers()}
+            if list(params) != self.names or list(buffers) != self.buffer_names:
+                raise ValueError("the model factory built modules with different parameters or buffers per seed")
+            handles, targets = attach_sites(module, task, None)
+            optimizer = None
+            if any(s.at == "gradients" for s in task.sites):
+                optimizer = task.optimizer(module.parameters())
+                step_hooks(optimizer)  # refuses here, before training, where torch lacks them
+                more, _ = attach_sites(module, task, optimizer)
+                handles += more
+        return _Replica(module, handles, targets, optimizer, params, buffers, _weight_noise(module))
+
+    def _place_hooks(self) -> list[Any]:
+        """One hook on ``base`` per place where some replica has input or activation noise."""
+        places: dict[tuple[Any, ...], tuple[str, list[list[NoiseLayer]]]] = {}
+        count = len(self.replicas)
+        for r, replica in enumerate(self.replicas):
+            names = {id(m): n for n, m in replica.module.named_modules()}
+            for handle in replica.handles:
+                if handle.site not in ("input", "activations"):
+                    continue
+                for placement in handle._placements:
+                    position, module, *extra = placement.key
+                    key = (position, names[id(module)], *extra)
+                    label, layers = places.setdefault(key, (placement.where, [[] for _ in range(count)]))
+                    layers[r].append(placement.layer)
+        masks = MaskSource(self.base, None)
+        hooks = []
+        for (position, name, *extra), (label, layers) in places.items():
+            module, place = self.base.get_submodule(name), _Place(layers)
+            if position == "after":
+                def after(mod: nn.Module, args: tuple, output: Any, place: _Place = place, label: str = label) -> Any:
+                    return _apply(place, mod, masks, output, label)  # type: ignore[arg-type]
+
+                hooks.append(module.register_forward_hook(after))
+            else:
+                arg = extra[0]
+                hook = _input_hook(place, masks, arg, label, _argument_slot(module, arg))  # type: ignore[arg-type]
+                hooks.append(module.register_forward_pre_hook(hook, with_kwargs=True))
+        return hooks
+
+    def _one(self, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor) -> Tensor:
+        return functional_call(self.base, (params, buffers), (x,))
+
+    def _noisy_params(self) -> dict[str, Tensor]:
+        """The stacked weights, with replica r's weight noise on slice r (drawn once per step)."""
+        params = dict(self.params)
+        for name in self.names:
+            if not any(name in r.weights for r in self.replicas):
+                continue
+            rows = []
+            for r, replica in enumerate(self.replicas):
+                value = self.params[name][r]
+                for noise in replica.weights.get(name, ()):
+                    noise.stale = True
+                    value = noise(value)
+                rows.append(value)
+            params[name] = torch.stack(rows)
+        return params
+
+    def _loss(self, out: Tensor, y: Tensor) -> Tensor:
+        """Σ_r loss(out_r, y_r): under vmap where the loss allows it, else replica by replica."""
+        if self._vmapped_loss is not False:
+            try:
+                total = vmap(self.task.loss)(out, y).sum()
+                self._vmapped_loss = True
+                return total
+            except RuntimeError:
+                if self._vmapped_loss:
+                    raise
+                self._vmapped_loss = False
+        return torch.stack([self.task.loss(out[r], y[r]) for r in range(len(self.replicas))]).sum()
+
+    def _targets(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        if not any(r.targets for r in self.replicas):
+            return x, y
+        xs, ys = [], []
+        for r, replica in enumerate(self.replicas):
+            xr, yr = x[r], y[r]
+            for handle in replica.targets:
+                if isinstance(handle.layers[0], MixingLayer):
+                    xr, yr = handle(xr, yr)
+                else:
+                    yr = handle(yr)
+            xs.append(xr)
+            ys.append(yr)
+        return torch.stack(xs), torch.stack(ys)
+
+    def _gradient_noise(self) -> None:
+        for r, replica in enumerate(self.replicas):
+            if replica.optimizer is None:
+                continue
+            for name, param in replica.params.items():
+                grad = self.params[name].grad
+                param.grad = None if grad is None else grad[r]
+            pre, _ = step_hooks(replica.optimizer)
+            for hook in pre:
+                hook(replica.optimizer, (replica.optimizer,), {})
+
+    def _tick(self) -> None:
+        for replica in self.replicas:
+            if replica.optimizer is not None:
+                for hook in step_hooks(replica.optimizer)[1]:
+                    hook(replica.optimizer, (replica.optimizer,), {})
+
+    def train_step(self, x: Tensor, y: Tensor) -> Tensor:
+        """One step of every replica on its batch ``x[r]``, ``y[r]``; returns the per-replica losses."""
+        if not self.base.training or not all(r.module.training for r in self.replicas):
+            self.base.train()
+            for replica in self.replicas:
+                replica.module.train()
+        x, y = self._targets(x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        out = self._forward(self._noisy_params(), self.buffers, x)
+        total = self._loss(out, y)
+        total.backward()
+        self._gradient_noise()
+        self.optimizer.step()
+        self._tick()
+        return total.detach()
+
+    @torch.no_grad()
+    def outputs(self, x: Tensor) -> Tensor:
+        """Every replica's eval-mode outputs ``[R, n, ...]`` on the same inputs ``x``."""
+        self.base.eval()
+        try:
+            return self._shared(self.params, self.buffers, x)
+        finally:
+            self.base.train()
+
+    def state(self, r: int) -> dict[str, Tensor]:
+        """Replica r's state dict (clean names), on the CPU."""
+        own = {**self.params, **self.buffers}
+        return {k: (own[k][r] if k in own else v).detach().to("cpu").clone() for k, v in self.base.state_dict().items()}
+
+    def close(self) -> None:
+        """Take every hook and every replica's noise off."""
+        for hook in self._hooks:
+            hook.remove()
+        for replica in self.replicas:
+            for handle in replica.handles:
+                handle.remove()
+
+
+def _part(part: Any, task: LoopTask) -> tuple[Tensor, Tensor]:
+    x, y = part
+    x = x.to(device=task.device, dtype=task.dtype) if x.is_floating_point() else x.to(task.device)
+    y = y.to(device=task.device, dtype=task.dtype) if y.is_floating_point() else y.to(task.device)
+    return x, y
+
+
+def _evaluate(group: VectorizedGroup, part: Any) -> list[dict[str, float]]:
+    task = group.task
+    x, y = _part(part, task)
+    size = max(task.batch_size, 256)
+    count = len(group.replicas)
+    outs: list[list[Tensor]] = [[] for _ in range(count)]
+    totals = [0.0] * count
+    with torch.no_grad():
+        for start in range(0, len(x), size):
+            xb, yb = x[start : start + size], y[start : start + size]
+            out = group.outputs(xb)
+            for r in range(count):
+                totals[r] += float(task.loss(out[r], yb)) * len(yb)
+                outs[r].append(out[r].to("cpu", torch.float64))
+    labels = y.detach().to("cpu")
+    return [score(torch.cat(outs[r]), labels, totals[r] / len(x), task) for r in range(count)]
+
+
+def train_vectorized(tasks: Sequence[LoopTask]) -> list[LoopResult]:
+    """Train the replicas of ``tasks`` as one :class:`VectorizedGroup`; results in the order of ``tasks``.
+
+    Each result is what :func:`noisereg.engine.loop.train_replica` gives for that task, up to rounding.
+    Raises ValueError (see :class:`VectorizedGroup`), or torch's error when the model cannot be batched.
+    """
+    threads = torch.get_num_threads()
+    if tasks[0].threads is not None:
+        torch.set_num_threads(tasks[0].threads)
+    try:
+        group = VectorizedGroup(tasks)
+        try:
+            return _train(group)
+        finally:
+            group.close()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(group: VectorizedGroup) -> list[LoopResult]:
+    task, count = group.task, len(group.replicas)
+    x, y = _part(task.train, task)
+    orders = [torch.Generator().manual_seed(derive_seed(t.seed, "batches")) for t in group.tasks]
+    curves: list[dict[str, list[float]]] = [{} for _ in range(count)]
+    epochs: list[int] = []
+    for epoch in range(1, task.epochs + 1):
+        perm = torch.stack([torch.randperm(len(x), generator=g) for g in orders]).to(x.device)
+        for start in range(0, len(x), task.batch_size):
+            index = perm[:, start : start + task.batch_size]
+            group.train_step(x[index], y[index])
+        if epoch % task.eval_every == 0 or epoch == task.epochs:
+            epochs.append(epoch)
+            for part_name, part in (("train", task.train), ("test", task.test)):
+                for r, values in enumerate(_evaluate(group, part)):
+                    for name, value in values.items():
+                        curves[r].setdefault(f"{part_name}_{name}", []).append(value)
+    results = []
+    for r in range(count):
+        final = {name: values[-1] for name, values in curves[r].items()}
+        arrays = {k: np.asarray(v, dtype=np.float64) for k, v in curves[r].items()}
+        results.append(LoopResult(final, arrays, list(epochs), group.state(r)))
+    return results
+
+
+def probe(task: LoopTask) -> str | None:
+    """Why ``task`` cannot train vectorized, or None: :func:`refusal`, then one trial step of the
+    task's replica on a batch of at most two samples (a vmap trial forward, loss and backward, and an
+    evaluation), thrown away."""
+    reason = refusal(task)
+    if reason is not None:
+        return reason
+    x, y = task.train  # type: ignore[misc]
+    n = min(2, len(x))
+    trial = dataclasses.replace(task, train=(x[:n], y[:n]), test=(x[:n], y[:n]), epochs=1, batch_size=n)
+    try:
+        group = VectorizedGroup([trial])
+        try:
+            xs, ys = _part(trial.train, trial)
+            group.train_step(xs.unsqueeze(0), ys.unsqueeze(0))
+            group.outputs(xs)
+        finally:
+            group.close()
+    except Exception as exc:  # the user's model under vmap: any failure sends it to the per-replica path
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"vmap trial failed: {type(exc).__name__}: {first[:300]}"
+    return None
