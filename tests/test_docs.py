@@ -14,7 +14,7 @@ DOCTESTED = [
     "noisereg._checks",
     "noisereg.schedules",
     "noisereg.seeding",
-    "noisereg._checks",
+    "noisereg._registry",
     "noisereg.noise.kinds",
     "noisereg.engine.vocabulary",
     "noisereg.streams",

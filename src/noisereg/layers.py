@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import numbers
-import weakref
 from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
 
 from noisereg import noise as kinds
+from noisereg._registry import NoiseRegistry
 from noisereg.noise.base import NoiseKind, check_strength
 from noisereg.schedules import Clock, Schedule, resolve
 from noisereg.seeding import NoiseGenerator, check_seed, noise_generator
@@ -33,11 +33,9 @@ __all__ = [
     "unbind_clock",
 ]
 
-# Noise that sits beside a module rather than inside it (hooks placed by noisereg.attach) is listed
-# here so that noise_enabled, bind_clock and describe find it without the user's model being changed.
-# Weak keys: the entry goes away with the module.
-_beside: weakref.WeakKeyDictionary[nn.Module, list[NoiseLayer]] = weakref.WeakKeyDictionary()
-_clocks: weakref.WeakKeyDictionary[nn.Module, tuple[Clock, object]] = weakref.WeakKeyDictionary()
+# Noise that sits beside a module rather than inside it (placed by noisereg.attach), the models' clocks
+# and weight noise's clean orders: found by the switches below without the user's model being changed.
+registry: NoiseRegistry[NoiseLayer] = NoiseRegistry()
 
 
 class NoiseLayer(nn.Module):
@@ -225,7 +223,7 @@ def noise_layers(model: nn.Module) -> list[NoiseLayer]:
     for module in model.modules():
         if isinstance(module, NoiseLayer):
             found.append(module)
-        found.extend(_beside.get(module, ()))
+        found.extend(registry.beside(module))
     return found
 
 
@@ -266,18 +264,18 @@ def bind_clock(model: nn.Module, clock: Clock | None = None) -> Clock:
     """
     layers = noise_layers(model)
     if clock is None:
-        clock = _clocks[model][0] if model in _clocks else Clock()
+        clock = registry.clock(model)
+        clock = Clock() if clock is None else clock
     if not isinstance(clock, Clock):
         raise TypeError(f"clock must be a noisereg.Clock, got {type(clock).__name__}")
-    if model in _clocks:
-        _clocks.pop(model)[1].remove()
+    registry.unbind_clock(model)
 
     def tick(module: nn.Module, args: object, output: object) -> None:
         if module.training and clock.auto:
             clock.tick()
 
     handle = model.register_forward_hook(torch.compiler.disable(tick))
-    _clocks[model] = (clock, handle)
+    registry.bind_clock(model, clock, handle)
     for layer in layers:
         layer.clock = clock
     return clock
@@ -285,21 +283,7 @@ def bind_clock(model: nn.Module, clock: Clock | None = None) -> Clock:
 
 def unbind_clock(model: nn.Module) -> None:
     """Remove the clock :func:`bind_clock` gave ``model``; its layers count their own steps again."""
-    if model in _clocks:
-        _clocks.pop(model)[1].remove()
+    registry.unbind_clock(model)
     for layer in noise_layers(model):
         layer.clock = None
-
-
-def add_beside(module: nn.Module, layer: NoiseLayer) -> None:
-    """Record noise applied beside ``module`` by a hook (for noise_enabled, bind_clock, describe)."""
-    _beside.setdefault(module, []).append(layer)
-
-
-def remove_beside(module: nn.Module, layer: NoiseLayer) -> None:
-    entries = _beside.get(module, [])
-    if layer in entries:
-        entries.remove(layer)
-    if not entries and module in _beside:
-        del _beside[module]
 

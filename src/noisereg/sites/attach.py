@@ -21,14 +21,15 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from noisereg.layers import NoiseLayer, add_beside, remove_beside
+from noisereg._registry import PlaceInfo
+from noisereg.layers import NoiseLayer, registry
 from noisereg.noise.base import NoiseKind
 from noisereg.seeding import check_seed
 from noisereg.sites.activations import Where, place_activations, place_input
 from noisereg.sites.embeddings import place_embeddings
 from noisereg.sites.gradients import place_gradients
 from noisereg.sites.mixing import MixingKind, MixingLayer
-from noisereg.sites.placement import MaskSource, PlaceInfo, Placement, placed, run_beside, stream_seed
+from noisereg.sites.placement import MaskSource, Placement, run_beside, stream_seed
 from noisereg.sites.selectors import Selector, unwrap
 from noisereg.sites.targets import DisturbLabel, LabelFlip, LabelSmoothing
 from noisereg.sites.weights import Resample, place_weights
@@ -115,7 +116,7 @@ class Handle:
             raise ValueError(f"this handle's {self.site} noise ({places}) was already removed")
         for placement in reversed(self._placements):
             placement.undo()
-            placed.pop(placement.layer, None)
+            registry.forget_place(placement.layer)
         for item in self._cleanup:
             item.remove()
         self.removed = True
@@ -206,7 +207,7 @@ def _check_free(placements: list[Placement], stack: bool, at: str) -> None:
         return
     for placement in placements:
         position, target, *extra = placement.key
-        for info in list(placed.values()):
+        for info in registry.places():
             if info.position == position and info.anchor() is target and info.extra == tuple(extra):
                 raise ValueError(
                     f"{at} noise is already attached {info.where} (at={info.site!r}); remove that handle "
@@ -304,7 +305,7 @@ def attach(
         handle.remove()
         raise
     for p in handle._placements:
-        placed[p.layer] = PlaceInfo.of(p)
+        registry.record_place(p.layer, PlaceInfo.of(p.site, p.where, p.key, p.host))
         # The layer keeps its handle alive (a reference cycle, not a global one), so that
         # noisereg.strip can take the noise off after the user dropped the handle.
         p.layer._attach_handle = handle
@@ -314,7 +315,7 @@ def attach(
 def _place_targets(root: nn.Module, noise: NoiseKind, seed: int | None) -> list[Placement]:
     layer_type = MixingLayer if isinstance(noise, MixingKind) else NoiseLayer
     layer = layer_type(noise, seed=stream_seed(seed, "targets", type(noise).__name__))
-    add_beside(root, layer)
-    undo = lambda: remove_beside(root, layer)  # noqa: E731
+    registry.add_beside(root, layer)
+    undo = lambda: registry.remove_beside(root, layer)  # noqa: E731
     return [Placement("targets", f"targets ({type(noise).__name__})", ("targets", root, type(noise)),
                       layer, root, undo)]

@@ -6,8 +6,7 @@ import dataclasses
 
 from torch import Tensor, nn
 
-from noisereg.layers import NoiseLayer, noise_layers
-from noisereg.sites.placement import placed
+from noisereg.layers import NoiseLayer, noise_layers, registry
 from noisereg.sites.selectors import unwrap
 
 __all__ = ["describe", "Entry", "Description"]
@@ -78,7 +77,7 @@ def describe(model: nn.Module) -> Description:
     names = {id(m): n for n, m in root.named_modules()}
     entries = Description()
     for layer in noise_layers(root):
-        info = placed.get(layer)
+        info = registry.place(layer)
         if info is None:
             site, where, host = "module", repr(names.get(id(layer), "?")), None
         else:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from noisereg.layers import NoiseLayer, add_beside, remove_beside
+from noisereg.layers import NoiseLayer, registry
 from noisereg.noise.additive import uniform
 from noisereg.noise.base import NoiseKind, Strength, check_input, check_mask, check_strength
 from noisereg.schedules import Schedule
@@ -195,11 +195,11 @@ def place_embeddings(
             return layer(output, pad, documents)
 
         handle = module.register_forward_hook(hook)
-        add_beside(module, layer)
+        registry.add_beside(module, layer)
 
         def undo(module: nn.Module = module, layer: NoiseLayer = layer, handle: Any = handle) -> None:
             handle.remove()
-            remove_beside(module, layer)
+            registry.remove_beside(module, layer)
 
         placements.append(Placement("embeddings", f"after {name!r}", ("after", module), layer, module, undo))
     return placements

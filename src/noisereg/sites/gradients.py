@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from noisereg.layers import NoiseLayer, add_beside, remove_beside
+from noisereg.layers import NoiseLayer, registry
 from noisereg.noise.additive import Gaussian
 from noisereg.noise.base import NoiseKind
 from noisereg.schedules import Annealed, Clock
@@ -128,12 +128,12 @@ def place_gradients(
             own.tick()
 
     hooks = [optimizer.register_step_pre_hook(add_noise), optimizer.register_step_post_hook(tick)]
-    add_beside(root, layer)
+    registry.add_beside(root, layer)
 
     def undo() -> None:
         for hook in hooks:
             hook.remove()
-        remove_beside(root, layer)
+        registry.remove_beside(root, layer)
 
     key: tuple[Any, ...] = ("gradients", optimizer)
     where = f"gradients of {len(chosen)} parameters at {type(optimizer).__name__}.step"
