@@ -76,10 +76,6 @@ def _hull(*values: float) -> tuple[float, float]:
     return min(values), max(values)
 
 
-def _number(value: object, name: str, *, low: float = -math.inf, positive: bool = False) -> float:
-    return check_real(value, name, low=0.0 if positive else low, low_open=positive)
-
-
 def _count(value: object, name: str, *, low: int = 0) -> int:
     return check_int(value, name, low=low)
 

@@ -135,14 +135,13 @@ def _document_lengths(labels: Tensor, real: Tensor) -> Tensor:
 
 
 @dataclasses.dataclass(frozen=True)
-class NEFTune(NoiseKind):
+class NEFTune(NoiseKind, kind="neftune"):
     """Config of :func:`neftune`: ``NEFTune(alpha=5.0)``; ``alpha`` may be a schedule;
     ``length="padded"`` reproduces transformers' ``neftune_noise_alpha``."""
 
     alpha: float | Schedule | Tensor = 5.0
     length: Length = "real"
 
-    strength_field = "alpha"
     function = staticmethod(neftune)
 
     def __post_init__(self) -> None:

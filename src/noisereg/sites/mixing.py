@@ -138,8 +138,6 @@ class MixingKind(NoiseKind):
     num_classes: int | None = None
     per_sample: bool = False
 
-    strength_field = "alpha"
-
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.num_classes is not None:
@@ -154,7 +152,7 @@ class MixingKind(NoiseKind):
 
 
 @dataclasses.dataclass(frozen=True)
-class Mixup(MixingKind):
+class Mixup(MixingKind, kind="mixup"):
     """Config of :func:`mixup` (α = 0.2 by default)."""
 
     alpha: float | Schedule = 0.2
@@ -163,7 +161,7 @@ class Mixup(MixingKind):
 
 
 @dataclasses.dataclass(frozen=True)
-class CutMix(MixingKind):
+class CutMix(MixingKind, kind="cutmix"):
     """Config of :func:`cutmix` (α = 1 by default, as in the paper)."""
 
     alpha: float | Schedule = 1.0

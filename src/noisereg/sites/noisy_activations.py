@@ -72,7 +72,7 @@ def noisy_hard_activation(
 
 
 @dataclasses.dataclass(frozen=True)
-class SaturationNoise(NoiseKind):
+class SaturationNoise(NoiseKind, kind="saturation"):
     """Config of :func:`noisy_hard_activation` (with p = 1; the modules learn p)."""
 
     c: float | Schedule | Tensor = 0.5
@@ -80,7 +80,6 @@ class SaturationNoise(NoiseKind):
     alpha: float = 1.15
     half_normal: bool = True
 
-    strength_field = "c"
     function = staticmethod(noisy_hard_activation)
 
     def __post_init__(self) -> None:
