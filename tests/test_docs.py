@@ -12,7 +12,9 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCTESTED = [
     "noisereg._checks",
-    "noisereg.schedules",
+    "noisereg.schedules._base",
+    "noisereg.schedules._shapes",
+    "noisereg.schedules._compose",
     "noisereg.seeding",
     "noisereg._registry",
     "noisereg.noise.kinds",
