@@ -45,8 +45,9 @@ class PlaceInfo:
     def of(cls, site: str, where: str, key: tuple[Any, ...], host: nn.Module | None) -> PlaceInfo:
         """The record of a place whose key is ``(position, anchor, *extra)``."""
         position, anchor, *extra = key
-        return cls(site, where, position, weakref.ref(anchor), tuple(extra),
-                   None if host is None else weakref.ref(host))
+        return cls(
+            site, where, position, weakref.ref(anchor), tuple(extra), None if host is None else weakref.ref(host)
+        )
 
 
 class NoiseRegistry(Generic[LayerT]):
@@ -64,9 +65,7 @@ class NoiseRegistry(Generic[LayerT]):
 
     def __init__(self) -> None:
         self._beside: weakref.WeakKeyDictionary[nn.Module, list[LayerT]] = weakref.WeakKeyDictionary()
-        self._clocks: weakref.WeakKeyDictionary[nn.Module, tuple[Clock, RemovableHandle]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._clocks: weakref.WeakKeyDictionary[nn.Module, tuple[Clock, RemovableHandle]] = weakref.WeakKeyDictionary()
         self._places: weakref.WeakKeyDictionary[LayerT, PlaceInfo] = weakref.WeakKeyDictionary()
         self._clean_orders: weakref.WeakKeyDictionary[nn.Module, tuple[list[str], list[str]]] = (
             weakref.WeakKeyDictionary()

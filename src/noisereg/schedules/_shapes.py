@@ -82,7 +82,8 @@ class Cosine(_Ramp):
 
     v(t) = end + (start − end) · (1 + cos(π · clamp((t − begin) / steps, 0, 1))) / 2
 
-    Args and raises as :class:`Linear`.
+    Args:
+        as :class:`Linear`.
 
     >>> Cosine(1.0, 0.0, steps=10)(5)
     0.5
@@ -185,8 +186,7 @@ class Piecewise:
             raise ValueError(f"boundaries={self.boundaries!r} must be strictly increasing")
         if len(self.values) != len(self.boundaries) + 1:
             raise ValueError(
-                f"values must have len(boundaries) + 1 = {len(self.boundaries) + 1} entries, "
-                f"got {len(self.values)}"
+                f"values must have len(boundaries) + 1 = {len(self.boundaries) + 1} entries, got {len(self.values)}"
             )
 
     def __call__(self, step: int) -> float:

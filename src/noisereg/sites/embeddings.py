@@ -177,7 +177,9 @@ def place_embeddings(
         layer = NoiseLayer(kind, seed=stream_seed(seed, "embeddings", name))
         padding_idx = getattr(module, "padding_idx", None)
 
-        def hook(mod: nn.Module, args: tuple, output: Any, layer: NoiseLayer = layer, pad_id=padding_idx):
+        def hook(
+            mod: nn.Module, args: tuple, output: Any, layer: NoiseLayer = layer, pad_id: int | None = padding_idx
+        ) -> Tensor:
             if not isinstance(output, Tensor) or not output.is_floating_point():
                 raise TypeError(f"embedding noise needs a float tensor output, got {type(output).__name__}")
             layer.training = mod.training

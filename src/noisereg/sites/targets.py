@@ -164,7 +164,7 @@ def check_pattern(pattern: object, classes: int | None) -> Pattern:
             raise ValueError(f"pattern must be a float [C, C] matrix with C={classes}, got {shape}")
         sums = pattern.sum(dim=1)
         ones = (sums - 1.0).abs() < 1e-5
-        if not bool(((pattern >= 0).all() & (ones | (sums == 0)).all())):
+        if not bool((pattern >= 0).all() & (ones | (sums == 0)).all()):
             raise ValueError("pattern rows must be probabilities summing to 1 (or all 0: never flip)")
         return pattern
     if isinstance(pattern, (Mapping, tuple, list)):
@@ -175,7 +175,7 @@ def check_pattern(pattern: object, classes: int | None) -> Pattern:
         limit = math.inf if classes is None else classes
         for k, v in pairs.items():
             for name, c in (("source", k), ("target", v)):
-                if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= c < limit:
+                if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= int(c) < limit:
                     raise ValueError(f"pattern {name} class {c!r} must be an int in [0, {limit})")
         return types.MappingProxyType(pairs)
     raise TypeError(

@@ -89,8 +89,15 @@ class Heartbeat:
     """The heartbeat of one batch of claims (see :meth:`Store.heartbeat`); ``lost`` says why they were
     lost, or is None while they are held."""
 
-    def __init__(self, storage: optuna.storages.BaseStorage, retrying: Retrying, claims: Sequence[Claim], *,
-                 interval: int, grace_period: int) -> None:
+    def __init__(
+        self,
+        storage: optuna.storages.RDBStorage,
+        retrying: Retrying,
+        claims: Sequence[Claim],
+        *,
+        interval: int,
+        grace_period: int,
+    ) -> None:
         self.storage, self.retrying, self.claims = storage, retrying, tuple(claims)
         self.interval, self.grace_period = interval, grace_period
         self.stop = threading.Event()
@@ -110,12 +117,18 @@ class Heartbeat:
                     states = {c.cell: self.storage.get_trial(c.trial_id).state for c in self.claims}
             except Exception as exc:  # noqa: BLE001 - a heartbeat must not die unseen: log, try again
                 if not failing:
-                    _log.warning("heartbeat of cell(s) %s could not be recorded (%s); trying again every %d s",
-                                cells, first_line(exc), self.interval)
+                    _log.warning(
+                        "heartbeat of cell(s) %s could not be recorded (%s); trying again every %d s",
+                        cells,
+                        first_line(exc),
+                        self.interval,
+                    )
                 failing = True
             else:
                 if failing:
-                    _log.warning("heartbeat of cell(s) %s recorded again after %.0f s", cells, time.monotonic() - self.last)
+                    _log.warning(
+                        "heartbeat of cell(s) %s recorded again after %.0f s", cells, time.monotonic() - self.last
+                    )
                 failing, self.last = False, time.monotonic()
                 taken = sorted(k for k, state in states.items() if state != TrialState.RUNNING)
                 if taken:

@@ -79,7 +79,9 @@ def watch(engine: sqlalchemy.engine.Engine, retrying: Retrying) -> None:
 def _unreachable(exc: BaseException) -> bool:
     """Whether ``exc`` (or the SQLAlchemy error Optuna wrapped in it) says the server was not reached."""
     for err in (exc, exc.__cause__):
-        if isinstance(err, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.DisconnectionError)):
+        if isinstance(
+            err, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.DisconnectionError)
+        ):
             return True
         if isinstance(err, sqlalchemy.exc.DBAPIError) and err.connection_invalidated:
             return True
@@ -114,7 +116,12 @@ class Retrying:
             if self._down:
                 return
             self._down = True
-        _log.warning("lost the connection to the storage at %s (%s); reconnecting for up to %g s", self.url, reason, self.retry_for)
+        _log.warning(
+            "lost the connection to the storage at %s (%s); reconnecting for up to %g s",
+            self.url,
+            reason,
+            self.retry_for,
+        )
 
     def connected(self, *_: Any) -> None:
         """SQLAlchemy's pool made a new connection (its ``connect`` event)."""

@@ -334,7 +334,7 @@ class Store:
                 optuna.storages.fail_stale_trials(self.study)
             retry = self.storage.get_heartbeat_stale_trial_callback()
             for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                owner = t.system_attrs.get(OWNER)
+                owner: Any = t.system_attrs.get(OWNER)
                 if not gone(owner):
                     continue
                 try:
