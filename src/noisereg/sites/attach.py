@@ -56,7 +56,16 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
 class Handle:
     """What :func:`attach` returns: the noise it placed, and :meth:`remove` to take it off exactly.
 
-    Also a context manager: ``with attach(...):`` removes the noise at the end of the block.
+    Also a context manager: ``with attach(...):`` removes the noise at the end of the block. Made by
+    :func:`attach` only; ``site`` is the site's name, ``removed`` whether :meth:`remove` ran.
+
+    >>> from noisereg.noise import Gaussian
+    >>> model = nn.Linear(2, 2)
+    >>> with attach(model, Gaussian(std=0.1), at="weights", seed=0) as handle:
+    ...     handle.places
+    ["weight 'weight'"]
+    >>> handle.removed
+    True
     """
 
     def __init__(self, site: str, placements: list[Placement], cleanup: list[Any]) -> None:
@@ -260,9 +269,21 @@ def attach(
     ``derive_seed(seed, site, place)``; None uses torch's global generator. DDP and ``torch.compile``
     wrappers are unwrapped first, and names are those of the unwrapped model.
 
-    Raises ValueError for a selector that matches nothing (with close names), an option that does not
-    apply to the site, a place that already has noise from ``attach`` (unless ``stack=True``), weight
-    noise on a non-float or tied parameter; TypeError for a noise that is not a noise config.
+    Returns:
+        A :class:`Handle`: ``places`` names where the noise went, ``remove()`` takes it off exactly,
+        ``state_dict()``/``load_state_dict()`` carry its noise state in a checkpoint.
+
+    Raises:
+        ValueError: a selector that matches nothing (with close names), an option that does not apply
+            to the site, a place that already has noise from ``attach`` (unless ``stack=True``), weight
+            noise on a non-float or tied parameter. TypeError: a noise that is not a noise config.
+
+    >>> from noisereg.noise import Gaussian
+    >>> model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    >>> handle = attach(model, Gaussian(std=0.1), at="activations", select="1", seed=0)
+    >>> handle.places
+    ["after '1'"]
+    >>> handle.remove()
     """
     root = unwrap(model)
     _check_kind(noise, at)

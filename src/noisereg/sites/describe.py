@@ -72,6 +72,15 @@ def describe(model: nn.Module) -> Description:
     >>> print(describe(nn.Sequential(GaussianNoise(0.1), nn.Linear(2, 1))))
     site    where  noise                         strength  step  applied  state
     module  '0'    Gaussian(std=0.1, clip=None)  0.1       0     0        on (training)
+
+    Args:
+        model: any ``nn.Module`` (DDP and ``torch.compile`` wrappers are looked through).
+
+    Returns:
+        A :class:`Description`: a list of :class:`Entry`, printed as a table ("no noise attached" when empty).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
     """
     root = unwrap(model)
     names = {id(m): n for n, m in root.named_modules()}

@@ -137,7 +137,16 @@ def _document_lengths(labels: Tensor, real: Tensor) -> Tensor:
 @dataclasses.dataclass(frozen=True)
 class NEFTune(NoiseKind, kind="neftune"):
     """Config of :func:`neftune`: ``NEFTune(alpha=5.0)``; ``alpha`` may be a schedule;
-    ``length="padded"`` reproduces transformers' ``neftune_noise_alpha``."""
+    ``length="padded"`` reproduces transformers' ``neftune_noise_alpha``.
+
+    Fields: the parameters of :func:`neftune` but ``x``, ``mask``, ``documents`` and ``generator``.
+
+    Raises:
+        TypeError, ValueError: ``alpha`` out of range (a schedule: by its range), an unknown ``length``.
+
+    >>> NEFTune(alpha=0.0)(torch.ones(1, 2, 4)).tolist() == torch.ones(1, 2, 4).tolist()
+    True
+    """
 
     alpha: float | Schedule | Tensor = 5.0
     length: Length = "real"

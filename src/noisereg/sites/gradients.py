@@ -43,6 +43,19 @@ def annealed_gaussian(eta: float = 0.01, gamma: float = 0.55) -> Gaussian:
 
     ``eta`` is the paper's η (a variance; the paper tries 0.01, 0.3 and 1.0), ``gamma`` its decay 0.55.
     Returns ``Gaussian(std=Annealed(eta, gamma))``, a composition of public pieces.
+
+    Args:
+        eta: η >= 0, the variance at step 0.
+        gamma: γ >= 0, the decay exponent (default 0.55).
+
+    Returns:
+        A :class:`~noisereg.noise.Gaussian` config whose ``std`` is an :class:`~noisereg.schedules.Annealed` schedule.
+
+    Raises:
+        TypeError, ValueError: ``eta`` or ``gamma`` not a finite number >= 0.
+
+    >>> annealed_gaussian(0.3)
+    Gaussian(std=Annealed(eta=0.3, gamma=0.55), clip=None)
     """
     return Gaussian(std=Annealed(eta=eta, gamma=gamma))
 
