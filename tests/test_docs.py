@@ -20,6 +20,7 @@ DOCTESTED = [
     "noisereg.noise.kinds",
     "noisereg.engine.vocabulary",
     "noisereg.streams",
+    "noisereg.noise.base",
     "noisereg.noise.additive",
     "noisereg.noise.multiplicative",
     "noisereg.noise.discrete",

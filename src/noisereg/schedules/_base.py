@@ -50,6 +50,12 @@ def span(schedule: object) -> tuple[float, float] | None:
     interval includes 0. Configs use this to refuse, when they are made, a schedule that would leave
     a strength's range at some step.
 
+    Args:
+        schedule: any object.
+
+    Returns:
+        ``(low, high)``, or None when the range cannot be known.
+
     >>> from noisereg.schedules import Linear
     >>> span(Linear(1.0, -1.0, steps=10))
     (-1.0, 1.0)

@@ -17,6 +17,12 @@ __all__ = ["Constant", "Linear", "Cosine", "ExponentialDecay", "Annealed", "Piec
 class Constant:
     """``value`` at every step.
 
+    Args:
+        value: a finite number.
+
+    Raises:
+        TypeError, ValueError: ``value`` is not a finite number.
+
     >>> Constant(0.1)(1000)
     0.1
     """
@@ -83,6 +89,9 @@ class Cosine(_Ramp):
     v(t) = end + (start − end) · (1 + cos(π · clamp((t − begin) / steps, 0, 1))) / 2
 
     Args:
+        as :class:`Linear`.
+
+    Raises:
         as :class:`Linear`.
 
     >>> Cosine(1.0, 0.0, steps=10)(5)

@@ -68,8 +68,9 @@ def neftune(
     Args:
         x: float embeddings; alpha: >= 0 (the paper uses 5, 10, 15), a float or a [batch] tensor.
 
-    Raises ValueError for a shape that is not [batch, L, d] or [L, d], ``documents`` of another
-    shape than x's first dimensions, an unknown ``length``, or a mask with ``length="padded"``.
+    Raises:
+        ValueError: a shape that is not [batch, L, d] or [L, d], ``documents`` of another shape than
+            x's first dimensions, an unknown ``length``, or a mask with ``length="padded"``.
 
     >>> x = torch.zeros(1, 3, 4)
     >>> pad = torch.tensor([[False, False, True]]).unsqueeze(-1)

@@ -113,6 +113,10 @@ def label_smoothing(
 
     Returns float soft targets ``[batch, ..., C]`` (given soft targets themselves at ε = 0).
 
+    Raises:
+        TypeError, ValueError: ε outside [0, 1], class ids without ``num_classes`` or outside [0, C),
+            an unknown ``spread``.
+
     >>> label_smoothing(torch.tensor([0]), 0.5, num_classes=2).tolist()
     [[0.75, 0.25]]
     """
@@ -251,8 +255,24 @@ def flip_labels(
     Soft targets come back as soft targets: a flip from the row's argmax a to b swaps columns a and b,
     so one-hot rows become the one-hot of b and smoothed rows stay smoothed.
 
-    Raises ValueError for ids outside [0, C), a rate outside [0, 1] or a malformed pattern.
     Paper: Patrini et al. 2017 (asymmetric maps); the flip rate is exact unlike some implementations.
+
+    Args:
+        y: class ids ``[batch, ...]`` or soft targets ``[batch, ..., C]``.
+        rate: the flip probability in [0, 1]; a float or a tensor of shape [batch].
+        num_classes: C, required with class ids.
+        pattern: where a flipped label goes (above).
+        ignore_index: a label left as it is (None: none).
+        generator: a noisereg Stream (CPU) or torch.Generator; None: torch's global one.
+
+    Returns:
+        Noisy targets of y's shape and dtype, a new tensor.
+
+    Raises:
+        ValueError: ids outside [0, C), a rate outside [0, 1] or a malformed pattern.
+
+    >>> flip_labels(torch.tensor([0, 1, 2]), 1.0, num_classes=3, pattern="pair").tolist()
+    [1, 2, 0]
     """
     classes = class_count(y, num_classes)
     pattern = check_pattern(pattern, classes)
