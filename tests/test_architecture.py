@@ -17,11 +17,21 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 
 # Bottom to top; a module may import its own layer and those below it, never one above.
 LAYERS = [
-    ("noise", "schedules", "seeding", "streams", "_checks", "_compat", "_lazy"),
+    ("noise", "schedules", "seeding", "streams", "_checks", "_compat", "_lazy", "_registry"),
     ("layers", "sites", "metrics", "robustness", "distributed"),
     ("engine",),
     ("study.config",),
-    ("study.data", "study.cells", "study.stats", "study.selection", "study.rundir", "study.store", "study.weights"),
+    (
+        "study.data",
+        "study.cells",
+        "study.stats",
+        "study.selection",
+        "study.rundir",
+        "study.store",
+        "study.weights",
+        "study.connection",
+        "study.claims",
+    ),
     ("study.bridge", "study.report"),
     ("study.measure",),
     ("study.run", "study.export"),

@@ -11,6 +11,7 @@ the page cannot drift from the code.
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 import types
@@ -175,14 +176,18 @@ def _default(field: FieldInfo) -> str:
     return f"`{_toml_value(value)}`"
 
 
+_PYTHON_SECTION = re.compile(r"\s*(Args:|Returns:|Raises:|>>>)")
+
+
 def _describe(model: type[BaseModel]) -> str:
     doc = (model.__doc__ or "").strip()
     if model.__doc__ == BaseModel.__doc__ or not doc:
         return ""
     doc = re.sub(r":(?:class|func|mod|data|meth):`~?([^`]+)`", r"`\1`", doc)
     doc = doc.replace("``", "`")
-    lines = doc.splitlines()
-    body = "\n".join(line[4:] if line.startswith("    ") else line for line in lines)
+    # A library class's Python sections (arguments, raises, doctests) are not the study file's.
+    lines = list(itertools.takewhile(lambda line: not _PYTHON_SECTION.match(line), doc.splitlines()))
+    body = "\n".join(line[4:] if line.startswith("    ") else line for line in lines).rstrip()
     return re.sub(r"::\n", ":\n", body)
 
 

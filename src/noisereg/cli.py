@@ -31,7 +31,7 @@ import traceback
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -127,10 +127,10 @@ def _options(
 
 @app.command()
 def study(
-    config: Annotated[Optional[str], typer.Argument(help="A study TOML file or a built-in study name (default: case-study).")] = None,
+    config: Annotated[str | None, typer.Argument(help="A study TOML file or a built-in study name (default: case-study).")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the built-in studies and exit.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Run directory (default: runs/<study name>).")] = None,
-    storage: Annotated[Optional[str], typer.Option("--storage", help="SQLAlchemy URL of the Optuna storage (default: SQLite in the run directory).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run directory (default: runs/<study name>).")] = None,
+    storage: Annotated[str | None, typer.Option("--storage", help="SQLAlchemy URL of the Optuna storage (default: SQLite in the run directory).")] = None,
     device: Annotated[Device, typer.Option("--device", help="Where the engine trains.")] = Device.cpu,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Engine worker processes (default: the CPU count, at most 4).")] = min(4, os.cpu_count() or 1),
     heartbeat: Annotated[int, typer.Option("--heartbeat", min=1, help="Seconds between heartbeats of running cells; a cell silent for 3x this is retried.")] = 10,
@@ -188,10 +188,10 @@ def worker(
     study_name: Annotated[str, typer.Option("--study", help="The study's name in the storage.")],
     device: Annotated[Device, typer.Option("--device", help="Where the engine trains.")] = Device.cpu,
     processes: Annotated[int, typer.Option("--processes", min=1, help="Engine processes of this worker.")] = 1,
-    max_replicas: Annotated[Optional[int], typer.Option("--max-replicas", min=1, help="Most replicas of compatible cells trained as one batch (default 128).")] = None,
+    max_replicas: Annotated[int | None, typer.Option("--max-replicas", min=1, help="Most replicas of compatible cells trained as one batch (default 128).")] = None,
     heartbeat: Annotated[int, typer.Option("--heartbeat", min=1, help="Seconds between heartbeats; the same for every worker of a study.")] = 10,
     retry: Annotated[float, typer.Option("--retry", min=0, help=_RETRY_HELP)] = 60.0,
-    models: Annotated[Optional[Path], typer.Option("--models", help="Directory for the trained weights (the study's <run dir>/models) so `noisereg robustness` can measure them.")] = None,
+    models: Annotated[Path | None, typer.Option("--models", help="Directory for the trained weights (the study's <run dir>/models) so `noisereg robustness` can measure them.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no closing line.")] = False,
 ) -> None:
     """Train waiting cells of a stored study until none is left (start as many as you like, anywhere)."""
@@ -261,7 +261,7 @@ class _progress:
     """A rich progress bar over replica-epochs (nothing when quiet)."""
 
     def __init__(self, console: Console, quiet: bool) -> None:
-        self.bar = None
+        self.bar: Any = None
         if not quiet:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
@@ -269,7 +269,7 @@ class _progress:
                 "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                 TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
             )
-        self.task = None
+        self.task: Any = None
 
     def __enter__(self) -> Any:
         if self.bar is None:
@@ -290,8 +290,8 @@ class _progress:
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by 'noisereg study'.")],
-    storage: Annotated[Optional[str], typer.Option("--storage", help="Storage URL, if not the run directory's own.")] = None,
-    study_name: Annotated[Optional[str], typer.Option("--study", help="Study name, if run.json is missing.")] = None,
+    storage: Annotated[str | None, typer.Option("--storage", help="Storage URL, if not the run directory's own.")] = None,
+    study_name: Annotated[str | None, typer.Option("--study", help="Study name, if run.json is missing.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print the table.")] = False,
 ) -> None:
     """Rebuild summary.json, summary.md, report.html and the plots from the stored results alone."""
@@ -313,9 +313,9 @@ class ExportFormat(str, Enum):
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by 'noisereg study'.")],
     to: Annotated[ExportFormat, typer.Option("--to", help="csv or parquet: a tidy table; tensorboard: scalars per cell and seed; mlflow: a run per cell.")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Where to write (default: RUN_DIR/results.csv, results.parquet, tensorboard/ or mlruns/).")] = None,
-    storage: Annotated[Optional[str], typer.Option("--storage", help="Storage URL, if not the run directory's own.")] = None,
-    study_name: Annotated[Optional[str], typer.Option("--study", help="Study name, if run.json is missing.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write (default: RUN_DIR/results.csv, results.parquet, tensorboard/ or mlruns/).")] = None,
+    storage: Annotated[str | None, typer.Option("--storage", help="Storage URL, if not the run directory's own.")] = None,
+    study_name: Annotated[str | None, typer.Option("--study", help="Study name, if run.json is missing.")] = None,
 ) -> None:
     """Export the stored results (no retraining): one row per arm x value x seed x fold x epoch."""
     from noisereg.study.export import export_run
@@ -335,13 +335,13 @@ def export(
 @app.command()
 def robustness(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by 'noisereg study'.")],
-    storage: Annotated[Optional[str], typer.Option("--storage", help="Storage URL, if not the run directory's own.")] = None,
-    study_name: Annotated[Optional[str], typer.Option("--study", help="Study name, if run.json is missing.")] = None,
-    sigma: Annotated[Optional[float], typer.Option("--sigma", help="Smoothing noise σ (robustness.smoothing.sigma).")] = None,
-    n: Annotated[Optional[int], typer.Option("--n", help="Estimation samples per certified input (robustness.smoothing.n).")] = None,
-    n0: Annotated[Optional[int], typer.Option("--n0", help="Selection samples per certified input (robustness.smoothing.n0).")] = None,
-    alpha: Annotated[Optional[float], typer.Option("--alpha", help="Certification level (robustness.smoothing.alpha).")] = None,
-    inputs: Annotated[Optional[int], typer.Option("--inputs", help="Test inputs certified per seed (robustness.smoothing.inputs).")] = None,
+    storage: Annotated[str | None, typer.Option("--storage", help="Storage URL, if not the run directory's own.")] = None,
+    study_name: Annotated[str | None, typer.Option("--study", help="Study name, if run.json is missing.")] = None,
+    sigma: Annotated[float | None, typer.Option("--sigma", help="Smoothing noise σ (robustness.smoothing.sigma).")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Estimation samples per certified input (robustness.smoothing.n).")] = None,
+    n0: Annotated[int | None, typer.Option("--n0", help="Selection samples per certified input (robustness.smoothing.n0).")] = None,
+    alpha: Annotated[float | None, typer.Option("--alpha", help="Certification level (robustness.smoothing.alpha).")] = None,
+    inputs: Annotated[int | None, typer.Option("--inputs", help="Test inputs certified per seed (robustness.smoothing.inputs).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print the tables.")] = False,
 ) -> None:
     """Measure a study's stored models (calibration, corruptions, certified accuracy), rebuild the report."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from noisereg.layers import NoiseLayer, _beside
+from noisereg.layers import NoiseLayer, registry
 from noisereg.seeding import check_seed, current_rank, rank_seed
 from noisereg.sites.selectors import unwrap
 
@@ -45,7 +45,7 @@ def seed_per_rank(model: nn.Module, seed: int, rank: int | None = None) -> dict[
     seeds: dict[str, int] = {}
     for name, module in unwrap(model).named_modules():
         layers = ([(name or "<root>", module)] if isinstance(module, NoiseLayer) else []) + [
-            (f"{name or '<root>'}@{i}", layer) for i, layer in enumerate(_beside.get(module, ()))
+            (f"{name or '<root>'}@{i}", layer) for i, layer in enumerate(registry.beside(module))
         ]
         for key, layer in layers:
             seeds[key] = rank_seed(root, key, rank=rank)

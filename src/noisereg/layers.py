@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import numbers
-import weakref
 from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
 
 from noisereg import noise as kinds
+from noisereg._registry import NoiseRegistry
 from noisereg.noise.base import NoiseKind, check_strength
 from noisereg.schedules import Clock, Schedule, resolve
 from noisereg.seeding import NoiseGenerator, check_seed, noise_generator
@@ -33,11 +33,9 @@ __all__ = [
     "unbind_clock",
 ]
 
-# Noise that sits beside a module rather than inside it (hooks placed by noisereg.attach) is listed
-# here so that noise_enabled, bind_clock and describe find it without the user's model being changed.
-# Weak keys: the entry goes away with the module.
-_beside: weakref.WeakKeyDictionary[nn.Module, list[NoiseLayer]] = weakref.WeakKeyDictionary()
-_clocks: weakref.WeakKeyDictionary[nn.Module, tuple[Clock, object]] = weakref.WeakKeyDictionary()
+# Noise that sits beside a module rather than inside it (placed by noisereg.attach), the models' clocks
+# and weight noise's clean orders: found by the switches below without the user's model being changed.
+registry: NoiseRegistry[NoiseLayer] = NoiseRegistry()
 
 
 class NoiseLayer(nn.Module):
@@ -138,6 +136,8 @@ class NoiseLayer(nn.Module):
                     f"the checkpoint's noise on {device} was drawn by {drew}, this layer draws with the "
                     "other: choose the same with noisereg.seeding.set_noise_generator before loading"
                 )
+            if generator is None:
+                raise ValueError(f"the checkpoint holds noise streams ({device}) but no seed: it is not a NoiseLayer's state")
             if isinstance(generator, Stream):
                 generator.load_state_dict(saved)
             else:
@@ -178,7 +178,7 @@ class NoiseLayer(nn.Module):
 
 
 def _keras_rate(rate: object) -> float:
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= rate < 1.0:
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= float(rate) < 1.0:
         raise ValueError(f"{rate=} must be a number in [0, 1)")
     return float(rate)
 
@@ -187,7 +187,18 @@ class GaussianNoise(NoiseLayer):
     """Keras-compatible ``GaussianNoise(stddev, seed)``: adds N(0, stddev²) in training only.
 
     Unlike Keras 3, a ``stddev`` above 1 is accepted (inputs need not be normalized), and ``stddev``
-    may be a schedule.
+    may be a schedule. Training: y = x + stddev·ε, ε ~ N(0, I); eval: y = x.
+
+    Args:
+        stddev: a finite number >= 0 or a schedule.
+        seed: int >= 0 for a private, reproducible stream (see :class:`NoiseLayer`).
+
+    Raises:
+        TypeError, ValueError: ``stddev`` or ``seed`` out of range, naming it.
+
+    >>> layer = GaussianNoise(0.1, seed=0)
+    >>> layer(torch.zeros(2, 3)).shape, bool((layer.eval()(torch.ones(3)) == 1).all())
+    (torch.Size([2, 3]), True)
     """
 
     def __init__(self, stddev: float | Schedule, seed: int | None = None) -> None:
@@ -197,7 +208,18 @@ class GaussianNoise(NoiseLayer):
 
 
 class GaussianDropout(NoiseLayer):
-    """Keras-compatible ``GaussianDropout(rate, seed)``: multiplies by N(1, rate/(1−rate)) in training."""
+    """Keras-compatible ``GaussianDropout(rate, seed)``: multiplies by N(1, rate/(1−rate)) in training.
+
+    Args:
+        rate: a number in [0, 1) or a schedule.
+        seed: int >= 0 for a private, reproducible stream (see :class:`NoiseLayer`).
+
+    Raises:
+        TypeError, ValueError: ``rate`` or ``seed`` out of range, naming it.
+
+    >>> GaussianDropout(0.2, seed=0)(torch.ones(4)).shape
+    torch.Size([4])
+    """
 
     def __init__(self, rate: float | Schedule, seed: int | None = None) -> None:
         if not callable(rate):
@@ -206,7 +228,22 @@ class GaussianDropout(NoiseLayer):
 
 
 class AlphaDropout(NoiseLayer):
-    """Keras-compatible ``AlphaDropout(rate, noise_shape=None, seed=None)`` for SELU networks."""
+    """Keras-compatible ``AlphaDropout(rate, noise_shape=None, seed=None)`` for SELU networks.
+
+    Training: dropped positions are set to SELU's negative saturation α′ and the result is scaled and
+    shifted so that mean and variance are kept (:func:`noisereg.noise.alpha_dropout`); eval: y = x.
+
+    Args:
+        rate: a number in [0, 1) or a schedule.
+        noise_shape: the shape of the drop mask (dimensions of 1 are shared), default the input's.
+        seed: int >= 0 for a private, reproducible stream (see :class:`NoiseLayer`).
+
+    Raises:
+        TypeError, ValueError: ``rate`` or ``seed`` out of range, naming it.
+
+    >>> AlphaDropout(0.1, seed=0).eval()(torch.ones(3))
+    tensor([1., 1., 1.])
+    """
 
     def __init__(
         self, rate: float | Schedule, noise_shape: tuple[int, ...] | None = None, seed: int | None = None
@@ -218,14 +255,27 @@ class AlphaDropout(NoiseLayer):
 
 
 def noise_layers(model: nn.Module) -> list[NoiseLayer]:
-    """Every noise layer of ``model``: those among its modules and those attached beside them."""
+    """Every noise layer of ``model``: those among its modules and those attached beside them.
+
+    Args:
+        model: any ``nn.Module``.
+
+    Returns:
+        The layers, in the order of ``model.modules()`` (noise beside a module after the module's own).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+
+    >>> noise_layers(nn.Sequential(nn.Linear(2, 2), GaussianNoise(0.1)))
+    [GaussianNoise(Gaussian(std=0.1, clip=None))]
+    """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     found: list[NoiseLayer] = []
     for module in model.modules():
         if isinstance(module, NoiseLayer):
             found.append(module)
-        found.extend(_beside.get(module, ()))
+        found.extend(registry.beside(module))
     return found
 
 
@@ -237,8 +287,16 @@ def noise_enabled(model: nn.Module, enabled: bool) -> Iterator[list[NoiseLayer]]
     >>> with noise_enabled(model, True):
     ...     noisy = model(torch.zeros(1, 2))
 
-    Yields the list of noise layers it switched. Raises ``ValueError`` if the model has none, since
-    a switch that finds nothing to switch usually means the noise was never attached.
+    Args:
+        model: the model whose noise is switched.
+        enabled: True forces the noise on, False off.
+
+    Yields:
+        The noise layers it switched.
+
+    Raises:
+        TypeError: ``enabled`` is not a bool, or ``model`` not an ``nn.Module``. ValueError: the model
+            has no noise (a switch that finds nothing to switch usually means it was never attached).
     """
     if not isinstance(enabled, bool):
         raise TypeError(f"enabled={enabled!r} must be True or False")
@@ -260,46 +318,61 @@ def noise_enabled(model: nn.Module, enabled: bool) -> Iterator[list[NoiseLayer]]
 def bind_clock(model: nn.Module, clock: Clock | None = None) -> Clock:
     """Give every noise layer of ``model`` one clock, advanced once per training-mode forward.
 
-    Returns the clock (a new ``Clock()`` unless given). Binding again replaces the previous clock of
-    the model; layers added later are bound by calling it again. A clock with ``auto=False`` is
-    never advanced by the model: drive it with ``clock.tick()`` or ``clock.step = n``.
+    Binding again replaces the previous clock of the model; layers added later are bound by calling
+    it again. A clock with ``auto=False`` is never advanced by the model: drive it with
+    ``clock.tick()`` or ``clock.step = n``.
+
+    Args:
+        model: the model whose noise layers share the clock.
+        clock: the clock to bind; default the model's current clock, else a new ``Clock()``.
+
+    Returns:
+        The bound clock.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module`` or ``clock`` not a :class:`~noisereg.schedules.Clock`.
+
+    >>> model = nn.Sequential(GaussianNoise(0.1, seed=0))
+    >>> clock = bind_clock(model)
+    >>> _ = model(torch.zeros(2)); _ = model(torch.zeros(2))
+    >>> clock.step
+    2
+    >>> unbind_clock(model)
     """
     layers = noise_layers(model)
     if clock is None:
-        clock = _clocks[model][0] if model in _clocks else Clock()
+        clock = registry.clock(model)
+        clock = Clock() if clock is None else clock
     if not isinstance(clock, Clock):
         raise TypeError(f"clock must be a noisereg.Clock, got {type(clock).__name__}")
-    if model in _clocks:
-        _clocks.pop(model)[1].remove()
+    registry.unbind_clock(model)
 
     def tick(module: nn.Module, args: object, output: object) -> None:
         if module.training and clock.auto:
             clock.tick()
 
     handle = model.register_forward_hook(torch.compiler.disable(tick))
-    _clocks[model] = (clock, handle)
+    registry.bind_clock(model, clock, handle)
     for layer in layers:
         layer.clock = clock
     return clock
 
 
 def unbind_clock(model: nn.Module) -> None:
-    """Remove the clock :func:`bind_clock` gave ``model``; its layers count their own steps again."""
-    if model in _clocks:
-        _clocks.pop(model)[1].remove()
+    """Remove the clock :func:`bind_clock` gave ``model``; its layers count their own steps again.
+
+    Args:
+        model: the model (nothing happens to a model without a clock).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+
+    >>> model = nn.Sequential(GaussianNoise(0.1))
+    >>> _ = bind_clock(model); unbind_clock(model)
+    >>> model[0].clock is None
+    True
+    """
+    registry.unbind_clock(model)
     for layer in noise_layers(model):
         layer.clock = None
-
-
-def add_beside(module: nn.Module, layer: NoiseLayer) -> None:
-    """Record noise applied beside ``module`` by a hook (for noise_enabled, bind_clock, describe)."""
-    _beside.setdefault(module, []).append(layer)
-
-
-def remove_beside(module: nn.Module, layer: NoiseLayer) -> None:
-    entries = _beside.get(module, [])
-    if layer in entries:
-        entries.remove(layer)
-    if not entries and module in _beside:
-        del _beside[module]
 

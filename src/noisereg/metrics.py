@@ -187,7 +187,7 @@ class Reliability:
         total = sum(self.count)
         return math.fsum(
             n / total * abs(a - c)
-            for n, a, c in zip(self.count, self.accuracy, self.confidence)
+            for n, a, c in zip(self.count, self.accuracy, self.confidence, strict=True)
             if n
         )
 

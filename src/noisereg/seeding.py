@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import numbers
-from typing import Literal
+from typing import Literal, overload
 
 import numpy as np
 import torch
@@ -63,13 +63,41 @@ def _key_to_int(key: int | str) -> int:
 
 
 def check_seed(seed: object, *, name: str = "seed") -> int:
-    """Return ``seed`` as an int in [0, 2**64 − 1], or raise a ``TypeError`` (not an int) or a
-    ``ValueError`` (out of range) naming ``name``."""
+    """``seed`` as an int in [0, 2**64 − 1].
+
+    Args:
+        seed: the value to check.
+        name: the argument's name in the error message.
+
+    Returns:
+        ``int(seed)``.
+
+    Raises:
+        TypeError: ``seed`` is not an int (a bool is not). ValueError: it is out of range.
+
+    >>> check_seed(7)
+    7
+    >>> check_seed(-1, name="replica_seed")
+    Traceback (most recent call last):
+    ...
+    ValueError: replica_seed=-1 must be an int >= 0 and <= 18446744073709551615
+    """
     return check_int(seed, name, low=0, high=SEED_MAX)
 
 
 def derive_seed(seed: int, *keys: int | str) -> int:
     """Seed of the independent stream named by ``keys`` under the root ``seed``.
+
+    Args:
+        seed: the root seed, an int in [0, 2**64 − 1].
+        keys: ints >= 0 or strings (hashed with BLAKE2b) naming the stream.
+
+    Returns:
+        The stream's seed, an int in [0, 2**63).
+
+    Raises:
+        TypeError: the seed or a key is neither an int nor (for keys) a str. ValueError: one is negative
+            or the seed is out of range.
 
     >>> derive_seed(0, "input") == derive_seed(0, "input")
     True
@@ -90,6 +118,16 @@ def rank_seed(seed: int, *keys: int | str, rank: int) -> int:
     The same seed on every rank would give every rank the same noise, which averaging the ranks'
     gradients cannot remove; the rank as the last key makes the ranks' streams independent.
 
+    Args:
+        seed, keys: as :func:`derive_seed`.
+        rank: the process's rank, an int >= 0.
+
+    Returns:
+        The stream's seed on that rank.
+
+    Raises:
+        TypeError, ValueError: as :func:`derive_seed`, and for a ``rank`` that is not an int >= 0.
+
     >>> rank_seed(0, "input", rank=1) == derive_seed(0, "input", "rank", 1)
     True
     """
@@ -97,7 +135,14 @@ def rank_seed(seed: int, *keys: int | str, rank: int) -> int:
 
 
 def current_rank() -> int:
-    """This process's rank in the default ``torch.distributed`` process group, or 0 when none is initialized."""
+    """This process's rank in the default ``torch.distributed`` process group, or 0 when none is initialized.
+
+    Returns:
+        The rank, an int >= 0.
+
+    >>> current_rank()  # no process group here
+    0
+    """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank()
     return 0
@@ -112,6 +157,19 @@ def set_noise_generator(family: Family) -> Family:
     other devices noise always comes from torch's generator of that device. Applies to generators made
     after the call (layers made earlier keep theirs until ``reseed``); a checkpoint of one family does
     not load into the other.
+
+    Args:
+        family: ``"torch"`` or ``"philox"``.
+
+    Returns:
+        The family chosen before the call (to restore it).
+
+    Raises:
+        ValueError: any other ``family``.
+
+    >>> previous = set_noise_generator("philox")
+    >>> set_noise_generator(previous)
+    'philox'
     """
     if family not in _FAMILIES:
         raise ValueError(f"{family=} must be one of {_FAMILIES}")
@@ -120,6 +178,10 @@ def set_noise_generator(family: Family) -> Family:
     return previous  # type: ignore[return-value]
 
 
+@overload
+def noise_generator(seed: None, device: torch.device | str = "cpu") -> None: ...
+@overload
+def noise_generator(seed: int | NoiseGenerator, device: torch.device | str = "cpu") -> NoiseGenerator: ...
 def noise_generator(
     seed: int | NoiseGenerator | None, device: torch.device | str = "cpu"
 ) -> NoiseGenerator | None:
@@ -128,6 +190,16 @@ def noise_generator(
     ``make_generator(seed, device)``, or a :class:`~noisereg.streams.Stream` keyed by ``seed`` on a CPU
     after ``set_noise_generator("philox")``. A given generator or stream is returned as is; ``None``
     (torch's global generator) too.
+
+    Args:
+        seed: an int in [0, 2**64 − 1], a generator or stream, or None.
+        device: the device the noise is drawn on (default CPU).
+
+    Returns:
+        The generator or stream; None for ``seed=None``.
+
+    Raises:
+        TypeError, ValueError: ``seed`` is not a valid seed (:func:`check_seed`).
 
     >>> type(noise_generator(3)).__name__
     'Generator'
@@ -143,12 +215,29 @@ def noise_generator(
     return make_generator(seed, device)
 
 
+@overload
+def make_generator(seed: None, device: torch.device | str = "cpu") -> None: ...
+@overload
+def make_generator(seed: int | torch.Generator, device: torch.device | str = "cpu") -> torch.Generator: ...
 def make_generator(
     seed: int | torch.Generator | None, device: torch.device | str = "cpu"
 ) -> torch.Generator | None:
     """A ``torch.Generator`` on ``device`` seeded with ``seed``; a given generator is returned as is.
 
     ``None`` means "use torch's global generator" and is returned unchanged.
+
+    Args:
+        seed: an int in [0, 2**64 − 1], a ``torch.Generator`` or None.
+        device: the generator's device (default CPU).
+
+    Returns:
+        The seeded generator, the given one, or None.
+
+    Raises:
+        TypeError, ValueError: ``seed`` is not a valid seed (:func:`check_seed`).
+
+    >>> make_generator(3).initial_seed()
+    3
     """
     if seed is None or isinstance(seed, torch.Generator):
         return seed

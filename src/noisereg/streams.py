@@ -238,7 +238,7 @@ def _run(kernel: Any, array: np.ndarray, keys: list[int], counters: list[int], *
     if pool is None or pool._max_workers < threads:
         pool = _pools[os.getpid()] = concurrent.futures.ThreadPoolExecutor(threads, "noisereg-stream")
     bounds = [tasks * i // threads for i in range(threads + 1)]
-    jobs = [pool.submit(kernel, array, keys_, counters_, *extra, lo, hi) for lo, hi in itertools.pairwise(bounds)]
+    jobs = [pool.submit(kernel, *(array, keys_, counters_, *extra, lo, hi)) for lo, hi in itertools.pairwise(bounds)]
     for job in jobs:
         job.result()
 
@@ -298,7 +298,7 @@ class Stream:
     def _word(value: object, name: str, bits: int) -> int:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise TypeError(f"{name}={value!r} must be an int in [0, 2**{bits}), got {type(value).__name__}")
-        if not 0 <= value < 1 << bits:
+        if not 0 <= int(value) < 1 << bits:
             raise ValueError(f"{name}={value!r} must be an int in [0, 2**{bits})")
         return int(value)
 

@@ -38,6 +38,8 @@ def test_the_function_refuses_a_strength_just_outside_the_bounds(name):
     entry = KINDS[name]
     function = entry.load().function
     x = torch.rand(2, 4, 4) + 0.5
+    # a pair kind mixes images [batch, channels, height, width] with their targets
+    pair = (x[:, None], torch.rand(2)) if entry.pairs else (x,)
     outside = []
     if entry.low > -math.inf:
         outside.append(entry.low if entry.low_open else entry.low - 1e-3)
@@ -45,10 +47,10 @@ def test_the_function_refuses_a_strength_just_outside_the_bounds(name):
         outside.append(entry.high if entry.high_open else entry.high + 1e-3)
     for value in outside:
         with pytest.raises(ValueError, match=entry.strength):
-            function(x, value)
+            function(*pair, value)
 
 
 def test_the_function_of_each_kind_takes_the_strength_second():
     for entry in KINDS.values():
-        params = list(inspect.signature(entry.load().function).parameters)
+        params = list(inspect.signature(entry.load().function).parameters)[entry.pairs :]
         assert params[1] in (entry.strength, "alpha", "rate", "epsilon"), entry.name

@@ -3,7 +3,8 @@ import importlib
 
 import pytest
 
-MODULES = ["attach", "describe", "embeddings", "targets", "strip"]
+MODULES = ["attach", "describe", "embeddings", "targets", "strip", "mixing", "gradients", "learned", "noisy_activations",
+           "denoising"]
 
 
 @pytest.mark.parametrize("name", MODULES)

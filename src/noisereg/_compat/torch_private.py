@@ -26,6 +26,8 @@ paths off as a whole (the tests use it; a user hit by a torch change can too).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -35,7 +37,7 @@ __all__ = ["adam_step_", "sgd_step_", "batch_rnn_rules", "beta_symmetric", "step
 
 
 
-def _private(name: str, owner: object = torch) -> object | None:
+def _private(name: str, owner: object = torch) -> Any:
     return getattr(owner, name, None) if PRIVATE["enabled"] else None
 
 

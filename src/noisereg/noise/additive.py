@@ -75,6 +75,20 @@ def uniform(
     """Additive uniform noise: x̃ = x + u, u ~ U(−a, a) with a = ``half_width``.
 
     The standard deviation of u is a/√3; :class:`Uniform` takes ``std`` and sets a = std·√3.
+
+    Args:
+        x: floating-point tensor.
+        half_width: a >= 0; a float or a tensor of shape [batch].
+        clip: optional (low, high) applied to the noisy output.
+        mask: bool tensor broadcastable to x; True positions are left untouched.
+        generator: a noisereg Stream (CPU) or torch.Generator on x's device; None: torch's global one.
+
+    Raises:
+        TypeError: x is not floating point; ValueError: half_width is negative, NaN or infinite.
+
+    >>> u = uniform(torch.zeros(1000), 0.5, generator=torch.Generator().manual_seed(0))
+    >>> bool(u.abs().max() <= 0.5)
+    True
     """
     check_input(x, kind="uniform")
     a = check_main_strength(half_width, kind="uniform", x=x)
@@ -87,7 +101,18 @@ def uniform(
 
 @dataclasses.dataclass(frozen=True)
 class Gaussian(NoiseKind, kind="gaussian"):
-    """Config of :func:`gaussian`: x + std·ε."""
+    """Config of :func:`gaussian`: x + std·ε.
+
+    Fields: the parameters of :func:`gaussian` but ``x`` and ``generator``; any strength may also be a
+    :class:`~noisereg.schedules.Schedule`, resolved at the step the config is called with.
+
+    Raises:
+        TypeError, ValueError: as :func:`gaussian`, when the config is made (a schedule: by its range).
+
+    >>> noise = Gaussian(std=0.1)
+    >>> noise(torch.zeros(2, 3), step=0, generator=torch.Generator().manual_seed(0)).shape == torch.zeros(2, 3).shape
+    True
+    """
 
     std: float | Schedule | Tensor = 0.1
     clip: Clip = None
@@ -97,7 +122,18 @@ class Gaussian(NoiseKind, kind="gaussian"):
 
 @dataclasses.dataclass(frozen=True)
 class Uniform(NoiseKind, kind="uniform"):
-    """Config of :func:`uniform`: x + U(−a, a). Give ``half_width`` a, or ``std`` for a = std·√3."""
+    """Config of :func:`uniform`: x + U(−a, a). Give ``half_width`` a, or ``std`` for a = std·√3.
+
+    Fields: the parameters of :func:`uniform` but ``x`` and ``generator``; any strength may also be a
+    :class:`~noisereg.schedules.Schedule`, resolved at the step the config is called with.
+
+    Raises:
+        TypeError, ValueError: as :func:`uniform`, when the config is made (a schedule: by its range).
+
+    >>> noise = Uniform(half_width=0.1)
+    >>> noise(torch.zeros(2, 3), step=0, generator=torch.Generator().manual_seed(0)).shape == torch.zeros(2, 3).shape
+    True
+    """
 
     half_width: float | Schedule | Tensor | None = None
     clip: Clip = None

@@ -228,6 +228,19 @@ class NoiseKind:
     schedule whose range cannot be known (any callable) is checked at each step it is resolved, and
     the error names the kind, the step and the value. A per-sample tensor is checked where it meets
     ``x`` (its shape must match the batch).
+
+    Raises:
+        TypeError, ValueError: when a config is made with a strength out of ``strength_bounds``.
+
+    >>> from noisereg.noise import Gaussian
+    >>> from noisereg.schedules import Linear
+    >>> noise = Gaussian(std=Linear(0.2, 0.0, steps=10))
+    >>> noise.strength_field, noise.resolved(step=5)["std"], noise.is_off(step=10)
+    ('std', 0.1, True)
+    >>> Gaussian(std=-1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: Gaussian.std=-1.0 must be finite and >= 0
     """
 
     kind: ClassVar[str]

@@ -47,6 +47,21 @@ def impulse(
     (pepper). One uniform draw u per position decides both: salt if u < amount·salt_vs_pepper,
     pepper if amount·salt_vs_pepper <= u < amount. Defaults suit images in [0, 1]; for standardized
     data pass the range you want. Replaced positions carry no gradient.
+
+    Args:
+        x: floating-point tensor.
+        amount: probability in [0, 1] that a position is replaced; a float or a tensor of shape [batch].
+        salt_vs_pepper: probability in [0, 1] that a replaced position is salt.
+        low, high: the pepper and salt values.
+        mask: bool tensor broadcastable to x; True positions are left untouched.
+        generator: a noisereg Stream (CPU) or torch.Generator on x's device; None: torch's global one.
+
+    Raises:
+        TypeError: x is not floating point; ValueError: amount or salt_vs_pepper outside [0, 1], low or high not finite.
+
+    >>> y = impulse(torch.full((1000,), 0.5), 0.1, generator=torch.Generator().manual_seed(0))
+    >>> sorted(set(y.tolist()))
+    [0.0, 0.5, 1.0]
     """
     check_input(x, kind="impulse")
     amount = check_main_strength(amount, kind="impulse", x=x)
@@ -76,6 +91,22 @@ def shot(
     ``scale`` is the photon count of a unit value: the larger, the weaker the noise (relative std
     1/√(x·scale)); ``inf`` means no noise. Hendrycks & Dietterich's shot corruption is this with
     ``clip=(0, 1)``. Gradients pass straight through (x̃ = x + a detached perturbation).
+
+    Args:
+        x: floating-point tensor.
+        scale: > 0, or inf for no noise; a float or a tensor of shape [batch].
+        clip: optional (low, high) applied to the noisy output.
+        mask: bool tensor broadcastable to x; True positions are left untouched.
+        generator: a noisereg Stream (CPU) or torch.Generator on x's device; None: torch's global one.
+
+    Raises:
+        TypeError: x is not floating point; ValueError: scale <= 0 or NaN, or x has negative values.
+
+    >>> shot(torch.ones(3), float("inf")).tolist()
+    [1.0, 1.0, 1.0]
+    >>> y = shot(torch.ones(4), 10.0, generator=torch.Generator().manual_seed(0))
+    >>> bool(((y * 10) == (y * 10).round()).all())
+    True
     """
     check_input(x, kind="shot")
     scale = check_main_strength(scale, kind="shot", x=x)
@@ -94,7 +125,18 @@ def shot(
 
 @dataclasses.dataclass(frozen=True)
 class Impulse(NoiseKind, kind="impulse"):
-    """Config of :func:`impulse` (salt-and-pepper)."""
+    """Config of :func:`impulse` (salt-and-pepper).
+
+    Fields: the parameters of :func:`impulse` but ``x`` and ``generator``; any strength may also be a
+    :class:`~noisereg.schedules.Schedule`, resolved at the step the config is called with.
+
+    Raises:
+        TypeError, ValueError: as :func:`impulse`, when the config is made (a schedule: by its range).
+
+    >>> noise = Impulse(amount=0.1)
+    >>> noise(torch.full((2, 3), 0.5), step=0, generator=torch.Generator().manual_seed(0)).shape == torch.full((2, 3), 0.5).shape
+    True
+    """
 
     amount: float | Schedule | Tensor = 0.05
     salt_vs_pepper: float = 0.5
@@ -106,7 +148,18 @@ class Impulse(NoiseKind, kind="impulse"):
 
 @dataclasses.dataclass(frozen=True)
 class Shot(NoiseKind, kind="shot"):
-    """Config of :func:`shot`: Poisson(x·scale)/scale."""
+    """Config of :func:`shot`: Poisson(x·scale)/scale.
+
+    Fields: the parameters of :func:`shot` but ``x`` and ``generator``; any strength may also be a
+    :class:`~noisereg.schedules.Schedule`, resolved at the step the config is called with.
+
+    Raises:
+        TypeError, ValueError: as :func:`shot`, when the config is made (a schedule: by its range).
+
+    >>> noise = Shot(scale=10.0)
+    >>> noise(torch.ones(2, 3), step=0, generator=torch.Generator().manual_seed(0)).shape == torch.ones(2, 3).shape
+    True
+    """
 
     scale: float | Schedule | Tensor = 100.0
     clip: Clip = None

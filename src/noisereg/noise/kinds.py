@@ -54,6 +54,8 @@ class Kind:
         clip: whether the kind takes ``clip=(low, high)``.
         options: its other parameters that study files may set.
         labels: label noise, only for the targets of a classifier.
+        pairs: noise on (input, target) pairs: its function is ``function(x, y, strength)`` and
+            returns both (mixup, CutMix).
         in_studies: whether study files may name it (kinds that need image- or signal-shaped inputs
             do not fit a study's flat feature rows).
 
@@ -73,6 +75,7 @@ class Kind:
     clip: bool = True
     options: Mapping[str, Option] = dataclasses.field(default_factory=dict)
     labels: bool = False
+    pairs: bool = False
     in_studies: bool = True
 
     @property
@@ -184,6 +187,18 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
                 in_studies=False,
                 high=1.0,
             ),
+            # Kinds for one site of a model (token embeddings, hard activations, input-target pairs):
+            # the library's, not the study files'.
+            Kind("neftune", "noisereg.sites.embeddings:NEFTune", "alpha", clip=False, in_studies=False),
+            Kind(
+                "saturation",
+                "noisereg.sites.noisy_activations:SaturationNoise",
+                "c",
+                clip=False,
+                in_studies=False,
+            ),
+            Kind("mixup", "noisereg.sites.mixing:Mixup", "alpha", clip=False, pairs=True, in_studies=False),
+            Kind("cutmix", "noisereg.sites.mixing:CutMix", "alpha", clip=False, pairs=True, in_studies=False),
         )
     }
 )

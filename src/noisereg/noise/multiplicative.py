@@ -62,6 +62,20 @@ def multiplicative_gaussian(
 
     The noise has mean 1 and standard deviation ``std``, so E[x̃] = x. Hendrycks & Dietterich's speckle
     corruption is this with ``clip=(0, 1)``.
+
+    Args:
+        x: floating-point tensor.
+        std: standard deviation >= 0 of the multiplier; a float or a tensor of shape [batch].
+        clip: optional (low, high) applied to the noisy output.
+        mask: bool tensor broadcastable to x; True positions are left untouched.
+        generator: a noisereg Stream (CPU) or torch.Generator on x's device; None: torch's global one.
+
+    Raises:
+        TypeError: x is not floating point; ValueError: std is negative, NaN or infinite.
+
+    >>> y = multiplicative_gaussian(torch.zeros(3), 0.5, generator=torch.Generator().manual_seed(0))
+    >>> bool((y == 0).all())  # zero stays zero: the noise scales with the signal
+    True
     """
     check_input(x, kind="multiplicative_gaussian")
     std = check_main_strength(std, kind="multiplicative_gaussian", x=x)
@@ -100,6 +114,19 @@ def gaussian_dropout(
 
     σ = √(rate / (1 − rate)), the standard deviation that matches the variance of dropout at that
     rate; the multiplier has mean 1. ``rate`` must be in [0, 1).
+
+    Args:
+        x: floating-point tensor.
+        rate: in [0, 1); a float or a tensor of shape [batch].
+        clip: optional (low, high) applied to the noisy output.
+        mask: bool tensor broadcastable to x; True positions are left untouched.
+        generator: a noisereg Stream (CPU) or torch.Generator on x's device; None: torch's global one.
+
+    Raises:
+        TypeError: x is not floating point; ValueError: rate is outside [0, 1).
+
+    >>> gaussian_dropout(torch.ones(3), 0.0).tolist()
+    [1.0, 1.0, 1.0]
     """
     check_input(x, kind="gaussian_dropout")
     rate = check_main_strength(rate, kind="gaussian_dropout", x=x)
@@ -123,6 +150,19 @@ def alpha_dropout(
     x̃ = a·x′ + b with a = ((1 − rate)(1 + rate·α′²))^(−1/2) and b = −a·α′·rate, which keeps zero
     mean and unit variance for standardized SELU activations. ``noise_shape`` (broadcastable to x)
     shares one keep/drop draw along dimensions of size 1, as in Keras.
+
+    Args:
+        x: floating-point tensor.
+        rate: in [0, 1); a float or a tensor of shape [batch].
+        noise_shape: shape broadcastable to x; dimensions of 1 share one draw.
+        mask: bool tensor broadcastable to x; True positions are left untouched.
+        generator: a noisereg Stream (CPU) or torch.Generator on x's device; None: torch's global one.
+
+    Raises:
+        TypeError: x is not floating point; ValueError: rate is outside [0, 1), or noise_shape does not broadcast to x.
+
+    >>> alpha_dropout(torch.ones(2, 3), 0.2, noise_shape=(2, 1), generator=torch.Generator().manual_seed(0)).shape
+    torch.Size([2, 3])
     """
     check_input(x, kind="alpha_dropout")
     rate = check_main_strength(rate, kind="alpha_dropout", x=x)
@@ -145,7 +185,18 @@ def alpha_dropout(
 
 @dataclasses.dataclass(frozen=True)
 class MultiplicativeGaussian(NoiseKind, kind="multiplicative_gaussian"):
-    """Config of :func:`multiplicative_gaussian`: x·(1 + std·ε)."""
+    """Config of :func:`multiplicative_gaussian`: x·(1 + std·ε).
+
+    Fields: the parameters of :func:`multiplicative_gaussian` but ``x`` and ``generator``; any strength may also be a
+    :class:`~noisereg.schedules.Schedule`, resolved at the step the config is called with.
+
+    Raises:
+        TypeError, ValueError: as :func:`multiplicative_gaussian`, when the config is made (a schedule: by its range).
+
+    >>> noise = MultiplicativeGaussian(std=0.1)
+    >>> noise(torch.ones(2, 3), step=0, generator=torch.Generator().manual_seed(0)).shape == torch.ones(2, 3).shape
+    True
+    """
 
     std: float | Schedule | Tensor = 0.1
     clip: Clip = None
@@ -158,7 +209,18 @@ Speckle = MultiplicativeGaussian
 
 @dataclasses.dataclass(frozen=True)
 class GaussianDropoutNoise(NoiseKind, kind="gaussian_dropout"):
-    """Config of :func:`gaussian_dropout`: x·(1 + σε), σ = √(rate/(1−rate))."""
+    """Config of :func:`gaussian_dropout`: x·(1 + σε), σ = √(rate/(1−rate)).
+
+    Fields: the parameters of :func:`gaussian_dropout` but ``x`` and ``generator``; any strength may also be a
+    :class:`~noisereg.schedules.Schedule`, resolved at the step the config is called with.
+
+    Raises:
+        TypeError, ValueError: as :func:`gaussian_dropout`, when the config is made (a schedule: by its range).
+
+    >>> noise = GaussianDropoutNoise(rate=0.2)
+    >>> noise(torch.ones(2, 3), step=0, generator=torch.Generator().manual_seed(0)).shape == torch.ones(2, 3).shape
+    True
+    """
 
     rate: float | Schedule | Tensor = 0.1
     clip: Clip = None
@@ -168,7 +230,18 @@ class GaussianDropoutNoise(NoiseKind, kind="gaussian_dropout"):
 
 @dataclasses.dataclass(frozen=True)
 class AlphaDropoutNoise(NoiseKind, kind="alpha_dropout"):
-    """Config of :func:`alpha_dropout` (Keras 3 semantics)."""
+    """Config of :func:`alpha_dropout` (Keras 3 semantics).
+
+    Fields: the parameters of :func:`alpha_dropout` but ``x`` and ``generator``; any strength may also be a
+    :class:`~noisereg.schedules.Schedule`, resolved at the step the config is called with.
+
+    Raises:
+        TypeError, ValueError: as :func:`alpha_dropout`, when the config is made (a schedule: by its range).
+
+    >>> noise = AlphaDropoutNoise(rate=0.1)
+    >>> noise(torch.ones(2, 3), step=0, generator=torch.Generator().manual_seed(0)).shape == torch.ones(2, 3).shape
+    True
+    """
 
     rate: float | Schedule | Tensor = 0.1
     noise_shape: tuple[int, ...] | None = None

@@ -51,6 +51,19 @@ def snr_gaussian(
     σ_i = √P_i / 10^(snr_db / 20) (so 10·log10(P_i / σ_i²) = snr_db), x̃_i = x_i + σ_i·ε.
     As audiomentations' ``AddGaussianSNR`` with a fixed SNR. ``snr_db`` may be negative; ``inf``
     means no noise. A silent sample (P_i = 0) gets no noise.
+
+    Args:
+        x: floating-point tensor.
+        snr_db: the target SNR in decibels (any real, inf for no noise); a float or a tensor of shape [batch].
+        clip: optional (low, high) applied to the noisy output.
+        mask: bool tensor broadcastable to x; True positions are left untouched.
+        generator: a noisereg Stream (CPU) or torch.Generator on x's device; None: torch's global one.
+
+    Raises:
+        TypeError: x is not floating point; ValueError: snr_db is NaN, or x has no batch dimension.
+
+    >>> snr_gaussian(torch.ones(2, 8), float("inf")).shape
+    torch.Size([2, 8])
     """
     check_input(x, kind="snr_gaussian")
     _check_batched(x, kind="snr_gaussian", dims=2)
@@ -113,6 +126,20 @@ def colored(
     frequency takes the lowest non-zero frequency's gain) and rescaled so that each position's
     expected variance is std²: x̃ = x + std·c, c stationary with Var(c_t) = 1. Drawn in the Fourier
     domain, so it allocates a spectrum beside the one draw.
+
+    Args:
+        x: floating-point tensor.
+        std: standard deviation >= 0 of the noise at each position; a float or a tensor of shape [batch].
+        beta: the spectral exponent β >= 0 (0 white, 1 pink, 2 brown).
+        clip: optional (low, high) applied to the noisy output.
+        mask: bool tensor broadcastable to x; True positions are left untouched.
+        generator: a noisereg Stream (CPU) or torch.Generator on x's device; None: torch's global one.
+
+    Raises:
+        TypeError: x is not floating point; ValueError: std or beta negative or not finite, or x is a scalar.
+
+    >>> colored(torch.zeros(2, 16), 0.1, beta=1.0, generator=torch.Generator().manual_seed(0)).shape
+    torch.Size([2, 16])
     """
     check_input(x, kind="colored")
     std = check_main_strength(std, kind="colored", x=x)
@@ -146,6 +173,20 @@ def spatial(
     White noise is smoothed with a Gaussian kernel of standard deviation ``length`` pixels (circularly,
     in the Fourier domain: gain exp(−2π²·length²·(f_h² + f_w²))) and rescaled to variance std² at every
     pixel: x̃ = x + std·c. ``length=0`` gives white noise.
+
+    Args:
+        x: floating-point tensor.
+        std: standard deviation >= 0 of the noise at each pixel; a float or a tensor of shape [batch].
+        length: the smoothing kernel's standard deviation in pixels, >= 0.
+        clip: optional (low, high) applied to the noisy output.
+        mask: bool tensor broadcastable to x; True positions are left untouched.
+        generator: a noisereg Stream (CPU) or torch.Generator on x's device; None: torch's global one.
+
+    Raises:
+        TypeError: x is not floating point; ValueError: std or length negative or not finite, or x has fewer than two dimensions.
+
+    >>> spatial(torch.zeros(1, 3, 8, 8), 0.1, length=2.0, generator=torch.Generator().manual_seed(0)).shape
+    torch.Size([1, 3, 8, 8])
     """
     check_input(x, kind="spatial")
     _check_batched(x, kind="spatial", dims=2)
@@ -165,7 +206,18 @@ def spatial(
 
 @dataclasses.dataclass(frozen=True)
 class SNRGaussian(NoiseKind, kind="snr_gaussian"):
-    """Config of :func:`snr_gaussian`: Gaussian noise at ``snr_db`` decibels per sample."""
+    """Config of :func:`snr_gaussian`: Gaussian noise at ``snr_db`` decibels per sample.
+
+    Fields: the parameters of :func:`snr_gaussian` but ``x`` and ``generator``; any strength may also be a
+    :class:`~noisereg.schedules.Schedule`, resolved at the step the config is called with.
+
+    Raises:
+        TypeError, ValueError: as :func:`snr_gaussian`, when the config is made (a schedule: by its range).
+
+    >>> noise = SNRGaussian(snr_db=20.0)
+    >>> noise(torch.ones(2, 3), step=0, generator=torch.Generator().manual_seed(0)).shape == torch.ones(2, 3).shape
+    True
+    """
 
     snr_db: float | Schedule | Tensor = 20.0
     clip: Clip = None
@@ -175,7 +227,18 @@ class SNRGaussian(NoiseKind, kind="snr_gaussian"):
 
 @dataclasses.dataclass(frozen=True)
 class Colored(NoiseKind, kind="colored"):
-    """Config of :func:`colored`: 1/f^β noise of standard deviation ``std`` along the last dim."""
+    """Config of :func:`colored`: 1/f^β noise of standard deviation ``std`` along the last dim.
+
+    Fields: the parameters of :func:`colored` but ``x`` and ``generator``; any strength may also be a
+    :class:`~noisereg.schedules.Schedule`, resolved at the step the config is called with.
+
+    Raises:
+        TypeError, ValueError: as :func:`colored`, when the config is made (a schedule: by its range).
+
+    >>> noise = Colored(std=0.1)
+    >>> noise(torch.zeros(2, 8), step=0, generator=torch.Generator().manual_seed(0)).shape == torch.zeros(2, 8).shape
+    True
+    """
 
     std: float | Schedule | Tensor = 0.1
     beta: float = 1.0
@@ -186,7 +249,18 @@ class Colored(NoiseKind, kind="colored"):
 
 @dataclasses.dataclass(frozen=True)
 class Spatial(NoiseKind, kind="spatial"):
-    """Config of :func:`spatial`: Gaussian-smoothed 2-D noise of standard deviation ``std``."""
+    """Config of :func:`spatial`: Gaussian-smoothed 2-D noise of standard deviation ``std``.
+
+    Fields: the parameters of :func:`spatial` but ``x`` and ``generator``; any strength may also be a
+    :class:`~noisereg.schedules.Schedule`, resolved at the step the config is called with.
+
+    Raises:
+        TypeError, ValueError: as :func:`spatial`, when the config is made (a schedule: by its range).
+
+    >>> noise = Spatial(std=0.1)
+    >>> noise(torch.zeros(1, 1, 4, 4), step=0, generator=torch.Generator().manual_seed(0)).shape == torch.zeros(1, 1, 4, 4).shape
+    True
+    """
 
     std: float | Schedule | Tensor = 0.1
     length: float = 2.0

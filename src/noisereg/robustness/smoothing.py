@@ -53,7 +53,7 @@ ABSTAIN = -1
 
 
 def _check_alpha(alpha: object) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < float(alpha) < 1:
         raise ValueError(f"{alpha=} must be a number in (0, 1)")
     return float(alpha)
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from noisereg.layers import NoiseLayer, add_beside, remove_beside
+from noisereg.layers import NoiseLayer, registry
 from noisereg.noise.base import NoiseKind
 from noisereg.sites.placement import MaskSource, Placement, argument_position, padding_mask, stream_seed
 from noisereg.sites.selectors import Selector, select_modules
@@ -120,11 +120,11 @@ def place_hooks(
                 _input_hook(layer, masks, arg, label, slots[i]), with_kwargs=True
             )
             key = ("before", module, arg)
-        add_beside(module, layer)
+        registry.add_beside(module, layer)
 
         def undo(module=module, layer=layer, handle=handle) -> None:
             handle.remove()
-            remove_beside(module, layer)
+            registry.remove_beside(module, layer)
 
         placements.append(Placement(site, label, key, layer, module, undo))
     return placements

@@ -21,14 +21,15 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from noisereg.layers import NoiseLayer, add_beside, remove_beside
+from noisereg._registry import PlaceInfo
+from noisereg.layers import NoiseLayer, registry
 from noisereg.noise.base import NoiseKind
 from noisereg.seeding import check_seed
 from noisereg.sites.activations import Where, place_activations, place_input
 from noisereg.sites.embeddings import place_embeddings
 from noisereg.sites.gradients import place_gradients
 from noisereg.sites.mixing import MixingKind, MixingLayer
-from noisereg.sites.placement import MaskSource, PlaceInfo, Placement, placed, run_beside, stream_seed
+from noisereg.sites.placement import MaskSource, Placement, run_beside, stream_seed
 from noisereg.sites.selectors import Selector, unwrap
 from noisereg.sites.targets import DisturbLabel, LabelFlip, LabelSmoothing
 from noisereg.sites.weights import Resample, place_weights
@@ -55,7 +56,16 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
 class Handle:
     """What :func:`attach` returns: the noise it placed, and :meth:`remove` to take it off exactly.
 
-    Also a context manager: ``with attach(...):`` removes the noise at the end of the block.
+    Also a context manager: ``with attach(...):`` removes the noise at the end of the block. Made by
+    :func:`attach` only; ``site`` is the site's name, ``removed`` whether :meth:`remove` ran.
+
+    >>> from noisereg.noise import Gaussian
+    >>> model = nn.Linear(2, 2)
+    >>> with attach(model, Gaussian(std=0.1), at="weights", seed=0) as handle:
+    ...     handle.places
+    ["weight 'weight'"]
+    >>> handle.removed
+    True
     """
 
     def __init__(self, site: str, placements: list[Placement], cleanup: list[Any]) -> None:
@@ -115,7 +125,7 @@ class Handle:
             raise ValueError(f"this handle's {self.site} noise ({places}) was already removed")
         for placement in reversed(self._placements):
             placement.undo()
-            placed.pop(placement.layer, None)
+            registry.forget_place(placement.layer)
         for item in self._cleanup:
             item.remove()
         self.removed = True
@@ -206,7 +216,7 @@ def _check_free(placements: list[Placement], stack: bool, at: str) -> None:
         return
     for placement in placements:
         position, target, *extra = placement.key
-        for info in list(placed.values()):
+        for info in registry.places():
             if info.position == position and info.anchor() is target and info.extra == tuple(extra):
                 raise ValueError(
                     f"{at} noise is already attached {info.where} (at={info.site!r}); remove that handle "
@@ -259,9 +269,21 @@ def attach(
     ``derive_seed(seed, site, place)``; None uses torch's global generator. DDP and ``torch.compile``
     wrappers are unwrapped first, and names are those of the unwrapped model.
 
-    Raises ValueError for a selector that matches nothing (with close names), an option that does not
-    apply to the site, a place that already has noise from ``attach`` (unless ``stack=True``), weight
-    noise on a non-float or tied parameter; TypeError for a noise that is not a noise config.
+    Returns:
+        A :class:`Handle`: ``places`` names where the noise went, ``remove()`` takes it off exactly,
+        ``state_dict()``/``load_state_dict()`` carry its noise state in a checkpoint.
+
+    Raises:
+        ValueError: a selector that matches nothing (with close names), an option that does not apply
+            to the site, a place that already has noise from ``attach`` (unless ``stack=True``), weight
+            noise on a non-float or tied parameter. TypeError: a noise that is not a noise config.
+
+    >>> from noisereg.noise import Gaussian
+    >>> model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    >>> handle = attach(model, Gaussian(std=0.1), at="activations", select="1", seed=0)
+    >>> handle.places
+    ["after '1'"]
+    >>> handle.remove()
     """
     root = unwrap(model)
     _check_kind(noise, at)
@@ -304,7 +326,7 @@ def attach(
         handle.remove()
         raise
     for p in handle._placements:
-        placed[p.layer] = PlaceInfo.of(p)
+        registry.record_place(p.layer, PlaceInfo.of(p.site, p.where, p.key, p.host))
         # The layer keeps its handle alive (a reference cycle, not a global one), so that
         # noisereg.strip can take the noise off after the user dropped the handle.
         p.layer._attach_handle = handle
@@ -314,7 +336,7 @@ def attach(
 def _place_targets(root: nn.Module, noise: NoiseKind, seed: int | None) -> list[Placement]:
     layer_type = MixingLayer if isinstance(noise, MixingKind) else NoiseLayer
     layer = layer_type(noise, seed=stream_seed(seed, "targets", type(noise).__name__))
-    add_beside(root, layer)
-    undo = lambda: remove_beside(root, layer)  # noqa: E731
+    registry.add_beside(root, layer)
+    undo = lambda: registry.remove_beside(root, layer)  # noqa: E731
     return [Placement("targets", f"targets ({type(noise).__name__})", ("targets", root, type(noise)),
                       layer, root, undo)]

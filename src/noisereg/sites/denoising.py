@@ -63,6 +63,15 @@ class DenoisingDataset(Dataset, _Epochs):
         dataset: a map-style dataset of tensors (or of tuples whose ``item``-th element is the input).
         noise: a config from :mod:`noisereg.noise`, e.g. ``Gaussian(std=0.3, clip=(0, 1))``.
         seed: root seed of the noise; None uses torch's global generator.
+
+    Raises:
+        TypeError: ``noise`` is not a noise config. TypeError, ValueError: ``seed`` or ``item`` out of range.
+
+    >>> from noisereg.noise import Gaussian
+    >>> data = DenoisingDataset([torch.zeros(3)], Gaussian(std=0.1), seed=0)
+    >>> noisy, clean = data[0]
+    >>> noisy.shape, clean.tolist()
+    (torch.Size([3]), [0.0, 0.0, 0.0])
     """
 
     def __init__(self, dataset: Any, noise: NoiseKind, *, seed: int | None = None, item: int = 0) -> None:
@@ -87,6 +96,20 @@ class DenoisingCollate(_Epochs):
 
     ``collate_fn`` (default ``torch.utils.data.default_collate``) builds the batch first; a batch of
     tuples keeps its ``item``-th element as the input.
+
+    Args:
+        noise: a config from :mod:`noisereg.noise`.
+        seed: root seed of the noise; None uses torch's global generator.
+        item: the input's position in a batch of tuples.
+        collate_fn: builds the batch before the noise is added.
+
+    Raises:
+        TypeError: ``noise`` is not a noise config. TypeError, ValueError: ``seed`` or ``item`` out of range.
+
+    >>> from noisereg.noise import Gaussian
+    >>> noisy, clean = DenoisingCollate(Gaussian(std=0.1), seed=0)([torch.zeros(3), torch.zeros(3)])
+    >>> noisy.shape, clean.shape
+    (torch.Size([2, 3]), torch.Size([2, 3]))
     """
 
     def __init__(self, noise: NoiseKind, *, seed: int | None = None, item: int = 0,

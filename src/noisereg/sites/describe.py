@@ -6,8 +6,7 @@ import dataclasses
 
 from torch import Tensor, nn
 
-from noisereg.layers import NoiseLayer, noise_layers
-from noisereg.sites.placement import placed
+from noisereg.layers import NoiseLayer, noise_layers, registry
 from noisereg.sites.selectors import unwrap
 
 __all__ = ["describe", "Entry", "Description"]
@@ -73,12 +72,21 @@ def describe(model: nn.Module) -> Description:
     >>> print(describe(nn.Sequential(GaussianNoise(0.1), nn.Linear(2, 1))))
     site    where  noise                         strength  step  applied  state
     module  '0'    Gaussian(std=0.1, clip=None)  0.1       0     0        on (training)
+
+    Args:
+        model: any ``nn.Module`` (DDP and ``torch.compile`` wrappers are looked through).
+
+    Returns:
+        A :class:`Description`: a list of :class:`Entry`, printed as a table ("no noise attached" when empty).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
     """
     root = unwrap(model)
     names = {id(m): n for n, m in root.named_modules()}
     entries = Description()
     for layer in noise_layers(root):
-        info = placed.get(layer)
+        info = registry.place(layer)
         if info is None:
             site, where, host = "module", repr(names.get(id(layer), "?")), None
         else:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from noisereg.layers import NoiseLayer, add_beside, remove_beside
+from noisereg.layers import NoiseLayer, registry
 from noisereg.noise.additive import uniform
 from noisereg.noise.base import NoiseKind, Strength, check_input, check_mask, check_strength
 from noisereg.schedules import Schedule
@@ -68,8 +68,9 @@ def neftune(
     Args:
         x: float embeddings; alpha: >= 0 (the paper uses 5, 10, 15), a float or a [batch] tensor.
 
-    Raises ValueError for a shape that is not [batch, L, d] or [L, d], ``documents`` of another
-    shape than x's first dimensions, an unknown ``length``, or a mask with ``length="padded"``.
+    Raises:
+        ValueError: a shape that is not [batch, L, d] or [L, d], ``documents`` of another shape than
+            x's first dimensions, an unknown ``length``, or a mask with ``length="padded"``.
 
     >>> x = torch.zeros(1, 3, 4)
     >>> pad = torch.tensor([[False, False, True]]).unsqueeze(-1)
@@ -135,14 +136,22 @@ def _document_lengths(labels: Tensor, real: Tensor) -> Tensor:
 
 
 @dataclasses.dataclass(frozen=True)
-class NEFTune(NoiseKind):
+class NEFTune(NoiseKind, kind="neftune"):
     """Config of :func:`neftune`: ``NEFTune(alpha=5.0)``; ``alpha`` may be a schedule;
-    ``length="padded"`` reproduces transformers' ``neftune_noise_alpha``."""
+    ``length="padded"`` reproduces transformers' ``neftune_noise_alpha``.
+
+    Fields: the parameters of :func:`neftune` but ``x``, ``mask``, ``documents`` and ``generator``.
+
+    Raises:
+        TypeError, ValueError: ``alpha`` out of range (a schedule: by its range), an unknown ``length``.
+
+    >>> NEFTune(alpha=0.0)(torch.ones(1, 2, 4)).tolist() == torch.ones(1, 2, 4).tolist()
+    True
+    """
 
     alpha: float | Schedule | Tensor = 5.0
     length: Length = "real"
 
-    strength_field = "alpha"
     function = staticmethod(neftune)
 
     def __post_init__(self) -> None:
@@ -178,7 +187,9 @@ def place_embeddings(
         layer = NoiseLayer(kind, seed=stream_seed(seed, "embeddings", name))
         padding_idx = getattr(module, "padding_idx", None)
 
-        def hook(mod: nn.Module, args: tuple, output: Any, layer: NoiseLayer = layer, pad_id=padding_idx):
+        def hook(
+            mod: nn.Module, args: tuple, output: Any, layer: NoiseLayer = layer, pad_id: int | None = padding_idx
+        ) -> Tensor:
             if not isinstance(output, Tensor) or not output.is_floating_point():
                 raise TypeError(f"embedding noise needs a float tensor output, got {type(output).__name__}")
             layer.training = mod.training
@@ -195,11 +206,11 @@ def place_embeddings(
             return layer(output, pad, documents)
 
         handle = module.register_forward_hook(hook)
-        add_beside(module, layer)
+        registry.add_beside(module, layer)
 
         def undo(module: nn.Module = module, layer: NoiseLayer = layer, handle: Any = handle) -> None:
             handle.remove()
-            remove_beside(module, layer)
+            registry.remove_beside(module, layer)
 
         placements.append(Placement("embeddings", f"after {name!r}", ("after", module), layer, module, undo))
     return placements

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from noisereg.layers import NoiseLayer, add_beside, remove_beside
+from noisereg.layers import NoiseLayer, registry
 from noisereg.noise.additive import Gaussian
 from noisereg.noise.base import NoiseKind
 from noisereg.schedules import Annealed, Clock
@@ -49,6 +49,19 @@ def annealed_gaussian(eta: float = 0.01, gamma: float = 0.55) -> Gaussian:
 
     ``eta`` is the paper's η (a variance; the paper tries 0.01, 0.3 and 1.0), ``gamma`` its decay 0.55.
     Returns ``Gaussian(std=Annealed(eta, gamma))``, a composition of public pieces.
+
+    Args:
+        eta: η >= 0, the variance at step 0.
+        gamma: γ >= 0, the decay exponent (default 0.55).
+
+    Returns:
+        A :class:`~noisereg.noise.Gaussian` config whose ``std`` is an :class:`~noisereg.schedules.Annealed` schedule.
+
+    Raises:
+        TypeError, ValueError: ``eta`` or ``gamma`` not a finite number >= 0.
+
+    >>> annealed_gaussian(0.3)
+    Gaussian(std=Annealed(eta=0.3, gamma=0.55), clip=None)
     """
     return Gaussian(std=Annealed(eta=eta, gamma=gamma))
 
@@ -135,12 +148,12 @@ def place_gradients(
             own.tick()
 
     hooks = [optimizer.register_step_pre_hook(add_noise), optimizer.register_step_post_hook(tick)]
-    add_beside(root, layer)
+    registry.add_beside(root, layer)
 
     def undo() -> None:
         for hook in hooks:
             hook.remove()
-        remove_beside(root, layer)
+        registry.remove_beside(root, layer)
 
     key: tuple[Any, ...] = ("gradients", optimizer)
     where = f"gradients of {len(chosen)} parameters at {type(optimizer).__name__}.step"

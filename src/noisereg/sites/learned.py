@@ -39,6 +39,14 @@ class NoisyLinear(NoiseLayer):
         resample: "forward" (new ε on every training forward, the default) or "manual" (ε held until
             :meth:`reset_noise`, the paper's explicit resampling).
         seed: private noise stream; None uses torch's global generator.
+
+    Raises:
+        TypeError, ValueError: a size, ``sigma0``, ``resample`` or ``seed`` out of range, naming it.
+
+    >>> layer = NoisyLinear(3, 2, seed=0)
+    >>> x = torch.ones(1, 3)
+    >>> bool(torch.equal(layer.eval()(x), layer(x)))  # eval: the mean weights, the same every call
+    True
     """
 
     def __init__(
@@ -154,6 +162,15 @@ class PNI(NoiseLayer):
         module: any module with a floating parameter ``name`` (Linear, Conv2d, ...).
         alpha: initial α, 0.25 as in the paper.
         seed: private noise stream; None uses torch's global generator.
+
+    Raises:
+        TypeError, ValueError: ``module`` has no floating parameter ``name``, or ``alpha``/``seed``
+            out of range.
+
+    >>> layer = PNI(nn.Linear(3, 2), seed=0)
+    >>> x = torch.ones(1, 3)
+    >>> bool(torch.equal(layer.eval()(x), layer.module(x)))
+    True
     """
 
     def __init__(self, module: nn.Module, *, name: str = "weight", alpha: float = 0.25,

@@ -68,6 +68,26 @@ def mixup(
     y may be class ids (turned into one-hot, ``num_classes`` required), soft targets, or regression
     values; the soft targets of a row sum to one when y's rows do. New tensors are returned; x and y
     are never changed. α = 0 returns (x, y) unchanged.
+
+    Args:
+        x: float inputs [batch, ...].
+        y: targets [batch] (class ids or regression values) or soft targets [batch, C].
+        alpha: α >= 0 of Beta(α, α).
+        num_classes: C, required with class ids.
+        per_sample: one λ per sample instead of one per batch.
+        generator: a noisereg Stream (CPU) or torch.Generator; None: torch's global one.
+
+    Returns:
+        ``(x̃, ỹ)``, new tensors; ỹ is float.
+
+    Raises:
+        TypeError, ValueError: x not floating point, x and y of different batch sizes, α negative,
+            class ids without ``num_classes``.
+
+    >>> x, y = torch.eye(4), torch.tensor([0, 1, 0, 1])
+    >>> xm, ym = mixup(x, y, 0.2, num_classes=2, generator=torch.Generator().manual_seed(0))
+    >>> xm.shape, ym.shape, bool(torch.allclose(ym.sum(1), torch.ones(4)))
+    (torch.Size([4, 4]), torch.Size([4, 2]), True)
     """
     _check_pair(x, y, kind="mixup", min_dims=1)
     alpha = _check_alpha(alpha)
@@ -107,6 +127,21 @@ def cutmix(
     ⌊H·√(1 − λ)⌋ × ⌊W·√(1 − λ)⌋ centred at a uniform pixel, clipped to the image, is taken from x[π];
     then λ = 1 − box area / (H·W) (the clipped area) and ỹ = λ·y + (1 − λ)·y[π]. One box per batch, or
     one per sample with ``per_sample=True``. Any batch size works; x and y are never changed.
+
+    Args:
+        x: float images [batch, ..., H, W].
+        y, alpha, num_classes, per_sample, generator: as :func:`mixup`.
+
+    Returns:
+        ``(x̃, ỹ)``, new tensors; ỹ is float.
+
+    Raises:
+        TypeError, ValueError: as :func:`mixup`, and for x with fewer than three dimensions.
+
+    >>> x, y = torch.zeros(2, 1, 4, 4), torch.tensor([0, 1])
+    >>> xm, ym = cutmix(x, y, 1.0, num_classes=2, generator=torch.Generator().manual_seed(0))
+    >>> xm.shape, ym.shape
+    (torch.Size([2, 1, 4, 4]), torch.Size([2, 2]))
     """
     _check_pair(x, y, kind="cutmix", min_dims=3)
     alpha = _check_alpha(alpha)
@@ -138,8 +173,6 @@ class MixingKind(NoiseKind):
     num_classes: int | None = None
     per_sample: bool = False
 
-    strength_field = "alpha"
-
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.num_classes is not None:
@@ -154,8 +187,18 @@ class MixingKind(NoiseKind):
 
 
 @dataclasses.dataclass(frozen=True)
-class Mixup(MixingKind):
-    """Config of :func:`mixup` (α = 0.2 by default)."""
+class Mixup(MixingKind, kind="mixup"):
+    """Config of :func:`mixup` (α = 0.2 by default).
+
+    Fields: the parameters of :func:`mixup` but ``x``, ``y`` and ``generator``; ``alpha`` may be a
+    :class:`~noisereg.schedules.Schedule`. Called as ``kind(x, y, step=..., generator=...)``.
+
+    Raises:
+        TypeError, ValueError: as :func:`mixup`, when the config is made (a schedule: by its range).
+
+    >>> Mixup(alpha=0.0)(torch.ones(2, 3), torch.tensor([0.5, 1.5]))[1].tolist()
+    [0.5, 1.5]
+    """
 
     alpha: float | Schedule = 0.2
 
@@ -163,8 +206,18 @@ class Mixup(MixingKind):
 
 
 @dataclasses.dataclass(frozen=True)
-class CutMix(MixingKind):
-    """Config of :func:`cutmix` (α = 1 by default, as in the paper)."""
+class CutMix(MixingKind, kind="cutmix"):
+    """Config of :func:`cutmix` (α = 1 by default, as in the paper).
+
+    Fields: the parameters of :func:`cutmix` but ``x``, ``y`` and ``generator``; ``alpha`` may be a
+    :class:`~noisereg.schedules.Schedule`. Called as ``kind(x, y, step=..., generator=...)``.
+
+    Raises:
+        TypeError, ValueError: as :func:`cutmix`, when the config is made (a schedule: by its range).
+
+    >>> CutMix(alpha=0.0)(torch.ones(2, 1, 2, 2), torch.tensor([0.5, 1.5]))[1].tolist()
+    [0.5, 1.5]
+    """
 
     alpha: float | Schedule = 1.0
 

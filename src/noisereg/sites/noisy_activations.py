@@ -47,6 +47,13 @@ def noisy_hard_activation(
     Args:
         c: noise scale >= 0 (a float or a [batch] tensor); alpha: != 1, default 1.15 as the authors'
             code; p: learned slope, a float or a tensor broadcastable to x (e.g. one per feature).
+
+    Raises:
+        TypeError: x is not floating point. ValueError: ``c`` negative or not finite, ``alpha`` = 1 or
+            not finite, an unknown ``activation``.
+
+    >>> noisy_hard_activation(torch.tensor([0.5]), 0.5, expected=True)  # no noise inside [-1, 1]
+    tensor([0.5000])
     """
     check_input(x, kind="noisy_hard_activation")
     if activation not in ("hard_tanh", "hard_sigmoid"):
@@ -72,7 +79,7 @@ def noisy_hard_activation(
 
 
 @dataclasses.dataclass(frozen=True)
-class SaturationNoise(NoiseKind):
+class SaturationNoise(NoiseKind, kind="saturation"):
     """Config of :func:`noisy_hard_activation` (with p = 1; the modules learn p)."""
 
     c: float | Schedule | Tensor = 0.5
@@ -80,7 +87,6 @@ class SaturationNoise(NoiseKind):
     alpha: float = 1.15
     half_normal: bool = True
 
-    strength_field = "c"
     function = staticmethod(noisy_hard_activation)
 
     def __post_init__(self) -> None:
@@ -117,13 +123,25 @@ class NoisyHardTanh(_NoisyHard):
 
     ``c`` (default 0.5, may be a schedule), ``alpha`` (1.15), ``half_normal`` (True), and
     ``num_features`` for one learned p per feature of the last dimension (default: one p).
+
+    Raises:
+        TypeError, ValueError: ``c``, ``alpha``, ``num_features`` or ``seed`` out of range, naming it.
+
+    >>> NoisyHardTanh(seed=0).eval()(torch.tensor([0.5, 3.0])).shape
+    torch.Size([2])
     """
 
     activation = "hard_tanh"
 
 
 class NoisyHardSigmoid(_NoisyHard):
-    """Hard sigmoid clip(x/4 + 1/2, 0, 1), noisy where it saturates (|x| > 2); see the module docstring."""
+    """Hard sigmoid clip(x/4 + 1/2, 0, 1), noisy where it saturates (|x| > 2); see the module docstring.
+
+    Arguments and errors as :class:`NoisyHardTanh`.
+
+    >>> NoisyHardSigmoid(seed=0)(torch.tensor([0.0])).tolist()  # no noise where it does not saturate
+    [0.5]
+    """
 
     activation = "hard_sigmoid"
 

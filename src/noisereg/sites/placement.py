@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
-import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,8 +22,6 @@ from noisereg.seeding import current_rank, derive_seed, rank_seed
 
 __all__ = [
     "Placement",
-    "PlaceInfo",
-    "placed",
     "stream_seed",
     "MaskSource",
     "padding_mask",
@@ -64,28 +61,6 @@ class Placement:
             self.load(state)
         else:
             self.layer.set_extra_state(state)
-
-
-@dataclasses.dataclass(frozen=True)
-class PlaceInfo:
-    """What ``attach`` records about a placed noise, holding the model only weakly."""
-
-    site: str
-    where: str
-    position: str
-    anchor: weakref.ref
-    extra: tuple[Any, ...]
-    host: weakref.ref | None
-
-    @classmethod
-    def of(cls, p: Placement) -> PlaceInfo:
-        position, target, *extra = p.key
-        host = None if p.host is None else weakref.ref(p.host)
-        return cls(p.site, p.where, position, weakref.ref(target), tuple(extra), host)
-
-
-# Every noise attach placed and has not removed, keyed by its noise layer (an entry goes with its layer).
-placed: weakref.WeakKeyDictionary[NoiseLayer, PlaceInfo] = weakref.WeakKeyDictionary()
 
 
 def stream_seed(seed: int | None, site: str, name: str) -> int | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
+from typing import cast
 
 from torch import nn
 
@@ -26,14 +27,15 @@ def unwrap(model: object) -> nn.Module:
     """The module holding the layers: ``torch.compile``'s ``_orig_mod``, DDP's/DataParallel's ``module``."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    module: nn.Module = model
     while True:
-        inner = getattr(model, "_orig_mod", None)
+        inner = getattr(module, "_orig_mod", None)
         if isinstance(inner, nn.Module):
-            model = inner
-        elif isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            model = model.module
+            module = inner
+        elif isinstance(module, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            module = module.module
         else:
-            return model
+            return module
 
 
 def clean_name(name: str) -> str:
@@ -105,10 +107,11 @@ def select_modules(
     modules = list(root.named_modules())
     chosen: dict[int, tuple[str, nn.Module]] = {}
     for item in _as_list(select, argument):
+        hits: list[tuple[str, nn.Module]]
         if isinstance(item, nn.Module):
             hits = [(n, m) for n, m in modules if m is item][:1]
         elif isinstance(item, type):
-            hits = [(n, m) for n, m in modules if isinstance(m, item)]
+            hits = [pair for pair in modules if isinstance(pair[1], item)]
         else:
             regex = _pattern(item)
             hits = [(n, m) for n, m in modules if regex.fullmatch(n)]
@@ -177,5 +180,5 @@ def parameter(owner: nn.Module, local: str) -> nn.Parameter:
     """The Parameter object behind ``owner.<local>``, the original one when it is parametrized."""
     plist = getattr(owner, "parametrizations", None)
     if isinstance(plist, nn.ModuleDict) and local in plist:
-        return plist[local].original
-    return owner._parameters[local]
+        return cast(nn.Parameter, plist[local].original)
+    return cast(nn.Parameter, owner._parameters[local])

@@ -79,6 +79,15 @@ def strip(model: nn.Module) -> nn.Module:
     ['Identity', 'Linear']
 
     Raises TypeError when ``model`` is not an ``nn.Module``, ValueError when it is itself a noise layer.
+
+    Args:
+        model: any ``nn.Module``.
+
+    Returns:
+        ``model`` itself, without noise.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
     """
     root = unwrap(model)
     if isinstance(root, NoiseLayer):
@@ -114,6 +123,12 @@ def random_ops(graph: torch.fx.Graph) -> list[str]:
     >>> model = strip(nn.Sequential(GaussianNoise(0.1), nn.Linear(2, 1)))
     >>> random_ops(torch.export.export(model, (torch.zeros(1, 2),)).graph)
     []
+
+    Args:
+        graph: an FX graph (``torch.fx.Graph``, or an exported program's ``.graph``).
+
+    Returns:
+        The targets of its random calls (``aten.randn.default`` and the like), empty for a clean model.
     """
     found = []
     for node in graph.nodes:

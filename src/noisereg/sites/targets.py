@@ -113,6 +113,10 @@ def label_smoothing(
 
     Returns float soft targets ``[batch, ..., C]`` (given soft targets themselves at ε = 0).
 
+    Raises:
+        TypeError, ValueError: ε outside [0, 1], class ids without ``num_classes`` or outside [0, C),
+            an unknown ``spread``.
+
     >>> label_smoothing(torch.tensor([0]), 0.5, num_classes=2).tolist()
     [[0.75, 0.25]]
     """
@@ -164,7 +168,7 @@ def check_pattern(pattern: object, classes: int | None) -> Pattern:
             raise ValueError(f"pattern must be a float [C, C] matrix with C={classes}, got {shape}")
         sums = pattern.sum(dim=1)
         ones = (sums - 1.0).abs() < 1e-5
-        if not bool(((pattern >= 0).all() & (ones | (sums == 0)).all())):
+        if not bool((pattern >= 0).all() & (ones | (sums == 0)).all()):
             raise ValueError("pattern rows must be probabilities summing to 1 (or all 0: never flip)")
         return pattern
     if isinstance(pattern, (Mapping, tuple, list)):
@@ -175,7 +179,7 @@ def check_pattern(pattern: object, classes: int | None) -> Pattern:
         limit = math.inf if classes is None else classes
         for k, v in pairs.items():
             for name, c in (("source", k), ("target", v)):
-                if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= c < limit:
+                if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= int(c) < limit:
                     raise ValueError(f"pattern {name} class {c!r} must be an int in [0, {limit})")
         return types.MappingProxyType(pairs)
     raise TypeError(
@@ -189,6 +193,21 @@ def transition_matrix(num_classes: int, rate: float, pattern: Pattern = "symmetr
 
     D is the pattern's destination distribution; a class that a mapping does not name never flips.
     Use it for loss correction or to compute the expected realized flip rate 1 − Σ_i p_i T[i, i].
+
+    Args:
+        num_classes: C >= 2.
+        rate: the flip probability in [0, 1].
+        pattern: as :func:`flip_labels`.
+
+    Returns:
+        The [C, C] float matrix T; its rows sum to 1.
+
+    Raises:
+        TypeError, ValueError: ``num_classes``, ``rate`` or ``pattern`` out of range, naming it.
+
+    >>> transition_matrix(2, 0.2)
+    tensor([[0.8000, 0.2000],
+            [0.2000, 0.8000]])
     """
     classes = check_int(num_classes, "num_classes", low=1)
     rate = check_strength(rate, name="rate", x=torch.empty(0), high=1.0)
@@ -236,8 +255,24 @@ def flip_labels(
     Soft targets come back as soft targets: a flip from the row's argmax a to b swaps columns a and b,
     so one-hot rows become the one-hot of b and smoothed rows stay smoothed.
 
-    Raises ValueError for ids outside [0, C), a rate outside [0, 1] or a malformed pattern.
     Paper: Patrini et al. 2017 (asymmetric maps); the flip rate is exact unlike some implementations.
+
+    Args:
+        y: class ids ``[batch, ...]`` or soft targets ``[batch, ..., C]``.
+        rate: the flip probability in [0, 1]; a float or a tensor of shape [batch].
+        num_classes: C, required with class ids.
+        pattern: where a flipped label goes (above).
+        ignore_index: a label left as it is (None: none).
+        generator: a noisereg Stream (CPU) or torch.Generator; None: torch's global one.
+
+    Returns:
+        Noisy targets of y's shape and dtype, a new tensor.
+
+    Raises:
+        ValueError: ids outside [0, C), a rate outside [0, 1] or a malformed pattern.
+
+    >>> flip_labels(torch.tensor([0, 1, 2]), 1.0, num_classes=3, pattern="pair").tolist()
+    [1, 2, 0]
     """
     classes = class_count(y, num_classes)
     pattern = check_pattern(pattern, classes)
@@ -280,6 +315,19 @@ def disturb_labels(
 
     The redraw can land on the true class, so a label changes with probability α·(C − 1)/C. This is
     :func:`flip_labels` with ``pattern="uniform"``.
+
+    Args:
+        y: class ids [batch, ...]; alpha: in [0, 1]; num_classes: C; ignore_index: a label left as
+        it is (e.g. -100); generator: a noisereg Stream (CPU) or torch.Generator.
+
+    Returns:
+        The noisy class ids, a new tensor of y's shape and dtype.
+
+    Raises:
+        TypeError, ValueError: as :func:`flip_labels`.
+
+    >>> disturb_labels(torch.tensor([0, 1, 2]), 0.0, num_classes=3).tolist()
+    [0, 1, 2]
     """
     return flip_labels(
         y, alpha, num_classes=num_classes, pattern="uniform", ignore_index=ignore_index, generator=generator
@@ -287,7 +335,21 @@ def disturb_labels(
 
 
 def regression_noise(y: Tensor, std: float | Tensor, *, generator: NoiseGenerator | None = None) -> Tensor:
-    """Noise on regression targets: ỹ = y + σ·ε, ε ~ N(0, I) (:func:`noisereg.noise.gaussian`)."""
+    """Noise on regression targets: ỹ = y + σ·ε, ε ~ N(0, I) (:func:`noisereg.noise.gaussian`).
+
+    Args:
+        y: float targets; std: >= 0, a float or a tensor of shape [batch]; generator: a noisereg
+        Stream (CPU) or torch.Generator.
+
+    Returns:
+        The noisy targets, a new tensor (``y`` itself at ``std=0``).
+
+    Raises:
+        TypeError: y is not floating point. ValueError: std is negative, NaN or infinite.
+
+    >>> regression_noise(torch.tensor([1.0, 2.0]), 0.0).tolist()
+    [1.0, 2.0]
+    """
     return gaussian(y, std, generator=generator)
 
 
@@ -300,7 +362,17 @@ def _check_fields(kind: NoiseKind) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class LabelSmoothing(NoiseKind, kind="label_smoothing"):
-    """Config of :func:`label_smoothing`; ``spread="all"`` (torch's formula) by default."""
+    """Config of :func:`label_smoothing`; ``spread="all"`` (torch's formula) by default.
+
+    Fields: the parameters of :func:`label_smoothing` but the targets and ``generator``; the strength may be a
+    :class:`~noisereg.schedules.Schedule`. Called on the targets: ``kind(y, step=..., generator=...)``.
+
+    Raises:
+        TypeError, ValueError: as :func:`label_smoothing`, when the config is made (a schedule: by its range).
+
+    >>> LabelSmoothing(epsilon=0.1, num_classes=2)(torch.tensor([0]))
+    tensor([[0.9500, 0.0500]])
+    """
 
     epsilon: float | Schedule | Tensor = 0.1
     num_classes: int | None = None
@@ -319,6 +391,15 @@ class LabelFlip(NoiseKind, kind="label_flip"):
     """Config of :func:`flip_labels`: flip with probability ``rate`` along ``pattern``.
 
     A mapping pattern is stored as sorted ``(source, target)`` pairs so the config stays hashable.
+
+    Fields: the parameters of :func:`flip_labels` but the targets and ``generator``; the strength may be a
+    :class:`~noisereg.schedules.Schedule`. Called on the targets: ``kind(y, step=..., generator=...)``.
+
+    Raises:
+        TypeError, ValueError: as :func:`flip_labels`, when the config is made (a schedule: by its range).
+
+    >>> LabelFlip(rate=0.0, num_classes=3)(torch.tensor([0, 1, 2])).tolist()
+    [0, 1, 2]
     """
 
     rate: float | Schedule | Tensor = 0.1
@@ -337,7 +418,17 @@ class LabelFlip(NoiseKind, kind="label_flip"):
 
 @dataclasses.dataclass(frozen=True)
 class DisturbLabel(NoiseKind, kind="disturb_label"):
-    """Config of :func:`disturb_labels`: redraw over all C classes with probability ``alpha``."""
+    """Config of :func:`disturb_labels`: redraw over all C classes with probability ``alpha``.
+
+    Fields: the parameters of :func:`disturb_labels` but the targets and ``generator``; the strength may be a
+    :class:`~noisereg.schedules.Schedule`. Called on the targets: ``kind(y, step=..., generator=...)``.
+
+    Raises:
+        TypeError, ValueError: as :func:`disturb_labels`, when the config is made (a schedule: by its range).
+
+    >>> DisturbLabel(alpha=0.0, num_classes=3)(torch.tensor([0, 1, 2])).tolist()
+    [0, 1, 2]
+    """
 
     alpha: float | Schedule | Tensor = 0.1
     num_classes: int | None = None

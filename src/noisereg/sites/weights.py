@@ -26,14 +26,13 @@ early stopping is usually needed with weight noise.
 
 from __future__ import annotations
 
-import weakref
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from noisereg.layers import NoiseLayer
+from noisereg.layers import NoiseLayer, registry
 from noisereg.noise.base import NoiseKind
 from noisereg.sites.placement import Placement, stream_seed
 from noisereg.sites.selectors import Selector, parameter, select_parameters
@@ -84,15 +83,10 @@ class WeightNoise(nn.Module):
         return f"resample={self.resample!r}"
 
 
-# The clean order of each noised module's parameters and state-dict keys, recorded before its first
-# weight noise, so that any sequence of attaching and removing restores them exactly.
-_clean_orders: weakref.WeakKeyDictionary[nn.Module, tuple[list[str], list[str]]] = weakref.WeakKeyDictionary()
-
-
 def _clean_order(owner: nn.Module) -> tuple[list[str], list[str]]:
-    if owner not in _clean_orders:
-        _clean_orders[owner] = (list(owner._parameters), list(owner.state_dict(keep_vars=True)))
-    return _clean_orders[owner]
+    """The order of ``owner``'s parameters and state-dict keys recorded before its first weight noise,
+    so that any sequence of attaching and removing restores them exactly."""
+    return registry.clean_order(owner, lambda m: (list(m._parameters), list(m.state_dict(keep_vars=True))))
 
 
 def _state_hooks(owner: nn.Module, local: str) -> tuple[Any, Any]:
@@ -146,7 +140,7 @@ def _restore_parameter_order(owner: nn.Module) -> None:
         owner._parameters[key] = current[key]
     plist = getattr(owner, "parametrizations", {})
     if not any(isinstance(p, WeightNoise) for entries in plist.values() for p in entries):
-        del _clean_orders[owner]
+        registry.forget_clean_order(owner)
 
 
 def _place_one(root: nn.Module, kind: NoiseKind, name: str, owner: nn.Module, local: str,

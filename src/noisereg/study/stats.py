@@ -120,15 +120,15 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     >>> holm([0.25, 0.5, 0.125])
     [0.5, 0.5, 0.375]
     """
-    idx = [i for i, p in enumerate(pvalues) if p is not None]
-    for i in idx:
-        if not 0.0 <= float(pvalues[i]) <= 1.0:
+    present = {i: float(p) for i, p in enumerate(pvalues) if p is not None}
+    for i, p in present.items():
+        if not 0.0 <= p <= 1.0:
             raise ValueError(f"pvalues[{i}]={pvalues[i]!r} must be in [0, 1]")
-    order = sorted(idx, key=lambda i: float(pvalues[i]))
+    order = sorted(present, key=present.__getitem__)
     m = len(order)
     out: list[float | None] = [None] * len(pvalues)
     running = 0.0
     for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * float(pvalues[i])))
+        running = max(running, min(1.0, (m - rank) * present[i]))
         out[i] = running
     return out

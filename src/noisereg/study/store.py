@@ -73,15 +73,11 @@ The contract (the tests in ``tests/study/test_store.py`` check each point, kill 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import logging
-import os
-import socket
 import tempfile
 import threading
-import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -92,7 +88,17 @@ import sqlalchemy
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from noisereg._compat.optuna_private import CACHED_BACKEND_CALLS, ENQUEUED, enqueued_cell, trial_id
+from noisereg._compat.optuna_private import ENQUEUED, enqueued_cell, trial_id
+from noisereg.study.claims import OWNER, CellLost, Claim, Heartbeat, claimant, gone, machine
+from noisereg.study.connection import (
+    ReconnectingStorage,
+    Retrying,
+    StoreUnreachable,
+    engine_kwargs,
+    first_line,
+    masked_url,
+    watch,
+)
 
 __all__ = [
     "Store", "StoreError", "StoreUnreachable", "CellLost", "Claim", "Heartbeat", "default_url", "masked_url",
@@ -171,37 +177,16 @@ ROBUSTNESS_VS_BASELINE = "robustness:vs-baseline"
 """Study attribute: every measured cell compared with the baseline cell (mCE)."""
 
 
-OWNER = "noisereg:owner"
-"""Trial system attribute: the claimant of a RUNNING trial, ``{"machine", "pid", "started"}``."""
-
-
 class StoreError(RuntimeError):
     """The store cannot be used as asked (another configuration, no such study, bad URL)."""
 
 
-class StoreUnreachable(RuntimeError):
-    """The database server could not be reached for ``retry_for`` seconds (see the module docstring)."""
-
-
-class CellLost(RuntimeError):
-    """This process no longer holds a claimed cell: its heartbeat lapsed, or another process failed it."""
-
-
-def masked_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for messages and a shared run directory).
-
-    >>> masked_url("postgresql://ann:secret@db:5432/runs")
-    'postgresql://ann:***@db:5432/runs'
-    """
-    head, sep, tail = url.partition("://")
-    if "@" not in tail or ":" not in tail.split("@", 1)[0]:
-        return url
-    creds, rest = tail.split("@", 1)
-    return f"{head}{sep}{creds.split(':', 1)[0]}:***@{rest}"
-
-
 def default_url(run_dir: str | Path) -> str:
-    """The SQLite file ``<run_dir>/study.db`` as an SQLAlchemy URL."""
+    """The SQLite file ``<run_dir>/study.db`` as an SQLAlchemy URL.
+
+    >>> default_url("runs/moons").startswith("sqlite:///") and default_url("runs/moons").endswith("/runs/moons/study.db")
+    True
+    """
     return f"sqlite:///{(Path(run_dir) / DB_NAME).resolve()}"
 
 
@@ -222,231 +207,6 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
             out.update(_flat(v, f"{prefix}[{i}]"))
         return out
     return {prefix: data}
-
-
-# pysqlite starts a transaction only at the first write, so Optuna's read-check-write claim
-# (SELECT ... FOR UPDATE is a no-op on SQLite) let two processes both move one WAITING trial to
-# RUNNING. Every SQLite transaction takes the write lock up front instead (SQLAlchemy's documented
-# recipe): claims across processes on one file are then exclusive; waiting for the lock is bounded
-# by ``timeout`` seconds.
-_SQLITE_ENGINE = {"connect_args": {"isolation_level": None, "timeout": 60}}
-
-
-def _begin_immediate(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-# A server storage: ping each pooled connection before use (a server restart breaks them all), and
-# give up connecting after 10 s so that a call cannot hang past its retry budget.
-_SERVER_ENGINE = {"pool_pre_ping": True}
-_CONNECT_TIMEOUT = {"postgresql": {"connect_timeout": 10}, "mysql": {"connect_timeout": 10}}
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` (or the SQLAlchemy error Optuna wrapped in it) says the server was not reached."""
-    for err in (exc, exc.__cause__):
-        if isinstance(err, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.DisconnectionError)):
-            return True
-        if isinstance(err, sqlalchemy.exc.DBAPIError) and err.connection_invalidated:
-            return True
-    return False
-
-
-def _first_line(exc: BaseException) -> str:
-    err = exc.__cause__ if exc.__cause__ is not None else exc
-    text = str(getattr(err, "orig", None) or err).strip().splitlines()
-    name = type(getattr(err, "orig", None) or err).__name__
-    return f"{name}: {text[0]}" if text else name
-
-
-class _Retrying:
-    """Runs storage calls again while the server cannot be reached, for up to ``retry_for`` seconds,
-    and logs each outage once: when it is first seen, and when a connection is made again.
-
-    Only the outermost call in a thread retries (a call made inside a retried call fails through to
-    it), so the time bound holds; a thread that must not wait (the heartbeat) runs in :meth:`once`.
-    """
-
-    def __init__(self, url: str, retry_for: float) -> None:
-        self.url, self.retry_for = masked_url(url), retry_for
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._down = False
-
-    def down(self, reason: str) -> None:
-        """The server was found unreachable (a failed call, or a pooled connection found broken)."""
-        with self._lock:
-            if self._down:
-                return
-            self._down = True
-        _log.warning("lost the connection to the storage at %s (%s); reconnecting for up to %g s", self.url, reason, self.retry_for)
-
-    def connected(self, *_: Any) -> None:
-        """SQLAlchemy's pool made a new connection (its ``connect`` event)."""
-        with self._lock:
-            if not self._down:
-                return
-            self._down = False
-        _log.warning("reconnected to the storage at %s", self.url)
-
-    def invalidated(self, _connection: Any, _record: Any, exception: BaseException | None) -> None:
-        """SQLAlchemy's pool dropped a connection (its ``invalidate`` event: pre-ping or a failed call)."""
-        if exception is not None:
-            self.down(_first_line(exception))
-
-    @contextlib.contextmanager
-    def once(self) -> Iterator[None]:
-        """Calls inside are tried once, in this thread."""
-        depth = getattr(self._local, "depth", 0)
-        self._local.depth = depth + 1
-        try:
-            yield
-        finally:
-            self._local.depth = depth
-
-    def __call__(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        if getattr(self._local, "depth", 0) or self.retry_for <= 0:
-            return fn(*args, **kwargs)
-        start, tries, wait = time.monotonic(), 0, 0.1
-        with self.once():
-            while True:
-                tries += 1
-                try:
-                    return fn(*args, **kwargs)
-                except Exception as exc:
-                    if not _unreachable(exc):
-                        raise
-                    waited = time.monotonic() - start
-                    if waited >= self.retry_for:
-                        raise StoreUnreachable(
-                            f"could not reach the storage at {self.url} after {tries} tries over {waited:.0f} s "
-                            f"({_first_line(exc)}); finished cells are stored; rerun once the database is up"
-                        ) from None
-                    self.down(_first_line(exc))
-                    time.sleep(min(wait, self.retry_for - waited))
-                    wait = min(2 * wait, 2.0)
-
-
-class _ReconnectingStorage(optuna.storages.RDBStorage):
-    """Optuna's RDBStorage whose every call of the storage interface goes through ``retrying``."""
-
-    def __init__(self, url: str, retrying: _Retrying, **kwargs: Any) -> None:
-        self.retrying = retrying
-        with retrying.once():  # the caller retries the whole opening, not each call inside it
-            super().__init__(url, **kwargs)
-
-
-def _retried(name: str) -> Any:
-    method = getattr(optuna.storages.RDBStorage, name)
-
-    @functools.wraps(method)
-    def call(self: _ReconnectingStorage, *args: Any, **kwargs: Any) -> Any:
-        return self.retrying(method, self, *args, **kwargs)
-
-    return call
-
-
-# Optuna's cache in front of the storage reads trials through private methods: a read not retried
-# would fail at the first broken connection, however long retry_for is.
-_CACHED = {name for name in CACHED_BACKEND_CALLS if hasattr(optuna.storages.RDBStorage, name)}
-for _name in sorted(optuna.storages.BaseStorage.__abstractmethods__ | {"record_heartbeat"} | _CACHED):
-    setattr(_ReconnectingStorage, _name, _retried(_name))
-
-
-def _machine() -> str:
-    """This machine and process namespace: host name, plus (on Linux) boot id and pid namespace."""
-    parts = [socket.gethostname()]
-    with contextlib.suppress(OSError):
-        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
-        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
-    return "/".join(parts)
-
-
-def _started(pid: int) -> str | None:
-    """Process ``pid``'s start time in clock ticks since boot (Linux), "?" without /proc, None if gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        if Path("/proc/self/stat").is_file():
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return "?"
-    except OSError:
-        return "?"
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _owner() -> dict[str, Any]:
-    return {"machine": _machine(), "pid": os.getpid(), "started": _started(os.getpid())}
-
-
-def _gone(owner: Any) -> bool:
-    """Whether the claimant ``owner`` ran on this machine and no longer exists (pid gone or reused)."""
-    if not isinstance(owner, dict) or owner.get("machine") != _machine() or not isinstance(owner.get("pid"), int):
-        return False
-    now = _started(owner["pid"])
-    return now is None or (now != "?" and now != owner.get("started"))
-
-
-class Claim:
-    """A cell this process is running: its trial id and key."""
-
-    def __init__(self, trial_id: int, number: int, cell: str) -> None:
-        self.trial_id, self.number, self.cell = trial_id, number, cell
-
-    def __repr__(self) -> str:
-        return f"Claim(trial={self.number}, cell={self.cell!r})"
-
-
-class Heartbeat:
-    """The heartbeat of one batch of claims (see :meth:`Store.heartbeat`); ``lost`` says why they were
-    lost, or is None while they are held."""
-
-    def __init__(self, store: Store, claims: Sequence[Claim]) -> None:
-        self.store, self.claims = store, tuple(claims)
-        self.stop = threading.Event()
-        self.last = time.monotonic()  # the claim recorded the first heartbeat
-        self.lost: str | None = None
-
-    def run(self) -> None:
-        """Beat at once, then every interval until ``stop`` is set; never raise (a failure is logged,
-        and the beat tried again at the next interval)."""
-        store, failing = self.store, False
-        cells = ", ".join(c.cell for c in self.claims)
-        while self.lost is None:
-            try:
-                with store.retrying.once():
-                    for c in self.claims:
-                        store.storage.record_heartbeat(c.trial_id)
-                    states = {c.cell: store.storage.get_trial(c.trial_id).state for c in self.claims}
-            except Exception as exc:  # noqa: BLE001 - a heartbeat must not die unseen: log, try again
-                if not failing:
-                    _log.warning("heartbeat of cell(s) %s could not be recorded (%s); trying again every %d s",
-                                cells, _first_line(exc), store.heartbeat_interval)
-                failing = True
-            else:
-                if failing:
-                    _log.warning("heartbeat of cell(s) %s recorded again after %.0f s", cells, time.monotonic() - self.last)
-                failing, self.last = False, time.monotonic()
-                taken = sorted(k for k, state in states.items() if state != TrialState.RUNNING)
-                if taken:
-                    self.lost = f"marked {states[taken[0]].name} by another process (its heartbeat had lapsed)"
-            if self.stop.wait(store.heartbeat_interval):
-                return
-
-    def check(self) -> None:
-        """Raise :class:`CellLost` if the claims are lost: no heartbeat for ``grace_period`` seconds
-        (another process may take them for dead at any moment), or failed by another process."""
-        silent = time.monotonic() - self.last
-        if self.lost is None and silent > self.store.grace_period:
-            self.lost = f"no heartbeat could be recorded for {silent:.0f} s (grace period {self.store.grace_period} s)"
-        if self.lost is not None:
-            raise CellLost(f"lost cell(s) {', '.join(c.cell for c in self.claims)}: {self.lost}")
 
 
 class Store:
@@ -488,18 +248,15 @@ class Store:
         self.url, self.study_name = url, study_name
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = 3 * heartbeat_interval if grace_period is None else grace_period
-        sqlite = url.startswith("sqlite")
-        self.retrying = _Retrying(url, 0 if sqlite else retry_for)
-        dialect = url.split(":", 1)[0].split("+", 1)[0]
-        engine = _SQLITE_ENGINE if sqlite else {**_SERVER_ENGINE, "connect_args": _CONNECT_TIMEOUT.get(dialect, {})}
+        self.retrying = Retrying(url, 0 if url.startswith("sqlite") else retry_for)
 
-        def open_storage() -> _ReconnectingStorage:
+        def open_storage() -> ReconnectingStorage:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return _ReconnectingStorage(
+                return ReconnectingStorage(
                     url,
                     self.retrying,
-                    engine_kwargs=engine,
+                    engine_kwargs=engine_kwargs(url),
                     heartbeat_interval=heartbeat_interval,
                     grace_period=self.grace_period,
                     heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
@@ -518,14 +275,10 @@ class Store:
                     # "duplicate key ... pg_type_typname_nsp_index"); the loser finds them made on its next try
                     continue
                 raise StoreError(
-                    f"cannot open storage {masked_url(url)!r}: {type(exc).__name__}: {_first_line(exc)} "
+                    f"cannot open storage {masked_url(url)!r}: {type(exc).__name__}: {first_line(exc)} "
                     "(check --storage, and that the database server is running)"
                 ) from None
-        if sqlite:
-            sqlalchemy.event.listen(self.storage.engine, "begin", _begin_immediate)
-        else:
-            sqlalchemy.event.listen(self.storage.engine, "invalidate", self.retrying.invalidated)
-            sqlalchemy.event.listen(self.storage.engine, "connect", self.retrying.connected)
+        watch(self.storage.engine, self.retrying)
         self._study: optuna.Study | None = None
         self.claimed: list[Claim] = []
         self.artifact_folder = artifact_dir(url)
@@ -649,8 +402,8 @@ class Store:
                 optuna.storages.fail_stale_trials(self.study)
             retry = self.storage.get_heartbeat_stale_trial_callback()
             for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                owner = t.system_attrs.get(OWNER)
-                if not _gone(owner):
+                owner: Any = t.system_attrs.get(OWNER)
+                if not gone(owner):
                     continue
                 try:
                     if not self.storage.set_trial_state_values(self._id(t), TrialState.FAIL):
@@ -675,8 +428,8 @@ class Store:
             owner = t.system_attrs.get(OWNER)
             if not isinstance(owner, dict):
                 out[key] = "an unknown process"
-            elif owner.get("machine") == _machine():
-                out[key] = f"process {owner.get('pid')} on this machine, {'which is gone' if _gone(owner) else 'still running'}"
+            elif owner.get("machine") == machine():
+                out[key] = f"process {owner.get('pid')} on this machine, {'which is gone' if gone(owner) else 'still running'}"
             else:
                 out[key] = f"process {owner.get('pid')} on {str(owner.get('machine')).split('/')[0]}"
         return out
@@ -719,7 +472,7 @@ class Store:
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue
             self.storage.set_trial_param(self._id(t), "cell", dist.to_internal_repr(key), dist)
-            self.storage.set_trial_system_attr(self._id(t), OWNER, _owner())
+            self.storage.set_trial_system_attr(self._id(t), OWNER, claimant())
             claims.append(Claim(self._id(t), t.number, key))
         self.claimed += claims
         return claims
@@ -728,7 +481,8 @@ class Store:
     def heartbeat(self, claims: Sequence[Claim]) -> Iterator[Heartbeat]:
         """Record a heartbeat for ``claims`` every ``heartbeat_interval`` seconds while inside; yield
         the :class:`Heartbeat`, whose ``check()`` raises :class:`CellLost` once the claims are lost."""
-        beat = Heartbeat(self, claims)
+        beat = Heartbeat(self.storage, self.retrying, claims, interval=self.heartbeat_interval,
+                         grace_period=self.grace_period)
         thread = threading.Thread(target=beat.run, name="noisereg-heartbeat", daemon=True)
         thread.start()
         try:

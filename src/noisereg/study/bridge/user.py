@@ -21,11 +21,6 @@ from noisereg.engine.loop import AttachSite, Part
 from noisereg.noise import NoiseKind, Speckle
 from noisereg.noise.kinds import KINDS as REGISTRY
 from noisereg.seeding import derive_seed
-from noisereg.sites import (
-    CutMix,
-    Mixup,
-    NEFTune,
-)
 from noisereg.study.config import StudyConfigError
 from noisereg.study.config.user import USER_KINDS, UserStudyConfig
 
@@ -197,10 +192,11 @@ def describe_part(part: Part, task: str) -> dict[str, Any]:
     return out
 
 
-# The registry of noise kinds, plus what attach takes beyond it (an alias, mixing and NEFTune).
+# The registry of noise kinds (but saturation noise, which belongs to the hard activations it
+# replaces, not to a site of attach), plus an alias.
 KIND_CLASSES: dict[str, type[NoiseKind]] = {
-    **{name: kind.load() for name, kind in REGISTRY.items()},
-    "speckle": Speckle, "mixup": Mixup, "cutmix": CutMix, "neftune": NEFTune,
+    **{name: kind.load() for name, kind in REGISTRY.items() if name != "saturation"},
+    "speckle": Speckle,
 }
 if set(KIND_CLASSES) != set(USER_KINDS):  # the config's names and this table are one list
     raise ImportError(f"KIND_CLASSES and config.user.USER_KINDS differ: {set(KIND_CLASSES) ^ set(USER_KINDS)}")
