@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 
 from noisereg.engine import MLPSpec, ModuleSpec, OptimSpec
-from noisereg.engine.vocabulary import Loss
+from noisereg.engine.vocabulary import HIDDEN_SITES, Loss
 from noisereg.noise.kinds import KINDS
 from noisereg.study.bridge.networks import make_cnn, make_recurrent
 from noisereg.study.config import StudyConfig, StudyConfigError
