@@ -139,3 +139,25 @@ def test_every_private_storage_call_of_optunas_cache_is_known():
 
     called = set(re.findall(r"self\._backend\.(_\w+)\(", inspect.getsource(cached)))
     assert called == set(CACHED_BACKEND_CALLS)
+
+
+@pytest.mark.parametrize("options", [{}, {"is_causal": True}, {"scale": 0.3}, {"mask": "bool"}, {"mask": "float"}])
+def test_the_attention_vmap_rule_is_torchs_attention(options):
+    from torch.func import vmap
+
+    from noisereg._compat.torch_private import _attention, batch_attention_rule
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 2, 5, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    mask = {"bool": torch.rand(5, 5, generator=g) > 0.3, "float": torch.randn(5, 5, generator=g, dtype=torch.float64)}.get(options.pop("mask", ""))
+    if mask is not None and mask.dtype == torch.bool:
+        mask[:, 0] = True  # every query sees one key
+    expected = torch.stack([torch.nn.functional.scaled_dot_product_attention(q[r], k[r], v[r], attn_mask=mask, **options) for r in range(3)])
+    out, lse = _attention(q, k, v, attn_mask=mask, **options)
+    eps = torch.finfo(torch.float64).eps
+    torch.testing.assert_close(out, expected, rtol=2**6 * eps, atol=2**6 * eps)
+    assert batch_attention_rule()
+    batched = vmap(lambda a, b, c: torch.nn.functional.scaled_dot_product_attention(a, b, c, attn_mask=mask, **options))(q, k, v)
+    torch.testing.assert_close(batched, expected, rtol=2**6 * eps, atol=2**6 * eps)
+    with pytest.raises(RuntimeError, match="random"):
+        _attention(q, k, v, dropout_p=0.1)

@@ -16,6 +16,9 @@ paths off as a whole (the tests use it; a user hit by a torch change can too).
   torch's own decompositions of those ops (``torch._decomp``) registered for the batching key;
   fallback: none registered, so ``vmap`` over a recurrent model fails and the engine trains it
   replica by replica.
+- :func:`batch_attention_rule`: a ``vmap`` rule for ``aten::_scaled_dot_product_flash_attention_for_cpu``
+  (torch has none and loops over the replicas), the same attention written with batched matmuls,
+  softmax and logsumexp; fallback: none registered (torch's slower loop).
 - :func:`step_hooks`: an optimizer's step pre- and post-hooks (``Optimizer._optimizer_step_pre_hooks``),
   so that gradient noise attached to one replica's optimizer can act on its slice of stacked gradients;
   fallback: ValueError (the engine then trains that replica on its own).
@@ -33,7 +36,7 @@ from torch import Tensor
 
 from noisereg._compat import PRIVATE
 
-__all__ = ["adam_step_", "sgd_step_", "batch_rnn_rules", "beta_symmetric", "step_hooks", "values_readable"]
+__all__ = ["adam_step_", "sgd_step_", "batch_attention_rule", "batch_rnn_rules", "beta_symmetric", "step_hooks", "values_readable"]
 
 
 
@@ -157,3 +160,38 @@ def step_hooks(optimizer: torch.optim.Optimizer) -> tuple[list, list]:
     if not (isinstance(pre, dict) and isinstance(post, dict)):
         raise ValueError("this torch does not expose an optimizer's step hooks: gradient noise needs the per-replica path")
     return list(pre.values()), list(post.values())
+
+
+_ATTENTION_RULE: list[object] = []
+
+
+def _attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0, is_causal: bool = False, *,
+               attn_mask: Tensor | None = None, scale: float | None = None) -> tuple[Tensor, Tensor]:
+    """softmax(q·kᵀ·scale + mask)·v and the logsumexp of the scores (what the flash kernel returns)."""
+    if dropout_p > 0.0:
+        raise RuntimeError("vmap: attention dropout is a random operation (randomness='error')")
+    scores = (q * (scale if scale is not None else q.shape[-1] ** -0.5)) @ k.transpose(-2, -1)
+    if is_causal:
+        causal = torch.ones(scores.shape[-2], scores.shape[-1], dtype=torch.bool, device=q.device).tril()
+        scores = scores.masked_fill(~causal, float("-inf"))
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool else scores + attn_mask
+    return torch.softmax(scores, -1) @ v, torch.logsumexp(scores, -1)
+
+
+def batch_attention_rule() -> bool:
+    """Register (once) :func:`_attention` as the ``vmap`` rule of torch's CPU flash attention, so that
+    stacked attention layers run as one batched product instead of one call per replica. The same
+    formula as the kernel's, rounded differently. Returns whether the rule is in force."""
+    if _ATTENTION_RULE:
+        return True
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is None or not PRIVATE["enabled"]:
+        return False
+    try:
+        library = torch.library.Library("aten", "IMPL", "FuncTorchBatched")
+        library.impl(op.default, _attention)
+    except (RuntimeError, AttributeError):
+        return False
+    _ATTENTION_RULE.append(library)
+    return True

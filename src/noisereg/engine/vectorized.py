@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from noisereg._compat.torch_private import batch_rnn_rules, step_hooks
+from noisereg._compat.torch_private import batch_attention_rule, batch_rnn_rules, step_hooks
 from noisereg.engine.loop import LoopResult, LoopTask, attach_sites, score
 from noisereg.layers import NoiseLayer
 from noisereg.seeding import derive_seed
@@ -189,6 +189,8 @@ class VectorizedGroup:
             self.base = first.model().to(device=first.device, dtype=first.dtype)
         if any(isinstance(m, nn.RNNBase) for m in self.base.modules()):
             batch_rnn_rules()
+        if any(isinstance(m, nn.MultiheadAttention) for m in self.base.modules()):
+            batch_attention_rule()
         self.names = [name for name, _ in self.base.named_parameters()]
         self.buffer_names = [name for name, _ in self.base.named_buffers()]
         self.replicas = [self._replica(task) for task in tasks]
