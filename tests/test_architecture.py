@@ -139,7 +139,8 @@ def test_every_public_name_is_defined_once_in_the_package():
             overload = isinstance(node, ast.FunctionDef) and any(
                 ast.unparse(d).rsplit(".", 1)[-1] == "overload" for d in node.decorator_list
             )
-            if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and not overload:  # typing's overloads declare, not define
+            # typing's overloads declare a name, they do not define it
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and not overload:
                 names = [node.name]
             elif isinstance(node, ast.Assign):
                 names = [t.id for t in node.targets if isinstance(t, ast.Name)]
