@@ -46,7 +46,8 @@ Family = Literal["philox", "torch"]
 NoiseGenerator = Stream | torch.Generator
 _FAMILIES = ("philox", "torch")
 # The one setting: which generator draws noise on a CPU. torch's, until the counter-based kernel beats
-# it: benchmarks/study_speed.py --generator-only measured Stream at 0.37-0.51x torch.randn here.
+# it: benchmarks/study_speed.py --generator-only measured Stream at 0.63x torch.randn on one thread and
+# 1.06x on two (2-core AVX2 machine).
 _family: list[str] = ["torch"]
 
 _SEED_BITS = 63
@@ -153,7 +154,7 @@ def set_noise_generator(family: Family) -> Family:
     ``"torch"`` (the default): torch's CPU generator (Mersenne Twister), torch's own streams.
     ``"philox"``: :class:`noisereg.streams.Stream`, counter-based, resumable at any position, and
     independent of the thread count and of the other replicas by construction (slower than torch's
-    generator for now, see ``benchmarks/study_speed.py --generator-only``). On
+    generator on one thread, about as fast on two: ``benchmarks/study_speed.py --generator-only``). On
     other devices noise always comes from torch's generator of that device. Applies to generators made
     after the call (layers made earlier keep theirs until ``reseed``); a checkpoint of one family does
     not load into the other.
