@@ -23,7 +23,7 @@ from noisereg import LabelSmoothing, noise
 from noisereg.engine.loop import AttachSite, LoopTask, train_replica
 from noisereg.engine.vectorized import VECTORIZED, probe, refusal, train_vectorized
 from noisereg.seeding import derive_seed
-from tests.engine.test_loop import BATCH, EPOCHS, Block, GRUNet, X, Y, _plain, _sites
+from tests.engine.test_loop import BATCH, EPOCHS, GRUNet, ResNet, X, Y, _plain, _sites
 
 TOL = 2.0**16 * torch.finfo(torch.float64).eps
 
@@ -35,15 +35,6 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.act(self.bn(self.fc(x))))
-
-
-class ResNet(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem, self.blocks, self.head = nn.Conv2d(1, 2, 3, padding=1), nn.Sequential(Block()), nn.Linear(2, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.blocks(torch.relu(self.stem(x.reshape(-1, 1, 2, 3)))).mean(dim=(2, 3)))
 
 
 class Encoder(nn.Module):
