@@ -73,6 +73,10 @@ class NoiseLayer(nn.Module):
     True
     """
 
+    # Set by noisereg.sites.attach on the layers it places (the Handle that placed it), read by strip;
+    # declared so that the type checker does not take it for a tensor or a submodule.
+    _attach_handle: object
+
     def __init__(self, kind: NoiseKind, *, seed: int | None = None) -> None:
         super().__init__()
         if not isinstance(kind, NoiseKind):

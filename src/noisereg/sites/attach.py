@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Iterator
-from typing import Any, Literal
+from collections.abc import Callable, Iterator
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -171,7 +171,8 @@ class WeightsHandle(Handle):
         if self.removed:
             raise ValueError("this handle's weight noise was removed: nothing to resample")
         for placement in self._placements:
-            placement.refresh()
+            # Every weight placement is made with a refresh (sites/weights.py).
+            cast(Callable[[], None], placement.refresh)()
 
 
 class TargetsHandle(Handle):
@@ -192,7 +193,8 @@ class TargetsHandle(Handle):
             shape = "handle(x, y)" if expected == 2 else "handle(y)"
             name = type(layer.kind).__name__
             raise TypeError(f"call this {name} handle as {shape}, got {len(tensors)} tensors")
-        return run_beside(layer, root, *tensors)
+        # The placement holds the root as its host, so the weak reference is alive while the handle is.
+        return run_beside(layer, cast(nn.Module, root), *tensors)
 
 
 def _check_kind(noise: object, at: str) -> None:
@@ -338,8 +340,9 @@ def attach(
         handle = WeightsHandle(at, place_weights(root, noise, select=select, biases=biases,
                                                  resample=resample, seed=seed), [])
     elif at == "gradients":
-        handle = Handle(at, place_gradients(root, noise, optimizer=optimizer, select=select,
-                                            scale_by_lr=scale_by_lr, seed=seed), [])
+        # _check_options refused optimizer=None for this site.
+        handle = Handle(at, place_gradients(root, noise, optimizer=cast(torch.optim.Optimizer, optimizer),
+                                            select=select, scale_by_lr=scale_by_lr, seed=seed), [])
     else:
         handle = TargetsHandle(at, _place_targets(root, noise, seed), root)
     try:
@@ -356,8 +359,8 @@ def attach(
 
 
 def _place_targets(root: nn.Module, noise: NoiseKind, seed: int | None) -> list[Placement]:
-    layer_type = MixingLayer if isinstance(noise, MixingKind) else NoiseLayer
-    layer = layer_type(noise, seed=stream_seed(seed, "targets", type(noise).__name__))
+    layer_seed = stream_seed(seed, "targets", type(noise).__name__)
+    layer = MixingLayer(noise, seed=layer_seed) if isinstance(noise, MixingKind) else NoiseLayer(noise, seed=layer_seed)
     registry.add_beside(root, layer)
     undo = lambda: registry.remove_beside(root, layer)  # noqa: E731
     return [Placement("targets", f"targets ({type(noise).__name__})", ("targets", root, type(noise)),
