@@ -84,7 +84,10 @@ if TYPE_CHECKING:
         NoisyHardTanh,
         NoisyLinear,
         annealed_gaussian,
-        attach,
-        describe,
-        strip,
     )
+
+    # From their own modules: each shares its name with that module, which mypy would otherwise
+    # see bound twice.
+    from noisereg.sites.attach import attach
+    from noisereg.sites.describe import describe
+    from noisereg.sites.strip import strip

@@ -61,11 +61,21 @@ class NoiseLayer(nn.Module):
     from the seed. A strict ``load_state_dict`` of a checkpoint made without the layer raises torch's
     "Missing key(s)" error naming that key; ``strict=False`` keeps the layer's current noise state.
 
+    Raises:
+        TypeError: ``kind`` is not a config from :mod:`noisereg.noise`, or ``seed`` is not an int.
+        ValueError: ``seed`` is outside [0, 2**64 - 1]; on loading, a noise state that is not a
+            NoiseLayer's or whose streams were drawn by the other generator family
+            (:func:`noisereg.seeding.set_noise_generator`).
+
     >>> layer = NoiseLayer(kinds.Gaussian(std=0.5), seed=0)
     >>> x = torch.ones(2, 3)
     >>> bool((layer.eval()(x) == x).all())
     True
     """
+
+    # Set by noisereg.sites.attach on the layers it places (the Handle that placed it), read by strip;
+    # declared so that the type checker does not take it for a tensor or a submodule.
+    _attach_handle: object
 
     def __init__(self, kind: NoiseKind, *, seed: int | None = None) -> None:
         super().__init__()

@@ -25,7 +25,7 @@ import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -44,6 +44,8 @@ __all__ = [
 
 Binning = Literal["equal_width", "equal_mass"]
 Mode = Literal["top_label", "positive_class"]
+Array = torch.Tensor | np.ndarray
+"""Model outputs or labels as every metric takes them: a tensor or a NumPy array."""
 
 _BINNINGS = ("equal_width", "equal_mass")
 _MODES = ("top_label", "positive_class")
@@ -53,7 +55,8 @@ _ROW_SUM_TOL = 1e-4
 def _log_probs(outputs: torch.Tensor | np.ndarray, from_logits: bool) -> torch.Tensor:
     """Log-probabilities ``[N, C]`` in float64 from binary or multi-class outputs."""
     probs, log_probs, _ = _outputs(outputs, from_logits)
-    return log_probs if probs is None else probs.log()
+    # _outputs gives exactly one of the two.
+    return cast(torch.Tensor, log_probs) if probs is None else probs.log()
 
 
 def _outputs(outputs: torch.Tensor | np.ndarray, from_logits: bool) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.dtype]:
@@ -116,12 +119,12 @@ def _labels(labels: torch.Tensor | np.ndarray, n: int, num_classes: int) -> torc
     return labels
 
 
-def _prepare(outputs, labels, from_logits: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _prepare(outputs: Array, labels: Array, from_logits: bool) -> tuple[torch.Tensor, torch.Tensor]:
     log_probs = _log_probs(outputs, from_logits)
     return log_probs, _labels(labels, log_probs.shape[0], log_probs.shape[1])
 
 
-def accuracy(outputs, labels, *, from_logits: bool) -> float:
+def accuracy(outputs: Array, labels: Array, *, from_logits: bool) -> float:
     """Fraction of samples whose most probable class is the label.
 
     Ties go to the lower class index (a binary probability of exactly 0.5 predicts class 0).
@@ -138,7 +141,7 @@ def accuracy(outputs, labels, *, from_logits: bool) -> float:
     return (log_probs.argmax(dim=1) == labels).double().mean().item()
 
 
-def nll(outputs, labels, *, from_logits: bool) -> float:
+def nll(outputs: Array, labels: Array, *, from_logits: bool) -> float:
     """Mean negative log-likelihood, ``-(1/N) sum_i log p_i[y_i]`` (natural log).
 
     From logits it is computed with ``log_softmax``/``logsigmoid`` (no overflow); a probability of 0
@@ -150,7 +153,7 @@ def nll(outputs, labels, *, from_logits: bool) -> float:
     return -log_probs.gather(1, labels[:, None]).mean().item()
 
 
-def brier_score(outputs, labels, *, from_logits: bool) -> float:
+def brier_score(outputs: Array, labels: Array, *, from_logits: bool) -> float:
     """Brier score, ``(1/N) sum_i sum_c (p_ic - y_ic)^2`` with ``y`` one-hot, in [0, 2] (Brier 1950).
 
     The same definition for binary and multi-class outputs: for a binary model it is twice the
@@ -256,8 +259,8 @@ def _bin_index(confidence: torch.Tensor, n_bins: int, binning: Binning, dtype: t
 
 
 def reliability(
-    outputs,
-    labels,
+    outputs: Array,
+    labels: Array,
     *,
     from_logits: bool,
     n_bins: int = 15,
@@ -288,7 +291,7 @@ def reliability(
         raise ValueError(f"{mode=} must be one of {_MODES}")
     given, log_probs, precision = _outputs(outputs, from_logits)
     # Probabilities are binned as given: exp(log(p)) can differ from p in the last place.
-    probs = given if given is not None else log_probs.exp()
+    probs = given if given is not None else cast(torch.Tensor, log_probs).exp()
     labels = _labels(labels, probs.shape[0], probs.shape[1])
     if mode == "top_label":
         confidence, predicted = probs.max(dim=1)
@@ -320,7 +323,7 @@ def reliability(
     )
 
 
-def ece(outputs, labels, *, from_logits: bool, n_bins: int = 15, mode: Mode = "top_label") -> float:
+def ece(outputs: Array, labels: Array, *, from_logits: bool, n_bins: int = 15, mode: Mode = "top_label") -> float:
     """Expected calibration error with ``n_bins`` equal-width bins (Guo et al. 2017).
 
     ``ECE = sum_m |B_m|/N * |acc(B_m) - conf(B_m)|``; bins ``[m/M, (m+1)/M)``, the last one closed so
@@ -335,7 +338,7 @@ def ece(outputs, labels, *, from_logits: bool, n_bins: int = 15, mode: Mode = "t
 
 
 def adaptive_ece(
-    outputs, labels, *, from_logits: bool, n_bins: int = 15, mode: Mode = "top_label"
+    outputs: Array, labels: Array, *, from_logits: bool, n_bins: int = 15, mode: Mode = "top_label"
 ) -> float:
     """ECE over ``n_bins`` equal-mass bins (Nixon et al. 2019). Arguments as :func:`reliability`."""
     return reliability(
@@ -343,12 +346,14 @@ def adaptive_ece(
     ).ece
 
 
-def classification_metrics(outputs, labels, *, from_logits: bool, n_bins: int = 15) -> dict[str, float]:
+def classification_metrics(
+    outputs: Array, labels: Array, *, from_logits: bool, n_bins: int = 15
+) -> dict[str, float]:
     """All scalar metrics at once: ``accuracy``, ``nll``, ``brier``, ``ece``, ``adaptive_ece``.
 
     ECEs are top-label with ``n_bins`` bins. Arguments as :func:`reliability`.
     """
-    kwargs = {"from_logits": from_logits}
+    kwargs: dict[str, Any] = {"from_logits": from_logits}
     return {
         "accuracy": accuracy(outputs, labels, **kwargs),
         "nll": nll(outputs, labels, **kwargs),

@@ -141,6 +141,10 @@ def current_rank() -> int:
     Returns:
         The rank, an int >= 0.
 
+    Raises:
+        Nothing of its own: with no initialized process group it returns 0 rather than raising as
+        ``torch.distributed.get_rank()`` does.
+
     >>> current_rank()  # no process group here
     0
     """

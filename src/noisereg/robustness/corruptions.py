@@ -33,7 +33,7 @@ import math
 import numbers
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 import torch
 from torch import Tensor
@@ -104,25 +104,26 @@ PARAMETERS = MappingProxyType(
 """What each corruption's constant is, as named in :mod:`noisereg.noise`."""
 
 
-def _check_constants(constants: object) -> str:
+def _check_constants(constants: object) -> Constants:
     if constants not in SEVERITY_CONSTANTS:
         raise ValueError(f"{constants=} must be one of {tuple(SEVERITY_CONSTANTS)}")
-    return constants
+    return cast(Constants, constants)
 
 
-def _check_corruption(corruption: object, constants: str) -> str:
+def _check_corruption(corruption: object, constants: str) -> Corruption:
     known = tuple(SEVERITY_CONSTANTS[constants])
     if corruption not in known:
         hint = " (shot noise needs non-negative data such as images)" if corruption == "shot" else ""
         raise ValueError(f"unknown corruption {corruption!r} for {constants=}{hint}; known: {known}")
-    return corruption
+    return cast(Corruption, corruption)
 
 
 def _check_severity(severity: object) -> int:
     whole = isinstance(severity, numbers.Integral) and not isinstance(severity, bool)
-    if not whole or not 1 <= severity <= 5:
+    # An Integral (numpy's too) past the first test; the checker does not carry `whole` over.
+    if not whole or not 1 <= cast(int, severity) <= 5:
         raise ValueError(f"{severity=} must be an int from 1 to 5")
-    return int(severity)
+    return int(cast(int, severity))
 
 
 def _check_scale(scale: object, constants: str) -> float:

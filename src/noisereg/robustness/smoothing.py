@@ -27,6 +27,7 @@ import math
 import numbers
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from scipy.stats import beta, binomtest, norm
@@ -69,18 +70,35 @@ def _noisy_batches(
 
 
 def _counts(
-    model: Model, x: Tensor, total: int, *, sigma, batch_size, generator, from_logits
+    model: Model,
+    x: Tensor,
+    total: int,
+    *,
+    sigma: float,
+    batch_size: int,
+    generator: torch.Generator | None,
+    from_logits: bool,
 ) -> Tensor:
     """How often the base classifier picks each class over ``total`` noisy copies of one input."""
-    counts = None
+    counts: Tensor | None = None
     for batch in _noisy_batches(x, sigma, total, batch_size, generator):
         classes, num_classes = predicted_classes(model(batch), from_logits=from_logits, batch=len(batch))
         found = torch.bincount(classes.cpu(), minlength=num_classes)
         counts = found if counts is None else counts + found
-    return counts
+    # total >= 1 (checked by the callers), so there was at least one batch.
+    return cast(Tensor, counts)
 
 
-def _checked(model, x, sigma, n, alpha, batch_size, seed, from_logits):
+def _checked(
+    model: object,
+    x: object,
+    sigma: object,
+    n: object,
+    alpha: object,
+    batch_size: object,
+    seed: int | torch.Generator | None,
+    from_logits: object,
+) -> tuple[Model, Tensor, int, float, dict[str, Any]]:
     """The checked arguments: (model, x, n, alpha, the keyword arguments of :func:`_counts`)."""
     if not isinstance(from_logits, bool):
         raise TypeError(f"{from_logits=} must be a bool")
@@ -237,7 +255,7 @@ def certified_accuracy(
             f"labels must have shape {list(certificate.prediction.shape)} (one per certified input, at "
             f"least one), got {list(labels.shape)}"
         )
-    checked = []
+    checked: list[float] = []
     for r in radii:
         if isinstance(r, bool) or not isinstance(r, numbers.Real) or not (math.isfinite(r) and r >= 0):
             raise ValueError(f"radii must be finite numbers >= 0, got {r!r}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -117,14 +118,16 @@ class CorruptionResult:
         def tuples(table: Mapping[str, Sequence[float]]) -> dict[str, tuple[float, ...]]:
             return {c: tuple(float(v) for v in values) for c, values in table.items()}
 
+        # What to_dict() wrote; a value of another shape fails in the conversions below.
+        fields = cast(Mapping[str, Any], data)
         return cls(
-            constants=str(data["constants"]),
-            severities=tuple(int(s) for s in data["severities"]),
-            clean_accuracy=float(data["clean_accuracy"]),
-            clean_loss=float(data["clean_loss"]),
-            accuracy=tuples(data["accuracy"]),
-            loss=tuples(data["loss"]),
-            strengths=tuples(data["strengths"]),
+            constants=str(fields["constants"]),
+            severities=tuple(int(s) for s in fields["severities"]),
+            clean_accuracy=float(fields["clean_accuracy"]),
+            clean_loss=float(fields["clean_loss"]),
+            accuracy=tuples(fields["accuracy"]),
+            loss=tuples(fields["loss"]),
+            strengths=tuples(fields["strengths"]),
         )
 
     def _check_comparable(self, baseline: CorruptionResult) -> None:
@@ -202,21 +205,24 @@ def evaluate_corruptions(
             f"corruptions={corruptions!r} and severities={severities!r} must be sequences, "
             "e.g. corruptions=['gaussian'], severities=(1, 2)"
         )
-    names = tuple(SEVERITY_CONSTANTS[constants] if corruptions is None else corruptions)
+    # Each name is checked by corruption_strength below, before any model runs.
+    names = cast(
+        tuple[Corruption, ...], tuple(SEVERITY_CONSTANTS[constants] if corruptions is None else corruptions)
+    )
     levels = tuple(severities)
     if not names or len(set(names)) != len(names):
         raise ValueError(f"corruptions={names} must be distinct names, at least one")
     if not levels or len(set(levels)) != len(levels):
         raise ValueError(f"severities={levels} must be distinct ints in 1-5, at least one")
     # Every (corruption, severity) and the data range are checked before any model runs.
-    strengths = {
+    strengths: dict[str, tuple[float, ...]] = {
         c: tuple(corruption_strength(c, s, constants=constants, scale=scale) for s in levels)
         for c in names
     }
     check_range(x, constants)
     rows = rows_per_chunk(x[0])
 
-    def corrupted(c: str, s: int) -> Iterator[Tensor]:
+    def corrupted(c: Corruption, s: int) -> Iterator[Tensor]:
         for k, start in enumerate(range(0, len(x), rows)):
             generator = make_generator(derive_seed(seed, c, s, k), x.device)
             part = x[start : start + rows]
@@ -249,7 +255,9 @@ def _check_errors(errors: object, name: str) -> dict[str, tuple[float, ...]]:
     return table
 
 
-def _check_pair(errors, baseline_errors) -> tuple[dict, dict]:
+def _check_pair(
+    errors: object, baseline_errors: object
+) -> tuple[dict[str, tuple[float, ...]], dict[str, tuple[float, ...]]]:
     errors = _check_errors(errors, "errors")
     baseline = _check_errors(baseline_errors, "baseline_errors")
     if set(errors) != set(baseline):

@@ -16,6 +16,10 @@ class Schedule(Protocol):
     Any callable of the step is one; the built-in schedules are frozen dataclasses that also know
     their range (:func:`span`).
 
+    Args:
+        step: the 0-based training step, an int >= 0 (the built-in schedules raise ``TypeError`` or
+            ``ValueError`` naming ``step`` for anything else).
+
     >>> isinstance(lambda step: 0.1, Schedule)
     True
     """
@@ -33,6 +37,10 @@ def resolve(strength: object, step: int) -> object:
 
     Returns:
         ``strength(step)`` for a callable, else ``strength`` itself.
+
+    Raises:
+        TypeError, ValueError: from a built-in schedule when ``step`` is not an int >= 0; any other
+            callable's own exception propagates unchanged.
 
     >>> resolve(0.1, 7), resolve(lambda step: 0.1 * step, 3)
     (0.1, 0.30000000000000004)

@@ -14,10 +14,11 @@ For the "before or after the activation" choice of the reference case study, wit
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
+from torch.utils.hooks import RemovableHandle
 
 from noisereg.layers import NoiseLayer, registry
 from noisereg.noise.base import NoiseKind
@@ -46,7 +47,9 @@ def noisy_value(value: Any, noise: Callable[[Tensor, bool], Tensor], *, where: s
     if isinstance(value, (tuple, list)) and value and isinstance(value[0], (Tensor, PackedSequence)):
         first = noisy_value(value[0], noise, where=where)
         if hasattr(value, "_fields"):
-            return value._replace(**{value._fields[0]: first})
+            # A named tuple (hasattr does not narrow the type for the checker).
+            named = cast(Any, value)
+            return named._replace(**{named._fields[0]: first})
         return type(value)([first, *value[1:]])
     raise TypeError(
         f"noise {where} needs a tensor, a PackedSequence or a tuple whose first item is one, "
@@ -75,7 +78,9 @@ def _argument_slot(module: nn.Module, arg: int | str) -> tuple[int | None, str |
     return argument_position(module, arg, option="arg"), arg
 
 
-def _input_hook(layer: NoiseLayer, masks: MaskSource, arg: int | str, label: str, slot: tuple):
+def _input_hook(
+    layer: NoiseLayer, masks: MaskSource, arg: int | str, label: str, slot: tuple[int | None, str | None]
+) -> Callable[[nn.Module, tuple, dict], tuple[tuple, dict]]:
     position, keyword = slot
 
     def hook(mod: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
@@ -110,11 +115,13 @@ def place_hooks(
         label = f"{where} {name!r}" if name else f"{where} the model"
         layer = NoiseLayer(kind, seed=stream_seed(seed, site, f"{where}:{name}"))
         if where == "after":
-            def hook(mod: nn.Module, args: tuple, output: Any, layer=layer, label=label) -> Any:
+            def hook(
+                mod: nn.Module, args: tuple, output: Any, layer: NoiseLayer = layer, label: str = label
+            ) -> Any:
                 return _apply(layer, mod, masks, output, label)
 
             handle = module.register_forward_hook(hook)
-            key = ("after", module)
+            key: tuple[Any, ...] = ("after", module)
         else:
             handle = module.register_forward_pre_hook(
                 _input_hook(layer, masks, arg, label, slots[i]), with_kwargs=True
@@ -122,7 +129,7 @@ def place_hooks(
             key = ("before", module, arg)
         registry.add_beside(module, layer)
 
-        def undo(module=module, layer=layer, handle=handle) -> None:
+        def undo(module: nn.Module = module, layer: NoiseLayer = layer, handle: RemovableHandle = handle) -> None:
             handle.remove()
             registry.remove_beside(module, layer)
 

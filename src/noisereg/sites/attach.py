@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Iterator
-from typing import Any, Literal
+from collections.abc import Callable, Iterator
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -57,7 +57,14 @@ class Handle:
     """What :func:`attach` returns: the noise it placed, and :meth:`remove` to take it off exactly.
 
     Also a context manager: ``with attach(...):`` removes the noise at the end of the block. Made by
-    :func:`attach` only; ``site`` is the site's name, ``removed`` whether :meth:`remove` ran.
+    :func:`attach` only; ``removed`` says whether :meth:`remove` ran.
+
+    Args:
+        site: the site's name (``"input"``, ``"activations"``, ...), kept as ``handle.site``.
+        placements: the noise placed, one :class:`~noisereg.sites.placement.Placement` per place, undone
+            in reverse order by :meth:`remove`.
+        cleanup: further hooks (anything with a ``remove()``) that :meth:`remove` takes off after the
+            placements.
 
     >>> from noisereg.noise import Gaussian
     >>> model = nn.Linear(2, 2)
@@ -164,7 +171,8 @@ class WeightsHandle(Handle):
         if self.removed:
             raise ValueError("this handle's weight noise was removed: nothing to resample")
         for placement in self._placements:
-            placement.refresh()
+            # Every weight placement is made with a refresh (sites/weights.py).
+            cast(Callable[[], None], placement.refresh)()
 
 
 class TargetsHandle(Handle):
@@ -185,7 +193,8 @@ class TargetsHandle(Handle):
             shape = "handle(x, y)" if expected == 2 else "handle(y)"
             name = type(layer.kind).__name__
             raise TypeError(f"call this {name} handle as {shape}, got {len(tensors)} tensors")
-        return run_beside(layer, root, *tensors)
+        # The placement holds the root as its host, so the weak reference is alive while the handle is.
+        return run_beside(layer, cast(nn.Module, root), *tensors)
 
 
 def _check_kind(noise: object, at: str) -> None:
@@ -243,31 +252,46 @@ def attach(
 ) -> Handle:
     """Put ``noise`` at one site of ``model``, unchanged otherwise; returns a :class:`Handle`.
 
-    Sites (``at``) and their options:
-
-    - ``"input"``: the model's input (argument ``arg`` of its forward: position or name), or the input
-      of the modules ``select`` names. Integer inputs (token ids) are refused: use ``"embeddings"``.
-    - ``"activations"``: the output (``where="after"``) or input (``"before"``) of the modules that
-      ``select`` names by qualified-name glob (``"layers.*.fc1"``), type (``nn.ReLU``) or the module
-      object itself (``model.encoder.layer[0]``). LSTM/GRU
-      outputs take noise on the output sequence.
-    - ``"embeddings"``: the output of the token embedding (``get_input_embeddings()`` of a
-      transformers model, else every ``nn.Embedding``; or ``select``), never on padding;
-      ``NEFTune(alpha)`` is the usual noise. Padding from ``padding_idx``, from the forward argument
-      named by ``mask`` (an attention mask, 1 = real token), or from ``handle.attention_mask(m)``.
-      ``packed=True`` reads packed rows' documents from the forward's ``cu_seq_lens_q`` or
-      ``position_ids`` (restarting at 0): NEFTune then scales by each document's length.
-    - ``"weights"``: W̃ = noise(W) on the parameters ``select`` names (default: every ``weight*``;
-      biases only with ``biases=True``), redrawn per ``resample`` ("step", "forward", "manual").
-      Gradients are taken at W̃ and applied to W; ``state_dict()`` stays clean.
-    - ``"gradients"``: g̃ = noise(g) before each ``optimizer.step()`` (``scale_by_lr`` multiplies the
-      perturbation by the learning rate); see :func:`noisereg.sites.annealed_gaussian`.
-    - ``"targets"``: label or target noise and mixing; call the returned handle on the targets.
-
     Noise is on in training mode only (``model.eval()`` gives exactly the clean model) unless
-    :func:`noisereg.noise_enabled` forces it. ``seed`` gives each place its own stream,
-    ``derive_seed(seed, site, place)``; None uses torch's global generator. DDP and ``torch.compile``
-    wrappers are unwrapped first, and names are those of the unwrapped model.
+    :func:`noisereg.noise_enabled` forces it. DDP and ``torch.compile`` wrappers are unwrapped first,
+    and names are those of the unwrapped model.
+
+    Args:
+        model: the network; changed only by the noise put on it.
+        noise: a config from :mod:`noisereg.noise` (any strength may be a schedule).
+        at: the site.
+
+            - ``"input"``: the model's input (argument ``arg`` of its forward), or the input of the
+              modules ``select`` names. Integer inputs (token ids) are refused: use ``"embeddings"``.
+            - ``"activations"``: the output or input (``where``) of the modules ``select`` names.
+              LSTM/GRU outputs take noise on the output sequence.
+            - ``"embeddings"``: the output of the token embedding (``get_input_embeddings()`` of a
+              transformers model, else every ``nn.Embedding``; or ``select``), never on padding;
+              ``NEFTune(alpha)`` is the usual noise.
+            - ``"weights"``: W̃ = noise(W) on the parameters ``select`` names (default: every
+              ``weight*``). Gradients are taken at W̃ and applied to W; ``state_dict()`` stays clean.
+            - ``"gradients"``: g̃ = noise(g) before each ``optimizer.step()``; see
+              :func:`noisereg.sites.annealed_gaussian`.
+            - ``"targets"``: label or target noise and mixing; call the returned handle on the targets.
+        select: which modules or parameters: a qualified-name glob (``"layers.*.fc1"``), a type
+            (``nn.ReLU``) or the module object itself (``model.encoder.layer[0]``); None for the
+            site's default.
+        where: ``"after"`` (the output) or ``"before"`` (the input) of the selected modules; for
+            ``"activations"``.
+        arg: the forward argument that takes input noise, by position or name; for ``"input"``.
+        mask: the forward argument holding an attention mask (1 = real token) that marks padding;
+            for ``"embeddings"`` (padding also comes from ``padding_idx`` or
+            ``handle.attention_mask(m)``).
+        biases: also put weight noise on biases; for ``"weights"``.
+        resample: when weight noise is redrawn: ``"step"``, ``"forward"`` or ``"manual"``; for
+            ``"weights"``.
+        optimizer: the optimizer whose ``step()`` takes gradient noise; for ``"gradients"``.
+        scale_by_lr: multiply the gradient perturbation by the learning rate; for ``"gradients"``.
+        packed: read packed rows' documents from the forward's ``cu_seq_lens_q`` or ``position_ids``
+            (restarting at 0), so that NEFTune scales by each document's length; for ``"embeddings"``.
+        seed: int >= 0 gives each place its own stream, ``derive_seed(seed, site, place)``; None uses
+            torch's global generator.
+        stack: allow noise at a place that already has noise from ``attach``.
 
     Returns:
         A :class:`Handle`: ``places`` names where the noise went, ``remove()`` takes it off exactly,
@@ -316,8 +340,9 @@ def attach(
         handle = WeightsHandle(at, place_weights(root, noise, select=select, biases=biases,
                                                  resample=resample, seed=seed), [])
     elif at == "gradients":
-        handle = Handle(at, place_gradients(root, noise, optimizer=optimizer, select=select,
-                                            scale_by_lr=scale_by_lr, seed=seed), [])
+        # _check_options refused optimizer=None for this site.
+        handle = Handle(at, place_gradients(root, noise, optimizer=cast(torch.optim.Optimizer, optimizer),
+                                            select=select, scale_by_lr=scale_by_lr, seed=seed), [])
     else:
         handle = TargetsHandle(at, _place_targets(root, noise, seed), root)
     try:
@@ -334,8 +359,8 @@ def attach(
 
 
 def _place_targets(root: nn.Module, noise: NoiseKind, seed: int | None) -> list[Placement]:
-    layer_type = MixingLayer if isinstance(noise, MixingKind) else NoiseLayer
-    layer = layer_type(noise, seed=stream_seed(seed, "targets", type(noise).__name__))
+    layer_seed = stream_seed(seed, "targets", type(noise).__name__)
+    layer = MixingLayer(noise, seed=layer_seed) if isinstance(noise, MixingKind) else NoiseLayer(noise, seed=layer_seed)
     registry.add_beside(root, layer)
     undo = lambda: registry.remove_beside(root, layer)  # noqa: E731
     return [Placement("targets", f"targets ({type(noise).__name__})", ("targets", root, type(noise)),

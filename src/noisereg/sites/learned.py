@@ -9,7 +9,7 @@ them. They are modules to swap in: ``model.fc = NoisyLinear.from_linear(model.fc
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +49,10 @@ class NoisyLinear(NoiseLayer):
     True
     """
 
+    # Registered as buffers in __init__; declared so that the checker knows them as tensors.
+    eps_in: Tensor
+    eps_out: Tensor
+
     def __init__(
         self,
         in_features: int,
@@ -86,7 +90,7 @@ class NoisyLinear(NoiseLayer):
         sigma = self.sigma0 / math.sqrt(self.in_features)
         with torch.no_grad():
             for mu, sd in ((self.weight_mu, self.weight_sigma), (self.bias_mu, self.bias_sigma)):
-                if mu is not None:
+                if mu is not None and sd is not None:  # the bias has both or neither
                     mu.uniform_(-bound, bound)
                     sd.fill_(sigma)
 
@@ -106,7 +110,8 @@ class NoisyLinear(NoiseLayer):
 
     def set_extra_state(self, state: object) -> None:
         super().set_extra_state(state)
-        held = state.get("held")  # type: ignore[union-attr]
+        # A dict: super().set_extra_state refused anything else.
+        held = cast(dict[str, Any], state).get("held")
         self._fresh = held is not None
         if held is not None:
             with torch.no_grad():
@@ -121,7 +126,7 @@ class NoisyLinear(NoiseLayer):
             self.reset_noise()
         self._count()
         weight = self.weight_mu + self.weight_sigma * torch.outer(self.eps_out, self.eps_in)
-        bias = None if self.bias_mu is None else self.bias_mu + self.bias_sigma * self.eps_out
+        bias = None if self.bias_mu is None else self.bias_mu + cast(Tensor, self.bias_sigma) * self.eps_out
         return F.linear(x, weight, bias)
 
     @classmethod
@@ -136,7 +141,7 @@ class NoisyLinear(NoiseLayer):
         with torch.no_grad():
             layer.weight_mu.copy_(w)
             if linear.bias is not None:
-                layer.bias_mu.copy_(linear.bias)
+                cast(nn.Parameter, layer.bias_mu).copy_(linear.bias)
         return layer
 
     def current_strength(self) -> float:
@@ -185,7 +190,7 @@ class PNI(NoiseLayer):
         self.module, self.name = module, name
         self.alpha = nn.Parameter(torch.tensor(float(alpha), device=weight.device, dtype=weight.dtype))
 
-    def forward(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         if not self.active:
             return self.module(*args, **kwargs)
         self._advance()

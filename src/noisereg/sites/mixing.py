@@ -8,7 +8,7 @@ handle is called as ``x, y = handle(x, y)`` and mixes in training only.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -33,8 +33,8 @@ def _check_pair(x: Tensor, y: Tensor, *, kind: str, min_dims: int) -> None:
         got = f"dtype={x.dtype}, shape={list(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"{kind}: x must be a float tensor with at least {min_dims} dims, got {got}")
     if not isinstance(y, Tensor) or y.dim() == 0 or y.shape[0] != x.shape[0]:
-        got = list(y.shape) if isinstance(y, Tensor) else type(y).__name__
-        raise ValueError(f"{kind}: y must be a tensor with the batch size {x.shape[0]} of x first, got {got}")
+        found = list(y.shape) if isinstance(y, Tensor) else type(y).__name__
+        raise ValueError(f"{kind}: y must be a tensor with the batch size {x.shape[0]} of x first, got {found}")
 
 
 def _mixing_targets(y: Tensor, num_classes: int | None, dtype: torch.dtype) -> Tensor:
@@ -44,7 +44,9 @@ def _mixing_targets(y: Tensor, num_classes: int | None, dtype: torch.dtype) -> T
     return as_soft(y, class_count(y, num_classes), dtype)
 
 
-def _draw_lambda(alpha: float, n: int, dtype: torch.dtype, generator, device) -> Tensor:
+def _draw_lambda(
+    alpha: float, n: int, dtype: torch.dtype, generator: torch.Generator | None, device: torch.device
+) -> Tensor:
     return beta_symmetric(alpha, n, generator=generator, device=device).to(dtype)
 
 
@@ -104,7 +106,7 @@ def mixup(
     return mixed_x, ly * soft + (1.0 - ly) * soft[perm]
 
 
-def _box_span(size: int, cut: Tensor, generator: NoiseGenerator | None, device: torch.device) -> Tensor:
+def _box_span(size: int, cut: Tensor, generator: torch.Generator | None, device: torch.device) -> Tensor:
     """[n, size] booleans: positions inside a span of length ``cut`` centred at a uniform position."""
     centre = torch.randint(0, size, cut.shape, generator=generator, device=device)
     low = centre - cut // 2
@@ -183,7 +185,8 @@ class MixingKind(NoiseKind):
     ) -> tuple[Tensor, Tensor]:
         kwargs: dict[str, Any] = self.resolved(step)
         alpha = kwargs.pop(self.strength_field)
-        return type(self).function(x, y, alpha, generator=generator, **kwargs)
+        # A mixing kind's function returns the pair, which the base's signature does not say.
+        return cast(tuple[Tensor, Tensor], type(self).function(x, y, alpha, generator=generator, **kwargs))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,7 +205,7 @@ class Mixup(MixingKind, kind="mixup"):
 
     alpha: float | Schedule = 0.2
 
-    function = staticmethod(mixup)
+    function = staticmethod(mixup)  # type: ignore[assignment]  # (x, y, alpha) -> the mixed pair
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,7 +224,7 @@ class CutMix(MixingKind, kind="cutmix"):
 
     alpha: float | Schedule = 1.0
 
-    function = staticmethod(cutmix)
+    function = staticmethod(cutmix)  # type: ignore[assignment]  # (x, y, alpha) -> the mixed pair
 
 
 class MixingLayer(NoiseLayer):
@@ -243,4 +246,5 @@ class MixingLayer(NoiseLayer):
         if self.kind.is_off(step):
             return x, y
         self._count()
-        return self.kind(x, y, step=step, generator=self.generator(x.device))
+        # __init__ admits mixing kinds only.
+        return cast(MixingKind, self.kind)(x, y, step=step, generator=self.generator(x.device))

@@ -121,8 +121,12 @@ class _NoisyHard(NoiseLayer):
 class NoisyHardTanh(_NoisyHard):
     """Hard tanh with noise where it saturates (|x| > 1); see the module docstring.
 
-    ``c`` (default 0.5, may be a schedule), ``alpha`` (1.15), ``half_normal`` (True), and
-    ``num_features`` for one learned p per feature of the last dimension (default: one p).
+    Args:
+        c: the noise scale, a number >= 0 or a schedule of the step (the paper anneals it).
+        alpha: the slope mix α of the module docstring, a finite number other than 1.
+        half_normal: draw ξ from |N(0, 1)|, so that the noise always points along d(x); else N(0, 1).
+        num_features: None for one learned p, or an int >= 1 for one p per feature of the last dimension.
+        seed: int >= 0 for a private, reproducible stream (as :class:`~noisereg.layers.NoiseLayer`).
 
     Raises:
         TypeError, ValueError: ``c``, ``alpha``, ``num_features`` or ``seed`` out of range, naming it.
@@ -137,7 +141,15 @@ class NoisyHardTanh(_NoisyHard):
 class NoisyHardSigmoid(_NoisyHard):
     """Hard sigmoid clip(x/4 + 1/2, 0, 1), noisy where it saturates (|x| > 2); see the module docstring.
 
-    Arguments and errors as :class:`NoisyHardTanh`.
+    Args:
+        c: the noise scale, a number >= 0 or a schedule of the step.
+        alpha: the slope mix α of the module docstring, a finite number other than 1.
+        half_normal: draw ξ from |N(0, 1)|; else N(0, 1).
+        num_features: None for one learned p, or an int >= 1 for one p per feature of the last dimension.
+        seed: int >= 0 for a private, reproducible stream.
+
+    Raises:
+        TypeError, ValueError: ``c``, ``alpha``, ``num_features`` or ``seed`` out of range, naming it.
 
     >>> NoisyHardSigmoid(seed=0)(torch.tensor([0.0])).tolist()  # no noise where it does not saturate
     [0.5]

@@ -16,7 +16,7 @@ import math
 import numbers
 import types
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import Tensor
@@ -160,7 +160,7 @@ def check_pattern(pattern: object, classes: int | None) -> Pattern:
     if isinstance(pattern, str):
         if pattern not in _PATTERNS:
             raise ValueError(f"{pattern=} must be one of {_PATTERNS}, a mapping or a [C, C] tensor")
-        return pattern
+        return cast(Pattern, pattern)
     if isinstance(pattern, Tensor):
         ok = pattern.dim() == 2 and pattern.shape[0] == pattern.shape[1] and pattern.is_floating_point()
         if not ok or (classes is not None and pattern.shape[0] != classes):
@@ -210,13 +210,13 @@ def transition_matrix(num_classes: int, rate: float, pattern: Pattern = "symmetr
             [0.2000, 0.8000]])
     """
     classes = check_int(num_classes, "num_classes", low=1)
-    rate = check_strength(rate, name="rate", x=torch.empty(0), high=1.0)
+    strength = check_strength(rate, name="rate", x=torch.empty(0), high=1.0)
     dest = _pattern_matrix(check_pattern(pattern, classes), classes, torch.device("cpu"))
-    return (1.0 - rate) * torch.eye(classes) + rate * dest
+    return (1.0 - strength) * torch.eye(classes) + strength * dest
 
 
 def _draw_destinations(
-    hard: Tensor, classes: int, pattern: Pattern, generator: NoiseGenerator | None
+    hard: Tensor, classes: int, pattern: Pattern, generator: torch.Generator | None
 ) -> Tensor:
     shape, device = hard.shape, hard.device
     if pattern == "symmetric":
@@ -378,7 +378,8 @@ class LabelSmoothing(NoiseKind, kind="label_smoothing"):
     num_classes: int | None = None
     spread: Spread = "all"
 
-    function = staticmethod(label_smoothing)
+    # The target is named y, not x: a signature the base's (x, *args, **kwargs) does not cover.
+    function = staticmethod(label_smoothing)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.spread not in ("all", "others"):
@@ -407,7 +408,8 @@ class LabelFlip(NoiseKind, kind="label_flip"):
     pattern: Literal["symmetric", "pair", "uniform"] | tuple[tuple[int, int], ...] | Tensor = "symmetric"
     ignore_index: int | None = -100
 
-    function = staticmethod(flip_labels)
+    # The target is named y, not x: a signature the base's (x, *args, **kwargs) does not cover.
+    function = staticmethod(flip_labels)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         pattern = check_pattern(self.pattern, self.num_classes)
@@ -434,7 +436,8 @@ class DisturbLabel(NoiseKind, kind="disturb_label"):
     num_classes: int | None = None
     ignore_index: int | None = -100
 
-    function = staticmethod(disturb_labels)
+    # The target is named y, not x: a signature the base's (x, *args, **kwargs) does not cover.
+    function = staticmethod(disturb_labels)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         _check_fields(self)

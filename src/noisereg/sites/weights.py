@@ -26,7 +26,7 @@ early stopping is usually needed with weight noise.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -118,7 +118,7 @@ def _noise_state_hooks(owner: nn.Module, local: str, param: WeightNoise) -> tupl
     checkpoint: it travels with the handle's ``state_dict()``, so the model's stays clean."""
 
     def key(mod: nn.Module, prefix: str) -> str:
-        index = next(i for i, p in enumerate(mod.parametrizations[local]) if p is param)
+        index = next(i for i, p in enumerate(_entries(mod, local)) if p is param)
         return f"{prefix}parametrizations.{local}.{index}.noise._extra_state"
 
     def save(mod: nn.Module, state: dict, prefix: str, local_metadata: Any) -> None:
@@ -130,6 +130,12 @@ def _noise_state_hooks(owner: nn.Module, local: str, param: WeightNoise) -> tupl
     # Registered before _state_hooks, so the key is gone before its reordering sees the tail.
     return (owner.register_state_dict_post_hook(save),
             owner.register_load_state_dict_pre_hook(load))
+
+
+def _entries(owner: nn.Module, local: str) -> nn.ModuleList:
+    """The parametrizations registered on ``owner``'s tensor ``local``, in the order they apply."""
+    # torch types module attributes as Tensor | Module; parametrize keeps a ModuleDict of lists here.
+    return cast(nn.ModuleList, cast(nn.ModuleDict, owner.parametrizations)[local])
 
 
 def _restore_parameter_order(owner: nn.Module) -> None:
@@ -163,7 +169,7 @@ def _place_one(root: nn.Module, kind: NoiseKind, name: str, owner: nn.Module, lo
     def undo() -> None:
         for hook in hooks:
             hook.remove()
-        entries = owner.parametrizations[local]
+        entries = _entries(owner, local)
         if len(entries) == 1:
             parametrize.remove_parametrizations(owner, local, leave_parametrized=False)
         else:
