@@ -21,9 +21,11 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats as sps
 
-__all__ = ["summary_statistics", "paired", "holm", "CONFIDENCE"]
+__all__ = ["summary_statistics", "paired", "holm", "CONFIDENCE", "ALPHA"]
 
 CONFIDENCE = 0.95
+#: The level below which a Holm-corrected p-value counts as a significant difference.
+ALPHA = 0.05
 
 
 def _finite(values: Sequence[float], name: str) -> np.ndarray:

@@ -13,7 +13,10 @@ seeds; a seed whose value is not finite is left out):
   ``std``: [per severity]}};
 - ``certified``: ``radii``, ``mean`` and ``std`` of certified accuracy at each radius, ``abstained``
   (share of certified inputs abstained on), ``seeds`` (how many), ``inputs`` (certified per seed),
-  and the smoothing settings ``sigma``, ``n0``, ``n``, ``alpha``.
+  the smoothing settings ``sigma``, ``n0``, ``n``, ``alpha``, and, except for the baseline,
+  ``paired``: one :func:`~noisereg.study.stats.paired` comparison per radius (arm − baseline on their
+  common certified seeds) with ``p_holm`` (the paired t-test's p, Holm-corrected over every arm and
+  radius of the study: one family), ``better`` and ``worse`` (Holm p < ``ALPHA`` in that direction).
 
 ``summary["robustness"]``: ``monitor`` (the noisy evaluation's corruption, severity, parameter and
 value), ``settings`` (of the suite), ``measured`` and ``unmeasured`` (cell keys).
@@ -27,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from noisereg.study.stats import paired, summary_statistics
+from noisereg.study.stats import ALPHA, holm, paired, summary_statistics
 from noisereg.study.store import ROBUSTNESS_PREFIX as ATTR_PREFIX
 from noisereg.study.store import ROBUSTNESS_VS_BASELINE as VS_BASELINE
 
@@ -85,11 +88,15 @@ def _certified(stored: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _baseline(study: Mapping[str, Any]) -> str | None:
+    config = study.get("config") or {}
+    return config.get("baseline") or next((a["name"] for a in config.get("arms", []) if not a.get("noise")), None)
+
+
 def _paired_ece(study: Mapping[str, Any], arms: list[dict[str, Any]]) -> None:
     """``calibration.ece_paired``: each measured arm's ECE against the baseline's, seed by seed
     on their common seeds (:func:`~noisereg.study.stats.paired`, arm − baseline; lower is better)."""
-    config = study.get("config") or {}
-    base = config.get("baseline") or next((a["name"] for a in config.get("arms", []) if not a.get("noise")), None)
+    base = _baseline(study)
     stored_base = study.get(ATTR_PREFIX + base) if base else None
     if not stored_base:
         return
@@ -106,6 +113,37 @@ def _paired_ece(study: Mapping[str, Any], arms: list[dict[str, Any]]) -> None:
         common = [s for s in ece if s in ref]
         if len(common) > 1:
             entry["calibration"]["ece_paired"] = paired([ece[s] for s in common], [ref[s] for s in common])
+
+
+def _certified_by_seed(stored: Mapping[str, Any]) -> dict[int, list[float]]:
+    return {int(s): [float(v) for v in row] for s, row in zip(stored["seeds"], stored["certified"])}
+
+
+def _paired_certified(study: Mapping[str, Any], arms: list[dict[str, Any]]) -> None:
+    """``certified.paired``: per radius, each certified arm against the baseline on their common
+    certified seeds, with Holm's correction over all arms and radii together (see the module docstring)."""
+    base = _baseline(study)
+    entry_base = next((a for a in arms if a["name"] == base and a.get("certified")), None)
+    if entry_base is None:
+        return
+    ref = _certified_by_seed(study[ATTR_PREFIX + base]["smoothing"])
+    family: list[dict[str, Any]] = []
+    for entry in arms:
+        if entry["name"] == base or not entry.get("certified") or entry["certified"]["radii"] != entry_base["certified"]["radii"]:
+            continue
+        mine = _certified_by_seed(study[ATTR_PREFIX + entry["name"]]["smoothing"])
+        common = [s for s in mine if s in ref]
+        if len(common) < 2:
+            continue
+        per_radius = [paired([mine[s][i] for s in common], [ref[s][i] for s in common]) for i in range(len(entry["certified"]["radii"]))]
+        entry["certified"]["paired"] = per_radius
+        family.extend(per_radius)
+    for p, adjusted in zip(family, holm([p["p_ttest"] for p in family])):
+        p.update(
+            p_holm=adjusted,
+            better=bool(adjusted is not None and adjusted < ALPHA and p["mean_diff"] > 0),
+            worse=bool(adjusted is not None and adjusted < ALPHA and p["mean_diff"] < 0),
+        )
 
 
 def annotate_robustness(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]], arms: list[dict[str, Any]], metric: str) -> dict[str, Any]:
@@ -131,5 +169,6 @@ def annotate_robustness(study: Mapping[str, Any], done: Mapping[str, Mapping[str
         if stored.get("smoothing") and stored["smoothing"]["seeds"]:
             entry["certified"] = _certified(stored["smoothing"])
     _paired_ece(study, arms)
+    _paired_certified(study, arms)
     monitor = study.get("meta", {}).get("monitor")
     return {"monitor": monitor, "settings": settings, "measured": measured, "unmeasured": unmeasured if measured else []}

@@ -63,12 +63,11 @@ from noisereg.study.config.search import SearchConfig
 from noisereg.study.report.recommendation import recommend
 from noisereg.study.report.robustness import annotate_robustness
 from noisereg.study.selection import RULES, SCORES, choose, procedure_name
-from noisereg.study.stats import holm, paired, summary_statistics
+from noisereg.study.stats import ALPHA, holm, paired, summary_statistics
 
 __all__ = ["summarize", "SCHEMA", "ALPHA"]
 
 SCHEMA = "noisereg.summary/1"
-ALPHA = 0.05
 _METRIC_KEY = {"accuracy": ("test_acc", "train_acc", True), "loss": ("test_loss", "train_loss", False), "r2": ("test_r2", "train_r2", True)}
 
 
