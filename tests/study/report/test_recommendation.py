@@ -97,3 +97,21 @@ def test_the_nested_estimate_is_evidence_and_a_caveat_when_it_lies_below_zero() 
     assert any(e.startswith("nested cross-validation of choosing std by CV, then training: -0.0490") for e in rec["evidence"])
     assert any("does worse than no noise" in c for c in rec["caveats"])
     assert any("the nested cross-validation estimate does not have that bias" in c for c in rec["caveats"])
+
+
+def test_a_noisy_input_comparison_across_input_scales_is_not_weighed_and_says_why() -> None:
+    s, per_seed = summary({"none": wobble(0.70), "a": wobble(0.80, 1)})
+    a = next(x for x in s["arms"] if x["name"] == "a")
+    scale = "its inputs are standardized and the baseline's raw, so the same test-noise σ is a different amount of noise on each"
+    a["noisy"] = {"paired": {**paired(wobble(0.40, 1), wobble(0.60)), "like_for_like": False, "scale": scale}}
+    rec = recommend(s, per_seed)
+    assert rec["status"] == "use" and not any(c.startswith("Robustness contradicts") for c in rec["caveats"])
+    assert f"Robustness is not weighed for a: {scale} (not like for like)." in rec["caveats"]
+    del a["noisy"]["paired"]["like_for_like"]  # the same numbers on a common scale are weighed
+    assert any(c.startswith("Robustness contradicts this choice: a is significantly worse") for c in recommend(s, per_seed)["caveats"])
+    s, per_seed = summary({"none": wobble(0.70), "a": wobble(0.60, 1)})
+    a = next(x for x in s["arms"] if x["name"] == "a")
+    a["noisy"] = {"paired": {**paired(wobble(0.65, 1), wobble(0.50)), "like_for_like": False, "scale": scale}}
+    rec = recommend(s, per_seed)
+    assert rec["status"] == "no_noise" and not any(c.startswith("Robustness says otherwise") for c in rec["caveats"])
+    assert f"Robustness is not weighed for a: {scale} (not like for like)." in rec["caveats"]

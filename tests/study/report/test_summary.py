@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from noisereg.study.cells import plan_cells
+from noisereg.study.report.documents import robustness_tables
 from noisereg.study.report.summary import summarize
 from noisereg.study.stats import paired, summary_statistics
 from tests.study.fakes import fake_results, populate, tiny_config
@@ -98,3 +99,19 @@ def test_versus_compares_two_arms_on_the_same_seeds_with_holm_over_the_contrasts
     from noisereg.study.report.documents import to_markdown
 
     assert "## Paired contrasts" in to_markdown(s) and "| pre | input | +0.0500" in to_markdown(s)
+
+
+def test_a_noisy_comparison_across_input_scales_is_marked_not_like_for_like() -> None:
+    attrs = study_attrs()
+    attrs["cells"]["pre"] = {**attrs["cells"]["pre"], "standardize": not attrs["config"]["data"]["standardize"]}
+    done = results({}, noise=0.01)
+    for key, res in done.items():
+        res["final"]["noisy_test_acc"] = [a - 0.1 for a in res["final"]["test_acc"]]
+    s = summarize(attrs, done)
+    by = {a["name"]: a for a in s["arms"]}
+    assert by["pre"]["noisy"]["paired"]["like_for_like"] is False
+    assert by["pre"]["noisy"]["paired"]["scale"].startswith("its inputs are raw and the baseline's standardized")
+    assert "like_for_like" not in by["input"]["noisy"]["paired"]  # the same scale as the baseline: comparable
+    assert by["pre"]["noisy"]["paired"]["n"] == by["input"]["noisy"]["paired"]["n"] == 6
+    note = next(t[1] for t in robustness_tables(s) if t[0] == "Noisy test data during training")
+    assert "pre scale their inputs otherwise than 'none', so their noisy results are not like for like" in note

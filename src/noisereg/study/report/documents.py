@@ -209,6 +209,10 @@ def robustness_tables(summary: Mapping[str, Any]) -> list[Table]:
         name = "accuracy" if metric == "loss" else metric
         rows = [[a["name"], _pm(a["noisy"]["test"]), _pm(a["noisy"]["gap"]), _pm(a["noisy"]["loss"])] for a in noisy]
         note = f"Last evaluation of each replica on its noisy copy of the test inputs: {_monitor_text(info.get('monitor'))}. Mean ± sd over seeds."
+        unlike = [a["name"] for a in noisy if (a["noisy"].get("paired") or {}).get("like_for_like") is False]
+        if unlike:
+            note += (f" The noise is drawn in each arm's own input units: {', '.join(unlike)} scale their inputs otherwise than "
+                     f"{summary['baseline']!r}, so their noisy results are not like for like with the baseline's.")
         tables.append(("Noisy test data during training", note, ["arm", f"noisy test {name}", f"gap (clean − noisy {name})", "noisy test loss"], rows))
     cal = [a for a in arms if a.get("calibration")]
     if cal:

@@ -26,7 +26,9 @@ error (``calibration.ece_paired``, lower is better) and the metric on noisy test
 said plainly ("Calibration contradicts this choice: ..."), one that supports it is evidence; with no
 noise recommended, a setting that is significantly better on such a measurement is named as the
 choice for users who need that property. The nested cross-validation estimate of the selection, when
-present, is evidence, and a caveat when its interval lies below zero.
+present, is evidence, and a caveat when its interval lies below zero. A measurement marked
+``like_for_like: false`` (inputs scaled otherwise than the baseline's, so a test-noise σ means another
+amount of noise) is not weighed, and a caveat says so.
 """
 
 from __future__ import annotations
@@ -85,6 +87,12 @@ def _weigh_other_measurements(
     metric, base = summary["metric"], summary["baseline"]
     for measurement in _OTHER:
         label = measurement[2]
+        unlike = [a for a in summary["arms"] if _unlike(a, measurement)]
+        if cell is not None and status == "use" and _unlike(cell, measurement):
+            caveats.append(f"{label} is not weighed for {cell['name']}: {_unlike(cell, measurement)} (not like for like).")
+        elif status in ("no_noise", "undecided") and unlike:
+            names = ", ".join(a["name"] for a in unlike)
+            caveats.append(f"{label} is not weighed for {names}: {_unlike(unlike[0], measurement)} (not like for like).")
         if cell is not None and cell["name"] != base and status == "use":
             sign, said = _other_verdict(cell, measurement, metric, alpha)
             if sign < 0:
@@ -101,12 +109,18 @@ def _weigh_other_measurements(
                 )
 
 
+def _unlike(arm: Mapping[str, Any], measurement: tuple[str, str, str, str, bool]) -> str:
+    """Why ``arm``'s comparison on ``measurement`` is not like for like with the baseline's ("" when it is)."""
+    p = (arm.get(measurement[0]) or {}).get(measurement[1]) or {}
+    return "" if p.get("like_for_like", True) else p.get("scale", "not like for like")
+
+
 def _other_verdict(arm: Mapping[str, Any], measurement: tuple[str, str, str, str, bool], metric: str, alpha: float) -> tuple[int, str]:
     """(+1 better, −1 worse, 0 no significant difference from no noise, and the words) of ``arm`` on
     one measurement of :data:`_OTHER`."""
     key, pkey, _, quantity, higher = measurement
     p = (arm.get(key) or {}).get(pkey) or {}
-    if not p.get("n") or p.get("p_ttest") is None or p["p_ttest"] >= alpha:
+    if _unlike(arm, measurement) or not p.get("n") or p.get("p_ttest") is None or p["p_ttest"] >= alpha:
         return 0, ""
     sign = 1 if (p["mean_diff"] > 0) == higher else -1
     quantity = quantity.format(metric="accuracy" if metric == "loss" else metric)

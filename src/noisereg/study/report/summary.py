@@ -46,7 +46,9 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   ``ci95``, ...) and ``seeds``;
 - per arm also ``noisy``, ``calibration``, ``corruption``, ``certified``, and at the top
   ``robustness``: see :mod:`noisereg.study.report.robustness`; ``noisy`` also has ``paired``, the
-  noisy test metric against the baseline's on the same seeds (as ``paired``; no correction).
+  noisy test metric against the baseline's on the same seeds (as ``paired``; no correction), with
+  ``like_for_like: false`` and ``scale`` (why) where the arm's inputs are scaled otherwise than the
+  baseline's (``arms[].standardize``): the test noise is drawn in each arm's own input units.
 
 Numbers that are undefined (a standard deviation of one seed) are null.
 """
@@ -269,15 +271,30 @@ def _contrasts(
         v.update(p_holm=p, better=bool(p is not None and p < ALPHA and d > 0), worse=bool(p is not None and p < ALPHA and d < 0))
 
 
-def _noisy_paired(done: Mapping[str, Any], arms: list[dict[str, Any]], baseline: str, metric: str) -> None:
+def _noisy_paired(
+    config: Mapping[str, Any], cells: Mapping[str, Any], done: Mapping[str, Any], arms: list[dict[str, Any]], baseline: str, metric: str
+) -> None:
     """``noisy.paired``: each arm's metric on the noisy test inputs against the baseline's, seed by
-    seed (arm − baseline; accuracy for the loss metric)."""
+    seed (arm − baseline; accuracy for the loss metric). The test noise is drawn in each cell's own
+    input units, so where an arm's inputs are scaled otherwise than the baseline's (``standardize``)
+    the comparison is kept but marked ``like_for_like: false`` with the reason in ``scale``."""
     if baseline not in done:
         return
     key = "noisy_test_r2" if metric == "r2" else "noisy_test_acc"
+    default = (config.get("data") or {}).get("standardize")
+    def scaling(name: str) -> Any:
+        return (cells.get(name) or {}).get("standardize", default)
+
     for entry in arms:
         if entry["name"] != baseline and entry.get("noisy"):
             entry["noisy"]["paired"] = _paired(done[entry["name"]], done[baseline], key)
+            if scaling(entry["name"]) != scaling(baseline):
+                words = {True: "standardized", False: "raw"}
+                entry["noisy"]["paired"].update(
+                    like_for_like=False,
+                    scale=f"its inputs are {words.get(scaling(entry['name']))} and the baseline's {words.get(scaling(baseline))}, "
+                    "so the same test-noise σ is a different amount of noise on each",
+                )
 
 
 def _proposed(cells: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -325,7 +342,7 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         a["paired"]["worse"] = bool(p is not None and p < ALPHA and d < 0)
     _contrasts(config, done, arms, key, higher, baseline)
     robustness = annotate_robustness(study, done, arms, metric)
-    _noisy_paired(done, arms, baseline, metric)
+    _noisy_paired(config, cells, done, arms, baseline, metric)
     out = {
         "schema": SCHEMA,
         "study": config["name"],
