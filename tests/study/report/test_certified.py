@@ -44,11 +44,11 @@ INPUT = {s: [0.79 + 0.01 * s + 0.002 * (s % 2), 0.6 + 0.01 * (s % 4), 0.0] for s
 PRE = {s: [0.8 + 0.01 * s + 0.001 * (s % 3), 0.25 + 0.015 * (s % 2), 0.0] for s in range(6)}
 
 
-def summary(input_seeds: list[int] = list(range(6))) -> dict[str, Any]:
+def summary(input_seeds: tuple[int, ...] = tuple(range(6))) -> dict[str, Any]:
     done = {key: fake_results(key, 6, 0.0, cv=False) for key in ("none", "input", "pre")}
     measured = {
         "none": stored(list(BASE), list(BASE.values())),
-        "input": stored(input_seeds, [INPUT[s] for s in input_seeds]),
+        "input": stored(list(input_seeds), [INPUT[s] for s in input_seeds]),
         "pre": stored(list(PRE), list(PRE.values())),
     }
     return summarize(study(measured), done)
@@ -73,7 +73,7 @@ def test_each_radius_is_a_paired_test_on_the_same_seeds_holm_corrected_over_arms
 
 
 def test_only_seeds_certified_in_both_arms_are_paired() -> None:
-    arms = {a["name"]: a for a in summary(input_seeds=[1, 3, 4])["arms"]}
+    arms = {a["name"]: a for a in summary(input_seeds=(1, 3, 4))["arms"]}
     first = arms["input"]["certified"]["paired"][0]
     assert first["n"] == 3
     assert first["mean_diff"] == paired([INPUT[s][0] for s in (1, 3, 4)], [BASE[s][0] for s in (1, 3, 4)])["mean_diff"]

@@ -105,7 +105,7 @@ def test_a_noisy_comparison_across_input_scales_is_marked_not_like_for_like() ->
     attrs = study_attrs()
     attrs["cells"]["pre"] = {**attrs["cells"]["pre"], "standardize": not attrs["config"]["data"]["standardize"]}
     done = results({}, noise=0.01)
-    for key, res in done.items():
+    for res in done.values():
         res["final"]["noisy_test_acc"] = [a - 0.1 for a in res["final"]["test_acc"]]
     s = summarize(attrs, done)
     by = {a["name"]: a for a in s["arms"]}

@@ -116,7 +116,7 @@ def _paired_ece(study: Mapping[str, Any], arms: list[dict[str, Any]]) -> None:
 
 
 def _certified_by_seed(stored: Mapping[str, Any]) -> dict[int, list[float]]:
-    return {int(s): [float(v) for v in row] for s, row in zip(stored["seeds"], stored["certified"])}
+    return {int(s): [float(v) for v in row] for s, row in zip(stored["seeds"], stored["certified"], strict=True)}
 
 
 def _paired_certified(study: Mapping[str, Any], arms: list[dict[str, Any]]) -> None:
@@ -138,7 +138,7 @@ def _paired_certified(study: Mapping[str, Any], arms: list[dict[str, Any]]) -> N
         per_radius = [paired([mine[s][i] for s in common], [ref[s][i] for s in common]) for i in range(len(entry["certified"]["radii"]))]
         entry["certified"]["paired"] = per_radius
         family.extend(per_radius)
-    for p, adjusted in zip(family, holm([p["p_ttest"] for p in family])):
+    for p, adjusted in zip(family, holm([p["p_ttest"] for p in family]), strict=True):
         p.update(
             p_holm=adjusted,
             better=bool(adjusted is not None and adjusted < ALPHA and p["mean_diff"] > 0),
