@@ -84,6 +84,21 @@ def populate(run_dir: Path, config: StudyConfig, shifts: dict[str, float], *, sk
     return store
 
 
+def fake_robustness(seeds: list[int], certified: list[list[float]], radii: list[float], settings: dict[str, Any]) -> dict[str, Any]:
+    """A cell's stored robustness measurements (``robustness:<cell>``), as the runner writes them:
+    only what the summary and the export read, with ``certified`` [[per radius] per seed]."""
+    per_seed = [0.1] * len(seeds)
+    return {
+        "settings": settings,
+        "seeds": seeds,
+        "calibration": {"accuracy": per_seed, "ece": per_seed, "adaptive_ece": per_seed, "nll": per_seed, "brier": per_seed,
+                        "bins": 15, "reliability": None},
+        "corruptions": None,
+        "smoothing": {"sigma": 0.5, "n0": 10, "n": 100, "alpha": 0.001, "radii": radii, "seeds": seeds,
+                      "inputs": [20] * len(seeds), "certified": certified, "abstained": [0.0] * len(seeds)},
+    }
+
+
 STORED_RTOL = 1e-5
 """Results are stored to 6 significant digits: half a unit there is at most 5e-6 relative."""
 

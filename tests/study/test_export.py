@@ -12,8 +12,8 @@ import pytest
 
 from noisereg.cli import main
 from noisereg.study.export import export_run, tidy_rows
-from noisereg.study.store import Store, default_url
-from tests.study.fakes import fake_results, populate, tiny_config
+from noisereg.study.store import ROBUSTNESS_PREFIX, ROBUSTNESS_VS_BASELINE, Store, default_url
+from tests.study.fakes import fake_results, fake_robustness, populate, tiny_config
 
 
 def test_one_row_per_cell_seed_stage_fold_epoch(tmp_path: Path) -> None:
@@ -124,3 +124,20 @@ def test_mlflow_missing_names_the_extra(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "mlflow.entities", None)  # what an environment without mlflow imports
     with pytest.raises(ImportError, match=r'noisereg\[mlflow\]'):
         export_run(store, "mlflow", tmp_path / "mlruns")
+
+
+def test_certified_accuracy_is_one_row_per_seed_and_radius_with_current_settings_only(tmp_path: Path) -> None:
+    store = populate(tmp_path, tiny_config(), {})
+    radii, settings = [0.0, 0.5], {"smoothing": {"sigma": 0.5}}
+    store.set_attr(ROBUSTNESS_VS_BASELINE, {"settings": settings, "cells": {}})
+    store.set_attr(ROBUSTNESS_PREFIX + "none", fake_robustness([0, 2], [[0.9, 0.3], [0.8, 0.2]], radii, settings))
+    store.set_attr(ROBUSTNESS_PREFIX + "pre", fake_robustness([0], [[0.7, 0.1]], radii, {"smoothing": {"sigma": 0.25}}))  # stale
+    rows = [r for r in tidy_rows(store) if r["stage"] == "certified"]
+    assert [(r["cell"], r["seed"], r["radius"], r["certified_acc"]) for r in rows] == [
+        ("none", 0, 0.0, 0.9), ("none", 0, 0.5, 0.3), ("none", 2, 0.0, 0.8), ("none", 2, 0.5, 0.2)
+    ]
+    assert all(r["fold"] is None and r["epoch"] is None and r["arm"] == "none" for r in rows)
+    export_run(store, "csv", tmp_path / "tidy.csv")
+    with (tmp_path / "tidy.csv").open() as f:
+        table = [r for r in csv.DictReader(f) if r["stage"] == "certified"]
+    assert [(r["seed"], r["radius"], r["certified_acc"]) for r in table] == [("0", "0.0", "0.9"), ("0", "0.5", "0.3"), ("2", "0.0", "0.8"), ("2", "0.5", "0.2")]

@@ -9,7 +9,10 @@ The tidy table has one row per cell × seed × (stage, fold, epoch), with the co
   stored), ``"final"`` (the end of training), ``"cv"`` (one cross-validation fold's held-out metrics)
   or ``"cv_curve"`` (a kept epoch of a fold's held-out learning curve, e.g. ``val_loss``);
 - ``fold`` (CV stages only) and ``epoch`` (curve stages only), empty elsewhere;
-- one column per metric (``test_acc``, ``train_loss``, ``val_loss``, ...), empty where a stage has none.
+- one column per metric (``test_acc``, ``train_loss``, ``val_loss``, ...), empty where a stage has none;
+- stage ``"certified"`` (cells certified by randomized smoothing with the study's current robustness
+  settings): one row per seed × radius with ``radius`` and ``certified_acc``, the values that the
+  report's paired test per radius (``certified.paired`` in ``summary.json``) compares seed by seed.
 
 TensorBoard: one run folder per cell (``<out>/<cell>/seed_<s>``) with each curve as a scalar
 ``curve/<metric>`` at its epoch and each final metric as ``final/<metric>``.
@@ -44,7 +47,7 @@ from typing import Any, Literal
 
 from noisereg.noise.kinds import KINDS
 from noisereg.study.run.dashboard import OBJECTIVE_NAME, objective
-from noisereg.study.store import PROPOSAL, Store
+from noisereg.study.store import PROPOSAL, ROBUSTNESS_PREFIX, ROBUSTNESS_VS_BASELINE, Store
 
 __all__ = ["tidy_rows", "export_run", "Format"]
 
@@ -53,9 +56,24 @@ FORMATS: tuple[str, ...] = ("csv", "parquet", "tensorboard", "mlflow")
 _KEYS = ["cell", "arm", "value", "param", "seed", "stage", "fold", "epoch"]
 
 
+def _certified_rows(attrs: Mapping[str, Any], key: str, base: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``"certified"`` rows of one cell; none when it was not certified, or with other settings
+    than the study's latest robustness measurement (the report leaves those out too)."""
+    stored = attrs.get(ROBUSTNESS_PREFIX + key) or {}
+    smoothing = stored.get("smoothing")
+    if not smoothing or stored.get("settings") != (attrs.get(ROBUSTNESS_VS_BASELINE) or {}).get("settings"):
+        return []
+    return [
+        {**base, "seed": seed, "stage": "certified", "fold": None, "epoch": None, "radius": radius, "certified_acc": share}
+        for seed, row in zip(smoothing["seeds"], smoothing["certified"], strict=True)
+        for radius, share in zip(smoothing["radii"], row, strict=True)
+    ]
+
+
 def tidy_rows(store: Store) -> list[dict[str, Any]]:
     """The tidy table of every completed cell of ``store`` (see the module docstring)."""
-    cells = store.attrs().get("cells", {})
+    attrs = store.attrs()
+    cells = attrs.get("cells", {})
     rows: list[dict[str, Any]] = []
     for key, results in sorted(store.completed().items()):
         meta = cells.get(key, {})
@@ -79,6 +97,7 @@ def tidy_rows(store: Store) -> list[dict[str, Any]]:
                 for e, epoch in enumerate(val_epochs):
                     points = {m: v[s][f][e] for m, v in cv_curves.items() if s < len(v) and f < len(v[s]) and e < len(v[s][f])}
                     rows.append({**row, "stage": "cv_curve", "fold": f, "epoch": epoch, **points})
+        rows += _certified_rows(attrs, key, base)
     return rows
 
 

@@ -9,24 +9,14 @@ from noisereg.study.report.documents import robustness_tables, to_markdown
 from noisereg.study.report.summary import summarize
 from noisereg.study.stats import ALPHA, holm, paired
 from noisereg.study.store import ROBUSTNESS_PREFIX, ROBUSTNESS_VS_BASELINE
-from tests.study.fakes import fake_results, tiny_config
+from tests.study.fakes import fake_results, fake_robustness, tiny_config
 
 RADII = [0.0, 0.25, 0.5]
 SETTINGS = {"smoothing": {"sigma": 0.5}}
 
 
 def stored(seeds: list[int], certified: list[list[float]]) -> dict[str, Any]:
-    """A cell's stored robustness measurements, as the runner writes them (only what the summary reads)."""
-    per_seed = [0.1] * len(seeds)
-    return {
-        "settings": SETTINGS,
-        "seeds": seeds,
-        "calibration": {"accuracy": per_seed, "ece": per_seed, "adaptive_ece": per_seed, "nll": per_seed, "brier": per_seed,
-                        "bins": 15, "reliability": None},
-        "corruptions": None,
-        "smoothing": {"sigma": 0.5, "n0": 10, "n": 100, "alpha": 0.001, "radii": RADII, "seeds": seeds,
-                      "inputs": [20] * len(seeds), "certified": certified, "abstained": [0.0] * len(seeds)},
-    }
+    return fake_robustness(seeds, certified, RADII, SETTINGS)
 
 
 def study(measured: dict[str, dict[str, Any]]) -> dict[str, Any]:
