@@ -18,7 +18,8 @@ the chosen value is significantly worse (or better) than no noise (paired t-test
 p < 0.05). Printed: one table (Markdown) with the command, the machine and the load average.
 
 Run: ``PYTHONPATH=src python benchmarks/selection.py`` (``--quick`` for 4 problems and 300 epochs;
-``--out FILE`` also writes the per-problem results as JSON).
+``--out FILE`` also writes the per-problem results, held-out scores included, as JSON; ``--rescore FILE``
+scores the procedures again from such a file without training).
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ FOLDS = 5
 EPOCHS = 1000
 EVAL_EVERY = 50
 TEST_SAMPLES = 2000
-PROCEDURES = [(score, rule, seeds) for score in ("likelihood", "accuracy", "brier", "calibrated", "early")
-              for rule in ("best", "one_se") for seeds in (1, CV_SEEDS)]
+PROCEDURES = [(score, rule, seeds, screen) for score in ("likelihood", "accuracy", "brier", "calibrated", "early")
+              for rule in ("best", "one_se") for seeds in (1, CV_SEEDS)
+              for screen in ((True, False) if score != "accuracy" else (True,))]
 
 
 @dataclass(frozen=True)
@@ -227,15 +229,16 @@ def run_problem(p: Problem, epochs: int, workers: int) -> dict:
         for v in GRID:
             cv[v]["val_acc"] = None
             cv[v]["val_brier"] = None
+    stored = {str(v): {k: (None if a is None else np.asarray(a).tolist()) for k, a in cv[v].items()} for v in GRID}
     return {"problem": p.name, "regression": p.regression, "test": {str(v): t.tolist() for v, t in test.items()},
-            "choices": _choices(cv)}
+            "cv": stored, "choices": _choices(cv)}
 
 
 def _choices(cv: dict) -> dict[str, float | None]:
     out = {}
-    for score, rule, seeds in PROCEDURES:
-        i = choose(GRID, [cv[v] for v in GRID], score=score, rule=rule, seeds=seeds)
-        out[procedure_name(score, rule, seeds)] = None if i is None else GRID[i]
+    for score, rule, seeds, screen in PROCEDURES:
+        i = choose(GRID, [cv[v] for v in GRID], score=score, rule=rule, seeds=seeds, screen=screen)
+        out[procedure_name(score, rule, seeds, screen)] = None if i is None else GRID[i]
     return out
 
 
@@ -278,7 +281,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default=None, help="also write the per-problem results here (JSON)")
+    parser.add_argument("--rescore", default=None, metavar="FILE",
+                        help="score the procedures again on the held-out results an --out FILE stored; train nothing")
     args = parser.parse_args()
+    if args.rescore:
+        with open(args.rescore) as fh:
+            stored = json.load(fh)
+        results = [{**r, "choices": _choices({float(v): cv for v, cv in r["cv"].items()})} for r in stored["results"]]
+        print(f"command: PYTHONPATH=src python benchmarks/selection.py {' '.join(sys.argv[1:])}")
+        print(f"{len(results)} problems, {stored['epochs']} epochs, rescored from {args.rescore}")
+        print("\n".join(table(results)))
+        return
     todo = problems()[::6] if args.quick else problems()
     epochs = args.epochs or (300 if args.quick else EPOCHS)
     start = time.perf_counter()

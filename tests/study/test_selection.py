@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from noisereg.study.selection import choose, fold_scores, procedure_name
+from noisereg.study.selection import choose, fold_scores, procedure_name, screened
 
 VALUES = [0.0, 0.1, 0.3, 1.0]
 
@@ -25,8 +25,10 @@ def test_likelihood_takes_the_lowest_mean_loss_and_accuracy_the_highest_mean_acc
         cv([[0.2, 0.4]], [[0.5, 1.0]]),  # lowest loss (0.3)
         cv([[0.5, 0.5]], [[1.0, 1.0]]),  # highest accuracy
     ]
-    assert choose(VALUES, cvs, score="likelihood") == 2
+    assert choose(VALUES, cvs, score="likelihood", screen=False) == 2
     assert choose(VALUES, cvs, score="accuracy") == 3
+    # screened: value 1.0's folds [1, 1] have se 0, so only accuracies of exactly 1.0 stay eligible
+    assert choose(VALUES, cvs, score="likelihood") == 3
 
 
 def test_exact_ties_go_to_the_smallest_value_whatever_the_order() -> None:
@@ -60,6 +62,40 @@ def test_brier_and_missing_values() -> None:
     assert choose([0.0, 0.1, 0.3], cvs, score="brier") == 2
     assert choose([0.0, None, 0.3], cvs, score="likelihood") == 0
     assert choose([0.0, 0.1], [cv([[0.1]]), cv([[0.2]])], score="brier") is None
+
+
+def test_the_screen_keeps_values_within_one_se_of_the_best_accuracy() -> None:
+    # best accuracy: value 0.0, seed-averaged folds [0.8, 0.9] -> mean 0.85, se 0.05 -> limit 0.80
+    cvs = [cv([[3.8, 3.8]], [[0.8, 0.9]]), cv([[2.3, 2.3]], [[0.8, 0.8]]), cv([[1.2, 1.2]], [[0.7, 0.8]]), cv([[0.69, 0.69]], [[0.5, 0.5]])]
+    assert screened(VALUES, cvs) == [True, True, False, False]
+    assert choose(VALUES, cvs) == 1  # the lowest loss among 0.0 and 0.1
+    assert choose(VALUES, cvs, screen=False) == 3  # the base-rate predictor's log 2 wins unscreened
+    assert choose(VALUES, cvs, score="brier") is None  # no Brier scores: the screen adds none
+    assert choose(VALUES, cvs, score="accuracy") == 0
+
+
+def test_the_screen_reads_the_same_seeds_as_the_score() -> None:
+    # seed 0 alone: value 0.1 is the most accurate; both seeds: value 0.0 is, and 0.1 falls outside
+    cvs = [cv([[0.9, 0.9], [0.9, 0.9]], [[0.5, 0.5], [1.0, 1.0]]), cv([[0.1, 0.1], [0.1, 0.1]], [[0.6, 0.6], [0.3, 0.3]])]
+    assert screened([0.0, 0.1], cvs, seeds=1) == [False, True]
+    assert screened([0.0, 0.1], cvs) == [True, False]
+    assert choose([0.0, 0.1], cvs, seeds=1) == 1
+    assert choose([0.0, 0.1], cvs) == 0
+
+
+def test_without_accuracy_everywhere_the_screen_keeps_every_value() -> None:
+    regression = [cv([[0.5]]), cv([[0.4]])]
+    assert screened([0.0, 0.1], regression) == [True, True]
+    assert choose([0.0, 0.1], regression) == 1
+    mixed = [cv([[0.5]], [[1.0]]), cv([[0.4]])]
+    assert screened([0.0, 0.1], mixed) == [True, True]
+    assert screened([0.0, None], [cv([[0.5]], [[1.0]]), None]) == [True, True]
+
+
+def test_procedure_names_say_when_the_screen_is_off() -> None:
+    assert procedure_name("likelihood", "one_se", 3) == "likelihood, 1-SE, 3 seeds"
+    assert procedure_name("likelihood", "one_se", 3, screen=False) == "likelihood, 1-SE, 3 seeds, unscreened"
+    assert procedure_name("accuracy", screen=False) == "accuracy"
 
 
 def test_bad_arguments_are_named() -> None:

@@ -115,3 +115,24 @@ def test_a_noisy_comparison_across_input_scales_is_marked_not_like_for_like() ->
     assert by["pre"]["noisy"]["paired"]["n"] == by["input"]["noisy"]["paired"]["n"] == 6
     note = next(t[1] for t in robustness_tables(s) if t[0] == "Noisy test data during training")
     assert "pre scale their inputs otherwise than 'none', so their noisy results are not like for like" in note
+
+
+def test_the_accuracy_screen_keeps_likelihood_from_choosing_a_network_that_learned_nothing() -> None:
+    # std 1.0 predicts the class frequencies: the lowest held-out log-loss, the worst accuracy
+    done = results({"grid[std=0.1]": 0.05}, noise=0.01)
+    for key, loss, acc in (("grid[std=0.0]", 3.8, 0.80), ("grid[std=0.1]", 2.3, 0.78), ("grid[std=1.0]", 0.69, 0.50)):
+        done[key]["cv"]["val_loss"] = [[loss, loss + 0.2, loss - 0.2]] * 2
+        done[key]["cv"]["val_acc"] = [[acc, acc + 0.1, acc - 0.1]] * 2
+    attrs = study_attrs()
+    assert attrs["config"]["selection"]["screen"] is True
+    sel = summarize(attrs, done)["selection"]
+    assert sel["chosen"] == 0.1 and sel["screen"] and sel["screened_out"] == [1.0]
+    assert sel["chosen_by"]["likelihood, unscreened"] == 1.0 == sel["chosen_by_likelihood"]
+    from noisereg.study.report.documents import selection_texts
+
+    assert "among the values whose CV accuracy is within one standard error of the best (screened out: 1)" in selection_texts(sel)[0]
+    # a run stored before the screen existed reports the choice it made
+    del attrs["config"]["selection"]["screen"]
+    old = summarize(attrs, done)["selection"]
+    assert old["chosen"] == 1.0 and not old["screen"] and old["screened_out"] == []
+    assert "screened" not in selection_texts(old)[0]

@@ -250,7 +250,11 @@ class SelectionConfig(Strict):
     README). Every criterion's choice is reported; the chosen value's test result is the grid cell
     trained on the whole training part. ``seeds``: how many of the study's seeds (the first ones)
     also train on the CV folds; default all. Fewer keep the cost of CV down: the CV score averages
-    seeds x folds trainings.
+    seeds x folds trainings. ``screen`` (default true; classifiers, every criterion but ``accuracy``):
+    a value whose mean CV accuracy is more than one standard error below the best value's cannot be
+    chosen, so that likelihood does not prefer a network that predicts the class frequencies over
+    overconfident ones that classify better (:mod:`noisereg.study.selection`). A ``search`` arm
+    proposes values by the unscreened criterion; the screen applies to the final choice.
 
     ``nested = true`` also estimates the whole procedure ("choose the value by this CV, then train")
     by nested cross-validation of the training part: for each of the ``folds`` outer folds, the value
@@ -267,6 +271,7 @@ class SelectionConfig(Strict):
     rule: Literal["best", "one_se"] = "one_se"
     seeds: Annotated[int, Field(ge=1)] | None = None
     nested: bool = False
+    screen: bool = True
 
 
 class StudyConfig(Strict):

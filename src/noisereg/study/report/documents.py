@@ -98,6 +98,7 @@ def _selection_lines(sel: Mapping[str, Any] | None) -> list[str]:
     ]
     for i, (v, loss, se, acc) in enumerate(zip(sel["values"], sel["cv_loss"], sel["cv_loss_se"], sel["cv_acc"])):
         star = " ← chosen" if v is not None and v == sel["chosen"] else ""
+        star += " (screened out)" if v is not None and v in (sel.get("screened_out") or []) else ""
         lines.append(f"| {selection_value(sel, i)}{star} | {fmt(loss)} ± {fmt(se)} | {fmt(acc)} |")
     return lines + ["", *selection_texts(sel)]
 
@@ -118,6 +119,10 @@ def selection_texts(sel: Mapping[str, Any]) -> list[str]:
     # comparison, so a reader never takes one of them for the value the study chose.
     rule = ", one-standard-error rule" if sel.get("rule") == "one_se" else ""
     criterion = _CRITERIA.get(sel.get("criterion") or "likelihood", sel.get("criterion"))
+    if sel.get("screen") and sel.get("criterion") != "accuracy":
+        out = sel.get("screened_out") or []
+        rule += ", among the values whose CV accuracy is within one standard error of the best"
+        rule += f" (screened out: {', '.join(fmt(v) for v in out)})" if out else ""
     chosen = f"Chosen: {_chosen(sel, 'chosen')} ({criterion}{rule})."
     if sel.get("at_edge"):
         chosen += f" The chosen value is the {sel['at_edge']} of the grid: the best may lie beyond it; extend the grid."

@@ -30,13 +30,15 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
 - ``verdict``: ``any_better``, ``better`` (cell names), ``best_mean`` (cell with the best mean),
   ``text`` (one plain sentence);
 - ``selection``: null, or ``arm``, ``param``, ``criterion`` (a score of
-  :mod:`noisereg.study.selection`), ``rule`` (best | one_se), ``chosen_by`` (procedure name -> the
-  value it chooses, for every score and rule the stored results allow), ``folds``,
+  :mod:`noisereg.study.selection`), ``rule`` (best | one_se), ``screen`` (the accuracy screen;
+  false for runs stored before it existed), ``screened_out`` (the values it excluded),
+  ``chosen_by`` (procedure name -> the value it chooses, for every score, rule and screen the stored
+  results allow), ``folds``,
   ``values``, ``cv_loss`` / ``cv_loss_se`` / ``cv_acc`` (mean over seeds × folds and its standard
   error, per value; None for missing cells), ``chosen`` (by the criterion), ``at_edge`` (None, or
   ``"largest"`` / ``"smallest"`` when the chosen value is at that end of the grid, so that the best
-  may lie beyond it; 0 as the smallest is not an edge; never for a search), ``chosen_by_likelihood``,
-  ``chosen_by_accuracy``, ``cell`` (the chosen cell's name) and ``test`` (that cell's entry from
+  may lie beyond it; 0 as the smallest is not an edge; never for a search), ``chosen_by_likelihood``
+  (unscreened), ``chosen_by_accuracy``, ``cell`` (the chosen cell's name) and ``test`` (that cell's entry from
   ``arms``: its test result on the whole training part); for a search arm, ``values`` are the
   proposed values in the order proposed (null for a cell not finished), ``sites`` the proposed sites
   (or null), and ``search`` the arm's search table (sampler, trials, low, high, log, ...); with
@@ -64,7 +66,7 @@ import numpy as np
 from noisereg.study.config.search import SearchConfig
 from noisereg.study.report.recommendation import recommend
 from noisereg.study.report.robustness import annotate_robustness
-from noisereg.study.selection import RULES, SCORES, choose, procedure_name
+from noisereg.study.selection import RULES, SCORES, choose, procedure_name, screened
 from noisereg.study.stats import ALPHA, holm, paired, summary_statistics
 
 __all__ = ["summarize", "SCHEMA", "ALPHA"]
@@ -136,10 +138,10 @@ def _nested(
     outer = [(done.get(k) or {}).get("nested") for k in keys]
     if not base or any(not o for o in outer):
         return None
-    criterion, rule = sel.get("criterion", "likelihood"), sel.get("rule", "best")
+    criterion, rule, screen = sel.get("criterion", "likelihood"), sel.get("rule", "best"), sel.get("screen", False)
     chosen, chosen_metric, base_metric, gains = [], [], [], []
     for o, base_fold in enumerate(base):
-        i = choose(values, [cell[o]["cv"] for cell in outer], score=criterion, rule=rule)
+        i = choose(values, [cell[o]["cv"] for cell in outer], score=criterion, rule=rule, screen=screen)
         if i is None:
             return None
         picked = outer[i][o]
@@ -180,16 +182,20 @@ def _selection(
         accs = np.asarray(cv.get("val_acc", []), dtype=float).ravel()
         acc.append(float(accs.mean()) if accs.size else None)
     cvs = [(done.get(k) or {}).get("cv") for k in keys]
-    by_lik = _chosen_key(keys, values, cvs, "likelihood", "best")
+    # Stored configs from before the screen existed chose without it: they report what they chose.
+    screen = sel.get("screen", False)
+    by_lik = _chosen_key(keys, values, cvs, "likelihood", "best", screen=False)
     acc_key = _chosen_key(keys, values, cvs, "accuracy", "best")
     criterion, rule = sel.get("criterion", "likelihood"), sel.get("rule", "best")
-    chosen_key = _chosen_key(keys, values, cvs, criterion, rule)
+    chosen_key = _chosen_key(keys, values, cvs, criterion, rule, screen=screen)
     chosen_by = {}
     for score in SCORES:
         for r in RULES:
-            key = _chosen_key(keys, values, cvs, score, r)
-            if key is not None:
-                chosen_by[procedure_name(score, r)] = cells[key]["value"]
+            for screen_it in (True, False) if score != "accuracy" else (True,):
+                key = _chosen_key(keys, values, cvs, score, r, screen=screen_it)
+                if key is not None:
+                    chosen_by[procedure_name(score, r, screen=screen_it)] = cells[key]["value"]
+    kept = screened(values, cvs)
     entry = next((a for a in arms if a["name"] == chosen_key), None)
     chosen = cells[chosen_key]["value"] if chosen_key else None
     edge = None
@@ -206,6 +212,8 @@ def _selection(
         "param": cells[keys[0]]["param"] if keys else None,
         "criterion": criterion,
         "rule": rule,
+        "screen": screen,
+        "screened_out": [v for v, k in zip(values, kept, strict=True) if not k and v is not None] if screen else [],
         "chosen_by": chosen_by,
         "folds": sel.get("folds"),
         "values": values,
@@ -223,9 +231,9 @@ def _selection(
     }
 
 
-def _chosen_key(keys: list[str], values: list[Any], cvs: list[Any], score: str, rule: str) -> str | None:
+def _chosen_key(keys: list[str], values: list[Any], cvs: list[Any], score: str, rule: str, *, screen: bool = True) -> str | None:
     """The cell key :func:`noisereg.study.selection.choose` picks; None if no cell has the score."""
-    i = choose(values, cvs, score=score, rule=rule)
+    i = choose(values, cvs, score=score, rule=rule, screen=screen)
     return None if i is None else keys[i]
 
 
