@@ -105,8 +105,9 @@ class EmbeddingPlace:
 
     def _stacked(self, xs: Tensor, ids: Tensor | None = None) -> Tensor:
         out = []
+        pads = None if ids is None or self.padding_idx is None else ids.eq(self.padding_idx).unsqueeze(-1)
         for r, (value, layers) in enumerate(zip(xs.unbind(0), self.layers, strict=True)):
-            pad = None if ids is None else (ids[r] == self.padding_idx).unsqueeze(-1)
+            pad = None if pads is None else pads[r]
             for layer in layers:
                 layer.training = True
                 padded = getattr(layer.kind, "length", "real") == "padded"

@@ -26,8 +26,9 @@ generator in the state where replica r's lone training starts (seeded ``derive_s
 advanced by its own draws only, so a replica equals the same model trained alone. Other randomness of
 the model's forward (functional dropout, attention dropout) cannot draw per replica under ``vmap``: such a
 model goes to the per-replica path (the probe finds it), as do a user's ``step``/``fit``, ``Dataset``
-data, noise that reads an attention mask or packed positions, weight noise not redrawn per step, and
-LSTMs (torch's CPU LSTM kernel ``mkldnn_rnn_layer`` has no vmap rule; GRUs and plain RNNs batch).
+data, noise that reads an attention mask or packed positions, and weight noise not redrawn per step. An
+``nn.LSTM`` in float32 on the CPU stays vectorized but gains little: torch has no vmap rule for its kernel
+``mkldnn_rnn_layer`` and runs it once per replica inside ``vmap`` (its own fallback, with a warning).
 :func:`refusal` and :func:`probe` say why, for the run's metadata.
 
 Equal to the per-replica path up to floating-point rounding (batched kernels round differently, about
@@ -37,7 +38,7 @@ one unit in the last place per operation); ``tests/engine/test_vectorized.py`` c
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
