@@ -60,7 +60,15 @@ class _PerReplica(torch.autograd.Function):
 def on_replicas(x: Tensor, fn: Callable[..., Tensor], *, extra: Tensor | None = None) -> Tensor:
     """Inside ``vmap`` over R replicas: ``fn`` on the stack ``[R, ...]`` behind the batched ``x``
     (slice r is replica r's value), its result batched again; with ``extra``, ``fn(stack, extra_stack)``.
-    Outside ``vmap``: RuntimeError."""
+    Outside ``vmap``: RuntimeError.
+
+    >>> from torch.func import vmap
+    >>> scale = torch.tensor([[1.0], [2.0], [3.0]])  # one factor per replica, applied outside the batching
+    >>> vmap(lambda x: on_replicas(x, lambda xs: xs * scale))(torch.ones(3, 2))
+    tensor([[1., 1.],
+            [2., 2.],
+            [3., 3.]])
+    """
     return _PerReplica.apply(x, extra, fn)
 
 
@@ -117,7 +125,7 @@ class EmbeddingPlace:
 
 
 class ModelDropout:
-    """The model's own dropout modules (:data:`DROPOUTS`) of ``base``, with replica r's masks drawn
+    """The model's own dropout modules (:data:`DROPOUTS`, p > 0) of ``base``, with replica r's masks drawn
     from torch's global generator in state ``states[r]`` (advanced as replica r draws), in the order
     of the forward: each replica's masks are the ones it draws trained alone from that state.
 
@@ -126,7 +134,8 @@ class ModelDropout:
     """
 
     def __init__(self, base: nn.Module, states: Sequence[Tensor]) -> None:
-        self.modules = [m for m in base.modules() if isinstance(m, DROPOUTS)]
+        # p = 0 draws nothing (torch returns the input) and passes vmap as it is: no per-replica work
+        self.modules = [m for m in base.modules() if isinstance(m, DROPOUTS) and m.p > 0]
         self.states = list(states)
         self.active = False
         self.hooks = [m.register_forward_hook(self._hook) for m in self.modules]
