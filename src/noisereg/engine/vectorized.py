@@ -49,6 +49,7 @@ from torch.func import functional_call, vmap
 from noisereg._compat.torch_private import batch_attention_rule, batch_rnn_rules, step_hooks
 from noisereg.engine.loop import LoopResult, LoopTask, attach_sites, score
 from noisereg.engine.replica_slices import DROPOUTS, EmbeddingPlace, ModelDropout, Place, on_replicas
+from noisereg.engine.vectorizable import group_key, refusal, same_setting
 from noisereg.layers import NoiseLayer
 from noisereg.seeding import derive_seed
 from noisereg.sites.activations import _apply, _argument_slot, _input_hook
@@ -61,40 +62,6 @@ __all__ = ["VECTORIZED", "VectorizedGroup", "group_key", "on_replicas", "probe",
 
 VECTORIZED = "vectorized"
 _OPTIMIZERS = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
-
-
-def refusal(task: LoopTask) -> str | None:
-    """Why ``task`` cannot train on the vectorized path, read from its settings; None when it may."""
-    if task.fit is not None:
-        return "fit= is the user's whole loop: each replica runs it"
-    if task.step is not None:
-        return "step= is the user's own training step: each replica runs it"
-    if not (isinstance(task.train, tuple) and isinstance(task.test, tuple)) or task.collate is not None:
-        return "the data is a Dataset: its batches come from a DataLoader per replica"
-    for j, site in enumerate(task.sites):
-        options = dict(site.options)
-        if options.get("packed"):
-            return f"site {j}: packed=True reads the forward's position ids per replica"
-        if options.get("mask") is not None:
-            return f"site {j}: mask={options['mask']!r} reads the forward's attention mask per replica"
-        if site.at == "weights" and options.get("resample", "step") != "step":
-            return f"site {j}: weight noise with resample={options['resample']!r} runs per replica"
-    return None
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Whether two settings of tasks are the same: tensors (data) the same objects, the rest equal."""
-    if isinstance(a, tuple) and isinstance(b, tuple):
-        return len(a) == len(b) and all(_same(u, v) for u, v in zip(a, b, strict=True))
-    if isinstance(a, (Tensor, torch.utils.data.Dataset)) or isinstance(b, (Tensor, torch.utils.data.Dataset)):
-        return a is b
-    return bool(a == b)
-
-
-def group_key(task: LoopTask) -> tuple[str, ...]:
-    """Tasks of one group must agree on this: the kinds of their target noise (soft labels from label
-    smoothing, say, cannot be stacked with class indices)."""
-    return tuple(type(site.noise).__name__ for site in task.sites if site.at == "targets")
 
 
 @dataclasses.dataclass
@@ -137,7 +104,7 @@ class VectorizedGroup:
         first = tasks[0]
         fields = [f.name for f in dataclasses.fields(LoopTask) if f.name not in ("seed", "sites")]
         for task in tasks[1:]:
-            if not all(_same(getattr(task, f), getattr(first, f)) for f in fields) or group_key(task) != group_key(first):
+            if not all(same_setting(getattr(task, f), getattr(first, f)) for f in fields) or group_key(task) != group_key(first):
                 raise ValueError("a vectorized group's tasks must differ in seed and sites only, with the same target noise kinds")
         reason = refusal(first) or next((refusal(t) for t in tasks if refusal(t)), None)
         if reason is not None:
