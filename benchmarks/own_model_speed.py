@@ -11,7 +11,8 @@ The plain loop trains the same replicas (fresh seeded model, ``noisereg.attach``
 same batches) in ``--workers`` processes, one torch thread each; noisereg trains them through
 ``run_model(workers=...)`` (store, curves, report data included): on the vectorized path, the
 replicas stacked under ``torch.func.vmap`` in ``--workers`` groups (``--per-replica`` times the
-per-replica path too). Prints for each model the times, the path each arm took, the memory one
+per-replica path too). Prints for each model the load average (1 min) before and after, the times, the
+path each arm took, the memory one
 replica holds (parameters, gradients and Adam's two moments), and ``ratio: <plain / noisereg>``
 last. Run by hand::
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import runpy
 import tempfile
 import time
@@ -151,9 +153,11 @@ def main() -> None:
         net, data, arms = tasks[name]()
         params = sum(p.numel() * p.element_size() for p in net().parameters())
         replicas = len(arms) * args.seeds
+        load = os.getloadavg()[0]  # a shared machine: the ratio means little under a changing load
         plain = _plain(net, data, arms, args.seeds, args.epochs, args.batch_size, args.workers, args.device)
         ours, paths = _noisereg(net, data, arms, args.seeds, args.epochs, args.batch_size, args.workers, args.device)
-        print(f"{name}: {replicas} replicas x {args.epochs} epochs on {args.device}, {args.workers} processes")
+        print(f"{name}: {replicas} replicas x {args.epochs} epochs on {args.device}, {args.workers} processes, "
+              f"load average {load:.2f} before, {os.getloadavg()[0]:.2f} after")
         print(f"  plain loop with attach: {plain:.1f} s   noisereg run_model: {ours:.1f} s")
         print(f"  paths: {'; '.join(sorted(paths))}")
         if args.per_replica:

@@ -19,6 +19,7 @@ DOCTESTED = [
     "noisereg._registry",
     "noisereg.noise.kinds",
     "noisereg.engine.vocabulary",
+    "noisereg.engine.replica_slices",
     "noisereg.streams",
     "noisereg.noise.base",
     "noisereg.noise.additive",

@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch import nn
 
-from noisereg import LabelSmoothing, noise
+from noisereg import LabelSmoothing, NEFTune, noise
 from noisereg.engine.loop import AttachSite, LoopTask, train_replica
 from noisereg.engine.vectorized import VECTORIZED, probe, refusal, train_vectorized
 from noisereg.seeding import derive_seed
@@ -50,12 +50,39 @@ class Encoder(nn.Module):
 
 
 class Dropped(nn.Module):
+    """Dropout modules of several kinds, one of them in place."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.fc, self.drop = nn.Linear(6, 3), nn.Dropout(0.5)
+        self.fc, self.drop, self.act = nn.Linear(6, 8), nn.Dropout(0.5), nn.ReLU()
+        self.drop2, self.head, self.alpha = nn.Dropout1d(0.25), nn.Linear(8, 3), nn.AlphaDropout(0.2)
+        self.inplace = nn.Dropout(0.3, inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc(x))
+        h = self.drop2(self.act(self.drop(self.fc(x))).reshape(-1, 4, 2)).reshape(-1, 8)
+        return self.alpha(self.head(self.inplace(h * 1.0)))
+
+
+class FunctionalDropout(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.dropout(self.fc(x), 0.5, self.training)
+
+
+TOKENS = torch.randint(1, 7, (20, 5), generator=torch.Generator().manual_seed(1))
+TOKENS[::3, 3:] = 0  # padding
+
+
+class Tokens(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.head = nn.Embedding(7, 4, padding_idx=0), nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x).mean(dim=1))
 
 
 CASES: dict[str, tuple[Callable[[], nn.Module], str, str]] = {  # model, activation site, weight site
@@ -127,8 +154,10 @@ def test_refusal_and_probe_name_the_reason() -> None:
     weights = (AttachSite(noise.Gaussian(std=0.1), "weights", (("resample", "forward"),)),)
     assert "resample='forward'" in refusal(_task(MLP, weights, 0))
     assert "Dataset" in refusal(_task(MLP, (), 0, train=torch.utils.data.TensorDataset(X, Y)))
-    reason = probe(_task(Dropped, (), 0))
+    reason = probe(_task(FunctionalDropout, (), 0))
     assert reason is not None and reason.startswith("vmap trial failed: RuntimeError") and "random" in reason
+    packed = (AttachSite(NEFTune(alpha=5.0), "embeddings", (("packed", True),)),)
+    assert "packed=True" in refusal(_task(Tokens, packed, 0, train=(TOKENS, Y), test=(TOKENS, Y)))
     assert probe(_task(MLP, _sites("act", "head.weight"), 0)) is None
     assert VECTORIZED == "vectorized"
 
@@ -156,3 +185,38 @@ def test_gradient_noise_goes_per_replica_where_torch_hides_the_step_hooks() -> N
         PRIVATE["enabled"] = True
     assert reason is not None and "step hooks" in reason
     assert probe(_task(MLP, gradients, 0)) is None
+
+
+def _equal_to_the_per_replica_path(tasks: list[LoopTask]) -> list:
+    assert probe(tasks[0]) is None
+    results = train_vectorized(tasks)
+    for task, result in zip(tasks, results, strict=True):
+        expected = train_replica(task)
+        for name, value in expected.state.items():
+            torch.testing.assert_close(result.state[name], value, rtol=TOL, atol=TOL, msg=name)
+        for name in expected.curves:
+            torch.testing.assert_close(result.curves[name], expected.curves[name], rtol=TOL, atol=TOL, msg=name)
+    return results
+
+
+def test_the_models_own_dropout_draws_each_replicas_masks_from_its_own_stream() -> None:
+    # a replica equals the same model trained alone, its dropout drawing from its own seeded generator
+    sites = (AttachSite(noise.Gaussian(std=0.1), "input"), AttachSite(noise.Gaussian(std=0.1), "activations", (("select", "act"),)))
+    tasks = [_task(Dropped, s, i) for i, s in enumerate([(), sites, (), sites])]
+    results = _equal_to_the_per_replica_path(tasks)
+    assert not torch.equal(results[0].state["fc.weight"], results[2].state["fc.weight"])  # masks differ by seed
+    alone = train_vectorized([tasks[2]])[0]  # and do not depend on the group
+    for name, value in alone.state.items():
+        torch.testing.assert_close(results[2].state[name], value, rtol=TOL, atol=TOL, msg=name)
+
+
+def test_embedding_noise_runs_vectorized_and_leaves_padding_alone() -> None:
+    real = (AttachSite(NEFTune(alpha=5.0), "embeddings"),)
+    padded = (AttachSite(NEFTune(alpha=5.0, length="padded"), "embeddings"),)
+    tasks = [_task(Tokens, s, i, train=(TOKENS, Y), test=(TOKENS, Y)) for i, s in enumerate([real, (), padded, real])]
+    assert refusal(tasks[0]) is None
+    # the second replica has no noise: its padding row's gradient is zero too (torch's vmap rule keeps
+    # only the first replica's, the group zeroes the others')
+    results = _equal_to_the_per_replica_path(tasks)
+    assert torch.equal(results[1].state["embed.weight"][0], torch.zeros(4, dtype=torch.float64))
+

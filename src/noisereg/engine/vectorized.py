@@ -12,16 +12,23 @@ own initial weights, batch order and noise streams, exactly as :mod:`noisereg.en
   their updates are elementwise, so each replica's update reads only its own slice and state;
 - noise: every replica gets a model of its own (never run) with its arm's sites attached by
   :func:`noisereg.attach` under the per-replica path's seeds, and slice r of each place takes replica
-  r's own noise layer: activations and inputs through hooks on ``base`` (outside ``vmap``'s batching,
-  :class:`_PerReplica`), weights on the stacked weights before the forward, gradients by replica r's
-  optimizer hooks on its slice of the stacked gradient, targets on its batch. A replica's draws have the
-  shapes of a lone replica's, so its noise is the per-replica path's noise, whatever its group.
+  r's own noise layer: activations, inputs and embeddings through hooks on ``base`` (outside
+  ``vmap``'s batching, :mod:`noisereg.engine.replica_slices`), weights on the stacked weights before the
+  forward, gradients by replica r's optimizer hooks on its slice of the stacked gradient, targets on its
+  batch. A replica's draws have the shapes of a lone replica's, so its noise is the per-replica path's
+  noise, whatever its group.
 
 BatchNorm: each replica has its own running statistics (stacked buffers updated in place under
 ``vmap``); training uses batch statistics, evaluation the replica's running ones, as ``model.train()``
-/ ``model.eval()`` do. Dropout and any other randomness of the model's own forward cannot draw from a
-replica's stream under ``vmap``: such a model goes to the per-replica path (the probe finds it), as do a
-user's ``step``/``fit``, ``Dataset`` data, embedding noise and weight noise not redrawn per step.
+/ ``model.eval()`` do. Dropout modules of the model (``nn.Dropout``, ``Dropout1d/2d/3d``,
+``AlphaDropout``, ``FeatureAlphaDropout``; on the CPU): replica r's masks are drawn from torch's global
+generator in the state where replica r's lone training starts (seeded ``derive_seed(seed, "train")``),
+advanced by its own draws only, so a replica equals the same model trained alone. Other randomness of
+the model's forward (functional dropout, attention dropout) cannot draw per replica under ``vmap``: such a
+model goes to the per-replica path (the probe finds it), as do a user's ``step``/``fit``, ``Dataset``
+data, noise that reads an attention mask or packed positions, and weight noise not redrawn per step. An
+``nn.LSTM`` in float32 on the CPU stays vectorized but gains little: torch has no vmap rule for its kernel
+``mkldnn_rnn_layer`` and runs it once per replica inside ``vmap`` (its own fallback, with a warning).
 :func:`refusal` and :func:`probe` say why, for the run's metadata.
 
 Equal to the per-replica path up to floating-point rounding (batched kernels round differently, about
@@ -31,7 +38,7 @@ one unit in the last place per operation); ``tests/engine/test_vectorized.py`` c
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -41,6 +48,8 @@ from torch.func import functional_call, vmap
 
 from noisereg._compat.torch_private import batch_attention_rule, batch_rnn_rules, step_hooks
 from noisereg.engine.loop import LoopResult, LoopTask, attach_sites, score
+from noisereg.engine.replica_slices import DROPOUTS, EmbeddingPlace, ModelDropout, Place, on_replicas
+from noisereg.engine.vectorizable import group_key, refusal, same_setting
 from noisereg.layers import NoiseLayer
 from noisereg.seeding import derive_seed
 from noisereg.sites.activations import _apply, _argument_slot, _input_hook
@@ -53,90 +62,6 @@ __all__ = ["VECTORIZED", "VectorizedGroup", "group_key", "on_replicas", "probe",
 
 VECTORIZED = "vectorized"
 _OPTIMIZERS = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
-
-
-def refusal(task: LoopTask) -> str | None:
-    """Why ``task`` cannot train on the vectorized path, read from its settings; None when it may."""
-    if task.fit is not None:
-        return "fit= is the user's whole loop: each replica runs it"
-    if task.step is not None:
-        return "step= is the user's own training step: each replica runs it"
-    if not (isinstance(task.train, tuple) and isinstance(task.test, tuple)) or task.collate is not None:
-        return "the data is a Dataset: its batches come from a DataLoader per replica"
-    for j, site in enumerate(task.sites):
-        options = dict(site.options)
-        if site.at == "embeddings":
-            return f"site {j}: embedding noise (padding, sequence lengths) runs per replica"
-        if options.get("mask") is not None:
-            return f"site {j}: mask={options['mask']!r} reads the forward's attention mask per replica"
-        if site.at == "weights" and options.get("resample", "step") != "step":
-            return f"site {j}: weight noise with resample={options['resample']!r} runs per replica"
-    return None
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Whether two settings of tasks are the same: tensors (data) the same objects, the rest equal."""
-    if isinstance(a, tuple) and isinstance(b, tuple):
-        return len(a) == len(b) and all(_same(u, v) for u, v in zip(a, b, strict=True))
-    if isinstance(a, (Tensor, torch.utils.data.Dataset)) or isinstance(b, (Tensor, torch.utils.data.Dataset)):
-        return a is b
-    return bool(a == b)
-
-
-def group_key(task: LoopTask) -> tuple[str, ...]:
-    """Tasks of one group must agree on this: the kinds of their target noise (soft labels from label
-    smoothing, say, cannot be stacked with class indices)."""
-    return tuple(type(site.noise).__name__ for site in task.sites if site.at == "targets")
-
-
-class _PerReplica(torch.autograd.Function):
-    """``fn`` on the stack ``[R, ...]`` behind a value batched by ``vmap``: replica r's noise layer
-    draws on slice r from its own stream. Its vmap rule runs below the batching level, so the draws
-    are ordinary ones, and autograd records ``fn``'s operations as for any tensor code."""
-
-    @staticmethod
-    def forward(x: Tensor, fn: Any) -> Tensor:
-        raise RuntimeError("per-replica noise runs under the vectorized path's vmap only")
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-        pass
-
-    @staticmethod
-    def vmap(info: Any, in_dims: tuple[int | None, None], x: Tensor, fn: Any) -> tuple[Tensor, int]:
-        dim = in_dims[0]
-        stack = x.movedim(dim, 0) if dim is not None else x.expand(info.batch_size, *x.shape)
-        return fn(stack), 0
-
-
-def on_replicas(x: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
-    """Inside ``vmap`` over R replicas: ``fn`` on the stack ``[R, ...]`` behind the batched ``x``
-    (slice r is replica r's value), its result batched again. Outside ``vmap``: RuntimeError."""
-    return _PerReplica.apply(x, fn)
-
-
-class _Place:
-    """One place of activation or input noise, for every replica: replica r's layers (in the order
-    they were attached) on slice r; a replica without noise there keeps its slice."""
-
-    def __init__(self, layers: list[list[NoiseLayer]]) -> None:
-        self.layers = layers
-        self.training = True
-
-    def __call__(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        if not self.training:
-            return x
-        return on_replicas(x, self._stacked)
-
-    def _stacked(self, xs: Tensor) -> Tensor:
-        out = []
-        for r, layers in enumerate(self.layers):
-            value = xs[r]
-            for layer in layers:
-                layer.training = True
-                value = layer(value)
-            out.append(value)
-        return torch.stack(out)
 
 
 @dataclasses.dataclass
@@ -152,6 +77,7 @@ class _Replica:
     params: dict[str, nn.Parameter]
     buffers: dict[str, Tensor]
     weights: dict[str, list[WeightNoise]]
+    rng: Tensor
 
 
 def _weight_noise(module: nn.Module) -> dict[str, list[WeightNoise]]:
@@ -178,7 +104,7 @@ class VectorizedGroup:
         first = tasks[0]
         fields = [f.name for f in dataclasses.fields(LoopTask) if f.name not in ("seed", "sites")]
         for task in tasks[1:]:
-            if not all(_same(getattr(task, f), getattr(first, f)) for f in fields) or group_key(task) != group_key(first):
+            if not all(same_setting(getattr(task, f), getattr(first, f)) for f in fields) or group_key(task) != group_key(first):
                 raise ValueError("a vectorized group's tasks must differ in seed and sites only, with the same target noise kinds")
         reason = refusal(first) or next((refusal(t) for t in tasks if refusal(t)), None)
         if reason is not None:
@@ -202,7 +128,14 @@ class VectorizedGroup:
         if type(self.optimizer) not in _OPTIMIZERS or len(self.optimizer.param_groups) != 1:
             raise ValueError(f"the optimizer is {type(self.optimizer).__name__} with {len(self.optimizer.param_groups)} "
                              "parameter groups: the vectorized path steps torch.optim.SGD/Adam/AdamW with one group")
+        if any(isinstance(m, DROPOUTS) for m in self.base.modules()) and torch.device(first.device).type != "cpu":
+            raise ValueError(f"the model's dropout draws from the {first.device} generator: it trains per replica there")
+        # torch's vmap rule of embedding backward offsets each replica's ids into one stacked table and
+        # keeps only the first replica's padding row free of gradient: the others are zeroed by hand.
+        self._padding_rows = [(f"{name}.weight" if name else "weight", m.padding_idx) for name, m in self.base.named_modules()
+                              if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.padding_idx is not None]
         self._hooks = self._place_hooks()
+        self.dropout = ModelDropout(self.base, [r.rng for r in self.replicas])
         self._forward = vmap(self._one, in_dims=(0, 0, 0), randomness="error")
         self._shared = vmap(self._one, in_dims=(0, 0, None), randomness="error")
         self._vmapped_loss: bool | None = None
@@ -223,28 +156,36 @@ class VectorizedGroup:
                 step_hooks(optimizer)  # refuses here, before training, where torch lacks them
                 more, _ = attach_sites(module, task, optimizer)
                 handles += more
-        return _Replica(module, handles, targets, optimizer, params, buffers, _weight_noise(module))
+            rng = torch.get_rng_state()  # where the lone replica's training starts drawing (its dropout)
+        return _Replica(module, handles, targets, optimizer, params, buffers, _weight_noise(module), rng)
 
     def _place_hooks(self) -> list[Any]:
         """One hook on ``base`` per place where some replica has input or activation noise."""
         places: dict[tuple[Any, ...], tuple[str, list[list[NoiseLayer]]]] = {}
+        embeddings: dict[str, list[list[NoiseLayer]]] = {}
         count = len(self.replicas)
         for r, replica in enumerate(self.replicas):
             names = {id(m): n for n, m in replica.module.named_modules()}
             for handle in replica.handles:
-                if handle.site not in ("input", "activations"):
+                if handle.site not in ("input", "activations", "embeddings"):
                     continue
                 for placement in handle._placements:
                     position, module, *extra = placement.key
+                    if handle.site == "embeddings":
+                        embeddings.setdefault(names[id(module)], [[] for _ in range(count)])[r].append(placement.layer)
+                        continue
                     key = (position, names[id(module)], *extra)
                     label, layers = places.setdefault(key, (placement.where, [[] for _ in range(count)]))
                     layers[r].append(placement.layer)
         masks = MaskSource(self.base, None)
         hooks = []
+        for name, layers in embeddings.items():
+            module = self.base.get_submodule(name)
+            hooks.append(module.register_forward_hook(EmbeddingPlace(layers, getattr(module, "padding_idx", None)).hook))
         for (position, name, *extra), (label, layers) in places.items():
-            module, place = self.base.get_submodule(name), _Place(layers)
+            module, place = self.base.get_submodule(name), Place(layers)
             if position == "after":
-                def after(mod: nn.Module, args: tuple, output: Any, place: _Place = place, label: str = label) -> Any:
+                def after(mod: nn.Module, args: tuple, output: Any, place: Place = place, label: str = label) -> Any:
                     return _apply(place, mod, masks, output, label)  # type: ignore[arg-type]
 
                 hooks.append(module.register_forward_hook(after))
@@ -264,8 +205,7 @@ class VectorizedGroup:
             if not any(name in r.weights for r in self.replicas):
                 continue
             rows = []
-            for r, replica in enumerate(self.replicas):
-                value = self.params[name][r]
+            for value, replica in zip(self.params[name].unbind(0), self.replicas, strict=True):
                 for noise in replica.weights.get(name, ()):
                     noise.stale = True
                     value = noise(value)
@@ -326,9 +266,17 @@ class VectorizedGroup:
                 replica.module.train()
         x, y = self._targets(x, y)
         self.optimizer.zero_grad(set_to_none=True)
-        out = self._forward(self._noisy_params(), self.buffers, x)
+        self.dropout.activate()
+        try:
+            out = self._forward(self._noisy_params(), self.buffers, x)
+        finally:
+            self.dropout.deactivate()
         total = self._loss(out, y)
         total.backward()
+        for name, row in self._padding_rows:
+            grad = self.params[name].grad
+            if grad is not None:
+                grad[:, row] = 0
         self._gradient_noise()
         self.optimizer.step()
         self._tick()
@@ -352,6 +300,7 @@ class VectorizedGroup:
         """Take every hook and every replica's noise off."""
         for hook in self._hooks:
             hook.remove()
+        self.dropout.close()
         for replica in self.replicas:
             for handle in replica.handles:
                 handle.remove()

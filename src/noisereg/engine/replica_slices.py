@@ -1,0 +1,177 @@
+"""Replica r's own randomness on slice r of a value batched by ``torch.func.vmap``.
+
+Under ``vmap`` over R replicas a hook on the shared model sees one logical value; behind it lies the
+stack ``[R, ...]`` whose slice r is replica r's. :func:`on_replicas` hands a function that stack
+(below the batching level, so random draws are ordinary ones) and batches its result again. On it:
+
+- :class:`Place`: input and activation noise, replica r's noise layers (in attach order) on slice r;
+- :class:`EmbeddingPlace`: embedding noise (NEFTune), with replica r's padding from its own token ids;
+- :class:`ModelDropout`: the model's own dropout modules, replica r's masks drawn from torch's
+  global generator in replica r's state, so each replica draws what it draws when trained alone
+  (:mod:`noisereg.engine.loop` seeds the global generator ``derive_seed(seed, "train")`` per replica).
+
+A replica's draws have the shapes of a lone replica's, so its noise does not depend on its group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from noisereg.layers import NoiseLayer
+
+__all__ = ["DROPOUTS", "EmbeddingPlace", "ModelDropout", "Place", "on_replicas"]
+
+DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+"""The dropout modules whose draws :class:`ModelDropout` takes per replica (functional dropout in a
+model's ``forward`` cannot be reached: such a model trains on the per-replica path)."""
+
+
+def _stack(x: Tensor | None, dim: int | None, size: int) -> Tensor | None:
+    if x is None:
+        return None
+    return x.movedim(dim, 0) if dim is not None else x.expand(size, *x.shape)
+
+
+class _PerReplica(torch.autograd.Function):
+    """``fn`` on the stack ``[R, ...]`` behind a value batched by ``vmap`` (and on the stack of
+    ``extra``, a second value such as token ids, when given). Its vmap rule runs below the batching
+    level, so the draws are ordinary ones, and autograd records ``fn``'s operations as for any tensor code."""
+
+    @staticmethod
+    def forward(x: Tensor, extra: Tensor | None, fn: Any) -> Tensor:
+        raise RuntimeError("per-replica noise runs under the vectorized path's vmap only")
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        pass
+
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple[int | None, int | None, None], x: Tensor, extra: Tensor | None, fn: Any) -> tuple[Tensor, int]:
+        stack = _stack(x, in_dims[0], info.batch_size)
+        if extra is None:
+            return fn(stack), 0
+        return fn(stack, _stack(extra, in_dims[1], info.batch_size)), 0
+
+
+def on_replicas(x: Tensor, fn: Callable[..., Tensor], *, extra: Tensor | None = None) -> Tensor:
+    """Inside ``vmap`` over R replicas: ``fn`` on the stack ``[R, ...]`` behind the batched ``x``
+    (slice r is replica r's value), its result batched again; with ``extra``, ``fn(stack, extra_stack)``.
+    Outside ``vmap``: RuntimeError.
+
+    >>> from torch.func import vmap
+    >>> scale = torch.tensor([[1.0], [2.0], [3.0]])  # one factor per replica, applied outside the batching
+    >>> vmap(lambda x: on_replicas(x, lambda xs: xs * scale))(torch.ones(3, 2))
+    tensor([[1., 1.],
+            [2., 2.],
+            [3., 3.]])
+    """
+    return _PerReplica.apply(x, extra, fn)
+
+
+class Place:
+    """One place of activation or input noise, for every replica: replica r's layers (in the order
+    they were attached) on slice r; a replica without noise there keeps its slice."""
+
+    def __init__(self, layers: list[list[NoiseLayer]]) -> None:
+        self.layers = layers
+        self.training = True
+
+    def __call__(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        if not self.training:
+            return x
+        return on_replicas(x, self._stacked)
+
+    def _stacked(self, xs: Tensor) -> Tensor:
+        out = []
+        # unbind, not xs[r]: one backward node for all slices instead of a zero-filled [R, ...] per replica
+        for value, layers in zip(xs.unbind(0), self.layers, strict=True):
+            for layer in layers:
+                layer.training = True
+                value = layer(value)
+            out.append(value)
+        return torch.stack(out)
+
+
+class EmbeddingPlace:
+    """Embedding noise after one embedding module, for every replica: replica r's layers on slice r,
+    padding (token id ``padding_idx``) left alone unless the kind scales by the padded length, as
+    :func:`noisereg.sites.embeddings.place_embeddings` does for a lone replica."""
+
+    def __init__(self, layers: list[list[NoiseLayer]], padding_idx: int | None) -> None:
+        self.layers = layers
+        self.padding_idx = padding_idx
+
+    def hook(self, module: nn.Module, args: tuple, output: Any) -> Any:
+        if not module.training:
+            return output
+        ids = args[0] if args and isinstance(args[0], Tensor) and self.padding_idx is not None else None
+        return on_replicas(output, self._stacked, extra=ids)
+
+    def _stacked(self, xs: Tensor, ids: Tensor | None = None) -> Tensor:
+        out = []
+        pads = None if ids is None or self.padding_idx is None else ids.eq(self.padding_idx).unsqueeze(-1)
+        for r, (value, layers) in enumerate(zip(xs.unbind(0), self.layers, strict=True)):
+            pad = None if pads is None else pads[r]
+            for layer in layers:
+                layer.training = True
+                padded = getattr(layer.kind, "length", "real") == "padded"
+                value = layer(value) if padded else layer(value, pad, None)
+            out.append(value)
+        return torch.stack(out)
+
+
+class ModelDropout:
+    """The model's own dropout modules (:data:`DROPOUTS`, p > 0) of ``base``, with replica r's masks drawn
+    from torch's global generator in state ``states[r]`` (advanced as replica r draws), in the order
+    of the forward: each replica's masks are the ones it draws trained alone from that state.
+
+    While :attr:`active`, the modules are in eval mode (so the vmapped forward passes through them)
+    and a hook draws the masks per replica; the caller's global generator state is restored after each.
+    """
+
+    def __init__(self, base: nn.Module, states: Sequence[Tensor]) -> None:
+        # p = 0 draws nothing (torch returns the input) and passes vmap as it is: no per-replica work
+        self.modules = [m for m in base.modules() if isinstance(m, DROPOUTS) and m.p > 0]
+        self.states = list(states)
+        self.active = False
+        self.hooks = [m.register_forward_hook(self._hook) for m in self.modules]
+
+    def activate(self) -> None:
+        """Before a training forward of ``base`` (in train mode): the masks come from the hooks."""
+        self.active = True
+        for module in self.modules:
+            module.training = False
+
+    def deactivate(self) -> None:
+        self.active = False
+
+    def _hook(self, module: nn.Module, args: tuple, output: Tensor) -> Tensor:
+        if not self.active:
+            return output
+        return on_replicas(args[0], lambda xs: self._stacked(module, xs))
+
+    def _stacked(self, module: nn.Module, xs: Tensor) -> Tensor:
+        caller = torch.get_rng_state()
+        inplace = bool(getattr(module, "inplace", False))
+        out = []
+        module.training = True
+        try:
+            for r, value in enumerate(xs.unbind(0)):
+                torch.set_rng_state(self.states[r])
+                # the lone replica's input is its own contiguous tensor: same layout, same draws;
+                # in-place dropout may not write into a slice of the stack
+                value = value.clone() if inplace else value.contiguous()
+                out.append(module.forward(value))
+                self.states[r] = torch.get_rng_state()
+        finally:
+            module.training = False
+            torch.set_rng_state(caller)
+        return torch.stack(out)
+
+    def close(self) -> None:
+        for hook in self.hooks:
+            hook.remove()

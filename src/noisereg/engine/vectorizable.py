@@ -1,0 +1,50 @@
+"""Whether tasks may train on the vectorized path (:mod:`noisereg.engine.vectorized`), and together.
+
+:func:`refusal` reads a task's settings (the probe's trial step finds what only running the model
+shows); :func:`same_setting` and :func:`group_key` say which tasks may share one stacked group.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from noisereg.engine.loop import LoopTask
+
+__all__ = ["group_key", "refusal", "same_setting"]
+
+
+def refusal(task: LoopTask) -> str | None:
+    """Why ``task`` cannot train on the vectorized path, read from its settings; None when it may."""
+    if task.fit is not None:
+        return "fit= is the user's whole loop: each replica runs it"
+    if task.step is not None:
+        return "step= is the user's own training step: each replica runs it"
+    if not (isinstance(task.train, tuple) and isinstance(task.test, tuple)) or task.collate is not None:
+        return "the data is a Dataset: its batches come from a DataLoader per replica"
+    for j, site in enumerate(task.sites):
+        options = dict(site.options)
+        if options.get("packed"):
+            return f"site {j}: packed=True reads the forward's position ids per replica"
+        if options.get("mask") is not None:
+            return f"site {j}: mask={options['mask']!r} reads the forward's attention mask per replica"
+        if site.at == "weights" and options.get("resample", "step") != "step":
+            return f"site {j}: weight noise with resample={options['resample']!r} runs per replica"
+    return None
+
+
+def same_setting(a: Any, b: Any) -> bool:
+    """Whether two settings of tasks are the same: tensors (data) the same objects, the rest equal."""
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(same_setting(u, v) for u, v in zip(a, b, strict=True))
+    if isinstance(a, (Tensor, torch.utils.data.Dataset)) or isinstance(b, (Tensor, torch.utils.data.Dataset)):
+        return a is b
+    return bool(a == b)
+
+
+def group_key(task: LoopTask) -> tuple[str, ...]:
+    """Tasks of one group must agree on this: the kinds of their target noise (soft labels from label
+    smoothing, say, cannot be stacked with class indices)."""
+    return tuple(type(site.noise).__name__ for site in task.sites if site.at == "targets")
