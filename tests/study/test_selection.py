@@ -64,9 +64,9 @@ def test_brier_and_missing_values() -> None:
     assert choose([0.0, 0.1], [cv([[0.1]]), cv([[0.2]])], score="brier") is None
 
 
-def test_the_screen_keeps_values_within_one_se_of_the_best_accuracy() -> None:
-    # best accuracy: value 0.0, seed-averaged folds [0.8, 0.9] -> mean 0.85, se 0.05 -> limit 0.80
-    cvs = [cv([[3.8, 3.8]], [[0.8, 0.9]]), cv([[2.3, 2.3]], [[0.8, 0.8]]), cv([[1.2, 1.2]], [[0.7, 0.8]]), cv([[0.69, 0.69]], [[0.5, 0.5]])]
+def test_the_screen_keeps_values_within_two_se_of_the_best_accuracy() -> None:
+    # best accuracy: value 0.0, seed-averaged folds [0.8, 0.9] -> mean 0.85, se 0.05 -> limit 0.75
+    cvs = [cv([[3.8, 3.8]], [[0.8, 0.9]]), cv([[2.3, 2.3]], [[0.8, 0.8]]), cv([[1.2, 1.2]], [[0.6, 0.7]]), cv([[0.69, 0.69]], [[0.5, 0.5]])]
     assert screened(VALUES, cvs) == [True, True, False, False]
     assert choose(VALUES, cvs) == 1  # the lowest loss among 0.0 and 0.1
     assert choose(VALUES, cvs, screen=False) == 3  # the base-rate predictor's log 2 wins unscreened

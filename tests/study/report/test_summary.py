@@ -130,7 +130,7 @@ def test_the_accuracy_screen_keeps_likelihood_from_choosing_a_network_that_learn
     assert sel["chosen_by"]["likelihood, unscreened"] == 1.0 == sel["chosen_by_likelihood"]
     from noisereg.study.report.documents import selection_texts
 
-    assert "among the values whose CV accuracy is within one standard error of the best (screened out: 1)" in selection_texts(sel)[0]
+    assert "among the values whose CV accuracy is within two standard errors of the best (screened out: 1)" in selection_texts(sel)[0]
     # a run stored before the screen existed reports the choice it made
     del attrs["config"]["selection"]["screen"]
     old = summarize(attrs, done)["selection"]

@@ -121,7 +121,7 @@ def selection_texts(sel: Mapping[str, Any]) -> list[str]:
     criterion = _CRITERIA.get(sel.get("criterion") or "likelihood", sel.get("criterion"))
     if sel.get("screen") and sel.get("criterion") != "accuracy":
         out = sel.get("screened_out") or []
-        rule += ", among the values whose CV accuracy is within one standard error of the best"
+        rule += ", among the values whose CV accuracy is within two standard errors of the best"
         rule += f" (screened out: {', '.join(fmt(v) for v in out)})" if out else ""
     chosen = f"Chosen: {_chosen(sel, 'chosen')} ({criterion}{rule})."
     if sel.get("at_edge"):
