@@ -17,6 +17,7 @@ import torch
 from noisereg.engine.modules import ModuleSpec
 from noisereg.engine.vocabulary import HIDDEN_SITES, Activation, ClockUnit, Init, Loss, SiteName
 from noisereg.noise import Gaussian
+from noisereg.noise.base import NoiseKind
 from noisereg.schedules import Schedule
 from noisereg.seeding import check_seed
 
@@ -150,7 +151,7 @@ class SiteNoise:
     """
 
     site: SiteName
-    kind: object
+    kind: NoiseKind
     layers: tuple[int, ...] | None = None
     clock: ClockUnit = "step"
     sampling: Literal["exact", "projected"] = "exact"
@@ -328,14 +329,14 @@ class FoldData:
         return ("train", "test", "val") if self.x_val is not None else ("train", "test")
 
 
-def site_kinds(group: Group, replica: Replica) -> list[object]:
+def site_kinds(group: Group, replica: Replica) -> list[NoiseKind]:
     """The noise kind of each site of ``group`` for ``replica`` (with its strength override)."""
     if not replica.strengths:
         return [site.kind for site in group.sites]
     return [site.kind.with_strength(v) for site, v in zip(group.sites, replica.strengths, strict=True)]
 
 
-def is_constantly_off(kind: object) -> bool:
+def is_constantly_off(kind: NoiseKind) -> bool:
     """True when ``kind`` has a constant strength at its identity value (it never adds noise)."""
     return isinstance(kind.strength, numbers.Real) and kind.is_off(0)
 
