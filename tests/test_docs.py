@@ -19,6 +19,7 @@ DOCTESTED = [
     "noisereg._registry",
     "noisereg.noise.kinds",
     "noisereg.engine.vocabulary",
+    "noisereg.study.config.noise",
     "noisereg.streams",
     "noisereg.noise.base",
     "noisereg.noise.additive",

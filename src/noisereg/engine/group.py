@@ -39,6 +39,7 @@ from torch import Tensor
 from noisereg.engine.modules import initial_module
 from noisereg.engine.specs import FoldData, Group, MLPSpec, Replica, check_folds, is_constantly_off, site_kinds
 from noisereg.engine.train import ChunkResult, evaluated_epochs, train_chunk
+from noisereg.engine.vocabulary import HIDDEN_SITES
 
 __all__ = ["GroupResult", "train_group", "estimate_replica_bytes", "plan_chunks"]
 
@@ -109,7 +110,7 @@ def estimate_replica_bytes(group: Group, folds: Sequence[FoldData], dtype: torch
         n_params = sum((sizes[i] + 1) * sizes[i + 1] for i in range(len(sizes) - 1))
         activations = 0
         for layer, width in enumerate(spec.widths):
-            streams = sum(s.site in ("pre", "post") and (s.layers is None or layer in s.layers) for s in group.sites)
+            streams = sum(s.site in HIDDEN_SITES and (s.layers is None or layer in s.layers) for s in group.sites)
             activations += batch * width * (3 + streams)
         activations += n_rows * len(folds[0].parts) * sum(spec.widths)
     else:

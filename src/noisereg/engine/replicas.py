@@ -122,9 +122,9 @@ def _activate_autograd(name: str, pre: Tensor) -> Tensor:
 class StackedMLP:
     """Parameters of R replicas of one MLP in one flat buffer, and their batched forward/backward.
 
-    ``forward_train`` puts the replicas' noise on the way (pre/post streams per hidden layer) and
-    keeps what ``backward`` needs; ``backward`` writes the mean-loss gradient into a flat buffer laid
-    out like ``params``.
+    ``forward_train`` puts the replicas' noise on the way (streams before and after each hidden layer's
+    activation) and keeps what ``backward`` needs; ``backward`` writes the mean-loss gradient into a flat
+    buffer laid out like ``params``.
     """
 
     def __init__(self, spec: MLPSpec, replicas: int, *, device: torch.device | str, dtype: torch.dtype) -> None:
@@ -268,18 +268,18 @@ class StackedMLP:
     def forward_train(
         self, x: Tensor, hidden_noise: HiddenNoise, *, step: int, epoch: int
     ) -> Tensor:
-        """Outputs zᵀ [R, out, B] of a training batch with the (pre, post) noise of each hidden layer."""
+        """Outputs zᵀ [R, out, B] of a training batch, with noise before and after each hidden activation."""
         self._saved = [x]
         h = x
         for i in range(self.n_layers - 1):
-            pre = self._linear(i, h, out=self._buffer(("pre", i), h.shape[:2] + (self.spec.widths[i],)))
-            pre_streams, post_streams = hidden_noise[i]
-            streams = list(pre_streams) + list(post_streams)
+            pre = self._linear(i, h, out=self._buffer(("linear", i), h.shape[:2] + (self.spec.widths[i],)))
+            before_streams, after_streams = hidden_noise[i]
+            streams = list(before_streams) + list(after_streams)
             local: Local
             if all(s.closed_form for s in streams):
-                h, local = self._hidden_closed_form(i, pre, pre_streams, post_streams, step, epoch)
+                h, local = self._hidden_closed_form(i, pre, before_streams, after_streams, step, epoch)
             else:
-                h, local = self._hidden_autograd(i, pre, pre_streams, post_streams, step, epoch)
+                h, local = self._hidden_autograd(i, pre, before_streams, after_streams, step, epoch)
             self._saved += [local, h]
         zT = self._linear(self.n_layers - 1, h)
         for site in self.projected:
@@ -290,19 +290,19 @@ class StackedMLP:
         self,
         i: int,
         pre: Tensor,
-        pre_streams: Sequence[SiteStream],
-        post_streams: Sequence[SiteStream],
+        before_streams: Sequence[SiteStream],
+        after_streams: Sequence[SiteStream],
         step: int,
         epoch: int,
     ) -> tuple[Tensor, Tensor | None]:
         """Noise, activation, noise; returns the output and d output / d pre (None when it is 1)."""
         drawn: list[Tensor | None] = []
-        for stream in pre_streams:
-            pre, m = stream.apply(pre, step=step, epoch=epoch, slot=("pre", i))
+        for stream in before_streams:
+            pre, m = stream.apply(pre, step=step, epoch=epoch, slot=("before", i))
             drawn.append(m)
         a, deriv = _activate(self.spec.activation, pre, self._buffer(("deriv", i), pre.shape))
-        for stream in post_streams:
-            a, m = stream.apply(a, step=step, epoch=epoch, slot=("post", i))
+        for stream in after_streams:
+            a, m = stream.apply(a, step=step, epoch=epoch, slot=("after", i))
             drawn.append(m)
         multipliers = [m for m in drawn if m is not None]
         if multipliers:
@@ -315,19 +315,19 @@ class StackedMLP:
         self,
         i: int,
         pre: Tensor,
-        pre_streams: Sequence[SiteStream],
-        post_streams: Sequence[SiteStream],
+        before_streams: Sequence[SiteStream],
+        after_streams: Sequence[SiteStream],
         step: int,
         epoch: int,
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         leaf = pre.detach().clone().requires_grad_(True)
         with torch.enable_grad():
             h = leaf.clone()
-            for stream in pre_streams:
-                h, _ = stream.apply(h, step=step, epoch=epoch, slot=("pre", i))
+            for stream in before_streams:
+                h, _ = stream.apply(h, step=step, epoch=epoch, slot=("before", i))
             h = _activate_autograd(self.spec.activation, h)
-            for stream in post_streams:
-                h, _ = stream.apply(h if stream.form is None else h.clone(), step=step, epoch=epoch, slot=("post", i))
+            for stream in after_streams:
+                h, _ = stream.apply(h if stream.form is None else h.clone(), step=step, epoch=epoch, slot=("after", i))
         return h.detach(), (leaf, h)
 
     def backward(self, dzT: Tensor, grads: Tensor) -> None:

@@ -5,7 +5,7 @@ A chunk is a set of replicas of one group whose folds have the same sizes, train
 into chunks (by fold sizes, memory budget and workers) and merges their results.
 
 Per replica and per step, in this order: the batch (see below); input noise; target noise; the
-forward pass with pre/post noise of the hidden layers; the mean-loss gradient; gradient noise
+forward pass with the noise before/after the hidden layers' activations; the mean-loss gradient; gradient noise
 (g̃ = g + noise, on the replica's gradient in torch's state-dict order); gradient clipping; the
 optimizer's update. Batches: each epoch, when the training set takes more than one batch, the
 replica's ``"batches"`` stream draws ``torch.randperm(n)`` and the batches are consecutive slices of
@@ -32,6 +32,7 @@ from noisereg.engine.optim import StackedOptimizer
 from noisereg.engine.projection import ProjectedPostNoise
 from noisereg.engine.replicas import StackedMLP, initial_state_dict
 from noisereg.engine.specs import FoldData, Group, MLPSpec, is_constantly_off, site_kinds
+from noisereg.engine.vocabulary import HIDDEN_SITES
 from noisereg.seeding import derive_seed, make_generator, noise_generator
 
 __all__ = ["ChunkResult", "train_chunk", "evaluated_epochs"]
@@ -110,9 +111,9 @@ class _Chunk:
             if site.sampling == "projected":
                 # Group admits projected sampling on an MLP only (specs._check_projected)
                 cast(StackedMLP, self.model).projected.append(ProjectedPostNoise(stream))
-            elif site.site in ("pre", "post"):
+            elif site.site in HIDDEN_SITES:
                 for layer in site.layers if site.layers is not None else range(hidden_layers):
-                    self.hidden[layer][0 if site.site == "pre" else 1].append(stream)
+                    self.hidden[layer][HIDDEN_SITES.index(site.site)].append(stream)
             else:
                 self.streams[site.site].append(stream)
         self.grads = torch.zeros_like(self.model.params)
