@@ -267,7 +267,7 @@ def test_a_claim_of_a_gone_process_here_is_retried_at_once_and_a_live_one_is_wai
         beating.wait()
         report = run_worker(short)
     holding.join()
-    assert sorted(report.trained) == ["input", "none", "before"] and report.unfinished == {}
+    assert sorted(report.trained) == ["before", "input", "none"] and report.unfinished == {}
     waited = [r.getMessage() for r in caplog.records if r.getMessage().startswith("waiting for cell")]
     assert waited == [
         f"waiting for cell input, held by process {os.getpid()} on this machine, still running; should its heartbeat "
