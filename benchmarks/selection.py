@@ -96,7 +96,7 @@ def problems() -> list[Problem]:
                 index = 4 * i + 2 * j + k
                 widths = (100,) if index % 2 == 0 else (50, 50)
                 activation = "relu" if (index // 2) % 2 == 0 else "tanh"
-                site = "input" if (index // 4 + j) % 2 == 0 else "pre"
+                site = "input" if (index // 4 + j) % 2 == 0 else "before"
                 out.append(Problem(kind, n, flip if k else 0.0, widths, activation, site, seed=100 + index))
     return out
 

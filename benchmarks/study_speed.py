@@ -48,13 +48,13 @@ from noisereg.engine import (
 from noisereg.seeding import derive_seed, make_generator
 from noisereg.streams import Stream
 
-ARMS = {  # strengths of the sites (input, pre, post)
+ARMS = {  # strengths of the sites (input, before, after)
     "none": (0.0, 0.0, 0.0),
     "input 0.01": (0.01, 0.0, 0.0),
-    "pre 0.1": (0.0, 0.1, 0.0),
-    "post 0.1": (0.0, 0.0, 0.1),
+    "before 0.1": (0.0, 0.1, 0.0),
+    "after 0.1": (0.0, 0.0, 0.1),
 }
-SITES = ("input", "pre", "post")
+SITES = ("input", "before", "after")
 SEEDS = 30
 WORKERS = 2
 
@@ -70,7 +70,7 @@ def grid(epochs: int, zero: bool = False, seeds: int = SEEDS, projected: bool = 
         Replica(seed=s, strengths=(0.0, 0.0, 0.0) if zero else arm) for arm in ARMS.values() for s in range(seeds)
     )
     sites = tuple(
-        SiteNoise(site, noise.Gaussian(std=0.0), sampling="projected" if projected and site == "post" else "exact")
+        SiteNoise(site, noise.Gaussian(std=0.0), sampling="projected" if projected and site == "after" else "exact")
         for site in SITES
     )
     return Group(MLPSpec(2, (500,), 1), OptimSpec("adam", lr=1e-3), "bce", epochs, 32, sites, replicas)
@@ -182,7 +182,7 @@ def peak_rss_child(replicas: int) -> None:
     torch.set_num_threads(1)
     fold = case_study()
     base = grid(20, seeds=1)
-    noisy = tuple(Replica(seed=s, strengths=ARMS["pre 0.1"]) for s in range(replicas))
+    noisy = tuple(Replica(seed=s, strengths=ARMS["before 0.1"]) for s in range(replicas))
     group = Group(base.model, base.optimizer, "bce", 20, 32, base.sites, noisy)
     train_group(grid(20, seeds=1), [fold])  # warm up torch's own allocations
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

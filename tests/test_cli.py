@@ -85,6 +85,20 @@ def test_bad_study_exits_2_naming_the_key(tmp_path, capsys) -> None:
     assert not (tmp_path / "run").exists()
 
 
+def test_earlier_site_names_warn_on_one_line_each_and_train_the_same(tmp_path, capsys) -> None:
+    arms = tiny_raw()["arms"][:3]
+    new = write_study(tmp_path / "new.toml", tiny_raw(selection=None, arms=arms))
+    assert main(["study", str(new), "--out", str(tmp_path / "new"), "--quiet", "--workers", "1"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    arms[2]["noise"]["site"] = "pre"
+    old = write_study(tmp_path / "old.toml", tiny_raw(selection=None, arms=arms))
+    assert main(["study", str(old), "--out", str(tmp_path / "old"), "--quiet", "--workers", "1"]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"warning: {old}: arms[2].noise.site = 'pre' is deprecated: write 'before'"]
+    results = [json.loads((tmp_path / run / "summary.json").read_text())["arms"] for run in ("new", "old")]
+    assert results[0] == [{**arm, "elapsed_s": results[0][i]["elapsed_s"]} for i, arm in enumerate(results[1])]
+
+
 def test_refusals_and_usage_errors(tmp_path, capsys) -> None:
     assert main(["study", "nosuch", "--out", str(tmp_path / "d")]) == 2
     assert "neither a study file nor a built-in study" in capsys.readouterr().err

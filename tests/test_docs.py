@@ -20,6 +20,7 @@ DOCTESTED = [
     "noisereg.noise.kinds",
     "noisereg.engine.vocabulary",
     "noisereg.engine.replica_slices",
+    "noisereg.study.config.noise",
     "noisereg.streams",
     "noisereg.noise.base",
     "noisereg.noise.additive",

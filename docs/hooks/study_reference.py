@@ -35,9 +35,9 @@ WRITTEN_EXAMPLES: dict[str, Any] = {
     "RecurrentConfig": {"kind": "lstm", "input_shape": [20, 3], "hidden": 64, "layers": 1},
     "SearchConfig": {"sampler": "tpe", "trials": 16, "low": 0.001, "high": 3.0, "log": True},
     "UniformTable": {"site": "input", "kind": "uniform", "half_width": 0.05},
-    "MultiplicativeGaussianTable": {"site": "post", "kind": "multiplicative_gaussian", "std": 0.2},
-    "GaussianDropoutTable": {"site": "post", "kind": "gaussian_dropout", "rate": 0.2},
-    "AlphaDropoutTable": {"site": "post", "kind": "alpha_dropout", "rate": 0.05},
+    "MultiplicativeGaussianTable": {"site": "after", "kind": "multiplicative_gaussian", "std": 0.2},
+    "GaussianDropoutTable": {"site": "after", "kind": "gaussian_dropout", "rate": 0.2},
+    "AlphaDropoutTable": {"site": "after", "kind": "alpha_dropout", "rate": 0.05},
     "ImpulseTable": {"site": "input", "kind": "impulse", "amount": 0.02, "low": -3.0, "high": 3.0},
     "SnrGaussianTable": {"site": "input", "kind": "snr_gaussian", "snr_db": 20.0},
     "LabelSmoothingTable": {"site": "targets", "kind": "label_smoothing", "epsilon": 0.1, "spread": "others"},
@@ -251,7 +251,7 @@ def _toml_snippet(path: str, item: Mapping[str, Any]) -> str:
         if field == "noise":
             return head + f"noise = {_toml_value(value)}\n"
         if field == "grid":
-            two_sites = '[{ site = "input", kind = "gaussian", std = 0.1 }, { site = "pre", kind = "gaussian", std = 0.1 }]'
+            two_sites = '[{ site = "input", kind = "gaussian", std = 0.1 }, { site = "before", kind = "gaussian", std = 0.1 }]'
             return head + f"noise = {two_sites}\ngrid = {_toml_value(value)}\n"
         return head + f"{field} = {_toml_value(value)}\n"
     if path == "arms[]":

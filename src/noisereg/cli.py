@@ -28,6 +28,7 @@ import os
 import re
 import sys
 import traceback
+import warnings
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
@@ -113,6 +114,22 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+@contextlib.contextmanager
+def _deprecations() -> Iterator[None]:
+    """Each deprecation the library warns of inside (a study file's earlier spelling: its key path and
+    the new one) as one line on stderr; other warnings as Python shows them."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecationWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                if issubclass(w.category, DeprecationWarning):
+                    _err.print(Text("warning: ", style="yellow") + Text(str(w.message)), highlight=False, soft_wrap=True)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
 _debug = {"on": False}
 
 
@@ -149,7 +166,8 @@ def study(
             _console(False).print(f"[bold]{name}[/bold]: {first}. ({len(cfg.arms)} arms, {cfg.seeds} seeds)", highlight=False)
         return
     with _exit_codes("interrupted: finished cells are stored; run the same command again to resume"):
-        cfg = resolve_study(config)
+        with _deprecations():
+            cfg = resolve_study(config)
         run_dir = out if out is not None else Path("runs") / cfg.name
         if isinstance(cfg, UserStudyConfig):  # [model] names the user's factory
             if no_train:

@@ -73,7 +73,7 @@ def reference_training(group: Group, replica: Replica, fold: FoldData, dtype=tor
                 torch.nn.utils.vector_to_parameters(noisy(clean.clone(), "weights"), weights)
             h = x
             for layer, linear in enumerate(linears[:-1]):
-                h = noisy(act(noisy(linear(h), "pre", layer)), "post", layer)
+                h = noisy(act(noisy(linear(h), "before", layer)), "after", layer)
             loss = _loss(group, linears[-1](h), q)
             optimizer.zero_grad()
             loss.backward()

@@ -34,8 +34,8 @@ def _data(loss: str, n_train: int = 20, features: int = 3, classes: int = 3, see
 
 HIDDEN_NOISE = (
     SiteNoise("input", noise.Gaussian(std=0.3)),
-    SiteNoise("pre", noise.Gaussian(std=0.2)),
-    SiteNoise("post", noise.Gaussian(std=0.1), layers=(1,)),
+    SiteNoise("before", noise.Gaussian(std=0.2)),
+    SiteNoise("after", noise.Gaussian(std=0.1), layers=(1,)),
     SiteNoise("gradients", noise.Gaussian(std=schedules.Annealed(eta=0.01))),
 )
 
@@ -53,8 +53,8 @@ CASES = {
         "elu",
         "bce",
         (
-            SiteNoise("pre", noise.GaussianDropoutNoise(rate=0.2), layers=(0,)),
-            SiteNoise("post", noise.MultiplicativeGaussian(std=0.3)),
+            SiteNoise("before", noise.GaussianDropoutNoise(rate=0.2), layers=(0,)),
+            SiteNoise("after", noise.MultiplicativeGaussian(std=0.3)),
             SiteNoise("targets", LabelSmoothing(0.2, spread="others")),
         ),
     ),
@@ -64,8 +64,8 @@ CASES = {
         "mse",
         (
             SiteNoise("input", noise.Uniform(half_width=0.2)),
-            SiteNoise("pre", noise.Impulse(amount=0.1, low=-1.0, high=1.0), layers=(1,)),
-            SiteNoise("post", noise.AlphaDropoutNoise(rate=0.1)),
+            SiteNoise("before", noise.Impulse(amount=0.1, low=-1.0, high=1.0), layers=(1,)),
+            SiteNoise("after", noise.AlphaDropoutNoise(rate=0.1)),
             SiteNoise("targets", noise.Gaussian(std=0.1)),
             SiteNoise("gradients", noise.Uniform(half_width=0.01)),
         ),
@@ -90,7 +90,7 @@ CASES = {
         OptimSpec("adam", lr=0.02),
         "sigmoid",
         "bce",
-        (SiteNoise("post", noise.Gaussian(std=schedules.Linear(0.0, 0.3, steps=4)), clock="epoch"),),
+        (SiteNoise("after", noise.Gaussian(std=schedules.Linear(0.0, 0.3, steps=4)), clock="epoch"),),
     ),
 }
 

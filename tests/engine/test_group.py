@@ -24,8 +24,8 @@ from noisereg.sites import LabelSmoothing
 
 SITES = (
     SiteNoise("input", noise.Gaussian(std=0.2)),
-    SiteNoise("pre", noise.Gaussian(std=0.1), layers=(0,)),
-    SiteNoise("post", noise.GaussianDropoutNoise(rate=0.1)),
+    SiteNoise("before", noise.Gaussian(std=0.1), layers=(0,)),
+    SiteNoise("after", noise.GaussianDropoutNoise(rate=0.1)),
     SiteNoise("targets", LabelSmoothing(0.1)),
     SiteNoise("gradients", noise.Gaussian(std=schedules.Annealed(eta=0.01))),
 )

@@ -142,7 +142,7 @@ def test_a_module_replica_alone_matches_it_in_a_group():
     [
         (WithBatchNorm, (), "buffers"),
         (WithDropout, (), "draws random numbers"),
-        (SmallCNN, (SiteNoise("pre", noise.Gaussian(0.1)),), "model.hidden"),
+        (SmallCNN, (SiteNoise("before", noise.Gaussian(0.1)),), "model.hidden"),
     ],
 )
 def test_unsupported_modules_and_sites_are_refused(factory, sites, match):
@@ -186,7 +186,7 @@ def _plain_hidden(group: Group, replica: Replica, fold: FoldData, place: str) ->
 
 
 @pytest.mark.parametrize(("factory", "shape", "place", "site"), [
-    (SmallCNN, (1, 6, 6), "conv", "pre"), (SmallGRU, (4, 2), "gru", "post"),
+    (SmallCNN, (1, 6, 6), "conv", "before"), (SmallGRU, (4, 2), "gru", "after"),
 ])
 def test_hidden_noise_of_a_module_equals_a_hook_in_a_plain_loop(factory, shape, place, site):
     spec = ModuleSpec(factory, 3, hidden=((place, place),))
@@ -204,5 +204,5 @@ def test_hidden_noise_of_a_module_equals_a_hook_in_a_plain_loop(factory, shape, 
 def test_a_hidden_place_the_module_lacks_is_named():
     with pytest.raises(ValueError, match=r"hidden\[0\] names 'nope'"):
         group = Group(ModuleSpec(SmallCNN, 3, hidden=(("nope", "conv"),)), OptimSpec(), "ce", 1, 4,
-                      (SiteNoise("pre", noise.Gaussian(0.1)),), (Replica(0),))
+                      (SiteNoise("before", noise.Gaussian(0.1)),), (Replica(0),))
         train_group(group, [_fold((1, 6, 6))])

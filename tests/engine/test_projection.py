@@ -59,7 +59,7 @@ def _setup(sampling="projected", std=0.3):
     x = torch.randn(9, 2, generator=g, dtype=torch.float64)
     y = (x[:, 0] > 0).double()
     fold = FoldData(x[:6], y[:6], x[6:], y[6:])
-    site = SiteNoise("post", noise.Gaussian(std=std), sampling=sampling)
+    site = SiteNoise("after", noise.Gaussian(std=std), sampling=sampling)
     group = Group(MLPSpec(2, (5,), 1), OptimSpec("sgd", lr=1.0), "bce", 1, 8, (site,), (Replica(4),))
     return group, fold
 
@@ -98,12 +98,12 @@ def test_zero_strength_is_no_noise_and_draws_matter():
 @pytest.mark.parametrize(
     ("site", "model"),
     [
-        (SiteNoise("pre", noise.Gaussian(0.1), sampling="projected"), MLPSpec(2, (5,), 1)),
-        (SiteNoise("post", noise.GaussianDropoutNoise(0.1), sampling="projected"), MLPSpec(2, (5,), 1)),
-        (SiteNoise("post", noise.Gaussian(0.1, clip=(0, 1)), sampling="projected"), MLPSpec(2, (5,), 1)),
-        (SiteNoise("post", noise.Gaussian(0.1), sampling="projected"), MLPSpec(2, (5, 4), 1)),
-        (SiteNoise("post", noise.Gaussian(0.1), layers=(0,), sampling="projected"), MLPSpec(2, (5, 4), 1)),
-        (SiteNoise("post", noise.Gaussian(0.1), sampling="projected"), MLPSpec(2, (5,), 3)),
+        (SiteNoise("before", noise.Gaussian(0.1), sampling="projected"), MLPSpec(2, (5,), 1)),
+        (SiteNoise("after", noise.GaussianDropoutNoise(0.1), sampling="projected"), MLPSpec(2, (5,), 1)),
+        (SiteNoise("after", noise.Gaussian(0.1, clip=(0, 1)), sampling="projected"), MLPSpec(2, (5,), 1)),
+        (SiteNoise("after", noise.Gaussian(0.1), sampling="projected"), MLPSpec(2, (5, 4), 1)),
+        (SiteNoise("after", noise.Gaussian(0.1), layers=(0,), sampling="projected"), MLPSpec(2, (5, 4), 1)),
+        (SiteNoise("after", noise.Gaussian(0.1), sampling="projected"), MLPSpec(2, (5,), 3)),
     ],
 )
 def test_projected_sampling_is_refused_where_it_does_not_apply(site, model):

@@ -18,7 +18,7 @@ def _group(**changes) -> Group:
         loss="bce",
         epochs=2,
         batch_size=4,
-        sites=(SiteNoise("pre", noise.Gaussian(0.1)),),
+        sites=(SiteNoise("before", noise.Gaussian(0.1)),),
         replicas=(Replica(0),),
     )
     base.update(changes)
@@ -45,9 +45,9 @@ def _fold(**changes) -> FoldData:
         (lambda: OptimSpec(betas=(0.9, 1.0)), ValueError, r"betas\[1\]"),
         (lambda: OptimSpec(clip_grad_norm=0.0), ValueError, "clip_grad_norm"),
         (lambda: SiteNoise("activations", noise.Gaussian(0.1)), ValueError, "site='activations'"),
-        (lambda: SiteNoise("pre", 0.1), TypeError, "noise config"),
+        (lambda: SiteNoise("before", 0.1), TypeError, "noise config"),
         (lambda: SiteNoise("input", noise.Gaussian(0.1), layers=(0,)), ValueError, "only for sites"),
-        (lambda: SiteNoise("pre", noise.Gaussian(0.1), layers=(0, 0)), ValueError, "repeats"),
+        (lambda: SiteNoise("before", noise.Gaussian(0.1), layers=(0, 0)), ValueError, "repeats"),
         (lambda: Replica(-1), ValueError, "seed=-1"),
         (lambda: Replica(0, strengths=("a",)), TypeError, r"strengths\[0\]"),
         (lambda: _group(loss="hinge"), ValueError, "loss='hinge'"),
@@ -56,7 +56,7 @@ def _fold(**changes) -> FoldData:
         (lambda: _group(epochs=0), ValueError, "epochs=0"),
         (lambda: _group(replicas=()), ValueError, "replicas"),
         (lambda: _group(replicas=(Replica(0, strengths=(0.1, 0.2)),)), ValueError, "one per site"),
-        (lambda: _group(sites=(SiteNoise("pre", noise.Gaussian(0.1), layers=(1,)),)), ValueError, "hidden layers 0..0"),
+        (lambda: _group(sites=(SiteNoise("before", noise.Gaussian(0.1), layers=(1,)),)), ValueError, "hidden layers 0..0"),
         (lambda: _group(model=MLPSpec(2, (), 1)), ValueError, "needs a hidden layer"),
         (lambda: _fold(y_train=torch.zeros(5)), ValueError, "y_train has 5 rows"),
         (lambda: _fold(x_val=torch.zeros(2, 2)), ValueError, "together"),
@@ -100,12 +100,26 @@ def test_bad_options_are_refused(options, match):
 
 def test_group_is_frozen_and_stream_keys_count_equal_sites():
     sites = (
-        SiteNoise("pre", noise.Gaussian(0.1)),
-        SiteNoise("pre", noise.Uniform(half_width=0.1)),
-        SiteNoise("pre", noise.Gaussian(0.1), layers=(0,)),
+        SiteNoise("before", noise.Gaussian(0.1)),
+        SiteNoise("before", noise.Uniform(half_width=0.1)),
+        SiteNoise("before", noise.Gaussian(0.1), layers=(0,)),
     )
     group = _group(sites=sites)
+    # the hidden sites keep the stream keys of their earlier names: the same draws as before the rename
     expected = [("pre", "layers=all", 0), ("pre", "layers=all", 1), ("pre", "layers=0", 0)]
     assert [group.stream_keys(i) for i in range(3)] == expected
     with pytest.raises(dataclasses.FrozenInstanceError):
         group.epochs = 3
+
+
+@pytest.mark.parametrize(("old", "new"), [("pre", "before"), ("post", "after")])
+def test_earlier_site_names_warn_and_train_bitwise_as_the_new_ones(old: str, new: str) -> None:
+    with pytest.warns(DeprecationWarning, match=f"SiteNoise.site = '{old}' is deprecated: write '{new}'"):
+        renamed = SiteNoise(old, noise.Gaussian(0.3), layers=(0,))
+    site = SiteNoise(new, noise.Gaussian(0.3), layers=(0,))
+    assert renamed == site and renamed.site == new
+    trained = [train_group(_group(sites=(s,), replicas=(Replica(0), Replica(1))), [_fold()]) for s in (renamed, site)]
+    for name, values in trained[0].final.items():
+        assert torch.equal(torch.as_tensor(values), torch.as_tensor(trained[1].final[name])), name
+    for key, weights in trained[0].weights.items():
+        assert torch.equal(weights, trained[1].weights[key]), key

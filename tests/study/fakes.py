@@ -24,8 +24,8 @@ def tiny_raw(**overrides: Any) -> dict[str, Any]:
         "arms": [
             {"name": "none"},
             {"name": "input", "noise": {"site": "input", "kind": "gaussian", "std": 0.1}},
-            {"name": "pre", "noise": {"site": "pre", "kind": "gaussian", "std": 0.1}},
-            {"name": "grid", "noise": {"site": "pre", "kind": "gaussian", "std": 0.1}, "grid": [0.0, 0.1, 1.0]},
+            {"name": "before", "noise": {"site": "before", "kind": "gaussian", "std": 0.1}},
+            {"name": "grid", "noise": {"site": "before", "kind": "gaussian", "std": 0.1}, "grid": [0.0, 0.1, 1.0]},
         ],
         "selection": {"arm": "grid", "folds": 3},
     }

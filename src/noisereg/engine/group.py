@@ -29,6 +29,8 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.queues import Queue
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -37,6 +39,7 @@ from torch import Tensor
 from noisereg.engine.modules import initial_module
 from noisereg.engine.specs import FoldData, Group, MLPSpec, Replica, check_folds, is_constantly_off, site_kinds
 from noisereg.engine.train import ChunkResult, evaluated_epochs, train_chunk
+from noisereg.engine.vocabulary import HIDDEN_SITES
 
 __all__ = ["GroupResult", "train_group", "estimate_replica_bytes", "plan_chunks"]
 
@@ -107,7 +110,7 @@ def estimate_replica_bytes(group: Group, folds: Sequence[FoldData], dtype: torch
         n_params = sum((sizes[i] + 1) * sizes[i + 1] for i in range(len(sizes) - 1))
         activations = 0
         for layer, width in enumerate(spec.widths):
-            streams = sum(s.site in ("pre", "post") and (s.layers is None or layer in s.layers) for s in group.sites)
+            streams = sum(s.site in HIDDEN_SITES and (s.layers is None or layer in s.layers) for s in group.sites)
             activations += batch * width * (3 + streams)
         activations += n_rows * len(folds[0].parts) * sum(spec.widths)
     else:
@@ -130,7 +133,9 @@ def plan_chunks(
         chunk_size = len(group.replicas)
     if chunk_size is None:
         n_train = max(f.x_train.shape[0] for f in folds)
-        widest = max(group.model.widths, default=group.model.out_features)
+        # a ModuleSpec got its chunk_size above: only an MLP is left here
+        model = cast(MLPSpec, group.model)
+        widest = max(model.widths, default=model.out_features)
         itemsize = torch.empty(0, dtype=dtype).element_size()
         chunk_size = max(1, _CACHE_BYTES // (min(group.batch_size, n_train) * widest * itemsize))
     if memory_budget is not None:
@@ -225,7 +230,19 @@ def _merge(group: Group, results: Sequence[ChunkResult]) -> GroupResult:
     return GroupResult(epochs, curves, final, stopped, best, weights)
 
 
-def _worker_main(group, folds, chunks, device, dtype, messages, worker) -> None:
+# what a worker tells the parent: (kind, worker, payload)
+Message = tuple[str, int, Any]
+
+
+def _worker_main(
+    group: Group,
+    folds: Sequence[FoldData],
+    chunks: Sequence[Sequence[int]],
+    device: torch.device,
+    dtype: torch.dtype,
+    messages: Queue[Message],
+    worker: int,
+) -> None:
     try:
         torch.set_num_threads(1)
         pending, last = 0, time.monotonic()
@@ -239,20 +256,29 @@ def _worker_main(group, folds, chunks, device, dtype, messages, worker) -> None:
 
         results = [train_chunk(group, folds, c, device=device, dtype=dtype, progress=report) for c in chunks]
         for res in results:
-            # numpy, not tensors: torch would pass tensors as file descriptors that vanish with us
-            res.state = {k: v.numpy() for k, v in res.state.items()}
+            # numpy, not tensors: torch would pass tensors as file descriptors that vanish with us (the
+            # parent turns them back into tensors, so the field's type holds outside this transit)
+            res.state = {k: v.numpy() for k, v in res.state.items()}  # type: ignore[misc]
         messages.put(("progress", worker, pending))
         messages.put(("done", worker, results))
     except BaseException as exc:  # noqa: BLE001 - any failure must reach the parent, not hang it
         messages.put(("error", worker, (exc, traceback.format_exc())))
 
 
-def _train_in_processes(group, folds, plan, device, dtype, progress) -> list[ChunkResult]:
+def _train_in_processes(
+    group: Group,
+    folds: Sequence[FoldData],
+    plan: Sequence[Sequence[Sequence[int]]],
+    device: torch.device,
+    dtype: torch.dtype,
+    progress: Callable[[int], None] | None,
+) -> list[ChunkResult]:
     method = "fork" if device.type == "cpu" and "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
-    messages = context.Queue()
+    messages: Queue[Message] = context.Queue()
     processes = [
-        context.Process(
+        # typeshed types get_context(str) as BaseContext, which lacks Process; fork and spawn contexts have it
+        context.Process(  # type: ignore[attr-defined]
             target=_worker_main, args=(group, folds, chunks, device, dtype, messages, w), daemon=True
         )
         for w, chunks in enumerate(plan)

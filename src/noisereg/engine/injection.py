@@ -24,14 +24,14 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import Tensor
 
 from noisereg import noise
+from noisereg.noise.base import NoiseKind, randn
 from noisereg.noise.multiplicative import dropout_std
-from noisereg.noise.base import randn
 from noisereg.schedules import resolve
 from noisereg.seeding import NoiseGenerator
 from noisereg.streams import Stream, fill_normals
@@ -44,7 +44,7 @@ _ADDITIVE = (noise.Gaussian,)
 _MULTIPLICATIVE = (noise.MultiplicativeGaussian, noise.GaussianDropoutNoise)
 
 
-def _fast_form(kinds: Sequence[object]) -> Form | None:
+def _fast_form(kinds: Sequence[NoiseKind]) -> Form | None:
     kind_type = type(kinds[0])
     if any(type(k) is not kind_type or getattr(k, "clip", None) is not None for k in kinds):
         return None
@@ -66,16 +66,17 @@ def _draw_unit_normals(
     Streams of every replica are drawn by one call on all cores when all replicas draw; a Stream's
     values at (key, counter) do not depend on that grouping.
     """
-    streams = all(isinstance(generators[r], Stream) for r in rows)
-    if streams and len(rows) == len(slices) and stack.dtype in (torch.float32, torch.float64):
+    streams = [g for g in generators if isinstance(g, Stream)]
+    if len(streams) == len(rows) == len(slices) and stack.dtype in (torch.float32, torch.float64):
         flat = stack.view(len(slices), -1)
-        fill_normals(flat, [g.key for g in generators], [g.reserve(flat.shape[1]) for g in generators])
+        fill_normals(flat, [g.key for g in streams], [g.reserve(flat.shape[1]) for g in streams])
         return
     for r in rows:
-        if isinstance(generators[r], Stream):
-            slices[r].copy_(randn(slices[r].shape, generators[r], dtype=slices[r].dtype, device=stack.device))
+        generator = generators[r]
+        if isinstance(generator, Stream):
+            slices[r].copy_(randn(slices[r].shape, generator, dtype=slices[r].dtype, device=stack.device))
         else:
-            slices[r].normal_(generator=generators[r])
+            slices[r].normal_(generator=generator)
 
 
 class SiteStream:
@@ -93,7 +94,7 @@ class SiteStream:
 
     def __init__(
         self,
-        kinds: Sequence[object],
+        kinds: Sequence[NoiseKind],
         generators: Sequence[NoiseGenerator],
         *,
         name: str,
@@ -118,13 +119,15 @@ class SiteStream:
     def _unit_sigma(self, value: object) -> float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
             raise ValueError(f"{self.name}: strength {value!r} must be a finite number")
+        unit = float(value)
         if isinstance(self.kinds[0], noise.GaussianDropoutNoise):
-            if not 0.0 <= value < 1.0:
+            if not 0.0 <= unit < 1.0:
                 raise ValueError(f"{self.name}: rate={value!r} must be in [0, 1)")
-            return dropout_std(float(value))
-        if value < 0:
+            # dropout_std maps a float rate through math.sqrt: the result is a float, never a tensor
+            return cast(float, dropout_std(unit))
+        if unit < 0:
             raise ValueError(f"{self.name}: std={value!r} must be >= 0")
-        return float(value)
+        return unit
 
     def _sigma(self, step: int, like: Tensor) -> tuple[Tensor, list[int]]:
         """Per-replica σ of ε, shaped [R, 1, ...] for ``like``, and the replicas with σ > 0."""

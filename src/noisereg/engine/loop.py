@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from noisereg.noise.base import NoiseKind
 from noisereg.seeding import derive_seed
 from noisereg.sites import attach
-from noisereg.sites.attach import TargetsHandle
+from noisereg.sites.attach import At, TargetsHandle
 from noisereg.sites.mixing import MixingLayer
 
 __all__ = ["AttachSite", "LoopResult", "LoopTask", "Part", "attach_sites", "default_step", "evaluate", "score", "train_replica"]
@@ -54,7 +54,7 @@ class AttachSite:
     """
 
     noise: NoiseKind
-    at: str
+    at: At
     options: tuple[tuple[str, Any], ...] = ()
 
     def with_strength(self, value: float) -> AttachSite:

@@ -9,6 +9,8 @@ outputs) compute it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -24,7 +26,7 @@ __all__ = ["training_targets", "output_grad", "training_loss", "batch_loss", "Ev
 _VECTOR_ELEMENTS = 64
 
 
-def per_replica(fn, x: Tensor) -> Tensor:
+def per_replica(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """``fn(x)`` for an elementwise ``fn`` on a stack ``x`` [R, ...], computed so that each replica's
     values take the vector path whatever R is (see _VECTOR_ELEMENTS)."""
     rows = x.shape[0]
@@ -96,7 +98,7 @@ class Evaluator:
     def __init__(self, loss: str, parts: dict[str, Tensor]) -> None:
         self.loss = loss
         ends = np.cumsum([y.shape[1] for y in parts.values()]).tolist()
-        self.slices = {name: slice(end - y.shape[1], end) for (name, y), end in zip(parts.items(), ends)}
+        self.slices = {name: slice(end - y.shape[1], end) for (name, y), end in zip(parts.items(), ends, strict=True)}
         self.y = torch.cat(list(parts.values()), dim=1)
         if loss == "mse":
             target = _rows(self.y).reshape(self.y.shape[0], self.y.shape[1], -1)

@@ -6,8 +6,8 @@ blocks in ``named_parameters`` order, like :class:`~noisereg.engine.replicas.Sta
 forward pass is ``torch.func.vmap`` over ``torch.func.functional_call``. Gradients come from autograd
 on the flat buffer, so the optimizers, clipping and gradient noise are the MLP path's own.
 
-Noise sites: ``input``, ``targets``, ``gradients``, and hidden ``pre``/``post`` noise at the places
-``ModuleSpec.hidden`` names: hidden layer i is ``(pre, post)``, the qualified names of the module whose
+Noise sites: ``input``, ``targets``, ``gradients``, and hidden ``before``/``after`` noise at the places
+``ModuleSpec.hidden`` names: hidden layer i is ``(before, after)``, the qualified names of the module whose
 output is the layer's linear output (a Conv2d, a Linear) and of its activation; noise goes on that
 module's output (a recurrent layer's output sequence, the first item of its ``(output, state)``),
 replica r's from its own stream (:func:`noisereg.engine.vectorized.on_replicas`). Modules must have
@@ -28,6 +28,7 @@ from torch.func import functional_call, vmap
 from noisereg._compat.torch_private import batch_rnn_rules
 from noisereg.engine.losses import training_loss
 from noisereg.engine.vectorized import on_replicas
+from noisereg.engine.vocabulary import HIDDEN_SITES
 from noisereg.seeding import derive_seed
 from noisereg.sites.activations import noisy_value
 
@@ -41,7 +42,7 @@ class ModuleSpec:
 
     ``name`` labels the model in reports. The module's own initialization runs under each replica's
     seed (see :func:`initial_module`). ``hidden``: per hidden layer, the qualified names of the
-    submodules whose outputs take its ``pre`` and ``post`` noise (the same name twice where the layer
+    submodules whose outputs take its ``before`` and ``after`` noise (the same name twice where the layer
     has no separate activation module, e.g. a GRU's output sequence).
     """
 
@@ -58,7 +59,7 @@ class ModuleSpec:
         if not isinstance(self.hidden, tuple) or not all(
             isinstance(h, tuple) and len(h) == 2 and all(isinstance(n, str) for n in h) for h in self.hidden
         ):
-            raise TypeError(f"hidden={self.hidden!r} must be a tuple of (pre, post) module-name pairs")
+            raise TypeError(f"hidden={self.hidden!r} must be a tuple of (before, after) module-name pairs")
 
 
 def initial_module(spec: ModuleSpec, seed: int) -> nn.Module:
@@ -107,9 +108,9 @@ class StackedModule:
                 module.register_forward_hook(self._hidden_hook(layer, which, name))
 
     def _hidden_hook(self, layer: int, which: int, name: str) -> Callable[..., object]:
-        """The forward hook that puts hidden layer ``layer``'s pre (``which`` 0) or post (1) noise on
+        """The forward hook that puts hidden layer ``layer``'s before (``which`` 0) or after (1) noise on
         ``name``'s output, each replica's slice from its own streams, while training."""
-        label = f"{('pre', 'post')[which]} noise of hidden layer {layer} ({name!r})"
+        label = f"{HIDDEN_SITES[which]!r} noise of hidden layer {layer} ({name!r})"
 
         def hook(module: nn.Module, args: tuple, output: object) -> object:
             if self._noise is None:

@@ -8,6 +8,7 @@ state (moments, momentum buffer) in buffers laid out like the parameters.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -25,7 +26,8 @@ def clip_grad_norm(blocks: Sequence[Tensor], max_norm: float) -> Tensor:
     every block is multiplied by min(1, max_norm / (‖g‖ + 1e-6)). The squared norms are batched
     dot products, which round each replica alike whatever the number of replicas.
     """
-    squares = sum(torch.bmm(b.unsqueeze(1), b.unsqueeze(2)) for b in blocks)
+    # a model has at least one parameter, so the sum is a tensor, never sum()'s start value 0
+    squares = cast(Tensor, sum(torch.bmm(b.unsqueeze(1), b.unsqueeze(2)) for b in blocks))
     total = squares.view(-1).sqrt()
     coef = (max_norm / (total + 1e-6)).clamp_(max=1.0).unsqueeze(1)
     for block in blocks:

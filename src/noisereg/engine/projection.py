@@ -16,6 +16,8 @@ draw by draw while agreeing in distribution.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor
 
@@ -61,5 +63,6 @@ class ProjectedPostNoise:
             return
         sigma, xi, step, epoch = self._saved
         _, zeta = self.stream.unit_normals(g_w, step=step, epoch=epoch, slot="projected-zeta")
-        g_w.addcmul_(projected_noise_gradient(w_out, dzT, xi, zeta), sigma)
+        # the same step drew ξ in forward, so some replica has σ > 0 and ζ is drawn
+        g_w.addcmul_(projected_noise_gradient(w_out, dzT, xi, cast(Tensor, zeta)), sigma)
         self._saved = None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +45,9 @@ ACTIVATION_MODULES = {
 }
 # per hidden layer: the noise streams before and after its activation
 HiddenNoise = Sequence[tuple[Sequence[SiteStream], Sequence[SiteStream]]]
+# d output / d input of a hidden layer's noise and activation: a tensor (closed form), the autograd
+# leaf and output to differentiate (tuple), or None where it is 1
+Local = Tensor | tuple[Tensor, Tensor] | None
 
 
 def build_module(spec: MLPSpec) -> nn.Sequential:
@@ -118,9 +122,9 @@ def _activate_autograd(name: str, pre: Tensor) -> Tensor:
 class StackedMLP:
     """Parameters of R replicas of one MLP in one flat buffer, and their batched forward/backward.
 
-    ``forward_train`` puts the replicas' noise on the way (pre/post streams per hidden layer) and
-    keeps what ``backward`` needs; ``backward`` writes the mean-loss gradient into a flat buffer laid
-    out like ``params``.
+    ``forward_train`` puts the replicas' noise on the way (streams before and after each hidden layer's
+    activation) and keeps what ``backward`` needs; ``backward`` writes the mean-loss gradient into a flat
+    buffer laid out like ``params``.
     """
 
     def __init__(self, spec: MLPSpec, replicas: int, *, device: torch.device | str, dtype: torch.dtype) -> None:
@@ -144,7 +148,8 @@ class StackedMLP:
         self.params = torch.zeros(self.numel + -self.numel % 64, device=self.device, dtype=dtype)
         self.param_views = self.views(self.params)
         self._buffers: dict[object, Tensor] = {}
-        self._saved: list[object] = []
+        # x, then (local, h) per hidden layer: even positions hold the layers' inputs (tensors)
+        self._saved: list[Tensor | Local] = []
         self.projected: list[ProjectedPostNoise] = []
         self._grad_views: tuple[Tensor, list[tuple[Tensor, Tensor | None]]] | None = None
 
@@ -166,12 +171,13 @@ class StackedMLP:
         """Views [R, ...] of ``flat`` in torch's layout and state-dict order (weight, bias per layer)."""
         out = []
         for i, (w, b) in enumerate(self.views(flat)):
+            # only layer 0 of a deeper network keeps its bias inside w; every other layer has a bias block
             if i == self.n_layers - 1:
-                out += [w, b[..., 0]]
+                out += [w, cast(Tensor, b)[..., 0]]
             elif i == 0:
                 out += [w[:, :-1].transpose(1, 2), w[:, -1]]
             else:
-                out += [w.transpose(1, 2), b[:, 0]]
+                out += [w.transpose(1, 2), cast(Tensor, b)[:, 0]]
         return out
 
     def state_keys(self) -> list[str]:
@@ -233,9 +239,11 @@ class StackedMLP:
         w, b = self.param_views[i]
         if i == 0 and self.augmented:
             return torch.bmm(h, w, out=out)
+        # every layer but an augmented layer 0 has a bias block (see __init__)
+        bias = cast(Tensor, b)
         if i == self.n_layers - 1:
-            return torch.baddbmm(b, w, h.transpose(1, 2), out=out)
-        return torch.baddbmm(b, h, w, out=out)
+            return torch.baddbmm(bias, w, h.transpose(1, 2), out=out)
+        return torch.baddbmm(bias, h, w, out=out)
 
     def forward_eval(self, x: Tensor, rows: int | None = None) -> Tensor:
         """Outputs zᵀ [R, out, n] without noise, for network input ``x`` [R, n, in(+1)].
@@ -260,49 +268,66 @@ class StackedMLP:
     def forward_train(
         self, x: Tensor, hidden_noise: HiddenNoise, *, step: int, epoch: int
     ) -> Tensor:
-        """Outputs zᵀ [R, out, B] of a training batch with the (pre, post) noise of each hidden layer."""
+        """Outputs zᵀ [R, out, B] of a training batch, with noise before and after each hidden activation."""
         self._saved = [x]
         h = x
         for i in range(self.n_layers - 1):
-            pre = self._linear(i, h, out=self._buffer(("pre", i), h.shape[:2] + (self.spec.widths[i],)))
-            pre_streams, post_streams = hidden_noise[i]
-            streams = list(pre_streams) + list(post_streams)
+            pre = self._linear(i, h, out=self._buffer(("linear", i), h.shape[:2] + (self.spec.widths[i],)))
+            before_streams, after_streams = hidden_noise[i]
+            streams = list(before_streams) + list(after_streams)
+            local: Local
             if all(s.closed_form for s in streams):
-                h, local = self._hidden_closed_form(i, pre, pre_streams, post_streams, step, epoch)
+                h, local = self._hidden_closed_form(i, pre, before_streams, after_streams, step, epoch)
             else:
-                h, local = self._hidden_autograd(i, pre, pre_streams, post_streams, step, epoch)
+                h, local = self._hidden_autograd(i, pre, before_streams, after_streams, step, epoch)
             self._saved += [local, h]
         zT = self._linear(self.n_layers - 1, h)
         for site in self.projected:
             zT = site.forward(zT, self.param_views[-1][0], step=step, epoch=epoch)
         return zT
 
-    def _hidden_closed_form(self, i, pre, pre_streams, post_streams, step, epoch):
+    def _hidden_closed_form(
+        self,
+        i: int,
+        pre: Tensor,
+        before_streams: Sequence[SiteStream],
+        after_streams: Sequence[SiteStream],
+        step: int,
+        epoch: int,
+    ) -> tuple[Tensor, Tensor | None]:
         """Noise, activation, noise; returns the output and d output / d pre (None when it is 1)."""
-        multipliers = []
-        for stream in pre_streams:
-            pre, m = stream.apply(pre, step=step, epoch=epoch, slot=("pre", i))
-            multipliers.append(m)
+        drawn: list[Tensor | None] = []
+        for stream in before_streams:
+            pre, m = stream.apply(pre, step=step, epoch=epoch, slot=("before", i))
+            drawn.append(m)
         a, deriv = _activate(self.spec.activation, pre, self._buffer(("deriv", i), pre.shape))
-        for stream in post_streams:
-            a, m = stream.apply(a, step=step, epoch=epoch, slot=("post", i))
-            multipliers.append(m)
-        multipliers = [m for m in multipliers if m is not None]
-        if deriv is None and multipliers:
-            deriv = self._buffer(("deriv", i), pre.shape).fill_(1.0)
-        for m in multipliers:
-            deriv.mul_(m)
+        for stream in after_streams:
+            a, m = stream.apply(a, step=step, epoch=epoch, slot=("after", i))
+            drawn.append(m)
+        multipliers = [m for m in drawn if m is not None]
+        if multipliers:
+            deriv = self._buffer(("deriv", i), pre.shape).fill_(1.0) if deriv is None else deriv
+            for m in multipliers:
+                deriv.mul_(m)
         return a, deriv
 
-    def _hidden_autograd(self, i, pre, pre_streams, post_streams, step, epoch):
+    def _hidden_autograd(
+        self,
+        i: int,
+        pre: Tensor,
+        before_streams: Sequence[SiteStream],
+        after_streams: Sequence[SiteStream],
+        step: int,
+        epoch: int,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         leaf = pre.detach().clone().requires_grad_(True)
         with torch.enable_grad():
             h = leaf.clone()
-            for stream in pre_streams:
-                h, _ = stream.apply(h, step=step, epoch=epoch, slot=("pre", i))
+            for stream in before_streams:
+                h, _ = stream.apply(h, step=step, epoch=epoch, slot=("before", i))
             h = _activate_autograd(self.spec.activation, h)
-            for stream in post_streams:
-                h, _ = stream.apply(h if stream.form is None else h.clone(), step=step, epoch=epoch, slot=("post", i))
+            for stream in after_streams:
+                h, _ = stream.apply(h if stream.form is None else h.clone(), step=step, epoch=epoch, slot=("after", i))
         return h.detach(), (leaf, h)
 
     def backward(self, dzT: Tensor, grads: Tensor) -> None:
@@ -312,7 +337,9 @@ class StackedMLP:
         views = self._grad_views[1]
         last = self.n_layers - 1
         g_w, g_b = views[last]
-        torch.bmm(dzT, self._saved[-1], out=g_w)
+        # the layers' inputs, at even positions of _saved, are tensors (see __init__)
+        h_last = cast(Tensor, self._saved[-1])
+        torch.bmm(dzT, h_last, out=g_w)
         for site in self.projected:
             site.backward(g_w, dzT, self.param_views[-1][0])
         # Sums over the batch as matmuls with ones: a batched matmul rounds each replica alike
@@ -325,13 +352,13 @@ class StackedMLP:
         if last == 1 and w_out.shape[1] == 1 and isinstance(local, Tensor):
             # One hidden layer and one output: δ_bj = dz_b·w_j·D_bj, so the first layer's gradient
             # Σ_b x_bi·δ_bj = w_j·Σ_b (x_bi·dz_b)·D_bj is one matmul against D, without building δ.
-            h_in = self._saved[0]
+            h_in = cast(Tensor, self._saved[0])
             shape = (h_in.shape[0], h_in.shape[2], h_in.shape[1])
             weighted = torch.mul(h_in.transpose(1, 2), dzT, out=self._buffer("weighted", shape))
             torch.bmm(weighted, local, out=views[0][0]).mul_(w_out)
             self._saved = []
             return
-        delta = torch.bmm(dzT.transpose(1, 2), w_out, out=self._buffer("delta", self._saved[-1].shape))
+        delta = torch.bmm(dzT.transpose(1, 2), w_out, out=self._buffer("delta", h_last.shape))
         for i in range(last - 1, -1, -1):
             local = self._saved[2 * i + 1]
             if isinstance(local, tuple):
@@ -339,7 +366,7 @@ class StackedMLP:
                 (delta,) = torch.autograd.grad(h, leaf, delta)
             elif local is not None:
                 delta = delta.mul_(local)
-            h_in = self._saved[2 * i]
+            h_in = cast(Tensor, self._saved[2 * i])
             g_w, g_b = views[i]
             torch.bmm(h_in.transpose(1, 2), delta, out=g_w)
             if g_b is not None:

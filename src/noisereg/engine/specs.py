@@ -15,8 +15,18 @@ from typing import Literal, get_args
 import torch
 
 from noisereg.engine.modules import ModuleSpec
-from noisereg.engine.vocabulary import HIDDEN_SITES, Activation, ClockUnit, Init, Loss, SiteName
+from noisereg.engine.vocabulary import (
+    HIDDEN_SITES,
+    RENAMED_SITES,
+    Activation,
+    ClockUnit,
+    Init,
+    Loss,
+    SiteName,
+    renamed_site,
+)
 from noisereg.noise import Gaussian
+from noisereg.noise.base import NoiseKind
 from noisereg.schedules import Schedule
 from noisereg.seeding import check_seed
 
@@ -32,6 +42,8 @@ __all__ = [
     "is_constantly_off",
 ]
 
+# a hidden site's stream key: its name before the rename (see SiteNoise.stream_keys)
+_STREAM_KEYS = {new: old for old, new in RENAMED_SITES.items()}
 
 
 def _check_choice(name: str, value: object, literal: object) -> None:
@@ -130,9 +142,10 @@ class OptimSpec:
 class SiteNoise:
     """One noise site of a group.
 
-    ``site``: ``"input"`` (the batch's inputs), ``"pre"``/``"post"`` (a hidden layer's linear output
-    before/after its activation), ``"weights"`` (W̃ = W + noise on every parameter named ``weight*``,
-    biases left out as in :func:`noisereg.sites.attach`; drawn once per optimizer step and held for
+    ``site``: ``"input"`` (the batch's inputs), ``"before"``/``"after"`` (a hidden layer's linear output
+    before its activation / the activation's output, as :func:`noisereg.attach`'s ``where``; the earlier
+    names ``"pre"``/``"post"`` still work, with a ``DeprecationWarning``), ``"weights"`` (W̃ = W + noise
+    on every parameter named ``weight*``, biases left out as in :func:`noisereg.sites.attach`; drawn once per optimizer step and held for
     every sample of the minibatch; the gradient is taken at W̃ and the optimizer updates the clean W,
     as Graves 2011/2013 do; with ``batch_size = 1`` that is one draw
     per training sequence, Graves 2013's setting), ``"gradients"`` (g̃ = g + noise, added to each replica's gradient
@@ -143,19 +156,22 @@ class SiteNoise:
     ``bce`` targets y as rows ``[1 − y, y]``);
     a schedule in its main strength is read at ``clock``: the 0-based optimizer step (``"step"``,
     the default and Neelakantan's t) or the 0-based epoch (``"epoch"``).
-    ``layers`` picks hidden layers (0-based) for pre/post; None means all hidden layers.
-    ``sampling="projected"`` draws Gaussian post-activation noise of the last hidden layer of an MLP
+    ``layers`` picks hidden layers (0-based) for before/after; None means all hidden layers.
+    ``sampling="projected"`` draws Gaussian noise after the activation of the last hidden layer of an MLP
     with one output through its projection (:mod:`noisereg.engine.projection`): the same
     distribution with far fewer draws; the default ``"exact"`` draws every ε.
     """
 
     site: SiteName
-    kind: object
+    kind: NoiseKind
     layers: tuple[int, ...] | None = None
     clock: ClockUnit = "step"
     sampling: Literal["exact", "projected"] = "exact"
 
     def __post_init__(self) -> None:
+        if isinstance(self.site, str) and self.site in RENAMED_SITES:
+            # frozen: object.__setattr__ is how a frozen dataclass sets its own field
+            object.__setattr__(self, "site", renamed_site(self.site, "SiteNoise.site"))
         _check_choice("site", self.site, SiteName)
         _check_choice("clock", self.clock, ClockUnit)
         _check_choice("sampling", self.sampling, Literal["exact", "projected"])
@@ -165,7 +181,7 @@ class SiteNoise:
             )
         if self.layers is not None:
             if self.site not in HIDDEN_SITES:
-                raise ValueError(f"layers={self.layers!r} is only for sites 'pre' and 'post', not {self.site!r}")
+                raise ValueError(f"layers={self.layers!r} is only for sites 'before' and 'after', not {self.site!r}")
             if not isinstance(self.layers, tuple) or not self.layers:
                 raise TypeError(f"layers={self.layers!r} must be a non-empty tuple of ints >= 0, or None")
             for layer in self.layers:
@@ -175,9 +191,11 @@ class SiteNoise:
 
     @property
     def stream_keys(self) -> tuple[str, str]:
-        """The stream keys of this site (an occurrence index is appended by the group)."""
+        """The stream keys of this site (an occurrence index is appended by the group). The hidden
+        sites keep the keys of their earlier names (``"pre"``, ``"post"``), so that a replica draws the
+        same noise as before the rename and stored results stay reproducible."""
         layers = "all" if self.layers is None else ",".join(map(str, self.layers))
-        return (self.site, f"layers={layers}")
+        return (_STREAM_KEYS.get(self.site, self.site), f"layers={layers}")
 
 
 @dataclass(frozen=True)
@@ -283,8 +301,8 @@ class Group:
 
 
 def _check_projected(i: int, site: SiteNoise, model: MLPSpec | ModuleSpec) -> None:
-    if site.site != "post" or type(site.kind) is not Gaussian or site.kind.clip is not None:
-        raise ValueError(f"sites[{i}].sampling='projected' needs site='post' with Gaussian noise without clip")
+    if site.site != "after" or type(site.kind) is not Gaussian or site.kind.clip is not None:
+        raise ValueError(f"sites[{i}].sampling='projected' needs site='after' with Gaussian noise without clip")
     hidden = len(model.widths) if isinstance(model, MLPSpec) else 0
     layers = site.layers if site.layers is not None else tuple(range(hidden))
     if hidden == 0 or model.out_features != 1 or layers != (hidden - 1,):
@@ -328,14 +346,14 @@ class FoldData:
         return ("train", "test", "val") if self.x_val is not None else ("train", "test")
 
 
-def site_kinds(group: Group, replica: Replica) -> list[object]:
+def site_kinds(group: Group, replica: Replica) -> list[NoiseKind]:
     """The noise kind of each site of ``group`` for ``replica`` (with its strength override)."""
     if not replica.strengths:
         return [site.kind for site in group.sites]
     return [site.kind.with_strength(v) for site, v in zip(group.sites, replica.strengths, strict=True)]
 
 
-def is_constantly_off(kind: object) -> bool:
+def is_constantly_off(kind: NoiseKind) -> bool:
     """True when ``kind`` has a constant strength at its identity value (it never adds noise)."""
     return isinstance(kind.strength, numbers.Real) and kind.is_off(0)
 

@@ -5,7 +5,7 @@ A chunk is a set of replicas of one group whose folds have the same sizes, train
 into chunks (by fold sizes, memory budget and workers) and merges their results.
 
 Per replica and per step, in this order: the batch (see below); input noise; target noise; the
-forward pass with pre/post noise of the hidden layers; the mean-loss gradient; gradient noise
+forward pass with the noise before/after the hidden layers' activations; the mean-loss gradient; gradient noise
 (g̃ = g + noise, on the replica's gradient in torch's state-dict order); gradient clipping; the
 optimizer's update. Batches: each epoch, when the training set takes more than one batch, the
 replica's ``"batches"`` stream draws ``torch.randperm(n)`` and the batches are consecutive slices of
@@ -16,8 +16,9 @@ stored order, since reordering a single full batch changes nothing but rounding.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ from noisereg.engine.optim import StackedOptimizer
 from noisereg.engine.projection import ProjectedPostNoise
 from noisereg.engine.replicas import StackedMLP, initial_state_dict
 from noisereg.engine.specs import FoldData, Group, MLPSpec, is_constantly_off, site_kinds
+from noisereg.engine.vocabulary import HIDDEN_SITES
 from noisereg.seeding import derive_seed, make_generator, noise_generator
 
 __all__ = ["ChunkResult", "train_chunk", "evaluated_epochs"]
@@ -56,7 +58,7 @@ class ChunkResult:
     state: dict[str, Tensor]
 
 
-def _stack(tensors: Sequence[Tensor], fold_ids: Sequence[int]) -> Tensor:
+def _stack(tensors: Mapping[int, Tensor], fold_ids: Sequence[int]) -> Tensor:
     """Stack per-fold tensors for the replicas' folds; a shared fold is expanded, not copied."""
     if len(set(fold_ids)) == 1:
         t = tensors[fold_ids[0]]
@@ -65,11 +67,12 @@ def _stack(tensors: Sequence[Tensor], fold_ids: Sequence[int]) -> Tensor:
 
 
 class _Chunk:
-    def __init__(self, group: Group, folds: Sequence[FoldData], indices: Sequence[int], device, dtype) -> None:
+    def __init__(self, group: Group, folds: Sequence[FoldData], indices: Sequence[int], device: torch.device, dtype: torch.dtype) -> None:
         self.group, self.indices = group, list(indices)
         replicas = [group.replicas[i] for i in self.indices]
         self.R = len(replicas)
         spec = group.model
+        self.model: StackedMLP | StackedModule
         if isinstance(spec, MLPSpec):
             self.model = StackedMLP(spec, self.R, device=device, dtype=dtype)
             self.model.load_state([initial_state_dict(spec, r.seed) for r in replicas])
@@ -78,7 +81,8 @@ class _Chunk:
         used = sorted({r.fold for r in replicas})
         fold_ids = [r.fold for r in replicas]
         self.parts = folds[fold_ids[0]].parts
-        self.x, self.y = {}, {}
+        self.x: dict[str, Tensor] = {}
+        self.y: dict[str, Tensor] = {}
         for part in self.parts:
             xs = {f: self.model.augment(getattr(folds[f], f"x_{part}").to(device, dtype)) for f in used}
             ys = {f: getattr(folds[f], f"y_{part}").to(device) for f in used}
@@ -95,7 +99,7 @@ class _Chunk:
         self.batch_generators = [make_generator(derive_seed(r.seed, "batches"), device) for r in replicas]
         self.streams: dict[str, list[SiteStream]] = {s: [] for s in ("input", "targets", "weights", "gradients")}
         hidden_layers = len(spec.widths) if isinstance(spec, MLPSpec) else len(spec.hidden)
-        self.hidden = [([], []) for _ in range(hidden_layers)]
+        self.hidden: list[tuple[list[SiteStream], list[SiteStream]]] = [([], []) for _ in range(hidden_layers)]
         per_replica = [site_kinds(group, r) for r in replicas]
         for i, site in enumerate(group.sites):
             kinds = [k[i] for k in per_replica]
@@ -105,10 +109,11 @@ class _Chunk:
             gens = [noise_generator(derive_seed(r.seed, "noise", *keys), device) for r in replicas]
             stream = SiteStream(kinds, gens, name=f"sites[{i}]", clock=site.clock)
             if site.sampling == "projected":
-                self.model.projected.append(ProjectedPostNoise(stream))
-            elif site.site in ("pre", "post"):
+                # Group admits projected sampling on an MLP only (specs._check_projected)
+                cast(StackedMLP, self.model).projected.append(ProjectedPostNoise(stream))
+            elif site.site in HIDDEN_SITES:
                 for layer in site.layers if site.layers is not None else range(hidden_layers):
-                    self.hidden[layer][0 if site.site == "pre" else 1].append(stream)
+                    self.hidden[layer][HIDDEN_SITES.index(site.site)].append(stream)
             else:
                 self.streams[site.site].append(stream)
         self.grads = torch.zeros_like(self.model.params)
@@ -158,8 +163,10 @@ class _Chunk:
         return qb
 
     def _noisy_gradients(self, step: int, epoch: int) -> None:
-        flat_index = self.torch_index.reshape(-1)
-        gvec = self.grads[flat_index].view(self.torch_index.shape)
+        # called only with gradient streams, for which __init__ sets torch_index
+        torch_index = cast(Tensor, self.torch_index)
+        flat_index = torch_index.reshape(-1)
+        gvec = self.grads[flat_index].view(torch_index.shape)
         for stream in self.streams["gradients"]:
             gvec, _ = stream.apply(gvec, step=step, epoch=epoch, slot="gradients")
         self.grads[flat_index] = gvec.reshape(-1)
@@ -230,7 +237,7 @@ def _run(chunk: _Chunk, progress: Callable[[int], None] | None) -> ChunkResult:
             device = chunk.x["train"].device
             perm = torch.stack([torch.randperm(n_train, generator=g, device=device) for g in chunk.batch_generators])
         record = epoch + 1 == eval_epochs[column]
-        noisy_loss = 0.0
+        noisy_loss: float | np.ndarray = 0.0
         for k in range(n_batches):
             zT, qb = chunk.train_step(perm, k * group.batch_size, step, epoch)
             if record:
@@ -242,7 +249,8 @@ def _run(chunk: _Chunk, progress: Callable[[int], None] | None) -> ChunkResult:
         if not record:
             continue
         metrics = chunk.evaluate()
-        metrics["train_loss_noisy"] = noisy_loss / n_train
+        # an epoch has at least one batch, so a recorded epoch's sum is an array of batch losses
+        metrics["train_loss_noisy"] = cast(np.ndarray, noisy_loss) / n_train
         for name, value in metrics.items():
             if name not in curves:
                 curves[name] = np.full((R, len(eval_epochs)), np.nan)
@@ -255,7 +263,8 @@ def _run(chunk: _Chunk, progress: Callable[[int], None] | None) -> ChunkResult:
                 for best_block, block in zip(chunk.blocks(best_params), chunk.blocks(chunk.model.params), strict=True):
                     best_block[rows] = block[rows]
                 best_loss[improved], best_epoch[improved], best_column[improved] = val[improved], epoch + 1, column
-            newly = ~stopped & (epoch + 1 - best_epoch >= group.patience)
+            # best_params is kept only when the group has a patience
+            newly = ~stopped & (epoch + 1 - best_epoch >= cast(int, group.patience))
             stopped_epoch[newly] = epoch + 1
             stopped |= newly
         column += 1

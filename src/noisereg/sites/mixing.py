@@ -19,7 +19,7 @@ from noisereg.layers import NoiseLayer
 from noisereg.noise.base import NoiseKind, check_generator, draw_dtype, torch_generator
 from noisereg.schedules import Schedule
 from noisereg.seeding import NoiseGenerator
-from noisereg.sites.targets import as_soft, class_count
+from noisereg.sites.labels import as_soft, class_count
 
 __all__ = ["mixup", "cutmix", "MixingKind", "Mixup", "CutMix", "MixingLayer"]
 

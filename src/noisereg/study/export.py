@@ -45,6 +45,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from noisereg.engine.vocabulary import current_site
 from noisereg.noise.kinds import KINDS
 from noisereg.study.run.dashboard import OBJECTIVE_NAME, objective
 from noisereg.study.store import PROPOSAL, ROBUSTNESS_PREFIX, ROBUSTNESS_VS_BASELINE, Store
@@ -161,12 +162,13 @@ def _main_strength(table: Mapping[str, Any]) -> str | None:
 
 def _cell_params(key: str, meta: Mapping[str, Any], results: Mapping[str, Any]) -> dict[str, str]:
     """The MLflow parameters of one cell (see the module docstring), as strings."""
-    noise = [dict(table) for table in meta.get("noise") or []]
+    # a run stored before the rename names hidden sites the earlier way
+    noise = [{**table, "site": current_site(table.get("site"))} for table in meta.get("noise") or []]
     value, proposal = meta.get("value"), results.get(PROPOSAL)
     if value is None and isinstance(proposal, Mapping) and noise:
         # a search cell: the stored plan holds the arm's table; its sampler proposed the value (and site)
         value = proposal.get("value")
-        noise[0]["site"] = proposal.get("site") or noise[0].get("site")
+        noise[0]["site"] = current_site(proposal.get("site")) or noise[0].get("site")
         if meta.get("param") == _main_strength(noise[0]):
             noise[0][meta["param"]] = value
     strengths = [table.get(_main_strength(table) or "") for table in noise]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from noisereg.study.cells import plan_cells, signature, strengths
@@ -29,12 +31,12 @@ def with_arm(arm: dict) -> dict:
 
 
 def test_negative_std_names_the_key_path() -> None:
-    arm = {"name": "bad", "noise": {"site": "pre", "kind": "gaussian", "std": -0.1}}
+    arm = {"name": "bad", "noise": {"site": "before", "kind": "gaussian", "std": -0.1}}
     assert problems(with_arm(arm)) == [("arms[2].noise.std", "must be >= 0, got -0.1")]
 
 
 def test_list_of_sites_keeps_the_index_the_user_wrote() -> None:
-    arm = {"name": "bad", "noise": [{"site": "input", "kind": "gaussian", "std": 0.1}, {"site": "pre", "kind": "gaussian", "std": -1.0}]}
+    arm = {"name": "bad", "noise": [{"site": "input", "kind": "gaussian", "std": 0.1}, {"site": "before", "kind": "gaussian", "std": -1.0}]}
     assert problems(with_arm(arm)) == [("arms[2].noise[1].std", "must be >= 0, got -1.0")]
 
 
@@ -70,13 +72,13 @@ def test_missing_key_and_several_problems_at_once() -> None:
     [([], "must have at least 1 item(s)"), ([0.1, 0.1], "distinct"), ([0.1, -0.2], "grid.values[1] sets std: must be >= 0, got -0.2")],
 )
 def test_bad_grids_are_refused(grid: list, message: str) -> None:
-    arm = {"name": "g", "noise": {"site": "pre", "kind": "gaussian", "std": 0.1}, "grid": grid}
+    arm = {"name": "g", "noise": {"site": "before", "kind": "gaussian", "std": 0.1}, "grid": grid}
     [(path, msg)] = problems(with_arm(arm))
     assert path.startswith("arms[2]") and message in msg
 
 
 def test_grid_needs_a_param_when_an_arm_has_several_sites() -> None:
-    noise = [{"site": "input", "kind": "gaussian", "std": 0.1}, {"site": "pre", "kind": "gaussian", "std": 0.1}]
+    noise = [{"site": "input", "kind": "gaussian", "std": 0.1}, {"site": "before", "kind": "gaussian", "std": 0.1}]
     [(_, msg)] = problems(with_arm({"name": "g", "noise": noise, "grid": [0.1, 0.2]}))
     assert "param" in msg
     raw = with_arm({"name": "g", "noise": noise, "grid": {"values": [0.1, 0.2], "param": "[1].std"}})
@@ -99,19 +101,19 @@ def test_cross_checks_baseline_selection_and_names() -> None:
     assert "no arm without noise" in problems(raw)[0][1]
     raw = tiny_raw(selection={"arm": "gird"})
     assert "did you mean 'grid'" in problems(raw)[0][1]
-    raw = tiny_raw(selection={"arm": "pre"})
+    raw = tiny_raw(selection={"arm": "before"})
     assert "has no grid" in problems(raw)[0][1]
     raw = tiny_raw()
-    raw["arms"].append({"name": "pre"})
-    assert "repeated: ['pre']" in problems(raw)[0][1]
+    raw["arms"].append({"name": "before"})
+    assert "repeated: ['before']" in problems(raw)[0][1]
 
 
 def test_cells_of_one_arm_share_a_signature_and_differ_in_strength() -> None:
     cells = plan_cells(parse_config(tiny_raw()))
     by = {c.key: c for c in cells}
-    assert signature(by["pre"]) == signature(by["grid[std=0.1]"]) != signature(by["input"])
+    assert signature(by["before"]) == signature(by["grid[std=0.1]"]) != signature(by["input"])
     assert [strengths(by[f"grid[std={v!r}]"]) for v in (0.0, 0.1, 1.0)] == [(0.0,), (0.1,), (1.0,)]
-    assert by["grid[std=0.1]"].selection and not by["pre"].selection
+    assert by["grid[std=0.1]"].selection and not by["before"].selection
 
 
 def test_load_config_reports_file_problems(tmp_path) -> None:
@@ -158,7 +160,7 @@ def test_versus_must_name_another_single_cell_arm() -> None:
     [(_, msg)] = problems(raw)
     assert "arms[2].versus='non' is not an arm; did you mean 'none'?" in msg
     assert "names the arm itself" in problems(with_arm({"name": "b", "versus": "b"}))[0][1]
-    raw = tiny_raw(arms=[{"name": "none"}, {"name": "g", "noise": {"site": "pre", "kind": "gaussian", "std": 0.1}, "grid": [0.0, 0.1]},
+    raw = tiny_raw(arms=[{"name": "none"}, {"name": "g", "noise": {"site": "before", "kind": "gaussian", "std": 0.1}, "grid": [0.0, 0.1]},
                          {"name": "b", "versus": "g"}])
     raw.pop("selection")
     assert "has a grid or search" in problems(raw)[0][1]
@@ -222,7 +224,7 @@ def test_a_linear_model_is_an_mlp_without_hidden_layers_and_refuses_hidden_noise
     raw["model"] = {"kind": "linear", "init": "normal", "init_std": 0.1}
     prep = prepare(parse_config(raw))
     assert prep.model == MLPSpec(in_features=2, widths=(), out_features=1, init="normal", init_std=0.1)
-    raw["arms"].append({"name": "c", "noise": {"site": "post", "kind": "gaussian", "std": 0.1}})
+    raw["arms"].append({"name": "c", "noise": {"site": "after", "kind": "gaussian", "std": 0.1}})
     with pytest.raises(StudyConfigError) as info:
         prepare(parse_config(raw))
     [(path, msg)] = info.value.problems
@@ -237,4 +239,31 @@ def test_weight_noise_is_a_study_site_without_layers() -> None:
     assert site_noise(config.arms[2].noise[0]).site == "weights"
     arm["noise"] = {**arm["noise"], "layers": [0]}
     [(path, msg)] = problems(with_arm(arm))
-    assert path == "arms[2].noise" and "only for site 'pre' or 'post', not 'weights'" in msg
+    assert path == "arms[2].noise" and "only for site 'before' or 'after', not 'weights'" in msg
+
+
+def test_earlier_site_names_are_read_as_the_new_ones_with_a_warning_per_key_path() -> None:
+    new = tiny_raw(arms=[
+        {"name": "none"},
+        {"name": "both", "noise": [{"site": "input", "kind": "gaussian", "std": 0.1}, {"site": "after", "kind": "gaussian", "std": 0.1}]},
+        {"name": "tpe", "noise": {"site": "before", "kind": "gaussian", "std": 0.1},
+         "search": {"trials": 2, "low": 0.01, "high": 1.0, "sites": ["input", "before"]}},
+    ], selection={"arm": "tpe", "folds": 2})
+    old = copy.deepcopy(new)
+    old["arms"][1]["noise"][1]["site"] = "post"
+    old["arms"][2]["noise"]["site"] = "pre"
+    old["arms"][2]["search"]["sites"][1] = "pre"
+    with pytest.warns(DeprecationWarning) as caught:
+        config = parse_config(old, source="old.toml")
+    assert [str(w.message) for w in caught] == [
+        "old.toml: arms[1].noise[1].site = 'post' is deprecated: write 'after'",
+        "old.toml: arms[2].noise.site = 'pre' is deprecated: write 'before'",
+        "old.toml: arms[2].search.sites[1] = 'pre' is deprecated: write 'before'",
+    ]
+    assert config == parse_config(new)
+    assert [signature(c) for c in plan_cells(config)] == [signature(c) for c in plan_cells(parse_config(new))]
+
+
+def test_a_site_name_that_was_never_one_is_refused_naming_the_new_ones() -> None:
+    path, msg = problems(with_arm({"name": "x", "noise": {"site": "hidden", "kind": "gaussian", "std": 0.1}}))[0]
+    assert path == "arms[2].noise.site" and "'before', 'after'" in msg and "'pre'" not in msg

@@ -100,7 +100,7 @@ def test_a_zero_strength_cell_is_measured_exactly_as_the_baseline(measured) -> N
 
 def test_results_have_the_documented_shape_and_the_summary_carries_them(measured) -> None:
     run_dir, summary = measured
-    stored = _store(run_dir).attrs()[ROBUSTNESS_PREFIX + "pre"]
+    stored = _store(run_dir).attrs()[ROBUSTNESS_PREFIX + "before"]
     corruptions = stored["corruptions"]
     assert corruptions["constants"] == "tabular" and corruptions["severities"] == [1, 2, 3, 4, 5]
     assert set(corruptions["accuracy"]) == {"gaussian", "impulse", "speckle", "uniform", "snr_gaussian"}
@@ -108,7 +108,7 @@ def test_results_have_the_documented_shape_and_the_summary_carries_them(measured
     smoothing = stored["smoothing"]
     assert smoothing["n"] == 100 and smoothing["inputs"] == [6, 6, 6] and len(smoothing["certified"][0]) == len(smoothing["radii"]) == 9
     assert all(1.0 >= a >= b >= 0.0 for row in smoothing["certified"] for a, b in zip(row, row[1:]))  # falls with the radius
-    arm = next(a for a in summary["arms"] if a["name"] == "pre")
+    arm = next(a for a in summary["arms"] if a["name"] == "before")
     assert arm["calibration"]["ece"]["n"] == 3 and arm["corruption"]["mce"]["n"] == 3 and arm["certified"]["seeds"] == 3
     assert arm["noisy"]["gap"]["n"] == 3
     base_ece = _store(run_dir).attrs()[ROBUSTNESS_PREFIX + "none"]["calibration"]["ece"]
@@ -136,7 +136,7 @@ def test_a_rerun_keeps_measurements_and_new_settings_measure_again(measured, tmp
     summary = measure_run(run_dir, storage=default_url(run_dir), changes={"smoothing": {"n": 50, "inputs": 2}})
     assert summary["measured"]["without_models"] == ["input"] and len(summary["measured"]["evaluated"]) == 5
     by_name = {a["name"]: a for a in summary["arms"]}
-    assert by_name["pre"]["certified"]["n0"] == 10 and by_name["pre"]["certified"]["inputs"] == 2
+    assert by_name["before"]["certified"]["n0"] == 10 and by_name["before"]["certified"]["inputs"] == 2
     assert by_name["input"]["certified"] is None and summary["robustness"]["unmeasured"] == ["input"]
     md = (run_dir / "summary.md").read_text()
     assert "n = 50" in md and "| input |" not in md.split("## Calibration")[1]

@@ -31,18 +31,18 @@ def results(shifts: dict[str, float], noise: float = 0.0) -> dict:
 
 
 def test_arms_hold_describe_and_paired_on_the_same_seeds() -> None:
-    done = results({"pre": 0.05}, noise=0.01)
+    done = results({"before": 0.05}, noise=0.01)
     s = summarize(study_attrs(), done)
     assert (s["metric"], s["metric_key"], s["baseline"], s["higher_is_better"]) == ("accuracy", "test_acc", "none", True)
     by = {a["name"]: a for a in s["arms"]}
     assert list(by) == list(study_attrs()["cells"])
-    pre = by["pre"]
-    expected = summary_statistics(done["pre"]["final"]["test_acc"])
+    pre = by["before"]
+    expected = summary_statistics(done["before"]["final"]["test_acc"])
     assert {k: pre[k] for k in expected} == expected
     assert by["none"]["paired"] is None
-    ref = paired(done["pre"]["final"]["test_acc"], done["none"]["final"]["test_acc"])
+    ref = paired(done["before"]["final"]["test_acc"], done["none"]["final"]["test_acc"])
     assert {k: pre["paired"][k] for k in ref} == ref
-    assert pre["paired"]["better"] and s["verdict"]["better"] == ["pre"] and s["verdict"]["any_better"]
+    assert pre["paired"]["better"] and s["verdict"]["better"] == ["before"] and s["verdict"]["any_better"]
     assert "1 noise setting(s) beat no noise ('none')" in s["verdict"]["text"]
 
 
@@ -54,7 +54,7 @@ def test_pairing_uses_common_seeds_only() -> None:
 
 
 def test_says_plainly_when_no_noise_setting_beats_no_noise() -> None:
-    s = summarize(study_attrs(), results({"input": -0.05, "pre": 0.001}, noise=0.01))
+    s = summarize(study_attrs(), results({"input": -0.05, "before": 0.001}, noise=0.01))
     assert not s["verdict"]["any_better"]
     assert s["verdict"]["text"].startswith("No noise setting beats no noise ('none') on test accuracy")
     assert s["verdict"]["worse"] == ["input"] and "Significantly worse than no noise: input" in s["verdict"]["text"]
@@ -80,41 +80,41 @@ def test_a_seed_with_a_non_finite_metric_is_left_out() -> None:
 
 def test_missing_cells_are_listed_not_invented(tmp_path) -> None:
     done = results({})
-    del done["pre"]
+    del done["before"]
     s = summarize(study_attrs(), done)
-    assert s["missing"] == ["pre"] and s["cells_complete"] == 5 and "pre" not in [a["name"] for a in s["arms"]]
+    assert s["missing"] == ["before"] and s["cells_complete"] == 5 and "before" not in [a["name"] for a in s["arms"]]
     assert populate(tmp_path, tiny_config(), {}, skip=("input",)).unfinished() == {"input": "RUNNING"}
 
 
 def test_versus_compares_two_arms_on_the_same_seeds_with_holm_over_the_contrasts() -> None:
     attrs = study_attrs()
     attrs["config"]["arms"][2]["versus"] = "input"
-    done = results({"pre": 0.05}, noise=0.01)
+    done = results({"before": 0.05}, noise=0.01)
     s = summarize(attrs, done)
-    pre = next(a for a in s["arms"] if a["name"] == "pre")
-    ref = paired(done["pre"]["final"]["test_acc"], done["input"]["final"]["test_acc"])
+    pre = next(a for a in s["arms"] if a["name"] == "before")
+    ref = paired(done["before"]["final"]["test_acc"], done["input"]["final"]["test_acc"])
     assert {k: pre["versus"][k] for k in ref} == ref and pre["versus"]["arm"] == "input"
     assert pre["versus"]["p_holm"] == ref["p_ttest"] and pre["versus"]["better"]
-    assert all("versus" not in a for a in s["arms"] if a["name"] != "pre")
+    assert all("versus" not in a for a in s["arms"] if a["name"] != "before")
     from noisereg.study.report.documents import to_markdown
 
-    assert "## Paired contrasts" in to_markdown(s) and "| pre | input | +0.0500" in to_markdown(s)
+    assert "## Paired contrasts" in to_markdown(s) and "| before | input | +0.0500" in to_markdown(s)
 
 
 def test_a_noisy_comparison_across_input_scales_is_marked_not_like_for_like() -> None:
     attrs = study_attrs()
-    attrs["cells"]["pre"] = {**attrs["cells"]["pre"], "standardize": not attrs["config"]["data"]["standardize"]}
+    attrs["cells"]["before"] = {**attrs["cells"]["before"], "standardize": not attrs["config"]["data"]["standardize"]}
     done = results({}, noise=0.01)
     for res in done.values():
         res["final"]["noisy_test_acc"] = [a - 0.1 for a in res["final"]["test_acc"]]
     s = summarize(attrs, done)
     by = {a["name"]: a for a in s["arms"]}
-    assert by["pre"]["noisy"]["paired"]["like_for_like"] is False
-    assert by["pre"]["noisy"]["paired"]["scale"].startswith("its inputs are raw and the baseline's standardized")
+    assert by["before"]["noisy"]["paired"]["like_for_like"] is False
+    assert by["before"]["noisy"]["paired"]["scale"].startswith("its inputs are raw and the baseline's standardized")
     assert "like_for_like" not in by["input"]["noisy"]["paired"]  # the same scale as the baseline: comparable
-    assert by["pre"]["noisy"]["paired"]["n"] == by["input"]["noisy"]["paired"]["n"] == 6
+    assert by["before"]["noisy"]["paired"]["n"] == by["input"]["noisy"]["paired"]["n"] == 6
     note = next(t[1] for t in robustness_tables(s) if t[0] == "Noisy test data during training")
-    assert "pre scale their inputs otherwise than 'none', so their noisy results are not like for like" in note
+    assert "before scale their inputs otherwise than 'none', so their noisy results are not like for like" in note
 
 
 def test_the_accuracy_screen_keeps_likelihood_from_choosing_a_network_that_learned_nothing() -> None:

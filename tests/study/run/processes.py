@@ -19,8 +19,8 @@ SRC = Path(__file__).resolve().parents[3] / "src"
 ARMS = [
     {"name": "none"},
     {"name": "input", "noise": {"site": "input", "kind": "gaussian", "std": 0.1}},
-    {"name": "pre", "noise": {"site": "pre", "kind": "gaussian", "std": 0.1}},
-    {"name": "post", "noise": {"site": "post", "kind": "gaussian", "std": 0.1}},
+    {"name": "before", "noise": {"site": "before", "kind": "gaussian", "std": 0.1}},
+    {"name": "after", "noise": {"site": "after", "kind": "gaussian", "std": 0.1}},
 ]
 
 

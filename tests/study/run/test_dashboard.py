@@ -79,7 +79,7 @@ def test_dashboard_shows_arms_cv_objective_and_curves(tmp_path: Path) -> None:
         curves = files[(trial["trial_id"], CURVES_ARTIFACT)]
         assert {k: curves[k] for k in curves if k != "cv"} == {k: v for k, v in results.items() if k.startswith("curve:")}
         if params["arm"] == "grid":  # cross-validated: the trial value is the mean CV validation loss
-            assert params["site"] == "pre" and float(params["strength"]) in (0.0, 0.1, 1.0)
+            assert params["site"] == "before" and float(params["strength"]) in (0.0, 0.1, 1.0)
             assert trial["values"] == [pytest.approx(float(np.mean(results["cv"]["val_loss"])), rel=1e-12)]
             assert curves["cv"]["val_loss_curve"] == results["cv"]["val_loss_curve"]
         else:  # no CV: no value, so never the dashboard's best trial, never a test score

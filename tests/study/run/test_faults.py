@@ -246,10 +246,10 @@ def test_a_claim_of_a_gone_process_here_is_retried_at_once_and_a_live_one_is_wai
     assert other.running() == {
         "none": f"process {gone['pid']} on this machine, which is gone",
         "input": f"process {os.getpid()} on this machine, still running",
-        "pre": f"process {gone['pid']} on another-host",
+        "before": f"process {gone['pid']} on another-host",
     }
     other.reap()  # no wait for the grace period: the claimant of "none" is gone
-    assert other.unfinished() == {"none": "WAITING", "input": "RUNNING", "pre": "RUNNING"}
+    assert other.unfinished() == {"none": "WAITING", "input": "RUNNING", "before": "RUNNING"}
     holder.fail(elsewhere, "given up by hand")  # so that only the live claim is left to wait for
     holder.give_back([elsewhere])
     short = Store(url, "tiny", heartbeat_interval=2)  # a grace period of 6 s
@@ -267,7 +267,7 @@ def test_a_claim_of_a_gone_process_here_is_retried_at_once_and_a_live_one_is_wai
         beating.wait()
         report = run_worker(short)
     holding.join()
-    assert sorted(report.trained) == ["input", "none", "pre"] and report.unfinished == {}
+    assert sorted(report.trained) == ["before", "input", "none"] and report.unfinished == {}
     waited = [r.getMessage() for r in caplog.records if r.getMessage().startswith("waiting for cell")]
     assert waited == [
         f"waiting for cell input, held by process {os.getpid()} on this machine, still running; should its heartbeat "

@@ -37,8 +37,8 @@ def tiny_run(tmp_path_factory) -> tuple[Path, dict, Counting]:
 def test_results_have_the_stored_shapes(tiny_run) -> None:
     run_dir, summary, _ = tiny_run
     done = Store(default_url(run_dir), "tiny").completed()
-    assert set(done) == {"none", "input", "pre", "grid[std=0.0]", "grid[std=0.1]", "grid[std=1.0]"}
-    pre = done["pre"]
+    assert set(done) == {"none", "input", "before", "grid[std=0.0]", "grid[std=0.1]", "grid[std=1.0]"}
+    pre = done["before"]
     assert pre["seeds"] == [0, 1, 2] and pre["epochs"] == [1, 3, 5] and pre["cv"] is None
     assert np.asarray(pre["curve:test_acc"]).shape == (3, 3)
     assert set(pre["final"]) >= {"test_acc", "test_loss", "train_acc", "train_loss", "stopped_epoch"}
@@ -59,7 +59,7 @@ def test_zero_strength_reproduces_the_baseline(tiny_run) -> None:
     # Trained in stacks of other sizes, so equal to rounding (see noisereg.engine), not bitwise.
     assert_stored_close(done["grid[std=0.0]"]["final"], done["none"]["final"])
     assert_stored_close(done["grid[std=0.0]"]["curve:test_acc"], done["none"]["curve:test_acc"])
-    assert done["pre"]["final"] == done["grid[std=0.1]"]["final"]  # same seeds, same noise streams
+    assert done["before"]["final"] == done["grid[std=0.1]"]["final"]  # same seeds, same noise streams
 
 
 def test_cells_that_differ_in_strength_train_as_one_group(tiny_run) -> None:
@@ -139,11 +139,11 @@ def test_problems_are_raised_before_anything_is_stored(tmp_path) -> None:
     cnn = tiny_config(model={"kind": "cnn", "input_shape": [1, 1, 3]})
     with pytest.raises(StudyConfigError, match=r"model.input_shape: \[1, 1, 3\] holds 3 values, the data has 2 features"):
         run_study(cnn, tmp_path / "a")
-    deep = [{"name": "none"}, {"name": "x", "noise": {"site": "pre", "kind": "gaussian", "std": 0.1, "layers": [2]}}]
+    deep = [{"name": "none"}, {"name": "x", "noise": {"site": "before", "kind": "gaussian", "std": 0.1, "layers": [2]}}]
     cnn = tiny_config(model={"kind": "cnn", "input_shape": [1, 1, 2], "channels": [2]}, arms=deep, selection=None)
     with pytest.raises(StudyConfigError, match=r"arms\[1\].noise\[0\].layers: hidden layer 2 does not exist; the model has 0..1"):
         run_study(cnn, tmp_path / "a")
-    wide = tiny_config(arms=[{"name": "none"}, {"name": "x", "noise": {"site": "pre", "kind": "gaussian", "std": 0.1, "layers": [3]}}], selection=None)
+    wide = tiny_config(arms=[{"name": "none"}, {"name": "x", "noise": {"site": "before", "kind": "gaussian", "std": 0.1, "layers": [3]}}], selection=None)
     with pytest.raises(StudyConfigError, match=r"arms\[1\].noise\[0\].layers: hidden layer 3 does not exist"):
         run_study(wide, tmp_path / "b")
     label = tiny_config(arms=[{"name": "none"}, {"name": "x", "noise": {"site": "targets", "kind": "gaussian", "std": 0.1}}], selection=None)
@@ -164,11 +164,11 @@ def test_a_changed_study_is_not_mixed_into_an_old_run(tiny_run) -> None:
 ])
 def test_the_builtin_cnn_and_gru_take_hidden_layer_noise(tmp_path, model) -> None:
     arms = [{"name": "none"},
-            {"name": "pre", "noise": {"site": "pre", "kind": "gaussian", "std": 0.5}},
-            {"name": "post", "noise": {"site": "post", "kind": "gaussian", "std": 0.5, "layers": [0]}}]
+            {"name": "before", "noise": {"site": "before", "kind": "gaussian", "std": 0.5}},
+            {"name": "after", "noise": {"site": "after", "kind": "gaussian", "std": 0.5, "layers": [0]}}]
     run_study(tiny_config(model=model, arms=arms, selection=None, seeds=2), tmp_path)
     done = Store(default_url(tmp_path), "tiny").completed()
-    none, pre, post = (done[arm]["final"]["test_loss"] for arm in ("none", "pre", "post"))
+    none, pre, post = (done[arm]["final"]["test_loss"] for arm in ("none", "before", "after"))
     assert none != pre and none != post and pre != post  # the noise reached the model (same seeds, paired)
 
 

@@ -29,7 +29,7 @@ def search_raw(search: dict | None = None, **overrides) -> dict:
     arms = [
         {"name": "none"},
         {"name": "input", "noise": {"site": "input", "kind": "gaussian", "std": 0.1}},
-        {"name": "tpe", "noise": {"site": "pre", "kind": "gaussian", "std": 0.1}, "search": search or SEARCH},
+        {"name": "tpe", "noise": {"site": "before", "kind": "gaussian", "std": 0.1}, "search": search or SEARCH},
     ]
     raw = tiny_raw(seeds=2, arms=arms, selection={"arm": "tpe", "folds": 2}, training={"epochs": 20, "eval_every": 5})
     raw.update(overrides)
@@ -53,7 +53,7 @@ def problems(raw: dict) -> list[tuple[str, str]]:
         ({**SEARCH, "trials": 0}, "arms[2].search.trials", "must be >= 1, got 0"),
         ({**SEARCH, "sampler": "tpr"}, "arms[2].search.sampler", "must be one of 'tpe', 'random', got 'tpr'; did you mean 'tpe'?"),
         ({**SEARCH, "high": math.inf}, "arms[2].search.high", "Input should be a finite number, got inf"),
-        ({**SEARCH, "sites": ["pre", "hidden"]}, "arms[2].search.sites[1]", "must be one of 'input', 'pre', 'post', got 'hidden'"),
+        ({**SEARCH, "sites": ["before", "hidden"]}, "arms[2].search.sites[1]", "must be one of 'input', 'before', 'after', got 'hidden'"),
         ({**SEARCH, "param": "clip"}, "arms[2]", "grid.param='clip' must name a number, it names NoneType"),
     ],
 )
@@ -68,10 +68,10 @@ def test_unknown_search_key_suggests_the_right_one() -> None:
 
 def test_bounds_are_checked_as_values_of_the_strength_at_every_site() -> None:
     raw = search_raw()
-    raw["arms"][2]["noise"] = {"site": "pre", "kind": "gaussian_dropout", "rate": 0.1}
+    raw["arms"][2]["noise"] = {"site": "before", "kind": "gaussian_dropout", "rate": 0.1}
     raw["arms"][2]["search"] = {"trials": 3, "low": 0.1, "high": 1.0}
     assert problems(raw) == [("arms[2]", "search.high sets rate: must be < 1, got 1.0")]
-    raw = search_raw({**SEARCH, "sites": ["pre", "input"]})
+    raw = search_raw({**SEARCH, "sites": ["before", "input"]})
     raw["arms"][2]["noise"]["layers"] = [0]
     [(path, msg)] = problems(raw)
     assert path == "arms[2]" and msg.startswith("search.low sets std at site 'input': layers selects hidden layers")
@@ -82,7 +82,7 @@ def test_a_search_needs_its_own_selection() -> None:
     assert msg == "arms[2].search needs [selection] arm = 'tpe': the sampler ranks values by their cross-validated score, never by the test set"
     raw = search_raw(selection={"arm": "input"})
     assert "has no grid or search to choose from" in problems(raw)[0][1]
-    raw = search_raw({**SEARCH, "sites": ["input", "post"]}, model={"kind": "cnn", "input_shape": [1, 1, 2]})
+    raw = search_raw({**SEARCH, "sites": ["input", "after"]}, model={"kind": "cnn", "input_shape": [1, 1, 2]})
     raw["arms"][2]["noise"]["site"] = "input"
     assert parse_config(raw).model.kind == "cnn"  # a CNN takes hidden-layer noise too
     raw = search_raw()
@@ -133,11 +133,11 @@ def test_tpe_moves_towards_the_good_values_and_random_does_not() -> None:
 
 
 def test_sites_are_proposed_from_the_list_and_tpe_prefers_the_better_one() -> None:
-    search = SearchConfig(trials=10, low=0.0, high=1.0, sites=["input", "post"], startup=2)
-    assert {propose(search, [], [], seed=s)["site"] for s in range(12)} == {"input", "post"}
-    finished = [({"value": 0.5, "site": "post"}, 1.0), ({"value": 0.2, "site": "input"}, 0.5)]
+    search = SearchConfig(trials=10, low=0.0, high=1.0, sites=["input", "after"], startup=2)
+    assert {propose(search, [], [], seed=s)["site"] for s in range(12)} == {"input", "after"}
+    finished = [({"value": 0.5, "site": "after"}, 1.0), ({"value": 0.2, "site": "input"}, 0.5)]
     sites = [propose(search, finished, [], seed=s)["site"] for s in range(12)]
-    assert sites.count("input") > sites.count("post")
+    assert sites.count("input") > sites.count("after")
 
 
 def test_objective_follows_the_selection_criterion() -> None:
@@ -213,18 +213,46 @@ def test_a_dead_workers_search_cell_is_retried_with_its_proposal(tmp_path) -> No
 
 
 def test_a_search_over_sites_is_reported_with_each_cells_site() -> None:
-    cfg = parse_config(search_raw({**SEARCH, "trials": 3, "sites": ["input", "pre"]}))
+    cfg = parse_config(search_raw({**SEARCH, "trials": 3, "sites": ["input", "before"]}))
     cells = {c.key: c.meta() for c in plan_cells(cfg)}
     done = {k: fake_results(k, 2, 0.1 if k == "tpe[trial=2]" else 0.0, cv=cells[k]["selection"]) for k in cells}
     done["tpe[trial=1]"]["proposal"] = {"value": 0.5, "site": "input"}
-    done["tpe[trial=2]"]["proposal"] = {"value": 0.2, "site": "pre"}
+    done["tpe[trial=2]"]["proposal"] = {"value": 0.2, "site": "before"}
     del done["tpe[trial=3]"]  # still in training
     summary = summarize({"config": cfg.model_dump(mode="json"), "cells": cells, "meta": {"task": "classification"}}, done)
     sel = summary["selection"]
-    assert sel["values"] == [0.5, 0.2, None] and sel["sites"] == ["input", "pre", None] and sel["chosen"] == 0.2
-    assert [r["arm"] for r in table_rows(summary)][2:] == ["tpe[trial=1]: input std=0.5", "tpe[trial=2]: pre std=0.2"]
+    assert sel["values"] == [0.5, 0.2, None] and sel["sites"] == ["input", "before", None] and sel["chosen"] == 0.2
+    assert [r["arm"] for r in table_rows(summary)][2:] == ["tpe[trial=1]: input std=0.5", "tpe[trial=2]: before std=0.2"]
     assert summary["missing"] == ["tpe[trial=3]"]
     texts = selection_texts(sel)
-    assert texts[0].startswith("Values proposed by Optuna's TPE sampler: 2 of 3 trials of std in [0.01, 3] on a log scale and the site among input, pre")
+    assert texts[0].startswith("Values proposed by Optuna's TPE sampler: 2 of 3 trials of std in [0.01, 3] on a log scale and the site among input, before")
     criterion = "maximum cross-validated likelihood (minimum validation loss)"
-    assert texts[1] == f"Chosen: pre: 0.2 ({criterion}, one-standard-error rule). By likelihood alone: pre: 0.2; by accuracy alone: pre: 0.2."
+    assert texts[1] == f"Chosen: before: 0.2 ({criterion}, one-standard-error rule). By likelihood alone: before: 0.2; by accuracy alone: before: 0.2."
+
+
+def _with_earlier_site_names(data: object) -> object:
+    """``data`` as a run stored before the rename holds it: every site value ``before`` written ``pre``."""
+    if isinstance(data, dict):
+        return {k: ("pre" if k == "site" and v == "before" else _with_earlier_site_names(v)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_with_earlier_site_names(v) for v in data]
+    return data
+
+
+def test_a_run_stored_before_the_rename_reports_its_sites_by_their_new_names() -> None:
+    cfg = parse_config(search_raw({**SEARCH, "trials": 3, "sites": ["input", "before"]}))
+    cells = {c.key: c.meta() for c in plan_cells(cfg)}
+    done = {k: fake_results(k, 2, 0.1 if k == "tpe[trial=2]" else 0.0, cv=cells[k]["selection"]) for k in cells}
+    done["tpe[trial=1]"]["proposal"] = {"value": 0.5, "site": "input"}
+    done["tpe[trial=2]"]["proposal"] = {"value": 0.2, "site": "before"}
+    study = {"config": cfg.model_dump(mode="json"), "cells": cells, "meta": {"task": "classification"}}
+    stored = _with_earlier_site_names(study)
+    assert isinstance(stored, dict)
+    stored["config"]["arms"][2]["search"]["sites"] = ["input", "pre"]
+    assert "'before'" not in repr(stored) and "'before'" in repr(study)
+    summary = summarize(study, done)
+    assert summarize(stored, _with_earlier_site_names(done)) == summary
+    assert summary["selection"]["sites"] == ["input", "before", None] and summary["selection"]["search"]["sites"] == ["input", "before"]
+    with pytest.warns(DeprecationWarning) as caught:
+        assert parse_config(stored["config"]) == cfg  # as a worker or a robustness pass reads it
+    assert [str(w.message).split(" = ")[0] for w in caught] == ["study: arms[2].noise[0].site", "study: arms[2].search.sites[1]"]

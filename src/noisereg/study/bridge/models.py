@@ -7,10 +7,10 @@ An MLP becomes the engine's hand-written :class:`~noisereg.engine.MLPSpec`, and 
 loss that does not fit the data (features, classes, task, input shape), a hidden layer index that does
 not exist.
 
-Hidden-layer (``pre``/``post``) noise on a CNN goes on each convolution's output (pre) or its
-activation's output (post), then the hidden Linear's; hidden layers are numbered in that order. On a
+Hidden-layer (``before``/``after``) noise on a CNN goes on each convolution's output (before) or its
+activation's output (after), then the hidden Linear's; hidden layers are numbered in that order. On a
 GRU/LSTM there is one hidden layer, the recurrent output sequence (its gates run inside torch's
-kernel): ``pre`` and ``post`` both put noise on it.
+kernel): ``before`` and ``after`` both put noise on it.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ class SmallCNN(nn.Module):
 
     def hidden_places(self) -> tuple[tuple[str, str], ...]:
         """Per hidden layer (each convolution, then the hidden Linear): the names of the module whose
-        output is its linear output (``pre`` noise) and of its activation (``post`` noise)."""
+        output is its linear output (``before`` noise) and of its activation (``after`` noise)."""
         names = [name for name, _ in self.body.named_children()]
         modules = list(self.body.children())
         return tuple((f"body.{names[i]}", f"body.{names[i + 1]}") for i, m in enumerate(modules[:-1])
@@ -83,7 +83,7 @@ class RecurrentClassifier(nn.Module):
 
     def hidden_places(self) -> tuple[tuple[str, str], ...]:
         """One hidden layer: the recurrent layers' output sequence. Its activations (tanh, the gates)
-        run inside torch's recurrent kernel, so ``pre`` and ``post`` noise both go on that output."""
+        run inside torch's recurrent kernel, so ``before`` and ``after`` noise both go on that output."""
         return (("rnn", "rnn"),)
 
 

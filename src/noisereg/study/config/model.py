@@ -25,7 +25,7 @@ class MLPConfig(Strict):
 class LinearConfig(Strict):
     """A linear model, ŷ = W·x + b (the engine's MLP without hidden layers): with ``mse`` this is
     least squares fitted by the optimizer. ``init`` as for an MLP (``normal`` uses ``init_std``).
-    It has no hidden layer, so it takes input, gradients and targets noise, not ``pre``/``post``."""
+    It has no hidden layer, so it takes input, gradients and targets noise, not ``before``/``after``."""
 
     kind: Literal["linear"]
     init: Init = "default"

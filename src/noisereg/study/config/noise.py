@@ -2,14 +2,16 @@
 
 One table per site::
 
-    noise = { site = "pre", kind = "gaussian", std = 0.1, layers = [0] }
+    noise = { site = "before", kind = "gaussian", std = 0.1, layers = [0] }
     noise = { site = "gradients", kind = "gaussian", std = { schedule = "annealed", eta = 0.3 } }
     noise = { site = "targets", kind = "label_smoothing", epsilon = 0.1 }
 
-Sites: ``input`` (the features), ``pre`` / ``post`` (a hidden layer's linear output before / after
-its activation; ``layers`` picks hidden layers by 0-based index, default all: an MLP's layers, a CNN's
-convolutions then its hidden Linear, a GRU/LSTM's output sequence, where ``pre`` and ``post`` are one
-place), ``weights`` (every parameter named ``weight*``, drawn once per optimizer step and held for its
+Sites: ``input`` (the features), ``before`` / ``after`` (a hidden layer's linear output before its
+activation / the activation's output, as ``attach``'s ``where``; ``layers`` picks hidden layers by
+0-based index, default all: an MLP's layers, a CNN's convolutions then its hidden Linear, a GRU/LSTM's
+output sequence, where ``before`` and ``after`` are one place; the earlier names ``pre`` / ``post``
+are read as these, with a ``DeprecationWarning`` from :func:`~noisereg.study.parse_config`),
+``weights`` (every parameter named ``weight*``, drawn once per optimizer step and held for its
 minibatch; the gradient at the noisy weights updates the clean ones), ``gradients``, and ``targets``. The kinds, their main strength (the one a grid varies), its range and their other keys
 are those of the registry :data:`noisereg.noise.kinds.KINDS` (for targets of classifiers the label
 kinds ``label_smoothing`` and ``label_flip``); any strength may be a schedule table
@@ -25,9 +27,9 @@ import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Discriminator, Field, Tag, TypeAdapter, create_model, model_validator
+from pydantic import BaseModel, BeforeValidator, Discriminator, Field, Tag, TypeAdapter, create_model, model_validator
 
-from noisereg.engine.vocabulary import HIDDEN_SITES, ClockUnit, SiteName
+from noisereg.engine.vocabulary import HIDDEN_SITES, RENAMED_SITES, ClockUnit, SiteName, current_site, renamed_site
 from noisereg.noise.kinds import KINDS, Kind, Option
 from noisereg.schedules import NAMED
 from noisereg.study.config.strict import FiniteOrInf, Strict
@@ -38,6 +40,7 @@ __all__ = [
     "STUDY_KINDS",
     "check_sites",
     "noise_strength_path",
+    "warn_renamed_sites",
     "with_value",
 ]
 
@@ -115,13 +118,14 @@ def _option(option: Option) -> Any:
 
 
 class _Site(Strict):
-    site: SiteName
+    # the earlier names are read silently here (stored runs hold them); parse_config warns the user
+    site: Annotated[SiteName, BeforeValidator(current_site)]
     layers: list[Annotated[int, Field(ge=0)]] | None = None
 
     @model_validator(mode="after")
     def _layers_for_hidden(self) -> _Site:
         if self.layers is not None and self.site not in HIDDEN_SITES:
-            raise ValueError(f"layers selects hidden layers: only for site 'pre' or 'post', not {self.site!r}")
+            raise ValueError(f"layers selects hidden layers: only for site 'before' or 'after', not {self.site!r}")
         return self
 
 
@@ -140,6 +144,36 @@ _NOISE_TABLES = tuple(_noise_table(kind) for kind in STUDY_KINDS.values())
 NoiseConfig = Annotated[Union[_NOISE_TABLES], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
 
 _NOISE: TypeAdapter[Any] = TypeAdapter(NoiseConfig)
+
+
+def warn_renamed_sites(raw: Mapping[str, Any], source: str) -> None:
+    """A ``DeprecationWarning`` for each hidden site that the study ``raw`` (plain TOML data) names by
+    its earlier name (``pre``, ``post``), naming the key path and the new spelling.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_renamed_sites({"arms": [{"name": "x", "noise": {"site": "post", "std": 0.1}}]}, "s.toml")
+    >>> str(caught[0].message)
+    "s.toml: arms[0].noise.site = 'post' is deprecated: write 'after'"
+    """
+    arms = raw.get("arms")
+    for i, arm in enumerate(arms if isinstance(arms, list) else []):
+        if not isinstance(arm, Mapping):
+            continue
+        noise, search = arm.get("noise"), arm.get("search")
+        tables = (
+            [("", noise)] if isinstance(noise, Mapping) else list(enumerate(noise)) if isinstance(noise, list) else []
+        )
+        for j, table in tables:
+            site = table.get("site") if isinstance(table, Mapping) else None
+            if isinstance(site, str) and site in RENAMED_SITES:
+                index = "" if j == "" else f"[{j}]"
+                renamed_site(site, f"{source}: arms[{i}].noise{index}.site")
+        sites = search.get("sites") if isinstance(search, Mapping) else None
+        for j, site in enumerate(sites if isinstance(sites, list) else []):
+            if isinstance(site, str) and site in RENAMED_SITES:
+                renamed_site(site, f"{source}: arms[{i}].search.sites[{j}]")
 
 
 def check_sites(noise: list[Any]) -> None:

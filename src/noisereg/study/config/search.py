@@ -4,7 +4,7 @@
 
     [[arms]]
     name = "hidden sigma"
-    noise = { site = "pre", kind = "gaussian", std = 0.1 }
+    noise = { site = "before", kind = "gaussian", std = 0.1 }
     search = { sampler = "tpe", trials = 16, low = 0.001, high = 3.0, log = true }
 
     [selection]
@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
+from noisereg.engine.vocabulary import current_site
 from noisereg.study.config.keypaths import message
 from noisereg.study.config.noise import check_sites, noise_strength_path, with_value
 from noisereg.study.config.strict import Strict
@@ -45,7 +46,8 @@ class SearchConfig(Strict):
     (1–1000). ``low`` < ``high``: bounds of the strength, both valid values of it. ``log``: sample
     on a log scale (needs ``low > 0``). ``param``: the strength's path inside ``noise``, as for grids
     (default: the main strength of the arm's single site). ``sites``: also propose where the arm's
-    single noise table goes, among these (``input``, ``pre``, ``post``).
+    single noise table goes, among these (``input``, ``before``, ``after``; the earlier names ``pre`` and
+    ``post`` are read as ``before`` and ``after``).
     """
 
     sampler: Literal["tpe", "random"] = "tpe"
@@ -54,7 +56,7 @@ class SearchConfig(Strict):
     high: Annotated[float, Field(allow_inf_nan=False)]
     log: bool = False
     param: str | None = None
-    sites: Annotated[list[Literal["input", "pre", "post"]], Field(min_length=1)] | None = None
+    sites: Annotated[list[Annotated[Literal["input", "before", "after"], BeforeValidator(current_site)]], Field(min_length=1)] | None = None
     startup: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="after")

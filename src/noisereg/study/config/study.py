@@ -35,7 +35,7 @@ from pydantic import Field, ValidationError, model_validator
 from noisereg._checks import NUMPY_SEED_MAX, SEED_MAX
 from noisereg.study.config.keypaths import StudyConfigError, message, problems
 from noisereg.study.config.model import CNNConfig, LinearConfig, MLPConfig, ModelConfig, RecurrentConfig
-from noisereg.study.config.noise import NoiseConfig, check_sites, noise_strength_path, with_value
+from noisereg.study.config.noise import NoiseConfig, check_sites, noise_strength_path, warn_renamed_sites, with_value
 from noisereg.study.config.optimizer import OptimizerConfig
 from noisereg.study.config.robustness import RobustnessConfig
 from noisereg.study.config.search import SearchConfig, check_search
@@ -364,9 +364,13 @@ class StudyConfig(Strict):
 
 
 def parse_config(raw: Mapping[str, Any], *, source: str = "study") -> StudyConfig:
-    """Validate a study given as plain data (a parsed TOML document); raise :class:`StudyConfigError`."""
+    """Validate a study given as plain data (a parsed TOML document); raise :class:`StudyConfigError`.
+
+    Hidden sites written by their earlier names (``site = "pre"`` / ``"post"``) are read as ``"before"`` /
+    ``"after"``, with a ``DeprecationWarning`` that names each key path and the new spelling."""
     if not isinstance(raw, Mapping):
         raise TypeError(f"a study must be a mapping of keys, got {type(raw).__name__}")
+    warn_renamed_sites(raw, source)
     try:
         return StudyConfig.model_validate(dict(raw))
     except ValidationError as exc:

@@ -63,6 +63,7 @@ from typing import Any
 
 import numpy as np
 
+from noisereg.engine.vocabulary import current_site
 from noisereg.study.config.search import SearchConfig
 from noisereg.study.report.recommendation import recommend
 from noisereg.study.report.robustness import annotate_robustness
@@ -173,6 +174,8 @@ def _selection(
     search = next((a.get("search") for a in config["arms"] if a["name"] == sel["arm"]), None)
     if search:
         search = {**search, "startup": SearchConfig.model_validate(search).n_startup}
+        if search.get("sites"):  # a run stored before the rename names hidden sites the earlier way
+            search["sites"] = [current_site(s) for s in search["sites"]]
     loss, loss_se, acc = [], [], []
     for k in keys:
         cv = (done.get(k) or {}).get("cv") or {}
@@ -310,7 +313,8 @@ def _proposed(cells: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
     out = {}
     for key, meta in cells.items():
         proposal = (done.get(key) or {}).get("proposal") if meta.get("search") else None
-        out[key] = {**meta, "value": proposal["value"], "site": proposal.get("site")} if proposal else meta
+        site = current_site(proposal.get("site")) if proposal else None  # stored runs may hold the earlier names
+        out[key] = {**meta, "value": proposal["value"], "site": site} if proposal else meta
     return out
 
 

@@ -5,7 +5,7 @@ objective's name, and a learning curve as intermediate values.
   without cross-validation have no objective: their trials are COMPLETE without a value, so the
   dashboard's "best trial" is picked among cross-validated cells only and never on test data.
 - **Parameters**: ``cell`` (the store's own), ``arm`` and ``site`` (categorical over the study's arms
-  and site combinations, e.g. ``input+pre``; ``none`` without noise) and ``strength`` (the grid or
+  and site combinations, e.g. ``input+before``; ``none`` without noise) and ``strength`` (the grid or
   searched value, else the arm's main strength when it is a number; the distribution spans every
   strength the study can take).
 - **Intermediate values**: the mean over seeds of the ``test_loss`` learning curve (another stored
