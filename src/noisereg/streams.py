@@ -179,22 +179,22 @@ _EXPONENT_MASK32, _FRACTION32, _ONE32, _S23 = np.uint32(0xFF), np.uint32(0x7FFFF
 
 
 @numba.njit(inline="always", error_model="numpy")
-def _radius32_pass(words: np.ndarray, radii: np.ndarray, scratch: np.ndarray, n: int) -> None:
-    """radii[i] = √(−2 ln u) in float32 for u = (words[i] + 1)·2⁻³², accurate to a few float32 ulps.
-
-    u < ½: x = fl32(w + 1) is split exactly into 2^e·m, ln u = (e − 32)·ln 2 + log1p(m − 1).
-    u >= ½: v = 1 − u = fl32(~w)·2⁻³² holds all 32 bits of u near 1 (fl32(u) would round them away),
-    ln u = log1p(−v), or −ln 2 + log1p(1 − 2v) when v > 1 − √½ (1 − 2v is exact there).
-    Error of −ln u: the rounded argument ≤ 2·2⁻²⁴ relative, the series and its roundings ≤ 5·2⁻²⁴,
-    the final sum 2⁻²⁴; the square root halves that and rounds once: r within 5·2⁻²⁴ relative.
-    """
+def _argument32_pass(words: np.ndarray, radii: np.ndarray, scratch: np.ndarray, n: int) -> None:
+    """The log's argument x = fl32(w + 1) or fl32(~w) (see :func:`_radius32_pass`) into ``radii`` and its
+    mantissa m ∈ [1, 2) into ``scratch``: one correctly rounded uint32 -> float32 conversion each."""
     x_bits = radii.view(np.uint32)
     m_bits = scratch.view(np.uint32)
-    for i in range(n):  # the argument x, one correctly rounded uint32 -> float32 conversion
+    for i in range(n):
         w = words[i]
         radii[i] = np.float32(np.uint32(~w) if w >= _TWO31 else np.uint32(w + np.uint32(1)))
-    for i in range(n):  # m in [1, 2) by its bits (scalar bit casts do not vectorize)
+    for i in range(n):  # m by its bits, in a loop of its own (scalar bit casts do not vectorize)
         m_bits[i] = (x_bits[i] & _FRACTION32) | _ONE32
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _log32_pass(words: np.ndarray, radii: np.ndarray, scratch: np.ndarray, n: int) -> None:
+    """radii[i] = √(−2 ln u) from the argument and mantissa that :func:`_argument32_pass` left."""
+    x_bits = radii.view(np.uint32)
     for i in range(n):
         x, m = radii[i], scratch[i]
         exponent = np.float32(np.int32((x_bits[i] >> _S23) & _EXPONENT_MASK32))
@@ -212,6 +212,20 @@ def _radius32_pass(words: np.ndarray, radii: np.ndarray, scratch: np.ndarray, n:
         z = s * s
         log1p = s * (_A32[0] + z * (_A32[1] + z * (_A32[2] + z * (_A32[3] + z * _A32[4]))))
         radii[i] = np.sqrt(_F2 * (g * _LN2_HI + (g * _LN2_LO - log1p)))  # −ln u = g·ln 2 − log1p(f)
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _radius32_pass(words: np.ndarray, radii: np.ndarray, scratch: np.ndarray, n: int) -> None:
+    """radii[i] = √(−2 ln u) in float32 for u = (words[i] + 1)·2⁻³², accurate to a few float32 ulps.
+
+    u < ½: x = fl32(w + 1) is split exactly into 2^e·m, ln u = (e − 32)·ln 2 + log1p(m − 1).
+    u >= ½: v = 1 − u = fl32(~w)·2⁻³² holds all 32 bits of u near 1 (fl32(u) would round them away),
+    ln u = log1p(−v), or −ln 2 + log1p(1 − 2v) when v > 1 − √½ (1 − 2v is exact there).
+    Error of −ln u: the rounded argument ≤ 2·2⁻²⁴ relative, the series and its roundings ≤ 5·2⁻²⁴,
+    the final sum 2⁻²⁴; the square root halves that and rounds once: r within 5·2⁻²⁴ relative.
+    """
+    _argument32_pass(words, radii, scratch, n)
+    _log32_pass(words, radii, scratch, n)
 
 
 @numba.njit(inline="always", error_model="numpy")
