@@ -225,3 +225,14 @@ def test_bad_keys_counters_and_buffers_are_refused() -> None:
         fill_normals(torch.empty(2, 3), [0], [0, 0])
     with pytest.raises(ValueError, match="contiguous"):
         fill_normals(torch.empty(3, 2).t(), [0, 0], [0, 0])
+
+
+def test_a_traced_export_of_stream_noise_names_the_fix() -> None:
+    # torch.export runs the model on fake tensors, which the kernel cannot fill: say so and how to export.
+    previous = set_noise_generator("philox")
+    try:
+        model = torch.nn.Sequential(GaussianNoise(0.3, seed=1), torch.nn.Linear(3, 2)).train()
+        with pytest.raises(TypeError, match=r"set_noise_generator\('torch'\)"):
+            torch.export.export(model, (torch.zeros(4, 3),))
+    finally:
+        set_noise_generator(previous)

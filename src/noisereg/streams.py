@@ -363,6 +363,12 @@ def _run(kernel: Any, array: np.ndarray, keys: list[int], counters: list[int], *
 
 
 def _check_rows(out: Tensor, keys: list[int], counters: list[int]) -> np.ndarray:
+    if isinstance(out, Tensor) and type(out) is not Tensor:
+        # torch.export traces with fake tensors, which hold no memory for the kernel to fill.
+        raise TypeError(
+            f"a Stream fills plain CPU tensors, got a {type(out).__name__}: a traced program (torch.export) "
+            "cannot run its kernel; export with noisereg.seeding.set_noise_generator('torch'), or strip the noise"
+        )
     if not isinstance(out, Tensor) or out.dim() != 2 or out.device.type != "cpu":
         raise ValueError("out must be a 2-d CPU tensor [rows, values]")
     if out.dtype not in (torch.float32, torch.float64) or not out.is_contiguous():
