@@ -18,7 +18,9 @@ plain loop, so the CPU-time ratio is printed too), and as the last line
 
 Run by hand: ``PYTHONPATH=src python benchmarks/study_speed.py`` (``--epochs N`` for a quick look;
 ``--skip-plain`` skips the plain loop and prints no ratio; ``--generator-only`` the generator line only;
-``--breakdown`` the generator line and the float32 kernel's cost split into its stages, one thread).
+``--breakdown`` the generator line and the float32 kernel's cost split into its stages, one thread;
+``--generator philox`` trains the grid's noise with noisereg's Stream instead of torch's generator, the
+library's default).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from noisereg.engine import (
     estimate_replica_bytes,
     train_group,
 )
-from noisereg.seeding import derive_seed, make_generator
+from noisereg.seeding import derive_seed, make_generator, set_noise_generator
 from noisereg.streams import Stream
 
 ARMS = {  # strengths of the sites (input, pre, post)
@@ -323,8 +325,11 @@ def main() -> None:
     parser.add_argument("--skip-plain", action="store_true")
     parser.add_argument("--generator-only", action="store_true", help="print the generator line only")
     parser.add_argument("--breakdown", action="store_true", help="the generator line and its cost by stage")
+    parser.add_argument("--generator", choices=("torch", "philox"), default="torch",
+                        help="what draws the grid's noise (torch's generator is the library's default)")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    set_noise_generator(args.generator)  # forked workers inherit the choice
     if args.rss_child:
         peak_rss_child(args.rss_child)
         return
@@ -339,7 +344,8 @@ def main() -> None:
     if args.generator_only or args.breakdown:
         return
     epochs = args.epochs
-    print(f"case-study grid: {len(ARMS)} arms x {SEEDS} seeds x {epochs} epochs, {WORKERS} processes each side")
+    print(f"case-study grid: {len(ARMS)} arms x {SEEDS} seeds x {epochs} epochs, {WORKERS} processes each side, "
+          f"engine noise from {args.generator}'s generator")
     print("load average before: " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + " (the machine may be shared)")
     engine_s, engine_cpu, engine_acc = run_engine(epochs)
     compute_s, compute_cpu, _ = run_engine(epochs, zero=True)
@@ -350,7 +356,7 @@ def main() -> None:
     print(f"  split: compute {compute_s:.2f} s (the same grid with every strength 0: nothing drawn), "
           f"noise {engine_s - compute_s:.2f} s")
     print(f"  {draws / 1e9:.2f} G normals at {ns:.2f} ns each (torch's CPU generator; the engine draws "
-          f"with noisereg's Stream, see the generator line) on {WORKERS} cores: "
+          f"with {args.generator}'s, see the generator line) on {WORKERS} cores: "
           f"{noise_floor:.2f} s; floor estimate (compute + draws) {compute_s + noise_floor:.2f} s")
     print("  mean test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in engine_acc.items()))
     projected_s, projected_cpu, projected_acc = run_engine(epochs, projected=True)
