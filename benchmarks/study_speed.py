@@ -17,7 +17,10 @@ plain loop, so the CPU-time ratio is printed too), and as the last line
 ``ratio: <plain wall seconds / engine wall seconds>`` for the default (exact) sampling.
 
 Run by hand: ``PYTHONPATH=src python benchmarks/study_speed.py`` (``--epochs N`` for a quick look;
-``--skip-plain`` skips the plain loop and prints no ratio; ``--generator-only`` the generator line only).
+``--skip-plain`` skips the plain loop and prints no ratio; ``--generator-only`` the generator line only;
+``--breakdown`` the generator line and the float32 kernel's cost split into its stages, one thread;
+``--generator philox`` trains the grid's noise with noisereg's Stream instead of torch's generator, the
+library's default).
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ import subprocess
 import sys
 import time
 
+import numba
 import numpy as np
 import torch
 from sklearn.datasets import make_circles
 
-from noisereg import noise
+from noisereg import noise, streams
 from noisereg.engine import (
     FoldData,
     Group,
@@ -45,7 +49,7 @@ from noisereg.engine import (
     estimate_replica_bytes,
     train_group,
 )
-from noisereg.seeding import derive_seed, make_generator
+from noisereg.seeding import derive_seed, make_generator, set_noise_generator
 from noisereg.streams import Stream
 
 ARMS = {  # strengths of the sites (input, before, after)
@@ -177,6 +181,115 @@ def generator_rates(values: int = 1 << 20, repeats: int = 20) -> list[str]:
     return lines
 
 
+# ---- the generator's cost, stage by stage ---------------------------------------------------------
+# Each stage runs over the same output positions as a whole draw, chunk by chunk, on the kernel's own
+# L1-sized scratch; only the store touches the output. Stages are the kernel's own passes.
+_BLOCKS = streams._CHUNK
+
+
+@numba.njit(error_model="numpy")
+def _stage_philox(values: int) -> int:
+    evens, odds = np.empty(2 * _BLOCKS, np.uint32), np.empty(2 * _BLOCKS, np.uint32)
+    for c in range(values // (4 * _BLOCKS)):
+        streams._philox_pass(evens, odds, _BLOCKS, np.uint64(c * _BLOCKS), np.uint64(1), np.uint64(2))
+    return int(evens[0] ^ odds[-1])  # a result, so the passes are not optimized away
+
+
+@numba.njit(error_model="numpy")
+def _stage_argument(words: np.ndarray, values: int) -> float:
+    radii, scratch = np.empty(2 * _BLOCKS, np.float32), np.empty(2 * _BLOCKS, np.float32)
+    total = np.float32(0.0)
+    for _ in range(values // (4 * _BLOCKS)):
+        streams._argument32_pass(words, radii, scratch, 2 * _BLOCKS)
+        total += scratch[0]
+    return total
+
+
+@numba.njit(error_model="numpy")
+def _stage_log(words: np.ndarray, values: int) -> float:
+    radii, scratch = np.empty(2 * _BLOCKS, np.float32), np.empty(2 * _BLOCKS, np.float32)
+    streams._argument32_pass(words, radii, scratch, 2 * _BLOCKS)
+    arguments = radii.copy()
+    total = np.float32(0.0)
+    for _ in range(values // (4 * _BLOCKS)):
+        radii[:] = arguments  # the log pass overwrites its input: restore it (a 8 KiB copy, in L1)
+        streams._log32_pass(words, radii, scratch, 2 * _BLOCKS)
+        total += radii[0]
+    return total
+
+
+@numba.njit(error_model="numpy")
+def _stage_cos_sin(words: np.ndarray, values: int) -> float:
+    cosines, sines = np.empty(2 * _BLOCKS, np.float32), np.empty(2 * _BLOCKS, np.float32)
+    total = np.float32(0.0)
+    for _ in range(values // (4 * _BLOCKS)):
+        for i in range(2 * _BLOCKS):
+            cosines[i], sines[i] = streams._cos_sin32(words[i])
+        total += cosines[0] + sines[-1]
+    return total
+
+
+@numba.njit(error_model="numpy")
+def _stage_store(out: np.ndarray, radii: np.ndarray, cosines: np.ndarray, sines: np.ndarray) -> None:
+    for c in range(out.shape[0] // (4 * _BLOCKS)):
+        values = out[4 * _BLOCKS * c : 4 * _BLOCKS * (c + 1)]
+        for i in range(2 * _BLOCKS):
+            values[2 * i] = radii[i] * cosines[i]
+            values[2 * i + 1] = radii[i] * sines[i]
+
+
+def _best_ns(fn, values: int, rounds: int = 7, repeats: int = 10) -> float:
+    """Best of ``rounds`` of the mean ns per value over ``repeats`` calls (the machine may be shared)."""
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        best = min(best, (time.perf_counter() - start) / (repeats * values))
+    return best * 1e9
+
+
+def breakdown(values: int = 1 << 20) -> list[str]:
+    """ns per float32 normal of each stage of the Stream kernel, the whole kernel, torch.randn, and the
+    machine's copy and write bandwidth for the output's size (one thread)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        words = Stream(3).uniform((2 * _BLOCKS,), torch.float64).mul_(2.0**32).numpy().astype(np.uint32)
+        radii = np.ones(2 * _BLOCKS, np.float32)
+        cosines, sines = np.full(2 * _BLOCKS, 0.6, np.float32), np.full(2 * _BLOCKS, 0.8, np.float32)
+        out, source = torch.empty(values), torch.zeros(values)
+        array = out.numpy()
+        stream, generator = Stream(0), torch.Generator().manual_seed(0)
+        stages = {
+            "Philox4x32-10 block (4 words a block)": lambda: _stage_philox(values),
+            "word -> float32 argument of the log": lambda: _stage_argument(words, values),
+            "log and sqrt (the radius)": lambda: _stage_log(words, values),
+            "cos and sin": lambda: _stage_cos_sin(words, values),
+            "store r·cos, r·sin to the output": lambda: _stage_store(array, radii, cosines, sines),
+        }
+        for fn in stages.values():
+            fn()  # compile
+        stream.normal_(out)
+        # Each stage covers half a word per value where it works on radii or angles (each radius or angle
+        # makes two values): per value, as the kernel pays it.
+        ns = {name: _best_ns(fn, values) for name, fn in stages.items()}
+        whole = _best_ns(lambda: stream.normal_(out), values)
+        randn = _best_ns(lambda: torch.randn(values, generator=generator, out=out), values)
+        copy = _best_ns(lambda: out.copy_(source), values)
+        fill = _best_ns(lambda: out.fill_(1.0), values)
+    finally:
+        torch.set_num_threads(threads)
+    lines = [f"  {name:40s} {t:5.2f} ns/normal" for name, t in ns.items()]
+    lines.append(f"  {'sum of the stages':40s} {sum(ns.values()):5.2f} ns/normal")
+    lines.append(f"  {'Stream.normal_ (the fused kernel)':40s} {whole:5.2f} ns/normal")
+    lines.append(f"  {'torch.randn with a generator':40s} {randn:5.2f} ns/normal")
+    size = values * 4
+    lines.append(f"  torch copy of {size / 2**20:.0f} MiB: {copy:.3f} ns/value ({2 * 4 / copy:.1f} GB/s read+write); "
+                 f"fill: {fill:.3f} ns/value ({4 / fill:.1f} GB/s write)")
+    return lines
+
+
 def peak_rss_child(replicas: int) -> None:
     """In a fresh process: peak RSS growth while training ``replicas`` replicas as one stack."""
     torch.set_num_threads(1)
@@ -211,18 +324,28 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4000)
     parser.add_argument("--skip-plain", action="store_true")
     parser.add_argument("--generator-only", action="store_true", help="print the generator line only")
+    parser.add_argument("--breakdown", action="store_true", help="the generator line and its cost by stage")
+    parser.add_argument("--generator", choices=("torch", "philox"), default="torch",
+                        help="what draws the grid's noise (torch's generator is the library's default)")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    set_noise_generator(args.generator)  # forked workers inherit the choice
     if args.rss_child:
         peak_rss_child(args.rss_child)
         return
     print("generator alone (float32, 2^20 values a call; the machine may be shared):")
     for line in generator_rates():
         print(line)
-    if args.generator_only:
+    if args.breakdown:
+        print("float32 kernel by stage, one thread, best of 7 (load average "
+              + " ".join(f"{v:.2f}" for v in os.getloadavg()) + "; the machine may be shared):")
+        for line in breakdown():
+            print(line)
+    if args.generator_only or args.breakdown:
         return
     epochs = args.epochs
-    print(f"case-study grid: {len(ARMS)} arms x {SEEDS} seeds x {epochs} epochs, {WORKERS} processes each side")
+    print(f"case-study grid: {len(ARMS)} arms x {SEEDS} seeds x {epochs} epochs, {WORKERS} processes each side, "
+          f"engine noise from {args.generator}'s generator")
     print("load average before: " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + " (the machine may be shared)")
     engine_s, engine_cpu, engine_acc = run_engine(epochs)
     compute_s, compute_cpu, _ = run_engine(epochs, zero=True)
@@ -233,7 +356,7 @@ def main() -> None:
     print(f"  split: compute {compute_s:.2f} s (the same grid with every strength 0: nothing drawn), "
           f"noise {engine_s - compute_s:.2f} s")
     print(f"  {draws / 1e9:.2f} G normals at {ns:.2f} ns each (torch's CPU generator; the engine draws "
-          f"with noisereg's Stream, see the generator line) on {WORKERS} cores: "
+          f"with {args.generator}'s, see the generator line) on {WORKERS} cores: "
           f"{noise_floor:.2f} s; floor estimate (compute + draws) {compute_s + noise_floor:.2f} s")
     print("  mean test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in engine_acc.items()))
     projected_s, projected_cpu, projected_acc = run_engine(epochs, projected=True)

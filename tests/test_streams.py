@@ -7,12 +7,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from noisereg import noise
 from noisereg.layers import GaussianNoise
 from noisereg.seeding import derive_seed, noise_generator, set_noise_generator
-from noisereg.streams import Stream, fill_normals, fill_uniforms, philox4x32
+from noisereg.streams import Stream, _radius32_pass, fill_normals, fill_uniforms, philox4x32
 from tests.conftest import six_se_mean, six_se_var
 
 # Random123 kat_vectors, Philox4x32-10: counter (4 words), key (2 words) -> output (4 words).
@@ -55,8 +57,61 @@ def test_normals_are_box_muller_of_the_words_to_float64_rounding() -> None:
     # Both sides are within a few float64 ulps (libm to 1 ulp, the series below rounding) of |z| <= 6.66.
     largest = math.sqrt(64 * math.log(2.0))
     np.testing.assert_allclose(z64.numpy(), expected, rtol=0, atol=16 * np.finfo(np.float64).eps * largest)
-    assert torch.equal(Stream(11, 5).normal((N,), torch.float32), z64.float())
     assert float(z64.abs().max()) <= largest
+
+
+# Words where the float32 radius changes case: u = ½ and u = √½ (the split of the log), u = 1 (r = 0),
+# the smallest u (the largest r), and the neighbourhoods of each.
+_SQRT_HALF_WORD = int(math.sqrt(0.5) * 2**32)
+EDGE_WORDS = sorted({
+    w for centre in (0, 2**31, _SQRT_HALF_WORD, 2**32 - 1, 2**24, 2**32 - 2**24)
+    for w in range(centre - 64, centre + 64) if 0 <= w < 2**32
+})
+
+
+def _radius_exact(words: np.ndarray) -> np.ndarray:
+    """√(−2 ln u), u = (w + 1)·2⁻³², in float64 from exact arguments: log1p(−(1 − u)) where u >= ½."""
+    w = words.astype(np.float64)
+    minus_log = np.where(words >= 2**31, -np.log1p(-(2.0**32 - 1.0 - w) * 2.0**-32), -np.log((w + 1.0) * 2.0**-32))
+    return np.sqrt(2.0 * minus_log)
+
+
+def _radius32(words: np.ndarray) -> np.ndarray:
+    radii, scratch = np.empty(words.size, np.float32), np.empty(words.size, np.float32)
+    _radius32_pass(words.astype(np.uint32), radii, scratch, words.size)
+    return radii
+
+
+# The float32 radius's bound (streams._radius32_pass): −ln u to 8·2⁻²⁴ relative, halved by the square
+# root, which rounds once more: 5·2⁻²⁴ relative. The reference is float64 (< 2⁻⁵⁰ relative).
+RADIUS_BOUND = 5 * 2.0**-24
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=64))
+def test_float32_radius_is_within_its_bound_of_math_log(words: list[int]) -> None:
+    w = np.array(words, dtype=np.uint64)
+    exact = _radius_exact(w)
+    assert np.all(np.abs(_radius32(w) - exact) <= RADIUS_BOUND * exact)
+
+
+def test_float32_radius_over_many_words_and_every_edge() -> None:
+    w = np.concatenate([np.array(EDGE_WORDS, dtype=np.uint64), _words(21, 0, N // 4)])
+    exact, radii = _radius_exact(w), _radius32(w)
+    assert np.all(np.abs(radii - exact) <= RADIUS_BOUND * exact)
+    assert radii[w == 2**32 - 1][0] == 0.0  # u = 1
+    assert float(radii.max()) <= math.sqrt(64 * math.log(2.0)) * (1 + RADIUS_BOUND)  # u = 2⁻³², rounded
+
+
+def test_float32_normals_are_box_muller_to_their_bound() -> None:
+    # float32 output is Box–Muller evaluated in float32, not the float64 result rounded: the radius to
+    # 5·2⁻²⁴, cos and sin to 7·2⁻²⁴ (angle from a rounded integer: 3; series roundings: 3; argument: 1),
+    # the product one rounding: 13·2⁻²⁴ relative; the float64 values stand in for the exact ones.
+    z64 = Stream(11, 5).normal((N,), torch.float64).numpy()
+    z32 = Stream(11, 5).normal((N,), torch.float32).numpy().astype(np.float64)
+    largest = math.sqrt(64 * math.log(2.0))
+    bound = 13 * 2.0**-24 * np.abs(z64) + 16 * np.finfo(np.float64).eps * largest
+    assert np.all(np.abs(z32 - z64) <= bound)
 
 
 def test_moments_and_kolmogorov_smirnov() -> None:
@@ -170,3 +225,14 @@ def test_bad_keys_counters_and_buffers_are_refused() -> None:
         fill_normals(torch.empty(2, 3), [0], [0, 0])
     with pytest.raises(ValueError, match="contiguous"):
         fill_normals(torch.empty(3, 2).t(), [0, 0], [0, 0])
+
+
+def test_a_traced_export_of_stream_noise_names_the_fix() -> None:
+    # torch.export runs the model on fake tensors, which the kernel cannot fill: say so and how to export.
+    previous = set_noise_generator("philox")
+    try:
+        model = torch.nn.Sequential(GaussianNoise(0.3, seed=1), torch.nn.Linear(3, 2)).train()
+        with pytest.raises(TypeError, match=r"set_noise_generator\('torch'\)"):
+            torch.export.export(model, (torch.zeros(4, 3),))
+    finally:
+        set_noise_generator(previous)

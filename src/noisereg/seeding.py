@@ -45,9 +45,12 @@ __all__ = [
 Family = Literal["philox", "torch"]
 NoiseGenerator = Stream | torch.Generator
 _FAMILIES = ("philox", "torch")
-# The one setting: which generator draws noise on a CPU. torch's, until the counter-based kernel beats
-# it: benchmarks/study_speed.py --generator-only measured Stream at 0.63x torch.randn on one thread and
-# 1.06x on two (2-core AVX2 machine).
+# The one setting: which generator draws noise on a CPU. torch's, although the Stream's float32 kernel
+# now draws about 2x as fast (benchmarks/study_speed.py --generator-only, 2-core AVX2 machine): with
+# "philox", tests/engine/test_group.py::test_early_stopping_keeps_the_best_weights_and_stops_recording
+# finds a replica trained in a group that differs bitwise from the same replica trained alone. The
+# noise is not the cause (a Stream's rows do not depend on the group): with one site, replicas differ
+# so under torch's generator too, so the engine's batched arithmetic must be settled first.
 _family: list[str] = ["torch"]
 
 _SEED_BITS = 63
@@ -157,8 +160,8 @@ def set_noise_generator(family: Family) -> Family:
 
     ``"torch"`` (the default): torch's CPU generator (Mersenne Twister), torch's own streams.
     ``"philox"``: :class:`noisereg.streams.Stream`, counter-based, resumable at any position, and
-    independent of the thread count and of the other replicas by construction (slower than torch's
-    generator on one thread, about as fast on two: ``benchmarks/study_speed.py --generator-only``). On
+    independent of the thread count and of the other replicas by construction, and about twice as
+    fast as torch's generator for float32 (``benchmarks/study_speed.py --generator-only``). On
     other devices noise always comes from torch's generator of that device. Applies to generators made
     after the call (layers made earlier keep theirs until ``reseed``); a checkpoint of one family does
     not load into the other.

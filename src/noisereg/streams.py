@@ -15,15 +15,21 @@ c + ⌈n/4⌉.
 
 - Uniform on [0, 1): float32 (w >> 8)·2⁻²⁴ (24 random bits, never 1.0); float64 w·2⁻³².
 - Normal: Box–Muller on the pairs (w0, w1) and (w2, w3), u = (w_even + 1)·2⁻³² ∈ (0, 1],
-  θ = 2π·w_odd·2⁻³²: z = √(−2 ln u)·cos θ, √(−2 ln u)·sin θ. The transform is evaluated in float64
-  with series whose truncation error is below float64 rounding (ln by 2·atanh((m−1)/(m+1)) after an
-  exact exponent split, sin and cos by Taylor series after an exact integer quadrant reduction), then
-  rounded to the output dtype. Exact but for the 32-bit resolution of u: |z| ≤ √(64 ln 2) ≈ 6.66,
-  a tail of probability 2.7·10⁻¹¹ that is cut, for float64 output too.
+  θ = 2π·w_odd·2⁻³²: z = √(−2 ln u)·cos θ, √(−2 ln u)·sin θ, evaluated in the output's precision with
+  series after exact integer reductions (ln by 2·atanh((m−1)/(m+1)) after an exponent split, sin and
+  cos by Taylor series after the quadrant), truncated below that precision's rounding:
+  float64 output is exact to float64 rounding; float32 output is within 13·2⁻²⁴ relative of the exact
+  value (radius 5·2⁻²⁴, tested against ``math.log``), computed on 8 float32 lanes, so it is not the
+  float64 result rounded. Where u >= ½ the float32 log works on 1 − u = (2³² − 1 − w)·2⁻³², which keeps
+  all 32 bits of u near 1. Exact but for the 32-bit resolution of u: |z| ≤ √(64 ln 2) ≈ 6.66, a tail
+  of probability 2.7·10⁻¹¹ that is cut.
+
+Every value is a fixed sequence of IEEE operations (no fast-math, no FMA contraction, no libm), so it
+is the same on every CPU numba compiles for, whatever its vector width.
 
 The kernel is compiled with numba (cached on disk after the first run, ``NUMBA_CACHE_DIR`` to move the
-cache) and runs on ``torch.get_num_threads()`` threads (so the engine's one-thread workers draw on one). CPU tensors only: on CUDA noisereg draws with
-torch's own generator (see :func:`noisereg.seeding.make_generator`).
+cache) and runs on ``torch.get_num_threads()`` threads (so the engine's one-thread workers draw on one).
+CPU tensors only: on CUDA noisereg draws with torch's own generator (see :func:`noisereg.seeding.make_generator`).
 
 >>> s = Stream(7)
 >>> a = s.normal((5,))
@@ -142,56 +148,169 @@ def _cos_sin(w: np.uint64) -> tuple:
 
 
 @numba.njit(inline="always", error_model="numpy")
-def _normal_chunk(out: np.ndarray, start: int, stop: int, key: np.uint64, counter: np.uint64) -> None:
-    """Normals of values [start, stop) of one row (start a multiple of 4) into ``out``."""
-    k0, k1 = key & _MASK, key >> _S32
-    first = start // 4
-    blocks = (stop - start + 3) // 4
-    radii = np.empty(2 * blocks, dtype=np.float64)
-    radii_bits = radii.view(np.uint64)
-    angles = np.empty(2 * blocks, dtype=np.uint64)
-    base = counter + np.uint64(first)
+def _philox_pass(evens: np.ndarray, odds: np.ndarray, blocks: int, base: np.uint64, k0: np.uint64, k1: np.uint64) -> None:
+    """Blocks base .. base + blocks − 1 into uint32 scratch: (w0, w2) of block b at evens[2b], evens[2b + 1],
+    (w1, w3) at odds[2b], odds[2b + 1]. Contiguous stores, so the rounds run on 4 blocks a vector
+    (vpmuludq on AVX2)."""
     for b in range(blocks):
         ctr = base + np.uint64(b)
         w0, w1, w2, w3 = _block(ctr & _MASK, ctr >> _S32, k0, k1)
-        radii[2 * b] = np.float64(w0) + 1.0
-        radii[2 * b + 1] = np.float64(w2) + 1.0
-        angles[2 * b] = w1
-        angles[2 * b + 1] = w3
+        evens[2 * b] = w0
+        evens[2 * b + 1] = w2
+        odds[2 * b] = w1
+        odds[2 * b + 1] = w3
+
+
+# ---- float32 output: the transform in float32 (8 lanes on AVX2) ------------------------------------
+_TWO31 = np.uint32(1 << 31)
+_F0, _F1, _F2, _HALF = np.float32(0.0), np.float32(1.0), np.float32(2.0), np.float32(0.5)
+_SQRT2_F = np.float32(_SQRT2)
+_EDGE_F = np.float32(1.0 - math.sqrt(0.5))
+_BIAS_PLUS_32 = np.float32(127 + 32)
+_LN2_HI = np.float32(0.693145751953125)  # ln 2 to 16 bits: g·_LN2_HI is exact for the integers g <= 32
+_LN2_LO = np.float32(_LN2 - 0.693145751953125)
+_ANGLE_F = np.float32(math.pi * 2.0**-31)  # (π/2)·2⁻³⁰
+# log1p(f) = 2·atanh(s), s = f/(2 + f), |s| <= 3 − 2√2: terms to s⁹ leave < 2.1·10⁻⁹ relative (< 2⁻²⁸).
+_A32 = tuple(np.float32(2.0 / (2 * k + 1)) for k in range(5))
+# sin to φ⁹ and cos to φ¹⁰ on |φ| <= π/4: the next terms are below 1.8·10⁻⁹ and 1.2·10⁻¹⁰ (< 2⁻²⁸).
+_S32F = tuple(np.float32(c) for c in _SIN[:5])
+_C32F = tuple(np.float32(c) for c in _COS[:6])
+_EXPONENT_MASK32, _FRACTION32, _ONE32, _S23 = np.uint32(0xFF), np.uint32(0x7FFFFF), np.uint32(0x3F800000), np.uint32(23)
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _argument32_pass(words: np.ndarray, radii: np.ndarray, scratch: np.ndarray, n: int) -> None:
+    """The log's argument x = fl32(w + 1) or fl32(~w) (see :func:`_radius32_pass`) into ``radii`` and its
+    mantissa m ∈ [1, 2) into ``scratch``: one correctly rounded uint32 -> float32 conversion each."""
+    x_bits = radii.view(np.uint32)
+    m_bits = scratch.view(np.uint32)
+    for i in range(n):
+        w = words[i]
+        radii[i] = np.float32(np.uint32(~w) if w >= _TWO31 else np.uint32(w + np.uint32(1)))
+    for i in range(n):  # m by its bits, in a loop of its own (scalar bit casts do not vectorize)
+        m_bits[i] = (x_bits[i] & _FRACTION32) | _ONE32
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _log32_pass(words: np.ndarray, radii: np.ndarray, scratch: np.ndarray, n: int) -> None:
+    """radii[i] = √(−2 ln u) from the argument and mantissa that :func:`_argument32_pass` left."""
+    x_bits = radii.view(np.uint32)
+    for i in range(n):
+        x, m = radii[i], scratch[i]
+        exponent = np.float32(np.int32((x_bits[i] >> _S23) & _EXPONENT_MASK32))
+        big = m > _SQRT2_F
+        f_low = (m * _HALF if big else m) - _F1
+        g_low = _BIAS_PLUS_32 - exponent - (_F1 if big else _F0)
+        v = x * np.float32(2.0**-32)
+        far = v > _EDGE_F
+        f_high = _F1 - (v + v) if far else -v
+        g_high = _F1 if far else _F0
+        high = words[i] >= _TWO31
+        f = f_high if high else f_low
+        g = g_high if high else g_low
+        s = f / (_F2 + f)
+        z = s * s
+        log1p = s * (_A32[0] + z * (_A32[1] + z * (_A32[2] + z * (_A32[3] + z * _A32[4]))))
+        radii[i] = np.sqrt(_F2 * (g * _LN2_HI + (g * _LN2_LO - log1p)))  # −ln u = g·ln 2 − log1p(f)
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _radius32_pass(words: np.ndarray, radii: np.ndarray, scratch: np.ndarray, n: int) -> None:
+    """radii[i] = √(−2 ln u) in float32 for u = (words[i] + 1)·2⁻³², accurate to a few float32 ulps.
+
+    u < ½: x = fl32(w + 1) is split exactly into 2^e·m, ln u = (e − 32)·ln 2 + log1p(m − 1).
+    u >= ½: v = 1 − u = fl32(~w)·2⁻³² holds all 32 bits of u near 1 (fl32(u) would round them away),
+    ln u = log1p(−v), or −ln 2 + log1p(1 − 2v) when v > 1 − √½ (1 − 2v is exact there).
+    Error of −ln u: the rounded argument ≤ 2·2⁻²⁴ relative, the series and its roundings ≤ 5·2⁻²⁴,
+    the final sum 2⁻²⁴; the square root halves that and rounds once: r within 5·2⁻²⁴ relative.
+    """
+    _argument32_pass(words, radii, scratch, n)
+    _log32_pass(words, radii, scratch, n)
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _cos_sin32(w: np.uint32) -> tuple:
+    """(cos θ, sin θ) in float32 for θ = 2π·w·2⁻³²: quadrant q and remainder d found exactly in integers."""
+    q = ((w + np.uint32(1 << 29)) >> np.uint32(30)) & np.uint32(3)
+    d = np.int32(w & np.uint32((1 << 30) - 1))
+    d = d - np.int32(1 << 30) if d >= np.int32(1 << 29) else d
+    phi = np.float32(d) * _ANGLE_F
+    z = phi * phi
+    s = phi * (_S32F[0] + z * (_S32F[1] + z * (_S32F[2] + z * (_S32F[3] + z * _S32F[4]))))
+    c = _C32F[0] + z * (_C32F[1] + z * (_C32F[2] + z * (_C32F[3] + z * (_C32F[4] + z * _C32F[5]))))
+    odd = (q & np.uint32(1)) != 0
+    cos_t = s if odd else c
+    sin_t = c if odd else s
+    cos_t = -cos_t if ((q + np.uint32(1)) & np.uint32(2)) != 0 else cos_t
+    sin_t = -sin_t if (q & np.uint32(2)) != 0 else sin_t
+    return cos_t, sin_t
+
+
+# ---- float64 output: the transform in float64, exact to float64 rounding ----------------------------
+@numba.njit(inline="always", error_model="numpy")
+def _radius64_pass(words: np.ndarray, radii: np.ndarray, exponents: np.ndarray, n: int) -> None:
+    """radii[i] = √(−2 ln u) in float64 for u = (words[i] + 1)·2⁻³² (see :func:`_radius`)."""
+    radii_bits = radii.view(np.uint64)
+    exponent_bits = exponents.view(np.uint64)
+    for i in range(n):
+        radii[i] = np.float64(words[i]) + 1.0
     # Exponent split in integers (one pass), the float series in another: both passes vectorize.
     # The biased exponent b becomes the float 2⁵² + b by its bits (AVX2 has no int64 -> float64).
-    exponents = np.empty(2 * blocks, dtype=np.float64)
-    exponent_bits = exponents.view(np.uint64)
-    for i in range(2 * blocks):
+    for i in range(n):
         bits = radii_bits[i]
         exponent_bits[i] = _TWO52_BITS | (bits >> np.uint64(52))
         radii_bits[i] = (bits & _FRACTION) | _ONE
-    for i in range(2 * blocks):
+    for i in range(n):
         radii[i] = _radius(radii[i], exponents[i] - _TWO52_PLUS_BIAS)
-    # cos and sin into contiguous scratch (a loop the compiler vectorizes), then the interleaved store.
-    cosines = np.empty(2 * blocks, dtype=np.float64)
-    sines = np.empty(2 * blocks, dtype=np.float64)
-    for i in range(2 * blocks):
-        c, s = _cos_sin(angles[i])
-        cosines[i] = radii[i] * c
-        sines[i] = radii[i] * s
-    pairs = (stop - start) // 2
-    for i in range(pairs):
-        out[start + 2 * i] = cosines[i]
-        out[start + 2 * i + 1] = sines[i]
-    if (stop - start) % 2:
-        out[stop - 1] = cosines[pairs]
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _task(n: int, task: int, keys: np.ndarray, counters: np.ndarray) -> tuple:
+    """Task t is chunk t mod chunks of row t // chunks: (row, start, stop, blocks, first block, k0, k1)."""
+    chunks = (n + 4 * _CHUNK - 1) // (4 * _CHUNK)
+    r, c = task // chunks, task % chunks
+    start = 4 * _CHUNK * c
+    stop = min(n, start + 4 * _CHUNK)
+    key = keys[r]
+    return r, start, stop, (stop - start + 3) // 4, counters[r] + np.uint64(_CHUNK * c), key & _MASK, key >> _S32
+
+
+# One kernel per output dtype: a chunk of up to _CHUNK blocks goes through L1-sized scratch in passes
+# (Philox, radii, then angles and the store), each a loop the compiler vectorizes.
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _normals32(out: np.ndarray, keys: np.ndarray, counters: np.ndarray, first: int, last: int) -> None:
+    """Tasks [first, last) of the float32 normals of ``out`` (see :func:`_task`)."""
+    evens, odds = np.empty(2 * _CHUNK, dtype=np.uint32), np.empty(2 * _CHUNK, dtype=np.uint32)
+    radii, scratch = np.empty(2 * _CHUNK, dtype=np.float32), np.empty(2 * _CHUNK, dtype=np.float32)
+    for task in range(first, last):
+        r, start, stop, blocks, base, k0, k1 = _task(out.shape[1], task, keys, counters)
+        _philox_pass(evens, odds, blocks, base, k0, k1)
+        _radius32_pass(evens, radii, scratch, 2 * blocks)
+        values, pairs = out[r, start:stop], (stop - start) // 2  # a slice: indices from 0 vectorize
+        for i in range(pairs):
+            c, s = _cos_sin32(odds[i])
+            values[2 * i] = radii[i] * c
+            values[2 * i + 1] = radii[i] * s
+        if (stop - start) % 2:
+            values[-1] = radii[pairs] * _cos_sin32(odds[pairs])[0]
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def _normals(out: np.ndarray, keys: np.ndarray, counters: np.ndarray, first: int, last: int) -> None:
-    """Tasks [first, last) of the normals of ``out``: task t is chunk t mod chunks of row t // chunks."""
-    n = out.shape[1]
-    chunks = (n + 4 * _CHUNK - 1) // (4 * _CHUNK)
+def _normals64(out: np.ndarray, keys: np.ndarray, counters: np.ndarray, first: int, last: int) -> None:
+    """Tasks [first, last) of the float64 normals of ``out`` (see :func:`_task`)."""
+    evens, odds = np.empty(2 * _CHUNK, dtype=np.uint32), np.empty(2 * _CHUNK, dtype=np.uint32)
+    radii, scratch = np.empty(2 * _CHUNK, dtype=np.float64), np.empty(2 * _CHUNK, dtype=np.float64)
     for task in range(first, last):
-        r, c = task // chunks, task % chunks
-        start = 4 * _CHUNK * c
-        _normal_chunk(out[r], start, min(n, start + 4 * _CHUNK), keys[r], counters[r])
+        r, start, stop, blocks, base, k0, k1 = _task(out.shape[1], task, keys, counters)
+        _philox_pass(evens, odds, blocks, base, k0, k1)
+        _radius64_pass(evens, radii, scratch, 2 * blocks)
+        values, pairs = out[r, start:stop], (stop - start) // 2
+        for i in range(pairs):
+            c, s = _cos_sin(np.uint64(odds[i]))
+            values[2 * i] = radii[i] * c
+            values[2 * i + 1] = radii[i] * s
+        if (stop - start) % 2:
+            values[-1] = radii[pairs] * _cos_sin(np.uint64(odds[pairs]))[0]
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -244,6 +363,12 @@ def _run(kernel: Any, array: np.ndarray, keys: list[int], counters: list[int], *
 
 
 def _check_rows(out: Tensor, keys: list[int], counters: list[int]) -> np.ndarray:
+    if isinstance(out, Tensor) and type(out) is not Tensor:
+        # torch.export traces with fake tensors, which hold no memory for the kernel to fill.
+        raise TypeError(
+            f"a Stream fills plain CPU tensors, got a {type(out).__name__}: a traced program (torch.export) "
+            "cannot run its kernel; export with noisereg.seeding.set_noise_generator('torch'), or strip the noise"
+        )
     if not isinstance(out, Tensor) or out.dim() != 2 or out.device.type != "cpu":
         raise ValueError("out must be a 2-d CPU tensor [rows, values]")
     if out.dtype not in (torch.float32, torch.float64) or not out.is_contiguous():
@@ -261,7 +386,7 @@ def fill_normals(out: Tensor, keys: list[int], counters: list[int]) -> None:
     """
     array = _check_rows(out, keys, counters)
     if out.numel():
-        _run(_normals, array, keys, counters)
+        _run(_normals32 if out.dtype == torch.float32 else _normals64, array, keys, counters)
 
 
 def fill_uniforms(out: Tensor, keys: list[int], counters: list[int]) -> None:
