@@ -33,7 +33,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -43,6 +43,7 @@ from noisereg.engine.vectorized import VECTORIZED, group_key, probe, train_vecto
 from noisereg.noise.base import NoiseKind
 from noisereg.seeding import check_seed, derive_seed
 from noisereg.sites import attach
+from noisereg.sites.attach import At
 from noisereg.study.bridge.user import (
     as_factory,
     describe_part,
@@ -233,7 +234,8 @@ def _check_sites(factory: Callable[[], torch.nn.Module], cells: list[_Cell], fit
             if s.at == "gradients":
                 continue
             try:
-                attach(model, s.noise, s.at, seed=0, **dict(s.options)).remove()
+                # site() accepted only attach's own sites
+                attach(model, s.noise, cast(At, s.at), seed=0, **dict(s.options)).remove()
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"arms[{cell.arm!r}] site {j} (at={s.at!r}): {exc}") from exc
 
@@ -402,8 +404,8 @@ def run_model(
             with store.heartbeat(claims):
                 try:
                     results: list[Any] = [None] * len(tasks)
-                    for (members, _), trained in zip(jobs, _train_all([job for _, job in jobs], workers)):
-                        for i, result in zip(members, trained):
+                    for (members, _), trained in zip(jobs, _train_all([job for _, job in jobs], workers), strict=True):
+                        for i, result in zip(members, trained, strict=True):
                             results[i] = result
                     stored = _collect(claims, rows, results, by_key, out if save_models else None, config)
                 except BaseException as exc:
@@ -427,7 +429,7 @@ def _collect(claims: Sequence[Any], rows: Sequence[tuple[_Cell, int, int]], resu
              by_key: Mapping[str, _Cell], models_dir: Path | None, config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     parts: dict[str, dict[str, dict[int, list[Any]]]] = {c.cell: {"test": {}, "cv": {}} for c in claims}
     epochs: list[int] | None = None
-    for (cell, s, g), result in zip(rows, results):
+    for (cell, s, g), result in zip(rows, results, strict=True):
         if epochs is None:
             epochs = result.epochs
         elif result.epochs != epochs:
@@ -438,7 +440,7 @@ def _collect(claims: Sequence[Any], rows: Sequence[tuple[_Cell, int, int]], resu
         key = claim.cell
         out[key] = cell_results(key, parts[key], np.asarray(epochs), int(config["curve_points"]))
         if models_dir is not None:
-            mine = [(s, g, r) for (c, s, g), r in zip(rows, results) if c.key == key]
+            mine = [(s, g, r) for (c, s, g), r in zip(rows, results, strict=True) if c.key == key]
             state = {k: torch.stack([r.state[k] for *_, r in mine]) for k in mine[0][2].state}
             save_cell_models(models_dir / "models", key, json.dumps(config["model"], sort_keys=True),
                              [s for s, *_ in mine], [g for _, g, _ in mine], state)

@@ -107,7 +107,7 @@ def choose(
     if len(values) != len(cvs):
         raise ValueError(f"values and cvs must have the same length, got {len(values)} and {len(cvs)}")
     known = []
-    for i, (v, cv) in enumerate(zip(values, cvs)):
+    for i, (v, cv) in enumerate(zip(values, cvs, strict=True)):
         folds = fold_scores(cv, score, seeds) if v is not None else None
         if folds is not None and np.all(np.isfinite(folds)):
             known.append((float(v), i, folds))  # type: ignore[arg-type]
@@ -121,7 +121,7 @@ def choose(
     folds = known[best][2]
     se = float(folds.std(ddof=1) / math.sqrt(folds.size)) if folds.size > 1 else 0.0
     limit = means[best] + se
-    return next(i for (_, i, _), m in zip(known, means) if m <= limit)
+    return next(i for (_, i, _), m in zip(known, means, strict=True) if m <= limit)
 
 
 def procedure_name(score: str, rule: str = "best", seeds: int | None = None) -> str:

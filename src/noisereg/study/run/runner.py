@@ -38,8 +38,8 @@ from noisereg.study.cells import Cell, TrainingError, signature, strengths
 from noisereg.study.config import StudyConfig
 from noisereg.study.measure.robustness import evaluate_robustness
 from noisereg.study.report import build_report
-from noisereg.study.run.heldout import brier, calibrated_losses, held_out_logits
 from noisereg.study.run import dashboard
+from noisereg.study.run.heldout import brier, calibrated_losses, held_out_logits
 from noisereg.study.run.search import propose_cell
 from noisereg.study.rundir import RunDirError, write_file
 from noisereg.study.store import DB_NAME, CellLost, Claim, Store, StoreError, default_url, masked_url
@@ -130,7 +130,7 @@ def cell_results(
     the CV folds' held-out metrics (built-in studies: ``prep`` gives the CV folds' labels)."""
     seeds = sorted(parts["test"])
     finals: dict[str, list[float]] = {}
-    curves: dict[str, np.ndarray] = {}
+    curves: dict[str, list[np.ndarray]] = {}
     for s in seeds:
         rows = sorted(parts["test"][s], key=lambda row: row[0])
         for name in rows[0][1]:
@@ -414,7 +414,7 @@ def _run_claims(
             raise TrainingError(f"training cell(s) {', '.join(keys)} failed: {type(exc).__name__}: {first}", keys) from exc
     elapsed = time.perf_counter() - start
     units = sum(prep.units(c) for c in cells)
-    for claim, cell in zip(claims, cells):
+    for claim, cell in zip(claims, cells, strict=True):
         res = results[cell.key]
         res["elapsed_s"] = round(elapsed * prep.units(cell) / units, 3)
         params, spaces = dashboard.trial_params(prep.config, prep.cells, cell)
