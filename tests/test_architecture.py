@@ -28,6 +28,8 @@ LAYERS = [
         "study.selection",
         "study.rundir",
         "study.store",
+        "study.store_base",
+        "study.artifacts",
         "study.weights",
         "study.connection",
         "study.claims",

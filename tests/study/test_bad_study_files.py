@@ -59,7 +59,8 @@ def at(path: str, value: Any, raw: dict[str, Any] | None = None) -> dict[str, An
     """A copy of ``raw`` (default :func:`small`) with the dotted ``path`` set to ``value``."""
     raw = copy.deepcopy(raw if raw is not None else small())
     node: Any = raw
-    keys = [int(k) if k.isdigit() else k for k in path.split(".")]
+    # ASCII digits only: str.isdigit() is also true for "²", which int() refuses (a drawn unknown key)
+    keys = [int(k) if k.isascii() and k.isdigit() else k for k in path.split(".")]
     for key in keys[:-1]:
         node = node[key]
     node[keys[-1]] = value

@@ -25,7 +25,7 @@ DDP has averaged, so it is one stream on every rank and the replicas stay identi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -37,7 +37,10 @@ from noisereg.seeding import check_seed
 from noisereg.sites.attach import Handle
 from noisereg.sites.describe import describe
 
-pl = require("lightning.pytorch", "lightning")
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+else:
+    pl = require("lightning.pytorch", "lightning")
 
 __all__ = ["NoiseCallback"]
 
@@ -118,7 +121,8 @@ class NoiseCallback(pl.Callback):
         self._bind()
 
     def _bind(self) -> None:
-        bind_clock(self._model, self.clock)
+        # setup sets the model before any handle exists, and _bind runs only after a handle is added
+        bind_clock(cast(nn.Module, self._model), self.clock)
         # gradient noise is attached at on_fit_start, after Lightning restores callbacks: wait for all
         if self._pending is not None and len(self._pending) == len(self.handles):
             for handle, state in zip(self.handles, self._pending, strict=True):

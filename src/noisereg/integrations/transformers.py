@@ -24,7 +24,7 @@ at ``on_train_end``, its schedule driven by ``state.global_step``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -37,7 +37,10 @@ from noisereg.sites.attach import MaskedHandle, attach
 from noisereg.sites.embeddings import Length, NEFTune
 from noisereg.sites.selectors import unwrap
 
-transformers = require("transformers", "transformers")
+if TYPE_CHECKING:
+    import transformers
+else:
+    transformers = require("transformers", "transformers")
 
 __all__ = ["embedding_noise", "unwrap_model", "NEFTuneCallback"]
 
@@ -45,8 +48,9 @@ __all__ = ["embedding_noise", "unwrap_model", "NEFTuneCallback"]
 def unwrap_model(model: nn.Module) -> nn.Module:
     """The transformers model inside DDP, ``torch.compile`` and PEFT wrappers (``get_base_model()``)."""
     model = unwrap(model)
-    while callable(getattr(model, "get_base_model", None)) and model.get_base_model() is not model:
-        model = unwrap(model.get_base_model())
+    # get_base_model is PEFT's method, checked callable first; nn.Module's typing cannot see it
+    while callable(getattr(model, "get_base_model", None)) and cast(Any, model).get_base_model() is not model:
+        model = unwrap(cast(Any, model).get_base_model())
     return model
 
 
@@ -98,8 +102,9 @@ def embedding_noise(
             f"model must be a transformers PreTrainedModel with get_input_embeddings(), got "
             f"{type(root).__name__}: use noisereg.attach(model, NEFTune(alpha), at='embeddings') otherwise"
         )
-    handle = attach(root, NEFTune(alpha, length=length), at="embeddings", select=embeddings,
-                    mask="attention_mask", packed=True, seed=seed)
+    # attach gives a MaskedHandle at "input", "activations" and "embeddings"
+    handle = cast(MaskedHandle, attach(root, NEFTune(alpha, length=length), at="embeddings", select=embeddings,
+                                       mask="attention_mask", packed=True, seed=seed))
     _off_without_gradients(root, handle)
     return handle
 
@@ -140,7 +145,9 @@ class NEFTuneCallback(transformers.TrainerCallback):
             raise ValueError("NEFTuneCallback needs the Trainer's model (on_train_begin got none)")
         if self.handle is not None:
             raise ValueError("NEFTuneCallback is already attached: one callback serves one training at a time")
-        self.handle = embedding_noise(model, self.kind.alpha, length=self.kind.length, seed=self.seed)
+        # the kind was made from __init__'s alpha: a float or a schedule, never a tensor
+        alpha = cast(float | Schedule, self.kind.alpha)
+        self.handle = embedding_noise(model, alpha, length=self.kind.length, seed=self.seed)
         self._root = unwrap_model(model)
         self.clock.step = state.global_step
         bind_clock(self._root, self.clock)

@@ -92,10 +92,12 @@ class _Streams:
 def _check_range(value_range: object) -> tuple[float, float] | None:
     if value_range is None:
         return None
-    ok = isinstance(value_range, (tuple, list)) and len(value_range) == 2 and all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value_range
-    )
-    if not ok or not value_range[0] < value_range[1]:
+    if not (
+        isinstance(value_range, (tuple, list))
+        and len(value_range) == 2
+        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value_range)
+        and value_range[0] < value_range[1]
+    ):
         raise ValueError(f"{value_range=} must be None or (low, high) with low < high")
     return float(value_range[0]), float(value_range[1])
 
@@ -146,7 +148,7 @@ if HAS_TORCHVISION:
     from torchvision import tv_tensors
     from torchvision.transforms import v2
 
-    class ImageNoise(v2.Transform):  # type: ignore[misc]
+    class ImageNoise(v2.Transform):
         """Noise on the images and videos of a sample; see the module docstring.
 
         Args:
@@ -177,7 +179,7 @@ if HAS_TORCHVISION:
             # torchvision's rule: Image/Video always; a plain tensor only as the sample's image.
             needs = super()._needs_transform_list(flat_inputs)
             return [need and isinstance(inpt, (Tensor,)) and not isinstance(
-                inpt, (tv_tensors.Mask, tv_tensors.BoundingBoxes)) for need, inpt in zip(needs, flat_inputs)]
+                inpt, (tv_tensors.Mask, tv_tensors.BoundingBoxes)) for need, inpt in zip(needs, flat_inputs, strict=True)]
 
         def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
             if not isinstance(inpt, Tensor):

@@ -27,22 +27,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
 import numbers
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import numpy as np
 import torch
 
-from noisereg.engine.loop import AttachSite, LoopResult, LoopTask, train_replica
-from noisereg.engine.vectorized import VECTORIZED, group_key, probe, train_vectorized
+from noisereg.engine.loop import AttachSite, LoopTask
+from noisereg.engine.vectorized import VECTORIZED, probe
 from noisereg.noise.base import NoiseKind
 from noisereg.seeding import check_seed, derive_seed
 from noisereg.sites import attach
+from noisereg.sites.attach import At
 from noisereg.study.bridge.user import (
     as_factory,
     describe_part,
@@ -56,9 +55,9 @@ from noisereg.study.cells import cell_key
 from noisereg.study.config import StudyConfigError, UserStudyConfig
 from noisereg.study.report import build_report, summarize, table_rows
 from noisereg.study.run.dashboard import objective
-from noisereg.study.run.runner import cell_results
+from noisereg.study.run.jobs import make_jobs, train_all
+from noisereg.study.run.results import collect_results
 from noisereg.study.store import Store, default_url, masked_url
-from noisereg.study.weights import save_cell_models
 
 __all__ = ["PER_REPLICA", "StudyResult", "run_config", "run_model", "site"]
 
@@ -164,65 +163,6 @@ def _plan(arms: Mapping[str, Sequence[AttachSite]], grid: Mapping[str, Any]) -> 
     return cells
 
 
-Job = LoopTask | list[LoopTask]
-"""One replica on the per-replica path, or a group of replicas trained together on the vectorized path."""
-
-_JOBS: list[Job] = []  # the jobs a forked pool's workers read (fork copies them; nothing is pickled)
-
-
-def _train_job(job: Job) -> list[LoopResult]:
-    return train_vectorized(job) if isinstance(job, list) else [train_replica(job)]
-
-
-def _run_job(i: int) -> tuple[int, list[LoopResult] | str]:
-    try:
-        return i, _train_job(_JOBS[i])
-    except Exception:  # a worker's failure comes back as text and is raised by the parent
-        return i, traceback.format_exc()
-
-
-def _train_all(jobs: list[Job], workers: int) -> list[list[LoopResult]]:
-    global _JOBS
-    if workers == 1 or len(jobs) == 1:
-        out = []
-        for i, job in enumerate(jobs):
-            try:
-                out.append(_train_job(job))
-            except Exception as exc:  # the user's model, step or data failed: not an argument error
-                raise RuntimeError(f"job {i} failed: {type(exc).__name__}: {exc}") from exc
-        return out
-    _JOBS = jobs
-    try:
-        with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
-            results: list[Any] = [None] * len(jobs)
-            for i, result in pool.imap_unordered(_run_job, range(len(jobs))):
-                if isinstance(result, str):
-                    raise RuntimeError(f"job {i} failed in a worker process:\n{result}")
-                results[i] = result
-    finally:
-        _JOBS = []
-    return results
-
-
-def _jobs(tasks: Sequence[LoopTask], vectorized: Sequence[bool], folds: Sequence[int], workers: int) -> list[tuple[list[int], Job]]:
-    """The jobs that train ``tasks``, each with the indices of the tasks it trains: one per task on the
-    per-replica path; the vectorized tasks of one fold (and target noise kind) as one group, split into
-    ``workers`` groups of nearly equal size so that every process trains a share."""
-    jobs: list[tuple[list[int], Job]] = []
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for i, task in enumerate(tasks):
-        if vectorized[i]:
-            groups.setdefault((folds[i], group_key(task)), []).append(i)
-        else:
-            jobs.append(([i], task))
-    for members in groups.values():
-        parts = min(workers, len(members))
-        for k in range(parts):
-            chunk = members[k::parts]
-            jobs.append((chunk, [tasks[i] for i in chunk]))
-    return jobs
-
-
 def _check_sites(factory: Callable[[], torch.nn.Module], cells: list[_Cell], fit: Any, step: Any) -> None:
     """Attach every arm's sites to one model and take them off: bad selectors fail before training."""
     model = factory()
@@ -233,7 +173,8 @@ def _check_sites(factory: Callable[[], torch.nn.Module], cells: list[_Cell], fit
             if s.at == "gradients":
                 continue
             try:
-                attach(model, s.noise, s.at, seed=0, **dict(s.options)).remove()
+                # site() accepted only attach's own sites
+                attach(model, s.noise, cast(At, s.at), seed=0, **dict(s.options)).remove()
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"arms[{cell.arm!r}] site {j} (at={s.at!r}): {exc}") from exc
 
@@ -397,15 +338,15 @@ def run_model(
             rows = [(by_key[c.cell], s, g) for c in claims for g in range(len(the_folds)) for s in range(seeds)]
             tasks = [dataclasses.replace(template(cell), train=the_folds[g].train, test=the_folds[g].test, seed=replica_seeds[s])
                      for cell, s, g in rows]
-            jobs = _jobs(tasks, [paths[cell.key][0] == VECTORIZED for cell, _, _ in rows], [g for *_, g in rows], workers)
+            jobs = make_jobs(tasks, [paths[cell.key][0] == VECTORIZED for cell, _, _ in rows], [g for *_, g in rows], workers)
             start = time.perf_counter()
             with store.heartbeat(claims):
                 try:
                     results: list[Any] = [None] * len(tasks)
-                    for (members, _), trained in zip(jobs, _train_all([job for _, job in jobs], workers)):
-                        for i, result in zip(members, trained):
+                    for (members, _), trained in zip(jobs, train_all([job for _, job in jobs], workers), strict=True):
+                        for i, result in zip(members, trained, strict=True):
                             results[i] = result
-                    stored = _collect(claims, rows, results, by_key, out if save_models else None, config)
+                    stored = collect_results(claims, rows, results, out if save_models else None, config)
                 except BaseException as exc:
                     for claim in claims:
                         store.fail(claim, "".join(traceback.format_exception(exc)))
@@ -421,28 +362,6 @@ def run_model(
             raise RuntimeError(f"cells without a result: {failed}; rerun to retry them")
         summary = summarize(store.attrs(), store.completed())
     return StudyResult(out, name, summary)
-
-
-def _collect(claims: Sequence[Any], rows: Sequence[tuple[_Cell, int, int]], results: Sequence[LoopResult],
-             by_key: Mapping[str, _Cell], models_dir: Path | None, config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    parts: dict[str, dict[str, dict[int, list[Any]]]] = {c.cell: {"test": {}, "cv": {}} for c in claims}
-    epochs: list[int] | None = None
-    for (cell, s, g), result in zip(rows, results):
-        if epochs is None:
-            epochs = result.epochs
-        elif result.epochs != epochs:
-            raise ValueError(f"replicas recorded different epochs ({epochs} and {result.epochs}): fit must return the same 'epochs' for every replica")
-        parts[cell.key]["test"].setdefault(s, []).append((g, result.final, result.curves))
-    out = {}
-    for claim in claims:
-        key = claim.cell
-        out[key] = cell_results(key, parts[key], np.asarray(epochs), int(config["curve_points"]))
-        if models_dir is not None:
-            mine = [(s, g, r) for (c, s, g), r in zip(rows, results) if c.key == key]
-            state = {k: torch.stack([r.state[k] for *_, r in mine]) for k in mine[0][2].state}
-            save_cell_models(models_dir / "models", key, json.dumps(config["model"], sort_keys=True),
-                             [s for s, *_ in mine], [g for _, g, _ in mine], state)
-    return out
 
 
 def run_config(cfg: UserStudyConfig, out: str | Path, *, storage: str | None = None, workers: int = 1,

@@ -67,7 +67,7 @@ def plan_cells(config: StudyConfig) -> list[Cell]:
     cells = []
     for arm in config.arms:
         if arm.search is not None:
-            param = arm.search.param or KINDS[arm.noise[0].kind].strength
+            param: str | None = arm.search.param or KINDS[arm.noise[0].kind].strength
             for i in range(1, arm.search.trials + 1):
                 cells.append(Cell(
                     cell_key(arm.name, i, "trial"), arm.name, None, param, tuple(arm.noise), True, search=True,

@@ -17,7 +17,7 @@ import dataclasses
 import difflib
 import zipfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from sklearn import datasets as skdata
@@ -209,7 +209,7 @@ def _from_file(config: DataConfig) -> Dataset:
     if config.task == "regression":
         if raw_y.dtype.kind not in "biuf":
             raise DataError(f"{path}: task = 'regression' needs a numeric target; {target!r} holds {raw_y[0]!r}")
-        y = raw_y.astype(np.float64)
+        y: np.ndarray = raw_y.astype(np.float64)
         _check_finite(y[:, None], (target,), path)
         return Dataset(path.stem, "regression", x, y, feature_names)
     if raw_y.dtype.kind == "f":
@@ -271,7 +271,8 @@ def _to_unit(x: np.ndarray, value_range: tuple[float, float], names: tuple[str, 
     return (x - low) / (high - low)
 
 
-def _scale(train: np.ndarray, *others: np.ndarray | None) -> list[np.ndarray | None]:
+# list[Any]: each place keeps what it was given (an array or None), which the callers unpack by position
+def _scale(train: np.ndarray, *others: np.ndarray | None) -> list[Any]:
     mean = train.mean(axis=0)
     std = train.std(axis=0)
     std = np.where(std > 0, std, 1.0)
@@ -294,8 +295,9 @@ def _fold(
     if config.standardize:
         xtr, xte, xva = _scale(xtr, xte, xva)
     if data.task == "regression" and config.standardize_target:
-        col = [None if v is None else v[:, None] for v in (ytr, yte, yva)]
-        ytr, yte, yva = (None if v is None else v[:, 0] for v in _scale(*col))
+        col: list[Any] = [None if v is None else v[:, None] for v in (ytr, yte, yva)]
+        scaled: list[Any] = [None if v is None else v[:, 0] for v in _scale(*col)]
+        ytr, yte, yva = scaled
     return Fold(name, role, outer, xtr, ytr, xte, yte, xva, yva)
 
 
@@ -351,7 +353,8 @@ def make_folds(
     if data.task == "classification" and len(np.unique(data.y[train_rows])) < 2:
         raise DataError(f"split.n_train={n_train}: the training part holds one class only")
     train = (data.x[train_rows], data.y[train_rows])
-    test = (data.x_test, data.y_test) if fresh else (data.x[rows[n_train:]], data.y[rows[n_train:]])
+    # fresh: the data set brings its own test part, x_test and y_test together
+    test = cast(tuple[np.ndarray, np.ndarray], (data.x_test, data.y_test)) if fresh else (data.x[rows[n_train:]], data.y[rows[n_train:]])
     folds = [_fold("test", "test", 0, data, config, train, test, validation, seed)]
     if cv_folds is not None:
         splitter = _splitter(data, cv_folds, "selection.folds", train_rows, seed)

@@ -211,9 +211,9 @@ def _cell_metrics(results: Mapping[str, Any]) -> list[tuple[str, float, int]]:
         if name == "val_epochs" or name.endswith("_curve"):
             continue
         for s, folds in zip(seeds, per_seed, strict=True):
-            kept = [v for v in folds if _number(v)]
-            if kept:
-                out.append((f"cv/{name}", sum(kept) / len(kept), int(s)))
+            finite = [v for v in folds if _number(v)]
+            if finite:
+                out.append((f"cv/{name}", sum(finite) / len(finite), int(s)))
     score = objective(dict(results))
     if score is not None:
         out.append((OBJECTIVE_NAME, score, 0))

@@ -23,16 +23,11 @@ The contract (the tests in ``tests/study/test_store.py`` check each point, kill 
   ``RetryHeartbeatStaleTrialCallback`` enqueues a WAITING copy (up to ``max_retry`` times).
   A cell that failed by an exception (or ran out of retries) is enqueued again by
   :meth:`Store.requeue_failed`, which a rerun of the study calls once.
-- **Curves as artifacts.** A cell's learning curves (``curve:<name>``, and the CV folds' held-out
-  curves ``cv.*_curve``) are large, and optuna-dashboard slows down on large attributes: on a SQLite
-  storage they are one Optuna artifact per trial, ``curves.json``, in the
-  :class:`~optuna.artifacts.FileSystemArtifactStore` ``artifacts/`` beside the database file
-  (:attr:`Store.artifacts`; ``optuna-dashboard sqlite:///<run dir>/study.db --artifact-dir <run dir>/artifacts``
-  shows them). The artifact is written before the trial is COMPLETE, so a COMPLETE trial has it.
-  On a server storage (PostgreSQL, MySQL) workers on other machines share no folder: the curves stay
-  user attributes there, each bounded by the runner's thinning. :meth:`Store.completed` reads both
-  alike, so every reader sees the same results; a run directory copied without its ``artifacts/``
-  folder raises :class:`StoreError` naming it.
+- **Curves as artifacts.** On a SQLite storage a cell's learning curves are one Optuna artifact per
+  trial in ``artifacts/`` beside the database file (:attr:`Store.artifacts`, :mod:`noisereg.study.artifacts`),
+  written before the trial is COMPLETE, so a COMPLETE trial has it; on a server storage they stay user
+  attributes, each bounded by the runner's thinning. :meth:`Store.completed` reads both alike; a run
+  directory copied without its ``artifacts/`` folder raises :class:`StoreError` naming it.
 - **Measurements after training.** Robustness and calibration of a completed cell's models are
   written later, by another pass, as study attributes (:meth:`Store.set_attr`; a finished trial
   cannot be changed): ``robustness:<cell key>`` and ``robustness:vs-baseline`` (see
@@ -73,48 +68,42 @@ The contract (the tests in ``tests/study/test_store.py`` check each point, kill 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import optuna
-import sqlalchemy
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from noisereg._compat.optuna_private import ENQUEUED, enqueued_cell, trial_id
-from noisereg.study.claims import OWNER, CellLost, Claim, Heartbeat, claimant, gone, machine
-from noisereg.study.connection import (
-    ReconnectingStorage,
-    Retrying,
-    StoreUnreachable,
-    engine_kwargs,
-    first_line,
-    masked_url,
-    watch,
+from noisereg._compat.optuna_private import ENQUEUED, enqueued_cell
+from noisereg.study.artifacts import (
+    CURVES_ARTIFACT,
+    CurvesMissing,
+    merge_curves,
+    read_curves,
+    split_curves,
+    upload_curves,
 )
+from noisereg.study.claims import OWNER, CellLost, Claim, Heartbeat, claimant, gone, machine
+from noisereg.study.connection import StoreUnreachable, masked_url
+from noisereg.study.store_base import DB_NAME, SCHEMA_VERSION, StoreBase, StoreError, default_url
 
 __all__ = [
     "Store", "StoreError", "StoreUnreachable", "CellLost", "Claim", "Heartbeat", "default_url", "masked_url",
-    "SCHEMA_VERSION", "RESULT_KEYS", "PROPOSAL", "CURVES_ARTIFACT", "ROBUSTNESS_PREFIX", "ROBUSTNESS_VS_BASELINE", "OWNER",
+    "DB_NAME", "SCHEMA_VERSION", "RESULT_KEYS", "PROPOSAL", "CURVES_ARTIFACT", "ROBUSTNESS_PREFIX", "ROBUSTNESS_VS_BASELINE", "OWNER",
 ]
 
 _log = logging.getLogger("noisereg.study")
 
-SCHEMA_VERSION = 1
-DB_NAME = "study.db"
 RESULT_KEYS = ("cell", "seeds", "final", "cv", "nested", "coef", "epochs", "curves", "intermediate", "elapsed_s", "replicas")
 """User attributes of a completed trial: ``cell`` (its key), ``seeds`` (seed indices), ``final``
 ({metric: [one value per seed]}, e.g. ``test_acc``, averaged over outer folds), ``cv``
 (``{"val_loss" | "val_acc" | "val_r2": [[per CV fold] per seed]}``, the CV folds' held-out metrics,
 or None), ``nested`` (a nested selection's results per outer fold, see
-:func:`noisereg.study.run.runner.cell_results`; absent otherwise), ``coef`` (a one-output linear
+:func:`noisereg.study.run.results.cell_results`; absent otherwise), ``coef`` (a one-output linear
 model's fitted weights per seed; absent otherwise), ``epochs`` (the
 kept evaluation epochs), ``curve:<name>`` ([[per kept epoch] per seed]; in the trial's artifact
 :data:`CURVES_ARTIFACT` on SQLite, else one attribute per curve so that each stays small),
@@ -126,90 +115,13 @@ PROPOSAL = "proposal"
 ``{"value": v, "site": s}`` (:mod:`noisereg.study.run.search`)."""
 
 
-CURVES_ARTIFACT = "curves.json"
-"""The artifact of a completed trial on a SQLite storage that holds its curves (module docstring)."""
-ARTIFACTS_DIR = "artifacts"
-
-
-def artifact_dir(url: str) -> Path | None:
-    """The artifact folder of the storage ``url``: ``artifacts/`` beside a SQLite file; None for a
-    server or in-memory storage, whose curves stay user attributes.
-
-    >>> artifact_dir("sqlite:////runs/x/study.db").as_posix()
-    '/runs/x/artifacts'
-    >>> artifact_dir("postgresql://ann@db/runs") is None
-    True
-    """
-    if not url.startswith("sqlite") or ":///" not in url:
-        return None
-    path = url.split(":///", 1)[1].split("?", 1)[0]
-    return None if path in ("", ":memory:") else Path(path).parent / ARTIFACTS_DIR
-
-
-def split_curves(results: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``results`` as (small attributes, curves): ``curve:<name>`` and the ``*_curve`` entries of
-    ``cv`` go to the curves (under ``cv``); :func:`merge_curves` puts them back.
-
-    >>> split_curves({"seeds": [0], "curve:a": [[1.0]], "cv": {"val_loss": [[2.0]], "val_loss_curve": [[[3.0]]]}})
-    ({'seeds': [0], 'cv': {'val_loss': [[2.0]]}}, {'curve:a': [[1.0]], 'cv': {'val_loss_curve': [[[3.0]]]}})
-    """
-    small = {k: v for k, v in results.items() if not k.startswith("curve:")}
-    curves: dict[str, Any] = {k: v for k, v in results.items() if k.startswith("curve:")}
-    cv = small.get("cv")
-    if isinstance(cv, Mapping) and any(k.endswith("_curve") for k in cv):
-        small["cv"] = {k: v for k, v in cv.items() if not k.endswith("_curve")}
-        curves["cv"] = {k: v for k, v in cv.items() if k.endswith("_curve")}
-    return small, curves
-
-
-def merge_curves(small: Mapping[str, Any], curves: Mapping[str, Any]) -> dict[str, Any]:
-    """The results that :func:`split_curves` split into ``small`` and ``curves``."""
-    out = dict(small)
-    for key, value in curves.items():
-        out[key] = {**out[key], **value} if key == "cv" and isinstance(out.get(key), Mapping) else value
-    return out
-
-
-_OWN_ATTRS = ("config", "cells", "meta", "fingerprint", "schema_version")
 ROBUSTNESS_PREFIX = "robustness:"
 """Study attribute ``robustness:<cell key>``: that cell's measurements after training."""
 ROBUSTNESS_VS_BASELINE = "robustness:vs-baseline"
 """Study attribute: every measured cell compared with the baseline cell (mCE)."""
 
 
-class StoreError(RuntimeError):
-    """The store cannot be used as asked (another configuration, no such study, bad URL)."""
-
-
-def default_url(run_dir: str | Path) -> str:
-    """The SQLite file ``<run_dir>/study.db`` as an SQLAlchemy URL.
-
-    >>> default_url("runs/moons").startswith("sqlite:///") and default_url("runs/moons").endswith("/runs/moons/study.db")
-    True
-    """
-    return f"sqlite:///{(Path(run_dir) / DB_NAME).resolve()}"
-
-
-def fingerprint(config: Mapping[str, Any]) -> str:
-    """SHA-256 of the configuration as canonical JSON."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in data.items():
-            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    if isinstance(data, list):
-        out = {}
-        for i, v in enumerate(data):
-            out.update(_flat(v, f"{prefix}[{i}]"))
-        return out
-    return {prefix: data}
-
-
-class Store:
+class Store(StoreBase):
     """One study in an Optuna storage (see the module docstring for the contract).
 
     Args:
@@ -223,139 +135,13 @@ class Store:
             reached (default 60; 0 tries once; SQLite is never retried).
 
     ``artifacts`` is the artifact store holding the cells' curves, in ``artifact_folder``
-    (:func:`artifact_dir`); both are None where the curves stay user attributes (module docstring).
+    (:func:`~noisereg.study.artifacts.artifact_dir`); both are None where the curves stay user attributes (module docstring).
 
     Raises:
         StoreError: the URL cannot be opened. StoreUnreachable: its server stayed unreachable.
 
     ``claimed`` lists every claim made through this object, for :meth:`give_back`.
     """
-
-    def __init__(
-        self,
-        url: str,
-        study_name: str,
-        *,
-        heartbeat_interval: int = 10,
-        grace_period: int | None = None,
-        max_retry: int = 3,
-        retry_for: float = 60.0,
-    ) -> None:
-        if isinstance(heartbeat_interval, bool) or not isinstance(heartbeat_interval, int) or heartbeat_interval < 1:
-            raise ValueError(f"{heartbeat_interval=} must be an int >= 1 (seconds)")
-        if isinstance(retry_for, bool) or not isinstance(retry_for, (int, float)) or not 0 <= retry_for < float("inf"):
-            raise ValueError(f"{retry_for=} must be a finite number >= 0 (seconds)")
-        self.url, self.study_name = url, study_name
-        self.heartbeat_interval = heartbeat_interval
-        self.grace_period = 3 * heartbeat_interval if grace_period is None else grace_period
-        self.retrying = Retrying(url, 0 if url.startswith("sqlite") else retry_for)
-
-        def open_storage() -> ReconnectingStorage:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return ReconnectingStorage(
-                    url,
-                    self.retrying,
-                    engine_kwargs=engine_kwargs(url),
-                    heartbeat_interval=heartbeat_interval,
-                    grace_period=self.grace_period,
-                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-                )
-
-        for attempt in range(3):
-            try:
-                # Opening is not retried: a server that does not answer at the start is a bad --storage
-                # (exit 2), not an outage; reconnection covers a server lost after the store opened.
-                with self.retrying.once():
-                    self.storage = open_storage()
-                break
-            except Exception as exc:  # SQLAlchemy raises many kinds; name the URL
-                if isinstance(exc, sqlalchemy.exc.IntegrityError) and attempt < 2:
-                    # processes opening a fresh database at once race to create Optuna's tables (PostgreSQL:
-                    # "duplicate key ... pg_type_typname_nsp_index"); the loser finds them made on its next try
-                    continue
-                raise StoreError(
-                    f"cannot open storage {masked_url(url)!r}: {type(exc).__name__}: {first_line(exc)} "
-                    "(check --storage, and that the database server is running)"
-                ) from None
-        watch(self.storage.engine, self.retrying)
-        self._study: optuna.Study | None = None
-        self.claimed: list[Claim] = []
-        self.artifact_folder = artifact_dir(url)
-        self.artifacts = None if self.artifact_folder is None else optuna.artifacts.FileSystemArtifactStore(self.artifact_folder)
-
-    def close(self) -> None:
-        """Close the store's database connections (its pool); idempotent.
-
-        A server has a bounded number of connections (PostgreSQL: ``max_connections``, 100 by
-        default), and a pool otherwise holds its connections until the garbage collector finds it:
-        a process that opens many stores (a notebook, a test suite, a long-lived worker) would run
-        the server out of them. A store used after ``close`` opens new connections as needed.
-        """
-        self.storage.engine.dispose()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # ---- study level -------------------------------------------------------------------------
-    @property
-    def study(self) -> optuna.Study:
-        if self._study is None:
-            try:
-                self._study = optuna.load_study(study_name=self.study_name, storage=self.storage)
-            except KeyError:
-                names = optuna.get_all_study_names(self.storage)
-                raise StoreError(f"no study {self.study_name!r} in {self.url}; studies there: {names}") from None
-        return self._study
-
-    def create(self, config: Mapping[str, Any], cells: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any]) -> bool:
-        """Create the study (True), or open it if it exists with the same configuration (False).
-
-        ``cells`` maps each cell key to its metadata (arm, value, param); ``meta`` is stored beside
-        (data sizes, task). Raises :class:`StoreError` if the stored configuration differs.
-        """
-        study = optuna.create_study(study_name=self.study_name, storage=self.storage, load_if_exists=True, direction="minimize")
-        self._study = study
-        stored = study.user_attrs.get("fingerprint")
-        if stored is None:
-            study.set_user_attr("schema_version", SCHEMA_VERSION)
-            study.set_user_attr("config", dict(config))
-            study.set_user_attr("cells", {k: dict(v) for k, v in cells.items()})
-            study.set_user_attr("meta", dict(meta))
-            study.set_user_attr("fingerprint", fingerprint(config))  # last: marks the study as set up
-            return True
-        version = study.user_attrs.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise StoreError(
-                f"study {self.study_name!r} in {self.url} was written by another version of noisereg "
-                f"(store schema {version!r}, this version uses {SCHEMA_VERSION}); use another run directory (--out)"
-            )
-        if stored != fingerprint(config):
-            old, new = _flat(study.user_attrs.get("config", {})), _flat(dict(config))
-            changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-            raise StoreError(
-                f"study {self.study_name!r} in {self.url} was made from a different configuration "
-                f"(differs at: {', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''}); "
-                "use another run directory (--out) or delete that one"
-            )
-        return False
-
-    def set_attr(self, key: str, value: Any) -> None:
-        """Set a study attribute holding JSON ``value`` (one transaction; replaces an older value).
-        The keys the store itself keeps (config, cells, meta, fingerprint, schema_version) are refused."""
-        if key in _OWN_ATTRS:
-            raise ValueError(f"{key=} is kept by the store itself; choose another name")
-        self.study.set_user_attr(key, value)
-
-    def attrs(self) -> dict[str, Any]:
-        """The study's user attributes (config, cells, meta, fingerprint, schema_version)."""
-        return dict(self.study.user_attrs)
-
-    def _id(self, trial: optuna.trial.FrozenTrial) -> int:
-        return trial_id(self.storage, self.study.study_name, trial)
 
     def enqueue(self, keys: Sequence[str]) -> int:
         """Enqueue each cell key unless it already has a trial; return how many were new."""
@@ -434,21 +220,6 @@ class Store:
                 out[key] = f"process {owner.get('pid')} on {str(owner.get('machine')).split('/')[0]}"
         return out
 
-    def integrity(self) -> str | None:
-        """SQLite's ``PRAGMA integrity_check`` of the store ("ok" when intact); None on a server storage."""
-        if not self.url.startswith("sqlite"):
-            return None
-        with self.storage.engine.connect() as connection:
-            rows = connection.exec_driver_sql("PRAGMA integrity_check").fetchall()
-        return "; ".join(str(r[0]) for r in rows)
-
-    def counts(self) -> dict[str, int]:
-        """Number of trials per state name."""
-        out: dict[str, int] = {}
-        for t in self.study.get_trials(deepcopy=False):
-            out[t.state.name] = out.get(t.state.name, 0) + 1
-        return out
-
     # ---- cells -------------------------------------------------------------------------------
     def claim(self, limit: int = 1, accept: Any = None) -> list[Claim]:
         """Claim up to ``limit`` WAITING cells (those for which ``accept(key)`` is true, if given), in
@@ -511,33 +282,18 @@ class Store:
                 raise CellLost(f"cell {claim.cell!r} (trial {claim.number}) was marked {state.name} by another process") from None
 
     def _upload(self, trial: int, curves: Mapping[str, Any]) -> None:
-        """Write ``curves`` as the artifact :data:`CURVES_ARTIFACT` of the trial with id ``trial``."""
-        folder = self.artifact_folder
-        if folder is None or self.artifacts is None:
+        if self.artifact_folder is None or self.artifacts is None:
             raise StoreError(f"the storage {masked_url(self.url)} keeps no artifacts; curves stay user attributes")
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory() as scratch:
-            path = Path(scratch) / CURVES_ARTIFACT
-            path.write_text(json.dumps(curves, separators=(",", ":")))
-            optuna.artifacts.upload_artifact(
-                artifact_store=self.artifacts, file_path=str(path), study_or_trial=self.storage.get_trial(trial), storage=self.storage
-            )
+        upload_curves(self.artifacts, self.artifact_folder, self.storage, trial, curves)
 
     def _curves(self, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
         """The curves a completed trial keeps as its artifact; {} where it keeps them as user attributes."""
-        if self.artifacts is None:
-            return {}
-        metas = [m for m in optuna.artifacts.get_all_artifact_meta(trial, storage=self.storage) if m.filename == CURVES_ARTIFACT]
-        if not metas:
+        if self.artifacts is None or self.artifact_folder is None:
             return {}
         try:
-            with self.artifacts.open_reader(metas[-1].artifact_id) as reader:
-                return dict(json.load(reader))
-        except optuna.artifacts.exceptions.ArtifactNotFound:
-            raise StoreError(
-                f"the curves of cell {enqueued_cell(trial, trial.params.get('cell'))!r} are missing: no file "
-                f"{metas[-1].artifact_id} in {self.artifact_folder} (copy a run directory with its {ARTIFACTS_DIR}/ folder)"
-            ) from None
+            return read_curves(self.artifacts, self.artifact_folder, self.storage, trial)
+        except CurvesMissing as exc:
+            raise StoreError(str(exc)) from None
 
     def show(self, claim: Claim, params: Mapping[str, Any], distributions: Mapping[str, Any],
              curve: Mapping[int, float]) -> None:

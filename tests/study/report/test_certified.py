@@ -35,11 +35,11 @@ PRE = {s: [0.8 + 0.01 * s + 0.001 * (s % 3), 0.25 + 0.015 * (s % 2), 0.0] for s 
 
 
 def summary(input_seeds: tuple[int, ...] = tuple(range(6))) -> dict[str, Any]:
-    done = {key: fake_results(key, 6, 0.0, cv=False) for key in ("none", "input", "pre")}
+    done = {key: fake_results(key, 6, 0.0, cv=False) for key in ("none", "input", "before")}
     measured = {
         "none": stored(list(BASE), list(BASE.values())),
         "input": stored(list(input_seeds), [INPUT[s] for s in input_seeds]),
-        "pre": stored(list(PRE), list(PRE.values())),
+        "before": stored(list(PRE), list(PRE.values())),
     }
     return summarize(study(measured), done)
 
@@ -48,10 +48,10 @@ def test_each_radius_is_a_paired_test_on_the_same_seeds_holm_corrected_over_arms
     arms = {a["name"]: a for a in summary()["arms"]}
     assert "paired" not in arms["none"]["certified"]
     expected = {name: [paired([table[s][i] for s in range(6)], [BASE[s][i] for s in range(6)]) for i in range(len(RADII))]
-                for name, table in (("input", INPUT), ("pre", PRE))}
-    family = expected["input"] + expected["pre"]
+                for name, table in (("input", INPUT), ("before", PRE))}
+    family = expected["input"] + expected["before"]
     adjusted = holm([p["p_ttest"] for p in family])
-    got = arms["input"]["certified"]["paired"] + arms["pre"]["certified"]["paired"]
+    got = arms["input"]["certified"]["paired"] + arms["before"]["certified"]["paired"]
     assert len(got) == 2 * len(RADII)
     for g, e, p in zip(got, family, adjusted, strict=True):
         assert {k: g[k] for k in e} == e

@@ -13,8 +13,9 @@ import numpy as np
 import optuna
 import pytest
 
+from noisereg.study.artifacts import CURVES_ARTIFACT, artifact_dir
 from noisereg.study.run.runner import run_study
-from noisereg.study.store import CURVES_ARTIFACT, Store, artifact_dir, default_url
+from noisereg.study.store import Store, default_url
 from tests.study.fakes import tiny_config
 
 optuna_dashboard = pytest.importorskip("optuna_dashboard")

@@ -16,11 +16,12 @@ kernel): ``before`` and ``after`` both put noise on it.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from noisereg.engine import MLPSpec, ModuleSpec, OptimSpec
 from noisereg.engine.vocabulary import HIDDEN_SITES, Loss
 from noisereg.noise.kinds import KINDS
-from noisereg.study.bridge.networks import make_cnn, make_recurrent
+from noisereg.study.bridge.networks import RecurrentClassifier, SmallCNN, make_cnn, make_recurrent
 from noisereg.study.config import StudyConfig, StudyConfigError
 from noisereg.study.config.noise import STUDY_KINDS
 from noisereg.study.data import Dataset
@@ -65,6 +66,7 @@ def model_spec(config: StudyConfig, data: Dataset) -> MLPSpec | ModuleSpec:
         if size != features:
             raise _refuse("model.input_shape", f"{model.input_shape} holds {size} values, the data has {features} features")
         _check_targets(config, data)
+        factory: Callable[[], SmallCNN | RecurrentClassifier]
         if model.kind == "cnn":
             factory = functools.partial(
                 make_cnn, tuple(model.input_shape), tuple(model.channels), model.hidden, out, model.activation, model.init

@@ -10,6 +10,7 @@ supply the noise).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -34,7 +35,8 @@ def _initialize(module: nn.Module, init: str) -> None:
                 nn.init.xavier_uniform_(layer.weight)
             else:
                 raise ValueError(f"init={init!r} must be 'default', 'he' or 'glorot' for a CNN")
-            nn.init.zeros_(layer.bias)
+            # the networks of this module make every conv and linear layer with a bias
+            nn.init.zeros_(cast(Tensor, layer.bias))
 
 
 class SmallCNN(nn.Module):

@@ -43,7 +43,7 @@ class Prepared:
             self.data, config.split, config.data, cv_folds=cv, validation=config.training.validation, nested=nested
         )
         self.fold_scaling = [config.data.standardize] * len(self.folds)
-        for flag in sorted({a.standardize for a in config.arms} - {None, config.data.standardize}):
+        for flag in sorted({a.standardize for a in config.arms if a.standardize is not None} - {config.data.standardize}):
             rescaled = config.data.model_copy(update={"standardize": flag})
             extra = make_folds(self.data, config.split, rescaled, validation=config.training.validation)
             self.folds += extra
@@ -117,7 +117,7 @@ class Prepared:
         return self.replicas(cell) * self.config.training.epochs
 
     def meta(self) -> dict[str, Any]:
-        test = [f for f, s in zip(self.folds, self.fold_scaling) if f.role == "test" and s == self.config.data.standardize]
+        test = [f for f, s in zip(self.folds, self.fold_scaling, strict=True) if f.role == "test" and s == self.config.data.standardize]
         return {
             "data": self.data.name,
             "task": self.data.task,
@@ -140,15 +140,15 @@ def prepare(config: StudyConfig, *, device: str = "cpu") -> Prepared:
 def fold_data(fold: Fold, loss: str, dtype: torch.dtype) -> FoldData:
     """A study fold's numpy arrays as the engine's tensors (class codes as int64 for ``ce``)."""
 
-    def y(v: np.ndarray | None) -> torch.Tensor | None:
-        if v is None:
-            return None
+    def y(v: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(v, dtype=torch.long) if loss == "ce" else torch.as_tensor(v, dtype=dtype)
 
-    def x(v: np.ndarray | None) -> torch.Tensor | None:
-        return None if v is None else torch.as_tensor(v, dtype=dtype)
+    def x(v: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(v, dtype=dtype)
 
-    return FoldData(x(fold.x_train), y(fold.y_train), x(fold.x_test), y(fold.y_test), x(fold.x_val), y(fold.y_val))
+    x_val = None if fold.x_val is None else x(fold.x_val)
+    y_val = None if fold.y_val is None else y(fold.y_val)
+    return FoldData(x(fold.x_train), y(fold.y_train), x(fold.x_test), y(fold.y_test), x_val, y_val)
 
 
 def thin_indices(length: int, points: int) -> np.ndarray:

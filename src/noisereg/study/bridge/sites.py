@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from noisereg.engine import SiteNoise
+from noisereg.engine.vocabulary import ClockUnit
 from noisereg.noise.kinds import KINDS
 from noisereg.schedules import NAMED, Schedule
 
@@ -27,7 +28,7 @@ def site_noise(table: Any, *, strength: float | None = None) -> SiteNoise:
     """The engine site of one validated noise table; ``strength`` replaces its main strength."""
     main = KINDS[table.kind].strength
     value = getattr(table, main)
-    clock = "step"
+    clock: ClockUnit = "step"
     if hasattr(value, "schedule"):
         clock = value.per
         value = schedule_of(value)

@@ -10,7 +10,7 @@ import dataclasses
 import importlib
 import numbers
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -67,7 +67,8 @@ def as_factory(model: Any) -> Callable[[], nn.Module]:
             module = copy.deepcopy(template)
             for sub in module.modules():
                 if callable(getattr(sub, "reset_parameters", None)):
-                    sub.reset_parameters()
+                    # checked callable above; nn.Module's attribute typing says Tensor | Module
+                    cast(Any, sub).reset_parameters()
             return module
 
         return fresh
@@ -170,7 +171,7 @@ def split_data(data: Any, folds: int | None, task: str, seed: int) -> tuple[list
         raise ValueError("data is one set: pass folds=k (k >= 2) for k-fold, or data={'train': ..., 'test': ...}")
     if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
         raise ValueError(f"folds={folds!r} must be an int >= 2 or None")
-    n = len(part[0]) if isinstance(part, tuple) else len(part)  # type: ignore[arg-type]
+    n = len(part[0]) if isinstance(part, tuple) else len(part)
     labels = _labels(part)
     state = derive_seed(seed, "folds") % (2**32)
     if task == "classification" and labels is not None:

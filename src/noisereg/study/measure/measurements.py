@@ -73,13 +73,18 @@ def _pool(results: Sequence[CorruptionResult], weights: Sequence[int]) -> Corrup
         return np.tensordot(w, np.asarray([get(r) for r in results], dtype=float), axes=1)
 
     first = results[0]
+
+    def mean_table(get: Callable[[CorruptionResult], dict[str, tuple[float, ...]]]) -> dict[str, tuple[float, ...]]:
+        rows = {c: np.asarray([get(r)[c] for r in results], dtype=float) for c in get(first)}
+        return {c: tuple(np.tensordot(w, row, axes=1).tolist()) for c, row in rows.items()}
+
     return CorruptionResult(
         first.constants,
         first.severities,
         float(mean(lambda r: r.clean_accuracy)),
         float(mean(lambda r: r.clean_loss)),
-        {c: tuple(mean(lambda r, c=c: r.accuracy[c]).tolist()) for c in first.accuracy},
-        {c: tuple(mean(lambda r, c=c: r.loss[c]).tolist()) for c in first.loss},
+        mean_table(lambda r: r.accuracy),
+        mean_table(lambda r: r.loss),
         first.strengths,
     )
 
@@ -153,7 +158,7 @@ def _calibration(parts: dict[int, list[_Replica]], bins: int) -> dict[str, Any]:
 
 def _corruptions(parts: dict[int, list[_Replica]]) -> dict[str, Any]:
     pooled = [_pool([p.corrupted for p in reps], [len(p.labels) for p in reps]) for reps in parts.values()]
-    first = pooled[0].to_dict()
+    first: dict[str, Any] = pooled[0].to_dict()
     return {
         "constants": first["constants"],
         "severities": first["severities"],
@@ -231,7 +236,9 @@ def compare_with_baseline(results: dict[str, dict[str, Any]], baseline: str) -> 
     for key, stored in results.items():
         if not stored.get("corruptions"):
             continue
-        seeds, mce, rel = [], [], []
+        seeds: list[int] = []
+        mce: list[float | None] = []
+        rel: list[float | None] = []
         for i, s in enumerate(stored["seeds"]):
             if s not in base_index:
                 continue

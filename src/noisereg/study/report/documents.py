@@ -96,7 +96,7 @@ def _selection_lines(sel: Mapping[str, Any] | None) -> list[str]:
         f"| {sel['param']} | CV loss (mean ± se) | CV accuracy |",
         "|---|---|---|",
     ]
-    for i, (v, loss, se, acc) in enumerate(zip(sel["values"], sel["cv_loss"], sel["cv_loss_se"], sel["cv_acc"])):
+    for i, (v, loss, se, acc) in enumerate(zip(sel["values"], sel["cv_loss"], sel["cv_loss_se"], sel["cv_acc"], strict=False)):
         star = " ← chosen" if v is not None and v == sel["chosen"] else ""
         star += " (screened out)" if v is not None and v in (sel.get("screened_out") or []) else ""
         lines.append(f"| {selection_value(sel, i)}{star} | {fmt(loss)} ± {fmt(se)} | {fmt(acc)} |")
@@ -186,7 +186,7 @@ def _monitor_text(monitor: Mapping[str, Any] | None) -> str:
 
 def _radius_cells(certified: Mapping[str, Any]) -> list[str]:
     cells = []
-    for mean, std in zip(certified["mean"], certified["std"]):
+    for mean, std in zip(certified["mean"], certified["std"], strict=False):
         spread = std is not None and math.isfinite(std)
         cells.append(f"{fmt(mean, 3)} ± {fmt(std, 2)}" if spread else fmt(mean, 3))
     return cells
@@ -341,9 +341,9 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
                   "| " + " | ".join(CONTRAST_HEADERS) + " |", "|" + "---|" * len(CONTRAST_HEADERS)]
         lines += ["| " + " | ".join(r) + " |" for r in contrasts]
     lines += _selection_lines(summary.get("selection"))
-    for title, note, headers, rows in weight_tables(summary) + robustness_tables(summary):
+    for title, note, headers, cells in weight_tables(summary) + robustness_tables(summary):
         lines += ["", f"## {title}", "", note, "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines += ["| " + " | ".join(row) + " |" for row in cells]
     if summary["missing"]:
         lines += ["", f"**Incomplete:** {len(summary['missing'])} cell(s) without results: {', '.join(summary['missing'])}."]
     return "\n".join(lines) + "\n"

@@ -39,7 +39,7 @@ def plot_learning_curves(path: Path, panels: Sequence[tuple[str, Mapping[str, An
     rows = math.ceil(len(panels) / cols)
     fig = Figure(figsize=(4.2 * cols, 3.0 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
-    for ax, (title, res) in zip(axes.ravel(), panels):
+    for ax, (title, res) in zip(axes.ravel(), panels, strict=False):
         epochs = np.asarray(res["epochs"], dtype=float)
         for part, style, color in (("train", "--", "tab:blue"), ("test", "-", "tab:orange"), ("noisy_test", ":", "tab:red")):
             data = res.get(f"curve:{part}_{suffix}")
@@ -56,7 +56,7 @@ def plot_learning_curves(path: Path, panels: Sequence[tuple[str, Mapping[str, An
         ax.set_visible(False)
     axes[0, 0].set_ylabel(metric)
     axes[0, 0].legend(fontsize=8, loc="best")
-    fig.suptitle(f"Learning curves: mean ± 1 sd over seeds", fontsize=10)
+    fig.suptitle("Learning curves: mean ± 1 sd over seeds", fontsize=10)
     return _save(fig, path)
 
 

@@ -34,7 +34,7 @@ amount of noise) is not weighed, and a caveat says so.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from noisereg.study.stats import paired
 
@@ -146,7 +146,8 @@ def recommend(summary: Mapping[str, Any], per_seed: Mapping[str, Mapping[int, fl
             a, b = per_seed.get(cell["name"], {}), per_seed.get(second["name"], {})
             common = [s for s in a if s in b]
             tie = paired([a[s] for s in common], [b[s] for s in common]) if len(common) > 1 else {}
-            p = tie.get("p_ttest")
+            # paired() gives p_ttest as a float, or None where the t-test is undefined
+            p = cast(float | None, tie.get("p_ttest"))
             if p is None or p >= alpha:
                 caveats.append(
                     f"Tie within noise: {cell['name']} and {second['name']} both beat no noise, and the data cannot tell them "

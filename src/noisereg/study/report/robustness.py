@@ -50,7 +50,7 @@ def _noisy(res: Mapping[str, Any], metric: str) -> dict[str, Any] | None:
     noisy, clean = final.get(f"noisy_test_{suffix}"), final.get(f"test_{suffix}")
     if noisy is None or clean is None:
         return None
-    gaps = [None if a is None or b is None else a - b for a, b in zip(clean, noisy)]
+    gaps = [None if a is None or b is None else a - b for a, b in zip(clean, noisy, strict=False)]
     return {"test": _stats(noisy), "loss": _stats(final.get("noisy_test_loss")), "gap": _stats(gaps)}
 
 
@@ -101,7 +101,7 @@ def _paired_ece(study: Mapping[str, Any], arms: list[dict[str, Any]]) -> None:
     if not stored_base:
         return
     def by_seed(stored: Mapping[str, Any]) -> dict[int, float]:
-        pairs = zip(stored["seeds"], stored["calibration"]["ece"])
+        pairs = zip(stored["seeds"], stored["calibration"]["ece"], strict=False)
         return {s: float(v) for s, v in pairs if v is not None and math.isfinite(v)}
 
     ref = by_seed(stored_base)

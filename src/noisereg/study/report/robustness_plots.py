@@ -46,7 +46,7 @@ def plot_corruptions(path: Path, entries: Sequence[Mapping[str, Any]]) -> Path:
     rows = math.ceil(len(corruptions) / cols)
     fig = Figure(figsize=(4.0 * cols, 3.0 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
-    for ax, name in zip(axes.ravel(), corruptions):
+    for ax, name in zip(axes.ravel(), corruptions, strict=False):
         for e in entries:
             c = e["corruption"]
             x = np.array([0, *c["severities"]], dtype=float)

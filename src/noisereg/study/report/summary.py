@@ -88,7 +88,7 @@ def _stats(res: Mapping[str, Any], key: str) -> dict[str, Any] | None:
 def _by_seed(res: Mapping[str, Any], key: str) -> dict[int, float]:
     """{seed: value} of a stored final metric, leaving out seeds whose value is not finite."""
     values = res["final"].get(key) or []
-    return {s: float(v) for s, v in zip(res["seeds"], values) if v is not None and math.isfinite(v)}
+    return {s: float(v) for s, v in zip(res["seeds"], values, strict=False) if v is not None and math.isfinite(v)}
 
 
 def _paired(cell: Mapping[str, Any], base: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -136,7 +136,7 @@ def _nested(
 ) -> dict[str, Any] | None:
     """The nested-CV estimate of choosing the value by ``sel``'s criterion and rule, then training."""
     base = (done.get(baseline) or {}).get("nested")
-    outer = [(done.get(k) or {}).get("nested") for k in keys]
+    outer: list[Any] = [(done.get(k) or {}).get("nested") for k in keys]
     if not base or any(not o for o in outer):
         return None
     criterion, rule, screen = sel.get("criterion", "likelihood"), sel.get("rule", "best"), sel.get("screen", False)
@@ -277,7 +277,7 @@ def _contrasts(
             entry["versus"]["distance"] = distance
         if entry["versus"].get("n"):
             compared.append(entry["versus"])
-    for v, p in zip(compared, holm([v.get("p_ttest") for v in compared])):
+    for v, p in zip(compared, holm([v.get("p_ttest") for v in compared]), strict=True):
         d = v["mean_diff"] * (1 if higher else -1)
         v.update(p_holm=p, better=bool(p is not None and p < ALPHA and d > 0), worse=bool(p is not None and p < ALPHA and d < 0))
 
@@ -328,7 +328,9 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
     arms: list[dict[str, Any]] = []
     for name, cmeta in cells.items():
         res = done.get(name)
-        main = _stats(res, key) if res is not None else None
+        if res is None:
+            continue
+        main = _stats(res, key)
         if main is None:
             continue
         entry: dict[str, Any] = {"name": name, "arm": cmeta["arm"], "grid_value": cmeta["value"], "param": cmeta["param"]}
@@ -347,7 +349,7 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
             entry["paired"] = _paired(res, done[baseline], key)
         arms.append(entry)
     compared = [a for a in arms if a["paired"] and a["paired"].get("n")]
-    for a, p in zip(compared, holm([a["paired"].get("p_ttest") for a in compared])):
+    for a, p in zip(compared, holm([a["paired"].get("p_ttest") for a in compared]), strict=True):
         d = a["paired"]["mean_diff"] * (1 if higher else -1)
         a["paired"]["p_holm"] = p
         a["paired"]["better"] = bool(p is not None and p < ALPHA and d > 0)

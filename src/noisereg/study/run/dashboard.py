@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 
+from noisereg.noise.kinds import KINDS
 from noisereg.study.cells import Cell
 from noisereg.study.config import StudyConfig
-from noisereg.noise.kinds import KINDS
 
 __all__ = ["OBJECTIVE_NAME", "INTERMEDIATE", "objective", "trial_params", "learning_curve"]
 

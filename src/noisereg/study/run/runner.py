@@ -31,28 +31,28 @@ import numpy as np
 import torch
 
 from noisereg.engine import Group, Replica, train_group
-from noisereg.study.bridge.prepare import Prepared, fold_data, prepare, thin_indices
+from noisereg.study.bridge.prepare import Prepared, fold_data, prepare
 from noisereg.study.bridge.robustness import suite_enabled
 from noisereg.study.bridge.sites import site_noise
 from noisereg.study.cells import Cell, TrainingError, signature, strengths
 from noisereg.study.config import StudyConfig
 from noisereg.study.measure.robustness import evaluate_robustness
 from noisereg.study.report import build_report
-from noisereg.study.run.heldout import brier, calibrated_losses, held_out_logits
 from noisereg.study.run import dashboard
+from noisereg.study.run.heldout import held_out_logits
+from noisereg.study.run.results import cell_results, linear_coefficients
 from noisereg.study.run.search import propose_cell
 from noisereg.study.rundir import RunDirError, write_file
 from noisereg.study.store import DB_NAME, CellLost, Claim, Store, StoreError, default_url, masked_url
 from noisereg.study.weights import save_cell_models
 
-__all__ = ["run_study", "enqueue_study", "work", "cell_results"]
+__all__ = ["run_study", "enqueue_study", "work"]
 
 _log = logging.getLogger("noisereg.study")
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` in replica-epochs."""
 
-_MAX_ATTR_VALUES = 4000  # values per stored curve attribute (keeps each well under 64 KB of JSON)
 
 
 def _train_batch(
@@ -100,106 +100,6 @@ def _train_batch(
         for key, (seeds, _, state) in weights.items():
             results[key]["coef"] = linear_coefficients(seeds, state, prep.data.feature_names)
     return results, weights
-
-
-def linear_coefficients(seeds: Sequence[int], state: dict[str, torch.Tensor], names: Sequence[str]) -> dict[str, Any]:
-    """A one-output linear model's fitted weights per seed index, each the mean over that seed's test
-    folds (``state["0.weight"]`` is [R, 1, features]): ``names`` (the features), ``seeds`` (sorted),
-    ``weight`` (one list of floats per seed) and ``bias``."""
-    weight = state["0.weight"].double().reshape(len(seeds), -1).numpy()
-    bias = state["0.bias"].double().reshape(len(seeds)).numpy()
-    order = sorted(set(seeds))
-    rows = [[r for r, s in enumerate(seeds) if s == seed] for seed in order]
-    return {
-        "names": list(names),
-        "seeds": order,
-        "weight": [weight[r].mean(axis=0).tolist() for r in rows],
-        "bias": [float(bias[r].mean()) for r in rows],
-    }
-
-
-def _round(values: np.ndarray) -> list[Any]:
-    return np.vectorize(lambda v: float(f"{v:.6g}") if np.isfinite(v) else None, otypes=[object])(values).tolist()
-
-
-def cell_results(
-    key: str, parts: dict[str, dict[int, list[Any]]], epochs: np.ndarray, curve_points: int, prep: Prepared | None = None
-) -> dict[str, Any]:
-    """A cell's stored results from ``parts[role][seed index] = [(fold, final, curves), ...]``: finals
-    and curves averaged over a seed's test folds, curves thinned to about ``curve_points`` epochs, and
-    the CV folds' held-out metrics (built-in studies: ``prep`` gives the CV folds' labels)."""
-    seeds = sorted(parts["test"])
-    finals: dict[str, list[float]] = {}
-    curves: dict[str, np.ndarray] = {}
-    for s in seeds:
-        rows = sorted(parts["test"][s], key=lambda row: row[0])
-        for name in rows[0][1]:
-            finals.setdefault(name, []).append(float(np.mean([r[1][name] for r in rows])))
-        for name in rows[0][2]:
-            curves.setdefault(name, []).append(np.mean([r[2][name] for r in rows], axis=0))
-    points = max(2, min(curve_points, _MAX_ATTR_VALUES // max(1, len(seeds))))
-    keep = thin_indices(len(epochs), points)
-    out: dict[str, Any] = {
-        "cell": key,
-        "seeds": seeds,
-        "final": finals,
-        "epochs": [int(e) for e in epochs[keep]],
-        "replicas": sum(len(v) for part in parts.values() for v in part.values()),
-    }
-    for name, stack in curves.items():
-        out[f"curve:{name}"] = _round(np.stack(stack)[:, keep])
-    out["cv"] = _cv_results(prep, parts["cv"], epochs) if prep is not None and parts.get("cv") else None
-    if prep is not None and (parts.get("nested_test") or parts.get("nested_cv")):
-        out["nested"] = _nested_results(prep, parts, epochs)
-    return out
-
-
-def _nested_results(prep: Prepared, parts: dict[str, dict[int, list[Any]]], epochs: np.ndarray) -> list[dict[str, Any]]:
-    """Per outer fold of a nested selection: ``test`` ({metric: [value per seed]} on the outer fold's
-    held-out rows, with ``seeds``) and, for a selection cell, ``cv`` (its inner folds' held-out scores,
-    as ``cv`` but without the loss curves)."""
-    out = []
-    outers = sorted({prep.folds[g].outer for role in ("nested_test", "nested_cv") for rows in parts.get(role, {}).values() for g, *_ in rows})
-    for o in outers:
-        test = {s: [r for r in rows if prep.folds[r[0]].outer == o] for s, rows in parts.get("nested_test", {}).items()}
-        inner = {s: [r for r in rows if prep.folds[r[0]].outer == o] for s, rows in parts.get("nested_cv", {}).items()}
-        seeds = sorted(s for s, rows in test.items() if rows)
-        entry: dict[str, Any] = {"seeds": seeds, "test": {}}
-        for s in seeds:
-            for name, value in test[s][0][1].items():
-                if name.startswith("test_"):
-                    entry["test"].setdefault(name, []).append(value)
-        inner = {s: rows for s, rows in inner.items() if rows}
-        entry["cv"] = None
-        if inner:  # without the held-out loss curves: the outer folds would multiply their size
-            entry["cv"] = {k: v for k, v in _cv_results(prep, inner, epochs).items() if k not in ("val_loss_curve", "val_epochs")}
-        out.append(entry)
-    return out
-
-
-_MAX_CV_CURVE_VALUES = 2000  # seeds × folds × points of the stored held-out loss curves
-
-
-def _cv_results(prep: Prepared, parts: dict[int, list[Any]], epochs: np.ndarray) -> dict[str, Any]:
-    """Per seed × fold held-out scores of a selection cell (the inputs of
-    :mod:`noisereg.study.selection`): val_loss, val_acc or val_r2, val_brier and
-    val_loss_calibrated (classifiers), and val_loss_curve (thinned) with its ``val_epochs``."""
-    cv: dict[str, Any] = {}
-    seeds = sorted(parts)
-    folds = max(len(parts[s]) for s in seeds)
-    keep = thin_indices(len(epochs), max(2, min(prep.config.curve_points, _MAX_CV_CURVE_VALUES // (len(seeds) * folds))))
-    for s in seeds:
-        rows = sorted(parts[s], key=lambda row: row[0])
-        for name in ("loss", "acc", "r2"):  # a CV fold's test part is its held-out part
-            if f"test_{name}" in rows[0][1]:
-                cv.setdefault(f"val_{name}", []).append([r[1][f"test_{name}"] for r in rows])
-        cv.setdefault("val_loss_curve", []).append([_round(np.asarray(r[2]["test_loss"])[keep]) for r in rows])
-        if "held_out_logits" in rows[0][1]:
-            held = [(r[1]["held_out_logits"], prep.folds[r[0]].y_test) for r in rows]
-            cv.setdefault("val_brier", []).append([brier(z, y) for z, y in held])
-            cv.setdefault("val_loss_calibrated", []).append(calibrated_losses(held))
-    cv["val_epochs"] = [int(e) for e in epochs[keep]]
-    return cv
 
 
 def enqueue_study(
@@ -414,7 +314,7 @@ def _run_claims(
             raise TrainingError(f"training cell(s) {', '.join(keys)} failed: {type(exc).__name__}: {first}", keys) from exc
     elapsed = time.perf_counter() - start
     units = sum(prep.units(c) for c in cells)
-    for claim, cell in zip(claims, cells):
+    for claim, cell in zip(claims, cells, strict=True):
         res = results[cell.key]
         res["elapsed_s"] = round(elapsed * prep.units(cell) / units, 3)
         params, spaces = dashboard.trial_params(prep.config, prep.cells, cell)

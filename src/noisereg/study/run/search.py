@@ -18,7 +18,7 @@ import dataclasses
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import optuna
@@ -29,6 +29,7 @@ from noisereg.seeding import derive_seed
 from noisereg.study.bridge.prepare import Prepared
 from noisereg.study.cells import Cell
 from noisereg.study.config.search import SearchConfig
+from noisereg.study.config.study import SelectionConfig
 from noisereg.study.store import PROPOSAL, Claim, Store
 
 __all__ = ["propose", "propose_cell", "cv_score", "PROPOSAL"]
@@ -101,11 +102,13 @@ def propose_cell(prep: Prepared, store: Store, claim: Claim) -> Cell:
     """
     planned: Cell = prep.by_key[claim.cell]
     arm = next(a for a in prep.config.arms if a.name == planned.arm)
-    search: SearchConfig = arm.search
+    # a claim's cell is a search cell, planned only for an arm with a search
+    search = cast(SearchConfig, arm.search)
     proposal = store.storage.get_trial(claim.trial_id).user_attrs.get(PROPOSAL)
     if proposal is None:
         keys = [c.key for c in prep.cells if c.search and c.arm == planned.arm]
-        criterion = prep.config.selection.criterion
+        # StudyConfig refuses a search arm without [selection] naming it
+        criterion = cast(SelectionConfig, prep.config.selection).criterion
         finished = [(r[PROPOSAL], cv_score(r, criterion)) for k, r in store.completed().items() if k in keys and PROPOSAL in r]
         running = [
             t.user_attrs[PROPOSAL]

@@ -1,0 +1,80 @@
+"""The training jobs of a study of the user's own model (:func:`noisereg.study.api.run_model`): its
+replicas grouped into jobs, and the jobs run here or in a pool of forked worker processes.
+
+A job is one replica on the per-replica path, or the replicas of one fold (and target noise kind)
+trained together on the vectorized path; with ``workers`` processes each vectorized group is split
+into ``workers`` jobs of nearly equal size, so that every process trains a share.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from noisereg.engine.loop import LoopResult, LoopTask, train_replica
+from noisereg.engine.vectorized import group_key, train_vectorized
+
+__all__ = ["Job", "make_jobs", "train_all"]
+
+Job = LoopTask | list[LoopTask]
+"""One replica on the per-replica path, or a group of replicas trained together on the vectorized path."""
+
+_JOBS: list[Job] = []  # the jobs a forked pool's workers read (fork copies them; nothing is pickled)
+
+
+def _train_job(job: Job) -> list[LoopResult]:
+    return train_vectorized(job) if isinstance(job, list) else [train_replica(job)]
+
+
+def _run_job(i: int) -> tuple[int, list[LoopResult] | str]:
+    try:
+        return i, _train_job(_JOBS[i])
+    except Exception:  # a worker's failure comes back as text and is raised by the parent
+        return i, traceback.format_exc()
+
+
+def train_all(jobs: list[Job], workers: int) -> list[list[LoopResult]]:
+    """Each job's results, in the order of ``jobs``: trained here with ``workers == 1`` (or one job),
+    else in a pool of ``min(workers, len(jobs))`` forked processes. Raises RuntimeError naming the
+    job that failed (with the worker's traceback)."""
+    global _JOBS
+    if workers == 1 or len(jobs) == 1:
+        out = []
+        for i, job in enumerate(jobs):
+            try:
+                out.append(_train_job(job))
+            except Exception as exc:  # the user's model, step or data failed: not an argument error
+                raise RuntimeError(f"job {i} failed: {type(exc).__name__}: {exc}") from exc
+        return out
+    _JOBS = jobs
+    try:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+            results: list[Any] = [None] * len(jobs)
+            for i, result in pool.imap_unordered(_run_job, range(len(jobs))):
+                if isinstance(result, str):
+                    raise RuntimeError(f"job {i} failed in a worker process:\n{result}")
+                results[i] = result
+    finally:
+        _JOBS = []
+    return results
+
+
+def make_jobs(tasks: Sequence[LoopTask], vectorized: Sequence[bool], folds: Sequence[int], workers: int) -> list[tuple[list[int], Job]]:
+    """The jobs that train ``tasks``, each with the indices of the tasks it trains: one per task on the
+    per-replica path; the vectorized tasks of one fold (and target noise kind) as one group, split into
+    ``workers`` groups of nearly equal size so that every process trains a share."""
+    jobs: list[tuple[list[int], Job]] = []
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, task in enumerate(tasks):
+        if vectorized[i]:
+            groups.setdefault((folds[i], group_key(task)), []).append(i)
+        else:
+            jobs.append(([i], task))
+    for members in groups.values():
+        parts = min(workers, len(members))
+        for k in range(parts):
+            chunk = members[k::parts]
+            jobs.append((chunk, [tasks[i] for i in chunk]))
+    return jobs
