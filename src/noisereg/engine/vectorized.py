@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -87,7 +87,8 @@ def _weight_noise(module: nn.Module) -> dict[str, list[WeightNoise]]:
         if not isinstance(plist, nn.ModuleDict):
             continue
         for local, entries in plist.items():
-            noisy = [p for p in entries if isinstance(p, WeightNoise)]
+            # torch types a ModuleDict's values as Module; parametrizations' are ParametrizationLists
+            noisy = [p for p in cast(nn.ModuleList, entries) if isinstance(p, WeightNoise)]
             if noisy:
                 found[f"{prefix}.{local}" if prefix else local] = noisy
     return found

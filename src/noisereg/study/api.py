@@ -85,7 +85,7 @@ def site(noise: NoiseKind, at: str = "input", **options: Any) -> AttachSite:
     for key in options:
         if key not in _OPTIONS:
             raise ValueError(f"site option {key!r} is not one of {_OPTIONS} (the optimizer of at='gradients' is the replica's own)")
-    return AttachSite(noise, at, tuple(sorted(options.items())))
+    return AttachSite(noise, cast(At, at), tuple(sorted(options.items())))  # checked against _SITES above
 
 
 @dataclasses.dataclass(frozen=True)

@@ -124,7 +124,7 @@ def _paired_certified(study: Mapping[str, Any], arms: list[dict[str, Any]]) -> N
     certified seeds, with Holm's correction over all arms and radii together (see the module docstring)."""
     base = _baseline(study)
     entry_base = next((a for a in arms if a["name"] == base and a.get("certified")), None)
-    if entry_base is None:
+    if base is None or entry_base is None:
         return
     ref = _certified_by_seed(study[ATTR_PREFIX + base]["smoothing"])
     family: list[dict[str, Any]] = []
