@@ -31,8 +31,14 @@ def mlp(noisy: bool) -> nn.Sequential:
         return [GaussianNoise(0.1, seed=seed)] if noisy else []
 
     return nn.Sequential(
-        *site(0), nn.Linear(784, 1024), nn.ReLU(), *site(1),
-        nn.Linear(1024, 1024), nn.ReLU(), *site(2), nn.Linear(1024, 10),
+        *site(0),
+        nn.Linear(784, 1024),
+        nn.ReLU(),
+        *site(1),
+        nn.Linear(1024, 1024),
+        nn.ReLU(),
+        *site(2),
+        nn.Linear(1024, 10),
     )
 
 
@@ -41,9 +47,20 @@ def cnn(noisy: bool) -> nn.Sequential:
         return [GaussianNoise(0.1, seed=seed)] if noisy else []
 
     return nn.Sequential(
-        *site(0), nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), *site(1), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), *site(2), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), *site(3), nn.Linear(128, 10),
+        *site(0),
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        *site(1),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        *site(2),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 7 * 7, 128),
+        nn.ReLU(),
+        *site(3),
+        nn.Linear(128, 10),
     )
 
 
@@ -94,16 +111,19 @@ def compare(name: str, build, x: torch.Tensor, steps: int) -> float:
             draws[k].append(time.perf_counter() - start)
     c, p, t = (statistics.median(times[k]) for k in ("clean", "philox", "torch"))
     dp, dt = statistics.median(draws["philox"]), statistics.median(draws["torch"])
-    print(f"{name}: clean {c * 1e3:.2f} ms, noisy {p * 1e3:.2f} ms (Stream) / {t * 1e3:.2f} ms (torch), "
-          f"draws alone {dp * 1e3:.2f} / {dt * 1e3:.2f} ms ({sum(sizes) / 1e6:.2f} M normals), "
-          f"ratio {p / c:.3f} (Stream) / {t / c:.3f} (torch generator)")
+    print(
+        f"{name}: clean {c * 1e3:.2f} ms, noisy {p * 1e3:.2f} ms (Stream) / {t * 1e3:.2f} ms (torch), "
+        f"draws alone {dp * 1e3:.2f} / {dt * 1e3:.2f} ms ({sum(sizes) / 1e6:.2f} M normals), "
+        f"ratio {p / c:.3f} (Stream) / {t / c:.3f} (torch generator)"
+    )
     return p / c
 
 
 def _site_inputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     seen: list[torch.Tensor] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, out: seen.append(out))
-             for m in model if isinstance(m, GaussianNoise)]
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: seen.append(out)) for m in model if isinstance(m, GaussianNoise)
+    ]
     model(x)
     for h in hooks:
         h.remove()

@@ -92,7 +92,9 @@ def _plain_replica(i: int) -> float:
     net, data, sites, seed, epochs, batch_size, device = _PLAIN[i]
     torch.manual_seed(derive_seed(seed, "init"))
     model = net().to(device)
-    handles = [attach(model, s.noise, s.at, seed=derive_seed(seed, "site", j), **dict(s.options)) for j, s in enumerate(sites)]
+    handles = [
+        attach(model, s.noise, s.at, seed=derive_seed(seed, "site", j), **dict(s.options)) for j, s in enumerate(sites)
+    ]
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     (x, y), (xt, yt) = ((a.to(device), b.to(device)) for a, b in (data["train"], data["test"]))
     order = torch.Generator().manual_seed(derive_seed(seed, "batches"))
@@ -114,9 +116,15 @@ def _plain_replica(i: int) -> float:
     return acc
 
 
-def _plain(net: type[nn.Module], data: dict, arms: dict, seeds: int, epochs: int, batch_size: int, workers: int, device: str) -> float:
+def _plain(
+    net: type[nn.Module], data: dict, arms: dict, seeds: int, epochs: int, batch_size: int, workers: int, device: str
+) -> float:
     global _PLAIN
-    _PLAIN = [(net, data, sites, derive_seed(0, "seed", s), epochs, batch_size, device) for sites in arms.values() for s in range(seeds)]
+    _PLAIN = [
+        (net, data, sites, derive_seed(0, "seed", s), epochs, batch_size, device)
+        for sites in arms.values()
+        for s in range(seeds)
+    ]
     start = time.perf_counter()
     if workers == 1:
         for i in range(len(_PLAIN)):
@@ -127,13 +135,34 @@ def _plain(net: type[nn.Module], data: dict, arms: dict, seeds: int, epochs: int
     return time.perf_counter() - start
 
 
-def _noisereg(net: type[nn.Module], data: dict, arms: dict, seeds: int, epochs: int, batch_size: int, workers: int,
-              device: str, vectorize: bool = True) -> tuple[float, set[str]]:
+def _noisereg(
+    net: type[nn.Module],
+    data: dict,
+    arms: dict,
+    seeds: int,
+    epochs: int,
+    batch_size: int,
+    workers: int,
+    device: str,
+    vectorize: bool = True,
+) -> tuple[float, set[str]]:
     """Seconds ``run_model`` takes, and the paths its cells took."""
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        result = study.run_model(model=net, data=data, arms=arms, loss="ce", epochs=epochs, batch_size=batch_size, seeds=seeds,
-                                 workers=workers, device=device, out=Path(out) / "run", save_models=False, vectorize=vectorize)
+        result = study.run_model(
+            model=net,
+            data=data,
+            arms=arms,
+            loss="ce",
+            epochs=epochs,
+            batch_size=batch_size,
+            seeds=seeds,
+            workers=workers,
+            device=device,
+            out=Path(out) / "run",
+            save_models=False,
+            vectorize=vectorize,
+        )
         elapsed = time.perf_counter() - start
         return elapsed, {f"{p['path']} ({p['why']})" for p in result.summary["data"]["paths"].values()}
 
@@ -156,13 +185,19 @@ def main() -> None:
         load = os.getloadavg()[0]  # a shared machine: the ratio means little under a changing load
         plain = _plain(net, data, arms, args.seeds, args.epochs, args.batch_size, args.workers, args.device)
         ours, paths = _noisereg(net, data, arms, args.seeds, args.epochs, args.batch_size, args.workers, args.device)
-        print(f"{name}: {replicas} replicas x {args.epochs} epochs on {args.device}, {args.workers} processes, "
-              f"load average {load:.2f} before, {os.getloadavg()[0]:.2f} after")
+        print(
+            f"{name}: {replicas} replicas x {args.epochs} epochs on {args.device}, {args.workers} processes, "
+            f"load average {load:.2f} before, {os.getloadavg()[0]:.2f} after"
+        )
         print(f"  plain loop with attach: {plain:.1f} s   noisereg run_model: {ours:.1f} s")
         print(f"  paths: {'; '.join(sorted(paths))}")
         if args.per_replica:
-            alone, _ = _noisereg(net, data, arms, args.seeds, args.epochs, args.batch_size, args.workers, args.device, False)
-            print(f"  noisereg run_model(vectorize=False), the per-replica path: {alone:.1f} s (ratio {plain / alone:.3f})")
+            alone, _ = _noisereg(
+                net, data, arms, args.seeds, args.epochs, args.batch_size, args.workers, args.device, False
+            )
+            print(
+                f"  noisereg run_model(vectorize=False), the per-replica path: {alone:.1f} s (ratio {plain / alone:.3f})"
+            )
         print(f"  memory per replica (parameters, gradients, Adam moments): {4 * params / 1024:.1f} KiB")
         print(f"ratio: {plain / ours:.3f}")
 

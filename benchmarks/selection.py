@@ -59,9 +59,13 @@ FOLDS = 5
 EPOCHS = 1000
 EVAL_EVERY = 50
 TEST_SAMPLES = 2000
-PROCEDURES = [(score, rule, seeds, screen) for score in ("likelihood", "accuracy", "brier", "calibrated", "early")
-              for rule in ("best", "one_se") for seeds in (1, CV_SEEDS)
-              for screen in ((True, False) if score != "accuracy" else (True,))]
+PROCEDURES = [
+    (score, rule, seeds, screen)
+    for score in ("likelihood", "accuracy", "brier", "calibrated", "early")
+    for rule in ("best", "one_se")
+    for seeds in (1, CV_SEEDS)
+    for screen in ((True, False) if score != "accuracy" else (True,))
+]
 
 
 @dataclass(frozen=True)
@@ -199,15 +203,28 @@ def run_problem(p: Problem, epochs: int, workers: int) -> dict:
     out_features = 3 if p.kind == "blobs" else 1
     spec = MLPSpec(x.shape[1], p.widths, out_features, activation=p.activation)
     group = Group(
-        spec, OptimSpec("adam", lr=1e-3), loss, epochs, 32, (SiteNoise(p.site, noise.Gaussian(std=0.0)),),
-        tuple(Replica(seed=1000 * p.seed + s, fold=f, strengths=(v,)) for v, s, f in rows), eval_every=EVAL_EVERY,
+        spec,
+        OptimSpec("adam", lr=1e-3),
+        loss,
+        epochs,
+        32,
+        (SiteNoise(p.site, noise.Gaussian(std=0.0)),),
+        tuple(Replica(seed=1000 * p.seed + s, fold=f, strengths=(v,)) for v, s, f in rows),
+        eval_every=EVAL_EVERY,
     )
     result = train_group(group, folds, workers=workers)
     metric = "test_r2" if p.regression else "test_acc"
     test = {v: np.zeros(TEST_SEEDS) for v in GRID}
-    cv = {v: {"val_loss": np.zeros((CV_SEEDS, FOLDS)), "val_acc": np.zeros((CV_SEEDS, FOLDS)),
-              "val_brier": np.zeros((CV_SEEDS, FOLDS)), "val_loss_calibrated": np.zeros((CV_SEEDS, FOLDS)),
-              "val_loss_curve": np.zeros((CV_SEEDS, FOLDS, len(result.epochs)))} for v in GRID}
+    cv = {
+        v: {
+            "val_loss": np.zeros((CV_SEEDS, FOLDS)),
+            "val_acc": np.zeros((CV_SEEDS, FOLDS)),
+            "val_brier": np.zeros((CV_SEEDS, FOLDS)),
+            "val_loss_calibrated": np.zeros((CV_SEEDS, FOLDS)),
+            "val_loss_curve": np.zeros((CV_SEEDS, FOLDS, len(result.epochs))),
+        }
+        for v in GRID
+    }
     held: dict[tuple[float, int], list[tuple[np.ndarray, np.ndarray]]] = {}
     module = build_module(spec)
     for r, (v, s, f) in enumerate(rows):
@@ -230,8 +247,13 @@ def run_problem(p: Problem, epochs: int, workers: int) -> dict:
             cv[v]["val_acc"] = None
             cv[v]["val_brier"] = None
     stored = {str(v): {k: (None if a is None else np.asarray(a).tolist()) for k, a in cv[v].items()} for v in GRID}
-    return {"problem": p.name, "regression": p.regression, "test": {str(v): t.tolist() for v, t in test.items()},
-            "cv": stored, "choices": _choices(cv)}
+    return {
+        "problem": p.name,
+        "regression": p.regression,
+        "test": {str(v): t.tolist() for v, t in test.items()},
+        "cv": stored,
+        "choices": _choices(cv),
+    }
 
 
 def _choices(cv: dict) -> dict[str, float | None]:
@@ -244,8 +266,10 @@ def _choices(cv: dict) -> dict[str, float | None]:
 
 def table(results: list[dict]) -> list[str]:
     names = list(results[0]["choices"]) + ["always no noise", "oracle (best on test)"]
-    lines = ["| procedure | problems | mean regret | median regret | max regret | sig. worse than no noise | sig. better | mean Δ vs no noise |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| procedure | problems | mean regret | median regret | max regret | sig. worse than no noise | sig. better | mean Δ vs no noise |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     rows = []
     for name in names:
         regrets, worse, better, deltas = [], 0, 0, []
@@ -271,7 +295,9 @@ def table(results: list[dict]) -> list[str]:
         if regrets:
             rows.append((float(np.mean(regrets)), name, len(regrets), regrets, worse, better, deltas))
     for mean, name, n, regrets, worse, better, deltas in sorted(rows, key=lambda r: r[0]):
-        lines.append(f"| {name} | {n} | {mean:.4f} | {np.median(regrets):.4f} | {np.max(regrets):.4f} | {worse} | {better} | {np.mean(deltas):+.4f} |")
+        lines.append(
+            f"| {name} | {n} | {mean:.4f} | {np.median(regrets):.4f} | {np.max(regrets):.4f} | {worse} | {better} | {np.mean(deltas):+.4f} |"
+        )
     return lines
 
 
@@ -281,8 +307,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default=None, help="also write the per-problem results here (JSON)")
-    parser.add_argument("--rescore", default=None, metavar="FILE",
-                        help="score the procedures again on the held-out results an --out FILE stored; train nothing")
+    parser.add_argument(
+        "--rescore",
+        default=None,
+        metavar="FILE",
+        help="score the procedures again on the held-out results an --out FILE stored; train nothing",
+    )
     args = parser.parse_args()
     if args.rescore:
         with open(args.rescore) as fh:
@@ -305,13 +335,19 @@ def main() -> None:
                 json.dump({"epochs": epochs, "results": results}, fh)
     elapsed = time.perf_counter() - start
     with open("/proc/cpuinfo") as fh:
-        cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), platform.processor())
+        cpu = next(
+            (line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), platform.processor()
+        )
     print(f"command: PYTHONPATH=src python benchmarks/selection.py {' '.join(sys.argv[1:])}".rstrip())
-    print(f"machine: {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__}; load average {os.getloadavg()[0]:.2f} "
-          f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; {elapsed / 60:.1f} min")
-    print(f"{len(todo)} problems, grid {list(GRID)}, {epochs} epochs, {TEST_SEEDS} test seeds, "
-          f"{FOLDS}-fold CV x {CV_SEEDS} seeds; regret in test accuracy (R^2 for the "
-          f"{sum(r['regression'] for r in results)} regression problems)")
+    print(
+        f"machine: {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__}; load average {os.getloadavg()[0]:.2f} "
+        f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; {elapsed / 60:.1f} min"
+    )
+    print(
+        f"{len(todo)} problems, grid {list(GRID)}, {epochs} epochs, {TEST_SEEDS} test seeds, "
+        f"{FOLDS}-fold CV x {CV_SEEDS} seeds; regret in test accuracy (R^2 for the "
+        f"{sum(r['regression'] for r in results)} regression problems)"
+    )
     print("\n".join(table(results)))
 
 

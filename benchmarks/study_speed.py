@@ -164,8 +164,10 @@ def generator_rates(values: int = 1 << 20, repeats: int = 20) -> list[str]:
         for count in (1, 2):
             torch.set_num_threads(count)
             rates = {}
-            for name, draw in (("torch", lambda: torch.randn(values, generator=generator, out=out)),
-                               ("stream", lambda: stream.normal_(out))):
+            for name, draw in (
+                ("torch", lambda: torch.randn(values, generator=generator, out=out)),
+                ("stream", lambda: stream.normal_(out)),
+            ):
                 best = float("inf")
                 for _ in range(3):
                     start = time.perf_counter()
@@ -173,9 +175,11 @@ def generator_rates(values: int = 1 << 20, repeats: int = 20) -> list[str]:
                         draw()
                     best = min(best, (time.perf_counter() - start) / repeats)
                 rates[name] = values / best
-            lines.append(f"  {count} thread(s): Stream {rates['stream'] / 1e6:7.1f} M normals/s "
-                         f"({1e9 / rates['stream']:.2f} ns), torch.randn {rates['torch'] / 1e6:7.1f} M/s "
-                         f"({1e9 / rates['torch']:.2f} ns); Stream / torch {rates['stream'] / rates['torch']:.2f}")
+            lines.append(
+                f"  {count} thread(s): Stream {rates['stream'] / 1e6:7.1f} M normals/s "
+                f"({1e9 / rates['stream']:.2f} ns), torch.randn {rates['torch'] / 1e6:7.1f} M/s "
+                f"({1e9 / rates['torch']:.2f} ns); Stream / torch {rates['stream'] / rates['torch']:.2f}"
+            )
     finally:
         torch.set_num_threads(threads)
     return lines
@@ -285,8 +289,10 @@ def breakdown(values: int = 1 << 20) -> list[str]:
     lines.append(f"  {'Stream.normal_ (the fused kernel)':40s} {whole:5.2f} ns/normal")
     lines.append(f"  {'torch.randn with a generator':40s} {randn:5.2f} ns/normal")
     size = values * 4
-    lines.append(f"  torch copy of {size / 2**20:.0f} MiB: {copy:.3f} ns/value ({2 * 4 / copy:.1f} GB/s read+write); "
-                 f"fill: {fill:.3f} ns/value ({4 / fill:.1f} GB/s write)")
+    lines.append(
+        f"  torch copy of {size / 2**20:.0f} MiB: {copy:.3f} ns/value ({2 * 4 / copy:.1f} GB/s read+write); "
+        f"fill: {fill:.3f} ns/value ({4 / fill:.1f} GB/s write)"
+    )
     return lines
 
 
@@ -325,8 +331,12 @@ def main() -> None:
     parser.add_argument("--skip-plain", action="store_true")
     parser.add_argument("--generator-only", action="store_true", help="print the generator line only")
     parser.add_argument("--breakdown", action="store_true", help="the generator line and its cost by stage")
-    parser.add_argument("--generator", choices=("torch", "philox"), default="torch",
-                        help="what draws the grid's noise (torch's generator is the library's default)")
+    parser.add_argument(
+        "--generator",
+        choices=("torch", "philox"),
+        default="torch",
+        help="what draws the grid's noise (torch's generator is the library's default)",
+    )
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     set_noise_generator(args.generator)  # forked workers inherit the choice
@@ -337,15 +347,20 @@ def main() -> None:
     for line in generator_rates():
         print(line)
     if args.breakdown:
-        print("float32 kernel by stage, one thread, best of 7 (load average "
-              + " ".join(f"{v:.2f}" for v in os.getloadavg()) + "; the machine may be shared):")
+        print(
+            "float32 kernel by stage, one thread, best of 7 (load average "
+            + " ".join(f"{v:.2f}" for v in os.getloadavg())
+            + "; the machine may be shared):"
+        )
         for line in breakdown():
             print(line)
     if args.generator_only or args.breakdown:
         return
     epochs = args.epochs
-    print(f"case-study grid: {len(ARMS)} arms x {SEEDS} seeds x {epochs} epochs, {WORKERS} processes each side, "
-          f"engine noise from {args.generator}'s generator")
+    print(
+        f"case-study grid: {len(ARMS)} arms x {SEEDS} seeds x {epochs} epochs, {WORKERS} processes each side, "
+        f"engine noise from {args.generator}'s generator"
+    )
     print("load average before: " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + " (the machine may be shared)")
     engine_s, engine_cpu, engine_acc = run_engine(epochs)
     compute_s, compute_cpu, _ = run_engine(epochs, zero=True)
@@ -353,15 +368,21 @@ def main() -> None:
     ns = normal_ns()
     noise_floor = draws * ns * 1e-9 / WORKERS
     print(f"engine: {engine_s:.2f} s wall, {engine_cpu:.1f} s CPU")
-    print(f"  split: compute {compute_s:.2f} s (the same grid with every strength 0: nothing drawn), "
-          f"noise {engine_s - compute_s:.2f} s")
-    print(f"  {draws / 1e9:.2f} G normals at {ns:.2f} ns each (torch's CPU generator; the engine draws "
-          f"with {args.generator}'s, see the generator line) on {WORKERS} cores: "
-          f"{noise_floor:.2f} s; floor estimate (compute + draws) {compute_s + noise_floor:.2f} s")
+    print(
+        f"  split: compute {compute_s:.2f} s (the same grid with every strength 0: nothing drawn), "
+        f"noise {engine_s - compute_s:.2f} s"
+    )
+    print(
+        f"  {draws / 1e9:.2f} G normals at {ns:.2f} ns each (torch's CPU generator; the engine draws "
+        f"with {args.generator}'s, see the generator line) on {WORKERS} cores: "
+        f"{noise_floor:.2f} s; floor estimate (compute + draws) {compute_s + noise_floor:.2f} s"
+    )
     print("  mean test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in engine_acc.items()))
     projected_s, projected_cpu, projected_acc = run_engine(epochs, projected=True)
-    print(f"engine, post-ReLU noise sampled through its projection (opt-in): {projected_s:.2f} s wall, "
-          f"{projected_cpu:.1f} s CPU")
+    print(
+        f"engine, post-ReLU noise sampled through its projection (opt-in): {projected_s:.2f} s wall, "
+        f"{projected_cpu:.1f} s CPU"
+    )
     print("  mean test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in projected_acc.items()))
     print("memory (one stack, 20 epochs):")
     for line in memory_table():

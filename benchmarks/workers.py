@@ -80,10 +80,15 @@ def worker_main(url: str, name: str, out: Any) -> None:
     engine = Clock()
     start = time.perf_counter()
     report = run_worker(store, train=engine.wrap(train_group))
-    out.put({
-        "cells": len(report.trained), "wall": time.perf_counter() - start, "store": clock.seconds,
-        "store_calls": clock.calls, "train": engine.seconds,
-    })
+    out.put(
+        {
+            "cells": len(report.trained),
+            "wall": time.perf_counter() - start,
+            "store": clock.seconds,
+            "store_calls": clock.calls,
+            "train": engine.seconds,
+        }
+    )
 
 
 def run_workers(n: int, url: str, name: str) -> tuple[float, list[dict[str, Any]]]:
@@ -127,8 +132,10 @@ def main() -> None:
             run_study(config, Path(tmp) / "study", workers=2, report=False)
             print(f"one 'noisereg study' process, 2 engine processes: {time.perf_counter() - start:.1f} s (context)")
     ceiling = 2 * per_cell[1] / per_cell[2]
-    print(f"this machine: with 2 workers each trained at {ceiling / 2:.0%} of one worker's speed "
-          f"(two busy processes on its cores), so 2 workers can gain at most {ceiling:.2f}x")
+    print(
+        f"this machine: with 2 workers each trained at {ceiling / 2:.0%} of one worker's speed "
+        f"(two busy processes on its cores), so 2 workers can gain at most {ceiling:.2f}x"
+    )
     print(f"speed-up, 2 workers over 1: {walls[1] / walls[2]:.2f}x")
     print(f"overhead ratio (storage / training time, the larger of the two runs): {overhead:.4f}")
     print(f"ratio: {walls[1] / walls[2]:.3f}")
@@ -139,10 +146,14 @@ def show(n: int, wall: float, stats: list[dict[str, Any]]) -> tuple[float, float
     cells = sum(s["cells"] for s in stats)
     store, train = sum(s["store"] for s in stats), sum(s["train"] for s in stats)
     calls = sum(s["store_calls"] for s in stats)
-    print(f"{n} worker(s): {wall:.1f} s wall; cells per worker {[s['cells'] for s in stats]}; "
-          f"worker busy {[round(s['wall'], 1) for s in stats]} s")
-    print(f"  per cell: training {train / cells:.2f} s, storage {store / cells * 1000:.1f} ms ({calls / cells:.0f} calls); "
-          f"coordination overhead {100 * store / train:.2f}% of cell time (target < 5%)")
+    print(
+        f"{n} worker(s): {wall:.1f} s wall; cells per worker {[s['cells'] for s in stats]}; "
+        f"worker busy {[round(s['wall'], 1) for s in stats]} s"
+    )
+    print(
+        f"  per cell: training {train / cells:.2f} s, storage {store / cells * 1000:.1f} ms ({calls / cells:.0f} calls); "
+        f"coordination overhead {100 * store / train:.2f}% of cell time (target < 5%)"
+    )
     return train / cells, store / train
 
 

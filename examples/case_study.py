@@ -84,8 +84,7 @@ def main() -> None:
     header = f"{'variant':<12} {'train':>14} {'test':>14} {'best test':>14}"
     print(f"\n{header}   ({args.seeds} seed(s), {args.init} init)")
     for name, *columns in rows:
-        cells = [f"{statistics.mean(c):.3f}" + (f" ± {statistics.stdev(c):.3f}" if len(c) > 1 else "")
-                 for c in columns]
+        cells = [f"{statistics.mean(c):.3f}" + (f" ± {statistics.stdev(c):.3f}" if len(c) > 1 else "") for c in columns]
         print(f"{name:<12} " + " ".join(f"{cell:>14}" for cell in cells))
 
 

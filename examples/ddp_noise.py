@@ -29,8 +29,11 @@ def main() -> None:
 
     torch.manual_seed(SEED)  # identical initialization on every rank
     model = nn.Sequential(
-        noisereg.GaussianNoise(0.1), nn.Linear(2, 64), nn.ReLU(),
-        noisereg.GaussianNoise(0.1), nn.Linear(64, 1),
+        noisereg.GaussianNoise(0.1),
+        nn.Linear(2, 64),
+        nn.ReLU(),
+        noisereg.GaussianNoise(0.1),
+        nn.Linear(64, 1),
     )
     noisereg.distributed.seed_per_rank(model, SEED)  # different noise on each rank, reproducible
     ddp = DistributedDataParallel(model)

@@ -36,8 +36,12 @@ def main() -> None:
         for epoch in range(40):
             if pairs is not None:
                 pairs.set_epoch(epoch)
-            loader = DataLoader(pairs if denoising else list(zip(train, train, strict=True)), batch_size=64,
-                                shuffle=True, generator=torch.Generator().manual_seed(epoch))
+            loader = DataLoader(
+                pairs if denoising else list(zip(train, train, strict=True)),
+                batch_size=64,
+                shuffle=True,
+                generator=torch.Generator().manual_seed(epoch),
+            )
             for noisy, clean in loader:
                 opt.zero_grad()
                 nn.functional.mse_loss(model(noisy), clean).backward()

@@ -43,8 +43,11 @@ def classification() -> None:
     x_train, x_test, y_train, y_test = tensors(*load_digits(return_X_y=True), torch.long)
     noisy = flip_labels(y_train, 0.3, num_classes=10, generator=torch.Generator().manual_seed(0))
     print(f"labels flipped: {(noisy != y_train).float().mean().item():.3f} (stated 0.300)")
-    for name, kind in (("plain", None), ("label smoothing 0.2", LabelSmoothing(0.2, num_classes=10)),
-                       ("DisturbLabel 0.1", DisturbLabel(0.1, num_classes=10))):
+    for name, kind in (
+        ("plain", None),
+        ("label smoothing 0.2", LabelSmoothing(0.2, num_classes=10)),
+        ("DisturbLabel 0.1", DisturbLabel(0.1, num_classes=10)),
+    ):
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
         targets = None if kind is None else attach(model, kind, at="targets", seed=0)

@@ -16,8 +16,13 @@ from noisereg.sites import CutMix, Mixup, attach
 
 def cnn() -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(32 * 16, 10),
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(32 * 16, 10),
     )
 
 
@@ -26,8 +31,11 @@ def main() -> None:
     x, y = load_digits(return_X_y=True)
     x = torch.tensor(x / 16.0, dtype=torch.float32).reshape(-1, 1, 8, 8)
     x_train, x_test, y_train, y_test = train_test_split(x, torch.tensor(y), train_size=0.3, random_state=0)
-    for name, kind in (("plain", None), ("mixup 0.4", Mixup(0.4, num_classes=10)),
-                       ("CutMix 1.0", CutMix(1.0, num_classes=10))):
+    for name, kind in (
+        ("plain", None),
+        ("mixup 0.4", Mixup(0.4, num_classes=10)),
+        ("CutMix 1.0", CutMix(1.0, num_classes=10)),
+    ):
         torch.manual_seed(0)
         model = cnn()
         mix = None if kind is None else attach(model, kind, at="targets", seed=0)

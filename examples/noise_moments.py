@@ -45,8 +45,14 @@ def main() -> None:
     row("multiplicative/speckle", "x(1 + σε), σ=0.2", "std of factor", 0.2, f.std().item(), se_std(f))
     row("", "", "mean of factor", 1.0, f.mean().item(), f.std().item() / math.sqrt(N))
     f = noise.gaussian_dropout(one, 0.3, generator=gen())
-    row("gaussian_dropout", "x(1 + σε), σ=√(p/(1−p)), p=0.3", "std of factor", math.sqrt(0.3 / 0.7),
-        f.std().item(), se_std(f))
+    row(
+        "gaussian_dropout",
+        "x(1 + σε), σ=√(p/(1−p)), p=0.3",
+        "std of factor",
+        math.sqrt(0.3 / 0.7),
+        f.std().item(),
+        se_std(f),
+    )
     x = torch.randn(N, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     y = noise.alpha_dropout(x, 0.2, generator=gen())
     row("alpha_dropout", "Keras 3, p=0.2, x ~ N(0, 1)", "std of x̃", 1.0, y.std().item(), se_std(y))
@@ -54,8 +60,14 @@ def main() -> None:
     sig = torch.randn(10, N // 10, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 3
     e = noise.snr_gaussian(sig, 12.0, generator=gen()) - sig
     achieved = 10 * torch.log10(sig.square().mean(1) / e.square().mean(1))
-    row("snr_gaussian", "σᵢ = rms(xᵢ)/10^(snr/20), 12 dB", "SNR dB (mean of 10)", 12.0,
-        achieved.mean().item(), achieved.std().item() / math.sqrt(10))
+    row(
+        "snr_gaussian",
+        "σᵢ = rms(xᵢ)/10^(snr/20), 12 dB",
+        "SNR dB (mean of 10)",
+        12.0,
+        achieved.mean().item(),
+        achieved.std().item() / math.sqrt(10),
+    )
     y = noise.impulse(0.5 * one.float(), 0.1, salt_vs_pepper=0.3, generator=gen())
     frac = (y != 0.5).double().mean().item()
     row("impulse", "replace w.p. 0.1 (salt 30%)", "replaced fraction", 0.1, frac, math.sqrt(0.09 / N))
@@ -66,8 +78,14 @@ def main() -> None:
     for beta in (0.0, 1.0, 2.0):
         e = noise.colored(torch.zeros(1000, 1000, dtype=torch.float64), 0.3, beta=beta, generator=gen())
         col = e[:, 500]
-        row("colored" if beta == 0 else "", f"1/f^β noise, β={beta:g}, σ=0.3", "std at one position", 0.3,
-            col.std().item(), se_std(col))
+        row(
+            "colored" if beta == 0 else "",
+            f"1/f^β noise, β={beta:g}, σ=0.3",
+            "std at one position",
+            0.3,
+            col.std().item(),
+            se_std(col),
+        )
     e = noise.spatial(torch.zeros(1000, 32, 32, dtype=torch.float64), 0.3, length=2.0, generator=gen())
     px = e[:, 16, 16]
     row("spatial", "Gaussian-smoothed, ℓ=2 px, σ=0.3", "std at one pixel", 0.3, px.std().item(), se_std(px))

@@ -56,11 +56,16 @@ class PostgresServer:
 
     def stop(self, mode: str = "fast") -> None:
         """``pg_ctl stop -m mode``: every connection breaks; "immediate" is a crash (recovery on start)."""
-        subprocess.run([*self._as_user, self._ctl, "-D", self._data, "-m", mode, "-w", "stop"], check=True, capture_output=True)
+        subprocess.run(
+            [*self._as_user, self._ctl, "-D", self._data, "-m", mode, "-w", "stop"], check=True, capture_output=True
+        )
 
     def start(self) -> None:
-        subprocess.run([*self._as_user, self._ctl, "-D", self._data, "-o", self._opts, "-w", "-l", self._log, "start"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [*self._as_user, self._ctl, "-D", self._data, "-o", self._opts, "-w", "-l", self._log, "start"],
+            check=True,
+            capture_output=True,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -86,15 +91,31 @@ def postgres_server():
     opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"
     server = PostgresServer(pg_ctl, as_user, data, opts, os.path.join(root, "log"))
     try:
-        subprocess.run([*as_user, initdb, "-D", data, "-U", user, "--auth=trust", "-E", "UTF8"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [*as_user, initdb, "-D", data, "-U", user, "--auth=trust", "-E", "UTF8"], check=True, capture_output=True
+        )
         server.start()
     except (subprocess.CalledProcessError, OSError) as exc:
         shutil.rmtree(root, ignore_errors=True)
         _unavailable(f"PostgreSQL could not start: {exc}")
     try:
-        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", "postgres",
-                        "-c", "CREATE DATABASE noisereg"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                user,
+                "-d",
+                "postgres",
+                "-c",
+                "CREATE DATABASE noisereg",
+            ],
+            check=True,
+            capture_output=True,
+        )
         server.url = f"postgresql+psycopg2://{user}@127.0.0.1:{port}/noisereg"
         yield server
     finally:

@@ -56,11 +56,31 @@ CASES = [
     Bad("gaussian-bool-std", lambda: noise.Gaussian(std=True), TypeError, ("Gaussian.std", "True")),
     Bad("gaussian-none-std", lambda: noise.Gaussian(std=None), TypeError, ("Gaussian.std", "None")),
     Bad("uniform-negative-std", lambda: noise.Uniform(std=-1.0), ValueError, ("Uniform.std", "-1.0")),
-    Bad("uniform-negative-half-width", lambda: noise.Uniform(half_width=-0.5), ValueError, ("Uniform.half_width", "-0.5")),
+    Bad(
+        "uniform-negative-half-width",
+        lambda: noise.Uniform(half_width=-0.5),
+        ValueError,
+        ("Uniform.half_width", "-0.5"),
+    ),
     Bad("uniform-both", lambda: noise.Uniform(half_width=0.5, std=0.1), ValueError, ("half_width=0.5", "std=0.1")),
-    Bad("multiplicative-negative", lambda: noise.MultiplicativeGaussian(std=-0.1), ValueError, ("MultiplicativeGaussian.std", "-0.1")),
-    Bad("dropout-rate-one", lambda: noise.GaussianDropoutNoise(rate=1.0), ValueError, ("GaussianDropoutNoise.rate", "1.0", "< 1")),
-    Bad("dropout-negative-rate", lambda: noise.GaussianDropoutNoise(rate=-0.1), ValueError, ("GaussianDropoutNoise.rate", "-0.1")),
+    Bad(
+        "multiplicative-negative",
+        lambda: noise.MultiplicativeGaussian(std=-0.1),
+        ValueError,
+        ("MultiplicativeGaussian.std", "-0.1"),
+    ),
+    Bad(
+        "dropout-rate-one",
+        lambda: noise.GaussianDropoutNoise(rate=1.0),
+        ValueError,
+        ("GaussianDropoutNoise.rate", "1.0", "< 1"),
+    ),
+    Bad(
+        "dropout-negative-rate",
+        lambda: noise.GaussianDropoutNoise(rate=-0.1),
+        ValueError,
+        ("GaussianDropoutNoise.rate", "-0.1"),
+    ),
     Bad("alpha-dropout-rate", lambda: noise.AlphaDropoutNoise(rate=1.5), ValueError, ("AlphaDropoutNoise.rate", "1.5")),
     Bad("impulse-amount", lambda: noise.Impulse(amount=1.5), ValueError, ("Impulse.amount", "1.5", "<= 1")),
     Bad("shot-zero-scale", lambda: noise.Shot(scale=0.0), ValueError, ("Shot.scale", "0.0", "> 0")),
@@ -68,15 +88,45 @@ CASES = [
     Bad("snr-nan", lambda: noise.SNRGaussian(snr_db=NAN), ValueError, ("SNRGaussian.snr_db", "nan")),
     Bad("colored-negative", lambda: noise.Colored(std=-1.0), ValueError, ("Colored.std", "-1.0")),
     Bad("spatial-inf", lambda: noise.Spatial(std=INF), ValueError, ("Spatial.std", "inf")),
-    Bad("label-smoothing-above-one", lambda: noisereg.sites.LabelSmoothing(epsilon=1.5), ValueError, ("LabelSmoothing.epsilon", "1.5")),
+    Bad(
+        "label-smoothing-above-one",
+        lambda: noisereg.sites.LabelSmoothing(epsilon=1.5),
+        ValueError,
+        ("LabelSmoothing.epsilon", "1.5"),
+    ),
     Bad("neftune-negative", lambda: noisereg.sites.NEFTune(alpha=-5.0), ValueError, ("NEFTune.alpha", "-5.0")),
     Bad("mixup-nan", lambda: noisereg.sites.Mixup(alpha=NAN), ValueError, ("Mixup.alpha", "nan")),
     # schedules: checked by their range when the config is made, or at the step
-    Bad("linear-goes-negative", lambda: noise.Gaussian(std=schedules.Linear(1.0, -1.0, 10)), ValueError, ("Gaussian.std", "Linear", "-1.0")),
-    Bad("constant-dropout-one", lambda: noise.GaussianDropoutNoise(rate=schedules.Constant(1.0)), ValueError, ("GaussianDropoutNoise.rate", "1.0")),
-    Bad("piecewise-negative", lambda: noise.Gaussian(std=schedules.Piecewise((5,), (0.1, -0.1))), ValueError, ("Gaussian.std", "-0.1")),
-    Bad("warmup-negative", lambda: noise.Gaussian(std=schedules.WarmUp(-0.5, delay=3)), ValueError, ("Gaussian.std", "-0.5")),
-    Bad("product-negative", lambda: noise.Gaussian(std=schedules.Product((schedules.Constant(-1.0), schedules.Annealed(0.3)))), ValueError, ("Gaussian.std", "-")),
+    Bad(
+        "linear-goes-negative",
+        lambda: noise.Gaussian(std=schedules.Linear(1.0, -1.0, 10)),
+        ValueError,
+        ("Gaussian.std", "Linear", "-1.0"),
+    ),
+    Bad(
+        "constant-dropout-one",
+        lambda: noise.GaussianDropoutNoise(rate=schedules.Constant(1.0)),
+        ValueError,
+        ("GaussianDropoutNoise.rate", "1.0"),
+    ),
+    Bad(
+        "piecewise-negative",
+        lambda: noise.Gaussian(std=schedules.Piecewise((5,), (0.1, -0.1))),
+        ValueError,
+        ("Gaussian.std", "-0.1"),
+    ),
+    Bad(
+        "warmup-negative",
+        lambda: noise.Gaussian(std=schedules.WarmUp(-0.5, delay=3)),
+        ValueError,
+        ("Gaussian.std", "-0.5"),
+    ),
+    Bad(
+        "product-negative",
+        lambda: noise.Gaussian(std=schedules.Product((schedules.Constant(-1.0), schedules.Annealed(0.3)))),
+        ValueError,
+        ("Gaussian.std", "-"),
+    ),
     Bad("callable-negative-at-step", lambda: _scheduled_call(3), ValueError, ("Gaussian.std", "step 3", "-0.05")),
     Bad("linear-nan-start", lambda: schedules.Linear(NAN, 0.0, 10), ValueError, ("start", "nan")),
     Bad("linear-zero-steps", lambda: schedules.Linear(0.0, 1.0, 0), ValueError, ("steps", "0")),
@@ -92,20 +142,67 @@ CASES = [
     Bad("layer-float-seed", lambda: NoiseLayer(noise.Gaussian(), seed=1.5), TypeError, ("seed", "1.5")),
     Bad("keras-layer-negative", lambda: GaussianNoise(stddev=-1.0), ValueError, ("stddev", "-1.0")),
     # attach
-    Bad("attach-negative-std", lambda: noisereg.attach(_model(), noise.Gaussian(std=-1.0), at="input"), ValueError, ("Gaussian.std", "-1.0")),
-    Bad("attach-select-int", lambda: noisereg.attach(_model(), noise.Gaussian(std=0.1), at="activations", select=3), TypeError, ("select=3", "int")),
-    Bad("attach-seed-2-64", lambda: noisereg.attach(_model(), noise.Gaussian(std=0.1), at="input", seed=2**64), ValueError, ("seed", str(2**64))),
-    Bad("attach-negative-seed", lambda: noisereg.attach(_model(), noise.Gaussian(std=0.1), at="input", seed=-3), ValueError, ("seed", "-3")),
+    Bad(
+        "attach-negative-std",
+        lambda: noisereg.attach(_model(), noise.Gaussian(std=-1.0), at="input"),
+        ValueError,
+        ("Gaussian.std", "-1.0"),
+    ),
+    Bad(
+        "attach-select-int",
+        lambda: noisereg.attach(_model(), noise.Gaussian(std=0.1), at="activations", select=3),
+        TypeError,
+        ("select=3", "int"),
+    ),
+    Bad(
+        "attach-seed-2-64",
+        lambda: noisereg.attach(_model(), noise.Gaussian(std=0.1), at="input", seed=2**64),
+        ValueError,
+        ("seed", str(2**64)),
+    ),
+    Bad(
+        "attach-negative-seed",
+        lambda: noisereg.attach(_model(), noise.Gaussian(std=0.1), at="input", seed=-3),
+        ValueError,
+        ("seed", "-3"),
+    ),
     Bad("attach-noise-str", lambda: noisereg.attach(_model(), "gaussian", at="input"), TypeError, ("noise", "str")),
-    Bad("attach-select-no-match", lambda: noisereg.attach(_model(), noise.Gaussian(std=0.1), at="activations", select="fc9"), ValueError, ("select", "fc9")),
-    Bad("attach-select-empty", lambda: noisereg.attach(_model(), noise.Gaussian(std=0.1), at="activations", select=[]), ValueError, ("select", "[]")),
+    Bad(
+        "attach-select-no-match",
+        lambda: noisereg.attach(_model(), noise.Gaussian(std=0.1), at="activations", select="fc9"),
+        ValueError,
+        ("select", "fc9"),
+    ),
+    Bad(
+        "attach-select-empty",
+        lambda: noisereg.attach(_model(), noise.Gaussian(std=0.1), at="activations", select=[]),
+        ValueError,
+        ("select", "[]"),
+    ),
     # the pure functions
     Bad("gaussian-fn-negative", lambda: noise.gaussian(_x(), -1.0), ValueError, ("std", "-1.0")),
-    Bad("gaussian-fn-int-input", lambda: noise.gaussian(torch.zeros(3, dtype=torch.long), 0.1), TypeError, ("x", "int64")),
-    Bad("gaussian-fn-tensor-negative", lambda: noise.gaussian(_x(), torch.tensor([0.1, -0.1])), ValueError, ("std", "-0.1")),
+    Bad(
+        "gaussian-fn-int-input",
+        lambda: noise.gaussian(torch.zeros(3, dtype=torch.long), 0.1),
+        TypeError,
+        ("x", "int64"),
+    ),
+    Bad(
+        "gaussian-fn-tensor-negative",
+        lambda: noise.gaussian(_x(), torch.tensor([0.1, -0.1])),
+        ValueError,
+        ("std", "-0.1"),
+    ),
     Bad("gaussian-fn-tensor-shape", lambda: noise.gaussian(_x(), torch.ones(5)), ValueError, ("std", "[5]")),
-    Bad("gaussian-fn-clip-reversed", lambda: noise.gaussian(_x(), 0.1, clip=(1.0, 0.0)), ValueError, ("clip", "(1.0, 0.0)")),
-    Bad("gaussian-fn-mask-float", lambda: noise.gaussian(_x(), 0.1, mask=torch.ones(3)), TypeError, ("mask", "float32")),
+    Bad(
+        "gaussian-fn-clip-reversed",
+        lambda: noise.gaussian(_x(), 0.1, clip=(1.0, 0.0)),
+        ValueError,
+        ("clip", "(1.0, 0.0)"),
+    ),
+    Bad(
+        "gaussian-fn-mask-float", lambda: noise.gaussian(_x(), 0.1, mask=torch.ones(3)), TypeError, ("mask", "float32")
+    ),
     Bad("impulse-fn-salt", lambda: noise.impulse(_x(), 0.1, salt_vs_pepper=2.0), ValueError, ("salt_vs_pepper", "2.0")),
     Bad("colored-fn-beta-nan", lambda: noise.colored(_x(), 0.1, beta=NAN), ValueError, ("beta", "nan")),
     Bad("gaussian-fn-generator", lambda: noise.gaussian(_x(), 0.1, generator=0), TypeError, ("generator", "int")),
@@ -181,9 +278,11 @@ def test_an_snr_too_low_for_a_float_is_refused_not_overflowed() -> None:
     assert torch.isfinite(noise.snr_gaussian(torch.ones(2, 3), 6166.0)).all()
 
 
-
-
-@given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(), st.booleans(), st.text(max_size=3), st.none()))
+@given(
+    st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True), st.integers(), st.booleans(), st.text(max_size=3), st.none()
+    )
+)
 def test_check_real_follows_the_rule(value) -> None:
     try:
         out = check_real(value, "v", low=0.0)

@@ -51,7 +51,14 @@ def test_study_runs_prints_the_table_and_report_rebuilds(tmp_path, capsys) -> No
     assert main(["study", str(study), "--out", str(out_dir), "--workers", "1"]) == 0
     printed = capsys.readouterr().out
     assert "input" in printed and "Verdict." in printed and "Recommendation." in printed and "95% CI" in printed
-    assert {p.name for p in out_dir.iterdir()} >= {"study.db", "run.json", "summary.json", "summary.md", "report.html", "plots"}
+    assert {p.name for p in out_dir.iterdir()} >= {
+        "study.db",
+        "run.json",
+        "summary.json",
+        "summary.md",
+        "report.html",
+        "plots",
+    }
     (out_dir / "summary.json").unlink()
     assert main(["report", str(out_dir), "--quiet"]) == 0
     assert json.loads((out_dir / "summary.json").read_text())["baseline"] == "none"
@@ -134,14 +141,18 @@ def test_kill_9_loses_no_finished_cell_and_the_rerun_resumes(tmp_path) -> None:
     finally:
         proc.wait()
     study_db = optuna.load_study(study_name="tiny", storage=f"sqlite:///{run_dir / 'study.db'}")
-    before = {t.params["cell"]: (t.number, t.user_attrs["final"]) for t in study_db.get_trials() if t.state.name == "COMPLETE"}
+    before = {
+        t.params["cell"]: (t.number, t.user_attrs["final"]) for t in study_db.get_trials() if t.state.name == "COMPLETE"
+    }
     killed = [t.params["cell"] for t in study_db.get_trials() if t.state.name == "RUNNING"]
     assert before and killed
 
     assert main(args) == 0  # resumes: waits out the dead cells' grace period, retries them
     after = optuna.load_study(study_name="tiny", storage=f"sqlite:///{run_dir / 'study.db'}").get_trials()
     complete = [t for t in after if t.state.name == "COMPLETE"]
-    assert sorted(t.params["cell"] for t in complete) == sorted(json.loads((run_dir / "summary.json").read_text())["arms"][i]["name"] for i in range(6))
+    assert sorted(t.params["cell"] for t in complete) == sorted(
+        json.loads((run_dir / "summary.json").read_text())["arms"][i]["name"] for i in range(6)
+    )
     for cell, (number, final) in before.items():  # finished cells were neither redone nor duplicated
         [t] = [t for t in complete if t.params["cell"] == cell]
         assert (t.number, t.user_attrs["final"]) == (number, final)
@@ -151,7 +162,11 @@ def test_kill_9_loses_no_finished_cell_and_the_rerun_resumes(tmp_path) -> None:
     assert main(["study", str(study), "--out", str(clean), "--quiet", "--workers", "1"]) == 0
     # Every cell's stored results equal a clean run's. Retried cells may train in stacks of another
     # size, which the engine promises to agree to rounding only: compare at the stored precision.
-    final = lambda d: {t.params["cell"]: t.user_attrs["final"] for t in optuna.load_study(study_name="tiny", storage=f"sqlite:///{d / 'study.db'}").get_trials() if t.state.name == "COMPLETE"}  # noqa: E731
+    final = lambda d: {
+        t.params["cell"]: t.user_attrs["final"]
+        for t in optuna.load_study(study_name="tiny", storage=f"sqlite:///{d / 'study.db'}").get_trials()
+        if t.state.name == "COMPLETE"
+    }  # noqa: E731
     assert_stored_close(final(clean), final(run_dir))
 
 
@@ -178,7 +193,9 @@ def test_robustness_measures_the_stored_models_of_a_finished_study(tmp_path, cap
     assert "2 cell(s) have no stored models" in capsys.readouterr().err
 
 
-def test_a_failed_training_is_one_line_naming_the_cells_and_debug_shows_the_traceback(tmp_path, capsys, monkeypatch) -> None:
+def test_a_failed_training_is_one_line_naming_the_cells_and_debug_shows_the_traceback(
+    tmp_path, capsys, monkeypatch
+) -> None:
     from noisereg.study.run import runner
 
     def out_of_memory(*args, **kwargs):

@@ -19,7 +19,9 @@ def public(monkeypatch):
 
 def _buffers(seed: int = 0, n: int = 257):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, dtype=torch.float64, generator=g), [torch.randn(n, dtype=torch.float64, generator=g) for _ in range(6)]
+    return torch.randn(n, dtype=torch.float64, generator=g), [
+        torch.randn(n, dtype=torch.float64, generator=g) for _ in range(6)
+    ]
 
 
 def _close(a, b):
@@ -93,9 +95,7 @@ def test_per_sample_strength_checks_run_under_vmap_with_the_fallback(public):
     x = torch.ones(4, 3)
     with pytest.raises(ValueError, match="std"):
         Gaussian(std=torch.tensor([0.1, -1.0, 0.1, 0.1]))(x, generator=torch.Generator().manual_seed(0))
-    out = torch.func.vmap(
-        lambda row: Gaussian(std=0.1)(row, generator=None), randomness="different"
-    )(x)
+    out = torch.func.vmap(lambda row: Gaussian(std=0.1)(row, generator=None), randomness="different")(x)
     assert out.shape == x.shape
 
 
@@ -108,7 +108,9 @@ def test_the_engine_trains_the_same_with_the_public_optimizers(monkeypatch):
     public = train_group(_group(REPLICAS[:2]), FOLDS, dtype=torch.float64)
     eps = torch.finfo(torch.float64).eps
     for key in fused.weights:
-        torch.testing.assert_close(public.weights[key], fused.weights[key], rtol=0, atol=2**10 * eps * float(fused.weights[key].abs().max()))
+        torch.testing.assert_close(
+            public.weights[key], fused.weights[key], rtol=0, atol=2**10 * eps * float(fused.weights[key].abs().max())
+        )
 
 
 def test_trial_ids_and_enqueued_cells_without_private_optuna(tmp_path, monkeypatch):
@@ -149,15 +151,25 @@ def test_the_attention_vmap_rule_is_torchs_attention(options):
 
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(3, 2, 2, 5, 4, generator=g, dtype=torch.float64) for _ in range(3))
-    mask = {"bool": torch.rand(5, 5, generator=g) > 0.3, "float": torch.randn(5, 5, generator=g, dtype=torch.float64)}.get(options.pop("mask", ""))
+    mask = {
+        "bool": torch.rand(5, 5, generator=g) > 0.3,
+        "float": torch.randn(5, 5, generator=g, dtype=torch.float64),
+    }.get(options.pop("mask", ""))
     if mask is not None and mask.dtype == torch.bool:
         mask[:, 0] = True  # every query sees one key
-    expected = torch.stack([torch.nn.functional.scaled_dot_product_attention(q[r], k[r], v[r], attn_mask=mask, **options) for r in range(3)])
+    expected = torch.stack(
+        [
+            torch.nn.functional.scaled_dot_product_attention(q[r], k[r], v[r], attn_mask=mask, **options)
+            for r in range(3)
+        ]
+    )
     out, lse = _attention(q, k, v, attn_mask=mask, **options)
     eps = torch.finfo(torch.float64).eps
     torch.testing.assert_close(out, expected, rtol=2**6 * eps, atol=2**6 * eps)
     assert batch_attention_rule()
-    batched = vmap(lambda a, b, c: torch.nn.functional.scaled_dot_product_attention(a, b, c, attn_mask=mask, **options))(q, k, v)
+    batched = vmap(
+        lambda a, b, c: torch.nn.functional.scaled_dot_product_attention(a, b, c, attn_mask=mask, **options)
+    )(q, k, v)
     torch.testing.assert_close(batched, expected, rtol=2**6 * eps, atol=2**6 * eps)
     with pytest.raises(RuntimeError, match="random"):
         _attention(q, k, v, dropout_p=0.1)

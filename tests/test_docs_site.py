@@ -99,7 +99,11 @@ def test_the_workers_script_runs_a_study_on_postgresql(postgres_url, tmp_path) -
     run = tmp_path / "run"
     done = subprocess.run(
         ["bash", str(EXAMPLES / "workers.sh"), postgres_url, str(QUICK), str(run), "2"],
-        env=env, capture_output=True, text=True, cwd=tmp_path, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert (run / "summary.json").exists() and (run / "report.html").exists()
@@ -153,7 +157,11 @@ def site(tmp_path_factory) -> pathlib.Path:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "NO_MKDOCS_2_WARNING": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return out
@@ -189,11 +197,24 @@ def test_pages_render_in_a_headless_browser(served, page, tmp_path) -> None:
     browser = _chromium()
     png = tmp_path / "page.png"
     subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={WIDTH},{HEIGHT}",
-         f"--screenshot={png}", f"{served}/{page}"],
-        check=True, capture_output=True, timeout=120,
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--window-size={WIDTH},{HEIGHT}",
+            f"--screenshot={png}",
+            f"{served}/{page}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     pixels = matplotlib.image.imread(png)
     assert pixels.shape[:2] == (HEIGHT, WIDTH)

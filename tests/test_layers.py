@@ -98,7 +98,7 @@ def test_schedule_follows_own_steps_then_model_clock():
     layer = NoiseLayer(noise.Gaussian(std=schedules.Piecewise((2,), (0.0, 1.0))), seed=0)
     x = torch.zeros(4)
     assert layer(x) is x and layer(x) is x  # steps 0 and 1: zero strength
-    assert not torch.equal(layer(x), x)     # step 2
+    assert not torch.equal(layer(x), x)  # step 2
     assert layer.applied == 1
 
     model = nn.Sequential(

@@ -90,9 +90,7 @@ def test_nll_brier_accuracy_match_sklearn_binary():
     p = torch.sigmoid(logits).numpy()
     assert nll(logits, labels, from_logits=True) == pytest.approx(log_loss(labels, p), rel=1e-12)
     # Brier 1950 sums over both classes: twice sklearn's customary binary score.
-    assert brier_score(logits, labels, from_logits=True) == pytest.approx(
-        2 * brier_score_loss(labels, p), rel=1e-12
-    )
+    assert brier_score(logits, labels, from_logits=True) == pytest.approx(2 * brier_score_loss(labels, p), rel=1e-12)
     assert accuracy(logits, labels, from_logits=True) == accuracy_score(labels, p > 0.5)
 
 
@@ -157,7 +155,10 @@ def test_edges_are_the_nearest_numbers_to_m_over_M(n_bins, data):
     assert edges[0].item() == 0.0 and edges[-1].item() == 1.0
     for m, e in enumerate(edges.tolist()):
         exact = Fraction(m, n_bins)
-        for neighbour in (torch.nextafter(edges[m], torch.tensor(2.0, dtype=dtype)), torch.nextafter(edges[m], torch.tensor(-1.0, dtype=dtype))):
+        for neighbour in (
+            torch.nextafter(edges[m], torch.tensor(2.0, dtype=dtype)),
+            torch.nextafter(edges[m], torch.tensor(-1.0, dtype=dtype)),
+        ):
             assert abs(Fraction(e) - exact) <= abs(Fraction(neighbour.item()) - exact)
 
 

@@ -80,7 +80,8 @@ def dist(tmp_path_factory) -> pathlib.Path:
     # --no-isolation builds with the setuptools already installed: the tests need no network.
     subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel", "--outdir", str(out), str(ROOT)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     return out
 
@@ -112,7 +113,11 @@ def test_the_wheel_installs_in_a_fresh_venv_and_its_tests_pass(dist, tmp_path) -
     )
     site = subprocess.run(
         [python, "-c", "import noisereg, importlib.metadata as m; print(noisereg.__file__, m.version('noisereg'))"],
-        cwd=tmp_path, env=env, check=True, capture_output=True, text=True,
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     assert pathlib.Path(site[0]).is_relative_to(venv), f"noisereg imported from {site[0]}, not from the wheel"
     assert site[1] == noisereg.__version__
@@ -126,7 +131,11 @@ def test_the_wheel_installs_in_a_fresh_venv_and_its_tests_pass(dist, tmp_path) -
     (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
     done = subprocess.run(
         [python, "-m", "pytest", "-q", "-x", *WHEEL_TESTS],
-        cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert " passed" in done.stdout

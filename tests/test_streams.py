@@ -21,8 +21,11 @@ from tests.conftest import six_se_mean, six_se_var
 KAT = [
     ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
     ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
-    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
-     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+    (
+        (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+        (0xA4093822, 0x299F31D0),
+        (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+    ),
 ]
 N = 1 << 18
 
@@ -63,10 +66,14 @@ def test_normals_are_box_muller_of_the_words_to_float64_rounding() -> None:
 # Words where the float32 radius changes case: u = ½ and u = √½ (the split of the log), u = 1 (r = 0),
 # the smallest u (the largest r), and the neighbourhoods of each.
 _SQRT_HALF_WORD = int(math.sqrt(0.5) * 2**32)
-EDGE_WORDS = sorted({
-    w for centre in (0, 2**31, _SQRT_HALF_WORD, 2**32 - 1, 2**24, 2**32 - 2**24)
-    for w in range(centre - 64, centre + 64) if 0 <= w < 2**32
-})
+EDGE_WORDS = sorted(
+    {
+        w
+        for centre in (0, 2**31, _SQRT_HALF_WORD, 2**32 - 1, 2**24, 2**32 - 2**24)
+        for w in range(centre - 64, centre + 64)
+        if 0 <= w < 2**32
+    }
+)
 
 
 def _radius_exact(words: np.ndarray) -> np.ndarray:

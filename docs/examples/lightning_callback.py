@@ -37,7 +37,14 @@ noise = NoiseCallback(
 )
 data = TensorDataset(torch.randn(64, 2), torch.randint(0, 2, (64,)))
 module = Classifier()
-trainer = L.Trainer(max_epochs=2, accelerator="cpu", callbacks=[noise], logger=False, enable_checkpointing=False,
-                    enable_progress_bar=False, enable_model_summary=False)
+trainer = L.Trainer(
+    max_epochs=2,
+    accelerator="cpu",
+    callbacks=[noise],
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+)
 trainer.fit(module, DataLoader(data, batch_size=16))
 print(noisereg.noise_layers(module))  # [] : the noise was removed at teardown; the weights are clean

@@ -10,8 +10,7 @@ import sys
 run = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "runs/case-study")
 summary = json.loads((run / "summary.json").read_text())
 
-print(f"{summary['study']}: test {summary['metric']} over {summary['seeds']} seeds; "
-      f"baseline {summary['baseline']!r}")
+print(f"{summary['study']}: test {summary['metric']} over {summary['seeds']} seeds; baseline {summary['baseline']!r}")
 for arm in summary["arms"]:
     low, high = arm["ci95"]  # the 95% t-interval of the mean over seeds (None with a single seed)
     line = f"  {arm['name']:<26} mean {arm['mean']:.3f}"
@@ -29,5 +28,7 @@ for arm in summary["arms"]:
 print(summary["verdict"]["text"])
 selection = summary["selection"]
 if selection is not None:
-    print(f"cross-validation chose {selection['param']} = {selection['chosen']} by {selection['criterion']}"
-          + (f" (at the {selection['at_edge']} end of the grid: extend it)" if selection["at_edge"] else ""))
+    print(
+        f"cross-validation chose {selection['param']} = {selection['chosen']} by {selection['criterion']}"
+        + (f" (at the {selection['at_edge']} end of the grid: extend it)" if selection["at_edge"] else "")
+    )

@@ -39,9 +39,11 @@ print(f"mCE of the noisy model against the plain one: {trained.mce(base):.3f}") 
 
 with torch.no_grad():
     logits = noisy(x_test)
-print(f"ECE (15 bins) {metrics.ece(logits, y_test, from_logits=True):.3f}, "
-      f"NLL {metrics.nll(logits, y_test, from_logits=True):.3f}, "
-      f"Brier {metrics.brier_score(logits, y_test, from_logits=True):.3f}")
+print(
+    f"ECE (15 bins) {metrics.ece(logits, y_test, from_logits=True):.3f}, "
+    f"NLL {metrics.nll(logits, y_test, from_logits=True):.3f}, "
+    f"Brier {metrics.brier_score(logits, y_test, from_logits=True):.3f}"
+)
 
 # Randomized smoothing (Cohen et al. 2019): certified L2 radius σ·Φ⁻¹(p̲_A) per input, or abstain.
 certificate = robustness.certify(noisy, x_test[:20], sigma=0.25, n0=20, n=200, alpha=0.001, seed=0)

@@ -24,8 +24,16 @@ class Rows(torch.utils.data.Dataset):
         return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
 
 
-args = TrainingArguments(output_dir="neftune-out", max_steps=2, per_device_train_batch_size=4, use_cpu=True,
-                         report_to=[], save_strategy="no", logging_strategy="no", disable_tqdm=True)
+args = TrainingArguments(
+    output_dir="neftune-out",
+    max_steps=2,
+    per_device_train_batch_size=4,
+    use_cpu=True,
+    report_to=[],
+    save_strategy="no",
+    logging_strategy="no",
+    disable_tqdm=True,
+)
 callback = NEFTuneCallback(alpha=5.0, seed=0)  # attached at on_train_begin, removed at on_train_end
 Trainer(model=model, args=args, train_dataset=Rows(), callbacks=[callback]).train()
 print(noisereg.noise_layers(model))  # [] : generate() and evaluation after training are noise-free

@@ -31,8 +31,10 @@ with torch.no_grad():
     clean = model(x_test)
     with noisereg.noise_enabled(model, True):  # test-time noise only when asked for
         noisy = model(x_test)
-print(f"test accuracy {((clean > 0).float() == y_test).float().mean().item():.3f}, "
-      f"with test-time noise {((noisy > 0).float() == y_test).float().mean().item():.3f}")
+print(
+    f"test accuracy {((clean > 0).float() == y_test).float().mean().item():.3f}, "
+    f"with test-time noise {((noisy > 0).float() == y_test).float().mean().item():.3f}"
+)
 
 hidden.remove()  # the model is a plain nn.Sequential again, with no hook left behind
 print(noisereg.describe(model))  # no noise attached

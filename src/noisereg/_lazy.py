@@ -14,7 +14,9 @@ from typing import Any
 __all__ = ["lazy_names"]
 
 
-def lazy_names(package: str, public: Mapping[str, str], namespace: dict[str, Any]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+def lazy_names(
+    package: str, public: Mapping[str, str], namespace: dict[str, Any]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``(__getattr__, __dir__)`` for ``package``: ``public[name]`` is the module that defines ``name``
     (or, when it is ``package + "." + name``, the subpackage ``name`` itself); a loaded value is kept in
     ``namespace`` (the package's globals), so each is imported once."""

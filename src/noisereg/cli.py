@@ -94,7 +94,9 @@ def _print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> 
         for text in selection_texts(summary["selection"]):
             console.print(Text(text))
     if summary["missing"]:
-        console.print(Text(f"{len(summary['missing'])} cell(s) without results: {', '.join(summary['missing'])}", style="yellow"))
+        console.print(
+            Text(f"{len(summary['missing'])} cell(s) without results: {', '.join(summary['missing'])}", style="yellow")
+        )
     console.print(f"Report: {run_dir / 'report.html'}")
 
 
@@ -125,7 +127,9 @@ def _deprecations() -> Iterator[None]:
         finally:
             for w in caught:
                 if issubclass(w.category, DeprecationWarning):
-                    _err.print(Text("warning: ", style="yellow") + Text(str(w.message)), highlight=False, soft_wrap=True)
+                    _err.print(
+                        Text("warning: ", style="yellow") + Text(str(w.message)), highlight=False, soft_wrap=True
+                    )
                 else:
                     warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
@@ -135,8 +139,12 @@ _debug = {"on": False}
 
 @app.callback()
 def _options(
-    debug: Annotated[bool, typer.Option("--debug", help="Print the traceback of an error (also: NOISEREG_DEBUG=1).")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Print the traceback of an error (also: NOISEREG_DEBUG=1).")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """Train with injected noise and measure what it does."""
     _debug["on"] = debug or os.environ.get("NOISEREG_DEBUG", "") not in ("", "0")
@@ -144,15 +152,35 @@ def _options(
 
 @app.command()
 def study(
-    config: Annotated[str | None, typer.Argument(help="A study TOML file or a built-in study name (default: case-study).")] = None,
+    config: Annotated[
+        str | None, typer.Argument(help="A study TOML file or a built-in study name (default: case-study).")
+    ] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the built-in studies and exit.")] = False,
     out: Annotated[Path | None, typer.Option("--out", help="Run directory (default: runs/<study name>).")] = None,
-    storage: Annotated[str | None, typer.Option("--storage", help="SQLAlchemy URL of the Optuna storage (default: SQLite in the run directory).")] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option("--storage", help="SQLAlchemy URL of the Optuna storage (default: SQLite in the run directory)."),
+    ] = None,
     device: Annotated[Device, typer.Option("--device", help="Where the engine trains.")] = Device.cpu,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Engine worker processes (default: the CPU count, at most 4).")] = min(4, os.cpu_count() or 1),
-    heartbeat: Annotated[int, typer.Option("--heartbeat", min=1, help="Seconds between heartbeats of running cells; a cell silent for 3x this is retried.")] = 10,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Engine worker processes (default: the CPU count, at most 4).")
+    ] = min(4, os.cpu_count() or 1),
+    heartbeat: Annotated[
+        int,
+        typer.Option(
+            "--heartbeat",
+            min=1,
+            help="Seconds between heartbeats of running cells; a cell silent for 3x this is retried.",
+        ),
+    ] = 10,
     retry: Annotated[float, typer.Option("--retry", min=0, help=_RETRY_HELP)] = 60.0,
-    no_train: Annotated[bool, typer.Option("--no-train", help="Create the study in the storage and enqueue its cells for 'noisereg worker'; train nothing.")] = False,
+    no_train: Annotated[
+        bool,
+        typer.Option(
+            "--no-train",
+            help="Create the study in the storage and enqueue its cells for 'noisereg worker'; train nothing.",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
 ) -> None:
     """Run a study (or resume it in its run directory), print the result table, write the report."""
@@ -163,7 +191,9 @@ def study(
         for name in builtin_studies():
             cfg = resolve_study(name)
             first = re.split(r"\.\s", cfg.description, maxsplit=1)[0].rstrip(".")
-            _console(False).print(f"[bold]{name}[/bold]: {first}. ({len(cfg.arms)} arms, {cfg.seeds} seeds)", highlight=False)
+            _console(False).print(
+                f"[bold]{name}[/bold]: {first}. ({len(cfg.arms)} arms, {cfg.seeds} seeds)", highlight=False
+            )
         return
     with _exit_codes("interrupted: finished cells are stored; run the same command again to resume"):
         with _deprecations():
@@ -171,7 +201,9 @@ def study(
         run_dir = out if out is not None else Path("runs") / cfg.name
         if isinstance(cfg, UserStudyConfig):  # [model] names the user's factory
             if no_train:
-                raise _fail("--no-train: a study of your own model trains in this process (its factory is Python code)", 2)
+                raise _fail(
+                    "--no-train: a study of your own model trains in this process (its factory is Python code)", 2
+                )
             from noisereg.study.api import run_config
 
             result = run_config(cfg, run_dir, storage=storage, workers=workers, source=str(config))
@@ -180,7 +212,9 @@ def study(
         from noisereg.study.run.runner import enqueue_study, run_study
 
         if no_train:
-            prep, store = enqueue_study(cfg, run_dir, storage=storage, heartbeat_interval=heartbeat, device=device.value, retry_for=retry)
+            prep, store = enqueue_study(
+                cfg, run_dir, storage=storage, heartbeat_interval=heartbeat, device=device.value, retry_for=retry
+            )
             with store:
                 states = store.unfinished()
             waiting = sum(1 for v in states.values() if v == "WAITING")
@@ -194,8 +228,14 @@ def study(
             return
         with _progress(console, quiet) as advance:
             summary = run_study(
-                cfg, run_dir, storage=storage, device=device.value, workers=workers, progress=advance,
-                heartbeat_interval=heartbeat, retry_for=retry,
+                cfg,
+                run_dir,
+                storage=storage,
+                device=device.value,
+                workers=workers,
+                progress=advance,
+                heartbeat_interval=heartbeat,
+                retry_for=retry,
             )
     _print_summary(console, summary, run_dir)
 
@@ -206,10 +246,24 @@ def worker(
     study_name: Annotated[str, typer.Option("--study", help="The study's name in the storage.")],
     device: Annotated[Device, typer.Option("--device", help="Where the engine trains.")] = Device.cpu,
     processes: Annotated[int, typer.Option("--processes", min=1, help="Engine processes of this worker.")] = 1,
-    max_replicas: Annotated[int | None, typer.Option("--max-replicas", min=1, help="Most replicas of compatible cells trained as one batch (default 128).")] = None,
-    heartbeat: Annotated[int, typer.Option("--heartbeat", min=1, help="Seconds between heartbeats; the same for every worker of a study.")] = 10,
+    max_replicas: Annotated[
+        int | None,
+        typer.Option(
+            "--max-replicas", min=1, help="Most replicas of compatible cells trained as one batch (default 128)."
+        ),
+    ] = None,
+    heartbeat: Annotated[
+        int,
+        typer.Option("--heartbeat", min=1, help="Seconds between heartbeats; the same for every worker of a study."),
+    ] = 10,
     retry: Annotated[float, typer.Option("--retry", min=0, help=_RETRY_HELP)] = 60.0,
-    models: Annotated[Path | None, typer.Option("--models", help="Directory for the trained weights (the study's <run dir>/models) so `noisereg robustness` can measure them.")] = None,
+    models: Annotated[
+        Path | None,
+        typer.Option(
+            "--models",
+            help="Directory for the trained weights (the study's <run dir>/models) so `noisereg robustness` can measure them.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no closing line.")] = False,
 ) -> None:
     """Train waiting cells of a stored study until none is left (start as many as you like, anywhere)."""
@@ -220,15 +274,22 @@ def worker(
         from noisereg.study.run.workers import WORKER_MAX_REPLICAS, run_worker
 
         batch = WORKER_MAX_REPLICAS if max_replicas is None else max_replicas
-        with Store(storage, study_name, heartbeat_interval=heartbeat, retry_for=retry) as store, _progress(console, quiet) as advance:
+        with (
+            Store(storage, study_name, heartbeat_interval=heartbeat, retry_for=retry) as store,
+            _progress(console, quiet) as advance,
+        ):
             done = run_worker(
                 store, device=device.value, workers=processes, max_replicas=batch, progress=advance, models_dir=models
             )
-    console.print(f"worker: trained {len(done.trained)} cell(s); {len(done.unfinished)} of the study's cells without a result.", highlight=False)
+    console.print(
+        f"worker: trained {len(done.trained)} cell(s); {len(done.unfinished)} of the study's cells without a result.",
+        highlight=False,
+    )
     if done.unfinished:
         raise _fail(
             f"cells without a result: {', '.join(sorted(done.unfinished))}; their errors are in the storage; "
-            "enqueue them again with 'noisereg study CONFIG --storage URL --no-train'", 1,
+            "enqueue them again with 'noisereg study CONFIG --storage URL --no-train'",
+            1,
         )
 
 
@@ -284,8 +345,13 @@ class _progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
             self.bar = Progress(
-                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
             )
         self.task: Any = None
 
@@ -308,7 +374,9 @@ class _progress:
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by 'noisereg study'.")],
-    storage: Annotated[str | None, typer.Option("--storage", help="Storage URL, if not the run directory's own.")] = None,
+    storage: Annotated[
+        str | None, typer.Option("--storage", help="Storage URL, if not the run directory's own.")
+    ] = None,
     study_name: Annotated[str | None, typer.Option("--study", help="Study name, if run.json is missing.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print the table.")] = False,
 ) -> None:
@@ -330,9 +398,21 @@ class ExportFormat(str, Enum):
 @app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by 'noisereg study'.")],
-    to: Annotated[ExportFormat, typer.Option("--to", help="csv or parquet: a tidy table; tensorboard: scalars per cell and seed; mlflow: a run per cell.")],
-    out: Annotated[Path | None, typer.Option("--out", help="Where to write (default: RUN_DIR/results.csv, results.parquet, tensorboard/ or mlruns/).")] = None,
-    storage: Annotated[str | None, typer.Option("--storage", help="Storage URL, if not the run directory's own.")] = None,
+    to: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--to", help="csv or parquet: a tidy table; tensorboard: scalars per cell and seed; mlflow: a run per cell."
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Where to write (default: RUN_DIR/results.csv, results.parquet, tensorboard/ or mlruns/)."
+        ),
+    ] = None,
+    storage: Annotated[
+        str | None, typer.Option("--storage", help="Storage URL, if not the run directory's own.")
+    ] = None,
     study_name: Annotated[str | None, typer.Option("--study", help="Study name, if run.json is missing.")] = None,
 ) -> None:
     """Export the stored results (no retraining): one row per arm x value x seed x fold x epoch."""
@@ -340,7 +420,9 @@ def export(
     from noisereg.study.report import read_run
     from noisereg.study.store import Store, StoreError
 
-    default = {"csv": "results.csv", "parquet": "results.parquet", "tensorboard": "tensorboard", "mlflow": "mlruns"}[to.value]
+    default = {"csv": "results.csv", "parquet": "results.parquet", "tensorboard": "tensorboard", "mlflow": "mlruns"}[
+        to.value
+    ]
     try:
         url, name = read_run(run_dir, storage, study_name)
         with Store(url, name) as store:
@@ -353,13 +435,25 @@ def export(
 @app.command()
 def robustness(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by 'noisereg study'.")],
-    storage: Annotated[str | None, typer.Option("--storage", help="Storage URL, if not the run directory's own.")] = None,
+    storage: Annotated[
+        str | None, typer.Option("--storage", help="Storage URL, if not the run directory's own.")
+    ] = None,
     study_name: Annotated[str | None, typer.Option("--study", help="Study name, if run.json is missing.")] = None,
-    sigma: Annotated[float | None, typer.Option("--sigma", help="Smoothing noise σ (robustness.smoothing.sigma).")] = None,
-    n: Annotated[int | None, typer.Option("--n", help="Estimation samples per certified input (robustness.smoothing.n).")] = None,
-    n0: Annotated[int | None, typer.Option("--n0", help="Selection samples per certified input (robustness.smoothing.n0).")] = None,
-    alpha: Annotated[float | None, typer.Option("--alpha", help="Certification level (robustness.smoothing.alpha).")] = None,
-    inputs: Annotated[int | None, typer.Option("--inputs", help="Test inputs certified per seed (robustness.smoothing.inputs).")] = None,
+    sigma: Annotated[
+        float | None, typer.Option("--sigma", help="Smoothing noise σ (robustness.smoothing.sigma).")
+    ] = None,
+    n: Annotated[
+        int | None, typer.Option("--n", help="Estimation samples per certified input (robustness.smoothing.n).")
+    ] = None,
+    n0: Annotated[
+        int | None, typer.Option("--n0", help="Selection samples per certified input (robustness.smoothing.n0).")
+    ] = None,
+    alpha: Annotated[
+        float | None, typer.Option("--alpha", help="Certification level (robustness.smoothing.alpha).")
+    ] = None,
+    inputs: Annotated[
+        int | None, typer.Option("--inputs", help="Test inputs certified per seed (robustness.smoothing.inputs).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print the tables.")] = False,
 ) -> None:
     """Measure a study's stored models (calibration, corruptions, certified accuracy), rebuild the report."""
@@ -371,7 +465,9 @@ def robustness(
     console = _console(quiet)
     with _exit_codes("interrupted: the measurements finished so far are stored; run the same command again"):
         with console.status("measuring the stored models"):
-            summary = measure_run(run_dir, storage=storage, study=study_name, changes={"smoothing": smoothing} if smoothing else None)
+            summary = measure_run(
+                run_dir, storage=storage, study=study_name, changes={"smoothing": smoothing} if smoothing else None
+            )
     for title, note, headers, rows in robustness_tables(summary):
         table = Table(title=title, caption=note)
         for i, header in enumerate(headers):

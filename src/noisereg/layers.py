@@ -81,8 +81,7 @@ class NoiseLayer(nn.Module):
         super().__init__()
         if not isinstance(kind, NoiseKind):
             raise TypeError(
-                f"kind must be a noise config from noisereg.noise (e.g. Gaussian(std=0.1)), "
-                f"got {type(kind).__name__}"
+                f"kind must be a noise config from noisereg.noise (e.g. Gaussian(std=0.1)), got {type(kind).__name__}"
             )
         self.kind = kind
         self.seed = None if seed is None else check_seed(seed)
@@ -121,8 +120,10 @@ class NoiseLayer(nn.Module):
             "step": self.step,
             "applied": self.applied,
             "seed": self.seed,
-            "streams": {str(device): g.state_dict() if isinstance(g, Stream) else g.get_state()
-                        for device, g in self._generators.items()},
+            "streams": {
+                str(device): g.state_dict() if isinstance(g, Stream) else g.get_state()
+                for device, g in self._generators.items()
+            },
         }
 
     def set_extra_state(self, state: object) -> None:
@@ -147,7 +148,9 @@ class NoiseLayer(nn.Module):
                     "other: choose the same with noisereg.seeding.set_noise_generator before loading"
                 )
             if generator is None:
-                raise ValueError(f"the checkpoint holds noise streams ({device}) but no seed: it is not a NoiseLayer's state")
+                raise ValueError(
+                    f"the checkpoint holds noise streams ({device}) but no seed: it is not a NoiseLayer's state"
+                )
             if isinstance(generator, Stream):
                 generator.load_state_dict(saved)
             else:
@@ -312,9 +315,7 @@ def noise_enabled(model: nn.Module, enabled: bool) -> Iterator[list[NoiseLayer]]
         raise TypeError(f"enabled={enabled!r} must be True or False")
     layers = noise_layers(model)
     if not layers:
-        raise ValueError(
-            "noise_enabled found no noise in the model: add a noisereg layer or use noisereg.attach"
-        )
+        raise ValueError("noise_enabled found no noise in the model: add a noisereg layer or use noisereg.attach")
     previous = [layer.forced for layer in layers]
     for layer in layers:
         layer.forced = enabled
@@ -385,4 +386,3 @@ def unbind_clock(model: nn.Module) -> None:
     registry.unbind_clock(model)
     for layer in noise_layers(model):
         layer.clock = None
-

@@ -59,7 +59,9 @@ def _log_probs(outputs: torch.Tensor | np.ndarray, from_logits: bool) -> torch.T
     return cast(torch.Tensor, log_probs) if probs is None else probs.log()
 
 
-def _outputs(outputs: torch.Tensor | np.ndarray, from_logits: bool) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.dtype]:
+def _outputs(
+    outputs: torch.Tensor | np.ndarray, from_logits: bool
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.dtype]:
     """Checked outputs as ``(probabilities, None, dtype)`` when given probabilities (float64 ``[N, C]``,
     the given values unchanged) or ``(None, log-probabilities, float64)`` from logits; ``dtype`` is the
     precision the probabilities are exact in."""
@@ -189,9 +191,7 @@ class Reliability:
         """``sum_m count_m/N * |accuracy_m - confidence_m|`` over the non-empty bins."""
         total = sum(self.count)
         return math.fsum(
-            n / total * abs(a - c)
-            for n, a, c in zip(self.count, self.accuracy, self.confidence, strict=True)
-            if n
+            n / total * abs(a - c) for n, a, c in zip(self.count, self.accuracy, self.confidence, strict=True) if n
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -244,7 +244,9 @@ def _edges(n_bins: int, dtype: torch.dtype) -> tuple[float, ...]:
     return tuple(_nearest(Fraction(m, n_bins), dtype) for m in range(n_bins + 1))
 
 
-def _bin_index(confidence: torch.Tensor, n_bins: int, binning: Binning, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def _bin_index(
+    confidence: torch.Tensor, n_bins: int, binning: Binning, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     if binning == "equal_width":
         # edges[m] <= c < edges[m + 1] gives bin m; the clamp sends c == 1.0 into the last bin. The
         # comparison runs in the precision the confidences were given in, so that a float32 11/15
@@ -341,14 +343,10 @@ def adaptive_ece(
     outputs: Array, labels: Array, *, from_logits: bool, n_bins: int = 15, mode: Mode = "top_label"
 ) -> float:
     """ECE over ``n_bins`` equal-mass bins (Nixon et al. 2019). Arguments as :func:`reliability`."""
-    return reliability(
-        outputs, labels, from_logits=from_logits, n_bins=n_bins, binning="equal_mass", mode=mode
-    ).ece
+    return reliability(outputs, labels, from_logits=from_logits, n_bins=n_bins, binning="equal_mass", mode=mode).ece
 
 
-def classification_metrics(
-    outputs: Array, labels: Array, *, from_logits: bool, n_bins: int = 15
-) -> dict[str, float]:
+def classification_metrics(outputs: Array, labels: Array, *, from_logits: bool, n_bins: int = 15) -> dict[str, float]:
     """All scalar metrics at once: ``accuracy``, ``nll``, ``brier``, ``ece``, ``adaptive_ece``.
 
     ECEs are top-label with ``n_bins`` bins. Arguments as :func:`reliability`.

@@ -155,6 +155,7 @@ def current_rank() -> int:
         return torch.distributed.get_rank()
     return 0
 
+
 def set_noise_generator(family: Family) -> Family:
     """Choose what draws noisereg's seeded noise on a CPU; returns the previous choice.
 
@@ -190,9 +191,7 @@ def set_noise_generator(family: Family) -> Family:
 def noise_generator(seed: None, device: torch.device | str = "cpu") -> None: ...
 @overload
 def noise_generator(seed: int | NoiseGenerator, device: torch.device | str = "cpu") -> NoiseGenerator: ...
-def noise_generator(
-    seed: int | NoiseGenerator | None, device: torch.device | str = "cpu"
-) -> NoiseGenerator | None:
+def noise_generator(seed: int | NoiseGenerator | None, device: torch.device | str = "cpu") -> NoiseGenerator | None:
     """The generator that draws noise from ``seed`` on ``device``: the place that decides which.
 
     ``make_generator(seed, device)``, or a :class:`~noisereg.streams.Stream` keyed by ``seed`` on a CPU
@@ -227,9 +226,7 @@ def noise_generator(
 def make_generator(seed: None, device: torch.device | str = "cpu") -> None: ...
 @overload
 def make_generator(seed: int | torch.Generator, device: torch.device | str = "cpu") -> torch.Generator: ...
-def make_generator(
-    seed: int | torch.Generator | None, device: torch.device | str = "cpu"
-) -> torch.Generator | None:
+def make_generator(seed: int | torch.Generator | None, device: torch.device | str = "cpu") -> torch.Generator | None:
     """A ``torch.Generator`` on ``device`` seeded with ``seed``; a given generator is returned as is.
 
     ``None`` means "use torch's global generator" and is returned unchanged.
@@ -252,4 +249,3 @@ def make_generator(
     generator = torch.Generator(device=device)
     generator.manual_seed(check_seed(seed))
     return generator
-

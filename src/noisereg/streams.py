@@ -121,8 +121,15 @@ def _radius(m: float, exponent: float) -> float:
     e = exponent + 1.0 if big else exponent
     s = (m - 1.0) / (m + 1.0)
     z = s * s
-    series = _A[0] + z * (_A[1] + z * (_A[2] + z * (_A[3] + z * (_A[4] + z * (_A[5] + z * (
-        _A[6] + z * (_A[7] + z * (_A[8] + z * (_A[9] + z * _A[10])))))))))
+    series = _A[0] + z * (
+        _A[1]
+        + z
+        * (
+            _A[2]
+            + z
+            * (_A[3] + z * (_A[4] + z * (_A[5] + z * (_A[6] + z * (_A[7] + z * (_A[8] + z * (_A[9] + z * _A[10])))))))
+        )
+    )
     return math.sqrt(-2.0 * (e * _LN2 + s * series))
 
 
@@ -135,10 +142,24 @@ def _cos_sin(w: np.uint64) -> tuple:
         d -= 1 << 30
     phi = d * _HALF_PI_SCALED
     z = phi * phi
-    s = phi * (_S[0] + z * (_S[1] + z * (_S[2] + z * (_S[3] + z * (_S[4] + z * (_S[5] + z * (
-        _S[6] + z * (_S[7] + z * (_S[8] + z * _S[9])))))))))
-    c = _C[0] + z * (_C[1] + z * (_C[2] + z * (_C[3] + z * (_C[4] + z * (_C[5] + z * (
-        _C[6] + z * (_C[7] + z * (_C[8] + z * (_C[9] + z * _C[10])))))))))
+    s = phi * (
+        _S[0]
+        + z
+        * (
+            _S[1]
+            + z
+            * (_S[2] + z * (_S[3] + z * (_S[4] + z * (_S[5] + z * (_S[6] + z * (_S[7] + z * (_S[8] + z * _S[9])))))))
+        )
+    )
+    c = _C[0] + z * (
+        _C[1]
+        + z
+        * (
+            _C[2]
+            + z
+            * (_C[3] + z * (_C[4] + z * (_C[5] + z * (_C[6] + z * (_C[7] + z * (_C[8] + z * (_C[9] + z * _C[10])))))))
+        )
+    )
     odd = (q & np.uint64(1)) != 0
     cos_t = s if odd else c
     sin_t = c if odd else s
@@ -148,7 +169,9 @@ def _cos_sin(w: np.uint64) -> tuple:
 
 
 @numba.njit(inline="always", error_model="numpy")
-def _philox_pass(evens: np.ndarray, odds: np.ndarray, blocks: int, base: np.uint64, k0: np.uint64, k1: np.uint64) -> None:
+def _philox_pass(
+    evens: np.ndarray, odds: np.ndarray, blocks: int, base: np.uint64, k0: np.uint64, k1: np.uint64
+) -> None:
     """Blocks base .. base + blocks − 1 into uint32 scratch: (w0, w2) of block b at evens[2b], evens[2b + 1],
     (w1, w3) at odds[2b], odds[2b + 1]. Contiguous stores, so the rounds run on 4 blocks a vector
     (vpmuludq on AVX2)."""

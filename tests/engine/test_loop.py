@@ -86,17 +86,25 @@ def _sites(act: str, weight: str) -> tuple[AttachSite, ...]:
     )
 
 
-def _plain(factory: Callable[[], nn.Module], sites: tuple[AttachSite, ...], seed: int) -> tuple[dict[str, torch.Tensor], list[float]]:
+def _plain(
+    factory: Callable[[], nn.Module], sites: tuple[AttachSite, ...], seed: int
+) -> tuple[dict[str, torch.Tensor], list[float]]:
     """The reference, written out: seeded model, attach per site, Adam, shuffled batches, eval each epoch."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init"))
         model = factory().double()
         torch.manual_seed(derive_seed(seed, "train"))
-        handles = [attach(model, s.noise, s.at, seed=derive_seed(seed, "site", j, s.at), **dict(s.options))
-                   for j, s in enumerate(sites) if s.at != "gradients"]
+        handles = [
+            attach(model, s.noise, s.at, seed=derive_seed(seed, "site", j, s.at), **dict(s.options))
+            for j, s in enumerate(sites)
+            if s.at != "gradients"
+        ]
         opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-        handles += [attach(model, s.noise, s.at, optimizer=opt, seed=derive_seed(seed, "site", j, s.at))
-                    for j, s in enumerate(sites) if s.at == "gradients"]
+        handles += [
+            attach(model, s.noise, s.at, optimizer=opt, seed=derive_seed(seed, "site", j, s.at))
+            for j, s in enumerate(sites)
+            if s.at == "gradients"
+        ]
         targets = [h for h, s in zip(handles, [s for s in sites if s.at != "gradients"]) if s.at == "targets"]
         order = torch.Generator().manual_seed(derive_seed(seed, "batches"))
         losses = []
@@ -125,15 +133,26 @@ def test_a_replica_equals_the_plain_loop_with_attach(case: str) -> None:
     sites = _sites(act, weight)
     seed = derive_seed(0, "seed", 3)
     task = LoopTask(
-        model=factory, sites=sites, train=(X, Y), test=(X, Y), loss=nn.CrossEntropyLoss(),
-        optimizer=lambda p: torch.optim.Adam(p, lr=1e-2), epochs=EPOCHS, batch_size=BATCH,
-        task="classification", seed=seed, dtype=torch.float64, threads=torch.get_num_threads(),
+        model=factory,
+        sites=sites,
+        train=(X, Y),
+        test=(X, Y),
+        loss=nn.CrossEntropyLoss(),
+        optimizer=lambda p: torch.optim.Adam(p, lr=1e-2),
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        task="classification",
+        seed=seed,
+        dtype=torch.float64,
+        threads=torch.get_num_threads(),
     )
     result = train_replica(task)
     state, losses = _plain(factory, sites, seed)
     for name, value in state.items():  # float64; same thread count, so the same reductions
         torch.testing.assert_close(result.state[name], value, rtol=1e-12, atol=1e-12, msg=name)
-    torch.testing.assert_close(result.curves["test_loss"], torch.tensor(losses, dtype=torch.float64).numpy(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        result.curves["test_loss"], torch.tensor(losses, dtype=torch.float64).numpy(), rtol=1e-12, atol=1e-12
+    )
     assert result.epochs == [1, 2]
     clean = train_replica(LoopTask(**{**task.__dict__, "sites": ()}))
     assert not torch.equal(clean.state[weight], result.state[weight])  # the noise did something
@@ -142,9 +161,20 @@ def test_a_replica_equals_the_plain_loop_with_attach(case: str) -> None:
 def test_a_replica_leaves_the_callers_random_state_and_threads_alone() -> None:
     factory, act, weight = CASES["mlp-batchnorm"]
     before, threads = torch.random.get_rng_state(), torch.get_num_threads()
-    task = LoopTask(model=factory, sites=_sites(act, weight), train=(X, Y), test=(X, Y), loss=nn.CrossEntropyLoss(),
-                    optimizer=lambda p: torch.optim.Adam(p, lr=1e-2), epochs=1, batch_size=BATCH, task="classification",
-                    seed=1, dtype=torch.float64, threads=1)
+    task = LoopTask(
+        model=factory,
+        sites=_sites(act, weight),
+        train=(X, Y),
+        test=(X, Y),
+        loss=nn.CrossEntropyLoss(),
+        optimizer=lambda p: torch.optim.Adam(p, lr=1e-2),
+        epochs=1,
+        batch_size=BATCH,
+        task="classification",
+        seed=1,
+        dtype=torch.float64,
+        threads=1,
+    )
     train_replica(task)
     assert torch.equal(torch.random.get_rng_state(), before)
     assert torch.get_num_threads() == threads

@@ -84,7 +84,9 @@ def _group(factory, replicas) -> Group:
 def _plain(group: Group, replica: Replica, fold: FoldData) -> dict[str, torch.Tensor]:
     model = initial_module(group.model, replica.seed).double()
     params = list(model.parameters())
-    weights = [p for name, p in model.named_parameters() if name.rsplit(".", 1)[-1].startswith("weight")]  # biases stay clean
+    weights = [
+        p for name, p in model.named_parameters() if name.rsplit(".", 1)[-1].startswith("weight")
+    ]  # biases stay clean
     opt = torch.optim.AdamW(params, lr=0.01, weight_decay=0.01)
     gens = [noise_generator(derive_seed(replica.seed, "noise", *group.stream_keys(i))) for i in range(4)]
     kinds = site_kinds(group, replica)
@@ -185,9 +187,13 @@ def _plain_hidden(group: Group, replica: Replica, fold: FoldData, place: str) ->
     return {k: v.detach() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize(("factory", "shape", "place", "site"), [
-    (SmallCNN, (1, 6, 6), "conv", "before"), (SmallGRU, (4, 2), "gru", "after"),
-])
+@pytest.mark.parametrize(
+    ("factory", "shape", "place", "site"),
+    [
+        (SmallCNN, (1, 6, 6), "conv", "before"),
+        (SmallGRU, (4, 2), "gru", "after"),
+    ],
+)
 def test_hidden_noise_of_a_module_equals_a_hook_in_a_plain_loop(factory, shape, place, site):
     spec = ModuleSpec(factory, 3, hidden=((place, place),))
     sites = (SiteNoise(site, noise.Gaussian(std=schedules.Annealed(eta=0.04))),)
@@ -197,12 +203,21 @@ def test_hidden_noise_of_a_module_equals_a_hook_in_a_plain_loop(factory, shape, 
     for r, replica in enumerate(replicas):
         for key, value in _plain_hidden(group, replica, fold, place).items():
             torch.testing.assert_close(result.state_dict(r)[key], value, rtol=1e-10, atol=1e-12, msg=key)
-    clean = train_group(Group(spec, OptimSpec("sgd", lr=0.1), "ce", 2, 7, (), replicas[:1]), [fold], dtype=torch.float64)
+    clean = train_group(
+        Group(spec, OptimSpec("sgd", lr=0.1), "ce", 2, 7, (), replicas[:1]), [fold], dtype=torch.float64
+    )
     assert not torch.equal(clean.state_dict(0)["head.weight"], result.state_dict(0)["head.weight"])
 
 
 def test_a_hidden_place_the_module_lacks_is_named():
     with pytest.raises(ValueError, match=r"hidden\[0\] names 'nope'"):
-        group = Group(ModuleSpec(SmallCNN, 3, hidden=(("nope", "conv"),)), OptimSpec(), "ce", 1, 4,
-                      (SiteNoise("before", noise.Gaussian(0.1)),), (Replica(0),))
+        group = Group(
+            ModuleSpec(SmallCNN, 3, hidden=(("nope", "conv"),)),
+            OptimSpec(),
+            "ce",
+            1,
+            4,
+            (SiteNoise("before", noise.Gaussian(0.1)),),
+            (Replica(0),),
+        )
         train_group(group, [_fold((1, 6, 6))])

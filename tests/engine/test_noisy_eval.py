@@ -23,7 +23,9 @@ def _fold() -> FoldData:
 
 def _group(spec, eval_noise, seeds=(0, 1, 2)) -> Group:
     replicas = tuple(Replica(s) for s in seeds)
-    return Group(spec, OptimSpec("adam", lr=0.02), "ce", 6, 16, sites=(), replicas=replicas, eval_every=2, eval_noise=eval_noise)
+    return Group(
+        spec, OptimSpec("adam", lr=0.02), "ce", 6, 16, sites=(), replicas=replicas, eval_every=2, eval_noise=eval_noise
+    )
 
 
 class Tiny(nn.Module):
@@ -46,7 +48,9 @@ def _unchanged(x, *, generator):
 def test_identity_noise_gives_the_clean_test_metrics_exactly(kind) -> None:
     result = train_group(_group(SPECS[kind], _unchanged), [_fold()], dtype=torch.float64)
     for metric in ("loss", "acc"):
-        assert torch.equal(torch.as_tensor(result.curves[f"noisy_test_{metric}"]), torch.as_tensor(result.curves[f"test_{metric}"]))
+        assert torch.equal(
+            torch.as_tensor(result.curves[f"noisy_test_{metric}"]), torch.as_tensor(result.curves[f"test_{metric}"])
+        )
     plain = train_group(_group(SPECS[kind], None), [_fold()], dtype=torch.float64)
     assert "noisy_test_acc" not in plain.curves
     assert torch.equal(torch.as_tensor(plain.curves["test_loss"]), torch.as_tensor(result.curves["test_loss"]))
@@ -63,7 +67,9 @@ def test_noisy_metrics_match_a_plain_evaluation_of_the_returned_weights(kind) ->
         x_noisy = noise.gaussian(fold.x_test, std, generator=generator)
         with torch.no_grad():
             logits = model(x_noisy)
-        assert result.final["noisy_test_loss"][r] == pytest.approx(F.cross_entropy(logits, fold.y_test).item(), rel=1e-9)
+        assert result.final["noisy_test_loss"][r] == pytest.approx(
+            F.cross_entropy(logits, fold.y_test).item(), rel=1e-9
+        )
         assert result.final["noisy_test_acc"][r] == (logits.argmax(1) == fold.y_test).double().mean().item()
     assert (result.final["noisy_test_loss"] != result.final["test_loss"]).all()
 

@@ -56,7 +56,11 @@ def _fold(**changes) -> FoldData:
         (lambda: _group(epochs=0), ValueError, "epochs=0"),
         (lambda: _group(replicas=()), ValueError, "replicas"),
         (lambda: _group(replicas=(Replica(0, strengths=(0.1, 0.2)),)), ValueError, "one per site"),
-        (lambda: _group(sites=(SiteNoise("before", noise.Gaussian(0.1), layers=(1,)),)), ValueError, "hidden layers 0..0"),
+        (
+            lambda: _group(sites=(SiteNoise("before", noise.Gaussian(0.1), layers=(1,)),)),
+            ValueError,
+            "hidden layers 0..0",
+        ),
         (lambda: _group(model=MLPSpec(2, (), 1)), ValueError, "needs a hidden layer"),
         (lambda: _fold(y_train=torch.zeros(5)), ValueError, "y_train has 5 rows"),
         (lambda: _fold(x_val=torch.zeros(2, 2)), ValueError, "together"),

@@ -31,7 +31,12 @@ TOL = 2.0**16 * torch.finfo(torch.float64).eps
 class MLP(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.fc, self.bn, self.act, self.head = nn.Linear(6, 8, bias=False), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)
+        self.fc, self.bn, self.act, self.head = (
+            nn.Linear(6, 8, bias=False),
+            nn.BatchNorm1d(8),
+            nn.ReLU(),
+            nn.Linear(8, 3),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.act(self.bn(self.fc(x))))
@@ -100,9 +105,19 @@ def _adam(params):  # one object for every task of a group
 
 
 def _task(factory: Callable[[], nn.Module], sites: tuple[AttachSite, ...], i: int, **changes) -> LoopTask:
-    task = LoopTask(model=factory, sites=sites, train=(X, Y), test=(X, Y), loss=LOSS, optimizer=_adam,
-                    epochs=EPOCHS, batch_size=BATCH, task="classification", seed=derive_seed(0, "seed", i),
-                    dtype=torch.float64)
+    task = LoopTask(
+        model=factory,
+        sites=sites,
+        train=(X, Y),
+        test=(X, Y),
+        loss=LOSS,
+        optimizer=_adam,
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        task="classification",
+        seed=derive_seed(0, "seed", i),
+        dtype=torch.float64,
+    )
     return dataclasses.replace(task, **changes)
 
 
@@ -121,7 +136,9 @@ def test_a_vectorized_replica_equals_the_plain_loop_with_attach(case: str) -> No
         assert set(result.state) == set(state)
         for name, value in state.items():
             torch.testing.assert_close(result.state[name], value, rtol=TOL, atol=TOL, msg=name)
-        torch.testing.assert_close(result.curves["test_loss"], torch.tensor(losses, dtype=torch.float64).numpy(), rtol=TOL, atol=TOL)
+        torch.testing.assert_close(
+            result.curves["test_loss"], torch.tensor(losses, dtype=torch.float64).numpy(), rtol=TOL, atol=TOL
+        )
         assert result.epochs == [1, 2]
     # the noise did something: the first and last arm differ only in their seed, the second has less noise
     assert not torch.allclose(results[0].state[weight], results[3].state[weight])
@@ -150,7 +167,10 @@ def test_vectorized_results_match_the_per_replica_path_without_noise_and_with_sg
 
 
 def test_refusal_and_probe_name_the_reason() -> None:
-    assert refusal(_task(MLP, (), 0, step=lambda m, b, o: None)) == "step= is the user's own training step: each replica runs it"
+    assert (
+        refusal(_task(MLP, (), 0, step=lambda m, b, o: None))
+        == "step= is the user's own training step: each replica runs it"
+    )
     weights = (AttachSite(noise.Gaussian(std=0.1), "weights", (("resample", "forward"),)),)
     assert "resample='forward'" in refusal(_task(MLP, weights, 0))
     assert "Dataset" in refusal(_task(MLP, (), 0, train=torch.utils.data.TensorDataset(X, Y)))
@@ -201,7 +221,10 @@ def _equal_to_the_per_replica_path(tasks: list[LoopTask]) -> list:
 
 def test_the_models_own_dropout_draws_each_replicas_masks_from_its_own_stream() -> None:
     # a replica equals the same model trained alone, its dropout drawing from its own seeded generator
-    sites = (AttachSite(noise.Gaussian(std=0.1), "input"), AttachSite(noise.Gaussian(std=0.1), "activations", (("select", "act"),)))
+    sites = (
+        AttachSite(noise.Gaussian(std=0.1), "input"),
+        AttachSite(noise.Gaussian(std=0.1), "activations", (("select", "act"),)),
+    )
     tasks = [_task(Dropped, s, i) for i, s in enumerate([(), sites, (), sites])]
     results = _equal_to_the_per_replica_path(tasks)
     assert not torch.equal(results[0].state["fc.weight"], results[2].state["fc.weight"])  # masks differ by seed
@@ -219,4 +242,3 @@ def test_embedding_noise_runs_vectorized_and_leaves_padding_alone() -> None:
     # only the first replica's, the group zeroes the others')
     results = _equal_to_the_per_replica_path(tasks)
     assert torch.equal(results[1].state["embed.weight"][0], torch.zeros(4, dtype=torch.float64))
-

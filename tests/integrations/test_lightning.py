@@ -69,8 +69,15 @@ def _callback(seed: int = 0) -> NoiseCallback:
 
 
 def _trainer(tmp_path, callbacks, **options) -> Trainer:
-    settings = dict(accelerator="cpu", devices=1, enable_progress_bar=False, enable_model_summary=False,
-                    logger=False, enable_checkpointing=False, num_sanity_val_steps=0)
+    settings = dict(
+        accelerator="cpu",
+        devices=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        logger=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )
     settings.update(options)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -143,8 +150,7 @@ def test_checkpoints_hold_clean_weights(tmp_path):
 def _fit(tmp_path, epochs: int, *, ckpt_path=None, callback=None):
     model = Regressor()
     checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
-    trainer = _trainer(tmp_path, [callback or _callback(), checkpoints], max_epochs=epochs,
-                       enable_checkpointing=True)
+    trainer = _trainer(tmp_path, [callback or _callback(), checkpoints], max_epochs=epochs, enable_checkpointing=True)
     trainer.fit(model, _loader(), ckpt_path=ckpt_path)
     return model
 
@@ -167,8 +173,7 @@ def test_a_resumed_fit_equals_an_uninterrupted_one(tmp_path):
 def test_resuming_with_another_seed_is_refused(tmp_path):
     _fit(tmp_path / "parts", 1)
     with pytest.raises(ValueError, match="resume with the same seed"):
-        _fit(tmp_path / "other", 2, ckpt_path=tmp_path / "parts" / "ckpt" / "last.ckpt",
-             callback=_callback(seed=1))
+        _fit(tmp_path / "other", 2, ckpt_path=tmp_path / "parts" / "ckpt" / "last.ckpt", callback=_callback(seed=1))
 
 
 def test_noise_is_removed_after_an_exception(tmp_path):

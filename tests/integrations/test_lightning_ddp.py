@@ -62,8 +62,10 @@ class Record(Callback):
 
     def teardown(self, trainer, pl_module, stage):  # runs after NoiseCallback's (listed first)
         left = noise_layers(pl_module) or any(m._forward_hooks for m in pl_module.modules())
-        torch.save({"noise": self.noise, "weights": [p.detach().clone() for p in pl_module.parameters()],
-                    "left": bool(left)}, self.out / f"rank{trainer.global_rank}.pt")
+        torch.save(
+            {"noise": self.noise, "weights": [p.detach().clone() for p in pl_module.parameters()], "left": bool(left)},
+            self.out / f"rank{trainer.global_rank}.pt",
+        )
 
 
 def _fit(out: Path) -> None:
@@ -78,16 +80,31 @@ def _fit(out: Path) -> None:
     loader = DataLoader(TensorDataset(x, x.sum(dim=1, keepdim=True)), batch_size=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer = Trainer(strategy="ddp", accelerator="cpu", devices=2, max_steps=STEPS, logger=False,
-                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                          default_root_dir=out, callbacks=[noise, Record(out)])
+        trainer = Trainer(
+            strategy="ddp",
+            accelerator="cpu",
+            devices=2,
+            max_steps=STEPS,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=out,
+            callbacks=[noise, Record(out)],
+        )
         trainer.fit(Tiny(), loader)
 
 
 def _rank(rank: int, port: int, root: Path) -> None:
     # what a launcher sets: Lightning's environment then uses these processes
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", NODE_RANK="0",
-                      RANK=str(rank), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE="2",
+        NODE_RANK="0",
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+    )
     for run in ("first", "again"):
         (root / run).mkdir(exist_ok=True)
         _fit(root / run)

@@ -32,15 +32,20 @@ D = 16
 
 def _gpt2() -> GPT2LMHeadModel:
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=40, n_embd=D, n_layer=1, n_head=2, n_positions=32, bos_token_id=0,
-                        eos_token_id=0)
+    config = GPT2Config(vocab_size=40, n_embd=D, n_layer=1, n_head=2, n_positions=32, bos_token_id=0, eos_token_id=0)
     return GPT2LMHeadModel(config)
 
 
 def _bert() -> BertModel:
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=40, hidden_size=D, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32)
+    config = BertConfig(
+        vocab_size=40,
+        hidden_size=D,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
     return BertModel(config)
 
 
@@ -127,12 +132,10 @@ def test_peft_wrapped_model_and_generate_without_noise():
     peft_model.train()
     peft_model(input_ids=ids, attention_mask=torch.ones_like(ids))
     assert handle.layers[0].applied == 1
-    noisy = peft_model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=4,
-                                do_sample=False)
+    noisy = peft_model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False)
     assert handle.layers[0].applied == 1
     handle.remove()
-    clean = peft_model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=4,
-                                do_sample=False)
+    clean = peft_model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False)
     assert torch.equal(noisy, clean)
 
 
@@ -159,18 +162,24 @@ class _Rows(torch.utils.data.Dataset):
 
 
 def _arguments(tmp_path, **options) -> TrainingArguments:
-    return TrainingArguments(output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=2,
-                             report_to=[], use_cpu=True, save_strategy="no", logging_strategy="no",
-                             disable_tqdm=True, **options)
+    return TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=3,
+        per_device_train_batch_size=2,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        **options,
+    )
 
 
 def test_trainer_callback_attaches_for_training_only(tmp_path):
     model = _gpt2()
     callback = NEFTuneCallback(alpha=5.0, seed=0)
     counts: list[int] = []
-    model.register_forward_hook(
-        lambda m, a, out: counts.append(sum(layer.applied for layer in noise_layers(model)))
-    )
+    model.register_forward_hook(lambda m, a, out: counts.append(sum(layer.applied for layer in noise_layers(model))))
     Trainer(model=model, args=_arguments(tmp_path), train_dataset=_Rows(), callbacks=[callback]).train()
     assert counts == [1, 2, 3]
     assert noise_layers(model) == [] and callback.handle is None
@@ -178,5 +187,9 @@ def test_trainer_callback_attaches_for_training_only(tmp_path):
 
 def test_trainer_callback_refuses_the_trainers_own_neftune(tmp_path):
     with pytest.raises(ValueError, match="neftune_noise_alpha"):
-        Trainer(model=_gpt2(), args=_arguments(tmp_path, neftune_noise_alpha=5.0), train_dataset=_Rows(),
-                callbacks=[NEFTuneCallback(alpha=5.0)])
+        Trainer(
+            model=_gpt2(),
+            args=_arguments(tmp_path, neftune_noise_alpha=5.0),
+            train_dataset=_Rows(),
+            callbacks=[NEFTuneCallback(alpha=5.0)],
+        )

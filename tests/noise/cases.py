@@ -13,10 +13,10 @@ from noisereg import noise
 class Case:
     name: str
     make: Callable[[float], noise.NoiseKind]  # config at a given main strength
-    strength: float                          # a typical, non-identity strength
+    strength: float  # a typical, non-identity strength
     identity: float
-    linear: bool                             # x̃ − x scales linearly with the strength
-    clip: bool                               # has a clip option
+    linear: bool  # x̃ − x scales linearly with the strength
+    clip: bool  # has a clip option
     positive_input: bool = False
 
 

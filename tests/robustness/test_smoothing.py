@@ -106,19 +106,14 @@ def test_lower_bound_is_clopper_pearson_and_tight():
 def test_batch_size_and_seed_form_do_not_change_the_result():
     x = torch.stack([_point(m) for m in (-0.4, 0.02, 0.3)])
     results = [
-        certify(_linear(2), x, sigma=SIGMA, n0=30, n=300, batch_size=size, seed=5)
-        for size in (1, 7, 64, 10_000)
+        certify(_linear(2), x, sigma=SIGMA, n0=30, n=300, batch_size=size, seed=5) for size in (1, 7, 64, 10_000)
     ]
-    results.append(
-        certify(_linear(2), x, sigma=SIGMA, n0=30, n=300, seed=torch.Generator().manual_seed(5))
-    )
+    results.append(certify(_linear(2), x, sigma=SIGMA, n0=30, n=300, seed=torch.Generator().manual_seed(5)))
     for other in results[1:]:
         assert torch.equal(other.prediction, results[0].prediction)
         assert torch.equal(other.count, results[0].count)
         assert torch.equal(other.radius.nan_to_num(-1.0), results[0].radius.nan_to_num(-1.0))
-    assert not torch.equal(
-        certify(_linear(2), x, sigma=SIGMA, n0=30, n=300, seed=6).count, results[0].count
-    )
+    assert not torch.equal(certify(_linear(2), x, sigma=SIGMA, n0=30, n=300, seed=6).count, results[0].count)
     first = predict(_linear(2), x, sigma=SIGMA, n=300, batch_size=3, seed=7)
     assert torch.equal(first, predict(_linear(2), x, sigma=SIGMA, n=300, batch_size=1000, seed=7))
 

@@ -59,12 +59,18 @@ def main(start: int, stop: int, folder: Path) -> None:
         optimizer.step()
     if clock.step != stop:
         raise RuntimeError(f"the clock is at {clock.step}, expected {stop}")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "noise": [h.state_dict() for h in handles]}, folder / "checkpoint.pt")
+    torch.save(
+        {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "noise": [h.state_dict() for h in handles]},
+        folder / "checkpoint.pt",
+    )
     layers = [m for m in model.modules() if isinstance(m, NoiseLayer)]
-    torch.save({"parameters": [p.detach().clone() for p in model.parameters()],
-                "applied": [layer.applied for layer in layers] + [h.layers[0].applied for h in handles]},
-               folder / "final.pt")
+    torch.save(
+        {
+            "parameters": [p.detach().clone() for p in model.parameters()],
+            "applied": [layer.applied for layer in layers] + [h.layers[0].applied for h in handles],
+        },
+        folder / "final.pt",
+    )
 
 
 if __name__ == "__main__":

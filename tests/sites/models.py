@@ -50,9 +50,15 @@ def snapshot(model: nn.Module) -> dict:
         "params": [(n, id(p)) for n, p in model.named_parameters()],
         "types": [type(m) for m in model.modules()],
         "hooks": [
-            (len(m._forward_hooks), len(m._forward_pre_hooks), len(m._state_dict_hooks),
-             len(getattr(m, "_state_dict_pre_hooks", {})), len(m._load_state_dict_pre_hooks),
-             len(m._load_state_dict_post_hooks), parametrize.is_parametrized(m))
+            (
+                len(m._forward_hooks),
+                len(m._forward_pre_hooks),
+                len(m._state_dict_hooks),
+                len(getattr(m, "_state_dict_pre_hooks", {})),
+                len(m._load_state_dict_pre_hooks),
+                len(m._load_state_dict_post_hooks),
+                parametrize.is_parametrized(m),
+            )
             for m in model.modules()
         ],
     }

@@ -22,8 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _run(start: int, stop: int, folder: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
-    subprocess.run([sys.executable, "-m", "tests.sites.checkpoint_run", str(start), str(stop), str(folder)],
-                   check=True, cwd=ROOT, env=env)
+    subprocess.run(
+        [sys.executable, "-m", "tests.sites.checkpoint_run", str(start), str(stop), str(folder)],
+        check=True,
+        cwd=ROOT,
+        env=env,
+    )
     return torch.load(folder / "final.pt", weights_only=True)
 
 
@@ -71,8 +75,10 @@ def test_checkpoints_without_noise_state_fail_strictly_and_load_otherwise() -> N
 def test_attached_noise_keeps_the_models_state_dict_clean_and_checks_the_handles_state() -> None:
     model = mlp()
     before = list(model.state_dict())
-    handles = [attach(model, Gaussian(0.1), at="weights", seed=0),
-               attach(model, Gaussian(0.1), at="activations", select=nn.ReLU, seed=1)]
+    handles = [
+        attach(model, Gaussian(0.1), at="weights", seed=0),
+        attach(model, Gaussian(0.1), at="activations", select=nn.ReLU, seed=1),
+    ]
     model.train()(torch.zeros(2, 3))
     assert list(model.state_dict()) == before
     model.load_state_dict(mlp(1).state_dict())

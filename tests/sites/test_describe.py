@@ -21,7 +21,9 @@ def test_describe_lists_places_strengths_counts_and_states():
         model(X)
     entries = describe(model)
     assert [(e.site, e.where) for e in entries] == [
-        ("module", "'0'"), ("weights", "weight '1.weight'"), ("activations", "after '2'")
+        ("module", "'0'"),
+        ("weights", "weight '1.weight'"),
+        ("activations", "after '2'"),
     ]
     assert [e.applied for e in entries] == [3, 3, 2]  # the schedule is at 0 on the first step
     assert entries[2].strength == pytest.approx(0.3) and entries[2].step == 3

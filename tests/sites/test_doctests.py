@@ -3,8 +3,18 @@ import importlib
 
 import pytest
 
-MODULES = ["attach", "describe", "embeddings", "targets", "strip", "mixing", "gradients", "learned", "noisy_activations",
-           "denoising"]
+MODULES = [
+    "attach",
+    "describe",
+    "embeddings",
+    "targets",
+    "strip",
+    "mixing",
+    "gradients",
+    "learned",
+    "noisy_activations",
+    "denoising",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

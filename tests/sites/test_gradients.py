@@ -127,7 +127,9 @@ def test_gradient_noise_is_one_stream_on_every_rank(monkeypatch):
     for rank in range(2):
         monkeypatch.setattr(dist, "get_rank", lambda rank=rank: rank)
         model = mlp()
-        handle = attach(model, Gaussian(0.1), at="gradients", optimizer=torch.optim.SGD(model.parameters(), lr=0.1), seed=5)
+        handle = attach(
+            model, Gaussian(0.1), at="gradients", optimizer=torch.optim.SGD(model.parameters(), lr=0.1), seed=5
+        )
         seeds.add(handle.layers[0].seed)
         handle.remove()
     assert seeds == {derive_seed(5, "gradients", "SGD")}

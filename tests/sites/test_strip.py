@@ -118,8 +118,15 @@ def test_torch_export_of_stripped_embedding_noise():
     torch.testing.assert_close(program.module()(ids), expected)
 
 
-_ONNX_RANDOM = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Bernoulli",
-                "Multinomial", "Dropout"}
+_ONNX_RANDOM = {
+    "RandomNormal",
+    "RandomNormalLike",
+    "RandomUniform",
+    "RandomUniformLike",
+    "Bernoulli",
+    "Multinomial",
+    "Dropout",
+}
 
 
 @pytest.mark.filterwarnings("ignore:Exporting a model while it is in training mode")

@@ -61,7 +61,9 @@ def fake_results(key: str, seeds: int, shift: float, *, cv: bool, epochs: int = 
         out["cv"] = {
             "val_loss": [[0.5 - shift + 0.01 * f for f in range(folds)] for _ in range(seeds)],
             "val_acc": [[0.8 + shift] * folds for _ in range(seeds)],
-            "val_loss_curve": [[[0.9 - shift - 0.1 * e + 0.01 * f for e in range(2)] for f in range(folds)] for _ in range(seeds)],
+            "val_loss_curve": [
+                [[0.9 - shift - 0.1 * e + 0.01 * f for e in range(2)] for f in range(folds)] for _ in range(seeds)
+            ],
             "val_epochs": [1, epochs],
         }
     return out
@@ -84,18 +86,36 @@ def populate(run_dir: Path, config: StudyConfig, shifts: dict[str, float], *, sk
     return store
 
 
-def fake_robustness(seeds: list[int], certified: list[list[float]], radii: list[float], settings: dict[str, Any]) -> dict[str, Any]:
+def fake_robustness(
+    seeds: list[int], certified: list[list[float]], radii: list[float], settings: dict[str, Any]
+) -> dict[str, Any]:
     """A cell's stored robustness measurements (``robustness:<cell>``), as the runner writes them:
     only what the summary and the export read, with ``certified`` [[per radius] per seed]."""
     per_seed = [0.1] * len(seeds)
     return {
         "settings": settings,
         "seeds": seeds,
-        "calibration": {"accuracy": per_seed, "ece": per_seed, "adaptive_ece": per_seed, "nll": per_seed, "brier": per_seed,
-                        "bins": 15, "reliability": None},
+        "calibration": {
+            "accuracy": per_seed,
+            "ece": per_seed,
+            "adaptive_ece": per_seed,
+            "nll": per_seed,
+            "brier": per_seed,
+            "bins": 15,
+            "reliability": None,
+        },
         "corruptions": None,
-        "smoothing": {"sigma": 0.5, "n0": 10, "n": 100, "alpha": 0.001, "radii": radii, "seeds": seeds,
-                      "inputs": [20] * len(seeds), "certified": certified, "abstained": [0.0] * len(seeds)},
+        "smoothing": {
+            "sigma": 0.5,
+            "n0": 10,
+            "n": 100,
+            "alpha": 0.001,
+            "radii": radii,
+            "seeds": seeds,
+            "inputs": [20] * len(seeds),
+            "certified": certified,
+            "abstained": [0.0] * len(seeds),
+        },
     }
 
 

@@ -42,7 +42,17 @@ DATA = {"train": (X[:16], Y[:16]), "test": (X[16:], Y[16:])}
 
 
 def _run(tmp_path: Path, **kwargs: object) -> study.StudyResult:
-    settings = dict(model=Net, data=DATA, arms=ARMS, out=tmp_path / "run", epochs=2, batch_size=4, seeds=2, threads=1, dtype=torch.float64)
+    settings = dict(
+        model=Net,
+        data=DATA,
+        arms=ARMS,
+        out=tmp_path / "run",
+        epochs=2,
+        batch_size=4,
+        seeds=2,
+        threads=1,
+        dtype=torch.float64,
+    )
     settings.update(kwargs)
     return study.run_model(**settings)  # type: ignore[arg-type]
 
@@ -53,7 +63,10 @@ def _plain_loop(replica_seed: int, sites: list[AttachSite]) -> dict[str, torch.T
         torch.manual_seed(derive_seed(replica_seed, "init"))
         model = Net().double()
         torch.manual_seed(derive_seed(replica_seed, "train"))
-        handles = [attach(model, s.noise, s.at, seed=derive_seed(replica_seed, "site", j, s.at), **dict(s.options)) for j, s in enumerate(sites)]
+        handles = [
+            attach(model, s.noise, s.at, seed=derive_seed(replica_seed, "site", j, s.at), **dict(s.options))
+            for j, s in enumerate(sites)
+        ]
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         order = torch.Generator().manual_seed(derive_seed(replica_seed, "batches"))
         x, y = DATA["train"]
@@ -141,7 +154,10 @@ def test_the_vectorized_path_equals_the_per_replica_path_and_each_cell_says_whic
     for name, value in p.state_dict(1).items():  # float64: only the kernels' rounding differs
         torch.testing.assert_close(v.state_dict(1)[name], value, rtol=1e-12, atol=1e-12, msg=name)
     assert _paths(vectorized)["mixed"][0] == "vectorized"
-    assert _paths(plain)["none"] == ("per-replica", "vectorize=False: a plain training loop per replica with noisereg.attach")
+    assert _paths(plain)["none"] == (
+        "per-replica",
+        "vectorize=False: a plain training loop per replica with noisereg.attach",
+    )
     path, why = _paths(_run(tmp_path / "d", model=Dropped))["mixed"]  # dropout draws from the global generator
     assert path == "per-replica" and "vmap trial failed" in why and "random" in why
 
@@ -190,7 +206,11 @@ def test_kfold_over_one_data_set_and_a_custom_step(tmp_path: Path) -> None:
         ({"folds": 3}, ValueError, "folds=3 splits one data set"),
         ({"data": (X, Y)}, ValueError, "pass folds=k"),
         ({"epochs": 0}, ValueError, "epochs=0"),
-        ({"arms": {"n": [], "w": [study.site(noise.Gaussian(std=0.1), at="weights", select="head")]}}, ValueError, r"arms\['w'\] site 0.*close names: 'head.bias'"),
+        (
+            {"arms": {"n": [], "w": [study.site(noise.Gaussian(std=0.1), at="weights", select="head")]}},
+            ValueError,
+            r"arms\['w'\] site 0.*close names: 'head.bias'",
+        ),
         ({"model": 3}, TypeError, "model must be an nn.Module"),
         ({"loss": "hinge"}, ValueError, "loss='hinge'"),
     ],

@@ -45,6 +45,7 @@ def _toml(value: Any) -> str:
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     return toml_value(value)
 
+
 HUGE = 10**13
 
 
@@ -123,9 +124,21 @@ STUDY_CASES = [
     BadFile("std-inf", at("arms.1.noise.std", math.inf), ("arms[1].noise.std", "inf")),
     BadFile("noise-kind-unknown", at("arms.1.noise.kind", "pink"), ("arms[1].noise", "pink")),
     BadFile("noise-site-unknown", at("arms.1.noise.site", "everywhere"), ("arms[1].noise", "everywhere")),
-    BadFile("schedule-goes-negative", at("arms.1.noise.std", {"schedule": "linear", "start": 1.0, "end": -1.0, "steps": 10}), ("arms[1].noise.std.end", "-1")),
-    BadFile("dropout-rate-one", at("arms.1.noise", {"site": "input", "kind": "gaussian_dropout", "rate": 1.0}), ("arms[1].noise.rate", "1")),
-    BadFile("impulse-amount-two", at("arms.1.noise", {"site": "input", "kind": "impulse", "amount": 2.0}), ("arms[1].noise.amount", "2")),
+    BadFile(
+        "schedule-goes-negative",
+        at("arms.1.noise.std", {"schedule": "linear", "start": 1.0, "end": -1.0, "steps": 10}),
+        ("arms[1].noise.std.end", "-1"),
+    ),
+    BadFile(
+        "dropout-rate-one",
+        at("arms.1.noise", {"site": "input", "kind": "gaussian_dropout", "rate": 1.0}),
+        ("arms[1].noise.rate", "1"),
+    ),
+    BadFile(
+        "impulse-amount-two",
+        at("arms.1.noise", {"site": "input", "kind": "impulse", "amount": 2.0}),
+        ("arms[1].noise.amount", "2"),
+    ),
     BadFile("noise-unknown-key", at("arms.1.noise.sigma", 0.1), ("arms[1].noise", "sigma")),
     BadFile("arm-names-repeated", small(arms=[{"name": "none"}, {"name": "none"}]), ("arm names", "none")),
     BadFile("grid-repeated", at("arms.1.grid", [0.1, 0.1]), ("grid", "0.1")),
@@ -139,23 +152,83 @@ STUDY_CASES = [
     BadFile("baseline-unknown", small(baseline="ghost"), ("baseline", "ghost")),
     BadFile("value-range-with-standardize", at("data.value_range", [0.0, 1.0]), ("value_range", "standardize")),
     # data files
-    BadFile("csv-nan-feature", file_study("d.csv"), ("'b'", "NaN", "rows [4]"), csv("d.csv", rows(20, b=lambda i: "nan" if i == 3 else i))),
-    BadFile("csv-inf-target", file_study("d.csv", task="regression"), ("'y'", "inf", "rows [2]"), csv("d.csv", rows(20, label=lambda i: "inf" if i == 1 else i * 0.1))),
+    BadFile(
+        "csv-nan-feature",
+        file_study("d.csv"),
+        ("'b'", "NaN", "rows [4]"),
+        csv("d.csv", rows(20, b=lambda i: "nan" if i == 3 else i)),
+    ),
+    BadFile(
+        "csv-inf-target",
+        file_study("d.csv", task="regression"),
+        ("'y'", "inf", "rows [2]"),
+        csv("d.csv", rows(20, label=lambda i: "inf" if i == 1 else i * 0.1)),
+    ),
     BadFile("csv-empty-file", file_study("d.csv"), ("d.csv", "empty file"), csv("d.csv", "")),
     BadFile("csv-header-only", file_study("d.csv"), ("d.csv", "no data rows"), csv("d.csv", "a,b,y\n")),
-    BadFile("csv-one-class-holdout", file_study("d.csv"), ("data.target='y'", "one class only"), csv("d.csv", rows(40, label=lambda i: 1))),
-    BadFile("csv-one-class-kfold", file_study("d.csv", split={"kind": "kfold", "folds": 3}), ("data.target='y'", "one class only"), csv("d.csv", rows(40, label=lambda i: 1))),
-    BadFile("csv-target-missing", lambda tmp: at("data.target", "label", file_study("d.csv")(tmp)), ("data.target='label'", "columns"), csv("d.csv", rows(40))),
-    BadFile("csv-feature-not-numeric", file_study("d.csv"), ("'b'", "not numeric", "'x3' in data row 4"), csv("d.csv", rows(40, b=lambda i: f"x{i}" if i == 3 else i))),
-    BadFile("csv-ragged-rows", file_study("d.csv"), ("lines [5]", "number of fields"), csv("d.csv", rows(40).replace("3,1.5,1\n", "3,1.5\n"))),
-    BadFile("csv-empty-cell", file_study("d.csv"), ("'b'", "empty", "lines [5]"), csv("d.csv", rows(40, b=lambda i: "" if i == 3 else i))),
-    BadFile("csv-duplicate-columns", file_study("d.csv"), ("['a']", "more than once"), csv("d.csv", rows(40).replace("a,b,y", "a,a,y"))),
-    BadFile("csv-regression-text-target", file_study("d.csv", task="regression"), ("'y'", "numeric target"), csv("d.csv", rows(40, label=lambda i: f"c{i}"))),
+    BadFile(
+        "csv-one-class-holdout",
+        file_study("d.csv"),
+        ("data.target='y'", "one class only"),
+        csv("d.csv", rows(40, label=lambda i: 1)),
+    ),
+    BadFile(
+        "csv-one-class-kfold",
+        file_study("d.csv", split={"kind": "kfold", "folds": 3}),
+        ("data.target='y'", "one class only"),
+        csv("d.csv", rows(40, label=lambda i: 1)),
+    ),
+    BadFile(
+        "csv-target-missing",
+        lambda tmp: at("data.target", "label", file_study("d.csv")(tmp)),
+        ("data.target='label'", "columns"),
+        csv("d.csv", rows(40)),
+    ),
+    BadFile(
+        "csv-feature-not-numeric",
+        file_study("d.csv"),
+        ("'b'", "not numeric", "'x3' in data row 4"),
+        csv("d.csv", rows(40, b=lambda i: f"x{i}" if i == 3 else i)),
+    ),
+    BadFile(
+        "csv-ragged-rows",
+        file_study("d.csv"),
+        ("lines [5]", "number of fields"),
+        csv("d.csv", rows(40).replace("3,1.5,1\n", "3,1.5\n")),
+    ),
+    BadFile(
+        "csv-empty-cell",
+        file_study("d.csv"),
+        ("'b'", "empty", "lines [5]"),
+        csv("d.csv", rows(40, b=lambda i: "" if i == 3 else i)),
+    ),
+    BadFile(
+        "csv-duplicate-columns",
+        file_study("d.csv"),
+        ("['a']", "more than once"),
+        csv("d.csv", rows(40).replace("a,b,y", "a,a,y")),
+    ),
+    BadFile(
+        "csv-regression-text-target",
+        file_study("d.csv", task="regression"),
+        ("'y'", "numeric target"),
+        csv("d.csv", rows(40, label=lambda i: f"c{i}")),
+    ),
     BadFile("npz-not-an-archive", file_study("d.npz"), ("d.npz", "not an .npz archive"), csv("d.npz", "hello")),
-    BadFile("npz-3d-array", file_study("d.npz"), ("'x'", "3 dims"), lambda tmp: np.savez(tmp / "d.npz", x=np.zeros((4, 2, 2)), y=np.zeros(4))),
+    BadFile(
+        "npz-3d-array",
+        file_study("d.npz"),
+        ("'x'", "3 dims"),
+        lambda tmp: np.savez(tmp / "d.npz", x=np.zeros((4, 2, 2)), y=np.zeros(4)),
+    ),
     BadFile("data-file-missing", file_study("absent.csv"), ("data.path", "absent.csv")),
     BadFile("data-file-suffix", file_study("d.txt"), ("data.path", "'.txt'"), csv("d.txt", rows(10))),
-    BadFile("file-source-without-task", lambda tmp: at("data.task", "auto", file_study("d.csv")(tmp)), ("data", "task"), csv("d.csv", rows(40))),
+    BadFile(
+        "file-source-without-task",
+        lambda tmp: at("data.task", "auto", file_study("d.csv")(tmp)),
+        ("data", "task"),
+        csv("d.csv", rows(40)),
+    ),
 ]
 
 
@@ -200,20 +273,75 @@ def _other_study(tmp_path: Path) -> Path:
 
 
 RUN_CASES: list[tuple[str, Callable[[Path, Path, Path], list[str]], tuple[str, ...]]] = [
-    ("out-is-a-file", lambda tmp, study, run: (tmp / "f").write_text("x") and ["study", str(study), "--out", str(tmp / "f")], ("f", "cannot be made")),
-    ("out-under-a-file", lambda tmp, study, run: (tmp / "f").write_text("x") and ["study", str(study), "--out", str(tmp / "f" / "sub")], ("sub", "cannot be made")),
-    ("run-dir-of-another-study", lambda tmp, study, run: ["study", str(_other_study(tmp)), "--out", str(run)], ("different configuration", "training.epochs")),
-    ("storage-does-not-answer", lambda tmp, study, run: ["study", str(study), "--out", str(tmp / "r2"), "--storage", "postgresql+psycopg2://nobody@127.0.0.1:9/none"], ("cannot open storage", "127.0.0.1:9")),
-    ("storage-url-nonsense", lambda tmp, study, run: ["study", str(study), "--out", str(tmp / "r2"), "--storage", "nonsense://x"], ("cannot open storage", "nonsense://x")),
-    ("report-run-json-not-json", lambda tmp, study, run: (run / "run.json").write_text("{not json") and ["report", str(run)], ("run.json", "cannot be read")),
-    ("report-run-json-a-list", lambda tmp, study, run: (run / "run.json").write_text("[1, 2]") and ["report", str(run)], ("run.json", "not a run.json")),
+    (
+        "out-is-a-file",
+        lambda tmp, study, run: (tmp / "f").write_text("x") and ["study", str(study), "--out", str(tmp / "f")],
+        ("f", "cannot be made"),
+    ),
+    (
+        "out-under-a-file",
+        lambda tmp, study, run: (tmp / "f").write_text("x") and ["study", str(study), "--out", str(tmp / "f" / "sub")],
+        ("sub", "cannot be made"),
+    ),
+    (
+        "run-dir-of-another-study",
+        lambda tmp, study, run: ["study", str(_other_study(tmp)), "--out", str(run)],
+        ("different configuration", "training.epochs"),
+    ),
+    (
+        "storage-does-not-answer",
+        lambda tmp, study, run: [
+            "study",
+            str(study),
+            "--out",
+            str(tmp / "r2"),
+            "--storage",
+            "postgresql+psycopg2://nobody@127.0.0.1:9/none",
+        ],
+        ("cannot open storage", "127.0.0.1:9"),
+    ),
+    (
+        "storage-url-nonsense",
+        lambda tmp, study, run: ["study", str(study), "--out", str(tmp / "r2"), "--storage", "nonsense://x"],
+        ("cannot open storage", "nonsense://x"),
+    ),
+    (
+        "report-run-json-not-json",
+        lambda tmp, study, run: (run / "run.json").write_text("{not json") and ["report", str(run)],
+        ("run.json", "cannot be read"),
+    ),
+    (
+        "report-run-json-a-list",
+        lambda tmp, study, run: (run / "run.json").write_text("[1, 2]") and ["report", str(run)],
+        ("run.json", "not a run.json"),
+    ),
     ("report-without-run-json", lambda tmp, study, run: ["report", str(tmp / "nowhere")], ("no run.json",)),
-    ("report-wrong-study-name", lambda tmp, study, run: ["report", str(run), "--study", "ghost"], ("ghost", "no study")),
-    ("worker-wrong-study-name", lambda tmp, study, run: ["worker", "--storage", default_url(run), "--study", "ghost"], ("ghost", "no study")),
-    ("study-file-missing", lambda tmp, study, run: ["study", str(tmp / "absent.toml")], ("absent.toml", "no such study file")),
-    ("study-file-not-toml", lambda tmp, study, run: (tmp / "x.toml").write_text("name = [") and ["study", str(tmp / "x.toml")], ("x.toml", "not valid TOML")),
+    (
+        "report-wrong-study-name",
+        lambda tmp, study, run: ["report", str(run), "--study", "ghost"],
+        ("ghost", "no study"),
+    ),
+    (
+        "worker-wrong-study-name",
+        lambda tmp, study, run: ["worker", "--storage", default_url(run), "--study", "ghost"],
+        ("ghost", "no study"),
+    ),
+    (
+        "study-file-missing",
+        lambda tmp, study, run: ["study", str(tmp / "absent.toml")],
+        ("absent.toml", "no such study file"),
+    ),
+    (
+        "study-file-not-toml",
+        lambda tmp, study, run: (tmp / "x.toml").write_text("name = [") and ["study", str(tmp / "x.toml")],
+        ("x.toml", "not valid TOML"),
+    ),
     ("builtin-name-typo", lambda tmp, study, run: ["study", "mons"], ("mons", "moons")),
-    ("workers-zero", lambda tmp, study, run: ["study", str(study), "--workers", "0"], ("--workers", "greater than or equal to 1")),
+    (
+        "workers-zero",
+        lambda tmp, study, run: ["study", str(study), "--workers", "0"],
+        ("--workers", "greater than or equal to 1"),
+    ),
     ("device-unknown", lambda tmp, study, run: ["study", str(study), "--device", "tpu"], ("--device", "tpu")),
 ]
 
@@ -275,10 +403,30 @@ def test_the_battery_is_large_enough() -> None:
 # ---- generated study files ----------------------------------------------------------------------
 
 _PATHS = [
-    "seed", "seeds", "curve_points", "data.n_samples", "data.noise", "data.random_state", "data.source",
-    "split.n_train", "split.kind", "model.widths", "model.kind", "training.epochs", "training.batch_size",
-    "training.eval_every", "arms.1.noise.std", "arms.1.noise.kind", "arms.1.noise.site", "arms.1.name",
-    "optimizer", "optimizer.lr", "data", "arms", "name", "metric",
+    "seed",
+    "seeds",
+    "curve_points",
+    "data.n_samples",
+    "data.noise",
+    "data.random_state",
+    "data.source",
+    "split.n_train",
+    "split.kind",
+    "model.widths",
+    "model.kind",
+    "training.epochs",
+    "training.batch_size",
+    "training.eval_every",
+    "arms.1.noise.std",
+    "arms.1.noise.kind",
+    "arms.1.noise.site",
+    "arms.1.name",
+    "optimizer",
+    "optimizer.lr",
+    "data",
+    "arms",
+    "name",
+    "metric",
 ]
 _VALUES = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
@@ -301,7 +449,13 @@ def study_dicts(draw: st.DrawFn) -> dict[str, Any]:
                 raw = at(path, draw(_VALUES), raw)
             elif action == "unknown-key":
                 parent = path.rsplit(".", 1)[0] if "." in path else ""
-                raw = at(f"{parent}.{draw(st.text(min_size=1, max_size=6))}" if parent else draw(st.text(min_size=1, max_size=6)), 1, raw)
+                raw = at(
+                    f"{parent}.{draw(st.text(min_size=1, max_size=6))}"
+                    if parent
+                    else draw(st.text(min_size=1, max_size=6)),
+                    1,
+                    raw,
+                )
             else:
                 node: Any = raw
                 keys = [int(k) if k.isdigit() else k for k in path.split(".")]
@@ -322,7 +476,9 @@ def test_parse_config_accepts_or_raises_study_config_error(raw) -> None:
         assert str(exc).strip()
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(study_dicts())
 def test_the_cli_never_shows_a_traceback(tmp_path_factory, raw) -> None:
     tmp = tmp_path_factory.mktemp("gen")

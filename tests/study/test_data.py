@@ -113,7 +113,9 @@ def test_splits_that_cannot_work_are_refused(split: SplitConfig, cv: int | None,
 
 
 def file_config(path, **kw) -> DataConfig:
-    return DataConfig(source="file", path=str(path), target=kw.pop("target", "y"), task=kw.pop("task", "classification"), **kw)
+    return DataConfig(
+        source="file", path=str(path), target=kw.pop("target", "y"), task=kw.pop("task", "classification"), **kw
+    )
 
 
 def test_csv_with_string_labels(tmp_path) -> None:
@@ -127,7 +129,11 @@ def test_csv_with_string_labels(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("text", "target", "message"),
     [
-        ("a,b,y\n1,2,0\n3,nan,1\n4,5,0\nnan,1,1\n", "y", r"NaN in column 'a' at data rows \[4\]; NaN in column 'b' at data rows \[2\]"),
+        (
+            "a,b,y\n1,2,0\n3,nan,1\n4,5,0\nnan,1,1\n",
+            "y",
+            r"NaN in column 'a' at data rows \[4\]; NaN in column 'b' at data rows \[2\]",
+        ),
         ("a,b,y\n1,2,0\n3,inf,1\n", "y", r"inf in column 'b' at data rows \[2\]"),
         ("a,b,y\n1,2,0\n", "label", r"data.target='label' is not a column .* columns: \['a', 'b', 'y'\]"),
         ("a,b,lable\n1,2,0\n", "label", "did you mean 'lable'"),

@@ -10,7 +10,16 @@ import pytest
 
 @pytest.mark.parametrize(
     "name",
-    ["noisereg.study", "noisereg.study.stats", "noisereg.study.store_base", "noisereg.study.artifacts", "noisereg.study.connection", "noisereg.study.selection", "noisereg.study.api", "noisereg.study.bridge.resources"],
+    [
+        "noisereg.study",
+        "noisereg.study.stats",
+        "noisereg.study.store_base",
+        "noisereg.study.artifacts",
+        "noisereg.study.connection",
+        "noisereg.study.selection",
+        "noisereg.study.api",
+        "noisereg.study.bridge.resources",
+    ],
 )
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name))

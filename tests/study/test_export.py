@@ -36,7 +36,11 @@ def test_one_row_per_cell_seed_stage_fold_epoch(tmp_path: Path) -> None:
     assert cv and {r["fold"] for r in cv} == {0, 1, 2} and all(r["arm"] == "grid" for r in cv)
     assert {r["value"] for r in cv} == {0.0, 0.1, 1.0}
     grid = next(k for k, r in done.items() if r["cv"])
-    curve = {(r["seed"], r["fold"], r["epoch"]): r["val_loss"] for r in rows if r["cell"] == grid and r["stage"] == "cv_curve"}
+    curve = {
+        (r["seed"], r["fold"], r["epoch"]): r["val_loss"]
+        for r in rows
+        if r["cell"] == grid and r["stage"] == "cv_curve"
+    }
     stored = done[grid]["cv"]
     assert len(curve) == config.seeds * 3 * len(stored["val_epochs"])
     assert curve[(1, 2, stored["val_epochs"][-1])] == stored["val_loss_curve"][1][2][-1]
@@ -86,7 +90,13 @@ def test_mlflow_runs_read_back_with_the_mlflow_client(tmp_path: Path) -> None:
     pre = runs["before"]
     assert pre.info.run_name == "before" and pre.data.tags["noisereg.cell"] == "before"
     assert {k: pre.data.params[k] for k in ("arm", "site", "kind", "strength", "value", "seeds")} == {
-        "arm": "before", "site": "before", "kind": "gaussian", "strength": "0.1", "value": "none", "seeds": "0,1,2"}
+        "arm": "before",
+        "site": "before",
+        "kind": "gaussian",
+        "strength": "0.1",
+        "value": "none",
+        "seeds": "0,1,2",
+    }
     assert runs["none"].data.params["site"] == "none" and runs["none"].data.params["strength"] == "none"
     res = fake_results("before", config.seeds, 0.05, cv=False)
     history = client.get_metric_history(pre.info.run_id, "final/test_acc")
@@ -95,12 +105,15 @@ def test_mlflow_runs_read_back_with_the_mlflow_client(tmp_path: Path) -> None:
     assert sorted((m.step, m.value) for m in curve) == list(zip(res["epochs"], res["curve:test_acc"][2], strict=True))
     mean = sorted((m.step, m.value) for m in client.get_metric_history(pre.info.run_id, "curve/test_acc"))
     assert [s for s, _ in mean] == res["epochs"]
-    assert [v for _, v in mean] == pytest.approx([sum(c) / 3 for c in zip(*res["curve:test_acc"], strict=True)], rel=1e-12)
+    assert [v for _, v in mean] == pytest.approx(
+        [sum(c) / 3 for c in zip(*res["curve:test_acc"], strict=True)], rel=1e-12
+    )
     grid = next(k for k, r in done.items() if r["cv"])
     assert runs[grid].data.params["value"] in ("0.0", "0.1", "1.0")
     assert runs[grid].data.params["strength"] == runs[grid].data.params["value"]
     assert runs[grid].data.metrics["cv_val_loss"] == pytest.approx(
-        sum(map(sum, done[grid]["cv"]["val_loss"])) / (3 * config.seeds), rel=1e-12)
+        sum(map(sum, done[grid]["cv"]["val_loss"])) / (3 * config.seeds), rel=1e-12
+    )
     assert "cv_val_loss" not in pre.data.metrics  # no cross-validation, no objective
     folder = client.download_artifacts(pre.info.run_id, "study.json", str(tmp_path / "down"))
     assert json.loads(Path(folder).read_text()) == store.attrs()["config"]
@@ -122,7 +135,7 @@ def test_a_folder_format_refuses_a_file_as_out(tmp_path: Path, to: str) -> None:
 def test_mlflow_missing_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = populate(tmp_path, tiny_config(), {})
     monkeypatch.setitem(sys.modules, "mlflow.entities", None)  # what an environment without mlflow imports
-    with pytest.raises(ImportError, match=r'noisereg\[mlflow\]'):
+    with pytest.raises(ImportError, match=r"noisereg\[mlflow\]"):
         export_run(store, "mlflow", tmp_path / "mlruns")
 
 
@@ -131,16 +144,26 @@ def test_certified_accuracy_is_one_row_per_seed_and_radius_with_current_settings
     radii, settings = [0.0, 0.5], {"smoothing": {"sigma": 0.5}}
     store.set_attr(ROBUSTNESS_VS_BASELINE, {"settings": settings, "cells": {}})
     store.set_attr(ROBUSTNESS_PREFIX + "none", fake_robustness([0, 2], [[0.9, 0.3], [0.8, 0.2]], radii, settings))
-    store.set_attr(ROBUSTNESS_PREFIX + "before", fake_robustness([0], [[0.7, 0.1]], radii, {"smoothing": {"sigma": 0.25}}))  # stale
+    store.set_attr(
+        ROBUSTNESS_PREFIX + "before", fake_robustness([0], [[0.7, 0.1]], radii, {"smoothing": {"sigma": 0.25}})
+    )  # stale
     rows = [r for r in tidy_rows(store) if r["stage"] == "certified"]
     assert [(r["cell"], r["seed"], r["radius"], r["certified_acc"]) for r in rows] == [
-        ("none", 0, 0.0, 0.9), ("none", 0, 0.5, 0.3), ("none", 2, 0.0, 0.8), ("none", 2, 0.5, 0.2)
+        ("none", 0, 0.0, 0.9),
+        ("none", 0, 0.5, 0.3),
+        ("none", 2, 0.0, 0.8),
+        ("none", 2, 0.5, 0.2),
     ]
     assert all(r["fold"] is None and r["epoch"] is None and r["arm"] == "none" for r in rows)
     export_run(store, "csv", tmp_path / "tidy.csv")
     with (tmp_path / "tidy.csv").open() as f:
         table = [r for r in csv.DictReader(f) if r["stage"] == "certified"]
-    assert [(r["seed"], r["radius"], r["certified_acc"]) for r in table] == [("0", "0.0", "0.9"), ("0", "0.5", "0.3"), ("2", "0.0", "0.8"), ("2", "0.5", "0.2")]
+    assert [(r["seed"], r["radius"], r["certified_acc"]) for r in table] == [
+        ("0", "0.0", "0.9"),
+        ("0", "0.5", "0.3"),
+        ("2", "0.0", "0.8"),
+        ("2", "0.5", "0.2"),
+    ]
 
 
 def test_cells_stored_before_the_rename_export_their_sites_by_the_new_names(tmp_path: Path) -> None:

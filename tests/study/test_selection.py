@@ -66,7 +66,12 @@ def test_brier_and_missing_values() -> None:
 
 def test_the_screen_keeps_values_within_two_se_of_the_best_accuracy() -> None:
     # best accuracy: value 0.0, seed-averaged folds [0.8, 0.9] -> mean 0.85, se 0.05 -> limit 0.75
-    cvs = [cv([[3.8, 3.8]], [[0.8, 0.9]]), cv([[2.3, 2.3]], [[0.8, 0.8]]), cv([[1.2, 1.2]], [[0.6, 0.7]]), cv([[0.69, 0.69]], [[0.5, 0.5]])]
+    cvs = [
+        cv([[3.8, 3.8]], [[0.8, 0.9]]),
+        cv([[2.3, 2.3]], [[0.8, 0.8]]),
+        cv([[1.2, 1.2]], [[0.6, 0.7]]),
+        cv([[0.69, 0.69]], [[0.5, 0.5]]),
+    ]
     assert screened(VALUES, cvs) == [True, True, False, False]
     assert choose(VALUES, cvs) == 1  # the lowest loss among 0.0 and 0.1
     assert choose(VALUES, cvs, screen=False) == 3  # the base-rate predictor's log 2 wins unscreened
@@ -76,7 +81,10 @@ def test_the_screen_keeps_values_within_two_se_of_the_best_accuracy() -> None:
 
 def test_the_screen_reads_the_same_seeds_as_the_score() -> None:
     # seed 0 alone: value 0.1 is the most accurate; both seeds: value 0.0 is, and 0.1 falls outside
-    cvs = [cv([[0.9, 0.9], [0.9, 0.9]], [[0.5, 0.5], [1.0, 1.0]]), cv([[0.1, 0.1], [0.1, 0.1]], [[0.6, 0.6], [0.3, 0.3]])]
+    cvs = [
+        cv([[0.9, 0.9], [0.9, 0.9]], [[0.5, 0.5], [1.0, 1.0]]),
+        cv([[0.1, 0.1], [0.1, 0.1]], [[0.6, 0.6], [0.3, 0.3]]),
+    ]
     assert screened([0.0, 0.1], cvs, seeds=1) == [False, True]
     assert screened([0.0, 0.1], cvs) == [True, False]
     assert choose([0.0, 0.1], cvs, seeds=1) == 1

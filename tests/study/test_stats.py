@@ -24,7 +24,15 @@ def test_describe_matches_scipy_t_interval() -> None:
 
 
 def test_describe_of_one_value_has_no_spread() -> None:
-    assert summary_statistics([0.5]) == {"n": 1, "mean": 0.5, "std": None, "ci95": [None, None], "median": 0.5, "min": 0.5, "max": 0.5}
+    assert summary_statistics([0.5]) == {
+        "n": 1,
+        "mean": 0.5,
+        "std": None,
+        "ci95": [None, None],
+        "median": 0.5,
+        "min": 0.5,
+        "max": 0.5,
+    }
     with pytest.raises(ValueError, match="empty"):
         summary_statistics([])
     with pytest.raises(ValueError, match="finite"):

@@ -12,7 +12,7 @@ import pytest
 from noisereg.cli import main
 from noisereg.study.config import StudyConfigError, UserStudyConfig, load_config
 
-MODULE = '''
+MODULE = """
 import torch
 from torch import nn
 
@@ -25,9 +25,9 @@ def load(n=24):
 
 def broken():
     raise OSError("the data disk is gone")
-'''
+"""
 
-FILE = '''
+FILE = """
 name = "own"
 seeds = 2
 folds = 2
@@ -45,7 +45,7 @@ name = "none"
 name = "hidden"
 noise = { kind = "gaussian", std = 0.1, at = "activations", select = "1", where = "before" }
 grid = [0.1, 0.2]
-'''
+"""
 
 
 @pytest.fixture
@@ -74,15 +74,29 @@ def test_a_file_naming_a_factory_runs_to_a_report(files: Path, capsys: pytest.Ca
 @pytest.mark.parametrize(
     ("old", "new", "match"),
     [
-        ('factory = "ownnets:make_net"', 'factory = "ownnets:make_nett"', r"model.factory: .*has no attribute 'make_nett'"),
-        ('factory = "ownnets:make_net"', 'factory = "nosuchpkg:make_net"', r"model.factory: .*cannot import module 'nosuchpkg'"),
-        ('loader = "ownnets:load"', 'loader = "ownnets:broken"', r"data.loader: calling it .*OSError: the data disk is gone"),
+        (
+            'factory = "ownnets:make_net"',
+            'factory = "ownnets:make_nett"',
+            r"model.factory: .*has no attribute 'make_nett'",
+        ),
+        (
+            'factory = "ownnets:make_net"',
+            'factory = "nosuchpkg:make_net"',
+            r"model.factory: .*cannot import module 'nosuchpkg'",
+        ),
+        (
+            'loader = "ownnets:load"',
+            'loader = "ownnets:broken"',
+            r"data.loader: calling it .*OSError: the data disk is gone",
+        ),
         ("std = 0.1,", "sdt = 0.1,", r"arms\[1\].noise\[0\]: gaussian: .*sdt"),
         ('at = "activations"', 'at = "hidden"', r"arms\[1\].noise.at: must be one of"),
         ('select = "1"', 'select = "relu"', r"select='relu' matches no"),
     ],
 )
-def test_a_failing_import_call_or_site_names_its_key(files: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, match: str) -> None:
+def test_a_failing_import_call_or_site_names_its_key(
+    files: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, match: str
+) -> None:
     assert old in FILE
     path = _write(files, FILE.replace(old, new))
     assert main(["study", str(path), "--out", str(files / "run"), "--workers", "1"]) == 2
@@ -91,8 +105,13 @@ def test_a_failing_import_call_or_site_names_its_key(files: Path, capsys: pytest
 
 
 def test_the_file_is_checked_without_torch_objects() -> None:
-    raw = {"name": "x", "model": {"factory": "a.b:c"}, "data": {"loader": "a:b"}, "training": {"epochs": 1},
-           "arms": [{"name": "a", "noise": {"kind": "gaussian", "std": 0.1}}]}
+    raw = {
+        "name": "x",
+        "model": {"factory": "a.b:c"},
+        "data": {"loader": "a:b"},
+        "training": {"epochs": 1},
+        "arms": [{"name": "a", "noise": {"kind": "gaussian", "std": 0.1}}],
+    }
     with pytest.raises(StudyConfigError, match="no arm without noise"):
         from noisereg.study.config.user import parse_user_config
 

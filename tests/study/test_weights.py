@@ -25,7 +25,12 @@ def test_round_trip_through_the_weights_only_loader(tmp_path) -> None:
     raw = torch.load(path, weights_only=True)  # plain containers, strings, ints and tensors only
     assert raw["format"] == FORMAT and raw["seeds"] == [0, 1, 2]
     models = load_cell_models(tmp_path, "grid[std=0.1]")
-    assert (models.cell, models.model, models.seeds, models.folds) == ("grid[std=0.1]", '{"kind": "mlp"}', (0, 1, 2), (0, 0, 0))
+    assert (models.cell, models.model, models.seeds, models.folds) == (
+        "grid[std=0.1]",
+        '{"kind": "mlp"}',
+        (0, 1, 2),
+        (0, 0, 0),
+    )
     for r in range(3):
         one = models.state_dict(r)
         assert set(one) == set(state) and all(torch.equal(one[k], state[k][r]) for k in state)

@@ -21,7 +21,13 @@ __all__ = ["ENQUEUED", "CACHED_BACKEND_CALLS", "trial_id", "enqueued_cell"]
 ENQUEUED = "cell"
 """The user attribute in which the store records the cell a trial was enqueued for."""
 
-CACHED_BACKEND_CALLS = ("_create_new_trial", "_get_best_trial_id", "_get_stale_trial_ids", "_get_trials", "_set_trial_param")
+CACHED_BACKEND_CALLS = (
+    "_create_new_trial",
+    "_get_best_trial_id",
+    "_get_stale_trial_ids",
+    "_get_trials",
+    "_set_trial_param",
+)
 
 
 def trial_id(storage: Any, study_name: str, trial: Any) -> int:

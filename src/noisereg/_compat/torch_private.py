@@ -36,8 +36,15 @@ from torch import Tensor
 
 from noisereg._compat import PRIVATE
 
-__all__ = ["adam_step_", "sgd_step_", "batch_attention_rule", "batch_rnn_rules", "beta_symmetric", "step_hooks", "values_readable"]
-
+__all__ = [
+    "adam_step_",
+    "sgd_step_",
+    "batch_attention_rule",
+    "batch_rnn_rules",
+    "beta_symmetric",
+    "step_hooks",
+    "values_readable",
+]
 
 
 def _private(name: str, owner: object = torch) -> Any:
@@ -45,8 +52,17 @@ def _private(name: str, owner: object = torch) -> Any:
 
 
 def adam_step_(
-    params: Tensor, grads: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, step: Tensor, *,
-    lr: float, betas: tuple[float, float], eps: float, weight_decay: float, decoupled: bool,
+    params: Tensor,
+    grads: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    step: Tensor,
+    *,
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    weight_decay: float,
+    decoupled: bool,
 ) -> None:
     """One Adam (``decoupled=False``) or AdamW step on flat buffers, in place; ``step`` (a 0-d float
     tensor) counts the steps and is incremented here."""
@@ -54,8 +70,19 @@ def adam_step_(
     if fused is not None:
         step.add_(1)
         fused(
-            [params], [grads], [exp_avg], [exp_avg_sq], [], [step], lr=lr, beta1=betas[0], beta2=betas[1],
-            weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False,
+            [params],
+            [grads],
+            [exp_avg],
+            [exp_avg_sq],
+            [],
+            [step],
+            lr=lr,
+            beta1=betas[0],
+            beta2=betas[1],
+            weight_decay=weight_decay,
+            eps=eps,
+            amsgrad=False,
+            maximize=False,
         )
         return
     optimizer = (torch.optim.AdamW if decoupled else torch.optim.Adam)(
@@ -66,16 +93,30 @@ def adam_step_(
 
 
 def sgd_step_(
-    params: Tensor, grads: Tensor, momentum_buffer: Tensor | None, *, lr: float, momentum: float,
-    weight_decay: float, first_step: bool,
+    params: Tensor,
+    grads: Tensor,
+    momentum_buffer: Tensor | None,
+    *,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    first_step: bool,
 ) -> None:
     """One SGD step (momentum without dampening or Nesterov) on flat buffers, in place. On the first
     step the momentum buffer becomes the gradient, as in ``torch.optim.SGD``."""
     fused = _private("_fused_sgd_")
     if fused is not None:
         fused(
-            [params], [grads], [] if momentum_buffer is None else [momentum_buffer], weight_decay=weight_decay,
-            momentum=momentum, lr=lr, dampening=0.0, nesterov=False, maximize=False, is_first_step=first_step,
+            [params],
+            [grads],
+            [] if momentum_buffer is None else [momentum_buffer],
+            weight_decay=weight_decay,
+            momentum=momentum,
+            lr=lr,
+            dampening=0.0,
+            nesterov=False,
+            maximize=False,
+            is_first_step=first_step,
         )
         return
     optimizer = torch.optim.SGD([params], lr=lr, momentum=momentum, weight_decay=weight_decay, foreach=False)
@@ -124,7 +165,6 @@ def values_readable(tensor: Tensor) -> bool:
     return True
 
 
-
 _RNN_RULES: list[object] = []  # the torch.library registration, held so that it stays in force
 
 
@@ -158,15 +198,25 @@ def step_hooks(optimizer: torch.optim.Optimizer) -> tuple[list, list]:
     pre = getattr(optimizer, "_optimizer_step_pre_hooks", None) if PRIVATE["enabled"] else None
     post = getattr(optimizer, "_optimizer_step_post_hooks", None) if PRIVATE["enabled"] else None
     if not (isinstance(pre, dict) and isinstance(post, dict)):
-        raise ValueError("this torch does not expose an optimizer's step hooks: gradient noise needs the per-replica path")
+        raise ValueError(
+            "this torch does not expose an optimizer's step hooks: gradient noise needs the per-replica path"
+        )
     return list(pre.values()), list(post.values())
 
 
 _ATTENTION_RULE: list[object] = []
 
 
-def _attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0, is_causal: bool = False, *,
-               attn_mask: Tensor | None = None, scale: float | None = None) -> tuple[Tensor, Tensor]:
+def _attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    *,
+    attn_mask: Tensor | None = None,
+    scale: float | None = None,
+) -> tuple[Tensor, Tensor]:
     """softmax(q·kᵀ·scale + mask)·v and the logsumexp of the scores (what the flash kernel returns)."""
     if dropout_p > 0.0:
         raise RuntimeError("vmap: attention dropout is a random operation (randomness='error')")

@@ -147,9 +147,7 @@ def plan_chunks(
             replica = group.replicas[i]
             key = (_signature(folds[replica.fold]), _active_sites(group, replica))
             by_signature.setdefault(key, []).append(i)
-        plan.append(
-            [idx[k : k + chunk_size] for idx in by_signature.values() for k in range(0, len(idx), chunk_size)]
-        )
+        plan.append([idx[k : k + chunk_size] for idx in by_signature.values() for k in range(0, len(idx), chunk_size)])
     return [chunks for chunks in plan if chunks]
 
 
@@ -315,4 +313,3 @@ def _train_in_processes(
                 p.terminate()
             p.join()
     return results
-

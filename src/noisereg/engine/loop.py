@@ -35,7 +35,17 @@ from noisereg.sites import attach
 from noisereg.sites.attach import At, TargetsHandle
 from noisereg.sites.mixing import MixingLayer
 
-__all__ = ["AttachSite", "LoopResult", "LoopTask", "Part", "attach_sites", "default_step", "evaluate", "score", "train_replica"]
+__all__ = [
+    "AttachSite",
+    "LoopResult",
+    "LoopTask",
+    "Part",
+    "attach_sites",
+    "default_step",
+    "evaluate",
+    "score",
+    "train_replica",
+]
 
 Part = tuple[Tensor, Tensor] | Dataset
 """One part of the data: ``(x, y)`` tensors, or a ``Dataset`` whose batches are ``(x, y)``."""
@@ -199,7 +209,9 @@ def score(out: Tensor, y: Tensor, loss: float, task: LoopTask) -> dict[str, floa
     return result
 
 
-def attach_sites(model: nn.Module, task: LoopTask, optimizer: torch.optim.Optimizer | None) -> tuple[list[Any], list[TargetsHandle]]:
+def attach_sites(
+    model: nn.Module, task: LoopTask, optimizer: torch.optim.Optimizer | None
+) -> tuple[list[Any], list[TargetsHandle]]:
     """Attach the task's sites to ``model`` with their per-replica seeds: all but gradient noise when
     ``optimizer`` is None, only gradient noise (on ``optimizer``) otherwise. Returns (handles, target handles)."""
     handles, targets = [], []
@@ -245,7 +257,9 @@ def _seeded(task: LoopTask) -> LoopResult:
                 handle.remove()
 
 
-def _loop(model: nn.Module, task: LoopTask, optimizer: torch.optim.Optimizer, targets: Sequence[TargetsHandle]) -> LoopResult:
+def _loop(
+    model: nn.Module, task: LoopTask, optimizer: torch.optim.Optimizer, targets: Sequence[TargetsHandle]
+) -> LoopResult:
     step = task.step or default_step(task.loss)
     order = torch.Generator().manual_seed(derive_seed(task.seed, "batches"))
     curves: dict[str, list[float]] = {}
@@ -269,7 +283,9 @@ def _loop(model: nn.Module, task: LoopTask, optimizer: torch.optim.Optimizer, ta
 
 def _noisy_targets(handle: TargetsHandle, batch: Any) -> Any:
     if not (isinstance(batch, (list, tuple)) and len(batch) == 2):
-        raise TypeError(f"target noise needs batches of (x, y), got a {type(batch).__name__} of {len(batch) if hasattr(batch, '__len__') else '?'} items")
+        raise TypeError(
+            f"target noise needs batches of (x, y), got a {type(batch).__name__} of {len(batch) if hasattr(batch, '__len__') else '?'} items"
+        )
     x, y = batch
     if isinstance(handle.layers[0], MixingLayer):
         return tuple(handle(x, y))

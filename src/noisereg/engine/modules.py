@@ -104,7 +104,9 @@ class StackedModule:
                 try:
                     module = self.base.get_submodule(name)
                 except AttributeError as error:
-                    raise ValueError(f"ModuleSpec.hidden[{layer}] names {name!r}, which the module does not have") from error
+                    raise ValueError(
+                        f"ModuleSpec.hidden[{layer}] names {name!r}, which the module does not have"
+                    ) from error
                 module.register_forward_hook(self._hidden_hook(layer, which, name))
 
     def _hidden_hook(self, layer: int, which: int, name: str) -> Callable[..., object]:
@@ -127,7 +129,9 @@ class StackedModule:
                 return stack
 
             if not self.vectorized:
-                raise ValueError(f"{label}: hidden-layer noise needs the module under vmap, which {self.spec.name!r} is not")
+                raise ValueError(
+                    f"{label}: hidden-layer noise needs the module under vmap, which {self.spec.name!r} is not"
+                )
             return noisy_value(output, lambda x, packed: on_replicas(x, noisy), where=label)
 
         return hook

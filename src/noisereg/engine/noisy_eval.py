@@ -37,7 +37,9 @@ def noisy_copy(
         out = eval_noise(columns[r], generator=generator)
         if not isinstance(out, Tensor) or out.shape != columns[r].shape:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise ValueError(f"eval_noise must return a tensor shaped like its input {tuple(columns[r].shape)}, got {got}")
+            raise ValueError(
+                f"eval_noise must return a tensor shaped like its input {tuple(columns[r].shape)}, got {got}"
+            )
         columns[r] = out
     return noisy
 

@@ -67,12 +67,25 @@ class StackedOptimizer:
             clip_grad_norm(self.blocks(grads), spec.clip_grad_norm)
         if spec.name == "sgd":
             sgd_step_(
-                self.params, grads, self.state[0] if self.state else None, lr=spec.lr, momentum=spec.momentum,
-                weight_decay=spec.weight_decay, first_step=self.first_step,
+                self.params,
+                grads,
+                self.state[0] if self.state else None,
+                lr=spec.lr,
+                momentum=spec.momentum,
+                weight_decay=spec.weight_decay,
+                first_step=self.first_step,
             )
         else:
             adam_step_(
-                self.params, grads, self.state[0], self.state[1], self.steps, lr=spec.lr, betas=spec.betas,
-                eps=spec.eps, weight_decay=spec.weight_decay, decoupled=spec.name == "adamw",
+                self.params,
+                grads,
+                self.state[0],
+                self.state[1],
+                self.steps,
+                lr=spec.lr,
+                betas=spec.betas,
+                eps=spec.eps,
+                weight_decay=spec.weight_decay,
+                decoupled=spec.name == "adamw",
             )
         self.first_step = False

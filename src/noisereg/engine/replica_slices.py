@@ -50,7 +50,9 @@ class _PerReplica(torch.autograd.Function):
         pass
 
     @staticmethod
-    def vmap(info: Any, in_dims: tuple[int | None, int | None, None], x: Tensor, extra: Tensor | None, fn: Any) -> tuple[Tensor, int]:
+    def vmap(
+        info: Any, in_dims: tuple[int | None, int | None, None], x: Tensor, extra: Tensor | None, fn: Any
+    ) -> tuple[Tensor, int]:
         stack = _stack(x, in_dims[0], info.batch_size)
         if extra is None:
             return fn(stack), 0

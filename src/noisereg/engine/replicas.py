@@ -265,9 +265,7 @@ class StackedMLP:
             h = pre.relu_() if self.spec.activation == "relu" else _activate_autograd(self.spec.activation, pre)
         return self._linear(self.n_layers - 1, h)
 
-    def forward_train(
-        self, x: Tensor, hidden_noise: HiddenNoise, *, step: int, epoch: int
-    ) -> Tensor:
+    def forward_train(self, x: Tensor, hidden_noise: HiddenNoise, *, step: int, epoch: int) -> Tensor:
         """Outputs zᵀ [R, out, B] of a training batch, with noise before and after each hidden activation."""
         self._saved = [x]
         h = x

@@ -176,9 +176,7 @@ class SiteNoise:
         _check_choice("clock", self.clock, ClockUnit)
         _check_choice("sampling", self.sampling, Literal["exact", "projected"])
         if not (callable(self.kind) and hasattr(self.kind, "with_strength")):
-            raise TypeError(
-                f"kind={self.kind!r} must be a noise config (e.g. noisereg.noise.Gaussian(std=0.1))"
-            )
+            raise TypeError(f"kind={self.kind!r} must be a noise config (e.g. noisereg.noise.Gaussian(std=0.1))")
         if self.layers is not None:
             if self.site not in HIDDEN_SITES:
                 raise ValueError(f"layers={self.layers!r} is only for sites 'before' and 'after', not {self.site!r}")
@@ -273,15 +271,17 @@ class Group:
         hidden = len(self.model.widths) if isinstance(self.model, MLPSpec) else len(self.model.hidden)
         for i, site in enumerate(self.sites):
             if site.site in HIDDEN_SITES and hidden == 0:
-                where = "model.widths" if isinstance(self.model, MLPSpec) else "model.hidden (the ModuleSpec's named hidden places)"
+                where = (
+                    "model.widths"
+                    if isinstance(self.model, MLPSpec)
+                    else "model.hidden (the ModuleSpec's named hidden places)"
+                )
                 raise ValueError(f"sites[{i}].site={site.site!r} needs a hidden layer; {where} is empty")
             if site.sampling == "projected":
                 _check_projected(i, site, self.model)
             for layer in site.layers or ():
                 if layer >= hidden:
-                    raise ValueError(
-                        f"sites[{i}].layers contains {layer}; the model has hidden layers 0..{hidden - 1}"
-                    )
+                    raise ValueError(f"sites[{i}].layers contains {layer}; the model has hidden layers 0..{hidden - 1}")
         if not isinstance(self.replicas, tuple) or not self.replicas:
             raise ValueError(f"replicas={self.replicas!r} must be a non-empty tuple of Replica")
         for i, replica in enumerate(self.replicas):

@@ -67,7 +67,9 @@ def _stack(tensors: Mapping[int, Tensor], fold_ids: Sequence[int]) -> Tensor:
 
 
 class _Chunk:
-    def __init__(self, group: Group, folds: Sequence[FoldData], indices: Sequence[int], device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(
+        self, group: Group, folds: Sequence[FoldData], indices: Sequence[int], device: torch.device, dtype: torch.dtype
+    ) -> None:
         self.group, self.indices = group, list(indices)
         replicas = [group.replicas[i] for i in self.indices]
         self.R = len(replicas)
@@ -89,7 +91,9 @@ class _Chunk:
             # Inputs materialized per replica: a batched matmul over an expanded (stride-0) stack is
             # several times slower than over a contiguous one.
             self.x[part], self.y[part] = _stack(xs, fold_ids).contiguous(), _stack(ys, fold_ids)
-        eval_x, eval_y = with_noisy_part(group.eval_noise, self.x, self.y, self.model.input_view, [r.seed for r in replicas])
+        eval_x, eval_y = with_noisy_part(
+            group.eval_noise, self.x, self.y, self.model.input_view, [r.seed for r in replicas]
+        )
         self.x_eval = torch.cat(list(eval_x.values()), dim=1)
         self.evaluator = Evaluator(group.loss, eval_y)
         self.q_train = _stack(

@@ -105,8 +105,12 @@ class VectorizedGroup:
         first = tasks[0]
         fields = [f.name for f in dataclasses.fields(LoopTask) if f.name not in ("seed", "sites")]
         for task in tasks[1:]:
-            if not all(same_setting(getattr(task, f), getattr(first, f)) for f in fields) or group_key(task) != group_key(first):
-                raise ValueError("a vectorized group's tasks must differ in seed and sites only, with the same target noise kinds")
+            if not all(same_setting(getattr(task, f), getattr(first, f)) for f in fields) or group_key(
+                task
+            ) != group_key(first):
+                raise ValueError(
+                    "a vectorized group's tasks must differ in seed and sites only, with the same target noise kinds"
+                )
         reason = refusal(first) or next((refusal(t) for t in tasks if refusal(t)), None)
         if reason is not None:
             raise ValueError(reason)
@@ -122,19 +126,27 @@ class VectorizedGroup:
         self.buffer_names = [name for name, _ in self.base.named_buffers()]
         self.replicas = [self._replica(task) for task in tasks]
         with torch.no_grad():
-            self.params = {n: torch.stack([r.params[n].detach() for r in self.replicas]).requires_grad_(True)
-                           for n in self.names}
+            self.params = {
+                n: torch.stack([r.params[n].detach() for r in self.replicas]).requires_grad_(True) for n in self.names
+            }
             self.buffers = {n: torch.stack([r.buffers.pop(n) for r in self.replicas]) for n in self.buffer_names}
         self.optimizer = first.optimizer(list(self.params.values()))
         if type(self.optimizer) not in _OPTIMIZERS or len(self.optimizer.param_groups) != 1:
-            raise ValueError(f"the optimizer is {type(self.optimizer).__name__} with {len(self.optimizer.param_groups)} "
-                             "parameter groups: the vectorized path steps torch.optim.SGD/Adam/AdamW with one group")
+            raise ValueError(
+                f"the optimizer is {type(self.optimizer).__name__} with {len(self.optimizer.param_groups)} "
+                "parameter groups: the vectorized path steps torch.optim.SGD/Adam/AdamW with one group"
+            )
         if any(isinstance(m, DROPOUTS) for m in self.base.modules()) and torch.device(first.device).type != "cpu":
-            raise ValueError(f"the model's dropout draws from the {first.device} generator: it trains per replica there")
+            raise ValueError(
+                f"the model's dropout draws from the {first.device} generator: it trains per replica there"
+            )
         # torch's vmap rule of embedding backward offsets each replica's ids into one stacked table and
         # keeps only the first replica's padding row free of gradient: the others are zeroed by hand.
-        self._padding_rows = [(f"{name}.weight" if name else "weight", m.padding_idx) for name, m in self.base.named_modules()
-                              if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.padding_idx is not None]
+        self._padding_rows = [
+            (f"{name}.weight" if name else "weight", m.padding_idx)
+            for name, m in self.base.named_modules()
+            if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.padding_idx is not None
+        ]
         self._hooks = self._place_hooks()
         self.dropout = ModelDropout(self.base, [r.rng for r in self.replicas])
         self._forward = vmap(self._one, in_dims=(0, 0, 0), randomness="error")
@@ -182,10 +194,13 @@ class VectorizedGroup:
         hooks = []
         for name, layers in embeddings.items():
             module = self.base.get_submodule(name)
-            hooks.append(module.register_forward_hook(EmbeddingPlace(layers, getattr(module, "padding_idx", None)).hook))
+            hooks.append(
+                module.register_forward_hook(EmbeddingPlace(layers, getattr(module, "padding_idx", None)).hook)
+            )
         for (position, name, *extra), (label, layers) in places.items():
             module, place = self.base.get_submodule(name), Place(layers)
             if position == "after":
+
                 def after(mod: nn.Module, args: tuple, output: Any, place: Place = place, label: str = label) -> Any:
                     return _apply(place, mod, masks, output, label)  # type: ignore[arg-type]
 

@@ -70,8 +70,7 @@ class NoiseCallback(pl.Callback):
         for item in noises:
             if not isinstance(item, Attach):
                 raise TypeError(
-                    "each noise must be noisereg.integrations.Attach(noise, at=...), "
-                    f"got {type(item).__name__}"
+                    f"each noise must be noisereg.integrations.Attach(noise, at=...), got {type(item).__name__}"
                 )
         if not isinstance(log, bool):
             raise TypeError(f"{log=} must be True or False")
@@ -108,9 +107,7 @@ class NoiseCallback(pl.Callback):
         if not gradient:
             return
         if len(trainer.optimizers) != 1:
-            raise ValueError(
-                f"gradient noise needs exactly one optimizer, the trainer has {len(trainer.optimizers)}"
-            )
+            raise ValueError(f"gradient noise needs exactly one optimizer, the trainer has {len(trainer.optimizers)}")
         optimizer = trainer.optimizers[0]
         try:
             for item in gradient:
@@ -129,22 +126,23 @@ class NoiseCallback(pl.Callback):
                 handle.load_state_dict(state)
             self._pending = None
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self.clock.step = trainer.global_step
         if not self.log:
             return
         for entry in describe(pl_module):
             if isinstance(entry.strength, float):
-                pl_module.log(f"noise/{entry.site} {entry.where}", entry.strength, on_step=True,
-                              on_epoch=False, batch_size=1)
+                pl_module.log(
+                    f"noise/{entry.site} {entry.where}", entry.strength, on_step=True, on_epoch=False, batch_size=1
+                )
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
             self._remove()
 
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                     exception: BaseException) -> None:
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._remove()
 
     def _remove(self) -> None:

@@ -26,8 +26,7 @@ def require(module: str, extra: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as error:
         raise ImportError(
-            f"this part of noisereg needs {module!r}, which is not installed: "
-            f'pip install "noisereg[{extra}]"'
+            f'this part of noisereg needs {module!r}, which is not installed: pip install "noisereg[{extra}]"'
         ) from error
 
 
@@ -73,8 +72,7 @@ class Attach:
                 shown.append(f"{field.name}={value!r}")
         return f"Attach({', '.join(shown)})"
 
-    def apply(self, model: nn.Module, *, seed: int | None,
-              optimizer: torch.optim.Optimizer | None = None) -> Handle:
+    def apply(self, model: nn.Module, *, seed: int | None, optimizer: torch.optim.Optimizer | None = None) -> Handle:
         """``attach(model, ...)`` with these options; ``optimizer`` is used by gradient noise only."""
         options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)[2:]}
         if self.at == "gradients":

@@ -103,8 +103,18 @@ def embedding_noise(
             f"{type(root).__name__}: use noisereg.attach(model, NEFTune(alpha), at='embeddings') otherwise"
         )
     # attach gives a MaskedHandle at "input", "activations" and "embeddings"
-    handle = cast(MaskedHandle, attach(root, NEFTune(alpha, length=length), at="embeddings", select=embeddings,
-                                       mask="attention_mask", packed=True, seed=seed))
+    handle = cast(
+        MaskedHandle,
+        attach(
+            root,
+            NEFTune(alpha, length=length),
+            at="embeddings",
+            select=embeddings,
+            mask="attention_mask",
+            packed=True,
+            seed=seed,
+        ),
+    )
     _off_without_gradients(root, handle)
     return handle
 
@@ -138,8 +148,9 @@ class NEFTuneCallback(transformers.TrainerCallback):
     def on_init_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._check_alone(args)
 
-    def on_train_begin(self, args: Any, state: Any, control: Any, model: nn.Module | None = None,
-                       **kwargs: Any) -> None:
+    def on_train_begin(
+        self, args: Any, state: Any, control: Any, model: nn.Module | None = None, **kwargs: Any
+    ) -> None:
         self._check_alone(args)
         if model is None:
             raise ValueError("NEFTuneCallback needs the Trainer's model (on_train_begin got none)")

@@ -47,8 +47,13 @@ __all__ = ["ImageNoise", "MixupOrCutMix", "HAS_TORCHVISION"]
 HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 
 
-def _noise_image(kind: NoiseKind, image: Tensor, value_range: tuple[float, float] | None, step: int,
-                 generator: torch.Generator | None) -> Tensor:
+def _noise_image(
+    kind: NoiseKind,
+    image: Tensor,
+    value_range: tuple[float, float] | None,
+    step: int,
+    generator: torch.Generator | None,
+) -> Tensor:
     if image.dim() < 3:
         raise ValueError(f"an image must have shape [..., C, H, W], got {list(image.shape)}")
     if image.dtype == torch.uint8:
@@ -105,8 +110,7 @@ def _check_range(value_range: object) -> tuple[float, float] | None:
 def _check_kind(noise: object) -> NoiseKind:
     if not isinstance(noise, NoiseKind) or isinstance(noise, (Mixup, CutMix)):
         raise TypeError(
-            "noise must be an image noise config such as noisereg.noise.Gaussian(std=0.1), "
-            f"got {type(noise).__name__}"
+            f"noise must be an image noise config such as noisereg.noise.Gaussian(std=0.1), got {type(noise).__name__}"
         )
     return noise
 
@@ -114,8 +118,9 @@ def _check_kind(noise: object) -> NoiseKind:
 class _PlainImageNoise:
     """The torchvision-free form: the first tensor of dim >= 3 in the sample is the image."""
 
-    def __init__(self, noise: NoiseKind, *, seed: int | None = None,
-                 value_range: tuple[float, float] | None = (0.0, 1.0)) -> None:
+    def __init__(
+        self, noise: NoiseKind, *, seed: int | None = None, value_range: tuple[float, float] | None = (0.0, 1.0)
+    ) -> None:
         self.noise = _check_kind(noise)
         self.value_range = _check_range(value_range)
         self.streams = _Streams(seed)
@@ -157,8 +162,9 @@ if HAS_TORCHVISION:
             value_range: the float images' range, clipped to (default (0, 1)); None: no clip.
         """
 
-        def __init__(self, noise: NoiseKind, *, seed: int | None = None,
-                     value_range: tuple[float, float] | None = (0.0, 1.0)) -> None:
+        def __init__(
+            self, noise: NoiseKind, *, seed: int | None = None, value_range: tuple[float, float] | None = (0.0, 1.0)
+        ) -> None:
             super().__init__()
             self.noise = _check_kind(noise)
             self.value_range = _check_range(value_range)
@@ -178,21 +184,25 @@ if HAS_TORCHVISION:
         def _needs_transform_list(self, flat_inputs: list[Any]) -> list[bool]:
             # torchvision's rule: Image/Video always; a plain tensor only as the sample's image.
             needs = super()._needs_transform_list(flat_inputs)
-            return [need and isinstance(inpt, (Tensor,)) and not isinstance(
-                inpt, (tv_tensors.Mask, tv_tensors.BoundingBoxes)) for need, inpt in zip(needs, flat_inputs, strict=True)]
+            return [
+                need
+                and isinstance(inpt, (Tensor,))
+                and not isinstance(inpt, (tv_tensors.Mask, tv_tensors.BoundingBoxes))
+                for need, inpt in zip(needs, flat_inputs, strict=True)
+            ]
 
         def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
             if not isinstance(inpt, Tensor):
                 raise TypeError(f"ImageNoise takes tensor images, got {type(inpt).__name__}: use v2.ToImage()")
             generator = self.streams.generator(self._index, inpt.device)
-            noisy = _noise_image(self.noise, inpt.as_subclass(Tensor), self.value_range, self.streams.epoch,
-                                 generator)
+            noisy = _noise_image(self.noise, inpt.as_subclass(Tensor), self.value_range, self.streams.epoch, generator)
             return tv_tensors.wrap(noisy, like=inpt) if isinstance(inpt, tv_tensors.TVTensor) else noisy
 
         def extra_repr(self) -> str:
             return f"{self.noise!r}, seed={self.streams.seed}, value_range={self.value_range}"
 
 else:
+
     class ImageNoise(_PlainImageNoise):  # type: ignore[no-redef]
         """Noise on the image of a sample (torchvision not installed); see the module docstring.
 
@@ -223,8 +233,9 @@ class MixupOrCutMix:
     (4, 3)
     """
 
-    def __init__(self, mixup: Mixup, cutmix: CutMix, *, switch: float = 0.5, p: float = 1.0,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self, mixup: Mixup, cutmix: CutMix, *, switch: float = 0.5, p: float = 1.0, seed: int | None = None
+    ) -> None:
         if not isinstance(mixup, Mixup) or not isinstance(cutmix, CutMix):
             raise TypeError(
                 f"mixup and cutmix must be Mixup(...) and CutMix(...), got {type(mixup).__name__} and "

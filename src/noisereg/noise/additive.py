@@ -143,9 +143,7 @@ class Uniform(NoiseKind, kind="uniform"):
 
     def __post_init__(self, std: float | None) -> None:
         if (self.half_width is None) == (std is None):
-            raise ValueError(
-                f"Uniform takes exactly one of half_width={self.half_width!r} and std={std!r}"
-            )
+            raise ValueError(f"Uniform takes exactly one of half_width={self.half_width!r} and std={std!r}")
         if std is not None:
             value = check_strength(std, name="Uniform.std", x=torch.empty(0))
             object.__setattr__(self, "half_width", value * math.sqrt(3.0))

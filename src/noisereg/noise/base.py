@@ -117,9 +117,7 @@ def check_mask(mask: object, x: Tensor) -> Tensor | None:
     try:
         torch.broadcast_shapes(mask.shape, x.shape)
     except RuntimeError:
-        raise ValueError(
-            f"mask of shape {list(mask.shape)} does not broadcast to x of shape {list(x.shape)}"
-        ) from None
+        raise ValueError(f"mask of shape {list(mask.shape)} does not broadcast to x of shape {list(x.shape)}") from None
     if torch.broadcast_shapes(mask.shape, x.shape) != x.shape:
         raise ValueError(f"mask of shape {list(mask.shape)} would enlarge x of shape {list(x.shape)}")
     return mask
@@ -181,16 +179,18 @@ def _from_stream(stream: Stream, normal: bool, shape: torch.Size, dtype: torch.d
     return values if drawn == dtype else values.to(dtype)
 
 
-def randn(shape: torch.Size | tuple[int, ...], generator: NoiseGenerator | None, *,
-          dtype: torch.dtype, device: torch.device) -> Tensor:
+def randn(
+    shape: torch.Size | tuple[int, ...], generator: NoiseGenerator | None, *, dtype: torch.dtype, device: torch.device
+) -> Tensor:
     """N(0, 1) values: from a noisereg Stream (CPU), a torch.Generator, or torch's global one (None)."""
     if isinstance(generator, Stream):
         return _from_stream(generator, True, torch.Size(shape), dtype)
     return torch.randn(shape, generator=generator, dtype=dtype, device=device)
 
 
-def rand(shape: torch.Size | tuple[int, ...], generator: NoiseGenerator | None, *,
-         dtype: torch.dtype, device: torch.device) -> Tensor:
+def rand(
+    shape: torch.Size | tuple[int, ...], generator: NoiseGenerator | None, *, dtype: torch.dtype, device: torch.device
+) -> Tensor:
     """U[0, 1) values, from the same choice of generator as :func:`randn`."""
     if isinstance(generator, Stream):
         return _from_stream(generator, False, torch.Size(shape), dtype)

@@ -57,9 +57,7 @@ def predicted_classes(outputs: Tensor, *, from_logits: bool, batch: int) -> tupl
     """
     if not isinstance(outputs, Tensor) or outputs.dim() not in (1, 2) or outputs.shape[0] != batch:
         shape = list(outputs.shape) if isinstance(outputs, Tensor) else type(outputs).__name__
-        raise ValueError(
-            f"the model must return [batch] or [batch, classes] outputs for {batch} inputs, got {shape}"
-        )
+        raise ValueError(f"the model must return [batch] or [batch, classes] outputs for {batch} inputs, got {shape}")
     if outputs.dim() == 2 and outputs.shape[1] > 1:
         return outputs.argmax(dim=1), outputs.shape[1]
     scores = outputs.reshape(batch)

@@ -230,9 +230,7 @@ def certify(
     return Certificate(prediction, radius, p_lower, count, options["sigma"], n0, n, alpha)
 
 
-def certified_accuracy(
-    certificate: Certificate, labels: Tensor, radii: Sequence[float]
-) -> list[float]:
+def certified_accuracy(certificate: Certificate, labels: Tensor, radii: Sequence[float]) -> list[float]:
     """Certified accuracy at each radius r: the share of inputs certified correct with radius >= r.
 
     An input counts at r when ``prediction == label`` (so never when abstained) and ``radius >= r``.

@@ -137,8 +137,7 @@ class CorruptionResult:
         theirs = (baseline.constants, baseline.severities, sorted(baseline.accuracy))
         if mine != theirs:
             raise ValueError(
-                "baseline was evaluated on another suite: (constants, severities, corruptions) "
-                f"{theirs} != {mine}"
+                f"baseline was evaluated on another suite: (constants, severities, corruptions) {theirs} != {mine}"
             )
 
     def mce(self, baseline: CorruptionResult) -> float:
@@ -206,9 +205,7 @@ def evaluate_corruptions(
             "e.g. corruptions=['gaussian'], severities=(1, 2)"
         )
     # Each name is checked by corruption_strength below, before any model runs.
-    names = cast(
-        tuple[Corruption, ...], tuple(SEVERITY_CONSTANTS[constants] if corruptions is None else corruptions)
-    )
+    names = cast(tuple[Corruption, ...], tuple(SEVERITY_CONSTANTS[constants] if corruptions is None else corruptions))
     levels = tuple(severities)
     if not names or len(set(names)) != len(names):
         raise ValueError(f"corruptions={names} must be distinct names, at least one")
@@ -216,8 +213,7 @@ def evaluate_corruptions(
         raise ValueError(f"severities={levels} must be distinct ints in 1-5, at least one")
     # Every (corruption, severity) and the data range are checked before any model runs.
     strengths: dict[str, tuple[float, ...]] = {
-        c: tuple(corruption_strength(c, s, constants=constants, scale=scale) for s in levels)
-        for c in names
+        c: tuple(corruption_strength(c, s, constants=constants, scale=scale) for s in levels) for c in names
     }
     check_range(x, constants)
     rows = rows_per_chunk(x[0])
@@ -262,8 +258,7 @@ def _check_pair(
     baseline = _check_errors(baseline_errors, "baseline_errors")
     if set(errors) != set(baseline):
         raise ValueError(
-            "errors and baseline_errors must cover the same corruptions: "
-            f"{sorted(errors)} != {sorted(baseline)}"
+            f"errors and baseline_errors must cover the same corruptions: {sorted(errors)} != {sorted(baseline)}"
         )
     for c in errors:
         if len(errors[c]) != len(baseline[c]):
@@ -274,9 +269,7 @@ def _check_pair(
     return errors, baseline
 
 
-def mce(
-    errors: Mapping[str, Sequence[float]], baseline_errors: Mapping[str, Sequence[float]]
-) -> float:
+def mce(errors: Mapping[str, Sequence[float]], baseline_errors: Mapping[str, Sequence[float]]) -> float:
     """Mean corruption error: mean over corruptions c of sum_s E_{s,c} / sum_s E^base_{s,c}.
 
     Args:
@@ -328,8 +321,7 @@ def relative_mce(
         denominator = math.fsum(b - baseline_clean_error for b in baseline[c])
         if denominator == 0:
             raise ValueError(
-                f"baseline_errors[{c!r}] sum to the baseline's clean error: the relative error is "
-                "undefined"
+                f"baseline_errors[{c!r}] sum to the baseline's clean error: the relative error is undefined"
             )
         ratios.append(math.fsum(e - clean_error for e in errors[c]) / denominator)
     return math.fsum(ratios) / len(ratios)

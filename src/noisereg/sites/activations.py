@@ -52,8 +52,7 @@ def noisy_value(value: Any, noise: Callable[[Tensor, bool], Tensor], *, where: s
             return named._replace(**{named._fields[0]: first})
         return type(value)([first, *value[1:]])
     raise TypeError(
-        f"noise {where} needs a tensor, a PackedSequence or a tuple whose first item is one, "
-        f"got {type(value).__name__}"
+        f"noise {where} needs a tensor, a PackedSequence or a tuple whose first item is one, got {type(value).__name__}"
     )
 
 
@@ -115,17 +114,14 @@ def place_hooks(
         label = f"{where} {name!r}" if name else f"{where} the model"
         layer = NoiseLayer(kind, seed=stream_seed(seed, site, f"{where}:{name}"))
         if where == "after":
-            def hook(
-                mod: nn.Module, args: tuple, output: Any, layer: NoiseLayer = layer, label: str = label
-            ) -> Any:
+
+            def hook(mod: nn.Module, args: tuple, output: Any, layer: NoiseLayer = layer, label: str = label) -> Any:
                 return _apply(layer, mod, masks, output, label)
 
             handle = module.register_forward_hook(hook)
             key: tuple[Any, ...] = ("after", module)
         else:
-            handle = module.register_forward_pre_hook(
-                _input_hook(layer, masks, arg, label, slots[i]), with_kwargs=True
-            )
+            handle = module.register_forward_pre_hook(_input_hook(layer, masks, arg, label, slots[i]), with_kwargs=True)
             key = ("before", module, arg)
         registry.add_beside(module, layer)
 
@@ -176,4 +172,3 @@ def place_activations(
         raise ValueError(f"{where=} must be 'after' (the module's output) or 'before' (its input)")
     modules = select_modules(root, select)
     return place_hooks(root, kind, modules, site="activations", where=where, arg=0, seed=seed, masks=masks)
-

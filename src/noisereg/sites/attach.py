@@ -40,8 +40,15 @@ At = Literal["input", "activations", "embeddings", "weights", "gradients", "targ
 
 _LABEL_KINDS = (LabelSmoothing, LabelFlip, DisturbLabel)
 _DEFAULTS: dict[str, Any] = {
-    "select": None, "where": "after", "arg": 0, "mask": None, "biases": False, "resample": "step",
-    "optimizer": None, "scale_by_lr": False, "packed": False,
+    "select": None,
+    "where": "after",
+    "arg": 0,
+    "mask": None,
+    "biases": False,
+    "resample": "step",
+    "optimizer": None,
+    "scale_by_lr": False,
+    "packed": False,
 }
 _OPTIONS: dict[str, tuple[str, ...]] = {
     "input": ("select", "arg", "mask"),
@@ -99,8 +106,7 @@ class Handle:
         noise leaves it clean), so save this too to resume the noise rather than replay it:
         ``torch.save({"model": model.state_dict(), "noise": handle.state_dict()}, path)``.
         """
-        return {"site": self.site,
-                "places": [{"where": p.where, "state": p.noise_state()} for p in self._placements]}
+        return {"site": self.site, "places": [{"where": p.where, "state": p.noise_state()} for p in self._placements]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume the noise from :meth:`state_dict` of a handle placed the same way (same site, places).
@@ -200,8 +206,7 @@ class TargetsHandle(Handle):
 def _check_kind(noise: object, at: str) -> None:
     if not isinstance(noise, NoiseKind):
         raise TypeError(
-            "noise must be a noise config such as noisereg.noise.Gaussian(std=0.1), "
-            f"got {type(noise).__name__}"
+            f"noise must be a noise config such as noisereg.noise.Gaussian(std=0.1), got {type(noise).__name__}"
         )
     name = type(noise).__name__
     if isinstance(noise, (MixingKind, *_LABEL_KINDS)) and at != "targets":
@@ -311,8 +316,17 @@ def attach(
     """
     root = unwrap(model)
     _check_kind(noise, at)
-    given = {"select": select, "where": where, "arg": arg, "mask": mask, "biases": biases,
-             "resample": resample, "optimizer": optimizer, "scale_by_lr": scale_by_lr, "packed": packed}
+    given = {
+        "select": select,
+        "where": where,
+        "arg": arg,
+        "mask": mask,
+        "biases": biases,
+        "resample": resample,
+        "optimizer": optimizer,
+        "scale_by_lr": scale_by_lr,
+        "packed": packed,
+    }
     _check_options(at, given)
     if seed is not None:
         check_seed(seed)
@@ -327,9 +341,7 @@ def attach(
             if at == "input":
                 placements = place_input(root, noise, select=select, arg=arg, seed=seed, masks=masks)
             elif at == "activations":
-                placements = place_activations(
-                    root, noise, select=select, where=where, seed=seed, masks=masks
-                )
+                placements = place_activations(root, noise, select=select, where=where, seed=seed, masks=masks)
             else:
                 placements = place_embeddings(root, noise, select=select, seed=seed, masks=masks)
         except Exception:
@@ -337,12 +349,23 @@ def attach(
             raise
         handle: Handle = MaskedHandle(at, placements, masks)
     elif at == "weights":
-        handle = WeightsHandle(at, place_weights(root, noise, select=select, biases=biases,
-                                                 resample=resample, seed=seed), [])
+        handle = WeightsHandle(
+            at, place_weights(root, noise, select=select, biases=biases, resample=resample, seed=seed), []
+        )
     elif at == "gradients":
         # _check_options refused optimizer=None for this site.
-        handle = Handle(at, place_gradients(root, noise, optimizer=cast(torch.optim.Optimizer, optimizer),
-                                            select=select, scale_by_lr=scale_by_lr, seed=seed), [])
+        handle = Handle(
+            at,
+            place_gradients(
+                root,
+                noise,
+                optimizer=cast(torch.optim.Optimizer, optimizer),
+                select=select,
+                scale_by_lr=scale_by_lr,
+                seed=seed,
+            ),
+            [],
+        )
     else:
         handle = TargetsHandle(at, _place_targets(root, noise, seed), root)
     try:
@@ -363,5 +386,6 @@ def _place_targets(root: nn.Module, noise: NoiseKind, seed: int | None) -> list[
     layer = MixingLayer(noise, seed=layer_seed) if isinstance(noise, MixingKind) else NoiseLayer(noise, seed=layer_seed)
     registry.add_beside(root, layer)
     undo = lambda: registry.remove_beside(root, layer)  # noqa: E731
-    return [Placement("targets", f"targets ({type(noise).__name__})", ("targets", root, type(noise)),
-                      layer, root, undo)]
+    return [
+        Placement("targets", f"targets ({type(noise).__name__})", ("targets", root, type(noise)), layer, root, undo)
+    ]

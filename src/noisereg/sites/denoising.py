@@ -41,9 +41,7 @@ def _input(value: Any, item: int) -> Tensor:
         value = value[item]
     tensor = torch.as_tensor(value)
     if not tensor.is_floating_point():
-        raise ValueError(
-            f"denoising needs floating-point inputs, got dtype={tensor.dtype}: convert with .float()"
-        )
+        raise ValueError(f"denoising needs floating-point inputs, got dtype={tensor.dtype}: convert with .float()")
     return tensor
 
 
@@ -84,8 +82,9 @@ class DenoisingDataset(Dataset, _Epochs):
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         clean = _input(self.dataset[index], self.item)
-        generator = None if self.seed is None else make_generator(derive_seed(self.seed, self.epoch, index),
-                                                                  clean.device)
+        generator = (
+            None if self.seed is None else make_generator(derive_seed(self.seed, self.epoch, index), clean.device)
+        )
         # One sample is a batch of one for the noise kinds (per-sample strengths, SNR per sample).
         noisy = self.noise(clean.unsqueeze(0), step=self.epoch, generator=generator).squeeze(0)
         return noisy, clean
@@ -112,8 +111,14 @@ class DenoisingCollate(_Epochs):
     (torch.Size([2, 3]), torch.Size([2, 3]))
     """
 
-    def __init__(self, noise: NoiseKind, *, seed: int | None = None, item: int = 0,
-                 collate_fn: Callable[[list[Any]], Any] = default_collate) -> None:
+    def __init__(
+        self,
+        noise: NoiseKind,
+        *,
+        seed: int | None = None,
+        item: int = 0,
+        collate_fn: Callable[[list[Any]], Any] = default_collate,
+    ) -> None:
         _check(noise, seed, item)
         _Epochs.__init__(self)
         self.noise, self.seed, self.item, self.collate_fn = noise, seed, item, collate_fn

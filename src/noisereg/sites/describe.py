@@ -92,6 +92,15 @@ def describe(model: nn.Module) -> Description:
         else:
             site, where, host = info.site, info.where, None if info.host is None else info.host()
         noise = repr(layer.kind)
-        entries.append(Entry(site, where, noise, _strength(layer), layer.step, layer.applied,
-                             _state(layer, host, site == "gradients")))
+        entries.append(
+            Entry(
+                site,
+                where,
+                noise,
+                _strength(layer),
+                layer.step,
+                layer.applied,
+                _state(layer, host, site == "gradients"),
+            )
+        )
     return entries

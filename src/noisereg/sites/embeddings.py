@@ -35,7 +35,11 @@ from noisereg.sites.placement import (
 from noisereg.sites.selectors import Selector, select_modules
 
 __all__ = [
-    "neftune", "NEFTune", "place_embeddings", "documents_from_positions", "documents_from_cu_seqlens",
+    "neftune",
+    "NEFTune",
+    "place_embeddings",
+    "documents_from_positions",
+    "documents_from_cu_seqlens",
 ]
 
 
@@ -128,8 +132,7 @@ def _check_documents(documents: object, batched: Tensor, single: bool) -> Tensor
 def _document_lengths(labels: Tensor, real: Tensor) -> Tensor:
     """For each position, the count of real tokens in its row with the same document label."""
     rows = torch.arange(labels.shape[0], device=labels.device).unsqueeze(1).expand_as(labels)
-    _, group = torch.unique(torch.stack([rows, labels.long()], dim=-1).reshape(-1, 2), dim=0,
-                            return_inverse=True)
+    _, group = torch.unique(torch.stack([rows, labels.long()], dim=-1).reshape(-1, 2), dim=0, return_inverse=True)
     counts = torch.zeros(int(group.max()) + 1, dtype=torch.long, device=labels.device)
     counts.index_add_(0, group, real.reshape(-1).long())
     return counts[group].reshape(labels.shape)

@@ -68,9 +68,7 @@ def annealed_gaussian(eta: float = 0.01, gamma: float = 0.55) -> Gaussian:
 
 def _chosen(root: nn.Module, optimizer: torch.optim.Optimizer, select: Selector | None) -> dict[int, str]:
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(
-            f"at='gradients' needs optimizer= a torch.optim.Optimizer, got {type(optimizer).__name__}"
-        )
+        raise TypeError(f"at='gradients' needs optimizer= a torch.optim.Optimizer, got {type(optimizer).__name__}")
     if select is None:
         named = {id(p): clean_name(name) for name, p in root.named_parameters()}
     else:

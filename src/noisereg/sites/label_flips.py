@@ -81,8 +81,7 @@ def check_pattern(pattern: object, classes: int | None) -> Pattern:
                     raise ValueError(f"pattern {name} class {c!r} must be an int in [0, {limit})")
         return types.MappingProxyType(pairs)
     raise TypeError(
-        "pattern must be a str, a mapping, (source, target) pairs or a tensor, "
-        f"got {type(pattern).__name__}"
+        f"pattern must be a str, a mapping, (source, target) pairs or a tensor, got {type(pattern).__name__}"
     )
 
 
@@ -113,9 +112,7 @@ def transition_matrix(num_classes: int, rate: float, pattern: Pattern = "symmetr
     return (1.0 - strength) * torch.eye(classes) + strength * dest
 
 
-def _draw_destinations(
-    hard: Tensor, classes: int, pattern: Pattern, generator: torch.Generator | None
-) -> Tensor:
+def _draw_destinations(hard: Tensor, classes: int, pattern: Pattern, generator: torch.Generator | None) -> Tensor:
     shape, device = hard.shape, hard.device
     if pattern == "symmetric":
         other = torch.randint(0, classes - 1, shape, generator=generator, device=device)

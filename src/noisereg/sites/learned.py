@@ -130,14 +130,28 @@ class NoisyLinear(NoiseLayer):
         return F.linear(x, weight, bias)
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear, *, sigma0: float = 0.5, seed: int | None = None,
-                    resample: Literal["forward", "manual"] = "forward") -> NoisyLinear:
+    def from_linear(
+        cls,
+        linear: nn.Linear,
+        *,
+        sigma0: float = 0.5,
+        seed: int | None = None,
+        resample: Literal["forward", "manual"] = "forward",
+    ) -> NoisyLinear:
         """A NoisyLinear whose means are ``linear``'s weights (copied) and σ = σ₀/√p."""
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"linear must be an nn.Linear, got {type(linear).__name__}")
         w = linear.weight
-        layer = cls(linear.in_features, linear.out_features, linear.bias is not None, sigma0=sigma0,
-                    resample=resample, seed=seed, device=w.device, dtype=w.dtype)
+        layer = cls(
+            linear.in_features,
+            linear.out_features,
+            linear.bias is not None,
+            sigma0=sigma0,
+            resample=resample,
+            seed=seed,
+            device=w.device,
+            dtype=w.dtype,
+        )
         with torch.no_grad():
             layer.weight_mu.copy_(w)
             if linear.bias is not None:
@@ -150,8 +164,10 @@ class NoisyLinear(NoiseLayer):
 
     def extra_repr(self) -> str:
         seed = "" if self.seed is None else f", seed={self.seed}"
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias_mu is not None}, sigma0={self.sigma0}, resample={self.resample!r}{seed}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias_mu is not None}, sigma0={self.sigma0}, resample={self.resample!r}{seed}"
+        )
 
 
 class PNI(NoiseLayer):
@@ -178,8 +194,9 @@ class PNI(NoiseLayer):
     True
     """
 
-    def __init__(self, module: nn.Module, *, name: str = "weight", alpha: float = 0.25,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self, module: nn.Module, *, name: str = "weight", alpha: float = 0.25, seed: int | None = None
+    ) -> None:
         super().__init__(Gaussian(std=1.0), seed=seed)
         weight = getattr(module, name, None) if isinstance(module, nn.Module) else None
         if not isinstance(weight, nn.Parameter) or not weight.is_floating_point():

@@ -157,9 +157,7 @@ def cutmix(
     lam = _draw_lambda(alpha, n, torch.float64, generator, device)
     perm = torch.randperm(batch, generator=generator, device=device)
     side = torch.sqrt(1.0 - lam)
-    inside = [
-        _box_span(size, (size * side).floor().long(), generator, device) for size in (height, width)
-    ]
+    inside = [_box_span(size, (size * side).floor().long(), generator, device) for size in (height, width)]
     box = inside[0][:, :, None] & inside[1][:, None, :]
     area = box.sum(dim=(1, 2)).to(dtype) / (height * width)
     box = box.reshape((n,) + (1,) * (x.dim() - 3) + (height, width))

@@ -98,12 +98,20 @@ class SaturationNoise(NoiseKind, kind="saturation"):
 class _NoisyHard(NoiseLayer):
     activation: HardActivation
 
-    def __init__(self, c: float | Schedule = 0.5, *, alpha: float = 1.15, half_normal: bool = True,
-                 num_features: int | None = None, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        c: float | Schedule = 0.5,
+        *,
+        alpha: float = 1.15,
+        half_normal: bool = True,
+        num_features: int | None = None,
+        seed: int | None = None,
+    ) -> None:
         kind = SaturationNoise(c=c, activation=self.activation, alpha=alpha, half_normal=half_normal)
         super().__init__(kind, seed=seed)
-        if num_features is not None and (isinstance(num_features, bool) or not isinstance(num_features, int)
-                                         or num_features < 1):
+        if num_features is not None and (
+            isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1
+        ):
             raise ValueError(f"{num_features=} must be None (one p) or an int >= 1 (one p per feature)")
         self.p = nn.Parameter(torch.ones(() if num_features is None else (num_features,)))
 
@@ -114,8 +122,9 @@ class _NoisyHard(NoiseLayer):
         c = kwargs.pop("c")
         if active:
             self._count()
-        return noisy_hard_activation(x, c, p=self.p, expected=not active,
-                                     generator=self.generator(x.device) if active else None, **kwargs)
+        return noisy_hard_activation(
+            x, c, p=self.p, expected=not active, generator=self.generator(x.device) if active else None, **kwargs
+        )
 
 
 class NoisyHardTanh(_NoisyHard):
@@ -156,4 +165,3 @@ class NoisyHardSigmoid(_NoisyHard):
     """
 
     activation = "hard_sigmoid"
-

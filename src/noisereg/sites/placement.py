@@ -219,7 +219,6 @@ def argument_position(module: nn.Module, argument: str, *, option: str) -> int |
     names = [p.name for p in params]
     if argument not in names and not any(p.kind == p.VAR_KEYWORD for p in params):
         raise ValueError(
-            f"{option}={argument!r} is not an argument of {type(module).__name__}.forward "
-            f"(arguments: {names})"
+            f"{option}={argument!r} is not an argument of {type(module).__name__}.forward (arguments: {names})"
         )
     return positional.index(argument) if argument in positional else None

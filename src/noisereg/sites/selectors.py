@@ -77,9 +77,7 @@ def _as_list(select: Selector, argument: str) -> list[str | type | nn.Module]:
     return items
 
 
-def _no_match(
-    argument: str, item: str | type | nn.Module, root: nn.Module, names: list[str], what: str
-) -> ValueError:
+def _no_match(argument: str, item: str | type | nn.Module, root: nn.Module, names: list[str], what: str) -> ValueError:
     if isinstance(item, nn.Module):
         return ValueError(
             f"{argument}=<{type(item).__name__} object> is not a module of the model (a copy, or a module "
@@ -88,8 +86,7 @@ def _no_match(
     if isinstance(item, type):
         types = sorted({type(m).__name__ for m in root.modules()})
         return ValueError(
-            f"{argument}={item.__name__} matches no {what} of the model "
-            f"(its module types: {', '.join(types)})"
+            f"{argument}={item.__name__} matches no {what} of the model (its module types: {', '.join(types)})"
         )
     close = difflib.get_close_matches(item, names, n=5, cutoff=0.5)
     hint = f"; close names: {', '.join(repr(c) for c in close)}" if close else ""
@@ -97,9 +94,7 @@ def _no_match(
     return ValueError(f"{argument}={item!r} matches no {what} of the model{hint} (names: {shown})")
 
 
-def select_modules(
-    root: nn.Module, select: Selector, *, argument: str = "select"
-) -> list[tuple[str, nn.Module]]:
+def select_modules(root: nn.Module, select: Selector, *, argument: str = "select") -> list[tuple[str, nn.Module]]:
     """``(name, module)`` for every module a selector matches, in the model's order, each once.
 
     Raises ValueError naming the selector that matched nothing, with the closest names.
@@ -160,9 +155,7 @@ def select_parameters(
             raise _no_match(argument, item, root, [n for n, _, _ in owned], "parameter")
         kept = [i for i in hits if biases or not is_bias[i]]
         if not kept:
-            raise ValueError(
-                f"{argument}={item!r} matches only biases: pass biases=True to put noise on them"
-            )
+            raise ValueError(f"{argument}={item!r} matches only biases: pass biases=True to put noise on them")
         picked_ids.update(kept)
     return [owned[i] for i in sorted(picked_ids)]
 

@@ -47,8 +47,7 @@ class HardActivationMean(nn.Module):
 
 def _mean_linear(layer: NoisyLinear) -> nn.Linear:
     w = layer.weight_mu
-    linear = nn.Linear(layer.in_features, layer.out_features, layer.bias_mu is not None,
-                       device=w.device, dtype=w.dtype)
+    linear = nn.Linear(layer.in_features, layer.out_features, layer.bias_mu is not None, device=w.device, dtype=w.dtype)
     linear.weight = layer.weight_mu
     if layer.bias_mu is not None:
         linear.bias = layer.bias_mu
@@ -91,9 +90,7 @@ def strip(model: nn.Module) -> nn.Module:
     """
     root = unwrap(model)
     if isinstance(root, NoiseLayer):
-        raise ValueError(
-            f"the model itself is a noise layer ({type(root).__name__}): strip the model that holds it"
-        )
+        raise ValueError(f"the model itself is a noise layer ({type(root).__name__}): strip the model that holds it")
     for layer in noise_layers(root):
         handle = getattr(layer, "_attach_handle", None)
         if handle is not None and not handle.removed:
@@ -108,12 +105,37 @@ def strip(model: nn.Module) -> nn.Module:
 
 # aten operations that draw random numbers. Not torch's ``nondeterministic_seeded`` tag: it also marks
 # aten.lstm/gru, which draw only with inter-layer dropout in training.
-_RANDOM = frozenset({
-    "rand", "rand_like", "randn", "randn_like", "randint", "randint_like", "randperm", "uniform",
-    "uniform_", "normal", "normal_", "bernoulli", "bernoulli_", "poisson", "multinomial", "exponential_",
-    "geometric_", "cauchy_", "log_normal_", "random_", "native_dropout", "dropout", "feature_dropout",
-    "alpha_dropout", "feature_alpha_dropout", "rrelu", "rrelu_with_noise",
-})
+_RANDOM = frozenset(
+    {
+        "rand",
+        "rand_like",
+        "randn",
+        "randn_like",
+        "randint",
+        "randint_like",
+        "randperm",
+        "uniform",
+        "uniform_",
+        "normal",
+        "normal_",
+        "bernoulli",
+        "bernoulli_",
+        "poisson",
+        "multinomial",
+        "exponential_",
+        "geometric_",
+        "cauchy_",
+        "log_normal_",
+        "random_",
+        "native_dropout",
+        "dropout",
+        "feature_dropout",
+        "alpha_dropout",
+        "feature_alpha_dropout",
+        "rrelu",
+        "rrelu_with_noise",
+    }
+)
 
 
 def random_ops(graph: torch.fx.Graph) -> list[str]:

@@ -58,9 +58,7 @@ class WeightNoise(nn.Module):
         if not self.registered or not self.noise.active:
             return weight
         held = self._delta
-        fits = held is not None and (held.shape, held.device, held.dtype) == (
-            weight.shape, weight.device, weight.dtype
-        )
+        fits = held is not None and (held.shape, held.device, held.dtype) == (weight.shape, weight.device, weight.dtype)
         if self.stale or self.resample == "forward" or (held is not None and not fits):
             clean = weight.detach()
             noisy = self.noise(clean)
@@ -101,7 +99,7 @@ def _state_hooks(owner: nn.Module, local: str) -> tuple[Any, Any]:
             if not key.startswith(prefix):
                 break
             tail.append(key)
-        items = [(k[len(prefix):], state.pop(k)) for k in reversed(tail)]
+        items = [(k[len(prefix) :], state.pop(k)) for k in reversed(tail)]
         items = [(local if k == stored else k, v) for k, v in items]
         items.sort(key=lambda kv: rank.get(kv[0], len(rank)))
         state.update((prefix + k, v) for k, v in items)
@@ -128,8 +126,7 @@ def _noise_state_hooks(owner: nn.Module, local: str, param: WeightNoise) -> tupl
         state.setdefault(key(mod, prefix), param.noise.get_extra_state())
 
     # Registered before _state_hooks, so the key is gone before its reordering sees the tail.
-    return (owner.register_state_dict_post_hook(save),
-            owner.register_load_state_dict_pre_hook(load))
+    return (owner.register_state_dict_post_hook(save), owner.register_load_state_dict_pre_hook(load))
 
 
 def _entries(owner: nn.Module, local: str) -> nn.ModuleList:
@@ -149,8 +146,9 @@ def _restore_parameter_order(owner: nn.Module) -> None:
         registry.forget_clean_order(owner)
 
 
-def _place_one(root: nn.Module, kind: NoiseKind, name: str, owner: nn.Module, local: str,
-               resample: Resample, seed: int | None) -> Placement:
+def _place_one(
+    root: nn.Module, kind: NoiseKind, name: str, owner: nn.Module, local: str, resample: Resample, seed: int | None
+) -> Placement:
     layer = NoiseLayer(kind, seed=stream_seed(seed, "weights", name))
     param = WeightNoise(layer, resample)
     plist = getattr(owner, "parametrizations", None)
@@ -160,6 +158,7 @@ def _place_one(root: nn.Module, kind: NoiseKind, name: str, owner: nn.Module, lo
     param.registered = True
     hooks = [*_noise_state_hooks(owner, local, param), *(_state_hooks(owner, local) if ours_only else ())]
     if resample == "step":
+
         def mark(module: nn.Module, args: tuple) -> None:
             if module.training:
                 param.stale = True
@@ -180,8 +179,17 @@ def _place_one(root: nn.Module, kind: NoiseKind, name: str, owner: nn.Module, lo
         param.stale = True
 
     key = ("weights", parameter(owner, local))
-    return Placement("weights", f"weight {name!r}", key, layer, owner, undo, refresh,
-                     save=param.noise_state, load=param.load_noise_state)
+    return Placement(
+        "weights",
+        f"weight {name!r}",
+        key,
+        layer,
+        owner,
+        undo,
+        refresh,
+        save=param.noise_state,
+        load=param.load_noise_state,
+    )
 
 
 def _check_untied(root: nn.Module, chosen: list[tuple[str, nn.Module, str]]) -> None:
@@ -191,9 +199,7 @@ def _check_untied(root: nn.Module, chosen: list[tuple[str, nn.Module, str]]) -> 
     for name, owner, local in chosen:
         p = parameter(owner, local)
         if not p.is_floating_point():
-            raise ValueError(
-                f"weight noise on {name!r}: the parameter has dtype={p.dtype}, not floating point"
-            )
+            raise ValueError(f"weight noise on {name!r}: the parameter has dtype={p.dtype}, not floating point")
         if len(names.get(id(p), ())) > 1:
             raise ValueError(
                 f"weight noise on {name!r}: the parameter is shared with {names[id(p)]}; noise on tied "

@@ -79,12 +79,16 @@ def site(noise: NoiseKind, at: str = "input", **options: Any) -> AttachSite:
     Raises TypeError for a noise that is not a noise config, ValueError for an unknown site or option.
     """
     if not isinstance(noise, NoiseKind):
-        raise TypeError(f"noise must be a noise config such as noisereg.noise.Gaussian(std=0.1), got {type(noise).__name__}")
+        raise TypeError(
+            f"noise must be a noise config such as noisereg.noise.Gaussian(std=0.1), got {type(noise).__name__}"
+        )
     if at not in _SITES:
         raise ValueError(f"at={at!r} must be one of {_SITES}")
     for key in options:
         if key not in _OPTIONS:
-            raise ValueError(f"site option {key!r} is not one of {_OPTIONS} (the optimizer of at='gradients' is the replica's own)")
+            raise ValueError(
+                f"site option {key!r} is not one of {_OPTIONS} (the optimizer of at='gradients' is the replica's own)"
+            )
     return AttachSite(noise, cast(At, at), tuple(sorted(options.items())))  # checked against _SITES above
 
 
@@ -97,8 +101,15 @@ class _Cell:
     sites: tuple[AttachSite, ...]
 
     def meta(self, path: str, why: str) -> dict[str, Any]:
-        return {"arm": self.arm, "value": self.value, "param": self.param, "selection": False,
-                "noise": [s.describe() for s in self.sites], "path": path, "path_reason": why}
+        return {
+            "arm": self.arm,
+            "value": self.value,
+            "param": self.param,
+            "selection": False,
+            "noise": [s.describe() for s in self.sites],
+            "path": path,
+            "path_reason": why,
+        }
 
 
 class StudyResult:
@@ -111,11 +122,21 @@ class StudyResult:
     def table(self) -> str:
         """The evidence table of ``noisereg study`` (test metric over seeds, paired tests) as text."""
         rows = table_rows(self.summary)
-        heads = {"arm": "arm", "n": "n", "mean": "test mean ± sd", "ci95": "95% CI", "diff": "Δ vs base", "p_holm": "p Holm", "verdict": ""}
+        heads = {
+            "arm": "arm",
+            "n": "n",
+            "mean": "test mean ± sd",
+            "ci95": "95% CI",
+            "diff": "Δ vs base",
+            "p_holm": "p Holm",
+            "verdict": "",
+        }
         widths = {k: max(len(h), *(len(r[k]) for r in rows)) if rows else len(h) for k, h in heads.items()}
         lines = ["  ".join(h.ljust(widths[k]) for k, h in heads.items()).rstrip()]
         lines += ["  ".join(r[k].ljust(widths[k]) for k in heads).rstrip() for r in rows]
-        title = f"{self.summary['study']}: test {self.summary['metric']} over seeds (baseline: {self.summary['baseline']})"
+        title = (
+            f"{self.summary['study']}: test {self.summary['metric']} over seeds (baseline: {self.summary['baseline']})"
+        )
         return "\n".join([title, *lines, self.summary["verdict"]["text"]])
 
     def report(self) -> Path:
@@ -149,13 +170,17 @@ def _plan(arms: Mapping[str, Sequence[AttachSite]], grid: Mapping[str, Any]) -> 
         index, values = (spec.get("site", 0), spec.get("values")) if isinstance(spec, Mapping) else (None, spec)
         if index is None:
             if len(sites) != 1:
-                raise ValueError(f"grid[{name!r}]: arm {name!r} has {len(sites)} sites: give {{'site': i, 'values': [...]}}")
+                raise ValueError(
+                    f"grid[{name!r}]: arm {name!r} has {len(sites)} sites: give {{'site': i, 'values': [...]}}"
+                )
             index = 0
         if not isinstance(index, int) or not 0 <= index < len(sites):
             raise ValueError(f"grid[{name!r}]['site']={index!r} must index one of the arm's {len(sites)} sites")
         if not isinstance(values, (list, tuple)) or not values:
             raise ValueError(f"grid[{name!r}] must be a non-empty list of strengths, got {values!r}")
-        param = sites[index].noise.strength_field if len(sites) == 1 else f"[{index}].{sites[index].noise.strength_field}"
+        param = (
+            sites[index].noise.strength_field if len(sites) == 1 else f"[{index}].{sites[index].noise.strength_field}"
+        )
         for value in values:
             changed = list(sites)
             changed[index] = sites[index].with_strength(value)
@@ -169,7 +194,9 @@ def _check_sites(factory: Callable[[], torch.nn.Module], cells: list[_Cell], fit
     for cell in cells:
         for j, s in enumerate(cell.sites):
             if fit is not None and s.at in ("gradients", "targets"):
-                raise ValueError(f"arms[{cell.arm!r}] site {j} at={s.at!r} needs noisereg's loop: with fit=, use input, activations, embeddings or weights noise")
+                raise ValueError(
+                    f"arms[{cell.arm!r}] site {j} at={s.at!r} needs noisereg's loop: with fit=, use input, activations, embeddings or weights noise"
+                )
             if s.at == "gradients":
                 continue
             try:
@@ -293,12 +320,28 @@ def run_model(
         _check_sites(factory, cells, fit, step)
     make_optimizer = optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3))
     replica_seeds = [derive_seed(seed, "seed", i) for i in range(seeds)]
+
     def template(cell: _Cell) -> LoopTask:
         return LoopTask(
-            model=factory, sites=cell.sites, train=the_folds[0].train, test=the_folds[0].test, loss=loss_fn,
-            optimizer=make_optimizer, epochs=epochs, batch_size=batch_size, task=kind, seed=replica_seeds[0],
-            eval_every=eval_every, step=step, fit=fit, collate=collate, metrics=extra, threshold=threshold,
-            dtype=dtype, device=device, threads=threads,
+            model=factory,
+            sites=cell.sites,
+            train=the_folds[0].train,
+            test=the_folds[0].test,
+            loss=loss_fn,
+            optimizer=make_optimizer,
+            epochs=epochs,
+            batch_size=batch_size,
+            task=kind,
+            seed=replica_seeds[0],
+            eval_every=eval_every,
+            step=step,
+            fit=fit,
+            collate=collate,
+            metrics=extra,
+            threshold=threshold,
+            dtype=dtype,
+            device=device,
+            threads=threads,
         )
 
     by_arm: dict[str, tuple[str, str]] = {}  # one trial per arm: its grid cells differ in strength only
@@ -308,20 +351,41 @@ def run_model(
     paths = {c.key: by_arm[c.arm] for c in cells}
     name = name or Path(out).name
     config = {
-        "name": name, "description": description, "seed": seed, "seeds": seeds, "metric": metric,
-        "baseline": baseline, "curve_points": 200,
+        "name": name,
+        "description": description,
+        "seed": seed,
+        "seeds": seeds,
+        "metric": metric,
+        "baseline": baseline,
+        "curve_points": 200,
         "arms": [{"name": a, "noise": [s.describe() for s in sites]} for a, sites in arms.items()],
         "grid": {a: list(v) if not isinstance(v, Mapping) else dict(v) for a, v in (grid or {}).items()},
         "model": {"factory": _describe(model) if not isinstance(model, torch.nn.Module) else type(model).__name__},
-        "training": {"epochs": epochs, "batch_size": batch_size, "eval_every": eval_every, "loss": loss_name,
-                     "optimizer": _describe(optimizer), "step": _describe(step), "fit": _describe(fit)},
-        "folds": folds, "task": kind, "selection": None, "study_file": dict(study_file) if study_file else None,
+        "training": {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "eval_every": eval_every,
+            "loss": loss_name,
+            "optimizer": _describe(optimizer),
+            "step": _describe(step),
+            "fit": _describe(fit),
+        },
+        "folds": folds,
+        "task": kind,
+        "selection": None,
+        "study_file": dict(study_file) if study_file else None,
     }
     parts = [describe_part(f.train, kind) for f in the_folds], [describe_part(f.test, kind) for f in the_folds]
     meta = {
-        "data": "user data", "task": kind, "classes": describe_part(whole, kind).get("classes", []),
-        "features": parts[0][0].get("features"), "n_train": [p["n"] for p in parts[0]],
-        "n_test": [p["n"] for p in parts[1]], "loss": loss_name, "seeds": seeds, "monitor": None,
+        "data": "user data",
+        "task": kind,
+        "classes": describe_part(whole, kind).get("classes", []),
+        "features": parts[0][0].get("features"),
+        "n_train": [p["n"] for p in parts[0]],
+        "n_test": [p["n"] for p in parts[1]],
+        "loss": loss_name,
+        "seeds": seeds,
+        "monitor": None,
         "paths": {key: {"path": path, "why": why} for key, (path, why) in paths.items()},
     }
     out = Path(out)
@@ -336,9 +400,15 @@ def run_model(
         claims = store.claim(len(cells))
         if claims:
             rows = [(by_key[c.cell], s, g) for c in claims for g in range(len(the_folds)) for s in range(seeds)]
-            tasks = [dataclasses.replace(template(cell), train=the_folds[g].train, test=the_folds[g].test, seed=replica_seeds[s])
-                     for cell, s, g in rows]
-            jobs = make_jobs(tasks, [paths[cell.key][0] == VECTORIZED for cell, _, _ in rows], [g for *_, g in rows], workers)
+            tasks = [
+                dataclasses.replace(
+                    template(cell), train=the_folds[g].train, test=the_folds[g].test, seed=replica_seeds[s]
+                )
+                for cell, s, g in rows
+            ]
+            jobs = make_jobs(
+                tasks, [paths[cell.key][0] == VECTORIZED for cell, _, _ in rows], [g for *_, g in rows], workers
+            )
             start = time.perf_counter()
             with store.heartbeat(claims):
                 try:
@@ -364,8 +434,9 @@ def run_model(
     return StudyResult(out, name, summary)
 
 
-def run_config(cfg: UserStudyConfig, out: str | Path, *, storage: str | None = None, workers: int = 1,
-               source: str = "study") -> StudyResult:
+def run_config(
+    cfg: UserStudyConfig, out: str | Path, *, storage: str | None = None, workers: int = 1, source: str = "study"
+) -> StudyResult:
     """Run a user study file (:mod:`noisereg.study.config.user`) into ``out`` and write its report.
 
     Raises :class:`StudyConfigError` naming the key of a failing import, call or setting."""

@@ -21,8 +21,16 @@ import optuna
 
 from noisereg._compat.optuna_private import enqueued_cell
 
-__all__ = ["CURVES_ARTIFACT", "ARTIFACTS_DIR", "CurvesMissing", "artifact_dir", "split_curves", "merge_curves",
-           "upload_curves", "read_curves"]
+__all__ = [
+    "CURVES_ARTIFACT",
+    "ARTIFACTS_DIR",
+    "CurvesMissing",
+    "artifact_dir",
+    "split_curves",
+    "merge_curves",
+    "upload_curves",
+    "read_curves",
+]
 
 CURVES_ARTIFACT = "curves.json"
 """The artifact of a completed trial on a SQLite storage that holds its curves (module docstring)."""
@@ -73,8 +81,11 @@ def merge_curves(small: Mapping[str, Any], curves: Mapping[str, Any]) -> dict[st
 
 
 def upload_curves(
-    artifacts: optuna.artifacts.FileSystemArtifactStore, folder: Path, storage: optuna.storages.BaseStorage,
-    trial: int, curves: Mapping[str, Any],
+    artifacts: optuna.artifacts.FileSystemArtifactStore,
+    folder: Path,
+    storage: optuna.storages.BaseStorage,
+    trial: int,
+    curves: Mapping[str, Any],
 ) -> None:
     """Write ``curves`` as the artifact :data:`CURVES_ARTIFACT` of the trial with id ``trial``, in
     ``artifacts`` (kept in ``folder``, made if missing)."""
@@ -88,7 +99,9 @@ def upload_curves(
 
 
 def read_curves(
-    artifacts: optuna.artifacts.FileSystemArtifactStore, folder: Path, storage: optuna.storages.BaseStorage,
+    artifacts: optuna.artifacts.FileSystemArtifactStore,
+    folder: Path,
+    storage: optuna.storages.BaseStorage,
     trial: optuna.trial.FrozenTrial,
 ) -> dict[str, Any]:
     """The curves a completed trial keeps as its artifact; {} where it keeps none.

@@ -69,17 +69,34 @@ def plan_cells(config: StudyConfig) -> list[Cell]:
         if arm.search is not None:
             param: str | None = arm.search.param or KINDS[arm.noise[0].kind].strength
             for i in range(1, arm.search.trials + 1):
-                cells.append(Cell(
-                    cell_key(arm.name, i, "trial"), arm.name, None, param, tuple(arm.noise), True, search=True,
-                    standardize=arm.standardize, weight_decay=arm.weight_decay,
-                ))
+                cells.append(
+                    Cell(
+                        cell_key(arm.name, i, "trial"),
+                        arm.name,
+                        None,
+                        param,
+                        tuple(arm.noise),
+                        True,
+                        search=True,
+                        standardize=arm.standardize,
+                        weight_decay=arm.weight_decay,
+                    )
+                )
             continue
         param = None if arm.grid is None else (arm.grid.param or KINDS[arm.noise[0].kind].strength)
         for value, noise in arm.cells():
-            cells.append(Cell(
-                cell_key(arm.name, value, param), arm.name, value, param, tuple(noise), arm.name == chosen,
-                standardize=arm.standardize, weight_decay=arm.weight_decay,
-            ))
+            cells.append(
+                Cell(
+                    cell_key(arm.name, value, param),
+                    arm.name,
+                    value,
+                    param,
+                    tuple(noise),
+                    arm.name == chosen,
+                    standardize=arm.standardize,
+                    weight_decay=arm.weight_decay,
+                )
+            )
     return cells
 
 

@@ -155,7 +155,9 @@ def _read_csv(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: a header but no data rows")
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
-        raise DataError(f"{path}: column name(s) {repeated} appear more than once in the header; name every column once")
+        raise DataError(
+            f"{path}: column name(s) {repeated} appear more than once in the header; name every column once"
+        )
     bad = [i + 2 for i, r in enumerate(body) if len(r) != len(header)]
     if bad:
         raise DataError(f"{path}: lines {bad[:5]} have a different number of fields than the header ({len(header)})")
@@ -280,8 +282,15 @@ def _scale(train: np.ndarray, *others: np.ndarray | None) -> list[Any]:
 
 
 def _fold(
-    name: str, role: Role, outer: int, data: Dataset, config: DataConfig,
-    train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], validation: float | None, seed: int,
+    name: str,
+    role: Role,
+    outer: int,
+    data: Dataset,
+    config: DataConfig,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    validation: float | None,
+    seed: int,
 ) -> Fold:
     (xtr, ytr), (xte, yte) = train, test
     xva = yva = None
@@ -290,7 +299,9 @@ def _fold(
         try:
             tr, va = train_test_split(np.arange(len(ytr)), test_size=validation, random_state=seed, stratify=strat)
         except ValueError as exc:
-            raise DataError(f"training.validation={validation}: cannot split the {len(ytr)} training rows of fold {name!r}: {exc}") from None
+            raise DataError(
+                f"training.validation={validation}: cannot split the {len(ytr)} training rows of fold {name!r}: {exc}"
+            ) from None
         xtr, ytr, xva, yva = xtr[tr], ytr[tr], xtr[va], ytr[va]
     if config.standardize:
         xtr, xte, xva = _scale(xtr, xte, xva)
@@ -315,7 +326,12 @@ def _splitter(data: Dataset, k: int, key: str, rows: np.ndarray, seed: int) -> K
 
 
 def make_folds(
-    data: Dataset, split: SplitConfig, config: DataConfig, *, cv_folds: int | None = None, validation: float | None = None,
+    data: Dataset,
+    split: SplitConfig,
+    config: DataConfig,
+    *,
+    cv_folds: int | None = None,
+    validation: float | None = None,
     nested: bool = False,
 ) -> list[Fold]:
     """The folds of a study: ``role='test'`` folds (one for holdout, k for kfold) then, with
@@ -341,7 +357,19 @@ def make_folds(
         splitter = _splitter(data, split.folds, "split.folds", rows, seed)
         folds = []
         for i, (tr, te) in enumerate(splitter.split(data.x, data.y if data.task == "classification" else None)):
-            folds.append(_fold(f"fold{i}", "test", i, data, config, (data.x[tr], data.y[tr]), (data.x[te], data.y[te]), validation, seed))
+            folds.append(
+                _fold(
+                    f"fold{i}",
+                    "test",
+                    i,
+                    data,
+                    config,
+                    (data.x[tr], data.y[tr]),
+                    (data.x[te], data.y[te]),
+                    validation,
+                    seed,
+                )
+            )
         return folds
     if split.shuffle:
         rows = np.random.default_rng(seed).permutation(n)
@@ -354,7 +382,11 @@ def make_folds(
         raise DataError(f"split.n_train={n_train}: the training part holds one class only")
     train = (data.x[train_rows], data.y[train_rows])
     # fresh: the data set brings its own test part, x_test and y_test together
-    test = cast(tuple[np.ndarray, np.ndarray], (data.x_test, data.y_test)) if fresh else (data.x[rows[n_train:]], data.y[rows[n_train:]])
+    test = (
+        cast(tuple[np.ndarray, np.ndarray], (data.x_test, data.y_test))
+        if fresh
+        else (data.x[rows[n_train:]], data.y[rows[n_train:]])
+    )
     folds = [_fold("test", "test", 0, data, config, train, test, validation, seed)]
     if cv_folds is not None:
         splitter = _splitter(data, cv_folds, "selection.folds", train_rows, seed)
@@ -362,15 +394,22 @@ def make_folds(
         outer = list(splitter.split(train[0], y_strat))
         for i, (tr, va) in enumerate(outer):
             held_out = (train[0][va], train[1][va])
-            folds.append(_fold(f"cv{i}", "cv", 0, data, config, (train[0][tr], train[1][tr]), held_out, validation, seed))
+            folds.append(
+                _fold(f"cv{i}", "cv", 0, data, config, (train[0][tr], train[1][tr]), held_out, validation, seed)
+            )
         if nested:
             folds += _nested_folds(data, config, train_rows, outer, cv_folds, validation, seed)
     return folds
 
 
 def _nested_folds(
-    data: Dataset, config: DataConfig, train_rows: np.ndarray, outer: list[tuple[np.ndarray, np.ndarray]], k: int,
-    validation: float | None, seed: int,
+    data: Dataset,
+    config: DataConfig,
+    train_rows: np.ndarray,
+    outer: list[tuple[np.ndarray, np.ndarray]],
+    k: int,
+    validation: float | None,
+    seed: int,
 ) -> list[Fold]:
     """For each outer split (tr, va) of the training rows: its ``nested_test`` fold, then ``k``
     ``nested_cv`` folds of ``tr`` (stratified for classification, shuffled with ``seed``)."""
@@ -378,10 +417,24 @@ def _nested_folds(
     for o, (tr, va) in enumerate(outer):
         rows = train_rows[tr]
         held_out = (data.x[train_rows[va]], data.y[train_rows[va]])
-        folds.append(_fold(f"nest{o}", "nested_test", o, data, config, (data.x[rows], data.y[rows]), held_out, validation, seed))
+        folds.append(
+            _fold(f"nest{o}", "nested_test", o, data, config, (data.x[rows], data.y[rows]), held_out, validation, seed)
+        )
         inner = _splitter(data, k, "selection.folds", rows, seed)
         strat = data.y[rows] if data.task == "classification" else None
         for i, (itr, iva) in enumerate(inner.split(data.x[rows], strat)):
             train = (data.x[rows[itr]], data.y[rows[itr]])
-            folds.append(_fold(f"nest{o}cv{i}", "nested_cv", o, data, config, train, (data.x[rows[iva]], data.y[rows[iva]]), validation, seed))
+            folds.append(
+                _fold(
+                    f"nest{o}cv{i}",
+                    "nested_cv",
+                    o,
+                    data,
+                    config,
+                    train,
+                    (data.x[rows[iva]], data.y[rows[iva]]),
+                    validation,
+                    seed,
+                )
+            )
     return folds

@@ -65,7 +65,15 @@ def _certified_rows(attrs: Mapping[str, Any], key: str, base: Mapping[str, Any])
     if not smoothing or stored.get("settings") != (attrs.get(ROBUSTNESS_VS_BASELINE) or {}).get("settings"):
         return []
     return [
-        {**base, "seed": seed, "stage": "certified", "fold": None, "epoch": None, "radius": radius, "certified_acc": share}
+        {
+            **base,
+            "seed": seed,
+            "stage": "certified",
+            "fold": None,
+            "epoch": None,
+            "radius": radius,
+            "certified_acc": share,
+        }
         for seed, row in zip(smoothing["seeds"], smoothing["certified"], strict=True)
         for radius, share in zip(smoothing["radii"], row, strict=True)
     ]
@@ -96,7 +104,9 @@ def tidy_rows(store: Store) -> list[dict[str, Any]]:
                 metrics = {m: v[s][f] for m, v in cv.items() if s < len(v) and f < len(v[s])}
                 rows.append({**row, "stage": "cv", "fold": f, "epoch": None, **metrics})
                 for e, epoch in enumerate(val_epochs):
-                    points = {m: v[s][f][e] for m, v in cv_curves.items() if s < len(v) and f < len(v[s]) and e < len(v[s][f])}
+                    points = {
+                        m: v[s][f][e] for m, v in cv_curves.items() if s < len(v) and f < len(v[s]) and e < len(v[s][f])
+                    }
                     rows.append({**row, "stage": "cv_curve", "fold": f, "epoch": epoch, **points})
         rows += _certified_rows(attrs, key, base)
     return rows
@@ -201,7 +211,9 @@ def _cell_metrics(results: Mapping[str, Any]) -> list[tuple[str, float, int]]:
     for key in sorted(k for k in results if k.startswith("curve:")):
         name = key.removeprefix("curve:")
         for s, row in zip(seeds, results[key], strict=True):
-            out += [(f"curve/{name}/seed_{s}", float(v), int(e)) for e, v in zip(epochs, row, strict=True) if _number(v)]
+            out += [
+                (f"curve/{name}/seed_{s}", float(v), int(e)) for e, v in zip(epochs, row, strict=True) if _number(v)
+            ]
         for i, epoch in enumerate(epochs):
             points = [row[i] for row in results[key] if i < len(row) and _number(row[i])]
             if points:
@@ -234,7 +246,9 @@ def _write_mlflow(store: Store, folder: Path) -> None:
     attrs = store.attrs()
     found = client.get_experiment_by_name(store.study_name)
     if found is None:
-        experiment = client.create_experiment(store.study_name, artifact_location=(folder / "artifacts").resolve().as_uri())
+        experiment = client.create_experiment(
+            store.study_name, artifact_location=(folder / "artifacts").resolve().as_uri()
+        )
     else:
         experiment = found.experiment_id
         for old in client.search_runs([experiment], max_results=50000):

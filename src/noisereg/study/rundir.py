@@ -23,7 +23,9 @@ class RunDirError(RuntimeError):
 
     def __init__(self, path: str | Path, error: OSError, consequence: str = "") -> None:
         self.path, self.error, self.consequence = Path(path), error, consequence
-        super().__init__(f"cannot write {self.path}: {error.strerror or error}" + (f"; {consequence}" if consequence else ""))
+        super().__init__(
+            f"cannot write {self.path}: {error.strerror or error}" + (f"; {consequence}" if consequence else "")
+        )
 
 
 @contextlib.contextmanager

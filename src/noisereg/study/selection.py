@@ -97,7 +97,9 @@ def fold_scores(cv: Mapping[str, Any] | None, score: str, seeds: int | None = No
     return -per_fold if higher else per_fold
 
 
-def screened(values: Sequence[float | None], cvs: Sequence[Mapping[str, Any] | None], seeds: int | None = None) -> list[bool]:
+def screened(
+    values: Sequence[float | None], cvs: Sequence[Mapping[str, Any] | None], seeds: int | None = None
+) -> list[bool]:
     """Per value, whether the accuracy screen (module docstring) keeps it: its mean CV accuracy is at
     least the best mean minus ``SCREEN_SE`` standard errors of the best value's K seed-averaged fold
     accuracies.

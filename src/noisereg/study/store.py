@@ -92,13 +92,39 @@ from noisereg.study.connection import StoreUnreachable, masked_url
 from noisereg.study.store_base import DB_NAME, SCHEMA_VERSION, StoreBase, StoreError, default_url
 
 __all__ = [
-    "Store", "StoreError", "StoreUnreachable", "CellLost", "Claim", "Heartbeat", "default_url", "masked_url",
-    "DB_NAME", "SCHEMA_VERSION", "RESULT_KEYS", "PROPOSAL", "CURVES_ARTIFACT", "ROBUSTNESS_PREFIX", "ROBUSTNESS_VS_BASELINE", "OWNER",
+    "Store",
+    "StoreError",
+    "StoreUnreachable",
+    "CellLost",
+    "Claim",
+    "Heartbeat",
+    "default_url",
+    "masked_url",
+    "DB_NAME",
+    "SCHEMA_VERSION",
+    "RESULT_KEYS",
+    "PROPOSAL",
+    "CURVES_ARTIFACT",
+    "ROBUSTNESS_PREFIX",
+    "ROBUSTNESS_VS_BASELINE",
+    "OWNER",
 ]
 
 _log = logging.getLogger("noisereg.study")
 
-RESULT_KEYS = ("cell", "seeds", "final", "cv", "nested", "coef", "epochs", "curves", "intermediate", "elapsed_s", "replicas")
+RESULT_KEYS = (
+    "cell",
+    "seeds",
+    "final",
+    "cv",
+    "nested",
+    "coef",
+    "epochs",
+    "curves",
+    "intermediate",
+    "elapsed_s",
+    "replicas",
+)
 """User attributes of a completed trial: ``cell`` (its key), ``seeds`` (seed indices), ``final``
 ({metric: [one value per seed]}, e.g. ``test_acc``, averaged over outer folds), ``cv``
 (``{"val_loss" | "val_acc" | "val_r2": [[per CV fold] per seed]}``, the CV folds' held-out metrics,
@@ -196,8 +222,11 @@ class Store(StoreBase):
                         continue
                 except optuna.exceptions.UpdateFinishedTrialError:
                     continue  # another process failed it first, and enqueued its retry
-                _log.info("cell %s: its claimant (process %s on this machine) is gone; retrying it now",
-                         enqueued_cell(t), owner["pid"])
+                _log.info(
+                    "cell %s: its claimant (process %s on this machine) is gone; retrying it now",
+                    enqueued_cell(t),
+                    owner["pid"],
+                )
                 if retry is not None:
                     retry(self.study, self.storage.get_trial(self._id(t)))
 
@@ -215,7 +244,9 @@ class Store(StoreBase):
             if not isinstance(owner, dict):
                 out[key] = "an unknown process"
             elif owner.get("machine") == machine():
-                out[key] = f"process {owner.get('pid')} on this machine, {'which is gone' if gone(owner) else 'still running'}"
+                out[key] = (
+                    f"process {owner.get('pid')} on this machine, {'which is gone' if gone(owner) else 'still running'}"
+                )
             else:
                 out[key] = f"process {owner.get('pid')} on {str(owner.get('machine')).split('/')[0]}"
         return out
@@ -252,8 +283,9 @@ class Store(StoreBase):
     def heartbeat(self, claims: Sequence[Claim]) -> Iterator[Heartbeat]:
         """Record a heartbeat for ``claims`` every ``heartbeat_interval`` seconds while inside; yield
         the :class:`Heartbeat`, whose ``check()`` raises :class:`CellLost` once the claims are lost."""
-        beat = Heartbeat(self.storage, self.retrying, claims, interval=self.heartbeat_interval,
-                         grace_period=self.grace_period)
+        beat = Heartbeat(
+            self.storage, self.retrying, claims, interval=self.heartbeat_interval, grace_period=self.grace_period
+        )
         thread = threading.Thread(target=beat.run, name="noisereg-heartbeat", daemon=True)
         thread.start()
         try:
@@ -275,11 +307,15 @@ class Store(StoreBase):
                 self._upload(claim.trial_id, curves)
             for key, val in small.items():
                 self.storage.set_trial_user_attr(claim.trial_id, key, val)
-            self.storage.set_trial_state_values(claim.trial_id, TrialState.COMPLETE, values=None if value is None else [float(value)])
+            self.storage.set_trial_state_values(
+                claim.trial_id, TrialState.COMPLETE, values=None if value is None else [float(value)]
+            )
         except optuna.exceptions.UpdateFinishedTrialError:
             state = self.storage.get_trial(claim.trial_id).state
             if state != TrialState.COMPLETE:  # COMPLETE: our own commit went through before a reconnect
-                raise CellLost(f"cell {claim.cell!r} (trial {claim.number}) was marked {state.name} by another process") from None
+                raise CellLost(
+                    f"cell {claim.cell!r} (trial {claim.number}) was marked {state.name} by another process"
+                ) from None
 
     def _upload(self, trial: int, curves: Mapping[str, Any]) -> None:
         if self.artifact_folder is None or self.artifacts is None:
@@ -295,8 +331,9 @@ class Store(StoreBase):
         except CurvesMissing as exc:
             raise StoreError(str(exc)) from None
 
-    def show(self, claim: Claim, params: Mapping[str, Any], distributions: Mapping[str, Any],
-             curve: Mapping[int, float]) -> None:
+    def show(
+        self, claim: Claim, params: Mapping[str, Any], distributions: Mapping[str, Any], curve: Mapping[int, float]
+    ) -> None:
         """What optuna-dashboard shows of a running trial: parameters, and a curve as intermediate
         values (see :mod:`noisereg.study.run.dashboard`); call it before :meth:`complete`."""
         for name, value in params.items():

@@ -93,7 +93,9 @@ class StoreBase:
                     engine_kwargs=engine_kwargs(url),
                     heartbeat_interval=heartbeat_interval,
                     grace_period=self.grace_period,
-                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                        max_retry=max_retry
+                    ),
                 )
 
         for attempt in range(3):
@@ -116,7 +118,9 @@ class StoreBase:
         self._study: optuna.Study | None = None
         self.claimed: list[Claim] = []
         self.artifact_folder = artifact_dir(url)
-        self.artifacts = None if self.artifact_folder is None else optuna.artifacts.FileSystemArtifactStore(self.artifact_folder)
+        self.artifacts = (
+            None if self.artifact_folder is None else optuna.artifacts.FileSystemArtifactStore(self.artifact_folder)
+        )
 
     def close(self) -> None:
         """Close the store's database connections (its pool); idempotent.
@@ -144,13 +148,17 @@ class StoreBase:
                 raise StoreError(f"no study {self.study_name!r} in {self.url}; studies there: {names}") from None
         return self._study
 
-    def create(self, config: Mapping[str, Any], cells: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any]) -> bool:
+    def create(
+        self, config: Mapping[str, Any], cells: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any]
+    ) -> bool:
         """Create the study (True), or open it if it exists with the same configuration (False).
 
         ``cells`` maps each cell key to its metadata (arm, value, param); ``meta`` is stored beside
         (data sizes, task). Raises :class:`StoreError` if the stored configuration differs.
         """
-        study = optuna.create_study(study_name=self.study_name, storage=self.storage, load_if_exists=True, direction="minimize")
+        study = optuna.create_study(
+            study_name=self.study_name, storage=self.storage, load_if_exists=True, direction="minimize"
+        )
         self._study = study
         stored = study.user_attrs.get("fingerprint")
         if stored is None:

@@ -59,7 +59,12 @@ def model_path(models_dir: str | Path, cell: str) -> Path:
 
 
 def save_cell_models(
-    models_dir: str | Path, cell: str, model: str, seeds: Sequence[int], folds: Sequence[int], state: Mapping[str, Tensor]
+    models_dir: str | Path,
+    cell: str,
+    model: str,
+    seeds: Sequence[int],
+    folds: Sequence[int],
+    state: Mapping[str, Tensor],
 ) -> Path:
     """Write one cell's stacked weights (``state[name]`` is [R, ...] for the R replicas) atomically.
 

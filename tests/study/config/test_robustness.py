@@ -41,12 +41,28 @@ def digits(**robustness) -> dict:
         ({"smoothing": {"sigma": -0.5}}, "robustness.smoothing.sigma", "must be > 0, got -0.5"),
         ({"smoothing": {"alpha": 1.0}}, "robustness.smoothing.alpha", "must be < 1, got 1.0"),
         ({"smoothing": {"alpha": 0}}, "robustness.smoothing.alpha", "must be > 0, got 0"),
-        ({"smoothing": {"n0": 100, "n": 100}}, "robustness.smoothing", "n0=100 must be < n=100: the selection samples are meant to be a small prelude"),
-        ({"monitor": {"corruption": "shot", "std": 0.1}}, "robustness.monitor", "std is a Gaussian standard deviation; corruption = 'shot' uses severity"),
+        (
+            {"smoothing": {"n0": 100, "n": 100}},
+            "robustness.smoothing",
+            "n0=100 must be < n=100: the selection samples are meant to be a small prelude",
+        ),
+        (
+            {"monitor": {"corruption": "shot", "std": 0.1}},
+            "robustness.monitor",
+            "std is a Gaussian standard deviation; corruption = 'shot' uses severity",
+        ),
         ({"monitor": {"severity": 2, "std": 0.1}}, "robustness.monitor", "give severity or std, not both"),
-        ({"constants": "cifar"}, "robustness.constants", "must be one of 'cifar10', 'imagenet', 'tabular', got 'cifar'; did you mean 'cifar10'?"),
+        (
+            {"constants": "cifar"},
+            "robustness.constants",
+            "must be one of 'cifar10', 'imagenet', 'tabular', got 'cifar'; did you mean 'cifar10'?",
+        ),
         ({"ece_bin": 10}, "robustness", "unknown key 'ece_bin'; did you mean 'ece_bins'?"),
-        ({"constants": "cifar10", "scale": 2.0}, "robustness", "scale is the feature scale of tabular levels; 'cifar10' images are in [0, 1]"),
+        (
+            {"constants": "cifar10", "scale": 2.0},
+            "robustness",
+            "scale is the feature scale of tabular levels; 'cifar10' images are in [0, 1]",
+        ),
     ],
 )
 def test_bad_settings_name_their_key_path(robustness: dict, path: str, message: str) -> None:
@@ -96,11 +112,22 @@ def test_value_range_maps_to_the_unit_interval_and_refuses_values_outside() -> N
     assert path == "data" and "set standardize = false" in message
     [(path, message)] = problems(tiny_raw(data={"source": "digits", "standardize": False, "value_range": [16, 0]}))
     assert "value_range=[16.0, 0.0] must be [low, high] with low < high" in message
-    with pytest.raises(DataError, match=r"data.value_range=\[0.0, 8.0\] but feature 'pixel_0_2' holds values in \[0, 16\] \(33687 value\(s\) outside"):
-        load_dataset(parse_config(tiny_raw(data={"source": "digits", "standardize": False, "value_range": [0, 8]})).data)
+    with pytest.raises(
+        DataError,
+        match=r"data.value_range=\[0.0, 8.0\] but feature 'pixel_0_2' holds values in \[0, 16\] \(33687 value\(s\) outside",
+    ):
+        load_dataset(
+            parse_config(tiny_raw(data={"source": "digits", "standardize": False, "value_range": [0, 8]})).data
+        )
 
 
 def test_the_builtin_robustness_study_prepares() -> None:
     prep = prepare(resolve_study("digits-robustness"))
     assert prep.config.robustness.constants == "imagenet" and prep.eval_noise is not None
-    assert prep.meta()["monitor"] == {"corruption": "gaussian", "severity": 3, "constants": "imagenet", "parameter": "std", "strength": 0.18}
+    assert prep.meta()["monitor"] == {
+        "corruption": "gaussian",
+        "severity": 3,
+        "constants": "imagenet",
+        "parameter": "std",
+        "strength": 0.18,
+    }

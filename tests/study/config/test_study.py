@@ -36,7 +36,13 @@ def test_negative_std_names_the_key_path() -> None:
 
 
 def test_list_of_sites_keeps_the_index_the_user_wrote() -> None:
-    arm = {"name": "bad", "noise": [{"site": "input", "kind": "gaussian", "std": 0.1}, {"site": "before", "kind": "gaussian", "std": -1.0}]}
+    arm = {
+        "name": "bad",
+        "noise": [
+            {"site": "input", "kind": "gaussian", "std": 0.1},
+            {"site": "before", "kind": "gaussian", "std": -1.0},
+        ],
+    }
     assert problems(with_arm(arm)) == [("arms[2].noise[1].std", "must be >= 0, got -1.0")]
 
 
@@ -50,13 +56,19 @@ def test_unknown_kind_and_schedule_suggest_the_right_name() -> None:
     arm = {"name": "bad", "noise": {"site": "gradients", "kind": "gausian", "std": 0.1}}
     [(path, msg)] = problems(with_arm(arm))
     assert path == "arms[2].noise.kind" and "did you mean 'gaussian'" in msg
-    arm = {"name": "bad", "noise": {"site": "gradients", "kind": "gaussian", "std": {"schedule": "anealed", "eta": 0.3}}}
+    arm = {
+        "name": "bad",
+        "noise": {"site": "gradients", "kind": "gaussian", "std": {"schedule": "anealed", "eta": 0.3}},
+    }
     [(path, msg)] = problems(with_arm(arm))
     assert path == "arms[2].noise.std.schedule" and "did you mean 'annealed'" in msg
 
 
 def test_schedule_parameters_are_checked() -> None:
-    arm = {"name": "bad", "noise": {"site": "gradients", "kind": "gaussian", "std": {"schedule": "annealed", "eta": -1}}}
+    arm = {
+        "name": "bad",
+        "noise": {"site": "gradients", "kind": "gaussian", "std": {"schedule": "annealed", "eta": -1}},
+    }
     assert problems(with_arm(arm)) == [("arms[2].noise.std.eta", "must be >= 0, got -1")]
 
 
@@ -69,7 +81,11 @@ def test_missing_key_and_several_problems_at_once() -> None:
 
 @pytest.mark.parametrize(
     ("grid", "message"),
-    [([], "must have at least 1 item(s)"), ([0.1, 0.1], "distinct"), ([0.1, -0.2], "grid.values[1] sets std: must be >= 0, got -0.2")],
+    [
+        ([], "must have at least 1 item(s)"),
+        ([0.1, 0.1], "distinct"),
+        ([0.1, -0.2], "grid.values[1] sets std: must be >= 0, got -0.2"),
+    ],
 )
 def test_bad_grids_are_refused(grid: list, message: str) -> None:
     arm = {"name": "g", "noise": {"site": "before", "kind": "gaussian", "std": 0.1}, "grid": grid}
@@ -143,7 +159,11 @@ def test_every_builtin_study_validates_and_the_default_is_the_case_study() -> No
     case = resolve_study(None)
     assert (case.name, case.seeds, case.training.epochs, case.data.random_state) == ("case-study", 30, 4000, 1)
     assert [a.name for a in case.arms][:5] == [
-        "no noise", "input 0.01", "hidden 0.1 before ReLU", "hidden 0.1 after ReLU", "input 0.01 + hidden 0.1",
+        "no noise",
+        "input 0.01",
+        "hidden 0.1 before ReLU",
+        "hidden 0.1 after ReLU",
+        "input 0.01 + hidden 0.1",
     ]
     with pytest.raises(StudyConfigError, match="did you mean 'moons'"):
         resolve_study("mons")
@@ -160,8 +180,13 @@ def test_versus_must_name_another_single_cell_arm() -> None:
     [(_, msg)] = problems(raw)
     assert "arms[2].versus='non' is not an arm; did you mean 'none'?" in msg
     assert "names the arm itself" in problems(with_arm({"name": "b", "versus": "b"}))[0][1]
-    raw = tiny_raw(arms=[{"name": "none"}, {"name": "g", "noise": {"site": "before", "kind": "gaussian", "std": 0.1}, "grid": [0.0, 0.1]},
-                         {"name": "b", "versus": "g"}])
+    raw = tiny_raw(
+        arms=[
+            {"name": "none"},
+            {"name": "g", "noise": {"site": "before", "kind": "gaussian", "std": 0.1}, "grid": [0.0, 0.1]},
+            {"name": "b", "versus": "g"},
+        ]
+    )
     raw.pop("selection")
     assert "has a grid or search" in problems(raw)[0][1]
 
@@ -191,7 +216,13 @@ def test_the_default_study_is_the_article_as_written() -> None:
     assert (cfg.data.source, cfg.data.n_samples, cfg.data.noise, cfg.data.random_state) == ("circles", 100, 0.1, 1)
     assert (cfg.split.kind, cfg.split.n_train) == ("holdout", 30)
     assert (cfg.model.widths, cfg.model.activation, cfg.model.init) == ([500], "relu", "glorot")
-    assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.training.epochs, cfg.training.batch_size, cfg.training.eval_every) == ("adam", 1e-3, 4000, 32, 1)
+    assert (
+        cfg.optimizer.name,
+        cfg.optimizer.lr,
+        cfg.training.epochs,
+        cfg.training.batch_size,
+        cfg.training.eval_every,
+    ) == ("adam", 1e-3, 4000, 32, 1)
 
 
 @pytest.mark.parametrize("name", sorted(builtin_studies()))
@@ -243,12 +274,24 @@ def test_weight_noise_is_a_study_site_without_layers() -> None:
 
 
 def test_earlier_site_names_are_read_as_the_new_ones_with_a_warning_per_key_path() -> None:
-    new = tiny_raw(arms=[
-        {"name": "none"},
-        {"name": "both", "noise": [{"site": "input", "kind": "gaussian", "std": 0.1}, {"site": "after", "kind": "gaussian", "std": 0.1}]},
-        {"name": "tpe", "noise": {"site": "before", "kind": "gaussian", "std": 0.1},
-         "search": {"trials": 2, "low": 0.01, "high": 1.0, "sites": ["input", "before"]}},
-    ], selection={"arm": "tpe", "folds": 2})
+    new = tiny_raw(
+        arms=[
+            {"name": "none"},
+            {
+                "name": "both",
+                "noise": [
+                    {"site": "input", "kind": "gaussian", "std": 0.1},
+                    {"site": "after", "kind": "gaussian", "std": 0.1},
+                ],
+            },
+            {
+                "name": "tpe",
+                "noise": {"site": "before", "kind": "gaussian", "std": 0.1},
+                "search": {"trials": 2, "low": 0.01, "high": 1.0, "sites": ["input", "before"]},
+            },
+        ],
+        selection={"arm": "tpe", "folds": 2},
+    )
     old = copy.deepcopy(new)
     old["arms"][1]["noise"][1]["site"] = "post"
     old["arms"][2]["noise"]["site"] = "pre"

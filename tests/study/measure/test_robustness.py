@@ -56,7 +56,13 @@ def _replicas(run_dir: Path, cell: str):
         module = build_module(prep.model)
         module.load_state_dict(models.state_dict(r))
         fold = prep.folds[g]
-        yield s, prep.seeds[s], module.eval(), torch.as_tensor(fold.x_test, dtype=torch.float32), torch.as_tensor(fold.y_test)
+        yield (
+            s,
+            prep.seeds[s],
+            module.eval(),
+            torch.as_tensor(fold.x_test, dtype=torch.float32),
+            torch.as_tensor(fold.y_test),
+        )
 
 
 def test_every_cells_models_reproduce_its_clean_and_noisy_test_accuracy(measured) -> None:
@@ -66,7 +72,9 @@ def test_every_cells_models_reproduce_its_clean_and_noisy_test_accuracy(measured
         assert model_path(run_dir / "models", cell).is_file()
         for s, seed, module, x, y in _replicas(run_dir, cell):
             # the monitor's noise: tabular Gaussian at severity 3, from the replica's own stream
-            noisy = corrupt(x, "gaussian", 3, constants="tabular", generator=make_generator(derive_seed(seed, "noisy_eval")))
+            noisy = corrupt(
+                x, "gaussian", 3, constants="tabular", generator=make_generator(derive_seed(seed, "noisy_eval"))
+            )
             with torch.no_grad():
                 clean_acc = metrics.accuracy(module(x), y, from_logits=True)
                 noisy_acc = metrics.accuracy(module(noisy), y, from_logits=True)
@@ -83,7 +91,9 @@ def test_stored_calibration_is_that_of_the_stored_models(measured) -> None:
         with torch.no_grad():
             expected = metrics.classification_metrics(module(x), y, from_logits=True, n_bins=15)
         for key in ("accuracy", "ece", "adaptive_ece", "nll", "brier"):
-            assert stored["calibration"][key][stored["seeds"].index(s)] == pytest.approx(expected[key], rel=1e-5, abs=1e-6)
+            assert stored["calibration"][key][stored["seeds"].index(s)] == pytest.approx(
+                expected[key], rel=1e-5, abs=1e-6
+            )
 
 
 def test_a_zero_strength_cell_is_measured_exactly_as_the_baseline(measured) -> None:
@@ -106,8 +116,14 @@ def test_results_have_the_documented_shape_and_the_summary_carries_them(measured
     assert set(corruptions["accuracy"]) == {"gaussian", "impulse", "speckle", "uniform", "snr_gaussian"}
     assert [len(row) for row in corruptions["accuracy"]["gaussian"]] == [5, 5, 5]
     smoothing = stored["smoothing"]
-    assert smoothing["n"] == 100 and smoothing["inputs"] == [6, 6, 6] and len(smoothing["certified"][0]) == len(smoothing["radii"]) == 9
-    assert all(1.0 >= a >= b >= 0.0 for row in smoothing["certified"] for a, b in zip(row, row[1:]))  # falls with the radius
+    assert (
+        smoothing["n"] == 100
+        and smoothing["inputs"] == [6, 6, 6]
+        and len(smoothing["certified"][0]) == len(smoothing["radii"]) == 9
+    )
+    assert all(
+        1.0 >= a >= b >= 0.0 for row in smoothing["certified"] for a, b in zip(row, row[1:])
+    )  # falls with the radius
     arm = next(a for a in summary["arms"] if a["name"] == "before")
     assert arm["calibration"]["ece"]["n"] == 3 and arm["corruption"]["mce"]["n"] == 3 and arm["certified"]["seeds"] == 3
     assert arm["noisy"]["gap"]["n"] == 3
@@ -146,10 +162,17 @@ def test_the_report_shows_robustness_without_torch(measured) -> None:
     run_dir, _ = measured
     (run_dir / "summary.md").unlink()
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    proc = subprocess.run([sys.executable, "-c", NO_TORCH, str(run_dir)], capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_TORCH, str(run_dir)], capture_output=True, text=True, timeout=120, env=env
+    )
     assert proc.returncode == 0, proc.stderr
     md = (run_dir / "summary.md").read_text()
-    for title in ("## Noisy test data during training", "## Calibration", "## Corruption robustness", "## Certified accuracy"):
+    for title in (
+        "## Noisy test data during training",
+        "## Calibration",
+        "## Corruption robustness",
+        "## Certified accuracy",
+    ):
         assert title in md
     html = (run_dir / "report.html").read_text()
     for png in ("noisy_gap", "corruptions", "reliability", "ece", "certified"):

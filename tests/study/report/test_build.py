@@ -51,6 +51,8 @@ def test_build_report_writes_every_file(tmp_path: Path) -> None:
 def test_report_command_needs_no_torch(tmp_path: Path) -> None:
     populate(tmp_path, tiny_config(), {})
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    proc = subprocess.run([sys.executable, "-c", NO_TORCH, str(tmp_path)], capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_TORCH, str(tmp_path)], capture_output=True, text=True, timeout=120, env=env
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "summary.json").read_text())["study"] == "tiny"

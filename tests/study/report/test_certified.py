@@ -21,7 +21,11 @@ def stored(seeds: list[int], certified: list[list[float]]) -> dict[str, Any]:
 
 def study(measured: dict[str, dict[str, Any]]) -> dict[str, Any]:
     cfg = tiny_config()
-    attrs = {"config": cfg.model_dump(mode="json"), "cells": {c.key: c.meta() for c in plan_cells(cfg)}, "meta": {"task": "classification"}}
+    attrs = {
+        "config": cfg.model_dump(mode="json"),
+        "cells": {c.key: c.meta() for c in plan_cells(cfg)},
+        "meta": {"task": "classification"},
+    }
     attrs[ROBUSTNESS_VS_BASELINE] = {"settings": SETTINGS, "cells": {}}
     attrs.update({ROBUSTNESS_PREFIX + name: value for name, value in measured.items()})
     return attrs
@@ -47,8 +51,10 @@ def summary(input_seeds: tuple[int, ...] = tuple(range(6))) -> dict[str, Any]:
 def test_each_radius_is_a_paired_test_on_the_same_seeds_holm_corrected_over_arms_and_radii() -> None:
     arms = {a["name"]: a for a in summary()["arms"]}
     assert "paired" not in arms["none"]["certified"]
-    expected = {name: [paired([table[s][i] for s in range(6)], [BASE[s][i] for s in range(6)]) for i in range(len(RADII))]
-                for name, table in (("input", INPUT), ("before", PRE))}
+    expected = {
+        name: [paired([table[s][i] for s in range(6)], [BASE[s][i] for s in range(6)]) for i in range(len(RADII))]
+        for name, table in (("input", INPUT), ("before", PRE))
+    }
     family = expected["input"] + expected["before"]
     adjusted = holm([p["p_ttest"] for p in family])
     got = arms["input"]["certified"]["paired"] + arms["before"]["certified"]["paired"]

@@ -35,9 +35,7 @@ def _tiny():
 @pytest.mark.parametrize("binning", ["equal_width", "equal_mass"])
 def test_writes_a_png_for_several_arms(tmp_path, binning):
     target = tmp_path / "plots" / "reliability.png"
-    path = plot_reliability(
-        {"no noise": _curve(0, binning), "input σ=0.1": _curve(1, binning)}, target, title="digits"
-    )
+    path = plot_reliability({"no noise": _curve(0, binning), "input σ=0.1": _curve(1, binning)}, target, title="digits")
     assert path == target
     assert path.read_bytes()[:8] == _PNG_MAGIC
 

@@ -25,7 +25,9 @@ def results(shifts: dict[str, float], noise: float = 0.0) -> dict:
     for key, meta in study_attrs()["cells"].items():
         res = fake_results(key, 6, shifts.get(key, 0.0), cv=meta["selection"])
         # seed-dependent wobble so that differences are not constant
-        res["final"]["test_acc"] = [a + noise * ((i * 7 + len(key)) % 3 - 1) for i, a in enumerate(res["final"]["test_acc"])]
+        res["final"]["test_acc"] = [
+            a + noise * ((i * 7 + len(key)) % 3 - 1) for i, a in enumerate(res["final"]["test_acc"])
+        ]
         out[key] = res
     return out
 
@@ -33,7 +35,12 @@ def results(shifts: dict[str, float], noise: float = 0.0) -> dict:
 def test_arms_hold_describe_and_paired_on_the_same_seeds() -> None:
     done = results({"before": 0.05}, noise=0.01)
     s = summarize(study_attrs(), done)
-    assert (s["metric"], s["metric_key"], s["baseline"], s["higher_is_better"]) == ("accuracy", "test_acc", "none", True)
+    assert (s["metric"], s["metric_key"], s["baseline"], s["higher_is_better"]) == (
+        "accuracy",
+        "test_acc",
+        "none",
+        True,
+    )
     by = {a["name"]: a for a in s["arms"]}
     assert list(by) == list(study_attrs()["cells"])
     pre = by["before"]
@@ -130,7 +137,10 @@ def test_the_accuracy_screen_keeps_likelihood_from_choosing_a_network_that_learn
     assert sel["chosen_by"]["likelihood, unscreened"] == 1.0 == sel["chosen_by_likelihood"]
     from noisereg.study.report.documents import selection_texts
 
-    assert "among the values whose CV accuracy is within two standard errors of the best (screened out: 1)" in selection_texts(sel)[0]
+    assert (
+        "among the values whose CV accuracy is within two standard errors of the best (screened out: 1)"
+        in selection_texts(sel)[0]
+    )
     # a run stored before the screen existed reports the choice it made
     del attrs["config"]["selection"]["screen"]
     old = summarize(attrs, done)["selection"]

@@ -27,7 +27,9 @@ ARMS = [
 def long_cells(name: str, epochs: int = 15000, arms: int = 4) -> dict:
     """``arms`` cells of about ``epochs`` / 15000 seconds each, so that a worker can be stopped in the middle of one."""
     training = {"epochs": epochs, "batch_size": 32, "eval_every": 500}
-    return tiny_raw(name=name, seeds=2, selection=None, arms=ARMS[:arms], training=training, model={"kind": "mlp", "widths": [64]})
+    return tiny_raw(
+        name=name, seeds=2, selection=None, arms=ARMS[:arms], training=training, model={"kind": "mlp", "widths": [64]}
+    )
 
 
 def finals(store: Any) -> dict:
@@ -41,7 +43,9 @@ def start_worker(url: str, name: str, *extra: str, capture: bool = False) -> sub
     """``noisereg worker`` as a process (heartbeat 1 s, one cell per batch); ``capture`` its output as text."""
     args = ["worker", "--storage", url, "--study", name, "--heartbeat", "1", "--max-replicas", "2", "--quiet", *extra]
     pipes: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True} if capture else {}
-    return subprocess.Popen([sys.executable, "-m", "noisereg", *args], env={**os.environ, "PYTHONPATH": str(SRC)}, **pipes)
+    return subprocess.Popen(
+        [sys.executable, "-m", "noisereg", *args], env={**os.environ, "PYTHONPATH": str(SRC)}, **pipes
+    )
 
 
 def trials(url: str, name: str) -> list:

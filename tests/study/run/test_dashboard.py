@@ -76,9 +76,13 @@ def test_dashboard_shows_arms_cv_objective_and_curves(tmp_path: Path) -> None:
         assert [s for s, _ in steps] == results["epochs"]
         assert [v for _, v in steps] == pytest.approx(np.mean(results["curve:test_loss"], axis=0).tolist(), rel=1e-12)
         # the curves are the trial's artifact, not user attributes
-        assert not any(k.startswith("curve:") for k in attrs) and [a["filename"] for a in trial["artifacts"]] == [CURVES_ARTIFACT]
+        assert not any(k.startswith("curve:") for k in attrs) and [a["filename"] for a in trial["artifacts"]] == [
+            CURVES_ARTIFACT
+        ]
         curves = files[(trial["trial_id"], CURVES_ARTIFACT)]
-        assert {k: curves[k] for k in curves if k != "cv"} == {k: v for k, v in results.items() if k.startswith("curve:")}
+        assert {k: curves[k] for k in curves if k != "cv"} == {
+            k: v for k, v in results.items() if k.startswith("curve:")
+        }
         if params["arm"] == "grid":  # cross-validated: the trial value is the mean CV validation loss
             assert params["site"] == "before" and float(params["strength"]) in (0.0, 0.1, 1.0)
             assert trial["values"] == [pytest.approx(float(np.mean(results["cv"]["val_loss"])), rel=1e-12)]

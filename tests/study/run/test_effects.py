@@ -34,7 +34,9 @@ def test_tikhonov_ridge_arm_is_closed_form_ridge_and_input_noise_lands_beside_it
     n, sigma = len(y), 0.3
     # centered features and target: the bias's optimum is 0, so weight decay on it changes nothing
     assert abs(x.mean(0)).max() < 1e-12 and abs(y.mean()) < 1e-12 and n == 300
-    ridge = np.linalg.solve(x.T @ x + n * sigma**2 * np.eye(x.shape[1]), x.T @ y)  # sum loss + lambda |w|^2, lambda = n sigma^2
+    ridge = np.linalg.solve(
+        x.T @ x + n * sigma**2 * np.eye(x.shape[1]), x.T @ y
+    )  # sum loss + lambda |w|^2, lambda = n sigma^2
     summary = run_study(config, tmp_path, robustness=False)
     arms = {a["name"]: a for a in summary["arms"]}
     fitted = np.asarray(arms["ridge lambda 27 (sigma 0.3)"]["coef"]["mean"])

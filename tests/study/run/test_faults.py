@@ -34,7 +34,12 @@ def create(tmp_path: Path, url: str, raw: dict) -> Path:
     """Create ``raw``'s study in ``url`` with ``noisereg study --no-train``; return its run directory."""
     run_dir = tmp_path / "run"
     study = write_study(tmp_path / "study.toml", raw)
-    assert main(["study", str(study), "--storage", url, "--out", str(run_dir), "--no-train", "--quiet", "--heartbeat", "1"]) == 0
+    assert (
+        main(
+            ["study", str(study), "--storage", url, "--out", str(run_dir), "--no-train", "--quiet", "--heartbeat", "1"]
+        )
+        == 0
+    )
     return run_dir
 
 
@@ -43,7 +48,11 @@ def claimants(url: str, name: str) -> set[int]:
 
 
 def running(url: str, name: str) -> set[int]:
-    return {t.system_attrs[OWNER]["pid"] for t in trials(url, name) if t.state == TrialState.RUNNING and OWNER in t.system_attrs}
+    return {
+        t.system_attrs[OWNER]["pid"]
+        for t in trials(url, name)
+        if t.state == TrialState.RUNNING and OWNER in t.system_attrs
+    }
 
 
 def finish(workers: list[subprocess.Popen]) -> list[str]:
@@ -107,7 +116,9 @@ def test_a_server_lost_after_opening_is_retried_for_retry_for_seconds_then_named
             postgres_server.start()
         # the bound: retry_for, plus the last try's refused connection and the 2 s cap of one back-off
         assert 2 <= waited < 2 + 2 + 10, waited
-        assert f"could not reach the storage at {url}" in str(raised.value) and "rerun once the database is up" in str(raised.value)
+        assert f"could not reach the storage at {url}" in str(raised.value) and "rerun once the database is up" in str(
+            raised.value
+        )
         assert "lost the connection to the storage" in caplog.text
         assert store.counts() == {}  # the server is back: the same store reconnects
 
@@ -153,7 +164,19 @@ def test_an_unwritable_run_directory_is_named_and_the_rerun_trains_the_rest(tmp_
     study = write_study(tmp_path / "study.toml", {**long_cells(name), "robustness": {"enabled": False}})
     run_dir = tmp_path / "run"
     # a 15 s grace period: on a loaded machine the heartbeat thread may starve for seconds
-    command = ["study", str(study), "--storage", postgres_url, "--out", str(run_dir), "--quiet", "--heartbeat", "5", "--workers", "1"]
+    command = [
+        "study",
+        str(study),
+        "--storage",
+        postgres_url,
+        "--out",
+        str(run_dir),
+        "--quiet",
+        "--heartbeat",
+        "5",
+        "--workers",
+        "1",
+    ]
     locked: list[Path] = []
 
     def lock_after_the_first_cell() -> None:
@@ -187,7 +210,9 @@ def test_an_unwritable_run_directory_is_named_and_the_rerun_trains_the_rest(tmp_
 
 def _tmpfs(path: Path, size: str) -> None:
     path.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
+    )
     if done.returncode != 0:  # needs root (or CAP_SYS_ADMIN)
         pytest.skip(f"cannot mount a small tmpfs here for a real full disk: {done.stderr.strip()}")
 
@@ -223,13 +248,17 @@ def test_a_full_disk_while_the_report_is_written_leaves_the_store_intact(tmp_pat
         assert main(["report", str(run_dir), "--quiet"]) == 0
         assert json.loads((run_dir / "summary.json").read_text()) == first
     finally:
-        subprocess.run(["umount", "--lazy", str(disk)], check=True)  # the store's pooled connections still hold study.db open
+        subprocess.run(
+            ["umount", "--lazy", str(disk)], check=True
+        )  # the store's pooled connections still hold study.db open
 
 
 def _owner_of(argv: list[str]) -> dict:
     """The owner record that a finished process on this machine wrote for its claims."""
     code = "import json; from noisereg.study.claims import claimant; print(json.dumps(claimant()))"
-    out = subprocess.run([*argv, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(SRC)})
+    out = subprocess.run(
+        [*argv, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(SRC)}
+    )
     return json.loads(out.stdout)
 
 
@@ -259,7 +288,9 @@ def test_a_claim_of_a_gone_process_here_is_retried_at_once_and_a_live_one_is_wai
         holder.storage.record_heartbeat(alive.trial_id)
         beating.set()
         with Store(url, "tiny", heartbeat_interval=1).heartbeat([alive]):
-            wait_for(lambda: any(r.getMessage().startswith("waiting for cell") for r in caplog.records), "the message", 120)
+            wait_for(
+                lambda: any(r.getMessage().startswith("waiting for cell") for r in caplog.records), "the message", 120
+            )
 
     holding = threading.Thread(target=hold_until_waited_for)
     with caplog.at_level(logging.INFO, logger="noisereg.study"):

@@ -137,16 +137,29 @@ def test_two_workers_share_one_study_and_finish_every_cell_once(tmp_path) -> Non
 
 def test_problems_are_raised_before_anything_is_stored(tmp_path) -> None:
     cnn = tiny_config(model={"kind": "cnn", "input_shape": [1, 1, 3]})
-    with pytest.raises(StudyConfigError, match=r"model.input_shape: \[1, 1, 3\] holds 3 values, the data has 2 features"):
+    with pytest.raises(
+        StudyConfigError, match=r"model.input_shape: \[1, 1, 3\] holds 3 values, the data has 2 features"
+    ):
         run_study(cnn, tmp_path / "a")
     deep = [{"name": "none"}, {"name": "x", "noise": {"site": "before", "kind": "gaussian", "std": 0.1, "layers": [2]}}]
     cnn = tiny_config(model={"kind": "cnn", "input_shape": [1, 1, 2], "channels": [2]}, arms=deep, selection=None)
-    with pytest.raises(StudyConfigError, match=r"arms\[1\].noise\[0\].layers: hidden layer 2 does not exist; the model has 0..1"):
+    with pytest.raises(
+        StudyConfigError, match=r"arms\[1\].noise\[0\].layers: hidden layer 2 does not exist; the model has 0..1"
+    ):
         run_study(cnn, tmp_path / "a")
-    wide = tiny_config(arms=[{"name": "none"}, {"name": "x", "noise": {"site": "before", "kind": "gaussian", "std": 0.1, "layers": [3]}}], selection=None)
+    wide = tiny_config(
+        arms=[
+            {"name": "none"},
+            {"name": "x", "noise": {"site": "before", "kind": "gaussian", "std": 0.1, "layers": [3]}},
+        ],
+        selection=None,
+    )
     with pytest.raises(StudyConfigError, match=r"arms\[1\].noise\[0\].layers: hidden layer 3 does not exist"):
         run_study(wide, tmp_path / "b")
-    label = tiny_config(arms=[{"name": "none"}, {"name": "x", "noise": {"site": "targets", "kind": "gaussian", "std": 0.1}}], selection=None)
+    label = tiny_config(
+        arms=[{"name": "none"}, {"name": "x", "noise": {"site": "targets", "kind": "gaussian", "std": 0.1}}],
+        selection=None,
+    )
     with pytest.raises(StudyConfigError, match="label_smoothing"):
         run_study(label, tmp_path / "c")
     assert not any(tmp_path.iterdir())
@@ -158,14 +171,19 @@ def test_a_changed_study_is_not_mixed_into_an_old_run(tiny_run) -> None:
         run_study(tiny_config(curve_points=3, training={"epochs": 6, "eval_every": 1}), run_dir)
 
 
-@pytest.mark.parametrize("model", [
-    {"kind": "cnn", "input_shape": [1, 1, 2], "channels": [2], "hidden": 4},
-    {"kind": "gru", "input_shape": [2, 1], "hidden": 4},
-])
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"kind": "cnn", "input_shape": [1, 1, 2], "channels": [2], "hidden": 4},
+        {"kind": "gru", "input_shape": [2, 1], "hidden": 4},
+    ],
+)
 def test_the_builtin_cnn_and_gru_take_hidden_layer_noise(tmp_path, model) -> None:
-    arms = [{"name": "none"},
-            {"name": "before", "noise": {"site": "before", "kind": "gaussian", "std": 0.5}},
-            {"name": "after", "noise": {"site": "after", "kind": "gaussian", "std": 0.5, "layers": [0]}}]
+    arms = [
+        {"name": "none"},
+        {"name": "before", "noise": {"site": "before", "kind": "gaussian", "std": 0.5}},
+        {"name": "after", "noise": {"site": "after", "kind": "gaussian", "std": 0.5, "layers": [0]}},
+    ]
     run_study(tiny_config(model=model, arms=arms, selection=None, seeds=2), tmp_path)
     done = Store(default_url(tmp_path), "tiny").completed()
     none, pre, post = (done[arm]["final"]["test_loss"] for arm in ("none", "before", "after"))
@@ -174,7 +192,10 @@ def test_the_builtin_cnn_and_gru_take_hidden_layer_noise(tmp_path, model) -> Non
 
 def test_regression_and_kfold_through_the_engine(tmp_path) -> None:
     cfg = tiny_config(
-        data={"source": "diabetes"}, split={"kind": "kfold", "folds": 2}, selection=None, seeds=2,
+        data={"source": "diabetes"},
+        split={"kind": "kfold", "folds": 2},
+        selection=None,
+        seeds=2,
         arms=[{"name": "none"}, {"name": "targets", "noise": {"site": "targets", "kind": "gaussian", "std": 0.3}}],
     )
     summary = run_study(cfg, tmp_path)
@@ -208,8 +229,11 @@ def test_early_stopping_on_validation_rows(tmp_path) -> None:
     ],
 )
 def test_cnn_and_recurrent_models_train_through_the_engine(tmp_path, model: dict) -> None:
-    arms = [{"name": "none"}, {"name": "input", "noise": {"site": "input", "kind": "gaussian", "std": 0.1}},
-            {"name": "smooth", "noise": {"site": "targets", "kind": "label_smoothing", "epsilon": 0.1}}]
+    arms = [
+        {"name": "none"},
+        {"name": "input", "noise": {"site": "input", "kind": "gaussian", "std": 0.1}},
+        {"name": "smooth", "noise": {"site": "targets", "kind": "label_smoothing", "epsilon": 0.1}},
+    ]
     summary = run_study(tiny_config(model=model, arms=arms, selection=None, seeds=2), tmp_path)
     assert [a["n"] for a in summary["arms"]] == [2, 2, 2]
     assert all(0.0 <= a["mean"] <= 1.0 for a in summary["arms"])

@@ -51,9 +51,17 @@ def problems(raw: dict) -> list[tuple[str, str]]:
         ({**SEARCH, "low": 1.0, "high": 0.5}, "arms[2].search", "low=1.0 must be < high=0.5"),
         ({**SEARCH, "low": 0.0}, "arms[2].search", "log = true needs low > 0, got low=0.0"),
         ({**SEARCH, "trials": 0}, "arms[2].search.trials", "must be >= 1, got 0"),
-        ({**SEARCH, "sampler": "tpr"}, "arms[2].search.sampler", "must be one of 'tpe', 'random', got 'tpr'; did you mean 'tpe'?"),
+        (
+            {**SEARCH, "sampler": "tpr"},
+            "arms[2].search.sampler",
+            "must be one of 'tpe', 'random', got 'tpr'; did you mean 'tpe'?",
+        ),
         ({**SEARCH, "high": math.inf}, "arms[2].search.high", "Input should be a finite number, got inf"),
-        ({**SEARCH, "sites": ["before", "hidden"]}, "arms[2].search.sites[1]", "must be one of 'input', 'before', 'after', got 'hidden'"),
+        (
+            {**SEARCH, "sites": ["before", "hidden"]},
+            "arms[2].search.sites[1]",
+            "must be one of 'input', 'before', 'after', got 'hidden'",
+        ),
         ({**SEARCH, "param": "clip"}, "arms[2]", "grid.param='clip' must name a number, it names NoneType"),
     ],
 )
@@ -79,7 +87,10 @@ def test_bounds_are_checked_as_values_of_the_strength_at_every_site() -> None:
 
 def test_a_search_needs_its_own_selection() -> None:
     [(_, msg)] = problems(search_raw(selection=None))
-    assert msg == "arms[2].search needs [selection] arm = 'tpe': the sampler ranks values by their cross-validated score, never by the test set"
+    assert (
+        msg
+        == "arms[2].search needs [selection] arm = 'tpe': the sampler ranks values by their cross-validated score, never by the test set"
+    )
     raw = search_raw(selection={"arm": "input"})
     assert "has no grid or search to choose from" in problems(raw)[0][1]
     raw = search_raw({**SEARCH, "sites": ["input", "after"]}, model={"kind": "cnn", "input_shape": [1, 1, 2]})
@@ -97,7 +108,9 @@ def test_a_search_plans_one_cell_per_trial_each_trained_alone() -> None:
     assert all(c.selection and c.value is None and c.param == "std" for c in search)
     assert len({signature(c) for c in search}) == 4 and search[0].meta()["search"] is True
     assert "search" not in cells[0].meta()
-    assert SearchConfig(trials=30, low=0, high=1).n_startup == 10 and SearchConfig(trials=2, low=0, high=1).n_startup == 1
+    assert (
+        SearchConfig(trials=30, low=0, high=1).n_startup == 10 and SearchConfig(trials=2, low=0, high=1).n_startup == 1
+    )
 
 
 # ---- proposals -----------------------------------------------------------------------------------
@@ -195,7 +208,9 @@ def test_an_interrupted_search_resumes_with_the_same_proposals(searched, tmp_pat
         run_study(cfg, tmp_path, train=interrupted)
     resumed = run_study(cfg, tmp_path)
     after = Store(default_url(tmp_path), "tiny").completed()
-    assert [after[f"tpe[trial={i}]"][PROPOSAL] for i in range(1, 5)] == [done[f"tpe[trial={i}]"][PROPOSAL] for i in range(1, 5)]
+    assert [after[f"tpe[trial={i}]"][PROPOSAL] for i in range(1, 5)] == [
+        done[f"tpe[trial={i}]"][PROPOSAL] for i in range(1, 5)
+    ]
     assert resumed["selection"]["values"] == [done[f"tpe[trial={i}]"][PROPOSAL]["value"] for i in range(1, 5)]
 
 
@@ -219,15 +234,25 @@ def test_a_search_over_sites_is_reported_with_each_cells_site() -> None:
     done["tpe[trial=1]"]["proposal"] = {"value": 0.5, "site": "input"}
     done["tpe[trial=2]"]["proposal"] = {"value": 0.2, "site": "before"}
     del done["tpe[trial=3]"]  # still in training
-    summary = summarize({"config": cfg.model_dump(mode="json"), "cells": cells, "meta": {"task": "classification"}}, done)
+    summary = summarize(
+        {"config": cfg.model_dump(mode="json"), "cells": cells, "meta": {"task": "classification"}}, done
+    )
     sel = summary["selection"]
     assert sel["values"] == [0.5, 0.2, None] and sel["sites"] == ["input", "before", None] and sel["chosen"] == 0.2
-    assert [r["arm"] for r in table_rows(summary)][2:] == ["tpe[trial=1]: input std=0.5", "tpe[trial=2]: before std=0.2"]
+    assert [r["arm"] for r in table_rows(summary)][2:] == [
+        "tpe[trial=1]: input std=0.5",
+        "tpe[trial=2]: before std=0.2",
+    ]
     assert summary["missing"] == ["tpe[trial=3]"]
     texts = selection_texts(sel)
-    assert texts[0].startswith("Values proposed by Optuna's TPE sampler: 2 of 3 trials of std in [0.01, 3] on a log scale and the site among input, before")
+    assert texts[0].startswith(
+        "Values proposed by Optuna's TPE sampler: 2 of 3 trials of std in [0.01, 3] on a log scale and the site among input, before"
+    )
     criterion = "maximum cross-validated likelihood (minimum validation loss)"
-    assert texts[1] == f"Chosen: before: 0.2 ({criterion}, one-standard-error rule). By likelihood alone: before: 0.2; by accuracy alone: before: 0.2."
+    assert (
+        texts[1]
+        == f"Chosen: before: 0.2 ({criterion}, one-standard-error rule). By likelihood alone: before: 0.2; by accuracy alone: before: 0.2."
+    )
 
 
 def _with_earlier_site_names(data: object) -> object:
@@ -252,7 +277,13 @@ def test_a_run_stored_before_the_rename_reports_its_sites_by_their_new_names() -
     assert "'before'" not in repr(stored) and "'before'" in repr(study)
     summary = summarize(study, done)
     assert summarize(stored, _with_earlier_site_names(done)) == summary
-    assert summary["selection"]["sites"] == ["input", "before", None] and summary["selection"]["search"]["sites"] == ["input", "before"]
+    assert summary["selection"]["sites"] == ["input", "before", None] and summary["selection"]["search"]["sites"] == [
+        "input",
+        "before",
+    ]
     with pytest.warns(DeprecationWarning) as caught:
         assert parse_config(stored["config"]) == cfg  # as a worker or a robustness pass reads it
-    assert [str(w.message).split(" = ")[0] for w in caught] == ["study: arms[2].noise[0].site", "study: arms[2].search.sites[1]"]
+    assert [str(w.message).split(" = ")[0] for w in caught] == [
+        "study: arms[2].noise[0].site",
+        "study: arms[2].search.sites[1]",
+    ]

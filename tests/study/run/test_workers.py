@@ -75,6 +75,7 @@ def test_an_interrupted_claimant_gives_back_only_its_own_failed_cells(tmp_path) 
 
 # ---- workers as processes ------------------------------------------------------------------------
 
+
 def stop_in_second_cell(proc: subprocess.Popen, url: str, name: str, sig: int) -> None:
     """Send ``sig`` to the worker as soon as it has started a cell after finishing one."""
     seen: set[int] = set()
@@ -98,7 +99,12 @@ def test_workers_finish_every_cell_once_after_one_is_stopped(tmp_path, request, 
     url = default_url(tmp_path) if backend == "sqlite" else request.getfixturevalue("postgres_url")
     run_dir = tmp_path / "run"
     study = write_study(tmp_path / "study.toml", long_cells(name))
-    assert main(["study", str(study), "--storage", url, "--out", str(run_dir), "--no-train", "--quiet", "--heartbeat", "1"]) == 0
+    assert (
+        main(
+            ["study", str(study), "--storage", url, "--out", str(run_dir), "--no-train", "--quiet", "--heartbeat", "1"]
+        )
+        == 0
+    )
 
     first = start_worker(url, name)
     stop_in_second_cell(first, url, name, sig)
@@ -118,7 +124,9 @@ def test_workers_finish_every_cell_once_after_one_is_stopped(tmp_path, request, 
     complete = Counter(t.params["cell"] for t in after if t.state == TrialState.COMPLETE)
     assert complete == {arm["name"]: 1 for arm in ARMS}  # every cell exactly once
     assert [t.params["cell"] for t in after if t.state == TrialState.FAIL] == [stopped]
-    assert {t.params["cell"]: t.number for t in after if t.state == TrialState.COMPLETE and t.params["cell"] in finished} == finished
+    assert {
+        t.params["cell"]: t.number for t in after if t.state == TrialState.COMPLETE and t.params["cell"] in finished
+    } == finished
     assert main(["report", str(run_dir), "--quiet"]) == 0
     # Cells trained by other workers stack with other cells than in one process: equal to rounding
     # (see noisereg.engine), compared at the stored precision.

@@ -28,6 +28,7 @@ from noisereg.study.data import Dataset
 
 __all__ = ["loss_for", "model_spec", "optimizer_spec"]
 
+
 def _refuse(path: str, message: str) -> StudyConfigError:
     return StudyConfigError([(path, message)])
 
@@ -43,7 +44,10 @@ def loss_for(config: StudyConfig, data: Dataset) -> Loss:
         raise _refuse("training.loss", f"{loss!r} is a classification loss; {data.name!r} is a regression: use 'mse'")
     if data.task == "classification":
         if loss == "mse":
-            raise _refuse("training.loss", f"'mse' is for regression; {data.name!r} has {data.n_classes} classes: use 'bce' or 'ce'")
+            raise _refuse(
+                "training.loss",
+                f"'mse' is for regression; {data.name!r} has {data.n_classes} classes: use 'bce' or 'ce'",
+            )
         if loss == "bce" and data.n_classes != 2:
             raise _refuse("training.loss", f"'bce' needs 2 classes, {data.name!r} has {data.n_classes}: use 'ce'")
     return loss
@@ -56,7 +60,9 @@ def model_spec(config: StudyConfig, data: Dataset) -> MLPSpec | ModuleSpec:
     loss = loss_for(config, data)
     out = data.n_classes if loss == "ce" else 1
     if model.kind == "linear":
-        _refuse_hidden_sites(config, "a 'linear' model has no hidden layer; it takes input, gradients and targets noise")
+        _refuse_hidden_sites(
+            config, "a 'linear' model has no hidden layer; it takes input, gradients and targets noise"
+        )
         _check_targets(config, data)
         return MLPSpec(in_features=features, widths=(), out_features=out, init=model.init, init_std=model.init_std)
     if model.kind != "mlp":
@@ -64,15 +70,25 @@ def model_spec(config: StudyConfig, data: Dataset) -> MLPSpec | ModuleSpec:
         for s in model.input_shape:
             size *= s
         if size != features:
-            raise _refuse("model.input_shape", f"{model.input_shape} holds {size} values, the data has {features} features")
+            raise _refuse(
+                "model.input_shape", f"{model.input_shape} holds {size} values, the data has {features} features"
+            )
         _check_targets(config, data)
         factory: Callable[[], SmallCNN | RecurrentClassifier]
         if model.kind == "cnn":
             factory = functools.partial(
-                make_cnn, tuple(model.input_shape), tuple(model.channels), model.hidden, out, model.activation, model.init
+                make_cnn,
+                tuple(model.input_shape),
+                tuple(model.channels),
+                model.hidden,
+                out,
+                model.activation,
+                model.init,
             )
         else:
-            factory = functools.partial(make_recurrent, model.kind, tuple(model.input_shape), model.hidden, model.layers, out)
+            factory = functools.partial(
+                make_recurrent, model.kind, tuple(model.input_shape), model.hidden, model.layers, out
+            )
         places = factory().hidden_places()
         _check_layers(config, len(places))
         return ModuleSpec(factory=factory, out_features=out, name=model.kind, hidden=places)
@@ -92,7 +108,10 @@ def _refuse_hidden_sites(config: StudyConfig, why: str) -> None:
     for i, arm in enumerate(config.arms):
         for j, site in enumerate(arm.noise):
             if site.site in HIDDEN_SITES:
-                raise _refuse(f"arms[{i}].noise[{j}].site", f"{site.site!r} (hidden-layer) noise needs a model with hidden layers; {why}")
+                raise _refuse(
+                    f"arms[{i}].noise[{j}].site",
+                    f"{site.site!r} (hidden-layer) noise needs a model with hidden layers; {why}",
+                )
 
 
 def _check_layers(config: StudyConfig, hidden: int) -> None:
@@ -100,7 +119,10 @@ def _check_layers(config: StudyConfig, hidden: int) -> None:
         for j, site in enumerate(arm.noise):
             for layer in site.layers or ():
                 if layer >= hidden:
-                    raise _refuse(f"arms[{i}].noise[{j}].layers", f"hidden layer {layer} does not exist; the model has 0..{hidden - 1}")
+                    raise _refuse(
+                        f"arms[{i}].noise[{j}].layers",
+                        f"hidden layer {layer} does not exist; the model has 0..{hidden - 1}",
+                    )
 
 
 def _check_targets(config: StudyConfig, data: Dataset) -> None:
@@ -109,7 +131,10 @@ def _check_targets(config: StudyConfig, data: Dataset) -> None:
             if site.site == "targets":
                 label = KINDS[site.kind].labels
                 if data.task == "regression" and label:
-                    raise _refuse(f"arms[{i}].noise[{j}].kind", f"{site.kind!r} is for class labels; {data.name!r} is a regression")
+                    raise _refuse(
+                        f"arms[{i}].noise[{j}].kind",
+                        f"{site.kind!r} is for class labels; {data.name!r} is a regression",
+                    )
                 if data.task == "classification" and not label:
                     raise _refuse(
                         f"arms[{i}].noise[{j}].kind",

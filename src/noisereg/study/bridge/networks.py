@@ -43,7 +43,14 @@ class SmallCNN(nn.Module):
     """Conv(3x3, same padding) → activation → 2x2 max-pool per entry of ``channels`` (no pool once
     the map is 1 pixel wide), then Linear(·, hidden) → activation → Linear(hidden, out)."""
 
-    def __init__(self, input_shape: Sequence[int], channels: Sequence[int], hidden: int, out_features: int, activation: str = "relu") -> None:
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        channels: Sequence[int],
+        hidden: int,
+        out_features: int,
+        activation: str = "relu",
+    ) -> None:
         super().__init__()
         c, h, w = (int(v) for v in input_shape)
         self.input_shape = (c, h, w)
@@ -54,7 +61,12 @@ class SmallCNN(nn.Module):
                 layers.append(nn.MaxPool2d(2))
                 h, w = h // 2, w // 2
             c = width
-        layers += [nn.Flatten(), nn.Linear(c * h * w, hidden), _ACTIVATIONS[activation](), nn.Linear(hidden, out_features)]
+        layers += [
+            nn.Flatten(),
+            nn.Linear(c * h * w, hidden),
+            _ACTIVATIONS[activation](),
+            nn.Linear(hidden, out_features),
+        ]
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -65,8 +77,11 @@ class SmallCNN(nn.Module):
         output is its linear output (``before`` noise) and of its activation (``after`` noise)."""
         names = [name for name, _ in self.body.named_children()]
         modules = list(self.body.children())
-        return tuple((f"body.{names[i]}", f"body.{names[i + 1]}") for i, m in enumerate(modules[:-1])
-                     if isinstance(m, (nn.Conv2d, nn.Linear)))
+        return tuple(
+            (f"body.{names[i]}", f"body.{names[i + 1]}")
+            for i, m in enumerate(modules[:-1])
+            if isinstance(m, (nn.Conv2d, nn.Linear))
+        )
 
 
 class RecurrentClassifier(nn.Module):
@@ -89,7 +104,9 @@ class RecurrentClassifier(nn.Module):
         return (("rnn", "rnn"),)
 
 
-def make_cnn(input_shape: Sequence[int], channels: Sequence[int], hidden: int, out_features: int, activation: str, init: str) -> SmallCNN:
+def make_cnn(
+    input_shape: Sequence[int], channels: Sequence[int], hidden: int, out_features: int, activation: str, init: str
+) -> SmallCNN:
     """A :class:`SmallCNN` initialized by ``init`` (a top-level factory, picklable with ``partial``)."""
     model = SmallCNN(input_shape, channels, hidden, out_features, activation)
     with torch.no_grad():
@@ -97,6 +114,8 @@ def make_cnn(input_shape: Sequence[int], channels: Sequence[int], hidden: int, o
     return model
 
 
-def make_recurrent(kind: str, input_shape: Sequence[int], hidden: int, layers: int, out_features: int) -> RecurrentClassifier:
+def make_recurrent(
+    kind: str, input_shape: Sequence[int], hidden: int, layers: int, out_features: int
+) -> RecurrentClassifier:
     """A :class:`RecurrentClassifier` with torch's default initialization."""
     return RecurrentClassifier(kind, input_shape, hidden, layers, out_features)

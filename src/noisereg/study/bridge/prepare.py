@@ -43,7 +43,9 @@ class Prepared:
             self.data, config.split, config.data, cv_folds=cv, validation=config.training.validation, nested=nested
         )
         self.fold_scaling = [config.data.standardize] * len(self.folds)
-        for flag in sorted({a.standardize for a in config.arms if a.standardize is not None} - {config.data.standardize}):
+        for flag in sorted(
+            {a.standardize for a in config.arms if a.standardize is not None} - {config.data.standardize}
+        ):
             rescaled = config.data.model_copy(update={"standardize": flag})
             extra = make_folds(self.data, config.split, rescaled, validation=config.training.validation)
             self.folds += extra
@@ -69,9 +71,14 @@ class Prepared:
         if cell.weight_decay is not None:
             optimizer = dataclasses.replace(optimizer, weight_decay=cell.weight_decay)
         return {
-            "model": self.model, "optimizer": optimizer, "loss": self.loss, "epochs": training.epochs,
-            "batch_size": training.batch_size, "eval_every": training.eval_every,
-            "patience": training.patience, "eval_noise": self.eval_noise,
+            "model": self.model,
+            "optimizer": optimizer,
+            "loss": self.loss,
+            "epochs": training.epochs,
+            "batch_size": training.batch_size,
+            "eval_every": training.eval_every,
+            "patience": training.patience,
+            "eval_noise": self.eval_noise,
         }
 
     def _check_groups(self) -> None:
@@ -81,7 +88,11 @@ class Prepared:
         for cell in {signature(c): c for c in self.cells}.values():
             sites = tuple(site_noise(t) for t in cell.noise)
             try:
-                groups.append(Group(sites=sites, replicas=(Replica(self.seeds[0], 0, strengths(cell)),), **self.group_options(cell)))
+                groups.append(
+                    Group(
+                        sites=sites, replicas=(Replica(self.seeds[0], 0, strengths(cell)),), **self.group_options(cell)
+                    )
+                )
             except (TypeError, ValueError) as exc:
                 raise StudyConfigError(
                     [(f"arms ({cell.key})", f"the engine refuses this cell: {exc}")], f"study {self.config.name!r}"
@@ -117,7 +128,11 @@ class Prepared:
         return self.replicas(cell) * self.config.training.epochs
 
     def meta(self) -> dict[str, Any]:
-        test = [f for f, s in zip(self.folds, self.fold_scaling, strict=True) if f.role == "test" and s == self.config.data.standardize]
+        test = [
+            f
+            for f, s in zip(self.folds, self.fold_scaling, strict=True)
+            if f.role == "test" and s == self.config.data.standardize
+        ]
         return {
             "data": self.data.name,
             "task": self.data.task,

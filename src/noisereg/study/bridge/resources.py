@@ -19,7 +19,13 @@ import torch
 from noisereg.engine import FoldData, Group, estimate_replica_bytes
 from noisereg.study.config import DataConfig, StudyConfigError
 
-__all__ = ["GENERATED_BYTES_PER_SAMPLE", "available_bytes", "check_device", "check_generated_size", "check_replica_fits"]
+__all__ = [
+    "GENERATED_BYTES_PER_SAMPLE",
+    "available_bytes",
+    "check_device",
+    "check_generated_size",
+    "check_replica_fits",
+]
 
 GENERATED_BYTES_PER_SAMPLE = 64
 """Peak bytes per sample while scikit-learn draws circles or moons: the float64 features [n, 2], the
@@ -86,7 +92,12 @@ def check_generated_size(
 
 
 def check_replica_fits(
-    groups: list[Group], folds: list[FoldData], device: str, key: str, value: object, source: str = "study",
+    groups: list[Group],
+    folds: list[FoldData],
+    device: str,
+    key: str,
+    value: object,
+    source: str = "study",
     available: Callable[[str], int | None] = available_bytes,
 ) -> None:
     """Refuse a study of which one replica of the largest ``group`` cannot fit in ``device``'s memory;
@@ -99,7 +110,12 @@ def check_replica_fits(
     have = available(device)
     if have is not None and need > have:
         raise StudyConfigError(
-            [(key, f"{value!r}: one replica needs about {_gib(need)} while training (parameters, optimizer state, "
-                    f"activations and data, by the engine's estimate), but {_gib(have)} is available on {device}")],
+            [
+                (
+                    key,
+                    f"{value!r}: one replica needs about {_gib(need)} while training (parameters, optimizer state, "
+                    f"activations and data, by the engine's estimate), but {_gib(have)} is available on {device}",
+                )
+            ],
             source,
         )

@@ -37,7 +37,13 @@ def monitor_noise(config: RobustnessConfig) -> Callable[..., torch.Tensor] | Non
     if m.std is not None:
         return noise.Gaussian(std=m.std, clip=None if config.constants == "tabular" else (0.0, 1.0))
     # the study file holds the name as text; the library refuses an unknown one (check_robustness)
-    return functools.partial(corrupt, corruption=cast(Corruption, m.corruption), severity=m.severity, constants=config.constants, scale=config.scale)
+    return functools.partial(
+        corrupt,
+        corruption=cast(Corruption, m.corruption),
+        severity=m.severity,
+        constants=config.constants,
+        scale=config.scale,
+    )
 
 
 def monitor_meta(config: RobustnessConfig) -> dict[str, Any] | None:
@@ -46,9 +52,23 @@ def monitor_meta(config: RobustnessConfig) -> dict[str, Any] | None:
     if not m.enabled:
         return None
     if m.std is not None:
-        return {"corruption": "gaussian", "severity": None, "constants": config.constants, "parameter": "std", "strength": m.std}
-    value = corruption_strength(cast(Corruption, m.corruption), m.severity, constants=config.constants, scale=config.scale)
-    return {"corruption": m.corruption, "severity": m.severity, "constants": config.constants, "parameter": PARAMETERS[m.corruption], "strength": value}
+        return {
+            "corruption": "gaussian",
+            "severity": None,
+            "constants": config.constants,
+            "parameter": "std",
+            "strength": m.std,
+        }
+    value = corruption_strength(
+        cast(Corruption, m.corruption), m.severity, constants=config.constants, scale=config.scale
+    )
+    return {
+        "corruption": m.corruption,
+        "severity": m.severity,
+        "constants": config.constants,
+        "parameter": PARAMETERS[m.corruption],
+        "strength": value,
+    }
 
 
 def check_robustness(config: StudyConfig, data: Dataset, folds: Sequence[Fold]) -> None:
@@ -65,19 +85,33 @@ def check_robustness(config: StudyConfig, data: Dataset, folds: Sequence[Fold]) 
 
     uses_constants = r.monitor.enabled and r.monitor.std is None
     if uses_constants:
-        attempt("robustness.monitor.corruption", lambda: corruption_strength(cast(Corruption, r.monitor.corruption), r.monitor.severity, constants=r.constants, scale=r.scale))
+        attempt(
+            "robustness.monitor.corruption",
+            lambda: corruption_strength(
+                cast(Corruption, r.monitor.corruption), r.monitor.severity, constants=r.constants, scale=r.scale
+            ),
+        )
     suite = suite_enabled(config, data.task)
     if r.enabled and data.task != "classification":
-        problems.append(("robustness.enabled", f"the corruption suite and certification need a classifier; {data.name!r} is a {data.task}: set enabled = false"))
+        problems.append(
+            (
+                "robustness.enabled",
+                f"the corruption suite and certification need a classifier; {data.name!r} is a {data.task}: set enabled = false",
+            )
+        )
     elif suite:
         for i, name in enumerate(r.corruptions or []):
             # the library's own check of the name is what reports an unknown one here
             def levels(name: str = name) -> list[float]:
-                return [corruption_strength(cast(Corruption, name), s, constants=r.constants, scale=r.scale) for s in r.severities]
+                return [
+                    corruption_strength(cast(Corruption, name), s, constants=r.constants, scale=r.scale)
+                    for s in r.severities
+                ]
 
             attempt(f"robustness.corruptions[{i}]", levels)
     if r.constants != "tabular" and (suite or r.monitor.enabled):
         for fold in folds:
+
             def in_range(fold: Fold = fold) -> None:
                 try:
                     check_range(torch.as_tensor(fold.x_test), r.constants)

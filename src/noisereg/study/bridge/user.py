@@ -24,7 +24,18 @@ from noisereg.seeding import derive_seed
 from noisereg.study.config import StudyConfigError
 from noisereg.study.config.user import USER_KINDS, UserStudyConfig
 
-__all__ = ["KIND_CLASSES", "UserFold", "as_factory", "describe_part", "file_arguments", "import_object", "infer_task", "make_loss", "split_data", "training_part"]
+__all__ = [
+    "KIND_CLASSES",
+    "UserFold",
+    "as_factory",
+    "describe_part",
+    "file_arguments",
+    "import_object",
+    "infer_task",
+    "make_loss",
+    "split_data",
+    "training_part",
+]
 
 _CLASSIFICATION_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss, nn.BCELoss, nn.BCEWithLogitsLoss)
 _REGRESSION_LOSSES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
@@ -73,7 +84,9 @@ def as_factory(model: Any) -> Callable[[], nn.Module]:
 
         return fresh
     if not callable(model):
-        raise TypeError(f"model must be an nn.Module or a function returning one (e.g. lambda: MyNet()), got {type(model).__name__}")
+        raise TypeError(
+            f"model must be an nn.Module or a function returning one (e.g. lambda: MyNet()), got {type(model).__name__}"
+        )
 
     def built() -> nn.Module:
         module = model()
@@ -163,7 +176,9 @@ def split_data(data: Any, folds: int | None, task: str, seed: int) -> tuple[list
         if unknown or "train" not in data or "test" not in data:
             raise ValueError(f"data as a dict needs exactly the keys 'train' and 'test', got {sorted(data)}")
         if folds is not None:
-            raise ValueError(f"folds={folds} splits one data set; data already has 'train' and 'test' parts: pass folds=None")
+            raise ValueError(
+                f"folds={folds} splits one data set; data already has 'train' and 'test' parts: pass folds=None"
+            )
         train, test = _as_part(data["train"], name="data['train']"), _as_part(data["test"], name="data['test']")
         return [UserFold(train, test)], train
     part = _as_part(data, name="data")
@@ -207,7 +222,9 @@ def _call(fn: Any, kwargs: Mapping[str, Any], key: str, source: str) -> Any:
     try:
         return fn(**kwargs)
     except Exception as exc:  # the user's code: any failure is reported under the key that named it
-        raise StudyConfigError([(key, f"calling it with {dict(kwargs)} failed: {type(exc).__name__}: {exc}")], source) from exc
+        raise StudyConfigError(
+            [(key, f"calling it with {dict(kwargs)} failed: {type(exc).__name__}: {exc}")], source
+        ) from exc
 
 
 def _imported(path: str, key: str, source: str) -> Any:
@@ -244,7 +261,9 @@ def file_arguments(cfg: UserStudyConfig, *, source: str = "study") -> dict[str, 
             sites.append(AttachSite(noise, table.at, tuple(sorted(table.options().items()))))
         arms[arm.name] = sites
         if arm.grid is not None:
-            grid[arm.name] = arm.grid if isinstance(arm.grid, list) else {"site": arm.grid.site, "values": arm.grid.values}
+            grid[arm.name] = (
+                arm.grid if isinstance(arm.grid, list) else {"site": arm.grid.site, "values": arm.grid.values}
+            )
     opt = cfg.optimizer
     makers = {
         "sgd": lambda p: torch.optim.SGD(p, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay),
@@ -252,8 +271,20 @@ def file_arguments(cfg: UserStudyConfig, *, source: str = "study") -> dict[str, 
         "adamw": lambda p: torch.optim.AdamW(p, lr=opt.lr, betas=opt.betas, eps=opt.eps, weight_decay=opt.weight_decay),
     }
     return {
-        "model": model, "data": data, "arms": arms, "grid": grid, "loss": loss, "optimizer": makers[opt.name],
-        "epochs": cfg.training.epochs, "batch_size": cfg.training.batch_size, "eval_every": cfg.training.eval_every,
-        "task": cfg.training.task, "seeds": cfg.seeds, "seed": cfg.seed, "folds": cfg.folds, "metric": cfg.metric,
-        "name": cfg.name, "description": cfg.description,
+        "model": model,
+        "data": data,
+        "arms": arms,
+        "grid": grid,
+        "loss": loss,
+        "optimizer": makers[opt.name],
+        "epochs": cfg.training.epochs,
+        "batch_size": cfg.training.batch_size,
+        "eval_every": cfg.training.eval_every,
+        "task": cfg.training.task,
+        "seeds": cfg.seeds,
+        "seed": cfg.seed,
+        "folds": cfg.folds,
+        "metric": cfg.metric,
+        "name": cfg.name,
+        "description": cfg.description,
     }

@@ -59,7 +59,9 @@ class DataConfig(Strict):
             if not low < high:
                 raise ValueError(f"value_range={list(self.value_range)} must be [low, high] with low < high")
             if self.standardize:
-                raise ValueError("value_range maps the features to [0, 1]; set standardize = false (standardizing would undo it)")
+                raise ValueError(
+                    "value_range maps the features to [0, 1]; set standardize = false (standardizing would undo it)"
+                )
         return self
 
 

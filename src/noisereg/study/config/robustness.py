@@ -57,7 +57,9 @@ class MonitorConfig(Strict):
     def _std_or_severity(self) -> MonitorConfig:
         if self.std is not None:
             if self.corruption != "gaussian":
-                raise ValueError(f"std is a Gaussian standard deviation; corruption = {self.corruption!r} uses severity")
+                raise ValueError(
+                    f"std is a Gaussian standard deviation; corruption = {self.corruption!r} uses severity"
+                )
             if "severity" in self.model_fields_set:
                 raise ValueError("give severity or std, not both")
         return self
@@ -84,7 +86,9 @@ class SmoothingConfig(Strict):
     @model_validator(mode="after")
     def _prelude(self) -> SmoothingConfig:
         if self.n0 >= self.n:
-            raise ValueError(f"n0={self.n0} must be < n={self.n}: the selection samples are meant to be a small prelude")
+            raise ValueError(
+                f"n0={self.n0} must be < n={self.n}: the selection samples are meant to be a small prelude"
+            )
         return self
 
 

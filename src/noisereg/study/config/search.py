@@ -56,7 +56,12 @@ class SearchConfig(Strict):
     high: Annotated[float, Field(allow_inf_nan=False)]
     log: bool = False
     param: str | None = None
-    sites: Annotated[list[Annotated[Literal["input", "before", "after"], BeforeValidator(current_site)]], Field(min_length=1)] | None = None
+    sites: (
+        Annotated[
+            list[Annotated[Literal["input", "before", "after"], BeforeValidator(current_site)]], Field(min_length=1)
+        ]
+        | None
+    ) = None
     startup: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="after")

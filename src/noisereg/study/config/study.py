@@ -243,10 +243,14 @@ class StudyConfig(Strict):
             if self.selection.nested and self.selection.criterion == "early":
                 raise ValueError("selection.nested keeps no held-out loss curves: use a criterion other than 'early'")
             if self.selection.nested and chosen.search is not None:
-                raise ValueError(f"selection.nested needs a grid: arm {chosen.name!r} has a search (its values are proposed one by one)")
+                raise ValueError(
+                    f"selection.nested needs a grid: arm {chosen.name!r} has a search (its values are proposed one by one)"
+                )
             base = self.arms[names.index(self.baseline_arm)]
             if self.selection.nested and base.standardize not in (None, self.data.standardize):
-                raise ValueError(f"selection.nested: the baseline {base.name!r} must use data.standardize (it trains on the nested folds)")
+                raise ValueError(
+                    f"selection.nested: the baseline {base.name!r} must use data.standardize (it trains on the nested folds)"
+                )
         smoothing = self.robustness.smoothing.seeds
         if smoothing is not None and smoothing > self.seeds:
             raise ValueError(f"robustness.smoothing.seeds={smoothing} exceeds the study's seeds={self.seeds}")
@@ -263,11 +267,17 @@ class StudyConfig(Strict):
         """``standardize`` and ``versus`` of each arm (see :class:`ArmConfig`)."""
         for i, arm in enumerate(self.arms):
             if arm.standardize and self.data.value_range is not None:
-                raise ValueError(f"arms[{i}].standardize = true with data.value_range: standardizing would undo the [0, 1] map")
+                raise ValueError(
+                    f"arms[{i}].standardize = true with data.value_range: standardizing would undo the [0, 1] map"
+                )
             if arm.standardize is not None and (
-                self.selection is not None and self.selection.arm == arm.name and arm.standardize != self.data.standardize
+                self.selection is not None
+                and self.selection.arm == arm.name
+                and arm.standardize != self.data.standardize
             ):
-                raise ValueError(f"arms[{i}].standardize: the selection arm uses data.standardize (its CV folds are shared)")
+                raise ValueError(
+                    f"arms[{i}].standardize: the selection arm uses data.standardize (its CV folds are shared)"
+                )
             if arm.versus is None:
                 continue
             if arm.versus not in names:
@@ -279,7 +289,9 @@ class StudyConfig(Strict):
                 raise ValueError(f"arms[{i}].versus={arm.versus!r} names the arm itself")
             for which in (arm, other):
                 if which.grid is not None or which.search is not None:
-                    raise ValueError(f"arms[{i}].versus: {which.name!r} has a grid or search; compare arms of one cell each")
+                    raise ValueError(
+                        f"arms[{i}].versus: {which.name!r} has a grid or search; compare arms of one cell each"
+                    )
 
     @property
     def baseline_arm(self) -> str:

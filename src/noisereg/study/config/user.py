@@ -51,8 +51,23 @@ __all__ = [
 ]
 
 USER_KINDS = (
-    "gaussian", "uniform", "multiplicative_gaussian", "speckle", "gaussian_dropout", "alpha_dropout", "snr_gaussian",
-    "impulse", "shot", "colored", "spatial", "label_smoothing", "label_flip", "disturb_label", "mixup", "cutmix", "neftune",
+    "gaussian",
+    "uniform",
+    "multiplicative_gaussian",
+    "speckle",
+    "gaussian_dropout",
+    "alpha_dropout",
+    "snr_gaussian",
+    "impulse",
+    "shot",
+    "colored",
+    "spatial",
+    "label_smoothing",
+    "label_flip",
+    "disturb_label",
+    "mixup",
+    "cutmix",
+    "neftune",
 )
 """Kinds a user study file may name (the same names as built-in study files, where those have them)."""
 
@@ -141,8 +156,12 @@ class UserTrainingConfig(Strict):
 
     @model_validator(mode="after")
     def _loss_name_or_path(self) -> UserTrainingConfig:
-        if self.loss not in ("auto", "ce", "bce", "mse") and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", self.loss):
-            raise ValueError(f"loss={self.loss!r} must be 'auto', 'ce', 'bce', 'mse' or an import path 'package.module:name'")
+        if self.loss not in ("auto", "ce", "bce", "mse") and not re.fullmatch(
+            r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", self.loss
+        ):
+            raise ValueError(
+                f"loss={self.loss!r} must be 'auto', 'ce', 'bce', 'mse' or an import path 'package.module:name'"
+            )
         return self
 
 

@@ -113,7 +113,9 @@ class _Replica:
     inputs: int
 
 
-def _measure(prep: Prepared, state: dict[str, torch.Tensor], fold_index: int, settings: dict[str, Any], *, smooth: bool) -> _Replica:
+def _measure(
+    prep: Prepared, state: dict[str, torch.Tensor], fold_index: int, settings: dict[str, Any], *, smooth: bool
+) -> _Replica:
     module = _module(prep, state)
     dtype = next(iter(state.values())).dtype
     fold = prep.folds[fold_index]
@@ -121,9 +123,15 @@ def _measure(prep: Prepared, state: dict[str, torch.Tensor], fold_index: int, se
     with torch.no_grad():
         outputs = module(x)
     corrupted = evaluate_corruptions(
-        module, x, y, constants=settings["constants"], corruptions=settings["corruptions"],
-        severities=tuple(settings["severities"]), scale=settings["scale"],
-        seed=derive_seed(settings["seed"], "corruptions", fold_index), batch_size=settings["batch_size"],
+        module,
+        x,
+        y,
+        constants=settings["constants"],
+        corruptions=settings["corruptions"],
+        severities=tuple(settings["severities"]),
+        scale=settings["scale"],
+        seed=derive_seed(settings["seed"], "corruptions", fold_index),
+        batch_size=settings["batch_size"],
     )
     sm = settings["smoothing"]
     if not smooth:
@@ -131,8 +139,14 @@ def _measure(prep: Prepared, state: dict[str, torch.Tensor], fold_index: int, se
 
     pick = torch.as_tensor(thin_indices(len(y), sm["inputs_per_fold"]))
     cert = certify(
-        module, x[pick], sigma=sm["sigma"], n0=sm["n0"], n=sm["n"], alpha=sm["alpha"],
-        batch_size=sm["batch_size"], seed=derive_seed(settings["seed"], "smoothing", fold_index),
+        module,
+        x[pick],
+        sigma=sm["sigma"],
+        n0=sm["n0"],
+        n=sm["n"],
+        alpha=sm["alpha"],
+        batch_size=sm["batch_size"],
+        seed=derive_seed(settings["seed"], "smoothing", fold_index),
     )
     share = certified_accuracy(cert, y[pick], sm["radii"])
     return _Replica(outputs, y, corrupted, share, cert.abstained.double().mean().item(), len(pick))
@@ -142,13 +156,19 @@ def _calibration(parts: dict[int, list[_Replica]], bins: int) -> dict[str, Any]:
     seeds = list(parts)
     per_seed = {
         s: metrics.classification_metrics(
-            torch.cat([p.outputs for p in parts[s]]), torch.cat([p.labels for p in parts[s]]), from_logits=True, n_bins=bins
+            torch.cat([p.outputs for p in parts[s]]),
+            torch.cat([p.labels for p in parts[s]]),
+            from_logits=True,
+            n_bins=bins,
         )
         for s in seeds
     }
     everything = [p for s in seeds for p in parts[s]]
     pooled = metrics.reliability(
-        torch.cat([p.outputs for p in everything]), torch.cat([p.labels for p in everything]), from_logits=True, n_bins=bins
+        torch.cat([p.outputs for p in everything]),
+        torch.cat([p.labels for p in everything]),
+        from_logits=True,
+        n_bins=bins,
     )
     out: dict[str, Any] = {"bins": bins}
     out.update({k: [per_seed[s][k] for s in seeds] for k in ("accuracy", "ece", "adaptive_ece", "nll", "brier")})
@@ -182,7 +202,9 @@ def _smoothing(parts: dict[int, list[_Replica]], sm: dict[str, Any]) -> dict[str
     }
 
 
-def evaluate_cell(prep: Prepared, models: CellModels, settings: dict[str, Any], *, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+def evaluate_cell(
+    prep: Prepared, models: CellModels, settings: dict[str, Any], *, progress: Callable[[int], None] | None = None
+) -> dict[str, Any]:
     """Measure every replica of one cell; return the plain data stored as ``robustness:<cell>``:
 
     ``settings``; ``seeds`` (seed indices); ``calibration`` {``bins``, ``accuracy``, ``ece``,
@@ -204,7 +226,9 @@ def evaluate_cell(prep: Prepared, models: CellModels, settings: dict[str, Any], 
     parts: dict[int, list[_Replica]] = {s: [] for s in seeds}
     with _one_thread():
         for r, (s, g) in enumerate(zip(models.seeds, models.folds, strict=True)):
-            parts[s].append(_measure(prep, models.state_dict(r), g, {**settings, "smoothing": sm}, smooth=s in certified_seeds))
+            parts[s].append(
+                _measure(prep, models.state_dict(r), g, {**settings, "smoothing": sm}, smooth=s in certified_seeds)
+            )
             if progress is not None:
                 progress(1)
         out = {
@@ -219,11 +243,17 @@ def evaluate_cell(prep: Prepared, models: CellModels, settings: dict[str, Any], 
 
 def _seed_result(stored: dict[str, Any], i: int) -> CorruptionResult:
     c = stored["corruptions"]
-    return CorruptionResult.from_dict({
-        "constants": c["constants"], "severities": c["severities"], "strengths": c["strengths"],
-        "clean_accuracy": c["clean_accuracy"][i], "clean_loss": c["clean_loss"][i],
-        "accuracy": {k: v[i] for k, v in c["accuracy"].items()}, "loss": {k: v[i] for k, v in c["loss"].items()},
-    })
+    return CorruptionResult.from_dict(
+        {
+            "constants": c["constants"],
+            "severities": c["severities"],
+            "strengths": c["strengths"],
+            "clean_accuracy": c["clean_accuracy"][i],
+            "clean_loss": c["clean_loss"][i],
+            "accuracy": {k: v[i] for k, v in c["accuracy"].items()},
+            "loss": {k: v[i] for k, v in c["loss"].items()},
+        }
+    )
 
 
 def compare_with_baseline(results: dict[str, dict[str, Any]], baseline: str) -> dict[str, Any]:

@@ -42,7 +42,6 @@ from noisereg.study.weights import load_cell_models, model_path
 __all__ = ["evaluate_robustness", "measure_run"]
 
 
-
 def _settings(config: RobustnessConfig) -> dict[str, Any]:
     """The settings that determine a cell's stored results (everything but the monitor)."""
     out = config.model_dump(mode="json", exclude={"monitor", "enabled"})
@@ -94,7 +93,9 @@ def evaluate_robustness(
         stored[key] = evaluate_cell(prep, load_cell_models(models_dir, key), settings, progress=advance)
         store.set_attr(ROBUSTNESS_PREFIX + key, stored[key])
     current = {k: v for k, v in stored.items() if v.get("settings") == settings}
-    store.set_attr(ROBUSTNESS_VS_BASELINE, {"settings": settings, **compare_with_baseline(current, prep.config.baseline_arm)})
+    store.set_attr(
+        ROBUSTNESS_VS_BASELINE, {"settings": settings, **compare_with_baseline(current, prep.config.baseline_arm)}
+    )
     return {"evaluated": todo, "kept": kept, "without_models": missing}
 
 

@@ -46,7 +46,7 @@ def read_run(run_dir: str | Path, storage: str | None = None, study: str | None 
             raise StoreError(f"{path} cannot be read ({exc}); pass --storage URL and --study NAME") from None
         if not isinstance(info, dict) or not all(isinstance(info.get(k, ""), str) for k in ("study", "storage")):
             raise StoreError(
-                f"{path} is not a run.json written by noisereg (expected {{\"study\": name, \"storage\": url}}); "
+                f'{path} is not a run.json written by noisereg (expected {{"study": name, "storage": url}}); '
                 "pass --storage URL and --study NAME"
             )
     stored = info.get("storage")
@@ -94,9 +94,18 @@ def build_report(run_dir: str | Path, *, storage: str | None = None, study: str 
             return _write_report(run_dir, attrs, done)
         except RunDirError as exc:
             intact = store.integrity()
-            checked = "" if intact is None else (" (it passed SQLite's integrity check)" if intact == "ok" else f" (but SQLite's integrity check says: {intact})")
+            checked = (
+                ""
+                if intact is None
+                else (
+                    " (it passed SQLite's integrity check)"
+                    if intact == "ok"
+                    else f" (but SQLite's integrity check says: {intact})"
+                )
+            )
             raise RunDirError(
-                exc.path, exc.error,
+                exc.path,
+                exc.error,
                 f"the report could not be written; the results of {len(done)} cell(s) are safe in the store at "
                 f"{masked_url(url)}{checked}; once there is room, run 'noisereg report {run_dir}'",
             ) from None
@@ -137,7 +146,12 @@ def _plots(folder: Path, summary: dict[str, Any], done: dict[str, Any]) -> list[
     for arm in grid_arms:
         entries = [a for a in arms if a["arm"] == arm]
         arm_sel = sel if sel and sel["arm"] == arm else None
-        out.append((f"{arm}: test {metric} against {entries[0]['param']}", _draw(plot_grid, folder / f"grid_{_slug(arm)}.png", arm, entries, metric, arm_sel)))
+        out.append(
+            (
+                f"{arm}: test {metric} against {entries[0]['param']}",
+                _draw(plot_grid, folder / f"grid_{_slug(arm)}.png", arm, entries, metric, arm_sel),
+            )
+        )
     out.append(("Per-seed results", _draw(plot_seeds, folder / "seeds.png", arms, metric, summary["baseline"])))
     return out
 
@@ -148,23 +162,48 @@ def _shown(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return [a for a in summary["arms"] if a["grid_value"] is None or (sel and a["name"] == sel.get("cell"))]
 
 
-def _robustness_plots(folder: Path, summary: dict[str, Any], attrs: dict[str, Any], done: dict[str, Any]) -> list[tuple[str, Path]]:
+def _robustness_plots(
+    folder: Path, summary: dict[str, Any], attrs: dict[str, Any], done: dict[str, Any]
+) -> list[tuple[str, Path]]:
     shown = _shown(summary)
     out: list[tuple[str, Path]] = []
     noisy = [(a["name"], done[a["name"]]) for a in shown if a.get("noisy")]
     if noisy:
-        out.append(("Clean-vs-noisy gap during training", _draw(plot_noisy_gap, folder / "noisy_gap.png", noisy, summary["metric"])))
+        out.append(
+            (
+                "Clean-vs-noisy gap during training",
+                _draw(plot_noisy_gap, folder / "noisy_gap.png", noisy, summary["metric"]),
+            )
+        )
     corrupted = [a for a in shown if a.get("corruption")]
     if corrupted:
-        out.append(("Accuracy against corruption severity", _draw(plot_corruptions, folder / "corruptions.png", corrupted)))
+        out.append(
+            ("Accuracy against corruption severity", _draw(plot_corruptions, folder / "corruptions.png", corrupted))
+        )
     calibrated = [a for a in shown if a.get("calibration")]
     if calibrated:
         bins = calibrated[0]["calibration"]["bins"]
         curves = {a["name"]: a["calibration"]["reliability"] for a in calibrated}
         title = f"Reliability diagram, {bins} bins, pooled over seeds"
-        out.append(("Reliability diagram", _draw(lambda path: plot_reliability(curves, path, title=title), folder / "reliability.png")))
-        seeds = [{"name": a["name"], "per_seed": [v for v in attrs[ROBUSTNESS_PREFIX + a["name"]]["calibration"]["ece"] if v is not None]} for a in calibrated]
-        out.append((f"ECE ({bins} bins) per seed", _draw(plot_seeds, folder / "ece.png", seeds, f"ECE ({bins} bins)", summary["baseline"])))
+        out.append(
+            (
+                "Reliability diagram",
+                _draw(lambda path: plot_reliability(curves, path, title=title), folder / "reliability.png"),
+            )
+        )
+        seeds = [
+            {
+                "name": a["name"],
+                "per_seed": [v for v in attrs[ROBUSTNESS_PREFIX + a["name"]]["calibration"]["ece"] if v is not None],
+            }
+            for a in calibrated
+        ]
+        out.append(
+            (
+                f"ECE ({bins} bins) per seed",
+                _draw(plot_seeds, folder / "ece.png", seeds, f"ECE ({bins} bins)", summary["baseline"]),
+            )
+        )
     certified = [a for a in shown if a.get("certified")]
     if certified:
         out.append(("Certified accuracy against radius", _draw(plot_certified, folder / "certified.png", certified)))

@@ -9,7 +9,17 @@ from typing import Any
 import jinja2
 
 __all__ = [
-    "to_markdown", "to_html", "table_rows", "contrast_rows", "CONTRAST_HEADERS", "weight_tables", "selection_texts", "selection_value", "robustness_tables", "fmt", "HEADERS",
+    "to_markdown",
+    "to_html",
+    "table_rows",
+    "contrast_rows",
+    "CONTRAST_HEADERS",
+    "weight_tables",
+    "selection_texts",
+    "selection_value",
+    "robustness_tables",
+    "fmt",
+    "HEADERS",
 ]
 
 
@@ -35,19 +45,23 @@ def table_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
             mark = "better"
         elif p.get("worse"):
             mark = "worse"
-        rows.append({
-            "arm": _label(a),
-            "n": str(a["n"]),
-            "train": fmt(a["train"]["mean"]) if a.get("train") else "—",
-            "mean": f"{fmt(a['mean'])} ± {fmt(a['std'])}",
-            "ci95": f"[{fmt(lo)}, {fmt(hi)}]",
-            "diff": "baseline" if a["name"] == summary["baseline"] else (f"{p['mean_diff']:+.4f}" if p.get("n") else "—"),
-            "p_ttest": fmt(p.get("p_ttest"), 3),
-            "p_wilcoxon": fmt(p.get("p_wilcoxon"), 3),
-            "p_holm": fmt(p.get("p_holm"), 3),
-            "dz": fmt(p.get("cohen_dz"), 3),
-            "verdict": mark,
-        })
+        rows.append(
+            {
+                "arm": _label(a),
+                "n": str(a["n"]),
+                "train": fmt(a["train"]["mean"]) if a.get("train") else "—",
+                "mean": f"{fmt(a['mean'])} ± {fmt(a['std'])}",
+                "ci95": f"[{fmt(lo)}, {fmt(hi)}]",
+                "diff": "baseline"
+                if a["name"] == summary["baseline"]
+                else (f"{p['mean_diff']:+.4f}" if p.get("n") else "—"),
+                "p_ttest": fmt(p.get("p_ttest"), 3),
+                "p_wilcoxon": fmt(p.get("p_wilcoxon"), 3),
+                "p_holm": fmt(p.get("p_holm"), 3),
+                "dz": fmt(p.get("cohen_dz"), 3),
+                "verdict": mark,
+            }
+        )
     return rows
 
 
@@ -96,7 +110,9 @@ def _selection_lines(sel: Mapping[str, Any] | None) -> list[str]:
         f"| {sel['param']} | CV loss (mean ± se) | CV accuracy |",
         "|---|---|---|",
     ]
-    for i, (v, loss, se, acc) in enumerate(zip(sel["values"], sel["cv_loss"], sel["cv_loss_se"], sel["cv_acc"], strict=False)):
+    for i, (v, loss, se, acc) in enumerate(
+        zip(sel["values"], sel["cv_loss"], sel["cv_loss_se"], sel["cv_acc"], strict=False)
+    ):
         star = " ← chosen" if v is not None and v == sel["chosen"] else ""
         star += " (screened out)" if v is not None and v in (sel.get("screened_out") or []) else ""
         lines.append(f"| {selection_value(sel, i)}{star} | {fmt(loss)} ± {fmt(se)} | {fmt(acc)} |")
@@ -126,20 +142,28 @@ def selection_texts(sel: Mapping[str, Any]) -> list[str]:
     chosen = f"Chosen: {_chosen(sel, 'chosen')} ({criterion}{rule})."
     if sel.get("at_edge"):
         chosen += f" The chosen value is the {sel['at_edge']} of the grid: the best may lie beyond it; extend the grid."
-    texts = [chosen + f" By likelihood alone: {_chosen(sel, 'chosen_by_likelihood')}; by accuracy alone: {_chosen(sel, 'chosen_by_accuracy')}."]
+    texts = [
+        chosen
+        + f" By likelihood alone: {_chosen(sel, 'chosen_by_likelihood')}; by accuracy alone: {_chosen(sel, 'chosen_by_accuracy')}."
+    ]
     search = sel.get("search")
     if search:
         tried = sum(v is not None for v in sel["values"])
         sampler = "TPE sampler" if search["sampler"] == "tpe" else "random sampler"
         first = f", {search['startup']} of them random to start" if search["sampler"] == "tpe" else ""
         sites = f" and the site among {', '.join(search['sites'])}" if search.get("sites") else ""
-        texts.insert(0, (
-            f"Values proposed by Optuna's {sampler}: {tried} of {search['trials']} trials of {sel['param']} in "
-            f"[{fmt(search['low'])}, {fmt(search['high'])}]{' on a log scale' if search['log'] else ''}{sites}{first}, "
-            "each ranked by its cross-validated score; rows in the order proposed."
-        ))
+        texts.insert(
+            0,
+            (
+                f"Values proposed by Optuna's {sampler}: {tried} of {search['trials']} trials of {sel['param']} in "
+                f"[{fmt(search['low'])}, {fmt(search['high'])}]{' on a log scale' if search['log'] else ''}{sites}{first}, "
+                "each ranked by its cross-validated score; rows in the order proposed."
+            ),
+        )
     if sel.get("chosen_by"):
-        texts.append("Every procedure's choice: " + "; ".join(f"{name}: {fmt(v)}" for name, v in sel["chosen_by"].items()) + ".")
+        texts.append(
+            "Every procedure's choice: " + "; ".join(f"{name}: {fmt(v)}" for name, v in sel["chosen_by"].items()) + "."
+        )
     nested = sel.get("nested")
     if nested:
         gain = nested["gain"]
@@ -171,7 +195,11 @@ def _chosen(sel: Mapping[str, Any], key: str) -> str:
 def _pm(stats: Mapping[str, Any] | None, digits: int = 3) -> str:
     if not stats:
         return "—"
-    return f"{fmt(stats['mean'], digits)} ± {fmt(stats['std'], 2)}" if stats.get("std") is not None else fmt(stats["mean"], digits)
+    return (
+        f"{fmt(stats['mean'], digits)} ± {fmt(stats['std'], 2)}"
+        if stats.get("std") is not None
+        else fmt(stats["mean"], digits)
+    )
 
 
 Table = tuple[str, str, list[str], list[list[str]]]
@@ -216,33 +244,79 @@ def robustness_tables(summary: Mapping[str, Any]) -> list[Table]:
         note = f"Last evaluation of each replica on its noisy copy of the test inputs: {_monitor_text(info.get('monitor'))}. Mean ± sd over seeds."
         unlike = [a["name"] for a in noisy if (a["noisy"].get("paired") or {}).get("like_for_like") is False]
         if unlike:
-            note += (f" The noise is drawn in each arm's own input units: {', '.join(unlike)} scale their inputs otherwise than "
-                     f"{summary['baseline']!r}, so their noisy results are not like for like with the baseline's.")
-        tables.append(("Noisy test data during training", note, ["arm", f"noisy test {name}", f"gap (clean − noisy {name})", "noisy test loss"], rows))
+            note += (
+                f" The noise is drawn in each arm's own input units: {', '.join(unlike)} scale their inputs otherwise than "
+                f"{summary['baseline']!r}, so their noisy results are not like for like with the baseline's."
+            )
+        tables.append(
+            (
+                "Noisy test data during training",
+                note,
+                ["arm", f"noisy test {name}", f"gap (clean − noisy {name})", "noisy test loss"],
+                rows,
+            )
+        )
     cal = [a for a in arms if a.get("calibration")]
     if cal:
         bins = cal[0]["calibration"]["bins"]
         keys = ("accuracy", "ece", "adaptive_ece", "nll", "brier")
-        rows = [[a["name"], *(_pm(a["calibration"][k]) for k in keys), _ece_diff(a["calibration"].get("ece_paired"))] for a in cal]
+        rows = [
+            [a["name"], *(_pm(a["calibration"][k]) for k in keys), _ece_diff(a["calibration"].get("ece_paired"))]
+            for a in cal
+        ]
         note = f"Clean test set; ECE with {bins} equal-width bins, adaptive ECE with {bins} equal-mass bins; lower is better except accuracy. Mean ± sd over seeds."
-        tables.append(("Calibration", note, ["arm", "accuracy", f"ECE ({bins} bins)", "adaptive ECE", "NLL", "Brier", "Δ ECE vs baseline (paired t p)"], rows))
+        tables.append(
+            (
+                "Calibration",
+                note,
+                [
+                    "arm",
+                    "accuracy",
+                    f"ECE ({bins} bins)",
+                    "adaptive ECE",
+                    "NLL",
+                    "Brier",
+                    "Δ ECE vs baseline (paired t p)",
+                ],
+                rows,
+            )
+        )
     cor = [a for a in arms if a.get("corruption")]
     if cor:
         settings = info.get("settings") or {}
-        rows = [[a["name"], *(_pm(a["corruption"][k]) for k in ("clean", "mean", "gap", "loss", "mce", "relative_mce"))] for a in cor]
-        note = (f"Corruptions with the {settings.get('constants')} severity constants (Hendrycks & Dietterich 2019 for images), "
-                f"severities {settings.get('severities')}; mCE and relative mCE per seed against {summary['baseline']!r} (1 = as the baseline, lower is better).")
-        tables.append(("Corruption robustness", note, ["arm", "clean acc", "mean corruption acc", "gap", "corrupted loss", "mCE", "relative mCE"], rows))
+        rows = [
+            [a["name"], *(_pm(a["corruption"][k]) for k in ("clean", "mean", "gap", "loss", "mce", "relative_mce"))]
+            for a in cor
+        ]
+        note = (
+            f"Corruptions with the {settings.get('constants')} severity constants (Hendrycks & Dietterich 2019 for images), "
+            f"severities {settings.get('severities')}; mCE and relative mCE per seed against {summary['baseline']!r} (1 = as the baseline, lower is better)."
+        )
+        tables.append(
+            (
+                "Corruption robustness",
+                note,
+                ["arm", "clean acc", "mean corruption acc", "gap", "corrupted loss", "mCE", "relative mCE"],
+                rows,
+            )
+        )
     cert = [a for a in arms if a.get("certified")]
     if cert:
         c0 = cert[0]["certified"]
         rows = [[a["name"], *_radius_cells(a["certified"]), _pm(a["certified"]["abstained"])] for a in cert]
-        rows += [[f"Δ {a['name']} − {summary['baseline']} (Holm p)", *map(_radius_diff, a["certified"]["paired"]), ""]
-                 for a in cert if a["certified"].get("paired")]
-        note = (f"Randomized smoothing (Cohen et al. 2019): σ = {fmt(c0['sigma'])}, n0 = {c0['n0']}, n = {c0['n']}, α = {fmt(c0['alpha'])}, "
-                f"{c0['inputs']} test inputs per seed; share certified correct within each L2 radius, mean ± sd over seeds. "
-                "Δ rows: mean paired difference against the baseline on the same seeds, paired t-test Holm-corrected over every arm and radius.")
-        tables.append(("Certified accuracy", note, ["arm", *(f"r = {fmt(r, 3)}" for r in c0["radii"]), "abstained"], rows))
+        rows += [
+            [f"Δ {a['name']} − {summary['baseline']} (Holm p)", *map(_radius_diff, a["certified"]["paired"]), ""]
+            for a in cert
+            if a["certified"].get("paired")
+        ]
+        note = (
+            f"Randomized smoothing (Cohen et al. 2019): σ = {fmt(c0['sigma'])}, n0 = {c0['n0']}, n = {c0['n']}, α = {fmt(c0['alpha'])}, "
+            f"{c0['inputs']} test inputs per seed; share certified correct within each L2 radius, mean ± sd over seeds. "
+            "Δ rows: mean paired difference against the baseline on the same seeds, paired t-test Holm-corrected over every arm and radius."
+        )
+        tables.append(
+            ("Certified accuracy", note, ["arm", *(f"r = {fmt(r, 3)}" for r in c0["radii"]), "abstained"], rows)
+        )
     return tables
 
 
@@ -255,7 +329,17 @@ def contrast_rows(summary: Mapping[str, Any]) -> list[list[str]]:
             continue
         lo, hi = v["ci95_diff"]
         mark = "better" if v.get("better") else ("worse" if v.get("worse") else "no significant difference")
-        rows.append([a["name"], v["arm"], f"{v['mean_diff']:+.4f}", f"[{fmt(lo)}, {fmt(hi)}]", fmt(v.get("p_ttest"), 3), fmt(v.get("p_holm"), 3), mark])
+        rows.append(
+            [
+                a["name"],
+                v["arm"],
+                f"{v['mean_diff']:+.4f}",
+                f"[{fmt(lo)}, {fmt(hi)}]",
+                fmt(v.get("p_ttest"), 3),
+                fmt(v.get("p_holm"), 3),
+                mark,
+            ]
+        )
     return rows
 
 
@@ -284,14 +368,29 @@ def weight_tables(summary: Mapping[str, Any]) -> list[Table]:
         d = (a.get("versus") or {}).get("distance")
         if d:
             per = d["per_seed"] or {}
-            pairs.append([
-                a["name"], a["versus"]["arm"], fmt(d["means"], 3), fmt(d["relative"], 3),
-                f"{fmt(per.get('mean'), 3)} ± {fmt(per.get('std'), 2)}", fmt(d["other_from_baseline"], 3),
-            ])
+            pairs.append(
+                [
+                    a["name"],
+                    a["versus"]["arm"],
+                    fmt(d["means"], 3),
+                    fmt(d["relative"], 3),
+                    f"{fmt(per.get('mean'), 3)} ± {fmt(per.get('std'), 2)}",
+                    fmt(d["other_from_baseline"], 3),
+                ]
+            )
     if pairs:
-        note = (f"‖w̄_arm − w̄_versus‖₂ between the mean weight vectors, relative to ‖w̄_versus‖₂, the same seed by seed, "
-                f"and for scale how far the versus arm's mean weights are from the baseline's ({summary['baseline']}).")
-        headers = ["arm", "versus", "‖w̄_arm − w̄_versus‖₂", "relative", "per seed (mean ± sd)", "‖w̄_versus − w̄_baseline‖₂"]
+        note = (
+            f"‖w̄_arm − w̄_versus‖₂ between the mean weight vectors, relative to ‖w̄_versus‖₂, the same seed by seed, "
+            f"and for scale how far the versus arm's mean weights are from the baseline's ({summary['baseline']})."
+        )
+        headers = [
+            "arm",
+            "versus",
+            "‖w̄_arm − w̄_versus‖₂",
+            "relative",
+            "per seed (mean ± sd)",
+            "‖w̄_versus − w̄_baseline‖₂",
+        ]
         tables.append(("Distance between weight vectors", note, headers, pairs))
     return tables
 
@@ -337,15 +436,25 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
     lines += ["| " + " | ".join(r[k] for k in keys) + " |" for r in rows]
     contrasts = contrast_rows(summary)
     if contrasts:
-        lines += ["", "## Paired contrasts", "", "Each arm against the arm it names (same seeds); Holm over these comparisons.", "",
-                  "| " + " | ".join(CONTRAST_HEADERS) + " |", "|" + "---|" * len(CONTRAST_HEADERS)]
+        lines += [
+            "",
+            "## Paired contrasts",
+            "",
+            "Each arm against the arm it names (same seeds); Holm over these comparisons.",
+            "",
+            "| " + " | ".join(CONTRAST_HEADERS) + " |",
+            "|" + "---|" * len(CONTRAST_HEADERS),
+        ]
         lines += ["| " + " | ".join(r) + " |" for r in contrasts]
     lines += _selection_lines(summary.get("selection"))
     for title, note, headers, cells in weight_tables(summary) + robustness_tables(summary):
         lines += ["", f"## {title}", "", note, "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(row) + " |" for row in cells]
     if summary["missing"]:
-        lines += ["", f"**Incomplete:** {len(summary['missing'])} cell(s) without results: {', '.join(summary['missing'])}."]
+        lines += [
+            "",
+            f"**Incomplete:** {len(summary['missing'])} cell(s) without results: {', '.join(summary['missing'])}.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -360,9 +469,15 @@ def to_html(summary: Mapping[str, Any], plots: Sequence[tuple[str, str]]) -> str
     """report.html: the Markdown's content as HTML with the PNG ``plots`` ((title, file name) pairs)."""
     template = _ENV.get_template("report.html.j2")
     return template.render(
-        s=summary, rows=table_rows(summary), headers=HEADERS, plots=plots,
-        selection=selection_texts(summary["selection"]) if summary.get("selection") else [], fmt=fmt, value=selection_value,
-        tables=_contrast_table(summary) + weight_tables(summary) + robustness_tables(summary), paths=path_lines(summary),
+        s=summary,
+        rows=table_rows(summary),
+        headers=HEADERS,
+        plots=plots,
+        selection=selection_texts(summary["selection"]) if summary.get("selection") else [],
+        fmt=fmt,
+        value=selection_value,
+        tables=_contrast_table(summary) + weight_tables(summary) + robustness_tables(summary),
+        paths=path_lines(summary),
     )
 
 

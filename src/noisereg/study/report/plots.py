@@ -41,7 +41,11 @@ def plot_learning_curves(path: Path, panels: Sequence[tuple[str, Mapping[str, An
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
     for ax, (title, res) in zip(axes.ravel(), panels, strict=False):
         epochs = np.asarray(res["epochs"], dtype=float)
-        for part, style, color in (("train", "--", "tab:blue"), ("test", "-", "tab:orange"), ("noisy_test", ":", "tab:red")):
+        for part, style, color in (
+            ("train", "--", "tab:blue"),
+            ("test", "-", "tab:orange"),
+            ("noisy_test", ":", "tab:red"),
+        ):
             data = res.get(f"curve:{part}_{suffix}")
             if data is None:
                 continue
@@ -52,7 +56,7 @@ def plot_learning_curves(path: Path, panels: Sequence[tuple[str, Mapping[str, An
         ax.set_title(f"{title} (n={len(res['seeds'])})", fontsize=9)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    for ax in axes.ravel()[len(panels):]:
+    for ax in axes.ravel()[len(panels) :]:
         ax.set_visible(False)
     axes[0, 0].set_ylabel(metric)
     axes[0, 0].legend(fontsize=8, loc="best")
@@ -60,7 +64,9 @@ def plot_learning_curves(path: Path, panels: Sequence[tuple[str, Mapping[str, An
     return _save(fig, path)
 
 
-def plot_grid(path: Path, arm: str, entries: Sequence[Mapping[str, Any]], metric: str, selection: Mapping[str, Any] | None) -> Path:
+def plot_grid(
+    path: Path, arm: str, entries: Sequence[Mapping[str, Any]], metric: str, selection: Mapping[str, Any] | None
+) -> Path:
     """Test metric vs grid value for ``arm`` (entries of summary['arms']); CV loss if selected.
     Points are joined in the order of their values; a search over sites draws one series per site."""
     entries = sorted(entries, key=lambda e: e["grid_value"])
@@ -77,8 +83,12 @@ def plot_grid(path: Path, arm: str, entries: Sequence[Mapping[str, Any]], metric
     ax.set_title(f"{arm}: test {metric} (mean, 95% CI)", fontsize=9)
     if selection:
         ax2 = axes[1]
-        order = sorted((i for i, v in enumerate(selection["values"]) if v is not None), key=lambda i: selection["values"][i])
-        loss = np.array([math.nan if selection["cv_loss"][i] is None else selection["cv_loss"][i] for i in order], dtype=float)
+        order = sorted(
+            (i for i, v in enumerate(selection["values"]) if v is not None), key=lambda i: selection["values"][i]
+        )
+        loss = np.array(
+            [math.nan if selection["cv_loss"][i] is None else selection["cv_loss"][i] for i in order], dtype=float
+        )
         se = np.array([selection["cv_loss_se"][i] or 0.0 for i in order], dtype=float)
         sites = [selection["sites"][i] for i in order] if selection.get("sites") else [None] * len(order)
         _series(ax2, np.array([selection["values"][i] for i in order], dtype=float), loss, se, sites, fmt="s-")

@@ -81,7 +81,12 @@ weighed beside the main metric."""
 
 
 def _weigh_other_measurements(
-    summary: Mapping[str, Any], cell: Mapping[str, Any] | None, status: str, alpha: float, evidence: list[str], caveats: list[str]
+    summary: Mapping[str, Any],
+    cell: Mapping[str, Any] | None,
+    status: str,
+    alpha: float,
+    evidence: list[str],
+    caveats: list[str],
 ) -> None:
     """Evidence and caveats from the measurements of :data:`_OTHER` (see the module docstring)."""
     metric, base = summary["metric"], summary["baseline"]
@@ -89,10 +94,14 @@ def _weigh_other_measurements(
         label = measurement[2]
         unlike = [a for a in summary["arms"] if _unlike(a, measurement)]
         if cell is not None and status == "use" and _unlike(cell, measurement):
-            caveats.append(f"{label} is not weighed for {cell['name']}: {_unlike(cell, measurement)} (not like for like).")
+            caveats.append(
+                f"{label} is not weighed for {cell['name']}: {_unlike(cell, measurement)} (not like for like)."
+            )
         elif status in ("no_noise", "undecided") and unlike:
             names = ", ".join(a["name"] for a in unlike)
-            caveats.append(f"{label} is not weighed for {names}: {_unlike(unlike[0], measurement)} (not like for like).")
+            caveats.append(
+                f"{label} is not weighed for {names}: {_unlike(unlike[0], measurement)} (not like for like)."
+            )
         if cell is not None and cell["name"] != base and status == "use":
             sign, said = _other_verdict(cell, measurement, metric, alpha)
             if sign < 0:
@@ -100,7 +109,9 @@ def _weigh_other_measurements(
             elif sign > 0:
                 evidence.append(f"{cell['name']} is also better on {said}")
         elif status in ("no_noise", "undecided"):
-            better = [a for a in summary["arms"] if a["name"] != base and _other_verdict(a, measurement, metric, alpha)[0] > 0]
+            better = [
+                a for a in summary["arms"] if a["name"] != base and _other_verdict(a, measurement, metric, alpha)[0] > 0
+            ]
             if better:
                 said = _other_verdict(better[0], measurement, metric, alpha)[1]
                 caveats.append(
@@ -115,7 +126,9 @@ def _unlike(arm: Mapping[str, Any], measurement: tuple[str, str, str, str, bool]
     return "" if p.get("like_for_like", True) else p.get("scale", "not like for like")
 
 
-def _other_verdict(arm: Mapping[str, Any], measurement: tuple[str, str, str, str, bool], metric: str, alpha: float) -> tuple[int, str]:
+def _other_verdict(
+    arm: Mapping[str, Any], measurement: tuple[str, str, str, str, bool], metric: str, alpha: float
+) -> tuple[int, str]:
     """(+1 better, −1 worse, 0 no significant difference from no noise, and the words) of ``arm`` on
     one measurement of :data:`_OTHER`."""
     key, pkey, _, quantity, higher = measurement
@@ -124,10 +137,15 @@ def _other_verdict(arm: Mapping[str, Any], measurement: tuple[str, str, str, str
         return 0, ""
     sign = 1 if (p["mean_diff"] > 0) == higher else -1
     quantity = quantity.format(metric="accuracy" if metric == "loss" else metric)
-    return sign, f"{quantity} {p['mean_diff']:+.4f} against no noise (paired t-test p = {_fmt(p['p_ttest'])}, {p['n']} seeds)"
+    return (
+        sign,
+        f"{quantity} {p['mean_diff']:+.4f} against no noise (paired t-test p = {_fmt(p['p_ttest'])}, {p['n']} seeds)",
+    )
 
 
-def recommend(summary: Mapping[str, Any], per_seed: Mapping[str, Mapping[int, float]], alpha: float = 0.05) -> dict[str, Any]:
+def recommend(
+    summary: Mapping[str, Any], per_seed: Mapping[str, Mapping[int, float]], alpha: float = 0.05
+) -> dict[str, Any]:
     """The recommendation of ``summary`` (module docstring). ``per_seed`` maps each cell name to
     its {seed: test metric}, to compare the two best settings on their common seeds."""
     arms = summary["arms"]
@@ -170,13 +188,19 @@ def recommend(summary: Mapping[str, Any], per_seed: Mapping[str, Mapping[int, fl
     if cell is not None:
         edge = _edge(cell, arms)
         if edge:
-            caveats.append(f"{cell['name']} is the {edge} value of its grid: the best may lie beyond it; extend the grid.")
+            caveats.append(
+                f"{cell['name']} is the {edge} value of its grid: the best may lie beyond it; extend the grid."
+            )
     data = summary.get("data") or {}
     n_train, n_test = sum(data.get("n_train") or [0]), sum(data.get("n_test") or [0])
     if n_train and n_train < FEW_TRAIN:
-        caveats.append(f"Too few points to be sure: {n_train} training samples; a result this small may not carry over to more data.")
+        caveats.append(
+            f"Too few points to be sure: {n_train} training samples; a result this small may not carry over to more data."
+        )
     if n_test and n_test < FEW_TEST:
-        caveats.append(f"{n_test} test samples: one test point is {1 / n_test:.3f} of accuracy, so small differences are coarse.")
+        caveats.append(
+            f"{n_test} test samples: one test point is {1 / n_test:.3f} of accuracy, so small differences are coarse."
+        )
     if summary.get("seeds") and summary["seeds"] < FEW_SEEDS:
         caveats.append(f"Only {summary['seeds']} seeds per arm: the paired tests have little power.")
     sel = summary.get("selection") or {}
@@ -186,7 +210,9 @@ def recommend(summary: Mapping[str, Any], per_seed: Mapping[str, Mapping[int, fl
             f"The value chosen by cross-validation ({test['name']}) does significantly worse than no noise on the test set: "
             "do not follow it."
         )
-    _weigh_other_measurements(summary, cell, status, alpha, evidence, caveats)  # before the general caveat: it is specific
+    _weigh_other_measurements(
+        summary, cell, status, alpha, evidence, caveats
+    )  # before the general caveat: it is specific
     if cell is not None and cell["name"] != base:
         caveats.append(
             "The best of several settings, picked on the test set, looks better there than it will on new data"
@@ -201,9 +227,17 @@ def recommend(summary: Mapping[str, Any], per_seed: Mapping[str, Mapping[int, fl
             f"{metric} against no noise (positive is better), 95% CI [{_fmt(lo)}, {_fmt(hi)}] over {nested['folds']} outer folds"
         )
         if hi is not None and hi < 0:
-            caveats.append("Nested cross-validation says choosing the value by cross-validation, then training, does worse than no noise.")
+            caveats.append(
+                "Nested cross-validation says choosing the value by cross-validation, then training, does worse than no noise."
+            )
     noise = None
     if cell is not None:
         noise = {"arm": cell["arm"], "param": cell.get("param"), "value": cell.get("grid_value")}
-    return {"status": status, "cell": None if cell is None else cell["name"], "noise": noise, "text": text,
-            "evidence": evidence, "caveats": caveats}
+    return {
+        "status": status,
+        "cell": None if cell is None else cell["name"],
+        "noise": noise,
+        "text": text,
+        "evidence": evidence,
+        "caveats": caveats,
+    }

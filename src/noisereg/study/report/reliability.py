@@ -43,9 +43,7 @@ def _check_curve(name: str, data: object) -> dict[str, np.ndarray]:
     for key in ("confidence", "accuracy"):
         filled = arrays[key][count > 0]
         if not np.all((filled >= 0) & (filled <= 1)):
-            raise ValueError(
-                f"{where}[{key!r}] must be in [0, 1] for non-empty bins, got {filled.tolist()}"
-            )
+            raise ValueError(f"{where}[{key!r}] must be in [0, 1] for non-empty bins, got {filled.tolist()}")
     return arrays
 
 

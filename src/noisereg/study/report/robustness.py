@@ -55,8 +55,13 @@ def _noisy(res: Mapping[str, Any], metric: str) -> dict[str, Any] | None:
 
 
 def _corruption(stored: Mapping[str, Any], versus: Mapping[str, Any] | None) -> dict[str, Any]:
-    acc = {c: np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=float) for c, rows in stored["accuracy"].items()}
-    loss = np.array([[[np.nan if v is None else v for v in row] for row in rows] for rows in stored["loss"].values()], dtype=float)
+    acc = {
+        c: np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=float)
+        for c, rows in stored["accuracy"].items()
+    }
+    loss = np.array(
+        [[[np.nan if v is None else v for v in row] for row in rows] for rows in stored["loss"].values()], dtype=float
+    )
     per_seed = np.mean(np.stack(list(acc.values())), axis=(0, 2))  # [seeds]
     clean = np.array(stored["clean_accuracy"], dtype=float)
     return {
@@ -68,7 +73,10 @@ def _corruption(stored: Mapping[str, Any], versus: Mapping[str, Any] | None) -> 
         "relative_mce": _stats(versus["relative_mce"]) if versus else None,
         "severities": stored["severities"],
         "by_severity": {
-            c: {"mean": np.nanmean(a, axis=0).tolist(), "std": (np.nanstd(a, axis=0, ddof=1) if len(a) > 1 else np.full(a.shape[1], np.nan)).tolist()}
+            c: {
+                "mean": np.nanmean(a, axis=0).tolist(),
+                "std": (np.nanstd(a, axis=0, ddof=1) if len(a) > 1 else np.full(a.shape[1], np.nan)).tolist(),
+            }
             for c, a in acc.items()
         },
     }
@@ -100,6 +108,7 @@ def _paired_ece(study: Mapping[str, Any], arms: list[dict[str, Any]]) -> None:
     stored_base = study.get(ATTR_PREFIX + base) if base else None
     if not stored_base:
         return
+
     def by_seed(stored: Mapping[str, Any]) -> dict[int, float]:
         pairs = zip(stored["seeds"], stored["calibration"]["ece"], strict=False)
         return {s: float(v) for s, v in pairs if v is not None and math.isfinite(v)}
@@ -129,13 +138,20 @@ def _paired_certified(study: Mapping[str, Any], arms: list[dict[str, Any]]) -> N
     ref = _certified_by_seed(study[ATTR_PREFIX + base]["smoothing"])
     family: list[dict[str, Any]] = []
     for entry in arms:
-        if entry["name"] == base or not entry.get("certified") or entry["certified"]["radii"] != entry_base["certified"]["radii"]:
+        if (
+            entry["name"] == base
+            or not entry.get("certified")
+            or entry["certified"]["radii"] != entry_base["certified"]["radii"]
+        ):
             continue
         mine = _certified_by_seed(study[ATTR_PREFIX + entry["name"]]["smoothing"])
         common = [s for s in mine if s in ref]
         if len(common) < 2:
             continue
-        per_radius = [paired([mine[s][i] for s in common], [ref[s][i] for s in common]) for i in range(len(entry["certified"]["radii"]))]
+        per_radius = [
+            paired([mine[s][i] for s in common], [ref[s][i] for s in common])
+            for i in range(len(entry["certified"]["radii"]))
+        ]
         entry["certified"]["paired"] = per_radius
         family.extend(per_radius)
     for p, adjusted in zip(family, holm([p["p_ttest"] for p in family]), strict=True):
@@ -146,7 +162,9 @@ def _paired_certified(study: Mapping[str, Any], arms: list[dict[str, Any]]) -> N
         )
 
 
-def annotate_robustness(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]], arms: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+def annotate_robustness(
+    study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]], arms: list[dict[str, Any]], metric: str
+) -> dict[str, Any]:
     """Add ``noisy``, ``calibration``, ``corruption`` and ``certified`` to each arm entry (None where
     not measured) and return ``summary["robustness"]`` (see the module docstring)."""
     latest = study.get(VS_BASELINE) or {}
@@ -171,4 +189,9 @@ def annotate_robustness(study: Mapping[str, Any], done: Mapping[str, Mapping[str
     _paired_ece(study, arms)
     _paired_certified(study, arms)
     monitor = study.get("meta", {}).get("monitor")
-    return {"monitor": monitor, "settings": settings, "measured": measured, "unmeasured": unmeasured if measured else []}
+    return {
+        "monitor": monitor,
+        "settings": settings,
+        "measured": measured,
+        "unmeasured": unmeasured if measured else [],
+    }

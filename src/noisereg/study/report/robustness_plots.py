@@ -32,7 +32,9 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _band(ax: Any, x: np.ndarray, mean: Sequence[float], std: Sequence[float | None], label: str, marker: str = "o") -> None:
+def _band(
+    ax: Any, x: np.ndarray, mean: Sequence[float], std: Sequence[float | None], label: str, marker: str = "o"
+) -> None:
     mean_a = np.asarray(mean, dtype=float)
     std_a = np.array([math.nan if s is None else s for s in std], dtype=float)
     (line,) = ax.plot(x, mean_a, marker=marker, markersize=3, label=label)
@@ -56,7 +58,7 @@ def plot_corruptions(path: Path, entries: Sequence[Mapping[str, Any]]) -> Path:
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("severity (0 = clean)")
         ax.grid(alpha=0.3)
-    for ax in axes.ravel()[len(corruptions):]:
+    for ax in axes.ravel()[len(corruptions) :]:
         ax.set_visible(False)
     axes[0, 0].set_ylabel("test accuracy")
     axes[0, 0].legend(fontsize=7, loc="lower left")
@@ -73,7 +75,9 @@ def plot_certified(path: Path, entries: Sequence[Mapping[str, Any]]) -> Path:
         _band(ax, np.asarray(c["radii"], dtype=float), c["mean"], c["std"], e["name"])
     c0 = entries[0]["certified"]
     ax.set(xlabel="L2 radius", ylabel="certified accuracy", ylim=(0, 1.02))
-    ax.set_title(f"Randomized smoothing, σ = {c0['sigma']:g}, n = {c0['n']}, α = {c0['alpha']:g}: mean ± 1 sd", fontsize=9)
+    ax.set_title(
+        f"Randomized smoothing, σ = {c0['sigma']:g}, n = {c0['n']}, α = {c0['alpha']:g}: mean ± 1 sd", fontsize=9
+    )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
@@ -89,7 +93,14 @@ def plot_noisy_gap(path: Path, panels: Sequence[tuple[str, Mapping[str, Any]]], 
         if clean is None or noisy is None:
             continue
         gap = np.asarray(clean, dtype=float) - np.asarray(noisy, dtype=float)
-        _band(ax, np.asarray(res["epochs"], dtype=float), np.nanmean(gap, axis=0), np.nanstd(gap, axis=0), title, marker="")
+        _band(
+            ax,
+            np.asarray(res["epochs"], dtype=float),
+            np.nanmean(gap, axis=0),
+            np.nanstd(gap, axis=0),
+            title,
+            marker="",
+        )
     ax.axhline(0.0, color="0.5", linewidth=0.8)
     name = "accuracy" if suffix == "acc" else "R²"
     ax.set(xlabel="epoch", ylabel=f"clean − noisy test {name}")

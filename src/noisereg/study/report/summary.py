@@ -73,7 +73,11 @@ from noisereg.study.stats import ALPHA, holm, paired, summary_statistics
 __all__ = ["summarize", "SCHEMA", "ALPHA"]
 
 SCHEMA = "noisereg.summary/1"
-_METRIC_KEY = {"accuracy": ("test_acc", "train_acc", True), "loss": ("test_loss", "train_loss", False), "r2": ("test_r2", "train_r2", True)}
+_METRIC_KEY = {
+    "accuracy": ("test_acc", "train_acc", True),
+    "loss": ("test_loss", "train_loss", False),
+    "r2": ("test_r2", "train_r2", True),
+}
 
 
 def _metric(config: Mapping[str, Any], task: str) -> str:
@@ -127,12 +131,20 @@ def _distance(a: Mapping[str, Any], b: Mapping[str, Any], base: Mapping[str, Any
     }
     cbase = (base or {}).get("coef")
     if cbase:
-        out["other_from_baseline"] = float(np.linalg.norm(mean_b - np.mean(np.asarray(cbase["weight"], dtype=float), axis=0)))
+        out["other_from_baseline"] = float(
+            np.linalg.norm(mean_b - np.mean(np.asarray(cbase["weight"], dtype=float), axis=0))
+        )
     return out
 
 
 def _nested(
-    sel: Mapping[str, Any], keys: list[str], values: list[Any], done: Mapping[str, Any], baseline: str, metric_key: str, higher: bool
+    sel: Mapping[str, Any],
+    keys: list[str],
+    values: list[Any],
+    done: Mapping[str, Any],
+    baseline: str,
+    metric_key: str,
+    higher: bool,
 ) -> dict[str, Any] | None:
     """The nested-CV estimate of choosing the value by ``sel``'s criterion and rule, then training."""
     base = (done.get(baseline) or {}).get("nested")
@@ -157,14 +169,23 @@ def _nested(
         base_metric.append(mean_b)
         gains.append((mean_a - mean_b) * (1 if higher else -1))
     return {
-        "folds": len(base), "chosen": chosen, "chosen_metric": chosen_metric, "baseline_metric": base_metric,
-        "gain": summary_statistics(gains), "seeds": len(common),
+        "folds": len(base),
+        "chosen": chosen,
+        "chosen_metric": chosen_metric,
+        "baseline_metric": base_metric,
+        "gain": summary_statistics(gains),
+        "seeds": len(common),
     }
 
 
 def _selection(
-    config: Mapping[str, Any], cells: Mapping[str, Any], done: Mapping[str, Any], arms: list[dict[str, Any]],
-    baseline: str, metric_key: str, higher: bool,
+    config: Mapping[str, Any],
+    cells: Mapping[str, Any],
+    done: Mapping[str, Any],
+    arms: list[dict[str, Any]],
+    baseline: str,
+    metric_key: str,
+    higher: bool,
 ) -> dict[str, Any] | None:
     sel = config.get("selection")
     if not sel:
@@ -234,7 +255,9 @@ def _selection(
     }
 
 
-def _chosen_key(keys: list[str], values: list[Any], cvs: list[Any], score: str, rule: str, *, screen: bool = True) -> str | None:
+def _chosen_key(
+    keys: list[str], values: list[Any], cvs: list[Any], score: str, rule: str, *, screen: bool = True
+) -> str | None:
     """The cell key :func:`noisereg.study.selection.choose` picks; None if no cell has the score."""
     i = choose(values, cvs, score=score, rule=rule, screen=screen)
     return None if i is None else keys[i]
@@ -260,7 +283,12 @@ def _verdict(arms: list[dict[str, Any]], baseline: str, metric: str, higher: boo
 
 
 def _contrasts(
-    config: Mapping[str, Any], done: Mapping[str, Any], arms: list[dict[str, Any]], key: str, higher: bool, baseline: str
+    config: Mapping[str, Any],
+    done: Mapping[str, Any],
+    arms: list[dict[str, Any]],
+    key: str,
+    higher: bool,
+    baseline: str,
 ) -> None:
     """Each arm with ``versus`` gets ``versus``: the other arm's name and the paired comparison (this
     − other), with Holm's correction over the arms that have one (a family of its own); for a linear
@@ -279,11 +307,20 @@ def _contrasts(
             compared.append(entry["versus"])
     for v, p in zip(compared, holm([v.get("p_ttest") for v in compared]), strict=True):
         d = v["mean_diff"] * (1 if higher else -1)
-        v.update(p_holm=p, better=bool(p is not None and p < ALPHA and d > 0), worse=bool(p is not None and p < ALPHA and d < 0))
+        v.update(
+            p_holm=p,
+            better=bool(p is not None and p < ALPHA and d > 0),
+            worse=bool(p is not None and p < ALPHA and d < 0),
+        )
 
 
 def _noisy_paired(
-    config: Mapping[str, Any], cells: Mapping[str, Any], done: Mapping[str, Any], arms: list[dict[str, Any]], baseline: str, metric: str
+    config: Mapping[str, Any],
+    cells: Mapping[str, Any],
+    done: Mapping[str, Any],
+    arms: list[dict[str, Any]],
+    baseline: str,
+    metric: str,
 ) -> None:
     """``noisy.paired``: each arm's metric on the noisy test inputs against the baseline's, seed by
     seed (arm − baseline; accuracy for the loss metric). The test noise is drawn in each cell's own
@@ -293,6 +330,7 @@ def _noisy_paired(
         return
     key = "noisy_test_r2" if metric == "r2" else "noisy_test_acc"
     default = (config.get("data") or {}).get("standardize")
+
     def scaling(name: str) -> Any:
         return (cells.get(name) or {}).get("standardize", default)
 
@@ -333,7 +371,12 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         main = _stats(res, key)
         if main is None:
             continue
-        entry: dict[str, Any] = {"name": name, "arm": cmeta["arm"], "grid_value": cmeta["value"], "param": cmeta["param"]}
+        entry: dict[str, Any] = {
+            "name": name,
+            "arm": cmeta["arm"],
+            "grid_value": cmeta["value"],
+            "param": cmeta["param"],
+        }
         if cmeta.get("search"):
             entry.update(search=True, site=cmeta.get("site"))
         entry.update(main)

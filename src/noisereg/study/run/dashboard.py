@@ -73,9 +73,7 @@ def trial_params(
     arms = list(dict.fromkeys(c.arm for c in cells))
     sites = list(dict.fromkeys(_site(c) for c in cells))
     params: dict[str, Any] = {"arm": cell.arm, "site": _site(cell)}
-    spaces: dict[str, BaseDistribution] = {
-        "arm": CategoricalDistribution(arms), "site": CategoricalDistribution(sites)
-    }
+    spaces: dict[str, BaseDistribution] = {"arm": CategoricalDistribution(arms), "site": CategoricalDistribution(sites)}
     bounds = _strength_bounds(config, cells)
     strength = _strength(cell)
     if bounds is not None and strength is not None and bounds[0] <= strength <= bounds[1]:

@@ -48,4 +48,6 @@ def calibrated_losses(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[fl
         return metrics.nll(logits / float(np.exp(log_t)), labels, from_logits=True)
 
     t = float(np.exp(optimize.minimize_scalar(pooled, bounds=_LOG_T, method="bounded").x))
-    return [metrics.nll(torch.as_tensor(z) / t, torch.as_tensor(y, dtype=torch.long), from_logits=True) for z, y in parts]
+    return [
+        metrics.nll(torch.as_tensor(z) / t, torch.as_tensor(y, dtype=torch.long), from_logits=True) for z, y in parts
+    ]

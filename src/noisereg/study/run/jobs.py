@@ -61,7 +61,9 @@ def train_all(jobs: list[Job], workers: int) -> list[list[LoopResult]]:
     return results
 
 
-def make_jobs(tasks: Sequence[LoopTask], vectorized: Sequence[bool], folds: Sequence[int], workers: int) -> list[tuple[list[int], Job]]:
+def make_jobs(
+    tasks: Sequence[LoopTask], vectorized: Sequence[bool], folds: Sequence[int], workers: int
+) -> list[tuple[list[int], Job]]:
     """The jobs that train ``tasks``, each with the indices of the tasks it trains: one per task on the
     per-replica path; the vectorized tasks of one fold (and target noise kind) as one group, split into
     ``workers`` groups of nearly equal size so that every process trains a share."""

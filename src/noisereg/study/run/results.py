@@ -45,7 +45,11 @@ def _round(values: np.ndarray) -> list[Any]:
 
 
 def cell_results(
-    key: str, parts: dict[str, dict[int, list[Any]]], epochs: np.ndarray, curve_points: int, prep: Prepared | None = None
+    key: str,
+    parts: dict[str, dict[int, list[Any]]],
+    epochs: np.ndarray,
+    curve_points: int,
+    prep: Prepared | None = None,
 ) -> dict[str, Any]:
     """A cell's stored results from ``parts[role][seed index] = [(fold, final, curves), ...]``: finals
     and curves averaged over a seed's test folds, curves thinned to about ``curve_points`` epochs, and
@@ -81,7 +85,14 @@ def _nested_results(prep: Prepared, parts: dict[str, dict[int, list[Any]]], epoc
     held-out rows, with ``seeds``) and, for a selection cell, ``cv`` (its inner folds' held-out scores,
     as ``cv`` but without the loss curves)."""
     out = []
-    outers = sorted({prep.folds[g].outer for role in ("nested_test", "nested_cv") for rows in parts.get(role, {}).values() for g, *_ in rows})
+    outers = sorted(
+        {
+            prep.folds[g].outer
+            for role in ("nested_test", "nested_cv")
+            for rows in parts.get(role, {}).values()
+            for g, *_ in rows
+        }
+    )
     for o in outers:
         test = {s: [r for r in rows if prep.folds[r[0]].outer == o] for s, rows in parts.get("nested_test", {}).items()}
         inner = {s: [r for r in rows if prep.folds[r[0]].outer == o] for s, rows in parts.get("nested_cv", {}).items()}
@@ -94,7 +105,9 @@ def _nested_results(prep: Prepared, parts: dict[str, dict[int, list[Any]]], epoc
         inner = {s: rows for s, rows in inner.items() if rows}
         entry["cv"] = None
         if inner:  # without the held-out loss curves: the outer folds would multiply their size
-            entry["cv"] = {k: v for k, v in _cv_results(prep, inner, epochs).items() if k not in ("val_loss_curve", "val_epochs")}
+            entry["cv"] = {
+                k: v for k, v in _cv_results(prep, inner, epochs).items() if k not in ("val_loss_curve", "val_epochs")
+            }
         out.append(entry)
     return out
 
@@ -109,7 +122,9 @@ def _cv_results(prep: Prepared, parts: dict[int, list[Any]], epochs: np.ndarray)
     cv: dict[str, Any] = {}
     seeds = sorted(parts)
     folds = max(len(parts[s]) for s in seeds)
-    keep = thin_indices(len(epochs), max(2, min(prep.config.curve_points, _MAX_CV_CURVE_VALUES // (len(seeds) * folds))))
+    keep = thin_indices(
+        len(epochs), max(2, min(prep.config.curve_points, _MAX_CV_CURVE_VALUES // (len(seeds) * folds)))
+    )
     for s in seeds:
         rows = sorted(parts[s], key=lambda row: row[0])
         for name in ("loss", "acc", "r2"):  # a CV fold's test part is its held-out part
@@ -124,8 +139,13 @@ def _cv_results(prep: Prepared, parts: dict[int, list[Any]], epochs: np.ndarray)
     return cv
 
 
-def collect_results(claims: Sequence[Claim], rows: Sequence[tuple[Any, int, int]], results: Sequence[LoopResult],
-                    models_dir: Path | None, config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def collect_results(
+    claims: Sequence[Claim],
+    rows: Sequence[tuple[Any, int, int]],
+    results: Sequence[LoopResult],
+    models_dir: Path | None,
+    config: Mapping[str, Any],
+) -> dict[str, dict[str, Any]]:
     """The stored results of the claimed cells of a study of the user's model
     (:func:`noisereg.study.api.run_model`), from ``results[i]``, the replica of ``rows[i]`` = (cell,
     seed index, fold index); each cell's replicas' weights go to ``models_dir/models`` unless it is None.
@@ -137,7 +157,9 @@ def collect_results(claims: Sequence[Claim], rows: Sequence[tuple[Any, int, int]
         if epochs is None:
             epochs = result.epochs
         elif result.epochs != epochs:
-            raise ValueError(f"replicas recorded different epochs ({epochs} and {result.epochs}): fit must return the same 'epochs' for every replica")
+            raise ValueError(
+                f"replicas recorded different epochs ({epochs} and {result.epochs}): fit must return the same 'epochs' for every replica"
+            )
         parts[cell.key]["test"].setdefault(s, []).append((g, result.final, result.curves))
     out = {}
     for claim in claims:
@@ -146,6 +168,12 @@ def collect_results(claims: Sequence[Claim], rows: Sequence[tuple[Any, int, int]
         if models_dir is not None:
             mine = [(s, g, r) for (c, s, g), r in zip(rows, results, strict=True) if c.key == key]
             state = {k: torch.stack([r.state[k] for *_, r in mine]) for k in mine[0][2].state}
-            save_cell_models(models_dir / "models", key, json.dumps(config["model"], sort_keys=True),
-                             [s for s, *_ in mine], [g for _, g, _ in mine], state)
+            save_cell_models(
+                models_dir / "models",
+                key,
+                json.dumps(config["model"], sort_keys=True),
+                [s for s, *_ in mine],
+                [g for _, g, _ in mine],
+                state,
+            )
     return out

@@ -54,17 +54,24 @@ Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` in replica-epochs."""
 
 
-
 def _train_batch(
-    prep: Prepared, cells: Sequence[Cell], *, train: Callable[..., Any], device: str, dtype: torch.dtype,
-    workers: int, advance: Callable[[int], None],
+    prep: Prepared,
+    cells: Sequence[Cell],
+    *,
+    train: Callable[..., Any],
+    device: str,
+    dtype: torch.dtype,
+    workers: int,
+    advance: Callable[[int], None],
 ) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[list[int], list[int], dict[str, torch.Tensor]]]]:
     """Train ``cells`` (equal signatures); return each cell's results for the store, and its test
     folds' weights as (seed indices, fold indices, stacked state)."""
     sites = tuple(site_noise(t) for t in cells[0].noise)
     per_cell = {c.key: strengths(c) for c in cells}
     shared = all(per_cell.values()) or not sites
-    collected: dict[str, dict[str, Any]] = {c.key: {"test": {}, "cv": {}, "nested_test": {}, "nested_cv": {}} for c in cells}
+    collected: dict[str, dict[str, Any]] = {
+        c.key: {"test": {}, "cv": {}, "nested_test": {}, "nested_cv": {}} for c in cells
+    }
     fold_ids = sorted({g for c in cells for g in prep.folds_of(c)})
     local = {g: j for j, g in enumerate(fold_ids)}
     rows_of = {c.key: [(c, s, g) for g in prep.folds_of(c) for s in prep.seeds_on(g)] for c in cells}
@@ -85,13 +92,21 @@ def _train_batch(
             final["stopped_epoch"] = float(result.stopped_epoch[r])
             if prep.folds[g].role in ("cv", "nested_cv") and prep.loss != "mse":
                 final["held_out_logits"] = held_out_logits(prep, g, result.state_dict(r))  # type: ignore[assignment]
-            curves = {k: np.asarray(v[r], dtype=np.float64) for k, v in result.curves.items() if not k.startswith("val_")}
+            curves = {
+                k: np.asarray(v[r], dtype=np.float64) for k, v in result.curves.items() if not k.startswith("val_")
+            }
             collected[cell.key][prep.folds[g].role].setdefault(s, []).append((g, final, curves))
         for cell in cells:
-            kept = sorted((s, g, r) for r, (c, s, g) in enumerate(rows) if c.key == cell.key and prep.folds[g].role == "test")
+            kept = sorted(
+                (s, g, r) for r, (c, s, g) in enumerate(rows) if c.key == cell.key and prep.folds[g].role == "test"
+            )
             if kept:
                 index = torch.as_tensor([r for *_, r in kept])
-                weights[cell.key] = ([s for s, *_ in kept], [g for _, g, _ in kept], {k: v[index] for k, v in result.weights.items()})
+                weights[cell.key] = (
+                    [s for s, *_ in kept],
+                    [g for _, g, _ in kept],
+                    {k: v[index] for k, v in result.weights.items()},
+                )
     if epochs is None:
         raise ValueError("no cells to train")
     points = prep.config.curve_points
@@ -125,9 +140,13 @@ def enqueue_study(
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file in the way, no permission: nothing has been written yet
-        raise StoreError(f"run directory {run_dir} cannot be made: {exc.strerror or exc}; choose another --out") from None
+        raise StoreError(
+            f"run directory {run_dir} cannot be made: {exc.strerror or exc}; choose another --out"
+        ) from None
     url = storage or default_url(run_dir)
-    store = Store(url, config.name, heartbeat_interval=heartbeat_interval, grace_period=grace_period, retry_for=retry_for)
+    store = Store(
+        url, config.name, heartbeat_interval=heartbeat_interval, grace_period=grace_period, retry_for=retry_for
+    )
     store.create(config.model_dump(mode="json"), {c.key: c.meta() for c in prep.cells}, prep.meta())
     store.name_objective(dashboard.OBJECTIVE_NAME)
     written = DB_NAME if storage is None else masked_url(url)  # the default file relative: the folder may move
@@ -185,21 +204,32 @@ def run_study(
         RuntimeError: cells still failed after the run (their errors are in the store).
     """
     prep, store = enqueue_study(
-        config, run_dir, storage=storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-        device=device, retry_for=retry_for
+        config,
+        run_dir,
+        storage=storage,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        device=device,
+        retry_for=retry_for,
     )
     models_dir = Path(run_dir) / "models"
     with store:
         work(
-            prep, store, progress=progress, max_replicas=max_replicas, train=train, device=device, dtype=dtype,
-            workers=workers, models_dir=models_dir,
+            prep,
+            store,
+            progress=progress,
+            max_replicas=max_replicas,
+            train=train,
+            device=device,
+            dtype=dtype,
+            workers=workers,
+            models_dir=models_dir,
         )
         failed = sorted(store.unfinished())
         if robustness and suite_enabled(config, prep.data.task):
             evaluate_robustness(prep, store, models_dir)
     summary: dict[str, Any] = {}
     if report:
-
         summary = build_report(run_dir, storage=store.url, study=config.name)
     if failed:
         raise RuntimeError(f"cells without a result after retries: {failed}; rerun to retry them")
@@ -248,8 +278,13 @@ def work(
             for key, holder in store.running().items():
                 if key not in told:  # say once what this process waits for, and for how long at most
                     told.add(key)
-                    _log.info("waiting for cell %s, held by %s; should its heartbeat stop, it is retried "
-                             "%d s after its last one (grace period)", key, holder, store.grace_period)
+                    _log.info(
+                        "waiting for cell %s, held by %s; should its heartbeat stop, it is retried "
+                        "%d s after its last one (grace period)",
+                        key,
+                        holder,
+                        store.grace_period,
+                    )
             time.sleep(min(store.heartbeat_interval, 2))  # other workers, or a dead one's heartbeat to expire
             continue
         if prep.by_key[first[0].cell].search:  # the sampler proposes this cell's value now
@@ -273,7 +308,13 @@ def _claim_more(store: Store, prep: Prepared, sig: tuple[Any, ...], sigs: dict[s
 
 
 def _run_claims(
-    store: Store, prep: Prepared, claims: list[Claim], models_dir: str | Path | None, *, advance: Callable[[int], None], **kwargs: Any
+    store: Store,
+    prep: Prepared,
+    claims: list[Claim],
+    models_dir: str | Path | None,
+    *,
+    advance: Callable[[int], None],
+    **kwargs: Any,
 ) -> None:
     """Train ``claims`` as one batch and complete them. A lost claim (:class:`CellLost`) is logged and
     dropped; any other error marks the batch's cells FAIL and is raised."""
@@ -302,7 +343,8 @@ def _run_claims(
             except Exception:  # noqa: BLE001 - a store in that directory may not answer either
                 complete = "the cells finished before are complete in the store"
             raise RunDirError(
-                exc.path, exc.error,
+                exc.path,
+                exc.error,
                 f"{complete}; {marked}; once the directory can be written, run the same command again to train the rest",
             ) from None
         except BaseException as exc:  # Ctrl-C included: leave the cells to be retried, then re-raise
@@ -311,7 +353,9 @@ def _run_claims(
                 raise
             first = (str(exc).strip().splitlines() or [""])[0]
             keys = [c.cell for c in claims]
-            raise TrainingError(f"training cell(s) {', '.join(keys)} failed: {type(exc).__name__}: {first}", keys) from exc
+            raise TrainingError(
+                f"training cell(s) {', '.join(keys)} failed: {type(exc).__name__}: {first}", keys
+            ) from exc
     elapsed = time.perf_counter() - start
     units = sum(prep.units(c) for c in cells)
     for claim, cell in zip(claims, cells, strict=True):
@@ -325,7 +369,9 @@ def _run_claims(
             store.show(claim, params, spaces, {} if shown is None else shown[1])
             store.complete(claim, dashboard.objective(res), res)
         except CellLost as lost:
-            _log.warning("lost %s; its results are dropped (another process trains it again); going on with the next cell", lost)
+            _log.warning(
+                "lost %s; its results are dropped (another process trains it again); going on with the next cell", lost
+            )
 
 
 def _mark_failed(store: Store, claims: Sequence[Claim], exc: BaseException) -> str:
@@ -335,8 +381,12 @@ def _mark_failed(store: Store, claims: Sequence[Claim], exc: BaseException) -> s
         for claim in claims:
             store.fail(claim, error)
     except Exception as failure:  # noqa: BLE001 - the first error is the one to raise; say what this means
-        _log.warning("could not mark cell(s) %s FAIL in the storage (%s: %s); they are retried once their "
-                    "claimant is seen to be gone", ", ".join(c.cell for c in claims), type(failure).__name__,
-                    str(failure).splitlines()[0] if str(failure) else "")
+        _log.warning(
+            "could not mark cell(s) %s FAIL in the storage (%s: %s); they are retried once their "
+            "claimant is seen to be gone",
+            ", ".join(c.cell for c in claims),
+            type(failure).__name__,
+            str(failure).splitlines()[0] if str(failure) else "",
+        )
         return f"the cell(s) in training ({', '.join(c.cell for c in claims)}) could not be marked FAIL either"
     return f"the cell(s) in training ({', '.join(c.cell for c in claims)}) are marked FAIL"

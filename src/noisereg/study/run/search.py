@@ -82,9 +82,15 @@ def propose(
             optuna.logging.set_verbosity(verbosity)
         for proposal, value in finished:
             if math.isfinite(value):
-                study.add_trial(optuna.trial.create_trial(params=_params(proposal, space), distributions=space, value=value))
+                study.add_trial(
+                    optuna.trial.create_trial(params=_params(proposal, space), distributions=space, value=value)
+                )
         for proposal in running:
-            study.add_trial(optuna.trial.create_trial(state=TrialState.RUNNING, params=_params(proposal, space), distributions=space))
+            study.add_trial(
+                optuna.trial.create_trial(
+                    state=TrialState.RUNNING, params=_params(proposal, space), distributions=space
+                )
+            )
         params = study.ask(space).params
     return {"value": float(params["value"]), "site": params.get("site")}
 
@@ -109,7 +115,9 @@ def propose_cell(prep: Prepared, store: Store, claim: Claim) -> Cell:
         keys = [c.key for c in prep.cells if c.search and c.arm == planned.arm]
         # StudyConfig refuses a search arm without [selection] naming it
         criterion = cast(SelectionConfig, prep.config.selection).criterion
-        finished = [(r[PROPOSAL], cv_score(r, criterion)) for k, r in store.completed().items() if k in keys and PROPOSAL in r]
+        finished = [
+            (r[PROPOSAL], cv_score(r, criterion)) for k, r in store.completed().items() if k in keys and PROPOSAL in r
+        ]
         running = [
             t.user_attrs[PROPOSAL]
             for t in store.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))

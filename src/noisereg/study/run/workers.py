@@ -93,8 +93,15 @@ def run_worker(
     prep = prepare(config, device=device)
     try:
         work(
-            prep, store, progress=progress, max_replicas=max_replicas, train=train, device=device, dtype=dtype,
-            workers=workers, models_dir=models_dir,
+            prep,
+            store,
+            progress=progress,
+            max_replicas=max_replicas,
+            train=train,
+            device=device,
+            dtype=dtype,
+            workers=workers,
+            models_dir=models_dir,
         )
     except KeyboardInterrupt:
         store.give_back(store.claimed)
