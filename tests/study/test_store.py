@@ -126,3 +126,19 @@ def test_curves_stay_user_attributes_on_a_server_storage(postgres_url: str) -> N
         assert s.completed()["a"] == {"cell": "a", **RESULTS}
     finally:
         s.close()
+
+
+def test_a_configuration_stored_by_an_earlier_version_is_the_same_study_when_it_upgrades_to_this_one(
+    store: Store, tmp_path
+) -> None:
+    again = Store(default_url(tmp_path), "s")
+    assert again.create({"x": 2, "y": 3}, CELLS, {}, upgrade=lambda old: {**old, "x": 2, "y": 3}) is False
+    assert again.attrs()["config"] == {"x": 1}  # the run keeps the configuration it was made with
+    with pytest.raises(StoreError, match=r"differs at: x"):
+        again.create({"x": 2}, CELLS, {}, upgrade=lambda old: {**old, "x": 3})
+
+    def unreadable(old: dict) -> dict:
+        raise ValueError("not a configuration")
+
+    with pytest.raises(StoreError, match=r"differs at: x"):
+        again.create({"x": 2}, CELLS, {}, upgrade=unreadable)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -21,6 +22,8 @@ from noisereg._compat.optuna_private import trial_id
 from noisereg.study.artifacts import artifact_dir
 from noisereg.study.claims import Claim
 from noisereg.study.connection import ReconnectingStorage, Retrying, engine_kwargs, first_line, masked_url, watch
+
+_log = logging.getLogger("noisereg.study")
 
 __all__ = ["StoreBase", "StoreError", "default_url", "fingerprint", "SCHEMA_VERSION", "DB_NAME"]
 
@@ -149,12 +152,20 @@ class StoreBase:
         return self._study
 
     def create(
-        self, config: Mapping[str, Any], cells: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any]
+        self,
+        config: Mapping[str, Any],
+        cells: Mapping[str, Mapping[str, Any]],
+        meta: Mapping[str, Any],
+        *,
+        upgrade: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
     ) -> bool:
         """Create the study (True), or open it if it exists with the same configuration (False).
 
         ``cells`` maps each cell key to its metadata (arm, value, param); ``meta`` is stored beside
-        (data sizes, task). Raises :class:`StoreError` if the stored configuration differs.
+        (data sizes, task). ``upgrade``: reads a stored configuration as this version would write it
+        (e.g. a new key at its default, a renamed value); a study whose stored configuration upgrades
+        to ``config`` is the same study, and keeps the configuration it was made with. Raises
+        :class:`StoreError` if the stored configuration differs.
         """
         study = optuna.create_study(
             study_name=self.study_name, storage=self.storage, load_if_exists=True, direction="minimize"
@@ -174,7 +185,7 @@ class StoreBase:
                 f"study {self.study_name!r} in {self.url} was written by another version of noisereg "
                 f"(store schema {version!r}, this version uses {SCHEMA_VERSION}); use another run directory (--out)"
             )
-        if stored != fingerprint(config):
+        if stored != fingerprint(config) and not self._upgrades_to(study.user_attrs.get("config", {}), config, upgrade):
             old, new = _flat(study.user_attrs.get("config", {})), _flat(dict(config))
             changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
             raise StoreError(
@@ -183,6 +194,27 @@ class StoreBase:
                 "use another run directory (--out) or delete that one"
             )
         return False
+
+    def _upgrades_to(
+        self,
+        stored: Mapping[str, Any],
+        config: Mapping[str, Any],
+        upgrade: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None,
+    ) -> bool:
+        if upgrade is None:
+            return False
+        try:
+            upgraded = upgrade(stored)
+        except (ValueError, TypeError):  # not readable as a configuration of this version: a different study
+            return False
+        same = fingerprint(upgraded) == fingerprint(config)
+        if same:
+            _log.info(
+                "study %r in %s was made by an earlier version of noisereg from the same configuration",
+                self.study_name,
+                self.url,
+            )
+        return same
 
     def set_attr(self, key: str, value: Any) -> None:
         """Set a study attribute holding JSON ``value`` (one transaction; replaces an older value).

@@ -243,3 +243,25 @@ def test_thin_indices_keep_first_and_last() -> None:
     assert thin_indices(5, 10).tolist() == [0, 1, 2, 3, 4]
     kept = thin_indices(400, 100)
     assert kept[0] == 0 and kept[-1] == 399 and len(kept) == 100 and np.all(np.diff(kept) > 0)
+
+
+def test_a_run_stored_by_the_version_before_the_renames_resumes(tmp_path) -> None:
+    from noisereg.study.run.runner import enqueue_study
+
+    cfg = tiny_config()
+    old = cfg.model_dump(mode="json")
+    del old["selection"]["screen"]  # a key added since
+    for arm in old["arms"]:
+        for site in arm.get("noise") or []:
+            site["site"] = {"before": "pre", "after": "post"}.get(site["site"], site["site"])
+    assert "pre" in str(old["arms"])
+    prep = prepare(cfg)
+    with Store(default_url(tmp_path), cfg.name) as store:
+        store.create(old, {c.key: c.meta() for c in prep.cells}, prep.meta())
+    _, store = enqueue_study(cfg, tmp_path)
+    with store:
+        assert store.attrs()["config"] == old  # the run keeps what it was made with
+        assert sorted(store.unfinished()) == sorted(c.key for c in prep.cells)
+    changed = cfg.model_copy(update={"seeds": cfg.seeds + 1})
+    with pytest.raises(StoreError, match="different configuration"):
+        enqueue_study(changed, tmp_path)[1].close()

@@ -147,7 +147,12 @@ def enqueue_study(
     store = Store(
         url, config.name, heartbeat_interval=heartbeat_interval, grace_period=grace_period, retry_for=retry_for
     )
-    store.create(config.model_dump(mode="json"), {c.key: c.meta() for c in prep.cells}, prep.meta())
+    store.create(
+        config.model_dump(mode="json"),
+        {c.key: c.meta() for c in prep.cells},
+        prep.meta(),
+        upgrade=lambda stored: type(config).model_validate(stored).model_dump(mode="json"),
+    )
     store.name_objective(dashboard.OBJECTIVE_NAME)
     written = DB_NAME if storage is None else masked_url(url)  # the default file relative: the folder may move
     info = json.dumps({"study": config.name, "storage": written}, indent=2) + "\n"
