@@ -1,4 +1,5 @@
 import dataclasses
+import multiprocessing
 from collections.abc import Callable
 
 import pytest
@@ -192,7 +193,7 @@ def test_each_distributed_rank_gets_its_own_stream(monkeypatch):
     assert len(seeds) == 4 and single not in seeds
 
 
-def test_distributed_data_parallel_is_unwrapped():
+def _attach_to_ddp() -> None:
     dist = torch.distributed
     dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
     try:
@@ -205,3 +206,15 @@ def test_distributed_data_parallel_is_unwrapped():
         handle.remove()
     finally:
         dist.destroy_process_group()
+
+
+def test_distributed_data_parallel_is_unwrapped():
+    # In a process of its own: the process group is global state, and gloo's teardown once hung the
+    # whole suite (joining its threads in ~ProcessGroupGloo) after other tests had run in the process.
+    child = multiprocessing.get_context("spawn").Process(target=_attach_to_ddp)
+    child.start()
+    child.join(timeout=300)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("attaching to a DistributedDataParallel model did not finish in 300 s")
+    assert child.exitcode == 0
