@@ -32,7 +32,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import torch
 
@@ -62,7 +62,7 @@ from noisereg.study.store import Store, default_url, masked_url
 __all__ = ["PER_REPLICA", "StudyResult", "run_config", "run_model", "site"]
 
 PER_REPLICA = "per-replica"
-_SITES = ("input", "activations", "embeddings", "weights", "gradients", "targets")
+_SITES: tuple[str, ...] = get_args(At)  # attach's own list of sites
 _OPTIONS = ("select", "where", "arg", "mask", "biases", "resample", "scale_by_lr")
 
 
