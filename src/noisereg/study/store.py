@@ -335,12 +335,23 @@ class Store(StoreBase):
         self, claim: Claim, params: Mapping[str, Any], distributions: Mapping[str, Any], curve: Mapping[int, float]
     ) -> None:
         """What optuna-dashboard shows of a running trial: parameters, and a curve as intermediate
-        values (see :mod:`noisereg.study.run.dashboard`); call it before :meth:`complete`."""
-        for name, value in params.items():
-            dist = distributions[name]
-            self.storage.set_trial_param(claim.trial_id, name, dist.to_internal_repr(value), dist)
-        for step, value in curve.items():
-            self.storage.set_trial_intermediate_value(claim.trial_id, int(step), float(value))
+        values (see :mod:`noisereg.study.run.dashboard`); call it before :meth:`complete`.
+
+        Raises:
+            CellLost: the trial is no longer RUNNING (another process failed it between the last
+                heartbeat check and this call).
+        """
+        try:
+            for name, value in params.items():
+                dist = distributions[name]
+                self.storage.set_trial_param(claim.trial_id, name, dist.to_internal_repr(value), dist)
+            for step, value in curve.items():
+                self.storage.set_trial_intermediate_value(claim.trial_id, int(step), float(value))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            state = self.storage.get_trial(claim.trial_id).state
+            raise CellLost(
+                f"cell {claim.cell!r} (trial {claim.number}) was marked {state.name} by another process"
+            ) from None
 
     def name_objective(self, name: str) -> None:
         """Name the trial value in the storage (``Study.set_metric_names``), as dashboards show it."""
