@@ -249,9 +249,10 @@ def test_a_search_over_sites_is_reported_with_each_cells_site() -> None:
         "Values proposed by Optuna's TPE sampler: 2 of 3 trials of std in [0.01, 3] on a log scale and the site among input, before"
     )
     criterion = "maximum cross-validated likelihood (minimum validation loss)"
+    screen = "among the values whose CV accuracy is within two standard errors of the best"
     assert (
-        texts[1]
-        == f"Chosen: before: 0.2 ({criterion}, one-standard-error rule). By likelihood alone: before: 0.2; by accuracy alone: before: 0.2."
+        texts[1] == f"Chosen: before: 0.2 ({criterion}, one-standard-error rule, {screen} (screened out: 0.5)). "
+        "By likelihood alone: before: 0.2; by accuracy alone: before: 0.2."
     )
 
 
