@@ -123,7 +123,10 @@ def test_workers_finish_every_cell_once_after_one_is_stopped(tmp_path, request, 
     after = trials(url, name)
     complete = Counter(t.params["cell"] for t in after if t.state == TrialState.COMPLETE)
     assert complete == {arm["name"]: 1 for arm in ARMS}  # every cell exactly once
-    assert [t.params["cell"] for t in after if t.state == TrialState.FAIL] == [stopped]
+    # The stopped cell failed. Another cell may have failed too: a worker whose 1 s heartbeat came late
+    # on a busy machine is reaped like a dead one, and its cell retried (still completed once, above).
+    failed = [t.params["cell"] for t in after if t.state == TrialState.FAIL]
+    assert stopped in failed
     assert {
         t.params["cell"]: t.number for t in after if t.state == TrialState.COMPLETE and t.params["cell"] in finished
     } == finished
