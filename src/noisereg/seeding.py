@@ -21,8 +21,10 @@ the engine's batch order and weight initialization) use torch's generators.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import numbers
+from collections.abc import Iterator
 from typing import Literal, overload
 
 import numpy as np
@@ -39,19 +41,18 @@ __all__ = [
     "check_seed",
     "noise_generator",
     "set_noise_generator",
+    "use_noise_generator",
+    "noise_generator_family",
     "NoiseGenerator",
 ]
 
 Family = Literal["philox", "torch"]
 NoiseGenerator = Stream | torch.Generator
 _FAMILIES = ("philox", "torch")
-# The one setting: which generator draws noise on a CPU. torch's, although the Stream's float32 kernel
-# now draws about 2x as fast (benchmarks/study_speed.py --generator-only, 2-core AVX2 machine): with
-# "philox", tests/engine/test_group.py::test_early_stopping_keeps_the_best_weights_and_stops_recording
-# finds a replica trained in a group that differs bitwise from the same replica trained alone. The
-# noise is not the cause (a Stream's rows do not depend on the group): with one site, replicas differ
-# so under torch's generator too, so the engine's batched arithmetic must be settled first.
-_family: list[str] = ["torch"]
+# The one setting: which generator draws noise on a CPU. Philox by default: about twice as fast as
+# torch's for float32 (benchmarks/study_speed.py --generator-only), and a replica's draws are a pure
+# function of its key and position, whatever the group, the thread count or the resumption point.
+_family: list[str] = ["philox"]
 
 _SEED_BITS = 63
 
@@ -159,11 +160,12 @@ def current_rank() -> int:
 def set_noise_generator(family: Family) -> Family:
     """Choose what draws noisereg's seeded noise on a CPU; returns the previous choice.
 
-    ``"torch"`` (the default): torch's CPU generator (Mersenne Twister), torch's own streams.
-    ``"philox"``: :class:`noisereg.streams.Stream`, counter-based, resumable at any position, and
-    independent of the thread count and of the other replicas by construction, and about twice as
-    fast as torch's generator for float32 (``benchmarks/study_speed.py --generator-only``). On
-    other devices noise always comes from torch's generator of that device. Applies to generators made
+    ``"philox"`` (the default): :class:`noisereg.streams.Stream`, counter-based, resumable at any
+    position, independent of the thread count and of the other replicas by construction, and about
+    twice as fast as torch's generator for float32 (``benchmarks/study_speed.py --generator-only``).
+    ``"torch"``: torch's CPU generator (Mersenne Twister), torch's own streams (and the only choice a
+    ``torch.export`` trace of a noisy training graph can hold). On other devices noise always comes
+    from torch's generator of that device. A study file chooses with its ``noise_generator`` key. Applies to generators made
     after the call (layers made earlier keep theirs until ``reseed``); a checkpoint of one family does
     not load into the other.
 
@@ -176,15 +178,36 @@ def set_noise_generator(family: Family) -> Family:
     Raises:
         ValueError: any other ``family``.
 
-    >>> previous = set_noise_generator("philox")
+    >>> previous = set_noise_generator("torch")
     >>> set_noise_generator(previous)
-    'philox'
+    'torch'
     """
     if family not in _FAMILIES:
         raise ValueError(f"{family=} must be one of {_FAMILIES}")
     previous = _family[0]
     _family[0] = family
     return previous  # type: ignore[return-value]
+
+
+def noise_generator_family() -> Family:
+    """What draws noisereg's seeded noise on a CPU now: ``"philox"`` or ``"torch"``."""
+    return _family[0]  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def use_noise_generator(family: Family) -> Iterator[None]:
+    """:func:`set_noise_generator` for the ``with`` block, restored after it (also on error). One
+    setting per process: threads inside the block share it; processes forked inside it inherit it.
+
+    >>> with use_noise_generator("torch"):
+    ...     type(noise_generator(3)).__name__
+    'Generator'
+    """
+    previous = set_noise_generator(family)
+    try:
+        yield
+    finally:
+        set_noise_generator(previous)
 
 
 @overload
@@ -194,8 +217,8 @@ def noise_generator(seed: int | NoiseGenerator, device: torch.device | str = "cp
 def noise_generator(seed: int | NoiseGenerator | None, device: torch.device | str = "cpu") -> NoiseGenerator | None:
     """The generator that draws noise from ``seed`` on ``device``: the place that decides which.
 
-    ``make_generator(seed, device)``, or a :class:`~noisereg.streams.Stream` keyed by ``seed`` on a CPU
-    after ``set_noise_generator("philox")``. A given generator or stream is returned as is; ``None``
+    A :class:`~noisereg.streams.Stream` keyed by ``seed`` on a CPU (unless ``set_noise_generator("torch")``
+    chose torch's), else ``make_generator(seed, device)``. A given generator or stream is returned as is; ``None``
     (torch's global generator) too.
 
     Args:
@@ -208,12 +231,8 @@ def noise_generator(seed: int | NoiseGenerator | None, device: torch.device | st
     Raises:
         TypeError, ValueError: ``seed`` is not a valid seed (:func:`check_seed`).
 
-    >>> type(noise_generator(3)).__name__
-    'Generator'
-    >>> previous = set_noise_generator("philox")
     >>> noise_generator(3)
     Stream(key=3, counter=0)
-    >>> _ = set_noise_generator(previous)
     """
     if seed is None or isinstance(seed, (torch.Generator, Stream)):
         return seed

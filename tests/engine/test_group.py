@@ -94,7 +94,7 @@ def test_same_seed_gives_bitwise_the_same_results(together):
         _assert_same(again, k, together, k)
 
 
-def _assert_close(a, i, b, j, dtype):
+def _assert_close(a, i, b, j, dtype, *, curves=True):
     """Replica i of a and replica j of b agree to rounding: another stack size may take another kernel
     (vector width, blocking), which torch does not promise to round alike. The bound is 2**10 units
     of roundoff at each tensor's scale: this short training amplified one-ulp differences to at most
@@ -105,6 +105,8 @@ def _assert_close(a, i, b, j, dtype):
     for key in a.weights:
         x, y = a.weights[key][i], b.weights[key][j]
         torch.testing.assert_close(x, y, rtol=0, atol=2**10 * eps * float(y.abs().max()), msg=key)
+    if not curves:
+        return
     for key in a.curves:
         x, y = np.asarray(a.curves[key][i]), np.asarray(b.curves[key][j])
         np.testing.assert_allclose(x, y, rtol=2**10 * eps, atol=2**10 * eps, err_msg=key)
@@ -164,7 +166,7 @@ def test_progress_adds_up_to_replicas_times_epochs(workers):
 
 def test_early_stopping_keeps_the_best_weights_and_stops_recording():
     group = _group(REPLICAS, patience=3, epochs=30, activation="relu")
-    result = train_group(group, FOLDS)
+    result = train_group(group, FOLDS, dtype=torch.float64)
     epochs = list(result.epochs)
     assert (result.stopped_epoch < 30).any(), "the test needs a replica that stops early"
     for k, replica in enumerate(REPLICAS):
@@ -176,10 +178,11 @@ def test_early_stopping_keeps_the_best_weights_and_stops_recording():
         if stopped < 30:
             assert stopped - best >= 3
             assert np.isnan(result.curves["test_loss"][k, epochs.index(stopped) + 1 :]).all()
-        # training without early stopping for exactly `best` epochs ends with the same weights
-        short = train_group(dataclasses.replace(group, replicas=(replica,), patience=None, epochs=best), FOLDS)
-        for key in result.weights:
-            assert torch.equal(short.weights[key][0], result.weights[key][k]), (k, key)
+        # training alone without early stopping for exactly `best` epochs ends with the same weights, to
+        # rounding: a group of one may take other kernels than the group of five
+        alone = dataclasses.replace(group, replicas=(replica,), patience=None, epochs=best)
+        short = train_group(alone, FOLDS, dtype=torch.float64)
+        _assert_close(short, 0, result, k, torch.float64, curves=False)
 
 
 def test_patience_without_validation_data_is_refused():

@@ -24,7 +24,8 @@ from transformers.integrations.neftune import neftune_post_forward_hook
 
 from noisereg import describe, noise_layers
 from noisereg.integrations.transformers import NEFTuneCallback, embedding_noise
-from noisereg.seeding import derive_seed, make_generator
+from noisereg.noise.base import rand
+from noisereg.seeding import derive_seed, noise_generator
 from noisereg.sites import NEFTune, attach, neftune
 
 D = 16
@@ -58,8 +59,8 @@ def _observe(module: nn.Module) -> list[torch.Tensor]:
 
 def _unit(seed: int, name: str, shape: tuple[int, ...]) -> torch.Tensor:
     """2u − 1 as the noise layer of ``name`` draws it: its stream, one row per position."""
-    generator = make_generator(derive_seed(seed, "embeddings", name))
-    return torch.rand(shape, generator=generator) * 2 - 1
+    generator = noise_generator(derive_seed(seed, "embeddings", name))
+    return rand(shape, generator, dtype=torch.float32, device=torch.device("cpu")) * 2 - 1
 
 
 def test_bert_padded_batch_real_lengths_and_only_the_input_embeddings():

@@ -9,6 +9,7 @@ from torch import nn
 from noisereg import bind_clock, describe, noise_layers, strip
 from noisereg.layers import GaussianDropout, GaussianNoise
 from noisereg.noise import Gaussian
+from noisereg.seeding import set_noise_generator
 from noisereg.sites import NEFTune, NoisyHardTanh, NoisyLinear, PNI, annealed_gaussian, attach, random_ops
 
 from .models import assert_same, mlp, snapshot
@@ -91,8 +92,13 @@ def test_strip_refuses_a_bare_noise_layer_and_non_modules():
 
 def test_torch_export_of_a_stripped_model_has_no_random_op():
     x = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))
-    noisy = nn.Sequential(GaussianNoise(0.3, seed=1), nn.Linear(3, 2))
-    noisy_graph = torch.export.export(noisy.train(), (x,)).graph
+    # A Stream's kernel cannot run on export's fake tensors; torch's generator traces as a random op.
+    previous = set_noise_generator("torch")
+    try:
+        noisy = nn.Sequential(GaussianNoise(0.3, seed=1), nn.Linear(3, 2))
+        noisy_graph = torch.export.export(noisy.train(), (x,)).graph
+    finally:
+        set_noise_generator(previous)
     assert random_ops(noisy_graph), "a noisy model should trace random ops: the check would be void"
     model, _ = _noisy_mixed()
     with torch.no_grad():
@@ -102,6 +108,16 @@ def test_torch_export_of_a_stripped_model_has_no_random_op():
     assert random_ops(program.graph) == []
     # The exported graph may run decomposed kernels: equal to float32 rounding, not bit for bit.
     torch.testing.assert_close(program.module()(x), expected)
+
+
+def test_exporting_noise_drawn_by_a_stream_says_what_to_do():
+    previous = set_noise_generator("philox")
+    try:
+        noisy = nn.Sequential(GaussianNoise(0.3, seed=1), nn.Linear(3, 2)).train()
+        with pytest.raises(TypeError, match=r"traced program.*set_noise_generator\('torch'\), or strip"):
+            torch.export.export(noisy, (torch.zeros(4, 3),))
+    finally:
+        set_noise_generator(previous)
 
 
 def test_torch_export_of_stripped_embedding_noise():

@@ -151,6 +151,12 @@ class StoreBase:
                 raise StoreError(f"no study {self.study_name!r} in {self.url}; studies there: {names}") from None
         return self._study
 
+    def exists(self) -> bool:
+        """Whether the study has been created in the storage (:meth:`create` ran to the end)."""
+        if self.study_name not in optuna.get_all_study_names(self.storage):
+            return False
+        return self.study.user_attrs.get("fingerprint") is not None
+
     def create(
         self,
         config: Mapping[str, Any],

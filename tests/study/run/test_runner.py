@@ -9,9 +9,10 @@ import pytest
 
 from noisereg.engine import train_group
 from noisereg.study.bridge.prepare import prepare, thin_indices
-from noisereg.study.config import StudyConfigError
+from noisereg.study.config import StudyConfigError, parse_config
 from noisereg.study.run.runner import run_study
 from noisereg.study.store import Store, StoreError, default_url
+from noisereg.study.store_base import fingerprint
 from tests.study.fakes import assert_stored_close, tiny_config, tiny_raw
 
 
@@ -265,3 +266,46 @@ def test_a_run_stored_by_the_version_before_the_renames_resumes(tmp_path) -> Non
     changed = cfg.model_copy(update={"seeds": cfg.seeds + 1})
     with pytest.raises(StoreError, match="different configuration"):
         enqueue_study(changed, tmp_path)[1].close()
+
+
+def _noisy_arms() -> list[dict]:
+    return tiny_raw()["arms"][:2]
+
+
+def test_the_noise_generator_is_part_of_the_study(tmp_path) -> None:
+    finals = {}
+    for family in ("philox", "torch"):
+        run_study(tiny_config(selection=None, arms=_noisy_arms(), noise_generator=family), tmp_path / family)
+        store = Store(default_url(tmp_path / family), "tiny")
+        assert store.attrs()["config"]["noise_generator"] == family
+        finals[family] = store.completed()
+    # batch order and initialization come from torch's generators either way; only the noise differs
+    # (the noisy evaluation's too)
+    assert finals["philox"]["none"]["final"]["test_loss"] == finals["torch"]["none"]["final"]["test_loss"]
+    assert finals["philox"]["none"]["final"]["noisy_test_loss"] != finals["torch"]["none"]["final"]["noisy_test_loss"]
+    assert finals["philox"]["input"]["final"]["test_loss"] != finals["torch"]["input"]["final"]["test_loss"]
+    with pytest.raises(StoreError, match="differs at: noise_generator"):
+        run_study(tiny_config(selection=None, arms=_noisy_arms(), noise_generator="philox"), tmp_path / "torch")
+
+
+def test_a_run_stored_before_the_generator_could_be_chosen_resumes_with_torchs(tmp_path) -> None:
+    """An earlier version stored no ``noise_generator``: its noise was torch's, and a file that does not
+    name one goes on with torch's, so a resumed run never mixes two generators."""
+
+    def broken(group, folds, **kwargs):
+        if group.sites:
+            raise RuntimeError("engine exploded")
+        return train_group(group, folds, **kwargs)
+
+    old = tiny_raw(selection=None, arms=_noisy_arms(), noise_generator="torch")
+    with pytest.raises(RuntimeError, match="engine exploded"):
+        run_study(parse_config(old), tmp_path / "old", train=broken)
+    store = Store(default_url(tmp_path / "old"), "tiny")
+    stored = {k: v for k, v in store.attrs()["config"].items() if k != "noise_generator"}
+    store.study.set_user_attr("config", stored)  # as the earlier version wrote it
+    store.study.set_user_attr("fingerprint", fingerprint(stored))
+    run_study(tiny_config(selection=None, arms=_noisy_arms()), tmp_path / "old")
+    run_study(parse_config(old), tmp_path / "torch")
+    resumed, fresh = store.completed(), Store(default_url(tmp_path / "torch"), "tiny").completed()
+    assert resumed["input"]["final"] == fresh["input"]["final"]
+    assert store.attrs()["config"] == stored  # the run keeps the configuration it was made with

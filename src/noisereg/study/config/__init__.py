@@ -25,6 +25,7 @@ from noisereg.study.config.study import (
     builtin_studies,
     load_config,
     parse_config,
+    parse_stored,
     resolve_study,
 )
 from noisereg.study.config.user import UserStudyConfig
@@ -48,6 +49,7 @@ __all__ = [
     "RobustnessConfig",
     "load_config",
     "parse_config",
+    "parse_stored",
     "builtin_studies",
     "resolve_study",
     "DEFAULT_STUDY",

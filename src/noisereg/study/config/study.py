@@ -12,7 +12,9 @@ The schema (every table rejects unknown keys):
   shown in the report beside what it measured), ``seed`` (root seed, default 0), ``seeds`` (seeds
   per arm, default 30), ``metric`` (``accuracy`` | ``loss`` | ``r2``; default accuracy for
   classification, r2 for regression), ``curve_points`` (bound on stored points per curve),
-  ``baseline`` (name of the no-noise arm; default the first arm without noise).
+  ``baseline`` (name of the no-noise arm; default the first arm without noise), ``noise_generator``
+  (what draws the noise on a CPU: ``philox``, the default, or ``torch``; see
+  :func:`noisereg.seeding.set_noise_generator`).
 - ``[data]``: see :class:`DataConfig`; ``[split]``: :class:`SplitConfig`; ``[model]``:
   :class:`MLPConfig` / :class:`LinearConfig` / :class:`CNNConfig` / :class:`RecurrentConfig`; ``[optimizer]``;
   ``[training]``; ``[[arms]]``: :class:`ArmConfig`; ``[selection]``: :class:`SelectionConfig`;
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 import tomllib
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -209,6 +212,7 @@ class StudyConfig(Strict):
     metric: Literal["accuracy", "loss", "r2"] | None = None
     curve_points: Annotated[int, Field(ge=2, le=1000)] = 100
     baseline: str | None = None
+    noise_generator: Literal["philox", "torch"] = "philox"
     data: DataConfig
     split: SplitConfig
     model: ModelConfig = MLPConfig()
@@ -311,6 +315,14 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "study") -> StudyConfi
         return StudyConfig.model_validate(dict(raw))
     except ValidationError as exc:
         raise StudyConfigError(problems(exc, raw), source) from None
+
+
+def parse_stored(raw: Mapping[str, Any], *, source: str) -> StudyConfig:
+    """A configuration read back from a store, as this version reads it: one stored before the
+    ``noise_generator`` key existed had its noise drawn by torch's generator, and keeps it."""
+    with warnings.catch_warnings():  # old spellings in a stored study are not the reader's to fix
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return parse_config({"noise_generator": "torch", **raw}, source=source)
 
 
 def load_config(path: str | Path) -> StudyConfig | UserStudyConfig:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from noisereg.study.bridge.prepare import Prepared, prepare
-from noisereg.study.config import parse_config
+from noisereg.study.config import parse_stored
 from noisereg.study.config.robustness import SMOOTHING_SEEDS, RobustnessConfig
 from noisereg.study.measure.measurements import (
     compare_with_baseline,
@@ -132,7 +132,7 @@ def measure_run(
     with Store(url, name) as store:
         raw = copy.deepcopy(store.attrs()["config"])
         raw["robustness"] = _merged(raw.get("robustness") or {}, {**(changes or {}), "enabled": True})
-        prep = prepare(parse_config(raw, source=f"{name} with the requested changes"))
+        prep = prepare(parse_stored(raw, source=f"{name} with the requested changes"))
         measured = evaluate_robustness(prep, store, Path(run_dir) / "models", progress=progress)
     summary = build_report(run_dir, storage=url, study=name)
     return {**summary, "measured": measured}

@@ -31,11 +31,12 @@ import numpy as np
 import torch
 
 from noisereg.engine import Group, Replica, train_group
+from noisereg.seeding import use_noise_generator
 from noisereg.study.bridge.prepare import Prepared, fold_data, prepare
 from noisereg.study.bridge.robustness import suite_enabled
 from noisereg.study.bridge.sites import site_noise
 from noisereg.study.cells import Cell, TrainingError, signature, strengths
-from noisereg.study.config import StudyConfig
+from noisereg.study.config import StudyConfig, parse_stored
 from noisereg.study.measure.robustness import evaluate_robustness
 from noisereg.study.report import build_report
 from noisereg.study.run import dashboard
@@ -147,11 +148,16 @@ def enqueue_study(
     store = Store(
         url, config.name, heartbeat_interval=heartbeat_interval, grace_period=grace_period, retry_for=retry_for
     )
+    if "noise_generator" not in config.model_fields_set and store.exists():
+        # a resumed run keeps the generator its cells were drawn with, unless the file names one
+        stored = parse_stored(store.attrs()["config"], source=f"study {config.name!r} in the storage")
+        config = config.model_copy(update={"noise_generator": stored.noise_generator})
+        prep.config = config
     store.create(
         config.model_dump(mode="json"),
         {c.key: c.meta() for c in prep.cells},
         prep.meta(),
-        upgrade=lambda stored: type(config).model_validate(stored).model_dump(mode="json"),
+        upgrade=lambda stored: parse_stored(stored, source="the stored study").model_dump(mode="json"),
     )
     store.name_objective(dashboard.OBJECTIVE_NAME)
     written = DB_NAME if storage is None else masked_url(url)  # the default file relative: the folder may move
@@ -332,7 +338,8 @@ def _run_claims(
             advance(n)
 
         try:
-            results, weights = _train_batch(prep, cells, advance=step, **kwargs)
+            with use_noise_generator(prep.config.noise_generator):
+                results, weights = _train_batch(prep, cells, advance=step, **kwargs)
             beat.check()
             if models_dir is not None:
                 model = json.dumps(prep.config.model.model_dump(mode="json"), sort_keys=True)

@@ -36,7 +36,7 @@ import torch
 from optuna.trial import TrialState
 
 from noisereg.engine import train_group
-from noisereg.study.config import parse_config
+from noisereg.study.config import parse_stored
 from noisereg.study.run.runner import Progress, prepare, work
 from noisereg.study.store import Store
 
@@ -89,7 +89,7 @@ def run_worker(
     """
     if isinstance(max_replicas, bool) or not isinstance(max_replicas, int) or max_replicas < 1:
         raise ValueError(f"{max_replicas=} must be an int >= 1")
-    config = parse_config(store.attrs()["config"], source=f"study {store.study_name!r} in the storage")
+    config = parse_stored(store.attrs()["config"], source=f"study {store.study_name!r} in the storage")
     prep = prepare(config, device=device)
     try:
         work(
