@@ -50,6 +50,7 @@ from noisereg.engine import (
     build_module,
     train_group,
 )
+from noisereg.seeding import noise_generator_family, set_noise_generator
 from noisereg.study.selection import choose, procedure_name
 
 GRID = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0)
@@ -313,7 +314,14 @@ def main() -> None:
         metavar="FILE",
         help="score the procedures again on the held-out results an --out FILE stored; train nothing",
     )
+    parser.add_argument(
+        "--noise-generator",
+        choices=("philox", "torch"),
+        default=noise_generator_family(),
+        help="what draws the noise (the README's table: torch, the default when it was measured)",
+    )
     args = parser.parse_args()
+    set_noise_generator(args.noise_generator)
     if args.rescore:
         with open(args.rescore) as fh:
             stored = json.load(fh)
@@ -340,7 +348,8 @@ def main() -> None:
         )
     print(f"command: PYTHONPATH=src python benchmarks/selection.py {' '.join(sys.argv[1:])}".rstrip())
     print(
-        f"machine: {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__}; load average {os.getloadavg()[0]:.2f} "
+        f"machine: {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__}, noise generator {args.noise_generator}; "
+        f"load average {os.getloadavg()[0]:.2f} "
         f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; {elapsed / 60:.1f} min"
     )
     print(

@@ -58,6 +58,11 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+class NoiseGeneratorChoice(str, Enum):
+    philox = "philox"
+    torch = "torch"
+
+
 def _table(summary: dict[str, Any]) -> Table:
     from noisereg.study.report.documents import table_rows
 
@@ -181,6 +186,12 @@ def study(
             help="Create the study in the storage and enqueue its cells for 'noisereg worker'; train nothing.",
         ),
     ] = False,
+    noise_generator: Annotated[
+        NoiseGeneratorChoice | None,
+        typer.Option(
+            "--noise-generator", help="What draws the noise on a CPU, in place of the file's noise_generator key."
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
 ) -> None:
     """Run a study (or resume it in its run directory), print the result table, write the report."""
@@ -204,13 +215,18 @@ def study(
                 raise _fail(
                     "--no-train: a study of your own model trains in this process (its factory is Python code)", 2
                 )
+            from noisereg.seeding import noise_generator_family, use_noise_generator
             from noisereg.study.api import run_config
 
-            result = run_config(cfg, run_dir, storage=storage, workers=workers, source=str(config))
+            family = noise_generator.value if noise_generator is not None else noise_generator_family()
+            with use_noise_generator(family):
+                result = run_config(cfg, run_dir, storage=storage, workers=workers, source=str(config))
             _print_summary(console, result.summary, run_dir)
             return
         from noisereg.study.run.runner import enqueue_study, run_study
 
+        if noise_generator is not None:
+            cfg = cfg.model_copy(update={"noise_generator": noise_generator.value})
         if no_train:
             prep, store = enqueue_study(
                 cfg, run_dir, storage=storage, heartbeat_interval=heartbeat, device=device.value, retry_for=retry

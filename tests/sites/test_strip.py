@@ -10,7 +10,7 @@ from noisereg import bind_clock, describe, noise_layers, strip
 from noisereg.layers import GaussianDropout, GaussianNoise
 from noisereg.noise import Gaussian
 from noisereg.seeding import set_noise_generator
-from noisereg.sites import NEFTune, NoisyHardTanh, NoisyLinear, PNI, annealed_gaussian, attach, random_ops
+from noisereg.sites import PNI, NEFTune, NoisyHardTanh, NoisyLinear, annealed_gaussian, attach, random_ops
 
 from .models import assert_same, mlp, snapshot
 
