@@ -199,6 +199,39 @@ def test_kinds_draw_from_a_stream_like_from_a_generator() -> None:
     assert torch.equal(shot, noise.shot(photons, 10.0, generator=Stream(2).spawn_generator()))
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 9_000),
+    scale=st.floats(0.0, 10.0, allow_nan=False),
+    double=st.booleans(),
+    counter=st.integers(0, 2**64 - 1),
+)
+def test_shifted_normals_are_the_three_passes_bit_for_bit(n: int, scale: float, double: bool, counter: int) -> None:
+    dtype = torch.float64 if double else torch.float32
+    x = torch.randn(n, dtype=dtype, generator=torch.Generator().manual_seed(n)) * 4
+    stream, reference = Stream(11, counter), Stream(11, counter)
+    fused = stream.shifted_normal(x, scale)
+    assert torch.equal(fused, reference.normal((n,), dtype).mul_(scale).add_(x))
+    assert stream.counter == reference.counter
+    rows = torch.empty(2, n, dtype=dtype)  # the shift may be the output itself: in place
+    rows.copy_(x.expand(2, n))
+    fill_normals(rows, [11, 11], [counter, counter], shift=rows, scale=scale)
+    assert torch.equal(rows[0], fused) and torch.equal(rows[1], fused)
+
+
+def test_gaussian_noise_in_one_pass_keeps_values_and_gradients() -> None:
+    x = torch.randn(3, 4097, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    noisy = noise.gaussian(x, 0.25, generator=Stream(3))
+    assert torch.equal(noisy, Stream(3).normal(x.shape).mul_(0.25).add_(x.detach()))
+    (noisy * torch.arange(4097.0)).sum().backward()
+    assert torch.equal(x.grad, torch.arange(4097.0).expand(3, 4097))
+    # where the kernel cannot run (here a transposed view) the same numbers come the long way
+    view = x.detach().t()
+    assert torch.equal(
+        noise.gaussian(view, 0.25, generator=Stream(3)), Stream(3).normal(view.shape).mul_(0.25).add_(view)
+    )
+
+
 def test_choosing_torchs_generator() -> None:
     previous = set_noise_generator("philox")
     assert isinstance(noise_generator(4), Stream)
@@ -232,6 +265,10 @@ def test_bad_keys_counters_and_buffers_are_refused() -> None:
         fill_normals(torch.empty(2, 3), [0], [0, 0])
     with pytest.raises(ValueError, match="contiguous"):
         fill_normals(torch.empty(3, 2).t(), [0, 0], [0, 0])
+    with pytest.raises(ValueError, match=r"shift must be a plain tensor of out's shape \(2, 3\)"):
+        fill_normals(torch.empty(2, 3), [0, 0], [0, 0], shift=torch.empty(3, 2))
+    with pytest.raises(ValueError, match="shift must be a contiguous CPU tensor of dtype torch.float32"):
+        fill_normals(torch.empty(2, 3), [0, 0], [0, 0], shift=torch.empty(2, 3, dtype=torch.float64))
 
 
 def test_a_traced_export_of_stream_noise_names_the_fix() -> None:

@@ -301,15 +301,34 @@ def _task(n: int, task: int, keys: np.ndarray, counters: np.ndarray) -> tuple:
 # One kernel per output dtype: a chunk of up to _CHUNK blocks goes through L1-sized scratch in passes
 # (Philox, radii, then angles and the store), each a loop the compiler vectorizes.
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def _normals32(out: np.ndarray, keys: np.ndarray, counters: np.ndarray, first: int, last: int) -> None:
-    """Tasks [first, last) of the float32 normals of ``out`` (see :func:`_task`)."""
+def _normals32(
+    out: np.ndarray,
+    keys: np.ndarray,
+    counters: np.ndarray,
+    shift: np.ndarray,
+    scale: np.float32,
+    first: int,
+    last: int,
+) -> None:
+    """Tasks [first, last) of the float32 normals of ``out`` (see :func:`_task`); with ``shift`` of
+    out's shape (not empty), shift + scale·z instead of z, rounded as (scale·z) + shift."""
     evens, odds = np.empty(2 * _CHUNK, dtype=np.uint32), np.empty(2 * _CHUNK, dtype=np.uint32)
     radii, scratch = np.empty(2 * _CHUNK, dtype=np.float32), np.empty(2 * _CHUNK, dtype=np.float32)
+    shifted = shift.size > 0
     for task in range(first, last):
         r, start, stop, blocks, base, k0, k1 = _task(out.shape[1], task, keys, counters)
         _philox_pass(evens, odds, blocks, base, k0, k1)
         _radius32_pass(evens, radii, scratch, 2 * blocks)
         values, pairs = out[r, start:stop], (stop - start) // 2  # a slice: indices from 0 vectorize
+        if shifted:
+            at = shift[r, start:stop]
+            for i in range(pairs):
+                c, s = _cos_sin32(odds[i])
+                values[2 * i] = scale * (radii[i] * c) + at[2 * i]
+                values[2 * i + 1] = scale * (radii[i] * s) + at[2 * i + 1]
+            if (stop - start) % 2:
+                values[-1] = scale * (radii[pairs] * _cos_sin32(odds[pairs])[0]) + at[-1]
+            continue
         for i in range(pairs):
             c, s = _cos_sin32(odds[i])
             values[2 * i] = radii[i] * c
@@ -319,15 +338,34 @@ def _normals32(out: np.ndarray, keys: np.ndarray, counters: np.ndarray, first: i
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def _normals64(out: np.ndarray, keys: np.ndarray, counters: np.ndarray, first: int, last: int) -> None:
-    """Tasks [first, last) of the float64 normals of ``out`` (see :func:`_task`)."""
+def _normals64(
+    out: np.ndarray,
+    keys: np.ndarray,
+    counters: np.ndarray,
+    shift: np.ndarray,
+    scale: np.float64,
+    first: int,
+    last: int,
+) -> None:
+    """Tasks [first, last) of the float64 normals of ``out`` (see :func:`_task`); ``shift`` and
+    ``scale`` as in :func:`_normals32`."""
     evens, odds = np.empty(2 * _CHUNK, dtype=np.uint32), np.empty(2 * _CHUNK, dtype=np.uint32)
     radii, scratch = np.empty(2 * _CHUNK, dtype=np.float64), np.empty(2 * _CHUNK, dtype=np.float64)
+    shifted = shift.size > 0
     for task in range(first, last):
         r, start, stop, blocks, base, k0, k1 = _task(out.shape[1], task, keys, counters)
         _philox_pass(evens, odds, blocks, base, k0, k1)
         _radius64_pass(evens, radii, scratch, 2 * blocks)
         values, pairs = out[r, start:stop], (stop - start) // 2
+        if shifted:
+            at = shift[r, start:stop]
+            for i in range(pairs):
+                c, s = _cos_sin(np.uint64(odds[i]))
+                values[2 * i] = scale * (radii[i] * c) + at[2 * i]
+                values[2 * i + 1] = scale * (radii[i] * s) + at[2 * i + 1]
+            if (stop - start) % 2:
+                values[-1] = scale * (radii[pairs] * _cos_sin(np.uint64(odds[pairs]))[0]) + at[-1]
+            continue
         for i in range(pairs):
             c, s = _cos_sin(np.uint64(odds[i]))
             values[2 * i] = radii[i] * c
@@ -401,15 +439,31 @@ def _check_rows(out: Tensor, keys: list[int], counters: list[int]) -> np.ndarray
     return out.numpy()
 
 
-def fill_normals(out: Tensor, keys: list[int], counters: list[int]) -> None:
+def fill_normals(
+    out: Tensor, keys: list[int], counters: list[int], *, shift: Tensor | None = None, scale: float = 1.0
+) -> None:
     """Fill row r of ``out`` [rows, n] with N(0, 1) values of stream (keys[r], counters[r]), in place.
 
     All rows at once, on ``torch.get_num_threads()`` threads; row r is exactly
     ``Stream(keys[r], counters[r]).normal((n,))`` whatever the rows and threads.
+
+    With ``shift`` (a tensor of out's shape and dtype, ``out`` itself allowed): ``shift + scale·z`` in
+    one pass, bit for bit ``z.mul_(scale).add_(shift)`` (scale rounded to out's dtype first, as torch
+    does): the additive noise of a layer without the two extra passes over memory.
     """
     array = _check_rows(out, keys, counters)
+    if shift is None:
+        shifted = array[:0]
+    else:
+        if not isinstance(shift, Tensor) or type(shift) is not Tensor or shift.shape != out.shape:
+            raise ValueError(f"shift must be a plain tensor of out's shape {tuple(out.shape)}")
+        if shift.dtype != out.dtype or shift.device.type != "cpu" or not shift.is_contiguous():
+            raise ValueError(f"shift must be a contiguous CPU tensor of dtype {out.dtype}, got {shift.dtype}")
+        shifted = shift.detach().numpy()
+    factor = np.float32(scale) if out.dtype == torch.float32 else np.float64(scale)
     if out.numel():
-        _run(_normals32 if out.dtype == torch.float32 else _normals64, array, keys, counters)
+        kernel = _normals32 if out.dtype == torch.float32 else _normals64
+        _run(kernel, array, keys, counters, shifted, factor)
 
 
 def fill_uniforms(out: Tensor, keys: list[int], counters: list[int]) -> None:
@@ -464,6 +518,15 @@ class Stream:
     def normal_(self, out: Tensor) -> Tensor:
         """Fill the contiguous CPU tensor ``out`` with N(0, 1) values, in place; returns ``out``."""
         fill_normals(out.view(1, -1), [self.key], [self.reserve(out.numel())])
+        return out
+
+    def shifted_normal(self, shift: Tensor, scale: float) -> Tensor:
+        """A new tensor ``shift + scale·z`` with z what ``normal(shift.shape, shift.dtype)`` would draw
+        (the counter moves on the same), bit for bit ``z.mul_(scale).add_(shift)`` in one pass.
+        ``shift``: a contiguous float32/float64 CPU tensor (its autograd history is not followed)."""
+        out = torch.empty(shift.shape, dtype=_check_dtype(shift.dtype))
+        flat = out.view(1, -1)
+        fill_normals(flat, [self.key], [self.reserve(out.numel())], shift=shift.reshape(1, -1), scale=scale)
         return out
 
     def uniform(self, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> Tensor:

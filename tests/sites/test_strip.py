@@ -110,16 +110,6 @@ def test_torch_export_of_a_stripped_model_has_no_random_op():
     torch.testing.assert_close(program.module()(x), expected)
 
 
-def test_exporting_noise_drawn_by_a_stream_says_what_to_do():
-    previous = set_noise_generator("philox")
-    try:
-        noisy = nn.Sequential(GaussianNoise(0.3, seed=1), nn.Linear(3, 2)).train()
-        with pytest.raises(TypeError, match=r"traced program.*set_noise_generator\('torch'\), or strip"):
-            torch.export.export(noisy, (torch.zeros(4, 3),))
-    finally:
-        set_noise_generator(previous)
-
-
 def test_torch_export_of_stripped_embedding_noise():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Embedding(12, 6, padding_idx=0), nn.Flatten(), nn.Linear(24, 3))

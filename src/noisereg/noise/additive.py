@@ -12,6 +12,7 @@ from noisereg.noise.base import (
     Clip,
     NoiseKind,
     Strength,
+    add_normal,
     check_clip,
     check_generator,
     check_input,
@@ -21,7 +22,6 @@ from noisereg.noise.base import (
     finish,
     is_identity,
     rand_like,
-    randn_like,
 )
 from noisereg.schedules import Schedule
 from noisereg.seeding import NoiseGenerator
@@ -60,7 +60,7 @@ def gaussian(
     mask, clip, generator = check_mask(mask, x), check_clip(clip), check_generator(generator, x)
     if is_identity(std, 0.0):
         return x
-    noisy = randn_like(x, generator).mul_(std).add_(x)
+    noisy = add_normal(x, std, generator)
     return finish(noisy, x, mask=mask, clip=clip)
 
 

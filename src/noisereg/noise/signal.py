@@ -13,6 +13,7 @@ from noisereg.noise.base import (
     Clip,
     NoiseKind,
     Strength,
+    add_normal,
     check_clip,
     check_generator,
     check_input,
@@ -85,7 +86,7 @@ def snr_gaussian(
     except OverflowError:
         raise ValueError(f"snr_db={snr!r} is so low that the noise std overflows a float") from None
     std = power.sqrt_() * gain
-    noisy = randn_like(x, generator).mul_(std).add_(x)
+    noisy = add_normal(x, std, generator)
     return finish(noisy, x, mask=mask, clip=clip)
 
 
