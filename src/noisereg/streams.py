@@ -46,6 +46,7 @@ import itertools
 import math
 import numbers
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numba
@@ -305,13 +306,15 @@ def _normals32(
     out: np.ndarray,
     keys: np.ndarray,
     counters: np.ndarray,
+    rows: np.ndarray,
     shift: np.ndarray,
-    scale: np.float32,
+    scales: np.ndarray,
     first: int,
     last: int,
 ) -> None:
-    """Tasks [first, last) of the float32 normals of ``out`` (see :func:`_task`); with ``shift`` of
-    out's shape (not empty), shift + scale·z instead of z, rounded as (scale·z) + shift."""
+    """Tasks [first, last) of the float32 normals of rows ``rows`` of ``out`` (task row i is out's row
+    rows[i], see :func:`_task`); with ``shift`` of out's shape (not empty), shift + scales[i]·z instead
+    of z, rounded as (scales[i]·z) + shift."""
     evens, odds = np.empty(2 * _CHUNK, dtype=np.uint32), np.empty(2 * _CHUNK, dtype=np.uint32)
     radii, scratch = np.empty(2 * _CHUNK, dtype=np.float32), np.empty(2 * _CHUNK, dtype=np.float32)
     shifted = shift.size > 0
@@ -319,9 +322,9 @@ def _normals32(
         r, start, stop, blocks, base, k0, k1 = _task(out.shape[1], task, keys, counters)
         _philox_pass(evens, odds, blocks, base, k0, k1)
         _radius32_pass(evens, radii, scratch, 2 * blocks)
-        values, pairs = out[r, start:stop], (stop - start) // 2  # a slice: indices from 0 vectorize
+        values, pairs = out[rows[r], start:stop], (stop - start) // 2  # a slice: indices from 0 vectorize
         if shifted:
-            at = shift[r, start:stop]
+            at, scale = shift[rows[r], start:stop], scales[r]
             for i in range(pairs):
                 c, s = _cos_sin32(odds[i])
                 values[2 * i] = scale * (radii[i] * c) + at[2 * i]
@@ -342,13 +345,14 @@ def _normals64(
     out: np.ndarray,
     keys: np.ndarray,
     counters: np.ndarray,
+    rows: np.ndarray,
     shift: np.ndarray,
-    scale: np.float64,
+    scales: np.ndarray,
     first: int,
     last: int,
 ) -> None:
-    """Tasks [first, last) of the float64 normals of ``out`` (see :func:`_task`); ``shift`` and
-    ``scale`` as in :func:`_normals32`."""
+    """Tasks [first, last) of the float64 normals of ``out``; ``rows``, ``shift`` and ``scales`` as in
+    :func:`_normals32`."""
     evens, odds = np.empty(2 * _CHUNK, dtype=np.uint32), np.empty(2 * _CHUNK, dtype=np.uint32)
     radii, scratch = np.empty(2 * _CHUNK, dtype=np.float64), np.empty(2 * _CHUNK, dtype=np.float64)
     shifted = shift.size > 0
@@ -356,9 +360,9 @@ def _normals64(
         r, start, stop, blocks, base, k0, k1 = _task(out.shape[1], task, keys, counters)
         _philox_pass(evens, odds, blocks, base, k0, k1)
         _radius64_pass(evens, radii, scratch, 2 * blocks)
-        values, pairs = out[r, start:stop], (stop - start) // 2
+        values, pairs = out[rows[r], start:stop], (stop - start) // 2
         if shifted:
-            at = shift[r, start:stop]
+            at, scale = shift[rows[r], start:stop], scales[r]
             for i in range(pairs):
                 c, s = _cos_sin(np.uint64(odds[i]))
                 values[2 * i] = scale * (radii[i] * c) + at[2 * i]
@@ -407,8 +411,7 @@ _pools: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
 
 
 def _run(kernel: Any, array: np.ndarray, keys: list[int], counters: list[int], *extra: object) -> None:
-    rows, n = array.shape
-    tasks = rows * ((n + 4 * _CHUNK - 1) // (4 * _CHUNK))
+    tasks = len(keys) * ((array.shape[1] + 4 * _CHUNK - 1) // (4 * _CHUNK))
     keys_, counters_ = np.array(keys, dtype=np.uint64), np.array(counters, dtype=np.uint64)
     threads = min(torch.get_num_threads(), tasks)
     if threads <= 1:
@@ -423,7 +426,7 @@ def _run(kernel: Any, array: np.ndarray, keys: list[int], counters: list[int], *
         job.result()
 
 
-def _check_rows(out: Tensor, keys: list[int], counters: list[int]) -> np.ndarray:
+def _check_rows(out: Tensor, keys: list[int], counters: list[int], rows: int | None = None) -> np.ndarray:
     if isinstance(out, Tensor) and type(out) is not Tensor:
         # torch.export traces with fake tensors, which hold no memory for the kernel to fill.
         raise TypeError(
@@ -434,24 +437,38 @@ def _check_rows(out: Tensor, keys: list[int], counters: list[int]) -> np.ndarray
         raise ValueError("out must be a 2-d CPU tensor [rows, values]")
     if out.dtype not in (torch.float32, torch.float64) or not out.is_contiguous():
         raise ValueError(f"out must be contiguous float32 or float64, got dtype={out.dtype}")
-    if len(keys) != out.shape[0] or len(counters) != out.shape[0]:
-        raise ValueError(f"need one key and one counter per row: {out.shape[0]} rows")
+    filled = out.shape[0] if rows is None else rows
+    if len(keys) != filled or len(counters) != filled:
+        raise ValueError(f"need one key and one counter per row: {filled} rows")
     return out.numpy()
 
 
 def fill_normals(
-    out: Tensor, keys: list[int], counters: list[int], *, shift: Tensor | None = None, scale: float = 1.0
+    out: Tensor,
+    keys: list[int],
+    counters: list[int],
+    *,
+    shift: Tensor | None = None,
+    scale: float | Sequence[float] = 1.0,
+    rows: Sequence[int] | None = None,
 ) -> None:
     """Fill row r of ``out`` [rows, n] with N(0, 1) values of stream (keys[r], counters[r]), in place.
 
     All rows at once, on ``torch.get_num_threads()`` threads; row r is exactly
     ``Stream(keys[r], counters[r]).normal((n,))`` whatever the rows and threads.
 
-    With ``shift`` (a tensor of out's shape and dtype, ``out`` itself allowed): ``shift + scale·z`` in
-    one pass, bit for bit ``z.mul_(scale).add_(shift)`` (scale rounded to out's dtype first, as torch
-    does): the additive noise of a layer without the two extra passes over memory.
+    ``rows``: fill only these rows of ``out``, the i-th from stream (keys[i], counters[i]); the others
+    are left as they are. With ``shift`` (a tensor of out's shape and dtype, ``out`` itself allowed):
+    ``shift + scale·z`` in one pass (``scale`` one number, or one per filled row), bit for bit
+    ``z.mul_(scale).add_(shift)`` with the scale rounded to out's dtype first, as torch does: additive
+    noise without the two extra passes over memory.
     """
-    array = _check_rows(out, keys, counters)
+    index = np.arange(out.shape[0] if isinstance(out, Tensor) and out.dim() == 2 else 0, dtype=np.int64)
+    if rows is not None:
+        index = np.asarray(rows, dtype=np.int64)
+        if index.ndim != 1 or ((index < 0) | (index >= out.shape[0])).any():
+            raise ValueError(f"rows={list(rows)} must be row indices of out, in [0, {out.shape[0]})")
+    array = _check_rows(out, keys, counters, len(index))
     if shift is None:
         shifted = array[:0]
     else:
@@ -460,10 +477,14 @@ def fill_normals(
         if shift.dtype != out.dtype or shift.device.type != "cpu" or not shift.is_contiguous():
             raise ValueError(f"shift must be a contiguous CPU tensor of dtype {out.dtype}, got {shift.dtype}")
         shifted = shift.detach().numpy()
-    factor = np.float32(scale) if out.dtype == torch.float32 else np.float64(scale)
-    if out.numel():
+    dtype = np.float32 if out.dtype == torch.float32 else np.float64
+    scales = np.asarray(scale, dtype=dtype)
+    if scales.ndim > 1 or (scales.ndim == 1 and len(scales) != len(index)):
+        raise ValueError(f"scale must be one number or one per filled row ({len(index)}), got shape {scales.shape}")
+    scales = np.broadcast_to(scales, (len(index),))
+    if out.numel() and len(index):
         kernel = _normals32 if out.dtype == torch.float32 else _normals64
-        _run(kernel, array, keys, counters, shifted, factor)
+        _run(kernel, array, keys, counters, index, shifted, np.ascontiguousarray(scales))
 
 
 def fill_uniforms(out: Tensor, keys: list[int], counters: list[int]) -> None:

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from noisereg import noise
+from noisereg._compat.torch_private import values_readable
 from noisereg.noise.base import NoiseKind, randn
 from noisereg.noise.multiplicative import dropout_std
 from noisereg.schedules import resolve
@@ -160,6 +161,13 @@ class SiteStream:
         sigma, rows = self._sigma(step, x)
         if not rows:
             return x, None
+        if self.form == "additive" and self._in_one_pass(x, rows):
+            flat = x.view(x.shape[0], -1)
+            streams = [cast(Stream, self.generators[r]) for r in rows]
+            scales = sigma.view(-1)[rows].tolist()
+            counters = [g.reserve(flat.shape[1]) for g in streams]
+            fill_normals(flat, [g.key for g in streams], counters, shift=flat, scale=scales, rows=rows)
+            return x, None
         eps, slices = self._buffer(slot, x)
         _draw_unit_normals(eps, slices, self.generators, rows)
         if self.form == "additive":
@@ -167,6 +175,20 @@ class SiteStream:
             return x.add_(eps.mul_(sigma)), None
         multiplier = eps.mul_(sigma).add_(1.0)
         return x.mul_(multiplier), multiplier
+
+    def _in_one_pass(self, x: Tensor, rows: Sequence[int]) -> bool:
+        """Whether the Streams of ``rows`` can write x + σ·ε into ``x`` themselves: bit for bit the
+        draw, scale and add, with no ε in memory and no pass over the replicas without noise."""
+        return (
+            all(isinstance(self.generators[r], Stream) for r in rows)
+            and type(x) is Tensor
+            and x.dtype in (torch.float32, torch.float64)
+            and x.device.type == "cpu"
+            and x.is_contiguous()
+            and not (x.requires_grad and torch.is_grad_enabled())  # autograd must see the in-place add
+            and not torch.compiler.is_compiling()
+            and values_readable(x)
+        )
 
     def unit_normals(self, like: Tensor, *, step: int, epoch: int, slot: object) -> tuple[Tensor, Tensor | None]:
         """Per-replica σ [R, 1, ...] and unit normals shaped like ``like`` (None when all σ are 0).
