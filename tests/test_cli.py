@@ -108,15 +108,12 @@ def test_earlier_site_names_warn_on_one_line_each_and_train_the_same(tmp_path, c
 
 def test_noise_generator_option_overrides_the_file_and_is_stored(tmp_path, capsys) -> None:
     study = write_study(tmp_path / "tiny.toml", tiny_raw(selection=None, arms=tiny_raw()["arms"][:2]))
-    base = ["study", str(study), "--quiet", "--workers", "1"]
+    base = ["study", str(study), "--quiet", "--no-train"]
     assert main([*base, "--out", str(tmp_path / "torch"), "--noise-generator", "torch"]) == 0
     assert main([*base, "--out", str(tmp_path / "philox")]) == 0
-    stored = {}
     for family in ("torch", "philox"):
-        run = json.loads((tmp_path / family / "summary.json").read_text())
-        stored[family] = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / family / 'study.db'}")
-        assert stored[family].user_attrs["config"]["noise_generator"] == family
-        assert run["arms"][1]["n"] == 3
+        stored = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / family / 'study.db'}")
+        assert stored.user_attrs["config"]["noise_generator"] == family
     assert main([*base, "--out", str(tmp_path / "torch"), "--noise-generator", "philox"]) == 2
     assert "differs at: noise_generator" in capsys.readouterr().err
     assert main([*base, "--noise-generator", "mt"]) == 2
