@@ -451,6 +451,9 @@ def _check_rows(out: Tensor, keys: list[int], counters: list[int], rows: int | N
     return out.numpy()
 
 
+_UNSCALED = {np.float32: np.ones(1, np.float32), np.float64: np.ones(1, np.float64)}
+
+
 def fill_normals(
     out: Tensor,
     keys: list[int],
@@ -486,13 +489,16 @@ def fill_normals(
             raise ValueError(f"shift must be a contiguous CPU tensor of dtype {out.dtype}, got {shift.dtype}")
         shifted = shift.detach().numpy()
     dtype = np.float32 if out.dtype == torch.float32 else np.float64
-    scales = np.asarray(scale, dtype=dtype)
-    if scales.ndim > 1 or (scales.ndim == 1 and len(scales) != len(index)):
-        raise ValueError(f"scale must be one number or one per filled row ({len(index)}), got shape {scales.shape}")
-    scales = np.broadcast_to(scales, (len(index),))
+    if shift is None:
+        scales = _UNSCALED[dtype]  # read only with a shift
+    elif isinstance(scale, numbers.Real):
+        scales = np.full(len(index), scale, dtype=dtype)
+    else:
+        scales = np.asarray(scale, dtype=dtype)
+        if scales.shape != (len(index),):
+            raise ValueError(f"scale must be one number or one per filled row ({len(index)}), got shape {scales.shape}")
     if out.numel() and len(index):
-        kernel = _normals32 if out.dtype == torch.float32 else _normals64
-        _run(kernel, array, keys, counters, index, shifted, np.ascontiguousarray(scales))
+        _run(_normals32 if out.dtype == torch.float32 else _normals64, array, keys, counters, index, shifted, scales)
 
 
 def fill_uniforms(out: Tensor, keys: list[int], counters: list[int]) -> None:
