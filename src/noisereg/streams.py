@@ -54,7 +54,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Stream", "philox4x32", "fill_normals", "fill_uniforms"]
+__all__ = ["Stream", "philox4x32", "fill_normals", "fill_uniforms", "add_normals_to_rows_"]
 
 _MASK = np.uint64(0xFFFFFFFF)
 _M0, _M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
@@ -418,9 +418,15 @@ def _uniforms(out: np.ndarray, keys: np.ndarray, counters: np.ndarray, single: b
 _pools: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
 
 
-def _run(kernel: Any, array: np.ndarray, keys: list[int], counters: list[int], *extra: object) -> None:
+def _run(
+    kernel: Any,
+    array: np.ndarray,
+    keys: Sequence[int] | np.ndarray,
+    counters: Sequence[int] | np.ndarray,
+    *extra: object,
+) -> None:
     tasks = len(keys) * ((array.shape[1] + 4 * _CHUNK - 1) // (4 * _CHUNK))
-    keys_, counters_ = np.array(keys, dtype=np.uint64), np.array(counters, dtype=np.uint64)
+    keys_, counters_ = np.asarray(keys, dtype=np.uint64), np.asarray(counters, dtype=np.uint64)
     threads = min(torch.get_num_threads(), tasks)
     if threads <= 1:
         kernel(array, keys_, counters_, *extra, 0, tasks)
@@ -499,6 +505,17 @@ def fill_normals(
             raise ValueError(f"scale must be one number or one per filled row ({len(index)}), got shape {scales.shape}")
     if out.numel() and len(index):
         _run(_normals32 if out.dtype == torch.float32 else _normals64, array, keys, counters, index, shifted, scales)
+
+
+def add_normals_to_rows_(
+    out: np.ndarray, rows: np.ndarray, keys: np.ndarray, counters: np.ndarray, scales: np.ndarray
+) -> None:
+    """``out[rows[i]] += scales[i]·z_i`` in place, z_i from stream (keys[i], counters[i]): what
+    ``fill_normals(out, keys, counters, shift=out, scale=scales, rows=rows)`` does, for a caller that
+    made the arrays once (int64 rows, uint64 keys and counters, scales of out's dtype) and calls it at
+    every step; nothing is checked here."""
+    kernel = _normals32 if out.dtype == np.float32 else _normals64
+    _run(kernel, out, keys, counters, rows, out, scales)
 
 
 def fill_uniforms(out: Tensor, keys: list[int], counters: list[int]) -> None:

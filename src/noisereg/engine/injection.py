@@ -24,8 +24,9 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Literal, cast
+from typing import Literal, NamedTuple, cast
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -35,7 +36,7 @@ from noisereg.noise.base import NoiseKind, randn
 from noisereg.noise.multiplicative import dropout_std
 from noisereg.schedules import resolve
 from noisereg.seeding import NoiseGenerator
-from noisereg.streams import Stream, fill_normals
+from noisereg.streams import Stream, add_normals_to_rows_, fill_normals
 
 __all__ = ["SiteStream"]
 
@@ -80,6 +81,13 @@ def _draw_unit_normals(
             slices[r].normal_(generator=generator)
 
 
+class _OnePass(NamedTuple):
+    rows: np.ndarray
+    keys: np.ndarray
+    scales: np.ndarray
+    streams: list[Stream]
+
+
 class SiteStream:
     """One site's noise for the replicas of a stack.
 
@@ -111,6 +119,8 @@ class SiteStream:
         self._constant = all(isinstance(k.strength, numbers.Real) for k in self.kinds)
         self._sigma_cache: dict[tuple[torch.dtype, torch.device], tuple[Tensor, list[int]]] = {}
         self._buffers: dict[object, tuple[Tensor, list[Tensor]]] = {}
+        self._plans: dict[object, _OnePass] = {}
+        self._all_streams = all(isinstance(g, Stream) for g in self.generators)
 
     @property
     def closed_form(self) -> bool:
@@ -163,10 +173,9 @@ class SiteStream:
             return x, None
         if self.form == "additive" and self._in_one_pass(x, rows):
             flat = x.view(x.shape[0], -1)
-            streams = [cast(Stream, self.generators[r]) for r in rows]
-            scales = sigma.view(-1)[rows].tolist()
-            counters = [g.reserve(flat.shape[1]) for g in streams]
-            fill_normals(flat, [g.key for g in streams], counters, shift=flat, scale=scales, rows=rows)
+            plan = self._one_pass_plan(sigma, rows)
+            counters = np.fromiter((g.reserve(flat.shape[1]) for g in plan.streams), np.uint64, len(plan.streams))
+            add_normals_to_rows_(flat.numpy(), plan.rows, plan.keys, counters, plan.scales)
             return x, None
         eps, slices = self._buffer(slot, x)
         _draw_unit_normals(eps, slices, self.generators, rows)
@@ -176,11 +185,27 @@ class SiteStream:
         multiplier = eps.mul_(sigma).add_(1.0)
         return x.mul_(multiplier), multiplier
 
+    def _one_pass_plan(self, sigma: Tensor, rows: list[int]) -> _OnePass:
+        """The arrays the one-pass kernel takes for these rows and σ, made once for constant strengths
+        (the engine applies a site at every step: building them each time cost more than the draw of
+        a small layer)."""
+        key = (sigma.dtype, tuple(rows))
+        plan = self._plans.get(key) if self._constant else None
+        if plan is None:
+            streams = [cast(Stream, self.generators[r]) for r in rows]
+            scales = np.asarray(
+                sigma.view(-1)[rows].tolist(), dtype=np.float32 if sigma.dtype == torch.float32 else np.float64
+            )
+            plan = _OnePass(np.asarray(rows, np.int64), np.array([g.key for g in streams], np.uint64), scales, streams)
+            if self._constant:
+                self._plans[key] = plan
+        return plan
+
     def _in_one_pass(self, x: Tensor, rows: Sequence[int]) -> bool:
         """Whether the Streams of ``rows`` can write x + σ·ε into ``x`` themselves: bit for bit the
         draw, scale and add, with no ε in memory and no pass over the replicas without noise."""
         return (
-            all(isinstance(self.generators[r], Stream) for r in rows)
+            self._all_streams
             and type(x) is Tensor
             and x.dtype in (torch.float32, torch.float64)
             and x.device.type == "cpu"
