@@ -206,11 +206,11 @@ def test_kinds_draw_from_a_stream_like_from_a_generator() -> None:
     double=st.booleans(),
     counter=st.integers(0, 2**64 - 1),
 )
-def test_shifted_normals_are_the_three_passes_bit_for_bit(n: int, scale: float, double: bool, counter: int) -> None:
+def test_added_normals_are_the_three_passes_bit_for_bit(n: int, scale: float, double: bool, counter: int) -> None:
     dtype = torch.float64 if double else torch.float32
     x = torch.randn(n, dtype=dtype, generator=torch.Generator().manual_seed(n)) * 4
     stream, reference = Stream(11, counter), Stream(11, counter)
-    fused = stream.shifted_normal(x, scale)
+    fused = stream.add_normal(x, scale)
     assert torch.equal(fused, reference.normal((n,), dtype).mul_(scale).add_(x))
     assert stream.counter == reference.counter
     rows = torch.empty(2, n, dtype=dtype)  # the shift may be the output itself: in place

@@ -572,13 +572,13 @@ class Stream:
         fill_normals(out.view(1, -1), [self.key], [self.reserve(out.numel())])
         return out
 
-    def shifted_normal(self, shift: Tensor, scale: float) -> Tensor:
-        """A new tensor ``shift + scale·z`` with z what ``normal(shift.shape, shift.dtype)`` would draw
-        (the counter moves on the same), bit for bit ``z.mul_(scale).add_(shift)`` in one pass.
-        ``shift``: a contiguous float32/float64 CPU tensor (its autograd history is not followed)."""
-        out = torch.empty(shift.shape, dtype=_check_dtype(shift.dtype))
+    def add_normal(self, x: Tensor, std: float) -> Tensor:
+        """A new tensor ``x + std·z``, z what ``normal(x.shape, x.dtype)`` would draw (the counter moves
+        on the same), bit for bit ``z.mul_(std).add_(x)`` in one pass. ``x``: a contiguous
+        float32/float64 CPU tensor (its autograd history is not followed)."""
+        out = torch.empty(x.shape, dtype=_check_dtype(x.dtype))
         flat = out.view(1, -1)
-        fill_normals(flat, [self.key], [self.reserve(out.numel())], shift=shift.reshape(1, -1), scale=scale)
+        fill_normals(flat, [self.key], [self.reserve(out.numel())], shift=x.reshape(1, -1), scale=std)
         return out
 
     def uniform(self, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> Tensor:

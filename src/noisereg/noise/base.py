@@ -212,7 +212,7 @@ class _ShiftedNormal(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, std: float, stream: Stream) -> Tensor:
-        return stream.shifted_normal(x.detach(), std)
+        return stream.add_normal(x.detach(), std)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
@@ -239,7 +239,7 @@ def add_normal(x: Tensor, std: float | Tensor, generator: NoiseGenerator | None)
     ):
         if torch.is_grad_enabled() and x.requires_grad:
             return cast(Tensor, _ShiftedNormal.apply(x, float(std), generator))
-        return generator.shifted_normal(x, float(std))
+        return generator.add_normal(x, float(std))
     return randn_like(x, generator).mul_(std).add_(x)
 
 
