@@ -37,8 +37,9 @@ one unit in the last place per operation); ``tests/engine/test_vectorized.py`` c
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -58,7 +59,16 @@ from noisereg.sites.mixing import MixingLayer
 from noisereg.sites.placement import MaskSource
 from noisereg.sites.weights import WeightNoise
 
-__all__ = ["VECTORIZED", "VectorizedGroup", "group_key", "on_replicas", "probe", "refusal", "train_vectorized"]
+__all__ = [
+    "VECTORIZED",
+    "VectorizedGroup",
+    "group_key",
+    "on_replicas",
+    "probe",
+    "probe_arms",
+    "refusal",
+    "train_vectorized",
+]
 
 VECTORIZED = "vectorized"
 _OPTIMIZERS = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
@@ -347,23 +357,30 @@ def _evaluate(group: VectorizedGroup, part: Any) -> list[dict[str, float]]:
     return [score(torch.cat(outs[r]), labels, totals[r] / len(x), task) for r in range(count)]
 
 
+@contextlib.contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    """torch's thread count set to ``count`` (None: unchanged) inside, restored afterwards."""
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train_vectorized(tasks: Sequence[LoopTask]) -> list[LoopResult]:
     """Train the replicas of ``tasks`` as one :class:`VectorizedGroup`; results in the order of ``tasks``.
 
     Each result is what :func:`noisereg.engine.loop.train_replica` gives for that task, up to rounding.
     Raises ValueError (see :class:`VectorizedGroup`), or torch's error when the model cannot be batched.
     """
-    threads = torch.get_num_threads()
-    if tasks[0].threads is not None:
-        torch.set_num_threads(tasks[0].threads)
-    try:
+    with _threads(tasks[0].threads):
         group = VectorizedGroup(tasks)
         try:
             return _train(group)
         finally:
             group.close()
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(group: VectorizedGroup) -> list[LoopResult]:
@@ -391,25 +408,56 @@ def _train(group: VectorizedGroup) -> list[LoopResult]:
     return results
 
 
-def probe(task: LoopTask) -> str | None:
-    """Why ``task`` cannot train vectorized, or None: :func:`refusal`, then one trial step of the
-    task's replica on a batch of at most two samples (a vmap trial forward, loss and backward, and an
-    evaluation), thrown away."""
-    reason = refusal(task)
+def probe(tasks: LoopTask | Sequence[LoopTask]) -> str | None:
+    """Why the replicas of ``tasks`` (one task, or several that differ in seed and sites only) cannot
+    train vectorized together, or None: :func:`refusal` of each, then one trial step of one replica per
+    task stacked as one group, on a batch of at most two samples (a vmap trial forward, loss and
+    backward, and an evaluation), thrown away. Runs on the first task's ``threads``."""
+    tasks = [tasks] if isinstance(tasks, LoopTask) else list(tasks)
+    reason = next((r for r in map(refusal, tasks) if r is not None), None)
     if reason is not None:
         return reason
-    x, y = task.train  # type: ignore[misc]
+    x, y = tasks[0].train  # type: ignore[misc]
     n = min(2, len(x))
-    trial = dataclasses.replace(task, train=(x[:n], y[:n]), test=(x[:n], y[:n]), epochs=1, batch_size=n)
+    part = (x[:n], y[:n])  # one object for all: a group's tasks share their data
+    trials = [dataclasses.replace(t, train=part, test=part, epochs=1, batch_size=n) for t in tasks]
     try:
-        group = VectorizedGroup([trial])
-        try:
-            xs, ys = _part(trial.train, trial)
-            group.train_step(xs.unsqueeze(0), ys.unsqueeze(0))
-            group.outputs(xs)
-        finally:
-            group.close()
+        with _threads(tasks[0].threads):
+            group = VectorizedGroup(trials)
+            try:
+                xs, ys = _part(part, trials[0])
+                group.train_step(torch.stack([xs] * len(trials)), torch.stack([ys] * len(trials)))
+                group.outputs(xs)
+            finally:
+                group.close()
     except Exception as exc:  # the user's model under vmap: any failure sends it to the per-replica path
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return f"vmap trial failed: {type(exc).__name__}: {first[:300]}"
     return None
+
+
+def probe_arms(tasks: Sequence[LoopTask]) -> list[str | None]:
+    """:func:`probe`'s answer for each of ``tasks`` (one replica of each arm; they differ in seed and
+    sites only), probing those of one :func:`group_key` together, as they will train: one trial step
+    serves them all. Where that trial fails, each task is probed alone to name its own reason; tasks
+    that pass alone but fail together are probed together again without the others, and where they
+    still fail they are told so with the group's reason."""
+    reasons: list[str | None] = [refusal(t) for t in tasks]
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, task in enumerate(tasks):
+        if reasons[i] is None:
+            groups.setdefault(group_key(task), []).append(i)
+    for members in groups.values():
+        failure = probe([tasks[i] for i in members])
+        if failure is None:
+            continue
+        if len(members) > 1:
+            for i in members:
+                reasons[i] = probe(tasks[i])
+            rest = [i for i in members if reasons[i] is None]
+            if len(rest) < len(members):  # some failed alone: do the others pass together?
+                failure = probe([tasks[i] for i in rest]) if len(rest) > 1 else None
+            members = rest if failure is not None else []
+        for i in members:
+            reasons[i] = failure if len(members) == 1 else f"with the other arms of its group: {failure}"
+    return reasons

@@ -37,7 +37,7 @@ from typing import Any, cast, get_args
 import torch
 
 from noisereg.engine.loop import AttachSite, LoopTask
-from noisereg.engine.vectorized import VECTORIZED, probe
+from noisereg.engine.vectorized import VECTORIZED, probe_arms
 from noisereg.noise.base import NoiseKind
 from noisereg.seeding import check_seed, derive_seed
 from noisereg.sites import attach
@@ -206,14 +206,17 @@ def _check_sites(factory: Callable[[], torch.nn.Module], cells: list[_Cell], fit
                 raise type(exc)(f"arms[{cell.arm!r}] site {j} (at={s.at!r}): {exc}") from exc
 
 
-def _path(task: LoopTask | None) -> tuple[str, str]:
-    """(path, why) for a cell whose first replica is ``task`` (None: vectorization was switched off)."""
-    if task is None:
-        return PER_REPLICA, "vectorize=False: a plain training loop per replica with noisereg.attach"
-    reason = probe(task)
-    if reason is None:
-        return VECTORIZED, "the replicas of a fold stacked under torch.func.vmap, each with its own noise streams"
-    return PER_REPLICA, f"a plain training loop per replica with noisereg.attach: {reason}"
+def _paths(tasks: list[LoopTask], vectorize: bool) -> list[tuple[str, str]]:
+    """(path, why) for each arm whose first replica is in ``tasks``; the arms that may train together
+    share one trial step (:func:`probe_arms`)."""
+    if not vectorize:
+        return [(PER_REPLICA, "vectorize=False: a plain training loop per replica with noisereg.attach")] * len(tasks)
+    return [
+        (VECTORIZED, "the replicas of a fold stacked under torch.func.vmap, each with its own noise streams")
+        if reason is None
+        else (PER_REPLICA, f"a plain training loop per replica with noisereg.attach: {reason}")
+        for reason in probe_arms(tasks)
+    ]
 
 
 def _describe(fn: Any) -> str | None:
@@ -344,10 +347,10 @@ def run_model(
             threads=threads,
         )
 
-    by_arm: dict[str, tuple[str, str]] = {}  # one trial per arm: its grid cells differ in strength only
+    firsts: dict[str, _Cell] = {}  # one trial per arm: its grid cells differ in strength only
     for c in cells:
-        if c.arm not in by_arm:
-            by_arm[c.arm] = _path(template(c) if vectorize else None)
+        firsts.setdefault(c.arm, c)
+    by_arm = dict(zip(firsts, _paths([template(c) for c in firsts.values()], vectorize), strict=True))
     paths = {c.key: by_arm[c.arm] for c in cells}
     name = name or Path(out).name
     config = {
