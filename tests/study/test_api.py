@@ -188,6 +188,25 @@ def test_one_trial_step_serves_the_arms_that_train_together_and_each_arm_says_it
     assert "resample='forward' runs per replica" in paths["resampled"][1]
 
 
+def test_workers_train_while_a_new_store_is_set_up_with_the_same_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = _run(tmp_path / "one")
+    two = _run(tmp_path / "two", workers=2)  # a new store: the workers start before it is set up
+    for mine, theirs in zip(two.summary["arms"], one.summary["arms"], strict=True):
+        # float64; a group split across two processes differs from one group by the kernels' rounding
+        assert mine["per_seed"] == pytest.approx(theirs["per_seed"], rel=1e-12, abs=1e-12)
+    # another process claimed a cell after the workers started: only this one's claim is trained and stored
+    real = study.Store.claim
+    monkeypatch.setattr(study.Store, "claim", lambda store, limit: real(store, 1))
+    with pytest.raises(RuntimeError, match=r"cells without a result: \['mixed'\]"):
+        _run(tmp_path / "raced", workers=2)
+    monkeypatch.setattr(study.Store, "claim", real)
+    resumed = _run(tmp_path / "raced", workers=2)  # not a new store: trains what it claims, as before
+    for mine, theirs in zip(resumed.summary["arms"], one.summary["arms"], strict=True):
+        assert mine["per_seed"] == pytest.approx(theirs["per_seed"], rel=1e-12, abs=1e-12)
+
+
 def test_user_fit_gets_the_noise_attached(tmp_path: Path) -> None:
     seen = []
 

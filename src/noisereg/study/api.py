@@ -25,6 +25,7 @@ which path trained each cell, and why.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import numbers
@@ -55,9 +56,9 @@ from noisereg.study.cells import cell_key
 from noisereg.study.config import StudyConfigError, UserStudyConfig
 from noisereg.study.report import build_report, summarize, table_rows
 from noisereg.study.run.dashboard import objective
-from noisereg.study.run.jobs import make_jobs, train_all
+from noisereg.study.run.jobs import Job, make_jobs, training
 from noisereg.study.run.results import collect_results
-from noisereg.study.store import Store, default_url, masked_url
+from noisereg.study.store import DB_NAME, Store, default_url, masked_url
 
 __all__ = ["PER_REPLICA", "StudyResult", "run_config", "run_model", "site"]
 
@@ -392,48 +393,62 @@ def run_model(
         "paths": {key: {"path": path, "why": why} for key, (path, why) in paths.items()},
     }
     out = Path(out)
+    fresh = storage is None and not (out / DB_NAME).exists()
     out.mkdir(parents=True, exist_ok=True)
     url = storage or default_url(out)
-    with Store(url, name) as store:
-        store.create(config, {c.key: c.meta(*paths[c.key]) for c in cells}, meta)
-        (out / "run.json").write_text(json.dumps({"study": name, "storage": masked_url(url)}, indent=2) + "\n")
-        store.requeue_failed()
-        store.enqueue([c.key for c in cells])
-        by_key = {c.key: c for c in cells}
-        claims = store.claim(len(cells))
-        if claims:
-            rows = [(by_key[c.cell], s, g) for c in claims for g in range(len(the_folds)) for s in range(seeds)]
-            tasks = [
-                dataclasses.replace(
-                    template(cell), train=the_folds[g].train, test=the_folds[g].test, seed=replica_seeds[s]
-                )
-                for cell, s, g in rows
-            ]
-            jobs = make_jobs(
-                tasks, [paths[cell.key][0] == VECTORIZED for cell, _, _ in rows], [g for *_, g in rows], workers
-            )
-            start = time.perf_counter()
-            with store.heartbeat(claims):
-                try:
-                    results: list[Any] = [None] * len(tasks)
-                    for (members, _), trained in zip(jobs, train_all([job for _, job in jobs], workers), strict=True):
-                        for i, result in zip(members, trained, strict=True):
-                            results[i] = result
-                    stored = collect_results(claims, rows, results, out if save_models else None, config)
-                except BaseException as exc:
-                    for claim in claims:
-                        store.fail(claim, "".join(traceback.format_exception(exc)))
-                    raise
-            elapsed = time.perf_counter() - start
-            for claim in claims:
-                res = stored[claim.cell]
-                res["elapsed_s"] = round(elapsed / len(claims), 3)
-                res["path"], res["path_reason"] = paths[claim.cell]
-                store.complete(claim, objective(res), res)
-        failed = sorted(store.unfinished())
-        if failed:
-            raise RuntimeError(f"cells without a result: {failed}; rerun to retry them")
-        summary = summarize(store.attrs(), store.completed())
+    by_key = {c.key: c for c in cells}
+
+    def jobs_of(keys: Sequence[str]) -> tuple[list[tuple[_Cell, int, int]], list[tuple[list[int], Job]]]:
+        """The replicas of the cells ``keys`` (cell, seed index, fold index) and the jobs that train them."""
+        rows = [(by_key[k], s, g) for k in keys for g in range(len(the_folds)) for s in range(seeds)]
+        tasks = [
+            dataclasses.replace(template(cell), train=the_folds[g].train, test=the_folds[g].test, seed=replica_seeds[s])
+            for cell, s, g in rows
+        ]
+        vectorized = [paths[cell.key][0] == VECTORIZED for cell, _, _ in rows]
+        return rows, make_jobs(tasks, vectorized, [g for *_, g in rows], workers)
+
+    with contextlib.ExitStack() as started:
+        ahead = None
+        if fresh and workers > 1:
+            # A new SQLite store claims every cell: the workers start training them now, while this
+            # process sets up the store (imports, schema, a commit per cell).
+            rows, jobs = jobs_of(list(by_key))
+            ahead = rows, jobs, time.perf_counter(), started.enter_context(training([j for _, j in jobs], workers))
+        with Store(url, name) as store:
+            store.create(config, {c.key: c.meta(*paths[c.key]) for c in cells}, meta)
+            (out / "run.json").write_text(json.dumps({"study": name, "storage": masked_url(url)}, indent=2) + "\n")
+            store.requeue_failed()
+            store.enqueue([c.key for c in cells])
+            claims = store.claim(len(cells))
+            if claims:
+                if ahead is not None and sorted(c.cell for c in claims) == sorted(by_key):
+                    rows, jobs, start, wait = ahead
+                else:  # not a new store, or another process claimed some cells: train this one's claims
+                    started.close()
+                    rows, jobs = jobs_of([c.cell for c in claims])
+                    start, wait = time.perf_counter(), started.enter_context(training([j for _, j in jobs], workers))
+                with store.heartbeat(claims):
+                    try:
+                        results: list[Any] = [None] * len(rows)
+                        for (members, _), trained in zip(jobs, wait(), strict=True):
+                            for i, result in zip(members, trained, strict=True):
+                                results[i] = result
+                        stored = collect_results(claims, rows, results, out if save_models else None, config)
+                    except BaseException as exc:
+                        for claim in claims:
+                            store.fail(claim, "".join(traceback.format_exception(exc)))
+                        raise
+                elapsed = time.perf_counter() - start
+                for claim in claims:
+                    res = stored[claim.cell]
+                    res["elapsed_s"] = round(elapsed / len(claims), 3)
+                    res["path"], res["path_reason"] = paths[claim.cell]
+                    store.complete(claim, objective(res), res)
+            failed = sorted(store.unfinished())
+            if failed:
+                raise RuntimeError(f"cells without a result: {failed}; rerun to retry them")
+            summary = summarize(store.attrs(), store.completed())
     return StudyResult(out, name, summary)
 
 
