@@ -9,12 +9,13 @@ Two user-defined models, each 4 arms (no noise, input, activations, weights) x `
 
 The plain loop trains the same replicas (fresh seeded model, ``noisereg.attach`` per site, Adam, the
 same batches) in ``--workers`` processes, one torch thread each; noisereg trains them through
-``run_model(workers=...)`` (store, curves, report data included): on the vectorized path, the
-replicas stacked under ``torch.func.vmap`` in ``--workers`` groups (``--per-replica`` times the
-per-replica path too). Prints for each model the load average (1 min) before and after, the times, the
-path each arm took, the memory one
-replica holds (parameters, gradients and Adam's two moments), and ``ratio: <plain / noisereg>``
-last. Run by hand::
+``run_model(workers=...)`` (store, curves, report data included): on the vectorized path, the replicas
+stacked under ``torch.func.vmap`` in ``--workers`` groups (``--per-replica`` times the per-replica path
+too; ``--floor`` times one model per process doing its share of the replicas' work in batches and
+evaluations that many times as large, the same number of steps: what torch's kernels cost for that work,
+a floor no stacking of the replicas can beat). Prints for each model the load average (1 min) before and
+after, the times, the path each arm took, the memory one replica holds (parameters, gradients and Adam's
+two moments), and ``ratio: <plain / noisereg>`` last. Run by hand::
 
     python benchmarks/own_model_speed.py                       # 10 seeds, 20 epochs
     python benchmarks/own_model_speed.py --seeds 2 --epochs 2  # a quick look
@@ -135,6 +136,48 @@ def _plain(
     return time.perf_counter() - start
 
 
+_FLOOR: list = []
+
+
+def _floor_process(i: int) -> None:
+    """One model (no vmap) doing the work of ``share`` replicas: batches and evaluations ``share`` times
+    as large, the same number of steps."""
+    torch.set_num_threads(1)
+    net, data, share, epochs, batch_size, device = _FLOOR[0]
+    torch.manual_seed(i)
+    model = net().to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    (x, y), (xt, yt) = (
+        (torch.cat([a] * share).to(device), torch.cat([b] * share).to(device)) for a, b in data.values()
+    )
+    size, chunk = batch_size * share, max(batch_size, 256) * share  # the engine evaluates 256 samples a replica
+    for _ in range(epochs):
+        model.train()
+        perm = torch.randperm(len(x))
+        for start in range(0, len(x), size):
+            idx = perm[start : start + size].to(device)
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            for part in (x, xt):
+                for start in range(0, len(part), chunk):
+                    model(part[start : start + chunk])
+
+
+def _floor(
+    net: type[nn.Module], data: dict, replicas: int, epochs: int, batch_size: int, workers: int, device: str
+) -> float:
+    """Seconds ``workers`` processes take, each one model doing the work of its share of ``replicas``:
+    what torch's kernels cost for that work, which stacking the replicas under vmap cannot beat."""
+    _FLOOR[:] = [(net, data, -(-replicas // workers), epochs, batch_size, device)]
+    start = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        pool.map(_floor_process, range(workers))
+    return time.perf_counter() - start
+
+
 def _noisereg(
     net: type[nn.Module],
     data: dict,
@@ -176,6 +219,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--models", nargs="+", default=["cnn", "transformer"], choices=["cnn", "transformer"])
     parser.add_argument("--per-replica", action="store_true", help="also time run_model(vectorize=False)")
+    parser.add_argument(
+        "--floor", action="store_true", help="also time one model per process doing its replicas' work in big batches"
+    )
     args = parser.parse_args()
     tasks = {"cnn": _cnn_task, "transformer": _transformer_task}
     for name in args.models:
@@ -197,6 +243,12 @@ def main() -> None:
             )
             print(
                 f"  noisereg run_model(vectorize=False), the per-replica path: {alone:.1f} s (ratio {plain / alone:.3f})"
+            )
+        if args.floor:
+            floor = _floor(net, data, replicas, args.epochs, args.batch_size, args.workers, args.device)
+            print(
+                f"  floor, one model per process on batches {-(-replicas // args.workers)}x as large: {floor:.1f} s "
+                f"(plain / floor {plain / floor:.3f}, noisereg / floor {ours / floor:.3f})"
             )
         print(f"  memory per replica (parameters, gradients, Adam moments): {4 * params / 1024:.1f} KiB")
         print(f"ratio: {plain / ours:.3f}")

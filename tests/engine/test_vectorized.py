@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from noisereg import LabelSmoothing, NEFTune, noise
+from noisereg.engine import vectorized
 from noisereg.engine.loop import AttachSite, LoopTask, train_replica
-from noisereg.engine.vectorized import VECTORIZED, probe, refusal, train_vectorized
+from noisereg.engine.vectorized import VECTORIZED, probe, probe_arms, refusal, train_vectorized
 from noisereg.seeding import derive_seed
 from tests.engine.test_loop import BATCH, EPOCHS, GRUNet, ResNet, X, Y, _plain, _sites
 
@@ -205,6 +206,58 @@ def test_gradient_noise_goes_per_replica_where_torch_hides_the_step_hooks() -> N
         PRIVATE["enabled"] = True
     assert reason is not None and "step hooks" in reason
     assert probe(_task(MLP, gradients, 0)) is None
+
+
+def _counted(monkeypatch: pytest.MonkeyPatch, fake: Callable | None = None) -> list[int]:
+    """Replace the module's probe by ``fake`` (default: the real one), recording each call's task count."""
+    calls: list[int] = []
+    real = fake or vectorized.probe
+
+    def counted(tasks):
+        calls.append(1 if isinstance(tasks, LoopTask) else len(tasks))
+        return real(tasks)
+
+    monkeypatch.setattr(vectorized, "probe", counted)
+    return calls
+
+
+def test_one_trial_step_serves_the_arms_of_a_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    smoothing = (AttachSite(LabelSmoothing(epsilon=0.1, num_classes=3), "targets"),)
+    arms = [(), _sites("act", "head.weight")[:3], (AttachSite(noise.Gaussian(std=0.1), "input"),), smoothing]
+    calls = _counted(monkeypatch)
+    assert probe_arms([_task(MLP, s, 0) for s in arms]) == [None] * 4
+    assert calls == [3, 1]  # hard labels together, label smoothing (another group) apart
+
+
+def test_each_arm_keeps_its_own_reason_when_a_group_trial_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    from noisereg._compat import PRIVATE
+
+    gradients = (AttachSite(noise.Gaussian(std=0.01), "gradients"),)
+    weights = (AttachSite(noise.Gaussian(std=0.1), "weights", (("resample", "forward"),)),)
+    inputs = (AttachSite(noise.Gaussian(std=0.1), "input"),)
+    tasks = [_task(MLP, s, 0) for s in [(), gradients, weights, inputs]]
+    calls = _counted(monkeypatch)
+    PRIVATE["enabled"] = False  # gradient noise cannot run vectorized: the group's trial fails
+    try:
+        reasons = probe_arms(tasks)
+    finally:
+        PRIVATE["enabled"] = True
+    assert reasons[0] is None and reasons[3] is None
+    assert (
+        reasons[1] is not None and reasons[1].startswith("vmap trial failed: ValueError") and "step hooks" in reasons[1]
+    )
+    assert reasons[2] == refusal(tasks[2])  # refused by its settings: never in a trial
+    assert calls == [3, 1, 1, 1, 2]  # together; each alone; the two that passed, together again
+
+
+def test_arms_that_pass_alone_but_fail_together_are_told_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake(tasks):  # any one arm passes, any two fail
+        return None if isinstance(tasks, LoopTask) or len(tasks) == 1 else "vmap trial failed: RuntimeError: boom"
+
+    calls = _counted(monkeypatch, fake)
+    reasons = probe_arms([_task(MLP, s, 0) for s in [(), (AttachSite(noise.Gaussian(std=0.1), "input"),)]])
+    assert reasons == ["with the other arms of its group: vmap trial failed: RuntimeError: boom"] * 2
+    assert calls == [2, 1, 1]
 
 
 def _equal_to_the_per_replica_path(tasks: list[LoopTask]) -> list:

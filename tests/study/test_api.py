@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from noisereg import attach, noise, study
+from noisereg.engine import vectorized
 from noisereg.engine.loop import AttachSite
 from noisereg.seeding import derive_seed
 from noisereg.study.weights import load_cell_models
@@ -116,8 +117,9 @@ def test_a_rerun_resumes_without_training_again(tmp_path: Path) -> None:
     first = _run(tmp_path, model=factory)
     built = len(calls)
     second = _run(tmp_path, model=factory)
-    # only the checks: every arm's sites attach (one model), the vmap trial of each arm (a base and a replica)
-    assert len(calls) == built + 1 + 2 * len(ARMS)
+    # only the checks: every arm's sites attach (one model), one vmap trial of the arms together (a base
+    # and a replica per arm)
+    assert len(calls) == built + 1 + 1 + len(ARMS)
     assert second.summary["arms"] == first.summary["arms"]
 
 
@@ -160,6 +162,49 @@ def test_the_vectorized_path_equals_the_per_replica_path_and_each_cell_says_whic
     )
     path, why = _paths(_run(tmp_path / "d", model=Dropped))["mixed"]  # dropout draws from the global generator
     assert path == "per-replica" and "vmap trial failed" in why and "random" in why
+
+
+def test_one_trial_step_serves_the_arms_that_train_together_and_each_arm_says_its_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trials: list[int] = []
+    real = vectorized.probe
+
+    def counted(tasks):
+        trials.append(len(tasks))
+        return real(tasks)
+
+    monkeypatch.setattr(vectorized, "probe", counted)
+    resampled = [study.site(noise.Gaussian(std=0.05), at="weights", select="head.weight", resample="forward")]
+    result = _run(tmp_path, arms={**ARMS, "resampled": resampled}, grid={"mixed": {"site": 0, "values": [0.1, 0.2]}})
+    assert trials == [2]  # "none" and "mixed" (both grid cells) in one trial; "resampled" is refused unprobed
+    paths = _paths(result)
+    assert {cell: path for cell, (path, _) in paths.items()} == {
+        "none": "vectorized",
+        "mixed[[0].std=0.1]": "vectorized",
+        "mixed[[0].std=0.2]": "vectorized",
+        "resampled": "per-replica",
+    }
+    assert "resample='forward' runs per replica" in paths["resampled"][1]
+
+
+def test_workers_train_while_a_new_store_is_set_up_with_the_same_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = _run(tmp_path / "one")
+    two = _run(tmp_path / "two", workers=2)  # a new store: the workers start before it is set up
+    for mine, theirs in zip(two.summary["arms"], one.summary["arms"], strict=True):
+        # float64; a group split across two processes differs from one group by the kernels' rounding
+        assert mine["per_seed"] == pytest.approx(theirs["per_seed"], rel=1e-12, abs=1e-12)
+    # another process claimed a cell after the workers started: only this one's claim is trained and stored
+    real = study.Store.claim
+    monkeypatch.setattr(study.Store, "claim", lambda store, limit: real(store, 1))
+    with pytest.raises(RuntimeError, match=r"cells without a result: \['mixed'\]"):
+        _run(tmp_path / "raced", workers=2)
+    monkeypatch.setattr(study.Store, "claim", real)
+    resumed = _run(tmp_path / "raced", workers=2)  # not a new store: trains what it claims, as before
+    for mine, theirs in zip(resumed.summary["arms"], one.summary["arms"], strict=True):
+        assert mine["per_seed"] == pytest.approx(theirs["per_seed"], rel=1e-12, abs=1e-12)
 
 
 def test_user_fit_gets_the_noise_attached(tmp_path: Path) -> None:

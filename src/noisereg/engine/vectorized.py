@@ -18,6 +18,10 @@ own initial weights, batch order and noise streams, exactly as :mod:`noisereg.en
   batch. A replica's draws have the shapes of a lone replica's, so its noise is the per-replica path's
   noise, whatever its group.
 
+Evaluation (eval mode, noise off, the same inputs for every replica) runs under ``vmap`` too, except
+on the CPU for a model with convolutions: there it runs replica by replica (faster than a grouped
+convolution).
+
 BatchNorm: each replica has its own running statistics (stacked buffers updated in place under
 ``vmap``); training uses batch statistics, evaluation the replica's running ones, as ``model.train()``
 / ``model.eval()`` do. Dropout modules of the model (``nn.Dropout``, ``Dropout1d/2d/3d``,
@@ -37,8 +41,9 @@ one unit in the last place per operation); ``tests/engine/test_vectorized.py`` c
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -58,10 +63,20 @@ from noisereg.sites.mixing import MixingLayer
 from noisereg.sites.placement import MaskSource
 from noisereg.sites.weights import WeightNoise
 
-__all__ = ["VECTORIZED", "VectorizedGroup", "group_key", "on_replicas", "probe", "refusal", "train_vectorized"]
+__all__ = [
+    "VECTORIZED",
+    "VectorizedGroup",
+    "group_key",
+    "on_replicas",
+    "probe",
+    "probe_arms",
+    "refusal",
+    "train_vectorized",
+]
 
 VECTORIZED = "vectorized"
 _OPTIMIZERS = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
+_CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
 @dataclasses.dataclass
@@ -150,6 +165,12 @@ class VectorizedGroup:
         self._hooks = self._place_hooks()
         self.dropout = ModelDropout(self.base, [r.rng for r in self.replicas])
         self._forward = vmap(self._one, in_dims=(0, 0, 0), randomness="error")
+        # On the CPU torch's convolution runs faster replica by replica than as the grouped convolution
+        # vmap makes of it, without gradients (20 replicas of examples/study_own_model.py's CNN on
+        # 1797 digits: 0.96-1.14 s against 1.68-1.82 s); a transformer's evaluation is faster batched.
+        self._evaluate_each = torch.device(first.device).type == "cpu" and any(
+            isinstance(m, _CONVOLUTIONS) for m in self.base.modules()
+        )
         self._shared = vmap(self._one, in_dims=(0, 0, None), randomness="error")
         self._vmapped_loss: bool | None = None
 
@@ -300,9 +321,19 @@ class VectorizedGroup:
 
     @torch.no_grad()
     def outputs(self, x: Tensor) -> Tensor:
-        """Every replica's eval-mode outputs ``[R, n, ...]`` on the same inputs ``x``."""
+        """Every replica's eval-mode outputs ``[R, n, ...]`` on the same inputs ``x`` (noise is off in
+        eval mode: the hooks pass values through)."""
         self.base.eval()
         try:
+            if self._evaluate_each:
+                return torch.stack(
+                    [
+                        self._one(
+                            {n: p[r] for n, p in self.params.items()}, {n: b[r] for n, b in self.buffers.items()}, x
+                        )
+                        for r in range(len(self.replicas))
+                    ]
+                )
             return self._shared(self.params, self.buffers, x)
         finally:
             self.base.train()
@@ -347,23 +378,30 @@ def _evaluate(group: VectorizedGroup, part: Any) -> list[dict[str, float]]:
     return [score(torch.cat(outs[r]), labels, totals[r] / len(x), task) for r in range(count)]
 
 
+@contextlib.contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    """torch's thread count set to ``count`` (None: unchanged) inside, restored afterwards."""
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train_vectorized(tasks: Sequence[LoopTask]) -> list[LoopResult]:
     """Train the replicas of ``tasks`` as one :class:`VectorizedGroup`; results in the order of ``tasks``.
 
     Each result is what :func:`noisereg.engine.loop.train_replica` gives for that task, up to rounding.
     Raises ValueError (see :class:`VectorizedGroup`), or torch's error when the model cannot be batched.
     """
-    threads = torch.get_num_threads()
-    if tasks[0].threads is not None:
-        torch.set_num_threads(tasks[0].threads)
-    try:
+    with _threads(tasks[0].threads):
         group = VectorizedGroup(tasks)
         try:
             return _train(group)
         finally:
             group.close()
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(group: VectorizedGroup) -> list[LoopResult]:
@@ -391,25 +429,56 @@ def _train(group: VectorizedGroup) -> list[LoopResult]:
     return results
 
 
-def probe(task: LoopTask) -> str | None:
-    """Why ``task`` cannot train vectorized, or None: :func:`refusal`, then one trial step of the
-    task's replica on a batch of at most two samples (a vmap trial forward, loss and backward, and an
-    evaluation), thrown away."""
-    reason = refusal(task)
+def probe(tasks: LoopTask | Sequence[LoopTask]) -> str | None:
+    """Why the replicas of ``tasks`` (one task, or several that differ in seed and sites only) cannot
+    train vectorized together, or None: :func:`refusal` of each, then one trial step of one replica per
+    task stacked as one group, on a batch of at most two samples (a vmap trial forward, loss and
+    backward, and an evaluation), thrown away. Runs on the first task's ``threads``."""
+    tasks = [tasks] if isinstance(tasks, LoopTask) else list(tasks)
+    reason = next((r for r in map(refusal, tasks) if r is not None), None)
     if reason is not None:
         return reason
-    x, y = task.train  # type: ignore[misc]
+    x, y = tasks[0].train  # type: ignore[misc]
     n = min(2, len(x))
-    trial = dataclasses.replace(task, train=(x[:n], y[:n]), test=(x[:n], y[:n]), epochs=1, batch_size=n)
+    part = (x[:n], y[:n])  # one object for all: a group's tasks share their data
+    trials = [dataclasses.replace(t, train=part, test=part, epochs=1, batch_size=n) for t in tasks]
     try:
-        group = VectorizedGroup([trial])
-        try:
-            xs, ys = _part(trial.train, trial)
-            group.train_step(xs.unsqueeze(0), ys.unsqueeze(0))
-            group.outputs(xs)
-        finally:
-            group.close()
+        with _threads(tasks[0].threads):
+            group = VectorizedGroup(trials)
+            try:
+                xs, ys = _part(part, trials[0])
+                group.train_step(torch.stack([xs] * len(trials)), torch.stack([ys] * len(trials)))
+                group.outputs(xs)
+            finally:
+                group.close()
     except Exception as exc:  # the user's model under vmap: any failure sends it to the per-replica path
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return f"vmap trial failed: {type(exc).__name__}: {first[:300]}"
     return None
+
+
+def probe_arms(tasks: Sequence[LoopTask]) -> list[str | None]:
+    """:func:`probe`'s answer for each of ``tasks`` (one replica of each arm; they differ in seed and
+    sites only), probing those of one :func:`group_key` together, as they will train: one trial step
+    serves them all. Where that trial fails, each task is probed alone to name its own reason; tasks
+    that pass alone but fail together are probed together again without the others, and where they
+    still fail they are told so with the group's reason."""
+    reasons: list[str | None] = [refusal(t) for t in tasks]
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, task in enumerate(tasks):
+        if reasons[i] is None:
+            groups.setdefault(group_key(task), []).append(i)
+    for members in groups.values():
+        failure = probe([tasks[i] for i in members])
+        if failure is None:
+            continue
+        if len(members) > 1:
+            for i in members:
+                reasons[i] = probe(tasks[i])
+            rest = [i for i in members if reasons[i] is None]
+            if len(rest) < len(members):  # some failed alone: do the others pass together?
+                failure = probe([tasks[i] for i in rest]) if len(rest) > 1 else None
+            members = rest if failure is not None else []
+        for i in members:
+            reasons[i] = failure if len(members) == 1 else f"with the other arms of its group: {failure}"
+    return reasons

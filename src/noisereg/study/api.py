@@ -25,6 +25,7 @@ which path trained each cell, and why.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import numbers
@@ -37,7 +38,7 @@ from typing import Any, cast, get_args
 import torch
 
 from noisereg.engine.loop import AttachSite, LoopTask
-from noisereg.engine.vectorized import VECTORIZED, probe
+from noisereg.engine.vectorized import VECTORIZED, probe_arms
 from noisereg.noise.base import NoiseKind
 from noisereg.seeding import check_seed, derive_seed
 from noisereg.sites import attach
@@ -55,9 +56,9 @@ from noisereg.study.cells import cell_key
 from noisereg.study.config import StudyConfigError, UserStudyConfig
 from noisereg.study.report import build_report, summarize, table_rows
 from noisereg.study.run.dashboard import objective
-from noisereg.study.run.jobs import make_jobs, train_all
+from noisereg.study.run.jobs import Job, make_jobs, training
 from noisereg.study.run.results import collect_results
-from noisereg.study.store import Store, default_url, masked_url
+from noisereg.study.store import DB_NAME, Store, default_url, masked_url
 
 __all__ = ["PER_REPLICA", "StudyResult", "run_config", "run_model", "site"]
 
@@ -206,14 +207,17 @@ def _check_sites(factory: Callable[[], torch.nn.Module], cells: list[_Cell], fit
                 raise type(exc)(f"arms[{cell.arm!r}] site {j} (at={s.at!r}): {exc}") from exc
 
 
-def _path(task: LoopTask | None) -> tuple[str, str]:
-    """(path, why) for a cell whose first replica is ``task`` (None: vectorization was switched off)."""
-    if task is None:
-        return PER_REPLICA, "vectorize=False: a plain training loop per replica with noisereg.attach"
-    reason = probe(task)
-    if reason is None:
-        return VECTORIZED, "the replicas of a fold stacked under torch.func.vmap, each with its own noise streams"
-    return PER_REPLICA, f"a plain training loop per replica with noisereg.attach: {reason}"
+def _paths(tasks: list[LoopTask], vectorize: bool) -> list[tuple[str, str]]:
+    """(path, why) for each arm whose first replica is in ``tasks``; the arms that may train together
+    share one trial step (:func:`probe_arms`)."""
+    if not vectorize:
+        return [(PER_REPLICA, "vectorize=False: a plain training loop per replica with noisereg.attach")] * len(tasks)
+    return [
+        (VECTORIZED, "the replicas of a fold stacked under torch.func.vmap, each with its own noise streams")
+        if reason is None
+        else (PER_REPLICA, f"a plain training loop per replica with noisereg.attach: {reason}")
+        for reason in probe_arms(tasks)
+    ]
 
 
 def _describe(fn: Any) -> str | None:
@@ -344,10 +348,10 @@ def run_model(
             threads=threads,
         )
 
-    by_arm: dict[str, tuple[str, str]] = {}  # one trial per arm: its grid cells differ in strength only
+    firsts: dict[str, _Cell] = {}  # one trial per arm: its grid cells differ in strength only
     for c in cells:
-        if c.arm not in by_arm:
-            by_arm[c.arm] = _path(template(c) if vectorize else None)
+        firsts.setdefault(c.arm, c)
+    by_arm = dict(zip(firsts, _paths([template(c) for c in firsts.values()], vectorize), strict=True))
     paths = {c.key: by_arm[c.arm] for c in cells}
     name = name or Path(out).name
     config = {
@@ -389,48 +393,62 @@ def run_model(
         "paths": {key: {"path": path, "why": why} for key, (path, why) in paths.items()},
     }
     out = Path(out)
+    fresh = storage is None and not (out / DB_NAME).exists()
     out.mkdir(parents=True, exist_ok=True)
     url = storage or default_url(out)
-    with Store(url, name) as store:
-        store.create(config, {c.key: c.meta(*paths[c.key]) for c in cells}, meta)
-        (out / "run.json").write_text(json.dumps({"study": name, "storage": masked_url(url)}, indent=2) + "\n")
-        store.requeue_failed()
-        store.enqueue([c.key for c in cells])
-        by_key = {c.key: c for c in cells}
-        claims = store.claim(len(cells))
-        if claims:
-            rows = [(by_key[c.cell], s, g) for c in claims for g in range(len(the_folds)) for s in range(seeds)]
-            tasks = [
-                dataclasses.replace(
-                    template(cell), train=the_folds[g].train, test=the_folds[g].test, seed=replica_seeds[s]
-                )
-                for cell, s, g in rows
-            ]
-            jobs = make_jobs(
-                tasks, [paths[cell.key][0] == VECTORIZED for cell, _, _ in rows], [g for *_, g in rows], workers
-            )
-            start = time.perf_counter()
-            with store.heartbeat(claims):
-                try:
-                    results: list[Any] = [None] * len(tasks)
-                    for (members, _), trained in zip(jobs, train_all([job for _, job in jobs], workers), strict=True):
-                        for i, result in zip(members, trained, strict=True):
-                            results[i] = result
-                    stored = collect_results(claims, rows, results, out if save_models else None, config)
-                except BaseException as exc:
-                    for claim in claims:
-                        store.fail(claim, "".join(traceback.format_exception(exc)))
-                    raise
-            elapsed = time.perf_counter() - start
-            for claim in claims:
-                res = stored[claim.cell]
-                res["elapsed_s"] = round(elapsed / len(claims), 3)
-                res["path"], res["path_reason"] = paths[claim.cell]
-                store.complete(claim, objective(res), res)
-        failed = sorted(store.unfinished())
-        if failed:
-            raise RuntimeError(f"cells without a result: {failed}; rerun to retry them")
-        summary = summarize(store.attrs(), store.completed())
+    by_key = {c.key: c for c in cells}
+
+    def jobs_of(keys: Sequence[str]) -> tuple[list[tuple[_Cell, int, int]], list[tuple[list[int], Job]]]:
+        """The replicas of the cells ``keys`` (cell, seed index, fold index) and the jobs that train them."""
+        rows = [(by_key[k], s, g) for k in keys for g in range(len(the_folds)) for s in range(seeds)]
+        tasks = [
+            dataclasses.replace(template(cell), train=the_folds[g].train, test=the_folds[g].test, seed=replica_seeds[s])
+            for cell, s, g in rows
+        ]
+        vectorized = [paths[cell.key][0] == VECTORIZED for cell, _, _ in rows]
+        return rows, make_jobs(tasks, vectorized, [g for *_, g in rows], workers)
+
+    with contextlib.ExitStack() as started:
+        ahead = None
+        if fresh and workers > 1:
+            # A new SQLite store claims every cell: the workers start training them now, while this
+            # process sets up the store (imports, schema, a commit per cell).
+            rows, jobs = jobs_of(list(by_key))
+            ahead = rows, jobs, time.perf_counter(), started.enter_context(training([j for _, j in jobs], workers))
+        with Store(url, name) as store:
+            store.create(config, {c.key: c.meta(*paths[c.key]) for c in cells}, meta)
+            (out / "run.json").write_text(json.dumps({"study": name, "storage": masked_url(url)}, indent=2) + "\n")
+            store.requeue_failed()
+            store.enqueue([c.key for c in cells])
+            claims = store.claim(len(cells))
+            if claims:
+                if ahead is not None and sorted(c.cell for c in claims) == sorted(by_key):
+                    rows, jobs, start, wait = ahead
+                else:  # not a new store, or another process claimed some cells: train this one's claims
+                    started.close()
+                    rows, jobs = jobs_of([c.cell for c in claims])
+                    start, wait = time.perf_counter(), started.enter_context(training([j for _, j in jobs], workers))
+                with store.heartbeat(claims):
+                    try:
+                        results: list[Any] = [None] * len(rows)
+                        for (members, _), trained in zip(jobs, wait(), strict=True):
+                            for i, result in zip(members, trained, strict=True):
+                                results[i] = result
+                        stored = collect_results(claims, rows, results, out if save_models else None, config)
+                    except BaseException as exc:
+                        for claim in claims:
+                            store.fail(claim, "".join(traceback.format_exception(exc)))
+                        raise
+                elapsed = time.perf_counter() - start
+                for claim in claims:
+                    res = stored[claim.cell]
+                    res["elapsed_s"] = round(elapsed / len(claims), 3)
+                    res["path"], res["path_reason"] = paths[claim.cell]
+                    store.complete(claim, objective(res), res)
+            failed = sorted(store.unfinished())
+            if failed:
+                raise RuntimeError(f"cells without a result: {failed}; rerun to retry them")
+            summary = summarize(store.attrs(), store.completed())
     return StudyResult(out, name, summary)
 
 

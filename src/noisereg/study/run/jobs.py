@@ -1,5 +1,6 @@
 """The training jobs of a study of the user's own model (:func:`noisereg.study.api.run_model`): its
-replicas grouped into jobs, and the jobs run here or in a pool of forked worker processes.
+replicas grouped into jobs, and the jobs run here or in a pool of forked worker processes (which
+may train while the parent sets up the store: :func:`training`).
 
 A job is one replica on the per-replica path, or the replicas of one fold (and target noise kind)
 trained together on the vectorized path; with ``workers`` processes each vectorized group is split
@@ -8,15 +9,16 @@ into ``workers`` jobs of nearly equal size, so that every process trains a share
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from noisereg.engine.loop import LoopResult, LoopTask, train_replica
 from noisereg.engine.vectorized import group_key, train_vectorized
 
-__all__ = ["Job", "make_jobs", "train_all"]
+__all__ = ["Job", "make_jobs", "train_all", "training"]
 
 Job = LoopTask | list[LoopTask]
 """One replica on the per-replica path, or a group of replicas trained together on the vectorized path."""
@@ -35,30 +37,50 @@ def _run_job(i: int) -> tuple[int, list[LoopResult] | str]:
         return i, traceback.format_exc()
 
 
-def train_all(jobs: list[Job], workers: int) -> list[list[LoopResult]]:
-    """Each job's results, in the order of ``jobs``: trained here with ``workers == 1`` (or one job),
-    else in a pool of ``min(workers, len(jobs))`` forked processes. Raises RuntimeError naming the
-    job that failed (with the worker's traceback)."""
+@contextlib.contextmanager
+def training(jobs: list[Job], workers: int) -> Iterator[Callable[[], list[list[LoopResult]]]]:
+    """Start training ``jobs`` on entering: in a pool of ``min(workers, len(jobs))`` forked processes
+    (``workers > 1`` and several jobs), which train while the caller goes on; yield ``wait()``, which
+    returns each job's results in the order of ``jobs`` (trained here, on the call, with one worker or
+    one job). Leaving stops the pool's processes, finished or not.
+
+    ``wait()`` raises RuntimeError naming the job that failed (with the worker's traceback)."""
     global _JOBS
     if workers == 1 or len(jobs) == 1:
-        out = []
-        for i, job in enumerate(jobs):
-            try:
-                out.append(_train_job(job))
-            except Exception as exc:  # the user's model, step or data failed: not an argument error
-                raise RuntimeError(f"job {i} failed: {type(exc).__name__}: {exc}") from exc
-        return out
+
+        def here() -> list[list[LoopResult]]:
+            out = []
+            for i, job in enumerate(jobs):
+                try:
+                    out.append(_train_job(job))
+                except Exception as exc:  # the user's model, step or data failed: not an argument error
+                    raise RuntimeError(f"job {i} failed: {type(exc).__name__}: {exc}") from exc
+            return out
+
+        yield here
+        return
     _JOBS = jobs
     try:
         with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
-            results: list[Any] = [None] * len(jobs)
-            for i, result in pool.imap_unordered(_run_job, range(len(jobs))):
-                if isinstance(result, str):
-                    raise RuntimeError(f"job {i} failed in a worker process:\n{result}")
-                results[i] = result
+            running = pool.imap_unordered(_run_job, range(len(jobs)))  # dispatched now, not when read
+
+            def wait() -> list[list[LoopResult]]:
+                results: list[Any] = [None] * len(jobs)
+                for i, result in running:
+                    if isinstance(result, str):
+                        raise RuntimeError(f"job {i} failed in a worker process:\n{result}")
+                    results[i] = result
+                return results
+
+            yield wait
     finally:
         _JOBS = []
-    return results
+
+
+def train_all(jobs: list[Job], workers: int) -> list[list[LoopResult]]:
+    """Each job's results, in the order of ``jobs``: :func:`training` waited for at once."""
+    with training(jobs, workers) as wait:
+        return wait()
 
 
 def make_jobs(
