@@ -278,7 +278,8 @@ def run_model(
         fit: ``fit(model, {"train": ..., "test": ...}, seed) -> {"test_loss": ..., "test_acc": ...,
             optionally "epochs": [...], "curves": {...}}``: the whole loop is the user's; input,
             activation, embedding and weight noise are still attached and seeded per replica.
-        workers: processes that train replicas side by side (forked).
+        workers: processes that train replicas side by side (forked; with a new SQLite store in ``out``
+            they start training before this process has set the store up).
         threads: torch's threads per process while replicas train (restored afterwards); replicas
             run side by side through ``workers``, and small models are fastest on one thread each.
         storage: Optuna storage URL (default SQLite in ``out``). save_models: write the test folds'
