@@ -12,7 +12,7 @@ from torch import nn
 from noisereg import attach, noise, study
 from noisereg.engine import vectorized
 from noisereg.engine.loop import AttachSite
-from noisereg.seeding import derive_seed
+from noisereg.seeding import derive_seed, use_noise_generator
 from noisereg.study.weights import load_cell_models
 
 X = torch.linspace(-2, 2, 48).reshape(24, 2)
@@ -121,6 +121,16 @@ def test_a_rerun_resumes_without_training_again(tmp_path: Path) -> None:
     # and a replica per arm)
     assert len(calls) == built + 1 + 1 + len(ARMS)
     assert second.summary["arms"] == first.summary["arms"]
+
+
+def test_the_noise_generator_is_recorded_and_a_resume_under_another_is_refused(tmp_path: Path) -> None:
+    from noisereg.study.store import Store, StoreError, default_url
+
+    _run(tmp_path, seeds=1)
+    with Store(default_url(tmp_path / "run"), "run") as store:
+        assert store.attrs()["config"]["noise_generator"] == "philox"
+    with use_noise_generator("torch"), pytest.raises(StoreError, match="differs at: noise_generator"):
+        _run(tmp_path, seeds=1)
 
 
 def test_grid_cells_and_report(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ import torch
 from noisereg.engine.loop import AttachSite, LoopTask
 from noisereg.engine.vectorized import VECTORIZED, probe_arms
 from noisereg.noise.base import NoiseKind
-from noisereg.seeding import check_seed, derive_seed
+from noisereg.seeding import check_seed, derive_seed, noise_generator_family
 from noisereg.sites import attach
 from noisereg.sites.attach import At
 from noisereg.study.bridge.user import (
@@ -360,6 +360,7 @@ def run_model(
         "description": description,
         "seed": seed,
         "seeds": seeds,
+        "noise_generator": noise_generator_family(),
         "metric": metric,
         "baseline": baseline,
         "curve_points": 200,
@@ -417,7 +418,13 @@ def run_model(
             rows, jobs = jobs_of(list(by_key))
             ahead = rows, jobs, time.perf_counter(), started.enter_context(training([j for _, j in jobs], workers))
         with Store(url, name) as store:
-            store.create(config, {c.key: c.meta(*paths[c.key]) for c in cells}, meta)
+            # a run stored before the generator was recorded drew with torch's
+            store.create(
+                config,
+                {c.key: c.meta(*paths[c.key]) for c in cells},
+                meta,
+                upgrade=lambda stored: {"noise_generator": "torch", **stored},
+            )
             (out / "run.json").write_text(json.dumps({"study": name, "storage": masked_url(url)}, indent=2) + "\n")
             store.requeue_failed()
             store.enqueue([c.key for c in cells])
