@@ -317,6 +317,7 @@ def _normals32(
     of z, rounded as (scales[i]·z) + shift."""
     evens, odds = np.empty(2 * _CHUNK, dtype=np.uint32), np.empty(2 * _CHUNK, dtype=np.uint32)
     radii, scratch = np.empty(2 * _CHUNK, dtype=np.float32), np.empty(2 * _CHUNK, dtype=np.float32)
+    sines = np.empty(2 * _CHUNK, dtype=np.float32)
     shifted = shift.size > 0
     for task in range(first, last):
         r, start, stop, blocks, base, k0, k1 = _task(out.shape[1], task, keys, counters)
@@ -324,13 +325,19 @@ def _normals32(
         _radius32_pass(evens, radii, scratch, 2 * blocks)
         values, pairs = out[rows[r], start:stop], (stop - start) // 2  # a slice: indices from 0 vectorize
         if shifted:
+            # r·cos θ and r·sin θ in a pass of their own first: the shift is often ``out`` itself, and
+            # a loop that reads and writes the same memory runs unvectorized, cos and sin included.
+            cosines = scratch
+            for i in range(2 * blocks):
+                c, s = _cos_sin32(odds[i])
+                cosines[i] = radii[i] * c
+                sines[i] = radii[i] * s
             at, scale = shift[rows[r], start:stop], scales[r]
             for i in range(pairs):
-                c, s = _cos_sin32(odds[i])
-                values[2 * i] = scale * (radii[i] * c) + at[2 * i]
-                values[2 * i + 1] = scale * (radii[i] * s) + at[2 * i + 1]
+                values[2 * i] = scale * cosines[i] + at[2 * i]
+                values[2 * i + 1] = scale * sines[i] + at[2 * i + 1]
             if (stop - start) % 2:
-                values[-1] = scale * (radii[pairs] * _cos_sin32(odds[pairs])[0]) + at[-1]
+                values[-1] = scale * cosines[pairs] + at[-1]
             continue
         for i in range(pairs):
             c, s = _cos_sin32(odds[i])
@@ -355,6 +362,7 @@ def _normals64(
     :func:`_normals32`."""
     evens, odds = np.empty(2 * _CHUNK, dtype=np.uint32), np.empty(2 * _CHUNK, dtype=np.uint32)
     radii, scratch = np.empty(2 * _CHUNK, dtype=np.float64), np.empty(2 * _CHUNK, dtype=np.float64)
+    sines = np.empty(2 * _CHUNK, dtype=np.float64)
     shifted = shift.size > 0
     for task in range(first, last):
         r, start, stop, blocks, base, k0, k1 = _task(out.shape[1], task, keys, counters)
@@ -362,13 +370,19 @@ def _normals64(
         _radius64_pass(evens, radii, scratch, 2 * blocks)
         values, pairs = out[rows[r], start:stop], (stop - start) // 2
         if shifted:
+            # r·cos θ and r·sin θ in a pass of their own first: the shift is often ``out`` itself, and
+            # a loop that reads and writes the same memory runs unvectorized, cos and sin included.
+            cosines = scratch
+            for i in range(2 * blocks):
+                c, s = _cos_sin(np.uint64(odds[i]))
+                cosines[i] = radii[i] * c
+                sines[i] = radii[i] * s
             at, scale = shift[rows[r], start:stop], scales[r]
             for i in range(pairs):
-                c, s = _cos_sin(np.uint64(odds[i]))
-                values[2 * i] = scale * (radii[i] * c) + at[2 * i]
-                values[2 * i + 1] = scale * (radii[i] * s) + at[2 * i + 1]
+                values[2 * i] = scale * cosines[i] + at[2 * i]
+                values[2 * i + 1] = scale * sines[i] + at[2 * i + 1]
             if (stop - start) % 2:
-                values[-1] = scale * (radii[pairs] * _cos_sin(np.uint64(odds[pairs]))[0]) + at[-1]
+                values[-1] = scale * cosines[pairs] + at[-1]
             continue
         for i in range(pairs):
             c, s = _cos_sin(np.uint64(odds[i]))
