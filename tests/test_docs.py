@@ -33,7 +33,8 @@ DOCTESTED = [
 ]
 
 
-def test_readme_quick_start_runs():
+def test_readme_quick_start_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the snippets write runs/ where they run: not into the checkout
     text = (ROOT / "README.md").read_text()
     snippets = re.findall(r"```python\n(.*?)```", text, re.S)
     assert snippets, "the README lost its Python quick start"
