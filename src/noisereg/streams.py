@@ -299,6 +299,18 @@ def _task(n: int, task: int, keys: np.ndarray, counters: np.ndarray) -> tuple:
     return r, start, stop, (stop - start + 3) // 4, counters[r] + np.uint64(_CHUNK * c), key & _MASK, key >> _S32
 
 
+@numba.njit(inline="always", error_model="numpy")
+def _store_shifted(values: np.ndarray, at: np.ndarray, scale: float, cosines: np.ndarray, sines: np.ndarray) -> None:
+    """values = scale·(r·cos θ, r·sin θ interleaved) + at, rounded as (scale·z) + at; ``at`` may be
+    ``values`` itself."""
+    pairs = len(values) // 2
+    for i in range(pairs):
+        values[2 * i] = scale * cosines[i] + at[2 * i]
+        values[2 * i + 1] = scale * sines[i] + at[2 * i + 1]
+    if len(values) % 2:
+        values[-1] = scale * cosines[pairs] + at[-1]
+
+
 # One kernel per output dtype: a chunk of up to _CHUNK blocks goes through L1-sized scratch in passes
 # (Philox, radii, then angles and the store), each a loop the compiler vectorizes.
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -332,12 +344,7 @@ def _normals32(
                 c, s = _cos_sin32(odds[i])
                 cosines[i] = radii[i] * c
                 sines[i] = radii[i] * s
-            at, scale = shift[rows[r], start:stop], scales[r]
-            for i in range(pairs):
-                values[2 * i] = scale * cosines[i] + at[2 * i]
-                values[2 * i + 1] = scale * sines[i] + at[2 * i + 1]
-            if (stop - start) % 2:
-                values[-1] = scale * cosines[pairs] + at[-1]
+            _store_shifted(values, shift[rows[r], start:stop], scales[r], cosines, sines)
             continue
         for i in range(pairs):
             c, s = _cos_sin32(odds[i])
@@ -377,12 +384,7 @@ def _normals64(
                 c, s = _cos_sin(np.uint64(odds[i]))
                 cosines[i] = radii[i] * c
                 sines[i] = radii[i] * s
-            at, scale = shift[rows[r], start:stop], scales[r]
-            for i in range(pairs):
-                values[2 * i] = scale * cosines[i] + at[2 * i]
-                values[2 * i + 1] = scale * sines[i] + at[2 * i + 1]
-            if (stop - start) % 2:
-                values[-1] = scale * cosines[pairs] + at[-1]
+            _store_shifted(values, shift[rows[r], start:stop], scales[r], cosines, sines)
             continue
         for i in range(pairs):
             c, s = _cos_sin(np.uint64(odds[i]))

@@ -31,8 +31,7 @@ import torch
 from torch import Tensor
 
 from noisereg import noise
-from noisereg._compat.torch_private import values_readable
-from noisereg.noise.base import NoiseKind, randn
+from noisereg.noise.base import NoiseKind, randn, stream_writable
 from noisereg.noise.multiplicative import dropout_std
 from noisereg.schedules import resolve
 from noisereg.seeding import NoiseGenerator
@@ -204,16 +203,8 @@ class SiteStream:
     def _in_one_pass(self, x: Tensor, rows: Sequence[int]) -> bool:
         """Whether the Streams of ``rows`` can write x + σ·ε into ``x`` themselves: bit for bit the
         draw, scale and add, with no ε in memory and no pass over the replicas without noise."""
-        return (
-            self._all_streams
-            and type(x) is Tensor
-            and x.dtype in (torch.float32, torch.float64)
-            and x.device.type == "cpu"
-            and x.is_contiguous()
-            and not (x.requires_grad and torch.is_grad_enabled())  # autograd must see the in-place add
-            and not torch.compiler.is_compiling()
-            and values_readable(x)
-        )
+        in_place_ok = not (x.requires_grad and torch.is_grad_enabled())  # autograd must see the add
+        return self._all_streams and in_place_ok and stream_writable(x)
 
     def unit_normals(self, like: Tensor, *, step: int, epoch: int, slot: object) -> tuple[Tensor, Tensor | None]:
         """Per-replica σ [R, 1, ...] and unit normals shaped like ``like`` (None when all σ are 0).

@@ -207,6 +207,19 @@ def randn_like(x: Tensor, generator: NoiseGenerator | None) -> Tensor:
     return randn(x.shape, generator, dtype=draw_dtype(x), device=x.device)
 
 
+def stream_writable(x: Tensor) -> bool:
+    """Whether a Stream's kernel may read and write ``x``'s memory itself: a plain contiguous
+    float32/float64 CPU tensor, outside ``torch.compile`` and ``torch.func`` transforms."""
+    return (
+        type(x) is Tensor
+        and x.dtype in (torch.float32, torch.float64)
+        and x.device.type == "cpu"
+        and x.is_contiguous()
+        and not torch.compiler.is_compiling()
+        and values_readable(x)
+    )
+
+
 class _ShiftedNormal(torch.autograd.Function):
     """x + std·ε drawn by a Stream in one pass; its derivative in x is the identity."""
 
@@ -227,16 +240,7 @@ def add_normal(x: Tensor, std: float | Tensor, generator: NoiseGenerator | None)
     pass, bit for bit the same as the three passes (draw, scale, add) it replaces; they ran as long
     as the draw itself on a layer's activations.
     """
-    if (
-        isinstance(generator, Stream)
-        and isinstance(std, numbers.Real)
-        and type(x) is Tensor
-        and x.dtype in (torch.float32, torch.float64)
-        and x.device.type == "cpu"
-        and x.is_contiguous()
-        and not torch.compiler.is_compiling()
-        and values_readable(x)
-    ):
+    if isinstance(generator, Stream) and isinstance(std, numbers.Real) and stream_writable(x):
         if torch.is_grad_enabled() and x.requires_grad:
             return cast(Tensor, _ShiftedNormal.apply(x, float(std), generator))
         return generator.add_normal(x, float(std))
