@@ -12,6 +12,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import tomllib
 import zipfile
@@ -99,13 +100,31 @@ def test_wheel_and_sdist_hold_the_package_data(dist) -> None:
     assert f"noisereg-{noisereg.__version__}/CHANGELOG.md" in members
 
 
+def _venv_seeing_these_packages(venv: pathlib.Path) -> pathlib.Path:
+    """A fresh venv whose imports fall back on the running interpreter's installed packages.
+
+    ``--system-site-packages`` would give the *base* interpreter's packages, which inside a venv (where a
+    newcomer runs the tests) lack the dependencies. A ``.pth`` file naming this environment's
+    site-packages lists them after the venv's own instead; as plain paths, the ``.pth`` files inside
+    them (the editable install of this checkout) are not processed, so ``noisereg`` comes from the wheel.
+    """
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (pathlib.Path(purelib) / "_running_environment.pth").write_text("\n".join(sorted(ours)) + "\n")
+    return python
+
+
 def test_the_wheel_installs_in_a_fresh_venv_and_its_tests_pass(dist, tmp_path) -> None:
     (wheel,) = dist.glob("*.whl")
     venv = tmp_path / "venv"
-    # --system-site-packages reuses the installed torch; --ignore-installed puts the wheel in the venv
-    # even where another noisereg (an editable install) is installed system-wide, and shadows it.
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    python = venv / "bin" / "python"
+    python = _venv_seeing_these_packages(venv)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # no source tree on the path
     subprocess.run(
         [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--ignore-installed", str(wheel)],
@@ -139,3 +158,22 @@ def test_the_wheel_installs_in_a_fresh_venv_and_its_tests_pass(dist, tmp_path) -
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert " passed" in done.stdout
+
+
+def test_ci_runs_the_readme_set_up_commands_in_a_fresh_venv() -> None:
+    """The README's first two commands are the pinned install-and-run and install-and-test, and .ci/run
+    reads them from the README (not a copy) and runs them in a venv of its own."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / ".ci" / "readme_commands.py"), str(ROOT / "README.md"), "2"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.splitlines() == [
+        "pip install torch==2.13.0 -e . && noisereg study",
+        'pip install torch==2.13.0 -e ".[dev]" && python -m pytest -q',
+    ]
+    script = (ROOT / ".ci" / "run").read_text()
+    assert "python3 -m venv" in script and 'source "$venv/bin/activate"' in script
+    assert ".ci/readme_commands.py README.md 2" in script
+    assert "pip install" not in script, ".ci/run installs only through the README's own commands"
