@@ -350,26 +350,31 @@ def test_a_target_of_the_other_kind_is_refused(tmp_path: Path, to: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("hidden", "said"),
+    ("to", "hidden", "said"),
     [
-        (("mlflow", "mlflow.entities", "mlflow.tracking"), "mlflow-skinny, which is not installed"),
-        (("mlflow.entities",), "mlflow-skinny, which is installed but fails to import mlflow.entities"),
+        ("mlflow", ("mlflow", "mlflow.entities"), "mlflow-skinny, which is not installed"),
+        ("mlflow", ("mlflow.entities",), "mlflow-skinny, which is installed but fails to import mlflow.entities"),
+        ("tensorboard", ("tensorboard", "torch.utils.tensorboard"), "tensorboard, which is not installed"),
+        ("tensorboard", ("torch.utils.tensorboard",), "tensorboard, which is installed but fails to import"),
+        ("parquet", ("pyarrow", "pyarrow.parquet"), "pyarrow, which is not installed"),
     ],
 )
-def test_a_missing_or_broken_mlflow_names_the_package_and_the_extra(
+def test_a_missing_or_broken_package_names_it_and_the_extra(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    to: str,
     hidden: tuple[str, ...],
     said: str,
 ) -> None:
     populate(tmp_path, tiny_config(), {})
+    extra = {"mlflow": "mlflow", "tensorboard": "export", "parquet": "parquet"}[to]
     for name in hidden:
         monkeypatch.setitem(sys.modules, name, None)  # what an environment without it imports
-    assert main(["export", str(tmp_path), "--to", "mlflow"]) == 2
+    assert main(["export", str(tmp_path), "--to", to]) == 2
     err = capsys.readouterr().err
-    assert said in err and "noisereg[mlflow]" in err
-    assert not (tmp_path / "mlruns").exists()
+    assert said in err and f"noisereg[{extra}]" in err
+    assert not (tmp_path / OUT[to]).exists()
 
 
 def test_certified_accuracy_is_one_row_per_seed_and_radius_with_current_settings_only(tmp_path: Path) -> None:

@@ -40,12 +40,15 @@ __all__ = ["tidy_rows", "export_run", "Format", "FORMATS", "ExportError", "Expor
 Format = Literal["csv", "parquet", "tensorboard", "mlflow"]
 FORMATS: tuple[str, ...] = ("csv", "parquet", "tensorboard", "mlflow")
 _FOLDERS = ("tensorboard", "mlflow")
-# module to import, the distribution that provides it, the extra that installs it
-_NEEDS: dict[str, list[tuple[str, str, str]]] = {
+# per format: (module to import, the package's top-level module, its distribution, the extra that installs it)
+_NEEDS: dict[str, list[tuple[str, str, str, str]]] = {
     "csv": [],
-    "parquet": [("pyarrow", "pyarrow", "parquet"), ("pyarrow.parquet", "pyarrow", "parquet")],
-    "tensorboard": [("torch.utils.tensorboard", "tensorboard", "export")],
-    "mlflow": [("mlflow.entities", "mlflow-skinny", "mlflow"), ("mlflow.tracking", "mlflow-skinny", "mlflow")],
+    "parquet": [("pyarrow", "pyarrow", "pyarrow", "parquet"), ("pyarrow.parquet", "pyarrow", "pyarrow", "parquet")],
+    "tensorboard": [("torch.utils.tensorboard", "tensorboard", "tensorboard", "export")],
+    "mlflow": [
+        ("mlflow.entities", "mlflow", "mlflow-skinny", "mlflow"),
+        ("mlflow.tracking", "mlflow", "mlflow-skinny", "mlflow"),
+    ],
 }
 
 
@@ -57,12 +60,12 @@ class ExportFailed(RuntimeError):
     """Writing the export failed; the target was left as it was (the cause is chained)."""
 
 
-def _optional(module: str, package: str, extra: str, to: str) -> Any:
-    """``module``, or an ExportError that names ``package`` and how to install it."""
+def _optional(module: str, top: str, package: str, extra: str, to: str) -> Any:
+    """``module``, or an ExportError that names ``package`` (top-level module ``top``), says whether it
+    is missing or broken, and how to install it."""
     try:
         return importlib.import_module(module)
     except Exception as error:  # a broken install can raise anything on import, not only ImportError
-        top = package.replace("-skinny", "")
         try:
             installed = importlib.util.find_spec(top) is not None
         except (ImportError, ValueError):
@@ -126,7 +129,7 @@ def export_run(store: Store, to: Format, out: str | Path, *, force: bool = False
             )
         if not force:
             raise ExportError(f"out={str(out)!r} (--out) exists: pass --force to replace it, or choose another --out")
-    modules = [_optional(module, package, extra, to) for module, package, extra in _NEEDS[to]]
+    modules = [_optional(*need, to) for need in _NEEDS[to]]
     rows = tidy_rows(store)
     if not rows:
         raise ExportError("the study has no completed cell yet: nothing to export")
