@@ -15,7 +15,9 @@ Exit codes: 0 done; 1 a failure during the work (a cell's training failed, the r
 cells that failed, the database server stayed unreachable, or a file of the run directory could not
 be written; finished cells are kept); 2 bad input: the study, its data, an option or the run
 directory cannot be used (nothing was trained or stored); 130 interrupted (finished cells are kept;
-rerun to resume). An error is one line naming what failed (the key, the file, the cell);
+rerun to resume). ``export`` writes all or nothing: 2 when ``--out`` exists without ``--force`` or
+the target's package is missing, 1 when writing fails (``--out`` is left as it was). An error is one
+line naming what failed (the key, the file, the cell);
 ``noisereg --debug ...`` (or ``NOISEREG_DEBUG=1``) also prints its traceback. Messages of the store
 and the runner (a reconnection, a lost cell, a cell waited for) go to standard error. ``report`` and
 ``--list`` do not import torch from this module.
