@@ -308,6 +308,32 @@ def test_a_failure_mid_export_leaves_nothing_and_exits_1_naming_it(
     assert "Traceback" in err and 'raise ValueError("injected failure")' in err
 
 
+def test_an_interrupted_export_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    populate(tmp_path, tiny_config(), {})
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    def interrupt(*args: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(csv.DictWriter, "writerow", interrupt)
+    assert main(["export", str(tmp_path), "--to", "csv"]) == 130
+    assert f"{tmp_path / 'results.csv'} was left as it was" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_failure_reading_the_results_is_exit_1_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    populate(tmp_path, tiny_config(), {})
+    monkeypatch.setattr(Store, "completed", lambda self: {"cell": {"seeds": [0], "final": {"a": []}, "cv": 1}})
+    assert main(["export", str(tmp_path), "--to", "csv"]) == 1
+    err = capsys.readouterr().err
+    assert "export --to csv failed while reading the stored results (TypeError" in err
+    assert not (tmp_path / "results.csv").exists()
+
+
 def test_a_failure_while_forcing_keeps_the_existing_target(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -130,7 +130,13 @@ def export_run(store: Store, to: Format, out: str | Path, *, force: bool = False
         if not force:
             raise ExportError(f"out={str(out)!r} (--out) exists: pass --force to replace it, or choose another --out")
     modules = [_optional(*need, to) for need in _NEEDS[to]]
-    rows = tidy_rows(store)
+    try:
+        rows = tidy_rows(store)
+    except Exception as error:
+        raise ExportFailed(
+            f"export --to {to} failed while reading the stored results ({type(error).__name__}: {error}); "
+            f"{out} was not touched"
+        ) from error
     if not rows:
         raise ExportError("the study has no completed cell yet: nothing to export")
     out.parent.mkdir(parents=True, exist_ok=True)
