@@ -101,7 +101,7 @@ def _staged(out: Path, folder: bool) -> Iterator[Path]:
             except BaseException:
                 os.rename(old, out)
                 raise
-            shutil.rmtree(old)
+            shutil.rmtree(old, ignore_errors=True)  # the export is in place: a leftover is no failure
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
