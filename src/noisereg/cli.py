@@ -6,7 +6,8 @@
     noisereg worker --storage URL --study NAME [--device cpu|cuda] [--processes N]
                     [--max-replicas N] [--heartbeat SECONDS] [--retry SECONDS] [--quiet]
     noisereg report RUN_DIR [--storage URL] [--study NAME]
-    noisereg export RUN_DIR --to csv|parquet|tensorboard|mlflow [--out PATH] [--storage URL] [--study NAME]
+    noisereg export RUN_DIR --to csv|parquet|tensorboard|mlflow [--out PATH] [--force] [--storage URL]
+                    [--study NAME]
     noisereg robustness RUN_DIR [--storage URL] [--study NAME] [--sigma S] [--n N] [--n0 N0]
                         [--alpha A] [--inputs K] [--quiet]
 
@@ -14,7 +15,9 @@ Exit codes: 0 done; 1 a failure during the work (a cell's training failed, the r
 cells that failed, the database server stayed unreachable, or a file of the run directory could not
 be written; finished cells are kept); 2 bad input: the study, its data, an option or the run
 directory cannot be used (nothing was trained or stored); 130 interrupted (finished cells are kept;
-rerun to resume). An error is one line naming what failed (the key, the file, the cell);
+rerun to resume). ``export`` writes all or nothing: 2 when ``--out`` exists without ``--force`` or
+the target's package is missing, 1 when writing fails (``--out`` is left as it was). An error is one
+line naming what failed (the key, the file, the cell);
 ``noisereg --debug ...`` (or ``NOISEREG_DEBUG=1``) also prints its traceback. Messages of the store
 and the runner (a reconnection, a lost cell, a cell waited for) go to standard error. ``report`` and
 ``--list`` do not import torch from this module.
@@ -333,13 +336,24 @@ def _error(exc: Exception, code: int) -> typer.Exit:
     from noisereg.study.cells import TrainingError
     from noisereg.study.config import StudyConfigError
     from noisereg.study.data import DataError
+    from noisereg.study.export import ExportError, ExportFailed
     from noisereg.study.rundir import RunDirError
     from noisereg.study.store import StoreError, StoreUnreachable
 
     if _debug["on"]:
         traceback.print_exception(exc, file=sys.stderr)
     text = str(exc).strip()
-    if isinstance(exc, (StudyConfigError, DataError, StoreError, TrainingError, RunDirError, StoreUnreachable)):
+    own = (
+        StudyConfigError,
+        DataError,
+        StoreError,
+        TrainingError,
+        RunDirError,
+        StoreUnreachable,
+        ExportError,
+        ExportFailed,
+    )
+    if isinstance(exc, own):
         message = text
     elif code == 2:  # an argument check: its message names the argument and the value
         message = (text.splitlines() or [type(exc).__name__])[0]
@@ -417,7 +431,9 @@ def export(
     to: Annotated[
         ExportFormat,
         typer.Option(
-            "--to", help="csv or parquet: a tidy table; tensorboard: scalars per cell and seed; mlflow: a run per cell."
+            "--to",
+            help="csv or parquet: a tidy table; tensorboard: scalars per cell and seed; mlflow: a run per cell "
+            "(every stage: curves, finals, CV, certified accuracy).",
         ),
     ],
     out: Annotated[
@@ -426,25 +442,35 @@ def export(
             "--out", help="Where to write (default: RUN_DIR/results.csv, results.parquet, tensorboard/ or mlruns/)."
         ),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out with a fresh export.")] = False,
     storage: Annotated[
         str | None, typer.Option("--storage", help="Storage URL, if not the run directory's own.")
     ] = None,
     study_name: Annotated[str | None, typer.Option("--study", help="Study name, if run.json is missing.")] = None,
 ) -> None:
-    """Export the stored results (no retraining): one row per arm x value x seed x fold x epoch."""
-    from noisereg.study.export import export_run
+    """Export the stored results (no retraining), all or nothing: a failure leaves --out as it was.
+
+    Exit 2 when the run, an option or the target cannot be used (--out exists without --force, a
+    missing optional package); 1 when writing fails (a bug or a full disk: --debug shows the traceback).
+    """
+    from noisereg.study.export import ExportError, export_run
     from noisereg.study.report import read_run
     from noisereg.study.store import Store, StoreError
 
-    default = {"csv": "results.csv", "parquet": "results.parquet", "tensorboard": "tensorboard", "mlflow": "mlruns"}[
-        to.value
-    ]
+    default = {"csv": "results.csv", "parquet": "results.parquet", "tensorboard": "tensorboard", "mlflow": "mlruns"}
+    target = out or run_dir / default[to.value]
     try:
         url, name = read_run(run_dir, storage, study_name)
         with Store(url, name) as store:
-            written = export_run(store, to.value, out or run_dir / default)
-    except (StoreError, ValueError, ImportError) as exc:
-        raise _fail(str(exc), 2) from None
+            written = export_run(store, to.value, target, force=force)
+    except KeyboardInterrupt:
+        raise _fail(f"interrupted: {target} was left as it was", 130) from None
+    # not _exit_codes: there any ValueError is the user's, and a bug inside the export (a ValueError
+    # of zip or numpy) would read as a usage error
+    except (StoreError, ExportError) as exc:
+        raise _error(exc, 2) from None
+    except Exception as exc:
+        raise _error(exc, 1) from None
     Console().print(f"Exported: {written}")
 
 

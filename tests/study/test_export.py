@@ -1,19 +1,131 @@
-"""noisereg export: the tidy table and TensorBoard scalars, from the store alone."""
+"""noisereg export: every stage of the tidy table reaches every target exactly, read back with each
+target's own reader; an export is all or nothing; exit 2 for the user's mistakes, 1 for a failure."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from noisereg.cli import main
-from noisereg.study.export import _cell_params, export_run, tidy_rows
+from noisereg.study.export import ExportError, export_run, tidy_rows
+from noisereg.study.export.to_mlflow import cell_params
+from noisereg.study.export.to_tensorboard import run_folder
+from noisereg.study.run.runner import run_study
 from noisereg.study.store import PROPOSAL, ROBUSTNESS_PREFIX, ROBUSTNESS_VS_BASELINE, Store, default_url
 from tests.study.fakes import fake_results, fake_robustness, populate, tiny_config
+
+TARGETS = ["csv", "parquet", "tensorboard", "mlflow"]
+OUT = {"csv": "results.csv", "parquet": "results.parquet", "tensorboard": "tensorboard", "mlflow": "mlruns"}
+Fact = tuple[str, int, str, Any, Any, Any, str, float]
+"""(cell, seed, stage, fold, epoch, radius, metric, value): one value of the tidy table."""
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny trained study with every stage: curves, finals, CV on fewer seeds than the test stage
+    (selection.seeds = 1 of 3, as the default case study's 10 of 30) and certified accuracy."""
+    run_dir = tmp_path_factory.mktemp("real")
+    config = tiny_config(
+        selection={"arm": "grid", "folds": 2, "seeds": 1},
+        robustness={"smoothing": {"n0": 10, "n": 50, "inputs": 4}},
+    )
+    run_study(config, run_dir)
+    return run_dir
+
+
+def _copy(run_dir: Path, tmp_path: Path) -> Path:
+    """A test's own copy of a run directory, to export into."""
+    import shutil
+
+    return Path(shutil.copytree(run_dir, tmp_path / "run", ignore=shutil.ignore_patterns("models")))
+
+
+def _csv_facts(path: Path) -> set[Fact]:
+    facts: set[Fact] = set()
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            keys = (row["cell"], int(row["seed"]), row["stage"])
+            where = tuple(None if row[k] == "" else float(row[k]) for k in ("fold", "epoch", "radius"))
+            for metric, text in row.items():
+                if metric in ("cell", "arm", "value", "param", "seed", "stage", "fold", "epoch", "radius"):
+                    continue
+                if text != "" and math.isfinite(float(text)):
+                    facts.add((*keys, *where, metric, float(text)))  # type: ignore[arg-type]
+    return facts
+
+
+def _parquet_facts(path: Path) -> set[Fact]:
+    pq = pytest.importorskip("pyarrow.parquet")
+    facts: set[Fact] = set()
+    for row in pq.read_table(path).to_pylist():
+        where = tuple(None if row.get(k) is None else float(row[k]) for k in ("fold", "epoch", "radius"))
+        for metric, value in row.items():
+            if metric in ("cell", "arm", "value", "param", "seed", "stage", "fold", "epoch", "radius"):
+                continue
+            if value is not None and math.isfinite(value):
+                facts.add((row["cell"], row["seed"], row["stage"], *where, metric, value))  # type: ignore[arg-type]
+    return facts
+
+
+def _where(stage: str, qualifiers: list[str], step: int, seed: int | None) -> tuple[int, Any, Any, Any]:
+    """(seed, fold, epoch, radius) of a scalar from its name's qualifiers and its step."""
+    named = dict(q.split("_", 1) for q in qualifiers)
+    over = {"curve": "epoch", "cv_curve": "epoch", "cv": "fold", "final": "seed", "certified": "seed"}[stage]
+    if seed is None or over != "seed":  # a TensorBoard run holds the seed; its final values are at step 0
+        named.setdefault(over, str(step))
+    if seed is not None:
+        named["seed"] = str(seed)
+    found = [None if named.get(k) is None else float(named[k]) for k in ("fold", "epoch", "radius")]
+    return (int(named["seed"]), *found)  # type: ignore[return-value]
+
+
+def _tensorboard_facts(folder: Path, cells: set[str], seeds: set[int]) -> set[Fact]:
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    tensor_util = pytest.importorskip("tensorboard.util.tensor_util")
+    facts: set[Fact] = set()
+    for cell in cells:
+        for seed in seeds:
+            events = accumulator.EventAccumulator(str(folder / run_folder(cell, seed)), size_guidance={"tensors": 0})
+            events.Reload()
+            assert events.Tags()["scalars"] == []  # every value at double precision
+            for tag in events.Tags()["tensors"]:
+                stage, metric, *qualifiers = tag.split("/")
+                for event in events.Tensors(tag):
+                    value = tensor_util.make_ndarray(event.tensor_proto)
+                    assert value.dtype.name == "float64"
+                    _, fold, epoch, radius = _where(stage, qualifiers, event.step, seed)
+                    facts.add((cell, seed, stage, fold, epoch, radius, metric, value.item()))
+    return facts
+
+
+def _mlflow_runs(folder: Path) -> tuple[Any, dict[str, Any]]:
+    tracking = pytest.importorskip("mlflow.tracking")
+    client = tracking.MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    experiments = client.search_experiments()
+    runs = client.search_runs([e.experiment_id for e in experiments])
+    return client, {r.data.params["cell"]: r for r in runs}
+
+
+def _mlflow_facts(folder: Path) -> set[Fact]:
+    client, runs = _mlflow_runs(folder)
+    facts: set[Fact] = set()
+    for cell, run in runs.items():
+        for name in run.data.metrics:
+            stage, *rest = name.split("/")
+            if stage in ("mean", "cv_val_loss") or (stage in ("curve", "cv") and len(rest) == 1):
+                continue  # summaries: checked against the values in the MLflow test
+            metric, *qualifiers = rest
+            for m in client.get_metric_history(run.info.run_id, name):
+                seed, *where = _where(stage, qualifiers, m.step, None)
+                facts.add((cell, seed, stage, *where, metric, m.value))  # type: ignore[arg-type]
+    return facts
 
 
 def test_one_row_per_cell_seed_stage_fold_epoch(tmp_path: Path) -> None:
@@ -46,47 +158,49 @@ def test_one_row_per_cell_seed_stage_fold_epoch(tmp_path: Path) -> None:
     assert curve[(1, 2, stored["val_epochs"][-1])] == stored["val_loss_curve"][1][2][-1]
 
 
-def test_cli_writes_csv_and_parquet(tmp_path: Path) -> None:
-    populate(tmp_path, tiny_config(), {})
-    assert main(["export", str(tmp_path), "--to", "csv"]) == 0
-    with (tmp_path / "results.csv").open() as f:
-        table = list(csv.DictReader(f))
-    assert len(table) == len(tidy_rows(Store(default_url(tmp_path), "tiny")))
-    assert {"cell", "arm", "value", "seed", "stage", "fold", "epoch", "test_acc"} <= set(table[0])
+def test_the_real_run_has_every_stage_and_cv_on_fewer_seeds(real_run: Path) -> None:
+    rows = tidy_rows(Store(default_url(real_run), "tiny"))
+    assert {r["stage"] for r in rows} == {"curve", "final", "cv", "cv_curve", "certified"}
+    cv_seeds = {r["seed"] for r in rows if r["stage"] == "cv"}
+    assert cv_seeds == {0} and {r["seed"] for r in rows if r["stage"] == "final"} == {0, 1, 2}
+
+
+@pytest.mark.parametrize("to", ["parquet", "tensorboard", "mlflow"])
+def test_every_target_holds_every_value_of_the_csv_exactly(real_run: Path, tmp_path: Path, to: str) -> None:
+    run_dir = _copy(real_run, tmp_path)
+    assert main(["export", str(run_dir), "--to", "csv"]) == 0
+    assert main(["export", str(run_dir), "--to", to]) == 0
+    expected = _csv_facts(run_dir / "results.csv")
+    assert {f[2] for f in expected} == {"curve", "final", "cv", "cv_curve", "certified"}
+    cells, seeds = {f[0] for f in expected}, {f[1] for f in expected}
+    got = {
+        "parquet": lambda: _parquet_facts(run_dir / "results.parquet"),
+        "tensorboard": lambda: _tensorboard_facts(run_dir / "tensorboard", cells, seeds),
+        "mlflow": lambda: _mlflow_facts(run_dir / "mlruns"),
+    }[to]()
+    assert got - expected == set() and expected - got == set()
+
+
+def test_csv_and_parquet_rows_agree_row_for_row(real_run: Path, tmp_path: Path) -> None:
     pq = pytest.importorskip("pyarrow.parquet")
-    assert main(["export", str(tmp_path), "--to", "parquet"]) == 0
-    assert pq.read_table(tmp_path / "results.parquet").num_rows == len(table)
-
-
-def test_tensorboard_scalars_read_back(tmp_path: Path) -> None:
-    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
-    store = populate(tmp_path, tiny_config(), {})
-    out = export_run(store, "tensorboard", tmp_path / "tb")
-    events = accumulator.EventAccumulator(str(out / "before" / "seed_1"))
-    events.Reload()
-    curve = [(e.step, e.value) for e in events.Scalars("curve/test_acc")]
-    res = fake_results("before", 3, 0.0, cv=False)
-    assert [s for s, _ in curve] == res["epochs"]
-    assert [v for _, v in curve] == pytest.approx(res["curve:test_acc"][1], rel=1e-6)
-
-
-def test_bad_format_and_empty_store(tmp_path: Path) -> None:
-    store = populate(tmp_path, tiny_config(), {})
-    with pytest.raises(ValueError, match="must be one of"):
-        export_run(store, "xlsx", tmp_path / "x")
-    assert main(["export", str(tmp_path / "nowhere"), "--to", "csv"]) == 2
+    store = Store(default_url(real_run), "tiny")
+    export_run(store, "csv", tmp_path / "t.csv")
+    export_run(store, "parquet", tmp_path / "t.parquet")
+    with (tmp_path / "t.csv").open() as f:
+        table = list(csv.DictReader(f))
+    back = pq.read_table(tmp_path / "t.parquet").to_pylist()
+    assert [list(r) for r in back] == [list(r) for r in table]
+    assert [{k: "" if v is None else str(v) for k, v in r.items()} for r in back] == table
 
 
 def test_mlflow_runs_read_back_with_the_mlflow_client(tmp_path: Path) -> None:
-    tracking = pytest.importorskip("mlflow.tracking")
     config = tiny_config()
     store = populate(tmp_path, config, {"before": 0.05})
     assert main(["export", str(tmp_path), "--to", "mlflow"]) == 0
-    client = tracking.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("tiny").experiment_id
-    runs = {r.data.params["cell"]: r for r in client.search_runs([experiment])}
+    client, runs = _mlflow_runs(tmp_path / "mlruns")
     done = store.completed()
     assert set(runs) == set(done)
+    assert {e.name for e in client.search_experiments()} == {"tiny", "Default"}  # MLflow makes Default itself
     pre = runs["before"]
     assert pre.info.run_name == "before" and pre.data.tags["noisereg.cell"] == "before"
     assert {k: pre.data.params[k] for k in ("arm", "site", "kind", "strength", "value", "seeds")} == {
@@ -108,35 +222,185 @@ def test_mlflow_runs_read_back_with_the_mlflow_client(tmp_path: Path) -> None:
     assert [v for _, v in mean] == pytest.approx(
         [sum(c) / 3 for c in zip(*res["curve:test_acc"], strict=True)], rel=1e-12
     )
+    assert pre.data.metrics["mean/test_acc"] == pytest.approx(sum(res["final"]["test_acc"]) / 3, rel=1e-12)
     grid = next(k for k, r in done.items() if r["cv"])
     assert runs[grid].data.params["value"] in ("0.0", "0.1", "1.0")
     assert runs[grid].data.params["strength"] == runs[grid].data.params["value"]
     assert runs[grid].data.metrics["cv_val_loss"] == pytest.approx(
         sum(map(sum, done[grid]["cv"]["val_loss"])) / (3 * config.seeds), rel=1e-12
     )
+    per_seed = client.get_metric_history(runs[grid].info.run_id, "cv/val_loss")
+    assert sorted((m.step, m.value) for m in per_seed) == [
+        (s, pytest.approx(sum(folds) / 3, rel=1e-12)) for s, folds in enumerate(done[grid]["cv"]["val_loss"])
+    ]
     assert "cv_val_loss" not in pre.data.metrics  # no cross-validation, no objective
     folder = client.download_artifacts(pre.info.run_id, "study.json", str(tmp_path / "down"))
     assert json.loads(Path(folder).read_text()) == store.attrs()["config"]
-    # exporting again replaces the runs rather than adding to them
+
+
+@pytest.mark.parametrize("to", TARGETS)
+def test_an_existing_target_is_refused_unless_forced_and_then_replaced(
+    tmp_path: Path, to: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    populate(tmp_path, tiny_config(), {})
+    assert main(["export", str(tmp_path), "--to", to]) == 0
+    target = tmp_path / OUT[to]
+    stale = (target / "stale") if target.is_dir() else None
+    if stale is not None:
+        stale.write_text("from before")
+    capsys.readouterr()
+    assert main(["export", str(tmp_path), "--to", to]) == 2
+    assert "exists: pass --force to replace it" in capsys.readouterr().err
+    assert stale is None or stale.exists()
+    assert main(["export", str(tmp_path), "--to", to, "--force"]) == 0
+    assert stale is None or not stale.exists()  # a fresh export, not one written over the old
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    if to == "mlflow":
+        assert len(_mlflow_runs(target)[1]) == len(tiny_config().arms) + 2  # one run per cell, not two
+
+
+def _inject(monkeypatch: pytest.MonkeyPatch, to: str) -> None:
+    """Make ``to``'s writer raise a ValueError (the kind of the zip bug) after writing part of it."""
+    calls = {"n": 0}
+
+    def after_some(original: Any, n: int) -> Any:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] > n:
+                raise ValueError("injected failure")
+            return original(*args, **kwargs)
+
+        return wrapped
+
+    if to == "csv":
+        monkeypatch.setattr(csv.DictWriter, "writerow", after_some(csv.DictWriter.writerow, 5))
+    elif to == "parquet":
+        pq = pytest.importorskip("pyarrow.parquet")
+
+        def partial(table: Any, where: Any) -> None:
+            Path(where).write_bytes(b"PAR1 half")
+            raise ValueError("injected failure")
+
+        monkeypatch.setattr(pq, "write_table", partial)
+    elif to == "tensorboard":
+        writer = pytest.importorskip("torch.utils.tensorboard.writer")
+        monkeypatch.setattr(writer.SummaryWriter, "add_scalar", after_some(writer.SummaryWriter.add_scalar, 20))
+    else:
+        tracking = pytest.importorskip("mlflow.tracking")
+        monkeypatch.setattr(tracking.MlflowClient, "log_batch", after_some(tracking.MlflowClient.log_batch, 2))
+
+
+@pytest.mark.parametrize("to", TARGETS)
+def test_a_failure_mid_export_leaves_nothing_and_exits_1_naming_it(
+    tmp_path: Path, to: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    populate(tmp_path, tiny_config(), {})
+    before = sorted(p.name for p in tmp_path.iterdir())
+    _inject(monkeypatch, to)
+    assert main(["export", str(tmp_path), "--to", to]) == 1
+    err = capsys.readouterr().err
+    assert f"export --to {to} failed while writing {tmp_path / OUT[to]}" in err
+    assert "ValueError: injected failure" in err and "nothing was written" in err and "--debug" in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no target, no partial sibling
+    assert main(["--debug", "export", str(tmp_path), "--to", to]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and 'raise ValueError("injected failure")' in err
+
+
+def test_an_interrupted_export_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    populate(tmp_path, tiny_config(), {})
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    def interrupt(*args: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(csv.DictWriter, "writerow", interrupt)
+    assert main(["export", str(tmp_path), "--to", "csv"]) == 130
+    assert f"{tmp_path / 'results.csv'} was left as it was" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_failure_reading_the_results_is_exit_1_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    populate(tmp_path, tiny_config(), {})
+    monkeypatch.setattr(Store, "completed", lambda self: {"cell": {"seeds": [0], "final": {"a": []}, "cv": 1}})
+    assert main(["export", str(tmp_path), "--to", "csv"]) == 1
+    err = capsys.readouterr().err
+    assert "export --to csv failed while reading the stored results (TypeError" in err
+    assert not (tmp_path / "results.csv").exists()
+
+
+def test_a_failure_while_forcing_keeps_the_existing_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    populate(tmp_path, tiny_config(), {})
     assert main(["export", str(tmp_path), "--to", "mlflow"]) == 0
-    assert len(client.search_runs([experiment])) == len(done)
+    kept = sorted(p.relative_to(tmp_path) for p in (tmp_path / "mlruns").rglob("*"))
+    _inject(monkeypatch, "mlflow")
+    assert main(["export", str(tmp_path), "--to", "mlflow", "--force"]) == 1
+    assert "the existing one is unchanged" in capsys.readouterr().err
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "mlruns").rglob("*")) == kept
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-@pytest.mark.parametrize("to", ["tensorboard", "mlflow"])
-def test_a_folder_format_refuses_a_file_as_out(tmp_path: Path, to: str) -> None:
+def test_bad_format_empty_store_and_missing_run_are_the_users_mistakes(tmp_path: Path) -> None:
     store = populate(tmp_path, tiny_config(), {})
-    (tmp_path / "taken").write_text("")
-    message = f"out='{tmp_path / 'taken'}' (--out) is a file: --to {to} writes a folder"
-    with pytest.raises(ValueError, match=re.escape(message)):
-        export_run(store, to, tmp_path / "taken")
-    assert main(["export", str(tmp_path), "--to", to, "--out", str(tmp_path / "taken")]) == 2
+    with pytest.raises(ExportError, match="must be one of"):
+        export_run(store, "xlsx", tmp_path / "x")  # type: ignore[arg-type]
+    assert main(["export", str(tmp_path / "nowhere"), "--to", "csv"]) == 2
+    assert main(["export", str(tmp_path), "--to", "xlsx"]) == 2
+    (tmp_path / "empty").mkdir()
+    empty = populate(tmp_path / "empty", tiny_config(), {}, skip=tuple(c for c in store.completed()))
+    with pytest.raises(ExportError, match="no completed cell"):
+        export_run(empty, "csv", tmp_path / "empty.csv")
+    assert not (tmp_path / "empty.csv").exists()
 
 
-def test_mlflow_missing_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("to", TARGETS)
+def test_a_target_of_the_other_kind_is_refused(tmp_path: Path, to: str) -> None:
     store = populate(tmp_path, tiny_config(), {})
-    monkeypatch.setitem(sys.modules, "mlflow.entities", None)  # what an environment without mlflow imports
-    with pytest.raises(ImportError, match=r"noisereg\[mlflow\]"):
-        export_run(store, "mlflow", tmp_path / "mlruns")
+    taken = tmp_path / "taken"
+    if to in ("tensorboard", "mlflow"):
+        taken.write_text("")
+        message = f"out='{taken}' (--out) is a file: --to {to} writes a folder"
+    else:
+        taken.mkdir()
+        message = f"out='{taken}' (--out) is a folder: --to {to} writes a file"
+    with pytest.raises(ExportError, match=re.escape(message)):
+        export_run(store, to, taken, force=True)  # type: ignore[arg-type]
+    assert main(["export", str(tmp_path), "--to", to, "--out", str(taken), "--force"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("to", "hidden", "said"),
+    [
+        ("mlflow", ("mlflow", "mlflow.entities"), "mlflow-skinny, which is not installed"),
+        ("mlflow", ("mlflow.entities",), "mlflow-skinny, which is installed but fails to import mlflow.entities"),
+        ("tensorboard", ("tensorboard", "torch.utils.tensorboard"), "tensorboard, which is not installed"),
+        ("tensorboard", ("torch.utils.tensorboard",), "tensorboard, which is installed but fails to import"),
+        ("parquet", ("pyarrow", "pyarrow.parquet"), "pyarrow, which is not installed"),
+    ],
+)
+def test_a_missing_or_broken_package_names_it_and_the_extra(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    to: str,
+    hidden: tuple[str, ...],
+    said: str,
+) -> None:
+    populate(tmp_path, tiny_config(), {})
+    extra = {"mlflow": "mlflow", "tensorboard": "export", "parquet": "parquet"}[to]
+    for name in hidden:
+        monkeypatch.setitem(sys.modules, name, None)  # what an environment without it imports
+    assert main(["export", str(tmp_path), "--to", to]) == 2
+    err = capsys.readouterr().err
+    assert said in err and f"noisereg[{extra}]" in err
+    assert not (tmp_path / OUT[to]).exists()
 
 
 def test_certified_accuracy_is_one_row_per_seed_and_radius_with_current_settings_only(tmp_path: Path) -> None:
@@ -171,8 +435,8 @@ def test_cells_stored_before_the_rename_export_their_sites_by_the_new_names(tmp_
     cells, done = store.attrs()["cells"], store.completed()
     for key, meta in cells.items():
         stored = {**meta, "noise": [{**t, "site": {"before": "pre"}.get(t["site"], t["site"])} for t in meta["noise"]]}
-        assert _cell_params(key, stored, done[key]) == _cell_params(key, meta, done[key])
-    assert _cell_params("before", cells["before"], done["before"])["site"] == "before"
+        assert cell_params(key, stored, done[key]) == cell_params(key, meta, done[key])
+    assert cell_params("before", cells["before"], done["before"])["site"] == "before"
     proposal = {**done["grid[std=0.1]"], PROPOSAL: {"value": 0.3, "site": "pre"}}
-    searched = _cell_params("grid[std=0.1]", {**cells["grid[std=0.1]"], "value": None}, proposal)
+    searched = cell_params("grid[std=0.1]", {**cells["grid[std=0.1]"], "value": None}, proposal)
     assert searched["site"] == "before" and searched["value"] == "0.3"
