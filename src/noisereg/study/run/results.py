@@ -21,7 +21,9 @@ from noisereg.study.weights import save_cell_models
 
 __all__ = ["cell_results", "collect_results", "linear_coefficients"]
 
-_MAX_ATTR_VALUES = 4000  # values per stored curve attribute (keeps each well under 64 KB of JSON)
+# Values per stored curve attribute: stored at full precision (at most 24 characters and a separator a
+# value in JSON), each attribute stays under 64 KB, the size of the TEXT column Optuna stores it in on MySQL.
+_MAX_ATTR_VALUES = 2400
 
 
 def linear_coefficients(seeds: Sequence[int], state: dict[str, torch.Tensor], names: Sequence[str]) -> dict[str, Any]:
@@ -40,8 +42,10 @@ def linear_coefficients(seeds: Sequence[int], state: dict[str, torch.Tensor], na
     }
 
 
-def _round(values: np.ndarray) -> list[Any]:
-    return np.vectorize(lambda v: float(f"{v:.6g}") if np.isfinite(v) else None, otypes=[object])(values).tolist()
+def _stored(values: np.ndarray) -> list[Any]:
+    """Curve values as JSON takes them, at full precision like the finals (a curve's last point is the
+    final it ends at); a diverged replica's NaN or infinity is stored as None."""
+    return np.vectorize(lambda v: float(v) if np.isfinite(v) else None, otypes=[object])(values).tolist()
 
 
 def cell_results(
@@ -73,7 +77,7 @@ def cell_results(
         "replicas": sum(len(v) for part in parts.values() for v in part.values()),
     }
     for name, stack in curves.items():
-        out[f"curve:{name}"] = _round(np.stack(stack)[:, keep])
+        out[f"curve:{name}"] = _stored(np.stack(stack)[:, keep])
     out["cv"] = _cv_results(prep, parts["cv"], epochs) if prep is not None and parts.get("cv") else None
     if prep is not None and (parts.get("nested_test") or parts.get("nested_cv")):
         out["nested"] = _nested_results(prep, parts, epochs)
@@ -130,7 +134,7 @@ def _cv_results(prep: Prepared, parts: dict[int, list[Any]], epochs: np.ndarray)
         for name in ("loss", "acc", "r2"):  # a CV fold's test part is its held-out part
             if f"test_{name}" in rows[0][1]:
                 cv.setdefault(f"val_{name}", []).append([r[1][f"test_{name}"] for r in rows])
-        cv.setdefault("val_loss_curve", []).append([_round(np.asarray(r[2]["test_loss"])[keep]) for r in rows])
+        cv.setdefault("val_loss_curve", []).append([_stored(np.asarray(r[2]["test_loss"])[keep]) for r in rows])
         if "held_out_logits" in rows[0][1]:
             held = [(r[1]["held_out_logits"], prep.folds[r[0]].y_test) for r in rows]
             cv.setdefault("val_brier", []).append([brier(z, y) for z, y in held])
