@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from noisereg._optional import try_import
 from noisereg.integrations.vision import HAS_TORCHVISION, ImageNoise, MixupOrCutMix
 from noisereg.noise import Gaussian, gaussian
 from noisereg.seeding import derive_seed, make_generator
@@ -101,7 +102,9 @@ def test_mixup_or_cutmix_choices_follow_the_probabilities():
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
-@pytest.mark.skipif(not HAS_TORCHVISION, reason="torchvision does not import beside this torch build")
+@pytest.mark.skipif(
+    not HAS_TORCHVISION, reason=f"torchvision does not import here: {try_import('torchvision.transforms.v2')}"
+)
 def test_a_torchvision_v2_pipeline_noises_images_only():
     from torchvision import tv_tensors
     from torchvision.transforms import v2

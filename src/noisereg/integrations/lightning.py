@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 from torch import nn
 
-from noisereg.integrations.spec import Attach, require
+from noisereg._optional import require
+from noisereg.integrations.spec import Attach
 from noisereg.layers import NoiseLayer, bind_clock, unbind_clock
 from noisereg.schedules import Clock
 from noisereg.seeding import check_seed

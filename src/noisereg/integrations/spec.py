@@ -1,11 +1,8 @@
-"""What the framework integrations share: one ``attach`` call described ahead of time, and the
-check that an optional framework is installed."""
+"""What the framework integrations share: one ``attach`` call described ahead of time."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-from types import ModuleType
 from typing import get_args
 
 import torch
@@ -17,17 +14,7 @@ from noisereg.sites.attach import At, Handle, attach
 from noisereg.sites.selectors import Selector
 from noisereg.sites.weights import Resample
 
-__all__ = ["Attach", "require"]
-
-
-def require(module: str, extra: str) -> ModuleType:
-    """Import ``module``, or raise ImportError naming the extra that installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        raise ImportError(
-            f'this part of noisereg needs {module!r}, which is not installed: pip install "noisereg[{extra}]"'
-        ) from error
+__all__ = ["Attach"]
 
 
 @dataclasses.dataclass(frozen=True)

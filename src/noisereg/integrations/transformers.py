@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 from torch import nn
 
-from noisereg.integrations.spec import require
+from noisereg._optional import require
 from noisereg.layers import bind_clock, unbind_clock
 from noisereg.schedules import Clock, Schedule
 from noisereg.seeding import check_seed
