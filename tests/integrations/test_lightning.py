@@ -178,12 +178,17 @@ def test_resuming_with_another_seed_is_refused(tmp_path):
         _fit(tmp_path / "other", 2, ckpt_path=tmp_path / "parts" / "ckpt" / "last.ckpt", callback=_callback(seed=1))
 
 
-def test_noise_is_removed_after_an_exception(tmp_path):
+def test_noise_is_removed_after_an_exception_and_the_callback_serves_again(tmp_path):
     model = Regressor(fail_at=2)
+    noise = _callback()
     with pytest.raises(RuntimeError, match="stop here"):
-        _trainer(tmp_path, [_callback()], max_steps=6).fit(model, _loader())
-    assert noise_layers(model) == []
+        _trainer(tmp_path, [noise], max_steps=6).fit(model, _loader())
+    assert noise_layers(model) == [] and noise.handles == []
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    model.fail_at = None
+    probe = Probe(noise)
+    _trainer(tmp_path, [noise, probe], max_steps=2).fit(model, _loader())
+    assert probe.train == [4, 8] and noise_layers(model) == []
 
 
 def test_bad_arguments():
