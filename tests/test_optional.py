@@ -58,6 +58,17 @@ def test_a_missing_dependency_of_an_installed_package_is_a_broken_install(packag
     assert "ModuleNotFoundError: No module named 'noisereg_its_missing_dependency'" in str(found)
 
 
+def test_a_module_that_needs_another_package_names_that_package(packages):
+    # as torch.utils.tensorboard needs tensorboard
+    _package(packages, "noisereg_host", "")
+    (packages / "noisereg_host" / "board.py").write_text("import noisereg_absent_board")
+    with pytest.raises(OptionalImportError, match=r"'noisereg_absent_board', which is not installed") as caught:
+        require("noisereg_host.board", "export", package="noisereg_absent_board")
+    assert caught.value.installed is False
+    found = try_import("noisereg_host.board")  # without package=: the host is installed, and broken
+    assert isinstance(found, OptionalImportError) and found.installed is True
+
+
 def test_a_working_package_is_returned(packages):
     _package(packages, "noisereg_fine_pkg", "VALUE = 3")
     assert require("noisereg_fine_pkg").VALUE == 3

@@ -32,18 +32,23 @@ def _fix(package: str, extra: str | None) -> str:
     return f'pip install "noisereg[{extra}]"' if extra else f"pip install {package}"
 
 
-def try_import(module: str, extra: str | None = None) -> ModuleType | OptionalImportError:
+def try_import(
+    module: str, extra: str | None = None, *, package: str | None = None
+) -> ModuleType | OptionalImportError:
     """``module`` imported, or the :class:`OptionalImportError` that :func:`require` would raise.
 
-    ``extra`` is the noisereg extra that installs it (None: the package is named on its own).
-    Any exception raised while importing counts: a broken build raises RuntimeError, OSError, ...
+    ``extra`` is the noisereg extra that installs it (None: the package is named on its own);
+    ``package`` the distribution the user lacks when it is not the module's top-level name (e.g.
+    ``torch.utils.tensorboard`` needs ``tensorboard``). Any exception raised while importing counts:
+    a broken build raises RuntimeError, OSError, ...
     """
-    package = module.split(".")[0]
+    package = package or module.split(".")[0]
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as error:
         # a missing dependency of an installed package is a broken install, not a missing package
-        missing = error.name is not None and (module == error.name or module.startswith(error.name + "."))
+        named = error.name or ""
+        missing = bool(named) and (named in (module, package) or module.startswith(named + "."))
         if not missing:
             return _broken(module, package, extra, error)
         reason = OptionalImportError(
@@ -70,7 +75,7 @@ def _broken(module: str, package: str, extra: str | None, error: Exception) -> O
     return reason
 
 
-def require(module: str, extra: str | None = None) -> ModuleType:
+def require(module: str, extra: str | None = None, *, package: str | None = None) -> ModuleType:
     """Import ``module``, or raise :class:`OptionalImportError` (an ImportError) naming the package,
     the original error and the fix.
 
@@ -79,7 +84,7 @@ def require(module: str, extra: str | None = None) -> ModuleType:
     ...
     noisereg._optional.OptionalImportError: this part of noisereg needs 'noisereg_no_such_package', which is not installed: pip install "noisereg[lightning]"
     """
-    found = try_import(module, extra)
+    found = try_import(module, extra, package=package)
     if isinstance(found, OptionalImportError):
         raise found.with_traceback(None)
     return found
