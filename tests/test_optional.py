@@ -108,3 +108,12 @@ def test_docstring_example_runs():
 
     result = doctest.testmod(noisereg._optional)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_postgresql_url_without_psycopg2_names_the_extra(monkeypatch):
+    from noisereg.study.connection import engine_kwargs
+
+    monkeypatch.setitem(sys.modules, "psycopg2", None)  # import raises ModuleNotFoundError
+    with pytest.raises(ImportError, match=r'\'psycopg2\', which is not installed: pip install "noisereg\[postgres\]"'):
+        engine_kwargs("postgresql://ann@db/runs")
+    assert engine_kwargs("postgresql+psycopg://ann@db/runs")["pool_pre_ping"] is True  # another driver
