@@ -15,9 +15,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from noisereg import describe, noise_layers
-from noisereg.integrations import Attach
+from noisereg.integrations import Attach, UnusedNoiseWarning
 from noisereg.integrations.lightning import NoiseCallback
-from noisereg.integrations.spec import UnusedNoiseWarning, metric_name
+from noisereg.integrations.spec import metric_name
 from noisereg.noise import Gaussian
 from noisereg.schedules import Linear
 from noisereg.sites import annealed_gaussian

@@ -26,7 +26,7 @@ from transformers import (
 from transformers.integrations.neftune import neftune_post_forward_hook
 
 from noisereg import describe, noise_layers
-from noisereg.integrations.spec import UnusedNoiseWarning
+from noisereg.integrations import UnusedNoiseWarning
 from noisereg.integrations.transformers import STATE_FILE, NEFTuneCallback, embedding_noise
 from noisereg.noise.base import rand
 from noisereg.schedules import Linear
