@@ -51,6 +51,19 @@ def test_a_broken_package_names_the_original_error_and_the_fix(packages):
     assert isinstance(caught.value.__cause__, RuntimeError)
 
 
+def test_a_lazy_importer_that_reraises_still_shows_the_first_error(packages):
+    # as transformers re-raises a broken torchvision as "Could not import module 'trainer_utils'"
+    body = """
+        try:
+            raise RuntimeError("operator torchvision::nms does not exist")
+        except RuntimeError as error:
+            raise ModuleNotFoundError("Could not import module 'trainer_utils'") from error
+    """
+    _package(packages, "noisereg_lazy_pkg", body)
+    message = str(try_import("noisereg_lazy_pkg"))
+    assert "(ModuleNotFoundError: Could not import module 'trainer_utils', from RuntimeError: operator" in message
+
+
 def test_a_missing_dependency_of_an_installed_package_is_a_broken_install(packages):
     _package(packages, "noisereg_half_installed", "import noisereg_its_missing_dependency")
     found = try_import("noisereg_half_installed")

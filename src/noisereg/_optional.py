@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import cast
 
 __all__ = ["OptionalImportError", "require", "try_import"]
 
@@ -62,10 +63,22 @@ def try_import(
         return _broken(module, package, extra, error)
 
 
+def _root(error: BaseException) -> BaseException:
+    """The first error of a chain: lazy importers (transformers') re-raise it as their own."""
+    seen = [error]
+    while len(seen) < 20 and (seen[-1].__cause__ or seen[-1].__context__) is not None:
+        seen.append(cast(BaseException, seen[-1].__cause__ or seen[-1].__context__))
+    return seen[-1]
+
+
 def _broken(module: str, package: str, extra: str | None, error: Exception) -> OptionalImportError:
+    what = f"{type(error).__name__}: {error}"
+    root = _root(error)
+    if root is not error:
+        what += f", from {type(root).__name__}: {root}"
     reason = OptionalImportError(
         f"this part of noisereg needs {package!r}, which is installed but fails to import "
-        f"({type(error).__name__}: {error}): reinstall a build of {package} that matches this environment "
+        f"({what}): reinstall a build of {package} that matches this environment "
         f"(a package built against torch needs one for the installed torch version and CPU/CUDA variant), "
         f"or uninstall it (pip uninstall {package}) where noisereg can do without it",
         name=module,

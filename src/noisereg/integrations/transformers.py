@@ -48,6 +48,9 @@ from noisereg.sites.selectors import unwrap
 if TYPE_CHECKING:
     import transformers
 else:
+    # the Trainer's module, imported now: transformers imports lazily, and a broken dependency
+    # (a torchvision for another torch) would otherwise surface at the first attribute used
+    require("transformers.trainer", "transformers")
     transformers = require("transformers", "transformers")
 
 __all__ = ["embedding_noise", "unwrap_model", "NEFTuneCallback"]
