@@ -64,6 +64,16 @@ def test_a_lazy_importer_that_reraises_still_shows_the_first_error(packages):
     assert "(ModuleNotFoundError: Could not import module 'trainer_utils', from RuntimeError: operator" in message
 
 
+def test_a_package_broken_by_another_names_the_other_in_the_fix(packages):
+    # as lightning fails to import beside a torchvision built for another torch
+    _package(packages, "noisereg_fake_vision", 'raise RuntimeError("operator torchvision::nms does not exist")')
+    _package(packages, "noisereg_fake_trainer", "import noisereg_fake_vision")
+    message = str(try_import("noisereg_fake_trainer", "lightning"))
+    assert "needs 'noisereg_fake_trainer', which is installed but fails to import" in message
+    assert "does not exist, in 'noisereg_fake_vision'): reinstall a build of noisereg_fake_vision" in message
+    assert "pip uninstall noisereg_fake_vision" in message
+
+
 def test_a_missing_dependency_of_an_installed_package_is_a_broken_install(packages):
     _package(packages, "noisereg_half_installed", "import noisereg_its_missing_dependency")
     found = try_import("noisereg_half_installed")

@@ -12,6 +12,7 @@ Nothing here imports torch.
 from __future__ import annotations
 
 import importlib
+import traceback
 from types import ModuleType
 from typing import cast
 
@@ -71,16 +72,29 @@ def _root(error: BaseException) -> BaseException:
     return seen[-1]
 
 
+def _culprit(root: BaseException, package: str) -> str:
+    """The package whose code failed: the last top-level module on the root error's traceback other
+    than torch itself (whose ops a broken extension fails to register) and the import machinery."""
+    found = package
+    for frame, _ in traceback.walk_tb(root.__traceback__):
+        top = str(frame.f_globals.get("__name__", "")).split(".")[0]
+        if top and top not in ("torch", "importlib", "noisereg"):
+            found = top
+    return found
+
+
 def _broken(module: str, package: str, extra: str | None, error: Exception) -> OptionalImportError:
     what = f"{type(error).__name__}: {error}"
     root = _root(error)
     if root is not error:
         what += f", from {type(root).__name__}: {root}"
+    culprit = _culprit(root, package)
+    cause = "" if culprit == package else f", in {culprit!r}"
     reason = OptionalImportError(
-        f"this part of noisereg needs {package!r}, which is installed but fails to import "
-        f"({what}): reinstall a build of {package} that matches this environment "
-        f"(a package built against torch needs one for the installed torch version and CPU/CUDA variant), "
-        f"or uninstall it (pip uninstall {package}) where noisereg can do without it",
+        f"this part of noisereg needs {package!r}, which is installed but fails to import ({what}{cause}): "
+        f"reinstall a build of {culprit} that matches this environment (a package built against torch needs "
+        f"one for the installed torch version and CPU/CUDA variant), or uninstall it (pip uninstall {culprit}) "
+        f"where nothing needs it",
         name=module,
         installed=True,
     )
