@@ -15,8 +15,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from noisereg import describe, noise_layers
-from noisereg.integrations import Attach
+from noisereg.integrations import Attach, UnusedNoiseWarning
 from noisereg.integrations.lightning import NoiseCallback
+from noisereg.integrations.spec import metric_name
 from noisereg.noise import Gaussian
 from noisereg.schedules import Linear
 from noisereg.sites import annealed_gaussian
@@ -27,11 +28,12 @@ pytestmark = pytest.mark.filterwarnings(
 
 
 class Regressor(LightningModule):
-    def __init__(self, fail_at: int | None = None) -> None:
+    def __init__(self, fail_at: int | None = None, *, call_net: bool = False) -> None:
         super().__init__()
         torch.manual_seed(0)
         self.net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1))
         self.fail_at = fail_at
+        self.call_net = call_net  # training_step calls self.net(x), the trap for input noise
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -40,7 +42,7 @@ class Regressor(LightningModule):
         if self.fail_at is not None and self.global_step == self.fail_at:
             raise RuntimeError("stop here")
         x, y = batch
-        return nn.functional.mse_loss(self(x), y)
+        return nn.functional.mse_loss(self.net(x) if self.call_net else self(x), y)
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
@@ -129,8 +131,8 @@ def test_strengths_are_logged_per_step(tmp_path):
     trainer = _trainer(tmp_path, [_callback()], max_steps=6, logger=logger, log_every_n_steps=1)
     trainer.fit(model, _loader())
     with open(logger.log_dir + "/metrics.csv") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("noise/activations after 'net.1'")]
-    logged = {int(r["step"]): float(r["noise/activations after 'net.1'"]) for r in rows}
+        rows = [r for r in csv.DictReader(f) if r.get("noise/activations_after_net.1")]
+    logged = {int(r["step"]): float(r["noise/activations_after_net.1"]) for r in rows}
     schedule = Linear(0.5, 0.1, steps=6)
     assert logged == {step: pytest.approx(schedule(step), rel=1e-6) for step in range(6)}
 
@@ -176,12 +178,17 @@ def test_resuming_with_another_seed_is_refused(tmp_path):
         _fit(tmp_path / "other", 2, ckpt_path=tmp_path / "parts" / "ckpt" / "last.ckpt", callback=_callback(seed=1))
 
 
-def test_noise_is_removed_after_an_exception(tmp_path):
+def test_noise_is_removed_after_an_exception_and_the_callback_serves_again(tmp_path):
     model = Regressor(fail_at=2)
+    noise = _callback()
     with pytest.raises(RuntimeError, match="stop here"):
-        _trainer(tmp_path, [_callback()], max_steps=6).fit(model, _loader())
-    assert noise_layers(model) == []
+        _trainer(tmp_path, [noise], max_steps=6).fit(model, _loader())
+    assert noise_layers(model) == [] and noise.handles == []
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    model.fail_at = None
+    probe = Probe(noise)
+    _trainer(tmp_path, [noise, probe], max_steps=2).fit(model, _loader())
+    assert probe.train == [4, 8] and noise_layers(model) == []
 
 
 def test_bad_arguments():
@@ -191,3 +198,58 @@ def test_bad_arguments():
         NoiseCallback(Gaussian(std=0.1))
     with pytest.raises(ValueError, match="must be one of"):
         Attach(Gaussian(std=0.1), at="everywhere")
+
+
+def _unused(caught) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, UnusedNoiseWarning)]
+
+
+def test_input_noise_that_training_step_bypasses_is_a_warning_naming_the_cause(tmp_path):
+    noise = NoiseCallback(Attach(Gaussian(std=0.1), at="input"), Attach(Gaussian(std=0.1), at="weights"), seed=0)
+    model = Regressor(call_net=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _trainer(tmp_path, [noise], max_steps=2).fit(model, _loader())  # stopped inside the first epoch
+    (message,) = _unused(caught)  # the weight noise was reached: one warning, for the input
+    assert message.startswith("noise at input before the model was attached but never applied during an epoch")
+    assert "training_step called a submodule (e.g. self.model(x)) rather than self(x)" in message
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["self(x)", "zero strength"],
+)
+def test_no_warning_when_the_noise_is_reached_or_off(tmp_path, setting):
+    std = 0.0 if setting == "zero strength" else 0.1
+    model = Regressor(call_net=setting == "zero strength")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _trainer(tmp_path, [NoiseCallback(Attach(Gaussian(std=std), at="input"), seed=0)], max_steps=3).fit(
+            model, _loader()
+        )
+    assert _unused(caught) == []
+
+
+def test_logged_names_reach_mlflow_unchanged(tmp_path, monkeypatch):
+    from lightning.pytorch.loggers import MLFlowLogger
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # a file store: no database to migrate
+    uri = f"file:{tmp_path / 'mlruns'}"
+    logger = MLFlowLogger(experiment_name="noise", tracking_uri=uri)
+    noise = _callback()
+    names: list[str] = []
+
+    class Names(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            names[:] = [metric_name(e.site, e.where) for e in describe(pl_module)]
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _trainer(tmp_path, [noise, Names()], max_steps=2, logger=logger, log_every_n_steps=1).fit(
+            Regressor(), _loader()
+        )
+    assert not [w for w in caught if "Replacing" in str(w.message)]  # Lightning renames what MLflow refuses
+    logged = {key for key in MlflowClient(uri).get_run(logger.run_id).data.metrics if key.startswith("noise/")}
+    assert "noise/activations_after_net.1" in logged
+    assert logged == set(names) and len(names) == 4  # activations, two weights, gradients

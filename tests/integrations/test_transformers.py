@@ -5,6 +5,8 @@ PEFT wrappers, generate noise-free, and the TrainerCallback inside a real Traine
 from __future__ import annotations
 
 import os
+import shutil
+import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -18,13 +20,16 @@ from transformers import (
     GPT2Config,
     GPT2LMHeadModel,
     Trainer,
+    TrainerCallback,
     TrainingArguments,
 )
 from transformers.integrations.neftune import neftune_post_forward_hook
 
 from noisereg import describe, noise_layers
-from noisereg.integrations.transformers import NEFTuneCallback, embedding_noise
+from noisereg.integrations import UnusedNoiseWarning
+from noisereg.integrations.transformers import STATE_FILE, NEFTuneCallback, embedding_noise
 from noisereg.noise.base import rand
+from noisereg.schedules import Linear
 from noisereg.seeding import derive_seed, noise_generator
 from noisereg.sites import NEFTune, attach, neftune
 
@@ -163,7 +168,7 @@ class _Rows(torch.utils.data.Dataset):
 
 
 def _arguments(tmp_path, **options) -> TrainingArguments:
-    return TrainingArguments(
+    settings = dict(
         output_dir=str(tmp_path),
         max_steps=3,
         per_device_train_batch_size=2,
@@ -172,8 +177,9 @@ def _arguments(tmp_path, **options) -> TrainingArguments:
         save_strategy="no",
         logging_strategy="no",
         disable_tqdm=True,
-        **options,
     )
+    settings.update(options)
+    return TrainingArguments(**settings)
 
 
 def test_trainer_callback_attaches_for_training_only(tmp_path):
@@ -181,9 +187,12 @@ def test_trainer_callback_attaches_for_training_only(tmp_path):
     callback = NEFTuneCallback(alpha=5.0, seed=0)
     counts: list[int] = []
     model.register_forward_hook(lambda m, a, out: counts.append(sum(layer.applied for layer in noise_layers(model))))
-    Trainer(model=model, args=_arguments(tmp_path), train_dataset=_Rows(), callbacks=[callback]).train()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Trainer(model=model, args=_arguments(tmp_path), train_dataset=_Rows(), callbacks=[callback]).train()
     assert counts == [1, 2, 3]
     assert noise_layers(model) == [] and callback.handle is None
+    assert not [w for w in caught if issubclass(w.category, UnusedNoiseWarning)]
 
 
 def test_trainer_callback_refuses_the_trainers_own_neftune(tmp_path):
@@ -194,3 +203,141 @@ def test_trainer_callback_refuses_the_trainers_own_neftune(tmp_path):
             train_dataset=_Rows(),
             callbacks=[NEFTuneCallback(alpha=5.0)],
         )
+
+
+def _hooks(model: nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+class _Stop(TrainerCallback):
+    """Raises ``error`` at the end of optimizer step ``at`` (after that step's checkpoint, if any)."""
+
+    def __init__(self, at: int | None, error: BaseException) -> None:
+        self.at, self.error = at, error
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.at:
+            raise self.error
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.at and args.save_strategy == "no":
+            raise self.error
+
+
+def _fails_in_forward(model: nn.Module, at_call: int) -> dict:
+    """A forward pre-hook on the LM head that raises on call ``at_call`` while ``armed``."""
+    calls = {"n": 0, "armed": True}
+
+    def hook(module, args):
+        calls["n"] += 1
+        if calls["armed"] and calls["n"] == at_call:
+            raise RuntimeError("a failing forward")
+
+    model.lm_head.register_forward_pre_hook(hook)
+    return calls
+
+
+@pytest.mark.parametrize("where", ["forward", "callback", "interrupt"])
+def test_an_exception_inside_train_leaves_the_model_clean_and_the_callback_reusable(tmp_path, where):
+    model = _gpt2()
+    callback = NEFTuneCallback(alpha=5.0, seed=0)
+    error = {"forward": RuntimeError, "callback": RuntimeError, "interrupt": KeyboardInterrupt}[where]
+    stop = _Stop(None if where == "forward" else 2, error())
+    calls = _fails_in_forward(model, 2) if where == "forward" else None
+    before = _hooks(model)
+    trainer = Trainer(model=model, args=_arguments(tmp_path), train_dataset=_Rows(), callbacks=[callback, stop])
+    with pytest.raises(error):
+        trainer.train()
+    assert noise_layers(model) == [] and _hooks(model) == before and callback.handle is None
+    # the same trainer and callback train again, with noise, and end clean
+    stop.at = None
+    if calls is not None:
+        calls["armed"] = False
+    seen: list[int] = []
+    model.register_forward_hook(lambda m, a, out: seen.append(sum(layer.applied for layer in noise_layers(model))))
+    trainer.train()
+    assert seen == [1, 2, 3] and noise_layers(model) == []
+
+
+def test_a_callback_added_after_init_cleans_up_when_the_next_train_begins(tmp_path):
+    model = _gpt2()
+    stop = _Stop(2, RuntimeError("a failing callback"))
+    trainer = Trainer(model=model, args=_arguments(tmp_path), train_dataset=_Rows(), callbacks=[stop])
+    callback = NEFTuneCallback(alpha=5.0, seed=0)
+    trainer.add_callback(callback)  # no on_init_end: this first train() is not wrapped
+    with pytest.raises(RuntimeError, match="failing callback"):
+        trainer.train()
+    stop.at = None
+    trainer.train()  # begins by removing what the failed one left, instead of refusing
+    assert noise_layers(model) == [] and len(describe(model)) == 0
+    stop.at = 1  # from here on train() is wrapped: an exception leaves the model clean at once
+    with pytest.raises(RuntimeError, match="failing callback"):
+        trainer.train()
+    assert noise_layers(model) == []
+
+
+def _params(model: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def _six_steps(out, *, resume=None, seed: int = 0, stop_at: int | None = None, alpha=5.0) -> list[torch.Tensor]:
+    model = _gpt2()
+    args = _arguments(out, max_steps=6, save_strategy="steps", save_steps=3, seed=11)
+    callbacks = [NEFTuneCallback(alpha=alpha, seed=seed), _Stop(stop_at, RuntimeError("interrupted"))]
+    trainer = Trainer(model=model, args=args, train_dataset=_Rows(), callbacks=callbacks)
+    if stop_at is None:
+        trainer.train(resume_from_checkpoint=resume)
+    else:
+        with pytest.raises(RuntimeError, match="interrupted"):
+            trainer.train()
+    assert noise_layers(model) == []
+    return _params(model)
+
+
+@pytest.mark.bitwise
+@pytest.mark.parametrize("resume", ["last checkpoint", "moved folder"])
+def test_resume_from_checkpoint_at_step_3_of_6_equals_the_uninterrupted_run(tmp_path, resume):
+    alpha = Linear(5.0, 15.0, steps=6)  # a schedule too: the resumed clock must continue it
+    whole = _six_steps(tmp_path / "whole", alpha=alpha)
+    _six_steps(tmp_path / "parts", stop_at=3, alpha=alpha)  # saves checkpoint-3, then raises
+    checkpoint = tmp_path / "parts" / "checkpoint-3"
+    assert (checkpoint / STATE_FILE).is_file()
+    if resume == "moved folder":
+        checkpoint = shutil.move(checkpoint, tmp_path / "elsewhere")
+        resumed = _six_steps(tmp_path / "other", resume=str(checkpoint), alpha=alpha)
+    else:
+        resumed = _six_steps(tmp_path / "parts", resume=True, alpha=alpha)
+    assert all(torch.equal(a, b) for a, b in zip(whole, resumed, strict=True))
+
+
+def test_resume_without_the_noise_state_warns_and_differs(tmp_path):
+    whole = _six_steps(tmp_path / "whole")
+    _six_steps(tmp_path / "parts", stop_at=3)
+    (tmp_path / "parts" / "checkpoint-3" / STATE_FILE).unlink()
+    with pytest.warns(UserWarning, match="without NEFTuneCallback's noise state"):
+        resumed = _six_steps(tmp_path / "parts", resume=True)
+    assert not all(torch.equal(a, b) for a, b in zip(whole, resumed, strict=True))
+
+
+def test_resume_with_another_seed_is_refused(tmp_path):
+    _six_steps(tmp_path / "parts", stop_at=3)
+    with pytest.raises(ValueError, match="resume with the same seed"):
+        _six_steps(tmp_path / "parts", resume=True, seed=1)
+
+
+class _Embedded(torch.utils.data.Dataset):
+    """Batches of inputs_embeds: the model's input embeddings never run."""
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> dict:
+        embeds = torch.randn(6, D, generator=torch.Generator().manual_seed(i))
+        return {"inputs_embeds": embeds, "attention_mask": torch.ones(6, dtype=torch.long), "labels": torch.arange(6)}
+
+
+def test_an_epoch_without_embedding_noise_warns_with_the_cause(tmp_path):
+    callback = NEFTuneCallback(alpha=5.0, seed=0)
+    trainer = Trainer(model=_gpt2(), args=_arguments(tmp_path), train_dataset=_Embedded(), callbacks=[callback])
+    with pytest.warns(UnusedNoiseWarning, match="embeddings after 'transformer.wte' .* inputs_embeds"):
+        trainer.train()

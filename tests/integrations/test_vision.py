@@ -6,10 +6,19 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from noisereg._optional import OptionalImportError, try_import
 from noisereg.integrations.vision import HAS_TORCHVISION, ImageNoise, MixupOrCutMix
 from noisereg.noise import Gaussian, gaussian
 from noisereg.seeding import derive_seed, make_generator
 from noisereg.sites import CutMix, Mixup
+
+TORCHVISION = try_import("torchvision.transforms.v2")
+# A torchvision that is installed but fails to import makes ImageNoise refuse (tested in
+# tests/test_optional.py with a fake one); its own tests cannot run then.
+image_noise = pytest.mark.skipif(
+    isinstance(TORCHVISION, OptionalImportError) and TORCHVISION.installed,
+    reason=f"ImageNoise refuses a broken torchvision: {TORCHVISION}",
+)
 
 
 def _image(dtype=torch.float32) -> torch.Tensor:
@@ -18,6 +27,7 @@ def _image(dtype=torch.float32) -> torch.Tensor:
     return (x * 255).round().to(torch.uint8) if dtype == torch.uint8 else x.to(dtype)
 
 
+@image_noise
 def test_float_image_noise_is_the_kind_on_the_items_stream_clipped():
     noise = ImageNoise(Gaussian(std=0.2), seed=5)
     noise.set_epoch(2)
@@ -26,6 +36,7 @@ def test_float_image_noise_is_the_kind_on_the_items_stream_clipped():
     assert torch.equal(noise(image, index=7), expected.clamp(0.0, 1.0))
 
 
+@image_noise
 def test_uint8_images_stay_uint8_in_range():
     image = _image(torch.uint8)
     noisy = ImageNoise(Gaussian(std=0.5), seed=0)(image, index=0)
@@ -35,6 +46,7 @@ def test_uint8_images_stay_uint8_in_range():
     assert not torch.equal(noisy, image)
 
 
+@image_noise
 def test_only_the_image_of_a_sample_takes_noise():
     image, mask, label = _image(), torch.ones(1, 8, 8), 3
     noisy, mask_out, label_out = ImageNoise(Gaussian(std=0.2), seed=0)((image, mask, label), index=0)
@@ -42,6 +54,7 @@ def test_only_the_image_of_a_sample_takes_noise():
     assert mask_out is mask and label_out == 3
 
 
+@image_noise
 def test_items_epochs_differ_and_repeat():
     noise = ImageNoise(Gaussian(std=0.2), seed=0)
     image = _image()
@@ -62,6 +75,7 @@ class _Images(Dataset):
         return self.transform(torch.full((1, 4, 4), 0.5), index=i)
 
 
+@image_noise
 def test_per_item_noise_does_not_depend_on_workers_or_order():
     noise = ImageNoise(Gaussian(std=0.1), seed=3)
     serial = torch.cat(list(DataLoader(_Images(noise), batch_size=2)))
@@ -71,6 +85,7 @@ def test_per_item_noise_does_not_depend_on_workers_or_order():
     assert torch.equal(reverse.flip(0), serial)
 
 
+@image_noise
 def test_bad_arguments():
     with pytest.raises(TypeError, match="image noise config"):
         ImageNoise(Mixup(alpha=0.2))
@@ -101,7 +116,7 @@ def test_mixup_or_cutmix_choices_follow_the_probabilities():
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
-@pytest.mark.skipif(not HAS_TORCHVISION, reason="torchvision does not import beside this torch build")
+@pytest.mark.skipif(not HAS_TORCHVISION, reason=f"torchvision does not import here: {TORCHVISION}")
 def test_a_torchvision_v2_pipeline_noises_images_only():
     from torchvision import tv_tensors
     from torchvision.transforms import v2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes, make_circles
@@ -176,11 +178,19 @@ def test_parquet_is_read_with_pyarrow_or_refused_with_the_fix(tmp_path) -> None:
         import pyarrow.parquet as pq
     except ImportError:
         path.write_bytes(b"PAR1")
-        with pytest.raises(DataError, match=r"pip install pyarrow"):
+        with pytest.raises(DataError, match=r'pip install "noisereg\[parquet\]"'):
             load_dataset(file_config(path))
         return
     pq.write_table(pa.table({"a": [1.0, 2.0], "y": [0, 1]}), path)
     assert load_dataset(file_config(path)).x.tolist() == [[1.0], [2.0]]
+
+
+def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "d.parquet"
+    path.write_bytes(b"PAR1")
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # import raises ModuleNotFoundError
+    with pytest.raises(DataError, match=r'not installed: pip install "noisereg\[parquet\]"'):
+        load_dataset(file_config(path))
 
 
 def test_task_must_match_a_bundled_data_set() -> None:

@@ -16,7 +16,12 @@
   step, counters, stream position and, for weight noise, the noise it holds: the one definition of
   noise state, :meth:`noisereg.sites.attach.Handle.state_dict`), per rank under DDP, so a fit resumed
   from a checkpoint draws the same noise as an uninterrupted one.
-- Each strength is logged per step as ``noise/<site> <place>``.
+- Each strength is logged per step under :func:`~noisereg.integrations.spec.metric_name`, e.g.
+  ``noise/activations_after_net.1`` (plain characters, which every logger accepts).
+- A place whose noise no training batch of an epoch reached gives an
+  :class:`~noisereg.integrations.spec.UnusedNoiseWarning` naming it and the likely cause; the classic
+  one is input noise (a hook on the LightningModule's own forward) with a ``training_step`` that
+  calls ``self.model(x)`` rather than ``self(x)``.
 
 Under DDP, ``setup`` runs after the process group exists, so each rank draws from its own stream
 (``derive_seed(seed, site, place, "rank", rank)``), except gradient noise: it lands on the gradients
@@ -30,7 +35,8 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 from torch import nn
 
-from noisereg.integrations.spec import Attach, require
+from noisereg._optional import require
+from noisereg.integrations.spec import Attach, applied, metric_name, warn_unused
 from noisereg.layers import NoiseLayer, bind_clock, unbind_clock
 from noisereg.schedules import Clock
 from noisereg.seeding import check_seed
@@ -43,6 +49,20 @@ else:
     pl = require("lightning.pytorch", "lightning")
 
 __all__ = ["NoiseCallback"]
+
+# Why a place drew nothing in a whole epoch of training, by site, as a Lightning user would meet it.
+_CAUSES = {
+    "input": (
+        "input noise sits on the LightningModule's own forward, and training_step called a submodule "
+        "(e.g. self.model(x)) rather than self(x); call self(x), or attach at='activations', "
+        "select=<that submodule>, where='before'"
+    ),
+    "activations": "the selected module did not run in training_step's forwards",
+    "embeddings": "the selected embedding did not run in training_step's forwards",
+    "weights": "no forward in training_step used this parameter",
+    "gradients": "no optimizer step ran (manual optimization without optimizer.step(), or every step skipped)",
+    "targets": "target noise acts only where training_step calls the handle on the targets",
+}
 
 
 def _rank_and_world() -> tuple[int, int]:
@@ -81,6 +101,8 @@ class NoiseCallback(pl.Callback):
         self.handles: list[Handle] = []
         self._model: nn.Module | None = None
         self._pending: list[dict[str, Any]] | None = None
+        self._mark: dict[int, int] = {}
+        self._batches = 0
 
     @property
     def layers(self) -> list[NoiseLayer]:
@@ -126,17 +148,24 @@ class NoiseCallback(pl.Callback):
                 handle.load_state_dict(state)
             self._pending = None
 
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._mark, self._batches = applied(self.handles), 0
+
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         self.clock.step = trainer.global_step
+        self._batches += 1
         if not self.log:
             return
         for entry in describe(pl_module):
             if isinstance(entry.strength, float):
-                pl_module.log(
-                    f"noise/{entry.site} {entry.where}", entry.strength, on_step=True, on_epoch=False, batch_size=1
-                )
+                name = metric_name(entry.site, entry.where)
+                pl_module.log(name, entry.strength, on_step=True, on_epoch=False, batch_size=1)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._batches:
+            warn_unused(self.handles, self._mark, _CAUSES)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":

@@ -1,11 +1,12 @@
-"""What the framework integrations share: one ``attach`` call described ahead of time, and the
-check that an optional framework is installed."""
+"""What the framework integrations share: one ``attach`` call described ahead of time, the name a
+strength is logged under, and the warning for noise that training never reached."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-from types import ModuleType
+import re
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import get_args
 
 import torch
@@ -17,17 +18,7 @@ from noisereg.sites.attach import At, Handle, attach
 from noisereg.sites.selectors import Selector
 from noisereg.sites.weights import Resample
 
-__all__ = ["Attach", "require"]
-
-
-def require(module: str, extra: str) -> ModuleType:
-    """Import ``module``, or raise ImportError naming the extra that installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        raise ImportError(
-            f'this part of noisereg needs {module!r}, which is not installed: pip install "noisereg[{extra}]"'
-        ) from error
+__all__ = ["Attach", "UnusedNoiseWarning", "metric_name", "applied", "warn_unused"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,3 +69,48 @@ class Attach:
         if self.at == "gradients":
             options["optimizer"] = optimizer
         return attach(model, self.noise, self.at, seed=seed, **options)
+
+
+class UnusedNoiseWarning(UserWarning):
+    """Noise was attached, but no training forward (or optimizer step) of an epoch reached it."""
+
+
+def metric_name(site: str, where: str) -> str:
+    """The name a strength is logged under: :func:`noisereg.describe`'s site and place in letters,
+    digits and ``_ . - /`` only, which every logger accepts (MLflow refuses quotes; Lightning's
+    MLFlowLogger renames such keys); a first word of the place that repeats the site is dropped.
+
+    >>> metric_name("activations", "after 'net.1'")
+    'noise/activations_after_net.1'
+    >>> metric_name("weights", "weight 'net.0.weight'")
+    'noise/weights_net.0.weight'
+    """
+    words = where.split(" ", 1)
+    if len(words) == 2 and words[0] in (site, site.removesuffix("s")):
+        where = words[1]
+    return "noise/" + re.sub(r"[^A-Za-z0-9_.\-/]+", "_", f"{site} {where}").strip("_")
+
+
+def applied(handles: Sequence[Handle]) -> dict[int, int]:
+    """Each attached noise layer's ``applied`` count now, by the layer's id: the mark for :func:`warn_unused`."""
+    return {id(layer): layer.applied for handle in handles for layer in handle.layers}
+
+
+def warn_unused(handles: Sequence[Handle], since: Mapping[int, int], causes: Mapping[str, str]) -> None:
+    """Warn (:class:`UnusedNoiseWarning`) for each place whose noise drew nothing since ``since`` although
+    it was on: not switched off by ``noise_enabled(False)`` and not at zero strength by its schedule.
+
+    ``causes[site]`` is the likely reason, written for the framework at hand.
+    """
+    for handle in handles:
+        for place, layer in zip(handle.places, handle.layers, strict=True):
+            if layer.applied != since.get(id(layer), layer.applied) or layer.forced is False:
+                continue
+            if layer.kind.is_off(layer.step):
+                continue
+            cause = causes.get(handle.site, "the module it sits on did not run in training")
+            warnings.warn(
+                f"noise at {handle.site} {place} was attached but never applied during an epoch of training: {cause}",
+                UnusedNoiseWarning,
+                stacklevel=3,
+            )

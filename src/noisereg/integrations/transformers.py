@@ -12,7 +12,8 @@
 - no noise in ``generate`` (it runs without gradients) nor in eval mode.
 
 :class:`NEFTuneCallback` does the same inside a ``Trainer``: attached at ``on_train_begin``, removed
-at ``on_train_end``, its schedule driven by ``state.global_step``.
+when ``train()`` returns or raises, its schedule driven by ``state.global_step``, its noise state
+saved in each checkpoint folder so that ``resume_from_checkpoint`` continues the same noise.
 
 >>> from transformers import GPT2Config, GPT2LMHeadModel
 >>> model = GPT2LMHeadModel(GPT2Config(vocab_size=32, n_embd=8, n_layer=1, n_head=2, n_positions=16))
@@ -24,12 +25,19 @@ at ``on_train_end``, its schedule driven by ``state.global_step``.
 
 from __future__ import annotations
 
+import functools
+import os
+import sys
+import warnings
+import weakref
+from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
 
-from noisereg.integrations.spec import require
+from noisereg._optional import require
+from noisereg.integrations.spec import applied, warn_unused
 from noisereg.layers import bind_clock, unbind_clock
 from noisereg.schedules import Clock, Schedule
 from noisereg.seeding import check_seed
@@ -40,6 +48,9 @@ from noisereg.sites.selectors import unwrap
 if TYPE_CHECKING:
     import transformers
 else:
+    # the Trainer's module, imported now: transformers imports lazily, and a broken dependency
+    # (a torchvision for another torch) would otherwise surface at the first attribute used
+    require("transformers.trainer", "transformers")
     transformers = require("transformers", "transformers")
 
 __all__ = ["embedding_noise", "unwrap_model", "NEFTuneCallback"]
@@ -119,13 +130,55 @@ def embedding_noise(
     return handle
 
 
+# Why the embedding noise drew nothing in a whole epoch, as a Trainer user would meet it.
+_CAUSES = {
+    "embeddings": (
+        "the input embeddings did not run in training: the batches carry inputs_embeds rather than "
+        "input_ids, or the model computes its embeddings elsewhere"
+    )
+}
+_PREFIX = transformers.trainer_utils.PREFIX_CHECKPOINT_DIR
+STATE_FILE = "noisereg_noise.pt"
+"""The file in each checkpoint folder that holds the callback's noise state (per process under DDP:
+``noisereg_noise_<process index>.pt``, as transformers names its ``rng_state``)."""
+
+
+def _calling_trainer() -> Any:
+    """The ``transformers.Trainer`` whose method is running up the stack, or None.
+
+    Callbacks are never handed their trainer; the trainer's ``__init__`` (for ``on_init_end``) and
+    ``train`` (for ``on_train_begin``) are a few frames above the callback.
+    """
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(12):
+        if frame is None:
+            return None
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, transformers.Trainer):
+            return owner
+        frame = frame.f_back
+    return None
+
+
 class NEFTuneCallback(transformers.TrainerCallback):
     """NEFTune in a transformers ``Trainer``, in place of its ``neftune_noise_alpha``.
 
-    Attaches :func:`embedding_noise` at ``on_train_begin``, sets its clock to ``state.global_step``
-    before each step (so ``alpha`` may be a schedule of the optimizer step), removes it at
-    ``on_train_end``. Refuses to run beside ``TrainingArguments.neftune_noise_alpha`` (the noise
-    would be added twice).
+    - ``on_train_begin`` attaches :func:`embedding_noise`; the clock follows ``state.global_step``
+      (so ``alpha`` may be a schedule of the optimizer step).
+    - Cleanup on any exit: transformers calls ``on_train_end`` only when training returns, so the
+      callback also wraps ``trainer.train`` of the trainer it is given to (found at ``on_init_end``)
+      in a ``finally`` that removes the noise: an exception or KeyboardInterrupt inside ``train()``
+      leaves the model clean and the callback reusable. A callback added later with
+      ``add_callback`` is wrapped in from its first ``train()`` on, for the calls after it; whatever
+      an unwrapped ``train()`` left behind is removed when the next one begins.
+    - Resume: ``on_save`` writes the noise state (stream position, counters, seed) as
+      :data:`STATE_FILE` into the checkpoint folder beside transformers' ``rng_state.pth``;
+      ``train(resume_from_checkpoint=...)`` reads it back, so a resumed run draws the same noise as
+      an uninterrupted one. A resume that finds no such file warns; one with another seed is refused.
+    - An epoch in which the embeddings drew no noise warns
+      (:class:`~noisereg.integrations.spec.UnusedNoiseWarning`).
+
+    Refuses to run beside ``TrainingArguments.neftune_noise_alpha`` (the noise would be added twice).
 
     >>> callback = NEFTuneCallback(alpha=5.0, seed=0)
     """
@@ -136,6 +189,10 @@ class NEFTuneCallback(transformers.TrainerCallback):
         self.clock = Clock(auto=False)
         self.handle: MaskedHandle | None = None
         self._root: nn.Module | None = None
+        self._guarded: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._resume: str | bool | None = None
+        self._mark: dict[int, int] = {}
+        self._steps = 0
 
     @staticmethod
     def _check_alone(args: Any) -> None:
@@ -145,8 +202,27 @@ class NEFTuneCallback(transformers.TrainerCallback):
                 "NEFTune: set it to None when using NEFTuneCallback"
             )
 
+    def _guard(self, trainer: Any) -> None:
+        """Wrap ``trainer.train`` (on that instance only) so that any exit removes the noise."""
+        if trainer is None or trainer in self._guarded:
+            return
+        self._guarded.add(trainer)
+        inner = trainer.train
+
+        @functools.wraps(inner)
+        def train(*args: Any, **kwargs: Any) -> Any:
+            self._resume = args[0] if args else kwargs.get("resume_from_checkpoint")
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self._resume = None
+                self._detach()
+
+        trainer.train = train
+
     def on_init_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._check_alone(args)
+        self._guard(_calling_trainer())
 
     def on_train_begin(
         self, args: Any, state: Any, control: Any, model: nn.Module | None = None, **kwargs: Any
@@ -154,21 +230,76 @@ class NEFTuneCallback(transformers.TrainerCallback):
         self._check_alone(args)
         if model is None:
             raise ValueError("NEFTuneCallback needs the Trainer's model (on_train_begin got none)")
-        if self.handle is not None:
-            raise ValueError("NEFTuneCallback is already attached: one callback serves one training at a time")
+        # a train() that raised outside the wrapper, or auto_find_batch_size starting over
+        self._detach()
+        self._guard(_calling_trainer())
         # the kind was made from __init__'s alpha: a float or a schedule, never a tensor
         alpha = cast(float | Schedule, self.kind.alpha)
         self.handle = embedding_noise(model, alpha, length=self.kind.length, seed=self.seed)
         self._root = unwrap_model(model)
         self.clock.step = state.global_step
         bind_clock(self._root, self.clock)
+        if state.global_step > 0:
+            self._load(args, state)
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._mark = applied([self.handle] if self.handle is not None else [])
+        self._steps = 0
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.clock.step = state.global_step
+        self._steps += 1
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.handle is not None and self._steps:
+            warn_unused([self.handle], self._mark, _CAUSES)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.handle is None:
+            return
+        folder = os.path.join(args.output_dir, f"{_PREFIX}-{state.global_step}")
+        if not os.path.isdir(folder):
+            warnings.warn(
+                f"NEFTuneCallback found no checkpoint folder {folder} (a hyperparameter search saves "
+                "elsewhere): the noise state is not saved, and a resume from it will draw other noise",
+                stacklevel=2,
+            )
+            return
+        saved = {"seed": self.seed, "global_step": state.global_step, "noise": self.handle.state_dict()}
+        torch.save(saved, os.path.join(folder, _state_file(args)))
+
+    def _load(self, args: Any, state: Any) -> None:
+        folder = self._resume
+        if not isinstance(folder, str):  # True (the last checkpoint) or not known here
+            folder = os.path.join(args.output_dir, f"{_PREFIX}-{state.global_step}")
+        path = os.path.join(folder, _state_file(args))
+        if not os.path.isfile(path):
+            warnings.warn(
+                f"resuming at step {state.global_step} without NEFTuneCallback's noise state (no {path}): "
+                "the noise starts a fresh stream, so this run will differ from an uninterrupted one",
+                stacklevel=2,
+            )
+            return
+        saved = torch.load(path, weights_only=True)
+        if saved["seed"] != self.seed:
+            raise ValueError(
+                f"the checkpoint's noise was drawn with seed={saved['seed']}, this callback has "
+                f"seed={self.seed}: resume with the same seed"
+            )
+        cast(MaskedHandle, self.handle).load_state_dict(saved["noise"])
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._detach()
+
+    def _detach(self) -> None:
         if self.handle is not None and not self.handle.removed:
             self.handle.remove()
         if self._root is not None:
             unbind_clock(self._root)
         self.handle, self._root = None, None
+
+
+def _state_file(args: Any) -> str:
+    if getattr(args, "world_size", 1) > 1:
+        return STATE_FILE.replace(".pt", f"_{args.process_index}.pt")
+    return STATE_FILE

@@ -7,7 +7,10 @@ speckle, ...) to the images and videos of a sample, and to nothing else:
   ``tv_tensors.Video`` take noise; masks, bounding boxes, labels and other values pass through;
   plain tensors follow torchvision's rule (the first plain tensor is the image when the sample holds
   no ``Image``/``Video``);
-- without torchvision it is a plain callable on tensors [..., C, H, W] with the same rule.
+- without torchvision it is a plain callable on tensors [..., C, H, W] with the same rule;
+- with a torchvision that is installed but fails to import (a build for another torch), this module
+  still imports, ``HAS_TORCHVISION`` is False and ``ImageNoise(...)`` raises ImportError naming the
+  error and the fix, rather than quietly behaving as the plain callable.
 
 dtype and value range are kept: uint8 images are noised as x/255 in [0, 1], clipped, rounded and
 stored back as uint8; float images are clipped to ``value_range`` (default [0, 1]; None: no clip).
@@ -29,14 +32,15 @@ are evaluated at the epoch.
 
 from __future__ import annotations
 
-import importlib.util
 import numbers
+from types import ModuleType
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.utils.data import get_worker_info
 
+from noisereg._optional import OptionalImportError, try_import
 from noisereg.noise.base import NoiseKind, draw_dtype
 from noisereg.seeding import check_seed, derive_seed, make_generator
 from noisereg.sites.mixing import CutMix, Mixup
@@ -44,7 +48,9 @@ from noisereg.sites.targets import as_soft, class_count
 
 __all__ = ["ImageNoise", "MixupOrCutMix", "HAS_TORCHVISION"]
 
-HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
+# imported, not merely found: an installed torchvision can fail to import beside this torch
+_TORCHVISION = try_import("torchvision.transforms.v2")
+HAS_TORCHVISION = isinstance(_TORCHVISION, ModuleType)
 
 
 def _noise_image(
@@ -210,7 +216,16 @@ else:
             noise: a config from :mod:`noisereg.noise`, e.g. ``Gaussian(std=0.1)``.
             seed: root seed; None uses torch's global generator.
             value_range: the float images' range, clipped to (default (0, 1)); None: no clip.
+
+        Raises ImportError when torchvision is installed but fails to import.
         """
+
+        def __init__(
+            self, noise: NoiseKind, *, seed: int | None = None, value_range: tuple[float, float] | None = (0.0, 1.0)
+        ) -> None:
+            if isinstance(_TORCHVISION, OptionalImportError) and _TORCHVISION.installed:
+                raise _TORCHVISION.with_traceback(None)
+            super().__init__(noise, seed=seed, value_range=value_range)
 
 
 class MixupOrCutMix:

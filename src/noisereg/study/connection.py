@@ -19,6 +19,7 @@ import optuna
 import sqlalchemy
 
 from noisereg._compat.optuna_private import CACHED_BACKEND_CALLS
+from noisereg._optional import require
 
 __all__ = ["StoreUnreachable", "Retrying", "ReconnectingStorage", "engine_kwargs", "watch", "masked_url", "first_line"]
 
@@ -61,10 +62,17 @@ _CONNECT_TIMEOUT = {"postgresql": {"connect_timeout": 10}, "mysql": {"connect_ti
 
 
 def engine_kwargs(url: str) -> dict[str, Any]:
-    """SQLAlchemy engine options for the storage at ``url`` (SQLite or a server, by its dialect)."""
+    """SQLAlchemy engine options for the storage at ``url`` (SQLite or a server, by its dialect).
+
+    Raises ImportError naming the ``postgres`` extra for ``postgresql://`` without psycopg2 (the
+    driver SQLAlchemy picks for it), before SQLAlchemy fails on it deep inside Optuna.
+    """
     if url.startswith("sqlite"):
         return _SQLITE_ENGINE
-    dialect = url.split(":", 1)[0].split("+", 1)[0]
+    scheme = url.split(":", 1)[0]
+    if scheme == "postgresql":
+        require("psycopg2", "postgres")
+    dialect = scheme.split("+", 1)[0]
     return {**_SERVER_ENGINE, "connect_args": _CONNECT_TIMEOUT.get(dialect, {})}
 
 

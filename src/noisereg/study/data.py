@@ -23,6 +23,7 @@ import numpy as np
 from sklearn import datasets as skdata
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
+from noisereg._optional import OptionalImportError, require
 from noisereg.study.config import DataConfig, SplitConfig
 
 __all__ = ["DataError", "Dataset", "Fold", "load_dataset", "make_folds"]
@@ -133,9 +134,9 @@ def _read_columns(path: Path) -> dict[str, np.ndarray]:
                 return columns
         if suffix == ".parquet":
             try:
-                import pyarrow.parquet as pq
-            except ImportError:
-                raise DataError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+                pq = require("pyarrow.parquet", "parquet")
+            except OptionalImportError as error:
+                raise DataError(f"{path}: reading Parquet: {error}") from error
             table = pq.read_table(path)
             return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
     except DataError:
