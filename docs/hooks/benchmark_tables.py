@@ -49,7 +49,9 @@ def render(name: str) -> str:
     columns = COLUMNS[name]
     for row in record["rows"]:
         if set(row) != set(columns):
-            raise ValueError(f"benchmarks/results/{name}.json: a row has keys {sorted(row)}, expected {sorted(columns)}")
+            raise ValueError(
+                f"benchmarks/results/{name}.json: a row has keys {sorted(row)}, expected {sorted(columns)}"
+            )
     load_average = " ".join(f"{x:.2f}" for x in record["load_average"])
     lines = [
         f"Measured {record['date']} on {record['machine']} (load average {load_average}; "

@@ -111,7 +111,9 @@ def models_in(tp: Any) -> Iterator[type[BaseModel]]:
             yield from models_in(arg)
 
 
-def tables(root: type[BaseModel] = StudyConfig, skip: frozenset[type[BaseModel]] = frozenset()) -> list[tuple[str, type[BaseModel]]]:
+def tables(
+    root: type[BaseModel] = StudyConfig, skip: frozenset[type[BaseModel]] = frozenset()
+) -> list[tuple[str, type[BaseModel]]]:
     """(key path, model) for every table a study file can hold, depth first from ``root``; models in
     ``skip`` (documented elsewhere on the page) are left out with everything under them."""
     found: dict[type[BaseModel], str] = {}
@@ -287,7 +289,9 @@ def _toml_snippet(path: str, item: Mapping[str, Any]) -> str:
         if field == "noise":
             return head + f"noise = {_toml_value(value)}\n"
         if field == "grid":
-            two_sites = '[{ site = "input", kind = "gaussian", std = 0.1 }, { site = "before", kind = "gaussian", std = 0.1 }]'
+            two_sites = (
+                '[{ site = "input", kind = "gaussian", std = 0.1 }, { site = "before", kind = "gaussian", std = 0.1 }]'
+            )
             return head + f"noise = {two_sites}\ngrid = {_toml_value(value)}\n"
         return head + f"{field} = {_toml_value(value)}\n"
     if path == "arms[]":
@@ -396,7 +400,9 @@ def user_reference_markdown() -> str:
     """The same for a study of the user's own model: its tables that built-in study files do not have."""
     links = _links()
     return "\n".join(
-        _section(path, model, links, USER_DESCRIPTIONS.get(model.__name__) or _describe(model), *user_example(path, model))
+        _section(
+            path, model, links, USER_DESCRIPTIONS.get(model.__name__) or _describe(model), *user_example(path, model)
+        )
         for path, model in user_tables()
     )
 
