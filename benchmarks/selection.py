@@ -361,7 +361,7 @@ def main() -> None:
         "--noise-generator",
         choices=("philox", "torch"),
         default=noise_generator_family(),
-        help="what draws the noise (the README's table: torch, the default when it was measured)",
+        help="what draws the noise (the stored table, benchmarks/results/selection.json: torch, the default when it was measured)",
     )
     args = parser.parse_args()
     set_noise_generator(args.noise_generator)
