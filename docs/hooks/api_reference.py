@@ -36,11 +36,16 @@ def target(module_name: str, name: str) -> str:
     return f"{lazy.get(name, module_name)}.{name}"
 
 
-def directives(module_name: str, seen: dict[str, str]) -> str:
-    """The Markdown for every public name of ``module_name``; ``seen`` maps rendered paths to anchors."""
+def directives(module_name: str, seen: dict[str, str], sections: dict[str, str]) -> str:
+    """The Markdown for every public name of ``module_name``; ``seen`` maps rendered paths to the
+    names they were rendered under, ``sections`` a module with a section of its own to its anchor."""
     module = importlib.import_module(module_name)
-    out = []
+    # the module's own docstring first: what its names have in common
+    out = [f"::: {module_name}\n    options:\n      show_root_heading: false\n      members: false\n"]
     for name in module.__all__:
+        if f"{module_name}.{name}" in sections:
+            out.append(f"`{module_name}.{name}`: [its own section](#{sections[f'{module_name}.{name}']}).\n")
+            continue
         if name.startswith("__"):
             value = getattr(module, name)
             out.append(f"`{module_name}.{name}` = `{value!r}`\n")
@@ -53,13 +58,20 @@ def directives(module_name: str, seen: dict[str, str]) -> str:
         options = ["show_if_no_docstring: true", "heading_level: 3"]
         if isinstance(getattr(module, name), types.ModuleType):
             options.append("members: false")
+        else:  # the heading names it as users import it, not by its private module
+            options.append("show_root_full_path: false")
         out.append(f"::: {path}\n    options:\n" + "".join(f"      {o}\n" for o in options))
     return "\n".join(out)
 
 
+# a section's heading anchor, then its marker: ``## Title {#anchor}`` ... ``<!-- api: module -->``
+SECTION = re.compile(r"\{#([\w-]+)\}[^#]*?<!-- api: ([\w.]+) -->", re.S)
+
+
 def api_markdown(markdown: str) -> str:
     seen: dict[str, str] = {}
-    return MARKER.sub(lambda m: directives(m.group(1), seen), markdown)
+    sections = {module: anchor for anchor, module in SECTION.findall(markdown)}
+    return MARKER.sub(lambda m: directives(m.group(1), seen, sections), markdown)
 
 
 def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:

@@ -1,16 +1,20 @@
-"""A griffe extension for the API page: doctest examples in docstrings shown as code.
+"""A griffe extension for the API page: docstrings written for the terminal, shown as Markdown.
 
 The docstrings end with doctests that the tests run (``>>>`` lines and their output) but carry no
 ``Examples:`` header, so a Markdown renderer would read ``>>>`` as a quotation and an output such as
-``[1.0, 0.5]`` as a link. Each run of doctest lines is fenced as ``pycon`` before rendering; the
-source docstrings stay as they are.
+``[1.0, 0.5]`` as a link; and they name other objects with Sphinx roles (``:func:`x```), which
+Markdown prints as they are. Each run of doctest lines is fenced as ``pycon`` and each role becomes
+code before rendering; the source docstrings stay as they are.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import griffe
+
+ROLE = re.compile(r":(?:class|func|mod|data|meth|attr|exc|obj):`~?([^`]+)`")
 
 
 def fence_doctests(text: str) -> str:
@@ -35,9 +39,9 @@ def fence_doctests(text: str) -> str:
     return "\n".join(out)
 
 
-class DoctestFences(griffe.Extension):
-    """Fence the doctests of every object's docstring (see the module docstring)."""
+class TerminalDocstrings(griffe.Extension):
+    """Fence the doctests and unwrap the roles of every object's docstring (see the module docstring)."""
 
     def on_instance(self, *, obj: griffe.Object, **_: Any) -> None:
-        if obj.docstring is not None and ">>>" in obj.docstring.value:
-            obj.docstring.value = fence_doctests(obj.docstring.value)
+        if obj.docstring is not None:
+            obj.docstring.value = ROLE.sub(r"`\1`", fence_doctests(obj.docstring.value))
