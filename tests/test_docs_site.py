@@ -509,3 +509,30 @@ def test_every_page_renders_in_a_headless_browser(site, served, tmp_path) -> Non
         if r["wider"]:
             problems.append(f"{page}: wider than the window (scrolls sideways)")
     assert not problems, "\n".join(problems)
+
+
+def test_the_selection_benchmark_writes_what_the_docs_render(tmp_path, monkeypatch) -> None:
+    """`selection.py --summary FILE` writes rows with the keys the docs' hook renders, and the hook
+    renders such a file; checked on two made-up problems, since a real run takes most of an hour."""
+    spec = importlib.util.spec_from_file_location("selection_benchmark", ROOT / "benchmarks" / "selection.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "selection_benchmark", bench)  # its dataclasses look themselves up
+    spec.loader.exec_module(bench)
+    hook_spec = importlib.util.spec_from_file_location("benchmark_tables", DOCS / "hooks" / "benchmark_tables.py")
+    hook = importlib.util.module_from_spec(hook_spec)
+    hook_spec.loader.exec_module(hook)
+    assert list(bench.COLUMNS) == list(hook.SELECTION_COLUMNS)
+    assert [title for title, _ in hook.SELECTION_COLUMNS.values()] == list(bench.COLUMNS.values())
+    test = {"0.0": [0.70, 0.72, 0.71], "0.1": [0.80, 0.81, 0.79], "1.0": [0.60, 0.63, 0.60]}
+    results = [{"choices": {"rule A": 0.1, "rule B": 1.0}, "test": test}] * 2
+    provenance = {"command": "c", "machine": "m", "noise_generator": "philox", "load_average": [1.0, 1.0, 1.0]}
+    provenance |= {"minutes": 1.0, "setup": "2 problems"}
+    out = tmp_path / "selection.json"
+    bench.write_summary(str(out), results, provenance)
+    stored = json.loads(out.read_text())
+    rows = {r["procedure"]: r for r in stored["rows"]}
+    assert rows["rule A"]["mean_regret"] == 0.0 and rows["rule B"]["worse"] == 2
+    assert rows["always no noise"]["mean_regret"] == pytest.approx(0.09)
+    monkeypatch.setattr(hook, "RESULTS", tmp_path)
+    text = hook.render("selection")
+    assert "| rule A | 2 | 0.0000 |" in text and "noise drawn by the `philox` generator" in text
