@@ -19,7 +19,8 @@ p < 0.05). Printed: one table (Markdown) with the command, the machine and the l
 
 Run: ``PYTHONPATH=src python benchmarks/selection.py`` (``--quick`` for 4 problems and 300 epochs;
 ``--out FILE`` also writes the per-problem results, held-out scores included, as JSON; ``--rescore FILE``
-scores the procedures again from such a file without training).
+scores the procedures again from such a file without training; ``--summary FILE`` writes the table
+with its provenance as JSON: ``benchmarks/results/selection.json`` is the stored one the docs show).
 """
 
 from __future__ import annotations
@@ -265,13 +266,24 @@ def _choices(cv: dict) -> dict[str, float | None]:
     return out
 
 
-def table(results: list[dict]) -> list[str]:
+COLUMNS = {
+    "procedure": "procedure",
+    "problems": "problems",
+    "mean_regret": "mean regret",
+    "median_regret": "median regret",
+    "max_regret": "max regret",
+    "worse": "sig. worse than no noise",
+    "better": "sig. better",
+    "mean_delta": "mean Δ vs no noise",
+}
+"""Keys of a row of the summary (``--summary FILE``) and their column titles: the docs' table reads the
+stored file through the same keys (docs/hooks/benchmark_tables.py)."""
+
+
+def rows(results: list[dict]) -> list[dict]:
+    """One row per procedure (keys of :data:`COLUMNS`), lowest mean regret first."""
     names = list(results[0]["choices"]) + ["always no noise", "oracle (best on test)"]
-    lines = [
-        "| procedure | problems | mean regret | median regret | max regret | sig. worse than no noise | sig. better | mean Δ vs no noise |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    rows = []
+    out = []
     for name in names:
         regrets, worse, better, deltas = [], 0, 0, []
         for res in results:
@@ -294,12 +306,37 @@ def table(results: list[dict]) -> list[str]:
                 worse += int(p < 0.05 and d.mean() < 0)
                 better += int(p < 0.05 and d.mean() > 0)
         if regrets:
-            rows.append((float(np.mean(regrets)), name, len(regrets), regrets, worse, better, deltas))
-    for mean, name, n, regrets, worse, better, deltas in sorted(rows, key=lambda r: r[0]):
+            out.append(
+                {
+                    "procedure": name,
+                    "problems": len(regrets),
+                    "mean_regret": round(float(np.mean(regrets)), 4),
+                    "median_regret": round(float(np.median(regrets)), 4),
+                    "max_regret": round(float(np.max(regrets)), 4),
+                    "worse": worse,
+                    "better": better,
+                    "mean_delta": round(float(np.mean(deltas)), 4),
+                }
+            )
+    return sorted(out, key=lambda r: r["mean_regret"])
+
+
+def table(results: list[dict]) -> list[str]:
+    lines = ["| " + " | ".join(COLUMNS.values()) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows(results):
         lines.append(
-            f"| {name} | {n} | {mean:.4f} | {np.median(regrets):.4f} | {np.max(regrets):.4f} | {worse} | {better} | {np.mean(deltas):+.4f} |"
+            f"| {r['procedure']} | {r['problems']} | {r['mean_regret']:.4f} | {r['median_regret']:.4f} | "
+            f"{r['max_regret']:.4f} | {r['worse']} | {r['better']} | {r['mean_delta']:+.4f} |"
         )
     return lines
+
+
+def write_summary(path: str, results: list[dict], provenance: dict) -> None:
+    """The table as data, with how it was measured: what the docs render (benchmarks/results/)."""
+    record = {**provenance, "date": time.strftime("%Y-%m-%d", time.gmtime()), "rows": rows(results)}
+    with open(path, "w") as fh:
+        json.dump(record, fh, indent=1, ensure_ascii=False)
+        fh.write("\n")
 
 
 def main() -> None:
@@ -308,6 +345,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default=None, help="also write the per-problem results here (JSON)")
+    parser.add_argument(
+        "--summary",
+        default=None,
+        metavar="FILE",
+        help="also write the table and its provenance as JSON (benchmarks/results/selection.json)",
+    )
     parser.add_argument(
         "--rescore",
         default=None,
@@ -318,7 +361,7 @@ def main() -> None:
         "--noise-generator",
         choices=("philox", "torch"),
         default=noise_generator_family(),
-        help="what draws the noise (the README's table: torch, the default when it was measured)",
+        help="what draws the noise (the stored table, benchmarks/results/selection.json: torch, the default when it was measured)",
     )
     args = parser.parse_args()
     set_noise_generator(args.noise_generator)
@@ -326,9 +369,13 @@ def main() -> None:
         with open(args.rescore) as fh:
             stored = json.load(fh)
         results = [{**r, "choices": _choices({float(v): cv for v, cv in r["cv"].items()})} for r in stored["results"]]
-        print(f"command: PYTHONPATH=src python benchmarks/selection.py {' '.join(sys.argv[1:])}")
+        command = f"PYTHONPATH=src python benchmarks/selection.py {' '.join(sys.argv[1:])}"
+        print(f"command: {command}")
         print(f"{len(results)} problems, {stored['epochs']} epochs, rescored from {args.rescore}")
         print("\n".join(table(results)))
+        if args.summary:
+            provenance = {**stored.get("provenance", {}), "rescored_with": command}
+            write_summary(args.summary, results, provenance)
         return
     todo = problems()[::6] if args.quick else problems()
     epochs = args.epochs or (300 if args.quick else EPOCHS)
@@ -346,18 +393,31 @@ def main() -> None:
         cpu = next(
             (line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), platform.processor()
         )
-    print(f"command: PYTHONPATH=src python benchmarks/selection.py {' '.join(sys.argv[1:])}".rstrip())
+    provenance = {
+        "command": f"PYTHONPATH=src python benchmarks/selection.py {' '.join(sys.argv[1:])}".rstrip(),
+        "machine": f"{cpu}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+        "noise_generator": args.noise_generator,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "minutes": round(elapsed / 60, 1),
+        "setup": (
+            f"{len(todo)} problems, grid {list(GRID)}, {epochs} epochs, {TEST_SEEDS} test seeds, "
+            f"{FOLDS}-fold CV x {CV_SEEDS} seeds; regret in test accuracy (R^2 for the "
+            f"{sum(r['regression'] for r in results)} regression problems)"
+        ),
+    }
+    if args.out:  # the provenance travels with the held-out results, for --rescore
+        with open(args.out, "w") as fh:
+            json.dump({"epochs": epochs, "results": results, "provenance": provenance}, fh)
+    print(f"command: {provenance['command']}")
+    load = " ".join(f"{x:.2f}" for x in provenance["load_average"])
     print(
-        f"machine: {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__}, noise generator {args.noise_generator}; "
-        f"load average {os.getloadavg()[0]:.2f} "
-        f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; {elapsed / 60:.1f} min"
+        f"machine: {provenance['machine']}, noise generator {args.noise_generator}; "
+        f"load average {load}; {provenance['minutes']} min"
     )
-    print(
-        f"{len(todo)} problems, grid {list(GRID)}, {epochs} epochs, {TEST_SEEDS} test seeds, "
-        f"{FOLDS}-fold CV x {CV_SEEDS} seeds; regret in test accuracy (R^2 for the "
-        f"{sum(r['regression'] for r in results)} regression problems)"
-    )
+    print(provenance["setup"])
     print("\n".join(table(results)))
+    if args.summary:
+        write_summary(args.summary, results, provenance)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,17 @@ its type, default and bounds, read from the models themselves, and an example: t
 built-in study writes it, or else a written example that the build validates through the model, so
 the page cannot drift from the code.
 
+The marker ``<!-- study-file-user-tables -->`` gets the same for a study of the user's own model
+(:mod:`noisereg.study.config.user`: ``[model] factory``, ``[data] loader``), with its examples taken
+from ``docs/examples/own_model_study.toml``, which the build validates and the tests run.
+
 ``python docs/hooks/study_reference.py`` prints the generated Markdown.
 """
 
 from __future__ import annotations
 
 import itertools
+import pathlib
 import re
 import tomllib
 import types
@@ -24,9 +29,32 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from noisereg.study.config import StudyConfig, builtin_studies
+from noisereg.study.config.user import UserStudyConfig, parse_user_config
 
 MARKER = "<!-- study-file-tables -->"
+USER_MARKER = "<!-- study-file-user-tables -->"
 PAGE = "reference/study-file.md"
+USER_EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "own_model_study.toml"
+USER_EXAMPLE_NAME = "docs/examples/own_model_study.toml"
+
+# What the user-study models' docstrings do not say in a study file's terms.
+USER_DESCRIPTIONS = {
+    "UserStudyConfig": (
+        "A study file whose `[model]` table has a `factory` key studies your own model: "
+        "`noisereg study FILE` runs it through `noisereg.study.run_model`. Its arms use the vocabulary "
+        "of `noisereg.attach` (`at`, `select`, `where`); the optimizer table is "
+        "[OptimizerConfig](#optimizerconfig), as in every study file."
+    ),
+    "UserTrainingConfig": (
+        "`loss` is `auto` (cross-entropy for classification, mean squared error for regression), `ce`, "
+        "`bce`, `mse` or the import path of your loss; `task` is read from the targets when `auto`."
+    ),
+    "UserGridConfig": "For an arm of several sites: which site's main strength the grid varies (0-based).",
+}
+# Tables of a user study that its example file does not write: validated through their model.
+USER_WRITTEN_EXAMPLES: dict[str, Any] = {
+    "UserGridConfig": {"site": 1, "values": [0.03, 0.1, 0.3]},
+}
 
 # Tables that no built-in study writes: examples validated through their model at build time.
 WRITTEN_EXAMPLES: dict[str, Any] = {
@@ -83,22 +111,28 @@ def models_in(tp: Any) -> Iterator[type[BaseModel]]:
             yield from models_in(arg)
 
 
-def tables() -> list[tuple[str, type[BaseModel]]]:
-    """(key path, model) for every table a study file can hold, depth first from StudyConfig."""
+def tables(
+    root: type[BaseModel] = StudyConfig, skip: frozenset[type[BaseModel]] = frozenset()
+) -> list[tuple[str, type[BaseModel]]]:
+    """(key path, model) for every table a study file can hold, depth first from ``root``; models in
+    ``skip`` (documented elsewhere on the page) are left out with everything under them."""
     found: dict[type[BaseModel], str] = {}
 
     def walk(model: type[BaseModel], path: str) -> None:
-        if model in found:
+        if model in found or model in skip:
             return
         found[model] = path
         for key, field in model.model_fields.items():
             tp = field.annotation
-            is_list = any(typing.get_origin(_unwrap(a)[0]) is list for a in (_union_args(tp) or (tp,)))
+            # a model is listed (``[]``) where the key may hold a list of it, not just beside a list
+            listed = {
+                m for a in (_union_args(tp) or (tp,)) if typing.get_origin(_unwrap(a)[0]) is list for m in models_in(a)
+            }
             sub = f"{path}.{key}" if path else key
             for inner in models_in(tp):
-                walk(inner, sub + ("[]" if is_list else ""))
+                walk(inner, sub + ("[]" if inner in listed else ""))
 
-    walk(StudyConfig, "")
+    walk(root, "")
     return [(path, model) for model, path in found.items()]
 
 
@@ -147,6 +181,8 @@ def render_type(tp: Any, links: Mapping[type[BaseModel], str]) -> tuple[str, lis
             text = f"list of {rendered[0][0]}"
         inner = [f"each {b}" for r in rendered for b in r[1]]
         return text, bounds + list(dict.fromkeys(inner))
+    if origin is dict:
+        return "table", bounds
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return f"[{tp.__name__}](#{links[tp]})", bounds
     names = {int: "integer", float: "number", str: "string", bool: "boolean"}
@@ -161,6 +197,8 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
+        if not value:
+            return "{}"
         return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
     return repr(value)
 
@@ -251,7 +289,9 @@ def _toml_snippet(path: str, item: Mapping[str, Any]) -> str:
         if field == "noise":
             return head + f"noise = {_toml_value(value)}\n"
         if field == "grid":
-            two_sites = '[{ site = "input", kind = "gaussian", std = 0.1 }, { site = "before", kind = "gaussian", std = 0.1 }]'
+            two_sites = (
+                '[{ site = "input", kind = "gaussian", std = 0.1 }, { site = "before", kind = "gaussian", std = 0.1 }]'
+            )
             return head + f"noise = {two_sites}\ngrid = {_toml_value(value)}\n"
         return head + f"{field} = {_toml_value(value)}\n"
     if path == "arms[]":
@@ -279,34 +319,104 @@ def _title(path: str, model: type[BaseModel]) -> str:
     return f"`[{path}]`"
 
 
-def reference_markdown() -> str:
-    """The generated sections: one per table, every key with type, default and bounds, an example."""
-    found = tables()
-    links = {model: model.__name__.lower() for _, model in found}
-    parts = []
-    for path, model in found:
-        parts.append(f"## {model.__name__}: {_title(path, model)} {{#{links[model]}}}\n")
-        text = _describe(model)
-        if text:
-            parts.append(text + "\n")
-        parts.append("| key | type | default | bounds |\n|---|---|---|---|")
-        for key, field in model.model_fields.items():
-            tp, inner = render_type(field.annotation, links)
-            bounds = _constraints(field.metadata) + inner
-            parts.append(f"| `{key}` | {tp} | {_default(field)} | {'; '.join(bounds) or '—'} |")
-        source, snippet = example(path, model)
-        parts.append(f"\nExample, from {source}:\n\n```toml\n{snippet.rstrip()}\n```\n")
+def user_tables() -> list[tuple[str, type[BaseModel]]]:
+    """(key path, model) for every table of a study of the user's own model that the built-in
+    study file does not share (the optimizer table is the same model, documented once)."""
+    shared = {model for _, model in tables()}
+    return tables(UserStudyConfig, skip=frozenset(shared))
+
+
+def _user_file() -> dict[str, Any]:
+    raw = tomllib.loads(USER_EXAMPLE.read_text())
+    parse_user_config(raw, source=USER_EXAMPLE_NAME)  # an example that no longer validates fails the build
+    return raw
+
+
+def _nodes_at(raw: Mapping[str, Any], path: str) -> list[Any]:
+    """Every value at ``path`` (``arms[].noise[]``) of a parsed file, lists flattened."""
+    nodes: list[Any] = [raw]
+    for key in (k.removesuffix("[]") for k in path.split(".") if k):
+        found = []
+        for node in nodes:
+            for item in node if isinstance(node, list) else [node]:
+                if isinstance(item, Mapping) and key in item:
+                    value = item[key]
+                    found.extend(value if isinstance(value, list) else [value])
+        nodes = found
+    return nodes
+
+
+def user_example(path: str, model: type[BaseModel]) -> tuple[str, str]:
+    """(where it comes from, TOML text) of an example of a user-study table, validated through ``model``."""
+    raw = _user_file()
+    if model is UserStudyConfig:
+        return f"`{USER_EXAMPLE_NAME}`, which the tests run", USER_EXAMPLE.read_text()
+    if model.__name__ in USER_WRITTEN_EXAMPLES:
+        item = USER_WRITTEN_EXAMPLES[model.__name__]
+        model.model_validate(item)
+        source = "this page (validated through the model when the site is built)"
+    else:
+        item = _matches(model, _nodes_at(raw, path))
+        if item is None:
+            raise ValueError(f"{USER_EXAMPLE_NAME} writes no table {path!r}: add one or a written example")
+        source = f"`{USER_EXAMPLE_NAME}`"
+    if path == "arms[].grid":
+        two_sites = [
+            {"kind": "gaussian", "std": 0.1, "at": "input"},
+            {"kind": "gaussian", "std": 0.1, "at": "activations", "select": "act", "where": "before"},
+        ]
+        return source, f'[[arms]]\nname = "my arm"\nnoise = {_toml_value(two_sites)}\ngrid = {_toml_value(item)}\n'
+    return source, _toml_snippet(path, item)
+
+
+def _section(
+    path: str, model: type[BaseModel], links: Mapping[type[BaseModel], str], text: str, source: str, snippet: str
+) -> str:
+    parts = [f"## {model.__name__}: {_title(path, model)} {{#{links[model]}}}\n"]
+    if text:
+        parts.append(text + "\n")
+    parts.append("| key | type | default | bounds |\n|---|---|---|---|")
+    for key, field in model.model_fields.items():
+        tp, inner = render_type(field.annotation, links)
+        bounds = _constraints(field.metadata) + inner
+        parts.append(f"| `{key}` | {tp} | {_default(field)} | {'; '.join(bounds) or '—'} |")
+    if model.model_config.get("extra") == "allow":
+        parts.append("| *any other key* | the kind's own parameter | — | checked when the kind is built |")
+    parts.append(f"\nExample, from {source}:\n\n```toml\n{snippet.rstrip()}\n```\n")
     return "\n".join(parts)
 
 
+def _links() -> dict[type[BaseModel], str]:
+    return {model: model.__name__.lower() for _, model in tables() + user_tables()}
+
+
+def reference_markdown() -> str:
+    """The generated sections: one per table, every key with type, default and bounds, an example."""
+    links = _links()
+    return "\n".join(_section(path, model, links, _describe(model), *example(path, model)) for path, model in tables())
+
+
+def user_reference_markdown() -> str:
+    """The same for a study of the user's own model: its tables that built-in study files do not have."""
+    links = _links()
+    return "\n".join(
+        _section(
+            path, model, links, USER_DESCRIPTIONS.get(model.__name__) or _describe(model), *user_example(path, model)
+        )
+        for path, model in user_tables()
+    )
+
+
 def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
-    """mkdocs hook: fill the reference page's marker with the generated tables."""
+    """mkdocs hook: fill the reference page's markers with the generated tables."""
     if page.file.src_uri != PAGE:
         return markdown
-    if MARKER not in markdown:
-        raise ValueError(f"{PAGE} lost its marker {MARKER}")
-    return markdown.replace(MARKER, reference_markdown())
+    for marker in (MARKER, USER_MARKER):
+        if marker not in markdown:
+            raise ValueError(f"{PAGE} lost its marker {marker}")
+    return markdown.replace(MARKER, reference_markdown()).replace(USER_MARKER, user_reference_markdown())
 
 
 if __name__ == "__main__":
     print(reference_markdown())
+    print(user_reference_markdown())

@@ -13,7 +13,7 @@ __all__ = ["Product", "Sequence", "per_epoch"]
 
 @dataclasses.dataclass(frozen=True)
 class Product:
-    """v(t) = Π_i schedules[i](t); e.g. ``Product((Interval(1.0, 5, 5), Annealed(0.3)))``.
+    """``v(t) = Π_i schedules[i](t)``; e.g. ``Product((Interval(1.0, 5, 5), Annealed(0.3)))``.
 
     Args:
         schedules: one or more schedules.

@@ -32,7 +32,7 @@ networks that classify better but are overconfident: on the reference case study
 points) every trained value's held-out log-loss is above the constant predictor's log 2, and
 likelihood chose σ = 3, whose test accuracy is below chance. Two standard errors, not one: on the 24
 problems of ``benchmarks/selection.py`` a screen of 2 changes no choice of the likelihood rules, while
-one standard error moved a choice away from the best value (see the README's table).
+one standard error moved a choice away from the best value (see the table on the docs' selection benchmark page).
 """
 
 from __future__ import annotations

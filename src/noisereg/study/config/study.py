@@ -174,7 +174,7 @@ class SelectionConfig(Strict):
     scaling; classifiers) or ``early`` (likelihood at the epoch where the mean validation loss is
     lowest). ``rule``: ``best``, or ``one_se`` (the least noise within one standard error of the
     best). The defaults are the procedure that did best on ``benchmarks/selection.py`` (see the
-    README). Every criterion's choice is reported; the chosen value's test result is the grid cell
+    docs' selection benchmark page). Every criterion's choice is reported; the chosen value's test result is the grid cell
     trained on the whole training part. ``seeds``: how many of the study's seeds (the first ones)
     also train on the CV folds; default all. Fewer keep the cost of CV down: the CV score averages
     seeds x folds trainings. ``screen`` (default true; classifiers, every criterion but ``accuracy``):

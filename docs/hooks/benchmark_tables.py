@@ -1,0 +1,81 @@
+"""Benchmark tables rendered from the benchmarks' stored output, never typed into a page.
+
+A mkdocs hook: a page holding ``<!-- benchmark: NAME -->`` gets, in its place, the table stored in
+``benchmarks/results/NAME.json`` (written by the benchmark's ``--summary FILE``) and the lines that say
+how it was measured: command, machine, load, date and noise generator. A marker naming no stored
+file fails the build, so a page cannot show a table that nothing measured.
+
+``python docs/hooks/benchmark_tables.py NAME`` prints the generated Markdown.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+import sys
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+MARKER = re.compile(r"<!-- benchmark: ([a-z_]+) -->")
+
+# Column titles of benchmarks/selection.py's COLUMNS, and how each number is written.
+SELECTION_COLUMNS = {
+    "procedure": ("procedure", "{}"),
+    "problems": ("problems", "{}"),
+    "mean_regret": ("mean regret", "{:.4f}"),
+    "median_regret": ("median regret", "{:.4f}"),
+    "max_regret": ("max regret", "{:.4f}"),
+    "worse": ("sig. worse than no noise", "{}"),
+    "better": ("sig. better", "{}"),
+    "mean_delta": ("mean Δ vs no noise", "{:+.4f}"),
+}
+COLUMNS = {"selection": SELECTION_COLUMNS}
+
+
+def load(name: str) -> dict[str, Any]:
+    """The stored output of benchmark ``name``; raises FileNotFoundError naming the file."""
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: run the benchmark with --summary {path}")
+    record: dict[str, Any] = json.loads(path.read_text())
+    return record
+
+
+def render(name: str) -> str:
+    """The provenance and the table of benchmark ``name``, as Markdown."""
+    record = load(name)
+    columns = COLUMNS[name]
+    for row in record["rows"]:
+        if set(row) != set(columns):
+            raise ValueError(
+                f"benchmarks/results/{name}.json: a row has keys {sorted(row)}, expected {sorted(columns)}"
+            )
+    load_average = " ".join(f"{x:.2f}" for x in record["load_average"])
+    lines = [
+        f"Measured {record['date']} on {record['machine']} (load average {load_average}; "
+        f"{record['minutes']} min), noise drawn by the `{record['noise_generator']}` generator:",
+        "",
+        "```bash",
+        record["command"],
+    ]
+    if record.get("rescored_with"):
+        lines.append(record["rescored_with"] + "    # the procedures scored again from the stored trainings")
+    lines += ["```", "", record["setup"] + ".", ""]
+    if record.get("note"):
+        lines += [record["note"], ""]
+    lines.append("| " + " | ".join(title for title, _ in columns.values()) + " |")
+    lines.append("|" + "---|" * len(columns))
+    for row in record["rows"]:
+        lines.append("| " + " | ".join(fmt.format(row[key]) for key, (_, fmt) in columns.items()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
+    """mkdocs hook: replace every benchmark marker of a page with its stored table."""
+    return MARKER.sub(lambda m: render(m.group(1)), markdown)
+
+
+if __name__ == "__main__":
+    print(render(sys.argv[1] if len(sys.argv) > 1 else "selection"))
