@@ -12,6 +12,7 @@ Nothing here imports torch.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import traceback
 from types import ModuleType
 from typing import cast
@@ -40,7 +41,7 @@ def try_import(
     """``module`` imported, or the :class:`OptionalImportError` that :func:`require` would raise.
 
     ``extra`` is the noisereg extra that installs it (None: the package is named on its own);
-    ``package`` the distribution the user lacks when it is not the module's top-level name (e.g.
+    ``package`` the package (its import name) the user lacks when it is not the module's top-level name (e.g.
     ``torch.utils.tensorboard`` needs ``tensorboard``). Any exception raised while importing counts:
     a broken build raises RuntimeError, OSError, ...
     """
@@ -49,8 +50,9 @@ def try_import(
         return importlib.import_module(module)
     except ModuleNotFoundError as error:
         # a missing dependency of an installed package is a broken install, not a missing package
+        # (a submodule missing from an installed package is a broken install too)
         named = error.name or ""
-        missing = bool(named) and (named in (module, package) or module.startswith(named + "."))
+        missing = named in (module.split(".")[0], package) or not _installed(package)
         if not missing:
             return _broken(module, package, extra, error)
         reason = OptionalImportError(
@@ -62,6 +64,13 @@ def try_import(
         return reason
     except Exception as error:
         return _broken(module, package, extra, error)
+
+
+def _installed(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # a parent that fails to import; a module without a spec
+        return False
 
 
 def _root(error: BaseException) -> BaseException:

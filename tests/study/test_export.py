@@ -378,11 +378,11 @@ def test_a_target_of_the_other_kind_is_refused(tmp_path: Path, to: str) -> None:
 @pytest.mark.parametrize(
     ("to", "hidden", "said"),
     [
-        ("mlflow", ("mlflow", "mlflow.entities"), "mlflow-skinny, which is not installed"),
-        ("mlflow", ("mlflow.entities",), "mlflow-skinny, which is installed but fails to import mlflow.entities"),
-        ("tensorboard", ("tensorboard", "torch.utils.tensorboard"), "tensorboard, which is not installed"),
-        ("tensorboard", ("torch.utils.tensorboard",), "tensorboard, which is installed but fails to import"),
-        ("parquet", ("pyarrow", "pyarrow.parquet"), "pyarrow, which is not installed"),
+        ("mlflow", ("mlflow", "mlflow.entities"), "needs 'mlflow', which is not installed"),
+        ("mlflow", ("mlflow.entities",), "needs 'mlflow', which is installed but fails to import"),
+        ("tensorboard", ("tensorboard", "torch.utils.tensorboard"), "needs 'tensorboard', which is not installed"),
+        ("tensorboard", ("torch.utils.tensorboard",), "needs 'tensorboard', which is installed but fails to import"),
+        ("parquet", ("pyarrow", "pyarrow.parquet"), "needs 'pyarrow', which is not installed"),
     ],
 )
 def test_a_missing_or_broken_package_names_it_and_the_extra(
@@ -399,7 +399,9 @@ def test_a_missing_or_broken_package_names_it_and_the_extra(
         monkeypatch.setitem(sys.modules, name, None)  # what an environment without it imports
     assert main(["export", str(tmp_path), "--to", to]) == 2
     err = capsys.readouterr().err
-    assert said in err and f"noisereg[{extra}]" in err
+    assert f"--to {to}: this part of noisereg {said}" in err
+    # missing: the extra that installs it; broken: reinstall or uninstall what fails
+    assert f'pip install "noisereg[{extra}]"' in err if "not installed" in said else "pip uninstall" in err
     assert not (tmp_path / OUT[to]).exists()
 
 

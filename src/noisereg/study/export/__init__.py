@@ -21,8 +21,6 @@ which needs the ``tensorboard`` package: the ``export`` extra); Parquet needs ``
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import os
 import secrets
 import shutil
@@ -30,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from noisereg._optional import OptionalImportError, require
 from noisereg.study.export.table import tidy_rows, write_csv, write_parquet
 from noisereg.study.export.to_mlflow import write_mlflow
 from noisereg.study.export.to_tensorboard import write_tensorboard
@@ -40,15 +39,13 @@ __all__ = ["tidy_rows", "export_run", "Format", "FORMATS", "ExportError", "Expor
 Format = Literal["csv", "parquet", "tensorboard", "mlflow"]
 FORMATS: tuple[str, ...] = ("csv", "parquet", "tensorboard", "mlflow")
 _FOLDERS = ("tensorboard", "mlflow")
-# per format: (module to import, the package's top-level module, its distribution, the extra that installs it)
-_NEEDS: dict[str, list[tuple[str, str, str, str]]] = {
+# per format: (module to import, the extra that installs it, its distribution where the module's
+# top-level name is another package: torch.utils.tensorboard needs tensorboard)
+_NEEDS: dict[str, list[tuple[str, str, str | None]]] = {
     "csv": [],
-    "parquet": [("pyarrow", "pyarrow", "pyarrow", "parquet"), ("pyarrow.parquet", "pyarrow", "pyarrow", "parquet")],
-    "tensorboard": [("torch.utils.tensorboard", "tensorboard", "tensorboard", "export")],
-    "mlflow": [
-        ("mlflow.entities", "mlflow", "mlflow-skinny", "mlflow"),
-        ("mlflow.tracking", "mlflow", "mlflow-skinny", "mlflow"),
-    ],
+    "parquet": [("pyarrow", "parquet", None), ("pyarrow.parquet", "parquet", None)],
+    "tensorboard": [("torch.utils.tensorboard", "export", "tensorboard")],
+    "mlflow": [("mlflow.entities", "mlflow", None), ("mlflow.tracking", "mlflow", None)],
 }
 
 
@@ -60,24 +57,13 @@ class ExportFailed(RuntimeError):
     """Writing the export failed; the target was left as it was (the cause is chained)."""
 
 
-def _optional(module: str, top: str, package: str, extra: str, to: str) -> Any:
-    """``module``, or an ExportError that names ``package`` (top-level module ``top``), says whether it
-    is missing or broken, and how to install it."""
+def _optional(module: str, extra: str, package: str | None, to: str) -> Any:
+    """``module``, or an ExportError (the user's environment: exit 2) with the one message of
+    :func:`noisereg._optional.require`: the package, missing or broken, and the fix."""
     try:
-        return importlib.import_module(module)
-    except Exception as error:  # a broken install can raise anything on import, not only ImportError
-        try:
-            installed = importlib.util.find_spec(top) is not None
-        except (ImportError, ValueError):
-            installed = False
-        if not installed:
-            raise ExportError(
-                f'--to {to} needs {package}, which is not installed: pip install "noisereg[{extra}]"'
-            ) from error
-        raise ExportError(
-            f"--to {to} needs {package}, which is installed but fails to import {module} "
-            f'({type(error).__name__}: {error}): reinstall it: pip install --force-reinstall "noisereg[{extra}]"'
-        ) from error
+        return require(module, extra, package=package)
+    except OptionalImportError as error:
+        raise ExportError(f"--to {to}: {error}") from error.__cause__
 
 
 @contextlib.contextmanager
