@@ -188,8 +188,17 @@ def test_parquet_is_read_with_pyarrow_or_refused_with_the_fix(tmp_path) -> None:
 def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch) -> None:
     path = tmp_path / "d.parquet"
     path.write_bytes(b"PAR1")
-    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # import raises ModuleNotFoundError
+    for name in ("pyarrow", "pyarrow.parquet"):  # what an environment without pyarrow imports
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(DataError, match=r'not installed: pip install "noisereg\[parquet\]"'):
+        load_dataset(file_config(path))
+
+
+def test_parquet_with_a_broken_pyarrow_says_so(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "d.parquet"
+    path.write_bytes(b"PAR1")
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # pyarrow there, its parquet module not
+    with pytest.raises(DataError, match=r"'pyarrow', which is installed but fails to import .*pip uninstall pyarrow"):
         load_dataset(file_config(path))
 
 
