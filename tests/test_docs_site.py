@@ -289,24 +289,9 @@ WIDTH, HEIGHT = 1280, 900
 def test_pages_render_in_a_headless_browser(served, page, tmp_path) -> None:
     import matplotlib.image
 
-    browser = _chromium()
     png = tmp_path / "page.png"
     subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            f"--window-size={WIDTH},{HEIGHT}",
-            f"--screenshot={png}",
-            f"{served}/{page}",
-        ],
+        [*_browser_args(tmp_path / "profile"), f"--screenshot={png}", f"{served}/{page}"],
         check=True,
         capture_output=True,
         timeout=120,

@@ -257,7 +257,7 @@ class NEFTuneCallback(transformers.TrainerCallback):
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.handle is None:
             return
-        folder = os.path.join(args.output_dir, f"{_PREFIX}-{state.global_step}")
+        folder = _checkpoint_folder(args, state.global_step)
         if not os.path.isdir(folder):
             warnings.warn(
                 f"NEFTuneCallback found no checkpoint folder {folder} (a hyperparameter search saves "
@@ -271,7 +271,7 @@ class NEFTuneCallback(transformers.TrainerCallback):
     def _load(self, args: Any, state: Any) -> None:
         folder = self._resume
         if not isinstance(folder, str):  # True (the last checkpoint) or not known here
-            folder = os.path.join(args.output_dir, f"{_PREFIX}-{state.global_step}")
+            folder = _checkpoint_folder(args, state.global_step)
         path = os.path.join(folder, _state_file(args))
         if not os.path.isfile(path):
             warnings.warn(
@@ -297,6 +297,11 @@ class NEFTuneCallback(transformers.TrainerCallback):
         if self._root is not None:
             unbind_clock(self._root)
         self.handle, self._root = None, None
+
+
+def _checkpoint_folder(args: Any, step: int) -> str:
+    """The folder the Trainer saves the checkpoint of ``step`` in."""
+    return os.path.join(args.output_dir, f"{_PREFIX}-{step}")
 
 
 def _state_file(args: Any) -> str:
