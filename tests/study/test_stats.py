@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from noisereg.study.stats import holm, paired, summary_statistics
+from noisereg.study.stats import ROUNDING, holm, paired, summary_statistics
 
 A = [0.81, 0.79, 0.84, 0.80, 0.83, 0.78, 0.82, 0.85]
 B = [0.76, 0.77, 0.80, 0.74, 0.79, 0.78, 0.75, 0.80]
@@ -62,6 +62,29 @@ def test_paired_identical_arms_and_constant_shifts() -> None:
     assert paired([1.0], [0.0])["p_ttest"] is None
     with pytest.raises(ValueError, match="same non-zero length"):
         paired(A, B[:-1])
+
+
+@pytest.mark.filterwarnings("error")  # scipy must not see the rounding-level spread
+def test_differences_equal_up_to_rounding_are_constant() -> None:
+    # The two seeds: paired differences −0.09999999999999998 and −0.10000000000000009.
+    near = paired([0.8, 0.7], [0.9, 0.8])
+    assert np.subtract([0.8, 0.7], [0.9, 0.8]).std() > 0  # the raw floats do differ
+    exact = paired([0.8, 0.8], [0.9, 0.9])
+    for p in (near, exact):
+        assert p["p_ttest"] is None and p["cohen_dz"] is None and p["std_diff"] == 0.0
+        assert p["losses"] == 2 and p["mean_diff"] == pytest.approx(-0.1, abs=1e-15)
+    # Spread twice the tolerance: a real (if tiny) difference, tested as scipy tests it.
+    step = 2 * ROUNDING * np.finfo(np.float64).eps * 0.9
+    a, b = [0.8, 0.8 + step], [0.9, 0.9]
+    above = paired(a, b)
+    assert above["std_diff"] > 0
+    assert above["p_ttest"] == pytest.approx(sps.ttest_rel(a, b).pvalue, rel=1e-9)
+
+
+def test_differences_within_rounding_of_zero_are_ties() -> None:
+    p = paired([0.1 + 0.2, 0.5], [0.3, 0.5])  # 0.1 + 0.2 − 0.3 = 5.6e-17
+    assert (p["wins"], p["ties"], p["losses"]) == (0, 2, 0)
+    assert (p["p_ttest"], p["cohen_dz"], p["mean_diff"]) == (1.0, 0.0, 0.0)
 
 
 def test_holm_against_the_step_down_definition() -> None:
