@@ -146,3 +146,22 @@ def test_the_accuracy_screen_keeps_likelihood_from_choosing_a_network_that_learn
     old = summarize(attrs, done)["selection"]
     assert old["chosen"] == 1.0 and not old["screen"] and old["screened_out"] == []
     assert "screened" not in selection_texts(old)[0]
+
+
+def test_the_recommendation_is_the_cv_choice_not_the_best_test_arm() -> None:
+    # The failure: CV on the training part chose 0.1, the report crowned the best test arm.
+    done = results({"grid[std=0.1]": 0.05}, noise=0.01)
+    for key, gain in (("grid[std=0.1]", 0.0), ("grid[std=1.0]", 0.10)):  # the test set alone favours 1.0
+        final = done[key]["final"]
+        final["test_acc"] = [a + gain + 0.01 * (i % 2) for i, a in enumerate(final["test_acc"])]
+    s = summarize(study_attrs(), done)
+    rec = s["recommendation"]
+    assert s["selection"]["chosen"] == 0.1 and s["verdict"]["best_mean"] == "grid[std=1.0]"
+    assert (rec["status"], rec["cell"], rec["chosen_by"]) == ("use", "grid[std=0.1]", "cross-validation")
+    assert rec["estimate"]["mean_diff"] == s["selection"]["test"]["paired"]["mean_diff"]
+    assert rec["optimistic"]["cell"] == "grid[std=1.0]" and rec["text"].startswith("Use grid[std=0.1], chosen by")
+    config = study_attrs()
+    config["config"]["selection"] = None
+    plain = summarize(config, done)["recommendation"]
+    assert plain["status"] == "unselected" and plain["cell"] is None
+    assert plain["beat_no_noise"] == ["grid[std=1.0]", "grid[std=0.1]"]

@@ -1,7 +1,7 @@
 """The study summary: statistics over seeds per cell, paired comparisons, the CV selection, a verdict.
 
 Built from the store's plain data alone (no torch). The schema of ``summary.json``
-(``"schema": "noisereg.summary/1"``):
+(``"schema": "noisereg.summary/2"``; 2 since the recommendation stopped choosing by the test set):
 
 - ``study``, ``description``, ``claim`` (the published claim the study tests, or ""), ``task``, ``data`` (data name, sizes, classes, loss);
 - ``metric`` (``accuracy`` | ``loss`` | ``r2``), ``metric_key`` (the stored final metric, e.g.
@@ -24,8 +24,12 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   ``means`` ‖w̄_arm − w̄_other‖₂, ``relative`` (that over ‖w̄_other‖₂), ``per_seed`` (statistics of
   ‖w_arm − w_other‖₂ seed by seed), ``other_from_baseline`` ‖w̄_other − w̄_baseline‖₂ (the scale
   to judge the distance by);
-- ``recommendation``: ``status`` (use | no_noise | undecided), ``cell``, ``noise`` (arm, param,
-  value), ``text``, ``evidence`` and ``caveats`` (sentences): see
+- ``recommendation``: ``status`` (use | no_noise | undecided | unselected), ``cell`` (the value the
+  selection chose on the training part, or null: the test set never chooses), ``noise`` (arm,
+  param, value), ``chosen_by`` ("cross-validation" or null), ``estimate`` (the cell's test result:
+  mean, ci95, n, mean_diff, ci95_diff, p_ttest, p_holm), ``beat_no_noise`` (cell names),
+  ``optimistic`` (the best test cell where it is another noisy one: cell, mean, mean_diff, p_holm,
+  text), ``text``, ``evidence`` and ``caveats`` (sentences): see
   :mod:`noisereg.study.report.recommendation`;
 - ``verdict``: ``any_better``, ``better`` (cell names), ``best_mean`` (cell with the best mean),
   ``text`` (one plain sentence);
@@ -72,7 +76,7 @@ from noisereg.study.stats import ALPHA, holm, paired, summary_statistics
 
 __all__ = ["summarize", "SCHEMA", "ALPHA"]
 
-SCHEMA = "noisereg.summary/1"
+SCHEMA = "noisereg.summary/2"
 _METRIC_KEY = {
     "accuracy": ("test_acc", "train_acc", True),
     "loss": ("test_loss", "train_loss", False),
