@@ -40,7 +40,9 @@ def test_build_report_writes_every_file(tmp_path: Path) -> None:
         assert {"name", "n", "mean", "std", "ci95", "paired"} <= set(arm)
     md = (tmp_path / "summary.md").read_text()
     assert summary["verdict"]["text"] in md and "| grid[std=0.1] ← chosen" not in md
+    assert "## Interval estimates and effect sizes" in md and "| arm | IQM [95% CI] |" in md
     html = (tmp_path / "report.html").read_text()
+    assert "<h2>Interval estimates and effect sizes</h2>" in html and "P(better) [95% CI]" in html
     pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
     assert pngs == ["grid_grid.png", "learning_curves.png", "seeds.png"]
     for png in pngs:

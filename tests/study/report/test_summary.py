@@ -7,7 +7,7 @@ import pytest
 from noisereg.study.cells import plan_cells
 from noisereg.study.report.documents import robustness_tables
 from noisereg.study.report.summary import summarize
-from noisereg.study.stats import paired, summary_statistics
+from noisereg.study.stats import bootstrap_paired, iqm, paired, power, summary_statistics
 from tests.study.fakes import fake_results, populate, tiny_config
 
 
@@ -165,3 +165,18 @@ def test_the_recommendation_is_the_cv_choice_not_the_best_test_arm() -> None:
     plain = summarize(config, done)["recommendation"]
     assert plain["status"] == "unselected" and plain["cell"] is None
     assert plain["beat_no_noise"] == ["grid[std=1.0]", "grid[std=0.1]"]
+
+
+def test_interval_estimates_and_power_beside_the_tests() -> None:
+    done = results({"before": 0.05, "input": 0.002}, noise=0.01)
+    s = summarize(study_attrs(), done)
+    by = {a["name"]: a for a in s["arms"]}
+    seed = study_attrs()["config"]["seed"]
+    acc = {k: done[k]["final"]["test_acc"] for k in ("none", "before", "input")}
+    assert by["none"]["iqm"] == iqm(acc["none"], seed=seed) and by["none"]["paired"] is None
+    boot = by["before"]["paired"]["bootstrap"]
+    assert boot == {**bootstrap_paired(acc["before"], acc["none"], seed=seed), "over": "seeds"}
+    assert boot["p_improvement"] == 1.0 and by["before"]["paired"]["power"] is None  # significant: no power
+    p = by["input"]["paired"]
+    assert not p["better"] and p["power"] == power(p["std_diff"], 6, effect=p["mean_diff"])
+    assert p["power"]["mde"] > abs(p["mean_diff"])  # not detected: the detectable effect is larger

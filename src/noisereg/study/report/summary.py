@@ -10,12 +10,21 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   (cell keys without a COMPLETE trial);
 - ``arms``: one object per completed cell, in file order: ``name`` (the cell key: the arm's name, or
   ``arm[param=value]`` for a grid cell), ``arm``, ``grid_value``, ``param``, ``n`` (seeds), ``mean``,
-  ``std``, ``ci95`` [low, high] (95% t-interval over seeds), ``median``, ``min``, ``max``,
+  ``std``, ``ci95`` [low, high] (95% t-interval over seeds), ``median``, ``min``, ``max``, ``iqm``
+  (``iqm``, the interquartile mean over seeds, and its percentile bootstrap ``ci95``),
   ``per_seed`` (the values; a seed whose value is not finite is left out of everything), ``train`` (same statistics of the training metric), ``loss`` (of the test
   loss), and, except for the baseline, ``paired``: ``n``, ``mean_diff`` (cell − baseline),
   ``std_diff``, ``ci95_diff``, ``p_ttest``, ``p_wilcoxon``, ``p_holm`` (paired t-test p adjusted by
   Holm over all cells), ``cohen_dz``, ``rank_biserial``, ``wins``/``ties``/``losses``, ``better`` and
-  ``worse`` (Holm p < 0.05 in that direction); a cell of a ``search`` also has ``search: true`` and
+  ``worse`` (Holm p < 0.05 in that direction), ``bootstrap`` (percentile bootstrap over seeds, pairs
+  resampled together, seeded by the study seed: ``ci95_diff``, ``p_improvement`` — the share of
+  seeds on which the cell is better, ties ½, an estimate of P(cell better than no noise on a new
+  seed) — ``ci95_improvement``, ``resamples``, ``seed``, ``over``: "seeds"; a stored seed's value is
+  already its mean over outer folds where the split has them, so seeds are what is resampled) and
+  ``power`` (null where the comparison is significant; else what the paired t-test at the nominal
+  alpha 0.05, uncorrected, can detect on these seeds: ``alpha``, ``power`` 0.8, ``mde`` and
+  ``mde_dz``, the minimum detectable effect in metric and d_z units, ``seeds_needed`` to detect the
+  observed mean difference: see :func:`noisereg.study.stats.power`); a cell of a ``search`` also has ``search: true`` and
   ``site`` (the proposed site, or null), and its ``grid_value`` is the proposed value; an arm with
   ``versus`` in its config also has ``versus``: ``arm`` (the other arm) and the same paired fields
   against it (this − other), Holm-corrected over the ``versus`` comparisons;
@@ -72,7 +81,7 @@ from noisereg.study.config.search import SearchConfig
 from noisereg.study.report.recommendation import recommend
 from noisereg.study.report.robustness import annotate_robustness
 from noisereg.study.selection import RULES, SCORES, choose, procedure_name, screened
-from noisereg.study.stats import ALPHA, holm, paired, summary_statistics
+from noisereg.study.stats import ALPHA, bootstrap_paired, holm, iqm, paired, power, summary_statistics
 
 __all__ = ["summarize", "SCHEMA", "ALPHA"]
 
@@ -103,6 +112,28 @@ def _paired(cell: Mapping[str, Any], base: Mapping[str, Any], key: str) -> dict[
     a, b = _by_seed(cell, key), _by_seed(base, key)
     common = [s for s in a if s in b]
     return paired([a[s] for s in common], [b[s] for s in common]) if common else {"n": 0}
+
+
+def _interval_estimates(
+    arms: list[dict[str, Any]], done: Mapping[str, Any], baseline: str, key: str, higher: bool, seed: int
+) -> None:
+    """Each arm's ``iqm``; each comparison with the baseline's ``bootstrap`` and, where it is not
+    significant, ``power`` (see the module docstring). Every bootstrap uses the study seed, so a
+    rebuilt report gives the same intervals."""
+    base = _by_seed(done[baseline], key) if baseline in done else {}
+    for entry in arms:
+        entry["iqm"] = iqm(entry["per_seed"], seed=seed)
+        p = entry.get("paired")
+        if not p or not p.get("n"):
+            continue
+        a = _by_seed(done[entry["name"]], key)
+        common = [s for s in a if s in base]
+        p["bootstrap"] = {
+            **bootstrap_paired([a[s] for s in common], [base[s] for s in common], higher=higher, seed=seed),
+            "over": "seeds",
+        }
+        significant = p.get("better") or p.get("worse")
+        p["power"] = None if significant else power(p.get("std_diff"), p["n"], effect=p["mean_diff"], alpha=ALPHA)
 
 
 def _coefficients(res: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -401,6 +432,7 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         a["paired"]["p_holm"] = p
         a["paired"]["better"] = bool(p is not None and p < ALPHA and d > 0)
         a["paired"]["worse"] = bool(p is not None and p < ALPHA and d < 0)
+    _interval_estimates(arms, done, baseline, key, higher, int(config.get("seed") or 0))
     _contrasts(config, done, arms, key, higher, baseline)
     robustness = annotate_robustness(study, done, arms, metric)
     _noisy_paired(config, cells, done, arms, baseline, metric)
