@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from noisereg.study.stats import RESAMPLES, ROUNDING, bootstrap_paired, holm, iqm, paired, power, summary_statistics
+from noisereg.study.stats import (
+    RESAMPLES,
+    ROUNDING,
+    bootstrap_paired,
+    holm,
+    iqm,
+    paired,
+    performance_profile,
+    power,
+    summary_statistics,
+)
 
 A = [0.81, 0.79, 0.84, 0.80, 0.83, 0.78, 0.82, 0.85]
 B = [0.76, 0.77, 0.80, 0.74, 0.79, 0.78, 0.75, 0.80]
@@ -166,3 +176,11 @@ def test_interquartile_mean_drops_a_quarter_at_each_end() -> None:
     resampled = np.sort(np.asarray(x)[rows], axis=1)[:, 2:6].mean(axis=1)
     assert out["ci95"] == pytest.approx(np.percentile(resampled, [2.5, 97.5]), abs=1e-12)
     assert iqm([0.5])["ci95"] == [None, None]
+
+
+def test_performance_profile_is_the_share_strictly_better_than_each_threshold() -> None:
+    x = [0.6, 0.7, 0.7, 0.9]
+    assert performance_profile(x, [0.0, 0.6, 0.65, 0.7, 0.8, 0.9, 1.0]) == [1.0, 0.75, 0.75, 0.25, 0.25, 0.0, 0.0]
+    assert performance_profile(x, [0.6, 0.7, 0.95], higher=False) == [0.0, 0.25, 1.0]  # a loss: below τ is better
+    with pytest.raises(ValueError, match="thresholds must be finite"):
+        performance_profile(x, [math.inf])

@@ -17,6 +17,8 @@ straight into JSON. No torch.
 - :func:`bootstrap_paired`: percentile bootstrap intervals, resampling seeds as pairs, of the mean
   difference and of the probability of improvement P(arm better than baseline on a new seed): the
   share of seeds where the arm is better, ties counting ½.
+- :func:`performance_profile`: the share of seeds scoring above each threshold (a score
+  distribution, Agarwal et al. 2021's performance profile), for a plot of whole distributions.
 - :func:`power`: for a two-sided paired t-test at level alpha on n seeds, the minimum detectable
   effect at 80% power (noncentral t) and the seeds that would detect a given effect.
 
@@ -54,6 +56,7 @@ __all__ = [
     "iqm",
     "bootstrap_paired",
     "power",
+    "performance_profile",
     "CONFIDENCE",
     "ALPHA",
     "ROUNDING",
@@ -308,3 +311,17 @@ def power(
             lo, hi = (mid + 1, hi) if _power(dz, mid, alpha) < target else (lo, mid)
         out["seeds_needed"] = hi
     return out
+
+
+def performance_profile(values: Sequence[float], thresholds: Sequence[float], *, higher: bool = True) -> list[float]:
+    """For each threshold τ the share of ``values`` strictly better than τ: above it, or below it
+    with ``higher=False`` (a loss). A step function of τ, from 1 below every value to 0 above them.
+
+    >>> performance_profile([0.6, 0.7, 0.7, 0.9], [0.5, 0.7, 0.9])
+    [1.0, 0.25, 0.0]
+    """
+    x, t = _finite(values, "values"), _finite(thresholds, "thresholds")
+    if x.size == 0:
+        raise ValueError("values must not be empty")
+    better = x[None, :] > t[:, None] if higher else x[None, :] < t[:, None]
+    return [float(v) for v in better.mean(axis=1)]

@@ -44,7 +44,7 @@ def test_build_report_writes_every_file(tmp_path: Path) -> None:
     html = (tmp_path / "report.html").read_text()
     assert "<h2>Interval estimates and effect sizes</h2>" in html and "P(better) [95% CI]" in html
     pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
-    assert pngs == ["grid_grid.png", "learning_curves.png", "seeds.png"]
+    assert pngs == ["grid_grid.png", "learning_curves.png", "profiles.png", "seeds.png"]
     for png in pngs:
         assert f'src="plots/{png}"' in html
         assert (tmp_path / "plots" / png).read_bytes()[:4] == b"\x89PNG"
