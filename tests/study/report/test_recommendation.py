@@ -4,7 +4,7 @@ too few points, no selection."""
 from __future__ import annotations
 
 from noisereg.study.report.recommendation import recommend
-from noisereg.study.stats import holm, paired, summary_statistics
+from noisereg.study.stats import bootstrap_paired, holm, paired, power, summary_statistics
 
 SEEDS = list(range(12))
 
@@ -196,3 +196,16 @@ def test_a_noisy_input_comparison_across_input_scales_is_not_weighed_and_says_wh
     rec = recommend(s, per_seed)
     assert rec["status"] == "no_noise" and not any(c.startswith("Robustness says otherwise") for c in rec["caveats"])
     assert f"Robustness is not weighed for a: {scale} (not like for like)." in rec["caveats"]
+
+
+def test_the_evidence_quotes_the_bootstrap_and_what_the_seeds_could_detect() -> None:
+    s, per_seed = summary({"none": wobble(0.70), "a": wobble(0.702, 1)}, chosen="a")
+    a = s["arms"][1]
+    a["paired"]["bootstrap"] = bootstrap_paired(list(per_seed["a"].values()), list(per_seed["none"].values()), seed=0)
+    a["paired"]["power"] = power(a["paired"]["std_diff"], 12, effect=a["paired"]["mean_diff"])
+    [said] = recommend(s, per_seed)["evidence"]
+    lo, hi = a["paired"]["bootstrap"]["ci95_diff"]
+    assert f"bootstrap 95% CI [{lo:.3g}, {hi:.3g}]" in said
+    mde, needed = a["paired"]["power"]["mde"], a["paired"]["power"]["seeds_needed"]
+    assert f"detects a difference of {mde:.3g} with 80% power, and about {needed} seeds would detect this one" in said
+    assert needed > 12

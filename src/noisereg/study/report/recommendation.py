@@ -66,11 +66,27 @@ def _fmt(x: float | None) -> str:
 def _effect(arm: Mapping[str, Any], metric: str) -> str:
     p = arm["paired"]
     lo, hi = p["ci95_diff"]
-    return (
+    text = (
         f"{arm['name']}: test {metric} {arm['mean']:.4f} ± {_fmt(arm['std'])} (sd over {arm['n']} seeds); "
         f"{p['mean_diff']:+.4f} vs no noise, 95% CI [{_fmt(lo)}, {_fmt(hi)}], paired t-test p = {_fmt(p.get('p_ttest'))}, "
         f"Holm p = {_fmt(p.get('p_holm'))}"
     )
+    boot, pw = p.get("bootstrap") or {}, p.get("power") or {}
+    if boot.get("ci95_diff") and boot["ci95_diff"][0] is not None:
+        blo, bhi = boot["ci95_diff"]
+        ilo, ihi = boot["ci95_improvement"]
+        text += (
+            f"; bootstrap 95% CI [{_fmt(blo)}, {_fmt(bhi)}]; better than no noise on {_fmt(boot['p_improvement'])} of "
+            f"seeds, 95% CI [{_fmt(ilo)}, {_fmt(ihi)}]"
+        )
+    if pw.get("mde") is not None:
+        needed = pw.get("seeds_needed")
+        text += (
+            f"; on {arm['n']} seeds the paired t-test (alpha {_fmt(pw['alpha'])}, uncorrected) detects a difference of "
+            f"{_fmt(pw['mde'])} with 80% power"
+            + (f", and about {needed} seeds would detect this one" if needed is not None else "")
+        )
+    return text
 
 
 def _edge(arm: Mapping[str, Any], arms: Sequence[Mapping[str, Any]]) -> str | None:
