@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from noisereg.study.stats import holm, paired, summary_statistics
+from noisereg.study.stats import (
+    RESAMPLES,
+    ROUNDING,
+    bootstrap_paired,
+    holm,
+    iqm,
+    paired,
+    performance_profile,
+    power,
+    summary_statistics,
+)
 
 A = [0.81, 0.79, 0.84, 0.80, 0.83, 0.78, 0.82, 0.85]
 B = [0.76, 0.77, 0.80, 0.74, 0.79, 0.78, 0.75, 0.80]
@@ -64,9 +74,113 @@ def test_paired_identical_arms_and_constant_shifts() -> None:
         paired(A, B[:-1])
 
 
+@pytest.mark.filterwarnings("error")  # scipy must not see the rounding-level spread
+def test_differences_equal_up_to_rounding_are_constant() -> None:
+    # The two seeds: paired differences −0.09999999999999998 and −0.10000000000000009.
+    near = paired([0.8, 0.7], [0.9, 0.8])
+    assert np.subtract([0.8, 0.7], [0.9, 0.8]).std() > 0  # the raw floats do differ
+    exact = paired([0.8, 0.8], [0.9, 0.9])
+    for p in (near, exact):
+        assert p["p_ttest"] is None and p["cohen_dz"] is None and p["std_diff"] == 0.0
+        assert p["losses"] == 2 and p["mean_diff"] == pytest.approx(-0.1, abs=1e-15)
+    # Spread twice the tolerance: a real (if tiny) difference, tested as scipy tests it.
+    step = 2 * ROUNDING * np.finfo(np.float64).eps * 0.9
+    a, b = [0.8, 0.8 + step], [0.9, 0.9]
+    above = paired(a, b)
+    assert above["std_diff"] > 0
+    assert above["p_ttest"] == pytest.approx(sps.ttest_rel(a, b).pvalue, rel=1e-9)
+
+
+def test_differences_within_rounding_of_zero_are_ties() -> None:
+    p = paired([0.1 + 0.2, 0.5], [0.3, 0.5])  # 0.1 + 0.2 − 0.3 = 5.6e-17
+    assert (p["wins"], p["ties"], p["losses"]) == (0, 2, 0)
+    assert (p["p_ttest"], p["cohen_dz"], p["mean_diff"]) == (1.0, 0.0, 0.0)
+
+
 def test_holm_against_the_step_down_definition() -> None:
     p = [0.01, 0.04, 0.03, None, 0.5]
     assert holm(p) == pytest.approx([0.04, 0.09, 0.09, None, 0.5])
     assert holm([]) == []
     with pytest.raises(ValueError, match=r"pvalues\[0\]"):
         holm([1.5])
+
+
+def _power_by_hand(dz: float, n: int, alpha: float = 0.05) -> float:
+    crit = sps.t.ppf(1 - alpha / 2, n - 1)
+    nc = dz * math.sqrt(n)
+    return sps.nct.sf(crit, n - 1, nc) + np.nan_to_num(sps.nct.cdf(-crit, n - 1, nc))  # NaN: underflow
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 30])
+def test_minimum_detectable_effect_against_a_direct_search(n: int) -> None:
+    step = 1e-4
+    grid = np.arange(step, 20.0, step)
+    powers = np.array([_power_by_hand(dz, n) for dz in grid[:: int(0.01 / step)]])  # coarse, then fine
+    start = grid[:: int(0.01 / step)][np.argmax(powers >= 0.8) - 1]
+    fine = np.arange(start, start + 0.011, step)
+    found = fine[np.argmax([_power_by_hand(dz, n) >= 0.8 for dz in fine])]
+    out = power(0.02, n)
+    assert out["mde_dz"] == pytest.approx(found, abs=step) and out["mde"] == pytest.approx(0.02 * out["mde_dz"])
+    assert (out["alpha"], out["power"]) == (0.05, 0.8)
+
+
+def test_seeds_needed_is_the_fewest_with_80_percent_power() -> None:
+    # d_z = 0.5: the textbook paired-t sample size at alpha 0.05, power 0.8, is 34 pairs.
+    out = power(0.02, 8, effect=-0.01)
+    assert out["seeds_needed"] == 34
+    assert _power_by_hand(0.5, 33) < 0.8 <= _power_by_hand(0.5, 34)
+    assert power(0.02, 8, effect=0.0)["seeds_needed"] is None
+    assert power(0.0, 8, effect=0.01) == {
+        "alpha": 0.05,
+        "power": 0.8,
+        "mde_dz": None,
+        "mde": None,
+        "seeds_needed": None,
+    }
+    assert power(0.02, 1)["mde"] is None
+
+
+def test_paired_bootstrap_is_a_percentile_interval_over_resampled_seeds() -> None:
+    a, b = np.array([0.81, 0.79, 0.84, 0.80, 0.83]), np.array([0.76, 0.79, 0.80, 0.74, 0.85])
+    out = bootstrap_paired(a, b, seed=7)
+    # The same resamples by hand: rows of seed indices drawn with replacement, the 2.5 and 97.5 percentiles.
+    rows = np.random.default_rng(7).integers(0, 5, (RESAMPLES, 5))
+    d = a - b
+    assert out["ci95_diff"] == pytest.approx(np.percentile(d[rows].mean(axis=1), [2.5, 97.5]), abs=1e-12)
+    score = np.where(d == 0, 0.5, (d > 0).astype(float))
+    assert out["p_improvement"] == pytest.approx(3.5 / 5)  # 3 wins, 1 tie, 1 loss
+    assert out["ci95_improvement"] == pytest.approx(np.percentile(score[rows].mean(axis=1), [2.5, 97.5]), abs=1e-12)
+    assert bootstrap_paired(a, b, seed=7) == out  # reproducible from the seed
+    lower = bootstrap_paired(a, b, higher=False, seed=7)
+    assert lower["p_improvement"] == pytest.approx(1.5 / 5)
+    assert bootstrap_paired([0.5], [0.4])["ci95_diff"] == [None, None]
+
+
+def test_bootstrap_interval_covers_the_mean_at_its_level() -> None:
+    # Coverage over 200 normal samples of 20: 95% nominal; the percentile bootstrap runs a little
+    # short at n = 20, so accept [0.88, 0.99] (about 3 binomial standard errors of 200 trials either side).
+    rng = np.random.default_rng(0)
+    hits = 0
+    for i in range(200):
+        x = rng.normal(0.3, 0.1, 20)
+        lo, hi = bootstrap_paired(x, np.zeros(20), seed=i)["ci95_diff"]
+        hits += lo <= 0.3 <= hi
+    assert 176 <= hits <= 198
+
+
+def test_interquartile_mean_drops_a_quarter_at_each_end() -> None:
+    x = [0.9, 0.1, 0.5, 0.6, 0.4, 0.7, 0.3, 0.55]
+    out = iqm(x, seed=3)
+    assert out["iqm"] == pytest.approx(np.mean(sorted(x)[2:6]))
+    rows = np.random.default_rng(3).integers(0, 8, (RESAMPLES, 8))
+    resampled = np.sort(np.asarray(x)[rows], axis=1)[:, 2:6].mean(axis=1)
+    assert out["ci95"] == pytest.approx(np.percentile(resampled, [2.5, 97.5]), abs=1e-12)
+    assert iqm([0.5])["ci95"] == [None, None]
+
+
+def test_performance_profile_is_the_share_strictly_better_than_each_threshold() -> None:
+    x = [0.6, 0.7, 0.7, 0.9]
+    assert performance_profile(x, [0.0, 0.6, 0.65, 0.7, 0.8, 0.9, 1.0]) == [1.0, 0.75, 0.75, 0.25, 0.25, 0.0, 0.0]
+    assert performance_profile(x, [0.6, 0.7, 0.95], higher=False) == [0.0, 0.25, 1.0]  # a loss: below τ is better
+    with pytest.raises(ValueError, match="thresholds must be finite"):
+        performance_profile(x, [math.inf])

@@ -11,21 +11,68 @@ straight into JSON. No torch.
   differences dropped as in Wilcoxon's original method), the effect sizes Cohen's d_z = mean(d)/s_d
   and the matched-pairs rank-biserial correlation r = (W⁺ − W⁻)/(W⁺ + W⁻), and wins/ties/losses.
 - :func:`holm`: Holm–Bonferroni adjusted p-values for a family of comparisons.
+- :func:`iqm`: the interquartile mean (the mean of the middle 50% of the values, 25% trimmed at
+  each end: Agarwal et al. 2021, "Deep RL at the edge of the statistical precipice", rliable) with a
+  percentile bootstrap interval over seeds.
+- :func:`bootstrap_paired`: percentile bootstrap intervals, resampling seeds as pairs, of the mean
+  difference and of the probability of improvement P(arm better than baseline on a new seed): the
+  share of seeds where the arm is better, ties counting ½.
+- :func:`performance_profile`: the share of seeds scoring above each threshold (a score
+  distribution, Agarwal et al. 2021's performance profile), for a plot of whole distributions.
+- :func:`power`: for a two-sided paired t-test at level alpha on n seeds, the minimum detectable
+  effect at 80% power (noncentral t) and the seeds that would detect a given effect.
+
+Bootstrap intervals are percentile intervals (as rliable's) from ``scipy.stats.bootstrap`` with
+``RESAMPLES`` resamples and a generator seeded by the caller (the study seed), so that a report
+rebuilt from the same results gives the same intervals.
+
+Differences equal within floating-point rounding are equal. Each difference d_i = a_i − b_i
+inherits the rounding of its operands (0.9 − 0.8 carries an ulp of 0.9, not of 0.1), so a
+difference within ``ROUNDING``·ε·max(|a_i|, |b_i|) of 0 is a tie, and differences whose spread
+(max − min) is within ``ROUNDING``·ε·max_i(|a_i|, |b_i|) are constant: no t-test, no d_z, as for
+exactly equal differences. Without this, two seeds differing by −0.09999999999999998 and
+−0.10000000000000009 gave p = 3.5e-16 and d_z = −1.27e15. scipy warns of catastrophic cancellation
+at max|d_i − d̄| < 10·ε·|d̄|, relative to the differences themselves; measured against the operands,
+which is where the rounding comes from, ``ROUNDING`` = 32 covers a stored metric that is a mean
+over a few dozen float64 values (each addition can add half an ulp) and the subtraction, while any
+real difference between two test metrics (at least one test point in the test set) is ten or more
+orders of magnitude larger.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats as sps
+from scipy.optimize import brentq
 
-__all__ = ["summary_statistics", "paired", "holm", "CONFIDENCE", "ALPHA"]
+__all__ = [
+    "summary_statistics",
+    "paired",
+    "holm",
+    "iqm",
+    "bootstrap_paired",
+    "power",
+    "performance_profile",
+    "CONFIDENCE",
+    "ALPHA",
+    "ROUNDING",
+    "RESAMPLES",
+    "POWER",
+]
 
 CONFIDENCE = 0.95
 #: The level below which a Holm-corrected p-value counts as a significant difference.
 ALPHA = 0.05
+#: Differences within this many machine epsilons of their operands' magnitude are equal (module docstring).
+ROUNDING = 32
+#: Bootstrap resamples: the Monte-Carlo error of a 95% percentile bound is then well under 1% of its spread.
+RESAMPLES = 9999
+#: The power at which :func:`power` states the minimum detectable effect.
+POWER = 0.8
 
 
 def _finite(values: Sequence[float], name: str) -> np.ndarray:
@@ -78,14 +125,23 @@ def paired(arm: Sequence[float], baseline: Sequence[float]) -> dict[str, float |
     Returns n, mean_diff (arm − baseline), std_diff, ci95_diff, p_ttest, p_wilcoxon (two-sided),
     cohen_dz, rank_biserial, wins, ties, losses (arm above / equal to / below baseline). When every
     difference is 0 the p-values are 1 and the effect sizes 0; when all differences are equal but not
-    0 the t-test and d_z are undefined (None); with fewer than 2 pairs the tests are None. Raises ``ValueError`` for sequences of different lengths or non-finite values.
+    0 the t-test and d_z are undefined (None); with fewer than 2 pairs the tests are None.
+    Differences equal within rounding count as equal (``ROUNDING`` in the module docstring). Raises
+    ``ValueError`` for sequences of different lengths or non-finite values.
+
+    >>> paired([0.8, 0.7], [0.9, 0.8])["p_ttest"] is None  # −0.1 twice, up to rounding
+    True
     """
     a, b = _finite(arm, "arm"), _finite(baseline, "baseline")
     if a.shape != b.shape or a.size == 0:
         raise ValueError(f"arm and baseline must have the same non-zero length, got {a.size} and {b.size}")
     d = a - b
+    eps = np.finfo(np.float64).eps
+    scale = np.maximum(np.abs(a), np.abs(b))
+    d[np.abs(d) <= ROUNDING * eps * scale] = 0.0
     n, mean = int(d.size), float(d.mean())
-    std = float(d.std(ddof=1)) if n > 1 else math.nan
+    constant = n > 1 and float(d.max() - d.min()) <= ROUNDING * eps * float(scale.max())
+    std = 0.0 if constant else float(d.std(ddof=1)) if n > 1 else math.nan
     out: dict[str, float | int | None | list[float | None]] = {
         "n": n,
         "mean_diff": mean,
@@ -101,7 +157,7 @@ def paired(arm: Sequence[float], baseline: Sequence[float]) -> dict[str, float |
     elif nonzero.size == 0:
         out.update(p_ttest=1.0, p_wilcoxon=1.0, cohen_dz=0.0, rank_biserial=0.0)
     else:
-        p_t = float(sps.ttest_rel(a, b).pvalue) if std > 0 else None
+        p_t = float(sps.ttest_1samp(d, 0.0).pvalue) if std > 0 else None
         p_w = float(sps.wilcoxon(nonzero, zero_method="wilcox").pvalue)
         ranks = sps.rankdata(np.abs(nonzero))
         w_plus, w_minus = float(ranks[nonzero > 0].sum()), float(ranks[nonzero < 0].sum())
@@ -134,3 +190,138 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
         running = max(running, min(1.0, (m - rank) * present[i]))
         out[i] = running
     return out
+
+
+def _bootstrap(data: tuple[np.ndarray, ...], statistic: Any, seed: int) -> list[float | None]:
+    """95% percentile bootstrap interval of ``statistic`` over the resampled seeds (paired rows)."""
+    if data[0].size < 2:
+        return [None, None]
+    res = sps.bootstrap(
+        data,
+        statistic,
+        n_resamples=RESAMPLES,
+        paired=len(data) > 1,
+        vectorized=True,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return [_none(res.confidence_interval.low), _none(res.confidence_interval.high)]
+
+
+def _iqm(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.asarray(sps.trim_mean(x, 0.25, axis=axis))
+
+
+def iqm(values: Sequence[float], *, seed: int = 0) -> dict[str, float | list[float | None]]:
+    """The interquartile mean of ``values`` (``scipy.stats.trim_mean(values, 0.25)``: with n values,
+    ⌊n/4⌋ dropped at each end) and its 95% percentile bootstrap interval (``ci95``; None below 2 values).
+
+    >>> iqm([0.0, 1.0, 2.0, 3.0, 100.0, -100.0, 1.5, 2.5])["iqm"]  # the middle four
+    1.75
+    """
+    x = _finite(values, "values")
+    if x.size == 0:
+        raise ValueError("values must not be empty")
+    return {"iqm": float(_iqm(x)), "ci95": _bootstrap((x,), _iqm, seed)}
+
+
+def _improvement_score(d: np.ndarray, higher: bool) -> np.ndarray:
+    return np.where(d == 0, 0.5, ((d > 0) == higher).astype(np.float64))
+
+
+def bootstrap_paired(
+    arm: Sequence[float], baseline: Sequence[float], *, higher: bool = True, seed: int = 0
+) -> dict[str, float | int | None | list[float | None]]:
+    """Percentile bootstrap over seeds (pairs resampled together) for ``arm`` against ``baseline``.
+
+    Returns ``ci95_diff`` (of the mean of arm − baseline), ``p_improvement`` (the share of seeds on
+    which the arm is better — higher, or lower with ``higher=False`` — ties counting ½, differences
+    within rounding being ties as in :func:`paired`), its ``ci95_improvement``, ``resamples`` and
+    ``seed``. Intervals are None with fewer than 2 pairs.
+
+    >>> bootstrap_paired([0.8, 0.9, 0.7], [0.7, 0.9, 0.8])["p_improvement"]  # a win, a tie, a loss
+    0.5
+    """
+    a, b = _finite(arm, "arm"), _finite(baseline, "baseline")
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"arm and baseline must have the same non-zero length, got {a.size} and {b.size}")
+    scale = np.maximum(np.abs(a), np.abs(b))
+
+    def difference(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.mean(x - y, axis=axis)
+
+    def improvement(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        d = x - y
+        # the same rounding tolerance as paired(); the scale is the largest operand of the sample
+        d = np.where(np.abs(d) <= ROUNDING * np.finfo(np.float64).eps * scale.max(), 0.0, d)
+        return np.mean(_improvement_score(d, higher), axis=axis)
+
+    return {
+        "ci95_diff": _bootstrap((a, b), difference, seed),
+        "p_improvement": float(improvement(a, b)),
+        "ci95_improvement": _bootstrap((a, b), improvement, seed),
+        "resamples": RESAMPLES,
+        "seed": seed,
+    }
+
+
+def _power(dz: float, n: int, alpha: float) -> float:
+    """Power of the two-sided one-sample t-test of n differences at standardized effect d_z."""
+    df, nc = n - 1, dz * math.sqrt(n)
+    crit = float(sps.t.ppf(1 - alpha / 2, df))
+    # P(T < −crit) as the upper tail of −T: scipy's lower tail is NaN where it underflows (df = 1, nc = 8)
+    return float(sps.nct.sf(crit, df, nc) + sps.nct.sf(crit, df, -nc))
+
+
+def power(
+    std_diff: float | None, n: int, *, effect: float | None = None, alpha: float = ALPHA, target: float = POWER
+) -> dict[str, float | int | None]:
+    """What a two-sided paired t-test at level ``alpha`` on ``n`` seeds can detect, with the
+    differences' standard deviation ``std_diff`` taken as the true one.
+
+    The power at standardized effect δ = Δ/σ_d is P(|T| > t_{1−α/2, n−1}) with T noncentral t
+    (n − 1 degrees of freedom, noncentrality δ·√n). Returns ``alpha``, ``power`` (the target),
+    ``mde_dz`` (the smallest δ with that power, by root finding), ``mde`` (= mde_dz·std_diff, in the
+    metric's units) and ``seeds_needed`` (the fewest seeds, at least 2, whose test has that power
+    at ``effect``; None for no effect or none within 10⁶ seeds). Everything is None where it is
+    undefined (fewer than 2 seeds, no spread).
+
+    >>> round(power(1.0, 10)["mde_dz"], 3)  # a textbook value: d_z ≈ 1.0 needs ~10 pairs
+    0.996
+    """
+    out: dict[str, float | int | None] = {"alpha": alpha, "power": target, "mde_dz": None, "mde": None}
+    out["seeds_needed"] = None
+    if n < 2 or std_diff is None or not std_diff > 0:
+        return out
+    high = 1.0
+    while _power(high, n, alpha) < target:
+        high *= 2
+    mde_dz = float(brentq(lambda dz: _power(dz, n, alpha) - target, 0.0, high, xtol=1e-12))
+    out.update(mde_dz=mde_dz, mde=mde_dz * std_diff)
+    if effect is not None and effect != 0:
+        dz = abs(effect) / std_diff
+        lo, hi = 2, 2
+        while _power(dz, hi, alpha) < target:
+            if hi >= 10**6:
+                return out
+            lo, hi = hi, hi * 2
+        while lo < hi:  # the power rises with n: the fewest seeds by bisection
+            mid = (lo + hi) // 2
+            lo, hi = (mid + 1, hi) if _power(dz, mid, alpha) < target else (lo, mid)
+        out["seeds_needed"] = hi
+    return out
+
+
+def performance_profile(values: Sequence[float], thresholds: Sequence[float], *, higher: bool = True) -> list[float]:
+    """For each threshold τ the share of ``values`` strictly better than τ: above it, or below it
+    with ``higher=False`` (a loss). A step function of τ, from 1 below every value to 0 above them.
+
+    >>> performance_profile([0.6, 0.7, 0.7, 0.9], [0.5, 0.7, 0.9])
+    [1.0, 0.25, 0.0]
+    """
+    x, t = _finite(values, "values"), _finite(thresholds, "thresholds")
+    if x.size == 0:
+        raise ValueError("values must not be empty")
+    better = x[None, :] > t[:, None] if higher else x[None, :] < t[:, None]
+    return [float(v) for v in better.mean(axis=1)]

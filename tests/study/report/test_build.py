@@ -33,16 +33,18 @@ def test_build_report_writes_every_file(tmp_path: Path) -> None:
     populate(tmp_path, tiny_config(), {"before": 0.05})
     summary = build_report(tmp_path)
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
-    assert summary["schema"] == "noisereg.summary/1"
+    assert summary["schema"] == "noisereg.summary/2"
     for key in ("metric", "baseline", "arms", "selection"):
         assert key in summary
     for arm in summary["arms"]:
         assert {"name", "n", "mean", "std", "ci95", "paired"} <= set(arm)
     md = (tmp_path / "summary.md").read_text()
     assert summary["verdict"]["text"] in md and "| grid[std=0.1] ← chosen" not in md
+    assert "## Interval estimates and effect sizes" in md and "| arm | IQM [95% CI] |" in md
     html = (tmp_path / "report.html").read_text()
+    assert "<h2>Interval estimates and effect sizes</h2>" in html and "P(better) [95% CI]" in html
     pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
-    assert pngs == ["grid_grid.png", "learning_curves.png", "seeds.png"]
+    assert pngs == ["grid_grid.png", "learning_curves.png", "profiles.png", "seeds.png"]
     for png in pngs:
         assert f'src="plots/{png}"' in html
         assert (tmp_path / "plots" / png).read_bytes()[:4] == b"\x89PNG"

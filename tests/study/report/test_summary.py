@@ -7,7 +7,7 @@ import pytest
 from noisereg.study.cells import plan_cells
 from noisereg.study.report.documents import robustness_tables
 from noisereg.study.report.summary import summarize
-from noisereg.study.stats import paired, summary_statistics
+from noisereg.study.stats import bootstrap_paired, iqm, paired, power, summary_statistics
 from tests.study.fakes import fake_results, populate, tiny_config
 
 
@@ -146,3 +146,37 @@ def test_the_accuracy_screen_keeps_likelihood_from_choosing_a_network_that_learn
     old = summarize(attrs, done)["selection"]
     assert old["chosen"] == 1.0 and not old["screen"] and old["screened_out"] == []
     assert "screened" not in selection_texts(old)[0]
+
+
+def test_the_recommendation_is_the_cv_choice_not_the_best_test_arm() -> None:
+    # The failure: CV on the training part chose 0.1, the report crowned the best test arm.
+    done = results({"grid[std=0.1]": 0.05}, noise=0.01)
+    for key, gain in (("grid[std=0.1]", 0.0), ("grid[std=1.0]", 0.10)):  # the test set alone favours 1.0
+        final = done[key]["final"]
+        final["test_acc"] = [a + gain + 0.01 * (i % 2) for i, a in enumerate(final["test_acc"])]
+    s = summarize(study_attrs(), done)
+    rec = s["recommendation"]
+    assert s["selection"]["chosen"] == 0.1 and s["verdict"]["best_mean"] == "grid[std=1.0]"
+    assert (rec["status"], rec["cell"], rec["chosen_by"]) == ("use", "grid[std=0.1]", "cross-validation")
+    assert rec["estimate"]["mean_diff"] == s["selection"]["test"]["paired"]["mean_diff"]
+    assert rec["optimistic"]["cell"] == "grid[std=1.0]" and rec["text"].startswith("Use grid[std=0.1], chosen by")
+    config = study_attrs()
+    config["config"]["selection"] = None
+    plain = summarize(config, done)["recommendation"]
+    assert plain["status"] == "unselected" and plain["cell"] is None
+    assert plain["beat_no_noise"] == ["grid[std=1.0]", "grid[std=0.1]"]
+
+
+def test_interval_estimates_and_power_beside_the_tests() -> None:
+    done = results({"before": 0.05, "input": 0.002}, noise=0.01)
+    s = summarize(study_attrs(), done)
+    by = {a["name"]: a for a in s["arms"]}
+    seed = study_attrs()["config"]["seed"]
+    acc = {k: done[k]["final"]["test_acc"] for k in ("none", "before", "input")}
+    assert by["none"]["iqm"] == iqm(acc["none"], seed=seed) and by["none"]["paired"] is None
+    boot = by["before"]["paired"]["bootstrap"]
+    assert boot == {**bootstrap_paired(acc["before"], acc["none"], seed=seed), "over": "seeds"}
+    assert boot["p_improvement"] == 1.0 and by["before"]["paired"]["power"] is None  # significant: no power
+    p = by["input"]["paired"]
+    assert not p["better"] and p["power"] == power(p["std_diff"], 6, effect=p["mean_diff"])
+    assert p["power"]["mde"] > abs(p["mean_diff"])  # not detected: the detectable effect is larger

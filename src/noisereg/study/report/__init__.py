@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from noisereg.study.report.documents import table_rows, to_html, to_markdown
-from noisereg.study.report.plots import plot_grid, plot_learning_curves, plot_seeds
+from noisereg.study.report.plots import plot_grid, plot_learning_curves, plot_profiles, plot_seeds
 from noisereg.study.report.reliability import plot_reliability
 from noisereg.study.report.robustness_plots import plot_certified, plot_corruptions, plot_noisy_gap
 from noisereg.study.report.summary import SCHEMA, summarize
@@ -153,6 +153,11 @@ def _plots(folder: Path, summary: dict[str, Any], done: dict[str, Any]) -> list[
             )
         )
     out.append(("Per-seed results", _draw(plot_seeds, folder / "seeds.png", arms, metric, summary["baseline"])))
+    higher = summary["higher_is_better"]
+    title = (
+        f"Performance profiles: the share of seeds with test {metric} {'above' if higher else 'below'} each threshold"
+    )
+    out.append((title, _draw(plot_profiles, folder / "profiles.png", shown, metric, higher, summary["baseline"])))
     return out
 
 

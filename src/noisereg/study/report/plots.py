@@ -8,6 +8,9 @@ no torch).
   cross-validated loss (mean ± standard error) when the arm is selected by cross-validation.
 - :func:`plot_seeds`: every seed's test metric per arm, a box per arm and the points spread evenly
   across the box (a deterministic spread, not random jitter).
+- :func:`plot_profiles`: performance profiles, the share of seeds scoring better than each threshold
+  per arm (Agarwal et al. 2021): whole distributions over seeds side by side, where a mean hides a
+  seed that failed to train.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["plot_learning_curves", "plot_grid", "plot_seeds"]
+from noisereg.study.stats import performance_profile
+
+__all__ = ["plot_learning_curves", "plot_grid", "plot_seeds", "plot_profiles"]
 
 _CURVE = {"accuracy": "acc", "loss": "loss", "r2": "r2"}
 
@@ -133,4 +138,27 @@ def plot_seeds(path: Path, entries: Sequence[Mapping[str, Any]], metric: str, ba
     ax.set_ylabel(f"test {metric}")
     ax.set_title("Every seed's result per arm", fontsize=10)
     ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
+def plot_profiles(path: Path, entries: Sequence[Mapping[str, Any]], metric: str, higher: bool, baseline: str) -> Path:
+    """The share of seeds whose test metric is better than each threshold, one step curve per cell;
+    thresholds span every seed's value of every cell drawn."""
+    values = np.concatenate([np.asarray(e["per_seed"], dtype=float) for e in entries])
+    low, high = float(values.min()), float(values.max())
+    pad = 0.02 * (high - low) or 0.01
+    thresholds = np.unique(np.concatenate([np.linspace(low - pad, high + pad, 200), values]))
+    fig = Figure(figsize=(5.6, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for e in entries:
+        share = performance_profile(e["per_seed"], thresholds.tolist(), higher=higher)
+        # the baseline on top, dashed, so that arms with the same results do not hide it
+        style = {"color": "black", "linestyle": "--", "zorder": 3} if e["name"] == baseline else {"linewidth": 1.2}
+        ax.step(thresholds, share, where="post", label=f"{e['name']} (n={len(e['per_seed'])})", **style)
+    ax.set_xlabel(f"threshold τ (test {metric})")
+    ax.set_ylabel(f"share of seeds {'above' if higher else 'below'} τ")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_title("Performance profiles over seeds", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
     return _save(fig, path)

@@ -1,23 +1,36 @@
 """The report's recommendation: which noise (site and strength) to use, the evidence, and plain
 words when the data cannot decide (no torch).
 
-:func:`recommend` reads the summary's arms (their paired comparisons with the baseline, Holm-corrected)
-and selection, and returns ``{"status", "cell", "noise", "text", "evidence", "caveats"}``:
+The test set never chooses. Picking the setting with the best test mean among several and then
+quoting that mean flatters it (the winner's curse: the choice and the score use the same noise), so
+the recommended setting is the one a selection procedure chose on the training part, and the test
+set only estimates it.
 
-- ``status = "use"``: at least one setting beats no noise (Holm p < alpha); ``cell`` is the one with
-  the best mean among them. If the runner-up among those is not significantly different from it
-  (paired t-test on the same seeds, p >= alpha), a caveat says the two are tied within noise.
-- ``status = "no_noise"``: no setting beats no noise and the best mean is no noise.
-- ``status = "undecided"``: no setting beats no noise, but the best mean is a noisy setting: the
-  data cannot decide; ``cell`` is that setting, and the text says to keep no noise unless more data
-  (seeds, test points) settle it.
+:func:`recommend` reads the summary's arms (their paired comparisons with the baseline, Holm-corrected)
+and selection, and returns ``{"status", "cell", "noise", "chosen_by", "estimate", "beat_no_noise",
+"optimistic", "text", "evidence", "caveats"}``:
+
+- With a selection (``[selection]`` in the study file: a grid chosen by cross-validation on the
+  training part), ``cell`` is the value it chose and ``chosen_by`` is ``"cross-validation"``;
+  ``estimate`` is that cell's test result (``mean``, ``ci95``, ``mean_diff`` and ``ci95_diff``
+  against no noise, ``p_ttest``, ``p_holm``, ``n``). Its paired t-test is the one comparison fixed
+  before the test set was looked at, so it is judged uncorrected at ``alpha`` (the Holm p over every
+  cell is shown beside it). ``status`` is ``"use"`` when it beats no noise, ``"no_noise"`` when it
+  is significantly worse or the chosen value is 0, ``"undecided"`` otherwise (keep no noise unless
+  more seeds or test points settle it); ``cell`` is None for ``"no_noise"``.
+- Without a selection, ``cell`` is None: ``status`` is ``"unselected"`` when settings beat no noise
+  (Holm p < alpha; named in ``beat_no_noise`` and the text, none crowned, and the text says to add a
+  ``[selection]`` section to get a choice), ``"no_noise"`` when none does and the best mean is no
+  noise, ``"undecided"`` when none does but a noisy setting has the best mean.
+- ``optimistic``: the cell with the best test mean, where it is a noisy setting other than ``cell``
+  (``cell``, ``mean``, ``mean_diff``, ``p_holm``, ``text``): chosen on the same data it is scored on,
+  so its figures are optimistic; a caveat says so, and whether the test set can tell it from the
+  recommended cell (paired t-test on their common seeds).
 
 Caveats, each a plain sentence: a chosen strength at the edge of its grid (the best may lie beyond
 it); too few points (fewer than ``FEW_TRAIN`` training samples, fewer than ``FEW_TEST`` test samples
 — one test point is then worth more than 1/FEW_TEST of accuracy — or fewer than ``FEW_SEEDS``
-seeds); a cross-validation choice that does worse than no noise on the test set; and always that
-picking the best of several settings on the test set flatters it (the nested cross-validation
-estimate, where present, does not).
+seeds); the optimistic best test cell; settings outside the selection that beat no noise.
 
 Other measurements, where the study made them, are weighed against the choice on the main metric
 (each a paired t-test against no noise on the same seeds, uncorrected, at ``alpha``): the calibration
@@ -36,6 +49,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+from noisereg.study.selection import procedure_name
 from noisereg.study.stats import paired
 
 __all__ = ["recommend", "FEW_TRAIN", "FEW_TEST", "FEW_SEEDS"]
@@ -52,11 +66,27 @@ def _fmt(x: float | None) -> str:
 def _effect(arm: Mapping[str, Any], metric: str) -> str:
     p = arm["paired"]
     lo, hi = p["ci95_diff"]
-    return (
+    text = (
         f"{arm['name']}: test {metric} {arm['mean']:.4f} ± {_fmt(arm['std'])} (sd over {arm['n']} seeds); "
         f"{p['mean_diff']:+.4f} vs no noise, 95% CI [{_fmt(lo)}, {_fmt(hi)}], paired t-test p = {_fmt(p.get('p_ttest'))}, "
         f"Holm p = {_fmt(p.get('p_holm'))}"
     )
+    boot, pw = p.get("bootstrap") or {}, p.get("power") or {}
+    if boot.get("ci95_diff") and boot["ci95_diff"][0] is not None:
+        blo, bhi = boot["ci95_diff"]
+        ilo, ihi = boot["ci95_improvement"]
+        text += (
+            f"; bootstrap 95% CI [{_fmt(blo)}, {_fmt(bhi)}]; better than no noise on {_fmt(boot['p_improvement'])} of "
+            f"seeds, 95% CI [{_fmt(ilo)}, {_fmt(ihi)}]"
+        )
+    if pw.get("mde") is not None:
+        needed = pw.get("seeds_needed")
+        text += (
+            f"; on {arm['n']} seeds the paired t-test (alpha {_fmt(pw['alpha'])}, uncorrected) detects a difference of "
+            f"{_fmt(pw['mde'])} with 80% power"
+            + (f", and about {needed} seeds would detect this one" if needed is not None else "")
+        )
+    return text
 
 
 def _edge(arm: Mapping[str, Any], arms: Sequence[Mapping[str, Any]]) -> str | None:
@@ -143,53 +173,158 @@ def _other_verdict(
     )
 
 
+def _estimate(cell: Mapping[str, Any]) -> dict[str, Any]:
+    p = cell.get("paired") or {}
+    keys = ("mean_diff", "ci95_diff", "p_ttest", "p_holm")
+    return {"mean": cell["mean"], "ci95": cell["ci95"], "n": cell["n"], **{k: p.get(k) for k in keys}}
+
+
+def _choose(
+    summary: Mapping[str, Any], chosen: Mapping[str, Any] | None, better: list[Mapping[str, Any]], alpha: float
+) -> tuple[str, str, Mapping[str, Any] | None]:
+    """(status, text, recommended cell) of the module docstring."""
+    metric, base, higher = summary["metric"], summary["baseline"], summary["higher_is_better"]
+    arms = summary["arms"]
+    compared = [a for a in arms if a.get("paired") and a["paired"].get("n")]
+    sel = summary.get("selection") or {}
+    if chosen is not None:
+        p = chosen.get("paired") or {}
+        procedure = procedure_name(
+            sel.get("criterion", "likelihood"), sel.get("rule", "best"), screen=sel.get("screen", True)
+        )
+        how = f"chosen by cross-validation on the training part ({procedure})"
+        if chosen["name"] == base or chosen.get("grid_value") == 0:
+            return (
+                "no_noise",
+                f"Use no noise ({base}): cross-validation on the training part chose no noise ({chosen['name']}).",
+                None,
+            )
+        pt, diff = p.get("p_ttest"), (p.get("mean_diff") or 0.0) * (1 if higher else -1)
+        # one comparison, fixed by the training part before the test set was looked at: no correction
+        said = (
+            f"{p['mean_diff']:+.4f} vs no noise, paired t-test p = {_fmt(pt)}, one comparison fixed in advance, uncorrected"
+            if p.get("n")
+            else "no paired result"
+        )
+        if pt is not None and pt < alpha and diff > 0:
+            return "use", f"Use {chosen['name']}, {how}: on the test set it beats no noise ({said}).", chosen
+        if pt is not None and pt < alpha and diff < 0:
+            return (
+                "no_noise",
+                f"Use no noise ({base}): the value {how}, {chosen['name']}, does significantly worse than no noise on "
+                f"the test set ({said}); do not follow it.",
+                None,
+            )
+        return (
+            "undecided",
+            f"The data cannot decide: {chosen['name']}, {how}, does not differ significantly from no noise on the "
+            f"test set ({said}). Keep no noise ({base}) unless more seeds or test points settle it.",
+            chosen,
+        )
+    if better:
+        names = ", ".join(a["name"] for a in better)
+        return (
+            "unselected",
+            f"{len(better)} setting(s) beat no noise on test {metric} (Holm-corrected paired t-tests over {len(compared)} "
+            f"comparisons): {names}. None is crowned: the best of them on the test set would be chosen on the data it is "
+            "scored on. To get a choice, add a [selection] section to the study file (an arm with a grid of values, "
+            "chosen by cross-validation on the training part).",
+            None,
+        )
+    if not compared:
+        return "undecided", "Only the baseline has results: nothing to recommend yet.", None
+    sign = 1.0 if higher else -1.0
+    if max(arms, key=lambda a: sign * a["mean"])["name"] == base:
+        return (
+            "no_noise",
+            f"Use no noise ({base}): no setting beats it on test {metric} (Holm-corrected paired t-tests, alpha = {alpha}).",
+            None,
+        )
+    return (
+        "undecided",
+        f"The data cannot decide: no setting beats no noise ({base}) on test {metric} after Holm's correction. Keep no "
+        "noise unless more seeds or test points settle it.",
+        None,
+    )
+
+
+def _optimistic(
+    summary: Mapping[str, Any],
+    cell: Mapping[str, Any] | None,
+    per_seed: Mapping[str, Mapping[int, float]],
+    alpha: float,
+) -> dict[str, Any] | None:
+    """The best test cell where it is a noisy setting other than ``cell`` (module docstring)."""
+    arms, base = summary["arms"], summary["baseline"]
+    sign = 1.0 if summary["higher_is_better"] else -1.0
+    noisy = [a for a in arms if a["name"] != base and a.get("paired") and a["paired"].get("n")]
+    if not noisy:
+        return None
+    best = max(noisy, key=lambda a: sign * a["mean"])
+    if (cell is not None and best["name"] == cell["name"]) or sign * best["mean"] <= sign * next(
+        (a["mean"] for a in arms if a["name"] == base), -sign * float("inf")
+    ):
+        return None
+    p = best["paired"]
+    text = (
+        f"The best test mean, {best['name']} ({best['mean']:.4f}, {p['mean_diff']:+.4f} vs no noise, Holm p = "
+        f"{_fmt(p.get('p_holm'))}), is picked on the same test data it is scored on: optimistic, and not the recommendation."
+    )
+    if cell is not None:
+        a, b = per_seed.get(best["name"], {}), per_seed.get(cell["name"], {})
+        common = [s for s in a if s in b]
+        tie = paired([a[s] for s in common], [b[s] for s in common]) if len(common) > 1 else {}
+        # paired() gives p_ttest as a float, or None where the t-test is undefined
+        pt = cast(float | None, tie.get("p_ttest"))
+        if pt is None or pt >= alpha:
+            text += (
+                f" The test set cannot tell it from {cell['name']} (paired t-test p = {_fmt(pt)} on {len(common)} common "
+                "seeds)."
+            )
+        else:
+            text += f" On the test set it differs from {cell['name']} (paired t-test p = {_fmt(pt)}, uncorrected)."
+    return {
+        "cell": best["name"],
+        "mean": best["mean"],
+        "mean_diff": p["mean_diff"],
+        "p_holm": p.get("p_holm"),
+        "text": text,
+    }
+
+
 def recommend(
     summary: Mapping[str, Any], per_seed: Mapping[str, Mapping[int, float]], alpha: float = 0.05
 ) -> dict[str, Any]:
     """The recommendation of ``summary`` (module docstring). ``per_seed`` maps each cell name to
-    its {seed: test metric}, to compare the two best settings on their common seeds."""
+    its {seed: test metric}, to compare the recommended cell with the best test cell on their common
+    seeds."""
     arms = summary["arms"]
-    metric, higher, base = summary["metric"], summary["higher_is_better"], summary["baseline"]
+    metric, higher = summary["metric"], summary["higher_is_better"]
     sign = 1.0 if higher else -1.0
     compared = [a for a in arms if a.get("paired") and a["paired"].get("n")]
     better = sorted((a for a in compared if a["paired"].get("better")), key=lambda a: -sign * a["mean"])
+    sel = summary.get("selection") or {}
+    chosen = sel.get("test")
+    status, text, cell = _choose(summary, chosen, better, alpha)
     caveats: list[str] = []
-    cell: Mapping[str, Any] | None = None
-    if better:
-        cell = better[0]
-        status = "use"
-        text = f"Use {cell['name']}: it beats no noise on test {metric} after Holm's correction over {len(compared)} comparisons."
-        if len(better) > 1:
-            second = better[1]
-            a, b = per_seed.get(cell["name"], {}), per_seed.get(second["name"], {})
-            common = [s for s in a if s in b]
-            tie = paired([a[s] for s in common], [b[s] for s in common]) if len(common) > 1 else {}
-            # paired() gives p_ttest as a float, or None where the t-test is undefined
-            p = cast(float | None, tie.get("p_ttest"))
-            if p is None or p >= alpha:
-                caveats.append(
-                    f"Tie within noise: {cell['name']} and {second['name']} both beat no noise, and the data cannot tell them "
-                    f"apart (paired t-test p = {_fmt(p)} on {len(common)} common seeds); either will do."
-                )
-    elif compared:
-        best = max(arms, key=lambda a: sign * a["mean"])
-        if best["name"] == base:
-            status = "no_noise"
-            text = f"Use no noise ({base}): no setting beats it on test {metric} (Holm-corrected paired t-tests, alpha = {alpha})."
-        else:
-            cell, status = best, "undecided"
-            text = (
-                f"The data cannot decide: the best mean is {best['name']}, but it does not beat no noise after Holm's correction. "
-                f"Keep no noise ({base}) unless more seeds or test points settle it."
-            )
-    else:
-        status, text = "undecided", "Only the baseline has results: nothing to recommend yet."
-    evidence = [_effect(cell, metric)] if cell is not None and cell.get("paired") else []
+    shown = (
+        cell if cell is not None else chosen if chosen is not None and chosen["name"] != summary["baseline"] else None
+    )
+    evidence = [_effect(shown, metric)] if shown is not None and shown.get("paired") else []
     if cell is not None:
         edge = _edge(cell, arms)
         if edge:
             caveats.append(
                 f"{cell['name']} is the {edge} value of its grid: the best may lie beyond it; extend the grid."
+            )
+    if chosen is None:
+        evidence += [_effect(a, metric) for a in better]
+    else:
+        outside = [a["name"] for a in better if a["arm"] != sel.get("arm")]
+        if outside:
+            caveats.append(
+                f"Outside the selection, {', '.join(outside)} also beat no noise on the test set (Holm-corrected); the "
+                "selection did not compare them."
             )
     data = summary.get("data") or {}
     n_train, n_test = sum(data.get("n_train") or [0]), sum(data.get("n_test") or [0])
@@ -203,21 +338,12 @@ def recommend(
         )
     if summary.get("seeds") and summary["seeds"] < FEW_SEEDS:
         caveats.append(f"Only {summary['seeds']} seeds per arm: the paired tests have little power.")
-    sel = summary.get("selection") or {}
-    test = sel.get("test") or {}
-    if test.get("paired") and test["paired"].get("worse"):
-        caveats.append(
-            f"The value chosen by cross-validation ({test['name']}) does significantly worse than no noise on the test set: "
-            "do not follow it."
-        )
-    _weigh_other_measurements(
-        summary, cell, status, alpha, evidence, caveats
-    )  # before the general caveat: it is specific
-    if cell is not None and cell["name"] != base:
-        caveats.append(
-            "The best of several settings, picked on the test set, looks better there than it will on new data"
-            + ("; the nested cross-validation estimate does not have that bias." if sel.get("nested") else ".")
-        )
+    _weigh_other_measurements(summary, cell, status, alpha, evidence, caveats)
+    optimistic = _optimistic(summary, cell, per_seed, alpha)
+    if optimistic:
+        caveats.append(optimistic["text"])
+        if status != "unselected":  # there the text already says why the best test mean is not crowned
+            text += f" The best test mean, {optimistic['cell']}, is optimistic: chosen on the data it is scored on."
     nested = sel.get("nested")
     if nested:
         gain = nested["gain"]
@@ -237,6 +363,10 @@ def recommend(
         "status": status,
         "cell": None if cell is None else cell["name"],
         "noise": noise,
+        "chosen_by": "cross-validation" if chosen is not None else None,
+        "estimate": _estimate(cell) if cell is not None else None,
+        "beat_no_noise": [a["name"] for a in better],
+        "optimistic": optimistic,
         "text": text,
         "evidence": evidence,
         "caveats": caveats,
