@@ -606,7 +606,13 @@ def _file_key(cfg: UserStudyConfig, argument: tuple[str | int, ...]) -> str | No
 
 
 def run_config(
-    cfg: UserStudyConfig, out: str | Path, *, storage: str | None = None, workers: int = 1, source: str = "study"
+    cfg: UserStudyConfig,
+    out: str | Path,
+    *,
+    storage: str | None = None,
+    workers: int = 1,
+    device: str = "cpu",
+    source: str = "study",
 ) -> StudyResult:
     """Run a user study file (:mod:`noisereg.study.config.user`) into ``out`` and write its report.
 
@@ -615,7 +621,9 @@ def run_config(
     for a site that matches no layer)."""
     kwargs = file_arguments(cfg, source=source)
     try:
-        result = run_model(**kwargs, out=out, storage=storage, workers=workers, study_file=cfg.model_dump(mode="json"))
+        result = run_model(
+            **kwargs, out=out, storage=storage, workers=workers, device=device, study_file=cfg.model_dump(mode="json")
+        )
     except StudyConfigError:
         raise
     except (TypeError, ValueError) as exc:  # run_model's checks (training failures are RuntimeErrors)
