@@ -61,6 +61,7 @@ from noisereg.study.run.dashboard import objective
 from noisereg.study.run.jobs import Job, make_jobs, training
 from noisereg.study.run.results import collect_results
 from noisereg.study.store import DB_NAME, Store, default_url, masked_url
+from noisereg.study.store_base import quiet_optuna
 
 __all__ = ["PER_REPLICA", "StudyResult", "run_config", "run_model", "site"]
 
@@ -529,7 +530,7 @@ def run_model(
             # process sets up the store (imports, schema, a commit per cell).
             rows, jobs = jobs_of(list(by_key))
             ahead = rows, jobs, time.perf_counter(), started.enter_context(training([j for _, j in jobs], workers))
-        with Store(url, name) as store:
+        with quiet_optuna(), Store(url, name) as store:
             # a run stored before the generator was recorded drew with torch's
             store.create(
                 config,

@@ -7,11 +7,12 @@ The contract (what survives, what is retried, what raises) is written once, in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -25,11 +26,24 @@ from noisereg.study.connection import ReconnectingStorage, Retrying, engine_kwar
 
 _log = logging.getLogger("noisereg.study")
 
-__all__ = ["StoreBase", "StoreError", "default_url", "fingerprint", "SCHEMA_VERSION", "DB_NAME"]
+__all__ = ["StoreBase", "StoreError", "default_url", "fingerprint", "quiet_optuna", "SCHEMA_VERSION", "DB_NAME"]
 
 SCHEMA_VERSION = 1
 DB_NAME = "study.db"
 _OWN_ATTRS = ("config", "cells", "meta", "fingerprint", "schema_version")
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's INFO lines ("A new study created in RDB ...", "Trial ... already exists") silenced
+    inside, its verbosity restored on leaving: the store is noisereg's business, and a study reports
+    what it does through the ``noisereg`` logger and its result."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(verbosity, optuna.logging.WARNING))  # a user's ERROR stays ERROR
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
 class StoreError(RuntimeError):

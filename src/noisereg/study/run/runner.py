@@ -45,6 +45,7 @@ from noisereg.study.run.results import cell_results, linear_coefficients
 from noisereg.study.run.search import propose_cell
 from noisereg.study.rundir import RunDirError, write_file
 from noisereg.study.store import DB_NAME, CellLost, Claim, Store, StoreError, default_url, masked_url
+from noisereg.study.store_base import quiet_optuna
 from noisereg.study.weights import save_cell_models
 
 __all__ = ["run_study", "enqueue_study", "work"]
@@ -214,17 +215,18 @@ def run_study(
         TrainingError (:mod:`noisereg.study.cells`): training a batch of cells failed (they are stored as FAIL with the traceback).
         RuntimeError: cells still failed after the run (their errors are in the store).
     """
-    prep, store = enqueue_study(
-        config,
-        run_dir,
-        storage=storage,
-        heartbeat_interval=heartbeat_interval,
-        grace_period=grace_period,
-        device=device,
-        retry_for=retry_for,
-    )
+    with quiet_optuna():  # Optuna's INFO lines are no news to a Python caller (the CLI silences them too)
+        prep, store = enqueue_study(
+            config,
+            run_dir,
+            storage=storage,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            device=device,
+            retry_for=retry_for,
+        )
     models_dir = Path(run_dir) / "models"
-    with store:
+    with quiet_optuna(), store:
         work(
             prep,
             store,
