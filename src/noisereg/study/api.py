@@ -60,8 +60,9 @@ from noisereg.study.report import build_report, summarize, table_rows
 from noisereg.study.run.dashboard import objective
 from noisereg.study.run.jobs import Job, make_jobs, training
 from noisereg.study.run.results import collect_results
+from noisereg.study.rundir import explain
 from noisereg.study.store import DB_NAME, Store, default_url, masked_url
-from noisereg.study.store_base import quiet_optuna
+from noisereg.study.store_base import StoreError, check_writable, quiet_optuna
 
 __all__ = ["PER_REPLICA", "StudyResult", "run_config", "run_model", "site"]
 
@@ -395,7 +396,8 @@ def run_model(
 
     Raises:
         TypeError / ValueError: a bad argument, named, before anything is stored or trained.
-        StoreError: ``out`` holds a study with other settings.
+        StoreError: ``out`` holds a study with other settings, or cannot be written (the message says
+            which folder or file and why: read-only, permissions, a full disk).
     """
     seed, epochs, batch_size, seeds, workers, threads, eval_every = (
         _count(value, arg, low)
@@ -509,8 +511,12 @@ def run_model(
     }
     out = Path(out)
     fresh = storage is None and not (out / DB_NAME).exists()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission: nothing has been written yet
+        raise StoreError(f"run directory {out} cannot be made: {explain(exc)}; choose another out") from None
     url = storage or default_url(out)
+    check_writable(url)
     by_key = {c.key: c for c in cells}
 
     def jobs_of(keys: Sequence[str]) -> tuple[list[tuple[_Cell, int, int]], list[tuple[list[int], Job]]]:
