@@ -184,3 +184,17 @@ def test_sqlites_words_for_an_unwritable_file_become_the_file_systems(
 
     with pytest.raises(sqlalchemy.exc.OperationalError, match="database is locked"):
         retrying(busy)
+
+
+def test_a_file_of_the_run_directory_that_cannot_be_written_is_named_by_run_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "run"
+    _run_model(out)
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(rundir.os, "replace", full)  # the disk fills after the store was checked
+    with pytest.raises(RunDirError, match=rf"cannot write {out / 'run.json'}: No space left on device"):
+        _run_model(out)

@@ -60,7 +60,7 @@ from noisereg.study.report import build_report, summarize, table_rows
 from noisereg.study.run.dashboard import objective
 from noisereg.study.run.jobs import Job, make_jobs, training
 from noisereg.study.run.results import collect_results
-from noisereg.study.rundir import explain
+from noisereg.study.rundir import explain, write_file
 from noisereg.study.store import DB_NAME, Store, default_url, masked_url
 from noisereg.study.store_base import StoreError, check_writable, quiet_optuna
 
@@ -544,7 +544,7 @@ def run_model(
                 meta,
                 upgrade=lambda stored: {"noise_generator": "torch", **stored},
             )
-            (out / "run.json").write_text(json.dumps({"study": name, "storage": masked_url(url)}, indent=2) + "\n")
+            write_file(out / "run.json", json.dumps({"study": name, "storage": masked_url(url)}, indent=2) + "\n")
             store.requeue_failed()
             store.enqueue([c.key for c in cells])
             claims = store.claim(len(cells))
