@@ -17,6 +17,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from noisereg import noise, study
 from noisereg.cli import main
@@ -91,6 +92,12 @@ CASES = [
         {"data": {"train": (X, Y), "test": (_with(X, (0, 0), math.nan), Y)}, "folds": None},
         ValueError,
         ("data['test']", "NaN"),
+    ),
+    Bad(
+        "tensor-dataset-nan",
+        {"data": TensorDataset(_with(X, (2, 1), math.nan), Y)},
+        ValueError,
+        ("data", "tensors[0] has NaN", "sample 2"),
     ),
     Bad("single-class", {"data": (X, torch.zeros(24, dtype=torch.long))}, ValueError, ("data", "single class", "[0]")),
     Bad("data-str", {"data": "train.csv"}, TypeError, ("data", "str")),
@@ -392,3 +399,69 @@ def test_wrong_values_in_known_keys_are_named_by_key_path(
             assert head in TOP, (key, value, exc.problems)
             assert message
     assert _stored(modules / "run") == []
+
+
+# Hypothesis over run_model's own arguments: one argument of a good call replaced by an arbitrary
+# value is accepted or refused with a TypeError/ValueError marked with an argument (what a study
+# file's reader maps to its key), before anything is stored; never another exception.
+
+ARGUMENTS = [
+    "model",
+    "data",
+    "arms",
+    "epochs",
+    "loss",
+    "optimizer",
+    "batch_size",
+    "seeds",
+    "folds",
+    "grid",
+    "seed",
+    "task",
+    "metric",
+    "metrics",
+    "step",
+    "fit",
+    "collate",
+    "eval_every",
+    "workers",
+    "threads",
+    "name",
+    "description",
+    "dtype",
+    "device",
+    "save_models",
+    "vectorize",
+]
+ANY_VALUE = st.one_of(
+    st.none(),
+    VALUES,
+    st.sampled_from(
+        [torch.int64, torch.float16, "cuda", "cuda:9", "cpu", "ce", "bce", "mse", (X, Y), (X, THREE), {}, []]
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(argument=st.sampled_from(ARGUMENTS), value=ANY_VALUE)
+def test_any_value_of_one_argument_is_accepted_or_refused_as_that_rule_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argument: str, value: Any
+) -> None:
+    def accepted(*args: object, **kwargs: object) -> None:
+        raise _Accepted
+
+    monkeypatch.setattr(api, "Store", accepted)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same answer on any machine
+    out = tmp_path / "run"
+    settings: dict[str, Any] = dict(
+        model=_net, data=(X, Y), folds=2, arms=ARMS, out=out, epochs=1, batch_size=6, seeds=1, threads=1
+    )
+    settings[argument] = value
+    try:
+        study.run_model(**settings)
+    except _Accepted:
+        return
+    except (TypeError, ValueError) as exc:
+        assert getattr(exc, "argument", None), (argument, value, exc)
+        assert not isinstance(exc, StudyConfigError)
+    assert _stored(out) == []

@@ -14,7 +14,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset, Subset, TensorDataset
 
 from noisereg._checks import about, check_int
 from noisereg.engine.loop import AttachSite, Part
@@ -98,7 +98,20 @@ def as_factory(model: Any) -> Callable[[], nn.Module]:
     return built
 
 
+def _check_finite(values: Tensor, label: str, name: str) -> None:
+    # a NaN trains without an error and turns every weight it reaches into NaN
+    if values.is_floating_point() and len(values) and not bool(torch.isfinite(values).all()):
+        bad = (~torch.isfinite(values)).reshape(len(values), -1).any(1).nonzero().flatten()
+        raise ValueError(
+            f"{name}: {label} has NaN or infinite values in {len(bad)} sample(s) (the first: sample "
+            f"{int(bad[0])}); remove or impute them before the study"
+        )
+
+
 def _as_part(value: Any, *, name: str) -> Part:
+    if isinstance(value, TensorDataset):  # its tensors are at hand; another Dataset is read only to train
+        for i, tensor in enumerate(value.tensors):
+            _check_finite(tensor, f"tensors[{i}]", name)
     if isinstance(value, Dataset):
         return value
     if isinstance(value, (tuple, list)) and len(value) == 2:
@@ -109,14 +122,8 @@ def _as_part(value: Any, *, name: str) -> Part:
             raise ValueError(f"{name}: x has {len(x)} samples but y has {len(y)}")
         if len(x) == 0:
             raise ValueError(f"{name}: no samples")
-        for label, values in (("x", x), ("y", y)):
-            # a NaN trains without an error and turns every weight it reaches into NaN
-            if values.is_floating_point() and not bool(torch.isfinite(values).all()):
-                bad = (~torch.isfinite(values)).reshape(len(values), -1).any(1).nonzero().flatten()
-                raise ValueError(
-                    f"{name}: {label} has NaN or infinite values in {len(bad)} sample(s) (the first: sample "
-                    f"{int(bad[0])}); remove or impute them before the study"
-                )
+        _check_finite(x, "x", name)
+        _check_finite(y, "y", name)
         return (x, y)
     raise TypeError(f"{name} must be (x, y) tensors or arrays, or a torch Dataset, got {type(value).__name__}")
 
