@@ -9,16 +9,30 @@
 
 Every public entry point checks its numbers with :func:`check_real` and :func:`check_int` (through
 the thin helpers built on them: :func:`noisereg.noise.base.check_strength`,
-:func:`noisereg.seeding.check_seed`), so that the same mistake reads the same everywhere. Nothing
-here imports torch.
+:func:`noisereg.seeding.check_seed`), its options with :func:`check_choice` and its functions and
+objects with :func:`check_callable` and :func:`check_type`, so that the same mistake reads the same
+everywhere. An entry point whose arguments come from a file marks its errors with :func:`about`, so
+that the file's reader can name the file's key instead of the argument. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
+from collections.abc import Iterator
 
-__all__ = ["check_real", "check_int", "expected_range", "SEED_MAX", "NUMPY_SEED_MAX"]
+__all__ = [
+    "check_real",
+    "check_int",
+    "check_choice",
+    "check_callable",
+    "check_type",
+    "about",
+    "expected_range",
+    "SEED_MAX",
+    "NUMPY_SEED_MAX",
+]
 
 SEED_MAX = 2**64 - 1
 """The largest seed: ``torch.Generator.manual_seed`` takes 64 bits."""
@@ -105,3 +119,68 @@ def check_int(value: object, name: str, *, low: int | None = None, high: int | N
         bounds = [f">= {low}"] * (low is not None) + [f"<= {high}"] * (high is not None)
         raise ValueError(f"{name}={value!r} must be an int {' and '.join(bounds)}")
     return number
+
+
+def check_choice(value: object, name: str, choices: tuple[object, ...]) -> None:
+    """Refuse a ``value`` that is not one of ``choices``: TypeError for another type, else ValueError.
+
+    >>> check_choice("sgd", "optimizer", ("adam", "sgd"))
+    >>> check_choice("bfgs", "optimizer", ("adam", "sgd"))
+    Traceback (most recent call last):
+    ...
+    ValueError: optimizer='bfgs' must be one of 'adam', 'sgd'
+    """
+    if value in choices and not (isinstance(value, bool) and not any(isinstance(c, bool) for c in choices)):
+        return
+    listed = ", ".join(repr(c) for c in choices)
+    if not any(type(value) is type(c) for c in choices):
+        raise TypeError(f"{name}={value!r} must be one of {listed}, got {type(value).__name__}")
+    raise ValueError(f"{name}={value!r} must be one of {listed}")
+
+
+def check_callable(value: object, name: str, expected: str, *, optional: bool = False) -> None:
+    """Refuse a ``value`` that cannot be called (None too, unless ``optional``); ``expected`` says
+    what it is called with and returns, e.g. ``"a function params -> torch.optim.Optimizer"``.
+
+    >>> check_callable("adam", "optimizer", "a function params -> torch.optim.Optimizer")
+    Traceback (most recent call last):
+    ...
+    TypeError: optimizer='adam' must be a function params -> torch.optim.Optimizer, got str
+    """
+    if value is None and optional:
+        return
+    if not callable(value):
+        none = " or None" if optional else ""
+        raise TypeError(f"{name}={value!r} must be {expected}{none}, got {type(value).__name__}")
+
+
+def check_type(value: object, name: str, types: type | tuple[type, ...], expected: str) -> None:
+    """Refuse a ``value`` that is no instance of ``types`` (a bool is no int); ``expected`` names
+    what goes there, e.g. ``"a torch.dtype such as torch.float64"``.
+
+    >>> check_type("x", "name", str, "a str")
+    >>> check_type(3, "name", str, "a str")
+    Traceback (most recent call last):
+    ...
+    TypeError: name=3 must be a str, got int
+    """
+    wanted = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in wanted and int in wanted):
+        raise TypeError(f"{name}={value!r} must be {expected}, got {type(value).__name__}")
+
+
+@contextlib.contextmanager
+def about(*path: str | int) -> Iterator[None]:
+    """Mark a TypeError/ValueError raised inside as being about the argument ``path`` (its name, then
+    keys or indices into it: ``("arms", "noisy", 0)``), unless an inner ``about`` marked it already.
+
+    The mark is the exception's ``argument`` attribute; the error itself is unchanged, so a Python
+    caller sees the argument's own message, while a caller that built the arguments from a file maps
+    ``argument`` to the file's key path.
+    """
+    try:
+        yield
+    except (TypeError, ValueError) as exc:
+        if getattr(exc, "argument", None) is None:
+            setattr(exc, "argument", path)  # noqa: B010  # exceptions take attributes; read back with getattr
+        raise

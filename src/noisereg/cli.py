@@ -174,14 +174,14 @@ def study(
         int, typer.Option("--workers", min=1, help="Engine worker processes (default: the CPU count, at most 4).")
     ] = min(4, os.cpu_count() or 1),
     heartbeat: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--heartbeat",
             min=1,
-            help="Seconds between heartbeats of running cells; a cell silent for 3x this is retried.",
+            help="Seconds between heartbeats of running cells (default 10); a cell silent for 3x this is retried.",
         ),
-    ] = 10,
-    retry: Annotated[float, typer.Option("--retry", min=0, help=_RETRY_HELP)] = 60.0,
+    ] = None,
+    retry: Annotated[float | None, typer.Option("--retry", min=0, help=_RETRY_HELP + " (default 60)")] = None,
     no_train: Annotated[
         bool,
         typer.Option(
@@ -214,18 +214,29 @@ def study(
             cfg = resolve_study(config)
         run_dir = out if out is not None else Path("runs") / cfg.name
         if isinstance(cfg, UserStudyConfig):  # [model] names the user's factory
-            if no_train:
-                raise _fail(
-                    "--no-train: a study of your own model trains in this process (its factory is Python code)", 2
-                )
+            # run_model's pipeline takes --storage, --workers, --device; an option it cannot honour
+            # is refused rather than ignored, so that nobody believes it took effect
+            unsupported = {
+                "--no-train": no_train
+                and "a study of your own model trains in this process (its factory is Python code)",
+                "--heartbeat": heartbeat is not None and "a study of your own model has no heartbeat setting yet",
+                "--retry": retry is not None and "a study of your own model has no retry setting yet",
+            }
+            for option, why in unsupported.items():
+                if why:
+                    raise _fail(f"{option}: {why}; run without {option}", 2)
             from noisereg.seeding import noise_generator_family, use_noise_generator
             from noisereg.study.api import run_config
 
             family = noise_generator.value if noise_generator is not None else noise_generator_family()
             with use_noise_generator(family):
-                result = run_config(cfg, run_dir, storage=storage, workers=workers, source=str(config))
+                result = run_config(
+                    cfg, run_dir, storage=storage, workers=workers, device=device.value, source=str(config)
+                )
             _print_summary(console, result.summary, run_dir)
             return
+        heartbeat = 10 if heartbeat is None else heartbeat
+        retry = 60.0 if retry is None else retry
         from noisereg.study.run.runner import enqueue_study, run_study
 
         if noise_generator is not None:
@@ -323,6 +334,8 @@ def _exit_codes(interrupted: str) -> Iterator[None]:
 
     try:
         yield
+    except typer.Exit:  # already reported (by _fail): one error, one line
+        raise
     except KeyboardInterrupt:
         raise _fail(interrupted, 130) from None
     except (StudyConfigError, DataError, StoreError, ValueError, TypeError) as exc:

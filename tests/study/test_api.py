@@ -301,3 +301,23 @@ def test_a_dataset_with_a_collate_function_and_a_regression(tmp_path: Path) -> N
     assert result.summary["task"] == "regression" and result.summary["metric"] == "r2"
     assert collated and max(collated) <= 256
     assert all(a["n"] == 2 for a in result.summary["arms"])
+
+
+def test_optunas_info_lines_are_not_printed_to_a_python_caller(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)  # Optuna's default: what a new user has
+    try:
+        with caplog.at_level(logging.INFO):
+            _run(tmp_path, arms={"none": []}, seeds=1, epochs=1)
+            _run(tmp_path, arms={"none": []}, seeds=1, epochs=1)  # a resume: "Using an existing study"
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO  # restored afterwards
+    finally:
+        optuna.logging.set_verbosity(before)
+    assert "A new study created" not in capfd.readouterr().err
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("optuna")] == []

@@ -116,3 +116,34 @@ def test_the_file_is_checked_without_torch_objects() -> None:
         from noisereg.study.config.user import parse_user_config
 
         parse_user_config(raw)
+
+
+@pytest.mark.parametrize(
+    ("option", "why"),
+    [
+        (["--heartbeat", "5"], "--heartbeat: a study of your own model has no heartbeat setting"),
+        (["--retry", "0"], "--retry: a study of your own model has no retry setting"),
+        (["--no-train"], "--no-train: a study of your own model trains in this process"),
+    ],
+)
+def test_an_option_the_own_model_pipeline_cannot_honour_is_refused_in_one_line(
+    files: Path, capsys: pytest.CaptureFixture[str], option: list[str], why: str
+) -> None:
+    path = _write(files, FILE)
+    assert main(["study", str(path), "--out", str(files / "run"), "--workers", "1", *option]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {why}") and len(err.splitlines()) == 1, err
+    assert not (files / "run").exists()
+
+
+def test_the_device_option_reaches_the_own_model_study(
+    files: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same refusal on any machine
+    path = _write(files, FILE)
+    assert main(["study", str(path), "--out", str(files / "run"), "--workers", "1", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: device='cuda':") and len(err.splitlines()) == 1, err
+    assert not (files / "run").exists()

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from noisereg._checks import check_int
 from noisereg.engine.modules import initial_module
 from noisereg.engine.specs import FoldData, Group, MLPSpec, Replica, check_folds, is_constantly_off, site_kinds
 from noisereg.engine.train import ChunkResult, evaluated_epochs, train_chunk
@@ -151,11 +152,6 @@ def plan_chunks(
     return [chunks for chunks in plan if chunks]
 
 
-def _check_int(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}={value!r} must be an int >= {low}")
-
-
 def train_group(
     group: Group,
     folds: Sequence[FoldData],
@@ -191,11 +187,11 @@ def train_group(
     check_folds(group, folds)
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype={dtype!r} must be torch.float32 or torch.float64")
-    _check_int("workers", workers, 1)
+    check_int(workers, "workers", low=1)
     if chunk_size is not None:
-        _check_int("chunk_size", chunk_size, 1)
+        check_int(chunk_size, "chunk_size", low=1)
     if memory_budget is not None:
-        _check_int("memory_budget", memory_budget, 1)
+        check_int(memory_budget, "memory_budget", low=1)
     device = torch.device(device)
     plan = plan_chunks(group, folds, workers=workers, chunk_size=chunk_size, memory_budget=memory_budget, dtype=dtype)
     if len(plan) == 1:

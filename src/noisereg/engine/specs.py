@@ -6,7 +6,6 @@ refused before any work starts. The engine itself lives in :mod:`noisereg.engine
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Literal, get_args
 
 import torch
 
+from noisereg._checks import check_choice, check_int, check_real
 from noisereg.engine.modules import ModuleSpec
 from noisereg.engine.vocabulary import (
     HIDDEN_SITES,
@@ -46,27 +46,6 @@ __all__ = [
 _STREAM_KEYS = {new: old for old, new in RENAMED_SITES.items()}
 
 
-def _check_choice(name: str, value: object, literal: object) -> None:
-    choices = get_args(literal)
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} must be one of {choices}")
-
-
-def _check_int(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}={value!r} must be an int >= {low}, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name}={value!r} must be an int >= {low}")
-
-
-def _check_float(name: str, value: object, low: float, *, strict: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}={value!r} must be a real number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < low or (strict and value == low):
-        bound = ">" if strict else ">="
-        raise ValueError(f"{name}={value!r} must be finite and {bound} {low}")
-
-
 @dataclass(frozen=True)
 class MLPSpec:
     """A multilayer perceptron: Linear(in, w0), act, Linear(w0, w1), act, ..., Linear(w_last, out).
@@ -86,15 +65,15 @@ class MLPSpec:
     init_std: float = 0.01
 
     def __post_init__(self) -> None:
-        _check_int("in_features", self.in_features, 1)
-        _check_int("out_features", self.out_features, 1)
+        check_int(self.in_features, "in_features", low=1)
+        check_int(self.out_features, "out_features", low=1)
         if not isinstance(self.widths, tuple):
             raise TypeError(f"widths={self.widths!r} must be a tuple of ints >= 1")
         for i, width in enumerate(self.widths):
-            _check_int(f"widths[{i}]", width, 1)
-        _check_choice("activation", self.activation, Activation)
-        _check_choice("init", self.init, Init)
-        _check_float("init_std", self.init_std, 0.0, strict=True)
+            check_int(width, f"widths[{i}]", low=1)
+        check_choice(self.activation, "activation", get_args(Activation))
+        check_choice(self.init, "init", get_args(Init))
+        check_real(self.init_std, "init_std", low=0.0, low_open=True)
 
     @property
     def layer_sizes(self) -> tuple[int, ...]:
@@ -121,21 +100,21 @@ class OptimSpec:
     clip_grad_norm: float | None = None
 
     def __post_init__(self) -> None:
-        _check_choice("name", self.name, Literal["sgd", "adam", "adamw"])
-        _check_float("lr", self.lr, 0.0, strict=True)
-        _check_float("momentum", self.momentum, 0.0)
+        check_choice(self.name, "name", get_args(Literal["sgd", "adam", "adamw"]))
+        check_real(self.lr, "lr", low=0.0, low_open=True)
+        check_real(self.momentum, "momentum", low=0.0)
         if self.momentum >= 1:
             raise ValueError(f"momentum={self.momentum!r} must be in [0, 1)")
-        _check_float("weight_decay", self.weight_decay, 0.0)
+        check_real(self.weight_decay, "weight_decay", low=0.0)
         if not (isinstance(self.betas, tuple) and len(self.betas) == 2):
             raise TypeError(f"betas={self.betas!r} must be a tuple of two floats in [0, 1)")
         for i, beta in enumerate(self.betas):
-            _check_float(f"betas[{i}]", beta, 0.0)
+            check_real(beta, f"betas[{i}]", low=0.0)
             if beta >= 1:
                 raise ValueError(f"betas[{i}]={beta!r} must be in [0, 1)")
-        _check_float("eps", self.eps, 0.0)
+        check_real(self.eps, "eps", low=0.0)
         if self.clip_grad_norm is not None:
-            _check_float("clip_grad_norm", self.clip_grad_norm, 0.0, strict=True)
+            check_real(self.clip_grad_norm, "clip_grad_norm", low=0.0, low_open=True)
 
 
 @dataclass(frozen=True)
@@ -172,9 +151,9 @@ class SiteNoise:
         if isinstance(self.site, str) and self.site in RENAMED_SITES:
             # frozen: object.__setattr__ is how a frozen dataclass sets its own field
             object.__setattr__(self, "site", renamed_site(self.site, "SiteNoise.site"))
-        _check_choice("site", self.site, SiteName)
-        _check_choice("clock", self.clock, ClockUnit)
-        _check_choice("sampling", self.sampling, Literal["exact", "projected"])
+        check_choice(self.site, "site", get_args(SiteName))
+        check_choice(self.clock, "clock", get_args(ClockUnit))
+        check_choice(self.sampling, "sampling", get_args(Literal["exact", "projected"]))
         if not (callable(self.kind) and hasattr(self.kind, "with_strength")):
             raise TypeError(f"kind={self.kind!r} must be a noise config (e.g. noisereg.noise.Gaussian(std=0.1))")
         if self.layers is not None:
@@ -183,7 +162,7 @@ class SiteNoise:
             if not isinstance(self.layers, tuple) or not self.layers:
                 raise TypeError(f"layers={self.layers!r} must be a non-empty tuple of ints >= 0, or None")
             for layer in self.layers:
-                _check_int("layers[]", layer, 0)
+                check_int(layer, "layers[]", low=0)
             if len(set(self.layers)) != len(self.layers):
                 raise ValueError(f"layers={self.layers!r} repeats a layer")
 
@@ -213,7 +192,7 @@ class Replica:
 
     def __post_init__(self) -> None:
         check_seed(self.seed)
-        _check_int("fold", self.fold, 0)
+        check_int(self.fold, "fold", low=0)
         if not isinstance(self.strengths, tuple):
             raise TypeError(f"strengths={self.strengths!r} must be a tuple of floats")
         for i, value in enumerate(self.strengths):
@@ -251,16 +230,16 @@ class Group:
             raise TypeError(f"model={self.model!r} must be an MLPSpec or a ModuleSpec")
         if not isinstance(self.optimizer, OptimSpec):
             raise TypeError(f"optimizer={self.optimizer!r} must be an OptimSpec")
-        _check_choice("loss", self.loss, Loss)
+        check_choice(self.loss, "loss", get_args(Loss))
         if self.loss == "bce" and self.model.out_features != 1:
             raise ValueError(f"loss='bce' needs model.out_features == 1, got {self.model.out_features}")
         if self.loss == "ce" and self.model.out_features < 2:
             raise ValueError(f"loss='ce' needs model.out_features >= 2, got {self.model.out_features}")
-        _check_int("epochs", self.epochs, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("eval_every", self.eval_every, 1)
+        check_int(self.epochs, "epochs", low=1)
+        check_int(self.batch_size, "batch_size", low=1)
+        check_int(self.eval_every, "eval_every", low=1)
         if self.patience is not None:
-            _check_int("patience", self.patience, 1)
+            check_int(self.patience, "patience", low=1)
         if self.eval_noise is not None and not callable(self.eval_noise):
             raise TypeError(
                 f"eval_noise={self.eval_noise!r} must be a callable f(x, generator=g) such as "

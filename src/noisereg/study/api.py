@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import numbers
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -37,14 +36,17 @@ from typing import Any, cast, get_args
 
 import torch
 
+from noisereg._checks import about, check_callable, check_choice, check_int, check_type
 from noisereg.engine.loop import AttachSite, LoopTask
 from noisereg.engine.vectorized import VECTORIZED, probe_arms
 from noisereg.noise.base import NoiseKind
 from noisereg.seeding import check_seed, derive_seed, noise_generator_family
 from noisereg.sites import attach
 from noisereg.sites.attach import At
+from noisereg.study.bridge.resources import check_device
 from noisereg.study.bridge.user import (
     as_factory,
+    check_targets,
     describe_part,
     file_arguments,
     infer_task,
@@ -58,7 +60,9 @@ from noisereg.study.report import build_report, summarize, table_rows
 from noisereg.study.run.dashboard import objective
 from noisereg.study.run.jobs import Job, make_jobs, training
 from noisereg.study.run.results import collect_results
+from noisereg.study.rundir import explain, write_file
 from noisereg.study.store import DB_NAME, Store, default_url, masked_url
+from noisereg.study.store_base import StoreError, check_writable, quiet_optuna
 
 __all__ = ["PER_REPLICA", "StudyResult", "run_config", "run_model", "site"]
 
@@ -146,18 +150,71 @@ class StudyResult:
         return self.out / "report.html"
 
 
-def _check_int(value: object, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name}={value!r} must be an int >= {low}")
-    return int(value)
+def _count(value: object, name: str, low: int) -> int:
+    with about(name):
+        return check_seed(value) if name == "seed" else check_int(value, name, low=low)
+
+
+def _check_settings(args: Mapping[str, Any]) -> None:
+    """The arguments of :func:`run_model` that are options, functions or places, checked before any
+    of them is used (a string where a function goes would fail only inside a training job)."""
+    for name in ("vectorize", "save_models"):
+        with about(name):
+            check_type(args[name], name, bool, "True or False")
+    with about("task"):
+        check_choice(args["task"], "task", ("auto", "classification", "regression"))
+    with about("metric"):
+        check_choice(args["metric"], "metric", (None, "accuracy", "loss", "r2"))
+    with about("loss"):
+        if isinstance(args["loss"], str):
+            check_choice(args["loss"], "loss", ("auto", "ce", "bce", "mse"))
+        else:
+            check_callable(args["loss"], "loss", "'auto', 'ce', 'bce', 'mse' or a function loss(outputs, targets)")
+    shapes = {
+        "optimizer": "a function params -> torch.optim.Optimizer (e.g. lambda p: torch.optim.SGD(p, lr=0.1))",
+        "step": "a function step(model, batch, optimizer)",
+        "fit": "a function fit(model, data, seed) -> dict of results",
+        "collate": "a function collate(list of samples) -> batch",
+    }
+    for name, expected in shapes.items():
+        with about(name):
+            check_callable(args[name], name, expected, optional=True)
+    if args["step"] is not None and args["fit"] is not None:
+        with about("fit"):
+            raise ValueError("give step= or fit=, not both: fit replaces the whole loop, step one batch of it")
+    places: dict[str, tuple[type | tuple[type, ...], str]] = {
+        "out": ((str, Path), "a path (str or pathlib.Path) of the run directory"),
+        "name": ((str, type(None)), "a str or None"),
+        "description": (str, "a str"),
+        "storage": ((str, type(None)), "an SQLAlchemy URL (str) or None"),
+        "metrics": ((Mapping, type(None)), "a dict name -> fn(outputs, targets) -> float, or None"),
+        "grid": ((Mapping, type(None)), "a dict arm name -> list of strengths, or None"),
+        "study_file": ((Mapping, type(None)), "a dict (the validated study file) or None"),
+        "dtype": (torch.dtype, "a floating torch.dtype such as torch.float32 or torch.float64"),
+    }
+    for name, (types, expected) in places.items():
+        with about(name):
+            check_type(args[name], name, types, expected)
+    if not args["dtype"].is_floating_point:
+        with about("dtype"):
+            raise ValueError(f"dtype={args['dtype']!r} must be a floating dtype such as torch.float32")
+    with about("device"):
+        check_device(args["device"])
 
 
 def _plan(arms: Mapping[str, Sequence[AttachSite]], grid: Mapping[str, Any]) -> list[_Cell]:
-    if not isinstance(arms, Mapping) or not arms:
-        raise ValueError(f"arms must be a non-empty dict of name -> list of study.site(...), got {arms!r}")
+    with about("arms"):
+        return _cells(arms, grid)
+
+
+def _cells(arms: Mapping[str, Sequence[AttachSite]], grid: Mapping[str, Any]) -> list[_Cell]:
+    check_type(arms, "arms", Mapping, "a dict of arm name -> list of study.site(...)")
+    if not arms:
+        raise ValueError(f"arms={arms!r} must name at least one arm (one without noise: an empty list)")
     for name in grid:
         if name not in arms:
-            raise ValueError(f"grid names arm {name!r}, which is not one of the arms {list(arms)}")
+            with about("grid", name):
+                raise ValueError(f"grid names arm {name!r}, which is not one of the arms {list(arms)}")
     cells = []
     for name, sites in arms.items():
         if not isinstance(name, str) or not name:
@@ -167,44 +224,92 @@ def _plan(arms: Mapping[str, Sequence[AttachSite]], grid: Mapping[str, Any]) -> 
         if name not in grid:
             cells.append(_Cell(name, name, None, None, tuple(sites)))
             continue
-        spec = grid[name]
-        index, values = (spec.get("site", 0), spec.get("values")) if isinstance(spec, Mapping) else (None, spec)
-        if index is None:
-            if len(sites) != 1:
-                raise ValueError(
-                    f"grid[{name!r}]: arm {name!r} has {len(sites)} sites: give {{'site': i, 'values': [...]}}"
-                )
-            index = 0
-        if not isinstance(index, int) or not 0 <= index < len(sites):
-            raise ValueError(f"grid[{name!r}]['site']={index!r} must index one of the arm's {len(sites)} sites")
-        if not isinstance(values, (list, tuple)) or not values:
-            raise ValueError(f"grid[{name!r}] must be a non-empty list of strengths, got {values!r}")
-        param = (
-            sites[index].noise.strength_field if len(sites) == 1 else f"[{index}].{sites[index].noise.strength_field}"
-        )
-        for value in values:
-            changed = list(sites)
-            changed[index] = sites[index].with_strength(value)
-            cells.append(_Cell(cell_key(name, float(value), param), name, float(value), param, tuple(changed)))
+        with about("grid", name):
+            cells += _grid_cells(name, sites, grid[name])
     return cells
 
 
-def _check_sites(factory: Callable[[], torch.nn.Module], cells: list[_Cell], fit: Any, step: Any) -> None:
-    """Attach every arm's sites to one model and take them off: bad selectors fail before training."""
-    model = factory()
+def _grid_cells(name: str, sites: Sequence[AttachSite], spec: Any) -> list[_Cell]:
+    """The cells of arm ``name`` whose site's main strength takes the values of ``spec``."""
+    cells = []
+    index, values = (spec.get("site", 0), spec.get("values")) if isinstance(spec, Mapping) else (None, spec)
+    if index is None:
+        if len(sites) != 1:
+            raise ValueError(
+                f"grid[{name!r}]: arm {name!r} has {len(sites)} sites: give {{'site': i, 'values': [...]}}"
+            )
+        index = 0
+    if not isinstance(index, int) or not 0 <= index < len(sites):
+        raise ValueError(f"grid[{name!r}]['site']={index!r} must index one of the arm's {len(sites)} sites")
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ValueError(f"grid[{name!r}] must be a non-empty list of strengths, got {values!r}")
+    param = sites[index].noise.strength_field if len(sites) == 1 else f"[{index}].{sites[index].noise.strength_field}"
+    for value in values:
+        changed = list(sites)
+        changed[index] = sites[index].with_strength(value)
+        cells.append(_Cell(cell_key(name, float(value), param), name, float(value), param, tuple(changed)))
+    return cells
+
+
+def _check_sites(factory: Callable[[], torch.nn.Module], cells: list[_Cell], fit: Any, step: Any) -> torch.nn.Module:
+    """Attach every arm's sites to one model and take them off: bad selectors fail before training.
+    Returns the model (as the factory made it: removing a site restores it exactly).
+
+    An error is marked with :func:`about` as being about ``("arms", arm, site index)``; its cause is
+    attach's own message (which a study file reports under the site's key)."""
+    with about("model"):
+        model = factory()
     for cell in cells:
         for j, s in enumerate(cell.sites):
-            if fit is not None and s.at in ("gradients", "targets"):
-                raise ValueError(
-                    f"arms[{cell.arm!r}] site {j} at={s.at!r} needs noisereg's loop: with fit=, use input, activations, embeddings or weights noise"
-                )
-            if s.at == "gradients":
-                continue
+            with about("arms", cell.arm, j):
+                if fit is not None and s.at in ("gradients", "targets"):
+                    raise ValueError(
+                        f"arms[{cell.arm!r}] site {j} at={s.at!r} needs noisereg's loop: with fit=, use input, activations, embeddings or weights noise"
+                    )
+                if s.at == "gradients":
+                    continue
+                try:
+                    # site() accepted only attach's own sites
+                    attach(model, s.noise, cast(At, s.at), seed=0, **dict(s.options)).remove()
+                except (TypeError, ValueError) as exc:
+                    raise type(exc)(f"arms[{cell.arm!r}] site {j} (at={s.at!r}): {exc}") from exc
+    return model
+
+
+def _check_one_batch(
+    model: torch.nn.Module, part: tuple[torch.Tensor, torch.Tensor], loss_fn: Any, loss_name: str, dtype: torch.dtype
+) -> None:
+    """The model's forward and the loss on two samples, so that a model that does not fit the data or
+    the loss (a last layer too narrow for the classes, features of another shape) is refused here,
+    not in a training job's traceback."""
+    x, y = part[0][:2], part[1][:2]
+    with torch.no_grad():
+        with about("model"):
             try:
-                # site() accepted only attach's own sites
-                attach(model, s.noise, cast(At, s.at), seed=0, **dict(s.options)).remove()
-            except (TypeError, ValueError) as exc:
-                raise type(exc)(f"arms[{cell.arm!r}] site {j} (at={s.at!r}): {exc}") from exc
+                out = model.to(dtype).eval()(x.to(dtype) if x.is_floating_point() else x)
+            except Exception as exc:  # the user's module: whatever its forward raises on the data
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise ValueError(
+                    f"model: its forward fails on 2 samples of data with x of shape {list(x.shape)}: "
+                    f"{type(exc).__name__}: {first}"
+                ) from exc
+        if not isinstance(out, torch.Tensor):
+            return  # a structured output: the user's loss knows it, and the first step will tell
+        with about("loss"):
+            classes = int(part[1].max()) + 1 if loss_name == "ce" and not part[1].is_floating_point() else 0
+            if classes and (out.ndim != 2 or out.shape[1] < classes):
+                raise ValueError(
+                    f"loss='ce': the model outputs shape {list(out.shape)} for 2 samples, but y has labels up "
+                    f"to {classes - 1}: the last layer needs {classes} outputs per sample"
+                )
+            try:
+                loss_fn(out, y)
+            except Exception as exc:  # torch's message on shapes; named with the loss and the shapes
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise ValueError(
+                    f"loss={loss_name!r} does not fit the model's outputs of shape {list(out.shape)} and targets "
+                    f"of shape {list(y.shape)}: {type(exc).__name__}: {first}"
+                ) from exc
 
 
 def _paths(tasks: list[LoopTask], vectorize: bool) -> list[tuple[str, str]]:
@@ -291,38 +396,48 @@ def run_model(
 
     Raises:
         TypeError / ValueError: a bad argument, named, before anything is stored or trained.
-        StoreError: ``out`` holds a study with other settings.
+        StoreError: ``out`` holds a study with other settings, or cannot be written (the message says
+            which folder or file and why: read-only, permissions, a full disk).
     """
-    seed = check_seed(seed)
-    epochs, batch_size = _check_int(epochs, "epochs", 1), _check_int(batch_size, "batch_size", 1)
-    seeds, workers = _check_int(seeds, "seeds", 1), _check_int(workers, "workers", 1)
-    threads = _check_int(threads, "threads", 1)
-    if not isinstance(vectorize, bool):
-        raise TypeError(f"vectorize={vectorize!r} must be True or False")
-    eval_every = _check_int(eval_every, "eval_every", 1)
-    if task not in ("auto", "classification", "regression"):
-        raise ValueError(f"task={task!r} must be 'auto', 'classification' or 'regression'")
-    if metric not in (None, "accuracy", "loss", "r2"):
-        raise ValueError(f"metric={metric!r} must be None, 'accuracy', 'loss' or 'r2'")
-    if step is not None and fit is not None:
-        raise ValueError("give step= or fit=, not both: fit replaces the whole loop, step one batch of it")
-    factory = as_factory(model)
+    seed, epochs, batch_size, seeds, workers, threads, eval_every = (
+        _count(value, arg, low)
+        for arg, value, low in (
+            ("seed", seed, 0),
+            ("epochs", epochs, 1),
+            ("batch_size", batch_size, 1),
+            ("seeds", seeds, 1),
+            ("workers", workers, 1),
+            ("threads", threads, 1),
+            ("eval_every", eval_every, 1),
+        )
+    )
+    _check_settings(locals())
+    with about("model"):
+        factory = as_factory(model)
     cells = _plan(arms, grid or {})
     baseline = next((c.arm for c in cells if not c.sites), None)
     if baseline is None:
-        raise ValueError(f"arms need one arm without noise (an empty list) to compare against, got {list(arms)}")
-    kind = task if task != "auto" else infer_task(loss, training_part(data))
-    the_folds, whole = split_data(data, folds, kind, seed)
-    loss_name, loss_fn, threshold = make_loss(loss, kind)
+        with about("arms"):
+            raise ValueError(f"arms need one arm without noise (an empty list) to compare against, got {list(arms)}")
+    with about("data"):
+        kind = task if task != "auto" else infer_task(loss, training_part(data))
+        the_folds, whole = split_data(data, folds, kind, seed)
+    with about("loss"):
+        loss_name, loss_fn, threshold = make_loss(loss, kind)
+        check_targets(whole, kind, loss_name, name="data['train']" if isinstance(data, Mapping) else "data")
     metric = metric or ("accuracy" if kind == "classification" else "r2")
     if (metric == "accuracy") != (kind == "classification") and metric != "loss":
-        raise ValueError(f"metric={metric!r} does not fit a {kind} task")
+        with about("metric"):
+            raise ValueError(f"metric={metric!r} does not fit a {kind} task")
     extra = tuple((metrics or {}).items())
     for metric_name, fn in extra:
         if not isinstance(metric_name, str) or not callable(fn) or metric_name in ("loss", "acc", "r2"):
-            raise ValueError(f"metrics[{metric_name!r}] must map a new name to fn(outputs, targets) -> float")
+            with about("metrics"):
+                raise ValueError(f"metrics[{metric_name!r}] must map a new name to fn(outputs, targets) -> float")
     with torch.random.fork_rng(devices=[]):
-        _check_sites(factory, cells, fit, step)
+        probe = _check_sites(factory, cells, fit, step)
+        if step is None and fit is None and isinstance(whole, tuple):
+            _check_one_batch(probe, whole, loss_fn, loss_name, dtype)
     make_optimizer = optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3))
     replica_seeds = [derive_seed(seed, "seed", i) for i in range(seeds)]
 
@@ -396,8 +511,12 @@ def run_model(
     }
     out = Path(out)
     fresh = storage is None and not (out / DB_NAME).exists()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission: nothing has been written yet
+        raise StoreError(f"run directory {out} cannot be made: {explain(exc)}; choose another out") from None
     url = storage or default_url(out)
+    check_writable(url)
     by_key = {c.key: c for c in cells}
 
     def jobs_of(keys: Sequence[str]) -> tuple[list[tuple[_Cell, int, int]], list[tuple[list[int], Job]]]:
@@ -417,7 +536,7 @@ def run_model(
             # process sets up the store (imports, schema, a commit per cell).
             rows, jobs = jobs_of(list(by_key))
             ahead = rows, jobs, time.perf_counter(), started.enter_context(training([j for _, j in jobs], workers))
-        with Store(url, name) as store:
+        with quiet_optuna(), Store(url, name) as store:
             # a run stored before the generator was recorded drew with torch's
             store.create(
                 config,
@@ -425,7 +544,7 @@ def run_model(
                 meta,
                 upgrade=lambda stored: {"noise_generator": "torch", **stored},
             )
-            (out / "run.json").write_text(json.dumps({"study": name, "storage": masked_url(url)}, indent=2) + "\n")
+            write_file(out / "run.json", json.dumps({"study": name, "storage": masked_url(url)}, indent=2) + "\n")
             store.requeue_failed()
             store.enqueue([c.key for c in cells])
             claims = store.claim(len(cells))
@@ -460,18 +579,67 @@ def run_model(
     return StudyResult(out, name, summary)
 
 
+# run_model's arguments as the keys of a study file (file_arguments builds the one from the other)
+_FILE_KEYS = {
+    "model": "model.factory",
+    "data": "data.loader",
+    "loss": "training.loss",
+    "epochs": "training.epochs",
+    "batch_size": "training.batch_size",
+    "eval_every": "training.eval_every",
+    "task": "training.task",
+    "optimizer": "optimizer",
+    "folds": "folds",
+    "seed": "seed",
+    "seeds": "seeds",
+    "metric": "metric",
+    "name": "name",
+    "description": "description",
+}
+
+
+def _file_key(cfg: UserStudyConfig, argument: tuple[str | int, ...]) -> str | None:
+    """The key path of the study file that set run_model's ``argument`` (see :func:`about`); None
+    for an argument the file does not set (``device``, ``storage``, ``workers``: the command's options)."""
+    head, *rest = argument
+    if head in ("arms", "grid"):
+        index = next((i for i, arm in enumerate(cfg.arms) if rest and arm.name == rest[0]), None)
+        if index is None:
+            return "arms"
+        if head == "grid":
+            return f"arms[{index}].grid"
+        return f"arms[{index}].noise[{rest[1]}]" if len(rest) > 1 else f"arms[{index}]"
+    return _FILE_KEYS.get(str(head))
+
+
 def run_config(
-    cfg: UserStudyConfig, out: str | Path, *, storage: str | None = None, workers: int = 1, source: str = "study"
+    cfg: UserStudyConfig,
+    out: str | Path,
+    *,
+    storage: str | None = None,
+    workers: int = 1,
+    device: str = "cpu",
+    source: str = "study",
 ) -> StudyResult:
     """Run a user study file (:mod:`noisereg.study.config.user`) into ``out`` and write its report.
 
-    Raises :class:`StudyConfigError` naming the key of a failing import, call or setting."""
+    Raises :class:`StudyConfigError` naming the key of a failing import, call or setting (the key
+    path the user wrote, such as ``data.loader`` for a loader that returns no data or ``arms[1].noise[0]``
+    for a site that matches no layer)."""
     kwargs = file_arguments(cfg, source=source)
     try:
-        result = run_model(**kwargs, out=out, storage=storage, workers=workers, study_file=cfg.model_dump(mode="json"))
+        result = run_model(
+            **kwargs, out=out, storage=storage, workers=workers, device=device, study_file=cfg.model_dump(mode="json")
+        )
     except StudyConfigError:
         raise
     except (TypeError, ValueError) as exc:  # run_model's checks (training failures are RuntimeErrors)
-        raise StudyConfigError([("", str(exc))], source) from exc
+        argument = getattr(exc, "argument", None)
+        key = _file_key(cfg, argument) if argument else None
+        if key is None:
+            raise  # an option of the command, named as the argument it sets
+        # a site's error names the arm in Python's words; the file's key says it better
+        text = str(exc.__cause__ if key.startswith("arms[") and exc.__cause__ is not None else exc)
+        raise StudyConfigError([(key, text)], source) from exc
     result.report()
     return result

@@ -8,11 +8,13 @@ for up to ``retry_for`` seconds, and each outage is logged once; SQLite is never
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -20,8 +22,18 @@ import sqlalchemy
 
 from noisereg._compat.optuna_private import CACHED_BACKEND_CALLS
 from noisereg._optional import require
+from noisereg.study.rundir import RunDirError, explain, write_problem
 
-__all__ = ["StoreUnreachable", "Retrying", "ReconnectingStorage", "engine_kwargs", "watch", "masked_url", "first_line"]
+__all__ = [
+    "StoreUnreachable",
+    "Retrying",
+    "ReconnectingStorage",
+    "engine_kwargs",
+    "watch",
+    "masked_url",
+    "first_line",
+    "sqlite_file",
+]
 
 _log = logging.getLogger("noisereg.study")
 
@@ -98,6 +110,30 @@ def _unreachable(exc: BaseException) -> bool:
     return False
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of an SQLite URL; None for another database or an in-memory one."""
+    if not url.startswith("sqlite"):
+        return None
+    database = sqlalchemy.engine.make_url(url).database
+    return Path(database) if database and database != ":memory:" else None
+
+
+# SQLite's words for a database it cannot write (the file or its folder), as opposed to a busy one
+_UNWRITABLE = ("readonly", "read-only", "unable to open database file", "disk is full", "disk i/o error")
+
+
+def _unwritable(exc: BaseException, database: Path) -> RunDirError | None:
+    """``exc`` as a :class:`RunDirError` naming ``database`` and why, if SQLite could not write it."""
+    text = " ".join(str(getattr(e, "orig", None) or e) for e in (exc, exc.__cause__) if e is not None).lower()
+    if not any(words in text for words in _UNWRITABLE):
+        return None
+    problem = write_problem(database.parent, [database])
+    if problem is not None:  # the file system says why: read-only, permissions, full disk
+        path, error = problem
+        return RunDirError(path, OSError(error.errno, explain(error)))
+    return RunDirError(database, OSError(errno.EIO, first_line(exc)))
+
+
 def first_line(exc: BaseException) -> str:
     """The error's type and the first line of its message (the driver's, where SQLAlchemy wrapped it)."""
     err = exc.__cause__ if exc.__cause__ is not None else exc
@@ -116,6 +152,7 @@ class Retrying:
 
     def __init__(self, url: str, retry_for: float) -> None:
         self.url, self.retry_for = masked_url(url), retry_for
+        self.database = sqlite_file(url)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._down = False
@@ -157,6 +194,14 @@ class Retrying:
             self._local.depth = depth
 
     def __call__(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.database is not None:  # SQLite: a file, never retried; one it cannot write is named
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                unwritable = _unwritable(exc, self.database)
+                if unwritable is None:
+                    raise
+                raise unwritable from exc
         if getattr(self._local, "depth", 0) or self.retry_for <= 0:
             return fn(*args, **kwargs)
         start, tries, wait = time.monotonic(), 0, 0.1

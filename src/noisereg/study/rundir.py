@@ -9,12 +9,22 @@ naming the file and the reason, so the command can say which file failed and wha
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
-__all__ = ["RunDirError", "writing", "write_file"]
+__all__ = ["RunDirError", "explain", "write_problem", "writing", "write_file"]
+
+_REASONS = {
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied (check the owner and mode of the folder and the file)",
+    errno.EPERM: "operation not permitted (an immutable file or folder, or another owner)",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+}
 
 
 class RunDirError(RuntimeError):
@@ -26,6 +36,33 @@ class RunDirError(RuntimeError):
         super().__init__(
             f"cannot write {self.path}: {error.strerror or error}" + (f"; {consequence}" if consequence else "")
         )
+
+
+def explain(error: OSError) -> str:
+    """Why ``error`` stops a write, in words that say what to fix (read-only, permissions, full disk)."""
+    return _REASONS.get(error.errno or 0, error.strerror or str(error))
+
+
+def write_problem(folder: str | Path, files: Sequence[str | Path] = ()) -> tuple[Path, OSError] | None:
+    """The first path that cannot be written and its ``OSError``: a file created and removed in
+    ``folder`` (SQLite creates its journal there), then each existing one of ``files`` opened for
+    writing; None when all can be. It tries rather than asks ``os.access``, which says yes to root
+    on a read-only file system or an immutable folder."""
+    folder = Path(folder)
+    try:
+        handle, name = tempfile.mkstemp(dir=folder, prefix=".noisereg-write-check-")
+        os.close(handle)
+        os.unlink(name)
+    except OSError as exc:
+        return folder, exc
+    for file in map(Path, files):
+        try:
+            if file.exists():
+                with open(file, "r+b"):
+                    pass
+        except OSError as exc:
+            return file, exc
+    return None
 
 
 @contextlib.contextmanager

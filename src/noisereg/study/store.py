@@ -60,6 +60,15 @@ The contract (the tests in ``tests/study/test_store.py`` check each point, kill 
   its grace period would only delay a rerun. A claim made elsewhere, or by a process still alive,
   is only retried after its grace period; :meth:`Store.running` says who holds each one, so a
   waiting worker can say what it waits for.
+- **An SQLite file that cannot be written.** Before a study is created or resumed,
+  :func:`~noisereg.study.store_base.check_writable` creates and removes a file beside the database
+  (SQLite writes its journal there) and opens an existing one for writing: a read-only file system,
+  a folder or file without permission (or immutable), a full disk raise :class:`StoreError` naming
+  the folder or file and the reason, before anything is stored. A write that fails later (the
+  folder made read-only, the disk filled while the study runs) raises
+  :class:`~noisereg.study.rundir.RunDirError` naming the file and the reason, in place of Optuna's
+  ``StorageInternalError``. Opening a store only to read it checks nothing: the results of a
+  read-only run can still be read (``noisereg export RUN --out ELSEWHERE``).
 - **What raises.** :class:`StoreError` for a study created from a different configuration
   (with the keys that differ), for a storage URL that cannot be opened, and for a study that does
   not exist when reading; :class:`StoreUnreachable` for a server that stays unreachable.

@@ -7,11 +7,12 @@ The contract (what survives, what is retried, what raises) is written once, in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -21,15 +22,46 @@ import sqlalchemy
 from noisereg._compat.optuna_private import trial_id
 from noisereg.study.artifacts import artifact_dir
 from noisereg.study.claims import Claim
-from noisereg.study.connection import ReconnectingStorage, Retrying, engine_kwargs, first_line, masked_url, watch
+from noisereg.study.connection import (
+    ReconnectingStorage,
+    Retrying,
+    engine_kwargs,
+    first_line,
+    masked_url,
+    sqlite_file,
+    watch,
+)
+from noisereg.study.rundir import explain, write_problem
 
 _log = logging.getLogger("noisereg.study")
 
-__all__ = ["StoreBase", "StoreError", "default_url", "fingerprint", "SCHEMA_VERSION", "DB_NAME"]
+__all__ = [
+    "StoreBase",
+    "StoreError",
+    "check_writable",
+    "default_url",
+    "fingerprint",
+    "quiet_optuna",
+    "SCHEMA_VERSION",
+    "DB_NAME",
+]
 
 SCHEMA_VERSION = 1
 DB_NAME = "study.db"
 _OWN_ATTRS = ("config", "cells", "meta", "fingerprint", "schema_version")
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's INFO lines ("A new study created in RDB ...", "Trial ... already exists") silenced
+    inside, its verbosity restored on leaving: the store is noisereg's business, and a study reports
+    what it does through the ``noisereg`` logger and its result."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(verbosity, optuna.logging.WARNING))  # a user's ERROR stays ERROR
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
 class StoreError(RuntimeError):
@@ -43,6 +75,25 @@ def default_url(run_dir: str | Path) -> str:
     True
     """
     return f"sqlite:///{(Path(run_dir) / DB_NAME).resolve()}"
+
+
+def check_writable(url: str) -> None:
+    """Refuse an SQLite store whose folder or file cannot be written, before anything is stored.
+
+    Optuna would report it only at the first commit, in its own words ("StorageInternalError: An
+    exception is raised during the commit ... exceeding max length"). Raises :class:`StoreError`
+    naming the folder or file and why (read-only file system, permissions, full disk)."""
+    database = sqlite_file(url)
+    if database is None:
+        return
+    problem = write_problem(database.parent, [database])
+    if problem is not None:
+        path, error = problem
+        what = f"run directory {path}" if path == database.parent else f"store {path}"
+        raise StoreError(
+            f"{what} cannot be written: {explain(error)}; nothing was stored: make it writable, or choose "
+            "another run directory (--out, out=) or storage"
+        )
 
 
 def fingerprint(config: Mapping[str, Any]) -> str:

@@ -64,14 +64,17 @@ def check_device(device: object) -> str:
     if not isinstance(device, str):
         raise TypeError(f"device={device!r} must be a str such as 'cpu' or 'cuda', got {type(device).__name__}")
     try:
-        kind = torch.device(device).type
+        parsed = torch.device(device)
     except RuntimeError:
         raise ValueError(f"device={device!r} is not a torch device; use 'cpu' or 'cuda'") from None
-    if kind == "cuda" and not torch.cuda.is_available():
+    if parsed.type == "cuda" and not torch.cuda.is_available():
         build = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA device is visible"
         raise ValueError(f"device={device!r}: {build}; use --device cpu")
-    if kind not in ("cpu", "cuda"):
+    if parsed.type not in ("cpu", "cuda"):
         raise ValueError(f"device={device!r}: studies train on 'cpu' or 'cuda'")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ValueError(f"device={device!r}: this machine has {count} CUDA device(s), 'cuda:0' to 'cuda:{count - 1}'")
     return device
 
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib
-import numbers
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset, Subset, TensorDataset
 
+from noisereg._checks import about, check_int
 from noisereg.engine.loop import AttachSite, Part
 from noisereg.noise import NoiseKind, Speckle
 from noisereg.noise.kinds import KINDS as REGISTRY
@@ -28,6 +28,7 @@ __all__ = [
     "KIND_CLASSES",
     "UserFold",
     "as_factory",
+    "check_targets",
     "describe_part",
     "file_arguments",
     "import_object",
@@ -97,7 +98,20 @@ def as_factory(model: Any) -> Callable[[], nn.Module]:
     return built
 
 
+def _check_finite(values: Tensor, label: str, name: str) -> None:
+    # a NaN trains without an error and turns every weight it reaches into NaN
+    if values.is_floating_point() and len(values) and not bool(torch.isfinite(values).all()):
+        bad = (~torch.isfinite(values)).reshape(len(values), -1).any(1).nonzero().flatten()
+        raise ValueError(
+            f"{name}: {label} has NaN or infinite values in {len(bad)} sample(s) (the first: sample "
+            f"{int(bad[0])}); remove or impute them before the study"
+        )
+
+
 def _as_part(value: Any, *, name: str) -> Part:
+    if isinstance(value, TensorDataset):  # its tensors are at hand; another Dataset is read only to train
+        for i, tensor in enumerate(value.tensors):
+            _check_finite(tensor, f"tensors[{i}]", name)
     if isinstance(value, Dataset):
         return value
     if isinstance(value, (tuple, list)) and len(value) == 2:
@@ -108,6 +122,8 @@ def _as_part(value: Any, *, name: str) -> Part:
             raise ValueError(f"{name}: x has {len(x)} samples but y has {len(y)}")
         if len(x) == 0:
             raise ValueError(f"{name}: no samples")
+        _check_finite(x, "x", name)
+        _check_finite(y, "y", name)
         return (x, y)
     raise TypeError(f"{name} must be (x, y) tensors or arrays, or a torch Dataset, got {type(value).__name__}")
 
@@ -176,25 +192,64 @@ def split_data(data: Any, folds: int | None, task: str, seed: int) -> tuple[list
         if unknown or "train" not in data or "test" not in data:
             raise ValueError(f"data as a dict needs exactly the keys 'train' and 'test', got {sorted(data)}")
         if folds is not None:
-            raise ValueError(
-                f"folds={folds} splits one data set; data already has 'train' and 'test' parts: pass folds=None"
-            )
+            with about("folds"):
+                raise ValueError(
+                    f"folds={folds} splits one data set; data already has 'train' and 'test' parts: pass folds=None"
+                )
         train, test = _as_part(data["train"], name="data['train']"), _as_part(data["test"], name="data['test']")
         return [UserFold(train, test)], train
     part = _as_part(data, name="data")
-    if folds is None:
-        raise ValueError("data is one set: pass folds=k (k >= 2) for k-fold, or data={'train': ..., 'test': ...}")
-    if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
-        raise ValueError(f"folds={folds!r} must be an int >= 2 or None")
-    n = len(part[0]) if isinstance(part, tuple) else len(part)
+    n = len(part[0]) if isinstance(part, tuple) else len(part)  # type: ignore[arg-type]
     labels = _labels(part)
+    with about("folds"):
+        if folds is None:
+            raise ValueError(
+                "folds=None: data is one set; pass folds=k (k >= 2) for k-fold, or data={'train': ..., 'test': ...}"
+            )
+        folds = check_int(folds, "folds", low=2)
+        if folds > n:
+            raise ValueError(f"folds={folds} is more than the {n} samples of data: each test fold needs one")
+        if task == "classification" and labels is not None:
+            values, counts = torch.unique(labels, return_counts=True)
+            fewest = int(counts.min())
+            if fewest < folds:
+                rare = values[counts.argmin()].item()
+                fix = f"pass folds <= {fewest}" if fewest >= 2 else f"add samples of class {rare!r} or drop it"
+                raise ValueError(
+                    f"folds={folds} is more than the {fewest} sample(s) of class {rare!r} in data: "
+                    f"stratified folds put every class in each test fold; {fix}"
+                )
     state = derive_seed(seed, "folds") % (2**32)
     if task == "classification" and labels is not None:
-        splitter: Any = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=state)
+        splitter: Any = StratifiedKFold(n_splits=folds, shuffle=True, random_state=state)
         pieces = splitter.split(np.zeros(n), labels.numpy())
     else:
-        pieces = KFold(n_splits=int(folds), shuffle=True, random_state=state).split(np.zeros(n))
+        pieces = KFold(n_splits=folds, shuffle=True, random_state=state).split(np.zeros(n))
     return [UserFold(_subset(part, tr), _subset(part, te)) for tr, te in pieces], part
+
+
+def check_targets(part: Part, task: str, loss: str, *, name: str = "data") -> None:
+    """Refuse labels that ``loss`` cannot train on, before training: a classification with fewer than
+    two classes, ``ce`` on labels that are not class indices, ``bce`` on labels other than 0 and 1.
+    ``name`` is the argument that holds ``part``; a Dataset without ``targets`` is not checked."""
+    labels = _labels(part)
+    if task != "classification" or labels is None:
+        return
+    classes = [v.item() for v in torch.unique(labels)]
+    if len(classes) < 2:
+        with about("data"):
+            raise ValueError(f"{name}: y has the single class {classes}; a classification study needs two or more")
+    if loss == "ce" and (labels.is_floating_point() or labels.is_complex() or classes[0] < 0):
+        raise ValueError(
+            f"loss='ce' needs class indices 0, 1, ... as labels, but y of {name} has dtype {labels.dtype} "
+            f"and classes {classes[:5]}{' ...' if len(classes) > 5 else ''}"
+        )
+    if loss == "bce" and not set(classes) <= {0, 1}:
+        shown = f"{classes[:5]}{' ...' if len(classes) > 5 else ''}"
+        hint = "loss='ce' (several classes)" if len(classes) > 2 else "labels 0 and 1"
+        raise ValueError(
+            f"loss='bce' needs labels 0 and 1, but y of {name} has {len(classes)} classes {shown}: use {hint}"
+        )
 
 
 def describe_part(part: Part, task: str) -> dict[str, Any]:

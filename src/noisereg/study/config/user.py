@@ -32,7 +32,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from noisereg.study.config.keypaths import StudyConfigError, problems
 from noisereg.study.config.noise import Strict
@@ -154,15 +154,14 @@ class UserTrainingConfig(Strict):
     loss: str = "auto"
     task: Literal["auto", "classification", "regression"] = "auto"
 
-    @model_validator(mode="after")
-    def _loss_name_or_path(self) -> UserTrainingConfig:
-        if self.loss not in ("auto", "ce", "bce", "mse") and not re.fullmatch(
-            r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", self.loss
-        ):
+    @field_validator("loss")
+    @classmethod
+    def _loss_name_or_path(cls, loss: str) -> str:  # a field validator: the error names training.loss
+        if loss not in ("auto", "ce", "bce", "mse") and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", loss):
             raise ValueError(
-                f"loss={self.loss!r} must be 'auto', 'ce', 'bce', 'mse' or an import path 'package.module:name'"
+                f"loss={loss!r} must be 'auto', 'ce', 'bce', 'mse' or an import path 'package.module:name'"
             )
-        return self
+        return loss
 
 
 class UserStudyConfig(Strict):

@@ -43,8 +43,9 @@ from noisereg.study.run import dashboard
 from noisereg.study.run.heldout import held_out_logits
 from noisereg.study.run.results import cell_results, linear_coefficients
 from noisereg.study.run.search import propose_cell
-from noisereg.study.rundir import RunDirError, write_file
+from noisereg.study.rundir import RunDirError, explain, write_file
 from noisereg.study.store import DB_NAME, CellLost, Claim, Store, StoreError, default_url, masked_url
+from noisereg.study.store_base import check_writable, quiet_optuna
 from noisereg.study.weights import save_cell_models
 
 __all__ = ["run_study", "enqueue_study", "work"]
@@ -141,10 +142,9 @@ def enqueue_study(
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file in the way, no permission: nothing has been written yet
-        raise StoreError(
-            f"run directory {run_dir} cannot be made: {exc.strerror or exc}; choose another --out"
-        ) from None
+        raise StoreError(f"run directory {run_dir} cannot be made: {explain(exc)}; choose another --out") from None
     url = storage or default_url(run_dir)
+    check_writable(url)
     store = Store(
         url, config.name, heartbeat_interval=heartbeat_interval, grace_period=grace_period, retry_for=retry_for
     )
@@ -214,17 +214,18 @@ def run_study(
         TrainingError (:mod:`noisereg.study.cells`): training a batch of cells failed (they are stored as FAIL with the traceback).
         RuntimeError: cells still failed after the run (their errors are in the store).
     """
-    prep, store = enqueue_study(
-        config,
-        run_dir,
-        storage=storage,
-        heartbeat_interval=heartbeat_interval,
-        grace_period=grace_period,
-        device=device,
-        retry_for=retry_for,
-    )
+    with quiet_optuna():  # Optuna's INFO lines are no news to a Python caller (the CLI silences them too)
+        prep, store = enqueue_study(
+            config,
+            run_dir,
+            storage=storage,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            device=device,
+            retry_for=retry_for,
+        )
     models_dir = Path(run_dir) / "models"
-    with store:
+    with quiet_optuna(), store:
         work(
             prep,
             store,

@@ -31,6 +31,7 @@ from noisereg.study.cells import Cell
 from noisereg.study.config.search import SearchConfig
 from noisereg.study.config.study import SelectionConfig
 from noisereg.study.store import PROPOSAL, Claim, Store
+from noisereg.study.store_base import quiet_optuna
 
 __all__ = ["propose", "propose_cell", "cv_score", "PROPOSAL"]
 
@@ -74,12 +75,8 @@ def propose(
             )
         else:
             sampler = optuna.samplers.RandomSampler(seed=seed)
-        verbosity = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # one in-memory study per proposal: no log line
-        try:
+        with quiet_optuna():  # one in-memory study per proposal: no log line
             study = optuna.create_study(sampler=sampler, direction="minimize")
-        finally:
-            optuna.logging.set_verbosity(verbosity)
         for proposal, value in finished:
             if math.isfinite(value):
                 study.add_trial(
