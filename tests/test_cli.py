@@ -141,16 +141,22 @@ def test_kill_9_loses_no_finished_cell_and_the_rerun_resumes(tmp_path) -> None:
     run_dir = tmp_path / "run"
     args = ["study", str(study), "--out", str(run_dir), "--quiet", "--heartbeat", "1", "--workers", "1"]
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    proc = subprocess.Popen([sys.executable, "-m", "noisereg", *args], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "noisereg", *args], env=env, start_new_session=True)
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:
             states = _states(run_dir / "study.db")
             if "COMPLETE" in states and "RUNNING" in states:
-                break
+                # A cell seen running may finish before a kill lands (more often on a loaded machine):
+                # freeze the study's processes, look again, and kill only with a cell still running.
+                os.killpg(proc.pid, signal.SIGSTOP)
+                states = _states(run_dir / "study.db")
+                if "RUNNING" in states:
+                    break
+                os.killpg(proc.pid, signal.SIGCONT)
             assert proc.poll() is None, "the study ended before it could be killed: make it longer"
             time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
     study_db = optuna.load_study(study_name="tiny", storage=f"sqlite:///{run_dir / 'study.db'}")
