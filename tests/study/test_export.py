@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from noisereg.cli import main
-from noisereg.study.export import ExportError, export_run, tidy_rows
+from noisereg.study.export import MARK, ExportError, export_run, tidy_rows
 from noisereg.study.export.to_mlflow import cell_params
 from noisereg.study.export.to_tensorboard import run_folder
 from noisereg.study.run.runner import run_study
@@ -257,6 +257,24 @@ def test_an_existing_target_is_refused_unless_forced_and_then_replaced(
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     if to == "mlflow":
         assert len(_mlflow_runs(target)[1]) == len(tiny_config().arms) + 2  # one run per cell, not two
+
+
+@pytest.mark.parametrize("to", ["tensorboard", "mlflow"])
+def test_force_replaces_no_folder_that_an_export_did_not_write(
+    tmp_path: Path, to: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shared TensorBoard log folder or MLflow tracking folder holds other runs: --force leaves it."""
+    populate(tmp_path, tiny_config(), {})
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "someone else's run").write_text("keep me")
+    assert main(["export", str(tmp_path), "--to", to, "--out", str(shared), "--force"]) == 2
+    assert f"is not a folder that noisereg export wrote (it has no {MARK})" in capsys.readouterr().err
+    assert sorted(p.name for p in shared.iterdir()) == ["someone else's run"]
+    fresh = tmp_path / "fresh"
+    assert main(["export", str(tmp_path), "--to", to, "--out", str(fresh)]) == 0
+    assert (fresh / MARK).read_text() == f"noisereg export --to {to}\n"
+    assert main(["export", str(tmp_path), "--to", to, "--out", str(fresh), "--force"]) == 0
 
 
 def _inject(monkeypatch: pytest.MonkeyPatch, to: str) -> None:

@@ -8,7 +8,8 @@ An export is all or nothing: it is written into a fresh hidden sibling of the ta
 (``.<name>.<random>.partial``) and moved onto the target only when complete, so a failure leaves the
 target as it was and removes the partial copy. An existing target is refused unless ``force``; with
 it, the target is replaced by a fresh export (an MLflow folder too: its database holds this study
-only). Errors: :class:`ExportError` (a ValueError) for what the caller can fix — an unknown format,
+only), and a folder only where an earlier export wrote it (its :data:`MARK` file): a shared
+TensorBoard or MLflow folder holds other runs. Errors: :class:`ExportError` (a ValueError) for what the caller can fix — an unknown format,
 a store without a completed cell, a target that exists or is a file where a folder is written, a
 missing or broken optional package (named, with the command that installs it); :class:`ExportFailed`
 for a failure while writing, naming the target and chaining the cause.
@@ -47,6 +48,10 @@ _NEEDS: dict[str, list[tuple[str, str, str | None]]] = {
     "tensorboard": [("torch.utils.tensorboard", "export", "tensorboard")],
     "mlflow": [("mlflow.entities", "mlflow", None), ("mlflow.tracking", "mlflow", None)],
 }
+
+
+#: The file in every exported folder that marks it as noisereg's own: ``--force`` replaces no other folder.
+MARK = ".noisereg-export"
 
 
 class ExportError(ValueError):
@@ -115,6 +120,12 @@ def export_run(store: Store, to: Format, out: str | Path, *, force: bool = False
             )
         if not force:
             raise ExportError(f"out={str(out)!r} (--out) exists: pass --force to replace it, or choose another --out")
+        if folder and not (out / MARK).is_file():
+            # a shared TensorBoard log folder or MLflow tracking folder holds other people's runs
+            raise ExportError(
+                f"out={str(out)!r} (--out) is not a folder that noisereg export wrote (it has no {MARK}): "
+                "--force replaces only noisereg's own exports; choose another --out"
+            )
     modules = [_optional(*need, to) for need in _NEEDS[to]]
     try:
         rows = tidy_rows(store)
@@ -136,6 +147,8 @@ def export_run(store: Store, to: Format, out: str | Path, *, force: bool = False
                 write_tensorboard(rows, path, modules[0].SummaryWriter)
             else:
                 write_mlflow(store, rows, path, out, *modules)
+            if folder:
+                (path / MARK).write_text(f"noisereg export --to {to}\n", encoding="utf-8")
     except Exception as error:
         raise ExportFailed(
             f"export --to {to} failed while writing {out} ({type(error).__name__}: {error}); "
