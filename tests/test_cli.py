@@ -51,6 +51,7 @@ def test_study_runs_prints_the_table_and_report_rebuilds(tmp_path, capsys) -> No
     assert main(["study", str(study), "--out", str(out_dir), "--workers", "1"]) == 0
     printed = capsys.readouterr().out
     assert "input" in printed and "Verdict." in printed and "Recommendation." in printed and "95% CI" in printed
+    assert "Δ boot 95% CI" in printed and "P(better)" in printed and "MDE" in printed
     assert {p.name for p in out_dir.iterdir()} >= {
         "study.db",
         "run.json",

@@ -67,28 +67,15 @@ class NoiseGeneratorChoice(str, Enum):
 
 
 def _table(summary: dict[str, Any]) -> Table:
-    from noisereg.study.report.documents import table_rows
+    from noisereg.study.report.documents import TERMINAL_HEADERS, table_rows
 
     table = Table(title=f"{summary['study']}: test {summary['metric']} over seeds (baseline: {summary['baseline']})")
-    for key, header in _COLUMNS.items():
+    for key, header in TERMINAL_HEADERS.items():
         table.add_column(header, justify="left" if key == "arm" else "right", overflow="fold")
     for row in table_rows(summary):
         style = {"better": "green", "worse": "red"}.get(row["verdict"])
-        table.add_row(*(Text(row[k]) for k in _COLUMNS), style=style)
+        table.add_row(*(Text(row[k]) for k in TERMINAL_HEADERS), style=style)
     return table
-
-
-_COLUMNS = {
-    "arm": "arm",
-    "n": "n",
-    "mean": "test mean ± sd",
-    "ci95": "95% CI",
-    "diff": "Δ vs base",
-    "p_ttest": "p t",
-    "p_wilcoxon": "p W",
-    "p_holm": "p Holm",
-    "verdict": "",
-}
 
 
 def _print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> None:

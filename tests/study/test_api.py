@@ -13,6 +13,7 @@ from noisereg import attach, noise, study
 from noisereg.engine import vectorized
 from noisereg.engine.loop import AttachSite
 from noisereg.seeding import derive_seed, use_noise_generator
+from noisereg.study.report.documents import fmt
 from noisereg.study.weights import load_cell_models
 
 X = torch.linspace(-2, 2, 48).reshape(24, 2)
@@ -94,7 +95,11 @@ def test_a_replica_equals_the_plain_loop_with_attach(tmp_path: Path) -> None:
         for name, value in expected.items():  # float64: only the order of reductions may differ
             torch.testing.assert_close(got[name], value, rtol=1e-12, atol=1e-12, msg=name)
     assert [a["name"] for a in result.summary["arms"]] == ["none", "mixed"]
-    assert "mixed" in result.table()
+    table = result.table()
+    assert "mixed" in table and "Δ boot 95% CI" in table and "P(better)" in table
+    row = next(line for line in table.splitlines() if line.startswith("mixed"))
+    boot = result.summary["arms"][1]["paired"]["bootstrap"]
+    assert fmt(boot["p_improvement"], 3) in row
     attrs = json.loads((tmp_path / "run" / "run.json").read_text())
     assert attrs["study"] == "run"
 

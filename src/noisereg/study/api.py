@@ -57,6 +57,7 @@ from noisereg.study.bridge.user import (
 from noisereg.study.cells import cell_key
 from noisereg.study.config import StudyConfigError, UserStudyConfig
 from noisereg.study.report import build_report, summarize, table_rows
+from noisereg.study.report.documents import TERMINAL_HEADERS
 from noisereg.study.run.dashboard import objective
 from noisereg.study.run.jobs import Job, make_jobs, training
 from noisereg.study.run.results import collect_results
@@ -125,17 +126,12 @@ class StudyResult:
         self.out, self.name, self.summary = out, name, summary
 
     def table(self) -> str:
-        """The evidence table of ``noisereg study`` (test metric over seeds, paired tests) as text."""
+        """The evidence table of ``noisereg study`` as text: test metric over seeds, Δ vs the baseline
+        with its bootstrap interval, P(better), the Holm-adjusted paired t-test and, where that is
+        not significant, the minimum detectable effect (the columns of ``TERMINAL_HEADERS`` in
+        :mod:`noisereg.study.report.documents`, from ``summary``)."""
         rows = table_rows(self.summary)
-        heads = {
-            "arm": "arm",
-            "n": "n",
-            "mean": "test mean ± sd",
-            "ci95": "95% CI",
-            "diff": "Δ vs base",
-            "p_holm": "p Holm",
-            "verdict": "",
-        }
+        heads = TERMINAL_HEADERS
         widths = {k: max(len(h), *(len(r[k]) for r in rows)) if rows else len(h) for k, h in heads.items()}
         lines = ["  ".join(h.ljust(widths[k]) for k, h in heads.items()).rstrip()]
         lines += ["  ".join(r[k].ljust(widths[k]) for k in heads).rstrip() for r in rows]

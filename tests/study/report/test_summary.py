@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from noisereg.study.cells import plan_cells
-from noisereg.study.report.documents import robustness_tables
+from noisereg.study.report.documents import TERMINAL_HEADERS, fmt, robustness_tables, table_rows
 from noisereg.study.report.summary import summarize
 from noisereg.study.stats import bootstrap_paired, iqm, paired, power, summary_statistics
 from tests.study.fakes import fake_results, populate, tiny_config
@@ -180,3 +180,31 @@ def test_interval_estimates_and_power_beside_the_tests() -> None:
     p = by["input"]["paired"]
     assert not p["better"] and p["power"] == power(p["std_diff"], 6, effect=p["mean_diff"])
     assert p["power"]["mde"] > abs(p["mean_diff"])  # not detected: the detectable effect is larger
+
+
+def test_the_printed_table_reads_the_interval_estimates_from_the_summary() -> None:
+    done = results({"before": 0.05, "input": 0.002}, noise=0.01)
+    s = summarize(study_attrs(), done)
+    rows = {r["arm"]: r for r in table_rows(s)}
+    by = {a["name"]: a for a in s["arms"]}
+    assert {"diff_ci", "p_better", "mde"} <= set(TERMINAL_HEADERS)
+    assert "p_wilcoxon" not in TERMINAL_HEADERS  # in the report only: the terminal table stays narrow
+    before, inp = by["before"]["paired"], by["input"]["paired"]
+    lo, hi = before["bootstrap"]["ci95_diff"]
+    assert rows["before"]["diff_ci"] == f"[{fmt(lo, 3)}, {fmt(hi, 3)}]"
+    lo, hi = inp["bootstrap"]["ci95_improvement"]
+    assert rows["input"]["p_better"] == f"{fmt(inp['bootstrap']['p_improvement'], 3)} [{fmt(lo, 3)}, {fmt(hi, 3)}]"
+    # the minimum detectable effect only where the comparison is not significant
+    assert rows["before"]["mde"] == "" and rows["input"]["mde"] == fmt(inp["power"]["mde"], 3)
+    assert rows["none"]["diff_ci"] == "baseline" and rows["none"]["mde"] == "—"
+
+
+def test_a_summary_stored_before_the_interval_estimates_still_prints() -> None:
+    s = summarize(study_attrs(), results({"before": 0.05}, noise=0.01))
+    for a in s["arms"]:
+        a.pop("iqm")
+        if a["paired"]:
+            a["paired"].pop("bootstrap")
+            a["paired"].pop("power")
+    row = next(r for r in table_rows(s) if r["arm"] == "before")
+    assert (row["diff_ci"], row["p_better"], row["mde"]) == ("—", "—", "—")

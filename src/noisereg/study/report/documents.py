@@ -21,6 +21,7 @@ __all__ = [
     "robustness_tables",
     "fmt",
     "HEADERS",
+    "TERMINAL_HEADERS",
 ]
 
 
@@ -60,10 +61,41 @@ def table_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
                 "p_wilcoxon": fmt(p.get("p_wilcoxon"), 3),
                 "p_holm": fmt(p.get("p_holm"), 3),
                 "dz": fmt(p.get("cohen_dz"), 3),
+                "diff_ci": _diff_interval(a, summary),
+                "p_better": _improvement(p),
+                "mde": _detectable(p, d_z=False),
                 "verdict": mark,
             }
         )
     return rows
+
+
+def _diff_interval(arm: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
+    """The bootstrap 95% interval of Δ vs baseline as shown ('—' for a summary stored before it)."""
+    if arm["name"] == summary["baseline"]:
+        return "baseline"
+    return _bracket(((arm.get("paired") or {}).get("bootstrap") or {}).get("ci95_diff"), 3)
+
+
+def _improvement(paired: Mapping[str, Any]) -> str:
+    """P(better) and its bootstrap 95% interval as shown."""
+    b = paired.get("bootstrap") or {}
+    if b.get("p_improvement") is None:
+        return "—"
+    return f"{fmt(b['p_improvement'], 3)} {_bracket(b.get('ci95_improvement'))}"
+
+
+def _detectable(paired: Mapping[str, Any], *, d_z: bool = True) -> str:
+    """The minimum detectable effect at 80% power where the comparison is not significant ("" where
+    it is: ``power`` is null then; '—' without a comparison or a spread)."""
+    if not paired.get("n"):
+        return "—"
+    pw = paired.get("power")
+    if not pw:
+        return "" if "power" in paired else "—"
+    if pw.get("mde") is None:
+        return "—"
+    return f"{fmt(pw['mde'], 3)} (d_z {fmt(pw['mde_dz'], 3)})" if d_z else fmt(pw["mde"], 3)
 
 
 def _label(arm: Mapping[str, Any]) -> str:
@@ -91,6 +123,22 @@ HEADERS = {
     "p_wilcoxon": "p (Wilcoxon)",
     "p_holm": "p (Holm)",
     "dz": "d_z",
+    "verdict": "",
+}
+
+#: The table printed by ``noisereg study`` and :meth:`noisereg.study.StudyResult.table`: the tests'
+#: verdict with the interval estimates beside it, narrow enough for a terminal of 150 columns. The
+#: two unadjusted p-values, the training metric and d_z are in the report only.
+TERMINAL_HEADERS = {
+    "arm": "arm",
+    "n": "n",
+    "mean": "test mean ± sd",
+    "ci95": "95% CI",
+    "diff": "Δ vs base",
+    "diff_ci": "Δ boot 95% CI",
+    "p_better": "P(better) [CI]",
+    "p_holm": "p Holm",
+    "mde": "MDE",
     "verdict": "",
 }
 
@@ -339,24 +387,14 @@ def estimate_table(summary: Mapping[str, Any]) -> list[Table]:
         b, pw = p.get("bootstrap") or {}, p.get("power") or {}
         boot = boot or (b or None)
         alpha = alpha or pw.get("alpha")
-        improvement = (
-            "—"
-            if b.get("p_improvement") is None
-            else f"{fmt(b['p_improvement'], 3)} {_bracket(b.get('ci95_improvement'))}"
-        )
-        if not p.get("n"):
-            detectable, needed = "—", "—"
-        elif not pw:
-            detectable, needed = "significant", ""
-        else:
-            detectable = "—" if pw.get("mde") is None else f"{fmt(pw['mde'], 3)} (d_z {fmt(pw['mde_dz'], 3)})"
-            needed = fmt(pw.get("seeds_needed"))
+        detectable = _detectable(p) or "significant"
+        needed = "—" if not p.get("n") else fmt(pw.get("seeds_needed")) if pw else ""
         rows.append(
             [
                 a["name"],
                 f"{fmt(a['iqm']['iqm'])} {_bracket(a['iqm']['ci95'], 4)}",
-                "baseline" if a["name"] == summary["baseline"] else _bracket(b.get("ci95_diff"), 3),
-                improvement,
+                _diff_interval(a, summary),
+                _improvement(p),
                 detectable,
                 needed,
             ]
