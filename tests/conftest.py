@@ -31,12 +31,7 @@ import tempfile  # noqa: E402
 
 import pytest  # noqa: E402
 
-
-def _unavailable(reason: str) -> None:
-    # CI installs PostgreSQL (.ci/run), so there a missing server is a failure, never a silent skip.
-    if os.environ.get("CI"):
-        pytest.fail(f"PostgreSQL is required in CI: {reason}")
-    pytest.skip(reason)
+from tests.environment import required_in_ci  # noqa: E402
 
 
 def _pg_bin(name: str) -> str | None:
@@ -76,7 +71,7 @@ def postgres_server():
     """
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not (initdb and pg_ctl):
-        _unavailable("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+        required_in_ci("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
     as_user: list[str] = []
     if os.geteuid() == 0:
         as_user = ["runuser", "-u", "postgres", "--"]
@@ -97,7 +92,7 @@ def postgres_server():
         server.start()
     except (subprocess.CalledProcessError, OSError) as exc:
         shutil.rmtree(root, ignore_errors=True)
-        _unavailable(f"PostgreSQL could not start: {exc}")
+        required_in_ci(f"PostgreSQL could not start: {exc}")
     try:
         subprocess.run(
             [

@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 from noisereg.cli import main
+from tests.environment import required_in_ci
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -45,19 +46,12 @@ def _required(path: pathlib.Path) -> list[str]:
     return [name.strip() for name in found.group(1).split(",")] if found else []
 
 
-def _ci_or_skip(reason: str) -> None:
-    # CI installs the docs extra and Chromium (.ci/run): there a missing piece is a failure.
-    if os.environ.get("CI"):
-        pytest.fail(f"required in CI: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.mark.parametrize("name", PYTHON_EXAMPLES)
 def test_example_runs(name, tmp_path, monkeypatch) -> None:
     path = EXAMPLES / name
     for module in _required(path):
         if importlib.util.find_spec(module) is None:
-            pytest.skip(f"{name} shows the {module} integration, and {module} is not installed")
+            required_in_ci(f"{name} shows the {module} integration, and {module} is not installed")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", [str(path)])
     runpy.run_path(str(path), run_name="__main__")
@@ -247,7 +241,7 @@ def test_python_blocks_on_a_page_are_example_files_or_run(page, tmp_path, monkey
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> pathlib.Path:
     if importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("mkdocstrings") is None:
-        _ci_or_skip("the docs extra is not installed (pip install -e '.[docs]')")
+        required_in_ci("the docs extra is not installed (pip install -e '.[docs]')")
     out = tmp_path_factory.mktemp("site")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "NO_MKDOCS_2_WARNING": "1"}
     done = subprocess.run(
@@ -267,7 +261,7 @@ def _chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    _ci_or_skip("Chromium is not installed (apt-get install -y chromium)")
+    required_in_ci("Chromium is not installed (apt-get install -y chromium)")
     return ""
 
 

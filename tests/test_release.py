@@ -21,6 +21,7 @@ import pytest
 
 import noisereg
 from noisereg.cli import main
+from tests.environment import required_in_ci
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Package data a study needs at run time: built-in study files and the report's templates.
@@ -62,13 +63,6 @@ def test_shell_completion_is_offered_and_completes_commands(capsys, monkeypatch)
     assert done.stdout.split() == ["robustness"]
 
 
-def _ci_or_skip(reason: str) -> None:
-    # CI installs the release extra (.ci/run): there a missing build tool is a failure.
-    if os.environ.get("CI"):
-        pytest.fail(f"required in CI: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory) -> pathlib.Path:
     """The wheel and the sdist of this checkout, built once for the module."""
@@ -76,7 +70,7 @@ def dist(tmp_path_factory) -> pathlib.Path:
     try:
         import build  # noqa: F401
     except ImportError:
-        _ci_or_skip("the 'build' package is not installed (pip install -e '.[release]')")
+        required_in_ci("the 'build' package is not installed (pip install -e '.[release]')")
     out = tmp_path_factory.mktemp("dist")
     # --no-isolation builds with the setuptools already installed: the tests need no network.
     subprocess.run(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from noisereg.study import rundir
 from noisereg.study.connection import Retrying
 from noisereg.study.rundir import RunDirError
 from noisereg.study.store import Store, StoreError, default_url
+from tests.environment import lock, unlock
 from tests.study.fakes import tiny_raw
 from tests.test_cli import write_study
 
@@ -76,20 +76,11 @@ def locked() -> Iterator[list[Path]]:
     paths: list[Path] = []
     yield paths
     for path in paths:
-        if os.geteuid() == 0:
-            subprocess.run(["chattr", "-i", str(path)], check=True)
-        else:
-            path.chmod(0o755 if path.is_dir() else 0o644)
+        unlock(path)
 
 
 def _lock(path: Path, locked: list[Path]) -> None:
-    """chmod for a user; for root, whom chmod does not stop, the immutable attribute (``chattr +i``)."""
-    if os.geteuid() != 0:
-        path.chmod(0o555 if path.is_dir() else 0o444)
-    else:
-        done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot make a path unwritable for root here: chattr +i said {done.stderr.strip()!r}")
+    lock(path)
     locked.append(path)
 
 

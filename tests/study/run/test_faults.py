@@ -25,6 +25,7 @@ from noisereg.study.config import parse_config
 from noisereg.study.run.runner import enqueue_study
 from noisereg.study.run.workers import run_worker
 from noisereg.study.store import OWNER, Store, StoreError, StoreUnreachable, default_url
+from tests.environment import lock, required_in_ci, unlock
 from tests.study.fakes import assert_stored_close, tiny_raw
 from tests.study.run.processes import ARMS, SRC, finals, long_cells, start_worker, trials, wait_for
 from tests.test_cli import write_study
@@ -141,24 +142,6 @@ def test_a_database_that_does_not_answer_when_opened_is_named_with_its_password_
         Store(url, "s", retry_for=-1)
 
 
-def _lock(path: Path) -> None:
-    """Make the directory ``path`` refuse new files, for real: chmod for a user; for root, whom chmod
-    does not stop, the immutable attribute (``chattr +i``), which the kernel enforces for root too."""
-    if os.geteuid() != 0:
-        path.chmod(0o555)
-        return
-    done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot make a directory unwritable for root here: chattr +i said {done.stderr.strip()!r}")
-
-
-def _unlock(path: Path) -> None:
-    if os.geteuid() != 0:
-        path.chmod(0o755)
-    else:
-        subprocess.run(["chattr", "-i", str(path)], check=True)
-
-
 def test_an_unwritable_run_directory_is_named_and_the_rerun_trains_the_rest(tmp_path, postgres_url, capsys) -> None:
     name = "unwritable"
     study = write_study(tmp_path / "study.toml", {**long_cells(name), "robustness": {"enabled": False}})
@@ -182,7 +165,7 @@ def test_an_unwritable_run_directory_is_named_and_the_rerun_trains_the_rest(tmp_
     def lock_after_the_first_cell() -> None:
         wait_for(lambda: any(t.state == TrialState.COMPLETE for t in trials(postgres_url, name)), "a finished cell")
         for folder in (run_dir, run_dir / "models"):
-            _lock(folder)
+            lock(folder)
             locked.append(folder)
 
     assert main([*command, "--no-train"]) == 0  # the study exists before the watcher looks at it
@@ -202,7 +185,7 @@ def test_an_unwritable_run_directory_is_named_and_the_rerun_trains_the_rest(tmp_
     finally:
         watcher.join()
         for folder in locked:
-            _unlock(folder)
+            unlock(folder)
     assert main(command) == 0
     complete_once(postgres_url, name, [arm["name"] for arm in ARMS])
     assert len(list((run_dir / "models").glob("*.pt"))) == len(ARMS)
@@ -214,7 +197,7 @@ def _tmpfs(path: Path, size: str) -> None:
         ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
     )
     if done.returncode != 0:  # needs root (or CAP_SYS_ADMIN)
-        pytest.skip(f"cannot mount a small tmpfs here for a real full disk: {done.stderr.strip()}")
+        required_in_ci(f"cannot mount a small tmpfs here for a real full disk: {done.stderr.strip()}")
 
 
 def test_a_full_disk_while_the_report_is_written_leaves_the_store_intact(tmp_path, capsys) -> None:
