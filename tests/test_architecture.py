@@ -34,10 +34,10 @@ LAYERS = [
         "study.connection",
         "study.claims",
     ),
-    ("study.bridge", "study.report"),
+    ("study.bridge", "study.report", "study.model_plan"),
     ("study.measure",),
     ("study.run", "study.export"),
-    ("study", "study.api", "integrations"),
+    ("study", "study.api", "study.model_file", "integrations"),
     ("cli", "__main__", ""),
 ]
 _RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

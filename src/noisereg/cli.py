@@ -213,7 +213,7 @@ def study(
                 if why:
                     raise _fail(f"{option}: {why}; run without {option}", 2)
             from noisereg.seeding import noise_generator_family, use_noise_generator
-            from noisereg.study.api import run_config
+            from noisereg.study.model_file import run_config
 
             family = noise_generator.value if noise_generator is not None else noise_generator_family()
             with use_noise_generator(family):

@@ -21,7 +21,7 @@ from torch.utils.data import TensorDataset
 
 from noisereg import noise, study
 from noisereg.cli import main
-from noisereg.study import api
+from noisereg.study import api, model_file
 from noisereg.study.config import StudyConfigError, load_config
 from noisereg.study.config.user import parse_user_config
 
@@ -294,7 +294,7 @@ def test_a_bad_study_file_names_its_key_and_stores_nothing(
     path.write_text(textwrap.dedent(FILE.replace(case.old, case.new, 1)))
     out = modules / "run"
     with pytest.raises(StudyConfigError) as info:
-        api.run_config(load_config(path), out, source=str(path))
+        model_file.run_config(load_config(path), out, source=str(path))
     assert [key for key, _ in info.value.problems] == [case.key]
     for name in case.names:
         assert name in info.value.problems[0][1], f"{name!r} not in {info.value.problems[0][1]!r}"
@@ -390,7 +390,7 @@ def test_wrong_values_in_known_keys_are_named_by_key_path(
     monkeypatch.setattr(api, "Store", accepted)
     raw = _set(RAW, key, value)
     try:
-        api.run_config(parse_user_config(raw), modules / "run")
+        model_file.run_config(parse_user_config(raw), modules / "run")
     except _Accepted:
         return
     except StudyConfigError as exc:

@@ -36,26 +36,22 @@ from typing import Any, cast, get_args
 
 import torch
 
-from noisereg._checks import about, check_callable, check_choice, check_int, check_type
+from noisereg._checks import about
 from noisereg.engine.loop import AttachSite, LoopTask
 from noisereg.engine.vectorized import VECTORIZED, probe_arms
 from noisereg.noise.base import NoiseKind
-from noisereg.seeding import check_seed, derive_seed, noise_generator_family
-from noisereg.sites import attach
+from noisereg.seeding import derive_seed, noise_generator_family
 from noisereg.sites.attach import At
-from noisereg.study.bridge.resources import check_device
 from noisereg.study.bridge.user import (
     as_factory,
     check_targets,
     describe_part,
-    file_arguments,
     infer_task,
     make_loss,
     split_data,
     training_part,
 )
-from noisereg.study.cells import cell_key
-from noisereg.study.config import StudyConfigError, UserStudyConfig
+from noisereg.study.model_plan import PlannedCell, check_arm_sites, check_count, check_one_batch, check_settings, plan
 from noisereg.study.report import build_report, summarize, table_rows
 from noisereg.study.report.documents import TERMINAL_HEADERS
 from noisereg.study.run.dashboard import objective
@@ -65,7 +61,7 @@ from noisereg.study.rundir import explain, write_file
 from noisereg.study.store import DB_NAME, Store, default_url, masked_url
 from noisereg.study.store_base import StoreError, check_writable, quiet_optuna
 
-__all__ = ["PER_REPLICA", "StudyResult", "run_config", "run_model", "site"]
+__all__ = ["PER_REPLICA", "StudyResult", "run_model", "site"]
 
 PER_REPLICA = "per-replica"
 _SITES: tuple[str, ...] = get_args(At)  # attach's own list of sites
@@ -98,26 +94,6 @@ def site(noise: NoiseKind, at: str = "input", **options: Any) -> AttachSite:
     return AttachSite(noise, cast(At, at), tuple(sorted(options.items())))  # checked against _SITES above
 
 
-@dataclasses.dataclass(frozen=True)
-class _Cell:
-    key: str
-    arm: str
-    value: float | None
-    param: str | None
-    sites: tuple[AttachSite, ...]
-
-    def meta(self, path: str, why: str) -> dict[str, Any]:
-        return {
-            "arm": self.arm,
-            "value": self.value,
-            "param": self.param,
-            "selection": False,
-            "noise": [s.describe() for s in self.sites],
-            "path": path,
-            "path_reason": why,
-        }
-
-
 class StudyResult:
     """What :func:`run_model` returns: ``summary`` (the schema of :mod:`noisereg.study.report.summary`),
     :meth:`table` and :meth:`report`."""
@@ -144,168 +120,6 @@ class StudyResult:
         """Write summary.json, summary.md, report.html and plots into ``out``; return report.html's path."""
         self.summary = build_report(self.out, study=self.name)
         return self.out / "report.html"
-
-
-def _count(value: object, name: str, low: int) -> int:
-    with about(name):
-        return check_seed(value) if name == "seed" else check_int(value, name, low=low)
-
-
-def _check_settings(args: Mapping[str, Any]) -> None:
-    """The arguments of :func:`run_model` that are options, functions or places, checked before any
-    of them is used (a string where a function goes would fail only inside a training job)."""
-    for name in ("vectorize", "save_models"):
-        with about(name):
-            check_type(args[name], name, bool, "True or False")
-    with about("task"):
-        check_choice(args["task"], "task", ("auto", "classification", "regression"))
-    with about("metric"):
-        check_choice(args["metric"], "metric", (None, "accuracy", "loss", "r2"))
-    with about("loss"):
-        if isinstance(args["loss"], str):
-            check_choice(args["loss"], "loss", ("auto", "ce", "bce", "mse"))
-        else:
-            check_callable(args["loss"], "loss", "'auto', 'ce', 'bce', 'mse' or a function loss(outputs, targets)")
-    shapes = {
-        "optimizer": "a function params -> torch.optim.Optimizer (e.g. lambda p: torch.optim.SGD(p, lr=0.1))",
-        "step": "a function step(model, batch, optimizer)",
-        "fit": "a function fit(model, data, seed) -> dict of results",
-        "collate": "a function collate(list of samples) -> batch",
-    }
-    for name, expected in shapes.items():
-        with about(name):
-            check_callable(args[name], name, expected, optional=True)
-    if args["step"] is not None and args["fit"] is not None:
-        with about("fit"):
-            raise ValueError("give step= or fit=, not both: fit replaces the whole loop, step one batch of it")
-    places: dict[str, tuple[type | tuple[type, ...], str]] = {
-        "out": ((str, Path), "a path (str or pathlib.Path) of the run directory"),
-        "name": ((str, type(None)), "a str or None"),
-        "description": (str, "a str"),
-        "storage": ((str, type(None)), "an SQLAlchemy URL (str) or None"),
-        "metrics": ((Mapping, type(None)), "a dict name -> fn(outputs, targets) -> float, or None"),
-        "grid": ((Mapping, type(None)), "a dict arm name -> list of strengths, or None"),
-        "study_file": ((Mapping, type(None)), "a dict (the validated study file) or None"),
-        "dtype": (torch.dtype, "a floating torch.dtype such as torch.float32 or torch.float64"),
-    }
-    for name, (types, expected) in places.items():
-        with about(name):
-            check_type(args[name], name, types, expected)
-    if not args["dtype"].is_floating_point:
-        with about("dtype"):
-            raise ValueError(f"dtype={args['dtype']!r} must be a floating dtype such as torch.float32")
-    with about("device"):
-        check_device(args["device"])
-
-
-def _plan(arms: Mapping[str, Sequence[AttachSite]], grid: Mapping[str, Any]) -> list[_Cell]:
-    with about("arms"):
-        return _cells(arms, grid)
-
-
-def _cells(arms: Mapping[str, Sequence[AttachSite]], grid: Mapping[str, Any]) -> list[_Cell]:
-    check_type(arms, "arms", Mapping, "a dict of arm name -> list of study.site(...)")
-    if not arms:
-        raise ValueError(f"arms={arms!r} must name at least one arm (one without noise: an empty list)")
-    for name in grid:
-        if name not in arms:
-            with about("grid", name):
-                raise ValueError(f"grid names arm {name!r}, which is not one of the arms {list(arms)}")
-    cells = []
-    for name, sites in arms.items():
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"arm name {name!r} must be a non-empty str")
-        if not isinstance(sites, (list, tuple)) or not all(isinstance(s, AttachSite) for s in sites):
-            raise TypeError(f"arms[{name!r}] must be a list of study.site(...), got {sites!r}")
-        if name not in grid:
-            cells.append(_Cell(name, name, None, None, tuple(sites)))
-            continue
-        with about("grid", name):
-            cells += _grid_cells(name, sites, grid[name])
-    return cells
-
-
-def _grid_cells(name: str, sites: Sequence[AttachSite], spec: Any) -> list[_Cell]:
-    """The cells of arm ``name`` whose site's main strength takes the values of ``spec``."""
-    cells = []
-    index, values = (spec.get("site", 0), spec.get("values")) if isinstance(spec, Mapping) else (None, spec)
-    if index is None:
-        if len(sites) != 1:
-            raise ValueError(
-                f"grid[{name!r}]: arm {name!r} has {len(sites)} sites: give {{'site': i, 'values': [...]}}"
-            )
-        index = 0
-    if not isinstance(index, int) or not 0 <= index < len(sites):
-        raise ValueError(f"grid[{name!r}]['site']={index!r} must index one of the arm's {len(sites)} sites")
-    if not isinstance(values, (list, tuple)) or not values:
-        raise ValueError(f"grid[{name!r}] must be a non-empty list of strengths, got {values!r}")
-    param = sites[index].noise.strength_field if len(sites) == 1 else f"[{index}].{sites[index].noise.strength_field}"
-    for value in values:
-        changed = list(sites)
-        changed[index] = sites[index].with_strength(value)
-        cells.append(_Cell(cell_key(name, float(value), param), name, float(value), param, tuple(changed)))
-    return cells
-
-
-def _check_sites(factory: Callable[[], torch.nn.Module], cells: list[_Cell], fit: Any, step: Any) -> torch.nn.Module:
-    """Attach every arm's sites to one model and take them off: bad selectors fail before training.
-    Returns the model (as the factory made it: removing a site restores it exactly).
-
-    An error is marked with :func:`about` as being about ``("arms", arm, site index)``; its cause is
-    attach's own message (which a study file reports under the site's key)."""
-    with about("model"):
-        model = factory()
-    for cell in cells:
-        for j, s in enumerate(cell.sites):
-            with about("arms", cell.arm, j):
-                if fit is not None and s.at in ("gradients", "targets"):
-                    raise ValueError(
-                        f"arms[{cell.arm!r}] site {j} at={s.at!r} needs noisereg's loop: with fit=, use input, activations, embeddings or weights noise"
-                    )
-                if s.at == "gradients":
-                    continue
-                try:
-                    # site() accepted only attach's own sites
-                    attach(model, s.noise, cast(At, s.at), seed=0, **dict(s.options)).remove()
-                except (TypeError, ValueError) as exc:
-                    raise type(exc)(f"arms[{cell.arm!r}] site {j} (at={s.at!r}): {exc}") from exc
-    return model
-
-
-def _check_one_batch(
-    model: torch.nn.Module, part: tuple[torch.Tensor, torch.Tensor], loss_fn: Any, loss_name: str, dtype: torch.dtype
-) -> None:
-    """The model's forward and the loss on two samples, so that a model that does not fit the data or
-    the loss (a last layer too narrow for the classes, features of another shape) is refused here,
-    not in a training job's traceback."""
-    x, y = part[0][:2], part[1][:2]
-    with torch.no_grad():
-        with about("model"):
-            try:
-                out = model.to(dtype).eval()(x.to(dtype) if x.is_floating_point() else x)
-            except Exception as exc:  # the user's module: whatever its forward raises on the data
-                first = (str(exc).strip().splitlines() or [""])[0]
-                raise ValueError(
-                    f"model: its forward fails on 2 samples of data with x of shape {list(x.shape)}: "
-                    f"{type(exc).__name__}: {first}"
-                ) from exc
-        if not isinstance(out, torch.Tensor):
-            return  # a structured output: the user's loss knows it, and the first step will tell
-        with about("loss"):
-            classes = int(part[1].max()) + 1 if loss_name == "ce" and not part[1].is_floating_point() else 0
-            if classes and (out.ndim != 2 or out.shape[1] < classes):
-                raise ValueError(
-                    f"loss='ce': the model outputs shape {list(out.shape)} for 2 samples, but y has labels up "
-                    f"to {classes - 1}: the last layer needs {classes} outputs per sample"
-                )
-            try:
-                loss_fn(out, y)
-            except Exception as exc:  # torch's message on shapes; named with the loss and the shapes
-                first = (str(exc).strip().splitlines() or [""])[0]
-                raise ValueError(
-                    f"loss={loss_name!r} does not fit the model's outputs of shape {list(out.shape)} and targets "
-                    f"of shape {list(y.shape)}: {type(exc).__name__}: {first}"
-                ) from exc
 
 
 def _paths(tasks: list[LoopTask], vectorize: bool) -> list[tuple[str, str]]:
@@ -396,7 +210,7 @@ def run_model(
             which folder or file and why: read-only, permissions, a full disk).
     """
     seed, epochs, batch_size, seeds, workers, threads, eval_every = (
-        _count(value, arg, low)
+        check_count(value, arg, low)
         for arg, value, low in (
             ("seed", seed, 0),
             ("epochs", epochs, 1),
@@ -407,10 +221,10 @@ def run_model(
             ("eval_every", eval_every, 1),
         )
     )
-    _check_settings(locals())
+    check_settings(locals())
     with about("model"):
         factory = as_factory(model)
-    cells = _plan(arms, grid or {})
+    cells = plan(arms, grid or {})
     baseline = next((c.arm for c in cells if not c.sites), None)
     if baseline is None:
         with about("arms"):
@@ -431,13 +245,13 @@ def run_model(
             with about("metrics"):
                 raise ValueError(f"metrics[{metric_name!r}] must map a new name to fn(outputs, targets) -> float")
     with torch.random.fork_rng(devices=[]):
-        probe = _check_sites(factory, cells, fit, step)
+        probe = check_arm_sites(factory, cells, fit, step)
         if step is None and fit is None and isinstance(whole, tuple):
-            _check_one_batch(probe, whole, loss_fn, loss_name, dtype)
+            check_one_batch(probe, whole, loss_fn, loss_name, dtype)
     make_optimizer = optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3))
     replica_seeds = [derive_seed(seed, "seed", i) for i in range(seeds)]
 
-    def template(cell: _Cell) -> LoopTask:
+    def template(cell: PlannedCell) -> LoopTask:
         return LoopTask(
             model=factory,
             sites=cell.sites,
@@ -460,7 +274,7 @@ def run_model(
             threads=threads,
         )
 
-    firsts: dict[str, _Cell] = {}  # one trial per arm: its grid cells differ in strength only
+    firsts: dict[str, PlannedCell] = {}  # one trial per arm: its grid cells differ in strength only
     for c in cells:
         firsts.setdefault(c.arm, c)
     by_arm = dict(zip(firsts, _paths([template(c) for c in firsts.values()], vectorize), strict=True))
@@ -515,7 +329,7 @@ def run_model(
     check_writable(url)
     by_key = {c.key: c for c in cells}
 
-    def jobs_of(keys: Sequence[str]) -> tuple[list[tuple[_Cell, int, int]], list[tuple[list[int], Job]]]:
+    def jobs_of(keys: Sequence[str]) -> tuple[list[tuple[PlannedCell, int, int]], list[tuple[list[int], Job]]]:
         """The replicas of the cells ``keys`` (cell, seed index, fold index) and the jobs that train them."""
         rows = [(by_key[k], s, g) for k in keys for g in range(len(the_folds)) for s in range(seeds)]
         tasks = [
@@ -573,69 +387,3 @@ def run_model(
                 raise RuntimeError(f"cells without a result: {failed}; rerun to retry them")
             summary = summarize(store.attrs(), store.completed())
     return StudyResult(out, name, summary)
-
-
-# run_model's arguments as the keys of a study file (file_arguments builds the one from the other)
-_FILE_KEYS = {
-    "model": "model.factory",
-    "data": "data.loader",
-    "loss": "training.loss",
-    "epochs": "training.epochs",
-    "batch_size": "training.batch_size",
-    "eval_every": "training.eval_every",
-    "task": "training.task",
-    "optimizer": "optimizer",
-    "folds": "folds",
-    "seed": "seed",
-    "seeds": "seeds",
-    "metric": "metric",
-    "name": "name",
-    "description": "description",
-}
-
-
-def _file_key(cfg: UserStudyConfig, argument: tuple[str | int, ...]) -> str | None:
-    """The key path of the study file that set run_model's ``argument`` (see :func:`about`); None
-    for an argument the file does not set (``device``, ``storage``, ``workers``: the command's options)."""
-    head, *rest = argument
-    if head in ("arms", "grid"):
-        index = next((i for i, arm in enumerate(cfg.arms) if rest and arm.name == rest[0]), None)
-        if index is None:
-            return "arms"
-        if head == "grid":
-            return f"arms[{index}].grid"
-        return f"arms[{index}].noise[{rest[1]}]" if len(rest) > 1 else f"arms[{index}]"
-    return _FILE_KEYS.get(str(head))
-
-
-def run_config(
-    cfg: UserStudyConfig,
-    out: str | Path,
-    *,
-    storage: str | None = None,
-    workers: int = 1,
-    device: str = "cpu",
-    source: str = "study",
-) -> StudyResult:
-    """Run a user study file (:mod:`noisereg.study.config.user`) into ``out`` and write its report.
-
-    Raises :class:`StudyConfigError` naming the key of a failing import, call or setting (the key
-    path the user wrote, such as ``data.loader`` for a loader that returns no data or ``arms[1].noise[0]``
-    for a site that matches no layer)."""
-    kwargs = file_arguments(cfg, source=source)
-    try:
-        result = run_model(
-            **kwargs, out=out, storage=storage, workers=workers, device=device, study_file=cfg.model_dump(mode="json")
-        )
-    except StudyConfigError:
-        raise
-    except (TypeError, ValueError) as exc:  # run_model's checks (training failures are RuntimeErrors)
-        argument = getattr(exc, "argument", None)
-        key = _file_key(cfg, argument) if argument else None
-        if key is None:
-            raise  # an option of the command, named as the argument it sets
-        # a site's error names the arm in Python's words; the file's key says it better
-        text = str(exc.__cause__ if key.startswith("arms[") and exc.__cause__ is not None else exc)
-        raise StudyConfigError([(key, text)], source) from exc
-    result.report()
-    return result
