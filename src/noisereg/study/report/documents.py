@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jinja2
+
+from noisereg.study.report.formatting import Table, bracket, fmt
+from noisereg.study.report.robustness_tables import robustness_tables
 
 __all__ = [
     "to_markdown",
@@ -23,17 +25,6 @@ __all__ = [
     "HEADERS",
     "TERMINAL_HEADERS",
 ]
-
-
-def fmt(value: Any, digits: int = 4) -> str:
-    """A number for tables: ``digits`` significant digits, '—' for None."""
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        if value != 0 and abs(value) < 1e-3:
-            return f"{value:.2e}"
-        return f"{value:.{digits}g}"
-    return str(value)
 
 
 def table_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -74,7 +65,7 @@ def _diff_interval(arm: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
     """The bootstrap 95% interval of Δ vs baseline as shown ('—' for a summary stored before it)."""
     if arm["name"] == summary["baseline"]:
         return "baseline"
-    return _bracket(((arm.get("paired") or {}).get("bootstrap") or {}).get("ci95_diff"), 3)
+    return bracket(((arm.get("paired") or {}).get("bootstrap") or {}).get("ci95_diff"), 3)
 
 
 def _improvement(paired: Mapping[str, Any]) -> str:
@@ -82,7 +73,7 @@ def _improvement(paired: Mapping[str, Any]) -> str:
     b = paired.get("bootstrap") or {}
     if b.get("p_improvement") is None:
         return "—"
-    return f"{fmt(b['p_improvement'], 3)} {_bracket(b.get('ci95_improvement'))}"
+    return f"{fmt(b['p_improvement'], 3)} {bracket(b.get('ci95_improvement'))}"
 
 
 def _detectable(paired: Mapping[str, Any], *, d_z: bool = True) -> str:
@@ -241,138 +232,6 @@ def _chosen(sel: Mapping[str, Any], key: str) -> str:
     return selection_value(sel, sel["values"].index(sel[key]))
 
 
-def _pm(stats: Mapping[str, Any] | None, digits: int = 3) -> str:
-    if not stats:
-        return "—"
-    return (
-        f"{fmt(stats['mean'], digits)} ± {fmt(stats['std'], 2)}"
-        if stats.get("std") is not None
-        else fmt(stats["mean"], digits)
-    )
-
-
-Table = tuple[str, str, list[str], list[list[str]]]
-
-
-def _monitor_text(monitor: Mapping[str, Any] | None) -> str:
-    if not monitor:
-        return "no noisy evaluation during training"
-    level = f" severity {monitor['severity']}" if monitor.get("severity") else ""
-    return f"{monitor['corruption']}{level} ({monitor['parameter']} = {fmt(monitor['strength'])}, {monitor['constants']} constants)"
-
-
-def _radius_cells(certified: Mapping[str, Any]) -> list[str]:
-    cells = []
-    for mean, std in zip(certified["mean"], certified["std"], strict=False):
-        spread = std is not None and math.isfinite(std)
-        cells.append(f"{fmt(mean, 3)} ± {fmt(std, 2)}" if spread else fmt(mean, 3))
-    return cells
-
-
-def _radius_diff(p: Mapping[str, Any]) -> str:
-    if not p.get("n"):
-        return "—"
-    return f"{p['mean_diff']:+.3f} (p = {fmt(p.get('p_holm'), 2)})"
-
-
-def _ece_diff(p: Mapping[str, Any] | None) -> str:
-    if not p or not p.get("n"):
-        return "—"
-    return f"{p['mean_diff']:+.4f} (p = {fmt(p.get('p_ttest'), 3)})"
-
-
-def robustness_tables(summary: Mapping[str, Any]) -> list[Table]:
-    """(title, note, headers, rows of display strings) of each robustness table that has data."""
-    arms, info = summary["arms"], summary.get("robustness") or {}
-    metric = summary["metric"]
-    tables: list[Table] = []
-    noisy = [a for a in arms if a.get("noisy")]
-    if noisy:
-        name = "accuracy" if metric == "loss" else metric
-        rows = [[a["name"], _pm(a["noisy"]["test"]), _pm(a["noisy"]["gap"]), _pm(a["noisy"]["loss"])] for a in noisy]
-        note = f"Last evaluation of each replica on its noisy copy of the test inputs: {_monitor_text(info.get('monitor'))}. Mean ± sd over seeds."
-        unlike = [a["name"] for a in noisy if (a["noisy"].get("paired") or {}).get("like_for_like") is False]
-        if unlike:
-            note += (
-                f" The noise is drawn in each arm's own input units: {', '.join(unlike)} scale their inputs otherwise than "
-                f"{summary['baseline']!r}, so their noisy results are not like for like with the baseline's."
-            )
-        tables.append(
-            (
-                "Noisy test data during training",
-                note,
-                ["arm", f"noisy test {name}", f"gap (clean − noisy {name})", "noisy test loss"],
-                rows,
-            )
-        )
-    cal = [a for a in arms if a.get("calibration")]
-    if cal:
-        bins = cal[0]["calibration"]["bins"]
-        keys = ("accuracy", "ece", "adaptive_ece", "nll", "brier")
-        rows = [
-            [a["name"], *(_pm(a["calibration"][k]) for k in keys), _ece_diff(a["calibration"].get("ece_paired"))]
-            for a in cal
-        ]
-        note = f"Clean test set; ECE with {bins} equal-width bins, adaptive ECE with {bins} equal-mass bins; lower is better except accuracy. Mean ± sd over seeds."
-        tables.append(
-            (
-                "Calibration",
-                note,
-                [
-                    "arm",
-                    "accuracy",
-                    f"ECE ({bins} bins)",
-                    "adaptive ECE",
-                    "NLL",
-                    "Brier",
-                    "Δ ECE vs baseline (paired t p)",
-                ],
-                rows,
-            )
-        )
-    cor = [a for a in arms if a.get("corruption")]
-    if cor:
-        settings = info.get("settings") or {}
-        rows = [
-            [a["name"], *(_pm(a["corruption"][k]) for k in ("clean", "mean", "gap", "loss", "mce", "relative_mce"))]
-            for a in cor
-        ]
-        note = (
-            f"Corruptions with the {settings.get('constants')} severity constants (Hendrycks & Dietterich 2019 for images), "
-            f"severities {settings.get('severities')}; mCE and relative mCE per seed against {summary['baseline']!r} (1 = as the baseline, lower is better)."
-        )
-        tables.append(
-            (
-                "Corruption robustness",
-                note,
-                ["arm", "clean acc", "mean corruption acc", "gap", "corrupted loss", "mCE", "relative mCE"],
-                rows,
-            )
-        )
-    cert = [a for a in arms if a.get("certified")]
-    if cert:
-        c0 = cert[0]["certified"]
-        rows = [[a["name"], *_radius_cells(a["certified"]), _pm(a["certified"]["abstained"])] for a in cert]
-        rows += [
-            [f"Δ {a['name']} − {summary['baseline']} (Holm p)", *map(_radius_diff, a["certified"]["paired"]), ""]
-            for a in cert
-            if a["certified"].get("paired")
-        ]
-        note = (
-            f"Randomized smoothing (Cohen et al. 2019): σ = {fmt(c0['sigma'])}, n0 = {c0['n0']}, n = {c0['n']}, α = {fmt(c0['alpha'])}, "
-            f"{c0['inputs']} test inputs per seed; share certified correct within each L2 radius, mean ± sd over seeds. "
-            "Δ rows: mean paired difference against the baseline on the same seeds, paired t-test Holm-corrected over every arm and radius."
-        )
-        tables.append(
-            ("Certified accuracy", note, ["arm", *(f"r = {fmt(r, 3)}" for r in c0["radii"]), "abstained"], rows)
-        )
-    return tables
-
-
-def _bracket(ci: Sequence[float | None] | None, digits: int = 3) -> str:
-    return "—" if not ci or ci[0] is None else f"[{fmt(ci[0], digits)}, {fmt(ci[1], digits)}]"
-
-
 def estimate_table(summary: Mapping[str, Any]) -> list[Table]:
     """Interval estimates and effect sizes beside the tests: per arm the interquartile mean, the
     bootstrap interval of the difference from the baseline, the probability of improvement, and for
@@ -392,7 +251,7 @@ def estimate_table(summary: Mapping[str, Any]) -> list[Table]:
         rows.append(
             [
                 a["name"],
-                f"{fmt(a['iqm']['iqm'])} {_bracket(a['iqm']['ci95'], 4)}",
+                f"{fmt(a['iqm']['iqm'])} {bracket(a['iqm']['ci95'], 4)}",
                 _diff_interval(a, summary),
                 _improvement(p),
                 detectable,
