@@ -5,7 +5,10 @@ Two user-defined models, each 4 arms (no noise, input, activations, weights) x `
 - ``cnn``: a small ResNet-style CNN (examples/study_own_model.py) on scikit-learn's digits
   (first 1200 samples train, the rest test), pixels in [0, 1];
 - ``transformer``: a one-layer transformer encoder on a generated sequence task (is the first
-  feature's mean over the first half of the sequence above its mean over the second half?).
+  feature's mean over the first half of the sequence above its mean over the second half?);
+- ``dropout-transformer``: a one-layer transformer encoder with torch's default ``dropout=0.1`` (dropout
+  modules and attention dropout, drawn per replica under vmap) on the digits, each image 8 rows of 8
+  pixels as a sequence.
 
 The plain loop trains the same replicas (fresh seeded model, ``noisereg.attach`` per site, Adam, the
 same batches) in ``--workers`` processes, one torch thread each; noisereg trains them through
@@ -53,6 +56,32 @@ class TinyTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.act(self.encoder(self.embed(x))).mean(dim=1))
+
+
+class DigitsEncoder(nn.Module):
+    """A new user's transformer: torch's defaults, dropout 0.1 included."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        self.embed = nn.Linear(8, width)
+        layer = nn.TransformerEncoderLayer(width, nhead=4, dim_feedforward=64, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False)
+        self.act = nn.Identity()
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.act(self.encoder(self.embed(x.reshape(-1, 8, 8)))).mean(dim=1))
+
+
+def _dropout_transformer_task() -> tuple[type[nn.Module], dict, dict]:
+    _, data, _ = _cnn_task()
+    arms = {
+        "no noise": [],
+        "input": [study.site(noise.Gaussian(std=0.1), at="input")],
+        "activations": [study.site(noise.Gaussian(std=0.1), at="activations", select="act")],
+        "weights": [study.site(noise.Gaussian(std=0.01), at="weights", select="head.weight")],
+    }
+    return DigitsEncoder, data, arms
 
 
 def _cnn_task() -> tuple[type[nn.Module], dict, dict]:
@@ -217,13 +246,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--models", nargs="+", default=["cnn", "transformer"], choices=["cnn", "transformer"])
+    parser.add_argument(
+        "--models", nargs="+", default=["cnn", "transformer"], choices=["cnn", "transformer", "dropout-transformer"]
+    )
     parser.add_argument("--per-replica", action="store_true", help="also time run_model(vectorize=False)")
     parser.add_argument(
         "--floor", action="store_true", help="also time one model per process doing its replicas' work in big batches"
     )
     args = parser.parse_args()
-    tasks = {"cnn": _cnn_task, "transformer": _transformer_task}
+    tasks = {"cnn": _cnn_task, "transformer": _transformer_task, "dropout-transformer": _dropout_transformer_task}
     for name in args.models:
         net, data, arms = tasks[name]()
         params = sum(p.numel() * p.element_size() for p in net().parameters())

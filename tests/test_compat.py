@@ -8,7 +8,14 @@ import torch
 from scipy import stats
 
 from noisereg import _compat
-from noisereg._compat.torch_private import adam_step_, beta_symmetric, sgd_step_, values_readable
+from noisereg._compat.torch_private import (
+    adam_step_,
+    beta_symmetric,
+    functional_names,
+    is_batched,
+    sgd_step_,
+    values_readable,
+)
 from noisereg.noise import Gaussian
 
 
@@ -173,3 +180,26 @@ def test_the_attention_vmap_rule_is_torchs_attention(options):
     torch.testing.assert_close(batched, expected, rtol=2**6 * eps, atol=2**6 * eps)
     with pytest.raises(RuntimeError, match="random"):
         _attention(q, k, v, dropout_p=0.1)
+
+
+@pytest.mark.parametrize("private", [True, False])
+def test_batched_values_are_told_from_plain_ones(private, monkeypatch):
+    monkeypatch.setitem(_compat.PRIVATE, "enabled", private)
+    seen = []
+    torch.func.vmap(lambda row: seen.append(is_batched(row * 2)) or row)(torch.ones(3, 2))
+    assert seen == [True]
+    assert not is_batched(torch.ones(2))
+
+
+@pytest.mark.parametrize("private", [True, False])
+def test_functional_names_are_replaced_inside_only_with_the_private_path(private, monkeypatch):
+    monkeypatch.setitem(_compat.PRIVATE, "enabled", private)
+    original = torch.nn.functional.dropout
+
+    def replacement(*args, **kwargs):
+        return original(*args, **kwargs)
+
+    with functional_names({"dropout": replacement, "no_such_name": replacement}):
+        assert (torch.nn.functional.dropout is replacement) is private
+        assert not hasattr(torch.nn.functional, "no_such_name")
+    assert torch.nn.functional.dropout is original

@@ -70,12 +70,47 @@ class Dropped(nn.Module):
 
 
 class FunctionalDropout(nn.Module):
+    """Random calls in forward: functional dropout and a Bernoulli draw on a value of the replica."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.fc = nn.Linear(6, 3)
+        self.fc, self.p = nn.Linear(6, 3), 0.5
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.dropout(self.fc(x), 0.5, self.training)
+        h = nn.functional.dropout(self.fc(x), self.p, self.training)
+        return h * torch.bernoulli(torch.full_like(h, 1.0 - self.p / 5)) if self.training else h
+
+
+class NotDropped(FunctionalDropout):
+    def __init__(self) -> None:
+        super().__init__()
+        self.p = 0.0
+
+
+class OwnGenerator(nn.Module):
+    """Draws from a generator of its own: the vectorized path cannot give each replica its stream."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.generator = nn.Linear(6, 3), torch.Generator().manual_seed(0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc(x)
+        return h * torch.bernoulli(torch.full_like(h, 0.9), generator=self.generator)
+
+
+class DroppedEncoder(nn.Module):
+    """A transformer encoder with torch's default dropout: dropout modules and attention dropout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(2, 4)
+        layer = nn.TransformerEncoderLayer(4, nhead=2, dim_feedforward=8, dropout=0.1, batch_first=True, bias=False)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(self.embed(x.reshape(-1, 3, 2))).mean(dim=1))
 
 
 TOKENS = torch.randint(1, 7, (20, 5), generator=torch.Generator().manual_seed(1))
@@ -175,8 +210,12 @@ def test_refusal_and_probe_name_the_reason() -> None:
     weights = (AttachSite(noise.Gaussian(std=0.1), "weights", (("resample", "forward"),)),)
     assert "resample='forward'" in refusal(_task(MLP, weights, 0))
     assert "Dataset" in refusal(_task(MLP, (), 0, train=torch.utils.data.TensorDataset(X, Y)))
-    reason = probe(_task(FunctionalDropout, (), 0))
-    assert reason is not None and reason.startswith("vmap trial failed: RuntimeError") and "random" in reason
+    reason = probe(_task(OwnGenerator, (), 0))
+    assert (
+        reason is not None
+        and reason.startswith("the model draws random numbers inside forward")
+        and "generator=" in reason
+    )
     packed = (AttachSite(NEFTune(alpha=5.0), "embeddings", (("packed", True),)),)
     assert "packed=True" in refusal(_task(Tokens, packed, 0, train=(TOKENS, Y), test=(TOKENS, Y)))
     assert probe(_task(MLP, _sites("act", "head.weight"), 0)) is None
@@ -295,3 +334,31 @@ def test_embedding_noise_runs_vectorized_and_leaves_padding_alone() -> None:
     # only the first replica's, the group zeroes the others')
     results = _equal_to_the_per_replica_path(tasks)
     assert torch.equal(results[1].state["embed.weight"][0], torch.zeros(4, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(("factory", "without"), [(FunctionalDropout, NotDropped), (DroppedEncoder, Encoder)])
+def test_random_calls_inside_forward_draw_each_replicas_own_stream(
+    factory: Callable[[], nn.Module], without: Callable[[], nn.Module]
+) -> None:
+    # functional dropout, a Bernoulli draw, a transformer's attention dropout: each replica of a group
+    # equals the same model trained alone through the per-replica loop
+    sites = (AttachSite(noise.Gaussian(std=0.1), "input"),)
+    tasks = [_task(factory, s, i) for i, s in enumerate([(), sites, (), sites])]
+    results = _equal_to_the_per_replica_path(tasks)
+    # the draws did something: the same replica without them (same initial weights) ends elsewhere
+    plain = train_replica(dataclasses.replace(tasks[0], model=without))
+    assert not torch.allclose(
+        results[0].state["fc.weight" if factory is FunctionalDropout else "head.weight"],
+        plain.state["fc.weight" if factory is FunctionalDropout else "head.weight"],
+    )
+
+
+def test_only_a_model_that_draws_pays_for_per_replica_draws() -> None:
+    from noisereg.engine.model_randomness import ModelRandomness
+
+    for factory, draws in ((MLP, False), (Encoder, False), (Dropped, True), (DroppedEncoder, True)):
+        group = vectorized.VectorizedGroup([_task(factory, (), i) for i in range(2)])
+        try:
+            assert isinstance(group.randomness, ModelRandomness) is draws, factory.__name__
+        finally:
+            group.close()

@@ -25,10 +25,19 @@ paths off as a whole (the tests use it; a user hit by a torch change can too).
 - :func:`values_readable`: whether a tensor's values may be read, i.e. no vmap/grad transform is
   running (``torch._C._are_functorch_transforms_active``); fallback: try reading one value and treat
   torch's refusal as "not readable".
+- :func:`is_batched`: whether a tensor is batched by ``torch.func.vmap`` at the level running now
+  (``torch._C._functorch.is_batchedtensor``); fallback: whether any ``torch.func`` transform is running
+  (:func:`values_readable`), which holds for every tensor a vmapped function computes.
+- :func:`functional_names`: names of ``torch.nn.functional`` replaced while inside, so that its Python
+  functions (``multi_head_attention_forward``, which looks up ``scaled_dot_product_attention`` and
+  ``dropout`` at call time) call the replacements; fallback: nothing replaced (the engine then sees
+  torch's refusal of the random call under ``vmap`` and trains the model per replica).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -42,6 +51,8 @@ __all__ = [
     "batch_attention_rule",
     "batch_rnn_rules",
     "beta_symmetric",
+    "functional_names",
+    "is_batched",
     "step_hooks",
     "values_readable",
 ]
@@ -163,6 +174,28 @@ def values_readable(tensor: Tensor) -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def is_batched(tensor: Tensor) -> bool:
+    """Whether ``tensor`` is a value batched by ``torch.func.vmap`` (a replica stack's logical slice)."""
+    check = _private("is_batchedtensor", getattr(torch._C, "_functorch", None))
+    if check is not None:
+        return bool(check(tensor))
+    return not values_readable(tensor)
+
+
+@contextlib.contextmanager
+def functional_names(replacements: dict[str, Callable[..., Any]]) -> Iterator[None]:
+    """``torch.nn.functional.<name>`` is ``replacements[name]`` inside (names it lacks are skipped)."""
+    functional = torch.nn.functional
+    saved = {n: getattr(functional, n) for n in replacements if hasattr(functional, n)} if PRIVATE["enabled"] else {}
+    for name in saved:
+        setattr(functional, name, replacements[name])
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(functional, name, value)
 
 
 _RNN_RULES: list[object] = []  # the torch.library registration, held so that it stays in force

@@ -6,16 +6,15 @@ stack ``[R, ...]`` whose slice r is replica r's. :func:`on_replicas` hands a fun
 
 - :class:`Place`: input and activation noise, replica r's noise layers (in attach order) on slice r;
 - :class:`EmbeddingPlace`: embedding noise (NEFTune), with replica r's padding from its own token ids;
-- :class:`ModelDropout`: the model's own dropout modules, replica r's masks drawn from torch's
-  global generator in replica r's state, so each replica draws what it draws when trained alone
-  (:mod:`noisereg.engine.loop` seeds the global generator ``derive_seed(seed, "train")`` per replica).
+- :class:`noisereg.engine.model_randomness.ModelRandomness`: the model's own random calls (dropout),
+  replica r's draws from torch's global generator in replica r's state.
 
 A replica's draws have the shapes of a lone replica's, so its noise does not depend on its group.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -23,11 +22,7 @@ from torch import Tensor, nn
 
 from noisereg.layers import NoiseLayer
 
-__all__ = ["DROPOUTS", "EmbeddingPlace", "ModelDropout", "Place", "on_replicas"]
-
-DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
-"""The dropout modules whose draws :class:`ModelDropout` takes per replica (functional dropout in a
-model's ``forward`` cannot be reached: such a model trains on the per-replica path)."""
+__all__ = ["EmbeddingPlace", "Place", "on_replicas"]
 
 
 def _stack(x: Tensor | None, dim: int | None, size: int) -> Tensor | None:
@@ -124,56 +119,3 @@ class EmbeddingPlace:
                 value = layer(value) if padded else layer(value, pad, None)
             out.append(value)
         return torch.stack(out)
-
-
-class ModelDropout:
-    """The model's own dropout modules (:data:`DROPOUTS`, p > 0) of ``base``, with replica r's masks drawn
-    from torch's global generator in state ``states[r]`` (advanced as replica r draws), in the order
-    of the forward: each replica's masks are the ones it draws trained alone from that state.
-
-    While :attr:`active`, the modules are in eval mode (so the vmapped forward passes through them)
-    and a hook draws the masks per replica; the caller's global generator state is restored after each.
-    """
-
-    def __init__(self, base: nn.Module, states: Sequence[Tensor]) -> None:
-        # p = 0 draws nothing (torch returns the input) and passes vmap as it is: no per-replica work
-        self.modules = [m for m in base.modules() if isinstance(m, DROPOUTS) and m.p > 0]
-        self.states = list(states)
-        self.active = False
-        self.hooks = [m.register_forward_hook(self._hook) for m in self.modules]
-
-    def activate(self) -> None:
-        """Before a training forward of ``base`` (in train mode): the masks come from the hooks."""
-        self.active = True
-        for module in self.modules:
-            module.training = False
-
-    def deactivate(self) -> None:
-        self.active = False
-
-    def _hook(self, module: nn.Module, args: tuple, output: Tensor) -> Tensor:
-        if not self.active:
-            return output
-        return on_replicas(args[0], lambda xs: self._stacked(module, xs))
-
-    def _stacked(self, module: nn.Module, xs: Tensor) -> Tensor:
-        caller = torch.get_rng_state()
-        inplace = bool(getattr(module, "inplace", False))
-        out = []
-        module.training = True
-        try:
-            for r, value in enumerate(xs.unbind(0)):
-                torch.set_rng_state(self.states[r])
-                # the lone replica's input is its own contiguous tensor: same layout, same draws;
-                # in-place dropout may not write into a slice of the stack
-                value = value.clone() if inplace else value.contiguous()
-                out.append(module.forward(value))
-                self.states[r] = torch.get_rng_state()
-        finally:
-            module.training = False
-            torch.set_rng_state(caller)
-        return torch.stack(out)
-
-    def close(self) -> None:
-        for hook in self.hooks:
-            hook.remove()

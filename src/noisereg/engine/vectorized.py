@@ -20,17 +20,19 @@ own initial weights, batch order and noise streams, exactly as :mod:`noisereg.en
 
 Evaluation (eval mode, noise off, the same inputs for every replica) runs under ``vmap`` too, except
 on the CPU for a model with convolutions: there it runs replica by replica (faster than a grouped
-convolution).
+convolution). torch's fused transformer encoder layer (its evaluation fast path) has no ``vmap`` rule:
+torch runs it once per replica, which measured faster than its unfused path batched.
 
 BatchNorm: each replica has its own running statistics (stacked buffers updated in place under
 ``vmap``); training uses batch statistics, evaluation the replica's running ones, as ``model.train()``
-/ ``model.eval()`` do. Dropout modules of the model (``nn.Dropout``, ``Dropout1d/2d/3d``,
-``AlphaDropout``, ``FeatureAlphaDropout``; on the CPU): replica r's masks are drawn from torch's global
-generator in the state where replica r's lone training starts (seeded ``derive_seed(seed, "train")``),
-advanced by its own draws only, so a replica equals the same model trained alone. Other randomness of
-the model's forward (functional dropout, attention dropout) cannot draw per replica under ``vmap``: such a
-model goes to the per-replica path (the probe finds it), as do a user's ``step``/``fit``, ``Dataset``
-data, noise that reads an attention mask or packed positions, and weight noise not redrawn per step. An
+/ ``model.eval()`` do. The model's own random calls in ``forward`` (dropout modules, functional dropout,
+the attention dropout of ``nn.MultiheadAttention``/``nn.TransformerEncoderLayer``; on the CPU):
+replica r draws from torch's global generator in the state where replica r's lone training starts
+(seeded ``derive_seed(seed, "train")``), advanced by its own draws only, so a replica equals the same
+model trained alone (:mod:`noisereg.engine.model_randomness`). A draw with a generator of the model's
+own cannot be given per replica: such a model goes to the per-replica path (the probe finds it), as do
+a user's ``step``/``fit``, ``Dataset`` data, noise that reads an attention mask or packed positions, and
+weight noise not redrawn per step. An
 ``nn.LSTM`` in float32 on the CPU stays vectorized but gains little: torch has no vmap rule for its kernel
 ``mkldnn_rnn_layer`` and runs it once per replica inside ``vmap`` (its own fallback, with a warning).
 :func:`refusal` and :func:`probe` say why, for the run's metadata.
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
@@ -53,7 +56,8 @@ from torch.func import functional_call, vmap
 
 from noisereg._compat.torch_private import batch_attention_rule, batch_rnn_rules, step_hooks
 from noisereg.engine.loop import LoopResult, LoopTask, attach_sites, score
-from noisereg.engine.replica_slices import DROPOUTS, EmbeddingPlace, ModelDropout, Place, on_replicas
+from noisereg.engine.model_randomness import ModelRandomness, user_reason
+from noisereg.engine.replica_slices import EmbeddingPlace, Place, on_replicas
 from noisereg.engine.vectorizable import group_key, refusal, same_setting
 from noisereg.layers import NoiseLayer
 from noisereg.seeding import derive_seed
@@ -151,10 +155,6 @@ class VectorizedGroup:
                 f"the optimizer is {type(self.optimizer).__name__} with {len(self.optimizer.param_groups)} "
                 "parameter groups: the vectorized path steps torch.optim.SGD/Adam/AdamW with one group"
             )
-        if any(isinstance(m, DROPOUTS) for m in self.base.modules()) and torch.device(first.device).type != "cpu":
-            raise ValueError(
-                f"the model's dropout draws from the {first.device} generator: it trains per replica there"
-            )
         # torch's vmap rule of embedding backward offsets each replica's ids into one stacked table and
         # keeps only the first replica's padding row free of gradient: the others are zeroed by hand.
         self._padding_rows = [
@@ -162,9 +162,15 @@ class VectorizedGroup:
             for name, m in self.base.named_modules()
             if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.padding_idx is not None
         ]
-        self._hooks = self._place_hooks()
-        self.dropout = ModelDropout(self.base, [r.rng for r in self.replicas])
         self._forward = vmap(self._one, in_dims=(0, 0, 0), randomness="error")
+        # the model's own random calls draw per replica from the CPU generator's states (elsewhere torch
+        # refuses them under vmap and the probe sends the model per replica); a model that draws nothing
+        # does not pay for the mode, which sees every torch call of the forward (5% of a small MLP's step)
+        on_cpu = torch.device(first.device).type == "cpu"
+        self.randomness: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        if on_cpu and self._draws_in_forward():
+            self.randomness = ModelRandomness([r.rng for r in self.replicas])
+        self._hooks = self._place_hooks()
         # On the CPU torch's convolution runs faster replica by replica than as the grouped convolution
         # vmap makes of it, without gradients (20 replicas of examples/study_own_model.py's CNN on
         # 1797 digits: 0.96-1.14 s against 1.68-1.82 s); a transformer's evaluation is faster batched.
@@ -173,6 +179,22 @@ class VectorizedGroup:
         )
         self._shared = vmap(self._one, in_dims=(0, 0, None), randomness="error")
         self._vmapped_loss: bool | None = None
+
+    def _draws_in_forward(self) -> bool:
+        """Whether the model draws random numbers in a training forward: one trial forward of two
+        samples per replica without gradients (before any noise is placed; buffers copied, so
+        BatchNorm's running statistics are left alone), thrown away."""
+        x = self.task.train[0][:2]
+        x = x.to(device=self.task.device, dtype=self.task.dtype) if x.is_floating_point() else x.to(self.task.device)
+        buffers = {n: b.clone() for n, b in self.buffers.items()}
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                self._forward(self.params, buffers, x.expand(len(self.replicas), *x.shape))
+        except RuntimeError as exc:
+            if user_reason(exc) is None:
+                raise
+            return True
+        return False
 
     def _replica(self, task: LoopTask) -> _Replica:
         with torch.random.fork_rng(devices=[]):
@@ -303,11 +325,8 @@ class VectorizedGroup:
                 replica.module.train()
         x, y = self._targets(x, y)
         self.optimizer.zero_grad(set_to_none=True)
-        self.dropout.activate()
-        try:
+        with self.randomness:
             out = self._forward(self._noisy_params(), self.buffers, x)
-        finally:
-            self.dropout.deactivate()
         total = self._loss(out, y)
         total.backward()
         for name, row in self._padding_rows:
@@ -334,7 +353,12 @@ class VectorizedGroup:
                         for r in range(len(self.replicas))
                     ]
                 )
-            return self._shared(self.params, self.buffers, x)
+            with warnings.catch_warnings():
+                # torch's fused transformer layer has no vmap rule and runs once per replica, on purpose:
+                # that is faster than its unfused path batched (20 replicas of a one-layer encoder on
+                # 256 samples: 145-164 ms against 205-225 ms, benchmarks/own_model_speed.py's models)
+                warnings.filterwarnings("ignore", message=".*batching rule for aten::_transformer_encoder_layer_fwd")
+                return self._shared(self.params, self.buffers, x)
         finally:
             self.base.train()
 
@@ -347,7 +371,6 @@ class VectorizedGroup:
         """Take every hook and every replica's noise off."""
         for hook in self._hooks:
             hook.remove()
-        self.dropout.close()
         for replica in self.replicas:
             for handle in replica.handles:
                 handle.remove()
@@ -452,6 +475,9 @@ def probe(tasks: LoopTask | Sequence[LoopTask]) -> str | None:
             finally:
                 group.close()
     except Exception as exc:  # the user's model under vmap: any failure sends it to the per-replica path
+        worded = user_reason(exc)
+        if worded is not None:
+            return worded
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return f"vmap trial failed: {type(exc).__name__}: {first[:300]}"
     return None
