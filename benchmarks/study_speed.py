@@ -14,11 +14,15 @@ at 0, so nothing is drawn) and noise, a floor estimate, memory per replica for a
 the same grid with the opt-in projected sampling of the post-ReLU noise, the load average (the
 machine may be shared: a loaded machine slows the memory-bound engine more than the Python-bound
 plain loop, so the CPU-time ratio is printed too), and as the last line
-``ratio: <plain wall seconds / engine wall seconds>`` for the default (exact) sampling.
+``ratio: <plain wall seconds / engine wall seconds>`` for the default (exact) sampling. Also the
+same grid through the generic path: ``noisereg.study.run_model`` with the MLP as a user's
+``nn.Sequential`` (``vmap`` over ``functional_call``, noise by hooks; store and report data included),
+and the ratio generic / specialised (the engine's stacked MLP above).
 
 Run by hand: ``PYTHONPATH=src python benchmarks/study_speed.py`` (``--epochs N`` for a quick look;
 ``--skip-plain`` skips the plain loop and prints no ratio; ``--generator-only`` the generator line only;
 ``--breakdown`` the generator line and the float32 kernel's cost split into its stages, one thread;
+``--generic`` only the specialised engine and the generic path, side by side, ``--repeat N`` times;
 ``--generator torch`` trains the grid's noise with torch's generator instead of noisereg's Philox
 Stream, the library's default on a CPU; the plain loop draws with torch's generator, as a plain
 PyTorch loop does).
@@ -141,6 +145,48 @@ def run_engine(epochs: int, zero: bool = False, projected: bool = False) -> tupl
     seconds, cpu, result = timed(lambda: train_group(group, [fold], workers=WORKERS))
     acc = result.final["test_acc"].reshape(len(ARMS), SEEDS).mean(1)
     return seconds, cpu, dict(zip(ARMS, acc, strict=True))
+
+
+def user_mlp() -> torch.nn.Module:
+    """The grid's MLP as a user writes it."""
+    return torch.nn.Sequential(torch.nn.Linear(2, 500), torch.nn.ReLU(), torch.nn.Linear(500, 1), torch.nn.Flatten(0))
+
+
+def run_generic(epochs: int) -> tuple[float, float, dict[str, float]]:
+    """The grid through ``study.run_model`` (the generic path) with the user's MLP, in ``WORKERS`` processes."""
+    import tempfile
+    from pathlib import Path
+
+    from noisereg import study
+
+    fold = case_study()
+    sites = {
+        "input": lambda s: study.site(noise.Gaussian(std=s), at="input"),
+        "before": lambda s: study.site(noise.Gaussian(std=s), at="activations", select="1", where="before"),
+        "after": lambda s: study.site(noise.Gaussian(std=s), at="activations", select="1", where="after"),
+    }
+    arms = {
+        name: [sites[site](s) for site, s in zip(SITES, strengths, strict=True) if s > 0]
+        for name, strengths in ARMS.items()
+    }
+    with tempfile.TemporaryDirectory() as out:
+        seconds, cpu, result = timed(
+            lambda: study.run_model(
+                model=user_mlp,
+                data={"train": (fold.x_train, fold.y_train), "test": (fold.x_test, fold.y_test)},
+                arms=arms,
+                out=Path(out) / "run",
+                epochs=epochs,
+                loss="bce",
+                batch_size=32,
+                seeds=SEEDS,
+                eval_every=10,
+                workers=WORKERS,
+                save_models=False,
+            )
+        )
+        acc = {a["name"]: float(np.mean(a["per_seed"])) for a in result.summary["arms"]}
+    return seconds, cpu, acc
 
 
 def normal_ns() -> float:
@@ -338,6 +384,8 @@ def main() -> None:
         default="philox",
         help="what draws the engine's noise (philox, noisereg's Stream, is the library's default on a CPU)",
     )
+    parser.add_argument("--generic", action="store_true", help="the specialised engine and the generic path only")
+    parser.add_argument("--repeat", type=int, default=1, help="with --generic: how many times, side by side")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     set_noise_generator(args.generator)  # forked workers inherit the choice
@@ -358,6 +406,19 @@ def main() -> None:
     if args.generator_only or args.breakdown:
         return
     epochs = args.epochs
+    if args.generic:
+        print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} (the machine may be shared)")
+        for _ in range(args.repeat):
+            special_s, _, special_acc = run_engine(epochs)
+            generic_s, _, generic_acc = run_generic(epochs)
+            print(
+                f"specialised engine {special_s:.2f} s, generic path (run_model, the user's nn.Sequential) "
+                f"{generic_s:.2f} s: generic / specialised {generic_s / special_s:.2f}"
+            )
+            print("  mean test accuracy, specialised: " + ", ".join(f"{k} {v:.3f}" for k, v in special_acc.items()))
+            print("  mean test accuracy, generic: " + ", ".join(f"{k} {v:.3f}" for k, v in generic_acc.items()))
+        print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+        return
     print(
         f"case-study grid: {len(ARMS)} arms x {SEEDS} seeds x {epochs} epochs, {WORKERS} processes each side, "
         f"engine noise from {args.generator}'s generator"
@@ -394,6 +455,10 @@ def main() -> None:
     print(f"plain loop: {plain_s:.2f} s wall, {plain_cpu:.1f} s CPU")
     print("  mean test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in plain_acc.items()))
     print("load average after: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
+    generic_s, _, generic_acc = run_generic(epochs)
+    print(f"generic path (study.run_model, the user's nn.Sequential): {generic_s:.2f} s wall")
+    print("  mean test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in generic_acc.items()))
+    print(f"generic / specialised: {generic_s / engine_s:.2f}")
     print(f"CPU-time ratio: {plain_cpu / engine_cpu:.2f}")
     print(f"ratio with projected post-ReLU sampling (opt-in): {plain_s / projected_s:.2f}")
     print(f"ratio: {plain_s / engine_s:.2f}")

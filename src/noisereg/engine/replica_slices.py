@@ -14,6 +14,7 @@ A replica's draws have the shapes of a lone replica's, so its noise does not dep
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from noisereg.layers import NoiseLayer
+from noisereg.noise import Gaussian
+from noisereg.streams import Stream, fill_normals
 
 __all__ = ["EmbeddingPlace", "Place", "on_replicas"]
 
@@ -83,6 +86,8 @@ class Place:
         return on_replicas(x, self._stacked)
 
     def _stacked(self, xs: Tensor) -> Tensor:
+        if self._one_pass(xs):
+            return self._gaussian_rows(xs)
         out = []
         # unbind, not xs[r]: one backward node for all slices instead of a zero-filled [R, ...] per replica
         for value, layers in zip(xs.unbind(0), self.layers, strict=True):
@@ -91,6 +96,67 @@ class Place:
                 value = layer(value)
             out.append(value)
         return torch.stack(out)
+
+    def _one_pass(self, xs: Tensor) -> bool:
+        """Whether every replica's noise here is one Gaussian layer of constant std without clip,
+        drawing from a Stream (or no noise at all), on a float32/float64 CPU stack: then
+        :meth:`_gaussian_rows` draws all of them in one call."""
+        if xs.device.type != "cpu" or xs.dtype not in (torch.float32, torch.float64) or torch.compiler.is_compiling():
+            return False
+        for layers in self.layers:
+            if len(layers) > 1:
+                return False
+            for layer in layers:
+                kind = layer.kind
+                if type(kind) is not Gaussian or kind.clip is not None or not isinstance(kind.std, numbers.Real):
+                    return False
+                if type(layer).forward is not NoiseLayer.forward or not isinstance(layer.generator(xs.device), Stream):
+                    return False
+        return True
+
+    def _gaussian_rows(self, xs: Tensor) -> Tensor:
+        """Each replica's x + σ·ε on its row, in one pass over the stack: the numbers, counters and
+        bookkeeping (step, applied) of each layer's own forward (``noise.gaussian`` on a Stream)."""
+        rows, keys, counters, scales = [], [], [], []
+        size = xs[0].numel() if len(xs) else 0
+        for r, layers in enumerate(self.layers):
+            for layer in layers:  # NoiseLayer.forward, without its call
+                layer.training = True
+                if not layer.active:
+                    continue
+                step = layer._advance()
+                if layer.kind.is_off(step) or float(layer.kind.std) == 0.0:  # type: ignore[attr-defined]
+                    continue
+                layer._count()
+                stream = layer.generator(xs.device)
+                rows.append(r)
+                keys.append(stream.key)  # type: ignore[union-attr]
+                counters.append(stream.reserve(size))  # type: ignore[union-attr]
+                scales.append(float(layer.kind.std))  # type: ignore[attr-defined]
+        if not rows:
+            return xs
+        return _GaussianRows.apply(xs, rows, keys, counters, scales)
+
+
+class _GaussianRows(torch.autograd.Function):
+    """x + σ_i·ε_i on rows ``rows`` of the stack (the others copied), one pass; dx̃/dx is the identity."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, xs: Tensor, rows: list[int], keys: list[int], counters: list[int], scales: list[float]
+    ) -> Tensor:
+        flat = xs.detach().contiguous().view(len(xs), -1)
+        out = torch.empty_like(flat)
+        if len(rows) < len(xs):
+            noisy = set(rows)
+            quiet = [r for r in range(len(xs)) if r not in noisy]
+            out[quiet] = flat[quiet]
+        fill_normals(out, keys, counters, shift=flat, scale=scales, rows=rows)
+        return out.view(xs.shape)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None, None]:
+        return grad, None, None, None, None
 
 
 class EmbeddingPlace:

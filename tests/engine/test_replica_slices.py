@@ -1,0 +1,58 @@
+"""Replica r's noise on slice r of a stack (engine/replica_slices.py): the one-pass Gaussian path draws
+what each replica's own noise layer draws, with the same bookkeeping."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch.func import vmap
+
+from noisereg import noise, schedules
+from noisereg.engine.replica_slices import Place
+from noisereg.layers import NoiseLayer
+
+
+def _layers(kinds: list[noise.NoiseKind | None]) -> list[list[NoiseLayer]]:
+    return [[] if kind is None else [NoiseLayer(kind, seed=10 + r)] for r, kind in enumerate(kinds)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    "kinds",
+    [
+        [noise.Gaussian(std=0.1), None, noise.Gaussian(std=0.3), noise.Gaussian(std=0.0)],  # one pass
+        [noise.Gaussian(std=schedules.Linear(0.1, 0.2, 5)), None],  # a schedule: each layer called
+        [noise.Gaussian(std=0.1), noise.MultiplicativeGaussian(std=0.2)],  # another kind: each layer called
+    ],
+)
+def test_a_place_draws_what_each_replicas_layer_draws_alone(kinds, dtype) -> None:
+    layers = _layers(kinds)
+    alone = copy.deepcopy(layers)
+    place = Place(layers)
+    x = torch.randn(len(kinds), 5, 7, dtype=dtype, requires_grad=True)
+    assert place._one_pass(x) is (len(kinds) == 4)  # the first case takes the one-pass path
+    for _ in range(3):  # the layers' steps and streams move on as a lone replica's do
+        out = vmap(place)(x)
+        for r, own in enumerate(alone):
+            expected = x[r]
+            for layer in own:
+                expected = layer.train()(expected)
+            assert torch.equal(out[r], expected), r
+        grad = torch.randn_like(x)
+        (gx,) = torch.autograd.grad(out, x, grad)
+        torch.testing.assert_close(
+            gx, grad * torch.stack([_slope(k, o, x[r]) for r, (k, o) in enumerate(zip(kinds, out, strict=True))])
+        )
+    for mine, theirs in zip(layers, alone, strict=True):
+        for a, b in zip(mine, theirs, strict=True):
+            assert (a.applied, a.step) == (b.applied, b.step)
+            assert a.generator(x.device).state_dict() == b.generator(x.device).state_dict()
+
+
+def _slope(kind: noise.NoiseKind | None, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """dx̃/dx of each kind: 1 for additive noise, x̃/x for multiplicative."""
+    if isinstance(kind, noise.MultiplicativeGaussian):
+        return (out / x).detach()
+    return torch.ones_like(x)
