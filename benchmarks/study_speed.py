@@ -23,6 +23,7 @@ Run by hand: ``PYTHONPATH=src python benchmarks/study_speed.py`` (``--epochs N``
 ``--skip-plain`` skips the plain loop and prints no ratio; ``--generator-only`` the generator line only;
 ``--breakdown`` the generator line and the float32 kernel's cost split into its stages, one thread;
 ``--generic`` only the specialised engine and the generic path, side by side, ``--repeat N`` times;
+``--profile`` one step of each on 60 replicas and the generic step's profile;
 ``--generator torch`` trains the grid's noise with torch's generator instead of noisereg's Philox
 Stream, the library's default on a CPU; the plain loop draws with torch's generator, as a plain
 PyTorch loop does).
@@ -187,6 +188,81 @@ def run_generic(epochs: int) -> tuple[float, float, dict[str, float]]:
         )
         acc = {a["name"]: float(np.mean(a["per_seed"])) for a in result.summary["arms"]}
     return seconds, cpu, acc
+
+
+def profile_generic(steps: int = 200) -> None:
+    """Where a generic step goes: the grid's 120 replicas as one worker's half (60: 15 seeds of each arm)
+    stacked as one vectorized group, beside the specialised engine on the same 60 replicas; then the top
+    entries of cProfile and of torch's profiler for the generic step. One thread."""
+    import cProfile
+    import io
+    import pstats
+
+    from noisereg.engine.loop import AttachSite, LoopTask
+    from noisereg.engine.vectorized import VectorizedGroup
+
+    torch.set_num_threads(1)
+    fold, seeds = case_study(), SEEDS // WORKERS
+    where = {
+        "input": (),
+        "before": (("select", "1"), ("where", "before")),
+        "after": (("select", "1"), ("where", "after")),
+    }
+    tasks = [
+        LoopTask(
+            model=user_mlp,
+            sites=tuple(
+                AttachSite(noise.Gaussian(std=v), "input" if site == "input" else "activations", where[site])
+                for site, v in zip(SITES, strengths, strict=True)
+                if v > 0
+            ),
+            train=(fold.x_train, fold.y_train),
+            test=(fold.x_test, fold.y_test),
+            loss=LOSS,
+            optimizer=adam,
+            epochs=1,
+            batch_size=32,
+            task="classification",
+            seed=derive_seed(0, "seed", s),
+        )
+        for strengths in ARMS.values()
+        for s in range(seeds)
+    ]
+    group = VectorizedGroup(tasks)
+    x, y = torch.stack([fold.x_train] * len(tasks)), torch.stack([fold.y_train] * len(tasks))
+    for _ in range(10):
+        group.train_step(x, y)
+    start = time.perf_counter()
+    for _ in range(steps):
+        group.train_step(x, y)
+    generic = (time.perf_counter() - start) / steps
+    special = grid(steps, seeds=seeds)
+    special_s, _, _ = timed(lambda: train_group(special, [fold], workers=1, chunk_size=len(special.replicas)))
+    print(
+        f"one step of {len(tasks)} replicas: generic {generic * 1e3:.2f} ms, specialised {special_s / steps * 1e3:.2f} ms "
+        f"(its {steps} epochs with evaluations every 10th, one stack), load average "
+        + " ".join(f"{v:.2f}" for v in os.getloadavg())
+    )
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(steps):
+        group.train_step(x, y)
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(20)
+    print(text.getvalue())
+    with torch.profiler.profile() as prof:
+        for _ in range(steps // 4):
+            group.train_step(x, y)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+    group.close()
+
+
+LOSS = torch.nn.BCEWithLogitsLoss()
+
+
+def adam(params):  # one object for every task of the group
+    return torch.optim.Adam(params, lr=1e-3)
 
 
 def normal_ns() -> float:
@@ -386,11 +462,15 @@ def main() -> None:
     )
     parser.add_argument("--generic", action="store_true", help="the specialised engine and the generic path only")
     parser.add_argument("--repeat", type=int, default=1, help="with --generic: how many times, side by side")
+    parser.add_argument("--profile", action="store_true", help="where a step of the generic path goes")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     set_noise_generator(args.generator)  # forked workers inherit the choice
     if args.rss_child:
         peak_rss_child(args.rss_child)
+        return
+    if args.profile:
+        profile_generic()
         return
     print("generator alone (float32, 2^20 values a call; the machine may be shared):")
     for line in generator_rates():
