@@ -156,17 +156,27 @@ class NoiseLayer(nn.Module):
             else:
                 generator.set_state(saved)
 
-    @torch.compiler.disable
-    def _advance(self) -> int:
-        # Counters are plain Python state: kept out of compiled graphs so they never cause recompiles.
+    def _advance_eager(self) -> int:
+        """The step of this training forward, the layer's own count moved on (``_advance`` outside
+        compiled code: the vectorized engine calls it for every replica at every step, where torch's
+        compiler-disable wrapper cost more than the count)."""
         step = self.step
         if self.training and self.clock is None:
             self._own_step += 1
         return step
 
+    def _count_eager(self) -> None:
+        """One more forward with noise applied (``_count`` outside compiled code)."""
+        self.applied += 1
+
+    @torch.compiler.disable
+    def _advance(self) -> int:
+        # Counters are plain Python state: kept out of compiled graphs so they never cause recompiles.
+        return self._advance_eager()
+
     @torch.compiler.disable
     def _count(self) -> None:
-        self.applied += 1
+        self._count_eager()
 
     def forward(self, x: Tensor, mask: Tensor | None = None, documents: Tensor | None = None) -> Tensor:
         if not self.active:

@@ -125,13 +125,14 @@ class Place:
         size = xs[0].numel() if len(xs) else 0
         for r, layers in enumerate(self.layers):
             for layer in layers:  # NoiseLayer.forward, without its call
-                layer.training = True
+                if not layer.training:
+                    layer.training = True
                 if not layer.active:
                     continue
-                step = layer._advance()
+                step = layer._advance_eager()
                 if layer.kind.is_off(step) or float(layer.kind.std) == 0.0:  # type: ignore[attr-defined]
                     continue
-                layer._count()
+                layer._count_eager()
                 stream = layer.generator(xs.device)
                 rows.append(r)
                 keys.append(stream.key)  # type: ignore[union-attr]
