@@ -109,8 +109,8 @@ def _refuse_hidden_sites(config: StudyConfig, why: str) -> None:
         for j, site in enumerate(arm.noise):
             if site.site in HIDDEN_SITES:
                 raise _refuse(
-                    f"arms[{i}].noise[{j}].site",
-                    f"{site.site!r} (hidden-layer) noise needs a model with hidden layers; {why}",
+                    f"arms[{i}].noise[{j}].at",
+                    f"at = 'activations' (hidden-layer) noise needs a model with hidden layers; {why}",
                 )
 
 
@@ -120,7 +120,7 @@ def _check_layers(config: StudyConfig, hidden: int) -> None:
             for layer in site.layers or ():
                 if layer >= hidden:
                     raise _refuse(
-                        f"arms[{i}].noise[{j}].layers",
+                        f"arms[{i}].noise[{j}].select",
                         f"hidden layer {layer} does not exist; the model has 0..{hidden - 1}",
                     )
 
