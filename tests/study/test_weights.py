@@ -51,5 +51,5 @@ def test_bad_files_and_arguments_are_refused(tmp_path) -> None:
     with pytest.raises(ValueError, match="is not a noisereg.models/1 file of cell 'none'"):
         load_cell_models(tmp_path, "none")
     save_cell_models(tmp_path, "none", "{}", [0], [0], _state(1))
-    with pytest.raises(ValueError, match=r"r=1 must be an int in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"r=1 must be an int >= 0 and <= 0"):
         load_cell_models(tmp_path, "none").state_dict(1)
