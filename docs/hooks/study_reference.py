@@ -58,9 +58,9 @@ USER_WRITTEN_EXAMPLES: dict[str, Any] = {
 
 # Tables that no built-in study writes: examples validated through their model at build time.
 WRITTEN_EXAMPLES: dict[str, Any] = {
-    "LinearConfig": {"kind": "linear", "init": "normal", "init_std": 0.01},
-    "CNNConfig": {"kind": "cnn", "input_shape": [1, 8, 8], "channels": [16, 32], "hidden": 64},
-    "RecurrentConfig": {"kind": "lstm", "input_shape": [20, 3], "hidden": 64, "layers": 1},
+    "LinearConfig": {"family": "linear", "init": "normal", "init_std": 0.01},
+    "CNNConfig": {"family": "cnn", "input_shape": [1, 8, 8], "channels": [16, 32], "hidden": 64},
+    "RecurrentConfig": {"family": "lstm", "input_shape": [20, 3], "hidden": 64, "layers": 1},
     "SearchConfig": {"sampler": "tpe", "trials": 16, "low": 0.001, "high": 3.0, "log": True},
     "UniformTable": {"at": "input", "kind": "uniform", "half_width": 0.05},
     "MultiplicativeGaussianTable": {

@@ -19,7 +19,7 @@ def tiny_raw(**overrides: Any) -> dict[str, Any]:
         "seeds": 3,
         "data": {"source": "circles", "n_samples": 60, "noise": 0.1, "random_state": 1},
         "split": {"kind": "holdout", "n_train": 30},
-        "model": {"kind": "mlp", "widths": [8]},
+        "model": {"family": "mlp", "widths": [8]},
         "training": {"epochs": 5, "batch_size": 32, "eval_every": 1},
         "arms": [
             {"name": "none"},

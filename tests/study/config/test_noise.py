@@ -1,4 +1,4 @@
-"""Study files' noise tables, derived from the registry of kinds and the named schedules."""
+"""Study files' noise tables, derived from the table of kinds and the named schedules."""
 
 from __future__ import annotations
 

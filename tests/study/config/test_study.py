@@ -257,7 +257,7 @@ def test_a_linear_model_is_an_mlp_without_hidden_layers_and_refuses_hidden_noise
     from noisereg.study.bridge.prepare import prepare
 
     raw = with_arm({"name": "b", "noise": {"at": "input", "kind": "gaussian", "std": 0.1}})
-    raw["model"] = {"kind": "linear", "init": "normal", "init_std": 0.1}
+    raw["model"] = {"family": "linear", "init": "normal", "init_std": 0.1}
     prep = prepare(parse_config(raw))
     assert prep.model == MLPSpec(in_features=2, widths=(), out_features=1, init="normal", init_std=0.1)
     raw["arms"].append({"name": "c", "noise": {"at": "activations", "where": "after", "kind": "gaussian", "std": 0.1}})

@@ -93,9 +93,9 @@ def test_a_search_needs_its_own_selection() -> None:
     )
     raw = search_raw(selection={"arm": "input"})
     assert "has no grid or search to choose from" in problems(raw)[0][1]
-    raw = search_raw({**SEARCH, "sites": ["input", "after"]}, model={"kind": "cnn", "input_shape": [1, 1, 2]})
+    raw = search_raw({**SEARCH, "sites": ["input", "after"]}, model={"family": "cnn", "input_shape": [1, 1, 2]})
     raw["arms"][2]["noise"]["site"] = "input"
-    assert parse_config(raw).model.kind == "cnn"  # a CNN takes hidden-layer noise too
+    assert parse_config(raw).model.family == "cnn"  # a CNN takes hidden-layer noise too
     raw = search_raw()
     raw["arms"][2]["grid"] = [0.1, 0.2]
     assert problems(raw) == [("arms[2]", "an arm has a grid or a search, not both")]

@@ -20,6 +20,7 @@ EARLIER_SPELLINGS: dict[str, tuple[str, ...]] = {
     "where": ("site",),
     "select": ("layers",),
     "places": ("sites",),
+    "family": ("kind",),
 }
 """Keys of today's study files and how built-in study files wrote them before (read with a
 ``DeprecationWarning``): an error is reported under the key the file holds."""

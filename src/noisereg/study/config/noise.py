@@ -16,7 +16,7 @@ weights updates the clean ones), ``gradients``, and ``targets``. The earlier spe
 study files (``site = "before"``, ``layers = [0]``; ``site = "pre"`` / ``"post"`` before that) is
 read as the same tables, with a ``DeprecationWarning`` from :func:`~noisereg.study.parse_config`
 that names the key path and what to write. The kinds, their main strength (the one a grid varies),
-its range and their other keys are those of the registry :data:`noisereg.noise.kinds.KINDS` (for
+its range and their other keys are those of the table of kinds :data:`noisereg.noise.kinds.KINDS` (for
 targets of classifiers the label kinds ``label_smoothing`` and ``label_flip``); any strength may be a
 schedule table (``schedule = "annealed"`` etc., with ``per = "step"`` or ``"epoch"``) of
 :data:`noisereg.schedules.NAMED`. The tables are derived from those definitions here, so a kind or a
@@ -263,7 +263,7 @@ def _noise_table(kind: Kind) -> type[BaseModel]:
 _NOISE_TABLES = tuple(_noise_table(kind) for kind in STUDY_KINDS.values())
 
 if TYPE_CHECKING:
-    # the tables are made from the registry at import time, out of the checker's sight: to it a site is a _Site
+    # the tables are made from the table of kinds at import time, out of the checker's sight: to it a site is a _Site
     NoiseConfig: TypeAlias = _Site
 else:
     NoiseConfig = Annotated[Union[_NOISE_TABLES], Field(discriminator="kind")]  # noqa: UP007

@@ -35,10 +35,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from noisereg._checks import SEED_MAX
+from noisereg._checks import SEED_MAX, warn_deprecated
 from noisereg.study.config.data import DataConfig, SplitConfig
 from noisereg.study.config.keypaths import StudyConfigError, message, problems
-from noisereg.study.config.model import CNNConfig, LinearConfig, MLPConfig, ModelConfig, RecurrentConfig
+from noisereg.study.config.model import CNNConfig, LinearConfig, MLPConfig, ModelConfig, RecurrentConfig, modern_model
 from noisereg.study.config.noise import (
     NoiseConfig,
     check_sites,
@@ -228,6 +228,14 @@ class StudyConfig(Strict):
     selection: SelectionConfig | None = None
     robustness: RobustnessConfig = RobustnessConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _model_family(cls, data: Any) -> Any:
+        # [model] kind is the earlier spelling of family (silent here: parse_config warns with the key path)
+        if isinstance(data, Mapping) and "model" in data:
+            return {**data, "model": modern_model(data["model"])}
+        return data
+
     @model_validator(mode="after")
     def _cross_checks(self) -> StudyConfig:
         names = [a.name for a in self.arms]
@@ -318,6 +326,9 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "study") -> StudyConfi
     if not isinstance(raw, Mapping):
         raise TypeError(f"a study must be a mapping of keys, got {type(raw).__name__}")
     warn_earlier_spellings(raw, source)
+    model = raw.get("model")
+    if isinstance(model, Mapping) and "kind" in model and "family" not in model:
+        warn_deprecated(f"{source}: model.kind = {model['kind']!r} is deprecated: write family = {model['kind']!r}")
     try:
         return StudyConfig.model_validate(dict(raw))
     except ValidationError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from noisereg.study.weights import (
+from noisereg.study.cell_models import (
     FORMAT,
     load_cell_models,
     model_path,
@@ -20,14 +20,14 @@ def _state(count: int) -> dict[str, torch.Tensor]:
 
 def test_round_trip_through_the_weights_only_loader(tmp_path) -> None:
     state = _state(3)
-    path = save_cell_models(tmp_path, "grid[std=0.1]", '{"kind": "mlp"}', [0, 1, 2], [0, 0, 0], state)
+    path = save_cell_models(tmp_path, "grid[std=0.1]", '{"family": "mlp"}', [0, 1, 2], [0, 0, 0], state)
     assert path == model_path(tmp_path, "grid[std=0.1]") and path.parent == tmp_path
     raw = torch.load(path, weights_only=True)  # plain containers, strings, ints and tensors only
     assert raw["format"] == FORMAT and raw["seeds"] == [0, 1, 2]
     models = load_cell_models(tmp_path, "grid[std=0.1]")
     assert (models.cell, models.model, models.seeds, models.folds) == (
         "grid[std=0.1]",
-        '{"kind": "mlp"}',
+        '{"family": "mlp"}',
         (0, 1, 2),
         (0, 0, 0),
     )
