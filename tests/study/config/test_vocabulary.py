@@ -284,7 +284,8 @@ def test_a_run_stored_in_the_earlier_spelling_resumes_from_a_file_in_todays(tmp_
     store = Store(default_url(run), "tiny")
     stored = store.attrs()["config"]
     old = {**stored, "arms": [{**a, "noise": [earlier(t) for t in a["noise"]]} for a in stored["arms"]]}
-    assert any(t.get("site") == "before" for a in old["arms"] for t in a["noise"])
+    old["model"] = {("kind" if k == "family" else k): v for k, v in stored["model"].items()}
+    assert any(t.get("site") == "before" for a in old["arms"] for t in a["noise"]) and old["model"]["kind"] == "mlp"
     store.study.set_user_attr("config", old)  # as the version before the renames wrote it
     store.study.set_user_attr("fingerprint", fingerprint(old))
     assert main(["study", str(study), "--out", str(run), "--no-train", "--quiet"]) == 0  # the same study
