@@ -144,11 +144,11 @@ def test_problems_are_raised_before_anything_is_stored(tmp_path) -> None:
         run_study(cnn, tmp_path / "a")
     deep = [
         {"name": "none"},
-        {"name": "x", "noise": {"at": "activations", "where": "before", "kind": "gaussian", "std": 0.1, "layers": [2]}},
+        {"name": "x", "noise": {"at": "activations", "where": "before", "kind": "gaussian", "std": 0.1, "select": [2]}},
     ]
     cnn = tiny_config(model={"family": "cnn", "input_shape": [1, 1, 2], "channels": [2]}, arms=deep, selection=None)
     with pytest.raises(
-        StudyConfigError, match=r"arms\[1\].noise\[0\].layers: hidden layer 2 does not exist; the model has 0..1"
+        StudyConfigError, match=r"arms\[1\].noise\[0\].select: hidden layer 2 does not exist; the model has 0..1"
     ):
         run_study(cnn, tmp_path / "a")
     wide = tiny_config(
@@ -156,12 +156,12 @@ def test_problems_are_raised_before_anything_is_stored(tmp_path) -> None:
             {"name": "none"},
             {
                 "name": "x",
-                "noise": {"at": "activations", "where": "before", "kind": "gaussian", "std": 0.1, "layers": [3]},
+                "noise": {"at": "activations", "where": "before", "kind": "gaussian", "std": 0.1, "select": [3]},
             },
         ],
         selection=None,
     )
-    with pytest.raises(StudyConfigError, match=r"arms\[1\].noise\[0\].layers: hidden layer 3 does not exist"):
+    with pytest.raises(StudyConfigError, match=r"arms\[1\].noise\[0\].select: hidden layer 3 does not exist"):
         run_study(wide, tmp_path / "b")
     label = tiny_config(
         arms=[{"name": "none"}, {"name": "x", "noise": {"at": "targets", "kind": "gaussian", "std": 0.1}}],
@@ -191,7 +191,7 @@ def test_the_builtin_cnn_and_gru_take_hidden_layer_noise(tmp_path, model) -> Non
         {"name": "before", "noise": {"at": "activations", "where": "before", "kind": "gaussian", "std": 0.5}},
         {
             "name": "after",
-            "noise": {"at": "activations", "where": "after", "kind": "gaussian", "std": 0.5, "layers": [0]},
+            "noise": {"at": "activations", "where": "after", "kind": "gaussian", "std": 0.5, "select": [0]},
         },
     ]
     run_study(tiny_config(model=model, arms=arms, selection=None, seeds=2), tmp_path)
@@ -261,9 +261,12 @@ def test_a_run_stored_by_the_version_before_the_renames_resumes(tmp_path) -> Non
     cfg = tiny_config()
     old = cfg.model_dump(mode="json")
     del old["selection"]["screen"]  # a key added since
+    old["model"]["kind"] = old["model"].pop("family")  # as it was written before
     for arm in old["arms"]:
         for site in arm.get("noise") or []:
-            site["site"] = {"before": "pre", "after": "post"}.get(site["site"], site["site"])
+            at, where = site.pop("at"), site.pop("where")
+            site["site"] = {"before": "pre", "after": "post"}[where] if at == "activations" else at
+            site["layers"] = site.pop("select")
     assert "pre" in str(old["arms"])
     prep = prepare(cfg)
     with Store(default_url(tmp_path), cfg.name) as store:
