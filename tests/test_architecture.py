@@ -30,7 +30,7 @@ LAYERS = [
         "study.store",
         "study.store_base",
         "study.artifacts",
-        "study.weights",
+        "study.cell_models",
         "study.connection",
         "study.claims",
     ),

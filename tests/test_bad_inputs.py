@@ -212,7 +212,55 @@ CASES = [
     Bad("derive-seed-str", lambda: derive_seed("0"), TypeError, ("seed", "'0'")),
     Bad("make-generator-2-64", lambda: make_generator(2**64), ValueError, ("seed", str(2**64))),
     Bad("derive-seed-key-float", lambda: derive_seed(0, 1.5), TypeError, ("key", "1.5")),
+    # checks routed through noisereg._checks: a wrong type is a TypeError, a wrong value a ValueError
+    Bad("gaussian-dropout-rate-str", lambda: noisereg.GaussianDropout("0.1"), TypeError, ("rate", "'0.1'", "str")),
+    Bad("gaussian-dropout-rate-one", lambda: noisereg.GaussianDropout(1.0), ValueError, ("rate", "1.0", "< 1")),
+    Bad("noise-enabled-str", lambda: _enter(noisereg.noise_enabled(_noisy(), "yes")), TypeError, ("enabled", "'yes'")),
+    Bad("reliability-bins-float", lambda: _reliability(n_bins=2.0), TypeError, ("n_bins", "2.0", "float")),
+    Bad("reliability-bins-zero", lambda: _reliability(n_bins=0), ValueError, ("n_bins", "0", ">= 1")),
+    Bad("reliability-logits-str", lambda: _reliability(from_logits="yes"), TypeError, ("from_logits", "'yes'")),
+    Bad("corrupt-severity-float", lambda: _corrupt(2.0), TypeError, ("severity", "2.0", "float")),
+    Bad("corrupt-severity-six", lambda: _corrupt(6), ValueError, ("severity", "6", "<= 5")),
+    Bad(
+        "denoising-item-str",
+        lambda: noisereg.sites.DenoisingDataset([], noise.Gaussian(std=0.1), item="0"),
+        TypeError,
+        ("item", "'0'", "str"),
+    ),
+    Bad("noisy-linear-width-float", lambda: noisereg.sites.NoisyLinear(2.0, 3), TypeError, ("in_features", "2.0")),
+    Bad("noisy-linear-sigma0-str", lambda: noisereg.sites.NoisyLinear(2, 3, sigma0="big"), TypeError, ("sigma0",)),
+    Bad(
+        "noisy-linear-sigma0-zero", lambda: noisereg.sites.NoisyLinear(2, 3, sigma0=0.0), ValueError, ("sigma0", "> 0")
+    ),
+    Bad("noisy-hard-alpha-str", lambda: noisereg.sites.NoisyHardTanh(alpha="1.2"), TypeError, ("alpha", "'1.2'")),
+    Bad(
+        "noisy-hard-features-float",
+        lambda: noisereg.sites.NoisyHardTanh(num_features=3.0),
+        TypeError,
+        ("num_features",),
+    ),
 ]
+
+
+def _noisy() -> nn.Module:
+    return nn.Sequential(nn.Linear(2, 3), GaussianNoise(0.1, seed=0))
+
+
+def _enter(context: object) -> None:
+    with context:  # type: ignore[attr-defined]
+        pass
+
+
+def _reliability(**kwargs: object) -> object:
+    from noisereg.metrics import reliability
+
+    return reliability(torch.zeros(4, 3), torch.zeros(4, dtype=torch.long), **{"from_logits": True, **kwargs})
+
+
+def _corrupt(severity: object) -> object:
+    from noisereg.robustness import corrupt
+
+    return corrupt(torch.zeros(2, 1, 4, 4), "gaussian", severity, constants="cifar10")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -98,11 +98,13 @@ def test_earlier_site_names_warn_on_one_line_each_and_train_the_same(tmp_path, c
     new = write_study(tmp_path / "new.toml", tiny_raw(selection=None, arms=arms))
     assert main(["study", str(new), "--out", str(tmp_path / "new"), "--quiet", "--workers", "1"]) == 0
     assert "warning" not in capsys.readouterr().err
-    arms[2]["noise"]["site"] = "pre"
+    arms[2]["noise"] = {"site": "pre", "kind": "gaussian", "std": 0.1}  # as built-in files were written before
     old = write_study(tmp_path / "old.toml", tiny_raw(selection=None, arms=arms))
     assert main(["study", str(old), "--out", str(tmp_path / "old"), "--quiet", "--workers", "1"]) == 0
     err = capsys.readouterr().err
-    assert err.splitlines() == [f"warning: {old}: arms[2].noise.site = 'pre' is deprecated: write 'before'"]
+    assert err.splitlines() == [
+        f"warning: {old}: arms[2].noise.site = 'pre' is deprecated: write at = 'activations', where = 'before'"
+    ]
     results = [json.loads((tmp_path / run / "summary.json").read_text())["arms"] for run in ("new", "old")]
     assert results[0] == [{**arm, "elapsed_s": results[0][i]["elapsed_s"]} for i, arm in enumerate(results[1])]
 

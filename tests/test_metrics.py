@@ -259,18 +259,18 @@ def test_from_logits_must_be_said():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "error", "match"),
     [
-        ({"n_bins": 0}, "n_bins"),
-        ({"n_bins": 2.0}, "n_bins"),
-        ({"binning": "quantile"}, "binning"),
-        ({"mode": "classwise"}, "mode"),
-        ({"mode": "positive_class"}, "binary"),
+        ({"n_bins": 0}, ValueError, "n_bins"),
+        ({"n_bins": 2.0}, TypeError, "n_bins=2.0 must be an int, got float"),  # a wrong type is a TypeError
+        ({"binning": "quantile"}, ValueError, "binning"),
+        ({"mode": "classwise"}, ValueError, "mode"),
+        ({"mode": "positive_class"}, ValueError, "binary"),
     ],
 )
-def test_bad_binning_options(kwargs, match):
+def test_bad_binning_options(kwargs, error, match):
     logits, labels = _multiclass(n=10, c=3)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         reliability(logits, labels, from_logits=True, **kwargs)
 
 

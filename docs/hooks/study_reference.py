@@ -58,18 +58,23 @@ USER_WRITTEN_EXAMPLES: dict[str, Any] = {
 
 # Tables that no built-in study writes: examples validated through their model at build time.
 WRITTEN_EXAMPLES: dict[str, Any] = {
-    "LinearConfig": {"kind": "linear", "init": "normal", "init_std": 0.01},
-    "CNNConfig": {"kind": "cnn", "input_shape": [1, 8, 8], "channels": [16, 32], "hidden": 64},
-    "RecurrentConfig": {"kind": "lstm", "input_shape": [20, 3], "hidden": 64, "layers": 1},
+    "LinearConfig": {"family": "linear", "init": "normal", "init_std": 0.01},
+    "CNNConfig": {"family": "cnn", "input_shape": [1, 8, 8], "channels": [16, 32], "hidden": 64},
+    "RecurrentConfig": {"family": "lstm", "input_shape": [20, 3], "hidden": 64, "layers": 1},
     "SearchConfig": {"sampler": "tpe", "trials": 16, "low": 0.001, "high": 3.0, "log": True},
-    "UniformTable": {"site": "input", "kind": "uniform", "half_width": 0.05},
-    "MultiplicativeGaussianTable": {"site": "after", "kind": "multiplicative_gaussian", "std": 0.2},
-    "GaussianDropoutTable": {"site": "after", "kind": "gaussian_dropout", "rate": 0.2},
-    "AlphaDropoutTable": {"site": "after", "kind": "alpha_dropout", "rate": 0.05},
-    "ImpulseTable": {"site": "input", "kind": "impulse", "amount": 0.02, "low": -3.0, "high": 3.0},
-    "SnrGaussianTable": {"site": "input", "kind": "snr_gaussian", "snr_db": 20.0},
-    "LabelSmoothingTable": {"site": "targets", "kind": "label_smoothing", "epsilon": 0.1, "spread": "others"},
-    "LabelFlipTable": {"site": "targets", "kind": "label_flip", "rate": 0.1, "pattern": "uniform"},
+    "UniformTable": {"at": "input", "kind": "uniform", "half_width": 0.05},
+    "MultiplicativeGaussianTable": {
+        "at": "activations",
+        "where": "after",
+        "kind": "multiplicative_gaussian",
+        "std": 0.2,
+    },
+    "GaussianDropoutTable": {"at": "activations", "where": "after", "kind": "gaussian_dropout", "rate": 0.2},
+    "AlphaDropoutTable": {"at": "activations", "where": "after", "kind": "alpha_dropout", "rate": 0.05},
+    "ImpulseTable": {"at": "input", "kind": "impulse", "amount": 0.02, "low": -3.0, "high": 3.0},
+    "SnrGaussianTable": {"at": "input", "kind": "snr_gaussian", "snr_db": 20.0},
+    "LabelSmoothingTable": {"at": "targets", "kind": "label_smoothing", "epsilon": 0.1, "spread": "others"},
+    "LabelFlipTable": {"at": "targets", "kind": "label_flip", "rate": 0.1, "pattern": "uniform"},
     "ConstantSchedule": {"schedule": "constant", "value": 0.1},
     "LinearSchedule": {"schedule": "linear", "start": 0.0, "end": 0.1, "steps": 500},
     "CosineSchedule": {"schedule": "cosine", "start": 0.1, "end": 0.0, "steps": 1000},
@@ -79,6 +84,7 @@ WRITTEN_EXAMPLES: dict[str, Any] = {
     "IntervalSchedule": {"schedule": "interval", "value": 0.1, "on": 5, "off": 5, "per": "epoch"},
     "WarmUpSchedule": {"schedule": "warmup", "value": 0.1, "delay": 1000, "ramp": 500},
     "GridConfig": {"values": [0.0, 0.1, 0.3], "param": "[1].std"},
+    "PlaceConfig": {"at": "activations", "where": "before"},
     "MonitorConfig": {"corruption": "gaussian", "severity": 3},
     "SmoothingConfig": {"sigma": 0.25, "n0": 100, "n": 1000, "alpha": 0.001, "inputs": 50},
 }
@@ -289,9 +295,7 @@ def _toml_snippet(path: str, item: Mapping[str, Any]) -> str:
         if field == "noise":
             return head + f"noise = {_toml_value(value)}\n"
         if field == "grid":
-            two_sites = (
-                '[{ site = "input", kind = "gaussian", std = 0.1 }, { site = "before", kind = "gaussian", std = 0.1 }]'
-            )
+            two_sites = '[{ at = "input", kind = "gaussian", std = 0.1 }, { at = "activations", where = "before", kind = "gaussian", std = 0.1 }]'
             return head + f"noise = {two_sites}\ngrid = {_toml_value(value)}\n"
         return head + f"{field} = {_toml_value(value)}\n"
     if path == "arms[]":
@@ -306,7 +310,7 @@ def _toml_snippet(path: str, item: Mapping[str, Any]) -> str:
 
 def _nest(keys: list[str], item: Mapping[str, Any]) -> Any:
     # a schedule table under arms[].noise[].<strength>: show it inside a noise table
-    return {"site": "gradients", "kind": "gaussian", keys[-1]: dict(item)}
+    return {"at": "gradients", "kind": "gaussian", keys[-1]: dict(item)}
 
 
 def _title(path: str, model: type[BaseModel]) -> str:

@@ -18,8 +18,10 @@ that the file's reader can name the file's key instead of the argument. Nothing 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import numbers
+import warnings
 from collections.abc import Iterator
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "check_callable",
     "check_type",
     "about",
+    "warn_deprecated",
     "expected_range",
     "SEED_MAX",
     "NUMPY_SEED_MAX",
@@ -184,3 +187,14 @@ def about(*path: str | int) -> Iterator[None]:
         if getattr(exc, "argument", None) is None:
             setattr(exc, "argument", path)  # noqa: B010  # exceptions take attributes; read back with getattr
         raise
+
+
+def warn_deprecated(message: str) -> None:
+    """A ``DeprecationWarning`` of ``message`` (which says what was written, where, and what to write
+    instead), attributed to the first caller outside noisereg, so that Python's default filters show it
+    to a script that wrote the old spelling (``warnings.warn(skip_file_prefixes=...)`` does this from
+    Python 3.12)."""
+    frame, level = inspect.currentframe(), 0
+    while frame is not None and str(frame.f_globals.get("__name__", "")).partition(".")[0] == "noisereg":
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, DeprecationWarning, stacklevel=level + 1)

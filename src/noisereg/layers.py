@@ -9,13 +9,13 @@ that resolves the schedules of all its noise layers.
 from __future__ import annotations
 
 import contextlib
-import numbers
 from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
 
 from noisereg import noise as kinds
+from noisereg._checks import check_real, check_type
 from noisereg._registry import NoiseRegistry
 from noisereg.noise.base import NoiseKind, check_strength
 from noisereg.schedules import Clock, Schedule, resolve
@@ -201,9 +201,7 @@ class NoiseLayer(nn.Module):
 
 
 def _keras_rate(rate: object) -> float:
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= float(rate) < 1.0:
-        raise ValueError(f"{rate=} must be a number in [0, 1)")
-    return float(rate)
+    return check_real(rate, "rate", low=0.0, high=1.0, high_open=True)
 
 
 class GaussianNoise(NoiseLayer):
@@ -321,8 +319,7 @@ def noise_enabled(model: nn.Module, enabled: bool) -> Iterator[list[NoiseLayer]]
         TypeError: ``enabled`` is not a bool, or ``model`` not an ``nn.Module``. ValueError: the model
             has no noise (a switch that finds nothing to switch usually means it was never attached).
     """
-    if not isinstance(enabled, bool):
-        raise TypeError(f"enabled={enabled!r} must be True or False")
+    check_type(enabled, "enabled", bool, "True or False")
     layers = noise_layers(model)
     if not layers:
         raise ValueError("noise_enabled found no noise in the model: add a noisereg layer or use noisereg.attach")

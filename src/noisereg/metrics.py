@@ -31,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from noisereg._checks import check_int, check_type
+
 __all__ = [
     "Reliability",
     "accuracy",
@@ -65,8 +67,7 @@ def _outputs(
     """Checked outputs as ``(probabilities, None, dtype)`` when given probabilities (float64 ``[N, C]``,
     the given values unchanged) or ``(None, log-probabilities, float64)`` from logits; ``dtype`` is the
     precision the probabilities are exact in."""
-    if not isinstance(from_logits, bool):
-        raise TypeError(f"{from_logits=} must be True (logits) or False (probabilities)")
+    check_type(from_logits, "from_logits", bool, "True (logits) or False (probabilities)")
     outputs = torch.as_tensor(outputs)
     if not outputs.is_floating_point():
         raise TypeError(f"outputs must be a floating tensor, got dtype {outputs.dtype}")
@@ -285,8 +286,7 @@ def reliability(
         ValueError: bad ``n_bins``, ``binning`` or ``mode``, or ``positive_class`` with more than two
             classes; the errors of :func:`accuracy`.
     """
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
-        raise ValueError(f"{n_bins=} must be an int >= 1")
+    check_int(n_bins, "n_bins", low=1)
     if binning not in _BINNINGS:
         raise ValueError(f"{binning=} must be one of {_BINNINGS}")
     if mode not in _MODES:

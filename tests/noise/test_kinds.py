@@ -1,4 +1,4 @@
-"""The registry of kinds against the configs and functions it describes."""
+"""The table of kinds against the configs and functions it describes."""
 
 from __future__ import annotations
 

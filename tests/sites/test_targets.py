@@ -164,7 +164,7 @@ def test_flip_errors():
         flip_labels(torch.tensor([0]), 1.2, num_classes=3)
     with pytest.raises(ValueError, match="pattern='swap'"):
         flip_labels(torch.tensor([0]), 0.1, num_classes=3, pattern="swap")
-    with pytest.raises(ValueError, match="target class 12"):
+    with pytest.raises(ValueError, match="target class=12 must be an int >= 0 and <= 9"):
         LabelFlip(0.1, num_classes=10, pattern={2: 12})
     with pytest.raises(ValueError, match="summing to 1"):
         flip_labels(torch.tensor([0]), 0.1, num_classes=2, pattern=torch.tensor([[0.0, 0.5], [1.0, 0.0]]))

@@ -19,13 +19,17 @@ def tiny_raw(**overrides: Any) -> dict[str, Any]:
         "seeds": 3,
         "data": {"source": "circles", "n_samples": 60, "noise": 0.1, "random_state": 1},
         "split": {"kind": "holdout", "n_train": 30},
-        "model": {"kind": "mlp", "widths": [8]},
+        "model": {"family": "mlp", "widths": [8]},
         "training": {"epochs": 5, "batch_size": 32, "eval_every": 1},
         "arms": [
             {"name": "none"},
-            {"name": "input", "noise": {"site": "input", "kind": "gaussian", "std": 0.1}},
-            {"name": "before", "noise": {"site": "before", "kind": "gaussian", "std": 0.1}},
-            {"name": "grid", "noise": {"site": "before", "kind": "gaussian", "std": 0.1}, "grid": [0.0, 0.1, 1.0]},
+            {"name": "input", "noise": {"at": "input", "kind": "gaussian", "std": 0.1}},
+            {"name": "before", "noise": {"at": "activations", "where": "before", "kind": "gaussian", "std": 0.1}},
+            {
+                "name": "grid",
+                "noise": {"at": "activations", "where": "before", "kind": "gaussian", "std": 0.1},
+                "grid": [0.0, 0.1, 1.0],
+            },
         ],
         "selection": {"arm": "grid", "folds": 3},
     }

@@ -13,8 +13,8 @@ from noisereg import attach, noise, study
 from noisereg.engine import vectorized
 from noisereg.engine.loop import AttachSite
 from noisereg.seeding import derive_seed, use_noise_generator
+from noisereg.study.cell_models import load_cell_models
 from noisereg.study.report.documents import fmt
-from noisereg.study.weights import load_cell_models
 
 X = torch.linspace(-2, 2, 48).reshape(24, 2)
 Y = (X.sum(1) > 0).long()

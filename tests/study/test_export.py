@@ -450,11 +450,18 @@ def test_certified_accuracy_is_one_row_per_seed_and_radius_with_current_settings
     ]
 
 
+def _earlier(table: dict) -> dict:
+    """A noise table as a run stored before the renames holds it: ``site`` (``pre`` for before), ``layers``."""
+    site = table["where"] if table["at"] == "activations" else table["at"]
+    out = {k: v for k, v in table.items() if k not in ("at", "where", "select")}
+    return {**out, "site": {"before": "pre"}.get(site, site), "layers": table["select"]}
+
+
 def test_cells_stored_before_the_rename_export_their_sites_by_the_new_names(tmp_path: Path) -> None:
     store = populate(tmp_path, tiny_config(), {"before": 0.05})
     cells, done = store.attrs()["cells"], store.completed()
     for key, meta in cells.items():
-        stored = {**meta, "noise": [{**t, "site": {"before": "pre"}.get(t["site"], t["site"])} for t in meta["noise"]]}
+        stored = {**meta, "noise": [_earlier(t) for t in meta["noise"]]}
         assert cell_params(key, stored, done[key]) == cell_params(key, meta, done[key])
     assert cell_params("before", cells["before"], done["before"])["site"] == "before"
     proposal = {**done["grid[std=0.1]"], PROPOSAL: {"value": 0.3, "site": "pre"}}

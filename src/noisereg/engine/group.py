@@ -73,8 +73,7 @@ class GroupResult:
     def state_dict(self, r: int) -> dict[str, Tensor]:
         """Replica ``r``'s final weights as a state dict of ``build_module(group.model)``."""
         count = len(self.stopped_epoch)
-        if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r < count:
-            raise ValueError(f"r={r!r} must be an int in [0, {count})")
+        check_int(r, "r", low=0, high=count - 1)
         return {k: v[r].clone() for k, v in self.weights.items()}
 
 

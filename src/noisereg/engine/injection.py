@@ -21,7 +21,6 @@ Two paths, one formula:
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Sequence
 from typing import Literal, NamedTuple, cast
@@ -31,6 +30,7 @@ import torch
 from torch import Tensor
 
 from noisereg import noise
+from noisereg._checks import check_real
 from noisereg.noise.base import NoiseKind, randn, stream_writable
 from noisereg.noise.multiplicative import dropout_std
 from noisereg.schedules import resolve
@@ -127,9 +127,7 @@ class SiteStream:
         return self.form is not None
 
     def _unit_sigma(self, value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-            raise ValueError(f"{self.name}: strength {value!r} must be a finite number")
-        unit = float(value)
+        unit = check_real(value, f"{self.name}: strength")
         if isinstance(self.kinds[0], noise.GaussianDropoutNoise):
             if not 0.0 <= unit < 1.0:
                 raise ValueError(f"{self.name}: rate={value!r} must be in [0, 1)")

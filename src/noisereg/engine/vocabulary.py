@@ -7,9 +7,9 @@
 
 from __future__ import annotations
 
-import inspect
-import warnings
 from typing import Literal
+
+from noisereg._checks import warn_deprecated
 
 __all__ = [
     "Activation",
@@ -78,14 +78,5 @@ def renamed_site(old: str, where: str) -> SiteName:
     "arms[1].noise.site = 'pre' is deprecated: write 'before'"
     """
     new = RENAMED_SITES[old]
-    warnings.warn(f"{where} = {old!r} is deprecated: write {new!r}", DeprecationWarning, stacklevel=_outside())
+    warn_deprecated(f"{where} = {old!r} is deprecated: write {new!r}")
     return new
-
-
-def _outside() -> int:
-    """The stacklevel, for a warning raised by our caller, of the first frame outside noisereg
-    (``warnings.warn(skip_file_prefixes=...)`` does this from Python 3.12)."""
-    frame, level = inspect.currentframe(), 0
-    while frame is not None and str(frame.f_globals.get("__name__", "")).partition(".")[0] == "noisereg":
-        frame, level = frame.f_back, level + 1
-    return level

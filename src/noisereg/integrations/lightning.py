@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 from torch import nn
 
+from noisereg._checks import check_type
 from noisereg._optional import require
 from noisereg.integrations.spec import Attach, applied, metric_name, warn_unused
 from noisereg.layers import NoiseLayer, bind_clock, unbind_clock
@@ -92,8 +93,7 @@ class NoiseCallback(pl.Callback):
                 raise TypeError(
                     f"each noise must be noisereg.integrations.Attach(noise, at=...), got {type(item).__name__}"
                 )
-        if not isinstance(log, bool):
-            raise TypeError(f"{log=} must be True or False")
+        check_type(log, "log", bool, "True or False")
         self.noises = noises
         self.seed = check_seed(seed)
         self.log = log

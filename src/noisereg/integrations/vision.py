@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import get_worker_info
 
+from noisereg._checks import check_int, check_real
 from noisereg._optional import OptionalImportError, try_import
 from noisereg.noise.base import NoiseKind, draw_dtype
 from noisereg.seeding import check_seed, derive_seed, make_generator
@@ -89,8 +90,7 @@ class _Streams:
         if self.seed is None:
             return None
         if index is not None:
-            if isinstance(index, bool) or not isinstance(index, numbers.Integral) or index < 0:
-                raise ValueError(f"{index=} must be the item's index, an int >= 0")
+            check_int(index, "index", low=0)  # the item's index
             return make_generator(derive_seed(self.seed, self.epoch, int(index)), device)
         info = get_worker_info()
         worker = 0 if info is None else info.id + 1
@@ -257,8 +257,7 @@ class MixupOrCutMix:
                 f"{type(cutmix).__name__}"
             )
         for name, value in (("switch", switch), ("p", p)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name}={value!r} must be a probability in [0, 1]")
+            check_real(value, name, low=0.0, high=1.0)  # a probability
         self.mixup, self.cutmix, self.switch, self.p = mixup, cutmix, float(switch), float(p)
         self.seed = None if seed is None else check_seed(seed)
         self._generators: dict[torch.device, torch.Generator] = {}

@@ -1,8 +1,8 @@
 """Kinds of noise: each a pure tensor function and a small frozen config with the same parameters.
 
 See :mod:`noisereg.noise.base` for the conventions every kind follows (strength broadcasting, mask,
-clip, dtype) and :mod:`noisereg.noise.kinds` for the registry of kinds (strength, identity, bounds).
-Names are loaded on first use (PEP 562), so that the registry can be read without importing torch.
+clip, dtype) and :mod:`noisereg.noise.kinds` for the table of kinds (strength, identity, bounds).
+Names are loaded on first use (PEP 562), so that the table of kinds can be read without importing torch.
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def check_strength(
 
 
 def check_main_strength(value: object, *, kind: str, x: Tensor) -> Strength:
-    """:func:`check_strength` for the main strength of ``kind``, with the bounds of its registry entry."""
+    """:func:`check_strength` for the main strength of ``kind``, with the bounds of its entry in the table of kinds."""
     entry = KINDS[kind]
     return check_strength(value, name=entry.strength, x=x, **entry.bounds)
 

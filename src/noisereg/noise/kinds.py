@@ -1,4 +1,4 @@
-"""The registry of noise kinds: for each, its config class, its strength, the strength's identity and bounds.
+"""The table of noise kinds: for each, its config class, its strength, the strength's identity and bounds.
 
 One entry per kind is the single definition that the configs (:class:`~noisereg.noise.base.NoiseKind`
 subclasses read ``strength_field`` and ``identity`` here), their pure functions (which check the

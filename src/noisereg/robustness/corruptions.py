@@ -30,7 +30,6 @@ evaluation of a model over the suite is :func:`noisereg.robustness.evaluate_corr
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Literal, cast, get_args
@@ -39,6 +38,7 @@ import torch
 from torch import Tensor
 
 from noisereg import noise
+from noisereg._checks import check_int
 from noisereg.robustness._evaluation import check_inputs, check_positive
 
 __all__ = [
@@ -119,11 +119,7 @@ def _check_corruption(corruption: object, constants: str) -> Corruption:
 
 
 def _check_severity(severity: object) -> int:
-    whole = isinstance(severity, numbers.Integral) and not isinstance(severity, bool)
-    # An Integral (numpy's too) past the first test; the checker does not carry `whole` over.
-    if not whole or not 1 <= cast(int, severity) <= 5:
-        raise ValueError(f"{severity=} must be an int from 1 to 5")
-    return int(cast(int, severity))
+    return check_int(severity, "severity", low=1, high=5)
 
 
 def _check_scale(scale: object, constants: str) -> float:

@@ -24,7 +24,6 @@ processed in order, each using the next n0 + n (or n) draws of the stream.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -33,7 +32,7 @@ import torch
 from scipy.stats import beta, binomtest, norm
 from torch import Tensor
 
-from noisereg._checks import check_int
+from noisereg._checks import check_int, check_real, check_type
 from noisereg.noise import gaussian
 from noisereg.robustness._evaluation import (
     Model,
@@ -54,9 +53,7 @@ ABSTAIN = -1
 
 
 def _check_alpha(alpha: object) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < float(alpha) < 1:
-        raise ValueError(f"{alpha=} must be a number in (0, 1)")
-    return float(alpha)
+    return check_real(alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
 
 
 def _noisy_batches(
@@ -100,8 +97,7 @@ def _checked(
     from_logits: object,
 ) -> tuple[Model, Tensor, int, float, dict[str, Any]]:
     """The checked arguments: (model, x, n, alpha, the keyword arguments of :func:`_counts`)."""
-    if not isinstance(from_logits, bool):
-        raise TypeError(f"{from_logits=} must be a bool")
+    check_type(from_logits, "from_logits", bool, "True (logits) or False (probabilities)")
     model, x = check_model(model), check_inputs(x)
     options = {
         "sigma": check_positive(sigma, "sigma"),
@@ -254,9 +250,7 @@ def certified_accuracy(certificate: Certificate, labels: Tensor, radii: Sequence
             f"least one), got {list(labels.shape)}"
         )
     checked: list[float] = []
-    for r in radii:
-        if isinstance(r, bool) or not isinstance(r, numbers.Real) or not (math.isfinite(r) and r >= 0):
-            raise ValueError(f"radii must be finite numbers >= 0, got {r!r}")
-        checked.append(float(r))
+    for i, r in enumerate(radii):
+        checked.append(check_real(r, f"radii[{i}]", low=0.0))
     correct = certificate.prediction == labels.long()
     return [((correct & (certificate.radius >= r)).double().mean().item()) for r in checked]

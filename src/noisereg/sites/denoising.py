@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
+from noisereg._checks import check_int
 from noisereg.noise.base import NoiseKind
 from noisereg.seeding import check_seed, derive_seed, make_generator
 
@@ -32,8 +33,7 @@ def _check(noise: object, seed: object, item: object) -> None:
         raise TypeError(f"noise must be a noise config such as Gaussian(std=0.3), got {type(noise).__name__}")
     if seed is not None:
         check_seed(seed)
-    if isinstance(item, bool) or not isinstance(item, int) or item < 0:
-        raise ValueError(f"{item=} must be an int >= 0: the position of the input in a (input, target) item")
+    check_int(item, "item", low=0)  # the position of the input in an (input, target) item
 
 
 def _input(value: Any, item: int) -> Tensor:

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from noisereg._checks import check_type
 from noisereg.layers import NoiseLayer, registry
 from noisereg.noise.additive import Gaussian
 from noisereg.noise.base import NoiseKind
@@ -95,8 +96,7 @@ def place_gradients(
 ) -> list[Placement]:
     """Gradient noise on the model's parameters that ``optimizer`` updates (see the module docstring)."""
     chosen = _chosen(root, optimizer, select)
-    if not isinstance(scale_by_lr, bool):
-        raise TypeError(f"{scale_by_lr=} must be True or False")
+    check_type(scale_by_lr, "scale_by_lr", bool, "True or False")
     # derive_seed, not stream_seed: one stream on every rank keeps DDP replicas identical (module docstring)
     layer = NoiseLayer(kind, seed=None if seed is None else derive_seed(seed, "gradients", type(optimizer).__name__))
     own = layer.clock = Clock(auto=False)

@@ -8,8 +8,6 @@ tensors out, keyword-only ``generator``.
 
 from __future__ import annotations
 
-import math
-import numbers
 import types
 from collections.abc import Mapping
 from typing import Literal, cast
@@ -74,11 +72,9 @@ def check_pattern(pattern: object, classes: int | None) -> Pattern:
             pairs = dict(pattern)
         except (TypeError, ValueError):
             raise TypeError(f"{pattern=} must be a mapping or a sequence of (source, target) pairs") from None
-        limit = math.inf if classes is None else classes
         for k, v in pairs.items():
             for name, c in (("source", k), ("target", v)):
-                if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= int(c) < limit:
-                    raise ValueError(f"pattern {name} class {c!r} must be an int in [0, {limit})")
+                check_int(c, f"pattern {name} class", low=0, high=None if classes is None else classes - 1)
         return types.MappingProxyType(pairs)
     raise TypeError(
         f"pattern must be a str, a mapping, (source, target) pairs or a tensor, got {type(pattern).__name__}"

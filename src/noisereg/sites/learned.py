@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from noisereg._checks import check_int, check_real
 from noisereg.layers import NoiseLayer
 from noisereg.noise.additive import Gaussian
 from noisereg.noise.base import randn
@@ -67,10 +68,8 @@ class NoisyLinear(NoiseLayer):
     ) -> None:
         super().__init__(Gaussian(std=1.0), seed=seed)
         for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} must be an int >= 1")
-        if isinstance(sigma0, bool) or not isinstance(sigma0, (int, float)) or not 0 < sigma0 < math.inf:
-            raise ValueError(f"{sigma0=} must be a finite number > 0")
+            check_int(value, name, low=1)
+        check_real(sigma0, "sigma0", low=0.0, low_open=True)
         if resample not in ("forward", "manual"):
             raise ValueError(f"{resample=} must be 'forward' or 'manual'")
         self.in_features, self.out_features = in_features, out_features
@@ -202,8 +201,7 @@ class PNI(NoiseLayer):
         if not isinstance(weight, nn.Parameter) or not weight.is_floating_point():
             got = type(module).__name__
             raise ValueError(f"PNI needs a module with a floating parameter {name=}, got {got}")
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
-            raise ValueError(f"{alpha=} must be a finite number")
+        check_real(alpha, "alpha")
         self.module, self.name = module, name
         self.alpha = nn.Parameter(torch.tensor(float(alpha), device=weight.device, dtype=weight.dtype))
 

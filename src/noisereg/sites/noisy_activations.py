@@ -21,6 +21,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from noisereg._checks import check_int, check_real
 from noisereg.layers import NoiseLayer
 from noisereg.noise.base import NoiseKind, Strength, check_generator, check_input, check_strength, draw_dtype, randn
 from noisereg.schedules import Schedule
@@ -58,8 +59,7 @@ def noisy_hard_activation(
     check_input(x, kind="noisy_hard_activation")
     if activation not in ("hard_tanh", "hard_sigmoid"):
         raise ValueError(f"{activation=} must be 'hard_tanh' or 'hard_sigmoid'")
-    number = not isinstance(alpha, bool) and isinstance(alpha, (int, float))
-    if not number or not math.isfinite(alpha) or alpha == 1:
+    if check_real(alpha, "alpha") == 1:
         raise ValueError(f"{alpha=} must be a finite number other than 1 (alpha = 1 gives no noise)")
     c = check_strength(c, name="c", x=x)
     generator = check_generator(generator, x)
@@ -109,10 +109,8 @@ class _NoisyHard(NoiseLayer):
     ) -> None:
         kind = SaturationNoise(c=c, activation=self.activation, alpha=alpha, half_normal=half_normal)
         super().__init__(kind, seed=seed)
-        if num_features is not None and (
-            isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1
-        ):
-            raise ValueError(f"{num_features=} must be None (one p) or an int >= 1 (one p per feature)")
+        if num_features is not None:  # None: one p; an int: one p per feature
+            check_int(num_features, "num_features", low=1)
         self.p = nn.Parameter(torch.ones(() if num_features is None else (num_features,)))
 
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]

@@ -30,7 +30,7 @@ _PUBLIC = {
     "enqueue_study": "noisereg.study.run.runner",
     "prepare": "noisereg.study.bridge.prepare",
     "measure_run": "noisereg.study.measure.robustness",
-    "load_cell_models": "noisereg.study.weights",
+    "load_cell_models": "noisereg.study.cell_models",
     "run_worker": "noisereg.study.run.workers",
     "WorkerReport": "noisereg.study.run.workers",
     "SearchConfig": "noisereg.study.config",

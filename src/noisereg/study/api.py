@@ -198,7 +198,7 @@ def run_model(
         threads: torch's threads per process while replicas train (restored afterwards); replicas
             run side by side through ``workers``, and small models are fastest on one thread each.
         storage: Optuna storage URL (default SQLite in ``out``). save_models: write the test folds'
-            final weights to ``out/models`` (:mod:`noisereg.study.weights`).
+            final weights to ``out/models`` (:mod:`noisereg.study.cell_models`).
         study_file: the validated study file this run comes from (stored with the configuration, so
             a changed file is told apart from a resume).
         vectorize: train the replicas of a fold together under ``torch.func.vmap`` where a trial step

@@ -43,6 +43,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from noisereg._checks import check_int
+
 __all__ = ["SCORES", "RULES", "fold_scores", "screened", "choose", "procedure_name"]
 
 Score = Literal["likelihood", "accuracy", "brier", "calibrated", "early"]
@@ -65,8 +67,8 @@ def _check(score: str, rule: str, seeds: int | None) -> None:
         raise ValueError(f"score={score!r} must be one of {sorted(SCORES)}")
     if rule not in RULES:
         raise ValueError(f"rule={rule!r} must be one of {list(RULES)}")
-    if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
-        raise ValueError(f"seeds={seeds!r} must be None or an int >= 1")
+    if seeds is not None:
+        check_int(seeds, "seeds", low=1)
 
 
 def fold_scores(cv: Mapping[str, Any] | None, score: str, seeds: int | None = None) -> np.ndarray | None:

@@ -19,6 +19,7 @@ from typing import Any, Self
 import optuna
 import sqlalchemy
 
+from noisereg._checks import check_int, check_real
 from noisereg._compat.optuna_private import trial_id
 from noisereg.study.artifacts import artifact_dir
 from noisereg.study.claims import Claim
@@ -129,10 +130,8 @@ class StoreBase:
         max_retry: int = 3,
         retry_for: float = 60.0,
     ) -> None:
-        if isinstance(heartbeat_interval, bool) or not isinstance(heartbeat_interval, int) or heartbeat_interval < 1:
-            raise ValueError(f"{heartbeat_interval=} must be an int >= 1 (seconds)")
-        if isinstance(retry_for, bool) or not isinstance(retry_for, (int, float)) or not 0 <= retry_for < float("inf"):
-            raise ValueError(f"{retry_for=} must be a finite number >= 0 (seconds)")
+        check_int(heartbeat_interval, "heartbeat_interval", low=1)  # seconds
+        check_real(retry_for, "retry_for", low=0.0)  # seconds
         self.url, self.study_name = url, study_name
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = 3 * heartbeat_interval if grace_period is None else grace_period

@@ -1,4 +1,4 @@
-"""Study files' noise tables, derived from the registry of kinds and the named schedules."""
+"""Study files' noise tables, derived from the table of kinds and the named schedules."""
 
 from __future__ import annotations
 
@@ -36,12 +36,12 @@ def test_the_study_names_every_registered_kind_meant_for_studies():
 @pytest.mark.parametrize("name", STUDIED)
 def test_every_kind_is_accepted_and_builds_its_config(name):
     entry = KINDS[name]
-    site = "targets" if entry.labels else "input"
-    config = parse_config(_study({"site": site, "kind": name, entry.strength: _typical(name)}))
+    at = "targets" if entry.labels else "input"
+    config = parse_config(_study({"at": at, "kind": name, entry.strength: _typical(name)}))
     table = config.arms[1].noise[0]
     built = site_noise(table)
     assert type(built.kind) is entry.load()
-    assert built.kind.strength == _typical(name) and built.site == site
+    assert built.kind.strength == _typical(name) and built.site == at
     for option, spec in entry.options.items():
         assert getattr(built.kind, option) == spec.default
 
@@ -49,10 +49,10 @@ def test_every_kind_is_accepted_and_builds_its_config(name):
 @pytest.mark.parametrize("name", [n for n in STUDIED if KINDS[n].low > -math.inf])
 def test_a_strength_outside_the_kinds_range_is_refused_under_its_key(name):
     entry = KINDS[name]
-    site = "targets" if entry.labels else "input"
+    at = "targets" if entry.labels else "input"
     outside = entry.low - 1.0
     with pytest.raises(StudyConfigError) as info:
-        parse_config(_study({"site": site, "kind": name, entry.strength: outside}))
+        parse_config(_study({"at": at, "kind": name, entry.strength: outside}))
     [(path, _)] = info.value.problems
     assert path == f"arms[1].noise.{entry.strength}"
 
@@ -70,13 +70,13 @@ def test_every_named_schedule_is_a_study_table(name):
         "interval": {"value": 0.1, "on": 2, "off": 3},
         "warmup": {"value": 0.1, "delay": 4},
     }
-    table = {"site": "input", "kind": "gaussian", "std": {"schedule": name, "per": "epoch", **examples[name]}}
+    table = {"at": "input", "kind": "gaussian", "std": {"schedule": name, "per": "epoch", **examples[name]}}
     built = site_noise(parse_config(_study(table)).arms[1].noise[0])
     assert isinstance(built.kind.std, cls) and built.clock == "epoch"
 
 
 def test_a_schedule_refused_by_its_class_is_refused_under_the_strengths_key():
-    table = {"site": "input", "kind": "gaussian", "std": {"schedule": "linear", "start": 0.1, "end": 0.0, "steps": 0}}
+    table = {"at": "input", "kind": "gaussian", "std": {"schedule": "linear", "start": 0.1, "end": 0.0, "steps": 0}}
     with pytest.raises(StudyConfigError) as info:
         parse_config(_study(table))
     [(path, message)] = info.value.problems

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 
 from noisereg.study.cells import plan_cells, signature, strengths
@@ -31,7 +29,7 @@ def with_arm(arm: dict) -> dict:
 
 
 def test_negative_std_names_the_key_path() -> None:
-    arm = {"name": "bad", "noise": {"site": "before", "kind": "gaussian", "std": -0.1}}
+    arm = {"name": "bad", "noise": {"at": "activations", "where": "before", "kind": "gaussian", "std": -0.1}}
     assert problems(with_arm(arm)) == [("arms[2].noise.std", "must be >= 0, got -0.1")]
 
 
@@ -39,8 +37,8 @@ def test_list_of_sites_keeps_the_index_the_user_wrote() -> None:
     arm = {
         "name": "bad",
         "noise": [
-            {"site": "input", "kind": "gaussian", "std": 0.1},
-            {"site": "before", "kind": "gaussian", "std": -1.0},
+            {"at": "input", "kind": "gaussian", "std": 0.1},
+            {"at": "activations", "where": "before", "kind": "gaussian", "std": -1.0},
         ],
     }
     assert problems(with_arm(arm)) == [("arms[2].noise[1].std", "must be >= 0, got -1.0")]
@@ -53,12 +51,12 @@ def test_unknown_key_suggests_close_matches() -> None:
 
 
 def test_unknown_kind_and_schedule_suggest_the_right_name() -> None:
-    arm = {"name": "bad", "noise": {"site": "gradients", "kind": "gausian", "std": 0.1}}
+    arm = {"name": "bad", "noise": {"at": "gradients", "kind": "gausian", "std": 0.1}}
     [(path, msg)] = problems(with_arm(arm))
     assert path == "arms[2].noise.kind" and "did you mean 'gaussian'" in msg
     arm = {
         "name": "bad",
-        "noise": {"site": "gradients", "kind": "gaussian", "std": {"schedule": "anealed", "eta": 0.3}},
+        "noise": {"at": "gradients", "kind": "gaussian", "std": {"schedule": "anealed", "eta": 0.3}},
     }
     [(path, msg)] = problems(with_arm(arm))
     assert path == "arms[2].noise.std.schedule" and "did you mean 'annealed'" in msg
@@ -67,7 +65,7 @@ def test_unknown_kind_and_schedule_suggest_the_right_name() -> None:
 def test_schedule_parameters_are_checked() -> None:
     arm = {
         "name": "bad",
-        "noise": {"site": "gradients", "kind": "gaussian", "std": {"schedule": "annealed", "eta": -1}},
+        "noise": {"at": "gradients", "kind": "gaussian", "std": {"schedule": "annealed", "eta": -1}},
     }
     assert problems(with_arm(arm)) == [("arms[2].noise.std.eta", "must be >= 0, got -1")]
 
@@ -88,13 +86,16 @@ def test_missing_key_and_several_problems_at_once() -> None:
     ],
 )
 def test_bad_grids_are_refused(grid: list, message: str) -> None:
-    arm = {"name": "g", "noise": {"site": "before", "kind": "gaussian", "std": 0.1}, "grid": grid}
+    arm = {"name": "g", "noise": {"at": "activations", "where": "before", "kind": "gaussian", "std": 0.1}, "grid": grid}
     [(path, msg)] = problems(with_arm(arm))
     assert path.startswith("arms[2]") and message in msg
 
 
 def test_grid_needs_a_param_when_an_arm_has_several_sites() -> None:
-    noise = [{"site": "input", "kind": "gaussian", "std": 0.1}, {"site": "before", "kind": "gaussian", "std": 0.1}]
+    noise = [
+        {"at": "input", "kind": "gaussian", "std": 0.1},
+        {"at": "activations", "where": "before", "kind": "gaussian", "std": 0.1},
+    ]
     [(_, msg)] = problems(with_arm({"name": "g", "noise": noise, "grid": [0.1, 0.2]}))
     assert "param" in msg
     raw = with_arm({"name": "g", "noise": noise, "grid": {"values": [0.1, 0.2], "param": "[1].std"}})
@@ -103,10 +104,10 @@ def test_grid_needs_a_param_when_an_arm_has_several_sites() -> None:
 
 
 def test_label_noise_only_on_targets_and_unique_sites() -> None:
-    arm = {"name": "bad", "noise": {"site": "input", "kind": "label_smoothing", "epsilon": 0.1}}
+    arm = {"name": "bad", "noise": {"at": "input", "kind": "label_smoothing", "epsilon": 0.1}}
     [(_, msg)] = problems(with_arm(arm))
-    assert "only for site 'targets'" in msg
-    twice = [{"site": "input", "kind": "gaussian", "std": 0.1}, {"site": "input", "kind": "uniform", "half_width": 0.1}]
+    assert "only for at = 'targets'" in msg
+    twice = [{"at": "input", "kind": "gaussian", "std": 0.1}, {"at": "input", "kind": "uniform", "half_width": 0.1}]
     [(_, msg)] = problems(with_arm({"name": "bad", "noise": twice}))
     assert "appears twice" in msg
 
@@ -183,7 +184,11 @@ def test_versus_must_name_another_single_cell_arm() -> None:
     raw = tiny_raw(
         arms=[
             {"name": "none"},
-            {"name": "g", "noise": {"site": "before", "kind": "gaussian", "std": 0.1}, "grid": [0.0, 0.1]},
+            {
+                "name": "g",
+                "noise": {"at": "activations", "where": "before", "kind": "gaussian", "std": 0.1},
+                "grid": [0.0, 0.1],
+            },
             {"name": "b", "versus": "g"},
         ]
     )
@@ -251,62 +256,23 @@ def test_a_linear_model_is_an_mlp_without_hidden_layers_and_refuses_hidden_noise
     from noisereg.engine import MLPSpec
     from noisereg.study.bridge.prepare import prepare
 
-    raw = with_arm({"name": "b", "noise": {"site": "input", "kind": "gaussian", "std": 0.1}})
-    raw["model"] = {"kind": "linear", "init": "normal", "init_std": 0.1}
+    raw = with_arm({"name": "b", "noise": {"at": "input", "kind": "gaussian", "std": 0.1}})
+    raw["model"] = {"family": "linear", "init": "normal", "init_std": 0.1}
     prep = prepare(parse_config(raw))
     assert prep.model == MLPSpec(in_features=2, widths=(), out_features=1, init="normal", init_std=0.1)
-    raw["arms"].append({"name": "c", "noise": {"site": "after", "kind": "gaussian", "std": 0.1}})
+    raw["arms"].append({"name": "c", "noise": {"at": "activations", "where": "after", "kind": "gaussian", "std": 0.1}})
     with pytest.raises(StudyConfigError) as info:
         prepare(parse_config(raw))
     [(path, msg)] = info.value.problems
-    assert path == "arms[3].noise[0].site" and "'linear' model has no hidden layer" in msg
+    assert path == "arms[3].noise[0].at" and "'linear' model has no hidden layer" in msg
 
 
-def test_weight_noise_is_a_study_site_without_layers() -> None:
+def test_weight_noise_is_a_study_site_without_select() -> None:
     from noisereg.study.bridge.sites import site_noise
 
-    arm = {"name": "w", "noise": {"site": "weights", "kind": "gaussian", "std": 0.05}}
+    arm = {"name": "w", "noise": {"at": "weights", "kind": "gaussian", "std": 0.05}}
     config = parse_config(with_arm(arm))
     assert site_noise(config.arms[2].noise[0]).site == "weights"
-    arm["noise"] = {**arm["noise"], "layers": [0]}
+    arm["noise"] = {**arm["noise"], "select": [0]}
     [(path, msg)] = problems(with_arm(arm))
-    assert path == "arms[2].noise" and "only for site 'before' or 'after', not 'weights'" in msg
-
-
-def test_earlier_site_names_are_read_as_the_new_ones_with_a_warning_per_key_path() -> None:
-    new = tiny_raw(
-        arms=[
-            {"name": "none"},
-            {
-                "name": "both",
-                "noise": [
-                    {"site": "input", "kind": "gaussian", "std": 0.1},
-                    {"site": "after", "kind": "gaussian", "std": 0.1},
-                ],
-            },
-            {
-                "name": "tpe",
-                "noise": {"site": "before", "kind": "gaussian", "std": 0.1},
-                "search": {"trials": 2, "low": 0.01, "high": 1.0, "sites": ["input", "before"]},
-            },
-        ],
-        selection={"arm": "tpe", "folds": 2},
-    )
-    old = copy.deepcopy(new)
-    old["arms"][1]["noise"][1]["site"] = "post"
-    old["arms"][2]["noise"]["site"] = "pre"
-    old["arms"][2]["search"]["sites"][1] = "pre"
-    with pytest.warns(DeprecationWarning) as caught:
-        config = parse_config(old, source="old.toml")
-    assert [str(w.message) for w in caught] == [
-        "old.toml: arms[1].noise[1].site = 'post' is deprecated: write 'after'",
-        "old.toml: arms[2].noise.site = 'pre' is deprecated: write 'before'",
-        "old.toml: arms[2].search.sites[1] = 'pre' is deprecated: write 'before'",
-    ]
-    assert config == parse_config(new)
-    assert [signature(c) for c in plan_cells(config)] == [signature(c) for c in plan_cells(parse_config(new))]
-
-
-def test_a_site_name_that_was_never_one_is_refused_naming_the_new_ones() -> None:
-    path, msg = problems(with_arm({"name": "x", "noise": {"site": "hidden", "kind": "gaussian", "std": 0.1}}))[0]
-    assert path == "arms[2].noise.site" and "'before', 'after'" in msg and "'pre'" not in msg
+    assert path == "arms[2].noise.select" and "only for at = 'activations', not at = 'weights'" in msg

@@ -31,7 +31,7 @@ from noisereg.study.store import (
     Store,
     default_url,
 )
-from noisereg.study.weights import load_cell_models, model_path
+from noisereg.study.cell_models import load_cell_models, model_path
 from tests.study.fakes import assert_stored_close, tiny_config
 from tests.study.report.test_build import NO_TORCH, SRC
 

@@ -18,9 +18,9 @@ from tests.study.fakes import tiny_raw
 SRC = Path(__file__).resolve().parents[3] / "src"
 ARMS = [
     {"name": "none"},
-    {"name": "input", "noise": {"site": "input", "kind": "gaussian", "std": 0.1}},
-    {"name": "before", "noise": {"site": "before", "kind": "gaussian", "std": 0.1}},
-    {"name": "after", "noise": {"site": "after", "kind": "gaussian", "std": 0.1}},
+    {"name": "input", "noise": {"at": "input", "kind": "gaussian", "std": 0.1}},
+    {"name": "before", "noise": {"at": "activations", "where": "before", "kind": "gaussian", "std": 0.1}},
+    {"name": "after", "noise": {"at": "activations", "where": "after", "kind": "gaussian", "std": 0.1}},
 ]
 
 
@@ -28,7 +28,7 @@ def long_cells(name: str, epochs: int = 15000, arms: int = 4) -> dict:
     """``arms`` cells of about ``epochs`` / 15000 seconds each, so that a worker can be stopped in the middle of one."""
     training = {"epochs": epochs, "batch_size": 32, "eval_every": 500}
     return tiny_raw(
-        name=name, seeds=2, selection=None, arms=ARMS[:arms], training=training, model={"kind": "mlp", "widths": [64]}
+        name=name, seeds=2, selection=None, arms=ARMS[:arms], training=training, model={"family": "mlp", "widths": [64]}
     )
 
 

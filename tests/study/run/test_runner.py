@@ -137,28 +137,34 @@ def test_two_workers_share_one_study_and_finish_every_cell_once(tmp_path) -> Non
 
 
 def test_problems_are_raised_before_anything_is_stored(tmp_path) -> None:
-    cnn = tiny_config(model={"kind": "cnn", "input_shape": [1, 1, 3]})
+    cnn = tiny_config(model={"family": "cnn", "input_shape": [1, 1, 3]})
     with pytest.raises(
         StudyConfigError, match=r"model.input_shape: \[1, 1, 3\] holds 3 values, the data has 2 features"
     ):
         run_study(cnn, tmp_path / "a")
-    deep = [{"name": "none"}, {"name": "x", "noise": {"site": "before", "kind": "gaussian", "std": 0.1, "layers": [2]}}]
-    cnn = tiny_config(model={"kind": "cnn", "input_shape": [1, 1, 2], "channels": [2]}, arms=deep, selection=None)
+    deep = [
+        {"name": "none"},
+        {"name": "x", "noise": {"at": "activations", "where": "before", "kind": "gaussian", "std": 0.1, "select": [2]}},
+    ]
+    cnn = tiny_config(model={"family": "cnn", "input_shape": [1, 1, 2], "channels": [2]}, arms=deep, selection=None)
     with pytest.raises(
-        StudyConfigError, match=r"arms\[1\].noise\[0\].layers: hidden layer 2 does not exist; the model has 0..1"
+        StudyConfigError, match=r"arms\[1\].noise\[0\].select: hidden layer 2 does not exist; the model has 0..1"
     ):
         run_study(cnn, tmp_path / "a")
     wide = tiny_config(
         arms=[
             {"name": "none"},
-            {"name": "x", "noise": {"site": "before", "kind": "gaussian", "std": 0.1, "layers": [3]}},
+            {
+                "name": "x",
+                "noise": {"at": "activations", "where": "before", "kind": "gaussian", "std": 0.1, "select": [3]},
+            },
         ],
         selection=None,
     )
-    with pytest.raises(StudyConfigError, match=r"arms\[1\].noise\[0\].layers: hidden layer 3 does not exist"):
+    with pytest.raises(StudyConfigError, match=r"arms\[1\].noise\[0\].select: hidden layer 3 does not exist"):
         run_study(wide, tmp_path / "b")
     label = tiny_config(
-        arms=[{"name": "none"}, {"name": "x", "noise": {"site": "targets", "kind": "gaussian", "std": 0.1}}],
+        arms=[{"name": "none"}, {"name": "x", "noise": {"at": "targets", "kind": "gaussian", "std": 0.1}}],
         selection=None,
     )
     with pytest.raises(StudyConfigError, match="label_smoothing"):
@@ -175,15 +181,18 @@ def test_a_changed_study_is_not_mixed_into_an_old_run(tiny_run) -> None:
 @pytest.mark.parametrize(
     "model",
     [
-        {"kind": "cnn", "input_shape": [1, 1, 2], "channels": [2], "hidden": 4},
-        {"kind": "gru", "input_shape": [2, 1], "hidden": 4},
+        {"family": "cnn", "input_shape": [1, 1, 2], "channels": [2], "hidden": 4},
+        {"family": "gru", "input_shape": [2, 1], "hidden": 4},
     ],
 )
 def test_the_builtin_cnn_and_gru_take_hidden_layer_noise(tmp_path, model) -> None:
     arms = [
         {"name": "none"},
-        {"name": "before", "noise": {"site": "before", "kind": "gaussian", "std": 0.5}},
-        {"name": "after", "noise": {"site": "after", "kind": "gaussian", "std": 0.5, "layers": [0]}},
+        {"name": "before", "noise": {"at": "activations", "where": "before", "kind": "gaussian", "std": 0.5}},
+        {
+            "name": "after",
+            "noise": {"at": "activations", "where": "after", "kind": "gaussian", "std": 0.5, "select": [0]},
+        },
     ]
     run_study(tiny_config(model=model, arms=arms, selection=None, seeds=2), tmp_path)
     done = Store(default_url(tmp_path), "tiny").completed()
@@ -197,7 +206,7 @@ def test_regression_and_kfold_through_the_engine(tmp_path) -> None:
         split={"kind": "kfold", "folds": 2},
         selection=None,
         seeds=2,
-        arms=[{"name": "none"}, {"name": "targets", "noise": {"site": "targets", "kind": "gaussian", "std": 0.3}}],
+        arms=[{"name": "none"}, {"name": "targets", "noise": {"at": "targets", "kind": "gaussian", "std": 0.3}}],
     )
     summary = run_study(cfg, tmp_path)
     assert summary["metric"] == "r2" and [a["n"] for a in summary["arms"]] == [2, 2]
@@ -224,16 +233,16 @@ def test_early_stopping_on_validation_rows(tmp_path) -> None:
 @pytest.mark.parametrize(
     "model",
     [
-        {"kind": "cnn", "input_shape": [1, 1, 2], "channels": [2], "hidden": 4, "init": "he"},
-        {"kind": "gru", "input_shape": [2, 1], "hidden": 3},
-        {"kind": "lstm", "input_shape": [1, 2], "hidden": 3},
+        {"family": "cnn", "input_shape": [1, 1, 2], "channels": [2], "hidden": 4, "init": "he"},
+        {"family": "gru", "input_shape": [2, 1], "hidden": 3},
+        {"family": "lstm", "input_shape": [1, 2], "hidden": 3},
     ],
 )
 def test_cnn_and_recurrent_models_train_through_the_engine(tmp_path, model: dict) -> None:
     arms = [
         {"name": "none"},
-        {"name": "input", "noise": {"site": "input", "kind": "gaussian", "std": 0.1}},
-        {"name": "smooth", "noise": {"site": "targets", "kind": "label_smoothing", "epsilon": 0.1}},
+        {"name": "input", "noise": {"at": "input", "kind": "gaussian", "std": 0.1}},
+        {"name": "smooth", "noise": {"at": "targets", "kind": "label_smoothing", "epsilon": 0.1}},
     ]
     summary = run_study(tiny_config(model=model, arms=arms, selection=None, seeds=2), tmp_path)
     assert [a["n"] for a in summary["arms"]] == [2, 2, 2]
@@ -252,9 +261,12 @@ def test_a_run_stored_by_the_version_before_the_renames_resumes(tmp_path) -> Non
     cfg = tiny_config()
     old = cfg.model_dump(mode="json")
     del old["selection"]["screen"]  # a key added since
+    old["model"]["kind"] = old["model"].pop("family")  # as it was written before
     for arm in old["arms"]:
         for site in arm.get("noise") or []:
-            site["site"] = {"before": "pre", "after": "post"}.get(site["site"], site["site"])
+            at, where = site.pop("at"), site.pop("where")
+            site["site"] = {"before": "pre", "after": "post"}[where] if at == "activations" else at
+            site["layers"] = site.pop("select")
     assert "pre" in str(old["arms"])
     prep = prepare(cfg)
     with Store(default_url(tmp_path), cfg.name) as store:

@@ -82,7 +82,7 @@ def test_bounds_are_checked_as_values_of_the_strength_at_every_site() -> None:
     raw = search_raw({**SEARCH, "sites": ["before", "input"]})
     raw["arms"][2]["noise"]["layers"] = [0]
     [(path, msg)] = problems(raw)
-    assert path == "arms[2]" and msg.startswith("search.low sets std at site 'input': layers selects hidden layers")
+    assert path == "arms[2]" and msg.startswith("search.low sets std with at = 'input': select picks hidden layers")
 
 
 def test_a_search_needs_its_own_selection() -> None:
@@ -93,9 +93,9 @@ def test_a_search_needs_its_own_selection() -> None:
     )
     raw = search_raw(selection={"arm": "input"})
     assert "has no grid or search to choose from" in problems(raw)[0][1]
-    raw = search_raw({**SEARCH, "sites": ["input", "after"]}, model={"kind": "cnn", "input_shape": [1, 1, 2]})
+    raw = search_raw({**SEARCH, "sites": ["input", "after"]}, model={"family": "cnn", "input_shape": [1, 1, 2]})
     raw["arms"][2]["noise"]["site"] = "input"
-    assert parse_config(raw).model.kind == "cnn"  # a CNN takes hidden-layer noise too
+    assert parse_config(raw).model.family == "cnn"  # a CNN takes hidden-layer noise too
     raw = search_raw()
     raw["arms"][2]["grid"] = [0.1, 0.2]
     assert problems(raw) == [("arms[2]", "an arm has a grid or a search, not both")]
@@ -256,10 +256,26 @@ def test_a_search_over_sites_is_reported_with_each_cells_site() -> None:
     )
 
 
+_EARLIEST = {"before": "pre", "after": "post"}
+
+
 def _with_earlier_site_names(data: object) -> object:
-    """``data`` as a run stored before the rename holds it: every site value ``before`` written ``pre``."""
+    """``data`` as a run stored before the renames holds it: noise tables with ``site`` (hidden sites
+    written ``pre`` / ``post``) and ``layers``, a search's ``sites``, proposals' sites ``pre``."""
     if isinstance(data, dict):
-        return {k: ("pre" if k == "site" and v == "before" else _with_earlier_site_names(v)) for k, v in data.items()}
+        if "at" in data:  # a noise table or a search's place
+            site = data.get("where") if data["at"] == "activations" else data["at"]
+            out = {k: _with_earlier_site_names(v) for k, v in data.items() if k not in ("at", "where", "select")}
+            return {
+                **out,
+                "site": _EARLIEST.get(site, site),
+                **({"layers": data["select"]} if "select" in data else {}),
+            }
+        out = {k: ("pre" if k == "site" and v == "before" else _with_earlier_site_names(v)) for k, v in data.items()}
+        if "places" in out:
+            places = out.pop("places")
+            out["sites"] = None if places is None else [p["site"] for p in places]
+        return out
     if isinstance(data, list):
         return [_with_earlier_site_names(v) for v in data]
     return data
@@ -285,6 +301,7 @@ def test_a_run_stored_before_the_rename_reports_its_sites_by_their_new_names() -
     with pytest.warns(DeprecationWarning) as caught:
         assert parse_config(stored["config"]) == cfg  # as a worker or a robustness pass reads it
     assert [str(w.message).split(" = ")[0] for w in caught] == [
+        "study: arms[1].noise[0].site",
         "study: arms[2].noise[0].site",
-        "study: arms[2].search.sites[1]",
+        "study: arms[2].search.sites",
     ]

@@ -59,13 +59,13 @@ def model_spec(config: StudyConfig, data: Dataset) -> MLPSpec | ModuleSpec:
     features = data.x.shape[1]
     loss = loss_for(config, data)
     out = data.n_classes if loss == "ce" else 1
-    if model.kind == "linear":
+    if model.family == "linear":
         _refuse_hidden_sites(
             config, "a 'linear' model has no hidden layer; it takes input, gradients and targets noise"
         )
         _check_targets(config, data)
         return MLPSpec(in_features=features, widths=(), out_features=out, init=model.init, init_std=model.init_std)
-    if model.kind != "mlp":
+    if model.family != "mlp":
         size = 1
         for s in model.input_shape:
             size *= s
@@ -75,7 +75,7 @@ def model_spec(config: StudyConfig, data: Dataset) -> MLPSpec | ModuleSpec:
             )
         _check_targets(config, data)
         factory: Callable[[], SmallCNN | RecurrentClassifier]
-        if model.kind == "cnn":
+        if model.family == "cnn":
             factory = functools.partial(
                 make_cnn,
                 tuple(model.input_shape),
@@ -87,11 +87,11 @@ def model_spec(config: StudyConfig, data: Dataset) -> MLPSpec | ModuleSpec:
             )
         else:
             factory = functools.partial(
-                make_recurrent, model.kind, tuple(model.input_shape), model.hidden, model.layers, out
+                make_recurrent, model.family, tuple(model.input_shape), model.hidden, model.layers, out
             )
         places = factory().hidden_places()
         _check_layers(config, len(places))
-        return ModuleSpec(factory=factory, out_features=out, name=model.kind, hidden=places)
+        return ModuleSpec(factory=factory, out_features=out, name=model.family, hidden=places)
     _check_layers(config, len(model.widths))
     _check_targets(config, data)
     return MLPSpec(
@@ -109,8 +109,8 @@ def _refuse_hidden_sites(config: StudyConfig, why: str) -> None:
         for j, site in enumerate(arm.noise):
             if site.site in HIDDEN_SITES:
                 raise _refuse(
-                    f"arms[{i}].noise[{j}].site",
-                    f"{site.site!r} (hidden-layer) noise needs a model with hidden layers; {why}",
+                    f"arms[{i}].noise[{j}].at",
+                    f"at = 'activations' (hidden-layer) noise needs a model with hidden layers; {why}",
                 )
 
 
@@ -120,7 +120,7 @@ def _check_layers(config: StudyConfig, hidden: int) -> None:
             for layer in site.layers or ():
                 if layer >= hidden:
                     raise _refuse(
-                        f"arms[{i}].noise[{j}].layers",
+                        f"arms[{i}].noise[{j}].select",
                         f"hidden layer {layer} does not exist; the model has 0..{hidden - 1}",
                     )
 

@@ -99,7 +99,7 @@ class Prepared:
                 ) from None
         folds = [fold_data(f, self.loss, torch.float32) for f in self.folds]
         model = self.config.model
-        key, value = ("model.widths", list(model.widths)) if model.kind == "mlp" else ("model", model.kind)
+        key, value = ("model.widths", list(model.widths)) if model.family == "mlp" else ("model", model.family)
         check_replica_fits(groups, folds, self.device, key, value, f"study {self.config.name!r}")
 
     def folds_of(self, cell: Cell) -> list[int]:

@@ -34,7 +34,7 @@ def site_noise(table: Any, *, strength: float | None = None) -> SiteNoise:
         value = schedule_of(value)
     if strength is not None:
         value = strength
-    fields = table.model_dump(exclude={"site", "kind", "layers", main})
+    fields = table.model_dump(exclude={"at", "where", "select", "kind", main})
     if fields.get("clip") is not None:
         fields["clip"] = tuple(fields["clip"])
     elif "clip" in fields:

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 from noisereg._checks import about, check_int
 from noisereg.engine.loop import AttachSite, Part
 from noisereg.noise import NoiseKind, Speckle
-from noisereg.noise.kinds import KINDS as REGISTRY
+from noisereg.noise.kinds import KINDS
 from noisereg.seeding import derive_seed
 from noisereg.study.config import StudyConfigError
 from noisereg.study.config.user import USER_KINDS, UserStudyConfig
@@ -263,10 +263,10 @@ def describe_part(part: Part, task: str) -> dict[str, Any]:
     return out
 
 
-# The registry of noise kinds (but saturation noise, which belongs to the hard activations it
+# The table of noise kinds (but saturation noise, which belongs to the hard activations it
 # replaces, not to a site of attach), plus an alias.
 KIND_CLASSES: dict[str, type[NoiseKind]] = {
-    **{name: kind.load() for name, kind in REGISTRY.items() if name != "saturation"},
+    **{name: kind.load() for name, kind in KINDS.items() if name != "saturation"},
     "speckle": Speckle,
 }
 if set(KIND_CLASSES) != set(USER_KINDS):  # the config's names and this table are one list

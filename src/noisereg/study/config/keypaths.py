@@ -13,7 +13,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-__all__ = ["StudyConfigError", "problems", "message"]
+__all__ = ["StudyConfigError", "problems", "message", "EARLIER_SPELLINGS"]
+
+EARLIER_SPELLINGS: dict[str, tuple[str, ...]] = {
+    "at": ("site",),
+    "where": ("site",),
+    "select": ("layers",),
+    "places": ("sites",),
+    "family": ("kind",),
+}
+"""Keys of today's study files and how built-in study files wrote them before (read with a
+``DeprecationWarning``): an error is reported under the key the file holds."""
 
 
 class StudyConfigError(ValueError):
@@ -36,6 +46,8 @@ def _user_path(loc: tuple[int | str, ...], raw: Any, *, missing: bool = False) -
     parts: list[int | str] = []
     node = raw
     for i, part in enumerate(loc):
+        if isinstance(node, Mapping) and isinstance(part, str) and part not in node:
+            part = next((e for e in EARLIER_SPELLINGS.get(part, ()) if e in node), part)
         if isinstance(node, Mapping) and isinstance(part, str) and part in node:
             parts.append(part)
             node = node[part]
@@ -85,8 +97,11 @@ def problems(exc: ValidationError, raw: Mapping[str, Any]) -> list[tuple[str, st
     out = []
     for e in exc.errors():
         loc = e["loc"]
+        missing = e["type"] in ("missing", "union_tag_not_found")
         if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc = (*loc, e["ctx"]["discriminator"].strip("'"))
-        missing = e["type"] in ("missing", "union_tag_not_found")
+        elif isinstance(e.get("ctx", {}).get("key"), (str, tuple)):  # a table's check about one of its keys
+            key = e["ctx"]["key"]
+            loc = (*loc, *(key if isinstance(key, tuple) else (key,)))
         out.append((_user_path(loc, raw, missing=missing), message(e)))
     return out

@@ -1,21 +1,24 @@
-"""The noise vocabulary of study files: where (site), what kind, how strong (a number or a schedule).
+"""The noise vocabulary of study files: where (attach's ``at`` / ``where`` / ``select``), what kind,
+how strong (a number or a schedule).
 
-One table per site::
+One table per place, in the words of :func:`noisereg.attach` (the same as study files of one's own model)::
 
-    noise = { site = "before", kind = "gaussian", std = 0.1, layers = [0] }
-    noise = { site = "gradients", kind = "gaussian", std = { schedule = "annealed", eta = 0.3 } }
-    noise = { site = "targets", kind = "label_smoothing", epsilon = 0.1 }
+    noise = { at = "activations", where = "before", select = [0], kind = "gaussian", std = 0.1 }
+    noise = { at = "gradients", kind = "gaussian", std = { schedule = "annealed", eta = 0.3 } }
+    noise = { at = "targets", kind = "label_smoothing", epsilon = 0.1 }
 
-Sites: ``input`` (the features), ``before`` / ``after`` (a hidden layer's linear output before its
-activation / the activation's output, as ``attach``'s ``where``; ``layers`` picks hidden layers by
-0-based index, default all: an MLP's layers, a CNN's convolutions then its hidden Linear, a GRU/LSTM's
-output sequence, where ``before`` and ``after`` are one place; the earlier names ``pre`` / ``post``
-are read as these, with a ``DeprecationWarning`` from :func:`~noisereg.study.parse_config`),
-``weights`` (every parameter named ``weight*``, drawn once per optimizer step and held for its
-minibatch; the gradient at the noisy weights updates the clean ones), ``gradients``, and ``targets``. The kinds, their main strength (the one a grid varies), its range and their other keys
-are those of the registry :data:`noisereg.noise.kinds.KINDS` (for targets of classifiers the label
-kinds ``label_smoothing`` and ``label_flip``); any strength may be a schedule table
-(``schedule = "annealed"`` etc., with ``per = "step"`` or ``"epoch"``) of
+``at``: ``input`` (the features; the default), ``activations`` (a hidden layer: ``where = "before"``
+its activation, on the linear output, or ``"after"`` it, the default; ``select`` picks hidden layers
+by 0-based index, default all: an MLP's layers, a CNN's convolutions then its hidden Linear, a
+GRU/LSTM's output sequence, where before and after are one place), ``weights`` (every parameter named
+``weight*``, drawn once per optimizer step and held for its minibatch; the gradient at the noisy
+weights updates the clean ones), ``gradients``, and ``targets``. The earlier spelling of built-in
+study files (``site = "before"``, ``layers = [0]``; ``site = "pre"`` / ``"post"`` before that) is
+read as the same tables, with a ``DeprecationWarning`` from :func:`~noisereg.study.parse_config`
+that names the key path and what to write. The kinds, their main strength (the one a grid varies),
+its range and their other keys are those of the table of kinds :data:`noisereg.noise.kinds.KINDS` (for
+targets of classifiers the label kinds ``label_smoothing`` and ``label_flip``); any strength may be a
+schedule table (``schedule = "annealed"`` etc., with ``per = "step"`` or ``"epoch"``) of
 :data:`noisereg.schedules.NAMED`. The tables are derived from those definitions here, so a kind or a
 schedule is added in one place; this module validates and imports no torch.
 """
@@ -27,9 +30,11 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
 
-from pydantic import BaseModel, BeforeValidator, Discriminator, Field, Tag, TypeAdapter, create_model, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, TypeAdapter, create_model, model_validator
+from pydantic_core import PydanticCustomError
 
-from noisereg.engine.vocabulary import HIDDEN_SITES, RENAMED_SITES, ClockUnit, SiteName, current_site, renamed_site
+from noisereg._checks import warn_deprecated
+from noisereg.engine.vocabulary import ClockUnit, SiteName, current_site
 from noisereg.noise.kinds import KINDS, Kind, Option
 from noisereg.schedules import NAMED
 from noisereg.study.config.strict import FiniteOrInf, Strict
@@ -40,7 +45,13 @@ __all__ = [
     "STUDY_KINDS",
     "check_sites",
     "noise_strength_path",
-    "warn_renamed_sites",
+    "warn_earlier_spellings",
+    "PlaceConfig",
+    "place",
+    "spelled",
+    "site_of",
+    "modern_table",
+    "key_error",
     "with_value",
 ]
 
@@ -117,19 +128,126 @@ def _option(option: Option) -> Any:
     return Annotated[float, Field(**bounds)]
 
 
-class _Site(Strict):
-    # the earlier names are read silently here (stored runs hold them); parse_config warns the user
-    site: Annotated[SiteName, BeforeValidator(current_site)]
-    layers: list[Annotated[int, Field(ge=0)]] | None = None
+_At = Literal["input", "activations", "weights", "gradients", "targets"]
+"""Where a built-in model's noise goes (``attach``'s ``at``; built-in models have no embeddings)."""
+
+_Where = Literal["before", "after"]
+"""For ``at = "activations"``: a hidden layer's linear output before its activation, or the
+activation's output after it (``attach``'s ``where``, default ``"after"``)."""
+
+_PLACES: dict[SiteName, dict[str, str]] = {
+    "input": {"at": "input"},
+    "before": {"at": "activations", "where": "before"},
+    "after": {"at": "activations", "where": "after"},
+    "weights": {"at": "weights"},
+    "gradients": {"at": "gradients"},
+    "targets": {"at": "targets"},
+}
+
+
+def place(site: str) -> dict[str, str]:
+    """The ``at`` / ``where`` keys of an engine site name (``"before"`` -> at activations, where before);
+    the earlier names ``pre`` / ``post`` are read as ``before`` / ``after``.
+
+    >>> place("before"), place("input")
+    ({'at': 'activations', 'where': 'before'}, {'at': 'input'})
+    """
+    return dict(_PLACES[current_site(site)])  # type: ignore[index]
+
+
+def spelled(site: str) -> str:
+    """How a study file writes the place of ``site`` today: ``at = 'activations', where = 'before'``."""
+    return ", ".join(f"{k} = {v!r}" for k, v in place(site).items())
+
+
+def site_of(table: Mapping[str, Any]) -> str | None:
+    """The engine's site name of a noise table stored as plain data, in either spelling (``at`` /
+    ``where``, or a run stored before: ``site``, maybe ``pre`` / ``post``); None if it names none.
+
+    >>> site_of({"at": "activations", "where": "before"}), site_of({"site": "post"}), site_of({"at": "input"})
+    ('before', 'after', 'input')
+    """
+    if "site" in table:
+        site = current_site(table["site"])
+        return site if site in _PLACES else None
+    at, where = table.get("at", "input"), table.get("where")
+    return (where or "after") if at == "activations" else at if at in _PLACES else None
+
+
+def key_error(key: str | tuple[str | int, ...], message: str) -> PydanticCustomError:
+    """A table validator's error about one of its keys: :func:`~noisereg.study.config.keypaths.problems`
+    names the key in the path (``arms[1].noise.where``, or ``arms[1].noise.site`` where the file
+    wrote the earlier spelling), not only the table."""
+    return PydanticCustomError("value_error", "{message}", {"key": key, "message": message})
+
+
+def modern_table(data: Any) -> Any:
+    """A noise table written with the earlier keys (``site``, ``layers``) in today's (``at``, ``where``,
+    ``select``); silent (:func:`warn_renamed_sites` warns the user with the key path). Anything else
+    is returned as it is. Raises the error of :func:`key_error` for a ``site`` that names no place, or
+    a table that writes both spellings."""
+    if not isinstance(data, Mapping) or not ("site" in data or "layers" in data):
+        return data
+    out = dict(data)
+    if "site" in out:
+        site = out.pop("site")
+        if "at" in out or "where" in out:
+            raise key_error("site", "write at (and where), not site as well: site is the earlier spelling")
+        if not isinstance(site, str) or current_site(site) not in _PLACES:
+            names = ", ".join(repr(n) for n in _PLACES)
+            raise key_error("site", f"must be one of {names} (the earlier spelling of at / where), got {site!r}")
+        out.update(place(site))
+    if "layers" in out:
+        if "select" in out:
+            raise key_error("layers", "write select, not layers as well: layers is the earlier spelling")
+        out["select"] = out.pop("layers")
+    return out
+
+
+class PlaceConfig(Strict):
+    """Where noise goes, in the vocabulary of :func:`noisereg.attach`: ``at`` (``input``,
+    ``activations``, ``weights``, ``gradients``, ``targets``) and, for activations, ``where``
+    (``before`` the activation or ``after`` it, default ``after``)."""
+
+    at: _At = "input"
+    where: _Where | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _today(cls, data: Any) -> Any:
+        data = modern_table(data)
+        if isinstance(data, Mapping) and data.get("at") == "activations" and data.get("where") is None:
+            data = {**data, "where": "after"}  # attach's default, written out so both spellings are equal
+        return data
+
+    @model_validator(mode="after")
+    def _where_for_activations(self) -> PlaceConfig:
+        if self.where is not None and self.at != "activations":
+            raise key_error("where", f"where is only for at = 'activations', not at = {self.at!r}")
+        return self
+
+    @property
+    def site(self) -> SiteName:
+        """The engine's name of this place (:data:`~noisereg.engine.vocabulary.SiteName`)."""
+        return self.where if self.at == "activations" and self.where is not None else self.at  # type: ignore[return-value]
+
+
+class _Site(PlaceConfig):
+    select: list[Annotated[int, Field(ge=0)]] | None = None
     if TYPE_CHECKING:
         # every table that _noise_table makes narrows it to its kind's name
         kind: str
 
     @model_validator(mode="after")
-    def _layers_for_hidden(self) -> _Site:
-        if self.layers is not None and self.site not in HIDDEN_SITES:
-            raise ValueError(f"layers selects hidden layers: only for site 'before' or 'after', not {self.site!r}")
+    def _select_for_activations(self) -> _Site:
+        if self.select is not None and self.at != "activations":
+            raise key_error("select", f"select picks hidden layers: only for at = 'activations', not at = {self.at!r}")
         return self
+
+    @property
+    def layers(self) -> list[int] | None:
+        """The hidden layers (0-based) that ``select`` picks; None: all."""
+        return self.select
 
 
 def _noise_table(kind: Kind) -> type[BaseModel]:
@@ -145,7 +263,7 @@ def _noise_table(kind: Kind) -> type[BaseModel]:
 _NOISE_TABLES = tuple(_noise_table(kind) for kind in STUDY_KINDS.values())
 
 if TYPE_CHECKING:
-    # the tables are made from the registry at import time, out of the checker's sight: to it a site is a _Site
+    # the tables are made from the table of kinds at import time, out of the checker's sight: to it a site is a _Site
     NoiseConfig: TypeAlias = _Site
 else:
     NoiseConfig = Annotated[Union[_NOISE_TABLES], Field(discriminator="kind")]  # noqa: UP007
@@ -153,16 +271,17 @@ else:
 _NOISE: TypeAdapter[Any] = TypeAdapter(NoiseConfig)
 
 
-def warn_renamed_sites(raw: Mapping[str, Any], source: str) -> None:
-    """A ``DeprecationWarning`` for each hidden site that the study ``raw`` (plain TOML data) names by
-    its earlier name (``pre``, ``post``), naming the key path and the new spelling.
+def warn_earlier_spellings(raw: Mapping[str, Any], source: str) -> None:
+    """A ``DeprecationWarning`` for each key of the study ``raw`` (plain TOML data) written in the
+    earlier spelling of built-in study files (a noise table's ``site`` and ``layers``, a search's
+    ``sites``), naming its key path and what to write instead. The tables are read the same either way.
 
     >>> import warnings
     >>> with warnings.catch_warnings(record=True) as caught:
     ...     warnings.simplefilter("always")
-    ...     warn_renamed_sites({"arms": [{"name": "x", "noise": {"site": "post", "std": 0.1}}]}, "s.toml")
+    ...     warn_earlier_spellings({"arms": [{"name": "x", "noise": {"site": "post", "std": 0.1}}]}, "s.toml")
     >>> str(caught[0].message)
-    "s.toml: arms[0].noise.site = 'post' is deprecated: write 'after'"
+    "s.toml: arms[0].noise.site = 'post' is deprecated: write at = 'activations', where = 'after'"
     """
     arms = raw.get("arms")
     for i, arm in enumerate(arms if isinstance(arms, list) else []):
@@ -173,25 +292,31 @@ def warn_renamed_sites(raw: Mapping[str, Any], source: str) -> None:
             [("", noise)] if isinstance(noise, Mapping) else list(enumerate(noise)) if isinstance(noise, list) else []
         )
         for j, table in tables:
-            site = table.get("site") if isinstance(table, Mapping) else None
-            if isinstance(site, str) and site in RENAMED_SITES:
-                index = "" if j == "" else f"[{j}]"
-                renamed_site(site, f"{source}: arms[{i}].noise{index}.site")
+            if not isinstance(table, Mapping):
+                continue
+            path = f"{source}: arms[{i}].noise{'' if j == '' else f'[{j}]'}"
+            site = table.get("site")
+            if isinstance(site, str) and current_site(site) in _PLACES:
+                warn_deprecated(f"{path}.site = {site!r} is deprecated: write {spelled(site)}")
+            if table.get("layers") is not None:  # a run stored before wrote layers = None too
+                warn_deprecated(
+                    f"{path}.layers = {table['layers']!r} is deprecated: write select = {table['layers']!r}"
+                )
         sites = search.get("sites") if isinstance(search, Mapping) else None
-        for j, site in enumerate(sites if isinstance(sites, list) else []):
-            if isinstance(site, str) and site in RENAMED_SITES:
-                renamed_site(site, f"{source}: arms[{i}].search.sites[{j}]")
+        if isinstance(sites, list) and all(isinstance(s, str) and current_site(s) in _PLACES for s in sites):
+            places = ", ".join(f"{{ {spelled(s)} }}" for s in sites)
+            warn_deprecated(f"{source}: arms[{i}].search.sites = {sites!r} is deprecated: write places = [{places}]")
 
 
 def check_sites(noise: list[Any]) -> None:
-    """Refuse label noise away from the targets and a site given twice with the same layers."""
+    """Refuse label noise away from the targets and a place given twice with the same ``select``."""
     seen = set()
     for i, n in enumerate(noise):
-        if STUDY_KINDS[n.kind].labels and n.site != "targets":
-            raise ValueError(f"noise[{i}]: kind {n.kind!r} is label noise: only for site 'targets'")
-        key = (n.site, tuple(n.layers) if n.layers is not None else None)
+        if STUDY_KINDS[n.kind].labels and n.at != "targets":
+            raise ValueError(f"noise[{i}]: kind {n.kind!r} is label noise: only for at = 'targets'")
+        key = (n.site, tuple(n.select) if n.select is not None else None)
         if key in seen:
-            raise ValueError(f"noise[{i}]: site {n.site!r} appears twice; one kind per site and layers")
+            raise ValueError(f"noise[{i}]: {spelled(n.site)} appears twice; one kind per place and select")
         seen.add(key)
 
 

@@ -35,11 +35,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from noisereg._checks import SEED_MAX
+from noisereg._checks import SEED_MAX, warn_deprecated
 from noisereg.study.config.data import DataConfig, SplitConfig
 from noisereg.study.config.keypaths import StudyConfigError, message, problems
-from noisereg.study.config.model import CNNConfig, LinearConfig, MLPConfig, ModelConfig, RecurrentConfig
-from noisereg.study.config.noise import NoiseConfig, check_sites, noise_strength_path, warn_renamed_sites, with_value
+from noisereg.study.config.model import CNNConfig, LinearConfig, MLPConfig, ModelConfig, RecurrentConfig, modern_model
+from noisereg.study.config.noise import (
+    NoiseConfig,
+    check_sites,
+    noise_strength_path,
+    warn_earlier_spellings,
+    with_value,
+)
 from noisereg.study.config.optimizer import OptimizerConfig
 from noisereg.study.config.robustness import RobustnessConfig
 from noisereg.study.config.search import SearchConfig, check_search
@@ -222,6 +228,14 @@ class StudyConfig(Strict):
     selection: SelectionConfig | None = None
     robustness: RobustnessConfig = RobustnessConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _model_family(cls, data: Any) -> Any:
+        # [model] kind is the earlier spelling of family (silent here: parse_config warns with the key path)
+        if isinstance(data, Mapping) and "model" in data:
+            return {**data, "model": modern_model(data["model"])}
+        return data
+
     @model_validator(mode="after")
     def _cross_checks(self) -> StudyConfig:
         names = [a.name for a in self.arms]
@@ -306,11 +320,15 @@ class StudyConfig(Strict):
 def parse_config(raw: Mapping[str, Any], *, source: str = "study") -> StudyConfig:
     """Validate a study given as plain data (a parsed TOML document); raise :class:`StudyConfigError`.
 
-    Hidden sites written by their earlier names (``site = "pre"`` / ``"post"``) are read as ``"before"`` /
-    ``"after"``, with a ``DeprecationWarning`` that names each key path and the new spelling."""
+    Noise tables in the earlier spelling of built-in study files (``site = "before"``, ``layers = [0]``,
+    a search's ``sites``) are read as today's (``at = "activations", where = "before"``, ``select``,
+    ``places``), with a ``DeprecationWarning`` that names each key path and what to write instead."""
     if not isinstance(raw, Mapping):
         raise TypeError(f"a study must be a mapping of keys, got {type(raw).__name__}")
-    warn_renamed_sites(raw, source)
+    warn_earlier_spellings(raw, source)
+    model = raw.get("model")
+    if isinstance(model, Mapping) and "kind" in model and "family" not in model:
+        warn_deprecated(f"{source}: model.kind = {model['kind']!r} is deprecated: write family = {model['kind']!r}")
     try:
         return StudyConfig.model_validate(dict(raw))
     except ValidationError as exc:

@@ -28,6 +28,7 @@ from typing import Any
 
 from noisereg.engine.vocabulary import current_site
 from noisereg.noise.kinds import KINDS
+from noisereg.study.config.noise import site_of
 from noisereg.study.export.table import series
 from noisereg.study.run.dashboard import OBJECTIVE_NAME, objective
 from noisereg.study.store import PROPOSAL, Store
@@ -44,7 +45,7 @@ def _main_strength(table: Mapping[str, Any]) -> str | None:
 def cell_params(key: str, meta: Mapping[str, Any], results: Mapping[str, Any]) -> dict[str, str]:
     """The MLflow parameters of one cell (see the module docstring), as strings."""
     # a run stored before the rename names hidden sites the earlier way
-    noise = [{**table, "site": current_site(table.get("site"))} for table in meta.get("noise") or []]
+    noise = [{**table, "site": site_of(table)} for table in meta.get("noise") or []]
     value, proposal = meta.get("value"), results.get(PROPOSAL)
     if value is None and isinstance(proposal, Mapping) and noise:
         # a search cell: the stored plan holds the arm's table; its sampler proposed the value (and site)

@@ -29,7 +29,7 @@ from noisereg.robustness import (
 )
 from noisereg.seeding import derive_seed
 from noisereg.study.bridge.prepare import Prepared, thin_indices
-from noisereg.study.weights import CellModels
+from noisereg.study.cell_models import CellModels
 
 __all__ = ["default_radii", "evaluate_cell", "compare_with_baseline"]
 

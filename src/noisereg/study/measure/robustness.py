@@ -5,7 +5,7 @@
   constants) and reports them under the study's key paths; :func:`monitor_noise` is the engine's
   ``eval_noise`` for the noisy evaluation during training.
 - After training, :func:`evaluate_robustness` loads every completed cell's stored models
-  (:mod:`noisereg.study.weights`) and measures each replica on its test part: calibration (accuracy,
+  (:mod:`noisereg.study.cell_models`) and measures each replica on its test part: calibration (accuracy,
   ECE with ``ece_bins`` equal-width bins, adaptive ECE, NLL, Brier; a reliability diagram's bins
   pooled over seeds), the corruption suite (accuracy and loss per corruption and severity) and
   certified accuracy by randomized smoothing. With k folds a seed's numbers pool its k test parts.
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from noisereg.study.bridge.prepare import Prepared, prepare
+from noisereg.study.cell_models import load_cell_models, model_path
 from noisereg.study.config import parse_stored
 from noisereg.study.config.robustness import SMOOTHING_SEEDS, RobustnessConfig
 from noisereg.study.measure.measurements import (
@@ -37,7 +38,6 @@ from noisereg.study.measure.measurements import (
 )
 from noisereg.study.report import build_report, read_run
 from noisereg.study.store import ROBUSTNESS_PREFIX, ROBUSTNESS_VS_BASELINE, Store
-from noisereg.study.weights import load_cell_models, model_path
 
 __all__ = ["evaluate_robustness", "measure_run"]
 

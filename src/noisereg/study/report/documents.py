@@ -23,6 +23,7 @@ __all__ = [
     "robustness_tables",
     "fmt",
     "HEADERS",
+    "COLUMNS",
     "TERMINAL_HEADERS",
 ]
 
@@ -103,34 +104,37 @@ def selection_value(sel: Mapping[str, Any], i: int) -> str:
     return f"{site}: {fmt(sel['values'][i])}" if site else fmt(sel["values"][i])
 
 
-HEADERS = {
+COLUMNS = {
     "arm": "arm",
     "n": "n",
     "train": "train",
     "mean": "test mean ± sd",
     "ci95": "95% CI",
-    "diff": "Δ vs baseline",
+    "diff": "Δ vs base",
+    "diff_ci": "Δ boot 95% CI",
+    "p_better": "P(better) [95% CI]",
     "p_ttest": "p (t)",
     "p_wilcoxon": "p (Wilcoxon)",
-    "p_holm": "p (Holm)",
+    "p_holm": "p Holm",
     "dz": "d_z",
+    "mde": "MDE",
     "verdict": "",
 }
+"""Every column of the evidence table (:func:`table_rows`), by key, with its header: the one definition
+that the report, the terminal table of ``noisereg study`` and :meth:`noisereg.study.StudyResult.table`
+take their headers from."""
+
+HEADERS = {
+    k: COLUMNS[k]
+    for k in ("arm", "n", "train", "mean", "ci95", "diff", "p_ttest", "p_wilcoxon", "p_holm", "dz", "verdict")
+}
+"""The report's evidence table (summary.md, report.html): both tests' p-values, the training metric, d_z."""
 
 #: The table printed by ``noisereg study`` and :meth:`noisereg.study.StudyResult.table`: the tests'
 #: verdict with the interval estimates beside it, narrow enough for a terminal of 150 columns. The
 #: two unadjusted p-values, the training metric and d_z are in the report only.
 TERMINAL_HEADERS = {
-    "arm": "arm",
-    "n": "n",
-    "mean": "test mean ± sd",
-    "ci95": "95% CI",
-    "diff": "Δ vs base",
-    "diff_ci": "Δ boot 95% CI",
-    "p_better": "P(better) [CI]",
-    "p_holm": "p Holm",
-    "mde": "MDE",
-    "verdict": "",
+    k: COLUMNS[k] for k in ("arm", "n", "mean", "ci95", "diff", "diff_ci", "p_better", "p_holm", "mde", "verdict")
 }
 
 
@@ -271,10 +275,10 @@ def estimate_table(summary: Mapping[str, Any]) -> list[Table]:
         "significant, with the seeds that would detect the observed difference."
     )
     headers = [
-        "arm",
+        COLUMNS["arm"],
         "IQM [95% CI]",
-        "Δ vs baseline, bootstrap 95% CI",
-        "P(better) [95% CI]",
+        COLUMNS["diff_ci"],
+        COLUMNS["p_better"],
         "MDE at 80% power",
         "seeds to detect Δ",
     ]
@@ -304,7 +308,15 @@ def contrast_rows(summary: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
-CONTRAST_HEADERS = ["arm", "versus", "Δ (arm − versus)", "95% CI", "p (t)", "p (Holm)", ""]
+CONTRAST_HEADERS = [
+    COLUMNS["arm"],
+    "versus",
+    "Δ (arm − versus)",
+    COLUMNS["ci95"],
+    COLUMNS["p_ttest"],
+    COLUMNS["p_holm"],
+    "",
+]
 
 
 def weight_tables(summary: Mapping[str, Any]) -> list[Table]:

@@ -229,9 +229,8 @@ def _selection(
     values = [cells[k]["value"] for k in keys]
     search = next((a.get("search") for a in config["arms"] if a["name"] == sel["arm"]), None)
     if search:
-        search = {**search, "startup": SearchConfig.model_validate(search).n_startup}
-        if search.get("sites"):  # a run stored before the rename names hidden sites the earlier way
-            search["sites"] = [current_site(s) for s in search["sites"]]
+        parsed = SearchConfig.model_validate(search)  # either spelling: places, or a stored run's sites
+        search = {**parsed.model_dump(mode="json"), "startup": parsed.n_startup, "sites": parsed.sites}
     loss, loss_se, acc = [], [], []
     for k in keys:
         cv = (done.get(k) or {}).get("cv") or {}

@@ -15,9 +15,9 @@ import torch
 
 from noisereg.engine.loop import LoopResult
 from noisereg.study.bridge.prepare import Prepared, thin_indices
+from noisereg.study.cell_models import save_cell_models
 from noisereg.study.claims import Claim
 from noisereg.study.run.heldout import brier, calibrated_losses
-from noisereg.study.weights import save_cell_models
 
 __all__ = ["cell_results", "collect_results", "linear_coefficients"]
 

@@ -11,7 +11,7 @@ are paired: the same seed index means the same initial weights and batch order (
 all of a replica's streams from its seed), and only the noise differs.
 
 The run directory: ``study.db`` (the store, unless another storage is given), ``run.json``,
-``models/<cell>.pt`` (every test-fold replica's final weights, :mod:`noisereg.study.weights`), and
+``models/<cell>.pt`` (every test-fold replica's final weights, :mod:`noisereg.study.cell_models`), and
 the report files. Every replica is also evaluated on noisy test inputs while it trains
 (``[robustness.monitor]``); after training, :mod:`noisereg.study.measure.robustness` measures the stored
 models (calibration, corruptions, certification) unless ``robustness.enabled`` turns it off.
@@ -35,6 +35,7 @@ from noisereg.seeding import use_noise_generator
 from noisereg.study.bridge.prepare import Prepared, fold_data, prepare
 from noisereg.study.bridge.robustness import suite_enabled
 from noisereg.study.bridge.sites import site_noise
+from noisereg.study.cell_models import save_cell_models
 from noisereg.study.cells import Cell, TrainingError, signature, strengths
 from noisereg.study.config import StudyConfig, parse_stored
 from noisereg.study.measure.robustness import evaluate_robustness
@@ -46,7 +47,6 @@ from noisereg.study.run.search import propose_cell
 from noisereg.study.rundir import RunDirError, explain, write_file
 from noisereg.study.store import DB_NAME, CellLost, Claim, Store, StoreError, default_url, masked_url
 from noisereg.study.store_base import check_writable, quiet_optuna
-from noisereg.study.weights import save_cell_models
 
 __all__ = ["run_study", "enqueue_study", "work"]
 
@@ -113,7 +113,7 @@ def _train_batch(
         raise ValueError("no cells to train")
     points = prep.config.curve_points
     results = {key: cell_results(key, parts, epochs, points, prep) for key, parts in collected.items()}
-    if prep.config.model.kind == "linear" and prep.model.out_features == 1:
+    if prep.config.model.family == "linear" and prep.model.out_features == 1:
         for key, (seeds, _, state) in weights.items():
             results[key]["coef"] = linear_coefficients(seeds, state, prep.data.feature_names)
     return results, weights
@@ -265,7 +265,7 @@ def work(
     Any number of processes may call this on one storage (each claim is exclusive); it returns once
     every cell is COMPLETE or has failed for good. Cells of dead processes are retried after their
     grace period (:meth:`Store.reap`). ``models_dir``: where each cell's final weights are written
-    before it is marked COMPLETE (:mod:`noisereg.study.weights`; None keeps none, and the robustness
+    before it is marked COMPLETE (:mod:`noisereg.study.cell_models`; None keeps none, and the robustness
     suite then has nothing to measure). Other arguments as in :func:`run_study`.
     """
     total = sum(prep.units(c) for c in prep.cells)

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from optuna.trial import TrialState
 
+from noisereg._checks import check_int
 from noisereg.engine import train_group
 from noisereg.study.config import parse_stored
 from noisereg.study.run.runner import Progress, prepare, work
@@ -87,8 +88,7 @@ def run_worker(
         KeyboardInterrupt: after giving the interrupted cells back. Any error of a cell's training,
         after storing that cell as FAIL with its traceback.
     """
-    if isinstance(max_replicas, bool) or not isinstance(max_replicas, int) or max_replicas < 1:
-        raise ValueError(f"{max_replicas=} must be an int >= 1")
+    check_int(max_replicas, "max_replicas", low=1)
     config = parse_stored(store.attrs()["config"], source=f"study {store.study_name!r} in the storage")
     prep = prepare(config, device=device)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from noisereg.study.weights import (
+from noisereg.study.cell_models import (
     FORMAT,
     load_cell_models,
     model_path,
@@ -20,14 +20,14 @@ def _state(count: int) -> dict[str, torch.Tensor]:
 
 def test_round_trip_through_the_weights_only_loader(tmp_path) -> None:
     state = _state(3)
-    path = save_cell_models(tmp_path, "grid[std=0.1]", '{"kind": "mlp"}', [0, 1, 2], [0, 0, 0], state)
+    path = save_cell_models(tmp_path, "grid[std=0.1]", '{"family": "mlp"}', [0, 1, 2], [0, 0, 0], state)
     assert path == model_path(tmp_path, "grid[std=0.1]") and path.parent == tmp_path
     raw = torch.load(path, weights_only=True)  # plain containers, strings, ints and tensors only
     assert raw["format"] == FORMAT and raw["seeds"] == [0, 1, 2]
     models = load_cell_models(tmp_path, "grid[std=0.1]")
     assert (models.cell, models.model, models.seeds, models.folds) == (
         "grid[std=0.1]",
-        '{"kind": "mlp"}',
+        '{"family": "mlp"}',
         (0, 1, 2),
         (0, 0, 0),
     )
@@ -51,5 +51,5 @@ def test_bad_files_and_arguments_are_refused(tmp_path) -> None:
     with pytest.raises(ValueError, match="is not a noisereg.models/1 file of cell 'none'"):
         load_cell_models(tmp_path, "none")
     save_cell_models(tmp_path, "none", "{}", [0], [0], _state(1))
-    with pytest.raises(ValueError, match=r"r=1 must be an int in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"r=1 must be an int >= 0 and <= 0"):
         load_cell_models(tmp_path, "none").state_dict(1)

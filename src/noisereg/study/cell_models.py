@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from noisereg._checks import check_int
 from noisereg.study.rundir import write_file
 
 __all__ = ["FORMAT", "CellModels", "model_path", "save_cell_models", "load_cell_models"]
@@ -46,8 +47,7 @@ class CellModels:
 
     def state_dict(self, r: int) -> dict[str, Tensor]:
         """Replica ``r``'s state dict."""
-        if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r < len(self.seeds):
-            raise ValueError(f"r={r!r} must be an int in [0, {len(self.seeds)})")
+        check_int(r, "r", low=0, high=len(self.seeds) - 1)
         return {name: t[r] for name, t in self.state.items()}
 
 
