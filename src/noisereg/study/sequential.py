@@ -78,9 +78,10 @@ def mixture_e(t: float, n: int, g: float = PRIOR_G) -> float:
     if n < 2:
         return 1.0
     nu, k = n - 1, 1.0 + n * g
-    if math.isinf(t):
+    x = t * t
+    if math.isinf(x):  # equal non-zero differences, or a t beyond float range: the limit
         return k ** (nu / 2)
-    log_e = -0.5 * math.log(k) - (nu + 1) / 2 * (math.log1p(t * t / (nu * k)) - math.log1p(t * t / nu))
+    log_e = -0.5 * math.log(k) - (nu + 1) / 2 * (math.log1p(x / (nu * k)) - math.log1p(x / nu))
     return math.exp(log_e)
 
 
