@@ -42,7 +42,6 @@ def test_rounds_cover_the_seeds_once() -> None:
         ({"seeds": True}, "seeds", "number of seeds or a table"),
         ({"selection": {"arm": "grid", "folds": 3, "racing": True}}, "", "selection.racing"),
         ({"seeds": ROUNDS, "selection": {"arm": "grid", "folds": 3, "nested": True}}, "", "selection.nested"),
-        ({"seeds": ROUNDS, "selection": {"arm": "grid", "folds": 3, "seeds": 2}}, "", "selection.seeds"),
         ({"seeds": ROUNDS, "robustness": {"enabled": True}}, "", "robustness.enabled"),
     ],
 )

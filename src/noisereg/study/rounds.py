@@ -221,15 +221,14 @@ def _merge(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for name in first:
         if name.startswith("curve:"):
             out[name] = _concat_curves(parts, name, "epochs", lambda p: p)
-    if first.get("cv"):
+    if first.get("cv"):  # rounds past selection.seeds train no CV folds
+        with_cv = [p["cv"] for p in parts if p.get("cv")]
         cv = dict(first["cv"])
         for name, value in first["cv"].items():
             if name == "val_loss_curve":
-                cv[name] = [
-                    [fold for fold in seed] for p in parts for seed in _cv_curves_on(p["cv"], first["cv"]["val_epochs"])
-                ]
+                cv[name] = [seed for c in with_cv for seed in _cv_curves_on(c, first["cv"]["val_epochs"])]
             elif name.startswith("val_") and isinstance(value, list) and name != "val_epochs":
-                cv[name] = [row for p in parts for row in p["cv"][name]]
+                cv[name] = [row for c in with_cv for row in c[name]]
         out["cv"] = cv
     if first.get("coef"):
         coef = dict(first["coef"])

@@ -118,12 +118,13 @@ class Prepared:
     def seeds_on(self, fold: int, cell: Cell | None = None) -> range:
         """Seed indices that train on ``fold``: all on test folds, ``selection.seeds`` on CV and nested folds;
         a round's seeds for a ``cell`` of a sequential study."""
-        if cell is not None and cell.seeds is not None:
-            return range(*cell.seeds)
         sel = self.config.selection
+        stop = len(self.seeds)
         if self.folds[fold].role != "test" and sel is not None and sel.seeds is not None:
-            return range(sel.seeds)
-        return range(len(self.seeds))
+            stop = sel.seeds
+        if cell is not None and cell.seeds is not None:
+            return range(min(cell.seeds[0], stop), min(cell.seeds[1], stop))
+        return range(stop)
 
     def replicas(self, cell: Cell) -> int:
         return sum(len(self.seeds_on(g, cell)) for g in self.folds_of(cell))

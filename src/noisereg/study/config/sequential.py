@@ -84,8 +84,6 @@ def check_rounds(config: Any) -> None:
         return
     if sel is not None and sel.nested:
         raise ValueError("seeds = { max, step } with selection.nested: a nested selection trains every seed at once")
-    if sel is not None and sel.seeds is not None:
-        raise ValueError("seeds = { max, step } with selection.seeds: the rounds decide how many seeds train the folds")
     for i, arm in enumerate(config.arms):
         if arm.search is not None:
             raise ValueError(f"arms[{i}].search with seeds = {{ max, step }}: a search proposes its cells one by one")
