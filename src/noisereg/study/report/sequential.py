@@ -20,7 +20,7 @@ from typing import Any
 
 from noisereg.study.rounds import Rounds, decisions, merge_rounds, race
 
-__all__ = ["merged", "sequential_section", "METHOD"]
+__all__ = ["merged", "sequential_section", "sequential_tables", "METHOD"]
 
 METHOD = (
     "t-mixture confidence sequence (Lai 1976; the safe t-test's Bayes factor, normal prior g = 1 on the "
@@ -100,3 +100,23 @@ def sequential_section(
         "trainings_fixed": fixed,
         "cells": out_cells,
     }
+
+
+def sequential_tables(summary: Mapping[str, Any]) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """The report's table of a sequential study's rounds (none for a fixed study): per cell its
+    seeds, trainings, status and confidence sequence."""
+    seq = summary.get("sequential")
+    if not seq:
+        return []
+    note = (
+        f"Seeds in rounds of {seq['step']} up to {seq['max']}; a comparison stops once its confidence sequence "
+        f"(level 1 − {seq['alpha_each']:.3g} each, {seq['alpha']:g} for all together; {seq['method']}) decides it. "
+        f"{seq['trainings']} trainings, against {seq['trainings_fixed']} for {seq['max']} seeds of every cell."
+    )
+    headers = ["cell", "seeds", "trainings", "stopped", "CS of cell − baseline"]
+    rows = []
+    for name, cell in seq["cells"].items():
+        cs = cell["cs"]
+        shown = "—" if cs is None else "[" + ", ".join("−∞/∞" if v is None else f"{v:+.4f}" for v in cs) + "]"
+        rows.append([name, str(cell["seeds"]), str(cell["trainings"]), cell["text"], shown])
+    return [("Rounds", note, headers, rows)]
