@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,8 @@ from noisereg.study.bridge.prepare import prepare
 from noisereg.study.config import StudyConfig, parse_config, resolve_study
 from noisereg.study.report.sequential import sequential_section
 from noisereg.study.report.summary import metric_of
-from noisereg.study.rounds import Rounds, due, round_key
+from noisereg.study.rounds import Rounds, compare, due, round_key
 from noisereg.study.run.runner import run_study
-from noisereg.study.sequential import decide
 from noisereg.study.stats import bootstrap_paired
 from noisereg.study.store import Store, default_url
 
@@ -57,9 +57,9 @@ def fixed_config(name: str, max_seeds: int) -> StudyConfig:
     return parse_config(raw)
 
 
-def sequential_config(name: str, max_seeds: int, step: int) -> StudyConfig:
+def sequential_config(name: str, max_seeds: int, step: int, margin: float | None = None) -> StudyConfig:
     raw = fixed_config(name, max_seeds).model_dump(mode="json")
-    raw["seeds"] = {"max": max_seeds, "step": step}
+    raw["seeds"] = {"max": max_seeds, "step": step, "margin": margin}
     raw["robustness"]["enabled"] = None
     if raw.get("selection"):
         raw["selection"]["racing"] = True
@@ -85,10 +85,10 @@ def replicas_per_seed(config: StudyConfig) -> dict[str, list[int]]:
     return out
 
 
-def replay(name: str, runs: Path, max_seeds: int, step: int) -> dict[str, Any]:
+def replay(name: str, runs: Path, max_seeds: int, step: int, margin: float | None) -> dict[str, Any]:
     """The sequential rule on the fixed study's stored per-seed results: the runner's own
     :func:`~noisereg.study.rounds.due`, round after round, on each cell's first seeds."""
-    config = sequential_config(name, max_seeds, step)
+    config = sequential_config(name, max_seeds, step, margin)
     summary = json.loads((runs / name / "summary.json").read_text())
     done = Store(default_url(runs / name), fixed_config(name, max_seeds).name).completed()
     rounds = Rounds.of(config.seeds)
@@ -162,7 +162,8 @@ def clopper_pearson(hits: int, trials: int) -> list[float]:
 
 def _rejects(diffs: np.ndarray, looks: list[int]) -> tuple[bool, bool]:
     """(the sequential rule calls it different at some look, a t-test at 0.05 at some look does)."""
-    seq = decide(list(diffs), looks, alpha=0.05).status in ("better", "worse")
+    rule = Rounds(looks[-1], looks[0], 0.05, None)
+    seq = compare(list(diffs), looks, rule, 0.05).status in ("better", "worse")
     naive = False
     for n in looks:
         d = diffs[:n]
@@ -244,9 +245,11 @@ def bootstrap_coverage(rng: np.random.Generator, sims: int, n: int, reps: list[d
     return out
 
 
-def verify(name: str, runs: Path, max_seeds: int, step: int, rep: dict[str, Any]) -> dict[str, Any]:
+def verify(
+    name: str, runs: Path, max_seeds: int, step: int, margin: float | None, rep: dict[str, Any]
+) -> dict[str, Any]:
     """A real sequential run of ``name``: its per-seed results and decisions against the replay's."""
-    config = sequential_config(name, max_seeds, step)
+    config = sequential_config(name, max_seeds, step, margin)
     summary = run_study(config, runs / f"{name}-sequential", robustness=False)
     section = summary["sequential"]
     values = {a["name"]: a["per_seed"] for a in summary["arms"]}
@@ -273,27 +276,33 @@ def main() -> None:
     parser.add_argument("--max", type=int, default=30, dest="max_seeds")
     parser.add_argument("--step", type=int, default=5)
     parser.add_argument("--runs", type=Path, default=Path("runs/sequential"))
-    parser.add_argument("--verify", default="digits", help="study to run sequentially for real ('' for none)")
+    parser.add_argument("--verify", default="moons-sites", help="study to run sequentially for real ('' for none)")
     parser.add_argument("--aa", type=int, default=1000, help="A/A comparisons per source")
     parser.add_argument("--coverage", type=int, default=200, help="bootstrap intervals per study")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--margin", type=float, default=0.02, help="equivalence margin in the metric's units")
     parser.add_argument("--summary", type=Path)
     args = parser.parse_args()
     start = time.time()
     reps = []
     for name in args.studies:
         train_fixed(name, args.runs, args.max_seeds)
-        rep = replay(name, args.runs, args.max_seeds, args.step)
+        rep = replay(name, args.runs, args.max_seeds, args.step, args.margin)
+        plain = replay(name, args.runs, args.max_seeds, args.step, None)
+        rep["ratio_no_margin"] = plain["ratio"]
+        rep["agree_no_margin"] = plain["agree"]
         reps.append(rep)
         print(
             f"{name:30s} trainings fixed {rep['fixed_trainings']:6d}  sequential {rep['sequential_trainings']:6d}  "
-            f"({rep['ratio']:.0%})  verdicts at Holm p < {STRICT}: {rep['agree']}/{rep['strict_verdicts']} the same"
+            f"({rep['ratio']:.0%}; without a margin {plain['ratio']:.0%})  verdicts at Holm p < {STRICT}: "
+            f"{rep['agree']}/{rep['strict_verdicts']} the same ({plain['agree']} without a margin)"
         )
         for row in rep["cells"]:
             print(
                 f"    {row['cell']:40s} fixed {row['fixed']:7s} sequential {row['sequential']:10s} {row['seeds']:3d} seeds"
             )
     mean_ratio = float(np.mean([r["ratio"] for r in reps]))
+    mean_plain = float(np.mean([r["ratio_no_margin"] for r in reps]))
     agree, strict = sum(r["agree"] for r in reps), sum(r["strict_verdicts"] for r in reps)
     print(
         f"mean share of the fixed studies' trainings: {mean_ratio:.1%} (target <= 60%); verdicts {agree}/{strict} the same"
@@ -301,7 +310,7 @@ def main() -> None:
     checked = None
     if args.verify:
         rep = next(r for r in reps if r["study"] == args.verify)
-        checked = verify(args.verify, args.runs, args.max_seeds, args.step, rep)
+        checked = verify(args.verify, args.runs, args.max_seeds, args.step, args.margin, rep)
         print(
             f"real sequential run of {args.verify}: largest per-seed difference from the fixed run "
             f"{checked['largest_per_seed_difference']:.3g}; decisions and seeds the same as the replay: "
@@ -324,7 +333,7 @@ def main() -> None:
     minutes = round((time.time() - start) / 60, 1)
     if args.summary:
         common = {
-            "command": f"PYTHONPATH=src python benchmarks/sequential.py --summary {args.summary}",
+            "command": "PYTHONPATH=src python benchmarks/sequential.py " + " ".join(sys.argv[1:]),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
             "noise_generator": "philox",
             "load_average": list(os.getloadavg()),
@@ -338,17 +347,28 @@ def main() -> None:
                 f"{checked['largest_per_seed_difference']:.3g} of the fixed run's and "
                 f"{'the same' if checked['same_decisions'] else 'DIFFERENT'} decisions and seeds as the replay."
             )
-        columns = ("study", "fixed_trainings", "sequential_trainings", "ratio", "agree", "strict_verdicts")
+        columns = (
+            "study",
+            "fixed_trainings",
+            "sequential_trainings",
+            "ratio",
+            "ratio_no_margin",
+            "agree",
+            "strict_verdicts",
+        )
         record = {
             **common,
             "setup": (
-                f"Built-in studies with max {args.max_seeds} seeds, rounds of {args.step}, alpha 0.05 over all "
+                f"Built-in studies with max {args.max_seeds} seeds, rounds of {args.step}, margin {args.margin} "
+                "(the metric's units), alpha 0.05 over all "
                 "comparisons of a study, racing where the study has a [selection]; the sequential rule replayed on "
                 "each fixed study's per-seed results in seed order"
             ),
-            "note": f"Mean share of the fixed studies' trainings: {mean_ratio:.1%}; verdicts at Holm p < {STRICT} "
+            "note": f"Mean share of the fixed studies' trainings: {mean_ratio:.1%} ({mean_plain:.1%} without a margin, "
+            f"where comparisons that show no difference run to max); verdicts at Holm p < {STRICT} "
             f"reproduced: {agree} of {strict}.{verified}",
             "mean_ratio": mean_ratio,
+            "mean_ratio_no_margin": mean_plain,
             "rows": [{k: r[k] for k in columns} for r in reps],
             "cells": {r["study"]: r["cells"] for r in reps},
             "verify": checked,

@@ -37,6 +37,7 @@ SEQUENTIAL_COLUMNS = {
     "fixed_trainings": ("trainings, fixed", "{}"),
     "sequential_trainings": ("trainings, sequential", "{}"),
     "ratio": ("share", "{:.0%}"),
+    "ratio_no_margin": ("share without a margin", "{:.0%}"),
     "agree": ("same verdict", "{}"),
     "strict_verdicts": ("of fixed verdicts at Holm p < 0.01", "{}"),
 }

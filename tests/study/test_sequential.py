@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
+from noisereg.study.rounds import Rounds, compare
 from noisereg.study.sequential import critical_t, decide, interval, mixture_e
 
 
@@ -89,15 +90,16 @@ def _false_positives(rng: np.random.Generator, trials: int, looks: list[int], ru
     hits = 0
     for _ in range(trials):
         d = rng.normal(0.0, 1.0, looks[-1])
-        if rule == "cs":
-            hits += decide(list(d), looks, alpha=0.05).status in ("better", "worse")
+        if rule == "cs":  # the runner's rule: half the alpha on the sequence, half on the final t-test
+            rule_of = Rounds(looks[-1], looks[0], 0.05, None)
+            hits += compare(list(d), looks, rule_of, 0.05).status in ("better", "worse")
         else:
             hits += any(sps.ttest_1samp(d[:n], 0.0).pvalue < 0.05 for n in looks)
     return hits
 
 
 def test_aa_false_positive_rate_under_repeated_looks() -> None:
-    """A/A: the confidence sequence keeps its 5% under a look after every round of 5 seeds up to 30;
+    """A/A: the sequential rule keeps its 5% under a look after every round of 5 seeds up to 30;
     a t-test looked at as often does not. Bounds: 4 binomial standard errors of 0.05 at 1000 trials."""
     trials, looks = 1000, [5, 10, 15, 20, 25, 30]
     bound = 4 * math.sqrt(0.05 * 0.95 / trials)
@@ -105,3 +107,15 @@ def test_aa_false_positive_rate_under_repeated_looks() -> None:
     naive = _false_positives(np.random.default_rng(1), trials, looks, "t") / trials
     assert cs <= 0.05 + bound
     assert naive > 0.05 + bound  # why the runner does not look at t-tests
+
+
+def test_the_final_look_adds_a_t_test_at_the_planned_maximum() -> None:
+    d = [0.9, -0.2, 1.1, 0.3, 0.8, -0.1, 1.0, 0.4, 0.6, 0.2]  # mean 0.5, t = 3.3 on 10 seeds
+    p = float(sps.ttest_1samp(d, 0.0).pvalue)
+    assert p < 0.025
+    plain = decide(d, [5, 10], alpha=0.025, max_n=10)
+    assert plain.status == "max" and plain.low < 0 < plain.high  # the sequence alone cannot tell yet
+    final = decide(d, [5, 10], alpha=0.025, max_n=10, final_alpha=0.025)
+    assert (final.status, final.by, final.n) == ("better", "final", 10)
+    assert final.p_final == pytest.approx(p, rel=1e-12)
+    assert decide(d, [5, 10], alpha=0.025, max_n=10, final_alpha=p / 2).status == "max"

@@ -5,14 +5,19 @@ has decided, and a cell's rounds merged back into one result. Torch-free: the ru
 Each cell of the study (arm × grid value) is planned as rounds: round k trains the seed indices
 [(k−1)·step, min(k·step, max)) and is a cell of its own in the store, keyed ``<cell>@round<k>``, so
 that the store keeps every round and a resumed study continues where it stopped. After each round,
-:func:`decisions` compares every cell with the baseline on the seeds both have, with the confidence
-sequence of :mod:`noisereg.study.sequential` at level alpha/m (m comparisons, Bonferroni) looked at
-after each round; :func:`due` names the rounds to train next: the next round of every cell whose
-comparison is still open (and is not raced out), and of the baseline while any is. With
-``[selection] racing``, a grid value of the selection arm also stops once its per-seed CV score
-(mean over folds, by the selection's criterion; ``early`` races on the final held-out loss) is worse than another value's by a confidence
-sequence at level alpha/(K·(K−1)) (all ordered pairs of the K values): the selection could not
-choose it.
+:func:`decisions` compares every cell with the baseline on the seeds both have. Each comparison gets
+alpha/m (m comparisons, Bonferroni), spent half on the confidence sequence of
+:mod:`noisereg.study.sequential`, looked at after every round, and half on a paired t-test at the
+planned maximum of ``max`` seeds, for a comparison the sequence has not decided by then: a test at
+one fixed n, which keeps the verdicts of a fixed study of ``max`` seeds within reach (a confidence
+sequence pays for its freedom to look with a wider interval; at 30 seeds its critical value is about
+3.4 against the t-test's 2.05). By the union bound the two err together with probability at most
+alpha/m per comparison, alpha in all. :func:`due` names the rounds to train next: the next round of
+every cell whose comparison is still open (and is not raced out), and of the baseline while any is.
+With ``[selection] racing``, a grid value of the selection arm also stops once its per-seed CV score
+(mean over folds, by the selection's criterion; ``early`` races on the final held-out loss) is worse
+than another value's by a confidence sequence at level alpha/(K·(K−1)) (all ordered pairs of the K
+values): the selection could not choose it.
 
 A decision depends only on the seeds up to the look at which it is made, and every seed's result
 does not depend on which others train beside it (the engine's guarantee), so these decisions replayed
@@ -32,7 +37,7 @@ from noisereg.study.cells import Cell
 from noisereg.study.selection import SCORES
 from noisereg.study.sequential import Decision, decide
 
-__all__ = ["round_key", "plan_rounds", "rounds_of", "decisions", "race", "due", "merge_rounds", "Rounds"]
+__all__ = ["round_key", "plan_rounds", "rounds_of", "compare", "decisions", "race", "due", "merge_rounds", "Rounds"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +93,12 @@ def _values(res: Mapping[str, Any], metric_key: str) -> list[float]:
     return [float(v) if v is not None else math.nan for v in res["final"].get(metric_key, [])]
 
 
+def compare(diffs: Sequence[float], looks: Sequence[int], rounds: Rounds, alpha: float) -> Decision:
+    """One comparison's decision at error rate ``alpha``: half on the confidence sequence at every look,
+    half on the t-test at ``rounds.max`` seeds (module docstring)."""
+    return decide(diffs, looks, alpha=alpha / 2, margin=rounds.margin, max_n=rounds.max, final_alpha=alpha / 2)
+
+
 def decisions(
     rounds: Rounds,
     results: Mapping[str, Mapping[str, Any]],
@@ -110,7 +121,7 @@ def decisions(
         if not looks or not all(math.isfinite(d) for d in diffs):  # a diverged seed: no decision, run to max
             out[cell] = Decision("max" if n >= rounds.max else "continue", n, len(looks), -math.inf, math.inf)
             continue
-        out[cell] = decide(diffs, looks, alpha=alpha, margin=rounds.margin, max_n=rounds.max)
+        out[cell] = compare(diffs, looks, rounds, alpha)
     return out
 
 

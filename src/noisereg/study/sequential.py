@@ -44,6 +44,7 @@ import math
 from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
 from scipy.optimize import brentq
 
 from noisereg.study.stats import paired
@@ -117,13 +118,17 @@ def interval(diffs: Sequence[float], alpha: float, g: float = PRIOR_G) -> tuple[
 class Decision:
     """Where a comparison stands: ``status``; ``n`` the seeds it used (its stopping point); ``look``
     the 1-based look (round) at which it stopped, or the last look made; ``low``/``high`` the
-    running-intersection CS of the oriented difference (positive: better) at that look."""
+    running-intersection CS of the oriented difference (positive: better) at that look; ``by``:
+    ``"cs"`` (the confidence sequence decided, or nothing did) or ``"final"`` (the t-test at the
+    planned maximum did, with its p-value ``p_final``)."""
 
     status: Status
     n: int
     look: int
     low: float
     high: float
+    by: Literal["cs", "final"] = "cs"
+    p_final: float | None = None
 
     @property
     def decided(self) -> bool:
@@ -137,6 +142,7 @@ def decide(
     alpha: float,
     margin: float | None = None,
     max_n: int | None = None,
+    final_alpha: float | None = None,
     g: float = PRIOR_G,
 ) -> Decision:
     """The decision after the looks at seed counts ``looks`` (increasing, each ≤ len(diffs)) on the
@@ -144,7 +150,9 @@ def decide(
 
     Stops at the first look whose running CS (level 1 − ``alpha``) lies above 0 (``better``), below 0
     (``worse``) or inside (−margin, margin) (``equivalent``; only with a ``margin``); otherwise
-    ``max`` once a look reaches ``max_n`` seeds, else ``continue``.
+    ``max`` once a look reaches ``max_n`` seeds, else ``continue``. ``final_alpha``: at the look
+    that reaches ``max_n``, an undecided comparison is also given the paired t-test at that level
+    (a test at one planned n, so the error rates add: alpha + final_alpha in all).
 
     >>> decide([0.1, 0.12, 0.11, 0.1, 0.13, 0.1, 0.12, 0.11, 0.1, 0.12], [5, 10], alpha=0.05).status
     'better'
@@ -168,6 +176,10 @@ def decide(
             status = "equivalent"
         elif max_n is not None and n >= max_n:
             status = "max"
+            p = paired(list(diffs[:n]), [0.0] * n)["p_ttest"] if final_alpha is not None else None
+            if p is not None and final_alpha is not None and float(p) < final_alpha:  # type: ignore[arg-type]
+                better = float(np.mean(diffs[:n])) > 0
+                return Decision("better" if better else "worse", n, k, low, high, "final", float(p))  # type: ignore[arg-type]
         if status is not None:
             return Decision(status, n, k, low, high)
     return Decision("continue", looks[-1], len(looks), low, high)

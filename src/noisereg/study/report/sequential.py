@@ -9,7 +9,9 @@ same study with ``seeds = max`` trains), and ``cells``: per cell ``seeds``, ``ro
 the selection could not choose it; ``max``: reached the largest number of seeds undecided;
 ``continue``: the study stopped before deciding), ``look`` (the round it stopped at), ``cs`` (the
 confidence sequence of cell − baseline at that round, in the metric's units, at level
-1 − ``alpha_each``), ``raced_by`` (the grid cell whose CV score beat it) and ``text``.
+1 − ``alpha_each``/2), ``by`` (``cs``, or ``final``: the paired t-test at ``max`` seeds, level
+``alpha_each``/2, decided it), ``p_final`` (that test's p-value where it decided), ``raced_by`` (the
+grid cell whose CV score beat it) and ``text``.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from noisereg.study.rounds import Rounds, decisions, merge_rounds, race
 __all__ = ["merged", "sequential_section", "sequential_tables", "METHOD"]
 
 METHOD = (
-    "t-mixture confidence sequence (Lai 1976; the safe t-test's Bayes factor, normal prior g = 1 on the "
-    "standardized effect), looked at after every round, Bonferroni over the comparisons"
+    "each comparison's alpha (Bonferroni over the comparisons) spent half on a t-mixture confidence sequence "
+    "(Lai 1976; the safe t-test's Bayes factor, normal prior g = 1 on the standardized effect) looked at after "
+    "every round, half on a paired t-test at the maximum number of seeds"
 )
 
 
@@ -34,7 +37,9 @@ def merged(attrs: Mapping[str, Any], done: Mapping[str, Any]) -> tuple[dict[str,
     return {**attrs, "cells": cells}, results
 
 
-def _text(status: str, look: int, seeds: int, raced_by: str | None) -> str:
+def _text(status: str, look: int, seeds: int, raced_by: str | None, p_final: float | None = None) -> str:
+    if p_final is not None:
+        return f"decided {status} at the maximum, {seeds} seeds, by the final t-test (p = {p_final:.2g})"
     if status == "baseline":
         return f"baseline: {seeds} seeds (as many as the longest comparison)"
     if status == "raced":
@@ -76,7 +81,7 @@ def sequential_section(
         fixed += round(replicas / seeds * rounds.max) if seeds else 0
         entry: dict[str, Any] = {"seeds": seeds, "rounds": res.get("rounds", 1) if res else 0, "trainings": replicas}
         if key == baseline:
-            entry.update(status="baseline", look=None, cs=None, raced_by=None)
+            entry.update(status="baseline", look=None, cs=None, raced_by=None, by=None, p_final=None)
         else:
             d = decided[key]
             status = "raced" if d.status == "continue" and key in raced else d.status
@@ -86,8 +91,10 @@ def sequential_section(
                 look=d.look,
                 cs=[low if math.isfinite(low) else None, high if math.isfinite(high) else None],
                 raced_by=raced.get(key),
+                by=d.by,
+                p_final=d.p_final,
             )
-        entry["text"] = _text(entry["status"], entry["look"] or 0, seeds, entry["raced_by"])
+        entry["text"] = _text(entry["status"], entry["look"] or 0, seeds, entry["raced_by"], entry.get("p_final"))
         out_cells[key] = entry
     return {
         "max": rounds.max,
@@ -109,8 +116,8 @@ def sequential_tables(summary: Mapping[str, Any]) -> list[tuple[str, str, list[s
     if not seq:
         return []
     note = (
-        f"Seeds in rounds of {seq['step']} up to {seq['max']}; a comparison stops once its confidence sequence "
-        f"(level 1 − {seq['alpha_each']:.3g} each, {seq['alpha']:g} for all together; {seq['method']}) decides it. "
+        f"Seeds in rounds of {seq['step']} up to {seq['max']}; a comparison stops once it is decided "
+        f"(alpha {seq['alpha_each']:.3g} each, {seq['alpha']:g} for all together: {seq['method']}). "
         f"{seq['trainings']} trainings, against {seq['trainings_fixed']} for {seq['max']} seeds of every cell."
     )
     headers = ["cell", "seeds", "trainings", "stopped", "CS of cell − baseline"]
