@@ -40,6 +40,7 @@ in seed order gives what a sequential run would have done. Torch-free.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Sequence
 from typing import Literal
@@ -47,7 +48,7 @@ from typing import Literal
 import numpy as np
 from scipy.optimize import brentq
 
-from noisereg.study.stats import paired
+from noisereg.study.stats import ROUNDING, paired
 
 __all__ = ["PRIOR_G", "mixture_e", "critical_t", "Decision", "decide", "interval"]
 
@@ -89,6 +90,11 @@ def mixture_e(t: float, n: int, g: float = PRIOR_G) -> float:
 def critical_t(n: int, alpha: float, g: float = PRIOR_G) -> float:
     """c_n: the |t| at which E_n reaches 1/α (inf where no t can: small n)."""
     _check(n, alpha, g)
+    return _critical(n, alpha, g)
+
+
+@functools.lru_cache(maxsize=4096)  # a pure function of three numbers, asked for again at every round
+def _critical(n: int, alpha: float, g: float) -> float:
     if n < 2 or mixture_e(math.inf, n, g) < 1 / alpha:
         return math.inf
     target = math.log(1 / alpha)
@@ -108,8 +114,11 @@ def interval(diffs: Sequence[float], alpha: float, g: float = PRIOR_G) -> tuple[
     c = critical_t(n, alpha, g)
     if math.isinf(c):
         return (-math.inf, math.inf)
-    stats = paired(list(diffs), [0.0] * n)  # its rounding rule: differences equal within rounding are constant
-    mean, std = float(stats["mean_diff"]), float(stats["std_diff"] or 0.0)  # type: ignore[arg-type]
+    d = np.asarray(diffs, dtype=np.float64)
+    mean = float(d.mean())
+    # stats.paired's rounding rule: differences whose spread is within rounding of their size are constant
+    constant = float(np.ptp(d)) <= ROUNDING * np.finfo(np.float64).eps * float(np.abs(d).max())
+    std = 0.0 if constant else float(d.std(ddof=1))
     half = c * std / math.sqrt(n)
     return (mean - half, mean + half)
 
