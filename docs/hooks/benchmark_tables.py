@@ -39,6 +39,7 @@ SEQUENTIAL_COLUMNS = {
     "ratio": ("share", "{:.0%}"),
     "ratio_no_margin": ("share without a margin", "{:.0%}"),
     "agree": ("same verdict", "{}"),
+    "agree_no_margin": ("same verdict without a margin", "{}"),
     "strict_verdicts": ("of fixed verdicts at Holm p < 0.01", "{}"),
 }
 SEQUENTIAL_AA_COLUMNS = {
