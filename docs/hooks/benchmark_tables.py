@@ -35,10 +35,10 @@ SELECTION_COLUMNS = {
 SEQUENTIAL_COLUMNS = {
     "study": ("study", "{}"),
     "fixed_trainings": ("trainings, fixed", "{}"),
-    "sequential_trainings": ("trainings, sequential", "{}"),
-    "ratio": ("share", "{:.0%}"),
+    "sequential_trainings": ("trainings, sequential (margin)", "{}"),
+    "ratio": ("share (margin)", "{:.0%}"),
     "ratio_no_margin": ("share without a margin", "{:.0%}"),
-    "agree": ("same verdict", "{}"),
+    "agree": ("same verdict (margin)", "{}"),
     "agree_no_margin": ("same verdict without a margin", "{}"),
     "strict_verdicts": ("of fixed verdicts at Holm p < 0.01", "{}"),
 }
