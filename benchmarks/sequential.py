@@ -156,6 +156,14 @@ def _first(res: dict[str, Any], n: int) -> dict[str, Any]:
     return out
 
 
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def clopper_pearson(hits: int, trials: int) -> list[float]:
     ci = sps.binomtest(hits, trials).proportion_ci(confidence_level=0.95, method="exact")
     return [float(ci.low), float(ci.high)]
@@ -251,7 +259,7 @@ def verify(
 ) -> dict[str, Any]:
     """A real sequential run of ``name``: its per-seed results and decisions against the replay's."""
     config = sequential_config(name, max_seeds, step, margin)
-    summary = run_study(config, runs / f"{name}-sequential", robustness=False)
+    summary = run_study(config, runs / f"{name}-sequential-margin{margin}", robustness=False)
     section = summary["sequential"]
     values = {a["name"]: a["per_seed"] for a in summary["arms"]}
     worst = max(
@@ -281,7 +289,7 @@ def main() -> None:
     parser.add_argument("--aa", type=int, default=1000, help="A/A comparisons per source")
     parser.add_argument("--coverage", type=int, default=200, help="bootstrap intervals per study")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--margin", type=float, default=0.02, help="equivalence margin in the metric's units")
+    parser.add_argument("--margin", type=float, default=0.005, help="equivalence margin in the metric's units")
     parser.add_argument("--summary", type=Path)
     args = parser.parse_args()
     start = time.time()
@@ -337,7 +345,7 @@ def main() -> None:
     if args.summary:
         common = {
             "command": "PYTHONPATH=src python benchmarks/sequential.py " + " ".join(sys.argv[1:]),
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+            "machine": f"{_cpu()}, {os.cpu_count()} CPUs, torch {torch.__version__}, shared with other sessions' jobs",
             "noise_generator": "philox",
             "load_average": list(os.getloadavg()),
             "minutes": minutes,
