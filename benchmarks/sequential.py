@@ -200,6 +200,7 @@ def aa_rates(rng: np.random.Generator, sims: int, looks: list[int], reps: list[d
             rng.choice(v, n),
         )
     out = []
+    all_seq = all_naive = 0
     for label, draw in sources.items():
         seq = naive = 0
         for _ in range(sims):
@@ -217,6 +218,18 @@ def aa_rates(rng: np.random.Generator, sims: int, looks: list[int], reps: list[d
                 "t_every_round_ci95": clopper_pearson(naive, sims),
             }
         )
+        all_seq, all_naive = all_seq + seq, all_naive + naive
+    total = sims * len(sources)
+    out.append(
+        {
+            "source": "all of the above",
+            "comparisons": total,
+            "sequential_fp": all_seq / total,
+            "sequential_ci95": clopper_pearson(all_seq, total),
+            "t_every_round_fp": all_naive / total,
+            "t_every_round_ci95": clopper_pearson(all_naive, total),
+        }
+    )
     return out
 
 
