@@ -100,7 +100,7 @@ def replay(name: str, runs: Path, max_seeds: int, step: int, margin: float | Non
     keys = {c: [round_key(c, k) for k in range(1, len(rounds.looks) + 1)] for c in cells}
     of = {k: (c, i) for c, ks in keys.items() for i, k in enumerate(ks)}
     sel = config.selection
-    racing = ([a["name"] for a in summary["arms"] if a["arm"] == sel.arm], sel.criterion) if sel else None
+    racing = ([a["name"] for a in summary["arms"] if a["arm"] == sel.arm], sel.criterion, sel.rule) if sel else None
     n = dict.fromkeys(cells, 0)
     while True:
         have = {c: _first(done[c], n[c]) for c in cells if n[c]}

@@ -78,6 +78,12 @@ def test_racing_stops_a_value_clearly_worse_in_cv() -> None:
         row[0] += 0.01 * (s % 3)
     assert race(rounds, results, ["grid[a]", "grid[b]"], "likelihood") == {"grid[a]": "grid[b]"}
     assert race(rounds, results, ["grid[a]", "grid[b]"], "accuracy") == {"grid[a]": "grid[b]"}
+    assert race(rounds, results, ["grid[a]", "grid[b]"], "likelihood", "one_se") == {"grid[a]": "grid[b]"}
+    # within one standard error of the best: the one-SE rule may choose it, so it keeps training
+    close = _merged({"grid[a]": 0.0, "grid[b]": 0.001}, 10)
+    for s, row in enumerate(close["grid[a]"]["cv"]["val_loss"]):
+        row[1] += 0.05 * (s % 2)
+    assert race(rounds, close, ["grid[a]", "grid[b]"], "likelihood", "one_se") == {}
 
 
 def test_merging_rounds_concatenates_seeds_in_order() -> None:

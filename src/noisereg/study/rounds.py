@@ -17,7 +17,8 @@ every cell whose comparison is still open (and is not raced out), and of the bas
 With ``[selection] racing``, a grid value of the selection arm also stops once its per-seed CV score
 (mean over folds, by the selection's criterion; ``early`` races on the final held-out loss) is worse
 than another value's by a confidence sequence at level alpha/(K·(K−1)) (all ordered pairs of the K
-values): the selection could not choose it.
+values) and, under the ``one_se`` rule, its mean is more than one standard error from the best's:
+the selection could not choose it.
 
 A decision depends only on the seeds up to the look at which it is made, and every seed's result
 does not depend on which others train beside it (the engine's guarantee), so these decisions replayed
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from noisereg.study.cells import Cell
-from noisereg.study.selection import SCORES
+from noisereg.study.selection import SCORES, fold_scores
 from noisereg.study.sequential import Decision, decide
 
 __all__ = ["round_key", "plan_rounds", "rounds_of", "compare", "decisions", "race", "due", "merge_rounds", "Rounds"]
@@ -126,28 +127,55 @@ def decisions(
 
 
 def race(
-    rounds: Rounds, results: Mapping[str, Mapping[str, Any]], values: Sequence[str], criterion: str
+    rounds: Rounds,
+    results: Mapping[str, Mapping[str, Any]],
+    values: Sequence[str],
+    criterion: str,
+    rule: str = "best",
 ) -> dict[str, str]:
-    """Grid cells ``values`` of the selection arm raced out: {cell: the cell whose CV score beats it}."""
+    """Grid cells ``values`` of the selection arm raced out: {cell: the cell whose CV score beats it}.
+
+    With the ``one_se`` rule a value within one standard error of the best mean (over seeds × folds,
+    on the seeds the value has) is never raced out: the rule may choose it even where another value is
+    better seed by seed."""
     key, key_higher = SCORES["likelihood" if criterion == "early" else criterion]
-    scores: dict[str, np.ndarray] = {}
+    folds: dict[str, np.ndarray] = {}
+    cvs: dict[str, Any] = {}
     for cell in values:
         cv = results.get(cell, {}).get("cv") or {}
         if cv.get(key):
-            scores[cell] = np.asarray(cv[key], dtype=float).mean(axis=1)  # [seeds, folds] -> per seed
+            cvs[cell] = cv
+            folds[cell] = np.asarray(cv[key], dtype=float) * (-1 if key_higher else 1)  # [seeds, folds], lower better
     pairs = max(1, len(values) * (len(values) - 1))
     out: dict[str, str] = {}
-    for v, sv in scores.items():
-        for w, sw in scores.items():
+    for v, fv in folds.items():
+        if rule == "one_se" and _within_one_se(v, cvs, criterion, len(fv)):
+            continue
+        sv = fv.mean(axis=1)
+        for w, fw in folds.items():
+            sw = fw.mean(axis=1)
             n = min(len(sv), len(sw))
             looks = [k for k in rounds.looks if k <= n]
             if w == v or not looks or not np.all(np.isfinite(sv[:n] - sw[:n])):
                 continue
-            diffs = (sv[:n] - sw[:n]) * (1 if key_higher else -1)
-            if decide(list(diffs), looks, alpha=rounds.alpha / pairs).status == "worse":
+            if decide(list(sw[:n] - sv[:n]), looks, alpha=rounds.alpha / pairs).status == "worse":
                 out[v] = w
                 break
     return out
+
+
+def _within_one_se(v: str, cvs: Mapping[str, Any], criterion: str, n: int) -> bool:
+    """Whether ``v``'s mean CV score is within one standard error of the best value's, on the first
+    ``n`` seeds of every value, as :func:`noisereg.study.selection.choose` computes them (over folds)."""
+    per_fold = {c: fold_scores(cv, criterion, n) for c, cv in cvs.items()}
+    means = {c: float(f.mean()) for c, f in per_fold.items() if f is not None and np.all(np.isfinite(f))}
+    if v not in means:
+        return True
+    best = min(means, key=means.__getitem__)
+    f = per_fold[best]
+    assert f is not None
+    se = float(f.std(ddof=1) / math.sqrt(f.size)) if f.size > 1 else 0.0
+    return means[v] <= means[best] + se
 
 
 def due(
@@ -157,11 +185,11 @@ def due(
     baseline: str,
     metric_key: str,
     higher: bool,
-    racing: tuple[Sequence[str], str] | None = None,
+    racing: tuple[Sequence[str], str, str] | None = None,
 ) -> list[str]:
     """The round keys to train next, given the merged ``results`` of the rounds completed so far:
     round 1 of every cell at the start; then the next round of every open comparison's cell and of
-    the baseline. ``racing``: (the selection arm's grid cells, its criterion)."""
+    the baseline. ``racing``: (the selection arm's grid cells, its criterion, its rule)."""
     done = {cell: len(results[cell]["seeds"]) if cell in results else 0 for cell in round_keys}
     if any(n == 0 for n in done.values()):
         return [keys[0] for cell, keys in round_keys.items() if done[cell] == 0]

@@ -69,7 +69,7 @@ def sequential_section(
     raced: dict[str, str] = {}
     if sel.get("racing"):
         grid = [k for k in keys if cells[k].get("arm") == sel.get("arm")]
-        raced = race(rounds, done, grid, sel.get("criterion", "likelihood"))
+        raced = race(rounds, done, grid, sel.get("criterion", "likelihood"), sel.get("rule", "one_se"))
     sign = 1 if higher else -1
     out_cells: dict[str, Any] = {}
     trainings = fixed = 0

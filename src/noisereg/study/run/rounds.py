@@ -33,6 +33,6 @@ def enqueue_due(prep: Prepared, store: Store, *, start: bool = False) -> int:
     sel = prep.config.selection
     racing = None
     if sel is not None and sel.racing:
-        racing = ([c for c in round_keys if prep.by_key[round_keys[c][0]].arm == sel.arm], sel.criterion)
+        racing = ([c for c in round_keys if prep.by_key[round_keys[c][0]].arm == sel.arm], sel.criterion, sel.rule)
     keys = due(rounds, round_keys, merged, prep.config.baseline_arm, metric_key, higher, racing)
     return store.enqueue(keys) if keys else 0
