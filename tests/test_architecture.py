@@ -25,6 +25,8 @@ LAYERS = [
         "study.data",
         "study.cells",
         "study.stats",
+        "study.sequential",
+        "study.rounds",
         "study.selection",
         "study.rundir",
         "study.store",

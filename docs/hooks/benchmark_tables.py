@@ -31,7 +31,25 @@ SELECTION_COLUMNS = {
     "better": ("sig. better", "{}"),
     "mean_delta": ("mean Δ vs no noise", "{:+.4f}"),
 }
-COLUMNS = {"selection": SELECTION_COLUMNS}
+# benchmarks/sequential.py: per study, and the A/A comparisons.
+SEQUENTIAL_COLUMNS = {
+    "study": ("study", "{}"),
+    "fixed_trainings": ("trainings, fixed", "{}"),
+    "sequential_trainings": ("trainings, sequential (margin)", "{}"),
+    "ratio": ("share (margin)", "{:.0%}"),
+    "ratio_no_margin": ("share without a margin", "{:.0%}"),
+    "agree": ("same verdict (margin)", "{}"),
+    "agree_no_margin": ("same verdict without a margin", "{}"),
+    "strict_verdicts": ("of fixed verdicts at Holm p < 0.01", "{}"),
+}
+SEQUENTIAL_AA_COLUMNS = {
+    "source": ("A/A comparisons drawn from", "{}"),
+    "comparisons": ("comparisons", "{}"),
+    "sequential_fp": ("false positives, sequential", "{:.4f}"),
+    "sequential_ci95": ("95% interval", "[{0[0]:.4f}, {0[1]:.4f}]"),
+    "t_every_round_fp": ("t-test after every round", "{:.4f}"),
+}
+COLUMNS = {"selection": SELECTION_COLUMNS, "sequential": SEQUENTIAL_COLUMNS, "sequential_aa": SEQUENTIAL_AA_COLUMNS}
 
 
 def load(name: str) -> dict[str, Any]:

@@ -87,6 +87,7 @@ WRITTEN_EXAMPLES: dict[str, Any] = {
     "PlaceConfig": {"at": "activations", "where": "before"},
     "MonitorConfig": {"corruption": "gaussian", "severity": 3},
     "SmoothingConfig": {"sigma": 0.25, "n0": 100, "n": 1000, "alpha": 0.001, "inputs": 50},
+    "SeedRounds": {"max": 30, "step": 5, "margin": 0.01},
 }
 
 

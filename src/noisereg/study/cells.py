@@ -28,7 +28,9 @@ class Cell:
     """One arm at one grid value. ``selection``: this cell's arm is chosen by cross-validation, so
     it also trains on the CV folds. ``search``: one trial of the arm's ``search``; until the sampler
     proposes its value (:mod:`noisereg.study.run.search`), ``value`` is None and ``noise`` is the arm's.
-    ``standardize`` and ``weight_decay``: the arm's overrides of the study's (None: the study's)."""
+    ``standardize`` and ``weight_decay``: the arm's overrides of the study's (None: the study's).
+    ``seeds``: a round of a sequential study trains seed indices range(*seeds) of the cell ``of``
+    (:mod:`noisereg.study.rounds`); None: every seed."""
 
     key: str
     arm: str
@@ -39,6 +41,8 @@ class Cell:
     search: bool = False
     standardize: bool | None = None
     weight_decay: float | None = None
+    seeds: tuple[int, int] | None = None
+    of: str | None = None
 
     def meta(self) -> dict[str, Any]:
         """Plain data stored with the study (no noise objects)."""
@@ -51,6 +55,7 @@ class Cell:
             **({"search": True} if self.search else {}),
             **({"standardize": self.standardize} if self.standardize is not None else {}),
             **({"weight_decay": self.weight_decay} if self.weight_decay is not None else {}),
+            **({"seeds": list(self.seeds), "of": self.of} if self.seeds is not None else {}),
         }
 
 

@@ -25,6 +25,7 @@ from noisereg.study.bridge.sites import site_noise
 from noisereg.study.cells import Cell, plan_cells, signature, strengths
 from noisereg.study.config import StudyConfig, StudyConfigError
 from noisereg.study.data import Dataset, Fold, load_dataset, make_folds
+from noisereg.study.rounds import plan_rounds
 
 __all__ = ["Prepared", "prepare", "fold_data", "thin_indices"]
 
@@ -55,12 +56,12 @@ class Prepared:
         self.loss = loss_for(config, self.data)
         self.model = model_spec(config, self.data)
         self.optimizer = optimizer_spec(config)
-        self.cells: list[Cell] = plan_cells(config)
+        self.cells: list[Cell] = plan_rounds(config, plan_cells(config))
         self.by_key = {c.key: c for c in self.cells}
         for cell in self.cells:  # every site must build before any training
             for table in cell.noise:
                 site_noise(table)
-        self.seeds = [derive_seed(config.seed, "seed", i) for i in range(config.seeds)]
+        self.seeds = [derive_seed(config.seed, "seed", i) for i in range(config.max_seeds)]
         self._check_groups()
 
     def group_options(self, cell: Cell) -> dict[str, Any]:
@@ -114,15 +115,19 @@ class Prepared:
             roles.add("nested_test")
         return [i for i, f in enumerate(self.folds) if self.fold_scaling[i] == scaling and f.role in roles]
 
-    def seeds_on(self, fold: int) -> range:
-        """Seed indices that train on ``fold``: all on test folds, ``selection.seeds`` on CV and nested folds."""
+    def seeds_on(self, fold: int, cell: Cell | None = None) -> range:
+        """Seed indices that train on ``fold``: all on test folds, ``selection.seeds`` on CV and nested folds;
+        a round's seeds for a ``cell`` of a sequential study."""
         sel = self.config.selection
+        stop = len(self.seeds)
         if self.folds[fold].role != "test" and sel is not None and sel.seeds is not None:
-            return range(sel.seeds)
-        return range(len(self.seeds))
+            stop = sel.seeds
+        if cell is not None and cell.seeds is not None:
+            return range(min(cell.seeds[0], stop), min(cell.seeds[1], stop))
+        return range(stop)
 
     def replicas(self, cell: Cell) -> int:
-        return sum(len(self.seeds_on(g)) for g in self.folds_of(cell))
+        return sum(len(self.seeds_on(g, cell)) for g in self.folds_of(cell))
 
     def units(self, cell: Cell) -> int:
         return self.replicas(cell) * self.config.training.epochs

@@ -26,6 +26,8 @@ __all__ = ["check_robustness", "monitor_noise", "monitor_meta", "suite_enabled"]
 def suite_enabled(config: StudyConfig, task: str) -> bool:
     """Whether the suite runs after training: ``robustness.enabled``, by default for classifiers."""
     enabled = config.robustness.enabled
+    if not isinstance(config.seeds, int):  # a sequential study: its cells train unequal seeds (config/sequential.py)
+        return False
     return task == "classification" if enabled is None else enabled
 
 

@@ -10,7 +10,8 @@ The schema (every table rejects unknown keys):
 
 - ``name`` (run directory name), ``description``, ``claim`` (a published claim the study tests,
   shown in the report beside what it measured), ``seed`` (root seed, default 0), ``seeds`` (seeds
-  per arm, default 30), ``metric`` (``accuracy`` | ``loss`` | ``r2``; default accuracy for
+  per arm, default 30; or ``{ max, step }``, a sequential study:
+  :class:`~noisereg.study.config.sequential.SeedRounds`), ``metric`` (``accuracy`` | ``loss`` | ``r2``; default accuracy for
   classification, r2 for regression), ``curve_points`` (bound on stored points per curve),
   ``baseline`` (name of the no-noise arm; default the first arm without noise), ``noise_generator``
   (what draws the noise on a CPU: ``philox``, the default, or ``torch``; see
@@ -49,6 +50,7 @@ from noisereg.study.config.noise import (
 from noisereg.study.config.optimizer import OptimizerConfig
 from noisereg.study.config.robustness import RobustnessConfig
 from noisereg.study.config.search import SearchConfig, check_search
+from noisereg.study.config.sequential import Seeds, check_rounds, max_seeds
 from noisereg.study.config.strict import FiniteOrInf, Strict
 from noisereg.study.config.user import UserStudyConfig, is_user_study, parse_user_config
 
@@ -183,7 +185,8 @@ class SelectionConfig(Strict):
     docs' selection benchmark page). Every criterion's choice is reported; the chosen value's test result is the grid cell
     trained on the whole training part. ``seeds``: how many of the study's seeds (the first ones)
     also train on the CV folds; default all. Fewer keep the cost of CV down: the CV score averages
-    seeds x folds trainings. ``screen`` (default true; classifiers, every criterion but ``accuracy``):
+    seeds x folds trainings. ``racing`` (with ``seeds = { max, step }``): a value whose CV score is
+    clearly worse than another value's trains no more rounds (:mod:`noisereg.study.rounds`). ``screen`` (default true; classifiers, every criterion but ``accuracy``):
     a value whose mean CV accuracy is more than two standard errors below the best value's cannot be
     chosen, so that likelihood does not prefer a network that predicts the class frequencies over
     overconfident ones that classify better (:mod:`noisereg.study.selection`). A ``search`` arm
@@ -205,6 +208,7 @@ class SelectionConfig(Strict):
     seeds: Annotated[int, Field(ge=1)] | None = None
     nested: bool = False
     screen: bool = True
+    racing: bool = False
 
 
 class StudyConfig(Strict):
@@ -214,7 +218,7 @@ class StudyConfig(Strict):
     description: str = ""
     claim: str = ""
     seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 0
-    seeds: Annotated[int, Field(ge=1, le=10_000)] = 30
+    seeds: Seeds = 30
     metric: Literal["accuracy", "loss", "r2"] | None = None
     curve_points: Annotated[int, Field(ge=2, le=1000)] = 100
     baseline: str | None = None
@@ -254,8 +258,8 @@ class StudyConfig(Strict):
             chosen = self.arms[names.index(self.selection.arm)]
             if chosen.grid is None and chosen.search is None:
                 raise ValueError(f"selection.arm={self.selection.arm!r} has no grid or search to choose from")
-            if self.selection.seeds is not None and self.selection.seeds > self.seeds:
-                raise ValueError(f"selection.seeds={self.selection.seeds} exceeds the study's seeds={self.seeds}")
+            if self.selection.seeds is not None and self.selection.seeds > self.max_seeds:
+                raise ValueError(f"selection.seeds={self.selection.seeds} exceeds the study's seeds={self.max_seeds}")
             if self.split.kind != "holdout":
                 raise ValueError("selection cross-validates inside a holdout training part: use split.kind = 'holdout'")
             if self.selection.nested and self.selection.criterion == "early":
@@ -270,8 +274,8 @@ class StudyConfig(Strict):
                     f"selection.nested: the baseline {base.name!r} must use data.standardize (it trains on the nested folds)"
                 )
         smoothing = self.robustness.smoothing.seeds
-        if smoothing is not None and smoothing > self.seeds:
-            raise ValueError(f"robustness.smoothing.seeds={smoothing} exceeds the study's seeds={self.seeds}")
+        if smoothing is not None and smoothing > self.max_seeds:
+            raise ValueError(f"robustness.smoothing.seeds={smoothing} exceeds the study's seeds={self.max_seeds}")
         for i, arm in enumerate(self.arms):
             if arm.search is not None and (self.selection is None or self.selection.arm != arm.name):
                 raise ValueError(
@@ -279,6 +283,7 @@ class StudyConfig(Strict):
                     "cross-validated score, never by the test set"
                 )
         self._check_contrasts(names)
+        check_rounds(self)
         return self
 
     def _check_contrasts(self, names: list[str]) -> None:
@@ -310,6 +315,11 @@ class StudyConfig(Strict):
                     raise ValueError(
                         f"arms[{i}].versus: {which.name!r} has a grid or search; compare arms of one cell each"
                     )
+
+    @property
+    def max_seeds(self) -> int:
+        """The most seeds a cell trains (``seeds``, or its ``max`` in a sequential study)."""
+        return max_seeds(self.seeds)
 
     @property
     def baseline_arm(self) -> str:

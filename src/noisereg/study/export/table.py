@@ -63,7 +63,8 @@ def tidy_rows(store: Store) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for key, results in sorted(store.completed().items()):
         meta = cells.get(key, {})
-        base = {"cell": key, "arm": meta.get("arm", key), "value": meta.get("value"), "param": meta.get("param")}
+        cell = meta.get("of") or key  # a round of a sequential study: its rows are its cell's seeds
+        base = {"cell": cell, "arm": meta.get("arm", key), "value": meta.get("value"), "param": meta.get("param")}
         curves = {name.removeprefix("curve:"): v for name, v in results.items() if name.startswith("curve:")}
         epochs = results.get("epochs") or []
         # positions, not seed indices, index the stored lists; CV lists are as long as the selection's

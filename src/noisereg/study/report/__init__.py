@@ -20,6 +20,7 @@ from noisereg.study.report.documents import table_rows, to_html, to_markdown
 from noisereg.study.report.plots import plot_grid, plot_learning_curves, plot_profiles, plot_seeds
 from noisereg.study.report.reliability import plot_reliability
 from noisereg.study.report.robustness_plots import plot_certified, plot_corruptions, plot_noisy_gap
+from noisereg.study.report.sequential import merged
 from noisereg.study.report.summary import SCHEMA, summarize
 from noisereg.study.rundir import RunDirError, write_file, writing
 from noisereg.study.store import ROBUSTNESS_PREFIX, Store, StoreError, default_url, masked_url
@@ -112,6 +113,7 @@ def build_report(run_dir: str | Path, *, storage: str | None = None, study: str 
 
 
 def _write_report(run_dir: Path, attrs: dict[str, Any], done: Any) -> dict[str, Any]:
+    attrs, done = merged(attrs, done)  # a sequential study's rounds, as one cell each
     summary = _clean(summarize(attrs, done))
     write_file(run_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
     write_file(run_dir / "summary.md", to_markdown(summary))

@@ -9,6 +9,7 @@ import jinja2
 
 from noisereg.study.report.formatting import Table, bracket, fmt
 from noisereg.study.report.robustness_tables import robustness_tables
+from noisereg.study.report.sequential import sequential_tables
 
 __all__ = [
     "to_markdown",
@@ -400,7 +401,7 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
         "",
         *_recommendation_lines(summary.get("recommendation")),
         f"Metric: test {summary['metric']} ({'higher' if summary['higher_is_better'] else 'lower'} is better), "
-        f"{summary['seeds']} seeds per arm, paired with the baseline **{summary['baseline']}** on the same seeds.",
+        f"{'at most ' if summary.get('sequential') else ''}{summary['seeds']} seeds per arm, paired with the baseline **{summary['baseline']}** on the same seeds.",
         "",
         *[line for text in path_lines(summary) for line in (text, "")],
         "| " + " | ".join(HEADERS[k] for k in keys) + " |",
@@ -423,7 +424,7 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
         ]
         lines += ["| " + " | ".join(r) + " |" for r in contrasts]
     lines += _selection_lines(summary.get("selection"))
-    for title, note, headers, cells in weight_tables(summary) + robustness_tables(summary):
+    for title, note, headers, cells in weight_tables(summary) + robustness_tables(summary) + sequential_tables(summary):
         lines += ["", f"## {title}", "", note, "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(row) + " |" for row in cells]
     if summary["missing"]:
@@ -452,7 +453,11 @@ def to_html(summary: Mapping[str, Any], plots: Sequence[tuple[str, str]]) -> str
         selection=selection_texts(summary["selection"]) if summary.get("selection") else [],
         fmt=fmt,
         value=selection_value,
-        tables=estimate_table(summary) + _contrast_table(summary) + weight_tables(summary) + robustness_tables(summary),
+        tables=estimate_table(summary)
+        + _contrast_table(summary)
+        + weight_tables(summary)
+        + robustness_tables(summary)
+        + sequential_tables(summary),
         paths=path_lines(summary),
     )
 

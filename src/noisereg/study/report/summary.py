@@ -63,7 +63,9 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   ``robustness``: see :mod:`noisereg.study.report.robustness`; ``noisy`` also has ``paired``, the
   noisy test metric against the baseline's on the same seeds (as ``paired``; no correction), with
   ``like_for_like: false`` and ``scale`` (why) where the arm's inputs are scaled otherwise than the
-  baseline's (``arms[].standardize``): the test noise is drawn in each arm's own input units.
+  baseline's (``arms[].standardize``): the test noise is drawn in each arm's own input units;
+- ``sequential``: null for a fixed study; for ``seeds = { max, step }``, what its rounds did (see
+  :mod:`noisereg.study.report.sequential`); ``seeds`` is then the largest number of seeds.
 
 Numbers that are undefined (a standard deviation of one seed) are null.
 """
@@ -78,12 +80,14 @@ import numpy as np
 
 from noisereg.engine.vocabulary import current_site
 from noisereg.study.config.search import SearchConfig
+from noisereg.study.config.sequential import max_seeds
 from noisereg.study.report.recommendation import recommend
 from noisereg.study.report.robustness import annotate_robustness
+from noisereg.study.report.sequential import sequential_section
 from noisereg.study.selection import RULES, SCORES, choose, procedure_name, screened
 from noisereg.study.stats import ALPHA, bootstrap_paired, holm, iqm, paired, power, summary_statistics
 
-__all__ = ["summarize", "SCHEMA", "ALPHA"]
+__all__ = ["summarize", "metric_of", "SCHEMA", "ALPHA"]
 
 SCHEMA = "noisereg.summary/2"
 _METRIC_KEY = {
@@ -95,6 +99,12 @@ _METRIC_KEY = {
 
 def _metric(config: Mapping[str, Any], task: str) -> str:
     return config.get("metric") or ("r2" if task == "regression" else "accuracy")
+
+
+def metric_of(metric: str | None, task: str) -> tuple[str, bool]:
+    """(the stored final metric key, whether higher is better) of a study's ``metric`` (None: by task)."""
+    key, _, higher = _METRIC_KEY[_metric({"metric": metric}, task)]
+    return key, higher
 
 
 def _stats(res: Mapping[str, Any], key: str) -> dict[str, Any] | None:
@@ -446,7 +456,7 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         "metric_key": key,
         "higher_is_better": higher,
         "baseline": baseline,
-        "seeds": config.get("seeds"),
+        "seeds": max_seeds(config.get("seeds")),
         "cells_total": len(cells),
         "cells_complete": sum(1 for k in cells if k in done),
         "missing": [k for k in cells if k not in done],
@@ -454,6 +464,7 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         "verdict": _verdict(arms, baseline, metric, higher),
         "selection": _selection(config, cells, done, arms, baseline, key, higher),
         "robustness": robustness,
+        "sequential": sequential_section(config, study["cells"], done, baseline, key, higher),
     }
     out["recommendation"] = recommend(out, {a["name"]: _by_seed(done[a["name"]], key) for a in arms}, ALPHA)
     return out

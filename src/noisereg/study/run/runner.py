@@ -43,6 +43,7 @@ from noisereg.study.report import build_report
 from noisereg.study.run import dashboard
 from noisereg.study.run.heldout import held_out_logits
 from noisereg.study.run.results import cell_results, linear_coefficients
+from noisereg.study.run.rounds import enqueue_due
 from noisereg.study.run.search import propose_cell
 from noisereg.study.rundir import RunDirError, explain, write_file
 from noisereg.study.store import DB_NAME, CellLost, Claim, Store, StoreError, default_url, masked_url
@@ -76,7 +77,7 @@ def _train_batch(
     }
     fold_ids = sorted({g for c in cells for g in prep.folds_of(c)})
     local = {g: j for j, g in enumerate(fold_ids)}
-    rows_of = {c.key: [(c, s, g) for g in prep.folds_of(c) for s in prep.seeds_on(g)] for c in cells}
+    rows_of = {c.key: [(c, s, g) for g in prep.folds_of(c) for s in prep.seeds_on(g, c)] for c in cells}
     if shared:
         groups = [(sites, [row for c in cells for row in rows_of[c.key]])]
     else:
@@ -166,7 +167,7 @@ def enqueue_study(
     if not run_json.is_file() or run_json.read_text() != info:  # a resumed run writes nothing it need not
         write_file(run_json, info)
     store.requeue_failed()
-    store.enqueue([c.key for c in prep.cells])
+    enqueue_due(prep, store, start=True)
     return prep, store
 
 
@@ -237,7 +238,7 @@ def run_study(
             workers=workers,
             models_dir=models_dir,
         )
-        failed = sorted(store.unfinished())
+        failed = sorted(k for k, s in store.unfinished().items() if s != "MISSING")  # rounds not called for
         if robustness and suite_enabled(config, prep.data.task):
             evaluate_robustness(prep, store, models_dir)
     summary: dict[str, Any] = {}
@@ -285,7 +286,7 @@ def work(
         first = store.claim(1)
         if not first:
             pending = [k for k, s in store.unfinished().items() if s in ("WAITING", "RUNNING")]
-            if not pending:
+            if not pending and not enqueue_due(prep, store):  # a sequential study's next round, if any
                 return
             for key, holder in store.running().items():
                 if key not in told:  # say once what this process waits for, and for how long at most

@@ -1,0 +1,129 @@
+"""The report of a sequential study (``seeds = { max, step }``): each cell's rounds merged into one
+result, and what the rounds did.
+
+``summary.json``'s ``sequential`` (null for a fixed study): ``max``, ``step``, ``alpha`` (for all
+decisions together), ``alpha_each`` (alpha / comparisons, Bonferroni), ``margin``, ``method``,
+``trainings`` (replicas trained: seeds × folds, summed over cells), ``trainings_fixed`` (what the
+same study with ``seeds = max`` trains), and ``cells``: per cell ``seeds``, ``rounds``,
+``trainings``, ``status`` (``baseline``; ``better`` / ``worse`` / ``equivalent``: decided; ``raced``:
+the selection could not choose it; ``max``: reached the largest number of seeds undecided;
+``continue``: the study stopped before deciding), ``look`` (the round it stopped at), ``cs`` (the
+confidence sequence of cell − baseline at that round, in the metric's units, at level
+1 − ``alpha_each``/2), ``by`` (``cs``, or ``final``: the paired t-test at ``max`` seeds, level
+``alpha_each``/2, decided it), ``p_final`` (that test's p-value where it decided), ``raced_by`` (the
+grid cell whose CV score beat it) and ``text``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from noisereg.study.rounds import Rounds, decisions, merge_rounds, race
+
+__all__ = ["merged", "sequential_section", "sequential_tables", "METHOD"]
+
+METHOD = (
+    "each comparison's alpha (Bonferroni over the comparisons) spent half on a t-mixture confidence sequence "
+    "(Lai 1976; the safe t-test's Bayes factor, normal prior g = 1 on the standardized effect) looked at after "
+    "every round, half on a paired t-test at the maximum number of seeds"
+)
+
+
+def merged(attrs: Mapping[str, Any], done: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The study's attributes and completed results with each cell's rounds merged into one cell."""
+    cells, results = merge_rounds(attrs.get("cells", {}), done)
+    return {**attrs, "cells": cells}, results
+
+
+def _text(status: str, look: int, seeds: int, raced_by: str | None, p_final: float | None = None) -> str:
+    if p_final is not None:
+        return f"decided {status} at the maximum, {seeds} seeds, by the final t-test (p = {p_final:.2g})"
+    if status == "baseline":
+        return f"baseline: {seeds} seeds (as many as the longest comparison)"
+    if status == "raced":
+        return f"raced out at round {look} ({seeds} seeds): its CV score is worse than {raced_by}'s"
+    if status == "max":
+        return f"undecided at the maximum, {seeds} seeds"
+    if status == "continue":
+        return f"open after round {look} ({seeds} seeds): the study stopped before deciding"
+    return f"decided {status} at round {look} ({seeds} seeds)"
+
+
+def sequential_section(
+    config: Mapping[str, Any],
+    cells: Mapping[str, Mapping[str, Any]],
+    done: Mapping[str, Mapping[str, Any]],
+    baseline: str,
+    metric_key: str,
+    higher: bool,
+) -> dict[str, Any] | None:
+    """The ``sequential`` object of the summary (module docstring), or None for a fixed study."""
+    rounds = Rounds.of(config.get("seeds"))
+    if rounds is None:
+        return None
+    keys = list(cells)
+    decided = decisions(rounds, done, keys, baseline, metric_key, higher)
+    sel = config.get("selection") or {}
+    raced: dict[str, str] = {}
+    if sel.get("racing"):
+        grid = [k for k in keys if cells[k].get("arm") == sel.get("arm")]
+        raced = race(rounds, done, grid, sel.get("criterion", "likelihood"), sel.get("rule", "one_se"))
+    sign = 1 if higher else -1
+    out_cells: dict[str, Any] = {}
+    trainings = fixed = 0
+    for key in keys:
+        res = done.get(key)
+        seeds = len(res["seeds"]) if res else 0
+        replicas = int(res.get("replicas", 0)) if res else 0
+        trainings += replicas
+        fixed += round(replicas / seeds * rounds.max) if seeds else 0
+        entry: dict[str, Any] = {"seeds": seeds, "rounds": res.get("rounds", 1) if res else 0, "trainings": replicas}
+        if key == baseline:
+            entry.update(status="baseline", look=None, cs=None, raced_by=None, by=None, p_final=None)
+        else:
+            d = decided[key]
+            status = "raced" if d.status == "continue" and key in raced else d.status
+            low, high = sorted((sign * d.low, sign * d.high))
+            entry.update(
+                status=status,
+                look=d.look,
+                cs=[low if math.isfinite(low) else None, high if math.isfinite(high) else None],
+                raced_by=raced.get(key),
+                by=d.by,
+                p_final=d.p_final,
+            )
+        entry["text"] = _text(entry["status"], entry["look"] or 0, seeds, entry["raced_by"], entry.get("p_final"))
+        out_cells[key] = entry
+    return {
+        "max": rounds.max,
+        "step": rounds.step,
+        "alpha": rounds.alpha,
+        "alpha_each": rounds.alpha / max(1, len(keys) - 1),
+        "margin": rounds.margin,
+        "method": METHOD,
+        "trainings": trainings,
+        "trainings_fixed": fixed,
+        "cells": out_cells,
+    }
+
+
+def sequential_tables(summary: Mapping[str, Any]) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """The report's table of a sequential study's rounds (none for a fixed study): per cell its
+    seeds, trainings, status and confidence sequence."""
+    seq = summary.get("sequential")
+    if not seq:
+        return []
+    note = (
+        f"Seeds in rounds of {seq['step']} up to {seq['max']}; a comparison stops once it is decided "
+        f"(alpha {seq['alpha_each']:.3g} each, {seq['alpha']:g} for all together: {seq['method']}). "
+        f"{seq['trainings']} trainings, against {seq['trainings_fixed']} for {seq['max']} seeds of every cell."
+    )
+    headers = ["cell", "seeds", "trainings", "stopped", "CS of cell − baseline"]
+    rows = []
+    for name, cell in seq["cells"].items():
+        cs = cell["cs"]
+        shown = "—" if cs is None else "[" + ", ".join("−∞/∞" if v is None else f"{v:+.4f}" for v in cs) + "]"
+        rows.append([name, str(cell["seeds"]), str(cell["trainings"]), cell["text"], shown])
+    return [("Rounds", note, headers, rows)]

@@ -1,0 +1,143 @@
+"""Sequential studies: the config keys, the rounds (noisereg.study.rounds), and a real run through
+the runner: rounds stored as cells, resumed, and decided as a replay of a fixed study decides."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from noisereg.study.cells import plan_cells
+from noisereg.study.config import StudyConfigError, parse_config
+from noisereg.study.rounds import Rounds, decisions, due, merge_rounds, plan_rounds, race, round_key
+from noisereg.study.run.runner import run_study
+from noisereg.study.store import Store, default_url
+from tests.study.fakes import fake_results, tiny_raw
+
+ROUNDS = {"max": 12, "step": 5}
+
+
+def test_rounds_cover_the_seeds_once() -> None:
+    config = parse_config(tiny_raw(seeds=ROUNDS))
+    cells = plan_rounds(config, plan_cells(config))
+    none = [c for c in cells if c.of == "none"]
+    assert [(c.key, c.seeds) for c in none] == [
+        ("none@round1", (0, 5)),
+        ("none@round2", (5, 10)),
+        ("none@round3", (10, 12)),
+    ]
+    assert len(cells) == 3 * len(plan_cells(config))
+    assert none[0].meta()["of"] == "none" and none[0].meta()["seeds"] == [0, 5]
+    fixed = parse_config(tiny_raw(seeds=12))
+    assert plan_rounds(fixed, plan_cells(fixed)) == plan_cells(fixed)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path", "text"),
+    [
+        ({"seeds": {"max": 10, "step": 10}}, "seeds", "must be below max"),
+        ({"seeds": {"max": 10}}, "seeds.step", "missing"),
+        ({"seeds": {"max": 10, "step": 2, "margin": 0}}, "seeds.margin", "> 0"),
+        ({"seeds": True}, "seeds", "number of seeds or a table"),
+        ({"selection": {"arm": "grid", "folds": 3, "racing": True}}, "", "selection.racing"),
+        ({"seeds": ROUNDS, "selection": {"arm": "grid", "folds": 3, "nested": True}}, "", "selection.nested"),
+        ({"seeds": ROUNDS, "robustness": {"enabled": True}}, "", "robustness.enabled"),
+    ],
+)
+def test_config_errors_name_the_key(overrides: dict, path: str, text: str) -> None:
+    with pytest.raises(StudyConfigError) as err:
+        parse_config(tiny_raw(**overrides))
+    assert len(err.value.problems) == 1
+    where, message = err.value.problems[0]
+    assert where == path and text in message
+
+
+def _merged(shifts: dict[str, float], seeds: int) -> dict[str, dict]:
+    return {k: fake_results(k, seeds, s, cv=k.startswith("grid")) for k, s in shifts.items()}
+
+
+def test_the_next_round_is_for_open_comparisons_and_the_baseline() -> None:
+    rounds = Rounds(max=30, step=10, alpha=0.05, margin=None)
+    keys = {c: [round_key(c, k) for k in (1, 2, 3)] for c in ("none", "better", "same")}
+    assert due(rounds, keys, {}, "none", "test_acc", True) == ["none@round1", "better@round1", "same@round1"]
+    results = _merged({"none": 0.0, "better": 0.1, "same": 0.0}, 10)
+    rng = np.random.default_rng(0)
+    results["same"]["final"]["test_acc"] = list(np.add(results["none"]["final"]["test_acc"], rng.normal(0, 0.02, 10)))
+    decided = decisions(rounds, results, list(keys), "none", "test_acc", True)
+    assert decided["better"].status == "better" and decided["same"].status == "continue"
+    assert due(rounds, keys, results, "none", "test_acc", True) == ["same@round2", "none@round2"]
+    # loss: lower is better, so the same shift reads as worse
+    assert decisions(rounds, results, list(keys), "none", "test_loss", False)["better"].status == "better"
+
+
+def test_racing_stops_a_value_clearly_worse_in_cv() -> None:
+    rounds = Rounds(max=15, step=5, alpha=0.05, margin=None)
+    results = _merged({"grid[a]": 0.0, "grid[b]": 0.2}, 10)
+    for s, row in enumerate(results["grid[a]"]["cv"]["val_loss"]):  # some spread over seeds
+        row[0] += 0.01 * (s % 3)
+    assert race(rounds, results, ["grid[a]", "grid[b]"], "likelihood") == {"grid[a]": "grid[b]"}
+    assert race(rounds, results, ["grid[a]", "grid[b]"], "accuracy") == {"grid[a]": "grid[b]"}
+    assert race(rounds, results, ["grid[a]", "grid[b]"], "likelihood", "one_se") == {"grid[a]": "grid[b]"}
+    # within one standard error of the best: the one-SE rule may choose it, so it keeps training
+    close = _merged({"grid[a]": 0.0, "grid[b]": 0.001}, 10)
+    for s, row in enumerate(close["grid[a]"]["cv"]["val_loss"]):
+        row[1] += 0.05 * (s % 2)
+    assert race(rounds, close, ["grid[a]", "grid[b]"], "likelihood", "one_se") == {}
+
+
+def test_merging_rounds_concatenates_seeds_in_order() -> None:
+    cells = {
+        "a@round1": {"arm": "a", "value": None, "param": None, "of": "a", "seeds": [0, 2]},
+        "a@round2": {"arm": "a", "value": None, "param": None, "of": "a", "seeds": [2, 4]},
+    }
+    r1, r2 = fake_results("a@round1", 2, 0.0, cv=True), fake_results("a@round2", 2, 0.1, cv=True)
+    r2["seeds"] = [2, 3]
+    r2["epochs"] = r2["cv"]["val_epochs"] = [1, 3, 5]  # thinned otherwise: put on round 1's epochs
+    r2["curve:test_acc"] = r2["curve:train_acc"] = [[0.0, 0.5, 1.0], [0.0, 0.5, 1.0]]
+    r2["cv"]["val_loss_curve"] = [[[1.0, 0.5, 0.0]] * 3] * 2
+    meta, merged = merge_rounds(cells, {"a@round1": r1, "a@round2": r2})
+    assert list(meta) == ["a"] and "of" not in meta["a"]
+    a = merged["a"]
+    assert a["seeds"] == [0, 1, 2, 3] and a["rounds"] == 2
+    assert a["final"]["test_acc"] == r1["final"]["test_acc"] + r2["final"]["test_acc"]
+    assert a["replicas"] == r1["replicas"] + r2["replicas"]
+    assert a["curve:test_acc"][2] == [0.0, 0.25, 0.5, 0.75, 1.0]  # interpolated onto round 1's epochs
+    assert np.asarray(a["cv"]["val_loss"]).shape == (4, 3)
+    assert a["cv"]["val_loss_curve"][3][0] == [1.0, 0.0]
+    only_first, _ = merge_rounds(cells, {"a@round1": r1})
+    assert merge_rounds(cells, {"a@round1": r1})[1]["a"]["seeds"] == [0, 1]
+    assert merge_rounds(cells, {"a@round2": r2})[1] == {}  # round 1 missing: nothing to merge yet
+
+
+def test_a_sequential_run_stores_rounds_resumes_and_matches_the_replay(tmp_path) -> None:
+    raw = tiny_raw(name="seq", seeds={"max": 6, "step": 2})
+    raw["selection"] = {"arm": "grid", "folds": 3, "racing": True}
+    summary = run_study(parse_config(raw), tmp_path / "seq")
+    seq = summary["sequential"]
+    assert seq["max"] == 6 and seq["trainings"] <= seq["trainings_fixed"]
+    assert set(seq["cells"]) == {"none", "input", "before", "grid[std=0.0]", "grid[std=0.1]", "grid[std=1.0]"}
+    for name, cell in seq["cells"].items():
+        assert cell["seeds"] in (2, 4, 6) and cell["status"] in ("baseline", "better", "worse", "raced", "max"), name
+        assert (cell["status"] in ("max", "baseline")) == (cell["seeds"] == 6) or cell["status"] == "baseline"
+    store = Store(default_url(tmp_path / "seq"), "seq")
+    trials = len(store.study.get_trials())
+    again = run_study(parse_config(raw), tmp_path / "seq")  # resumed: nothing left to train
+    assert len(store.study.get_trials()) == trials and again["sequential"] == seq
+    assert json.loads((tmp_path / "seq" / "summary.json").read_text())["sequential"]["cells"] == seq["cells"]
+    # the same study with every seed at once: each seed's result is the same (the engine promises a
+    # replica's result whatever its stack, to rounding), and so is every decision
+    fixed = run_study(
+        parse_config({**raw, "name": "fixed", "seeds": 6, "selection": raw["selection"] | {"racing": False}}),
+        tmp_path / "fixed",
+        robustness=False,
+    )
+    per_seed = {a["name"]: a["per_seed"] for a in fixed["arms"]}
+    for a in summary["arms"]:
+        np.testing.assert_allclose(a["per_seed"], per_seed[a["name"]][: a["n"]], rtol=0, atol=1e-6, err_msg=a["name"])
+    fixed_store = Store(default_url(tmp_path / "fixed"), "fixed")
+    rounds = Rounds(max=6, step=2, alpha=0.05, margin=None)
+    replay = decisions(rounds, fixed_store.completed(), list(seq["cells"]), "none", "test_acc", True)
+    for name, cell in seq["cells"].items():
+        if cell["status"] in ("better", "worse", "max"):
+            assert replay[name].status == cell["status"] and replay[name].n == cell["seeds"], name
