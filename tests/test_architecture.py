@@ -34,7 +34,7 @@ LAYERS = [
         "study.connection",
         "study.claims",
     ),
-    ("study.bridge", "study.report", "study.model_plan"),
+    ("study.bridge", "study.report", "study.model_plan", "study.tasks"),
     ("study.measure",),
     ("study.run", "study.export"),
     ("study", "study.api", "study.model_file", "integrations"),

@@ -40,6 +40,7 @@ _PUBLIC = {
     "NEFTune": "noisereg.sites",
     "SymNoise": "noisereg.sites",
     "noisytune": "noisereg.sites",
+    "NoisyTune": "noisereg.sites",
     "annealed_gaussian": "noisereg.sites",
     "LabelSmoothing": "noisereg.sites",
     "LabelFlip": "noisereg.sites",
@@ -86,6 +87,7 @@ if TYPE_CHECKING:
         NoisyHardSigmoid,
         NoisyHardTanh,
         NoisyLinear,
+        NoisyTune,
         SymNoise,
         annealed_gaussian,
     )

@@ -69,3 +69,48 @@ def test_bad_arguments_name_themselves() -> None:
         noisytune("net", 0.1, seed=0)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="seed"):
         noisytune(_model(), 0.1, seed="x")  # type: ignore[arg-type]
+
+
+def test_attach_perturbs_once_at_the_first_training_forward_and_remove_keeps_it() -> None:
+    from noisereg import NoisyTune, attach
+
+    model, reference = _model(), _model()
+    x = torch.randn(4, 5)
+    handle = attach(model, NoisyTune(lam=0.15), at="weights", seed=5)
+    model.eval()
+    model(x)  # eval: nothing happens
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(p, q)
+    model.train()
+    model(x)
+    model(x)  # once only
+    noisytune(reference, 0.15, seed=derive_seed(5, "weights"))
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(p, q)
+    handle.remove()
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_attach_and_remove_without_training_leaves_the_model_and_options_are_refused() -> None:
+    from noisereg import NoisyTune, attach
+
+    model, clean = _model(), _model()
+    attach(model, NoisyTune(lam=0.15), at="weights", seed=0).remove()
+    model(torch.randn(2, 5))
+    for p, q in zip(model.parameters(), clean.parameters(), strict=True):
+        assert torch.equal(p, q)
+    with pytest.raises(ValueError, match="NoisyTune perturbs every parameter once"):
+        attach(model, NoisyTune(lam=0.15), at="weights", resample="forward")
+    with pytest.raises(ValueError, match="lam"):
+        NoisyTune(lam=-1.0)
+
+
+def test_the_tensor_formula_against_a_redraw() -> None:
+    from noisereg.sites import noisytune_tensor
+
+    x = torch.randn(6, 7, dtype=torch.float64)
+    out = noisytune_tensor(x, 0.3, generator=torch.Generator().manual_seed(1))
+    u = torch.rand(6, 7, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    torch.testing.assert_close(out, x + (u - 0.5) * 0.3 * x.std(), rtol=0, atol=4 * torch.finfo(torch.float64).eps)
+    assert torch.equal(noisytune_tensor(torch.tensor([2.0]), 0.3), torch.tensor([2.0]))

@@ -192,6 +192,7 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
             # the library's, not the study files'.
             Kind("neftune", "noisereg.sites.embeddings:NEFTune", "alpha", clip=False, in_studies=False),
             Kind("symnoise", "noisereg.sites.embeddings:SymNoise", "alpha", clip=False, in_studies=False),
+            Kind("noisytune", "noisereg.sites.noisytune:NoisyTune", "lam", clip=False, in_studies=False),
             Kind(
                 "saturation",
                 "noisereg.sites.noisy_activations:SaturationNoise",

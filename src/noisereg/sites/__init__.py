@@ -21,7 +21,7 @@ from noisereg.sites.noisy_activations import (
     NoisyHardTanh,
     noisy_hard_activation,
 )
-from noisereg.sites.noisytune import noisytune
+from noisereg.sites.noisytune import NoisyTune, noisytune, noisytune_tensor
 from noisereg.sites.strip import random_ops, strip
 from noisereg.sites.targets import (
     PATRINI_MNIST,
@@ -47,6 +47,8 @@ __all__ = [
     "SymNoise",
     "symnoise",
     "noisytune",
+    "noisytune_tensor",
+    "NoisyTune",
     "annealed_gaussian",
     "NoisyLinear",
     "PNI",

@@ -28,6 +28,7 @@ _FILE_KEYS = {
     "metric": "metric",
     "name": "name",
     "description": "description",
+    "claim": "claim",
 }
 
 

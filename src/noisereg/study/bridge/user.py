@@ -342,4 +342,5 @@ def file_arguments(cfg: UserStudyConfig, *, source: str = "study") -> dict[str, 
         "metric": cfg.metric,
         "name": cfg.name,
         "description": cfg.description,
+        "claim": cfg.claim,
     }

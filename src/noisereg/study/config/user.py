@@ -4,7 +4,7 @@
 A study file whose ``[model]`` table has a ``factory`` key is one of these (:func:`is_user_study`);
 ``noisereg study FILE`` runs it through :func:`noisereg.study.run_model`. The schema::
 
-    name = "mynet"              # run directory name
+    name = "mynet"              # run directory name; claim and topic as in built-in study files
     seeds = 10                  # seed, description, metric, folds (k-fold over the loaded data) also
     [model]
     factory = "mypkg.nets:make_net"   # called as make_net(**kwargs) for every replica
@@ -53,6 +53,7 @@ __all__ = [
 USER_KINDS = (
     "gaussian",
     "uniform",
+    "rademacher",
     "multiplicative_gaussian",
     "speckle",
     "gaussian_dropout",
@@ -68,6 +69,8 @@ USER_KINDS = (
     "mixup",
     "cutmix",
     "neftune",
+    "symnoise",
+    "noisytune",
 )
 """Kinds a user study file may name (the same names as built-in study files, where those have them)."""
 
@@ -169,6 +172,8 @@ class UserStudyConfig(Strict):
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
     description: str = ""
+    claim: str = ""
+    topic: str = ""
     seed: Annotated[int, Field(ge=0)] = 0
     seeds: Annotated[int, Field(ge=1)] = 10
     folds: Annotated[int, Field(ge=2)] | None = None
