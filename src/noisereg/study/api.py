@@ -167,6 +167,7 @@ def run_model(
     name: str | None = None,
     description: str = "",
     claim: str = "",
+    versus: Mapping[str, str] | None = None,
     storage: str | None = None,
     dtype: torch.dtype = torch.float32,
     device: str = "cpu",
@@ -199,6 +200,8 @@ def run_model(
         threads: torch's threads per process while replicas train (restored afterwards); replicas
             run side by side through ``workers``, and small models are fastest on one thread each.
         claim: a published claim the study tests, shown in the report beside what it measured.
+        versus: arm -> another arm it is also compared with, seed by seed (both without a grid), as
+            a study file's ``versus``: the report's paired contrasts.
         storage: Optuna storage URL (default SQLite in ``out``). save_models: write the test folds'
             final weights to ``out/models`` (:mod:`noisereg.study.weights`).
         study_file: the validated study file this run comes from (stored with the configuration, so
@@ -228,6 +231,14 @@ def run_model(
     with about("model"):
         factory = as_factory(model)
     cells = plan(arms, grid or {})
+    versus = dict(versus or {})
+    with about("versus"):
+        for arm, other in versus.items():
+            for name in (arm, other):
+                if name not in arms or name in (grid or {}):
+                    raise ValueError(f"versus={{{arm!r}: {other!r}}}: {name!r} is not an arm without a grid")
+            if arm == other:
+                raise ValueError(f"versus={{{arm!r}: {other!r}}} compares an arm with itself")
     baseline = next((c.arm for c in cells if not c.sites), None)
     if baseline is None:
         with about("arms"):
@@ -293,7 +304,10 @@ def run_model(
         "metric": metric,
         "baseline": baseline,
         "curve_points": 200,
-        "arms": [{"name": a, "noise": [s.describe() for s in sites]} for a, sites in arms.items()],
+        "arms": [
+            {"name": a, "noise": [s.describe() for s in sites], **({"versus": versus[a]} if a in versus else {})}
+            for a, sites in arms.items()
+        ],
         "grid": {a: list(v) if not isinstance(v, Mapping) else dict(v) for a, v in (grid or {}).items()},
         "model": {"factory": _describe(model) if not isinstance(model, torch.nn.Module) else type(model).__name__},
         "training": {

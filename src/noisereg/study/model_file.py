@@ -29,6 +29,7 @@ _FILE_KEYS = {
     "name": "name",
     "description": "description",
     "claim": "claim",
+    "versus": "arms",
 }
 
 

@@ -124,11 +124,13 @@ class UserGridConfig(Strict):
 
 class UserArmConfig(Strict):
     """``noise``: one site table or a list of them (none: no noise); ``grid``: strengths of the
-    (single, or ``grid.site``-th) site's main strength."""
+    (single, or ``grid.site``-th) site's main strength; ``versus``: another arm (neither with a grid)
+    that this one is also compared with, seed by seed, as in built-in study files."""
 
     name: Annotated[str, Field(min_length=1, max_length=80)]
     noise: list[UserSiteConfig] = []
     grid: list[float] | UserGridConfig | None = None
+    versus: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -192,6 +194,14 @@ class UserStudyConfig(Strict):
             raise ValueError(f"arm names must be unique; repeated: {dupes}")
         if all(a.noise for a in self.arms):
             raise ValueError("no arm without noise to compare with: add one (no 'noise' key)")
+        for i, arm in enumerate(self.arms):
+            if arm.versus is None:
+                continue
+            other = next((a for a in self.arms if a.name == arm.versus), None)
+            if other is None or other is arm:
+                raise ValueError(f"arms[{i}].versus={arm.versus!r} must name another arm; arms: {names}")
+            if arm.grid is not None or other.grid is not None:
+                raise ValueError(f"arms[{i}].versus: compare arms without a grid")
         if self.optimizer.clip_grad_norm is not None:
             raise ValueError("optimizer.clip_grad_norm is for built-in models; clip inside your own step")
         return self
