@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 # Bottom to top; a module may import its own layer and those below it, never one above.
 LAYERS = [
     ("noise", "schedules", "seeding", "streams", "_checks", "_compat", "_lazy", "_optional", "_registry"),
-    ("layers", "sites", "metrics", "robustness", "distributed"),
+    ("layers", "sites", "metrics", "curvature", "robustness", "distributed"),
     ("engine",),
     ("study.config",),
     (
@@ -36,7 +36,7 @@ LAYERS = [
         "study.connection",
         "study.claims",
     ),
-    ("study.bridge", "study.report", "study.model_plan"),
+    ("study.bridge", "study.report", "study.model_plan", "study.tasks"),
     ("study.measure",),
     ("study.run", "study.export"),
     ("study", "study.api", "study.model_file", "integrations"),

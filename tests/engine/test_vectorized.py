@@ -362,3 +362,17 @@ def test_only_a_model_that_draws_pays_for_per_replica_draws() -> None:
             assert isinstance(group.randomness, ModelRandomness) is draws, factory.__name__
         finally:
             group.close()
+def test_symnoise_runs_vectorized_as_each_replica_alone() -> None:
+    from noisereg import SymNoise
+
+    sym = (AttachSite(SymNoise(alpha=5.0), "embeddings"),)
+    tasks = [_task(Tokens, s, i, train=(TOKENS, Y), test=(TOKENS, Y)) for i, s in enumerate([sym, (), sym])]
+    assert refusal(tasks[0]) is None
+    _equal_to_the_per_replica_path(tasks)
+
+
+def test_noisytune_is_refused_by_the_vectorized_path_with_its_reason() -> None:
+    from noisereg import NoisyTune
+
+    task = _task(Tokens, (AttachSite(NoisyTune(lam=0.15), "weights"),), 0, train=(TOKENS, Y), test=(TOKENS, Y))
+    assert "NoisyTune perturbs the model once" in (refusal(task) or "")

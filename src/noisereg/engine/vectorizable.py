@@ -30,6 +30,8 @@ def refusal(task: LoopTask) -> str | None:
             return f"site {j}: packed=True reads the forward's position ids per replica"
         if options.get("mask") is not None:
             return f"site {j}: mask={options['mask']!r} reads the forward's attention mask per replica"
+        if getattr(site.noise, "one_shot", False):
+            return f"site {j}: {type(site.noise).__name__} perturbs the model once, before training: per replica"
         if site.at == "weights" and options.get("resample", "step") != "step":
             return f"site {j}: weight noise with resample={options['resample']!r} runs per replica"
     return None

@@ -101,6 +101,7 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
         for k in (
             Kind("gaussian", "noisereg.noise.additive:Gaussian", "std"),
             Kind("uniform", "noisereg.noise.additive:Uniform", "half_width"),
+            Kind("rademacher", "noisereg.noise.symmetric:Rademacher", "std"),
             Kind("multiplicative_gaussian", "noisereg.noise.multiplicative:MultiplicativeGaussian", "std"),
             Kind(
                 "gaussian_dropout",
@@ -190,6 +191,8 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
             # Kinds for one site of a model (token embeddings, hard activations, input-target pairs):
             # the library's, not the study files'.
             Kind("neftune", "noisereg.sites.embeddings:NEFTune", "alpha", clip=False, in_studies=False),
+            Kind("symnoise", "noisereg.sites.embeddings:SymNoise", "alpha", clip=False, in_studies=False),
+            Kind("noisytune", "noisereg.sites.noisytune:NoisyTune", "lam", clip=False, in_studies=False),
             Kind(
                 "saturation",
                 "noisereg.sites.noisy_activations:SaturationNoise",

@@ -29,6 +29,7 @@ from noisereg.sites.activations import Where, place_activations, place_input
 from noisereg.sites.embeddings import place_embeddings
 from noisereg.sites.gradients import place_gradients
 from noisereg.sites.mixing import MixingKind, MixingLayer
+from noisereg.sites.noisytune import NoisyTune, place_noisytune
 from noisereg.sites.placement import MaskSource, Placement, run_beside, stream_seed
 from noisereg.sites.selectors import Selector, unwrap
 from noisereg.sites.targets import DisturbLabel, LabelFlip, LabelSmoothing
@@ -348,6 +349,10 @@ def attach(
             masks.remove()
             raise
         handle: Handle = MaskedHandle(at, placements, masks)
+    elif at == "weights" and isinstance(noise, NoisyTune):
+        if select is not None or biases or resample != "step":
+            raise ValueError("NoisyTune perturbs every parameter once: it takes no select, biases or resample")
+        handle = Handle(at, place_noisytune(root, noise, seed=seed), [])
     elif at == "weights":
         handle = WeightsHandle(
             at, place_weights(root, noise, select=select, biases=biases, resample=resample, seed=seed), []

@@ -36,7 +36,7 @@ from typing import Any, cast, get_args
 
 import torch
 
-from noisereg._checks import about
+from noisereg._checks import about, check_type
 from noisereg.engine.loop import AttachSite, LoopTask
 from noisereg.engine.vectorized import VECTORIZED, probe_arms
 from noisereg.noise.base import NoiseKind
@@ -166,6 +166,8 @@ def run_model(
     threads: int = 1,
     name: str | None = None,
     description: str = "",
+    claim: str = "",
+    versus: Mapping[str, str] | None = None,
     storage: str | None = None,
     dtype: torch.dtype = torch.float32,
     device: str = "cpu",
@@ -197,6 +199,9 @@ def run_model(
             they start training before this process has set the store up).
         threads: torch's threads per process while replicas train (restored afterwards); replicas
             run side by side through ``workers``, and small models are fastest on one thread each.
+        claim: a published claim the study tests, shown in the report beside what it measured.
+        versus: arm -> another arm it is also compared with, seed by seed (both without a grid), as
+            a study file's ``versus``: the report's paired contrasts.
         storage: Optuna storage URL (default SQLite in ``out``). save_models: write the test folds'
             final weights to ``out/models`` (:mod:`noisereg.study.cell_models`).
         study_file: the validated study file this run comes from (stored with the configuration, so
@@ -209,6 +214,7 @@ def run_model(
         StoreError: ``out`` holds a study with other settings, or cannot be written (the message says
             which folder or file and why: read-only, permissions, a full disk).
     """
+    check_type(claim, "claim", str, "a str (a published claim, or '')")
     seed, epochs, batch_size, seeds, workers, threads, eval_every = (
         check_count(value, arg, low)
         for arg, value, low in (
@@ -225,6 +231,14 @@ def run_model(
     with about("model"):
         factory = as_factory(model)
     cells = plan(arms, grid or {})
+    versus = dict(versus or {})
+    with about("versus"):
+        for arm, other in versus.items():
+            for name in (arm, other):
+                if name not in arms or name in (grid or {}):
+                    raise ValueError(f"versus={{{arm!r}: {other!r}}}: {name!r} is not an arm without a grid")
+            if arm == other:
+                raise ValueError(f"versus={{{arm!r}: {other!r}}} compares an arm with itself")
     baseline = next((c.arm for c in cells if not c.sites), None)
     if baseline is None:
         with about("arms"):
@@ -283,13 +297,17 @@ def run_model(
     config = {
         "name": name,
         "description": description,
+        "claim": claim,
         "seed": seed,
         "seeds": seeds,
         "noise_generator": noise_generator_family(),
         "metric": metric,
         "baseline": baseline,
         "curve_points": 200,
-        "arms": [{"name": a, "noise": [s.describe() for s in sites]} for a, sites in arms.items()],
+        "arms": [
+            {"name": a, "noise": [s.describe() for s in sites], **({"versus": versus[a]} if a in versus else {})}
+            for a, sites in arms.items()
+        ],
         "grid": {a: list(v) if not isinstance(v, Mapping) else dict(v) for a, v in (grid or {}).items()},
         "model": {"factory": _describe(model) if not isinstance(model, torch.nn.Module) else type(model).__name__},
         "training": {
@@ -373,15 +391,15 @@ def run_model(
                                 results[i] = result
                         stored = collect_results(claims, rows, results, out if save_models else None, config)
                     except BaseException as exc:
-                        for claim in claims:
-                            store.fail(claim, "".join(traceback.format_exception(exc)))
+                        for held in claims:
+                            store.fail(held, "".join(traceback.format_exception(exc)))
                         raise
                 elapsed = time.perf_counter() - start
-                for claim in claims:
-                    res = stored[claim.cell]
+                for held in claims:
+                    res = stored[held.cell]
                     res["elapsed_s"] = round(elapsed / len(claims), 3)
-                    res["path"], res["path_reason"] = paths[claim.cell]
-                    store.complete(claim, objective(res), res)
+                    res["path"], res["path_reason"] = paths[held.cell]
+                    store.complete(held, objective(res), res)
             failed = sorted(store.unfinished())
             if failed:
                 raise RuntimeError(f"cells without a result: {failed}; rerun to retry them")

@@ -28,6 +28,8 @@ _FILE_KEYS = {
     "metric": "metric",
     "name": "name",
     "description": "description",
+    "claim": "claim",
+    "versus": "arms",
 }
 
 

@@ -342,4 +342,6 @@ def file_arguments(cfg: UserStudyConfig, *, source: str = "study") -> dict[str, 
         "metric": cfg.metric,
         "name": cfg.name,
         "description": cfg.description,
+        "claim": cfg.claim,
+        "versus": {arm.name: arm.versus for arm in cfg.arms if arm.versus is not None},
     }

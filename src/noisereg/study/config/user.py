@@ -4,7 +4,7 @@
 A study file whose ``[model]`` table has a ``factory`` key is one of these (:func:`is_user_study`);
 ``noisereg study FILE`` runs it through :func:`noisereg.study.run_model`. The schema::
 
-    name = "mynet"              # run directory name
+    name = "mynet"              # run directory name; claim and topic as in built-in study files
     seeds = 10                  # seed, description, metric, folds (k-fold over the loaded data) also
     [model]
     factory = "mypkg.nets:make_net"   # called as make_net(**kwargs) for every replica
@@ -53,6 +53,7 @@ __all__ = [
 USER_KINDS = (
     "gaussian",
     "uniform",
+    "rademacher",
     "multiplicative_gaussian",
     "speckle",
     "gaussian_dropout",
@@ -68,6 +69,8 @@ USER_KINDS = (
     "mixup",
     "cutmix",
     "neftune",
+    "symnoise",
+    "noisytune",
 )
 """Kinds a user study file may name (the same names as built-in study files, where those have them)."""
 
@@ -121,11 +124,13 @@ class UserGridConfig(Strict):
 
 class UserArmConfig(Strict):
     """``noise``: one site table or a list of them (none: no noise); ``grid``: strengths of the
-    (single, or ``grid.site``-th) site's main strength."""
+    (single, or ``grid.site``-th) site's main strength; ``versus``: another arm (neither with a grid)
+    that this one is also compared with, seed by seed, as in built-in study files."""
 
     name: Annotated[str, Field(min_length=1, max_length=80)]
     noise: list[UserSiteConfig] = []
     grid: list[float] | UserGridConfig | None = None
+    versus: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -169,6 +174,8 @@ class UserStudyConfig(Strict):
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
     description: str = ""
+    claim: str = ""
+    topic: str = ""
     seed: Annotated[int, Field(ge=0)] = 0
     seeds: Annotated[int, Field(ge=1)] = 10
     folds: Annotated[int, Field(ge=2)] | None = None
@@ -187,6 +194,14 @@ class UserStudyConfig(Strict):
             raise ValueError(f"arm names must be unique; repeated: {dupes}")
         if all(a.noise for a in self.arms):
             raise ValueError("no arm without noise to compare with: add one (no 'noise' key)")
+        for i, arm in enumerate(self.arms):
+            if arm.versus is None:
+                continue
+            other = next((a for a in self.arms if a.name == arm.versus), None)
+            if other is None or other is arm:
+                raise ValueError(f"arms[{i}].versus={arm.versus!r} must name another arm; arms: {names}")
+            if arm.grid is not None or other.grid is not None:
+                raise ValueError(f"arms[{i}].versus: compare arms without a grid")
         if self.optimizer.clip_grad_norm is not None:
             raise ValueError("optimizer.clip_grad_norm is for built-in models; clip inside your own step")
         return self

@@ -7,6 +7,7 @@ from typing import Any
 
 import jinja2
 
+from noisereg.study.report.curvature import curvature_tables
 from noisereg.study.report.formatting import Table, bracket, fmt
 from noisereg.study.report.robustness_tables import robustness_tables
 from noisereg.study.report.sequential import sequential_tables
@@ -424,7 +425,9 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
         ]
         lines += ["| " + " | ".join(r) + " |" for r in contrasts]
     lines += _selection_lines(summary.get("selection"))
-    for title, note, headers, cells in weight_tables(summary) + robustness_tables(summary) + sequential_tables(summary):
+    for title, note, headers, cells in (
+        weight_tables(summary) + curvature_tables(summary) + robustness_tables(summary) + sequential_tables(summary)
+    ):
         lines += ["", f"## {title}", "", note, "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(row) + " |" for row in cells]
     if summary["missing"]:
@@ -456,6 +459,7 @@ def to_html(summary: Mapping[str, Any], plots: Sequence[tuple[str, str]]) -> str
         tables=estimate_table(summary)
         + _contrast_table(summary)
         + weight_tables(summary)
+        + curvature_tables(summary)
         + robustness_tables(summary)
         + sequential_tables(summary),
         paths=path_lines(summary),
