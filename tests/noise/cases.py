@@ -23,6 +23,7 @@ class Case:
 CASES = [
     Case("gaussian", lambda s: noise.Gaussian(std=s), 0.3, 0.0, True, True),
     Case("uniform", lambda s: noise.Uniform(half_width=s), 0.3, 0.0, True, True),
+    Case("filter_gaussian", lambda s: noise.FilterGaussian(std=s), 0.3, 0.0, True, True),
     Case("multiplicative", lambda s: noise.MultiplicativeGaussian(std=s), 0.3, 0.0, True, True),
     Case("gaussian_dropout", lambda s: noise.GaussianDropoutNoise(rate=s), 0.3, 0.0, False, True),
     Case("alpha_dropout", lambda s: noise.AlphaDropoutNoise(rate=s), 0.3, 0.0, False, False),

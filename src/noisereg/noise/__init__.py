@@ -26,6 +26,8 @@ _PUBLIC = {
     "shot": "noisereg.noise.discrete",
     "colored": "noisereg.noise.signal",
     "spatial": "noisereg.noise.signal",
+    "filter_gaussian": "noisereg.noise.filterwise",
+    "FilterGaussian": "noisereg.noise.filterwise",
     "Gaussian": "noisereg.noise.additive",
     "Uniform": "noisereg.noise.additive",
     "MultiplicativeGaussian": "noisereg.noise.multiplicative",
@@ -48,6 +50,7 @@ __getattr__, __dir__ = lazy_names("noisereg.noise", _PUBLIC, globals())
 if TYPE_CHECKING:
     from noisereg.noise.additive import Gaussian, Uniform, gaussian, uniform
     from noisereg.noise.base import NoiseKind
+    from noisereg.noise.filterwise import FilterGaussian, filter_gaussian
     from noisereg.noise.discrete import Impulse, Shot, impulse, shot
     from noisereg.noise.kinds import KINDS
     from noisereg.noise.multiplicative import (

@@ -101,6 +101,8 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
         for k in (
             Kind("gaussian", "noisereg.noise.additive:Gaussian", "std"),
             Kind("uniform", "noisereg.noise.additive:Uniform", "half_width"),
+            # random weight perturbation (RWP): for at="weights", noise scaled per filter to its norm
+            Kind("filter_gaussian", "noisereg.noise.filterwise:FilterGaussian", "std"),
             Kind("multiplicative_gaussian", "noisereg.noise.multiplicative:MultiplicativeGaussian", "std"),
             Kind(
                 "gaussian_dropout",

@@ -32,7 +32,7 @@ from noisereg.sites.mixing import MixingKind, MixingLayer
 from noisereg.sites.placement import MaskSource, Placement, run_beside, stream_seed
 from noisereg.sites.selectors import Selector, unwrap
 from noisereg.sites.targets import DisturbLabel, LabelFlip, LabelSmoothing
-from noisereg.sites.weights import Resample, place_weights
+from noisereg.sites.weights import Increments, Resample, place_weights
 
 __all__ = ["attach", "Handle", "MaskedHandle", "WeightsHandle", "TargetsHandle"]
 
@@ -46,6 +46,7 @@ _DEFAULTS: dict[str, Any] = {
     "mask": None,
     "biases": False,
     "resample": "step",
+    "increments": "none",
     "optimizer": None,
     "scale_by_lr": False,
     "packed": False,
@@ -54,7 +55,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "input": ("select", "arg", "mask"),
     "activations": ("select", "where", "mask"),
     "embeddings": ("select", "mask", "packed"),
-    "weights": ("select", "biases", "resample"),
+    "weights": ("select", "biases", "resample", "increments"),
     "gradients": ("select", "optimizer", "scale_by_lr"),
     "targets": (),
 }
@@ -249,6 +250,7 @@ def attach(
     mask: str | None = None,
     biases: bool = False,
     resample: Resample = "step",
+    increments: Increments = "none",
     optimizer: torch.optim.Optimizer | None = None,
     scale_by_lr: bool = False,
     packed: bool = False,
@@ -290,6 +292,10 @@ def attach(
         biases: also put weight noise on biases; for ``"weights"``.
         resample: when weight noise is redrawn: ``"step"``, ``"forward"`` or ``"manual"``; for
             ``"weights"``.
+        increments: ``"none"`` (default: W̃ = noise(W) in the forward only), or the noise goes into the
+            stored weights before each training forward: ``"independent"`` W ← W + ξ_t (perturbed
+            gradient descent), ``"anticorrelated"`` W ← W + ξ_t − ξ_{t−1} (Anti-PGD, Orvieto et al.
+            2022), ξ_t = noise(W) − W; for ``"weights"`` (see :mod:`noisereg.sites.weights`).
         optimizer: the optimizer whose ``step()`` takes gradient noise; for ``"gradients"``.
         scale_by_lr: multiply the gradient perturbation by the learning rate; for ``"gradients"``.
         packed: read packed rows' documents from the forward's ``cu_seq_lens_q`` or ``position_ids``
@@ -323,6 +329,7 @@ def attach(
         "mask": mask,
         "biases": biases,
         "resample": resample,
+        "increments": increments,
         "optimizer": optimizer,
         "scale_by_lr": scale_by_lr,
         "packed": packed,
@@ -350,7 +357,11 @@ def attach(
         handle: Handle = MaskedHandle(at, placements, masks)
     elif at == "weights":
         handle = WeightsHandle(
-            at, place_weights(root, noise, select=select, biases=biases, resample=resample, seed=seed), []
+            at,
+            place_weights(
+                root, noise, select=select, biases=biases, resample=resample, seed=seed, increments=increments
+            ),
+            [],
         )
     elif at == "gradients":
         # _check_options refused optimizer=None for this site.
