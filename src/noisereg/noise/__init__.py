@@ -50,8 +50,8 @@ __getattr__, __dir__ = lazy_names("noisereg.noise", _PUBLIC, globals())
 if TYPE_CHECKING:
     from noisereg.noise.additive import Gaussian, Uniform, gaussian, uniform
     from noisereg.noise.base import NoiseKind
-    from noisereg.noise.filterwise import FilterGaussian, filter_gaussian
     from noisereg.noise.discrete import Impulse, Shot, impulse, shot
+    from noisereg.noise.filterwise import FilterGaussian, filter_gaussian
     from noisereg.noise.kinds import KINDS
     from noisereg.noise.multiplicative import (
         AlphaDropoutNoise,
