@@ -39,6 +39,7 @@ class Cell:
     search: bool = False
     standardize: bool | None = None
     weight_decay: float | None = None
+    sam_rho: float | None = None
 
     def meta(self) -> dict[str, Any]:
         """Plain data stored with the study (no noise objects)."""
@@ -51,6 +52,7 @@ class Cell:
             **({"search": True} if self.search else {}),
             **({"standardize": self.standardize} if self.standardize is not None else {}),
             **({"weight_decay": self.weight_decay} if self.weight_decay is not None else {}),
+            **({"sam_rho": self.sam_rho} if self.sam_rho is not None else {}),
         }
 
 
@@ -80,6 +82,7 @@ def plan_cells(config: StudyConfig) -> list[Cell]:
                         search=True,
                         standardize=arm.standardize,
                         weight_decay=arm.weight_decay,
+                        sam_rho=arm.sam_rho,
                     )
                 )
             continue
@@ -95,6 +98,7 @@ def plan_cells(config: StudyConfig) -> list[Cell]:
                     arm.name == chosen,
                     standardize=arm.standardize,
                     weight_decay=arm.weight_decay,
+                    sam_rho=arm.sam_rho,
                 )
             )
     return cells
@@ -109,10 +113,12 @@ def signature(cell: Cell) -> tuple[Any, ...]:
     """Cells with equal signatures differ only in float main strengths and train as one group,
     each replica carrying its cell's strengths. A scheduled strength is part of the signature; a
     search cell has a signature of its own (the sampler proposes one cell at a time); cells of
-    different weight decay train with different optimizers, so never together."""
+    different weight decay or SAM radius train with different optimizers, so never together."""
     if cell.search:
         return ("search", cell.key)
     parts: list[Any] = [("weight_decay", cell.weight_decay)]
+    if cell.sam_rho is not None:
+        parts.append(("sam_rho", cell.sam_rho))
     for table in cell.noise:
         dump = table.model_dump(mode="json")
         if _main_float(table) is not None:

@@ -121,6 +121,8 @@ class _Site(Strict):
     # the earlier names are read silently here (stored runs hold them); parse_config warns the user
     site: Annotated[SiteName, BeforeValidator(current_site)]
     layers: list[Annotated[int, Field(ge=0)]] | None = None
+    # site = "weights" only: the noise goes into the weights (Anti-PGD, perturbed GD), as attach's option
+    increments: Literal["none", "independent", "anticorrelated"] = "none"
     if TYPE_CHECKING:
         # every table that _noise_table makes narrows it to its kind's name
         kind: str
@@ -129,6 +131,8 @@ class _Site(Strict):
     def _layers_for_hidden(self) -> _Site:
         if self.layers is not None and self.site not in HIDDEN_SITES:
             raise ValueError(f"layers selects hidden layers: only for site 'before' or 'after', not {self.site!r}")
+        if self.increments != "none" and self.site != "weights":
+            raise ValueError(f"increments = {self.increments!r} is only for site 'weights', not {self.site!r}")
         return self
 
 

@@ -189,6 +189,8 @@ class UserStudyConfig(Strict):
             raise ValueError("no arm without noise to compare with: add one (no 'noise' key)")
         if self.optimizer.clip_grad_norm is not None:
             raise ValueError("optimizer.clip_grad_norm is for built-in models; clip inside your own step")
+        if self.optimizer.sam_rho:
+            raise ValueError("optimizer.sam_rho is for built-in models; take SAM's two gradients in your own step")
         return self
 
 
