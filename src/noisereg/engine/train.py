@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from noisereg.engine.flatness import hessian_traces
 from noisereg.engine.injection import SiteStream
 from noisereg.engine.losses import Evaluator, batch_loss, training_targets
 from noisereg.engine.modules import StackedModule
@@ -234,7 +235,7 @@ class _Chunk:
         zT = self.model.compute_grads(self.group.loss, xb, qb, self.hidden, step=step, epoch=epoch, grads=grads)
         clean.copy_(params)
         g_blocks = self.model.blocks(grads)
-        norm = torch.sqrt(sum((b * b).sum(dim=1) for b in g_blocks)).clamp_min(1e-12)
+        norm = torch.stack([(b * b).sum(dim=1) for b in g_blocks]).sum(0).sqrt().clamp_min(1e-12)
         scale = (rho / norm).unsqueeze(1)
         for p_block, g_block in zip(self.model.blocks(params), g_blocks, strict=True):
             p_block.add_(g_block * scale)
@@ -346,4 +347,15 @@ def _run(chunk: _Chunk, progress: Callable[[int], None] | None) -> ChunkResult:
         chunk.model.params.copy_(best_params)
     final = {name: values[np.arange(R), best_column] for name, values in curves.items()}
     state = {k: v.cpu() for k, v in chunk.model.export_state().items()}
+    if group.hessian_samples:
+        seeds = [group.replicas[i].seed for i in chunk.indices]
+        final["hessian_trace"] = hessian_traces(
+            group.model,
+            group.loss,
+            state,
+            chunk.model.input_view(chunk.x["train"]).cpu(),
+            chunk.q_train.cpu(),
+            seeds,
+            group.hessian_samples,
+        )
     return ChunkResult(chunk.indices, curves, final, stopped_epoch, best_epoch, state)

@@ -30,6 +30,7 @@ from noisereg.sites.embeddings import place_embeddings
 from noisereg.sites.gradients import place_gradients
 from noisereg.sites.mixing import MixingKind, MixingLayer
 from noisereg.sites.placement import MaskSource, Placement, run_beside, stream_seed
+from noisereg.sites.recurrent import place_state
 from noisereg.sites.selectors import Selector, unwrap
 from noisereg.sites.targets import DisturbLabel, LabelFlip, LabelSmoothing
 from noisereg.sites.weights import Increments, Resample, place_weights
@@ -283,8 +284,10 @@ def attach(
         select: which modules or parameters: a qualified-name glob (``"layers.*.fc1"``), a type
             (``nn.ReLU``) or the module object itself (``model.encoder.layer[0]``); None for the
             site's default.
-        where: ``"after"`` (the output) or ``"before"`` (the input) of the selected modules; for
-            ``"activations"``.
+        where: ``"after"`` (the output) or ``"before"`` (the input) of the selected modules, or
+            ``"state"``: the hidden state h_t of the selected ``nn.RNN``/``nn.GRU``/``nn.LSTM`` layers
+            (default: all of them) at every time step, inside the recurrence (noisy RNN, Lim et al.
+            2021; see :mod:`noisereg.sites.recurrent`); for ``"activations"``.
         arg: the forward argument that takes input noise, by position or name; for ``"input"``.
         mask: the forward argument holding an attention mask (1 = real token) that marks padding;
             for ``"embeddings"`` (padding also comes from ``padding_idx`` or
@@ -347,6 +350,10 @@ def attach(
         try:
             if at == "input":
                 placements = place_input(root, noise, select=select, arg=arg, seed=seed, masks=masks)
+            elif at == "activations" and where == "state":
+                if mask is not None:
+                    raise ValueError(f"mask={mask!r} does not apply to where='state' (a recurrence runs every step)")
+                placements = place_state(root, noise, select=select, seed=seed)
             elif at == "activations":
                 placements = place_activations(root, noise, select=select, where=where, seed=seed, masks=masks)
             else:
