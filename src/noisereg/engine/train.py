@@ -34,6 +34,7 @@ from noisereg.engine.projection import ProjectedPostNoise
 from noisereg.engine.replicas import StackedMLP, initial_state_dict
 from noisereg.engine.specs import FoldData, Group, MLPSpec, is_constantly_off, site_kinds
 from noisereg.engine.vocabulary import HIDDEN_SITES
+from noisereg.noise.filterwise import FilterGaussian
 from noisereg.seeding import derive_seed, make_generator, noise_generator
 
 __all__ = ["ChunkResult", "train_chunk", "evaluated_epochs"]
@@ -159,8 +160,13 @@ class _Chunk:
             return noisy
         parts = []
         chunks = wvec.split([math.prod(shape) for shape in self.weight_shapes], dim=1)
+        fast = all(type(k) is FilterGaussian and k.clip is None for k in stream.kinds)
         for j, (chunk, shape) in enumerate(zip(chunks, self.weight_shapes, strict=True)):
-            noisy, _ = stream.apply(chunk.reshape((self.R, *shape)), step=step, epoch=epoch, slot=("weights", j))
+            x = chunk.reshape((self.R, *shape))
+            if fast:
+                noisy = stream.apply_filterwise(x, step=step, epoch=epoch, slot=("weights", j))
+            else:
+                noisy, _ = stream.apply(x, step=step, epoch=epoch, slot=("weights", j))
             parts.append(noisy.reshape(self.R, -1))
         return torch.cat(parts, dim=1)
 
