@@ -228,7 +228,7 @@ class SiteStream:
         formula, so it agrees with the general path to rounding (``tests/engine`` checks it).
         """
         step = epoch if self.clock == "epoch" else step
-        values = [float(resolve(k.strength, step)) for k in self.kinds]
+        values = [self._unit_sigma(resolve(k.strength, step)) for k in self.kinds]
         rows = [r for r, v in enumerate(values) if v != 0.0]
         if not rows:
             return x
