@@ -122,7 +122,6 @@ STUDY_CASES = [
     BadFile(
         "increments-unknown", at("arms.1.noise.increments", "sometimes"), ("arms[1].noise.increments", "sometimes")
     ),
-    BadFile("hessian-samples-one", at("training.hessian_samples", 1), ("training", "hessian_samples")),
     BadFile("lr-inf", small(optimizer={"lr": math.inf}), ("optimizer.lr", "inf")),
     BadFile("optimizer-unknown-key", small(optimizer={"lrate": 0.1}), ("optimizer", "lrate", "lr")),
     BadFile("arms-empty", small(arms=[]), ("arms",)),

@@ -217,7 +217,6 @@ def _merge(group: Group, results: Sequence[ChunkResult]) -> GroupResult:
         rows = np.asarray(res.indices)
         for k in curves:
             curves[k][rows] = res.curves[k]
-        for k in final:  # a final metric may have no curve (hessian_trace)
             final[k][rows] = res.final[k]
         stopped[rows], best[rows] = res.stopped_epoch, res.best_epoch
         for k, v in res.state.items():

@@ -223,9 +223,6 @@ class Group:
     ``patience`` (epochs, checked at evaluations) turns on early stopping on the validation loss:
     each replica keeps the weights of its best validation epoch and stops updating once that epoch
     is ``patience`` or more epochs behind; it needs validation data in every fold.
-    ``hessian_samples`` > 0 also measures each replica's flatness after training, the trace of its
-    training loss's Hessian by Hutchinson's estimator with that many probes (final metric
-    ``hessian_trace``, see :mod:`noisereg.engine.flatness`); 0 (default) does not.
     ``eval_noise`` (optional) also evaluates every replica on a noisy copy of its test inputs, drawn
     once per replica (see :mod:`noisereg.engine.noisy_eval`); it is a callable
     ``eval_noise(x, generator=g) -> x̃``, e.g. ``noisereg.noise.Gaussian(std=0.1)``.
@@ -241,11 +238,8 @@ class Group:
     eval_every: int = 10
     patience: int | None = None
     eval_noise: Callable[..., torch.Tensor] | None = None
-    hessian_samples: int = 0
 
     def __post_init__(self) -> None:
-        if self.hessian_samples != 0:
-            check_int(self.hessian_samples, "hessian_samples", low=2)
         if not isinstance(self.model, (MLPSpec, ModuleSpec)):
             raise TypeError(f"model={self.model!r} must be an MLPSpec or a ModuleSpec")
         if not isinstance(self.optimizer, OptimSpec):

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from noisereg.engine.flatness import hessian_traces
 from noisereg.engine.injection import SiteStream
 from noisereg.engine.losses import Evaluator, batch_loss, training_targets
 from noisereg.engine.modules import StackedModule
@@ -353,15 +352,4 @@ def _run(chunk: _Chunk, progress: Callable[[int], None] | None) -> ChunkResult:
         chunk.model.params.copy_(best_params)
     final = {name: values[np.arange(R), best_column] for name, values in curves.items()}
     state = {k: v.cpu() for k, v in chunk.model.export_state().items()}
-    if group.hessian_samples:
-        seeds = [group.replicas[i].seed for i in chunk.indices]
-        final["hessian_trace"] = hessian_traces(
-            group.model,
-            group.loss,
-            state,
-            chunk.model.input_view(chunk.x["train"]).cpu(),
-            chunk.q_train.cpu(),
-            seeds,
-            group.hessian_samples,
-        )
     return ChunkResult(chunk.indices, curves, final, stopped_epoch, best_epoch, state)

@@ -80,7 +80,6 @@ class Prepared:
             "batch_size": training.batch_size,
             "eval_every": training.eval_every,
             "patience": training.patience,
-            "hessian_samples": training.hessian_samples,
             "eval_noise": self.eval_noise,
         }
 

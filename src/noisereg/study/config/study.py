@@ -80,24 +80,15 @@ class TrainingConfig(Strict):
     ``loss = 'auto'`` picks bce for two classes, ce for more, mse for regression. ``patience``
     (epochs) turns on early stopping on the validation loss: ``validation`` (a fraction in (0, 1))
     of every fold's training rows is held out, stratified, to decide it; each replica ends with the
-    weights of its best validation epoch (see :class:`noisereg.engine.Group`). ``hessian_samples``
-    (0: off, else at least 2) measures every replica's flatness after training: the trace of its
-    training loss's Hessian by Hutchinson's estimator with that many probes (the report's flatness table).
+    weights of its best validation epoch (see :class:`noisereg.engine.Group`).
     """
 
     epochs: Annotated[int, Field(ge=1)]
     batch_size: Annotated[int, Field(ge=1)] = 32
     eval_every: Annotated[int, Field(ge=1)] = 10
     patience: Annotated[int, Field(ge=1)] | None = None
-    hessian_samples: Annotated[int, Field(ge=0)] = 0
     validation: Annotated[float, Field(gt=0, lt=1)] | None = None
     loss: Literal["auto", "bce", "ce", "mse"] = "auto"
-
-    @model_validator(mode="after")
-    def _hessian_probes(self) -> TrainingConfig:
-        if self.hessian_samples == 1:
-            raise ValueError("hessian_samples = 1 gives no standard error: 0 (off) or at least 2 probes")
-        return self
 
     @model_validator(mode="after")
     def _validation_for_patience(self) -> TrainingConfig:

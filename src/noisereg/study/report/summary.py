@@ -78,7 +78,6 @@ import numpy as np
 
 from noisereg.engine.vocabulary import current_site
 from noisereg.study.config.search import SearchConfig
-from noisereg.study.report.flatness import annotate_flatness
 from noisereg.study.report.recommendation import recommend
 from noisereg.study.report.robustness import annotate_robustness
 from noisereg.study.selection import RULES, SCORES, choose, procedure_name, screened
@@ -435,7 +434,6 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         a["paired"]["worse"] = bool(p is not None and p < ALPHA and d < 0)
     _interval_estimates(arms, done, baseline, key, higher, int(config.get("seed") or 0))
     _contrasts(config, done, arms, key, higher, baseline)
-    annotate_flatness(config, done, arms, baseline)
     robustness = annotate_robustness(study, done, arms, metric)
     _noisy_paired(config, cells, done, arms, baseline, metric)
     out = {
