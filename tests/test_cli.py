@@ -45,6 +45,21 @@ def test_list_shows_the_builtin_studies(capsys) -> None:
         assert f"{name}:" in out
 
 
+def test_list_groups_the_builtin_studies_by_the_claim_they_test(capsys) -> None:
+    from noisereg.study.config import builtin_studies, builtin_topics
+    from noisereg.study.config.study import UNGROUPED
+
+    groups = builtin_topics()
+    assert sorted(n for names in groups.values() for n in names) == sorted(builtin_studies())
+    assert list(groups)[-1] == UNGROUPED and "label-noise-sgd" in groups["flat minima"]
+    assert main(["study", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # each study is listed, indented, after the heading of its topic and before the next heading
+    heading = lines.index("flat minima")
+    following = next(i for i in range(heading + 1, len(lines)) if not lines[i].startswith(" "))
+    assert any(line.startswith("  label-noise-sgd:") for line in lines[heading:following])
+
+
 def test_study_runs_prints_the_table_and_report_rebuilds(tmp_path, capsys) -> None:
     study = write_study(tmp_path / "tiny.toml", tiny_raw(selection=None, arms=tiny_raw()["arms"][:3]))
     out_dir = tmp_path / "run"

@@ -185,16 +185,18 @@ def study(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
 ) -> None:
     """Run a study (or resume it in its run directory), print the result table, write the report."""
-    from noisereg.study.config import UserStudyConfig, builtin_studies, resolve_study
+    from noisereg.study.config import UserStudyConfig, builtin_topics, resolve_study
 
     console = _console(quiet)
     if list_:
-        for name in builtin_studies():
-            cfg = resolve_study(name)
-            first = re.split(r"\.\s", cfg.description, maxsplit=1)[0].rstrip(".")
-            _console(False).print(
-                f"[bold]{name}[/bold]: {first}. ({len(cfg.arms)} arms, {cfg.seeds} seeds)", highlight=False
-            )
+        for topic, names in builtin_topics().items():
+            _console(False).print(f"[bold underline]{topic}[/bold underline]", highlight=False)
+            for name in names:
+                cfg = resolve_study(name)
+                first = re.split(r"\.\s", cfg.description, maxsplit=1)[0].rstrip(".")
+                _console(False).print(
+                    f"  [bold]{name}[/bold]: {first}. ({len(cfg.arms)} arms, {cfg.seeds} seeds)", highlight=False
+                )
         return
     with _exit_codes("interrupted: finished cells are stored; run the same command again to resume"):
         with _deprecations():

@@ -9,7 +9,8 @@ A study file is TOML. Everything is validated before any work starts; a mistake 
 The schema (every table rejects unknown keys):
 
 - ``name`` (run directory name), ``description``, ``claim`` (a published claim the study tests,
-  shown in the report beside what it measured), ``seed`` (root seed, default 0), ``seeds`` (seeds
+  shown in the report beside what it measured), ``topic`` (what kind of claim it tests, e.g.
+  ``"flat minima"``: ``noisereg study --list`` groups the built-in studies by it), ``seed`` (root seed, default 0), ``seeds`` (seeds
   per arm, default 30), ``metric`` (``accuracy`` | ``loss`` | ``r2``; default accuracy for
   classification, r2 for regression), ``curve_points`` (bound on stored points per curve),
   ``baseline`` (name of the no-noise arm; default the first arm without noise), ``noise_generator``
@@ -66,6 +67,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "builtin_studies",
+    "builtin_topics",
     "resolve_study",
     "DEFAULT_STUDY",
 ]
@@ -80,7 +82,11 @@ class TrainingConfig(Strict):
     ``loss = 'auto'`` picks bce for two classes, ce for more, mse for regression. ``patience``
     (epochs) turns on early stopping on the validation loss: ``validation`` (a fraction in (0, 1))
     of every fold's training rows is held out, stratified, to decide it; each replica ends with the
-    weights of its best validation epoch (see :class:`noisereg.engine.Group`).
+    weights of its best validation epoch (see :class:`noisereg.engine.Group`). ``hessian_trace``
+    (a number of probe vectors, >= 2) measures, after training, the trace of the Hessian of the clean
+    training loss on each test fold's training rows for every replica (Hutchinson's estimator,
+    :func:`noisereg.curvature.hessian_trace`; float64, eval mode): the sharpness that flat-minimum
+    claims are about, reported per arm and paired with the baseline.
     """
 
     epochs: Annotated[int, Field(ge=1)]
@@ -89,6 +95,7 @@ class TrainingConfig(Strict):
     patience: Annotated[int, Field(ge=1)] | None = None
     validation: Annotated[float, Field(gt=0, lt=1)] | None = None
     loss: Literal["auto", "bce", "ce", "mse"] = "auto"
+    hessian_trace: Annotated[int, Field(ge=2)] | None = None
 
     @model_validator(mode="after")
     def _validation_for_patience(self) -> TrainingConfig:
@@ -210,6 +217,7 @@ class StudyConfig(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)]
     description: str = ""
     claim: str = ""
+    topic: str = ""
     seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 0
     seeds: Annotated[int, Field(ge=1, le=10_000)] = 30
     metric: Literal["accuracy", "loss", "r2"] | None = None
@@ -357,6 +365,21 @@ def load_config(path: str | Path) -> StudyConfig | UserStudyConfig:
 def builtin_studies() -> dict[str, Path]:
     """The built-in study files by name (the file name without ``.toml``)."""
     return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.toml"))}
+
+
+UNGROUPED = "examples (no published claim)"
+"""The group of the built-in studies whose file names no ``topic``."""
+
+
+def builtin_topics() -> dict[str, list[str]]:
+    """The built-in studies grouped by the kind of claim they test (their ``topic``): topic -> study
+    names, topics in alphabetical order and the studies without one last, under :data:`UNGROUPED`."""
+    groups: dict[str, list[str]] = {}
+    for name, path in builtin_studies().items():
+        with path.open("rb") as f:
+            topic = tomllib.load(f).get("topic") or UNGROUPED
+        groups.setdefault(topic, []).append(name)
+    return {t: groups[t] for t in sorted(groups, key=lambda t: (t == UNGROUPED, t))}
 
 
 def resolve_study(name_or_path: str | Path | None) -> StudyConfig | UserStudyConfig:

@@ -7,6 +7,7 @@ from typing import Any
 
 import jinja2
 
+from noisereg.study.report.curvature import curvature_tables
 from noisereg.study.report.formatting import Table, bracket, fmt
 from noisereg.study.report.robustness_tables import robustness_tables
 
@@ -411,7 +412,7 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
         ]
         lines += ["| " + " | ".join(r) + " |" for r in contrasts]
     lines += _selection_lines(summary.get("selection"))
-    for title, note, headers, cells in weight_tables(summary) + robustness_tables(summary):
+    for title, note, headers, cells in weight_tables(summary) + curvature_tables(summary) + robustness_tables(summary):
         lines += ["", f"## {title}", "", note, "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(row) + " |" for row in cells]
     if summary["missing"]:
@@ -440,7 +441,11 @@ def to_html(summary: Mapping[str, Any], plots: Sequence[tuple[str, str]]) -> str
         selection=selection_texts(summary["selection"]) if summary.get("selection") else [],
         fmt=fmt,
         value=selection_value,
-        tables=estimate_table(summary) + _contrast_table(summary) + weight_tables(summary) + robustness_tables(summary),
+        tables=estimate_table(summary)
+        + _contrast_table(summary)
+        + weight_tables(summary)
+        + curvature_tables(summary)
+        + robustness_tables(summary),
         paths=path_lines(summary),
     )
 

@@ -59,6 +59,9 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   ``chosen_metric`` and ``baseline_metric`` (per outer fold, mean over seeds), ``gain`` (statistics
   over the outer folds of chosen − baseline, oriented so that positive is better: ``mean``, ``std``,
   ``ci95``, ...) and ``seeds``;
+- per arm of a study with ``[training] hessian_trace``, ``hessian_trace``: statistics of the Hessian
+  trace over seeds and ``paired`` against the baseline (``flatter``, ``sharper``): see
+  :mod:`noisereg.study.report.curvature`;
 - per arm also ``noisy``, ``calibration``, ``corruption``, ``certified``, and at the top
   ``robustness``: see :mod:`noisereg.study.report.robustness`; ``noisy`` also has ``paired``, the
   noisy test metric against the baseline's on the same seeds (as ``paired``; no correction), with
@@ -78,6 +81,7 @@ import numpy as np
 
 from noisereg.engine.vocabulary import current_site
 from noisereg.study.config.search import SearchConfig
+from noisereg.study.report.curvature import annotate_curvature
 from noisereg.study.report.recommendation import recommend
 from noisereg.study.report.robustness import annotate_robustness
 from noisereg.study.selection import RULES, SCORES, choose, procedure_name, screened
@@ -434,6 +438,7 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         a["paired"]["worse"] = bool(p is not None and p < ALPHA and d < 0)
     _interval_estimates(arms, done, baseline, key, higher, int(config.get("seed") or 0))
     _contrasts(config, done, arms, key, higher, baseline)
+    annotate_curvature(arms, done, baseline)
     robustness = annotate_robustness(study, done, arms, metric)
     _noisy_paired(config, cells, done, arms, baseline, metric)
     out = {

@@ -43,6 +43,7 @@ from noisereg.study.run import dashboard
 from noisereg.study.run.heldout import held_out_logits
 from noisereg.study.run.results import cell_results, linear_coefficients
 from noisereg.study.run.search import propose_cell
+from noisereg.study.run.sharpness import training_hessian_trace
 from noisereg.study.rundir import RunDirError, explain, write_file
 from noisereg.study.store import DB_NAME, CellLost, Claim, Store, StoreError, default_url, masked_url
 from noisereg.study.store_base import check_writable, quiet_optuna
@@ -94,6 +95,11 @@ def _train_batch(
             final["stopped_epoch"] = float(result.stopped_epoch[r])
             if prep.folds[g].role in ("cv", "nested_cv") and prep.loss != "mse":
                 final["held_out_logits"] = held_out_logits(prep, g, result.state_dict(r))  # type: ignore[assignment]
+            probes = prep.config.training.hessian_trace
+            if probes is not None and prep.folds[g].role == "test":
+                final["hessian_trace"] = training_hessian_trace(
+                    prep, g, result.state_dict(r), probes=probes, seed=prep.seeds[s]
+                )
             curves = {
                 k: np.asarray(v[r], dtype=np.float64) for k, v in result.curves.items() if not k.startswith("val_")
             }
