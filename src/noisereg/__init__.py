@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "distributed": "noisereg.distributed",
     "metrics": "noisereg.metrics",
+    "curvature": "noisereg.curvature",
     "noise": "noisereg.noise",
     "robustness": "noisereg.robustness",
     "schedules": "noisereg.schedules",
@@ -37,6 +38,8 @@ _PUBLIC = {
     "describe": "noisereg.sites",
     "strip": "noisereg.sites",
     "NEFTune": "noisereg.sites",
+    "SymNoise": "noisereg.sites",
+    "noisytune": "noisereg.sites",
     "annealed_gaussian": "noisereg.sites",
     "LabelSmoothing": "noisereg.sites",
     "LabelFlip": "noisereg.sites",
@@ -58,7 +61,7 @@ __getattr__, __dir__ = lazy_names("noisereg", _PUBLIC, globals())
 
 
 if TYPE_CHECKING:
-    from noisereg import distributed, metrics, noise, robustness, schedules, seeding, sites, study
+    from noisereg import curvature, distributed, metrics, noise, robustness, schedules, seeding, sites, study
     from noisereg.layers import (
         AlphaDropout,
         GaussianDropout,
@@ -83,6 +86,7 @@ if TYPE_CHECKING:
         NoisyHardSigmoid,
         NoisyHardTanh,
         NoisyLinear,
+        SymNoise,
         annealed_gaussian,
     )
 
@@ -90,4 +94,5 @@ if TYPE_CHECKING:
     # see bound twice.
     from noisereg.sites.attach import attach
     from noisereg.sites.describe import describe
+    from noisereg.sites.noisytune import noisytune
     from noisereg.sites.strip import strip

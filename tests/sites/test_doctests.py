@@ -14,6 +14,7 @@ MODULES = [
     "learned",
     "noisy_activations",
     "denoising",
+    "noisytune",
 ]
 
 

@@ -17,6 +17,7 @@ _PUBLIC = {
     "NoiseKind": "noisereg.noise.base",
     "gaussian": "noisereg.noise.additive",
     "uniform": "noisereg.noise.additive",
+    "rademacher": "noisereg.noise.symmetric",
     "multiplicative_gaussian": "noisereg.noise.multiplicative",
     "speckle": "noisereg.noise.multiplicative",
     "gaussian_dropout": "noisereg.noise.multiplicative",
@@ -30,6 +31,7 @@ _PUBLIC = {
     "FilterGaussian": "noisereg.noise.filterwise",
     "Gaussian": "noisereg.noise.additive",
     "Uniform": "noisereg.noise.additive",
+    "Rademacher": "noisereg.noise.symmetric",
     "MultiplicativeGaussian": "noisereg.noise.multiplicative",
     "Speckle": "noisereg.noise.multiplicative",
     "GaussianDropoutNoise": "noisereg.noise.multiplicative",
@@ -64,3 +66,4 @@ if TYPE_CHECKING:
         speckle,
     )
     from noisereg.noise.signal import Colored, SNRGaussian, Spatial, colored, snr_gaussian, spatial
+    from noisereg.noise.symmetric import Rademacher, rademacher

@@ -101,8 +101,7 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
         for k in (
             Kind("gaussian", "noisereg.noise.additive:Gaussian", "std"),
             Kind("uniform", "noisereg.noise.additive:Uniform", "half_width"),
-            # random weight perturbation (RWP): for at="weights", noise scaled per filter to its norm
-            Kind("filter_gaussian", "noisereg.noise.filterwise:FilterGaussian", "std"),
+            Kind("rademacher", "noisereg.noise.symmetric:Rademacher", "std"),
             Kind("multiplicative_gaussian", "noisereg.noise.multiplicative:MultiplicativeGaussian", "std"),
             Kind(
                 "gaussian_dropout",
@@ -162,6 +161,8 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
                 options={"length": Option(2.0, low=0.0)},
                 in_studies=False,
             ),
+            # random weight perturbation (RWP): for at="weights", noise scaled per filter to its norm
+            Kind("filter_gaussian", "noisereg.noise.filterwise:FilterGaussian", "std"),
             Kind(
                 "label_smoothing",
                 "noisereg.sites.targets:LabelSmoothing",
@@ -192,6 +193,7 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
             # Kinds for one site of a model (token embeddings, hard activations, input-target pairs):
             # the library's, not the study files'.
             Kind("neftune", "noisereg.sites.embeddings:NEFTune", "alpha", clip=False, in_studies=False),
+            Kind("symnoise", "noisereg.sites.embeddings:SymNoise", "alpha", clip=False, in_studies=False),
             Kind(
                 "saturation",
                 "noisereg.sites.noisy_activations:SaturationNoise",

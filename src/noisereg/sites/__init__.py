@@ -12,7 +12,7 @@ entries, the kinds and layers that attach builds) stays importable from its own 
 from noisereg.sites.attach import Handle, attach
 from noisereg.sites.denoising import DenoisingCollate, DenoisingDataset
 from noisereg.sites.describe import describe
-from noisereg.sites.embeddings import NEFTune, neftune
+from noisereg.sites.embeddings import NEFTune, SymNoise, neftune, symnoise
 from noisereg.sites.gradients import annealed_gaussian
 from noisereg.sites.learned import PNI, NoisyLinear
 from noisereg.sites.mixing import CutMix, Mixup, cutmix, mixup
@@ -21,6 +21,7 @@ from noisereg.sites.noisy_activations import (
     NoisyHardTanh,
     noisy_hard_activation,
 )
+from noisereg.sites.noisytune import noisytune
 from noisereg.sites.strip import random_ops, strip
 from noisereg.sites.targets import (
     PATRINI_MNIST,
@@ -43,6 +44,9 @@ __all__ = [
     "Handle",
     "NEFTune",
     "neftune",
+    "SymNoise",
+    "symnoise",
+    "noisytune",
     "annealed_gaussian",
     "NoisyLinear",
     "PNI",

@@ -1,4 +1,4 @@
-"""Noise on token embeddings, NEFTune-style, that never touches padding.
+"""Noise on token embeddings, NEFTune-style (NEFTune, SymNoise), that never touches padding.
 
 NEFTune (Jain et al. 2023) adds uniform noise to the embedding output in training:
 x̃ = x + (α / √(L·d))·u, u ~ U(−1, 1) elementwise, with d the embedding size and L the sequence length.
@@ -14,6 +14,7 @@ convention: 1 (True) = real token, 0 = padding.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
@@ -22,6 +23,7 @@ from torch import Tensor, nn
 from noisereg.layers import NoiseLayer, registry
 from noisereg.noise.additive import uniform
 from noisereg.noise.base import NoiseKind, Strength, check_input, check_mask, check_strength
+from noisereg.noise.symmetric import rademacher
 from noisereg.schedules import Schedule
 from noisereg.seeding import NoiseGenerator
 from noisereg.sites.placement import (
@@ -37,6 +39,8 @@ from noisereg.sites.selectors import Selector, select_modules
 __all__ = [
     "neftune",
     "NEFTune",
+    "symnoise",
+    "SymNoise",
     "place_embeddings",
     "documents_from_positions",
     "documents_from_cu_seqlens",
@@ -87,9 +91,57 @@ def neftune(
     >>> torch.allclose(y[0, :2], 5.0 / 8 ** 0.5 * u[0, :2]), torch.allclose(y[0, 2], 5.0 / 4 ** 0.5 * u[0, 2])
     (True, True)
     """
-    check_input(x, kind="neftune")
+    return _scaled_noise(
+        x, alpha, kind="neftune", draw=uniform, length=length, mask=mask, documents=documents, generator=generator
+    )
+
+
+def symnoise(
+    x: Tensor,
+    alpha: Strength,
+    *,
+    length: Length = "real",
+    mask: Tensor | None = None,
+    documents: Tensor | None = None,
+    generator: NoiseGenerator | None = None,
+) -> Tensor:
+    """SymNoise (Yadav & Singh 2023) on embeddings ``x`` of shape [batch, L, d] (or [L, d]).
+
+    x̃_p = x_p + (α / √(L_p·d))·s, s_i = ±1 with probability 1/2 each (symmetric Bernoulli noise):
+    NEFTune's scaling (:func:`neftune`, the same ``L_p``, ``mask``, ``documents`` and ``length``)
+    with NEFTune's uniform u ~ U(−1, 1) replaced by a sign, so every noised coordinate moves by
+    exactly α/√(L_p·d) (:func:`noisereg.noise.rademacher` draws the signs).
+
+    Args:
+        x: float embeddings; alpha: >= 0, a float or a [batch] tensor.
+
+    Raises:
+        ValueError: as :func:`neftune`.
+
+    >>> y = symnoise(torch.zeros(1, 2, 8), 4.0, generator=torch.Generator().manual_seed(0))
+    >>> sorted(set(y.flatten().tolist()))  # ±4/√(2·8)
+    [-1.0, 1.0]
+    """
+    return _scaled_noise(
+        x, alpha, kind="symnoise", draw=rademacher, length=length, mask=mask, documents=documents, generator=generator
+    )
+
+
+def _scaled_noise(
+    x: Tensor,
+    alpha: Strength,
+    *,
+    kind: str,
+    draw: Callable[..., Tensor],
+    length: Length,
+    mask: Tensor | None,
+    documents: Tensor | None,
+    generator: NoiseGenerator | None,
+) -> Tensor:
+    """NEFTune's scaling α/√(L_p·d) of the noise ``draw`` makes (per-row strength, ``mask``, ``generator``)."""
+    check_input(x, kind=kind)
     if x.dim() not in (2, 3):
-        raise ValueError(f"neftune expects embeddings of shape [batch, L, d] or [L, d], got {list(x.shape)}")
+        raise ValueError(f"{kind} expects embeddings of shape [batch, L, d] or [L, d], got {list(x.shape)}")
     if length not in ("real", "padded"):
         raise ValueError(f"{length=} must be 'real' (each sequence's real tokens) or 'padded'")
     if length == "padded" and (mask is not None or documents is not None):
@@ -109,10 +161,10 @@ def neftune(
         counts = _document_lengths(_check_documents(documents, batched, single), real)
     scale = 1.0 / torch.sqrt(counts.clamp(min=1).to(batched.dtype) * batched.shape[-1])
     per_row = alpha.reshape(-1, 1) if isinstance(alpha, Tensor) else alpha
-    # One row per position: uniform() takes a strength per row, and draws in the same order.
+    # One row per position: draw() takes a strength per row, and draws in the same order.
     half_width = (per_row * scale).reshape(-1)
     kept = None if mask is None else mask.expand(x.shape).reshape(rows * width, -1)
-    noisy = uniform(batched.reshape(rows * width, -1), half_width, mask=kept, generator=generator)
+    noisy = draw(batched.reshape(rows * width, -1), half_width, mask=kept, generator=generator)
     return noisy.reshape(x.shape)
 
 
@@ -156,6 +208,26 @@ class NEFTune(NoiseKind, kind="neftune"):
     length: Length = "real"
 
     function = staticmethod(neftune)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.length not in ("real", "padded"):
+            raise ValueError(f"length={self.length!r} must be 'real' or 'padded'")
+
+
+@dataclasses.dataclass(frozen=True)
+class SymNoise(NoiseKind, kind="symnoise"):
+    """Config of :func:`symnoise`: ``SymNoise(alpha=5.0)``, NEFTune's fields with ±1 noise;
+    ``attach(model, SymNoise(alpha=5.0), at="embeddings")`` as NEFTune.
+
+    >>> SymNoise(alpha=0.0)(torch.ones(1, 2, 4)).tolist() == torch.ones(1, 2, 4).tolist()
+    True
+    """
+
+    alpha: float | Schedule | Tensor = 5.0
+    length: Length = "real"
+
+    function = staticmethod(symnoise)
 
     def __post_init__(self) -> None:
         super().__post_init__()
