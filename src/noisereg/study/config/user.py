@@ -53,13 +53,14 @@ __all__ = [
 USER_KINDS = (
     "gaussian",
     "uniform",
-    "filter_gaussian",
+    "rademacher",
     "multiplicative_gaussian",
     "speckle",
     "gaussian_dropout",
     "alpha_dropout",
     "snr_gaussian",
     "impulse",
+    "filter_gaussian",
     "shot",
     "colored",
     "spatial",
@@ -69,6 +70,7 @@ USER_KINDS = (
     "mixup",
     "cutmix",
     "neftune",
+    "symnoise",
 )
 """Kinds a user study file may name (the same names as built-in study files, where those have them)."""
 
