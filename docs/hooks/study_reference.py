@@ -64,6 +64,7 @@ WRITTEN_EXAMPLES: dict[str, Any] = {
     "SearchConfig": {"sampler": "tpe", "trials": 16, "low": 0.001, "high": 3.0, "log": True},
     "UniformTable": {"site": "input", "kind": "uniform", "half_width": 0.05},
     "FilterGaussianTable": {"site": "weights", "kind": "filter_gaussian", "std": 0.01},
+    "RademacherTable": {"site": "targets", "kind": "rademacher", "std": 0.5},
     "MultiplicativeGaussianTable": {"site": "after", "kind": "multiplicative_gaussian", "std": 0.2},
     "GaussianDropoutTable": {"site": "after", "kind": "gaussian_dropout", "rate": 0.2},
     "AlphaDropoutTable": {"site": "after", "kind": "alpha_dropout", "rate": 0.05},
