@@ -43,7 +43,7 @@ def annotate_curvature(arms: list[dict[str, Any]], done: Mapping[str, Any], base
             entry[KEY]["paired"] = paired([values[s] for s in common], [base[s] for s in common])
             compared.append(entry[KEY]["paired"])
         other = (entry.get("versus") or {}).get("arm")
-        theirs = _by_seed(done[other]) if other in done else {}
+        theirs = _by_seed(done[other]) if other is not None and other in done else {}
         both = [s for s in values if s in theirs]
         if len(both) > 1:
             entry[KEY]["versus"] = {"arm": other, **paired([values[s] for s in both], [theirs[s] for s in both])}
