@@ -56,7 +56,8 @@ def test_list_groups_the_builtin_studies_by_the_claim_they_test(capsys) -> None:
     lines = capsys.readouterr().out.splitlines()
     # each study is listed, indented, after the heading of its topic and before the next heading
     heading = lines.index("flat minima")
-    following = next(i for i in range(heading + 1, len(lines)) if not lines[i].startswith(" "))
+    # (the next heading: a long description wraps onto lines that are not indented either)
+    following = next((i for i in range(heading + 1, len(lines)) if lines[i] in groups), len(lines))
     assert any(line.startswith("  label-noise-sgd:") for line in lines[heading:following])
 
 

@@ -76,6 +76,7 @@ WRITTEN_EXAMPLES: dict[str, Any] = {
     "LabelSmoothingTable": {"at": "targets", "kind": "label_smoothing", "epsilon": 0.1, "spread": "others"},
     "LabelFlipTable": {"at": "targets", "kind": "label_flip", "rate": 0.1, "pattern": "uniform"},
     "RademacherTable": {"at": "targets", "kind": "rademacher", "std": 0.5},
+    "FilterGaussianTable": {"at": "weights", "kind": "filter_gaussian", "std": 0.01},
     "ConstantSchedule": {"schedule": "constant", "value": 0.1},
     "LinearSchedule": {"schedule": "linear", "start": 0.0, "end": 0.1, "steps": 500},
     "CosineSchedule": {"schedule": "cosine", "start": 0.1, "end": 0.0, "steps": 1000},

@@ -32,5 +32,6 @@ CASES = [
     Case("shot", lambda s: noise.Shot(scale=s), 20.0, math.inf, False, True, positive_input=True),
     Case("colored", lambda s: noise.Colored(std=s, beta=1.0), 0.3, 0.0, True, True),
     Case("spatial", lambda s: noise.Spatial(std=s, length=1.5), 0.3, 0.0, True, True),
+    Case("filter_gaussian", lambda s: noise.FilterGaussian(std=s), 0.3, 0.0, True, True),
 ]
 IDS = [c.name for c in CASES]

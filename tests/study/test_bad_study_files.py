@@ -117,6 +117,12 @@ STUDY_CASES = [
     BadFile("epochs-float", at("training.epochs", 1.5), ("training.epochs", "1.5")),
     BadFile("batch-size-zero", at("training.batch_size", 0), ("training.batch_size", "0")),
     BadFile("lr-negative", small(optimizer={"lr": -1.0}), ("optimizer.lr", "-1.0")),
+    BadFile("sam-rho-negative", small(optimizer={"sam_rho": -0.05}), ("optimizer.sam_rho", "-0.05")),
+    BadFile("arm-sam-rho-zero", at("arms.1.sam_rho", 0.0), ("arms[1].sam_rho", "0")),
+    BadFile("increments-off-weights", at("arms.1.noise.increments", "anticorrelated"), ("arms[1].noise", "weights")),
+    BadFile(
+        "increments-unknown", at("arms.1.noise.increments", "sometimes"), ("arms[1].noise.increments", "sometimes")
+    ),
     BadFile("lr-inf", small(optimizer={"lr": math.inf}), ("optimizer.lr", "inf")),
     BadFile("optimizer-unknown-key", small(optimizer={"lrate": 0.1}), ("optimizer", "lrate", "lr")),
     BadFile("arms-empty", small(arms=[]), ("arms",)),

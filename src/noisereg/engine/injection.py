@@ -218,6 +218,24 @@ class SiteStream:
         _draw_unit_normals(eps, slices, self.generators, rows)
         return sigma, eps
 
+    def apply_filterwise(self, x: Tensor, *, step: int, epoch: int, slot: object) -> Tensor:
+        """Filter-wise Gaussian noise (:class:`~noisereg.noise.FilterGaussian` without clip) on a stack
+        of weight tensors ``x`` [R, filters, ...]: x_{r,i} + σ_r·‖x_{r,i}‖₂·ε, every replica at once.
+
+        It consumes each replica's stream as the kind's function on ``x[r]`` does and applies the same
+        formula, so it agrees with the general path to rounding (``tests/engine`` checks it).
+        """
+        step = epoch if self.clock == "epoch" else step
+        values = [self._unit_sigma(resolve(k.strength, step)) for k in self.kinds]
+        rows = [r for r, v in enumerate(values) if v != 0.0]
+        if not rows:
+            return x
+        eps, slices = self._buffer(slot, x)
+        _draw_unit_normals(eps, slices, self.generators, rows)
+        norms = torch.linalg.vector_norm(x.reshape(x.shape[0], x.shape[1], -1), dim=2)
+        scale = norms.mul_(torch.tensor(values, dtype=x.dtype, device=x.device).unsqueeze(1))
+        return eps.mul_(scale.view(scale.shape + (1,) * (x.dim() - 2))).add_(x)
+
     def _apply_general(self, x: Tensor, step: int) -> Tensor:
         out = []
         for r, (kind, generator) in enumerate(zip(self.kinds, self.generators, strict=True)):

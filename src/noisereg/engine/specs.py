@@ -89,6 +89,9 @@ class OptimSpec:
     (p ← p·(1 − lr·wd)) for ``adamw``; SGD momentum has no dampening and no Nesterov term.
     ``clip_grad_norm`` rescales each replica's whole gradient as ``torch.nn.utils.clip_grad_norm_``
     does (factor min(1, c / (‖g‖₂ + 1e-6))).
+    ``sam_rho`` > 0 makes each step sharpness-aware (SAM, Foret et al. 2021): the gradient g at w, then
+    the gradient at w + ρ·g/‖g‖₂ (‖g‖ over all of a replica's parameters) is the one the optimizer
+    applies at w; two gradients per step.
     """
 
     name: Literal["sgd", "adam", "adamw"] = "adam"
@@ -98,9 +101,11 @@ class OptimSpec:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     clip_grad_norm: float | None = None
+    sam_rho: float = 0.0
 
     def __post_init__(self) -> None:
         check_choice(self.name, "name", get_args(Literal["sgd", "adam", "adamw"]))
+        check_real(self.sam_rho, "sam_rho", low=0.0)
         check_real(self.lr, "lr", low=0.0, low_open=True)
         check_real(self.momentum, "momentum", low=0.0)
         if self.momentum >= 1:
@@ -139,6 +144,11 @@ class SiteNoise:
     ``sampling="projected"`` draws Gaussian noise after the activation of the last hidden layer of an MLP
     with one output through its projection (:mod:`noisereg.engine.projection`): the same
     distribution with far fewer draws; the default ``"exact"`` draws every ε.
+    ``increments`` (``site="weights"`` only) puts the noise into the weights themselves instead of
+    the forward: before each step ξ_t = noise(W) − W is drawn and W ← W + ξ_t (``"independent"``:
+    perturbed gradient descent, the ξ add up) or W ← W + ξ_t − ξ_{t−1}, ξ_{−1} = 0
+    (``"anticorrelated"``: Anti-PGD, Orvieto et al. 2022); the weights are the iterates (no clean
+    copy is restored, evaluation sees them). ``"none"`` (default): W̃ = W + ξ_t in the forward only.
     """
 
     site: SiteName
@@ -146,6 +156,7 @@ class SiteNoise:
     layers: tuple[int, ...] | None = None
     clock: ClockUnit = "step"
     sampling: Literal["exact", "projected"] = "exact"
+    increments: Literal["none", "independent", "anticorrelated"] = "none"
 
     def __post_init__(self) -> None:
         if isinstance(self.site, str) and self.site in RENAMED_SITES:
@@ -154,6 +165,9 @@ class SiteNoise:
         check_choice(self.site, "site", get_args(SiteName))
         check_choice(self.clock, "clock", get_args(ClockUnit))
         check_choice(self.sampling, "sampling", get_args(Literal["exact", "projected"]))
+        check_choice(self.increments, "increments", ("none", "independent", "anticorrelated"))
+        if self.increments != "none" and self.site != "weights":
+            raise ValueError(f"increments={self.increments!r} is only for site 'weights', not {self.site!r}")
         if not (callable(self.kind) and hasattr(self.kind, "with_strength")):
             raise TypeError(f"kind={self.kind!r} must be a noise config (e.g. noisereg.noise.Gaussian(std=0.1))")
         if self.layers is not None:

@@ -33,6 +33,7 @@ from noisereg.engine.projection import ProjectedPostNoise
 from noisereg.engine.replicas import StackedMLP, initial_state_dict
 from noisereg.engine.specs import FoldData, Group, MLPSpec, is_constantly_off, site_kinds
 from noisereg.engine.vocabulary import HIDDEN_SITES
+from noisereg.noise.filterwise import FilterGaussian
 from noisereg.seeding import derive_seed, make_generator, noise_generator
 
 __all__ = ["ChunkResult", "train_chunk", "evaluated_epochs"]
@@ -102,6 +103,9 @@ class _Chunk:
         )
         self.batch_generators = [make_generator(derive_seed(r.seed, "batches"), device) for r in replicas]
         self.streams: dict[str, list[SiteStream]] = {s: [] for s in ("input", "targets", "weights", "gradients")}
+        # weight sites whose noise goes into the weights (increments), each with its previous ξ
+        self.walks: list[tuple[SiteStream, str]] = []
+        self.previous: dict[int, Tensor] = {}
         hidden_layers = len(spec.widths) if isinstance(spec, MLPSpec) else len(spec.hidden)
         self.hidden: list[tuple[list[SiteStream], list[SiteStream]]] = [([], []) for _ in range(hidden_layers)]
         per_replica = [site_kinds(group, r) for r in replicas]
@@ -115,6 +119,8 @@ class _Chunk:
             if site.sampling == "projected":
                 # Group admits projected sampling on an MLP only (specs._check_projected)
                 cast(StackedMLP, self.model).projected.append(ProjectedPostNoise(stream))
+            elif site.increments != "none":
+                self.walks.append((stream, site.increments))
             elif site.site in HIDDEN_SITES:
                 for layer in site.layers if site.layers is not None else range(hidden_layers):
                     self.hidden[layer][HIDDEN_SITES.index(site.site)].append(stream)
@@ -122,21 +128,46 @@ class _Chunk:
                 self.streams[site.site].append(stream)
         self.grads = torch.zeros_like(self.model.params)
         self.optimizer = StackedOptimizer(group.optimizer, self.model.params, self.model.blocks)
-        noisy_params = self.streams["gradients"] or self.streams["weights"]
+        noisy_params = self.streams["gradients"] or self.streams["weights"] or self.walks
         self.torch_index = self.model.torch_index() if noisy_params else None
         # the clean parameters during a noisy forward, and where the weight* parameters lie in them
         self.clean: Tensor | None = None
         self.weight_index: Tensor | None = None
-        if self.torch_index is not None and self.streams["weights"]:
-            self.clean = torch.empty_like(self.model.params)
+        self.weight_shapes: list[tuple[int, ...]] = []
+        if self.torch_index is not None and (self.streams["weights"] or self.walks):
             self.weight_index = self._weight_columns(self.torch_index)
+        if self.streams["weights"]:
+            self.clean = torch.empty_like(self.model.params)
+        self.sam_clean = torch.empty_like(self.model.params) if group.optimizer.sam_rho > 0 else None
 
     def _weight_columns(self, torch_index: Tensor) -> Tensor:
         """[R, W]: the columns of ``torch_index`` of the parameters named ``weight*`` (biases left out,
-        as :func:`noisereg.sites.attach`'s weight site does by default), in state-dict order."""
-        sizes = {name: v[0].numel() for name, v in self.model.export_state().items()}
-        mask = torch.cat([torch.full((n,), name.rsplit(".", 1)[-1].startswith("weight")) for name, n in sizes.items()])
+        as :func:`noisereg.sites.attach`'s weight site does by default), in state-dict order; their
+        shapes (torch's layout) go to ``weight_shapes``."""
+        state = self.model.export_state()
+        sizes = {name: v[0].numel() for name, v in state.items()}
+        chosen = {name: name.rsplit(".", 1)[-1].startswith("weight") for name in state}
+        self.weight_shapes = [tuple(v.shape[1:]) for name, v in state.items() if chosen[name]]
+        mask = torch.cat([torch.full((n,), chosen[name]) for name, n in sizes.items()])
         return torch_index[:, mask.to(torch_index.device)].contiguous()
+
+    def _weight_noise(self, stream: SiteStream, wvec: Tensor, step: int, epoch: int) -> Tensor:
+        """``stream``'s noise on the weights [R, W]: on the flat vector, or per weight tensor in its own
+        shape for a kind whose dim 0 means something (filter-wise noise)."""
+        if not type(stream.kinds[0]).per_tensor:
+            noisy, _ = stream.apply(wvec, step=step, epoch=epoch, slot="weights")
+            return noisy
+        parts = []
+        chunks = wvec.split([math.prod(shape) for shape in self.weight_shapes], dim=1)
+        fast = all(type(k) is FilterGaussian and k.clip is None for k in stream.kinds)
+        for j, (chunk, shape) in enumerate(zip(chunks, self.weight_shapes, strict=True)):
+            x = chunk.reshape((self.R, *shape))
+            if fast:
+                noisy = stream.apply_filterwise(x, step=step, epoch=epoch, slot=("weights", j))
+            else:
+                noisy, _ = stream.apply(x, step=step, epoch=epoch, slot=("weights", j))
+            parts.append(noisy.reshape(self.R, -1))
+        return torch.cat(parts, dim=1)
 
     def blocks(self, flat: Tensor) -> list[Tensor]:
         return self.model.blocks(flat)
@@ -183,8 +214,39 @@ class _Chunk:
         flat_index = index.reshape(-1)
         wvec = params[flat_index].view(index.shape)
         for stream in self.streams["weights"]:
-            wvec, _ = stream.apply(wvec, step=step, epoch=epoch, slot="weights")
+            wvec = self._weight_noise(stream, wvec, step, epoch)
         params[flat_index] = wvec.reshape(-1)
+
+    def _walk_weights(self, index: Tensor, step: int, epoch: int) -> None:
+        """W ← W + ξ_t (independent increments) or W + ξ_t − ξ_{t−1} (anticorrelated), ξ_t = noise(W) − W,
+        kept in the weights (see :class:`~noisereg.engine.SiteNoise`'s ``increments``)."""
+        params = self.model.params
+        flat_index = index.reshape(-1)
+        for k, (stream, increments) in enumerate(self.walks):
+            wvec = params[flat_index].view(index.shape)
+            xi = self._weight_noise(stream, wvec.clone(), step, epoch) - wvec
+            if increments == "anticorrelated":
+                previous = self.previous.get(k)
+                self.previous[k] = xi.clone()
+                if previous is not None:
+                    xi = xi - previous
+            params[flat_index] = (wvec + xi).reshape(-1)
+
+    def _sam_gradients(self, xb: Tensor, qb: Tensor, step: int, epoch: int) -> Tensor:
+        """SAM's step (Foret et al. 2021): g at w, then the gradient at w + ρ·g/‖g‖₂ (per replica, over all
+        its parameters) into ``self.grads``; the parameters are w again on return. Returns zᵀ at w."""
+        params, grads, rho = self.model.params, self.grads, self.group.optimizer.sam_rho
+        clean = cast(Tensor, self.sam_clean)
+        zT = self.model.compute_grads(self.group.loss, xb, qb, self.hidden, step=step, epoch=epoch, grads=grads)
+        clean.copy_(params)
+        g_blocks = self.model.blocks(grads)
+        norm = torch.stack([(b * b).sum(dim=1) for b in g_blocks]).sum(0).sqrt().clamp_min(1e-12)
+        scale = (rho / norm).unsqueeze(1)
+        for p_block, g_block in zip(self.model.blocks(params), g_blocks, strict=True):
+            p_block.add_(g_block * scale)
+        self.model.compute_grads(self.group.loss, xb, qb, self.hidden, step=step, epoch=epoch, grads=grads)
+        params.copy_(clean)
+        return zT
 
     def train_step(self, perm: Tensor | None, start: int, step: int, epoch: int) -> tuple[Tensor, Tensor]:
         """One update of every replica; returns the batch's outputs zᵀ and its (noisy) targets."""
@@ -192,9 +254,16 @@ class _Chunk:
         xb = self._noisy_inputs(xb, step, epoch)
         qb = self._noisy_targets(qb, step, epoch)
         clean, index = self.clean, self.weight_index
+        if self.walks and index is not None:
+            self._walk_weights(index, step, epoch)
         if clean is not None and index is not None:
             self._noisy_weights(clean, index, step, epoch)
-        zT = self.model.compute_grads(self.group.loss, xb, qb, self.hidden, step=step, epoch=epoch, grads=self.grads)
+        if self.sam_clean is not None:
+            zT = self._sam_gradients(xb, qb, step, epoch)
+        else:
+            zT = self.model.compute_grads(
+                self.group.loss, xb, qb, self.hidden, step=step, epoch=epoch, grads=self.grads
+            )
         if clean is not None:  # the gradient at the noisy weights updates the clean ones
             self.model.params.copy_(clean)
         if self.streams["gradients"]:

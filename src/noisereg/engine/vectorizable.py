@@ -34,6 +34,10 @@ def refusal(task: LoopTask) -> str | None:
             return f"site {j}: {type(site.noise).__name__} perturbs the model once, before training: per replica"
         if site.at == "weights" and options.get("resample", "step") != "step":
             return f"site {j}: weight noise with resample={options['resample']!r} runs per replica"
+        if site.at == "weights" and options.get("increments", "none") != "none":
+            return f"site {j}: weight noise with increments={options['increments']!r} runs per replica"
+        if options.get("where") == "state":
+            return f"site {j}: noise on a recurrent state (where='state') runs per replica"
     return None
 
 

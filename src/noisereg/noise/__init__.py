@@ -27,6 +27,8 @@ _PUBLIC = {
     "shot": "noisereg.noise.discrete",
     "colored": "noisereg.noise.signal",
     "spatial": "noisereg.noise.signal",
+    "filter_gaussian": "noisereg.noise.filterwise",
+    "FilterGaussian": "noisereg.noise.filterwise",
     "Gaussian": "noisereg.noise.additive",
     "Uniform": "noisereg.noise.additive",
     "Rademacher": "noisereg.noise.symmetric",
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from noisereg.noise.additive import Gaussian, Uniform, gaussian, uniform
     from noisereg.noise.base import NoiseKind
     from noisereg.noise.discrete import Impulse, Shot, impulse, shot
+    from noisereg.noise.filterwise import FilterGaussian, filter_gaussian
     from noisereg.noise.kinds import KINDS
     from noisereg.noise.multiplicative import (
         AlphaDropoutNoise,

@@ -287,6 +287,9 @@ class NoiseKind:
     strength_field: ClassVar[str]
     identity: ClassVar[float] = 0.0
     strength_bounds: ClassVar[dict[str, Any]] = {"low": 0.0}
+    #: whether dim 0 of the tensor the kind is given has a meaning (filters): then the engine applies it
+    #: to each weight tensor in its own shape, not to the weights flattened into one vector
+    per_tensor: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         value = self.strength

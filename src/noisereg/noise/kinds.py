@@ -161,6 +161,8 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
                 options={"length": Option(2.0, low=0.0)},
                 in_studies=False,
             ),
+            # random weight perturbation (RWP): for at="weights", noise scaled per filter to its norm
+            Kind("filter_gaussian", "noisereg.noise.filterwise:FilterGaussian", "std"),
             Kind(
                 "label_smoothing",
                 "noisereg.sites.targets:LabelSmoothing",

@@ -27,7 +27,7 @@ from noisereg.sites.selectors import Selector, select_modules
 
 __all__ = ["place_input", "place_activations", "noisy_value"]
 
-Where = Literal["after", "before"]
+Where = Literal["after", "before", "state"]  # "state": recurrent layers only (sites/recurrent.py)
 
 
 def noisy_value(value: Any, noise: Callable[[Tensor, bool], Tensor], *, where: str) -> Any:

@@ -31,9 +31,10 @@ from noisereg.sites.gradients import place_gradients
 from noisereg.sites.mixing import MixingKind, MixingLayer
 from noisereg.sites.noisytune import NoisyTune, place_noisytune
 from noisereg.sites.placement import MaskSource, Placement, run_beside, stream_seed
+from noisereg.sites.recurrent import place_state
 from noisereg.sites.selectors import Selector, unwrap
 from noisereg.sites.targets import DisturbLabel, LabelFlip, LabelSmoothing
-from noisereg.sites.weights import Resample, place_weights
+from noisereg.sites.weights import Increments, Resample, place_weights
 
 __all__ = ["attach", "Handle", "MaskedHandle", "WeightsHandle", "TargetsHandle"]
 
@@ -47,6 +48,7 @@ _DEFAULTS: dict[str, Any] = {
     "mask": None,
     "biases": False,
     "resample": "step",
+    "increments": "none",
     "optimizer": None,
     "scale_by_lr": False,
     "packed": False,
@@ -55,7 +57,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "input": ("select", "arg", "mask"),
     "activations": ("select", "where", "mask"),
     "embeddings": ("select", "mask", "packed"),
-    "weights": ("select", "biases", "resample"),
+    "weights": ("select", "biases", "resample", "increments"),
     "gradients": ("select", "optimizer", "scale_by_lr"),
     "targets": (),
 }
@@ -250,6 +252,7 @@ def attach(
     mask: str | None = None,
     biases: bool = False,
     resample: Resample = "step",
+    increments: Increments = "none",
     optimizer: torch.optim.Optimizer | None = None,
     scale_by_lr: bool = False,
     packed: bool = False,
@@ -282,8 +285,10 @@ def attach(
         select: which modules or parameters: a qualified-name glob (``"layers.*.fc1"``), a type
             (``nn.ReLU``) or the module object itself (``model.encoder.layer[0]``); None for the
             site's default.
-        where: ``"after"`` (the output) or ``"before"`` (the input) of the selected modules; for
-            ``"activations"``.
+        where: ``"after"`` (the output) or ``"before"`` (the input) of the selected modules, or
+            ``"state"``: the hidden state h_t of the selected ``nn.RNN``/``nn.GRU``/``nn.LSTM`` layers
+            (default: all of them) at every time step, inside the recurrence (noisy RNN, Lim et al.
+            2021; see :mod:`noisereg.sites.recurrent`); for ``"activations"``.
         arg: the forward argument that takes input noise, by position or name; for ``"input"``.
         mask: the forward argument holding an attention mask (1 = real token) that marks padding;
             for ``"embeddings"`` (padding also comes from ``padding_idx`` or
@@ -291,6 +296,10 @@ def attach(
         biases: also put weight noise on biases; for ``"weights"``.
         resample: when weight noise is redrawn: ``"step"``, ``"forward"`` or ``"manual"``; for
             ``"weights"``.
+        increments: ``"none"`` (default: W̃ = noise(W) in the forward only), or the noise goes into the
+            stored weights before each training forward: ``"independent"`` W ← W + ξ_t (perturbed
+            gradient descent), ``"anticorrelated"`` W ← W + ξ_t − ξ_{t−1} (Anti-PGD, Orvieto et al.
+            2022), ξ_t = noise(W) − W; for ``"weights"`` (see :mod:`noisereg.sites.weights`).
         optimizer: the optimizer whose ``step()`` takes gradient noise; for ``"gradients"``.
         scale_by_lr: multiply the gradient perturbation by the learning rate; for ``"gradients"``.
         packed: read packed rows' documents from the forward's ``cu_seq_lens_q`` or ``position_ids``
@@ -324,6 +333,7 @@ def attach(
         "mask": mask,
         "biases": biases,
         "resample": resample,
+        "increments": increments,
         "optimizer": optimizer,
         "scale_by_lr": scale_by_lr,
         "packed": packed,
@@ -341,6 +351,10 @@ def attach(
         try:
             if at == "input":
                 placements = place_input(root, noise, select=select, arg=arg, seed=seed, masks=masks)
+            elif at == "activations" and where == "state":
+                if mask is not None:
+                    raise ValueError(f"mask={mask!r} does not apply to where='state' (a recurrence runs every step)")
+                placements = place_state(root, noise, select=select, seed=seed)
             elif at == "activations":
                 placements = place_activations(root, noise, select=select, where=where, seed=seed, masks=masks)
             else:
@@ -355,7 +369,11 @@ def attach(
         handle = Handle(at, place_noisytune(root, noise, seed=seed), [])
     elif at == "weights":
         handle = WeightsHandle(
-            at, place_weights(root, noise, select=select, biases=biases, resample=resample, seed=seed), []
+            at,
+            place_weights(
+                root, noise, select=select, biases=biases, resample=resample, seed=seed, increments=increments
+            ),
+            [],
         )
     elif at == "gradients":
         # _check_options refused optimizer=None for this site.

@@ -22,6 +22,23 @@ early stopping is usually needed with weight noise.
 
 ``torch.save(model)`` (pickling the whole model) is refused by torch for parametrized modules; save
 ``model.state_dict()``, which is clean.
+
+``increments`` puts the noise into the weights instead (optimizer noise, as gradient noise is): before
+each training forward of the model, ξ_t = noise(W) − W is drawn (no gradient) and added to the stored
+weights, so the gradient is taken at the weights as they are and the optimizer's update applies to
+them, ξ included:
+
+- ``"independent"``: W ← W + ξ_t — perturbed gradient descent, w_{t+1} = w_t − η∇L(w_t) + ξ_{t+1}
+  (the ξ add up to a random walk);
+- ``"anticorrelated"``: W ← W + ξ_t − ξ_{t−1} (ξ_{−1} = 0) — Anti-PGD (Orvieto et al., ICML 2022),
+  w_{t+1} = w_t − η∇L(w_t) + ξ_{t+1} − ξ_t. With z_t = w_t − ξ_t this is z_{t+1} = z_t − η∇L(z_t + ξ_t):
+  the default ``increments="none"`` site, whose clean weights are z_t, with the same draws; the two
+  differ in what evaluation sees (w_t = z_t + ξ_t here, z_t there).
+
+No parametrization is registered: the weights are the iterates, in eval mode too, and ``remove()``
+takes the hook off and leaves them as they are (set the strength to 0 for a last step, by a schedule,
+to take ξ_t out: the anticorrelated formula then adds −ξ_t). Any noise kind gives ξ_t = noise(W) − W
+(Gaussian: σ·ε; FilterGaussian: σ‖W_i‖·ε_i per filter).
 """
 
 from __future__ import annotations
@@ -34,13 +51,15 @@ from torch.nn.utils import parametrize
 
 from noisereg.layers import NoiseLayer, registry
 from noisereg.noise.base import NoiseKind
-from noisereg.sites.placement import Placement, stream_seed
+from noisereg.sites.placement import Placement, run_beside, stream_seed
 from noisereg.sites.selectors import Selector, parameter, select_parameters
 
 __all__ = ["WeightNoise", "place_weights"]
 
 Resample = Literal["step", "forward", "manual"]
 _RESAMPLE = ("step", "forward", "manual")
+Increments = Literal["none", "independent", "anticorrelated"]
+_INCREMENTS = ("none", "independent", "anticorrelated")
 
 
 class WeightNoise(nn.Module):
@@ -207,6 +226,49 @@ def _check_untied(root: nn.Module, chosen: list[tuple[str, nn.Module, str]]) -> 
             )
 
 
+def _place_walk(
+    root: nn.Module, kind: NoiseKind, name: str, owner: nn.Module, local: str, increments: Increments, seed: int | None
+) -> Placement:
+    """Noise added to the stored weight before each training forward of ``root`` (module docstring)."""
+    # the same stream as the increments="none" site: the Anti-PGD identity holds draw for draw
+    layer = NoiseLayer(kind, seed=stream_seed(seed, "weights", name))
+    weight = parameter(owner, local)
+    state: dict[str, Tensor | None] = {"previous": None}
+
+    @torch.no_grad()
+    def walk(module: nn.Module, args: tuple) -> None:
+        if not module.training:  # a step of the optimizer's walk happens in training forwards only
+            return
+        noisy = run_beside(layer, module, weight.detach())
+        xi = None if noisy is weight else (noisy - weight).to(weight.dtype)
+        step = xi
+        if increments == "anticorrelated":
+            previous, state["previous"] = state["previous"], xi
+            if previous is not None:
+                step = -previous if xi is None else xi - previous
+        if step is not None:
+            weight.add_(step)
+
+    hooks = [root.register_forward_pre_hook(torch.compiler.disable(walk))]
+    registry.add_beside(root, layer)
+
+    def undo() -> None:
+        for hook in hooks:
+            hook.remove()
+        registry.remove_beside(root, layer)
+
+    def save() -> dict[str, object]:
+        return {**layer.get_extra_state(), "previous": state["previous"]}
+
+    def load(saved: dict[str, object]) -> None:
+        layer.set_extra_state(saved)
+        previous = saved.get("previous")
+        state["previous"] = previous if isinstance(previous, Tensor) else None
+
+    key = ("weights", weight)
+    return Placement("weights", f"weight {name!r} ({increments})", key, layer, root, undo, save=save, load=load)
+
+
 def place_weights(
     root: nn.Module,
     kind: NoiseKind,
@@ -215,10 +277,18 @@ def place_weights(
     biases: bool,
     resample: Resample,
     seed: int | None,
+    increments: Increments = "none",
 ) -> list[Placement]:
-    """A :class:`WeightNoise` parametrization on each selected parameter (see the module docstring)."""
+    """A :class:`WeightNoise` parametrization on each selected parameter, or with ``increments`` a hook
+    that adds the noise to the stored weights before each training forward (see the module docstring)."""
     if resample not in _RESAMPLE:
         raise ValueError(f"{resample=} must be one of {_RESAMPLE}")
+    if increments not in _INCREMENTS:
+        raise ValueError(f"{increments=} must be one of {_INCREMENTS}")
+    if increments != "none" and resample != "step":
+        raise ValueError(f"{increments=} draws ξ once per training forward: it takes resample='step', not {resample!r}")
     chosen = select_parameters(root, select, biases=biases)
     _check_untied(root, chosen)
+    if increments != "none":
+        return [_place_walk(root, kind, name, owner, local, increments, seed) for name, owner, local in chosen]
     return [_place_one(root, kind, name, owner, local, resample, seed) for name, owner, local in chosen]

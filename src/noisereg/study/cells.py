@@ -43,6 +43,7 @@ class Cell:
     weight_decay: float | None = None
     seeds: tuple[int, int] | None = None
     of: str | None = None
+    sam_rho: float | None = None
 
     def meta(self) -> dict[str, Any]:
         """Plain data stored with the study (no noise objects)."""
@@ -56,6 +57,7 @@ class Cell:
             **({"standardize": self.standardize} if self.standardize is not None else {}),
             **({"weight_decay": self.weight_decay} if self.weight_decay is not None else {}),
             **({"seeds": list(self.seeds), "of": self.of} if self.seeds is not None else {}),
+            **({"sam_rho": self.sam_rho} if self.sam_rho is not None else {}),
         }
 
 
@@ -85,6 +87,7 @@ def plan_cells(config: StudyConfig) -> list[Cell]:
                         search=True,
                         standardize=arm.standardize,
                         weight_decay=arm.weight_decay,
+                        sam_rho=arm.sam_rho,
                     )
                 )
             continue
@@ -100,6 +103,7 @@ def plan_cells(config: StudyConfig) -> list[Cell]:
                     arm.name == chosen,
                     standardize=arm.standardize,
                     weight_decay=arm.weight_decay,
+                    sam_rho=arm.sam_rho,
                 )
             )
     return cells
@@ -114,10 +118,12 @@ def signature(cell: Cell) -> tuple[Any, ...]:
     """Cells with equal signatures differ only in float main strengths and train as one group,
     each replica carrying its cell's strengths. A scheduled strength is part of the signature; a
     search cell has a signature of its own (the sampler proposes one cell at a time); cells of
-    different weight decay train with different optimizers, so never together."""
+    different weight decay or SAM radius train with different optimizers, so never together."""
     if cell.search:
         return ("search", cell.key)
     parts: list[Any] = [("weight_decay", cell.weight_decay)]
+    if cell.sam_rho is not None:
+        parts.append(("sam_rho", cell.sam_rho))
     for table in cell.noise:
         dump = table.model_dump(mode="json")
         if _main_float(table) is not None:

@@ -87,7 +87,7 @@ def model_spec(config: StudyConfig, data: Dataset) -> MLPSpec | ModuleSpec:
             )
         else:
             factory = functools.partial(
-                make_recurrent, model.family, tuple(model.input_shape), model.hidden, model.layers, out
+                make_recurrent, model.family, tuple(model.input_shape), model.hidden, model.layers, out, model.unroll
             )
         places = factory().hidden_places()
         _check_layers(config, len(places))

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from noisereg.engine.replicas import ACTIVATION_MODULES
+from noisereg.sites.recurrent import run_unrolled
 
 __all__ = ["SmallCNN", "RecurrentClassifier", "make_cnn", "make_recurrent"]
 
@@ -85,22 +86,39 @@ class SmallCNN(nn.Module):
 
 
 class RecurrentClassifier(nn.Module):
-    """A GRU or LSTM over [steps, features] (batch first); the last step's output → Linear(out)."""
+    """A GRU or LSTM over [steps, features] (batch first); the last step's output → Linear(out).
 
-    def __init__(self, kind: str, input_shape: Sequence[int], hidden: int, layers: int, out_features: int) -> None:
+    ``unroll=True`` runs the recurrence step by step (:func:`noisereg.sites.recurrent.run_unrolled`,
+    the layer's own formula on its own parameters) and passes every layer's hidden state h_t through
+    ``states[layer]`` (an identity) after each step: noise there is noise inside the recurrence, at
+    every time step (the noisy RNN of Lim et al. 2021)."""
+
+    def __init__(
+        self, kind: str, input_shape: Sequence[int], hidden: int, layers: int, out_features: int, unroll: bool = False
+    ) -> None:
         super().__init__()
         self.input_shape = (int(input_shape[0]), int(input_shape[1]))
         rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[kind]
         self.rnn = rnn(self.input_shape[1], hidden, num_layers=layers, batch_first=True)
         self.head = nn.Linear(hidden, out_features)
+        self.unroll = unroll
+        self.states = nn.ModuleList(nn.Identity() for _ in range(layers)) if unroll else None
 
     def forward(self, x: Tensor) -> Tensor:
-        out, _ = self.rnn(x.reshape(x.shape[0], *self.input_shape))
+        x = x.reshape(x.shape[0], *self.input_shape)
+        if self.states is not None:
+            states = self.states
+            out, _ = run_unrolled(self.rnn, x, None, lambda h, layer: states[layer](h))
+        else:
+            out, _ = self.rnn(x)
         return self.head(out[:, -1])
 
     def hidden_places(self) -> tuple[tuple[str, str], ...]:
         """One hidden layer: the recurrent layers' output sequence. Its activations (tanh, the gates)
-        run inside torch's recurrent kernel, so ``before`` and ``after`` noise both go on that output."""
+        run inside torch's recurrent kernel, so ``before`` and ``after`` noise both go on that output.
+        Unrolled: one hidden layer per recurrent layer, its hidden state h_t at every step."""
+        if self.states is not None:
+            return tuple((f"states.{i}", f"states.{i}") for i in range(len(self.states)))
         return (("rnn", "rnn"),)
 
 
@@ -115,7 +133,7 @@ def make_cnn(
 
 
 def make_recurrent(
-    kind: str, input_shape: Sequence[int], hidden: int, layers: int, out_features: int
+    kind: str, input_shape: Sequence[int], hidden: int, layers: int, out_features: int, unroll: bool = False
 ) -> RecurrentClassifier:
     """A :class:`RecurrentClassifier` with torch's default initialization."""
-    return RecurrentClassifier(kind, input_shape, hidden, layers, out_features)
+    return RecurrentClassifier(kind, input_shape, hidden, layers, out_features, unroll)

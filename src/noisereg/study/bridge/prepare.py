@@ -71,6 +71,8 @@ class Prepared:
         optimizer = self.optimizer
         if cell.weight_decay is not None:
             optimizer = dataclasses.replace(optimizer, weight_decay=cell.weight_decay)
+        if cell.sam_rho is not None:
+            optimizer = dataclasses.replace(optimizer, sam_rho=cell.sam_rho)
         return {
             "model": self.model,
             "optimizer": optimizer,

@@ -34,11 +34,11 @@ def site_noise(table: Any, *, strength: float | None = None) -> SiteNoise:
         value = schedule_of(value)
     if strength is not None:
         value = strength
-    fields = table.model_dump(exclude={"at", "where", "select", "kind", main})
+    fields = table.model_dump(exclude={"at", "where", "select", "kind", "increments", main})
     if fields.get("clip") is not None:
         fields["clip"] = tuple(fields["clip"])
     elif "clip" in fields:
         del fields["clip"]
     kind = KINDS[table.kind].load()(**{main: value}, **fields)
     layers = None if table.layers is None else tuple(table.layers)
-    return SiteNoise(site=table.site, kind=kind, layers=layers, clock=clock)
+    return SiteNoise(site=table.site, kind=kind, layers=layers, clock=clock, increments=table.increments)

@@ -68,12 +68,17 @@ class CNNConfig(_Family):
 
 
 class RecurrentConfig(_Family):
-    """A GRU or LSTM over sequences of ``input_shape = [steps, features]``, then a linear head."""
+    """A GRU or LSTM over sequences of ``input_shape = [steps, features]``, then a linear head.
+
+    ``unroll = true`` runs the recurrence step by step, so that hidden-layer noise (``before`` /
+    ``after``; hidden layer i is recurrent layer i) goes on the hidden state h_t at every time step,
+    inside the recurrence (noisy RNN); without it that noise goes on the output sequence only."""
 
     family: Literal["gru", "lstm"]
     input_shape: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)]
     hidden: Annotated[int, Field(ge=1)] = 64
     layers: Annotated[int, Field(ge=1)] = 1
+    unroll: bool = False
 
 
 ModelConfig = Annotated[MLPConfig | LinearConfig | CNNConfig | RecurrentConfig, Field(discriminator="family")]

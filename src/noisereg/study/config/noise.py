@@ -234,6 +234,8 @@ class PlaceConfig(Strict):
 
 class _Site(PlaceConfig):
     select: list[Annotated[int, Field(ge=0)]] | None = None
+    # at = "weights" only: the noise goes into the weights (Anti-PGD, perturbed GD), as attach's option
+    increments: Literal["none", "independent", "anticorrelated"] = "none"
     if TYPE_CHECKING:
         # every table that _noise_table makes narrows it to its kind's name
         kind: str
@@ -242,6 +244,8 @@ class _Site(PlaceConfig):
     def _select_for_activations(self) -> _Site:
         if self.select is not None and self.at != "activations":
             raise key_error("select", f"select picks hidden layers: only for at = 'activations', not at = {self.at!r}")
+        if self.increments != "none" and self.at != "weights":
+            raise key_error("increments", f"increments = {self.increments!r} is only for at = 'weights', not at = {self.at!r}")
         return self
 
     @property

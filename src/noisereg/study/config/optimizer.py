@@ -12,7 +12,8 @@ __all__ = ["OptimizerConfig"]
 
 
 class OptimizerConfig(Strict):
-    """SGD (with ``momentum``), Adam or AdamW; ``clip_grad_norm`` clips each replica's gradient norm.
+    """SGD (with ``momentum``), Adam or AdamW; ``clip_grad_norm`` clips each replica's gradient norm;
+    ``sam_rho`` > 0 makes every step SAM's (two gradients, the second at w + ρ·g/‖g‖).
 
     The keys, defaults and ranges are those of :class:`noisereg.engine.OptimSpec`, which the bridge
     builds from them one to one (``tests/study/test_bridge.py`` keeps the two the same schema).
@@ -25,6 +26,7 @@ class OptimizerConfig(Strict):
     betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
     eps: Annotated[float, Field(gt=0)] = 1e-8
     clip_grad_norm: Annotated[float, Field(gt=0)] | None = None
+    sam_rho: Annotated[float, Field(ge=0)] = 0.0
 
     @model_validator(mode="after")
     def _momentum_is_sgd(self) -> OptimizerConfig:

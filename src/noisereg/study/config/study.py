@@ -131,7 +131,9 @@ class ArmConfig(Strict):
     arm only (same seeds, so a weight-decay arm and a noise arm are paired): for ``sgd`` and ``adam``
     it adds ``weight_decay``·θ to the gradient, i.e. minimizes loss + (weight_decay/2)·‖θ‖². With the
     mean squared error of n training rows that is ridge regression Σ(y − ŷ)² + λ‖θ‖² with
-    λ = n·weight_decay/2. ``versus`` names another arm (without grid or search) that this one is also
+    λ = n·weight_decay/2. ``sam_rho`` > 0 trains this arm with SAM's two-gradient step (Foret et al.
+    2021, ρ the ascent radius; see :class:`noisereg.engine.OptimSpec`), a baseline for weight noise.
+    ``versus`` names another arm (without grid or search) that this one is also
     compared with, seed by seed, besides the baseline."""
 
     name: Annotated[str, Field(min_length=1, max_length=80)]
@@ -140,6 +142,7 @@ class ArmConfig(Strict):
     search: SearchConfig | None = None
     standardize: bool | None = None
     weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    sam_rho: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     versus: str | None = None
 
     @model_validator(mode="before")

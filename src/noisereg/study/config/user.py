@@ -22,7 +22,7 @@ A study file whose ``[model]`` table has a ``factory`` key is one of these (:fun
 
 ``kind`` is one of :data:`USER_KINDS`; its other keys are the kind's parameters (numbers; schedules are
 for the Python entry), and ``at``, ``select``, ``where``, ``arg``, ``mask``, ``biases``, ``resample``,
-``scale_by_lr`` are attach's. No torch here: the bridge imports the factory, loader and kinds and
+``increments``, ``scale_by_lr`` are attach's. No torch here: the bridge imports the factory, loader and kinds and
 reports a failing import or call under the key that named it.
 """
 
@@ -60,6 +60,7 @@ USER_KINDS = (
     "alpha_dropout",
     "snr_gaussian",
     "impulse",
+    "filter_gaussian",
     "shot",
     "colored",
     "spatial",
@@ -100,16 +101,17 @@ class UserSiteConfig(BaseModel):
     kind: Literal[USER_KINDS]  # type: ignore[valid-type]
     at: Literal["input", "activations", "embeddings", "weights", "gradients", "targets"] = "input"
     select: str | None = None
-    where: Literal["before", "after"] | None = None
+    where: Literal["before", "after", "state"] | None = None
     arg: int | str | None = None
     mask: str | None = None
     biases: bool | None = None
     resample: Literal["step", "forward", "manual"] | None = None
+    increments: Literal["none", "independent", "anticorrelated"] | None = None
     scale_by_lr: bool | None = None
 
     def options(self) -> dict[str, Any]:
         """attach's options that the file sets."""
-        names = ("select", "where", "arg", "mask", "biases", "resample", "scale_by_lr")
+        names = ("select", "where", "arg", "mask", "biases", "resample", "increments", "scale_by_lr")
         return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
 
     def parameters(self) -> dict[str, Any]:
@@ -204,6 +206,8 @@ class UserStudyConfig(Strict):
                 raise ValueError(f"arms[{i}].versus: compare arms without a grid")
         if self.optimizer.clip_grad_norm is not None:
             raise ValueError("optimizer.clip_grad_norm is for built-in models; clip inside your own step")
+        if self.optimizer.sam_rho:
+            raise ValueError("optimizer.sam_rho is for built-in models; take SAM's two gradients in your own step")
         return self
 
 

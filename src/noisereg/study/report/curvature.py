@@ -28,7 +28,9 @@ def _by_seed(res: Mapping[str, Any]) -> dict[int, float]:
 
 def annotate_curvature(arms: list[dict[str, Any]], done: Mapping[str, Any], baseline: str) -> None:
     """Each arm whose cell stored a Hessian trace gets ``hessian_trace``: its statistics over seeds
-    and, except the baseline, ``paired`` (arm − baseline, with ``p_holm``, ``flatter``, ``sharper``)."""
+    and, except the baseline, ``paired`` (arm − baseline, with ``p_holm``, ``flatter``, ``sharper``);
+    an arm compared with another by ``versus`` (Anti-PGD with PGD) also ``versus`` (arm − that arm,
+    unadjusted, with the other arm's name)."""
     base = _by_seed(done[baseline]) if baseline in done else {}
     compared = []
     for entry in arms:
@@ -40,6 +42,11 @@ def annotate_curvature(arms: list[dict[str, Any]], done: Mapping[str, Any], base
         if entry["name"] != baseline and common:
             entry[KEY]["paired"] = paired([values[s] for s in common], [base[s] for s in common])
             compared.append(entry[KEY]["paired"])
+        other = (entry.get("versus") or {}).get("arm")
+        theirs = _by_seed(done[other]) if other is not None and other in done else {}
+        both = [s for s in values if s in theirs]
+        if len(both) > 1:
+            entry[KEY]["versus"] = {"arm": other, **paired([values[s] for s in both], [theirs[s] for s in both])}
     for p, adjusted in zip(compared, holm([p.get("p_ttest") for p in compared]), strict=True):
         significant = adjusted is not None and adjusted < ALPHA
         p.update(
@@ -55,7 +62,8 @@ def curvature_tables(summary: Mapping[str, Any]) -> list[Table]:
         return []
     rows = []
     for a in measured:
-        h, p = a[KEY], a[KEY].get("paired")
+        h, p, v = a[KEY], a[KEY].get("paired"), a[KEY].get("versus")
+        against = f"{fmt(v['mean_diff'], 4)} vs {v['arm']} (p {fmt(v.get('p_ttest'), 2)})" if v else ""
         if p and p.get("n"):
             said = "flatter" if p.get("flatter") else "sharper" if p.get("sharper") else "no significant difference"
             rows.append(
@@ -66,14 +74,16 @@ def curvature_tables(summary: Mapping[str, Any]) -> list[Table]:
                     bracket(p.get("ci95_diff"), 4),
                     fmt(p.get("p_holm"), 2),
                     said,
+                    against,
                 ]
             )
         else:
-            rows.append([a["name"], pm(h, 4), "—", "—", "—", "baseline" if a["name"] == summary["baseline"] else "—"])
+            said = "baseline" if a["name"] == summary["baseline"] else "—"
+            rows.append([a["name"], pm(h, 4), "—", "—", "—", said, against])
     note = (
         "Trace of the Hessian of the clean training loss at the trained weights (Hutchinson's estimator, mean ± sd "
         f"over seeds); Δ = arm − {summary['baseline']!r} on the same seeds, paired t-test, Holm over the arms. "
-        "Smaller is flatter."
+        "Smaller is flatter. Last column: Δ against the arm named by versus, paired t-test (unadjusted)."
     )
-    headers = ["arm", "tr H", "Δ tr H", "95% CI", "p (Holm)", "vs baseline"]
+    headers = ["arm", "tr H", "Δ tr H", "95% CI", "p (Holm)", "vs baseline", "Δ tr H vs versus"]
     return [("Hessian trace (sharpness)", note, headers, rows)]
