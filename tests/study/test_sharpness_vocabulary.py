@@ -14,13 +14,13 @@ from tests.study.fakes import tiny_raw
 
 ARMS = [
     {"name": "none"},
-    {"name": "pgd", "noise": {"site": "weights", "kind": "gaussian", "std": 0.01, "increments": "independent"}},
+    {"name": "pgd", "noise": {"at": "weights", "kind": "gaussian", "std": 0.01, "increments": "independent"}},
     {
         "name": "anti",
-        "noise": {"site": "weights", "kind": "gaussian", "std": 0.01, "increments": "anticorrelated"},
+        "noise": {"at": "weights", "kind": "gaussian", "std": 0.01, "increments": "anticorrelated"},
         "versus": "pgd",
     },
-    {"name": "rwp", "noise": {"site": "weights", "kind": "filter_gaussian", "std": 0.03}, "versus": "sam"},
+    {"name": "rwp", "noise": {"at": "weights", "kind": "filter_gaussian", "std": 0.03}, "versus": "sam"},
     {"name": "sam", "sam_rho": 0.05},
 ]
 
@@ -43,9 +43,9 @@ def test_an_unrolled_lstm_puts_hidden_noise_on_its_state() -> None:
     raw = tiny_raw(
         data={"source": "digits"},
         split={"kind": "holdout", "n_train": 100},
-        model={"kind": "lstm", "input_shape": [8, 8], "hidden": 4, "layers": 2, "unroll": True},
+        model={"family": "lstm", "input_shape": [8, 8], "hidden": 4, "layers": 2, "unroll": True},
         selection=None,
-        arms=[{"name": "none"}, {"name": "state", "noise": {"site": "after", "kind": "gaussian", "std": 0.1}}],
+        arms=[{"name": "none"}, {"name": "state", "noise": {"at": "activations", "where": "after", "kind": "gaussian", "std": 0.1}}],
     )
     spec = prepare(parse_config(raw)).model
     assert isinstance(spec, ModuleSpec)
