@@ -110,6 +110,13 @@ class Heartbeat:
         failing = False
         cells = ", ".join(c.cell for c in self.claims)
         while self.lost is None:
+            silent = time.monotonic() - self.last
+            if silent > self.grace_period:
+                # Lost, whenever the training thread next looks: another process may take these cells
+                # for dead at any moment, so a beat recorded now could keep alive a trial that is being
+                # retried elsewhere; stop beating, and the reaper retries it exactly once.
+                self.lost = f"no heartbeat could be recorded for {silent:.0f} s (grace period {self.grace_period} s)"
+                return
             try:
                 with self.retrying.once():
                     for c in self.claims:
