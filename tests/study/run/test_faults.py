@@ -102,8 +102,11 @@ def test_a_heartbeat_that_cannot_beat_stops_its_cells_work_and_the_worker_goes_o
         assert "lost cell(s)" in err and "no heartbeat could be recorded for" in err, err
         assert "going on with the next cell" in err, err
     after = complete_once(url, name, ["none", "input"])
+    # Both cells were lost in the outage and trained again (each completed once, above). A retry may be
+    # lost once more: a 1 s heartbeat that comes late on a busy machine is reaped like a dead one
+    # (as in test_workers), so the number of losses is not asserted, only that both cells had one.
     lost = [t for t in after if t.state == TrialState.FAIL]
-    assert sorted(t.params["cell"] for t in lost) == ["input", "none"]  # each cell lost once, trained again once
+    assert {t.params["cell"] for t in lost} == {"input", "none"}
 
 
 def test_a_server_lost_after_opening_is_retried_for_retry_for_seconds_then_named(postgres_server, caplog) -> None:
