@@ -48,7 +48,7 @@ The contract (the tests in ``tests/study/test_store.py`` check each point, kill 
   lock is bounded by the driver's 60 s timeout. Opening the store is not retried either: a server
   that does not answer when the store is opened is a wrong ``--storage`` (:class:`StoreError`).
 - **A heartbeat that cannot beat.** The heartbeat thread of :meth:`Store.heartbeat` never raises:
-  when a beat fails it logs it and tries again at the next interval. Once no beat has been recorded
+  when a beat fails it logs it and tries again at the next interval. Once the beats have failed
   for ``grace_period`` seconds it stops beating for good (a late beat could make a trial that
   another process is already retrying look alive): the cell is lost however late the training
   thread looks, and the reaper retries it once. Then, as when the trial is no longer RUNNING
