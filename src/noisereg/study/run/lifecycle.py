@@ -13,6 +13,7 @@ storage; only one (the creating one) enqueues.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -36,13 +37,13 @@ Advance = Callable[[int], None]
 once this process no longer holds the cells (the heartbeat's check)."""
 
 
-class Trained(Protocol):
+@dataclasses.dataclass
+class Trained:
     """A batch of cells trained: each cell's ``results`` for the store, and ``save()``, which writes
     their weights (called once the claims are known to be still held)."""
 
     results: dict[str, dict[str, Any]]
-
-    def save(self) -> None: ...
+    save: Callable[[], None]
 
 
 class Plan(Protocol):

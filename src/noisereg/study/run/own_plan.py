@@ -32,6 +32,7 @@ from noisereg.study.bridge.user import (
 from noisereg.study.model_plan import PlannedCell, check_arm_sites, check_count, check_one_batch, check_settings, plan
 from noisereg.study.run.dashboard import objective
 from noisereg.study.run.jobs import make_jobs, training
+from noisereg.study.run.lifecycle import Trained
 from noisereg.study.run.results import collect_results, save_results_models
 from noisereg.study.store import Claim, Store
 
@@ -54,12 +55,6 @@ def paths(tasks: list[LoopTask], vectorize: bool) -> list[tuple[str, str]]:
         else (PER_REPLICA, f"a plain training loop per replica with noisereg.attach: {reason}")
         for reason in probe_arms(tasks)
     ]
-
-
-@dataclasses.dataclass
-class _Batch:
-    results: dict[str, dict[str, Any]]
-    save: Callable[[], None]
 
 
 @dataclasses.dataclass
@@ -102,7 +97,7 @@ class ModelPlan:
         return objective(result)
 
     @contextlib.contextmanager
-    def training(self, keys: Sequence[str], advance: Callable[[int], None]) -> Iterator[Callable[[], _Batch]]:
+    def training(self, keys: Sequence[str], advance: Callable[[int], None]) -> Iterator[Callable[[], Trained]]:
         """Start the jobs of the cells ``keys`` (in forked processes with ``workers`` > 1, training
         while the caller goes on); yield what waits for them and collects each cell's results."""
         rows = [
@@ -118,7 +113,7 @@ class ModelPlan:
         jobs = make_jobs(tasks, vectorized, [g for *_, g in rows], self.workers)
         with training([j for _, j in jobs], self.workers) as wait:
 
-            def collect() -> _Batch:
+            def collect() -> Trained:
                 results: list[LoopResult | None] = [None] * len(rows)
                 for (members, _), trained in zip(jobs, wait(), strict=True):
                     for i, result in zip(members, trained, strict=True):
@@ -126,7 +121,7 @@ class ModelPlan:
                 done = [r for r in results if r is not None]
                 advance(sum(self.units(k) for k in keys))
                 stored = collect_results(keys, rows, done, self.config)
-                return _Batch(stored, lambda: self._save(keys, rows, done))
+                return Trained(stored, lambda: self._save(keys, rows, done))
 
             yield collect
 

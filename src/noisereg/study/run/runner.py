@@ -20,7 +20,6 @@ models (calibration, corruptions, certification) unless ``robustness.enabled`` t
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
@@ -39,7 +38,7 @@ from noisereg.study.measure.robustness import evaluate_robustness
 from noisereg.study.report import build_report
 from noisereg.study.run import dashboard, lifecycle
 from noisereg.study.run.heldout import held_out_logits
-from noisereg.study.run.lifecycle import enqueue, open_store
+from noisereg.study.run.lifecycle import Trained, enqueue, open_store
 from noisereg.study.run.results import cell_results, linear_coefficients
 from noisereg.study.run.search import propose_cell
 from noisereg.study.store import Claim, Store
@@ -272,8 +271,8 @@ class BuiltinPlan:
             self.prep.by_key[claim.cell] = propose_cell(self.prep, store, claim)
 
     @contextlib.contextmanager
-    def training(self, keys: Sequence[str], advance: Callable[[int], None]) -> Iterator[Callable[[], _Batch]]:
-        def wait() -> _Batch:
+    def training(self, keys: Sequence[str], advance: Callable[[int], None]) -> Iterator[Callable[[], Trained]]:
+        def wait() -> Trained:
             cells = [self.prep.by_key[k] for k in keys]
             results, weights = _train_batch(
                 self.prep,
@@ -284,7 +283,7 @@ class BuiltinPlan:
                 workers=self.workers,
                 advance=advance,
             )
-            return _Batch(results, lambda: self._save(weights))
+            return Trained(results, lambda: self._save(weights))
 
         yield wait
 
@@ -301,12 +300,6 @@ class BuiltinPlan:
             result[dashboard.INTERMEDIATE] = shown[0]
         store.show(claim, params, spaces, {} if shown is None else shown[1])
         return dashboard.objective(result)
-
-
-@dataclasses.dataclass
-class _Batch:
-    results: dict[str, dict[str, Any]]
-    save: Callable[[], None]
 
 
 def work(
