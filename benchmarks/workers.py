@@ -270,6 +270,15 @@ def _own_model_workers(folder: Path, url: str, name: str, epochs: int) -> dict[s
     }
 
 
+def _largest_difference(a: Any, b: Any) -> float:
+    """The largest relative difference between the numbers of two nested stored results."""
+    if isinstance(a, dict):
+        return max((_largest_difference(a[k], b[k]) for k in b), default=0.0)
+    if isinstance(a, list):
+        return max((_largest_difference(x, y) for x, y in zip(a, b, strict=True)), default=0.0)
+    return abs(a - b) / max(abs(a), abs(b), 1e-12)
+
+
 def own_model(epochs: int, storage: str | None) -> None:
     """The ``--own-model`` run (module docstring)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -284,15 +293,13 @@ def own_model(epochs: int, storage: str | None) -> None:
         reference = _finals(default_url(folder / "single"), name)
         print(f"own-model study file ({EXAMPLES / 'own_model_study.toml'}), {epochs} epochs")
         print(f"one 'noisereg study' process (--workers 1): {len(reference)} cells, {one:.1f} s wall")
-        sqlite = default_url(folder / "sqlite-run")
         with _postgres(storage) as postgres:
-            for label, url in (("SQLite", sqlite), ("PostgreSQL", postgres)):
+            for label, backend in (("SQLite", None), ("PostgreSQL", postgres)):
                 run = f"{name}-{label.lower()}"
+                url = backend or default_url(folder / run)  # SQLite: the default file in the run directory
                 stats = _own_model_workers(folder, url, run, epochs)
                 finals = _finals(url, run)
-                worst = max(
-                    abs(finals[c][k] - v) / max(abs(v), 1e-12) for c, row in reference.items() for k, v in row.items()
-                )
+                worst = _largest_difference(finals, reference)
                 print(
                     f"{label}: --no-train + 2 workers: {stats['cells']} cells, completed once: {stats['completed once']}, "
                     f"kills {stats['kills']}, restarts {stats['restarts']}, FAIL trials {stats['failed trials']}, "
