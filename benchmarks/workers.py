@@ -17,26 +17,43 @@ the speed-up, the storage seconds per cell against the training seconds per cell
 
 Run by hand: ``PYTHONPATH=src python benchmarks/workers.py`` (``--epochs N`` for a quick look,
 ``--skip-study`` to leave out the context run).
+
+``--own-model``: instead, a study file of one's own model (``docs/examples/own_model_study.toml``,
+``model.factory = "own_nets:make_net"``, with ``--epochs``, default 400) created with ``noisereg study
+--no-train`` and trained by two ``noisereg worker`` commands (``--max-replicas 9``: one cell of 3 seeds
+x 3 folds per batch, so that the two share the cells), on SQLite and on PostgreSQL (``--storage``
+a PostgreSQL URL, else a throwaway server as the tests start one); one worker is killed with SIGKILL
+once it holds a cell and a third worker is started in its place. Printed per storage: cells, cells
+completed once, kills, restarts, FAIL trials (the killed cell), wall time, beside one ``noisereg study``
+process of the same file (``--workers 1``), and the largest relative difference of a stored final.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from optuna.trial import TrialState
 
 from noisereg.engine import train_group
 from noisereg.study.cells import plan_cells
 from noisereg.study.config import resolve_study
 from noisereg.study.run.runner import enqueue_study, run_study
-from noisereg.study.store import Store, default_url
 from noisereg.study.run.workers import run_worker
+from noisereg.study.store import OWNER, Store, default_url
 
 HEARTBEAT = 10
 
@@ -111,7 +128,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4000)
     parser.add_argument("--storage", help="SQLAlchemy URL (default: an SQLite file in a temporary folder)")
     parser.add_argument("--skip-study", action="store_true", help="leave out the one-process 'noisereg study' run")
+    parser.add_argument("--own-model", action="store_true", help="an own-model study file on 2 workers (docstring)")
     args = parser.parse_args()
+    if args.own_model:
+        own_model(400 if args.epochs == 4000 else args.epochs, args.storage)
+        return
     base = resolve_study("case-study")
     config = base.model_copy(update={"training": base.training.model_copy(update={"epochs": args.epochs})})
     print(f"case study, {args.epochs} epochs, {len(plan_cells(config))} cells; storage: {args.storage or 'SQLite'}")
@@ -155,6 +176,137 @@ def show(n: int, wall: float, stats: list[dict[str, Any]]) -> tuple[float, float
         f"coordination overhead {100 * store / train:.2f}% of cell time (target < 5%)"
     )
     return train / cells, store / train
+
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "docs" / "examples"
+
+
+def _env() -> dict[str, str]:
+    path = os.pathsep.join([str(ROOT / "src"), str(EXAMPLES), str(ROOT)])
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def _noisereg(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "noisereg", *args], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+@contextlib.contextmanager
+def _postgres(url: str | None) -> Iterator[str]:
+    if url is not None:
+        yield url
+        return
+    sys.path.insert(0, str(ROOT))
+    from tests.conftest import postgres_server  # a throwaway server, as the tests start one
+
+    with contextlib.contextmanager(postgres_server.__wrapped__)() as server:
+        yield server.url
+
+
+def _own_model_file(folder: Path, name: str, epochs: int) -> Path:
+    text = (EXAMPLES / "own_model_study.toml").read_text()
+    text = text.replace('name = "own-net"', f'name = "{name}"').replace("epochs = 5", f"epochs = {epochs}")
+    path = folder / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def _finals(url: str, name: str) -> dict[str, dict[str, float]]:
+    with Store(url, name) as store:
+        return {cell: res["final"] for cell, res in store.completed().items()}
+
+
+def _own_model_workers(folder: Path, url: str, name: str, epochs: int) -> dict[str, Any]:
+    study = _own_model_file(folder, name, epochs)
+    created = _noisereg("study", str(study), "--storage", url, "--out", str(folder / name), "--no-train", "--quiet")
+    if created.wait() != 0:
+        raise RuntimeError(created.communicate()[1])
+    start = time.perf_counter()
+    workers = [
+        _noisereg("worker", "--storage", url, "--study", name, "--heartbeat", "2", "--max-replicas", "9", "--quiet")
+        for _ in range(2)
+    ]
+    kills = restarts = 0
+    with Store(url, name) as store:
+        deadline = time.monotonic() + 600
+        while kills == 0 and time.monotonic() < deadline and workers[0].poll() is None:
+            held = {
+                t.system_attrs.get(OWNER, {}).get("pid") for t in store.study.get_trials(states=(TrialState.RUNNING,))
+            }
+            if workers[0].pid in held:
+                workers[0].send_signal(signal.SIGKILL)
+                kills += 1
+                workers.append(
+                    _noisereg(
+                        "worker",
+                        "--storage",
+                        url,
+                        "--study",
+                        name,
+                        "--heartbeat",
+                        "2",
+                        "--max-replicas",
+                        "9",
+                        "--quiet",
+                    )
+                )
+                restarts += 1
+            time.sleep(0.05)
+        codes = [w.wait() for w in workers]
+        wall = time.perf_counter() - start
+        trials = store.study.get_trials()
+        complete = [t.params["cell"] for t in trials if t.state == TrialState.COMPLETE]
+        cells = list(store.attrs()["cells"])
+    return {
+        "cells": len(cells),
+        "completed once": sorted(complete) == sorted(cells),
+        "kills": kills,
+        "restarts": restarts,
+        "failed trials": sum(t.state == TrialState.FAIL for t in trials),
+        "exit codes": codes,
+        "wall": wall,
+    }
+
+
+def _largest_difference(a: Any, b: Any) -> float:
+    """The largest relative difference between the numbers of two nested stored results."""
+    if isinstance(a, dict):
+        return max((_largest_difference(a[k], b[k]) for k in b), default=0.0)
+    if isinstance(a, list):
+        return max((_largest_difference(x, y) for x, y in zip(a, b, strict=True)), default=0.0)
+    return abs(a - b) / max(abs(a), abs(b), 1e-12)
+
+
+def own_model(epochs: int, storage: str | None) -> None:
+    """The ``--own-model`` run (module docstring)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        name = f"own-{uuid.uuid4().hex[:6]}"
+        study = _own_model_file(folder, name, epochs)
+        start = time.perf_counter()
+        single = _noisereg("study", str(study), "--out", str(folder / "single"), "--workers", "1", "--quiet")
+        if single.wait() != 0:
+            raise RuntimeError(single.communicate()[1])
+        one = time.perf_counter() - start
+        reference = _finals(default_url(folder / "single"), name)
+        print(f"own-model study file ({EXAMPLES / 'own_model_study.toml'}), {epochs} epochs")
+        print(f"one 'noisereg study' process (--workers 1): {len(reference)} cells, {one:.1f} s wall")
+        with _postgres(storage) as postgres:
+            for label, backend in (("SQLite", None), ("PostgreSQL", postgres)):
+                run = f"{name}-{label.lower()}"
+                url = backend or default_url(folder / run)  # SQLite: the default file in the run directory
+                stats = _own_model_workers(folder, url, run, epochs)
+                finals = _finals(url, run)
+                worst = _largest_difference(finals, reference)
+                print(
+                    f"{label}: --no-train + 2 workers: {stats['cells']} cells, completed once: {stats['completed once']}, "
+                    f"kills {stats['kills']}, restarts {stats['restarts']}, FAIL trials {stats['failed trials']}, "
+                    f"exit codes {stats['exit codes']}, {stats['wall']:.1f} s wall "
+                    f"(ratio to one process {one / stats['wall']:.2f}); largest relative difference of a final "
+                    f"to one process: {worst:.2e}"
+                )
 
 
 if __name__ == "__main__":

@@ -145,6 +145,17 @@ def _options(
     _debug["on"] = debug or os.environ.get("NOISEREG_DEBUG", "") not in ("", "0")
 
 
+def _print_enqueued(console: Console, name: str, cells: int, states: dict[str, str], run_dir: Path) -> None:
+    waiting = sum(1 for v in states.values() if v == "WAITING")
+    console.print(
+        f"{name}: {cells} cells, {cells - len(states)} complete, {waiting} waiting.\n"
+        f"Start workers (same storage URL, same --heartbeat) with:\n"
+        f"  noisereg worker --storage URL --study {name}\n"
+        f"Build the report with:\n  noisereg report {run_dir}",
+        highlight=False,
+    )
+
+
 @app.command()
 def study(
     config: Annotated[
@@ -202,30 +213,38 @@ def study(
         with _deprecations():
             cfg = resolve_study(config)
         run_dir = out if out is not None else Path("runs") / cfg.name
-        if isinstance(cfg, UserStudyConfig):  # [model] names the user's factory
-            # run_model's pipeline takes --storage, --workers, --device; an option it cannot honour
-            # is refused rather than ignored, so that nobody believes it took effect
-            unsupported = {
-                "--no-train": no_train
-                and "a study of your own model trains in this process (its factory is Python code)",
-                "--heartbeat": heartbeat is not None and "a study of your own model has no heartbeat setting yet",
-                "--retry": retry is not None and "a study of your own model has no retry setting yet",
-            }
-            for option, why in unsupported.items():
-                if why:
-                    raise _fail(f"{option}: {why}; run without {option}", 2)
+        heartbeat = 10 if heartbeat is None else heartbeat
+        retry = 60.0 if retry is None else retry
+        if isinstance(cfg, UserStudyConfig):  # [model] names the user's factory: the same pipeline
             from noisereg.seeding import noise_generator_family, use_noise_generator
-            from noisereg.study.model_file import run_config
+            from noisereg.study.model_file import enqueue_config, run_config
 
             family = noise_generator.value if noise_generator is not None else noise_generator_family()
             with use_noise_generator(family):
+                if no_train:
+                    cells, states = enqueue_config(
+                        cfg,
+                        run_dir,
+                        storage=storage,
+                        device=device.value,
+                        heartbeat_interval=heartbeat,
+                        retry_for=retry,
+                        source=str(config),
+                    )
+                    _print_enqueued(console, cfg.name or run_dir.name, cells, states, run_dir)
+                    return
                 result = run_config(
-                    cfg, run_dir, storage=storage, workers=workers, device=device.value, source=str(config)
+                    cfg,
+                    run_dir,
+                    storage=storage,
+                    workers=workers,
+                    device=device.value,
+                    heartbeat_interval=heartbeat,
+                    retry_for=retry,
+                    source=str(config),
                 )
             _print_summary(console, result.summary, run_dir)
             return
-        heartbeat = 10 if heartbeat is None else heartbeat
-        retry = 60.0 if retry is None else retry
         from noisereg.study.run.runner import enqueue_study, run_study
 
         if noise_generator is not None:
@@ -236,14 +255,7 @@ def study(
             )
             with store:
                 states = store.unfinished()
-            waiting = sum(1 for v in states.values() if v == "WAITING")
-            console.print(
-                f"{cfg.name}: {len(prep.cells)} cells, {len(prep.cells) - len(states)} complete, {waiting} waiting.\n"
-                f"Start workers (same storage URL, same --heartbeat) with:\n"
-                f"  noisereg worker --storage URL --study {cfg.name}\n"
-                f"Build the report with:\n  noisereg report {run_dir}",
-                highlight=False,
-            )
+            _print_enqueued(console, cfg.name, len(prep.cells), states, run_dir)
             return
         with _progress(console, quiet) as advance:
             summary = run_study(

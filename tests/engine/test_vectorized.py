@@ -362,6 +362,8 @@ def test_only_a_model_that_draws_pays_for_per_replica_draws() -> None:
             assert isinstance(group.randomness, ModelRandomness) is draws, factory.__name__
         finally:
             group.close()
+
+
 def test_symnoise_runs_vectorized_as_each_replica_alone() -> None:
     from noisereg import SymNoise
 

@@ -213,12 +213,20 @@ def test_workers_train_while_a_new_store_is_set_up_with_the_same_results(
     for mine, theirs in zip(two.summary["arms"], one.summary["arms"], strict=True):
         # float64; a group split across two processes differs from one group by the kernels' rounding
         assert mine["per_seed"] == pytest.approx(theirs["per_seed"], rel=1e-12, abs=1e-12)
-    # another process claimed a cell after the workers started: only this one's claim is trained and stored
+    # another process claimed a cell (and failed it) after the workers started: the early training
+    # stops, and only this process's claim is trained and stored
     real = study.Store.claim
-    monkeypatch.setattr(study.Store, "claim", lambda store, limit: real(store, 1))
+
+    def raced(store: study.Store, limit: int = 1, accept: object = None) -> list:
+        monkeypatch.setattr(study.Store, "claim", real)
+        with study.Store(store.url, store.study_name) as other:
+            (taken,) = other.claim(1, accept=lambda key: key == "mixed")
+            other.fail(taken, "another process failed it")
+        return real(store, limit, accept)
+
+    monkeypatch.setattr(study.Store, "claim", raced)
     with pytest.raises(RuntimeError, match=r"cells without a result: \['mixed'\]"):
         _run(tmp_path / "raced", workers=2)
-    monkeypatch.setattr(study.Store, "claim", real)
     resumed = _run(tmp_path / "raced", workers=2)  # not a new store: trains what it claims, as before
     for mine, theirs in zip(resumed.summary["arms"], one.summary["arms"], strict=True):
         assert mine["per_seed"] == pytest.approx(theirs["per_seed"], rel=1e-12, abs=1e-12)

@@ -21,9 +21,10 @@ from torch.utils.data import TensorDataset
 
 from noisereg import noise, study
 from noisereg.cli import main
-from noisereg.study import api, model_file
+from noisereg.study import model_file
 from noisereg.study.config import StudyConfigError, load_config
 from noisereg.study.config.user import parse_user_config
+from noisereg.study.run import lifecycle
 
 X = torch.linspace(-2, 2, 48).reshape(24, 2)
 Y = (X.sum(1) > 0).long()
@@ -387,7 +388,7 @@ def test_wrong_values_in_known_keys_are_named_by_key_path(
     def accepted(*args: object, **kwargs: object) -> None:
         raise _Accepted
 
-    monkeypatch.setattr(api, "Store", accepted)
+    monkeypatch.setattr(lifecycle, "Store", accepted)  # the one place a study opens its store
     raw = _set(RAW, key, value)
     try:
         model_file.run_config(parse_user_config(raw), modules / "run")
@@ -450,7 +451,7 @@ def test_any_value_of_one_argument_is_accepted_or_refused_as_that_rule_says(
     def accepted(*args: object, **kwargs: object) -> None:
         raise _Accepted
 
-    monkeypatch.setattr(api, "Store", accepted)
+    monkeypatch.setattr(lifecycle, "Store", accepted)  # the one place a study opens its store
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same answer on any machine
     out = tmp_path / "run"
     settings: dict[str, Any] = dict(

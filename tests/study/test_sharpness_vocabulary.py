@@ -45,7 +45,10 @@ def test_an_unrolled_lstm_puts_hidden_noise_on_its_state() -> None:
         split={"kind": "holdout", "n_train": 100},
         model={"family": "lstm", "input_shape": [8, 8], "hidden": 4, "layers": 2, "unroll": True},
         selection=None,
-        arms=[{"name": "none"}, {"name": "state", "noise": {"at": "activations", "where": "after", "kind": "gaussian", "std": 0.1}}],
+        arms=[
+            {"name": "none"},
+            {"name": "state", "noise": {"at": "activations", "where": "after", "kind": "gaussian", "std": 0.1}},
+        ],
     )
     spec = prepare(parse_config(raw)).model
     assert isinstance(spec, ModuleSpec)

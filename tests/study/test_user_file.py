@@ -118,22 +118,39 @@ def test_the_file_is_checked_without_torch_objects() -> None:
         parse_user_config(raw)
 
 
-@pytest.mark.parametrize(
-    ("option", "why"),
-    [
-        (["--heartbeat", "5"], "--heartbeat: a study of your own model has no heartbeat setting"),
-        (["--retry", "0"], "--retry: a study of your own model has no retry setting"),
-        (["--no-train"], "--no-train: a study of your own model trains in this process"),
-    ],
-)
-def test_an_option_the_own_model_pipeline_cannot_honour_is_refused_in_one_line(
-    files: Path, capsys: pytest.CaptureFixture[str], option: list[str], why: str
+def test_heartbeat_and_retry_reach_the_own_model_study_as_they_reach_a_built_in_one(
+    files: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from noisereg.study.store import Store
+
+    opened: list[tuple[int, float]] = []
+    real = Store.__init__
+
+    def spied(self: Store, url: str, name: str, **options: object) -> None:
+        if "heartbeat_interval" in options:  # the store that trains (the report's only reads)
+            opened.append((options["heartbeat_interval"], options["retry_for"]))  # type: ignore[arg-type]
+        real(self, url, name, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "__init__", spied)
     path = _write(files, FILE)
-    assert main(["study", str(path), "--out", str(files / "run"), "--workers", "1", *option]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: {why}") and len(err.splitlines()) == 1, err
-    assert not (files / "run").exists()
+    args = ["study", str(path), "--out", str(files / "run"), "--workers", "1", "--heartbeat", "5", "--retry", "0"]
+    assert main(args) == 0
+    assert opened == [(5, 0.0)]
+
+
+def test_no_train_enqueues_the_own_model_study_for_workers_and_trains_nothing(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from noisereg.study.store import Store, default_url
+
+    path = _write(files, FILE)
+    assert main(["study", str(path), "--out", str(files / "run"), "--no-train"]) == 0
+    assert "own: 3 cells, 0 complete, 3 waiting." in capsys.readouterr().out
+    with Store(default_url(files / "run"), "own") as store:
+        assert store.unfinished() == {"none": "WAITING", "hidden[std=0.1]": "WAITING", "hidden[std=0.2]": "WAITING"}
+        assert store.attrs()["config"]["study_file"]["model"]["factory"] == "ownnets:make_net"
+    assert json.loads((files / "run" / "run.json").read_text()) == {"study": "own", "storage": "study.db"}
+    assert not (files / "run" / "models").exists()
 
 
 def test_the_device_option_reaches_the_own_model_study(

@@ -110,6 +110,15 @@ class Heartbeat:
         failing = False
         cells = ", ".join(c.cell for c in self.claims)
         while self.lost is None:
+            silent = time.monotonic() - self.last
+            if failing and silent > self.grace_period:
+                # The storage has failed every beat for the grace period: lost, whenever the training
+                # thread next looks. Another process may take these cells for dead at any moment, so a
+                # beat that gets through now could keep alive a trial that is being retried elsewhere;
+                # stop beating, and the reaper retries it exactly once. (A beat that is merely late, on
+                # a busy machine, is recorded: the trial's state, read with it, says if it was taken.)
+                self.lost = f"no heartbeat could be recorded for {silent:.0f} s (grace period {self.grace_period} s)"
+                return
             try:
                 with self.retrying.once():
                     for c in self.claims:

@@ -48,10 +48,13 @@ The contract (the tests in ``tests/study/test_store.py`` check each point, kill 
   lock is bounded by the driver's 60 s timeout. Opening the store is not retried either: a server
   that does not answer when the store is opened is a wrong ``--storage`` (:class:`StoreError`).
 - **A heartbeat that cannot beat.** The heartbeat thread of :meth:`Store.heartbeat` never raises:
-  when a beat fails it logs it and tries again at the next interval. If no beat has been recorded
-  for ``grace_period`` seconds, or the trial is no longer RUNNING (another process took the cell for
-  dead and failed it), :meth:`Heartbeat.check` raises :class:`CellLost`; the runner calls it between
-  epochs, stops that cell's work, says so and goes on with the next cell. :meth:`Store.complete` of
+  when a beat fails it logs it and tries again at the next interval. Once the beats have failed
+  for ``grace_period`` seconds it stops beating for good (a late beat could make a trial that
+  another process is already retrying look alive): the cell is lost however late the training
+  thread looks, and the reaper retries it once. Then, as when the trial is no longer RUNNING
+  (another process took the cell for dead and failed it), :meth:`Heartbeat.check` raises
+  :class:`CellLost`; the runner calls it between epochs and once a batch has trained, stops that
+  cell's work, says so and goes on with the next cell. :meth:`Store.complete` of
   a trial that is no longer RUNNING raises :class:`CellLost` too, and writes nothing that counts.
 - **Dead claimants on this machine.** A claim records its owner (machine, process id and the
   process's start time) as the trial's ``noisereg:owner`` system attribute. :meth:`Store.reap`

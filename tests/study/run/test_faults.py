@@ -95,12 +95,18 @@ def test_a_heartbeat_that_cannot_beat_stops_its_cells_work_and_the_worker_goes_o
     postgres_server.stop("immediate")
     threading.Event().wait(5)
     postgres_server.start()
+    # Each worker's cell is lost, whenever its training thread looks: its heartbeat thread stops
+    # beating once the grace period has passed without a beat (a beat after the restart could
+    # otherwise keep a trial alive that the other worker is already retrying).
     for err in finish(workers):
-        assert "heartbeat of cell(s)" in err and "could not be recorded" in err, err
-        assert "lost cell(s)" in err and "going on with the next cell" in err, err
+        assert "lost cell(s)" in err and "no heartbeat could be recorded for" in err, err
+        assert "going on with the next cell" in err, err
     after = complete_once(url, name, ["none", "input"])
+    # Both cells were lost in the outage and trained again (each completed once, above). A retry may be
+    # lost once more: a 1 s heartbeat that comes late on a busy machine is reaped like a dead one
+    # (as in test_workers), so the number of losses is not asserted, only that both cells had one.
     lost = [t for t in after if t.state == TrialState.FAIL]
-    assert sorted(t.params["cell"] for t in lost) == ["input", "none"]  # each cell lost once, trained again once
+    assert {t.params["cell"] for t in lost} == {"input", "none"}
 
 
 def test_a_server_lost_after_opening_is_retried_for_retry_for_seconds_then_named(postgres_server, caplog) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "check_targets",
     "describe_part",
     "file_arguments",
+    "file_error",
     "import_object",
     "infer_task",
     "make_loss",
@@ -345,3 +346,51 @@ def file_arguments(cfg: UserStudyConfig, *, source: str = "study") -> dict[str, 
         "claim": cfg.claim,
         "versus": {arm.name: arm.versus for arm in cfg.arms if arm.versus is not None},
     }
+
+
+# run_model's arguments as the keys of a study file (file_arguments builds the one from the other)
+_FILE_KEYS = {
+    "model": "model.factory",
+    "data": "data.loader",
+    "loss": "training.loss",
+    "epochs": "training.epochs",
+    "batch_size": "training.batch_size",
+    "eval_every": "training.eval_every",
+    "task": "training.task",
+    "optimizer": "optimizer",
+    "folds": "folds",
+    "seed": "seed",
+    "seeds": "seeds",
+    "metric": "metric",
+    "name": "name",
+    "description": "description",
+    "claim": "claim",
+    "versus": "arms",
+}
+
+
+def _file_key(cfg: UserStudyConfig, argument: tuple[str | int, ...]) -> str | None:
+    """The key path of the study file that set run_model's ``argument`` (see :func:`about`); None
+    for an argument the file does not set (``device``, ``storage``, ``workers``: the command's options)."""
+    head, *rest = argument
+    if head in ("arms", "grid"):
+        index = next((i for i, arm in enumerate(cfg.arms) if rest and arm.name == rest[0]), None)
+        if index is None:
+            return "arms"
+        if head == "grid":
+            return f"arms[{index}].grid"
+        return f"arms[{index}].noise[{rest[1]}]" if len(rest) > 1 else f"arms[{index}]"
+    return _FILE_KEYS.get(str(head))
+
+
+def file_error(cfg: UserStudyConfig, exc: TypeError | ValueError, source: str) -> StudyConfigError | None:
+    """``exc``, an error of run_model's checks, as the :class:`StudyConfigError` of the study file's
+    key that set the argument it names; None for an argument the file does not set (a command's
+    option, named as the argument it sets)."""
+    argument = getattr(exc, "argument", None)
+    key = _file_key(cfg, argument) if argument else None
+    if key is None:
+        return None
+    # a site's error names the arm in Python's words; the file's key says it better
+    text = str(exc.__cause__ if key.startswith("arms[") and exc.__cause__ is not None else exc)
+    return StudyConfigError([(key, text)], source)

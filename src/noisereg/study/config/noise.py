@@ -245,7 +245,9 @@ class _Site(PlaceConfig):
         if self.select is not None and self.at != "activations":
             raise key_error("select", f"select picks hidden layers: only for at = 'activations', not at = {self.at!r}")
         if self.increments != "none" and self.at != "weights":
-            raise key_error("increments", f"increments = {self.increments!r} is only for at = 'weights', not at = {self.at!r}")
+            raise key_error(
+                "increments", f"increments = {self.increments!r} is only for at = 'weights', not at = {self.at!r}"
+            )
         return self
 
     @property

@@ -16,10 +16,9 @@ import torch
 from noisereg.engine.loop import LoopResult
 from noisereg.study.bridge.prepare import Prepared, thin_indices
 from noisereg.study.cell_models import save_cell_models
-from noisereg.study.claims import Claim
 from noisereg.study.run.heldout import brier, calibrated_losses
 
-__all__ = ["cell_results", "collect_results", "linear_coefficients"]
+__all__ = ["cell_results", "collect_results", "linear_coefficients", "save_results_models"]
 
 # Values per stored curve attribute: stored at full precision (at most 24 characters and a separator a
 # value in JSON), each attribute stays under 64 KB, the size of the TEXT column Optuna stores it in on MySQL.
@@ -144,18 +143,17 @@ def _cv_results(prep: Prepared, parts: dict[int, list[Any]], epochs: np.ndarray)
 
 
 def collect_results(
-    claims: Sequence[Claim],
+    keys: Sequence[str],
     rows: Sequence[tuple[Any, int, int]],
     results: Sequence[LoopResult],
-    models_dir: Path | None,
     config: Mapping[str, Any],
 ) -> dict[str, dict[str, Any]]:
-    """The stored results of the claimed cells of a study of the user's model
-    (:func:`noisereg.study.api.run_model`), from ``results[i]``, the replica of ``rows[i]`` = (cell,
-    seed index, fold index); each cell's replicas' weights go to ``models_dir/models`` unless it is None.
+    """The stored results of the cells ``keys`` of a study of the user's model
+    (:mod:`noisereg.study.run.own_model`), from ``results[i]``, the replica of ``rows[i]`` = (cell,
+    seed index, fold index).
 
     Raises ValueError where replicas recorded different epochs."""
-    parts: dict[str, dict[str, dict[int, list[Any]]]] = {c.cell: {"test": {}, "cv": {}} for c in claims}
+    parts: dict[str, dict[str, dict[int, list[Any]]]] = {key: {"test": {}, "cv": {}} for key in keys}
     epochs: list[int] | None = None
     for (cell, s, g), result in zip(rows, results, strict=True):
         if epochs is None:
@@ -165,19 +163,26 @@ def collect_results(
                 f"replicas recorded different epochs ({epochs} and {result.epochs}): fit must return the same 'epochs' for every replica"
             )
         parts[cell.key]["test"].setdefault(s, []).append((g, result.final, result.curves))
-    out = {}
-    for claim in claims:
-        key = claim.cell
-        out[key] = cell_results(key, parts[key], np.asarray(epochs), int(config["curve_points"]))
-        if models_dir is not None:
-            mine = [(s, g, r) for (c, s, g), r in zip(rows, results, strict=True) if c.key == key]
-            state = {k: torch.stack([r.state[k] for *_, r in mine]) for k in mine[0][2].state}
-            save_cell_models(
-                models_dir / "models",
-                key,
-                json.dumps(config["model"], sort_keys=True),
-                [s for s, *_ in mine],
-                [g for _, g, _ in mine],
-                state,
-            )
-    return out
+    return {key: cell_results(key, parts[key], np.asarray(epochs), int(config["curve_points"])) for key in keys}
+
+
+def save_results_models(
+    keys: Sequence[str],
+    rows: Sequence[tuple[Any, int, int]],
+    results: Sequence[LoopResult],
+    models_dir: Path,
+    config: Mapping[str, Any],
+) -> None:
+    """Write each cell's replicas' final weights (``results[i]`` of ``rows[i]``) to ``models_dir``
+    (:mod:`noisereg.study.weights`)."""
+    for key in keys:
+        mine = [(s, g, r) for (c, s, g), r in zip(rows, results, strict=True) if c.key == key]
+        state = {k: torch.stack([r.state[k] for *_, r in mine]) for k in mine[0][2].state}
+        save_cell_models(
+            models_dir,
+            key,
+            json.dumps(config["model"], sort_keys=True),
+            [s for s, *_ in mine],
+            [g for _, g, _ in mine],
+            state,
+        )

@@ -19,11 +19,9 @@ models (calibration, corruptions, certification) unless ``robustness.enabled`` t
 
 from __future__ import annotations
 
+import contextlib
 import json
-import logging
-import time
-import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,28 +29,25 @@ import numpy as np
 import torch
 
 from noisereg.engine import Group, Replica, train_group
-from noisereg.seeding import use_noise_generator
 from noisereg.study.bridge.prepare import Prepared, fold_data, prepare
 from noisereg.study.bridge.robustness import suite_enabled
 from noisereg.study.bridge.sites import site_noise
 from noisereg.study.cell_models import save_cell_models
-from noisereg.study.cells import Cell, TrainingError, signature, strengths
+from noisereg.study.cells import Cell, signature, strengths
 from noisereg.study.config import StudyConfig, parse_stored
 from noisereg.study.measure.robustness import evaluate_robustness
 from noisereg.study.report import build_report
-from noisereg.study.run import dashboard
+from noisereg.study.run import dashboard, lifecycle
 from noisereg.study.run.heldout import held_out_logits
+from noisereg.study.run.lifecycle import Trained, enqueue, open_store
 from noisereg.study.run.results import cell_results, linear_coefficients
 from noisereg.study.run.rounds import enqueue_due
 from noisereg.study.run.search import propose_cell
 from noisereg.study.run.sharpness import training_hessian_trace
-from noisereg.study.rundir import RunDirError, explain, write_file
-from noisereg.study.store import DB_NAME, CellLost, Claim, Store, StoreError, default_url, masked_url
-from noisereg.study.store_base import check_writable, quiet_optuna
+from noisereg.study.store import Claim, Store
+from noisereg.study.store_base import quiet_optuna
 
-__all__ = ["run_study", "enqueue_study", "work"]
-
-_log = logging.getLogger("noisereg.study")
+__all__ = ["BuiltinPlan", "run_study", "enqueue_study", "work"]
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` in replica-epochs."""
@@ -145,35 +140,30 @@ def enqueue_study(
     replica fits in its memory). Arguments and errors as in :func:`run_study`.
     """
     prep = prepare(config, device=device)
-    run_dir = Path(run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # a file in the way, no permission: nothing has been written yet
-        raise StoreError(f"run directory {run_dir} cannot be made: {explain(exc)}; choose another --out") from None
-    url = storage or default_url(run_dir)
-    check_writable(url)
-    store = Store(
-        url, config.name, heartbeat_interval=heartbeat_interval, grace_period=grace_period, retry_for=retry_for
+    store = open_store(
+        run_dir,
+        storage,
+        config.name,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        retry_for=retry_for,
     )
     if "noise_generator" not in config.model_fields_set and store.exists():
         # a resumed run keeps the generator its cells were drawn with, unless the file names one
         stored = parse_stored(store.attrs()["config"], source=f"study {config.name!r} in the storage")
         config = config.model_copy(update={"noise_generator": stored.noise_generator})
         prep.config = config
-    store.create(
-        config.model_dump(mode="json"),
-        {c.key: c.meta() for c in prep.cells},
-        prep.meta(),
+    enqueue(
+        store,
+        run_dir,
+        default_storage=storage is None,
+        config=config.model_dump(mode="json"),
+        cells={c.key: c.meta() for c in prep.cells},
+        meta=prep.meta(),
         upgrade=lambda stored: parse_stored(stored, source="the stored study").model_dump(mode="json"),
+        objective=dashboard.OBJECTIVE_NAME,
+        due=lambda store: enqueue_due(prep, store, start=True),
     )
-    store.name_objective(dashboard.OBJECTIVE_NAME)
-    written = DB_NAME if storage is None else masked_url(url)  # the default file relative: the folder may move
-    info = json.dumps({"study": config.name, "storage": written}, indent=2) + "\n"
-    run_json = run_dir / "run.json"
-    if not run_json.is_file() or run_json.read_text() != info:  # a resumed run writes nothing it need not
-        write_file(run_json, info)
-    store.requeue_failed()
-    enqueue_due(prep, store, start=True)
     return prep, store
 
 
@@ -255,6 +245,74 @@ def run_study(
     return summary
 
 
+class BuiltinPlan:
+    """A built-in study's cells as the life cycle's :class:`~noisereg.study.run.lifecycle.Plan`: a
+    batch of cells of equal signature trains as one engine group (:func:`_train_batch`)."""
+
+    def __init__(
+        self,
+        prep: Prepared,
+        *,
+        train: Callable[..., Any],
+        device: str,
+        dtype: torch.dtype,
+        workers: int,
+        models_dir: str | Path | None,
+    ) -> None:
+        self.prep, self.models_dir = prep, models_dir
+        self.train, self.device, self.dtype, self.workers = train, device, dtype, workers
+        self.keys = [c.key for c in prep.cells]
+        self.noise_generator = prep.config.noise_generator
+        self._sigs = {c.key: signature(c) for c in prep.cells}
+
+    def units(self, key: str) -> int:
+        return self.prep.units(self.prep.by_key[key])
+
+    def replicas(self, key: str) -> int:
+        return self.prep.replicas(self.prep.by_key[key])
+
+    def signature(self, key: str) -> Hashable:
+        return self._sigs[key]
+
+    def claimed(self, store: Store, claim: Claim) -> None:
+        if self.prep.by_key[claim.cell].search:  # the sampler proposes this cell's value now
+            self.prep.by_key[claim.cell] = propose_cell(self.prep, store, claim)
+
+    @contextlib.contextmanager
+    def training(self, keys: Sequence[str], advance: Callable[[int], None]) -> Iterator[Callable[[], Trained]]:
+        def wait() -> Trained:
+            cells = [self.prep.by_key[k] for k in keys]
+            results, weights = _train_batch(
+                self.prep,
+                cells,
+                train=self.train,
+                device=self.device,
+                dtype=self.dtype,
+                workers=self.workers,
+                advance=advance,
+            )
+            return Trained(results, lambda: self._save(weights))
+
+        yield wait
+
+    def _save(self, weights: dict[str, tuple[list[int], list[int], dict[str, torch.Tensor]]]) -> None:
+        if self.models_dir is not None:
+            model = json.dumps(self.prep.config.model.model_dump(mode="json"), sort_keys=True)
+            for key, (seeds, folds, state) in weights.items():
+                save_cell_models(self.models_dir, key, model, seeds, folds, state)
+
+    def due(self, store: Store) -> int:
+        return enqueue_due(self.prep, store)  # a sequential study's next round, if any
+
+    def show(self, store: Store, claim: Claim, result: dict[str, Any]) -> float | None:
+        params, spaces = dashboard.trial_params(self.prep.config, self.prep.cells, self.prep.by_key[claim.cell])
+        shown = dashboard.learning_curve(result)
+        if shown is not None:
+            result[dashboard.INTERMEDIATE] = shown[0]
+        store.show(claim, params, spaces, {} if shown is None else shown[1])
+        return dashboard.objective(result)
+
+
 def work(
     prep: Prepared,
     store: Store,
@@ -267,7 +325,8 @@ def work(
     workers: int = 1,
     models_dir: str | Path | None = None,
 ) -> None:
-    """Claim and train waiting cells of ``store``'s study until none is waiting or running.
+    """Claim and train waiting cells of ``store``'s study until none is waiting or running
+    (:func:`noisereg.study.run.lifecycle.run_cells`, the one life cycle of every study).
 
     Any number of processes may call this on one storage (each claim is exclusive); it returns once
     every cell is COMPLETE or has failed for good. Cells of dead processes are retried after their
@@ -275,138 +334,5 @@ def work(
     before it is marked COMPLETE (:mod:`noisereg.study.cell_models`; None keeps none, and the robustness
     suite then has nothing to measure). Other arguments as in :func:`run_study`.
     """
-    total = sum(prep.units(c) for c in prep.cells)
-    done = sum(prep.units(prep.by_key[k]) for k in store.completed() if k in prep.by_key)
-
-    def advance(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None:
-            progress(min(done, total), total)
-
-    advance(0)
-    sig = {c.key: signature(c) for c in prep.cells}
-    told: set[str] = set()
-    while True:
-        store.reap()
-        first = store.claim(1)
-        if not first:
-            pending = [k for k, s in store.unfinished().items() if s in ("WAITING", "RUNNING")]
-            if not pending and not enqueue_due(prep, store):  # a sequential study's next round, if any
-                return
-            for key, holder in store.running().items():
-                if key not in told:  # say once what this process waits for, and for how long at most
-                    told.add(key)
-                    _log.info(
-                        "waiting for cell %s, held by %s; should its heartbeat stop, it is retried "
-                        "%d s after its last one (grace period)",
-                        key,
-                        holder,
-                        store.grace_period,
-                    )
-            time.sleep(min(store.heartbeat_interval, 2))  # other workers, or a dead one's heartbeat to expire
-            continue
-        if prep.by_key[first[0].cell].search:  # the sampler proposes this cell's value now
-            prep.by_key[first[0].cell] = propose_cell(prep, store, first[0])
-        budget = max_replicas - prep.replicas(prep.by_key[first[0].cell])
-        claims = first + _claim_more(store, prep, sig[first[0].cell], sig, budget)
-        _run_claims(
-            store, prep, claims, models_dir, train=train, device=device, dtype=dtype, workers=workers, advance=advance
-        )
-
-
-def _claim_more(store: Store, prep: Prepared, sig: tuple[Any, ...], sigs: dict[str, Any], budget: int) -> list[Claim]:
-    claims: list[Claim] = []
-    while budget > 0:
-        more = store.claim(1, accept=lambda k: sigs.get(k) == sig)
-        if not more:
-            break
-        claims += more
-        budget -= prep.replicas(prep.by_key[more[0].cell])
-    return claims
-
-
-def _run_claims(
-    store: Store,
-    prep: Prepared,
-    claims: list[Claim],
-    models_dir: str | Path | None,
-    *,
-    advance: Callable[[int], None],
-    **kwargs: Any,
-) -> None:
-    """Train ``claims`` as one batch and complete them. A lost claim (:class:`CellLost`) is logged and
-    dropped; any other error marks the batch's cells FAIL and is raised."""
-    cells = [prep.by_key[c.cell] for c in claims]
-    start = time.perf_counter()
-    with store.heartbeat(claims) as beat:
-
-        def step(n: int) -> None:  # between epochs: stop the work of cells this process no longer holds
-            beat.check()
-            advance(n)
-
-        try:
-            with use_noise_generator(prep.config.noise_generator):
-                results, weights = _train_batch(prep, cells, advance=step, **kwargs)
-            beat.check()
-            if models_dir is not None:
-                model = json.dumps(prep.config.model.model_dump(mode="json"), sort_keys=True)
-                for key, (seeds, folds, state) in weights.items():
-                    save_cell_models(models_dir, key, model, seeds, folds, state)
-        except CellLost as lost:
-            _log.warning("%s; dropped its work (another process trains it again); going on with the next cell", lost)
-            return
-        except RunDirError as exc:
-            marked = _mark_failed(store, claims, exc)
-            try:
-                complete = f"{len(store.completed())} of {len(prep.cells)} cells are complete in the store"
-            except Exception:  # noqa: BLE001 - a store in that directory may not answer either
-                complete = "the cells finished before are complete in the store"
-            raise RunDirError(
-                exc.path,
-                exc.error,
-                f"{complete}; {marked}; once the directory can be written, run the same command again to train the rest",
-            ) from None
-        except BaseException as exc:  # Ctrl-C included: leave the cells to be retried, then re-raise
-            _mark_failed(store, claims, exc)
-            if not isinstance(exc, Exception):
-                raise
-            first = (str(exc).strip().splitlines() or [""])[0]
-            keys = [c.cell for c in claims]
-            raise TrainingError(
-                f"training cell(s) {', '.join(keys)} failed: {type(exc).__name__}: {first}", keys
-            ) from exc
-    elapsed = time.perf_counter() - start
-    units = sum(prep.units(c) for c in cells)
-    for claim, cell in zip(claims, cells, strict=True):
-        res = results[cell.key]
-        res["elapsed_s"] = round(elapsed * prep.units(cell) / units, 3)
-        params, spaces = dashboard.trial_params(prep.config, prep.cells, cell)
-        shown = dashboard.learning_curve(res)
-        if shown is not None:
-            res[dashboard.INTERMEDIATE] = shown[0]
-        try:
-            store.show(claim, params, spaces, {} if shown is None else shown[1])
-            store.complete(claim, dashboard.objective(res), res)
-        except CellLost as lost:
-            _log.warning(
-                "lost %s; its results are dropped (another process trains it again); going on with the next cell", lost
-            )
-
-
-def _mark_failed(store: Store, claims: Sequence[Claim], exc: BaseException) -> str:
-    """Mark ``claims`` FAIL with ``exc``'s traceback; say what was done, also when the store refuses."""
-    error = "".join(traceback.format_exception(exc))
-    try:
-        for claim in claims:
-            store.fail(claim, error)
-    except Exception as failure:  # noqa: BLE001 - the first error is the one to raise; say what this means
-        _log.warning(
-            "could not mark cell(s) %s FAIL in the storage (%s: %s); they are retried once their "
-            "claimant is seen to be gone",
-            ", ".join(c.cell for c in claims),
-            type(failure).__name__,
-            str(failure).splitlines()[0] if str(failure) else "",
-        )
-        return f"the cell(s) in training ({', '.join(c.cell for c in claims)}) could not be marked FAIL either"
-    return f"the cell(s) in training ({', '.join(c.cell for c in claims)}) are marked FAIL"
+    plan = BuiltinPlan(prep, train=train, device=device, dtype=dtype, workers=workers, models_dir=models_dir)
+    lifecycle.run_cells(plan, store, progress=progress, max_replicas=max_replicas)

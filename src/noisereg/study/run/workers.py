@@ -8,7 +8,13 @@ report is built from the storage at any time (it counts COMPLETE cells only)::
     noisereg report RUN_DIR                                        # when they are done
 
 A worker reads the study's validated configuration from the storage, so every worker trains the same
-study; it checks it against the data (as ``noisereg study`` does) before it claims anything. Then it
+study; it checks it against the data (as ``noisereg study`` does) before it claims anything. A study
+of the user's own model (a study file with ``model.factory`` and ``data.loader``) is stored with its
+study file: the worker imports the factory and the loader by their import paths (the package must be
+importable on the worker's machine; where it is not, the worker refuses, naming the key, before it
+claims anything), and trains its cells as ``noisereg study FILE`` would (:mod:`noisereg.study.run.own_model`).
+A study defined in Python (``study.run_model`` with a function object) has no import path, and a
+worker says so. Then it
 claims and trains waiting cells (:func:`noisereg.study.run.runner.work`) until no cell is waiting or
 running, and returns. What the store guarantees (:mod:`noisereg.study.store`): claims are exclusive,
 so no cell is trained twice by two live workers; a worker killed mid-cell (SIGKILL, a lost machine)
@@ -38,6 +44,9 @@ from optuna.trial import TrialState
 from noisereg._checks import check_int
 from noisereg.engine import train_group
 from noisereg.study.config import parse_stored
+from noisereg.study.run import lifecycle
+from noisereg.study.run.own_model import stored_plan
+from noisereg.study.run.own_plan import OWN_MODEL
 from noisereg.study.run.runner import Progress, prepare, work
 from noisereg.study.store import Store
 
@@ -89,20 +98,25 @@ def run_worker(
         after storing that cell as FAIL with its traceback.
     """
     check_int(max_replicas, "max_replicas", low=1)
-    config = parse_stored(store.attrs()["config"], source=f"study {store.study_name!r} in the storage")
-    prep = prepare(config, device=device)
+    stored = store.attrs()["config"]
     try:
-        work(
-            prep,
-            store,
-            progress=progress,
-            max_replicas=max_replicas,
-            train=train,
-            device=device,
-            dtype=dtype,
-            workers=workers,
-            models_dir=models_dir,
-        )
+        if OWN_MODEL in stored:  # the user's model: its study file names the factory and loader by path
+            plan = stored_plan(stored, name=store.study_name, device=device, workers=workers, models_dir=models_dir)
+            lifecycle.run_cells(plan, store, progress=progress, max_replicas=max_replicas)
+        else:
+            config = parse_stored(stored, source=f"study {store.study_name!r} in the storage")
+            prep = prepare(config, device=device)
+            work(
+                prep,
+                store,
+                progress=progress,
+                max_replicas=max_replicas,
+                train=train,
+                device=device,
+                dtype=dtype,
+                workers=workers,
+                models_dir=models_dir,
+            )
     except KeyboardInterrupt:
         store.give_back(store.claimed)
         raise
