@@ -132,6 +132,7 @@ def test_the_accuracy_screen_keeps_likelihood_from_choosing_a_network_that_learn
         done[key]["cv"]["val_acc"] = [[acc, acc + 0.1, acc - 0.1]] * 2
     attrs = study_attrs()
     assert attrs["config"]["selection"]["screen"] is True
+    attrs["config"]["selection"]["guard"] = False  # the screen alone (the gain check: tests/study/test_selection.py)
     sel = summarize(attrs, done)["selection"]
     assert sel["chosen"] == 0.1 and sel["screen"] and sel["screened_out"] == [1.0]
     assert sel["chosen_by"]["likelihood, unscreened"] == 1.0 == sel["chosen_by_likelihood"]

@@ -18,6 +18,10 @@ and selection, and returns ``{"status", "cell", "noise", "chosen_by", "estimate"
   cell is shown beside it). ``status`` is ``"use"`` when it beats no noise, ``"no_noise"`` when it
   is significantly worse or the chosen value is 0, ``"undecided"`` otherwise (keep no noise unless
   more seeds or test points settle it); ``cell`` is None for ``"no_noise"``.
+  With the gain check (``[selection] guard``, :func:`noisereg.study.selection.gain_check`), a value
+  the criterion chose is kept only where the CV gain over no noise lies above zero; where it does not,
+  the choice is no noise and the text says why (the gain and its interval over the folds); where it
+  does, that is evidence.
 - Without a selection, ``cell`` is None: ``status`` is ``"unselected"`` when settings beat no noise
   (Holm p < alpha; named in ``beat_no_noise`` and the text, none crowned, and the text says to add a
   ``[selection]`` section to get a choice), ``"no_noise"`` when none does and the best mean is no
@@ -179,6 +183,17 @@ def _estimate(cell: Mapping[str, Any]) -> dict[str, Any]:
     return {"mean": cell["mean"], "ci95": cell["ci95"], "n": cell["n"], **{k: p.get(k) for k in keys}}
 
 
+def _gain_words(check: Mapping[str, Any], sel: Mapping[str, Any], procedure: str) -> str:
+    """The gain check of the summary's selection (:func:`noisereg.study.selection.gain_check`) in words."""
+    lo, hi = check["ci"]
+    what = "accuracy" if check["metric"] == "accuracy" else "squared error (lower is better; shown as its decrease)"
+    return (
+        f"Its criterion ({procedure}) chose {sel.get('param') or 'the value'} = {check['value']:g}; the gain check "
+        f"compares that value with no noise on the same CV folds: held-out {what} gain {check['gain']:+.4f}, "
+        f"{check['confidence']:.0%} t-interval [{_fmt(lo)}, {_fmt(hi)}] over {check['folds']} folds"
+    )
+
+
 def _choose(
     summary: Mapping[str, Any], chosen: Mapping[str, Any] | None, better: list[Mapping[str, Any]], alpha: float
 ) -> tuple[str, str, Mapping[str, Any] | None]:
@@ -189,11 +204,21 @@ def _choose(
     sel = summary.get("selection") or {}
     if chosen is not None:
         p = chosen.get("paired") or {}
-        procedure = procedure_name(
+        criterion = procedure_name(
             sel.get("criterion", "likelihood"), sel.get("rule", "best"), screen=sel.get("screen", True)
         )
+        procedure = criterion + (", gain check" if sel.get("guard") else "")
         how = f"chosen by cross-validation on the training part ({procedure})"
         if chosen["name"] == base or chosen.get("grid_value") == 0:
+            check = sel.get("gain_check")
+            if check and not check.get("passed"):
+                return (
+                    "no_noise",
+                    f"Use no noise ({base}): cross-validation on the training part cannot tell that any noise helps. "
+                    f"{_gain_words(check, sel, criterion)}, which does not lie above zero, so the choice is no noise "
+                    f"({chosen['name']}).",
+                    None,
+                )
             return (
                 "no_noise",
                 f"Use no noise ({base}): cross-validation on the training part chose no noise ({chosen['name']}).",
@@ -317,6 +342,12 @@ def recommend(
             caveats.append(
                 f"{cell['name']} is the {edge} value of its grid: the best may lie beyond it; extend the grid."
             )
+    check = sel.get("gain_check")
+    if check and check.get("passed") and cell is not None:
+        procedure = procedure_name(
+            sel.get("criterion", "likelihood"), sel.get("rule", "best"), screen=sel.get("screen", True)
+        )
+        evidence.append(f"{_gain_words(check, sel, procedure)}: above zero, so the choice stands")
     if chosen is None:
         evidence += [_effect(a, metric) for a in better]
     else:

@@ -44,7 +44,10 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   ``text`` (one plain sentence);
 - ``selection``: null, or ``arm``, ``param``, ``criterion`` (a score of
   :mod:`noisereg.study.selection`), ``rule`` (best | one_se), ``screen`` (the accuracy screen;
-  false for runs stored before it existed), ``screened_out`` (the values it excluded),
+  false for runs stored before it existed), ``screened_out`` (the values it excluded), ``guard`` (the
+  gain check; false for runs stored before it existed) and ``gain_check`` (null, or the check of the
+  value the criterion chose: ``value``, ``metric``, ``gain``, ``ci``, ``folds``, ``confidence``,
+  ``passed``; where not passed, ``chosen`` is no noise: :func:`noisereg.study.selection.gain_check`),
   ``chosen_by`` (procedure name -> the value it chooses, for every score, rule and screen the stored
   results allow), ``folds``,
   ``values``, ``cv_loss`` / ``cv_loss_se`` / ``cv_acc`` (mean over seeds × folds and its standard
@@ -80,7 +83,7 @@ from noisereg.engine.vocabulary import current_site
 from noisereg.study.config.search import SearchConfig
 from noisereg.study.report.recommendation import recommend
 from noisereg.study.report.robustness import annotate_robustness
-from noisereg.study.selection import RULES, SCORES, choose, procedure_name, screened
+from noisereg.study.selection import RULES, SCORES, choose, gain_check, procedure_name, screened
 from noisereg.study.stats import ALPHA, bootstrap_paired, holm, iqm, paired, power, summary_statistics
 
 __all__ = ["summarize", "SCHEMA", "ALPHA"]
@@ -187,9 +190,10 @@ def _nested(
     if not base or any(not o for o in outer):
         return None
     criterion, rule, screen = sel.get("criterion", "likelihood"), sel.get("rule", "best"), sel.get("screen", False)
+    guard = sel.get("guard", False)
     chosen, chosen_metric, base_metric, gains = [], [], [], []
     for o, base_fold in enumerate(base):
-        i = choose(values, [cell[o]["cv"] for cell in outer], score=criterion, rule=rule, screen=screen)
+        i = choose(values, [cell[o]["cv"] for cell in outer], score=criterion, rule=rule, screen=screen, guard=guard)
         if i is None:
             return None
         picked = outer[i][o]
@@ -246,7 +250,10 @@ def _selection(
     by_lik = _chosen_key(keys, values, cvs, "likelihood", "best", screen=False)
     acc_key = _chosen_key(keys, values, cvs, "accuracy", "best")
     criterion, rule = sel.get("criterion", "likelihood"), sel.get("rule", "best")
-    chosen_key = _chosen_key(keys, values, cvs, criterion, rule, screen=screen)
+    guard = sel.get("guard", False)  # stored configs from before the gain check chose without it
+    picked = choose(values, cvs, score=criterion, rule=rule, screen=screen)
+    check = gain_check(values, cvs, picked) if guard and picked is not None else None
+    chosen_key = _chosen_key(keys, values, cvs, criterion, rule, screen=screen, guard=guard)
     chosen_by = {}
     for score in SCORES:
         for r in RULES:
@@ -273,6 +280,8 @@ def _selection(
         "rule": rule,
         "screen": screen,
         "screened_out": [v for v, k in zip(values, kept, strict=True) if not k and v is not None] if screen else [],
+        "guard": guard,
+        "gain_check": check,
         "chosen_by": chosen_by,
         "folds": sel.get("folds"),
         "values": values,
@@ -291,10 +300,17 @@ def _selection(
 
 
 def _chosen_key(
-    keys: list[str], values: list[Any], cvs: list[Any], score: str, rule: str, *, screen: bool = True
+    keys: list[str],
+    values: list[Any],
+    cvs: list[Any],
+    score: str,
+    rule: str,
+    *,
+    screen: bool = True,
+    guard: bool = False,
 ) -> str | None:
     """The cell key :func:`noisereg.study.selection.choose` picks; None if no cell has the score."""
-    i = choose(values, cvs, score=score, rule=rule, screen=screen)
+    i = choose(values, cvs, score=score, rule=rule, screen=screen, guard=guard)
     return None if i is None else keys[i]
 
 
