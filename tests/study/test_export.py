@@ -201,6 +201,9 @@ def test_the_comparison_rows_carry_the_summarys_intervals_improvement_and_power(
     # a significant comparison has no power figures; a non-significant one has them
     assert rows["before"]["p_holm"] < 0.05 and rows["before"]["mde"] is None
     assert rows["input"]["mde"] is not None and rows["input"]["mde_alpha"] == 0.05
+    m = sum(1 for a in summary["arms"] if (a.get("paired") or {}).get("p_ttest") is not None)
+    assert m > 1 and rows["input"]["mde_holm_alpha"] == pytest.approx(0.05 / m)
+    assert rows["input"]["mde_holm"] > rows["input"]["mde"]  # a stricter level needs a larger effect
     lo, hi = rows["input"]["p_improvement_ci95_low"], rows["input"]["p_improvement_ci95_high"]
     assert 0.0 <= lo <= rows["input"]["p_improvement"] <= hi <= 1.0
 

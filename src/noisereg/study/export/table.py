@@ -23,7 +23,9 @@ Columns:
   ``boot_diff_ci95_low`` / ``boot_diff_ci95_high`` (paired bootstrap), ``p_improvement`` (P(cell better
   than the baseline on a new seed)) with ``p_improvement_ci95_low`` / ``p_improvement_ci95_high``, and
   where the difference is not significant the power figures ``mde``, ``mde_dz``, ``mde_alpha`` (the
-  level they are computed at) and ``seeds_needed`` (see :mod:`noisereg.study.report.summary`).
+  level they are computed at, 0.05 uncorrected), ``seeds_needed``, and ``mde_holm`` at ``mde_holm_alpha``
+  (0.05/m, the strictest level of Holm's correction over m comparisons; see
+  :mod:`noisereg.study.report.summary`).
 
 A selection with fewer seeds than the study (``selection.seeds``) has CV rows for those seeds only.
 Values are written as stored, at full float precision.
@@ -96,6 +98,8 @@ def _comparison_rows(attrs: Mapping[str, Any], done: Mapping[str, Any]) -> list[
             power = p.get("power") or {}
             row |= {"mde": power.get("mde"), "mde_dz": power.get("mde_dz"), "seeds_needed": power.get("seeds_needed")}
             row["mde_alpha"] = power.get("alpha")
+            holm = power.get("holm") or {}
+            row |= {"mde_holm": holm.get("mde"), "mde_holm_alpha": holm.get("alpha")}
         rows.append(row)
     return rows
 

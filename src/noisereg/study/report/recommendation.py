@@ -90,6 +90,12 @@ def _effect(arm: Mapping[str, Any], metric: str) -> str:
             f"{_fmt(pw['mde'])} with 80% power"
             + (f", and about {needed} seeds would detect this one" if needed is not None else "")
         )
+        strict = pw.get("holm") or {}
+        if strict.get("mde") is not None:
+            text += (
+                f"; after Holm's correction (its strictest level, alpha {_fmt(strict['alpha'])}) a difference of "
+                f"{_fmt(strict['mde'])}"
+            )
     return text
 
 

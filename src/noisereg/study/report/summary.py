@@ -24,7 +24,10 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   ``power`` (null where the comparison is significant; else what the paired t-test at the nominal
   alpha 0.05, uncorrected, can detect on these seeds: ``alpha``, ``power`` 0.8, ``mde`` and
   ``mde_dz``, the minimum detectable effect in metric and d_z units, ``seeds_needed`` to detect the
-  observed mean difference: see :func:`noisereg.study.stats.power`); a cell of a ``search`` also has ``search: true`` and
+  observed mean difference: see :func:`noisereg.study.stats.power`; with more than one comparison also
+  ``holm``: ``alpha`` = 0.05/m, ``mde``, ``mde_dz``, ``seeds_needed`` at the level of the first step of
+  Holm's correction over the m comparisons, what a difference needs to be called significant after the
+  correction whatever the other p-values); a cell of a ``search`` also has ``search: true`` and
   ``site`` (the proposed site, or null), and its ``grid_value`` is the proposed value; an arm with
   ``versus`` in its config also has ``versus``: ``arm`` (the other arm) and the same paired fields
   against it (this − other), Holm-corrected over the ``versus`` comparisons;
@@ -124,6 +127,8 @@ def _interval_estimates(
     significant, ``power`` (see the module docstring). Every bootstrap uses the study seed, so a
     rebuilt report gives the same intervals."""
     base = _by_seed(done[baseline], key) if baseline in done else {}
+    # Holm's family: the comparisons with a p-value; its strictest step tests at alpha / m
+    family = sum(1 for a in arms if (a.get("paired") or {}).get("p_ttest") is not None)
     for entry in arms:
         entry["iqm"] = iqm(entry["per_seed"], seed=seed)
         p = entry.get("paired")
@@ -137,6 +142,9 @@ def _interval_estimates(
         }
         significant = p.get("better") or p.get("worse")
         p["power"] = None if significant else power(p.get("std_diff"), p["n"], effect=p["mean_diff"], alpha=ALPHA)
+        if p["power"] is not None and family > 1:
+            strict = power(p.get("std_diff"), p["n"], effect=p["mean_diff"], alpha=ALPHA / family)
+            p["power"]["holm"] = {k: strict[k] for k in ("alpha", "mde", "mde_dz", "seeds_needed")}
 
 
 def _coefficients(res: Mapping[str, Any]) -> dict[str, Any] | None:
