@@ -7,6 +7,7 @@ import pytest
 from scipy import stats
 
 from noisereg.study.cells import plan_cells
+from noisereg.study.report.documents import selection_texts
 from noisereg.study.report.summary import summarize
 from noisereg.study.selection import choose, fold_scores, gain_check, procedure_name, screened
 from tests.study.fakes import fake_results, tiny_config
@@ -225,6 +226,8 @@ def test_the_study_reports_a_failed_gain_check_as_no_noise_and_says_why() -> Non
     assert rec["status"] == "no_noise" and rec["cell"] is None
     assert "cannot tell that any noise helps" in rec["text"] and "std = 1" in rec["text"]
     assert "accuracy gain +0.0033" in rec["text"] and "does not lie above zero" in rec["text"]
+    assert "gain check of 1: CV accuracy gain +0.0033" in selection_texts(sel)[0]
+    assert "not above zero: no noise" in selection_texts(sel)[0]
 
 
 def test_the_study_keeps_a_choice_whose_cv_gain_is_clear_and_cites_the_check() -> None:
