@@ -179,7 +179,11 @@ def test_interval_estimates_and_power_beside_the_tests() -> None:
     assert boot == {**bootstrap_paired(acc["before"], acc["none"], seed=seed), "over": "seeds"}
     assert boot["p_improvement"] == 1.0 and by["before"]["paired"]["power"] is None  # significant: no power
     p = by["input"]["paired"]
+    holm_level = p["power"].pop("holm")  # at Holm's strictest level over the m comparisons: alpha / m
     assert not p["better"] and p["power"] == power(p["std_diff"], 6, effect=p["mean_diff"])
+    m = sum(1 for a in s["arms"] if (a["paired"] or {}).get("p_ttest") is not None)
+    strict = power(p["std_diff"], 6, effect=p["mean_diff"], alpha=0.05 / m)
+    assert holm_level == {k: strict[k] for k in ("alpha", "mde", "mde_dz", "seeds_needed")}
     assert p["power"]["mde"] > abs(p["mean_diff"])  # not detected: the detectable effect is larger
 
 
