@@ -59,7 +59,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats as sps
 
-__all__ = ["SCORES", "RULES", "fold_scores", "screened", "gain_check", "choose", "procedure_name"]
+__all__ = ["SCORES", "RULES", "fold_scores", "screened", "gain_check", "gain_words", "choose", "procedure_name"]
 
 Score = Literal["likelihood", "accuracy", "brier", "calibrated", "early"]
 Rule = Literal["best", "one_se"]
@@ -210,6 +210,23 @@ def gain_check(
         "confidence": confidence,
         "passed": bool(ci[0] > 0),
     }
+
+
+def gain_words(check: Mapping[str, Any], param: str | None, procedure: str) -> str:
+    """A :func:`gain_check` result in words, for the report: the value ``procedure`` chose, its gain
+    over no noise on the same folds and the interval.
+
+    >>> gain_words({"value": 1.0, "metric": "accuracy", "gain": 0.01, "ci": [-0.02, 0.04], "folds": 5,
+    ...             "confidence": 0.9}, "std", "likelihood, 1-SE").split("; ")[1]
+    'the gain check compares that value with no noise on the same CV folds: held-out accuracy gain +0.0100, 90% t-interval [-0.02, 0.04] over 5 folds'
+    """
+    lo, hi = check["ci"]
+    what = "accuracy" if check["metric"] == "accuracy" else "squared error (lower is better; shown as its decrease)"
+    return (
+        f"Its criterion ({procedure}) chose {param or 'the value'} = {check['value']:g}; the gain check "
+        f"compares that value with no noise on the same CV folds: held-out {what} gain {check['gain']:+.4f}, "
+        f"{check['confidence']:.0%} t-interval [{lo:.3g}, {hi:.3g}] over {check['folds']} folds"
+    )
 
 
 def choose(

@@ -53,7 +53,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from noisereg.study.selection import procedure_name
+from noisereg.study.selection import gain_words, procedure_name
 from noisereg.study.stats import paired
 
 __all__ = ["recommend", "FEW_TRAIN", "FEW_TEST", "FEW_SEEDS"]
@@ -189,17 +189,6 @@ def _estimate(cell: Mapping[str, Any]) -> dict[str, Any]:
     return {"mean": cell["mean"], "ci95": cell["ci95"], "n": cell["n"], **{k: p.get(k) for k in keys}}
 
 
-def _gain_words(check: Mapping[str, Any], sel: Mapping[str, Any], procedure: str) -> str:
-    """The gain check of the summary's selection (:func:`noisereg.study.selection.gain_check`) in words."""
-    lo, hi = check["ci"]
-    what = "accuracy" if check["metric"] == "accuracy" else "squared error (lower is better; shown as its decrease)"
-    return (
-        f"Its criterion ({procedure}) chose {sel.get('param') or 'the value'} = {check['value']:g}; the gain check "
-        f"compares that value with no noise on the same CV folds: held-out {what} gain {check['gain']:+.4f}, "
-        f"{check['confidence']:.0%} t-interval [{_fmt(lo)}, {_fmt(hi)}] over {check['folds']} folds"
-    )
-
-
 def _choose(
     summary: Mapping[str, Any], chosen: Mapping[str, Any] | None, better: list[Mapping[str, Any]], alpha: float
 ) -> tuple[str, str, Mapping[str, Any] | None]:
@@ -221,7 +210,7 @@ def _choose(
                 return (
                     "no_noise",
                     f"Use no noise ({base}): cross-validation on the training part cannot tell that any noise helps. "
-                    f"{_gain_words(check, sel, criterion)}, which does not lie above zero, so the choice is no noise "
+                    f"{gain_words(check, sel.get('param'), criterion)}, which does not lie above zero, so the choice is no noise "
                     f"({chosen['name']}).",
                     None,
                 )
@@ -353,7 +342,7 @@ def recommend(
         procedure = procedure_name(
             sel.get("criterion", "likelihood"), sel.get("rule", "best"), screen=sel.get("screen", True)
         )
-        evidence.append(f"{_gain_words(check, sel, procedure)}: above zero, so the choice stands")
+        evidence.append(f"{gain_words(check, sel.get('param'), procedure)}: above zero, so the choice stands")
     if chosen is None:
         evidence += [_effect(a, metric) for a in better]
     else:
