@@ -1,7 +1,11 @@
-"""Which way of choosing the noise strength by cross-validation holds up? A benchmark of generated
-small-data problems (none of them a built-in study).
+"""Which way of choosing the noise strength by cross-validation holds up? A benchmark of small-data
+problems (none of them a built-in study), in two families (``--family``): ``tuning`` — the 24
+generated problems below and issue 24's failure (``selection_families.issue_failure``), on which the
+default procedure (:data:`DEFAULT`, with its gain check) was chosen — and ``heldout`` —
+``selection_families.heldout``: shipped and generated tables written down before any was trained,
+and run once with the procedure fixed.
 
-Each problem: a generated training set (circles, moons, blobs, XOR, a 1-D sine and Friedman #1
+Each problem of the 24: a generated training set (circles, moons, blobs, XOR, a 1-D sine and Friedman #1
 regression; 30 or 60 training points; with and without label noise), a fresh test sample of 2000
 points from the same distribution, features (and regression targets) standardized with training
 statistics, an MLP (one layer of 100 or two of 50; ReLU or tanh), Adam lr 1e-3, batch 32, EPOCHS
@@ -15,12 +19,17 @@ compared on the same trainings.
 A procedure's choice is scored on the test sample: regret = best grid value's mean test metric −
 chosen value's (accuracy for classifiers, R² for regression; over the TEST_SEEDS seeds), and whether
 the chosen value is significantly worse (or better) than no noise (paired t-test over the test seeds,
-p < 0.05). Printed: one table (Markdown) with the command, the machine and the load average.
+p < 0.05). Printed: one table (Markdown) with the command, the machine and the load average, then the
+default procedure's choice problem by problem (test difference against no noise with its paired
+t-interval and p, the best value, the regret, and the gain check of the criterion's choice).
 
-Run: ``PYTHONPATH=src python benchmarks/selection.py`` (``--quick`` for 4 problems and 300 epochs;
+Run: ``PYTHONPATH=src python benchmarks/selection.py --cv-seeds 10 --test-seeds 20 [--family heldout]``
+(the stored tables' settings; the defaults are TEST_SEEDS and CV_SEEDS; ``--quick`` for every sixth
+problem and 300 epochs;
 ``--out FILE`` also writes the per-problem results, held-out scores included, as JSON; ``--rescore FILE``
 scores the procedures again from such a file without training; ``--summary FILE`` writes the table
-with its provenance as JSON: ``benchmarks/results/selection.json`` is the stored one the docs show).
+with its provenance as JSON: ``benchmarks/results/selection.json`` (tuning) and
+``selection_heldout.json`` are the stored ones the docs show).
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import platform
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,7 +62,10 @@ from noisereg.engine import (
     train_group,
 )
 from noisereg.seeding import noise_generator_family, set_noise_generator
-from noisereg.study.selection import choose, procedure_name
+from noisereg.study.selection import choose, gain_check, procedure_name
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the families live beside this file
+from selection_families import heldout, issue_failure  # noqa: E402
 
 GRID = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0)
 TEST_SEEDS = 10
@@ -62,12 +75,15 @@ EPOCHS = 1000
 EVAL_EVERY = 50
 TEST_SAMPLES = 2000
 PROCEDURES = [
-    (score, rule, seeds, screen)
+    (score, rule, seeds, screen, guard)
     for score in ("likelihood", "accuracy", "brier", "calibrated", "early")
     for rule in ("best", "one_se")
-    for seeds in (1, CV_SEEDS)
-    for screen in ((True, False) if score != "accuracy" else (True,))
+    for seeds in (None, 1)
+    for screen, guard in ((True, False), (True, True)) + (((False, False),) if score == "likelihood" else ())
 ]
+"""(score, rule, seeds, screen, guard) of every procedure compared; seeds None: all the CV seeds."""
+DEFAULT = ("likelihood", "one_se", None, True, True)
+"""The study's default procedure ([selection]'s defaults): the per-problem table shows its choices."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,14 @@ class Problem:
     def regression(self) -> bool:
         return self.kind in ("sine", "friedman")
 
+    @property
+    def classes(self) -> int:
+        """0 for regression."""
+        return 0 if self.regression else 3 if self.kind == "blobs" else 2
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return data(self)
+
 
 def problems() -> list[Problem]:
     kinds = ("circles", "moons", "blobs", "xor", "sine", "friedman")
@@ -105,6 +129,19 @@ def problems() -> list[Problem]:
                 site = "input" if (index // 4 + j) % 2 == 0 else "before"
                 out.append(Problem(kind, n, flip if k else 0.0, widths, activation, site, seed=100 + index))
     return out
+
+
+FAMILIES = ("tuning", "heldout")
+
+
+def family(name: str) -> list[Any]:
+    """The problems of a family: ``tuning`` (the 24 generated ones and issue 24's failure, on which the
+    default procedure was chosen) or ``heldout`` (:mod:`selection_families`, run once with it)."""
+    if name == "tuning":
+        return [*problems(), issue_failure()]
+    if name == "heldout":
+        return heldout()
+    raise ValueError(f"family={name!r} must be one of {FAMILIES}")
 
 
 def _draw(p: Problem, n: int, rng: np.random.Generator, variant: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,13 +183,13 @@ def data(p: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return x, y, xt, yt
 
 
-def _tensors(p: Problem, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    ty = torch.as_tensor(y, dtype=torch.long if p.kind == "blobs" else torch.float32)
+def _tensors(p: Any, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    ty = torch.as_tensor(y, dtype=torch.long if p.classes > 2 else torch.float32)
     return torch.as_tensor(x, dtype=torch.float32), ty
 
 
-def _loss(p: Problem) -> str:
-    return "mse" if p.regression else ("ce" if p.kind == "blobs" else "bce")
+def _loss(p: Any) -> str:
+    return "mse" if p.regression else ("ce" if p.classes > 2 else "bce")
 
 
 def _scores(loss: str, logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -191,8 +228,9 @@ def _calibrated(loss: str, parts: list[tuple[np.ndarray, np.ndarray]]) -> list[f
     return [_scores(loss, z / t, yy)["loss"] for z, yy in parts]
 
 
-def run_problem(p: Problem, epochs: int, workers: int) -> dict:
-    x, y, xt, yt = data(p)
+def run_problem(p: Any, epochs: int, workers: int, test_seeds: int = TEST_SEEDS, cv_seeds: int = CV_SEEDS) -> dict:
+    """Train ``p``'s grid once (``p``: a :class:`Problem` or a ``selection_families.TableProblem``)."""
+    x, y, xt, yt = p.arrays()
     loss = _loss(p)
     strat = None if p.regression else y
     splitter = (KFold if p.regression else StratifiedKFold)(FOLDS, shuffle=True, random_state=p.seed)
@@ -200,9 +238,9 @@ def run_problem(p: Problem, epochs: int, workers: int) -> dict:
     folds = [FoldData(*_tensors(p, x, y), *_tensors(p, xt, yt))]
     for tr, va in cv_splits:
         folds.append(FoldData(*_tensors(p, x[tr], y[tr]), *_tensors(p, x[va], y[va])))
-    rows = [(v, s, 0) for v in GRID for s in range(TEST_SEEDS)]
-    rows += [(v, s, f + 1) for v in GRID for f in range(FOLDS) for s in range(CV_SEEDS)]
-    out_features = 3 if p.kind == "blobs" else 1
+    rows = [(v, s, 0) for v in GRID for s in range(test_seeds)]
+    rows += [(v, s, f + 1) for v in GRID for f in range(FOLDS) for s in range(cv_seeds)]
+    out_features = p.classes if p.classes > 2 else 1
     spec = MLPSpec(x.shape[1], p.widths, out_features, activation=p.activation)
     group = Group(
         spec,
@@ -216,14 +254,14 @@ def run_problem(p: Problem, epochs: int, workers: int) -> dict:
     )
     result = train_group(group, folds, workers=workers)
     metric = "test_r2" if p.regression else "test_acc"
-    test = {v: np.zeros(TEST_SEEDS) for v in GRID}
+    test = {v: np.zeros(test_seeds) for v in GRID}
     cv = {
         v: {
-            "val_loss": np.zeros((CV_SEEDS, FOLDS)),
-            "val_acc": np.zeros((CV_SEEDS, FOLDS)),
-            "val_brier": np.zeros((CV_SEEDS, FOLDS)),
-            "val_loss_calibrated": np.zeros((CV_SEEDS, FOLDS)),
-            "val_loss_curve": np.zeros((CV_SEEDS, FOLDS, len(result.epochs))),
+            "val_loss": np.zeros((cv_seeds, FOLDS)),
+            "val_acc": np.zeros((cv_seeds, FOLDS)),
+            "val_brier": np.zeros((cv_seeds, FOLDS)),
+            "val_loss_calibrated": np.zeros((cv_seeds, FOLDS)),
+            "val_loss_curve": np.zeros((cv_seeds, FOLDS, len(result.epochs))),
         }
         for v in GRID
     }
@@ -260,9 +298,9 @@ def run_problem(p: Problem, epochs: int, workers: int) -> dict:
 
 def _choices(cv: dict) -> dict[str, float | None]:
     out = {}
-    for score, rule, seeds, screen in PROCEDURES:
-        i = choose(GRID, [cv[v] for v in GRID], score=score, rule=rule, seeds=seeds, screen=screen)
-        out[procedure_name(score, rule, seeds, screen)] = None if i is None else GRID[i]
+    for score, rule, seeds, screen, guard in PROCEDURES:
+        i = choose(GRID, [cv[v] for v in GRID], score=score, rule=rule, seeds=seeds, screen=screen, guard=guard)
+        out[procedure_name(score, rule, seeds, screen, guard)] = None if i is None else GRID[i]
     return out
 
 
@@ -321,6 +359,72 @@ def rows(results: list[dict]) -> list[dict]:
     return sorted(out, key=lambda r: r["mean_regret"])
 
 
+PROBLEM_COLUMNS = {
+    "problem": "problem",
+    "chosen": "chosen σ",
+    "delta": "Δ vs no noise (test)",
+    "ci95": "95% CI",
+    "p": "paired p",
+    "best": "best σ (test)",
+    "regret": "regret",
+    "check": "gain check of the likelihood's choice (CV, over folds)",
+}
+"""Keys of a per-problem row of the default procedure (:data:`DEFAULT`) and their column titles."""
+
+
+def problem_rows(results: list[dict]) -> list[dict]:
+    """Per problem, the default procedure's choice and its test result against no noise (paired over the
+    test seeds: mean difference, t-interval, t-test p), the best value on test, the regret, and the
+    gain check of the value the procedure chose before it (None where that value is no noise)."""
+    score, rule, seeds, screen, _ = DEFAULT
+    out = []
+    for res in results:
+        if "cv" not in res:
+            continue
+        test = {float(v): np.asarray(t) for v, t in res["test"].items()}
+        values = sorted(test)
+        cvs = [res["cv"][str(v)] for v in values]
+        means = {v: t.mean() for v, t in test.items()}
+        picked = choose(values, cvs, score=score, rule=rule, seeds=seeds, screen=screen)
+        chosen = values[choose(values, cvs, score=score, rule=rule, seeds=seeds, screen=screen, guard=True)]
+        check = gain_check(values, cvs, picked, seeds=seeds) if picked is not None else None
+        d = test[chosen] - test[0.0]
+        differ = chosen != 0.0 and bool(np.any(d != 0))
+        half = float(sps.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)) if differ else 0.0
+        best = max(means, key=means.get)
+        said = None
+        if check is not None:
+            lo, hi = check["ci"]
+            said = (
+                f"σ = {check['value']:g}: {check['metric']} gain {check['gain']:+.3f}, "
+                f"{check['confidence']:.0%} CI [{lo:+.3f}, {hi:+.3f}]: " + ("kept" if check["passed"] else "no noise")
+            )
+        out.append(
+            {
+                "problem": res["problem"],
+                "chosen": chosen,
+                "delta": round(float(d.mean()), 4),
+                "ci95": [round(float(d.mean()) - half, 4), round(float(d.mean()) + half, 4)],
+                "p": float(sps.ttest_rel(test[chosen], test[0.0]).pvalue) if differ else None,
+                "best": best,
+                "regret": round(float(means[best] - means[chosen]), 4),
+                "check": said,
+            }
+        )
+    return out
+
+
+def problem_table(results: list[dict]) -> list[str]:
+    lines = ["| " + " | ".join(PROBLEM_COLUMNS.values()) + " |", "|" + "---|" * len(PROBLEM_COLUMNS)]
+    for r in problem_rows(results):
+        p = "—" if r["p"] is None else f"{r['p']:.2g}"
+        lines.append(
+            f"| {r['problem']} | {r['chosen']:g} | {r['delta']:+.4f} | [{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}] | "
+            f"{p} | {r['best']:g} | {r['regret']:.4f} | {r['check'] or '—'} |"
+        )
+    return lines
+
+
 def table(results: list[dict]) -> list[str]:
     lines = ["| " + " | ".join(COLUMNS.values()) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows(results):
@@ -334,6 +438,8 @@ def table(results: list[dict]) -> list[str]:
 def write_summary(path: str, results: list[dict], provenance: dict) -> None:
     """The table as data, with how it was measured: what the docs render (benchmarks/results/)."""
     record = {**provenance, "date": time.strftime("%Y-%m-%d", time.gmtime()), "rows": rows(results)}
+    record["default"] = procedure_name(*DEFAULT)
+    record["problems"] = problem_rows(results)
     with open(path, "w") as fh:
         json.dump(record, fh, indent=1, ensure_ascii=False)
         fh.write("\n")
@@ -344,6 +450,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="4 problems, 300 epochs (a smoke run)")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--family", choices=FAMILIES, default="tuning", help="which problems (module docstring)")
+    parser.add_argument("--test-seeds", type=int, default=TEST_SEEDS, help="seeds on the whole training set")
+    parser.add_argument("--cv-seeds", type=int, default=CV_SEEDS, help="seeds on each CV fold")
     parser.add_argument("--out", default=None, help="also write the per-problem results here (JSON)")
     parser.add_argument(
         "--summary",
@@ -361,7 +470,7 @@ def main() -> None:
         "--noise-generator",
         choices=("philox", "torch"),
         default=noise_generator_family(),
-        help="what draws the noise (the stored table, benchmarks/results/selection.json: torch, the default when it was measured)",
+        help="what draws the noise (the stored tables, benchmarks/results/selection*.json, were measured with philox)",
     )
     args = parser.parse_args()
     set_noise_generator(args.noise_generator)
@@ -373,17 +482,20 @@ def main() -> None:
         print(f"command: {command}")
         print(f"{len(results)} problems, {stored['epochs']} epochs, rescored from {args.rescore}")
         print("\n".join(table(results)))
+        print(f"\nThe default procedure ({procedure_name(*DEFAULT)}), problem by problem:")
+        print("\n".join(problem_table(results)))
         if args.summary:
             provenance = {**stored.get("provenance", {}), "rescored_with": command}
             write_summary(args.summary, results, provenance)
         return
-    todo = problems()[::6] if args.quick else problems()
+    todo = family(args.family)
+    todo = todo[::6] if args.quick else todo
     epochs = args.epochs or (300 if args.quick else EPOCHS)
     start = time.perf_counter()
     results = []
     for i, p in enumerate(todo):
         t0 = time.perf_counter()
-        results.append(run_problem(p, epochs, args.workers))
+        results.append(run_problem(p, epochs, args.workers, args.test_seeds, args.cv_seeds))
         print(f"[{i + 1}/{len(todo)}] {p.name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
         if args.out:
             with open(args.out, "w") as fh:
@@ -400,8 +512,8 @@ def main() -> None:
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "minutes": round(elapsed / 60, 1),
         "setup": (
-            f"{len(todo)} problems, grid {list(GRID)}, {epochs} epochs, {TEST_SEEDS} test seeds, "
-            f"{FOLDS}-fold CV x {CV_SEEDS} seeds; regret in test accuracy (R^2 for the "
+            f"{args.family} family, {len(todo)} problems, grid {list(GRID)}, {epochs} epochs, {args.test_seeds} test "
+            f"seeds, {FOLDS}-fold CV x {args.cv_seeds} seeds; regret in test accuracy (R^2 for the "
             f"{sum(r['regression'] for r in results)} regression problems)"
         ),
     }
@@ -416,6 +528,8 @@ def main() -> None:
     )
     print(provenance["setup"])
     print("\n".join(table(results)))
+    print(f"\nThe default procedure ({procedure_name(*DEFAULT)}), problem by problem:")
+    print("\n".join(problem_table(results)))
     if args.summary:
         write_summary(args.summary, results, provenance)
 

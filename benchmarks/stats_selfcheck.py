@@ -16,19 +16,32 @@ Two questions, each answered with a 95% Clopper–Pearson interval from the numb
    P(|T_{n−1}| ≤ z_{0.975}·√((n−1)/n)): it is the z-interval with the plug-in (ddof = 0) standard
    deviation, so it runs short of 95% for few seeds by design, not by a bug.
 
+3. **A/A on the real pipeline** (``--pipeline-seeds N``, default 200; 0 skips it): a small built-in-style
+   study (two moons, 30 training points, 500 test points, MLP 32 ReLU, Adam, 200 epochs) run by
+   :func:`noisereg.study.run_study` with the same setting (input noise σ = 0.1) as two arms, ``A`` and
+   ``A again`` (``versus = "A"``), on N seeds. The study pairs seeds, so the two arms train from the same
+   seeds; its summary must call them not different. Then the A/A question with independent seeds:
+   arm A's N per-seed test accuracies, drawn in disjoint halves of n seeds (``--sims`` draws, n = 10
+   and 30) and compared by :func:`~noisereg.study.stats.paired` and
+   :func:`~noisereg.study.stats.bootstrap_paired`: the rate of p < 0.05 (nominal 0.05) and how often
+   the bootstrap interval of the difference covers 0 (nominal 0.95). The draws share seeds (N of
+   them), so their Clopper–Pearson intervals are a guide, not exact.
+
 Every simulation uses the library's own functions with their full number of resamples
 (``stats.RESAMPLES``) and a generator seeded from ``--seed``, so a rerun prints the same figures.
 
-Run by hand: ``python benchmarks/stats_selfcheck.py [--sims 2000] [--seed 0]`` (2½ minutes on
-two cores).
+Run by hand: ``python benchmarks/stats_selfcheck.py [--sims 2000] [--seed 0] [--pipeline-seeds 200]``
+(2½ minutes on two cores, and about a minute more for the pipeline).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy import stats as sps
@@ -98,10 +111,75 @@ def percentile_limit(n: int) -> float:
     return float(1 - 2 * sps.t.sf(z * math.sqrt((n - 1) / n), n - 1))
 
 
+def aa_config(seeds: int) -> dict[str, Any]:
+    """The A/A study of the module docstring, as a study file's contents."""
+    noise = {"site": "input", "kind": "gaussian", "std": 0.1}
+    return {
+        "name": "aa",
+        "seeds": seeds,
+        "metric": "accuracy",
+        "data": {"source": "moons", "n_samples": 30, "noise": 0.3, "random_state": 0, "test_samples": 500},
+        "split": {"kind": "holdout", "n_train": 30},
+        "model": {"kind": "mlp", "widths": [32]},
+        "training": {"epochs": 200, "batch_size": 30, "eval_every": 50},
+        "arms": [
+            {"name": "no noise"},
+            {"name": "A", "noise": noise},
+            {"name": "A again", "noise": noise, "versus": "A"},
+        ],
+    }
+
+
+def aa_pipeline(seeds: int) -> dict[str, Any]:
+    """The A/A study's summary (run in a temporary folder, no report files)."""
+    from noisereg.study import Store, parse_config, run_study, summarize
+    from noisereg.study.store import default_url
+
+    with tempfile.TemporaryDirectory() as folder:
+        run_study(parse_config(aa_config(seeds)), folder, report=False, robustness=False)
+        with Store(default_url(folder), "aa") as store:
+            return summarize(store.attrs(), store.completed())
+
+
+def split_seeds(values: np.ndarray, n: int, sims: int, seed: int) -> tuple[int, int]:
+    """(p < ALPHA, bootstrap interval covers 0) counts over ``sims`` disjoint halves of n seeds."""
+    rng = np.random.default_rng([seed, n, 2])
+    rejections = covered = 0
+    for i in range(sims):
+        pick = rng.permutation(values.size)[: 2 * n]
+        a, b = values[pick[:n]], values[pick[n:]]
+        p = paired(a, b)["p_ttest"]
+        rejections += p is not None and p < ALPHA  # type: ignore[operator]
+        covered += covers(bootstrap_paired(a, b, seed=i)["ci95_diff"], 0.0)
+    return rejections, covered
+
+
+def pipeline_check(seeds: int, sims: int, seed: int) -> None:
+    t0 = time.perf_counter()
+    summary = aa_pipeline(seeds)
+    arms = {a["name"]: a for a in summary["arms"]}
+    versus = arms["A again"]["versus"]
+    differ = versus.get("p_holm") is not None and versus["p_holm"] < ALPHA
+    print(
+        f"A/A through the pipeline ({seeds} seeds, {time.perf_counter() - t0:.0f} s): 'A again' against 'A': "
+        f"mean difference {versus['mean_diff']:+.4g}, paired t-test p = {versus.get('p_ttest')}, "
+        f"{versus['ties']} ties of {versus['n']}: {'DIFFERENT (a false alarm)' if differ else 'not different'}"
+    )
+    values = np.asarray(arms["A"]["per_seed"], dtype=np.float64)
+    print(f"A/A with independent seeds: arm A's {values.size} seeds in disjoint halves, {sims} draws per line")
+    print(f"{'n':>3}  {'p < 0.05 (nominal 0.05)':<28} bootstrap 95% CI covers 0 (nominal 0.95)")
+    for n in (10, 30):
+        if 2 * n > values.size:
+            continue
+        rejections, covered = split_seeds(values, n, sims, seed)
+        print(f"{n:>3}  {rate(rejections, sims):<28} {rate(covered, sims)}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sims", type=int, default=2000, help="simulated studies per line (default 2000)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pipeline-seeds", type=int, default=200, help="seeds of the pipeline A/A study (0: skip)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     print(
@@ -128,6 +206,9 @@ def main(argv: list[str] | None = None) -> None:
             limit = f"{percentile_limit(n):.4f}" if name == "boot Δ" else ""
             print(f"{name:<16} {n:>3}  {rate(k, args.sims):<26} {limit:>26}".rstrip())
     print()
+    if args.pipeline_seeds:
+        pipeline_check(args.pipeline_seeds, args.sims, args.seed)
+        print()
     print(f"{time.perf_counter() - start:.0f} s")
 
 

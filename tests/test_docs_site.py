@@ -400,13 +400,21 @@ def test_every_public_name_is_on_the_api_page(site, module) -> None:
     assert not missing, f"{module}.__all__ names missing from reference/api: {missing}"
 
 
+NAMES = ("selection", "selection_heldout")
+
+
 def test_the_selection_page_shows_the_stored_benchmark(site) -> None:
-    stored = json.loads((ROOT / "benchmarks" / "results" / "selection.json").read_text())
+    families = [json.loads((ROOT / "benchmarks" / "results" / f"{n}.json").read_text()) for n in NAMES]
     text = html.unescape((site / "evidence" / "selection-benchmark" / "index.html").read_text())
     rows = re.findall(r"<tr>\s*<td>(.*?)</td>\s*<td>(\d+)</td>\s*<td>([\d.]+)</td>", text)
-    assert [(r["procedure"], str(r["problems"]), f"{r['mean_regret']:.4f}") for r in stored["rows"]] == rows
+    expected = [(r["procedure"], str(r["problems"]), f"{r['mean_regret']:.4f}") for f in families for r in f["rows"]]
+    assert expected == rows
     words = re.sub(r"<[^>]+>", "", text)  # code is highlighted token by token
-    assert stored["machine"] in words and stored["date"] in words and stored["command"] in words
+    for stored in families:
+        assert stored["machine"] in words and stored["date"] in words and stored["command"] in words
+        cells = re.findall(r"<td>(.*?)</td>\s*<td>([\d.]+)</td>\s*<td>([+-][\d.]+)</td>", text)
+        for problem in stored["problems"]:  # the default procedure, problem by problem: name, σ, Δ
+            assert (problem["problem"], f"{problem['chosen']:g}", f"{problem['delta']:+.4f}") in cells
     assert "no numbers are shown" not in words.lower()
 
 
@@ -502,6 +510,8 @@ def test_the_selection_benchmark_writes_what_the_docs_render(tmp_path, monkeypat
     hook_spec.loader.exec_module(hook)
     assert list(bench.COLUMNS) == list(hook.SELECTION_COLUMNS)
     assert [title for title, _ in hook.SELECTION_COLUMNS.values()] == list(bench.COLUMNS.values())
+    assert [title for title, _ in hook.PROBLEM_COLUMNS.values()] == list(bench.PROBLEM_COLUMNS.values())
+    assert list(bench.PROBLEM_COLUMNS) == list(hook.PROBLEM_COLUMNS)
     test = {"0.0": [0.70, 0.72, 0.71], "0.1": [0.80, 0.81, 0.79], "1.0": [0.60, 0.63, 0.60]}
     results = [{"choices": {"rule A": 0.1, "rule B": 1.0}, "test": test}] * 2
     provenance = {"command": "c", "machine": "m", "noise_generator": "philox", "load_average": [1.0, 1.0, 1.0]}

@@ -49,7 +49,39 @@ SEQUENTIAL_AA_COLUMNS = {
     "sequential_ci95": ("95% interval", "[{0[0]:.4f}, {0[1]:.4f}]"),
     "t_every_round_fp": ("t-test after every round", "{:.4f}"),
 }
-COLUMNS = {"selection": SELECTION_COLUMNS, "sequential": SEQUENTIAL_COLUMNS, "sequential_aa": SEQUENTIAL_AA_COLUMNS}
+COLUMNS = {
+    "selection": SELECTION_COLUMNS,
+    "selection_heldout": SELECTION_COLUMNS,
+    "sequential": SEQUENTIAL_COLUMNS,
+    "sequential_aa": SEQUENTIAL_AA_COLUMNS,
+}
+# benchmarks/selection.py's PROBLEM_COLUMNS: a record's "problems" (the default procedure, problem by
+# problem) follow its table where present.
+PROBLEM_COLUMNS = {
+    "problem": ("problem", "{}"),
+    "chosen": ("chosen σ", "{:g}"),
+    "delta": ("Δ vs no noise (test)", "{:+.4f}"),
+    "ci95": ("95% CI", "[{0[0]:+.4f}, {0[1]:+.4f}]"),
+    "p": ("paired p", "{:.2g}"),
+    "best": ("best σ (test)", "{:g}"),
+    "regret": ("regret", "{:.4f}"),
+    "check": ("gain check of the likelihood's choice (CV, over folds)", "{}"),
+}
+
+
+def _table(rows: list[dict[str, Any]], columns: dict[str, tuple[str, str]], name: str) -> list[str]:
+    lines = []
+    for row in rows:
+        if set(row) != set(columns):
+            raise ValueError(
+                f"benchmarks/results/{name}.json: a row has keys {sorted(row)}, expected {sorted(columns)}"
+            )
+    lines.append("| " + " | ".join(title for title, _ in columns.values()) + " |")
+    lines.append("|" + "---|" * len(columns))
+    for row in rows:
+        cells = ("—" if row[key] is None else fmt.format(row[key]) for key, (_, fmt) in columns.items())
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def load(name: str) -> dict[str, Any]:
@@ -65,11 +97,7 @@ def render(name: str) -> str:
     """The provenance and the table of benchmark ``name``, as Markdown."""
     record = load(name)
     columns = COLUMNS[name]
-    for row in record["rows"]:
-        if set(row) != set(columns):
-            raise ValueError(
-                f"benchmarks/results/{name}.json: a row has keys {sorted(row)}, expected {sorted(columns)}"
-            )
+    table = _table(record["rows"], columns, name)
     load_average = " ".join(f"{x:.2f}" for x in record["load_average"])
     lines = [
         f"Measured {record['date']} on {record['machine']} (load average {load_average}; "
@@ -83,10 +111,10 @@ def render(name: str) -> str:
     lines += ["```", "", record["setup"] + ".", ""]
     if record.get("note"):
         lines += [record["note"], ""]
-    lines.append("| " + " | ".join(title for title, _ in columns.values()) + " |")
-    lines.append("|" + "---|" * len(columns))
-    for row in record["rows"]:
-        lines.append("| " + " | ".join(fmt.format(row[key]) for key, (_, fmt) in columns.items()) + " |")
+    lines += table
+    if record.get("problems"):
+        lines += ["", f"The default procedure ({record['default']}), problem by problem:", ""]
+        lines += _table(record["problems"], PROBLEM_COLUMNS, name)
     return "\n".join(lines) + "\n"
 
 

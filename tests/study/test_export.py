@@ -17,6 +17,7 @@ from noisereg.cli import main
 from noisereg.study.export import MARK, ExportError, export_run, tidy_rows
 from noisereg.study.export.to_mlflow import cell_params
 from noisereg.study.export.to_tensorboard import run_folder
+from noisereg.study.report.summary import summarize
 from noisereg.study.run.runner import run_study
 from noisereg.study.store import PROPOSAL, ROBUSTNESS_PREFIX, ROBUSTNESS_VS_BASELINE, Store, default_url
 from tests.study.fakes import fake_results, fake_robustness, populate, tiny_config
@@ -51,7 +52,7 @@ def _csv_facts(path: Path) -> set[Fact]:
     facts: set[Fact] = set()
     with path.open() as f:
         for row in csv.DictReader(f):
-            keys = (row["cell"], int(row["seed"]), row["stage"])
+            keys = (row["cell"], None if row["seed"] == "" else int(row["seed"]), row["stage"])
             where = tuple(None if row[k] == "" else float(row[k]) for k in ("fold", "epoch", "radius"))
             for metric, text in row.items():
                 if metric in ("cell", "arm", "value", "param", "seed", "stage", "fold", "epoch", "radius"):
@@ -77,13 +78,14 @@ def _parquet_facts(path: Path) -> set[Fact]:
 def _where(stage: str, qualifiers: list[str], step: int, seed: int | None) -> tuple[int, Any, Any, Any]:
     """(seed, fold, epoch, radius) of a scalar from its name's qualifiers and its step."""
     named = dict(q.split("_", 1) for q in qualifiers)
-    over = {"curve": "epoch", "cv_curve": "epoch", "cv": "fold", "final": "seed", "certified": "seed"}[stage]
-    if seed is None or over != "seed":  # a TensorBoard run holds the seed; its final values are at step 0
+    stages = {"curve": "epoch", "cv_curve": "epoch", "cv": "fold", "final": "seed", "certified": "seed"}
+    over = stages.get(stage)  # a comparison has one value per cell, at step 0
+    if over is not None and (seed is None or over != "seed"):  # a TensorBoard run holds the seed
         named.setdefault(over, str(step))
     if seed is not None:
         named["seed"] = str(seed)
     found = [None if named.get(k) is None else float(named[k]) for k in ("fold", "epoch", "radius")]
-    return (int(named["seed"]), *found)  # type: ignore[return-value]
+    return (None if named.get("seed") is None else int(named["seed"]), *found)  # type: ignore[return-value]
 
 
 def _tensorboard_facts(folder: Path, cells: set[str], seeds: set[int]) -> set[Fact]:
@@ -91,7 +93,7 @@ def _tensorboard_facts(folder: Path, cells: set[str], seeds: set[int]) -> set[Fa
     tensor_util = pytest.importorskip("tensorboard.util.tensor_util")
     facts: set[Fact] = set()
     for cell in cells:
-        for seed in seeds:
+        for seed in seeds | {None}:  # None: the cell's comparison, in its all_seeds run
             events = accumulator.EventAccumulator(str(folder / run_folder(cell, seed)), size_guidance={"tensors": 0})
             events.Reload()
             assert events.Tags()["scalars"] == []  # every value at double precision
@@ -137,7 +139,7 @@ def test_one_row_per_cell_seed_stage_fold_epoch(tmp_path: Path) -> None:
     for res in done.values():
         folds = 3 if res["cv"] else 0
         cv_points = len(res["cv"]["val_epochs"]) if res["cv"] else 0
-        expected += config.seeds * (len(res["epochs"]) + 1 + folds * (1 + cv_points))
+        expected += config.seeds * (len(res["epochs"]) + 1 + folds * (1 + cv_points)) + 1  # + its comparison
     assert len(rows) == expected
     pre = {(r["seed"], r["epoch"]): r for r in rows if r["cell"] == "before" and r["stage"] == "curve"}
     res = fake_results("before", config.seeds, 0.05, cv=False)
@@ -158,9 +160,57 @@ def test_one_row_per_cell_seed_stage_fold_epoch(tmp_path: Path) -> None:
     assert curve[(1, 2, stored["val_epochs"][-1])] == stored["val_loss_curve"][1][2][-1]
 
 
+def test_the_comparison_rows_carry_the_summarys_intervals_improvement_and_power(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.study import fakes
+
+    def wobbly(key: str, seeds: int, shift: float, **kw: Any) -> dict[str, Any]:
+        res = fake_results(key, seeds, shift, **kw)  # differences that vary by seed: tests are defined
+        res["final"]["test_acc"] = [
+            a + 0.01 * ((i * 7 + len(key)) % 3 - 1) for i, a in enumerate(res["final"]["test_acc"])
+        ]
+        return res
+
+    monkeypatch.setattr(fakes, "fake_results", wobbly)
+    config = tiny_config(seeds=8)
+    store = populate(tmp_path, config, {"before": 0.05, "input": 0.001})
+    rows = {r["cell"]: r for r in tidy_rows(store) if r["stage"] == "comparison"}
+    summary = summarize(store.attrs(), store.completed())
+    assert set(rows) == {a["name"] for a in summary["arms"]}
+    for arm in summary["arms"]:
+        row = rows[arm["name"]]
+        assert (row["seed"], row["fold"], row["epoch"]) == (None, None, None)
+        assert (row["n"], row["mean"], [row["ci95_low"], row["ci95_high"]]) == (arm["n"], arm["mean"], arm["ci95"])
+        assert [row["iqm"], [row["iqm_ci95_low"], row["iqm_ci95_high"]]] == [arm["iqm"]["iqm"], arm["iqm"]["ci95"]]
+        p = arm.get("paired")
+        if not p:  # the baseline: no comparison with itself
+            assert arm["name"] == summary["baseline"] and "mean_diff" not in row
+            continue
+        boot, power = p["bootstrap"], p["power"] or {}
+        assert (row["mean_diff"], row["p_ttest"], row["p_holm"]) == (p["mean_diff"], p["p_ttest"], p["p_holm"])
+        assert [row["diff_ci95_low"], row["diff_ci95_high"]] == p["ci95_diff"]
+        assert [row["boot_diff_ci95_low"], row["boot_diff_ci95_high"]] == boot["ci95_diff"]
+        assert row["p_improvement"] == boot["p_improvement"]
+        assert [row["p_improvement_ci95_low"], row["p_improvement_ci95_high"]] == boot["ci95_improvement"]
+        assert (row["mde"], row["mde_alpha"], row["seeds_needed"]) == (
+            power.get("mde"),
+            power.get("alpha"),
+            power.get("seeds_needed"),
+        )
+    # a significant comparison has no power figures; a non-significant one has them
+    assert rows["before"]["p_holm"] < 0.05 and rows["before"]["mde"] is None
+    assert rows["input"]["mde"] is not None and rows["input"]["mde_alpha"] == 0.05
+    m = sum(1 for a in summary["arms"] if (a.get("paired") or {}).get("p_ttest") is not None)
+    assert m > 1 and rows["input"]["mde_holm_alpha"] == pytest.approx(0.05 / m)
+    assert rows["input"]["mde_holm"] > rows["input"]["mde"]  # a stricter level needs a larger effect
+    lo, hi = rows["input"]["p_improvement_ci95_low"], rows["input"]["p_improvement_ci95_high"]
+    assert 0.0 <= lo <= rows["input"]["p_improvement"] <= hi <= 1.0
+
+
 def test_the_real_run_has_every_stage_and_cv_on_fewer_seeds(real_run: Path) -> None:
     rows = tidy_rows(Store(default_url(real_run), "tiny"))
-    assert {r["stage"] for r in rows} == {"curve", "final", "cv", "cv_curve", "certified"}
+    assert {r["stage"] for r in rows} == {"curve", "final", "cv", "cv_curve", "certified", "comparison"}
     cv_seeds = {r["seed"] for r in rows if r["stage"] == "cv"}
     assert cv_seeds == {0} and {r["seed"] for r in rows if r["stage"] == "final"} == {0, 1, 2}
 
@@ -171,7 +221,7 @@ def test_every_target_holds_every_value_of_the_csv_exactly(real_run: Path, tmp_p
     assert main(["export", str(run_dir), "--to", "csv"]) == 0
     assert main(["export", str(run_dir), "--to", to]) == 0
     expected = _csv_facts(run_dir / "results.csv")
-    assert {f[2] for f in expected} == {"curve", "final", "cv", "cv_curve", "certified"}
+    assert {f[2] for f in expected} == {"curve", "final", "cv", "cv_curve", "certified", "comparison"}
     cells, seeds = {f[0] for f in expected}, {f[1] for f in expected}
     got = {
         "parquet": lambda: _parquet_facts(run_dir / "results.parquet"),

@@ -212,3 +212,35 @@ def test_performance_profile_is_the_share_strictly_better_than_each_threshold() 
     assert performance_profile(x, [0.6, 0.7, 0.95], higher=False) == [0.0, 0.25, 1.0]  # a loss: below τ is better
     with pytest.raises(ValueError, match="thresholds must be finite"):
         performance_profile(x, [math.inf])
+
+
+def test_the_same_setting_as_two_arms_is_not_different_through_the_real_pipeline(tmp_path) -> None:
+    # A/A on the real pipeline (benchmarks/stats_selfcheck.py runs it with 200 seeds): the runner pairs
+    # seeds, so two arms with the same setting train from the same seeds and the same noise streams; the
+    # summary must call them not different, whatever the rounding of the training.
+    from noisereg.study import Store, parse_config, run_study, summarize
+    from noisereg.study.store import default_url
+
+    noise = {"site": "input", "kind": "gaussian", "std": 0.1}
+    raw = {
+        "name": "aa",
+        "seeds": 6,
+        "data": {"source": "moons", "n_samples": 20, "noise": 0.3, "random_state": 0, "test_samples": 200},
+        "split": {"kind": "holdout", "n_train": 20},
+        "model": {"kind": "mlp", "widths": [8]},
+        "training": {"epochs": 30, "batch_size": 20, "eval_every": 10},
+        "arms": [
+            {"name": "no noise"},
+            {"name": "A", "noise": noise},
+            {"name": "A again", "noise": noise, "versus": "A"},
+        ],
+    }
+    run_study(parse_config(raw), tmp_path, report=False, robustness=False)
+    with Store(default_url(tmp_path), "aa") as store:
+        summary = summarize(store.attrs(), store.completed())
+    arms = {a["name"]: a for a in summary["arms"]}
+    versus = arms["A again"]["versus"]
+    assert versus["arm"] == "A" and versus["n"] == 6
+    assert not versus["better"] and not versus["worse"]
+    assert versus["p_holm"] is None or versus["p_holm"] >= ALPHA
+    assert arms["A again"]["paired"]["better"] == arms["A"]["paired"]["better"]

@@ -132,6 +132,7 @@ def test_the_accuracy_screen_keeps_likelihood_from_choosing_a_network_that_learn
         done[key]["cv"]["val_acc"] = [[acc, acc + 0.1, acc - 0.1]] * 2
     attrs = study_attrs()
     assert attrs["config"]["selection"]["screen"] is True
+    attrs["config"]["selection"]["guard"] = False  # the screen alone (the gain check: tests/study/test_selection.py)
     sel = summarize(attrs, done)["selection"]
     assert sel["chosen"] == 0.1 and sel["screen"] and sel["screened_out"] == [1.0]
     assert sel["chosen_by"]["likelihood, unscreened"] == 1.0 == sel["chosen_by_likelihood"]
@@ -178,7 +179,11 @@ def test_interval_estimates_and_power_beside_the_tests() -> None:
     assert boot == {**bootstrap_paired(acc["before"], acc["none"], seed=seed), "over": "seeds"}
     assert boot["p_improvement"] == 1.0 and by["before"]["paired"]["power"] is None  # significant: no power
     p = by["input"]["paired"]
+    holm_level = p["power"].pop("holm")  # at Holm's strictest level over the m comparisons: alpha / m
     assert not p["better"] and p["power"] == power(p["std_diff"], 6, effect=p["mean_diff"])
+    m = sum(1 for a in s["arms"] if (a["paired"] or {}).get("p_ttest") is not None)
+    strict = power(p["std_diff"], 6, effect=p["mean_diff"], alpha=0.05 / m)
+    assert holm_level == {k: strict[k] for k in ("alpha", "mde", "mde_dz", "seeds_needed")}
     assert p["power"]["mde"] > abs(p["mean_diff"])  # not detected: the detectable effect is larger
 
 

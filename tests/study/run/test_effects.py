@@ -66,7 +66,8 @@ def test_nested_selection_estimates_choose_then_train_per_outer_fold(tmp_path) -
     done = Store(default_url(tmp_path), "tiny").completed()
     keys = ["grid[std=0.0]", "grid[std=0.1]", "grid[std=1.0]"]
     for o in range(3):
-        i = choose([0.0, 0.1, 1.0], [done[k]["nested"][o]["cv"] for k in keys], score="likelihood", rule="best")
+        cvs = [done[k]["nested"][o]["cv"] for k in keys]  # the whole procedure, the gain check included
+        i = choose([0.0, 0.1, 1.0], cvs, score="likelihood", rule="best", guard=True)
         picked, base = done[keys[i]]["nested"][o]["test"]["test_acc"], done["none"]["nested"][o]["test"]["test_acc"]
         assert nested["chosen"][o] == [0.0, 0.1, 1.0][i]
         assert abs(nested["chosen_metric"][o] - sum(picked) / 2) < 1e-12

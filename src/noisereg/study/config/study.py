@@ -200,7 +200,12 @@ class SelectionConfig(Strict):
     a value whose mean CV accuracy is more than two standard errors below the best value's cannot be
     chosen, so that likelihood does not prefer a network that predicts the class frequencies over
     overconfident ones that classify better (:mod:`noisereg.study.selection`). A ``search`` arm
-    proposes values by the unscreened criterion; the screen applies to the final choice.
+    proposes values by the unscreened criterion; the screen applies to the final choice. ``guard``
+    (default true): the gain check — the chosen value is kept only where the CV shows it beats no noise
+    (the grid's 0) in held-out accuracy, or squared error for regression: the one-sided 95% lower bound
+    of the paired per-fold gain is above zero; otherwise the choice is no noise, and the report says
+    why (:func:`noisereg.study.selection.gain_check`). It needs 0 in the grid (without it, nothing is
+    checked) and does not steer a ``search``.
 
     ``nested = true`` also estimates the whole procedure ("choose the value by this CV, then train")
     by nested cross-validation of the training part: for each of the ``folds`` outer folds, the value
@@ -219,6 +224,7 @@ class SelectionConfig(Strict):
     nested: bool = False
     screen: bool = True
     racing: bool = False
+    guard: bool = True
 
 
 class StudyConfig(Strict):

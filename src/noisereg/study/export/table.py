@@ -14,6 +14,19 @@ Columns:
   settings): one row per seed × radius with ``radius`` and ``certified_acc``, the values that the
   report's paired test per radius (``certified.paired`` in ``summary.json``) compares seed by seed.
 
+- stage ``"comparison"``: one row per cell (``seed``, ``fold``, ``epoch`` empty) with the statistics of
+  the study's metric (``summary.json``'s ``metric_key``) that ``summary.json`` gives it, so that the
+  export carries the report's evidence, not only the values it is computed from: ``n``, ``mean``,
+  ``ci95_low`` / ``ci95_high`` (t-interval over seeds), ``iqm`` and its bootstrap ``iqm_ci95_low`` /
+  ``iqm_ci95_high``; and, against the baseline on the same seeds, ``mean_diff``, ``diff_ci95_low`` /
+  ``diff_ci95_high`` (paired t-interval), ``p_ttest``, ``p_wilcoxon``, ``p_holm``, ``cohen_dz``,
+  ``boot_diff_ci95_low`` / ``boot_diff_ci95_high`` (paired bootstrap), ``p_improvement`` (P(cell better
+  than the baseline on a new seed)) with ``p_improvement_ci95_low`` / ``p_improvement_ci95_high``, and
+  where the difference is not significant the power figures ``mde``, ``mde_dz``, ``mde_alpha`` (the
+  level they are computed at, 0.05 uncorrected), ``seeds_needed``, and ``mde_holm`` at ``mde_holm_alpha``
+  (0.05/m, the strictest level of Holm's correction over m comparisons; see
+  :mod:`noisereg.study.report.summary`).
+
 A selection with fewer seeds than the study (``selection.seeds``) has CV rows for those seeds only.
 Values are written as stored, at full float precision.
 """
@@ -26,6 +39,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from noisereg.study.report.summary import summarize
 from noisereg.study.store import ROBUSTNESS_PREFIX, ROBUSTNESS_VS_BASELINE, Store
 
 __all__ = ["KEYS", "tidy_rows", "columns", "write_csv", "write_parquet", "series"]
@@ -56,12 +70,47 @@ def _certified_rows(attrs: Mapping[str, Any], key: str, base: Mapping[str, Any])
     ]
 
 
+def _pair(values: Any) -> tuple[Any, Any]:
+    return (values[0], values[1]) if values else (None, None)
+
+
+def _comparison_rows(attrs: Mapping[str, Any], done: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``"comparison"`` rows: each cell's statistics from the summary (module docstring)."""
+    rows = []
+    for arm in summarize(attrs, done)["arms"]:
+        meta = (attrs.get("cells") or {}).get(arm["name"], {})
+        row: dict[str, Any] = {"cell": arm["name"], "arm": meta.get("arm", arm["arm"]), "value": meta.get("value")}
+        row |= {"param": meta.get("param"), "seed": None, "stage": "comparison", "fold": None, "epoch": None}
+        row |= {"n": arm["n"], "mean": arm["mean"]}
+        row["ci95_low"], row["ci95_high"] = _pair(arm.get("ci95"))
+        iqm = arm.get("iqm") or {}
+        row["iqm"] = iqm.get("iqm")
+        row["iqm_ci95_low"], row["iqm_ci95_high"] = _pair(iqm.get("ci95"))
+        p = arm.get("paired") or {}
+        if p.get("n"):
+            for key in ("mean_diff", "p_ttest", "p_wilcoxon", "p_holm", "cohen_dz"):
+                row[key] = p.get(key)
+            row["diff_ci95_low"], row["diff_ci95_high"] = _pair(p.get("ci95_diff"))
+            boot = p.get("bootstrap") or {}
+            row["boot_diff_ci95_low"], row["boot_diff_ci95_high"] = _pair(boot.get("ci95_diff"))
+            row["p_improvement"] = boot.get("p_improvement")
+            row["p_improvement_ci95_low"], row["p_improvement_ci95_high"] = _pair(boot.get("ci95_improvement"))
+            power = p.get("power") or {}
+            row |= {"mde": power.get("mde"), "mde_dz": power.get("mde_dz"), "seeds_needed": power.get("seeds_needed")}
+            row["mde_alpha"] = power.get("alpha")
+            holm = power.get("holm") or {}
+            row |= {"mde_holm": holm.get("mde"), "mde_holm_alpha": holm.get("alpha")}
+        rows.append(row)
+    return rows
+
+
 def tidy_rows(store: Store) -> list[dict[str, Any]]:
     """The tidy table of every completed cell of ``store`` (see the module docstring)."""
     attrs = store.attrs()
     cells = attrs.get("cells", {})
     rows: list[dict[str, Any]] = []
-    for key, results in sorted(store.completed().items()):
+    done = store.completed()
+    for key, results in sorted(done.items()):
         meta = cells.get(key, {})
         cell = meta.get("of") or key  # a round of a sequential study: its rows are its cell's seeds
         base = {"cell": cell, "arm": meta.get("arm", key), "value": meta.get("value"), "param": meta.get("param")}
@@ -89,7 +138,7 @@ def tidy_rows(store: Store) -> list[dict[str, Any]]:
                     }
                     rows.append({**row, "stage": "cv_curve", "fold": f, "epoch": epoch, **points})
         rows += _certified_rows(attrs, key, base)
-    return rows
+    return rows + (_comparison_rows(attrs, done) if done else [])
 
 
 def columns(rows: list[dict[str, Any]]) -> list[str]:
@@ -114,7 +163,14 @@ def write_parquet(rows: list[dict[str, Any]], path: Path, pa: Any, pq: Any) -> N
 
 
 # the key each stage's series is drawn over (the x axis)
-_STEP = {"curve": "epoch", "cv_curve": "epoch", "cv": "fold", "final": "seed", "certified": "seed"}
+_STEP: dict[str, str | None] = {
+    "curve": "epoch",
+    "cv_curve": "epoch",
+    "cv": "fold",
+    "final": "seed",
+    "certified": "seed",
+    "comparison": None,  # one value per cell: step 0
+}
 
 
 def series(row: Mapping[str, Any], per_run: tuple[str, ...]) -> Iterator[tuple[str, float, int]]:
@@ -123,14 +179,15 @@ def series(row: Mapping[str, Any], per_run: tuple[str, ...]) -> Iterator[tuple[s
 
     The name is ``<stage>/<metric>``, then ``seed_<s>`` and ``fold_<f>`` where neither the run nor the
     step says them, and ``radius_<r>`` for certified accuracy; the step is the stage's x axis (epoch
-    of a curve, fold of a CV score, seed of a final or certified value), 0 where the run holds it.
+    of a curve, fold of a CV score, seed of a final or certified value), 0 where the run holds it and
+    for a comparison (``comparison/<statistic>``: one value per cell).
     A missing or non-finite value (a diverged run) has no point: the table keeps it."""
     stage = row["stage"]
     over = _STEP[stage]
     qualifiers = [f"{k}_{row[k]}" for k in ("seed", "fold") if k not in per_run and k != over and row[k] is not None]
     if stage == "certified":
         qualifiers.append(f"radius_{row['radius']!r}")
-    step = 0 if over in per_run else int(row[over])
+    step = 0 if over is None or over in per_run else int(row[over])
     for metric, value in sorted(row.items()):
         if metric in _NOT_METRICS or not _finite(value):
             continue

@@ -9,7 +9,7 @@ or searched value and what it sets), ``seeds`` (the seed indices).
 Metrics: every value of the tidy table, named by :func:`~noisereg.study.export.table.series` —
 ``curve/<metric>/seed_<s>`` (step = epoch), ``final/<metric>`` (step = seed index),
 ``cv/<metric>/seed_<s>`` (step = fold), ``cv_curve/<metric>/seed_<s>/fold_<f>`` (step = epoch),
-``certified/certified_acc/radius_<r>`` (step = seed index) — and summaries of them: ``mean/<metric>``
+``certified/certified_acc/radius_<r>`` (step = seed index), ``comparison/<statistic>`` (step 0) — and summaries of them: ``mean/<metric>``
 (final, mean over seeds), ``curve/<metric>`` (mean over seeds, step = epoch), ``cv/<metric>`` (mean
 over folds, step = seed index) and the dashboards' objective ``cv_val_loss`` where the cell was
 cross-validated. The study configuration is each run's artifact ``study.json``.

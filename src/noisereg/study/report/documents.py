@@ -185,6 +185,14 @@ def selection_texts(sel: Mapping[str, Any]) -> list[str]:
         out = sel.get("screened_out") or []
         rule += ", among the values whose CV accuracy is within two standard errors of the best"
         rule += f" (screened out: {', '.join(fmt(v) for v in out)})" if out else ""
+    check = sel.get("gain_check")
+    if check:  # the gain check of noisereg.study.selection: kept, or sent back to no noise
+        lo, hi = check["ci"]
+        rule += (
+            f"; gain check of {fmt(check['value'])}: CV {check['metric']} gain {check['gain']:+.4f}, "
+            f"{check['confidence']:.0%} interval [{fmt(lo)}, {fmt(hi)}] over {check['folds']} folds, "
+            + ("above zero: kept" if check["passed"] else "not above zero: no noise")
+        )
     chosen = f"Chosen: {_chosen(sel, 'chosen')} ({criterion}{rule})."
     if sel.get("at_edge"):
         chosen += f" The chosen value is the {sel['at_edge']} of the grid: the best may lie beyond it; extend the grid."

@@ -18,6 +18,10 @@ and selection, and returns ``{"status", "cell", "noise", "chosen_by", "estimate"
   cell is shown beside it). ``status`` is ``"use"`` when it beats no noise, ``"no_noise"`` when it
   is significantly worse or the chosen value is 0, ``"undecided"`` otherwise (keep no noise unless
   more seeds or test points settle it); ``cell`` is None for ``"no_noise"``.
+  With the gain check (``[selection] guard``, :func:`noisereg.study.selection.gain_check`), a value
+  the criterion chose is kept only where the CV gain over no noise lies above zero; where it does not,
+  the choice is no noise and the text says why (the gain and its interval over the folds); where it
+  does, that is evidence.
 - Without a selection, ``cell`` is None: ``status`` is ``"unselected"`` when settings beat no noise
   (Holm p < alpha; named in ``beat_no_noise`` and the text, none crowned, and the text says to add a
   ``[selection]`` section to get a choice), ``"no_noise"`` when none does and the best mean is no
@@ -49,7 +53,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from noisereg.study.selection import procedure_name
+from noisereg.study.selection import gain_words, procedure_name
 from noisereg.study.stats import paired
 
 __all__ = ["recommend", "FEW_TRAIN", "FEW_TEST", "FEW_SEEDS"]
@@ -86,6 +90,12 @@ def _effect(arm: Mapping[str, Any], metric: str) -> str:
             f"{_fmt(pw['mde'])} with 80% power"
             + (f", and about {needed} seeds would detect this one" if needed is not None else "")
         )
+        strict = pw.get("holm") or {}
+        if strict.get("mde") is not None:
+            text += (
+                f"; after Holm's correction (its strictest level, alpha {_fmt(strict['alpha'])}) a difference of "
+                f"{_fmt(strict['mde'])}"
+            )
     return text
 
 
@@ -189,11 +199,21 @@ def _choose(
     sel = summary.get("selection") or {}
     if chosen is not None:
         p = chosen.get("paired") or {}
-        procedure = procedure_name(
+        criterion = procedure_name(
             sel.get("criterion", "likelihood"), sel.get("rule", "best"), screen=sel.get("screen", True)
         )
+        procedure = criterion + (", gain check" if sel.get("guard") else "")
         how = f"chosen by cross-validation on the training part ({procedure})"
         if chosen["name"] == base or chosen.get("grid_value") == 0:
+            check = sel.get("gain_check")
+            if check and not check.get("passed"):
+                return (
+                    "no_noise",
+                    f"Use no noise ({base}): cross-validation on the training part cannot tell that any noise helps. "
+                    f"{gain_words(check, sel.get('param'), criterion)}, which does not lie above zero, so the choice is no noise "
+                    f"({chosen['name']}).",
+                    None,
+                )
             return (
                 "no_noise",
                 f"Use no noise ({base}): cross-validation on the training part chose no noise ({chosen['name']}).",
@@ -317,6 +337,12 @@ def recommend(
             caveats.append(
                 f"{cell['name']} is the {edge} value of its grid: the best may lie beyond it; extend the grid."
             )
+    check = sel.get("gain_check")
+    if check and check.get("passed") and cell is not None:
+        procedure = procedure_name(
+            sel.get("criterion", "likelihood"), sel.get("rule", "best"), screen=sel.get("screen", True)
+        )
+        evidence.append(f"{gain_words(check, sel.get('param'), procedure)}: above zero, so the choice stands")
     if chosen is None:
         evidence += [_effect(a, metric) for a in better]
     else:

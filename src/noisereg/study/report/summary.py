@@ -24,7 +24,10 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   ``power`` (null where the comparison is significant; else what the paired t-test at the nominal
   alpha 0.05, uncorrected, can detect on these seeds: ``alpha``, ``power`` 0.8, ``mde`` and
   ``mde_dz``, the minimum detectable effect in metric and d_z units, ``seeds_needed`` to detect the
-  observed mean difference: see :func:`noisereg.study.stats.power`); a cell of a ``search`` also has ``search: true`` and
+  observed mean difference: see :func:`noisereg.study.stats.power`; with more than one comparison also
+  ``holm``: ``alpha`` = 0.05/m, ``mde``, ``mde_dz``, ``seeds_needed`` at the level of the first step of
+  Holm's correction over the m comparisons, what a difference needs to be called significant after the
+  correction whatever the other p-values); a cell of a ``search`` also has ``search: true`` and
   ``site`` (the proposed site, or null), and its ``grid_value`` is the proposed value; an arm with
   ``versus`` in its config also has ``versus``: ``arm`` (the other arm) and the same paired fields
   against it (this − other), Holm-corrected over the ``versus`` comparisons;
@@ -44,7 +47,10 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
   ``text`` (one plain sentence);
 - ``selection``: null, or ``arm``, ``param``, ``criterion`` (a score of
   :mod:`noisereg.study.selection`), ``rule`` (best | one_se), ``screen`` (the accuracy screen;
-  false for runs stored before it existed), ``screened_out`` (the values it excluded),
+  false for runs stored before it existed), ``screened_out`` (the values it excluded), ``guard`` (the
+  gain check; false for runs stored before it existed) and ``gain_check`` (null, or the check of the
+  value the criterion chose: ``value``, ``metric``, ``gain``, ``ci``, ``folds``, ``confidence``,
+  ``passed``; where not passed, ``chosen`` is no noise: :func:`noisereg.study.selection.gain_check`),
   ``chosen_by`` (procedure name -> the value it chooses, for every score, rule and screen the stored
   results allow), ``folds``,
   ``values``, ``cv_loss`` / ``cv_loss_se`` / ``cv_acc`` (mean over seeds × folds and its standard
@@ -88,7 +94,7 @@ from noisereg.study.report.curvature import annotate_curvature
 from noisereg.study.report.recommendation import recommend
 from noisereg.study.report.robustness import annotate_robustness
 from noisereg.study.report.sequential import sequential_section
-from noisereg.study.selection import RULES, SCORES, choose, procedure_name, screened
+from noisereg.study.selection import RULES, SCORES, choose, gain_check, procedure_name, screened
 from noisereg.study.stats import ALPHA, bootstrap_paired, holm, iqm, paired, power, summary_statistics
 
 __all__ = ["summarize", "metric_of", "SCHEMA", "ALPHA"]
@@ -135,6 +141,8 @@ def _interval_estimates(
     significant, ``power`` (see the module docstring). Every bootstrap uses the study seed, so a
     rebuilt report gives the same intervals."""
     base = _by_seed(done[baseline], key) if baseline in done else {}
+    # Holm's family: the comparisons with a p-value; its strictest step tests at alpha / m
+    family = sum(1 for a in arms if (a.get("paired") or {}).get("p_ttest") is not None)
     for entry in arms:
         entry["iqm"] = iqm(entry["per_seed"], seed=seed)
         p = entry.get("paired")
@@ -148,6 +156,9 @@ def _interval_estimates(
         }
         significant = p.get("better") or p.get("worse")
         p["power"] = None if significant else power(p.get("std_diff"), p["n"], effect=p["mean_diff"], alpha=ALPHA)
+        if p["power"] is not None and family > 1:
+            strict = power(p.get("std_diff"), p["n"], effect=p["mean_diff"], alpha=ALPHA / family)
+            p["power"]["holm"] = {k: strict[k] for k in ("alpha", "mde", "mde_dz", "seeds_needed")}
 
 
 def _coefficients(res: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -201,9 +212,10 @@ def _nested(
     if not base or any(not o for o in outer):
         return None
     criterion, rule, screen = sel.get("criterion", "likelihood"), sel.get("rule", "best"), sel.get("screen", False)
+    guard = sel.get("guard", False)
     chosen, chosen_metric, base_metric, gains = [], [], [], []
     for o, base_fold in enumerate(base):
-        i = choose(values, [cell[o]["cv"] for cell in outer], score=criterion, rule=rule, screen=screen)
+        i = choose(values, [cell[o]["cv"] for cell in outer], score=criterion, rule=rule, screen=screen, guard=guard)
         if i is None:
             return None
         picked = outer[i][o]
@@ -259,7 +271,10 @@ def _selection(
     by_lik = _chosen_key(keys, values, cvs, "likelihood", "best", screen=False)
     acc_key = _chosen_key(keys, values, cvs, "accuracy", "best")
     criterion, rule = sel.get("criterion", "likelihood"), sel.get("rule", "best")
-    chosen_key = _chosen_key(keys, values, cvs, criterion, rule, screen=screen)
+    guard = sel.get("guard", False)  # stored configs from before the gain check chose without it
+    picked = choose(values, cvs, score=criterion, rule=rule, screen=screen)
+    check = gain_check(values, cvs, picked) if guard and picked is not None else None
+    chosen_key = _chosen_key(keys, values, cvs, criterion, rule, screen=screen, guard=guard)
     chosen_by = {}
     for score in SCORES:
         for r in RULES:
@@ -286,6 +301,8 @@ def _selection(
         "rule": rule,
         "screen": screen,
         "screened_out": [v for v, k in zip(values, kept, strict=True) if not k and v is not None] if screen else [],
+        "guard": guard,
+        "gain_check": check,
         "chosen_by": chosen_by,
         "folds": sel.get("folds"),
         "values": values,
@@ -304,10 +321,17 @@ def _selection(
 
 
 def _chosen_key(
-    keys: list[str], values: list[Any], cvs: list[Any], score: str, rule: str, *, screen: bool = True
+    keys: list[str],
+    values: list[Any],
+    cvs: list[Any],
+    score: str,
+    rule: str,
+    *,
+    screen: bool = True,
+    guard: bool = False,
 ) -> str | None:
     """The cell key :func:`noisereg.study.selection.choose` picks; None if no cell has the score."""
-    i = choose(values, cvs, score=score, rule=rule, screen=screen)
+    i = choose(values, cvs, score=score, rule=rule, screen=screen, guard=guard)
     return None if i is None else keys[i]
 
 
