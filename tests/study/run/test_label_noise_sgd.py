@@ -12,7 +12,7 @@ from noisereg.seeding import derive_seed
 from noisereg.study.bridge.prepare import prepare
 from noisereg.study.config import StudyConfigError, parse_config, resolve_study
 from noisereg.study.run.runner import run_study
-from noisereg.study.weights import load_cell_models
+from noisereg.study.cell_models import load_cell_models
 
 
 def _shrunk() -> dict:

@@ -174,7 +174,7 @@ def save_results_models(
     config: Mapping[str, Any],
 ) -> None:
     """Write each cell's replicas' final weights (``results[i]`` of ``rows[i]``) to ``models_dir``
-    (:mod:`noisereg.study.weights`)."""
+    (:mod:`noisereg.study.cell_models`)."""
     for key in keys:
         mine = [(s, g, r) for (c, s, g), r in zip(rows, results, strict=True) if c.key == key]
         state = {k: torch.stack([r.state[k] for *_, r in mine]) for k in mine[0][2].state}
