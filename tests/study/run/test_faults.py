@@ -144,7 +144,7 @@ def test_a_database_that_does_not_answer_when_opened_is_named_with_its_password_
     err = capsys.readouterr().err
     assert "cannot open storage 'postgresql+psycopg2://ann:***@" in err and "secret" not in err
     assert "Traceback" not in err
-    with pytest.raises(ValueError, match="retry_for=-1 must be a finite number >= 0"):
+    with pytest.raises(ValueError, match="retry_for=-1 must be finite and >= 0"):
         Store(url, "s", retry_for=-1)
 
 
