@@ -113,14 +113,14 @@ def percentile_limit(n: int) -> float:
 
 def aa_config(seeds: int) -> dict[str, Any]:
     """The A/A study of the module docstring, as a study file's contents."""
-    noise = {"site": "input", "kind": "gaussian", "std": 0.1}
+    noise = {"at": "input", "kind": "gaussian", "std": 0.1}
     return {
         "name": "aa",
         "seeds": seeds,
         "metric": "accuracy",
         "data": {"source": "moons", "n_samples": 30, "noise": 0.3, "random_state": 0, "test_samples": 500},
         "split": {"kind": "holdout", "n_train": 30},
-        "model": {"kind": "mlp", "widths": [32]},
+        "model": {"family": "mlp", "widths": [32]},
         "training": {"epochs": 200, "batch_size": 30, "eval_every": 50},
         "arms": [
             {"name": "no noise"},

@@ -14,12 +14,12 @@ study = parse_config(
         "seeds": {"max": 12, "step": 4},  # rounds of 4 seeds; no comparison gets more than 12
         "data": {"source": "moons", "n_samples": 40, "noise": 0.3, "random_state": 0, "test_samples": 500},
         "split": {"kind": "holdout", "n_train": 40},
-        "model": {"kind": "mlp", "widths": [32]},
+        "model": {"family": "mlp", "widths": [32]},
         "training": {"epochs": 150, "batch_size": 40, "eval_every": 10},
         "arms": [
             {"name": "no noise"},
-            {"name": "heavy input noise", "noise": {"site": "input", "kind": "gaussian", "std": 3.0}},
-            {"name": "input sigma", "noise": {"site": "input", "kind": "gaussian", "std": 0.1}, "grid": [0.1, 3.0]},
+            {"name": "heavy input noise", "noise": {"at": "input", "kind": "gaussian", "std": 3.0}},
+            {"name": "input sigma", "noise": {"at": "input", "kind": "gaussian", "std": 0.1}, "grid": [0.1, 3.0]},
         ],
         "selection": {"arm": "input sigma", "folds": 3, "racing": True},  # CV losers stop early too
     }

@@ -221,13 +221,13 @@ def test_the_same_setting_as_two_arms_is_not_different_through_the_real_pipeline
     from noisereg.study import Store, parse_config, run_study, summarize
     from noisereg.study.store import default_url
 
-    noise = {"site": "input", "kind": "gaussian", "std": 0.1}
+    noise = {"at": "input", "kind": "gaussian", "std": 0.1}
     raw = {
         "name": "aa",
         "seeds": 6,
         "data": {"source": "moons", "n_samples": 20, "noise": 0.3, "random_state": 0, "test_samples": 200},
         "split": {"kind": "holdout", "n_train": 20},
-        "model": {"kind": "mlp", "widths": [8]},
+        "model": {"family": "mlp", "widths": [8]},
         "training": {"epochs": 30, "batch_size": 20, "eval_every": 10},
         "arms": [
             {"name": "no noise"},

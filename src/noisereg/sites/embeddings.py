@@ -190,6 +190,11 @@ def _document_lengths(labels: Tensor, real: Tensor) -> Tensor:
     return counts[group].reshape(labels.shape)
 
 
+def _check_length(length: object) -> None:
+    if length not in ("real", "padded"):
+        raise ValueError(f"length={length!r} must be 'real' or 'padded'")
+
+
 @dataclasses.dataclass(frozen=True)
 class NEFTune(NoiseKind, kind="neftune"):
     """Config of :func:`neftune`: ``NEFTune(alpha=5.0)``; ``alpha`` may be a schedule;
@@ -211,8 +216,7 @@ class NEFTune(NoiseKind, kind="neftune"):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.length not in ("real", "padded"):
-            raise ValueError(f"length={self.length!r} must be 'real' or 'padded'")
+        _check_length(self.length)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,8 +235,7 @@ class SymNoise(NoiseKind, kind="symnoise"):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.length not in ("real", "padded"):
-            raise ValueError(f"length={self.length!r} must be 'real' or 'padded'")
+        _check_length(self.length)
 
 
 def _input_embeddings(root: nn.Module) -> nn.Module | None:
