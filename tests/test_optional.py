@@ -134,7 +134,7 @@ def test_docstring_example_runs():
 
 
 def test_a_postgresql_url_without_psycopg2_names_the_extra(monkeypatch):
-    from noisereg.study.connection import engine_kwargs
+    from noisereg.study.store.connection import engine_kwargs
 
     monkeypatch.setitem(sys.modules, "psycopg2", None)  # import raises ModuleNotFoundError
     with pytest.raises(ImportError, match=r'\'psycopg2\', which is not installed: pip install "noisereg\[postgres\]"'):

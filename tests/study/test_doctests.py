@@ -13,9 +13,9 @@ import pytest
     [
         "noisereg.study",
         "noisereg.study.stats",
-        "noisereg.study.store_base",
-        "noisereg.study.artifacts",
-        "noisereg.study.connection",
+        "noisereg.study.store.base",
+        "noisereg.study.store.artifacts",
+        "noisereg.study.store.connection",
         "noisereg.study.selection",
         "noisereg.study.api",
         "noisereg.study.bridge.resources",

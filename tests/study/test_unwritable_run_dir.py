@@ -18,7 +18,7 @@ from torch import nn
 from noisereg import study
 from noisereg.cli import main
 from noisereg.study import rundir
-from noisereg.study.connection import Retrying
+from noisereg.study.store.connection import Retrying
 from noisereg.study.rundir import RunDirError
 from noisereg.study.store import Store, StoreError, default_url
 from tests.environment import lock, unlock
@@ -166,7 +166,7 @@ def test_sqlites_words_for_an_unwritable_file_become_the_file_systems(
         return database, OSError(errno.EROFS, "Read-only file system")
 
     retrying = Retrying(f"sqlite:///{database}", 0)
-    monkeypatch.setattr("noisereg.study.connection.write_problem", read_only)
+    monkeypatch.setattr("noisereg.study.store.connection.write_problem", read_only)
     with pytest.raises(RunDirError, match=rf"cannot write {database}: the file system is read-only"):
         retrying(commit)
 

@@ -279,7 +279,7 @@ def test_generated_studies_plan_the_same_in_either_spelling(raw) -> None:
 def test_a_run_stored_in_the_earlier_spelling_resumes_from_a_file_in_todays(tmp_path) -> None:
     from noisereg.cli import main
     from noisereg.study.store import Store, default_url
-    from noisereg.study.store_base import fingerprint
+    from noisereg.study.store.base import fingerprint
     from tests.study.test_bad_study_files import write_study
 
     raw = tiny_raw(selection=None)

@@ -13,7 +13,7 @@ import numpy as np
 import optuna
 import pytest
 
-from noisereg.study.artifacts import CURVES_ARTIFACT, artifact_dir
+from noisereg.study.store.artifacts import CURVES_ARTIFACT, artifact_dir
 from noisereg.study.run.runner import run_study
 from noisereg.study.store import Store, default_url
 from tests.study.fakes import tiny_config

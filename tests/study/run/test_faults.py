@@ -244,7 +244,7 @@ def test_a_full_disk_while_the_report_is_written_leaves_the_store_intact(tmp_pat
 
 def _owner_of(argv: list[str]) -> dict:
     """The owner record that a finished process on this machine wrote for its claims."""
-    code = "import json; from noisereg.study.claims import claimant; print(json.dumps(claimant()))"
+    code = "import json; from noisereg.study.store.claims import claimant; print(json.dumps(claimant()))"
     out = subprocess.run(
         [*argv, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(SRC)}
     )

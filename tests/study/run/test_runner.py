@@ -12,7 +12,7 @@ from noisereg.study.bridge.prepare import prepare, thin_indices
 from noisereg.study.config import StudyConfigError, parse_config
 from noisereg.study.run.runner import run_study
 from noisereg.study.store import Store, StoreError, default_url
-from noisereg.study.store_base import fingerprint
+from noisereg.study.store.base import fingerprint
 from tests.study.fakes import assert_stored_close, tiny_config, tiny_raw
 
 

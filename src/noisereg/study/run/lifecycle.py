@@ -26,7 +26,7 @@ from noisereg.seeding import Family, use_noise_generator
 from noisereg.study.cells import TrainingError
 from noisereg.study.rundir import RunDirError, explain, write_file
 from noisereg.study.store import DB_NAME, CellLost, Claim, Store, StoreError, default_url, masked_url
-from noisereg.study.store_base import check_writable
+from noisereg.study.store.base import check_writable
 
 __all__ = ["Plan", "Trained", "enqueue", "open_store", "run_cells"]
 

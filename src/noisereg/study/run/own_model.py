@@ -21,7 +21,7 @@ from noisereg.study.report import summarize
 from noisereg.study.run.lifecycle import enqueue, open_store, run_cells
 from noisereg.study.run.own_plan import OWN_MODEL, ModelPlan, plan_model
 from noisereg.study.store import DB_NAME, Store
-from noisereg.study.store_base import quiet_optuna
+from noisereg.study.store.base import quiet_optuna
 
 __all__ = ["enqueue_plan", "plan_file", "python_defined", "run_plan", "stored_plan"]
 

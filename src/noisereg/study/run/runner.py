@@ -45,7 +45,7 @@ from noisereg.study.run.rounds import enqueue_due
 from noisereg.study.run.search import propose_cell
 from noisereg.study.run.sharpness import training_hessian_trace
 from noisereg.study.store import Claim, Store
-from noisereg.study.store_base import quiet_optuna
+from noisereg.study.store.base import quiet_optuna
 
 __all__ = ["BuiltinPlan", "run_study", "enqueue_study", "work"]
 

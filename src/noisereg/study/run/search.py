@@ -31,7 +31,7 @@ from noisereg.study.cells import Cell
 from noisereg.study.config.search import SearchConfig
 from noisereg.study.config.study import SelectionConfig
 from noisereg.study.store import PROPOSAL, Claim, Store
-from noisereg.study.store_base import quiet_optuna
+from noisereg.study.store.base import quiet_optuna
 
 __all__ = ["propose", "propose_cell", "cv_score", "PROPOSAL"]
 

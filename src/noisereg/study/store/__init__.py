@@ -24,7 +24,7 @@ The contract (the tests in ``tests/study/test_store.py`` check each point, kill 
   A cell that failed by an exception (or ran out of retries) is enqueued again by
   :meth:`Store.requeue_failed`, which a rerun of the study calls once.
 - **Curves as artifacts.** On a SQLite storage a cell's learning curves are one Optuna artifact per
-  trial in ``artifacts/`` beside the database file (:attr:`Store.artifacts`, :mod:`noisereg.study.artifacts`),
+  trial in ``artifacts/`` beside the database file (:attr:`Store.artifacts`, :mod:`noisereg.study.store.artifacts`),
   written before the trial is COMPLETE, so a COMPLETE trial has it; on a server storage they stay user
   attributes, each bounded by the runner's thinning. :meth:`Store.completed` reads both alike; a run
   directory copied without its ``artifacts/`` folder raises :class:`StoreError` naming it.
@@ -64,7 +64,7 @@ The contract (the tests in ``tests/study/test_store.py`` check each point, kill 
   is only retried after its grace period; :meth:`Store.running` says who holds each one, so a
   waiting worker can say what it waits for.
 - **An SQLite file that cannot be written.** Before a study is created or resumed,
-  :func:`~noisereg.study.store_base.check_writable` creates and removes a file beside the database
+  :func:`~noisereg.study.store.base.check_writable` creates and removes a file beside the database
   (SQLite writes its journal there) and opens an existing one for writing: a read-only file system,
   a folder or file without permission (or immutable), a full disk raise :class:`StoreError` naming
   the folder or file and the reason, before anything is stored. A write that fails later (the
@@ -91,7 +91,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from noisereg._compat.optuna_private import ENQUEUED, enqueued_cell
-from noisereg.study.artifacts import (
+from noisereg.study.store.artifacts import (
     CURVES_ARTIFACT,
     CurvesMissing,
     merge_curves,
@@ -99,9 +99,9 @@ from noisereg.study.artifacts import (
     split_curves,
     upload_curves,
 )
-from noisereg.study.claims import OWNER, CellLost, Claim, Heartbeat, claimant, gone, machine
-from noisereg.study.connection import StoreUnreachable, masked_url
-from noisereg.study.store_base import DB_NAME, SCHEMA_VERSION, StoreBase, StoreError, default_url
+from noisereg.study.store.base import DB_NAME, SCHEMA_VERSION, StoreBase, StoreError, default_url
+from noisereg.study.store.claims import OWNER, CellLost, Claim, Heartbeat, claimant, gone, machine
+from noisereg.study.store.connection import StoreUnreachable, masked_url
 
 __all__ = [
     "Store",
@@ -173,7 +173,7 @@ class Store(StoreBase):
             reached (default 60; 0 tries once; SQLite is never retried).
 
     ``artifacts`` is the artifact store holding the cells' curves, in ``artifact_folder``
-    (:func:`~noisereg.study.artifacts.artifact_dir`); both are None where the curves stay user attributes (module docstring).
+    (:func:`~noisereg.study.store.artifacts.artifact_dir`); both are None where the curves stay user attributes (module docstring).
 
     Raises:
         StoreError: the URL cannot be opened. StoreUnreachable: its server stayed unreachable.

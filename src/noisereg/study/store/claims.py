@@ -20,7 +20,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from noisereg.study.connection import Retrying, first_line
+from noisereg.study.store.connection import Retrying, first_line
 
 __all__ = ["OWNER", "CellLost", "Claim", "Heartbeat", "claimant", "gone", "machine"]
 

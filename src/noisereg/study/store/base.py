@@ -21,9 +21,10 @@ import sqlalchemy
 
 from noisereg._checks import check_int, check_real
 from noisereg._compat.optuna_private import trial_id
-from noisereg.study.artifacts import artifact_dir
-from noisereg.study.claims import Claim
-from noisereg.study.connection import (
+from noisereg.study.rundir import explain, write_problem
+from noisereg.study.store.artifacts import artifact_dir
+from noisereg.study.store.claims import Claim
+from noisereg.study.store.connection import (
     ReconnectingStorage,
     Retrying,
     engine_kwargs,
@@ -32,7 +33,6 @@ from noisereg.study.connection import (
     sqlite_file,
     watch,
 )
-from noisereg.study.rundir import explain, write_problem
 
 _log = logging.getLogger("noisereg.study")
 
