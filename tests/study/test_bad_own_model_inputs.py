@@ -68,6 +68,8 @@ CASES = [
     Bad("batch-size-negative", {"batch_size": -1}, ValueError, ("batch_size=-1",)),
     Bad("seeds-zero", {"seeds": 0}, ValueError, ("seeds=0",)),
     Bad("seeds-str", {"seeds": "3"}, TypeError, ("seeds='3'",)),
+    # a study file's bound: the plan lists every seed before anything is stored (2**40 used to exhaust memory)
+    Bad("seeds-huge", {"seeds": 2**40}, ValueError, ("seeds=1099511627776", "<= 10000")),
     Bad("seed-negative", {"seed": -1}, ValueError, ("seed=-1",)),
     Bad("workers-zero", {"workers": 0}, ValueError, ("workers=0",)),
     Bad("threads-float", {"threads": 1.0}, TypeError, ("threads=1.0",)),

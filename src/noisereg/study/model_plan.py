@@ -45,9 +45,9 @@ class PlannedCell:
         }
 
 
-def check_count(value: object, name: str, low: int) -> int:
+def check_count(value: object, name: str, low: int, high: int | None = None) -> int:
     with about(name):
-        return check_seed(value) if name == "seed" else check_int(value, name, low=low)
+        return check_seed(value) if name == "seed" else check_int(value, name, low=low, high=high)
 
 
 def check_settings(args: Mapping[str, Any]) -> None:

@@ -29,6 +29,7 @@ from noisereg.study.bridge.user import (
     split_data,
     training_part,
 )
+from noisereg.study.config.sequential import SEEDS_MAX
 from noisereg.study.model_plan import PlannedCell, check_arm_sites, check_count, check_one_batch, check_settings, plan
 from noisereg.study.run.dashboard import objective
 from noisereg.study.run.jobs import make_jobs, training
@@ -169,15 +170,16 @@ def plan_model(
     """Check :func:`~noisereg.study.api.run_model`'s arguments (as named there) and build its plan:
     nothing is stored or trained. Raises TypeError / ValueError naming the argument."""
     seed, epochs, batch_size, seeds, workers, threads, eval_every = (
-        check_count(value, arg, low)
-        for arg, value, low in (
-            ("seed", seed, 0),
-            ("epochs", epochs, 1),
-            ("batch_size", batch_size, 1),
-            ("seeds", seeds, 1),
-            ("workers", workers, 1),
-            ("threads", threads, 1),
-            ("eval_every", eval_every, 1),
+        check_count(value, arg, low, high)
+        for arg, value, low, high in (
+            ("seed", seed, 0, None),
+            ("epochs", epochs, 1, None),
+            ("batch_size", batch_size, 1, None),
+            # a study file's bound; the plan lists every seed before anything is stored
+            ("seeds", seeds, 1, SEEDS_MAX),
+            ("workers", workers, 1, None),
+            ("threads", threads, 1, None),
+            ("eval_every", eval_every, 1, None),
         )
     )
     check_settings({**locals(), "storage": None})
