@@ -70,6 +70,8 @@ CASES = [
     Bad("seeds-str", {"seeds": "3"}, TypeError, ("seeds='3'",)),
     # a study file's bound: the plan lists every seed before anything is stored (2**40 used to exhaust memory)
     Bad("seeds-huge", {"seeds": 2**40}, ValueError, ("seeds=1099511627776", "<= 10000")),
+    Bad("threads-huge", {"threads": 10**5}, ValueError, ("threads=100000", "<= 1024")),
+    Bad("workers-huge", {"workers": 10**5}, ValueError, ("workers=100000", "<= 1024")),
     Bad("seed-negative", {"seed": -1}, ValueError, ("seed=-1",)),
     Bad("workers-zero", {"workers": 0}, ValueError, ("workers=0",)),
     Bad("threads-float", {"threads": 1.0}, TypeError, ("threads=1.0",)),

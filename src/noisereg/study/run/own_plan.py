@@ -134,6 +134,10 @@ class ModelPlan:
             save_results_models(keys, rows, done, self.models_dir, self.config)
 
 
+MAX_PARALLEL = 1024
+"""The most ``workers`` and ``threads`` that :func:`plan_model` accepts."""
+
+
 def plan_model(
     *,
     model: Any,
@@ -177,8 +181,10 @@ def plan_model(
             ("batch_size", batch_size, 1, None),
             # a study file's bound; the plan lists every seed before anything is stored
             ("seeds", seeds, 1, SEEDS_MAX),
-            ("workers", workers, 1, None),
-            ("threads", threads, 1, None),
+            # far above any CPU's core count; torch would start every thread asked for (and 10**5 of
+            # them exhaust the memory before anything is stored)
+            ("workers", workers, 1, MAX_PARALLEL),
+            ("threads", threads, 1, MAX_PARALLEL),
             ("eval_every", eval_every, 1, None),
         )
     )
