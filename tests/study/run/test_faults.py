@@ -31,13 +31,17 @@ from tests.study.run.processes import ARMS, SRC, finals, long_cells, start_worke
 from tests.test_cli import write_study
 
 
-def create(tmp_path: Path, url: str, raw: dict) -> Path:
+def create(tmp_path: Path, url: str, raw: dict, heartbeat: int = 1) -> Path:
     """Create ``raw``'s study in ``url`` with ``noisereg study --no-train``; return its run directory."""
     run_dir = tmp_path / "run"
     study = write_study(tmp_path / "study.toml", raw)
     assert (
         main(
-            ["study", str(study), "--storage", url, "--out", str(run_dir), "--no-train", "--quiet", "--heartbeat", "1"]
+            [
+                "study",
+                str(study),
+                *("--storage", url, "--out", str(run_dir), "--no-train", "--quiet", "--heartbeat", str(heartbeat)),
+            ]
         )
         == 0
     )
@@ -86,14 +90,15 @@ def test_workers_reconnect_after_the_database_server_restarts(tmp_path, postgres
 
 
 def test_a_heartbeat_that_cannot_beat_stops_its_cells_work_and_the_worker_goes_on(tmp_path, postgres_server) -> None:
-    # cells of about 5 s: the server is down for 5 s from early in each, longer than the 3 s grace period
+    # cells of about 15 s: the server is down for 9 s from early in each, longer than the 6 s grace
+    # period of a 2 s heartbeat (a 1 s heartbeat, late on a loaded machine, lost every retry of a cell)
     url, name = postgres_server.url, "outage"
-    create(tmp_path, url, long_cells(name, epochs=75000, arms=2))
-    workers = [start_worker(url, name, capture=True) for _ in range(2)]
+    create(tmp_path, url, long_cells(name, epochs=225000, arms=2), heartbeat=2)
+    workers = [start_worker(url, name, "--heartbeat", "2", capture=True) for _ in range(2)]
     pids = {w.pid for w in workers}
     wait_for(lambda: running(url, name) == pids, "both workers to train a cell")
     postgres_server.stop("immediate")
-    threading.Event().wait(5)
+    threading.Event().wait(9)
     postgres_server.start()
     # Each worker's cell is lost, whenever its training thread looks: its heartbeat thread stops
     # beating once the grace period has passed without a beat (a beat after the restart could
