@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import TensorDataset
@@ -70,7 +70,7 @@ CASES = [
     Bad("seeds-str", {"seeds": "3"}, TypeError, ("seeds='3'",)),
     # a study file's bound: the plan lists every seed before anything is stored (2**40 used to exhaust memory)
     Bad("seeds-huge", {"seeds": 2**40}, ValueError, ("seeds=1099511627776", "<= 10000")),
-    Bad("threads-huge", {"threads": 10**5}, ValueError, ("threads=100000", "<= 1024")),
+    Bad("threads-huge", {"threads": 10**5}, ValueError, ("threads=100000", "<=")),
     Bad("workers-huge", {"workers": 10**5}, ValueError, ("workers=100000", "<= 1024")),
     Bad("seed-negative", {"seed": -1}, ValueError, ("seed=-1",)),
     Bad("workers-zero", {"workers": 0}, ValueError, ("workers=0",)),
@@ -389,6 +389,10 @@ def _set(raw: dict[str, Any], key: tuple[str | int, ...], value: Any) -> dict[st
 def test_wrong_values_in_known_keys_are_named_by_key_path(
     modules: Path, monkeypatch: pytest.MonkeyPatch, key: tuple[str | int, ...], value: Any
 ) -> None:
+    # a kwargs value goes to the user's own factory or loader, which builds what it is asked for: a
+    # width of 2**27 allocates gigabytes there (the CI profile's derandomized examples drew one)
+    assume(not ("kwargs" in key and isinstance(value, int) and abs(value) > 4096))
+
     def accepted(*args: object, **kwargs: object) -> None:
         raise _Accepted
 

@@ -181,8 +181,8 @@ def plan_model(
             ("batch_size", batch_size, 1, None),
             # a study file's bound; the plan lists every seed before anything is stored
             ("seeds", seeds, 1, SEEDS_MAX),
-            # far above any CPU's core count; torch would start every thread asked for (and 10**5 of
-            # them exhaust the memory before anything is stored)
+            # far above any CPU's core count: torch starts every intra-op thread asked for (10**5 of
+            # them exhaust the memory in the vmap trial, before anything is stored)
             ("workers", workers, 1, MAX_PARALLEL),
             ("threads", threads, 1, MAX_PARALLEL),
             ("eval_every", eval_every, 1, None),
