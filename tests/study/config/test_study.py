@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tomllib
+
 import pytest
 
 from noisereg.study.cells import plan_cells, signature, strengths
@@ -235,14 +237,19 @@ def test_the_default_study_is_the_article_as_written() -> None:
     ) == ("adam", 1e-3, 4000, 32, 1)
 
 
-@pytest.mark.parametrize("name", sorted(builtin_studies()))
+# an own-model built-in ([model] factory) runs through run_model: tests/study/run/test_finetuning_studies.py
+FAMILY_STUDIES = sorted(
+    n for n, p in builtin_studies().items() if "factory" not in tomllib.loads(p.read_text()).get("model", {})
+)
+
+
+@pytest.mark.parametrize("name", FAMILY_STUDIES)
 def test_every_builtin_study_prepares(name: str) -> None:
     from noisereg.study.bridge.prepare import prepare
     from noisereg.study.config import UserStudyConfig
 
     config = resolve_study(name)
-    if isinstance(config, UserStudyConfig):
-        pytest.skip("an own-model study runs through run_model: tests/study/run/test_finetuning_studies.py")
+    assert not isinstance(config, UserStudyConfig)
     prep = prepare(config)
     assert prep.cells and all(prep.folds_of(c) for c in prep.cells)
 
