@@ -22,6 +22,7 @@ LAYERS = [
     ("engine",),
     ("study.config",),
     (
+        "study.data_files",
         "study.data",
         "study.cells",
         "study.stats",

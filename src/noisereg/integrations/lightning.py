@@ -14,7 +14,7 @@
   clean).
 - The callback's ``state_dict`` holds each attach handle's ``state_dict()`` (every place's schedule
   step, counters, stream position and, for weight noise, the noise it holds: the one definition of
-  noise state, :meth:`noisereg.sites.attach.Handle.state_dict`), per rank under DDP, so a fit resumed
+  noise state, :meth:`noisereg.sites.handles.Handle.state_dict`), per rank under DDP, so a fit resumed
   from a checkpoint draws the same noise as an uninterrupted one.
 - Each strength is logged per step under :func:`~noisereg.integrations.spec.metric_name`, e.g.
   ``noise/activations_after_net.1`` (plain characters, which every logger accepts).
