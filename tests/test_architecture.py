@@ -37,10 +37,11 @@ LAYERS = [
     ("study.measure",),
     ("study.run", "study.export"),
     ("study", "study.api", "study.model_file", "integrations"),
+    ("cli_output",),
     ("cli", "__main__", ""),
 ]
 _RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
-_LAZY = {"noisereg.cli"}  # imports inside functions so that `noisereg report` starts without torch
+_LAZY = {"noisereg.cli", "noisereg.cli_output"}  # imports inside functions so that `noisereg report` starts without torch
 
 
 def _modules() -> dict[str, Path]:

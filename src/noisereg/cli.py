@@ -25,27 +25,24 @@ and the runner (a reconnection, a lost cell, a cell waited for) go to standard e
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
 import sys
-import traceback
-import warnings
-from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from noisereg import cli_output
+
 __all__ = ["app", "main"]
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, help="Train with injected noise and measure what it does.")
-_err = Console(stderr=True)
 
 
 def _print_version(value: bool) -> None:
@@ -66,70 +63,7 @@ class NoiseGeneratorChoice(str, Enum):
     torch = "torch"
 
 
-def _table(summary: dict[str, Any]) -> Table:
-    from noisereg.study.report.documents import TERMINAL_HEADERS, table_rows
-
-    table = Table(title=f"{summary['study']}: test {summary['metric']} over seeds (baseline: {summary['baseline']})")
-    for key, header in TERMINAL_HEADERS.items():
-        table.add_column(header, justify="left" if key == "arm" else "right", overflow="fold")
-    for row in table_rows(summary):
-        style = {"better": "green", "worse": "red"}.get(row["verdict"])
-        table.add_row(*(Text(row[k]) for k in TERMINAL_HEADERS), style=style)
-    return table
-
-
-def _print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> None:
-    from noisereg.study.report.documents import selection_texts
-
-    console.print(_table(summary))
-    console.print(Text("Verdict. ", style="bold") + Text(summary["verdict"]["text"]))
-    if summary.get("recommendation"):
-        console.print(Text("Recommendation. ", style="bold") + Text(summary["recommendation"]["text"]))
-    if summary.get("selection"):
-        for text in selection_texts(summary["selection"]):
-            console.print(Text(text))
-    if summary["missing"]:
-        console.print(
-            Text(f"{len(summary['missing'])} cell(s) without results: {', '.join(summary['missing'])}", style="yellow")
-        )
-    console.print(f"Report: {run_dir / 'report.html'}")
-
-
-def _console(quiet: bool) -> Console:
-    """Standard output; wide when it is not a terminal, so that a piped table is not folded."""
-    console = Console(quiet=quiet)
-    if not console.is_terminal:
-        console.width = max(console.width, 150)
-    return console
-
-
 _RETRY_HELP = "Seconds to keep retrying a database server that cannot be reached (a restart) before giving up."
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    _err.print(Text("error: ", style="red") + Text(message), highlight=False, soft_wrap=True)  # one error, one line
-    return typer.Exit(code)
-
-
-@contextlib.contextmanager
-def _deprecations() -> Iterator[None]:
-    """Each deprecation the library warns of inside (a study file's earlier spelling: its key path and
-    the new one) as one line on stderr; other warnings as Python shows them."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DeprecationWarning)
-        try:
-            yield
-        finally:
-            for w in caught:
-                if issubclass(w.category, DeprecationWarning):
-                    _err.print(
-                        Text("warning: ", style="yellow") + Text(str(w.message)), highlight=False, soft_wrap=True
-                    )
-                else:
-                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-
-
-_debug = {"on": False}
 
 
 @app.callback()
@@ -142,18 +76,7 @@ def _options(
     ] = False,
 ) -> None:
     """Train with injected noise and measure what it does."""
-    _debug["on"] = debug or os.environ.get("NOISEREG_DEBUG", "") not in ("", "0")
-
-
-def _print_enqueued(console: Console, name: str, cells: int, states: dict[str, str], run_dir: Path) -> None:
-    waiting = sum(1 for v in states.values() if v == "WAITING")
-    console.print(
-        f"{name}: {cells} cells, {cells - len(states)} complete, {waiting} waiting.\n"
-        f"Start workers (same storage URL, same --heartbeat) with:\n"
-        f"  noisereg worker --storage URL --study {name}\n"
-        f"Build the report with:\n  noisereg report {run_dir}",
-        highlight=False,
-    )
+    cli_output.DEBUG["on"] = debug or os.environ.get("NOISEREG_DEBUG", "") not in ("", "0")
 
 
 @app.command()
@@ -198,19 +121,19 @@ def study(
     """Run a study (or resume it in its run directory), print the result table, write the report."""
     from noisereg.study.config import UserStudyConfig, builtin_topics, resolve_study
 
-    console = _console(quiet)
+    console = cli_output.make_console(quiet)
     if list_:
         for topic, names in builtin_topics().items():
-            _console(False).print(f"[bold underline]{topic}[/bold underline]", highlight=False)
+            cli_output.make_console(False).print(f"[bold underline]{topic}[/bold underline]", highlight=False)
             for name in names:
                 cfg = resolve_study(name)
                 first = re.split(r"\.\s", cfg.description, maxsplit=1)[0].rstrip(".")
-                _console(False).print(
+                cli_output.make_console(False).print(
                     f"  [bold]{name}[/bold]: {first}. ({len(cfg.arms)} arms, {cfg.seeds} seeds)", highlight=False
                 )
         return
-    with _exit_codes("interrupted: finished cells are stored; run the same command again to resume"):
-        with _deprecations():
+    with cli_output.exit_codes("interrupted: finished cells are stored; run the same command again to resume"):
+        with cli_output.deprecations():
             cfg = resolve_study(config)
         run_dir = out if out is not None else Path("runs") / cfg.name
         heartbeat = 10 if heartbeat is None else heartbeat
@@ -231,7 +154,7 @@ def study(
                         retry_for=retry,
                         source=str(config),
                     )
-                    _print_enqueued(console, cfg.name or run_dir.name, cells, states, run_dir)
+                    cli_output.print_enqueued(console, cfg.name or run_dir.name, cells, states, run_dir)
                     return
                 result = run_config(
                     cfg,
@@ -243,7 +166,7 @@ def study(
                     retry_for=retry,
                     source=str(config),
                 )
-            _print_summary(console, result.summary, run_dir)
+            cli_output.print_summary(console, result.summary, run_dir)
             return
         from noisereg.study.run.runner import enqueue_study, run_study
 
@@ -255,9 +178,9 @@ def study(
             )
             with store:
                 states = store.unfinished()
-            _print_enqueued(console, cfg.name, len(prep.cells), states, run_dir)
+            cli_output.print_enqueued(console, cfg.name, len(prep.cells), states, run_dir)
             return
-        with _progress(console, quiet) as advance:
+        with cli_output.ProgressBar(console, quiet) as advance:
             summary = run_study(
                 cfg,
                 run_dir,
@@ -268,7 +191,7 @@ def study(
                 heartbeat_interval=heartbeat,
                 retry_for=retry,
             )
-    _print_summary(console, summary, run_dir)
+    cli_output.print_summary(console, summary, run_dir)
 
 
 @app.command()
@@ -300,14 +223,14 @@ def worker(
     """Train waiting cells of a stored study until none is left (start as many as you like, anywhere)."""
     from noisereg.study.store import Store
 
-    console = _console(quiet)
-    with _exit_codes("interrupted: finished cells are stored; the cells in training went back to the queue"):
+    console = cli_output.make_console(quiet)
+    with cli_output.exit_codes("interrupted: finished cells are stored; the cells in training went back to the queue"):
         from noisereg.study.run.workers import WORKER_MAX_REPLICAS, run_worker
 
         batch = WORKER_MAX_REPLICAS if max_replicas is None else max_replicas
         with (
             Store(storage, study_name, heartbeat_interval=heartbeat, retry_for=retry) as store,
-            _progress(console, quiet) as advance,
+            cli_output.ProgressBar(console, quiet) as advance,
         ):
             done = run_worker(
                 store, device=device.value, workers=processes, max_replicas=batch, progress=advance, models_dir=models
@@ -317,102 +240,11 @@ def worker(
         highlight=False,
     )
     if done.unfinished:
-        raise _fail(
+        raise cli_output.fail(
             f"cells without a result: {', '.join(sorted(done.unfinished))}; their errors are in the storage; "
             "enqueue them again with 'noisereg study CONFIG --storage URL --no-train'",
             1,
         )
-
-
-@contextlib.contextmanager
-def _exit_codes(interrupted: str) -> Iterator[None]:
-    """Exit 2 for bad input (a study, data, option or store that cannot be used: StudyConfigError,
-    DataError, StoreError, and the ValueError/TypeError of an argument check), 130 when interrupted,
-    1 for anything that fails during the work; each as one line, the traceback only with --debug."""
-    from noisereg.study.config import StudyConfigError
-    from noisereg.study.data import DataError
-    from noisereg.study.store import StoreError
-
-    try:
-        yield
-    except typer.Exit:  # already reported (by _fail): one error, one line
-        raise
-    except KeyboardInterrupt:
-        raise _fail(interrupted, 130) from None
-    except (StudyConfigError, DataError, StoreError, ValueError, TypeError) as exc:
-        raise _error(exc, 2) from None
-    except Exception as exc:
-        raise _error(exc, 1) from None
-
-
-def _error(exc: Exception, code: int) -> typer.Exit:
-    """The one-line report of ``exc`` (our own errors say what failed; others get their type)."""
-    from noisereg.study.cells import TrainingError
-    from noisereg.study.config import StudyConfigError
-    from noisereg.study.data import DataError
-    from noisereg.study.export import ExportError, ExportFailed
-    from noisereg.study.rundir import RunDirError
-    from noisereg.study.store import StoreError, StoreUnreachable
-
-    if _debug["on"]:
-        traceback.print_exception(exc, file=sys.stderr)
-    text = str(exc).strip()
-    own = (
-        StudyConfigError,
-        DataError,
-        StoreError,
-        TrainingError,
-        RunDirError,
-        StoreUnreachable,
-        ExportError,
-        ExportFailed,
-    )
-    if isinstance(exc, own):
-        message = text
-    elif code == 2:  # an argument check: its message names the argument and the value
-        message = (text.splitlines() or [type(exc).__name__])[0]
-    else:  # torch's own errors (shapes, out of memory) and anything unforeseen
-        message = f"{type(exc).__name__}: {(text.splitlines() or [''])[0]}"
-    if isinstance(exc, TrainingError):
-        message += "; each cell's traceback is stored with it (FAIL); rerun to retry"
-    if code == 1 and not _debug["on"]:
-        message += " (noisereg --debug ... shows the traceback)"
-    return _fail(message, code)
-
-
-class _progress:
-    """A rich progress bar over replica-epochs (nothing when quiet)."""
-
-    def __init__(self, console: Console, quiet: bool) -> None:
-        self.bar: Any = None
-        if not quiet:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                transient=True,
-            )
-        self.task: Any = None
-
-    def __enter__(self) -> Any:
-        if self.bar is None:
-            return None
-        self.bar.start()
-        self.task = self.bar.add_task("replica-epochs", total=None)
-
-        def advance(done: int, total: int) -> None:
-            self.bar.update(self.task, completed=done, total=total)
-
-        return advance
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 @app.command()
@@ -427,9 +259,9 @@ def report(
     """Rebuild summary.json, summary.md, report.html and the plots from the stored results alone."""
     from noisereg.study.report import build_report
 
-    with _exit_codes("interrupted: the report may be incomplete; run the same command again"):
+    with cli_output.exit_codes("interrupted: the report may be incomplete; run the same command again"):
         summary = build_report(run_dir, storage=storage, study=study_name)
-    _print_summary(_console(quiet), summary, run_dir)
+    cli_output.print_summary(cli_output.make_console(quiet), summary, run_dir)
 
 
 class ExportFormat(str, Enum):
@@ -478,13 +310,13 @@ def export(
         with Store(url, name) as store:
             written = export_run(store, to.value, target, force=force)
     except KeyboardInterrupt:
-        raise _fail(f"interrupted: {target} was left as it was", 130) from None
-    # not _exit_codes: there any ValueError is the user's, and a bug inside the export (a ValueError
+        raise cli_output.fail(f"interrupted: {target} was left as it was", 130) from None
+    # not exit_codes: there any ValueError is the user's, and a bug inside the export (a ValueError
     # of zip or numpy) would read as a usage error
     except (StoreError, ExportError) as exc:
-        raise _error(exc, 2) from None
+        raise cli_output.error(exc, 2) from None
     except Exception as exc:
-        raise _error(exc, 1) from None
+        raise cli_output.error(exc, 1) from None
     Console().print(f"Exported: {written}")
 
 
@@ -518,8 +350,8 @@ def robustness(
 
     given = {"sigma": sigma, "n": n, "n0": n0, "alpha": alpha, "inputs": inputs}
     smoothing = {k: v for k, v in given.items() if v is not None}
-    console = _console(quiet)
-    with _exit_codes("interrupted: the measurements finished so far are stored; run the same command again"):
+    console = cli_output.make_console(quiet)
+    with cli_output.exit_codes("interrupted: the measurements finished so far are stored; run the same command again"):
         with console.status("measuring the stored models"):
             summary = measure_run(
                 run_dir, storage=storage, study=study_name, changes={"smoothing": smoothing} if smoothing else None
@@ -534,7 +366,9 @@ def robustness(
     console.print(f"Report: {run_dir / 'report.html'}")
     missing = summary["measured"]["without_models"]
     if missing:
-        raise _fail(f"{len(missing)} cell(s) have no stored models in {run_dir / 'models'}: {', '.join(missing)}", 1)
+        raise cli_output.fail(
+            f"{len(missing)} cell(s) have no stored models in {run_dir / 'models'}: {', '.join(missing)}", 1
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
