@@ -41,7 +41,8 @@ LAYERS = [
     ("cli", "__main__", ""),
 ]
 _RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
-_LAZY = {"noisereg.cli", "noisereg.cli_output"}  # imports inside functions so that `noisereg report` starts without torch
+# imports inside functions so that `noisereg report` starts without torch
+_LAZY = {"noisereg.cli", "noisereg.cli_output"}
 
 
 def _modules() -> dict[str, Path]:
