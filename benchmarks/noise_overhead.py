@@ -11,15 +11,20 @@ cost if applying the noise cost nothing beyond drawing it), so a ratio above tar
 ``ATEN_CPU_CAPABILITY=avx2`` (torch's kernels) and ``NUMBA_CPU_NAME=haswell`` (the Stream's kernel)
 measure an AVX2 machine's code paths on an AVX-512 one.
 
-Run by hand: ``python benchmarks/noise_overhead.py [--steps 60] [--threads N]``.
+Run by hand: ``python benchmarks/noise_overhead.py [--steps 60] [--threads N] [--summary FILE]``;
+``--summary`` stores the table with its provenance as JSON (``benchmarks/results/noise_overhead.json``
+is what the docs show; a second run with ``--build avx2`` under the two variables above adds its rows).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -27,6 +32,11 @@ from torch import nn
 from noisereg.layers import GaussianNoise
 from noisereg.seeding import set_noise_generator
 from noisereg.streams import Stream
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # provenance lives beside this file
+from provenance import record  # noqa: E402
+
+TARGETS = {"mlp": 1.08, "cnn": 1.20}
 
 
 def mlp(noisy: bool) -> nn.Sequential:
@@ -81,7 +91,7 @@ def step_timer(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
     return step
 
 
-def compare(name: str, build, x: torch.Tensor, steps: int) -> float:
+def compare(name: str, build, x: torch.Tensor, steps: int) -> dict[str, float]:
     y = torch.randint(0, 10, (x.shape[0],), generator=torch.Generator().manual_seed(0))
     torch.manual_seed(0)
     clean = build(False)
@@ -120,7 +130,14 @@ def compare(name: str, build, x: torch.Tensor, steps: int) -> float:
         f"ratio {p / c:.3f} (Stream) / {t / c:.3f} (torch generator), "
         f"draw floor (clean + draws) / clean {(c + dp) / c:.3f} / {(c + dt) / c:.3f}"
     )
-    return p / c
+    return {
+        "clean_ms": c * 1e3,
+        "noisy_ms": p * 1e3,
+        "ratio": p / c,
+        "draw_floor": (c + dp) / c,
+        "ratio_torch": t / c,
+        "draw_floor_torch": (c + dt) / c,
+    }
 
 
 def _site_inputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
@@ -138,16 +155,52 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--summary", type=Path, help="store the rows and their provenance (JSON) in this file")
+    parser.add_argument(
+        "--build",
+        default="default",
+        help="the label of this run's rows (e.g. avx2 under ATEN_CPU_CAPABILITY=avx2 NUMBA_CPU_NAME=haswell); "
+        "rows of other builds already in --summary are kept",
+    )
     args = parser.parse_args()
+    started = time.time()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps each", flush=True)
     gen = torch.Generator().manual_seed(0)
-    ratios = [
-        compare("mlp 784-1024-1024-10", mlp, torch.randn(256, 784, generator=gen), args.steps),
-        compare("cnn 1x28x28", cnn, torch.randn(256, 1, 28, 28, generator=gen), args.steps),
-    ]
+    figures = {
+        "mlp": compare("mlp 784-1024-1024-10", mlp, torch.randn(256, 784, generator=gen), args.steps),
+        "cnn": compare("cnn 1x28x28", cnn, torch.randn(256, 1, 28, 28, generator=gen), args.steps),
+    }
     print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())} (the machine may be shared)")
-    print(f"ratio: {max(ratios):.4f}")
+    if args.summary:
+        _store(args, started, figures)
+    print(f"ratio: {max(f['ratio'] for f in figures.values()):.4f}")
+
+
+def _store(args: argparse.Namespace, started: float, figures: dict[str, dict[str, float]]) -> None:
+    rows = [
+        {"build": args.build, "model": name, "target": TARGETS[name], **{k: round(v, 3) for k, v in f.items()}}
+        for name, f in figures.items()
+    ]
+    commands: list[str] = []
+    if args.summary.is_file():  # keep the other builds' rows and the commands that measured them
+        earlier = json.loads(args.summary.read_text())
+        rows = [r for r in earlier["rows"] if r["build"] != args.build] + rows
+        kept = {r["build"] for r in rows}
+        commands = [c for c in earlier["command"].splitlines() if _build_of(c) in kept and _build_of(c) != args.build]
+    setup = (
+        f"One training step (Adam, batch 256) with Gaussian noise σ = 0.1 on the input and after every hidden "
+        f"layer against the same step without noise, interleaved, median of {args.steps} steps each, "
+        f"{torch.get_num_threads()} thread(s); ratio = noisy / clean, draw floor = (clean + draws alone) / clean"
+    )
+    out = record("noise_overhead.py", started=started, setup=setup, rows=rows)
+    out["command"] = "\n".join([*commands, out["command"]])
+    args.summary.write_text(json.dumps(out, indent=1) + "\n")
+
+
+def _build_of(command: str) -> str:
+    words = command.split()
+    return words[words.index("--build") + 1] if "--build" in words else "default"
 
 
 if __name__ == "__main__":

@@ -49,7 +49,20 @@ SEQUENTIAL_AA_COLUMNS = {
     "sequential_ci95": ("95% interval", "[{0[0]:.4f}, {0[1]:.4f}]"),
     "t_every_round_fp": ("t-test after every round", "{:.4f}"),
 }
+# benchmarks/noise_overhead.py: per build and model.
+NOISE_OVERHEAD_COLUMNS = {
+    "build": ("build", "{}"),
+    "model": ("model", "{}"),
+    "clean_ms": ("clean step (ms)", "{:.2f}"),
+    "noisy_ms": ("noisy step (ms)", "{:.2f}"),
+    "ratio": ("noisy / clean", "{:.3f}"),
+    "draw_floor": ("draw floor", "{:.3f}"),
+    "target": ("target", "≤ {:.2f}"),
+    "ratio_torch": ("noisy / clean, torch's generator", "{:.3f}"),
+    "draw_floor_torch": ("draw floor, torch's generator", "{:.3f}"),
+}
 COLUMNS = {
+    "noise_overhead": NOISE_OVERHEAD_COLUMNS,
     "selection": SELECTION_COLUMNS,
     "selection_heldout": SELECTION_COLUMNS,
     "sequential": SEQUENTIAL_COLUMNS,
