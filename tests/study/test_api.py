@@ -122,9 +122,10 @@ def test_a_rerun_resumes_without_training_again(tmp_path: Path) -> None:
     first = _run(tmp_path, model=factory)
     built = len(calls)
     second = _run(tmp_path, model=factory)
-    # only the checks: every arm's sites attach (one model), one vmap trial of the arms together (a base
-    # and a replica per arm)
-    assert len(calls) == built + 1 + 1 + len(ARMS)
+    # only the checks: every arm's sites attach (one model), whether the MLP kernels could train the arm
+    # without noise on weights (one model: Net is not an nn.Sequential), one vmap trial of the arms
+    # together (a base and a replica per arm)
+    assert len(calls) == built + 1 + 1 + 1 + len(ARMS)
     assert second.summary["arms"] == first.summary["arms"]
 
 

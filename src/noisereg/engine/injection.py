@@ -64,13 +64,14 @@ def _draw_unit_normals(
     ``generators[r]`` for each r in ``rows``, consuming each stream exactly as the core's
     ``randn_like(x, g)`` does for a float32/float64 ``x`` of that shape, with the same numbers.
 
-    Streams of every replica are drawn by one call on all cores when all replicas draw; a Stream's
-    values at (key, counter) do not depend on that grouping.
+    Where every replica that draws has a Stream, all of them draw in one call on all cores (the
+    others' slices are left alone); a Stream's values at (key, counter) do not depend on that grouping.
     """
-    streams = [g for g in generators if isinstance(g, Stream)]
-    if len(streams) == len(rows) == len(slices) and stack.dtype in (torch.float32, torch.float64):
+    streams = [g for g in (generators[r] for r in rows) if isinstance(g, Stream)]
+    if len(streams) == len(rows) and stack.dtype in (torch.float32, torch.float64):
         flat = stack.view(len(slices), -1)
-        fill_normals(flat, [g.key for g in streams], [g.reserve(flat.shape[1]) for g in streams])
+        counters = [g.reserve(flat.shape[1]) for g in streams]
+        fill_normals(flat, [g.key for g in streams], counters, rows=None if len(rows) == len(slices) else rows)
         return
     for r in rows:
         generator = generators[r]

@@ -191,22 +191,35 @@ def score(out: Tensor, y: Tensor, loss: float, task: LoopTask) -> dict[str, floa
     """The metrics of outputs ``out`` (float64, CPU) against targets ``y``: ``loss`` as given, ``acc``
     (classification: argmax, or a single output above ``task.threshold``) or ``r2`` (regression: mean
     over outputs of 1 − SS_res/SS_tot), and ``task.metrics``."""
-    result = {"loss": loss}
+    return scores(out.unsqueeze(0), y, [loss], task)[0]
+
+
+def scores(outs: Tensor, y: Tensor, losses: Sequence[float], task: LoopTask) -> list[dict[str, float]]:
+    """:func:`score` of each replica's outputs ``outs[r]`` ([R, n, ...], float64, CPU), computed on the
+    stack at once (the vectorized path evaluates many replicas every few epochs)."""
+    results: list[dict[str, float]] = [{"loss": loss} for loss in losses]
+    count = len(outs)
     if task.task == "classification":
-        if out.dim() >= 2 and out.shape[-1] > 1:
-            predicted = out.argmax(-1)
+        if outs.dim() >= 3 and outs.shape[-1] > 1:
+            predicted = outs.argmax(-1)
         else:
-            predicted = (out.reshape(-1) > task.threshold).long()
-        result["acc"] = float((predicted == y.reshape(predicted.shape).long()).double().mean())
+            predicted = (outs.reshape(count, -1) > task.threshold).long()
+        hits = predicted == y.reshape(predicted.shape[1:]).long()
+        accuracy = hits.reshape(count, -1).double().mean(-1).tolist()
+        for result, value in zip(results, accuracy, strict=True):
+            result["acc"] = value
     else:
-        target = y.to(torch.float64).reshape(out.shape)
-        flat_out, flat_y = out.reshape(len(out), -1), target.reshape(len(target), -1)
-        ss_res = ((flat_y - flat_out) ** 2).sum(0)
+        target = y.to(torch.float64).reshape(outs.shape[1:])
+        flat_out, flat_y = outs.reshape(count, outs.shape[1], -1), target.reshape(len(target), -1)
+        ss_res = ((flat_y - flat_out) ** 2).sum(1)
         ss_tot = ((flat_y - flat_y.mean(0)) ** 2).sum(0)
-        result["r2"] = float((1 - ss_res / ss_tot).mean())
+        r2 = (1 - ss_res / ss_tot).mean(-1).tolist()
+        for result, value in zip(results, r2, strict=True):
+            result["r2"] = value
     for name, fn in task.metrics:
-        result[name] = float(fn(out, y))
-    return result
+        for r, result in enumerate(results):
+            result[name] = float(fn(outs[r], y))
+    return results
 
 
 def attach_sites(

@@ -27,7 +27,7 @@ from torch.func import functional_call, vmap
 
 from noisereg._compat.torch_private import batch_rnn_rules
 from noisereg.engine.losses import training_loss
-from noisereg.engine.vectorized import on_replicas
+from noisereg.engine.replica_slices import on_replicas
 from noisereg.engine.vocabulary import HIDDEN_SITES
 from noisereg.seeding import derive_seed
 from noisereg.sites.activations import noisy_value

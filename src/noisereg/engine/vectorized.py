@@ -55,7 +55,8 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
 from noisereg._compat.torch_private import batch_attention_rule, batch_rnn_rules, step_hooks
-from noisereg.engine.loop import LoopResult, LoopTask, attach_sites, score
+from noisereg.engine.loop import LoopResult, LoopTask, attach_sites, scores
+from noisereg.engine.lowering import LoweredMLP, lowered_group, lowers
 from noisereg.engine.model_randomness import ModelRandomness, user_reason
 from noisereg.engine.replica_slices import EmbeddingPlace, Place, on_replicas
 from noisereg.engine.vectorizable import group_key, refusal, same_setting
@@ -383,22 +384,30 @@ def _part(part: Any, task: LoopTask) -> tuple[Tensor, Tensor]:
     return x, y
 
 
-def _evaluate(group: VectorizedGroup, part: Any) -> list[dict[str, float]]:
+def _evaluate(group: VectorizedGroup | LoweredMLP, part: Any) -> list[dict[str, float]]:
     task = group.task
     x, y = _part(part, task)
     size = max(task.batch_size, 256)
     count = len(group.replicas)
-    outs: list[list[Tensor]] = [[] for _ in range(count)]
-    totals = [0.0] * count
+    outs: list[Tensor] = []
+    totals = torch.zeros(count, dtype=torch.float64)
     with torch.no_grad():
         for start in range(0, len(x), size):
             xb, yb = x[start : start + size], y[start : start + size]
             out = group.outputs(xb)
-            for r in range(count):
-                totals[r] += float(task.loss(out[r], yb)) * len(yb)
-                outs[r].append(out[r].to("cpu", torch.float64))
-    labels = y.detach().to("cpu")
-    return [score(torch.cat(outs[r]), labels, totals[r] / len(x), task) for r in range(count)]
+            totals += _losses(task, out, yb) * len(yb)
+            outs.append(out.to("cpu", torch.float64))
+    return scores(torch.cat(outs, dim=1), y.detach().to("cpu"), (totals / len(x)).tolist(), task)
+
+
+def _losses(task: LoopTask, out: Tensor, y: Tensor) -> Tensor:
+    """``task.loss`` of each replica's outputs ``out[r]`` against ``y``, float64 [R]: under ``vmap``
+    where the loss allows it (one call, not one per replica), else replica by replica."""
+    try:
+        values = vmap(task.loss, in_dims=(0, None))(out, y)
+    except Exception:  # the user's loss may not batch (a data-dependent branch, .item()): per replica
+        values = torch.stack([task.loss(o, y) for o in out.unbind(0)])
+    return values.detach().to("cpu", torch.float64)
 
 
 @contextlib.contextmanager
@@ -415,19 +424,38 @@ def _threads(count: int | None) -> Iterator[None]:
 
 def train_vectorized(tasks: Sequence[LoopTask]) -> list[LoopResult]:
     """Train the replicas of ``tasks`` as one :class:`VectorizedGroup`; results in the order of ``tasks``.
-
     Each result is what :func:`noisereg.engine.loop.train_replica` gives for that task, up to rounding.
+    Tasks whose model is an MLP the built-in engine's kernels train (:mod:`noisereg.engine.lowering`)
+    train there, as one group, the others under ``vmap``.
     Raises ValueError (see :class:`VectorizedGroup`), or torch's error when the model cannot be batched.
     """
     with _threads(tasks[0].threads):
-        group = VectorizedGroup(tasks)
-        try:
-            return _train(group)
-        finally:
-            group.close()
+        seen: list[tuple[Any, bool]] = []  # per arm (its sites), whether the kernels train it
+
+        def on_kernels(task: LoopTask) -> bool:
+            known = next((lowered for sites, lowered in seen if sites == task.sites), None)
+            if known is None:
+                known = lowers(task)
+                seen.append((task.sites, known))
+            return known
+
+        split = [on_kernels(task) for task in tasks]
+        results: list[LoopResult | None] = [None] * len(tasks)
+        for kernels in (True, False):
+            members = [i for i, lowered in enumerate(split) if lowered == kernels]
+            if not members:
+                continue
+            chosen = [tasks[i] for i in members]
+            group = (lowered_group(chosen) if kernels else None) or VectorizedGroup(chosen)
+            try:
+                for i, result in zip(members, _train(group), strict=True):
+                    results[i] = result
+            finally:
+                group.close()
+        return cast(list[LoopResult], results)
 
 
-def _train(group: VectorizedGroup) -> list[LoopResult]:
+def _train(group: VectorizedGroup | LoweredMLP) -> list[LoopResult]:
     task, count = group.task, len(group.replicas)
     x, y = _part(task.train, task)
     orders = [torch.Generator().manual_seed(derive_seed(t.seed, "batches")) for t in group.tasks]

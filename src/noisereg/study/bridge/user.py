@@ -155,6 +155,22 @@ def infer_task(loss: Any, part: Part) -> str:
     return "regression" if labels.is_floating_point() else "classification"
 
 
+class ShapedLoss:
+    """torch's ``BCEWithLogitsLoss`` (``bce``) or ``MSELoss`` (``mse``), mean over the batch, with the
+    targets reshaped to the outputs. ``noisereg_loss`` names it for the engine, which computes these
+    two in closed form for an MLP (:mod:`noisereg.engine.lowering`)."""
+
+    def __init__(self, name: str) -> None:
+        self.noisereg_loss = name
+        self._fn = nn.BCEWithLogitsLoss() if name == "bce" else nn.MSELoss()
+
+    def __call__(self, out: Tensor, y: Tensor) -> Tensor:
+        return self._fn(out, y.to(out.dtype).reshape(out.shape))
+
+    def __repr__(self) -> str:
+        return f"ShapedLoss({self.noisereg_loss!r})"
+
+
 def make_loss(loss: Any, task: str) -> tuple[str, Callable[[Tensor, Tensor], Tensor], float]:
     """(name, loss function, decision threshold of a single output) of ``loss``: a name (``ce``,
     ``bce`` = BCEWithLogits, ``mse``, ``auto``) or the user's callable. ``bce``/``mse`` reshape the
@@ -163,12 +179,8 @@ def make_loss(loss: Any, task: str) -> tuple[str, Callable[[Tensor, Tensor], Ten
         loss = "ce" if task == "classification" else "mse"
     if loss == "ce":
         return "ce", nn.CrossEntropyLoss(), 0.0
-    if loss == "bce":
-        fn = nn.BCEWithLogitsLoss()
-        return "bce", lambda out, y: fn(out, y.to(out.dtype).reshape(out.shape)), 0.0
-    if loss == "mse":
-        fn2 = nn.MSELoss()
-        return "mse", lambda out, y: fn2(out, y.to(out.dtype).reshape(out.shape)), 0.0
+    if loss in ("bce", "mse"):
+        return loss, ShapedLoss(loss), 0.0
     if isinstance(loss, str) or not callable(loss):
         raise ValueError(f"loss={loss!r} must be 'auto', 'ce', 'bce', 'mse' or a callable loss(outputs, targets)")
     name = type(loss).__name__ if isinstance(loss, nn.Module) else getattr(loss, "__qualname__", repr(loss))

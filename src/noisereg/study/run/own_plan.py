@@ -17,6 +17,7 @@ import torch
 
 from noisereg._checks import about, check_type
 from noisereg.engine.loop import AttachSite, LoopResult, LoopTask
+from noisereg.engine.lowering import LOWERED, lowering_refusal, lowers
 from noisereg.engine.vectorized import VECTORIZED, probe_arms
 from noisereg.seeding import Family, derive_seed, noise_generator_family
 from noisereg.study.bridge.user import (
@@ -50,12 +51,21 @@ def paths(tasks: list[LoopTask], vectorize: bool) -> list[tuple[str, str]]:
     share one trial step (:func:`probe_arms`)."""
     if not vectorize:
         return [(PER_REPLICA, "vectorize=False: a plain training loop per replica with noisereg.attach")] * len(tasks)
-    return [
-        (VECTORIZED, "the replicas of a fold stacked under torch.func.vmap, each with its own noise streams")
-        if reason is None
-        else (PER_REPLICA, f"a plain training loop per replica with noisereg.attach: {reason}")
-        for reason in probe_arms(tasks)
-    ]
+    # an arm on the built-in engine's MLP kernels needs no vmap trial
+    kernels = [lowering_refusal(task) is None and lowers(task) for task in tasks]
+    reasons = iter(probe_arms([task for task, k in zip(tasks, kernels, strict=True) if not k]))
+    out = []
+    for on_kernels in kernels:
+        reason = None if on_kernels else next(reasons)
+        if on_kernels:
+            out.append((VECTORIZED, LOWERED))
+        elif reason is None:
+            out.append(
+                (VECTORIZED, "the replicas of a fold stacked under torch.func.vmap, each with its own noise streams")
+            )
+        else:
+            out.append((PER_REPLICA, f"a plain training loop per replica with noisereg.attach: {reason}"))
+    return out
 
 
 @dataclasses.dataclass

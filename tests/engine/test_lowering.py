@@ -1,0 +1,217 @@
+"""A user's MLP on the stacked MLP kernels (engine/lowering.py) equals the per-replica path with attach,
+replica by replica, in float64 — noise draws included — and every model, noise, optimizer or loss the
+kernels do not cover goes to the vmap path instead.
+
+Tolerance as in test_vectorized.py: the same float64 operations with batched kernels that may round
+differently; 2¹⁶·eps ≈ 1.5·10⁻¹¹ is still 10⁸ below the effect of any noise draw here (σ ≥ 0.05).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+
+from noisereg import noise
+from noisereg.engine.loop import AttachSite, LoopTask, train_replica
+from noisereg.engine.lowering import LoweredMLP, lowered_group, lowering_refusal
+from noisereg.engine.vectorized import train_vectorized
+from noisereg.schedules import Linear
+from noisereg.study.bridge.user import make_loss
+
+TOL = 2.0**16 * torch.finfo(torch.float64).eps
+_gen = torch.Generator().manual_seed(0)
+X = torch.randn(37, 3, generator=_gen, dtype=torch.float64)  # 37 = 4 batches of 8 and one of 5
+X_TEST = torch.randn(21, 3, generator=_gen, dtype=torch.float64)
+LABELS = {
+    "bce": (X[:, 0] > 0).double(),
+    "ce": (X[:, 0] > 0).long() + (X[:, 1] > 0.5).long(),
+    "mse": X[:, :2].sum(1, keepdim=True) + X[:, 2:] ** 2,
+}
+LABELS_TEST = {
+    "bce": (X_TEST[:, 0] > 0).double(),
+    "ce": (X_TEST[:, 0] > 0).long() + (X_TEST[:, 1] > 0.5).long(),
+    "mse": X_TEST[:, :2].sum(1, keepdim=True) + X_TEST[:, 2:] ** 2,
+}
+OUT = {"bce": 1, "ce": 3, "mse": 1}
+
+
+def _mlp(loss: str, act: type[nn.Module] = nn.Tanh, depth: int = 2) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        layers: list[nn.Module] = [nn.Linear(3, 16)]
+        for _ in range(depth - 1):
+            layers += [act(), nn.Linear(16, 16)]
+        layers += [act(), nn.Linear(16, OUT[loss])]
+        if loss == "bce":
+            layers.append(nn.Flatten(0))
+        return nn.Sequential(*layers)
+
+    return build
+
+
+def _site(std: float, at: str = "activations", **options: object) -> AttachSite:
+    return AttachSite(noise.Gaussian(std=std), at, tuple(options.items()))
+
+
+ARMS = [
+    (),
+    (_site(0.3, "input"),),
+    (_site(0.2, select="0"), _site(0.1, select="3", where="before")),  # before layer 0's act, before layer 1's
+    (_site(0.2, select=nn.Tanh),),  # after every hidden activation
+    (_site(0.1, select="2"), _site(0.05, select="2", stack=True)),  # two at one place: in the order attached
+]
+
+
+def _tasks(
+    loss: str = "bce",
+    optimizer: Callable[..., torch.optim.Optimizer] = lambda p: torch.optim.Adam(p, lr=1e-2),
+    arms: list[tuple[AttachSite, ...]] = ARMS,
+    model: Callable[[], nn.Module] | None = None,
+    loss_fn: object = None,
+) -> list[LoopTask]:
+    fn = loss_fn if loss_fn is not None else make_loss(loss, "classification")[1]
+    return [
+        LoopTask(
+            model=model or _mlp(loss),
+            sites=sites,
+            train=(X, LABELS[loss]),
+            test=(X_TEST, LABELS_TEST[loss]),
+            loss=fn,  # type: ignore[arg-type]
+            optimizer=optimizer,
+            epochs=5,
+            batch_size=8,
+            task="regression" if loss == "mse" else "classification",
+            seed=100 + i,
+            eval_every=2,
+            dtype=torch.float64,
+        )
+        for i, sites in enumerate(arms)
+    ]
+
+
+def _assert_equal_to_per_replica(tasks: list[LoopTask]) -> None:
+    group = lowered_group(tasks)
+    assert isinstance(group, LoweredMLP)
+    group.close()
+    lowered = train_vectorized(tasks)
+    for task, got in zip(tasks, lowered, strict=True):
+        want = train_replica(task)
+        assert got.epochs == want.epochs == [2, 4, 5]
+        assert got.final.keys() == want.final.keys()
+        for name in want.final:
+            assert got.final[name] == pytest.approx(want.final[name], abs=TOL), name
+            assert torch.allclose(torch.as_tensor(got.curves[name]), torch.as_tensor(want.curves[name]), atol=TOL)
+        assert got.state.keys() == want.state.keys()
+        for name in want.state:
+            assert torch.allclose(got.state[name], want.state[name], atol=TOL, rtol=0), name
+
+
+@pytest.mark.parametrize("loss", ["bce", "ce", "mse"])
+def test_each_replica_equals_its_lone_training_noise_included(loss: str) -> None:
+    arms = ARMS if loss == "bce" else ARMS[:2]  # the places are the same for every loss
+    _assert_equal_to_per_replica(_tasks(loss, arms=arms))
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3),
+        lambda p: torch.optim.SGD(p, lr=0.1),
+        lambda p: torch.optim.AdamW(p, lr=1e-2, betas=(0.8, 0.99), weight_decay=0.1),
+        lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True),
+        lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=0.1),
+    ],
+    ids=["sgd-momentum", "sgd", "adamw", "adam-decoupled", "adam-l2"],
+)
+def test_the_optimizers_update_rules_are_torchs(optimizer: Callable[..., torch.optim.Optimizer]) -> None:
+    _assert_equal_to_per_replica(_tasks(optimizer=optimizer, arms=ARMS[:3]))
+
+
+@pytest.mark.parametrize("act", [nn.ReLU, nn.GELU, nn.SELU])
+def test_other_activations_and_a_linear_model(act: type[nn.Module]) -> None:
+    _assert_equal_to_per_replica(_tasks(model=_mlp("bce", act, depth=1), arms=[(), (_site(0.3, "input"),)]))
+
+
+def test_torchs_own_loss_objects_are_recognised() -> None:
+    tasks = _tasks("ce", arms=ARMS[:2], loss_fn=nn.CrossEntropyLoss())
+    _assert_equal_to_per_replica(tasks)
+
+
+def test_a_replicas_result_does_not_depend_on_its_group() -> None:
+    tasks = _tasks()
+    alone = train_vectorized(tasks[2:3])[0]
+    grouped = train_vectorized(tasks)[2]
+    for name in alone.state:
+        assert torch.allclose(alone.state[name], grouped.state[name], atol=TOL, rtol=0)
+
+
+def test_the_group_takes_its_noise_off_and_leaves_the_data_alone() -> None:
+    tasks = _tasks()
+    before = X.clone()
+    group = lowered_group(tasks)
+    assert group is not None
+    modules = group.replicas
+    assert any(m._forward_hooks or m._forward_pre_hooks for module in modules for m in module.modules())
+    group.train_step(X[:8].expand(len(tasks), 8, 3), LABELS["bce"][:8].expand(len(tasks), 8))
+    group.close()
+    assert not any(m._forward_hooks or m._forward_pre_hooks for module in modules for m in module.modules())
+    assert torch.equal(X, before)
+
+
+def test_outputs_have_the_modules_shape() -> None:
+    for loss in ("bce", "ce", "mse"):
+        tasks = _tasks(loss, arms=ARMS[:2])
+        group = lowered_group(tasks)
+        assert group is not None
+        module = _mlp(loss)().double()
+        assert group.outputs(X_TEST).shape == (2, *module(X_TEST).shape)
+        group.close()
+
+
+class _Custom(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).squeeze(-1)
+
+
+UNLOWERED = {
+    "dropout": dict(model=lambda: nn.Sequential(nn.Linear(3, 16), nn.Dropout(0.1), nn.Linear(16, 1), nn.Flatten(0))),
+    "no bias": dict(model=lambda: nn.Sequential(nn.Linear(3, 16, bias=False), nn.Tanh(), nn.Linear(16, 1))),
+    "two activations": dict(
+        model=lambda: nn.Sequential(
+            nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 1), nn.Flatten(0)
+        )
+    ),
+    "own module": dict(model=_Custom),
+    "leaky relu": dict(model=lambda: nn.Sequential(nn.Linear(3, 8), nn.LeakyReLU(), nn.Linear(8, 1), nn.Flatten(0))),
+    "output noise": dict(arms=[(_site(0.1, select="4"),)]),
+    "uniform noise": dict(arms=[(AttachSite(noise.Uniform(half_width=0.1), "input", ()),)]),
+    "clipped noise": dict(arms=[(AttachSite(noise.Gaussian(std=0.1, clip=(-1.0, 1.0)), "input", ()),)]),
+    "scheduled noise": dict(arms=[(AttachSite(noise.Gaussian(std=Linear(0.2, 0.0, steps=10)), "input", ()),)]),
+    "weight noise": dict(arms=[(_site(0.01, "weights"),)]),
+    "nesterov": dict(optimizer=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True)),
+    "amsgrad": dict(optimizer=lambda p: torch.optim.Adam(p, amsgrad=True)),
+    "rmsprop": dict(optimizer=lambda p: torch.optim.RMSprop(p)),
+    "own loss": dict(loss_fn=lambda out, y: ((out - y) ** 2).mean()),
+    "weighted loss": dict(loss_fn=nn.BCEWithLogitsLoss(pos_weight=torch.tensor(2.0))),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNLOWERED))
+def test_what_the_kernels_do_not_cover_goes_to_the_vmap_path(case: str) -> None:
+    tasks = _tasks(**UNLOWERED[case])  # type: ignore[arg-type]
+    assert lowered_group(tasks) is None
+
+
+def test_the_refusal_names_settings_read_without_building_the_model() -> None:
+    (task,) = _tasks(arms=[()])
+    assert lowering_refusal(task) is None
+    assert "metrics" in str(lowering_refusal(dataclasses.replace(task, metrics=(("m", lambda o, y: 0.0),))))
+    assert "CPU" in str(lowering_refusal(dataclasses.replace(task, dtype=torch.float16)))
+    assert "weights" in str(lowering_refusal(dataclasses.replace(task, sites=(_site(0.1, "weights"),))))
