@@ -28,9 +28,11 @@ two moments), and ``ratio: <plain / noisereg>`` last. Run by hand::
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import runpy
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +45,10 @@ from noisereg import attach, noise, study
 from noisereg.seeding import derive_seed
 
 ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {"cnn": 1.10, "transformer": 1.20}  # noisereg / floor, issue 23
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # provenance lives beside this file
+from provenance import record  # noqa: E402
 
 
 class TinyTransformer(nn.Module):
@@ -253,7 +259,9 @@ def main() -> None:
     parser.add_argument(
         "--floor", action="store_true", help="also time one model per process doing its replicas' work in big batches"
     )
+    parser.add_argument("--summary", type=Path, help="store the table and its provenance (JSON) in this file")
     args = parser.parse_args()
+    started, rows = time.time(), []
     tasks = {"cnn": _cnn_task, "transformer": _transformer_task, "dropout-transformer": _dropout_transformer_task}
     for name in args.models:
         net, data, arms = tasks[name]()
@@ -275,6 +283,7 @@ def main() -> None:
             print(
                 f"  noisereg run_model(vectorize=False), the per-replica path: {alone:.1f} s (ratio {plain / alone:.3f})"
             )
+        floor = None
         if args.floor:
             floor = _floor(net, data, replicas, args.epochs, args.batch_size, args.workers, args.device)
             print(
@@ -283,6 +292,27 @@ def main() -> None:
             )
         print(f"  memory per replica (parameters, gradients, Adam moments): {4 * params / 1024:.1f} KiB")
         print(f"ratio: {plain / ours:.3f}")
+        rows.append(
+            {
+                "model": name,
+                "replicas": replicas,
+                "plain_s": round(plain, 1),
+                "noisereg_s": round(ours, 1),
+                "speedup": round(plain / ours, 2),
+                "floor_s": None if floor is None else round(floor, 1),
+                "over_floor": None if floor is None else round(ours / floor, 3),
+                "target": TARGETS.get(name),
+            }
+        )
+    if args.summary:
+        setup = (
+            f"Each model with 4 arms (no noise, input, activations, weights) × {args.seeds} seeds, {args.epochs} epochs, "
+            f"batch {args.batch_size}, Adam, {args.workers} processes of one thread on each side; noisereg = "
+            "study.run_model (store and report data included), floor = one model per process doing its share of the "
+            "replicas' work in batches that many times as large"
+        )
+        out = record("own_model_speed.py", started=started, setup=setup, rows=rows)
+        args.summary.write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":

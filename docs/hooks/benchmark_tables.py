@@ -61,7 +61,27 @@ NOISE_OVERHEAD_COLUMNS = {
     "ratio_torch": ("noisy / clean, torch's generator", "{:.3f}"),
     "draw_floor_torch": ("draw floor, torch's generator", "{:.3f}"),
 }
+# benchmarks/study_speed.py: per training path.
+STUDY_SPEED_COLUMNS = {
+    "path": ("path", "{}"),
+    "wall_s": ("wall (s)", "{:.2f}"),
+    "speedup": ("× the plain loop", "{:.2f}"),
+    "accuracy": ("mean test accuracy per arm", "{}"),
+}
+# benchmarks/own_model_speed.py: per model.
+OWN_MODEL_COLUMNS = {
+    "model": ("model", "{}"),
+    "replicas": ("replicas", "{}"),
+    "plain_s": ("plain loop with attach (s)", "{:.1f}"),
+    "noisereg_s": ("run_model (s)", "{:.1f}"),
+    "speedup": ("× the plain loop", "{:.2f}"),
+    "floor_s": ("floor (s)", "{:.1f}"),
+    "over_floor": ("run_model / floor", "{:.3f}"),
+    "target": ("target", "≤ {:.2f}"),
+}
 COLUMNS = {
+    "own_model_speed": OWN_MODEL_COLUMNS,
+    "study_speed": STUDY_SPEED_COLUMNS,
     "noise_overhead": NOISE_OVERHEAD_COLUMNS,
     "selection": SELECTION_COLUMNS,
     "selection_heldout": SELECTION_COLUMNS,

@@ -18,7 +18,7 @@ from torch import nn
 from noisereg import noise
 from noisereg.engine.loop import AttachSite, LoopTask, train_replica
 from noisereg.engine.lowering import LoweredMLP, lowered_group, lowering_refusal
-from noisereg.engine.vectorized import train_vectorized
+from noisereg.engine.vectorized_training import train_vectorized
 from noisereg.schedules import Linear
 from noisereg.study.bridge.user import make_loss
 

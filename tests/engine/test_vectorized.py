@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 from noisereg import LabelSmoothing, NEFTune, noise
-from noisereg.engine import vectorized
+from noisereg.engine import vectorized, vectorized_training
 from noisereg.engine.loop import AttachSite, LoopTask, train_replica
-from noisereg.engine.vectorized import VECTORIZED, probe, probe_arms, refusal, train_vectorized
+from noisereg.engine.vectorized import VECTORIZED, refusal
+from noisereg.engine.vectorized_training import probe, probe_arms, train_vectorized
 from noisereg.seeding import derive_seed
 from tests.engine.test_loop import BATCH, EPOCHS, GRUNet, ResNet, X, Y, _plain, _sites
 
@@ -250,13 +251,13 @@ def test_gradient_noise_goes_per_replica_where_torch_hides_the_step_hooks() -> N
 def _counted(monkeypatch: pytest.MonkeyPatch, fake: Callable | None = None) -> list[int]:
     """Replace the module's probe by ``fake`` (default: the real one), recording each call's task count."""
     calls: list[int] = []
-    real = fake or vectorized.probe
+    real = fake or vectorized_training.probe
 
     def counted(tasks):
         calls.append(1 if isinstance(tasks, LoopTask) else len(tasks))
         return real(tasks)
 
-    monkeypatch.setattr(vectorized, "probe", counted)
+    monkeypatch.setattr(vectorized_training, "probe", counted)
     return calls
 
 

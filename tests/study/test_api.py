@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from noisereg import attach, noise, study
-from noisereg.engine import vectorized
+from noisereg.engine import vectorized_training
 from noisereg.engine.loop import AttachSite
 from noisereg.seeding import derive_seed, use_noise_generator
 from noisereg.study.cell_models import load_cell_models
@@ -186,13 +186,13 @@ def test_one_trial_step_serves_the_arms_that_train_together_and_each_arm_says_it
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     trials: list[int] = []
-    real = vectorized.probe
+    real = vectorized_training.probe
 
     def counted(tasks):
         trials.append(len(tasks))
         return real(tasks)
 
-    monkeypatch.setattr(vectorized, "probe", counted)
+    monkeypatch.setattr(vectorized_training, "probe", counted)
     resampled = [study.site(noise.Gaussian(std=0.05), at="weights", select="head.weight", resample="forward")]
     result = _run(tmp_path, arms={**ARMS, "resampled": resampled}, grid={"mixed": {"site": 0, "values": [0.1, 0.2]}})
     assert trials == [2]  # "none" and "mixed" (both grid cells) in one trial; "resampled" is refused unprobed

@@ -11,9 +11,11 @@ The same group trained again on the same machine, in the same configuration, giv
 results on CPU. ``tests/engine/test_equivalence.py`` checks a replica against a plain
 ``nn.Sequential`` + ``torch.optim`` loop given the same draws.
 
-The studies of a user's own model train through :mod:`noisereg.engine.vectorized` (any model that
-``torch.func`` can batch, every ``attach`` site but embeddings) or :mod:`noisereg.engine.loop` (one
-replica at a time, every model and site).
+The studies of a user's own model train through :mod:`noisereg.engine.vectorized_training`: its
+replicas stacked on this engine's MLP kernels where the model is an ``nn.Sequential`` MLP
+(:mod:`noisereg.engine.lowering`), else under ``torch.func.vmap`` (:mod:`noisereg.engine.vectorized`,
+any model that ``torch.func`` can batch) — or through :mod:`noisereg.engine.loop` (one replica at a
+time, every model and site).
 """
 
 from __future__ import annotations

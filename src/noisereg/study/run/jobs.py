@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from noisereg.engine.loop import LoopResult, LoopTask, train_replica
-from noisereg.engine.vectorized import group_key, train_vectorized
+from noisereg.engine.vectorized import group_key
+from noisereg.engine.vectorized_training import train_vectorized
 
 __all__ = ["Job", "make_jobs", "train_all", "training"]
 

@@ -18,7 +18,8 @@ import torch
 from noisereg._checks import about, check_type
 from noisereg.engine.loop import AttachSite, LoopResult, LoopTask
 from noisereg.engine.lowering import LOWERED, lowering_refusal, lowers
-from noisereg.engine.vectorized import VECTORIZED, probe_arms
+from noisereg.engine.vectorized import VECTORIZED
+from noisereg.engine.vectorized_training import probe_arms
 from noisereg.seeding import Family, derive_seed, noise_generator_family
 from noisereg.study.bridge.user import (
     UserFold,
