@@ -13,8 +13,9 @@ from scipy import stats
 
 from noisereg import noise
 from noisereg.layers import GaussianNoise
+from noisereg.philox import _radius32_pass
 from noisereg.seeding import derive_seed, noise_generator, set_noise_generator
-from noisereg.streams import Stream, _radius32_pass, fill_normals, fill_uniforms, philox4x32
+from noisereg.streams import Stream, fill_normals, fill_uniforms, philox4x32
 from tests.conftest import six_se_mean, six_se_var
 
 # Random123 kat_vectors, Philox4x32-10: counter (4 words), key (2 words) -> output (4 words).
@@ -89,7 +90,7 @@ def _radius32(words: np.ndarray) -> np.ndarray:
     return radii
 
 
-# The float32 radius's bound (streams._radius32_pass): −ln u to 8·2⁻²⁴ relative, halved by the square
+# The float32 radius's bound (philox._radius32_pass): −ln u to 8·2⁻²⁴ relative, halved by the square
 # root, which rounds once more: 5·2⁻²⁴ relative. The reference is float64 (< 2⁻⁵⁰ relative).
 RADIUS_BOUND = 5 * 2.0**-24
 
