@@ -180,6 +180,18 @@ class _Custom(nn.Module):
         return self.body(x).squeeze(-1)
 
 
+def _frozen() -> nn.Module:
+    model = _mlp("bce")()
+    model[0].weight.requires_grad_(False)
+    return model
+
+
+def _hooked() -> nn.Module:
+    model = _mlp("bce")()
+    model[1].register_forward_pre_hook(lambda module, args: (args[0] * 2,))
+    return model
+
+
 UNLOWERED = {
     "dropout": dict(model=lambda: nn.Sequential(nn.Linear(3, 16), nn.Dropout(0.1), nn.Linear(16, 1), nn.Flatten(0))),
     "no bias": dict(model=lambda: nn.Sequential(nn.Linear(3, 16, bias=False), nn.Tanh(), nn.Linear(16, 1))),
@@ -190,6 +202,8 @@ UNLOWERED = {
     ),
     "own module": dict(model=_Custom),
     "leaky relu": dict(model=lambda: nn.Sequential(nn.Linear(3, 8), nn.LeakyReLU(), nn.Linear(8, 1), nn.Flatten(0))),
+    "frozen layer": dict(model=lambda: _frozen()),
+    "hooked layer": dict(model=lambda: _hooked()),
     "output noise": dict(arms=[(_site(0.1, select="4"),)]),
     "uniform noise": dict(arms=[(AttachSite(noise.Uniform(half_width=0.1), "input", ()),)]),
     "clipped noise": dict(arms=[(AttachSite(noise.Gaussian(std=0.1, clip=(-1.0, 1.0)), "input", ()),)]),
@@ -215,3 +229,28 @@ def test_the_refusal_names_settings_read_without_building_the_model() -> None:
     assert "metrics" in str(lowering_refusal(dataclasses.replace(task, metrics=(("m", lambda o, y: 0.0),))))
     assert "CPU" in str(lowering_refusal(dataclasses.replace(task, dtype=torch.float16)))
     assert "weights" in str(lowering_refusal(dataclasses.replace(task, sites=(_site(0.1, "weights"),))))
+
+
+def test_a_study_of_a_users_mlp_says_the_kernels_trained_it(tmp_path) -> None:
+    from noisereg import study
+    from noisereg.engine.lowering import LOWERED
+
+    arms = {
+        "none": [],
+        "input": [study.site(noise.Gaussian(std=0.1), at="input")],
+        "weights": [study.site(noise.Gaussian(std=0.01), at="weights")],
+    }
+    result = study.run_model(
+        model=_mlp("bce"),
+        data={"train": (X.float(), LABELS["bce"].float()), "test": (X_TEST.float(), LABELS_TEST["bce"].float())},
+        arms=arms,
+        out=tmp_path / "run",
+        loss="bce",
+        epochs=2,
+        batch_size=8,
+        seeds=2,
+        save_models=False,
+    )
+    why = {key: p["why"] for key, p in result.summary["data"]["paths"].items()}
+    assert why["none"] == why["input"] == LOWERED
+    assert "vmap" in why["weights"]  # weight noise is drawn by the vmap path

@@ -83,8 +83,11 @@ def _spec(model: nn.Module) -> tuple[MLPSpec, list[str], nn.Module | None] | str
     names = {_activation(m) for m in acts}
     if None in names or len(names) > 1:
         return "the activations are not one kind of ReLU, Tanh, Sigmoid, GELU, ELU (alpha 1) or SELU"
-    if any(True for _ in model.buffers()) or any(m.__dict__.get("_forward_hooks") for m in model.modules()):
+    hooks = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    if any(True for _ in model.buffers()) or any(m.__dict__.get(h) for m in model.modules() for h in hooks):
         return "the model has buffers or hooks of its own"
+    if not all(p.requires_grad for p in model.parameters()):
+        return "some parameters are frozen (requires_grad=False)"
     sizes = [cast(nn.Linear, m) for _, m in linears]
     activation = cast(Activation, names.pop() if names else "relu")
     spec = MLPSpec(sizes[0].in_features, tuple(m.out_features for m in sizes[:-1]), sizes[-1].out_features, activation)
