@@ -62,6 +62,11 @@ ARMS = [
     (_site(0.2, select="0"), _site(0.1, select="3", where="before")),  # before layer 0's act, before layer 1's
     (_site(0.2, select=nn.Tanh),),  # after every hidden activation
     (_site(0.1, select="2"), _site(0.05, select="2", stack=True)),  # two at one place: in the order attached
+    (AttachSite(noise.MultiplicativeGaussian(std=0.2), "activations", (("select", nn.Tanh),)),),
+    (  # beside the Gaussian input noise of another arm: each kind a stream of its own
+        AttachSite(noise.GaussianDropoutNoise(rate=0.2), "input", ()),
+        AttachSite(noise.GaussianDropoutNoise(rate=0.1), "activations", (("select", "0"),)),
+    ),
 ]
 
 

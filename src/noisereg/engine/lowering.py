@@ -18,8 +18,8 @@ would have run. So a replica's result does not depend on its group and equals th
 up to rounding (``tests/engine/test_lowering.py`` checks it in float64).
 
 Anything else goes to the ``vmap`` path: other layers or orderings, a model that draws randomness,
-noise other than Gaussian of constant std without clip on the input or hidden activations (weights,
-gradients, targets, schedules), optimizers other than SGD (no dampening or Nesterov), Adam and AdamW
+noise other than additive or multiplicative Gaussian or Gaussian dropout of a constant strength without
+clip on the input or hidden activations (weights, gradients, targets, schedules), optimizers other than SGD (no dampening or Nesterov), Adam and AdamW
 (no AMSGrad), losses other than the ``ce``/``bce``/``mse`` of :func:`noisereg.study.run_model` or
 torch's ``CrossEntropyLoss``/``BCEWithLogitsLoss``/``MSELoss`` with default arguments, a device other
 than the CPU. :func:`lowering_refusal` says which.
@@ -27,6 +27,7 @@ than the CPU. :func:`lowering_refusal` says which.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from collections.abc import Sequence
 from typing import Any, cast
@@ -42,7 +43,8 @@ from noisereg.engine.specs import MLPSpec, OptimSpec
 from noisereg.engine.vectorizable import refusal
 from noisereg.engine.vocabulary import Activation
 from noisereg.layers import NoiseLayer
-from noisereg.noise import Gaussian
+from noisereg.noise import Gaussian, GaussianDropoutNoise, MultiplicativeGaussian
+from noisereg.noise.base import NoiseKind
 from noisereg.seeding import NoiseGenerator, derive_seed
 from noisereg.streams import Stream
 
@@ -135,19 +137,26 @@ def _optim(optimizer: torch.optim.Optimizer) -> OptimSpec | str:
     return f"the optimizer is {type(optimizer).__name__}, not SGD, Adam or AdamW"
 
 
-def _constant_gaussian(layer: Any) -> bool:
+_KINDS = (Gaussian, MultiplicativeGaussian, GaussianDropoutNoise)  # SiteStream's closed forms
+
+
+def _constant_kind(layer: Any) -> bool:
+    """Whether ``layer`` is a plain noise layer of a kind the kernels apply in closed form (additive
+    or multiplicative Gaussian, Gaussian dropout) at a constant strength, without clip, drawing from a
+    Stream."""
     kind = getattr(layer, "kind", None)
     return (
         type(layer) is NoiseLayer
-        and type(kind) is Gaussian
-        and kind.clip is None
-        and isinstance(kind.std, numbers.Real)
+        and type(kind) in _KINDS
+        and getattr(kind, "clip", None) is None
+        and isinstance(getattr(kind, "strength", None), numbers.Real)
         and isinstance(layer.generator(torch.device("cpu")), Stream)
     )
 
 
-def _std(layer: NoiseLayer) -> float:
-    return float(cast(Gaussian, layer.kind).std)  # type: ignore[arg-type]  # constant: _constant_gaussian
+def _off(kind: NoiseKind) -> NoiseKind:
+    """``kind`` at its no-noise strength (a replica without noise at a place: its row is never drawn)."""
+    return dataclasses.replace(kind, **{kind.strength_field: kind.identity})
 
 
 def lowering_refusal(task: LoopTask) -> str | None:
@@ -211,7 +220,8 @@ class LoweredMLP:
         cpu = torch.device("cpu")
         for place, slots in places.items():
             for layers in slots:
-                kinds = [Gaussian(std=_std(layer)) if layer is not None else Gaussian(std=0.0) for layer in layers]
+                template = next(layer for layer in layers if layer is not None).kind
+                kinds = [layer.kind if layer is not None else _off(template) for layer in layers]
                 # a replica without noise here never draws (its σ = 0 row is skipped): any stream will do
                 spare = next(layer for layer in layers if layer is not None).generator(cpu)
                 gens = [layer.generator(cpu) if layer is not None else spare for layer in layers]
@@ -287,7 +297,7 @@ def _places(
         where |= {("after", linear): (("before", i), 0), ("before", act): (("before", i), 1)}
         where |= {("after", act): (("after", i), 0), ("before", following): (("after", i), 1)}
     count = len(modules)
-    slots: dict[tuple[tuple[str, int], int, int], list[NoiseLayer | None]] = {}
+    slots: dict[tuple[tuple[str, int], int, int, str], list[NoiseLayer | None]] = {}
     for r, (module, own) in enumerate(zip(modules, handles, strict=True)):
         names = {id(m): n for n, m in module.named_modules()}
         for j, handle in enumerate(own):
@@ -296,12 +306,13 @@ def _places(
                 found = where.get((position, names.get(id(placed), "?")))
                 if found is None or extra not in ([], [0]):
                     return f"noise {placement.where} is not on the input or a hidden layer"
-                if not _constant_gaussian(placement.layer):
-                    return f"noise {placement.where} is not Gaussian of a constant std without clip"
-                slot = slots.setdefault((found[0], found[1], j), [None] * count)
+                if not _constant_kind(placement.layer):
+                    return f"noise {placement.where} is not Gaussian (additive, multiplicative, dropout) of a constant strength"
+                kind = type(placement.layer.kind).__name__  # one kind a stream: its closed form
+                slot = slots.setdefault((found[0], found[1], j, kind), [None] * count)
                 slot[r] = placement.layer
     out: dict[tuple[str, int], list[list[NoiseLayer | None]]] = {}
-    for (place, _, _), layers in sorted(slots.items()):
+    for (place, *_), layers in sorted(slots.items()):
         out.setdefault(place, []).append(layers)
     return out
 
