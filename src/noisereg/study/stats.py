@@ -81,7 +81,8 @@ CONFIDENCE = 0.95
 ALPHA = 0.05
 #: Differences within this many machine epsilons of their operands' magnitude are equal (module docstring).
 ROUNDING = 32
-#: Bootstrap resamples: the Monte-Carlo error of a 95% percentile bound is then well under 1% of its spread.
+#: Bootstrap resamples: the Monte-Carlo error of a bound at the expanded level (0.85% in each tail on 10 seeds)
+#: is then under 1% of the interval's width from 10 seeds on (about 1.5% on 5 seeds; normal approximation).
 RESAMPLES = 9999
 #: The power at which :func:`power` states the minimum detectable effect.
 POWER = 0.8
