@@ -35,3 +35,13 @@ print(
 for name, cell in rounds["cells"].items():
     # status: baseline | better | worse | equivalent | raced | max; cs: the interval of cell − baseline
     print(f"  {name:<22} {cell['trainings']:3d} trainings  {cell['text']}")
+
+# A comparison stopped early has no fixed-n interval (it would not keep its coverage after stopping):
+# its interval of the difference is the confidence sequence where it stopped, valid at any stopping time.
+for arm in summary["arms"]:
+    p = arm["paired"]
+    if p and p.get("stopped_early"):
+        lo, hi = p["anytime"]["ci"]  # a null end is infinite
+        low, high = "−∞" if lo is None else f"{lo:+.3f}", "∞" if hi is None else f"{hi:+.3f}"
+        level = p["anytime"]["confidence"]
+        print(f"  {arm['name']}: Δ {p['mean_diff']:+.3f}, anytime-valid {level:.2%} CI [{low}, {high}]")

@@ -10,9 +10,11 @@ from scipy import stats as sps
 
 from noisereg.study.stats import (
     ALPHA,
+    BOOTSTRAP_METHOD,
     RESAMPLES,
     ROUNDING,
     bootstrap_paired,
+    expanded_confidence,
     holm,
     iqm,
     paired,
@@ -141,16 +143,52 @@ def test_seeds_needed_is_the_fewest_with_80_percent_power() -> None:
     assert power(0.02, 1)["mde"] is None
 
 
-def test_paired_bootstrap_is_a_percentile_interval_over_resampled_seeds() -> None:
+def _tails(n: int) -> list[float]:
+    """The percentiles (in %) of an expanded percentile interval on n values."""
+    level = expanded_confidence(n)
+    return [50 * (1 - level), 50 * (1 + level)]
+
+
+def test_expanded_level_by_hand() -> None:
+    # Hesterberg's level 1 − 2·Φ(−√(n/(n−1))·t_{n−1, 0.975}) from table values: t_{3, 0.975} = 3.182446,
+    # t_{9, 0.975} = 2.262157, and 2·Φ(−x) = erfc(x/√2).
+    assert expanded_confidence(4) == pytest.approx(1 - math.erfc(3.182446 * math.sqrt(4 / 3) / math.sqrt(2)), abs=1e-8)
+    assert expanded_confidence(10) == pytest.approx(
+        1 - math.erfc(2.262157 * math.sqrt(10 / 9) / math.sqrt(2)), abs=1e-7
+    )
+    assert 1 - expanded_confidence(4) == pytest.approx(2.3806e-4, rel=1e-3)  # 0.012% in each tail
+    assert expanded_confidence(10_000) == pytest.approx(0.95, abs=1e-4)  # no expansion for many values
+    for bad in (1, 2.0, True):
+        with pytest.raises(ValueError, match="n="):
+            expanded_confidence(bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="confidence=1.0"):
+        expanded_confidence(5, 1.0)
+
+
+def test_four_seeds_give_the_range_of_the_differences() -> None:
+    # On 4 seeds the expanded level leaves 0.012% of the 9999 resampled means (1.2 of them) in each tail,
+    # while the resample that draws the smallest difference 4 times has probability 1/256 (about 39 of
+    # them): both ends of the interval are resamples of one seed, the smallest and largest difference.
+    a, b = np.array([0.81, 0.79, 0.84, 0.80]), np.array([0.76, 0.79, 0.80, 0.74])
+    out = bootstrap_paired(a, b, seed=3)
+    d = a - b
+    assert out["ci95_diff"] == pytest.approx([d.min(), d.max()], abs=1e-15)
+    assert out["method"] == BOOTSTRAP_METHOD == "expanded percentile"
+    # scores 1, ½ (the tie), 1, 1: from all ½ to all 1
+    assert out["p_improvement"] == pytest.approx(3.5 / 4) and out["ci95_improvement"] == pytest.approx([0.5, 1.0])
+
+
+def test_paired_bootstrap_is_a_percentile_interval_at_the_expanded_level() -> None:
     a, b = np.array([0.81, 0.79, 0.84, 0.80, 0.83]), np.array([0.76, 0.79, 0.80, 0.74, 0.85])
     out = bootstrap_paired(a, b, seed=7)
-    # The same resamples by hand: rows of seed indices drawn with replacement, the 2.5 and 97.5 percentiles.
+    # The same resamples by hand: rows of seed indices drawn with replacement, the percentiles at the
+    # expanded level (0.095% and 99.905% on 5 seeds).
     rows = np.random.default_rng(7).integers(0, 5, (RESAMPLES, 5))
     d = a - b
-    assert out["ci95_diff"] == pytest.approx(np.percentile(d[rows].mean(axis=1), [2.5, 97.5]), abs=1e-12)
+    assert out["ci95_diff"] == pytest.approx(np.percentile(d[rows].mean(axis=1), _tails(5)), abs=1e-12)
     score = np.where(d == 0, 0.5, (d > 0).astype(float))
     assert out["p_improvement"] == pytest.approx(3.5 / 5)  # 3 wins, 1 tie, 1 loss
-    assert out["ci95_improvement"] == pytest.approx(np.percentile(score[rows].mean(axis=1), [2.5, 97.5]), abs=1e-12)
+    assert out["ci95_improvement"] == pytest.approx(np.percentile(score[rows].mean(axis=1), _tails(5)), abs=1e-12)
     assert bootstrap_paired(a, b, seed=7) == out  # reproducible from the seed
     lower = bootstrap_paired(a, b, higher=False, seed=7)
     assert lower["p_improvement"] == pytest.approx(1.5 / 5)
@@ -175,15 +213,12 @@ def test_a_and_a_are_called_different_at_the_nominal_rate() -> None:
 
 
 def test_bootstrap_interval_of_the_difference_covers_it_at_its_level() -> None:
-    # 200 paired problems of 30 seeds with true difference 0.005. A percentile interval of a normal
-    # mean is, for many resamples, mean ± z·s·√((n−1)/n)/√n (the plug-in sd and z, not t), so its
-    # coverage is P(|T₂₉| ≤ z·√(29/30)) ≈ 0.936, not 0.95: the margin below nominal is that known
-    # shortfall plus four binomial standard errors of 200 trials. Its width, relative to the
-    # t-interval's, is then z·√(29/30)/t₀.₉₇₅,₂₉ ≈ 0.94: checked too, so that an interval too wide
-    # to miss cannot pass.
-    rng, trials, n, delta = np.random.default_rng(7), 200, 30, 0.005
-    z = float(sps.norm.ppf(0.975))
-    expected = 1 - 2 * float(sps.t.sf(z * math.sqrt((n - 1) / n), n - 1))
+    # 400 paired problems of 10 seeds with true difference 0.005. The plain percentile interval covers
+    # P(|T₉| ≤ z·√(9/10)) ≈ 0.904 here; the expanded one is about the t-interval, mean ± t·s/√n, and
+    # covers 0.95: the margin below nominal is four binomial standard errors of 400 trials (0.011).
+    # Its width, relative to the t-interval's, is checked too (about 1; the plain percentile
+    # interval's is z·√(9/10)/t₀.₉₇₅,₉ ≈ 0.82), so that an interval too wide to miss cannot pass.
+    rng, trials, n, delta = np.random.default_rng(7), 400, 10, 0.005
     hits, ratios = 0, []
     for i in range(trials):
         arm, base = _seeds(rng, n, delta)
@@ -191,9 +226,8 @@ def test_bootstrap_interval_of_the_difference_covers_it_at_its_level() -> None:
         t_lo, t_hi = paired(arm, base)["ci95_diff"]  # type: ignore[misc]
         hits += lo <= delta <= hi  # type: ignore[operator]
         ratios.append((hi - lo) / (t_hi - t_lo))  # type: ignore[operator]
-    assert hits / trials >= expected - 4 * math.sqrt(0.95 * 0.05 / trials)
-    width = z * math.sqrt((n - 1) / n) / float(sps.t.ppf(0.975, n - 1))
-    assert np.mean(ratios) == pytest.approx(width, abs=0.03)
+    assert hits / trials >= 0.95 - 4 * math.sqrt(0.95 * 0.05 / trials)
+    assert np.mean(ratios) == pytest.approx(1.0, abs=0.05)
 
 
 def test_interquartile_mean_drops_a_quarter_at_each_end() -> None:
@@ -202,7 +236,8 @@ def test_interquartile_mean_drops_a_quarter_at_each_end() -> None:
     assert out["iqm"] == pytest.approx(np.mean(sorted(x)[2:6]))
     rows = np.random.default_rng(3).integers(0, 8, (RESAMPLES, 8))
     resampled = np.sort(np.asarray(x)[rows], axis=1)[:, 2:6].mean(axis=1)
-    assert out["ci95"] == pytest.approx(np.percentile(resampled, [2.5, 97.5]), abs=1e-12)
+    assert out["ci95"] == pytest.approx(np.percentile(resampled, _tails(8)), abs=1e-12)
+    assert out["method"] == BOOTSTRAP_METHOD
     assert iqm([0.5])["ci95"] == [None, None]
 
 

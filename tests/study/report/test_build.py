@@ -33,7 +33,7 @@ def test_build_report_writes_every_file(tmp_path: Path) -> None:
     populate(tmp_path, tiny_config(), {"before": 0.05})
     summary = build_report(tmp_path)
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
-    assert summary["schema"] == "noisereg.summary/2"
+    assert summary["schema"] == "noisereg.summary/3"
     for key in ("metric", "baseline", "arms", "selection"):
         assert key in summary
     for arm in summary["arms"]:

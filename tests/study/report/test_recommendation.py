@@ -70,6 +70,7 @@ def test_the_selections_choice_is_recommended_with_its_test_estimate() -> None:
         "ci95": a["ci95"],
         "n": 12,
         **{k: a["paired"][k] for k in ("mean_diff", "ci95_diff", "p_ttest", "p_holm")},
+        "anytime": None,  # a fixed study: no confidence sequence
     }
     assert rec["optimistic"] is None and not any("optimistic" in c for c in rec["caveats"])
 

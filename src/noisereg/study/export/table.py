@@ -21,7 +21,10 @@ Columns:
   ``iqm_ci95_high``; and, against the baseline on the same seeds, ``mean_diff``, ``diff_ci95_low`` /
   ``diff_ci95_high`` (paired t-interval), ``p_ttest``, ``p_wilcoxon``, ``p_holm``, ``cohen_dz``,
   ``boot_diff_ci95_low`` / ``boot_diff_ci95_high`` (paired bootstrap), ``p_improvement`` (P(cell better
-  than the baseline on a new seed)) with ``p_improvement_ci95_low`` / ``p_improvement_ci95_high``, and
+  than the baseline on a new seed)) with ``p_improvement_ci95_low`` / ``p_improvement_ci95_high``; in a
+  sequential study ``anytime_ci_low`` / ``anytime_ci_high`` (the confidence sequence where the
+  comparison stopped, at ``anytime_confidence``; empty ends are infinite) and ``stopped_early`` (then
+  the fixed-n intervals above are empty: they do not hold after stopping); and
   where the difference is not significant the power figures ``mde``, ``mde_dz``, ``mde_alpha`` (the
   level they are computed at, 0.05 uncorrected), ``seeds_needed``, and ``mde_holm`` at ``mde_holm_alpha``
   (0.05/m, the strictest level of Holm's correction over m comparisons; see
@@ -39,6 +42,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from noisereg.study.report.sequential import merged
 from noisereg.study.report.summary import summarize
 from noisereg.study.store import ROBUSTNESS_PREFIX, ROBUSTNESS_VS_BASELINE, Store
 
@@ -76,6 +80,7 @@ def _pair(values: Any) -> tuple[Any, Any]:
 
 def _comparison_rows(attrs: Mapping[str, Any], done: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The ``"comparison"`` rows: each cell's statistics from the summary (module docstring)."""
+    attrs, done = merged(attrs, done)  # a sequential study's rounds, one cell each, as the report reads them
     rows = []
     for arm in summarize(attrs, done)["arms"]:
         meta = (attrs.get("cells") or {}).get(arm["name"], {})
@@ -95,6 +100,9 @@ def _comparison_rows(attrs: Mapping[str, Any], done: Mapping[str, Any]) -> list[
             row["boot_diff_ci95_low"], row["boot_diff_ci95_high"] = _pair(boot.get("ci95_diff"))
             row["p_improvement"] = boot.get("p_improvement")
             row["p_improvement_ci95_low"], row["p_improvement_ci95_high"] = _pair(boot.get("ci95_improvement"))
+            if p.get("anytime"):
+                row["anytime_ci_low"], row["anytime_ci_high"] = _pair(p["anytime"]["ci"])
+                row |= {"anytime_confidence": p["anytime"]["confidence"], "stopped_early": p["stopped_early"]}
             power = p.get("power") or {}
             row |= {"mde": power.get("mde"), "mde_dz": power.get("mde_dz"), "seeds_needed": power.get("seeds_needed")}
             row["mde_alpha"] = power.get("alpha")

@@ -65,17 +65,24 @@ def table_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
 
 
 def _diff_interval(arm: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
-    """The bootstrap 95% interval of Δ vs baseline as shown ('—' for a summary stored before it)."""
+    """The bootstrap 95% interval of Δ vs baseline as shown ('—' for a summary stored before it); for a
+    sequential comparison stopped early, its confidence sequence, marked "CS" (the bootstrap's is dropped)."""
     if arm["name"] == summary["baseline"]:
         return "baseline"
-    return bracket(((arm.get("paired") or {}).get("bootstrap") or {}).get("ci95_diff"), 3)
+    p = arm.get("paired") or {}
+    if p.get("stopped_early"):
+        lo, hi = p["anytime"]["ci"]  # a null end of a confidence sequence is infinite
+        return f"[{'−∞' if lo is None else fmt(lo, 3)}, {'∞' if hi is None else fmt(hi, 3)}] CS"
+    return bracket((p.get("bootstrap") or {}).get("ci95_diff"), 3)
 
 
 def _improvement(paired: Mapping[str, Any]) -> str:
-    """P(better) and its bootstrap 95% interval as shown."""
+    """P(better) and its bootstrap 95% interval as shown (none after stopping early)."""
     b = paired.get("bootstrap") or {}
     if b.get("p_improvement") is None:
         return "—"
+    if paired.get("stopped_early"):
+        return f"{fmt(b['p_improvement'], 3)} (no interval: stopped early)"
     return f"{fmt(b['p_improvement'], 3)} {bracket(b.get('ci95_improvement'))}"
 
 
@@ -273,9 +280,16 @@ def estimate_table(summary: Mapping[str, Any]) -> list[Table]:
             ]
         )
     better = "higher" if summary["higher_is_better"] else "lower"
+    method = (boot or {}).get("method", "percentile")  # summaries stored before schema 3 have percentile ones
+    how = "the percentile interval at the level that gives a mean the t-interval's coverage, Hesterberg 2015; "
     note = (
-        "95% percentile bootstrap intervals over seeds"
-        + (f" ({boot['resamples']} resamples, generator seeded by the study seed {boot['seed']})" if boot else "")
+        f"95% {method} bootstrap intervals over seeds"
+        + (
+            f" ({how if method == 'expanded percentile' else ''}{boot['resamples']} resamples, generator seeded by "
+            f"the study seed {boot['seed']})"
+            if boot
+            else ""
+        )
         + "; each seed's value is already its mean over outer folds where the split has them, so seeds are "
         "resampled, the pairs together. IQM: the interquartile mean over seeds (the middle half; Agarwal et al. 2021). "
         f"P(better): the share of seeds on which the arm beats the baseline ({better} is better), ties ½: the "
@@ -283,6 +297,12 @@ def estimate_table(summary: Mapping[str, Any]) -> list[Table]:
         f"α = {fmt(alpha or 0.05)}, uncorrected (Holm over every comparison needs more), detects with 80% power on "
         "these seeds, the observed sd of the differences taken as true; shown where the comparison is not "
         "significant, with the seeds that would detect the observed difference."
+        + (
+            " CS: a comparison that the sequential study stopped before its maximum number of seeds shows its "
+            "anytime-valid confidence sequence (see Rounds); fixed-n intervals do not keep their coverage after stopping."
+            if any((a.get("paired") or {}).get("stopped_early") for a in arms)
+            else ""
+        )
     )
     headers = [
         COLUMNS["arm"],

@@ -13,7 +13,7 @@ and selection, and returns ``{"status", "cell", "noise", "chosen_by", "estimate"
 - With a selection (``[selection]`` in the study file: a grid chosen by cross-validation on the
   training part), ``cell`` is the value it chose and ``chosen_by`` is ``"cross-validation"``;
   ``estimate`` is that cell's test result (``mean``, ``ci95``, ``mean_diff`` and ``ci95_diff``
-  against no noise, ``p_ttest``, ``p_holm``, ``n``). Its paired t-test is the one comparison fixed
+  against no noise, ``p_ttest``, ``p_holm``, ``n``, ``anytime``: a sequential study's interval). Its paired t-test is the one comparison fixed
   before the test set was looked at, so it is judged uncorrected at ``alpha`` (the Holm p over every
   cell is shown beside it). ``status`` is ``"use"`` when it beats no noise, ``"no_noise"`` when it
   is significantly worse or the chosen value is 0, ``"undecided"`` otherwise (keep no noise unless
@@ -53,6 +53,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+from noisereg.study.report.sequential import difference_interval
 from noisereg.study.selection import gain_words, procedure_name
 from noisereg.study.stats import paired
 
@@ -69,10 +70,9 @@ def _fmt(x: float | None) -> str:
 
 def _effect(arm: Mapping[str, Any], metric: str) -> str:
     p = arm["paired"]
-    lo, hi = p["ci95_diff"]
     text = (
         f"{arm['name']}: test {metric} {arm['mean']:.4f} ± {_fmt(arm['std'])} (sd over {arm['n']} seeds); "
-        f"{p['mean_diff']:+.4f} vs no noise, 95% CI [{_fmt(lo)}, {_fmt(hi)}], paired t-test p = {_fmt(p.get('p_ttest'))}, "
+        f"{p['mean_diff']:+.4f} vs no noise, {difference_interval(p)}, paired t-test p = {_fmt(p.get('p_ttest'))}, "
         f"Holm p = {_fmt(p.get('p_holm'))}"
     )
     boot, pw = p.get("bootstrap") or {}, p.get("power") or {}
@@ -185,7 +185,7 @@ def _other_verdict(
 
 def _estimate(cell: Mapping[str, Any]) -> dict[str, Any]:
     p = cell.get("paired") or {}
-    keys = ("mean_diff", "ci95_diff", "p_ttest", "p_holm")
+    keys = ("mean_diff", "ci95_diff", "p_ttest", "p_holm", "anytime")
     return {"mean": cell["mean"], "ci95": cell["ci95"], "n": cell["n"], **{k: p.get(k) for k in keys}}
 
 

@@ -11,7 +11,15 @@ the selection could not choose it; ``max``: reached the largest number of seeds 
 confidence sequence of cell − baseline at that round, in the metric's units, at level
 1 − ``alpha_each``/2), ``by`` (``cs``, or ``final``: the paired t-test at ``max`` seeds, level
 ``alpha_each``/2, decided it), ``p_final`` (that test's p-value where it decided), ``raced_by`` (the
-grid cell whose CV score beat it) and ``text``.
+grid cell whose CV score beat it), ``stopped_early`` (fewer seeds than ``max``: the comparison stopped
+before the maximum) and ``text``; ``cs_confidence``, the level of every ``cs`` (1 − ``alpha_each``/2).
+
+In a sequential study the number of seeds a comparison ends with depends on its data, and fixed-n
+intervals computed on those seeds do not keep their coverage: a comparison stopped because its
+first seeds looked good has an interval that leans the same way. The confidence sequence covers the
+difference at every number of seeds at once, so also at the one the study stopped at (optional
+stopping: Howard et al. 2021). :func:`anytime_intervals` gives it to each comparison of the summary
+as ``paired.anytime``, and drops the fixed-n intervals of a comparison stopped early.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from typing import Any
 
 from noisereg.study.rounds import Rounds, decisions, merge_rounds, race
 
-__all__ = ["merged", "sequential_section", "sequential_tables", "METHOD"]
+__all__ = ["merged", "sequential_section", "sequential_tables", "anytime_intervals", "difference_interval", "METHOD"]
 
 METHOD = (
     "each comparison's alpha (Bonferroni over the comparisons) spent half on a t-mixture confidence sequence "
@@ -94,6 +102,7 @@ def sequential_section(
                 by=d.by,
                 p_final=d.p_final,
             )
+        entry["stopped_early"] = key != baseline and seeds < rounds.max
         entry["text"] = _text(entry["status"], entry["look"] or 0, seeds, entry["raced_by"], entry.get("p_final"))
         out_cells[key] = entry
     return {
@@ -101,12 +110,52 @@ def sequential_section(
         "step": rounds.step,
         "alpha": rounds.alpha,
         "alpha_each": rounds.alpha / max(1, len(keys) - 1),
+        "cs_confidence": 1 - rounds.alpha / max(1, len(keys) - 1) / 2,
         "margin": rounds.margin,
         "method": METHOD,
         "trainings": trainings,
         "trainings_fixed": fixed,
         "cells": out_cells,
     }
+
+
+def anytime_intervals(arms: list[dict[str, Any]], sequential: Mapping[str, Any] | None) -> None:
+    """In a sequential study, each comparison with the baseline (``paired`` of ``arms``) gets
+    ``anytime``: its confidence sequence at the round it stopped at (``ci``, cell − baseline in the
+    metric's units; null ends are infinite), ``confidence``, ``seeds``, ``look`` and ``method``; and
+    ``stopped_early``. A comparison stopped early has its fixed-n intervals dropped (``ci95_diff``,
+    ``bootstrap.ci95_diff`` and ``bootstrap.ci95_improvement`` null): ``anytime.ci`` is its interval
+    of the difference. Nothing changes in a fixed study (``sequential`` None)."""
+    if not sequential:
+        return
+    for entry in arms:
+        p, cell = entry.get("paired"), sequential["cells"].get(entry["name"])
+        if not p or not p.get("n") or not cell or cell["status"] == "baseline":
+            continue
+        p["anytime"] = {
+            "ci": cell["cs"],
+            "confidence": sequential["cs_confidence"],
+            "seeds": cell["seeds"],
+            "look": cell["look"],
+            "method": "confidence sequence",
+        }
+        p["stopped_early"] = cell["stopped_early"]
+        if cell["stopped_early"]:
+            p["ci95_diff"] = None
+            if p.get("bootstrap"):
+                p["bootstrap"].update(ci95_diff=None, ci95_improvement=None)
+
+
+def difference_interval(paired: Mapping[str, Any]) -> str:
+    """The interval of a comparison's difference as the report words it: the 95% t-interval, or for a
+    sequential comparison stopped early (``ci95_diff`` dropped) the anytime-valid one."""
+    anytime = paired.get("anytime") if paired.get("ci95_diff") is None else None
+    if anytime:  # a null end of a confidence sequence is infinite
+        lo, hi = anytime["ci"]
+        low, high = "−∞" if lo is None else _3g(lo), "∞" if hi is None else _3g(hi)
+        return f"anytime-valid {_level(anytime)} CI (confidence sequence) [{low}, {high}]"
+    lo, hi = paired["ci95_diff"]
+    return f"95% CI [{_3g(lo)}, {_3g(hi)}]"
 
 
 def sequential_tables(summary: Mapping[str, Any]) -> list[tuple[str, str, list[str], list[list[str]]]]:
@@ -118,12 +167,28 @@ def sequential_tables(summary: Mapping[str, Any]) -> list[tuple[str, str, list[s
     note = (
         f"Seeds in rounds of {seq['step']} up to {seq['max']}; a comparison stops once it is decided "
         f"(alpha {seq['alpha_each']:.3g} each, {seq['alpha']:g} for all together: {seq['method']}). "
-        f"{seq['trainings']} trainings, against {seq['trainings_fixed']} for {seq['max']} seeds of every cell."
+        f"{seq['trainings']} trainings, against {seq['trainings_fixed']} for {seq['max']} seeds of every cell. "
+        f"The confidence sequence (CS, level {_level(seq)}) covers cell − baseline at every round at once, so also "
+        "where the study stopped: it is the interval of the difference of a comparison stopped before the maximum "
+        "(marked *), whose t-interval and bootstrap intervals, computed as if its number of seeds had been fixed, "
+        "do not keep their coverage after stopping and are not given."
     )
-    headers = ["cell", "seeds", "trainings", "stopped", "CS of cell − baseline"]
+    headers = ["cell", "seeds", "trainings", "stopped", f"anytime-valid CS of cell − baseline ({_level(seq)})"]
     rows = []
     for name, cell in seq["cells"].items():
         cs = cell["cs"]
         shown = "—" if cs is None else "[" + ", ".join("−∞/∞" if v is None else f"{v:+.4f}" for v in cs) + "]"
+        shown += " *" if cell.get("stopped_early") else ""
         rows.append([name, str(cell["seeds"]), str(cell["trainings"]), cell["text"], shown])
     return [("Rounds", note, headers, rows)]
+
+
+def _level(of: Mapping[str, Any]) -> str:
+    """The level of a summary's ``sequential`` (``cs_confidence``; summaries stored before it derive it
+    from ``alpha_each``) or of a comparison's ``anytime`` (``confidence``), as shown."""
+    level = of.get("confidence") or of.get("cs_confidence") or 1 - of["alpha_each"] / 2
+    return f"{100 * level:.3g}%"
+
+
+def _3g(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3g}"

@@ -1,7 +1,9 @@
 """The study summary: statistics over seeds per cell, paired comparisons, the CV selection, a verdict.
 
 Built from the store's plain data alone (no torch). The schema of ``summary.json``
-(``"schema": "noisereg.summary/2"``; 2 since the recommendation stopped choosing by the test set):
+(``"schema": "noisereg.summary/3"``; 2 since the recommendation stopped choosing by the test set, 3
+since the bootstrap intervals are expanded percentile intervals and a sequential study's comparisons
+stopped early give the confidence sequence's interval instead of fixed-n ones):
 
 - ``study``, ``description``, ``claim`` (the published claim the study tests, or ""), ``task``, ``data`` (data name, sizes, classes, loss);
 - ``metric`` (``accuracy`` | ``loss`` | ``r2``), ``metric_key`` (the stored final metric, e.g.
@@ -11,16 +13,20 @@ Built from the store's plain data alone (no torch). The schema of ``summary.json
 - ``arms``: one object per completed cell, in file order: ``name`` (the cell key: the arm's name, or
   ``arm[param=value]`` for a grid cell), ``arm``, ``grid_value``, ``param``, ``n`` (seeds), ``mean``,
   ``std``, ``ci95`` [low, high] (95% t-interval over seeds), ``median``, ``min``, ``max``, ``iqm``
-  (``iqm``, the interquartile mean over seeds, and its percentile bootstrap ``ci95``),
+  (``iqm``, the interquartile mean over seeds, its bootstrap ``ci95`` and ``method``),
   ``per_seed`` (the values; a seed whose value is not finite is left out of everything), ``train`` (same statistics of the training metric), ``loss`` (of the test
   loss), and, except for the baseline, ``paired``: ``n``, ``mean_diff`` (cell − baseline),
   ``std_diff``, ``ci95_diff``, ``p_ttest``, ``p_wilcoxon``, ``p_holm`` (paired t-test p adjusted by
   Holm over all cells), ``cohen_dz``, ``rank_biserial``, ``wins``/``ties``/``losses``, ``better`` and
-  ``worse`` (Holm p < 0.05 in that direction), ``bootstrap`` (percentile bootstrap over seeds, pairs
+  ``worse`` (Holm p < 0.05 in that direction), ``bootstrap`` (bootstrap over seeds, pairs
   resampled together, seeded by the study seed: ``ci95_diff``, ``p_improvement`` — the share of
   seeds on which the cell is better, ties ½, an estimate of P(cell better than no noise on a new
-  seed) — ``ci95_improvement``, ``resamples``, ``seed``, ``over``: "seeds"; a stored seed's value is
-  already its mean over outer folds where the split has them, so seeds are what is resampled) and
+  seed) — ``ci95_improvement``, ``method`` ("expanded percentile": the percentile interval at the
+  level that gives a mean the t-interval's coverage, see :mod:`noisereg.study.stats`), ``resamples``,
+  ``seed``, ``over``: "seeds"; a stored seed's value is already its mean over outer folds where the
+  split has them, so seeds are what is resampled), in a sequential study ``anytime`` and
+  ``stopped_early`` (where it stopped early, ``ci95_diff`` and the bootstrap intervals are null: see
+  :func:`noisereg.study.report.sequential.anytime_intervals`) and
   ``power`` (null where the comparison is significant; else what the paired t-test at the nominal
   alpha 0.05, uncorrected, can detect on these seeds: ``alpha``, ``power`` 0.8, ``mde`` and
   ``mde_dz``, the minimum detectable effect in metric and d_z units, ``seeds_needed`` to detect the
@@ -93,13 +99,13 @@ from noisereg.study.config.sequential import max_seeds
 from noisereg.study.report.curvature import annotate_curvature
 from noisereg.study.report.recommendation import recommend
 from noisereg.study.report.robustness import annotate_robustness
-from noisereg.study.report.sequential import sequential_section
+from noisereg.study.report.sequential import anytime_intervals, sequential_section
 from noisereg.study.selection import RULES, SCORES, choose, gain_check, procedure_name, screened
 from noisereg.study.stats import ALPHA, bootstrap_paired, holm, iqm, paired, power, summary_statistics
 
 __all__ = ["summarize", "metric_of", "SCHEMA", "ALPHA"]
 
-SCHEMA = "noisereg.summary/2"
+SCHEMA = "noisereg.summary/3"
 _METRIC_KEY = {
     "accuracy": ("test_acc", "train_acc", True),
     "loss": ("test_loss", "train_loss", False),
@@ -495,5 +501,6 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         "robustness": robustness,
         "sequential": sequential_section(config, study["cells"], done, baseline, key, higher),
     }
+    anytime_intervals(arms, out["sequential"])
     out["recommendation"] = recommend(out, {a["name"]: _by_seed(done[a["name"]], key) for a in arms}, ALPHA)
     return out
