@@ -48,7 +48,7 @@ from noisereg.noise.base import NoiseKind
 from noisereg.seeding import NoiseGenerator, derive_seed
 from noisereg.streams import Stream
 
-__all__ = ["LOWERED", "LoweredMLP", "lowered_group", "lowering_refusal", "lowers"]
+__all__ = ["LOWERED", "LoweredMLP", "builds_mlp", "lowered_group", "lowering_refusal", "lowers"]
 
 LOWERED = (
     "the replicas of a fold stacked on the built-in engine's MLP kernels (the model is an nn.Sequential MLP), "
@@ -377,3 +377,11 @@ def lowers(task: LoopTask) -> bool:
         return False
     group.close()
     return True
+
+
+def builds_mlp(task: LoopTask) -> bool:
+    """Whether ``task``'s factory builds a model the kernels take (one module built and dropped, the
+    caller's random state left alone): a study asks once, not once per arm."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(task.seed, "init"))
+        return not isinstance(_spec(task.model()), str)

@@ -17,7 +17,7 @@ import torch
 
 from noisereg._checks import about, check_type
 from noisereg.engine.loop import AttachSite, LoopResult, LoopTask
-from noisereg.engine.lowering import LOWERED, lowering_refusal, lowers
+from noisereg.engine.lowering import LOWERED, builds_mlp, lowering_refusal, lowers
 from noisereg.engine.vectorized import VECTORIZED
 from noisereg.engine.vectorized_training import probe_arms
 from noisereg.seeding import Family, derive_seed, noise_generator_family
@@ -53,7 +53,8 @@ def paths(tasks: list[LoopTask], vectorize: bool) -> list[tuple[str, str]]:
     if not vectorize:
         return [(PER_REPLICA, "vectorize=False: a plain training loop per replica with noisereg.attach")] * len(tasks)
     # an arm on the built-in engine's MLP kernels needs no vmap trial
-    kernels = [lowering_refusal(task) is None and lowers(task) for task in tasks]
+    mlp = any(lowering_refusal(task) is None for task in tasks) and builds_mlp(tasks[0])
+    kernels = [mlp and lowering_refusal(task) is None and lowers(task) for task in tasks]
     reasons = iter(probe_arms([task for task, k in zip(tasks, kernels, strict=True) if not k]))
     out = []
     for on_kernels in kernels:
