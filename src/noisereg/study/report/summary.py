@@ -94,6 +94,7 @@ from noisereg.study.report.curvature import annotate_curvature
 from noisereg.study.report.recommendation import recommend
 from noisereg.study.report.robustness import annotate_robustness
 from noisereg.study.report.sequential import sequential_section
+from noisereg.study.rounds import EARLIER_MAX
 from noisereg.study.selection import RULES, SCORES, choose, gain_check, procedure_name, screened
 from noisereg.study.stats import ALPHA, bootstrap_paired, holm, iqm, paired, power, summary_statistics
 
@@ -493,7 +494,7 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         "verdict": _verdict(arms, baseline, metric, higher),
         "selection": _selection(config, cells, done, arms, baseline, key, higher),
         "robustness": robustness,
-        "sequential": sequential_section(config, study["cells"], done, baseline, key, higher),
+        "sequential": sequential_section(config, study["cells"], done, baseline, key, higher, study.get(EARLIER_MAX)),
     }
     out["recommendation"] = recommend(out, {a["name"]: _by_seed(done[a["name"]], key) for a in arms}, ALPHA)
     return out
