@@ -5,8 +5,9 @@ For each built-in study named: the study with ``seeds = MAX`` (fixed) is trained
 :mod:`noisereg.study.rounds` (``seeds = { max = MAX, step = STEP }``, racing where the study has a
 ``[selection]``) is replayed on its per-seed results in seed order. The replay is what a sequential run
 decides, because each seed's result does not depend on which other seeds train beside it (the
-engine's guarantee) and a decision uses only the seeds up to its round: ``--verify STUDY`` checks
-that claim on one study by a real sequential run, seed by seed and decision by decision.
+engine's guarantee) and a decision uses only the seeds up to its round: ``--verify STUDY ...`` checks
+that claim by a real sequential run of each study named, seed by seed and decision by decision (and
+each cell's trainings, CV seeds and racing round).
 
 Printed and stored (``--summary FILE``): per study the trainings of the fixed study and of the
 sequential one (replicas: seeds × folds, CV folds included; a grid value raced out of the selection
@@ -106,7 +107,9 @@ def replay(
     keys = {c: [round_key(c, k) for k in range(1, len(rounds.looks) + 1)] for c in cells}
     of = {k: (c, i) for c, ks in keys.items() for i, k in enumerate(ks)}
     sel = config.selection
-    racing = ([a["name"] for a in summary["arms"] if a["arm"] == sel.arm], sel.criterion, sel.rule) if sel else None
+    racing = None
+    if sel is not None:
+        racing = ([a["name"] for a in summary["arms"] if a["arm"] == sel.arm], sel.criterion, sel.rule, sel.screen)
     n = dict.fromkeys(cells, 0)
     n_cv = dict.fromkeys(cells, 0)  # seeds trained on the CV folds (a raced-out cell's stop there)
     while True:
@@ -313,7 +316,9 @@ def main() -> None:
     parser.add_argument("--max", type=int, default=30, dest="max_seeds")
     parser.add_argument("--step", type=int, default=5)
     parser.add_argument("--runs", type=Path, default=Path("runs/sequential"))
-    parser.add_argument("--verify", default="moons-sites", help="study to run sequentially for real ('' for none)")
+    parser.add_argument(
+        "--verify", nargs="*", default=["moons-sites"], help="studies to run sequentially for real ('' for none)"
+    )
     parser.add_argument("--aa", type=int, default=1000, help="A/A comparisons per source")
     parser.add_argument("--coverage", type=int, default=200, help="bootstrap intervals per study")
     parser.add_argument("--seed", type=int, default=0)
@@ -350,14 +355,15 @@ def main() -> None:
         f"without; {mean_keep_cv:.1%} if raced-out cells kept their CV folds; target <= 60%); verdicts "
         f"{agree}/{strict} the same ({agree_plain} without a margin)"
     )
-    checked = None
-    if args.verify:
-        rep = next(r for r in reps if r["study"] == args.verify)
-        checked = verify(args.verify, args.runs, args.max_seeds, args.step, args.margin, rep)
+    checked = []
+    for name in [v for v in args.verify if v]:
+        rep = next(r for r in reps if r["study"] == name)
+        checked.append(verify(name, args.runs, args.max_seeds, args.step, args.margin, rep))
         print(
-            f"real sequential run of {args.verify}: largest per-seed difference from the fixed run "
-            f"{checked['largest_per_seed_difference']:.3g}; decisions and seeds the same as the replay: "
-            f"{checked['same_decisions']}; trainings {checked['trainings']} (replay {checked['replayed_trainings']})"
+            f"real sequential run of {name}: largest per-seed difference from the fixed run "
+            f"{checked[-1]['largest_per_seed_difference']:.3g}; decisions and seeds the same as the replay: "
+            f"{checked[-1]['same_decisions']}; trainings {checked[-1]['trainings']} "
+            f"(replay {checked[-1]['replayed_trainings']})"
         )
     rng = np.random.default_rng(args.seed)
     looks = Rounds(args.max_seeds, args.step, 0.05, None).looks
@@ -384,11 +390,12 @@ def main() -> None:
             "date": time.strftime("%Y-%m-%d"),
         }
         verified = ""
-        if checked is not None:
-            verified = (
-                f" A real sequential run of {checked['study']} gave per-seed results within "
-                f"{checked['largest_per_seed_difference']:.3g} of the fixed run's and "
-                f"{'the same' if checked['same_decisions'] else 'DIFFERENT'} decisions and seeds as the replay."
+        for check in checked:
+            verified += (
+                f" A real sequential run of {check['study']} gave per-seed results within "
+                f"{check['largest_per_seed_difference']:.3g} of the fixed run's and "
+                f"{'the same' if check['same_decisions'] else 'DIFFERENT'} decisions, seeds and trainings "
+                f"({check['trainings']}) as the replay."
             )
         columns = (
             "study",

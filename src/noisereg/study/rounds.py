@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from noisereg.study.cells import Cell
-from noisereg.study.selection import SCORES, fold_scores
+from noisereg.study.selection import SCORES, fold_scores, screened
 from noisereg.study.sequential import Decision, decide
 
 __all__ = [
@@ -168,12 +168,17 @@ def race(
     values: Sequence[str],
     criterion: str,
     rule: str = "best",
+    screen: bool = False,
 ) -> dict[str, str]:
     """Grid cells ``values`` of the selection arm raced out: {cell: the cell whose CV score beats it}.
 
     With the ``one_se`` rule a value within one standard error of the best mean (over seeds × folds,
     on the seeds the value has) is never raced out: the rule may choose it even where another value is
-    better seed by seed."""
+    better seed by seed. With ``screen`` (the selection's accuracy screen,
+    :func:`noisereg.study.selection.screened`), only a value the screen keeps on the seeds so far can
+    race another out, and the best mean is that of the values it keeps: a value the screen drops
+    (heavy noise, whose held-out loss is low because it predicts little) is not what the selection
+    would choose instead."""
     key, key_higher = SCORES["likelihood" if criterion == "early" else criterion]
     folds: dict[str, np.ndarray] = {}
     cvs: dict[str, Any] = {}
@@ -182,17 +187,20 @@ def race(
         if cv.get(key):
             cvs[cell] = cv
             folds[cell] = np.asarray(cv[key], dtype=float) * (-1 if key_higher else 1)  # [seeds, folds], lower better
+    kept = set(cvs)
+    if screen and criterion != "accuracy" and cvs:
+        kept = {c for c, keep in zip(cvs, screened([0.0] * len(cvs), list(cvs.values())), strict=True) if keep}
     pairs = max(1, len(values) * (len(values) - 1))
     out: dict[str, str] = {}
     for v, fv in folds.items():
-        if rule == "one_se" and _within_one_se(v, cvs, criterion, len(fv)):
+        if rule == "one_se" and _within_one_se(v, cvs, criterion, len(fv), kept):
             continue
         sv = fv.mean(axis=1)
         for w, fw in folds.items():
             sw = fw.mean(axis=1)
             n = min(len(sv), len(sw))
             looks = [k for k in rounds.looks if k <= n]
-            if w == v or not looks or not np.all(np.isfinite(sv[:n] - sw[:n])):
+            if w == v or w not in kept or not looks or not np.all(np.isfinite(sv[:n] - sw[:n])):
                 continue
             if decide(list(sw[:n] - sv[:n]), looks, alpha=rounds.alpha / pairs).status == "worse":
                 out[v] = w
@@ -200,14 +208,14 @@ def race(
     return out
 
 
-def _within_one_se(v: str, cvs: Mapping[str, Any], criterion: str, n: int) -> bool:
-    """Whether ``v``'s mean CV score is within one standard error of the best value's, on the first
-    ``n`` seeds of every value, as :func:`noisereg.study.selection.choose` computes them (over folds)."""
+def _within_one_se(v: str, cvs: Mapping[str, Any], criterion: str, n: int, kept: set[str]) -> bool:
+    """Whether ``v``'s mean CV score is within one standard error of the best ``kept`` value's, on the
+    first ``n`` seeds of every value, as :func:`noisereg.study.selection.choose` computes them (over folds)."""
     per_fold = {c: fold_scores(cv, criterion, n) for c, cv in cvs.items()}
     means = {c: float(f.mean()) for c, f in per_fold.items() if f is not None and np.all(np.isfinite(f))}
-    if v not in means:
+    if v not in means or not kept & set(means):
         return True
-    best = min(means, key=means.__getitem__)
+    best = min(kept & set(means), key=means.__getitem__)
     f = per_fold[best]
     assert f is not None
     se = float(f.std(ddof=1) / math.sqrt(f.size)) if f.size > 1 else 0.0
@@ -230,11 +238,11 @@ def due(
     baseline: str,
     metric_key: str,
     higher: bool,
-    racing: tuple[Sequence[str], str, str] | None = None,
+    racing: tuple[Sequence[str], str, str, bool] | None = None,
 ) -> Next:
     """The round keys to train next, given the merged ``results`` of the rounds completed so far:
     round 1 of every cell at the start; then the next round of every open comparison's cell and of
-    the baseline. ``racing``: (the selection arm's grid cells, its criterion, its rule); a raced-out
+    the baseline. ``racing``: (the selection arm's grid cells, its criterion, rule and screen); a raced-out
     cell's next round is in ``without_cv``."""
     done = {cell: len(results[cell]["seeds"]) if cell in results else 0 for cell in round_keys}
     if any(n == 0 for n in done.values()):
@@ -271,6 +279,7 @@ def raced_at(
     values: Sequence[str],
     criterion: str,
     rule: str = "best",
+    screen: bool = False,
 ) -> dict[str, tuple[str, int]]:
     """Grid cells ``values`` raced out, with the round after which :func:`due` first found each
     raced out (its later rounds train no CV folds): {cell: (the cell whose CV score beats it, round)}.
@@ -281,7 +290,7 @@ def raced_at(
         if n > most:
             break
         cut = {c: first_seeds(results[c], n) for c in values if c in results}
-        for cell, by in race(rounds, cut, values, criterion, rule).items():
+        for cell, by in race(rounds, cut, values, criterion, rule, screen).items():
             out.setdefault(cell, (by, k))
     return out
 

@@ -96,7 +96,8 @@ def sequential_section(
     raced: dict[str, tuple[str, int]] = {}
     if sel.get("racing"):
         grid = [k for k in keys if cells[k].get("arm") == sel.get("arm")]
-        raced = raced_at(rounds, done, grid, sel.get("criterion", "likelihood"), sel.get("rule", "one_se"))
+        criterion, rule = sel.get("criterion", "likelihood"), sel.get("rule", "one_se")
+        raced = raced_at(rounds, done, grid, criterion, rule, sel.get("screen", True))
     sign = 1 if higher else -1
     out_cells: dict[str, Any] = {}
     trainings = fixed = 0

@@ -46,7 +46,8 @@ def enqueue_due(prep: Prepared, store: Store, *, start: bool = False) -> int:
     sel = prep.config.selection
     racing = None
     if sel is not None and sel.racing:
-        racing = ([c for c in round_keys if prep.by_key[round_keys[c][0]].arm == sel.arm], sel.criterion, sel.rule)
+        grid = [c for c in round_keys if prep.by_key[round_keys[c][0]].arm == sel.arm]
+        racing = (grid, sel.criterion, sel.rule, sel.screen)
     nxt = due(rounds, round_keys, merged, prep.config.baseline_arm, metric_key, higher, racing)
     marked = list(attrs.get(WITHOUT_CV) or [])
     if any(k not in marked for k in nxt.without_cv):  # written before the rounds can be claimed
