@@ -187,8 +187,12 @@ def test_a_raced_out_cell_trains_its_test_folds_to_a_decision(tmp_path, monkeypa
     )
     other = summary["sequential"]["cells"]["grid[std=0.1]"]
     assert (other["seeds"], other["cv_seeds"], other["raced_at"], other["trainings"]) == (6, 6, None, 6 * 4)
-    done = Store(default_url(tmp_path / "raced"), "raced").completed()
+    store = Store(default_url(tmp_path / "raced"), "raced")
+    done = store.completed()
     assert done["grid[std=0.0]@round1"]["cv"] and not done["grid[std=0.0]@round2"]["cv"]
+    trials = len(store.study.get_trials())
+    again = run_study(parse_config(raw), tmp_path / "raced", robustness=False)  # resumed: nothing to train
+    assert len(store.study.get_trials()) == trials and again["sequential"] == summary["sequential"]
     # the same study with 6 seeds of every cell: three plain cells (one test fold), three grid cells (and 3 CV folds)
     assert summary["sequential"]["trainings_fixed"] == 6 * (3 * 1 + 3 * 4)
 
