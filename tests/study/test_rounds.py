@@ -210,3 +210,19 @@ def test_only_a_value_the_accuracy_screen_keeps_races_others_out() -> None:
     grid = ["grid[a]", "grid[b]"]
     assert race(rounds, results, grid, "likelihood", "one_se", screen=True) == {}
     assert race(rounds, results, grid, "likelihood", "one_se", screen=False) == {"grid[a]": "grid[b]"}
+
+
+def test_a_raced_out_value_stays_raced_out_whatever_the_others_train_next() -> None:
+    """Once raced out, a value trains no more CV folds; the verdict is judged on the seeds it has, so
+    a later round of the others (here: the winner's accuracy falls, so the screen would drop it on
+    all its seeds) cannot bring it back, which would leave a gap in its CV seeds."""
+    rounds = Rounds(max=20, step=5, alpha=0.05, margin=None)
+    results = _merged({"grid[a]": 0.0, "grid[b]": 0.2}, 10)
+    for s, row in enumerate(results["grid[a]"]["cv"]["val_loss"]):
+        row[0] += 0.01 * (s % 3)
+    grid = ["grid[a]", "grid[b]"]
+    assert race(rounds, results, grid, "likelihood", "one_se", screen=True) == {"grid[a]": "grid[b]"}
+    later = _merged({"grid[b]": 0.2}, 15)
+    later["grid[a]"] = results["grid[a]"]
+    later["grid[b]"]["cv"]["val_acc"][10:] = [[0.0] * 3 for _ in range(5)]
+    assert race(rounds, later, grid, "likelihood", "one_se", screen=True) == {"grid[a]": "grid[b]"}

@@ -175,8 +175,8 @@ def race(
     With the ``one_se`` rule a value within one standard error of the best mean (over seeds × folds,
     on the seeds the value has) is never raced out: the rule may choose it even where another value is
     better seed by seed. With ``screen`` (the selection's accuracy screen,
-    :func:`noisereg.study.selection.screened`), only a value the screen keeps on the seeds so far can
-    race another out, and the best mean is that of the values it keeps: a value the screen drops
+    :func:`noisereg.study.selection.screened`), only a value the screen keeps on the seeds ``v`` has can
+    race ``v`` out, and the best mean is that of the values it keeps: a value the screen drops
     (heavy noise, whose held-out loss is low because it predicts little) is not what the selection
     would choose instead."""
     key, key_higher = SCORES["likelihood" if criterion == "early" else criterion]
@@ -187,12 +187,15 @@ def race(
         if cv.get(key):
             cvs[cell] = cv
             folds[cell] = np.asarray(cv[key], dtype=float) * (-1 if key_higher else 1)  # [seeds, folds], lower better
-    kept = set(cvs)
-    if screen and criterion != "accuracy" and cvs:
-        kept = {c for c, keep in zip(cvs, screened([0.0] * len(cvs), list(cvs.values())), strict=True) if keep}
     pairs = max(1, len(values) * (len(values) - 1))
     out: dict[str, str] = {}
     for v, fv in folds.items():
+        # everything about v is judged on the first len(fv) seeds of every value: once v is raced out
+        # its CV stops, so the verdict stands at every later round (its CV seeds stay a prefix)
+        kept = set(cvs)
+        if screen and criterion != "accuracy":
+            keep = screened([0.0] * len(cvs), list(cvs.values()), len(fv))
+            kept = {c for c, k in zip(cvs, keep, strict=True) if k}
         if rule == "one_se" and _within_one_se(v, cvs, criterion, len(fv), kept):
             continue
         sv = fv.mean(axis=1)
