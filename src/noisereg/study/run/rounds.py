@@ -2,10 +2,11 @@
 
 :func:`enqueue_due` is called when a study is enqueued and whenever no cell is waiting or running:
 it reads the completed rounds from the store, decides every comparison, and enqueues the next round
-of the open ones. :func:`extend_rounds` lets a stored sequential study's ``max`` be raised: its stored
-rounds are rounds of the new plan, so it continues from them. The rounds of a cell raced out of the selection train no CV folds: before they are
+of the open ones. The rounds of a cell raced out of the selection train no CV folds: before they are
 enqueued, their keys are added to the study attribute ``rounds:without_cv`` (:data:`WITHOUT_CV`),
-which the plan reads when it claims a batch (:func:`without_cv`). Enqueueing is idempotent (a round with a trial is not enqueued again), so a resumed
+which the plan reads when it claims a batch (:func:`without_cv`). :func:`extend_rounds` lets a
+stored sequential study's ``max`` be raised: its stored rounds are rounds of the new plan, so it
+continues from them. Enqueueing is idempotent (a round with a trial is not enqueued again), so a resumed
 study continues with the rounds its stored results call for. Should two ``noisereg worker``
 processes find the queue empty at once, both enqueue the same rounds; Optuna's check and insert are
 two statements, so a round may then be trained twice, and its first COMPLETE trial counts
@@ -33,11 +34,11 @@ WITHOUT_CV = "rounds:without_cv"
 def enqueue_due(prep: Prepared, store: Store, *, start: bool = False) -> int:
     """Enqueue the cells to train now and return how many were new: at the ``start``, every cell of a
     fixed study; in a sequential one, the rounds its completed results call for."""
-    if Rounds.of(prep.config.seeds) is None:
+    rounds = Rounds.of(prep.config.seeds)
+    if rounds is None:
         return store.enqueue([c.key for c in prep.cells]) if start else 0
     attrs = store.attrs()
-    rounds = Rounds.of(prep.config.seeds, attrs.get(EARLIER_MAX))
-    assert rounds is not None
+    rounds = Rounds.of(prep.config.seeds, attrs.get(EARLIER_MAX)) or rounds  # a raised max: its earlier ones
     round_keys: dict[str, list[str]] = {}
     for cell in prep.cells:
         round_keys.setdefault(cell.of or cell.key, []).append(cell.key)
