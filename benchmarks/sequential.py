@@ -5,11 +5,14 @@ For each built-in study named: the study with ``seeds = MAX`` (fixed) is trained
 :mod:`noisereg.study.rounds` (``seeds = { max = MAX, step = STEP }``, racing where the study has a
 ``[selection]``) is replayed on its per-seed results in seed order. The replay is what a sequential run
 decides, because each seed's result does not depend on which other seeds train beside it (the
-engine's guarantee) and a decision uses only the seeds up to its round: ``--verify STUDY`` checks
-that claim on one study by a real sequential run, seed by seed and decision by decision.
+engine's guarantee) and a decision uses only the seeds up to its round: ``--verify STUDY ...`` checks
+that claim by a real sequential run of each study named, seed by seed and decision by decision (and
+each cell's trainings, CV seeds and racing round).
 
 Printed and stored (``--summary FILE``): per study the trainings of the fixed study and of the
-sequential one (replicas: seeds × folds, CV folds included), and the verdicts: every comparison
+sequential one (replicas: seeds × folds, CV folds included; a grid value raced out of the selection
+trains its test folds only from then on, and, for comparison, the share if it kept its CV folds
+too), and each cell's trainings and why it stopped, and the verdicts: every comparison
 whose fixed verdict is significant at Holm p < 0.01 must get the same verdict sequentially. Then
 A/A comparisons (no true difference) looked at after every round, with the false-positive rate of the
 sequential rule and its 95% Clopper–Pearson interval: simulated normal and 70-point-accuracy seeds,
@@ -40,7 +43,7 @@ from noisereg.study.bridge.prepare import prepare
 from noisereg.study.config import StudyConfig, parse_config, resolve_study
 from noisereg.study.report.sequential import sequential_section
 from noisereg.study.report.summary import metric_of
-from noisereg.study.rounds import Rounds, compare, due, round_key
+from noisereg.study.rounds import Rounds, compare, due, first_seeds, round_key
 from noisereg.study.run.runner import run_study
 from noisereg.study.stats import bootstrap_paired
 from noisereg.study.store import Store, default_url
@@ -73,22 +76,26 @@ def train_fixed(name: str, runs: Path, max_seeds: int) -> None:
         run_study(fixed_config(name, max_seeds), runs / name, robustness=False)
 
 
-def replicas_per_seed(config: StudyConfig) -> dict[str, list[int]]:
-    """Per cell, the replicas (test and CV folds) each seed index trains."""
+def replicas_per_seed(config: StudyConfig) -> dict[str, tuple[list[int], list[int]]]:
+    """Per cell, the replicas each seed index trains on its test folds and on its CV folds."""
     prep = prepare(config)
     out = {}
     for cell in prep.cells:
-        counts = [0] * config.max_seeds
+        test, cv = [0] * config.max_seeds, [0] * config.max_seeds
         for g in prep.folds_of(cell):
             for s in prep.seeds_on(g):
-                counts[s] += 1
-        out[cell.key] = counts
+                (test if prep.folds[g].role == "test" else cv)[s] += 1
+        out[cell.key] = (test, cv)
     return out
 
 
-def replay(name: str, runs: Path, max_seeds: int, step: int, margin: float | None) -> dict[str, Any]:
+def replay(
+    name: str, runs: Path, max_seeds: int, step: int, margin: float | None, keep_cv: bool = False
+) -> dict[str, Any]:
     """The sequential rule on the fixed study's stored per-seed results: the runner's own
-    :func:`~noisereg.study.rounds.due`, round after round, on each cell's first seeds."""
+    :func:`~noisereg.study.rounds.due`, round after round, on each cell's first seeds. A raced-out
+    cell's rounds train no CV folds, as in a real run; ``keep_cv``: they would (the alternative that
+    keeps a raced-out cell training whole while its comparison is open), for its trainings share."""
     config = sequential_config(name, max_seeds, step, margin)
     summary = json.loads((runs / name / "summary.json").read_text())
     done = Store(default_url(runs / name), fixed_config(name, max_seeds).name).completed()
@@ -100,22 +107,30 @@ def replay(name: str, runs: Path, max_seeds: int, step: int, margin: float | Non
     keys = {c: [round_key(c, k) for k in range(1, len(rounds.looks) + 1)] for c in cells}
     of = {k: (c, i) for c, ks in keys.items() for i, k in enumerate(ks)}
     sel = config.selection
-    racing = ([a["name"] for a in summary["arms"] if a["arm"] == sel.arm], sel.criterion, sel.rule) if sel else None
+    racing = None
+    if sel is not None:
+        racing = ([a["name"] for a in summary["arms"] if a["arm"] == sel.arm], sel.criterion, sel.rule, sel.screen)
     n = dict.fromkeys(cells, 0)
+    n_cv = dict.fromkeys(cells, 0)  # seeds trained on the CV folds (a raced-out cell's stop there)
     while True:
-        have = {c: _first(done[c], n[c]) for c in cells if n[c]}
+        have = {c: first_seeds(done[c], n[c], n_cv[c]) for c in cells if n[c]}
         todo = due(rounds, keys, have, base, key, higher, racing)
-        if not todo:
+        if not todo.keys:
             break
-        for k in todo:
+        for k in todo.keys:
             c, i = of[k]
             n[c] = rounds.looks[i]
+            if keep_cv or k not in todo.without_cv:
+                n_cv[c] = rounds.looks[i]
+    per_seed = replicas_per_seed(fixed_config(name, max_seeds))
+    for c, res in have.items():  # what the rounds trained, as a real run's merged result counts it
+        res["replicas"] = sum(per_seed[c][0][: n[c]]) + sum(per_seed[c][1][: n_cv[c]])
+        res["rounds"] = rounds.looks.index(n[c]) + 1
     meta = {c: {"arm": a["arm"]} for c, a in zip(cells, summary["arms"], strict=True)}
     section = sequential_section(config.model_dump(mode="json"), meta, have, base, key, higher)
     assert section is not None
-    per_seed = replicas_per_seed(fixed_config(name, max_seeds))
-    fixed_trainings = sum(sum(per_seed[c]) for c in cells)
-    seq_trainings = sum(sum(per_seed[c][: n[c]]) for c in cells)
+    fixed_trainings = sum(sum(per_seed[c][0]) + sum(per_seed[c][1]) for c in cells)
+    seq_trainings = sum(have[c]["replicas"] for c in have)
     rows, agree, strict = [], 0, 0
     for a in summary["arms"]:
         if a["name"] == base or not a["paired"]:
@@ -125,11 +140,24 @@ def replay(name: str, runs: Path, max_seeds: int, step: int, margin: float | Non
         fixed = "—"
         if p is not None and p < STRICT:
             fixed = "better" if d > 0 else "worse"
-        status = section["cells"][a["name"]]["status"]
+        entry = section["cells"][a["name"]]
+        status = entry["status"]
         if fixed != "—":
             strict += 1
             agree += status == fixed
-        rows.append({"cell": a["name"], "fixed": fixed, "p_holm": p, "sequential": status, "seeds": n[a["name"]]})
+        rows.append(
+            {
+                "cell": a["name"],
+                "fixed": fixed,
+                "p_holm": p,
+                "sequential": status,
+                "seeds": n[a["name"]],
+                "cv_seeds": entry["cv_seeds"],
+                "raced_at": entry["raced_at"],
+                "trainings": entry["trainings"],
+                "text": entry["text"],
+            }
+        )
     return {
         "study": name,
         "fixed_trainings": fixed_trainings,
@@ -139,21 +167,12 @@ def replay(name: str, runs: Path, max_seeds: int, step: int, margin: float | Non
         "agree": agree,
         "cells": rows,
         "seeds_used": n,
+        "cv_seeds_used": n_cv,
         "section": section,
         "values": {c: done[c]["final"][key] for c in cells},
         "baseline": base,
         "higher": higher,
     }
-
-
-def _first(res: dict[str, Any], n: int) -> dict[str, Any]:
-    """A merged result cut to its first ``n`` seeds (what a sequential run had at that round)."""
-    out = dict(res)
-    out["seeds"] = res["seeds"][:n]
-    out["final"] = {k: v[:n] for k, v in res["final"].items()}
-    if res.get("cv"):
-        out["cv"] = {k: (v[:n] if isinstance(v, list) and k != "val_epochs" else v) for k, v in res["cv"].items()}
-    return out
 
 
 def _cpu() -> str:
@@ -278,10 +297,9 @@ def verify(
     worst = max(
         float(np.max(np.abs(np.asarray(v) - np.asarray(rep["values"][c][: len(v)])))) for c, v in values.items()
     )
+    fields = ("status", "seeds", "cv_seeds", "raced_at", "trainings", "look")
     same_decisions = all(
-        section["cells"][c]["status"] == rep["section"]["cells"][c]["status"]
-        and section["cells"][c]["seeds"] == rep["seeds_used"][c]
-        for c in section["cells"]
+        section["cells"][c][f] == rep["section"]["cells"][c][f] for c in section["cells"] for f in fields
     )
     return {
         "study": name,
@@ -298,7 +316,9 @@ def main() -> None:
     parser.add_argument("--max", type=int, default=30, dest="max_seeds")
     parser.add_argument("--step", type=int, default=5)
     parser.add_argument("--runs", type=Path, default=Path("runs/sequential"))
-    parser.add_argument("--verify", default="moons-sites", help="study to run sequentially for real ('' for none)")
+    parser.add_argument(
+        "--verify", nargs="*", default=["moons-sites"], help="studies to run sequentially for real ('' for none)"
+    )
     parser.add_argument("--aa", type=int, default=1000, help="A/A comparisons per source")
     parser.add_argument("--coverage", type=int, default=200, help="bootstrap intervals per study")
     parser.add_argument("--seed", type=int, default=0)
@@ -313,32 +333,37 @@ def main() -> None:
         plain = replay(name, args.runs, args.max_seeds, args.step, None)
         rep["ratio_no_margin"] = plain["ratio"]
         rep["agree_no_margin"] = plain["agree"]
+        rep["ratio_raced_keep_cv"] = replay(name, args.runs, args.max_seeds, args.step, args.margin, keep_cv=True)[
+            "ratio"
+        ]
         reps.append(rep)
         print(
             f"{name:30s} trainings fixed {rep['fixed_trainings']:6d}  sequential {rep['sequential_trainings']:6d}  "
-            f"({rep['ratio']:.0%}; without a margin {plain['ratio']:.0%})  verdicts at Holm p < {STRICT}: "
+            f"({rep['ratio']:.0%}; without a margin {plain['ratio']:.0%}; raced-out cells keeping their CV folds "
+            f"{rep['ratio_raced_keep_cv']:.0%})  verdicts at Holm p < {STRICT}: "
             f"{rep['agree']}/{rep['strict_verdicts']} the same ({plain['agree']} without a margin)"
         )
         for row in rep["cells"]:
-            print(
-                f"    {row['cell']:40s} fixed {row['fixed']:7s} sequential {row['sequential']:10s} {row['seeds']:3d} seeds"
-            )
+            print(f"    {row['cell']:40s} fixed {row['fixed']:7s} {row['trainings']:4d} trainings: {row['text']}")
     mean_ratio = float(np.mean([r["ratio"] for r in reps]))
     mean_plain = float(np.mean([r["ratio_no_margin"] for r in reps]))
+    mean_keep_cv = float(np.mean([r["ratio_raced_keep_cv"] for r in reps]))
     agree, strict = sum(r["agree"] for r in reps), sum(r["strict_verdicts"] for r in reps)
     agree_plain = sum(r["agree_no_margin"] for r in reps)
     print(
         f"mean share of the fixed studies' trainings: {mean_ratio:.1%} with margin {args.margin} ({mean_plain:.1%} "
-        f"without; target <= 60%); verdicts {agree}/{strict} the same ({agree_plain} without a margin)"
+        f"without; {mean_keep_cv:.1%} if raced-out cells kept their CV folds; target <= 60%); verdicts "
+        f"{agree}/{strict} the same ({agree_plain} without a margin)"
     )
-    checked = None
-    if args.verify:
-        rep = next(r for r in reps if r["study"] == args.verify)
-        checked = verify(args.verify, args.runs, args.max_seeds, args.step, args.margin, rep)
+    checked = []
+    for name in [v for v in args.verify if v]:
+        rep = next(r for r in reps if r["study"] == name)
+        checked.append(verify(name, args.runs, args.max_seeds, args.step, args.margin, rep))
         print(
-            f"real sequential run of {args.verify}: largest per-seed difference from the fixed run "
-            f"{checked['largest_per_seed_difference']:.3g}; decisions and seeds the same as the replay: "
-            f"{checked['same_decisions']}; trainings {checked['trainings']} (replay {checked['replayed_trainings']})"
+            f"real sequential run of {name}: largest per-seed difference from the fixed run "
+            f"{checked[-1]['largest_per_seed_difference']:.3g}; decisions and seeds the same as the replay: "
+            f"{checked[-1]['same_decisions']}; trainings {checked[-1]['trainings']} "
+            f"(replay {checked[-1]['replayed_trainings']})"
         )
     rng = np.random.default_rng(args.seed)
     looks = Rounds(args.max_seeds, args.step, 0.05, None).looks
@@ -365,11 +390,12 @@ def main() -> None:
             "date": time.strftime("%Y-%m-%d"),
         }
         verified = ""
-        if checked is not None:
-            verified = (
-                f" A real sequential run of {checked['study']} gave per-seed results within "
-                f"{checked['largest_per_seed_difference']:.3g} of the fixed run's and "
-                f"{'the same' if checked['same_decisions'] else 'DIFFERENT'} decisions and seeds as the replay."
+        for check in checked:
+            verified += (
+                f" A real sequential run of {check['study']} gave per-seed results within "
+                f"{check['largest_per_seed_difference']:.3g} of the fixed run's and "
+                f"{'the same' if check['same_decisions'] else 'DIFFERENT'} decisions, seeds and trainings "
+                f"({check['trainings']}) as the replay."
             )
         columns = (
             "study",
@@ -377,6 +403,7 @@ def main() -> None:
             "sequential_trainings",
             "ratio",
             "ratio_no_margin",
+            "ratio_raced_keep_cv",
             "agree",
             "agree_no_margin",
             "strict_verdicts",
@@ -390,10 +417,13 @@ def main() -> None:
                 "each fixed study's per-seed results in seed order"
             ),
             "note": f"Mean share of the fixed studies' trainings: {mean_ratio:.1%} ({mean_plain:.1%} without a margin, "
-            f"where comparisons that show no difference run to max); verdicts at Holm p < {STRICT} "
-            f"reproduced: {agree} of {strict} ({agree_plain} without a margin).{verified}",
+            f"where comparisons that show no difference run to max; {mean_keep_cv:.1%} if a grid value raced out of "
+            f"the selection kept training its CV folds while its comparison is open, instead of its test folds "
+            f"only); verdicts at Holm p < {STRICT} reproduced: {agree} of {strict} ({agree_plain} without a "
+            f"margin).{verified}",
             "mean_ratio": mean_ratio,
             "mean_ratio_no_margin": mean_plain,
+            "mean_ratio_raced_keep_cv": mean_keep_cv,
             "rows": [{k: r[k] for k in columns} for r in reps],
             "cells": {r["study"]: r["cells"] for r in reps},
             "verify": checked,

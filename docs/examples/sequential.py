@@ -33,7 +33,8 @@ print(
     f"trainings: {rounds['trainings']} of the {rounds['trainings_fixed']} a fixed study of {rounds['max']} seeds takes"
 )
 for name, cell in rounds["cells"].items():
-    # status: baseline | better | worse | equivalent | raced | max; cs: the interval of cell − baseline
+    # status (of the comparison with the baseline): baseline | better | worse | equivalent | max;
+    # raced_at: the round after which a grid value was raced out of the selection; cs: cell − baseline
     print(f"  {name:<22} {cell['trainings']:3d} trainings  {cell['text']}")
 
 # A comparison stopped early has no fixed-n interval (it would not keep its coverage after stopping):

@@ -38,6 +38,7 @@ SEQUENTIAL_COLUMNS = {
     "sequential_trainings": ("trainings, sequential (margin)", "{}"),
     "ratio": ("share (margin)", "{:.0%}"),
     "ratio_no_margin": ("share without a margin", "{:.0%}"),
+    "ratio_raced_keep_cv": ("share (margin) if raced-out values kept their CV folds", "{:.0%}"),
     "agree": ("same verdict (margin)", "{}"),
     "agree_no_margin": ("same verdict without a margin", "{}"),
     "strict_verdicts": ("of fixed verdicts at Holm p < 0.01", "{}"),

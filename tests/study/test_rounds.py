@@ -10,8 +10,9 @@ import pytest
 
 from noisereg.study.cells import plan_cells
 from noisereg.study.config import StudyConfigError, parse_config
-from noisereg.study.rounds import Rounds, decisions, due, merge_rounds, plan_rounds, race, round_key
+from noisereg.study.rounds import Next, Rounds, decisions, due, merge_rounds, plan_rounds, race, raced_at, round_key
 from noisereg.study.run.runner import run_study
+from noisereg.study.selection import choose
 from noisereg.study.store import Store, default_url
 from tests.study.fakes import fake_results, tiny_raw
 
@@ -60,13 +61,13 @@ def _merged(shifts: dict[str, float], seeds: int) -> dict[str, dict]:
 def test_the_next_round_is_for_open_comparisons_and_the_baseline() -> None:
     rounds = Rounds(max=30, step=10, alpha=0.05, margin=None)
     keys = {c: [round_key(c, k) for k in (1, 2, 3)] for c in ("none", "better", "same")}
-    assert due(rounds, keys, {}, "none", "test_acc", True) == ["none@round1", "better@round1", "same@round1"]
+    assert due(rounds, keys, {}, "none", "test_acc", True).keys == ["none@round1", "better@round1", "same@round1"]
     results = _merged({"none": 0.0, "better": 0.1, "same": 0.0}, 10)
     rng = np.random.default_rng(0)
     results["same"]["final"]["test_acc"] = list(np.add(results["none"]["final"]["test_acc"], rng.normal(0, 0.02, 10)))
     decided = decisions(rounds, results, list(keys), "none", "test_acc", True)
     assert decided["better"].status == "better" and decided["same"].status == "continue"
-    assert due(rounds, keys, results, "none", "test_acc", True) == ["same@round2", "none@round2"]
+    assert due(rounds, keys, results, "none", "test_acc", True) == Next(["same@round2", "none@round2"], [])
     # loss: lower is better, so the same shift reads as worse
     assert decisions(rounds, results, list(keys), "none", "test_loss", False)["better"].status == "better"
 
@@ -118,7 +119,7 @@ def test_a_sequential_run_stores_rounds_resumes_and_matches_the_replay(tmp_path)
     assert seq["max"] == 6 and seq["trainings"] <= seq["trainings_fixed"]
     assert set(seq["cells"]) == {"none", "input", "before", "grid[std=0.0]", "grid[std=0.1]", "grid[std=1.0]"}
     for name, cell in seq["cells"].items():
-        assert cell["seeds"] in (2, 4, 6) and cell["status"] in ("baseline", "better", "worse", "raced", "max"), name
+        assert cell["seeds"] in (2, 4, 6) and cell["status"] in ("baseline", "better", "worse", "max"), name
         assert (cell["status"] in ("max", "baseline")) == (cell["seeds"] == 6) or cell["status"] == "baseline"
     store = Store(default_url(tmp_path / "seq"), "seq")
     trials = len(store.study.get_trials())
@@ -141,3 +142,87 @@ def test_a_sequential_run_stores_rounds_resumes_and_matches_the_replay(tmp_path)
     for name, cell in seq["cells"].items():
         if cell["status"] in ("better", "worse", "max"):
             assert replay[name].status == cell["status"] and replay[name].n == cell["seeds"], name
+
+
+def test_a_raced_out_value_keeps_its_test_comparison_without_cv_folds() -> None:
+    """Racing is about the selection: a value the rule cannot choose stops its CV folds, but its
+    comparison with the baseline, still open, gets its next round (on the test folds only)."""
+    rounds = Rounds(max=15, step=5, alpha=0.05, margin=None)
+    results = _merged({"none": 0.0, "grid[a]": 0.0, "grid[b]": 0.2}, 10)
+    for s, row in enumerate(results["grid[a]"]["cv"]["val_loss"]):  # some spread over seeds
+        row[0] += 0.01 * (s % 3)
+    rng = np.random.default_rng(1)  # grid[a] against no noise on test: undecided after 10 seeds
+    results["grid[a]"]["final"]["test_acc"] = list(
+        np.add(results["none"]["final"]["test_acc"], rng.normal(0, 0.02, 10))
+    )
+    keys = {c: [round_key(c, k) for k in (1, 2, 3)] for c in ("none", "grid[a]", "grid[b]")}
+    racing = (["grid[a]", "grid[b]"], "likelihood", "best", True)
+    assert decisions(rounds, results, list(keys), "none", "test_acc", True)["grid[a]"].status == "continue"
+    assert race(rounds, results, *racing) == {"grid[a]": "grid[b]"}
+    assert due(rounds, keys, results, "none", "test_acc", True, racing) == Next(
+        ["grid[a]@round3", "none@round3"], ["grid[a]@round3"]
+    )
+    # five seeds cannot decide at this level: raced out after round 2
+    assert raced_at(rounds, results, *racing) == {"grid[a]": ("grid[b]", 2)}
+
+
+def test_a_raced_out_cell_trains_its_test_folds_to_a_decision(tmp_path, monkeypatch) -> None:
+    """A real run in which grid[std=0.0] is raced out after round 1: its later rounds train no CV
+    folds, its comparison with the baseline runs to max (no comparison can decide before 6 seeds at
+    this alpha), and the report says both."""
+    import noisereg.study.rounds as rounds_module
+
+    def raced(rounds, results, values, criterion, rule="best", screen=False):  # noqa: ANN001, ANN202
+        return {"grid[std=0.0]": "grid[std=0.1]"} if "grid[std=0.0]" in results else {}
+
+    monkeypatch.setattr(rounds_module, "race", raced)
+    raw = tiny_raw(name="raced", seeds={"max": 6, "step": 2})
+    raw["selection"] = {"arm": "grid", "folds": 3, "racing": True}
+    summary = run_study(parse_config(raw), tmp_path / "raced", robustness=False)
+    cell = summary["sequential"]["cells"]["grid[std=0.0]"]
+    assert (cell["seeds"], cell["cv_seeds"], cell["raced_at"], cell["status"]) == (6, 2, 1, "max")
+    assert cell["trainings"] == 6 + 2 * 3  # a test fold for each of 6 seeds, 3 CV folds for the first 2
+    assert (
+        cell["text"].startswith("raced out of the selection at round 1") and "undecided at the maximum" in cell["text"]
+    )
+    other = summary["sequential"]["cells"]["grid[std=0.1]"]
+    assert (other["seeds"], other["cv_seeds"], other["raced_at"], other["trainings"]) == (6, 6, None, 6 * 4)
+    store = Store(default_url(tmp_path / "raced"), "raced")
+    done = store.completed()
+    assert done["grid[std=0.0]@round1"]["cv"] and not done["grid[std=0.0]@round2"]["cv"]
+    trials = len(store.study.get_trials())
+    again = run_study(parse_config(raw), tmp_path / "raced", robustness=False)  # resumed: nothing to train
+    assert len(store.study.get_trials()) == trials and again["sequential"] == summary["sequential"]
+    # the same study with 6 seeds of every cell: three plain cells (one test fold), three grid cells (and 3 CV folds)
+    assert summary["sequential"]["trainings_fixed"] == 6 * (3 * 1 + 3 * 4)
+
+
+def test_only_a_value_the_accuracy_screen_keeps_races_others_out() -> None:
+    """The case study's heavy noise has the lowest held-out loss (it predicts little) and is dropped
+    by the selection's accuracy screen: it must not race out the value the selection chooses."""
+    rounds = Rounds(max=15, step=5, alpha=0.05, margin=None)
+    results = _merged({"grid[a]": 0.0, "grid[b]": 0.2}, 10)
+    for s, row in enumerate(results["grid[a]"]["cv"]["val_loss"]):
+        row[0] += 0.01 * (s % 3)
+    results["grid[b]"]["cv"]["val_acc"] = [[0.5 + 0.01 * f for f in range(3)] for _ in range(10)]
+    cvs = [results["grid[a]"]["cv"], results["grid[b]"]["cv"]]
+    assert choose([0.0, 3.0], cvs, rule="one_se") == 0 and choose([0.0, 3.0], cvs, screen=False) == 1
+    grid = ["grid[a]", "grid[b]"]
+    assert race(rounds, results, grid, "likelihood", "one_se", screen=True) == {}
+    assert race(rounds, results, grid, "likelihood", "one_se", screen=False) == {"grid[a]": "grid[b]"}
+
+
+def test_a_raced_out_value_stays_raced_out_whatever_the_others_train_next() -> None:
+    """Once raced out, a value trains no more CV folds; the verdict is judged on the seeds it has, so
+    a later round of the others (here: the winner's accuracy falls, so the screen would drop it on
+    all its seeds) cannot bring it back, which would leave a gap in its CV seeds."""
+    rounds = Rounds(max=20, step=5, alpha=0.05, margin=None)
+    results = _merged({"grid[a]": 0.0, "grid[b]": 0.2}, 10)
+    for s, row in enumerate(results["grid[a]"]["cv"]["val_loss"]):
+        row[0] += 0.01 * (s % 3)
+    grid = ["grid[a]", "grid[b]"]
+    assert race(rounds, results, grid, "likelihood", "one_se", screen=True) == {"grid[a]": "grid[b]"}
+    later = _merged({"grid[b]": 0.2}, 15)
+    later["grid[a]"] = results["grid[a]"]
+    later["grid[b]"]["cv"]["val_acc"][10:] = [[0.0] * 3 for _ in range(5)]
+    assert race(rounds, later, grid, "likelihood", "one_se", screen=True) == {"grid[a]": "grid[b]"}

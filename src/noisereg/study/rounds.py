@@ -12,13 +12,19 @@ planned maximum of ``max`` seeds, for a comparison the sequence has not decided 
 one fixed n, which keeps the verdicts of a fixed study of ``max`` seeds within reach (a confidence
 sequence pays for its freedom to look with a wider interval; at 30 seeds its critical value is about
 3.4 against the t-test's 2.05). By the union bound the two err together with probability at most
-alpha/m per comparison, alpha in all. :func:`due` names the rounds to train next: the next round of
-every cell whose comparison is still open (and is not raced out), and of the baseline while any is.
-With ``[selection] racing``, a grid value of the selection arm also stops once its per-seed CV score
-(mean over folds, by the selection's criterion; ``early`` races on the final held-out loss) is worse
-than another value's by a confidence sequence at level alpha/(K·(K−1)) (all ordered pairs of the K
-values) and, under the ``one_se`` rule, its mean is more than one standard error from the best's:
-the selection could not choose it.
+alpha/m per comparison, alpha in all. A stored study whose ``max`` is raised keeps its rounds and the
+verdicts its t-test gave at the earlier maximum (``Rounds.earlier``); a comparison open there goes on
+to the new maximum and its t-test, which adds alpha/2m to its error rate for each raise.
+:func:`due` names the rounds to train next: the next round of
+every cell whose comparison is still open, and of the baseline while any is.
+With ``[selection] racing``, a grid value of the selection arm is *raced out* once its per-seed CV
+score (mean over folds, by the selection's criterion; ``early`` races on the final held-out loss) is
+worse than another value's by a confidence sequence at level alpha/(K·(K−1)) (all ordered pairs of
+the K values) and, under the ``one_se`` rule, its mean is more than one standard error from the
+best's: the selection could not choose it. Racing is about the selection only, so a raced-out value
+stops its CV folds (most of its cost: seeds × folds), while its comparison with the baseline on the
+test folds goes on, on its own confidence sequence, until it decides or reaches ``max``: its later
+rounds train their test folds only (:attr:`Next.without_cv`).
 
 A decision depends only on the seeds up to the look at which it is made, and every seed's result
 does not depend on which others train beside it (the engine's guarantee), so these decisions replayed
@@ -35,29 +41,51 @@ from typing import Any
 import numpy as np
 
 from noisereg.study.cells import Cell
-from noisereg.study.selection import SCORES, fold_scores
+from noisereg.study.selection import SCORES, fold_scores, screened
 from noisereg.study.sequential import Decision, decide
 
-__all__ = ["round_key", "plan_rounds", "rounds_of", "compare", "decisions", "race", "due", "merge_rounds", "Rounds"]
+__all__ = [
+    "EARLIER_MAX",
+    "round_key",
+    "plan_rounds",
+    "rounds_of",
+    "compare",
+    "decisions",
+    "race",
+    "raced_at",
+    "first_seeds",
+    "due",
+    "Next",
+    "merge_rounds",
+    "Rounds",
+]
+
+
+EARLIER_MAX = "rounds:earlier_max"
+"""Study attribute of a stored sequential study whose ``max`` was raised: the earlier maxima, in order."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Rounds:
-    """The plain settings of a sequential study (from ``seeds = { max, step, alpha, margin }``)."""
+    """The plain settings of a sequential study (from ``seeds = { max, step, alpha, margin }``), and
+    ``earlier``: the maxima it had before ``max`` was raised (the final t-test was made there too)."""
 
     max: int
     step: int
     alpha: float
     margin: float | None
+    earlier: tuple[int, ...] = ()
 
     @classmethod
-    def of(cls, seeds: Any) -> Rounds | None:
-        """From a config's ``seeds`` (a number: None, a fixed study; a table or its model: the rounds)."""
+    def of(cls, seeds: Any, earlier: Sequence[int] | None = None) -> Rounds | None:
+        """From a config's ``seeds`` (a number: None, a fixed study; a table or its model: the rounds)
+        and the study's :data:`EARLIER_MAX` attribute, if any."""
         if isinstance(seeds, int) or seeds is None:
             return None
         table: Mapping[str, Any] = seeds if isinstance(seeds, Mapping) else seeds.model_dump()
         margin = table.get("margin")
-        return cls(int(table["max"]), int(table["step"]), float(table.get("alpha", 0.05)), margin)
+        before = tuple(int(m) for m in earlier or () if int(m) < int(table["max"]))
+        return cls(int(table["max"]), int(table["step"]), float(table.get("alpha", 0.05)), margin, before)
 
     @property
     def looks(self) -> list[int]:
@@ -97,7 +125,15 @@ def _values(res: Mapping[str, Any], metric_key: str) -> list[float]:
 def compare(diffs: Sequence[float], looks: Sequence[int], rounds: Rounds, alpha: float) -> Decision:
     """One comparison's decision at error rate ``alpha``: half on the confidence sequence at every look,
     half on the t-test at ``rounds.max`` seeds (module docstring)."""
-    return decide(diffs, looks, alpha=alpha / 2, margin=rounds.margin, max_n=rounds.max, final_alpha=alpha / 2)
+    return decide(
+        diffs,
+        looks,
+        alpha=alpha / 2,
+        margin=rounds.margin,
+        max_n=rounds.max,
+        final_alpha=alpha / 2,
+        tested_at=rounds.earlier,
+    )
 
 
 def decisions(
@@ -132,12 +168,17 @@ def race(
     values: Sequence[str],
     criterion: str,
     rule: str = "best",
+    screen: bool = False,
 ) -> dict[str, str]:
     """Grid cells ``values`` of the selection arm raced out: {cell: the cell whose CV score beats it}.
 
     With the ``one_se`` rule a value within one standard error of the best mean (over seeds × folds,
     on the seeds the value has) is never raced out: the rule may choose it even where another value is
-    better seed by seed."""
+    better seed by seed. With ``screen`` (the selection's accuracy screen,
+    :func:`noisereg.study.selection.screened`), only a value the screen keeps on the seeds ``v`` has can
+    race ``v`` out, and the best mean is that of the values it keeps: a value the screen drops
+    (heavy noise, whose held-out loss is low because it predicts little) is not what the selection
+    would choose instead."""
     key, key_higher = SCORES["likelihood" if criterion == "early" else criterion]
     folds: dict[str, np.ndarray] = {}
     cvs: dict[str, Any] = {}
@@ -149,14 +190,20 @@ def race(
     pairs = max(1, len(values) * (len(values) - 1))
     out: dict[str, str] = {}
     for v, fv in folds.items():
-        if rule == "one_se" and _within_one_se(v, cvs, criterion, len(fv)):
+        # everything about v is judged on the first len(fv) seeds of every value: once v is raced out
+        # its CV stops, so the verdict stands at every later round (its CV seeds stay a prefix)
+        kept = set(cvs)
+        if screen and criterion != "accuracy":
+            keep = screened([0.0] * len(cvs), list(cvs.values()), len(fv))
+            kept = {c for c, k in zip(cvs, keep, strict=True) if k}
+        if rule == "one_se" and _within_one_se(v, cvs, criterion, len(fv), kept):
             continue
         sv = fv.mean(axis=1)
         for w, fw in folds.items():
             sw = fw.mean(axis=1)
             n = min(len(sv), len(sw))
             looks = [k for k in rounds.looks if k <= n]
-            if w == v or not looks or not np.all(np.isfinite(sv[:n] - sw[:n])):
+            if w == v or w not in kept or not looks or not np.all(np.isfinite(sv[:n] - sw[:n])):
                 continue
             if decide(list(sw[:n] - sv[:n]), looks, alpha=rounds.alpha / pairs).status == "worse":
                 out[v] = w
@@ -164,18 +211,27 @@ def race(
     return out
 
 
-def _within_one_se(v: str, cvs: Mapping[str, Any], criterion: str, n: int) -> bool:
-    """Whether ``v``'s mean CV score is within one standard error of the best value's, on the first
-    ``n`` seeds of every value, as :func:`noisereg.study.selection.choose` computes them (over folds)."""
+def _within_one_se(v: str, cvs: Mapping[str, Any], criterion: str, n: int, kept: set[str]) -> bool:
+    """Whether ``v``'s mean CV score is within one standard error of the best ``kept`` value's, on the
+    first ``n`` seeds of every value, as :func:`noisereg.study.selection.choose` computes them (over folds)."""
     per_fold = {c: fold_scores(cv, criterion, n) for c, cv in cvs.items()}
     means = {c: float(f.mean()) for c, f in per_fold.items() if f is not None and np.all(np.isfinite(f))}
-    if v not in means:
+    if v not in means or not kept & set(means):
         return True
-    best = min(means, key=means.__getitem__)
+    best = min(kept & set(means), key=means.__getitem__)
     f = per_fold[best]
     assert f is not None
     se = float(f.std(ddof=1) / math.sqrt(f.size)) if f.size > 1 else 0.0
     return means[v] <= means[best] + se
+
+
+@dataclasses.dataclass(frozen=True)
+class Next:
+    """What :func:`due` calls for: ``keys``, the round keys to train next; ``without_cv``, those of
+    them whose cell is raced out of the selection, which train their test folds only."""
+
+    keys: list[str]
+    without_cv: list[str]
 
 
 def due(
@@ -185,24 +241,61 @@ def due(
     baseline: str,
     metric_key: str,
     higher: bool,
-    racing: tuple[Sequence[str], str, str] | None = None,
-) -> list[str]:
+    racing: tuple[Sequence[str], str, str, bool] | None = None,
+) -> Next:
     """The round keys to train next, given the merged ``results`` of the rounds completed so far:
     round 1 of every cell at the start; then the next round of every open comparison's cell and of
-    the baseline. ``racing``: (the selection arm's grid cells, its criterion, its rule)."""
+    the baseline. ``racing``: (the selection arm's grid cells, its criterion, rule and screen); a raced-out
+    cell's next round is in ``without_cv``."""
     done = {cell: len(results[cell]["seeds"]) if cell in results else 0 for cell in round_keys}
     if any(n == 0 for n in done.values()):
-        return [keys[0] for cell, keys in round_keys.items() if done[cell] == 0]
+        return Next([keys[0] for cell, keys in round_keys.items() if done[cell] == 0], [])
     decided = decisions(rounds, results, list(round_keys), baseline, metric_key, higher)
     out_raced = race(rounds, results, *racing) if racing else {}
-    open_cells = [c for c, d in decided.items() if d.status == "continue" and c not in out_raced]
+    open_cells = [c for c, d in decided.items() if d.status == "continue"]
     wanted = [*open_cells, baseline] if open_cells else []
-    nxt = []
+    nxt, without_cv = [], []
     for cell in wanted:
         k = rounds.looks.index(done[cell]) + 1 if done[cell] in rounds.looks else None
         if k is not None and k < len(rounds.looks):
             nxt.append(round_keys[cell][k])
-    return nxt
+            if cell in out_raced:
+                without_cv.append(round_keys[cell][k])
+    return Next(nxt, without_cv)
+
+
+def first_seeds(res: Mapping[str, Any], n: int, cv: int | None = None) -> dict[str, Any]:
+    """A merged result cut to its first ``n`` seeds on the test folds and its first ``cv`` (default
+    ``n``) on the CV folds: what a sequential run had after the round that reached ``n`` seeds."""
+    cv = n if cv is None else cv
+    out = dict(res)
+    out["seeds"] = res["seeds"][:n]
+    out["final"] = {k: v[:n] for k, v in res["final"].items()}
+    if res.get("cv"):
+        out["cv"] = {k: (v[:cv] if isinstance(v, list) and k != "val_epochs" else v) for k, v in res["cv"].items()}
+    return out
+
+
+def raced_at(
+    rounds: Rounds,
+    results: Mapping[str, Mapping[str, Any]],
+    values: Sequence[str],
+    criterion: str,
+    rule: str = "best",
+    screen: bool = False,
+) -> dict[str, tuple[str, int]]:
+    """Grid cells ``values`` raced out, with the round after which :func:`due` first found each
+    raced out (its later rounds train no CV folds): {cell: (the cell whose CV score beats it, round)}.
+    Each round's look is :func:`race` on every cell's first seeds up to that round."""
+    out: dict[str, tuple[str, int]] = {}
+    most = max((len(results[c]["seeds"]) for c in values if c in results), default=0)
+    for k, n in enumerate(rounds.looks, start=1):
+        if n > most:
+            break
+        cut = {c: first_seeds(results[c], n) for c in values if c in results}
+        for cell, by in race(rounds, cut, values, criterion, rule, screen).items():
+            out.setdefault(cell, (by, k))
+    return out
 
 
 def merge_rounds(

@@ -152,6 +152,7 @@ def decide(
     margin: float | None = None,
     max_n: int | None = None,
     final_alpha: float | None = None,
+    tested_at: Sequence[int] = (),
     g: float = PRIOR_G,
 ) -> Decision:
     """The decision after the looks at seed counts ``looks`` (increasing, each ≤ len(diffs)) on the
@@ -161,7 +162,9 @@ def decide(
     (``worse``) or inside (−margin, margin) (``equivalent``; only with a ``margin``); otherwise
     ``max`` once a look reaches ``max_n`` seeds, else ``continue``. ``final_alpha``: at the look
     that reaches ``max_n``, an undecided comparison is also given the paired t-test at that level
-    (a test at one planned n, so the error rates add: alpha + final_alpha in all).
+    (a test at one planned n, so the error rates add: alpha + final_alpha in all). ``tested_at``:
+    earlier planned maxima (a study whose ``max`` was raised), where that t-test was made too and
+    a verdict it gave stands; each adds ``final_alpha`` to the error rate.
 
     >>> decide([0.1, 0.12, 0.11, 0.1, 0.13, 0.1, 0.12, 0.11, 0.1, 0.12], [5, 10], alpha=0.05).status
     'better'
@@ -183,12 +186,13 @@ def decide(
             status = "worse"
         elif margin is not None and -margin < low and high < margin:
             status = "equivalent"
-        elif max_n is not None and n >= max_n:
-            status = "max"
-            p = paired(list(diffs[:n]), [0.0] * n)["p_ttest"] if final_alpha is not None else None
-            if p is not None and final_alpha is not None and float(p) < final_alpha:  # type: ignore[arg-type]
+        elif final_alpha is not None and ((max_n is not None and n >= max_n) or n in tested_at):
+            p = paired(list(diffs[:n]), [0.0] * n)["p_ttest"]
+            if p is not None and float(p) < final_alpha:  # type: ignore[arg-type]
                 better = float(np.mean(diffs[:n])) > 0
                 return Decision("better" if better else "worse", n, k, low, high, "final", float(p))  # type: ignore[arg-type]
+        if status is None and max_n is not None and n >= max_n:
+            status = "max"
         if status is not None:
             return Decision(status, n, k, low, high)
     return Decision("continue", looks[-1], len(looks), low, high)

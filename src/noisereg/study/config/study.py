@@ -196,7 +196,8 @@ class SelectionConfig(Strict):
     trained on the whole training part. ``seeds``: how many of the study's seeds (the first ones)
     also train on the CV folds; default all. Fewer keep the cost of CV down: the CV score averages
     seeds x folds trainings. ``racing`` (with ``seeds = { max, step }``): a value whose CV score is
-    clearly worse than another value's trains no more rounds (:mod:`noisereg.study.rounds`). ``screen`` (default true; classifiers, every criterion but ``accuracy``):
+    clearly worse than that of another value the screen keeps trains no more CV folds; its comparison
+    with the baseline goes on until decided (:mod:`noisereg.study.rounds`). ``screen`` (default true; classifiers, every criterion but ``accuracy``):
     a value whose mean CV accuracy is more than two standard errors below the best value's cannot be
     chosen, so that likelihood does not prefer a network that predicts the class frequencies over
     overconfident ones that classify better (:mod:`noisereg.study.selection`). A ``search`` arm

@@ -2,8 +2,9 @@
 
 Built from the store's plain data alone (no torch). The schema of ``summary.json``
 (``"schema": "noisereg.summary/3"``; 2 since the recommendation stopped choosing by the test set, 3
-since the bootstrap intervals are expanded percentile intervals and a sequential study's comparisons
-stopped early give the confidence sequence's interval instead of fixed-n ones):
+since the bootstrap intervals are expanded percentile intervals, a sequential study's comparisons
+stopped early give the confidence sequence's interval instead of fixed-n ones, and a sequential
+cell's ``status`` always describes its comparison, racing being ``raced_at``/``raced_by``):
 
 - ``study``, ``description``, ``claim`` (the published claim the study tests, or ""), ``task``, ``data`` (data name, sizes, classes, loss);
 - ``metric`` (``accuracy`` | ``loss`` | ``r2``), ``metric_key`` (the stored final metric, e.g.
@@ -100,6 +101,7 @@ from noisereg.study.report.curvature import annotate_curvature
 from noisereg.study.report.recommendation import recommend
 from noisereg.study.report.robustness import annotate_robustness
 from noisereg.study.report.sequential import anytime_intervals, sequential_section
+from noisereg.study.rounds import EARLIER_MAX
 from noisereg.study.selection import RULES, SCORES, choose, gain_check, procedure_name, screened
 from noisereg.study.stats import ALPHA, bootstrap_paired, holm, iqm, paired, power, summary_statistics
 
@@ -499,7 +501,7 @@ def summarize(study: Mapping[str, Any], done: Mapping[str, Mapping[str, Any]]) -
         "verdict": _verdict(arms, baseline, metric, higher),
         "selection": _selection(config, cells, done, arms, baseline, key, higher),
         "robustness": robustness,
-        "sequential": sequential_section(config, study["cells"], done, baseline, key, higher),
+        "sequential": sequential_section(config, study["cells"], done, baseline, key, higher, study.get(EARLIER_MAX)),
     }
     anytime_intervals(arms, out["sequential"])
     out["recommendation"] = recommend(out, {a["name"]: _by_seed(done[a["name"]], key) for a in arms}, ALPHA)

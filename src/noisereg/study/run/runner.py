@@ -41,7 +41,7 @@ from noisereg.study.run import dashboard, lifecycle
 from noisereg.study.run.heldout import held_out_logits
 from noisereg.study.run.lifecycle import Trained, enqueue, open_store
 from noisereg.study.run.results import cell_results, linear_coefficients
-from noisereg.study.run.rounds import enqueue_due
+from noisereg.study.run.rounds import WITHOUT_CV, enqueue_due, extend_rounds, without_cv
 from noisereg.study.run.search import propose_cell
 from noisereg.study.run.sharpness import training_hessian_trace
 from noisereg.study.store import Claim, Store
@@ -153,6 +153,8 @@ def enqueue_study(
         stored = parse_stored(store.attrs()["config"], source=f"study {config.name!r} in the storage")
         config = config.model_copy(update={"noise_generator": stored.noise_generator})
         prep.config = config
+    # a sequential study whose max was raised continues from its stored rounds
+    extend_rounds(store, config.model_dump(mode="json"), {c.key: c.meta() for c in prep.cells}, prep.meta())
     enqueue(
         store,
         run_dir,
@@ -264,12 +266,16 @@ class BuiltinPlan:
         self.keys = [c.key for c in prep.cells]
         self.noise_generator = prep.config.noise_generator
         self._sigs = {c.key: signature(c) for c in prep.cells}
+        self._without_cv: object = None  # the store's rounds:without_cv, read at each claim
+
+    def _cell(self, key: str) -> Cell:
+        return without_cv(self.prep.by_key[key], self._without_cv)
 
     def units(self, key: str) -> int:
-        return self.prep.units(self.prep.by_key[key])
+        return self.prep.units(self._cell(key))
 
     def replicas(self, key: str) -> int:
-        return self.prep.replicas(self.prep.by_key[key])
+        return self.prep.replicas(self._cell(key))
 
     def signature(self, key: str) -> Hashable:
         return self._sigs[key]
@@ -277,11 +283,13 @@ class BuiltinPlan:
     def claimed(self, store: Store, claim: Claim) -> None:
         if self.prep.by_key[claim.cell].search:  # the sampler proposes this cell's value now
             self.prep.by_key[claim.cell] = propose_cell(self.prep, store, claim)
+        if self.prep.by_key[claim.cell].of is not None:  # a round: raced-out cells' rounds skip CV folds
+            self._without_cv = store.attrs().get(WITHOUT_CV)
 
     @contextlib.contextmanager
     def training(self, keys: Sequence[str], advance: Callable[[int], None]) -> Iterator[Callable[[], Trained]]:
         def wait() -> Trained:
-            cells = [self.prep.by_key[k] for k in keys]
+            cells = [self._cell(k) for k in keys]
             results, weights = _train_batch(
                 self.prep,
                 cells,

@@ -99,7 +99,7 @@ from noisereg.study.store.artifacts import (
     split_curves,
     upload_curves,
 )
-from noisereg.study.store.base import DB_NAME, SCHEMA_VERSION, StoreBase, StoreError, default_url
+from noisereg.study.store.base import CELL_PARAM, DB_NAME, SCHEMA_VERSION, StoreBase, StoreError, default_url
 from noisereg.study.store.claims import OWNER, CellLost, Claim, Heartbeat, claimant, gone, machine
 from noisereg.study.store.connection import StoreUnreachable, masked_url
 
@@ -270,7 +270,7 @@ class Store(StoreBase):
         enqueued late), so that one worker trains the cells in the same order on every run."""
         claims: list[Claim] = []
         choices = tuple(self.study.user_attrs["cells"])
-        dist = CategoricalDistribution(choices)
+        dist, param = CategoricalDistribution(choices), self.study.user_attrs.get(CELL_PARAM, "cell")  # see replan
         order = {key: i for i, key in enumerate(choices)}
         waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         for t in sorted(waiting, key=lambda t: (order.get(enqueued_cell(t), len(order)), t.number)):
@@ -285,7 +285,7 @@ class Store(StoreBase):
                     continue
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue
-            self.storage.set_trial_param(self._id(t), "cell", dist.to_internal_repr(key), dist)
+            self.storage.set_trial_param(self._id(t), param, dist.to_internal_repr(key), dist)
             self.storage.set_trial_system_attr(self._id(t), OWNER, claimant())
             claims.append(Claim(self._id(t), t.number, key))
         self.claimed += claims

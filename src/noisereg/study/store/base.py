@@ -45,11 +45,16 @@ __all__ = [
     "quiet_optuna",
     "SCHEMA_VERSION",
     "DB_NAME",
+    "CELL_PARAM",
 ]
 
 SCHEMA_VERSION = 1
 DB_NAME = "study.db"
-_OWN_ATTRS = ("config", "cells", "meta", "fingerprint", "schema_version")
+_OWN_ATTRS = ("config", "cells", "meta", "fingerprint", "schema_version", "cell_param")
+CELL_PARAM = "cell_param"
+"""Study attribute of a replanned study: the name of the trial parameter that names a claimed trial's
+cell (Optuna fixes a categorical parameter's choices at its first trial; a new plan's cells need a
+parameter of their own). Absent: ``cell``."""
 
 
 @contextlib.contextmanager
@@ -250,6 +255,22 @@ class StoreBase:
                 "use another run directory (--out) or delete that one"
             )
         return False
+
+    def replan(
+        self, config: Mapping[str, Any], cells: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any]
+    ) -> None:
+        """Replace the configuration, cells and meta of the stored study, whose trials stay: only for a
+        new plan of which every stored cell is a cell with the same meaning (a sequential study whose
+        ``max`` was raised: :func:`noisereg.study.run.rounds.extend_rounds` checks it). The cells are
+        written first and the fingerprint last, so that an interrupted replan is finished by the next.
+        Trials claimed from now on name their cell in a parameter of the new plan (:data:`CELL_PARAM`);
+        every trial keeps its cell in the user attribute ``cell`` too, which is what results are read by."""
+        study = self.study
+        study.set_user_attr(CELL_PARAM, f"cell:{fingerprint(config)[:12]}")
+        study.set_user_attr("cells", {k: dict(v) for k, v in cells.items()})
+        study.set_user_attr("meta", dict(meta))
+        study.set_user_attr("config", dict(config))
+        study.set_user_attr("fingerprint", fingerprint(config))
 
     def _upgrades_to(
         self,
