@@ -23,6 +23,7 @@ two moments), and ``ratio: <plain / noisereg>`` last. Run by hand::
     python benchmarks/own_model_speed.py                       # 10 seeds, 20 epochs
     python benchmarks/own_model_speed.py --seeds 2 --epochs 2  # a quick look
     python benchmarks/own_model_speed.py --device cuda
+    python benchmarks/own_model_speed.py --floor --repeat 3 --summary benchmarks/results/own_model_speed.json
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import json
 import multiprocessing
 import os
 import runpy
+import statistics
 import sys
 import tempfile
 import time
@@ -259,6 +261,9 @@ def main() -> None:
     parser.add_argument(
         "--floor", action="store_true", help="also time one model per process doing its replicas' work in big batches"
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run noisereg and the floor this many times each, alternating; medians"
+    )
     parser.add_argument("--summary", type=Path, help="store the table and its provenance (JSON) in this file")
     args = parser.parse_args()
     started, rows = time.time(), []
@@ -269,12 +274,23 @@ def main() -> None:
         replicas = len(arms) * args.seeds
         load = os.getloadavg()[0]  # a shared machine: the ratio means little under a changing load
         plain = _plain(net, data, arms, args.seeds, args.epochs, args.batch_size, args.workers, args.device)
-        ours, paths = _noisereg(net, data, arms, args.seeds, args.epochs, args.batch_size, args.workers, args.device)
+        # noisereg and the floor alternate, --repeat times each, and the medians are compared: on a shared
+        # machine a load that changes between two single runs would decide their ratio
+        ours_runs, floor_runs = [], []
+        for _ in range(args.repeat):
+            ours, paths = _noisereg(
+                net, data, arms, args.seeds, args.epochs, args.batch_size, args.workers, args.device
+            )
+            ours_runs.append(ours)
+            if args.floor:
+                floor_runs.append(_floor(net, data, replicas, args.epochs, args.batch_size, args.workers, args.device))
+        ours = statistics.median(ours_runs)
         print(
             f"{name}: {replicas} replicas x {args.epochs} epochs on {args.device}, {args.workers} processes, "
             f"load average {load:.2f} before, {os.getloadavg()[0]:.2f} after"
         )
-        print(f"  plain loop with attach: {plain:.1f} s   noisereg run_model: {ours:.1f} s")
+        runs = f" (median of {', '.join(f'{t:.1f}' for t in ours_runs)})" if args.repeat > 1 else ""
+        print(f"  plain loop with attach: {plain:.1f} s   noisereg run_model: {ours:.1f} s{runs}")
         print(f"  paths: {'; '.join(sorted(paths))}")
         if args.per_replica:
             alone, _ = _noisereg(
@@ -285,9 +301,10 @@ def main() -> None:
             )
         floor = None
         if args.floor:
-            floor = _floor(net, data, replicas, args.epochs, args.batch_size, args.workers, args.device)
+            floor = statistics.median(floor_runs)
+            runs = f" (median of {', '.join(f'{t:.1f}' for t in floor_runs)})" if args.repeat > 1 else ""
             print(
-                f"  floor, one model per process on batches {-(-replicas // args.workers)}x as large: {floor:.1f} s "
+                f"  floor, one model per process on batches {-(-replicas // args.workers)}x as large: {floor:.1f} s{runs} "
                 f"(plain / floor {plain / floor:.3f}, noisereg / floor {ours / floor:.3f})"
             )
         print(f"  memory per replica (parameters, gradients, Adam moments): {4 * params / 1024:.1f} KiB")
@@ -307,7 +324,8 @@ def main() -> None:
     if args.summary:
         setup = (
             f"Each model with 4 arms (no noise, input, activations, weights) × {args.seeds} seeds, {args.epochs} epochs, "
-            f"batch {args.batch_size}, Adam, {args.workers} processes of one thread on each side; noisereg = "
+            f"batch {args.batch_size}, Adam, {args.workers} processes of one thread on each side, run_model and the "
+            f"floor alternating {args.repeat} time(s) each (medians); noisereg = "
             "study.run_model (store and report data included), floor = one model per process doing its share of the "
             "replicas' work in batches that many times as large"
         )
