@@ -17,12 +17,13 @@ put on its own (never run) module, each draw the shape of a lone replica's, in t
 would have run. So a replica's result does not depend on its group and equals the per-replica path's
 up to rounding (``tests/engine/test_lowering.py`` checks it in float64).
 
-Anything else goes to the ``vmap`` path: other layers or orderings, a model that draws randomness,
-noise other than additive or multiplicative Gaussian or Gaussian dropout of a constant strength without
-clip on the input or hidden activations (weights, gradients, targets, schedules), optimizers other than SGD (no dampening or Nesterov), Adam and AdamW
-(no AMSGrad), losses other than the ``ce``/``bce``/``mse`` of :func:`noisereg.study.run_model` or
-torch's ``CrossEntropyLoss``/``BCEWithLogitsLoss``/``MSELoss`` with default arguments, a device other
-than the CPU. :func:`lowering_refusal` says which.
+Anything else goes to the ``vmap`` path: other layers or orderings, frozen parameters or hooks of the
+model's own, noise other than additive or multiplicative Gaussian or Gaussian dropout of a constant
+strength without clip on the input or hidden activations (weights, gradients, targets, schedules),
+optimizers other than SGD (no dampening or Nesterov), Adam and AdamW (no AMSGrad), losses other than
+the ``ce``/``bce``/``mse`` of :func:`noisereg.study.run_model` or torch's ``CrossEntropyLoss``/
+``BCEWithLogitsLoss``/``MSELoss`` with default arguments, a device other than the CPU, extra metrics.
+:func:`lowering_refusal` says which of these the settings show; the rest is found on the built model.
 """
 
 from __future__ import annotations
