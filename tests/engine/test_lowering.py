@@ -259,3 +259,29 @@ def test_a_study_of_a_users_mlp_says_the_kernels_trained_it(tmp_path) -> None:
     why = {key: p["why"] for key, p in result.summary["data"]["paths"].items()}
     assert why["none"] == why["input"] == LOWERED
     assert "vmap" in why["weights"]  # weight noise is drawn by the vmap path
+
+
+IMAGES = X.reshape(37, 1, 3)  # samples of several dimensions: an image MLP flattens them first
+
+
+def _image_mlp() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 1), nn.Flatten(0))
+
+
+def test_an_image_mlp_flattening_its_samples_first_equals_its_lone_training() -> None:
+    arms = [
+        (),
+        (_site(0.3, "input"),),  # on the samples before the Flatten
+        (_site(0.2, select="0"),),  # after the Flatten: the same values in the same order
+        (_site(0.1, select="1", where="before"), _site(0.2, select="2")),
+    ]
+    tasks = [
+        dataclasses.replace(t, model=_image_mlp, train=(IMAGES, t.train[1]), test=(X_TEST.reshape(21, 1, 3), t.test[1]))  # type: ignore[index]
+        for t in _tasks(arms=arms)
+    ]
+    _assert_equal_to_per_replica(tasks)
+
+
+def test_samples_of_several_dimensions_without_a_flatten_stay_on_vmap() -> None:
+    tasks = [dataclasses.replace(t, train=(IMAGES, t.train[1])) for t in _tasks(arms=ARMS[:2])]  # type: ignore[index]
+    assert lowered_group(tasks) is None

@@ -1,7 +1,8 @@
 """A user's MLP on the stacked MLP kernels: the vectorized path at the built-in engine's speed.
 
 A model that is an ``nn.Sequential`` of ``Linear`` layers (with biases) separated by one kind of
-activation (ReLU, Tanh, Sigmoid, GELU, ELU, SELU), and at most a ``Flatten`` after the last ``Linear``,
+activation (ReLU, Tanh, Sigmoid, GELU, ELU, SELU), with at most a ``Flatten`` of each sample before
+the first ``Linear`` (an image MLP) and a ``Flatten`` after the last,
 is the network :class:`~noisereg.engine.replicas.StackedMLP` trains with hand-written batched kernels:
 one batched matmul per layer and direction, the activation's derivative kept from the forward, the
 optimizer's fused update on one flat buffer. Through ``vmap`` over ``functional_call`` the same step
@@ -29,6 +30,7 @@ the ``ce``/``bce``/``mse`` of :func:`noisereg.study.run_model` or torch's ``Cros
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from collections.abc import Sequence
 from typing import Any, cast
@@ -69,14 +71,19 @@ def _activation(module: nn.Module) -> str | None:
     return None
 
 
-def _spec(model: nn.Module) -> tuple[MLPSpec, list[str], nn.Module | None] | str:
-    """(the MLP, the names of its Linear layers in order, the module after the last Linear) or why not."""
+def _spec(model: nn.Module) -> tuple[MLPSpec, list[str], nn.Module | None, bool] | str:
+    """(the MLP, the names of its Linear layers in order, the module after the last Linear, whether a
+    ``Flatten`` of each sample comes first) or why not."""
     if type(model) is not nn.Sequential:
         return f"the model is a {type(model).__name__}, not an nn.Sequential of Linear layers and activations"
     children = list(model.named_children())
     tail = None
     if children and type(children[-1][1]) is nn.Flatten:
         tail = children.pop()[1]
+    first = children[0][1] if children else None
+    head = isinstance(first, nn.Flatten) and (first.start_dim, first.end_dim) == (1, -1)
+    if head:  # an image MLP's first layer: each sample's features in one row, as the kernels take them
+        children.pop(0)
     linears = [(n, m) for i, (n, m) in enumerate(children) if i % 2 == 0]
     acts = [m for i, (_, m) in enumerate(children) if i % 2 == 1]
     if not linears or len(acts) != len(linears) - 1:
@@ -94,7 +101,7 @@ def _spec(model: nn.Module) -> tuple[MLPSpec, list[str], nn.Module | None] | str
     sizes = [cast(nn.Linear, m) for _, m in linears]
     activation = cast(Activation, names.pop() if names else "relu")
     spec = MLPSpec(sizes[0].in_features, tuple(m.out_features for m in sizes[:-1]), sizes[-1].out_features, activation)
-    return spec, [n for n, _ in linears], tail
+    return spec, [n for n, _ in linears], tail, head
 
 
 def _loss_name(task: LoopTask) -> str | None:
@@ -172,8 +179,8 @@ def lowering_refusal(task: LoopTask) -> str | None:
     if _loss_name(task) is None:
         return "the loss is not ce, bce or mse (torch's with default arguments)"
     x = task.train[0]  # refusal() leaves tensors only
-    if not isinstance(x, Tensor) or x.dim() != 2 or not x.is_floating_point():
-        return "the inputs are not a float matrix [samples, features]"
+    if not isinstance(x, Tensor) or x.dim() < 2 or not x.is_floating_point():
+        return "the inputs are not float samples [samples, features...]"
     for j, site in enumerate(task.sites):
         if site.at not in ("input", "activations"):
             return f"site {j}: noise on {site.at} is drawn by the vmap path"
@@ -191,6 +198,7 @@ class LoweredMLP:
         spec: MLPSpec,
         linears: list[str],
         tail: nn.Module | None,
+        head: bool,
         optim: OptimSpec,
         loss: str,
         modules: list[nn.Module],
@@ -198,6 +206,7 @@ class LoweredMLP:
         places: dict[tuple[str, int], list[list[NoiseLayer | None]]],
     ) -> None:
         self.tasks, self.task, self.spec, self.loss, self.tail = list(tasks), tasks[0], spec, loss, tail
+        self.head = head
         self.replicas = modules
         self._handles = handles
         self.names = linears
@@ -239,6 +248,8 @@ class LoweredMLP:
         with torch.no_grad():
             if self.input:  # noise goes on a copy of the batch, contiguous: the streams add it in one pass
                 x = x.to(self.task.dtype, memory_format=torch.contiguous_format, copy=True)
+            # a sample's values in the same order flattened or not: its input noise is drawn alike
+            x = x.reshape(x.shape[0], x.shape[1], -1)
             for stream in self.input:
                 noisy, _ = stream.apply(x, step=self._step, epoch=0, slot="input")
                 if noisy is not x:
@@ -261,6 +272,7 @@ class LoweredMLP:
     @torch.no_grad()
     def outputs(self, x: Tensor) -> Tensor:
         """Every replica's outputs ``[R, n, ...]`` on the same inputs ``x``, as its module returns them."""
+        x = x.reshape(len(x), -1)
         stacked = self.model.augment(x.to(self.task.dtype)).expand(len(self.tasks), *x.shape[:-1], -1)
         out = self.model.forward_eval(stacked.contiguous()).transpose(1, 2)
         if self.tail is None:
@@ -284,7 +296,7 @@ class LoweredMLP:
 
 
 def _places(
-    modules: list[nn.Module], handles: list[list[Any]], children: list[str]
+    modules: list[nn.Module], handles: list[list[Any]], children: list[str], head: bool
 ) -> dict[tuple[str, int], list[list[NoiseLayer | None]]] | str:
     """Each replica's noise layers by where the kernels apply them — ("input", 0), ("before", i) or
     ("after", i) for hidden layer i — one list per layer of a replica, in the order its hooks run:
@@ -292,7 +304,10 @@ def _places(
     order they were attached). A string says why a layer has no place in the kernels."""
     # (position, module name) -> (place, rank of the module): children alternate Linear and activation
     where: dict[tuple[str, str], tuple[tuple[str, int], int]] = {("before", ""): (("input", 0), 0)}
-    where[("before", children[0])] = (("input", 0), 1)
+    if head:  # noise before or after the Flatten: the input's values, in the same order
+        flatten, *children = children
+        where |= {("before", flatten): (("input", 0), 1), ("after", flatten): (("input", 0), 2)}
+    where[("before", children[0])] = (("input", 0), 3)
     for i in range((len(children) - 1) // 2):
         linear, act, following = children[2 * i], children[2 * i + 1], children[2 * i + 2]
         where |= {("after", linear): (("before", i), 0), ("before", act): (("before", i), 1)}
@@ -337,7 +352,7 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
                     found = _spec(module)
                     if isinstance(found, str):
                         return None
-                    spec, linears, tail = found
+                    spec, linears, tail, head = found
                     names = [n for n, _ in module.named_parameters()]
                 torch.manual_seed(derive_seed(task.seed, "train"))
                 if [n for n, _ in module.named_parameters()] != names:
@@ -345,11 +360,11 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
                 modules.append(module)
                 handles.append(attach_sites(module, task, None)[0])
         optim = _optim(first.optimizer(list(modules[0].parameters())))
-        places = _places(modules, handles, [n for n, _ in modules[0].named_children()])
+        places = _places(modules, handles, [n for n, _ in modules[0].named_children()], head)
         x, y = first.train  # type: ignore[misc]
-        if isinstance(optim, str) or isinstance(places, str) or not _fits(spec, loss, x, y):
+        if isinstance(optim, str) or isinstance(places, str) or not _fits(spec, loss, x, y, head):
             return None
-        group = LoweredMLP(tasks, spec, linears, tail, optim, cast(str, loss), modules, handles, places)
+        group = LoweredMLP(tasks, spec, linears, tail, head, optim, cast(str, loss), modules, handles, places)
         handles = []  # the group removes them
         return group
     finally:
@@ -358,10 +373,10 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
                 handle.remove()
 
 
-def _fits(spec: MLPSpec, loss: str | None, x: Tensor, y: Tensor) -> bool:
+def _fits(spec: MLPSpec, loss: str | None, x: Tensor, y: Tensor, head: bool) -> bool:
     """Whether the data has the model's inputs and the loss's targets (else the vmap path raises the
-    error the user's loop would)."""
-    if x.shape[1] != spec.in_features:
+    error the user's loop would): a sample of several dimensions only behind a leading ``Flatten``."""
+    if (x.dim() > 2 and not head) or math.prod(x.shape[1:]) != spec.in_features:
         return False
     if loss == "ce":
         return y.dim() == 1 and not y.is_floating_point() and spec.out_features > 1
