@@ -29,9 +29,6 @@ the ``ce``/``bce``/``mse`` of :func:`noisereg.study.run_model` or torch's ``Cros
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import numbers
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -40,16 +37,13 @@ from torch import Tensor, nn
 
 from noisereg.engine.injection import SiteStream
 from noisereg.engine.loop import LoopTask, attach_sites
+from noisereg.engine.lowering_rules import closed_form_kind, data_fits, loss_name, mlp_of, optim_spec, without_noise
 from noisereg.engine.optim import StackedOptimizer
 from noisereg.engine.replicas import StackedMLP
 from noisereg.engine.specs import MLPSpec, OptimSpec
 from noisereg.engine.vectorizable import refusal
-from noisereg.engine.vocabulary import Activation
 from noisereg.layers import NoiseLayer
-from noisereg.noise import Gaussian, GaussianDropoutNoise, MultiplicativeGaussian
-from noisereg.noise.base import NoiseKind
 from noisereg.seeding import NoiseGenerator, derive_seed
-from noisereg.streams import Stream
 
 __all__ = ["LOWERED", "LoweredMLP", "builds_mlp", "lowered_group", "lowering_refusal", "lowers"]
 
@@ -57,114 +51,6 @@ LOWERED = (
     "the replicas of a fold stacked on the built-in engine's MLP kernels (the model is an nn.Sequential MLP), "
     "each with its own noise streams"
 )
-_ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SELU: "selu"}
-_LOSSES = {nn.CrossEntropyLoss: "ce", nn.BCEWithLogitsLoss: "bce", nn.MSELoss: "mse"}
-
-
-def _activation(module: nn.Module) -> str | None:
-    if type(module) in _ACTIVATIONS:
-        return _ACTIVATIONS[type(module)]
-    if type(module) is nn.GELU and module.approximate == "none":
-        return "gelu"
-    if type(module) is nn.ELU and module.alpha == 1.0:
-        return "elu"
-    return None
-
-
-def _spec(model: nn.Module) -> tuple[MLPSpec, list[str], nn.Module | None, bool] | str:
-    """(the MLP, the names of its Linear layers in order, the module after the last Linear, whether a
-    ``Flatten`` of each sample comes first) or why not."""
-    if type(model) is not nn.Sequential:
-        return f"the model is a {type(model).__name__}, not an nn.Sequential of Linear layers and activations"
-    children = list(model.named_children())
-    tail = None
-    if children and type(children[-1][1]) is nn.Flatten:
-        tail = children.pop()[1]
-    first = children[0][1] if children else None
-    head = isinstance(first, nn.Flatten) and (first.start_dim, first.end_dim) == (1, -1)
-    if head:  # an image MLP's first layer: each sample's features in one row, as the kernels take them
-        children.pop(0)
-    linears = [(n, m) for i, (n, m) in enumerate(children) if i % 2 == 0]
-    acts = [m for i, (_, m) in enumerate(children) if i % 2 == 1]
-    if not linears or len(acts) != len(linears) - 1:
-        return "the Sequential does not alternate Linear layers and activations, ending with a Linear"
-    if any(type(m) is not nn.Linear or m.bias is None for _, m in linears):
-        return "a layer in a Linear's position is not an nn.Linear with a bias"
-    names = {_activation(m) for m in acts}
-    if None in names or len(names) > 1:
-        return "the activations are not one kind of ReLU, Tanh, Sigmoid, GELU, ELU (alpha 1) or SELU"
-    hooks = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-    if any(True for _ in model.buffers()) or any(m.__dict__.get(h) for m in model.modules() for h in hooks):
-        return "the model has buffers or hooks of its own"
-    if not all(p.requires_grad for p in model.parameters()):
-        return "some parameters are frozen (requires_grad=False)"
-    sizes = [cast(nn.Linear, m) for _, m in linears]
-    activation = cast(Activation, names.pop() if names else "relu")
-    spec = MLPSpec(sizes[0].in_features, tuple(m.out_features for m in sizes[:-1]), sizes[-1].out_features, activation)
-    return spec, [n for n, _ in linears], tail, head
-
-
-def _loss_name(task: LoopTask) -> str | None:
-    loss: Any = task.loss
-    named = getattr(loss, "noisereg_loss", None)  # run_model's ce/bce/mse (noisereg.study.bridge.user.make_loss)
-    if named in ("ce", "bce", "mse"):
-        return str(named)
-    kind = _LOSSES.get(type(loss))
-    if kind is None or loss.reduction != "mean":
-        return None
-    if kind == "ce" and (loss.weight is not None or loss.label_smoothing != 0.0 or loss.ignore_index != -100):
-        return None
-    if kind == "bce" and (loss.weight is not None or loss.pos_weight is not None):
-        return None
-    return kind
-
-
-def _optim(optimizer: torch.optim.Optimizer) -> OptimSpec | str:
-    """The optimizer as an :class:`OptimSpec` (torch's update rules exactly), or why it is not one."""
-    if len(optimizer.param_groups) != 1:
-        return "the optimizer has several parameter groups"
-    g = optimizer.param_groups[0]
-    if g.get("maximize") or g.get("differentiable") or not isinstance(g["lr"], float):
-        return "the optimizer maximizes, is differentiable or has a tensor learning rate"
-    if type(optimizer) is torch.optim.SGD:
-        if g["dampening"] != 0 or g["nesterov"]:
-            return "SGD with dampening or Nesterov momentum"
-        return OptimSpec("sgd", lr=g["lr"], momentum=g["momentum"], weight_decay=g["weight_decay"])
-    if type(optimizer) in (torch.optim.Adam, torch.optim.AdamW):
-        if g["amsgrad"] or not isinstance(g["betas"][0], float):
-            return "Adam with AMSGrad or tensor betas"
-        # AdamW is Adam with decoupled weight decay (torch's AdamW sets the flag)
-        decoupled = type(optimizer) is torch.optim.AdamW or bool(g.get("decoupled_weight_decay", False))
-        return OptimSpec(
-            "adamw" if decoupled else "adam",
-            lr=g["lr"],
-            betas=tuple(g["betas"]),
-            eps=g["eps"],
-            weight_decay=g["weight_decay"],
-        )
-    return f"the optimizer is {type(optimizer).__name__}, not SGD, Adam or AdamW"
-
-
-_KINDS = (Gaussian, MultiplicativeGaussian, GaussianDropoutNoise)  # SiteStream's closed forms
-
-
-def _constant_kind(layer: Any) -> bool:
-    """Whether ``layer`` is a plain noise layer of a kind the kernels apply in closed form (additive
-    or multiplicative Gaussian, Gaussian dropout) at a constant strength, without clip, drawing from a
-    Stream."""
-    kind = getattr(layer, "kind", None)
-    return (
-        type(layer) is NoiseLayer
-        and type(kind) in _KINDS
-        and getattr(kind, "clip", None) is None
-        and isinstance(getattr(kind, "strength", None), numbers.Real)
-        and isinstance(layer.generator(torch.device("cpu")), Stream)
-    )
-
-
-def _off(kind: NoiseKind) -> NoiseKind:
-    """``kind`` at its no-noise strength (a replica without noise at a place: its row is never drawn)."""
-    return dataclasses.replace(kind, **{kind.strength_field: kind.identity})
 
 
 def lowering_refusal(task: LoopTask) -> str | None:
@@ -176,7 +62,7 @@ def lowering_refusal(task: LoopTask) -> str | None:
         return "the kernels' noise streams run on the CPU in float32/float64"
     if task.metrics:
         return "extra metrics are computed by the vmap path"
-    if _loss_name(task) is None:
+    if loss_name(task) is None:
         return "the loss is not ce, bce or mse (torch's with default arguments)"
     x = task.train[0]  # refusal() leaves tensors only
     if not isinstance(x, Tensor) or x.dim() < 2 or not x.is_floating_point():
@@ -231,7 +117,7 @@ class LoweredMLP:
         for place, slots in places.items():
             for layers in slots:
                 template = next(layer for layer in layers if layer is not None).kind
-                kinds = [layer.kind if layer is not None else _off(template) for layer in layers]
+                kinds = [layer.kind if layer is not None else without_noise(template) for layer in layers]
                 # a replica without noise here never draws (its σ = 0 row is skipped): any stream will do
                 spare = next(layer for layer in layers if layer is not None).generator(cpu)
                 gens = [layer.generator(cpu) if layer is not None else spare for layer in layers]
@@ -322,7 +208,7 @@ def _places(
                 found = where.get((position, names.get(id(placed), "?")))
                 if found is None or extra not in ([], [0]):
                     return f"noise {placement.where} is not on the input or a hidden layer"
-                if not _constant_kind(placement.layer):
+                if not closed_form_kind(placement.layer):
                     return f"noise {placement.where} is not Gaussian (additive, multiplicative, dropout) of a constant strength"
                 kind = type(placement.layer.kind).__name__  # one kind a stream: its closed form
                 slot = slots.setdefault((found[0], found[1], j, kind), [None] * count)
@@ -340,7 +226,7 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
     first = tasks[0]
     if any(lowering_refusal(task) is not None for task in tasks):
         return None
-    loss = _loss_name(first)
+    loss = loss_name(first)
     modules: list[nn.Module] = []
     handles: list[list[Any]] = []
     try:
@@ -349,7 +235,7 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
                 torch.manual_seed(derive_seed(task.seed, "init"))
                 module = task.model().to(device=task.device, dtype=task.dtype)
                 if not modules:
-                    found = _spec(module)
+                    found = mlp_of(module)
                     if isinstance(found, str):
                         return None
                     spec, linears, tail, head = found
@@ -359,10 +245,10 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
                     return None
                 modules.append(module)
                 handles.append(attach_sites(module, task, None)[0])
-        optim = _optim(first.optimizer(list(modules[0].parameters())))
+        optim = optim_spec(first.optimizer(list(modules[0].parameters())))
         places = _places(modules, handles, [n for n, _ in modules[0].named_children()], head)
         x, y = first.train  # type: ignore[misc]
-        if isinstance(optim, str) or isinstance(places, str) or not _fits(spec, loss, x, y, head):
+        if isinstance(optim, str) or isinstance(places, str) or not data_fits(spec, loss, x, y, head):
             return None
         group = LoweredMLP(tasks, spec, linears, tail, head, optim, cast(str, loss), modules, handles, places)
         handles = []  # the group removes them
@@ -371,18 +257,6 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
         for own in handles:
             for handle in own:
                 handle.remove()
-
-
-def _fits(spec: MLPSpec, loss: str | None, x: Tensor, y: Tensor, head: bool) -> bool:
-    """Whether the data has the model's inputs and the loss's targets (else the vmap path raises the
-    error the user's loop would): a sample of several dimensions only behind a leading ``Flatten``."""
-    if (x.dim() > 2 and not head) or math.prod(x.shape[1:]) != spec.in_features:
-        return False
-    if loss == "ce":
-        return y.dim() == 1 and not y.is_floating_point() and spec.out_features > 1
-    if loss == "bce":
-        return spec.out_features == 1 and y.numel() == len(x)
-    return y.numel() == len(x) * spec.out_features
 
 
 def lowers(task: LoopTask) -> bool:
@@ -400,4 +274,4 @@ def builds_mlp(task: LoopTask) -> bool:
     caller's random state left alone): a study asks once, not once per arm."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(task.seed, "init"))
-        return not isinstance(_spec(task.model()), str)
+        return not isinstance(mlp_of(task.model()), str)

@@ -1,0 +1,145 @@
+"""What the stacked MLP kernels take (:mod:`noisereg.engine.lowering`): the model's layers, the loss,
+the optimizer, the noise kinds and the data, each read as the kernels' own spec or refused with why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Any, cast
+
+import torch
+from torch import Tensor, nn
+
+from noisereg.engine.loop import LoopTask
+from noisereg.engine.specs import MLPSpec, OptimSpec
+from noisereg.engine.vocabulary import Activation
+from noisereg.layers import NoiseLayer
+from noisereg.noise import Gaussian, GaussianDropoutNoise, MultiplicativeGaussian
+from noisereg.noise.base import NoiseKind
+from noisereg.streams import Stream
+
+__all__ = ["activation_name", "closed_form_kind", "data_fits", "loss_name", "mlp_of", "optim_spec", "without_noise"]
+
+
+_ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SELU: "selu"}
+_LOSSES = {nn.CrossEntropyLoss: "ce", nn.BCEWithLogitsLoss: "bce", nn.MSELoss: "mse"}
+
+
+def activation_name(module: nn.Module) -> str | None:
+    if type(module) in _ACTIVATIONS:
+        return _ACTIVATIONS[type(module)]
+    if type(module) is nn.GELU and module.approximate == "none":
+        return "gelu"
+    if type(module) is nn.ELU and module.alpha == 1.0:
+        return "elu"
+    return None
+
+
+def mlp_of(model: nn.Module) -> tuple[MLPSpec, list[str], nn.Module | None, bool] | str:
+    """(the MLP, the names of its Linear layers in order, the module after the last Linear, whether a
+    ``Flatten`` of each sample comes first) or why not."""
+    if type(model) is not nn.Sequential:
+        return f"the model is a {type(model).__name__}, not an nn.Sequential of Linear layers and activations"
+    children = list(model.named_children())
+    tail = None
+    if children and type(children[-1][1]) is nn.Flatten:
+        tail = children.pop()[1]
+    first = children[0][1] if children else None
+    head = isinstance(first, nn.Flatten) and (first.start_dim, first.end_dim) == (1, -1)
+    if head:  # an image MLP's first layer: each sample's features in one row, as the kernels take them
+        children.pop(0)
+    linears = [(n, m) for i, (n, m) in enumerate(children) if i % 2 == 0]
+    acts = [m for i, (_, m) in enumerate(children) if i % 2 == 1]
+    if not linears or len(acts) != len(linears) - 1:
+        return "the Sequential does not alternate Linear layers and activations, ending with a Linear"
+    if any(type(m) is not nn.Linear or m.bias is None for _, m in linears):
+        return "a layer in a Linear's position is not an nn.Linear with a bias"
+    names = {activation_name(m) for m in acts}
+    if None in names or len(names) > 1:
+        return "the activations are not one kind of ReLU, Tanh, Sigmoid, GELU, ELU (alpha 1) or SELU"
+    hooks = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    if any(True for _ in model.buffers()) or any(m.__dict__.get(h) for m in model.modules() for h in hooks):
+        return "the model has buffers or hooks of its own"
+    if not all(p.requires_grad for p in model.parameters()):
+        return "some parameters are frozen (requires_grad=False)"
+    sizes = [cast(nn.Linear, m) for _, m in linears]
+    activation = cast(Activation, names.pop() if names else "relu")
+    spec = MLPSpec(sizes[0].in_features, tuple(m.out_features for m in sizes[:-1]), sizes[-1].out_features, activation)
+    return spec, [n for n, _ in linears], tail, head
+
+
+def loss_name(task: LoopTask) -> str | None:
+    loss: Any = task.loss
+    named = getattr(loss, "noisereg_loss", None)  # run_model's ce/bce/mse (noisereg.study.bridge.user.make_loss)
+    if named in ("ce", "bce", "mse"):
+        return str(named)
+    kind = _LOSSES.get(type(loss))
+    if kind is None or loss.reduction != "mean":
+        return None
+    if kind == "ce" and (loss.weight is not None or loss.label_smoothing != 0.0 or loss.ignore_index != -100):
+        return None
+    if kind == "bce" and (loss.weight is not None or loss.pos_weight is not None):
+        return None
+    return kind
+
+
+def optim_spec(optimizer: torch.optim.Optimizer) -> OptimSpec | str:
+    """The optimizer as an :class:`OptimSpec` (torch's update rules exactly), or why it is not one."""
+    if len(optimizer.param_groups) != 1:
+        return "the optimizer has several parameter groups"
+    g = optimizer.param_groups[0]
+    if g.get("maximize") or g.get("differentiable") or not isinstance(g["lr"], float):
+        return "the optimizer maximizes, is differentiable or has a tensor learning rate"
+    if type(optimizer) is torch.optim.SGD:
+        if g["dampening"] != 0 or g["nesterov"]:
+            return "SGD with dampening or Nesterov momentum"
+        return OptimSpec("sgd", lr=g["lr"], momentum=g["momentum"], weight_decay=g["weight_decay"])
+    if type(optimizer) in (torch.optim.Adam, torch.optim.AdamW):
+        if g["amsgrad"] or not isinstance(g["betas"][0], float):
+            return "Adam with AMSGrad or tensor betas"
+        # AdamW is Adam with decoupled weight decay (torch's AdamW sets the flag)
+        decoupled = type(optimizer) is torch.optim.AdamW or bool(g.get("decoupled_weight_decay", False))
+        return OptimSpec(
+            "adamw" if decoupled else "adam",
+            lr=g["lr"],
+            betas=tuple(g["betas"]),
+            eps=g["eps"],
+            weight_decay=g["weight_decay"],
+        )
+    return f"the optimizer is {type(optimizer).__name__}, not SGD, Adam or AdamW"
+
+
+_KINDS = (Gaussian, MultiplicativeGaussian, GaussianDropoutNoise)  # SiteStream's closed forms
+
+
+def closed_form_kind(layer: Any) -> bool:
+    """Whether ``layer`` is a plain noise layer of a kind the kernels apply in closed form (additive
+    or multiplicative Gaussian, Gaussian dropout) at a constant strength, without clip, drawing from a
+    Stream."""
+    kind = getattr(layer, "kind", None)
+    return (
+        type(layer) is NoiseLayer
+        and type(kind) in _KINDS
+        and getattr(kind, "clip", None) is None
+        and isinstance(getattr(kind, "strength", None), numbers.Real)
+        and isinstance(layer.generator(torch.device("cpu")), Stream)
+    )
+
+
+def without_noise(kind: NoiseKind) -> NoiseKind:
+    """``kind`` at its no-noise strength (a replica without noise at a place: its row is never drawn)."""
+    return dataclasses.replace(kind, **{kind.strength_field: kind.identity})
+
+
+def data_fits(spec: MLPSpec, loss: str | None, x: Tensor, y: Tensor, head: bool) -> bool:
+    """Whether the data has the model's inputs and the loss's targets (else the vmap path raises the
+    error the user's loop would): a sample of several dimensions only behind a leading ``Flatten``."""
+    if (x.dim() > 2 and not head) or math.prod(x.shape[1:]) != spec.in_features:
+        return False
+    if loss == "ce":
+        return y.dim() == 1 and not y.is_floating_point() and spec.out_features > 1
+    if loss == "bce":
+        return spec.out_features == 1 and y.numel() == len(x)
+    return y.numel() == len(x) * spec.out_features
