@@ -11,10 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from noisereg.study.bridge.user import (
-    file_arguments,
-    file_error,
-)
+from noisereg.study.bridge.user_file import file_arguments, file_error
 from noisereg.study.config import StudyConfigError
 from noisereg.study.config.user import UserStudyConfig, parse_user_config
 from noisereg.study.report import summarize
