@@ -47,7 +47,7 @@ def test_list_shows_the_builtin_studies(capsys) -> None:
 
 def test_list_groups_the_builtin_studies_by_the_claim_they_test(capsys) -> None:
     from noisereg.study.config import builtin_studies, builtin_topics
-    from noisereg.study.config.study import UNGROUPED
+    from noisereg.study.config.files import UNGROUPED
 
     groups = builtin_topics()
     assert sorted(n for names in groups.values() for n in names) == sorted(builtin_studies())

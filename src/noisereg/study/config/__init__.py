@@ -4,8 +4,8 @@ Nothing here imports torch: a study file is checked completely before any traini
 report can read a stored configuration without the engine.
 """
 
+from noisereg.study.config.files import DEFAULT_STUDY, builtin_studies, builtin_topics, load_config, resolve_study
 from noisereg.study.config.study import (
-    DEFAULT_STUDY,
     ArmConfig,
     CNNConfig,
     DataConfig,
@@ -22,12 +22,8 @@ from noisereg.study.config.study import (
     StudyConfig,
     StudyConfigError,
     TrainingConfig,
-    builtin_studies,
-    builtin_topics,
-    load_config,
     parse_config,
     parse_stored,
-    resolve_study,
 )
 from noisereg.study.config.user import UserStudyConfig
 
