@@ -1,7 +1,5 @@
-"""The Philox4x32-10 block function and the numba kernels that turn its words into uniform and normal
-values, row by row: what :mod:`noisereg.streams` runs on all cores.
-
-Block function: Philox4x32-10 (Salmon, Moraes, Dror & Shaw 2011, "Parallel random numbers: as easy as
+"""The numba kernels of :mod:`noisereg.streams`: the Philox4x32-10 block function and its words turned
+into uniform and normal values, row by row. Block function: Philox4x32-10 (Salmon, Moraes, Dror & Shaw 2011, "Parallel random numbers: as easy as
 1, 2, 3"), the generator torch uses on CUDA and JAX everywhere; counter (c0, c1, c2, c3) = (block index
 low 32 bits, high 32 bits, 0, 0), key (k0, k1) = (key low 32 bits, high 32 bits). Its known-answer
 vectors (Random123's ``kat_vectors``) are checked by ``tests/test_streams.py``.
@@ -24,9 +22,8 @@ c + ⌈n/4⌉.
 Every value is a fixed sequence of IEEE operations (no fast-math, no FMA contraction, no libm), so it
 is the same on every CPU numba compiles for, whatever its vector width.
 
-Kernels take a 2-d array [rows, values], per-row keys and counters, and a range of tasks (blocks
-of ``4·_CHUNK`` values of one row), so that :func:`noisereg.streams.fill_normals` can split any work over
-threads without changing a value. Compiled by numba and cached on disk after the first run.
+A kernel fills a 2-d array [rows, values] from per-row keys and counters, tasks [first, last) of
+``4·_CHUNK`` values of one row each, so that work split over threads gives the same values.
 """
 
 from __future__ import annotations
