@@ -281,9 +281,10 @@ def normal_ns() -> float:
     return (time.perf_counter() - start) / (2000 * out.numel()) * 1e9
 
 
-def generator_rates(values: int = 1 << 20, repeats: int = 20) -> list[str]:
+def generator_rates(values: int = 1 << 20, repeats: int = 20, rows: list[dict] | None = None) -> list[str]:
     """Normals per second of noisereg's Stream alone against ``torch.randn`` with a generator (float32,
-    ``values`` per call, the best of three rounds), on 1 and 2 threads, measured side by side."""
+    ``values`` per call, the best of three rounds), on 1 and 2 threads, measured side by side; each
+    thread count's figures also appended to ``rows`` when given (for ``--summary``)."""
     lines, threads = [], torch.get_num_threads()
     out, generator, stream = torch.empty(values), torch.Generator().manual_seed(0), Stream(0)
     stream.normal_(out)  # compiled or loaded from numba's cache before timing
@@ -307,6 +308,15 @@ def generator_rates(values: int = 1 << 20, repeats: int = 20) -> list[str]:
                 f"({1e9 / rates['stream']:.2f} ns), torch.randn {rates['torch'] / 1e6:7.1f} M/s "
                 f"({1e9 / rates['torch']:.2f} ns); Stream / torch {rates['stream'] / rates['torch']:.2f}"
             )
+            if rows is not None:
+                rows.append(
+                    {
+                        "threads": count,
+                        "stream_m": round(rates["stream"] / 1e6, 1),
+                        "torch_m": round(rates["torch"] / 1e6, 1),
+                        "ratio": round(rates["stream"] / rates["torch"], 2),
+                    }
+                )
     finally:
         torch.set_num_threads(threads)
     return lines
@@ -468,7 +478,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="with --generic: how many times, side by side")
     parser.add_argument("--profile", action="store_true", help="where a step of the generic path goes")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--summary", type=Path, help="store the table and its provenance (JSON) in this file")
+    parser.add_argument(
+        "--summary",
+        type=Path,
+        help="store the table and its provenance (JSON) in this file (with --generator-only: the generator's rates)",
+    )
     args = parser.parse_args()
     started = time.time()
     set_noise_generator(args.generator)  # forked workers inherit the choice
@@ -479,8 +493,17 @@ def main() -> None:
         profile_generic()
         return
     print("generator alone (float32, 2^20 values a call; the machine may be shared):")
-    for line in generator_rates():
+    rates: list[dict] = []
+    for line in generator_rates(rows=rates):
         print(line)
+    if args.generator_only and args.summary:
+        setup = (
+            "float32 normals, 2^20 a call, best of three rounds of 20 calls: noisereg's Stream (Philox4x32-10, "
+            "Box-Muller) against torch.randn with a torch.Generator, side by side on 1 and 2 threads"
+        )
+        args.summary.write_text(
+            json.dumps(record("study_speed.py", started=started, setup=setup, rows=rates), indent=1) + "\n"
+        )
     if args.breakdown:
         print(
             "float32 kernel by stage, one thread, best of 7 (load average "

@@ -80,7 +80,15 @@ OWN_MODEL_COLUMNS = {
     "over_floor": ("run_model / floor", "{:.3f}"),
     "target": ("target", "≤ {:.2f}"),
 }
+# benchmarks/study_speed.py --generator-only: per thread count.
+GENERATOR_COLUMNS = {
+    "threads": ("threads", "{}"),
+    "stream_m": ("Stream (M normals/s)", "{:.1f}"),
+    "torch_m": ("torch.randn (M normals/s)", "{:.1f}"),
+    "ratio": ("Stream / torch", "{:.2f}"),
+}
 COLUMNS = {
+    "generator_speed": GENERATOR_COLUMNS,
     "own_model_speed": OWN_MODEL_COLUMNS,
     "study_speed": STUDY_SPEED_COLUMNS,
     "noise_overhead": NOISE_OVERHEAD_COLUMNS,
