@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -64,7 +63,8 @@ from noisereg.engine import (
 from noisereg.seeding import noise_generator_family, set_noise_generator
 from noisereg.study.selection import choose, gain_check, procedure_name
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the families live beside this file
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the families and provenance live beside this file
+from provenance import machine  # noqa: E402
 from selection_families import heldout, issue_failure  # noqa: E402
 
 GRID = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0)
@@ -501,13 +501,9 @@ def main() -> None:
             with open(args.out, "w") as fh:
                 json.dump({"epochs": epochs, "results": results}, fh)
     elapsed = time.perf_counter() - start
-    with open("/proc/cpuinfo") as fh:
-        cpu = next(
-            (line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), platform.processor()
-        )
     provenance = {
         "command": f"PYTHONPATH=src python benchmarks/selection.py {' '.join(sys.argv[1:])}".rstrip(),
-        "machine": f"{cpu}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+        "machine": machine(),
         "noise_generator": args.noise_generator,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "minutes": round(elapsed / 60, 1),

@@ -29,14 +29,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from scipy import stats as sps
 
 from noisereg.study.bridge.prepare import prepare
@@ -47,6 +45,9 @@ from noisereg.study.rounds import Rounds, compare, due, first_seeds, round_key
 from noisereg.study.run.runner import run_study
 from noisereg.study.stats import bootstrap_paired
 from noisereg.study.store import Store, default_url
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # provenance lives beside this file
+from provenance import machine  # noqa: E402
 
 STUDIES = ["case-study", "breast-cancer", "diabetes", "digits", "moons", "moons-sites", "label-smoothing-calibration"]
 STRICT = 0.01  # fixed verdicts at Holm p below this must be reproduced
@@ -173,14 +174,6 @@ def replay(
         "baseline": base,
         "higher": higher,
     }
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def clopper_pearson(hits: int, trials: int) -> list[float]:
@@ -383,7 +376,7 @@ def main() -> None:
     if args.summary:
         common = {
             "command": "PYTHONPATH=src python benchmarks/sequential.py " + " ".join(sys.argv[1:]),
-            "machine": f"{_cpu()}, {os.cpu_count()} CPUs, torch {torch.__version__}, shared with other sessions' jobs",
+            "machine": f"{machine()}, shared with other sessions' jobs",
             "noise_generator": "philox",
             "load_average": list(os.getloadavg()),
             "minutes": minutes,
