@@ -379,3 +379,18 @@ def test_noisytune_is_refused_by_the_vectorized_path_with_its_reason() -> None:
 
     task = _task(Tokens, (AttachSite(NoisyTune(lam=0.15), "weights"),), 0, train=(TOKENS, Y), test=(TOKENS, Y))
     assert "NoisyTune perturbs the model once" in (refusal(task) or "")
+
+
+def _branching_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy, with a branch on the outputs' values: vmap cannot batch it."""
+    loss = nn.functional.cross_entropy(out, y)
+    return loss if bool(out.abs().max() >= 0) else -loss
+
+
+def test_a_loss_that_does_not_batch_is_evaluated_replica_by_replica() -> None:
+    tasks = [_task(MLP, (), i, loss=_branching_loss) for i in range(2)]
+    results = train_vectorized(tasks)
+    for task, result in zip(tasks, results, strict=True):
+        alone = train_replica(task)
+        for name, value in alone.final.items():
+            assert result.final[name] == pytest.approx(value, abs=TOL), name

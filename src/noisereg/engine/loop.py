@@ -19,9 +19,10 @@ for every measurement (noise off, BatchNorm uses its running statistics): what a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -252,11 +253,21 @@ def train_replica(task: LoopTask) -> LoopResult:
         torch.set_num_threads(threads)
 
 
-def _seeded(task: LoopTask) -> LoopResult:
+@contextlib.contextmanager
+def seeded_model(task: LoopTask) -> Iterator[nn.Module]:
+    """The replica's model, ``task.model()`` built with torch's global generator seeded
+    ``derive_seed(seed, "init")`` and moved to the task's device and dtype; inside, the generator is
+    seeded ``derive_seed(seed, "train")``, where its training starts drawing; the caller's random
+    state is restored on leaving (the seeding of the module docstring, for every path that builds one)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(task.seed, "init"))
         model = task.model().to(device=task.device, dtype=task.dtype)
         torch.manual_seed(derive_seed(task.seed, "train"))
+        yield model
+
+
+def _seeded(task: LoopTask) -> LoopResult:
+    with seeded_model(task) as model:
         handles, targets = attach_sites(model, task, None)
         try:
             if task.fit is not None:

@@ -36,16 +36,16 @@ import torch
 from torch import Tensor, nn
 
 from noisereg.engine.injection import SiteStream
-from noisereg.engine.loop import LoopTask, attach_sites
+from noisereg.engine.loop import LoopTask, attach_sites, seeded_model
 from noisereg.engine.lowering_rules import closed_form_kind, data_fits, loss_name, mlp_of, optim_spec, without_noise
 from noisereg.engine.optim import StackedOptimizer
 from noisereg.engine.replicas import StackedMLP
 from noisereg.engine.specs import MLPSpec, OptimSpec
 from noisereg.engine.vectorizable import refusal
 from noisereg.layers import NoiseLayer
-from noisereg.seeding import NoiseGenerator, derive_seed
+from noisereg.seeding import NoiseGenerator
 
-__all__ = ["LOWERED", "LoweredMLP", "builds_mlp", "lowered_group", "lowering_refusal", "lowers"]
+__all__ = ["LOWERED", "LoweredMLP", "lowered_group", "lowering_refusal", "on_kernels"]
 
 LOWERED = (
     "the replicas of a fold stacked on the built-in engine's MLP kernels (the model is an nn.Sequential MLP), "
@@ -84,7 +84,6 @@ class LoweredMLP:
         spec: MLPSpec,
         linears: list[str],
         tail: nn.Module | None,
-        head: bool,
         optim: OptimSpec,
         loss: str,
         modules: list[nn.Module],
@@ -92,7 +91,6 @@ class LoweredMLP:
         places: dict[tuple[str, int], list[list[NoiseLayer | None]]],
     ) -> None:
         self.tasks, self.task, self.spec, self.loss, self.tail = list(tasks), tasks[0], spec, loss, tail
-        self.head = head
         self.replicas = modules
         self._handles = handles
         self.names = linears
@@ -116,11 +114,11 @@ class LoweredMLP:
         cpu = torch.device("cpu")
         for place, slots in places.items():
             for layers in slots:
-                template = next(layer for layer in layers if layer is not None).kind
-                kinds = [layer.kind if layer is not None else without_noise(template) for layer in layers]
-                # a replica without noise here never draws (its σ = 0 row is skipped): any stream will do
-                spare = next(layer for layer in layers if layer is not None).generator(cpu)
-                gens = [layer.generator(cpu) if layer is not None else spare for layer in layers]
+                # a replica without noise here gets the kind at no noise and another's stream: its σ = 0
+                # row is never drawn
+                some = next(layer for layer in layers if layer is not None)
+                kinds = [layer.kind if layer is not None else without_noise(some.kind) for layer in layers]
+                gens = [(layer if layer is not None else some).generator(cpu) for layer in layers]
                 stream = SiteStream(kinds, cast(list[NoiseGenerator], gens), name=f"noise at {place}")
                 if place[0] == "input":
                     self.input.append(stream)
@@ -132,15 +130,15 @@ class LoweredMLP:
         """One step of every replica on its batch ``x[r]``, ``y[r]``."""
         self._step += 1
         with torch.no_grad():
-            if self.input:  # noise goes on a copy of the batch, contiguous: the streams add it in one pass
-                x = x.to(self.task.dtype, memory_format=torch.contiguous_format, copy=True)
+            # noise goes on a copy of the batch, contiguous: the streams add it in one pass
+            x = x.to(self.task.dtype, memory_format=torch.contiguous_format, copy=bool(self.input))
             # a sample's values in the same order flattened or not: its input noise is drawn alike
             x = x.reshape(x.shape[0], x.shape[1], -1)
             for stream in self.input:
                 noisy, _ = stream.apply(x, step=self._step, epoch=0, slot="input")
                 if noisy is not x:
                     x.copy_(noisy)
-            xb = self.model.augment(x.to(self.task.dtype))
+            xb = self.model.augment(x)
             self.model.compute_grads(
                 self.loss, xb, self._targets(y), self.hidden, step=self._step, epoch=0, grads=self.grads
             )
@@ -166,13 +164,11 @@ class LoweredMLP:
         return torch.stack([self.tail(o) for o in out.unbind(0)])
 
     def state(self, r: int) -> dict[str, Tensor]:
-        """Replica r's state dict, keyed as its module's, on the CPU."""
-        stacked = self.model.export_state()
-        return {
-            f"{name}.{p}": stacked[f"{2 * i}.{p}"][r].detach().to("cpu").clone()
-            for i, name in enumerate(self.names)
-            for p in ("weight", "bias")
-        }
+        """Replica r's state dict, keyed as its module's, on the CPU (its slice only: the loop asks
+        for every replica's)."""
+        views = self.model.torch_views(self.model.params)  # weight, bias per layer
+        keys = [f"{name}.{p}" for name in self.names for p in ("weight", "bias")]
+        return {key: view[r].detach().to("cpu").clone() for key, view in zip(keys, views, strict=True)}
 
     def close(self) -> None:
         """Take every replica's noise off."""
@@ -231,16 +227,13 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
     handles: list[list[Any]] = []
     try:
         for task in tasks:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(derive_seed(task.seed, "init"))
-                module = task.model().to(device=task.device, dtype=task.dtype)
+            with seeded_model(task) as module:
                 if not modules:
                     found = mlp_of(module)
                     if isinstance(found, str):
                         return None
                     spec, linears, tail, head = found
                     names = [n for n, _ in module.named_parameters()]
-                torch.manual_seed(derive_seed(task.seed, "train"))
                 if [n for n, _ in module.named_parameters()] != names:
                     return None
                 modules.append(module)
@@ -250,7 +243,7 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
         x, y = first.train  # type: ignore[misc]
         if isinstance(optim, str) or isinstance(places, str) or not data_fits(spec, loss, x, y, head):
             return None
-        group = LoweredMLP(tasks, spec, linears, tail, head, optim, cast(str, loss), modules, handles, places)
+        group = LoweredMLP(tasks, spec, linears, tail, optim, cast(str, loss), modules, handles, places)
         handles = []  # the group removes them
         return group
     finally:
@@ -259,7 +252,7 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
                 handle.remove()
 
 
-def lowers(task: LoopTask) -> bool:
+def _lowers(task: LoopTask) -> bool:
     """Whether the replicas of ``task`` train on the stacked MLP kernels: one replica's module and
     noise built, checked and dropped."""
     group = lowered_group([task])
@@ -269,9 +262,24 @@ def lowers(task: LoopTask) -> bool:
     return True
 
 
-def builds_mlp(task: LoopTask) -> bool:
+def _builds_mlp(task: LoopTask) -> bool:
     """Whether ``task``'s factory builds a model the kernels take (one module built and dropped, the
     caller's random state left alone): a study asks once, not once per arm."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(task.seed, "init"))
-        return not isinstance(mlp_of(task.model()), str)
+    with seeded_model(task) as model:
+        return not isinstance(mlp_of(model), str)
+
+
+def on_kernels(tasks: Sequence[LoopTask]) -> list[bool]:
+    """For each of ``tasks``, whether its replicas train on the stacked MLP kernels. The model is
+    built once to see whether it is an MLP the kernels take; then each arm (its sites) once."""
+    if not any(lowering_refusal(task) is None for task in tasks) or not _builds_mlp(tasks[0]):
+        return [False] * len(tasks)
+    arms: list[tuple[Any, bool]] = []
+    out = []
+    for task in tasks:
+        known = next((lowered for sites, lowered in arms if sites == task.sites), None)
+        if known is None:
+            known = _lowers(task)
+            arms.append((task.sites, known))
+        out.append(known)
+    return out

@@ -55,12 +55,11 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
 from noisereg._compat.torch_private import batch_attention_rule, batch_rnn_rules, step_hooks
-from noisereg.engine.loop import LoopTask, attach_sites
+from noisereg.engine.loop import LoopTask, attach_sites, seeded_model
 from noisereg.engine.model_randomness import ModelRandomness, user_reason
 from noisereg.engine.replica_slices import EmbeddingPlace, Place, on_replicas
 from noisereg.engine.vectorizable import group_key, refusal, same_setting
 from noisereg.layers import NoiseLayer
-from noisereg.seeding import derive_seed
 from noisereg.sites.activations import _apply, _argument_slot, _input_hook
 from noisereg.sites.attach import TargetsHandle
 from noisereg.sites.mixing import MixingLayer
@@ -131,9 +130,8 @@ class VectorizedGroup:
         if reason is not None:
             raise ValueError(reason)
         self.tasks, self.task = list(tasks), first
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(first.seed, "init"))
-            self.base = first.model().to(device=first.device, dtype=first.dtype)
+        with seeded_model(first) as base:
+            self.base = base
         if any(isinstance(m, nn.RNNBase) for m in self.base.modules()):
             batch_rnn_rules()
         if any(isinstance(m, nn.MultiheadAttention) for m in self.base.modules()):
@@ -194,10 +192,7 @@ class VectorizedGroup:
         return False
 
     def _replica(self, task: LoopTask) -> _Replica:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(task.seed, "init"))
-            module = task.model().to(device=task.device, dtype=task.dtype)
-            torch.manual_seed(derive_seed(task.seed, "train"))
+        with seeded_model(task) as module:
             params = dict(module.named_parameters())
             buffers = {n: b.detach().clone() for n, b in module.named_buffers()}
             if list(params) != self.names or list(buffers) != self.buffer_names:

@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.func import vmap
 
 from noisereg.engine.loop import LoopResult, LoopTask, scores
-from noisereg.engine.lowering import LoweredMLP, lowered_group, lowers
+from noisereg.engine.lowering import LoweredMLP, lowered_group, on_kernels
 from noisereg.engine.model_randomness import user_reason
 from noisereg.engine.vectorizable import group_key, refusal
 from noisereg.engine.vectorized import VectorizedGroup
@@ -35,9 +35,11 @@ def _part(part: Any, task: LoopTask) -> tuple[Tensor, Tensor]:
     return x, y
 
 
-def _evaluate(group: VectorizedGroup | LoweredMLP, part: Any) -> list[dict[str, float]]:
+def _evaluate(group: VectorizedGroup | LoweredMLP, x: Tensor, y: Tensor, batched: list[bool]) -> list[dict[str, float]]:
+    """Every replica's metrics on the part ``x``, ``y`` (on the task's device and dtype), in blocks of
+    at least 256 samples. ``batched[0]``: whether ``task.loss`` runs under ``vmap`` (set False the first
+    time it does not, for the rest of the training)."""
     task = group.task
-    x, y = _part(part, task)
     size = max(task.batch_size, 256)
     count = len(group.replicas)
     outs: list[Tensor] = []
@@ -46,17 +48,21 @@ def _evaluate(group: VectorizedGroup | LoweredMLP, part: Any) -> list[dict[str, 
         for start in range(0, len(x), size):
             xb, yb = x[start : start + size], y[start : start + size]
             out = group.outputs(xb)
-            totals += _losses(task, out, yb) * len(yb)
+            totals += _losses(task, out, yb, batched) * len(yb)
             outs.append(out.to("cpu", torch.float64))
     return scores(torch.cat(outs, dim=1), y.detach().to("cpu"), (totals / len(x)).tolist(), task)
 
 
-def _losses(task: LoopTask, out: Tensor, y: Tensor) -> Tensor:
+def _losses(task: LoopTask, out: Tensor, y: Tensor, batched: list[bool]) -> Tensor:
     """``task.loss`` of each replica's outputs ``out[r]`` against ``y``, float64 [R]: under ``vmap``
     where the loss allows it (one call, not one per replica), else replica by replica."""
-    try:
-        values = vmap(task.loss, in_dims=(0, None))(out, y)
-    except Exception:  # the user's loss may not batch (a data-dependent branch, .item()): per replica
+    values = None
+    if batched[0]:
+        try:
+            values = vmap(task.loss, in_dims=(0, None))(out, y)
+        except Exception:  # the user's loss may not batch (a data-dependent branch, .item()): per replica
+            batched[0] = False
+    if values is None:
         values = torch.stack([task.loss(o, y) for o in out.unbind(0)])
     return values.detach().to("cpu", torch.float64)
 
@@ -81,16 +87,7 @@ def train_vectorized(tasks: Sequence[LoopTask]) -> list[LoopResult]:
     Raises ValueError (see :class:`VectorizedGroup`), or torch's error when the model cannot be batched.
     """
     with _threads(tasks[0].threads):
-        seen: list[tuple[Any, bool]] = []  # per arm (its sites), whether the kernels train it
-
-        def on_kernels(task: LoopTask) -> bool:
-            known = next((lowered for sites, lowered in seen if sites == task.sites), None)
-            if known is None:
-                known = lowers(task)
-                seen.append((task.sites, known))
-            return known
-
-        split = [on_kernels(task) for task in tasks]
+        split = on_kernels(tasks)
         results: list[LoopResult | None] = [None] * len(tasks)
         for kernels in (True, False):
             members = [i for i, lowered in enumerate(split) if lowered == kernels]
@@ -108,7 +105,9 @@ def train_vectorized(tasks: Sequence[LoopTask]) -> list[LoopResult]:
 
 def _train(group: VectorizedGroup | LoweredMLP) -> list[LoopResult]:
     task, count = group.task, len(group.replicas)
-    x, y = _part(task.train, task)
+    parts = {"train": _part(task.train, task), "test": _part(task.test, task)}  # converted once
+    x, y = parts["train"]
+    batched = [True]
     orders = [torch.Generator().manual_seed(derive_seed(t.seed, "batches")) for t in group.tasks]
     curves: list[dict[str, list[float]]] = [{} for _ in range(count)]
     epochs: list[int] = []
@@ -119,8 +118,8 @@ def _train(group: VectorizedGroup | LoweredMLP) -> list[LoopResult]:
             group.train_step(x[index], y[index])
         if epoch % task.eval_every == 0 or epoch == task.epochs:
             epochs.append(epoch)
-            for part_name, part in (("train", task.train), ("test", task.test)):
-                for r, values in enumerate(_evaluate(group, part)):
+            for part_name, (part_x, part_y) in parts.items():
+                for r, values in enumerate(_evaluate(group, part_x, part_y, batched)):
                     for name, value in values.items():
                         curves[r].setdefault(f"{part_name}_{name}", []).append(value)
     results = []

@@ -17,7 +17,7 @@ import torch
 
 from noisereg._checks import about, check_type
 from noisereg.engine.loop import AttachSite, LoopResult, LoopTask
-from noisereg.engine.lowering import LOWERED, builds_mlp, lowering_refusal, lowers
+from noisereg.engine.lowering import LOWERED, on_kernels
 from noisereg.engine.vectorized import VECTORIZED
 from noisereg.engine.vectorized_training import probe_arms
 from noisereg.seeding import Family, derive_seed, noise_generator_family
@@ -52,21 +52,19 @@ def paths(tasks: list[LoopTask], vectorize: bool) -> list[tuple[str, str]]:
     share one trial step (:func:`probe_arms`)."""
     if not vectorize:
         return [(PER_REPLICA, "vectorize=False: a plain training loop per replica with noisereg.attach")] * len(tasks)
-    # an arm on the built-in engine's MLP kernels needs no vmap trial
-    mlp = any(lowering_refusal(task) is None for task in tasks) and builds_mlp(tasks[0])
-    kernels = [mlp and lowering_refusal(task) is None and lowers(task) for task in tasks]
+    kernels = on_kernels(tasks)  # an arm on the built-in engine's MLP kernels needs no vmap trial
     reasons = iter(probe_arms([task for task, k in zip(tasks, kernels, strict=True) if not k]))
     out = []
-    for on_kernels in kernels:
-        reason = None if on_kernels else next(reasons)
-        if on_kernels:
+    for kernel in kernels:
+        if kernel:
             out.append((VECTORIZED, LOWERED))
-        elif reason is None:
-            out.append(
-                (VECTORIZED, "the replicas of a fold stacked under torch.func.vmap, each with its own noise streams")
-            )
-        else:
-            out.append((PER_REPLICA, f"a plain training loop per replica with noisereg.attach: {reason}"))
+            continue
+        reason = next(reasons)
+        out.append(
+            (VECTORIZED, "the replicas of a fold stacked under torch.func.vmap, each with its own noise streams")
+            if reason is None
+            else (PER_REPLICA, f"a plain training loop per replica with noisereg.attach: {reason}")
+        )
     return out
 
 
