@@ -87,9 +87,10 @@ def _sites(act: str, weight: str) -> tuple[AttachSite, ...]:
 
 
 def _plain(
-    factory: Callable[[], nn.Module], sites: tuple[AttachSite, ...], seed: int
+    factory: Callable[[], nn.Module], sites: tuple[AttachSite, ...], seed: int, batch: int = BATCH
 ) -> tuple[dict[str, torch.Tensor], list[float]]:
-    """The reference, written out: seeded model, attach per site, Adam, shuffled batches, eval each epoch."""
+    """The reference, written out: seeded model, attach per site, Adam, shuffled batches (one batch that
+    holds every sample in its stored order, nothing drawn), eval each epoch."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init"))
         model = factory().double()
@@ -110,9 +111,9 @@ def _plain(
         losses = []
         for _ in range(EPOCHS):
             model.train()
-            perm = torch.randperm(len(X), generator=order)
-            for start in range(0, len(X), BATCH):
-                i = perm[start : start + BATCH]
+            perm = torch.randperm(len(X), generator=order) if len(X) > batch else torch.arange(len(X))
+            for start in range(0, len(X), batch):
+                i = perm[start : start + batch]
                 x, y = X[i], Y[i]
                 for h in targets:
                     y = h(y)
@@ -156,6 +157,32 @@ def test_a_replica_equals_the_plain_loop_with_attach(case: str) -> None:
     assert result.epochs == [1, 2]
     clean = train_replica(LoopTask(**{**task.__dict__, "sites": ()}))
     assert not torch.equal(clean.state[weight], result.state[weight])  # the noise did something
+
+
+def test_one_batch_that_holds_the_training_set_is_taken_in_its_stored_order() -> None:
+    # reordering would change only which sample meets which noise draw (as in the built-in engine); with
+    # noise on the input, a shuffled batch would give other weights than the reference's stored order
+    factory, act, weight = CASES["mlp-batchnorm"]
+    sites, seed = _sites(act, weight), derive_seed(0, "seed", 5)
+    task = LoopTask(
+        model=factory,
+        sites=sites,
+        train=(X, Y),
+        test=(X, Y),
+        loss=nn.CrossEntropyLoss(),
+        optimizer=lambda p: torch.optim.Adam(p, lr=1e-2),
+        epochs=EPOCHS,
+        batch_size=len(X) + 3,
+        task="classification",
+        seed=seed,
+        dtype=torch.float64,
+        threads=torch.get_num_threads(),
+    )
+    result = train_replica(task)
+    state, losses = _plain(factory, sites, seed, batch=len(X) + 3)
+    for name, value in state.items():
+        torch.testing.assert_close(result.state[name], value, rtol=1e-12, atol=1e-12, msg=name)
+    torch.testing.assert_close(result.curves["test_loss"], torch.tensor(losses, dtype=torch.float64).numpy())
 
 
 def test_a_replica_leaves_the_callers_random_state_and_threads_alone() -> None:

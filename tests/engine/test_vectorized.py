@@ -181,6 +181,16 @@ def test_a_vectorized_replica_equals_the_plain_loop_with_attach(case: str) -> No
     assert not torch.allclose(results[0].state[weight], results[3].state[weight])
 
 
+def test_one_batch_of_the_whole_training_set_is_taken_as_the_per_replica_path_takes_it() -> None:
+    factory, act, weight = CASES["mlp-batchnorm"]
+    every = _sites(act, weight)
+    tasks = [_task(factory, sites, i, batch_size=len(X)) for i, sites in enumerate([every, every[:2] + every[-1:]])]
+    for task, result in zip(tasks, train_vectorized(tasks), strict=True):
+        state, _ = _plain(factory, task.sites, task.seed, batch=len(X))
+        for name, value in state.items():
+            torch.testing.assert_close(result.state[name], value, rtol=TOL, atol=TOL, msg=name)
+
+
 def test_a_replicas_result_does_not_depend_on_its_group() -> None:
     factory, act, weight = CASES["mlp-batchnorm"]
     every = _sites(act, weight)

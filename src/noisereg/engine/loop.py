@@ -8,7 +8,10 @@ reference they are checked against. One replica, from its seed ``s`` alone:
   training then runs with the global generator seeded ``derive_seed(s, "train")`` (the model's own
   dropout draws from it), all inside ``torch.random.fork_rng`` so the caller's state is untouched;
 - batch order: ``torch.randperm`` from a generator seeded ``derive_seed(s, "batches")`` every epoch
-  (a ``Dataset`` goes through a ``DataLoader`` with that generator and the user's ``collate``);
+  (a ``Dataset`` goes through a ``DataLoader`` with that generator and the user's ``collate``); when
+  one batch holds the whole training set it keeps its stored order and nothing is drawn, as in the
+  built-in engine (:mod:`noisereg.engine.train`): reordering a single full batch changes only which
+  sample meets which noise draw, and those draws are independent;
 - site j of the arm is attached with ``seed = derive_seed(s, "site", j, at)``; :func:`noisereg.attach`
   then gives each place its own stream. A replica's noise depends on its seed and its sites only.
 
@@ -157,16 +160,17 @@ def _to(batch: Any, dtype: torch.dtype, device: str) -> Any:
 
 
 def _batches(part: Part, size: int, generator: torch.Generator | None, collate: Any) -> Any:
-    """Batches of ``part``, shuffled by ``generator`` (None keeps the order)."""
+    """Batches of ``part``, shuffled by ``generator`` (None, or a part that fits one batch, keeps the order)."""
+    n = len(part[0]) if isinstance(part, tuple) else len(part)  # type: ignore[arg-type]
+    shuffle = generator is not None and n > size
     if isinstance(part, tuple):
         x, y = part
-        n = len(x)
-        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)  # batches are copies
         for start in range(0, n, size):
             index = order[start : start + size]
             yield x[index], y[index]
         return
-    yield from DataLoader(part, batch_size=size, shuffle=generator is not None, generator=generator, collate_fn=collate)
+    yield from DataLoader(part, batch_size=size, shuffle=shuffle, generator=generator, collate_fn=collate)
 
 
 def evaluate(model: nn.Module, part: Part, task: LoopTask) -> dict[str, float]:

@@ -161,7 +161,22 @@ class LoweredMLP:
         out = self.model.forward_eval(stacked.contiguous()).transpose(1, 2)
         if self.tail is None:
             return out
-        return torch.stack([self.tail(o) for o in out.unbind(0)])
+        return out.reshape(len(out), *self.tail(out[0]).shape)  # the tail is a Flatten: a reshape
+
+    @torch.no_grad()
+    def losses(self, out: Tensor, y: Tensor) -> Tensor:
+        """Each replica's loss (``task.loss``: the mean over the batch) of its outputs ``out[r]`` (from
+        :meth:`outputs`) against ``y``, [R], on the stack at once."""
+        count = len(out)
+        if self.loss == "ce":
+            flat = out.reshape(count * out.shape[1], -1)
+            each = nn.functional.cross_entropy(flat, y.long().repeat(count), reduction="none")
+        elif self.loss == "bce":
+            target = y.to(out.dtype).reshape(out.shape[1:]).expand_as(out)
+            each = nn.functional.binary_cross_entropy_with_logits(out, target, reduction="none")
+        else:
+            each = (out - y.to(out.dtype).reshape(out.shape[1:])) ** 2
+        return each.reshape(count, -1).mean(1)
 
     def state(self, r: int) -> dict[str, Tensor]:
         """Replica r's state dict, keyed as its module's, on the CPU (its slice only: the loop asks

@@ -48,7 +48,8 @@ def _evaluate(group: VectorizedGroup | LoweredMLP, x: Tensor, y: Tensor, batched
         for start in range(0, len(x), size):
             xb, yb = x[start : start + size], y[start : start + size]
             out = group.outputs(xb)
-            totals += _losses(task, out, yb, batched) * len(yb)
+            values = group.losses(out, yb) if isinstance(group, LoweredMLP) else _losses(task, out, yb, batched)
+            totals += values.to("cpu", torch.float64) * len(yb)
             outs.append(out.to("cpu", torch.float64))
     return scores(torch.cat(outs, dim=1), y.detach().to("cpu"), (totals / len(x)).tolist(), task)
 
@@ -111,11 +112,15 @@ def _train(group: VectorizedGroup | LoweredMLP) -> list[LoopResult]:
     orders = [torch.Generator().manual_seed(derive_seed(t.seed, "batches")) for t in group.tasks]
     curves: list[dict[str, list[float]]] = [{} for _ in range(count)]
     epochs: list[int] = []
+    whole = len(x) <= task.batch_size
     for epoch in range(1, task.epochs + 1):
-        perm = torch.stack([torch.randperm(len(x), generator=g) for g in orders]).to(x.device)
-        for start in range(0, len(x), task.batch_size):
-            index = perm[:, start : start + task.batch_size]
-            group.train_step(x[index], y[index])
+        if whole:  # one batch, in its stored order, as the per-replica path takes it (copies, as there)
+            group.train_step(x.expand(count, *x.shape).contiguous(), y.expand(count, *y.shape).contiguous())
+        else:
+            perm = torch.stack([torch.randperm(len(x), generator=g) for g in orders]).to(x.device)
+            for start in range(0, len(x), task.batch_size):
+                index = perm[:, start : start + task.batch_size]
+                group.train_step(x[index], y[index])
         if epoch % task.eval_every == 0 or epoch == task.epochs:
             epochs.append(epoch)
             for part_name, (part_x, part_y) in parts.items():
