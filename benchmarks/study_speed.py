@@ -22,7 +22,8 @@ and the ratio generic / specialised (the engine's stacked MLP above).
 Run by hand: ``PYTHONPATH=src python benchmarks/study_speed.py`` (``--epochs N`` for a quick look;
 ``--skip-plain`` skips the plain loop and prints no ratio; ``--generator-only`` the generator line only;
 ``--breakdown`` the generator line and the float32 kernel's cost split into its stages, one thread;
-``--generic`` only the specialised engine and the generic path, side by side, ``--repeat N`` times;
+``--generic`` only the specialised engine and the generic path, side by side, ``--repeat N`` times
+(with ``--summary FILE`` each pair is stored: ``benchmarks/results/study_speed_generic.json``);
 ``--profile`` one step of each on 60 replicas and the generic step's profile;
 ``--generator torch`` trains the grid's noise with torch's generator instead of noisereg's Philox
 Stream, the library's default on a CPU; the plain loop draws with torch's generator, as a plain
@@ -475,7 +476,9 @@ def main() -> None:
         help="what draws the engine's noise (philox, noisereg's Stream, is the library's default on a CPU)",
     )
     parser.add_argument("--generic", action="store_true", help="the specialised engine and the generic path only")
-    parser.add_argument("--repeat", type=int, default=1, help="with --generic: how many times, side by side")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="with --generic: how many times, side by side (--summary stores each pair)"
+    )
     parser.add_argument("--profile", action="store_true", help="where a step of the generic path goes")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
@@ -517,7 +520,8 @@ def main() -> None:
     epochs = args.epochs
     if args.generic:
         print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} (the machine may be shared)")
-        for _ in range(args.repeat):
+        pairs = []
+        for run in range(1, args.repeat + 1):
             special_s, _, special_acc = run_engine(epochs)
             generic_s, _, generic_acc = run_generic(epochs)
             print(
@@ -526,7 +530,10 @@ def main() -> None:
             )
             print("  mean test accuracy, specialised: " + ", ".join(f"{k} {v:.3f}" for k, v in special_acc.items()))
             print("  mean test accuracy, generic: " + ", ".join(f"{k} {v:.3f}" for k, v in generic_acc.items()))
+            pairs.append((run, special_s, generic_s, os.getloadavg()[0]))
         print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+        if args.summary:
+            _store_generic(args, started, pairs)
         return
     print(
         f"case-study grid: {len(ARMS)} arms x {SEEDS} seeds x {epochs} epochs, {WORKERS} processes each side, "
@@ -602,6 +609,29 @@ def _store(args: argparse.Namespace, started: float, timings: dict, generic_rati
         f"generic / specialised (study.run_model with the user's nn.Sequential, against the built-in engine): "
         f"{generic_ratio:.2f}. Mean test accuracy per arm in the order {', '.join(ARMS)}."
     )
+    out = record("study_speed.py", started=started, setup=setup, noise_generator=args.generator, rows=rows, note=note)
+    args.summary.write_text(json.dumps(out, indent=1) + "\n")
+
+
+def _store_generic(args: argparse.Namespace, started: float, pairs: list[tuple[int, float, float, float]]) -> None:
+    rows = [
+        {
+            "run": run,
+            "engine_s": round(special_s, 2),
+            "run_model_s": round(generic_s, 2),
+            "ratio": round(generic_s / special_s, 3),
+            "target": 1.25,
+            "load": round(load, 2),
+        }
+        for run, special_s, generic_s, load in pairs
+    ]
+    ratios = sorted(generic_s / special_s for _, special_s, generic_s, _ in pairs)
+    setup = (
+        f"The reference case-study grid ({len(ARMS)} arms × {SEEDS} seeds × {args.epochs} epochs, workers=2) on "
+        "the built-in engine and through study.run_model with the MLP as the user's nn.Sequential (store "
+        "and summary included), one after the other, repeated; load = the 1-minute load average after the pair"
+    )
+    note = f"generic / specialised: median {ratios[len(ratios) // 2]:.2f}, range {ratios[0]:.2f}–{ratios[-1]:.2f}."
     out = record("study_speed.py", started=started, setup=setup, noise_generator=args.generator, rows=rows, note=note)
     args.summary.write_text(json.dumps(out, indent=1) + "\n")
 

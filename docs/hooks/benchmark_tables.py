@@ -69,6 +69,15 @@ STUDY_SPEED_COLUMNS = {
     "speedup": ("× the plain loop", "{:.2f}"),
     "accuracy": ("mean test accuracy per arm", "{}"),
 }
+# benchmarks/study_speed.py --generic --repeat N: per pair of runs.
+STUDY_SPEED_GENERIC_COLUMNS = {
+    "run": ("run", "{}"),
+    "engine_s": ("built-in engine (s)", "{:.2f}"),
+    "run_model_s": ("run_model, the user's nn.Sequential (s)", "{:.2f}"),
+    "ratio": ("run_model / engine", "{:.3f}"),
+    "target": ("target", "≤ {:.2f}"),
+    "load": ("load average", "{:.2f}"),
+}
 # benchmarks/own_model_speed.py: per model.
 OWN_MODEL_COLUMNS = {
     "model": ("model", "{}"),
@@ -91,6 +100,8 @@ COLUMNS = {
     "generator_speed": GENERATOR_COLUMNS,
     "own_model_speed": OWN_MODEL_COLUMNS,
     "study_speed": STUDY_SPEED_COLUMNS,
+    "study_speed_generic": STUDY_SPEED_GENERIC_COLUMNS,
+    "study_speed_avx2": STUDY_SPEED_COLUMNS,
     "noise_overhead": NOISE_OVERHEAD_COLUMNS,
     "selection": SELECTION_COLUMNS,
     "selection_heldout": SELECTION_COLUMNS,
