@@ -16,7 +16,8 @@ same batches) in ``--workers`` processes, one torch thread each; noisereg trains
 stacked under ``torch.func.vmap`` in ``--workers`` groups (``--per-replica`` times the per-replica path
 too; ``--floor`` times one model per process doing its share of the replicas' work in batches and
 evaluations that many times as large, the same number of steps: what torch's kernels cost for that work,
-a floor no stacking of the replicas can beat). Prints for each model the load average (1 min) before and
+a floor no stacking of the replicas can beat; its processes set glibc's allocator as noisereg's workers
+do, ``noisereg._allocator``, and the plain loop's do not, as a user's would not). Prints for each model the load average (1 min) before and
 after, the times, the path each arm took, the memory one replica holds (parameters, gradients and Adam's
 two moments), and ``ratio: <plain / noisereg>`` last. Run by hand::
 
@@ -44,6 +45,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from noisereg import attach, noise, study
+from noisereg._allocator import keep_freed_memory
 from noisereg.seeding import derive_seed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,8 +180,10 @@ _FLOOR: list = []
 
 def _floor_process(i: int) -> None:
     """One model (no vmap) doing the work of ``share`` replicas: batches and evaluations ``share`` times
-    as large, the same number of steps."""
+    as large, the same number of steps. Its allocator is set as noisereg sets its workers'
+    (noisereg._allocator), so that the floor stays a floor."""
     torch.set_num_threads(1)
+    keep_freed_memory()
     net, data, share, epochs, batch_size, device = _FLOOR[0]
     torch.manual_seed(i)
     model = net().to(device)

@@ -17,7 +17,19 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 
 # Bottom to top; a module may import its own layer and those below it, never one above.
 LAYERS = [
-    ("noise", "schedules", "seeding", "streams", "philox", "_checks", "_compat", "_lazy", "_optional", "_registry"),
+    (
+        "noise",
+        "schedules",
+        "seeding",
+        "streams",
+        "philox",
+        "_allocator",
+        "_checks",
+        "_compat",
+        "_lazy",
+        "_optional",
+        "_registry",
+    ),
     ("layers", "sites", "metrics", "curvature", "robustness", "distributed"),
     ("engine",),
     ("study.config",),

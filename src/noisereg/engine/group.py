@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from noisereg._allocator import keep_freed_memory
 from noisereg._checks import check_int
 from noisereg.engine.modules import initial_module
 from noisereg.engine.specs import FoldData, Group, MLPSpec, Replica, check_folds, is_constantly_off, site_kinds
@@ -238,6 +239,7 @@ def _worker_main(
 ) -> None:
     try:
         torch.set_num_threads(1)
+        keep_freed_memory()
         pending, last = 0, time.monotonic()
 
         def report(n: int) -> None:

@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from noisereg._allocator import keep_freed_memory
 from noisereg.engine.loop import LoopResult, LoopTask, train_replica
 from noisereg.engine.vectorized import group_key
 from noisereg.engine.vectorized_training import train_vectorized
@@ -66,7 +67,7 @@ def training(jobs: list[Job], workers: int) -> Iterator[Callable[[], list[list[L
         return
     _JOBS = jobs
     try:
-        with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(jobs)), initializer=keep_freed_memory) as pool:
             running = pool.imap_unordered(_run_job, range(len(jobs)))  # dispatched now, not when read
 
             def wait() -> list[list[LoopResult]]:
