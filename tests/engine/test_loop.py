@@ -3,11 +3,13 @@ with BatchNorm, a small ResNet-style CNN, a GRU and a tiny transformer encoder, 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from noisereg import LabelSmoothing, attach, noise
 from noisereg.engine.loop import AttachSite, LoopTask, train_replica
@@ -183,3 +185,25 @@ def test_a_replica_leaves_the_callers_random_state_and_threads_alone() -> None:
     train_replica(task)
     assert torch.equal(torch.random.get_rng_state(), before)
     assert torch.get_num_threads() == threads
+
+
+def test_a_dataset_that_fits_one_batch_trains_as_the_same_tensors_do() -> None:
+    # a Dataset's DataLoader keeps the stored order of one batch too, as the tensors' batches do
+    factory, act, weight = CASES["mlp-batchnorm"]
+    task = LoopTask(
+        model=factory,
+        sites=_sites(act, weight)[:2],
+        train=(X, Y),
+        test=(X, Y),
+        loss=nn.CrossEntropyLoss(),
+        optimizer=lambda p: torch.optim.Adam(p, lr=1e-2),
+        epochs=EPOCHS,
+        batch_size=len(X),
+        task="classification",
+        seed=derive_seed(0, "seed", 7),
+        dtype=torch.float64,
+    )
+    tensors = train_replica(task)
+    dataset = train_replica(dataclasses.replace(task, train=TensorDataset(X, Y)))
+    for name, value in tensors.state.items():
+        torch.testing.assert_close(dataset.state[name], value, rtol=0, atol=0, msg=name)

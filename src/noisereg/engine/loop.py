@@ -161,15 +161,16 @@ def _to(batch: Any, dtype: torch.dtype, device: str) -> Any:
 
 def _batches(part: Part, size: int, generator: torch.Generator | None, collate: Any) -> Any:
     """Batches of ``part``, shuffled by ``generator`` (None, or a part that fits one batch, keeps the order)."""
-    n = len(part[0]) if isinstance(part, tuple) else len(part)  # type: ignore[arg-type]
-    shuffle = generator is not None and n > size
     if isinstance(part, tuple):
         x, y = part
+        n = len(x)
+        shuffle = generator is not None and n > size
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)  # batches are copies
         for start in range(0, n, size):
             index = order[start : start + size]
             yield x[index], y[index]
         return
+    shuffle = generator is not None and not (hasattr(part, "__len__") and len(part) <= size)
     yield from DataLoader(part, batch_size=size, shuffle=shuffle, generator=generator, collate_fn=collate)
 
 
