@@ -109,6 +109,32 @@ def test_ctrl_c_keeps_finished_cells_and_the_rerun_finishes(tmp_path) -> None:
     assert engine.calls == [3, 3] and store.unfinished() == {}
 
 
+@pytest.mark.parametrize("window", ["after the claim", "while storing"])
+def test_ctrl_c_outside_training_sends_the_claimed_cells_back_to_the_queue_at_once(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, window: str
+) -> None:
+    # not left RUNNING until their heartbeat is seen to stop (the grace period): FAIL, and waiting again
+    from noisereg.study.run import lifecycle
+    from noisereg.study.store import Store as StoreClass
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if window == "after the claim":
+        monkeypatch.setattr(lifecycle, "_claim_more", interrupted)
+    else:
+        monkeypatch.setattr(StoreClass, "complete", interrupted)
+    cfg = tiny_config(selection=None, arms=tiny_raw()["arms"][:3])
+    with pytest.raises(KeyboardInterrupt):
+        run_study(cfg, tmp_path)
+    store = Store(default_url(tmp_path), "tiny")
+    assert "RUNNING" not in store.counts()
+    assert "FAIL" in store.counts() and "WAITING" in set(store.unfinished().values())
+    monkeypatch.undo()
+    run_study(cfg, tmp_path)
+    assert store.unfinished() == {} and store.counts()["COMPLETE"] == 3
+
+
 def test_another_storage_url_is_recorded_for_the_report(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     cfg = tiny_config(selection=None, arms=tiny_raw()["arms"][:2])

@@ -187,16 +187,22 @@ def run_cells(
                 return
             time.sleep(min(store.heartbeat_interval, 2))  # other workers, or a dead one's heartbeat to expire
             continue
-        plan.claimed(store, first[0])
-        budget = max_replicas - plan.replicas(first[0].cell)
-        claims = first + _claim_more(store, plan, sigs[first[0].cell], sigs, budget)
-        started = None
-        if ahead is not None:
-            if sorted(c.cell for c in claims) == sorted(ahead[0]):
-                started = ahead[1], ahead[2]
-            else:  # another process claimed some of those cells: train only this one's
-                ahead[1].close()
-            ahead = None
+        claims, started = list(first), None
+        try:
+            plan.claimed(store, first[0])
+            budget = max_replicas - plan.replicas(first[0].cell)
+            claims += _claim_more(store, plan, sigs[first[0].cell], sigs, budget)
+            if ahead is not None:
+                if sorted(c.cell for c in claims) == sorted(ahead[0]):
+                    started = ahead[1], ahead[2]
+                else:  # another process claimed some of those cells: train only this one's
+                    ahead[1].close()
+                ahead = None
+        except BaseException as exc:
+            # Ctrl-C (or a failure) between the claims and their training: the cells go back to the
+            # queue now, not once their heartbeat is seen to stop (the grace period)
+            _mark_failed(store, claims, exc)
+            raise
         _run_claims(store, plan, claims, advance, started)
 
 
@@ -282,7 +288,7 @@ def _run_claims(
             ) from exc
     elapsed = time.perf_counter() - start
     units = sum(plan.units(k) for k in keys)
-    for claim in claims:
+    for i, claim in enumerate(claims):
         res = trained.results[claim.cell]
         res["elapsed_s"] = round(elapsed * plan.units(claim.cell) / units, 3)
         try:
@@ -292,6 +298,9 @@ def _run_claims(
             _log.warning(
                 "lost %s; its results are dropped (another process trains it again); going on with the next cell", lost
             )
+        except BaseException as exc:  # Ctrl-C while storing: the cells not stored go back to the queue now
+            _mark_failed(store, claims[i:], exc)
+            raise
 
 
 def _mark_failed(store: Store, claims: Sequence[Claim], exc: BaseException) -> str:
