@@ -140,6 +140,25 @@ def test_other_activations_and_a_linear_model(act: type[nn.Module]) -> None:
     _assert_equal_to_per_replica(_tasks(model=_mlp("bce", act, depth=1), arms=[(), (_site(0.3, "input"),)]))
 
 
+WEIGHT_ARMS = [
+    (),
+    (_site(0.05, "weights", select="0.weight"),),  # a hidden layer's weight (stored transposed)
+    (_site(0.05, "weights", select=nn.Linear, biases=True),),  # every weight and bias, the output layer's too
+    (  # two on one weight, in the order attached, beside noise on the activations
+        AttachSite(noise.MultiplicativeGaussian(std=0.1), "weights", (("select", "2.weight"),)),
+        _site(0.02, "weights", select="2.weight", stack=True),
+        _site(0.2, select="0"),
+    ),
+]
+
+
+@pytest.mark.parametrize("loss", ["bce", "ce"])
+def test_weight_noise_drawn_once_a_step_equals_its_lone_training(loss: str) -> None:
+    # W + δ in the forward and backward, the gradient at W + δ applied to the clean W (as attach's
+    # parametrization), each replica's δ from its own stream in its parameter's shape
+    _assert_equal_to_per_replica(_tasks(loss, arms=WEIGHT_ARMS))
+
+
 def test_torchs_own_loss_objects_are_recognised() -> None:
     tasks = _tasks("ce", arms=ARMS[:2], loss_fn=nn.CrossEntropyLoss())
     _assert_equal_to_per_replica(tasks)
@@ -213,7 +232,9 @@ UNLOWERED = {
     "uniform noise": dict(arms=[(AttachSite(noise.Uniform(half_width=0.1), "input", ()),)]),
     "clipped noise": dict(arms=[(AttachSite(noise.Gaussian(std=0.1, clip=(-1.0, 1.0)), "input", ()),)]),
     "scheduled noise": dict(arms=[(AttachSite(noise.Gaussian(std=Linear(0.2, 0.0, steps=10)), "input", ()),)]),
-    "weight noise": dict(arms=[(_site(0.01, "weights"),)]),
+    "weight noise as increments": dict(arms=[(_site(0.01, "weights", increments="independent"),)]),
+    "weight noise drawn per use": dict(arms=[(_site(0.01, "weights", resample="forward"),)]),
+    "uniform weight noise": dict(arms=[(AttachSite(noise.Uniform(half_width=0.1), "weights", ()),)]),
     "nesterov": dict(optimizer=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True)),
     "amsgrad": dict(optimizer=lambda p: torch.optim.Adam(p, amsgrad=True)),
     "rmsprop": dict(optimizer=lambda p: torch.optim.RMSprop(p)),
@@ -233,7 +254,9 @@ def test_the_refusal_names_settings_read_without_building_the_model() -> None:
     assert lowering_refusal(task) is None
     assert "metrics" in str(lowering_refusal(dataclasses.replace(task, metrics=(("m", lambda o, y: 0.0),))))
     assert "CPU" in str(lowering_refusal(dataclasses.replace(task, dtype=torch.float16)))
-    assert "weights" in str(lowering_refusal(dataclasses.replace(task, sites=(_site(0.1, "weights"),))))
+    walk = _site(0.1, "weights", increments="anticorrelated")
+    assert "weight noise" in str(lowering_refusal(dataclasses.replace(task, sites=(walk,))))
+    assert "gradients" in str(lowering_refusal(dataclasses.replace(task, sites=(_site(0.1, "gradients"),))))
 
 
 def test_a_study_of_a_users_mlp_says_the_kernels_trained_it(tmp_path) -> None:
@@ -244,6 +267,7 @@ def test_a_study_of_a_users_mlp_says_the_kernels_trained_it(tmp_path) -> None:
         "none": [],
         "input": [study.site(noise.Gaussian(std=0.1), at="input")],
         "weights": [study.site(noise.Gaussian(std=0.01), at="weights")],
+        "gradients": [study.site(noise.Gaussian(std=0.01), at="gradients")],
     }
     result = study.run_model(
         model=_mlp("bce"),
@@ -257,8 +281,8 @@ def test_a_study_of_a_users_mlp_says_the_kernels_trained_it(tmp_path) -> None:
         save_models=False,
     )
     why = {key: p["why"] for key, p in result.summary["data"]["paths"].items()}
-    assert why["none"] == why["input"] == LOWERED
-    assert "vmap" in why["weights"]  # weight noise is drawn by the vmap path
+    assert why["none"] == why["input"] == why["weights"] == LOWERED
+    assert "vmap" in why["gradients"]  # gradient noise is drawn by the vmap path
 
 
 IMAGES = X.reshape(37, 1, 3)  # samples of several dimensions: an image MLP flattens them first

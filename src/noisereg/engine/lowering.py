@@ -20,7 +20,9 @@ up to rounding (``tests/engine/test_lowering.py`` checks it in float64).
 
 Anything else goes to the ``vmap`` path: other layers or orderings, frozen parameters or hooks of the
 model's own, noise other than additive or multiplicative Gaussian or Gaussian dropout of a constant
-strength without clip on the input or hidden activations (weights, gradients, targets, schedules),
+strength without clip on the input, the hidden activations or the Linear layers' parameters (weight
+noise drawn once a step, attach's default: the forward and backward at W + δ, the gradient applied to
+the clean W), so gradient and target noise, weight noise as increments or redrawn per use, schedules,
 optimizers other than SGD (no dampening or Nesterov), Adam and AdamW (no AMSGrad), losses other than
 the ``ce``/``bce``/``mse`` of :func:`noisereg.study.run_model` or torch's ``CrossEntropyLoss``/
 ``BCEWithLogitsLoss``/``MSELoss`` with default arguments, a device other than the CPU, extra metrics.
@@ -68,7 +70,13 @@ def lowering_refusal(task: LoopTask) -> str | None:
     if not isinstance(x, Tensor) or x.dim() < 2 or not x.is_floating_point():
         return "the inputs are not float samples [samples, features...]"
     for j, site in enumerate(task.sites):
-        if site.at not in ("input", "activations"):
+        options = dict(site.options)
+        if site.at == "weights" and (options.get("resample", "step"), options.get("increments", "none")) != (
+            "step",
+            "none",
+        ):
+            return f"site {j}: weight noise drawn other than once a step into the forward is drawn by the vmap path"
+        if site.at not in ("input", "activations", "weights"):
             return f"site {j}: noise on {site.at} is drawn by the vmap path"
     return None
 
@@ -98,7 +106,7 @@ class LoweredMLP:
         self.model = StackedMLP(spec, count, device="cpu", dtype=dtype)
         states = []
         for module in modules:
-            own = dict(module.named_parameters())
+            own = module.state_dict()  # the clean names, also under weight noise's parametrization
             states.append(
                 {
                     f"{2 * i}.{p}": own[f"{name}.{p}"].detach().to(dtype)
@@ -111,6 +119,7 @@ class LoweredMLP:
         self.optimizer = StackedOptimizer(optim, self.model.params, self.model.blocks)
         self.input: list[SiteStream] = []
         self.hidden: list[tuple[list[SiteStream], list[SiteStream]]] = [([], []) for _ in spec.widths]
+        self.weights: list[tuple[int, SiteStream]] = []  # (parameter in torch_views' order, its noise)
         cpu = torch.device("cpu")
         for place, slots in places.items():
             for layers in slots:
@@ -122,8 +131,11 @@ class LoweredMLP:
                 stream = SiteStream(kinds, cast(list[NoiseGenerator], gens), name=f"noise at {place}")
                 if place[0] == "input":
                     self.input.append(stream)
+                elif place[0] == "weights":
+                    self.weights.append((place[1], stream))
                 else:
                     self.hidden[place[1]][0 if place[0] == "before" else 1].append(stream)
+        self._clean = torch.empty_like(self.model.params) if self.weights else None
         self._step = 0
 
     def train_step(self, x: Tensor, y: Tensor) -> None:
@@ -139,10 +151,24 @@ class LoweredMLP:
                 if noisy is not x:
                     x.copy_(noisy)
             xb = self.model.augment(x)
+            if self._clean is not None:
+                self._noisy_weights(self._clean)
             self.model.compute_grads(
                 self.loss, xb, self._targets(y), self.hidden, step=self._step, epoch=0, grads=self.grads
             )
+            if self._clean is not None:  # the gradient at the noisy weights updates the clean ones
+                self.model.params.copy_(self._clean)
             self.optimizer.step(self.grads)
+
+    def _noisy_weights(self, clean: Tensor) -> None:
+        """W ← noise(W) on the chosen parameters, after keeping the clean ones in ``clean``: each
+        replica's draw in its parameter's own shape and order, as attach's parametrization draws it."""
+        clean.copy_(self.model.params)
+        views = self.model.torch_views(self.model.params)  # weight, bias per layer, torch's layout
+        for k, stream in self.weights:
+            noisy, _ = stream.apply(views[k].contiguous(), step=self._step, epoch=0, slot=("weights", k))
+            if noisy.data_ptr() != views[k].data_ptr():
+                views[k].copy_(noisy)
 
     def _targets(self, y: Tensor) -> Tensor:
         """The batches' targets [R, B] in the kernels' representation (engine.losses)."""
@@ -193,12 +219,18 @@ class LoweredMLP:
 
 
 def _places(
-    modules: list[nn.Module], handles: list[list[Any]], children: list[str], head: bool
+    modules: list[nn.Module],
+    handles: list[list[Any]],
+    children: list[str],
+    head: bool,
+    parameters: list[dict[int, int]],
 ) -> dict[tuple[str, int], list[list[NoiseLayer | None]]] | str:
     """Each replica's noise layers by where the kernels apply them — ("input", 0), ("before", i) or
-    ("after", i) for hidden layer i — one list per layer of a replica, in the order its hooks run:
-    the hook on the earlier module first, then the order of the sites (hooks on one module run in the
-    order they were attached). A string says why a layer has no place in the kernels."""
+    ("after", i) for hidden layer i, ("weights", k) for the k-th parameter in state-dict order — one
+    list per layer of a replica, in the order its hooks run: the hook on the earlier module first,
+    then the order of the sites (hooks, or parametrizations of one weight, run in the order they were
+    attached). ``parameters[r]``: id of replica r's parameter -> k. A string says why a layer has no
+    place in the kernels."""
     # (position, module name) -> (place, rank of the module): children alternate Linear and activation
     where: dict[tuple[str, str], tuple[tuple[str, int], int]] = {("before", ""): (("input", 0), 0)}
     if head:  # noise before or after the Flatten: the input's values, in the same order
@@ -216,9 +248,12 @@ def _places(
         for j, handle in enumerate(own):
             for placement in handle._placements:
                 position, placed, *extra = placement.key
-                found = where.get((position, names.get(id(placed), "?")))
+                if position == "weights":
+                    found = (("weights", parameters[r][id(placed)]), 0) if id(placed) in parameters[r] else None
+                else:
+                    found = where.get((position, names.get(id(placed), "?")))
                 if found is None or extra not in ([], [0]):
-                    return f"noise {placement.where} is not on the input or a hidden layer"
+                    return f"noise {placement.where} is not on the input, a hidden layer or a Linear's parameter"
                 if not closed_form_kind(placement.layer):
                     return f"noise {placement.where} is not Gaussian (additive, multiplicative, dropout) of a constant strength"
                 kind = type(placement.layer.kind).__name__  # one kind a stream: its closed form
@@ -240,6 +275,7 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
     loss = loss_name(first)
     modules: list[nn.Module] = []
     handles: list[list[Any]] = []
+    parameters: list[dict[int, int]] = []
     try:
         for task in tasks:
             with seeded_model(task) as module:
@@ -249,12 +285,17 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
                         return None
                     spec, linears, tail, head = found
                     names = [n for n, _ in module.named_parameters()]
-                if [n for n, _ in module.named_parameters()] != names:
+                named = list(module.named_parameters())
+                if [n for n, _ in named] != names:
                     return None
                 modules.append(module)
+                # the parameters in the kernels' order (weight, bias per Linear), before weight noise
+                # moves them under a parametrization
+                order = {name: k for k, name in enumerate(f"{lin}.{p}" for lin in linears for p in ("weight", "bias"))}
+                parameters.append({id(p): order[n] for n, p in named if n in order})
                 handles.append(attach_sites(module, task, None)[0])
         optim = optim_spec(first.optimizer(list(modules[0].parameters())))
-        places = _places(modules, handles, [n for n, _ in modules[0].named_children()], head)
+        places = _places(modules, handles, [n for n, _ in modules[0].named_children()], head, parameters)
         x, y = first.train  # type: ignore[misc]
         if isinstance(optim, str) or isinstance(places, str) or not data_fits(spec, loss, x, y, head):
             return None
