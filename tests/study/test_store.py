@@ -142,3 +142,24 @@ def test_a_configuration_stored_by_an_earlier_version_is_the_same_study_when_it_
 
     with pytest.raises(StoreError, match=r"differs at: x"):
         again.create({"x": 2}, CELLS, {}, upgrade=unreadable)
+
+
+def test_a_claim_failed_by_another_process_before_its_owner_is_written_is_skipped(
+    store: Store, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a retried cell keeps its dead claimant as owner until the new claimant writes its own: another
+    # process's reaper can mark it FAIL in between (and enqueue its retry); the claim goes on to the next
+    store.enqueue(["a", "b"])
+    other = Store(default_url(tmp_path), "s")
+    write = store.storage.set_trial_param
+    raced: list[int] = []
+
+    def reaped_first(trial_id, *args, **kwargs):
+        if not raced:
+            raced.append(trial_id)
+            other.storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+        return write(trial_id, *args, **kwargs)
+
+    monkeypatch.setattr(store.storage, "set_trial_param", reaped_first)
+    claims = store.claim(1)
+    assert [c.cell for c in claims] == ["b"] and claims[0].trial_id != raced[0]

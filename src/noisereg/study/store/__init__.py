@@ -283,10 +283,11 @@ class Store(StoreBase):
             try:
                 if not self.storage.set_trial_state_values(self._id(t), TrialState.RUNNING):
                     continue
+                self.storage.set_trial_param(self._id(t), param, dist.to_internal_repr(key), dist)
+                self.storage.set_trial_system_attr(self._id(t), OWNER, claimant())
             except optuna.exceptions.UpdateFinishedTrialError:
-                continue
-            self.storage.set_trial_param(self._id(t), param, dist.to_internal_repr(key), dist)
-            self.storage.set_trial_system_attr(self._id(t), OWNER, claimant())
+                # claimed elsewhere first, or reaped before our owner was written: a retry shows its dead
+                continue  # claimant till then, and a reaper fails it (and enqueues a retry of its own)
             claims.append(Claim(self._id(t), t.number, key))
         self.claimed += claims
         return claims
