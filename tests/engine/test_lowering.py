@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from noisereg import noise
+from noisereg import LabelFlip, LabelSmoothing, Mixup, noise
 from noisereg.engine.loop import AttachSite, LoopTask, train_replica
 from noisereg.engine.lowering import LoweredMLP, lowered_group, lowering_refusal
 from noisereg.engine.vectorized_training import train_vectorized
@@ -97,7 +97,7 @@ def _tasks(
     ]
 
 
-def _assert_equal_to_per_replica(tasks: list[LoopTask]) -> None:
+def _assert_equal_to_per_replica(tasks: list[LoopTask], tol: float = TOL) -> None:
     group = lowered_group(tasks)
     assert isinstance(group, LoweredMLP)
     group.close()
@@ -107,11 +107,11 @@ def _assert_equal_to_per_replica(tasks: list[LoopTask]) -> None:
         assert got.epochs == want.epochs == [2, 4, 5]
         assert got.final.keys() == want.final.keys()
         for name in want.final:
-            assert got.final[name] == pytest.approx(want.final[name], abs=TOL), name
-            assert torch.allclose(torch.as_tensor(got.curves[name]), torch.as_tensor(want.curves[name]), atol=TOL)
+            assert got.final[name] == pytest.approx(want.final[name], abs=tol), name
+            assert torch.allclose(torch.as_tensor(got.curves[name]), torch.as_tensor(want.curves[name]), atol=tol)
         assert got.state.keys() == want.state.keys()
         for name in want.state:
-            assert torch.allclose(got.state[name], want.state[name], atol=TOL, rtol=0), name
+            assert torch.allclose(got.state[name], want.state[name], atol=tol, rtol=0), name
 
 
 @pytest.mark.parametrize("loss", ["bce", "ce", "mse"])
@@ -157,6 +157,25 @@ def test_weight_noise_drawn_once_a_step_equals_its_lone_training(loss: str) -> N
     # W + δ in the forward and backward, the gradient at W + δ applied to the clean W (as attach's
     # parametrization), each replica's δ from its own stream in its parameter's shape
     _assert_equal_to_per_replica(_tasks(loss, arms=WEIGHT_ARMS))
+
+
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+def test_target_noise_equals_its_lone_training(loss: str) -> None:
+    # each replica's handles called on its batch's targets, as its loop calls them: soft targets from
+    # label smoothing, labels flipped from the handle's own stream, noisy regression targets
+    if loss == "ce":
+        arms = [(), (AttachSite(LabelFlip(rate=0.3, num_classes=3), "targets"), _site(0.2, select="0"))]
+    else:
+        arms = [(), (AttachSite(noise.Gaussian(std=0.2), "targets"),)]
+    _assert_equal_to_per_replica(_tasks(loss, arms=arms))
+
+
+def test_label_smoothing_equals_its_lone_training_to_the_rounding_of_its_targets() -> None:
+    # attach's soft targets are float32 (torch's default dtype), so a row sums to 1 only to float32
+    # rounding; torch's cross-entropy gradient is softmax·Σq − q, the kernels' softmax − q: they
+    # differ by that rounding (1e-9 here), not by anything of float64's
+    arms = [(), (AttachSite(LabelSmoothing(epsilon=0.1, num_classes=3), "targets"),)]
+    _assert_equal_to_per_replica(_tasks("ce", arms=arms), tol=64 * torch.finfo(torch.float32).eps)
 
 
 def test_torchs_own_loss_objects_are_recognised() -> None:
@@ -240,6 +259,8 @@ UNLOWERED = {
     "rmsprop": dict(optimizer=lambda p: torch.optim.RMSprop(p)),
     "own loss": dict(loss_fn=lambda out, y: ((out - y) ** 2).mean()),
     "weighted loss": dict(loss_fn=nn.BCEWithLogitsLoss(pos_weight=torch.tensor(2.0))),
+    "target noise on bce": dict(arms=[(AttachSite(LabelSmoothing(epsilon=0.1, num_classes=2), "targets"),)]),
+    "mixup": dict(loss="ce", arms=[(AttachSite(Mixup(alpha=0.2, num_classes=3), "targets"),)]),
 }
 
 

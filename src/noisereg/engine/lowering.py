@@ -22,7 +22,8 @@ Anything else goes to the ``vmap`` path: other layers or orderings, frozen param
 model's own, noise other than additive or multiplicative Gaussian or Gaussian dropout of a constant
 strength without clip on the input, the hidden activations or the Linear layers' parameters (weight
 noise drawn once a step, attach's default: the forward and backward at W + δ, the gradient applied to
-the clean W), so gradient and target noise, weight noise as increments or redrawn per use, schedules,
+the clean W) — target noise is called on each replica's batch targets as its loop calls it (not with
+bce, nor mixup or CutMix) — so gradient noise, weight noise as increments or redrawn per use, schedules,
 optimizers other than SGD (no dampening or Nesterov), Adam and AdamW (no AMSGrad), losses other than
 the ``ce``/``bce``/``mse`` of :func:`noisereg.study.run_model` or torch's ``CrossEntropyLoss``/
 ``BCEWithLogitsLoss``/``MSELoss`` with default arguments, a device other than the CPU, extra metrics.
@@ -46,6 +47,8 @@ from noisereg.engine.specs import MLPSpec, OptimSpec
 from noisereg.engine.vectorizable import refusal
 from noisereg.layers import NoiseLayer
 from noisereg.seeding import NoiseGenerator
+from noisereg.sites.handles import TargetsHandle
+from noisereg.sites.mixing import MixingLayer
 
 __all__ = ["LOWERED", "LoweredMLP", "lowered_group", "lowering_refusal", "on_kernels"]
 
@@ -76,7 +79,9 @@ def lowering_refusal(task: LoopTask) -> str | None:
             "none",
         ):
             return f"site {j}: weight noise drawn other than once a step into the forward is drawn by the vmap path"
-        if site.at not in ("input", "activations", "weights"):
+        if site.at == "targets" and loss_name(task) == "bce":
+            return f"site {j}: target noise on bce's probabilities is drawn by the vmap path"
+        if site.at not in ("input", "activations", "weights", "targets"):
             return f"site {j}: noise on {site.at} is drawn by the vmap path"
     return None
 
@@ -97,10 +102,12 @@ class LoweredMLP:
         modules: list[nn.Module],
         handles: list[list[Any]],
         places: dict[tuple[str, int], list[list[NoiseLayer | None]]],
+        targets: list[list[TargetsHandle]],
     ) -> None:
         self.tasks, self.task, self.spec, self.loss, self.tail = list(tasks), tasks[0], spec, loss, tail
         self.replicas = modules
         self._handles = handles
+        self.targets = targets if any(targets) else []  # each replica's target noise, in the order attached
         self.names = linears
         dtype, count = self.task.dtype, len(tasks)
         self.model = StackedMLP(spec, count, device="cpu", dtype=dtype)
@@ -171,8 +178,20 @@ class LoweredMLP:
                 views[k].copy_(noisy)
 
     def _targets(self, y: Tensor) -> Tensor:
-        """The batches' targets [R, B] in the kernels' representation (engine.losses)."""
+        """The batches' targets [R, B] in the kernels' representation (engine.losses), after each
+        replica's target noise (its handles called on its batch's targets, as its lone loop calls them)."""
         out = self.spec.out_features
+        if self.targets:
+            rows = []
+            for r, handles in enumerate(self.targets):
+                row = y[r]
+                for handle in handles:
+                    row = handle(row)
+                rows.append(row)
+            if self.loss == "ce":  # soft targets (label smoothing) or labels (flips)
+                rows = [row if row.is_floating_point() else nn.functional.one_hot(row.long(), out) for row in rows]
+                return torch.stack([row.to(self.task.dtype) for row in rows])
+            y = torch.stack(rows)
         if self.loss == "bce":
             return y.reshape(y.shape[0], -1).to(self.task.dtype)
         if self.loss == "ce":
@@ -248,6 +267,8 @@ def _places(
         for j, handle in enumerate(own):
             for placement in handle._placements:
                 position, placed, *extra = placement.key
+                if position == "targets":  # called on the batch's targets (LoweredMLP._targets)
+                    continue
                 if position == "weights":
                     found = (("weights", parameters[r][id(placed)]), 0) if id(placed) in parameters[r] else None
                 else:
@@ -276,6 +297,7 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
     modules: list[nn.Module] = []
     handles: list[list[Any]] = []
     parameters: list[dict[int, int]] = []
+    targets: list[list[TargetsHandle]] = []
     try:
         for task in tasks:
             with seeded_model(task) as module:
@@ -293,13 +315,17 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
                 # moves them under a parametrization
                 order = {name: k for k, name in enumerate(f"{lin}.{p}" for lin in linears for p in ("weight", "bias"))}
                 parameters.append({id(p): order[n] for n, p in named if n in order})
-                handles.append(attach_sites(module, task, None)[0])
+                own, on_targets = attach_sites(module, task, None)
+                handles.append(own)
+                targets.append(on_targets)
+                if any(isinstance(h.layers[0], MixingLayer) for h in on_targets):
+                    return None  # mixup and CutMix change the inputs too
         optim = optim_spec(first.optimizer(list(modules[0].parameters())))
         places = _places(modules, handles, [n for n, _ in modules[0].named_children()], head, parameters)
         x, y = first.train  # type: ignore[misc]
         if isinstance(optim, str) or isinstance(places, str) or not data_fits(spec, loss, x, y, head):
             return None
-        group = LoweredMLP(tasks, spec, linears, tail, optim, cast(str, loss), modules, handles, places)
+        group = LoweredMLP(tasks, spec, linears, tail, optim, cast(str, loss), modules, handles, places, targets)
         handles = []  # the group removes them
         return group
     finally:
