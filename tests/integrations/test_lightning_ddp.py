@@ -108,6 +108,10 @@ def _rank(rank: int, port: int, root: Path) -> None:
     for run in ("first", "again"):
         (root / run).mkdir(exist_ok=True)
         _fit(root / run)
+    # Lightning leaves its process group for a next fit; one still alive at exit can abort the rank
+    # ("terminate called without an active exception": gloo's threads outlive the interpreter)
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _free_port() -> int:
