@@ -74,10 +74,8 @@ def lowering_refusal(task: LoopTask) -> str | None:
         return "the inputs are not float samples [samples, features...]"
     for j, site in enumerate(task.sites):
         options = dict(site.options)
-        if site.at == "weights" and (options.get("resample", "step"), options.get("increments", "none")) != (
-            "step",
-            "none",
-        ):
+        once_a_step = options.get("resample", "step") == "step" and options.get("increments", "none") == "none"
+        if site.at == "weights" and not once_a_step:
             return f"site {j}: weight noise drawn other than once a step into the forward is drawn by the vmap path"
         if site.at == "targets" and loss_name(task) == "bce":
             return f"site {j}: target noise on bce's probabilities is drawn by the vmap path"
@@ -173,9 +171,10 @@ class LoweredMLP:
         clean.copy_(self.model.params)
         views = self.model.torch_views(self.model.params)  # weight, bias per layer, torch's layout
         for k, stream in self.weights:
-            noisy, _ = stream.apply(views[k].contiguous(), step=self._step, epoch=0, slot=("weights", k))
-            if noisy.data_ptr() != views[k].data_ptr():
-                views[k].copy_(noisy)
+            work = views[k].contiguous()  # the kernels keep hidden weights transposed: a copy there
+            stream.apply(work, step=self._step, epoch=0, slot=("weights", k))  # closed-form kinds: in place
+            if work is not views[k]:
+                views[k].copy_(work)
 
     def _targets(self, y: Tensor) -> Tensor:
         """The batches' targets [R, B] in the kernels' representation (engine.losses), after each
