@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from noisereg import LabelFlip, LabelSmoothing, Mixup, noise
+from noisereg import LabelFlip, LabelSmoothing, Mixup, annealed_gaussian, noise
 from noisereg.engine.loop import AttachSite, LoopTask, train_replica
 from noisereg.engine.lowering import LoweredMLP, lowered_group, lowering_refusal
 from noisereg.engine.vectorized_training import train_vectorized
@@ -159,6 +159,54 @@ def test_weight_noise_drawn_once_a_step_equals_its_lone_training(loss: str) -> N
     _assert_equal_to_per_replica(_tasks(loss, arms=WEIGHT_ARMS))
 
 
+SCHEDULED_ARMS = [
+    (),
+    (AttachSite(noise.Gaussian(std=Linear(0.3, 0.0, steps=10)), "input", ()),),  # off after step 10: no draws
+    (AttachSite(noise.Gaussian(std=Linear(0.0, 0.2, steps=8)), "activations", (("select", "0"),)),),  # 0 at step 0
+    (  # a weight's first of two noises counts one step before training (torch evaluated it registering the second)
+        AttachSite(noise.MultiplicativeGaussian(std=Linear(0.2, 0.02, steps=12)), "weights", (("select", "2.weight"),)),
+        AttachSite(
+            noise.Gaussian(std=Linear(0.0, 0.05, steps=6, begin=3)),
+            "weights",
+            (("select", "2.weight"), ("stack", True)),
+        ),
+    ),
+    (AttachSite(noise.GaussianDropoutNoise(rate=Linear(0.3, 0.1, steps=20)), "activations", (("select", nn.Tanh),)),),
+]
+
+
+def test_scheduled_strengths_equal_their_lone_training() -> None:
+    # each schedule read at the step its layer counts: forwards for the input and activations, draws
+    # for a weight's noise, from where the layer's count stands when training starts
+    _assert_equal_to_per_replica(_tasks(arms=SCHEDULED_ARMS))
+
+
+GRADIENT_ARMS = [
+    (),
+    (AttachSite(annealed_gaussian(0.01), "gradients", ()),),  # Neelakantan et al.'s schedule, the default
+    (  # weight noise moves 0.weight under a parametrization: the optimizer's order starts with 0.bias
+        _site(0.01, "gradients"),
+        _site(0.05, "weights", select="0.weight"),
+    ),
+    (  # two on the gradients, drawn in the order attached, beside noise on the activations
+        AttachSite(noise.MultiplicativeGaussian(std=0.2), "gradients", ()),
+        _site(0.005, "gradients", stack=True),
+        _site(0.2, select="0"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [lambda p: torch.optim.Adam(p, lr=1e-2), lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)],
+    ids=["adam", "sgd-momentum"],
+)
+def test_gradient_noise_equals_its_lone_training(optimizer: Callable[..., torch.optim.Optimizer]) -> None:
+    # each replica's draw over its gradients flattened in its optimizer's order, before the update,
+    # its schedule at the optimizer's step count (attach's step pre-hook)
+    _assert_equal_to_per_replica(_tasks(optimizer=optimizer, arms=GRADIENT_ARMS))
+
+
 @pytest.mark.parametrize("loss", ["ce", "mse"])
 def test_target_noise_equals_its_lone_training(loss: str) -> None:
     # each replica's handles called on its batch's targets, as its loop calls them: soft targets from
@@ -250,7 +298,9 @@ UNLOWERED = {
     "output noise": dict(arms=[(_site(0.1, select="4"),)]),
     "uniform noise": dict(arms=[(AttachSite(noise.Uniform(half_width=0.1), "input", ()),)]),
     "clipped noise": dict(arms=[(AttachSite(noise.Gaussian(std=0.1, clip=(-1.0, 1.0)), "input", ()),)]),
-    "scheduled noise": dict(arms=[(AttachSite(noise.Gaussian(std=Linear(0.2, 0.0, steps=10)), "input", ()),)]),
+    "noise of a tensor strength": dict(arms=[(AttachSite(noise.Gaussian(std=torch.tensor(0.1)), "input", ()),)]),
+    "gradient noise on chosen parameters": dict(arms=[(_site(0.01, "gradients", select="0.weight"),)]),
+    "gradient noise scaled by the learning rate": dict(arms=[(_site(0.01, "gradients", scale_by_lr=True),)]),
     "weight noise as increments": dict(arms=[(_site(0.01, "weights", increments="independent"),)]),
     "weight noise drawn per use": dict(arms=[(_site(0.01, "weights", resample="forward"),)]),
     "uniform weight noise": dict(arms=[(AttachSite(noise.Uniform(half_width=0.1), "weights", ()),)]),
@@ -277,7 +327,9 @@ def test_the_refusal_names_settings_read_without_building_the_model() -> None:
     assert "CPU" in str(lowering_refusal(dataclasses.replace(task, dtype=torch.float16)))
     walk = _site(0.1, "weights", increments="anticorrelated")
     assert "weight noise" in str(lowering_refusal(dataclasses.replace(task, sites=(walk,))))
-    assert "gradients" in str(lowering_refusal(dataclasses.replace(task, sites=(_site(0.1, "gradients"),))))
+    chosen = _site(0.1, "gradients", select="0.weight")
+    assert "gradient noise" in str(lowering_refusal(dataclasses.replace(task, sites=(chosen,))))
+    assert lowering_refusal(dataclasses.replace(task, sites=(_site(0.1, "gradients"),))) is None
 
 
 def test_a_study_of_a_users_mlp_says_the_kernels_trained_it(tmp_path) -> None:
@@ -289,6 +341,7 @@ def test_a_study_of_a_users_mlp_says_the_kernels_trained_it(tmp_path) -> None:
         "input": [study.site(noise.Gaussian(std=0.1), at="input")],
         "weights": [study.site(noise.Gaussian(std=0.01), at="weights")],
         "gradients": [study.site(noise.Gaussian(std=0.01), at="gradients")],
+        "chosen gradients": [study.site(noise.Gaussian(std=0.01), at="gradients", select="0.weight")],
     }
     result = study.run_model(
         model=_mlp("bce"),
@@ -302,8 +355,8 @@ def test_a_study_of_a_users_mlp_says_the_kernels_trained_it(tmp_path) -> None:
         save_models=False,
     )
     why = {key: p["why"] for key, p in result.summary["data"]["paths"].items()}
-    assert why["none"] == why["input"] == why["weights"] == LOWERED
-    assert "vmap" in why["gradients"]  # gradient noise is drawn by the vmap path
+    assert why["none"] == why["input"] == why["weights"] == why["gradients"] == LOWERED
+    assert "vmap" in why["chosen gradients"]  # gradient noise on some parameters is drawn by the vmap path
 
 
 IMAGES = X.reshape(37, 1, 3)  # samples of several dimensions: an image MLP flattens them first

@@ -96,6 +96,8 @@ class SiteStream:
         generators: one stream per replica for the stack's device (Stream or torch.Generator).
         name: the site's name for error messages (e.g. ``"sites[2]"``).
         clock: whether schedules read the step or the epoch.
+        offset: added to the step (or epoch) ``apply`` is given: where the replicas' own counts start
+            (a user's noise layers that drew before training, see :mod:`noisereg.engine.lowering`).
 
     ``apply(x, step=, epoch=)`` returns ``(x̃, multiplier)``: the multiplier m (x̃ = x·m, also dx̃/dx) on the
     fast multiplicative path, else None. On the fast path ``x`` is changed in place.
@@ -108,10 +110,11 @@ class SiteStream:
         *,
         name: str,
         clock: Literal["step", "epoch"] = "step",
+        offset: int = 0,
     ) -> None:
         if len(kinds) != len(generators) or not kinds:
             raise ValueError(f"{name}: need one kind and one generator per replica")
-        self.clock = clock
+        self.clock, self.offset = clock, offset
         self.kinds = list(kinds)
         self.generators = list(generators)
         self.name = name
@@ -126,6 +129,10 @@ class SiteStream:
     def closed_form(self) -> bool:
         """Whether the fast path applies (its derivative is known in closed form)."""
         return self.form is not None
+
+    def _count(self, step: int, epoch: int) -> int:
+        """What the schedules read at this step and epoch."""
+        return (epoch if self.clock == "epoch" else step) + self.offset
 
     def _unit_sigma(self, value: object) -> float:
         unit = check_real(value, f"{self.name}: strength")
@@ -163,7 +170,7 @@ class SiteStream:
 
     def apply(self, x: Tensor, *, step: int, epoch: int, slot: object = None) -> tuple[Tensor, Tensor | None]:
         """Noise on ``x`` [R, ...] at this step or epoch; ``slot`` names the buffer (one per place of use)."""
-        step = epoch if self.clock == "epoch" else step
+        step = self._count(step, epoch)
         if self.form is None:
             return self._apply_general(x, step), None
         sigma, rows = self._sigma(step, x)
@@ -212,7 +219,7 @@ class SiteStream:
         """
         if self.form != "additive":
             raise ValueError(f"{self.name}: unit normals are drawn for Gaussian noise only")
-        sigma, rows = self._sigma(epoch if self.clock == "epoch" else step, like)
+        sigma, rows = self._sigma(self._count(step, epoch), like)
         if not rows:
             return sigma, None
         eps, slices = self._buffer(slot, like)
@@ -226,7 +233,7 @@ class SiteStream:
         It consumes each replica's stream as the kind's function on ``x[r]`` does and applies the same
         formula, so it agrees with the general path to rounding (``tests/engine`` checks it).
         """
-        step = epoch if self.clock == "epoch" else step
+        step = self._count(step, epoch)
         values = [self._unit_sigma(resolve(k.strength, step)) for k in self.kinds]
         rows = [r for r, v in enumerate(values) if v != 0.0]
         if not rows:

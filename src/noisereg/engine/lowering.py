@@ -18,14 +18,20 @@ put on its own (never run) module, each draw the shape of a lone replica's, in t
 would have run. So a replica's result does not depend on its group and equals the per-replica path's
 up to rounding (``tests/engine/test_lowering.py`` checks it in float64).
 
+The kernels apply additive or multiplicative Gaussian noise and Gaussian dropout without clip, of a
+constant strength or a schedule (read at the step the replica's own layer would count: its training
+forwards for the input and activations, its draws for a weight, the optimizer's steps for the
+gradients, from where that count stands when training starts), on the input, the hidden activations,
+the Linear layers' parameters (weight noise drawn once a step, attach's default: the forward and
+backward at W + δ, the gradient applied to the clean W) and the gradients of all parameters (each
+replica's draw over its gradients flattened in its optimizer's order, before the update, as attach's
+step pre-hook draws it); target noise is called on each replica's batch targets as its loop calls it
+(not with bce, nor mixup or CutMix).
+
 Anything else goes to the ``vmap`` path: other layers or orderings, frozen parameters or hooks of the
-model's own, noise other than additive or multiplicative Gaussian or Gaussian dropout of a constant
-strength without clip on the input, the hidden activations or the Linear layers' parameters (weight
-noise drawn once a step, attach's default: the forward and backward at W + δ, the gradient applied to
-the clean W) — target noise is called on each replica's batch targets as its loop calls it (not with
-bce, nor mixup or CutMix) — so gradient noise, weight noise as increments or redrawn per use, schedules,
-optimizers other than SGD (no dampening or Nesterov), Adam and AdamW (no AMSGrad), losses other than
-the ``ce``/``bce``/``mse`` of :func:`noisereg.study.run_model` or torch's ``CrossEntropyLoss``/
+model's own, other noise kinds or places, gradient noise on some parameters or scaled by the learning
+rate, weight noise as increments or redrawn per use, optimizers other than SGD (no dampening or
+Nesterov), Adam and AdamW (no AMSGrad), losses other than the ``ce``/``bce``/``mse`` of :func:`noisereg.study.run_model` or torch's ``CrossEntropyLoss``/
 ``BCEWithLogitsLoss``/``MSELoss`` with default arguments, a device other than the CPU, extra metrics.
 :func:`lowering_refusal` says which of these the settings show; the rest is found on the built model.
 """
@@ -49,6 +55,7 @@ from noisereg.layers import NoiseLayer
 from noisereg.seeding import NoiseGenerator
 from noisereg.sites.handles import TargetsHandle
 from noisereg.sites.mixing import MixingLayer
+from noisereg.sites.selectors import clean_name
 
 __all__ = ["LOWERED", "LoweredMLP", "lowered_group", "lowering_refusal", "on_kernels"]
 
@@ -79,7 +86,9 @@ def lowering_refusal(task: LoopTask) -> str | None:
             return f"site {j}: weight noise drawn other than once a step into the forward is drawn by the vmap path"
         if site.at == "targets" and loss_name(task) == "bce":
             return f"site {j}: target noise on bce's probabilities is drawn by the vmap path"
-        if site.at not in ("input", "activations", "weights", "targets"):
+        if site.at == "gradients" and (options.get("select") is not None or options.get("scale_by_lr", False)):
+            return f"site {j}: gradient noise on chosen parameters or scaled by the learning rate is drawn by the vmap path"
+        if site.at not in ("input", "activations", "weights", "targets", "gradients"):
             return f"site {j}: noise on {site.at} is drawn by the vmap path"
     return None
 
@@ -101,6 +110,7 @@ class LoweredMLP:
         handles: list[list[Any]],
         places: dict[tuple[str, int], list[list[NoiseLayer | None]]],
         targets: list[list[TargetsHandle]],
+        orders: list[list[int]],
     ) -> None:
         self.tasks, self.task, self.spec, self.loss, self.tail = list(tasks), tasks[0], spec, loss, tail
         self.replicas = modules
@@ -125,6 +135,7 @@ class LoweredMLP:
         self.input: list[SiteStream] = []
         self.hidden: list[tuple[list[SiteStream], list[SiteStream]]] = [([], []) for _ in spec.widths]
         self.weights: list[tuple[int, SiteStream]] = []  # (parameter in torch_views' order, its noise)
+        self.gradients: list[SiteStream] = []
         cpu = torch.device("cpu")
         for place, slots in places.items():
             for layers in slots:
@@ -133,19 +144,33 @@ class LoweredMLP:
                 some = next(layer for layer in layers if layer is not None)
                 kinds = [layer.kind if layer is not None else without_noise(some.kind) for layer in layers]
                 gens = [(layer if layer is not None else some).generator(cpu) for layer in layers]
-                stream = SiteStream(kinds, cast(list[NoiseGenerator], gens), name=f"noise at {place}")
+                # where the layers' step counts start (0, or 1 for a weight's first of two noises: torch
+                # evaluates a parametrization while registering the next); _places checks they agree
+                stream = SiteStream(kinds, cast(list[NoiseGenerator], gens), name=f"noise at {place}", offset=some.step)
                 if place[0] == "input":
                     self.input.append(stream)
                 elif place[0] == "weights":
                     self.weights.append((place[1], stream))
+                elif place[0] == "gradients":
+                    self.gradients.append(stream)
                 else:
                     self.hidden[place[1]][0 if place[0] == "before" else 1].append(stream)
         self._clean = torch.empty_like(self.model.params) if self.weights else None
-        self._step = 0
+        # [R, P]: where replica r's gradient noise lands, its parameters in its optimizer's order
+        self._gradient_index = self._optimizer_index(orders) if self.gradients else None
+        self._step = 0  # steps done: the step a schedule reads, as each replica's layers count it
+
+    def _optimizer_index(self, orders: list[list[int]]) -> Tensor:
+        """[R, P] positions in the flat buffer of each replica's parameters, flattened and concatenated
+        in its optimizer's order (the order in which attach's gradient noise draws over them)."""
+        columns = [v[0].numel() for v in self.model.torch_views(self.model.params)]
+        starts = [sum(columns[:k]) for k in range(len(columns))]
+        index = self.model.torch_index()  # torch (state-dict) order
+        picks = [torch.cat([torch.arange(starts[k], starts[k] + columns[k]) for k in order]) for order in orders]
+        return torch.gather(index, 1, torch.stack(picks).to(index.device)).reshape(-1)
 
     def train_step(self, x: Tensor, y: Tensor) -> None:
         """One step of every replica on its batch ``x[r]``, ``y[r]``."""
-        self._step += 1
         with torch.no_grad():
             # noise goes on a copy of the batch, contiguous: the streams add it in one pass
             x = x.to(self.task.dtype, memory_format=torch.contiguous_format, copy=bool(self.input))
@@ -161,9 +186,20 @@ class LoweredMLP:
             self.model.compute_grads(
                 self.loss, xb, self._targets(y), self.hidden, step=self._step, epoch=0, grads=self.grads
             )
+            if self._gradient_index is not None:
+                self._noisy_gradients(self._gradient_index)
             if self._clean is not None:  # the gradient at the noisy weights updates the clean ones
                 self.model.params.copy_(self._clean)
             self.optimizer.step(self.grads)
+        self._step += 1
+
+    def _noisy_gradients(self, index: Tensor) -> None:
+        """g ← noise(g) before the update: each replica's draw over its gradients flattened in its
+        optimizer's order, as attach's step pre-hook draws it."""
+        grads = self.grads[index].view(len(self.tasks), -1)
+        for stream in self.gradients:
+            grads, _ = stream.apply(grads, step=self._step, epoch=0, slot="gradients")
+        self.grads[index] = grads.reshape(-1)
 
     def _noisy_weights(self, clean: Tensor) -> None:
         """W ← noise(W) on the chosen parameters, after keeping the clean ones in ``clean``: each
@@ -268,19 +304,24 @@ def _places(
                 position, placed, *extra = placement.key
                 if position == "targets":  # called on the batch's targets (LoweredMLP._targets)
                     continue
-                if position == "weights":
+                found: tuple[tuple[str, int], int] | None
+                if position == "gradients":  # one draw over the gradients in the optimizer's order
+                    found = (("gradients", 0), 0)
+                elif position == "weights":
                     found = (("weights", parameters[r][id(placed)]), 0) if id(placed) in parameters[r] else None
                 else:
                     found = where.get((position, names.get(id(placed), "?")))
                 if found is None or extra not in ([], [0]):
-                    return f"noise {placement.where} is not on the input, a hidden layer or a Linear's parameter"
+                    return f"noise {placement.where} is not on the input, a hidden layer, a Linear's parameter or the gradients"
                 if not closed_form_kind(placement.layer):
-                    return f"noise {placement.where} is not Gaussian (additive, multiplicative, dropout) of a constant strength"
+                    return f"noise {placement.where} is not Gaussian (additive, multiplicative, dropout) without clip"
                 kind = type(placement.layer.kind).__name__  # one kind a stream: its closed form
                 slot = slots.setdefault((found[0], found[1], j, kind), [None] * count)
                 slot[r] = placement.layer
     out: dict[tuple[str, int], list[list[NoiseLayer | None]]] = {}
     for (place, *_), layers in sorted(slots.items()):
+        if len({layer.step for layer in layers if layer is not None}) > 1:
+            return f"the noise layers at {place} have counted different steps before training"
         out.setdefault(place, []).append(layers)
     return out
 
@@ -297,6 +338,7 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
     handles: list[list[Any]] = []
     parameters: list[dict[int, int]] = []
     targets: list[list[TargetsHandle]] = []
+    orders: list[list[int]] = []  # each replica's parameters (kernel order k) in its optimizer's order
     try:
         for task in tasks:
             with seeded_model(task) as module:
@@ -317,6 +359,15 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
                 own, on_targets = attach_sites(module, task, None)
                 handles.append(own)
                 targets.append(on_targets)
+                orders.append(list(order.values()))
+                if any(site.at == "gradients" for site in task.sites):
+                    # the lone loop's optimizer, built after weight noise as its loop builds it: its
+                    # parameters' order is the order of the gradient noise's draw
+                    optimizer = task.optimizer(module.parameters())
+                    more, _ = attach_sites(module, task, optimizer)
+                    own += more
+                    named_now = {id(p): clean_name(n) for n, p in module.named_parameters()}
+                    orders[-1] = [order[named_now[id(p)]] for g in optimizer.param_groups for p in g["params"]]
                 if any(isinstance(h.layers[0], MixingLayer) for h in on_targets):
                     return None  # mixup and CutMix change the inputs too
         optim = optim_spec(first.optimizer(list(modules[0].parameters())))
@@ -324,7 +375,9 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
         x, y = first.train  # type: ignore[misc]
         if isinstance(optim, str) or isinstance(places, str) or not data_fits(spec, loss, x, y, head):
             return None
-        group = LoweredMLP(tasks, spec, linears, tail, optim, cast(str, loss), modules, handles, places, targets)
+        group = LoweredMLP(
+            tasks, spec, linears, tail, optim, cast(str, loss), modules, handles, places, targets, orders
+        )
         handles = []  # the group removes them
         return group
     finally:

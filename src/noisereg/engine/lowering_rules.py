@@ -116,14 +116,15 @@ _KINDS = (Gaussian, MultiplicativeGaussian, GaussianDropoutNoise)  # SiteStream'
 
 def closed_form_kind(layer: Any) -> bool:
     """Whether ``layer`` is a plain noise layer of a kind the kernels apply in closed form (additive
-    or multiplicative Gaussian, Gaussian dropout) at a constant strength, without clip, drawing from a
-    Stream."""
+    or multiplicative Gaussian, Gaussian dropout) without clip, drawing from a Stream, at a strength
+    that is a number or a schedule (resolved at the step the layer would count)."""
     kind = getattr(layer, "kind", None)
+    strength = getattr(kind, "strength", None)
     return (
         type(layer) is NoiseLayer
         and type(kind) in _KINDS
         and getattr(kind, "clip", None) is None
-        and isinstance(getattr(kind, "strength", None), numbers.Real)
+        and (isinstance(strength, numbers.Real) or (callable(strength) and not isinstance(strength, Tensor)))
         and isinstance(layer.generator(torch.device("cpu")), Stream)
     )
 
