@@ -207,6 +207,27 @@ def test_gradient_noise_equals_its_lone_training(optimizer: Callable[..., torch.
     _assert_equal_to_per_replica(_tasks(optimizer=optimizer, arms=GRADIENT_ARMS))
 
 
+WALK_ARMS = [
+    (),
+    (_site(0.02, "weights", select="0.weight", increments="independent"),),  # stored transposed
+    (_site(0.02, "weights", select=nn.Linear, biases=True, increments="anticorrelated"),),  # Anti-PGD
+    (  # a walk whose schedule ends at step 12 (then −ξ_{t−1}, then nothing), beside noise drawn once a step
+        AttachSite(
+            noise.Gaussian(std=Linear(0.03, 0.0, steps=12)),
+            "weights",
+            (("select", "2.weight"), ("increments", "anticorrelated")),
+        ),
+        _site(0.05, "weights", select="2.weight", stack=True),
+    ),
+]
+
+
+def test_weight_noise_as_increments_equals_its_lone_training() -> None:
+    # W ← W + ξ_t (independent) or W + ξ_t − ξ_{t−1} (anticorrelated) on the stored weights before each
+    # step's forward, ξ from each replica's stream in its parameter's shape (attach's walk)
+    _assert_equal_to_per_replica(_tasks(arms=WALK_ARMS))
+
+
 @pytest.mark.parametrize("loss", ["ce", "mse"])
 def test_target_noise_equals_its_lone_training(loss: str) -> None:
     # each replica's handles called on its batch's targets, as its loop calls them: soft targets from
@@ -301,7 +322,6 @@ UNLOWERED = {
     "noise of a tensor strength": dict(arms=[(AttachSite(noise.Gaussian(std=torch.tensor(0.1)), "input", ()),)]),
     "gradient noise on chosen parameters": dict(arms=[(_site(0.01, "gradients", select="0.weight"),)]),
     "gradient noise scaled by the learning rate": dict(arms=[(_site(0.01, "gradients", scale_by_lr=True),)]),
-    "weight noise as increments": dict(arms=[(_site(0.01, "weights", increments="independent"),)]),
     "weight noise drawn per use": dict(arms=[(_site(0.01, "weights", resample="forward"),)]),
     "uniform weight noise": dict(arms=[(AttachSite(noise.Uniform(half_width=0.1), "weights", ()),)]),
     "nesterov": dict(optimizer=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True)),
@@ -325,8 +345,10 @@ def test_the_refusal_names_settings_read_without_building_the_model() -> None:
     assert lowering_refusal(task) is None
     assert "metrics" in str(lowering_refusal(dataclasses.replace(task, metrics=(("m", lambda o, y: 0.0),))))
     assert "CPU" in str(lowering_refusal(dataclasses.replace(task, dtype=torch.float16)))
+    per_use = _site(0.1, "weights", resample="forward")
+    assert "weight noise" in str(lowering_refusal(dataclasses.replace(task, sites=(per_use,))))
     walk = _site(0.1, "weights", increments="anticorrelated")
-    assert "weight noise" in str(lowering_refusal(dataclasses.replace(task, sites=(walk,))))
+    assert lowering_refusal(dataclasses.replace(task, sites=(walk,))) is None
     chosen = _site(0.1, "gradients", select="0.weight")
     assert "gradient noise" in str(lowering_refusal(dataclasses.replace(task, sites=(chosen,))))
     assert lowering_refusal(dataclasses.replace(task, sites=(_site(0.1, "gradients"),))) is None
@@ -342,6 +364,7 @@ def test_a_study_of_a_users_mlp_says_the_kernels_trained_it(tmp_path) -> None:
         "weights": [study.site(noise.Gaussian(std=0.01), at="weights")],
         "gradients": [study.site(noise.Gaussian(std=0.01), at="gradients")],
         "chosen gradients": [study.site(noise.Gaussian(std=0.01), at="gradients", select="0.weight")],
+        "anti-pgd": [study.site(noise.Gaussian(std=0.01), at="weights", increments="anticorrelated")],
     }
     result = study.run_model(
         model=_mlp("bce"),
@@ -355,7 +378,7 @@ def test_a_study_of_a_users_mlp_says_the_kernels_trained_it(tmp_path) -> None:
         save_models=False,
     )
     why = {key: p["why"] for key, p in result.summary["data"]["paths"].items()}
-    assert why["none"] == why["input"] == why["weights"] == why["gradients"] == LOWERED
+    assert why["none"] == why["input"] == why["weights"] == why["gradients"] == why["anti-pgd"] == LOWERED
     assert "vmap" in why["chosen gradients"]  # gradient noise on some parameters is drawn by the vmap path
 
 

@@ -23,14 +23,16 @@ constant strength or a schedule (read at the step the replica's own layer would 
 forwards for the input and activations, its draws for a weight, the optimizer's steps for the
 gradients, from where that count stands when training starts), on the input, the hidden activations,
 the Linear layers' parameters (weight noise drawn once a step, attach's default: the forward and
-backward at W + δ, the gradient applied to the clean W) and the gradients of all parameters (each
+backward at W + δ, the gradient applied to the clean W; or as increments on the stored weights before
+each step's forward, W + ξ_t or Anti-PGD's W + ξ_t − ξ_{t−1}, which ``vmap`` cannot do, so that
+elsewhere such replicas train one by one) and the gradients of all parameters (each
 replica's draw over its gradients flattened in its optimizer's order, before the update, as attach's
 step pre-hook draws it); target noise is called on each replica's batch targets as its loop calls it
 (not with bce, nor mixup or CutMix).
 
 Anything else goes to the ``vmap`` path: other layers or orderings, frozen parameters or hooks of the
 model's own, other noise kinds or places, gradient noise on some parameters or scaled by the learning
-rate, weight noise as increments or redrawn per use, optimizers other than SGD (no dampening or
+rate, weight noise redrawn per use (per replica), optimizers other than SGD (no dampening or
 Nesterov), Adam and AdamW (no AMSGrad), losses other than the ``ce``/``bce``/``mse`` of :func:`noisereg.study.run_model` or torch's ``CrossEntropyLoss``/
 ``BCEWithLogitsLoss``/``MSELoss`` with default arguments, a device other than the CPU, extra metrics.
 :func:`lowering_refusal` says which of these the settings show; the rest is found on the built model.
@@ -67,7 +69,7 @@ LOWERED = (
 
 def lowering_refusal(task: LoopTask) -> str | None:
     """Why ``task`` cannot train on the stacked MLP kernels (settings only), or None."""
-    reason = refusal(task)
+    reason = refusal(task, walks=True)
     if reason is not None:
         return reason
     if torch.device(task.device).type != "cpu" or task.dtype not in (torch.float32, torch.float64):
@@ -81,9 +83,8 @@ def lowering_refusal(task: LoopTask) -> str | None:
         return "the inputs are not float samples [samples, features...]"
     for j, site in enumerate(task.sites):
         options = dict(site.options)
-        once_a_step = options.get("resample", "step") == "step" and options.get("increments", "none") == "none"
-        if site.at == "weights" and not once_a_step:
-            return f"site {j}: weight noise drawn other than once a step into the forward is drawn by the vmap path"
+        if site.at == "weights" and options.get("resample", "step") != "step":
+            return f"site {j}: weight noise drawn other than once a step is drawn by the vmap path"
         if site.at == "targets" and loss_name(task) == "bce":
             return f"site {j}: target noise on bce's probabilities is drawn by the vmap path"
         if site.at == "gradients" and (options.get("select") is not None or options.get("scale_by_lr", False)):
@@ -136,6 +137,7 @@ class LoweredMLP:
         self.hidden: list[tuple[list[SiteStream], list[SiteStream]]] = [([], []) for _ in spec.widths]
         self.weights: list[tuple[int, SiteStream]] = []  # (parameter in torch_views' order, its noise)
         self.gradients: list[SiteStream] = []
+        self.walks: list[tuple[int, bool, SiteStream]] = []  # (parameter, anticorrelated, its increments)
         cpu = torch.device("cpu")
         for place, slots in places.items():
             for layers in slots:
@@ -153,9 +155,12 @@ class LoweredMLP:
                     self.weights.append((place[1], stream))
                 elif place[0] == "gradients":
                     self.gradients.append(stream)
+                elif place[0] in ("independent", "anticorrelated"):
+                    self.walks.append((place[1], place[0] == "anticorrelated", stream))
                 else:
                     self.hidden[place[1]][0 if place[0] == "before" else 1].append(stream)
         self._clean = torch.empty_like(self.model.params) if self.weights else None
+        self._previous: list[Tensor | None] = [None] * len(self.walks)  # each walk's last ξ [R, ...]
         # [R, P]: where replica r's gradient noise lands, its parameters in its optimizer's order
         self._gradient_index = self._optimizer_index(orders) if self.gradients else None
         self._step = 0  # steps done: the step a schedule reads, as each replica's layers count it
@@ -181,6 +186,8 @@ class LoweredMLP:
                 if noisy is not x:
                     x.copy_(noisy)
             xb = self.model.augment(x)
+            if self.walks:
+                self._walk_weights()
             if self._clean is not None:
                 self._noisy_weights(self._clean)
             self.model.compute_grads(
@@ -200,6 +207,21 @@ class LoweredMLP:
         for stream in self.gradients:
             grads, _ = stream.apply(grads, step=self._step, epoch=0, slot="gradients")
         self.grads[index] = grads.reshape(-1)
+
+    def _walk_weights(self) -> None:
+        """W ← W + ξ_t (or ξ_t − ξ_{t−1}, anticorrelated) on the stored weights before the forward, with
+        ξ = noise(W) − W drawn from each replica's stream in its parameter's shape, as attach's walk does."""
+        views = self.model.torch_views(self.model.params)
+        for j, (k, anticorrelated, stream) in enumerate(self.walks):
+            weight = views[k].contiguous()  # a copy where the kernels keep the weight transposed
+            noisy, _ = stream.apply(weight.clone(), step=self._step, epoch=0, slot=("walk", j))
+            xi = noisy - weight
+            move = xi
+            if anticorrelated:
+                previous = self._previous[j]
+                move = xi if previous is None else xi - previous
+                self._previous[j] = xi
+            views[k].add_(move)
 
     def _noisy_weights(self, clean: Tensor) -> None:
         """W ← noise(W) on the chosen parameters, after keeping the clean ones in ``clean``: each
@@ -278,13 +300,15 @@ def _places(
     children: list[str],
     head: bool,
     parameters: list[dict[int, int]],
+    increments: list[dict[int, str]],
 ) -> dict[tuple[str, int], list[list[NoiseLayer | None]]] | str:
     """Each replica's noise layers by where the kernels apply them — ("input", 0), ("before", i) or
-    ("after", i) for hidden layer i, ("weights", k) for the k-th parameter in state-dict order — one
-    list per layer of a replica, in the order its hooks run: the hook on the earlier module first,
-    then the order of the sites (hooks, or parametrizations of one weight, run in the order they were
-    attached). ``parameters[r]``: id of replica r's parameter -> k. A string says why a layer has no
-    place in the kernels."""
+    ("after", i) for hidden layer i, ("weights", k) for the k-th parameter in state-dict order,
+    ("independent", k) or ("anticorrelated", k) for its increments, ("gradients", 0) — one list per
+    layer of a replica, in the order its hooks run: the hook on the earlier module first, then the
+    order of the sites (hooks, or parametrizations of one weight, run in the order they were
+    attached). ``parameters[r]``: id of replica r's parameter -> k; ``increments[r]``: id of replica
+    r's weight-noise handle -> its increments. A string says why a layer has no place in the kernels."""
     # (position, module name) -> (place, rank of the module): children alternate Linear and activation
     where: dict[tuple[str, str], tuple[tuple[str, int], int]] = {("before", ""): (("input", 0), 0)}
     if head:  # noise before or after the Flatten: the input's values, in the same order
@@ -308,7 +332,9 @@ def _places(
                 if position == "gradients":  # one draw over the gradients in the optimizer's order
                     found = (("gradients", 0), 0)
                 elif position == "weights":
-                    found = (("weights", parameters[r][id(placed)]), 0) if id(placed) in parameters[r] else None
+                    mode = increments[r].get(id(handle), "none")
+                    place = ("weights" if mode == "none" else mode, parameters[r].get(id(placed), -1))
+                    found = (place, 0) if id(placed) in parameters[r] else None
                 else:
                     found = where.get((position, names.get(id(placed), "?")))
                 if found is None or extra not in ([], [0]):
@@ -339,6 +365,7 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
     parameters: list[dict[int, int]] = []
     targets: list[list[TargetsHandle]] = []
     orders: list[list[int]] = []  # each replica's parameters (kernel order k) in its optimizer's order
+    increments: list[dict[int, str]] = []
     try:
         for task in tasks:
             with seeded_model(task) as module:
@@ -357,6 +384,10 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
                 order = {name: k for k, name in enumerate(f"{lin}.{p}" for lin in linears for p in ("weight", "bias"))}
                 parameters.append({id(p): order[n] for n, p in named if n in order})
                 own, on_targets = attach_sites(module, task, None)
+                attached = [site for site in task.sites if site.at != "gradients"]  # one handle each, in order
+                increments.append(
+                    {id(h): dict(s.options).get("increments", "none") for h, s in zip(own, attached, strict=True)}
+                )
                 handles.append(own)
                 targets.append(on_targets)
                 orders.append(list(order.values()))
@@ -371,7 +402,7 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
                 if any(isinstance(h.layers[0], MixingLayer) for h in on_targets):
                     return None  # mixup and CutMix change the inputs too
         optim = optim_spec(first.optimizer(list(modules[0].parameters())))
-        places = _places(modules, handles, [n for n, _ in modules[0].named_children()], head, parameters)
+        places = _places(modules, handles, [n for n, _ in modules[0].named_children()], head, parameters, increments)
         x, y = first.train  # type: ignore[misc]
         if isinstance(optim, str) or isinstance(places, str) or not data_fits(spec, loss, x, y, head):
             return None

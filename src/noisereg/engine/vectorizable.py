@@ -16,8 +16,10 @@ from noisereg.engine.loop import LoopTask
 __all__ = ["group_key", "refusal", "same_setting"]
 
 
-def refusal(task: LoopTask) -> str | None:
-    """Why ``task`` cannot train on the vectorized path, read from its settings; None when it may."""
+def refusal(task: LoopTask, *, walks: bool = False) -> str | None:
+    """Why ``task`` cannot train on the vectorized path, read from its settings; None when it may.
+    ``walks``: weight noise as increments is no reason (the MLP kernels walk the stored weights,
+    :mod:`noisereg.engine.lowering`; ``vmap`` cannot)."""
     if task.fit is not None:
         return "fit= is the user's whole loop: each replica runs it"
     if task.step is not None:
@@ -34,7 +36,7 @@ def refusal(task: LoopTask) -> str | None:
             return f"site {j}: {type(site.noise).__name__} perturbs the model once, before training: per replica"
         if site.at == "weights" and options.get("resample", "step") != "step":
             return f"site {j}: weight noise with resample={options['resample']!r} runs per replica"
-        if site.at == "weights" and options.get("increments", "none") != "none":
+        if site.at == "weights" and options.get("increments", "none") != "none" and not walks:
             return f"site {j}: weight noise with increments={options['increments']!r} runs per replica"
         if options.get("where") == "state":
             return f"site {j}: noise on a recurrent state (where='state') runs per replica"

@@ -43,14 +43,14 @@ from noisereg.study.run.own_plan import PER_REPLICA, plan_model
 __all__ = ["PER_REPLICA", "StudyResult", "run_model", "site"]
 
 _SITES: tuple[str, ...] = get_args(At)  # attach's own list of sites
-_OPTIONS = ("select", "where", "arg", "mask", "biases", "resample", "scale_by_lr")
+_OPTIONS = ("select", "where", "arg", "mask", "biases", "resample", "increments", "scale_by_lr")  # a study file's too
 
 
 def site(noise: NoiseKind, at: str = "input", **options: Any) -> AttachSite:
     """One site of an arm: the arguments of :func:`noisereg.attach` but the model, seed and optimizer.
 
-    ``options``: ``select``, ``where``, ``arg``, ``mask``, ``biases``, ``resample``, ``scale_by_lr``
-    as in ``attach``. Each replica attaches it with its own seed (see :mod:`noisereg.engine.loop`).
+    ``options``: ``select``, ``where``, ``arg``, ``mask``, ``biases``, ``resample``, ``increments``,
+    ``scale_by_lr`` as in ``attach``. Each replica attaches it with its own seed (see :mod:`noisereg.engine.loop`).
 
     >>> from noisereg.noise import Gaussian
     >>> site(Gaussian(std=0.1), at="activations", select="blocks.*.act", where="before").at
