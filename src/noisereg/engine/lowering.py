@@ -25,16 +25,16 @@ gradients, from where that count stands when training starts), on the input, the
 the Linear layers' parameters (weight noise drawn once a step, attach's default: the forward and
 backward at W + δ, the gradient applied to the clean W; or as increments on the stored weights before
 each step's forward, W + ξ_t or Anti-PGD's W + ξ_t − ξ_{t−1}, which ``vmap`` cannot do, so that
-elsewhere such replicas train one by one) and the gradients of all parameters (each
-replica's draw over its gradients flattened in its optimizer's order, before the update, as attach's
-step pre-hook draws it); target noise is called on each replica's batch targets as its loop calls it
-(not with bce, nor mixup or CutMix).
+elsewhere such replicas train one by one) and the gradients (each replica's draw over its chosen
+gradients flattened in its optimizer's order, before the update, scaled by the learning rate where
+asked, as attach's step pre-hook draws it); target noise is called on each replica's batch targets as
+its loop calls it (not with bce, nor mixup or CutMix).
 
 Anything else goes to the ``vmap`` path: other layers or orderings, frozen parameters or hooks of the
-model's own, other noise kinds or places, gradient noise on some parameters or scaled by the learning
-rate, weight noise redrawn per use (per replica), optimizers other than SGD (no dampening or
-Nesterov), Adam and AdamW (no AMSGrad), losses other than the ``ce``/``bce``/``mse`` of :func:`noisereg.study.run_model` or torch's ``CrossEntropyLoss``/
-``BCEWithLogitsLoss``/``MSELoss`` with default arguments, a device other than the CPU, extra metrics.
+model's own, other noise kinds or places, optimizers other than SGD (no dampening or Nesterov), Adam
+and AdamW (no AMSGrad), losses other than the ``ce``/``bce``/``mse`` of
+:func:`noisereg.study.run_model` or torch's ``CrossEntropyLoss``/``BCEWithLogitsLoss``/``MSELoss``
+with default arguments, a device other than the CPU (weight noise redrawn per use trains per replica).
 :func:`lowering_refusal` says which of these the settings show; the rest is found on the built model.
 """
 
@@ -55,6 +55,7 @@ from noisereg.engine.specs import MLPSpec, OptimSpec
 from noisereg.engine.vectorizable import refusal
 from noisereg.layers import NoiseLayer
 from noisereg.seeding import NoiseGenerator
+from noisereg.sites.gradients import gradient_parameters
 from noisereg.sites.handles import TargetsHandle
 from noisereg.sites.mixing import MixingLayer
 from noisereg.sites.selectors import clean_name
@@ -74,8 +75,6 @@ def lowering_refusal(task: LoopTask) -> str | None:
         return reason
     if torch.device(task.device).type != "cpu" or task.dtype not in (torch.float32, torch.float64):
         return "the kernels' noise streams run on the CPU in float32/float64"
-    if task.metrics:
-        return "extra metrics are computed by the vmap path"
     if loss_name(task) is None:
         return "the loss is not ce, bce or mse (torch's with default arguments)"
     x = task.train[0]  # refusal() leaves tensors only
@@ -87,8 +86,6 @@ def lowering_refusal(task: LoopTask) -> str | None:
             return f"site {j}: weight noise drawn other than once a step is drawn by the vmap path"
         if site.at == "targets" and loss_name(task) == "bce":
             return f"site {j}: target noise on bce's probabilities is drawn by the vmap path"
-        if site.at == "gradients" and (options.get("select") is not None or options.get("scale_by_lr", False)):
-            return f"site {j}: gradient noise on chosen parameters or scaled by the learning rate is drawn by the vmap path"
         if site.at not in ("input", "activations", "weights", "targets", "gradients"):
             return f"site {j}: noise on {site.at} is drawn by the vmap path"
     return None
@@ -109,9 +106,8 @@ class LoweredMLP:
         loss: str,
         modules: list[nn.Module],
         handles: list[list[Any]],
-        places: dict[tuple[str, int], list[list[NoiseLayer | None]]],
+        places: Slots,
         targets: list[list[TargetsHandle]],
-        orders: list[list[int]],
     ) -> None:
         self.tasks, self.task, self.spec, self.loss, self.tail = list(tasks), tasks[0], spec, loss, tail
         self.replicas = modules
@@ -136,43 +132,40 @@ class LoweredMLP:
         self.input: list[SiteStream] = []
         self.hidden: list[tuple[list[SiteStream], list[SiteStream]]] = [([], []) for _ in spec.widths]
         self.weights: list[tuple[int, SiteStream]] = []  # (parameter in torch_views' order, its noise)
-        self.gradients: list[SiteStream] = []
+        self.gradients: list[tuple[Tensor, float | None, SiteStream]] = []  # (where in grads, lr to scale by)
         self.walks: list[tuple[int, bool, SiteStream]] = []  # (parameter, anticorrelated, its increments)
         cpu = torch.device("cpu")
         for place, slots in places.items():
-            for layers in slots:
+            for layers, (offset, *setting) in slots:
                 # a replica without noise here gets the kind at no noise and another's stream: its σ = 0
                 # row is never drawn
                 some = next(layer for layer in layers if layer is not None)
                 kinds = [layer.kind if layer is not None else without_noise(some.kind) for layer in layers]
                 gens = [(layer if layer is not None else some).generator(cpu) for layer in layers]
-                # where the layers' step counts start (0, or 1 for a weight's first of two noises: torch
-                # evaluates a parametrization while registering the next); _places checks they agree
-                stream = SiteStream(kinds, cast(list[NoiseGenerator], gens), name=f"noise at {place}", offset=some.step)
+                # the schedules read the step where the layers' counts stand (see _places)
+                stream = SiteStream(kinds, cast(list[NoiseGenerator], gens), name=f"noise at {place}", offset=offset)
                 if place[0] == "input":
                     self.input.append(stream)
                 elif place[0] == "weights":
                     self.weights.append((place[1], stream))
                 elif place[0] == "gradients":
-                    self.gradients.append(stream)
+                    columns, scaled = setting
+                    self.gradients.append((self._gradient_index(columns), optim.lr if scaled else None, stream))
                 elif place[0] in ("independent", "anticorrelated"):
                     self.walks.append((place[1], place[0] == "anticorrelated", stream))
                 else:
                     self.hidden[place[1]][0 if place[0] == "before" else 1].append(stream)
         self._clean = torch.empty_like(self.model.params) if self.weights else None
         self._previous: list[Tensor | None] = [None] * len(self.walks)  # each walk's last ξ [R, ...]
-        # [R, P]: where replica r's gradient noise lands, its parameters in its optimizer's order
-        self._gradient_index = self._optimizer_index(orders) if self.gradients else None
         self._step = 0  # steps done: the step a schedule reads, as each replica's layers count it
 
-    def _optimizer_index(self, orders: list[list[int]]) -> Tensor:
-        """[R, P] positions in the flat buffer of each replica's parameters, flattened and concatenated
-        in its optimizer's order (the order in which attach's gradient noise draws over them)."""
-        columns = [v[0].numel() for v in self.model.torch_views(self.model.params)]
-        starts = [sum(columns[:k]) for k in range(len(columns))]
-        index = self.model.torch_index()  # torch (state-dict) order
-        picks = [torch.cat([torch.arange(starts[k], starts[k] + columns[k]) for k in order]) for order in orders]
-        return torch.gather(index, 1, torch.stack(picks).to(index.device)).reshape(-1)
+    def _gradient_index(self, parameters: Sequence[int]) -> Tensor:
+        """The positions in the flat buffer of every replica's ``parameters`` (k, in its optimizer's
+        order), each flattened, concatenated ([R·P]: the order of attach's gradient noise draw)."""
+        sizes = [v[0].numel() for v in self.model.torch_views(self.model.params)]
+        starts = [sum(sizes[:k]) for k in range(len(sizes))]
+        picks = torch.cat([torch.arange(starts[k], starts[k] + sizes[k]) for k in parameters])
+        return self.model.torch_index()[:, picks].reshape(-1)  # torch_index: state-dict order
 
     def train_step(self, x: Tensor, y: Tensor) -> None:
         """One step of every replica on its batch ``x[r]``, ``y[r]``."""
@@ -193,20 +186,20 @@ class LoweredMLP:
             self.model.compute_grads(
                 self.loss, xb, self._targets(y), self.hidden, step=self._step, epoch=0, grads=self.grads
             )
-            if self._gradient_index is not None:
-                self._noisy_gradients(self._gradient_index)
+            if self.gradients:
+                self._noisy_gradients()
             if self._clean is not None:  # the gradient at the noisy weights updates the clean ones
                 self.model.params.copy_(self._clean)
             self.optimizer.step(self.grads)
         self._step += 1
 
-    def _noisy_gradients(self, index: Tensor) -> None:
-        """g ← noise(g) before the update: each replica's draw over its gradients flattened in its
-        optimizer's order, as attach's step pre-hook draws it."""
-        grads = self.grads[index].view(len(self.tasks), -1)
-        for stream in self.gradients:
-            grads, _ = stream.apply(grads, step=self._step, epoch=0, slot="gradients")
-        self.grads[index] = grads.reshape(-1)
+    def _noisy_gradients(self) -> None:
+        """g ← noise(g), or g + lr·(noise(g) − g), before the update: each replica's draw over its chosen
+        gradients flattened in its optimizer's order, as attach's step pre-hook draws it."""
+        for j, (index, lr, stream) in enumerate(self.gradients):
+            grads = self.grads[index].view(len(self.tasks), -1)
+            noisy, _ = stream.apply(grads if lr is None else grads.clone(), step=self._step, epoch=0, slot=j)
+            self.grads[index] = (noisy if lr is None else grads + lr * (noisy - grads)).reshape(-1)
 
     def _walk_weights(self) -> None:
         """W ← W + ξ_t (or ξ_t − ξ_{t−1}, anticorrelated) on the stored weights before the forward, with
@@ -294,21 +287,27 @@ class LoweredMLP:
                 handle.remove()
 
 
+Slots = dict[tuple[str, int], list[tuple[list[NoiseLayer | None], tuple[Any, ...]]]]
+
+
 def _places(
     modules: list[nn.Module],
     handles: list[list[Any]],
     children: list[str],
     head: bool,
     parameters: list[dict[int, int]],
-    increments: list[dict[int, str]],
-) -> dict[tuple[str, int], list[list[NoiseLayer | None]]] | str:
+    settings: list[dict[int, tuple[Any, ...]]],
+) -> Slots | str:
     """Each replica's noise layers by where the kernels apply them — ("input", 0), ("before", i) or
     ("after", i) for hidden layer i, ("weights", k) for the k-th parameter in state-dict order,
     ("independent", k) or ("anticorrelated", k) for its increments, ("gradients", 0) — one list per
     layer of a replica, in the order its hooks run: the hook on the earlier module first, then the
     order of the sites (hooks, or parametrizations of one weight, run in the order they were
-    attached). ``parameters[r]``: id of replica r's parameter -> k; ``increments[r]``: id of replica
-    r's weight-noise handle -> its increments. A string says why a layer has no place in the kernels."""
+    attached); with each list, what its layers share: the step their counts stand at, and for the
+    gradients the parameters drawn over (k, in the optimizer's order) and whether the noise is scaled
+    by the learning rate. ``parameters[r]``: id of replica r's parameter -> k; ``settings[r]``: id of
+    replica r's handle -> (weight noise's increments,) or (gradient noise's k, scaled). A string says
+    why a layer has no place in the kernels."""
     # (position, module name) -> (place, rank of the module): children alternate Linear and activation
     where: dict[tuple[str, str], tuple[tuple[str, int], int]] = {("before", ""): (("input", 0), 0)}
     if head:  # noise before or after the Flatten: the input's values, in the same order
@@ -320,19 +319,21 @@ def _places(
         where |= {("after", linear): (("before", i), 0), ("before", act): (("before", i), 1)}
         where |= {("after", act): (("after", i), 0), ("before", following): (("after", i), 1)}
     count = len(modules)
-    slots: dict[tuple[tuple[str, int], int, int, str], list[NoiseLayer | None]] = {}
+    slots: dict[tuple[Any, ...], list[NoiseLayer | None]] = {}
     for r, (module, own) in enumerate(zip(modules, handles, strict=True)):
         names = {id(m): n for n, m in module.named_modules()}
         for j, handle in enumerate(own):
+            setting = settings[r].get(id(handle), ())
             for placement in handle._placements:
                 position, placed, *extra = placement.key
                 if position == "targets":  # called on the batch's targets (LoweredMLP._targets)
                     continue
                 found: tuple[tuple[str, int], int] | None
-                if position == "gradients":  # one draw over the gradients in the optimizer's order
-                    found = (("gradients", 0), 0)
+                detail: tuple[Any, ...] = ()
+                if position == "gradients":  # one draw over the chosen gradients in the optimizer's order
+                    found, detail = (("gradients", 0), 0), setting
                 elif position == "weights":
-                    mode = increments[r].get(id(handle), "none")
+                    mode = setting[0] if setting else "none"
                     place = ("weights" if mode == "none" else mode, parameters[r].get(id(placed), -1))
                     found = (place, 0) if id(placed) in parameters[r] else None
                 else:
@@ -341,14 +342,14 @@ def _places(
                     return f"noise {placement.where} is not on the input, a hidden layer, a Linear's parameter or the gradients"
                 if not closed_form_kind(placement.layer):
                     return f"noise {placement.where} is not Gaussian (additive, multiplicative, dropout) without clip"
-                kind = type(placement.layer.kind).__name__  # one kind a stream: its closed form
-                slot = slots.setdefault((found[0], found[1], j, kind), [None] * count)
+                # one kind a stream (its closed form); one step count (a weight's first of two noises
+                # has counted one before training: torch evaluates it while registering the next)
+                detail = (type(placement.layer.kind).__name__, placement.layer.step, *detail)
+                slot = slots.setdefault((found[0], found[1], j, detail), [None] * count)
                 slot[r] = placement.layer
-    out: dict[tuple[str, int], list[list[NoiseLayer | None]]] = {}
-    for (place, *_), layers in sorted(slots.items()):
-        if len({layer.step for layer in layers if layer is not None}) > 1:
-            return f"the noise layers at {place} have counted different steps before training"
-        out.setdefault(place, []).append(layers)
+    out: Slots = {}
+    for (place, _, _, detail), layers in sorted(slots.items(), key=lambda item: item[0][:3]):
+        out.setdefault(place, []).append((layers, detail[1:]))
     return out
 
 
@@ -364,8 +365,7 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
     handles: list[list[Any]] = []
     parameters: list[dict[int, int]] = []
     targets: list[list[TargetsHandle]] = []
-    orders: list[list[int]] = []  # each replica's parameters (kernel order k) in its optimizer's order
-    increments: list[dict[int, str]] = []
+    settings: list[dict[int, tuple[Any, ...]]] = []  # what _places reads of each replica's handles
     try:
         for task in tasks:
             with seeded_model(task) as module:
@@ -384,31 +384,34 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
                 order = {name: k for k, name in enumerate(f"{lin}.{p}" for lin in linears for p in ("weight", "bias"))}
                 parameters.append({id(p): order[n] for n, p in named if n in order})
                 own, on_targets = attach_sites(module, task, None)
-                attached = [site for site in task.sites if site.at != "gradients"]  # one handle each, in order
-                increments.append(
-                    {id(h): dict(s.options).get("increments", "none") for h, s in zip(own, attached, strict=True)}
-                )
                 handles.append(own)
                 targets.append(on_targets)
-                orders.append(list(order.values()))
+                attached = [site for site in task.sites if site.at != "gradients"]  # one handle each, in order
+                setting: dict[int, tuple[Any, ...]] = {
+                    id(h): (dict(s.options).get("increments", "none"),) for h, s in zip(own, attached, strict=True)
+                }
+                settings.append(setting)
                 if any(site.at == "gradients" for site in task.sites):
-                    # the lone loop's optimizer, built after weight noise as its loop builds it: its
-                    # parameters' order is the order of the gradient noise's draw
+                    # the lone loop's optimizer, built after weight noise as its loop builds it: the order
+                    # of its parameters is the order of the gradient noise's draw
                     optimizer = task.optimizer(module.parameters())
                     more, _ = attach_sites(module, task, optimizer)
                     own += more
                     named_now = {id(p): clean_name(n) for n, p in module.named_parameters()}
-                    orders[-1] = [order[named_now[id(p)]] for g in optimizer.param_groups for p in g["params"]]
+                    in_order = [p for g in optimizer.param_groups for p in g["params"]]
+                    for handle, site in zip(more, [s for s in task.sites if s.at == "gradients"], strict=True):
+                        options = dict(site.options)
+                        chosen = gradient_parameters(module, optimizer, options.get("select"))
+                        columns = tuple(order[named_now[id(p)]] for p in in_order if id(p) in chosen)
+                        setting[id(handle)] = (columns, bool(options.get("scale_by_lr", False)))
                 if any(isinstance(h.layers[0], MixingLayer) for h in on_targets):
                     return None  # mixup and CutMix change the inputs too
         optim = optim_spec(first.optimizer(list(modules[0].parameters())))
-        places = _places(modules, handles, [n for n, _ in modules[0].named_children()], head, parameters, increments)
+        places = _places(modules, handles, [n for n, _ in modules[0].named_children()], head, parameters, settings)
         x, y = first.train  # type: ignore[misc]
         if isinstance(optim, str) or isinstance(places, str) or not data_fits(spec, loss, x, y, head):
             return None
-        group = LoweredMLP(
-            tasks, spec, linears, tail, optim, cast(str, loss), modules, handles, places, targets, orders
-        )
+        group = LoweredMLP(tasks, spec, linears, tail, optim, cast(str, loss), modules, handles, places, targets)
         handles = []  # the group removes them
         return group
     finally:

@@ -42,7 +42,7 @@ from noisereg.seeding import derive_seed
 from noisereg.sites.placement import Placement
 from noisereg.sites.selectors import Selector, clean_name, parameter, select_parameters
 
-__all__ = ["annealed_gaussian", "place_gradients"]
+__all__ = ["annealed_gaussian", "gradient_parameters", "place_gradients"]
 
 
 def annealed_gaussian(eta: float = 0.01, gamma: float = 0.55) -> Gaussian:
@@ -67,7 +67,8 @@ def annealed_gaussian(eta: float = 0.01, gamma: float = 0.55) -> Gaussian:
     return Gaussian(std=Annealed(eta=eta, gamma=gamma))
 
 
-def _chosen(root: nn.Module, optimizer: torch.optim.Optimizer, select: Selector | None) -> dict[int, str]:
+def gradient_parameters(root: nn.Module, optimizer: torch.optim.Optimizer, select: Selector | None) -> dict[int, str]:
+    """id -> clean name of the parameters whose gradients the noise of :func:`place_gradients` takes."""
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"at='gradients' needs optimizer= a torch.optim.Optimizer, got {type(optimizer).__name__}")
     if select is None:
@@ -95,7 +96,7 @@ def place_gradients(
     seed: int | None,
 ) -> list[Placement]:
     """Gradient noise on the model's parameters that ``optimizer`` updates (see the module docstring)."""
-    chosen = _chosen(root, optimizer, select)
+    chosen = gradient_parameters(root, optimizer, select)
     check_type(scale_by_lr, "scale_by_lr", bool, "True or False")
     # derive_seed, not stream_seed: one stream on every rank keeps DDP replicas identical (module docstring)
     layer = NoiseLayer(kind, seed=None if seed is None else derive_seed(seed, "gradients", type(optimizer).__name__))
