@@ -262,6 +262,36 @@ def test_extra_metrics_are_measured_on_the_kernels_outputs() -> None:
     assert "test_margin" in train_vectorized(tasks)[0].final
 
 
+def _dropout_mlp() -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(3, 16),
+        nn.Tanh(),
+        nn.Dropout(0.2),
+        nn.Linear(16, 16),
+        nn.Tanh(),
+        nn.Linear(16, 16),
+        nn.Tanh(),
+        nn.Dropout(0.5),
+        nn.Linear(16, 1),
+        nn.Flatten(0),
+    )
+
+
+DROPOUT_ARMS = [
+    (),
+    (_site(0.2, select="1"),),  # after the activation, before its dropout
+    (_site(0.2, select="2", where="before"), _site(0.1, select="7")),  # before one dropout, after another
+    (_site(0.2, select="3", where="before"), _site(0.3, "input")),  # after the dropout, before the next Linear
+    (AttachSite(noise.MultiplicativeGaussian(std=0.2), "activations", (("select", nn.Tanh),)),),
+]
+
+
+def test_the_models_own_dropout_draws_what_it_draws_trained_alone() -> None:
+    # each replica's masks from torch's generator in its own state, in the order of its forward, between
+    # the noise placed before and after the dropout module
+    _assert_equal_to_per_replica(_tasks(model=_dropout_mlp, arms=DROPOUT_ARMS))
+
+
 def test_torchs_own_loss_objects_are_recognised() -> None:
     tasks = _tasks("ce", arms=ARMS[:2], loss_fn=nn.CrossEntropyLoss())
     _assert_equal_to_per_replica(tasks)

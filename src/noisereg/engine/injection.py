@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from typing import Literal, NamedTuple, cast
+from typing import Literal, NamedTuple, Protocol, cast
 
 import numpy as np
 import torch
@@ -37,12 +37,25 @@ from noisereg.schedules import resolve
 from noisereg.seeding import NoiseGenerator
 from noisereg.streams import Stream, add_normals_to_rows_, fill_normals
 
-__all__ = ["SiteStream"]
+__all__ = ["HiddenStream", "SiteStream"]
 
 Form = Literal["additive", "multiplicative"]
 
 _ADDITIVE = (noise.Gaussian,)
 _MULTIPLICATIVE = (noise.MultiplicativeGaussian, noise.GaussianDropoutNoise)
+
+
+class HiddenStream(Protocol):
+    """What the MLP kernels call on a hidden layer's noise: a :class:`SiteStream`, or a user's model's
+    own dropout (:class:`~noisereg.engine.model_randomness.ReplicaDropout`)."""
+
+    @property
+    def form(self) -> Form | None: ...
+
+    @property
+    def closed_form(self) -> bool: ...
+
+    def apply(self, x: Tensor, *, step: int, epoch: int, slot: object = None) -> tuple[Tensor, Tensor | None]: ...
 
 
 def _fast_form(kinds: Sequence[NoiseKind]) -> Form | None:

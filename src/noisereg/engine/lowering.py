@@ -1,9 +1,9 @@
 """A user's MLP on the stacked MLP kernels: the vectorized path at the built-in engine's speed.
 
 A model that is an ``nn.Sequential`` of ``Linear`` layers (with biases) separated by one kind of
-activation (ReLU, Tanh, Sigmoid, GELU, ELU, SELU), with at most a ``Flatten`` of each sample before
-the first ``Linear`` (an image MLP) and a ``Flatten`` after the last,
-is the network :class:`~noisereg.engine.replicas.StackedMLP` trains with hand-written batched kernels:
+activation (ReLU, Tanh, Sigmoid, GELU, ELU, SELU), each activation optionally followed by an
+``nn.Dropout``, with at most a ``Flatten`` of each sample before the first ``Linear`` (an image MLP)
+and a ``Flatten`` after the last, is the network :class:`~noisereg.engine.replicas.StackedMLP` trains with hand-written batched kernels:
 one batched matmul per layer and direction, the activation's derivative kept from the forward, the
 optimizer's fused update on one flat buffer. Through ``vmap`` over ``functional_call`` the same step
 cost 5-7× more (``benchmarks/study_speed.py --generic``), most of it Python and autograd bookkeeping
@@ -28,7 +28,9 @@ each step's forward, W + ξ_t or Anti-PGD's W + ξ_t − ξ_{t−1}, which ``vma
 elsewhere such replicas train one by one) and the gradients (each replica's draw over its chosen
 gradients flattened in its optimizer's order, before the update, scaled by the learning rate where
 asked, as attach's step pre-hook draws it); target noise is called on each replica's batch targets as
-its loop calls it (not with bce, nor mixup or CutMix).
+its loop calls it (not with bce, nor mixup or CutMix). The model's own dropout draws each replica's masks from torch's
+generator in that replica's state, as it draws them trained alone
+(:class:`~noisereg.engine.model_randomness.ReplicaDropout`).
 
 Anything else goes to the ``vmap`` path: other layers or orderings, frozen parameters or hooks of the
 model's own, other noise kinds or places, optimizers other than SGD (no dampening or Nesterov), Adam
@@ -46,12 +48,21 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
-from noisereg.engine.injection import SiteStream
+from noisereg.engine.injection import HiddenStream, SiteStream
 from noisereg.engine.loop import LoopTask, attach_sites, seeded_model
-from noisereg.engine.lowering_rules import closed_form_kind, data_fits, loss_name, mlp_of, optim_spec, without_noise
+from noisereg.engine.lowering_rules import (
+    Layout,
+    closed_form_kind,
+    data_fits,
+    loss_name,
+    mlp_of,
+    optim_spec,
+    without_noise,
+)
+from noisereg.engine.model_randomness import ReplicaDropout
 from noisereg.engine.optim import StackedOptimizer
 from noisereg.engine.replicas import StackedMLP
-from noisereg.engine.specs import MLPSpec, OptimSpec
+from noisereg.engine.specs import OptimSpec
 from noisereg.engine.vectorizable import refusal
 from noisereg.layers import NoiseLayer
 from noisereg.seeding import NoiseGenerator
@@ -99,21 +110,22 @@ class LoweredMLP:
     def __init__(
         self,
         tasks: Sequence[LoopTask],
-        spec: MLPSpec,
-        linears: list[str],
-        tail: nn.Module | None,
+        layout: Layout,
         optim: OptimSpec,
         loss: str,
         modules: list[nn.Module],
         handles: list[list[Any]],
         places: Slots,
         targets: list[list[TargetsHandle]],
+        rng: list[Tensor],
     ) -> None:
-        self.tasks, self.task, self.spec, self.loss, self.tail = list(tasks), tasks[0], spec, loss, tail
+        spec = layout.spec
+        self.tasks, self.task, self.spec, self.loss, self.tail = list(tasks), tasks[0], spec, loss, layout.tail
         self.replicas = modules
         self._handles = handles
         self.targets = targets if any(targets) else []  # each replica's target noise, in the order attached
-        self.names = linears
+        self.names = linears = layout.linears
+        self.rng = rng  # each replica's torch generator state: its dropout modules draw from it
         dtype, count = self.task.dtype, len(tasks)
         self.model = StackedMLP(spec, count, device="cpu", dtype=dtype)
         states = []
@@ -130,13 +142,16 @@ class LoweredMLP:
         self.grads = torch.zeros_like(self.model.params)
         self.optimizer = StackedOptimizer(optim, self.model.params, self.model.blocks)
         self.input: list[SiteStream] = []
-        self.hidden: list[tuple[list[SiteStream], list[SiteStream]]] = [([], []) for _ in spec.widths]
+        self.hidden: list[tuple[list[HiddenStream], list[HiddenStream]]] = [([], []) for _ in spec.widths]
         self.weights: list[tuple[int, SiteStream]] = []  # (parameter in torch_views' order, its noise)
         self.gradients: list[tuple[Tensor, float | None, SiteStream]] = []  # (where in grads, lr to scale by)
         self.walks: list[tuple[int, bool, SiteStream]] = []  # (parameter, anticorrelated, its increments)
         cpu = torch.device("cpu")
         for place, slots in places.items():
-            for layers, (offset, *setting) in slots:
+            for layers, (kind, offset, *setting) in slots:
+                if kind == "dropout":  # the model's own nn.Dropout after activation place[1]
+                    self.hidden[place[1]][1].append(ReplicaDropout(setting[0], self.rng))
+                    continue
                 # a replica without noise here gets the kind at no noise and another's stream: its σ = 0
                 # row is never drawn
                 some = next(layer for layer in layers if layer is not None)
@@ -293,8 +308,7 @@ Slots = dict[tuple[str, int], list[tuple[list[NoiseLayer | None], tuple[Any, ...
 def _places(
     modules: list[nn.Module],
     handles: list[list[Any]],
-    children: list[str],
-    head: bool,
+    layout: Layout,
     parameters: list[dict[int, int]],
     settings: list[dict[int, tuple[Any, ...]]],
 ) -> Slots | str:
@@ -303,23 +317,28 @@ def _places(
     ("independent", k) or ("anticorrelated", k) for its increments, ("gradients", 0) — one list per
     layer of a replica, in the order its hooks run: the hook on the earlier module first, then the
     order of the sites (hooks, or parametrizations of one weight, run in the order they were
-    attached); with each list, what its layers share: the step their counts stand at, and for the
-    gradients the parameters drawn over (k, in the optimizer's order) and whether the noise is scaled
-    by the learning rate. ``parameters[r]``: id of replica r's parameter -> k; ``settings[r]``: id of
+    attached); with each list, what its layers share: their kind's name, the step their counts stand
+    at, and for the gradients the parameters drawn over (k, in the optimizer's order) and whether the
+    noise is scaled by the learning rate. The model's ``nn.Dropout`` after activation i is a list of
+    no layers at ("after", i), ("dropout", 0, p), between the noise before and after the module. ``parameters[r]``: id of replica r's parameter -> k; ``settings[r]``: id of
     replica r's handle -> (weight noise's increments,) or (gradient noise's k, scaled). A string says
     why a layer has no place in the kernels."""
-    # (position, module name) -> (place, rank of the module): children alternate Linear and activation
+    # (position, module name) -> (place, rank of the module along the forward)
     where: dict[tuple[str, str], tuple[tuple[str, int], int]] = {("before", ""): (("input", 0), 0)}
-    if head:  # noise before or after the Flatten: the input's values, in the same order
-        flatten, *children = children
+    if layout.head:  # noise before or after the Flatten: the input's values, in the same order
+        flatten = next(name for name, _ in modules[0].named_children())
         where |= {("before", flatten): (("input", 0), 1), ("after", flatten): (("input", 0), 2)}
-    where[("before", children[0])] = (("input", 0), 3)
-    for i in range((len(children) - 1) // 2):
-        linear, act, following = children[2 * i], children[2 * i + 1], children[2 * i + 2]
-        where |= {("after", linear): (("before", i), 0), ("before", act): (("before", i), 1)}
-        where |= {("after", act): (("after", i), 0), ("before", following): (("after", i), 1)}
+    where[("before", layout.linears[0])] = (("input", 0), 3)
     count = len(modules)
     slots: dict[tuple[Any, ...], list[NoiseLayer | None]] = {}
+    for i, act in enumerate(layout.activations):
+        linear, following = layout.linears[i], layout.linears[i + 1]
+        where |= {("after", linear): (("before", i), 0), ("before", act): (("before", i), 1)}
+        where |= {("after", act): (("after", i), 0), ("before", following): (("after", i), 4)}
+        if i in layout.dropouts:
+            name, p = layout.dropouts[i]
+            where |= {("before", name): (("after", i), 1), ("after", name): (("after", i), 3)}
+            slots[(("after", i), 2, -1, ("dropout", 0, p))] = [None] * count
     for r, (module, own) in enumerate(zip(modules, handles, strict=True)):
         names = {id(m): n for n, m in module.named_modules()}
         for j, handle in enumerate(own):
@@ -349,7 +368,7 @@ def _places(
                 slot[r] = placement.layer
     out: Slots = {}
     for (place, _, _, detail), layers in sorted(slots.items(), key=lambda item: item[0][:3]):
-        out.setdefault(place, []).append((layers, detail[1:]))
+        out.setdefault(place, []).append((layers, detail))
     return out
 
 
@@ -366,6 +385,7 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
     parameters: list[dict[int, int]] = []
     targets: list[list[TargetsHandle]] = []
     settings: list[dict[int, tuple[Any, ...]]] = []  # what _places reads of each replica's handles
+    rng: list[Tensor] = []
     try:
         for task in tasks:
             with seeded_model(task) as module:
@@ -373,7 +393,7 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
                     found = mlp_of(module)
                     if isinstance(found, str):
                         return None
-                    spec, linears, tail, head = found
+                    layout, linears = found, found.linears
                     names = [n for n, _ in module.named_parameters()]
                 named = list(module.named_parameters())
                 if [n for n, _ in named] != names:
@@ -406,12 +426,13 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
                         setting[id(handle)] = (columns, bool(options.get("scale_by_lr", False)))
                 if any(isinstance(h.layers[0], MixingLayer) for h in on_targets):
                     return None  # mixup and CutMix change the inputs too
+                rng.append(torch.get_rng_state())  # where the lone replica's dropout starts drawing
         optim = optim_spec(first.optimizer(list(modules[0].parameters())))
-        places = _places(modules, handles, [n for n, _ in modules[0].named_children()], head, parameters, settings)
+        places = _places(modules, handles, layout, parameters, settings)
         x, y = first.train  # type: ignore[misc]
-        if isinstance(optim, str) or isinstance(places, str) or not data_fits(spec, loss, x, y, head):
+        if isinstance(optim, str) or isinstance(places, str) or not data_fits(layout.spec, loss, x, y, layout.head):
             return None
-        group = LoweredMLP(tasks, spec, linears, tail, optim, cast(str, loss), modules, handles, places, targets)
+        group = LoweredMLP(tasks, layout, optim, cast(str, loss), modules, handles, places, targets, rng)
         handles = []  # the group removes them
         return group
     finally:

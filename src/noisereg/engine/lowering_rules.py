@@ -20,7 +20,16 @@ from noisereg.noise import Gaussian, GaussianDropoutNoise, MultiplicativeGaussia
 from noisereg.noise.base import NoiseKind
 from noisereg.streams import Stream
 
-__all__ = ["activation_name", "closed_form_kind", "data_fits", "loss_name", "mlp_of", "optim_spec", "without_noise"]
+__all__ = [
+    "Layout",
+    "activation_name",
+    "closed_form_kind",
+    "data_fits",
+    "loss_name",
+    "mlp_of",
+    "optim_spec",
+    "without_noise",
+]
 
 
 _ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SELU: "selu"}
@@ -37,9 +46,23 @@ def activation_name(module: nn.Module) -> str | None:
     return None
 
 
-def mlp_of(model: nn.Module) -> tuple[MLPSpec, list[str], nn.Module | None, bool] | str:
-    """(the MLP, the names of its Linear layers in order, the module after the last Linear, whether a
-    ``Flatten`` of each sample comes first) or why not."""
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """A user's ``nn.Sequential`` MLP as the kernels take it: the network, the names of its Linear
+    layers and activations in order, the module after the last Linear (a ``Flatten``), whether a
+    ``Flatten`` of each sample comes first, and its ``nn.Dropout`` modules: hidden layer i -> (name, p)
+    for a dropout right after activation i."""
+
+    spec: MLPSpec
+    linears: list[str]
+    activations: list[str]
+    tail: nn.Module | None
+    head: bool
+    dropouts: dict[int, tuple[str, float]]
+
+
+def mlp_of(model: nn.Module) -> Layout | str:
+    """The model's :class:`Layout`, or why the kernels do not take it."""
     if type(model) is not nn.Sequential:
         return f"the model is a {type(model).__name__}, not an nn.Sequential of Linear layers and activations"
     children = list(model.named_children())
@@ -50,13 +73,22 @@ def mlp_of(model: nn.Module) -> tuple[MLPSpec, list[str], nn.Module | None, bool
     head = isinstance(first, nn.Flatten) and (first.start_dim, first.end_dim) == (1, -1)
     if head:  # an image MLP's first layer: each sample's features in one row, as the kernels take them
         children.pop(0)
-    linears = [(n, m) for i, (n, m) in enumerate(children) if i % 2 == 0]
-    acts = [m for i, (_, m) in enumerate(children) if i % 2 == 1]
-    if not linears or len(acts) != len(linears) - 1:
-        return "the Sequential does not alternate Linear layers and activations, ending with a Linear"
-    if any(type(m) is not nn.Linear or m.bias is None for _, m in linears):
-        return "a layer in a Linear's position is not an nn.Linear with a bias"
-    names = {activation_name(m) for m in acts}
+    linears, acts, dropouts = children[:1], [], {}
+    rest = children[1:]
+    while rest:  # activation, optionally a dropout, Linear
+        acts.append(rest.pop(0))
+        if rest and type(rest[0][1]) is nn.Dropout:
+            name, dropout = rest.pop(0)
+            dropouts[len(acts) - 1] = (name, float(cast(nn.Dropout, dropout).p))
+        if not rest:
+            return "the Sequential does not end with a Linear"
+        linears.append(rest.pop(0))
+    if not linears or any(type(m) is not nn.Linear or m.bias is None for _, m in linears):
+        return (
+            "the Sequential does not alternate nn.Linear layers with biases and activations (each "
+            "optionally followed by an nn.Dropout), ending with a Linear"
+        )
+    names = {activation_name(m) for _, m in acts}
     if None in names or len(names) > 1:
         return "the activations are not one kind of ReLU, Tanh, Sigmoid, GELU, ELU (alpha 1) or SELU"
     hooks = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
@@ -67,7 +99,7 @@ def mlp_of(model: nn.Module) -> tuple[MLPSpec, list[str], nn.Module | None, bool
     sizes = [cast(nn.Linear, m) for _, m in linears]
     activation = cast(Activation, names.pop() if names else "relu")
     spec = MLPSpec(sizes[0].in_features, tuple(m.out_features for m in sizes[:-1]), sizes[-1].out_features, activation)
-    return spec, [n for n, _ in linears], tail, head
+    return Layout(spec, [n for n, _ in linears], [n for n, _ in acts], tail, head, dropouts)
 
 
 def loss_name(task: LoopTask) -> str | None:

@@ -33,9 +33,10 @@ from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
 from noisereg._compat.torch_private import functional_names, is_batched
+from noisereg.engine.injection import Form
 from noisereg.engine.replica_slices import on_replicas
 
-__all__ = ["RANDOM_CALLS", "ModelRandomness", "user_reason"]
+__all__ = ["RANDOM_CALLS", "ModelRandomness", "ReplicaDropout", "user_reason"]
 
 # torch's own functions, held here: torch.nn.functional's names are replaced while the mode runs one
 _ATTENTION, _DROPOUT = F.scaled_dot_product_attention, F.dropout
@@ -191,3 +192,32 @@ class ModelRandomness(TorchFunctionMode):
             weights = weights.masked_fill(scores.eq(float("-inf")).all(-1, keepdim=True), 0.0)
         weights = self._per_replica(_DROPOUT, weights, (dropout_p, True), {})
         return weights @ value
+
+
+class ReplicaDropout:
+    """A user's ``nn.Dropout(p)`` on the stacked MLP kernels (:mod:`noisereg.engine.lowering`), with a
+    :class:`~noisereg.engine.injection.SiteStream`'s ``apply``: replica r's mask is ``F.dropout`` of
+    ones shaped like its slice, drawn from torch's global generator in state ``states[r]`` (a list
+    shared by the group's dropouts, advanced as replica r draws), so that it is the mask the lone
+    replica's dropout draws at that point of its forward (torch's CPU dropout is the input times
+    ``bernoulli(1 − p) / (1 − p)`` drawn in memory order). Returns ``(x·m, m)``: the kernels take
+    the mask as the derivative."""
+
+    form: Form = "multiplicative"
+    closed_form = True
+
+    def __init__(self, p: float, states: list[Tensor]) -> None:
+        self.p, self.states = p, states
+
+    def apply(self, x: Tensor, *, step: int, epoch: int, slot: object = None) -> tuple[Tensor, Tensor]:
+        caller = torch.get_rng_state()
+        masks = []
+        try:
+            for r, value in enumerate(x.unbind(0)):
+                torch.set_rng_state(self.states[r])
+                masks.append(_DROPOUT(torch.ones_like(value, memory_format=torch.contiguous_format), self.p, True))
+                self.states[r] = torch.get_rng_state()
+        finally:
+            torch.set_rng_state(caller)
+        mask = torch.stack(masks)
+        return x.mul_(mask), mask

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from noisereg.engine.injection import SiteStream
+from noisereg.engine.injection import HiddenStream
 from noisereg.engine.losses import output_grad, per_replica
 from noisereg.engine.projection import ProjectedPostNoise
 from noisereg.engine.specs import MLPSpec
@@ -44,7 +44,7 @@ ACTIVATION_MODULES = {
     "identity": nn.Identity,
 }
 # per hidden layer: the noise streams before and after its activation
-HiddenNoise = Sequence[tuple[Sequence[SiteStream], Sequence[SiteStream]]]
+HiddenNoise = Sequence[tuple[Sequence[HiddenStream], Sequence[HiddenStream]]]
 # d output / d input of a hidden layer's noise and activation: a tensor (closed form), the autograd
 # leaf and output to differentiate (tuple), or None where it is 1
 Local = Tensor | tuple[Tensor, Tensor] | None
@@ -288,8 +288,8 @@ class StackedMLP:
         self,
         i: int,
         pre: Tensor,
-        before_streams: Sequence[SiteStream],
-        after_streams: Sequence[SiteStream],
+        before_streams: Sequence[HiddenStream],
+        after_streams: Sequence[HiddenStream],
         step: int,
         epoch: int,
     ) -> tuple[Tensor, Tensor | None]:
@@ -313,8 +313,8 @@ class StackedMLP:
         self,
         i: int,
         pre: Tensor,
-        before_streams: Sequence[SiteStream],
-        after_streams: Sequence[SiteStream],
+        before_streams: Sequence[HiddenStream],
+        after_streams: Sequence[HiddenStream],
         step: int,
         epoch: int,
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
