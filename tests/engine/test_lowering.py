@@ -252,6 +252,29 @@ def test_label_smoothing_equals_its_lone_training_to_the_rounding_of_its_targets
     _assert_equal_to_per_replica(_tasks("ce", arms=arms), tol=64 * torch.finfo(torch.float32).eps)
 
 
+OTHER_KINDS = [
+    (),
+    (AttachSite(noise.Uniform(half_width=0.3), "input", ()),),
+    (  # clipped: no closed form, so the hidden layer is differentiated by autograd
+        AttachSite(noise.Gaussian(std=0.2, clip=(-1.0, 1.0)), "activations", (("select", "0"),)),
+        AttachSite(noise.Rademacher(std=0.1), "activations", (("select", nn.Tanh),)),
+    ),
+    (
+        AttachSite(noise.Uniform(half_width=Linear(0.05, 0.0, steps=15)), "weights", (("select", "2.weight"),)),
+        AttachSite(noise.Uniform(half_width=0.01), "gradients", ()),
+    ),
+    (
+        AttachSite(
+            noise.FilterGaussian(std=0.05), "weights", (("select", "0.weight"), ("increments", "anticorrelated"))
+        ),
+    ),
+]
+
+
+def test_other_noise_kinds_are_applied_by_their_own_functions_on_each_replica() -> None:
+    _assert_equal_to_per_replica(_tasks(arms=OTHER_KINDS))
+
+
 def _margin(out: torch.Tensor, y: torch.Tensor) -> float:
     return float(out.abs().mean())
 
@@ -362,11 +385,8 @@ UNLOWERED = {
     "frozen layer": dict(model=lambda: _frozen()),
     "hooked layer": dict(model=lambda: _hooked()),
     "output noise": dict(arms=[(_site(0.1, select="4"),)]),
-    "uniform noise": dict(arms=[(AttachSite(noise.Uniform(half_width=0.1), "input", ()),)]),
-    "clipped noise": dict(arms=[(AttachSite(noise.Gaussian(std=0.1, clip=(-1.0, 1.0)), "input", ()),)]),
     "noise of a tensor strength": dict(arms=[(AttachSite(noise.Gaussian(std=torch.tensor(0.1)), "input", ()),)]),
     "weight noise drawn per use": dict(arms=[(_site(0.01, "weights", resample="forward"),)]),
-    "uniform weight noise": dict(arms=[(AttachSite(noise.Uniform(half_width=0.1), "weights", ()),)]),
     "nesterov": dict(optimizer=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True)),
     "amsgrad": dict(optimizer=lambda p: torch.optim.Adam(p, amsgrad=True)),
     "rmsprop": dict(optimizer=lambda p: torch.optim.RMSprop(p)),
@@ -405,7 +425,7 @@ def test_a_study_of_a_users_mlp_says_the_kernels_trained_it(tmp_path) -> None:
         "weights": [study.site(noise.Gaussian(std=0.01), at="weights")],
         "gradients": [study.site(noise.Gaussian(std=0.01), at="gradients")],
         "chosen gradients": [study.site(noise.Gaussian(std=0.01), at="gradients", select="0.weight")],
-        "uniform": [study.site(noise.Uniform(half_width=0.1), at="input")],
+        "tensor std": [study.site(noise.Gaussian(std=torch.tensor(0.1)), at="input")],
         "anti-pgd": [study.site(noise.Gaussian(std=0.01), at="weights", increments="anticorrelated")],
     }
     result = study.run_model(
@@ -420,8 +440,8 @@ def test_a_study_of_a_users_mlp_says_the_kernels_trained_it(tmp_path) -> None:
         save_models=False,
     )
     why = {key: p["why"] for key, p in result.summary["data"]["paths"].items()}
-    assert {why[arm] for arm in arms if arm != "uniform"} == {LOWERED}
-    assert "vmap" in why["uniform"]  # a kind the kernels have no closed form of: vmap
+    assert {why[arm] for arm in arms if arm != "tensor std"} == {LOWERED}
+    assert "vmap" in why["tensor std"]  # a strength held in a tensor: vmap
 
 
 IMAGES = X.reshape(37, 1, 3)  # samples of several dimensions: an image MLP flattens them first

@@ -258,7 +258,6 @@ class SiteStream:
         return eps.mul_(scale.view(scale.shape + (1,) * (x.dim() - 2))).add_(x)
 
     def _apply_general(self, x: Tensor, step: int) -> Tensor:
-        out = []
-        for r, (kind, generator) in enumerate(zip(self.kinds, self.generators, strict=True)):
-            out.append(x[r] if kind.is_off(step) else kind(x[r], step=step, generator=generator))
-        return torch.stack(out)
+        # unbind, not x[r]: under autograd each x[r]'s backward writes a zero tensor of the whole stack
+        rows = zip(x.unbind(0), self.kinds, self.generators, strict=True)
+        return torch.stack([xr if kind.is_off(step) else kind(xr, step=step, generator=g) for xr, kind, g in rows])

@@ -52,18 +52,18 @@ from noisereg.engine.injection import HiddenStream, SiteStream
 from noisereg.engine.loop import LoopTask, attach_sites, seeded_model
 from noisereg.engine.lowering_rules import (
     Layout,
-    closed_form_kind,
     data_fits,
     loss_name,
     mlp_of,
     optim_spec,
+    plain_noise,
     without_noise,
 )
 from noisereg.engine.model_randomness import ReplicaDropout
 from noisereg.engine.optim import StackedOptimizer
 from noisereg.engine.replicas import StackedMLP
 from noisereg.engine.specs import OptimSpec
-from noisereg.engine.vectorizable import refusal
+from noisereg.engine.vectorizable import refusal, same_setting
 from noisereg.layers import NoiseLayer
 from noisereg.seeding import NoiseGenerator
 from noisereg.sites.gradients import gradient_parameters
@@ -238,7 +238,9 @@ class LoweredMLP:
         views = self.model.torch_views(self.model.params)  # weight, bias per layer, torch's layout
         for k, stream in self.weights:
             work = views[k].contiguous()  # the kernels keep hidden weights transposed: a copy there
-            stream.apply(work, step=self._step, epoch=0, slot=("weights", k))  # closed-form kinds: in place
+            noisy, _ = stream.apply(work, step=self._step, epoch=0, slot=("weights", k))  # closed forms: in place
+            if noisy is not work:
+                work.copy_(noisy)
             if work is not views[k]:
                 views[k].copy_(work)
 
@@ -359,9 +361,9 @@ def _places(
                     found = where.get((position, names.get(id(placed), "?")))
                 if found is None or extra not in ([], [0]):
                     return f"noise {placement.where} is not on the input, a hidden layer, a Linear's parameter or the gradients"
-                if not closed_form_kind(placement.layer):
-                    return f"noise {placement.where} is not Gaussian (additive, multiplicative, dropout) without clip"
-                # one kind a stream (its closed form); one step count (a weight's first of two noises
+                if not plain_noise(placement.layer):
+                    return f"noise {placement.where} is not a plain noise layer of a number or schedule's strength"
+                # one kind a stream (its closed form, if any); one step count (a weight's first of two noises
                 # has counted one before training: torch evaluates it while registering the next)
                 detail = (type(placement.layer.kind).__name__, placement.layer.step, *detail)
                 slot = slots.setdefault((found[0], found[1], j, detail), [None] * count)
@@ -466,7 +468,7 @@ def on_kernels(tasks: Sequence[LoopTask]) -> list[bool]:
     arms: list[tuple[Any, bool]] = []
     out = []
     for task in tasks:
-        known = next((lowered for sites, lowered in arms if sites == task.sites), None)
+        known = next((lowered for sites, lowered in arms if same_setting(sites, task.sites)), None)
         if known is None:
             known = _lowers(task)
             arms.append((task.sites, known))

@@ -16,18 +16,17 @@ from noisereg.engine.loop import LoopTask
 from noisereg.engine.specs import MLPSpec, OptimSpec
 from noisereg.engine.vocabulary import Activation
 from noisereg.layers import NoiseLayer
-from noisereg.noise import Gaussian, GaussianDropoutNoise, MultiplicativeGaussian
 from noisereg.noise.base import NoiseKind
 from noisereg.streams import Stream
 
 __all__ = [
     "Layout",
     "activation_name",
-    "closed_form_kind",
     "data_fits",
     "loss_name",
     "mlp_of",
     "optim_spec",
+    "plain_noise",
     "without_noise",
 ]
 
@@ -143,21 +142,20 @@ def optim_spec(optimizer: torch.optim.Optimizer) -> OptimSpec | str:
     return f"the optimizer is {type(optimizer).__name__}, not SGD, Adam or AdamW"
 
 
-_KINDS = (Gaussian, MultiplicativeGaussian, GaussianDropoutNoise)  # SiteStream's closed forms
-
-
-def closed_form_kind(layer: Any) -> bool:
-    """Whether ``layer`` is a plain noise layer of a kind the kernels apply in closed form (additive
-    or multiplicative Gaussian, Gaussian dropout) without clip, drawing from a Stream, at a strength
-    that is a number or a schedule (resolved at the step the layer would count)."""
+def plain_noise(layer: Any) -> bool:
+    """Whether ``layer`` is a plain noise layer drawing from a generator of its own (a Stream or a
+    ``torch.Generator``), at a strength that is a number or a schedule (resolved at the step the layer
+    would count): the kernels' :class:`~noisereg.engine.injection.SiteStream` applies its kind as the
+    layer does, in closed form for additive or multiplicative Gaussian noise and Gaussian dropout
+    without clip, else by the kind's own function on each replica's slice (differentiated by autograd
+    in a hidden layer)."""
     kind = getattr(layer, "kind", None)
     strength = getattr(kind, "strength", None)
     return (
         type(layer) is NoiseLayer
-        and type(kind) in _KINDS
-        and getattr(kind, "clip", None) is None
+        and isinstance(kind, NoiseKind)
         and (isinstance(strength, numbers.Real) or (callable(strength) and not isinstance(strength, Tensor)))
-        and isinstance(layer.generator(torch.device("cpu")), Stream)
+        and isinstance(layer.generator(torch.device("cpu")), (Stream, torch.Generator))
     )
 
 

@@ -6,6 +6,7 @@ shows); :func:`same_setting` and :func:`group_key` say which tasks may share one
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -44,11 +45,16 @@ def refusal(task: LoopTask, *, walks: bool = False) -> str | None:
 
 
 def same_setting(a: Any, b: Any) -> bool:
-    """Whether two settings of tasks are the same: tensors (data) the same objects, the rest equal."""
+    """Whether two settings of tasks are the same: tensors (data, a strength) the same objects, tuples
+    and dataclasses (sites, noise configs) alike field by field, the rest equal (a tensor's ``==`` is
+    elementwise: a config holding ``tensor(0.1)`` is not the same setting as one holding 0.1)."""
     if isinstance(a, tuple) and isinstance(b, tuple):
         return len(a) == len(b) and all(same_setting(u, v) for u, v in zip(a, b, strict=True))
     if isinstance(a, (Tensor, torch.utils.data.Dataset)) or isinstance(b, (Tensor, torch.utils.data.Dataset)):
         return a is b
+    if dataclasses.is_dataclass(a) and not isinstance(a, type):
+        fields = [f.name for f in dataclasses.fields(a)]
+        return type(a) is type(b) and all(same_setting(getattr(a, f), getattr(b, f)) for f in fields)
     return bool(a == b)
 
 
