@@ -18,10 +18,12 @@ put on its own (never run) module, each draw the shape of a lone replica's, in t
 would have run. So a replica's result does not depend on its group and equals the per-replica path's
 up to rounding (``tests/engine/test_lowering.py`` checks it in float64).
 
-The kernels apply additive or multiplicative Gaussian noise and Gaussian dropout without clip, of a
-constant strength or a schedule (read at the step the replica's own layer would count: its training
-forwards for the input and activations, its draws for a weight, the optimizer's steps for the
-gradients, from where that count stands when training starts), on the input, the hidden activations,
+The kernels apply every noise kind of :mod:`noisereg.noise` (additive or multiplicative Gaussian
+noise and Gaussian dropout without clip in closed form, the others by their own functions on each
+replica's slice, differentiated by autograd in a hidden layer), of a constant strength or a
+schedule (read at the step the replica's own layer would count: its training forwards for the input
+and activations, its draws for a weight, the optimizer's steps for the gradients, from where that
+count stands when training starts), on the input, the hidden activations,
 the Linear layers' parameters (weight noise drawn once a step, attach's default: the forward and
 backward at W + δ, the gradient applied to the clean W; or as increments on the stored weights before
 each step's forward, W + ξ_t or Anti-PGD's W + ξ_t − ξ_{t−1}, which ``vmap`` cannot do, so that
