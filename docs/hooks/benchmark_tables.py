@@ -89,6 +89,17 @@ OWN_MODEL_COLUMNS = {
     "over_floor": ("run_model / floor", "{:.3f}"),
     "target": ("target", "≤ {:.2f}"),
 }
+# benchmarks/lowering_speed.py: per case.
+LOWERING_COLUMNS = {
+    "case": ("case", "{}"),
+    "replicas": ("replicas", "{}"),
+    "epochs": ("epochs", "{}"),
+    "kernels_s": ("on the MLP kernels (s)", "{:.2f}"),
+    "other": ("the path before", "{}"),
+    "other_s": ("on that path (s)", "{:.2f}"),
+    "ratio": ("× faster on the kernels", "{:.2f}"),
+    "accuracy": ("mean test accuracy (kernels / before)", "{}"),
+}
 # benchmarks/study_speed.py --generator-only: per thread count.
 GENERATOR_COLUMNS = {
     "threads": ("threads", "{}"),
@@ -99,6 +110,7 @@ GENERATOR_COLUMNS = {
 COLUMNS = {
     "generator_speed": GENERATOR_COLUMNS,
     "own_model_speed": OWN_MODEL_COLUMNS,
+    "lowering_speed": LOWERING_COLUMNS,
     "study_speed": STUDY_SPEED_COLUMNS,
     "study_speed_generic": STUDY_SPEED_GENERIC_COLUMNS,
     "study_speed_avx2": STUDY_SPEED_COLUMNS,

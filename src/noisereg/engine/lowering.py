@@ -3,8 +3,8 @@
 A model that is an ``nn.Sequential`` of ``Linear`` layers (with biases) separated by one kind of
 activation (ReLU, Tanh, Sigmoid, GELU, ELU, SELU), each activation optionally followed by an
 ``nn.Dropout``, with at most a ``Flatten`` of each sample before the first ``Linear`` (an image MLP)
-and a ``Flatten`` after the last, is the network :class:`~noisereg.engine.replicas.StackedMLP` trains with hand-written batched kernels:
-one batched matmul per layer and direction, the activation's derivative kept from the forward, the
+and a ``Flatten`` after the last, is the network :class:`~noisereg.engine.replicas.StackedMLP`
+trains with hand-written batched kernels: one batched matmul per layer and direction, the activation's derivative kept from the forward, the
 optimizer's fused update on one flat buffer. Through ``vmap`` over ``functional_call`` the same step
 cost 5-7× more (``benchmarks/study_speed.py --generic``), most of it Python and autograd bookkeeping
 for tensors this small.
@@ -30,8 +30,8 @@ each step's forward, W + ξ_t or Anti-PGD's W + ξ_t − ξ_{t−1}, which ``vma
 elsewhere such replicas train one by one) and the gradients (each replica's draw over its chosen
 gradients flattened in its optimizer's order, before the update, scaled by the learning rate where
 asked, as attach's step pre-hook draws it); target noise is called on each replica's batch targets as
-its loop calls it (not with bce, nor mixup or CutMix). The model's own dropout draws each replica's masks from torch's
-generator in that replica's state, as it draws them trained alone
+its loop calls it (not with bce, nor mixup or CutMix). The model's own dropout draws each replica's
+masks from torch's generator in that replica's state, as it draws them trained alone
 (:class:`~noisereg.engine.model_randomness.ReplicaDropout`).
 
 Anything else goes to the ``vmap`` path: other layers or orderings, frozen parameters or hooks of the
@@ -324,9 +324,10 @@ def _places(
     attached); with each list, what its layers share: their kind's name, the step their counts stand
     at, and for the gradients the parameters drawn over (k, in the optimizer's order) and whether the
     noise is scaled by the learning rate. The model's ``nn.Dropout`` after activation i is a list of
-    no layers at ("after", i), ("dropout", 0, p), between the noise before and after the module. ``parameters[r]``: id of replica r's parameter -> k; ``settings[r]``: id of
-    replica r's handle -> (weight noise's increments,) or (gradient noise's k, scaled). A string says
-    why a layer has no place in the kernels."""
+    no layers at ("after", i), ("dropout", 0, p), between the noise before and after the module.
+    ``parameters[r]``: id of replica r's parameter -> k; ``settings[r]``: id of replica r's handle ->
+    (weight noise's increments,) or (gradient noise's k, scaled). A string says why a layer has no
+    place in the kernels."""
     # (position, module name) -> (place, rank of the module along the forward)
     where: dict[tuple[str, str], tuple[tuple[str, int], int]] = {("before", ""): (("input", 0), 0)}
     if layout.head:  # noise before or after the Flatten: the input's values, in the same order
@@ -365,8 +366,8 @@ def _places(
                     return f"noise {placement.where} is not on the input, a hidden layer, a Linear's parameter or the gradients"
                 if not plain_noise(placement.layer):
                     return f"noise {placement.where} is not a plain noise layer of a number or schedule's strength"
-                # one kind a stream (its closed form, if any); one step count (a weight's first of two noises
-                # has counted one before training: torch evaluates it while registering the next)
+                # one kind a stream (its closed form, if any); one step count (a weight's first of two
+                # noises has counted one before training: torch evaluates it registering the next)
                 detail = (type(placement.layer.kind).__name__, placement.layer.step, *detail)
                 slot = slots.setdefault((found[0], found[1], j, detail), [None] * count)
                 slot[r] = placement.layer
