@@ -135,7 +135,7 @@ def test_the_optimizers_update_rules_are_torchs(optimizer: Callable[..., torch.o
     _assert_equal_to_per_replica(_tasks(optimizer=optimizer, arms=ARMS[:3]))
 
 
-@pytest.mark.parametrize("act", [nn.ReLU, nn.GELU, nn.SELU])
+@pytest.mark.parametrize("act", [nn.ReLU, nn.GELU, nn.SELU, nn.SiLU, nn.LeakyReLU, nn.Softplus])
 def test_other_activations_and_a_linear_model(act: type[nn.Module]) -> None:
     _assert_equal_to_per_replica(_tasks(model=_mlp("bce", act, depth=1), arms=[(), (_site(0.3, "input"),)]))
 
@@ -381,7 +381,9 @@ UNLOWERED = {
         )
     ),
     "own module": dict(model=_Custom),
-    "leaky relu": dict(model=lambda: nn.Sequential(nn.Linear(3, 8), nn.LeakyReLU(), nn.Linear(8, 1), nn.Flatten(0))),
+    "leaky relu of another slope": dict(
+        model=lambda: nn.Sequential(nn.Linear(3, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1), nn.Flatten(0))
+    ),
     "frozen layer": dict(model=lambda: _frozen()),
     "hooked layer": dict(model=lambda: _hooked()),
     "output noise": dict(arms=[(_site(0.1, select="4"),)]),

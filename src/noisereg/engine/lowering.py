@@ -1,8 +1,8 @@
 """A user's MLP on the stacked MLP kernels: the vectorized path at the built-in engine's speed.
 
 A model that is an ``nn.Sequential`` of ``Linear`` layers (with biases) separated by one kind of
-activation (ReLU, Tanh, Sigmoid, GELU, ELU, SELU), each activation optionally followed by an
-``nn.Dropout``, with at most a ``Flatten`` of each sample before the first ``Linear`` (an image MLP)
+activation (ReLU, Tanh, Sigmoid, GELU, ELU, SELU, SiLU, LeakyReLU, Softplus, with torch's default
+arguments), each activation optionally followed by an ``nn.Dropout``, with at most a ``Flatten`` of each sample before the first ``Linear`` (an image MLP)
 and a ``Flatten`` after the last, is the network :class:`~noisereg.engine.replicas.StackedMLP`
 trains with hand-written batched kernels: one batched matmul per layer and direction, the activation's derivative kept from the forward, the
 optimizer's fused update on one flat buffer. Through ``vmap`` over ``functional_call`` the same step

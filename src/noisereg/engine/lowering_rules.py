@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 
-_ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SELU: "selu"}
+_ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SELU: "selu", nn.SiLU: "silu"}
 _LOSSES = {nn.CrossEntropyLoss: "ce", nn.BCEWithLogitsLoss: "bce", nn.MSELoss: "mse"}
 
 
@@ -42,6 +42,10 @@ def activation_name(module: nn.Module) -> str | None:
         return "gelu"
     if type(module) is nn.ELU and module.alpha == 1.0:
         return "elu"
+    if type(module) is nn.LeakyReLU and module.negative_slope == 0.01:
+        return "leaky_relu"
+    if type(module) is nn.Softplus and (module.beta, module.threshold) == (1.0, 20.0):
+        return "softplus"
     return None
 
 
@@ -89,7 +93,7 @@ def mlp_of(model: nn.Module) -> Layout | str:
         )
     names = {activation_name(m) for _, m in acts}
     if None in names or len(names) > 1:
-        return "the activations are not one kind of ReLU, Tanh, Sigmoid, GELU, ELU (alpha 1) or SELU"
+        return "the activations are not one kind of ReLU, Tanh, Sigmoid, GELU, ELU (alpha 1), SELU, SiLU, LeakyReLU (slope 0.01) or Softplus (beta 1, threshold 20)"
     hooks = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
     if any(True for _ in model.buffers()) or any(m.__dict__.get(h) for m in model.modules() for h in hooks):
         return "the model has buffers or hooks of its own"

@@ -41,6 +41,9 @@ ACTIVATION_MODULES = {
     "sigmoid": nn.Sigmoid,
     "elu": nn.ELU,
     "selu": nn.SELU,
+    "silu": nn.SiLU,
+    "leaky_relu": nn.LeakyReLU,  # torch's default slope, 0.01
+    "softplus": nn.Softplus,  # torch's defaults: beta 1, threshold 20
     "identity": nn.Identity,
 }
 # per hidden layer: the noise streams before and after its activation
@@ -110,6 +113,17 @@ def _activate(name: str, pre: Tensor, deriv: Tensor) -> tuple[Tensor, Tensor | N
     if name == "selu":
         torch.clamp(pre, max=0.0, out=deriv).exp_().mul_(SELU_SCALE * SELU_ALPHA).masked_fill_(pre > 0, SELU_SCALE)
         return pre.copy_(per_replica(F.selu, pre)), deriv
+    if name == "silu":  # x·σ(x); σ(x)·(1 + x·(1 − σ(x))), torch's backward
+        s = per_replica(torch.sigmoid, pre)
+        torch.neg(s, out=deriv).add_(1.0).mul_(pre).add_(1.0).mul_(s)
+        return pre.copy_(per_replica(F.silu, pre)), deriv
+    if name == "leaky_relu":  # slope 0.01 below 0, also at 0 (torch's backward takes x > 0)
+        deriv.fill_(0.01).masked_fill_(pre > 0, 1.0)
+        return F.leaky_relu(pre, inplace=True), deriv
+    if name == "softplus":  # e^x / (e^x + 1) up to x = 20, then 1: torch's backward (beta 1, threshold 20)
+        torch.clamp(pre, max=20.0, out=deriv).exp_()
+        deriv.div_(deriv + 1.0).masked_fill_(pre > 20.0, 1.0)
+        return pre.copy_(per_replica(F.softplus, pre)), deriv
     return pre, None
 
 

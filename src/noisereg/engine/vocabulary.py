@@ -23,7 +23,7 @@ __all__ = [
     "renamed_site",
 ]
 
-Activation = Literal["relu", "tanh", "gelu", "sigmoid", "elu", "selu", "identity"]
+Activation = Literal["relu", "tanh", "gelu", "sigmoid", "elu", "selu", "silu", "leaky_relu", "softplus", "identity"]
 """An MLP's activation (``elu`` with alpha = 1, ``gelu`` in its exact erf form, as torch's defaults)."""
 
 Init = Literal["default", "he", "glorot", "normal"]
