@@ -144,6 +144,7 @@ WEIGHT_ARMS = [
     (),
     (_site(0.05, "weights", select="0.weight"),),  # a hidden layer's weight (stored transposed)
     (_site(0.05, "weights", select=nn.Linear, biases=True),),  # every weight and bias, the output layer's too
+    (_site(0.05, "weights", select="4.weight", resample="forward"),),  # drawn at each use: once a step here
     (  # two on one weight, in the order attached, beside noise on the activations
         AttachSite(noise.MultiplicativeGaussian(std=0.1), "weights", (("select", "2.weight"),)),
         _site(0.02, "weights", select="2.weight", stack=True),
@@ -320,6 +321,13 @@ def test_torchs_own_loss_objects_are_recognised() -> None:
     _assert_equal_to_per_replica(tasks)
 
 
+def test_cross_entropy_with_label_smoothing_trains_on_smoothed_targets() -> None:
+    # torch's CrossEntropyLoss(label_smoothing=ε) is the cross-entropy of (1 − ε)·q + ε/K, after
+    # the targets' own noise (labels flipped here)
+    arms = [*ARMS[:2], (AttachSite(LabelFlip(rate=0.3, num_classes=3), "targets"),)]
+    _assert_equal_to_per_replica(_tasks("ce", arms=arms, loss_fn=nn.CrossEntropyLoss(label_smoothing=0.1)))
+
+
 def test_a_replicas_result_does_not_depend_on_its_group() -> None:
     tasks = _tasks()
     alone = train_vectorized(tasks[2:3])[0]
@@ -388,7 +396,7 @@ UNLOWERED = {
     "hooked layer": dict(model=lambda: _hooked()),
     "output noise": dict(arms=[(_site(0.1, select="4"),)]),
     "noise of a tensor strength": dict(arms=[(AttachSite(noise.Gaussian(std=torch.tensor(0.1)), "input", ()),)]),
-    "weight noise drawn per use": dict(arms=[(_site(0.01, "weights", resample="forward"),)]),
+    "weight noise drawn when asked": dict(arms=[(_site(0.01, "weights", resample="manual"),)]),
     "nesterov": dict(optimizer=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True)),
     "amsgrad": dict(optimizer=lambda p: torch.optim.Adam(p, amsgrad=True)),
     "rmsprop": dict(optimizer=lambda p: torch.optim.RMSprop(p)),
@@ -409,8 +417,8 @@ def test_the_refusal_names_settings_read_without_building_the_model() -> None:
     (task,) = _tasks(arms=[()])
     assert lowering_refusal(task) is None
     assert "CPU" in str(lowering_refusal(dataclasses.replace(task, dtype=torch.float16)))
-    per_use = _site(0.1, "weights", resample="forward")
-    assert "weight noise" in str(lowering_refusal(dataclasses.replace(task, sites=(per_use,))))
+    held = _site(0.1, "weights", resample="manual")
+    assert "weight noise" in str(lowering_refusal(dataclasses.replace(task, sites=(held,))))
     walk = _site(0.1, "weights", increments="anticorrelated")
     assert lowering_refusal(dataclasses.replace(task, sites=(walk,))) is None
     assert lowering_refusal(dataclasses.replace(task, sites=(_site(0.1, "gradients"),))) is None

@@ -23,11 +23,12 @@ noise and Gaussian dropout without clip in closed form, the others by their own 
 replica's slice, differentiated by autograd in a hidden layer), of a constant strength or a
 schedule (read at the step the replica's own layer would count: its training forwards for the input
 and activations, its draws for a weight, the optimizer's steps for the gradients, from where that
-count stands when training starts), on the input, the hidden activations,
-the Linear layers' parameters (weight noise drawn once a step, attach's default: the forward and
-backward at W + δ, the gradient applied to the clean W; or as increments on the stored weights before
-each step's forward, W + ξ_t or Anti-PGD's W + ξ_t − ξ_{t−1}, which ``vmap`` cannot do, so that
-elsewhere such replicas train one by one) and the gradients (each replica's draw over its chosen
+count stands when training starts), on the input, the hidden activations, the Linear layers'
+parameters (weight noise drawn once a step, attach's default, or at every use, which in an MLP's
+forward is once a step too: the forward and backward at W + δ, the gradient applied to the clean W;
+or as increments on the stored weights before each step's forward, W + ξ_t or Anti-PGD's
+W + ξ_t − ξ_{t−1}, which ``vmap`` cannot do, so that elsewhere such replicas train one by one) and
+the gradients (each replica's draw over its chosen
 gradients flattened in its optimizer's order, before the update, scaled by the learning rate where
 asked, as attach's step pre-hook draws it); target noise is called on each replica's batch targets as
 its loop calls it (not with bce, nor mixup or CutMix). The model's own dropout draws each replica's
@@ -38,7 +39,8 @@ Anything else goes to the ``vmap`` path: other layers or orderings, frozen param
 model's own, other noise kinds or places, optimizers other than SGD (no dampening or Nesterov), Adam
 and AdamW (no AMSGrad), losses other than the ``ce``/``bce``/``mse`` of
 :func:`noisereg.study.run_model` or torch's ``CrossEntropyLoss``/``BCEWithLogitsLoss``/``MSELoss``
-with default arguments, a device other than the CPU (weight noise redrawn per use trains per replica).
+with default arguments, a device other than the CPU (weight noise drawn only when asked trains per
+replica).
 :func:`lowering_refusal` says which of these the settings show; the rest is found on the built model.
 """
 
@@ -55,6 +57,7 @@ from noisereg.engine.loop import LoopTask, attach_sites, seeded_model
 from noisereg.engine.lowering_rules import (
     Layout,
     data_fits,
+    label_smoothing,
     loss_name,
     mlp_of,
     optim_spec,
@@ -83,7 +86,7 @@ LOWERED = (
 
 def lowering_refusal(task: LoopTask) -> str | None:
     """Why ``task`` cannot train on the stacked MLP kernels (settings only), or None."""
-    reason = refusal(task, walks=True)
+    reason = refusal(task, kernels=True)
     if reason is not None:
         return reason
     if torch.device(task.device).type != "cpu" or task.dtype not in (torch.float32, torch.float64):
@@ -94,9 +97,6 @@ def lowering_refusal(task: LoopTask) -> str | None:
     if not isinstance(x, Tensor) or x.dim() < 2 or not x.is_floating_point():
         return "the inputs are not float samples [samples, features...]"
     for j, site in enumerate(task.sites):
-        options = dict(site.options)
-        if site.at == "weights" and options.get("resample", "step") != "step":
-            return f"site {j}: weight noise drawn other than once a step is drawn by the vmap path"
         if site.at == "targets" and loss_name(task) == "bce":
             return f"site {j}: target noise on bce's probabilities is drawn by the vmap path"
         if site.at not in ("input", "activations", "weights", "targets", "gradients"):
@@ -123,6 +123,7 @@ class LoweredMLP:
     ) -> None:
         spec = layout.spec
         self.tasks, self.task, self.spec, self.loss, self.tail = list(tasks), tasks[0], spec, loss, layout.tail
+        self.smoothing = label_smoothing(self.task)
         self.replicas = modules
         self._handles = handles
         self.targets = targets if any(targets) else []  # each replica's target noise, in the order attached
@@ -259,13 +260,19 @@ class LoweredMLP:
                 rows.append(row)
             if self.loss == "ce":  # soft targets (label smoothing) or labels (flips)
                 rows = [row if row.is_floating_point() else nn.functional.one_hot(row.long(), out) for row in rows]
-                return torch.stack([row.to(self.task.dtype) for row in rows])
+                return self._smoothed(torch.stack([row.to(self.task.dtype) for row in rows]))
             y = torch.stack(rows)
         if self.loss == "bce":
             return y.reshape(y.shape[0], -1).to(self.task.dtype)
         if self.loss == "ce":
-            return nn.functional.one_hot(y.long(), out).to(self.task.dtype)
+            return self._smoothed(nn.functional.one_hot(y.long(), out).to(self.task.dtype))
         return y.to(self.task.dtype).reshape(y.shape[0], -1, out)
+
+    def _smoothed(self, q: Tensor) -> Tensor:
+        """The loss's own label smoothing on class probabilities ``q``, as torch applies it."""
+        if not self.smoothing:
+            return q
+        return q.mul_(1.0 - self.smoothing).add_(self.smoothing / self.spec.out_features)
 
     @torch.no_grad()
     def outputs(self, x: Tensor) -> Tensor:
@@ -284,7 +291,8 @@ class LoweredMLP:
         count = len(out)
         if self.loss == "ce":
             flat = out.reshape(count * out.shape[1], -1)
-            each = nn.functional.cross_entropy(flat, y.long().repeat(count), reduction="none")
+            target = y.long().repeat(count)
+            each = nn.functional.cross_entropy(flat, target, reduction="none", label_smoothing=self.smoothing)
         elif self.loss == "bce":
             target = y.to(out.dtype).reshape(out.shape[1:]).expand_as(out)
             each = nn.functional.binary_cross_entropy_with_logits(out, target, reduction="none")

@@ -23,6 +23,7 @@ __all__ = [
     "Layout",
     "activation_name",
     "data_fits",
+    "label_smoothing",
     "loss_name",
     "mlp_of",
     "optim_spec",
@@ -113,11 +114,18 @@ def loss_name(task: LoopTask) -> str | None:
     kind = _LOSSES.get(type(loss))
     if kind is None or loss.reduction != "mean":
         return None
-    if kind == "ce" and (loss.weight is not None or loss.label_smoothing != 0.0 or loss.ignore_index != -100):
+    if kind == "ce" and (loss.weight is not None or loss.ignore_index != -100):
         return None
     if kind == "bce" and (loss.weight is not None or loss.pos_weight is not None):
         return None
     return kind
+
+
+def label_smoothing(task: LoopTask) -> float:
+    """The ε of torch's ``CrossEntropyLoss(label_smoothing=ε)`` (0 for any other loss): the kernels
+    train on the targets (1 − ε)·q + ε/K, whose cross-entropy is the loss's."""
+    loss: Any = task.loss
+    return float(loss.label_smoothing) if type(loss) is nn.CrossEntropyLoss else 0.0
 
 
 def optim_spec(optimizer: torch.optim.Optimizer) -> OptimSpec | str:

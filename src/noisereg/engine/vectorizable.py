@@ -17,10 +17,11 @@ from noisereg.engine.loop import LoopTask
 __all__ = ["group_key", "refusal", "same_setting"]
 
 
-def refusal(task: LoopTask, *, walks: bool = False) -> str | None:
+def refusal(task: LoopTask, *, kernels: bool = False) -> str | None:
     """Why ``task`` cannot train on the vectorized path, read from its settings; None when it may.
-    ``walks``: weight noise as increments is no reason (the MLP kernels walk the stored weights,
-    :mod:`noisereg.engine.lowering`; ``vmap`` cannot)."""
+    ``kernels``: asked for the MLP kernels (:mod:`noisereg.engine.lowering`), where weight noise as
+    increments or redrawn at every forward is no reason (they walk the stored weights; an MLP's
+    forward uses each weight once; ``vmap`` can do neither)."""
     if task.fit is not None:
         return "fit= is the user's whole loop: each replica runs it"
     if task.step is not None:
@@ -35,9 +36,11 @@ def refusal(task: LoopTask, *, walks: bool = False) -> str | None:
             return f"site {j}: mask={options['mask']!r} reads the forward's attention mask per replica"
         if getattr(site.noise, "one_shot", False):
             return f"site {j}: {type(site.noise).__name__} perturbs the model once, before training: per replica"
-        if site.at == "weights" and options.get("resample", "step") != "step":
+        if site.at == "weights" and options.get("resample", "step") not in (
+            ("step", "forward") if kernels else ("step",)
+        ):
             return f"site {j}: weight noise with resample={options['resample']!r} runs per replica"
-        if site.at == "weights" and options.get("increments", "none") != "none" and not walks:
+        if site.at == "weights" and options.get("increments", "none") != "none" and not kernels:
             return f"site {j}: weight noise with increments={options['increments']!r} runs per replica"
         if options.get("where") == "state":
             return f"site {j}: noise on a recurrent state (where='state') runs per replica"
