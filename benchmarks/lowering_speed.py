@@ -10,8 +10,11 @@ both times (median of the pairs), the ratio other / kernels, and the mean test a
 
 Cases:
 
-- ``gradients``: the case study's MLP 2→500→1 on make_circles (30 train samples, one batch), Adam,
-  Neelakantan et al.'s annealed gradient noise (η = 0.01), 60 replicas × 300 epochs;
+- ``own-class``: the case study's MLP 2→500→1 written as a class of the user's own (``forward`` with
+  ``torch.relu``), on make_circles (30 train samples, one batch), Adam, input noise σ = 0.1, 60
+  replicas × 300 epochs;
+- ``gradients``: the case study's MLP as an ``nn.Sequential``, the same data, Neelakantan et al.'s
+  annealed gradient noise (η = 0.01), 60 replicas × 300 epochs;
 - ``anti-pgd``: the same MLP and data, Anti-PGD's anticorrelated weight increments (σ = 0.01);
 - ``dropout``: scikit-learn's digits (1200 train samples, batches of 64), an MLP 64→128→10 with an
   ``nn.Dropout(0.2)`` after its ReLU, input noise σ = 0.1, 40 replicas × 20 epochs;
@@ -58,6 +61,17 @@ def _adam(params):  # one object for every task: a group's tasks share their set
 
 def _grid_mlp() -> nn.Module:
     return nn.Sequential(nn.Linear(2, 500), nn.ReLU(), nn.Linear(500, 1), nn.Flatten(0))
+
+
+class GridMLP(nn.Module):
+    """The case study's MLP as users write one: layers as attributes, a functional ReLU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden, self.out = nn.Linear(2, 500), nn.Linear(500, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.hidden(x))).squeeze(-1)
 
 
 def _digits_mlp() -> nn.Module:
@@ -119,6 +133,7 @@ def cases(scale: float) -> dict[str, tuple[str, list[LoopTask]]]:
     gradients = AttachSite(annealed_gaussian(0.01), "gradients", ())
     inputs = AttachSite(noise.Gaussian(std=0.1), "input", ())
     return {
+        "own-class": ("vmap", _tasks(GridMLP, circles, "bce", (inputs,), 60, grid_epochs, 32)),
         "gradients": ("vmap", _tasks(_grid_mlp, circles, "bce", (gradients,), 60, grid_epochs, 32)),
         "anti-pgd": ("per-replica", _tasks(_grid_mlp, circles, "bce", (walk,), 60, grid_epochs, 32)),
         "dropout": ("vmap", _tasks(_dropout_mlp, digits, "ce", (inputs,), 40, digits_epochs, 64)),

@@ -388,7 +388,6 @@ UNLOWERED = {
             nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 1), nn.Flatten(0)
         )
     ),
-    "own module": dict(model=_Custom),
     "leaky relu of another slope": dict(
         model=lambda: nn.Sequential(nn.Linear(3, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1), nn.Flatten(0))
     ),
@@ -473,6 +472,86 @@ def test_an_image_mlp_flattening_its_samples_first_equals_its_lone_training() ->
         for t in _tasks(arms=arms)
     ]
     _assert_equal_to_per_replica(tasks)
+
+
+class _OwnMLP(nn.Module):
+    """An MLP as users write one: layers as attributes, functional activations, a dropout module."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.out = nn.Linear(3, 16), nn.Linear(16, 16), nn.Linear(16, 1)
+        self.drop = nn.Dropout(0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(x, 1)
+        x = self.drop(torch.tanh(self.fc1(x)))
+        x = self.fc2(x).tanh()
+        return self.out(x).squeeze(-1)
+
+
+OWN_ARMS = [
+    (),
+    (_site(0.3, "input"),),
+    (_site(0.2, select="fc1"), _site(0.1, select="drop", where="before")),  # before the tanh, before the dropout
+    (_site(0.2, select="drop"), _site(0.1, select="out", where="before")),  # after the dropout, before out
+    (_site(0.05, "weights", select="fc2.weight"), _site(0.01, "gradients")),
+]
+
+
+def test_an_mlp_of_the_users_own_class_equals_its_lone_training() -> None:
+    # the forward traced with torch.fx: a chain of the kernels' layers, whatever the module's class
+    images = [
+        dataclasses.replace(t, model=_OwnMLP, train=(IMAGES, t.train[1]), test=(X_TEST.reshape(21, 1, 3), t.test[1]))  # type: ignore[index]
+        for t in _tasks(arms=OWN_ARMS)
+    ]
+    _assert_equal_to_per_replica(images)
+    inside = [*ARMS[:2], (_site(0.2, select="body.1"),)]
+    _assert_equal_to_per_replica(_tasks(model=_Custom, arms=inside))  # an nn.Sequential inside
+
+
+class _Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(3, 3), nn.Linear(3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.fc1(x)) + x).squeeze(-1)
+
+
+class _Branching(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(3, 8), nn.Linear(8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.fc1(x))
+        if h.sum() > 0:  # data-dependent: torch.fx cannot trace it
+            h = h * 2
+        return self.fc2(h).squeeze(-1)
+
+
+class _Unused(_Branching):
+    def __init__(self) -> None:
+        super().__init__()
+        self.spare = nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.fc1(x))).squeeze(-1)
+
+
+@pytest.mark.parametrize(
+    ("model", "why"),
+    [
+        (_Residual, "calls <built-in function add>, which the kernels do not take"),
+        (_Branching, "torch.fx cannot trace"),
+        (_Unused, "parameters outside the Linear layers"),
+    ],
+)
+def test_an_own_class_that_is_not_a_chain_of_layers_stays_on_vmap(model: type[nn.Module], why: str) -> None:
+    from noisereg.engine.mlp_layout import mlp_of
+
+    assert why in str(mlp_of(model()))
+    assert lowered_group(_tasks(model=model, arms=ARMS[:2])) is None
 
 
 def test_samples_of_several_dimensions_without_a_flatten_stay_on_vmap() -> None:

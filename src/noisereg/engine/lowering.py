@@ -1,10 +1,11 @@
 """A user's MLP on the stacked MLP kernels: the vectorized path at the built-in engine's speed.
 
-A model that is an ``nn.Sequential`` of ``Linear`` layers (with biases) separated by one kind of
-activation (ReLU, Tanh, Sigmoid, GELU, ELU, SELU, SiLU, LeakyReLU, Softplus, with torch's default
-arguments), each activation optionally followed by an ``nn.Dropout``, with at most a ``Flatten`` of each sample before the first ``Linear`` (an image MLP)
-and a ``Flatten`` after the last, is the network :class:`~noisereg.engine.replicas.StackedMLP`
-trains with hand-written batched kernels: one batched matmul per layer and direction, the activation's derivative kept from the forward, the
+A model whose forward is a chain of ``Linear`` layers (with biases) and one kind of activation, each
+activation optionally followed by an ``nn.Dropout``, between an optional flatten of each sample and
+an optional reshape of the output — an ``nn.Sequential`` or a module of the user's own class, read
+with ``torch.fx`` (:mod:`noisereg.engine.mlp_layout`) — is the network
+:class:`~noisereg.engine.replicas.StackedMLP` trains with hand-written batched kernels: one batched
+matmul per layer and direction, the activation's derivative kept from the forward, the
 optimizer's fused update on one flat buffer. Through ``vmap`` over ``functional_call`` the same step
 cost 5-7× more (``benchmarks/study_speed.py --generic``), most of it Python and autograd bookkeeping
 for tensors this small.
@@ -54,16 +55,8 @@ from torch import Tensor, nn
 
 from noisereg.engine.injection import HiddenStream, SiteStream
 from noisereg.engine.loop import LoopTask, attach_sites, seeded_model
-from noisereg.engine.lowering_rules import (
-    Layout,
-    data_fits,
-    label_smoothing,
-    loss_name,
-    mlp_of,
-    optim_spec,
-    plain_noise,
-    without_noise,
-)
+from noisereg.engine.lowering_rules import data_fits, loss_name, loss_smoothing, optim_spec, plain_noise, without_noise
+from noisereg.engine.mlp_layout import Layout, mlp_of
 from noisereg.engine.model_randomness import ReplicaDropout
 from noisereg.engine.optim import StackedOptimizer
 from noisereg.engine.replicas import StackedMLP
@@ -79,7 +72,7 @@ from noisereg.sites.selectors import clean_name
 __all__ = ["LOWERED", "LoweredMLP", "lowered_group", "lowering_refusal", "on_kernels"]
 
 LOWERED = (
-    "the replicas of a fold stacked on the built-in engine's MLP kernels (the model is an nn.Sequential MLP), "
+    "the replicas of a fold stacked on the built-in engine's MLP kernels (the model is an MLP), "
     "each with its own noise streams"
 )
 
@@ -123,7 +116,7 @@ class LoweredMLP:
     ) -> None:
         spec = layout.spec
         self.tasks, self.task, self.spec, self.loss, self.tail = list(tasks), tasks[0], spec, loss, layout.tail
-        self.smoothing = label_smoothing(self.task)
+        self.smoothing = loss_smoothing(self.task)
         self.replicas = modules
         self._handles = handles
         self.targets = targets if any(targets) else []  # each replica's target noise, in the order attached
@@ -338,16 +331,17 @@ def _places(
     place in the kernels."""
     # (position, module name) -> (place, rank of the module along the forward)
     where: dict[tuple[str, str], tuple[tuple[str, int], int]] = {("before", ""): (("input", 0), 0)}
-    if layout.head:  # noise before or after the Flatten: the input's values, in the same order
-        flatten = next(name for name, _ in modules[0].named_children())
+    if layout.head_module is not None:  # noise before or after the Flatten: the input's values, in order
+        flatten = layout.head_module
         where |= {("before", flatten): (("input", 0), 1), ("after", flatten): (("input", 0), 2)}
     where[("before", layout.linears[0])] = (("input", 0), 3)
     count = len(modules)
     slots: dict[tuple[Any, ...], list[NoiseLayer | None]] = {}
     for i, act in enumerate(layout.activations):
         linear, following = layout.linears[i], layout.linears[i + 1]
-        where |= {("after", linear): (("before", i), 0), ("before", act): (("before", i), 1)}
-        where |= {("after", act): (("after", i), 0), ("before", following): (("after", i), 4)}
+        where |= {("after", linear): (("before", i), 0), ("before", following): (("after", i), 4)}
+        if act is not None:  # an activation module (a function or method takes no noise of its own)
+            where |= {("before", act): (("before", i), 1), ("after", act): (("after", i), 0)}
         if i in layout.dropouts:
             name, p = layout.dropouts[i]
             where |= {("before", name): (("after", i), 1), ("after", name): (("after", i), 3)}

@@ -1,5 +1,6 @@
-"""What the stacked MLP kernels take (:mod:`noisereg.engine.lowering`): the model's layers, the loss,
-the optimizer, the noise kinds and the data, each read as the kernels' own spec or refused with why.
+"""What the stacked MLP kernels take (:mod:`noisereg.engine.lowering`) besides the model (read in
+:mod:`noisereg.engine.mlp_layout`): the loss, the optimizer, the noise kinds and the data, each read as
+the kernels' own spec or refused with why.
 """
 
 from __future__ import annotations
@@ -7,103 +8,28 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from noisereg.engine.loop import LoopTask
 from noisereg.engine.specs import MLPSpec, OptimSpec
-from noisereg.engine.vocabulary import Activation
 from noisereg.layers import NoiseLayer
 from noisereg.noise.base import NoiseKind
 from noisereg.streams import Stream
 
 __all__ = [
-    "Layout",
-    "activation_name",
     "data_fits",
-    "label_smoothing",
+    "loss_smoothing",
     "loss_name",
-    "mlp_of",
     "optim_spec",
     "plain_noise",
     "without_noise",
 ]
 
 
-_ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SELU: "selu", nn.SiLU: "silu"}
 _LOSSES = {nn.CrossEntropyLoss: "ce", nn.BCEWithLogitsLoss: "bce", nn.MSELoss: "mse"}
-
-
-def activation_name(module: nn.Module) -> str | None:
-    if type(module) in _ACTIVATIONS:
-        return _ACTIVATIONS[type(module)]
-    if type(module) is nn.GELU and module.approximate == "none":
-        return "gelu"
-    if type(module) is nn.ELU and module.alpha == 1.0:
-        return "elu"
-    if type(module) is nn.LeakyReLU and module.negative_slope == 0.01:
-        return "leaky_relu"
-    if type(module) is nn.Softplus and (module.beta, module.threshold) == (1.0, 20.0):
-        return "softplus"
-    return None
-
-
-@dataclasses.dataclass(frozen=True)
-class Layout:
-    """A user's ``nn.Sequential`` MLP as the kernels take it: the network, the names of its Linear
-    layers and activations in order, the module after the last Linear (a ``Flatten``), whether a
-    ``Flatten`` of each sample comes first, and its ``nn.Dropout`` modules: hidden layer i -> (name, p)
-    for a dropout right after activation i."""
-
-    spec: MLPSpec
-    linears: list[str]
-    activations: list[str]
-    tail: nn.Module | None
-    head: bool
-    dropouts: dict[int, tuple[str, float]]
-
-
-def mlp_of(model: nn.Module) -> Layout | str:
-    """The model's :class:`Layout`, or why the kernels do not take it."""
-    if type(model) is not nn.Sequential:
-        return f"the model is a {type(model).__name__}, not an nn.Sequential of Linear layers and activations"
-    children = list(model.named_children())
-    tail = None
-    if children and type(children[-1][1]) is nn.Flatten:
-        tail = children.pop()[1]
-    first = children[0][1] if children else None
-    head = isinstance(first, nn.Flatten) and (first.start_dim, first.end_dim) == (1, -1)
-    if head:  # an image MLP's first layer: each sample's features in one row, as the kernels take them
-        children.pop(0)
-    linears, acts, dropouts = children[:1], [], {}
-    rest = children[1:]
-    while rest:  # activation, optionally a dropout, Linear
-        acts.append(rest.pop(0))
-        if rest and type(rest[0][1]) is nn.Dropout:
-            name, dropout = rest.pop(0)
-            dropouts[len(acts) - 1] = (name, float(cast(nn.Dropout, dropout).p))
-        if not rest:
-            return "the Sequential does not end with a Linear"
-        linears.append(rest.pop(0))
-    if not linears or any(type(m) is not nn.Linear or m.bias is None for _, m in linears):
-        return (
-            "the Sequential does not alternate nn.Linear layers with biases and activations (each "
-            "optionally followed by an nn.Dropout), ending with a Linear"
-        )
-    names = {activation_name(m) for _, m in acts}
-    if None in names or len(names) > 1:
-        return "the activations are not one kind of ReLU, Tanh, Sigmoid, GELU, ELU (alpha 1), SELU, SiLU, LeakyReLU (slope 0.01) or Softplus (beta 1, threshold 20)"
-    hooks = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-    if any(True for _ in model.buffers()) or any(m.__dict__.get(h) for m in model.modules() for h in hooks):
-        return "the model has buffers or hooks of its own"
-    if not all(p.requires_grad for p in model.parameters()):
-        return "some parameters are frozen (requires_grad=False)"
-    sizes = [cast(nn.Linear, m) for _, m in linears]
-    activation = cast(Activation, names.pop() if names else "relu")
-    spec = MLPSpec(sizes[0].in_features, tuple(m.out_features for m in sizes[:-1]), sizes[-1].out_features, activation)
-    return Layout(spec, [n for n, _ in linears], [n for n, _ in acts], tail, head, dropouts)
 
 
 def loss_name(task: LoopTask) -> str | None:
@@ -121,7 +47,7 @@ def loss_name(task: LoopTask) -> str | None:
     return kind
 
 
-def label_smoothing(task: LoopTask) -> float:
+def loss_smoothing(task: LoopTask) -> float:
     """The ε of torch's ``CrossEntropyLoss(label_smoothing=ε)`` (0 for any other loss): the kernels
     train on the targets (1 − ε)·q + ε/K, whose cross-entropy is the loss's."""
     loss: Any = task.loss

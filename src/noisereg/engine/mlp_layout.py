@@ -1,0 +1,223 @@
+"""A user's model read as an MLP the stacked kernels train (:mod:`noisereg.engine.lowering`), or why not.
+
+The model's forward is traced with ``torch.fx`` (an ``nn.Sequential`` or a module of the user's own
+class alike) and must be one chain, each step taking the previous one's output and nothing else:
+an optional flatten of each sample (``nn.Flatten()``, ``torch.flatten(x, 1)``, ``x.flatten(1)``);
+``nn.Linear`` layers with biases, each but the last followed by an activation (a module such as
+``nn.ReLU()``, a function such as ``F.relu``/``torch.tanh``, or a method such as ``x.relu()``, with
+torch's default arguments; one kind throughout) and optionally an ``nn.Dropout`` module; after the
+last Linear optionally one reshape of the output (``nn.Flatten``, ``squeeze``, ``flatten``). The
+model has no parameters but those Linear layers', no buffers and no hooks of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, cast
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from noisereg.engine.specs import MLPSpec
+from noisereg.engine.vocabulary import Activation
+
+__all__ = ["Layout", "activation_name", "mlp_of"]
+
+_MODULES = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SELU: "selu", nn.SiLU: "silu"}
+# function -> (activation, the names of its arguments after the input, the values they must have)
+_FUNCTIONS: dict[Any, tuple[str, tuple[str, ...], dict[str, Any]]] = {
+    F.relu: ("relu", ("inplace",), {}),
+    torch.relu: ("relu", (), {}),
+    F.relu_: ("relu", (), {}),
+    torch.tanh: ("tanh", (), {}),
+    F.tanh: ("tanh", (), {}),
+    torch.sigmoid: ("sigmoid", (), {}),
+    F.sigmoid: ("sigmoid", (), {}),
+    F.silu: ("silu", ("inplace",), {}),
+    F.selu: ("selu", ("inplace",), {}),
+    torch.selu: ("selu", (), {}),
+    F.gelu: ("gelu", ("approximate",), {"approximate": "none"}),
+    F.elu: ("elu", ("alpha", "inplace"), {"alpha": 1.0}),
+    F.leaky_relu: ("leaky_relu", ("negative_slope", "inplace"), {"negative_slope": 0.01}),
+    F.softplus: ("softplus", ("beta", "threshold"), {"beta": 1.0, "threshold": 20.0}),
+}
+_METHODS = {
+    "relu": "relu",
+    "relu_": "relu",
+    "tanh": "tanh",
+    "tanh_": "tanh",
+    "sigmoid": "sigmoid",
+    "sigmoid_": "sigmoid",
+}
+_RESHAPES = ("squeeze", "flatten")  # what may follow the last Linear: the output's shape only
+
+
+def activation_name(module: nn.Module) -> str | None:
+    """The kernels' name of an activation module at torch's default arguments, or None."""
+    if type(module) in _MODULES:
+        return _MODULES[type(module)]
+    if type(module) is nn.GELU and module.approximate == "none":
+        return "gelu"
+    if type(module) is nn.ELU and module.alpha == 1.0:
+        return "elu"
+    if type(module) is nn.LeakyReLU and module.negative_slope == 0.01:
+        return "leaky_relu"
+    if type(module) is nn.Softplus and (module.beta, module.threshold) == (1.0, 20.0):
+        return "softplus"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """A user's MLP as the kernels take it: the network; the names of its Linear layers in order; of
+    its activation modules (None for a function or method); the reshape of the output after the last
+    Linear, if any; whether each sample is flattened first, and the name of that ``nn.Flatten``
+    module (None for a function or method); its ``nn.Dropout`` modules: hidden layer i -> (name, p)
+    for a dropout right after activation i."""
+
+    spec: MLPSpec
+    linears: list[str]
+    activations: list[str | None]
+    tail: Callable[[torch.Tensor], torch.Tensor] | None
+    head: bool
+    head_module: str | None
+    dropouts: dict[int, tuple[str, float]]
+
+
+@dataclasses.dataclass
+class _Step:
+    kind: str  # "flatten", "linear", "activation", "dropout", "reshape"
+    name: str | None  # the module's name, None for a function or method
+    value: Any  # the module, the activation's name, or the reshape
+
+
+def _constants(node: fx.Node) -> bool:
+    values = [*node.args[1:], *node.kwargs.values()]
+    return not any(isinstance(v, fx.Node) for v in values)
+
+
+def _function_activation(node: fx.Node) -> str | None:
+    entry = _FUNCTIONS.get(node.target)
+    if entry is None:
+        return None
+    name, params, required = entry
+    extra = node.args[1:]
+    if len(extra) > len(params) or any(k not in params for k in node.kwargs):
+        return None
+    given = {**dict(zip(params, extra, strict=False)), **node.kwargs}
+    return name if all(given.get(k, v) == v for k, v in required.items()) else None
+
+
+def _step(node: fx.Node, modules: dict[str, nn.Module]) -> _Step | None:
+    """The node as a step of the chain, or None where it is none of the steps the kernels know."""
+    if node.op == "call_module":
+        if len(node.args) != 1 or node.kwargs:
+            return None
+        module = modules[str(node.target)]
+        name = str(node.target)
+        if type(module) is nn.Linear:
+            return _Step("linear", name, module)
+        if type(module) is nn.Dropout:
+            return _Step("dropout", name, module)
+        if type(module) is nn.Flatten:
+            kind = "flatten" if (module.start_dim, module.end_dim) == (1, -1) else "reshape"
+            return _Step(kind, name, module)
+        act = activation_name(module)
+        return None if act is None else _Step("activation", name, act)
+    if not _constants(node):
+        return None
+    if node.op == "call_function":
+        if node.target is torch.flatten and list(node.args[1:]) in ([1], [1, -1]) and not node.kwargs:
+            return _Step("flatten", None, lambda t: t.flatten(1))
+        if node.target in (torch.flatten, torch.squeeze):
+            target, args, kwargs = cast(Callable[..., torch.Tensor], node.target), node.args[1:], dict(node.kwargs)
+            return _Step("reshape", None, lambda t: target(t, *args, **kwargs))
+        act = _function_activation(node)
+        return None if act is None else _Step("activation", None, act)
+    if node.op == "call_method":
+        method, args, kwargs = str(node.target), node.args[1:], dict(node.kwargs)
+        if method == "flatten" and list(args) in ([1], [1, -1]) and not kwargs:
+            return _Step("flatten", None, lambda t: t.flatten(1))
+        if method in _RESHAPES:
+            return _Step("reshape", None, lambda t: getattr(t, method)(*args, **kwargs))
+        if method in _METHODS and not args and not kwargs:
+            return _Step("activation", None, _METHODS[method])
+    return None
+
+
+def _chain(model: nn.Module) -> list[_Step] | str:
+    """The model's forward as a chain of steps, or why it is not one."""
+    try:
+        graph = fx.symbolic_trace(model).graph
+    except Exception as exc:  # the user's forward: any failure means the kernels cannot read it
+        return f"torch.fx cannot trace the model's forward ({type(exc).__name__})"
+    modules = dict(model.named_modules())
+    steps: list[_Step] = []
+    previous: fx.Node | None = None
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            if previous is not None:
+                return "the model's forward takes more than one input"
+            previous = node
+            continue
+        first = node.args[0] if node.args else None
+        if node.op == "output":
+            return steps if first is previous else "the model's forward is not one chain of layers"
+        if first is not previous or previous is None:
+            return "the model's forward is not one chain of layers"
+        step = _step(node, modules)
+        if step is None:
+            return f"the model's forward calls {node.target}, which the kernels do not take"
+        steps.append(step)
+        previous = node
+    return "the model's forward returns nothing"
+
+
+def mlp_of(model: nn.Module) -> Layout | str:
+    """The model's :class:`Layout`, or why the kernels do not take it (see the module docstring)."""
+    chain = _chain(model)
+    if isinstance(chain, str):
+        return chain
+    head = bool(chain) and chain[0].kind == "flatten"
+    head_module = chain.pop(0).name if head else None
+    # a flatten after the last Linear reshapes the output (the kernels' outputs are [R, n, out])
+    tail = chain.pop().value if len(chain) > 1 and chain[-1].kind in ("reshape", "flatten") else None
+    linears: list[tuple[str, nn.Linear]] = []
+    activations: list[tuple[str | None, str]] = []
+    dropouts: dict[int, tuple[str, float]] = {}
+    expected = "linear"
+    for step in chain:
+        if step.kind == "dropout" and expected == "linear" and activations and len(activations) - 1 not in dropouts:
+            dropouts[len(activations) - 1] = (cast(str, step.name), float(step.value.p))
+            continue
+        if step.kind != expected:
+            return (
+                "the model is not nn.Linear layers with biases and activations in turn (each optionally "
+                "followed by an nn.Dropout), ending with a Linear"
+            )
+        if step.kind == "linear":
+            linears.append((cast(str, step.name), step.value))
+        else:
+            activations.append((step.name, step.value))
+        expected = "activation" if expected == "linear" else "linear"
+    if not linears or expected == "linear" or any(m.bias is None for _, m in linears):
+        return "the model is not nn.Linear layers with biases and activations in turn, ending with a Linear"
+    kinds = {act for _, act in activations}
+    if len(kinds) > 1:
+        return "the activations are not of one kind"
+    if len({name for name, _ in linears}) < len(linears):
+        return "a Linear layer is used twice"
+    hooks = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    if any(True for _ in model.buffers()) or any(m.__dict__.get(h) for m in model.modules() for h in hooks):
+        return "the model has buffers or hooks of its own"
+    names = {f"{name}.{p}" for name, _ in linears for p in ("weight", "bias")}
+    if {n for n, _ in model.named_parameters()} != names:
+        return "the model has parameters outside the Linear layers of its forward"
+    if not all(p.requires_grad for p in model.parameters()):
+        return "some parameters are frozen (requires_grad=False)"
+    sizes = [m for _, m in linears]
+    activation = cast(Activation, kinds.pop() if kinds else "relu")
+    spec = MLPSpec(sizes[0].in_features, tuple(m.out_features for m in sizes[:-1]), sizes[-1].out_features, activation)
+    return Layout(spec, [n for n, _ in linears], [n for n, _ in activations], tail, head, head_module, dropouts)
