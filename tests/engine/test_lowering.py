@@ -530,6 +530,14 @@ class _Branching(nn.Module):
         return self.fc2(h).squeeze(-1)
 
 
+class _EvalOnly(_Branching):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.fc1(x))
+        if not self.training:
+            h = h * 0.5
+        return self.fc2(h).squeeze(-1)
+
+
 class _Unused(_Branching):
     def __init__(self) -> None:
         super().__init__()
@@ -545,6 +553,7 @@ class _Unused(_Branching):
         (_Residual, "calls <built-in function add>, which the kernels do not take"),
         (_Branching, "torch.fx cannot trace"),
         (_Unused, "parameters outside the Linear layers"),
+        (_EvalOnly, "differs in training and evaluation"),
     ],
 )
 def test_an_own_class_that_is_not_a_chain_of_layers_stays_on_vmap(model: type[nn.Module], why: str) -> None:

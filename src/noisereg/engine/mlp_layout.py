@@ -147,12 +147,28 @@ def _step(node: fx.Node, modules: dict[str, nn.Module]) -> _Step | None:
     return None
 
 
-def _chain(model: nn.Module) -> list[_Step] | str:
-    """The model's forward as a chain of steps, or why it is not one."""
+def _trace(model: nn.Module) -> fx.Graph | str:
+    """The forward's graph, the same in training and in evaluation mode (a forward that branches on
+    ``self.training`` is traced down one branch only: the kernels would evaluate the other wrong)."""
+    was_training = model.training
+    graphs = []
     try:
-        graph = fx.symbolic_trace(model).graph
+        for mode in (True, False):
+            model.train(mode)
+            graphs.append(fx.symbolic_trace(model).graph)
     except Exception as exc:  # the user's forward: any failure means the kernels cannot read it
         return f"torch.fx cannot trace the model's forward ({type(exc).__name__})"
+    finally:
+        model.train(was_training)
+    shown = [[(n.op, n.target, repr(n.args), repr(n.kwargs)) for n in graph.nodes] for graph in graphs]
+    return graphs[0] if shown[0] == shown[1] else "the model's forward differs in training and evaluation"
+
+
+def _chain(model: nn.Module) -> list[_Step] | str:
+    """The model's forward as a chain of steps, or why it is not one."""
+    graph = _trace(model)
+    if isinstance(graph, str):
+        return graph
     modules = dict(model.named_modules())
     steps: list[_Step] = []
     previous: fx.Node | None = None
