@@ -310,6 +310,31 @@ DROPOUT_ARMS = [
 ]
 
 
+class _Marked(nn.Module):
+    """Dropout on the inputs and before an activation; identities as named places for noise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drop_in, self.fc1, self.mark = nn.Dropout(0.1), nn.Linear(3, 16), nn.Identity()
+        self.drop_pre, self.fc2, self.end = nn.Dropout(0.3), nn.Linear(16, 1), nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.mark(torch.tanh(self.drop_pre(self.fc1(self.drop_in(x)))))
+        return self.end(self.fc2(h)).squeeze(-1)
+
+
+MARKED_ARMS = [
+    (),
+    (_site(0.3, "input"), _site(0.1, select="drop_in")),  # before and after the input's dropout
+    (_site(0.2, select="drop_pre", where="before"), _site(0.2, select="mark")),  # around the tanh
+    (_site(0.1, select="mark", where="before"), _site(0.1, select="fc2", where="before")),
+]
+
+
+def test_dropout_anywhere_before_the_output_and_identities_as_places_for_noise() -> None:
+    _assert_equal_to_per_replica(_tasks(model=_Marked, arms=MARKED_ARMS))
+
+
 def test_the_models_own_dropout_draws_what_it_draws_trained_alone() -> None:
     # each replica's masks from torch's generator in its own state, in the order of its forward, between
     # the noise placed before and after the dropout module

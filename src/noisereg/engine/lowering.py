@@ -1,8 +1,8 @@
 """A user's MLP on the stacked MLP kernels: the vectorized path at the built-in engine's speed.
 
-A model whose forward is a chain of ``Linear`` layers (with biases) and one kind of activation, each
-activation optionally followed by an ``nn.Dropout``, between an optional flatten of each sample and
-an optional reshape of the output — an ``nn.Sequential`` or a module of the user's own class, read
+A model whose forward is a chain of ``Linear`` layers (with biases) and one kind of activation, with
+``nn.Dropout`` and ``nn.Identity`` modules between them, an optional flatten of each sample first and
+an optional reshape of the output last — an ``nn.Sequential`` or a module of the user's own class, read
 with ``torch.fx`` (:mod:`noisereg.engine.mlp_layout`) — is the network
 :class:`~noisereg.engine.replicas.StackedMLP` trains with hand-written batched kernels: one batched
 matmul per layer and direction, the activation's derivative kept from the forward, the
@@ -137,7 +137,7 @@ class LoweredMLP:
         self.model.load_state(states)
         self.grads = torch.zeros_like(self.model.params)
         self.optimizer = StackedOptimizer(optim, self.model.params, self.model.blocks)
-        self.input: list[SiteStream] = []
+        self.input: list[HiddenStream] = []
         self.hidden: list[tuple[list[HiddenStream], list[HiddenStream]]] = [([], []) for _ in spec.widths]
         self.weights: list[tuple[int, SiteStream]] = []  # (parameter in torch_views' order, its noise)
         self.gradients: list[tuple[Tensor, float | None, SiteStream]] = []  # (where in grads, lr to scale by)
@@ -145,8 +145,12 @@ class LoweredMLP:
         cpu = torch.device("cpu")
         for place, slots in places.items():
             for layers, (kind, offset, *setting) in slots:
-                if kind == "dropout":  # the model's own nn.Dropout after activation place[1]
-                    self.hidden[place[1]][1].append(ReplicaDropout(setting[0], self.rng))
+                if kind == "dropout":  # the model's own nn.Dropout
+                    dropout = ReplicaDropout(setting[0], self.rng)
+                    if place[0] == "input":
+                        self.input.append(dropout)
+                    else:
+                        self.hidden[place[1]][0 if place[0] == "before" else 1].append(dropout)
                     continue
                 # a replica without noise here gets the kind at no noise and another's stream: its σ = 0
                 # row is never drawn
@@ -324,28 +328,29 @@ def _places(
     order of the sites (hooks, or parametrizations of one weight, run in the order they were
     attached); with each list, what its layers share: their kind's name, the step their counts stand
     at, and for the gradients the parameters drawn over (k, in the optimizer's order) and whether the
-    noise is scaled by the learning rate. The model's ``nn.Dropout`` after activation i is a list of
-    no layers at ("after", i), ("dropout", 0, p), between the noise before and after the module.
+    noise is scaled by the learning rate. The model's ``nn.Dropout`` is a list of no layers, with
+    ("dropout", 0, p), at its place, between the noise before and after the module.
     ``parameters[r]``: id of replica r's parameter -> k; ``settings[r]``: id of replica r's handle ->
     (weight noise's increments,) or (gradient noise's k, scaled). A string says why a layer has no
     place in the kernels."""
-    # (position, module name) -> (place, rank of the module along the forward)
-    where: dict[tuple[str, str], tuple[tuple[str, int], int]] = {("before", ""): (("input", 0), 0)}
-    if layout.head_module is not None:  # noise before or after the Flatten: the input's values, in order
-        flatten = layout.head_module
-        where |= {("before", flatten): (("input", 0), 1), ("after", flatten): (("input", 0), 2)}
-    where[("before", layout.linears[0])] = (("input", 0), 3)
     count = len(modules)
     slots: dict[tuple[Any, ...], list[NoiseLayer | None]] = {}
-    for i, act in enumerate(layout.activations):
-        linear, following = layout.linears[i], layout.linears[i + 1]
-        where |= {("after", linear): (("before", i), 0), ("before", following): (("after", i), 4)}
-        if act is not None:  # an activation module (a function or method takes no noise of its own)
-            where |= {("before", act): (("before", i), 1), ("after", act): (("after", i), 0)}
-        if i in layout.dropouts:
-            name, p = layout.dropouts[i]
-            where |= {("before", name): (("after", i), 1), ("after", name): (("after", i), 3)}
-            slots[(("after", i), 2, -1, ("dropout", 0, p))] = [None] * count
+    # (position, module name) -> (place, rank along the forward): the forward's steps in order, the
+    # place moving from the input to before activation i (after Linear i) to after it
+    where: dict[tuple[str, str], tuple[tuple[str, int], int]] = {("before", ""): (("input", 0), 0)}
+    place, rank, hidden = ("input", 0), 1, 0
+    for step in layout.steps:  # the noise before a step at its rank, the step's own at +1, after at +2
+        if step.name is not None:
+            where[("before", step.name)] = (place, rank)
+        if step.kind == "linear":  # the last one's output is the model's: no place for noise there
+            place, rank = ("before", hidden) if hidden < len(layout.linears) - 1 else ("output", 0), 0
+        elif step.kind == "activation":
+            place, rank, hidden = ("after", hidden), 0, hidden + 1
+        elif step.kind == "dropout":  # the model's own, between the noise before and after it
+            slots[(place, rank + 1, -1, ("dropout", 0, float(step.value.p)))] = [None] * count
+        if step.name is not None:
+            where[("after", step.name)] = (place, rank + 2)
+        rank += 3
     for r, (module, own) in enumerate(zip(modules, handles, strict=True)):
         names = {id(m): n for n, m in module.named_modules()}
         for j, handle in enumerate(own):
@@ -364,6 +369,7 @@ def _places(
                     found = (place, 0) if id(placed) in parameters[r] else None
                 else:
                     found = where.get((position, names.get(id(placed), "?")))
+                    found = None if found is None or found[0][0] == "output" else found
                 if found is None or extra not in ([], [0]):
                     return f"noise {placement.where} is not on the input, a hidden layer, a Linear's parameter or the gradients"
                 if not plain_noise(placement.layer):

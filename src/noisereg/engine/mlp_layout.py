@@ -5,9 +5,10 @@ class alike) and must be one chain, each step taking the previous one's output a
 an optional flatten of each sample (``nn.Flatten()``, ``torch.flatten(x, 1)``, ``x.flatten(1)``);
 ``nn.Linear`` layers with biases, each but the last followed by an activation (a module such as
 ``nn.ReLU()``, a function such as ``F.relu``/``torch.tanh``, or a method such as ``x.relu()``, with
-torch's default arguments; one kind throughout) and optionally an ``nn.Dropout`` module; after the
-last Linear optionally one reshape of the output (``nn.Flatten``, ``squeeze``, ``flatten``). The
-model has no parameters but those Linear layers', no buffers and no hooks of its own.
+torch's default arguments; one kind throughout); ``nn.Dropout`` and ``nn.Identity`` modules anywhere
+before the last Linear (an identity is a place to put noise); after the last Linear optionally
+``nn.Identity`` modules and one reshape of the output (``nn.Flatten``, ``squeeze``, ``flatten``).
+The model has no parameters but those Linear layers', no buffers and no hooks of its own.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from torch import fx, nn
 from noisereg.engine.specs import MLPSpec
 from noisereg.engine.vocabulary import Activation
 
-__all__ = ["Layout", "activation_name", "mlp_of"]
+__all__ = ["Layout", "Step", "activation_name", "mlp_of"]
 
 _MODULES = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SELU: "selu", nn.SiLU: "silu"}
 # function -> (activation, the names of its arguments after the input, the values they must have)
@@ -69,28 +70,29 @@ def activation_name(module: nn.Module) -> str | None:
     return None
 
 
+@dataclasses.dataclass
+class Step:
+    """One step of a model's forward: its ``kind`` ("flatten", "linear", "activation", "dropout",
+    "identity" or "reshape"), the module's ``name`` (None for a function or method) and ``value``:
+    the module, the activation's name, or the reshape as a function."""
+
+    kind: str
+    name: str | None
+    value: Any
+
+
 @dataclasses.dataclass(frozen=True)
 class Layout:
-    """A user's MLP as the kernels take it: the network; the names of its Linear layers in order; of
-    its activation modules (None for a function or method); the reshape of the output after the last
-    Linear, if any; whether each sample is flattened first, and the name of that ``nn.Flatten``
-    module (None for a function or method); its ``nn.Dropout`` modules: hidden layer i -> (name, p)
-    for a dropout right after activation i."""
+    """A user's MLP as the kernels take it: the network; the names of its Linear layers in order; its
+    ``steps`` in order (flatten, Linear, activation, dropout and identity steps, without the output's
+    reshape); the reshape of the output after the last Linear, if any; whether each sample is
+    flattened first."""
 
     spec: MLPSpec
     linears: list[str]
-    activations: list[str | None]
+    steps: list[Step]
     tail: Callable[[torch.Tensor], torch.Tensor] | None
     head: bool
-    head_module: str | None
-    dropouts: dict[int, tuple[str, float]]
-
-
-@dataclasses.dataclass
-class _Step:
-    kind: str  # "flatten", "linear", "activation", "dropout", "reshape"
-    name: str | None  # the module's name, None for a function or method
-    value: Any  # the module, the activation's name, or the reshape
 
 
 def _constants(node: fx.Node) -> bool:
@@ -110,7 +112,7 @@ def _function_activation(node: fx.Node) -> str | None:
     return name if all(given.get(k, v) == v for k, v in required.items()) else None
 
 
-def _step(node: fx.Node, modules: dict[str, nn.Module]) -> _Step | None:
+def _step(node: fx.Node, modules: dict[str, nn.Module]) -> Step | None:
     """The node as a step of the chain, or None where it is none of the steps the kernels know."""
     if node.op == "call_module":
         if len(node.args) != 1 or node.kwargs:
@@ -118,32 +120,34 @@ def _step(node: fx.Node, modules: dict[str, nn.Module]) -> _Step | None:
         module = modules[str(node.target)]
         name = str(node.target)
         if type(module) is nn.Linear:
-            return _Step("linear", name, module)
+            return Step("linear", name, module)
         if type(module) is nn.Dropout:
-            return _Step("dropout", name, module)
+            return Step("dropout", name, module)
+        if type(module) is nn.Identity:
+            return Step("identity", name, module)
         if type(module) is nn.Flatten:
             kind = "flatten" if (module.start_dim, module.end_dim) == (1, -1) else "reshape"
-            return _Step(kind, name, module)
+            return Step(kind, name, module)
         act = activation_name(module)
-        return None if act is None else _Step("activation", name, act)
+        return None if act is None else Step("activation", name, act)
     if not _constants(node):
         return None
     if node.op == "call_function":
         if node.target is torch.flatten and list(node.args[1:]) in ([1], [1, -1]) and not node.kwargs:
-            return _Step("flatten", None, lambda t: t.flatten(1))
+            return Step("flatten", None, lambda t: t.flatten(1))
         if node.target in (torch.flatten, torch.squeeze):
             target, args, kwargs = cast(Callable[..., torch.Tensor], node.target), node.args[1:], dict(node.kwargs)
-            return _Step("reshape", None, lambda t: target(t, *args, **kwargs))
+            return Step("reshape", None, lambda t: target(t, *args, **kwargs))
         act = _function_activation(node)
-        return None if act is None else _Step("activation", None, act)
+        return None if act is None else Step("activation", None, act)
     if node.op == "call_method":
         method, args, kwargs = str(node.target), node.args[1:], dict(node.kwargs)
         if method == "flatten" and list(args) in ([1], [1, -1]) and not kwargs:
-            return _Step("flatten", None, lambda t: t.flatten(1))
+            return Step("flatten", None, lambda t: t.flatten(1))
         if method in _RESHAPES:
-            return _Step("reshape", None, lambda t: getattr(t, method)(*args, **kwargs))
+            return Step("reshape", None, lambda t: getattr(t, method)(*args, **kwargs))
         if method in _METHODS and not args and not kwargs:
-            return _Step("activation", None, _METHODS[method])
+            return Step("activation", None, _METHODS[method])
     return None
 
 
@@ -164,13 +168,13 @@ def _trace(model: nn.Module) -> fx.Graph | str:
     return graphs[0] if shown[0] == shown[1] else "the model's forward differs in training and evaluation"
 
 
-def _chain(model: nn.Module) -> list[_Step] | str:
+def _chain(model: nn.Module) -> list[Step] | str:
     """The model's forward as a chain of steps, or why it is not one."""
     graph = _trace(model)
     if isinstance(graph, str):
         return graph
     modules = dict(model.named_modules())
-    steps: list[_Step] = []
+    steps: list[Step] = []
     previous: fx.Node | None = None
     for node in graph.nodes:
         if node.op == "placeholder":
@@ -197,30 +201,33 @@ def mlp_of(model: nn.Module) -> Layout | str:
     if isinstance(chain, str):
         return chain
     head = bool(chain) and chain[0].kind == "flatten"
-    head_module = chain.pop(0).name if head else None
+    while chain and chain[-1].kind == "identity":  # after the output: nothing to do, no noise to place
+        chain.pop()
     # a flatten after the last Linear reshapes the output (the kernels' outputs are [R, n, out])
     tail = chain.pop().value if len(chain) > 1 and chain[-1].kind in ("reshape", "flatten") else None
+    while chain and chain[-1].kind == "identity":
+        chain.pop()
     linears: list[tuple[str, nn.Linear]] = []
-    activations: list[tuple[str | None, str]] = []
-    dropouts: dict[int, tuple[str, float]] = {}
+    activations: list[str] = []
     expected = "linear"
-    for step in chain:
-        if step.kind == "dropout" and expected == "linear" and activations and len(activations) - 1 not in dropouts:
-            dropouts[len(activations) - 1] = (cast(str, step.name), float(step.value.p))
+    for step in chain[1:] if head else chain:
+        if step.kind in ("dropout", "identity"):
             continue
         if step.kind != expected:
             return (
-                "the model is not nn.Linear layers with biases and activations in turn (each optionally "
-                "followed by an nn.Dropout), ending with a Linear"
+                "the model is not nn.Linear layers with biases and activations in turn (dropout and "
+                "identity modules between them), ending with a Linear"
             )
         if step.kind == "linear":
             linears.append((cast(str, step.name), step.value))
         else:
-            activations.append((step.name, step.value))
+            activations.append(step.value)
         expected = "activation" if expected == "linear" else "linear"
     if not linears or expected == "linear" or any(m.bias is None for _, m in linears):
         return "the model is not nn.Linear layers with biases and activations in turn, ending with a Linear"
-    kinds = {act for _, act in activations}
+    if chain[-1].kind != "linear":
+        return "a dropout module comes after the last Linear layer"
+    kinds = set(activations)
     if len(kinds) > 1:
         return "the activations are not of one kind"
     if len({name for name, _ in linears}) < len(linears):
@@ -236,4 +243,4 @@ def mlp_of(model: nn.Module) -> Layout | str:
     sizes = [m for _, m in linears]
     activation = cast(Activation, kinds.pop() if kinds else "relu")
     spec = MLPSpec(sizes[0].in_features, tuple(m.out_features for m in sizes[:-1]), sizes[-1].out_features, activation)
-    return Layout(spec, [n for n, _ in linears], [n for n, _ in activations], tail, head, head_module, dropouts)
+    return Layout(spec, [n for n, _ in linears], chain, tail, head)
