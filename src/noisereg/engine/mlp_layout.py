@@ -24,7 +24,7 @@ from torch import fx, nn
 from noisereg.engine.specs import MLPSpec
 from noisereg.engine.vocabulary import Activation
 
-__all__ = ["Layout", "Step", "activation_name", "mlp_of"]
+__all__ = ["ForwardStep", "Layout", "activation_name", "mlp_of"]
 
 _MODULES = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SELU: "selu", nn.SiLU: "silu"}
 # function -> (activation, the names of its arguments after the input, the values they must have)
@@ -71,7 +71,7 @@ def activation_name(module: nn.Module) -> str | None:
 
 
 @dataclasses.dataclass
-class Step:
+class ForwardStep:
     """One step of a model's forward: its ``kind`` ("flatten", "linear", "activation", "dropout",
     "identity" or "reshape"), the module's ``name`` (None for a function or method) and ``value``:
     the module, the activation's name, or the reshape as a function."""
@@ -90,7 +90,7 @@ class Layout:
 
     spec: MLPSpec
     linears: list[str]
-    steps: list[Step]
+    steps: list[ForwardStep]
     tail: Callable[[torch.Tensor], torch.Tensor] | None
     head: bool
 
@@ -112,7 +112,7 @@ def _function_activation(node: fx.Node) -> str | None:
     return name if all(given.get(k, v) == v for k, v in required.items()) else None
 
 
-def _step(node: fx.Node, modules: dict[str, nn.Module]) -> Step | None:
+def _step(node: fx.Node, modules: dict[str, nn.Module]) -> ForwardStep | None:
     """The node as a step of the chain, or None where it is none of the steps the kernels know."""
     if node.op == "call_module":
         if len(node.args) != 1 or node.kwargs:
@@ -120,34 +120,34 @@ def _step(node: fx.Node, modules: dict[str, nn.Module]) -> Step | None:
         module = modules[str(node.target)]
         name = str(node.target)
         if type(module) is nn.Linear:
-            return Step("linear", name, module)
+            return ForwardStep("linear", name, module)
         if type(module) is nn.Dropout:
-            return Step("dropout", name, module)
+            return ForwardStep("dropout", name, module)
         if type(module) is nn.Identity:
-            return Step("identity", name, module)
+            return ForwardStep("identity", name, module)
         if type(module) is nn.Flatten:
             kind = "flatten" if (module.start_dim, module.end_dim) == (1, -1) else "reshape"
-            return Step(kind, name, module)
+            return ForwardStep(kind, name, module)
         act = activation_name(module)
-        return None if act is None else Step("activation", name, act)
+        return None if act is None else ForwardStep("activation", name, act)
     if not _constants(node):
         return None
     if node.op == "call_function":
         if node.target is torch.flatten and list(node.args[1:]) in ([1], [1, -1]) and not node.kwargs:
-            return Step("flatten", None, lambda t: t.flatten(1))
+            return ForwardStep("flatten", None, lambda t: t.flatten(1))
         if node.target in (torch.flatten, torch.squeeze):
             target, args, kwargs = cast(Callable[..., torch.Tensor], node.target), node.args[1:], dict(node.kwargs)
-            return Step("reshape", None, lambda t: target(t, *args, **kwargs))
+            return ForwardStep("reshape", None, lambda t: target(t, *args, **kwargs))
         act = _function_activation(node)
-        return None if act is None else Step("activation", None, act)
+        return None if act is None else ForwardStep("activation", None, act)
     if node.op == "call_method":
         method, args, kwargs = str(node.target), node.args[1:], dict(node.kwargs)
         if method == "flatten" and list(args) in ([1], [1, -1]) and not kwargs:
-            return Step("flatten", None, lambda t: t.flatten(1))
+            return ForwardStep("flatten", None, lambda t: t.flatten(1))
         if method in _RESHAPES:
-            return Step("reshape", None, lambda t: getattr(t, method)(*args, **kwargs))
+            return ForwardStep("reshape", None, lambda t: getattr(t, method)(*args, **kwargs))
         if method in _METHODS and not args and not kwargs:
-            return Step("activation", None, _METHODS[method])
+            return ForwardStep("activation", None, _METHODS[method])
     return None
 
 
@@ -168,13 +168,13 @@ def _trace(model: nn.Module) -> fx.Graph | str:
     return graphs[0] if shown[0] == shown[1] else "the model's forward differs in training and evaluation"
 
 
-def _chain(model: nn.Module) -> list[Step] | str:
+def _chain(model: nn.Module) -> list[ForwardStep] | str:
     """The model's forward as a chain of steps, or why it is not one."""
     graph = _trace(model)
     if isinstance(graph, str):
         return graph
     modules = dict(model.named_modules())
-    steps: list[Step] = []
+    steps: list[ForwardStep] = []
     previous: fx.Node | None = None
     for node in graph.nodes:
         if node.op == "placeholder":
