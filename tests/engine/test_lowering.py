@@ -17,7 +17,8 @@ from torch import nn
 
 from noisereg import LabelFlip, LabelSmoothing, Mixup, annealed_gaussian, noise
 from noisereg.engine.loop import AttachSite, LoopTask, train_replica
-from noisereg.engine.lowering import LoweredMLP, lowered_group, lowering_refusal
+from noisereg.engine.lowered_mlp import LoweredMLP
+from noisereg.engine.lowering import lowered_group, lowering_refusal
 from noisereg.engine.vectorized_training import train_vectorized
 from noisereg.schedules import Linear
 from noisereg.study.bridge.user import make_loss

@@ -21,12 +21,21 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from noisereg.engine.replicas import ACTIVATION_MODULES
 from noisereg.engine.specs import MLPSpec
 from noisereg.engine.vocabulary import Activation
 
 __all__ = ["ForwardStep", "Layout", "activation_name", "mlp_of"]
 
-_MODULES = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SELU: "selu", nn.SiLU: "silu"}
+# the engine's table of activation modules, read backwards; an identity is a place, not an activation
+_MODULES = {cls: name for name, cls in ACTIVATION_MODULES.items() if name != "identity"}
+# the arguments a module must have at torch's defaults (the kernels' closed forms assume them)
+_ARGUMENTS: dict[type[nn.Module], dict[str, Any]] = {
+    nn.GELU: {"approximate": "none"},
+    nn.ELU: {"alpha": 1.0},
+    nn.LeakyReLU: {"negative_slope": 0.01},
+    nn.Softplus: {"beta": 1.0, "threshold": 20.0},
+}
 # function -> (activation, the names of its arguments after the input, the values they must have)
 _FUNCTIONS: dict[Any, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     F.relu: ("relu", ("inplace",), {}),
@@ -57,17 +66,9 @@ _RESHAPES = ("squeeze", "flatten")  # what may follow the last Linear: the outpu
 
 def activation_name(module: nn.Module) -> str | None:
     """The kernels' name of an activation module at torch's default arguments, or None."""
-    if type(module) in _MODULES:
-        return _MODULES[type(module)]
-    if type(module) is nn.GELU and module.approximate == "none":
-        return "gelu"
-    if type(module) is nn.ELU and module.alpha == 1.0:
-        return "elu"
-    if type(module) is nn.LeakyReLU and module.negative_slope == 0.01:
-        return "leaky_relu"
-    if type(module) is nn.Softplus and (module.beta, module.threshold) == (1.0, 20.0):
-        return "softplus"
-    return None
+    name = _MODULES.get(type(module))
+    required = _ARGUMENTS.get(type(module), {})
+    return name if name is not None and all(getattr(module, k) == v for k, v in required.items()) else None
 
 
 @dataclasses.dataclass

@@ -100,6 +100,21 @@ def user_reason(error: BaseException) -> str | None:
     )
 
 
+def _drawn_per_replica(states: list[Tensor], xs: Tensor, draw: Callable[[Tensor], Tensor]) -> Tensor:
+    """``draw(xs[r])`` for each replica r, stacked, with torch's global generator in state ``states[r]``
+    (updated to where replica r's draws leave it); the caller's state is restored after."""
+    caller = torch.get_rng_state()
+    out = []
+    try:
+        for r, value in enumerate(xs.unbind(0)):
+            torch.set_rng_state(states[r])
+            out.append(draw(value))
+            states[r] = torch.get_rng_state()
+    finally:
+        torch.set_rng_state(caller)
+    return torch.stack(out)
+
+
 class ModelRandomness(TorchFunctionMode):
     """While entered (around the vmapped forward), the model's random calls draw per replica:
     replica r from torch's global generator in state ``states[r]``, which advances as replica r draws."""
@@ -142,23 +157,13 @@ class ModelRandomness(TorchFunctionMode):
     def _per_replica(self, func: Callable[..., Any], x: Tensor, rest: Sequence[Any], kwargs: dict[str, Any]) -> Tensor:
         in_place = func in _IN_PLACE or bool(kwargs.get("inplace", rest[2] if len(rest) > 2 else False))
 
-        def each(xs: Tensor) -> Tensor:
-            caller = torch.get_rng_state()
-            out = []
-            try:
-                for r, value in enumerate(xs.unbind(0)):
-                    torch.set_rng_state(self.states[r])
-                    # draws fill a tensor in memory order: the lone replica's value has the layout of its
-                    # slice without the replica dim (batch_first attention returns a transposed one), so a
-                    # dense copy in the slice's dim order draws what it draws
-                    value = value.clone(memory_format=torch.preserve_format)
-                    out.append(func(value, *rest, **kwargs))
-                    self.states[r] = torch.get_rng_state()
-            finally:
-                torch.set_rng_state(caller)
-            return torch.stack(out)
+        def draw(value: Tensor) -> Tensor:
+            # draws fill a tensor in memory order: the lone replica's value has the layout of its slice
+            # without the replica dim (batch_first attention returns a transposed one), so a dense copy
+            # in the slice's dim order draws what it draws
+            return func(value.clone(memory_format=torch.preserve_format), *rest, **kwargs)
 
-        result = on_replicas(x, each)
+        result = on_replicas(x, lambda xs: _drawn_per_replica(self.states, xs, draw))
         return x.copy_(result) if in_place else result
 
     def _attention(
@@ -210,14 +215,6 @@ class ReplicaDropout:
         self.p, self.states = p, states
 
     def apply(self, x: Tensor, *, step: int, epoch: int, slot: object = None) -> tuple[Tensor, Tensor]:
-        caller = torch.get_rng_state()
-        masks = []
-        try:
-            for r, value in enumerate(x.unbind(0)):
-                torch.set_rng_state(self.states[r])
-                masks.append(_DROPOUT(torch.ones_like(value, memory_format=torch.contiguous_format), self.p, True))
-                self.states[r] = torch.get_rng_state()
-        finally:
-            torch.set_rng_state(caller)
-        mask = torch.stack(masks)
+        ones = torch.ones_like(x[0], memory_format=torch.contiguous_format)
+        mask = _drawn_per_replica(self.states, x, lambda _: _DROPOUT(ones, self.p, True))
         return x.mul_(mask), mask

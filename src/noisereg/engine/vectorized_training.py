@@ -2,7 +2,7 @@
 and the loop of one group — batch orders, steps and evaluations, every replica's result.
 
 A group is a :class:`~noisereg.engine.vectorized.VectorizedGroup` (``vmap`` over the user's model) or,
-for an MLP the built-in engine's kernels train, a :class:`~noisereg.engine.lowering.LoweredMLP`; both
+for an MLP the built-in engine's kernels train, a :class:`~noisereg.engine.lowered_mlp.LoweredMLP`; both
 take the same batches (replica r's in its own order) and give the same results up to rounding.
 """
 
@@ -19,7 +19,8 @@ from torch import Tensor
 from torch.func import vmap
 
 from noisereg.engine.loop import LoopResult, LoopTask, scores
-from noisereg.engine.lowering import LoweredMLP, lowered_group, on_kernels
+from noisereg.engine.lowered_mlp import LoweredMLP
+from noisereg.engine.lowering import lowered_group, on_kernels
 from noisereg.engine.model_randomness import user_reason
 from noisereg.engine.vectorizable import group_key, refusal
 from noisereg.engine.vectorized import VectorizedGroup
