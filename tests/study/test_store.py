@@ -6,6 +6,7 @@ import time
 
 import optuna
 import pytest
+import sqlalchemy
 
 from noisereg.study.store import Store, StoreError, default_url
 
@@ -163,3 +164,50 @@ def test_a_claim_failed_by_another_process_before_its_owner_is_written_is_skippe
     monkeypatch.setattr(store.storage, "set_trial_param", reaped_first)
     claims = store.claim(1)
     assert [c.cell for c in claims] == ["b"] and claims[0].trial_id != raced[0]
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        sqlalchemy.exc.OperationalError(
+            "CREATE TABLE trial_values", {}, Exception("table trial_values already exists")
+        ),
+        sqlalchemy.exc.IntegrityError(
+            "CREATE TABLE studies", {}, Exception("duplicate key ... pg_type_typname_nsp_index")
+        ),
+    ],
+    ids=["sqlite", "postgresql"],
+)
+def test_a_process_that_loses_the_race_to_create_the_tables_opens_the_store(tmp_path, monkeypatch, lost) -> None:
+    # Processes opening a fresh database at once each see no tables and race to create them; the loser
+    # gets the error its database raises for a table made meanwhile (seen in CI: a reader of the study
+    # opened the file while the study created it) and must find the tables made on its next try.
+    metadata = optuna.storages._rdb.models.BaseModel.metadata
+    create_all = metadata.create_all
+    tries = []
+
+    def another_process_wins(engine, *args, **kwargs):
+        tries.append(engine)
+        create_all(engine, *args, **kwargs)
+        if len(tries) == 1:
+            raise lost
+
+    monkeypatch.setattr(metadata, "create_all", another_process_wins)
+    store = Store(default_url(tmp_path), "s")
+    assert len(tries) == 2
+    assert store.create({"x": 1}, CELLS, {"task": "classification"}) is True
+    assert store.enqueue(list(CELLS)) == 3
+
+
+def test_other_errors_while_opening_are_not_retried(tmp_path, monkeypatch) -> None:
+    metadata = optuna.storages._rdb.models.BaseModel.metadata
+    tries = []
+
+    def locked(engine, *args, **kwargs):
+        tries.append(engine)
+        raise sqlalchemy.exc.OperationalError("CREATE TABLE studies", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(metadata, "create_all", locked)
+    with pytest.raises(StoreError, match="cannot open storage .*database is locked"):
+        Store(default_url(tmp_path), "s")
+    assert len(tries) == 1

@@ -121,6 +121,18 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: data}
 
 
+def _lost_the_race_to_create_tables(exc: Exception) -> bool:
+    """Whether opening failed because another process created Optuna's tables at the same moment.
+
+    Processes opening a fresh database at once each see no tables, then race to create them; the loser
+    gets PostgreSQL's "duplicate key ... pg_type_typname_nsp_index" (an IntegrityError) or SQLite's
+    "table ... already exists" (an OperationalError), and finds the tables made on its next try.
+    """
+    if isinstance(exc, sqlalchemy.exc.IntegrityError):
+        return True
+    return isinstance(exc, sqlalchemy.exc.OperationalError) and "already exists" in str(exc.orig)
+
+
 class StoreBase:
     """One study in an Optuna storage, without its cells: the arguments, attributes and errors of
     :class:`~noisereg.study.store.Store`, which is what callers make."""
@@ -164,9 +176,7 @@ class StoreBase:
                     self.storage = open_storage()
                 break
             except Exception as exc:  # SQLAlchemy raises many kinds; name the URL
-                if isinstance(exc, sqlalchemy.exc.IntegrityError) and attempt < 2:
-                    # processes opening a fresh database at once race to create Optuna's tables (PostgreSQL:
-                    # "duplicate key ... pg_type_typname_nsp_index"); the loser finds them made on its next try
+                if _lost_the_race_to_create_tables(exc) and attempt < 2:
                     continue
                 raise StoreError(
                     f"cannot open storage {masked_url(url)!r}: {type(exc).__name__}: {first_line(exc)} "
