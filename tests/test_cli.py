@@ -173,7 +173,8 @@ def test_kill_9_loses_no_finished_cell_and_the_rerun_resumes(tmp_path) -> None:
                 if "RUNNING" in states:
                     break
                 os.killpg(proc.pid, signal.SIGCONT)
-            assert proc.poll() is None, "the study ended before it could be killed: make it longer"
+            ended = proc.poll()
+            assert ended is None, f"the study ended (exit {ended}; its error is above) before it could be killed"
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
