@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from noisereg import LabelSmoothing, attach, noise
-from noisereg.engine.loop import AttachSite, LoopTask, train_replica
+from noisereg.engine.loop import AttachSite, LoopTask, seeded_model, train_replica
 from noisereg.seeding import derive_seed
 
 
@@ -89,10 +89,15 @@ def _sites(act: str, weight: str) -> tuple[AttachSite, ...]:
 
 
 def _plain(
-    factory: Callable[[], nn.Module], sites: tuple[AttachSite, ...], seed: int, batch: int = BATCH
+    factory: Callable[[], nn.Module],
+    sites: tuple[AttachSite, ...],
+    seed: int,
+    batch: int = BATCH,
+    clip: float | None = None,
 ) -> tuple[dict[str, torch.Tensor], list[float]]:
     """The reference, written out: seeded model, attach per site, Adam, shuffled batches (one batch that
-    holds every sample in its stored order, nothing drawn), eval each epoch."""
+    holds every sample in its stored order, nothing drawn), eval each epoch; ``clip``: the gradient
+    clipped by hand before each step (sites without gradient noise, where the order does not matter)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init"))
         model = factory().double()
@@ -121,6 +126,8 @@ def _plain(
                     y = h(y)
                 opt.zero_grad()
                 nn.functional.cross_entropy(model(x), y).backward()
+                if clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
                 opt.step()
             model.eval()
             with torch.no_grad():
@@ -207,3 +214,52 @@ def test_a_dataset_that_fits_one_batch_trains_as_the_same_tensors_do() -> None:
     dataset = train_replica(dataclasses.replace(task, train=TensorDataset(X, Y)))
     for name, value in tensors.state.items():
         torch.testing.assert_close(dataset.state[name], value, rtol=0, atol=0, msg=name)
+
+
+def _loop_task(factory: Callable[[], nn.Module], sites: tuple[AttachSite, ...], **changes: object) -> LoopTask:
+    task = LoopTask(
+        model=factory,
+        sites=sites,
+        train=(X, Y),
+        test=(X, Y),
+        loss=nn.CrossEntropyLoss(),
+        optimizer=lambda p: torch.optim.Adam(p, lr=1e-2),
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        task="classification",
+        seed=7,
+        dtype=torch.float64,
+    )
+    return dataclasses.replace(task, **changes)
+
+
+def test_clip_grad_norm_clips_before_every_update_as_a_loop_that_clips_by_hand() -> None:
+    sites = _sites("act", "head.weight")[:3]  # input, activations, weights: no gradient noise
+    clipped = train_replica(_loop_task(MLP, sites, clip_grad_norm=0.05))
+    state, losses = _plain(MLP, sites, 7, clip=0.05)
+    for name, value in state.items():
+        torch.testing.assert_close(clipped.state[name], value, rtol=1e-12, atol=1e-12, msg=name)
+    want = torch.tensor(losses, dtype=torch.float64).numpy()
+    torch.testing.assert_close(clipped.curves["test_loss"], want, rtol=1e-12, atol=1e-12)
+    free = train_replica(_loop_task(MLP, sites))
+    assert not torch.allclose(free.state["head.weight"], clipped.state["head.weight"])  # the clip acted
+
+
+def test_clip_grad_norm_clips_the_gradient_noise_with_the_gradient() -> None:
+    # one step of SGD with lr 1 moves the weights by the clipped gradient: with noise far above the clip,
+    # they move by the clip's norm exactly when the noise is clipped too, and by the noise's (~90) if not
+    def net() -> nn.Module:
+        return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+
+    task = _loop_task(
+        net,
+        (AttachSite(noise.Gaussian(std=10.0), "gradients"),),
+        optimizer=lambda p: torch.optim.SGD(p, lr=1.0),
+        epochs=1,
+        batch_size=len(X),
+        clip_grad_norm=1e-3,
+    )
+    with seeded_model(task) as model:
+        start = {k: v.clone() for k, v in model.state_dict().items()}
+    moved = torch.stack([(v - start[k]).norm() for k, v in train_replica(task).state.items()]).norm()
+    assert float(moved) == pytest.approx(1e-3, rel=1e-6)

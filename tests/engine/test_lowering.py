@@ -592,3 +592,16 @@ def test_an_own_class_that_is_not_a_chain_of_layers_stays_on_vmap(model: type[nn
 def test_samples_of_several_dimensions_without_a_flatten_stay_on_vmap() -> None:
     tasks = [dataclasses.replace(t, train=(IMAGES, t.train[1])) for t in _tasks(arms=ARMS[:2])]  # type: ignore[index]
     assert lowered_group(tasks) is None
+
+
+def test_gradient_clipping_on_the_kernels_equals_its_lone_training() -> None:
+    # the clip acts on each replica's own gradient, its gradient noise included
+    arms = [(), ARMS[2], *GRADIENT_ARMS[1:3]]
+    tasks = [dataclasses.replace(t, clip_grad_norm=0.05) for t in _tasks(arms=arms)]
+    _assert_equal_to_per_replica(tasks)
+    clipped, free = (
+        train_vectorized(tasks[:2]),
+        train_vectorized([dataclasses.replace(t, clip_grad_norm=None) for t in tasks[:2]]),
+    )
+    for a, b in zip(clipped, free, strict=True):
+        assert not torch.allclose(a.state["0.weight"], b.state["0.weight"])  # the clip acted

@@ -404,3 +404,13 @@ def test_a_loss_that_does_not_batch_is_evaluated_replica_by_replica() -> None:
         alone = train_replica(task)
         for name, value in alone.final.items():
             assert result.final[name] == pytest.approx(value, abs=TOL), name
+
+
+def test_gradient_clipping_clips_each_replicas_noisy_gradient_as_its_lone_training() -> None:
+    factory, act, weight = CASES["mlp-batchnorm"]
+    noisy = _sites(act, weight)[:-1]  # gradient noise included (clipped with the gradient), no target noise
+    tasks = [_task(factory, sites, i, clip_grad_norm=0.05) for i, sites in enumerate([(), noisy, noisy])]
+    clipped = _equal_to_the_per_replica_path(tasks)
+    free = train_vectorized([dataclasses.replace(t, clip_grad_norm=None) for t in tasks])
+    for a, b in zip(clipped, free, strict=True):
+        assert not torch.allclose(a.state[weight], b.state[weight])  # every replica's clip acted

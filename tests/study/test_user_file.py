@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import textwrap
 from pathlib import Path
 
@@ -164,3 +165,19 @@ def test_the_device_option_reaches_the_own_model_study(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: device='cuda':") and len(err.splitlines()) == 1, err
     assert not (files / "run").exists()
+
+
+def test_optimizer_clip_grad_norm_clips_an_own_model_study_as_a_built_in_one(files: Path) -> None:
+    # one key, one definition: [optimizer] clip_grad_norm reaches run_model and is stored with the study
+    def trained(text: str, out: str) -> dict:
+        assert main(["study", str(_write(files, text)), "--out", str(files / out), "--workers", "1", "-q"]) == 0
+        return json.loads((files / out / "summary.json").read_text())
+
+    clipped_file = FILE + "[optimizer]\nname = 'sgd'\nlr = 0.5\nclip_grad_norm = 0.01\n"
+    clipped = trained(clipped_file, "clipped")
+    free = trained(FILE + "[optimizer]\nname = 'sgd'\nlr = 0.5\n", "free")
+    with sqlite3.connect(files / "clipped" / "study.db") as db:
+        stored = [json.loads(v) for (v,) in db.execute("SELECT value_json FROM study_user_attributes")]
+    assert any(isinstance(v, dict) and v.get("training", {}).get("clip_grad_norm") == 0.01 for v in stored)
+    losses = [[a["loss"]["mean"] for a in s["arms"]] for s in (clipped, free)]
+    assert losses[0] != losses[1]  # the clip acted (a step of lr 0.5 moves the weights by 0.005 at most)

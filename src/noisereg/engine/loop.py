@@ -45,6 +45,7 @@ __all__ = [
     "LoopTask",
     "Part",
     "attach_sites",
+    "clip_before_step",
     "default_step",
     "evaluate",
     "score",
@@ -101,6 +102,9 @@ class LoopTask:
     evaluation. ``threshold``: a single-output classifier predicts 1 above it (0 for logits).
     ``threads``: torch's intra-op threads while this replica trains (None: unchanged); small models
     train fastest on one (a thread pool's start-up per tiny operation costs more than it saves).
+    ``clip_grad_norm``: rescale the gradient each optimizer step receives, gradient noise included, to
+    at most this norm (``torch.nn.utils.clip_grad_norm_`` over every parameter the optimizer holds):
+    the built-in engine's order (:class:`~noisereg.engine.specs.OptimSpec`).
     """
 
     model: Callable[[], nn.Module]
@@ -122,6 +126,7 @@ class LoopTask:
     dtype: torch.dtype = torch.float32
     device: str = "cpu"
     threads: int | None = None
+    clip_grad_norm: float | None = None
 
 
 @dataclasses.dataclass
@@ -280,10 +285,24 @@ def _seeded(task: LoopTask) -> LoopResult:
             optimizer = task.optimizer(model.parameters())
             more, _ = attach_sites(model, task, optimizer)
             handles += more
+            if task.clip_grad_norm is not None:
+                handles.append(clip_before_step(optimizer, task.clip_grad_norm))
             return _loop(model, task, optimizer, targets)
         finally:
             for handle in handles:
                 handle.remove()
+
+
+def clip_before_step(optimizer: torch.optim.Optimizer, max_norm: float) -> Any:
+    """Clip the gradient of every parameter of ``optimizer`` to the norm ``max_norm`` in a step pre-hook:
+    registered after attach's gradient noise (also step pre-hooks, run in the order registered), it
+    clips the noisy gradient, whatever step function calls ``optimizer.step()``. Returns its handle."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+
+    def clip(*_: Any) -> None:
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+    return optimizer.register_step_pre_hook(clip)
 
 
 def _loop(

@@ -47,6 +47,7 @@ replica).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -57,6 +58,7 @@ from noisereg.engine.loop import LoopTask, attach_sites, seeded_model
 from noisereg.engine.lowered_mlp import LoweredMLP, Slots
 from noisereg.engine.lowering_rules import data_fits, loss_name, optim_spec, plain_noise
 from noisereg.engine.mlp_layout import Layout, mlp_of
+from noisereg.engine.specs import OptimSpec
 from noisereg.engine.vectorizable import refusal, same_setting
 from noisereg.layers import NoiseLayer
 from noisereg.sites.gradients import gradient_parameters
@@ -218,6 +220,8 @@ def lowered_group(tasks: Sequence[LoopTask]) -> LoweredMLP | None:
                     return None  # mixup and CutMix change the inputs too
                 rng.append(torch.get_rng_state())  # where the lone replica's dropout starts drawing
         optim = optim_spec(first.optimizer(list(modules[0].parameters())))
+        if isinstance(optim, OptimSpec):  # clipped in its step, after the gradient noise, as the lone loop clips
+            optim = dataclasses.replace(optim, clip_grad_norm=first.clip_grad_norm)
         places = _places(modules, handles, layout, parameters, settings)
         x, y = first.train  # type: ignore[misc]
         if isinstance(optim, str) or isinstance(places, str) or not data_fits(layout.spec, loss, x, y, layout.head):

@@ -22,16 +22,17 @@ __all__ = ["StackedOptimizer", "clip_grad_norm"]
 def clip_grad_norm(blocks: Sequence[Tensor], max_norm: float) -> Tensor:
     """Rescale each replica's gradient as ``torch.nn.utils.clip_grad_norm_`` does; return the norms.
 
-    ``blocks`` are [R, k] views of one gradient per parameter. ‖g‖ = (Σ_p ‖g_p‖₂²)^½ per replica;
-    every block is multiplied by min(1, max_norm / (‖g‖ + 1e-6)). The squared norms are batched
-    dot products, which round each replica alike whatever the number of replicas.
+    ``blocks`` are [R, ...] tensors, one gradient per parameter, scaled in place. ‖g‖ = (Σ_p ‖g_p‖₂²)^½
+    per replica; every block is multiplied by min(1, max_norm / (‖g‖ + 1e-6)). The squared norms are
+    batched dot products, which round each replica alike whatever the number of replicas.
     """
+    flat = [b.reshape(b.shape[0], -1) for b in blocks]
     # a model has at least one parameter, so the sum is a tensor, never sum()'s start value 0
-    squares = cast(Tensor, sum(torch.bmm(b.unsqueeze(1), b.unsqueeze(2)) for b in blocks))
+    squares = cast(Tensor, sum(torch.bmm(f.unsqueeze(1), f.unsqueeze(2)) for f in flat))
     total = squares.view(-1).sqrt()
-    coef = (max_norm / (total + 1e-6)).clamp_(max=1.0).unsqueeze(1)
+    coef = (max_norm / (total + 1e-6)).clamp_(max=1.0)
     for block in blocks:
-        block.mul_(coef)
+        block.mul_(coef.view(-1, *([1] * (block.dim() - 1))))
     return total
 
 

@@ -57,6 +57,7 @@ from torch.func import functional_call, vmap
 from noisereg._compat.torch_private import batch_attention_rule, batch_rnn_rules, step_hooks
 from noisereg.engine.loop import LoopTask, attach_sites, seeded_model
 from noisereg.engine.model_randomness import ModelRandomness, user_reason
+from noisereg.engine.optim import clip_grad_norm
 from noisereg.engine.replica_slices import EmbeddingPlace, Place, on_replicas
 from noisereg.engine.vectorizable import group_key, refusal, same_setting
 from noisereg.layers import NoiseLayer
@@ -326,6 +327,9 @@ class VectorizedGroup:
             if grad is not None:
                 grad[:, row] = 0
         self._gradient_noise()
+        if self.task.clip_grad_norm is not None:
+            grads = [p.grad for p in self.params.values() if p.grad is not None]
+            clip_grad_norm(grads, self.task.clip_grad_norm)
         self.optimizer.step()
         self._tick()
         return total.detach()

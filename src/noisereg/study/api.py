@@ -120,6 +120,7 @@ def run_model(
     step: Callable[..., Any] | None = None,
     fit: Callable[..., Mapping[str, Any]] | None = None,
     collate: Callable[[list[Any]], Any] | None = None,
+    clip_grad_norm: float | None = None,
     eval_every: int = 1,
     workers: int = 1,
     threads: int = 1,
@@ -153,6 +154,10 @@ def run_model(
         task: ``auto`` | ``classification`` | ``regression``. metric: what the verdict compares
             (``accuracy``/``loss``/``r2``). metrics: more ``name -> fn(outputs, targets)`` recorded.
         step: ``step(model, batch, optimizer)`` instead of the default training step.
+        clip_grad_norm: rescale each replica's gradient, gradient noise included, to at most this
+            norm before every optimizer update (as ``torch.nn.utils.clip_grad_norm_`` over all the
+            optimizer's parameters, and as a study file's ``optimizer.clip_grad_norm`` for built-in
+            models); with ``step=`` too, it clips inside ``optimizer.step()``. None: no clipping.
         fit: ``fit(model, {"train": ..., "test": ...}, seed) -> {"test_loss": ..., "test_acc": ...,
             optionally "epochs": [...], "curves": {...}}``: the whole loop is the user's; input,
             activation, embedding and weight noise are still attached and seeded per replica.

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import torch
 
-from noisereg._checks import about, check_callable, check_choice, check_int, check_type
+from noisereg._checks import about, check_callable, check_choice, check_int, check_real, check_type
 from noisereg.engine.loop import AttachSite
 from noisereg.seeding import check_seed
 from noisereg.sites import attach
@@ -77,6 +77,13 @@ def check_settings(args: Mapping[str, Any]) -> None:
     if args["step"] is not None and args["fit"] is not None:
         with about("fit"):
             raise ValueError("give step= or fit=, not both: fit replaces the whole loop, step one batch of it")
+    if args["clip_grad_norm"] is not None:
+        with about("clip_grad_norm"):
+            check_real(args["clip_grad_norm"], "clip_grad_norm", low=0.0, low_open=True)
+            if args["fit"] is not None:
+                raise ValueError(
+                    f"clip_grad_norm={args['clip_grad_norm']!r} with fit=: fit is the whole loop, clip inside it"
+                )
     places: dict[str, tuple[type | tuple[type, ...], str]] = {
         "out": ((str, Path), "a path (str or pathlib.Path) of the run directory"),
         "name": ((str, type(None)), "a str or None"),

@@ -12,8 +12,10 @@ __all__ = ["OptimizerConfig"]
 
 
 class OptimizerConfig(Strict):
-    """SGD (with ``momentum``), Adam or AdamW; ``clip_grad_norm`` clips each replica's gradient norm;
-    ``sam_rho`` > 0 makes every step SAM's (two gradients, the second at w + ρ·g/‖g‖).
+    """SGD (with ``momentum``), Adam or AdamW; ``clip_grad_norm`` clips each replica's gradient norm
+    before every update, gradient noise included (the noise is added, then the sum is clipped; for
+    built-in models and your own alike); ``sam_rho`` > 0 makes every step SAM's (two gradients, the
+    second at w + ρ·g/‖g‖; built-in models only).
 
     The keys, defaults and ranges are those of :class:`noisereg.engine.OptimSpec`, which the bridge
     builds from them one to one (``tests/study/test_bridge.py`` keeps the two the same schema).

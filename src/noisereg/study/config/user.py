@@ -204,8 +204,6 @@ class UserStudyConfig(Strict):
                 raise ValueError(f"arms[{i}].versus={arm.versus!r} must name another arm; arms: {names}")
             if arm.grid is not None or other.grid is not None:
                 raise ValueError(f"arms[{i}].versus: compare arms without a grid")
-        if self.optimizer.clip_grad_norm is not None:
-            raise ValueError("optimizer.clip_grad_norm is for built-in models; clip inside your own step")
         if self.optimizer.sam_rho:
             raise ValueError("optimizer.sam_rho is for built-in models; take SAM's two gradients in your own step")
         return self

@@ -168,6 +168,7 @@ def plan_model(
     step: Callable[..., Any] | None = None,
     fit: Callable[..., Mapping[str, Any]] | None = None,
     collate: Callable[[list[Any]], Any] | None = None,
+    clip_grad_norm: float | None = None,
     eval_every: int = 1,
     workers: int = 1,
     threads: int = 1,
@@ -258,6 +259,7 @@ def plan_model(
             dtype=dtype,
             device=device,
             threads=threads,
+            clip_grad_norm=None if clip_grad_norm is None else float(clip_grad_norm),
         )
 
     firsts: dict[str, PlannedCell] = {}  # one trial per arm: its grid cells differ in strength only
@@ -292,6 +294,8 @@ def plan_model(
             "optimizer": describe_function(optimizer),
             "step": describe_function(step),
             "fit": describe_function(fit),
+            # only when set: a study stored before the option existed is the same study on resume
+            **({} if clip_grad_norm is None else {"clip_grad_norm": float(clip_grad_norm)}),
         },
         "folds": folds,
         "task": kind,
