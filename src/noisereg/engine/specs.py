@@ -133,7 +133,8 @@ class SiteNoise:
     every sample of the minibatch; the gradient is taken at W̃ and the optimizer updates the clean W,
     as Graves 2011/2013 do; with ``batch_size = 1`` that is one draw
     per training sequence, Graves 2013's setting), ``"gradients"`` (g̃ = g + noise, added to each replica's gradient
-    before clipping and the optimizer's own scaling, as Neelakantan et al. 2015 and optax do) or
+    before clipping, as TensorFlow's ``optimize_loss`` orders them, and before the optimizer's own
+    scaling, as Neelakantan et al. 2015 and optax do) or
     ``"targets"`` (the batch's targets). ``kind`` is a :mod:`noisereg.noise` config (or, for the
     class-probability rows of a classifier's targets, :class:`noisereg.sites.LabelSmoothing`,
     :class:`~noisereg.sites.LabelFlip` or :class:`~noisereg.sites.DisturbLabel`; the engine trains
