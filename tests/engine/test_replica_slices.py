@@ -56,3 +56,25 @@ def _slope(kind: noise.NoiseKind | None, out: torch.Tensor, x: torch.Tensor) -> 
     if isinstance(kind, noise.MultiplicativeGaussian):
         return (out / x).detach()
     return torch.ones_like(x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_stack_laid_out_across_the_replicas_keeps_its_layout_and_draws_the_same(dtype) -> None:
+    # vmap keeps the replica dimension where the model's operations put it (inside a convolution's
+    # channels): the noisy values come back in that layout, each row what its layer draws alone
+    kinds = [noise.Gaussian(std=0.1), None, noise.Gaussian(std=0.3), None, noise.Gaussian(std=0.0)]
+    layers = _layers(kinds)
+    alone = copy.deepcopy(layers)
+    place = Place(layers)
+    x = torch.randn(6, len(kinds), 7, dtype=dtype, requires_grad=True)  # replicas on dim 1
+    for _ in range(2):
+        out = vmap(place, in_dims=1, out_dims=1)(x)
+        assert out.stride() == x.stride()
+        for r, own in enumerate(alone):
+            expected = x[:, r]
+            for layer in own:
+                expected = layer.train()(expected)
+            assert torch.equal(out[:, r], expected), r
+        grad = torch.randn_like(x)
+        (gx,) = torch.autograd.grad(out, x, grad)
+        assert torch.equal(gx, grad)

@@ -150,7 +150,10 @@ class _GaussianRows(torch.autograd.Function):
     def forward(
         ctx: Any, xs: Tensor, rows: list[int], keys: list[int], counters: list[int], scales: list[float]
     ) -> Tensor:
-        flat = xs.detach().contiguous().view(len(xs), -1)
+        xs = xs.detach()
+        if not xs.is_contiguous():
+            return _rows_in_layout(xs, rows, keys, counters, scales)
+        flat = xs.view(len(xs), -1)
         out = torch.empty_like(flat)
         start = 0  # the rows without noise are copied, a run of them at a time
         for row in [*rows, len(xs)]:
@@ -163,6 +166,26 @@ class _GaussianRows(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None, None]:
         return grad, None, None, None, None
+
+
+def _rows_in_layout(xs: Tensor, rows: list[int], keys: list[int], counters: list[int], scales: list[float]) -> Tensor:
+    """:class:`_GaussianRows` on a stack that is a view across the replicas' values (``vmap`` keeps the
+    replica dimension where the model's operations put it: inside a convolution's channels, say): the
+    result keeps that layout, which the next operation reads without a copy; a contiguous stack would
+    cost a copy here and another there, forward and backward. Each noisy row is drawn in its own
+    value's order and added as ``x + z·σ``, bit for bit what the one-pass fill and a lone layer give."""
+    out = torch.empty_like(xs)  # xs's strides
+    noise = torch.empty((len(rows), xs[0].numel()), dtype=xs.dtype)
+    fill_normals(noise, keys, counters)
+    noise.mul_(torch.tensor(scales, dtype=xs.dtype).unsqueeze(1))
+    start = 0
+    for i, row in enumerate([*rows, len(xs)]):
+        if row > start:
+            out[start:row].copy_(xs[start:row])
+        if row < len(xs):
+            torch.add(xs[row], noise[i].view(xs.shape[1:]), out=out[row])
+        start = row + 1
+    return out
 
 
 class EmbeddingPlace:
