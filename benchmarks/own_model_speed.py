@@ -24,7 +24,7 @@ two moments), and ``ratio: <plain / noisereg>`` last. Run by hand::
     python benchmarks/own_model_speed.py                       # 10 seeds, 20 epochs
     python benchmarks/own_model_speed.py --seeds 2 --epochs 2  # a quick look
     python benchmarks/own_model_speed.py --device cuda
-    python benchmarks/own_model_speed.py --floor --repeat 3 --summary benchmarks/results/own_model_speed.json
+    python benchmarks/own_model_speed.py --floor --repeat 7 --summary benchmarks/results/own_model_speed.json
 """
 
 from __future__ import annotations
