@@ -24,6 +24,8 @@ Run by hand: ``PYTHONPATH=src python benchmarks/study_speed.py`` (``--epochs N``
 ``--breakdown`` the generator line and the float32 kernel's cost split into its stages, one thread;
 ``--generic`` only the specialised engine and the generic path, side by side, ``--repeat N`` times
 (with ``--summary FILE`` each pair is stored: ``benchmarks/results/study_speed_generic.json``);
+``--repeat N`` without ``--generic``: the grid's paths and the plain loop in turn N times, medians
+compared and stored (``--repeat 3`` for the stored tables);
 ``--profile`` one step of each on 60 replicas and the generic step's profile;
 ``--generator torch`` trains the grid's noise with torch's generator instead of noisereg's Philox
 Stream, the library's default on a CPU; the plain loop draws with torch's generator, as a plain
@@ -37,6 +39,7 @@ import json
 import multiprocessing
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -491,7 +494,10 @@ def main() -> None:
         "--repeat",
         type=int,
         default=1,
-        help="with --generic: how many times, side by side (--summary stores each pair)",
+        help=(
+            "how many times, side by side (--generic: --summary stores each pair; the full grid: the plain "
+            "loop and each path alternate, and the medians are compared and stored)"
+        ),
     )
     parser.add_argument("--profile", action="store_true", help="where a step of the generic path goes")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
@@ -555,6 +561,7 @@ def main() -> None:
     )
     print("load average before: " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + " (the machine may be shared)")
     engine_s, engine_cpu, engine_acc = run_engine(epochs)
+    engine_runs = [engine_s]
     compute_s, compute_cpu, _ = run_engine(epochs, zero=True)
     draws = SEEDS * epochs * 30 * (2 + 500 + 500)
     ns = normal_ns()
@@ -572,9 +579,11 @@ def main() -> None:
     print("  mean test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in engine_acc.items()))
     # right after the engine: the ratio of the two should not depend on a load that changes during the run
     generic_s, _, generic_acc = run_generic(epochs)
+    generic_runs = [generic_s]
     print(f"generic path (study.run_model, the user's nn.Sequential): {generic_s:.2f} s wall")
     print("  mean test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in generic_acc.items()))
     projected_s, projected_cpu, projected_acc = run_engine(epochs, projected=True)
+    projected_runs = [projected_s]
     print(
         f"engine, post-ReLU noise sampled through its projection (opt-in): {projected_s:.2f} s wall, "
         f"{projected_cpu:.1f} s CPU"
@@ -586,6 +595,24 @@ def main() -> None:
     if args.skip_plain:
         return
     plain_s, plain_cpu, plain_acc = run_plain(epochs)
+    plain_runs = [plain_s]
+    for _ in range(
+        args.repeat - 1
+    ):  # on a shared machine a load that changes between two single runs decides their ratio
+        engine_runs.append(run_engine(epochs)[0])
+        generic_runs.append(run_generic(epochs)[0])
+        projected_runs.append(run_engine(epochs, projected=True)[0])
+        plain_runs.append(run_plain(epochs)[0])
+    if args.repeat > 1:
+        for name, runs in (
+            ("engine", engine_runs),
+            ("generic", generic_runs),
+            ("projected", projected_runs),
+            ("plain", plain_runs),
+        ):
+            print(f"{name}: {', '.join(f'{t:.2f}' for t in runs)} s (median {statistics.median(runs):.2f})")
+        engine_s, generic_s = statistics.median(engine_runs), statistics.median(generic_runs)
+        projected_s, plain_s = statistics.median(projected_runs), statistics.median(plain_runs)
     print(f"plain loop: {plain_s:.2f} s wall, {plain_cpu:.1f} s CPU")
     print("  mean test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in plain_acc.items()))
     print("load average after: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
@@ -618,6 +645,7 @@ def _store(args: argparse.Namespace, started: float, timings: dict, generic_rati
         f"The reference case-study grid: {len(ARMS)} arms ({', '.join(ARMS)}) × {SEEDS} seeds × {args.epochs} epochs "
         "of an MLP 2→500→1 on 30 points of make_circles, Adam lr 1e-3, batch 32, test accuracy every 10th epoch; "
         "each path on both cores, one after the other in one run"
+        + (f", {args.repeat} times in turn (medians)" if args.repeat > 1 else "")
     )
     note = (
         f"generic / specialised (study.run_model with the user's nn.Sequential, against the built-in engine): "
