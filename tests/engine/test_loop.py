@@ -88,6 +88,23 @@ def _sites(act: str, weight: str) -> tuple[AttachSite, ...]:
     )
 
 
+def _loop_task(factory: Callable[[], nn.Module], sites: tuple[AttachSite, ...], **changes: object) -> LoopTask:
+    task = LoopTask(
+        model=factory,
+        sites=sites,
+        train=(X, Y),
+        test=(X, Y),
+        loss=nn.CrossEntropyLoss(),
+        optimizer=lambda p: torch.optim.Adam(p, lr=1e-2),
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        task="classification",
+        seed=7,
+        dtype=torch.float64,
+    )
+    return dataclasses.replace(task, **changes)
+
+
 def _plain(
     factory: Callable[[], nn.Module],
     sites: tuple[AttachSite, ...],
@@ -146,20 +163,7 @@ def test_a_replica_equals_the_plain_loop_with_attach(case: str, batch: int) -> N
     factory, act, weight = CASES[case]
     sites = _sites(act, weight)
     seed = derive_seed(0, "seed", 3)
-    task = LoopTask(
-        model=factory,
-        sites=sites,
-        train=(X, Y),
-        test=(X, Y),
-        loss=nn.CrossEntropyLoss(),
-        optimizer=lambda p: torch.optim.Adam(p, lr=1e-2),
-        epochs=EPOCHS,
-        batch_size=batch,
-        task="classification",
-        seed=seed,
-        dtype=torch.float64,
-        threads=torch.get_num_threads(),
-    )
+    task = _loop_task(factory, sites, batch_size=batch, seed=seed, threads=torch.get_num_threads())
     result = train_replica(task)
     state, losses = _plain(factory, sites, seed, batch)
     for name, value in state.items():  # float64; same thread count, so the same reductions
@@ -214,23 +218,6 @@ def test_a_dataset_that_fits_one_batch_trains_as_the_same_tensors_do() -> None:
     dataset = train_replica(dataclasses.replace(task, train=TensorDataset(X, Y)))
     for name, value in tensors.state.items():
         torch.testing.assert_close(dataset.state[name], value, rtol=0, atol=0, msg=name)
-
-
-def _loop_task(factory: Callable[[], nn.Module], sites: tuple[AttachSite, ...], **changes: object) -> LoopTask:
-    task = LoopTask(
-        model=factory,
-        sites=sites,
-        train=(X, Y),
-        test=(X, Y),
-        loss=nn.CrossEntropyLoss(),
-        optimizer=lambda p: torch.optim.Adam(p, lr=1e-2),
-        epochs=EPOCHS,
-        batch_size=BATCH,
-        task="classification",
-        seed=7,
-        dtype=torch.float64,
-    )
-    return dataclasses.replace(task, **changes)
 
 
 def test_clip_grad_norm_clips_before_every_update_as_a_loop_that_clips_by_hand() -> None:
