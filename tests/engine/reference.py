@@ -15,7 +15,13 @@ from noisereg.seeding import derive_seed, make_generator, noise_generator
 def _optimizer(group: Group, model: torch.nn.Module) -> torch.optim.Optimizer:
     spec = group.optimizer
     if spec.name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=spec.lr,
+            momentum=spec.momentum,
+            nesterov=spec.nesterov,
+            weight_decay=spec.weight_decay,
+        )
     cls = torch.optim.Adam if spec.name == "adam" else torch.optim.AdamW
     return cls(model.parameters(), lr=spec.lr, betas=spec.betas, eps=spec.eps, weight_decay=spec.weight_decay)
 

@@ -45,6 +45,7 @@ CASES = {
     "sgd-leaky-relu": (OptimSpec("sgd", lr=0.05, momentum=0.9), "leaky_relu", "bce", HIDDEN_NOISE),
     "adamw-softplus-mse": (OptimSpec("adamw", lr=0.01, weight_decay=0.1), "softplus", "mse", HIDDEN_NOISE),
     "sgd-momentum-tanh": (OptimSpec("sgd", lr=0.05, momentum=0.9), "tanh", "bce", HIDDEN_NOISE),
+    "sgd-nesterov-sigmoid": (OptimSpec("sgd", lr=0.05, momentum=0.9, nesterov=True), "sigmoid", "bce", HIDDEN_NOISE),
     "adamw-clip-gelu-ce": (
         OptimSpec("adamw", lr=0.01, weight_decay=0.1, clip_grad_norm=0.5),
         "gelu",

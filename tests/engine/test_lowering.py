@@ -126,11 +126,12 @@ def test_each_replica_equals_its_lone_training_noise_included(loss: str) -> None
     [
         lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3),
         lambda p: torch.optim.SGD(p, lr=0.1),
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
         lambda p: torch.optim.AdamW(p, lr=1e-2, betas=(0.8, 0.99), weight_decay=0.1),
         lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True),
         lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=0.1),
     ],
-    ids=["sgd-momentum", "sgd", "adamw", "adam-decoupled", "adam-l2"],
+    ids=["sgd-momentum", "sgd", "sgd-nesterov", "adamw", "adam-decoupled", "adam-l2"],
 )
 def test_the_optimizers_update_rules_are_torchs(optimizer: Callable[..., torch.optim.Optimizer]) -> None:
     _assert_equal_to_per_replica(_tasks(optimizer=optimizer, arms=ARMS[:3]))
@@ -422,7 +423,7 @@ UNLOWERED = {
     "output noise": dict(arms=[(_site(0.1, select="4"),)]),
     "noise of a tensor strength": dict(arms=[(AttachSite(noise.Gaussian(std=torch.tensor(0.1)), "input", ()),)]),
     "weight noise drawn when asked": dict(arms=[(_site(0.01, "weights", resample="manual"),)]),
-    "nesterov": dict(optimizer=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True)),
+    "dampening": dict(optimizer=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.1)),
     "amsgrad": dict(optimizer=lambda p: torch.optim.Adam(p, amsgrad=True)),
     "rmsprop": dict(optimizer=lambda p: torch.optim.RMSprop(p)),
     "own loss": dict(loss_fn=lambda out, y: ((out - y) ** 2).mean()),

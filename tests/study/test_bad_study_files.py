@@ -118,6 +118,7 @@ STUDY_CASES = [
     BadFile("batch-size-zero", at("training.batch_size", 0), ("training.batch_size", "0")),
     BadFile("lr-negative", small(optimizer={"lr": -1.0}), ("optimizer.lr", "-1.0")),
     BadFile("sam-rho-negative", small(optimizer={"sam_rho": -0.05}), ("optimizer.sam_rho", "-0.05")),
+    BadFile("nesterov-without-momentum", small(optimizer={"name": "sgd", "nesterov": True}), ("optimizer", "nesterov")),
     BadFile("arm-sam-rho-zero", at("arms.1.sam_rho", 0.0), ("arms[1].sam_rho", "0")),
     BadFile("increments-off-weights", at("arms.1.noise.increments", "anticorrelated"), ("arms[1].noise", "weights")),
     BadFile(

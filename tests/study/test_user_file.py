@@ -181,3 +181,15 @@ def test_optimizer_clip_grad_norm_clips_an_own_model_study_as_a_built_in_one(fil
     assert any(isinstance(v, dict) and v.get("training", {}).get("clip_grad_norm") == 0.01 for v in stored)
     losses = [[a["loss"]["mean"] for a in s["arms"]] for s in (clipped, free)]
     assert losses[0] != losses[1]  # the clip acted (a step of lr 0.5 moves the weights by 0.005 at most)
+
+
+def test_the_optimizer_table_builds_the_torch_optimizer_it_names(files: Path) -> None:
+    import torch
+
+    from noisereg.study.bridge.user_file import file_arguments
+
+    text = FILE + "[optimizer]\nname = 'sgd'\nlr = 0.2\nmomentum = 0.9\nnesterov = true\nweight_decay = 0.01\n"
+    optimizer = file_arguments(load_config(_write(files, text)))["optimizer"]([torch.zeros(2, requires_grad=True)])
+    group = optimizer.param_groups[0]
+    assert type(optimizer) is torch.optim.SGD
+    assert (group["lr"], group["momentum"], group["nesterov"], group["weight_decay"]) == (0.2, 0.9, True, 0.01)

@@ -112,9 +112,10 @@ def sgd_step_(
     momentum: float,
     weight_decay: float,
     first_step: bool,
+    nesterov: bool = False,
 ) -> None:
-    """One SGD step (momentum without dampening or Nesterov) on flat buffers, in place. On the first
-    step the momentum buffer becomes the gradient, as in ``torch.optim.SGD``."""
+    """One SGD step (momentum without dampening, Nesterov's if asked) on flat buffers, in place. On the
+    first step the momentum buffer becomes the gradient, as in ``torch.optim.SGD``."""
     fused = _private("_fused_sgd_")
     if fused is not None:
         fused(
@@ -125,12 +126,14 @@ def sgd_step_(
             momentum=momentum,
             lr=lr,
             dampening=0.0,
-            nesterov=False,
+            nesterov=nesterov,
             maximize=False,
             is_first_step=first_step,
         )
         return
-    optimizer = torch.optim.SGD([params], lr=lr, momentum=momentum, weight_decay=weight_decay, foreach=False)
+    optimizer = torch.optim.SGD(
+        [params], lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, foreach=False
+    )
     if momentum_buffer is not None and not first_step:
         optimizer.state[params] = {"momentum_buffer": momentum_buffer}
     _step_public(optimizer, params, grads)

@@ -62,9 +62,11 @@ def optim_spec(optimizer: torch.optim.Optimizer) -> OptimSpec | str:
     if g.get("maximize") or g.get("differentiable") or not isinstance(g["lr"], float):
         return "the optimizer maximizes, is differentiable or has a tensor learning rate"
     if type(optimizer) is torch.optim.SGD:
-        if g["dampening"] != 0 or g["nesterov"]:
-            return "SGD with dampening or Nesterov momentum"
-        return OptimSpec("sgd", lr=g["lr"], momentum=g["momentum"], weight_decay=g["weight_decay"])
+        if g["dampening"] != 0:
+            return "SGD with dampening"
+        return OptimSpec(
+            "sgd", lr=g["lr"], momentum=g["momentum"], nesterov=bool(g["nesterov"]), weight_decay=g["weight_decay"]
+        )
     if type(optimizer) in (torch.optim.Adam, torch.optim.AdamW):
         if g["amsgrad"] or not isinstance(g["betas"][0], float):
             return "Adam with AMSGrad or tensor betas"

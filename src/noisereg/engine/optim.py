@@ -75,6 +75,7 @@ class StackedOptimizer:
                 momentum=spec.momentum,
                 weight_decay=spec.weight_decay,
                 first_step=self.first_step,
+                nesterov=spec.nesterov,
             )
         else:
             adam_step_(

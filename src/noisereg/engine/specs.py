@@ -86,7 +86,8 @@ class OptimSpec:
     """An optimizer with torch's exact update rules (``torch.optim.SGD``/``Adam``/``AdamW``).
 
     ``weight_decay`` is L2 added to the gradient for ``sgd`` and ``adam`` and decoupled
-    (p ← p·(1 − lr·wd)) for ``adamw``; SGD momentum has no dampening and no Nesterov term.
+    (p ← p·(1 − lr·wd)) for ``adamw``; SGD momentum has no dampening; ``nesterov`` (SGD with momentum
+    only) steps along g + μ·b instead of the momentum buffer b, as ``torch.optim.SGD(nesterov=True)``.
     ``clip_grad_norm`` rescales each replica's whole gradient as ``torch.nn.utils.clip_grad_norm_``
     does (factor min(1, c / (‖g‖₂ + 1e-6))).
     ``sam_rho`` > 0 makes each step sharpness-aware (SAM, Foret et al. 2021): the gradient g at w, then
@@ -97,6 +98,7 @@ class OptimSpec:
     name: Literal["sgd", "adam", "adamw"] = "adam"
     lr: float = 1e-3
     momentum: float = 0.0
+    nesterov: bool = False
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
@@ -110,6 +112,12 @@ class OptimSpec:
         check_real(self.momentum, "momentum", low=0.0)
         if self.momentum >= 1:
             raise ValueError(f"momentum={self.momentum!r} must be in [0, 1)")
+        if not isinstance(self.nesterov, bool):
+            raise TypeError(f"nesterov={self.nesterov!r} must be True or False")
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0):
+            raise ValueError(
+                f"nesterov=True needs name='sgd' with a momentum > 0, got {self.name!r}, {self.momentum!r}"
+            )
         check_real(self.weight_decay, "weight_decay", low=0.0)
         if not (isinstance(self.betas, tuple) and len(self.betas) == 2):
             raise TypeError(f"betas={self.betas!r} must be a tuple of two floats in [0, 1)")

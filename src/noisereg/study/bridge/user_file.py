@@ -79,7 +79,9 @@ def file_arguments(cfg: UserStudyConfig, *, source: str = "study") -> dict[str, 
             )
     opt = cfg.optimizer
     makers = {
-        "sgd": lambda p: torch.optim.SGD(p, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay),
+        "sgd": lambda p: torch.optim.SGD(
+            p, lr=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov, weight_decay=opt.weight_decay
+        ),
         "adam": lambda p: torch.optim.Adam(p, lr=opt.lr, betas=opt.betas, eps=opt.eps, weight_decay=opt.weight_decay),
         "adamw": lambda p: torch.optim.AdamW(p, lr=opt.lr, betas=opt.betas, eps=opt.eps, weight_decay=opt.weight_decay),
     }
