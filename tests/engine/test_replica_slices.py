@@ -20,19 +20,22 @@ def _layers(kinds: list[noise.NoiseKind | None]) -> list[list[NoiseLayer]]:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(
-    "kinds",
+    ("kinds", "one_pass"),
     [
-        [noise.Gaussian(std=0.1), None, noise.Gaussian(std=0.3), noise.Gaussian(std=0.0)],  # one pass
-        [noise.Gaussian(std=schedules.Linear(0.1, 0.2, 5)), None],  # a schedule: each layer called
-        [noise.Gaussian(std=0.1), noise.MultiplicativeGaussian(std=0.2)],  # another kind: each layer called
+        ([noise.Gaussian(std=0.1), None, noise.Gaussian(std=0.3), noise.Gaussian(std=0.0)], True),
+        # built-in schedules: one pass, at each layer's own step (the first reaches 0 at step 2: then off)
+        ([noise.Gaussian(std=schedules.Linear(0.1, 0.0, 2)), None, noise.Gaussian(std=schedules.Annealed(0.3))], True),
+        ([noise.Gaussian(std=lambda step: 0.1 / (1 + step)), None], False),  # an own callable: each layer called
+        ([noise.Gaussian(std=0.1), noise.MultiplicativeGaussian(std=0.2)], False),  # another kind: each layer called
     ],
+    ids=["constant", "schedules", "own-callable", "another-kind"],
 )
-def test_a_place_draws_what_each_replicas_layer_draws_alone(kinds, dtype) -> None:
+def test_a_place_draws_what_each_replicas_layer_draws_alone(kinds, one_pass, dtype) -> None:
     layers = _layers(kinds)
     alone = copy.deepcopy(layers)
     place = Place(layers)
     x = torch.randn(len(kinds), 5, 7, dtype=dtype, requires_grad=True)
-    assert place._one_pass(x) is (len(kinds) == 4)  # the first case takes the one-pass path
+    assert place._one_pass(x) is one_pass
     for _ in range(3):  # the layers' steps and streams move on as a lone replica's do
         out = vmap(place)(x)
         for r, own in enumerate(alone):

@@ -5,8 +5,8 @@ stack ``[R, ...]`` whose slice r is replica r's. :func:`on_replicas` hands a fun
 (below the batching level, so random draws are ordinary ones) and batches its result again. On it:
 
 - :class:`Place`: input and activation noise, replica r's noise layers (in attach order) on slice r;
-  where each replica has at most one Gaussian layer of constant std drawing from a Stream (the
-  default on a CPU), all replicas in one pass over the stack, each row what its layer draws alone
+  where each replica has at most one Gaussian layer whose std is a number or a built-in schedule,
+  drawing from a Stream (the default on a CPU), all replicas in one pass over the stack, each row what its layer draws alone
   (one call, no tensor per replica, no stack: 75 ms -> 47-54 ms a step for 60 replicas of the
   case-study MLP, benchmarks/study_speed.py's grid, on a loaded 2-vCPU machine);
 - :class:`EmbeddingPlace`: embedding noise (NEFTune), with replica r's padding from its own token ids;
@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from noisereg.layers import NoiseLayer
 from noisereg.noise import Gaussian
+from noisereg.schedules import span
 from noisereg.streams import Stream, fill_normals
 
 __all__ = ["EmbeddingPlace", "Place", "on_replicas"]
@@ -102,9 +103,9 @@ class Place:
         return torch.stack(out)
 
     def _one_pass(self, xs: Tensor) -> bool:
-        """Whether every replica's noise here is one Gaussian layer of constant std without clip,
-        drawing from a Stream (or no noise at all), on a float32/float64 CPU stack: then
-        :meth:`_gaussian_rows` draws all of them in one call."""
+        """Whether every replica's noise here is one Gaussian layer without clip whose std is a number
+        or a built-in schedule (whose values are numbers), drawing from a Stream (or no noise at all),
+        on a float32/float64 CPU stack: then :meth:`_gaussian_rows` draws all of them in one call."""
         if xs.device.type != "cpu" or xs.dtype not in (torch.float32, torch.float64) or torch.compiler.is_compiling():
             return False
         for layers in self.layers:
@@ -112,7 +113,9 @@ class Place:
                 return False
             for layer in layers:
                 kind = layer.kind
-                if type(kind) is not Gaussian or kind.clip is not None or not isinstance(kind.std, numbers.Real):
+                if type(kind) is not Gaussian or kind.clip is not None:
+                    return False
+                if not isinstance(kind.std, numbers.Real) and span(kind.std) is None:  # a tensor, an own callable
                     return False
                 if type(layer).forward is not NoiseLayer.forward or not isinstance(layer.generator(xs.device), Stream):
                     return False
@@ -130,14 +133,17 @@ class Place:
                 if not layer.active:
                     continue
                 step = layer._advance_eager()
-                if layer.kind.is_off(step) or float(layer.kind.std) == 0.0:  # type: ignore[attr-defined]
+                if layer.kind.is_off(step):
                     continue
                 layer._count_eager()
+                std = float(layer.kind.resolved(step)["std"])  # checked against the kind's range, as alone
+                if std == 0.0:  # noise.gaussian draws nothing at 0
+                    continue
                 stream = layer.generator(xs.device)
                 rows.append(r)
                 keys.append(stream.key)  # type: ignore[union-attr]
                 counters.append(stream.reserve(size))  # type: ignore[union-attr]
-                scales.append(float(layer.kind.std))  # type: ignore[attr-defined]
+                scales.append(std)
         if not rows:
             return xs
         return _GaussianRows.apply(xs, rows, keys, counters, scales)
