@@ -13,7 +13,7 @@ from typing import Literal, get_args
 
 import torch
 
-from noisereg._checks import check_choice, check_int, check_real
+from noisereg._checks import check_choice, check_int, check_real, check_type
 from noisereg.engine.modules import ModuleSpec
 from noisereg.engine.vocabulary import (
     HIDDEN_SITES,
@@ -88,8 +88,7 @@ class OptimSpec:
     ``weight_decay`` is L2 added to the gradient for ``sgd`` and ``adam`` and decoupled
     (p ← p·(1 − lr·wd)) for ``adamw``; SGD momentum has no dampening; ``nesterov`` (SGD with momentum
     only) steps along g + μ·b instead of the momentum buffer b, as ``torch.optim.SGD(nesterov=True)``.
-    ``clip_grad_norm`` rescales each replica's whole gradient as ``torch.nn.utils.clip_grad_norm_``
-    does (factor min(1, c / (‖g‖₂ + 1e-6))).
+    ``clip_grad_norm`` rescales each replica's whole gradient, noise included, by min(1, c / (‖g‖₂ + 1e-6)).
     ``sam_rho`` > 0 makes each step sharpness-aware (SAM, Foret et al. 2021): the gradient g at w, then
     the gradient at w + ρ·g/‖g‖₂ (‖g‖ over all of a replica's parameters) is the one the optimizer
     applies at w; two gradients per step.
@@ -109,15 +108,10 @@ class OptimSpec:
         check_choice(self.name, "name", get_args(Literal["sgd", "adam", "adamw"]))
         check_real(self.sam_rho, "sam_rho", low=0.0)
         check_real(self.lr, "lr", low=0.0, low_open=True)
-        check_real(self.momentum, "momentum", low=0.0)
-        if self.momentum >= 1:
-            raise ValueError(f"momentum={self.momentum!r} must be in [0, 1)")
-        if not isinstance(self.nesterov, bool):
-            raise TypeError(f"nesterov={self.nesterov!r} must be True or False")
+        check_real(self.momentum, "momentum", low=0.0, high=1.0, high_open=True)
+        check_type(self.nesterov, "nesterov", bool, "True or False")
         if self.nesterov and (self.name != "sgd" or self.momentum == 0):
-            raise ValueError(
-                f"nesterov=True needs name='sgd' with a momentum > 0, got {self.name!r}, {self.momentum!r}"
-            )
+            raise ValueError(f"nesterov=True needs name='sgd' with a momentum > 0, got {self.name!r}, {self.momentum}")
         check_real(self.weight_decay, "weight_decay", low=0.0)
         if not (isinstance(self.betas, tuple) and len(self.betas) == 2):
             raise TypeError(f"betas={self.betas!r} must be a tuple of two floats in [0, 1)")
