@@ -37,7 +37,7 @@ masks from torch's generator in that replica's state, as it draws them trained a
 (:class:`~noisereg.engine.model_randomness.ReplicaDropout`).
 
 Anything else goes to the ``vmap`` path: other layers or orderings, frozen parameters or hooks of the
-model's own, other noise kinds or places, optimizers other than SGD (no dampening or Nesterov), Adam
+model's own, other noise kinds or places, optimizers other than SGD (Nesterov or not, no dampening), Adam
 and AdamW (no AMSGrad), losses other than the ``ce``/``bce``/``mse`` of
 :func:`noisereg.study.run_model` or torch's ``CrossEntropyLoss``/``BCEWithLogitsLoss``/``MSELoss``
 with default arguments, a device other than the CPU (weight noise drawn only when asked trains per
