@@ -64,6 +64,10 @@ _METHODS = {
 _RESHAPES = ("squeeze", "flatten")  # what may follow the last Linear: the output's shape only
 
 
+def _flatten_samples(t: torch.Tensor) -> torch.Tensor:
+    return t.flatten(1)
+
+
 def activation_name(module: nn.Module) -> str | None:
     """The kernels' name of an activation module at torch's default arguments, or None."""
     name = _MODULES.get(type(module))
@@ -135,7 +139,7 @@ def _step(node: fx.Node, modules: dict[str, nn.Module]) -> ForwardStep | None:
         return None
     if node.op == "call_function":
         if node.target is torch.flatten and list(node.args[1:]) in ([1], [1, -1]) and not node.kwargs:
-            return ForwardStep("flatten", None, lambda t: t.flatten(1))
+            return ForwardStep("flatten", None, _flatten_samples)
         if node.target in (torch.flatten, torch.squeeze):
             target, args, kwargs = cast(Callable[..., torch.Tensor], node.target), node.args[1:], dict(node.kwargs)
             return ForwardStep("reshape", None, lambda t: target(t, *args, **kwargs))
@@ -144,7 +148,7 @@ def _step(node: fx.Node, modules: dict[str, nn.Module]) -> ForwardStep | None:
     if node.op == "call_method":
         method, args, kwargs = str(node.target), node.args[1:], dict(node.kwargs)
         if method == "flatten" and list(args) in ([1], [1, -1]) and not kwargs:
-            return ForwardStep("flatten", None, lambda t: t.flatten(1))
+            return ForwardStep("flatten", None, _flatten_samples)
         if method in _RESHAPES:
             return ForwardStep("reshape", None, lambda t: getattr(t, method)(*args, **kwargs))
         if method in _METHODS and not args and not kwargs:

@@ -160,12 +160,7 @@ class _GaussianRows(torch.autograd.Function):
         if not xs.is_contiguous():
             return _rows_in_layout(xs, rows, keys, counters, scales)
         flat = xs.view(len(xs), -1)
-        out = torch.empty_like(flat)
-        start = 0  # the rows without noise are copied, a run of them at a time
-        for row in [*rows, len(xs)]:
-            if row > start:
-                out[start:row].copy_(flat[start:row])
-            start = row + 1
+        out = _copy_others(torch.empty_like(flat), flat, rows)
         fill_normals(out, keys, counters, shift=flat, scale=scales, rows=rows)
         return out.view(xs.shape)
 
@@ -180,16 +175,21 @@ def _rows_in_layout(xs: Tensor, rows: list[int], keys: list[int], counters: list
     result keeps that layout, which the next operation reads without a copy; a contiguous stack would
     cost a copy here and another there, forward and backward. Each noisy row is drawn in its own
     value's order and added as ``x + z·σ``, bit for bit what the one-pass fill and a lone layer give."""
-    out = torch.empty_like(xs)  # xs's strides
+    out = _copy_others(torch.empty_like(xs), xs, rows)  # empty_like keeps xs's strides
     noise = torch.empty((len(rows), xs[0].numel()), dtype=xs.dtype)
     fill_normals(noise, keys, counters)
     noise.mul_(torch.tensor(scales, dtype=xs.dtype).unsqueeze(1))
+    for z, row in zip(noise, rows, strict=True):
+        torch.add(xs[row], z.view(xs.shape[1:]), out=out[row])
+    return out
+
+
+def _copy_others(out: Tensor, xs: Tensor, rows: list[int]) -> Tensor:
+    """``out`` with every row of ``xs`` but ``rows`` (ascending) copied in, a run of them at a time."""
     start = 0
-    for i, row in enumerate([*rows, len(xs)]):
+    for row in [*rows, len(xs)]:
         if row > start:
             out[start:row].copy_(xs[start:row])
-        if row < len(xs):
-            torch.add(xs[row], noise[i].view(xs.shape[1:]), out=out[row])
         start = row + 1
     return out
 
