@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import numbers
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal, overload
 
 import numpy as np
@@ -44,6 +44,7 @@ __all__ = [
     "use_noise_generator",
     "noise_generator_family",
     "NoiseGenerator",
+    "seeded_global_rng",
 ]
 
 Family = Literal["philox", "torch"]
@@ -268,3 +269,36 @@ def make_generator(seed: int | torch.Generator | None, device: torch.device | st
     generator = torch.Generator(device=device)
     generator.manual_seed(check_seed(seed))
     return generator
+
+
+@contextlib.contextmanager
+def seeded_global_rng(seed: int, device: torch.device | str = "cpu") -> Iterator[Callable[[int], object]]:
+    """Inside: torch's global generators seeded ``seed`` as ``torch.manual_seed(seed)`` seeds them, for
+    work on ``device``; on leaving, the states they had before (the CPU's, and ``device``'s own).
+    Yields a function that seeds them again (a model built under one seed, trained under another).
+
+    On a CPU only the CPU's generator is seeded: ``torch.manual_seed`` also queues a seed for each
+    accelerator torch knows and has not started, recording the caller's stack each time, 0.3 ms a
+    call (a study sets up each of its replicas this way). Another device gets ``torch.manual_seed``.
+
+    >>> with seeded_global_rng(3):
+    ...     a = torch.rand(2)
+    >>> with seeded_global_rng(3) as reseed:
+    ...     _ = torch.rand(5)
+    ...     _ = reseed(3)
+    ...     torch.equal(torch.rand(2), a)
+    True
+    """
+    check_seed(seed)
+    where = torch.device(device)
+    if where.type == "cpu":
+        forked = torch.random.fork_rng(devices=[])
+        reseed: Callable[[int], object] = torch.default_generator.manual_seed
+    else:
+        module = torch.get_device_module(where.type)
+        index = where.index if where.index is not None else getattr(module, "current_device", lambda: 0)()
+        forked = torch.random.fork_rng(devices=[index], device_type=where.type)
+        reseed = torch.manual_seed
+    with forked:
+        reseed(seed)
+        yield reseed

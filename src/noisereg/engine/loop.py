@@ -6,7 +6,8 @@ reference they are checked against. One replica, from its seed ``s`` alone:
 
 - the model is built (or re-initialized) with torch's global generator seeded ``derive_seed(s, "init")``;
   training then runs with the global generator seeded ``derive_seed(s, "train")`` (the model's own
-  dropout draws from it), all inside ``torch.random.fork_rng`` so the caller's state is untouched;
+  dropout draws from it), all inside :func:`noisereg.seeding.seeded_global_rng` so the caller's state
+  is untouched;
 - batch order: ``torch.randperm`` from a generator seeded ``derive_seed(s, "batches")`` every epoch
   (a ``Dataset`` goes through a ``DataLoader`` with that generator and the user's ``collate``); when
   one batch holds the whole training set it keeps its stored order and nothing is drawn, as in the
@@ -34,7 +35,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from noisereg.noise.base import NoiseKind
-from noisereg.seeding import derive_seed
+from noisereg.seeding import derive_seed, seeded_global_rng
 from noisereg.sites import attach
 from noisereg.sites.attach import At, TargetsHandle
 from noisereg.sites.mixing import MixingLayer
@@ -269,10 +270,9 @@ def seeded_model(task: LoopTask) -> Iterator[nn.Module]:
     ``derive_seed(seed, "init")`` and moved to the task's device and dtype; inside, the generator is
     seeded ``derive_seed(seed, "train")``, where its training starts drawing; the caller's random
     state is restored on leaving (the seeding of the module docstring, for every path that builds one)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(task.seed, "init"))
+    with seeded_global_rng(derive_seed(task.seed, "init"), task.device) as reseed:
         model = task.model().to(device=task.device, dtype=task.dtype)
-        torch.manual_seed(derive_seed(task.seed, "train"))
+        reseed(derive_seed(task.seed, "train"))
         yield model
 
 

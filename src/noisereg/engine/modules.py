@@ -29,7 +29,7 @@ from noisereg._compat.torch_private import batch_rnn_rules
 from noisereg.engine.losses import training_loss
 from noisereg.engine.replica_slices import on_replicas
 from noisereg.engine.vocabulary import HIDDEN_SITES
-from noisereg.seeding import derive_seed
+from noisereg.seeding import derive_seed, seeded_global_rng
 from noisereg.sites.activations import noisy_value
 
 __all__ = ["ModuleSpec", "StackedModule", "initial_module"]
@@ -64,10 +64,9 @@ class ModuleSpec:
 
 def initial_module(spec: ModuleSpec, seed: int) -> nn.Module:
     """The module of the replica with root ``seed``: ``spec.factory()`` with torch's global generator
-    seeded from ``derive_seed(seed, "init")`` inside ``torch.random.fork_rng``, so the caller's global
-    random state is left as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(seed, "init"))
+    seeded from ``derive_seed(seed, "init")`` by :func:`~noisereg.seeding.seeded_global_rng`, so the
+    caller's global random state is left as it was."""
+    with seeded_global_rng(derive_seed(seed, "init")):
         module = spec.factory()
     if not isinstance(module, nn.Module):
         raise TypeError(f"ModuleSpec.factory returned {type(module).__name__}, expected an nn.Module")
