@@ -18,7 +18,7 @@ from torch import nn
 from noisereg import LabelFlip, LabelSmoothing, Mixup, annealed_gaussian, noise
 from noisereg.engine.loop import AttachSite, LoopTask, train_replica
 from noisereg.engine.lowered_mlp import LoweredMLP
-from noisereg.engine.lowering import lowered_group, lowering_refusal
+from noisereg.engine.lowering import kernel_stacks, lowered_group, lowering_refusal
 from noisereg.engine.vectorized_training import train_vectorized
 from noisereg.schedules import Linear
 from noisereg.study.bridge.user import make_loss
@@ -606,3 +606,18 @@ def test_gradient_clipping_on_the_kernels_equals_its_lone_training() -> None:
     )
     for a, b in zip(clipped, free, strict=True):
         assert not torch.allclose(a.state["0.weight"], b.state["0.weight"])  # the clip acted
+
+
+def _wide() -> nn.Module:  # a 4096-wide hidden stack of 8 float64 samples: 256 KiB a replica
+    return nn.Sequential(nn.Linear(3, 4096), nn.Tanh(), nn.Linear(4096, 1), nn.Flatten(0))
+
+
+def test_replicas_train_in_cache_sized_stacks_each_result_its_own() -> None:
+    arms = [ARMS[1]] * 5 + [ARMS[0]] * 4
+    tasks = [dataclasses.replace(t, model=_wide, epochs=2, eval_every=1) for t in _tasks(arms=arms)]
+    assert [list(s) for s in kernel_stacks(tasks)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8]]
+    for task, got in zip(tasks, train_vectorized(tasks), strict=True):
+        want = train_replica(task)
+        for name in want.state:
+            assert torch.allclose(got.state[name], want.state[name], atol=TOL, rtol=0), name
+        assert got.final == pytest.approx(want.final, abs=TOL)

@@ -39,13 +39,13 @@ from torch import Tensor
 from noisereg._allocator import keep_freed_memory
 from noisereg._checks import check_int
 from noisereg.engine.modules import initial_module
+from noisereg.engine.replicas import cache_sized_stack
 from noisereg.engine.specs import FoldData, Group, MLPSpec, Replica, check_folds, is_constantly_off, site_kinds
 from noisereg.engine.train import ChunkResult, evaluated_epochs, train_chunk
 from noisereg.engine.vocabulary import HIDDEN_SITES
 
 __all__ = ["GroupResult", "train_group", "estimate_replica_bytes", "plan_chunks"]
 
-_CACHE_BYTES = 1 << 20
 _PROGRESS_SECONDS = 0.2
 
 
@@ -135,10 +135,7 @@ def plan_chunks(
     if chunk_size is None:
         n_train = max(f.x_train.shape[0] for f in folds)
         # a ModuleSpec got its chunk_size above: only an MLP is left here
-        model = cast(MLPSpec, group.model)
-        widest = max(model.widths, default=model.out_features)
-        itemsize = torch.empty(0, dtype=dtype).element_size()
-        chunk_size = max(1, _CACHE_BYTES // (min(group.batch_size, n_train) * widest * itemsize))
+        chunk_size = cache_sized_stack(cast(MLPSpec, group.model), min(group.batch_size, n_train), dtype)
     if memory_budget is not None:
         chunk_size = min(chunk_size, max(1, memory_budget // estimate_replica_bytes(group, folds, dtype)))
     plan = []

@@ -20,7 +20,7 @@ from torch.func import vmap
 
 from noisereg.engine.loop import LoopResult, LoopTask, scores
 from noisereg.engine.lowered_mlp import LoweredMLP
-from noisereg.engine.lowering import lowered_group, on_kernels
+from noisereg.engine.lowering import kernel_stacks, lowered_group, on_kernels
 from noisereg.engine.model_randomness import user_reason
 from noisereg.engine.vectorizable import group_key, refusal
 from noisereg.engine.vectorized import VectorizedGroup
@@ -85,7 +85,8 @@ def train_vectorized(tasks: Sequence[LoopTask]) -> list[LoopResult]:
     """Train the replicas of ``tasks`` as one :class:`VectorizedGroup`; results in the order of ``tasks``.
     Each result is what :func:`noisereg.engine.loop.train_replica` gives for that task, up to rounding.
     Tasks whose model is an MLP the built-in engine's kernels train (:mod:`noisereg.engine.lowering`)
-    train there, as one group, the others under ``vmap``.
+    train there, in cache-sized stacks one after another (:func:`~noisereg.engine.lowering.kernel_stacks`),
+    the others under ``vmap``, as one group.
     Raises ValueError (see :class:`VectorizedGroup`), or torch's error when the model cannot be batched.
     """
     with _threads(tasks[0].threads):
@@ -96,12 +97,14 @@ def train_vectorized(tasks: Sequence[LoopTask]) -> list[LoopResult]:
             if not members:
                 continue
             chosen = [tasks[i] for i in members]
-            group = (lowered_group(chosen) if kernels else None) or VectorizedGroup(chosen)
-            try:
-                for i, result in zip(members, _train(group), strict=True):
-                    results[i] = result
-            finally:
-                group.close()
+            for stack in kernel_stacks(chosen) if kernels else [range(len(chosen))]:
+                part = [chosen[k] for k in stack]
+                group = (lowered_group(part) if kernels else None) or VectorizedGroup(part)
+                try:
+                    for k, result in zip(stack, _train(group), strict=True):
+                        results[members[k]] = result
+                finally:
+                    group.close()
         return cast(list[LoopResult], results)
 
 
