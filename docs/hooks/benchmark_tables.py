@@ -18,7 +18,7 @@ from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
-MARKER = re.compile(r"<!-- benchmark: ([a-z_]+) -->")
+MARKER = re.compile(r"<!-- benchmark: ([a-z0-9_]+) -->")
 
 # Column titles of benchmarks/selection.py's COLUMNS, and how each number is written.
 SELECTION_COLUMNS = {
@@ -113,8 +113,10 @@ COLUMNS = {
     "lowering_speed": LOWERING_COLUMNS,
     "study_speed": STUDY_SPEED_COLUMNS,
     "study_speed_generic": STUDY_SPEED_GENERIC_COLUMNS,
+    "study_speed_generic_avx2": STUDY_SPEED_GENERIC_COLUMNS,
     "study_speed_avx2": STUDY_SPEED_COLUMNS,
     "noise_overhead": NOISE_OVERHEAD_COLUMNS,
+    "noise_overhead_avx2": NOISE_OVERHEAD_COLUMNS,
     "selection": SELECTION_COLUMNS,
     "selection_heldout": SELECTION_COLUMNS,
     "sequential": SEQUENTIAL_COLUMNS,
