@@ -110,6 +110,7 @@ GENERATOR_COLUMNS = {
 COLUMNS = {
     "generator_speed": GENERATOR_COLUMNS,
     "own_model_speed": OWN_MODEL_COLUMNS,
+    "own_model_speed_avx2": OWN_MODEL_COLUMNS,
     "lowering_speed": LOWERING_COLUMNS,
     "study_speed": STUDY_SPEED_COLUMNS,
     "study_speed_generic": STUDY_SPEED_GENERIC_COLUMNS,
