@@ -39,12 +39,11 @@ from torch import Tensor
 from noisereg._allocator import keep_freed_memory
 from noisereg._checks import check_int
 from noisereg.engine.modules import initial_module
-from noisereg.engine.replicas import cache_sized_stack
 from noisereg.engine.specs import FoldData, Group, MLPSpec, Replica, check_folds, is_constantly_off, site_kinds
 from noisereg.engine.train import ChunkResult, evaluated_epochs, train_chunk
 from noisereg.engine.vocabulary import HIDDEN_SITES
 
-__all__ = ["GroupResult", "train_group", "estimate_replica_bytes", "plan_chunks"]
+__all__ = ["GroupResult", "train_group", "estimate_replica_bytes", "plan_chunks", "cache_sized_stack"]
 
 _PROGRESS_SECONDS = 0.2
 
@@ -118,6 +117,18 @@ def estimate_replica_bytes(group: Group, folds: Sequence[FoldData], dtype: torch
         n_params = sum(p.numel() for p in initial_module(spec, 0).parameters())
         activations = 0
     return itemsize * (n_params * per_param + activations + inputs + outputs + data)
+
+
+# Replicas a stack holds by default: its widest activation stack near 1 MiB, which stays in cache.
+_CACHE_BYTES = 1 << 20
+
+
+def cache_sized_stack(spec: MLPSpec, batch_rows: int, dtype: torch.dtype) -> int:
+    """How many replicas of ``spec`` one stack holds when each takes ``batch_rows`` samples a step:
+    as many as keep the widest activation stack near 1 MiB, at least one."""
+    widest = max(spec.widths, default=spec.out_features)
+    itemsize = torch.empty(0, dtype=dtype).element_size()
+    return max(1, _CACHE_BYTES // (batch_rows * widest * itemsize))
 
 
 def plan_chunks(

@@ -54,11 +54,11 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
+from noisereg.engine.group import cache_sized_stack
 from noisereg.engine.loop import LoopTask, attach_sites, seeded_model
 from noisereg.engine.lowered_mlp import LoweredMLP, Slots
 from noisereg.engine.lowering_rules import data_fits, loss_name, optim_spec, plain_noise
 from noisereg.engine.mlp_layout import Layout, mlp_of
-from noisereg.engine.replicas import cache_sized_stack
 from noisereg.engine.specs import OptimSpec
 from noisereg.engine.vectorizable import refusal, same_setting
 from noisereg.layers import NoiseLayer
@@ -246,22 +246,26 @@ def _lowers(task: LoopTask) -> bool:
     return True
 
 
-def _builds_mlp(task: LoopTask) -> bool:
-    """Whether ``task``'s factory builds a model the kernels take (one module built and dropped, the
-    caller's random state left alone): a study asks once, not once per arm."""
+def _layout(task: LoopTask) -> Layout | str:
+    """The layout of the model ``task``'s factory builds (one module built and dropped, the caller's
+    random state left alone), or why the kernels do not take it."""
     with seeded_model(task) as model:
-        return not isinstance(mlp_of(model), str)
+        return mlp_of(model)
+
+
+def _builds_mlp(task: LoopTask) -> bool:
+    """Whether ``task``'s factory builds a model the kernels take: a study asks once, not once per arm."""
+    return not isinstance(_layout(task), str)
 
 
 def kernel_stacks(tasks: Sequence[LoopTask]) -> list[range]:
     """Indices into ``tasks`` (replicas the kernels train) in the stacks they train in, one after
-    another: consecutive runs of at most :func:`~noisereg.engine.replicas.cache_sized_stack` replicas,
+    another: consecutive runs of at most :func:`~noisereg.engine.group.cache_sized_stack` replicas,
     as the built-in engine chunks a group (the case-study grid's 120 replicas as one stack spent 10%
     more time in training than in stacks of 17)."""
     x, _ = tasks[0].train  # type: ignore[misc]
-    with seeded_model(tasks[0]) as model:
-        layout = mlp_of(model)
-    size = len(tasks)
+    layout = _layout(tasks[0])
+    size = len(tasks)  # where the kernels refuse the model, lowered_group says so for the one stack
     if not isinstance(layout, str):
         size = cache_sized_stack(layout.spec, min(tasks[0].batch_size, len(x)), tasks[0].dtype)
     return [range(k, min(k + size, len(tasks))) for k in range(0, len(tasks), size)]

@@ -32,7 +32,7 @@ from noisereg.engine.specs import MLPSpec
 from noisereg.noise.multiplicative import SELU_ALPHA, SELU_SCALE
 from noisereg.seeding import derive_seed, make_generator
 
-__all__ = ["StackedMLP", "build_module", "initial_state_dict", "cache_sized_stack"]
+__all__ = ["StackedMLP", "build_module", "initial_state_dict"]
 
 ACTIVATION_MODULES = {
     "relu": nn.ReLU,
@@ -51,19 +51,6 @@ HiddenNoise = Sequence[tuple[Sequence[HiddenStream], Sequence[HiddenStream]]]
 # d output / d input of a hidden layer's noise and activation: a tensor (closed form), the autograd
 # leaf and output to differentiate (tuple), or None where it is 1
 Local = Tensor | tuple[Tensor, Tensor] | None
-
-
-# Replicas a stack holds by default: its widest activation stack near 1 MiB, which stays in cache
-# (see benchmarks/study_speed.py).
-_CACHE_BYTES = 1 << 20
-
-
-def cache_sized_stack(spec: MLPSpec, batch_rows: int, dtype: torch.dtype) -> int:
-    """How many replicas of ``spec`` one stack holds when each takes ``batch_rows`` samples a step:
-    as many as keep the widest activation stack near 1 MiB, at least one."""
-    widest = max(spec.widths, default=spec.out_features)
-    itemsize = torch.empty(0, dtype=dtype).element_size()
-    return max(1, _CACHE_BYTES // (batch_rows * widest * itemsize))
 
 
 def build_module(spec: MLPSpec) -> nn.Sequential:
